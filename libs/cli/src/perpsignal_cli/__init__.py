@@ -1,0 +1,1 @@
+"""The `perpsignal` command line."""

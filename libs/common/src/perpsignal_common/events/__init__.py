@@ -1,0 +1,1 @@
+"""Event contracts: envelope, payloads, topic registry and codec."""

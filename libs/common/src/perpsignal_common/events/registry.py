@@ -1,0 +1,103 @@
+"""One codec for every topic: a discriminated union on `type`, JSON on the wire."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import orjson
+from pydantic import Field, TypeAdapter, ValidationError
+
+from perpsignal_common.errors import PoisonMessage
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import (
+    CandleClosedV1,
+    CoinProfileV1,
+    FearGreedV1,
+    FundingRateV1,
+    LiquidationBucketV1,
+    LiquidationOrderV1,
+    ListingDetectedV1,
+    LongShortRatioV1,
+    OpenInterestV1,
+    SocialMetricsV1,
+    TakerFlowV1,
+    TickerV1,
+    TrackCommandV1,
+    WhaleTradeV1,
+)
+from perpsignal_common.events.signals import (
+    JudgeReplyV1,
+    JudgeRequestV1,
+    MssScoredV1,
+    OutcomeEvaluatedV1,
+    SignalJudgedV1,
+    SignalScoredV1,
+)
+
+E = TypeVar("E", bound=Event)
+
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    CandleClosedV1, FundingRateV1, OpenInterestV1, LongShortRatioV1, TakerFlowV1,
+    LiquidationBucketV1, SocialMetricsV1, WhaleTradeV1, CoinProfileV1, TickerV1,
+    FearGreedV1, LiquidationOrderV1, ListingDetectedV1, TrackCommandV1,
+    SignalScoredV1, SignalJudgedV1, MssScoredV1, OutcomeEvaluatedV1,
+    JudgeRequestV1, JudgeReplyV1,
+)
+
+AnyEvent = Annotated[
+    CandleClosedV1 | FundingRateV1 | OpenInterestV1 | LongShortRatioV1 | TakerFlowV1
+    | LiquidationBucketV1 | SocialMetricsV1 | WhaleTradeV1 | CoinProfileV1 | TickerV1
+    | FearGreedV1 | LiquidationOrderV1 | ListingDetectedV1 | TrackCommandV1
+    | SignalScoredV1 | SignalJudgedV1 | MssScoredV1 | OutcomeEvaluatedV1
+    | JudgeRequestV1 | JudgeReplyV1,
+    Field(discriminator="type"),
+]
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+EVENTS_BY_TYPE: dict[str, type[Event]] = {
+    cls.model_fields["type"].default: cls for cls in EVENT_CLASSES
+}
+
+
+def events_for_topic(topic: str) -> list[type[Event]]:
+    """Return the event classes published on `topic`."""
+    return [cls for cls in EVENT_CLASSES if cls.topic == topic]
+
+
+def encode(event: Event) -> bytes:
+    """Serialize an event to JSON bytes (the only wire format)."""
+    return event.__pydantic_serializer__.to_json(event)
+
+
+def decode(raw: bytes | None) -> Event:
+    """Parse JSON bytes into the typed event; raise PoisonMessage when that is impossible."""
+    if raw is None:
+        raise PoisonMessage("empty message value")
+    try:
+        event: Event = ANY_EVENT.validate_json(raw)
+    except ValidationError as exc:
+        raise PoisonMessage(_summarize(exc)) from exc
+    return event
+
+
+def decode_as(raw: bytes, cls: type[E]) -> E:
+    """Parse JSON bytes as one known event class."""
+    try:
+        return cls.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PoisonMessage(_summarize(exc)) from exc
+
+
+def to_jsonable(event: Event) -> dict[str, Any]:
+    """Return the event as plain JSON data (for files and APIs)."""
+    data: dict[str, Any] = orjson.loads(encode(event))
+    return data
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    more = "" if exc.error_count() <= 5 else f" (+{exc.error_count() - 5} more)"
+    return "invalid event: " + "; ".join(parts) + more

@@ -1,0 +1,212 @@
+"""Signal events: scorer output, judged signal (the product), MSS, outcomes, judge RPC."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, Field
+
+from perpsignal_common.events.base import Event, Payload
+from perpsignal_common.events.topics import Topic
+
+Direction = Literal["LONG", "SHORT", "NEUTRAL"]
+FactorName = Literal[
+    "liquidations", "funding", "momentum", "long_short", "smart_money", "oi_trend",
+    "social", "fear_greed",
+]
+FACTOR_NAMES: tuple[str, ...] = (
+    "liquidations", "funding", "momentum", "long_short", "smart_money", "oi_trend",
+    "social", "fear_greed",
+)
+Verdict = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
+RiskMode = Literal["NORMAL", "REDUCED", "AVOID", "AGGRESSIVE"]
+VolatilityClass = Literal["VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH"]
+Scalar = float | int | str | bool | None
+
+
+class FactorScore(Payload):
+    """One factor's sub-score (0-100, 50 = neutral) with the raw inputs that produced it."""
+
+    name: FactorName
+    score: float = Field(ge=0, le=100)
+    weight: float = Field(ge=0, description="Configured weight (weights sum to 100)")
+    contribution: float = Field(description="weight/100 * (score - 50): signed pull on total")
+    status: Literal["ok", "missing", "stale"] = "ok"
+    age_s: float | None = Field(default=None, description="Age of the newest input used")
+    inputs: dict[str, Scalar] = Field(default_factory=dict)
+    reason: str | None = Field(default=None, description="Why missing/stale, or a note")
+
+
+class Ohlc(Payload):
+    """A candle as carried inside a signal (the judge's ATR input)."""
+
+    open_time: AwareDatetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+
+class SmcSummary(Payload):
+    """Smart Money Concepts view: bias per timeframe and a combined bias."""
+
+    bias: Literal["BULLISH", "BEARISH", "NEUTRAL"] = "NEUTRAL"
+    by_timeframe: dict[str, Literal["BULLISH", "BEARISH", "NEUTRAL"]] = Field(
+        default_factory=dict
+    )
+    last_event: str | None = Field(default=None, description="e.g. `BOS up @ 1h`")
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class ScoredSignalFields(Payload):
+    """Fields every scored signal carries (shared by scored and judged events)."""
+
+    signal_id: str
+    timeframe: str
+    direction: Direction
+    score: float = Field(ge=0, le=100)
+    confidence: float = Field(ge=0, le=100)
+    price: float
+    factors: tuple[FactorScore, ...] = ()
+    top_factors: tuple[str, ...] = Field(default=(), description="Top 3 by |contribution|")
+    missing_factors: tuple[str, ...] = ()
+    stale_factors: tuple[str, ...] = ()
+    smc: SmcSummary | None = None
+    candles: tuple[Ohlc, ...] = Field(
+        default=(), description="Recent candles of the scoring timeframe, oldest first"
+    )
+    trigger: Literal["candle", "on_demand", "backtest", "request"] = "candle"
+
+
+class SignalScoredV1(ScoredSignalFields, Event):
+    """Scorer output on `perpsignal.signals.v1`."""
+
+    topic: ClassVar[str] = Topic.SIGNALS
+    type: Literal["signal.scored"] = "signal.scored"
+
+
+class LayerChecks(Payload):
+    """Agreements (supporting evidence) and conflicts (risk warnings) the judge found."""
+
+    agreements: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+
+
+class VolatilityMetrics(Payload):
+    """ATR-based volatility class and trade plan; NEUTRAL signals carry no plan."""
+
+    atr: float | None = None
+    atr_pct: float | None = None
+    volatility_class: VolatilityClass | None = None
+    recommended_position_multiplier: float | None = Field(default=None, ge=0.25, le=2.0)
+    stop_loss_price: float | None = None
+    take_profit_price: float | None = None
+    risk_reward: float | None = None
+    trade_plan_summary: str | None = None
+
+
+class VerdictLayer(Payload):
+    """The judge's decision (design.md section 5 `aiVerdictLayer`)."""
+
+    verdict: Verdict
+    risk_mode: RiskMode
+    position_multiplier: float = Field(ge=0, le=1.5)
+    ai_summary: str
+    layer_checks: LayerChecks = Field(default_factory=LayerChecks)
+    judge: Literal["llm", "rules"] = "rules"
+    fallback_reason: str | None = Field(
+        default=None, description="Why the LLM verdict was not used, when it was not"
+    )
+    suppressed: bool = Field(
+        default=False, description="True when AUTO_SKIP_AVOID_SIGNALS flags it for notifiers"
+    )
+    model: str | None = None
+    volatility_metrics: VolatilityMetrics = Field(default_factory=VolatilityMetrics)
+
+
+class SignalJudgedV1(ScoredSignalFields, Event):
+    """The product on `perpsignal.signals.judged.v1`: signal + verdict layer + trade plan."""
+
+    topic: ClassVar[str] = Topic.SIGNALS_JUDGED
+    type: Literal["signal.judged"] = "signal.judged"
+    ai_verdict_layer: VerdictLayer
+
+
+class PhaseScore(Payload):
+    """One MSS phase, 0-100, with its inputs."""
+
+    score: float = Field(ge=0, le=100)
+    inputs: dict[str, Scalar] = Field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+
+
+class MssScoredV1(Event):
+    """MSS result for an emerging coin on `perpsignal.mss.v1` (key: coin)."""
+
+    topic: ClassVar[str] = Topic.MSS
+    type: Literal["mss.scored"] = "mss.scored"
+    coin: str
+    name: str | None = None
+    mss: float = Field(ge=0, le=100)
+    tier: str
+    discovery: PhaseScore
+    social_momentum: PhaseScore
+    institutional_validation: PhaseScore
+    binance_symbol: str | None = None
+
+
+class OutcomeEvaluatedV1(Event):
+    """One horizon's evaluation of a signal, on `perpsignal.outcomes.v1` (key: signal id)."""
+
+    topic: ClassVar[str] = Topic.OUTCOMES
+    type: Literal["outcome.evaluated"] = "outcome.evaluated"
+    signal_id: str
+    direction: Direction
+    verdict: Verdict | None = None
+    horizon: Literal["1h", "4h", "24h"]
+    entry_price: float
+    exit_price: float
+    pnl_pct: float
+    result: Literal["WIN", "LOSS", "NEUTRAL"]
+    max_favorable_pct: float
+    max_adverse_pct: float
+    first_hit: Literal["stop", "target", "none"] = "none"
+
+    def partition_key(self) -> bytes:
+        """Key by signal id (design.md section 2)."""
+        return self.signal_id.encode()
+
+
+class JudgeRequestV1(Event):
+    """A caller-supplied signal to judge, on `perpsignal.judge.requests.v1`."""
+
+    topic: ClassVar[str] = Topic.JUDGE_REQUESTS
+    type: Literal["judge.request"] = "judge.request"
+    reply_topic: str = Topic.JUDGE_REPLIES
+    direction: Direction
+    score: float | None = Field(default=None, ge=0, le=100)
+    entry_price: float | None = None
+    stop_loss_price: float | None = None
+    take_profit_price: float | None = None
+    signal: ScoredSignalFields | None = Field(
+        default=None, description="Latest scored context the gateway knows for the symbol"
+    )
+
+    def partition_key(self) -> bytes:
+        """Key by correlation id (design.md section 2)."""
+        return (self.correlation_id or self.event_id).encode()
+
+
+class JudgeReplyV1(Event):
+    """The judge's answer to a `JudgeRequestV1` (same correlation id)."""
+
+    topic: ClassVar[str] = Topic.JUDGE_REPLIES
+    type: Literal["judge.reply"] = "judge.reply"
+    ok: bool = True
+    error: str | None = None
+    judged: SignalJudgedV1 | None = None
+
+    def partition_key(self) -> bytes:
+        """Key by correlation id (design.md section 2)."""
+        return (self.correlation_id or self.event_id).encode()

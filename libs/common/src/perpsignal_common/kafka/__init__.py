@@ -1,0 +1,1 @@
+"""aiokafka runtime: producer, consumer loop, DLQ, admin."""

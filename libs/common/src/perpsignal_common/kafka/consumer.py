@@ -1,0 +1,297 @@
+"""The consumer loop: decode, handle, then commit; dead-letter what cannot be handled.
+
+Semantics (design.md section 3): at-least-once delivery with effectively-once effects. A
+partition's offset is committed only up to the last record whose handler finished (its
+produced events acknowledged) or that was dead-lettered. Records with different keys are
+handled concurrently (bounded); records with the same key run in order. On stop the loop
+finishes the records in hand, commits the contiguous done prefix of each partition and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from perpsignal_common.errors import DependencyUnavailable, PermanentError
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.registry import decode
+from perpsignal_common.kafka.dlq import DeadLetterPublisher
+from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.observability.metrics import (
+    CONSUMER_LAG,
+    HANDLE_SECONDS,
+    HANDLER_ERRORS,
+    MESSAGES_IN,
+)
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_common.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Record = ConsumerRecord[bytes, bytes]
+Handler = Callable[[Event, Record], Awaitable[None]]
+Decoder = Callable[[bytes | None], Event]
+
+
+@dataclass
+class ConsumerOptions:
+    """Behaviour of one consumer loop."""
+
+    group_id: str | None
+    topics: Sequence[str]  # logical names; the Kafka prefix is applied
+    concurrency: int = 16
+    max_attempts: int = 5
+    handler_timeout_s: float = 30.0
+    dependency_grace_s: float = 120.0
+    commit_timeout_s: float = 10.0
+    batch_max_records: int | None = None
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=5))
+    # Read every partition without a group (state fan-in, e.g. market.global for scorers)
+    assign_all: bool = False
+
+
+class _Partition:
+    """Completion book-keeping of one partition's records in the current batch."""
+
+    __slots__ = ("done", "offsets")
+
+    def __init__(self, records: list[Record]) -> None:
+        self.offsets = [r.offset for r in records]
+        self.done = [False] * len(records)
+
+    def commit_offset(self) -> int | None:
+        """Return the offset after the contiguous finished prefix, or None when none finished."""
+        last = None
+        for offset, done in zip(self.offsets, self.done, strict=True):
+            if not done:
+                break
+            last = offset
+        return None if last is None else last + 1
+
+
+class ConsumerLoop:
+    """Consume topics with manual commits, bounded per-key concurrency, retries and a DLQ."""
+
+    def __init__(self, *, kafka: KafkaSettings, service: str, options: ConsumerOptions,
+                 handler: Handler, producer: EventProducer, decoder: Decoder = decode) -> None:
+        self._kafka = kafka
+        self._service = service
+        self._opts = options
+        self._handler = handler
+        self._producer = producer
+        self._decode = decoder
+        self._dlq = DeadLetterPublisher(producer, service=service,
+                                        group=options.group_id or service)
+        self._consumer: AIOKafkaConsumer | None = None
+        self._sem = asyncio.Semaphore(max(1, options.concurrency))
+        self._last_lag_at = 0.0
+        self.processed = 0
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        """Return the underlying aiokafka consumer (started)."""
+        if self._consumer is None:
+            raise DependencyUnavailable("consumer not started")
+        return self._consumer
+
+    async def start(self) -> None:
+        """Connect and subscribe (or assign every partition when `assign_all`)."""
+        k, o = self._kafka, self._opts
+        topics = [k.topic(t) for t in o.topics]
+        consumer = AIOKafkaConsumer(
+            **k.client_kwargs(),
+            client_id=f"{self._service}-consumer",
+            group_id=None if o.assign_all else o.group_id,
+            enable_auto_commit=False,
+            # the embedded broker's "latest" offset is wrong; committed offsets decide resume
+            auto_offset_reset="earliest",
+            session_timeout_ms=k.kafka_session_timeout_ms,
+            heartbeat_interval_ms=k.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=k.kafka_fetch_max_wait_ms,
+            max_poll_records=o.batch_max_records or k.kafka_max_poll_records,
+            max_poll_interval_ms=k.kafka_max_poll_interval_ms,
+        )
+        try:
+            await consumer.start()
+            if o.assign_all:
+                parts = []
+                for t in topics:
+                    for p in sorted(await self._partitions_for(consumer, t)):
+                        parts.append(TopicPartition(t, p))
+                consumer.assign(parts)
+                await consumer.seek_to_beginning(*parts)
+            else:
+                consumer.subscribe(topics)
+        except KafkaError as exc:
+            await consumer.stop()
+            raise DependencyUnavailable(f"kafka consumer cannot start: {exc}") from exc
+        self._consumer = consumer
+
+    @staticmethod
+    async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+        for _ in range(50):
+            parts = consumer.partitions_for_topic(topic)
+            if parts:
+                return set(parts)
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.1)
+        raise DependencyUnavailable(f"topic {topic} has no partitions")
+
+    def assigned(self) -> bool:
+        """Return True once the consumer owns at least one partition."""
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    async def stop(self) -> None:
+        """Leave the group and disconnect."""
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; raise DependencyUnavailable when Kafka stays down."""
+        consumer = self.consumer
+        while not stop.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=200)
+            except KafkaError as exc:
+                log.warning("fetch failed, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            if batches:
+                await self.process_batch(batches, stop)
+            await self._report_lag()
+
+    async def process_batch(self, batches: dict[TopicPartition, list[Record]],
+                            stop: asyncio.Event) -> None:
+        """Handle one fetched batch, then commit what finished."""
+        parts = {tp: _Partition(records) for tp, records in batches.items()}
+        chains: dict[tuple[TopicPartition, bytes | None], list[tuple[_Partition, int, Record]]]
+        chains = {}
+        for tp, records in batches.items():
+            book = parts[tp]
+            for i, record in enumerate(records):
+                chains.setdefault((tp, record.key), []).append((book, i, record))
+        try:
+            if len(chains) == 1 or self._opts.concurrency <= 1:
+                for chain in chains.values():
+                    await self._run_chain(chain, stop)
+            else:
+                results = await asyncio.gather(
+                    *(self._run_chain(c, stop) for c in chains.values()), return_exceptions=True
+                )
+                for r in results:
+                    if isinstance(r, BaseException):
+                        raise r
+        finally:
+            # commit what finished even when a chain failed: its effects are durable
+            await self._commit(parts)
+
+    async def _run_chain(self, chain: list[tuple[_Partition, int, Record]],
+                         stop: asyncio.Event) -> None:
+        async with self._sem:
+            for book, i, record in chain:
+                if stop.is_set():
+                    return  # the rest is redelivered after restart
+                await self._process(record)
+                book.done[i] = True
+
+    async def _process(self, record: Record) -> None:
+        topic = record.topic
+        try:
+            event = self._decode(record.value)
+        except PermanentError as exc:
+            await self._dead_letter(record, exc, attempts=0)
+            return
+        started = time.perf_counter()
+        deadline = time.monotonic() + self._opts.dependency_grace_s
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                async with asyncio.timeout(self._opts.handler_timeout_s):
+                    await self._handler(event, record)
+                HANDLE_SECONDS.labels(self._service, topic).observe(time.perf_counter() - started)
+                MESSAGES_IN.labels(self._service, topic, "ok").inc()
+                self.processed += 1
+                return
+            except DependencyUnavailable as exc:
+                HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
+                if time.monotonic() > deadline:
+                    log.error("dependency still down after grace period; giving up",
+                              extra={"topic": topic, "error": str(exc)})
+                    raise
+                log.warning("dependency unavailable, will retry",
+                            extra={"topic": topic, "error": str(exc), "attempt": attempt})
+                await self._opts.retry.sleep(self._opts.retry.delay(min(attempt, 6)))
+            except PermanentError as exc:
+                HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
+                await self._dead_letter(record, exc, attempts=attempt)
+                return
+            except Exception as exc:  # transient failures and bugs: bounded retry, then DLQ
+                HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
+                if attempt >= self._opts.max_attempts:
+                    log.exception("handler failed after retries; dead-lettering",
+                                  extra={"topic": topic, "offset": record.offset})
+                    await self._dead_letter(record, exc, attempts=attempt)
+                    return
+                MESSAGES_IN.labels(self._service, topic, "retried").inc()
+                await self._opts.retry.sleep(self._opts.retry.delay(attempt))
+
+    async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
+        log.warning("dead-lettering message", extra={
+            "topic": record.topic, "partition": record.partition, "offset": record.offset,
+            "error_type": type(error).__name__, "error": str(error)[:300]})
+        await self._dlq.publish(record, error, attempts)
+        MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()
+
+    async def _commit(self, parts: dict[TopicPartition, _Partition]) -> None:
+        offsets = {tp: off for tp, book in parts.items()
+                   if (off := book.commit_offset()) is not None}
+        if not offsets:
+            return
+        # effects first: events produced by handlers must be acknowledged before the commit
+        await self._producer.wait_delivered()
+        if self._opts.assign_all or self._opts.group_id is None:
+            return
+        try:
+            async with asyncio.timeout(self._opts.commit_timeout_s):
+                await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # a rebalance took the partition: the new owner reprocesses, idempotently
+            log.warning("commit failed after rebalance", extra={"error": str(exc)})
+        except (TimeoutError, KafkaError) as exc:
+            raise DependencyUnavailable(f"offset commit failed: {exc!r}") from exc
+
+    async def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag_at < 5 or self._consumer is None:
+            return
+        self._last_lag_at = now
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            pos = await self._consumer.position(tp)
+            CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(max(0, high - pos))
+
+    async def lag(self) -> int:
+        """Return the total records between position and high watermark (0 when unknown)."""
+        total = 0
+        if self._consumer is None:
+            return 0
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            pos = await self._consumer.position(tp)
+            total += max(0, high - pos)
+        return total

@@ -1,0 +1,66 @@
+"""Retry with capped exponential backoff, full jitter and vendor `Retry-After`, on tenacity.
+
+tenacity is the well-kept library for this; we only add the platform's policy: which errors
+are retryable, how `RateLimited.retry_after_s` overrides the backoff, and injectable sleep so
+tests never wait for real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from perpsignal_common.errors import RateLimited, TransientError
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return True for failures worth retrying (our taxonomy plus raw timeouts)."""
+    return isinstance(exc, TransientError | TimeoutError | ConnectionError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries: `max_attempts` calls in all, delays capped at `max_delay_s`."""
+
+    max_attempts: int = 5
+    base_delay_s: float = 0.25
+    max_delay_s: float = 10.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delay(self, attempt: int) -> float:
+        """Return the full-jitter delay before retry number `attempt` (1-based)."""
+        cap = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1))
+        return self.rng.uniform(0, cap)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            return min(exc.retry_after_s, max(self.max_delay_s, 60.0))
+        return self.delay(state.attempt_number)
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        retry_if: Callable[[BaseException], bool] = is_transient,
+    ) -> T:
+        """Call `fn` until it succeeds, a non-retryable error occurs or attempts run out."""
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(retry_if),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await fn()
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,156 @@
+"""Service lifecycle: signals, start-up and shutdown deadlines, the ops server.
+
+Every service is a `Service`: `start()` opens clients, `run(stop)` works until `stop` is set
+and drains, `close()` flushes and disconnects. `serve()` wires SIGTERM/SIGINT to `stop`, so
+Kubernetes' SIGTERM drains in-flight work and commits within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from perpsignal_common.errors import ConfigError, DependencyUnavailable
+from perpsignal_common.kafka.admin import ensure_topics
+from perpsignal_common.kafka.consumer import ConsumerLoop
+from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.logging import configure_logging
+from perpsignal_common.observability.ops_server import OpsServer
+from perpsignal_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# Default ops ports, one per service, so a local stack can run all six side by side
+DEFAULT_OPS_PORTS = {
+    "ingestor": 9101, "scorer": 9102, "judge": 9103, "outcomes": 9104, "notifier": 9105,
+    "gateway": 8000,
+}
+
+
+class Service(Protocol):
+    """What `serve()` needs from a service."""
+
+    name: str
+
+    async def start(self) -> None: ...
+    async def run(self, stop: asyncio.Event) -> None: ...
+    async def close(self) -> None: ...
+    def is_ready(self) -> bool: ...
+
+
+class KafkaService:
+    """A service made of one producer, consumer loops and background tasks.
+
+    Subclasses add loops in `__init__` (`self.loops`) and background coroutines
+    (`self.tasks`), and may override `on_start`/`on_close` for their own resources.
+    """
+
+    def __init__(self, name: str, settings: ServiceSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.producer = EventProducer(settings.kafka, service=name)
+        self.loops: list[ConsumerLoop] = []
+        self.tasks: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+        self._started = False
+
+    async def on_start(self) -> None:
+        """Open service-specific resources (database, HTTP clients)."""
+
+    async def on_close(self) -> None:
+        """Close service-specific resources."""
+
+    async def start(self) -> None:
+        """Create topics, connect the producer, start every consumer loop."""
+        if self.settings.kafka.kafka_create_topics:
+            await ensure_topics(self.settings.kafka)
+        await self.producer.start()
+        await self.on_start()
+        for loop in self.loops:
+            await loop.start()
+        self._started = True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every loop and task until `stop`; one failing cancels the others."""
+        async with asyncio.TaskGroup() as tg:
+            for loop in self.loops:
+                tg.create_task(loop.run(stop))
+            for task in self.tasks:
+                tg.create_task(task(stop))
+
+    async def close(self) -> None:
+        """Stop loops, flush the producer, close resources."""
+        for loop in self.loops:
+            await loop.stop()
+        await self.on_close()
+        await self.producer.stop()
+
+    def is_ready(self) -> bool:
+        """Ready once started and every group loop owns partitions (or is assign-all)."""
+        return self._started and all(loop.assigned() for loop in self.loops)
+
+
+async def serve(service: Service, settings: ServiceSettings) -> None:
+    """Run `service` with signal handling, deadlines and an ops server."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    port = settings.ops.ops_port or DEFAULT_OPS_PORTS.get(service.name, 9100)
+    ops = OpsServer(settings.ops.ops_host, port, service.is_ready)
+    await ops.start()
+    log.info("service starting", extra={"service_name": service.name, "ops_port": ops.port})
+    try:
+        async with asyncio.timeout(settings.ops.startup_timeout_s):
+            await service.start()
+        log.info("service started", extra={"service_name": service.name})
+        await service.run(stop)
+    finally:
+        try:
+            async with asyncio.timeout(settings.ops.shutdown_timeout_s):
+                await service.close()
+        finally:
+            await ops.stop()
+        log.info("service stopped", extra={"service_name": service.name})
+
+
+def run_service(build: Callable[[], tuple[Service, ServiceSettings]]) -> None:
+    """Entry point body of `python -m perpsignal_<svc>`: build, serve, map errors to exit codes."""
+    try:
+        service, settings = build()
+    except (ConfigError, ValueError) as exc:
+        configure_logging("perpsignal", "INFO")
+        log.error("invalid configuration", extra={"error": str(exc)})
+        sys.exit(2)
+    configure_logging(service.name, settings.log_level, settings.log_format)
+    try:
+        _run(serve(service, settings))
+    except (DependencyUnavailable, ExceptionGroup) as exc:
+        cause = _dependency_error(exc)
+        if cause is None:
+            raise
+        log.error("dependency unavailable; exiting", extra={"error": str(cause)})
+        sys.exit(3)
+
+
+def _dependency_error(exc: BaseException) -> DependencyUnavailable | None:
+    if isinstance(exc, DependencyUnavailable):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _dependency_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _run(coro: Awaitable[None]) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""PerpSignal gateway service."""

@@ -1,0 +1,1 @@
+"""PerpSignal ingestor service."""

@@ -1,0 +1,1 @@
+"""PerpSignal judge service."""

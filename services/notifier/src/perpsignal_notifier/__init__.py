@@ -1,0 +1,1 @@
+"""PerpSignal notifier service."""

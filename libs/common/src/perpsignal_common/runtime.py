@@ -26,7 +26,11 @@ log = logging.getLogger(__name__)
 
 # Default ops ports, one per service, so a local stack can run all six side by side
 DEFAULT_OPS_PORTS = {
-    "ingestor": 9101, "scorer": 9102, "judge": 9103, "outcomes": 9104, "notifier": 9105,
+    "ingestor": 9101,
+    "scorer": 9102,
+    "judge": 9103,
+    "outcomes": 9104,
+    "notifier": 9105,
     "gateway": 8000,
 }
 

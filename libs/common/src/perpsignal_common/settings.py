@@ -7,11 +7,10 @@ default so a bare `perpsignal up` works; `.env.example` documents all of them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from typing_extensions import Self
 
 from perpsignal_common.errors import ConfigError
 
@@ -24,9 +23,7 @@ class KafkaSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated bootstrap servers"
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -94,7 +91,7 @@ class DatabaseSettings(BaseSettings):
         url = self.database_url.get_secret_value()
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix):]
+                return "postgresql+asyncpg://" + url[len(prefix) :]
         return url
 
 
@@ -103,7 +100,7 @@ class OpsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    ops_host: str = "0.0.0.0"  # noqa: S104 - must be reachable by k8s probes in the pod
+    ops_host: str = "0.0.0.0"
     ops_port: int = Field(default=0, description="0 = the service's default port")
     startup_timeout_s: float = 60.0
     shutdown_timeout_s: float = 20.0
@@ -124,5 +121,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _prod_invariants(self) -> Self:
         if self.environment == "prod" and self.kafka.kafka_security_protocol == "PLAINTEXT":
-            raise ConfigError("ENVIRONMENT=prod requires KAFKA_SECURITY_PROTOCOL other than PLAINTEXT")
+            raise ConfigError(
+                "ENVIRONMENT=prod requires KAFKA_SECURITY_PROTOCOL other than PLAINTEXT"
+            )
         return self

@@ -16,8 +16,15 @@ from perpsignal_common.events.topics import Topic
 
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "1d"]
 TIMEFRAME_SECONDS: dict[str, int] = {
-    "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200,
-    "4h": 14400, "8h": 28800, "1d": 86400,
+    "1m": 60,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "8h": 28800,
+    "1d": 86400,
 }
 
 

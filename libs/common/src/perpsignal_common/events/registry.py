@@ -37,19 +37,49 @@ from perpsignal_common.events.signals import (
 E = TypeVar("E", bound=Event)
 
 EVENT_CLASSES: tuple[type[Event], ...] = (
-    CandleClosedV1, FundingRateV1, OpenInterestV1, LongShortRatioV1, TakerFlowV1,
-    LiquidationBucketV1, SocialMetricsV1, WhaleTradeV1, CoinProfileV1, TickerV1,
-    FearGreedV1, LiquidationOrderV1, ListingDetectedV1, TrackCommandV1,
-    SignalScoredV1, SignalJudgedV1, MssScoredV1, OutcomeEvaluatedV1,
-    JudgeRequestV1, JudgeReplyV1,
+    CandleClosedV1,
+    FundingRateV1,
+    OpenInterestV1,
+    LongShortRatioV1,
+    TakerFlowV1,
+    LiquidationBucketV1,
+    SocialMetricsV1,
+    WhaleTradeV1,
+    CoinProfileV1,
+    TickerV1,
+    FearGreedV1,
+    LiquidationOrderV1,
+    ListingDetectedV1,
+    TrackCommandV1,
+    SignalScoredV1,
+    SignalJudgedV1,
+    MssScoredV1,
+    OutcomeEvaluatedV1,
+    JudgeRequestV1,
+    JudgeReplyV1,
 )
 
 AnyEvent = Annotated[
-    CandleClosedV1 | FundingRateV1 | OpenInterestV1 | LongShortRatioV1 | TakerFlowV1
-    | LiquidationBucketV1 | SocialMetricsV1 | WhaleTradeV1 | CoinProfileV1 | TickerV1
-    | FearGreedV1 | LiquidationOrderV1 | ListingDetectedV1 | TrackCommandV1
-    | SignalScoredV1 | SignalJudgedV1 | MssScoredV1 | OutcomeEvaluatedV1
-    | JudgeRequestV1 | JudgeReplyV1,
+    CandleClosedV1
+    | FundingRateV1
+    | OpenInterestV1
+    | LongShortRatioV1
+    | TakerFlowV1
+    | LiquidationBucketV1
+    | SocialMetricsV1
+    | WhaleTradeV1
+    | CoinProfileV1
+    | TickerV1
+    | FearGreedV1
+    | LiquidationOrderV1
+    | ListingDetectedV1
+    | TrackCommandV1
+    | SignalScoredV1
+    | SignalJudgedV1
+    | MssScoredV1
+    | OutcomeEvaluatedV1
+    | JudgeRequestV1
+    | JudgeReplyV1,
     Field(discriminator="type"),
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

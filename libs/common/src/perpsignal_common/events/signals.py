@@ -11,12 +11,24 @@ from perpsignal_common.events.topics import Topic
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 FactorName = Literal[
-    "liquidations", "funding", "momentum", "long_short", "smart_money", "oi_trend",
-    "social", "fear_greed",
+    "liquidations",
+    "funding",
+    "momentum",
+    "long_short",
+    "smart_money",
+    "oi_trend",
+    "social",
+    "fear_greed",
 ]
 FACTOR_NAMES: tuple[str, ...] = (
-    "liquidations", "funding", "momentum", "long_short", "smart_money", "oi_trend",
-    "social", "fear_greed",
+    "liquidations",
+    "funding",
+    "momentum",
+    "long_short",
+    "smart_money",
+    "oi_trend",
+    "social",
+    "fear_greed",
 )
 Verdict = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 RiskMode = Literal["NORMAL", "REDUCED", "AVOID", "AGGRESSIVE"]
@@ -52,9 +64,7 @@ class SmcSummary(Payload):
     """Smart Money Concepts view: bias per timeframe and a combined bias."""
 
     bias: Literal["BULLISH", "BEARISH", "NEUTRAL"] = "NEUTRAL"
-    by_timeframe: dict[str, Literal["BULLISH", "BEARISH", "NEUTRAL"]] = Field(
-        default_factory=dict
-    )
+    by_timeframe: dict[str, Literal["BULLISH", "BEARISH", "NEUTRAL"]] = Field(default_factory=dict)
     last_event: str | None = Field(default=None, description="e.g. `BOS up @ 1h`")
     details: dict[str, Scalar] = Field(default_factory=dict)
 

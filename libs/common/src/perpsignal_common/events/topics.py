@@ -51,25 +51,50 @@ class TopicSpec:
 DEFAULT_PARTITIONS = 12
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec(Topic.MARKET, DEFAULT_PARTITIONS, 7 * DAY_MS, "symbol",
-              "typed market events: candle, funding, OI, ratios, taker flow, liquidation "
-              "buckets, social, whale trades, coin profiles, tickers"),
-    TopicSpec(Topic.MARKET_GLOBAL, 3, 30 * DAY_MS, "metric name",
-              "market-wide events (fear & greed)"),
-    TopicSpec(Topic.LIQUIDATIONS, DEFAULT_PARTITIONS, 2 * DAY_MS, "symbol",
-              "individual liquidation orders"),
+    TopicSpec(
+        Topic.MARKET,
+        DEFAULT_PARTITIONS,
+        7 * DAY_MS,
+        "symbol",
+        "typed market events: candle, funding, OI, ratios, taker flow, liquidation "
+        "buckets, social, whale trades, coin profiles, tickers",
+    ),
+    TopicSpec(
+        Topic.MARKET_GLOBAL, 3, 30 * DAY_MS, "metric name", "market-wide events (fear & greed)"
+    ),
+    TopicSpec(
+        Topic.LIQUIDATIONS,
+        DEFAULT_PARTITIONS,
+        2 * DAY_MS,
+        "symbol",
+        "individual liquidation orders",
+    ),
     TopicSpec(Topic.LISTINGS, 3, 365 * DAY_MS, "symbol", "newly listed perpetuals"),
     TopicSpec(Topic.COMMANDS, 3, 1 * DAY_MS, "symbol", "track/untrack requests"),
     TopicSpec(Topic.SIGNALS, DEFAULT_PARTITIONS, 30 * DAY_MS, "symbol", "scorer output"),
     TopicSpec(Topic.MSS, 3, 30 * DAY_MS, "coin", "MSS emerging-coin results"),
-    TopicSpec(Topic.SIGNALS_JUDGED, DEFAULT_PARTITIONS, 90 * DAY_MS, "symbol",
-              "signal + aiVerdictLayer + trade plan (the product)"),
-    TopicSpec(Topic.OUTCOMES, DEFAULT_PARTITIONS, 90 * DAY_MS, "signal id",
-              "each horizon's evaluation as it completes"),
-    TopicSpec(Topic.JUDGE_REQUESTS, 3, 1 * DAY_MS, "correlation id",
-              "on-request validation of a caller-supplied signal"),
-    TopicSpec(Topic.JUDGE_REPLIES, 3, 1 * DAY_MS, "correlation id",
-              "replies to judge requests"),
+    TopicSpec(
+        Topic.SIGNALS_JUDGED,
+        DEFAULT_PARTITIONS,
+        90 * DAY_MS,
+        "symbol",
+        "signal + aiVerdictLayer + trade plan (the product)",
+    ),
+    TopicSpec(
+        Topic.OUTCOMES,
+        DEFAULT_PARTITIONS,
+        90 * DAY_MS,
+        "signal id",
+        "each horizon's evaluation as it completes",
+    ),
+    TopicSpec(
+        Topic.JUDGE_REQUESTS,
+        3,
+        1 * DAY_MS,
+        "correlation id",
+        "on-request validation of a caller-supplied signal",
+    ),
+    TopicSpec(Topic.JUDGE_REPLIES, 3, 1 * DAY_MS, "correlation id", "replies to judge requests"),
 )
 
 
@@ -78,8 +103,13 @@ def all_topic_specs(*, with_dlq: bool = True) -> list[TopicSpec]:
     specs = list(TOPIC_SPECS)
     if with_dlq:
         specs += [
-            TopicSpec(dlq_topic(s.name), s.partitions, 30 * DAY_MS, s.key,
-                      f"dead letters of {s.name} (error and origin in headers)")
+            TopicSpec(
+                dlq_topic(s.name),
+                s.partitions,
+                30 * DAY_MS,
+                s.key,
+                f"dead letters of {s.name} (error and origin in headers)",
+            )
             for s in TOPIC_SPECS
         ]
     return specs

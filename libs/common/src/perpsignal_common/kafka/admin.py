@@ -15,7 +15,9 @@ from perpsignal_common.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 
-async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec] | None = None) -> list[str]:
+async def ensure_topics(
+    kafka: KafkaSettings, specs: Iterable[TopicSpec] | None = None
+) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
     specs = list(specs if specs is not None else all_topic_specs())
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), client_id="perpsignal-admin")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
@@ -56,6 +56,11 @@ class ConsumerOptions:
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=5))
     # Read every partition without a group (state fan-in, e.g. market.global for scorers)
     assign_all: bool = False
+    # Rebuild in-memory state after (re)assignment: seek each partition back this many
+    # records before its committed offset (-1 = from the beginning). Records before the
+    # committed offset are "replays": `ConsumerLoop.is_replay(record)` is True for them, so
+    # a handler updates state but repeats no side effect
+    rewind_on_assign: int | None = None
 
 
 class _Partition:
@@ -77,22 +82,43 @@ class _Partition:
         return None if last is None else last + 1
 
 
+class _RewindListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self._loop._rewind(assigned)
+
+
 class ConsumerLoop:
     """Consume topics with manual commits, bounded per-key concurrency, retries and a DLQ."""
 
-    def __init__(self, *, kafka: KafkaSettings, service: str, options: ConsumerOptions,
-                 handler: Handler, producer: EventProducer, decoder: Decoder = decode) -> None:
+    def __init__(
+        self,
+        *,
+        kafka: KafkaSettings,
+        service: str,
+        options: ConsumerOptions,
+        handler: Handler,
+        producer: EventProducer,
+        decoder: Decoder = decode,
+    ) -> None:
         self._kafka = kafka
         self._service = service
         self._opts = options
         self._handler = handler
         self._producer = producer
         self._decode = decoder
-        self._dlq = DeadLetterPublisher(producer, service=service,
-                                        group=options.group_id or service)
+        self._dlq = DeadLetterPublisher(
+            producer, service=service, group=options.group_id or service
+        )
         self._consumer: AIOKafkaConsumer | None = None
         self._sem = asyncio.Semaphore(max(1, options.concurrency))
         self._last_lag_at = 0.0
+        self._replay_until: dict[TopicPartition, int] = {}
         self.processed = 0
 
     @property
@@ -129,7 +155,11 @@ class ConsumerLoop:
                 consumer.assign(parts)
                 await consumer.seek_to_beginning(*parts)
             else:
-                consumer.subscribe(topics)
+                listener = _RewindListener(self) if o.rewind_on_assign is not None else None
+                if listener is None:
+                    consumer.subscribe(topics)
+                else:
+                    consumer.subscribe(topics, listener=listener)
         except KafkaError as exc:
             await consumer.stop()
             raise DependencyUnavailable(f"kafka consumer cannot start: {exc}") from exc
@@ -144,6 +174,30 @@ class ConsumerLoop:
             await consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
         raise DependencyUnavailable(f"topic {topic} has no partitions")
+
+    def is_replay(self, record: Record) -> bool:
+        """Return True when `record` is re-read only to rebuild state after assignment."""
+        until = self._replay_until.get(TopicPartition(record.topic, record.partition))
+        return until is not None and record.offset < until
+
+    async def _rewind(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        back = self._opts.rewind_on_assign
+        for tp in assigned:
+            committed = await consumer.committed(tp)
+            if not committed:
+                self._replay_until.pop(tp, None)
+                continue
+            self._replay_until[tp] = committed
+            start = 0 if back is None or back < 0 else max(0, committed - back)
+            consumer.seek(tp, start)
+        log.info(
+            "rewound partitions to rebuild state",
+            extra={
+                "partitions": len(assigned),
+                "replay_until": {str(k): v for k, v in self._replay_until.items()},
+            },
+        )
 
     def assigned(self) -> bool:
         """Return True once the consumer owns at least one partition."""
@@ -170,8 +224,9 @@ class ConsumerLoop:
                 await self.process_batch(batches, stop)
             await self._report_lag()
 
-    async def process_batch(self, batches: dict[TopicPartition, list[Record]],
-                            stop: asyncio.Event) -> None:
+    async def process_batch(
+        self, batches: dict[TopicPartition, list[Record]], stop: asyncio.Event
+    ) -> None:
         """Handle one fetched batch, then commit what finished."""
         parts = {tp: _Partition(records) for tp, records in batches.items()}
         chains: dict[tuple[TopicPartition, bytes | None], list[tuple[_Partition, int, Record]]]
@@ -195,8 +250,9 @@ class ConsumerLoop:
             # commit what finished even when a chain failed: its effects are durable
             await self._commit(parts)
 
-    async def _run_chain(self, chain: list[tuple[_Partition, int, Record]],
-                         stop: asyncio.Event) -> None:
+    async def _run_chain(
+        self, chain: list[tuple[_Partition, int, Record]], stop: asyncio.Event
+    ) -> None:
         async with self._sem:
             for book, i, record in chain:
                 if stop.is_set():
@@ -226,11 +282,15 @@ class ConsumerLoop:
             except DependencyUnavailable as exc:
                 HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
                 if time.monotonic() > deadline:
-                    log.error("dependency still down after grace period; giving up",
-                              extra={"topic": topic, "error": str(exc)})
+                    log.error(
+                        "dependency still down after grace period; giving up",
+                        extra={"topic": topic, "error": str(exc)},
+                    )
                     raise
-                log.warning("dependency unavailable, will retry",
-                            extra={"topic": topic, "error": str(exc), "attempt": attempt})
+                log.warning(
+                    "dependency unavailable, will retry",
+                    extra={"topic": topic, "error": str(exc), "attempt": attempt},
+                )
                 await self._opts.retry.sleep(self._opts.retry.delay(min(attempt, 6)))
             except PermanentError as exc:
                 HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
@@ -239,23 +299,33 @@ class ConsumerLoop:
             except Exception as exc:  # transient failures and bugs: bounded retry, then DLQ
                 HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
                 if attempt >= self._opts.max_attempts:
-                    log.exception("handler failed after retries; dead-lettering",
-                                  extra={"topic": topic, "offset": record.offset})
+                    log.exception(
+                        "handler failed after retries; dead-lettering",
+                        extra={"topic": topic, "offset": record.offset},
+                    )
                     await self._dead_letter(record, exc, attempts=attempt)
                     return
                 MESSAGES_IN.labels(self._service, topic, "retried").inc()
                 await self._opts.retry.sleep(self._opts.retry.delay(attempt))
 
     async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
-        log.warning("dead-lettering message", extra={
-            "topic": record.topic, "partition": record.partition, "offset": record.offset,
-            "error_type": type(error).__name__, "error": str(error)[:300]})
+        log.warning(
+            "dead-lettering message",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error_type": type(error).__name__,
+                "error": str(error)[:300],
+            },
+        )
         await self._dlq.publish(record, error, attempts)
         MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()
 
     async def _commit(self, parts: dict[TopicPartition, _Partition]) -> None:
-        offsets = {tp: off for tp, book in parts.items()
-                   if (off := book.commit_offset()) is not None}
+        offsets = {
+            tp: off for tp, book in parts.items() if (off := book.commit_offset()) is not None
+        }
         if not offsets:
             return
         # effects first: events produced by handlers must be acknowledged before the commit

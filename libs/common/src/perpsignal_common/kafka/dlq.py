@@ -13,8 +13,9 @@ from perpsignal_common.observability.metrics import DLQ_MESSAGES
 MAX_ERROR_BYTES = 1024
 
 
-def dlq_headers(record: ConsumerRecord[bytes, bytes], *, group: str, error: BaseException,
-                attempts: int) -> list[tuple[str, bytes]]:
+def dlq_headers(
+    record: ConsumerRecord[bytes, bytes], *, group: str, error: BaseException, attempts: int
+) -> list[tuple[str, bytes]]:
     """Return the headers that say where a dead letter came from and why it failed."""
     reason = f"{type(error).__name__}: {error}".encode()[:MAX_ERROR_BYTES]
     origin = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq.")]
@@ -40,10 +41,12 @@ class DeadLetterPublisher:
         self._service = service
         self._group = group
 
-    async def publish(self, record: ConsumerRecord[bytes, bytes], error: BaseException,
-                      attempts: int) -> None:
+    async def publish(
+        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
+    ) -> None:
         """Dead-letter `record`; raises DependencyUnavailable when the DLQ cannot be written."""
         headers = dlq_headers(record, group=self._group, error=error, attempts=attempts)
-        await self._producer.send_raw(dlq_topic(record.topic), record.key, record.value,
-                                      headers, wait=True)
+        await self._producer.send_raw(
+            dlq_topic(record.topic), record.key, record.value, headers, wait=True
+        )
         DLQ_MESSAGES.labels(self._service, record.topic, type(error).__name__).inc()

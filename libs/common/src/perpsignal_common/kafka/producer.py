@@ -86,12 +86,12 @@ class EventProducer:
             raise DependencyUnavailable("producer not started")
         return self._producer
 
-    async def publish(self, event: Event, *, topic: str | None = None,
-                      wait: bool = False) -> None:
+    async def publish(self, event: Event, *, topic: str | None = None, wait: bool = False) -> None:
         """Send `event` to its topic (or `topic`, a logical name); `wait` for the broker's ack."""
         physical = self._kafka.topic(topic or event.topic)
-        await self.send_raw(physical, event.partition_key(), encode(event),
-                            event_headers(event), wait=wait)
+        await self.send_raw(
+            physical, event.partition_key(), encode(event), event_headers(event), wait=wait
+        )
 
     async def publish_many(self, events: Iterable[Event], *, wait: bool = True) -> int:
         """Send several events; with `wait`, return once every one is acknowledged."""
@@ -103,8 +103,15 @@ class EventProducer:
             await self.wait_delivered()
         return n
 
-    async def send_raw(self, topic: str, key: bytes | None, value: bytes | None,
-                       headers: Sequence[tuple[str, bytes]] = (), *, wait: bool = False) -> None:
+    async def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        *,
+        wait: bool = False,
+    ) -> None:
         """Send bytes to a physical topic (DLQ, replay)."""
         try:
             fut = await self._client().send(topic, value=value, key=key, headers=list(headers))

@@ -18,7 +18,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def build_ops_app(is_ready: Callable[[], bool]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+def build_ops_app(
+    is_ready: Callable[[], bool],
+) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """Return an ASGI app serving health, readiness and Prometheus metrics."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,8 +46,9 @@ def build_ops_app(is_ready: Callable[[], bool]) -> Callable[[Scope, Receive, Sen
             status, body, ctype = 200, generate_latest(), CONTENT_TYPE_LATEST.encode()
         else:
             status, body, ctype = 404, b'{"error":"not found"}', b"application/json"
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype)]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", ctype)]}
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -62,8 +65,14 @@ class OpsServer:
     """Run the ops app on `host:port` inside the current event loop."""
 
     def __init__(self, host: str, port: int, is_ready: Callable[[], bool]) -> None:
-        config = uvicorn.Config(build_ops_app(is_ready), host=host, port=port,
-                                log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            build_ops_app(is_ready),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
         self.port = port

@@ -1,0 +1,3 @@
+from perpsignal_cli.main import main
+
+main()

@@ -1,0 +1,151 @@
+"""`perpsignal`: one entry point for the local stack, services and tools (design.md section 6)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"perpsignal_{args.service}.main")
+    module.main()
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from perpsignal_cli.stack import run_stack
+
+    return run_stack(data_dir=Path(args.data_dir).resolve(), only=args.services,
+                     gateway_port=args.port)
+
+
+def _cmd_topics(args: argparse.Namespace) -> int:
+    from perpsignal_common.events.topics import all_topic_specs
+    from perpsignal_common.kafka.admin import describe_topics, ensure_topics
+    from perpsignal_common.settings import KafkaSettings
+
+    kafka = KafkaSettings()
+    if args.action == "list":
+        for s in all_topic_specs():
+            print(f"{kafka.topic(s.name):45} partitions={s.partitions:<3} "
+                  f"retention_days={s.retention_ms // 86_400_000:<4} key={s.key}")
+        return 0
+    if args.action == "create":
+        created = asyncio.run(ensure_topics(kafka))
+        print(f"created {len(created)} topic(s)")
+        for name in created:
+            print(f"  {name}")
+        return 0
+    described = asyncio.run(describe_topics(kafka))
+    for name, parts in sorted(described.items()):
+        print(f"{name:45} partitions={parts}")
+    return 0
+
+
+def _cmd_schemas(args: argparse.Namespace) -> int:
+    from perpsignal_common.events.export import render_all, write_all
+
+    out = Path(args.out)
+    if args.check:
+        stale = [rel for rel, content in render_all().items()
+                 if not (out / rel).exists() or (out / rel).read_text() != content]
+        for rel in stale:
+            print(f"out of date: {out / rel}")
+        return 1 if stale else 0
+    written = write_all(out)
+    print(f"wrote {len(written)} files to {out}")
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from perpsignal_common.db.migrate import downgrade, upgrade
+    from perpsignal_common.settings import DatabaseSettings
+
+    url = DatabaseSettings().async_url()
+    if args.down:
+        downgrade(url, args.down)
+    else:
+        upgrade(url)
+    print("migrations applied")
+    return 0
+
+
+def _delegate(module: str, func: str = "main"):  # type: ignore[no-untyped-def]
+    def run(args: argparse.Namespace) -> int:
+        mod = importlib.import_module(module)
+        rc = getattr(mod, func)(args.rest)
+        return int(rc or 0)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of every sub-command."""
+    p = argparse.ArgumentParser(prog="perpsignal", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run the whole stack locally (embedded Kafka and PostgreSQL "
+                                   "unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set)")
+    up.add_argument("--data-dir", default=os.environ.get("PERPSIGNAL_DATA_DIR", ".data"),
+                    help="where the embedded PostgreSQL keeps its data and services log")
+    up.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")),
+                    help="gateway port (a free one is chosen if it is taken)")
+    up.add_argument("--services", nargs="*", choices=SERVICES, default=list(SERVICES))
+    up.set_defaults(func=_cmd_up)
+
+    run = sub.add_parser("run", help="run one service in the foreground, as a container does")
+    run.add_argument("service", choices=SERVICES)
+    run.set_defaults(func=_cmd_run)
+
+    topics = sub.add_parser("topics", help="list, create or describe the platform topics")
+    topics.add_argument("action", choices=("list", "create", "describe"), nargs="?",
+                        default="create")
+    topics.set_defaults(func=_cmd_topics)
+
+    schemas = sub.add_parser("schemas", help="export JSON Schema of every event + AsyncAPI")
+    schemas.add_argument("--out", default=str(REPO_ROOT / "schemas"))
+    schemas.add_argument("--check", action="store_true", help="exit 1 if files are stale")
+    schemas.set_defaults(func=_cmd_schemas)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    migrate.add_argument("--down", default=None, help="downgrade to this revision instead")
+    migrate.set_defaults(func=_cmd_migrate)
+
+    for name, module, helptext in (
+        ("bench", "perpsignal_cli.bench", "run every benchmark in bench/ and print one table"),
+        ("backtest", "perpsignal_cli.backtest", "run history through scorer, judge, outcomes"),
+        ("replay", "perpsignal_cli.replay", "publish a JSON-lines event file onto the topics"),
+        ("record", "perpsignal_cli.record", "tap topics into a JSON-lines event file"),
+        ("export", "perpsignal_cli.export", "export signal history as JSON lines"),
+    ):
+        sp = sub.add_parser(name, help=helptext, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+        sp.set_defaults(func=_delegate(module))
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments and run the sub-command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        rc = args.func(args)
+    except ModuleNotFoundError as exc:
+        print(f"perpsignal: {exc}", file=sys.stderr)
+        rc = 2
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["build_parser", "main"]

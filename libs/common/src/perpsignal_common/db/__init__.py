@@ -1,0 +1,1 @@
+"""Database plumbing: declarative base, async engine, migrations (SQLAlchemy 2 + asyncpg)."""

@@ -1,0 +1,59 @@
+"""Async engine and session factory from `DatabaseSettings`; DB errors mapped to our taxonomy."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.settings import DatabaseSettings
+
+
+def create_engine(db: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
+    """Return an asyncpg engine with a statement timeout on every connection."""
+    return create_async_engine(
+        db.async_url(),
+        pool_size=pool_size or db.database_pool_size,
+        max_overflow=2,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {"statement_timeout": str(db.database_statement_timeout_ms)},
+            "timeout": 10,
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Return a session factory that keeps objects usable after commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """Return True when `exc` means the database is unreachable (not a bad statement)."""
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
+        return True
+    return isinstance(exc, OSError | ConnectionError | TimeoutError)
+
+
+@contextlib.asynccontextmanager
+async def session_scope(
+    sessions: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """Yield a session in a transaction; connection failures become DependencyUnavailable."""
+    try:
+        async with sessions() as session, session.begin():
+            yield session
+    except Exception as exc:
+        if is_connection_error(exc):
+            raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        raise

@@ -48,11 +48,11 @@ class ConsumerOptions:
     group_id: str | None
     topics: Sequence[str]  # logical names; the Kafka prefix is applied
     concurrency: int = 16
-    max_attempts: int = 5
     handler_timeout_s: float = 30.0
     dependency_grace_s: float = 120.0
     commit_timeout_s: float = 10.0
     batch_max_records: int | None = None
+    # attempts per record before it is dead-lettered, and the backoff between them
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=5))
     # Read every partition without a group (state fan-in, e.g. market.global for scorers)
     assign_all: bool = False
@@ -298,7 +298,7 @@ class ConsumerLoop:
                 return
             except Exception as exc:  # transient failures and bugs: bounded retry, then DLQ
                 HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
-                if attempt >= self._opts.max_attempts:
+                if attempt >= self._opts.retry.max_attempts:
                     log.exception(
                         "handler failed after retries; dead-lettering",
                         extra={"topic": topic, "offset": record.offset},

@@ -1,0 +1,323 @@
+"""The consumer runtime on the real broker: DLQ, per-key order, drain on stop, crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from perpsignal_common.errors import TransientError
+from perpsignal_common.events.base import Event, deterministic_id
+from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.registry import decode
+from perpsignal_common.events.topics import Topic, dlq_topic
+from perpsignal_common.kafka.admin import ensure_topics
+from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_common.settings import KafkaSettings
+from tests.helpers import REPO, TopicReader, eventually
+
+pytestmark = pytest.mark.kafka
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+async def _nosleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+def candle(i: int, symbol: str = "BTCUSDT") -> CandleClosedV1:
+    at = T0 + timedelta(minutes=i)
+    return CandleClosedV1(
+        event_id=deterministic_id("test", symbol, i), source="test", symbol=symbol,
+        observed_at=at, timeframe="1m", open_time=at - timedelta(minutes=1),
+        open=100 + i, high=101 + i, low=99 + i, close=100.5 + i, volume=1.0,
+    )
+
+
+async def _producer(kafka: KafkaSettings) -> EventProducer:
+    await ensure_topics(kafka)
+    producer = EventProducer(kafka, "test")
+    await producer.start()
+    return producer
+
+
+def _loop(kafka: KafkaSettings, producer: EventProducer, handler, **opts) -> ConsumerLoop:  # type: ignore[no-untyped-def]
+    options = ConsumerOptions(group_id="g", topics=[Topic.MARKET],
+                              retry=RetryPolicy(max_attempts=3, sleep=_nosleep), **opts)
+    return ConsumerLoop(kafka=kafka, service="test", options=options, handler=handler,
+                        producer=producer)
+
+
+async def test_malformed_event_goes_to_dlq_with_reason_and_partition_moves_on(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = await _producer(kafka_settings)
+    topic = kafka_settings.topic(Topic.MARKET)
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append(event.event_id)
+
+    # everything on one key -> one partition: the good event after the poison must still flow
+    await producer.send_raw(topic, b"BTCUSDT", b'{"type": "market.candle", "open": "x"}', wait=True)
+    await producer.send_raw(topic, b"BTCUSDT", b"not json at all", wait=True)
+    good = candle(1)
+    await producer.publish(good, wait=True)
+
+    loop = _loop(kafka_settings, producer, handler)
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: good.event_id in seen, what="the good event after poison")
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            records = await dlq.wait_for(2)
+    finally:
+        stop.set()
+        await task
+        await loop.stop()
+        await producer.stop()
+    headers = [dict(r.headers) for r in records]
+    assert {h["dlq.error_type"] for h in headers} == {b"PoisonMessage"}
+    assert b"invalid event" in headers[0]["dlq.error"]
+    assert headers[0]["dlq.topic"] == topic.encode()
+    assert {r.value for r in records} == {b'{"type": "market.candle", "open": "x"}',
+                                          b"not json at all"}
+    assert seen == [good.event_id]
+
+
+async def test_handler_that_keeps_failing_is_retried_then_dead_lettered(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = await _producer(kafka_settings)
+    attempts: dict[str, int] = {}
+    bad, ok = candle(1), candle(2)
+
+    async def handler(event: Event, record: Record) -> None:
+        attempts[event.event_id] = attempts.get(event.event_id, 0) + 1
+        if event.event_id == bad.event_id:
+            raise TransientError("upstream flaky")
+
+    await producer.publish_many([bad, ok])
+    loop = _loop(kafka_settings, producer, handler)
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: attempts.get(ok.event_id), what="next event handled")
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            records = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await task
+        await loop.stop()
+        await producer.stop()
+    assert attempts[bad.event_id] == 3
+    assert dict(records[0].headers)["dlq.attempts"] == b"3"
+    assert dict(records[0].headers)["dlq.error_type"] == b"TransientError"
+
+
+async def test_per_key_order_holds_while_keys_run_concurrently(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = await _producer(kafka_settings)
+    symbols = [f"S{i}USDT" for i in range(8)]
+    events = [candle(i, symbols[i % len(symbols)]) for i in range(400)]
+    await producer.publish_many(events)
+    order: dict[str, list[datetime]] = {s: [] for s in symbols}
+    in_flight = 0
+    max_in_flight = 0
+    rng = random.Random(7)
+
+    async def handler(event: Event, record: Record) -> None:
+        nonlocal in_flight, max_in_flight
+        in_flight += 1
+        max_in_flight = max(max_in_flight, in_flight)
+        await asyncio.sleep(rng.random() / 500)  # shuffle completion order across keys
+        order[event.symbol].append(event.observed_at)
+        in_flight -= 1
+
+    loop = _loop(kafka_settings, producer, handler, concurrency=4)
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: sum(map(len, order.values())) == 400, what="all handled")
+    finally:
+        stop.set()
+        await task
+        await loop.stop()
+        await producer.stop()
+    for sym in symbols:
+        assert order[sym] == sorted(order[sym]), f"{sym} handled out of order"
+        assert len(order[sym]) == 50
+    assert 1 < max_in_flight <= 4
+
+
+async def test_stop_drains_and_commits_so_a_restart_resumes_without_repeats(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = await _producer(kafka_settings)
+    first = [candle(i) for i in range(50)]
+    await producer.publish_many(first)
+    handled: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        handled.append(event.event_id)
+
+    loop = _loop(kafka_settings, producer, handler)
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    await eventually(lambda: len(handled) == 50, what="first batch")
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await loop.stop()
+
+    second = [candle(i) for i in range(50, 60)]
+    await producer.publish_many(second)
+    handled.clear()
+    loop2 = _loop(kafka_settings, producer, handler)
+    await loop2.start()
+    stop2 = asyncio.Event()
+    task2 = asyncio.create_task(loop2.run(stop2))
+    try:
+        await eventually(lambda: len(handled) >= 10, what="second batch")
+        await asyncio.sleep(0.5)  # a repeat of the first 50 would show up here
+    finally:
+        stop2.set()
+        await task2
+        await loop2.stop()
+        await producer.stop()
+    assert handled == [e.event_id for e in second]
+
+
+async def test_rewind_on_assign_replays_history_for_state_only(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = await _producer(kafka_settings)
+    await producer.publish_many([candle(i) for i in range(20)])
+    seen: list[tuple[int, bool]] = []
+    holder: dict[str, ConsumerLoop] = {}
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append((record.offset, holder["loop"].is_replay(record)))
+
+    loop = _loop(kafka_settings, producer, handler, rewind_on_assign=-1)
+    holder["loop"] = loop
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    await eventually(lambda: len(seen) == 20, what="first pass")
+    stop.set()
+    await task
+    await loop.stop()
+    assert not any(replay for _, replay in seen)
+
+    seen.clear()
+    await producer.publish_many([candle(i) for i in range(20, 25)])
+    loop2 = _loop(kafka_settings, producer, handler, rewind_on_assign=-1)
+    holder["loop"] = loop2
+    await loop2.start()
+    stop2 = asyncio.Event()
+    task2 = asyncio.create_task(loop2.run(stop2))
+    try:
+        await eventually(lambda: len(seen) == 25, what="replay + new")
+    finally:
+        stop2.set()
+        await task2
+        await loop2.stop()
+        await producer.stop()
+    assert sum(1 for _, replay in seen if replay) == 20
+    assert sum(1 for _, replay in seen if not replay) == 5
+
+
+@pytest.mark.db
+async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
+    kafka_settings: KafkaSettings, kafka_env: dict[str, str], database_url: str,
+    tmp_path: Path,
+) -> None:
+    dsn = database_url.replace("+asyncpg", "")
+    conn = await asyncpg.connect(dsn)
+    from tests.integration.runtime.effect_app import SCHEMA
+
+    await conn.execute(SCHEMA)
+    env = {**kafka_env, "DATABASE_URL": database_url, "OPS_PORT": "0",
+           "KAFKA_CREATE_TOPICS": "true", "LOG_LEVEL": "WARNING"}
+    producer = await _producer(kafka_settings)
+    total = 10_000
+    symbols = [f"C{i}USDT" for i in range(20)]
+
+    async def publish_stream() -> None:
+        for i in range(total):
+            await producer.publish(candle(i, symbols[i % 20]))
+            if i % 500 == 499:
+                await producer.wait_delivered()
+                await asyncio.sleep(0.01)
+        await producer.wait_delivered()
+
+    child_env = {**os.environ, **env}
+
+    def spawn() -> subprocess.Popen[bytes]:
+        log = open(tmp_path / "effect.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tests.integration.runtime.effect_app"],
+            env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    async def count(sql: str) -> int:
+        return int(await conn.fetchval(sql))
+
+    proc = spawn()
+    try:
+        publisher = asyncio.create_task(publish_stream())
+        # kill it while the stream is flowing and effects are being written
+        await eventually(lambda: count("select count(*) from effects"), timeout=60,
+                         what="first effects")
+        await eventually(lambda: _gt(count("select count(*) from effects"), 1500), timeout=60,
+                         what="some effects before the kill")
+        proc.kill()
+        proc.wait(10)
+        killed_at = await count("select count(*) from effects")
+        assert killed_at < total, "the kill must land mid-stream"
+        await publisher
+        proc = spawn()
+        await eventually(lambda: _eq(count("select count(*) from effects"), total),
+                         timeout=120, interval=0.2, what="all effects after restart")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        await producer.stop()
+    distinct = await count("select count(distinct event_id) from effects")
+    deliveries = await count("select count(*) from deliveries")
+    await conn.close()
+    assert distinct == total
+    # at-least-once underneath: every event was delivered, some more than once, yet no
+    # effect was applied twice
+    assert deliveries >= total
+    log = (tmp_path / "effect.log").read_text()
+    assert "Traceback" not in log.split("\n")[-50:], log[-2000:]
+
+
+async def _gt(value: object, n: int) -> bool:
+    return int(await value) > n  # type: ignore[misc]
+
+
+async def _eq(value: object, n: int) -> bool:
+    return int(await value) == n  # type: ignore[misc]
+
+
+def test_decode_rejects_unknown_type() -> None:
+    from perpsignal_common.errors import PoisonMessage
+
+    with pytest.raises(PoisonMessage, match="type"):
+        decode(b'{"type": "market.nope", "event_id": "1"}')

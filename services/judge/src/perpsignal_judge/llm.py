@@ -1,0 +1,300 @@
+"""The LLM judge: official `openai` SDK, structured output, clamping, budget, cache.
+
+Every failure becomes a *fallback reason* (a closed set, also a metric label) instead of an
+exception, so a bad answer or a slow provider can never crash or stall a partition:
+
+| reason            | when                                                          |
+|-------------------|---------------------------------------------------------------|
+| timeout           | no answer within AI_JUDGE_TIMEOUT (SDK retries included)      |
+| rate_limited      | HTTP 429 after the SDK's retries                              |
+| server_error      | HTTP 5xx after the SDK's retries                              |
+| api_error         | any other HTTP error (400, 401, 404, ...)                     |
+| connection_error  | the endpoint cannot be reached                                |
+| refusal           | the model refused (`message.refusal`) or was content-filtered |
+| invalid_output    | not JSON, or JSON that does not fit the schema                |
+| truncated         | the answer hit the output-token limit                         |
+| budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
+| busy              | no concurrency slot freed within the timeout                  |
+
+Numbers the model returns out of range are clamped, not rejected (`position_multiplier`
+to 0-1.5, lists to 4 items, text to plain capped strings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import openai
+from perpsignal_common.events.signals import RiskMode, Verdict
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from perpsignal_judge import prompt
+from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
+
+log = logging.getLogger(__name__)
+
+FallbackReason = Literal[
+    "timeout",
+    "rate_limited",
+    "server_error",
+    "api_error",
+    "connection_error",
+    "refusal",
+    "invalid_output",
+    "truncated",
+    "budget_exhausted",
+    "busy",
+]
+MAX_ITEMS = 4
+MAX_SUMMARY = 300
+
+
+class LlmVerdict(BaseModel):
+    """The structured answer the model must give (sent to the API as a strict schema)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    verdict: Verdict
+    risk_mode: RiskMode
+    position_multiplier: float
+    summary: str
+    agreements: list[str]
+    conflicts: list[str]
+
+    @field_validator("position_multiplier", mode="before")
+    @classmethod
+    def _clamp_multiplier(cls, v: Any) -> float:
+        x = float(v)
+        if x != x:  # NaN
+            raise ValueError("position_multiplier is NaN")
+        return min(1.5, max(0.0, x))
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _clean_summary(cls, v: Any) -> str:
+        return prompt.clean(v, MAX_SUMMARY)
+
+    @field_validator("agreements", "conflicts", mode="before")
+    @classmethod
+    def _clean_list(cls, v: Any) -> list[str]:
+        if not isinstance(v, list):
+            raise ValueError("expected a list")
+        return [prompt.clean(x) for x in v if str(x).strip()][:MAX_ITEMS]
+
+
+@dataclass(frozen=True)
+class LlmOutcome:
+    """An LLM verdict, or the reason there is none."""
+
+    verdict: LlmVerdict | None
+    reason: FallbackReason | None = None
+    cached: bool = False
+    detail: str | None = None
+
+
+class Budget:
+    """Calls-per-minute and tokens-per-minute budget over a sliding 60 s window.
+
+    Non-blocking on purpose: when the budget is spent the judge answers with the rules at
+    once rather than queueing (a queue would delay every later signal). Tokens are charged
+    as an estimate up front and corrected with the API's `usage` afterwards. (aiolimiter's
+    leaky bucket blocks and cannot take a charge after the fact, hence this small class.)
+    """
+
+    def __init__(
+        self,
+        calls_per_minute: int,
+        tokens_per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.calls_per_minute = calls_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self._clock = clock
+        self._calls: deque[float] = deque()
+        self._tokens: deque[list[float]] = deque()  # [time, tokens], mutable for settle()
+
+    def _trim(self, now: float) -> None:
+        while self._calls and now - self._calls[0] >= 60:
+            self._calls.popleft()
+        while self._tokens and now - self._tokens[0][0] >= 60:
+            self._tokens.popleft()
+
+    def tokens_used(self) -> float:
+        """Return the tokens charged in the current window."""
+        self._trim(self._clock())
+        return sum(t for _, t in self._tokens)
+
+    def try_acquire(self, estimated_tokens: int) -> list[float] | None:
+        """Charge one call and `estimated_tokens`; return a handle, or None when spent."""
+        now = self._clock()
+        self._trim(now)
+        if len(self._calls) >= self.calls_per_minute:
+            return None
+        if (
+            self.tokens_per_minute
+            and self.tokens_used() + estimated_tokens > self.tokens_per_minute
+        ):
+            return None
+        self._calls.append(now)
+        entry = [now, float(estimated_tokens)]
+        self._tokens.append(entry)
+        return entry
+
+    @staticmethod
+    def settle(handle: list[float], actual_tokens: int | None) -> None:
+        """Replace the estimate with the tokens the API reported."""
+        if actual_tokens is not None:
+            handle[1] = float(actual_tokens)
+
+
+class LlmJudge:
+    """Ask the model for a verdict with bounded concurrency, a budget and a cache."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        *,
+        model: str,
+        timeout_s: float,
+        concurrency: int,
+        budget: Budget,
+        cache_size: int = 4096,
+        max_output_tokens: int = 400,
+    ) -> None:
+        self.client = client
+        self.model = model
+        self.timeout_s = timeout_s
+        self.budget = budget
+        self.max_output_tokens = max_output_tokens
+        self._sem = asyncio.Semaphore(concurrency)
+        self._cache: OrderedDict[str, LlmVerdict] = OrderedDict()
+        self._cache_size = cache_size
+        self._inflight: dict[str, asyncio.Future[LlmOutcome]] = {}
+        self.calls = 0
+
+    async def close(self) -> None:
+        """Close the SDK's HTTP client."""
+        await self.client.close()
+
+    async def verdict(self, inputs: dict[str, Any]) -> LlmOutcome:
+        """Return the model's verdict for `inputs`, from the cache when seen before."""
+        key = prompt.cache_key(inputs, self.model)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            LLM_CACHE.labels("hit").inc()
+            return LlmOutcome(hit, cached=True)
+        pending = self._inflight.get(key)
+        if pending is not None:  # a duplicate while the first call runs: share its answer
+            LLM_CACHE.labels("hit").inc()
+            shared = await asyncio.shield(pending)
+            return LlmOutcome(shared.verdict, shared.reason, cached=True, detail=shared.detail)
+        LLM_CACHE.labels("miss").inc()
+        fut: asyncio.Future[LlmOutcome] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            outcome = await self._call(inputs)
+            if outcome.verdict is not None and self._cache_size:
+                self._cache[key] = outcome.verdict
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            fut.set_result(outcome)
+            return outcome
+        except BaseException as exc:
+            fut.set_result(LlmOutcome(None, "api_error", detail=repr(exc)))
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _call(self, inputs: dict[str, Any]) -> LlmOutcome:
+        msgs = prompt.messages(inputs)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._sem.acquire()
+        except TimeoutError:
+            return self._fail("busy", "no free LLM slot")
+        try:
+            estimate = sum(len(m["content"]) for m in msgs) // 3 + self.max_output_tokens
+            handle = self.budget.try_acquire(estimate)
+            if handle is None:
+                return self._fail("budget_exhausted", "LLM budget spent for this minute")
+            self.calls += 1
+            started = time.perf_counter()
+            outcome, tokens = await self._request(msgs)
+            LLM_LATENCY.labels(outcome.reason or "ok").observe(time.perf_counter() - started)
+            self.budget.settle(handle, tokens)
+            return outcome
+        finally:
+            self._sem.release()
+
+    async def _request(self, msgs: list[dict[str, str]]) -> tuple[LlmOutcome, int | None]:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                completion = await self.client.chat.completions.parse(
+                    model=self.model,
+                    messages=msgs,  # type: ignore[arg-type]
+                    response_format=LlmVerdict,
+                    max_completion_tokens=self.max_output_tokens,
+                    temperature=0,
+                )
+        except (TimeoutError, openai.APITimeoutError):
+            return self._fail("timeout", f"no answer within {self.timeout_s:g}s"), None
+        except openai.RateLimitError as exc:
+            return self._fail("rate_limited", _status(exc)), None
+        except openai.InternalServerError as exc:
+            return self._fail("server_error", _status(exc)), None
+        except openai.APIStatusError as exc:
+            return self._fail("api_error", _status(exc)), None
+        except openai.APIConnectionError as exc:
+            return self._fail("connection_error", type(exc).__name__), None
+        except openai.LengthFinishReasonError:
+            return self._fail("truncated", "answer hit the output-token limit"), None
+        except openai.ContentFilterFinishReasonError:
+            return self._fail("refusal", "content filter"), None
+        except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
+            return self._fail("invalid_output", str(exc).splitlines()[0][:200]), None
+        usage = completion.usage
+        tokens = None
+        if usage is not None:
+            LLM_TOKENS.labels("prompt").inc(usage.prompt_tokens)
+            LLM_TOKENS.labels("completion").inc(usage.completion_tokens)
+            tokens = usage.total_tokens
+        if not completion.choices:
+            return self._fail("invalid_output", "no choices"), tokens
+        message = completion.choices[0].message
+        if message.refusal:
+            return self._fail("refusal", prompt.clean(message.refusal, 200)), tokens
+        if message.parsed is None:
+            return self._fail("invalid_output", "empty answer"), tokens
+        return LlmOutcome(message.parsed), tokens
+
+    @staticmethod
+    def _fail(reason: FallbackReason, detail: str) -> LlmOutcome:
+        log.warning(
+            "LLM verdict unavailable; using rules", extra={"reason": reason, "detail": detail}
+        )
+        return LlmOutcome(None, reason, detail=detail)
+
+
+def _status(exc: openai.APIStatusError) -> str:
+    return f"HTTP {exc.status_code}"
+
+
+def build_client(
+    api_key: str, base_url: str | None, timeout_s: float, max_retries: int
+) -> openai.AsyncOpenAI:
+    """Return the SDK client: per-request timeout and retries from settings."""
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+    )
+
+
+def count_fallback(reason: str) -> None:
+    """Count one rule verdict used instead of the LLM."""
+    FALLBACKS.labels(reason).inc()

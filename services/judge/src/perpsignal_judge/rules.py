@@ -1,0 +1,245 @@
+"""The rule-based judge: a deterministic verdict with documented rules and reasons (pure).
+
+It always runs: it is the verdict when the LLM is off or fails, and the LLM sees it as a
+second opinion. Each check adds an *agreement* (supporting evidence) or a *conflict* (a risk
+warning, weighted 1 = minor or 2 = major). The verdict is decided in this order; the first
+rule that matches gives the `reason` code:
+
+| # | condition                                            | verdict  | risk mode  | size |
+|---|------------------------------------------------------|----------|------------|------|
+| 1 | direction is NEUTRAL                                 | WAIT     | AVOID      | 0.0  |
+| 2 | confidence < 35                                      | SKIP     | AVOID      | 0.0  |
+| 3 | >= 3 leaning factors and < 35 % of them agree        | SKIP     | AVOID      | 0.0  |
+| 4 | >= 4 of the 8 factors missing or stale               | WAIT     | REDUCED    | 0.0  |
+| 5 | conflict weight >= 4                                 | SKIP     | AVOID      | 0.0  |
+| 6 | conflict weight 2-3                                  | DOWNSIZE | REDUCED    | 0.5  |
+| 7 | no conflict, confidence >= 75, >= 75 % agree, SMC    | CONFIRM  | AGGRESSIVE | 1.5  |
+|   | agrees, score >= 25 points from neutral, volatility  |          |            |      |
+|   | LOW or NORMAL                                        |          |            |      |
+| 8 | otherwise (conflict weight 0-1)                      | CONFIRM  | NORMAL     | 1.0  |
+
+The checks are listed with their thresholds in services/judge/README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perpsignal_common.events.signals import (
+    Direction,
+    FactorScore,
+    RiskMode,
+    ScoredSignalFields,
+    Verdict,
+    VolatilityMetrics,
+)
+
+LEAN_BULL = 55.0  # a factor sub-score >= this leans bullish
+LEAN_BEAR = 45.0  # <= this leans bearish
+MIN_CONFIDENCE = 35.0
+LOW_CONFIDENCE = 50.0
+HIGH_CONFIDENCE = 70.0
+AGGRESSIVE_CONFIDENCE = 75.0
+SKIP_AGREEMENT = 0.35
+WEAK_AGREEMENT = 0.5
+GOOD_AGREEMENT = 0.7
+AGGRESSIVE_AGREEMENT = 0.75
+WAIT_MISSING = 4
+STRONG_CONVICTION = 25.0  # |score - 50|
+WEAK_CONVICTION = 10.0
+FUNDING_EXTREME = 0.0005  # per funding interval: 0.05 %, about 55 % a year at 8h
+CROWDED_RATIO = 2.0  # long/short account ratio: longs crowded at >= 2, shorts at <= 1/2
+VERY_CROWDED_RATIO = 3.0
+FUNDING_KEYS = ("funding_rate", "rate", "last_funding_rate")
+RATIO_KEYS = ("long_short_ratio", "ratio", "global_long_short_ratio", "account_ratio")
+
+Checks = list[tuple[str, int]]
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    """The rule judge's decision with the rule that decided it."""
+
+    verdict: Verdict
+    risk_mode: RiskMode
+    position_multiplier: float
+    reason: str
+    agreements: tuple[str, ...]
+    conflicts: tuple[str, ...]
+    conflict_weight: int
+    summary: str
+    facts: dict[str, float | str | None] = field(default_factory=dict)
+
+
+def _input(f: FactorScore | None, keys: tuple[str, ...]) -> float | None:
+    if f is None or f.status != "ok":
+        return None
+    for key in keys:
+        value = f.inputs.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def _lean(score: float) -> int:
+    return 1 if score >= LEAN_BULL else -1 if score <= LEAN_BEAR else 0
+
+
+def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics) -> RuleVerdict:
+    """Return the deterministic verdict for `signal` (see the module table)."""
+    direction: Direction = signal.direction
+    side = 1 if direction == "LONG" else -1 if direction == "SHORT" else 0
+    agree: list[str] = []
+    conflicts: Checks = []
+    factors = {f.name: f for f in signal.factors}
+
+    # A. factor agreement, over usable factors that lean one way
+    usable = [f for f in signal.factors if f.status == "ok"]
+    leaning = [f for f in usable if _lean(f.score) != 0]
+    n_for = sum(1 for f in leaning if _lean(f.score) == side)
+    ratio = n_for / len(leaning) if leaning else 0.5
+    if side and leaning:
+        text = f"{n_for} of {len(leaning)} leaning factors support {direction}"
+        if ratio >= GOOD_AGREEMENT:
+            agree.append(text)
+        elif ratio < WEAK_AGREEMENT:
+            conflicts.append((f"factors disagree: only {text}", 2))
+        else:
+            conflicts.append((f"mixed factors: {text}", 1))
+
+    # B. confidence
+    if signal.confidence >= HIGH_CONFIDENCE:
+        agree.append(f"high confidence {signal.confidence:.0f}")
+    elif signal.confidence < LOW_CONFIDENCE:
+        conflicts.append((f"low confidence {signal.confidence:.0f}", 1))
+
+    # C. data freshness (missing/stale factors are neutral in the score: less evidence)
+    gaps = sorted(set(signal.missing_factors) | set(signal.stale_factors))
+    gaps += [f.name for f in signal.factors if f.status != "ok" and f.name not in gaps]
+    if not gaps and signal.factors:
+        agree.append(f"all {len(signal.factors)} factors fresh")
+    elif gaps:
+        conflicts.append((f"missing/stale data: {', '.join(gaps)}", 1 if len(gaps) <= 2 else 2))
+
+    # D. volatility
+    cls = vol.volatility_class
+    if cls is None:
+        conflicts.append(("volatility unknown (too few candles)", 1))
+    elif cls in ("LOW", "NORMAL"):
+        agree.append(f"volatility {cls} ({vol.atr_pct:.2f}% ATR)")
+    elif cls == "VERY_LOW":
+        conflicts.append((f"very low volatility ({vol.atr_pct:.2f}% ATR): target may not fill", 1))
+    else:
+        weight = 2 if cls == "VERY_HIGH" else 1
+        conflicts.append((f"{cls} volatility ({vol.atr_pct:.2f}% ATR)", weight))
+
+    # E. funding extremes: the side that pays a lot is crowded
+    rate = _input(factors.get("funding"), FUNDING_KEYS)
+    if side and rate is not None:
+        if rate * side >= FUNDING_EXTREME:
+            who = "longs" if side > 0 else "shorts"
+            conflicts.append((f"extreme funding {rate * 100:+.3f}%: {who} pay and are crowded", 2))
+        elif rate * side <= -FUNDING_EXTREME:
+            agree.append(f"funding {rate * 100:+.3f}% favours {direction} (squeeze fuel)")
+
+    # F. crowding: long/short account ratio
+    ls = _input(factors.get("long_short"), RATIO_KEYS)
+    if side and ls is not None and ls > 0:
+        crowd = ls if side > 0 else 1 / ls
+        if crowd >= VERY_CROWDED_RATIO:
+            conflicts.append((f"very crowded {direction} (long/short {ls:.2f})", 2))
+        elif crowd >= CROWDED_RATIO:
+            conflicts.append((f"crowded {direction} (long/short {ls:.2f})", 1))
+        elif crowd <= 1 / 1.25:
+            agree.append(f"crowd leans against {direction} (long/short {ls:.2f})")
+
+    # G. SMC structure
+    smc_bias = signal.smc.bias if signal.smc else "NEUTRAL"
+    smc_agrees = (smc_bias == "BULLISH" and side > 0) or (smc_bias == "BEARISH" and side < 0)
+    if side and smc_agrees:
+        agree.append(f"SMC structure {smc_bias}")
+    elif side and smc_bias != "NEUTRAL":
+        conflicts.append((f"SMC structure {smc_bias} against {direction}", 2))
+
+    # H. score conviction
+    conviction = (signal.score - 50.0) * side
+    if side and conviction >= STRONG_CONVICTION:
+        agree.append(f"strong score {signal.score:.0f}")
+    elif side and conviction < WEAK_CONVICTION:
+        conflicts.append((f"weak score {signal.score:.0f} for {direction}", 1))
+
+    weight = sum(w for _, w in conflicts)
+    facts: dict[str, float | str | None] = {
+        "agreement_ratio": round(ratio, 3),
+        "conflict_weight": weight,
+        "funding_rate": rate,
+        "long_short_ratio": ls,
+        "smc_bias": smc_bias,
+    }
+
+    def done(v: Verdict, mode: RiskMode, mult: float, reason: str) -> RuleVerdict:
+        conflict_texts = tuple(t for t, _ in conflicts)
+        return RuleVerdict(
+            verdict=v,
+            risk_mode=mode,
+            position_multiplier=mult,
+            reason=reason,
+            agreements=tuple(agree),
+            conflicts=conflict_texts,
+            conflict_weight=weight,
+            summary=summarize(symbol, signal, v, mode, mult, reason, len(agree), len(conflicts)),
+            facts=facts,
+        )
+
+    if not side:
+        return done("WAIT", "AVOID", 0.0, "neutral_direction")
+    if signal.confidence < MIN_CONFIDENCE:
+        return done("SKIP", "AVOID", 0.0, "confidence_too_low")
+    if len(leaning) >= 3 and ratio < SKIP_AGREEMENT:
+        return done("SKIP", "AVOID", 0.0, "factors_disagree")
+    if len(gaps) >= WAIT_MISSING:
+        return done("WAIT", "REDUCED", 0.0, "data_incomplete")
+    if weight >= 4:
+        return done("SKIP", "AVOID", 0.0, "too_many_conflicts")
+    if weight >= 2:
+        return done("DOWNSIZE", "REDUCED", 0.5, "conflicts_present")
+    if (
+        weight == 0
+        and signal.confidence >= AGGRESSIVE_CONFIDENCE
+        and ratio >= AGGRESSIVE_AGREEMENT
+        and smc_agrees
+        and conviction >= STRONG_CONVICTION
+        and cls in ("LOW", "NORMAL")
+    ):
+        return done("CONFIRM", "AGGRESSIVE", 1.5, "strong_alignment")
+    return done("CONFIRM", "NORMAL", 1.0, "aligned")
+
+
+REASON_TEXT = {
+    "neutral_direction": "no direction to trade",
+    "confidence_too_low": "confidence too low",
+    "factors_disagree": "most factors point the other way",
+    "data_incomplete": "too much data missing or stale; wait for fresh data",
+    "too_many_conflicts": "too many risk warnings",
+    "conflicts_present": "risk warnings present; trade smaller",
+    "strong_alignment": "everything lines up",
+    "aligned": "factors line up",
+}
+
+
+def summarize(
+    symbol: str,
+    signal: ScoredSignalFields,
+    verdict: Verdict,
+    mode: RiskMode,
+    mult: float,
+    reason: str,
+    n_agree: int,
+    n_conflict: int,
+) -> str:
+    """Return a one-line, plain-text (Telegram-safe) summary of the verdict."""
+    return (
+        f"{verdict} {signal.direction} {symbol}: score {signal.score:.0f}, "
+        f"confidence {signal.confidence:.0f}; {REASON_TEXT.get(reason, reason)}. "
+        f"Risk {mode}, size {mult:g}x ({n_agree} supporting, {n_conflict} warnings)."
+    )

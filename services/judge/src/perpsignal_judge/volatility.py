@@ -1,0 +1,200 @@
+"""ATR(14, Wilder) volatility metrics and the trade plan: stop, target and size (pure).
+
+Why these choices (documented in services/judge/README.md):
+* ATR comes from TA-Lib (the reference C implementation of Wilder's ATR: seed = mean of
+  the first `period` true ranges, then `ATR = (ATR_prev * (n-1) + TR) / n`).
+* Volatility classes use ATR as a percentage of price with thresholds defined for 1h
+  candles and scaled by sqrt(timeframe / 1h), because price ranges grow with the square
+  root of time; one table then serves 5m and 4h signals alike.
+* The volatility size is inverse-volatility (risk parity): `reference ATR% / ATR%`,
+  clamped to 0.25-2.0, independent of the verdict's risk multiplier.
+* The stop widens with the class (1.5 ATR when calm, 3.0 ATR when wild) so noise does not
+  stop a trade out; the reward:risk grows with the scorer's confidence (1.5 at 50, 3.0 at 90).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import talib
+from perpsignal_common.events.signals import Direction, Ohlc, VolatilityClass, VolatilityMetrics
+
+CLASSES: tuple[VolatilityClass, ...] = ("VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH")
+# Upper ATR% bounds of VERY_LOW, LOW, NORMAL, HIGH for 1h candles; above the last = VERY_HIGH
+THRESHOLDS_1H_PCT: tuple[float, float, float, float] = (0.35, 0.7, 1.5, 3.0)
+# Where in [stop_atr_min, stop_atr_max] each class puts the stop (0 = min, 1 = max)
+STOP_POSITION: dict[VolatilityClass, float] = {
+    "VERY_LOW": 0.0,
+    "LOW": 0.0,
+    "NORMAL": 1 / 3,
+    "HIGH": 2 / 3,
+    "VERY_HIGH": 1.0,
+}
+SIZE_MIN, SIZE_MAX = 0.25, 2.0
+
+_UNITS = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+
+
+@dataclass(frozen=True)
+class PlanParams:
+    """Trade-plan knobs (JUDGE_* settings)."""
+
+    atr_period: int = 14
+    stop_atr_min: float = 1.5
+    stop_atr_max: float = 3.0
+    rr_min: float = 1.5
+    rr_max: float = 3.0
+    reference_atr_pct_1h: float = 1.0
+
+
+def timeframe_minutes(timeframe: str) -> int:
+    """Return the minutes of `5m`, `1h`, `4h`, `1d`, `1w`; raise ValueError otherwise."""
+    tf = timeframe.strip().lower()
+    if len(tf) < 2 or tf[-1] not in _UNITS or not tf[:-1].isdigit() or int(tf[:-1]) <= 0:
+        raise ValueError(f"unknown timeframe {timeframe!r}")
+    return int(tf[:-1]) * _UNITS[tf[-1]]
+
+
+def time_scale(timeframe: str) -> float:
+    """Return sqrt(timeframe / 1h): how ATR% of this timeframe compares with 1h."""
+    return math.sqrt(timeframe_minutes(timeframe) / 60)
+
+
+def aggregate(candles: Sequence[Ohlc], source_tf: str, target_tf: str) -> list[Ohlc]:
+    """Merge candles into `target_tf` buckets aligned to the epoch; keep complete ones only.
+
+    Raises ValueError when `target_tf` is not a whole multiple of `source_tf`.
+    """
+    src, dst = timeframe_minutes(source_tf), timeframe_minutes(target_tf)
+    if dst == src:
+        return list(candles)
+    if dst < src or dst % src:
+        raise ValueError(f"cannot build {target_tf} candles from {source_tf}")
+    per_bucket = dst // src
+    buckets: dict[int, list[Ohlc]] = {}
+    for c in candles:
+        buckets.setdefault(int(c.open_time.timestamp()) // (dst * 60), []).append(c)
+    out = []
+    for key in sorted(buckets):
+        group = sorted(buckets[key], key=lambda c: c.open_time)
+        if len(group) != per_bucket:
+            continue
+        out.append(
+            Ohlc(
+                open_time=datetime.fromtimestamp(key * dst * 60, tz=group[0].open_time.tzinfo),
+                open=group[0].open,
+                high=max(c.high for c in group),
+                low=min(c.low for c in group),
+                close=group[-1].close,
+                volume=sum(c.volume for c in group),
+            )
+        )
+    return out
+
+
+def atr(candles: Sequence[Ohlc], period: int = 14) -> float | None:
+    """Return the latest Wilder ATR, or None with fewer than `period + 1` candles."""
+    if len(candles) < period + 1:
+        return None
+    high = np.fromiter((c.high for c in candles), dtype=np.float64, count=len(candles))
+    low = np.fromiter((c.low for c in candles), dtype=np.float64, count=len(candles))
+    close = np.fromiter((c.close for c in candles), dtype=np.float64, count=len(candles))
+    value = float(talib.ATR(high, low, close, timeperiod=period)[-1])
+    return None if math.isnan(value) else value
+
+
+def classify(atr_pct: float, timeframe: str) -> VolatilityClass:
+    """Return the volatility class of `atr_pct` (percent) on `timeframe`."""
+    scale = time_scale(timeframe)
+    for cls, bound in zip(CLASSES, THRESHOLDS_1H_PCT, strict=False):
+        if atr_pct < bound * scale:
+            return cls
+    return "VERY_HIGH"
+
+
+def volatility_size(atr_pct: float, timeframe: str, reference_pct_1h: float = 1.0) -> float:
+    """Return the inverse-volatility position multiplier, 0.25-2.0."""
+    if atr_pct <= 0:
+        return SIZE_MAX
+    raw = reference_pct_1h * time_scale(timeframe) / atr_pct
+    return round(min(SIZE_MAX, max(SIZE_MIN, raw)), 2)
+
+
+def stop_multiple(cls: VolatilityClass, params: PlanParams) -> float:
+    """Return the stop distance in ATRs for a volatility class."""
+    span = params.stop_atr_max - params.stop_atr_min
+    return round(params.stop_atr_min + span * STOP_POSITION[cls], 2)
+
+
+def reward_risk(confidence: float, params: PlanParams) -> float:
+    """Return the reward:risk target: rr_min at confidence <= 50, rr_max at >= 90."""
+    t = min(1.0, max(0.0, (confidence - 50.0) / 40.0))
+    return round(params.rr_min + (params.rr_max - params.rr_min) * t, 1)
+
+
+def _num(x: float) -> float:
+    """Round to 8 significant digits: exact enough for any tick size, free of float noise."""
+    return float(f"{x:.8g}")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def build_metrics(
+    *,
+    symbol: str,
+    direction: Direction,
+    entry: float,
+    confidence: float,
+    candles: Sequence[Ohlc],
+    timeframe: str,
+    params: PlanParams,
+) -> VolatilityMetrics:
+    """Return ATR, class, volatility size and (for LONG/SHORT) the stop/target plan.
+
+    Too few candles or a non-positive price yields empty metrics (the rules then report
+    "volatility unknown"); NEUTRAL signals carry volatility but no plan.
+    """
+    value = atr(candles, params.atr_period)
+    if value is None or entry <= 0:
+        return VolatilityMetrics()
+    atr_pct = value / entry * 100
+    cls = classify(atr_pct, timeframe)
+    size = volatility_size(atr_pct, timeframe, params.reference_atr_pct_1h)
+    base = VolatilityMetrics(
+        atr=_num(value),
+        atr_pct=round(atr_pct, 4),
+        volatility_class=cls,
+        recommended_position_multiplier=size,
+    )
+    if direction == "NEUTRAL":
+        return base
+    k = stop_multiple(cls, params)
+    rr = reward_risk(confidence, params)
+    risk = k * value
+    sign = 1.0 if direction == "LONG" else -1.0
+    stop = entry - sign * risk
+    target = entry + sign * rr * risk
+    if stop <= 0 or target <= 0:
+        return base.model_copy(
+            update={"trade_plan_summary": "No plan: the ATR stop would fall below zero"}
+        )
+    summary = (
+        f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
+        f"({-sign * risk / entry * 100:+.2f}%, {k:g} ATR) | target {_fmt(target)} "
+        f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
+        f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
+    )
+    return base.model_copy(
+        update={
+            "stop_loss_price": _num(stop),
+            "take_profit_price": _num(target),
+            "risk_reward": rr,
+            "trade_plan_summary": summary,
+        }
+    )

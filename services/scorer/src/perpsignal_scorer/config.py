@@ -1,0 +1,116 @@
+"""Engine configuration: weights, thresholds, windows and staleness limits.
+
+A plain frozen dataclass (no pydantic-settings) so the pure engine, the backtest and the
+benchmarks build it directly; `settings.ScorerSettings.engine_config()` builds it from env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
+from perpsignal_common.events.signals import FACTOR_NAMES
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "liquidations": 10.0,
+    "funding": 15.0,
+    "momentum": 20.0,
+    "long_short": 10.0,
+    "smart_money": 20.0,
+    "oi_trend": 10.0,
+    "social": 5.0,
+    "fear_greed": 10.0,
+}
+
+# Seconds after which a factor's newest input no longer counts. Candle-based factors
+# (momentum, smart_money) use `candle_stale_bars` x the primary timeframe instead
+DEFAULT_STALE_S: dict[str, float] = {
+    "liquidations": 4 * 3600.0,  # orders are sparse: an hour without any is normal
+    "funding": 9 * 3600.0,  # settled every 8 h; live premium index far more often
+    "long_short": 1800.0,  # Binance publishes 5m ratios
+    "oi_trend": 1800.0,
+    "social": 2 * 3600.0,  # LunarCrush refreshes about hourly
+    "fear_greed": 2 * 86400.0,  # daily index
+}
+
+
+def parse_mapping(text: str) -> dict[str, float]:
+    """Parse `a=1,b=2` into a dict (env-friendly mappings)."""
+    out: dict[str, float] = {}
+    for raw in text.split(","):
+        part = raw.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ValueError(f"expected name=value, got {part!r}")
+        out[key.strip()] = float(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Everything the scoring engine needs; defaults are the documented production values."""
+
+    primary_timeframe: str = "15m"
+    smc_timeframes: tuple[str, ...] = ("15m", "1h", "4h")
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    long_threshold: float = 65.0
+    short_threshold: float = 35.0
+    stale_s: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STALE_S))
+    candle_stale_bars: int = 3
+    # windows
+    liquidation_window_s: float = 3600.0
+    liquidation_full_usd: float = 1_000_000.0  # total at which an imbalance counts fully
+    funding_neutral_rate: float = 0.0001  # Binance's base interest: 0.01 % per 8 h
+    funding_full_rate: float = 0.0005  # 0.05 % per 8 h away from neutral = full pull
+    funding_change_window_s: float = 8 * 3600.0
+    momentum_horizons: tuple[int, ...] = (1, 4, 16)  # bars of the primary timeframe
+    momentum_full_return: float = 0.004  # per sqrt(bar): 0.4 % in 1 bar, 0.8 % in 4 bars
+    rsi_period: int = 14
+    ema_fast: int = 20
+    ema_slow: int = 50
+    trend_full_gap: float = 0.01  # EMA gap of 1 % = full trend pull
+    ls_neutral_share: float = 0.5
+    ls_full_share: float = 0.25  # 75 % of accounts long = fully crowded
+    ls_change_window_s: float = 3600.0
+    ls_full_change: float = 0.05
+    oi_window_s: float = 3600.0
+    oi_full_change: float = 0.05
+    oi_price_full_change: float = 0.02
+    top_position_full: float = 0.1  # top-trader long share 60 % = full follow pull
+    social_sentiment_neutral: float = 60.0
+    fear_extreme: float = 25.0
+    greed_extreme: float = 75.0
+    swing_length: int = 3
+    equal_level_tolerance: float = 0.001  # 0.1 % apart counts as equal highs/lows
+    candle_history: int = 300
+    signal_candles: int = 30
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(FACTOR_NAMES)
+        if unknown:
+            raise ValueError(f"unknown factor weights: {sorted(unknown)}")
+        total = sum(self.weights.get(n, 0.0) for n in FACTOR_NAMES)
+        if abs(total - 100.0) > 1e-6:
+            raise ValueError(f"factor weights must sum to 100, got {total:g}")
+        if any(w < 0 for w in self.weights.values()):
+            raise ValueError("factor weights must be >= 0")
+        if not 0 <= self.short_threshold < 50 < self.long_threshold <= 100:
+            raise ValueError("thresholds must satisfy 0 <= SHORT < 50 < LONG <= 100")
+        for tf in (self.primary_timeframe, *self.smc_timeframes):
+            if tf not in TIMEFRAME_SECONDS:
+                raise ValueError(f"unknown timeframe {tf!r}")
+            if TIMEFRAME_SECONDS[tf] % TIMEFRAME_SECONDS[self.primary_timeframe]:
+                raise ValueError(f"SMC timeframe {tf} is not a multiple of the primary")
+
+    @property
+    def primary_s(self) -> int:
+        """Return the primary timeframe in seconds."""
+        return TIMEFRAME_SECONDS[self.primary_timeframe]
+
+    def stale_limit(self, factor: str) -> float:
+        """Return the staleness limit of `factor` in seconds."""
+        if factor in ("momentum", "smart_money"):
+            return self.candle_stale_bars * float(self.primary_s)
+        return self.stale_s.get(factor, DEFAULT_STALE_S.get(factor, 3600.0))

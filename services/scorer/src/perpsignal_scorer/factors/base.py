@@ -1,0 +1,69 @@
+"""What every factor returns, and the shared scaling helpers.
+
+A factor turns a signed *strength* in [-1, 1] into a sub-score `50 + 50 * strength`
+(0 = fully bearish, 50 = neutral, 100 = fully bullish). Strengths come from `pull(x, full)`
+= x / full clipped to [-1, 1]: the value `full` is where an input counts completely, so
+every formula is piecewise linear, bounded and easy to check by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from perpsignal_common.events.signals import Scalar
+
+Status = Literal["ok", "missing", "stale"]
+
+
+@dataclass(slots=True)
+class FactorResult:
+    """A factor's sub-score with the raw inputs that produced it."""
+
+    score: float
+    status: Status = "ok"
+    age_s: float | None = None
+    inputs: dict[str, Scalar] = field(default_factory=dict)
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class EvalContext:
+    """Inputs shared by all symbols or computed once per evaluation."""
+
+    now: float
+    fear_greed: tuple[float, float] | None = None  # (observed at, value)
+    smc_bias: float | None = None  # combined structure bias in [-1, 1]
+    smc_by_tf: dict[str, int] = field(default_factory=dict)
+
+
+def clamp(x: float, lo: float = -1.0, hi: float = 1.0) -> float:
+    """Clip `x` to [lo, hi]."""
+    return lo if x < lo else hi if x > hi else x
+
+
+def pull(x: float, full: float) -> float:
+    """Return x / full clipped to [-1, 1]: the share of a full-strength reading."""
+    return clamp(x / full) if full else 0.0
+
+
+def to_score(strength: float) -> float:
+    """Map a strength in [-1, 1] to a sub-score in [0, 100]."""
+    return 50.0 + 50.0 * clamp(strength)
+
+
+def blend(parts: list[tuple[float, float]]) -> float:
+    """Weighted mean of (weight, strength) pairs; weights of absent parts are left out."""
+    total = sum(w for w, _ in parts)
+    return sum(w * s for w, s in parts) / total if total else 0.0
+
+
+def missing(reason: str) -> FactorResult:
+    """A neutral result for an input we never received."""
+    return FactorResult(50.0, "missing", None, {}, reason)
+
+
+def stale(age_s: float, limit_s: float, inputs: dict[str, Scalar] | None = None) -> FactorResult:
+    """A neutral result for an input older than its staleness limit."""
+    reason = f"newest input {age_s:.0f}s old > {limit_s:.0f}s"
+    return FactorResult(50.0, "stale", round(age_s, 3), inputs or {}, reason)

@@ -1,0 +1,34 @@
+"""Fear & Greed: contrarian at the extremes, neutral in between.
+
+score = 50 + 50 (fear_extreme - v) / fear_extreme when v <= fear_extreme (extreme fear is
+bullish, v = 0 gives 100); 50 - 50 (v - greed_extreme) / (100 - greed_extreme) when
+v >= greed_extreme (v = 100 gives 0); 50 otherwise.
+"""
+
+from __future__ import annotations
+
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, stale
+
+
+def fear_greed_score(value: float, cfg: EngineConfig) -> float:
+    """Return the contrarian sub-score of a Fear & Greed reading."""
+    if value <= cfg.fear_extreme:
+        return 50.0 + 50.0 * (cfg.fear_extreme - value) / cfg.fear_extreme
+    if value >= cfg.greed_extreme:
+        return 50.0 - 50.0 * (value - cfg.greed_extreme) / (100.0 - cfg.greed_extreme)
+    return 50.0
+
+
+def score_fear_greed(_state: object, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
+    """Score the market-wide Fear & Greed index."""
+    if ctx.fear_greed is None:
+        return missing("no fear & greed index received")
+    at, value = ctx.fear_greed
+    age = ctx.now - at
+    limit = cfg.stale_limit("fear_greed")
+    if age > limit:
+        return stale(age, limit, {"fear_greed": value})
+    return FactorResult(
+        fear_greed_score(value, cfg), "ok", round(max(age, 0.0), 3), {"fear_greed": value}
+    )

@@ -1,0 +1,49 @@
+"""Funding rate: crowded funding is contrarian.
+
+Rates are normalised to 8 h. level = -(rate - funding_neutral_rate) / funding_full_rate,
+change = -(rate - rate `funding_change_window_s` earlier) / funding_full_rate, both clipped;
+strength = 0.7 level + 0.3 change (level alone without an earlier rate). Longs paying a
+high or rising rate are crowded: bearish.
+"""
+
+from __future__ import annotations
+
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.factors.base import (
+    EvalContext,
+    FactorResult,
+    blend,
+    missing,
+    pull,
+    stale,
+    to_score,
+)
+from perpsignal_scorer.state import SymbolState, value_at_or_before
+
+
+def funding_strength(rate: float, previous: float | None, cfg: EngineConfig) -> float:
+    """Return the contrarian strength of a funding rate and its change."""
+    parts = [(0.7, -pull(rate - cfg.funding_neutral_rate, cfg.funding_full_rate))]
+    if previous is not None:
+        parts.append((0.3, -pull(rate - previous, cfg.funding_full_rate)))
+    return blend(parts)
+
+
+def score_funding(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
+    """Score the latest funding rate against neutral and against its earlier value."""
+    latest = value_at_or_before(state.funding, ctx.now)
+    if latest is None:
+        return missing("no funding rate received")
+    age = ctx.now - latest.t
+    limit = cfg.stale_limit("funding")
+    if age > limit:
+        return stale(age, limit, {"rate_8h": latest.value})
+    before = value_at_or_before(state.funding, ctx.now - cfg.funding_change_window_s)
+    prev = before.value if before is not None else None
+    return FactorResult(
+        to_score(funding_strength(latest.value, prev, cfg)),
+        "ok",
+        round(age, 3),
+        {"rate_8h": latest.value, "previous_rate_8h": prev},
+        None if prev is not None else "no earlier rate: level only",
+    )

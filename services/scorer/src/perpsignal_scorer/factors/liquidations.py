@@ -1,0 +1,58 @@
+"""Liquidations: which side is being forced out over the window.
+
+strength = imbalance x significance, with imbalance = (short_usd - long_usd) / total and
+significance = min(1, total / liquidation_full_usd). Shorts being liquidated means price is
+squeezing up (bullish); longs being liquidated means forced selling (bearish). A quiet
+window with a live feed is neutral, not missing.
+"""
+
+from __future__ import annotations
+
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.factors.base import (
+    EvalContext,
+    FactorResult,
+    clamp,
+    missing,
+    stale,
+    to_score,
+)
+from perpsignal_scorer.state import SymbolState
+
+
+def liquidation_strength(long_usd: float, short_usd: float, full_usd: float) -> float:
+    """Return the signed strength of a liquidation imbalance."""
+    total = long_usd + short_usd
+    if total <= 0:
+        return 0.0
+    return (short_usd - long_usd) / total * clamp(total / full_usd, 0.0, 1.0)
+
+
+def score_liquidations(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
+    """Score the liquidation imbalance of the last `liquidation_window_s`."""
+    seen = state.liquidations_seen_at
+    if seen is None:
+        return missing("no liquidation data received")
+    age = ctx.now - seen
+    limit = cfg.stale_limit("liquidations")
+    if age > limit:
+        return stale(age, limit)
+    start = ctx.now - cfg.liquidation_window_s
+    long_usd = short_usd = 0.0
+    for t, lo, sh in reversed(state.liquidations):
+        if t <= start:
+            break
+        if t <= ctx.now:
+            long_usd += lo
+            short_usd += sh
+    s = liquidation_strength(long_usd, short_usd, cfg.liquidation_full_usd)
+    return FactorResult(
+        to_score(s),
+        "ok",
+        round(max(age, 0.0), 3),
+        {
+            "long_liquidations_usd": round(long_usd, 2),
+            "short_liquidations_usd": round(short_usd, 2),
+            "window_s": cfg.liquidation_window_s,
+        },
+    )

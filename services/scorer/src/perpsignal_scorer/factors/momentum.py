@@ -1,0 +1,61 @@
+"""Price momentum: multi-horizon returns, RSI and EMA trend on the primary timeframe.
+
+returns = mean over horizons h (bars) of pull(close / close[h bars ago] - 1,
+momentum_full_return * sqrt(h)); rsi = pull(RSI(14) - 50, 20) (RSI 70 = full bullish);
+trend = pull(EMA20 / EMA50 - 1, trend_full_gap). strength = 0.4 returns + 0.3 rsi +
+0.3 trend over the parts available (RSI is required: fewer than 15 bars is "missing").
+"""
+
+from __future__ import annotations
+
+import math
+
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.factors.base import (
+    EvalContext,
+    FactorResult,
+    blend,
+    missing,
+    pull,
+    stale,
+    to_score,
+)
+from perpsignal_scorer.state import SymbolState
+
+
+def momentum_strength(
+    returns: dict[int, float], rsi: float, ema_gap: float | None, cfg: EngineConfig
+) -> float:
+    """Return the trend-following strength of returns, RSI and the EMA gap."""
+    parts = []
+    if returns:
+        r = [pull(ret, cfg.momentum_full_return * math.sqrt(h)) for h, ret in returns.items()]
+        parts.append((0.4, sum(r) / len(r)))
+    parts.append((0.3, pull(rsi - 50.0, 20.0)))
+    if ema_gap is not None:
+        parts.append((0.3, pull(ema_gap, cfg.trend_full_gap)))
+    return blend(parts)
+
+
+def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
+    """Score momentum from the primary candles and their incremental indicators."""
+    bars = state.bars(cfg.primary_timeframe)
+    rsi = state.rsi.value
+    if not bars or rsi is None:
+        return missing(f"warming up: {len(bars)}/{cfg.rsi_period + 1} candles")
+    last = bars[-1]
+    age = ctx.now - last.close_s
+    limit = cfg.stale_limit("momentum")
+    if age > limit:
+        return stale(age, limit)
+    returns: dict[int, float] = {}
+    for h in cfg.momentum_horizons:
+        if len(bars) > h:
+            returns[h] = last.close / bars[-1 - h].close - 1.0
+    fast, slow = state.ema_fast.value, state.ema_slow.value
+    gap = fast / slow - 1.0 if fast is not None and slow else None
+    inputs: dict[str, float | None] = {f"return_{h}b": round(r, 6) for h, r in returns.items()}
+    inputs |= {"rsi": round(rsi, 4), "ema_gap": None if gap is None else round(gap, 6)}
+    return FactorResult(
+        to_score(momentum_strength(returns, rsi, gap, cfg)), "ok", round(max(age, 0.0), 3), inputs
+    )

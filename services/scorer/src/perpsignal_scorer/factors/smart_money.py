@@ -1,0 +1,64 @@
+"""Smart money: SMC structure bias across timeframes plus top-trader position share.
+
+smc = combined structure bias in [-1, 1] (mean of the per-timeframe trend, +1 after a
+bullish BOS/CHoCH, -1 after a bearish one, weighted 1, 2, 3... from the lowest timeframe up);
+top = pull(top_position_long_share - 0.5, top_position_full) (followed, not faded: these are
+the largest accounts). strength = 0.7 smc + 0.3 top over the parts available.
+"""
+
+from __future__ import annotations
+
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.factors.base import (
+    EvalContext,
+    FactorResult,
+    blend,
+    missing,
+    pull,
+    stale,
+    to_score,
+)
+from perpsignal_scorer.state import SymbolState, value_at_or_before
+
+
+def smart_money_strength(
+    smc_bias: float | None, top_position_share: float | None, cfg: EngineConfig
+) -> float:
+    """Return the strength of structure bias and top-trader positioning."""
+    parts = []
+    if smc_bias is not None:
+        parts.append((0.7, smc_bias))
+    if top_position_share is not None:
+        parts.append((0.3, pull(top_position_share - 0.5, cfg.top_position_full)))
+    return blend(parts)
+
+
+def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
+    """Score SMC structure (fresh candles) and top-trader positions (fresh ratios)."""
+    bars = state.bars(cfg.primary_timeframe)
+    top = value_at_or_before(state.ls("top_position"), ctx.now)
+    ages = []
+    smc = None
+    if ctx.smc_bias is not None and bars:
+        age_c = ctx.now - bars[-1].close_s
+        ages.append(age_c)
+        if age_c <= cfg.stale_limit("smart_money"):
+            smc = ctx.smc_bias
+    top_share = None
+    if top is not None:
+        ages.append(ctx.now - top.t)
+        if ctx.now - top.t <= cfg.stale_limit("long_short"):
+            top_share = top.value
+    if not ages:
+        return missing("no SMC structure yet and no top-trader position ratio")
+    age = max(0.0, min(ages))
+    if smc is None and top_share is None:
+        return stale(age, cfg.stale_limit("smart_money"))
+    inputs: dict[str, float | int | str | None] = {
+        "smc_bias": None if smc is None else round(smc, 4),
+        "top_position_long_share": top_share,
+    }
+    inputs |= {f"smc_{tf}": v for tf, v in ctx.smc_by_tf.items()}
+    return FactorResult(
+        to_score(smart_money_strength(smc, top_share, cfg)), "ok", round(age, 3), inputs
+    )

@@ -1,0 +1,56 @@
+"""Social sentiment (LunarCrush): sentiment, galaxy score and social volume growth.
+
+strength = 0.4 pull(sentiment - social_sentiment_neutral, 25) + 0.4 pull(galaxy - 50, 25)
+         + 0.2 pull(social volume change %, 100) over the parts present. Sentiment is the
+percent of positive posts (typically well above 50, hence a configurable neutral).
+"""
+
+from __future__ import annotations
+
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.factors.base import (
+    EvalContext,
+    FactorResult,
+    blend,
+    missing,
+    pull,
+    stale,
+    to_score,
+)
+from perpsignal_scorer.state import SymbolState
+
+
+def social_strength(
+    sentiment: float | None,
+    galaxy: float | None,
+    volume_change_pct: float | None,
+    cfg: EngineConfig,
+) -> float:
+    """Return the strength of social sentiment and attention."""
+    parts = []
+    if sentiment is not None:
+        parts.append((0.4, pull(sentiment - cfg.social_sentiment_neutral, 25.0)))
+    if galaxy is not None:
+        parts.append((0.4, pull(galaxy - 50.0, 25.0)))
+    if volume_change_pct is not None:
+        parts.append((0.2, pull(volume_change_pct, 100.0)))
+    return blend(parts)
+
+
+def score_social(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
+    """Score the latest social metrics of the symbol's coin."""
+    at = state.social_at
+    s = state.social
+    values = (s.get("sentiment"), s.get("galaxy_score"), s.get("social_volume_change_pct"))
+    if at is None or all(v is None for v in values):
+        return missing("no social metrics received")
+    age = ctx.now - at
+    limit = cfg.stale_limit("social")
+    if age > limit:
+        return stale(age, limit)
+    return FactorResult(
+        to_score(social_strength(*values, cfg)),
+        "ok",
+        round(max(age, 0.0), 3),
+        {"sentiment": values[0], "galaxy_score": values[1], "social_volume_change_pct": values[2]},
+    )

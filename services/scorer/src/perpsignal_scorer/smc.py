@@ -1,0 +1,261 @@
+"""Causal Smart Money Concepts: swings, BOS, CHoCH, fair value gaps, equal highs/lows.
+
+Causal means every event is emitted on the bar that reveals it and carries that bar's
+index and close time (`known_index`, `known_at`); nothing is ever rewritten:
+
+* swing high at bar j: high[j] is above the `n` highs before it and at least the `n` after
+  it; it is *known* only at bar j+n, when the right-hand side has closed. Swing lows mirror.
+* BOS / CHoCH: a close beyond the latest confirmed, unbroken swing level. A break against
+  the prevailing structure (a bullish break while the trend is bearish) is a change of
+  character (CHoCH); a break with it, or the first break, is a break of structure (BOS).
+* fair value gap at bar i: low[i] > high[i-2] (bullish, zone high[i-2]..low[i]) or
+  high[i] < low[i-2] (bearish); mitigated on the first later bar trading back into the zone
+  (low <= top for bullish, high >= bottom for bearish). Gaps older than `fvg_max_age` bars
+  are no longer tracked.
+* equal highs / lows (liquidity): a new swing within `tolerance` (relative) of one of the
+  previous `eq_lookback` swings of the same side.
+
+`SmcAnalyzer.update(bar)` is the streaming API; `analyze_batch(...)` is an independent,
+vectorized implementation over a whole history. The tests hold them equal at every prefix,
+which is the causality guarantee (a batch run on a truncated history equals the stream).
+
+We do not use the `smartmoneyconcepts` package: its swing and FVG functions look ahead
+(a swing is written at the swing bar using later bars, and mitigation indices point into
+the future), so a batch run rewrites earlier bars as history grows, and it prints a banner
+to stdout on import. TA libraries (TA-Lib, talipp) have no SMC primitives.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from perpsignal_scorer.state import Bar
+
+Kind = Literal[
+    "swing_high",
+    "equal_highs",
+    "swing_low",
+    "equal_lows",
+    "fvg_mitigated",
+    "fvg",
+    "bos",
+    "choch",
+]
+# order of events revealed by one bar, so both implementations list them identically
+_PHASE = {
+    "swing_high": 0,
+    "equal_highs": 1,
+    "swing_low": 2,
+    "equal_lows": 3,
+    "fvg_mitigated": 4,
+    "fvg": 5,
+    "bos": 6,
+    "choch": 6,
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SmcEvent:
+    """One structure event; `direction` is +1 bullish/up, -1 bearish/down."""
+
+    known_index: int
+    phase: int
+    direction: int
+    ref_index: int
+    kind: str
+    level: float
+    bottom: float
+    known_at: float
+
+    def label(self, tf: str) -> str:
+        """Return a short human label such as `BOS up @ 1h`."""
+        word = "up" if self.direction > 0 else "down"
+        return f"{self.kind.upper()} {word} @ {tf}"
+
+
+def _event(
+    kind: Kind, direction: int, ref: int, known: int, at: float, level: float, bottom: float
+) -> SmcEvent:
+    return SmcEvent(known, _PHASE[kind], direction, ref, kind, level, bottom, at)
+
+
+class SmcAnalyzer:
+    """Streaming SMC over one timeframe; feed closed bars in order."""
+
+    def __init__(
+        self,
+        swing_length: int = 3,
+        tolerance: float = 0.001,
+        eq_lookback: int = 5,
+        fvg_max_age: int = 500,
+    ) -> None:
+        self.n = swing_length
+        self.tolerance = tolerance
+        self.eq_lookback = eq_lookback
+        self.fvg_max_age = fvg_max_age
+        self.index = -1
+        self._win: deque[Bar] = deque(maxlen=2 * swing_length + 1)
+        self._high: tuple[float, int] | None = None  # active swing high (level, bar)
+        self._low: tuple[float, int] | None = None
+        self._highs: deque[float] = deque(maxlen=eq_lookback)
+        self._lows: deque[float] = deque(maxlen=eq_lookback)
+        self._fvgs: list[tuple[int, float, float, int]] = []  # (dir, top, bottom, bar)
+        self.trend = 0
+        self.last_structure: SmcEvent | None = None
+        self.open_fvgs = 0
+        self.last_by_kind: dict[str, SmcEvent] = {}
+
+    def update(self, bar: Bar) -> list[SmcEvent]:
+        """Add one closed bar; return the events it reveals (possibly none)."""
+        self.index += 1
+        i, at, n = self.index, bar.close_s, self.n
+        win = self._win
+        win.append(bar)
+        out: list[SmcEvent] = []
+        if len(win) == 2 * n + 1:
+            mid = win[n]
+            j = i - n
+            left = [win[k] for k in range(n)]
+            right = [win[k] for k in range(n + 1, 2 * n + 1)]
+            if mid.high > max(b.high for b in left) and mid.high >= max(b.high for b in right):
+                out.append(_event("swing_high", 1, j, i, at, mid.high, mid.high))
+                self._equal(out, "equal_highs", self._highs, mid.high, j, i, at)
+                self._highs.append(mid.high)
+                self._high = (mid.high, j)
+            if mid.low < min(b.low for b in left) and mid.low <= min(b.low for b in right):
+                out.append(_event("swing_low", -1, j, i, at, mid.low, mid.low))
+                self._equal(out, "equal_lows", self._lows, mid.low, j, i, at)
+                self._lows.append(mid.low)
+                self._low = (mid.low, j)
+        if self._fvgs:
+            keep = []
+            for fvg in self._fvgs:
+                d, top, bottom, ref = fvg
+                if (d > 0 and bar.low <= top) or (d < 0 and bar.high >= bottom):
+                    out.append(_event("fvg_mitigated", d, ref, i, at, top, bottom))
+                elif i - ref < self.fvg_max_age:
+                    keep.append(fvg)
+            self._fvgs = keep
+        if len(win) >= 3:
+            two = win[-3]
+            if bar.low > two.high:
+                self._fvgs.append((1, bar.low, two.high, i))
+                out.append(_event("fvg", 1, i, i, at, bar.low, two.high))
+            elif bar.high < two.low:
+                self._fvgs.append((-1, two.low, bar.high, i))
+                out.append(_event("fvg", -1, i, i, at, two.low, bar.high))
+        self.open_fvgs = len(self._fvgs)
+        if self._high is not None and bar.close > self._high[0]:
+            out.append(self._break(1, self._high, i, at))
+            self._high = None
+        if self._low is not None and bar.close < self._low[0]:
+            out.append(self._break(-1, self._low, i, at))
+            self._low = None
+        for e in out:
+            self.last_by_kind[e.kind] = e
+        return out
+
+    def _equal(
+        self,
+        out: list[SmcEvent],
+        kind: Kind,
+        previous: deque[float],
+        level: float,
+        ref: int,
+        i: int,
+        at: float,
+    ) -> None:
+        for other in reversed(previous):
+            if abs(level - other) <= self.tolerance * abs(other):
+                d = 1 if kind == "equal_highs" else -1
+                out.append(_event(kind, d, ref, i, at, max(level, other), min(level, other)))
+                return
+
+    def _break(self, d: int, swing: tuple[float, int], i: int, at: float) -> SmcEvent:
+        kind: Kind = "choch" if self.trend == -d else "bos"
+        self.trend = d
+        ev = _event(kind, d, swing[1], i, at, swing[0], swing[0])
+        self.last_structure = ev
+        return ev
+
+
+def analyze_batch(
+    close_s: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    swing_length: int = 3,
+    tolerance: float = 0.001,
+    eq_lookback: int = 5,
+    fvg_max_age: int = 500,
+) -> list[SmcEvent]:
+    """Return every event over a whole history (vectorized; same rules as the stream)."""
+    n, size = swing_length, len(high)
+    events: list[SmcEvent] = []
+    swings: dict[int, list[tuple[int, float]]] = {1: [], -1: []}  # dir -> [(bar, level)]
+    if size >= 2 * n + 1:
+        for d, series in ((1, high), (-1, low)):
+            w = sliding_window_view(series, 2 * n + 1)
+            mid = w[:, n]
+            if d > 0:
+                hit = (mid > w[:, :n].max(axis=1)) & (mid >= w[:, n + 1 :].max(axis=1))
+            else:
+                hit = (mid < w[:, :n].min(axis=1)) & (mid <= w[:, n + 1 :].min(axis=1))
+            kind: Kind = "swing_high" if d > 0 else "swing_low"
+            eq_kind: Kind = "equal_highs" if d > 0 else "equal_lows"
+            previous: list[float] = []
+            for k in np.flatnonzero(hit):
+                j, lvl = int(k) + n, float(mid[k])
+                known = j + n
+                at = float(close_s[known])
+                events.append(_event(kind, d, j, known, at, lvl, lvl))
+                for other in reversed(previous[-eq_lookback:]):
+                    if abs(lvl - other) <= tolerance * abs(other):
+                        events.append(
+                            _event(eq_kind, d, j, known, at, max(lvl, other), min(lvl, other))
+                        )
+                        break
+                previous.append(lvl)
+                swings[d].append((j, lvl))
+    if size >= 3:
+        bull = np.flatnonzero(low[2:] > high[:-2]) + 2
+        bear = np.flatnonzero(high[2:] < low[:-2]) + 2
+        for d, idx in ((1, bull), (-1, bear)):
+            for i_ in idx:
+                i = int(i_)
+                top = float(low[i] if d > 0 else low[i - 2])
+                bottom = float(high[i - 2] if d > 0 else high[i])
+                events.append(_event("fvg", d, i, i, float(close_s[i]), top, bottom))
+                end = min(size, i + fvg_max_age + 1)
+                later = low[i + 1 : end] <= top if d > 0 else high[i + 1 : end] >= bottom
+                hits = np.flatnonzero(later)
+                if hits.size:
+                    m = i + 1 + int(hits[0])
+                    events.append(_event("fvg_mitigated", d, i, m, float(close_s[m]), top, bottom))
+    breaks: list[tuple[int, int, int, float]] = []  # (bar, -dir order, swing bar, level)
+    for d, items in swings.items():
+        for k, (j, lvl) in enumerate(items):
+            start = j + n
+            stop = items[k + 1][0] + n if k + 1 < len(items) else size
+            seg = close[start:stop] > lvl if d > 0 else close[start:stop] < lvl
+            hits = np.flatnonzero(seg)
+            if hits.size:
+                breaks.append((start + int(hits[0]), -d, j, lvl))
+    trend = 0
+    for b, neg_d, j, lvl in sorted(breaks):
+        d = -neg_d
+        kind2: Kind = "choch" if trend == -d else "bos"
+        trend = d
+        events.append(_event(kind2, d, j, b, float(close_s[b]), lvl, lvl))
+    events.sort()
+    return events
+
+
+def bias_label(trend: int) -> Literal["BULLISH", "BEARISH", "NEUTRAL"]:
+    """Map a structure trend (+1/-1/0) to its label."""
+    return "BULLISH" if trend > 0 else "BEARISH" if trend < 0 else "NEUTRAL"

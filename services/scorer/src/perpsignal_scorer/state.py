@@ -1,0 +1,207 @@
+"""Per-symbol state: candles per timeframe, incremental indicators, latest inputs with times.
+
+Pure (no Kafka, no I/O). Times are epoch seconds (floats) on the hot path; the events'
+`observed_at` is the clock, never the wall clock, so replays and backtests are deterministic.
+Every input keeps its observation time so a factor can tell "missing" from "stale".
+
+Indicators are updated once per closed bar (O(1)), not recomputed over a window. They are
+written here rather than taken from talipp because talipp's per-value objects cost more
+than the whole evaluation budget; the tests check them against TA-Lib's RSI and EMA.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
+
+
+@dataclass(slots=True)
+class Bar:
+    """A closed candle; times are epoch seconds."""
+
+    open_s: float
+    close_s: float
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class Ema:
+    """Exponential moving average seeded with the SMA of the first `period` values (TA-Lib)."""
+
+    __slots__ = ("_alpha", "_n", "_seed", "period", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self._alpha = 2.0 / (period + 1)
+        self._n = 0
+        self._seed = 0.0
+        self.value: float | None = None
+
+    def update(self, x: float) -> float | None:
+        """Add one value; return the EMA once `period` values were seen."""
+        if self.value is None:
+            self._n += 1
+            self._seed += x
+            if self._n == self.period:
+                self.value = self._seed / self.period
+            return self.value
+        self.value += self._alpha * (x - self.value)
+        return self.value
+
+
+class WilderRsi:
+    """RSI with Wilder smoothing, seeded with the simple mean of the first `period` changes."""
+
+    __slots__ = ("_avg_gain", "_avg_loss", "_n", "_prev", "period", "value")
+
+    def __init__(self, period: int = 14) -> None:
+        self.period = period
+        self._prev: float | None = None
+        self._n = 0
+        self._avg_gain = 0.0
+        self._avg_loss = 0.0
+        self.value: float | None = None
+
+    def update(self, close: float) -> float | None:
+        """Add one close; return the RSI once `period` changes were seen."""
+        prev, self._prev = self._prev, close
+        if prev is None:
+            return None
+        change = close - prev
+        gain = change if change > 0 else 0.0
+        loss = -change if change < 0 else 0.0
+        p = self.period
+        if self._n < p:
+            self._n += 1
+            self._avg_gain += gain / p
+            self._avg_loss += loss / p
+            if self._n < p:
+                return None
+        else:
+            self._avg_gain = (self._avg_gain * (p - 1) + gain) / p
+            self._avg_loss = (self._avg_loss * (p - 1) + loss) / p
+        total = self._avg_gain + self._avg_loss
+        self.value = 50.0 if total == 0 else 100.0 * self._avg_gain / total
+        return self.value
+
+
+class Aggregator:
+    """Builds higher-timeframe candles from primary candles (when the venue sends none).
+
+    A bucket closes when its last sub-candle closes; a gap closes it with what it has, so a
+    missing sub-candle gives a shorter candle, never an invented one.
+    """
+
+    __slots__ = ("_bar", "tf_s")
+
+    def __init__(self, tf_s: int) -> None:
+        self.tf_s = tf_s
+        self._bar: Bar | None = None
+
+    def update(self, bar: Bar) -> list[Bar]:
+        """Feed one primary bar; return the higher bars it completed (0, 1 or 2)."""
+        out: list[Bar] = []
+        start = bar.open_s - bar.open_s % self.tf_s
+        cur = self._bar
+        if cur is not None and cur.open_s != start:
+            out.append(cur)
+            cur = None
+        if cur is None:
+            cur = Bar(start, start + self.tf_s, bar.open, bar.high, bar.low, bar.close, 0.0)
+        cur.high = max(cur.high, bar.high)
+        cur.low = min(cur.low, bar.low)
+        cur.close = bar.close
+        cur.volume += bar.volume
+        if bar.close_s >= cur.close_s:
+            out.append(cur)
+            cur = None
+        self._bar = cur
+        return out
+
+
+@dataclass(slots=True)
+class Point:
+    """One observed value and when it was observed."""
+
+    t: float
+    value: float
+
+
+@dataclass
+class SymbolState:
+    """Everything the factors read for one symbol."""
+
+    symbol: str
+    primary_s: int
+    history: int = 300
+    candles: dict[str, deque[Bar]] = field(default_factory=dict)
+    native_tfs: set[str] = field(default_factory=set)
+    rsi: WilderRsi = field(default_factory=WilderRsi)
+    ema_fast: Ema = field(default_factory=lambda: Ema(20))
+    ema_slow: Ema = field(default_factory=lambda: Ema(50))
+    funding: deque[Point] = field(default_factory=lambda: deque(maxlen=1024))
+    open_interest: deque[Point] = field(default_factory=lambda: deque(maxlen=2048))
+    long_short: dict[str, deque[Point]] = field(default_factory=dict)
+    # (time, long liquidated usd, short liquidated usd)
+    liquidations: deque[tuple[float, float, float]] = field(
+        default_factory=lambda: deque(maxlen=4096)
+    )
+    liquidations_seen_at: float | None = None
+    social: dict[str, float | None] = field(default_factory=dict)
+    social_at: float | None = None
+    last_event_s: float = 0.0
+
+    def bars(self, tf: str) -> deque[Bar]:
+        """Return the bars of `tf` (created empty on first use)."""
+        dq = self.candles.get(tf)
+        if dq is None:
+            dq = self.candles[tf] = deque(maxlen=self.history)
+        return dq
+
+    def add_bar(self, tf: str, bar: Bar) -> bool:
+        """Append a closed bar; return False for a duplicate or out-of-order bar."""
+        dq = self.bars(tf)
+        if dq and bar.open_s <= dq[-1].open_s:
+            return False
+        dq.append(bar)
+        if TIMEFRAME_SECONDS.get(tf) == self.primary_s:
+            self.rsi.update(bar.close)
+            self.ema_fast.update(bar.close)
+            self.ema_slow.update(bar.close)
+        return True
+
+    def ls(self, kind: str) -> deque[Point]:
+        """Return the long-share history of one long/short kind."""
+        dq = self.long_short.get(kind)
+        if dq is None:
+            dq = self.long_short[kind] = deque(maxlen=512)
+        return dq
+
+
+def value_at_or_before(points: deque[Point], t: float) -> Point | None:
+    """Return the newest point observed at or before `t` (points are time-ordered)."""
+    for p in reversed(points):
+        if p.t <= t:
+            return p
+    return None
+
+
+def append_point(points: deque[Point], t: float, value: float, min_gap_s: float = 0.0) -> bool:
+    """Append a time-ordered point; an older observation is ignored.
+
+    A point closer than `min_gap_s` to the one before the last replaces the last, so a
+    source that updates every few seconds still leaves hours of history in a bounded deque.
+    """
+    if points:
+        if t < points[-1].t:
+            return False
+        if t == points[-1].t or (len(points) >= 2 and t - points[-2].t < min_gap_s):
+            points[-1] = Point(t, value)
+            return True
+    points.append(Point(t, value))
+    return True

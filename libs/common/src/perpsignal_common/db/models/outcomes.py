@@ -1,0 +1,171 @@
+"""Signal history and outcome tracking tables.
+
+Owner: the outcomes service (the only writer). The gateway reads them through
+`perpsignal_common.db.analytics`.
+
+* `outcome_signals`: every judged LONG/SHORT signal (all verdicts), idempotent on `event_id`.
+* `outcome_mss`: MSS results at or above the configured threshold, idempotent on `event_id`.
+* `signal_outcomes`: one durable row per (signal, horizon): the due evaluation, then its result.
+  Verdict, judge, risk mode, score and symbol are copied from the signal so the analytics
+  queries over a million rows never need a join.
+* `outcome_candles`: closed candles (all symbols, configured timeframes) so an evaluation reads
+  the candle path between entry and horizon from the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from perpsignal_common.db.base import Base, TimestampMixin
+
+OUTCOME_STATUSES = ("pending", "completed", "failed")
+
+
+class OutcomeSignal(TimestampMixin, Base):
+    """One judged LONG/SHORT signal with its verdict layer and trade plan."""
+
+    __tablename__ = "outcome_signals"
+
+    signal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    timeframe: Mapped[str] = mapped_column(String(8), nullable=False)
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    confidence: Mapped[float] = mapped_column(Float, nullable=False)
+    price: Mapped[float] = mapped_column(Float, nullable=False)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+    risk_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    judge: Mapped[str] = mapped_column(String(8), nullable=False)
+    position_multiplier: Mapped[float] = mapped_column(Float, nullable=False)
+    stop_loss_price: Mapped[float | None] = mapped_column(Float)
+    take_profit_price: Mapped[float | None] = mapped_column(Float)
+    factors: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    verdict_layer: Mapped[Any] = mapped_column(JSONB, nullable=False)
+
+    __table_args__ = (Index("ix_outcome_signals_symbol_observed", "symbol", "observed_at"),)
+
+
+class OutcomeMss(TimestampMixin, Base):
+    """One MSS result at or above the stored threshold."""
+
+    __tablename__ = "outcome_mss"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    coin: Mapped[str] = mapped_column(String(64), nullable=False)
+    mss: Mapped[float] = mapped_column(Float, nullable=False)
+    tier: Mapped[str] = mapped_column(String(32), nullable=False)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    payload: Mapped[Any] = mapped_column(JSONB, nullable=False)
+
+
+class SignalOutcome(Base):
+    """The evaluation of one signal at one horizon: durable due row, then result."""
+
+    __tablename__ = "signal_outcomes"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    signal_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("outcome_signals.signal_id", ondelete="CASCADE"), nullable=False
+    )
+    horizon: Mapped[str] = mapped_column(String(8), nullable=False)
+    horizon_s: Mapped[int] = mapped_column(Integer, nullable=False)
+    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+    risk_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    judge: Mapped[str] = mapped_column(String(8), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    entry_price: Mapped[float] = mapped_column(Float, nullable=False)
+    stop_loss_price: Mapped[float | None] = mapped_column(Float)
+    take_profit_price: Mapped[float | None] = mapped_column(Float)
+    entry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    reason: Mapped[str | None] = mapped_column(Text)
+    exit_price: Mapped[float | None] = mapped_column(Float)
+    pnl_pct: Mapped[float | None] = mapped_column(Float)
+    result: Mapped[str | None] = mapped_column(String(8))
+    max_favorable_pct: Mapped[float | None] = mapped_column(Float)
+    max_adverse_pct: Mapped[float | None] = mapped_column(Float)
+    first_hit: Mapped[str | None] = mapped_column(String(8))
+    price_source: Mapped[str | None] = mapped_column(String(16))
+    candles_used: Mapped[int | None] = mapped_column(Integer)
+    evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    evaluated_by: Mapped[str | None] = mapped_column(String(64))
+    # Incremented by every completing UPDATE: 1 proves a row was evaluated exactly once
+    evaluation_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), nullable=False
+    )
+
+    __table_args__ = (
+        UniqueConstraint("signal_id", "horizon", name="uq_signal_outcomes_signal_horizon"),
+        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+        # the evaluator's claim query: pending rows by due time
+        Index(
+            "ix_signal_outcomes_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # the outbox: completed rows not yet published
+        Index(
+            "ix_signal_outcomes_unpublished",
+            "evaluated_at",
+            postgresql_where=text("status = 'completed' AND published_at IS NULL"),
+        ),
+        # analytics: covering indexes so aggregates are index-only scans
+        Index(
+            "ix_signal_outcomes_perf",
+            "horizon",
+            "verdict",
+            postgresql_include=["pnl_pct", "result", "entry_at"],
+            postgresql_where=text("status = 'completed'"),
+        ),
+        Index(
+            "ix_signal_outcomes_calibration",
+            "horizon",
+            "score",
+            postgresql_include=["result"],
+            postgresql_where=text("status = 'completed'"),
+        ),
+        Index("ix_signal_outcomes_entry", "entry_at"),
+        Index("ix_signal_outcomes_symbol_entry", "symbol", "entry_at"),
+    )
+
+
+class OutcomeCandle(Base):
+    """A closed candle kept for outcome evaluation (pruned after the longest horizon)."""
+
+    __tablename__ = "outcome_candles"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    open_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    open: Mapped[float] = mapped_column(Float, nullable=False)
+    high: Mapped[float] = mapped_column(Float, nullable=False)
+    low: Mapped[float] = mapped_column(Float, nullable=False)
+    close: Mapped[float] = mapped_column(Float, nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="stream")

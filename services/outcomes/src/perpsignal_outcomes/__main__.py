@@ -1,0 +1,3 @@
+from perpsignal_outcomes.main import main
+
+main()

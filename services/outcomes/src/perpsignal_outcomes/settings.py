@@ -1,0 +1,83 @@
+"""Outcomes service settings (env: flat shared names plus `OUTCOMES_*`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
+from perpsignal_common.settings import DatabaseSettings, ServiceSettings
+from pydantic import Field, field_validator
+
+HORIZON_SECONDS: dict[str, int] = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+
+
+class OutcomesSettings(ServiceSettings):
+    """What to store, which horizons to track and how the evaluator behaves."""
+
+    service_name: str = "outcomes"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    outcomes_horizons: str = Field(
+        default="1h,4h,24h", description="Comma-separated horizons to evaluate (1h, 4h, 24h)"
+    )
+    outcomes_time_scale: float = Field(
+        default=1.0, gt=0, description="Multiply every horizon's seconds (end-to-end tests)"
+    )
+    outcomes_neutral_band_pct: float = Field(
+        default=0.1, ge=0, description="|P&L %| at or below this is NEUTRAL"
+    )
+    outcomes_mss_threshold: float = Field(default=60.0, description="Store MSS results >= this")
+    outcomes_candle_timeframes: str = Field(
+        default="1m,5m,15m,1h", description="Closed-candle timeframes kept for evaluation"
+    )
+    outcomes_batch_size: int = Field(default=200, ge=1, description="Due rows claimed per batch")
+    outcomes_poll_interval_s: float = Field(default=1.0, gt=0)
+    outcomes_settle_s: float = Field(
+        default=30.0, ge=0, description="Wait after the due time for the last candle to arrive"
+    )
+    outcomes_retry_s: float = Field(
+        default=60.0, gt=0, description="Retry delay of a row whose prices are missing"
+    )
+    outcomes_give_up_after_s: float = Field(
+        default=3 * 86_400.0, gt=0, description="Mark a row failed this long after its due time"
+    )
+    outcomes_candle_retention_s: float = Field(
+        default=5 * 86_400.0, gt=0, description="Prune stored candles older than this"
+    )
+    outcomes_klines_fallback: bool = Field(
+        default=True, description="Fetch missing candles from the exchange's klines endpoint"
+    )
+    outcomes_binance_base_url: str = "https://fapi.binance.com"
+    outcomes_klines_timeframe: str = Field(
+        default="5m", description="Timeframe requested from the klines endpoint"
+    )
+
+    @field_validator("outcomes_horizons")
+    @classmethod
+    def _known_horizons(cls, value: str) -> str:
+        names = [h.strip() for h in value.split(",") if h.strip()]
+        unknown = [h for h in names if h not in HORIZON_SECONDS]
+        if unknown or not names:
+            raise ValueError(f"OUTCOMES_HORIZONS: unknown {unknown}; use {list(HORIZON_SECONDS)}")
+        return ",".join(names)
+
+    @field_validator("outcomes_candle_timeframes", "outcomes_klines_timeframe")
+    @classmethod
+    def _known_timeframes(cls, value: str) -> str:
+        names = [t.strip() for t in value.split(",") if t.strip()]
+        unknown = [t for t in names if t not in TIMEFRAME_SECONDS]
+        if unknown:
+            raise ValueError(f"unknown timeframe(s) {unknown}")
+        return ",".join(names)
+
+    def horizons(self) -> dict[str, int]:
+        """Return horizon label -> seconds (after the time scale), shortest first."""
+        return {
+            h: max(1, round(HORIZON_SECONDS[h] * self.outcomes_time_scale))
+            for h in sorted(self.outcomes_horizons.split(","), key=HORIZON_SECONDS.__getitem__)
+        }
+
+    def candle_timeframes(self) -> dict[str, timedelta]:
+        """Return the stored timeframes, finest first."""
+        names = sorted(self.outcomes_candle_timeframes.split(","), key=TIMEFRAME_SECONDS.get)
+        return {t: timedelta(seconds=TIMEFRAME_SECONDS[t]) for t in names}

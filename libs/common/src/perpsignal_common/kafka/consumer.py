@@ -63,6 +63,17 @@ class ConsumerOptions:
     rewind_on_assign: int | None = None
 
 
+class _TopicMetrics:
+    """Label-bound metric children of one topic (labels() lookups are costly per record)."""
+
+    __slots__ = ("duration", "ok", "retried")
+
+    def __init__(self, service: str, topic: str) -> None:
+        self.ok = MESSAGES_IN.labels(service, topic, "ok")
+        self.retried = MESSAGES_IN.labels(service, topic, "retried")
+        self.duration = HANDLE_SECONDS.labels(service, topic)
+
+
 class _Partition:
     """Completion book-keeping of one partition's records in the current batch."""
 
@@ -119,6 +130,7 @@ class ConsumerLoop:
         self._sem = asyncio.Semaphore(max(1, options.concurrency))
         self._last_lag_at = 0.0
         self._replay_until: dict[TopicPartition, int] = {}
+        self._topic_metrics: dict[str, _TopicMetrics] = {}
         self.processed = 0
 
     @property
@@ -253,30 +265,62 @@ class ConsumerLoop:
     async def _run_chain(
         self, chain: list[tuple[_Partition, int, Record]], stop: asyncio.Event
     ) -> None:
+        # One timeout scope per chain, pushed forward lazily, instead of one per record: a
+        # per-record asyncio.timeout costs more than decoding the record. A stuck handler is
+        # still cancelled within handler_timeout_s, then retried under per-attempt timeouts.
+        limit = self._opts.handler_timeout_s
+        clock = asyncio.get_running_loop().time
+        idx = 0
         async with self._sem:
-            for book, i, record in chain:
-                if stop.is_set():
-                    return  # the rest is redelivered after restart
-                await self._process(record)
-                book.done[i] = True
+            while idx < len(chain):
+                try:
+                    async with asyncio.timeout(None) as scope:
+                        while idx < len(chain):
+                            if stop.is_set():
+                                return  # the rest is redelivered after restart
+                            book, i, record = chain[idx]
+                            now = clock()
+                            when = scope.when()
+                            if when is None or when - now < limit / 2:
+                                scope.reschedule(now + limit)
+                            await self._process(record)
+                            book.done[i] = True
+                            idx += 1
+                except TimeoutError:
+                    book, i, record = chain[idx]
+                    await self._process(record, first_attempt=2, per_attempt_timeout=True)
+                    book.done[i] = True
+                    idx += 1
 
-    async def _process(self, record: Record) -> None:
+    def _metrics(self, topic: str) -> _TopicMetrics:
+        m = self._topic_metrics.get(topic)
+        if m is None:
+            m = self._topic_metrics[topic] = _TopicMetrics(self._service, topic)
+        return m
+
+    async def _process(
+        self, record: Record, *, first_attempt: int = 1, per_attempt_timeout: bool = False
+    ) -> None:
         topic = record.topic
         try:
             event = self._decode(record.value)
         except PermanentError as exc:
             await self._dead_letter(record, exc, attempts=0)
             return
+        metrics = self._metrics(topic)
         started = time.perf_counter()
         deadline = time.monotonic() + self._opts.dependency_grace_s
-        attempt = 0
+        attempt = first_attempt - 1
         while True:
             attempt += 1
             try:
-                async with asyncio.timeout(self._opts.handler_timeout_s):
+                if per_attempt_timeout:
+                    async with asyncio.timeout(self._opts.handler_timeout_s):
+                        await self._handler(event, record)
+                else:
                     await self._handler(event, record)
-                HANDLE_SECONDS.labels(self._service, topic).observe(time.perf_counter() - started)
-                MESSAGES_IN.labels(self._service, topic, "ok").inc()
+                metrics.duration.observe(time.perf_counter() - started)
+                metrics.ok.inc()
                 self.processed += 1
                 return
             except DependencyUnavailable as exc:
@@ -305,7 +349,7 @@ class ConsumerLoop:
                     )
                     await self._dead_letter(record, exc, attempts=attempt)
                     return
-                MESSAGES_IN.labels(self._service, topic, "retried").inc()
+                metrics.retried.inc()
                 await self._opts.retry.sleep(self._opts.retry.delay(attempt))
 
     async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:

@@ -1,0 +1,127 @@
+"""ConsumerLoop batch semantics without a broker: commit points, timeouts, stop."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.registry import encode
+from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_common.settings import KafkaSettings
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+TP = TopicPartition("t", 0)
+
+
+def rec(i: int, key: str = "BTCUSDT") -> ConsumerRecord[bytes, bytes]:
+    ev = CandleClosedV1(event_id=f"e{i}", source="t", symbol=key, observed_at=T0,
+                        timeframe="1m", open_time=T0, open=1, high=1, low=1, close=1, volume=1)
+    return ConsumerRecord("t", 0, i, 0, 0, key.encode(), encode(ev), None, 0, 0, [])
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.waited = 0
+        self.sent: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
+
+    async def wait_delivered(self) -> None:
+        self.waited += 1
+
+    async def send_raw(self, topic, key, value, headers=(), *, wait=False):  # type: ignore[no-untyped-def]
+        self.sent.append((topic, value, list(headers)))
+
+
+async def _nosleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+def make(handler, **opts):  # type: ignore[no-untyped-def]
+    producer = FakeProducer()
+    loop = ConsumerLoop(
+        kafka=KafkaSettings(), service="unit", handler=handler, producer=producer,  # type: ignore[arg-type]
+        options=ConsumerOptions(group_id="g", topics=["t"],
+                                retry=RetryPolicy(max_attempts=3, sleep=_nosleep), **opts),
+    )
+    commits: list[dict[TopicPartition, int]] = []
+
+    class C:
+        async def commit(self, offsets):  # type: ignore[no-untyped-def]
+            commits.append(dict(offsets))
+
+    loop._consumer = C()  # type: ignore[assignment]
+    return loop, producer, commits
+
+
+async def test_commit_covers_the_batch_after_effects_are_acknowledged() -> None:
+    handled: list[int] = []
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        handled.append(record.offset)
+
+    loop, producer, commits = make(handler)
+    await loop.process_batch({TP: [rec(5), rec(6), rec(7)]}, asyncio.Event())
+    assert handled == [5, 6, 7]
+    assert commits == [{TP: 8}]
+    assert producer.waited == 1
+
+
+async def test_stop_mid_batch_commits_only_the_finished_prefix() -> None:
+    stop = asyncio.Event()
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        if record.offset == 1:
+            stop.set()
+
+    loop, _, commits = make(handler, concurrency=1)
+    await loop.process_batch({TP: [rec(0), rec(1), rec(2), rec(3)]}, stop)
+    assert commits == [{TP: 2}]  # 0 and 1 done; 2 and 3 are redelivered after restart
+
+
+async def test_hung_handler_is_cancelled_and_retried_under_a_timeout() -> None:
+    calls: list[int] = []
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        calls.append(record.offset)
+        if len(calls) == 1:
+            await asyncio.sleep(60)  # hangs on its first attempt only
+
+    loop, _, commits = make(handler, handler_timeout_s=0.05)
+    await asyncio.wait_for(loop.process_batch({TP: [rec(0), rec(1)]}, asyncio.Event()), 5)
+    assert calls == [0, 0, 1]
+    assert commits == [{TP: 2}]
+
+
+async def test_dependency_down_past_grace_raises_and_commits_nothing_after_it() -> None:
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        if record.offset == 1:
+            raise DependencyUnavailable("db down")
+
+    loop, _, commits = make(handler, dependency_grace_s=0.0, concurrency=1)
+    try:
+        await loop.process_batch({TP: [rec(0), rec(1), rec(2)]}, asyncio.Event())
+    except DependencyUnavailable:
+        pass
+    else:
+        raise AssertionError("expected DependencyUnavailable")
+    assert commits == [{TP: 1}]  # record 0's effect is durable; 1 and 2 are not
+
+
+async def test_poison_is_dead_lettered_and_committed_past() -> None:
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    loop, producer, commits = make(handler)
+    bad = ConsumerRecord("t", 0, 0, 0, 0, b"k", b"{oops", None, 0, 0, [])
+    await loop.process_batch({TP: [bad, rec(1)]}, asyncio.Event())
+    assert [s[0] for s in producer.sent] == ["t.dlq"]
+    headers = dict(producer.sent[0][2])
+    assert headers["dlq.error_type"] == b"PoisonMessage"
+    assert headers["dlq.offset"] == b"0"
+    assert commits == [{TP: 2}]

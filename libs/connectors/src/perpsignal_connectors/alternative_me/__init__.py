@@ -1,0 +1,1 @@
+"""alternative.me Crypto Fear & Greed Index (no key)."""

@@ -1,0 +1,42 @@
+"""alternative.me Fear & Greed client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from perpsignal_common.retry import RetryPolicy
+
+from perpsignal_connectors.alternative_me import constants as c
+from perpsignal_connectors.alternative_me.errors import check_envelope
+from perpsignal_connectors.alternative_me.schemas import FNG, FngResponse
+from perpsignal_connectors.http import VendorHttp
+from perpsignal_connectors.ratelimit import RateLimiter
+
+
+class FearGreedHttp:
+    """The Fear & Greed index."""
+
+    def __init__(
+        self,
+        url: str = c.URL,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = VendorHttp(
+            c.VENDOR,
+            url,
+            limiter=RateLimiter([c.QUOTA], clock=clock),
+            retry=retry,
+            envelope_check=check_envelope,
+            clock=clock,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def fetch_index(self, limit: int = 2) -> FngResponse:
+        """Return the latest `limit` daily values, newest first."""
+        return await self.http.get_model(c.FNG, FNG, {"limit": limit, "format": "json"})

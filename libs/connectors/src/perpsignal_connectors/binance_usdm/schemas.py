@@ -1,0 +1,210 @@
+"""Binance USD-M wire models: exactly the fields we read, numbers parsed from strings once."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+
+class Wire(BaseModel):
+    """Base of every wire model: frozen, unknown fields ignored (Binance adds fields)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class KlineRow(Wire):
+    """One klines row `[openTime, o, h, l, c, volume, closeTime, quoteVol, count, takerBuy, ..]`."""
+
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    close_time_ms: int
+    quote_volume: float
+    trades: int
+    taker_buy_volume: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_row(cls, data: object) -> object:
+        if isinstance(data, list | tuple):
+            if len(data) < 10:
+                raise ValueError(f"kline row has {len(data)} fields, expected 12")
+            keys = (
+                "open_time_ms",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "close_time_ms",
+                "quote_volume",
+                "trades",
+                "taker_buy_volume",
+            )
+            return dict(zip(keys, data[:10], strict=True))
+        return data
+
+
+class SymbolInfo(Wire):
+    """One `exchangeInfo.symbols[]` entry."""
+
+    symbol: str
+    pair: str | None = None
+    contract_type: str = Field(alias="contractType")
+    status: str
+    onboard_date_ms: int | None = Field(default=None, alias="onboardDate")
+    delivery_date_ms: int | None = Field(default=None, alias="deliveryDate")
+    base_asset: str = Field(alias="baseAsset")
+    quote_asset: str = Field(alias="quoteAsset")
+    margin_asset: str | None = Field(default=None, alias="marginAsset")
+
+
+class RateLimitInfo(Wire):
+    """One `exchangeInfo.rateLimits[]` entry."""
+
+    rate_limit_type: str = Field(alias="rateLimitType")
+    interval: str
+    interval_num: int = Field(alias="intervalNum")
+    limit: int
+
+
+class ExchangeInfo(Wire):
+    """`GET /fapi/v1/exchangeInfo`."""
+
+    server_time_ms: int = Field(alias="serverTime")
+    rate_limits: tuple[RateLimitInfo, ...] = Field(default=(), alias="rateLimits")
+    symbols: tuple[SymbolInfo, ...]
+
+
+class PremiumIndex(Wire):
+    """`GET /fapi/v1/premiumIndex` item: mark/index price and the next funding."""
+
+    symbol: str
+    mark_price: float = Field(alias="markPrice")
+    index_price: float | None = Field(default=None, alias="indexPrice")
+    last_funding_rate: float = Field(alias="lastFundingRate")
+    next_funding_time_ms: int = Field(alias="nextFundingTime")
+    time_ms: int = Field(alias="time")
+
+
+class FundingRateRow(Wire):
+    """`GET /fapi/v1/fundingRate` row: a settled funding rate."""
+
+    symbol: str
+    funding_rate: float = Field(alias="fundingRate")
+    funding_time_ms: int = Field(alias="fundingTime")
+    mark_price: float | None = Field(default=None, alias="markPrice")
+
+
+class OpenInterest(Wire):
+    """`GET /fapi/v1/openInterest`: open interest in base-asset contracts now."""
+
+    symbol: str
+    open_interest: float = Field(alias="openInterest")
+    time_ms: int = Field(alias="time")
+
+
+class OpenInterestHistRow(Wire):
+    """`GET /futures/data/openInterestHist` row."""
+
+    symbol: str
+    sum_open_interest: float = Field(alias="sumOpenInterest")
+    sum_open_interest_value: float = Field(alias="sumOpenInterestValue")
+    timestamp_ms: int = Field(alias="timestamp")
+
+
+class LongShortRow(Wire):
+    """Row of the three long/short ratio endpoints (shares sum to 1)."""
+
+    symbol: str | None = None
+    long_share: float = Field(alias="longAccount", ge=0, le=1)
+    short_share: float = Field(alias="shortAccount", ge=0, le=1)
+    long_short_ratio: float = Field(alias="longShortRatio", ge=0)
+    timestamp_ms: int = Field(alias="timestamp")
+
+
+class TakerRatioRow(Wire):
+    """`GET /futures/data/takerlongshortRatio` row (volumes in base units)."""
+
+    buy_sell_ratio: float = Field(alias="buySellRatio", ge=0)
+    buy_volume: float = Field(alias="buyVol", ge=0)
+    sell_volume: float = Field(alias="sellVol", ge=0)
+    timestamp_ms: int = Field(alias="timestamp")
+
+
+class Ticker24h(Wire):
+    """`GET /fapi/v1/ticker/24hr` item."""
+
+    symbol: str
+    last_price: float = Field(alias="lastPrice")
+    price_change_pct: float | None = Field(default=None, alias="priceChangePercent")
+    high: float | None = Field(default=None, alias="highPrice")
+    low: float | None = Field(default=None, alias="lowPrice")
+    volume: float | None = None
+    quote_volume: float | None = Field(default=None, alias="quoteVolume")
+    trades: int | None = Field(default=None, alias="count")
+    close_time_ms: int = Field(alias="closeTime")
+
+
+class ForceOrder(Wire):
+    """The `o` object of a `forceOrder` stream event."""
+
+    symbol: str = Field(alias="s")
+    side: str = Field(alias="S")
+    quantity: float = Field(alias="q", ge=0)
+    price: float = Field(alias="p", ge=0)
+    avg_price: float | None = Field(default=None, alias="ap")
+    status: str | None = Field(default=None, alias="X")
+    filled_qty: float | None = Field(default=None, alias="z")
+    trade_time_ms: int = Field(alias="T")
+
+
+class ForceOrderEvent(Wire):
+    """A `forceOrder` stream message."""
+
+    event: str = Field(alias="e")
+    event_time_ms: int = Field(alias="E")
+    order: ForceOrder = Field(alias="o")
+
+
+class KlineStreamK(Wire):
+    """The `k` object of a kline stream event."""
+
+    t: int
+    T: int
+    s: str
+    i: str
+    o: float
+    c: float
+    h: float
+    l: float  # noqa: E741 - Binance's field name
+    v: float
+    n: int
+    x: bool
+    q: float
+    V: float
+
+
+class KlineStreamEvent(Wire):
+    """A `<symbol>@kline_<interval>` stream message."""
+
+    e: str
+    E: int
+    k: KlineStreamK
+
+
+KLINES = TypeAdapter(list[KlineRow])
+EXCHANGE_INFO = TypeAdapter(ExchangeInfo)
+PREMIUM_INDEX_ONE = TypeAdapter(PremiumIndex)
+PREMIUM_INDEX_ALL = TypeAdapter(list[PremiumIndex])
+FUNDING_RATES = TypeAdapter(list[FundingRateRow])
+OPEN_INTEREST = TypeAdapter(OpenInterest)
+OPEN_INTEREST_HIST = TypeAdapter(list[OpenInterestHistRow])
+LONG_SHORT = TypeAdapter(list[LongShortRow])
+TAKER_RATIO = TypeAdapter(list[TakerRatioRow])
+TICKER_ONE = TypeAdapter(Ticker24h)
+TICKER_ALL = TypeAdapter(list[Ticker24h])
+FORCE_ORDER = TypeAdapter(ForceOrderEvent)
+KLINE_STREAM = TypeAdapter(KlineStreamEvent)

@@ -1,0 +1,90 @@
+"""Binance USD-M market streams: `!forceOrder@arr` liquidations and closed klines.
+
+Docs: websocket-market-streams (Live-Subscribing-Unsubscribing-to-streams,
+All-Market-Liquidation-Order-Streams, Kline-Candlestick-Streams). The server pings every
+3 minutes and drops a connection after 24 h; `WsStream` answers pings, reconnects with
+backoff and sends the SUBSCRIBE again on every new connection. `!forceOrder@arr` is a
+snapshot stream: at most one liquidation per symbol per second is pushed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import orjson
+from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
+from pydantic import ValidationError
+
+from perpsignal_connectors.binance_usdm import constants as c
+from perpsignal_connectors.binance_usdm import schemas as s
+from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_kline_stream
+from perpsignal_connectors.metrics import STREAM_MESSAGES
+from perpsignal_connectors.stream import WsStream
+
+log = logging.getLogger(__name__)
+
+
+def subscribe_message(streams: Sequence[str], request_id: int = 1) -> str:
+    """Return the SUBSCRIBE request for `streams`."""
+    return orjson.dumps({"method": "SUBSCRIBE", "params": list(streams), "id": request_id}).decode()
+
+
+class BinanceUsdmStream:
+    """Liquidations (and optionally closed klines) from the Binance USD-M market stream."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        on_liquidation: Callable[[LiquidationOrderV1], Awaitable[None]],
+        *,
+        on_candle: Callable[[CandleClosedV1], Awaitable[None]] | None = None,
+        kline_streams: Callable[[], Sequence[str]] = tuple,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+        idle_timeout_s: float | None = 300.0,
+    ) -> None:
+        self._on_liquidation = on_liquidation
+        self._on_candle = on_candle
+        self._kline_streams = kline_streams
+        self.ws = WsStream(
+            c.VENDOR,
+            "market",
+            ws_url.rstrip("/") + "/ws",
+            self._handle,
+            subscribe=self._subscriptions,
+            on_connect=on_connect,
+            idle_timeout_s=idle_timeout_s,
+        )
+
+    def _subscriptions(self) -> list[str]:
+        return [subscribe_message([c.LIQUIDATION_STREAM, *self._kline_streams()])]
+
+    async def _handle(self, raw: str | bytes) -> None:
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            STREAM_MESSAGES.labels(c.VENDOR, "market", "malformed").inc()
+            log.warning("malformed stream message", extra={"vendor": c.VENDOR, "size": len(raw)})
+            return
+        if not isinstance(data, dict) or "e" not in data:
+            return  # subscription acks ({"result": null, "id": 1})
+        try:
+            if data["e"] == "forceOrder":
+                event = parse_force_order(s.FORCE_ORDER.validate_python(data))
+                STREAM_MESSAGES.labels(c.VENDOR, "market", "ok").inc()
+                await self._on_liquidation(event)
+            elif data["e"] == "kline" and self._on_candle is not None:
+                candle = parse_kline_stream(s.KLINE_STREAM.validate_python(data))
+                STREAM_MESSAGES.labels(c.VENDOR, "market", "ok").inc()
+                if candle is not None:
+                    await self._on_candle(candle)
+        except ValidationError as exc:
+            STREAM_MESSAGES.labels(c.VENDOR, "market", "malformed").inc()
+            log.warning(
+                "malformed stream message; skipped",
+                extra={
+                    "vendor": c.VENDOR,
+                    "event": str(data.get("e")),
+                    "error": str(exc.errors()[:2]),
+                },
+            )

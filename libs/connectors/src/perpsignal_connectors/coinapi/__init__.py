@@ -1,0 +1,1 @@
+"""CoinAPI: OHLCV, exchange rates and recent trades (whale trades above a notional)."""

@@ -1,0 +1,69 @@
+"""CoinAPI REST client (`X-CoinAPI-Key`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from perpsignal_common.retry import RetryPolicy
+
+from perpsignal_connectors.coinapi import constants as c
+from perpsignal_connectors.coinapi import schemas as s
+from perpsignal_connectors.http import VendorHttp
+from perpsignal_connectors.ratelimit import RateLimiter
+
+
+class CoinApiHttp:
+    """CoinAPI market data."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = c.BASE_URL,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = VendorHttp(
+            c.VENDOR,
+            base_url,
+            limiter=RateLimiter([c.QUOTA], clock=clock),
+            headers={c.KEY_HEADER: api_key},
+            retry=retry,
+            clock=clock,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def fetch_ohlcv(
+        self, symbol_id: str, timeframe: str, time_start: datetime, limit: int = 10
+    ) -> list[s.OhlcvRow]:
+        """Return OHLCV periods from `time_start`, oldest first."""
+        ep = c.OHLCV_HISTORY
+        return await self.http.get_model(
+            ep,
+            s.OHLCV,
+            {
+                "period_id": c.PERIODS[timeframe],
+                "time_start": time_start.strftime("%Y-%m-%dT%H:%M:%S"),
+                "limit": limit,
+            },
+            path=ep.path.format(symbol_id=symbol_id),
+        )
+
+    async def fetch_exchange_rate(self, base: str, quote: str) -> s.ExchangeRate:
+        """Return the current rate base→quote."""
+        ep = c.EXCHANGE_RATE
+        return await self.http.get_model(
+            ep, s.EXCHANGE_RATE, path=ep.path.format(base=base, quote=quote)
+        )
+
+    async def fetch_latest_trades(self, symbol_id: str, limit: int = 100) -> list[s.Trade]:
+        """Return the latest trades of a symbol, newest first."""
+        ep = c.TRADES_LATEST
+        return await self.http.get_model(
+            ep, s.TRADES, {"limit": limit}, path=ep.path.format(symbol_id=symbol_id)
+        )

@@ -1,0 +1,71 @@
+"""CoinAPI wire models (ISO-8601 times with 7 fractional digits)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+
+def _iso(v: object) -> object:
+    # CoinAPI writes 100 ns precision ("...00.0000000Z"); Python parses at most 6 digits
+    if isinstance(v, str) and "." in v and v.endswith("Z"):
+        head, frac = v[:-1].split(".", 1)
+        return f"{head}.{frac[:6]}+00:00"
+    return v
+
+
+class Wire(BaseModel):
+    """Base: frozen, unknown fields ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class OhlcvRow(Wire):
+    """One `/v1/ohlcv/{symbol_id}/history` period."""
+
+    time_period_start: datetime
+    time_period_end: datetime
+    price_open: float
+    price_high: float
+    price_low: float
+    price_close: float
+    volume_traded: float
+    trades_count: int | None = None
+
+    _t = field_validator("time_period_start", "time_period_end", mode="before")(_iso)
+
+
+class ExchangeRate(Wire):
+    """`/v1/exchangerate/{base}/{quote}`."""
+
+    time: datetime
+    asset_id_base: str
+    asset_id_quote: str
+    rate: float = Field(gt=0)
+
+    _t = field_validator("time", mode="before")(_iso)
+
+
+class Trade(Wire):
+    """One trade of `/v1/trades/{symbol_id}/latest`."""
+
+    symbol_id: str
+    time_exchange: datetime
+    uuid: str | None = None
+    price: float = Field(gt=0)
+    size: float = Field(ge=0)
+    taker_side: str
+
+    _t = field_validator("time_exchange", mode="before")(_iso)
+
+
+class ErrorBody(Wire):
+    """`{"error": "..."}` error body."""
+
+    error: str
+
+
+OHLCV = TypeAdapter(list[OhlcvRow])
+EXCHANGE_RATE = TypeAdapter(ExchangeRate)
+TRADES = TypeAdapter(list[Trade])

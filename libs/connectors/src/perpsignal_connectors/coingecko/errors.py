@@ -1,0 +1,1 @@
+"""CoinGecko errors: HTTP status only (429 on excess; body `{"status": {...}}`)."""

@@ -1,0 +1,67 @@
+"""HTTP status → platform error taxonomy, shared by every vendor (each adds its own codes).
+
+429 → RateLimited(retry_after_s) · 418 → VenueBanned · 5xx, 408 → TransientError ·
+other 4xx → PermanentError · a body we cannot read → MalformedResponse (a PermanentError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from perpsignal_common.errors import (
+    PermanentError,
+    PerpSignalError,
+    RateLimited,
+    TransientError,
+    VenueBanned,
+)
+
+
+class MalformedResponse(PermanentError):
+    """The vendor answered 2xx with a body that is not the documented shape."""
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Return the `Retry-After` header in seconds (delta-seconds form), if present."""
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+def error_for_status(
+    vendor: str, endpoint: str, status: int, headers: Mapping[str, str], snippet: str = ""
+) -> PerpSignalError | None:
+    """Return the error an HTTP status means, or None for success."""
+    if status < 400:
+        return None
+    where = f"{vendor} {endpoint}: HTTP {status}"
+    if snippet:
+        where += f" {snippet[:200]!r}"
+    if status == 429:
+        return RateLimited(where, retry_after_s(headers))
+    if status == 418:
+        return VenueBanned(where, retry_after_s(headers))
+    if status >= 500 or status == 408:
+        return TransientError(where)
+    return PermanentError(where)
+
+
+def error_kind(exc: BaseException) -> str:
+    """Return the bounded metric label of an error."""
+    if isinstance(exc, RateLimited):
+        return "rate_limited"
+    if isinstance(exc, VenueBanned):
+        return "banned"
+    if isinstance(exc, MalformedResponse):
+        return "malformed"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, PermanentError):
+        return "permanent"
+    return "other"

@@ -1,0 +1,234 @@
+"""Shared HTTP transport: timeouts, rate limits, retries with jitter, circuit breaker, metrics.
+
+Each vendor's `http.py` builds one `VendorHttp` with its own quotas (from its `constants.py`)
+and calls `get(endpoint, params)`; this class does everything that is the same everywhere:
+
+1. the circuit must be closed (an open circuit fails fast with `CircuitOpen`);
+2. the endpoint's costs are reserved in the vendor's fixed-window budgets;
+3. the request goes out with the client's timeouts; transport failures are transient;
+4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`,
+   418 opens the circuit until the ban expires; usage headers correct the budgets;
+5. the JSON body is decoded; a body that is not JSON is `MalformedResponse` (never retried);
+6. transient failures are retried with capped, fully jittered exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+from perpsignal_common.errors import PerpSignalError, RateLimited, TransientError, VenueBanned
+from perpsignal_common.retry import RetryPolicy, is_transient
+from pydantic import TypeAdapter, ValidationError
+
+from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen
+from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
+from perpsignal_connectors.metrics import (
+    VENDOR_CIRCUIT_STATE,
+    VENDOR_ERRORS,
+    VENDOR_LATENCY,
+    VENDOR_REQUESTS,
+    VENDOR_WEIGHT_USED,
+)
+from perpsignal_connectors.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Params = Mapping[str, str | int | float | None]
+# Called with the response headers; returns {quota name: server-reported units used}
+UsageReader = Callable[[httpx.Headers], dict[str, int]]
+# Called with the decoded body; raises the vendor's error when the envelope says failure
+EnvelopeCheck = Callable[[str, Any], None]
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# A ban without Retry-After: Binance bans start at 2 minutes and grow (docs, "IP Limits")
+DEFAULT_BAN_S = 120.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One vendor endpoint: a bounded metric name, its path and its cost per quota."""
+
+    name: str
+    path: str
+    costs: Mapping[str, int] = field(default_factory=dict)
+    doc: str = ""
+
+
+def _no_usage(_: httpx.Headers) -> dict[str, int]:
+    return {}
+
+
+def _no_envelope(_: str, __: Any) -> None:
+    return None
+
+
+def _retryable(exc: BaseException) -> bool:
+    # An open circuit or a ban will not heal within one call's retry budget
+    return is_transient(exc) and not isinstance(exc, CircuitOpen | VenueBanned)
+
+
+class VendorHttp:
+    """Rate-limited, retried, circuit-broken JSON GETs against one vendor."""
+
+    def __init__(
+        self,
+        vendor: str,
+        base_url: str,
+        *,
+        limiter: RateLimiter,
+        headers: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        usage_reader: UsageReader = _no_usage,
+        envelope_check: EnvelopeCheck = _no_envelope,
+        client: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.vendor = vendor
+        self.limiter = limiter
+        self.retry = retry or RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=8.0)
+        self.breaker = breaker or CircuitBreaker(
+            vendor, clock=clock, on_change=lambda s: VENDOR_CIRCUIT_STATE.labels(vendor).set(s)
+        )
+        self._usage_reader = usage_reader
+        self._envelope_check = envelope_check
+        self._clock = clock
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=dict(headers or {}),
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+        if client is not None:
+            self._client.base_url = httpx.URL(base_url.rstrip("/"))
+            self._client.headers.update(dict(headers or {}))
+        VENDOR_CIRCUIT_STATE.labels(vendor).set(0)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (when this object created it)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def __aenter__(self) -> VendorHttp:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def get(
+        self, endpoint: Endpoint, params: Params | None = None, path: str | None = None
+    ) -> Any:
+        """GET `endpoint` (or a formatted `path`) and return its decoded JSON body."""
+        return await self.retry.call(
+            lambda: self._once(endpoint, params or {}, path or endpoint.path),
+            retry_if=_retryable,
+        )
+
+    async def get_model(
+        self,
+        endpoint: Endpoint,
+        adapter: TypeAdapter[T],
+        params: Params | None = None,
+        path: str | None = None,
+    ) -> T:
+        """GET and validate the body against a wire schema; a mismatch is MalformedResponse."""
+        body = await self.get(endpoint, params, path)
+        return self.validate(endpoint, adapter, body)
+
+    def validate(self, endpoint: Endpoint, adapter: TypeAdapter[T], body: Any) -> T:
+        """Validate `body` as the endpoint's wire schema, counting and logging a mismatch."""
+        try:
+            return adapter.validate_python(body)
+        except ValidationError as exc:
+            err = MalformedResponse(
+                f"{self.vendor} {endpoint.name}: unexpected body shape: "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+            )
+            self._on_error(endpoint, err)
+            raise err from exc
+
+    async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:
+        self.breaker.check()
+        await self.limiter.acquire(ep.costs)
+        clean = {k: v for k, v in params.items() if v is not None}
+        started = time.perf_counter()
+        try:
+            try:
+                resp = await self._client.get(path, params=clean)
+            except httpx.TimeoutException as exc:
+                raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
+            except httpx.TransportError as exc:
+                raise TransientError(f"{self.vendor} {ep.name}: {exc!r}") from exc
+            finally:
+                VENDOR_LATENCY.labels(self.vendor, ep.name).observe(time.perf_counter() - started)
+            self._observe_usage(resp.headers)
+            error = error_for_status(
+                self.vendor,
+                ep.name,
+                resp.status_code,
+                resp.headers,
+                resp.text[:200] if resp.status_code >= 400 else "",
+            )
+            if error is not None:
+                raise error
+            body = self._decode(ep, resp)
+            self._envelope_check(ep.name, body)
+        except PerpSignalError as exc:
+            self._on_error(ep, exc)
+            raise
+        except TimeoutError as exc:
+            self._on_error(ep, exc)
+            raise
+        self.breaker.record_success()
+        VENDOR_REQUESTS.labels(self.vendor, ep.name, "ok").inc()
+        return body
+
+    def _decode(self, ep: Endpoint, resp: httpx.Response) -> Any:
+        try:
+            return orjson.loads(resp.content)
+        except orjson.JSONDecodeError as exc:
+            ctype = resp.headers.get("content-type", "?")
+            raise MalformedResponse(
+                f"{self.vendor} {ep.name}: body is not JSON ({ctype}, {len(resp.content)} bytes)"
+            ) from exc
+
+    def _observe_usage(self, headers: httpx.Headers) -> None:
+        for quota, used in self._usage_reader(headers).items():
+            self.limiter.observe_used(quota, used)
+            VENDOR_WEIGHT_USED.labels(self.vendor, quota).set(used)
+
+    def _on_error(self, ep: Endpoint, exc: BaseException) -> None:
+        VENDOR_REQUESTS.labels(self.vendor, ep.name, "error").inc()
+        VENDOR_ERRORS.labels(self.vendor, ep.name, error_kind(exc)).inc()
+        now = self._clock()
+        if isinstance(exc, VenueBanned):
+            ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
+            self.breaker.open_for(ban)
+            self.limiter.pause_until(now + ban)
+            log.error(
+                "vendor banned us; circuit open until the ban expires",
+                extra={"vendor": self.vendor, "endpoint": ep.name, "ban_s": ban},
+            )
+        elif isinstance(exc, RateLimited):
+            wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
+            self.limiter.pause_until(now + wait)
+            log.warning(
+                "vendor rate limit hit; pausing",
+                extra={"vendor": self.vendor, "endpoint": ep.name, "pause_s": wait},
+            )
+        elif isinstance(exc, TransientError | TimeoutError):
+            self.breaker.record_failure()
+        elif isinstance(exc, MalformedResponse):
+            log.warning(
+                "malformed vendor response; nothing published from it",
+                extra={"vendor": self.vendor, "endpoint": ep.name, "error": str(exc)},
+            )

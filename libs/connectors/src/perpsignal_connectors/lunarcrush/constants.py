@@ -1,0 +1,16 @@
+"""LunarCrush API v4. Docs: https://lunarcrush.com/developers/api/endpoints"""
+
+from __future__ import annotations
+
+from perpsignal_connectors.http import Endpoint
+from perpsignal_connectors.ratelimit import Quota
+
+VENDOR = "lunarcrush"
+BASE_URL = "https://lunarcrush.com/api4"
+# Limits are per plan (the Individual plan documents 10 requests/minute); stay under that
+QUOTA = Quota("requests_1m", 10, 60.0, doc="https://lunarcrush.com/pricing")
+COINS_LIST = Endpoint("coinsList", "/public/coins/list/v2", {QUOTA.name: 1})
+COIN_TIME_SERIES = Endpoint(
+    "coinTimeSeries", "/public/coins/{coin}/time-series/v2", {QUOTA.name: 1}
+)
+TOPIC = Endpoint("topic", "/public/topic/{topic}/v1", {QUOTA.name: 1})

@@ -1,0 +1,63 @@
+"""LunarCrush v4 client (`Authorization: Bearer <key>`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from perpsignal_common.retry import RetryPolicy
+
+from perpsignal_connectors.http import VendorHttp
+from perpsignal_connectors.lunarcrush import constants as c
+from perpsignal_connectors.lunarcrush import schemas as s
+from perpsignal_connectors.ratelimit import RateLimiter
+
+
+class LunarCrushHttp:
+    """LunarCrush social and market metrics."""
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = c.BASE_URL,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = VendorHttp(
+            c.VENDOR,
+            base_url,
+            limiter=RateLimiter([c.QUOTA], clock=clock),
+            headers={"Authorization": f"Bearer {api_key}"},
+            retry=retry,
+            clock=clock,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def fetch_coins_list(
+        self, *, sort: str = "market_cap_rank", limit: int = 100, page: int = 0
+    ) -> s.CoinsList:
+        """Return coins with galaxy score, alt rank, sentiment and social metrics."""
+        return await self.http.get_model(
+            c.COINS_LIST, s.COINS_LIST, {"sort": sort, "limit": limit, "page": page}
+        )
+
+    async def fetch_coin_series(
+        self, coin: str, bucket: str = "hour", interval: str = "1d"
+    ) -> s.CoinSeries:
+        """Return a coin's social/market time series."""
+        ep = c.COIN_TIME_SERIES
+        return await self.http.get_model(
+            ep,
+            s.COIN_SERIES,
+            {"bucket": bucket, "interval": interval},
+            path=ep.path.format(coin=coin.lower()),
+        )
+
+    async def fetch_topic(self, topic: str) -> s.Topic:
+        """Return a topic's social summary."""
+        ep = c.TOPIC
+        return await self.http.get_model(ep, s.TOPIC, path=ep.path.format(topic=topic.lower()))

@@ -1,0 +1,105 @@
+"""LunarCrush wire models (times are unix seconds)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Wire(BaseModel):
+    """Base: frozen, unknown fields ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ListConfig(Wire):
+    """`config` of a list response; `generated` is when LunarCrush computed it."""
+
+    generated: int
+
+
+class CoinRow(Wire):
+    """One coin of `/public/coins/list/v2`."""
+
+    id: int
+    symbol: str
+    name: str | None = None
+    price: float | None = None
+    volume_24h: float | None = None
+    market_cap: float | None = None
+    market_cap_rank: int | None = None
+    circulating_supply: float | None = None
+    max_supply: float | None = None
+    interactions_24h: float | None = None
+    social_volume_24h: float | None = None
+    social_dominance: float | None = None
+    galaxy_score: float | None = Field(default=None, ge=0, le=100)
+    alt_rank: int | None = None
+    alt_rank_previous: int | None = None
+    sentiment: float | None = Field(default=None, ge=0, le=100)
+    categories: str | None = None
+    last_updated_price: int | None = None
+
+
+class CoinsList(Wire):
+    """`/public/coins/list/v2`."""
+
+    config: ListConfig
+    data: tuple[CoinRow, ...]
+
+
+class SeriesPoint(Wire):
+    """One bucket of `/public/coins/:coin/time-series/v2`."""
+
+    time: int
+    galaxy_score: float | None = None
+    alt_rank: int | None = None
+    sentiment: float | None = None
+    social_dominance: float | None = None
+    interactions: float | None = None
+    market_cap: float | None = None
+    close: float | None = None
+
+
+class SeriesConfig(Wire):
+    """`config` of a time series: which coin."""
+
+    symbol: str | None = None
+    bucket: str | None = None
+
+
+class CoinSeries(Wire):
+    """`/public/coins/:coin/time-series/v2`."""
+
+    config: SeriesConfig
+    data: tuple[SeriesPoint, ...]
+
+
+class TopicData(Wire):
+    """`data` of `/public/topic/:topic/v1`."""
+
+    topic: str
+    topic_rank: int | None = None
+    interactions_24h: float | None = None
+    num_contributors: float | None = None
+    num_posts: float | None = None
+    types_sentiment: dict[str, float] = Field(default_factory=dict)
+    trend: str | None = None
+
+
+class TopicConfig(Wire):
+    """`config` of a topic response."""
+
+    symbol: str | None = None
+    generated: int
+
+
+class Topic(Wire):
+    """`/public/topic/:topic/v1`."""
+
+    config: TopicConfig
+    data: TopicData
+
+
+COINS_LIST = TypeAdapter(CoinsList)
+COIN_SERIES = TypeAdapter(CoinSeries)
+TOPIC = TypeAdapter(Topic)

@@ -1,0 +1,54 @@
+"""OKX v5 public REST client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+from perpsignal_common.retry import RetryPolicy
+
+from perpsignal_connectors.http import DEFAULT_TIMEOUT, VendorHttp
+from perpsignal_connectors.okx import constants as c
+from perpsignal_connectors.okx.errors import check_envelope
+from perpsignal_connectors.okx.schemas import CANDLES, OkxCandle
+from perpsignal_connectors.ratelimit import RateLimiter
+
+
+class OkxHttp:
+    """OKX public market data."""
+
+    def __init__(
+        self,
+        base_url: str = c.BASE_URL,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.http = VendorHttp(
+            c.VENDOR,
+            base_url,
+            limiter=RateLimiter(c.QUOTAS, clock=clock),
+            retry=retry,
+            timeout=timeout,
+            envelope_check=check_envelope,
+            clock=clock,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def fetch_candles(self, symbol: str, timeframe: str, limit: int = 3) -> list[OkxCandle]:
+        """Return the latest candles of a Binance-style symbol's USDT swap, newest first."""
+        body = await self.http.get_model(
+            c.CANDLES,
+            CANDLES,
+            {
+                "instId": c.inst_id(symbol),
+                "bar": c.BARS[timeframe],
+                "limit": min(limit, c.CANDLES_MAX_LIMIT),
+            },
+        )
+        return list(body.data)

@@ -1,0 +1,122 @@
+"""Rate limits declared as data: fixed-window weight budgets shared by every call to a vendor.
+
+Vendors count usage in fixed windows (Binance: request weight per calendar minute, reported
+back in `X-MBX-USED-WEIGHT-1M`; statistics endpoints: requests per 5 minutes). A leaky bucket
+such as `aiolimiter` cannot be corrected from the server's own count and drifts from the
+window the vendor enforces, so the budget here mirrors the vendor's window exactly and takes
+the server's number whenever it is higher than ours. Budgets keep 20 % headroom by default
+(house style), so other tenants of the same IP and clock skew never push us into a 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A vendor limit: `limit` units per fixed `period_s` window, used up to (1 - headroom)."""
+
+    name: str
+    limit: int
+    period_s: float
+    headroom: float = 0.2
+    doc: str = ""
+
+    @property
+    def usable(self) -> int:
+        """Return the units we allow ourselves per window."""
+        return max(1, math.floor(self.limit * (1 - self.headroom)))
+
+
+class WindowBudget:
+    """Usage of one quota in the current fixed window; waits for the next window when full."""
+
+    def __init__(self, quota: Quota, clock: Clock = time.time, sleep: Sleep = asyncio.sleep):
+        self.quota = quota
+        self._clock = clock
+        self._sleep = sleep
+        self._window = -1
+        self._used = 0
+        self._lock = asyncio.Lock()
+
+    def _roll(self) -> None:
+        window = int(self._clock() // self.quota.period_s)
+        if window != self._window:
+            self._window, self._used = window, 0
+
+    @property
+    def used(self) -> int:
+        """Return the units used in the current window."""
+        self._roll()
+        return self._used
+
+    def seconds_to_next_window(self) -> float:
+        """Return how long until the current window ends."""
+        now = self._clock()
+        return (math.floor(now / self.quota.period_s) + 1) * self.quota.period_s - now
+
+    async def acquire(self, cost: int) -> None:
+        """Reserve `cost` units, waiting for a new window when this one cannot hold them."""
+        if cost <= 0:
+            return
+        async with self._lock:
+            while True:
+                self._roll()
+                # A single call costlier than the whole budget is let through on an empty window
+                if self._used + cost <= self.quota.usable or self._used == 0:
+                    self._used += cost
+                    return
+                await self._sleep(self.seconds_to_next_window() + 0.001)
+
+    def observe_used(self, used: int) -> None:
+        """Adopt the server-reported usage of the current window when it exceeds ours."""
+        self._roll()
+        self._used = max(self._used, used)
+
+
+class RateLimiter:
+    """Every quota of one vendor, plus a vendor-wide pause after 429/418."""
+
+    def __init__(
+        self,
+        quotas: Mapping[str, Quota] | list[Quota],
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        items = quotas.values() if isinstance(quotas, Mapping) else quotas
+        self._clock = clock
+        self._sleep = sleep
+        self.budgets = {q.name: WindowBudget(q, clock, sleep) for q in items}
+        self._paused_until = 0.0
+
+    def pause_until(self, ts: float) -> None:
+        """Hold every call until epoch second `ts` (Retry-After, bans)."""
+        self._paused_until = max(self._paused_until, ts)
+
+    @property
+    def paused_until(self) -> float:
+        """Return the epoch second before which no call is made."""
+        return self._paused_until
+
+    async def acquire(self, costs: Mapping[str, int]) -> None:
+        """Wait out any pause, then reserve `costs` in each named quota."""
+        while (wait := self._paused_until - self._clock()) > 0:
+            await self._sleep(wait)
+        for name, cost in costs.items():
+            budget = self.budgets.get(name)
+            if budget is not None:
+                await budget.acquire(cost)
+
+    def observe_used(self, name: str, used: int) -> None:
+        """Correct quota `name` from a server-reported usage header."""
+        budget = self.budgets.get(name)
+        if budget is not None:
+            budget.observe_used(used)

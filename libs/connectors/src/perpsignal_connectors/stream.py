@@ -1,0 +1,144 @@
+"""A WebSocket session that survives: reconnect with backoff, heartbeat, resubscribe.
+
+Each vendor stream (`binance_usdm/stream.py`, `coinglass/stream.py`) supplies the URL, the
+subscribe messages (sent again after every reconnect), an optional application-level ping
+(Coinglass wants the text `ping` every 20 s; Binance pings us and `websockets` answers) and a
+message handler. Protocol-level pings (`ping_interval`) detect dead TCP connections; an idle
+timeout catches a server that keeps the socket open but stops sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from perpsignal_common.retry import RetryPolicy
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from perpsignal_connectors.metrics import STREAM_RECONNECTS
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str | bytes], Awaitable[None]]
+
+
+class WsStream:
+    """Keep one WebSocket subscription alive until `stop` is set."""
+
+    def __init__(
+        self,
+        vendor: str,
+        name: str,
+        url: str,
+        on_message: MessageHandler,
+        *,
+        subscribe: Callable[[], Sequence[str]] = tuple,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+        app_ping: tuple[float, str] | None = None,
+        ping_interval_s: float | None = 20.0,
+        idle_timeout_s: float | None = 120.0,
+        retry: RetryPolicy | None = None,
+        stable_after_s: float = 30.0,
+    ) -> None:
+        self.vendor = vendor
+        self.name = name
+        self.url = url
+        self._on_message = on_message
+        self._subscribe = subscribe
+        self._on_connect = on_connect
+        self._app_ping = app_ping
+        self._ping_interval_s = ping_interval_s
+        self._idle_timeout_s = idle_timeout_s
+        self._retry = retry or RetryPolicy(base_delay_s=0.5, max_delay_s=30.0)
+        self._stable_after_s = stable_after_s
+        self.connections = 0
+        self.connected = False
+        self.connected_since: float | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, subscribe and dispatch messages; reconnect on any failure until `stop`."""
+        attempt = 0
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self._session(stop)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                log.warning(
+                    "stream disconnected; reconnecting",
+                    extra={"vendor": self.vendor, "stream": self.name, "error": repr(exc)},
+                )
+            except Exception:
+                log.exception(
+                    "stream failed; reconnecting",
+                    extra={"vendor": self.vendor, "stream": self.name},
+                )
+            finally:
+                self.connected = False
+                self.connected_since = None
+            if stop.is_set():
+                return
+            STREAM_RECONNECTS.labels(self.vendor, self.name).inc()
+            # A session that lived a while resets the backoff: the next drop is a new incident
+            attempt = 1 if time.monotonic() - started > self._stable_after_s else attempt + 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._retry.delay(attempt))
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        async with connect(
+            self.url,
+            ping_interval=self._ping_interval_s,
+            ping_timeout=20,
+            open_timeout=10,
+            close_timeout=2,
+            max_size=2**22,
+        ) as ws:
+            for msg in self._subscribe():
+                await ws.send(msg)
+            self.connections += 1
+            self.connected = True
+            self.connected_since = time.time()
+            log.info("stream connected", extra={"vendor": self.vendor, "stream": self.name})
+            if self._on_connect is not None:
+                await self._on_connect()
+            pinger = asyncio.create_task(self._ping(ws)) if self._app_ping else None
+            try:
+                await self._read(ws, stop)
+            finally:
+                if pinger is not None:
+                    pinger.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await pinger
+
+    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                recv = asyncio.create_task(ws.recv())
+                done, _ = await asyncio.wait(
+                    {recv, stopper},
+                    timeout=self._idle_timeout_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if recv not in done:
+                    recv.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, WebSocketException):
+                        await recv
+                    if stop.is_set():
+                        return
+                    raise TimeoutError(f"no message for {self._idle_timeout_s}s")
+                await self._on_message(recv.result())
+        finally:
+            stopper.cancel()
+
+    async def _ping(self, ws: ClientConnection) -> None:
+        assert self._app_ping is not None
+        interval, payload = self._app_ping
+        while True:
+            await asyncio.sleep(interval)
+            await ws.send(payload)

@@ -1,0 +1,3 @@
+from perpsignal_scorer.main import main
+
+main()

@@ -1,0 +1,103 @@
+"""The scorer as a Kafka service: market events in, signals and MSS results out.
+
+Two consumer loops feed one `ScoringEngine`:
+
+* group `scorer` on market.v1 + liquidations.v1 + commands.v1 + listings.v1, rewound
+  `SCORER_REWIND_RECORDS` per partition on every assignment. Records before the committed
+  offset are replays: they rebuild state and emit nothing, so a restart neither cold-starts
+  nor repeats signals. Signal ids are derived from the trigger's id, so a record redelivered
+  after a crash re-produces the identical signal and downstream dedupes it.
+* no group, every partition of market.global.v1 from the beginning (fear & greed is shared
+  by all symbols). The group loop waits (at most `SCORER_GLOBAL_WARMUP_S`) until it caught
+  up, so the first signals after a start do not miss a fear & greed reading they should see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.signals import MssScoredV1, SignalScoredV1
+from perpsignal_common.events.topics import Topic
+from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.runtime import KafkaService
+
+from perpsignal_scorer.engine import ScoringEngine
+from perpsignal_scorer.mss import MssScanner
+from perpsignal_scorer.settings import ScorerSettings
+
+log = logging.getLogger(__name__)
+
+
+class ScorerService(KafkaService):
+    """Wires the engine to its consumer loops and the producer."""
+
+    def __init__(self, settings: ScorerSettings, engine: ScoringEngine | None = None) -> None:
+        super().__init__("scorer", settings)
+        self.engine = engine or ScoringEngine(settings.engine_config())
+        self.engine.mss = MssScanner(settings.mss_config())
+        self.signals_emitted = 0
+        self._global_ready = asyncio.Event()
+        self._warmup_s = settings.scorer_global_warmup_s
+        self._last: tuple[tuple[str, int, int], list[SignalScoredV1], list[MssScoredV1]] | None
+        self._last = None
+        self.market = ConsumerLoop(
+            kafka=settings.kafka,
+            service=self.name,
+            options=ConsumerOptions(
+                group_id="scorer",
+                topics=[Topic.MARKET, Topic.LIQUIDATIONS, Topic.COMMANDS, Topic.LISTINGS],
+                # the engine is one in-memory state: handle records strictly in order
+                concurrency=1,
+                rewind_on_assign=settings.scorer_rewind_records,
+            ),
+            handler=self.handle_market,
+            producer=self.producer,
+        )
+        self.global_loop = ConsumerLoop(
+            kafka=settings.kafka,
+            service=self.name,
+            options=ConsumerOptions(group_id=None, topics=[Topic.MARKET_GLOBAL], assign_all=True),
+            handler=self.handle_global,
+            producer=self.producer,
+        )
+        self.loops = [self.global_loop, self.market]
+        self.tasks = [self._warmup]
+
+    async def _warmup(self, stop: asyncio.Event) -> None:
+        deadline = asyncio.get_running_loop().time() + self._warmup_s
+        while not self._global_ready.is_set() and not stop.is_set():
+            if asyncio.get_running_loop().time() >= deadline:
+                log.info("fear & greed history not complete at start; scoring without waiting")
+                self._global_ready.set()
+                return
+            # an empty topic never reports a high watermark: the deadline covers it
+            loop = self.global_loop
+            if loop.assigned() and loop.processed > 0 and await loop.lag() == 0:
+                self._global_ready.set()
+                return
+            await asyncio.sleep(0.05)
+
+    async def handle_global(self, event: Event, record: Record) -> None:
+        """Fold market-wide events (fear & greed) into the engine."""
+        self.engine.apply(event)
+
+    async def handle_market(self, event: Event, record: Record) -> None:
+        """Update state; publish the signals and MSS results unless this is a replay."""
+        if not self._global_ready.is_set():
+            await self._global_ready.wait()
+        where = (record.topic, record.partition, record.offset)
+        if self._last is not None and self._last[0] == where:
+            signals, mss = self._last[1], self._last[2]  # a retry: state already has it
+        else:
+            signals = self.engine.apply(event)
+            mss = self.engine.mss.due(event.observed_at.timestamp())
+            self._last = (where, signals, mss)
+        if self.market.is_replay(record):
+            return
+        for signal in signals:
+            await self.producer.publish(signal)
+        for result in mss:
+            await self.producer.publish(result)
+        self.signals_emitted += len(signals)

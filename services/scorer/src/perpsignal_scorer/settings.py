@@ -1,0 +1,74 @@
+"""Scorer settings (`SCORER_*` env vars) and their mapping to the pure engine config."""
+
+from __future__ import annotations
+
+from perpsignal_common.errors import ConfigError
+from perpsignal_common.events.market import Timeframe
+from perpsignal_common.settings import ServiceSettings
+from pydantic import Field
+
+from perpsignal_scorer.config import DEFAULT_STALE_S, DEFAULT_WEIGHTS, EngineConfig, parse_mapping
+from perpsignal_scorer.mss import MssConfig
+
+
+def _fmt(d: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in d.items())
+
+
+class ScorerSettings(ServiceSettings):
+    """Everything the scorer reads from the environment."""
+
+    service_name: str = "scorer"
+    scorer_primary_timeframe: Timeframe = Field(
+        default="15m", description="Signals are emitted on each closed candle of this timeframe"
+    )
+    scorer_smc_timeframes: str = Field(
+        default="15m,1h,4h", description="SMC timeframes; missing ones are aggregated"
+    )
+    scorer_weights: str = Field(default=_fmt(DEFAULT_WEIGHTS), description="factor=weight, sum 100")
+    scorer_long_threshold: float = 65.0
+    scorer_short_threshold: float = 35.0
+    scorer_stale_s: str = Field(
+        default=_fmt(DEFAULT_STALE_S), description="factor=seconds staleness overrides"
+    )
+    scorer_candle_stale_bars: int = 3
+    scorer_liquidation_window_s: float = 3600.0
+    scorer_oi_window_s: float = 3600.0
+    scorer_funding_change_window_s: float = 8 * 3600.0
+    scorer_swing_length: int = Field(default=3, ge=1, le=20)
+    scorer_signal_candles: int = Field(default=30, ge=15, le=300)
+    scorer_rewind_records: int = Field(
+        default=20_000, description="Records per partition re-read at start (-1 = all)"
+    )
+    scorer_global_warmup_s: float = Field(
+        default=5.0, description="Max wait for fear & greed history before scoring"
+    )
+    scorer_mss_threshold: float = 65.0
+    scorer_mss_interval_s: float = 900.0
+
+    def engine_config(self) -> EngineConfig:
+        """Build the engine config; raise ConfigError on inconsistent values."""
+        try:
+            weights = dict(DEFAULT_WEIGHTS) | parse_mapping(self.scorer_weights)
+            return EngineConfig(
+                primary_timeframe=self.scorer_primary_timeframe,
+                smc_timeframes=tuple(
+                    t.strip() for t in self.scorer_smc_timeframes.split(",") if t.strip()
+                ),
+                weights=weights,
+                long_threshold=self.scorer_long_threshold,
+                short_threshold=self.scorer_short_threshold,
+                stale_s=dict(DEFAULT_STALE_S) | parse_mapping(self.scorer_stale_s),
+                candle_stale_bars=self.scorer_candle_stale_bars,
+                liquidation_window_s=self.scorer_liquidation_window_s,
+                oi_window_s=self.scorer_oi_window_s,
+                funding_change_window_s=self.scorer_funding_change_window_s,
+                swing_length=self.scorer_swing_length,
+                signal_candles=self.scorer_signal_candles,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"scorer settings: {exc}") from exc
+
+    def mss_config(self) -> MssConfig:
+        """Build the MSS config."""
+        return MssConfig(threshold=self.scorer_mss_threshold, interval_s=self.scorer_mss_interval_s)

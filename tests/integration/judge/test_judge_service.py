@@ -1,0 +1,121 @@
+"""The judge service on the embedded broker: signals in, judged signals out, restart-safe."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from perpsignal_common.events.signals import JudgeReplyV1, JudgeRequestV1, SignalJudgedV1
+from perpsignal_common.events.topics import Topic
+from perpsignal_common.kafka.admin import ensure_topics
+from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.settings import KafkaSettings
+from perpsignal_judge.service import JudgeService
+from perpsignal_judge.settings import JudgeSettings
+
+from tests.helpers import TopicReader, eventually
+from tests.unit.judge.builders import T0, load_candles, signal
+
+pytestmark = pytest.mark.kafka
+
+SYMBOLS = ("XRPUSDT", "BTCUSDT", "ETHUSDT")
+
+
+class Running:
+    """A JudgeService running in this event loop."""
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.service = JudgeService(JudgeSettings(kafka=kafka, judge_concurrency=8))
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        await self.service.start()
+        self.task = asyncio.create_task(self.service.run(self.stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 20)
+        await self.service.close()
+
+
+async def test_signals_in_judged_out_and_restart_safe(
+    kafka_settings: KafkaSettings, shared_data: Path
+) -> None:
+    candles = load_candles(shared_data)
+    await ensure_topics(kafka_settings)
+    producer = EventProducer(kafka_settings, "test")
+    await producer.start()
+    first = [
+        signal(symbol=s, seq=i, candles=candles[i : i + 60], factors={"momentum": 70.0})
+        for i in range(4)
+        for s in SYMBOLS
+    ]
+    second = [
+        signal(symbol=s, seq=i, candles=candles[i : i + 60], factors={"momentum": 70.0})
+        for i in range(4, 8)
+        for s in SYMBOLS
+    ]
+    try:
+        async with TopicReader(kafka_settings, Topic.SIGNALS_JUDGED) as reader:
+            await producer.publish_many(first)
+            async with Running(kafka_settings):
+                await reader.wait_for(len(first))
+            # while the judge is down, more signals arrive; a new process picks them up
+            await producer.publish_many(second)
+            async with Running(kafka_settings):
+
+                async def all_judged() -> bool:
+                    await reader.poll()
+                    ids = {e.causation_id for e in reader.events()}
+                    return ids >= {s.event_id for s in first + second}
+
+                await eventually(all_judged, timeout=40, what="every signal judged")
+            events = [e for e in reader.events() if isinstance(e, SignalJudgedV1)]
+    finally:
+        await producer.stop()
+
+    by_cause: dict[str, set[str]] = {}
+    for e in events:
+        by_cause.setdefault(e.causation_id or "", set()).add(e.event_id)
+    # one judged id per signal, even when a redelivery produced it twice
+    assert all(len(ids) == 1 for ids in by_cause.values())
+    assert set(by_cause) == {s.event_id for s in first + second}
+    # per-symbol order is kept on the output topic
+    for sym in SYMBOLS:
+        seqs = [e.observed_at for e in events if e.symbol == sym]
+        firsts = list(dict.fromkeys(seqs))
+        assert firsts == sorted(firsts)
+    sample = events[0].ai_verdict_layer
+    assert sample.judge == "rules" and sample.volatility_metrics.stop_loss_price is not None
+
+
+async def test_judge_request_gets_a_reply(kafka_settings: KafkaSettings, shared_data: Path) -> None:
+    ctx = signal(candles=load_candles(shared_data), factors={"momentum": 70.0})
+    req = JudgeRequestV1(
+        event_id="req-int-1",
+        source="gateway",
+        symbol="XRPUSDT",
+        observed_at=T0,
+        correlation_id="corr-int-1",
+        direction="SHORT",
+        signal=ctx,
+    )
+    await ensure_topics(kafka_settings)
+    producer = EventProducer(kafka_settings, "test")
+    await producer.start()
+    try:
+        async with TopicReader(kafka_settings, Topic.JUDGE_REPLIES) as reader:
+            async with Running(kafka_settings):
+                await producer.publish(req, wait=True)
+                await reader.wait_for(1)
+            reply = reader.events()[0]
+    finally:
+        await producer.stop()
+    assert isinstance(reply, JudgeReplyV1) and reply.correlation_id == "corr-int-1"
+    assert reply.judged is not None and reply.judged.direction == "SHORT"
+    plan = reply.judged.ai_verdict_layer.volatility_metrics
+    assert plan.stop_loss_price is not None and plan.stop_loss_price > ctx.price

@@ -1,0 +1,126 @@
+"""The in-process Judge API: ids, suppression flag, requests with caller plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from perpsignal_common.events.base import deterministic_id
+from perpsignal_common.events.registry import decode, encode
+from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1
+from perpsignal_judge.judge import Judge
+from perpsignal_judge.settings import JudgeSettings
+
+from tests.unit.judge.builders import T0, load_candles, signal
+
+BULL = dict.fromkeys(("momentum", "smart_money", "oi_trend", "liquidations"), 70.0)
+
+
+async def test_judged_event_keeps_the_signal_and_derives_ids(shared_data: Path) -> None:
+    sig = signal(factors=BULL, candles=load_candles(shared_data))
+    judged = await Judge(JudgeSettings()).judge(sig)
+    assert judged.event_id == deterministic_id(sig.event_id, "judge")
+    assert judged.causation_id == sig.event_id
+    assert judged.signal_id == sig.signal_id and judged.symbol == sig.symbol
+    assert judged.score == sig.score and judged.factors == sig.factors
+    roundtrip = decode(encode(judged))
+    assert isinstance(roundtrip, SignalJudgedV1) and roundtrip.event_id == judged.event_id
+
+
+@pytest.mark.parametrize(("auto_skip", "suppressed"), [(True, True), (False, False)])
+async def test_skip_and_avoid_are_published_but_flagged(
+    shared_data: Path, auto_skip: bool, suppressed: bool
+) -> None:
+    judge = Judge(JudgeSettings(auto_skip_avoid_signals=auto_skip))
+    skipped = await judge.judge(signal(confidence=20, candles=load_candles(shared_data)))
+    assert skipped.ai_verdict_layer.verdict == "SKIP"
+    assert skipped.ai_verdict_layer.suppressed is suppressed
+    fine = await judge.judge(signal(factors=BULL, candles=load_candles(shared_data)))
+    assert fine.ai_verdict_layer.verdict == "CONFIRM"
+    assert fine.ai_verdict_layer.suppressed is False
+
+
+async def test_rules_only_api_matches_the_async_path_when_llm_off(shared_data: Path) -> None:
+    judge = Judge(JudgeSettings())
+    sig = signal(factors=BULL, candles=load_candles(shared_data), ls_ratio=2.4)
+    a, b = await judge.judge(sig), judge.judge_rules(sig)
+    assert a.model_dump(exclude={"produced_at"}) == b.model_dump(exclude={"produced_at"})
+
+
+async def test_configurable_atr_timeframe_uses_aggregated_candles(shared_data: Path) -> None:
+    candles = load_candles(shared_data)
+    sig = signal(factors=BULL, candles=candles)
+    one_h = (await Judge(JudgeSettings()).judge(sig)).ai_verdict_layer.volatility_metrics
+    four_h = (
+        await Judge(JudgeSettings(judge_atr_timeframe="4h")).judge(sig)
+    ).ai_verdict_layer.volatility_metrics
+    assert one_h.atr is not None and four_h.atr is not None
+    assert four_h.atr > one_h.atr  # 4h ranges are wider than 1h ranges
+
+
+def request(**kw: object) -> JudgeRequestV1:
+    base: dict[str, object] = {
+        "event_id": "req-1",
+        "source": "gateway",
+        "symbol": "XRPUSDT",
+        "observed_at": T0,
+        "correlation_id": "corr-1",
+        "direction": "LONG",
+    }
+    return JudgeRequestV1(**{**base, **kw})  # type: ignore[arg-type]
+
+
+async def test_request_with_context_gets_a_reply_with_the_same_correlation(
+    shared_data: Path,
+) -> None:
+    ctx = signal(factors=BULL, candles=load_candles(shared_data))
+    reply = await Judge(JudgeSettings()).judge_request(request(signal=ctx))
+    assert reply.ok and reply.correlation_id == "corr-1" and reply.judged is not None
+    plan = reply.judged.ai_verdict_layer.volatility_metrics
+    assert plan.stop_loss_price is not None and plan.stop_loss_price < ctx.price
+
+
+async def test_request_with_stop_on_the_wrong_side_is_skipped(shared_data: Path) -> None:
+    ctx = signal(factors=BULL, candles=load_candles(shared_data))
+    entry = ctx.price
+    reply = await Judge(JudgeSettings()).judge_request(
+        request(
+            signal=ctx,
+            entry_price=entry,
+            stop_loss_price=entry * 1.02,
+            take_profit_price=entry * 1.05,
+        )
+    )
+    assert reply.judged is not None
+    layer = reply.judged.ai_verdict_layer
+    assert layer.verdict == "SKIP"
+    assert any("wrong side" in c for c in layer.layer_checks.conflicts)
+
+
+async def test_request_with_tight_stop_is_downsized(shared_data: Path) -> None:
+    ctx = signal(factors=BULL, candles=load_candles(shared_data))
+    entry = ctx.price
+    reply = await Judge(JudgeSettings()).judge_request(
+        request(
+            signal=ctx,
+            entry_price=entry,
+            stop_loss_price=entry * 0.999,
+            take_profit_price=entry * 1.05,
+        )
+    )
+    assert reply.judged is not None
+    assert reply.judged.ai_verdict_layer.verdict == "DOWNSIZE"
+    assert any("inside 1 ATR" in c for c in reply.judged.ai_verdict_layer.layer_checks.conflicts)
+
+
+async def test_request_without_any_price_is_an_error_reply() -> None:
+    reply = await Judge(JudgeSettings()).judge_request(request())
+    assert reply.ok is False and reply.error and "entry_price" in reply.error
+
+
+async def test_request_without_context_is_judged_on_no_evidence() -> None:
+    reply = await Judge(JudgeSettings()).judge_request(request(entry_price=1.0, score=80))
+    assert reply.judged is not None
+    layer = reply.judged.ai_verdict_layer
+    assert layer.verdict in ("SKIP", "WAIT") and layer.position_multiplier == 0
+    assert layer.volatility_metrics.atr is None  # no candles: no invented volatility

@@ -148,10 +148,11 @@ class SignalOutcome(Base):
             "ix_signal_outcomes_calibration",
             "horizon",
             "score",
-            postgresql_include=["result"],
+            postgresql_include=["result", "pnl_pct"],
             postgresql_where=text("status = 'completed'"),
         ),
         Index("ix_signal_outcomes_entry", "entry_at"),
+        Index("ix_signal_outcomes_evaluated", "evaluated_at"),
         Index("ix_signal_outcomes_symbol_entry", "symbol", "entry_at"),
     )
 

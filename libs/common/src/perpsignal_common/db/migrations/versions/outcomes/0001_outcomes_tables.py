@@ -135,10 +135,11 @@ def upgrade() -> None:
         "ix_signal_outcomes_calibration",
         "signal_outcomes",
         ["horizon", "score"],
-        postgresql_include=["result"],
+        postgresql_include=["result", "pnl_pct"],
         postgresql_where=sa.text("status = 'completed'"),
     )
     op.create_index("ix_signal_outcomes_entry", "signal_outcomes", ["entry_at"])
+    op.create_index("ix_signal_outcomes_evaluated", "signal_outcomes", ["evaluated_at"])
     op.create_index("ix_signal_outcomes_symbol_entry", "signal_outcomes", ["symbol", "entry_at"])
 
     op.create_table(

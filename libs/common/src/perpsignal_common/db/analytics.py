@@ -1,0 +1,396 @@
+"""Read-only analytics over the outcomes tables (owner: outcomes; caller: the gateway).
+
+Every function takes an `AsyncSession` and returns a pydantic model with snake_case fields (the
+gateway serves them camelCase). Rates always come with their counts and a 95 % Wilson score
+interval, because a win rate of 60 % means nothing without knowing it came from 5 outcomes.
+
+Definitions (also in services/outcomes/README.md):
+* Only `completed` outcomes count. `win_rate_pct = wins / count * 100`: NEUTRAL outcomes (|P&L|
+  within the band) stay in the denominator, so the rate is "share of signals that paid".
+* Judge lift = CONFIRM win rate minus SKIP win rate (percentage points), with Newcombe's hybrid
+  score interval for a difference of two proportions.
+* With `horizon=None`, outcomes of every horizon are pooled (one signal then counts once per
+  horizon); pass a horizon for a per-signal view.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Z95 = 1.959963984540054
+SMALL_SAMPLE = 30
+
+
+def wilson_interval(wins: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Return the Wilson score interval of `wins / n` as fractions, or None when n == 0."""
+    if n <= 0:
+        return None
+    p = wins / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class WinRate(BaseModel):
+    """Counts of a group's completed outcomes and its win rate with a 95 % interval."""
+
+    count: int = Field(description="Completed outcomes in the group")
+    wins: int
+    losses: int
+    neutrals: int
+    win_rate_pct: float | None = Field(description="wins / count * 100; None when count is 0")
+    win_rate_low_pct: float | None = Field(description="95 % Wilson interval, lower bound")
+    win_rate_high_pct: float | None = Field(description="95 % Wilson interval, upper bound")
+    small_sample: bool = Field(description=f"True when count < {SMALL_SAMPLE}")
+
+    @classmethod
+    def of(cls, count: int, wins: int, losses: int) -> WinRate:
+        """Build from counts."""
+        ci = wilson_interval(wins, count)
+        return cls(
+            count=count,
+            wins=wins,
+            losses=losses,
+            neutrals=count - wins - losses,
+            win_rate_pct=None if count == 0 else wins / count * 100,
+            win_rate_low_pct=None if ci is None else ci[0] * 100,
+            win_rate_high_pct=None if ci is None else ci[1] * 100,
+            small_sample=count < SMALL_SAMPLE,
+        )
+
+
+class PnlStats(WinRate):
+    """Win rate plus the P&L distribution of the group."""
+
+    avg_pnl_pct: float | None
+    median_pnl_pct: float | None
+
+
+class VerdictStats(PnlStats):
+    """Performance of one verdict at one horizon."""
+
+    verdict: str
+    horizon: str
+
+
+class VerdictPerformance(BaseModel):
+    """`verdict_performance`: one row per (verdict, horizon)."""
+
+    horizon: str | None
+    since: datetime | None
+    groups: list[VerdictStats]
+
+
+class GroupStats(PnlStats):
+    """Performance of one value of a dimension (verdict, risk mode or judge)."""
+
+    dimension: str
+    value: str
+
+
+class JudgeLift(BaseModel):
+    """CONFIRM minus SKIP win rate, in percentage points, with a 95 % interval."""
+
+    confirm: WinRate
+    skip: WinRate
+    lift_pct: float | None = Field(description="CONFIRM win rate - SKIP win rate (points)")
+    lift_low_pct: float | None
+    lift_high_pct: float | None
+
+
+class VerdictCompare(BaseModel):
+    """`verdict_compare`: by verdict, by risk mode, by judge source, and the judge lift."""
+
+    horizon: str | None
+    by_verdict: list[GroupStats]
+    by_risk_mode: list[GroupStats]
+    by_judge: list[GroupStats]
+    judge_lift: JudgeLift
+
+
+class OutcomeItem(BaseModel):
+    """One outcome row of the history."""
+
+    signal_id: str
+    symbol: str
+    direction: str
+    verdict: str
+    risk_mode: str
+    judge: str
+    score: float
+    horizon: str
+    status: str
+    entry_at: datetime
+    due_at: datetime
+    entry_price: float
+    stop_loss_price: float | None
+    take_profit_price: float | None
+    exit_price: float | None
+    pnl_pct: float | None
+    result: str | None
+    max_favorable_pct: float | None
+    max_adverse_pct: float | None
+    first_hit: str | None
+    evaluated_at: datetime | None
+    reason: str | None
+
+
+class OutcomesHistory(BaseModel):
+    """`outcomes_history`: one page of outcomes, newest entry first, and the total."""
+
+    items: list[OutcomeItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class TrackingStats(BaseModel):
+    """`tracking_stats`: how far behind the tracker is."""
+
+    pending: int
+    pending_overdue: int = Field(description="Pending rows whose next attempt time has passed")
+    completed: int
+    failed: int
+    oldest_pending_due_at: datetime | None
+    evaluated_last_hour: int
+    lag_avg_s: float | None = Field(description="Mean evaluated_at - due_at, last hour")
+    lag_max_s: float | None = Field(description="Max evaluated_at - due_at, last hour")
+
+
+class CalibrationBucket(WinRate):
+    """Win rate of signals whose score falls in [score_from, score_to)."""
+
+    score_from: float
+    score_to: float
+    avg_pnl_pct: float | None
+
+
+class Calibration(BaseModel):
+    """`calibration`: win rate by score bucket, so users see if a higher score pays more."""
+
+    horizon: str
+    bucket_size: int
+    buckets: list[CalibrationBucket]
+
+
+_COUNTS = """
+    count(*) AS n,
+    count(*) FILTER (WHERE result = 'WIN') AS wins,
+    count(*) FILTER (WHERE result = 'LOSS') AS losses,
+    avg(pnl_pct) AS avg_pnl,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY pnl_pct) AS median_pnl
+"""
+
+
+def _pnl(row: Any) -> dict[str, Any]:
+    base = WinRate.of(row.n, row.wins, row.losses).model_dump()
+    return {**base, "avg_pnl_pct": row.avg_pnl, "median_pnl_pct": row.median_pnl}
+
+
+async def verdict_performance(
+    session: AsyncSession, *, horizon: str | None = None, since: datetime | None = None
+) -> VerdictPerformance:
+    """Return count, win rate (with interval), average and median P&L per verdict and horizon."""
+    sql = f"""
+        SELECT verdict, horizon, {_COUNTS}
+        FROM signal_outcomes
+        WHERE status = 'completed'
+          AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
+          AND (CAST(:since AS timestamptz) IS NULL OR entry_at >= :since)
+        GROUP BY verdict, horizon
+        ORDER BY horizon, verdict
+    """
+    rows = (await session.execute(text(sql), {"horizon": horizon, "since": since})).all()
+    groups = [VerdictStats(verdict=r.verdict, horizon=r.horizon, **_pnl(r)) for r in rows]
+    return VerdictPerformance(horizon=horizon, since=since, groups=groups)
+
+
+def _lift(confirm: WinRate, skip: WinRate) -> JudgeLift:
+    lift = low = high = None
+    c_ci = wilson_interval(confirm.wins, confirm.count)
+    s_ci = wilson_interval(skip.wins, skip.count)
+    if c_ci is not None and s_ci is not None:
+        p1, p2 = confirm.wins / confirm.count, skip.wins / skip.count
+        d = p1 - p2
+        # Newcombe (1998) method 10: combine the two Wilson intervals
+        low = d - math.sqrt((p1 - c_ci[0]) ** 2 + (s_ci[1] - p2) ** 2)
+        high = d + math.sqrt((c_ci[1] - p1) ** 2 + (p2 - s_ci[0]) ** 2)
+        lift, low, high = d * 100, low * 100, high * 100
+    return JudgeLift(
+        confirm=confirm, skip=skip, lift_pct=lift, lift_low_pct=low, lift_high_pct=high
+    )
+
+
+async def verdict_compare(session: AsyncSession, *, horizon: str | None = None) -> VerdictCompare:
+    """Compare verdicts, risk modes and judge sources; judge lift = CONFIRM - SKIP win rate."""
+    sql = f"""
+        SELECT verdict, risk_mode, judge,
+               GROUPING(verdict) AS g_verdict, GROUPING(risk_mode) AS g_risk, {_COUNTS}
+        FROM signal_outcomes
+        WHERE status = 'completed' AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
+        GROUP BY GROUPING SETS ((verdict), (risk_mode), (judge))
+    """
+    rows = (await session.execute(text(sql), {"horizon": horizon})).all()
+    by: dict[str, list[GroupStats]] = {"verdict": [], "risk_mode": [], "judge": []}
+    for r in rows:
+        if r.g_verdict == 0:
+            dim, value = "verdict", r.verdict
+        elif r.g_risk == 0:
+            dim, value = "risk_mode", r.risk_mode
+        else:
+            dim, value = "judge", r.judge
+        by[dim].append(GroupStats(dimension=dim, value=value, **_pnl(r)))
+    for groups in by.values():
+        groups.sort(key=lambda g: g.value)
+    verdicts = {g.value: g for g in by["verdict"]}
+    empty = WinRate.of(0, 0, 0)
+
+    def rate(name: str) -> WinRate:
+        g = verdicts.get(name)
+        return empty if g is None else WinRate.of(g.count, g.wins, g.losses)
+
+    return VerdictCompare(
+        horizon=horizon,
+        by_verdict=by["verdict"],
+        by_risk_mode=by["risk_mode"],
+        by_judge=by["judge"],
+        judge_lift=_lift(rate("CONFIRM"), rate("SKIP")),
+    )
+
+
+async def outcomes_history(
+    session: AsyncSession,
+    *,
+    symbol: str | None = None,
+    verdict: str | None = None,
+    horizon: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> OutcomesHistory:
+    """Return one page of outcomes (every status), newest entry first, with the total count.
+
+    `start`/`end` filter on the signal's entry time: start inclusive, end exclusive.
+    """
+    limit = max(1, min(limit, 500))
+    offset = max(0, offset)
+    where = """
+        (CAST(:symbol AS text) IS NULL OR symbol = :symbol)
+        AND (CAST(:verdict AS text) IS NULL OR verdict = :verdict)
+        AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
+        AND (CAST(:start AS timestamptz) IS NULL OR entry_at >= :start)
+        AND (CAST(:end AS timestamptz) IS NULL OR entry_at < :end)
+    """
+    params: dict[str, Any] = {
+        "symbol": symbol,
+        "verdict": verdict,
+        "horizon": horizon,
+        "start": start,
+        "end": end,
+    }
+    fields = ", ".join(OutcomeItem.model_fields)
+    page = await session.execute(
+        text(
+            f"SELECT {fields} FROM signal_outcomes WHERE {where} "
+            "ORDER BY entry_at DESC, id DESC LIMIT :limit OFFSET :offset"
+        ),
+        {**params, "limit": limit, "offset": offset},
+    )
+    items = [OutcomeItem.model_validate(dict(r._mapping)) for r in page.all()]
+    total = (
+        await session.execute(text(f"SELECT count(*) FROM signal_outcomes WHERE {where}"), params)
+    ).scalar_one()
+    return OutcomesHistory(items=items, total=total, limit=limit, offset=offset)
+
+
+async def tracking_stats(session: AsyncSession) -> TrackingStats:
+    """Return pending/completed/failed counts, the oldest pending row and the evaluation lag."""
+    # separate sub-selects so each count uses its own partial index
+    sql = """
+        SELECT
+          (SELECT count(*) FROM signal_outcomes WHERE status = 'pending') AS pending,
+          (SELECT count(*) FROM signal_outcomes
+             WHERE status = 'pending' AND next_attempt_at <= now()) AS overdue,
+          (SELECT count(*) FROM signal_outcomes WHERE status = 'completed') AS completed,
+          (SELECT count(*) FROM signal_outcomes WHERE status = 'failed') AS failed,
+          (SELECT min(due_at) FROM signal_outcomes WHERE status = 'pending') AS oldest,
+          l.n AS recent, l.avg_s, l.max_s
+        FROM (
+          SELECT count(*) AS n,
+                 avg(extract(epoch FROM evaluated_at - due_at)) AS avg_s,
+                 max(extract(epoch FROM evaluated_at - due_at)) AS max_s
+          FROM signal_outcomes WHERE evaluated_at >= now() - interval '1 hour'
+        ) AS l
+    """
+    r = (await session.execute(text(sql))).one()
+    return TrackingStats(
+        pending=r.pending,
+        pending_overdue=r.overdue,
+        completed=r.completed,
+        failed=r.failed,
+        oldest_pending_due_at=r.oldest,
+        evaluated_last_hour=r.recent,
+        lag_avg_s=None if r.avg_s is None else float(r.avg_s),
+        lag_max_s=None if r.max_s is None else float(r.max_s),
+    )
+
+
+async def calibration(
+    session: AsyncSession, *, horizon: str = "4h", bucket_size: int = 10
+) -> Calibration:
+    """Return the win rate (with Wilson interval) per score bucket at one horizon.
+
+    Buckets are [k * size, (k + 1) * size); a score of 100 falls into the last bucket.
+    """
+    size = max(1, min(int(bucket_size), 100))
+    top = math.ceil(100 / size) - 1
+    sql = """
+        SELECT LEAST(floor(score / :size)::int, :top) AS bucket,
+               count(*) AS n,
+               count(*) FILTER (WHERE result = 'WIN') AS wins,
+               count(*) FILTER (WHERE result = 'LOSS') AS losses,
+               avg(pnl_pct) AS avg_pnl
+        FROM signal_outcomes
+        WHERE status = 'completed' AND horizon = :horizon
+        GROUP BY 1 ORDER BY 1
+    """
+    rows = (await session.execute(text(sql), {"size": size, "top": top, "horizon": horizon})).all()
+    buckets = [
+        CalibrationBucket(
+            score_from=r.bucket * size,
+            score_to=min(100, (r.bucket + 1) * size),
+            avg_pnl_pct=r.avg_pnl,
+            **WinRate.of(r.n, r.wins, r.losses).model_dump(),
+        )
+        for r in rows
+    ]
+    return Calibration(horizon=horizon, bucket_size=size, buckets=buckets)
+
+
+__all__ = [
+    "Calibration",
+    "CalibrationBucket",
+    "GroupStats",
+    "JudgeLift",
+    "OutcomeItem",
+    "OutcomesHistory",
+    "TrackingStats",
+    "VerdictCompare",
+    "VerdictPerformance",
+    "VerdictStats",
+    "WinRate",
+    "calibration",
+    "outcomes_history",
+    "tracking_stats",
+    "verdict_compare",
+    "verdict_performance",
+    "wilson_interval",
+]

@@ -1,0 +1,176 @@
+"""Storage and tracking against a real PostgreSQL: idempotency, evaluation, missing prices."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.models.outcomes import OutcomeCandle, OutcomeSignal, SignalOutcome
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.signals import OutcomeEvaluatedV1
+from perpsignal_outcomes import repository as repo
+from perpsignal_outcomes.evaluate import Candle
+from perpsignal_outcomes.settings import OutcomesSettings
+from perpsignal_outcomes.tracker import Tracker, outcome_event_id
+from sqlalchemy import func, select
+
+from tests.integration.outcomes.conftest import judged, xrp_candle_rows
+
+pytestmark = pytest.mark.db
+
+HORIZONS = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+LATER = datetime(2021, 11, 20, tzinfo=UTC)  # every horizon of a 2021-11-15 signal is due
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+    async def wait_delivered(self) -> None:
+        return None
+
+
+class FakeKlines:
+    name = "klines"
+
+    def __init__(self, candles: list[Candle]) -> None:
+        self.candles = candles
+        self.calls = 0
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        self.calls += 1
+        return [c for c in self.candles if start <= c.open_time < end]
+
+    async def close(self) -> None:
+        return None
+
+
+def settings(**kw: object) -> OutcomesSettings:
+    return OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m", **kw)
+
+
+async def store(sessions, *events) -> int:
+    async with session_scope(sessions) as s:
+        return await repo.store_signals(s, list(events), HORIZONS, timedelta(0))
+
+
+async def outcomes(sessions) -> dict[tuple[str, str], SignalOutcome]:
+    async with session_scope(sessions) as s:
+        rows = (await s.execute(select(SignalOutcome))).scalars().all()
+    return {(r.signal_id, r.horizon): r for r in rows}
+
+
+async def test_redelivered_signal_creates_no_second_row(sessions) -> None:
+    ev = judged(verdict="SKIP")
+    assert await store(sessions, ev) == 1
+    assert await store(sessions, ev) == 0
+    async with session_scope(sessions) as s:
+        assert await s.scalar(select(func.count()).select_from(OutcomeSignal)) == 1
+        assert await s.scalar(select(func.count()).select_from(SignalOutcome)) == 3
+        row = await s.get(OutcomeSignal, ev.signal_id)
+    assert row is not None and row.verdict == "SKIP"  # SKIP signals are tracked too
+    due = {h: r.due_at for (_, h), r in (await outcomes(sessions)).items()}
+    assert due["4h"] - ev.observed_at == timedelta(hours=4)
+
+
+async def test_evaluates_every_horizon_on_stored_candles(sessions, shared_data: Path) -> None:
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, xrp_candle_rows(shared_data))
+    # LONG at 00:05 from 1.1941, stop 1.1935 (hit by the 00:05 low 1.1934), target 1.2100
+    ev = judged(stop=1.1935, target=1.2100)
+    await store(sessions, ev)
+    producer = FakeProducer()
+    tracker = Tracker(settings(), sessions, producer, clock=lambda: LATER)  # type: ignore[arg-type]
+    assert await tracker.evaluate_batch() == 3
+
+    rows = await outcomes(sessions)
+    one = rows[(ev.signal_id, "1h")]
+    assert one.status == "completed"
+    assert one.exit_price == 1.2123  # close of the 01:00 candle
+    assert one.pnl_pct == pytest.approx((1.2123 - 1.1941) / 1.1941 * 100)
+    assert one.result == "WIN"
+    assert one.first_hit == "stop"
+    assert one.candles_used == 12
+    assert one.price_source == "stream"
+    assert rows[(ev.signal_id, "24h")].candles_used == 288
+    assert {r.evaluation_count for r in rows.values()} == {1}
+
+    assert await tracker.publish_batch() == 3
+    assert await tracker.publish_batch() == 0  # the outbox is empty once acknowledged
+    published = [e for e in producer.events if isinstance(e, OutcomeEvaluatedV1)]
+    assert {e.event_id for e in published} == {outcome_event_id(ev.signal_id, h) for h in HORIZONS}
+    e1 = next(e for e in published if e.horizon == "1h")
+    assert (e1.exit_price, e1.result, e1.first_hit) == (1.2123, "WIN", "stop")
+    assert e1.verdict == "CONFIRM"
+
+
+async def test_missing_price_stays_pending_with_reason_then_uses_klines(
+    sessions, shared_data: Path
+) -> None:
+    ev = judged(direction="SHORT")
+    await store(sessions, ev)
+    now = datetime(2021, 11, 15, 2, 0, tzinfo=UTC)  # only the 1h horizon is due
+    tracker = Tracker(settings(outcomes_retry_s=60), sessions, None, clock=lambda: now)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert row.status == "pending"
+    assert row.exit_price is None and row.pnl_pct is None  # nothing invented
+    assert "no complete candle path" in (row.reason or "")
+    assert row.next_attempt_at == now + timedelta(seconds=60)
+    assert await tracker.evaluate_batch() == 0  # not retried before its next attempt
+
+    candles = [
+        Candle(r["open_time"], r["open"], r["high"], r["low"], r["close"])  # type: ignore[arg-type]
+        for r in xrp_candle_rows(shared_data)
+    ]
+    klines = FakeKlines(candles)
+    later = now + timedelta(minutes=2)
+    tracker = Tracker(settings(), sessions, None, klines=klines, clock=lambda: later)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert row.status == "completed" and row.price_source == "klines"
+    assert row.pnl_pct == pytest.approx((1.1941 - 1.2123) / 1.1941 * 100)
+    assert row.result == "LOSS"
+    assert row.attempts == 2
+    async with session_scope(sessions) as s:  # fetched candles are kept for the next rows
+        assert await s.scalar(select(func.count()).select_from(OutcomeCandle)) > 0
+
+
+async def test_gives_up_after_the_configured_time(sessions) -> None:
+    ev = judged(symbol="NOPEUSDT")
+    await store(sessions, ev)
+    tracker = Tracker(settings(outcomes_give_up_after_s=3600), sessions, None, clock=lambda: LATER)
+    await tracker.evaluate_batch()
+    rows = await outcomes(sessions)
+    assert {r.status for r in rows.values()} == {"failed"}
+    assert all("gave up" in (r.reason or "") for r in rows.values())
+
+
+async def test_concurrent_trackers_evaluate_each_row_once(sessions, shared_data: Path) -> None:
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, xrp_candle_rows(shared_data))
+    start = datetime(2021, 11, 15, 0, 5, tzinfo=UTC)
+    events = [judged(observed_at=start + i * timedelta(minutes=5)) for i in range(120)]
+    await store(sessions, *events)
+    cfg = settings(outcomes_batch_size=7)
+    trackers = [Tracker(cfg, sessions, None, clock=lambda: LATER, worker=f"w{i}") for i in range(3)]
+
+    async def drain(t: Tracker) -> None:
+        while await t.evaluate_batch():
+            pass
+
+    await asyncio.gather(*(drain(t) for t in trackers))
+    rows = await outcomes(sessions)
+    assert len(rows) == 360
+    assert {r.status for r in rows.values()} == {"completed"}
+    assert {r.evaluation_count for r in rows.values()} == {1}
+    assert sum(t.completed for t in trackers) == 360
+    assert len({r.evaluated_by for r in rows.values()}) >= 2  # the work was shared

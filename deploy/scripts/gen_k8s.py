@@ -1,0 +1,484 @@
+"""Write the repetitive Kubernetes base manifests from one table of services and topics.
+
+Why generated: six Deployments, their Services, PDBs and ServiceMonitors, four KEDA
+ScaledObjects and 22 KafkaTopics differ only in a few numbers; one table here keeps probes,
+security context and labels identical, and the `KafkaTopic`s exactly the topic registry's
+(`tests/deploy` fails while a generated file is stale). Hand-written: kustomization files,
+ConfigMap, NetworkPolicies, Ingress and the overlays.
+
+    uv run python deploy/scripts/gen_k8s.py [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = REPO / "deploy" / "k8s" / "base"
+PART_OF = "perpsignal"
+KAFKA_CLUSTER = "perpsignal"  # the Strimzi `Kafka` resource the topics belong to
+# Longer than SHUTDOWN_TIMEOUT_S (20 s) + preStop: the drain always finishes before SIGKILL
+GRACE_SECONDS = 45
+
+
+@dataclass(frozen=True)
+class Svc:
+    """What differs between services in Kubernetes."""
+
+    name: str
+    port: int
+    port_name: str  # "ops" for workers, "http" for the gateway
+    replicas: int
+    cpu: str
+    memory: str
+    cpu_limit: str
+    memory_limit: str
+    database: bool
+    # KEDA: the consumer group and the topic whose lag drives scaling (None = not KEDA)
+    group: str | None = None
+    lag_topic: str | None = None
+    max_replicas: int = 1
+    lag_threshold: int = 500
+
+
+SERVICES: tuple[Svc, ...] = (
+    Svc("ingestor", 9101, "ops", 1, "200m", "256Mi", "1", "512Mi", database=True),
+    Svc(
+        "scorer",
+        9102,
+        "ops",
+        1,
+        "500m",
+        "512Mi",
+        "2",
+        "1Gi",
+        database=False,
+        group="scorer",
+        lag_topic="perpsignal.market.v1",
+        max_replicas=12,
+        lag_threshold=2000,
+    ),
+    Svc(
+        "judge",
+        9103,
+        "ops",
+        1,
+        "250m",
+        "384Mi",
+        "1",
+        "768Mi",
+        database=False,
+        group="judge",
+        lag_topic="perpsignal.signals.v1",
+        max_replicas=12,
+        lag_threshold=200,
+    ),
+    Svc(
+        "outcomes",
+        9104,
+        "ops",
+        1,
+        "200m",
+        "256Mi",
+        "1",
+        "512Mi",
+        database=True,
+        group="outcomes",
+        lag_topic="perpsignal.signals.judged.v1",
+        max_replicas=12,
+        lag_threshold=500,
+    ),
+    # Telegram's limits are per bot, not per replica: more than a few notifiers only queue
+    Svc(
+        "notifier",
+        9105,
+        "ops",
+        1,
+        "100m",
+        "192Mi",
+        "500m",
+        "384Mi",
+        database=True,
+        group="notifier",
+        lag_topic="perpsignal.signals.judged.v1",
+        max_replicas=3,
+        lag_threshold=200,
+    ),
+    Svc("gateway", 8000, "http", 2, "250m", "384Mi", "1", "768Mi", database=True),
+)
+
+
+def labels(svc: str) -> dict[str, str]:
+    """Return the labels every object of `svc` carries (selectors use the first two)."""
+    return {
+        "app.kubernetes.io/name": svc,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/component": "gateway" if svc == "gateway" else "worker",
+    }
+
+
+def selector(svc: str) -> dict[str, str]:
+    """Return the pod selector of `svc`."""
+    return {"app.kubernetes.io/name": svc, "app.kubernetes.io/part-of": PART_OF}
+
+
+def security_context() -> dict[str, Any]:
+    """Return the container security context (matches the image's non-root user)."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def deployment(s: Svc) -> dict[str, Any]:
+    """Return the Deployment of one service."""
+    env: list[dict[str, Any]] = [
+        {"name": "GATEWAY_PORT" if s.name == "gateway" else "OPS_PORT", "value": str(s.port)},
+    ]
+    if s.database:
+        env.append(
+            {
+                "name": "DATABASE_URL",
+                "valueFrom": {"secretKeyRef": {"name": "perpsignal-db", "key": "DATABASE_URL"}},
+            }
+        )
+    container: dict[str, Any] = {
+        "name": s.name,
+        "image": f"perpsignal/{s.name}:latest",
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [{"name": s.port_name, "containerPort": s.port, "protocol": "TCP"}],
+        "envFrom": [
+            {"configMapRef": {"name": "perpsignal-config"}},
+            # API keys and tokens (optional: every keyed source switches off without its key)
+            {"secretRef": {"name": "perpsignal-secrets", "optional": True}},
+        ],
+        "env": env,
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": s.port_name},
+            "periodSeconds": 2,
+            "failureThreshold": 45,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": s.port_name},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": s.port_name},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 6,
+        },
+        "resources": {
+            "requests": {"cpu": s.cpu, "memory": s.memory},
+            "limits": {"cpu": s.cpu_limit, "memory": s.memory_limit},
+        },
+        "securityContext": security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if s.name == "gateway":
+        # Let the Service drop this pod from its endpoints before the drain starts
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"perpsignal-{s.name}", "labels": labels(s.name)},
+        "spec": {
+            "replicas": s.replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector(s.name)},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {
+                    "labels": labels(s.name),
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(s.port),
+                        "prometheus.io/path": "/metrics",
+                    },
+                },
+                "spec": {
+                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": selector(s.name)},
+                        }
+                    ],
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                },
+            },
+        },
+    }
+
+
+def service(s: Svc) -> dict[str, Any]:
+    """Return the Service: the gateway's front door, or a worker's metrics endpoint."""
+    port = 80 if s.name == "gateway" else s.port
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"perpsignal-{s.name}", "labels": labels(s.name)},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(s.name),
+            "ports": [
+                {"name": s.port_name, "port": port, "targetPort": s.port_name, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def pdb(s: Svc) -> dict[str, Any]:
+    """Return the PodDisruptionBudget: drains evict one pod at a time."""
+    spec: dict[str, Any] = {"selector": {"matchLabels": selector(s.name)}}
+    if s.replicas > 1:
+        spec["minAvailable"] = 1
+    else:
+        spec["maxUnavailable"] = 1
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": f"perpsignal-{s.name}", "labels": labels(s.name)},
+        "spec": spec,
+    }
+
+
+def service_monitor(s: Svc) -> dict[str, Any]:
+    """Return the ServiceMonitor scraping the service's /metrics."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": f"perpsignal-{s.name}", "labels": labels(s.name)},
+        "spec": {
+            "selector": {"matchLabels": selector(s.name)},
+            "endpoints": [
+                {
+                    "port": s.port_name,
+                    "path": "/metrics",
+                    "interval": "15s",
+                    # keep the metrics' own `service` label (service name, not the k8s one)
+                    "honorLabels": True,
+                }
+            ],
+        },
+    }
+
+
+def scaled_object(s: Svc) -> dict[str, Any]:
+    """Return the KEDA ScaledObject scaling a consumer on its group's lag."""
+    assert s.group and s.lag_topic
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": f"perpsignal-{s.name}", "labels": labels(s.name)},
+        "spec": {
+            "scaleTargetRef": {"name": f"perpsignal-{s.name}"},
+            "minReplicaCount": 1,
+            # More consumers than partitions would sit idle
+            "maxReplicaCount": s.max_replicas,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "behavior": {
+                        "scaleDown": {
+                            "stabilizationWindowSeconds": 300,
+                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                        }
+                    }
+                }
+            },
+            "triggers": [
+                {
+                    "type": "kafka",
+                    "metadata": {
+                        "bootstrapServers": f"{KAFKA_CLUSTER}-kafka-bootstrap:9092",
+                        "consumerGroup": s.group,
+                        "topic": s.lag_topic,
+                        "lagThreshold": str(s.lag_threshold),
+                        "offsetResetPolicy": "earliest",
+                        "allowIdleConsumers": "false",
+                    },
+                }
+            ],
+        },
+    }
+
+
+def gateway_hpa() -> dict[str, Any]:
+    """Return the gateway's CPU-based HorizontalPodAutoscaler."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "perpsignal-gateway", "labels": labels("gateway")},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": "perpsignal-gateway",
+            },
+            "minReplicas": 2,
+            "maxReplicas": 10,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+
+
+def kafka_topics() -> list[dict[str, Any]]:
+    """Return one Strimzi KafkaTopic per registry topic and DLQ topic."""
+    from perpsignal_common.events.topics import all_topic_specs
+
+    return [
+        {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaTopic",
+            "metadata": {
+                "name": str(spec.name),
+                "labels": {
+                    "strimzi.io/cluster": KAFKA_CLUSTER,
+                    "app.kubernetes.io/part-of": PART_OF,
+                },
+            },
+            "spec": {
+                "topicName": str(spec.name),
+                "partitions": spec.partitions,
+                "replicas": 3,
+                "config": {
+                    "retention.ms": spec.retention_ms,
+                    "cleanup.policy": "compact" if spec.compacted else "delete",
+                    "min.insync.replicas": 2,
+                },
+            },
+        }
+        for spec in all_topic_specs()
+    ]
+
+
+def migrate_job() -> dict[str, Any]:
+    """Return the migration Job (`perpsignal migrate`: every service's Alembic branch)."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "perpsignal-migrate", "labels": labels("migrate")},
+        "spec": {
+            "backoffLimit": 6,
+            "activeDeadlineSeconds": 600,
+            # Gone a day later, so the next release's apply can create it again
+            "ttlSecondsAfterFinished": 86400,
+            "template": {
+                "metadata": {"labels": labels("migrate")},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "migrate",
+                            "image": "perpsignal/tools:latest",
+                            "imagePullPolicy": "IfNotPresent",
+                            "args": ["migrate"],
+                            "env": [
+                                {
+                                    "name": "DATABASE_URL",
+                                    "valueFrom": {
+                                        "secretKeyRef": {
+                                            "name": "perpsignal-db",
+                                            "key": "DATABASE_URL",
+                                        }
+                                    },
+                                }
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"cpu": "500m", "memory": "256Mi"},
+                            },
+                            "securityContext": security_context(),
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _dump(docs: list[dict[str, Any]]) -> str:
+    header = "# GENERATED by deploy/scripts/gen_k8s.py: edit the script, not this file.\n"
+    return header + yaml.safe_dump_all(docs, sort_keys=False, width=100)
+
+
+def rendered() -> dict[Path, str]:
+    """Return every generated base file with its content."""
+    files: dict[Path, str] = {}
+    for s in SERVICES:
+        docs = [deployment(s), service(s), pdb(s)]
+        files[BASE / "apps" / f"{s.name}.yaml"] = _dump(docs)
+    files[BASE / "jobs" / "migrate.yaml"] = _dump([migrate_job()])
+    files[BASE / "autoscaling" / "scaledobjects.yaml"] = _dump(
+        [scaled_object(s) for s in SERVICES if s.group]
+    )
+    files[BASE / "autoscaling" / "gateway-hpa.yaml"] = _dump([gateway_hpa()])
+    files[BASE / "kafka" / "topics.yaml"] = _dump(kafka_topics())
+    files[BASE / "monitoring" / "servicemonitors.yaml"] = _dump(
+        [service_monitor(s) for s in SERVICES]
+    )
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or with --check, verify) the generated base manifests."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if any file is stale")
+    args = parser.parse_args(argv)
+    files = rendered()
+    stale = [p for p, text in files.items() if not p.is_file() or p.read_text() != text]
+    if args.check:
+        for p in stale:
+            sys.stderr.write(f"stale: {p.relative_to(REPO)}\n")
+        return 1 if stale else 0
+    for p, text in files.items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    sys.stdout.write(f"wrote {len(files)} files\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

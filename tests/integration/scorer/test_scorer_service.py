@@ -82,7 +82,7 @@ async def test_restart_mid_stream_gives_each_closed_candle_exactly_one_signal(
                 )
                 await producer.publish(cmd, wait=True)
                 await out.wait_for(91)
-                await eventually(lambda: second.market.processed >= 91, what="command handled")
+                await eventually(lambda: second.signals_emitted == 46, what="command handled")
             await out.poll()
     finally:
         await producer.stop()

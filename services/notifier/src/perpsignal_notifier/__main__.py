@@ -1,0 +1,3 @@
+from perpsignal_notifier.main import main
+
+main()

@@ -1,0 +1,125 @@
+"""Bot commands as plain async functions of (chat, arguments) -> HTML reply.
+
+Kept apart from aiogram's router so the behaviour is one readable table and the router is
+only glue; subscriptions live in PostgreSQL through the repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from perpsignal_notifier.filters import ALL, FilterRules, base_asset
+from perpsignal_notifier.render import HELP, esc, render_signal
+from perpsignal_notifier.repository import NotifierRepository
+
+MAX_ASSETS = 50
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Who sent a command and what the notifier is configured with."""
+
+    chat_id: int
+    chat_kind: str
+    chat_title: str | None
+    configured_chats: tuple[int, ...]
+    rules: FilterRules
+
+
+def parse_subscribe_args(args: str | None) -> tuple[list[str], float | None]:
+    """Split `/subscribe` arguments into assets and an optional trailing minimum score."""
+    tokens = [t.strip(",") for t in (args or "").split() if t.strip(",")]
+    min_score: float | None = None
+    if tokens:
+        try:
+            min_score = float(tokens[-1])
+        except ValueError:
+            min_score = None
+        else:
+            tokens = tokens[:-1]
+            if not 0 <= min_score <= 100:
+                raise ValueError("the minimum score must be between 0 and 100")
+    assets = sorted({ALL if t in ("*", "all", "ALL") else base_asset(t) for t in tokens})
+    if len(assets) > MAX_ASSETS:
+        raise ValueError(f"at most {MAX_ASSETS} coins per command")
+    for asset in assets:
+        if asset != ALL and not asset.isalnum():
+            raise ValueError(f"not a coin: {asset}")
+    return (assets or [ALL]), min_score
+
+
+class Commands:
+    """Implement /start /help /subscribe /unsubscribe /signal /status /mute /unmute."""
+
+    def __init__(self, repo: NotifierRepository) -> None:
+        self._repo = repo
+
+    async def handle(self, ctx: CommandContext, command: str, args: str | None) -> str:
+        """Run one command and return the reply (HTML)."""
+        command = command.lower()
+        if command in ("start", "help"):
+            await self._repo.ensure_chat(ctx.chat_id, ctx.chat_kind, ctx.chat_title)
+            return HELP
+        if command == "subscribe":
+            return await self._subscribe(ctx, args)
+        if command == "unsubscribe":
+            return await self._unsubscribe(ctx, args)
+        if command == "signal":
+            return await self._signal(args)
+        if command == "status":
+            return await self._status(ctx)
+        if command in ("mute", "unmute"):
+            await self._repo.set_muted(ctx.chat_id, command == "mute")
+            return "🔕 Alerts muted in this chat." if command == "mute" else "🔔 Alerts resumed."
+        return "Unknown command. " + HELP
+
+    async def _subscribe(self, ctx: CommandContext, args: str | None) -> str:
+        try:
+            assets, min_score = parse_subscribe_args(args)
+        except ValueError as exc:
+            return f"⚠️ {esc(exc)}"
+        await self._repo.ensure_chat(ctx.chat_id, ctx.chat_kind, ctx.chat_title)
+        await self._repo.subscribe(ctx.chat_id, assets, min_score)
+        what = "every coin" if assets == [ALL] else ", ".join(esc(a) for a in assets)
+        floor = f" with score ≥ {min_score:g}" if min_score is not None else ""
+        return f"✅ Subscribed to {what}{floor}."
+
+    async def _unsubscribe(self, ctx: CommandContext, args: str | None) -> str:
+        tokens = (args or "").split()
+        assets = sorted({ALL if t in ("*", "all") else base_asset(t) for t in tokens}) or None
+        removed = await self._repo.unsubscribe(ctx.chat_id, assets)
+        if assets is None:
+            return f"Removed all {removed} subscription(s)."
+        return f"Removed {removed} subscription(s): {esc(', '.join(assets))}."
+
+    async def _signal(self, args: str | None) -> str:
+        token = (args or "").split()
+        if not token:
+            return "Usage: /signal BTC"
+        asset = base_asset(token[0])
+        signal = await self._repo.latest_signal(asset)
+        if signal is None:
+            return f"No judged signal for {esc(asset)} yet."
+        return render_signal(signal)
+
+    async def _status(self, ctx: CommandContext) -> str:
+        info = await self._repo.chat_info(ctx.chat_id)
+        rules = ctx.rules
+        lines = [
+            "<b>Status</b>",
+            "Alerts: " + ("🔕 muted" if info.muted else "🔔 on"),
+            "Default destination: " + ("yes" if ctx.chat_id in ctx.configured_chats else "no"),
+        ]
+        if info.subscriptions:
+            lines.append("Subscriptions:")
+            for asset, floor in info.subscriptions:
+                label = "every coin" if asset == ALL else esc(asset)
+                lines.append(f"• {label}" + (f" (score ≥ {floor:g})" if floor is not None else ""))
+        else:
+            lines.append("Subscriptions: none (use /subscribe BTC ETH)")
+        lines.append(
+            f"Filters: score ≥ {rules.min_score:g}, confidence ≥ {rules.min_confidence:g}, "
+            f"SKIP/AVOID {'suppressed' if rules.suppress_skip_avoid else 'sent'}, "
+            f"cooldown {rules.cooldown_s:g}s per symbol"
+        )
+        return "\n".join(lines)

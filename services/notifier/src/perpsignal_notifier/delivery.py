@@ -1,0 +1,180 @@
+"""Exactly-once effect of an alert per chat: the sent-message ledger around each send.
+
+Protocol for one (event, chat), every step committed before the next:
+
+1. `claim`: insert the ledger row as `pending` (or read what a previous run left: `sent`,
+   `blocked`, `uncertain` are final and skipped; `pending`/`failed` are safe to send).
+2. Wait for the rate limiters (nothing is on the wire yet, so a kill here is harmless).
+3. Mark `sending`, then call Telegram, then mark `sent` with Telegram's message id.
+
+A SIGKILL between the send and the `sent` mark leaves `sending`: a redelivered event reads it,
+records `uncertain` and does *not* resend, so the common crash (during the HTTP round trip or
+just after it) never duplicates. The residual window: a kill after `sending` is committed but
+before the request bytes leave the socket (microseconds) loses that one message for that chat.
+Telegram has no idempotency key, so no design closes both sides; `NOTIFIER_RESEND_UNCERTAIN`
+flips the trade-off (never miss, rarely duplicate). A timeout is retried like a 5xx and may
+duplicate if Telegram did process the timed-out request: the same limitation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.retry import RetryPolicy
+
+from perpsignal_notifier.ratelimit import TelegramLimits
+from perpsignal_notifier.repository import NotifierRepository
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """Sends one HTML message; raises aiogram's exceptions; returns Telegram's message id."""
+
+    async def __call__(self, chat_id: int, text: str) -> int: ...
+
+
+class Outcome(StrEnum):
+    """What happened to one (alert, chat)."""
+
+    SENT = "sent"
+    ALREADY_SENT = "already_sent"
+    UNCERTAIN = "uncertain"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A rendered alert, ready for delivery."""
+
+    event_id: str
+    kind: str  # signal | mss | listing
+    symbol: str
+    text: str
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """Outcome of one (alert, chat) with the reason when it failed."""
+
+    chat_id: int
+    outcome: Outcome
+    reason: str | None = None
+
+
+class Deliverer:
+    """Deliver alerts to chats through the ledger, the limiters and bounded retries."""
+
+    def __init__(
+        self,
+        *,
+        repo: NotifierRepository,
+        send: Sender,
+        limits: TelegramLimits,
+        max_attempts: int = 5,
+        max_retry_after_s: float = 60.0,
+        resend_uncertain: bool = False,
+        backoff: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._repo = repo
+        self._send = send
+        self._limits = limits
+        self._max_attempts = max(1, max_attempts)
+        self._max_retry_after_s = max_retry_after_s
+        self._resend_uncertain = resend_uncertain
+        self._backoff = backoff or RetryPolicy(base_delay_s=0.5, max_delay_s=15.0)
+        self._sleep = sleep
+        # sent by this process but the `sent` mark failed (database blip): never resend these
+        self._unrecorded: dict[tuple[str, int], int] = {}
+
+    async def deliver(self, alert: Alert, chat_ids: list[int]) -> list[DeliveryResult]:
+        """Deliver to every chat concurrently; the limiters pace the actual sends."""
+        return list(await asyncio.gather(*(self._one(alert, c) for c in chat_ids)))
+
+    async def _one(self, alert: Alert, chat_id: int) -> DeliveryResult:
+        key = (alert.event_id, chat_id)
+        if key in self._unrecorded:
+            await self._repo.set_status(*key, "sent", message_id=self._unrecorded.pop(key))
+            return DeliveryResult(chat_id, Outcome.SENT)
+        status = await self._repo.claim(alert.event_id, chat_id, alert.kind, alert.symbol)
+        if status == "sent":
+            return DeliveryResult(chat_id, Outcome.ALREADY_SENT)
+        if status in ("blocked", "uncertain") and not (
+            status == "uncertain" and self._resend_uncertain
+        ):
+            return DeliveryResult(chat_id, Outcome(status))
+        if status == "sending" and not self._resend_uncertain:
+            log.warning(
+                "delivery interrupted by a crash; not resending",
+                extra={"event_id": alert.event_id, "chat_id": chat_id},
+            )
+            await self._repo.set_status(*key, "uncertain")
+            return DeliveryResult(chat_id, Outcome.UNCERTAIN)
+        return await self._send_with_retries(alert, chat_id)
+
+    async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
+        key = (alert.event_id, chat_id)
+        reason = "no attempt made"
+        for attempt in range(1, self._max_attempts + 1):
+            await self._limits.acquire(chat_id)
+            await self._repo.set_status(*key, "sending", attempts=attempt)
+            try:
+                message_id = await self._send(chat_id, alert.text)
+            except TelegramRetryAfter as exc:
+                reason = f"429 retry_after={exc.retry_after}s"
+                self._limits.chat(chat_id).pause(exc.retry_after)
+                if exc.retry_after > self._max_retry_after_s:
+                    break
+                log.info("telegram asked to slow down", extra={"retry_after_s": exc.retry_after})
+                await self._sleep(exc.retry_after)
+                continue
+            except TelegramForbiddenError as exc:
+                await self._repo.set_status(*key, "blocked", error=exc.message)
+                await self._repo.mark_blocked(chat_id, exc.message)
+                log.warning(
+                    "chat blocked the bot; skipping it from now on", extra={"chat_id": chat_id}
+                )
+                return DeliveryResult(chat_id, Outcome.BLOCKED, exc.message)
+            except TelegramUnauthorizedError as exc:
+                # the token is wrong: nothing was sent, keep the alert for after the fix
+                await self._repo.set_status(*key, "pending", error=exc.message)
+                raise DependencyUnavailable(
+                    f"telegram rejected the bot token: {exc.message}"
+                ) from exc
+            except (TelegramServerError, TelegramNetworkError) as exc:
+                reason = f"{type(exc).__name__}: {exc.message}"
+                if attempt < self._max_attempts:
+                    await self._sleep(self._backoff.delay(attempt))
+                continue
+            except TelegramAPIError as exc:
+                # 400 and friends: retrying the same request cannot succeed
+                reason = f"{type(exc).__name__}: {exc.message}"
+                break
+            try:
+                await self._repo.set_status(*key, "sent", message_id=message_id, attempts=attempt)
+            except DependencyUnavailable:
+                self._unrecorded[key] = message_id
+                raise
+            return DeliveryResult(chat_id, Outcome.SENT)
+        await self._repo.set_status(*key, "failed", error=reason)
+        log.warning(
+            "alert undeliverable after retries",
+            extra={"event_id": alert.event_id, "chat_id": chat_id, "reason": reason},
+        )
+        return DeliveryResult(chat_id, Outcome.FAILED, reason)

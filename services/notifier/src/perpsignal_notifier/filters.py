@@ -1,0 +1,79 @@
+"""Pure alert rules: which signals are worth a message, and symbol normalisation.
+
+Score semantics: the scorer's `score` is bullishness (LONG >= its long threshold, SHORT <= its
+short threshold), so filters compare the *directional strength*: `score` for LONG and
+`100 - score` for SHORT. NEUTRAL signals carry no trade plan and never alert.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from perpsignal_common.events.signals import SignalJudgedV1
+
+QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "USD")
+ALL = "*"
+
+
+@dataclass(frozen=True)
+class FilterRules:
+    """Global suppression rules (settings), shared by every destination."""
+
+    min_score: float = 0.0
+    min_confidence: float = 0.0
+    suppress_skip_avoid: bool = True
+    cooldown_s: float = 900.0
+    mss_min_score: float = 60.0
+
+
+def base_asset(symbol: str) -> str:
+    """Return the base asset of a symbol: `BTCUSDT` -> `BTC`, `btc` -> `BTC`."""
+    s = symbol.strip().upper().replace("/", "").replace("-", "")
+    for quote in QUOTES:
+        if s.endswith(quote) and len(s) > len(quote):
+            return s[: -len(quote)]
+    return s
+
+
+def strength(event: SignalJudgedV1) -> float:
+    """Return the directional strength 0-100 the score filters compare against."""
+    if event.direction == "LONG":
+        return event.score
+    if event.direction == "SHORT":
+        return 100.0 - event.score
+    return 0.0
+
+
+def suppression_reason(event: SignalJudgedV1, rules: FilterRules) -> str | None:
+    """Return why a judged signal must not alert anyone, or None when it may."""
+    layer = event.ai_verdict_layer
+    if event.direction == "NEUTRAL":
+        return "neutral"
+    if rules.suppress_skip_avoid and (
+        layer.suppressed or layer.verdict == "SKIP" or layer.risk_mode == "AVOID"
+    ):
+        return "skip_avoid"
+    if strength(event) < rules.min_score:
+        return "below_min_score"
+    if event.confidence < rules.min_confidence:
+        return "below_min_confidence"
+    return None
+
+
+def in_cooldown(
+    *,
+    event_id: str,
+    observed_at: datetime,
+    last_alert_event_id: str | None,
+    last_alert_at: datetime | None,
+    cooldown_s: float,
+) -> bool:
+    """Return True when another alert of the symbol is within `cooldown_s` of this event.
+
+    Event time, not wall time, so replays decide the same way; the event that started the
+    cooldown is never in its own cooldown, so a redelivered alert still reaches every chat.
+    """
+    if last_alert_at is None or last_alert_event_id == event_id or cooldown_s <= 0:
+        return False
+    return abs((observed_at - last_alert_at).total_seconds()) < cooldown_s

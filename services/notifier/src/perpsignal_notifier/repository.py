@@ -1,0 +1,294 @@
+"""PostgreSQL access of the notifier: chats, subscriptions, the ledger and symbol state.
+
+Each method is one short transaction (`session_scope`), so a database outage surfaces as
+`DependencyUnavailable` and the consumer loop retries without committing the offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.models.notifier import (
+    NotifierChat,
+    NotifierDelivery,
+    NotifierSubscription,
+    NotifierSymbolState,
+)
+from perpsignal_common.events.base import utcnow
+from perpsignal_common.events.signals import SignalJudgedV1
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from perpsignal_notifier.filters import ALL
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    """What `/status` shows about a chat."""
+
+    chat_id: int
+    muted: bool
+    blocked: bool
+    subscriptions: tuple[tuple[str, float | None], ...]
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """The last alert of a symbol (cooldown input)."""
+
+    event_id: str | None
+    at: datetime | None
+
+
+class NotifierRepository:
+    """Every query the notifier makes; the notifier is the only writer of these tables."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    # chats and subscriptions
+
+    async def ensure_chat(
+        self, chat_id: int, kind: str = "unknown", title: str | None = None
+    ) -> None:
+        """Create the chat row, or refresh its kind and title; a chat that writes is unblocked."""
+        async with session_scope(self._sessions) as s:
+            stmt = insert(NotifierChat).values(chat_id=chat_id, kind=kind, title=title, muted=False)
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[NotifierChat.chat_id],
+                    set_={"kind": kind, "title": title, "blocked_at": None, "blocked_reason": None},
+                )
+            )
+
+    async def set_muted(self, chat_id: int, muted: bool) -> None:
+        """Mute or unmute every alert of a chat."""
+        await self.ensure_chat_exists(chat_id)
+        async with session_scope(self._sessions) as s:
+            await s.execute(
+                update(NotifierChat).where(NotifierChat.chat_id == chat_id).values(muted=muted)
+            )
+
+    async def ensure_chat_exists(self, chat_id: int) -> None:
+        """Create a bare chat row when missing (configured chats, first command)."""
+        async with session_scope(self._sessions) as s:
+            await s.execute(
+                insert(NotifierChat)
+                .values(chat_id=chat_id, kind="unknown", muted=False)
+                .on_conflict_do_nothing()
+            )
+
+    async def mark_blocked(self, chat_id: int, reason: str) -> None:
+        """Remember that Telegram refused this chat (403): skip it until it writes again."""
+        await self.ensure_chat_exists(chat_id)
+        async with session_scope(self._sessions) as s:
+            await s.execute(
+                update(NotifierChat)
+                .where(NotifierChat.chat_id == chat_id)
+                .values(blocked_at=utcnow(), blocked_reason=reason[:500])
+            )
+
+    async def subscribe(self, chat_id: int, assets: Sequence[str], min_score: float | None) -> None:
+        """Add or update subscriptions (`*` = everything)."""
+        await self.ensure_chat_exists(chat_id)
+        async with session_scope(self._sessions) as s:
+            for asset in assets:
+                stmt = insert(NotifierSubscription).values(
+                    chat_id=chat_id, asset=asset, min_score=min_score
+                )
+                await s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[NotifierSubscription.chat_id, NotifierSubscription.asset],
+                        set_={"min_score": min_score},
+                    )
+                )
+
+    async def unsubscribe(self, chat_id: int, assets: Sequence[str] | None) -> int:
+        """Remove some subscriptions (or all with None); return how many were removed."""
+        async with session_scope(self._sessions) as s:
+            stmt = delete(NotifierSubscription).where(NotifierSubscription.chat_id == chat_id)
+            if assets:
+                stmt = stmt.where(NotifierSubscription.asset.in_(list(assets)))
+            result = await s.execute(stmt)
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def chat_info(self, chat_id: int) -> ChatInfo:
+        """Return a chat's mute/blocked flags and subscriptions."""
+        async with session_scope(self._sessions) as s:
+            chat = await s.get(NotifierChat, chat_id)
+            rows = await s.execute(
+                select(NotifierSubscription.asset, NotifierSubscription.min_score)
+                .where(NotifierSubscription.chat_id == chat_id)
+                .order_by(NotifierSubscription.asset)
+            )
+            subs = tuple((a, m) for a, m in rows.all())
+        return ChatInfo(
+            chat_id=chat_id,
+            muted=bool(chat and chat.muted),
+            blocked=bool(chat and chat.blocked_at),
+            subscriptions=subs,
+        )
+
+    async def targets(
+        self, asset: str, value: float | None, configured: Iterable[int]
+    ) -> list[int]:
+        """Return the chats that should get an alert about `asset` scoring `value`.
+
+        Configured chats get everything; subscribers get their assets (or `*`) when `value`
+        reaches their minimum. Muted and blocked chats are left out.
+        """
+        configured = list(configured)
+        async with session_scope(self._sessions) as s:
+            sub = select(NotifierSubscription.chat_id).where(
+                NotifierSubscription.asset.in_([asset, ALL])
+            )
+            if value is not None:
+                sub = sub.where(
+                    or_(
+                        NotifierSubscription.min_score.is_(None),
+                        NotifierSubscription.min_score <= value,
+                    )
+                )
+            subscribed = set((await s.execute(sub)).scalars().all())
+            wanted = subscribed | set(configured)
+            if not wanted:
+                return []
+            excluded = (
+                await s.execute(
+                    select(NotifierChat.chat_id).where(
+                        NotifierChat.chat_id.in_(wanted),
+                        or_(NotifierChat.muted.is_(True), NotifierChat.blocked_at.is_not(None)),
+                    )
+                )
+            ).scalars()
+            return sorted(wanted - set(excluded))
+
+    # symbol state
+
+    async def record_latest(self, event: SignalJudgedV1, asset: str) -> None:
+        """Keep the newest judged signal of a symbol (older redeliveries do not overwrite)."""
+        payload = event.model_dump(mode="json", exclude={"candles"})
+        async with session_scope(self._sessions) as s:
+            stmt = insert(NotifierSymbolState).values(
+                symbol=event.symbol,
+                asset=asset,
+                latest_event_id=event.event_id,
+                latest_observed_at=event.observed_at,
+                latest_signal=payload,
+            )
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[NotifierSymbolState.symbol],
+                    set_={
+                        "latest_event_id": stmt.excluded.latest_event_id,
+                        "latest_observed_at": stmt.excluded.latest_observed_at,
+                        "latest_signal": stmt.excluded.latest_signal,
+                    },
+                    where=or_(
+                        NotifierSymbolState.latest_observed_at.is_(None),
+                        NotifierSymbolState.latest_observed_at <= stmt.excluded.latest_observed_at,
+                    ),
+                )
+            )
+
+    async def latest_signal(self, asset: str) -> SignalJudgedV1 | None:
+        """Return the newest judged signal of any symbol with this base asset."""
+        async with session_scope(self._sessions) as s:
+            row = (
+                await s.execute(
+                    select(NotifierSymbolState.latest_signal)
+                    .where(
+                        NotifierSymbolState.asset == asset,
+                        NotifierSymbolState.latest_signal.is_not(None),
+                    )
+                    .order_by(NotifierSymbolState.latest_observed_at.desc())
+                    .limit(1)
+                )
+            ).scalar_one_or_none()
+        return None if row is None else SignalJudgedV1.model_validate(row)
+
+    async def alert_state(self, key: str) -> AlertState:
+        """Return the last alert of a symbol (or `mss:<coin>`)."""
+        async with session_scope(self._sessions) as s:
+            row = await s.get(NotifierSymbolState, key)
+        if row is None:
+            return AlertState(None, None)
+        return AlertState(row.last_alert_event_id, row.last_alert_at)
+
+    async def set_last_alert(self, key: str, asset: str, event_id: str, at: datetime) -> None:
+        """Start the cooldown of a symbol at this alert."""
+        async with session_scope(self._sessions) as s:
+            stmt = insert(NotifierSymbolState).values(
+                symbol=key, asset=asset, last_alert_event_id=event_id, last_alert_at=at
+            )
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[NotifierSymbolState.symbol],
+                    set_={"last_alert_event_id": event_id, "last_alert_at": at},
+                )
+            )
+
+    # sent-message ledger
+
+    async def claim(self, event_id: str, chat_id: int, kind: str, symbol: str) -> str:
+        """Reserve (event, chat) as `pending`, or return the status a previous run left."""
+        async with session_scope(self._sessions) as s:
+            inserted = (
+                await s.execute(
+                    insert(NotifierDelivery)
+                    .values(
+                        event_id=event_id,
+                        chat_id=chat_id,
+                        kind=kind,
+                        symbol=symbol,
+                        status="pending",
+                        attempts=0,
+                        updated_at=utcnow(),
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(NotifierDelivery.status)
+                )
+            ).scalar_one_or_none()
+            if inserted is not None:
+                return str(inserted)
+            row = await s.get(NotifierDelivery, (event_id, chat_id))
+            return "pending" if row is None else row.status
+
+    async def set_status(
+        self,
+        event_id: str,
+        chat_id: int,
+        status: str,
+        *,
+        message_id: int | None = None,
+        error: str | None = None,
+        attempts: int | None = None,
+    ) -> None:
+        """Move a ledger row to `status` (committed before this returns)."""
+        values: dict[str, object] = {"status": status, "updated_at": func.now()}
+        if message_id is not None:
+            values["message_id"] = message_id
+        if error is not None:
+            values["error"] = error[:1000]
+        if attempts is not None:
+            values["attempts"] = attempts
+        async with session_scope(self._sessions) as s:
+            await s.execute(
+                update(NotifierDelivery)
+                .where(NotifierDelivery.event_id == event_id, NotifierDelivery.chat_id == chat_id)
+                .values(**values)
+            )
+
+    async def deliveries(self, event_id: str | None = None) -> list[NotifierDelivery]:
+        """Return ledger rows (of one event, or all), for `/status` counts and tests."""
+        async with session_scope(self._sessions) as s:
+            stmt = select(NotifierDelivery).order_by(
+                NotifierDelivery.event_id, NotifierDelivery.chat_id
+            )
+            if event_id is not None:
+                stmt = stmt.where(NotifierDelivery.event_id == event_id)
+            return list((await s.execute(stmt)).scalars().all())

@@ -1,0 +1,73 @@
+"""Notifier settings: Telegram destinations, filters, limits and delivery budget."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from perpsignal_common.settings import DatabaseSettings, ServiceSettings
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+
+class NotifierSettings(ServiceSettings):
+    """Every `TELEGRAM_*` / `NOTIFIER_*` variable; all have safe defaults (no token = no sends)."""
+
+    service_name: str = "notifier"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, description="Bot token; absent = Telegram disabled, events still consumed"
+    )
+    telegram_chat_ids: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(), description="Comma-separated chat ids that receive every alert"
+    )
+    telegram_api_base: str = Field(
+        default="https://api.telegram.org", description="Bot API server (a local one in tests)"
+    )
+    telegram_request_timeout_s: float = Field(default=10.0, gt=0)
+
+    notifier_min_score: float = Field(
+        default=0.0, ge=0, le=100, description="Minimum directional strength (see README)"
+    )
+    notifier_min_confidence: float = Field(default=0.0, ge=0, le=100)
+    notifier_suppress_skip_avoid: bool = Field(
+        default=True, description="Drop SKIP verdicts, AVOID risk mode and judge-suppressed"
+    )
+    notifier_cooldown_s: float = Field(
+        default=900.0, ge=0, description="Per-symbol quiet period between alerts (event time)"
+    )
+    notifier_mss_min_score: float = Field(default=60.0, ge=0, le=100)
+
+    # Telegram's documented limits: ~30 msg/s per bot, 20 msg/min per group, ~1 msg/s per chat
+    notifier_rate_global_per_s: float = Field(default=30.0, gt=0)
+    notifier_rate_group_per_min: float = Field(default=20.0, gt=0)
+    notifier_rate_private_per_s: float = Field(default=1.0, gt=0)
+
+    notifier_send_max_attempts: int = Field(default=5, ge=1)
+    notifier_max_retry_after_s: float = Field(
+        default=60.0, ge=0, description="A longer 429 retry_after counts as a failed attempt"
+    )
+    notifier_resend_uncertain: bool = Field(
+        default=False, description="Resend a message whose send was interrupted by a crash"
+    )
+    notifier_poll_commands: bool = Field(default=True, description="Long-poll getUpdates")
+    notifier_poll_timeout_s: int = Field(default=25, ge=0)
+    notifier_handler_timeout_s: float = Field(
+        default=600.0, gt=0, description="Per-event budget, rate-limit waits included"
+    )
+
+    @field_validator("telegram_chat_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(int(p) for p in value.replace(";", ",").split(",") if p.strip())
+        if isinstance(value, int):
+            return (value,)
+        return value
+
+    @property
+    def telegram_enabled(self) -> bool:
+        """Return True when a bot token is configured."""
+        return self.telegram_bot_token is not None and bool(
+            self.telegram_bot_token.get_secret_value().strip()
+        )

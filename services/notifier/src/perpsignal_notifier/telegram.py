@@ -1,0 +1,151 @@
+"""aiogram glue: the Bot client (pointed at any Bot API server), the sender and commands.
+
+Bot commands arrive by long-polling `getUpdates` in a background task of the service; the
+router turns each command message into a `Commands.handle` call and answers in the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter
+from aiogram.filters import Command, CommandObject
+from aiogram.types import LinkPreviewOptions, Message
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.retry import RetryPolicy
+
+from perpsignal_notifier.commands import CommandContext, Commands
+from perpsignal_notifier.filters import FilterRules
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("start", "help", "subscribe", "unsubscribe", "signal", "status", "mute", "unmute")
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+def create_bot(token: str, api_base: str, timeout_s: float) -> Bot:
+    """Return a Bot that talks HTML to `api_base` (api.telegram.org or a local server)."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout_s)
+    return Bot(
+        token=token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview=NO_PREVIEW),
+    )
+
+
+class BotSender:
+    """The `Sender` of the deliverer: one `sendMessage`, returning Telegram's message id."""
+
+    def __init__(self, bot: Bot) -> None:
+        self._bot = bot
+
+    async def __call__(self, chat_id: int, text: str) -> int:
+        """Send `text` as HTML to `chat_id`."""
+        message = await self._bot.send_message(
+            chat_id, text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
+        )
+        return message.message_id
+
+
+def build_dispatcher(
+    commands: Commands, *, configured_chats: tuple[int, ...], rules: FilterRules
+) -> Dispatcher:
+    """Return a dispatcher whose router answers every bot command."""
+    router = Router(name="notifier-commands")
+
+    @router.message(Command(*COMMANDS))
+    async def on_command(message: Message, command: CommandObject) -> None:
+        ctx = CommandContext(
+            chat_id=message.chat.id,
+            chat_kind=str(message.chat.type),
+            chat_title=message.chat.title or message.chat.username,
+            configured_chats=configured_chats,
+            rules=rules,
+        )
+        reply = await commands.handle(ctx, command.command, command.args)
+        try:
+            await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
+        except TelegramAPIError as exc:
+            log.warning("command reply failed", extra={"error": str(exc)})
+
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    return dispatcher
+
+
+class CommandPoller:
+    """Long-poll `getUpdates` and feed each update to the dispatcher until stopped."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        dispatcher: Dispatcher,
+        *,
+        poll_timeout_s: int = 25,
+        backoff: RetryPolicy | None = None,
+    ) -> None:
+        self._bot = bot
+        self._dp = dispatcher
+        self._timeout = poll_timeout_s
+        self._backoff = backoff or RetryPolicy(base_delay_s=1.0, max_delay_s=30.0)
+        self._offset: int | None = None
+        self.handled = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop`; Telegram or database trouble pauses polling, never the service."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._poll_once(stop)
+                failures = 0
+            except TelegramRetryAfter as exc:
+                await _wait(stop, exc.retry_after)
+            except TelegramConflictError as exc:
+                # a webhook or another poller owns the updates: say so and keep trying slowly
+                log.warning("getUpdates conflict; is a webhook set?", extra={"error": str(exc)})
+                await _wait(stop, 30)
+            except (TelegramAPIError, DependencyUnavailable) as exc:
+                failures += 1
+                log.warning("command polling failed", extra={"error": str(exc)})
+                await _wait(stop, self._backoff.delay(min(failures, 6)))
+
+    async def _poll_once(self, stop: asyncio.Event) -> None:
+        poll = asyncio.ensure_future(
+            self._bot.get_updates(
+                offset=self._offset,
+                timeout=self._timeout,
+                allowed_updates=["message"],
+                request_timeout=self._timeout + 10,
+            )
+        )
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({poll, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not poll.done():
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TelegramAPIError):
+                await poll
+            return
+        for update in poll.result():
+            try:
+                await self._dp.feed_update(self._bot, update)
+            except DependencyUnavailable:
+                raise  # database outage: the command is retried from this update, not skipped
+            except Exception:
+                log.exception("command handler failed", extra={"update_id": update.update_id})
+            self._offset = update.update_id + 1
+            self.handled += 1
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

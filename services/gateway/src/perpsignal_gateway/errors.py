@@ -1,0 +1,121 @@
+"""One error shape for every failure: `{"error": {"code", "message", "details"}}`.
+
+Handlers never put a stack trace or a secret in a response; unexpected exceptions are logged
+by type and message only and answered with a generic 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from perpsignal_common.errors import DependencyUnavailable
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_arguments",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class ApiError(Exception):
+    """An error the API answers with a status, a machine-readable code and a message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+
+def error_body(code: str, message: str, details: Any = None) -> bytes:
+    """Return the JSON error body."""
+    return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """Return a JSON error response."""
+    return Response(
+        error_body(code, message, details),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    """Turn pydantic errors into `[{field, message, type}]`, one per bad field."""
+    out = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        out.append(
+            {
+                "field": ".".join(loc) or "<root>",
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "value_error")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the same JSON shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        details = validation_details(list(exc.errors()))
+        fields = ", ".join(d["field"] for d in details)
+        return error_response(422, "invalid_arguments", f"invalid arguments: {fields}", details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(DependencyUnavailable)
+    async def _dependency(_: Request, exc: DependencyUnavailable) -> Response:
+        log.warning("dependency unavailable", extra={"error": str(exc)[:200]})
+        return error_response(503, "dependency_unavailable", "a platform dependency is down")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # type and message only: no traceback in logs or responses
+        log.error(
+            "unhandled error",
+            extra={"path": request.url.path, "error_type": type(exc).__name__},
+        )
+        return error_response(500, "internal_error", "internal error")

@@ -1,0 +1,229 @@
+"""The `/invoke` registry: every platform operation plus every vendor catalogue endpoint.
+
+Vendor operations are generated from the catalogues (no per-endpoint code): each gets a
+pydantic argument model built from its parameter spec, so bad arguments fail with the same
+422 body as every other endpoint, naming each field.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+from perpsignal_connectors.catalog import Endpoint, VendorCatalog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from perpsignal_gateway import args as a
+from perpsignal_gateway.errors import ApiError, validation_details
+from perpsignal_gateway.platform import Platform
+from perpsignal_gateway.vendors import VendorClient
+
+Handler = Callable[[BaseModel], Awaitable[Any]]
+_PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+@dataclass
+class Operation:
+    """One invokable operation."""
+
+    name: str
+    description: str
+    kind: Literal["platform", "vendor"]
+    handler: Handler
+    args_model_factory: Callable[[], type[BaseModel]]
+    endpoint: Endpoint | None = None
+
+    @cached_property
+    def args_model(self) -> type[BaseModel]:
+        return self.args_model_factory()
+
+    def params_schema(self) -> dict[str, Any]:
+        if self.endpoint is not None:
+            return self.endpoint.params_schema()
+        schema = self.args_model.model_json_schema(by_alias=True)
+        schema.pop("title", None)
+        schema.setdefault("additionalProperties", False)
+        return schema
+
+
+def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
+    """Build the argument model of a vendor endpoint from its catalogue spec."""
+    fields: dict[str, Any] = {}
+    for i, p in enumerate(endpoint.params):
+        py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]  # type: ignore[valid-type]
+        if p.required:
+            fields[f"p{i}"] = (py, Field(alias=p.name))
+        else:
+            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name))
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        "Args_" + endpoint.operation.replace(".", "_"),
+        __config__=ConfigDict(extra="forbid", populate_by_name=False),
+        **fields,
+    )
+    return model
+
+
+class Registry:
+    """Operation name → operation; validation and dispatch for `/invoke`."""
+
+    def __init__(self) -> None:
+        self.operations: dict[str, Operation] = {}
+
+    def add(self, op: Operation) -> None:
+        if op.name in self.operations:
+            raise ValueError(f"duplicate operation {op.name}")
+        self.operations[op.name] = op
+
+    def get(self, name: str) -> Operation:
+        op = self.operations.get(name)
+        if op is None:
+            close = difflib.get_close_matches(name, list(self.operations), n=5, cutoff=0.5)
+            if not close:
+                needle = name.lower().split(".")[-1]
+                close = [n for n in self.operations if needle and needle in n.lower()][:5]
+            raise ApiError(
+                404,
+                "unknown_operation",
+                f"unknown operation {name!r}"
+                + (f"; did you mean {', '.join(close)}?" if close else ""),
+                {"operation": name, "closest": close},
+            )
+        return op
+
+    async def invoke(self, name: str, raw_args: dict[str, Any]) -> Any:
+        op = self.get(name)
+        try:
+            parsed = op.args_model.model_validate(raw_args)
+        except ValidationError as exc:
+            details = validation_details(list(exc.errors()))
+            fields = ", ".join(d["field"] for d in details)
+            raise ApiError(
+                422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details
+            ) from exc
+        return await op.handler(parsed)
+
+
+def build_registry(
+    platform: Platform, vendors: VendorClient, catalogs: tuple[VendorCatalog, ...]
+) -> Registry:
+    """Return the registry of platform operations and generated vendor operations."""
+    reg = Registry()
+    for name, desc, model, handler in _platform_ops(platform):
+        reg.add(Operation(name, desc, "platform", handler, _const(model)))
+    for catalog in catalogs:
+        for ep in catalog.endpoints:
+            reg.add(
+                Operation(
+                    ep.operation,
+                    f"{catalog.title}: {ep.summary} ({ep.method} {ep.path})",
+                    "vendor",
+                    _vendor_handler(vendors, ep),
+                    _vendor_model(ep),
+                    ep,
+                )
+            )
+    return reg
+
+
+def _const(model: type[BaseModel]) -> Callable[[], type[BaseModel]]:
+    return lambda: model
+
+
+def _vendor_model(ep: Endpoint) -> Callable[[], type[BaseModel]]:
+    return lambda: vendor_args_model(ep)
+
+
+def _vendor_handler(vendors: VendorClient, ep: Endpoint) -> Handler:
+    async def handler(parsed: BaseModel) -> Any:
+        return await vendors.call(ep, parsed.model_dump(by_alias=True, exclude_none=True))
+
+    return handler
+
+
+def _platform_ops(p: Platform) -> list[tuple[str, str, type[BaseModel], Handler]]:
+    def sync(fn: Callable[[Any], Any]) -> Handler:
+        async def handler(q: BaseModel) -> Any:
+            return fn(q)
+
+        return handler
+
+    def analytics(name: str) -> Handler:
+        async def handler(q: BaseModel) -> Any:
+            return await p.analytics(name, q)
+
+        return handler
+
+    async def get_signal(q: BaseModel) -> Any:
+        return await p.get_signal(q)  # type: ignore[arg-type]
+
+    async def validate(q: BaseModel) -> Any:
+        return await p.validate(q)  # type: ignore[arg-type]
+
+    return [
+        (
+            "get_signal",
+            "Latest judged signal of a symbol (tracks an untracked listed symbol on demand)",
+            a.SignalArgs,
+            get_signal,
+        ),
+        (
+            "list_signals",
+            "Latest signals, filtered and sorted by score",
+            a.SignalsQuery,
+            sync(p.list_signals),
+        ),
+        (
+            "get_market",
+            "Latest aggregated market data with per-source age",
+            a.SymbolArgs,
+            sync(p.get_market),
+        ),
+        ("get_smc", "Smart Money Concepts view of a symbol", a.SymbolArgs, sync(p.get_smc)),
+        ("list_mss", "Emerging coins by MSS score", a.MssQuery, sync(p.list_mss)),
+        ("list_new_listings", "Newly listed perpetuals", a.ListingsQuery, sync(p.list_listings)),
+        (
+            "get_liquidations",
+            "Recent liquidation orders of a symbol",
+            a.LiquidationsArgs,
+            sync(p.get_liquidations),
+        ),
+        (
+            "validate_signal",
+            "Judge a caller-supplied signal (verdict layer and trade plan)",
+            a.ValidateArgs,
+            validate,
+        ),
+        (
+            "verdict_performance",
+            "Win rate and P&L per verdict",
+            a.PerformanceQuery,
+            analytics("verdict_performance"),
+        ),
+        (
+            "verdict_compare",
+            "Verdict-filtered versus unfiltered results",
+            a.CompareQuery,
+            analytics("verdict_compare"),
+        ),
+        (
+            "outcomes_history",
+            "Evaluated signal outcomes, newest first",
+            a.HistoryQuery,
+            analytics("outcomes_history"),
+        ),
+        (
+            "tracking_stats",
+            "How many signals are tracked and evaluated",
+            a.NoArgs,
+            analytics("tracking_stats"),
+        ),
+        (
+            "calibration",
+            "Score calibration: win rate per score bucket",
+            a.CalibrationQuery,
+            analytics("calibration"),
+        ),
+    ]

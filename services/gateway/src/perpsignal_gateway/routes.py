@@ -1,0 +1,409 @@
+"""HTTP and WebSocket routes: thin adapters over `Platform` and the `/invoke` registry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, WebSocket
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from perpsignal_gateway import args as a
+from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.operations import Registry
+from perpsignal_gateway.platform import Platform
+from perpsignal_gateway.schemas import (
+    ApiModel,
+    ErrorBody,
+    LiquidationList,
+    ListingList,
+    MarketOut,
+    MssList,
+    SignalList,
+    SignalOut,
+    SmcResponse,
+    TrackingAccepted,
+)
+from perpsignal_gateway.streams import StreamHub, parse_subscription
+from perpsignal_gateway.symbols import normalize_symbol
+
+router = APIRouter()
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    422: {"model": ErrorBody, "description": "Invalid arguments, one entry per field"},
+    429: {"model": ErrorBody, "description": "Rate limited; see Retry-After"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown"}}
+ON_DEMAND: dict[int | str, dict[str, Any]] = {
+    202: {"model": TrackingAccepted, "description": "Tracking requested; retry later"},
+    **NOT_FOUND,
+}
+DB: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "DB down"}}
+
+
+def platform(request: Request) -> Platform:
+    return request.app.state.platform  # type: ignore[no-any-return]
+
+
+def registry(request: Request) -> Registry:
+    return request.app.state.registry  # type: ignore[no-any-return]
+
+
+SymbolPath = Annotated[str, Path(min_length=1, max_length=30, examples=["BTC"])]
+PlatformDep = Annotated[Platform, Depends(platform)]
+RegistryDep = Annotated[Registry, Depends(registry)]
+
+
+def json_response(model: Any, status: int = 200) -> Response:
+    """Render a model (or plain data) as camelCase JSON."""
+    if isinstance(model, BaseModel):
+        data = model.model_dump(mode="json", by_alias=True)
+    else:
+        data = jsonable_encoder(model, by_alias=True)
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+# signals -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/signals/{symbol}",
+    response_model=SignalOut,
+    responses={**ERRORS, **ON_DEMAND},
+    operation_id="getSignal",
+    summary="Latest judged signal of a symbol",
+    description="Signal, score, top factors and the AI verdict layer with its trade plan. "
+    "Accepts BTC, btc or BTCUSDT. An untracked listed symbol is analysed on demand "
+    "(202 + Retry-After when not ready). debug=true adds raw metrics and factor inputs.",
+    tags=["signals"],
+)
+async def get_signal(
+    symbol: SymbolPath,
+    p: PlatformDep,
+    debug: bool = False,
+) -> Response:
+    if not debug:
+        cached = p.model.signal_json.get(symbol)
+        if cached is None:
+            cached = p.model.signal_json.get(normalize_symbol(symbol))
+        if cached is not None:  # pre-rendered at event time: the hot path serialises nothing
+            return Response(cached, media_type="application/json")
+    return json_response(await p.get_signal(a.SignalArgs(symbol=symbol, debug=debug)))
+
+
+@router.get(
+    "/signals",
+    response_model=SignalList,
+    responses=ERRORS,
+    operation_id="listSignals",
+    summary="Latest signals with filters",
+    description="Latest signal per symbol, highest score first; filter by direction, verdict "
+    "and minimum score.",
+    tags=["signals"],
+)
+async def list_signals(q: Annotated[a.SignalsQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(p.list_signals(q))
+
+
+@router.get(
+    "/smc/{symbol}",
+    response_model=SmcResponse,
+    responses={**ERRORS, **NOT_FOUND},
+    operation_id="getSmc",
+    summary="Smart Money Concepts view of a symbol",
+    description="Bias per timeframe and the last structure event (BOS/CHoCH) behind a signal.",
+    tags=["signals"],
+)
+async def get_smc(symbol: SymbolPath, p: PlatformDep) -> Response:
+    return json_response(p.get_smc(a.SymbolArgs(symbol=symbol)))
+
+
+# market --------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/market/{symbol}",
+    response_model=MarketOut,
+    responses={**ERRORS, **NOT_FOUND},
+    operation_id="getMarket",
+    summary="Latest market data of a symbol",
+    description="Latest value of every market source (candles, funding, open interest, "
+    "ratios, taker flow, liquidations, social) with its age in seconds.",
+    tags=["market"],
+)
+async def get_market(symbol: SymbolPath, p: PlatformDep) -> Response:
+    return json_response(p.get_market(a.SymbolArgs(symbol=symbol)))
+
+
+@router.get(
+    "/mss",
+    response_model=MssList,
+    responses=ERRORS,
+    operation_id="listMss",
+    summary="Emerging coins by MSS score",
+    description="MSS results (discovery, social momentum, institutional validation), "
+    "highest first.",
+    tags=["market"],
+)
+async def list_mss(q: Annotated[a.MssQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(p.list_mss(q))
+
+
+@router.get(
+    "/listings/new",
+    response_model=ListingList,
+    responses=ERRORS,
+    operation_id="listNewListings",
+    summary="Newly listed perpetuals",
+    description="Perpetuals detected as newly listed, newest first.",
+    tags=["market"],
+)
+async def list_listings(q: Annotated[a.ListingsQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(p.list_listings(q))
+
+
+@router.get(
+    "/liquidations/{symbol}",
+    response_model=LiquidationList,
+    responses=ERRORS,
+    operation_id="getLiquidations",
+    summary="Recent liquidation orders of a symbol",
+    description="Most recent liquidation orders (newest first) with long and short totals.",
+    tags=["market"],
+)
+async def get_liquidations(
+    symbol: SymbolPath,
+    p: PlatformDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    return json_response(p.get_liquidations(a.LiquidationsArgs(symbol=symbol, limit=limit)))
+
+
+# analytics -----------------------------------------------------------------------------------
+
+_ANALYTICS_DESC = "Read from PostgreSQL; 503 when the database is down."
+
+
+@router.get(
+    "/analytics/verdict-performance",
+    responses={**ERRORS, **DB},
+    operation_id="verdictPerformance",
+    summary="Win rate and P&L per verdict",
+    description=_ANALYTICS_DESC,
+    tags=["analytics"],
+)
+async def verdict_performance(
+    q: Annotated[a.PerformanceQuery, Query()], p: PlatformDep
+) -> Response:
+    return json_response(await p.analytics("verdict_performance", q))
+
+
+@router.get(
+    "/analytics/verdict-compare",
+    responses={**ERRORS, **DB},
+    operation_id="verdictCompare",
+    summary="Verdict-filtered versus unfiltered results",
+    description=_ANALYTICS_DESC,
+    tags=["analytics"],
+)
+async def verdict_compare(q: Annotated[a.CompareQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(await p.analytics("verdict_compare", q))
+
+
+@router.get(
+    "/analytics/outcomes-history",
+    responses={**ERRORS, **DB},
+    operation_id="outcomesHistory",
+    summary="Evaluated signal outcomes",
+    description=_ANALYTICS_DESC,
+    tags=["analytics"],
+)
+async def outcomes_history(q: Annotated[a.HistoryQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(await p.analytics("outcomes_history", q))
+
+
+@router.get(
+    "/analytics/tracking-stats",
+    responses={**ERRORS, **DB},
+    operation_id="trackingStats",
+    summary="Tracking statistics",
+    description=_ANALYTICS_DESC,
+    tags=["analytics"],
+)
+async def tracking_stats(p: PlatformDep) -> Response:
+    return json_response(await p.analytics("tracking_stats", a.NoArgs()))
+
+
+@router.get(
+    "/analytics/calibration",
+    responses={**ERRORS, **DB},
+    operation_id="calibration",
+    summary="Score calibration per bucket",
+    description=_ANALYTICS_DESC,
+    tags=["analytics"],
+)
+async def calibration(q: Annotated[a.CalibrationQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(await p.analytics("calibration", q))
+
+
+# GPT-facing (flat parameters) ------------------------------------------------------------------
+
+
+@router.post(
+    "/gpt/signal",
+    response_model=SignalOut,
+    responses={**ERRORS, **ON_DEMAND},
+    operation_id="gptSignal",
+    summary="Signal of a symbol (flat body)",
+    description="Same as GET /signals/{symbol} with a flat JSON body: {symbol, debug}.",
+    tags=["gpt"],
+)
+async def gpt_signal(body: a.SignalArgs, p: PlatformDep) -> Response:
+    return json_response(await p.get_signal(body))
+
+
+@router.post(
+    "/gpt/signals",
+    response_model=SignalList,
+    responses=ERRORS,
+    operation_id="gptSignals",
+    summary="Filtered signals (flat body)",
+    description="Same as GET /signals with a flat JSON body.",
+    tags=["gpt"],
+)
+async def gpt_signals(body: a.SignalsQuery, p: PlatformDep) -> Response:
+    return json_response(p.list_signals(body))
+
+
+@router.post(
+    "/gpt/market",
+    response_model=MarketOut,
+    responses={**ERRORS, **NOT_FOUND},
+    operation_id="gptMarket",
+    summary="Market data of a symbol (flat body)",
+    description="Same as GET /market/{symbol} with a flat JSON body: {symbol}.",
+    tags=["gpt"],
+)
+async def gpt_market(body: a.SymbolArgs, p: PlatformDep) -> Response:
+    return json_response(p.get_market(body))
+
+
+@router.post(
+    "/judge/validate",
+    response_model=SignalOut,
+    responses={**ERRORS, 504: {"model": ErrorBody, "description": "Judge timeout"}},
+    operation_id="validateSignal",
+    summary="Judge a caller-supplied signal",
+    description="Send a signal (symbol, direction, optional score and levels); the judge "
+    "service answers with the verdict layer and trade plan. 504 if it does not answer in time.",
+    tags=["gpt"],
+)
+async def validate(body: a.ValidateArgs, p: PlatformDep) -> Response:
+    return json_response(await p.validate(body))
+
+
+# RPC -----------------------------------------------------------------------------------------
+
+
+class InvokeBody(ApiModel):
+    """`{"operation": "...", "args": {...}}`, or the arguments flat at the root."""
+
+    model_config = ConfigDict(extra="allow")
+    operation: str = Field(min_length=1, max_length=200, examples=["get_signal"])
+    args: dict[str, Any] | None = Field(default=None, examples=[{"symbol": "BTC"}])
+
+
+class InvokeResult(ApiModel):
+    operation: str
+    result: Any
+
+
+class OperationInfo(ApiModel):
+    name: str
+    kind: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class OperationList(ApiModel):
+    count: int
+    operations: list[OperationInfo]
+
+
+@router.post(
+    "/invoke",
+    response_model=InvokeResult,
+    responses={
+        **ERRORS,
+        404: {"model": ErrorBody, "description": "Unknown operation, with the closest names"},
+        502: {"model": ErrorBody, "description": "Vendor failed"},
+        503: {"model": ErrorBody, "description": "Vendor key missing or dependency down"},
+        504: {"model": ErrorBody, "description": "Vendor or judge timeout"},
+    },
+    operation_id="invokeOperation",
+    summary="Invoke any operation by name",
+    description="Run a platform operation or a vendor pass-through (see GET /invoke/operations)"
+    ". Body: {operation, args} or the arguments flat next to operation.",
+    tags=["rpc"],
+)
+async def invoke(reg: RegistryDep, body: Annotated[InvokeBody, Body()]) -> Response:
+    extra = body.model_extra or {}
+    if body.args is not None and extra:
+        raise ApiError(
+            422,
+            "invalid_arguments",
+            "give arguments either in args or flat, not both",
+            [{"field": k, "message": "unexpected next to args", "type": "extra"} for k in extra],
+        )
+    raw = body.args if body.args is not None else dict(extra)
+    result = await reg.invoke(body.operation, raw)
+    return json_response(InvokeResult(operation=body.operation, result=_plain(result)))
+
+
+def _plain(result: Any) -> Any:
+    if isinstance(result, BaseModel):
+        return result.model_dump(mode="json", by_alias=True)
+    return result
+
+
+@router.get(
+    "/invoke/operations",
+    response_model=OperationList,
+    responses=ERRORS,
+    operation_id="listOperations",
+    summary="Every invokable operation with its parameter schema",
+    description="Platform operations and vendor pass-throughs, each with a JSON Schema of its "
+    "arguments. Filter with kind (platform/vendor) or a name prefix.",
+    tags=["rpc"],
+)
+async def list_operations(
+    reg: RegistryDep,
+    kind: Annotated[str | None, Query(pattern="^(platform|vendor)$")] = None,
+    prefix: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    ops = [
+        OperationInfo(
+            name=op.name, kind=op.kind, description=op.description, parameters=op.params_schema()
+        )
+        for op in reg.operations.values()
+        if (kind is None or op.kind == kind) and (prefix is None or op.name.startswith(prefix))
+    ]
+    return json_response(OperationList(count=len(ops), operations=ops))
+
+
+# WebSockets ----------------------------------------------------------------------------------
+
+
+@router.websocket("/ws/signals")
+async def ws_signals(ws: WebSocket) -> None:
+    hub: StreamHub = ws.app.state.hub
+    await hub.serve(ws, "signals", parse_subscription(dict(ws.query_params)))
+
+
+@router.websocket("/ws/liquidations")
+async def ws_liquidations(ws: WebSocket) -> None:
+    hub: StreamHub = ws.app.state.hub
+    await hub.serve(ws, "liquidations", parse_subscription(dict(ws.query_params)))

@@ -1,0 +1,259 @@
+"""API models: camelCase JSON, built from the event contracts once per event (not per request)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from perpsignal_common.events.signals import SignalJudgedV1
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+Scalar = float | int | str | bool | None
+
+
+class ApiModel(BaseModel):
+    """Base of every API body: camelCase on the wire, snake_case accepted too."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class ErrorInfo(ApiModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(ApiModel):
+    error: ErrorInfo
+
+
+class TopFactor(ApiModel):
+    name: str
+    score: float
+    weight: float
+    contribution: float
+
+
+class FactorOut(ApiModel):
+    name: str
+    score: float
+    weight: float
+    contribution: float
+    status: str
+    age_s: float | None = None
+    inputs: dict[str, Scalar] = Field(default_factory=dict)
+    reason: str | None = None
+
+
+class LayerChecksOut(ApiModel):
+    agreements: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+
+
+class VolatilityOut(ApiModel):
+    atr: float | None = None
+    atr_pct: float | None = None
+    volatility_class: str | None = None
+    recommended_position_multiplier: float | None = None
+    stop_loss_price: float | None = None
+    take_profit_price: float | None = None
+    risk_reward: float | None = None
+    trade_plan_summary: str | None = None
+
+
+class VerdictLayerOut(ApiModel):
+    verdict: str
+    risk_mode: str
+    position_multiplier: float
+    ai_summary: str
+    layer_checks: LayerChecksOut
+    judge: str
+    fallback_reason: str | None = None
+    suppressed: bool = False
+    model: str | None = None
+    volatility_metrics: VolatilityOut
+
+
+class SmcOut(ApiModel):
+    bias: str = "NEUTRAL"
+    by_timeframe: dict[str, str] = Field(default_factory=dict)
+    last_event: str | None = None
+    details: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class SignalDebug(ApiModel):
+    factors: list[FactorOut]
+    raw_metrics: dict[str, Scalar]
+    missing_factors: list[str]
+    stale_factors: list[str]
+    candles_used: int
+
+
+class SignalOut(ApiModel):
+    """A judged signal as the product surface shows it (design.md section 5)."""
+
+    symbol: str
+    signal: Literal["LONG", "SHORT", "NEUTRAL"]
+    score: float
+    confidence: float
+    top_factors: list[TopFactor]
+    price: float
+    timestamp: datetime
+    signal_id: str
+    timeframe: str
+    missing_factors: list[str] = Field(default_factory=list)
+    stale_factors: list[str] = Field(default_factory=list)
+    smc: SmcOut | None = None
+    trigger: str = "candle"
+    ai_verdict_layer: VerdictLayerOut
+    debug: SignalDebug | None = None
+
+
+class SignalList(ApiModel):
+    count: int
+    signals: list[SignalOut]
+
+
+class SmcResponse(ApiModel):
+    symbol: str
+    timestamp: datetime
+    signal: str
+    smc: SmcOut
+
+
+class MarketSource(ApiModel):
+    type: str
+    source: str
+    venue: str | None = None
+    observed_at: datetime
+    age_s: float
+    data: dict[str, Any]
+
+
+class MarketOut(ApiModel):
+    symbol: str
+    as_of: datetime
+    price: float | None = None
+    sources: list[MarketSource]
+    fear_greed: MarketSource | None = None
+
+
+class PhaseOut(ApiModel):
+    score: float
+    inputs: dict[str, Scalar] = Field(default_factory=dict)
+    missing: list[str] = Field(default_factory=list)
+
+
+class MssOut(ApiModel):
+    coin: str
+    name: str | None = None
+    mss: float
+    tier: str
+    discovery: PhaseOut
+    social_momentum: PhaseOut
+    institutional_validation: PhaseOut
+    binance_symbol: str | None = None
+    timestamp: datetime
+
+
+class MssList(ApiModel):
+    count: int
+    results: list[MssOut]
+
+
+class ListingOut(ApiModel):
+    symbol: str
+    venue: str
+    base_asset: str
+    quote_asset: str
+    onboard_at: datetime
+    detected_at: datetime
+    detection_latency_s: float
+    last_price: float | None = None
+    price_change_pct_24h: float | None = None
+    quote_volume_24h: float | None = None
+
+
+class ListingList(ApiModel):
+    count: int
+    listings: list[ListingOut]
+
+
+class LiquidationOut(ApiModel):
+    symbol: str
+    venue: str
+    liquidated_side: str
+    price: float
+    quantity: float
+    notional_usd: float
+    timestamp: datetime
+
+
+class LiquidationList(ApiModel):
+    symbol: str
+    count: int
+    long_liquidations_usd: float
+    short_liquidations_usd: float
+    orders: list[LiquidationOut]
+
+
+class TrackingAccepted(ApiModel):
+    symbol: str
+    status: Literal["tracking_requested"] = "tracking_requested"
+    retry_after_s: int
+    message: str
+
+
+class Health(ApiModel):
+    status: str
+
+
+class Readiness(ApiModel):
+    status: str
+    caught_up: bool
+    records_read: int
+    lag: int
+
+
+def signal_out(event: SignalJudgedV1, *, debug: bool = False) -> SignalOut:
+    """Build the API view of a judged signal."""
+    by_name = {f.name: f for f in event.factors}
+    top = [
+        TopFactor(name=n, score=f.score, weight=f.weight, contribution=f.contribution)
+        for n in event.top_factors[:3]
+        if (f := by_name.get(n)) is not None  # type: ignore[assignment]
+    ]
+    if not top:
+        ranked = sorted(event.factors, key=lambda f: abs(f.contribution), reverse=True)[:3]
+        top = [
+            TopFactor(name=f.name, score=f.score, weight=f.weight, contribution=f.contribution)
+            for f in ranked
+        ]
+    layer = event.ai_verdict_layer
+    dbg = None
+    if debug:
+        dbg = SignalDebug(
+            factors=[FactorOut.model_validate(f.model_dump()) for f in event.factors],
+            raw_metrics={f"{f.name}.{k}": v for f in event.factors for k, v in f.inputs.items()},
+            missing_factors=list(event.missing_factors),
+            stale_factors=list(event.stale_factors),
+            candles_used=len(event.candles),
+        )
+    return SignalOut(
+        symbol=event.symbol,
+        signal=event.direction,
+        score=event.score,
+        confidence=event.confidence,
+        top_factors=top,
+        price=event.price,
+        timestamp=event.observed_at,
+        signal_id=event.signal_id,
+        timeframe=event.timeframe,
+        missing_factors=list(event.missing_factors),
+        stale_factors=list(event.stale_factors),
+        smc=SmcOut.model_validate(event.smc.model_dump()) if event.smc else None,
+        trigger=event.trigger,
+        ai_verdict_layer=VerdictLayerOut.model_validate(layer.model_dump()),
+        debug=dbg,
+    )

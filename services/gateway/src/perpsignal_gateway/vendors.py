@@ -1,0 +1,242 @@
+"""Cached, budgeted pass-through calls to the data vendors, driven by the endpoint catalogues.
+
+Each vendor gets a per-minute budget (moving window, `limits`), a TTL cache of answers keyed by
+endpoint and arguments (`cachetools`), its key from the env var its catalogue names, and its
+errors translated: 429 → 429 with Retry-After, 401/403 → 502 naming the key, other 4xx → 400
+with the vendor's message, 5xx → 502, timeout → 504, missing key → 503 naming the env var.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from cachetools import TTLCache
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from perpsignal_connectors.catalog import Endpoint, VendorCatalog
+from prometheus_client import Counter
+
+from perpsignal_gateway.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+VENDOR_CALLS = Counter(
+    "gateway_vendor_calls_total", "Pass-through calls by vendor and outcome", ["vendor", "outcome"]
+)
+
+
+class VendorClient:
+    """Call catalogue endpoints with caching, a per-vendor budget and error translation."""
+
+    def __init__(
+        self,
+        catalogs: tuple[VendorCatalog, ...],
+        env: Mapping[str, str],
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout_s: float = 10.0,
+        cache_size: int = 2048,
+    ) -> None:
+        self._catalogs = {c.name: c for c in catalogs}
+        self._env = dict(env)
+        self._http = http or httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=min(3.0, timeout_s)),
+            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            headers={"User-Agent": "perpsignal-gateway"},
+        )
+        self._owns_http = http is None
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._budgets = {c.name: RateLimitItemPerMinute(max(1, c.budget_per_min)) for c in catalogs}
+        self._caches: dict[str, TTLCache[str, Any]] = {
+            c.name: TTLCache(maxsize=cache_size, ttl=max(0.001, c.cache_ttl_s)) for c in catalogs
+        }
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+
+    async def close(self) -> None:
+        """Close the HTTP client when we own it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    def base_url(self, vendor: VendorCatalog) -> str:
+        """Return the vendor's base URL (its env var overrides the catalogue's)."""
+        return self._env.get(vendor.base_url_env, vendor.base_url).rstrip("/")
+
+    def key_configured(self, vendor: VendorCatalog) -> bool:
+        """Return True when the vendor's key is set (or it needs none)."""
+        return not vendor.key_required or bool(vendor.key_env and self._env.get(vendor.key_env))
+
+    async def call(self, endpoint: Endpoint, args: Mapping[str, Any]) -> Any:
+        """Return the vendor's JSON answer for `endpoint` with `args` (already validated)."""
+        vendor = self._catalogs[endpoint.vendor]
+        headers: dict[str, str] = {}
+        key = self._env.get(vendor.key_env, "") if vendor.key_env else ""
+        if vendor.key_required and not key:
+            raise ApiError(
+                503,
+                "vendor_key_missing",
+                f"{vendor.title} needs an API key: set {vendor.key_env}",
+                {"vendor": vendor.name, "env": vendor.key_env},
+            )
+        if key and vendor.auth_header:
+            headers[vendor.auth_header] = vendor.auth_prefix + key
+        path = endpoint.path
+        query: dict[str, str] = {}
+        for param in endpoint.params:
+            if param.name not in args or args[param.name] is None:
+                continue
+            value = _wire(args[param.name])
+            if param.location == "path":
+                path = path.replace("{" + param.name + "}", quote(value, safe=""))
+            else:
+                query[param.name] = value
+        cache_key = (
+            endpoint.operation + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
+        )
+        cache_key += "#" + path
+        cache = self._caches[vendor.name]
+        if cache_key in cache:
+            VENDOR_CALLS.labels(vendor.name, "cache_hit").inc()
+            return cache[cache_key]
+        running = self._inflight.get(cache_key)
+        if running is not None:  # identical call in flight: share its answer
+            return await asyncio.shield(running)
+        self._spend_budget(vendor)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[cache_key] = fut
+        try:
+            data = await self._request(vendor, endpoint, path, query, headers)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(cache_key, None)
+        fut.set_result(data)
+        cache[cache_key] = data
+        return data
+
+    def _spend_budget(self, vendor: VendorCatalog) -> None:
+        item = self._budgets[vendor.name]
+        if self._limiter.hit(item, vendor.name):
+            return
+        reset_at, _ = self._limiter.get_window_stats(item, vendor.name)
+        retry = max(1, math.ceil(reset_at - time.time()))
+        VENDOR_CALLS.labels(vendor.name, "budget_exhausted").inc()
+        raise ApiError(
+            429,
+            "vendor_budget_exhausted",
+            f"the gateway's budget for {vendor.title} is spent; retry in {retry} s",
+            {"vendor": vendor.name, "budgetPerMinute": vendor.budget_per_min},
+            {"Retry-After": str(retry)},
+        )
+
+    async def _request(
+        self,
+        vendor: VendorCatalog,
+        endpoint: Endpoint,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+    ) -> Any:
+        url = self.base_url(vendor) + path
+        try:
+            response = await self._http.request(endpoint.method, url, params=query, headers=headers)
+        except httpx.TimeoutException as exc:
+            VENDOR_CALLS.labels(vendor.name, "timeout").inc()
+            raise ApiError(
+                504,
+                "vendor_timeout",
+                f"{vendor.title} did not answer in time",
+                {"vendor": vendor.name},
+            ) from exc
+        except httpx.HTTPError as exc:
+            VENDOR_CALLS.labels(vendor.name, "unreachable").inc()
+            raise ApiError(
+                502,
+                "vendor_unreachable",
+                f"{vendor.title} cannot be reached ({type(exc).__name__})",
+                {"vendor": vendor.name},
+            ) from exc
+        return self._translate(vendor, response)
+
+    def _translate(self, vendor: VendorCatalog, response: httpx.Response) -> Any:
+        status = response.status_code
+        body = _json_or_text(response)
+        details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": _message(body)}
+        if status == 429 or status == 418:
+            retry = _retry_after(response)
+            VENDOR_CALLS.labels(vendor.name, "rate_limited").inc()
+            raise ApiError(
+                429,
+                "vendor_rate_limited",
+                f"{vendor.title} is rate limiting us; retry in {retry} s",
+                details,
+                {"Retry-After": str(retry)},
+            )
+        if status >= 500:
+            VENDOR_CALLS.labels(vendor.name, "vendor_error").inc()
+            raise ApiError(502, "vendor_error", f"{vendor.title} failed (HTTP {status})", details)
+        if status in (401, 403):
+            VENDOR_CALLS.labels(vendor.name, "auth_error").inc()
+            env = vendor.key_env or "its API key"
+            raise ApiError(
+                502, "vendor_auth_failed", f"{vendor.title} refused our key; check {env}", details
+            )
+        if status >= 400:
+            VENDOR_CALLS.labels(vendor.name, "rejected").inc()
+            raise ApiError(400, "vendor_rejected", f"{vendor.title} rejected the request", details)
+        # Coinglass and OKX answer 200 with an error code in the envelope
+        code = body.get("code") if isinstance(body, dict) else None
+        if code not in (None, 0, "0", 200, "200") and isinstance(body, dict) and "data" in body:
+            if str(code) == "429" or str(code) == "50011":
+                raise ApiError(
+                    429,
+                    "vendor_rate_limited",
+                    f"{vendor.title} is rate limiting us",
+                    details,
+                    {"Retry-After": "60"},
+                )
+            VENDOR_CALLS.labels(vendor.name, "rejected").inc()
+            raise ApiError(400, "vendor_rejected", f"{vendor.title} answered code {code}", details)
+        VENDOR_CALLS.labels(vendor.name, "ok").inc()
+        return body
+
+
+def _wire(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json_or_text(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text[:2000]
+
+
+def _message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("msg", "message", "error", "description"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:300]
+    if isinstance(body, str):
+        return body[:300]
+    return None
+
+
+def _retry_after(response: httpx.Response) -> int:
+    raw = response.headers.get("Retry-After")
+    try:
+        return max(1, math.ceil(float(raw))) if raw else 60
+    except ValueError:
+        return 60

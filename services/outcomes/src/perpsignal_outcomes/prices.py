@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
+import httpx
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
+from perpsignal_connectors.binance_usdm import BinanceUsdmHttp, parse_klines
 
 from perpsignal_outcomes.evaluate import Candle
 
@@ -42,54 +44,39 @@ class KlineSource(Protocol):
 
 
 class BinanceKlineSource:
-    """Klines from Binance USD-M through the connectors library."""
+    """Klines from Binance USD-M through the connectors library (rate limits, retries, breaker)."""
 
     name = "klines"
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, *, client: httpx.AsyncClient | None = None) -> None:
         self._base_url = base_url
-        self._client: Any = None
-
-    def _http(self) -> Any:
-        if self._client is None:
-            from perpsignal_connectors.binance_usdm.http import (  # type: ignore[import-not-found]
-                BinanceFuturesHttp,
-            )
-
-            self._client = BinanceFuturesHttp(base_url=self._base_url)
-        return self._client
+        self._client = client
+        self._http: BinanceUsdmHttp | None = None
 
     async def fetch_candles(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> list[Candle]:
-        """Fetch klines in [start, end) and keep only closed ones."""
+        """Fetch klines opening in [start, end) and keep only the closed ones."""
+        if self._http is None:
+            self._http = BinanceUsdmHttp(self._base_url, client=self._client)
         step = timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
-        now = datetime.now(UTC)
         limit = min(MAX_KLINES_PER_CALL, max(1, int((end - start) / step) + 1))
-        rows = await self._http().fetch_klines(
+        rows = await self._http.fetch_klines(
             symbol,
             timeframe,
             start_time=start,
             end_time=end - timedelta(milliseconds=1),
             limit=limit,
         )
-        candles = []
-        for row in rows:
-            open_time = _as_datetime(row.open_time)
-            if open_time < start or open_time >= end or open_time + step > now:
-                continue
-            ohlc = (float(row.open), float(row.high), float(row.low), float(row.close))
-            candles.append(Candle(open_time, *ohlc))
-        return sorted(candles, key=lambda c: c.open_time)
+        closed = parse_klines(rows, symbol, timeframe, datetime.now(UTC))  # type: ignore[arg-type]
+        return [
+            Candle(e.open_time, e.open, e.high, e.low, e.close)
+            for e in closed
+            if start <= e.open_time < end
+        ]
 
     async def close(self) -> None:
         """Close the HTTP client when one was opened."""
-        if self._client is not None and hasattr(self._client, "aclose"):
-            await self._client.aclose()
-        self._client = None
-
-
-def _as_datetime(value: object) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)  # type: ignore[arg-type]
+        if self._http is not None:
+            await self._http.aclose()
+        self._http = None

@@ -1,0 +1,57 @@
+"""The klines fallback on a recorded Binance body (../shared/data/api/binance_usdm)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from perpsignal_outcomes.prices import BinanceKlineSource
+
+BASE = "https://fapi.example.test"
+
+
+@pytest.fixture
+def recorded(shared_data: Path) -> list[list[object]]:
+    path = shared_data / "api" / "binance_usdm" / "fapi_v1_klines.recorded.json"
+    if not path.exists():
+        pytest.skip(f"{path} missing")
+    return json.loads(path.read_text())
+
+
+async def test_fetches_closed_candles_from_recorded_body(recorded) -> None:
+    first = datetime.fromtimestamp(int(recorded[0][0]) / 1000, tz=UTC)  # type: ignore[arg-type]
+    end = first + timedelta(minutes=len(recorded))
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.get(f"{BASE}/fapi/v1/klines").mock(
+            return_value=httpx.Response(200, json=recorded)
+        )
+        source = BinanceKlineSource(BASE)
+        try:
+            candles = await source.fetch_candles("BTCUSDT", "1m", first, end)
+        finally:
+            await source.close()
+    params = route.calls.last.request.url.params
+    assert params["symbol"] == "BTCUSDT" and params["interval"] == "1m"
+    assert int(params["startTime"]) == int(first.timestamp() * 1000)
+    assert len(candles) == len(recorded)
+    # second recorded row: open 71471.00, high 71471.00, low 70459.40, close 70459.40
+    c = candles[1]
+    assert c.open_time == first + timedelta(minutes=1)
+    assert (c.open, c.high, c.low, c.close) == (71471.0, 71471.0, 70459.4, 70459.4)
+
+
+async def test_venue_error_surfaces_to_the_evaluator(recorded) -> None:
+    start = datetime(2024, 4, 10, tzinfo=UTC)
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/fapi/v1/klines").mock(return_value=httpx.Response(400, json={}))
+        source = BinanceKlineSource(BASE)
+        try:
+            with pytest.raises(Exception):  # noqa: B017, PT011 - any venue error; evaluator retries
+                await source.fetch_candles("BTCUSDT", "1m", start, start + timedelta(hours=1))
+        finally:
+            await source.close()

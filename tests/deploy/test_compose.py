@@ -1,0 +1,219 @@
+"""Offline checks of deploy/compose: spec schema, services, env vars, jobs, monitoring."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.deploy.conftest import DEPLOY, REPO, SERVICES, load_script
+
+COMPOSE_DIR = DEPLOY / "compose"
+SCHEMA = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text())
+# Metrics the dashboard and alerts use before a service defines them; each is named in
+# the final report so its owner adds it. Remove a name here once it is defined.
+PENDING_METRICS = {"perpsignal_pipeline_latency_seconds", "perpsignal_notifier_sends_total"}
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(SCHEMA, default=jsonschema.Draft7Validator)
+    return cls(SCHEMA)
+
+
+def app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Compose services built from a services/<svc>/Dockerfile."""
+    out = {}
+    for svc in compose["services"].values():
+        dockerfile = (svc.get("build") or {}).get("dockerfile", "")
+        match = re.fullmatch(r"services/([a-z]+)/Dockerfile", dockerfile)
+        if match:
+            out[match.group(1)] = svc
+    return out
+
+
+def test_compose_file_is_valid_against_the_compose_specification(
+    compose: dict[str, Any],
+) -> None:
+    errors = sorted(_validator().iter_errors(compose), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_schema_validation_rejects_a_broken_compose_file(compose: dict[str, Any]) -> None:
+    # The check above is only worth something if the schema really rejects mistakes
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["scorer"]["restart_policy"] = "always"  # not a service key
+    broken["services"]["kafka"]["ports"] = "9092"  # must be a list
+    errors = list(_validator().iter_errors(broken))
+    assert len(errors) >= 2
+
+
+def test_every_repository_service_runs_in_compose_and_nothing_else(
+    compose: dict[str, Any],
+) -> None:
+    in_repo = {p.parent.name for p in (REPO / "services").glob("*/pyproject.toml")}
+    assert set(app_services(compose)) == in_repo
+    for name, svc in app_services(compose).items():
+        assert name in compose["services"], "compose service name = repository service name"
+        assert svc["build"]["context"] == "../.."
+        assert (COMPOSE_DIR / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_variable_compose_sets_is_read_by_the_service_settings(
+    compose: dict[str, Any], service: str
+) -> None:
+    settings_env = load_script("settings_env")
+    known = settings_env.service_env_vars(service)
+    if known is None:
+        pytest.skip(f"perpsignal_{service}.settings does not exist yet")
+    env = app_services(compose)[service].get("environment", {})
+    unknown = sorted(k for k in env if k.upper() not in known)
+    assert not unknown, f"{service} settings do not read {unknown}"
+
+
+def test_setup_jobs_set_only_variables_the_shared_settings_read(
+    compose: dict[str, Any],
+) -> None:
+    known = load_script("settings_env").common_env_vars()
+    for job in ("topics", "migrate"):
+        env = compose["services"][job].get("environment", {})
+        assert set(env) <= set(known), job
+
+
+def test_services_start_only_after_kafka_topics_and_migrations(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert services["topics"]["command"] == ["topics", "create"]
+    assert services["migrate"]["command"] == ["migrate"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert any("postgres" in v for v in services["postgres"]["volumes"])
+    for name, svc in app_services(compose).items():
+        deps = svc["depends_on"]
+        assert deps["topics"]["condition"] == "service_completed_successfully", name
+        assert deps["migrate"]["condition"] == "service_completed_successfully", name
+        assert deps["kafka"]["condition"] == "service_healthy", name
+
+
+def test_services_use_real_kafka_settings_and_secrets_come_from_the_env_file(
+    compose: dict[str, Any],
+) -> None:
+    for name, svc in app_services(compose).items():
+        env = svc["environment"]
+        assert env["KAFKA_IDEMPOTENT_PRODUCER"] == "true", name
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
+        assert svc["env_file"] == [".env"], name
+        # no secret value is written into the compose file itself
+        assert not any("KEY" in k or "TOKEN" in k for k in env), name
+
+
+def test_stop_grace_period_outlasts_the_drain_deadline(compose: dict[str, Any]) -> None:
+    from perpsignal_common.settings import OpsSettings
+
+    drain = OpsSettings().shutdown_timeout_s
+    for name, svc in app_services(compose).items():
+        grace = int(svc["stop_grace_period"].rstrip("s"))
+        assert grace > drain, name
+
+
+def test_prometheus_scrapes_every_service_on_the_port_it_serves(
+    compose: dict[str, Any],
+) -> None:
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        t
+        for job in config["scrape_configs"]
+        for sc in job.get("static_configs", [])
+        for t in sc["targets"]
+    }
+    for name, svc in app_services(compose).items():
+        port = svc["environment"].get("OPS_PORT") or svc["environment"]["GATEWAY_PORT"]
+        assert f"{name}:{port}" in targets
+
+
+def _defined_metrics() -> set[str]:
+    names: set[str] = set()
+    for root in (REPO / "libs", REPO / "services"):
+        for path in root.rglob("*.py"):
+            text = path.read_text(errors="ignore")
+            names.update(
+                re.findall(r"(?:Counter|Histogram|Gauge|Summary)\(\s*\"([a-z_:]+)\"", text)
+            )
+    return names
+
+
+def _referenced_metrics(text: str) -> set[str]:
+    found = set(re.findall(r"\b(perpsignal_[a-z_]+)", text))
+    # histogram series resolve to their family
+    return {re.sub(r"_(bucket|count|sum)$", "", m) for m in found}
+
+
+def test_dashboard_and_alerts_use_metrics_the_code_defines() -> None:
+    dashboard = (COMPOSE_DIR / "grafana" / "dashboards" / "perpsignal.json").read_text()
+    alerts = (COMPOSE_DIR / "prometheus" / "alerts.yml").read_text()
+    referenced = _referenced_metrics(dashboard) | _referenced_metrics(alerts)
+    undefined = referenced - _defined_metrics() - PENDING_METRICS
+    assert not undefined, f"no code defines {sorted(undefined)}"
+
+
+def test_dashboard_covers_what_operators_watch() -> None:
+    board = json.loads((COMPOSE_DIR / "grafana" / "dashboards" / "perpsignal.json").read_text())
+    exprs = " ".join(t["expr"] for p in board["panels"] for t in p.get("targets", []))
+    for metric in (
+        "perpsignal_producer_messages_total",  # throughput
+        "perpsignal_pipeline_latency_seconds",  # end-to-end latency
+        "perpsignal_consumer_lag_records",
+        "perpsignal_dlq_messages_total",
+        "perpsignal_vendor_errors_total",
+        "perpsignal_vendor_weight_used",  # rate-limit state
+        "perpsignal_judge_llm_latency_seconds",
+        "perpsignal_judge_llm_tokens_total",
+        "perpsignal_judge_fallbacks_total",
+        "perpsignal_notifier_sends_total",  # Telegram sends
+    ):
+        assert metric in exprs, metric
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    provisioning = yaml.safe_load(
+        (COMPOSE_DIR / "grafana" / "provisioning" / "dashboards" / "perpsignal.yml").read_text()
+    )
+    mounts = compose_mounts("grafana")
+    assert provisioning["providers"][0]["options"]["path"] in mounts.values()
+
+
+def compose_mounts(service: str) -> dict[str, str]:
+    """Return {host path: container path} of a compose service's bind mounts."""
+    compose = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
+    out = {}
+    for v in compose["services"][service]["volumes"]:
+        host, container = v.split(":")[:2]
+        out[host] = container
+    return out
+
+
+def test_generated_observability_files_are_fresh() -> None:
+    assert load_script("gen_observability").main(["--check"]) == 0
+
+
+def test_env_example_documents_every_setting_and_nothing_unknown() -> None:
+    settings_env = load_script("settings_env")
+    assert settings_env.main(["--check"]) == 0, (
+        "run: uv run python deploy/scripts/settings_env.py --write-env-example"
+    )
+    documented = {
+        line.split("=", 1)[0]
+        for line in (COMPOSE_DIR / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    known = set(settings_env.COMPOSE_VARS) | set(settings_env.common_env_vars())
+    for svc in SERVICES:
+        known |= set(settings_env.service_env_vars(svc) or {})
+    assert documented == known
+    for secret in ("OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN", "POSTGRES_PASSWORD"):
+        if secret in known:
+            assert secret in documented

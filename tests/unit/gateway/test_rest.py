@@ -1,0 +1,186 @@
+"""REST surface: signal forms, debug mode, filters, market ages, on-demand, 404s, shapes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from perpsignal_common.events.market import TrackCommandV1
+
+from tests.unit.gateway import builders as b
+from tests.unit.gateway.conftest import model_of
+
+
+async def test_signal_accepts_coin_lowercase_and_pair(make_client) -> None:
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT", score=72.0))
+    bodies = []
+    for form in ("BTC", "btc", "BTCUSDT"):
+        r = await client.get(f"/signals/{form}")
+        assert r.status_code == 200, r.text
+        bodies.append(r.json())
+    assert bodies[0] == bodies[1] == bodies[2]
+    body = bodies[0]
+    assert body["symbol"] == "BTCUSDT"
+    assert body["signal"] == "LONG"
+    assert body["score"] == 72.0
+    layer = body["aiVerdictLayer"]
+    assert layer["verdict"] == "CONFIRM"
+    assert layer["layerChecks"] == {"agreements": [], "conflicts": []}
+    assert layer["volatilityMetrics"]["stopLossPrice"] == 42250.0
+    # camelCase everywhere, no snake_case keys leak
+    assert "ai_verdict_layer" not in body and "topFactors" in body
+    assert [f["name"] for f in body["topFactors"]] == ["momentum", "funding", "oi_trend"]
+    assert "debug" not in body or body["debug"] is None
+
+
+async def test_debug_adds_factor_inputs_and_raw_metrics(make_client) -> None:
+    app, client = await make_client()
+    model_of(app).apply(b.signal("ETHUSDT"))
+    r = await client.get("/signals/eth", params={"debug": "true"})
+    assert r.status_code == 200
+    debug = r.json()["debug"]
+    assert debug["rawMetrics"]["momentum.rsi"] == 71.5
+    assert debug["rawMetrics"]["funding.rate"] == 0.0003
+    funding = next(f for f in debug["factors"] if f["name"] == "funding")
+    assert funding["inputs"] == {"rate": 0.0003}
+    # 20/100 * (80 - 50) = 6
+    assert funding["contribution"] == 6.0
+
+
+async def test_newer_signal_replaces_older_but_not_the_reverse(make_client) -> None:
+    app, client = await make_client()
+    model = model_of(app)
+    model.apply(b.signal("BTCUSDT", score=60.0, at=b.T0))
+    model.apply(b.signal("BTCUSDT", score=80.0, at=b.T0 + timedelta(hours=1)))
+    model.apply(b.signal("BTCUSDT", score=10.0, at=b.T0 - timedelta(hours=1)))  # late replay
+    assert (await client.get("/signals/BTC")).json()["score"] == 80.0
+
+
+async def test_list_filters_and_order(make_client) -> None:
+    app, client = await make_client()
+    model = model_of(app)
+    model.apply(b.signal("BTCUSDT", score=72, direction="LONG", verdict="CONFIRM"))
+    model.apply(b.signal("ETHUSDT", score=35, direction="SHORT", verdict="DOWNSIZE"))
+    model.apply(b.signal("SOLUSDT", score=90, direction="LONG", verdict="SKIP"))
+    all_ = (await client.get("/signals")).json()
+    assert [s["symbol"] for s in all_["signals"]] == ["SOLUSDT", "BTCUSDT", "ETHUSDT"]
+    longs = (await client.get("/signals", params={"direction": "LONG", "minScore": 80})).json()
+    assert [s["symbol"] for s in longs["signals"]] == ["SOLUSDT"]
+    confirmed = (await client.get("/signals", params={"verdict": "CONFIRM"})).json()
+    assert confirmed["count"] == 1 and confirmed["signals"][0]["symbol"] == "BTCUSDT"
+    limited = (await client.get("/signals", params={"limit": 2})).json()
+    assert limited["count"] == 2
+    bad = await client.get("/signals", params={"direction": "UP", "limit": 0})
+    assert bad.status_code == 422
+    fields = {d["field"] for d in bad.json()["error"]["details"]}
+    assert fields == {"direction", "limit"}
+
+
+async def test_unknown_symbol_is_404_with_clear_message(make_client, producer) -> None:
+    _, client = await make_client()
+    r = await client.get("/signals/NOPECOIN")
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "unknown_symbol"
+    assert "NOPECOINUSDT" in err["message"]
+    assert producer.events == []  # nothing requested for a symbol that does not exist
+
+
+async def test_listed_untracked_symbol_requests_tracking_then_202(make_client, producer) -> None:
+    _, client = await make_client(gateway_on_demand_wait_s=0.2)
+    r = await client.get("/signals/sol")
+    assert r.status_code == 202
+    assert r.headers["Retry-After"] == "1"  # ceil(0.2 s)
+    assert r.json()["symbol"] == "SOLUSDT"
+    commands = [e for e in producer.events if isinstance(e, TrackCommandV1)]
+    assert [(c.symbol, c.action) for c in commands] == [("SOLUSDT", "track")]
+
+
+async def test_on_demand_returns_the_first_signal_when_it_arrives_in_time(
+    make_client, producer
+) -> None:
+    app, client = await make_client(gateway_on_demand_wait_s=5)
+
+    async def scorer_and_judge(event: object) -> None:
+        # the rest of the platform answers the track command with a judged signal
+        async def later() -> None:
+            await asyncio.sleep(0)
+            model_of(app).apply(b.signal("SOLUSDT", score=66.0))
+
+        asyncio.get_running_loop().create_task(later())
+
+    producer.on_publish = scorer_and_judge
+    r = await client.get("/signals/SOL")
+    assert r.status_code == 200
+    assert r.json()["symbol"] == "SOLUSDT" and r.json()["score"] == 66.0
+
+
+async def test_market_reports_every_source_with_its_age(make_client) -> None:
+    app, client = await make_client()
+    now = datetime.now(UTC)
+    model = model_of(app)
+    model.apply(b.funding("BTCUSDT", at=now - timedelta(seconds=120)))
+    model.apply(b.open_interest("BTCUSDT", at=now - timedelta(seconds=30)))
+    r = await client.get("/market/BTC")
+    assert r.status_code == 200
+    body = r.json()
+    ages = {s["type"]: s["ageS"] for s in body["sources"]}
+    assert set(ages) == {"market.funding", "market.open_interest"}
+    assert 119 <= ages["market.funding"] < 125
+    assert 29 <= ages["market.open_interest"] < 35
+    assert body["price"] == 43010.0  # mark price of the funding event
+    assert (await client.get("/market/XRP")).status_code == 404
+
+
+async def test_smc_mss_listings_and_liquidations(make_client) -> None:
+    app, client = await make_client()
+    model = model_of(app)
+    model.apply(b.signal("BTCUSDT"))
+    model.apply(b.mss("AAA", score=80, tier="STRONG"))
+    model.apply(b.mss("BBB", score=40, tier="WEAK"))
+    model.apply(b.listing("NEWUSDT"))
+    for n, (side, usd) in enumerate([("LONG", 1000.0), ("SHORT", 250.0), ("LONG", 500.0)]):
+        model.apply(b.liquidation("BTCUSDT", side=side, notional=usd, n=n))
+
+    smc = (await client.get("/smc/btc")).json()
+    assert smc["smc"]["bias"] == "BULLISH" and smc["smc"]["byTimeframe"]["1h"] == "BULLISH"
+    mss = (await client.get("/mss", params={"minScore": 50})).json()
+    assert [m["coin"] for m in mss["results"]] == ["AAA"]
+    assert mss["results"][0]["socialMomentum"]["score"] == 65
+    listings = (await client.get("/listings/new")).json()
+    assert listings["listings"][0]["symbol"] == "NEWUSDT"
+    liq = (await client.get("/liquidations/BTC", params={"limit": 2})).json()
+    # newest first: the last two orders
+    assert [o["notionalUsd"] for o in liq["orders"]] == [500.0, 250.0]
+    assert liq["longLiquidationsUsd"] == 500.0 and liq["shortLiquidationsUsd"] == 250.0
+
+
+async def test_gpt_signal_takes_flat_parameters(make_client) -> None:
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT"))
+    r = await client.post("/gpt/signal", json={"symbol": "btc", "debug": True})
+    assert r.status_code == 200
+    assert r.json()["symbol"] == "BTCUSDT" and r.json()["debug"]["candlesUsed"] == 0
+    r = await client.post("/gpt/signal", json={"symbol": "btc", "colour": "red"})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "colour"
+
+
+async def test_health_ready_metrics_docs_are_served(make_client) -> None:
+    _, client = await make_client()
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    assert (await client.get("/readyz")).status_code == 200
+    await client.get("/ping")
+    metrics = (await client.get("/metrics")).text
+    assert 'gateway_http_requests_total{route="/ping",status="200"}' in metrics
+    assert (await client.get("/docs")).status_code == 200
+    assert (await client.get("/redoc")).status_code == 200
+    assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
+
+
+async def test_unknown_path_uses_the_error_shape(make_client) -> None:
+    _, client = await make_client()
+    r = await client.get("/nothing-here")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"

@@ -23,8 +23,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from perpsignal_cli.stack import run_stack
 
-    return run_stack(data_dir=Path(args.data_dir).resolve(), only=args.services,
-                     gateway_port=args.port)
+    return run_stack(
+        data_dir=Path(args.data_dir).resolve(), only=args.services, gateway_port=args.port
+    )
 
 
 def _cmd_topics(args: argparse.Namespace) -> int:
@@ -35,8 +36,10 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     kafka = KafkaSettings()
     if args.action == "list":
         for s in all_topic_specs():
-            print(f"{kafka.topic(s.name):45} partitions={s.partitions:<3} "
-                  f"retention_days={s.retention_ms // 86_400_000:<4} key={s.key}")
+            print(
+                f"{kafka.topic(s.name):45} partitions={s.partitions:<3} "
+                f"retention_days={s.retention_ms // 86_400_000:<4} key={s.key}"
+            )
         return 0
     if args.action == "create":
         created = asyncio.run(ensure_topics(kafka))
@@ -55,8 +58,11 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.check:
-        stale = [rel for rel, content in render_all().items()
-                 if not (out / rel).exists() or (out / rel).read_text() != content]
+        stale = [
+            rel
+            for rel, content in render_all().items()
+            if not (out / rel).exists() or (out / rel).read_text() != content
+        ]
         for rel in stale:
             print(f"out of date: {out / rel}")
         return 1 if stale else 0
@@ -92,12 +98,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perpsignal", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
-    up = sub.add_parser("up", help="run the whole stack locally (embedded Kafka and PostgreSQL "
-                                   "unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set)")
-    up.add_argument("--data-dir", default=os.environ.get("PERPSIGNAL_DATA_DIR", ".data"),
-                    help="where the embedded PostgreSQL keeps its data and services log")
-    up.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8000")),
-                    help="gateway port (a free one is chosen if it is taken)")
+    up = sub.add_parser(
+        "up",
+        help="run the whole stack locally (embedded Kafka and PostgreSQL "
+        "unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are set)",
+    )
+    up.add_argument(
+        "--data-dir",
+        default=os.environ.get("PERPSIGNAL_DATA_DIR", ".data"),
+        help="where the embedded PostgreSQL keeps its data and services log",
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GATEWAY_PORT", "8000")),
+        help="gateway port (a free one is chosen if it is taken)",
+    )
     up.add_argument("--services", nargs="*", choices=SERVICES, default=list(SERVICES))
     up.set_defaults(func=_cmd_up)
 
@@ -106,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     topics = sub.add_parser("topics", help="list, create or describe the platform topics")
-    topics.add_argument("action", choices=("list", "create", "describe"), nargs="?",
-                        default="create")
+    topics.add_argument(
+        "action", choices=("list", "create", "describe"), nargs="?", default="create"
+    )
     topics.set_defaults(func=_cmd_topics)
 
     schemas = sub.add_parser("schemas", help="export JSON Schema of every event + AsyncAPI")
@@ -125,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("replay", "perpsignal_cli.replay", "publish a JSON-lines event file onto the topics"),
         ("record", "perpsignal_cli.record", "tap topics into a JSON-lines event file"),
         ("export", "perpsignal_cli.export", "export signal history as JSON lines"),
+        ("docs", "perpsignal_cli.docs", "regenerate .env.example and the README tables"),
     ):
         sp = sub.add_parser(name, help=helptext, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
@@ -134,7 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments and run the sub-command."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if hasattr(args, "rest"):
+        args.rest = [*extra, *args.rest]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         rc = args.func(args)

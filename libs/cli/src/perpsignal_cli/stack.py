@@ -20,8 +20,7 @@ from pathlib import Path
 from perpsignal_common.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
-OPS_PORTS = {"ingestor": 9101, "scorer": 9102, "judge": 9103, "outcomes": 9104,
-             "notifier": 9105}
+OPS_PORTS = {"ingestor": 9101, "scorer": 9102, "judge": 9103, "outcomes": 9104, "notifier": 9105}
 
 
 def _port_free(port: int) -> bool:
@@ -117,7 +116,9 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
             log = open(logs / f"{name}.log", "ab")  # noqa: SIM115
             stack.procs[name] = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", f"perpsignal_{name}"],
-                env=child_env, stdout=log, stderr=subprocess.STDOUT,
+                env=child_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         _say("stack is up")
         _say(f"  gateway:   http://127.0.0.1:{gateway_port}  (docs: /docs, health: /healthz)")

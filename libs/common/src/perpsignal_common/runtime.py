@@ -11,8 +11,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Protocol
 
 from perpsignal_common.errors import ConfigError, DependencyUnavailable
 from perpsignal_common.kafka.admin import ensure_topics
@@ -58,7 +58,7 @@ class KafkaService:
         self.settings = settings
         self.producer = EventProducer(settings.kafka, service=name)
         self.loops: list[ConsumerLoop] = []
-        self.tasks: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+        self.tasks: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self._started = False
 
     async def on_start(self) -> None:
@@ -151,10 +151,11 @@ def _dependency_error(exc: BaseException) -> DependencyUnavailable | None:
     return None
 
 
-def _run(coro: Awaitable[None]) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    # uvloop where available: a faster event loop for the same asyncio code
     try:
         import uvloop
-
-        uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)

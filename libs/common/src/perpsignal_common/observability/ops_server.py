@@ -57,7 +57,7 @@ def build_ops_app(
 class _EmbeddedServer(uvicorn.Server):
     # Our runtime owns SIGTERM/SIGINT; uvicorn must not install its own handlers
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def,override]
+    def capture_signals(self):  # type: ignore[no-untyped-def]
         yield
 
 

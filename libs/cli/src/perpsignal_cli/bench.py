@@ -1,0 +1,89 @@
+"""`perpsignal bench`: run every benchmark in bench/, print one table and write one JSON file.
+
+Each benchmark runs in its own process (`python -m bench.<name>`), so one benchmark's memory
+or threads never skew another's, and writes bench/results/<name>.json; this command then
+merges them into bench/results/summary.json and prints the combined table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[4]
+BENCH = REPO / "bench"
+RESULTS = BENCH / "results"
+SKIP = {"__init__", "common"}
+
+
+def discover() -> list[str]:
+    """Return the benchmark module names under bench/."""
+    return sorted(
+        p.stem for p in BENCH.glob("*.py") if p.stem not in SKIP and not p.stem.startswith("_")
+    )
+
+
+def main(argv: list[str]) -> int:
+    """Run the selected benchmarks (all by default)."""
+    parser = argparse.ArgumentParser(prog="perpsignal bench")
+    parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args(argv)
+    names = args.names or discover()
+    if args.list:
+        print("\n".join(discover()))
+        return 0
+    rows: list[dict[str, object]] = []
+    failures = []
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, "-m", f"bench.{name}"],
+            cwd=REPO,  # noqa: S603
+            env={**os.environ},
+            check=False,
+        )
+        took = time.monotonic() - started
+        result = RESULTS / f"{name}.json"
+        if proc.returncode != 0 or not result.exists():
+            failures.append(name)
+            print(f"  {name} failed (exit {proc.returncode})")
+            continue
+        for row in json.loads(result.read_text())["rows"]:
+            rows.append({"benchmark": name, **row})
+        print(f"  done in {took:.0f}s")
+    summary = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "rows": rows,
+        "failed": failures,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2))
+    print()
+    print(render_markdown(rows))
+    print(f"\nmachine: {summary['machine']}; JSON: {RESULTS / 'summary.json'}")
+    return 1 if failures else 0
+
+
+def render_markdown(rows: list[dict[str, object]]) -> str:
+    """Return the rows as a Markdown table (the README's benchmark table)."""
+    lines = [
+        "| benchmark | figure | value | baseline (same run) | ratio | goal | met |",
+        "|---|---|---:|---|---:|---|---|",
+    ]
+    for r in rows:
+        met = {True: "yes", False: "no", None: "–"}[r.get("passed")]  # type: ignore[index]
+        lines.append(
+            f"| {r['benchmark']} | {r['name']} | {float(r['value']):,.1f} {r['unit']} | "  # type: ignore[arg-type]
+            f"{r['baseline_name']}: {float(r['baseline_value']):,.1f} | "  # type: ignore[arg-type]
+            f"{float(r['ratio']):.2f} | {r['goal']} | {met} |"  # type: ignore[arg-type]
+        )
+    return "\n".join(lines)

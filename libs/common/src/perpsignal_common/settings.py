@@ -23,23 +23,42 @@ class KafkaSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated bootstrap servers"
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism when SASL is on"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password")
     # The embedded broker rejects aiokafka's InitProducerId version: off by default, on for
     # real Kafka (compose and k8s set it)
-    kafka_idempotent_producer: bool = False
-    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
-    kafka_linger_ms: int = 5
-    kafka_request_timeout_ms: int = 30_000
+    kafka_idempotent_producer: bool = Field(
+        default=False,
+        description="Idempotent producer: true on real Kafka, false on the embedded broker",
+    )
+    kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="lz4", description="Producer compression codec"
+    )
+    kafka_linger_ms: int = Field(default=5, description="Producer batching delay")
+    kafka_request_timeout_ms: int = Field(
+        default=30_000, description="Broker request timeout; a longer outage fails the send"
+    )
     # Group joins wait half the session timeout on the embedded broker
-    kafka_session_timeout_ms: int = 6_000
-    kafka_heartbeat_interval_ms: int = 2_000
+    kafka_session_timeout_ms: int = Field(
+        default=6_000, description="Consumer group session timeout (joins wait half of it)"
+    )
+    kafka_heartbeat_interval_ms: int = Field(
+        default=2_000, description="Consumer heartbeat, at most a third of the session timeout"
+    )
     # The embedded broker polls rather than waking waiting fetches: latency ~ U(0, wait/2)
-    kafka_fetch_max_wait_ms: int = 50
-    kafka_max_poll_records: int = 500
-    kafka_max_poll_interval_ms: int = 300_000
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50, description="Fetch wait; each hop adds about uniform(0, wait/2) latency"
+    )
+    kafka_max_poll_records: int = Field(default=500, description="Records per consumer batch")
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000, description="Max time between polls before the group evicts a member"
+    )
     kafka_create_topics: bool = Field(
         default=True, description="Create missing topics at start-up (idempotent)"
     )
@@ -83,8 +102,10 @@ class DatabaseSettings(BaseSettings):
         default=SecretStr("postgresql+asyncpg://postgres@127.0.0.1:5432/perpsignal"),
         description="PostgreSQL URL; secret because it may hold a password",
     )
-    database_pool_size: int = 5
-    database_statement_timeout_ms: int = 5_000
+    database_pool_size: int = Field(default=5, description="Connections per process")
+    database_statement_timeout_ms: int = Field(
+        default=5_000, description="Server-side timeout of every statement"
+    )
 
     def async_url(self) -> str:
         """Return the URL with the asyncpg driver."""
@@ -102,8 +123,10 @@ class OpsSettings(BaseSettings):
 
     ops_host: str = "0.0.0.0"
     ops_port: int = Field(default=0, description="0 = the service's default port")
-    startup_timeout_s: float = 60.0
-    shutdown_timeout_s: float = 20.0
+    startup_timeout_s: float = Field(default=60.0, description="Deadline for start-up")
+    shutdown_timeout_s: float = Field(
+        default=20.0, description="Deadline to drain, commit and close after SIGTERM"
+    )
 
 
 class ServiceSettings(BaseSettings):
@@ -112,9 +135,15 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_file=None)
 
     service_name: str = "perpsignal"
-    environment: Literal["dev", "test", "staging", "prod"] = "dev"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    environment: Literal["dev", "test", "staging", "prod"] = Field(
+        default="dev", description="dev, test, staging or prod (prod requires secure Kafka)"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level"
+    )
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json (one object per line) or text"
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
 

@@ -100,10 +100,8 @@ def atr(candles: Sequence[Ohlc], period: int = 14) -> float | None:
     """Return the latest Wilder ATR, or None with fewer than `period + 1` candles."""
     if len(candles) < period + 1:
         return None
-    high = np.fromiter((c.high for c in candles), dtype=np.float64, count=len(candles))
-    low = np.fromiter((c.low for c in candles), dtype=np.float64, count=len(candles))
-    close = np.fromiter((c.close for c in candles), dtype=np.float64, count=len(candles))
-    value = float(talib.ATR(high, low, close, timeperiod=period)[-1])
+    hlc = np.array([(c.high, c.low, c.close) for c in candles], dtype=np.float64).T.copy()
+    value = float(talib.ATR(hlc[0], hlc[1], hlc[2], timeperiod=period)[-1])
     return None if math.isnan(value) else value
 
 

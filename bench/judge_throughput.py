@@ -1,0 +1,322 @@
+"""Judge throughput: rule judge signals/s, and the LLM path at 2 s simulated latency.
+
+* Rules: decode -> `Judge.judge` (LLM off) -> encode per signal, one process, against the
+  codec alone (decode -> encode) measured in the same run. Goal: >= 5,000 judged/s.
+* LLM: the real SDK path with a transport that answers after 2 s, driven through the real
+  `ConsumerLoop` batch processing; throughput at LLM concurrency 4 and 16 against
+  concurrency 1 measured in the same run. Goal: near-linear scaling (>= 0.8 x the bound)
+  with every symbol's judged signals published in input order.
+
+Run: `uv run python bench/judge_throughput.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import openai
+from aiokafka.structs import ConsumerRecord
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from perpsignal_common.events.base import Event, deterministic_id
+from perpsignal_common.events.registry import decode, encode
+from perpsignal_common.events.signals import (
+    FACTOR_NAMES,
+    FactorScore,
+    Ohlc,
+    SignalJudgedV1,
+    SignalScoredV1,
+    SmcSummary,
+)
+from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions
+from perpsignal_common.settings import KafkaSettings
+from perpsignal_judge.judge import Judge
+from perpsignal_judge.llm import Budget, LlmJudge
+from perpsignal_judge.settings import JudgeSettings
+
+from bench.common import Row, report
+
+REPO = Path(__file__).resolve().parents[1]
+XRP = REPO.parent / "shared" / "data" / "market" / "XRP_USDT_USDT-1h-futures.csv"
+LATENCY_S = 2.0
+T0 = datetime(2021, 11, 17, tzinfo=UTC)
+
+
+@dataclass
+class GoalRow(Row):
+    """A row with an absolute goal (value >= goal_value) on top of the same-run baseline."""
+
+    goal_value: float | None = None
+    extra_ok: bool = True
+
+    @property
+    def passed(self) -> bool | None:  # type: ignore[override]
+        ok = self.extra_ok
+        if self.goal_value is not None:
+            ok = ok and self.value >= self.goal_value
+        if self.goal_ratio is not None:
+            ok = ok and self.ratio >= self.goal_ratio
+        return ok
+
+
+def candles() -> list[Ohlc]:
+    """Real XRPUSDT 1h candles when ../shared is present, else a labelled synthetic walk."""
+    if XRP.exists():
+        with XRP.open() as fh:
+            return [
+                Ohlc(
+                    open_time=datetime.fromtimestamp(int(r["open_time"]) / 1000, UTC),
+                    open=float(r["open"]),
+                    high=float(r["high"]),
+                    low=float(r["low"]),
+                    close=float(r["close"]),
+                    volume=float(r["volume"]),
+                )
+                for r in csv.DictReader(fh)
+            ]
+    print("(../shared/data absent: using a synthetic sine walk for timing only)")
+    out = []
+    for i in range(100):
+        c = 1 + 0.05 * math.sin(i / 7)
+        out.append(
+            Ohlc(open_time=T0 + timedelta(hours=i), open=c, high=c * 1.01, low=c * 0.99, close=c)
+        )
+    return out
+
+
+def make_signal(symbol: str, seq: int, cs: list[Ohlc]) -> SignalScoredV1:
+    window = cs[seq % 40 : seq % 40 + 60]
+    factors = tuple(
+        FactorScore(
+            name=n,  # type: ignore[arg-type]
+            score=50 + ((seq + k) % 5) * 6,
+            weight=12.5,
+            contribution=0.125 * ((seq + k) % 5) * 6,
+            inputs={"funding_rate": 0.0001 * (seq % 7)} if n == "funding" else {},
+        )
+        for k, n in enumerate(FACTOR_NAMES)
+    )
+    return SignalScoredV1(
+        event_id=deterministic_id("bench", symbol, seq),
+        source="scorer",
+        symbol=symbol,
+        observed_at=T0 + timedelta(hours=seq),
+        signal_id=deterministic_id("bench-sig", symbol, seq),
+        timeframe="1h",
+        direction="LONG" if seq % 3 else "SHORT",
+        score=60 + seq % 30,
+        confidence=40 + seq % 50,
+        price=window[-1].close,
+        factors=factors,
+        top_factors=("momentum", "funding", "oi_trend"),
+        smc=SmcSummary(bias="BULLISH" if seq % 2 else "NEUTRAL"),
+        candles=tuple(window),
+    )
+
+
+async def bench_rules(cs: list[Ohlc]) -> list[Row]:
+    raws = [encode(make_signal(f"S{i % 50}USDT", i, cs)) for i in range(3000)]
+    judge = Judge(JudgeSettings())
+
+    started = time.perf_counter()
+    for raw in raws:
+        encode(decode(raw))
+    codec = len(raws) / (time.perf_counter() - started)
+
+    started = time.perf_counter()
+    for raw in raws:
+        event = decode(raw)
+        assert isinstance(event, SignalScoredV1)
+        encode(await judge.judge(event))
+    judged = len(raws) / (time.perf_counter() - started)
+    scored = [decode(raw) for raw in raws]
+    started = time.perf_counter()
+    for event in scored:
+        judge.judge_rules(event)  # type: ignore[arg-type]
+    judge_only = len(raws) / (time.perf_counter() - started)
+    base = "codec only (decode+encode)"
+    return [
+        GoalRow(
+            "rule judge only (Judge.judge_rules)",
+            judge_only,
+            "signals/s",
+            base,
+            codec,
+            ">= 5,000/s",
+            goal_value=5000.0,
+        ),
+        GoalRow(
+            "rule judge end-to-end (decode+judge+encode)",
+            judged,
+            "signals/s",
+            base,
+            codec,
+            ">= 5,000/s",
+            goal_value=5000.0,
+        ),
+    ]
+
+
+class _Collector:
+    """Stands in for EventProducer: records publish order, acknowledges at once."""
+
+    def __init__(self) -> None:
+        self.out: list[SignalJudgedV1] = []
+
+    async def publish(self, event: Event, **_: Any) -> None:
+        assert isinstance(event, SignalJudgedV1)
+        self.out.append(event)
+
+    async def wait_delivered(self) -> None:
+        return None
+
+
+def _completion_body() -> bytes:
+    answer = {
+        "verdict": "CONFIRM",
+        "risk_mode": "NORMAL",
+        "position_multiplier": 1.0,
+        "summary": "ok",
+        "agreements": [],
+        "conflicts": [],
+    }
+    return json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": json.dumps(answer)},
+                }
+            ],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 40, "total_tokens": 940},
+        }
+    ).encode()
+
+
+async def run_llm(
+    concurrency: int, symbols: int, per_symbol: int, cs: list[Ohlc]
+) -> tuple[float, bool, int]:
+    """Return (judged/s, per-symbol order held, fallbacks) for one LLM concurrency bound."""
+    body = _completion_body()
+
+    async def handler(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(LATENCY_S)
+        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = openai.AsyncOpenAI(
+        api_key="bench",
+        base_url="http://llm.invalid/v1",
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+    )
+    llm = LlmJudge(
+        client,
+        model="bench",
+        timeout_s=120,
+        concurrency=concurrency,
+        budget=Budget(100_000, 0),
+        cache_size=0,
+    )
+    judge = Judge(JudgeSettings(), llm=llm)
+    sink = _Collector()
+
+    async def handle(event: Event, record: Any) -> None:
+        assert isinstance(event, SignalScoredV1)
+        await sink.publish(await judge.judge(event))
+
+    loop = ConsumerLoop(
+        kafka=KafkaSettings(),
+        service="bench",
+        options=ConsumerOptions(
+            group_id=None, topics=["bench"], concurrency=256, handler_timeout_s=600
+        ),
+        handler=handle,
+        producer=sink,  # type: ignore[arg-type]
+    )
+    from aiokafka import TopicPartition
+
+    batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {}
+    offsets: dict[int, int] = {}
+    for seq in range(per_symbol):
+        for s in range(symbols):
+            sym = f"L{s}USDT"
+            part = s % 12
+            offsets[part] = offsets.get(part, -1) + 1
+            raw = encode(make_signal(sym, seq + 1000 * concurrency, cs))
+            batches.setdefault(TopicPartition("bench", part), []).append(
+                ConsumerRecord(
+                    topic="bench",
+                    partition=part,
+                    offset=offsets[part],
+                    timestamp=0,
+                    timestamp_type=0,
+                    key=sym.encode(),
+                    value=raw,
+                    checksum=None,
+                    serialized_key_size=len(sym),
+                    serialized_value_size=len(raw),
+                    headers=(),
+                )
+            )
+    started = time.perf_counter()
+    await loop.process_batch(batches, asyncio.Event())
+    rate = len(sink.out) / (time.perf_counter() - started)
+    ordered = all(
+        [e.observed_at for e in sink.out if e.symbol == f"L{s}USDT"]
+        == sorted(e.observed_at for e in sink.out if e.symbol == f"L{s}USDT")
+        for s in range(symbols)
+    )
+    fallbacks = sum(1 for e in sink.out if e.ai_verdict_layer.judge != "llm")
+    await judge.close()
+    return rate, ordered and len(sink.out) == symbols * per_symbol, fallbacks
+
+
+async def bench_llm(cs: list[Ohlc]) -> list[Row]:
+    base, base_ok, _ = await run_llm(1, 4, 1, cs)
+    rows: list[Row] = []
+    for conc, symbols in ((4, 8), (16, 16)):
+        rate, ordered, fallbacks = await run_llm(conc, symbols, 2, cs)
+        rows.append(
+            GoalRow(
+                f"LLM @2s, concurrency {conc} ({symbols} symbols x 2, order kept={ordered},"
+                f" fallbacks={fallbacks})",
+                rate,
+                "signals/s",
+                "LLM @2s, concurrency 1",
+                base,
+                f">= {0.8 * conc:g}x baseline, per-symbol order",
+                goal_ratio=0.8 * conc,
+                extra_ok=ordered and base_ok and fallbacks == 0,
+            )
+        )
+    return rows
+
+
+async def _main() -> list[Row]:
+    cs = candles()
+    return [*(await bench_rules(cs)), *(await bench_llm(cs))]
+
+
+def main() -> list[dict[str, object]]:
+    """Run the benchmark; print the table and write bench/results/judge_throughput.json."""
+    return report("judge_throughput", asyncio.run(_main()))
+
+
+if __name__ == "__main__":
+    main()

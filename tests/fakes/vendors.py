@@ -124,7 +124,7 @@ class FakeVendors:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self
 
     async def stop(self) -> None:
@@ -216,8 +216,9 @@ class FakeVendors:
         info = self.load("binance", "fapi_v1_exchangeInfo.recorded_trimmed.json")
         template = next(s for s in info["symbols"] if s["contractType"] == "PERPETUAL")
         if self.symbols is not None:
-            info["symbols"] = [self._symbol_entry(template, s, template["onboardDate"])
-                               for s in self.symbols]
+            info["symbols"] = [
+                self._symbol_entry(template, s, template["onboardDate"]) for s in self.symbols
+            ]
         info["symbols"] += [self._symbol_entry(template, s, ms) for s, ms in self.listings]
         info["serverTime"] = int(self.clock() * 1000)
         return info
@@ -225,8 +226,12 @@ class FakeVendors:
     @staticmethod
     def _symbol_entry(template: dict[str, Any], symbol: str, onboard_ms: int) -> dict[str, Any]:
         entry = copy.deepcopy(template)
-        entry.update(symbol=symbol, pair=symbol, baseAsset=symbol.removesuffix("USDT"),
-                     onboardDate=onboard_ms)
+        entry.update(
+            symbol=symbol,
+            pair=symbol,
+            baseAsset=symbol.removesuffix("USDT"),
+            onboardDate=onboard_ms,
+        )
         return entry
 
     def _rekey(self, item: dict[str, Any], symbol: str) -> dict[str, Any]:
@@ -242,20 +247,24 @@ class FakeVendors:
             "/fapi/v1/fundingRate": "fapi_v1_fundingRate.doc_current.json",
             "/fapi/v1/openInterest": "fapi_v1_openInterest.doc_current.json",
             "/futures/data/openInterestHist": "futures_data_openInterestHist.doc_current.json",
-            "/futures/data/globalLongShortAccountRatio":
-                "futures_data_globalLongShortAccountRatio.doc_current.json",
-            "/futures/data/topLongShortAccountRatio":
-                "futures_data_topLongShortAccountRatio.doc_current.json",
-            "/futures/data/topLongShortPositionRatio":
-                "futures_data_topLongShortPositionRatio.doc_current.json",
-            "/futures/data/takerlongshortRatio":
-                "futures_data_takerlongshortRatio.doc_current.json",
+            **{
+                f"/futures/data/{n}": f"futures_data_{n}.doc_current.json"
+                for n in (
+                    "globalLongShortAccountRatio",
+                    "topLongShortAccountRatio",
+                    "topLongShortPositionRatio",
+                    "takerlongshortRatio",
+                )
+            },
         }
         if path == "/fapi/v1/exchangeInfo":
             return self._exchange_info()
         if path in ("/fapi/v1/premiumIndex", "/fapi/v1/ticker/24hr"):
-            name = ("fapi_v1_premiumIndex.doc_current.json" if "premium" in path
-                    else "fapi_v1_ticker_24hr.doc_current.json")
+            name = (
+                "fapi_v1_premiumIndex.doc_current.json"
+                if "premium" in path
+                else "fapi_v1_ticker_24hr.doc_current.json"
+            )
             item = self.load("binance", name)
             if "symbol" in q:
                 return self._rekey(item, sym)
@@ -321,8 +330,7 @@ class FakeVendors:
                 return self.load("coinapi", "v1_trades_symbol_id_latest.json")
         raise web.HTTPNotFound(text=json.dumps({"error": f"unknown path {path}"}))
 
-    _AUTH = {"coinglass": "CG-API-KEY", "lunarcrush": "Authorization",
-             "coinapi": "X-CoinAPI-Key"}
+    _AUTH = {"coinglass": "CG-API-KEY", "lunarcrush": "Authorization", "coinapi": "X-CoinAPI-Key"}
 
     # handlers --------------------------------------------------------------------------
     def _take_fault(self, vendor: str, path: str) -> Fault | None:
@@ -346,9 +354,11 @@ class FakeVendors:
             used, retry_after = self._account_binance(path, q)
             headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             if retry_after is not None:
-                return web.json_response({"code": -1003, "msg": "Too many requests"},
-                                         status=429, headers={**headers,
-                                                              "Retry-After": str(retry_after)})
+                return web.json_response(
+                    {"code": -1003, "msg": "Too many requests"},
+                    status=429,
+                    headers={**headers, "Retry-After": str(retry_after)},
+                )
         header = self._AUTH.get(vendor)
         if header and not request.headers.get(header):
             return web.json_response({"code": "401", "msg": "API key missing"}, status=401)
@@ -370,15 +380,23 @@ class FakeVendors:
             await asyncio.sleep(fault.delay_s)  # the client's timeout fires first
             return web.json_response([], headers=headers)
         if fault.kind == "html":
-            return web.Response(text="<html><body><h1>502 Bad Gateway</h1>cloudflare</body>"
-                                "</html>", content_type="text/html", headers=headers)
+            return web.Response(
+                text="<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>",
+                content_type="text/html",
+                headers=headers,
+            )
         if fault.retry_after is not None:
             headers["Retry-After"] = str(fault.retry_after)
         if fault.status >= 500:
-            return web.Response(text="<html><body>Service Unavailable</body></html>",
-                                status=fault.status, content_type="text/html", headers=headers)
-        return web.json_response({"code": -1003, "msg": "fault injected"}, status=fault.status,
-                                 headers=headers)
+            return web.Response(
+                text="<html><body>Service Unavailable</body></html>",
+                status=fault.status,
+                content_type="text/html",
+                headers=headers,
+            )
+        return web.json_response(
+            {"code": -1003, "msg": "fault injected"}, status=fault.status, headers=headers
+        )
 
     async def _binance_ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None)

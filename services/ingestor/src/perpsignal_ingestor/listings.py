@@ -1,0 +1,161 @@
+"""New-listings monitor: diff exchangeInfo against the persisted set of known perpetuals.
+
+* Every poll reads exchangeInfo (weight 1) and refreshes the universe.
+* A perpetual absent from `known_symbols` is inserted; on a normal run it is announced once
+  with a `ListingDetectedV1` (onboard time, detection latency, first 24h stats when the
+  ticker already has them).
+* First run (empty table for the venue): the whole current set is stored WITHOUT being
+  announced — a fresh deployment must not flood subscribers with years-old symbols — except
+  perpetuals whose `onboardDate` is within `bootstrap_window_s`, which a newly started
+  system would otherwise miss for good.
+* Announcing is at-least-once: the row is committed first with `announce=true`, the event
+  is published and acknowledged, then `announced_at` is set. A crash in between re-sends the
+  same event (same deterministic `event_id`); a restart or a re-sync never re-announces an
+  announced or seeded symbol.
+* `detection_latency_s` = first seen - onboard time; negative when Binance lists a
+  perpetual before trading opens (announced ahead of the launch).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.models.ingestor import KnownSymbol
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import ListingDetectedV1
+from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
+from perpsignal_connectors.binance_usdm.schemas import SymbolInfo
+from perpsignal_connectors.ids import event_id, ms_to_dt
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.universe import Universe
+
+log = logging.getLogger(__name__)
+VENUE = "binance"
+
+
+def listing_event(row: KnownSymbol, universe: Universe) -> ListingDetectedV1:
+    """Build the (deterministic) listing event of a known-symbols row."""
+    ticker = universe.tickers.get(row.symbol)
+    return ListingDetectedV1(
+        event_id=event_id(VENUE, "listing.new", row.symbol, row.onboard_at),
+        source=VENUE,
+        venue=VENUE,
+        symbol=row.symbol,
+        observed_at=row.onboard_at,
+        base_asset=row.base_asset,
+        quote_asset=row.quote_asset,
+        onboard_at=row.onboard_at,
+        detected_at=row.first_seen_at,
+        detection_latency_s=(row.first_seen_at - row.onboard_at).total_seconds(),
+        last_price=ticker.last_price if ticker else None,
+        price_change_pct_24h=ticker.price_change_pct if ticker else None,
+        quote_volume_24h=ticker.quote_volume if ticker else None,
+    )
+
+
+class ListingMonitor:
+    """Refresh the universe from exchangeInfo and announce genuinely new perpetuals."""
+
+    def __init__(
+        self,
+        client: BinanceUsdmHttp,
+        universe: Universe,
+        sessions: async_sessionmaker[AsyncSession] | None,
+        publisher: Publisher,
+        *,
+        bootstrap_window_s: float = 86_400.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.universe = universe
+        self.sessions = sessions
+        self.publisher = publisher
+        self.bootstrap_window_s = bootstrap_window_s
+        self._clock = clock
+
+    async def poll(self) -> list[Event]:
+        """Read exchangeInfo, update the universe, store and announce new perpetuals."""
+        info = await self.client.fetch_exchange_info()
+        self.universe.update_exchange(info.symbols)
+        if self.sessions is None:
+            return []
+        perps = [
+            s
+            for s in info.symbols
+            if s.contract_type == "PERPETUAL" and s.onboard_date_ms is not None
+        ]
+        await self._record_new(perps)
+        await self._announce_pending()
+        return []
+
+    async def _record_new(self, perps: list[SymbolInfo]) -> None:
+        assert self.sessions is not None
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        async with session_scope(self.sessions) as s:
+            known = set(
+                (
+                    await s.scalars(select(KnownSymbol.symbol).where(KnownSymbol.venue == VENUE))
+                ).all()
+            )
+            seeding = not known
+            new = [p for p in perps if p.symbol not in known]
+            for p in new:
+                onboard = ms_to_dt(p.onboard_date_ms or 0)
+                recent = (now - onboard).total_seconds() <= self.bootstrap_window_s
+                s.add(
+                    KnownSymbol(
+                        venue=VENUE,
+                        symbol=p.symbol,
+                        base_asset=p.base_asset,
+                        quote_asset=p.quote_asset,
+                        onboard_at=onboard,
+                        first_seen_at=now,
+                        announce=(not seeding) or recent,
+                    )
+                )
+        if seeding and new:
+            log.info(
+                "listings monitor seeded the known set (not announced)",
+                extra={"venue": VENUE, "symbols": len(new)},
+            )
+        elif new:
+            log.info(
+                "new perpetuals detected",
+                extra={"venue": VENUE, "symbols": [p.symbol for p in new]},
+            )
+
+    async def _announce_pending(self) -> None:
+        assert self.sessions is not None
+        async with session_scope(self.sessions) as s:
+            rows = list(
+                (
+                    await s.scalars(
+                        select(KnownSymbol).where(
+                            KnownSymbol.venue == VENUE,
+                            KnownSymbol.announce.is_(True),
+                            KnownSymbol.announced_at.is_(None),
+                        )
+                    )
+                ).all()
+            )
+        if not rows:
+            return
+        events = [listing_event(r, self.universe) for r in rows]
+        # Publish and wait for the acks before marking them announced
+        await self.publisher.publish("listings", events)
+        async with session_scope(self.sessions) as s:
+            await s.execute(
+                update(KnownSymbol)
+                .where(
+                    KnownSymbol.venue == VENUE,
+                    KnownSymbol.symbol.in_([r.symbol for r in rows]),
+                )
+                .values(announced_at=datetime.fromtimestamp(self._clock(), UTC))
+            )

@@ -1,0 +1,25 @@
+"""Ingestor metrics (vendor-level ones live in perpsignal_connectors.metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+EVENTS_PUBLISHED = Counter(
+    "perpsignal_ingestor_events_total", "Events published, by source and type", ["source", "type"]
+)
+EVENTS_SKIPPED = Counter(
+    "perpsignal_ingestor_duplicates_total",
+    "Events not republished because the same event id was already published",
+    ["source"],
+)
+SOURCE_ERRORS = Counter(
+    "perpsignal_ingestor_source_errors_total",
+    "Failed polls or requests per source, by error kind",
+    ["source", "kind"],
+)
+SOURCE_LAST_SUCCESS = Gauge(
+    "perpsignal_ingestor_source_last_success_timestamp_seconds",
+    "Unix time of the last successful poll per source",
+    ["source"],
+)
+TRACKED_SYMBOLS = Gauge("perpsignal_ingestor_tracked_symbols", "Symbols polled on Binance")

@@ -1,0 +1,86 @@
+"""One loop per source: poll on its cadence, publish, and survive any vendor failure.
+
+A failing vendor never stops the others: every poll runs under a deadline, an exception is
+logged with its traceback, counted and followed by a jittered backoff (capped by the
+cadence). Only our own infrastructure failing (`DependencyUnavailable`: Kafka, PostgreSQL)
+ends the loop, so the process exits and the orchestrator restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.events.base import Event
+from perpsignal_connectors.errors import error_kind
+
+from perpsignal_ingestor.metrics import SOURCE_ERRORS, SOURCE_LAST_SUCCESS
+from perpsignal_ingestor.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+Poll = Callable[[], Awaitable[Sequence[Event]]]
+
+
+class SourceLoop:
+    """Run `poll` every `cadence_s` seconds and publish what it returns."""
+
+    def __init__(
+        self,
+        name: str,
+        cadence_s: float,
+        poll: Poll,
+        publisher: Publisher,
+        *,
+        timeout_s: float | None = None,
+        min_backoff_s: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.cadence_s = cadence_s
+        self._poll = poll
+        self._publisher = publisher
+        self._timeout_s = timeout_s or max(30.0, 2 * cadence_s)
+        self._min_backoff_s = min_backoff_s
+        self._rng = rng or random.Random()
+        self.failures = 0
+        self.polls = 0
+
+    async def run_once(self) -> int:
+        """Poll and publish once; return the number of events published."""
+        async with asyncio.timeout(self._timeout_s):
+            events = await self._poll()
+        n = await self._publisher.publish(self.name, events)
+        self.polls += 1
+        SOURCE_LAST_SUCCESS.labels(self.name).set(time.time())
+        return n
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop`, backing off after failures."""
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.run_once()
+                self.failures = 0
+                delay = max(0.0, self.cadence_s - (time.monotonic() - started))
+            except asyncio.CancelledError:
+                raise
+            except DependencyUnavailable:
+                raise
+            except Exception as exc:
+                self.failures += 1
+                SOURCE_ERRORS.labels(self.name, error_kind(exc)).inc()
+                log.warning(
+                    "source poll failed; backing off",
+                    exc_info=True,
+                    extra={"source": self.name, "failures": self.failures},
+                )
+                cap = min(self.cadence_s, self._min_backoff_s * 2**self.failures)
+                delay = self._rng.uniform(cap / 2, cap)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)

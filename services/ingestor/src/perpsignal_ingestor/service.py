@@ -1,0 +1,239 @@
+"""The ingestor service: one scheduler loop per source, two liquidation streams, commands.
+
+Wiring is plain code: `IngestorService(settings)` builds one client per enabled source (a
+keyed source without its key is switched off with one log line), a `SourceLoop` per poller,
+the liquidation streams with their aggregator, and a `ConsumerLoop` (group `ingestor`) on
+`commands.v1` that tracks symbols on demand with a TTL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import httpx
+from perpsignal_common.db.engine import create_engine, create_sessionmaker
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import TrackCommandV1
+from perpsignal_common.events.topics import Topic
+from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.runtime import KafkaService
+from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
+from perpsignal_connectors.binance_usdm.stream import BinanceUsdmStream
+from perpsignal_connectors.coinapi.http import CoinApiHttp
+from perpsignal_connectors.coingecko.http import CoinGeckoHttp
+from perpsignal_connectors.coinglass.http import CoinglassHttp
+from perpsignal_connectors.coinglass.stream import CoinglassStream
+from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
+from perpsignal_connectors.okx.http import OkxHttp
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from perpsignal_ingestor.listings import ListingMonitor
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.scheduler import SourceLoop
+from perpsignal_ingestor.settings import IngestorSettings
+from perpsignal_ingestor.sources.binance import (
+    BinanceFundingPoller,
+    BinanceMarketPoller,
+    BinanceRatiosPoller,
+)
+from perpsignal_ingestor.sources.liquidations import (
+    LiquidationAggregator,
+    LiquidationRelay,
+    flush_loop,
+)
+from perpsignal_ingestor.sources.vendors import (
+    CoinApiPoller,
+    CoinGeckoPoller,
+    CoinglassPoller,
+    FearGreedPoller,
+    LunarCrushPoller,
+    OkxPoller,
+)
+from perpsignal_ingestor.universe import Universe
+
+log = logging.getLogger(__name__)
+
+KEYED = {
+    "coinglass": ("coinglass_api_key", "COINGLASS_API_KEY"),
+    "coinglass_stream": ("coinglass_api_key", "COINGLASS_API_KEY"),
+    "lunarcrush": ("lunarcrush_api_key", "LUNARCRUSH_API_KEY"),
+    "coinapi": ("coinapi_key", "COINAPI_KEY"),
+}
+
+
+class IngestorService(KafkaService):
+    """Polls every market-data vendor and publishes typed events."""
+
+    def __init__(self, settings: IngestorSettings, clock: Callable[[], float] = time.time):
+        super().__init__("ingestor", settings)
+        self.cfg = settings
+        self.clock = clock
+        self.publisher = Publisher(self.producer)
+        self.universe = Universe(settings.symbols(), settings.ingestor_min_quote_volume, clock)
+        self.sources = self._enabled_sources()
+        self.source_loops: list[SourceLoop] = []
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self._engine: AsyncEngine | None = None
+        self.sessions: async_sessionmaker[AsyncSession] | None = None
+        self._build()
+        self.loops.append(
+            ConsumerLoop(
+                kafka=settings.kafka,
+                service="ingestor",
+                producer=self.producer,
+                handler=self.handle_command,
+                options=ConsumerOptions(
+                    group_id="ingestor", topics=[Topic.COMMANDS], rewind_on_assign=-1
+                ),
+            )
+        )
+
+    def _enabled_sources(self) -> set[str]:
+        enabled = self.cfg.sources()
+        missing: dict[str, list[str]] = {}
+        for source, (field, env) in KEYED.items():
+            if source in enabled and getattr(self.cfg.keys, field) is None:
+                enabled.discard(source)
+                missing.setdefault(env, []).append(source)
+        for env, sources in missing.items():
+            log.warning(
+                f"{sources[0]} disabled: {env} is not set", extra={"sources": sources, "env": env}
+            )
+        return enabled
+
+    def _key(self, field: str) -> str:
+        secret = getattr(self.cfg.keys, field)
+        return str(secret.get_secret_value())
+
+    def _loop(
+        self,
+        name: str,
+        cadence_s: float,
+        poll: Callable[[], Awaitable[list[Event]]],
+        timeout_s: float | None = None,
+    ) -> None:
+        loop = SourceLoop(name, cadence_s, poll, self.publisher, timeout_s=timeout_s)
+        self.source_loops.append(loop)
+        self.tasks.append(loop.run)
+
+    def _build(self) -> None:
+        cfg, urls, src = self.cfg, self.cfg.urls, self.sources
+        timeout = httpx.Timeout(cfg.ingestor_http_timeout_s, connect=5.0)
+        binance = BinanceUsdmHttp(
+            urls.binance_fapi_base_url,
+            weight_budget=cfg.ingestor_binance_weight_budget,
+            timeout=timeout,
+            clock=self.clock,
+        )
+        self._closers.append(binance.aclose)
+        self.binance = binance
+        tfs = cfg.timeframes()
+        if "listings" in src:
+            self.listings = ListingMonitor(
+                binance,
+                self.universe,
+                None,
+                self.publisher,
+                bootstrap_window_s=cfg.ingestor_listing_bootstrap_window_h * 3600,
+                clock=self.clock,
+            )
+            self._loop("listings", cfg.ingestor_listings_cadence_s, self.listings.poll)
+        market = BinanceMarketPoller(binance, self.universe, tfs, clock=self.clock)
+        if "binance" in src:
+            self._loop("binance", cfg.ingestor_binance_cadence_s, market.poll, timeout_s=600)
+        if "binance_ratios" in src:
+            ratios = BinanceRatiosPoller(binance, self.universe)
+            self._loop("binance_ratios", cfg.ingestor_ratio_cadence_s, ratios.poll, 900)
+        if "binance_funding" in src:
+            funding = BinanceFundingPoller(binance, self.universe, market, clock=self.clock)
+            self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
+        self.aggregator = LiquidationAggregator(cfg.ingestor_liquidation_window_s, self.clock)
+        if "binance_stream" in src:
+            relay = LiquidationRelay(self.publisher, self.aggregator, "binance_stream")
+            self.binance_stream = BinanceUsdmStream(urls.binance_ws_url, relay.on_liquidation)
+            self.tasks.append(self.binance_stream.ws.run)
+        if "coinglass_stream" in src:
+            relay = LiquidationRelay(self.publisher, self.aggregator, "coinglass_stream")
+            self.coinglass_stream = CoinglassStream(
+                self._key("coinglass_api_key"), relay.on_liquidation, urls.coinglass_ws_url
+            )
+            self.tasks.append(self.coinglass_stream.ws.run)
+        if src & {"binance_stream", "coinglass_stream"}:
+            self.tasks.append(lambda stop: flush_loop(self.aggregator, self.publisher, stop))
+        if "okx" in src:
+            okx = OkxHttp(urls.okx_base_url, timeout=timeout, clock=self.clock)
+            self._closers.append(okx.aclose)
+            poller = OkxPoller(
+                okx, self.universe, cfg.ingestor_okx_symbols.split(","), tfs, clock=self.clock
+            )
+            self._loop("okx", cfg.ingestor_okx_cadence_s, poller.poll)
+        if "coinglass" in src:
+            cg = CoinglassHttp(
+                self._key("coinglass_api_key"),
+                urls.coinglass_base_url,
+                limit_per_min=cfg.keys.coinglass_plan_limit_per_min,
+                clock=self.clock,
+            )
+            self._closers.append(cg.aclose)
+            cgp = CoinglassPoller(
+                cg,
+                self.universe,
+                cfg.ingestor_coinglass_interval,
+                cfg.ingestor_coinglass_max_coins,
+                clock=self.clock,
+            )
+            self._loop("coinglass", cfg.ingestor_coinglass_cadence_s, cgp.poll, 900)
+        if "lunarcrush" in src:
+            lc = LunarCrushHttp(
+                self._key("lunarcrush_api_key"), urls.lunarcrush_base_url, clock=self.clock
+            )
+            self._closers.append(lc.aclose)
+            self._loop("lunarcrush", cfg.ingestor_social_cadence_s, LunarCrushPoller(lc).poll)
+        if "coinapi" in src:
+            ca = CoinApiHttp(self._key("coinapi_key"), urls.coinapi_base_url, clock=self.clock)
+            self._closers.append(ca.aclose)
+            cap = CoinApiPoller(ca, self.universe, cfg.ingestor_whale_min_notional_usd)
+            self._loop("coinapi", cfg.ingestor_coinapi_cadence_s, cap.poll)
+        if "coingecko" in src:
+            key = cfg.keys.coingecko_api_key
+            gecko = CoinGeckoHttp(
+                urls.coingecko_base_url, key.get_secret_value() if key else None, clock=self.clock
+            )
+            self._closers.append(gecko.aclose)
+            self._loop("coingecko", cfg.ingestor_social_cadence_s, CoinGeckoPoller(gecko).poll)
+        if "fear_greed" in src:
+            fg = FearGreedHttp(urls.fear_greed_url, clock=self.clock)
+            self._closers.append(fg.aclose)
+            self._loop("fear_greed", cfg.ingestor_fear_greed_cadence_s, FearGreedPoller(fg).poll)
+        log.info("ingestor sources", extra={"sources": sorted(src), "watch_list": cfg.symbols()})
+
+    async def on_start(self) -> None:
+        """Open the database used by the listings monitor."""
+        if "listings" in self.sources:
+            self._engine = create_engine(self.cfg.database, pool_size=2)
+            self.sessions = create_sessionmaker(self._engine)
+            self.listings.sessions = self.sessions
+
+    async def on_close(self) -> None:
+        """Close HTTP pools and the database engine."""
+        for close in self._closers:
+            await close()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    async def handle_command(self, event: Event, record: Record) -> None:
+        """Track or untrack a symbol on demand; the TTL counts from the command's own time."""
+        if not isinstance(event, TrackCommandV1):
+            return
+        if event.action == "untrack":
+            self.universe.untrack(event.symbol)
+            log.info("on-demand tracking stopped", extra={"symbol": event.symbol})
+            return
+        ttl = min(event.ttl_s, self.cfg.ingestor_command_ttl_max_s)
+        until = event.observed_at.timestamp() + ttl
+        if until > self.clock():
+            self.universe.track(event.symbol, until)
+            log.info("on-demand tracking", extra={"symbol": event.symbol, "ttl_s": ttl})

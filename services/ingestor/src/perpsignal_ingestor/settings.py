@@ -1,0 +1,124 @@
+"""Ingestor settings: vendor URLs and keys, the symbol universe, cadences and budgets.
+
+Every base URL is a setting so tests and the end-to-end suite point the real clients at the
+local fake vendors. A keyed source without its key is switched off with one log line.
+"""
+
+from __future__ import annotations
+
+from perpsignal_common.settings import DatabaseSettings, ServiceSettings
+from perpsignal_connectors.alternative_me import constants as fng
+from perpsignal_connectors.binance_usdm import constants as binance
+from perpsignal_connectors.coinapi import constants as coinapi
+from perpsignal_connectors.coingecko import constants as coingecko
+from perpsignal_connectors.coinglass import constants as coinglass
+from perpsignal_connectors.lunarcrush import constants as lunarcrush
+from perpsignal_connectors.okx import constants as okx
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALL_SOURCES = (
+    "binance",  # premium index, 24h tickers, klines, open interest (60 s)
+    "binance_ratios",  # OI history, long/short ratios, taker flow (5 min)
+    "binance_funding",  # settled funding rates after each settlement
+    "binance_stream",  # !forceOrder@arr liquidations
+    "listings",  # exchangeInfo: universe + new-listings monitor (needs PostgreSQL)
+    "okx",
+    "coinglass",
+    "coinglass_stream",
+    "lunarcrush",
+    "coinapi",
+    "coingecko",
+    "fear_greed",
+)
+
+
+def split_csv(value: str) -> list[str]:
+    """Return the non-empty, stripped items of a comma-separated setting."""
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+class VendorUrls(BaseSettings):
+    """Base URLs of every vendor (defaults are production)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    binance_fapi_base_url: str = binance.BASE_URL
+    binance_ws_url: str = binance.WS_URL
+    okx_base_url: str = okx.BASE_URL
+    coinglass_base_url: str = coinglass.BASE_URL
+    coinglass_ws_url: str = coinglass.WS_URL
+    lunarcrush_base_url: str = lunarcrush.BASE_URL
+    coinapi_base_url: str = coinapi.BASE_URL
+    coingecko_base_url: str = coingecko.BASE_URL
+    fear_greed_url: str = fng.URL
+
+
+class VendorKeys(BaseSettings):
+    """API keys; an absent key disables that source."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    coinglass_api_key: SecretStr | None = None
+    coinglass_plan_limit_per_min: int = coinglass.PLAN_LIMIT_1M
+    lunarcrush_api_key: SecretStr | None = None
+    coinapi_key: SecretStr | None = None
+    coingecko_api_key: SecretStr | None = None
+
+
+class IngestorSettings(ServiceSettings):
+    """Settings of the ingestor service."""
+
+    service_name: str = "ingestor"
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    urls: VendorUrls = Field(default_factory=VendorUrls)
+    keys: VendorKeys = Field(default_factory=VendorKeys)
+
+    ingestor_symbols: str = Field(
+        default="BTCUSDT,ETHUSDT,SOLUSDT,XRPUSDT,BNBUSDT,DOGEUSDT",
+        description="Watch list of Binance symbols; `*` = every USDT perpetual in TRADING",
+    )
+    ingestor_min_quote_volume: float = Field(
+        default=0.0, description="Also track perpetuals with at least this 24h quote volume"
+    )
+    ingestor_timeframes: str = "5m,15m,1h,4h"
+    ingestor_enabled_sources: str = ",".join(ALL_SOURCES)
+    ingestor_binance_cadence_s: float = 60.0
+    ingestor_ratio_cadence_s: float = 300.0
+    ingestor_listings_cadence_s: float = 60.0
+    ingestor_okx_cadence_s: float = 60.0
+    ingestor_okx_symbols: str = Field(
+        default="BTCUSDT,ETHUSDT", description="Symbols confirmed on OKX"
+    )
+    ingestor_coinglass_cadence_s: float = 900.0
+    ingestor_coinglass_interval: str = Field(default="4h", description="Hobbyist plans: >= 4h")
+    ingestor_coinglass_max_coins: int = 6
+    ingestor_social_cadence_s: float = 900.0
+    ingestor_coinapi_cadence_s: float = 300.0
+    ingestor_whale_min_notional_usd: float = 250_000.0
+    ingestor_fear_greed_cadence_s: float = 3600.0
+    ingestor_binance_weight_budget: int = Field(
+        default=1200, description="Share of Binance's 2,400/min weight this ingestor may use"
+    )
+    ingestor_liquidation_window_s: int = 300
+    ingestor_listing_bootstrap_window_h: float = Field(
+        default=24.0, description="On the very first run, announce listings younger than this"
+    )
+    ingestor_command_ttl_max_s: int = 86_400
+    ingestor_http_timeout_s: float = 10.0
+
+    def symbols(self) -> list[str]:
+        """Return the watch list (upper case)."""
+        return [s.upper() for s in split_csv(self.ingestor_symbols)]
+
+    def timeframes(self) -> list[str]:
+        """Return the candle timeframes to ingest."""
+        return split_csv(self.ingestor_timeframes)
+
+    def sources(self) -> set[str]:
+        """Return the enabled sources."""
+        enabled = set(split_csv(self.ingestor_enabled_sources))
+        unknown = enabled - set(ALL_SOURCES)
+        if unknown:
+            raise ValueError(f"INGESTOR_ENABLED_SOURCES has unknown sources: {sorted(unknown)}")
+        return enabled

@@ -1,0 +1,1 @@
+"""Pollers, one per source: each returns the events of one poll (see scheduler.SourceLoop)."""

@@ -1,0 +1,54 @@
+"""Run many vendor requests of one poll so that one bad answer spoils only itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Sequence
+
+from perpsignal_common.errors import DependencyUnavailable, PerpSignalError
+from perpsignal_common.events.base import Event
+from perpsignal_connectors.circuit import CircuitOpen
+from perpsignal_connectors.errors import error_kind
+
+from perpsignal_ingestor.metrics import SOURCE_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+class AllRequestsFailed(Exception):
+    """Every request of a poll failed: the loop backs off instead of spinning."""
+
+
+async def gather_guarded(
+    source: str, jobs: Iterable[tuple[str, Awaitable[Sequence[Event]]]], concurrency: int = 16
+) -> list[Event]:
+    """Run `(what, coroutine)` jobs with bounded concurrency; drop (and log) failed ones.
+
+    A failed request publishes nothing; the others still do. When every request failed the
+    poll raises, so the scheduler logs once and backs off.
+    """
+    sem = asyncio.Semaphore(concurrency)
+    errors: list[BaseException] = []
+
+    async def one(what: str, coro: Awaitable[Sequence[Event]]) -> Sequence[Event]:
+        async with sem:
+            try:
+                return await coro
+            except DependencyUnavailable:
+                raise
+            except (PerpSignalError, TimeoutError) as exc:
+                errors.append(exc)
+                SOURCE_ERRORS.labels(source, error_kind(exc)).inc()
+                if not isinstance(exc, CircuitOpen):
+                    log.warning(
+                        "vendor request failed; nothing published from it",
+                        extra={"source": source, "request": what, "error": str(exc)},
+                    )
+                return ()
+
+    jobs = list(jobs)
+    results = await asyncio.gather(*(one(w, c) for w, c in jobs))
+    if jobs and len(errors) == len(jobs):
+        raise AllRequestsFailed(f"{source}: all {len(jobs)} requests failed; first: {errors[0]}")
+    return [e for batch in results for e in batch]

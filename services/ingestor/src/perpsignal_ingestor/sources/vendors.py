@@ -1,0 +1,181 @@
+"""Pollers of the secondary sources: OKX, Coinglass, LunarCrush, CoinAPI, CoinGecko, F&G."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
+from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.alternative_me.parsing import parse_fng
+from perpsignal_connectors.coinapi import parsing as coinapi_p
+from perpsignal_connectors.coinapi.constants import perp_symbol_id
+from perpsignal_connectors.coinapi.http import CoinApiHttp
+from perpsignal_connectors.coingecko.http import CoinGeckoHttp
+from perpsignal_connectors.coingecko.parsing import parse_coins_markets
+from perpsignal_connectors.coinglass import parsing as cg_p
+from perpsignal_connectors.coinglass.http import CoinglassHttp
+from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
+from perpsignal_connectors.lunarcrush.parsing import parse_coins_list
+from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_connectors.okx.parsing import parse_candles
+
+from perpsignal_ingestor.sources.guard import gather_guarded
+from perpsignal_ingestor.universe import Universe
+
+
+class OkxPoller:
+    """OKX closed candles for confirmation symbols and symbols Binance does not list."""
+
+    def __init__(
+        self,
+        client: OkxHttp,
+        universe: Universe,
+        symbols: Sequence[str],
+        timeframes: Sequence[str],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.universe = universe
+        self.symbols = list(symbols)
+        self.timeframes = list(timeframes)
+        self._clock = clock
+        self._fetched: dict[tuple[str, str], int] = {}
+
+    async def poll(self) -> list[Event]:
+        """Return newly closed OKX candles."""
+        now_s = self._clock()
+        jobs = []
+        for sym in sorted(set(self.symbols) | set(self.universe.off_binance())):
+            for tf in self.timeframes:
+                boundary = int((now_s - 2) // TIMEFRAME_SECONDS[tf])
+                if self._fetched.get((sym, tf)) != boundary:
+                    jobs.append((f"candles {sym} {tf}", self._candles(sym, tf, boundary)))
+        return await gather_guarded("okx", jobs, 4)
+
+    async def _candles(self, sym: str, tf: str, boundary: int) -> list[Event]:
+        rows = await self.client.fetch_candles(sym, tf, limit=3)
+        self._fetched[(sym, tf)] = boundary
+        return list(parse_candles(rows, sym, tf))  # type: ignore[arg-type]
+
+
+class CoinglassPoller:
+    """Aggregated liquidations, funding, OI, long/short ratios and taker flow per coin."""
+
+    def __init__(
+        self,
+        client: CoinglassHttp,
+        universe: Universe,
+        interval: str,
+        max_coins: int,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.universe = universe
+        self.interval = interval
+        self.max_coins = max_coins
+        self._clock = clock
+
+    async def poll(self) -> list[Event]:
+        """Return the latest closed intervals of every watched coin."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        iv, jobs = self.interval, []
+        for sym in self.universe.binance_symbols()[: self.max_coins]:
+            coin = sym.removesuffix("USDT")
+            jobs += [
+                (f"liquidations {coin}", self._liq(coin, iv, now)),
+                (f"funding {coin}", self._funding(coin, iv, now)),
+                (f"openInterest {coin}", self._oi(coin, iv, now)),
+                (f"taker {coin}", self._taker(coin, iv, now)),
+            ]
+            jobs += [
+                (f"{kind} {sym}", self._ratio(kind, sym, iv, now))
+                for kind in ("global_account", "top_account", "top_position")
+            ]
+        return await gather_guarded("coinglass", jobs, 2)
+
+    async def _liq(self, coin: str, iv: str, now: datetime) -> list[Event]:
+        rows = await self.client.fetch_liquidation_history(coin, iv)
+        return list(cg_p.parse_liquidation_history(rows, coin, iv, now))
+
+    async def _funding(self, coin: str, iv: str, now: datetime) -> list[Event]:
+        return list(
+            cg_p.parse_funding_ohlc(await self.client.fetch_funding_ohlc(coin, iv), coin, iv, now)
+        )
+
+    async def _oi(self, coin: str, iv: str, now: datetime) -> list[Event]:
+        return list(cg_p.parse_oi_ohlc(await self.client.fetch_oi_ohlc(coin, iv), coin, iv, now))
+
+    async def _taker(self, coin: str, iv: str, now: datetime) -> list[Event]:
+        rows = await self.client.fetch_taker_history(coin, iv)
+        return list(cg_p.parse_taker(rows, coin, iv, now))
+
+    async def _ratio(self, kind: str, sym: str, iv: str, now: datetime) -> list[Event]:
+        rows = await self.client.fetch_ratio(kind, sym, iv)
+        return list(cg_p.parse_ratio(rows, sym, kind, iv, now))
+
+
+class LunarCrushPoller:
+    """Social metrics and profiles of the top coins."""
+
+    def __init__(self, client: LunarCrushHttp, limit: int = 100) -> None:
+        self.client = client
+        self.limit = limit
+
+    async def poll(self) -> list[Event]:
+        """Return social metrics and profiles from the coins list."""
+        social, profiles = parse_coins_list(await self.client.fetch_coins_list(limit=self.limit))
+        return [*social, *profiles]
+
+
+class CoinApiPoller:
+    """Whale trades of the watched symbols (CoinAPI's Binance perpetual feed)."""
+
+    def __init__(
+        self, client: CoinApiHttp, universe: Universe, min_notional_usd: float, max_symbols: int = 6
+    ) -> None:
+        self.client = client
+        self.universe = universe
+        self.min_notional_usd = min_notional_usd
+        self.max_symbols = max_symbols
+
+    async def poll(self) -> list[Event]:
+        """Return trades at or above the whale notional."""
+        jobs = [
+            (f"trades {s}", self._trades(s))
+            for s in self.universe.binance_symbols()[: self.max_symbols]
+        ]
+        return await gather_guarded("coinapi", jobs, 1)
+
+    async def _trades(self, sym: str) -> list[Event]:
+        trades = await self.client.fetch_latest_trades(perp_symbol_id(sym))
+        return list(coinapi_p.parse_whale_trades(trades, sym, self.min_notional_usd))
+
+
+class CoinGeckoPoller:
+    """Tokenomics profiles of the top coins by market cap."""
+
+    def __init__(self, client: CoinGeckoHttp, per_page: int = 250) -> None:
+        self.client = client
+        self.per_page = per_page
+
+    async def poll(self) -> list[Event]:
+        """Return one profile per coin."""
+        return list(
+            parse_coins_markets(await self.client.fetch_coins_markets(per_page=self.per_page))
+        )
+
+
+class FearGreedPoller:
+    """The daily Fear & Greed index."""
+
+    def __init__(self, client: FearGreedHttp) -> None:
+        self.client = client
+
+    async def poll(self) -> list[Event]:
+        """Return the latest values (re-polls are deduplicated by event id)."""
+        return list(parse_fng(await self.client.fetch_index(limit=2)))

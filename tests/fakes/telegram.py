@@ -159,7 +159,10 @@ class FakeTelegram:
         """Listen on `host:port` (port 0 picks a free one, then `port` holds it)."""
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # held or slow handlers must not stall shutdown for aiohttp's default 60 s
+        self._runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=0.5
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

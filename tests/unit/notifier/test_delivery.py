@@ -1,0 +1,214 @@
+"""Delivery through the ledger against the fake Bot API: targets, suppression, faults, dedupe."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from aiogram import Bot
+from perpsignal_common.errors import PermanentError
+from perpsignal_notifier.delivery import Deliverer
+from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.ratelimit import TelegramLimits
+from perpsignal_notifier.repository import NotifierRepository
+from perpsignal_notifier.service import AlertHandler
+from perpsignal_notifier.telegram import BotSender
+
+from tests.fakes.telegram import FakeTelegram
+from tests.unit.notifier.builders import judged, listing, mss
+from tests.unit.notifier.conftest import VirtualClock
+
+pytestmark = pytest.mark.db
+
+CONFIGURED = -1001
+
+
+def make_handler(
+    repo: NotifierRepository,
+    bot: Bot,
+    clock: VirtualClock | None,
+    *,
+    rules: FilterRules | None = None,
+    configured: tuple[int, ...] = (CONFIGURED,),
+    resend_uncertain: bool = False,
+) -> AlertHandler:
+    kwargs = {} if clock is None else {"clock": clock, "sleep": clock.sleep}
+    limits = TelegramLimits(global_per_s=30, group_per_min=20, private_per_s=1, **kwargs)  # type: ignore[arg-type]
+    deliverer = Deliverer(
+        repo=repo,
+        send=BotSender(bot),
+        limits=limits,
+        max_attempts=4,
+        resend_uncertain=resend_uncertain,
+        **({} if clock is None else {"sleep": clock.sleep}),  # type: ignore[arg-type]
+    )
+    return AlertHandler(
+        repo=repo,
+        deliverer=deliverer,
+        rules=rules or FilterRules(cooldown_s=600),
+        configured_chats=configured,
+    )
+
+
+async def test_signal_goes_once_to_configured_and_matching_subscribers(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    await repo.subscribe(222, ["BTC"], 70)  # strength 78 >= 70: yes
+    await repo.subscribe(333, ["ETH"], None)  # other coin: no
+    await repo.subscribe(444, ["BTC"], 90)  # floor above 78: no
+    await repo.subscribe(555, ["*"], None)  # everything, but muted: no
+    await repo.set_muted(555, True)
+    await repo.subscribe(666, ["*"], None)  # everything: yes
+    handler = make_handler(repo, bot, clock)
+    event = judged()
+
+    await handler.handle(event)
+    await handler.handle(event)  # redelivered after a crash: no second message
+
+    assert sorted(m.chat_id for m in fake_telegram.messages) == [CONFIGURED, 222, 666]
+    assert all("LONG BTCUSDT" in m.visible_text for m in fake_telegram.messages)
+    assert all(m.parse_mode == "HTML" for m in fake_telegram.messages)
+    rows = await repo.deliveries(event.event_id)
+    assert {(r.chat_id, r.status) for r in rows} == {
+        (CONFIGURED, "sent"),
+        (222, "sent"),
+        (666, "sent"),
+    }
+
+
+async def test_suppressed_and_cooled_down_signals_send_nothing(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    handler = make_handler(repo, bot, clock, rules=FilterRules(min_score=70, cooldown_s=600))
+    await handler.handle(judged(verdict="SKIP", risk_mode="AVOID", suppressed=True))
+    await handler.handle(judged(score=66.0, minutes=1))  # strength below 70
+    await handler.handle(judged(direction="NEUTRAL", score=50.0, minutes=2))
+    assert fake_telegram.messages == []
+
+    await handler.handle(judged(minutes=3))  # alerts and starts BTC's 10-minute cooldown
+    await handler.handle(judged(direction="SHORT", score=20.0, minutes=8))  # choppy: quiet
+    await handler.handle(judged("ETHUSDT", price=3000.0, minutes=8))  # other symbol: alerts
+    await handler.handle(judged(score=80.0, minutes=13))  # cooldown over: alerts
+    texts = [m.visible_text.splitlines()[0] for m in fake_telegram.messages]
+    assert texts == ["🟢 LONG BTCUSDT · 1h", "🟢 LONG ETHUSDT · 1h", "🟢 LONG BTCUSDT · 1h"]
+    assert handler.stats.suppressed == {
+        "skip_avoid": 1,
+        "below_min_score": 1,
+        "neutral": 1,
+        "cooldown": 1,
+    }
+
+
+async def test_mss_and_listing_alerts_reach_their_audience(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    await repo.subscribe(222, ["PEPE"], None)
+    await repo.subscribe(333, ["BTC"], None)
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(mss(score=82.0))
+    await handler.handle(mss("DOGE", score=40.0))  # below the MSS floor of 60
+    await handler.handle(listing())
+    got = sorted((m.chat_id, m.visible_text.splitlines()[0]) for m in fake_telegram.messages)
+    assert got == [
+        (CONFIGURED, "🆕 New listing: NEWUSDT on binance"),
+        (CONFIGURED, "🚀 MSS PEPE (Pepe <Frog> & Co) · tier A"),
+        (222, "🚀 MSS PEPE (Pepe <Frog> & Co) · tier A"),
+    ]
+
+
+async def test_429_retry_after_is_honoured(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    fake_telegram.fail("sendMessage", status=429, retry_after=1, times=1)
+    handler = make_handler(repo, bot, None)  # real time: the wait itself is the point
+    started = time.monotonic()
+    await handler.handle(judged())
+    calls = fake_telegram.count("sendMessage")
+    assert calls == 2
+    assert len(fake_telegram.messages) == 1
+    assert fake_telegram.messages[0].at - started >= 1.0
+
+
+async def test_blocked_chat_is_marked_and_skipped_afterwards(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    await repo.subscribe(222, ["*"], None)
+    fake_telegram.block(222)
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(judged())  # no exception: a blocked chat is not a failure
+    assert (await repo.chat_info(222)).blocked
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    to_blocked = [p for m, p in fake_telegram.calls if m == "sendMessage" and p["chat_id"] == "222"]
+    assert len(to_blocked) == 1  # tried once, then never again
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED, CONFIGURED]
+
+
+async def test_5xx_and_timeouts_are_retried_with_backoff(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    fake_telegram.fail("sendMessage", status=502, times=2)
+    fake_telegram.slow(2.0, times=1, deliver=False)  # the bot's 0.5 s timeout fires first
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(judged())
+    assert fake_telegram.count("sendMessage") == 4
+    assert len(fake_telegram.messages) == 1
+    assert len(clock.sleeps) >= 3  # one backoff before each retry
+    rows = await repo.deliveries()
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 4)]
+
+
+async def test_undeliverable_alert_is_dead_lettered_with_reason_and_replay_retries_only_it(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    await repo.subscribe(222, ["*"], None)
+    fake_telegram.fail("sendMessage", status=500, times=None, chat_id=222)
+    handler = make_handler(repo, bot, clock)
+    event = judged()
+    with pytest.raises(PermanentError, match="chat 222: TelegramServerError"):
+        await handler.handle(event)
+    assert fake_telegram.count("sendMessage") == 1 + 4  # configured chat once, 222 four times
+    assert {r.chat_id: r.status for r in await repo.deliveries()} == {
+        CONFIGURED: "sent",
+        222: "failed",
+    }
+    fake_telegram.clear_faults()
+    await handler.handle(event)  # a replay from the DLQ
+    assert sorted(m.chat_id for m in fake_telegram.messages) == [CONFIGURED, 222]
+
+
+async def test_bad_request_is_not_retried(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    fake_telegram.fail("sendMessage", status=400, times=None)
+    handler = make_handler(repo, bot, clock)
+    with pytest.raises(PermanentError, match="chat not found"):
+        await handler.handle(judged())
+    assert fake_telegram.count("sendMessage") == 1
+
+
+async def test_send_interrupted_by_a_crash_is_not_repeated_unless_configured(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    event = judged()
+    # what a SIGKILL between the HTTP call and the `sent` mark leaves behind
+    await repo.claim(event.event_id, CONFIGURED, "signal", event.symbol)
+    await repo.set_status(event.event_id, CONFIGURED, "sending", attempts=1)
+    await make_handler(repo, bot, clock).handle(event)
+    assert fake_telegram.messages == []
+    assert [r.status for r in await repo.deliveries()] == ["uncertain"]
+
+    await make_handler(repo, bot, clock, resend_uncertain=True).handle(event)
+    assert len(fake_telegram.messages) == 1
+
+
+async def test_without_telegram_events_are_consumed_silently(
+    repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    handler = AlertHandler(
+        repo=repo, deliverer=None, rules=FilterRules(), configured_chats=(CONFIGURED,)
+    )
+    await handler.handle(judged())
+    await handler.handle(listing())
+    assert fake_telegram.calls == []
+    assert await repo.deliveries() == []
+    assert (await repo.latest_signal("BTC")) is not None  # /signal still has data later

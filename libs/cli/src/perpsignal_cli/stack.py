@@ -103,7 +103,7 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
 
         asyncio.run(ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap)))
 
-        if not _port_free(gateway_port):
+        if gateway_port == 0 or not _port_free(gateway_port):
             gateway_port = free_port()
         for name in only:
             child_env = dict(env)

@@ -1,0 +1,78 @@
+"""`perpsignal up` as a new user runs it: the stack comes up, answers, and Ctrl-C leaves nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.helpers import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env.update({"PERPSIGNAL_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"})
+    out_path = tmp_path / "up.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "perpsignal_cli", "up", "--port", "0"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        text = ""
+        while "stack is up" not in text:
+            assert proc.poll() is None, out_path.read_text()
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
+            text = out_path.read_text()
+        gateway = re.search(r"gateway:\s+(http://\S+)", text)
+        assert gateway, text
+        assert re.search(r"kafka:\s+127\.0\.0\.1:\d+", text)
+        assert re.search(r"database:\s+postgresql\+asyncpg://\S+", text)
+        assert "logs:" in text
+        children = _descendants(proc.pid)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        for svc in ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway"):
+            assert f"perpsignal_{svc}" in names, names
+
+        url = gateway.group(1)
+        health = None
+        while time.monotonic() < deadline + 60:
+            try:
+                health = httpx.get(f"{url}/healthz", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        assert health is not None and health.status_code == 200
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+        assert "stopped" in out_path.read_text()
+        leftovers = [c for c in children if c.is_running() and c.status() != "zombie"]
+        assert leftovers == [], [c.cmdline() for c in leftovers]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for c in _descendants(proc.pid):
+            c.kill()

@@ -1,0 +1,289 @@
+"""Offline checks of deploy/k8s: rendering, Kubernetes and CRD schemas, topics, scaling."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from tests.deploy.conftest import REPO, SERVICES, load_script
+
+Doc = dict[str, Any]
+K8S_VERSION = "1.30.0"
+CORE_GROUPS = {"v1", "apps", "batch", "policy", "autoscaling", "networking.k8s.io"}
+KEDA_WORKERS = {"scorer", "judge", "outcomes", "notifier"}
+
+
+def _key(d: Doc) -> tuple[str, str, str]:
+    return d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]
+
+
+def by_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def test_generated_base_manifests_are_fresh() -> None:
+    assert load_script("gen_k8s").main(["--check"]) == 0
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not on PATH")
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_python_renderer_matches_kubectl_kustomize(overlay: str) -> None:
+    render = load_script("k8s_render")
+    ours = {_key(d): d for d in render.render_python(overlay)}
+    theirs = {_key(d): d for d in render.render_kubectl(overlay)}
+    assert ours.keys() == theirs.keys()
+    for key, doc in ours.items():
+        assert doc == theirs[key], key
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_core_resources_validate_against_kubernetes_schemas(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    checked = 0
+    for doc in rendered[overlay]:
+        group = doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else "v1"
+        if group not in CORE_GROUPS:
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        checked += 1
+    assert checked >= 25
+
+
+def test_kubernetes_validation_rejects_a_misspelt_field(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    import copy
+
+    deployment = copy.deepcopy(by_kind(rendered["dev"], "Deployment")["perpsignal-scorer"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+def _crd_roundtrip(model: Any, doc: Doc) -> None:
+    """Validate with the CRD's model and fail on any key the model silently dropped."""
+    parsed = model.model_validate(doc)
+    dumped = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+    def walk(src: Any, out: Any, path: str) -> None:
+        if isinstance(src, dict):
+            assert isinstance(out, dict), path
+            for k, v in src.items():
+                assert k in out, f"{path}.{k} is not in the {doc['kind']} schema"
+                walk(v, out[k], f"{path}.{k}")
+        elif isinstance(src, list):
+            for i, (a, b) in enumerate(zip(src, out, strict=True)):
+                walk(a, b, f"{path}[{i}]")
+
+    walk(doc, dumped, doc["kind"])
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_keda_objects_match_the_keda_crd_schema(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    from cloudcoil.models.keda import v1alpha1 as keda
+
+    models = {
+        "ScaledObject": keda.ScaledObject,
+        "TriggerAuthentication": keda.TriggerAuthentication,
+    }
+    seen = set()
+    for doc in rendered[overlay]:
+        if doc["kind"] in models:
+            _crd_roundtrip(models[doc["kind"]], doc)
+            seen.add(doc["kind"])
+    assert "ScaledObject" in seen
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_service_monitors_scrape_a_named_port_of_their_service(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    # Structural check: the Prometheus Operator CRD models import too slowly for CI (~20 s)
+    services = list(by_kind(rendered[overlay], "Service").values())
+    monitors = by_kind(rendered[overlay], "ServiceMonitor")
+    assert len(monitors) == len(SERVICES)
+    for name, mon in monitors.items():
+        assert mon["apiVersion"] == "monitoring.coreos.com/v1"
+        sel = mon["spec"]["selector"]["matchLabels"]
+        (svc,) = [
+            s for s in services if all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())
+        ]
+        ports = {p["name"] for p in svc["spec"]["ports"]}
+        for endpoint in mon["spec"]["endpoints"]:
+            assert endpoint["port"] in ports, name
+            assert endpoint["path"] == "/metrics"
+    rule = by_kind(rendered[overlay], "PrometheusRule")["perpsignal"]
+    alerts = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert len(alerts) == len(set(alerts)) and "PerpSignalConsumerLagHigh" in alerts
+
+
+def test_crd_check_rejects_an_unknown_scaledobject_field(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    import copy
+
+    from cloudcoil.models.keda import v1alpha1 as keda
+
+    doc = copy.deepcopy(by_kind(rendered["dev"], "ScaledObject")["perpsignal-scorer"])
+    doc["spec"]["maxReplicas"] = 3  # the field is maxReplicaCount
+    with pytest.raises(AssertionError):
+        _crd_roundtrip(keda.ScaledObject, doc)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_every_registry_topic_has_a_kafkatopic_with_its_partitions(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    from perpsignal_common.events.topics import all_topic_specs
+
+    topics = by_kind(rendered[overlay], "KafkaTopic")
+    specs = all_topic_specs()
+    assert len(topics) == len(specs)
+    assert any(s.name.endswith(".dlq") for s in specs)
+    for spec in specs:
+        topic = topics[spec.name]
+        assert topic["apiVersion"] == "kafka.strimzi.io/v1beta2"
+        assert topic["spec"]["topicName"] == spec.name
+        assert topic["spec"]["partitions"] == spec.partitions
+        assert int(topic["spec"]["config"]["retention.ms"]) == spec.retention_ms
+        # Strimzi's CRD: the topic operator only sees topics labelled with its cluster
+        assert topic["metadata"]["labels"]["strimzi.io/cluster"] == "perpsignal"
+        replicas = topic["spec"]["replicas"]
+        assert isinstance(replicas, int) and 1 <= replicas <= 32767
+        assert int(topic["spec"]["config"]["min.insync.replicas"]) <= replicas
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", topic["metadata"]["name"])
+        assert set(topic["spec"]) <= {"topicName", "partitions", "replicas", "config"}
+
+
+def _service_group(service: str) -> str | None:
+    """The consumer group id the service's code uses (None when not written yet)."""
+    src = REPO / "services" / service / "src"
+    for path in src.rglob("*.py"):
+        text = path.read_text()
+        for pattern in (r'group_id="([a-z-]+)"', r'^GROUP\s*=\s*"([a-z-]+)"'):
+            match = re.search(pattern, text, re.MULTILINE)
+            if match:
+                return match.group(1)
+    return None
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_lag_autoscaling_is_bounded_by_partitions_and_uses_the_real_groups(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    from perpsignal_common.events.topics import all_topic_specs
+
+    partitions = {s.name: s.partitions for s in all_topic_specs()}
+    scaled = by_kind(rendered[overlay], "ScaledObject")
+    assert {n.removeprefix("perpsignal-") for n in scaled} == KEDA_WORKERS
+    deployments = by_kind(rendered[overlay], "Deployment")
+    for name, so in scaled.items():
+        assert so["spec"]["scaleTargetRef"]["name"] in deployments
+        trigger = so["spec"]["triggers"][0]
+        assert trigger["type"] == "kafka"
+        meta = trigger["metadata"]
+        assert 1 <= so["spec"]["maxReplicaCount"] <= partitions[meta["topic"]]
+        group = _service_group(name.removeprefix("perpsignal-"))
+        if group is not None:
+            assert meta["consumerGroup"] == group, name
+    hpa = by_kind(rendered[overlay], "HorizontalPodAutoscaler")
+    assert set(hpa) == {"perpsignal-gateway"}
+    metric = hpa["perpsignal-gateway"]["spec"]["metrics"][0]
+    assert metric["resource"]["name"] == "cpu"
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_deployments_probe_drain_and_are_covered(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    from perpsignal_common.settings import OpsSettings
+
+    docs = rendered[overlay]
+    config = by_kind(docs, "ConfigMap")["perpsignal-config"]["data"]
+    drain = float(config.get("SHUTDOWN_TIMEOUT_S", OpsSettings().shutdown_timeout_s))
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == {f"perpsignal-{s}" for s in SERVICES}
+    pdbs = list(by_kind(docs, "PodDisruptionBudget").values())
+    monitors = list(by_kind(docs, "ServiceMonitor").values())
+    services = list(by_kind(docs, "Service").values())
+    for name, dep in deployments.items():
+        pod = dep["spec"]["template"]["spec"]
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        container = pod["containers"][0]
+        port_names = {p["name"] for p in container["ports"]}
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["port"] in port_names
+        assert pod["terminationGracePeriodSeconds"] > drain, name
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["securityContext"]["runAsNonRoot"] is True
+
+        def selects(sel: dict[str, str], labels: dict[str, str] = labels) -> bool:
+            return all(labels.get(k) == v for k, v in sel.items())
+
+        assert any(selects(p["spec"]["selector"]["matchLabels"]) for p in pdbs), name
+        svc = [s for s in services if selects(s["spec"]["selector"])]
+        assert svc, name
+        assert any(selects(m["spec"]["selector"]["matchLabels"]) for m in monitors)
+        refs = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
+        assert refs == ["perpsignal-config"]
+        assert any("secretRef" in e for e in container["envFrom"])
+    jobs = by_kind(docs, "Job")
+    assert jobs["perpsignal-migrate"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "migrate"
+    ]
+    ingress = by_kind(docs, "Ingress")["perpsignal-gateway"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == "perpsignal-gateway"
+
+
+def test_prod_configuration_is_accepted_by_the_service_settings(
+    rendered: dict[str, list[Doc]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ENVIRONMENT=prod refuses PLAINTEXT Kafka: the prod ConfigMap must pass that check
+    from perpsignal_common.settings import ServiceSettings
+
+    for overlay in ("dev", "prod"):
+        data = by_kind(rendered[overlay], "ConfigMap")["perpsignal-config"]["data"]
+        for k, v in data.items():
+            monkeypatch.setenv(k, v)
+        settings = ServiceSettings()
+        assert settings.environment == overlay
+        assert settings.kafka.kafka_idempotent_producer is True
+        assert settings.kafka.kafka_create_topics is False
+
+
+def test_network_policies_allow_only_the_traffic_the_design_needs(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    policies = by_kind(rendered["prod"], "NetworkPolicy")
+    deny = policies["perpsignal-default-deny"]["spec"]
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+
+    def selected(policy: Doc) -> set[str]:
+        sel = policy["spec"]["podSelector"]
+        if "matchExpressions" in sel:
+            return set(sel["matchExpressions"][0]["values"])
+        if "app.kubernetes.io/name" in sel.get("matchLabels", {}):
+            return {sel["matchLabels"]["app.kubernetes.io/name"]}
+        return {*SERVICES, "migrate"}
+
+    internet = selected(policies["perpsignal-allow-internet-https"])
+    assert internet == {"ingestor", "judge", "notifier", "gateway"}
+    assert {"ingestor", "outcomes", "notifier", "gateway", "migrate"} == selected(
+        policies["perpsignal-allow-postgres"]
+    )
+    # services never call each other: no policy admits traffic from another PerpSignal pod
+    for policy in policies.values():
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                assert "podSelector" not in peer or "namespaceSelector" in peer
+    assert selected(policies["perpsignal-allow-gateway-ingress"]) == {"gateway"}

@@ -1,0 +1,118 @@
+"""Bot commands through real long polling against the fake Bot API, stored in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from perpsignal_notifier.commands import Commands, parse_subscribe_args
+from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.repository import NotifierRepository
+from perpsignal_notifier.telegram import CommandPoller, build_dispatcher
+
+from tests.fakes.telegram import FakeTelegram
+from tests.helpers import eventually
+from tests.unit.notifier.builders import judged
+
+pytestmark = pytest.mark.db
+
+USER = 4242
+GROUP = -100777
+
+
+@pytest.fixture
+async def poller(repo: NotifierRepository, bot: Bot) -> AsyncIterator[CommandPoller]:
+    dispatcher = build_dispatcher(
+        Commands(repo), configured_chats=(GROUP,), rules=FilterRules(min_score=65)
+    )
+    poller = CommandPoller(bot, dispatcher, poll_timeout_s=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        yield poller
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def command(fake: FakeTelegram, chat_id: int, text: str) -> str:
+    """Send a command as a user and return the bot's reply (visible text)."""
+    before = len(fake.messages_to(chat_id))
+    fake.push_command(chat_id, text)
+    replies = await eventually(
+        lambda: fake.messages_to(chat_id)[before:], timeout=10, what=f"reply to {text}"
+    )
+    return str(replies[0].visible_text)
+
+
+async def test_subscribe_unsubscribe_mute_round_trip(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    reply = await command(fake_telegram, USER, "/subscribe btc ETHUSDT 70")
+    assert reply == "✅ Subscribed to BTC, ETH with score ≥ 70."
+    info = await repo.chat_info(USER)
+    assert info.subscriptions == (("BTC", 70.0), ("ETH", 70.0))
+    # the subscription decides who gets a BTC alert of strength 78, but not one of 60
+    assert await repo.targets("BTC", 78.0, ()) == [USER]
+    assert await repo.targets("BTC", 60.0, ()) == []
+
+    reply = await command(fake_telegram, USER, "/unsubscribe eth")
+    assert reply == "Removed 1 subscription(s): ETH."
+    assert (await repo.chat_info(USER)).subscriptions == (("BTC", 70.0),)
+
+    assert await command(fake_telegram, USER, "/mute") == "🔕 Alerts muted in this chat."
+    assert await repo.targets("BTC", 78.0, ()) == []
+    status = await command(fake_telegram, USER, "/status")
+    assert "Alerts: 🔕 muted" in status
+    assert "• BTC (score ≥ 70)" in status
+    assert "score ≥ 65" in status  # the global filter is shown too
+    assert await command(fake_telegram, USER, "/unmute") == "🔔 Alerts resumed."
+    assert await repo.targets("BTC", 78.0, ()) == [USER]
+
+    reply = await command(fake_telegram, USER, "/unsubscribe")
+    assert reply == "Removed all 1 subscription(s)."
+    assert await repo.targets("BTC", 78.0, ()) == []
+
+
+async def test_group_commands_addressed_to_the_bot(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    reply = await command(fake_telegram, GROUP, "/subscribe@perpsignal_test_bot")
+    assert reply == "✅ Subscribed to every coin."
+    assert await repo.targets("DOGE", None, ()) == [GROUP]
+    status = await command(fake_telegram, GROUP, "/status")
+    assert "Default destination: yes" in status
+    assert "• every coin" in status
+
+
+async def test_signal_shows_the_latest_judged_signal(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    assert await command(fake_telegram, USER, "/signal BTC") == "No judged signal for BTC yet."
+    await repo.record_latest(judged(score=70.0, minutes=5), "BTC")
+    await repo.record_latest(judged(score=90.0, minutes=1), "BTC")  # older, arrives late
+    reply = await command(fake_telegram, USER, "/signal btc")
+    assert reply.startswith("🟢 LONG BTCUSDT · 1h")
+    assert "Score 70.0/100" in reply
+
+
+async def test_help_and_bad_arguments(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    help_text = await command(fake_telegram, USER, "/start")
+    for name in ("/subscribe", "/unsubscribe", "/signal", "/status", "/mute", "/unmute"):
+        assert name in help_text
+    reply = await command(fake_telegram, USER, "/subscribe BTC 150")
+    assert reply == "⚠️ the minimum score must be between 0 and 100"
+    assert (await repo.chat_info(USER)).subscriptions == ()
+    assert await command(fake_telegram, USER, "/signal") == "Usage: /signal BTC"
+
+
+def test_parse_subscribe_args() -> None:
+    assert parse_subscribe_args("BTC eth 55.5") == (["BTC", "ETH"], 55.5)
+    assert parse_subscribe_args("") == (["*"], None)
+    assert parse_subscribe_args("60") == (["*"], 60.0)
+    with pytest.raises(ValueError, match="not a coin"):
+        parse_subscribe_args("BTC; DROP")

@@ -310,9 +310,10 @@ class ScoringEngine:
         cfg = self.cfg
         evaluation = self.evaluate(symbol, _ts(trigger.observed_at))
         bars = self.state(symbol).bars(cfg.primary_timeframe)
+        # built without re-validation: every value comes from the bounded formulas above
         factors = tuple(
-            FactorScore(
-                name=name,  # type: ignore[arg-type]
+            FactorScore.model_construct(
+                name=name,
                 score=round(r.score, 4),
                 weight=cfg.weights.get(name, 0.0),
                 contribution=round(evaluation.contributions[name], 4),
@@ -324,6 +325,16 @@ class ScoringEngine:
             for name, r in evaluation.results.items()
         )
         recent = list(bars)[-cfg.signal_candles :]
+        for b in recent:
+            if b.ohlc is None:
+                b.ohlc = Ohlc(
+                    open_time=datetime.fromtimestamp(b.open_s, UTC),
+                    open=b.open,
+                    high=b.high,
+                    low=b.low,
+                    close=b.close,
+                    volume=b.volume,
+                )
         sid = deterministic_id(trigger.event_id, self.source)
         return SignalScoredV1(
             event_id=sid,
@@ -343,16 +354,6 @@ class ScoringEngine:
             missing_factors=evaluation.missing,
             stale_factors=evaluation.stale,
             smc=self.smc_summary(symbol),
-            candles=tuple(
-                Ohlc(
-                    open_time=datetime.fromtimestamp(b.open_s, UTC),
-                    open=b.open,
-                    high=b.high,
-                    low=b.low,
-                    close=b.close,
-                    volume=b.volume,
-                )
-                for b in recent
-            ),
+            candles=tuple(b.ohlc for b in recent),
             trigger=kind,
         )

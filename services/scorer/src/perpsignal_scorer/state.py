@@ -28,6 +28,8 @@ class Bar:
     low: float
     close: float
     volume: float
+    # the signal's copy of this bar, built once and reused by the next 29 signals
+    ohlc: object | None = None
 
 
 class Ema:

@@ -1,0 +1,207 @@
+"""Scorer benchmark: streaming cost per bar and events/s vs a vectorized batch of the same work.
+
+Input is the recorded market data in ../shared/data/market (XRPUSDT 5m candles and funding,
+BTCUSDT OI and long/short ratios, Fear & Greed). Rows:
+
+* stream_eval_per_bar: state update + SMC on 3 timeframes + 8 factors + composite, per
+  closed candle (no event construction) -- against batch_eval_per_bar, a numpy/TA-Lib
+  computation of the same factors and the vectorized SMC over the same history, per bar
+  (goal: streaming within 5x of batch).
+* signal_per_bar: the same plus building the SignalScoredV1 event (what the service emits).
+* events_per_s_state: market events that only update state (funding, OI, ratios).
+* events_per_s_decoded_mix: JSON bytes -> decode -> engine, for a stream with 20 state
+  events per primary candle (every candle emits a signal) -- goal >= 20,000 events/s.
+
+Run: `uv run python bench/scorer_throughput.py` (prints a table, writes
+bench/results/scorer_throughput.json).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import talib
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from perpsignal_common.events.base import Event  # noqa: E402
+from perpsignal_common.events.registry import decode, encode  # noqa: E402
+from perpsignal_scorer.config import EngineConfig  # noqa: E402
+from perpsignal_scorer.engine import ScoringEngine  # noqa: E402
+from perpsignal_scorer.smc import analyze_batch  # noqa: E402
+
+from tests.unit.scorer import recorded  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "market"
+CFG = EngineConfig(primary_timeframe="5m", smc_timeframes=("5m", "15m", "1h"))
+
+
+def _best(fn: Any, repeat: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _inputs() -> tuple[list[Event], list[Event], list[Event]]:
+    candles = recorded.candles(DATA / "XRP_USDT_USDT-5m-futures.csv", "XRPUSDT", "5m")
+    funding = recorded.funding(DATA / "XRP_USDT_USDT-8h-funding_rate.csv", "XRPUSDT")
+    fng = [
+        e
+        for e in recorded.fear_greed(DATA / "alternative_me-fear_greed-1d.csv")
+        if e.observed_at.year == 2021
+    ]
+    positioning = recorded.oi_long_short(
+        DATA / "binance-BTCUSDT-5m-oi_longshort_basis.csv", "BTCUSDT"
+    )
+    return recorded.merged(fng, funding, candles), candles, positioning + funding  # type: ignore[return-value]
+
+
+def stream_eval(events: list[Event]) -> None:
+    """Fold events; evaluate (no event construction) on every primary candle."""
+    eng = ScoringEngine(CFG)
+    eng.signal = lambda symbol, trigger, kind: eng.evaluate(  # type: ignore[method-assign,assignment,return-value]
+        symbol, trigger.observed_at.timestamp()
+    )
+    for e in events:
+        eng.apply(e)
+
+
+def stream_signals(events: list[Event]) -> None:
+    """Fold events and build every signal event."""
+    eng = ScoringEngine(CFG)
+    for e in events:
+        eng.apply(e)
+
+
+def batch(candles: list[Event], funding_t: np.ndarray, funding_r: np.ndarray) -> np.ndarray:
+    """Vectorized: the same factors for every bar at once (numpy + TA-Lib + batch SMC)."""
+    o = np.array([[c.open_time.timestamp(), c.high, c.low, c.close] for c in candles])  # type: ignore[attr-defined]
+    t_close, high, low, close = o[:, 0] + 300, o[:, 1], o[:, 2], o[:, 3]
+    rsi = talib.RSI(close, 14)
+    gap = talib.EMA(close, 20) / talib.EMA(close, 50) - 1
+    rets = []
+    for h in CFG.momentum_horizons:
+        r = np.full_like(close, np.nan)
+        r[h:] = close[h:] / close[:-h] - 1
+        rets.append(np.clip(r / (CFG.momentum_full_return * np.sqrt(h)), -1, 1))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the first bars have no returns yet
+        ret = np.nanmean(np.vstack(rets), axis=0)
+    mom = 0.4 * ret + 0.3 * np.clip((rsi - 50) / 20, -1, 1) + 0.3 * np.clip(gap / 0.01, -1, 1)
+    idx = np.searchsorted(funding_t, t_close, side="right") - 1
+    rate = np.where(idx >= 0, funding_r[np.maximum(idx, 0)], np.nan)
+    fund = -np.clip((rate - CFG.funding_neutral_rate) / CFG.funding_full_rate, -1, 1)
+    events = analyze_batch(t_close, high, low, close, CFG.swing_length)
+    trend = np.zeros_like(close)
+    for e in events:
+        if e.kind in ("bos", "choch"):
+            trend[e.known_index :] = e.direction
+    contrib = (
+        0.20 * 50 * np.nan_to_num(mom) + 0.15 * 50 * np.nan_to_num(fund) + 0.20 * 50 * (0.7 * trend)
+    )
+    return 50 + contrib
+
+
+def main() -> list[dict[str, Any]]:
+    """Run the benchmark; return the result rows."""
+    events, candles, state_only = _inputs()
+    n_bars = len(candles)
+    funding_t = np.array(
+        [e.observed_at.timestamp() for e in state_only if e.type == "market.funding"]
+    )
+    funding_r = np.array([e.rate for e in state_only if e.type == "market.funding"])  # type: ignore[attr-defined]
+
+    t_batch = _best(lambda: batch(candles, funding_t, funding_r)) / n_bars
+    t_eval = _best(lambda: stream_eval(events)) / n_bars
+    t_signal = _best(lambda: stream_signals(events)) / n_bars
+
+    def absorb_state() -> None:
+        eng = ScoringEngine(CFG)
+        for _ in range(10):
+            for e in state_only:
+                eng.apply(e)
+
+    t_state = _best(absorb_state) / (10 * len(state_only))
+
+    # a decoded stream: 20 state events per primary candle, as bytes off the wire
+    mix: list[bytes] = []
+    fillers = [encode(e) for e in state_only]
+    for k, c in enumerate(candles[:400]):
+        mix.append(encode(c))
+        mix.extend(fillers[(k * 20 + j) % len(fillers)] for j in range(20))
+
+    def absorb_mix() -> None:
+        eng = ScoringEngine(CFG)
+        for raw in mix:
+            eng.apply(decode(raw))
+
+    t_mix = _best(absorb_mix, repeat=2) / len(mix)
+
+    us = 1e6
+    rows = [
+        {
+            "name": "scorer.stream_eval_per_bar",
+            "value": round(t_eval * us, 2),
+            "unit": "us",
+            "baseline_name": "scorer.batch_eval_per_bar (numpy/TA-Lib)",
+            "baseline_value": round(t_batch * us, 2),
+            "ratio": round(t_eval / t_batch, 2),
+            "goal": "<= 5x batch",
+            "passed": t_eval / t_batch <= 5,
+        },
+        {
+            "name": "scorer.signal_per_bar",
+            "value": round(t_signal * us, 2),
+            "unit": "us",
+            "baseline_name": "scorer.batch_eval_per_bar (numpy/TA-Lib)",
+            "baseline_value": round(t_batch * us, 2),
+            "ratio": round(t_signal / t_batch, 2),
+            "goal": "informational (includes building the event)",
+            "passed": True,
+        },
+        {
+            "name": "scorer.events_per_s_state",
+            "value": round(1 / t_state),
+            "unit": "events/s",
+            "baseline_name": "scorer.batch_eval_per_bar (bars/s)",
+            "baseline_value": round(1 / t_batch),
+            "ratio": round(t_batch / t_state, 2),
+            "goal": ">= 20000",
+            "passed": 1 / t_state >= 20_000,
+        },
+        {
+            "name": "scorer.events_per_s_decoded_mix",
+            "value": round(1 / t_mix),
+            "unit": "events/s",
+            "baseline_name": "scorer.batch_eval_per_bar (bars/s)",
+            "baseline_value": round(1 / t_batch),
+            "ratio": round(t_batch / t_mix, 2),
+            "goal": ">= 20000",
+            "passed": 1 / t_mix >= 20_000,
+        },
+    ]
+    return rows
+
+
+if __name__ == "__main__":
+    result = main()
+    width = max(len(r["name"]) for r in result)
+    print(f"{'name':<{width}}  {'value':>12}  unit       {'baseline':>10}  ratio  passed")
+    for r in result:
+        print(
+            f"{r['name']:<{width}}  {r['value']:>12}  {r['unit']:<9}  "
+            f"{r['baseline_value']:>10}  {r['ratio']:>5}  {r['passed']}"
+        )
+    out = ROOT / "bench" / "results" / "scorer_throughput.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))

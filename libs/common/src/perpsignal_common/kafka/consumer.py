@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from perpsignal_common.errors import DependencyUnavailable, PermanentError
@@ -380,8 +380,9 @@ class ConsumerLoop:
         try:
             async with asyncio.timeout(self._opts.commit_timeout_s):
                 await self.consumer.commit(offsets)
-        except CommitFailedError as exc:
-            # a rebalance took the partition: the new owner reprocesses, idempotently
+        except (CommitFailedError, IllegalStateError) as exc:
+            # a rebalance took the partition (IllegalStateError: no longer assigned): the new
+            # owner reprocesses, idempotently
             log.warning("commit failed after rebalance", extra={"error": str(exc)})
         except (TimeoutError, KafkaError) as exc:
             raise DependencyUnavailable(f"offset commit failed: {exc!r}") from exc

@@ -107,7 +107,9 @@ class SignalOut(ApiModel):
     smc: SmcOut | None = None
     trigger: str = "candle"
     ai_verdict_layer: VerdictLayerOut
-    debug: SignalDebug | None = None
+    debug: SignalDebug | None = Field(
+        default=None, description="Only with debug=true", exclude_if=lambda v: v is None
+    )
 
 
 class SignalList(ApiModel):

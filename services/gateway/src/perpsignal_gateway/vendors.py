@@ -48,11 +48,8 @@ class VendorClient:
     ) -> None:
         self._catalogs = {c.name: c for c in catalogs}
         self._env = dict(env)
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=min(3.0, timeout_s)),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            headers={"User-Agent": "perpsignal-gateway"},
-        )
+        self._http = http  # built on first use: loading TLS roots costs ~0.3 s at start-up
+        self._timeout_s = timeout_s
         self._owns_http = http is None
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._budgets = {c.name: RateLimitItemPerMinute(max(1, c.budget_per_min)) for c in catalogs}
@@ -63,8 +60,17 @@ class VendorClient:
 
     async def close(self) -> None:
         """Close the HTTP client when we own it."""
-        if self._owns_http:
+        if self._owns_http and self._http is not None:
             await self._http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self._timeout_s, connect=min(3.0, self._timeout_s)),
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+                headers={"User-Agent": "perpsignal-gateway"},
+            )
+        return self._http
 
     def base_url(self, vendor: VendorCatalog) -> str:
         """Return the vendor's base URL (its env var overrides the catalogue's)."""
@@ -149,7 +155,9 @@ class VendorClient:
     ) -> Any:
         url = self.base_url(vendor) + path
         try:
-            response = await self._http.request(endpoint.method, url, params=query, headers=headers)
+            response = await self._client().request(
+                endpoint.method, url, params=query, headers=headers
+            )
         except httpx.TimeoutException as exc:
             VENDOR_CALLS.labels(vendor.name, "timeout").inc()
             raise ApiError(

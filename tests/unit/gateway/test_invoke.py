@@ -1,0 +1,233 @@
+"""`/invoke`: both body forms, every operation listed with a schema, errors, vendor pass-through."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+from perpsignal_common.events.signals import JudgeRequestV1
+from perpsignal_connectors.catalog import all_endpoints
+
+from tests.unit.gateway import builders as b
+from tests.unit.gateway.conftest import model_of, recorded
+
+CG = "https://open-api-v4.coinglass.com"
+
+
+async def test_nested_and_flat_forms_give_the_same_answer(make_client) -> None:
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT"))
+    nested = await client.post(
+        "/invoke", json={"operation": "get_signal", "args": {"symbol": "BTC"}}
+    )
+    flat = await client.post("/invoke", json={"operation": "get_signal", "symbol": "BTC"})
+    assert nested.status_code == flat.status_code == 200
+    assert nested.json() == flat.json()
+    assert nested.json()["result"]["symbol"] == "BTCUSDT"
+    rest = (await client.get("/signals/BTC")).json()
+    assert nested.json()["result"] == rest
+
+
+async def test_every_operation_is_listed_with_a_parameter_schema(make_client) -> None:
+    _, client = await make_client()
+    body = (await client.get("/invoke/operations")).json()
+    names = {op["name"] for op in body["operations"]}
+    assert body["count"] == len(names) >= 192
+    # every catalogue endpoint is an operation, generated rather than hand-written
+    assert {e.operation for e in all_endpoints()} <= names
+    platform = {op["name"] for op in body["operations"] if op["kind"] == "platform"}
+    assert {
+        "get_signal",
+        "list_signals",
+        "get_market",
+        "validate_signal",
+        "calibration",
+    } <= platform
+    for op in body["operations"]:
+        assert op["description"]
+        assert op["parameters"]["type"] == "object"
+    fr = next(
+        o for o in body["operations"] if o["name"] == "coinglass.futures_funding_rate_history"
+    )
+    assert set(fr["parameters"]["required"]) == {"exchange", "symbol", "interval"}
+    assert "4h" in fr["parameters"]["properties"]["interval"]["enum"]
+    sig = next(o for o in body["operations"] if o["name"] == "get_signal")
+    assert sig["parameters"]["required"] == ["symbol"]
+    vendors_only = (await client.get("/invoke/operations", params={"kind": "vendor"})).json()
+    assert all(o["kind"] == "vendor" for o in vendors_only["operations"])
+
+
+async def test_unknown_operation_is_404_with_closest_names(make_client) -> None:
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "get_signl", "symbol": "BTC"})
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "unknown_operation"
+    assert err["details"]["closest"][0] == "get_signal"
+
+
+async def test_bad_arguments_are_422_naming_each_field(make_client) -> None:
+    _, client = await make_client()
+    r = await client.post(
+        "/invoke",
+        json={"operation": "list_signals", "args": {"limit": "many", "direction": "UP", "x": 1}},
+    )
+    assert r.status_code == 422
+    fields = {d["field"] for d in r.json()["error"]["details"]}
+    assert fields == {"limit", "direction", "x"}
+    r = await client.post(
+        "/invoke",
+        json={"operation": "coinglass.futures_funding_rate_history", "interval": "7m"},
+    )
+    assert r.status_code == 422
+    fields = {d["field"] for d in r.json()["error"]["details"]}
+    assert fields == {"exchange", "symbol", "interval"}
+
+
+async def test_args_and_flat_together_are_rejected(make_client) -> None:
+    _, client = await make_client()
+    r = await client.post(
+        "/invoke", json={"operation": "get_signal", "args": {"symbol": "BTC"}, "symbol": "ETH"}
+    )
+    assert r.status_code == 422
+
+
+async def test_missing_vendor_key_names_the_env_var(make_client) -> None:
+    _, client = await make_client(vendor_env={})
+    r = await client.post("/invoke", json={"operation": "coinglass.futures_supported_coins"})
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "vendor_key_missing"
+    assert "COINGLASS_API_KEY" in r.json()["error"]["message"]
+
+
+@respx.mock
+async def test_vendor_call_is_authenticated_cached_and_returned(make_client) -> None:
+    body = recorded("coinglass/funding-rate__fr-ohlc-histroy.json")
+    route = respx.get(f"{CG}/api/futures/funding-rate/history").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+    _, client = await make_client(vendor_env={"COINGLASS_API_KEY": "cg-secret"})
+    args = {"exchange": "Binance", "symbol": "BTCUSDT", "interval": "4h", "limit": 2}
+    first = await client.post(
+        "/invoke", json={"operation": "coinglass.futures_funding_rate_history", "args": args}
+    )
+    second = await client.post(
+        "/invoke", json={"operation": "coinglass.futures_funding_rate_history", **args}
+    )
+    assert first.status_code == second.status_code == 200
+    assert first.json()["result"] == body
+    assert route.call_count == 1  # second answer from the TTL cache
+    request = route.calls[0].request
+    assert request.headers["CG-API-KEY"] == "cg-secret"
+    assert dict(request.url.params) == {
+        "exchange": "Binance",
+        "symbol": "BTCUSDT",
+        "interval": "4h",
+        "limit": "2",
+    }
+    assert "cg-secret" not in first.text
+
+
+@respx.mock
+async def test_path_parameters_and_bearer_auth(make_client) -> None:
+    body = recorded("lunarcrush/coins_coin_v1.json")
+    route = respx.get("https://lunarcrush.com/api4/public/coins/BTC/v1").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+    _, client = await make_client(vendor_env={"LUNARCRUSH_API_KEY": "lc"})
+    r = await client.post("/invoke", json={"operation": "lunarcrush.coins_v1", "coin": "BTC"})
+    assert r.status_code == 200 and r.json()["result"] == body
+    assert route.calls[0].request.headers["Authorization"] == "Bearer lc"
+
+
+@pytest.mark.parametrize(
+    ("vendor_status", "headers", "expected", "code"),
+    [
+        (429, {"Retry-After": "7"}, 429, "vendor_rate_limited"),
+        (503, {}, 502, "vendor_error"),
+        (401, {}, 502, "vendor_auth_failed"),
+        (400, {}, 400, "vendor_rejected"),
+    ],
+)
+@respx.mock
+async def test_vendor_errors_are_translated(
+    make_client, vendor_status, headers, expected, code
+) -> None:
+    respx.get("https://api.alternative.me/fng/").mock(
+        return_value=httpx.Response(vendor_status, json={"error": "nope"}, headers=headers)
+    )
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "feargreed.fng", "limit": 2})
+    assert r.status_code == expected
+    assert r.json()["error"]["code"] == code
+    if expected == 429:
+        assert r.headers["Retry-After"] == "7"
+
+
+@respx.mock
+async def test_vendor_timeout_is_504(make_client) -> None:
+    respx.get("https://api.alternative.me/fng/").mock(side_effect=httpx.ReadTimeout("slow"))
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "feargreed.fng"})
+    assert r.status_code == 504 and r.json()["error"]["code"] == "vendor_timeout"
+
+
+@respx.mock
+async def test_coinglass_envelope_error_code_is_translated(make_client) -> None:
+    respx.get(f"{CG}/api/futures/supported-coins").mock(
+        return_value=httpx.Response(200, json={"code": "401", "msg": "bad key", "data": None})
+    )
+    _, client = await make_client(vendor_env={"COINGLASS_API_KEY": "k"})
+    r = await client.post("/invoke", json={"operation": "coinglass.futures_supported_coins"})
+    assert r.status_code == 400
+    assert r.json()["error"]["details"]["vendorMessage"] == "bad key"
+
+
+@respx.mock
+async def test_per_vendor_budget_answers_429_with_retry_after(make_client) -> None:
+    body = recorded("alternative_me/fng_limit2.json")
+    route = respx.get("https://api.alternative.me/fng/").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+    _, client = await make_client()
+    statuses = []
+    for limit in range(1, 33):  # distinct args defeat the cache; the budget is 30/min
+        r = await client.post("/invoke", json={"operation": "feargreed.fng", "limit": limit})
+        statuses.append(r.status_code)
+    assert statuses[:30] == [200] * 30
+    assert statuses[30:] == [429, 429]
+    assert route.call_count == 30
+    assert int(r.headers["Retry-After"]) >= 1
+
+
+async def test_validate_signal_round_trips_through_the_judge(make_client, producer) -> None:
+    app, client = await make_client(gateway_judge_timeout_s=5)
+    model_of(app).apply(b.signal("BTCUSDT", score=72))
+
+    async def judge(event: object) -> None:
+        if isinstance(event, JudgeRequestV1):
+            judged = b.signal(
+                event.symbol, score=event.score or 0, direction=event.direction, verdict="DOWNSIZE"
+            )
+            model_of(app).apply(b.reply_for(event.correlation_id or "", judged))
+
+    producer.on_publish = judge
+    r = await client.post(
+        "/judge/validate",
+        json={"symbol": "btc", "direction": "SHORT", "score": 40, "stopLossPrice": 44000},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["signal"] == "SHORT"
+    assert r.json()["aiVerdictLayer"]["verdict"] == "DOWNSIZE"
+    request = next(e for e in producer.events if isinstance(e, JudgeRequestV1))
+    assert request.correlation_id and request.reply_topic == "perpsignal.judge.replies.v1"
+    assert request.stop_loss_price == 44000
+    assert request.signal is not None and request.signal.score == 72  # context sent along
+
+
+async def test_validate_times_out_with_504(make_client, producer) -> None:
+    _, client = await make_client(gateway_judge_timeout_s=0.2)
+    r = await client.post("/judge/validate", json={"symbol": "BTC", "direction": "LONG"})
+    assert r.status_code == 504
+    assert r.json()["error"]["code"] == "judge_timeout"
+    assert any(isinstance(e, JudgeRequestV1) for e in producer.events)

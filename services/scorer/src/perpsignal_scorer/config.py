@@ -86,6 +86,7 @@ class EngineConfig:
     equal_level_tolerance: float = 0.001  # 0.1 % apart counts as equal highs/lows
     candle_history: int = 300
     signal_candles: int = 30
+    limits: dict[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(FACTOR_NAMES)
@@ -103,6 +104,14 @@ class EngineConfig:
                 raise ValueError(f"unknown timeframe {tf!r}")
             if TIMEFRAME_SECONDS[tf] % TIMEFRAME_SECONDS[self.primary_timeframe]:
                 raise ValueError(f"SMC timeframe {tf} is not a multiple of the primary")
+        candle_s = self.candle_stale_bars * float(TIMEFRAME_SECONDS[self.primary_timeframe])
+        limits = {
+            n: candle_s
+            if n in ("momentum", "smart_money")
+            else self.stale_s.get(n, DEFAULT_STALE_S.get(n, 3600.0))
+            for n in FACTOR_NAMES
+        }
+        object.__setattr__(self, "limits", limits)  # frozen: computed once here
 
     @property
     def primary_s(self) -> int:
@@ -111,6 +120,4 @@ class EngineConfig:
 
     def stale_limit(self, factor: str) -> float:
         """Return the staleness limit of `factor` in seconds."""
-        if factor in ("momentum", "smart_money"):
-            return self.candle_stale_bars * float(self.primary_s)
-        return self.stale_s.get(factor, DEFAULT_STALE_S.get(factor, 3600.0))
+        return self.limits[factor]

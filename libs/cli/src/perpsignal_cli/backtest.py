@@ -1,0 +1,136 @@
+"""`perpsignal backtest`: history through the live scorer, judge and outcome code (design.md 6).
+
+In one process by default; `--through-broker` publishes the history to the topics and runs
+the real scorer and judge services against a broker (embedded unless
+KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
+from perpsignal_outcomes.settings import HORIZON_SECONDS
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `perpsignal backtest` argument parser."""
+    p = argparse.ArgumentParser(prog="perpsignal backtest", description=__doc__)
+    p.add_argument("--symbol", required=True, help="symbol the history belongs to, e.g. BTCUSDT")
+    p.add_argument(
+        "--candles",
+        required=True,
+        type=Path,
+        help="OHLCV CSV (open_time,open,high,low,close,volume; ms UTC) or Binance klines",
+    )
+    p.add_argument("--funding", type=Path, help="funding CSV (time,rate or Binance's)")
+    p.add_argument("--open-interest", type=Path, help="CSV with time + open-interest column")
+    p.add_argument("--long-short", type=Path, help="CSV with time + long/short ratio column(s)")
+    p.add_argument("--fear-greed", type=Path, help="Fear & Greed CSV (time,value)")
+    p.add_argument("--out", type=Path, default=Path("backtest-report"), help="report folder")
+    p.add_argument(
+        "--timeframe",
+        choices=sorted(TIMEFRAME_SECONDS, key=TIMEFRAME_SECONDS.get),
+        help="scoring timeframe (default 15m, or the candles' own when coarser)",
+    )
+    p.add_argument("--horizons", default="1h,4h,24h", help="outcome horizons (1h, 4h, 24h)")
+    p.add_argument("--equity-horizon", default="4h", help="horizon of the equity curves")
+    p.add_argument("--seed", type=int, default=7, help="seed of the random-direction baseline")
+    p.add_argument(
+        "--llm",
+        action="store_true",
+        help="judge with the LLM (OPENAI_* env, with its cache); default: rules",
+    )
+    p.add_argument(
+        "--through-broker",
+        action="store_true",
+        help="run through Kafka and the real scorer/judge services",
+    )
+    p.add_argument(
+        "--events-out",
+        type=Path,
+        help="also write the imported events as JSON lines (for `perpsignal replay`)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="do not print the summary table")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run a backtest; return 0, 2 on bad input, 130 when interrupted (partial report)."""
+    args = build_parser().parse_args(argv)
+    horizons = [h.strip() for h in args.horizons.split(",") if h.strip()]
+    bad = [h for h in [*horizons, args.equity_horizon] if h not in HORIZON_SECONDS]
+    if bad:
+        print(
+            f"perpsignal backtest: unknown horizon(s) {bad}; use {list(HORIZON_SECONDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
+
+    from perpsignal_cli.backtesting import html, report
+    from perpsignal_cli.backtesting.eventfile import write_events
+    from perpsignal_cli.backtesting.importers import HistoryFormatError
+    from perpsignal_cli.backtesting.pipeline import load_history, run_in_process
+
+    for path in (args.candles, args.funding, args.open_interest, args.long_short, args.fear_greed):
+        if path is not None and not path.is_file():
+            print(f"perpsignal backtest: no such file: {path}", file=sys.stderr)
+            return 2
+    try:
+        history = load_history(
+            args.symbol.upper(),
+            args.candles,
+            funding=args.funding,
+            open_interest=args.open_interest,
+            long_short=args.long_short,
+            fear_greed=args.fear_greed,
+            timeframe=args.timeframe,
+        )
+    except (HistoryFormatError, ValueError) as exc:
+        print(f"perpsignal backtest: {exc}", file=sys.stderr)
+        return 2
+    if args.events_out:
+        n = write_events(args.events_out, history.events)
+        print(f"wrote {n} events to {args.events_out}", file=sys.stderr)
+    progress = False if args.no_progress else None
+    if args.through_broker:
+        from perpsignal_cli.backtesting.broker import run_through_broker
+
+        result = run_through_broker(history, horizons=horizons, progress=progress)
+    else:
+        judge = None
+        if args.llm:
+            from perpsignal_judge.judge import Judge
+            from perpsignal_judge.settings import JudgeSettings
+
+            judge = Judge(JudgeSettings(enable_ai_judge=True))
+        result = run_in_process(
+            history, judge=judge, use_llm=args.llm, horizons=horizons, progress=progress
+        )
+    data = report.build_report(
+        result, history, horizons=horizons, equity_horizon=args.equity_horizon, seed=args.seed
+    )
+    json_path = report.write_json(data, args.out)
+    html_path = html.write_html(data, args.out)
+    if not args.quiet:
+        print(report.terminal_table(data))
+    rate = result.events_done / result.elapsed_s if result.elapsed_s else 0.0
+    print(
+        f"\n{result.events_done}/{result.events_total} events in {result.elapsed_s:.1f}s "
+        f"({rate:,.0f}/s); report: {json_path} {html_path}",
+        file=sys.stderr,
+    )
+    if result.interrupted:
+        print("interrupted: the report covers the history processed so far", file=sys.stderr)
+        return 130
+    return 0
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,349 @@
+"""The in-process backtest: history through the live scorer, judge and outcome code.
+
+Order of work, strictly causal: every event is applied in observation order (a candle at its
+close time; a point series at its own time; ties put point values first, since a value
+observed at T is known when the candle closing at T is scored). The scorer therefore sees at
+each step only what had been observed by then. Outcomes use the candles *after* each signal,
+exactly as the outcomes service does: its `signal_row`/`outcome_rows` decide what is tracked
+and `path_window`/`evaluate` measure it, on the finest candles first, then the primary ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
+from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
+from perpsignal_judge.judge import Judge
+from perpsignal_judge.settings import JudgeSettings
+from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window
+from perpsignal_outcomes.repository import outcome_rows, signal_row
+from perpsignal_outcomes.settings import HORIZON_SECONDS
+from perpsignal_scorer.config import EngineConfig
+from perpsignal_scorer.engine import ScoringEngine
+from perpsignal_scorer.settings import ScorerSettings
+
+from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEFRAME = "15m"  # the live scorer's default primary timeframe
+DEFAULT_HORIZONS = ("1h", "4h", "24h")
+LEAD_IN_S = 2 * 86400  # the longest staleness limit (fear & greed, daily)
+SOURCE_NAMES = ("candles", "funding", "open_interest", "long_short", "fear_greed")
+
+
+@dataclass
+class SourceInfo:
+    """What one input file contributed: rows read and first/last observation."""
+
+    name: str
+    path: str | None
+    events: int = 0
+    first: str | None = None
+    last: str | None = None
+
+
+@dataclass
+class History:
+    """Everything a backtest replays for one symbol."""
+
+    symbol: str
+    base: CandleSeries  # the candles as given: the finest outcome path
+    primary: CandleSeries  # the scorer's timeframe (aggregated when coarser than the input)
+    events: list[Event]  # what the scorer sees, in observation order
+    sources: list[SourceInfo] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _order_key(ev: Event) -> tuple[float, int, str]:
+    return (ev.observed_at.timestamp(), 1 if isinstance(ev, CandleClosedV1) else 0, ev.event_id)
+
+
+def merge(events: Sequence[Event]) -> list[Event]:
+    """Return events in observation order (point values before a candle closing then)."""
+    return sorted(events, key=_order_key)
+
+
+def primary_timeframe(base_tf: str, wanted: str | None) -> str:
+    """Return the scoring timeframe: `wanted`, else 15m, never finer than the candles given."""
+    tf = wanted or DEFAULT_TIMEFRAME
+    if TIMEFRAME_SECONDS[tf] < TIMEFRAME_SECONDS[base_tf]:
+        if wanted:
+            raise imp.HistoryFormatError(
+                f"--timeframe {wanted} is finer than the {base_tf} candles"
+            )
+        tf = base_tf
+    return tf
+
+
+def load_history(
+    symbol: str,
+    candles: Path,
+    *,
+    funding: Path | None = None,
+    open_interest: Path | None = None,
+    long_short: Path | None = None,
+    fear_greed: Path | None = None,
+    timeframe: str | None = None,
+    venue: str = imp.SOURCE,
+) -> History:
+    """Import every given file and build the ordered event stream of one symbol."""
+    base = imp.read_candles(candles)
+    tf = primary_timeframe(base.timeframe, timeframe)
+    primary = imp.aggregate(base, tf)
+    events: list[Event] = list(imp.candle_events(primary, symbol, venue))
+    sources = [_info("candles", candles, events)]
+    notes: list[str] = []
+    if base.gaps():
+        notes.append(f"{base.gaps()} {base.timeframe} candles absent between first and last")
+    if primary.partial_buckets:
+        notes.append(
+            f"{primary.partial_buckets} {tf} candles built from fewer {base.timeframe} bars "
+            "than the bucket holds (absent bars = no trades)"
+        )
+    # point values older than the lead-in are stale for every factor; later ones are unused
+    lo = primary.open_ms[0] / 1000 - LEAD_IN_S
+    hi = (primary.open_ms[-1] + primary.step_ms) / 1000
+    readers: list[tuple[str, Path | None, Callable[[], Sequence[Event]]]] = [
+        ("funding", funding, lambda: imp.read_funding(funding, symbol, venue)),  # type: ignore[arg-type]
+        (
+            "open_interest",
+            open_interest,
+            lambda: imp.read_open_interest(open_interest, symbol, venue),
+        ),  # type: ignore[arg-type]
+        ("long_short", long_short, lambda: imp.read_long_short(long_short, symbol, venue)),  # type: ignore[arg-type]
+        ("fear_greed", fear_greed, lambda: imp.read_fear_greed(fear_greed)),  # type: ignore[arg-type]
+    ]
+    for name, path, read in readers:
+        if path is None:
+            msg = f"no {name.replace('_', ' ')} history given: that factor is neutral (missing)"
+            log.info(msg + " and confidence is lower")
+            notes.append(msg)
+            sources.append(SourceInfo(name, None))
+            continue
+        got = list(read())
+        sources.append(_info(name, path, got))
+        kept = [e for e in got if lo <= e.observed_at.timestamp() <= hi]
+        if len(kept) < len(got):
+            notes.append(
+                f"{name.replace('_', ' ')}: {len(kept)} of {len(got)} rows fall inside the "
+                f"candles' span (from {LEAD_IN_S // 3600}h before the first candle)"
+            )
+        events.extend(kept)
+    return History(symbol, base, primary, merge(events), sources, notes)
+
+
+def _info(name: str, path: Path, events: Sequence[Event]) -> SourceInfo:
+    span = imp.describe(events)
+    return SourceInfo(
+        name,
+        path.name,
+        len(events),
+        span[0].isoformat() if span else None,
+        span[1].isoformat() if span else None,
+    )
+
+
+def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfig:
+    """Return the scorer's configured engine (SCORER_* env) on the backtest's timeframe."""
+    cfg = base or ScorerSettings().engine_config()
+    step = TIMEFRAME_SECONDS[primary]
+    smc = tuple(
+        tf
+        for tf in cfg.smc_timeframes
+        if TIMEFRAME_SECONDS[tf] >= step and TIMEFRAME_SECONDS[tf] % step == 0
+    )
+    if primary not in smc:
+        smc = (primary, *smc)
+    return dataclasses.replace(cfg, primary_timeframe=primary, smc_timeframes=smc)
+
+
+def rules_judge() -> Judge:
+    """Return the judge with the LLM off (the backtest's default: deterministic, free)."""
+    return Judge(JudgeSettings(enable_ai_judge=False))
+
+
+@dataclass
+class Outcome:
+    """One horizon's measured outcome of a signal and the candles it was measured on."""
+
+    horizon: str
+    evaluation: Evaluation
+    path_timeframe: str
+
+
+@dataclass
+class SignalRecord:
+    """A judged signal and its outcomes (None where the candles do not cover the horizon)."""
+
+    judged: SignalJudgedV1
+    outcomes: dict[str, Outcome | None] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What a run produced, and how far it got."""
+
+    records: list[SignalRecord]
+    events_total: int
+    events_done: int
+    interrupted: bool
+    elapsed_s: float
+    mode: str = "in-process"
+
+
+class Progress:
+    """A tqdm bar on stderr with rate and ETA, updated in chunks (cheap on the hot path)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
+        from tqdm import tqdm
+
+        on = sys.stderr.isatty() if enabled is None else enabled
+        self._bar = tqdm(
+            total=total, desc=desc, unit="ev", disable=not on, file=sys.stderr, mininterval=0.25
+        )
+        self._pending = 0
+
+    def tick(self, n: int = 1) -> None:
+        self._pending += n
+        if self._pending >= 512:
+            self._bar.update(self._pending)
+            self._pending = 0
+
+    def close(self) -> None:
+        self._bar.update(self._pending)
+        self._pending = 0
+        self._bar.close()
+
+
+def run_in_process(
+    history: History,
+    *,
+    cfg: EngineConfig | None = None,
+    judge: Judge | None = None,
+    use_llm: bool = False,
+    horizons: Sequence[str] = DEFAULT_HORIZONS,
+    band_pct: float = 0.1,
+    progress: bool | None = None,
+) -> RunResult:
+    """Score, judge and evaluate `history` in this process; Ctrl-C stops and keeps what is done."""
+    started = time.perf_counter()
+    engine = ScoringEngine(cfg or engine_config(history.primary.timeframe))
+    judge = judge or rules_judge()
+    scored: list[SignalScoredV1] = []
+    judged: list[SignalJudgedV1] = []
+    bar = Progress(len(history.events), f"backtest {history.symbol}", progress)
+    done = 0
+    interrupted = False
+    try:
+        for ev in history.events:
+            for sig in engine.apply(ev):
+                if use_llm:
+                    scored.append(sig)
+                else:
+                    judged.append(judge.judge_rules(sig))
+            done += 1
+            bar.tick()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    if use_llm and scored:
+        try:
+            judged = asyncio.run(judge_all(judge, scored, progress))
+        except KeyboardInterrupt:
+            interrupted = True
+    records = evaluate_outcomes(judged, history, horizons, band_pct)
+    return RunResult(records, len(history.events), done, interrupted, time.perf_counter() - started)
+
+
+async def judge_all(
+    judge: Judge, scored: Sequence[SignalScoredV1], progress: bool | None, concurrency: int = 16
+) -> list[SignalJudgedV1]:
+    """Judge signals concurrently (the judge is stateless; its LLM semaphore bounds calls)."""
+    bar = Progress(len(scored), "judge (llm)", progress)
+    out: list[SignalJudgedV1] = []
+    try:
+        for i in range(0, len(scored), concurrency):
+            chunk = scored[i : i + concurrency]
+            out.extend(await asyncio.gather(*(judge.judge(s) for s in chunk)))
+            bar.tick(len(chunk))
+    finally:
+        bar.close()
+        await judge.close()
+    return out
+
+
+class PathIndex:
+    """Candles of one series as outcome `Candle`s, sliceable by time in O(log n)."""
+
+    def __init__(self, series: CandleSeries) -> None:
+        self.timeframe = series.timeframe
+        self.step = timedelta(milliseconds=series.step_ms)
+        self.open_ms = series.open_ms
+        self.candles = [
+            Candle(ms_to_dt(t), o, h, lo, c)
+            for t, o, h, lo, c in zip(
+                series.open_ms, series.open, series.high, series.low, series.close, strict=True
+            )
+        ]
+
+    def path(self, entry_ms: int, due_ms: int) -> list[Candle] | None:
+        lo = bisect.bisect_left(self.open_ms, entry_ms)
+        hi = bisect.bisect_right(self.open_ms, due_ms)
+        if lo >= hi:
+            return None
+        entry_at, due_at = ms_to_dt(entry_ms), ms_to_dt(due_ms)
+        return path_window(self.candles[lo:hi], entry_at, due_at, self.step)
+
+
+def evaluate_outcomes(
+    judged: Sequence[SignalJudgedV1],
+    history: History,
+    horizons: Sequence[str] = DEFAULT_HORIZONS,
+    band_pct: float = 0.1,
+) -> list[SignalRecord]:
+    """Measure every tracked signal at every horizon with the outcomes service's own code."""
+    paths = [PathIndex(history.base)]
+    if history.primary.timeframe != history.base.timeframe:
+        paths.append(PathIndex(history.primary))
+    secs = {h: HORIZON_SECONDS[h] for h in horizons}
+    records = []
+    for j in sorted(judged, key=lambda s: (s.observed_at, s.event_id)):
+        rec = SignalRecord(j)
+        if j.direction in ("LONG", "SHORT"):
+            for row in outcome_rows(signal_row(j), secs, timedelta(0)):
+                rec.outcomes[row["horizon"]] = _measure(row, paths, band_pct)
+        records.append(rec)
+    return records
+
+
+def _measure(row: dict[str, Any], paths: list[PathIndex], band_pct: float) -> Outcome | None:
+    entry_ms = round(row["entry_at"].timestamp() * 1000)
+    due_ms = round(row["due_at"].timestamp() * 1000)
+    for index in paths:  # finest first: the most detailed path wins (as the tracker does)
+        path = index.path(entry_ms, due_ms)
+        if path:
+            ev = evaluate(
+                row["direction"],
+                row["entry_price"],
+                path,
+                stop=row["stop_loss_price"],
+                target=row["take_profit_price"],
+                band_pct=band_pct,
+            )
+            return Outcome(row["horizon"], ev, index.timeframe)
+    return None

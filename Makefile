@@ -62,6 +62,19 @@ migrate: ## Apply database migrations to DATABASE_URL
 bench: install ## Run every benchmark in bench/ and print one table (+ bench/results/*.json)
 	$(UV) run --frozen perpsignal bench
 
+.PHONY: images
+images: ## Build one container image per service (needs a docker engine)
+	deploy/scripts/build_images.sh
+
+.PHONY: k8s-render
+k8s-render: install ## Render the Kubernetes overlays to deploy/k8s/rendered/
+	$(UV) run --frozen python deploy/scripts/k8s_render.py --all
+
+.PHONY: docs
+docs: install ## Regenerate .env.example, the README tables and deploy/compose/.env.example
+	$(UV) run --frozen perpsignal docs
+	$(UV) run --frozen python deploy/scripts/settings_env.py --write-env-example
+
 .PHONY: clean
 clean: ## Remove caches and build outputs (keeps .data/)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache bench/results dist build

@@ -321,3 +321,47 @@ def test_decode_rejects_unknown_type() -> None:
 
     with pytest.raises(PoisonMessage, match="type"):
         decode(b'{"type": "market.nope", "event_id": "1"}')
+
+
+@pytest.mark.db
+async def test_sigterm_drains_commits_and_exits_zero(
+    kafka_settings: KafkaSettings, kafka_env: dict[str, str], database_url: str,
+    tmp_path: Path,
+) -> None:
+    dsn = database_url.replace("+asyncpg", "")
+    conn = await asyncpg.connect(dsn)
+    from tests.integration.runtime.effect_app import SCHEMA
+
+    await conn.execute(SCHEMA)
+    env = {**os.environ, **kafka_env, "DATABASE_URL": database_url, "OPS_PORT": "0",
+           "LOG_LEVEL": "INFO"}
+    producer = await _producer(kafka_settings)
+    await producer.publish_many([candle(i, f"D{i % 5}USDT") for i in range(300)])
+
+    def spawn() -> subprocess.Popen[bytes]:
+        log = open(tmp_path / "effect.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "tests.integration.runtime.effect_app"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+    proc = spawn()
+    try:
+        await eventually(lambda: _eq(conn.fetchval("select count(*) from effects"), 300),
+                         timeout=60, what="all 300 effects")
+        proc.send_signal(15)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+        # a restart must not see any of the 300 again: their offsets were committed
+        await producer.publish_many([candle(i, "D0USDT") for i in range(300, 310)])
+        proc = spawn()
+        await eventually(lambda: _eq(conn.fetchval("select count(*) from effects"), 310),
+                         timeout=60, what="the 10 new effects")
+        await asyncio.sleep(0.5)
+        assert await conn.fetchval("select count(*) from deliveries") == 310
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        await producer.stop()
+        await conn.close()
+    log = (tmp_path / "effect.log").read_text()
+    assert "service stopped" in log

@@ -172,7 +172,8 @@ def test_exchange_info_universe_and_onboard_dates(load) -> None:
     info = s.EXCHANGE_INFO.validate_python(raw)
     perps = sorted(x.symbol for x in info.symbols if p.is_usdt_perpetual(x))
     expected = sorted(
-        x["symbol"] for x in raw["symbols"]
+        x["symbol"]
+        for x in raw["symbols"]
         if x["contractType"] == "PERPETUAL" and x["quoteAsset"] == "USDT"
     )
     assert perps == expected and "BTCUSDT_220325" not in perps
@@ -207,8 +208,17 @@ def test_kline_stream_only_closed(load) -> None:
     [
         (s.KLINES, [[1, "x"]]),
         (s.PREMIUM_INDEX_ALL, [{"symbol": "BTCUSDT", "markPrice": {}}]),
-        (s.LONG_SHORT, [{"longAccount": "1.7", "shortAccount": "0.3", "longShortRatio": "1",
-                         "timestamp": "1"}]),
+        (
+            s.LONG_SHORT,
+            [
+                {
+                    "longAccount": "1.7",
+                    "shortAccount": "0.3",
+                    "longShortRatio": "1",
+                    "timestamp": "1",
+                }
+            ],
+        ),
         (s.EXCHANGE_INFO, {"serverTime": 1}),
     ],
 )

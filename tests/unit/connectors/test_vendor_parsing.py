@@ -59,8 +59,14 @@ def test_coinglass_aggregated_liquidations(load) -> None:
     assert all(e.symbol == "BTCUSDT" and e.window_s == 86400 for e in events)
     # an interval that has not ended yet is not a fact yet
     first_end = _ms(raw[0]["time"]) + timedelta(days=1)
-    assert len(cg_p.parse_liquidation_history(
-        cg_s.LIQUIDATION_AGG.validate_python(raw), "BTC", "1d", first_end)) == 1
+    assert (
+        len(
+            cg_p.parse_liquidation_history(
+                cg_s.LIQUIDATION_AGG.validate_python(raw), "BTC", "1d", first_end
+            )
+        )
+        == 1
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,12 +101,24 @@ def test_coinglass_open_interest(load, name: str) -> None:
 @pytest.mark.parametrize(
     ("name", "adapter", "kind", "prefix"),
     [
-        ("long-short-ratio__global-longshort-account-ratio.json", cg_s.GLOBAL_RATIO,
-         "global_account", "global_account"),
-        ("long-short-ratio__top-longshort-account-ratio.json", cg_s.TOP_ACCOUNT,
-         "top_account", "top_account"),
-        ("long-short-ratio__top-longshort-position-ratio.json", cg_s.TOP_POSITION,
-         "top_position", "top_position"),
+        (
+            "long-short-ratio__global-longshort-account-ratio.json",
+            cg_s.GLOBAL_RATIO,
+            "global_account",
+            "global_account",
+        ),
+        (
+            "long-short-ratio__top-longshort-account-ratio.json",
+            cg_s.TOP_ACCOUNT,
+            "top_account",
+            "top_account",
+        ),
+        (
+            "long-short-ratio__top-longshort-position-ratio.json",
+            cg_s.TOP_POSITION,
+            "top_position",
+            "top_position",
+        ),
     ],
 )
 def test_coinglass_ratios(load, name, adapter, kind, prefix) -> None:
@@ -168,8 +186,9 @@ def test_coinapi_whale_trades_threshold(load) -> None:
     notionals = sorted(r["price"] * r["size"] for r in raw)
     threshold = notionals[len(notionals) // 2]
     whales = ca_p.parse_whale_trades(trades, "BTCUSDT", threshold)
-    expected = [r for r in raw if r["price"] * r["size"] >= threshold
-                and r["taker_side"] in ("BUY", "SELL")]
+    expected = [
+        r for r in raw if r["price"] * r["size"] >= threshold and r["taker_side"] in ("BUY", "SELL")
+    ]
     assert sorted(w.trade_id for w in whales) == sorted(r["uuid"] for r in expected)
     assert ca_p.parse_whale_trades(trades, "BTCUSDT", notionals[-1] * 2) == []
 
@@ -197,5 +216,6 @@ def test_fear_greed(load) -> None:
     assert [e.observed_at for e in events] == [
         EPOCH + timedelta(seconds=int(r["timestamp"])) for r in rows
     ]
-    assert all(e.symbol == "fear_greed" and e.topic == "perpsignal.market.global.v1"
-               for e in events)
+    assert all(
+        e.symbol == "fear_greed" and e.topic == "perpsignal.market.global.v1" for e in events
+    )

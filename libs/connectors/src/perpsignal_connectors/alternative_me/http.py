@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from perpsignal_connectors.alternative_me import constants as c
 from perpsignal_connectors.alternative_me.errors import check_envelope
 from perpsignal_connectors.alternative_me.schemas import FNG, FngResponse
 from perpsignal_connectors.http import VendorHttp
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 
 class FearGreedHttp:
@@ -23,11 +24,12 @@ class FearGreedHttp:
         *,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.http = VendorHttp(
             c.VENDOR,
             url,
-            limiter=RateLimiter([c.QUOTA], clock=clock),
+            limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             retry=retry,
             envelope_check=check_envelope,
             clock=clock,

@@ -16,6 +16,7 @@ the circuit is open (after a 418 ban, until it expires).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -28,7 +29,7 @@ from perpsignal_connectors.binance_usdm import schemas as s
 from perpsignal_connectors.binance_usdm.errors import read_usage
 from perpsignal_connectors.circuit import CircuitBreaker
 from perpsignal_connectors.http import DEFAULT_TIMEOUT, VendorHttp
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 
 def _ms(t: datetime | int | None) -> int | None:
@@ -51,8 +52,9 @@ class BinanceUsdmHttp:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.limiter = limiter or RateLimiter(c.quotas(weight_budget), clock=clock)
+        self.limiter = limiter or RateLimiter(c.quotas(weight_budget), clock=clock, sleep=sleep)
         self.http = VendorHttp(
             c.VENDOR,
             base_url,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -11,7 +12,7 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coinapi import constants as c
 from perpsignal_connectors.coinapi import schemas as s
 from perpsignal_connectors.http import VendorHttp
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 
 class CoinApiHttp:
@@ -24,11 +25,12 @@ class CoinApiHttp:
         *,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter([c.QUOTA], clock=clock),
+            limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
             retry=retry,
             clock=clock,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coingecko import constants as c
 from perpsignal_connectors.coingecko.schemas import COINS_MARKETS, CoinMarket
 from perpsignal_connectors.http import VendorHttp
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 
 class CoinGeckoHttp:
@@ -23,13 +24,14 @@ class CoinGeckoHttp:
         *,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         header = c.PRO_KEY_HEADER if "pro-api" in base_url else c.DEMO_KEY_HEADER
         headers = {header: api_key} if api_key else {}
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter([c.QUOTA], clock=clock),
+            limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers=headers,
             retry=retry,
             clock=clock,

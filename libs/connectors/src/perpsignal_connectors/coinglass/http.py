@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,7 @@ from perpsignal_connectors.coinglass import constants as c
 from perpsignal_connectors.coinglass import schemas as s
 from perpsignal_connectors.coinglass.errors import check_envelope, read_usage
 from perpsignal_connectors.http import Endpoint, Params, VendorHttp
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 RATIO_ENDPOINTS: dict[str, tuple[Endpoint, TypeAdapter[Any]]] = {
     "global_account": (c.GLOBAL_LS_HISTORY, s.GLOBAL_RATIO),
@@ -33,11 +34,12 @@ class CoinglassHttp:
         limit_per_min: int = c.PLAN_LIMIT_1M,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter(c.quotas(limit_per_min), clock=clock),
+            limiter=RateLimiter(c.quotas(limit_per_min), clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
             retry=retry,
             usage_reader=read_usage,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.http import VendorHttp
 from perpsignal_connectors.lunarcrush import constants as c
 from perpsignal_connectors.lunarcrush import schemas as s
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 
 class LunarCrushHttp:
@@ -23,11 +24,12 @@ class LunarCrushHttp:
         *,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter([c.QUOTA], clock=clock),
+            limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers={"Authorization": f"Bearer {api_key}"},
             retry=retry,
             clock=clock,

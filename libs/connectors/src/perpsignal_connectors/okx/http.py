@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -12,7 +13,7 @@ from perpsignal_connectors.http import DEFAULT_TIMEOUT, VendorHttp
 from perpsignal_connectors.okx import constants as c
 from perpsignal_connectors.okx.errors import check_envelope
 from perpsignal_connectors.okx.schemas import CANDLES, OkxCandle
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 
 class OkxHttp:
@@ -25,11 +26,12 @@ class OkxHttp:
         retry: RetryPolicy | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter(c.QUOTAS, clock=clock),
+            limiter=RateLimiter(c.QUOTAS, clock=clock, sleep=sleep),
             retry=retry,
             timeout=timeout,
             envelope_check=check_envelope,

@@ -1,0 +1,196 @@
+"""The real clients against the local fake vendors with injected faults.
+
+Each fault must get its documented reaction and never crash the caller: 429 waits for
+Retry-After then retries, 418 opens the circuit until the ban ends, 5xx and timeouts are
+retried with backoff, truncated JSON / HTML / wrong types are MalformedResponse (not
+retried, nothing returned), other 4xx are permanent.
+"""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+
+from perpsignal_common.errors import PermanentError, RateLimited, VenueBanned
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_connectors.binance_usdm import constants as bc
+from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
+from perpsignal_connectors.circuit import CircuitOpen, CircuitState
+from perpsignal_connectors.coinglass.http import CoinglassHttp
+from perpsignal_connectors.errors import MalformedResponse
+from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_connectors.ratelimit import RateLimiter
+from tests.fakes.vendors import Fault, FakeVendors
+from tests.unit.connectors.clock import FakeClock
+
+KLINES = "/fapi/v1/klines"
+
+
+def binance(
+    fake: FakeVendors, clock: FakeClock, *, budget: int = 2400, timeout_s: float = 2.0
+) -> BinanceUsdmHttp:
+    fake.clock = clock.time
+    return BinanceUsdmHttp(
+        fake.url("binance"),
+        limiter=RateLimiter(bc.quotas(budget), clock=clock.time, sleep=clock.sleep),
+        retry=RetryPolicy(
+            max_attempts=3, base_delay_s=0.5, sleep=clock.sleep, rng=random.Random(1)
+        ),
+        timeout=httpx.Timeout(timeout_s),
+        clock=clock.time,
+    )
+
+
+async def test_429_waits_retry_after_then_succeeds(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=429, retry_after=7))
+    rows = await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert rows  # the retry got the real body
+    assert fake.requests[("binance", KLINES)] == 2
+    assert sum(clock.slept) >= 7  # waited at least what the vendor asked
+    await client.aclose()
+
+
+async def test_418_opens_the_circuit_until_the_ban_expires(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=418, retry_after=120))
+    with pytest.raises(VenueBanned):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 1  # a ban is never retried
+    assert client.http.breaker.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpen):
+        await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 1  # no call while banned
+    clock.t += 121
+    assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.CLOSED
+    await client.aclose()
+
+
+async def test_5xx_is_retried_with_backoff(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=503), Fault("status", status=502))
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 3
+    assert len(clock.slept) == 2 and all(0 <= s <= 1.0 for s in clock.slept)
+    await client.aclose()
+
+
+async def test_5xx_beyond_the_retry_budget_raises_transient(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=500, times=None))
+    with pytest.raises(Exception) as info:
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert not isinstance(info.value, PermanentError)
+    assert fake.requests[("binance", KLINES)] == 3
+    await client.aclose()
+
+
+async def test_timeout_is_retried(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock, timeout_s=0.2)
+    fake.inject("binance", KLINES, Fault("timeout", delay_s=0.6))
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2
+    await client.aclose()
+
+
+@pytest.mark.parametrize("kind", ["truncated", "html", "wrong_types"])
+async def test_malformed_bodies_are_rejected_without_retry(fake: FakeVendors, kind) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", "/fapi/v1/premiumIndex", Fault(kind))
+    with pytest.raises(MalformedResponse):
+        await client.fetch_premium_index_all()
+    assert fake.requests[("binance", "/fapi/v1/premiumIndex")] == 1
+    # the next answer is fine again and nothing is stuck
+    assert len(await client.fetch_premium_index_all()) >= 1
+    await client.aclose()
+
+
+async def test_4xx_is_permanent_and_not_retried(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=400))
+    with pytest.raises(PermanentError):
+        await client.fetch_klines("NOPEUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 1
+    await client.aclose()
+
+
+async def test_used_weight_header_corrects_the_local_budget(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = binance(fake, clock)
+    # another process on the same IP already spent 1,500 this minute
+    fake.binance.weight_by_minute[int(clock.t // 60)] = 1500
+    await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert client.limiter.budgets[bc.WEIGHT].used == 1501
+
+
+async def test_budget_exhaustion_waits_for_the_next_minute(fake: FakeVendors) -> None:
+    clock = FakeClock(t=1_700_000_080.0)  # 20 s before a minute boundary
+    client = binance(fake, clock, budget=10)  # usable: 8 per minute
+    for _ in range(8):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert clock.slept == []
+    await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert clock.slept and clock.slept[0] == pytest.approx(20, abs=0.01)
+    per_minute = fake.weight_per_minute()
+    assert max(per_minute.values()) <= 8
+    await client.aclose()
+
+
+async def test_okx_rate_limit_code_is_rate_limited(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    okx = OkxHttp(
+        fake.url("okx"),
+        retry=RetryPolicy(max_attempts=2, sleep=clock.sleep),
+        clock=clock.time,
+        sleep=clock.sleep,
+    )
+    fake.set_body(
+        "okx", "/api/v5/market/candles", {"code": "50011", "msg": "Too Many Requests", "data": []}
+    )
+    with pytest.raises(RateLimited):
+        await okx.fetch_candles("BTCUSDT", "1m")
+    assert fake.requests[("okx", "/api/v5/market/candles")] == 2
+    await okx.aclose()
+
+
+async def test_coinglass_bad_key_is_permanent(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    cg = CoinglassHttp(
+        "",
+        fake.url("coinglass"),
+        retry=RetryPolicy(max_attempts=3, sleep=clock.sleep),
+        clock=clock.time,
+        sleep=clock.sleep,
+    )
+    with pytest.raises(PermanentError):
+        await cg.fetch_liquidation_history("BTC", "4h")
+    await cg.aclose()
+
+
+async def test_coinglass_error_envelope(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    cg = CoinglassHttp(
+        "k",
+        fake.url("coinglass"),
+        retry=RetryPolicy(max_attempts=3, sleep=clock.sleep),
+        clock=clock.time,
+        sleep=clock.sleep,
+    )
+    fake.set_body(
+        "coinglass",
+        "/api/futures/liquidation/aggregated-history",
+        {"code": "400", "msg": "interval not allowed on this plan"},
+    )
+    with pytest.raises(PermanentError, match="interval not allowed"):
+        await cg.fetch_liquidation_history("BTC", "1m")
+    await cg.aclose()

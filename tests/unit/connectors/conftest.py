@@ -22,7 +22,7 @@ def api_dir(shared_data: Path) -> Path:
 
 
 @pytest.fixture
-def load(api_dir: Path):  # noqa: ANN201
+def load(api_dir: Path):
     """Return a loader of one recorded body by `vendor/file` name."""
 
     def _load(rel: str) -> Any:

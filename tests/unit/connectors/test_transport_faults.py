@@ -12,7 +12,6 @@ import random
 
 import httpx
 import pytest
-
 from perpsignal_common.errors import PermanentError, RateLimited, VenueBanned
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as bc
@@ -22,7 +21,8 @@ from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.ratelimit import RateLimiter
-from tests.fakes.vendors import Fault, FakeVendors
+
+from tests.fakes.vendors import FakeVendors, Fault
 from tests.unit.connectors.clock import FakeClock
 
 KLINES = "/fapi/v1/klines"

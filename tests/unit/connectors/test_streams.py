@@ -1,0 +1,74 @@
+"""WebSocket sessions against the fake vendors: messages, drops mid-stream, resubscribe, pings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from perpsignal_common.events.market import LiquidationOrderV1
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_connectors.binance_usdm.stream import BinanceUsdmStream
+from perpsignal_connectors.coinglass.stream import CoinglassStream
+
+from tests.fakes.vendors import FakeVendors
+from tests.helpers import eventually
+
+
+async def test_binance_liquidations_survive_a_drop_and_resubscribe(fake: FakeVendors, load) -> None:
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stream.ws._retry = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(
+            lambda: fake.ws_connects["binance"] == 1 and fake.ws_received["binance"],
+            timeout=10,
+            what="subscribe",
+        )
+        assert json.loads(fake.ws_received["binance"][0])["params"] == ["!forceOrder@arr"]
+        await fake.push("binance", msg)
+        await fake.push("binance", "not json{")  # malformed: skipped, no crash
+        await eventually(lambda: len(got) == 1, timeout=10, what="first liquidation")
+        await fake.drop("binance")
+        await eventually(
+            lambda: fake.ws_connects["binance"] == 2 and len(fake.ws_received["binance"]) == 2,
+            timeout=10,
+            what="reconnect + resubscribe",
+        )
+        later = {**msg, "o": {**msg["o"], "T": msg["o"]["T"] + 1000, "S": "BUY"}}
+        await eventually(lambda: fake.push("binance", later), timeout=10, what="client back")
+        await eventually(lambda: len(got) == 2, timeout=10, what="liquidation after reconnect")
+        assert [e.liquidated_side for e in got] == ["LONG", "SHORT"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert not task.exception()
+
+
+async def test_coinglass_pings_and_relays_liquidations(fake: FakeVendors, load) -> None:
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = CoinglassStream("key", on_liq, fake.ws_url("coinglass"), ping_interval_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    try:
+        await eventually(
+            lambda: "ping" in fake.ws_received["coinglass"], timeout=10, what="application ping"
+        )
+        sub = json.loads(fake.ws_received["coinglass"][0])
+        assert sub == {"method": "subscribe", "channels": ["liquidationOrders"]}
+        await fake.push("coinglass", load("coinglass/ws__liquidationOrders.json"))
+        await eventually(lambda: got, timeout=10, what="liquidation")
+        assert got[0].source == "coinglass" and got[0].liquidated_side == "SHORT"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -1,0 +1,135 @@
+"""`perpsignal record`: tap topics into a JSON-lines event file (for `perpsignal replay`).
+
+A plain aiokafka consumer without a group (it never disturbs the services' offsets) reads
+every partition of the chosen topics, from now on or `--from-beginning`, and writes one line
+per record: `{"topic": <logical topic>, "key": ..., "event": <event JSON>}`. It stops on
+Ctrl-C/SIGTERM, after `--max` records, after `--duration` seconds, or once no record arrived
+for `--idle` seconds; every record already received is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from perpsignal_common.events.topics import Topic
+from perpsignal_common.settings import KafkaSettings
+
+from perpsignal_cli.backtesting.eventfile import raw_line
+
+DEFAULT_TOPICS = (Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `perpsignal record` argument parser."""
+    p = argparse.ArgumentParser(prog="perpsignal record", description=__doc__)
+    p.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
+    p.add_argument(
+        "--topic", action="append", help="logical topic(s) to tap (default: the market topics)"
+    )
+    p.add_argument("--from-beginning", action="store_true", help="read retained history too")
+    p.add_argument("--max", type=int, default=None, help="stop after this many records")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--idle", type=float, default=None, help="stop once no record arrived for this many seconds"
+    )
+    return p
+
+
+async def record(
+    kafka: KafkaSettings,
+    topics: list[str],
+    out: Path,
+    *,
+    from_beginning: bool = False,
+    max_records: int | None = None,
+    duration_s: float | None = None,
+    idle_s: float | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Write the topics' records to `out` until a stop condition; return how many."""
+    stop = stop or asyncio.Event()
+    physical = {kafka.topic(t): t for t in topics}
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(),
+        enable_auto_commit=False,
+        fetch_max_wait_ms=kafka.kafka_fetch_max_wait_ms,
+    )
+    await consumer.start()
+    n = 0
+    try:
+        parts: list[TopicPartition] = []
+        deadline = time.monotonic() + 10
+        while True:  # topics may be created a moment after we start: wait a little
+            missing = [t for t in physical if not consumer.partitions_for_topic(t)]
+            if not missing or time.monotonic() > deadline or stop.is_set():
+                break
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await asyncio.sleep(0.1)
+        for t in physical:
+            parts += [TopicPartition(t, p) for p in consumer.partitions_for_topic(t) or ()]
+        if not parts:
+            raise ValueError(f"none of the topics exist: {sorted(physical)}")
+        consumer.assign(parts)
+        if from_beginning:
+            await consumer.seek_to_beginning(*parts)
+        else:
+            await consumer.seek_to_end(*parts)
+        started = last = time.monotonic()
+        with out.open("wb") as fh:
+            while not stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=1000)
+                now = time.monotonic()
+                for tp, recs in batches.items():
+                    for r in recs:
+                        fh.write(raw_line(physical[tp.topic], r.key, r.value or b"null"))
+                        n += 1
+                        last = now
+                        if max_records is not None and n >= max_records:
+                            return n
+                fh.flush()
+                if duration_s is not None and now - started >= duration_s:
+                    break
+                if idle_s is not None and now - last >= idle_s:
+                    break
+    finally:
+        await consumer.stop()
+    return n
+
+
+def main(argv: list[str]) -> int:
+    """Record until a stop condition; Ctrl-C keeps everything received so far."""
+    args = build_parser().parse_args(argv)
+    topics = args.topic or [str(t) for t in DEFAULT_TOPICS]
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        n = await record(
+            KafkaSettings(),
+            topics,
+            args.out,
+            from_beginning=args.from_beginning,
+            max_records=args.max,
+            duration_s=args.duration,
+            idle_s=args.idle,
+            stop=stop,
+        )
+        print(f"recorded {n} records to {args.out}", file=sys.stderr)
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except ValueError as exc:
+        print(f"perpsignal record: {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["main", "record"]

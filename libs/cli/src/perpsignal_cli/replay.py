@@ -1,0 +1,141 @@
+"""`perpsignal replay FILE`: publish a JSON-lines event file back onto the topics.
+
+Keys, payloads and `observed_at` are kept byte for byte, so the live services process the
+file as if it were live (their state clocks are the events' `observed_at`). Pacing follows
+the gaps between consecutive `observed_at` values divided by `--speed` (`1` = real time,
+`60` or `x60` = sixty times faster, `max` = as fast as the broker takes them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from pathlib import Path
+
+from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
+from perpsignal_common.kafka.admin import ensure_topics
+from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.settings import KafkaSettings
+
+from perpsignal_cli.backtesting.eventfile import read_lines
+from perpsignal_cli.backtesting.pipeline import Progress
+
+
+def parse_speed(text: str) -> float:
+    """Return the speed factor; 0 means as fast as possible."""
+    t = text.strip().lower()
+    if t in ("max", "asap", "fast", "0"):
+        return 0.0
+    if t in ("realtime", "real-time", "1x", "x1"):
+        return 1.0
+    t = t.removeprefix("x").removesuffix("x")
+    value = float(t)
+    if value <= 0:
+        raise ValueError("speed must be > 0 (or 'max')")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the `perpsignal replay` argument parser."""
+    p = argparse.ArgumentParser(prog="perpsignal replay", description=__doc__)
+    p.add_argument("file", type=Path, help="JSON-lines event file (from record or backtest)")
+    p.add_argument("--speed", default="max", help="1 = real time, N or xN = N times, max")
+    p.add_argument("--topic", action="append", help="replay only these logical topics")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+async def replay(
+    path: Path,
+    kafka: KafkaSettings,
+    *,
+    speed: float = 0.0,
+    topics: set[str] | None = None,
+    progress: bool | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Publish the file's events in order, paced by `speed`; return how many were sent."""
+    lines = [ln for ln in read_lines(path) if topics is None or ln.topic in topics]
+    stop = stop or asyncio.Event()
+    if kafka.kafka_create_topics:
+        await ensure_topics(kafka)
+    producer = EventProducer(kafka, service="replay")
+    await producer.start()
+    bar = Progress(len(lines), f"replay {path.name}", progress)
+    sent = 0
+    started = time.monotonic()
+    first_at: float | None = None
+    try:
+        for line in lines:
+            if stop.is_set():
+                break
+            try:
+                event = line.event()
+            except PoisonMessage as exc:
+                raise ValueError(f"{path}: event {sent + 1} is not a valid event: {exc}") from exc
+            if speed > 0:
+                at = event.observed_at.timestamp()
+                first_at = at if first_at is None else first_at
+                delay = started + (at - first_at) / speed - time.monotonic()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                    if stop.is_set():
+                        break
+            await producer.send_raw(
+                kafka.topic(line.topic),
+                None if line.key is None else line.key.encode(),
+                line.value,
+                event_headers(event),
+            )
+            sent += 1
+            bar.tick()
+            if sent % 1000 == 0:
+                await producer.wait_delivered()
+        await producer.wait_delivered()
+    finally:
+        bar.close()
+        await producer.stop()
+    return sent
+
+
+def main(argv: list[str]) -> int:
+    """Replay a file; Ctrl-C stops after the events already sent are acknowledged."""
+    args = build_parser().parse_args(argv)
+    if not args.file.is_file():
+        print(f"perpsignal replay: no such file: {args.file}", file=sys.stderr)
+        return 2
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as exc:
+        print(f"perpsignal replay: bad --speed: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        n = await replay(
+            args.file,
+            KafkaSettings(),
+            speed=speed,
+            topics=set(args.topic) if args.topic else None,
+            progress=False if args.no_progress else None,
+            stop=stop,
+        )
+        print(f"replayed {n} events" + (" (stopped early)" if stop.is_set() else ""))
+        return 130 if stop.is_set() else 0
+
+    try:
+        return asyncio.run(run())
+    except (ValueError, DependencyUnavailable) as exc:
+        print(f"perpsignal replay: {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["main", "parse_speed", "replay"]

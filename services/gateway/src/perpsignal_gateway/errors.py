@@ -110,12 +110,3 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dependency(_: Request, exc: DependencyUnavailable) -> Response:
         log.warning("dependency unavailable", extra={"error": str(exc)[:200]})
         return error_response(503, "dependency_unavailable", "a platform dependency is down")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        # type and message only: no traceback in logs or responses
-        log.error(
-            "unhandled error",
-            extra={"path": request.url.path, "error_type": type(exc).__name__},
-        )
-        return error_response(500, "internal_error", "internal error")

@@ -29,6 +29,7 @@ from perpsignal_connectors.catalog import load_catalogs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
+from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
 from perpsignal_gateway.operations import build_registry
@@ -182,6 +183,7 @@ def create_app(
         return response
 
     app.include_router(router)
+    mount_dashboard(app)
     _add_ops_routes(app, cfg)
     app.add_middleware(
         SecurityMiddleware,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -43,6 +44,8 @@ AUTH_FAILURES = Counter("gateway_auth_failures_total", "Requests refused for a b
 RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused by the per-key limit")
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+log = logging.getLogger(__name__)
 
 
 class SecurityMiddleware:
@@ -137,7 +140,11 @@ class SecurityMiddleware:
 
 
 class MetricsMiddleware:
-    """Count requests and time them by route template (bounded labels)."""
+    """Count and time requests by route template; turn any escaped exception into a bare 500.
+
+    Starlette's own server-error middleware re-raises after answering, which makes uvicorn log
+    a traceback; catching here keeps tracebacks out of responses and logs alike.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -148,15 +155,24 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            log.error(
+                "unhandled error",
+                extra={"path": scope.get("path"), "error_type": type(exc).__name__},
+            )
+            if not response_started:
+                await _refuse(scope, send, 500, "internal_error", "internal error")
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"

@@ -138,7 +138,8 @@ class StreamHub:
     async def _send_loop(self, client: Client) -> None:
         while True:
             try:
-                text = await asyncio.wait_for(client.queue.get(), self.heartbeat_s)
+                async with asyncio.timeout(self.heartbeat_s):
+                    text = await client.queue.get()
             except TimeoutError:
                 text = '{"type":"heartbeat"}'
             await client.ws.send_text(text)

@@ -1,0 +1,38 @@
+"""Ingestor unit fixtures: a recording stand-in for the Kafka producer, the fake vendors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from perpsignal_common.events.base import Event
+
+from tests.fakes.vendors import FakeVendors
+
+
+class RecordingProducer:
+    """Collects published events; `fail` makes the next publish raise (Kafka down)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.fail: Exception | None = None
+
+    async def publish(self, event: Event, **_: object) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.events.append(event)
+
+    async def wait_delivered(self) -> None:
+        return None
+
+
+@pytest.fixture
+def producer() -> RecordingProducer:
+    return RecordingProducer()
+
+
+@pytest.fixture
+async def fake(shared_data: Path) -> AsyncIterator[FakeVendors]:
+    async with FakeVendors(shared_data) as server:
+        yield server

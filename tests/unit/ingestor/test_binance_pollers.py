@@ -1,0 +1,98 @@
+"""Binance pollers against the fake vendor: what one cycle publishes, and what a bad answer
+for one request does to the rest of the cycle."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import httpx
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_connectors.binance_usdm import constants as bc
+from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
+from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_ingestor.sources.binance import (
+    BinanceFundingPoller,
+    BinanceMarketPoller,
+    BinanceRatiosPoller,
+)
+from perpsignal_ingestor.universe import Universe
+
+from tests.fakes.vendors import FakeVendors, Fault
+from tests.unit.connectors.clock import FakeClock
+
+T0 = 1_700_000_000.0 - 1_700_000_000.0 % 14_400 + 30  # 30 s after a 4h boundary
+
+
+def client(fake: FakeVendors, clock: FakeClock) -> BinanceUsdmHttp:
+    fake.clock = clock.time
+    return BinanceUsdmHttp(
+        fake.url("binance"),
+        limiter=RateLimiter(bc.quotas(1200), clock=clock.time, sleep=clock.sleep),
+        retry=RetryPolicy(max_attempts=2, sleep=clock.sleep, rng=random.Random(0)),
+        timeout=httpx.Timeout(5),
+        clock=clock.time,
+    )
+
+
+async def test_market_cycle_publishes_each_kind_for_tracked_symbols(fake: FakeVendors) -> None:
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m", "1h"], clock=clock.time)
+    events = await poller.poll()
+    kinds = Counter((e.type, e.symbol) for e in events)
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        assert kinds[("market.funding", sym)] == 1
+        assert kinds[("market.ticker", sym)] == 1
+        assert kinds[("market.open_interest", sym)] == 1
+        # the recorded klines body has 2 closed 5m candles; asked for each timeframe
+        assert kinds[("market.candle", sym)] == 4
+    assert fake.requests[("binance", "/fapi/v1/premiumIndex")] == 1  # one bulk call
+    assert fake.requests[("binance", "/fapi/v1/klines")] == 4
+
+
+async def test_klines_are_fetched_only_after_a_new_close(fake: FakeVendors) -> None:
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m", "4h"], clock=clock.time)
+    await poller.poll()
+    assert fake.requests[("binance", "/fapi/v1/klines")] == 2
+    clock.t += 60  # same 5m and 4h candles still forming
+    await poller.poll()
+    assert fake.requests[("binance", "/fapi/v1/klines")] == 2
+    clock.t += 300  # a 5m candle closed, the 4h did not
+    await poller.poll()
+    assert fake.requests[("binance", "/fapi/v1/klines")] == 3
+
+
+async def test_one_malformed_answer_spoils_only_its_own_events(fake: FakeVendors) -> None:
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    fake.inject("binance", "/fapi/v1/premiumIndex", Fault("wrong_types"))
+    fake.inject("binance", "/fapi/v1/klines", Fault("truncated"))
+    events = await poller.poll()
+    types = {e.type for e in events}
+    assert "market.funding" not in types and "market.candle" not in types
+    assert {"market.ticker", "market.open_interest"} <= types
+    # the failed klines fetch is retried on the next cycle, even within the same candle
+    clock.t += 60
+    assert any(e.type == "market.candle" for e in await poller.poll())
+
+
+async def test_ratios_and_settled_funding(fake: FakeVendors) -> None:
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    http = client(fake, clock)
+    ratios = await BinanceRatiosPoller(http, universe).poll()
+    assert Counter(e.type for e in ratios) == {
+        "market.open_interest": 2,
+        "market.long_short_ratio": 6,
+        "market.taker_flow": 2,
+    }
+    market = BinanceMarketPoller(http, universe, [], clock=clock.time)
+    funding = BinanceFundingPoller(http, universe, market, clock=clock.time)
+    await market.poll()  # learns the next funding time (in the past in the recorded body)
+    settled = await funding.poll()
+    assert settled and all(e.settled for e in settled)
+    assert await funding.poll() == []  # once per settlement

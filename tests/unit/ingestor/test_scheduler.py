@@ -1,0 +1,77 @@
+"""Source loops: an unreachable vendor never stops the others; re-polls publish nothing new."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+
+import pytest
+from perpsignal_common.errors import DependencyUnavailable, TransientError
+from perpsignal_common.events.market import FearGreedV1
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.scheduler import SourceLoop
+
+from tests.helpers import eventually
+
+
+def fg(day: int) -> FearGreedV1:
+    return FearGreedV1(
+        event_id=f"fg{day}",
+        source="t",
+        symbol="fear_greed",
+        observed_at=datetime(2024, 1, day, tzinfo=UTC),
+        value=50,
+    )
+
+
+async def test_failing_source_backs_off_while_others_publish(producer) -> None:
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+    calls = {"bad": 0, "good": 0}
+
+    async def bad() -> list[FearGreedV1]:
+        calls["bad"] += 1
+        raise TransientError("vendor unreachable")
+
+    async def good() -> list[FearGreedV1]:
+        calls["good"] += 1
+        return [fg(min(calls["good"], 28))]
+
+    loops = [
+        SourceLoop("bad", 0.02, bad, publisher, min_backoff_s=0.01, rng=random.Random(0)),
+        SourceLoop("good", 0.02, good, publisher),
+    ]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(loop.run(stop)) for loop in loops]
+    await eventually(
+        lambda: calls["good"] >= 5 and calls["bad"] >= 3, timeout=10, what="both loops polling"
+    )
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert loops[0].failures >= 3
+    assert len(producer.events) >= 5 and all(e.source == "t" for e in producer.events)
+
+
+async def test_repolled_events_are_not_republished(producer) -> None:
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+
+    async def poll() -> list[FearGreedV1]:
+        return [fg(1), fg(2)]
+
+    loop = SourceLoop("fg", 60, poll, publisher)
+    assert await loop.run_once() == 2
+    assert await loop.run_once() == 0
+    assert [e.event_id for e in producer.events] == ["fg1", "fg2"]
+
+
+async def test_kafka_down_ends_the_loop(producer) -> None:
+    producer.fail = DependencyUnavailable("broker down")
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+
+    async def poll() -> list[FearGreedV1]:
+        return [fg(3)]
+
+    with pytest.raises(DependencyUnavailable):
+        await SourceLoop("fg", 0.01, poll, publisher).run(asyncio.Event())
+    # the unacknowledged event is not remembered: the next poll will send it again
+    assert not publisher.seen("fg3")

@@ -1,0 +1,73 @@
+"""Symbol universe: TRADING USDT perpetuals ∩ filters, plus on-demand symbols with a TTL."""
+
+from __future__ import annotations
+
+from perpsignal_connectors.binance_usdm.schemas import SymbolInfo, Ticker24h
+from perpsignal_ingestor.universe import Universe
+
+
+def info(
+    symbol: str, status: str = "TRADING", contract: str = "PERPETUAL", quote: str = "USDT"
+) -> SymbolInfo:
+    return SymbolInfo.model_validate(
+        {
+            "symbol": symbol,
+            "contractType": contract,
+            "status": status,
+            "baseAsset": symbol.removesuffix(quote),
+            "quoteAsset": quote,
+            "onboardDate": 0,
+        }
+    )
+
+
+def ticker(symbol: str, qv: float) -> Ticker24h:
+    return Ticker24h.model_validate(
+        {"symbol": symbol, "lastPrice": "1", "quoteVolume": qv, "closeTime": 0}
+    )
+
+
+EXCHANGE = [
+    info("BTCUSDT"),
+    info("ETHUSDT"),
+    info("SOLUSDT"),
+    info("OLDUSDT", "SETTLING"),
+    info("BTCUSDT_250328", contract="CURRENT_QUARTER"),
+    info("BTCUSDC", quote="USDC"),
+]
+
+
+def test_watch_list_is_intersected_with_tradable_perpetuals() -> None:
+    u = Universe(["BTCUSDT", "OLDUSDT", "NOPEUSDT"])
+    assert u.binance_symbols() == ["BTCUSDT", "NOPEUSDT", "OLDUSDT"]  # before exchangeInfo
+    u.update_exchange(EXCHANGE)
+    assert u.binance_symbols() == ["BTCUSDT"]
+    assert u.off_binance() == ["NOPEUSDT", "OLDUSDT"]
+
+
+def test_star_means_every_usdt_perpetual_trading() -> None:
+    u = Universe(["*"])
+    u.update_exchange(EXCHANGE)
+    assert u.binance_symbols() == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+
+def test_min_quote_volume_adds_liquid_symbols() -> None:
+    u = Universe(["BTCUSDT"], min_quote_volume=1e9)
+    u.update_exchange(EXCHANGE)
+    u.update_tickers([ticker("ETHUSDT", 2e9), ticker("SOLUSDT", 5e8)])
+    assert u.binance_symbols() == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_on_demand_symbols_expire() -> None:
+    now = [1000.0]
+    u = Universe(["BTCUSDT"], clock=lambda: now[0])
+    u.update_exchange(EXCHANGE)
+    u.track("solusdt", until_s=1060)
+    u.track("ZZZUSDT", until_s=1060)  # not on Binance: another venue covers it
+    assert u.binance_symbols() == ["BTCUSDT", "SOLUSDT"]
+    assert u.off_binance() == ["ZZZUSDT"]
+    now[0] = 1061
+    assert u.binance_symbols() == ["BTCUSDT"] and u.off_binance() == []
+    u.track("ETHUSDT", until_s=2000)
+    u.untrack("ETHUSDT")
+    assert u.binance_symbols() == ["BTCUSDT"]

@@ -14,7 +14,6 @@ import {
   isNum,
 } from "../dom.js";
 
-const CHART_MODULE = "/static/vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
 export const COLORS = {
   up: "#3fb68b",
   down: "#d9534f",
@@ -86,7 +85,8 @@ function levels(sig) {
 }
 
 async function drawChart(el, candles, sig, lines) {
-  const lib = await import(CHART_MODULE);
+  // loaded only on this page, so the live table paints without the chart library
+  const lib = await import("/static/vendor/lightweight-charts/lightweight-charts.standalone.production.mjs");
   const dark = matchMedia("(prefers-color-scheme: dark)").matches;
   const chart = lib.createChart(el, {
     autoSize: true,

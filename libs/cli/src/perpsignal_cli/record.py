@@ -69,7 +69,7 @@ async def record(
             missing = [t for t in physical if not consumer.partitions_for_topic(t)]
             if not missing or time.monotonic() > deadline or stop.is_set():
                 break
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             await asyncio.sleep(0.1)
         for t in physical:
             parts += [TopicPartition(t, p) for p in consumer.partitions_for_topic(t) or ()]

@@ -65,7 +65,7 @@ class _Collector:
         while not self._consumer.partitions_for_topic(self.topic):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topic {self.topic} did not appear")
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             await asyncio.sleep(0.05)
         parts = [
             TopicPartition(self.topic, p) for p in self._consumer.partitions_for_topic(self.topic)

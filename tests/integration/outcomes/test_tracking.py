@@ -147,7 +147,13 @@ async def test_missing_price_stays_pending_with_reason_then_uses_klines(
 async def test_gives_up_after_the_configured_time(sessions) -> None:
     ev = judged(symbol="NOPEUSDT")
     await store(sessions, ev)
+    # a replayed (years old) signal first gets the full retry window...
     tracker = Tracker(settings(outcomes_give_up_after_s=3600), sessions, None, clock=lambda: LATER)
+    await tracker.evaluate_batch()
+    assert {r.status for r in (await outcomes(sessions)).values()} == {"pending"}
+    # ...and is given up once that window has passed since it became due here
+    later = datetime.now(UTC) + timedelta(hours=2)
+    tracker = Tracker(settings(outcomes_give_up_after_s=3600), sessions, None, clock=lambda: later)
     await tracker.evaluate_batch()
     rows = await outcomes(sessions)
     assert {r.status for r in rows.values()} == {"failed"}
@@ -174,3 +180,14 @@ async def test_concurrent_trackers_evaluate_each_row_once(sessions, shared_data:
     assert {r.evaluation_count for r in rows.values()} == {1}
     assert sum(t.completed for t in trackers) == 360
     assert len({r.evaluated_by for r in rows.values()}) >= 2  # the work was shared
+
+
+async def test_prune_keeps_candles_that_pending_rows_still_need(sessions, shared_data) -> None:
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, xrp_candle_rows(shared_data))
+    await store(sessions, judged(observed_at=datetime(2021, 11, 18, tzinfo=UTC)))
+    tracker = Tracker(settings(), sessions, None)  # real clock: the 2021 candles are "old"
+    await tracker.prune()
+    async with session_scope(sessions) as s:
+        kept = (await s.execute(select(OutcomeCandle.open_time))).scalars().all()
+    assert kept and min(kept) == datetime(2021, 11, 18, tzinfo=UTC)  # older ones went

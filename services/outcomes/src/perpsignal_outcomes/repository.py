@@ -15,7 +15,7 @@ from perpsignal_common.db.models.outcomes import (
 )
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -186,6 +186,7 @@ class DueRow:
     entry_at: datetime
     due_at: datetime
     attempts: int
+    created_at: datetime
 
 
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[DueRow]:
@@ -205,6 +206,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Du
             o.entry_at,
             o.due_at,
             o.attempts,
+            o.created_at,
         )
         .where(o.status == "pending", o.next_attempt_at <= now)
         .order_by(o.next_attempt_at)
@@ -344,6 +346,14 @@ async def mark_published(session: AsyncSession, ids: Sequence[int], now: datetim
 
 
 async def prune_candles(session: AsyncSession, before: datetime) -> int:
-    """Delete stored candles that opened before `before`; return how many."""
+    """Delete candles that opened before `before` and before every pending row's entry.
+
+    A backlog (or a replay of old signals) keeps the candles its paths still need.
+    """
+    oldest_pending = await session.scalar(
+        select(func.min(SignalOutcome.entry_at)).where(SignalOutcome.status == "pending")
+    )
+    if oldest_pending is not None:
+        before = min(before, oldest_pending)
     result = await session.execute(delete(OutcomeCandle).where(OutcomeCandle.open_time < before))
     return int(getattr(result, "rowcount", 0) or 0)

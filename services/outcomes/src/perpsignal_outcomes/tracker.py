@@ -71,8 +71,10 @@ class Tracker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate and publish until `stop`; back off while the database is down."""
-        last_prune = 0.0
         loop = asyncio.get_running_loop()
+        # first prune one interval after start: a replay's old candles may land before its
+        # signals, and pruning keeps only what pending rows need
+        last_prune = loop.time()
         while not stop.is_set():
             busy = False
             try:
@@ -106,7 +108,9 @@ class Tracker:
                 found = paths.get(row.id)
                 if found is None:
                     reason = f"no complete candle path for {row.symbol} {row.horizon} yet"
-                    if now - row.due_at > give_up:
+                    # measured from when the row became due *here*: a replayed or late signal
+                    # gets the full retry window too
+                    if now - max(row.due_at, row.created_at) > give_up:
                         failed.append((row.id, reason + "; gave up", now))
                     else:
                         retry = timedelta(seconds=self._s.outcomes_retry_s)

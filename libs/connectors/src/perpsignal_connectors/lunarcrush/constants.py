@@ -7,7 +7,8 @@ from perpsignal_connectors.ratelimit import Quota
 
 VENDOR = "lunarcrush"
 BASE_URL = "https://lunarcrush.com/api4"
-# Limits are per plan (the Individual plan documents 10 requests/minute); stay under that
+# Limits are per plan and were not found in the docs we have; 10/min is a conservative guess
+# for the entry plan (429 still pauses us for Retry-After)
 QUOTA = Quota("requests_1m", 10, 60.0, doc="https://lunarcrush.com/pricing")
 COINS_LIST = Endpoint("coinsList", "/public/coins/list/v2", {QUOTA.name: 1})
 COIN_TIME_SERIES = Endpoint(

@@ -1,0 +1,130 @@
+"""`perpsignal export`: the signal history as JSON lines (the backup the seed kept in files).
+
+One line per stored signal (`"kind": "signal"`, with its factors, verdict layer, trade plan
+and every horizon's outcome) and one per stored MSS result (`"kind": "mss"`), oldest first.
+Reads `DATABASE_URL`; streams rows with a server-side cursor, so any history size fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from perpsignal_common.db.engine import create_engine, create_sessionmaker
+from perpsignal_common.db.models.outcomes import OutcomeMss, OutcomeSignal, SignalOutcome
+from perpsignal_common.settings import DatabaseSettings
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+SIGNAL_FIELDS = [c.key for c in OutcomeSignal.__table__.columns]
+OUTCOME_FIELDS = [
+    c.key for c in SignalOutcome.__table__.columns if c.key not in ("id", "signal_id")
+]
+MSS_FIELDS = [c.key for c in OutcomeMss.__table__.columns]
+CHUNK = 1000
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="perpsignal export", description=__doc__)
+    p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("--symbol", default=None, help="only this symbol (e.g. BTCUSDT)")
+    p.add_argument(
+        "--since",
+        type=datetime.fromisoformat,
+        default=None,
+        help="signals observed at or after this ISO time (UTC if no offset)",
+    )
+    p.add_argument(
+        "--until",
+        type=datetime.fromisoformat,
+        default=None,
+        help="signals observed before this ISO time",
+    )
+    p.add_argument("--no-mss", action="store_true", help="leave out MSS results")
+    return p
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    return None if t is None or t.tzinfo else t.replace(tzinfo=UTC)
+
+
+async def _signals(
+    session: AsyncSession, args: argparse.Namespace
+) -> AsyncIterator[dict[str, Any]]:
+    stmt = select(OutcomeSignal).order_by(OutcomeSignal.observed_at, OutcomeSignal.signal_id)
+    if args.symbol:
+        stmt = stmt.where(OutcomeSignal.symbol == args.symbol)
+    if args.since:
+        stmt = stmt.where(OutcomeSignal.observed_at >= args.since)
+    if args.until:
+        stmt = stmt.where(OutcomeSignal.observed_at < args.until)
+    result = await session.stream_scalars(stmt.execution_options(yield_per=CHUNK))
+    async for chunk in result.partitions(CHUNK):
+        ids = [s.signal_id for s in chunk]
+        outcomes: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        rows = await session.execute(
+            select(SignalOutcome)
+            .where(SignalOutcome.signal_id.in_(ids))
+            .order_by(SignalOutcome.horizon_s)
+        )
+        for o in rows.scalars():
+            outcomes[o.signal_id].append({f: getattr(o, f) for f in OUTCOME_FIELDS})
+        for s in chunk:
+            line = {"kind": "signal", **{f: getattr(s, f) for f in SIGNAL_FIELDS}}
+            line["outcomes"] = outcomes[s.signal_id]
+            yield line
+
+
+async def _mss(session: AsyncSession, args: argparse.Namespace) -> AsyncIterator[dict[str, Any]]:
+    stmt = select(OutcomeMss).order_by(OutcomeMss.observed_at, OutcomeMss.event_id)
+    if args.since:
+        stmt = stmt.where(OutcomeMss.observed_at >= args.since)
+    if args.until:
+        stmt = stmt.where(OutcomeMss.observed_at < args.until)
+    result = await session.stream_scalars(stmt.execution_options(yield_per=CHUNK))
+    async for m in result:
+        yield {"kind": "mss", **{f: getattr(m, f) for f in MSS_FIELDS}}
+
+
+async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | None) -> int:
+    """Write every selected line to `out`; return how many were written."""
+    engine = create_engine(DatabaseSettings(), pool_size=1)
+    n = 0
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            sources = [_signals(session, args)]
+            if not args.no_mss and not args.symbol:
+                sources.append(_mss(session, args))
+            for source in sources:
+                async for line in source:
+                    out.write(orjson.dumps(line, option=orjson.OPT_UTC_Z) + b"\n")
+                    n += 1
+                    if progress is not None and n % 10_000 == 0:
+                        print(f"\rexported {n} lines", end="", file=progress, flush=True)
+    finally:
+        await engine.dispose()
+    return n
+
+
+def main(argv: list[str]) -> int:
+    """Run `perpsignal export`; return the exit code."""
+    args = _parser().parse_args(argv)
+    args.since, args.until = _aware(args.since), _aware(args.until)
+    if args.out == "-":
+        n = asyncio.run(export(args, sys.stdout.buffer, None))
+        sys.stdout.flush()
+    else:
+        path = Path(args.out)
+        with path.open("wb") as f:
+            n = asyncio.run(export(args, f, sys.stderr))
+        print(f"\rexported {n} lines to {path}", file=sys.stderr)
+    return 0
+
+
+__all__ = ["main"]

@@ -1,0 +1,126 @@
+"""`perpsignal export` output and the service's event routing, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from perpsignal_cli import export
+from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.models.outcomes import (
+    OutcomeCandle,
+    OutcomeMss,
+    OutcomeSignal,
+    SignalOutcome,
+)
+from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.signals import MssScoredV1, PhaseScore
+from perpsignal_common.settings import DatabaseSettings
+from perpsignal_outcomes import repository as repo
+from perpsignal_outcomes.service import OutcomesService
+from perpsignal_outcomes.settings import OutcomesSettings
+from perpsignal_outcomes.tracker import Tracker
+from sqlalchemy import func, select
+
+from tests.integration.outcomes.conftest import judged, xrp_candle_rows
+
+pytestmark = pytest.mark.db
+
+HORIZONS = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+
+
+async def test_export_writes_every_signal_with_its_outcomes(
+    sessions, database_url: str, shared_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, xrp_candle_rows(shared_data))
+        await repo.store_signals(
+            s,
+            [
+                judged(signal_id="a", verdict="SKIP", stop=1.1935, target=1.21),
+                judged(signal_id="b", symbol="BTCUSDT", direction="SHORT", price=60000.0),
+            ],
+            HORIZONS,
+            timedelta(0),
+        )
+    later = datetime(2021, 11, 20, tzinfo=UTC)
+    cfg = OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m")
+    await Tracker(cfg, sessions, None, clock=lambda: later).evaluate_batch()
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    out = tmp_path / "history.jsonl"
+    assert await asyncio.to_thread(export.main, ["--out", str(out)]) == 0
+    lines = [orjson.loads(raw) for raw in out.read_bytes().splitlines()]
+    assert [line["signal_id"] for line in lines] == ["a", "b"]
+    a = lines[0]
+    assert a["verdict"] == "SKIP" and a["stop_loss_price"] == 1.1935
+    assert a["verdict_layer"]["verdict"] == "SKIP"
+    assert [o["horizon"] for o in a["outcomes"]] == ["1h", "4h", "24h"]
+    one = a["outcomes"][0]
+    assert (one["status"], one["exit_price"], one["first_hit"]) == ("completed", 1.2123, "stop")
+    # no BTC candles were stored: its rows are pending, with the reason, and no made-up price
+    assert {o["status"] for o in lines[1]["outcomes"]} == {"pending"}
+    assert all(o["exit_price"] is None and o["reason"] for o in lines[1]["outcomes"])
+
+    only_btc = tmp_path / "btc.jsonl"
+    await asyncio.to_thread(export.main, ["--out", str(only_btc), "--symbol", "BTCUSDT"])
+    assert len(only_btc.read_bytes().splitlines()) == 1
+
+
+async def test_service_routes_and_dedupes_events(database_url: str) -> None:
+    settings = OutcomesSettings(
+        database=DatabaseSettings(database_url=database_url),
+        outcomes_klines_fallback=False,
+        outcomes_mss_threshold=60,
+    )
+    service = OutcomesService(settings)
+    try:
+        long = judged(signal_id="x", verdict="WAIT")
+        await service.handle(long, None)  # type: ignore[arg-type]
+        await service.handle(long, None)  # type: ignore[arg-type]  # redelivered
+        await service.handle(judged(signal_id="n", direction="NEUTRAL"), None)  # type: ignore[arg-type]
+        t0 = datetime(2021, 11, 15, tzinfo=UTC)
+        for tf in ("5m", "4h"):  # 4h is not a stored timeframe by default
+            candle = CandleClosedV1(
+                event_id=f"c{tf}",
+                source="binance",
+                symbol="XRPUSDT",
+                observed_at=t0,
+                timeframe=tf,
+                open_time=t0,
+                open=1,
+                high=2,
+                low=0.5,
+                close=1.5,
+                volume=1,
+            )
+            await service.handle(candle, None)  # type: ignore[arg-type]
+        for i, score in enumerate((59.9, 75.0, 75.0)):
+            phase = PhaseScore(score=50)
+            mss = MssScoredV1(
+                event_id=f"m{min(i, 1)}",
+                source="scorer",
+                symbol="NEW",
+                observed_at=t0,
+                coin="NEW",
+                mss=score,
+                tier="T",
+                discovery=phase,
+                social_momentum=phase,
+                institutional_validation=phase,
+            )
+            await service.handle(mss, None)  # type: ignore[arg-type]
+        async with session_scope(service.sessions) as s:
+            signals = (await s.execute(select(OutcomeSignal.signal_id))).scalars().all()
+            n_out = await s.scalar(select(func.count()).select_from(SignalOutcome))
+            tfs = (await s.execute(select(OutcomeCandle.timeframe))).scalars().all()
+            mss_ids = (await s.execute(select(OutcomeMss.event_id))).scalars().all()
+        assert signals == ["x"]  # WAIT is tracked, NEUTRAL has nothing to measure
+        assert n_out == 3
+        assert tfs == ["5m"]
+        assert mss_ids == ["m1"]  # below-threshold result skipped, redelivery deduped
+    finally:
+        await service.engine.dispose()

@@ -41,7 +41,7 @@ from perpsignal_gateway.security import MetricsMiddleware, SecurityMiddleware
 from perpsignal_gateway.settings import GatewaySettings
 from perpsignal_gateway.streams import StreamHub
 from perpsignal_gateway.symbols import ListedSymbols, SymbolUniverse
-from perpsignal_gateway.vendors import VendorClient
+from perpsignal_gateway.vendors import VendorClient, budget_env
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ def vendor_env_from_os() -> dict[str, str]:
     names = set()
     for c in load_catalogs():
         names.add(c.base_url_env)
+        names.add(budget_env(c))
         if c.key_env:
             names.add(c.key_env)
     return {n: os.environ[n] for n in names if os.environ.get(n)}

@@ -25,6 +25,7 @@ from perpsignal_common.events.signals import (
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perpsignal_gateway import args as a
@@ -327,11 +328,20 @@ class Platform:
             kwargs["symbol"] = normalize_symbol(kwargs["symbol"])
         try:
             async with session_scope(self.sessions) as session:
-                return await fn(session, **kwargs)
+                return camelize((await fn(session, **kwargs)).model_dump(mode="json"))
         except DependencyUnavailable as exc:
             raise ApiError(503, "database_unavailable", "the database is unreachable") from exc
         except OSError as exc:
             raise ApiError(503, "database_unavailable", "the database is unreachable") from exc
+
+
+def camelize(data: Any) -> Any:
+    """Return `data` with every dict key in camelCase (analytics models are snake_case)."""
+    if isinstance(data, dict):
+        return {to_camel(str(k)): camelize(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [camelize(v) for v in data]
+    return data
 
 
 def _latest_price(slots: dict[str, Any]) -> float | None:

@@ -52,7 +52,9 @@ class VendorClient:
         self._timeout_s = timeout_s
         self._owns_http = http is None
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._budgets = {c.name: RateLimitItemPerMinute(max(1, c.budget_per_min)) for c in catalogs}
+        self._budgets = {
+            c.name: RateLimitItemPerMinute(max(1, self.budget_per_min(c))) for c in catalogs
+        }
         self._caches: dict[str, TTLCache[str, Any]] = {
             c.name: TTLCache(maxsize=cache_size, ttl=max(0.001, c.cache_ttl_s)) for c in catalogs
         }
@@ -71,6 +73,11 @@ class VendorClient:
                 headers={"User-Agent": "perpsignal-gateway"},
             )
         return self._http
+
+    def budget_per_min(self, vendor: VendorCatalog) -> int:
+        """Return the vendor's calls/min budget (`GATEWAY_<VENDOR>_BUDGET_PER_MIN` overrides)."""
+        raw = self._env.get(budget_env(vendor), "")
+        return int(raw) if raw.isdigit() else vendor.budget_per_min
 
     def base_url(self, vendor: VendorCatalog) -> str:
         """Return the vendor's base URL (its env var overrides the catalogue's)."""
@@ -141,7 +148,7 @@ class VendorClient:
             429,
             "vendor_budget_exhausted",
             f"the gateway's budget for {vendor.title} is spent; retry in {retry} s",
-            {"vendor": vendor.name, "budgetPerMinute": vendor.budget_per_min},
+            {"vendor": vendor.name, "budgetPerMinute": self.budget_per_min(vendor)},
             {"Retry-After": str(retry)},
         )
 
@@ -217,6 +224,11 @@ class VendorClient:
             raise ApiError(400, "vendor_rejected", f"{vendor.title} answered code {code}", details)
         VENDOR_CALLS.labels(vendor.name, "ok").inc()
         return body
+
+
+def budget_env(vendor: VendorCatalog) -> str:
+    """Return the env var that overrides a vendor's per-minute budget."""
+    return f"GATEWAY_{vendor.name.upper()}_BUDGET_PER_MIN"
 
 
 def _wire(value: Any) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -113,11 +115,15 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
         url = external.replace("postgresql://", "postgresql+asyncpg://", 1)
         yield PgServer(url, None)
         return
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", database="postgres").start()
+    # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
+    # PostgreSQL shuts down when its data folder disappears
+    root = Path(tempfile.mkdtemp(prefix="perpsignal-pg-"))
+    server = EmbeddedPostgres(root / "data", database="postgres").start()
     try:
         yield PgServer(server.url("postgres"), server)
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

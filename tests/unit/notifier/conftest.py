@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from perpsignal_common.db.engine import create_sessionmaker
 from perpsignal_common.settings import DatabaseSettings
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.telegram import create_bot
-from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from tests.fakes.telegram import FakeTelegram
 
 

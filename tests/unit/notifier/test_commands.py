@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+
 from perpsignal_notifier.commands import Commands, parse_subscribe_args
 from perpsignal_notifier.filters import FilterRules
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.telegram import CommandPoller, build_dispatcher
-
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import eventually
 from tests.unit.notifier.builders import judged

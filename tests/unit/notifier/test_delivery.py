@@ -6,6 +6,7 @@ import time
 
 import pytest
 from aiogram import Bot
+
 from perpsignal_common.errors import PermanentError
 from perpsignal_notifier.delivery import Deliverer
 from perpsignal_notifier.filters import FilterRules
@@ -13,7 +14,6 @@ from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.service import AlertHandler
 from perpsignal_notifier.telegram import BotSender
-
 from tests.fakes.telegram import FakeTelegram
 from tests.unit.notifier.builders import judged, listing, mss
 from tests.unit.notifier.conftest import VirtualClock

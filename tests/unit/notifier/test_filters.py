@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from perpsignal_notifier.filters import (
     FilterRules,
     base_asset,
@@ -12,7 +13,6 @@ from perpsignal_notifier.filters import (
     strength,
     suppression_reason,
 )
-
 from tests.unit.notifier.builders import T0, judged
 
 

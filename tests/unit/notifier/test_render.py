@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import unescape
 
 import pytest
-from perpsignal_notifier.render import render_listing, render_mss, render_signal
 
+from perpsignal_notifier.render import render_listing, render_mss, render_signal
 from tests.fakes.telegram import TAG, check_html
 from tests.unit.notifier.builders import judged, listing, mss
 

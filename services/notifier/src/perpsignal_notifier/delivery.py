@@ -33,9 +33,9 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
-
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 

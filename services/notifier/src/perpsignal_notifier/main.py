@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from perpsignal_common.runtime import Service, run_service
 from perpsignal_common.settings import ServiceSettings
-
 from perpsignal_notifier.service import NotifierService
 from perpsignal_notifier.settings import NotifierSettings
 

@@ -10,6 +10,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.notifier import (
     NotifierChat,
@@ -19,10 +23,6 @@ from perpsignal_common.db.models.notifier import (
 )
 from perpsignal_common.events.base import utcnow
 from perpsignal_common.events.signals import SignalJudgedV1
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from perpsignal_notifier.filters import ALL
 
 

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 
 from aiogram import Bot
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.errors import PermanentError
 from perpsignal_common.events.base import Event
@@ -14,8 +16,6 @@ from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from perpsignal_notifier.commands import Commands
 from perpsignal_notifier.delivery import Alert, Deliverer, DeliveryResult, Outcome, Sender
 from perpsignal_notifier.filters import FilterRules, base_asset, in_cooldown, strength
@@ -166,6 +166,7 @@ class NotifierService(KafkaService):
                     group_id=GROUP,
                     topics=TOPICS,
                     handler_timeout_s=settings.notifier_handler_timeout_s,
+                    concurrency=settings.notifier_concurrency,
                 ),
                 handler=self._handle,
                 producer=self.producer,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+
+from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
 
 class NotifierSettings(ServiceSettings):
@@ -52,6 +53,9 @@ class NotifierSettings(ServiceSettings):
     )
     notifier_poll_commands: bool = Field(default=True, description="Long-poll getUpdates")
     notifier_poll_timeout_s: int = Field(default=25, ge=0)
+    notifier_concurrency: int = Field(
+        default=16, ge=1, description="Events of different symbols handled at once"
+    )
     notifier_handler_timeout_s: float = Field(
         default=600.0, gt=0, description="Per-event budget, rate-limit waits included"
     )

@@ -18,9 +18,9 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter
 from aiogram.filters import Command, CommandObject
 from aiogram.types import LinkPreviewOptions, Message
+
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
-
 from perpsignal_notifier.commands import CommandContext, Commands
 from perpsignal_notifier.filters import FilterRules
 

@@ -29,12 +29,16 @@ def _free_port() -> int:
 
 
 async def test_ingestor_process_end_to_end(
-    shared_data: Path, kafka_settings: KafkaSettings, kafka_env: dict[str, str],
-    database_url: str, tmp_path: Path,
+    shared_data: Path,
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     fake = await FakeVendors(shared_data, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"]).start()
     env = {
-        **kafka_env, **fake.env(),
+        **kafka_env,
+        **fake.env(),
         "DATABASE_URL": database_url,
         "OPS_PORT": str(_free_port()),
         "LOG_LEVEL": "INFO",
@@ -57,22 +61,29 @@ async def test_ingestor_process_end_to_end(
     producer = EventProducer(kafka_settings, service="test")
     try:
         async with TopicReader(kafka_settings, Topic.MARKET) as market:
+
             async def have_market() -> bool:
                 await market.poll()
                 seen = {(e.type, e.venue) for e in market.events()}  # type: ignore[attr-defined]
                 return {
-                    ("market.candle", "binance"), ("market.funding", "binance"),
-                    ("market.open_interest", "binance"), ("market.ticker", "binance"),
-                    ("market.long_short_ratio", "binance"), ("market.taker_flow", "binance"),
-                    ("market.candle", "okx"), ("market.liquidation_bucket", "coinglass"),
-                    ("market.social", "lunarcrush"), ("market.coin_profile", "coingecko"),
+                    ("market.candle", "binance"),
+                    ("market.funding", "binance"),
+                    ("market.open_interest", "binance"),
+                    ("market.ticker", "binance"),
+                    ("market.long_short_ratio", "binance"),
+                    ("market.taker_flow", "binance"),
+                    ("market.candle", "okx"),
+                    ("market.liquidation_bucket", "coinglass"),
+                    ("market.social", "lunarcrush"),
+                    ("market.coin_profile", "coingecko"),
                 } <= seen
 
             await eventually(have_market, timeout=60, what=f"every market kind\n{proc.logs()}")
             events = market.events()
             assert {e.symbol for e in events if e.source == "binance"} == {"BTCUSDT", "ETHUSDT"}
-            assert all(r.key == e.symbol.encode() for r, e in zip(market.records, events,
-                                                                  strict=True))
+            assert all(
+                r.key == e.symbol.encode() for r, e in zip(market.records, events, strict=True)
+            )
             # re-polls every second, yet every fact is published once
             ids = Counter(e.event_id for e in events)
             assert ids.most_common(1)[0][1] == 1
@@ -92,8 +103,11 @@ async def test_ingestor_process_end_to_end(
             assert ev.liquidated_side == "LONG"  # type: ignore[attr-defined]
 
         # a new perpetual after the known set was seeded: announced exactly once
-        await eventually(lambda: fake.requests[("binance", "/fapi/v1/exchangeInfo")] >= 2,
-                         timeout=30, what="listings seeded")
+        await eventually(
+            lambda: fake.requests[("binance", "/fapi/v1/exchangeInfo")] >= 2,
+            timeout=30,
+            what="listings seeded",
+        )
         fake.add_listing("NEWUSDT", int(utcnow().timestamp() * 1000) - 5_000)
         async with TopicReader(kafka_settings, Topic.LISTINGS) as listings:
             rec = (await listings.wait_for(1, timeout=30))[0]
@@ -101,20 +115,28 @@ async def test_ingestor_process_end_to_end(
             polls = fake.requests[("binance", "/fapi/v1/exchangeInfo")]
             await eventually(
                 lambda: fake.requests[("binance", "/fapi/v1/exchangeInfo")] >= polls + 3,
-                timeout=30, what="more listing polls")
+                timeout=30,
+                what="more listing polls",
+            )
             await listings.poll()
             assert len(listings.records) == 1
 
         # on-demand tracking of a symbol outside the watch list
         await producer.start()
-        await producer.publish(TrackCommandV1(
-            event_id=deterministic_id("test", "track", "SOLUSDT"), source="test",
-            symbol="SOLUSDT", observed_at=utcnow(), ttl_s=600), wait=True)
+        await producer.publish(
+            TrackCommandV1(
+                event_id=deterministic_id("test", "track", "SOLUSDT"),
+                source="test",
+                symbol="SOLUSDT",
+                observed_at=utcnow(),
+                ttl_s=600,
+            ),
+            wait=True,
+        )
 
         async def sol_candles() -> bool:
             await market.poll()
-            return any(e.symbol == "SOLUSDT" and e.type == "market.candle"
-                       for e in market.events())
+            return any(e.symbol == "SOLUSDT" and e.type == "market.candle" for e in market.events())
 
         async with TopicReader(kafka_settings, Topic.MARKET) as market:
             await eventually(sol_candles, timeout=60, what="SOLUSDT tracked on demand")

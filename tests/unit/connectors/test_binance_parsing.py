@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from perpsignal_connectors.binance_usdm import parsing as p
 from perpsignal_connectors.binance_usdm import schemas as s
 

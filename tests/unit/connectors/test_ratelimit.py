@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from perpsignal_connectors.binance_usdm import constants as bc
 from perpsignal_connectors.ratelimit import Quota, RateLimiter
-
 from tests.unit.connectors.clock import FakeClock
 
 

@@ -9,7 +9,6 @@ from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm.stream import BinanceUsdmStream
 from perpsignal_connectors.coinglass.stream import CoinglassStream
-
 from tests.fakes.vendors import FakeVendors
 from tests.helpers import eventually
 

@@ -12,6 +12,7 @@ import random
 
 import httpx
 import pytest
+
 from perpsignal_common.errors import PermanentError, RateLimited, VenueBanned
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as bc
@@ -21,7 +22,6 @@ from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.ratelimit import RateLimiter
-
 from tests.fakes.vendors import FakeVendors, Fault
 from tests.unit.connectors.clock import FakeClock
 

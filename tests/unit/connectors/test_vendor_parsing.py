@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from perpsignal_connectors.alternative_me.parsing import parse_fng
 from perpsignal_connectors.alternative_me.schemas import FNG
 from perpsignal_connectors.coinapi import parsing as ca_p

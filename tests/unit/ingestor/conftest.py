@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from perpsignal_common.events.base import Event
 
+from perpsignal_common.events.base import Event
 from tests.fakes.vendors import FakeVendors
 
 

@@ -7,6 +7,7 @@ import random
 from collections import Counter
 
 import httpx
+
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as bc
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
@@ -17,7 +18,6 @@ from perpsignal_ingestor.sources.binance import (
     BinanceRatiosPoller,
 )
 from perpsignal_ingestor.universe import Universe
-
 from tests.fakes.vendors import FakeVendors, Fault
 from tests.unit.connectors.clock import FakeClock
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import ListingDetectedV1
@@ -11,7 +12,6 @@ from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.universe import Universe
-
 from tests.fakes.vendors import FakeVendors
 
 pytestmark = pytest.mark.db

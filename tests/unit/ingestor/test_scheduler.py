@@ -7,11 +7,11 @@ import random
 from datetime import UTC, datetime
 
 import pytest
+
 from perpsignal_common.errors import DependencyUnavailable, TransientError
 from perpsignal_common.events.market import FearGreedV1
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
-
 from tests.helpers import eventually
 
 

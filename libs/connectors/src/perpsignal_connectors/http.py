@@ -22,10 +22,10 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
-from perpsignal_common.errors import PerpSignalError, RateLimited, TransientError, VenueBanned
-from perpsignal_common.retry import RetryPolicy, is_transient
 from pydantic import TypeAdapter, ValidationError
 
+from perpsignal_common.errors import PerpSignalError, RateLimited, TransientError, VenueBanned
+from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen
 from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
 from perpsignal_connectors.metrics import (

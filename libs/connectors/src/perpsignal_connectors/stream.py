@@ -15,10 +15,10 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from perpsignal_common.retry import RetryPolicy
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.metrics import STREAM_RECONNECTS
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.ingestor import KnownSymbol
 from perpsignal_common.events.base import Event
@@ -30,9 +33,6 @@ from perpsignal_common.events.market import ListingDetectedV1
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo
 from perpsignal_connectors.ids import event_id, ms_to_dt
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.universe import Universe
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from perpsignal_common.runtime import run_service
 from perpsignal_common.settings import ServiceSettings
-
 from perpsignal_ingestor.service import IngestorService
 from perpsignal_ingestor.settings import IngestorSettings
 

@@ -12,7 +12,6 @@ from collections.abc import Iterable
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.kafka.producer import EventProducer
-
 from perpsignal_ingestor.metrics import EVENTS_PUBLISHED, EVENTS_SKIPPED
 
 

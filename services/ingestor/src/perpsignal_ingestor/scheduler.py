@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import Event
 from perpsignal_connectors.errors import error_kind
-
 from perpsignal_ingestor.metrics import SOURCE_ERRORS, SOURCE_LAST_SUCCESS
 from perpsignal_ingestor.publisher import Publisher
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import TrackCommandV1
@@ -28,8 +30,6 @@ from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.coinglass.stream import CoinglassStream
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop

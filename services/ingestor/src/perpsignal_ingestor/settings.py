@@ -6,6 +6,9 @@ local fake vendors. A keyed source without its key is switched off with one log 
 
 from __future__ import annotations
 
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 from perpsignal_connectors.alternative_me import constants as fng
 from perpsignal_connectors.binance_usdm import constants as binance
@@ -14,8 +17,6 @@ from perpsignal_connectors.coingecko import constants as coingecko
 from perpsignal_connectors.coinglass import constants as coinglass
 from perpsignal_connectors.lunarcrush import constants as lunarcrush
 from perpsignal_connectors.okx import constants as okx
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_SOURCES = (
     "binance",  # premium index, 24h tickers, klines, open interest (60 s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from perpsignal_common.errors import PermanentError
-
 from perpsignal_connectors.alternative_me.constants import VENDOR
 
 

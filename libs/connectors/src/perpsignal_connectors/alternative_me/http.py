@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 from perpsignal_common.retry import RetryPolicy
-
 from perpsignal_connectors.alternative_me import constants as c
 from perpsignal_connectors.alternative_me.errors import check_envelope
 from perpsignal_connectors.alternative_me.schemas import FNG, FngResponse

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from perpsignal_common.events.market import FearGreedV1
-
 from perpsignal_connectors.alternative_me.constants import VENDOR
 from perpsignal_connectors.alternative_me.schemas import FngResponse
 from perpsignal_connectors.ids import event_id, s_to_dt

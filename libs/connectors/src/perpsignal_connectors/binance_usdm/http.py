@@ -22,8 +22,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx
-from perpsignal_common.retry import RetryPolicy
 
+from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as c
 from perpsignal_connectors.binance_usdm import schemas as s
 from perpsignal_connectors.binance_usdm.errors import read_usage

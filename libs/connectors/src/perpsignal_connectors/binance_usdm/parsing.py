@@ -19,7 +19,6 @@ from perpsignal_common.events.market import (
     TickerV1,
     Timeframe,
 )
-
 from perpsignal_connectors.binance_usdm.constants import VENDOR
 from perpsignal_connectors.binance_usdm.schemas import (
     ForceOrderEvent,
@@ -93,7 +92,7 @@ def parse_kline_stream(msg: KlineStreamEvent) -> CandleClosedV1 | None:
         venue=VENDOR,
         symbol=k.s,
         observed_at=close_at,
-        timeframe=k.i,  # type: ignore[arg-type]
+        timeframe=k.i,
         open_time=ms_to_dt(k.t),
         open=k.o,
         high=k.h,
@@ -198,7 +197,7 @@ def parse_long_short(
                 venue=VENDOR,
                 symbol=symbol,
                 observed_at=observed,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 long_share=r.long_share,
                 short_share=r.short_share,
                 ratio=ratio,

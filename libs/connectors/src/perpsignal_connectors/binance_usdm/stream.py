@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
-from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
 from pydantic import ValidationError
 
+from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
 from perpsignal_connectors.binance_usdm import constants as c
 from perpsignal_connectors.binance_usdm import schemas as s
 from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_kline_stream

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from perpsignal_common.retry import RetryPolicy
-
 from perpsignal_connectors.coinapi import constants as c
 from perpsignal_connectors.coinapi import schemas as s
 from perpsignal_connectors.http import VendorHttp

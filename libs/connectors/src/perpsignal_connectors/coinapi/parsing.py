@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from perpsignal_common.events.market import CandleClosedV1, Timeframe, WhaleTradeV1
-
 from perpsignal_connectors.coinapi.constants import VENDOR
 from perpsignal_connectors.coinapi.schemas import OhlcvRow, Trade
 from perpsignal_connectors.ids import event_id
@@ -69,7 +68,7 @@ def parse_whale_trades(
                 price=t.price,
                 size=t.size,
                 notional_usd=notional,
-                side=side,  # type: ignore[arg-type]
+                side=side,
                 trade_id=t.uuid,
             )
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC
 
 from perpsignal_common.events.market import CoinProfileV1
-
 from perpsignal_connectors.coingecko.constants import VENDOR
 from perpsignal_connectors.coingecko.schemas import CoinMarket
 from perpsignal_connectors.ids import event_id

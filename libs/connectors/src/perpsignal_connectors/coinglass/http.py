@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from perpsignal_common.retry import RetryPolicy
 from pydantic import TypeAdapter
 
+from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coinglass import constants as c
 from perpsignal_connectors.coinglass import schemas as s
 from perpsignal_connectors.coinglass.errors import check_envelope, read_usage
 from perpsignal_connectors.http import Endpoint, Params, VendorHttp
 from perpsignal_connectors.ratelimit import RateLimiter, Sleep
+
+T = TypeVar("T")
 
 RATIO_ENDPOINTS: dict[str, tuple[Endpoint, TypeAdapter[Any]]] = {
     "global_account": (c.GLOBAL_LS_HISTORY, s.GLOBAL_RATIO),
@@ -51,7 +53,7 @@ class CoinglassHttp:
         """Close the connection pool."""
         await self.http.aclose()
 
-    async def _data(self, ep: Endpoint, adapter: TypeAdapter[Any], params: Params) -> Any:
+    async def _data(self, ep: Endpoint, adapter: TypeAdapter[T], params: Params) -> T:
         body = await self.http.get(ep, params)
         return self.http.validate(ep, adapter, body["data"])
 

@@ -18,7 +18,6 @@ from perpsignal_common.events.market import (
     OpenInterestV1,
     TakerFlowV1,
 )
-
 from perpsignal_connectors.coinglass import schemas as s
 from perpsignal_connectors.coinglass.constants import VENDOR
 from perpsignal_connectors.ids import event_id, ms_to_dt
@@ -120,7 +119,7 @@ def parse_ratio(
                 venue=VENDOR,
                 symbol=symbol,
                 observed_at=end,
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 long_share=r.long_pct / 100,
                 short_share=r.short_pct / 100,
                 ratio=r.long_pct / r.short_pct,

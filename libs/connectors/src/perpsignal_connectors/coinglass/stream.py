@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 import orjson
-from perpsignal_common.events.market import LiquidationOrderV1
 from pydantic import ValidationError
 
+from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_connectors.coinglass import constants as c
 from perpsignal_connectors.coinglass.parsing import parse_ws_liquidation
 from perpsignal_connectors.coinglass.schemas import WS_MESSAGE

@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 
 from perpsignal_common.retry import RetryPolicy
-
 from perpsignal_connectors.http import VendorHttp
 from perpsignal_connectors.lunarcrush import constants as c
 from perpsignal_connectors.lunarcrush import schemas as s

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from perpsignal_common.events.market import CoinProfileV1, SocialMetricsV1
-
 from perpsignal_connectors.ids import event_id, s_to_dt
 from perpsignal_connectors.lunarcrush.constants import VENDOR
 from perpsignal_connectors.lunarcrush.schemas import CoinSeries, CoinsList

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 import httpx
-from perpsignal_common.retry import RetryPolicy
 
+from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.http import DEFAULT_TIMEOUT, VendorHttp
 from perpsignal_connectors.okx import constants as c
 from perpsignal_connectors.okx.errors import check_envelope

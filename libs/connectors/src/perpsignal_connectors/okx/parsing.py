@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1, Timeframe
-
 from perpsignal_connectors.ids import event_id, ms_to_dt
 from perpsignal_connectors.okx.constants import VENDOR
 from perpsignal_connectors.okx.schemas import OkxCandle

@@ -18,7 +18,6 @@ from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_connectors.binance_usdm import parsing as p
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
-
 from perpsignal_ingestor.metrics import TRACKED_SYMBOLS
 from perpsignal_ingestor.sources.guard import gather_guarded
 from perpsignal_ingestor.universe import Universe

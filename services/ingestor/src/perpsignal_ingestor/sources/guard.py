@@ -10,7 +10,6 @@ from perpsignal_common.errors import DependencyUnavailable, PerpSignalError
 from perpsignal_common.events.base import Event
 from perpsignal_connectors.circuit import CircuitOpen
 from perpsignal_connectors.errors import error_kind
-
 from perpsignal_ingestor.metrics import SOURCE_ERRORS
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from perpsignal_common.events.market import LiquidationBucketV1, LiquidationOrderV1
 from perpsignal_connectors.ids import event_id, s_to_dt
-
 from perpsignal_ingestor.publisher import Publisher
 
 

@@ -21,7 +21,6 @@ from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.lunarcrush.parsing import parse_coins_list
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.okx.parsing import parse_candles
-
 from perpsignal_ingestor.sources.guard import gather_guarded
 from perpsignal_ingestor.universe import Universe
 

@@ -28,14 +28,16 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import openai
 from perpsignal_common.events.signals import RiskMode, Verdict
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from perpsignal_judge import prompt
 from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +236,8 @@ class LlmJudge:
             self._sem.release()
 
     async def _request(self, msgs: list[dict[str, str]]) -> tuple[LlmOutcome, int | None]:
+        import openai  # imported lazily: it costs seconds and the rule path never needs it
+
         try:
             async with asyncio.timeout(self.timeout_s):
                 completion = await self.client.chat.completions.parse(
@@ -290,6 +294,8 @@ def build_client(
     api_key: str, base_url: str | None, timeout_s: float, max_retries: int
 ) -> openai.AsyncOpenAI:
     """Return the SDK client: per-request timeout and retries from settings."""
+    import openai
+
     return openai.AsyncOpenAI(
         api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
     )

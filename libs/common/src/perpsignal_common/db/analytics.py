@@ -88,11 +88,16 @@ class VerdictPerformance(BaseModel):
     groups: list[VerdictStats]
 
 
-class GroupStats(PnlStats):
-    """Performance of one value of a dimension (verdict, risk mode or judge)."""
+class GroupStats(WinRate):
+    """Performance of one value of a dimension (verdict, risk mode or judge).
+
+    No median here: three medians over the whole history would need three full sorts;
+    `verdict_performance` carries the medians per verdict.
+    """
 
     dimension: str
     value: str
+    avg_pnl_pct: float | None
 
 
 class JudgeLift(BaseModel):
@@ -230,9 +235,13 @@ def _lift(confirm: WinRate, skip: WinRate) -> JudgeLift:
 
 async def verdict_compare(session: AsyncSession, *, horizon: str | None = None) -> VerdictCompare:
     """Compare verdicts, risk modes and judge sources; judge lift = CONFIRM - SKIP win rate."""
-    sql = f"""
+    sql = """
         SELECT verdict, risk_mode, judge,
-               GROUPING(verdict) AS g_verdict, GROUPING(risk_mode) AS g_risk, {_COUNTS}
+               GROUPING(verdict) AS g_verdict, GROUPING(risk_mode) AS g_risk,
+               count(*) AS n,
+               count(*) FILTER (WHERE result = 'WIN') AS wins,
+               count(*) FILTER (WHERE result = 'LOSS') AS losses,
+               avg(pnl_pct) AS avg_pnl
         FROM signal_outcomes
         WHERE status = 'completed' AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
         GROUP BY GROUPING SETS ((verdict), (risk_mode), (judge))
@@ -246,7 +255,8 @@ async def verdict_compare(session: AsyncSession, *, horizon: str | None = None) 
             dim, value = "risk_mode", r.risk_mode
         else:
             dim, value = "judge", r.judge
-        by[dim].append(GroupStats(dimension=dim, value=value, **_pnl(r)))
+        counts = WinRate.of(r.n, r.wins, r.losses).model_dump()
+        by[dim].append(GroupStats(dimension=dim, value=value, avg_pnl_pct=r.avg_pnl, **counts))
     for groups in by.values():
         groups.sort(key=lambda g: g.value)
     verdicts = {g.value: g for g in by["verdict"]}

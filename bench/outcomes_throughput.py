@@ -1,0 +1,345 @@
+"""Outcomes throughput and analytics latency on the embedded PostgreSQL.
+
+* Signals stored/s per process: `repository.store_signals` for one event per transaction (as
+  the Kafka handler does, 3 due rows each), 8 concurrent handlers. Baseline, same run: a
+  one-row INSERT per transaction into a scratch table at the same concurrency (the DB floor).
+  Goal >= 2,000/s.
+* Due evaluations completed/s per process: `Tracker.evaluate_batch` over real XRPUSDT 5m
+  candles (1h/4h/24h paths: 12/48/288 candles each). Baseline, same run: claiming the same
+  number of rows with SKIP LOCKED and marking them done without reading candles. Goal >= 2,000/s.
+* Analytics latency on 1,000,000 outcome rows (generated with INSERT ... SELECT generate_series):
+  median of 5 runs of each `perpsignal_common.db.analytics` query. Baseline, same run: a plain
+  `count(*)` over the table. Goal < 200 ms each.
+
+Run: `uv run python bench/outcomes_throughput.py` (uses DATABASE_URL's server when set, else an
+embedded PostgreSQL in a temporary folder). `--rows N` changes the analytics history size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import Row, report
+from perpsignal_common.db import analytics
+from perpsignal_common.db.engine import create_engine, create_sessionmaker, session_scope
+from perpsignal_common.db.migrate import upgrade
+from perpsignal_common.events.signals import SignalJudgedV1, VerdictLayer, VolatilityMetrics
+from perpsignal_common.settings import DatabaseSettings
+from perpsignal_outcomes import repository as repo
+from perpsignal_outcomes.settings import OutcomesSettings
+from perpsignal_outcomes.tracker import Tracker
+
+REPO = Path(__file__).resolve().parents[1]
+XRP = REPO.parent / "shared" / "data" / "market" / "XRP_USDT_USDT-5m-futures.csv"
+HORIZONS = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+CONCURRENCY = 8
+T0 = datetime(2021, 11, 15, 0, 5, tzinfo=UTC)
+
+
+@dataclass
+class GoalRow(Row):
+    """A row with an absolute goal on the value, next to its same-run baseline."""
+
+    goal_value: float | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        if self.goal_value is None:
+            return None
+        if self.higher_is_better:
+            return self.value >= self.goal_value
+        return self.value < self.goal_value
+
+
+def signal(i: int) -> SignalJudgedV1:
+    sid = uuid.uuid4().hex
+    # entries every 5 min over the first 5.5 days of the recording: every 24h path exists
+    at = T0 + timedelta(minutes=5 * (i % 1580))
+    return SignalJudgedV1(
+        event_id=f"ev-{sid}",
+        source="judge",
+        symbol="XRPUSDT",
+        observed_at=at,
+        signal_id=sid,
+        timeframe="5m",
+        direction="LONG" if i % 2 else "SHORT",
+        score=float(i % 100),
+        confidence=60.0,
+        price=1.1,
+        ai_verdict_layer=VerdictLayer(
+            verdict=("CONFIRM", "DOWNSIZE", "SKIP", "WAIT")[i % 4],
+            risk_mode="NORMAL",
+            position_multiplier=1.0,
+            ai_summary="bench",
+            volatility_metrics=VolatilityMetrics(stop_loss_price=1.05, take_profit_price=1.2),
+        ),
+    )
+
+
+async def run_concurrently(n: int, work: Callable[[int], Awaitable[None]]) -> float:
+    """Run work(0..n-1) on CONCURRENCY workers; return items per second."""
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        for i in counter:
+            await work(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return n / (time.perf_counter() - started)
+
+
+async def bench_store(sessions: async_sessionmaker[AsyncSession], url: str, n: int) -> list[Row]:
+    events = [signal(i) for i in range(n)]
+
+    async def store(i: int) -> None:
+        async with session_scope(sessions) as s:
+            await repo.store_signals(s, [events[i]], HORIZONS, timedelta(0))
+
+    async with session_scope(sessions) as s:
+        await s.execute(text("CREATE TABLE IF NOT EXISTS bench_scratch (id text PRIMARY KEY)"))
+
+    async def scratch(i: int) -> None:
+        async with session_scope(sessions) as s:
+            await s.execute(text("INSERT INTO bench_scratch VALUES (:i)"), {"i": f"{i}"})
+
+    base = await run_concurrently(n, scratch)
+    rate = await run_concurrently(n, store)
+    return [
+        GoalRow(
+            "signals stored/s (3 due rows each)",
+            rate,
+            "signals/s",
+            "1-row INSERT per transaction",
+            base,
+            ">= 2,000/s",
+            goal_value=2000,
+        ),
+    ]
+
+
+async def bench_evaluate(sessions: async_sessionmaker[AsyncSession], n_signals: int) -> list[Row]:
+    with XRP.open() as f:
+        candles = [
+            {
+                "symbol": "XRPUSDT",
+                "timeframe": "5m",
+                "open_time": datetime.fromtimestamp(int(r["open_time"]) / 1000, tz=UTC),
+                "open": float(r["open"]),
+                "high": float(r["high"]),
+                "low": float(r["low"]),
+                "close": float(r["close"]),
+                "source": "stream",
+            }
+            for r in csv.DictReader(f)
+        ]
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, candles)
+    later = datetime(2021, 12, 1, tzinfo=UTC)
+    cfg = OutcomesSettings(
+        outcomes_settle_s=0, outcomes_candle_timeframes="5m", outcomes_batch_size=500
+    )
+
+    # baseline: claim + mark done without candles, on a copy of the due rows
+    async with session_scope(sessions) as s:
+        await s.execute(text("UPDATE signal_outcomes SET status = 'pending'"))
+    total = n_signals * 3
+    started = time.perf_counter()
+    while True:
+        async with session_scope(sessions) as s:
+            rows = await repo.claim_due(s, later, 500)
+            if not rows:
+                break
+            await repo.defer(s, [(r.id, "bench", later) for r in rows], status="failed")
+    base = total / (time.perf_counter() - started)
+    async with session_scope(sessions) as s:
+        await s.execute(text("UPDATE signal_outcomes SET status = 'pending', attempts = 0"))
+        await s.execute(text("ANALYZE signal_outcomes"))
+
+    tracker = Tracker(cfg, sessions, None, clock=lambda: later, worker="bench")
+    started = time.perf_counter()
+    while await tracker.evaluate_batch():
+        pass
+    rate = tracker.completed / (time.perf_counter() - started)
+    assert tracker.completed == total, (tracker.completed, total)
+    return [
+        GoalRow(
+            "due evaluations completed/s",
+            rate,
+            "rows/s",
+            "claim + mark, no candles",
+            base,
+            ">= 2,000/s",
+            goal_value=2000,
+        ),
+    ]
+
+
+GENERATE = """
+INSERT INTO outcome_signals (signal_id, event_id, symbol, timeframe, direction, score,
+    confidence, price, observed_at, verdict, risk_mode, judge, position_multiplier,
+    factors, verdict_layer)
+SELECT 'g' || g, 'e' || g, 'SYM' || (g % 50), '5m',
+    CASE WHEN g % 2 = 0 THEN 'LONG' ELSE 'SHORT' END,
+    (g * 37 % 1000) / 10.0, 50, 100, now() - make_interval(mins => g % 130000),
+    (ARRAY['CONFIRM','DOWNSIZE','SKIP','WAIT'])[1 + g % 4],
+    (ARRAY['NORMAL','REDUCED','AVOID','AGGRESSIVE'])[1 + g / 4 % 4],
+    CASE WHEN g % 3 = 0 THEN 'llm' ELSE 'rules' END, 1, '[]'::jsonb, '{}'::jsonb
+FROM generate_series(1, :n) AS g;
+
+INSERT INTO signal_outcomes (signal_id, horizon, horizon_s, symbol, direction, verdict, risk_mode,
+    judge, score, entry_price, entry_at, due_at, status, next_attempt_at, exit_price, pnl_pct,
+    result, max_favorable_pct, max_adverse_pct, first_hit, evaluated_at, evaluation_count)
+SELECT s.signal_id, h.name, h.secs, s.symbol, s.direction, s.verdict, s.risk_mode, s.judge,
+    s.score, 100, s.observed_at, s.observed_at + make_interval(secs => h.secs),
+    CASE WHEN r.u < 0.02 THEN 'pending' WHEN r.u < 0.03 THEN 'failed' ELSE 'completed' END,
+    s.observed_at + make_interval(secs => h.secs),
+    100 + r.pnl, r.pnl,
+    CASE WHEN r.pnl > 0.1 THEN 'WIN' WHEN r.pnl < -0.1 THEN 'LOSS' ELSE 'NEUTRAL' END,
+    abs(r.pnl) + 0.5, abs(r.pnl) + 0.4, 'none',
+    s.observed_at + make_interval(secs => h.secs + 5), 1
+FROM outcome_signals s
+CROSS JOIN (VALUES ('1h', 3600), ('4h', 14400), ('24h', 86400)) AS h(name, secs)
+CROSS JOIN LATERAL (SELECT random() AS u, (random() - 0.48 + s.score / 1000.0) * 4 AS pnl
+                    OFFSET 0) AS r
+WHERE s.signal_id LIKE 'g%';
+"""
+
+
+async def bench_analytics(
+    sessions: async_sessionmaker[AsyncSession], url: str, rows: int
+) -> list[Row]:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        started = time.perf_counter()
+        for stmt in GENERATE.split(";\n\n"):
+            await conn.execute(stmt.replace(":n", str(rows // 3 + 1)))
+        await conn.execute("VACUUM ANALYZE signal_outcomes")
+        await conn.execute("VACUUM ANALYZE outcome_signals")
+        total = await conn.fetchval("SELECT count(*) FROM signal_outcomes")
+        print(f"generated {total:,} outcome rows in {time.perf_counter() - started:.1f}s")
+    finally:
+        await conn.close()
+
+    async def median_ms(query: Callable[[AsyncSession], Awaitable[Any]]) -> float:
+        times = []
+        for _ in range(6):
+            async with sessions() as s:
+                t = time.perf_counter()
+                await query(s)
+                times.append((time.perf_counter() - t) * 1000)
+        return statistics.median(times[1:])  # the first run warms the cache
+
+    async def count_all(s: AsyncSession) -> Any:
+        return (await s.execute(text("SELECT count(*) FROM signal_outcomes"))).scalar()
+
+    base = await median_ms(count_all)
+    since = datetime.now(UTC) - timedelta(days=30)
+    queries: list[tuple[str, Callable[[AsyncSession], Awaitable[Any]]]] = [
+        ("verdict_performance()", analytics.verdict_performance),
+        (
+            "verdict_performance(4h, 30d)",
+            lambda s: analytics.verdict_performance(s, horizon="4h", since=since),
+        ),
+        ("verdict_compare()", analytics.verdict_compare),
+        ("verdict_compare(4h)", lambda s: analytics.verdict_compare(s, horizon="4h")),
+        ("outcomes_history(page 1)", analytics.outcomes_history),
+        (
+            "outcomes_history(symbol, SKIP, 4h, page 5)",
+            lambda s: analytics.outcomes_history(
+                s, symbol="SYM7", verdict="SKIP", horizon="4h", offset=200
+            ),
+        ),
+        ("tracking_stats()", analytics.tracking_stats),
+        ("calibration(4h)", lambda s: analytics.calibration(s, horizon="4h")),
+    ]
+    out: list[Row] = []
+    for name, q in queries:
+        ms = await median_ms(q)
+        out.append(
+            GoalRow(
+                f"{name} on {total / 1e6:.1f}M rows",
+                ms,
+                "ms",
+                "count(*) of the table",
+                base,
+                "< 200 ms",
+                higher_is_better=False,
+                goal_value=200,
+            )
+        )
+    return out
+
+
+async def run(url: str, signals: int, rows: int) -> list[Row]:
+    engine = create_engine(DatabaseSettings(database_url=url), pool_size=CONCURRENCY)
+    sessions = create_sessionmaker(engine)
+    try:
+        results = await bench_store(sessions, url, signals)
+        results += await bench_evaluate(sessions, signals)
+        results += await bench_analytics(sessions, url, rows)
+    finally:
+        await engine.dispose()
+    return results
+
+
+async def _database(server_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(server_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, object]]:
+    """Run the benchmark; return the result rows (the shape `perpsignal bench` collects)."""
+    import os
+
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--signals", type=int, default=5000)
+    p.add_argument("--rows", type=int, default=1_000_000)
+    args = p.parse_args(argv if argv is not None else [])
+    external = os.environ.get("DATABASE_URL")
+    server = None
+    tmp = tempfile.TemporaryDirectory(prefix="bench-pg-")
+    try:
+        if external:
+            server_url = external.replace("postgresql://", "postgresql+asyncpg://", 1)
+        else:
+            from perpsignal_common.embedded import EmbeddedPostgres
+
+            server = EmbeddedPostgres(Path(tmp.name) / "data", database="postgres").start()
+            server_url = server.url("postgres")
+        url = asyncio.run(_database(server_url))
+        upgrade(url)
+        rows = asyncio.run(run(url, args.signals, args.rows))
+    finally:
+        if server is not None:
+            server.stop()
+        tmp.cleanup()
+    return report("outcomes_throughput", rows)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

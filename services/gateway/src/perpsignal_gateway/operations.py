@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
-from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway import args as a
 from perpsignal_gateway.errors import ApiError, validation_details
 from perpsignal_gateway.platform import Platform
@@ -23,6 +23,13 @@ from perpsignal_gateway.vendors import VendorClient
 
 Handler = Callable[[BaseModel], Awaitable[Any]]
 _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+@dataclass(frozen=True)
+class RawJson:
+    """An already-serialised JSON result (the read model pre-renders hot answers)."""
+
+    body: bytes
 
 
 @dataclass
@@ -157,6 +164,10 @@ def _platform_ops(p: Platform) -> list[tuple[str, str, type[BaseModel], Handler]
         return handler
 
     async def get_signal(q: BaseModel) -> Any:
+        if not q.debug:  # type: ignore[attr-defined]
+            cached = p.cached_signal(q.symbol)  # type: ignore[attr-defined]
+            if cached is not None:
+                return RawJson(cached)
         return await p.get_signal(q)  # type: ignore[arg-type]
 
     async def validate(q: BaseModel) -> Any:

@@ -13,6 +13,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import TrackCommandV1
@@ -24,10 +28,6 @@ from perpsignal_common.events.signals import (
 )
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
-from pydantic import BaseModel
-from pydantic.alias_generators import to_camel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from perpsignal_gateway import args as a
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.readmodel import ReadModel, age_s
@@ -88,6 +88,13 @@ class Platform:
         model.reply_listeners.append(self._on_reply)
 
     # signals -------------------------------------------------------------------------------
+
+    def cached_signal(self, symbol: str) -> bytes | None:
+        """Return the pre-rendered JSON of a symbol's latest signal (no debug), if any."""
+        cached = self.model.signal_json.get(symbol)
+        if cached is None:
+            cached = self.model.signal_json.get(normalize_symbol(symbol))
+        return cached
 
     async def get_signal(self, q: a.SignalArgs) -> SignalOut:
         symbol = normalize_symbol(q.symbol)

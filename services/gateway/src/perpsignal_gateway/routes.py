@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from perpsignal_gateway import args as a
 from perpsignal_gateway.errors import ApiError
-from perpsignal_gateway.operations import Registry
+from perpsignal_gateway.operations import RawJson, Registry
 from perpsignal_gateway.platform import Platform
 from perpsignal_gateway.schemas import (
     ApiModel,
@@ -27,7 +27,6 @@ from perpsignal_gateway.schemas import (
     TrackingAccepted,
 )
 from perpsignal_gateway.streams import StreamHub, parse_subscription
-from perpsignal_gateway.symbols import normalize_symbol
 
 router = APIRouter()
 
@@ -86,9 +85,7 @@ async def get_signal(
     debug: bool = False,
 ) -> Response:
     if not debug:
-        cached = p.model.signal_json.get(symbol)
-        if cached is None:
-            cached = p.model.signal_json.get(normalize_symbol(symbol))
+        cached = p.cached_signal(symbol)
         if cached is not None:  # pre-rendered at event time: the hot path serialises nothing
             return Response(cached, media_type="application/json")
     return json_response(await p.get_signal(a.SignalArgs(symbol=symbol, debug=debug)))
@@ -360,6 +357,10 @@ async def invoke(reg: RegistryDep, body: Annotated[InvokeBody, Body()]) -> Respo
         )
     raw = body.args if body.args is not None else dict(extra)
     result = await reg.invoke(body.operation, raw)
+    if isinstance(result, RawJson):
+        op = orjson.dumps(body.operation)
+        content = b'{"operation":' + op + b',"result":' + result.body + b"}"
+        return Response(content, media_type="application/json")
     return json_response(InvokeResult(operation=body.operation, result=_plain(result)))
 
 

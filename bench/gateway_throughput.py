@@ -1,0 +1,293 @@
+"""Gateway throughput and latency, and WebSocket fan-out, each next to a same-run baseline.
+
+* HTTP: requests/s and p50/p99 latency of `GET /signals/{symbol}` and `POST /invoke`
+  (get_signal) against the trivial `GET /ping` of the same app, one uvicorn worker in its own
+  process, driven by the same in-repo asyncio httpx load generator (fixed concurrency, fixed
+  duration). Goals: >= 70 % of /ping's throughput and p99 < 10 ms.
+* WebSocket: one judged signal fanned out to 1,000 `/ws/signals` subscribers; p99 delivery
+  latency (publish in the read model → message received) against the same fan-out to one
+  subscriber. Goal: p99 < 100 ms.
+
+Run: `uv run python bench/gateway_throughput.py` (about 30 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import resource
+import socket
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import Row, report
+
+CONCURRENCY = 8
+DURATION_S = float(os.environ.get("BENCH_GATEWAY_DURATION_S", "4"))
+SUBSCRIBERS = 1000
+FANOUT_ROUNDS = 5
+
+
+@dataclass
+class AbsRow(Row):
+    """A row whose goal is an absolute bound on the value (lower is better)."""
+
+    limit: float | None = None
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.limit is None else self.value <= self.limit
+
+
+def _raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, 8192) if hard != resource.RLIM_INFINITY else 8192
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(port: int, ready: Any, commands: Any, published: Any) -> None:
+    """Child process: one uvicorn worker with a seeded read model."""
+    _raise_fd_limit()
+    import contextlib as _cl
+
+    import uvicorn
+
+    from perpsignal_gateway.main import create_app
+    from perpsignal_gateway.settings import GatewaySettings
+    from tests.unit.gateway import builders as b
+
+    class Server(uvicorn.Server):
+        @_cl.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def,override]
+            yield
+
+    app = create_app(
+        GatewaySettings(
+            gateway_enable_database=False,
+            gateway_rate_limit="10000000/minute",
+            gateway_ws_queue_size=64,
+            gateway_ws_heartbeat_s=60,
+        ),
+        vendor_env={},
+        connect_kafka=False,
+    )
+    server = Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="error", access_log=False, backlog=4096
+        )
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
+            await asyncio.sleep(0.01)
+        model = app.state.model
+        for n, sym in enumerate(("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")):
+            model.apply(b.signal(sym, score=60.0 + n))
+        ready.set()
+        loop = asyncio.get_running_loop()
+        while True:
+            cmd = await loop.run_in_executor(None, commands.get)
+            if cmd == "stop":
+                break
+            # one fresh signal fanned out to every subscriber; report when it was published
+            at = datetime.now(UTC) + timedelta(seconds=int(cmd))
+            event = b.signal("BTCUSDT", score=50.0 + int(cmd), at=at)
+            published.put(time.time())
+            model.apply(event, live=True)
+        server.should_exit = True
+        await task
+
+    asyncio.run(main())
+
+
+async def _load(base: str, method: str, path: str, body: bytes | None) -> tuple[float, list[float]]:
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    latencies: list[float] = []
+    headers = {"content-type": "application/json"} if body else {}
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=10) as client:
+        for _ in range(50):  # warm up connections and code paths
+            await client.request(method, path, content=body, headers=headers)
+        deadline = time.perf_counter() + DURATION_S
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                r = await client.request(method, path, content=body, headers=headers)
+                latencies.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{path}: HTTP {r.status_code} {r.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _receive_signal(ws: Any, arrivals: list[float]) -> None:
+    while True:
+        msg = orjson.loads(await ws.recv())
+        if msg["type"] == "signal":
+            arrivals.append(time.time())
+            return
+
+
+async def _fanout(base_ws: str, n: int, commands: Any, published: Any, rounds: int) -> list[float]:
+    delays: list[float] = []
+    sockets = []
+    for i in range(0, n, 100):  # connect in waves so the accept backlog never overflows
+        batch = await asyncio.gather(
+            *(
+                websockets.connect(f"{base_ws}/ws/signals", max_queue=None)
+                for _ in range(min(100, n - i))
+            )
+        )
+        sockets.extend(batch)
+    for ws in sockets:
+        await ws.recv()  # "subscribed"
+    for r in range(rounds):
+        arrivals: list[float] = []
+        receivers = [asyncio.create_task(_receive_signal(ws, arrivals)) for ws in sockets]
+        await asyncio.sleep(0.2)  # receivers are waiting before the publish
+        commands.put(str(r + 1))
+        await asyncio.wait_for(asyncio.gather(*receivers), 30)
+        sent_at = await asyncio.get_running_loop().run_in_executor(None, published.get)
+        delays.extend((t - sent_at) * 1000 for t in arrivals)
+    for ws in sockets:
+        with contextlib.suppress(Exception):
+            await ws.close()
+    return delays
+
+
+def main() -> list[dict[str, object]]:
+    _raise_fd_limit()
+    ctx = mp.get_context("spawn")
+    port = _free_port()
+    ready, commands, published = ctx.Event(), ctx.Queue(), ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(port, ready, commands, published), daemon=True)
+    proc.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("gateway did not start")
+        base = f"http://127.0.0.1:{port}"
+        invoke = orjson.dumps({"operation": "get_signal", "args": {"symbol": "BTC"}})
+        ping_rps, ping_lat = asyncio.run(_load(base, "GET", "/ping", None))
+        sig_rps, sig_lat = asyncio.run(_load(base, "GET", "/signals/BTCUSDT", None))
+        inv_rps, inv_lat = asyncio.run(_load(base, "POST", "/invoke", invoke))
+        one = asyncio.run(_fanout(f"ws://127.0.0.1:{port}", 1, commands, published, FANOUT_ROUNDS))
+        many = asyncio.run(
+            _fanout(f"ws://127.0.0.1:{port}", SUBSCRIBERS, commands, published, FANOUT_ROUNDS)
+        )
+    finally:
+        commands.put("stop")
+        proc.join(15)
+        if proc.is_alive():
+            proc.kill()
+    ms = 1000.0
+    rows: list[Row] = [
+        Row(
+            "GET /signals/{symbol} throughput",
+            sig_rps,
+            "req/s",
+            "GET /ping",
+            ping_rps,
+            ">= 0.70 x /ping",
+            goal_ratio=0.70,
+        ),
+        Row(
+            "POST /invoke get_signal throughput",
+            inv_rps,
+            "req/s",
+            "GET /ping",
+            ping_rps,
+            ">= 0.70 x /ping",
+            goal_ratio=0.70,
+        ),
+        AbsRow(
+            "GET /signals/{symbol} p50",
+            _pct(sig_lat, 0.5) * ms,
+            "ms",
+            "GET /ping p50",
+            _pct(ping_lat, 0.5) * ms,
+            "info",
+            higher_is_better=False,
+        ),
+        AbsRow(
+            "GET /signals/{symbol} p99",
+            _pct(sig_lat, 0.99) * ms,
+            "ms",
+            "GET /ping p99",
+            _pct(ping_lat, 0.99) * ms,
+            "< 10 ms",
+            higher_is_better=False,
+            limit=10.0,
+        ),
+        AbsRow(
+            "POST /invoke p50",
+            _pct(inv_lat, 0.5) * ms,
+            "ms",
+            "GET /ping p50",
+            _pct(ping_lat, 0.5) * ms,
+            "info",
+            higher_is_better=False,
+        ),
+        AbsRow(
+            "POST /invoke p99",
+            _pct(inv_lat, 0.99) * ms,
+            "ms",
+            "GET /ping p99",
+            _pct(ping_lat, 0.99) * ms,
+            "< 10 ms",
+            higher_is_better=False,
+            limit=10.0,
+        ),
+        AbsRow(
+            f"WS fan-out to {SUBSCRIBERS} p99 delivery",
+            _pct(many, 0.99),
+            "ms",
+            "fan-out to 1 p99",
+            _pct(one, 0.99),
+            "< 100 ms",
+            higher_is_better=False,
+            limit=100.0,
+        ),
+        AbsRow(
+            f"WS fan-out to {SUBSCRIBERS} p50 delivery",
+            statistics.median(many),
+            "ms",
+            "fan-out to 1 p50",
+            statistics.median(one),
+            "info",
+            higher_is_better=False,
+        ),
+    ]
+    return report("gateway_throughput", rows)
+
+
+if __name__ == "__main__":
+    main()

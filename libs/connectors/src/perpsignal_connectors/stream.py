@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.metrics import STREAM_RECONNECTS
 
@@ -66,7 +67,8 @@ class WsStream:
             started = time.monotonic()
             try:
                 await self._session(stop)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, DependencyUnavailable):
+                # our own Kafka/DB failing in a handler is not the vendor's fault: stop
                 raise
             except (OSError, TimeoutError, WebSocketException) as exc:
                 log.warning(

@@ -1,0 +1,66 @@
+"""Analytics endpoints on a real, migrated PostgreSQL; a database that is down answers 503."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from perpsignal_common.settings import DatabaseSettings
+from perpsignal_gateway.main import create_app
+from perpsignal_gateway.settings import GatewaySettings
+from tests.unit.gateway.conftest import RecordingProducer
+
+pytestmark = pytest.mark.db
+
+
+@asynccontextmanager
+async def gateway(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    cfg = GatewaySettings(db=DatabaseSettings(database_url=SecretStr(url)))
+    app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            yield client
+
+
+PATHS: list[tuple[str, dict[str, Any]]] = [
+    ("/analytics/verdict-performance", {"horizon": "4h"}),
+    ("/analytics/verdict-compare", {}),
+    ("/analytics/outcomes-history", {"symbol": "btc", "limit": 5}),
+    ("/analytics/tracking-stats", {}),
+    ("/analytics/calibration", {"horizon": "1h", "bucketSize": 20}),
+]
+
+
+async def test_analytics_answer_in_camel_case_on_an_empty_database(database_url) -> None:
+    async with gateway(database_url) as client:
+        bodies = {}
+        for path, params in PATHS:
+            r = await client.get(path, params=params)
+            assert r.status_code == 200, (path, r.text)
+            bodies[path] = r.json()
+        stats = bodies["/analytics/tracking-stats"]
+        assert stats["pending"] == 0 and "pendingOverdue" in stats
+        history = bodies["/analytics/outcomes-history"]
+        assert history == {"items": [], "total": 0, "limit": 5, "offset": 0}
+        calib = bodies["/analytics/calibration"]
+        assert calib["horizon"] == "1h" and calib["bucketSize"] == 20
+        invoked = await client.post("/invoke", json={"operation": "tracking_stats"})
+        assert invoked.json()["result"] == stats
+
+
+async def test_database_down_is_503_with_a_clear_code() -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    async with gateway(f"postgresql://postgres@127.0.0.1:{port}/nowhere") as client:
+        r = await client.get("/analytics/tracking-stats")
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "database_unavailable"
+        assert str(port) not in r.text  # no connection details leak

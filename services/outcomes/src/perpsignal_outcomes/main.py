@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from perpsignal_common.runtime import run_service
-
 from perpsignal_outcomes.service import OutcomesService
 from perpsignal_outcomes.settings import OutcomesSettings
 

@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import httpx
+
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_connectors.binance_usdm import BinanceUsdmHttp, parse_klines
-
 from perpsignal_outcomes.evaluate import Candle
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class BinanceKlineSource:
             end_time=end - timedelta(milliseconds=1),
             limit=limit,
         )
-        closed = parse_klines(rows, symbol, timeframe, datetime.now(UTC))  # type: ignore[arg-type]
+        closed = parse_klines(rows, symbol, timeframe, datetime.now(UTC))
         return [
             Candle(e.open_time, e.open, e.high, e.low, e.close)
             for e in closed

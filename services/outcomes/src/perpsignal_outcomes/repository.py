@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from perpsignal_common.db.models.outcomes import (
     OutcomeCandle,
@@ -15,13 +19,9 @@ from perpsignal_common.db.models.outcomes import (
 )
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from perpsignal_outcomes.evaluate import Candle, Evaluation
 
-_OUTCOMES = SignalOutcome.__table__
+_OUTCOMES = cast(Table, SignalOutcome.__table__)
 
 
 def signal_row(event: SignalJudgedV1) -> dict[str, Any]:
@@ -165,8 +165,8 @@ async def load_candles(
         .order_by(OutcomeCandle.timeframe, OutcomeCandle.open_time)
     )
     out: dict[str, list[Candle]] = {tf: [] for tf in timeframes}
-    for tf, *ohlc in (await session.execute(stmt)).all():
-        out[tf].append(Candle(*ohlc))
+    for tf, open_time, o, h, lo, c in (await session.execute(stmt)).all():
+        out[tf].append(Candle(open_time, o, h, lo, c))
     return out
 
 
@@ -213,7 +213,7 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Du
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [DueRow(*r) for r in (await session.execute(stmt)).all()]
+    return [DueRow(**r._asdict()) for r in (await session.execute(stmt)).all()]
 
 
 async def complete(
@@ -314,7 +314,7 @@ async def claim_unpublished(session: AsyncSession, limit: int) -> list[Unpublish
         select(
             o.id,
             o.signal_id,
-            s.event_id,
+            s.event_id.label("signal_event_id"),
             o.symbol,
             o.horizon,
             o.direction,
@@ -334,7 +334,7 @@ async def claim_unpublished(session: AsyncSession, limit: int) -> list[Unpublish
         .limit(limit)
         .with_for_update(of=o, skip_locked=True)
     )
-    return [Unpublished(*r) for r in (await session.execute(stmt)).all()]
+    return [Unpublished(**r._asdict()) for r in (await session.execute(stmt)).all()]
 
 
 async def mark_published(session: AsyncSession, ids: Sequence[int], now: datetime) -> None:

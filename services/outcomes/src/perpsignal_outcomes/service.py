@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker, session_scope
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import CandleClosedV1
@@ -12,8 +14,6 @@ from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.prices import BinanceKlineSource, KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings

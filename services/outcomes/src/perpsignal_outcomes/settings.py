@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pydantic import Field, field_validator
+
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
-from pydantic import Field, field_validator
 
 HORIZON_SECONDS: dict[str, int] = {"1h": 3600, "4h": 14_400, "24h": 86_400}
 
@@ -79,5 +80,6 @@ class OutcomesSettings(ServiceSettings):
 
     def candle_timeframes(self) -> dict[str, timedelta]:
         """Return the stored timeframes, finest first."""
-        names = sorted(self.outcomes_candle_timeframes.split(","), key=TIMEFRAME_SECONDS.get)
+        names = self.outcomes_candle_timeframes.split(",")
+        names.sort(key=TIMEFRAME_SECONDS.__getitem__)
         return {t: timedelta(seconds=TIMEFRAME_SECONDS[t]) for t in names}

@@ -17,14 +17,14 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window
 from perpsignal_outcomes.prices import KlineSource
@@ -235,16 +235,16 @@ class Tracker:
                         observed_at=r.due_at,
                         causation_id=r.signal_event_id,
                         signal_id=r.signal_id,
-                        direction=r.direction,  # type: ignore[arg-type]
-                        verdict=r.verdict,  # type: ignore[arg-type]
-                        horizon=r.horizon,  # type: ignore[arg-type]
+                        direction=r.direction,
+                        verdict=r.verdict,
+                        horizon=r.horizon,
                         entry_price=r.entry_price,
                         exit_price=r.exit_price,
                         pnl_pct=r.pnl_pct,
-                        result=r.result,  # type: ignore[arg-type]
+                        result=r.result,
                         max_favorable_pct=r.max_favorable_pct,
                         max_adverse_pct=r.max_adverse_pct,
-                        first_hit=r.first_hit,  # type: ignore[arg-type]
+                        first_hit=r.first_hit,
                     )
                 )
             await self._producer.wait_delivered()

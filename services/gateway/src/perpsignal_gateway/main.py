@@ -11,14 +11,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
 
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import JSONResponse, Response
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.base import Event
@@ -26,9 +30,6 @@ from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import JSONResponse, Response
-
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
@@ -268,7 +269,7 @@ def main() -> None:
         log.error("invalid configuration", extra={"error": str(exc)[:500]})
         sys.exit(2)
     configure_logging("gateway", settings.log_level, settings.log_format)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.gateway_host,
         port=settings.gateway_port,
@@ -277,3 +278,20 @@ def main() -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=int(settings.ops.shutdown_timeout_s),
     )
+    _Server(config).run()
+    log.info("gateway stopped")
+
+
+class _Server(uvicorn.Server):
+    # uvicorn drains on SIGTERM, then re-raises the signal (exit status -15); a drained
+    # shutdown is a clean exit here, like every other service, so handle it without re-raising
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)

@@ -25,12 +25,12 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import checks
+
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.settings import GatewaySettings
 from perpsignal_gateway.vendors import budget_env
-from schemathesis import checks
-
 from tests.helpers import eventually
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import RecordingProducer

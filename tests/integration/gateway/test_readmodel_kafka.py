@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from perpsignal_common.events.market import TrackCommandV1
 from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeRequestV1
@@ -19,7 +20,6 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.settings import GatewaySettings
-
 from tests.helpers import TopicReader, eventually
 from tests.unit.gateway import builders as b
 

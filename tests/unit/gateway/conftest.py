@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from perpsignal_common.events.base import Event
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.readmodel import ReadModel

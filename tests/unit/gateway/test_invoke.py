@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 import respx
+
 from perpsignal_common.events.signals import JudgeRequestV1
 from perpsignal_connectors.catalog import all_endpoints
-
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import model_of, recorded
 

@@ -6,7 +6,6 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from perpsignal_common.events.market import TrackCommandV1
-
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import model_of
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import uvicorn
 import websockets
+
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.streams import OVERFLOW_CLOSE_CODE, StreamHub, Subscription
-
 from tests.helpers import eventually
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import RecordingProducer, settings

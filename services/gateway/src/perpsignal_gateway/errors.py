@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from perpsignal_common.errors import DependencyUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from perpsignal_common.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 

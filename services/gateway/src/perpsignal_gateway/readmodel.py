@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import (
@@ -31,7 +32,6 @@ from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
-
 from perpsignal_gateway.schemas import signal_out
 
 log = logging.getLogger(__name__)

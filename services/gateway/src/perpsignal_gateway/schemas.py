@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from perpsignal_common.events.signals import SignalJudgedV1
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from perpsignal_common.events.signals import SignalJudgedV1
 
 Scalar = float | int | str | bool | None
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 from pydantic import Field, SecretStr
+
+from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
 DEFAULT_PUBLIC_PATHS = (
     "/healthz,/readyz,/metrics,/docs,/docs/oauth2-redirect,/redoc,/openapi.json,/openapi-gpt.json"

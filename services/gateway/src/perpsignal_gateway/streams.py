@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
+from prometheus_client import Counter, Gauge
+
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_common.events.signals import SignalJudgedV1
-from prometheus_client import Counter, Gauge
-
 from perpsignal_gateway.schemas import LiquidationOut, signal_out
 from perpsignal_gateway.symbols import normalize_symbol
 

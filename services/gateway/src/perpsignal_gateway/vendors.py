@@ -22,9 +22,9 @@ from cachetools import TTLCache
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from prometheus_client import Counter
 
+from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway.errors import ApiError
 
 log = logging.getLogger(__name__)

@@ -185,15 +185,6 @@ class Calibration(BaseModel):
     buckets: list[CalibrationBucket]
 
 
-_COUNTS = """
-    count(*) AS n,
-    count(*) FILTER (WHERE result = 'WIN') AS wins,
-    count(*) FILTER (WHERE result = 'LOSS') AS losses,
-    avg(pnl_pct) AS avg_pnl,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY pnl_pct) AS median_pnl
-"""
-
-
 def _pnl(row: Any) -> dict[str, Any]:
     base = WinRate.of(row.n, row.wins, row.losses).model_dump()
     return {**base, "avg_pnl_pct": row.avg_pnl, "median_pnl_pct": row.median_pnl}
@@ -202,17 +193,38 @@ def _pnl(row: Any) -> dict[str, Any]:
 async def verdict_performance(
     session: AsyncSession, *, horizon: str | None = None, since: datetime | None = None
 ) -> VerdictPerformance:
-    """Return count, win rate (with interval), average and median P&L per verdict and horizon."""
-    sql = f"""
-        SELECT verdict, horizon, {_COUNTS}
-        FROM signal_outcomes
-        WHERE status = 'completed'
-          AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
-          AND (CAST(:since AS timestamptz) IS NULL OR entry_at >= :since)
-        GROUP BY verdict, horizon
-        ORDER BY horizon, verdict
+    """Return count, win rate (with interval), average and median P&L per verdict and horizon.
+
+    The exact median is read from the (horizon, verdict, pnl_pct) index at offset n/2 of each
+    group instead of sorting the whole history, so it stays fast on millions of rows.
     """
-    rows = (await session.execute(text(sql), {"horizon": horizon, "since": since})).all()
+    where = "status = 'completed'"
+    params: dict[str, Any] = {}
+    if horizon is not None:
+        where += " AND horizon = :horizon"
+        params["horizon"] = horizon
+    if since is not None:
+        where += " AND entry_at >= :since"
+        params["since"] = since
+    sql = f"""
+        WITH g AS (
+            SELECT verdict, horizon, count(*) AS n,
+                   count(*) FILTER (WHERE result = 'WIN') AS wins,
+                   count(*) FILTER (WHERE result = 'LOSS') AS losses,
+                   avg(pnl_pct) AS avg_pnl
+            FROM signal_outcomes WHERE {where}
+            GROUP BY verdict, horizon
+        )
+        SELECT g.*, (
+            SELECT avg(m.pnl_pct) FROM (
+                SELECT pnl_pct FROM signal_outcomes
+                WHERE {where} AND horizon = g.horizon AND verdict = g.verdict
+                ORDER BY pnl_pct OFFSET (g.n - 1) / 2 LIMIT 2 - g.n % 2
+            ) AS m
+        ) AS median_pnl
+        FROM g ORDER BY horizon, verdict
+    """
+    rows = (await session.execute(text(sql), params)).all()
     groups = [VerdictStats(verdict=r.verdict, horizon=r.horizon, **_pnl(r)) for r in rows]
     return VerdictPerformance(horizon=horizon, since=since, groups=groups)
 
@@ -235,7 +247,7 @@ def _lift(confirm: WinRate, skip: WinRate) -> JudgeLift:
 
 async def verdict_compare(session: AsyncSession, *, horizon: str | None = None) -> VerdictCompare:
     """Compare verdicts, risk modes and judge sources; judge lift = CONFIRM - SKIP win rate."""
-    sql = """
+    sql = f"""
         SELECT verdict, risk_mode, judge,
                GROUPING(verdict) AS g_verdict, GROUPING(risk_mode) AS g_risk,
                count(*) AS n,
@@ -243,10 +255,11 @@ async def verdict_compare(session: AsyncSession, *, horizon: str | None = None) 
                count(*) FILTER (WHERE result = 'LOSS') AS losses,
                avg(pnl_pct) AS avg_pnl
         FROM signal_outcomes
-        WHERE status = 'completed' AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
+        WHERE status = 'completed' {"AND horizon = :horizon" if horizon is not None else ""}
         GROUP BY GROUPING SETS ((verdict), (risk_mode), (judge))
     """
-    rows = (await session.execute(text(sql), {"horizon": horizon})).all()
+    params = {} if horizon is None else {"horizon": horizon}
+    rows = (await session.execute(text(sql), params)).all()
     by: dict[str, list[GroupStats]] = {"verdict": [], "risk_mode": [], "judge": []}
     for r in rows:
         if r.g_verdict == 0:
@@ -292,20 +305,17 @@ async def outcomes_history(
     """
     limit = max(1, min(limit, 500))
     offset = max(0, offset)
-    where = """
-        (CAST(:symbol AS text) IS NULL OR symbol = :symbol)
-        AND (CAST(:verdict AS text) IS NULL OR verdict = :verdict)
-        AND (CAST(:horizon AS text) IS NULL OR horizon = :horizon)
-        AND (CAST(:start AS timestamptz) IS NULL OR entry_at >= :start)
-        AND (CAST(:end AS timestamptz) IS NULL OR entry_at < :end)
-    """
-    params: dict[str, Any] = {
-        "symbol": symbol,
-        "verdict": verdict,
-        "horizon": horizon,
-        "start": start,
-        "end": end,
-    }
+    filters = {"symbol": symbol, "verdict": verdict, "horizon": horizon}
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v is not None}
+    # only the filters given, so the planner can pick the matching index
+    clauses = [f"{k} = :{k}" for k in params]
+    if start is not None:
+        clauses.append("entry_at >= :start")
+        params["start"] = start
+    if end is not None:
+        clauses.append("entry_at < :end")
+        params["end"] = end
+    where = " AND ".join(clauses) or "TRUE"
     fields = ", ".join(OutcomeItem.model_fields)
     page = await session.execute(
         text(

@@ -141,7 +141,8 @@ class SignalOutcome(Base):
             "ix_signal_outcomes_perf",
             "horizon",
             "verdict",
-            postgresql_include=["pnl_pct", "result", "entry_at"],
+            "pnl_pct",  # in the key: medians are read by offset in index order
+            postgresql_include=["result", "entry_at"],
             postgresql_where=text("status = 'completed'"),
         ),
         Index(

@@ -127,8 +127,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_signal_outcomes_perf",
         "signal_outcomes",
-        ["horizon", "verdict"],
-        postgresql_include=["pnl_pct", "result", "entry_at"],
+        ["horizon", "verdict", "pnl_pct"],
+        postgresql_include=["result", "entry_at"],
         postgresql_where=sa.text("status = 'completed'"),
     )
     op.create_index(

@@ -105,7 +105,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, headers=exc.headers)
+        return error_response(exc.status_code, code, message, headers=dict(exc.headers or {}))
 
     @app.exception_handler(DependencyUnavailable)
     async def _dependency(_: Request, exc: DependencyUnavailable) -> Response:

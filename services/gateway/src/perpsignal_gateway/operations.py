@@ -60,12 +60,12 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
     """Build the argument model of a vendor endpoint from its catalogue spec."""
     fields: dict[str, Any] = {}
     for i, p in enumerate(endpoint.params):
-        py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]  # type: ignore[valid-type]
+        py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]
         if p.required:
             fields[f"p{i}"] = (py, Field(alias=p.name))
         else:
             fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name))
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         "Args_" + endpoint.operation.replace(".", "_"),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
         **fields,

@@ -164,7 +164,7 @@ class TopicFollower:
         )
         try:
             await consumer.start()
-            parts = []
+            parts: list[TopicPartition] = []
             for topic in self._topics:
                 found = await _partitions_for(consumer, topic)
                 parts.extend(TopicPartition(topic, p) for p in sorted(found))

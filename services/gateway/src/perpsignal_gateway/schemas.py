@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.signals import FactorScore, SignalJudgedV1
 
 Scalar = float | int | str | bool | None
 
@@ -221,11 +221,11 @@ class Readiness(ApiModel):
 
 def signal_out(event: SignalJudgedV1, *, debug: bool = False) -> SignalOut:
     """Build the API view of a judged signal."""
-    by_name = {f.name: f for f in event.factors}
+    by_name: dict[str, FactorScore] = {f.name: f for f in event.factors}
     top = [
         TopFactor(name=n, score=f.score, weight=f.weight, contribution=f.contribution)
         for n in event.top_factors[:3]
-        if (f := by_name.get(n)) is not None  # type: ignore[assignment]
+        if (f := by_name.get(n)) is not None
     ]
     if not top:
         ranked = sorted(event.factors, key=lambda f: abs(f.contribution), reverse=True)[:3]

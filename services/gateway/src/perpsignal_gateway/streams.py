@@ -156,21 +156,25 @@ class StreamHub:
 
 def parse_subscription(raw: dict[str, object]) -> Subscription:
     """Read filters from a subscribe message or query parameters (lenient about types)."""
-    symbols = raw.get("symbols") or []
-    if isinstance(symbols, str):
-        symbols = symbols.split(",")
-    verdicts = raw.get("verdicts") or []
-    if isinstance(verdicts, str):
-        verdicts = verdicts.split(",")
+    symbols = _items(raw.get("symbols"))
+    verdicts = _items(raw.get("verdicts"))
     try:
-        min_score = float(raw.get("minScore", raw.get("min_score", 0)) or 0)  # type: ignore[arg-type]
+        min_score = float(str(raw.get("minScore", raw.get("min_score", 0)) or 0))
     except (TypeError, ValueError):
         min_score = 0.0
     return Subscription(
-        symbols={normalize_symbol(str(s)) for s in symbols if str(s).strip()},  # type: ignore[union-attr]
+        symbols={normalize_symbol(s) for s in symbols},
         min_score=min_score,
-        verdicts={str(v).strip().upper() for v in verdicts if str(v).strip()},  # type: ignore[union-attr]
+        verdicts={v.upper() for v in verdicts},
     )
+
+
+def _items(value: object) -> list[str]:
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple):
+        return []
+    return [str(v).strip() for v in value if str(v).strip()]
 
 
 def liquidation_out(event: LiquidationOrderV1) -> LiquidationOut:

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from perpsignal_common.events.signals import Ohlc
 from perpsignal_gateway.main import create_app
-
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import RecordingProducer, settings
 

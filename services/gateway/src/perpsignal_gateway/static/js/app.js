@@ -56,11 +56,27 @@ function showConnection(state, detail) {
 
 let signalStream = null;
 
+// A gateway that just (re)started accepts sockets before its read model has caught up with
+// the topics, and replays no catch-up events to sockets: wait for /readyz, then refetch.
+async function refetchWhenReady() {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch("/readyz", { cache: "no-store" });
+      if (response.ok) break;
+    } catch {
+      // the gateway went away again; the stream's own reconnect handles that
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  await loadSignals();
+}
+
 function startSignalStream() {
   signalStream = new Stream("/ws/signals", {}, {
     onState: showConnection,
     // after every (re)connect, refetch so signals published while down are not missed
-    onOpen: loadSignals,
+    onOpen: refetchWhenReady,
     onMessage: (msg) => {
       if (msg.type === "signal" && msg.data) signals.put(msg.data, true);
     },

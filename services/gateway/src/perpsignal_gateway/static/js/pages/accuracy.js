@@ -95,7 +95,7 @@ function calibrationChart(cal) {
     nodes.push(
       svg(
         "rect",
-        { x, y: y(b.winRatePct), width: w, height: Math.max(1, y(0) - y(b.winRatePct)), class: b.smallSample ? "bar small" : "bar" },
+        { x, y: y(b.winRatePct), width: w, height: Math.max(1, y(0) - y(b.winRatePct)), class: b.smallSample ? "cal-bar small" : "cal-bar" },
         svg("title", {}, `${b.scoreFrom}–${b.scoreTo}: ${fmtPct(b.winRatePct)} of ${b.count} (95 % CI ${fmtNum(b.winRateLowPct)}–${fmtNum(b.winRateHighPct)})`),
       ),
     );

@@ -84,6 +84,11 @@ function levels(sig) {
   return out;
 }
 
+function priceDigits(price) {
+  const abs = Math.abs(price);
+  return abs >= 1000 ? 2 : abs >= 1 ? 4 : abs >= 0.01 ? 5 : 8;
+}
+
 async function drawChart(el, candles, sig, lines) {
   // loaded only on this page, so the live table paints without the chart library
   const lib = await import("/static/vendor/lightweight-charts/lightweight-charts.standalone.production.mjs");
@@ -106,6 +111,7 @@ async function drawChart(el, candles, sig, lines) {
     wickDownColor: COLORS.down,
     borderVisible: false,
     priceLineVisible: false,
+    priceFormat: { type: "price", precision: priceDigits(sig.price), minMove: 10 ** -priceDigits(sig.price) },
     // keep stop and target in view even when price never reached them
     autoscaleInfoProvider: (original) => {
       const res = original();

@@ -29,6 +29,15 @@ from schemathesis import checks
 
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_gateway.main import create_app
+from perpsignal_gateway.schemas import (
+    LiquidationList,
+    ListingList,
+    MarketOut,
+    MssList,
+    SignalList,
+    SignalOut,
+    SmcResponse,
+)
 from perpsignal_gateway.settings import GatewaySettings
 from perpsignal_gateway.vendors import budget_env
 from tests.helpers import eventually
@@ -171,8 +180,24 @@ async def test_every_platform_operation_answers_in_a_documented_way() -> None:
                 body = r.json()
                 if expected == 200:
                     assert body["operation"] == op["name"] and "result" in body
+                    if op["name"] in SHAPES:  # same shape as the REST twin publishes
+                        model, path = SHAPES[op["name"]]
+                        model.model_validate(body["result"])
+                        if op["name"] != "get_market":  # market carries ages that tick
+                            assert body["result"] == (await client.get(path)).json()
                 else:
                     assert set(body["error"]) == {"code", "message", "details"}
+
+
+SHAPES: dict[str, tuple[Any, str]] = {
+    "get_signal": (SignalOut, "/signals/BTC"),
+    "list_signals": (SignalList, "/signals"),
+    "get_market": (MarketOut, "/market/BTC"),
+    "get_smc": (SmcResponse, "/smc/BTC"),
+    "list_mss": (MssList, "/mss"),
+    "list_new_listings": (ListingList, "/listings/new"),
+    "get_liquidations": (LiquidationList, "/liquidations/BTC"),
+}
 
 
 def _plain(schema: dict[str, Any]) -> dict[str, Any]:

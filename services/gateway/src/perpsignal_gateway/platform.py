@@ -91,9 +91,9 @@ class Platform:
 
     def cached_signal(self, symbol: str) -> bytes | None:
         """Return the pre-rendered JSON of a symbol's latest signal (no debug), if any."""
-        cached = self.model.signal_json.get(symbol)
+        cached = self.model.signal_body(symbol)
         if cached is None:
-            cached = self.model.signal_json.get(normalize_symbol(symbol))
+            cached = self.model.signal_body(normalize_symbol(symbol))
         return cached
 
     async def get_signal(self, q: a.SignalArgs) -> SignalOut:

@@ -72,6 +72,17 @@ class ReadModel:
         self.listeners: list[Listener] = []
         self.reply_listeners: list[Callable[[JudgeReplyV1], None]] = []
 
+    def signal_body(self, symbol: str) -> bytes | None:
+        """Return the camelCase JSON of a symbol's latest signal, rendered once per version."""
+        body = self.signal_json.get(symbol)
+        if body is None:
+            event = self.signals.get(symbol)
+            if event is None:
+                return None
+            body = orjson.dumps(signal_out(event).model_dump(mode="json", by_alias=True))
+            self.signal_json[symbol] = body
+        return body
+
     def known_symbols(self) -> set[str]:
         """Return every symbol seen on the topics."""
         return set(self.signals) | set(self.market) | set(self.listings) | set(self.liquidations)
@@ -111,9 +122,8 @@ class ReadModel:
         if old is not None and old.observed_at > event.observed_at:
             return
         self.signals[event.symbol] = event
-        self.signal_json[event.symbol] = orjson.dumps(
-            signal_out(event).model_dump(mode="json", by_alias=True, exclude={"debug"})
-        )
+        # rendered on first read: catch-up replays many versions nobody asks for
+        self.signal_json.pop(event.symbol, None)
         for fut in self._signal_waiters.pop(event.symbol, []):
             if not fut.done():
                 fut.set_result(event)

@@ -98,10 +98,8 @@ class IngestorService(KafkaService):
             if source in enabled and getattr(self.cfg.keys, field) is None:
                 enabled.discard(source)
                 missing.setdefault(env, []).append(source)
-        for env, sources in missing.items():
-            log.warning(
-                f"{sources[0]} disabled: {env} is not set", extra={"sources": sources, "env": env}
-            )
+        # Logged from on_start, once logging is configured (build() runs before that)
+        self._missing_keys = missing
         return enabled
 
     def _key(self, field: str) -> str:
@@ -208,10 +206,17 @@ class IngestorService(KafkaService):
             fg = FearGreedHttp(urls.fear_greed_url, clock=self.clock)
             self._closers.append(fg.aclose)
             self._loop("fear_greed", cfg.ingestor_fear_greed_cadence_s, FearGreedPoller(fg).poll)
-        log.info("ingestor sources", extra={"sources": sorted(src), "watch_list": cfg.symbols()})
 
     async def on_start(self) -> None:
-        """Open the database used by the listings monitor."""
+        """Say which keyed sources are off; open the database of the listings monitor."""
+        log.info(
+            "ingestor sources",
+            extra={"sources": sorted(self.sources), "watch_list": self.cfg.symbols()},
+        )
+        for env, sources in self._missing_keys.items():
+            log.warning(
+                f"{sources[0]} disabled: {env} is not set", extra={"sources": sources, "env": env}
+            )
         if "listings" in self.sources:
             self._engine = create_engine(self.cfg.database, pool_size=2)
             self.sessions = create_sessionmaker(self._engine)

@@ -193,6 +193,7 @@ async def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     """Save a screenshot for review (test-artifacts/screenshots/<name>.png)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    await page.evaluate("window.scrollTo(0, 0)")  # the sticky header then sits on top
     await page.screenshot(path=str(path), full_page=full_page)
     return path
 

@@ -38,7 +38,7 @@ export function mount(main) {
         body.results.length
           ? h("div", { class: "table-wrap" }, h("table", { class: "data", id: "mss-table" },
               h("caption", { class: "visually-hidden" }, "Emerging coins by MSS score"),
-              h("thead", {}, h("tr", {}, ["Coin", "MSS", "Tier", ...PHASES.map((p) => p[1]), "Perpetual", "Updated"].map((t) => h("th", { scope: "col" }, t)))),
+              h("thead", {}, h("tr", {}, ["Coin", "MSS", "Tier", ...PHASES.map((p) => p[1]), "Perpetual", "Updated"].map((t, i) => h("th", { scope: "col", class: i === 1 ? "num" : "" }, t)))),
               h("tbody", {}, body.results.map((m) =>
                 h("tr", { dataset: { coin: m.coin } },
                   h("th", { scope: "row" }, m.coin, m.name ? h("span", { class: "hint" }, ` ${m.name}`) : null),
@@ -60,7 +60,7 @@ export function mount(main) {
         body.listings.length
           ? h("div", { class: "table-wrap" }, h("table", { class: "data", id: "listings-table" },
               h("caption", { class: "visually-hidden" }, "Newly listed perpetuals, newest first"),
-              h("thead", {}, h("tr", {}, ["Symbol", "Listed", "Detected after", "Last price", "24h", "24h volume"].map((t) => h("th", { scope: "col" }, t)))),
+              h("thead", {}, h("tr", {}, ["Symbol", "Listed", "Detected after", "Last price", "24h", "24h volume"].map((t, i) => h("th", { scope: "col", class: i > 1 ? "num" : "" }, t)))),
               h("tbody", {}, body.listings.map((l) =>
                 h("tr", {},
                   h("th", { scope: "row" }, h("a", { href: `#/symbol/${l.symbol}` }, l.symbol)),

@@ -71,3 +71,42 @@ async def test_coinglass_pings_and_relays_liquidations(fake: FakeVendors, load) 
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_binance_closed_klines_and_reconnect_hook(fake: FakeVendors, load) -> None:
+    candles, connects = [], []
+
+    async def on_candle(c) -> None:
+        candles.append(c)
+
+    async def on_connect() -> None:
+        connects.append(1)
+
+    async def ignore(_: LiquidationOrderV1) -> None:
+        return None
+
+    stream = BinanceUsdmStream(
+        fake.ws_url("binance"),
+        ignore,
+        on_candle=on_candle,
+        kline_streams=lambda: ["btcusdt@kline_1m"],
+        on_connect=on_connect,
+    )
+    stream.ws._retry = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    closed = load("binance_usdm/ws_kline.doc_example.json")
+    forming = {**closed, "k": {**closed["k"], "x": False}}
+    try:
+        await eventually(lambda: connects, timeout=10, what="connected")
+        sub = json.loads(fake.ws_received["binance"][0])
+        assert sub["params"] == ["!forceOrder@arr", "btcusdt@kline_1m"]
+        await fake.push("binance", forming)
+        await fake.push("binance", closed)
+        await eventually(lambda: candles, timeout=10, what="closed candle")
+        assert len(candles) == 1 and candles[0].close == float(closed["k"]["c"])
+        await fake.drop("binance")
+        await eventually(lambda: len(connects) == 2, timeout=10, what="reconnect hook")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

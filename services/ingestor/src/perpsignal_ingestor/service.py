@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.events.base import Event
-from perpsignal_common.events.market import TrackCommandV1
+from perpsignal_common.events.market import CandleClosedV1, TrackCommandV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
@@ -151,7 +151,25 @@ class IngestorService(KafkaService):
         self.aggregator = LiquidationAggregator(cfg.ingestor_liquidation_window_s, self.clock)
         if "binance_stream" in src:
             relay = LiquidationRelay(self.publisher, self.aggregator, "binance_stream")
-            self.binance_stream = BinanceUsdmStream(urls.binance_ws_url, relay.on_liquidation)
+
+            async def on_candle(candle: CandleClosedV1) -> None:
+                await self.publisher.publish("binance_stream", [candle])
+
+            async def on_connect() -> None:
+                # candles closed while disconnected come from REST on the next poll
+                market.forget_klines()
+
+            def kline_streams() -> list[str]:
+                symbols = self.universe.binance_symbols()[: cfg.ingestor_kline_stream_max_symbols]
+                return [f"{s.lower()}@kline_{tf}" for s in symbols for tf in tfs]
+
+            self.binance_stream = BinanceUsdmStream(
+                urls.binance_ws_url,
+                relay.on_liquidation,
+                on_candle=on_candle,
+                kline_streams=kline_streams,
+                on_connect=on_connect,
+            )
             self.tasks.append(self.binance_stream.ws.run)
         if "coinglass_stream" in src:
             relay = LiquidationRelay(self.publisher, self.aggregator, "coinglass_stream")

@@ -102,6 +102,10 @@ class IngestorSettings(ServiceSettings):
         default=1200, description="Share of Binance's 2,400/min weight this ingestor may use"
     )
     ingestor_liquidation_window_s: int = 300
+    # Binance allows 200 streams per connection: 40 symbols x 4 timeframes + liquidations
+    ingestor_kline_stream_max_symbols: int = Field(
+        default=40, description="Closed klines by WebSocket for the first N tracked (0 = off)"
+    )
     ingestor_listing_bootstrap_window_h: float = Field(
         default=24.0, description="On the very first run, announce listings younger than this"
     )

@@ -50,6 +50,10 @@ class BinanceMarketPoller:
         self._fetched_boundary: dict[tuple[str, str], int] = {}
         self.next_funding_ms: dict[str, int] = {}
 
+    def forget_klines(self) -> None:
+        """Refetch every timeframe on the next poll (REST backfill after a stream reconnect)."""
+        self._fetched_boundary.clear()
+
     async def poll(self) -> list[Event]:
         """Return this minute's market events for every tracked symbol."""
         now_s = self._clock()

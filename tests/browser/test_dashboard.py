@@ -32,11 +32,12 @@ from perpsignal_common.events.signals import (
     VolatilityMetrics,
 )
 from perpsignal_common.settings import DatabaseSettings
-from tests.browser.conftest import API_KEY, enter_key, screenshot
+from tests.browser.conftest import API_KEY, CHROMIUM, enter_key, screenshot
 from tests.helpers import eventually
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
     pytest.mark.kafka,
     pytest.mark.db,
     pytest.mark.asyncio(loop_scope="module"),

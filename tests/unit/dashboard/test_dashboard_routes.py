@@ -12,13 +12,26 @@ from fastapi import FastAPI
 
 from perpsignal_common.events.signals import Ohlc
 from perpsignal_gateway.main import create_app
+from perpsignal_gateway.settings import GatewaySettings
 from tests.unit.gateway import builders as b
-from tests.unit.gateway.conftest import RecordingProducer, settings
 
 KEY = "dash-test-key"
 # static `import ... from "x"`, `export ... from "x"`, dynamic `import("x")` and plain `import "x"`
 IMPORT = re.compile(r"""(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)["']([^"']+)["']""")
 ASSET = re.compile(r"""(?:src|href)=["']([^"'#][^"']*)["']""")
+
+
+class NullProducer:
+    """The dashboard publishes nothing; the app only needs something to hold."""
+
+    async def publish(self, event: Any, *, topic: str | None = None, wait: bool = False) -> None:
+        raise AssertionError(f"unexpected publish of {event!r}")
+
+
+def settings(**overrides: Any) -> GatewaySettings:
+    return GatewaySettings(
+        gateway_enable_database=False, gateway_rate_limit="1000/second", **overrides
+    )
 
 
 @pytest.fixture
@@ -33,7 +46,7 @@ async def client_for() -> Any:
             settings(**overrides),
             vendor_env={},
             listed_symbols=listed,
-            producer=RecordingProducer(),
+            producer=NullProducer(),
             connect_kafka=False,
         )
         lifespan = app.router.lifespan_context(app)

@@ -10,7 +10,6 @@ from aiogram import Bot
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from perpsignal_common.db.engine import create_sessionmaker
 from perpsignal_common.settings import DatabaseSettings
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.telegram import create_bot
@@ -36,9 +35,11 @@ async def bot(fake_telegram: FakeTelegram) -> AsyncIterator[Bot]:
 async def repo(database_url: str) -> AsyncIterator[NotifierRepository]:
     url = DatabaseSettings(database_url=SecretStr(database_url)).async_url()
     engine = create_async_engine(url)
+    repo = NotifierRepository(engine)
     try:
-        yield NotifierRepository(create_sessionmaker(engine))
+        yield repo
     finally:
+        await repo.close()
         await engine.dispose()
 
 

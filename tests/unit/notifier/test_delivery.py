@@ -191,8 +191,7 @@ async def test_send_interrupted_by_a_crash_is_not_repeated_unless_configured(
 ) -> None:
     event = judged()
     # what a SIGKILL between the HTTP call and the `sent` mark leaves behind
-    await repo.claim(event.event_id, CONFIGURED, "signal", event.symbol)
-    await repo.set_status(event.event_id, CONFIGURED, "sending", attempts=1)
+    assert await repo.begin_send(event.event_id, CONFIGURED, "signal", event.symbol) is None
     await make_handler(repo, bot, clock).handle(event)
     assert fake_telegram.messages == []
     assert [r.status for r in await repo.deliveries()] == ["uncertain"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from perpsignal_notifier.ratelimit import TelegramLimits, WindowLimiter
+import pytest
+
+from perpsignal_notifier.ratelimit import JITTER_MARGIN_S, TelegramLimits, WindowLimiter
 
 
 class VirtualClock:
@@ -57,8 +59,8 @@ async def test_private_chats_do_not_wait_for_each_other() -> None:
     for chat in range(1, 11):
         await limits.acquire(chat)
     assert clock.now == 0.0
-    await limits.acquire(1)  # the second message to chat 1 waits a second
-    assert clock.now == 1.0
+    await limits.acquire(1)  # the second message to chat 1 waits a second (plus jitter pad)
+    assert clock.now == pytest.approx(1.0 + JITTER_MARGIN_S)
 
 
 async def test_pause_after_429_blocks_the_chat() -> None:
@@ -67,3 +69,14 @@ async def test_pause_after_429_blocks_the_chat() -> None:
     limiter.pause(7)
     await limiter.acquire()
     assert clock.now == 7.0
+
+
+async def test_a_late_departure_pushes_the_window() -> None:
+    clock = VirtualClock()
+    limiter = WindowLimiter(1, 1.0, clock=clock, sleep=clock.sleep)
+    slot = await limiter.acquire()
+    clock.now = 0.4  # the ledger write delayed the request: it really left at 0.4
+    slot.touch()
+    await limiter.acquire()
+    # counted from the real departure, so Telegram sees the two a full second apart
+    assert clock.now == 1.4

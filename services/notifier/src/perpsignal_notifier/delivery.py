@@ -1,11 +1,12 @@
 """Exactly-once effect of an alert per chat: the sent-message ledger around each send.
 
-Protocol for one (event, chat), every step committed before the next:
+Protocol for one (event, chat):
 
-1. `claim`: insert the ledger row as `pending` (or read what a previous run left: `sent`,
-   `blocked`, `uncertain` are final and skipped; `pending`/`failed` are safe to send).
-2. Wait for the rate limiters (nothing is on the wire yet, so a kill here is harmless).
-3. Mark `sending`, then call Telegram, then mark `sent` with Telegram's message id.
+1. Read the event's ledger rows once (`sent`, `blocked`, `uncertain` are final and skipped;
+   `failed` from a dead-lettered run is retried), so a redelivery spends no rate quota.
+2. Wait for the rate limiters (nothing is recorded or on the wire yet: a kill here is harmless).
+3. Upsert the row as `sending` (one committed statement, refused if another run owns it), call
+   Telegram, then mark `sent` with Telegram's message id.
 
 A SIGKILL between the send and the `sent` mark leaves `sending`: a redelivered event reads it,
 records `uncertain` and does *not* resend, so the common crash (during the HTTP round trip or
@@ -105,35 +106,54 @@ class Deliverer:
 
     async def deliver(self, alert: Alert, chat_ids: list[int]) -> list[DeliveryResult]:
         """Deliver to every chat concurrently; the limiters pace the actual sends."""
-        return list(await asyncio.gather(*(self._one(alert, c) for c in chat_ids)))
+        if not chat_ids:
+            return []
+        # one read per event: a redelivered alert skips its sent chats without spending quota
+        known = await self._repo.statuses(alert.event_id)
+        return list(await asyncio.gather(*(self._one(alert, c, known.get(c)) for c in chat_ids)))
 
-    async def _one(self, alert: Alert, chat_id: int) -> DeliveryResult:
+    async def _one(self, alert: Alert, chat_id: int, status: str | None) -> DeliveryResult:
         key = (alert.event_id, chat_id)
         if key in self._unrecorded:
             await self._repo.set_status(*key, "sent", message_id=self._unrecorded.pop(key))
             return DeliveryResult(chat_id, Outcome.SENT)
-        status = await self._repo.claim(alert.event_id, chat_id, alert.kind, alert.symbol)
         if status == "sent":
             return DeliveryResult(chat_id, Outcome.ALREADY_SENT)
-        if status in ("blocked", "uncertain") and not (
-            status == "uncertain" and self._resend_uncertain
-        ):
-            return DeliveryResult(chat_id, Outcome(status))
-        if status == "sending" and not self._resend_uncertain:
-            log.warning(
-                "delivery interrupted by a crash; not resending",
-                extra={"event_id": alert.event_id, "chat_id": chat_id},
-            )
-            await self._repo.set_status(*key, "uncertain")
+        if status == "blocked":
+            return DeliveryResult(chat_id, Outcome.BLOCKED)
+        if status in ("sending", "uncertain") and not self._resend_uncertain:
+            if status == "sending":
+                log.warning(
+                    "delivery interrupted by a crash; not resending",
+                    extra={"event_id": alert.event_id, "chat_id": chat_id},
+                )
+                await self._repo.set_status(*key, "uncertain")
             return DeliveryResult(chat_id, Outcome.UNCERTAIN)
         return await self._send_with_retries(alert, chat_id)
 
     async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
         key = (alert.event_id, chat_id)
+        takeover = ("pending", "failed")
+        if self._resend_uncertain:
+            takeover += ("sending", "uncertain")
         reason = "no attempt made"
+        marked = False
+        attempt = 0
         for attempt in range(1, self._max_attempts + 1):
-            await self._limits.acquire(chat_id)
-            await self._repo.set_status(*key, "sending", attempts=attempt)
+            slots = await self._limits.acquire(chat_id)
+            if not marked:
+                # committed before the request: a crash from here on never resends
+                blocking = await self._repo.begin_send(
+                    alert.event_id, chat_id, alert.kind, alert.symbol, takeover=takeover
+                )
+                if blocking is not None:  # another replica or a crashed run got there first
+                    return DeliveryResult(
+                        chat_id,
+                        Outcome.ALREADY_SENT if blocking == "sent" else Outcome.UNCERTAIN,
+                    )
+                marked = True
+            for slot in slots:
+                slot.touch()
             try:
                 message_id = await self._send(chat_id, alert.text)
             except TelegramRetryAfter as exc:
@@ -172,7 +192,7 @@ class Deliverer:
                 self._unrecorded[key] = message_id
                 raise
             return DeliveryResult(chat_id, Outcome.SENT)
-        await self._repo.set_status(*key, "failed", error=reason)
+        await self._repo.set_status(*key, "failed", error=reason, attempts=attempt)
         log.warning(
             "alert undeliverable after retries",
             extra={"event_id": alert.event_id, "chat_id": chat_id, "reason": reason},

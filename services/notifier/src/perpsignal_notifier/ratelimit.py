@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class Slot:
+    """One admitted send; `touch()` re-stamps it when the request actually leaves.
+
+    The ledger write between admission and the HTTP call takes a variable time; stamping the
+    real departure keeps the window true at Telegram's side, not just at ours.
+    """
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, at: float, clock: Clock) -> None:
+        self.at = at
+        self._clock = clock
+
+    def touch(self) -> None:
+        """Move the stamp to now (only ever later)."""
+        self.at = max(self.at, self._clock())
 
 
 class WindowLimiter:
@@ -32,7 +49,7 @@ class WindowLimiter:
         self.window_s = window_s
         self._clock = clock
         self._sleep = sleep
-        self._stamps: deque[float] = deque()
+        self._stamps: list[Slot] = []
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
 
@@ -40,19 +57,20 @@ class WindowLimiter:
         """Admit nothing for `seconds` (Telegram answered 429 with `retry_after`)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         """Wait for a slot and take it."""
         async with self._lock:
             while True:
                 now = self._clock()
-                while self._stamps and self._stamps[0] <= now - self.window_s:
-                    self._stamps.popleft()
+                # stamps are only roughly ordered once touched: prune all (N is small)
+                self._stamps = [s for s in self._stamps if s.at > now - self.window_s]
                 wait = self._paused_until - now
                 if len(self._stamps) >= self.limit:
-                    wait = max(wait, self._stamps[0] + self.window_s - now)
+                    wait = max(wait, min(s.at for s in self._stamps) + self.window_s - now)
                 if wait <= 0:
-                    self._stamps.append(now)
-                    return
+                    slot = Slot(now, self._clock)
+                    self._stamps.append(slot)
+                    return slot
                 await self._sleep(wait)
 
 
@@ -86,14 +104,19 @@ class TelegramLimits:
             self._chats[chat_id] = limiter
         return limiter
 
-    async def acquire(self, chat_id: int) -> None:
+    async def acquire(self, chat_id: int) -> tuple[Slot, Slot]:
         """Wait for the chat's slot first, then the global one, so waits never hog the bot."""
-        await self.chat(chat_id).acquire()
-        await self.global_limit.acquire()
+        chat = await self.chat(chat_id).acquire()
+        return chat, await self.global_limit.acquire()
+
+
+# Requests stamped a window apart can reach Telegram closer together (event-loop and network
+# jitter); padding each window by this much keeps Telegram's own count within the limit
+JITTER_MARGIN_S = 0.05
 
 
 def _window(rate: float, period_s: float, clock: Clock, sleep: Sleep) -> WindowLimiter:
     # a fractional rate (0.5/s) becomes 1 per 2 s rather than rounding to zero
     if rate >= 1:
-        return WindowLimiter(int(rate), period_s, clock=clock, sleep=sleep)
-    return WindowLimiter(1, period_s / rate, clock=clock, sleep=sleep)
+        return WindowLimiter(int(rate), period_s + JITTER_MARGIN_S, clock=clock, sleep=sleep)
+    return WindowLimiter(1, period_s / rate + JITTER_MARGIN_S, clock=clock, sleep=sleep)

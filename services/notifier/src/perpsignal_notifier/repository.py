@@ -2,25 +2,33 @@
 
 Each method is one short transaction (`session_scope`), so a database outage surfaces as
 `DependencyUnavailable` and the consumer loop retries without committing the offset.
+
+The three ledger statements run on every message, so they use a small asyncpg pool directly:
+one autocommit round trip each, about 0.1 ms of CPU instead of about 1 ms through the ORM
+session on the reference machine (bench/notifier_throughput.py). The SQL is fixed text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+import asyncpg
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.engine import create_sessionmaker, session_scope
 from perpsignal_common.db.models.notifier import (
     NotifierChat,
     NotifierDelivery,
     NotifierSubscription,
     NotifierSymbolState,
 )
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import utcnow
 from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_notifier.filters import ALL
@@ -44,11 +52,67 @@ class AlertState:
     at: datetime | None
 
 
+# the snapshot of the outer select predates the upsert: `current` is the status that blocked it
+BEGIN_SEND_SQL = """
+with up as (
+    insert into notifier_deliveries as d (event_id, chat_id, kind, symbol, status, attempts,
+                                          updated_at)
+    values ($1, $2, $3, $4, 'sending', 1, now())
+    on conflict (event_id, chat_id) do update set status = 'sending', updated_at = now()
+    where d.status = any($5::text[])
+    returning 1
+)
+select exists(select 1 from up) as taken,
+       (select status from notifier_deliveries where event_id = $1 and chat_id = $2) as current
+"""
+SET_STATUS_SQL = """
+update notifier_deliveries
+set status = $3, updated_at = now(), message_id = coalesce($4, message_id),
+    error = coalesce($5, error), attempts = coalesce($6, attempts)
+where event_id = $1 and chat_id = $2
+"""
+LEDGER_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
 class NotifierRepository:
     """Every query the notifier makes; the notifier is the only writer of these tables."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine, *, statement_timeout_ms: int = 5_000) -> None:
+        self._sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool_size = max(2, engine.pool.size() if hasattr(engine.pool, "size") else 5)
+        self._timeout_ms = statement_timeout_ms
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        """Close the ledger pool (the engine is closed by its owner)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @contextlib.asynccontextmanager
+    async def _ledger(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            if self._pool is None:
+                async with self._pool_lock:
+                    if self._pool is None:
+                        self._pool = await asyncpg.create_pool(
+                            self._dsn,
+                            min_size=1,
+                            max_size=self._pool_size,
+                            server_settings={"statement_timeout": str(self._timeout_ms)},
+                        )
+            async with self._pool.acquire() as conn:
+                yield conn
+        except LEDGER_DOWN as exc:
+            raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     # chats and subscriptions
 
@@ -234,29 +298,32 @@ class NotifierRepository:
 
     # sent-message ledger
 
-    async def claim(self, event_id: str, chat_id: int, kind: str, symbol: str) -> str:
-        """Reserve (event, chat) as `pending`, or return the status a previous run left."""
-        async with session_scope(self._sessions) as s:
-            inserted = (
-                await s.execute(
-                    insert(NotifierDelivery)
-                    .values(
-                        event_id=event_id,
-                        chat_id=chat_id,
-                        kind=kind,
-                        symbol=symbol,
-                        status="pending",
-                        attempts=0,
-                        updated_at=utcnow(),
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(NotifierDelivery.status)
-                )
-            ).scalar_one_or_none()
-            if inserted is not None:
-                return str(inserted)
-            row = await s.get(NotifierDelivery, (event_id, chat_id))
-            return "pending" if row is None else row.status
+    async def statuses(self, event_id: str) -> dict[int, str]:
+        """Return {chat: status} already in the ledger for one event (one query per event)."""
+        async with self._ledger() as conn:
+            rows = await conn.fetch(
+                "select chat_id, status from notifier_deliveries where event_id = $1", event_id
+            )
+        return {int(r["chat_id"]): str(r["status"]) for r in rows}
+
+    async def begin_send(
+        self,
+        event_id: str,
+        chat_id: int,
+        kind: str,
+        symbol: str,
+        *,
+        takeover: tuple[str, ...] = ("pending", "failed"),
+    ) -> str | None:
+        """Mark (event, chat) `sending` in one committed statement, just before the HTTP call.
+
+        Succeeds (returns None) when the row is new or in a `takeover` status; otherwise
+        returns the status that blocks the send (`sent`, `sending` from a crashed run, ...).
+        """
+        async with self._ledger() as conn:
+            row = await conn.fetchrow(BEGIN_SEND_SQL, event_id, chat_id, kind, symbol, takeover)
+        assert row is not None
+        return None if row["taken"] else str(row["current"] or "pending")
 
     async def set_status(
         self,
@@ -269,18 +336,15 @@ class NotifierRepository:
         attempts: int | None = None,
     ) -> None:
         """Move a ledger row to `status` (committed before this returns)."""
-        values: dict[str, object] = {"status": status, "updated_at": func.now()}
-        if message_id is not None:
-            values["message_id"] = message_id
-        if error is not None:
-            values["error"] = error[:1000]
-        if attempts is not None:
-            values["attempts"] = attempts
-        async with session_scope(self._sessions) as s:
-            await s.execute(
-                update(NotifierDelivery)
-                .where(NotifierDelivery.event_id == event_id, NotifierDelivery.chat_id == chat_id)
-                .values(**values)
+        async with self._ledger() as conn:
+            await conn.execute(
+                SET_STATUS_SQL,
+                event_id,
+                chat_id,
+                status,
+                message_id,
+                None if error is None else error[:1000],
+                attempts,
             )
 
     async def deliveries(self, event_id: str | None = None) -> list[NotifierDelivery]:

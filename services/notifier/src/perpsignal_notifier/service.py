@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from perpsignal_common.db.engine import create_engine, create_sessionmaker
+from perpsignal_common.db.engine import create_engine
 from perpsignal_common.errors import PermanentError
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import ListingDetectedV1
@@ -154,6 +154,7 @@ class NotifierService(KafkaService):
         super().__init__("notifier", settings)
         self.cfg = settings
         self._engine: AsyncEngine | None = None
+        self._repo: NotifierRepository | None = None
         self._bot: Bot | None = None
         self._sender = sender
         self.handler: AlertHandler | None = None
@@ -182,7 +183,9 @@ class NotifierService(KafkaService):
         """Open the database and the Bot API client; say once when Telegram is disabled."""
         cfg = self.cfg
         self._engine = create_engine(cfg.database)
-        repo = NotifierRepository(create_sessionmaker(self._engine))
+        repo = self._repo = NotifierRepository(
+            self._engine, statement_timeout_ms=cfg.database.database_statement_timeout_ms
+        )
         rules = rules_from(cfg)
         deliverer: Deliverer | None = None
         sender = self._sender
@@ -228,5 +231,7 @@ class NotifierService(KafkaService):
         """Close the Bot API session and the database pool."""
         if self._bot is not None:
             await self._bot.session.close()
+        if self._repo is not None:
+            await self._repo.close()
         if self._engine is not None:
             await self._engine.dispose()

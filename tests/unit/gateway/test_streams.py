@@ -34,14 +34,19 @@ def _free_port() -> int:
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Any, str]]:
+    cfg = settings(gateway_ws_heartbeat_s=0.3, gateway_api_keys="k1")
     app = create_app(
-        settings(gateway_ws_heartbeat_s=0.3, gateway_api_keys="k1"),
+        cfg,
         vendor_env={},
         producer=RecordingProducer(),
         connect_kafka=False,
     )
     port = _free_port()
-    srv = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    srv = _QuietServer(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl
+        )
+    )
     task = asyncio.create_task(srv.serve())
     await eventually(lambda: srv.started, timeout=10, what="uvicorn started")
     try:

@@ -276,6 +276,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        ws=settings.gateway_ws_impl,
         timeout_graceful_shutdown=int(settings.ops.shutdown_timeout_s),
     )
     _Server(config).run()

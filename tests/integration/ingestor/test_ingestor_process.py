@@ -8,6 +8,7 @@ import socket
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
 
 from perpsignal_common.events.base import deterministic_id, utcnow
@@ -16,7 +17,7 @@ from perpsignal_common.events.registry import decode
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
-from tests.fakes.vendors import FakeVendors
+from tests.fakes.vendors import FakeVendors, Fault
 from tests.helpers import ServiceProcess, TopicReader, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
@@ -28,15 +29,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_ingestor_process_end_to_end(
-    shared_data: Path,
-    kafka_settings: KafkaSettings,
-    kafka_env: dict[str, str],
-    database_url: str,
-    tmp_path: Path,
-) -> None:
-    fake = await FakeVendors(shared_data, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"]).start()
-    env = {
+def _env(fake: FakeVendors, kafka_env: dict[str, str], database_url: str) -> dict[str, str]:
+    return {
         **kafka_env,
         **fake.env(),
         "DATABASE_URL": database_url,
@@ -47,7 +41,9 @@ async def test_ingestor_process_end_to_end(
         "COINGLASS_API_KEY": "test-key",
         "LUNARCRUSH_API_KEY": "test-key",
         # CoinAPI deliberately without a key: disabled with one line, the rest keeps going
-        "INGESTOR_BINANCE_CADENCE_S": "1",
+        # fast cadences stay inside the weight budget (~30 weight per poll)
+        "INGESTOR_BINANCE_CADENCE_S": "2",
+        "INGESTOR_BINANCE_WEIGHT_BUDGET": "2400",
         "INGESTOR_RATIO_CADENCE_S": "1",
         "INGESTOR_LISTINGS_CADENCE_S": "0.5",
         "INGESTOR_OKX_CADENCE_S": "1",
@@ -57,6 +53,17 @@ async def test_ingestor_process_end_to_end(
         "INGESTOR_FEAR_GREED_CADENCE_S": "5",
         "INGESTOR_LIQUIDATION_WINDOW_S": "1",
     }
+
+
+async def test_ingestor_process_end_to_end(
+    shared_data: Path,
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    fake = await FakeVendors(shared_data, symbols=["BTCUSDT", "ETHUSDT", "SOLUSDT"]).start()
+    env = _env(fake, kafka_env, database_url)
     proc = ServiceProcess("ingestor", env, tmp_path).start()
     producer = EventProducer(kafka_settings, service="test")
     try:
@@ -147,4 +154,59 @@ async def test_ingestor_process_end_to_end(
     finally:
         proc.kill()
         await producer.stop()
+        await fake.stop()
+
+
+async def test_broken_vendors_never_stop_the_others(
+    shared_data: Path,
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    fake = await FakeVendors(shared_data, symbols=["BTCUSDT", "ETHUSDT"]).start()
+    # OKX unreachable, CoinGecko answers HTML, LunarCrush wrong types, Binance klines truncated
+    fake.inject("okx", "/", Fault("status", status=503, times=None))
+    fake.inject("coingecko", "/", Fault("html", times=None))
+    fake.inject("lunarcrush", "/", Fault("wrong_types", times=None))
+    fake.inject("binance", "/fapi/v1/klines", Fault("truncated", times=None))
+    env = _env(fake, kafka_env, database_url)
+    proc = ServiceProcess("ingestor", env, tmp_path).start()
+    try:
+        async with TopicReader(kafka_settings, Topic.MARKET) as market:
+
+            async def healthy_sources_publish() -> bool:
+                await market.poll()
+                types = {e.type for e in market.events() if e.source == "binance"}
+                return {"market.funding", "market.open_interest", "market.ticker"} <= types
+
+            await eventually(healthy_sources_publish, timeout=60, what=proc.logs())
+            async with TopicReader(kafka_settings, Topic.MARKET_GLOBAL) as glob:
+                await glob.wait_for(1, timeout=30)
+            # several more polls of every broken vendor
+            await eventually(
+                lambda: (
+                    fake.requests[("okx", "/api/v5/market/candles")] >= 6
+                    and fake.requests[("lunarcrush", "/public/coins/list/v2")] >= 2
+                ),
+                timeout=60,
+                what="repeated polls of broken vendors",
+            )
+            await market.poll()
+            venues = {(e.venue, e.type) for e in market.events()}  # type: ignore[attr-defined]
+            assert not {v for v, _ in venues} & {"okx", "coingecko", "lunarcrush"}
+            assert ("binance", "market.candle") not in venues
+        assert proc.proc is not None and proc.proc.poll() is None  # still running
+        logs = proc.logs()
+        assert "malformed vendor response" in logs and '"endpoint":"coinsList"' in logs
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{env['OPS_PORT']}/metrics")).text
+        assert (
+            'perpsignal_vendor_errors_total{endpoint="coinsList",kind="malformed",'
+            'vendor="lunarcrush"}' in metrics
+        )
+        assert 'perpsignal_vendor_circuit_state{vendor="okx"} 2.0' in metrics
+        assert proc.terminate(timeout=30) == 0
+    finally:
+        proc.kill()
         await fake.stop()

@@ -75,3 +75,20 @@ async def test_kafka_down_ends_the_loop(producer) -> None:
         await SourceLoop("fg", 0.01, poll, publisher).run(asyncio.Event())
     # the unacknowledged event is not remembered: the next poll will send it again
     assert not publisher.seen("fg3")
+
+
+async def test_stop_cancels_a_poll_stuck_on_a_budget(producer) -> None:
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+    started = asyncio.Event()
+
+    async def stuck() -> list[FearGreedV1]:
+        started.set()
+        await asyncio.Event().wait()  # e.g. waiting for the next weight minute
+        return [fg(4)]
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(SourceLoop("slow", 60, stuck, publisher).run(stop))
+    await asyncio.wait_for(started.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert producer.events == []

@@ -60,11 +60,16 @@ class SourceLoop:
         return n
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until `stop`, backing off after failures."""
+        """Poll until `stop`, backing off after failures; a poll in flight is cancelled on stop.
+
+        A poll can wait a long time on a vendor budget (the next Binance weight minute), so
+        shutdown must not wait for it: events it had not published are re-polled next start.
+        """
         while not stop.is_set():
             started = time.monotonic()
             try:
-                await self.run_once()
+                if not await self._run_until_stopped(stop):
+                    return
                 self.failures = 0
                 delay = max(0.0, self.cadence_s - (time.monotonic() - started))
             except asyncio.CancelledError:
@@ -83,3 +88,19 @@ class SourceLoop:
                 delay = self._rng.uniform(cap / 2, cap)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+
+    async def _run_until_stopped(self, stop: asyncio.Event) -> bool:
+        """Run one poll; return False when `stop` came first (the poll is cancelled)."""
+        poll = asyncio.create_task(self.run_once())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if not poll.done():
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
+            return False
+        poll.result()
+        return True

@@ -125,3 +125,29 @@ async def test_poison_is_dead_lettered_and_committed_past() -> None:
     assert headers["dlq.error_type"] == b"PoisonMessage"
     assert headers["dlq.offset"] == b"0"
     assert commits == [{TP: 2}]
+
+
+async def test_a_slow_key_does_not_hold_up_later_batches_of_other_keys() -> None:
+    release = asyncio.Event()
+    handled: list[tuple[str, int]] = []
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        if event.symbol == "SLOWUSDT":
+            await release.wait()
+        handled.append((event.symbol, record.offset))
+
+    loop, _, commits = make(handler)
+    stop = asyncio.Event()
+    tp1 = TopicPartition("t", 1)
+    loop._dispatch({TP: [rec(0, "SLOWUSDT")], tp1: [rec(0, "FASTUSDT")]}, stop)
+    # a second fetch while the slow key is still busy: its other key runs, its own key waits
+    loop._dispatch({TP: [rec(1, "SLOWUSDT")], tp1: [rec(1, "FASTUSDT")]}, stop)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert handled == [("FASTUSDT", 0), ("FASTUSDT", 1)]
+    await loop._commit()
+    assert commits == [{tp1: 2}]  # the slow partition has nothing finished to commit
+    release.set()
+    await loop._drain()
+    assert handled[2:] == [("SLOWUSDT", 0), ("SLOWUSDT", 1)]
+    assert commits[-1] == {TP: 2}

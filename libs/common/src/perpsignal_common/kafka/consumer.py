@@ -3,8 +3,11 @@
 Semantics (design.md section 3): at-least-once delivery with effectively-once effects. A
 partition's offset is committed only up to the last record whose handler finished (its
 produced events acknowledged) or that was dead-lettered. Records with different keys are
-handled concurrently (bounded); records with the same key run in order. On stop the loop
-finishes the records in hand, commits the contiguous done prefix of each partition and returns.
+handled concurrently (bounded); records with the same key run in order. Fetching does not
+wait for a batch to finish: each key's records of a new batch queue behind that key's earlier
+records, so one slow key (an LLM call) never holds up the others, and the number of records in
+flight is bounded. On stop the loop finishes the records in hand, commits the contiguous done
+prefix of each partition and returns.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -75,34 +79,39 @@ class _TopicMetrics:
         self.duration = HANDLE_SECONDS.labels(service, topic)
 
 
-class _Partition:
-    """Completion book-keeping of one partition's records in the current batch."""
+class _Book:
+    """Completion of one partition's dispatched records, in offset order, across batches."""
 
-    __slots__ = ("done", "offsets")
+    __slots__ = ("entries",)
 
-    def __init__(self, records: list[Record]) -> None:
-        self.offsets = [r.offset for r in records]
-        self.done = [False] * len(records)
+    def __init__(self) -> None:
+        self.entries: deque[list[object]] = deque()  # [offset, done]
 
-    def commit_offset(self) -> int | None:
-        """Return the offset after the contiguous finished prefix, or None when none finished."""
+    def add(self, offset: int) -> list[object]:
+        entry: list[object] = [offset, False]
+        self.entries.append(entry)
+        return entry
+
+    def advance(self) -> int | None:
+        """Drop the finished prefix; return the offset after it, or None when none finished."""
         last = None
-        for offset, done in zip(self.offsets, self.done, strict=True):
-            if not done:
-                break
-            last = offset
-        return None if last is None else last + 1
+        entries = self.entries
+        while entries and entries[0][1]:
+            last = entries.popleft()[0]
+        return None if last is None else int(last) + 1  # type: ignore[call-overload]
 
 
-class _RewindListener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, loop: ConsumerLoop) -> None:
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
+        self._loop._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self._loop._rewind(assigned)
+        self._loop._forget(assigned)
+        if self._loop._opts.rewind_on_assign is not None:
+            await self._loop._rewind(assigned)
 
 
 class ConsumerLoop:
@@ -132,6 +141,13 @@ class ConsumerLoop:
         self._last_lag_at = 0.0
         self._replay_until: dict[TopicPartition, int] = {}
         self._topic_metrics: dict[str, _TopicMetrics] = {}
+        self._books: dict[TopicPartition, _Book] = {}
+        self._tails: dict[tuple[TopicPartition, bytes | None], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight = 0
+        self._max_inflight = 4 * (options.batch_max_records or kafka.kafka_max_poll_records)
+        self._room = asyncio.Event()
+        self._failure: BaseException | None = None
         self.processed = 0
 
     @property
@@ -161,18 +177,15 @@ class ConsumerLoop:
         try:
             await consumer.start()
             if o.assign_all:
-                parts = []
-                for t in topics:
-                    for p in sorted(await self._partitions_for(consumer, t)):
-                        parts.append(TopicPartition(t, p))
+                parts = [
+                    TopicPartition(t, p)
+                    for t in topics
+                    for p in sorted(await self._partitions_for(consumer, t))
+                ]
                 consumer.assign(parts)
                 await consumer.seek_to_beginning(*parts)
             else:
-                listener = _RewindListener(self) if o.rewind_on_assign is not None else None
-                if listener is None:
-                    consumer.subscribe(topics)
-                else:
-                    consumer.subscribe(topics, listener=listener)
+                consumer.subscribe(topics, listener=_Listener(self))
         except KafkaError as exc:
             await consumer.stop()
             raise DependencyUnavailable(f"kafka consumer cannot start: {exc}") from exc
@@ -223,48 +236,104 @@ class ConsumerLoop:
                 await self._consumer.stop()
             self._consumer = None
 
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        # after a rebalance, records in flight for these partitions are no longer ours to
+        # commit; their new owner (maybe us again) starts from the committed offset
+        for tp in partitions:
+            self._books.pop(tp, None)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; raise DependencyUnavailable when Kafka stays down."""
         consumer = self.consumer
-        while not stop.is_set():
-            try:
-                batches = await consumer.getmany(timeout_ms=200)
-            except KafkaError as exc:
-                log.warning("fetch failed, retrying", extra={"error": str(exc)})
-                await asyncio.sleep(0.5)
-                continue
-            if batches:
-                await self.process_batch(batches, stop)
-            await self._report_lag()
+        try:
+            while not stop.is_set() and self._failure is None:
+                if self._inflight >= self._max_inflight:
+                    self._room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.2):
+                            await self._room.wait()
+                    await self._commit()
+                    continue
+                try:
+                    batches = await consumer.getmany(timeout_ms=200)
+                except KafkaError as exc:
+                    log.warning("fetch failed, retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(0.5)
+                    continue
+                if batches:
+                    self._dispatch(batches, stop)
+                await self._commit()
+                await self._report_lag()
+        finally:
+            await self._drain()
+        if self._failure is not None:
+            raise self._failure
+
+    async def _drain(self) -> None:
+        if self._failure is not None:
+            for task in self._tasks:
+                task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # commit what finished, even after a failure: those effects are durable
+        await self._commit()
 
     async def process_batch(
         self, batches: dict[TopicPartition, list[Record]], stop: asyncio.Event
     ) -> None:
-        """Handle one fetched batch, then commit what finished."""
-        parts = {tp: _Partition(records) for tp, records in batches.items()}
-        chains: dict[tuple[TopicPartition, bytes | None], list[tuple[_Partition, int, Record]]]
+        """Handle one fetched batch to the end, then commit what finished (tests, tools)."""
+        self._dispatch(batches, stop)
+        await self._drain()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def _dispatch(self, batches: dict[TopicPartition, list[Record]], stop: asyncio.Event) -> None:
+        chains: dict[tuple[TopicPartition, bytes | None], list[tuple[list[object], Record]]]
         chains = {}
         for tp, records in batches.items():
-            book = parts[tp]
-            for i, record in enumerate(records):
-                chains.setdefault((tp, record.key), []).append((book, i, record))
+            book = self._books.get(tp)
+            if book is None:
+                book = self._books[tp] = _Book()
+            for record in records:
+                chains.setdefault((tp, record.key), []).append((book.add(record.offset), record))
+        for key, chain in chains.items():
+            previous = self._tails.get(key)
+            task = asyncio.create_task(self._chain_task(chain, previous, stop))
+            self._tails[key] = task
+            self._tasks.add(task)
+            self._inflight += len(chain)
+            task.add_done_callback(lambda t, k=key: self._task_done(t, k))  # type: ignore[misc]
+
+    def _task_done(
+        self, task: asyncio.Task[None], key: tuple[TopicPartition, bytes | None]
+    ) -> None:
+        self._tasks.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    async def _chain_task(
+        self,
+        chain: list[tuple[list[object], Record]],
+        previous: asyncio.Task[None] | None,
+        stop: asyncio.Event,
+    ) -> None:
         try:
-            if len(chains) == 1 or self._opts.concurrency <= 1:
-                for chain in chains.values():
-                    await self._run_chain(chain, stop)
-            else:
-                results = await asyncio.gather(
-                    *(self._run_chain(c, stop) for c in chains.values()), return_exceptions=True
-                )
-                for r in results:
-                    if isinstance(r, BaseException):
-                        raise r
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # same key: keep its order across batches
+            if self._failure is None:
+                await self._run_chain(chain, stop)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            if self._failure is None:
+                self._failure = exc
         finally:
-            # commit what finished even when a chain failed: its effects are durable
-            await self._commit(parts)
+            self._inflight -= len(chain)
+            self._room.set()
 
     async def _run_chain(
-        self, chain: list[tuple[_Partition, int, Record]], stop: asyncio.Event
+        self, chain: list[tuple[list[object], Record]], stop: asyncio.Event
     ) -> None:
         # One timeout scope per chain, pushed forward lazily, instead of one per record: a
         # per-record asyncio.timeout costs more than decoding the record. A stuck handler is
@@ -277,20 +346,20 @@ class ConsumerLoop:
                 try:
                     async with asyncio.timeout(None) as scope:
                         while idx < len(chain):
-                            if stop.is_set():
+                            if stop.is_set() or self._failure is not None:
                                 return  # the rest is redelivered after restart
-                            book, i, record = chain[idx]
+                            entry, record = chain[idx]
                             now = clock()
                             when = scope.when()
                             if when is None or when - now < limit / 2:
                                 scope.reschedule(now + limit)
                             await self._process(record)
-                            book.done[i] = True
+                            entry[1] = True
                             idx += 1
                 except TimeoutError:
-                    book, i, record = chain[idx]
+                    entry, record = chain[idx]
                     await self._process(record, first_attempt=2, per_attempt_timeout=True)
-                    book.done[i] = True
+                    entry[1] = True
                     idx += 1
 
     def _metrics(self, topic: str) -> _TopicMetrics:
@@ -367,10 +436,12 @@ class ConsumerLoop:
         await self._dlq.publish(record, error, attempts)
         MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()
 
-    async def _commit(self, parts: dict[TopicPartition, _Partition]) -> None:
-        offsets = {
-            tp: off for tp, book in parts.items() if (off := book.commit_offset()) is not None
-        }
+    async def _commit(self) -> None:
+        offsets = {}
+        for tp, book in self._books.items():
+            offset = book.advance()
+            if offset is not None:
+                offsets[tp] = offset
         if not offsets:
             return
         # effects first: events produced by handlers must be acknowledged before the commit

@@ -207,7 +207,8 @@ class IngestorService(KafkaService):
                 self._key("lunarcrush_api_key"), urls.lunarcrush_base_url, clock=self.clock
             )
             self._closers.append(lc.aclose)
-            self._loop("lunarcrush", cfg.ingestor_social_cadence_s, LunarCrushPoller(lc).poll)
+            lcp = LunarCrushPoller(lc, self.universe)
+            self._loop("lunarcrush", cfg.ingestor_social_cadence_s, lcp.poll)
         if "coinapi" in src:
             ca = CoinApiHttp(self._key("coinapi_key"), urls.coinapi_base_url, clock=self.clock)
             self._closers.append(ca.aclose)

@@ -18,7 +18,7 @@ from perpsignal_connectors.coingecko.parsing import parse_coins_markets
 from perpsignal_connectors.coinglass import parsing as cg_p
 from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
-from perpsignal_connectors.lunarcrush.parsing import parse_coins_list
+from perpsignal_connectors.lunarcrush.parsing import parse_coin_series, parse_coins_list
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.okx.parsing import parse_candles
 from perpsignal_ingestor.sources.guard import gather_guarded
@@ -119,16 +119,36 @@ class CoinglassPoller:
 
 
 class LunarCrushPoller:
-    """Social metrics and profiles of the top coins."""
+    """Social metrics and profiles of the top coins; hourly series of the watched coins."""
 
-    def __init__(self, client: LunarCrushHttp, limit: int = 100) -> None:
+    def __init__(
+        self,
+        client: LunarCrushHttp,
+        universe: Universe | None = None,
+        limit: int = 100,
+        series_coins: int = 6,
+    ) -> None:
         self.client = client
+        self.universe = universe
         self.limit = limit
+        self.series_coins = series_coins
 
     async def poll(self) -> list[Event]:
-        """Return social metrics and profiles from the coins list."""
+        """Return social metrics and profiles from the coins list, plus per-coin series."""
+        jobs = [("coinsList", self._list())]
+        if self.universe is not None:
+            for sym in self.universe.binance_symbols()[: self.series_coins]:
+                coin = sym.removesuffix("USDT")
+                jobs.append((f"timeSeries {coin}", self._series(coin)))
+        return await gather_guarded("lunarcrush", jobs, 1)
+
+    async def _list(self) -> list[Event]:
         social, profiles = parse_coins_list(await self.client.fetch_coins_list(limit=self.limit))
         return [*social, *profiles]
+
+    async def _series(self, coin: str) -> list[Event]:
+        series = await self.client.fetch_coin_series(coin, bucket="hour", interval="1d")
+        return list(parse_coin_series(series, coin))
 
 
 class CoinApiPoller:

@@ -1,0 +1,46 @@
+"""Secondary-source pollers against the fake vendors."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
+from perpsignal_ingestor.sources.vendors import FearGreedPoller, LunarCrushPoller
+from perpsignal_ingestor.universe import Universe
+from tests.fakes.vendors import FakeVendors, Fault
+from tests.unit.connectors.clock import FakeClock
+
+
+async def test_lunarcrush_list_and_series_of_watched_coins(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = LunarCrushHttp(
+        "key",
+        fake.url("lunarcrush"),
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_attempts=1),
+    )
+    poller = LunarCrushPoller(client, Universe(["BTCUSDT", "ETHUSDT"]), series_coins=2)
+    events = await poller.poll()
+    body_list = fake.load("lunarcrush", "coins_list_v2.json")["data"]
+    body_series = fake.load("lunarcrush", "coins_coin_time-series_v2.json")["data"]
+    counts = Counter(e.type for e in events)
+    assert counts["market.coin_profile"] == len(body_list)
+    assert counts["market.social"] == len(body_list) + 2 * len(body_series)
+    assert fake.requests[("lunarcrush", "/public/coins/btc/time-series/v2")] == 1
+    # a broken series answer costs only that coin's series
+    fake.inject("lunarcrush", "/public/coins/eth", Fault("wrong_types"))
+    again = await poller.poll()
+    assert Counter(e.type for e in again)["market.social"] == len(body_list) + len(body_series)
+    await client.aclose()
+
+
+async def test_fear_greed_poller(fake: FakeVendors) -> None:
+    clock = FakeClock()
+    client = FearGreedHttp(fake.env()["FEAR_GREED_URL"], clock=clock.time, sleep=clock.sleep)
+    events = await FearGreedPoller(client).poll()
+    raw = fake.load("alternative_me", "fng_limit2.json")["data"]
+    assert sorted(e.value for e in events) == sorted(int(r["value"]) for r in raw)
+    await client.aclose()

@@ -133,7 +133,7 @@ class Deliverer:
 
     async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
         key = (alert.event_id, chat_id)
-        takeover = ("pending", "failed")
+        takeover: tuple[str, ...] = ("pending", "failed")
         if self._resend_uncertain:
             takeover += ("sending", "uncertain")
         reason = "no attempt made"

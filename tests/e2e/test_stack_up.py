@@ -32,7 +32,7 @@ def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Pa
     env.update({"PERPSIGNAL_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"})
     out_path = tmp_path / "up.out"
     with open(out_path, "wb") as out:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             [sys.executable, "-m", "perpsignal_cli", "up", "--port", "0"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
         )

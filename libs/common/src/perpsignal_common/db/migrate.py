@@ -18,8 +18,9 @@ def alembic_config(url: str) -> Config:
     """Return an Alembic config for `url` with every owner's version folder."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    locations = sorted(str(p) for p in VERSIONS_DIR.iterdir() if p.is_dir()
-                       and not p.name.startswith("__"))
+    locations = sorted(
+        str(p) for p in VERSIONS_DIR.iterdir() if p.is_dir() and not p.name.startswith("__")
+    )
     cfg.set_main_option("version_locations", " ".join(locations))
     cfg.set_main_option("path_separator", "space")
     cfg.attributes["database_url"] = url

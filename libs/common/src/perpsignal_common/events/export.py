@@ -33,11 +33,14 @@ def asyncapi_document() -> dict[str, Any]:
             "title": name,
             "summary": (cls.__doc__ or "").strip().splitlines()[0],
             "contentType": "application/json",
-            "headers": {"type": "object", "properties": {
-                "event_type": {"type": "string", "const": etype},
-                "event_id": {"type": "string"},
-                "correlation_id": {"type": "string"},
-            }},
+            "headers": {
+                "type": "object",
+                "properties": {
+                    "event_type": {"type": "string", "const": etype},
+                    "event_id": {"type": "string"},
+                    "correlation_id": {"type": "string"},
+                },
+            },
             "payload": {"$ref": f"./events/{etype}.json"},
         }
     for spec in TOPIC_SPECS:
@@ -46,18 +49,22 @@ def asyncapi_document() -> dict[str, Any]:
         channels[cid] = {
             "address": spec.name,
             "description": f"{spec.description}. Key: {spec.key}. Partitions: {spec.partitions}."
-                           f" Dead letters: {dlq_topic(spec.name)}.",
-            "messages": {c.__name__: {"$ref": f"#/components/messages/{c.__name__}"}
-                         for c in classes},
-            "bindings": {"kafka": {"partitions": spec.partitions,
-                                   "topicConfiguration": {"retention.ms": spec.retention_ms}}},
+            f" Dead letters: {dlq_topic(spec.name)}.",
+            "messages": {
+                c.__name__: {"$ref": f"#/components/messages/{c.__name__}"} for c in classes
+            },
+            "bindings": {
+                "kafka": {
+                    "partitions": spec.partitions,
+                    "topicConfiguration": {"retention.ms": spec.retention_ms},
+                }
+            },
         }
         if classes:
             operations[f"receive_{cid}"] = {
                 "action": "receive",
                 "channel": {"$ref": f"#/channels/{cid}"},
-                "messages": [{"$ref": f"#/channels/{cid}/messages/{c.__name__}"}
-                             for c in classes],
+                "messages": [{"$ref": f"#/channels/{cid}/messages/{c.__name__}"} for c in classes],
             }
     return {
         "asyncapi": "3.0.0",
@@ -65,8 +72,8 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "PerpSignal event topics",
             "version": "1.0.0",
             "description": "Every Kafka topic of PerpSignal. Envelope fields: event_id "
-                           "(idempotency key), type, schema_version, source, symbol, "
-                           "observed_at, produced_at, correlation_id, causation_id.",
+            "(idempotency key), type, schema_version, source, symbol, "
+            "observed_at, produced_at, correlation_id, causation_id.",
         },
         "defaultContentType": "application/json",
         "channels": channels,

@@ -21,8 +21,9 @@ def upgrade() -> None:
         "processed_events",
         sa.Column("consumer", sa.String(64), nullable=False),
         sa.Column("event_id", sa.String(64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
     )
 

@@ -31,7 +31,11 @@ class Row:
     def passed(self) -> bool | None:
         if self.goal_ratio is None:
             return None
-        return self.ratio >= self.goal_ratio if self.higher_is_better else self.ratio <= self.goal_ratio
+        return (
+            self.ratio >= self.goal_ratio
+            if self.higher_is_better
+            else self.ratio <= self.goal_ratio
+        )
 
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
@@ -43,7 +47,8 @@ class Row:
 def machine() -> str:
     import os
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def report(name: str, rows: list[Row]) -> list[dict[str, object]]:
@@ -54,9 +59,10 @@ def report(name: str, rows: list[Row]) -> list[dict[str, object]]:
     print(f"{'figure':<{w}}  {'value':>12}  {'unit':<10} {'baseline':>12}  ratio   goal")
     for r in rows:
         mark = {True: "ok", False: "MISS", None: ""}[r.passed]
-        print(f"{r.name:<{w}}  {r.value:>12,.1f}  {r.unit:<10} {r.baseline_value:>12,.1f}"
-              f"  {r.ratio:5.2f}   {r.goal} {mark}")
+        print(
+            f"{r.name:<{w}}  {r.value:>12,.1f}  {r.unit:<10} {r.baseline_value:>12,.1f}"
+            f"  {r.ratio:5.2f}   {r.goal} {mark}"
+        )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), "rows": out},
-                                                     indent=2))
+    (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), "rows": out}, indent=2))
     return out

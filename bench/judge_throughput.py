@@ -29,6 +29,7 @@ from aiokafka.structs import ConsumerRecord
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import Row, report
 from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.signals import (
@@ -44,8 +45,6 @@ from perpsignal_common.settings import KafkaSettings
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.llm import Budget, LlmJudge
 from perpsignal_judge.settings import JudgeSettings
-
-from bench.common import Row, report
 
 REPO = Path(__file__).resolve().parents[1]
 XRP = REPO.parent / "shared" / "data" / "market" / "XRP_USDT_USDT-1h-futures.csv"

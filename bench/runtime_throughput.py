@@ -38,14 +38,29 @@ async def _fill(kafka: KafkaSettings) -> None:
     producer = EventProducer(kafka, "bench")
     await producer.start()
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
-    template = CandleClosedV1(event_id="x", source="bench", symbol="BTCUSDT", observed_at=t0,
-                              timeframe="1m", open_time=t0, open=1, high=2, low=0.5, close=1.5,
-                              volume=10.0)
+    template = CandleClosedV1(
+        event_id="x",
+        source="bench",
+        symbol="BTCUSDT",
+        observed_at=t0,
+        timeframe="1m",
+        open_time=t0,
+        open=1,
+        high=2,
+        low=0.5,
+        close=1.5,
+        volume=10.0,
+    )
     topic = kafka.topic(Topic.MARKET)
     for i in range(N):
         sym = f"S{i % 100}USDT"
-        ev = template.model_copy(update={"event_id": deterministic_id(i), "symbol": sym,
-                                         "observed_at": t0 + timedelta(seconds=i)})
+        ev = template.model_copy(
+            update={
+                "event_id": deterministic_id(i),
+                "symbol": sym,
+                "observed_at": t0 + timedelta(seconds=i),
+            }
+        )
         await producer.send_raw(topic, sym.encode(), encode(ev))
         if i % 5000 == 4999:
             await producer.wait_delivered()
@@ -55,10 +70,14 @@ async def _fill(kafka: KafkaSettings) -> None:
 
 async def _raw(kafka: KafkaSettings, decode_too: bool) -> float:
     consumer = AIOKafkaConsumer(
-        kafka.topic(Topic.MARKET), bootstrap_servers=kafka.kafka_bootstrap_servers,
-        group_id=f"raw-{uuid.uuid4().hex[:6]}", enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=kafka.kafka_fetch_max_wait_ms,
-        max_poll_records=kafka.kafka_max_poll_records, session_timeout_ms=6000,
+        kafka.topic(Topic.MARKET),
+        bootstrap_servers=kafka.kafka_bootstrap_servers,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=kafka.kafka_fetch_max_wait_ms,
+        max_poll_records=kafka.kafka_max_poll_records,
+        session_timeout_ms=6000,
         heartbeat_interval_ms=2000,
     )
     await consumer.start()
@@ -93,9 +112,13 @@ async def _runtime(kafka: KafkaSettings) -> float:
         if count >= N:
             done.set()
 
-    loop = ConsumerLoop(kafka=kafka, service="bench", producer=producer, handler=handler,
-                        options=ConsumerOptions(group_id=f"rt-{uuid.uuid4().hex[:6]}",
-                                                topics=[Topic.MARKET]))
+    loop = ConsumerLoop(
+        kafka=kafka,
+        service="bench",
+        producer=producer,
+        handler=handler,
+        options=ConsumerOptions(group_id=f"rt-{uuid.uuid4().hex[:6]}", topics=[Topic.MARKET]),
+    )
     await loop.start()
     stop = asyncio.Event()
     task = asyncio.create_task(loop.run(stop))
@@ -114,9 +137,11 @@ async def _main() -> list[Row]:
     if not bootstrap:
         broker = EmbeddedKafka().start()
         bootstrap = broker.bootstrap
-    kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap,
-                          kafka_topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-                          kafka_topic_partitions=1)
+    kafka = KafkaSettings(
+        kafka_bootstrap_servers=bootstrap,
+        kafka_topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+        kafka_topic_partitions=1,
+    )
     try:
         await _fill(kafka)
         raw = await _raw(kafka, decode_too=False)
@@ -126,10 +151,23 @@ async def _main() -> list[Row]:
         if broker:
             broker.stop()
     return [
-        Row("ConsumerLoop, no-op handler", runtime, "events/s", "raw aiokafka loop", raw,
-            ">= 0.50x raw", goal_ratio=0.5),
-        Row("ConsumerLoop, no-op handler ", runtime, "events/s", "raw loop + decode",
-            raw_decode, "(info)"),
+        Row(
+            "ConsumerLoop, no-op handler",
+            runtime,
+            "events/s",
+            "raw aiokafka loop",
+            raw,
+            ">= 0.50x raw",
+            goal_ratio=0.5,
+        ),
+        Row(
+            "ConsumerLoop, no-op handler ",
+            runtime,
+            "events/s",
+            "raw loop + decode",
+            raw_decode,
+            "(info)",
+        ),
     ]
 
 

@@ -36,7 +36,6 @@ from perpsignal_common.events.registry import decode, encode  # noqa: E402
 from perpsignal_scorer.config import EngineConfig  # noqa: E402
 from perpsignal_scorer.engine import ScoringEngine  # noqa: E402
 from perpsignal_scorer.smc import analyze_batch  # noqa: E402
-
 from tests.unit.scorer import recorded  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "market"

@@ -21,8 +21,13 @@ from perpsignal_common.settings import KafkaSettings
 REPO = Path(__file__).resolve().parents[1]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]] | Callable[[], Any], *,
-                     timeout: float = 20.0, interval: float = 0.05, what: str = "condition") -> Any:
+async def eventually(
+    check: Callable[[], Awaitable[Any]] | Callable[[], Any],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> Any:
     """Poll `check` until it returns a truthy value; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -49,7 +54,9 @@ class TopicReader:
     async def __aenter__(self) -> TopicReader:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.kafka.kafka_bootstrap_servers,
-            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=25,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=25,
         )
         await self._consumer.start()
         await eventually(self._assign, timeout=20, what=f"topic {self.topic}")
@@ -59,7 +66,7 @@ class TopicReader:
         assert self._consumer is not None
         parts = self._consumer.partitions_for_topic(self.topic)
         if not parts:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001
+            await self._consumer._client.force_metadata_update()
             return False
         tps = [TopicPartition(self.topic, p) for p in parts]
         self._consumer.assign(tps)
@@ -85,8 +92,12 @@ class TopicReader:
             await self.poll()
             return len(self.records) >= n
 
-        await eventually(enough, timeout=timeout, interval=0.0,
-                         what=f"{n} records on {self.topic} (have {len(self.records)})")
+        await eventually(
+            enough,
+            timeout=timeout,
+            interval=0.0,
+            what=f"{n} records on {self.topic} (have {len(self.records)})",
+        )
         return self.records
 
 
@@ -101,9 +112,12 @@ class ServiceProcess:
 
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(  # noqa: S603
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", f"perpsignal_{self.name}"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         return self
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from perpsignal_cli.backtesting import report
 from perpsignal_cli.backtesting.broker import run_through_broker_async
 from perpsignal_cli.backtesting.eventfile import read_lines, write_events

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from perpsignal_common.events.signals import JudgeReplyV1, JudgeRequestV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.admin import ensure_topics
@@ -13,7 +14,6 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_judge.service import JudgeService
 from perpsignal_judge.settings import JudgeSettings
-
 from tests.helpers import TopicReader, eventually
 from tests.unit.judge.builders import T0, load_candles, signal
 

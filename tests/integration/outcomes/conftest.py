@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.events.signals import SignalJudgedV1, VerdictLayer, VolatilityMetrics
 from perpsignal_common.settings import DatabaseSettings
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 XRP_5M = "XRP_USDT_USDT-5m-futures.csv"
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
+
 from perpsignal_common.db import analytics
 from perpsignal_common.db.engine import session_scope
 from perpsignal_outcomes import repository as repo
-from sqlalchemy import text
-
 from tests.integration.outcomes.conftest import judged
 
 pytestmark = pytest.mark.db

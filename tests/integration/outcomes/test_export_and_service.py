@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import func, select
+
 from perpsignal_cli import export
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import (
@@ -23,8 +25,6 @@ from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.service import OutcomesService
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import Tracker
-from sqlalchemy import func, select
-
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows
 
 pytestmark = pytest.mark.db

@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 import pytest
+
 from perpsignal_common.db.migrate import downgrade, upgrade
 
 pytestmark = pytest.mark.db

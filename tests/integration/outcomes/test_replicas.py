@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import OutcomeSignal, SignalOutcome
 from perpsignal_common.embedded import free_port
@@ -16,8 +18,6 @@ from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.tracker import outcome_event_id
-from sqlalchemy import func, select
-
 from tests.helpers import ServiceProcess, TopicReader, eventually
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
+
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import OutcomeCandle, OutcomeSignal, SignalOutcome
 from perpsignal_common.events.base import Event
@@ -15,8 +17,6 @@ from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.evaluate import Candle
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import Tracker, outcome_event_id
-from sqlalchemy import func, select
-
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows
 
 pytestmark = pytest.mark.db

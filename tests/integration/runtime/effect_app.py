@@ -29,12 +29,19 @@ class EffectService(KafkaService):
         super().__init__("effect-app", settings)
         self.engine = create_engine(db)
         self.sessions = create_sessionmaker(self.engine)
-        self.loops.append(ConsumerLoop(
-            kafka=settings.kafka, service=self.name, producer=self.producer,
-            handler=self.handle,
-            options=ConsumerOptions(group_id="effect-app", topics=["perpsignal.market.v1"],
-                                    concurrency=int(os.environ.get("APP_CONCURRENCY", "8"))),
-        ))
+        self.loops.append(
+            ConsumerLoop(
+                kafka=settings.kafka,
+                service=self.name,
+                producer=self.producer,
+                handler=self.handle,
+                options=ConsumerOptions(
+                    group_id="effect-app",
+                    topics=["perpsignal.market.v1"],
+                    concurrency=int(os.environ.get("APP_CONCURRENCY", "8")),
+                ),
+            )
+        )
 
     async def on_close(self) -> None:
         await self.engine.dispose()
@@ -42,8 +49,9 @@ class EffectService(KafkaService):
     async def handle(self, event: Event, record: Record) -> None:
         assert isinstance(event, CandleClosedV1)
         async with session_scope(self.sessions) as s:
-            await s.execute(text("insert into deliveries (event_id) values (:e)"),
-                            {"e": event.event_id})
+            await s.execute(
+                text("insert into deliveries (event_id) values (:e)"), {"e": event.event_id}
+            )
             await s.execute(
                 text("insert into effects values (:e, :s, :c) on conflict do nothing"),
                 {"e": event.event_id, "s": event.symbol, "c": event.close},

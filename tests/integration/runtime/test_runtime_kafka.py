@@ -37,9 +37,17 @@ async def _nosleep(_: float) -> None:
 def candle(i: int, symbol: str = "BTCUSDT") -> CandleClosedV1:
     at = T0 + timedelta(minutes=i)
     return CandleClosedV1(
-        event_id=deterministic_id("test", symbol, i), source="test", symbol=symbol,
-        observed_at=at, timeframe="1m", open_time=at - timedelta(minutes=1),
-        open=100 + i, high=101 + i, low=99 + i, close=100.5 + i, volume=1.0,
+        event_id=deterministic_id("test", symbol, i),
+        source="test",
+        symbol=symbol,
+        observed_at=at,
+        timeframe="1m",
+        open_time=at - timedelta(minutes=1),
+        open=100 + i,
+        high=101 + i,
+        low=99 + i,
+        close=100.5 + i,
+        volume=1.0,
     )
 
 
@@ -51,10 +59,15 @@ async def _producer(kafka: KafkaSettings) -> EventProducer:
 
 
 def _loop(kafka: KafkaSettings, producer: EventProducer, handler, **opts) -> ConsumerLoop:  # type: ignore[no-untyped-def]
-    options = ConsumerOptions(group_id="g", topics=[Topic.MARKET],
-                              retry=RetryPolicy(max_attempts=3, sleep=_nosleep), **opts)
-    return ConsumerLoop(kafka=kafka, service="test", options=options, handler=handler,
-                        producer=producer)
+    options = ConsumerOptions(
+        group_id="g",
+        topics=[Topic.MARKET],
+        retry=RetryPolicy(max_attempts=3, sleep=_nosleep),
+        **opts,
+    )
+    return ConsumerLoop(
+        kafka=kafka, service="test", options=options, handler=handler, producer=producer
+    )
 
 
 async def test_malformed_event_goes_to_dlq_with_reason_and_partition_moves_on(
@@ -90,8 +103,10 @@ async def test_malformed_event_goes_to_dlq_with_reason_and_partition_moves_on(
     assert {h["dlq.error_type"] for h in headers} == {b"PoisonMessage"}
     assert b"invalid event" in headers[0]["dlq.error"]
     assert headers[0]["dlq.topic"] == topic.encode()
-    assert {r.value for r in records} == {b'{"type": "market.candle", "open": "x"}',
-                                          b"not json at all"}
+    assert {r.value for r in records} == {
+        b'{"type": "market.candle", "open": "x"}',
+        b"not json at all",
+    }
     assert seen == [good.event_id]
 
 
@@ -244,7 +259,9 @@ async def test_rewind_on_assign_replays_history_for_state_only(
 @pytest.mark.db
 @pytest.mark.timeout(300)
 async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
-    kafka_settings: KafkaSettings, kafka_env: dict[str, str], database_url: str,
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    database_url: str,
     tmp_path: Path,
 ) -> None:
     dsn = database_url.replace("+asyncpg", "")
@@ -252,8 +269,13 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
     from tests.integration.runtime.effect_app import SCHEMA
 
     await conn.execute(SCHEMA)
-    env = {**kafka_env, "DATABASE_URL": database_url, "OPS_PORT": "0",
-           "KAFKA_CREATE_TOPICS": "true", "LOG_LEVEL": "WARNING"}
+    env = {
+        **kafka_env,
+        "DATABASE_URL": database_url,
+        "OPS_PORT": "0",
+        "KAFKA_CREATE_TOPICS": "true",
+        "LOG_LEVEL": "WARNING",
+    }
     producer = await _producer(kafka_settings)
     total = 10_000
     symbols = [f"C{i}USDT" for i in range(20)]
@@ -270,9 +292,13 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
 
     def spawn() -> subprocess.Popen[bytes]:
         log = open(tmp_path / "effect.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(  # noqa: S603
+        return subprocess.Popen(
             [sys.executable, "-m", "tests.integration.runtime.effect_app"],
-            env=child_env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
 
     async def count(sql: str) -> int:
         return int(await conn.fetchval(sql))
@@ -281,18 +307,26 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
     try:
         publisher = asyncio.create_task(publish_stream())
         # kill it while the stream is flowing and effects are being written
-        await eventually(lambda: count("select count(*) from effects"), timeout=60,
-                         what="first effects")
-        await eventually(lambda: _gt(count("select count(*) from effects"), 1500), timeout=60,
-                         what="some effects before the kill")
+        await eventually(
+            lambda: count("select count(*) from effects"), timeout=60, what="first effects"
+        )
+        await eventually(
+            lambda: _gt(count("select count(*) from effects"), 1500),
+            timeout=60,
+            what="some effects before the kill",
+        )
         proc.kill()
         proc.wait(10)
         killed_at = await count("select count(*) from effects")
         assert killed_at < total, "the kill must land mid-stream"
         await publisher
         proc = spawn()
-        await eventually(lambda: _eq(count("select count(*) from effects"), total),
-                         timeout=120, interval=0.2, what="all effects after restart")
+        await eventually(
+            lambda: _eq(count("select count(*) from effects"), total),
+            timeout=120,
+            interval=0.2,
+            what="all effects after restart",
+        )
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -326,7 +360,9 @@ def test_decode_rejects_unknown_type() -> None:
 
 @pytest.mark.db
 async def test_sigterm_drains_commits_and_exits_zero(
-    kafka_settings: KafkaSettings, kafka_env: dict[str, str], database_url: str,
+    kafka_settings: KafkaSettings,
+    kafka_env: dict[str, str],
+    database_url: str,
     tmp_path: Path,
 ) -> None:
     dsn = database_url.replace("+asyncpg", "")
@@ -334,28 +370,43 @@ async def test_sigterm_drains_commits_and_exits_zero(
     from tests.integration.runtime.effect_app import SCHEMA
 
     await conn.execute(SCHEMA)
-    env = {**os.environ, **kafka_env, "DATABASE_URL": database_url, "OPS_PORT": "0",
-           "LOG_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        **kafka_env,
+        "DATABASE_URL": database_url,
+        "OPS_PORT": "0",
+        "LOG_LEVEL": "INFO",
+    }
     producer = await _producer(kafka_settings)
     await producer.publish_many([candle(i, f"D{i % 5}USDT") for i in range(300)])
 
     def spawn() -> subprocess.Popen[bytes]:
         log = open(tmp_path / "effect.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(  # noqa: S603
+        return subprocess.Popen(
             [sys.executable, "-m", "tests.integration.runtime.effect_app"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
 
     proc = spawn()
     try:
-        await eventually(lambda: _eq(conn.fetchval("select count(*) from effects"), 300),
-                         timeout=60, what="all 300 effects")
+        await eventually(
+            lambda: _eq(conn.fetchval("select count(*) from effects"), 300),
+            timeout=60,
+            what="all 300 effects",
+        )
         proc.send_signal(15)
         assert await asyncio.to_thread(proc.wait, 30) == 0
         # a restart must not see any of the 300 again: their offsets were committed
         await producer.publish_many([candle(i, "D0USDT") for i in range(300, 310)])
         proc = spawn()
-        await eventually(lambda: _eq(conn.fetchval("select count(*) from effects"), 310),
-                         timeout=60, what="the 10 new effects")
+        await eventually(
+            lambda: _eq(conn.fetchval("select count(*) from effects"), 310),
+            timeout=60,
+            what="the 10 new effects",
+        )
         await asyncio.sleep(0.5)
         assert await conn.fetchval("select count(*) from deliveries") == 310
     finally:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import TrackCommandV1
 from perpsignal_common.events.signals import SignalScoredV1
@@ -17,7 +18,6 @@ from perpsignal_common.settings import KafkaSettings
 from perpsignal_scorer.engine import ScoringEngine
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
-
 from tests.helpers import TopicReader, eventually
 from tests.unit.scorer import recorded
 

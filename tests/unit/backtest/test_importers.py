@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from perpsignal_cli.backtesting import importers as imp
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting.pipeline import History, load_history, run_in_process
 

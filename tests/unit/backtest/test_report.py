@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from perpsignal_cli.backtesting import report
 from perpsignal_cli.backtesting.pipeline import load_history, run_in_process
 

@@ -21,8 +21,19 @@ TP = TopicPartition("t", 0)
 
 
 def rec(i: int, key: str = "BTCUSDT") -> ConsumerRecord[bytes, bytes]:
-    ev = CandleClosedV1(event_id=f"e{i}", source="t", symbol=key, observed_at=T0,
-                        timeframe="1m", open_time=T0, open=1, high=1, low=1, close=1, volume=1)
+    ev = CandleClosedV1(
+        event_id=f"e{i}",
+        source="t",
+        symbol=key,
+        observed_at=T0,
+        timeframe="1m",
+        open_time=T0,
+        open=1,
+        high=1,
+        low=1,
+        close=1,
+        volume=1,
+    )
     return ConsumerRecord("t", 0, i, 0, 0, key.encode(), encode(ev), None, 0, 0, [])
 
 
@@ -45,9 +56,13 @@ async def _nosleep(_: float) -> None:
 def make(handler, **opts):  # type: ignore[no-untyped-def]
     producer = FakeProducer()
     loop = ConsumerLoop(
-        kafka=KafkaSettings(), service="unit", handler=handler, producer=producer,  # type: ignore[arg-type]
-        options=ConsumerOptions(group_id="g", topics=["t"],
-                                retry=RetryPolicy(max_attempts=3, sleep=_nosleep), **opts),
+        kafka=KafkaSettings(),
+        service="unit",
+        handler=handler,
+        producer=producer,  # type: ignore[arg-type]
+        options=ConsumerOptions(
+            group_id="g", topics=["t"], retry=RetryPolicy(max_attempts=3, sleep=_nosleep), **opts
+        ),
     )
     commits: list[dict[TopicPartition, int]] = []
 

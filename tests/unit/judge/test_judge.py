@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
-
 from tests.unit.judge.builders import T0, load_candles, signal
 
 BULL = dict.fromkeys(("momentum", "smart_money", "oi_trend", "liquidations"), 70.0)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from perpsignal_common.events.signals import Ohlc
 from perpsignal_judge.volatility import PlanParams, aggregate, atr, build_metrics, classify
-
 from tests.unit.judge.builders import load_candles
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from perpsignal_outcomes.evaluate import Candle, classify, evaluate, expected_count, path_window
 
 STEP = timedelta(minutes=5)

@@ -51,7 +51,7 @@ async def test_venue_error_surfaces_to_the_evaluator(recorded) -> None:
         mock.get(f"{BASE}/fapi/v1/klines").mock(return_value=httpx.Response(400, json={}))
         source = BinanceKlineSource(BASE)
         try:
-            with pytest.raises(Exception):  # noqa: B017, PT011 - any venue error; evaluator retries
+            with pytest.raises(Exception):  # noqa: B017 - any venue error; evaluator retries
                 await source.fetch_candles("BTCUSDT", "1m", start, start + timedelta(hours=1))
         finally:
             await source.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors.base import EvalContext
 from perpsignal_scorer.factors.fear_greed import fear_greed_score, score_fear_greed

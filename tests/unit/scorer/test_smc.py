@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from perpsignal_scorer.smc import SmcAnalyzer, SmcEvent, analyze_batch
 from perpsignal_scorer.state import Bar
-
 from tests.unit.scorer import recorded
 
 

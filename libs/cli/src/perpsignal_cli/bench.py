@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", f"bench.{name}"],
-            cwd=REPO,  # noqa: S603
+            cwd=REPO,
             env={**os.environ},
             check=False,
         )
@@ -56,8 +56,7 @@ def main(argv: list[str]) -> int:
             failures.append(name)
             print(f"  {name} failed (exit {proc.returncode})")
             continue
-        for row in json.loads(result.read_text())["rows"]:
-            rows.append({"benchmark": name, **row})
+        rows.extend({"benchmark": name, **row} for row in json.loads(result.read_text())["rows"])
         print(f"  done in {took:.0f}s")
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
@@ -80,7 +79,7 @@ def render_markdown(rows: list[dict[str, object]]) -> str:
         "|---|---|---:|---|---:|---|---|",
     ]
     for r in rows:
-        met = {True: "yes", False: "no", None: "–"}[r.get("passed")]  # type: ignore[index]
+        met = {True: "yes", False: "no", None: "-"}[r.get("passed")]  # type: ignore[index]
         lines.append(
             f"| {r['benchmark']} | {r['name']} | {float(r['value']):,.1f} {r['unit']} | "  # type: ignore[arg-type]
             f"{r['baseline_name']}: {float(r['baseline_value']):,.1f} | "  # type: ignore[arg-type]

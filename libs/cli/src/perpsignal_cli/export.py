@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.db.models.outcomes import OutcomeMss, OutcomeSignal, SignalOutcome
 from perpsignal_common.settings import DatabaseSettings
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 SIGNAL_FIELDS = [c.key for c in OutcomeSignal.__table__.columns]
 OUTCOME_FIELDS = [

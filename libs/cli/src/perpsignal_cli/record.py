@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from perpsignal_common.events.topics import Topic
-from perpsignal_common.settings import KafkaSettings
 
 from perpsignal_cli.backtesting.eventfile import raw_line
+from perpsignal_common.events.topics import Topic
+from perpsignal_common.settings import KafkaSettings
 
 DEFAULT_TOPICS = (Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS)
 

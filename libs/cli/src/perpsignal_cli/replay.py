@@ -16,13 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from perpsignal_cli.backtesting.eventfile import read_lines
+from perpsignal_cli.backtesting.pipeline import Progress
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer, event_headers
 from perpsignal_common.settings import KafkaSettings
-
-from perpsignal_cli.backtesting.eventfile import read_lines
-from perpsignal_cli.backtesting.pipeline import Progress
 
 
 def parse_speed(text: str) -> float:

@@ -114,7 +114,7 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
                 port = OPS_PORTS[name]
                 child_env["OPS_PORT"] = str(port if _port_free(port) else free_port())
             log = open(logs / f"{name}.log", "ab")  # noqa: SIM115
-            stack.procs[name] = subprocess.Popen(  # noqa: S603
+            stack.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"perpsignal_{name}"],
                 env=child_env,
                 stdout=log,

@@ -1,1 +1,1 @@
-"""Vendor clients shared by the ingestor (polling), outcomes (price fallback) and gateway (pass-through)."""
+"""Vendor clients: ingestor polling, outcomes price fallback, gateway pass-through."""

@@ -22,7 +22,6 @@ from perpsignal_common.events.signals import (
     VerdictLayer,
     VolatilityMetrics,
 )
-
 from perpsignal_judge import prompt
 from perpsignal_judge.llm import Budget, LlmJudge, LlmVerdict, build_client, count_fallback
 from perpsignal_judge.metrics import VERDICTS

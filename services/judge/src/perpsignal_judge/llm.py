@@ -30,9 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from perpsignal_common.events.signals import RiskMode, Verdict
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from perpsignal_common.events.signals import RiskMode, Verdict
 from perpsignal_judge import prompt
 from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
 

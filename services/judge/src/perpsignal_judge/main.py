@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from perpsignal_common.runtime import run_service
-
 from perpsignal_judge.service import JudgeService
 from perpsignal_judge.settings import JudgeSettings
 

@@ -14,8 +14,8 @@ import re
 from typing import Any
 
 import orjson
-from perpsignal_common.events.signals import ScoredSignalFields, VolatilityMetrics
 
+from perpsignal_common.events.signals import ScoredSignalFields, VolatilityMetrics
 from perpsignal_judge.rules import RuleVerdict
 
 PROMPT_VERSION = "judge-v1"  # part of the cache key: a new prompt never reuses old answers

@@ -15,7 +15,6 @@ from perpsignal_common.events.signals import JudgeRequestV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
-
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
 

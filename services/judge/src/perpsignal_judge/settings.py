@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Self
 
+from pydantic import Field, SecretStr, model_validator
+
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import ServiceSettings
-from pydantic import Field, SecretStr, model_validator
 
 
 class JudgeSettings(ServiceSettings):

@@ -21,6 +21,7 @@ from datetime import datetime
 
 import numpy as np
 import talib
+
 from perpsignal_common.events.signals import Direction, Ohlc, VolatilityClass, VolatilityMetrics
 
 CLASSES: tuple[VolatilityClass, ...] = ("VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH")

@@ -46,7 +46,6 @@ from perpsignal_common.events.signals import (
     SignalScoredV1,
     SmcSummary,
 )
-
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors import FACTORS, EvalContext, FactorResult
 from perpsignal_scorer.mss import MssScanner

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from perpsignal_common.runtime import run_service
-
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
 

@@ -39,7 +39,6 @@ from perpsignal_common.events.market import (
     WhaleTradeV1,
 )
 from perpsignal_common.events.signals import MssScoredV1, PhaseScore, Scalar
-
 from perpsignal_scorer.factors.base import clamp, pull
 from perpsignal_scorer.state import Point, append_point, value_at_or_before
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.market import Timeframe
 from perpsignal_common.settings import ServiceSettings
-from pydantic import Field
-
 from perpsignal_scorer.config import DEFAULT_STALE_S, DEFAULT_WEIGHTS, EngineConfig, parse_mapping
 from perpsignal_scorer.mss import MssConfig
 

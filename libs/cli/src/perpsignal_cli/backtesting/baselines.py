@@ -17,11 +17,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from perpsignal_outcomes.evaluate import Evaluation, evaluate
-from perpsignal_outcomes.settings import HORIZON_SECONDS
-
 from perpsignal_cli.backtesting.importers import CandleSeries
 from perpsignal_cli.backtesting.pipeline import PathIndex
+from perpsignal_outcomes.evaluate import Evaluation, evaluate
+from perpsignal_outcomes.settings import HORIZON_SECONDS
 
 DEFAULT_SEED = 7
 

@@ -23,6 +23,15 @@ import uuid
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from perpsignal_cli.backtesting.pipeline import (
+    DEFAULT_HORIZONS,
+    History,
+    Progress,
+    RunResult,
+    engine_config,
+    evaluate_outcomes,
+)
 from perpsignal_common.embedded import EmbeddedKafka
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import CandleClosedV1
@@ -37,15 +46,6 @@ from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.engine import ScoringEngine
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
-
-from perpsignal_cli.backtesting.pipeline import (
-    DEFAULT_HORIZONS,
-    History,
-    Progress,
-    RunResult,
-    engine_config,
-    evaluate_outcomes,
-)
 
 
 class _Collector:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import orjson
+
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import decode, encode
 

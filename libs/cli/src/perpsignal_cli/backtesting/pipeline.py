@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
 from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
@@ -33,9 +35,6 @@ from perpsignal_outcomes.settings import HORIZON_SECONDS
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.engine import ScoringEngine
 from perpsignal_scorer.settings import ScorerSettings
-
-from perpsignal_cli.backtesting import importers as imp
-from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from perpsignal_common.events.signals import FACTOR_NAMES
-
 from perpsignal_cli.backtesting import baselines
 from perpsignal_cli.backtesting.importers import ms_to_dt
 from perpsignal_cli.backtesting.pipeline import History, PathIndex, RunResult, SignalRecord
+from perpsignal_common.events.signals import FACTOR_NAMES
 
 SMALL_SAMPLE = 30
 Z95 = 1.959963984540054

@@ -32,10 +32,18 @@ def test_no_stale_snapshot_files() -> None:
 
 def test_every_event_carries_the_envelope() -> None:
     for cls in EVENT_CLASSES:
-        props = json.loads((SCHEMAS / "events" / f"{cls.model_fields['type'].default}.json")
-                           .read_text())["properties"]
-        for field in ("event_id", "type", "schema_version", "source", "symbol",
-                      "observed_at", "produced_at"):
+        props = json.loads(
+            (SCHEMAS / "events" / f"{cls.model_fields['type'].default}.json").read_text()
+        )["properties"]
+        for field in (
+            "event_id",
+            "type",
+            "schema_version",
+            "source",
+            "symbol",
+            "observed_at",
+            "produced_at",
+        ):
             assert field in props, f"{cls.__name__} lacks {field}"
 
 
@@ -51,16 +59,25 @@ def test_round_trip_keeps_every_field() -> None:
     from perpsignal_common.events.market import FundingRateV1
 
     at = datetime(2024, 3, 1, 8, tzinfo=UTC)
-    event = FundingRateV1(event_id="e1", source="binance", symbol="BTCUSDT", observed_at=at,
-                          rate=0.0001, mark_price=61000.5, next_funding_at=at)
+    event = FundingRateV1(
+        event_id="e1",
+        source="binance",
+        symbol="BTCUSDT",
+        observed_at=at,
+        rate=0.0001,
+        mark_price=61000.5,
+        next_funding_at=at,
+    )
     assert decode(encode(event)) == event
 
 
 def test_unknown_fields_are_ignored_by_tolerant_readers() -> None:
     from perpsignal_common.events.market import FearGreedV1
 
-    raw = (b'{"event_id":"x","type":"global.fear_greed","source":"alternative_me",'
-           b'"symbol":"fear_greed","observed_at":"2024-01-01T00:00:00Z",'
-           b'"produced_at":"2024-01-01T00:00:01Z","value":71,"added_later":"ok"}')
+    raw = (
+        b'{"event_id":"x","type":"global.fear_greed","source":"alternative_me",'
+        b'"symbol":"fear_greed","observed_at":"2024-01-01T00:00:00Z",'
+        b'"produced_at":"2024-01-01T00:00:01Z","value":71,"added_later":"ok"}'
+    )
     event = decode(raw)
     assert isinstance(event, FearGreedV1) and event.value == 71

@@ -67,8 +67,8 @@ async def outcome_rows(database_url: str) -> list[asyncpg.Record]:
     try:
         return list(
             await conn.fetch(
-                "select signal_id, horizon, status, due_at, entry_at, entry_price, exit_price,"
-                " evaluation_count, evaluated_at, reason from signal_outcomes"
+                "select signal_id, symbol, horizon, status, due_at, entry_at, entry_price,"
+                " exit_price, evaluation_count, evaluated_at, reason from signal_outcomes"
             )
         )
     finally:

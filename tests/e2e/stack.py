@@ -126,7 +126,8 @@ class Stack:
                 "INGESTOR_SYMBOLS": ",".join(self.symbols),
                 "INGESTOR_TIMEFRAMES": "1m",
                 "INGESTOR_ENABLED_SOURCES": "binance,binance_ratios,binance_stream,fear_greed",
-                "INGESTOR_BINANCE_CADENCE_S": "2",
+                "INGESTOR_BINANCE_CADENCE_S": "3",
+                "INGESTOR_BINANCE_WEIGHT_BUDGET": "2400",
                 "INGESTOR_RATIO_CADENCE_S": "5",
                 "INGESTOR_FEAR_GREED_CADENCE_S": "5",
                 "INGESTOR_HTTP_TIMEOUT_S": "3",
@@ -136,6 +137,10 @@ class Stack:
                 "SCORER_PRIMARY_TIMEFRAME": "1m",
                 "SCORER_SMC_TIMEFRAMES": "1m,5m,15m",
                 "SCORER_GLOBAL_WARMUP_S": "2",
+                # a narrower neutral band: more LONG/SHORT signals, so a short run exercises
+                # the judge's LLM path, alerts and outcome tracking on every symbol
+                "SCORER_LONG_THRESHOLD": "55",
+                "SCORER_SHORT_THRESHOLD": "45",
             }
         elif name == "judge":
             env |= {
@@ -269,8 +274,12 @@ class Stack:
         marker = "Application startup complete" if name == "gateway" else '"service started"'
         return marker in text
 
-    def wait_started(self, names: tuple[str, ...] | None = None, timeout: float = 240,
-                     since: dict[str, int] | None = None) -> None:
+    def wait_started(
+        self,
+        names: tuple[str, ...] | None = None,
+        timeout: float = 240,
+        since: dict[str, int] | None = None,
+    ) -> None:
         """Wait until every named service is up (imports are slow on a busy 2-core box)."""
         names = names or tuple(self.procs)
         since = since or {}

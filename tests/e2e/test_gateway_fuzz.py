@@ -148,8 +148,12 @@ def test_unknown_operations_get_a_clear_4xx(gateway: Stack) -> None:
         r = httpx.post(f"{base}/invoke", json=body, headers=HEADERS, timeout=30)
         assert 400 <= r.status_code < 500, (body, r.status_code, r.text[:300])
         _error_message(r)
-    r = httpx.post(f"{base}/invoke", content=b"{not json", headers={
-        **HEADERS, "content-type": "application/json"}, timeout=30)
+    r = httpx.post(
+        f"{base}/invoke",
+        content=b"{not json",
+        headers={**HEADERS, "content-type": "application/json"},
+        timeout=30,
+    )
     assert 400 <= r.status_code < 500, r.text[:300]
     r = httpx.get(f"{base}/no/such/route", headers=HEADERS, timeout=10)
     assert r.status_code == 404

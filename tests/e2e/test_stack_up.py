@@ -27,14 +27,18 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+    }
     env.update({"PERPSIGNAL_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"})
     out_path = tmp_path / "up.out"
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "perpsignal_cli", "up", "--port", "0"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 90

@@ -1,0 +1,405 @@
+"""The chain as a user depends on it: vendor edge in, judged signal out at every exit.
+
+One stack for the module (see `conftest.stack`): six service processes on the embedded broker
+and PostgreSQL, vendors/OpenAI/Telegram played by local servers. Market data enters only at
+the ingestor's edge (its HTTP pollers against the fake vendors, real candle history on the
+wall clock); nothing is published on a topic by the test except the poison records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.signals import OutcomeEvaluatedV1, SignalJudgedV1, SignalScoredV1
+from perpsignal_common.events.topics import Topic
+from perpsignal_common.settings import KafkaSettings
+from tests.e2e.checks import (
+    alert_worthy,
+    distinct_judged,
+    message_keys,
+    outcome_rows,
+    read_topic,
+)
+from tests.e2e.conftest import E2E_SYMBOLS, ON_DEMAND
+from tests.e2e.stack import CHAT_IDS, Stack
+from tests.helpers import TopicReader, eventually
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+HEADERS = {"X-API-Key": "e2e-key"}
+
+
+def ts_ms(value: str) -> int:
+    return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+async def latest_signals(stack: Stack, symbols: list[str], deadline_s: float) -> dict[str, Any]:
+    """Poll `GET /signals/{symbol}` until every symbol answers 200; return the bodies."""
+    bodies: dict[str, Any] = {}
+    async with httpx.AsyncClient(base_url=stack.gateway_url, headers=HEADERS) as http:
+
+        async def all_ready() -> bool:
+            for sym in symbols:
+                if sym not in bodies:
+                    try:
+                        r = await http.get(f"/signals/{sym}", timeout=10)
+                    except httpx.HTTPError:
+                        continue  # the gateway is restarting
+                    if r.status_code == 200:
+                        bodies[sym] = r.json()
+            return len(bodies) == len(symbols)
+
+        await eventually(
+            all_ready,
+            timeout=deadline_s,
+            interval=1.0,
+            what=f"GET /signals for {symbols} (have {sorted(bodies)})",
+        )
+    return bodies
+
+
+async def test_market_data_comes_out_judged_at_every_exit(
+    stack: Stack, e2e_kafka_settings: KafkaSettings
+) -> None:
+    # REST: a judged signal per watched symbol, priced from the candle the vendor served
+    bodies = await latest_signals(stack, E2E_SYMBOLS, deadline_s=240)
+    for sym, body in bodies.items():
+        assert body["symbol"] == sym and body["timeframe"] == "1m"
+        close_ms = ts_ms(body["timestamp"])
+        tape_close = stack.tape.candle(sym, close_ms - 60_000)[3]
+        assert body["price"] == pytest.approx(tape_close), (sym, body["timestamp"])
+        assert len(body["topFactors"]) == 3
+        layer = body["aiVerdictLayer"]
+        assert layer["verdict"] in ("CONFIRM", "DOWNSIZE", "SKIP", "WAIT")
+        assert set(layer["volatilityMetrics"]) >= {"atr", "atrPct", "volatilityClass"}
+
+    judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
+    directional = [e for e in judged.values() if e.direction != "NEUTRAL"]
+    assert directional, "no LONG/SHORT signal in the whole backfill: the chain judged nothing"
+    # the OpenAI fake answers CONFIRM/NORMAL: directional verdicts came from the LLM path
+    llm = [e for e in directional if e.ai_verdict_layer.judge == "llm"]
+    assert llm and all(e.ai_verdict_layer.verdict == "CONFIRM" for e in llm)
+    assert stack.openai.requests, "the judge never called the OpenAI endpoint"
+
+    # WebSocket: the client connected before any market data saw every judged signal
+    gateway_up_until = stack.first_kill.get("gateway", float("inf"))
+    expected_ws = {
+        e.signal_id for e in judged.values() if e.produced_at.timestamp() < gateway_up_until - 1
+    }
+
+    def ws_ids() -> set[str]:
+        return {m["data"]["signalId"] for m in stack.ws_inbox if m.get("type") == "signal"}
+
+    await eventually(
+        lambda: expected_ws <= ws_ids(), timeout=30, what="every judged signal on /ws/signals"
+    )
+    assert ws_ids() <= {e.signal_id for e in judged.values()}  # nothing invented
+
+    # Telegram: exactly one message per alert-worthy signal per chat
+    want = Counter((e.direction, e.symbol) for e in judged.values() if alert_worthy(e))
+    assert want, "no alert-worthy signal: the notifier path was not exercised"
+    for chat in CHAT_IDS:
+        await eventually(
+            lambda c=chat: message_keys(stack.telegram_texts(c)) >= want,
+            timeout=60,
+            what=f"alerts to chat {chat}",
+        )
+
+    # Outcomes: rows for every LONG/SHORT signal and horizon; those due complete exactly once,
+    # with the exit price of the tape's candle that closes at the horizon
+    flow_started = stack.start_times["ingestor"]
+
+    async def live_horizon_done() -> bool:
+        rows = await outcome_rows(stack.database_url)
+        return any(
+            r["status"] == "completed" and r["due_at"].timestamp() > flow_started for r in rows
+        )
+
+    await eventually(
+        live_horizon_done,
+        timeout=240,
+        interval=2,
+        what="an outcome whose horizon passed during the run",
+    )
+    rows = await outcome_rows(stack.database_url)
+    stored = {r["signal_id"] for r in rows}
+    assert {e.signal_id for e in directional} <= stored
+    assert Counter(r["signal_id"] for r in rows) == Counter(dict.fromkeys(stored, 3))  # 1h, 4h, 24h
+    last_close_ms = stack.tape.last_closed_open_ms() + 60_000
+    for r in rows:
+        due_ms = int(r["due_at"].timestamp() * 1000)
+        if due_ms + 60_000 <= last_close_ms - 30_000:  # path certainly ingested and settled
+            assert r["status"] == "completed", dict(r)
+        if r["status"] == "completed":
+            assert r["evaluation_count"] == 1, dict(r)
+            tape_exit = stack.tape.candle(r["symbol"], due_ms - 60_000)[3]
+            assert r["exit_price"] == pytest.approx(tape_exit), dict(r)
+
+
+async def test_sigkill_each_service_mid_stream_loses_and_duplicates_nothing(
+    stack: Stack, e2e_kafka_settings: KafkaSettings
+) -> None:
+    """Each service is SIGKILLed while a fresh 99-candle burst flows through it, then restarted.
+
+    A burst is what the gateway's on-demand tracking starts: `GET /signals/NEW` → track
+    command → the ingestor backfills NEW → scorer → judge → outcomes/notifier/gateway.
+    """
+    await latest_signals(stack, E2E_SYMBOLS[:1], deadline_s=240)  # the stack is flowing
+    k = e2e_kafka_settings
+    readers = {t: TopicReader(k, t) for t in (Topic.MARKET, Topic.SIGNALS, Topic.SIGNALS_JUDGED)}
+    for r in readers.values():
+        await r.__aenter__()
+    at_kill: dict[str, int] = {}
+    try:
+
+        def count(topic: str, cls: type, sym: str) -> int:
+            return len(
+                {
+                    e.event_id
+                    for e in readers[topic].events()
+                    if isinstance(e, cls) and e.symbol == sym
+                }
+            )
+
+        async def poll_all() -> None:
+            for r in readers.values():
+                await r.poll()
+
+        plan = [
+            ("ingestor", Topic.MARKET, CandleClosedV1),
+            ("scorer", Topic.SIGNALS, SignalScoredV1),
+            ("judge", Topic.SIGNALS_JUDGED, SignalJudgedV1),
+            ("outcomes", Topic.SIGNALS_JUDGED, SignalJudgedV1),
+            ("notifier", Topic.SIGNALS_JUDGED, SignalJudgedV1),
+            ("gateway", Topic.SIGNALS_JUDGED, SignalJudgedV1),
+        ]
+        async with httpx.AsyncClient(base_url=stack.gateway_url, headers=HEADERS) as http:
+            for (name, topic, cls), sym in zip(plan, ON_DEMAND, strict=False):
+                r = await http.get(f"/signals/{sym}", timeout=30)
+                assert r.status_code in (200, 202), r.text  # 202: analysed on demand
+
+                async def flowing(s: str = sym, t: str = topic, c: type = cls) -> bool:
+                    await poll_all()
+                    return count(t, c, s) > 0
+
+                await eventually(
+                    flowing, timeout=120, interval=0.05, what=f"{sym} burst reaching {name}"
+                )
+                at_kill[name] = count(topic, cls, sym)
+                stack.kill(name)
+                stack.start(name)
+        stack.wait_started()
+
+        bursts = ON_DEMAND[: len(plan)]
+
+        async def settled() -> bool:
+            await poll_all()
+            return all(
+                count(Topic.MARKET, CandleClosedV1, s) >= 99
+                and count(Topic.SIGNALS_JUDGED, SignalJudgedV1, s)
+                >= count(Topic.MARKET, CandleClosedV1, s)
+                for s in bursts
+            )
+
+        await eventually(settled, timeout=300, interval=1, what="every burst judged end to end")
+    finally:
+        for r in readers.values():
+            await r.__aexit__(None, None, None)
+
+    # mid-stream: each service died with part of its burst still ahead of it
+    events = await read_topic(k, Topic.MARKET)
+    candles = Counter(
+        e.symbol for e in {e.event_id: e for e in events if isinstance(e, CandleClosedV1)}.values()
+    )
+    scored = {
+        e.event_id: e for e in await read_topic(k, Topic.SIGNALS) if isinstance(e, SignalScoredV1)
+    }
+    judged = distinct_judged(await read_topic(k, Topic.SIGNALS_JUDGED))
+    mid = {n: (at_kill[n], candles[s]) for n, s in zip([p[0] for p in plan], bursts, strict=True)}
+    assert sum(1 for got, total in mid.values() if got < total) >= 3, mid
+
+    # no judged signal lost: one scored signal per closed candle, one judged per scored
+    for s in bursts:
+        n_scored = sum(1 for e in scored.values() if e.symbol == s)
+        assert n_scored == candles[s], (s, n_scored, candles[s])
+    assert {e.signal_id for e in scored.values()} <= {e.signal_id for e in judged.values()}
+
+    # no duplicate Telegram message, none missing
+    want = Counter((e.direction, e.symbol) for e in judged.values() if alert_worthy(e))
+    for chat in CHAT_IDS:
+        await eventually(
+            lambda c=chat: message_keys(stack.telegram_texts(c)) == want,
+            timeout=90,
+            interval=1,
+            what=f"one alert per alert-worthy signal in chat {chat}",
+        )
+
+    # every outcome evaluated exactly once, and published once per (signal, horizon)
+    async def outcomes_done() -> bool:
+        rows = await outcome_rows(stack.database_url)
+        directional = {e.signal_id for e in judged.values() if e.direction != "NEUTRAL"}
+        return directional <= {r["signal_id"] for r in rows}
+
+    await eventually(outcomes_done, timeout=120, interval=2, what="outcome rows of every burst")
+    rows = await outcome_rows(stack.database_url)
+    assert all(r["evaluation_count"] <= 1 for r in rows), [
+        dict(r) for r in rows if r["evaluation_count"] > 1
+    ]
+    completed = {(r["signal_id"], r["horizon"]) for r in rows if r["status"] == "completed"}
+
+    async def all_published() -> bool:
+        outs = await read_topic(k, Topic.OUTCOMES)
+        ids = {(e.signal_id, e.horizon) for e in outs if isinstance(e, OutcomeEvaluatedV1)}
+        return completed <= ids
+
+    await eventually(all_published, timeout=60, interval=2, what="every outcome on the topic")
+
+    # the gateway rebuilt its read model: each burst's latest judged signal is served
+    latest = {}
+    for e in judged.values():
+        if e.symbol in bursts and (
+            e.symbol not in latest or e.observed_at > latest[e.symbol].observed_at
+        ):
+            latest[e.symbol] = e
+    bodies = await latest_signals(stack, bursts, deadline_s=60)
+    for s in bursts:
+        assert bodies[s]["signalId"] == latest[s].signal_id
+    assert all(stack.alive().values()), stack.alive()
+
+
+async def test_nothing_crashed_in_a_loop(stack: Stack) -> None:
+    """Every service process started exactly as often as the tests started it."""
+    await asyncio.sleep(0)
+    for name, proc in stack.procs.items():
+        starts = (
+            proc.logs().count('"service starting"')
+            if name != "gateway"
+            else proc.logs().count("Started server process")
+        )
+        assert starts == stack.starts[name], (name, starts, stack.starts[name])
+    assert time.time() > stack.started_at
+
+
+# design.md section 2: who consumes each topic (the DLQ copies must come from at least these)
+CONSUMERS: dict[str, set[str]] = {
+    Topic.MARKET: {"scorer", "gateway"},
+    Topic.MARKET_GLOBAL: {"scorer", "gateway"},
+    Topic.LIQUIDATIONS: {"scorer", "gateway"},
+    Topic.LISTINGS: {"scorer", "notifier", "gateway"},
+    Topic.COMMANDS: {"ingestor"},
+    Topic.SIGNALS: {"judge", "gateway"},
+    Topic.MSS: {"notifier", "gateway", "outcomes"},
+    Topic.SIGNALS_JUDGED: {"outcomes", "notifier", "gateway"},
+    Topic.OUTCOMES: {"gateway"},
+    Topic.JUDGE_REQUESTS: {"judge"},
+    Topic.JUDGE_REPLIES: {"gateway"},
+}
+POISONS = (
+    b"\xff\xfe not json at all",
+    b'{"type": "signal.judged", "symbol": "BTCUSDT", "score": "very high"}',
+    b'{"type": "no.such.type", "event_id": "x", "symbol": "BTCUSDT"}',
+)
+
+
+async def test_poison_on_every_consumed_topic_is_dead_lettered_and_partitions_move_on(
+    stack: Stack, e2e_kafka_settings: KafkaSettings
+) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    k = e2e_kafka_settings
+    await latest_signals(stack, E2E_SYMBOLS[:1], deadline_s=240)  # every consumer is running
+    producer = AIOKafkaProducer(bootstrap_servers=k.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    sent: dict[tuple[str, bytes], tuple[int, int]] = {}  # (topic, value) -> (partition, offset)
+    try:
+        for topic in CONSUMERS:
+            for value in POISONS:
+                md = await producer.send_and_wait(k.topic(topic), value, key=b"BTCUSDT")
+                sent[(topic, value)] = (md.partition, md.offset)
+    finally:
+        await producer.stop()
+
+    readers = {t: TopicReader(k, t + ".dlq") for t in CONSUMERS}
+    for r in readers.values():
+        await r.__aenter__()
+    try:
+
+        def groups_by_poison() -> dict[tuple[str, bytes], set[str]]:
+            seen: dict[tuple[str, bytes], set[str]] = {}
+            for t, r in readers.items():
+                for rec in r.records:
+                    h = dict(rec.headers)
+                    if (t, rec.value) in sent:
+                        assert h.get("dlq.error"), h  # a reason, not just a copy
+                        assert h["dlq.topic"].decode() == k.topic(t)
+                        seen.setdefault((t, rec.value), set()).add(h["dlq.group"].decode())
+            return seen
+
+        async def all_dead_lettered() -> bool:
+            for r in readers.values():
+                await r.poll()
+            seen = groups_by_poison()
+            return all(
+                {g.split("-")[0] for g in seen.get(key, set())} >= CONSUMERS[key[0]] for key in sent
+            )
+
+        try:
+            await eventually(
+                all_dead_lettered,
+                timeout=90,
+                interval=0.5,
+                what="every poison dead-lettered by every consumer",
+            )
+        except AssertionError:
+            seen = groups_by_poison()
+            missing = {f"{t} {v[:20]!r}": sorted(CONSUMERS[t] - {g.split('-')[0] for g in
+                                                                   seen.get((t, v), set())})
+                       for (t, v) in sent}  # fmt: skip
+            raise AssertionError(f"not dead-lettered by: {missing}") from None
+        seen = groups_by_poison()
+    finally:
+        for r in readers.values():
+            await r.__aexit__(None, None, None)
+
+    # the partitions moved on: every consumer group committed past its poison records
+    groups = {g for gs in seen.values() for g in gs}
+    for group in groups:
+        consumer = AIOKafkaConsumer(bootstrap_servers=k.kafka_bootstrap_servers, group_id=group,
+                                    enable_auto_commit=False)  # fmt: skip
+        await consumer.start()
+        try:
+            for (topic, value), (partition, offset) in sent.items():
+                if group not in seen.get((topic, value), set()):
+                    continue
+                tp = TopicPartition(k.topic(topic), partition)
+
+                # the gateway's read model and the scorer's fear & greed loop read without a
+                # group (they own every partition); every other consumer must have committed
+                groupless = group == "gateway" or (group, topic) == ("scorer", Topic.MARKET_GLOBAL)
+
+                async def past(
+                    tp: TopicPartition = tp,
+                    offset: int = offset,
+                    groupless: bool = groupless,
+                    c: AIOKafkaConsumer = consumer,
+                ) -> bool:
+                    committed = await c.committed(tp)
+                    return groupless if committed is None else committed > offset
+
+                await eventually(
+                    past,
+                    timeout=30,
+                    interval=0.5,
+                    what=f"{group} committing past its poison on {tp}",
+                )
+        finally:
+            await consumer.stop()
+    assert all(stack.alive().values()), stack.alive()

@@ -29,6 +29,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 from perpsignal_common.embedded import free_port
 from tests.e2e.tape import MarketTape, TapeVendors
 from tests.fakes.openai import RecordedOpenAI
@@ -96,6 +98,7 @@ class Stack:
         self.gateway_port = free_port()
         self.procs: dict[str, ServiceProcess] = {}
         self._ws_tasks: list[Any] = []
+        self.ops_ports: dict[str, int] = {}
         self.starts: Counter[str] = Counter()
         self.start_times: dict[str, float] = {}
         self.first_kill: dict[str, float] = {}
@@ -118,7 +121,7 @@ class Stack:
             "ENVIRONMENT": "test",
             "LOG_FORMAT": "json",
             "OPS_HOST": "127.0.0.1",
-            "OPS_PORT": str(free_port()),
+            "OPS_PORT": str(self.ops_ports.setdefault(name, free_port())),
             "SHUTDOWN_TIMEOUT_S": "10",
         }
         if name == "ingestor":
@@ -264,6 +267,17 @@ class Stack:
         self._ws_tasks.append(asyncio.run_coroutine_threadsafe(listen(), self.bg.loop))
         assert ready.wait(15), "no subscription ack on /ws/signals"
         return inbox
+
+    def metric(self, name: str, metric: str, labels: str = "") -> float | None:
+        """Return one sample of service `name`'s /metrics (None when absent or unreachable)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.ops_ports[name]}/metrics", timeout=3).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(metric) and labels in line:
+                return float(line.rsplit(" ", 1)[1])
+        return None
 
     def telegram_texts(self, chat_id: int) -> list[str]:
         return [m.text for m in self.telegram.messages if m.chat_id == chat_id]

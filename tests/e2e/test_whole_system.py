@@ -29,7 +29,7 @@ from tests.e2e.checks import (
     read_topic,
 )
 from tests.e2e.conftest import E2E_SYMBOLS, ON_DEMAND
-from tests.e2e.stack import CHAT_IDS, Stack
+from tests.e2e.stack import CHAT_IDS, Stack, fault_window
 from tests.helpers import TopicReader, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -402,4 +402,76 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_partitions_mo
                 )
         finally:
             await consumer.stop()
+    assert all(stack.alive().values()), stack.alive()
+
+
+async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
+    stack: Stack, e2e_kafka_settings: KafkaSettings
+) -> None:
+    """Binance's statistics endpoints and Fear & Greed answer 429/5xx/truncated/wrong types/
+    HTML for `fault_window(60)` s (at least across one candle close): candles and judged
+    signals keep flowing, nothing crashes, and the failing sources come back by themselves."""
+    from tests.fakes.vendors import Fault
+
+    await latest_signals(stack, E2E_SYMBOLS, deadline_s=240)
+    to_boundary = 60 - time.time() % 60
+    window = max(fault_window(60), to_boundary + 20)  # a candle closes inside the window
+    bad = [
+        Fault("status", 429, retry_after=1, times=2),
+        Fault("status", 503, times=2),
+        Fault("truncated", times=2),
+        Fault("wrong_types", times=2),
+        Fault("html", times=None),  # then HTML error pages until cleared
+    ]
+
+    async def inject() -> None:
+        stack.vendors.inject("binance", "/futures/data/", *bad)
+        stack.vendors.inject(
+            "alternative_me",
+            "/fng",
+            *[Fault(f.kind, f.status, f.retry_after, times=f.times) for f in bad],
+        )
+
+    async def clear() -> None:
+        stack.vendors.clear_faults()
+
+    before = sum(n for (v, p), n in stack.vendors.requests.items() if p.startswith("/futures"))
+    log_mark = len(stack.logs("ingestor"))
+    stack.bg.run(inject())
+    fault_start = time.time()
+    while time.time() - fault_start < window:
+        assert all(stack.alive().values()), stack.alive()
+        await asyncio.sleep(0.5)
+    stack.bg.run(clear())
+    cleared_at = time.time()
+    during = sum(n for (v, p), n in stack.vendors.requests.items() if p.startswith("/futures"))
+    assert during > before, "the ingestor never asked the failing vendor during the window"
+    failures = stack.logs("ingestor")[log_mark:]
+    assert "binance_ratios" in failures and "fear_greed" in failures, failures[-2000:]
+
+    # signals kept flowing: every watched symbol judged a candle that closed during the fault
+    async def judged_in_window() -> bool:
+        judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
+        return all(
+            any(e.symbol == s and fault_start <= e.observed_at.timestamp() <= cleared_at
+                for e in judged.values())
+            for s in E2E_SYMBOLS
+        )  # fmt: skip
+
+    await eventually(
+        judged_in_window,
+        timeout=60,
+        interval=1,
+        what="judged signals of candles closed while the vendor failed",
+    )
+
+    # and the failing sources recover by themselves (breaker half-opens, backoff ends)
+    def recovered() -> bool:
+        return all(
+            (stack.metric("ingestor", "perpsignal_ingestor_source_last_success_timestamp_seconds",
+                          f'source="{src}"') or 0) > cleared_at
+            for src in ("binance_ratios", "fear_greed")
+        )  # fmt: skip
+
+    await eventually(recovered, timeout=120, interval=1, what="failing sources polled again OK")
     assert all(stack.alive().values()), stack.alive()

@@ -183,3 +183,28 @@ async def test_unknown_path_uses_the_error_shape(make_client) -> None:
     r = await client.get("/nothing-here")
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_cached_hot_path_answers_exactly_like_the_routed_endpoint(make_client) -> None:
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT"))
+    hot = await client.get("/signals/BTC")  # served from the pre-rendered body
+    routed = await client.get("/signals/BTC", params={"debug": "false"})  # through FastAPI
+    assert hot.status_code == routed.status_code == 200
+    assert hot.content == routed.content
+    assert hot.headers["content-type"] == routed.headers["content-type"]
+    flat = await client.post("/invoke", json={"operation": "get_signal", "symbol": "btc"})
+    nested = await client.post(
+        "/invoke", json={"operation": "get_signal", "args": {"symbol": "BTCUSDT"}}
+    )
+    slow = await client.post(  # debug=false makes it skip the hot path
+        "/invoke", json={"operation": "get_signal", "symbol": "BTC", "debug": False}
+    )
+    assert flat.content == nested.content == slow.content
+    assert flat.json()["result"] == hot.json()
+    # what the hot path does not know still gets the routed answers
+    assert (await client.get("/signals/NOPE")).status_code == 404
+    bad = await client.post("/invoke", json={"operation": "get_signal", "symbol": 5})
+    assert bad.status_code == 422
+    metrics = (await client.get("/metrics")).text
+    assert 'gateway_http_requests_total{route="/signals/{symbol}",status="200"}' in metrics

@@ -33,6 +33,7 @@ from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
+from perpsignal_gateway.hotpath import HotPathMiddleware
 from perpsignal_gateway.operations import build_registry
 from perpsignal_gateway.platform import Pending, Platform
 from perpsignal_gateway.readmodel import ReadModel, TopicFollower
@@ -47,6 +48,7 @@ from perpsignal_gateway.vendors import VendorClient, budget_env
 log = logging.getLogger(__name__)
 
 VERSION = "1.0.0"
+HOT_PATHS = frozenset({"/signals/{symbol}", "/invoke", "/ping"})
 
 
 class Publisher(Protocol):
@@ -187,6 +189,9 @@ def create_app(
     app.include_router(router)
     mount_dashboard(app)
     _add_ops_routes(app, cfg)
+    # the router matches routes in order: hot paths first (stable sort keeps the rest as is)
+    app.router.routes.sort(key=lambda r: getattr(r, "path", None) not in HOT_PATHS)
+    app.add_middleware(HotPathMiddleware)
     app.add_middleware(
         SecurityMiddleware,
         api_keys=cfg.api_keys(),

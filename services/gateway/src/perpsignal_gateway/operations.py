@@ -49,7 +49,8 @@ class Operation:
 
     def params_schema(self) -> dict[str, Any]:
         if self.endpoint is not None:
-            return self.endpoint.params_schema()
+            vendor_schema: dict[str, Any] = self.endpoint.params_schema()
+            return vendor_schema
         schema = self.args_model.model_json_schema(by_alias=True)
         schema.pop("title", None)
         schema.setdefault("additionalProperties", False)

@@ -43,11 +43,12 @@ ON_DEMAND: dict[int | str, dict[str, Any]] = {
 DB: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "DB down"}}
 
 
-def platform(request: Request) -> Platform:
+# async on purpose: FastAPI runs sync dependencies in a thread pool (a hop per request)
+async def platform(request: Request) -> Platform:
     return request.app.state.platform  # type: ignore[no-any-return]
 
 
-def registry(request: Request) -> Registry:
+async def registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
@@ -79,11 +80,8 @@ def json_response(model: Any, status: int = 200) -> Response:
     "(202 + Retry-After when not ready). debug=true adds raw metrics and factor inputs.",
     tags=["signals"],
 )
-async def get_signal(
-    symbol: SymbolPath,
-    p: PlatformDep,
-    debug: bool = False,
-) -> Response:
+async def get_signal(symbol: SymbolPath, request: Request, debug: bool = False) -> Response:
+    p: Platform = request.app.state.platform  # no Depends on the hot path: it costs a solve
     if not debug:
         cached = p.cached_signal(symbol)
         if cached is not None:  # pre-rendered at event time: the hot path serialises nothing
@@ -346,7 +344,8 @@ class OperationList(ApiModel):
     ". Body: {operation, args} or the arguments flat next to operation.",
     tags=["rpc"],
 )
-async def invoke(reg: RegistryDep, body: Annotated[InvokeBody, Body()]) -> Response:
+async def invoke(request: Request, body: Annotated[InvokeBody, Body()]) -> Response:
+    reg: Registry = request.app.state.registry
     extra = body.model_extra or {}
     if body.args is not None and extra:
         raise ApiError(

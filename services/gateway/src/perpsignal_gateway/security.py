@@ -2,7 +2,8 @@
 
 Pure ASGI (not `BaseHTTPMiddleware`) so the hot path costs a few dict lookups. Keys are
 compared with `hmac.compare_digest` against every configured key (no early exit), the rate
-limit is a moving window per key (`limits`), and bodies larger than the limit are refused
+limit is a moving window per key (`limits`, asyncio storage: its thread-based storage starts
+expiry timer threads on the hot path), and bodies larger than the limit are refused
 with 413 before the app sees them. WebSocket clients may pass the key as `?apiKey=` because
 browsers cannot set headers on a WebSocket.
 """
@@ -19,8 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from limits import parse as parse_limit
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter, Histogram
 
 from perpsignal_gateway.errors import error_body
@@ -84,8 +85,8 @@ class SecurityMiddleware:
             await _refuse(scope, send, 401, "unauthorized", "missing or invalid X-API-Key")
             return
         ident = hashlib.sha256(key).hexdigest()[:16] if key else _client(scope)
-        if not self._limiter.hit(self._limit, ident):
-            reset_at, _ = self._limiter.get_window_stats(self._limit, ident)
+        if not await self._limiter.hit(self._limit, ident):
+            reset_at, _ = await self._limiter.get_window_stats(self._limit, ident)
             retry = max(1, math.ceil(reset_at - time.time()))
             RATE_LIMITED.inc()
             await _refuse(

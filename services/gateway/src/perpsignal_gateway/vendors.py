@@ -20,8 +20,8 @@ import httpx
 import orjson
 from cachetools import TTLCache
 from limits import RateLimitItemPerMinute
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
@@ -81,7 +81,8 @@ class VendorClient:
 
     def base_url(self, vendor: VendorCatalog) -> str:
         """Return the vendor's base URL (its env var overrides the catalogue's)."""
-        return self._env.get(vendor.base_url_env, vendor.base_url).rstrip("/")
+        url: str = self._env.get(vendor.base_url_env, vendor.base_url)
+        return url.rstrip("/")
 
     def key_configured(self, vendor: VendorCatalog) -> bool:
         """Return True when the vendor's key is set (or it needs none)."""
@@ -122,7 +123,7 @@ class VendorClient:
         running = self._inflight.get(cache_key)
         if running is not None:  # identical call in flight: share its answer
             return await asyncio.shield(running)
-        self._spend_budget(vendor)
+        await self._spend_budget(vendor)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[cache_key] = fut
         try:
@@ -137,11 +138,11 @@ class VendorClient:
         cache[cache_key] = data
         return data
 
-    def _spend_budget(self, vendor: VendorCatalog) -> None:
+    async def _spend_budget(self, vendor: VendorCatalog) -> None:
         item = self._budgets[vendor.name]
-        if self._limiter.hit(item, vendor.name):
+        if await self._limiter.hit(item, vendor.name):
             return
-        reset_at, _ = self._limiter.get_window_stats(item, vendor.name)
+        reset_at, _ = await self._limiter.get_window_stats(item, vendor.name)
         retry = max(1, math.ceil(reset_at - time.time()))
         VENDOR_CALLS.labels(vendor.name, "budget_exhausted").inc()
         raise ApiError(

@@ -188,3 +188,24 @@ def test_duplicate_candle_emits_nothing_and_on_demand_needs_state(shared_data: P
     assert engine.apply(candles[-1]) == []
     (sig,) = engine.apply(cmd)
     assert sig.trigger == "on_demand" and sig.observed_at == cmd.observed_at
+
+
+def test_signals_built_without_validation_equal_validated_ones(shared_data: Path) -> None:
+    """The engine skips re-validation of its own values: the result must be what
+    validation gives (same values, field order, fields set), and valid."""
+    signals = _replay(shared_data)
+    for s in signals[:: len(signals) // 40] + signals[-3:]:
+        explicit = s.model_dump(exclude={"type", "schema_version", "produced_at"})
+        validated = SignalScoredV1(**explicit, produced_at=s.produced_at)
+        assert validated == s
+        assert validated.model_fields_set - {"produced_at"} == s.model_fields_set
+        assert list(s.__dict__) == list(SignalScoredV1.model_fields)
+        assert s.model_dump_json() == validated.model_dump_json()
+        for ours, theirs in zip(
+            (*s.factors, s.smc, *s.candles),
+            (*validated.factors, validated.smc, *validated.candles),
+            strict=True,
+        ):
+            assert ours == theirs
+            assert ours.model_fields_set == theirs.model_fields_set
+            assert list(ours.__dict__) == list(type(ours).model_fields)

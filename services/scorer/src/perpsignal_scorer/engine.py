@@ -20,12 +20,15 @@ Composite (every number is recomputable from the signal itself):
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from perpsignal_common.events.base import Event, deterministic_id
+from pydantic import BaseModel
+
+from perpsignal_common.events.base import Event, deterministic_id, utcnow
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
     CandleClosedV1,
@@ -43,6 +46,7 @@ from perpsignal_common.events.signals import (
     Direction,
     FactorScore,
     Ohlc,
+    Scalar,
     SignalScoredV1,
     SmcSummary,
 )
@@ -73,22 +77,36 @@ class Evaluation:
     stale: tuple[str, ...]
 
 
+_ORDER = {n: i for i, n in enumerate(FACTOR_NAMES)}
+
+
 def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation:
     """Combine factor results into score, direction, confidence and top factors (pure)."""
+    weights = cfg.weights
+    limits = cfg.limits
     contributions: dict[str, float] = {}
     ok_weight = 0.0
     fresh: list[float] = []
+    missing: list[str] = []
+    stale: list[str] = []
     for name in FACTOR_NAMES:
         r = results[name]
-        w = cfg.weights.get(name, 0.0)
+        w = weights.get(name, 0.0)
         contributions[name] = w / 100.0 * (r.score - 50.0)
-        if r.status == "ok":
+        status = r.status
+        if status == "ok":
             ok_weight += w
             age = r.age_s or 0.0
-            fresh.append(max(0.0, 1.0 - age / cfg.stale_limit(name)))
-    net = sum(contributions.values())
+            f = 1.0 - age / limits[name]
+            fresh.append(f if f > 0.0 else 0.0)  # max(0.0, f)
+        elif status == "missing":
+            missing.append(name)
+        elif status == "stale":
+            stale.append(name)
+    cs = list(contributions.values())
+    net = sum(cs)
     score = min(100.0, max(0.0, 50.0 + net))
-    gross = sum(abs(c) for c in contributions.values())
+    gross = sum(map(abs, cs))
     agreement = abs(net) / gross if gross > 1e-12 else 0.0
     freshness = sum(fresh) / len(fresh) if fresh else 0.0
     completeness = ok_weight / 100.0
@@ -100,18 +118,18 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         if score <= cfg.short_threshold
         else "NEUTRAL"
     )
-    order = {n: i for i, n in enumerate(FACTOR_NAMES)}
-    top = tuple(sorted(FACTOR_NAMES, key=lambda n: (-abs(contributions[n]), order[n]))[:3])
+    # largest |contribution| first, ties in FACTOR_NAMES order
+    ranked = sorted([(-abs(c), _ORDER[n], n) for n, c in contributions.items()])
     return Evaluation(
-        now=0.0,
-        results=results,
-        contributions=contributions,
-        score=score,
-        direction=direction,
-        confidence=min(100.0, max(0.0, confidence)),
-        top_factors=top,
-        missing=tuple(n for n in FACTOR_NAMES if results[n].status == "missing"),
-        stale=tuple(n for n in FACTOR_NAMES if results[n].status == "stale"),
+        0.0,
+        results,
+        contributions,
+        score,
+        direction,
+        min(100.0, max(0.0, confidence)),
+        (ranked[0][2], ranked[1][2], ranked[2][2]),
+        tuple(missing),
+        tuple(stale),
     )
 
 
@@ -131,6 +149,8 @@ class ScoringEngine:
         self.fear_greed: tuple[float, float] | None = None
         self.mss = MssScanner()
         self._smc_tfs = sorted(set(self.cfg.smc_timeframes), key=TIMEFRAME_SECONDS.__getitem__)
+        self._smc_weights = list(enumerate(self._smc_tfs, start=1))
+        self._details: dict[int, tuple[SmcAnalyzer, int, list[tuple[str, Scalar]]]] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[SignalScoredV1]]] = {
             CandleClosedV1: self._candle,
             FundingRateV1: self._funding,
@@ -261,18 +281,19 @@ class ScoringEngine:
         analyzers = self.smc.get(symbol, {})
         num = den = 0.0
         by_tf: dict[str, int] = {}
-        for w, tf in enumerate(self._smc_tfs, start=1):
+        for w, tf in self._smc_weights:
             a = analyzers.get(tf)
             if a is None or a.index < 2 * a.n:
                 continue  # too few bars to have confirmed anything yet
-            by_tf[tf] = a.trend
-            num += w * a.trend
+            trend = a.trend
+            by_tf[tf] = trend
+            num += w * trend
             den += w
         return (num / den if den else None), by_tf
 
     def evaluate(self, symbol: str, now: float) -> Evaluation:
         """Score every factor of `symbol` at time `now` (epoch seconds) and combine them."""
-        st = self.state(symbol)
+        st = self.states.get(symbol) or self.state(symbol)
         bias, by_tf = self.smc_bias(symbol)
         ctx = EvalContext(now, self.fear_greed, bias, by_tf)
         cfg = self.cfg
@@ -281,78 +302,141 @@ class ScoringEngine:
         ev.now = now
         return ev
 
+    def _smc_details(self, tf: str, a: SmcAnalyzer) -> list[tuple[str, Scalar]]:
+        """Return one analyzer's `details` entries (cached until its events or FVGs change)."""
+        cached = self._details.get(id(a))
+        if cached is not None and cached[0] is a and cached[1] == a.version:
+            return cached[2]
+        items: list[tuple[str, Scalar]] = [(f"{tf}.open_fvgs", a.open_fvgs)]
+        items.extend((f"{tf}.{kind}", round(e.level, 10)) for kind, e in a.last_by_kind.items())
+        self._details[id(a)] = (a, a.version, items)
+        return items
+
     def smc_summary(self, symbol: str) -> SmcSummary:
         """Return the SMC view of `symbol` for the signal."""
         bias, by_tf = self.smc_bias(symbol)
-        details: dict[str, float | int | str | bool | None] = {
-            "combined_bias": None if bias is None else round(bias, 4)
-        }
+        details: dict[str, Scalar] = {"combined_bias": None if bias is None else round(bias, 4)}
         last = None
         for tf, a in self.smc.get(symbol, {}).items():
-            details[f"{tf}.open_fvgs"] = a.open_fvgs
-            for kind, e in a.last_by_kind.items():
-                details[f"{tf}.{kind}"] = round(e.level, 10)
+            details.update(self._smc_details(tf, a))
             s = a.last_structure
             if s is not None and (last is None or s.known_at >= last[0].known_at):
                 last = (s, tf)
         trend = 0 if bias is None else 1 if bias > 1 / 3 else -1 if bias < -1 / 3 else 0
-        label = bias_label(trend)
-        return SmcSummary(
-            bias=label,
-            by_timeframe={tf: bias_label(t) for tf, t in by_tf.items()},
-            last_event=None if last is None else last[0].label(last[1]),
-            details=details,
+        # built without re-validation: labels, our own levels and counts
+        return _trusted(
+            SmcSummary,
+            {
+                "bias": bias_label(trend),
+                "by_timeframe": {tf: bias_label(t) for tf, t in by_tf.items()},
+                "last_event": None if last is None else last[0].label(last[1]),
+                "details": details,
+            },
+            _SMC_SET,
         )
+
+    def _candles(self, bars: deque[Bar]) -> tuple[Ohlc, ...]:
+        """Return the Ohlc copies of the last `signal_candles` bars, oldest first."""
+        n = len(bars)
+        recent = [bars[i] for i in range(max(0, n - self.cfg.signal_candles), n)]
+        for b in recent:
+            if b.ohlc is None:
+                b.ohlc = _trusted(
+                    Ohlc,
+                    {
+                        "open_time": datetime.fromtimestamp(b.open_s, UTC),
+                        "open": b.open,
+                        "high": b.high,
+                        "low": b.low,
+                        "close": b.close,
+                        "volume": b.volume,
+                    },
+                    _OHLC_SET,
+                )
+        return tuple([b.ohlc for b in recent])  # type: ignore[misc]
 
     def signal(self, symbol: str, trigger: Event, kind: Trigger) -> SignalScoredV1:
         """Evaluate `symbol` at the trigger's time and build the signal event."""
         cfg = self.cfg
         evaluation = self.evaluate(symbol, _ts(trigger.observed_at))
         bars = self.state(symbol).bars(cfg.primary_timeframe)
+        weights = cfg.weights
+        contributions = evaluation.contributions
         # built without re-validation: every value comes from the bounded formulas above
         factors = tuple(
-            FactorScore.model_construct(
-                name=name,
-                score=round(r.score, 4),
-                weight=cfg.weights.get(name, 0.0),
-                contribution=round(evaluation.contributions[name], 4),
-                status=r.status,
-                age_s=r.age_s,
-                inputs=r.inputs,
-                reason=r.reason,
-            )
-            for name, r in evaluation.results.items()
-        )
-        recent = list(bars)[-cfg.signal_candles :]
-        for b in recent:
-            if b.ohlc is None:
-                b.ohlc = Ohlc(
-                    open_time=datetime.fromtimestamp(b.open_s, UTC),
-                    open=b.open,
-                    high=b.high,
-                    low=b.low,
-                    close=b.close,
-                    volume=b.volume,
+            [
+                _trusted(
+                    FactorScore,
+                    {
+                        "name": name,
+                        "score": round(r.score, 4),
+                        "weight": weights.get(name, 0.0),
+                        "contribution": round(contributions[name], 4),
+                        "status": r.status,
+                        "age_s": r.age_s,
+                        "inputs": r.inputs,
+                        "reason": r.reason,
+                    },
+                    _FACTOR_SET,
                 )
-        sid = deterministic_id(trigger.event_id, self.source)
-        return SignalScoredV1(
-            event_id=sid,
-            signal_id=sid,
-            source=self.source,
-            symbol=symbol,
-            observed_at=trigger.observed_at,
-            correlation_id=trigger.correlation_id or trigger.event_id,
-            causation_id=trigger.event_id,
-            timeframe=cfg.primary_timeframe,
-            direction=evaluation.direction,
-            score=round(evaluation.score, 4),
-            confidence=round(evaluation.confidence, 2),
-            price=bars[-1].close,
-            factors=factors,
-            top_factors=evaluation.top_factors,
-            missing_factors=evaluation.missing,
-            stale_factors=evaluation.stale,
-            smc=self.smc_summary(symbol),
-            candles=tuple(b.ohlc for b in recent),
-            trigger=kind,
+                for name, r in evaluation.results.items()
+            ]
         )
+        sid = deterministic_id(trigger.event_id, self.source)
+        # the envelope comes from a validated trigger; the rest from the bounded code above
+        # (score and confidence are clamped to [0, 100] by `composite`)
+        return _trusted(
+            SignalScoredV1,
+            {
+                "event_id": sid,
+                "type": "signal.scored",
+                "schema_version": 1,
+                "source": self.source,
+                "symbol": symbol,
+                "observed_at": trigger.observed_at,
+                "produced_at": utcnow(),
+                "correlation_id": trigger.correlation_id or trigger.event_id,
+                "causation_id": trigger.event_id,
+                "signal_id": sid,
+                "timeframe": cfg.primary_timeframe,
+                "direction": evaluation.direction,
+                "score": round(evaluation.score, 4),
+                "confidence": round(evaluation.confidence, 2),
+                "price": bars[-1].close,
+                "factors": factors,
+                "top_factors": evaluation.top_factors,
+                "missing_factors": evaluation.missing,
+                "stale_factors": evaluation.stale,
+                "smc": self.smc_summary(symbol),
+                "candles": self._candles(bars),
+                "trigger": kind,
+            },
+            _SIGNAL_SET,
+        )
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_setattr = object.__setattr__
+
+
+def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
+    """Build `cls` from values our own bounded code produced, without re-validation.
+
+    What `cls.model_construct(**values)` does, minus its per-field bookkeeping: `values`
+    must hold every field (defaults included) in declaration order. The tests hold the
+    result equal to the validated model.
+    """
+    m = cls.__new__(cls)
+    _setattr(m, "__dict__", values)
+    _setattr(m, "__pydantic_fields_set__", set(fields_set))
+    _setattr(m, "__pydantic_extra__", None)
+    _setattr(m, "__pydantic_private__", None)
+    return m
+
+
+# the fields the validated constructors were given explicitly (the rest were defaults)
+_FACTOR_SET = frozenset(FactorScore.__pydantic_fields__)
+_SMC_SET = frozenset(SmcSummary.__pydantic_fields__)
+_OHLC_SET = frozenset(Ohlc.__pydantic_fields__)
+_DEFAULTED = {"type", "schema_version", "produced_at"}
+_SIGNAL_SET = frozenset(SignalScoredV1.__pydantic_fields__) - _DEFAULTED

@@ -109,6 +109,7 @@ class SmcAnalyzer:
         self.last_structure: SmcEvent | None = None
         self.open_fvgs = 0
         self.last_by_kind: dict[str, SmcEvent] = {}
+        self.version = 0  # bumped whenever `last_by_kind` or `open_fvgs` changes
 
     def update(self, bar: Bar) -> list[SmcEvent]:
         """Add one closed bar; return the events it reveals (possibly none)."""
@@ -120,14 +121,14 @@ class SmcAnalyzer:
         if len(win) == 2 * n + 1:
             mid = win[n]
             j = i - n
-            left = [win[k] for k in range(n)]
-            right = [win[k] for k in range(n + 1, 2 * n + 1)]
-            if mid.high > max(b.high for b in left) and mid.high >= max(b.high for b in right):
+            bars = tuple(win)
+            left, right = bars[:n], bars[n + 1 :]
+            if mid.high > max([b.high for b in left]) and mid.high >= max([b.high for b in right]):
                 out.append(_event("swing_high", 1, j, i, at, mid.high, mid.high))
                 self._equal(out, "equal_highs", self._highs, mid.high, j, i, at)
                 self._highs.append(mid.high)
                 self._high = (mid.high, j)
-            if mid.low < min(b.low for b in left) and mid.low <= min(b.low for b in right):
+            if mid.low < min([b.low for b in left]) and mid.low <= min([b.low for b in right]):
                 out.append(_event("swing_low", -1, j, i, at, mid.low, mid.low))
                 self._equal(out, "equal_lows", self._lows, mid.low, j, i, at)
                 self._lows.append(mid.low)
@@ -149,15 +150,20 @@ class SmcAnalyzer:
             elif bar.high < two.low:
                 self._fvgs.append((-1, two.low, bar.high, i))
                 out.append(_event("fvg", -1, i, i, at, two.low, bar.high))
-        self.open_fvgs = len(self._fvgs)
+        open_fvgs = len(self._fvgs)
+        if open_fvgs != self.open_fvgs:
+            self.open_fvgs = open_fvgs
+            self.version += 1
         if self._high is not None and bar.close > self._high[0]:
             out.append(self._break(1, self._high, i, at))
             self._high = None
         if self._low is not None and bar.close < self._low[0]:
             out.append(self._break(-1, self._low, i, at))
             self._low = None
-        for e in out:
-            self.last_by_kind[e.kind] = e
+        if out:
+            self.version += 1
+            for e in out:
+                self.last_by_kind[e.kind] = e
         return out
 
     def _equal(

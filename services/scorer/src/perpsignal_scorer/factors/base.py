@@ -44,12 +44,16 @@ def clamp(x: float, lo: float = -1.0, hi: float = 1.0) -> float:
 
 def pull(x: float, full: float) -> float:
     """Return x / full clipped to [-1, 1]: the share of a full-strength reading."""
-    return clamp(x / full) if full else 0.0
+    if not full:
+        return 0.0
+    v = x / full
+    return -1.0 if v < -1.0 else 1.0 if v > 1.0 else v  # clamp(v), inlined: hot path
 
 
 def to_score(strength: float) -> float:
     """Map a strength in [-1, 1] to a sub-score in [0, 100]."""
-    return 50.0 + 50.0 * clamp(strength)
+    s = -1.0 if strength < -1.0 else 1.0 if strength > 1.0 else strength  # clamp, inlined
+    return 50.0 + 50.0 * s
 
 
 def blend(parts: list[tuple[float, float]]) -> float:

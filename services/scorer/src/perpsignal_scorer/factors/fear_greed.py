@@ -26,7 +26,7 @@ def score_fear_greed(_state: object, ctx: EvalContext, cfg: EngineConfig) -> Fac
         return missing("no fear & greed index received")
     at, value = ctx.fear_greed
     age = ctx.now - at
-    limit = cfg.stale_limit("fear_greed")
+    limit = cfg.limits["fear_greed"]
     if age > limit:
         return stale(age, limit, {"fear_greed": value})
     return FactorResult(

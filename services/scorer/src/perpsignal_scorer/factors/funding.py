@@ -35,7 +35,7 @@ def score_funding(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> Fa
     if latest is None:
         return missing("no funding rate received")
     age = ctx.now - latest.t
-    limit = cfg.stale_limit("funding")
+    limit = cfg.limits["funding"]
     if age > limit:
         return stale(age, limit, {"rate_8h": latest.value})
     before = value_at_or_before(state.funding, ctx.now - cfg.funding_change_window_s)

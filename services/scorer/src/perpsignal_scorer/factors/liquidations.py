@@ -34,7 +34,7 @@ def score_liquidations(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) 
     if seen is None:
         return missing("no liquidation data received")
     age = ctx.now - seen
-    limit = cfg.stale_limit("liquidations")
+    limit = cfg.limits["liquidations"]
     if age > limit:
         return stale(age, limit)
     start = ctx.now - cfg.liquidation_window_s

@@ -42,7 +42,7 @@ def long_short_strength(
 
 def score_long_short(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score global and top-trader account positioning."""
-    limit = cfg.stale_limit("long_short")
+    limit = cfg.limits["long_short"]
     g = value_at_or_before(state.ls("global_account"), ctx.now)
     t = value_at_or_before(state.ls("top_account"), ctx.now)
     if g is None and t is None:

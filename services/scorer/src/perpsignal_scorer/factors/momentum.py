@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from perpsignal_common.events.signals import Scalar
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors.base import (
     EvalContext,
@@ -22,6 +23,16 @@ from perpsignal_scorer.factors.base import (
 )
 from perpsignal_scorer.state import SymbolState
 
+_SQRTS: dict[int, float] = {}
+
+
+def _sqrt(h: int) -> float:
+    """Return math.sqrt(h), memoised (the horizons are a handful of small integers)."""
+    v = _SQRTS.get(h)
+    if v is None:
+        v = _SQRTS[h] = math.sqrt(h)
+    return v
+
 
 def momentum_strength(
     returns: dict[int, float], rsi: float, ema_gap: float | None, cfg: EngineConfig
@@ -29,7 +40,8 @@ def momentum_strength(
     """Return the trend-following strength of returns, RSI and the EMA gap."""
     parts = []
     if returns:
-        r = [pull(ret, cfg.momentum_full_return * math.sqrt(h)) for h, ret in returns.items()]
+        full = cfg.momentum_full_return
+        r = [pull(ret, full * _sqrt(h)) for h, ret in returns.items()]
         parts.append((0.4, sum(r) / len(r)))
     parts.append((0.3, pull(rsi - 50.0, 20.0)))
     if ema_gap is not None:
@@ -39,23 +51,28 @@ def momentum_strength(
 
 def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score momentum from the primary candles and their incremental indicators."""
-    bars = state.bars(cfg.primary_timeframe)
+    bars = state.candles.get(cfg.primary_timeframe)
+    if bars is None:
+        bars = state.bars(cfg.primary_timeframe)
     rsi = state.rsi.value
     if not bars or rsi is None:
         return missing(f"warming up: {len(bars)}/{cfg.rsi_period + 1} candles")
     last = bars[-1]
     age = ctx.now - last.close_s
-    limit = cfg.stale_limit("momentum")
+    limit = cfg.limits["momentum"]
     if age > limit:
         return stale(age, limit)
     returns: dict[int, float] = {}
+    inputs: dict[str, Scalar] = {}
+    n, close = len(bars), last.close
     for h in cfg.momentum_horizons:
-        if len(bars) > h:
-            returns[h] = last.close / bars[-1 - h].close - 1.0
+        if n > h:
+            r = returns[h] = close / bars[-1 - h].close - 1.0
+            inputs[f"return_{h}b"] = round(r, 6)
     fast, slow = state.ema_fast.value, state.ema_slow.value
     gap = fast / slow - 1.0 if fast is not None and slow else None
-    inputs: dict[str, float | None] = {f"return_{h}b": round(r, 6) for h, r in returns.items()}
-    inputs |= {"rsi": round(rsi, 4), "ema_gap": None if gap is None else round(gap, 6)}
+    inputs["rsi"] = round(rsi, 4)
+    inputs["ema_gap"] = None if gap is None else round(gap, 6)
     return FactorResult(
         to_score(momentum_strength(returns, rsi, gap, cfg)), "ok", round(max(age, 0.0), 3), inputs
     )

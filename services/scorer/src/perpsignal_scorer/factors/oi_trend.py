@@ -25,7 +25,7 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     if latest is None:
         return missing("no open interest received")
     age = ctx.now - latest.t
-    limit = cfg.stale_limit("oi_trend")
+    limit = cfg.limits["oi_trend"]
     if age > limit:
         return stale(age, limit, {"open_interest": latest.value})
     start = ctx.now - cfg.oi_window_s

@@ -42,18 +42,18 @@ def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -
     if ctx.smc_bias is not None and bars:
         age_c = ctx.now - bars[-1].close_s
         ages.append(age_c)
-        if age_c <= cfg.stale_limit("smart_money"):
+        if age_c <= cfg.limits["smart_money"]:
             smc = ctx.smc_bias
     top_share = None
     if top is not None:
         ages.append(ctx.now - top.t)
-        if ctx.now - top.t <= cfg.stale_limit("long_short"):
+        if ctx.now - top.t <= cfg.limits["long_short"]:
             top_share = top.value
     if not ages:
         return missing("no SMC structure yet and no top-trader position ratio")
     age = max(0.0, min(ages))
     if smc is None and top_share is None:
-        return stale(age, cfg.stale_limit("smart_money"))
+        return stale(age, cfg.limits["smart_money"])
     inputs: dict[str, float | int | str | None] = {
         "smc_bias": None if smc is None else round(smc, 4),
         "top_position_long_share": top_share,

@@ -45,7 +45,7 @@ def score_social(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> Fac
     if at is None or all(v is None for v in values):
         return missing("no social metrics received")
     age = ctx.now - at
-    limit = cfg.stale_limit("social")
+    limit = cfg.limits["social"]
     if age > limit:
         return stale(age, limit)
     return FactorResult(

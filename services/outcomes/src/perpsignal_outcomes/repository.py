@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, select, update
+import asyncpg
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,11 +21,10 @@ from perpsignal_common.db.models.outcomes import (
     OutcomeSignal,
     SignalOutcome,
 )
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_outcomes.evaluate import Candle, Evaluation
-
-_OUTCOMES = cast(Table, SignalOutcome.__table__)
 
 
 def signal_row(event: SignalJudgedV1) -> dict[str, Any]:
@@ -78,6 +81,82 @@ def outcome_rows(
     return rows
 
 
+_SIGNAL_COLUMNS = {
+    "signal_id": "text",
+    "event_id": "text",
+    "symbol": "text",
+    "timeframe": "text",
+    "direction": "text",
+    "score": "float8",
+    "confidence": "float8",
+    "price": "float8",
+    "observed_at": "timestamptz",
+    "verdict": "text",
+    "risk_mode": "text",
+    "judge": "text",
+    "position_multiplier": "float8",
+    "stop_loss_price": "float8",
+    "take_profit_price": "float8",
+    "factors": "jsonb",
+    "verdict_layer": "jsonb",
+}
+_OUTCOME_COLUMNS = {
+    "signal_id": "text",
+    "horizon": "text",
+    "horizon_s": "int4",
+    "symbol": "text",
+    "direction": "text",
+    "verdict": "text",
+    "risk_mode": "text",
+    "judge": "text",
+    "score": "float8",
+    "entry_price": "float8",
+    "stop_loss_price": "float8",
+    "take_profit_price": "float8",
+    "entry_at": "timestamptz",
+    "due_at": "timestamptz",
+    "next_attempt_at": "timestamptz",
+}
+
+
+def _unnest(prefix: str, columns: dict[str, str]) -> str:
+    args = ", ".join(f"CAST(:{prefix}{c} AS {t}[])" for c, t in columns.items())
+    return f"SELECT * FROM unnest({args})"
+
+
+# One statement (one round trip, atomic on its own): the signals, then every due row. Due rows
+# are inserted for every event, new or not, as the two statements did before; the foreign key is
+# checked at the end of the statement, when the signals are in.
+STORE_SIGNALS_SQL = f"""
+WITH s AS (
+    INSERT INTO outcome_signals ({", ".join(_SIGNAL_COLUMNS)})
+    {_unnest("s_", _SIGNAL_COLUMNS)}
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), o AS (
+    INSERT INTO signal_outcomes ({", ".join(_OUTCOME_COLUMNS)})
+    {_unnest("o_", _OUTCOME_COLUMNS)}
+    ON CONFLICT DO NOTHING
+)
+SELECT count(*) AS new FROM s
+"""
+
+
+def store_signals_params(
+    events: Sequence[SignalJudgedV1], horizons: dict[str, int], settle: timedelta
+) -> dict[str, list[Any]]:
+    """Return the column arrays of `STORE_SIGNALS_SQL` for `events` (JSON columns as text)."""
+    signals = [signal_row(e) for e in events]
+    outcomes = [row for s in signals for row in outcome_rows(s, horizons, settle)]
+    params: dict[str, list[Any]] = {}
+    for c, t in _SIGNAL_COLUMNS.items():
+        values = [s[c] for s in signals]
+        params[f"s_{c}"] = [json.dumps(v) for v in values] if t == "jsonb" else values
+    for c in _OUTCOME_COLUMNS:
+        params[f"o_{c}"] = [o[c] for o in outcomes]
+    return params
+
+
 async def store_signals(
     session: AsyncSession,
     events: Sequence[SignalJudgedV1],
@@ -90,15 +169,138 @@ async def store_signals(
     """
     if not events:
         return 0
-    signals = [signal_row(e) for e in events]
-    inserted = await session.execute(
-        insert(OutcomeSignal).on_conflict_do_nothing().returning(OutcomeSignal.signal_id),
-        signals,
-    )
-    new = len(inserted.all())
-    outcomes = [row for s in signals for row in outcome_rows(s, horizons, settle)]
-    await session.execute(insert(SignalOutcome).on_conflict_do_nothing(), outcomes)
-    return new
+    params = store_signals_params(events, horizons, settle)
+    return int((await session.execute(text(STORE_SIGNALS_SQL), params)).scalar_one())
+
+
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """Rewrite `:name` binds as asyncpg's `$n`; return the SQL and the names in order."""
+    names: list[str] = []
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+
+    return re.sub(r"(?<!:):([a-z_]+)", sub, sql), names
+
+
+_STORE_PG, _STORE_NAMES = _positional(STORE_SIGNALS_SQL)
+CONNECTION_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+class SignalWriter:
+    """Stores judged signals for concurrent handlers with one statement per batch.
+
+    The consumer loop runs records of different keys concurrently; each handler awaits
+    `store(event)`, which returns once the signal and its due rows are committed. Signals that
+    arrive while a statement is in flight are written together by the next one (group commit),
+    so N concurrent handlers share one round trip instead of a transaction each. When a batch
+    fails for a reason other than the database being down, each of its signals is retried on
+    its own so only the bad one fails. The statement runs on a small asyncpg pool (autocommit):
+    one round trip per batch.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        horizons: dict[str, int],
+        settle: timedelta,
+        *,
+        statement_timeout_ms: int = 5_000,
+        pool_size: int = 2,
+        max_batch: int = 500,
+    ) -> None:
+        self._dsn = dsn
+        self._horizons = horizons
+        self._settle = settle
+        self._timeout_ms = statement_timeout_ms
+        self._pool_size = pool_size
+        self._max_batch = max_batch
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+        self._queue: list[tuple[SignalJudgedV1, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        """Close the pool (pending stores have finished: each handler awaited its own)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def store(self, event: SignalJudgedV1) -> None:
+        """Return once `event` and its due rows are committed (or raise why they are not)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, fut))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+                try:
+                    await self._write([e for e, _ in batch])
+                except DependencyUnavailable as exc:
+                    _settle_all(batch, exc)
+                except Exception:
+                    if len(batch) == 1:
+                        raise
+                    for one in batch:  # only the bad signal fails
+                        try:
+                            await self._write([one[0]])
+                        except Exception as exc:
+                            _settle_all([one], exc)
+                        else:
+                            _settle_all([one], None)
+                else:
+                    _settle_all(batch, None)
+        except Exception as exc:
+            _settle_all(batch, exc)
+        finally:
+            self._flusher = None
+            if self._queue:  # arrived after the loop ended
+                self._flusher = asyncio.create_task(self._flush())
+
+    async def _write(self, events: Sequence[SignalJudgedV1]) -> None:
+        params = store_signals_params(events, self._horizons, self._settle)
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire() as conn:
+                await conn.execute(_STORE_PG, *(params[n] for n in _STORE_NAMES))
+        except CONNECTION_DOWN as exc:
+            raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._pool_size,
+                        server_settings={"statement_timeout": str(self._timeout_ms)},
+                    )
+        return self._pool
+
+
+def _settle_all(
+    batch: Sequence[tuple[SignalJudgedV1, asyncio.Future[None]]], exc: BaseException | None
+) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            if exc is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(exc)
 
 
 async def store_mss(session: AsyncSession, event: MssScoredV1) -> bool:
@@ -216,51 +418,55 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[Du
     return [DueRow(**r._asdict()) for r in (await session.execute(stmt)).all()]
 
 
+COMPLETE_SQL = """
+UPDATE signal_outcomes AS t SET
+    status = 'completed', exit_price = v.exit_price, pnl_pct = v.pnl_pct, result = v.result,
+    max_favorable_pct = v.mfe, max_adverse_pct = v.mae, first_hit = v.first_hit,
+    candles_used = v.candles_used, price_source = v.price_source, reason = NULL,
+    evaluated_at = :now, evaluated_by = :worker, attempts = t.attempts + 1,
+    evaluation_count = t.evaluation_count + 1
+FROM unnest(CAST(:ids AS bigint[]), CAST(:exit AS float8[]), CAST(:pnl AS float8[]),
+            CAST(:result AS text[]), CAST(:mfe AS float8[]), CAST(:mae AS float8[]),
+            CAST(:hit AS text[]), CAST(:n AS int4[]), CAST(:source AS text[]))
+     AS v(id, exit_price, pnl_pct, result, mfe, mae, first_hit, candles_used, price_source)
+WHERE t.id = v.id AND t.status = 'pending'
+"""
+
+DEFER_SQL = """
+UPDATE signal_outcomes AS t SET
+    status = :status, reason = v.reason, next_attempt_at = v.next_at, attempts = t.attempts + 1
+FROM unnest(CAST(:ids AS bigint[]), CAST(:reasons AS text[]), CAST(:nexts AS timestamptz[]))
+     AS v(id, reason, next_at)
+WHERE t.id = v.id AND t.status = 'pending'
+"""
+
+
 async def complete(
     session: AsyncSession,
     results: Sequence[tuple[int, Evaluation, str]],
     now: datetime,
     worker: str,
 ) -> None:
-    """Write finished evaluations (id, evaluation, price source) of claimed rows."""
+    """Write finished evaluations (id, evaluation, price source) of claimed rows.
+
+    One UPDATE for the whole batch (the rollup triggers then run once per batch too).
+    """
     if not results:
         return
-    t = _OUTCOMES
-    stmt = (
-        update(t)
-        .where(t.c.id == bindparam("b_id"), t.c.status == "pending")
-        .values(
-            status="completed",
-            exit_price=bindparam("b_exit"),
-            pnl_pct=bindparam("b_pnl"),
-            result=bindparam("b_result"),
-            max_favorable_pct=bindparam("b_mfe"),
-            max_adverse_pct=bindparam("b_mae"),
-            first_hit=bindparam("b_hit"),
-            candles_used=bindparam("b_n"),
-            price_source=bindparam("b_source"),
-            reason=None,
-            evaluated_at=now,
-            evaluated_by=worker,
-            attempts=t.c.attempts + 1,
-            evaluation_count=t.c.evaluation_count + 1,
-        )
-    )
-    params = [
-        {
-            "b_id": row_id,
-            "b_exit": ev.exit_price,
-            "b_pnl": ev.pnl_pct,
-            "b_result": ev.result,
-            "b_mfe": ev.max_favorable_pct,
-            "b_mae": ev.max_adverse_pct,
-            "b_hit": ev.first_hit,
-            "b_n": ev.candles_used,
-            "b_source": source,
-        }
-        for row_id, ev, source in results
-    ]
-    await session.execute(stmt, params)
+    params = {
+        "now": now,
+        "worker": worker,
+        "ids": [row_id for row_id, _, _ in results],
+        "exit": [ev.exit_price for _, ev, _ in results],
+        "pnl": [ev.pnl_pct for _, ev, _ in results],
+        "result": [ev.result for _, ev, _ in results],
+        "mfe": [ev.max_favorable_pct for _, ev, _ in results],
+        "mae": [ev.max_adverse_pct for _, ev, _ in results],
+        "hit": [ev.first_hit for _, ev, _ in results],
+        "n": [ev.candles_used for _, ev, _ in results],
+        "source": [source for _, _, source in results],
+    }
+    await session.execute(text(COMPLETE_SQL), params)
 
 
 async def defer(
@@ -272,18 +478,13 @@ async def defer(
     """Leave claimed rows pending with a reason until `next_attempt_at` (or mark them failed)."""
     if not deferred:
         return
-    t = _OUTCOMES
-    stmt = (
-        update(t)
-        .where(t.c.id == bindparam("b_id"), t.c.status == "pending")
-        .values(
-            status=status,
-            reason=bindparam("b_reason"),
-            next_attempt_at=bindparam("b_next"),
-            attempts=t.c.attempts + 1,
-        )
-    )
-    await session.execute(stmt, [{"b_id": i, "b_reason": r, "b_next": n} for i, r, n in deferred])
+    params = {
+        "status": status,
+        "ids": [i for i, _, _ in deferred],
+        "reasons": [r for _, r, _ in deferred],
+        "nexts": [n for _, _, n in deferred],
+    }
+    await session.execute(text(DEFER_SQL), params)
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,13 @@ class OutcomesService(KafkaService):
         if klines is None:
             log.info("klines fallback is off: only stream candles price outcomes")
         self._klines = klines
+        # judged signals: concurrent handlers share one INSERT statement (group commit)
+        self.signals = repo.SignalWriter(
+            self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            self._horizons,
+            self._settle,
+            statement_timeout_ms=settings.database.database_statement_timeout_ms,
+        )
         self.tracker = Tracker(settings, self.sessions, self.producer, klines)
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
@@ -75,11 +82,11 @@ class OutcomesService(KafkaService):
         """Store a LONG/SHORT signal (every verdict) with one due row per horizon."""
         if event.direction == "NEUTRAL":
             return  # nothing to measure: no position was suggested
-        async with session_scope(self.sessions) as session:
-            await repo.store_signals(session, [event], self._horizons, self._settle)
+        await self.signals.store(event)
 
     async def on_close(self) -> None:
-        """Close the price source and the database pool."""
+        """Close the price source and the database pools."""
         if self._klines is not None:
             await self._klines.close()
+        await self.signals.close()
         await self.engine.dispose()

@@ -26,7 +26,13 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_outcomes import repository as repo
-from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window
+from perpsignal_outcomes.evaluate import (
+    Candle,
+    Evaluation,
+    evaluate,
+    path_window,
+    path_window_sorted,
+)
 from perpsignal_outcomes.prices import KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
 
@@ -155,9 +161,11 @@ class Tracker:
             start = min(r.entry_at for r in group)
             end = max(r.due_at for r in group)
             stored = await repo.load_candles(session, symbol, list(self._timeframes), start, end)
+            # load_candles returns each timeframe in open-time order (unique per the key)
+            times = {tf: [c.open_time for c in candles] for tf, candles in stored.items()}
             missing = []
             for row in group:
-                path = self._stored_path(stored, row)
+                path = self._stored_path(stored, times, row)
                 if path is None:
                     missing.append(row)
                 else:
@@ -167,10 +175,15 @@ class Tracker:
         return found
 
     def _stored_path(
-        self, stored: dict[str, list[Candle]], row: repo.DueRow
+        self,
+        stored: dict[str, list[Candle]],
+        times: dict[str, list[datetime]],
+        row: repo.DueRow,
     ) -> list[Candle] | None:
         for tf, step in self._timeframes.items():  # finest first: the most detailed path wins
-            path = path_window(stored.get(tf, ()), row.entry_at, row.due_at, step)
+            path = path_window_sorted(
+                stored.get(tf, []), times.get(tf, []), row.entry_at, row.due_at, step
+            )
             if path is not None:
                 return path
         return None

@@ -16,7 +16,7 @@ Definitions (also in services/outcomes/README.md):
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -190,42 +190,160 @@ def _pnl(row: Any) -> dict[str, Any]:
     return {**base, "avg_pnl_pct": row.avg_pnl, "median_pnl_pct": row.median_pnl}
 
 
+# counts of completed outcomes come from `outcome_rollups` (kept by triggers on
+# `signal_outcomes`, migration outcomes_0002): a few thousand rows instead of a million
+_SUMS = """
+    sum(n)::bigint AS n, sum(wins)::bigint AS wins, sum(losses)::bigint AS losses,
+    CASE WHEN sum(pnl_n) > 0 THEN sum(pnl_sum) / sum(pnl_n)::float8 END AS avg_pnl
+"""
+
+# P&L buckets of `outcome_pnl_histogram`: bucket b holds b / 16 <= pnl_pct < (b + 1) / 16
+_PNL_BUCKETS = 16
+
+# the exact median of each group, rows (n - 1) // 2 (and n // 2 when n is even) in P&L order,
+# read `off` rows into the index range pnl_pct >= lo of the (horizon, verdict, pnl_pct) index
+_MEDIAN_FROM = """
+    SELECT g.horizon, g.verdict, (
+        SELECT avg(m.pnl_pct) FROM (
+            SELECT pnl_pct FROM signal_outcomes
+            WHERE status = 'completed' AND horizon = g.horizon AND verdict = g.verdict
+              AND pnl_pct >= g.lo
+            ORDER BY pnl_pct OFFSET g.off LIMIT g.lim
+        ) AS m
+    ) AS median_pnl
+    FROM unnest(CAST(:hs AS text[]), CAST(:vs AS text[]), CAST(:los AS float8[]),
+                CAST(:offs AS bigint[]), CAST(:lims AS bigint[]))
+         AS g(horizon, verdict, lo, off, lim)
+"""
+# the same without a histogram (a `since` filter, or a group with non-finite P&L)
+_MEDIAN_SCAN = """
+    SELECT g.horizon, g.verdict, (
+        SELECT avg(m.pnl_pct) FROM (
+            SELECT pnl_pct FROM signal_outcomes
+            WHERE {where} AND horizon = g.horizon AND verdict = g.verdict
+            ORDER BY pnl_pct OFFSET g.off LIMIT g.lim
+        ) AS m
+    ) AS median_pnl
+    FROM unnest(CAST(:hs AS text[]), CAST(:vs AS text[]), CAST(:offs AS bigint[]),
+                CAST(:lims AS bigint[])) AS g(horizon, verdict, off, lim)
+"""
+
+
+def _next_midnight(at: datetime) -> datetime:
+    """Return the first UTC midnight at or after `at` (naive datetimes are UTC, as asyncpg)."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    midnight = datetime(at.year, at.month, at.day, tzinfo=UTC)
+    return midnight if midnight == at else midnight + timedelta(days=1)
+
+
+async def _medians(
+    session: AsyncSession,
+    groups: list[Any],
+    horizon: str | None,
+    since: datetime | None,
+) -> dict[tuple[str, str], float | None]:
+    """Return the exact median P&L of each (horizon, verdict) group of `groups`."""
+    out: dict[tuple[str, str], float | None] = {}
+    scan: list[tuple[str, str, int, int]] = []
+    fast: list[tuple[str, str, float, int, int]] = []
+    hist: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    if since is None:
+        where = "n > 0" + (" AND horizon = :horizon" if horizon is not None else "")
+        rows = await session.execute(
+            text(
+                "SELECT horizon, verdict, pnl_bucket, n FROM outcome_pnl_histogram "
+                f"WHERE {where} ORDER BY horizon, verdict, pnl_bucket"
+            ),
+            {} if horizon is None else {"horizon": horizon},
+        )
+        for h, v, bucket, n in rows.all():
+            hist.setdefault((h, v), []).append((bucket, n))
+    for g in groups:
+        n = g.n
+        first, lim = (n - 1) // 2, 2 - n % 2
+        buckets = hist.get((g.horizon, g.verdict))
+        # every row of the group has a finite P&L in the histogram: seek to its bucket
+        if buckets is not None and sum(c for _, c in buckets) == n:
+            before = 0
+            for bucket, count in buckets:
+                if before + count > first:
+                    fast.append((g.horizon, g.verdict, bucket / _PNL_BUCKETS, first - before, lim))
+                    break
+                before += count
+        else:
+            scan.append((g.horizon, g.verdict, first, lim))
+    if fast:
+        h, v, lo, off, lim_ = (list(c) for c in zip(*fast, strict=True))
+        rows = await session.execute(
+            text(_MEDIAN_FROM), {"hs": h, "vs": v, "los": lo, "offs": off, "lims": lim_}
+        )
+        out.update({(r.horizon, r.verdict): r.median_pnl for r in rows.all()})
+    if scan:
+        where = "status = 'completed'"
+        params: dict[str, Any] = {}
+        if since is not None:
+            where += " AND entry_at >= :since"
+            params["since"] = since
+        h, v, off, lim_ = (list(c) for c in zip(*scan, strict=True))
+        rows = await session.execute(
+            text(_MEDIAN_SCAN.format(where=where)),
+            {**params, "hs": h, "vs": v, "offs": off, "lims": lim_},
+        )
+        out.update({(r.horizon, r.verdict): r.median_pnl for r in rows.all()})
+    return out
+
+
 async def verdict_performance(
     session: AsyncSession, *, horizon: str | None = None, since: datetime | None = None
 ) -> VerdictPerformance:
     """Return count, win rate (with interval), average and median P&L per verdict and horizon.
 
-    The exact median is read from the (horizon, verdict, pnl_pct) index at offset n/2 of each
-    group instead of sorting the whole history, so it stays fast on millions of rows.
+    Counts and sums come from the daily rollup (plus the raw rows of the partial first day when
+    `since` is given). The median is exact: the P&L histogram locates the bucket holding it and
+    the (horizon, verdict, pnl_pct) index is read a few rows into that bucket; with `since` the
+    index is read at offset n/2 of each group instead.
     """
-    where = "status = 'completed'"
     params: dict[str, Any] = {}
+    h_clause = ""
     if horizon is not None:
-        where += " AND horizon = :horizon"
+        h_clause = " AND horizon = :horizon"
         params["horizon"] = horizon
-    if since is not None:
-        where += " AND entry_at >= :since"
+    if since is None:
+        source = f"SELECT * FROM outcome_rollups WHERE TRUE{h_clause}"
+    else:
+        # whole days from the rollup, the rows of the partial first day from the table
         params["since"] = since
-    sql = f"""
-        WITH g AS (
-            SELECT verdict, horizon, count(*) AS n,
-                   count(*) FILTER (WHERE result = 'WIN') AS wins,
-                   count(*) FILTER (WHERE result = 'LOSS') AS losses,
-                   avg(pnl_pct) AS avg_pnl
-            FROM signal_outcomes WHERE {where}
+        params["boundary"] = boundary = _next_midnight(since)
+        params["first_day"] = boundary.date()
+        source = f"""
+            SELECT verdict, horizon, n, wins, losses, pnl_n, pnl_sum FROM outcome_rollups
+            WHERE day >= :first_day{h_clause}
+            UNION ALL
+            SELECT verdict, horizon, count(*), count(*) FILTER (WHERE result = 'WIN'),
+                   count(*) FILTER (WHERE result = 'LOSS'), count(pnl_pct),
+                   coalesce(sum(pnl_pct), 0)
+            FROM signal_outcomes
+            WHERE status = 'completed' AND entry_at >= :since AND entry_at < :boundary{h_clause}
             GROUP BY verdict, horizon
-        )
-        SELECT g.*, (
-            SELECT avg(m.pnl_pct) FROM (
-                SELECT pnl_pct FROM signal_outcomes
-                WHERE {where} AND horizon = g.horizon AND verdict = g.verdict
-                ORDER BY pnl_pct OFFSET (g.n - 1) / 2 LIMIT 2 - g.n % 2
-            ) AS m
-        ) AS median_pnl
-        FROM g ORDER BY horizon, verdict
+        """
+    sql = f"""
+        SELECT verdict, horizon, {_SUMS}
+        FROM ({source}) AS r
+        GROUP BY verdict, horizon HAVING sum(n) > 0
+        ORDER BY horizon, verdict
     """
     rows = (await session.execute(text(sql), params)).all()
-    groups = [VerdictStats(verdict=r.verdict, horizon=r.horizon, **_pnl(r)) for r in rows]
+    medians = await _medians(session, rows, horizon, since)
+    groups = [
+        VerdictStats(
+            verdict=r.verdict,
+            horizon=r.horizon,
+            **WinRate.of(r.n, r.wins, r.losses).model_dump(),
+            avg_pnl_pct=r.avg_pnl,
+            median_pnl_pct=medians.get((r.horizon, r.verdict)),
+        )
+        for r in rows
+    ]
     return VerdictPerformance(horizon=horizon, since=since, groups=groups)
 
 
@@ -246,17 +364,18 @@ def _lift(confirm: WinRate, skip: WinRate) -> JudgeLift:
 
 
 async def verdict_compare(session: AsyncSession, *, horizon: str | None = None) -> VerdictCompare:
-    """Compare verdicts, risk modes and judge sources; judge lift = CONFIRM - SKIP win rate."""
+    """Compare verdicts, risk modes and judge sources; judge lift = CONFIRM - SKIP win rate.
+
+    Aggregates the daily rollup (a few thousand rows), not the outcomes themselves.
+    """
     sql = f"""
         SELECT verdict, risk_mode, judge,
                GROUPING(verdict) AS g_verdict, GROUPING(risk_mode) AS g_risk,
-               count(*) AS n,
-               count(*) FILTER (WHERE result = 'WIN') AS wins,
-               count(*) FILTER (WHERE result = 'LOSS') AS losses,
-               avg(pnl_pct) AS avg_pnl
-        FROM signal_outcomes
-        WHERE status = 'completed' {"AND horizon = :horizon" if horizon is not None else ""}
+               {_SUMS}
+        FROM outcome_rollups
+        {"WHERE horizon = :horizon" if horizon is not None else ""}
         GROUP BY GROUPING SETS ((verdict), (risk_mode), (judge))
+        HAVING sum(n) > 0
     """
     params = {} if horizon is None else {"horizon": horizon}
     rows = (await session.execute(text(sql), params)).all()
@@ -333,13 +452,14 @@ async def outcomes_history(
 
 async def tracking_stats(session: AsyncSession) -> TrackingStats:
     """Return pending/completed/failed counts, the oldest pending row and the evaluation lag."""
-    # separate sub-selects so each count uses its own partial index
+    # separate sub-selects so each count uses its own partial index; the completed count is
+    # the rollup's total (a million rows otherwise)
     sql = """
         SELECT
           (SELECT count(*) FROM signal_outcomes WHERE status = 'pending') AS pending,
           (SELECT count(*) FROM signal_outcomes
              WHERE status = 'pending' AND next_attempt_at <= now()) AS overdue,
-          (SELECT count(*) FROM signal_outcomes WHERE status = 'completed') AS completed,
+          (SELECT coalesce(sum(n), 0)::bigint FROM outcome_rollups) AS completed,
           (SELECT count(*) FROM signal_outcomes WHERE status = 'failed') AS failed,
           (SELECT min(due_at) FROM signal_outcomes WHERE status = 'pending') AS oldest,
           l.n AS recent, l.avg_s, l.max_s
@@ -372,15 +492,13 @@ async def calibration(
     """
     size = max(1, min(int(bucket_size), 100))
     top = math.ceil(100 / size) - 1
-    sql = """
-        SELECT LEAST(floor(score / :size)::int, :top) AS bucket,
-               count(*) AS n,
-               count(*) FILTER (WHERE result = 'WIN') AS wins,
-               count(*) FILTER (WHERE result = 'LOSS') AS losses,
-               avg(pnl_pct) AS avg_pnl
-        FROM signal_outcomes
-        WHERE status = 'completed' AND horizon = :horizon
-        GROUP BY 1 ORDER BY 1
+    # from the per-score-point rollup: floor(score / size) == floor(floor(score) / size) for a
+    # whole `size`, so whole score points regroup into any bucket size exactly
+    sql = f"""
+        SELECT LEAST(floor(score_floor::float8 / :size)::int, :top) AS bucket, {_SUMS}
+        FROM outcome_score_rollups
+        WHERE horizon = :horizon
+        GROUP BY 1 HAVING sum(n) > 0 ORDER BY 1
     """
     rows = (await session.execute(text(sql), {"size": size, "top": top, "horizon": horizon})).all()
     buckets = [

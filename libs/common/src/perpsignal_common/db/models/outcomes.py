@@ -14,12 +14,13 @@ Owner: the outcomes service (the only writer). The gateway reads them through
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -152,10 +153,68 @@ class SignalOutcome(Base):
             postgresql_include=["result", "pnl_pct"],
             postgresql_where=text("status = 'completed'"),
         ),
+        # tracking_stats: oldest pending due time, failed count
+        Index(
+            "ix_signal_outcomes_pending_due",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_signal_outcomes_failed", "id", postgresql_where=text("status = 'failed'")),
         Index("ix_signal_outcomes_entry", "entry_at"),
         Index("ix_signal_outcomes_evaluated", "evaluated_at"),
         Index("ix_signal_outcomes_symbol_entry", "symbol", "entry_at"),
     )
+
+
+class _RollupCounts:
+    """Counts and P&L sum of completed outcomes (kept by triggers on `signal_outcomes`)."""
+
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    wins: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    losses: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    pnl_n: Mapped[int] = mapped_column(BigInteger, nullable=False)  # rows with a P&L
+    pnl_sum: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class OutcomeRollup(_RollupCounts, Base):
+    """Completed outcomes per entry day (UTC) x horizon x verdict x risk mode x judge.
+
+    Maintained by statement-level triggers on `signal_outcomes` (migration outcomes_0002), so
+    the analytics aggregate thousands of rollup rows instead of a million outcomes.
+    """
+
+    __tablename__ = "outcome_rollups"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    horizon: Mapped[str] = mapped_column(String(8), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    risk_mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    judge: Mapped[str] = mapped_column(String(8), primary_key=True)
+
+
+class OutcomeScoreRollup(_RollupCounts, Base):
+    """Completed outcomes per horizon x whole score point (`floor(score)`), for calibration."""
+
+    __tablename__ = "outcome_score_rollups"
+
+    horizon: Mapped[str] = mapped_column(String(8), primary_key=True)
+    score_floor: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class OutcomePnlHistogram(Base):
+    """Completed outcomes per horizon x verdict x P&L bucket `floor(pnl_pct * 16)`.
+
+    Locates the bucket holding a group's median, so the exact median is read a few index rows
+    into that bucket. Multiplying by 16 is exact in binary floating point, hence bucket b holds
+    exactly the rows with b / 16 <= pnl_pct < (b + 1) / 16.
+    """
+
+    __tablename__ = "outcome_pnl_histogram"
+
+    horizon: Mapped[str] = mapped_column(String(8), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    pnl_bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class OutcomeCandle(Base):

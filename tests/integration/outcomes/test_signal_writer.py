@@ -1,0 +1,56 @@
+"""`SignalWriter`: concurrent handlers share one INSERT; each store is committed when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.models.outcomes import OutcomeSignal, SignalOutcome
+from perpsignal_outcomes import repository as repo
+from tests.integration.outcomes.conftest import judged
+
+pytestmark = pytest.mark.db
+
+HORIZONS = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+
+
+async def test_concurrent_stores_are_committed_and_idempotent(sessions, database_url) -> None:
+    writer = repo.SignalWriter(
+        database_url.replace("+asyncpg", ""), HORIZONS, timedelta(seconds=30)
+    )
+    events = [judged(signal_id=f"w{i:03d}") for i in range(40)]
+    try:
+        await asyncio.gather(*(writer.store(e) for e in events))
+        async with session_scope(sessions) as s:
+            assert await s.scalar(select(func.count()).select_from(OutcomeSignal)) == 40
+            assert await s.scalar(select(func.count()).select_from(SignalOutcome)) == 120
+        # a redelivery (here concurrent with new events) creates no second row
+        await asyncio.gather(*(writer.store(e) for e in [*events[:5], judged(signal_id="x")]))
+        async with session_scope(sessions) as s:
+            assert await s.scalar(select(func.count()).select_from(OutcomeSignal)) == 41
+            assert await s.scalar(select(func.count()).select_from(SignalOutcome)) == 123
+    finally:
+        await writer.close()
+
+
+async def test_a_bad_signal_fails_alone(sessions, database_url) -> None:
+    writer = repo.SignalWriter(database_url.replace("+asyncpg", ""), HORIZONS, timedelta(0))
+    good = [judged(signal_id=f"g{i}") for i in range(3)]
+    # same event id as g0 under another signal id: its due rows violate the foreign key
+    bad = judged(signal_id="bad").model_copy(update={"event_id": good[0].event_id})
+    try:
+        await writer.store(good[0])
+        results = await asyncio.gather(
+            *(writer.store(e) for e in [good[1], bad, good[2]]), return_exceptions=True
+        )
+        assert results[0] is None and results[2] is None
+        assert isinstance(results[1], Exception)
+        async with session_scope(sessions) as s:
+            ids = set(await s.scalars(select(OutcomeSignal.signal_id)))
+        assert ids == {"g0", "g1", "g2"}
+    finally:
+        await writer.close()

@@ -10,6 +10,7 @@ evaluated exactly once, with the exit price of the recorded candle at the horizo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import time
 from datetime import UTC, datetime, timedelta
@@ -20,16 +21,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from perpsignal_common.db.migrate import upgrade
-from perpsignal_common.embedded import EmbeddedPostgres
+from perpsignal_common.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.registry import encode
 from perpsignal_common.events.signals import OutcomeEvaluatedV1, SignalJudgedV1, VerdictLayer
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
+from tests.conftest import PgServer
 from tests.e2e.checks import read_topic
-from tests.e2e.conftest import e2e_kafka, kafka_env_of
-from tests.e2e.stack import fault_window
+from tests.e2e.conftest import E2E_SYMBOLS, e2e_kafka, fresh_database, kafka_env_of
+from tests.e2e.stack import Stack, fault_window
 from tests.helpers import ServiceProcess, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -119,8 +121,6 @@ async def test_postgres_outage_outcomes_hold_offsets_and_catch_up(
         "OUTCOMES_POLL_INTERVAL_S": "0.5",
         "DATABASE_STATEMENT_TIMEOUT_MS": "2000",
     }
-    from perpsignal_common.embedded import free_port
-
     env["OPS_PORT"] = str(free_port())
     proc = ServiceProcess("outcomes", env, tmp_path).start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -186,3 +186,78 @@ async def test_postgres_outage_outcomes_hold_offsets_and_catch_up(
         await producer.stop()
         proc.terminate(20)
         pg.stop()
+
+
+async def test_broker_outage_every_service_recovers_by_itself(
+    shared_data: Path, pg_server: PgServer, tmp_path: Path
+) -> None:
+    """The broker is down for `fault_window(20)` s, then comes back on the same port.
+
+    The embedded broker keeps data in memory, so it comes back empty (a real cluster would
+    keep topics, data and offsets: docs/OPERATIONS.md). Pass condition: no process exits
+    or restarts, every service reconnects, recreates what it needs, and the chain again turns
+    the source's next candles into judged signals at GET /signals and on /ws/signals.
+    """
+    port = free_port()
+    broker = EmbeddedKafka(port=port, log_path=tmp_path / "broker.log").start()
+    url = fresh_database(pg_server)
+    s = Stack(
+        shared_data=shared_data,
+        kafka_env=kafka_env_of(e2e_kafka(broker.bootstrap)),
+        database_url=url,
+        log_dir=tmp_path,
+        symbols=E2E_SYMBOLS[:2],
+        extra_env={"gateway": {"GATEWAY_ENABLE_DATABASE": "false"}},
+    )
+    names = ("scorer", "judge", "gateway", "ingestor")
+    try:
+        s.start_fakes()
+        s.start_all(names)
+        s.wait_started(names)
+        await wait_signal(s, "BTCUSDT", after=0)
+        inbox = s.open_ws()
+
+        broker.stop()
+        await asyncio.sleep(fault_window(20))  # the outage itself, not a wait for an effect
+        broker = EmbeddedKafka(port=port, log_path=tmp_path / "broker2.log").start()
+        back_at = time.time()
+
+        # the next candles the source serves must come out judged, with nothing restarted
+        for sym in E2E_SYMBOLS[:2]:
+            await wait_signal(s, sym, after=back_at, deadline_s=180)
+
+        def ws_after() -> bool:
+            return any(m.get("type") == "signal" and m["_received_at"] > back_at for m in inbox)
+
+        await eventually(ws_after, timeout=60, what="a judged signal on /ws/signals after")
+        dead = {n: s.logs(n)[-2000:] for n, up in s.alive().items() if not up}
+        assert not dead, dead
+        for n in names:
+            assert s.starts[n] == 1
+            marker = "Started server process" if n == "gateway" else '"service starting"'
+            assert s.logs(n).count(marker) == 1, n
+    finally:
+        s.stop()
+        broker.stop()
+        with contextlib.suppress(Exception):
+            await pg_server.drop(url.rsplit("/", 1)[-1])
+
+
+async def wait_signal(s: Stack, sym: str, after: float, deadline_s: float = 240) -> None:
+    """Wait until GET /signals/{sym} serves a signal whose candle closed after `after`."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=s.gateway_url, headers={"X-API-Key": "e2e-key"}) as h:
+
+        async def fresh() -> bool:
+            try:
+                r = await h.get(f"/signals/{sym}", timeout=10)
+            except httpx.HTTPError:
+                return False
+            if r.status_code != 200:
+                return False
+            ts = datetime.fromisoformat(r.json()["timestamp"].replace("Z", "+00:00"))
+            return ts.timestamp() > after
+
+        await eventually(fresh, timeout=deadline_s, interval=1,
+                         what=f"a judged {sym} signal newer than {after}")  # fmt: skip

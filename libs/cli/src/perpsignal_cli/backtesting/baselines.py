@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from perpsignal_cli.backtesting.importers import CandleSeries
 from perpsignal_cli.backtesting.pipeline import PathIndex
-from perpsignal_outcomes.evaluate import Evaluation, evaluate
+from perpsignal_outcomes.evaluate import Evaluation
 from perpsignal_outcomes.settings import HORIZON_SECONDS
 
 DEFAULT_SEED = 7
@@ -44,10 +44,8 @@ def close_at_or_before(series: CandleSeries, t_ms: int) -> float | None:
 def trade(
     index: PathIndex, entry_ms: int, horizon_s: int, direction: str, entry: float, band_pct: float
 ) -> Trade | None:
-    path = index.path(entry_ms, entry_ms + horizon_s * 1000)
-    if not path:
-        return None
-    return Trade(entry_ms, direction, evaluate(direction, entry, path, band_pct=band_pct))
+    ev = index.measure(direction, entry, entry_ms, entry_ms + horizon_s * 1000, band_pct=band_pct)
+    return None if ev is None else Trade(entry_ms, direction, ev)
 
 
 def random_direction(

@@ -4,8 +4,11 @@ Order of work, strictly causal: every event is applied in observation order (a c
 close time; a point series at its own time; ties put point values first, since a value
 observed at T is known when the candle closing at T is scored). The scorer therefore sees at
 each step only what had been observed by then. Outcomes use the candles *after* each signal,
-exactly as the outcomes service does: its `signal_row`/`outcome_rows` decide what is tracked
-and `path_window`/`evaluate` measure it, on the finest candles first, then the primary ones.
+exactly as the outcomes service does: what its `signal_row`/`outcome_rows` track (entry at the
+signal's close time and price, due after each horizon, the judge's stop and target; the tests
+hold `tracked_rows` equal to them) is measured by its `evaluate` over the `path_window`
+candles, on the finest candles first, then the primary ones. The outcomes' repository module
+is not imported here: it pulls SQLAlchemy, asyncpg and the DB models (seconds of start-up).
 """
 
 from __future__ import annotations
@@ -29,8 +32,7 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
 from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window
-from perpsignal_outcomes.repository import outcome_rows, signal_row
+from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, expected_count
 from perpsignal_outcomes.settings import HORIZON_SECONDS
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.engine import ScoringEngine
@@ -65,6 +67,14 @@ class History:
     events: list[Event]  # what the scorer sees, in observation order
     sources: list[SourceInfo] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    _paths: dict[str, PathIndex] = field(default_factory=dict, repr=False, compare=False)
+
+    def path_index(self, series: CandleSeries) -> PathIndex:
+        """Return the outcome path of `series` (base or primary), built once per history."""
+        index = self._paths.get(series.timeframe)
+        if index is None or index.open_ms is not series.open_ms:
+            index = self._paths[series.timeframe] = PathIndex(series)
+        return index
 
 
 def _order_key(ev: Event) -> tuple[float, int, str]:
@@ -291,6 +301,7 @@ class PathIndex:
 
     def __init__(self, series: CandleSeries) -> None:
         self.timeframe = series.timeframe
+        self.step_ms = series.step_ms
         self.step = timedelta(milliseconds=series.step_ms)
         self.open_ms = series.open_ms
         self.candles = [
@@ -299,14 +310,70 @@ class PathIndex:
                 series.open_ms, series.open, series.high, series.low, series.close, strict=True
             )
         ]
+        self._measured: dict[tuple[Any, ...], Evaluation | None] = {}
 
     def path(self, entry_ms: int, due_ms: int) -> list[Candle] | None:
+        """Return the outcomes' `path_window` over [entry, due], or None when incomplete.
+
+        The series is sorted by open time, so the window (candles opening at or after the
+        entry and closing by the due time, all of them present) is two binary searches; the
+        tests hold it equal to `path_window`.
+        """
         lo = bisect.bisect_left(self.open_ms, entry_ms)
-        hi = bisect.bisect_right(self.open_ms, due_ms)
+        hi = bisect.bisect_right(self.open_ms, due_ms - self.step_ms, lo)
         if lo >= hi:
             return None
-        entry_at, due_at = ms_to_dt(entry_ms), ms_to_dt(due_ms)
-        return path_window(self.candles[lo:hi], entry_at, due_at, self.step)
+        expected = expected_count(ms_to_dt(entry_ms), ms_to_dt(due_ms), self.step)
+        if expected < 1 or hi - lo != expected:
+            return None
+        return self.candles[lo:hi]
+
+    def measure(
+        self,
+        direction: str,
+        entry: float,
+        entry_ms: int,
+        due_ms: int,
+        *,
+        stop: float | None = None,
+        target: float | None = None,
+        band_pct: float = 0.1,
+    ) -> Evaluation | None:
+        """Return `evaluate` over `path(entry_ms, due_ms)` (memoised: the baselines and the
+        equity curves measure the same trades again), or None without a complete path."""
+        key = (direction, entry, entry_ms, due_ms, stop, target, band_pct)
+        if key in self._measured:
+            return self._measured[key]
+        path = self.path(entry_ms, due_ms)
+        ev = (
+            evaluate(direction, entry, path, stop=stop, target=target, band_pct=band_pct)
+            if path
+            else None
+        )
+        self._measured[key] = ev
+        return ev
+
+
+def tracked_rows(judged: SignalJudgedV1, horizons: dict[str, int]) -> list[dict[str, Any]]:
+    """Return what the outcomes service tracks for a judged signal, one row per horizon.
+
+    The fields of `perpsignal_outcomes.repository.outcome_rows(signal_row(judged), ...)` that
+    the measurement uses (the tests hold them equal), without importing that module.
+    """
+    vol = judged.ai_verdict_layer.volatility_metrics
+    at = judged.observed_at
+    return [
+        {
+            "horizon": horizon,
+            "direction": judged.direction,
+            "entry_price": judged.price,
+            "stop_loss_price": vol.stop_loss_price,
+            "take_profit_price": vol.take_profit_price,
+            "entry_at": at,
+            "due_at": at + timedelta(seconds=seconds),
+        }
+        for horizon, seconds in horizons.items()
+    ]
 
 
 def evaluate_outcomes(
@@ -316,15 +383,15 @@ def evaluate_outcomes(
     band_pct: float = 0.1,
 ) -> list[SignalRecord]:
     """Measure every tracked signal at every horizon with the outcomes service's own code."""
-    paths = [PathIndex(history.base)]
+    paths = [history.path_index(history.base)]
     if history.primary.timeframe != history.base.timeframe:
-        paths.append(PathIndex(history.primary))
+        paths.append(history.path_index(history.primary))
     secs = {h: HORIZON_SECONDS[h] for h in horizons}
     records = []
     for j in sorted(judged, key=lambda s: (s.observed_at, s.event_id)):
         rec = SignalRecord(j)
         if j.direction in ("LONG", "SHORT"):
-            for row in outcome_rows(signal_row(j), secs, timedelta(0)):
+            for row in tracked_rows(j, secs):
                 rec.outcomes[row["horizon"]] = _measure(row, paths, band_pct)
         records.append(rec)
     return records

@@ -208,3 +208,27 @@ async def test_cached_hot_path_answers_exactly_like_the_routed_endpoint(make_cli
     assert bad.status_code == 422
     metrics = (await client.get("/metrics")).text
     assert 'gateway_http_requests_total{route="/signals/{symbol}",status="200"}' in metrics
+
+
+async def test_a_listener_failure_does_not_stop_the_read_model(make_client) -> None:
+    from perpsignal_gateway.readmodel import TopicFollower
+
+    app, client = await make_client()
+    model = model_of(app)
+
+    def broken(_event: object) -> None:
+        raise RuntimeError("listener bug")
+
+    model.listeners.append(broken)
+    follower = TopicFollower.__new__(TopicFollower)  # only its record handling is exercised
+    follower._model = model
+    follower.caught_up = True
+    follower.records_read = follower.poison = follower.apply_errors = 0
+    from perpsignal_common.events.registry import encode
+
+    follower._handle(encode(b.signal("BTCUSDT", score=11)))
+    follower._handle(b"not json")
+    follower._handle(encode(b.signal("ETHUSDT", score=22)))
+    assert (follower.apply_errors, follower.poison, follower.records_read) == (2, 1, 3)
+    # the state was updated before the listener failed, and later events still apply
+    assert (await client.get("/signals/ETH")).json()["score"] == 22.0

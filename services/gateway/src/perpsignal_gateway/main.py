@@ -143,6 +143,7 @@ def create_app(
         app.state.model = model
         app.state.hub = hub
         app.state.follower = follower
+        app.state.follower_task = task
         app.state.platform = platform
         app.state.vendors = vendors
         app.state.registry = build_registry(platform, vendors, catalogs)
@@ -233,7 +234,8 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
         follower: TopicFollower | None = request.app.state.follower
         if follower is None:
             return json_response(Readiness(status="ready", caught_up=True, records_read=0, lag=0))
-        ready = follower.caught_up
+        task = request.app.state.follower_task
+        ready = follower.caught_up and task is not None and not task.done()
         body = Readiness(
             status="ready" if ready else "catching up",
             caught_up=ready,

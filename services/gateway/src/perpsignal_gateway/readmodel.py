@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter
 
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.events.base import Event
@@ -35,6 +36,10 @@ from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
 
 log = logging.getLogger(__name__)
+
+READMODEL_ERRORS = Counter(
+    "gateway_readmodel_apply_errors_total", "Events the read model failed to apply"
+)
 
 READ_TOPICS: tuple[str, ...] = (
     Topic.SIGNALS_JUDGED,
@@ -157,6 +162,7 @@ class TopicFollower:
         self.caught_up = False
         self.records_read = 0
         self.poison = 0
+        self.apply_errors = 0
         self.started_at = time.monotonic()
         self.caught_up_after_s: float | None = None
 
@@ -232,7 +238,15 @@ class TopicFollower:
             self.poison += 1
             log.warning("skipping undecodable record", extra={"error": str(exc)[:200]})
             return
-        self._model.apply(event, live=self.caught_up)
+        try:
+            self._model.apply(event, live=self.caught_up)
+        except Exception as exc:  # one bad event must not stop the read model (counted, logged)
+            self.apply_errors += 1
+            READMODEL_ERRORS.inc()
+            log.error(
+                "read model could not apply an event",
+                extra={"event_type": event.type, "error_type": type(exc).__name__},
+            )
 
     async def _check_caught_up(self, consumer: AIOKafkaConsumer) -> None:
         for tp in list(self._pending):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import respx
+
 from perpsignal_common.events.market import TrackCommandV1
+from perpsignal_gateway.main import create_app
 from tests.unit.gateway import builders as b
-from tests.unit.gateway.conftest import model_of
+from tests.unit.gateway.conftest import model_of, recorded, settings
 
 
 async def test_signal_accepts_coin_lowercase_and_pair(make_client) -> None:
@@ -232,3 +236,40 @@ async def test_a_listener_failure_does_not_stop_the_read_model(make_client) -> N
     assert (follower.apply_errors, follower.poison, follower.records_read) == (2, 1, 3)
     # the state was updated before the listener failed, and later events still apply
     assert (await client.get("/signals/ETH")).json()["score"] == 22.0
+
+
+@respx.mock
+async def test_symbol_universe_comes_from_binance_exchange_info(producer) -> None:
+    # the recorded exchangeInfo lists BTCUSDT and ETHUSDT perpetuals and a quarterly future
+    body = recorded("binance_usdm/fapi_v1_exchangeInfo.recorded_trimmed.json")
+    route = respx.get("https://fapi.binance.com/fapi/v1/exchangeInfo").mock(
+        return_value=httpx.Response(200, json=body)
+    )
+    app = create_app(
+        settings(gateway_on_demand_wait_s=0.05),
+        vendor_env={},
+        producer=producer,
+        connect_kafka=False,
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            assert (await client.get("/signals/eth")).status_code == 202
+            assert (await client.get("/signals/BTCUSDT_220325")).status_code == 404
+            assert (await client.get("/signals/SOL")).status_code == 404
+    assert route.call_count == 1  # cached for GATEWAY_UNIVERSE_TTL_S
+    tracked = [e.symbol for e in producer.events if isinstance(e, TrackCommandV1)]
+    assert tracked == ["ETHUSDT"]
+
+
+@respx.mock
+async def test_unreachable_universe_still_answers_404_not_500(producer) -> None:
+    respx.get("https://fapi.binance.com/fapi/v1/exchangeInfo").mock(
+        side_effect=httpx.ConnectError("no route")
+    )
+    app = create_app(settings(), vendor_env={}, producer=producer, connect_kafka=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            r = await client.get("/signals/ETH")
+            assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_symbol"

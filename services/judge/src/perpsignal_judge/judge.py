@@ -66,6 +66,7 @@ class Judge:
                 max_output_tokens=s.judge_llm_max_output_tokens,
             )
         self._logged: set[tuple[str, str]] = set()
+        self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:
             log.warning("ENABLE_AI_JUDGE is true but OPENAI_API_KEY is not set: rules only")
         elif self.llm is not None:
@@ -226,7 +227,12 @@ class Judge:
                 layer = self._llm_layer(outcome.verdict, rules, vol)
         if layer.fallback_reason:
             count_fallback(layer.fallback_reason)
-        VERDICTS.labels(layer.verdict, layer.judge).inc()
+        counter = self._verdict_counters.get((layer.verdict, layer.judge))
+        if counter is None:
+            counter = self._verdict_counters[(layer.verdict, layer.judge)] = VERDICTS.labels(
+                layer.verdict, layer.judge
+            )
+        counter.inc()
         return layer
 
     def _llm_layer(self, v: LlmVerdict, rules: RuleVerdict, vol: VolatilityMetrics) -> VerdictLayer:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import talib
@@ -54,6 +55,18 @@ class PlanParams:
 
 def timeframe_minutes(timeframe: str) -> int:
     """Return the minutes of `5m`, `1h`, `4h`, `1d`, `1w`; raise ValueError otherwise."""
+    minutes = _MINUTES.get(timeframe)
+    if minutes is None:
+        minutes = _timeframe_minutes(timeframe)
+        if len(_MINUTES) < 256:
+            _MINUTES[timeframe] = minutes
+    return minutes
+
+
+_MINUTES: dict[str, int] = {}  # valid timeframes seen (a per-signal parse otherwise)
+
+
+def _timeframe_minutes(timeframe: str) -> int:
     tf = timeframe.strip().lower()
     if len(tf) < 2 or tf[-1] not in _UNITS or not tf[:-1].isdigit() or int(tf[:-1]) <= 0:
         raise ValueError(f"unknown timeframe {timeframe!r}")
@@ -101,8 +114,11 @@ def atr(candles: Sequence[Ohlc], period: int = 14) -> float | None:
     """Return the latest Wilder ATR, or None with fewer than `period + 1` candles."""
     if len(candles) < period + 1:
         return None
-    hlc = np.array([(c.high, c.low, c.close) for c in candles], dtype=np.float64).T.copy()
-    value = float(talib.ATR(hlc[0], hlc[1], hlc[2], timeperiod=period)[-1])
+    n = len(candles)
+    high = np.fromiter([c.high for c in candles], np.float64, n)
+    low = np.fromiter([c.low for c in candles], np.float64, n)
+    close = np.fromiter([c.close for c in candles], np.float64, n)
+    value = float(talib.ATR(high, low, close, timeperiod=period)[-1])
     return None if math.isnan(value) else value
 
 
@@ -165,14 +181,14 @@ def build_metrics(
     atr_pct = value / entry * 100
     cls = classify(atr_pct, timeframe)
     size = volatility_size(atr_pct, timeframe, params.reference_atr_pct_1h)
-    base = VolatilityMetrics(
-        atr=_num(value),
-        atr_pct=round(atr_pct, 4),
-        volatility_class=cls,
-        recommended_position_multiplier=size,
-    )
+    fields: dict[str, Any] = {
+        "atr": _num(value),
+        "atr_pct": round(atr_pct, 4),
+        "volatility_class": cls,
+        "recommended_position_multiplier": size,
+    }
     if direction == "NEUTRAL":
-        return base
+        return VolatilityMetrics(**fields)
     k = stop_multiple(cls, params)
     rr = reward_risk(confidence, params)
     risk = k * value
@@ -180,8 +196,8 @@ def build_metrics(
     stop = entry - sign * risk
     target = entry + sign * rr * risk
     if stop <= 0 or target <= 0:
-        return base.model_copy(
-            update={"trade_plan_summary": "No plan: the ATR stop would fall below zero"}
+        return VolatilityMetrics(
+            **fields, trade_plan_summary="No plan: the ATR stop would fall below zero"
         )
     summary = (
         f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
@@ -189,11 +205,10 @@ def build_metrics(
         f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
         f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
     )
-    return base.model_copy(
-        update={
-            "stop_loss_price": _num(stop),
-            "take_profit_price": _num(target),
-            "risk_reward": rr,
-            "trade_plan_summary": summary,
-        }
+    return VolatilityMetrics(
+        **fields,
+        stop_loss_price=_num(stop),
+        take_profit_price=_num(target),
+        risk_reward=rr,
+        trade_plan_summary=summary,
     )

@@ -99,12 +99,36 @@ def encode(event: Event) -> bytes:
     return event.__pydantic_serializer__.to_json(event)
 
 
+# Concrete validators by the `"type":"..."` marker as `encode` writes it (compact JSON)
+_VALIDATORS_BY_MARKER: dict[bytes, Any] = {
+    b'"type":"' + t.encode() + b'"': cls.__pydantic_validator__ for t, cls in EVENTS_BY_TYPE.items()
+}
+_MARKER = b'"type":"'
+
+
 def decode(raw: bytes | None) -> Event:
-    """Parse JSON bytes into the typed event; raise PoisonMessage when that is impossible."""
+    """Parse JSON bytes into the typed event; raise PoisonMessage when that is impossible.
+
+    Fast path: the `"type":"..."` marker that `encode` writes picks the concrete class's
+    validator, skipping the union dispatch. A concrete class pins `type` with a Literal, so
+    its validation succeeds only when the top-level type is that class's: exactly the
+    union's choice. Anything else (no or unknown marker, invalid input) takes the union path,
+    so results and error messages are the union's.
+    """
     if raw is None:
         raise PoisonMessage("empty message value")
+    start = raw.find(_MARKER) if type(raw) is bytes else -1
+    if start >= 0:
+        end = raw.find(b'"', start + 8)
+        validator = _VALIDATORS_BY_MARKER.get(raw[start : end + 1])
+        if validator is not None:
+            try:
+                event: Event = validator.validate_json(raw)
+                return event
+            except ValidationError:
+                pass
     try:
-        event: Event = ANY_EVENT.validate_json(raw)
+        event = ANY_EVENT.validate_json(raw)
     except ValidationError as exc:
         raise PoisonMessage(_summarize(exc)) from exc
     return event

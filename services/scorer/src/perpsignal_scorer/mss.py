@@ -156,7 +156,10 @@ def institutional(c: CoinInputs, now: float) -> Phase:
     growth = oi / base.value - 1 if oi is not None and base and base.value > 0 else None
     whales = sum(1 for t in c.whales if now - DAY_S < t <= now)
     parts = {
-        "open_interest": clamp(100 * (math.log10(oi) - 6) / 3, 0, 100) if oi else None,
+        # a non-positive value (a vendor glitch) has no log: missing, as before for 0
+        "open_interest": clamp(100 * (math.log10(oi) - 6) / 3, 0, 100)
+        if oi is not None and oi > 0
+        else None,
         "oi_growth": 50 + 50 * pull(growth, 0.5) if growth is not None else None,
         "funding": 100 - 100 * clamp(abs(c.funding_rate - 0.0001) / 0.001, 0, 1)
         if c.funding_rate is not None

@@ -234,7 +234,7 @@ async def test_broker_outage_every_service_recovers_by_itself(
         assert not dead, dead
         for n in names:
             assert s.starts[n] == 1
-            marker = "Started server process" if n == "gateway" else '"service starting"'
+            marker = '"msg":"Started server process' if n == "gateway" else '"service starting"'
             assert s.logs(n).count(marker) == 1, n
     finally:
         s.stop()

@@ -78,26 +78,33 @@ class Evaluation:
 
 
 _ORDER = {n: i for i, n in enumerate(FACTOR_NAMES)}
+_TABLES: dict[int, tuple[EngineConfig, tuple[tuple[str, float, float], ...]]] = {}
+
+
+def _table(cfg: EngineConfig) -> tuple[tuple[str, float, float], ...]:
+    """Return (name, weight, staleness limit) per factor of `cfg`, built once per config."""
+    cached = _TABLES.get(id(cfg))
+    if cached is not None and cached[0] is cfg:
+        return cached[1]
+    table = tuple((n, cfg.weights.get(n, 0.0), cfg.limits[n]) for n in FACTOR_NAMES)
+    _TABLES[id(cfg)] = (cfg, table)
+    return table
 
 
 def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation:
     """Combine factor results into score, direction, confidence and top factors (pure)."""
-    weights = cfg.weights
-    limits = cfg.limits
     contributions: dict[str, float] = {}
     ok_weight = 0.0
     fresh: list[float] = []
     missing: list[str] = []
     stale: list[str] = []
-    for name in FACTOR_NAMES:
+    for name, w, limit in _table(cfg):
         r = results[name]
-        w = weights.get(name, 0.0)
         contributions[name] = w / 100.0 * (r.score - 50.0)
         status = r.status
         if status == "ok":
             ok_weight += w
-            age = r.age_s or 0.0
-            f = 1.0 - age / limits[name]
+            f = 1.0 - (r.age_s or 0.0) / limit
             fresh.append(f if f > 0.0 else 0.0)  # max(0.0, f)
         elif status == "missing":
             missing.append(name)
@@ -151,6 +158,7 @@ class ScoringEngine:
         self._smc_tfs = sorted(set(self.cfg.smc_timeframes), key=TIMEFRAME_SECONDS.__getitem__)
         self._smc_weights = list(enumerate(self._smc_tfs, start=1))
         self._details: dict[int, tuple[SmcAnalyzer, int, list[tuple[str, Scalar]]]] = {}
+        self._levels: dict[int, dict[str, tuple[object, str, float]]] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[SignalScoredV1]]] = {
             CandleClosedV1: self._candle,
             FundingRateV1: self._funding,
@@ -307,8 +315,13 @@ class ScoringEngine:
         cached = self._details.get(id(a))
         if cached is not None and cached[0] is a and cached[1] == a.version:
             return cached[2]
+        levels = self._levels.setdefault(id(a), {})
         items: list[tuple[str, Scalar]] = [(f"{tf}.open_fvgs", a.open_fvgs)]
-        items.extend((f"{tf}.{kind}", round(e.level, 10)) for kind, e in a.last_by_kind.items())
+        for kind, e in a.last_by_kind.items():
+            seen = levels.get(kind)
+            if seen is None or seen[0] is not e:  # each event's level is rounded once
+                seen = levels[kind] = (e, f"{tf}.{kind}", round(e.level, 10))
+            items.append((seen[1], seen[2]))
         self._details[id(a)] = (a, a.version, items)
         return items
 
@@ -369,9 +382,10 @@ class ScoringEngine:
                     FactorScore,
                     {
                         "name": name,
-                        "score": round(r.score, 4),
+                        # neutral factors (50, contributing 0) are common: round() is slow
+                        "score": r.score if r.score == 50.0 else round(r.score, 4),
                         "weight": weights.get(name, 0.0),
-                        "contribution": round(contributions[name], 4),
+                        "contribution": _round4(contributions[name]),
                         "status": r.status,
                         "age_s": r.age_s,
                         "inputs": r.inputs,
@@ -413,6 +427,11 @@ class ScoringEngine:
             },
             _SIGNAL_SET,
         )
+
+
+def _round4(x: float) -> float:
+    """Return round(x, 4); zero (either sign) is returned as it is, as round() would."""
+    return x if x == 0.0 else round(x, 4)
 
 
 _M = TypeVar("_M", bound=BaseModel)

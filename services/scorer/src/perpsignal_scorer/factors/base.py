@@ -58,8 +58,12 @@ def to_score(strength: float) -> float:
 
 def blend(parts: list[tuple[float, float]]) -> float:
     """Weighted mean of (weight, strength) pairs; weights of absent parts are left out."""
-    total = sum(w for w, _ in parts)
-    return sum(w * s for w, s in parts) / total if total else 0.0
+    # left to right from 0.0: the same additions as sum() (Python 3.11), without generators
+    total = acc = 0.0
+    for w, s in parts:
+        total += w
+        acc += w * s
+    return acc / total if total else 0.0
 
 
 def missing(reason: str) -> FactorResult:

@@ -24,6 +24,7 @@ from perpsignal_scorer.factors.base import (
 from perpsignal_scorer.state import SymbolState
 
 _SQRTS: dict[int, float] = {}
+_KEYS: dict[int, str] = {}
 
 
 def _sqrt(h: int) -> float:
@@ -68,7 +69,10 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     for h in cfg.momentum_horizons:
         if n > h:
             r = returns[h] = close / bars[-1 - h].close - 1.0
-            inputs[f"return_{h}b"] = round(r, 6)
+            key = _KEYS.get(h)
+            if key is None:
+                key = _KEYS[h] = f"return_{h}b"
+            inputs[key] = round(r, 6)
     fast, slow = state.ema_fast.value, state.ema_slow.value
     gap = fast / slow - 1.0 if fast is not None and slow else None
     inputs["rsi"] = round(rsi, 4)

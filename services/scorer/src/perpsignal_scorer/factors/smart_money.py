@@ -20,6 +20,8 @@ from perpsignal_scorer.factors.base import (
 )
 from perpsignal_scorer.state import SymbolState, value_at_or_before
 
+_KEYS: dict[str, str] = {}
+
 
 def smart_money_strength(
     smc_bias: float | None, top_position_share: float | None, cfg: EngineConfig
@@ -58,7 +60,11 @@ def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -
         "smc_bias": None if smc is None else round(smc, 4),
         "top_position_long_share": top_share,
     }
-    inputs |= {f"smc_{tf}": v for tf, v in ctx.smc_by_tf.items()}
+    for tf, v in ctx.smc_by_tf.items():
+        key = _KEYS.get(tf)
+        if key is None:
+            key = _KEYS[tf] = f"smc_{tf}"
+        inputs[key] = v
     return FactorResult(
         to_score(smart_money_strength(smc, top_share, cfg)), "ok", round(age, 3), inputs
     )

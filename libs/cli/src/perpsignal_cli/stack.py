@@ -32,6 +32,11 @@ def _port_free(port: int) -> bool:
         return True
 
 
+def service_urls(ops_ports: dict[str, int]) -> str:
+    """Return GATEWAY_SERVICE_URLS for services whose ops servers listen on local `ops_ports`."""
+    return ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in ops_ports.items())
+
+
 def _say(msg: str) -> None:
     print(f"[perpsignal] {msg}", flush=True)
 
@@ -105,14 +110,20 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
 
         if gateway_port == 0 or not _port_free(gateway_port):
             gateway_port = free_port()
+        # ops ports chosen before anything starts, so the gateway's health view knows them all
+        ops_ports = {
+            name: OPS_PORTS[name] if _port_free(OPS_PORTS[name]) else free_port()
+            for name in only
+            if name != "gateway"
+        }
         for name in only:
             child_env = dict(env)
             if name == "gateway":
                 child_env["GATEWAY_PORT"] = str(gateway_port)
                 child_env.setdefault("GATEWAY_HOST", "127.0.0.1")
+                child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
             else:
-                port = OPS_PORTS[name]
-                child_env["OPS_PORT"] = str(port if _port_free(port) else free_port())
+                child_env["OPS_PORT"] = str(ops_ports[name])
             log = open(logs / f"{name}.log", "ab")  # noqa: SIM115
             stack.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", f"perpsignal_{name}"],

@@ -33,6 +33,7 @@ from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
+from perpsignal_gateway.health import router as health_router
 from perpsignal_gateway.hotpath import HotPathMiddleware
 from perpsignal_gateway.operations import build_registry
 from perpsignal_gateway.platform import Pending, Platform
@@ -188,6 +189,7 @@ def create_app(
         return response
 
     app.include_router(router)
+    app.include_router(health_router)
     mount_dashboard(app)
     _add_ops_routes(app, cfg)
     # the router matches routes in order: hot paths first (stable sort keeps the rest as is)

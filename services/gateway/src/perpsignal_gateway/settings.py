@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
@@ -16,6 +17,23 @@ DEFAULT_PUBLIC_PATHS = (
 def split_csv(value: str) -> list[str]:
     """Return the non-empty, stripped items of a comma-separated setting."""
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_service_urls(value: str) -> list[tuple[str, str]]:
+    """Parse `name=http://host:port,...` into (name, URL without trailing slash) pairs."""
+    out: list[tuple[str, str]] = []
+    for item in split_csv(value):
+        name, sep, url = (part.strip() for part in item.partition("="))
+        parts = urlsplit(url)
+        if not sep or not name or parts.scheme not in ("http", "https") or not parts.netloc:
+            # the value is not echoed: a URL may carry credentials
+            raise ValueError(
+                f"GATEWAY_SERVICE_URLS: item {len(out) + 1} is not name=http://host:port"
+            )
+        if any(name == seen for seen, _ in out):
+            raise ValueError(f"GATEWAY_SERVICE_URLS: {name!r} is listed twice")
+        out.append((name, url.rstrip("/")))
+    return out
 
 
 class GatewaySettings(ServiceSettings):
@@ -47,7 +65,28 @@ class GatewaySettings(ServiceSettings):
     gateway_vendor_timeout_s: float = 10.0
     gateway_universe_ttl_s: float = 600.0
     gateway_enable_database: bool = True
+    gateway_service_urls: str = Field(
+        default="",
+        description="Services shown by GET /health/services: comma list of "
+        "name=http://host:port (each service's ops port); empty = none",
+    )
+    gateway_health_timeout_s: float = Field(
+        default=2.0, gt=0, description="Deadline of each /readyz and /metrics probe of a service"
+    )
+    gateway_health_cache_s: float = Field(
+        default=3.0, ge=0, description="How long GET /health/services reuses one round of probes"
+    )
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    @field_validator("gateway_service_urls")
+    @classmethod
+    def _check_service_urls(cls, value: str) -> str:
+        parse_service_urls(value)  # fail at start-up, not on the first /health/services
+        return value
+
+    def service_urls(self) -> list[tuple[str, str]]:
+        """Return the (name, base URL) pairs of GATEWAY_SERVICE_URLS, in the given order."""
+        return parse_service_urls(self.gateway_service_urls)
 
     def api_keys(self) -> list[str]:
         """Return the configured API keys (empty list = auth disabled)."""

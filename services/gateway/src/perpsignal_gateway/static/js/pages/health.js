@@ -1,10 +1,11 @@
-// Health: what the gateway can tell about itself (readiness, read-model lag, its metrics).
+// Health: the gateway's own readiness and WebSocket clients, then every other service as the
+// gateway sees it through GET /health/services (readiness, consumer lag, DLQ, handled/error
+// counts, vendor circuits), one table per service.
 
-import { apiText } from "../api.js";
-import { badge, errorBox, fmtNum, h } from "../dom.js";
+import { apiGet, apiText } from "../api.js";
+import { badge, errorBox, fmtNum, fmtTime, h } from "../dom.js";
 
 const REFRESH_MS = 5000;
-const CIRCUIT = { 0: "closed", 1: "half-open", 2: "open" };
 
 /** Parse Prometheus text exposition into [{name, labels, value}] (no HELP/TYPE lines). */
 export function parseMetrics(text) {
@@ -34,6 +35,69 @@ async function readiness() {
   return { httpStatus: response.status, ...body };
 }
 
+/** `ready` is true, false or "unreachable" in GET /health/services. */
+function readyBadge(ready) {
+  if (ready === true) return badge("ready", "ok");
+  if (ready === false) return badge("not ready", "wait");
+  return badge("unreachable", "bad");
+}
+
+const CIRCUIT_KIND = { closed: "ok", "half-open": "wait", open: "bad" };
+
+function count(v, bad) {
+  if (v === null || v === undefined) return "—";
+  const text = fmtNum(v, 0);
+  return bad && v > 0 ? h("span", { class: "svc-alert" }, text) : text;
+}
+
+function serviceCard(svc) {
+  const slug = String(svc.name).toLowerCase().replace(/[^a-z0-9_-]/g, "-");
+  const unreachable = svc.ready === "unreachable";
+  const titleId = `svc-${slug}-title`;
+  const rows = [
+    ["Consumer lag (records)", count(svc.consumerLag, false)],
+    ["Dead-lettered messages", count(svc.dlqMessages, true)],
+    ["Messages handled", count(svc.handled, false)],
+    ["Handler errors", count(svc.errors, true)],
+  ];
+  const circuits = svc.circuits || [];
+  return h("section", {
+    class: `card svc-card${unreachable ? " svc-unreachable" : ""}`,
+    "aria-labelledby": titleId,
+    dataset: { service: svc.name, ready: String(svc.ready) },
+  },
+  h("h4", { id: titleId, class: "svc-title" }, svc.name, " ", readyBadge(svc.ready)),
+  unreachable
+    ? h("p", { class: "error svc-problem" }, `Unreachable from the gateway${svc.problem ? `: ${svc.problem}` : ""}. Its figures are unknown.`)
+    : svc.problem ? h("p", { class: "hint" }, svc.problem) : null,
+  table(`svc-${slug}`, `${svc.name}: consumer and DLQ counts`, ["Figure", "Value"], rows, ""),
+  circuits.length
+    ? table(`circuits-${slug}`, `${svc.name}: vendor circuits`, ["Vendor", "Circuit"],
+      circuits.map((c) => [c.vendor, badge(c.state, CIRCUIT_KIND[c.state] || "neutral")]), "")
+    : null);
+}
+
+function platformSection(platform, error) {
+  let content;
+  if (error) {
+    content = [errorBox(error)];
+  } else if (!platform) {
+    content = [h("p", { class: "loading" }, "Loading…")];
+  } else if (!platform.services.length) {
+    content = [h("p", { class: "hint", id: "platform-empty" }, "No services configured on the gateway: set GATEWAY_SERVICE_URLS (perpsignal up sets it to the local ops ports).")];
+  } else {
+    const down = platform.services.filter((s) => s.ready !== true).length;
+    content = [
+      h("p", { class: "hint", id: "platform-summary" },
+        `${platform.services.length - down} of ${platform.services.length} ready · checked ${fmtTime(platform.checkedAt)}`),
+      h("div", { class: "svc-grid", id: "platform-services" }, platform.services.map(serviceCard)),
+    ];
+  }
+  return h("section", { class: "card", "aria-labelledby": "platform-title" },
+    h("h3", { id: "platform-title" }, "Platform services"),
+    ...content);
+}
+
 export function mount(main) {
   let disposed = false;
   const body = h("div", {}, h("p", { class: "loading" }, "Loading…"));
@@ -43,43 +107,31 @@ export function mount(main) {
   );
 
   async function refresh() {
-    let ready;
-    let metrics = [];
     const errors = [];
-    try {
-      ready = await readiness();
-    } catch (err) {
-      errors.push(errorBox(new Error("the gateway does not answer /readyz")));
-    }
-    try {
-      metrics = parseMetrics(await apiText("/metrics"));
-    } catch {
-      errors.push(errorBox(new Error("the gateway does not answer /metrics")));
-    }
+    const [ready, metrics, platform] = await Promise.all([
+      readiness().catch(() => {
+        errors.push(errorBox(new Error("the gateway does not answer /readyz")));
+        return null;
+      }),
+      apiText("/metrics").then(parseMetrics).catch(() => {
+        errors.push(errorBox(new Error("the gateway does not answer /metrics")));
+        return [];
+      }),
+      apiGet("/health/services").then((p) => ({ p }), (err) => ({ err })),
+    ]);
     if (disposed) return;
-    const of = (name) => metrics.filter((m) => m.name === name);
-    const wsRows = of("gateway_ws_clients").map((m) => [m.labels.stream, fmtNum(m.value, 0)]);
-    const circuitRows = of("perpsignal_vendor_circuit_state").map((m) => [m.labels.vendor, badge(CIRCUIT[m.value] || String(m.value), CIRCUIT[m.value] === "closed" ? "ok" : "bad")]);
-    const dlqRows = of("perpsignal_dlq_messages_total").map((m) => [m.labels.service, m.labels.topic, m.labels.error_type, fmtNum(m.value, 0)]);
-    const lagRows = of("perpsignal_consumer_lag_records").map((m) => [m.labels.service, m.labels.topic, m.labels.partition, fmtNum(m.value, 0)]);
+    const wsRows = metrics.filter((m) => m.name === "gateway_ws_clients").map((m) => [m.labels.stream, fmtNum(m.value, 0)]);
     body.replaceChildren(
       ...errors,
       h("section", { class: "card", "aria-labelledby": "svc-title" },
-        h("h3", { id: "svc-title" }, "Services"),
+        h("h3", { id: "svc-title" }, "Gateway"),
         table("services-table", "Readiness and read-model lag", ["Service", "Status", "Caught up", "Records read", "Lag (records)"],
           ready ? [["gateway", badge(ready.status, ready.caughtUp ? "ok" : "bad"), ready.caughtUp ? "yes" : "no", fmtNum(ready.recordsRead, 0), fmtNum(ready.lag, 0)]] : [],
-          "Gateway readiness unknown."),
-        h("p", { class: "hint" }, "The gateway does not yet report the other services' readiness; see each service's ops port (/readyz, /metrics) or Grafana.")),
+          "Gateway readiness unknown.")),
+      platformSection(platform.p, platform.err),
       h("section", { class: "card", "aria-labelledby": "ws-title" },
         h("h3", { id: "ws-title" }, "WebSocket clients"),
         table("ws-table", "Connected clients per stream", ["Stream", "Clients"], wsRows, "No WebSocket metrics.")),
-      h("section", { class: "card", "aria-labelledby": "circ-title" },
-        h("h3", { id: "circ-title" }, "Vendor circuits"),
-        table("circuit-table", "Circuit state per vendor", ["Vendor", "State"], circuitRows, "No vendor circuit has reported in this process yet.")),
-      h("section", { class: "card", "aria-labelledby": "dlq-title" },
-        h("h3", { id: "dlq-title" }, "Dead-letter queues and consumer lag"),
-        table("dlq-table", "Messages sent to a DLQ", ["Service", "Topic", "Error", "Messages"], dlqRows, "No dead-lettered messages reported by this process."),
-        table("lag-table", "Consumer lag", ["Service", "Topic", "Partition", "Lag"], lagRows, "No consumer-group lag reported by this process.")),
     );
   }
 

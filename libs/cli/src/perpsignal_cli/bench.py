@@ -34,7 +34,14 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="perpsignal bench")
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="write the table of the latest results (bench/results/*.json) into README.md",
+    )
     args = parser.parse_args(argv)
+    if args.readme:
+        return write_readme_table()
     names = args.names or discover()
     if args.list:
         print("\n".join(discover()))
@@ -56,7 +63,7 @@ def main(argv: list[str]) -> int:
             failures.append(name)
             print(f"  {name} failed (exit {proc.returncode})")
             continue
-        rows.extend({"benchmark": name, **row} for row in json.loads(result.read_text())["rows"])
+        rows.extend({"benchmark": name, **row} for row in _rows(result))
         print(f"  done in {took:.0f}s")
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
@@ -70,6 +77,36 @@ def main(argv: list[str]) -> int:
     print(render_markdown(rows))
     print(f"\nmachine: {summary['machine']}; JSON: {RESULTS / 'summary.json'}")
     return 1 if failures else 0
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    data = json.loads(path.read_text())
+    rows: list[dict[str, object]] = data["rows"] if isinstance(data, dict) else data
+    return rows
+
+
+def _machine(path: Path) -> str:
+    data = json.loads(path.read_text())
+    return str(data.get("machine", "")) if isinstance(data, dict) else ""
+
+
+def write_readme_table() -> int:
+    """Put the latest results of every benchmark into the README's bench block."""
+    from perpsignal_cli.docs import replace_block
+
+    rows: list[dict[str, object]] = []
+    machines = set()
+    for name in discover():
+        result = RESULTS / f"{name}.json"
+        if not result.exists():
+            continue
+        rows.extend({"benchmark": name, **row} for row in _rows(result))
+        machines.add(_machine(result))
+    readme = REPO / "README.md"
+    table = render_markdown(rows) + f"\n\nMachine: {'; '.join(sorted(m for m in machines if m))}."
+    readme.write_text(replace_block(readme.read_text(), "bench", table))
+    print(f"README benchmark table: {len(rows)} rows")
+    return 0
 
 
 def render_markdown(rows: list[dict[str, object]]) -> str:

@@ -8,12 +8,17 @@ KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_outcomes.settings import HORIZON_SECONDS
+
+if TYPE_CHECKING:
+    from perpsignal_cli.backtesting.pipeline import History
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +79,8 @@ def main(argv: list[str]) -> int:
         return 2
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
 
-    from perpsignal_cli.backtesting import html, report
-    from perpsignal_cli.backtesting.eventfile import write_events
     from perpsignal_cli.backtesting.importers import HistoryFormatError
-    from perpsignal_cli.backtesting.pipeline import load_history, run_in_process
+    from perpsignal_cli.backtesting.pipeline import load_history
 
     for path in (args.candles, args.funding, args.open_interest, args.long_short, args.fear_greed):
         if path is not None and not path.is_file():
@@ -96,6 +99,20 @@ def main(argv: list[str]) -> int:
     except (HistoryFormatError, ValueError) as exc:
         print(f"perpsignal backtest: {exc}", file=sys.stderr)
         return 2
+    # the modules and the history live until the end of the run: out of the collector's
+    # sight, its collections stop re-scanning them (about 10 % of the run on the FTX file)
+    gc.freeze()
+    try:
+        return _run(args, history, horizons)
+    finally:
+        gc.unfreeze()
+
+
+def _run(args: argparse.Namespace, history: History, horizons: list[str]) -> int:
+    from perpsignal_cli.backtesting import html, report
+    from perpsignal_cli.backtesting.eventfile import write_events
+    from perpsignal_cli.backtesting.pipeline import run_in_process
+
     if args.events_out:
         n = write_events(args.events_out, history.events)
         print(f"wrote {n} events to {args.events_out}", file=sys.stderr)

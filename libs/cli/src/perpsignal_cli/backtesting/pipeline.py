@@ -218,24 +218,26 @@ class Progress:
     """A tqdm bar on stderr with rate and ETA, updated in chunks (cheap on the hot path)."""
 
     def __init__(self, total: int, desc: str, enabled: bool | None = None) -> None:
-        from tqdm import tqdm
-
         on = sys.stderr.isatty() if enabled is None else enabled
-        self._bar = tqdm(
-            total=total, desc=desc, unit="ev", disable=not on, file=sys.stderr, mininterval=0.25
-        )
+        self._bar: Any = None  # no bar: tqdm is not even imported
+        if on:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit="ev", file=sys.stderr, mininterval=0.25)
         self._pending = 0
 
     def tick(self, n: int = 1) -> None:
         self._pending += n
         if self._pending >= 512:
-            self._bar.update(self._pending)
+            if self._bar is not None:
+                self._bar.update(self._pending)
             self._pending = 0
 
     def close(self) -> None:
-        self._bar.update(self._pending)
+        if self._bar is not None:
+            self._bar.update(self._pending)
+            self._bar.close()
         self._pending = 0
-        self._bar.close()
 
 
 def run_in_process(

@@ -90,9 +90,12 @@ def parse_time_ms(raw: str) -> int:
     return int(value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms_to_dt(ms: int) -> datetime:
     """Return the aware UTC datetime of epoch milliseconds."""
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def timeframe_of(seconds: int) -> str:

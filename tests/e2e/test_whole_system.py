@@ -240,9 +240,10 @@ async def test_sigkill_each_service_mid_stream_loses_and_duplicates_nothing(
     assert sum(1 for got, total in mid.values() if got < total) >= 3, mid
 
     # no judged signal lost: one scored signal per closed candle, one judged per scored
-    for s in bursts:
-        n_scored = sum(1 for e in scored.values() if e.symbol == s)
-        assert n_scored == candles[s], (s, n_scored, candles[s])
+    for s in bursts:  # (on-demand requests may add `trigger=on_demand` signals: not counted)
+        n_scored = sum(1 for e in scored.values() if e.symbol == s and e.trigger == "candle")
+        triggers = Counter(e.trigger for e in scored.values() if e.symbol == s)
+        assert n_scored == candles[s], (s, n_scored, candles[s], triggers)
     assert {e.signal_id for e in scored.values()} <= {e.signal_id for e in judged.values()}
 
     # no duplicate Telegram message; none missing except a send the crash left "uncertain"
@@ -328,9 +329,11 @@ CONSUMERS: dict[str, set[str]] = {
     Topic.JUDGE_REQUESTS: {"judge"},
     Topic.JUDGE_REPLIES: set(),
 }
+# design.md also lists the gateway under signals.v1 and outcomes.v1; its read model reads
+# neither (it serves judged signals, and outcomes from PostgreSQL): reported, not asserted
 GATEWAY_READS = (
-    Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS, Topic.LISTINGS, Topic.SIGNALS,
-    Topic.MSS, Topic.SIGNALS_JUDGED, Topic.OUTCOMES, Topic.JUDGE_REPLIES,
+    Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS, Topic.LISTINGS, Topic.MSS,
+    Topic.SIGNALS_JUDGED, Topic.JUDGE_REPLIES,
 )  # fmt: skip
 POISONS = (
     b"\xff\xfe not json at all",
@@ -438,8 +441,10 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_partitions_mo
     def gateway_skips() -> int:
         return stack.logs("gateway")[gateway_mark:].count("skipping undecodable record")
 
-    await eventually(lambda: gateway_skips() >= len(POISONS) * len(GATEWAY_READS), timeout=30,
-                     what="the gateway logging each poison it skipped")  # fmt: skip
+    want_skips = len(POISONS) * len(GATEWAY_READS)
+    await eventually(lambda: gateway_skips() >= want_skips, timeout=30,
+                     what=f"the gateway logging each of {want_skips} poisons it skipped "
+                     f"(logged {gateway_skips()})")  # fmt: skip
     await latest_signals(stack, E2E_SYMBOLS, deadline_s=30)
     assert all(stack.alive().values()), stack.alive()
 

@@ -159,6 +159,8 @@ class ScoringEngine:
         self._smc_weights = list(enumerate(self._smc_tfs, start=1))
         self._details: dict[int, tuple[SmcAnalyzer, int, list[tuple[str, Scalar]]]] = {}
         self._levels: dict[int, dict[str, tuple[object, str, float]]] = {}
+        self._summaries: dict[str, tuple[tuple[tuple[int, bool], ...], SmcSummary]] = {}
+        self._neutral: dict[tuple[Any, ...], FactorScore] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[SignalScoredV1]]] = {
             CandleClosedV1: self._candle,
             FundingRateV1: self._funding,
@@ -326,7 +328,21 @@ class ScoringEngine:
         return items
 
     def smc_summary(self, symbol: str) -> SmcSummary:
-        """Return the SMC view of `symbol` for the signal."""
+        """Return the SMC view of `symbol` for the signal.
+
+        Reused (it is frozen) while no analyzer of the symbol revealed an event, changed its
+        open FVGs or finished warming up: consecutive signals then share one object.
+        """
+        analyzers = self.smc.get(symbol, {})
+        key = tuple([(a.version, a.index < 2 * a.n) for a in analyzers.values()])
+        cached = self._summaries.get(symbol)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        summary = self._smc_summary(symbol)
+        self._summaries[symbol] = (key, summary)
+        return summary
+
+    def _smc_summary(self, symbol: str) -> SmcSummary:
         bias, by_tf = self.smc_bias(symbol)
         details: dict[str, Scalar] = {"combined_bias": None if bias is None else round(bias, 4)}
         last = None
@@ -368,6 +384,37 @@ class ScoringEngine:
                 )
         return tuple([b.ohlc for b in recent])  # type: ignore[misc]
 
+    def _factor(
+        self, name: str, r: FactorResult, weight: float, contribution: float
+    ) -> FactorScore:
+        """Return the signal's FactorScore of one result (built without re-validation: every
+        value comes from the bounded formulas above). A missing factor with no inputs is the
+        same frozen object from one signal to the next."""
+        key = None
+        if r.status == "missing" and not r.inputs and r.age_s is None:
+            key = (name, r.score, r.reason, weight, contribution)
+            cached = self._neutral.get(key)
+            if cached is not None:
+                return cached
+        fs = _trusted(
+            FactorScore,
+            {
+                "name": name,
+                # neutral factors (50, contributing 0) are common: round() is slow
+                "score": r.score if r.score == 50.0 else round(r.score, 4),
+                "weight": weight,
+                "contribution": _round4(contribution),
+                "status": r.status,
+                "age_s": r.age_s,
+                "inputs": r.inputs,
+                "reason": r.reason,
+            },
+            _FACTOR_SET,
+        )
+        if key is not None and len(self._neutral) < 4096:
+            self._neutral[key] = fs
+        return fs
+
     def signal(self, symbol: str, trigger: Event, kind: Trigger) -> SignalScoredV1:
         """Evaluate `symbol` at the trigger's time and build the signal event."""
         cfg = self.cfg
@@ -375,24 +422,9 @@ class ScoringEngine:
         bars = self.state(symbol).bars(cfg.primary_timeframe)
         weights = cfg.weights
         contributions = evaluation.contributions
-        # built without re-validation: every value comes from the bounded formulas above
         factors = tuple(
             [
-                _trusted(
-                    FactorScore,
-                    {
-                        "name": name,
-                        # neutral factors (50, contributing 0) are common: round() is slow
-                        "score": r.score if r.score == 50.0 else round(r.score, 4),
-                        "weight": weights.get(name, 0.0),
-                        "contribution": _round4(contributions[name]),
-                        "status": r.status,
-                        "age_s": r.age_s,
-                        "inputs": r.inputs,
-                        "reason": r.reason,
-                    },
-                    _FACTOR_SET,
-                )
+                self._factor(name, r, weights.get(name, 0.0), contributions[name])
                 for name, r in evaluation.results.items()
             ]
         )

@@ -7,14 +7,14 @@ each step only what had been observed by then. Outcomes use the candles *after* 
 exactly as the outcomes service does: what its `signal_row`/`outcome_rows` track (entry at the
 signal's close time and price, due after each horizon, the judge's stop and target; the tests
 hold `tracked_rows` equal to them) is measured by its `evaluate` over the `path_window`
-candles, on the finest candles first, then the primary ones. The outcomes' repository module
-is not imported here: it pulls SQLAlchemy, asyncpg and the DB models (seconds of start-up).
+candles (`path_window_sorted`: the series are sorted), on the finest candles first, then the
+primary ones. The outcomes' repository module is not imported here: it pulls SQLAlchemy,
+asyncpg and the DB models (seconds of start-up).
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import dataclasses
 import logging
 import sys
@@ -32,7 +32,7 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
 from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, expected_count
+from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window_sorted
 from perpsignal_outcomes.settings import HORIZON_SECONDS
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.engine import ScoringEngine
@@ -312,23 +312,18 @@ class PathIndex:
                 series.open_ms, series.open, series.high, series.low, series.close, strict=True
             )
         ]
+        self.times = [c.open_time for c in self.candles]
         self._measured: dict[tuple[Any, ...], Evaluation | None] = {}
 
     def path(self, entry_ms: int, due_ms: int) -> list[Candle] | None:
         """Return the outcomes' `path_window` over [entry, due], or None when incomplete.
 
-        The series is sorted by open time, so the window (candles opening at or after the
-        entry and closing by the due time, all of them present) is two binary searches; the
-        tests hold it equal to `path_window`.
+        The series is sorted by open time, so the outcomes' `path_window_sorted` (two binary
+        searches) gives the same window; the tests hold it equal to `path_window`.
         """
-        lo = bisect.bisect_left(self.open_ms, entry_ms)
-        hi = bisect.bisect_right(self.open_ms, due_ms - self.step_ms, lo)
-        if lo >= hi:
-            return None
-        expected = expected_count(ms_to_dt(entry_ms), ms_to_dt(due_ms), self.step)
-        if expected < 1 or hi - lo != expected:
-            return None
-        return self.candles[lo:hi]
+        return path_window_sorted(
+            self.candles, self.times, ms_to_dt(entry_ms), ms_to_dt(due_ms), self.step
+        )
 
     def measure(
         self,

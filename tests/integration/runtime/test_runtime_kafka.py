@@ -257,7 +257,7 @@ async def test_rewind_on_assign_replays_history_for_state_only(
 
 
 @pytest.mark.db
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
     kafka_settings: KafkaSettings,
     kafka_env: dict[str, str],

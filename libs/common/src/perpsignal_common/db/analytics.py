@@ -16,6 +16,7 @@ Definitions (also in services/outcomes/README.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -238,7 +239,7 @@ def _next_midnight(at: datetime) -> datetime:
 
 async def _medians(
     session: AsyncSession,
-    groups: list[Any],
+    groups: Sequence[Any],
     horizon: str | None,
     since: datetime | None,
 ) -> dict[tuple[str, str], float | None]:

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,35 +71,12 @@ class ConsumerOptions:
 class _TopicMetrics:
     """Label-bound metric children of one topic (labels() lookups are costly per record)."""
 
-    __slots__ = ("bounds", "buckets", "duration", "ok", "retried", "total")
+    __slots__ = ("duration", "ok", "retried")
 
     def __init__(self, service: str, topic: str) -> None:
         self.ok = MESSAGES_IN.labels(service, topic, "ok")
         self.retried = MESSAGES_IN.labels(service, topic, "retried")
         self.duration = HANDLE_SECONDS.labels(service, topic)
-        # The histogram's own bucket bounds and values, so a chain can bin its durations
-        # locally and add them once (observe() takes two locks per record); None when this
-        # prometheus_client keeps them elsewhere, then durations are observed one by one
-        d = self.duration
-        self.bounds: list[float] | None = getattr(d, "_upper_bounds", None)
-        self.buckets: list[object] | None = getattr(d, "_buckets", None)
-        self.total: object | None = getattr(d, "_sum", None)
-        if self.bounds is None or self.buckets is None or self.total is None:
-            self.bounds = self.buckets = self.total = None
-
-    def flush(
-        self, ok: int, counts: list[int] | None, total: float, durations: list[float]
-    ) -> None:
-        """Add one chain's successes and handler durations (same totals as per record)."""
-        if ok:
-            self.ok.inc(ok)
-        if counts is not None and self.buckets is not None and self.total is not None:
-            self.total.inc(total)  # type: ignore[attr-defined]
-            for i, c in enumerate(counts):
-                if c:
-                    self.buckets[i].inc(c)  # type: ignore[attr-defined]
-        for d in durations:
-            self.duration.observe(d)
 
 
 class _Book:
@@ -364,18 +340,16 @@ class ConsumerLoop:
         # still cancelled within handler_timeout_s, then retried under per-attempt timeouts.
         #
         # Hot path inlined: a record that decodes and whose handler succeeds on the first
-        # attempt costs no extra coroutine; its "ok" count and duration are added to the
-        # topic's metrics once per chain (same totals). Anything else goes through _process
-        # (dead letter, retries, grace period) exactly as before.
+        # attempt costs no extra coroutine. Anything else goes through _process (dead letter,
+        # retries, grace period).
         limit = self._opts.handler_timeout_s
         half = limit / 2
         clock = asyncio.get_running_loop().time
         perf = time.perf_counter
         decode = self._decode
         handler = self._handler
-        batched: dict[str, tuple[_TopicMetrics, list[int] | None, list[float]]] = {}
+        # successes are counted once per chain per topic (same totals, one lock per chain)
         ok: dict[str, int] = {}
-        totals: dict[str, float] = {}
         n = len(chain)
         idx = 0
         try:
@@ -404,24 +378,9 @@ class ConsumerLoop:
                                             record, event=event, started=started, failed=exc
                                         )
                                     else:
-                                        elapsed = perf() - started
                                         topic = record.topic
-                                        acc = batched.get(topic)
-                                        if acc is None:
-                                            m = self._metrics(topic)
-                                            counts = (
-                                                None if m.bounds is None else [0] * len(m.bounds)
-                                            )
-                                            acc = batched[topic] = (m, counts, [])
-                                            ok[topic] = 0
-                                            totals[topic] = 0.0
-                                        m, counts, loose = acc
-                                        if counts is None:
-                                            loose.append(elapsed)
-                                        else:
-                                            counts[bisect_left(m.bounds, elapsed)] += 1  # type: ignore[arg-type]
-                                            totals[topic] += elapsed
-                                        ok[topic] += 1
+                                        self._metrics(topic).duration.observe(perf() - started)
+                                        ok[topic] = ok.get(topic, 0) + 1
                                         self.processed += 1
                                 entry[1] = True
                                 idx += 1
@@ -431,8 +390,8 @@ class ConsumerLoop:
                         entry[1] = True
                         idx += 1
         finally:
-            for topic, (m, counts, loose) in batched.items():
-                m.flush(ok[topic], counts, totals[topic], loose)
+            for topic, count in ok.items():
+                self._metrics(topic).ok.inc(count)
 
     def _metrics(self, topic: str) -> _TopicMetrics:
         m = self._topic_metrics.get(topic)
@@ -470,8 +429,8 @@ class ConsumerLoop:
             attempt += 1
             try:
                 if failed is not None:
-                    exc, failed = failed, None
-                    raise exc
+                    first_failure, failed = failed, None
+                    raise first_failure
                 if per_attempt_timeout:
                     async with asyncio.timeout(self._opts.handler_timeout_s):
                         await self._handler(event, record)

@@ -321,9 +321,10 @@ class PathIndex:
         The series is sorted by open time, so the outcomes' `path_window_sorted` (two binary
         searches) gives the same window; the tests hold it equal to `path_window`.
         """
-        return path_window_sorted(
+        path: list[Candle] | None = path_window_sorted(
             self.candles, self.times, ms_to_dt(entry_ms), ms_to_dt(due_ms), self.step
         )
+        return path
 
     def measure(
         self,

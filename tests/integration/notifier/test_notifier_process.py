@@ -125,6 +125,21 @@ async def test_kill_mid_stream_and_restart_sends_no_duplicate_and_misses_nothing
             timeout=120,
             what=f"{expected} messages (have {len(fake_telegram.messages)})",
         )
+
+        # the redelivered held event must be handled too (its rows leave "sending"); it may
+        # sit in another partition than the last messages, so wait for it explicitly
+        async def nothing_sending() -> bool:
+            engine = create_async_engine(database_url)
+            try:
+                async with engine.connect() as conn:
+                    n = await conn.scalar(
+                        text("select count(*) from notifier_deliveries where status = 'sending'")
+                    )
+            finally:
+                await engine.dispose()
+            return n == 0
+
+        await eventually(nothing_sending, timeout=60, what="the held pair resolved")
         # nothing more trickles in once the lag is drained: SIGTERM drains and commits
         assert second.terminate(30) == 0
     finally:

@@ -14,6 +14,12 @@ def test_every_setting_of_every_service_is_documented() -> None:
     names = {line.lstrip("# ").split("=", 1)[0] for line in text.splitlines() if "=" in line}
     for var in docs.collect():
         assert var.name in names, var.name
-    for required in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ENABLE_AI_JUDGE",
-                     "AI_JUDGE_TIMEOUT", "OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN"):
+    for required in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "DATABASE_URL",
+        "ENABLE_AI_JUDGE",
+        "AI_JUDGE_TIMEOUT",
+        "OPENAI_API_KEY",
+        "TELEGRAM_BOT_TOKEN",
+    ):
         assert required in names, required

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -189,6 +190,10 @@ async def test_postgres_outage_outcomes_hold_offsets_and_catch_up(
         pg.stop()
 
 
+@pytest.mark.skipif(
+    os.environ.get("E2E_BROKER_OUTAGE") != "1",
+    reason="known failure (reported) costing ~4 min: set E2E_BROKER_OUTAGE=1 to run it",
+)
 @pytest.mark.xfail(
     strict=False,
     reason="reported: after the empty embedded broker returns, scorer/judge/ingestor exit 3 "

@@ -59,7 +59,7 @@ class TopicReader:
             fetch_max_wait_ms=25,
         )
         await self._consumer.start()
-        await eventually(self._assign, timeout=20, what=f"topic {self.topic}")
+        await eventually(self._assign, timeout=60, what=f"topic {self.topic}")
         return self
 
     async def _assign(self) -> bool:

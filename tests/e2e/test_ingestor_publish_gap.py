@@ -1,9 +1,9 @@
 """A candle whose publish failed (Kafka down at that moment) must be published later.
 
-Found while designing the broker-outage test: `BinanceMarketPoller._klines` records the
-fetched candle boundary before the events are acknowledged, and the next fetch asks only for
-`boundary - last + 1` rows, so a candle whose publish failed is never fetched again. The
-Publisher's own contract ("a failed send must be retried next poll") is then unreachable.
+Found while designing the broker-outage test: `BinanceMarketPoller._klines` used to record the
+fetched candle boundary before the events were acknowledged, so a candle whose publish failed
+was never fetched again. The boundary now advances only when the loop reports the publish
+acknowledged (`acknowledge`).
 Runs in-process (no service processes): the real poller, scheduler loop and publisher against
 the fake Binance serving real candle history on a fake clock.
 """
@@ -50,9 +50,6 @@ class FlakyProducer:
         return None
 
 
-@pytest.mark.xfail(strict=True, reason="ingestor bug (reported): a candle whose publish failed "
-                   "is never fetched again (sources/binance.py `_klines` advances the boundary "
-                   "before the publish is acknowledged)")  # fmt: skip
 async def test_a_candle_that_failed_to_publish_is_published_on_a_later_poll(
     shared_data: Path,
 ) -> None:
@@ -69,7 +66,13 @@ async def test_a_candle_that_failed_to_publish_is_published_on_a_later_poll(
         poller = BinanceMarketPoller(http, Universe(["BTCUSDT"], clock=clock.time), ["1m"],
                                      clock=clock.time)  # fmt: skip
         producer = FlakyProducer()
-        loop = SourceLoop("binance", 60, poller.poll, Publisher(producer))  # type: ignore[arg-type]
+        loop = SourceLoop(
+            "binance",
+            60,
+            poller.poll,
+            Publisher(producer),
+            on_published=poller.acknowledge,  # type: ignore[arg-type]
+        )
         await loop.run_once()  # backfill up to the 10:00 close
         clock.t += 60  # the 10:01 candle closes while Kafka is down
         producer.down = True

@@ -56,13 +56,19 @@ async def test_klines_are_fetched_only_after_a_new_close(fake: FakeVendors) -> N
     universe = Universe(["BTCUSDT"], clock=clock.time)
     poller = BinanceMarketPoller(client(fake, clock), universe, ["5m", "4h"], clock=clock.time)
     await poller.poll()
+    poller.acknowledge()  # the loop reports the events published
     assert fake.requests[("binance", "/fapi/v1/klines")] == 2
     clock.t += 60  # same 5m and 4h candles still forming
     await poller.poll()
+    poller.acknowledge()
     assert fake.requests[("binance", "/fapi/v1/klines")] == 2
     clock.t += 300  # a 5m candle closed, the 4h did not
     await poller.poll()
     assert fake.requests[("binance", "/fapi/v1/klines")] == 3
+    # not acknowledged (the publish failed): the same candle is fetched again next poll
+    clock.t += 60
+    await poller.poll()
+    assert fake.requests[("binance", "/fapi/v1/klines")] == 4
 
 
 async def test_one_malformed_answer_spoils_only_its_own_events(fake: FakeVendors) -> None:

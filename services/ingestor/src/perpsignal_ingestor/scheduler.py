@@ -39,6 +39,7 @@ class SourceLoop:
         timeout_s: float | None = None,
         min_backoff_s: float = 1.0,
         rng: random.Random | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.cadence_s = cadence_s
@@ -47,6 +48,7 @@ class SourceLoop:
         self._timeout_s = timeout_s or max(30.0, 2 * cadence_s)
         self._min_backoff_s = min_backoff_s
         self._rng = rng or random.Random()
+        self._on_published = on_published
         self.failures = 0
         self.polls = 0
 
@@ -55,6 +57,8 @@ class SourceLoop:
         async with asyncio.timeout(self._timeout_s):
             events = await self._poll()
         n = await self._publisher.publish(self.name, events)
+        if self._on_published is not None:
+            self._on_published()
         self.polls += 1
         SOURCE_LAST_SUCCESS.labels(self.name).set(time.time())
         return n

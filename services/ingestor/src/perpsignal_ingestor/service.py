@@ -112,8 +112,11 @@ class IngestorService(KafkaService):
         cadence_s: float,
         poll: Callable[[], Awaitable[list[Event]]],
         timeout_s: float | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> None:
-        loop = SourceLoop(name, cadence_s, poll, self.publisher, timeout_s=timeout_s)
+        loop = SourceLoop(
+            name, cadence_s, poll, self.publisher, timeout_s=timeout_s, on_published=on_published
+        )
         self.source_loops.append(loop)
         self.tasks.append(loop.run)
 
@@ -141,7 +144,13 @@ class IngestorService(KafkaService):
             self._loop("listings", cfg.ingestor_listings_cadence_s, self.listings.poll)
         market = BinanceMarketPoller(binance, self.universe, tfs, clock=self.clock)
         if "binance" in src:
-            self._loop("binance", cfg.ingestor_binance_cadence_s, market.poll, timeout_s=600)
+            self._loop(
+                "binance",
+                cfg.ingestor_binance_cadence_s,
+                market.poll,
+                timeout_s=600,
+                on_published=market.acknowledge,
+            )
         if "binance_ratios" in src:
             ratios = BinanceRatiosPoller(binance, self.universe)
             self._loop("binance_ratios", cfg.ingestor_ratio_cadence_s, ratios.poll, 900)

@@ -47,7 +47,10 @@ class BinanceMarketPoller:
         self._clock = clock
         self._backfill = kline_backfill
         self._concurrency = concurrency
+        # boundaries whose candles are published (acknowledged) vs fetched but not yet known
+        # to be published: a candle whose publish failed is fetched again on the next poll
         self._fetched_boundary: dict[tuple[str, str], int] = {}
+        self._staged_boundary: dict[tuple[str, str], int] = {}
         self.next_funding_ms: dict[str, int] = {}
 
     def forget_klines(self) -> None:
@@ -74,6 +77,11 @@ class BinanceMarketPoller:
             jobs.append((f"openInterest {sym}", self._open_interest(sym)))
         return await gather_guarded("binance", jobs, self._concurrency)
 
+    def acknowledge(self) -> None:
+        """Record that everything the last poll returned is published (called by its loop)."""
+        self._fetched_boundary.update(self._staged_boundary)
+        self._staged_boundary.clear()
+
     async def _premium(self, symbols: set[str]) -> list[Event]:
         items = await self.client.fetch_premium_index_all()
         for i in items:
@@ -89,7 +97,7 @@ class BinanceMarketPoller:
         self, sym: str, tf: str, limit: int, boundary: int, now: datetime
     ) -> list[Event]:
         rows = await self.client.fetch_klines(sym, tf, limit=limit)
-        self._fetched_boundary[(sym, tf)] = boundary
+        self._staged_boundary[(sym, tf)] = boundary
         return list(p.parse_klines(rows, sym, tf, now))  # type: ignore[arg-type]
 
     async def _open_interest(self, sym: str) -> list[Event]:

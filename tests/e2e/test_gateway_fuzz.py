@@ -115,18 +115,11 @@ def test_oversized_bodies_get_413(gateway: Stack) -> None:
         assert r.status_code == 413, (path, r.status_code, r.text[:300])
 
 
-LENIENT = pytest.mark.xfail(
-    strict=True,
-    reason="gateway bug (reported): symbols.normalize_symbol strips every non-alphanumeric "
-    "character, so garbage like 'BTC$' or 'BTC USDT' silently means BTCUSDT instead of a 4xx",
-)
-
-
 @pytest.mark.parametrize(
     "symbol",
     [
         "../../etc/passwd", "x" * 300, "%00", "ZZZZZZUSDT", "-1", "<script>",
-        pytest.param("BTC$", marks=LENIENT), pytest.param("BTC USDT", marks=LENIENT),
+        "BTC$", "BTC USDT",
     ],
 )  # fmt: skip
 def test_invalid_symbols_get_a_clear_4xx(gateway: Stack, symbol: str) -> None:

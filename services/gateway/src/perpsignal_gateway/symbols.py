@@ -11,6 +11,8 @@ log = logging.getLogger(__name__)
 
 _QUOTES = ("USDT", "USDC", "BUSD", "FDUSD")
 _CLEAN = re.compile(r"[^A-Z0-9]")
+# a coin or pair, optionally with one separator: BTC, BTCUSDT, BTC-USDT, BTC/USDT, BTC_USDT
+_VALID = re.compile(r"[A-Z0-9]{1,20}(?:[-/_][A-Z0-9]{2,10})?")
 
 # Returns every tradable USD-M perpetual symbol; raises when the venue cannot be reached
 ListedSymbols = Callable[[], Awaitable[set[str]]]
@@ -18,7 +20,12 @@ ListedSymbols = Callable[[], Awaitable[set[str]]]
 
 def normalize_symbol(raw: str) -> str:
     """Return the Binance symbol for `BTC`, `btc`, `BTCUSDT`, `BTC-USDT` or `BTC/USDT`."""
-    cleaned = _CLEAN.sub("", raw.upper())
+    upper = raw.strip().upper()
+    if not _VALID.fullmatch(upper):
+        # not a symbol at all ("BTC$", "BTC USDT"): kept as given, so it is never listed and
+        # the caller answers 404 naming exactly what was asked for
+        return upper
+    cleaned = _CLEAN.sub("", upper)
     if not cleaned:
         return cleaned
     if cleaned.endswith(_QUOTES) and len(cleaned) > 4:

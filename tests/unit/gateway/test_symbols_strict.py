@@ -18,5 +18,5 @@ def test_accepted_forms(raw: str, want: str) -> None:
 
 @pytest.mark.parametrize("raw", ["BTC$", "BTC USDT", "<script>", "../../etc/passwd", "B-T-C"])
 def test_garbage_is_not_turned_into_a_real_symbol(raw: str) -> None:
-    assert normalize_symbol(raw) not in {"BTCUSDT", "SCRIPTUSDT", "ETCPASSWDUSDT", "BTCUSDT"}
+    assert normalize_symbol(raw) not in {"BTCUSDT", "SCRIPTUSDT", "ETCPASSWDUSDT"}
     assert normalize_symbol(raw) == raw.strip().upper()

@@ -288,17 +288,8 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
                 await asyncio.sleep(0.01)
         await producer.wait_delivered()
 
-    child_env = {**os.environ, **env}
-
     def spawn() -> subprocess.Popen[bytes]:
-        log = open(tmp_path / "effect.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.runtime.effect_app"],
-            env=child_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+        return _spawn_effect_app(env, tmp_path)
 
     async def count(sql: str) -> int:
         return int(await conn.fetchval(sql))
@@ -343,6 +334,18 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
     assert "Traceback" not in log.split("\n")[-50:], log[-2000:]
 
 
+def _spawn_effect_app(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    """Start the effect app as its own process, appending to log_dir/effect.log."""
+    log = open(log_dir / "effect.log", "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.runtime.effect_app"],
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+
+
 async def _gt(value: object, n: int) -> bool:
     return int(await value) > n  # type: ignore[misc]
 
@@ -381,14 +384,7 @@ async def test_sigterm_drains_commits_and_exits_zero(
     await producer.publish_many([candle(i, f"D{i % 5}USDT") for i in range(300)])
 
     def spawn() -> subprocess.Popen[bytes]:
-        log = open(tmp_path / "effect.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.runtime.effect_app"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+        return _spawn_effect_app(env, tmp_path)
 
     proc = spawn()
     try:

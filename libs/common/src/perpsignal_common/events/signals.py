@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from pydantic import AwareDatetime, Field
 
@@ -20,16 +20,7 @@ FactorName = Literal[
     "social",
     "fear_greed",
 ]
-FACTOR_NAMES: tuple[str, ...] = (
-    "liquidations",
-    "funding",
-    "momentum",
-    "long_short",
-    "smart_money",
-    "oi_trend",
-    "social",
-    "fear_greed",
-)
+FACTOR_NAMES: tuple[str, ...] = get_args(FactorName)
 Verdict = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 RiskMode = Literal["NORMAL", "REDUCED", "AVOID", "AGGRESSIVE"]
 VolatilityClass = Literal["VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH"]

@@ -58,8 +58,8 @@ def judged(
     direction: str = "LONG",
     verdict: str = "CONFIRM",
     price: float = 100.0,
-    stop: float | None = 95.0,
-    target: float | None = 110.0,
+    stop: float | str | None = "auto",
+    target: float | str | None = "auto",
     candles: tuple[Ohlc, ...] = (),
     factors: tuple[FactorScore, ...] = (),
     checks: LayerChecks | None = None,
@@ -67,6 +67,12 @@ def judged(
     at: datetime | None = None,
 ) -> SignalJudgedV1:
     sid = uuid.uuid4().hex
+    # levels on the correct side of the entry unless a test gives them (NEUTRAL: no plan)
+    side = {"LONG": 1, "SHORT": -1}.get(direction, 0)
+    if stop == "auto":
+        stop = round(price * (1 - 0.03 * side), 6) if side else None
+    if target == "auto":
+        target = round(price * (1 + 0.06 * side), 6) if side else None
     return SignalJudgedV1(
         event_id=f"ev-{sid}",
         source="judge",
@@ -87,7 +93,10 @@ def judged(
             position_multiplier=1.0 if verdict == "CONFIRM" else 0.5,
             ai_summary=f"{symbol} judged {verdict}",
             layer_checks=checks or LayerChecks(),
-            volatility_metrics=VolatilityMetrics(stop_loss_price=stop, take_profit_price=target),
+            volatility_metrics=VolatilityMetrics(
+                stop_loss_price=stop,  # type: ignore[arg-type]
+                take_profit_price=target,  # type: ignore[arg-type]
+            ),
         ),
     )
 

@@ -32,6 +32,7 @@ from perpsignal_common.events.market import (
 from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
+from perpsignal_common.kafka.consumer import partitions_for
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
 
@@ -182,7 +183,7 @@ class TopicFollower:
             await consumer.start()
             parts: list[TopicPartition] = []
             for topic in self._topics:
-                found = await _partitions_for(consumer, topic)
+                found = await partitions_for(consumer, topic)
                 parts.extend(TopicPartition(topic, p) for p in sorted(found))
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
@@ -265,16 +266,6 @@ class TopicFollower:
                 "read model caught up",
                 extra={"records": self.records_read, "seconds": round(self.caught_up_after_s, 3)},
             )
-
-
-async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(100):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return set(parts)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise DependencyUnavailable(f"topic {topic} has no partitions")
 
 
 def age_s(at: datetime, now: datetime | None = None) -> float:

@@ -68,6 +68,19 @@ class ConsumerOptions:
     rewind_on_assign: int | None = None
 
 
+async def partitions_for(
+    consumer: AIOKafkaConsumer, topic: str, *, attempts: int = 100
+) -> set[int]:
+    """Return the partitions of `topic`, refreshing metadata until the broker knows it."""
+    for _ in range(attempts):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)
+    raise DependencyUnavailable(f"topic {topic} has no partitions")
+
+
 class _TopicMetrics:
     """Label-bound metric children of one topic (labels() lookups are costly per record)."""
 
@@ -180,7 +193,7 @@ class ConsumerLoop:
                 parts = [
                     TopicPartition(t, p)
                     for t in topics
-                    for p in sorted(await self._partitions_for(consumer, t))
+                    for p in sorted(await partitions_for(consumer, t))
                 ]
                 consumer.assign(parts)
                 await consumer.seek_to_beginning(*parts)
@@ -190,16 +203,6 @@ class ConsumerLoop:
             await consumer.stop()
             raise DependencyUnavailable(f"kafka consumer cannot start: {exc}") from exc
         self._consumer = consumer
-
-    @staticmethod
-    async def _partitions_for(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-        for _ in range(50):
-            parts = consumer.partitions_for_topic(topic)
-            if parts:
-                return set(parts)
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        raise DependencyUnavailable(f"topic {topic} has no partitions")
 
     def is_replay(self, record: Record) -> bool:
         """Return True when `record` is re-read only to rebuild state after assignment."""

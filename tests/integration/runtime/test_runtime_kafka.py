@@ -390,7 +390,7 @@ async def test_sigterm_drains_commits_and_exits_zero(
     try:
         await eventually(
             lambda: _eq(conn.fetchval("select count(*) from effects"), 300),
-            timeout=60,
+            timeout=180,
             what="all 300 effects",
         )
         proc.send_signal(15)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -232,10 +233,24 @@ async def test_sigkill_each_service_mid_stream_loses_and_duplicates_nothing(
     candles = Counter(
         e.symbol for e in {e.event_id: e for e in events if isinstance(e, CandleClosedV1)}.values()
     )
-    scored = {
-        e.event_id: e for e in await read_topic(k, Topic.SIGNALS) if isinstance(e, SignalScoredV1)
-    }
-    judged = distinct_judged(await read_topic(k, Topic.SIGNALS_JUDGED))
+    scored_events = [e for e in await read_topic(k, Topic.SIGNALS) if isinstance(e, SignalScoredV1)]
+    scored = {e.event_id: e for e in scored_events}
+    judged_events = await read_topic(k, Topic.SIGNALS_JUDGED)
+    judged = distinct_judged(judged_events)
+
+    # a redelivery repeats an id with the same content: a restarted scorer rebuilds the same
+    # state, a restarted judge reads back what it published instead of asking the LLM again
+    def versions(evs: list[Any], what: Callable[[Any], tuple[Any, ...]]) -> dict[str, set[Any]]:
+        seen: dict[str, set[Any]] = {}
+        for e in evs:
+            seen.setdefault(e.event_id, set()).add(what(e))
+        return {i: v for i, v in seen.items() if len(v) > 1}
+
+    assert not versions(scored_events, lambda e: (e.direction, e.score)), "scored twice"
+    assert not versions(
+        [e for e in judged_events if isinstance(e, SignalJudgedV1)],
+        lambda e: (e.ai_verdict_layer.verdict, e.ai_verdict_layer.judge, e.direction),
+    ), "one judged id, two verdicts"
     mid = {n: (at_kill[n], candles[s]) for n, s in zip([p[0] for p in plan], bursts, strict=True)}
     assert sum(1 for got, total in mid.values() if got < total) >= 3, mid
 

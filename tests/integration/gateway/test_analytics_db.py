@@ -55,6 +55,17 @@ async def test_analytics_answer_in_camel_case_on_an_empty_database(database_url)
         assert invoked.json()["result"] == stats
 
 
+async def test_a_symbol_postgresql_cannot_store_is_a_422_not_a_500(database_url) -> None:
+    """Found by schemathesis: a NUL byte in the history filter reached PostgreSQL (500)."""
+    async with gateway(database_url) as client:
+        for bad in ("BTC\x00USDT", "BTC USDT", "ÃºBTC"):
+            r = await client.get("/analytics/outcomes-history", params={"symbol": bad})
+            assert r.status_code == 422, (bad, r.text)
+            assert "symbol" in r.text
+        ok = await client.get("/analytics/outcomes-history", params={"symbol": "BTC-USDT"})
+        assert ok.status_code == 200, ok.text
+
+
 async def test_database_down_is_503_with_a_clear_code() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

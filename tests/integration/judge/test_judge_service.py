@@ -119,3 +119,60 @@ async def test_judge_request_gets_a_reply(kafka_settings: KafkaSettings, shared_
     assert reply.judged is not None and reply.judged.direction == "SHORT"
     plan = reply.judged.ai_verdict_layer.volatility_metrics
     assert plan.stop_loss_price is not None and plan.stop_loss_price > ctx.price
+
+
+@pytest.mark.parametrize("lookback_s", [900.0, 0.0])
+async def test_restarted_judge_does_not_rejudge_what_its_predecessor_published(
+    kafka_settings: KafkaSettings, shared_data: Path, lookback_s: float
+) -> None:
+    """A judge killed after publishing but before committing: its successor gets the signals
+    again. The predecessor's verdict (an LLM answer, say) is already on the topic, so the
+    successor must not publish a second, possibly different verdict under the same id."""
+    from perpsignal_judge.judge import Judge
+
+    candles = load_candles(shared_data)
+    signals = [
+        signal(symbol="XRPUSDT", seq=i, candles=candles[i : i + 60], factors={"momentum": 70.0})
+        for i in range(4)
+    ]
+    judge = Judge(JudgeSettings(kafka=kafka_settings))
+    earlier = []
+    for s in signals[:2]:  # what the killed predecessor published (and never committed)
+        j = await judge.judge(s)
+        layer = j.ai_verdict_layer.model_copy(update={"ai_summary": "predecessor's verdict"})
+        earlier.append(j.model_copy(update={"ai_verdict_layer": layer}))
+    await ensure_topics(kafka_settings)
+    producer = EventProducer(kafka_settings, "test")
+    await producer.start()
+    try:
+        await producer.publish_many(signals)
+        await producer.publish_many(earlier)
+        async with TopicReader(kafka_settings, Topic.SIGNALS_JUDGED) as reader:
+            settings = JudgeSettings(kafka=kafka_settings, judge_resume_lookback_s=lookback_s)
+            service = Running(kafka_settings)
+            service.service = JudgeService(settings)
+            async with service:
+
+                async def all_judged() -> bool:
+                    await reader.poll()
+                    return {e.causation_id for e in reader.events()} >= {
+                        s.event_id for s in signals
+                    }
+
+                await eventually(all_judged, timeout=40, what="every signal judged")
+                await asyncio.sleep(0.5)  # a second verdict, if any, would arrive by now
+                await reader.poll()
+            events = [e for e in reader.events() if isinstance(e, SignalJudgedV1)]
+    finally:
+        await producer.stop()
+    summaries: dict[str, list[str]] = {}
+    for e in events:
+        summaries.setdefault(e.event_id, []).append(e.ai_verdict_layer.ai_summary)
+    for j in earlier:
+        if lookback_s:  # read back: the predecessor's verdict stands alone
+            assert summaries[j.event_id] == ["predecessor's verdict"]
+        else:  # switched off: judged again, the same id now carries two verdicts
+            assert summaries[j.event_id][0] == "predecessor's verdict"
+            assert len(summaries[j.event_id]) == 2
+    for s in signals[2:]:
+        assert len(summaries[judge.judged_id(s)]) == 1

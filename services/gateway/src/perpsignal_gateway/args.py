@@ -72,7 +72,10 @@ class CompareQuery(StrictArgs):
 
 
 class HistoryQuery(StrictArgs):
-    symbol: str | None = Field(default=None, max_length=30)
+    # a pattern, not just a length: bytes PostgreSQL refuses (NUL) must be a 422, not a 500
+    symbol: str | None = Field(
+        default=None, max_length=30, pattern=r"^[A-Za-z0-9/_-]+$", examples=["BTCUSDT"]
+    )
     verdict: VerdictName | None = None
     horizon: Horizon | None = None
     start: datetime | None = None

@@ -257,9 +257,14 @@ class Judge:
         )
 
     @staticmethod
-    def _judged(scored: SignalScoredV1, layer: VerdictLayer) -> SignalJudgedV1:
+    def judged_id(scored: SignalScoredV1) -> str:
+        """Return the event id of `scored`'s judged signal (the same on every redelivery)."""
+        return deterministic_id(scored.event_id, SOURCE)
+
+    @classmethod
+    def _judged(cls, scored: SignalScoredV1, layer: VerdictLayer) -> SignalJudgedV1:
         return SignalJudgedV1(
-            event_id=deterministic_id(scored.event_id, SOURCE),
+            event_id=cls.judged_id(scored),
             source=SOURCE,
             symbol=scored.symbol,
             observed_at=scored.observed_at,

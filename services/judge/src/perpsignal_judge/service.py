@@ -3,17 +3,27 @@
 One consumer loop (group `judge`) reads both topics. ConsumerLoop handles different keys
 (symbols, request ids) concurrently and the same key in order, so a slow LLM call delays
 only its own symbol; the LLM's own semaphore bounds the calls in flight.
+
+A verdict is not a pure function of the signal (the LLM may answer differently, or time out
+into the rule fallback), so a judge killed between publishing and committing must not judge
+the same signal again: on every assignment it reads back the judged ids published in the last
+`JUDGE_RESUME_LOOKBACK_S` and skips those signals. Downstream (notifier, outcomes) then never
+sees one judged id with two verdicts.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
-from perpsignal_common.errors import PermanentError
+from aiokafka import TopicPartition
+
+from perpsignal_common.errors import DependencyUnavailable, PermanentError
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import JudgeRequestV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.kafka.recent import recent_event_ids
 from perpsignal_common.runtime import KafkaService
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
@@ -29,6 +39,8 @@ class JudgeService(KafkaService):
     def __init__(self, settings: JudgeSettings, judge: Judge | None = None) -> None:
         super().__init__("judge", settings)
         self.judge = judge or Judge(settings)
+        self.settings: JudgeSettings = settings
+        self._published: set[str] = set()  # judged ids already on the topic (read back)
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
             service=self.name,
@@ -37,6 +49,7 @@ class JudgeService(KafkaService):
                 topics=[Topic.SIGNALS, Topic.JUDGE_REQUESTS],
                 concurrency=settings.judge_concurrency,
                 handler_timeout_s=settings.judge_handler_timeout_s,
+                on_assigned=self.read_back,
             ),
             handler=self.handle,
             producer=self.producer,
@@ -47,9 +60,33 @@ class JudgeService(KafkaService):
         """Close the LLM client."""
         await self.judge.close()
 
+    async def read_back(self, assigned: set[TopicPartition]) -> None:
+        """Remember which judged ids reached the topic lately (a predecessor's uncommitted work)."""
+        lookback = self.settings.judge_resume_lookback_s
+        if lookback <= 0:
+            return
+        since_ms = int((time.time() - lookback) * 1000)
+        try:
+            self._published = await recent_event_ids(
+                self.settings.kafka, Topic.SIGNALS_JUDGED, since_ms, client_id="judge-readback"
+            )
+        except DependencyUnavailable as exc:
+            # degraded, not fatal: a redelivered signal may be judged again (same id)
+            log.warning("cannot read back judged signals", extra={"error": str(exc)})
+            self._published = set()
+
     async def handle(self, event: Event, record: Record) -> None:
         """Judge one signal or answer one request; idempotent on the input's event id."""
         if isinstance(event, SignalScoredV1):
+            if self._published:
+                judged_id = self.judge.judged_id(event)
+                if judged_id in self._published:
+                    self._published.discard(judged_id)
+                    log.info(
+                        "signal already judged before a restart; not judging it again",
+                        extra={"event_id": event.event_id, "symbol": event.symbol},
+                    )
+                    return
             await self.producer.publish(await self.judge.judge(event))
         elif isinstance(event, JudgeRequestV1):
             if not event.reply_topic.startswith(Topic.JUDGE_REPLIES):

@@ -46,6 +46,13 @@ class JudgeSettings(ServiceSettings):
         default=32, ge=1, description="Symbols judged at once per consumer batch"
     )
     judge_handler_timeout_s: float = Field(default=60.0, gt=0)
+    judge_resume_lookback_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="On each partition assignment, read back the judged ids published in "
+        "this many seconds and do not re-judge them (an LLM may answer a redelivery "
+        "differently); 0 = off",
+    )
 
     # Volatility and trade plan
     judge_atr_period: int = Field(default=14, ge=2)

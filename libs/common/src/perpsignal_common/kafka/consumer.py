@@ -66,6 +66,9 @@ class ConsumerOptions:
     # committed offset are "replays": `ConsumerLoop.is_replay(record)` is True for them, so
     # a handler updates state but repeats no side effect
     rewind_on_assign: int | None = None
+    # Called with each new assignment (after any rewind), before its records are handled:
+    # e.g. to read back which outputs a killed predecessor already published
+    on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
 
 
 async def partitions_for(
@@ -125,6 +128,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop._forget(assigned)
         if self._loop._opts.rewind_on_assign is not None:
             await self._loop._rewind(assigned)
+        if self._loop._opts.on_assigned is not None:
+            await self._loop._opts.on_assigned(assigned)
 
 
 class ConsumerLoop:

@@ -77,16 +77,20 @@ class Evaluation:
     stale: tuple[str, ...]
 
 
-_ORDER = {n: i for i, n in enumerate(FACTOR_NAMES)}
-_TABLES: dict[int, tuple[EngineConfig, tuple[tuple[str, float, float], ...]]] = {}
+_POSITIONS = range(len(FACTOR_NAMES))
+_TABLES: dict[int, tuple[EngineConfig, tuple[tuple[str, float, float, float], ...]]] = {}
 
 
-def _table(cfg: EngineConfig) -> tuple[tuple[str, float, float], ...]:
-    """Return (name, weight, staleness limit) per factor of `cfg`, built once per config."""
+def _table(cfg: EngineConfig) -> tuple[tuple[str, float, float, float], ...]:
+    """Return (name, weight, weight / 100, staleness limit) per factor of `cfg`, built once
+    per config."""
     cached = _TABLES.get(id(cfg))
     if cached is not None and cached[0] is cfg:
         return cached[1]
-    table = tuple((n, cfg.weights.get(n, 0.0), cfg.limits[n]) for n in FACTOR_NAMES)
+    table = tuple(
+        (n, cfg.weights.get(n, 0.0), cfg.weights.get(n, 0.0) / 100.0, cfg.limits[n])
+        for n in FACTOR_NAMES
+    )
     _TABLES[id(cfg)] = (cfg, table)
     return table
 
@@ -98,9 +102,9 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     fresh: list[float] = []
     missing: list[str] = []
     stale: list[str] = []
-    for name, w, limit in _table(cfg):
+    for name, w, share, limit in _table(cfg):
         r = results[name]
-        contributions[name] = w / 100.0 * (r.score - 50.0)
+        contributions[name] = share * (r.score - 50.0)
         status = r.status
         if status == "ok":
             ok_weight += w
@@ -112,12 +116,17 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
             stale.append(name)
     cs = list(contributions.values())
     net = sum(cs)
-    score = min(100.0, max(0.0, 50.0 + net))
-    gross = sum(map(abs, cs))
+    score = 50.0 + net
+    score = score if score > 0.0 else 0.0  # max(0.0, score)
+    score = score if score < 100.0 else 100.0  # min(100.0, score)
+    pulls = list(map(abs, cs))
+    gross = sum(pulls)
     agreement = abs(net) / gross if gross > 1e-12 else 0.0
     freshness = sum(fresh) / len(fresh) if fresh else 0.0
     completeness = ok_weight / 100.0
     confidence = 100.0 * completeness * (0.4 + 0.6 * agreement) * (0.8 + 0.2 * freshness)
+    confidence = confidence if confidence > 0.0 else 0.0
+    confidence = confidence if confidence < 100.0 else 100.0
     direction: Direction = (
         "LONG"
         if score >= cfg.long_threshold
@@ -125,16 +134,17 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         if score <= cfg.short_threshold
         else "NEUTRAL"
     )
-    # largest |contribution| first, ties in FACTOR_NAMES order
-    ranked = sorted([(-abs(c), _ORDER[n], n) for n, c in contributions.items()])
+    # largest |contribution| first, ties in FACTOR_NAMES order (the sort is stable, also
+    # reversed: equal keys keep their order)
+    top = sorted(_POSITIONS, key=pulls.__getitem__, reverse=True)
     return Evaluation(
         0.0,
         results,
         contributions,
         score,
         direction,
-        min(100.0, max(0.0, confidence)),
-        (ranked[0][2], ranked[1][2], ranked[2][2]),
+        confidence,
+        (FACTOR_NAMES[top[0]], FACTOR_NAMES[top[1]], FACTOR_NAMES[top[2]]),
         tuple(missing),
         tuple(stale),
     )
@@ -159,7 +169,10 @@ class ScoringEngine:
         self._smc_weights = list(enumerate(self._smc_tfs, start=1))
         self._details: dict[int, tuple[SmcAnalyzer, int, list[tuple[str, Scalar]]]] = {}
         self._levels: dict[int, dict[str, tuple[object, str, float]]] = {}
-        self._summaries: dict[str, tuple[tuple[tuple[int, bool], ...], SmcSummary]] = {}
+        # bumped whenever one of a symbol's analyzers changes what the signal reads from it
+        self._smc_rev: dict[str, int] = {}
+        self._bias_cache: dict[str, tuple[int, float | None, dict[str, int]]] = {}
+        self._summaries: dict[str, tuple[int, SmcSummary]] = {}
         self._neutral: dict[tuple[Any, ...], FactorScore] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[SignalScoredV1]]] = {
             CandleClosedV1: self._candle,
@@ -197,33 +210,43 @@ class ScoringEngine:
                 for tf in self._smc_tfs
                 if TIMEFRAME_SECONDS[tf] > cfg.primary_s
             }
+            self._smc_rev[symbol] = self._smc_rev.get(symbol, 0) + 1  # new analyzers
         return st
 
+    def _smc_update(self, symbol: str, a: SmcAnalyzer, bar: Bar) -> None:
+        """Feed one bar to an analyzer; count a change of what the signal reads from it."""
+        version = a.version
+        a.update(bar)
+        if a.version != version or a.index == 2 * a.n:  # new events, FVGs, or warmed up
+            self._smc_rev[symbol] += 1
+
     def _candle(self, ev: CandleClosedV1) -> list[SignalScoredV1]:
-        st = self.state(ev.symbol)
+        symbol = ev.symbol
+        st = self.state(symbol)
         tf = ev.timeframe
         open_s = _ts(ev.open_time)
         # bar times are normalised to the grid: Binance closes at ...59.999
         bar = Bar(
             open_s, open_s + TIMEFRAME_SECONDS[tf], ev.open, ev.high, ev.low, ev.close, ev.volume
         )
+        analyzers = self.smc[symbol]
         if tf == self.cfg.primary_timeframe:
             if not st.add_bar(tf, bar):
                 return []  # duplicate or out-of-order candle: no state change, no signal
-            analyzers = self.smc[ev.symbol]
-            if tf in analyzers:
-                analyzers[tf].update(bar)
-            for htf, agg in self._aggs[ev.symbol].items():
+            a = analyzers.get(tf)
+            if a is not None:
+                self._smc_update(symbol, a, bar)
+            for htf, agg in self._aggs[symbol].items():
                 for hbar in agg.update(bar):
                     if st.add_bar(htf, hbar):
-                        analyzers[htf].update(hbar)
-            return [self.signal(ev.symbol, ev, "candle")]
-        if tf in self.smc[ev.symbol]:
+                        self._smc_update(symbol, analyzers[htf], hbar)
+            return [self.signal(symbol, ev, "candle")]
+        if tf in analyzers:
             if tf not in st.native_tfs:
                 st.native_tfs.add(tf)
-                self._aggs[ev.symbol].pop(tf, None)  # the venue sends it: stop aggregating
+                self._aggs[symbol].pop(tf, None)  # the venue sends it: stop aggregating
             if st.add_bar(tf, bar):
-                self.smc[ev.symbol][tf].update(bar)
+                self._smc_update(symbol, analyzers[tf], bar)
         else:
             st.add_bar(tf, bar)
         return []
@@ -301,10 +324,20 @@ class ScoringEngine:
             den += w
         return (num / den if den else None), by_tf
 
+    def _bias(self, symbol: str) -> tuple[float | None, dict[str, int]]:
+        """Return `smc_bias(symbol)`, recomputed only after an analyzer changed."""
+        rev = self._smc_rev.get(symbol, 0)
+        cached = self._bias_cache.get(symbol)
+        if cached is not None and cached[0] == rev:
+            return cached[1], cached[2]
+        bias, by_tf = self.smc_bias(symbol)
+        self._bias_cache[symbol] = (rev, bias, by_tf)
+        return bias, by_tf
+
     def evaluate(self, symbol: str, now: float) -> Evaluation:
         """Score every factor of `symbol` at time `now` (epoch seconds) and combine them."""
         st = self.states.get(symbol) or self.state(symbol)
-        bias, by_tf = self.smc_bias(symbol)
+        bias, by_tf = self._bias(symbol)
         ctx = EvalContext(now, self.fear_greed, bias, by_tf)
         cfg = self.cfg
         results = {name: fn(st, ctx, cfg) for name, fn in FACTORS.items()}
@@ -333,13 +366,12 @@ class ScoringEngine:
         Reused (it is frozen) while no analyzer of the symbol revealed an event, changed its
         open FVGs or finished warming up: consecutive signals then share one object.
         """
-        analyzers = self.smc.get(symbol, {})
-        key = tuple([(a.version, a.index < 2 * a.n) for a in analyzers.values()])
+        rev = self._smc_rev.get(symbol, 0)
         cached = self._summaries.get(symbol)
-        if cached is not None and cached[0] == key:
+        if cached is not None and cached[0] == rev:
             return cached[1]
         summary = self._smc_summary(symbol)
-        self._summaries[symbol] = (key, summary)
+        self._summaries[symbol] = (rev, summary)
         return summary
 
     def _smc_summary(self, symbol: str) -> SmcSummary:

@@ -215,6 +215,8 @@ class MssScanner:
         """Fold one event into the coin inputs (cheap for the events MSS ignores)."""
         t = type(ev)
         if t is CandleClosedV1 or t is FundingRateV1 or t is OpenInterestV1:
+            if not self.coins:
+                return  # no discovery universe yet
             venue = getattr(ev, "venue", "")
             c = self.coins.get(coin_of(ev.symbol))
             if c is None:

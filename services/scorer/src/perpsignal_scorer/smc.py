@@ -27,6 +27,7 @@ to stdout on import. TA libraries (TA-Lib, talipp) have no SMC primitives.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
@@ -99,12 +100,18 @@ class SmcAnalyzer:
         self.eq_lookback = eq_lookback
         self.fvg_max_age = fvg_max_age
         self.index = -1
-        self._win: deque[Bar] = deque(maxlen=2 * swing_length + 1)
+        # highs and lows of the last 2n+1 bars: the only part of a bar the rules look back at
+        self._hs: list[float] = []
+        self._ls: list[float] = []
         self._high: tuple[float, int] | None = None  # active swing high (level, bar)
         self._low: tuple[float, int] | None = None
         self._highs: deque[float] = deque(maxlen=eq_lookback)
         self._lows: deque[float] = deque(maxlen=eq_lookback)
         self._fvgs: list[tuple[int, float, float, int]] = []  # (dir, top, bottom, bar)
+        # bounds over the open gaps: a bar above every bullish top and below every bearish
+        # bottom mitigates none of them, so the per-gap loop is skipped (O(1) per bar)
+        self._bull_top = -math.inf
+        self._bear_bottom = math.inf
         self.trend = 0
         self.last_structure: SmcEvent | None = None
         self.open_fvgs = 0
@@ -112,44 +119,64 @@ class SmcAnalyzer:
         self.version = 0  # bumped whenever `last_by_kind` or `open_fvgs` changes
 
     def update(self, bar: Bar) -> list[SmcEvent]:
-        """Add one closed bar; return the events it reveals (possibly none)."""
+        """Add one closed bar; return the events it reveals (possibly none).
+
+        O(1) per bar: only the bar n back (the newly confirmable pivot) is tested, and the
+        open gaps are scanned only when the bar reaches one of them or the oldest expires.
+        """
         self.index += 1
         i, at, n = self.index, bar.close_s, self.n
-        win = self._win
-        win.append(bar)
+        hs, ls = self._hs, self._ls
+        hs.append(bar.high)
+        ls.append(bar.low)
+        size = len(hs)
+        if size > 2 * n + 1:
+            del hs[0], ls[0]
+            size -= 1
         out: list[SmcEvent] = []
-        if len(win) == 2 * n + 1:
-            mid = win[n]
+        if size == 2 * n + 1:
             j = i - n
-            bars = tuple(win)
-            left, right = bars[:n], bars[n + 1 :]
-            if mid.high > max([b.high for b in left]) and mid.high >= max([b.high for b in right]):
-                out.append(_event("swing_high", 1, j, i, at, mid.high, mid.high))
-                self._equal(out, "equal_highs", self._highs, mid.high, j, i, at)
-                self._highs.append(mid.high)
-                self._high = (mid.high, j)
-            if mid.low < min([b.low for b in left]) and mid.low <= min([b.low for b in right]):
-                out.append(_event("swing_low", -1, j, i, at, mid.low, mid.low))
-                self._equal(out, "equal_lows", self._lows, mid.low, j, i, at)
-                self._lows.append(mid.low)
-                self._low = (mid.low, j)
-        if self._fvgs:
+            # a pivot must be the window's extreme: most bars are rejected by one max/min
+            mh = hs[n]
+            if not mh < max(hs) and mh > max(hs[:n]) and mh >= max(hs[n + 1 :]):
+                out.append(_event("swing_high", 1, j, i, at, mh, mh))
+                self._equal(out, "equal_highs", self._highs, mh, j, i, at)
+                self._highs.append(mh)
+                self._high = (mh, j)
+            ml = ls[n]
+            if not ml > min(ls) and ml < min(ls[:n]) and ml <= min(ls[n + 1 :]):
+                out.append(_event("swing_low", -1, j, i, at, ml, ml))
+                self._equal(out, "equal_lows", self._lows, ml, j, i, at)
+                self._lows.append(ml)
+                self._low = (ml, j)
+        fvgs = self._fvgs
+        if fvgs and not (
+            bar.low > self._bull_top
+            and bar.high < self._bear_bottom
+            and i - fvgs[0][3] < self.fvg_max_age
+        ):
             keep = []
-            for fvg in self._fvgs:
+            for fvg in fvgs:
                 d, top, bottom, ref = fvg
                 if (d > 0 and bar.low <= top) or (d < 0 and bar.high >= bottom):
                     out.append(_event("fvg_mitigated", d, ref, i, at, top, bottom))
                 elif i - ref < self.fvg_max_age:
                     keep.append(fvg)
-            self._fvgs = keep
-        if len(win) >= 3:
-            two = win[-3]
-            if bar.low > two.high:
-                self._fvgs.append((1, bar.low, two.high, i))
-                out.append(_event("fvg", 1, i, i, at, bar.low, two.high))
-            elif bar.high < two.low:
-                self._fvgs.append((-1, two.low, bar.high, i))
-                out.append(_event("fvg", -1, i, i, at, two.low, bar.high))
+            self._fvgs = fvgs = keep
+            self._bull_top = max([f[1] for f in keep if f[0] > 0], default=-math.inf)
+            self._bear_bottom = min([f[2] for f in keep if f[0] < 0], default=math.inf)
+        if size >= 3:
+            two_high, two_low = hs[-3], ls[-3]
+            if bar.low > two_high:
+                fvgs.append((1, bar.low, two_high, i))
+                out.append(_event("fvg", 1, i, i, at, bar.low, two_high))
+                if bar.low > self._bull_top:
+                    self._bull_top = bar.low
+            elif bar.high < two_low:
+                fvgs.append((-1, two_low, bar.high, i))
+                out.append(_event("fvg", -1, i, i, at, two_low, bar.high))
+                if bar.high < self._bear_bottom:
+                    self._bear_bottom = bar.high
         open_fvgs = len(self._fvgs)
         if open_fvgs != self.open_fvgs:
             self.open_fvgs = open_fvgs

@@ -11,8 +11,11 @@ than the whole evaluation budget; the tests check them against TA-Lib's RSI and 
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
@@ -105,25 +108,26 @@ class Aggregator:
         self.tf_s = tf_s
         self._bar: Bar | None = None
 
-    def update(self, bar: Bar) -> list[Bar]:
+    def update(self, bar: Bar) -> tuple[Bar, ...]:
         """Feed one primary bar; return the higher bars it completed (0, 1 or 2)."""
-        out: list[Bar] = []
         start = bar.open_s - bar.open_s % self.tf_s
         cur = self._bar
+        done = None
         if cur is not None and cur.open_s != start:
-            out.append(cur)
-            cur = None
+            done, cur = cur, None
         if cur is None:
             cur = Bar(start, start + self.tf_s, bar.open, bar.high, bar.low, bar.close, 0.0)
-        cur.high = max(cur.high, bar.high)
-        cur.low = min(cur.low, bar.low)
+        if bar.high > cur.high:  # max(cur.high, bar.high)
+            cur.high = bar.high
+        if bar.low < cur.low:  # min(cur.low, bar.low)
+            cur.low = bar.low
         cur.close = bar.close
         cur.volume += bar.volume
         if bar.close_s >= cur.close_s:
-            out.append(cur)
-            cur = None
+            self._bar = None
+            return (cur,) if done is None else (done, cur)
         self._bar = cur
-        return out
+        return () if done is None else (done,)
 
 
 @dataclass(slots=True)
@@ -157,6 +161,9 @@ class SymbolState:
     social: dict[str, float | None] = field(default_factory=dict)
     social_at: float | None = None
     last_event_s: float = 0.0
+    # per-factor memo of the last sub-score and the inputs it was computed from: a factor
+    # whose inputs are the same objects as last time reuses it (only its age is recomputed)
+    memo: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def bars(self, tf: str) -> deque[Bar]:
         """Return the bars of `tf` (created empty on first use)."""
@@ -185,12 +192,36 @@ class SymbolState:
         return dq
 
 
+_T = attrgetter("t")
+
+
 def value_at_or_before(points: deque[Point], t: float) -> Point | None:
-    """Return the newest point observed at or before `t` (points are time-ordered)."""
-    for p in reversed(points):
-        if p.t <= t:
-            return p
-    return None
+    """Return the newest point observed at or before `t` (points are time-ordered).
+
+    O(1) for the newest point, else a binary search: a lookback of hours over a source that
+    updates every minute costs log(n), not n.
+    """
+    if not points:
+        return None
+    last = points[-1]
+    if last.t <= t:
+        return last
+    i = bisect_right(points, t, key=_T)
+    return points[i - 1] if i else None
+
+
+_CLOSE = attrgetter("close_s")
+
+
+def bar_at_or_before(bars: deque[Bar], t: float) -> Bar | None:
+    """Return the newest bar closed at or before `t` (bars are time-ordered; O(log n))."""
+    if not bars:
+        return None
+    last = bars[-1]
+    if last.close_s <= t:
+        return last
+    i = bisect_right(bars, t, key=_CLOSE)
+    return bars[i - 1] if i else None
 
 
 def append_point(points: deque[Point], t: float, value: float, min_gap_s: float = 0.0) -> bool:

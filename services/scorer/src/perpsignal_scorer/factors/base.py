@@ -66,12 +66,30 @@ def blend(parts: list[tuple[float, float]]) -> float:
     return acc / total if total else 0.0
 
 
+def round3(x: float) -> float:
+    """Return round(x, 3); a whole number (most ages: event times are whole seconds) is
+    returned as it is, which is what round() gives, without its decimal conversion."""
+    return x if x % 1.0 == 0.0 else round(x, 3)
+
+
+_MISSING: dict[str, FactorResult] = {}
+
+
 def missing(reason: str) -> FactorResult:
-    """A neutral result for an input we never received."""
-    return FactorResult(50.0, "missing", None, {}, reason)
+    """A neutral result for an input we never received.
+
+    One shared object per reason (results are never mutated): a factor that stays missing
+    costs a dict lookup per evaluation.
+    """
+    r = _MISSING.get(reason)
+    if r is None:
+        r = FactorResult(50.0, "missing", None, {}, reason)
+        if len(_MISSING) < 1024:
+            _MISSING[reason] = r
+    return r
 
 
 def stale(age_s: float, limit_s: float, inputs: dict[str, Scalar] | None = None) -> FactorResult:
     """A neutral result for an input older than its staleness limit."""
     reason = f"newest input {age_s:.0f}s old > {limit_s:.0f}s"
-    return FactorResult(50.0, "stale", round(age_s, 3), inputs or {}, reason)
+    return FactorResult(50.0, "stale", round3(age_s), inputs or {}, reason)

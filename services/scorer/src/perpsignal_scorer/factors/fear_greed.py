@@ -8,7 +8,7 @@ v >= greed_extreme (v = 100 gives 0); 50 otherwise.
 from __future__ import annotations
 
 from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, stale
+from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, round3, stale
 
 
 def fear_greed_score(value: float, cfg: EngineConfig) -> float:
@@ -30,5 +30,5 @@ def score_fear_greed(_state: object, ctx: EvalContext, cfg: EngineConfig) -> Fac
     if age > limit:
         return stale(age, limit, {"fear_greed": value})
     return FactorResult(
-        fear_greed_score(value, cfg), "ok", round(max(age, 0.0), 3), {"fear_greed": value}
+        fear_greed_score(value, cfg), "ok", round3(0.0 if age < 0.0 else age), {"fear_greed": value}
     )

@@ -15,6 +15,7 @@ from perpsignal_scorer.factors.base import (
     blend,
     missing,
     pull,
+    round3,
     stale,
     to_score,
 )
@@ -39,11 +40,15 @@ def score_funding(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> Fa
     if age > limit:
         return stale(age, limit, {"rate_8h": latest.value})
     before = value_at_or_before(state.funding, ctx.now - cfg.funding_change_window_s)
-    prev = before.value if before is not None else None
-    return FactorResult(
-        to_score(funding_strength(latest.value, prev, cfg)),
-        "ok",
-        round(age, 3),
-        {"rate_8h": latest.value, "previous_rate_8h": prev},
-        None if prev is not None else "no earlier rate: level only",
-    )
+    memo = state.memo.get("funding")
+    if memo is None or memo[0] is not latest or memo[1] is not before or memo[2] is not cfg:
+        prev = before.value if before is not None else None
+        memo = state.memo["funding"] = (
+            latest,
+            before,
+            cfg,
+            to_score(funding_strength(latest.value, prev, cfg)),
+            {"rate_8h": latest.value, "previous_rate_8h": prev},
+            None if prev is not None else "no earlier rate: level only",
+        )
+    return FactorResult(memo[3], "ok", round3(age), memo[4], memo[5])

@@ -9,6 +9,7 @@ long, and the faster they pile in, the more bearish.
 
 from __future__ import annotations
 
+from perpsignal_common.events.signals import Scalar
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors.base import (
     EvalContext,
@@ -16,6 +17,7 @@ from perpsignal_scorer.factors.base import (
     blend,
     missing,
     pull,
+    round3,
     stale,
     to_score,
 )
@@ -43,8 +45,10 @@ def long_short_strength(
 def score_long_short(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score global and top-trader account positioning."""
     limit = cfg.limits["long_short"]
-    g = value_at_or_before(state.ls("global_account"), ctx.now)
-    t = value_at_or_before(state.ls("top_account"), ctx.now)
+    globals_ = state.long_short.get("global_account")
+    tops = state.long_short.get("top_account")
+    g = value_at_or_before(globals_, ctx.now) if globals_ else None
+    t = value_at_or_before(tops, ctx.now) if tops else None
     if g is None and t is None:
         return missing("no long/short account ratio received")
     newest = max(p.t for p in (g, t) if p is not None)
@@ -53,15 +57,27 @@ def score_long_short(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) ->
     t_ok = t if t is not None and ctx.now - t.t <= limit else None
     if g_ok is None and t_ok is None:
         return stale(age, limit)
-    change = None
-    if g_ok is not None:
-        before = value_at_or_before(state.ls("global_account"), ctx.now - cfg.ls_change_window_s)
-        change = g_ok.value - before.value if before is not None else None
-    gv = g_ok.value if g_ok else None
-    tv = t_ok.value if t_ok else None
-    return FactorResult(
-        to_score(long_short_strength(gv, tv, change, cfg)),
-        "ok",
-        round(age, 3),
-        {"global_long_share": gv, "top_account_long_share": tv, "global_share_change": change},
-    )
+    before = None
+    if g_ok is not None and globals_:
+        before = value_at_or_before(globals_, ctx.now - cfg.ls_change_window_s)
+    memo = state.memo.get("long_short")
+    if (
+        memo is None
+        or memo[0] is not g_ok
+        or memo[1] is not t_ok
+        or memo[2] is not before
+        or memo[3] is not cfg
+    ):
+        change = None
+        if g_ok is not None and before is not None:
+            change = g_ok.value - before.value
+        gv = g_ok.value if g_ok else None
+        tv = t_ok.value if t_ok else None
+        inputs: dict[str, Scalar] = {
+            "global_long_share": gv,
+            "top_account_long_share": tv,
+            "global_share_change": change,
+        }
+        score = to_score(long_short_strength(gv, tv, change, cfg))
+        memo = state.memo["long_short"] = (g_ok, t_ok, before, cfg, score, inputs)
+    return FactorResult(memo[4], "ok", round3(age), memo[5])

@@ -18,6 +18,7 @@ from perpsignal_scorer.factors.base import (
     blend,
     missing,
     pull,
+    round3,
     stale,
     to_score,
 )
@@ -63,6 +64,9 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     limit = cfg.limits["momentum"]
     if age > limit:
         return stale(age, limit)
+    memo = state.memo.get("momentum")
+    if memo is not None and memo[0] is last and memo[1] is cfg and memo[2] == rsi:
+        return FactorResult(memo[3], "ok", round3(0.0 if age < 0.0 else age), memo[4])
     returns: dict[int, float] = {}
     inputs: dict[str, Scalar] = {}
     n, close = len(bars), last.close
@@ -77,6 +81,7 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     gap = fast / slow - 1.0 if fast is not None and slow else None
     inputs["rsi"] = round(rsi, 4)
     inputs["ema_gap"] = None if gap is None else round(gap, 6)
-    return FactorResult(
-        to_score(momentum_strength(returns, rsi, gap, cfg)), "ok", round(max(age, 0.0), 3), inputs
-    )
+    score = to_score(momentum_strength(returns, rsi, gap, cfg))
+    # the sub-score depends on the primary candles only: reused until the next one closes
+    state.memo["momentum"] = (last, cfg, rsi, score, inputs)
+    return FactorResult(score, "ok", round3(0.0 if age < 0.0 else age), inputs)

@@ -8,9 +8,18 @@ removes up to all of the conviction of the price move.
 
 from __future__ import annotations
 
+from perpsignal_common.events.signals import Scalar
 from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, pull, stale, to_score
-from perpsignal_scorer.state import SymbolState, value_at_or_before
+from perpsignal_scorer.factors.base import (
+    EvalContext,
+    FactorResult,
+    missing,
+    pull,
+    round3,
+    stale,
+    to_score,
+)
+from perpsignal_scorer.state import SymbolState, bar_at_or_before, value_at_or_before
 
 
 def oi_trend_strength(oi_change: float, price_change: float, cfg: EngineConfig) -> float:
@@ -32,28 +41,32 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     base = value_at_or_before(state.open_interest, start)
     if base is None or base.value <= 0:
         return missing(f"open interest history shorter than {cfg.oi_window_s:.0f}s")
-    bars = state.bars(cfg.primary_timeframe)
+    bars = state.candles.get(cfg.primary_timeframe)
     if not bars:
         return missing("no candles for the price change")
-    p_now = p_then = None
-    for b in reversed(bars):
-        if p_now is None and b.close_s <= ctx.now:
-            p_now = b.close
-        if b.close_s <= start:
-            p_then = b.close
-            break
-    if p_now is None or p_then is None:
+    # the newest candle closed by now and the newest closed by the window start (bars are
+    # time-ordered: binary search, not a walk back over the window)
+    b_now = bar_at_or_before(bars, ctx.now)
+    b_then = bar_at_or_before(bars, start)
+    if b_now is None or b_then is None:
         return missing(f"candle history shorter than {cfg.oi_window_s:.0f}s")
-    oi_change = latest.value / base.value - 1.0
-    price_change = p_now / p_then - 1.0
-    return FactorResult(
-        to_score(oi_trend_strength(oi_change, price_change, cfg)),
-        "ok",
-        round(age, 3),
-        {
+    memo = state.memo.get("oi_trend")
+    if (
+        memo is None
+        or memo[0] is not latest
+        or memo[1] is not base
+        or memo[2] is not b_now
+        or memo[3] is not b_then
+        or memo[4] is not cfg
+    ):
+        oi_change = latest.value / base.value - 1.0
+        price_change = b_now.close / b_then.close - 1.0
+        inputs: dict[str, Scalar] = {
             "open_interest": latest.value,
             "oi_change": round(oi_change, 6),
             "price_change": round(price_change, 6),
             "window_s": cfg.oi_window_s,
-        },
-    )
+        }
+        score = to_score(oi_trend_strength(oi_change, price_change, cfg))
+        memo = state.memo["oi_trend"] = (latest, base, b_now, b_then, cfg, score, inputs)
+    return FactorResult(memo[5], "ok", round3(age), memo[6])

@@ -15,6 +15,7 @@ from perpsignal_scorer.factors.base import (
     blend,
     missing,
     pull,
+    round3,
     stale,
     to_score,
 )
@@ -37,8 +38,11 @@ def smart_money_strength(
 
 def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score SMC structure (fresh candles) and top-trader positions (fresh ratios)."""
-    bars = state.bars(cfg.primary_timeframe)
-    top = value_at_or_before(state.ls("top_position"), ctx.now)
+    bars = state.candles.get(cfg.primary_timeframe)
+    if bars is None:
+        bars = state.bars(cfg.primary_timeframe)
+    tops = state.long_short.get("top_position")
+    top = value_at_or_before(tops, ctx.now) if tops else None
     ages = []
     smc = None
     if ctx.smc_bias is not None and bars:
@@ -56,15 +60,23 @@ def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -
     age = max(0.0, min(ages))
     if smc is None and top_share is None:
         return stale(age, cfg.limits["smart_money"])
-    inputs: dict[str, float | int | str | None] = {
-        "smc_bias": None if smc is None else round(smc, 4),
-        "top_position_long_share": top_share,
-    }
-    for tf, v in ctx.smc_by_tf.items():
-        key = _KEYS.get(tf)
-        if key is None:
-            key = _KEYS[tf] = f"smc_{tf}"
-        inputs[key] = v
-    return FactorResult(
-        to_score(smart_money_strength(smc, top_share, cfg)), "ok", round(age, 3), inputs
-    )
+    memo = state.memo.get("smart_money")
+    if (
+        memo is None
+        or memo[0] != smc
+        or memo[1] != top_share
+        or memo[2] is not ctx.smc_by_tf
+        or memo[3] is not cfg
+    ):
+        inputs: dict[str, float | int | str | None] = {
+            "smc_bias": None if smc is None else round(smc, 4),
+            "top_position_long_share": top_share,
+        }
+        for tf, v in ctx.smc_by_tf.items():
+            key = _KEYS.get(tf)
+            if key is None:
+                key = _KEYS[tf] = f"smc_{tf}"
+            inputs[key] = v
+        score = to_score(smart_money_strength(smc, top_share, cfg))
+        memo = state.memo["smart_money"] = (smc, top_share, ctx.smc_by_tf, cfg, score, inputs)
+    return FactorResult(memo[4], "ok", round3(age), memo[5])

@@ -7,13 +7,16 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import uvicorn
 import websockets
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from perpsignal_gateway.main import create_app
+from perpsignal_gateway.schemas import signal_out
 from perpsignal_gateway.streams import OVERFLOW_CLOSE_CODE, StreamHub, Subscription
 from tests.helpers import eventually
 from tests.unit.gateway import builders as b
@@ -163,3 +166,154 @@ async def test_slow_client_is_dropped_and_never_slows_the_others() -> None:
     fast_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await fast_task
+
+
+# --- one signal to many real sockets: every client gets the same message, none holds others up
+
+
+@contextlib.asynccontextmanager
+async def _serving(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
+    cfg = settings(gateway_api_keys="k1", **overrides)
+    app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
+    port = _free_port()
+    srv = _QuietServer(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl
+        )
+    )
+    task = asyncio.create_task(srv.serve())
+    await eventually(lambda: srv.started, timeout=10, what="uvicorn started")
+    try:
+        yield app, f"ws://127.0.0.1:{port}/ws/signals?apiKey=k1"
+    finally:
+        srv.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+def _expected(event: Any) -> str:
+    body = signal_out(event).model_dump(mode="json", by_alias=True)
+    return json.dumps({"type": "signal", "data": body}, separators=(",", ":"))
+
+
+async def _signals(ws: Any, n: int) -> list[str]:
+    got: list[str] = []
+    async with asyncio.timeout(10):
+        while len(got) < n:
+            text = await ws.recv()
+            if json.loads(text)["type"] == "signal":
+                got.append(text)
+    return got
+
+
+async def test_every_subscriber_receives_the_exact_message_whatever_its_compression() -> None:
+    framings = [
+        {"compression": None},  # plain frames
+        {},  # permessage-deflate as websockets (and browsers) offer it
+        {"extensions": [ClientPerMessageDeflateFactory(server_max_window_bits=10)]},
+        {"extensions": [ClientPerMessageDeflateFactory(server_no_context_takeover=True)]},
+    ]
+    async with _serving(gateway_ws_heartbeat_s=60) as (app, url):
+        sockets = [await websockets.connect(url, **framings[i % len(framings)]) for i in range(40)]
+        try:
+            for ws in sockets:
+                assert json.loads(await ws.recv())["type"] == "subscribed"
+            hub = app.state.hub
+            # the real server takes the direct path for every one of them (what this exercises)
+            assert all(c.writer is not None for c in hub.clients["signals"])
+            events = [
+                b.signal("BTCUSDT", score=60.0 + n, at=b.T0 + timedelta(minutes=n))
+                for n in range(5)
+            ]
+            for event in events:
+                app.state.model.apply(event)
+            expected = [_expected(e) for e in events]
+            for ws in sockets:
+                assert await _signals(ws, len(events)) == expected
+        finally:
+            for ws in sockets:
+                await ws.close()
+
+
+async def test_compressed_replies_between_direct_frames_still_decode() -> None:
+    # the server's own compressor ("subscribed", heartbeats) and the shared frames interleave
+    async with (
+        _serving(gateway_ws_heartbeat_s=0.3) as (app, url),
+        websockets.connect(url) as ws,
+    ):
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        model = app.state.model
+        for n in range(3):
+            event = b.signal("ETHUSDT", score=70.0 + n, at=b.T0 + timedelta(minutes=n))
+            model.apply(event)
+            assert await _signals(ws, 1) == [_expected(event)]
+            await ws.send(json.dumps({"type": "subscribe", "symbols": ["ETH", "BTC"]}))
+            sub = await _next_of_type(ws, "subscribed")
+            assert sub["filters"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
+            assert (await _next_of_type(ws, "heartbeat")) == {"type": "heartbeat"}
+
+
+async def _stalled_subscriber(url: str) -> socket.socket:
+    """A client that completes the handshake, then never reads again (tiny receive window)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host_port, _, path = url.removeprefix("ws://").partition("/")
+    host, port = host_port.split(":")
+    await loop.sock_connect(sock, (host, int(port)))
+    request = (
+        f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += await loop.sock_recv(sock, 1)  # byte by byte: leave the frames unread
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+async def test_stalled_and_vanished_clients_never_hold_up_the_others() -> None:
+    async with _serving(gateway_ws_heartbeat_s=60, gateway_ws_queue_size=4) as (app, url):
+        hub = app.state.hub
+        hub.close_timeout_s = 0.5
+        healthy = [await websockets.connect(url, max_queue=None) for _ in range(5)]
+        stalled = await _stalled_subscriber(url)
+        vanished = await websockets.connect(url)
+        for ws in [*healthy, vanished]:
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+        await eventually(lambda: len(hub.clients["signals"]) == 7, what="7 subscribers")
+        # the kernel would buffer megabytes for it first: keep the server's send buffer small
+        port = stalled.getsockname()[1]
+        (stalled_client,) = [c for c in hub.clients["signals"] if c.ws.scope["client"][1] == port]
+        server_sock = stalled_client.writer.transport.get_extra_info("socket")
+        server_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        # gone without a close frame: the server only sees the connection drop
+        vanished.transport.abort()
+        model = app.state.model
+        events = []
+        try:
+            # publish until the stalled client has filled the kernel's buffers, then its own
+            # bounded buffer, and is dropped (a few MB: the kernel tunes its buffers up)
+            while len(hub.clients["signals"]) > len(healthy) and len(events) < 20_000:
+                n = len(events)
+                event = b.signal("SOLUSDT", score=float(n % 100), at=b.T0 + timedelta(seconds=n))
+                events.append(event)
+                model.apply(event)  # the consumer side: never awaits a client
+                if n % 20 == 0:
+                    await asyncio.sleep(0.001)  # a consumer yields on I/O between records
+            assert len(hub.clients["signals"]) == len(healthy), "stalled client never dropped"
+            expected = [_expected(e) for e in events]
+            for ws in healthy:  # every message, in order, for every client that keeps up
+                assert await _signals(ws, len(events)) == expected
+            # the stalled client's connection is closed by the server (EOF or reset)
+            loop = asyncio.get_running_loop()
+            with contextlib.suppress(ConnectionResetError):
+                async with asyncio.timeout(20):
+                    while await loop.sock_recv(stalled, 1 << 20):
+                        pass
+        finally:
+            stalled.close()
+            for ws in healthy:
+                await ws.close()

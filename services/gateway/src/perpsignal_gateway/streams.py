@@ -1,7 +1,10 @@
-"""WebSocket fan-out: each client has a bounded queue; overflowing it drops that client.
+"""WebSocket fan-out: each client has a bounded buffer; overflowing it drops that client.
 
-The consumer only does `put_nowait` on each matching client's queue, so a slow client never
-slows the consumer or the other clients; a client that cannot keep up is closed with 1013
+The consumer never waits on a client. A message is serialised once; a client that is keeping
+up gets the frame bytes (built once per framing, see `wsframes`) written straight to its
+transport. A client whose socket is full (its transport is over its high-water mark) or that
+already has messages waiting gets the message on its bounded queue instead, which its own
+task sends in order; a client that cannot keep up overflows the queue and is closed with 1013
 ("try again later") and may reconnect.
 """
 
@@ -21,6 +24,7 @@ from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_gateway.schemas import LiquidationOut, signal_out
 from perpsignal_gateway.symbols import normalize_symbol
+from perpsignal_gateway.wsframes import DirectWriter, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,8 @@ WS_DROPPED = Counter(
 WS_SENT = Counter("gateway_ws_messages_total", "Messages queued to clients", ["stream"])
 
 OVERFLOW_CLOSE_CODE = 1013
+HEARTBEAT = '{"type":"heartbeat"}'
+CLOSE_TIMEOUT_S = 5.0  # a dropped client that does not take its close frame is cut off
 
 
 @dataclass
@@ -55,14 +61,19 @@ class Subscription:
 
 
 class Client:
-    """One connected socket with its bounded queue."""
+    """One connected socket with its bounded queue (and, when possible, a direct writer)."""
 
-    def __init__(self, ws: WebSocket, stream: str, queue_size: int) -> None:
+    def __init__(
+        self, ws: WebSocket, stream: str, queue_size: int, writer: DirectWriter | None = None
+    ) -> None:
         self.ws = ws
         self.stream = stream
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.sub = Subscription()
         self.overflowed = asyncio.Event()
+        self.writer = writer
+        self.sending = False  # the client's task is inside send_text
+        self.last_sent = asyncio.get_running_loop().time()
 
     def offer(self, text: str) -> bool:
         """Queue a message without waiting; return False (and flag overflow) when full."""
@@ -71,50 +82,78 @@ class Client:
         except asyncio.QueueFull:
             self.overflowed.set()
             return False
-        WS_SENT.labels(self.stream).inc()
         return True
+
+    def deliver(self, message: Outgoing, now: float) -> bool:
+        """Write `message` now if the socket takes it, else queue it; False on overflow."""
+        writer = self.writer
+        if writer is not None and not self.sending and self.queue.empty() and writer.ready():
+            try:
+                writer.write(message.frame(writer.framing))
+            except Exception:  # the queued path will meet the error and end the client
+                self.writer = None
+            else:
+                self.last_sent = now
+                return True
+        return self.offer(message.text)
 
 
 class StreamHub:
     """Fan events out to the clients of `/ws/signals` and `/ws/liquidations`."""
 
-    def __init__(self, *, queue_size: int = 256, heartbeat_s: float = 15.0) -> None:
+    def __init__(
+        self,
+        *,
+        queue_size: int = 256,
+        heartbeat_s: float = 15.0,
+        close_timeout_s: float = CLOSE_TIMEOUT_S,
+    ) -> None:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
+        self.close_timeout_s = close_timeout_s
         self.clients: dict[str, set[Client]] = {"signals": set(), "liquidations": set()}
 
     def publish(self, event: Event) -> None:
-        """Queue `event` to every matching client (called by the read model, never blocks)."""
+        """Send `event` to every matching client (called by the read model, never blocks)."""
         if isinstance(event, SignalJudgedV1) and self.clients["signals"]:
-            text: str | None = None
-            for client in list(self.clients["signals"]):
-                if client.sub.matches_signal(event):
-                    if text is None:
-                        body = signal_out(event).model_dump(mode="json", by_alias=True)
-                        text = _dumps({"type": "signal", "data": body})
-                    self._offer(client, text)
+            signals = [c for c in self.clients["signals"] if c.sub.matches_signal(event)]
+            if signals:
+                body = signal_out(event).model_dump(mode="json", by_alias=True)
+                self._fan_out("signals", signals, _dumps({"type": "signal", "data": body}))
         elif isinstance(event, LiquidationOrderV1) and self.clients["liquidations"]:
-            text = None
-            for client in list(self.clients["liquidations"]):
-                if client.sub.matches_symbol(event.symbol):
-                    if text is None:
-                        body = liquidation_out(event).model_dump(mode="json", by_alias=True)
-                        text = _dumps({"type": "liquidation", "data": body})
-                    self._offer(client, text)
+            symbol = event.symbol
+            liqs = [c for c in self.clients["liquidations"] if c.sub.matches_symbol(symbol)]
+            if liqs:
+                body = liquidation_out(event).model_dump(mode="json", by_alias=True)
+                self._fan_out("liquidations", liqs, _dumps({"type": "liquidation", "data": body}))
 
-    def _offer(self, client: Client, text: str) -> None:
-        if not client.offer(text):
-            WS_DROPPED.labels(client.stream).inc()
-            self.clients[client.stream].discard(client)
+    def _fan_out(self, stream: str, clients: list[Client], text: str) -> None:
+        message = Outgoing(text)
+        now = asyncio.get_running_loop().time()
+        dropped = 0
+        for client in clients:
+            if not client.deliver(message, now):
+                dropped += 1
+                self.clients[stream].discard(client)
+        if dropped:
+            WS_DROPPED.labels(stream).inc(dropped)
+        if len(clients) > dropped:
+            WS_SENT.labels(stream).inc(len(clients) - dropped)
 
     async def serve(self, ws: WebSocket, stream: str, sub: Subscription) -> None:
         """Run one client until it disconnects or overflows its buffer."""
         await ws.accept()
-        client = Client(ws, stream, self.queue_size)
+        client = Client(
+            ws, stream, self.queue_size, DirectWriter.attach(getattr(ws, "scope", None))
+        )
         client.sub = sub
         self.clients[stream].add(client)
         WS_CLIENTS.labels(stream).inc()
-        await ws.send_text(_dumps({"type": "subscribed", "filters": _sub_json(sub)}))
+        client.sending = True  # "subscribed" comes first: meanwhile signals are queued
+        try:
+            await ws.send_text(_dumps({"type": "subscribed", "filters": _sub_json(sub)}))
+        finally:
+            client.sending = False
         tasks = {
             asyncio.create_task(self._send_loop(client)),
             asyncio.create_task(self._receive_loop(client)),
@@ -132,17 +171,39 @@ class StreamHub:
             WS_CLIENTS.labels(stream).dec()
             if client.overflowed.is_set():
                 log.info("dropped slow websocket client", extra={"stream": stream})
-                with contextlib.suppress(Exception):
-                    await ws.close(OVERFLOW_CLOSE_CODE, "buffer overflow: client too slow")
+                await self._close_slow(client)
+
+    async def _close_slow(self, client: Client) -> None:
+        # the close frame waits behind a full socket: a client that neither takes it nor
+        # answers it within close_timeout_s is cut off (reset), so it cannot hold the socket
+        writer = client.writer
+        try:
+            async with asyncio.timeout(self.close_timeout_s):
+                await client.ws.close(OVERFLOW_CLOSE_CODE, "buffer overflow: client too slow")
+                if writer is not None:
+                    await writer.wait_closed()
+        except TimeoutError:
+            if writer is not None:
+                writer.abort()
+        except Exception:  # the client is gone either way
+            log.debug("closing a dropped websocket client failed", exc_info=True)
 
     async def _send_loop(self, client: Client) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                async with asyncio.timeout(self.heartbeat_s):
+                async with asyncio.timeout_at(client.last_sent + self.heartbeat_s):
                     text = await client.queue.get()
             except TimeoutError:
-                text = '{"type":"heartbeat"}'
-            await client.ws.send_text(text)
+                if loop.time() - client.last_sent < self.heartbeat_s:
+                    continue  # a message was written directly meanwhile: not silent
+                text = HEARTBEAT
+            client.sending = True
+            try:
+                await client.ws.send_text(text)
+            finally:
+                client.sending = False
+            client.last_sent = loop.time()
 
     async def _receive_loop(self, client: Client) -> None:
         while True:

@@ -192,10 +192,12 @@ async def bench_evaluate(sessions: async_sessionmaker[AsyncSession], n_signals: 
     started = time.perf_counter()
     while True:
         async with session_scope(sessions) as s:
-            rows = await repo.claim_due(s, later, 500)
-            if not rows:
-                break
-            await repo.defer(s, [(r.id, "bench", later) for r in rows], status="failed")
+            conn = await repo.driver_connection(s)
+            async with conn.transaction():
+                rows = await repo.claim_due(conn, later, 500)
+                if not rows:
+                    break
+                await repo.defer(conn, [(r.id, "bench", later) for r in rows], status="failed")
     base = total / (time.perf_counter() - started)
     async with session_scope(sessions) as s:
         await s.execute(text("UPDATE signal_outcomes SET status = 'pending', attempts = 0"))

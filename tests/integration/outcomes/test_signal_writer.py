@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import OutcomeSignal, SignalOutcome
+from perpsignal_common.events.signals import FactorScore
 from perpsignal_outcomes import repository as repo
 from tests.integration.outcomes.conftest import judged
 
@@ -54,3 +55,37 @@ async def test_a_bad_signal_fails_alone(sessions, database_url) -> None:
         assert ids == {"g0", "g1", "g2"}
     finally:
         await writer.close()
+
+
+async def test_stored_rows_are_the_signal_and_its_due_rows(sessions, database_url) -> None:
+    # the statement derives the due rows itself: they must be exactly `outcome_rows`
+    settle = timedelta(seconds=30)
+    ev = judged(signal_id="p1", stop=1.15, target=1.25, verdict="WAIT", judge="llm").model_copy(
+        update={
+            "factors": (
+                FactorScore(
+                    name="funding",
+                    score=61.5,
+                    weight=15,
+                    contribution=1.725,
+                    inputs={"rate": 0.0001, "venue": "binance", "fresh": True, "gap": None},
+                ),
+                FactorScore(name="social", score=50, weight=5, contribution=0, status="missing"),
+            )
+        }
+    )
+    writer = repo.SignalWriter(database_url.replace("+asyncpg", ""), HORIZONS, settle)
+    try:
+        await writer.store(ev)
+    finally:
+        await writer.close()
+    expected = repo.signal_row(ev)
+    async with session_scope(sessions) as s:
+        stored = await s.get(OutcomeSignal, "p1")
+        due = (await s.scalars(select(SignalOutcome).where(SignalOutcome.signal_id == "p1"))).all()
+    assert stored is not None
+    assert {c: getattr(stored, c) for c in expected} == expected
+    want = {r["horizon"]: r for r in repo.outcome_rows(expected, HORIZONS, settle)}
+    got = {r.horizon: {c: getattr(r, c) for c in want["1h"]} for r in due}
+    assert got == want
+    assert {r.status for r in due} == {"pending"}

@@ -191,3 +191,60 @@ async def test_prune_keeps_candles_that_pending_rows_still_need(sessions, shared
     async with session_scope(sessions) as s:
         kept = (await s.execute(select(OutcomeCandle.open_time))).scalars().all()
     assert kept and min(kept) == datetime(2021, 11, 18, tzinfo=UTC)  # older ones went
+
+
+def hourly(symbol: str, start: datetime, closes: list[float]) -> list[dict[str, object]]:
+    """1h candles opening at `start`: open = previous close, high/low 1 % around the close."""
+    rows, prev = [], closes[0]
+    for i, close in enumerate(closes):
+        rows.append(
+            {
+                "symbol": symbol,
+                "timeframe": "1h",
+                "open_time": start + i * timedelta(hours=1),
+                "open": prev,
+                "high": close * 1.01,
+                "low": close * 0.99,
+                "close": close,
+                "source": "stream",
+            }
+        )
+        prev = close
+    return rows
+
+
+async def test_one_batch_of_several_symbols_and_timeframes(sessions, shared_data: Path) -> None:
+    t0 = datetime(2021, 11, 15, tzinfo=UTC)
+    closes = [100.0 + i for i in range(30)]  # ABCUSDT: 1h candles only, rising 1 per hour
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, xrp_candle_rows(shared_data))
+        # 1h candles of XRPUSDT too, far off the real prices: the finer 5m path must win
+        await repo.store_candles(s, hourly("XRPUSDT", t0, [9.0] * 30))
+        await repo.store_candles(s, hourly("ABCUSDT", t0, closes))
+    xrp = judged(observed_at=t0 + timedelta(minutes=5))
+    abc = judged(symbol="ABCUSDT", direction="SHORT", price=100.0, observed_at=t0, target=99.5)
+    nop = judged(symbol="NOPEUSDT", observed_at=t0)  # no candles at all
+    await store(sessions, xrp, abc, nop)
+    cfg = OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m,1h")
+    tracker = Tracker(cfg, sessions, None, clock=lambda: LATER)
+    assert await tracker.evaluate_batch() == 9
+    rows = await outcomes(sessions)
+
+    one = rows[(xrp.signal_id, "1h")]
+    assert (one.status, one.candles_used, one.exit_price) == ("completed", 12, 1.2123)
+    # ABCUSDT SHORT from 100 on 1h candles: the 4h path is the candles of 00:00 .. 03:00,
+    # exit = close of 03:00 = 103; highest high 103 * 1.01, lowest low 100 * 0.99 (first candle,
+    # which also touches the 99.5 target)
+    four = rows[(abc.signal_id, "4h")]
+    assert (four.status, four.candles_used, four.price_source) == ("completed", 4, "stream")
+    assert four.exit_price == 103.0
+    assert four.pnl_pct == pytest.approx(-3.0)
+    assert four.result == "LOSS"
+    assert four.max_adverse_pct == pytest.approx(103 * 1.01 - 100)
+    assert four.max_favorable_pct == pytest.approx(1.0)
+    assert four.first_hit == "target"
+    assert rows[(abc.signal_id, "24h")].candles_used == 24
+    for h in HORIZONS:
+        row = rows[(nop.signal_id, h)]
+        assert row.status == "pending" and "NOPEUSDT" in (row.reason or "")
+    assert {r.evaluation_count for k, r in rows.items() if k[0] != nop.signal_id} == {1}

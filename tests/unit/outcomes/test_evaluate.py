@@ -12,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from perpsignal_outcomes.evaluate import Candle, classify, evaluate, expected_count, path_window
+from perpsignal_outcomes.evaluate import (
+    Candle,
+    Series,
+    classify,
+    evaluate,
+    evaluate_window,
+    expected_count,
+    path_window,
+)
 
 STEP = timedelta(minutes=5)
 
@@ -150,3 +158,32 @@ def test_rejects_what_cannot_be_measured() -> None:
         evaluate("NEUTRAL", 1.0, c)
     with pytest.raises(ValueError, match="candle"):
         evaluate("LONG", 1.0, [])
+
+
+def test_windows_of_a_series_measure_what_the_copied_paths_do(xrp: list[Candle]) -> None:
+    # the evaluator measures windows of one candle series per symbol; every 1h/4h/24h path of
+    # the first days, LONG and SHORT, with levels near the entry (stop first, target first, both
+    # in one candle, none) gives the same evaluation as `evaluate` on the copied path
+    series = Series.of(xrp)
+    levels = [(None, None), (0.99, 1.01), (0.995, 1.002), (1.01, 0.99), (None, 1.003)]
+    seen = set()
+    for i in range(0, 1500, 7):
+        entry_at = xrp[i].open_time
+        entry = xrp[i - 1].close if i else xrp[0].open
+        for hours in (1, 4, 24):
+            due_at = entry_at + timedelta(hours=hours)
+            window = series.window(entry_at, due_at, STEP)
+            path = path_window(xrp, entry_at, due_at, STEP)
+            assert path is not None and window is not None
+            for direction in ("LONG", "SHORT"):
+                for k, (s, t) in enumerate(levels):
+                    sign = 1 if direction == "LONG" else -1
+                    stop = None if s is None else entry * (1 - sign * (1 - s))
+                    target = None if t is None else entry * (1 + sign * (t - 1))
+                    want = evaluate(direction, entry, path, stop=stop, target=target)
+                    got = evaluate_window(
+                        direction, entry, series, *window, stop=stop, target=target
+                    )
+                    assert got == want, (entry_at, hours, direction, k)
+                    seen.add(got.first_hit)
+    assert seen == {"stop", "target", "none"}

@@ -62,27 +62,6 @@ def classify(pnl: float, band_pct: float = DEFAULT_NEUTRAL_BAND_PCT) -> Result:
     return "NEUTRAL"
 
 
-def first_hit(
-    direction: str, candles: Sequence[Candle], stop: float | None, target: float | None
-) -> FirstHit:
-    """Return which of stop/target the path touched first (stop when both in one candle)."""
-    if stop is None and target is None:
-        return "none"
-    long = direction == "LONG"
-    for c in candles:
-        if long:
-            stop_hit = stop is not None and c.low <= stop
-            target_hit = target is not None and c.high >= target
-        else:
-            stop_hit = stop is not None and c.high >= stop
-            target_hit = target is not None and c.low <= target
-        if stop_hit:
-            return "stop"
-        if target_hit:
-            return "target"
-    return "none"
-
-
 def evaluate(
     direction: str,
     entry: float,
@@ -93,28 +72,139 @@ def evaluate(
     band_pct: float = DEFAULT_NEUTRAL_BAND_PCT,
 ) -> Evaluation:
     """Evaluate a LONG/SHORT entry over `candles` (oldest first; the last close is the exit)."""
+    _check(direction, entry, len(candles))
+    highs = [c.high for c in candles]
+    lows = [c.low for c in candles]
+    return _measure(
+        direction, entry, highs, lows, 0, len(candles), candles[-1].close, stop, target, band_pct
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Candles of one symbol and timeframe as parallel columns, sorted by distinct open time.
+
+    The evaluator measures many paths over one series (every due row of a batch), each a
+    window `[lo, hi)` of it: no per-row copy of candles, and the extremes are C-level `max`/`min`
+    over list slices.
+    """
+
+    times: list[datetime]
+    highs: list[float]
+    lows: list[float]
+    closes: list[float]
+
+    @classmethod
+    def of(cls, candles: Sequence[Candle]) -> Series:
+        """Columns of `candles` (kept in the given order)."""
+        return cls(
+            [c.open_time for c in candles],
+            [c.high for c in candles],
+            [c.low for c in candles],
+            [c.close for c in candles],
+        )
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def window(
+        self, entry_at: datetime, due_at: datetime, step: timedelta
+    ) -> tuple[int, int] | None:
+        """Return `[lo, hi)` of the path of (entry_at, due_at), or None when a candle is missing.
+
+        The same window as `path_window` (sorted input: two binary searches).
+        """
+        return window_sorted(self.times, entry_at, due_at, step)
+
+
+def evaluate_window(
+    direction: str,
+    entry: float,
+    series: Series,
+    lo: int,
+    hi: int,
+    *,
+    stop: float | None = None,
+    target: float | None = None,
+    band_pct: float = DEFAULT_NEUTRAL_BAND_PCT,
+) -> Evaluation:
+    """`evaluate` over the candles `lo .. hi - 1` of `series` (no copy of the path)."""
+    _check(direction, entry, hi - lo)
+    return _measure(
+        direction,
+        entry,
+        series.highs,
+        series.lows,
+        lo,
+        hi,
+        series.closes[hi - 1],
+        stop,
+        target,
+        band_pct,
+    )
+
+
+def _check(direction: str, entry: float, candles: int) -> None:
     if direction not in ("LONG", "SHORT"):
         raise ValueError(f"cannot evaluate direction {direction!r}")
-    if not candles:
+    if candles < 1:
         raise ValueError("an evaluation needs at least one candle")
     if entry <= 0:
         raise ValueError("entry price must be positive")
-    exit_price = candles[-1].close
+
+
+def _measure(
+    direction: str,
+    entry: float,
+    highs: list[float],
+    lows: list[float],
+    lo: int,
+    hi: int,
+    exit_price: float,
+    stop: float | None,
+    target: float | None,
+    band_pct: float,
+) -> Evaluation:
+    """The rules of the module doc over the path `highs/lows[lo:hi]` ending at `exit_price`."""
     pnl = pnl_pct(direction, entry, exit_price)
-    highest = max(c.high for c in candles)
-    lowest = min(c.low for c in candles)
-    up = (highest - entry) / entry * 100.0
-    down = (entry - lowest) / entry * 100.0
-    favorable, adverse = (up, down) if direction == "LONG" else (down, up)
+    up = (max(highs[lo:hi]) - entry) / entry * 100.0
+    down = (entry - min(lows[lo:hi])) / entry * 100.0
+    long = direction == "LONG"
+    favorable, adverse = (up, down) if long else (down, up)
+    # the first candle touching each level (hi: never); a target touched in the candle that
+    # touches the stop does not count (stop first), so the target is searched before it only
+    if long:
+        stop_at = hi if stop is None else _first_at_or_below(lows, lo, hi, stop)
+        target_at = stop_at if target is None else _first_at_or_above(highs, lo, stop_at, target)
+    else:
+        stop_at = hi if stop is None else _first_at_or_above(highs, lo, hi, stop)
+        target_at = stop_at if target is None else _first_at_or_below(lows, lo, stop_at, target)
+    hit: FirstHit = "target" if target_at < stop_at else "stop" if stop_at < hi else "none"
     return Evaluation(
         exit_price=exit_price,
         pnl_pct=pnl,
         result=classify(pnl, band_pct),
         max_favorable_pct=max(0.0, favorable),
         max_adverse_pct=max(0.0, adverse),
-        first_hit=first_hit(direction, candles, stop, target),
-        candles_used=len(candles),
+        first_hit=hit,
+        candles_used=hi - lo,
     )
+
+
+def _first_at_or_below(values: list[float], lo: int, hi: int, level: float) -> int:
+    """Return the first index in [lo, hi) whose value is <= level, else hi."""
+    for i in range(lo, hi):
+        if values[i] <= level:
+            return i
+    return hi
+
+
+def _first_at_or_above(values: list[float], lo: int, hi: int, level: float) -> int:
+    """Return the first index in [lo, hi) whose value is >= level, else hi."""
+    for i in range(lo, hi):
+        if values[i] >= level:
+            return i
+    return hi
 
 
 def path_window(
@@ -147,12 +237,20 @@ def path_window_sorted(
 
     Two binary searches instead of a scan of every candle: the same result on sorted input.
     """
+    found = window_sorted(times, entry_at, due_at, step)
+    return None if found is None else list(candles[found[0] : found[1]])
+
+
+def window_sorted(
+    times: Sequence[datetime], entry_at: datetime, due_at: datetime, step: timedelta
+) -> tuple[int, int] | None:
+    """Return the index range `[lo, hi)` of the path in sorted distinct `times`, or None."""
     lo = bisect_left(times, entry_at)
     hi = bisect_right(times, due_at - step, lo)
     expected = expected_count(entry_at, due_at, step)
     if expected < 1 or hi - lo != expected:
         return None
-    return list(candles[lo:hi])
+    return lo, hi
 
 
 def expected_count(entry_at: datetime, due_at: datetime, step: timedelta) -> int:

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perpsignal_common.db.engine import session_scope
@@ -26,13 +27,7 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_outcomes import repository as repo
-from perpsignal_outcomes.evaluate import (
-    Candle,
-    Evaluation,
-    evaluate,
-    path_window,
-    path_window_sorted,
-)
+from perpsignal_outcomes.evaluate import Evaluation, Series, evaluate_window, path_window
 from perpsignal_outcomes.prices import KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
 
@@ -99,46 +94,20 @@ class Tracker:
                     await asyncio.wait_for(stop.wait(), self._s.outcomes_poll_interval_s)
 
     async def evaluate_batch(self) -> int:
-        """Claim and evaluate one batch of due rows; return how many were claimed."""
+        """Claim and evaluate one batch of due rows; return how many were claimed.
+
+        Claim, candles, evaluation and result writes happen in one transaction on the asyncpg
+        connection under a pooled session (a handful of round trips per batch, whatever its
+        size): a crash before the commit releases the locks and leaves the rows pending.
+        """
         now = self._clock()
         async with session_scope(self._sessions) as session:
-            rows = await repo.claim_due(session, now, self._s.outcomes_batch_size)
-            if not rows:
-                return 0
-            paths = await self._paths(session, rows)
-            done: list[tuple[int, Evaluation, str]] = []
-            waiting: list[tuple[int, str, datetime]] = []
-            failed: list[tuple[int, str, datetime]] = []
-            give_up = timedelta(seconds=self._s.outcomes_give_up_after_s)
-            for row in rows:
-                found = paths.get(row.id)
-                if found is None:
-                    reason = f"no complete candle path for {row.symbol} {row.horizon} yet"
-                    # measured from when the row became due *here*: a replayed or late signal
-                    # gets the full retry window too
-                    if now - max(row.due_at, row.created_at) > give_up:
-                        failed.append((row.id, reason + "; gave up", now))
-                    else:
-                        retry = timedelta(seconds=self._s.outcomes_retry_s)
-                        waiting.append((row.id, reason, now + retry))
-                    continue
-                candles, source = found
-                try:
-                    ev = evaluate(
-                        row.direction,
-                        row.entry_price,
-                        candles,
-                        stop=row.stop_loss_price,
-                        target=row.take_profit_price,
-                        band_pct=self._s.outcomes_neutral_band_pct,
-                    )
-                except ValueError as exc:
-                    failed.append((row.id, f"cannot evaluate: {exc}", now))
-                    continue
-                done.append((row.id, ev, source))
-            await repo.complete(session, done, now, self.worker)
-            await repo.defer(session, waiting)
-            await repo.defer(session, failed, status="failed")
+            conn = await repo.driver_connection(session)
+            try:
+                async with conn.transaction():
+                    n, done, waiting, failed = await self._evaluate(conn, now)
+            except repo.CONNECTION_DOWN as exc:
+                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
         self.completed += len(done)
         self.deferred += len(waiting)
         if waiting:
@@ -148,49 +117,86 @@ class Tracker:
             )
         if failed:
             log.warning("evaluations failed", extra={"rows": len(failed), "example": failed[0][1]})
-        return len(rows)
+        return n
+
+    async def _evaluate(
+        self, conn: asyncpg.Connection, now: datetime
+    ) -> tuple[
+        int,
+        list[tuple[int, Evaluation, str]],
+        list[tuple[int, str, datetime]],
+        list[tuple[int, str, datetime]],
+    ]:
+        rows = await repo.claim_due(conn, now, self._s.outcomes_batch_size)
+        done: list[tuple[int, Evaluation, str]] = []
+        waiting: list[tuple[int, str, datetime]] = []
+        failed: list[tuple[int, str, datetime]] = []
+        if not rows:
+            return 0, done, waiting, failed
+        paths = await self._paths(conn, rows)
+        give_up = timedelta(seconds=self._s.outcomes_give_up_after_s)
+        band = self._s.outcomes_neutral_band_pct
+        for row in rows:
+            found = paths.get(row.id)
+            if found is None:
+                reason = f"no complete candle path for {row.symbol} {row.horizon} yet"
+                # measured from when the row became due *here*: a replayed or late signal
+                # gets the full retry window too
+                if now - max(row.due_at, row.created_at) > give_up:
+                    failed.append((row.id, reason + "; gave up", now))
+                else:
+                    retry = timedelta(seconds=self._s.outcomes_retry_s)
+                    waiting.append((row.id, reason, now + retry))
+                continue
+            series, lo, hi, source = found
+            try:
+                ev = evaluate_window(
+                    row.direction,
+                    row.entry_price,
+                    series,
+                    lo,
+                    hi,
+                    stop=row.stop_loss_price,
+                    target=row.take_profit_price,
+                    band_pct=band,
+                )
+            except ValueError as exc:
+                failed.append((row.id, f"cannot evaluate: {exc}", now))
+                continue
+            done.append((row.id, ev, source))
+        await repo.complete(conn, done, now, self.worker)
+        await repo.defer(conn, waiting)
+        await repo.defer(conn, failed, status="failed")
+        return len(rows), done, waiting, failed
 
     async def _paths(
-        self, session: AsyncSession, rows: list[repo.DueRow]
-    ) -> dict[int, tuple[list[Candle], str]]:
-        by_symbol: dict[str, list[repo.DueRow]] = {}
+        self, conn: asyncpg.Connection, rows: list[repo.DueRow]
+    ) -> dict[int, tuple[Series, int, int, str]]:
+        """Return each row's path as a window of a candle series, with its price source."""
+        ranges: dict[str, tuple[datetime, datetime]] = {}
         for row in rows:
-            by_symbol.setdefault(row.symbol, []).append(row)
-        found: dict[int, tuple[list[Candle], str]] = {}
-        for symbol, group in by_symbol.items():
-            start = min(r.entry_at for r in group)
-            end = max(r.due_at for r in group)
-            stored = await repo.load_candles(session, symbol, list(self._timeframes), start, end)
-            # load_candles returns each timeframe in open-time order (unique per the key)
-            times = {tf: [c.open_time for c in candles] for tf, candles in stored.items()}
-            missing = []
-            for row in group:
-                path = self._stored_path(stored, times, row)
-                if path is None:
-                    missing.append(row)
-                else:
-                    found[row.id] = (path, "stream")
-            if missing:
-                found.update(await self._fetch_paths(session, symbol, missing))
+            start, end = ranges.get(row.symbol, (row.entry_at, row.due_at))
+            ranges[row.symbol] = (min(start, row.entry_at), max(end, row.due_at))
+        stored = await repo.load_series(conn, ranges, list(self._timeframes))
+        found: dict[int, tuple[Series, int, int, str]] = {}
+        missing: dict[str, list[repo.DueRow]] = {}
+        for row in rows:
+            for tf, step in self._timeframes.items():  # finest first: the most detailed wins
+                series = stored.get((row.symbol, tf))
+                window = None if series is None else series.window(row.entry_at, row.due_at, step)
+                if window is not None:
+                    assert series is not None
+                    found[row.id] = (series, window[0], window[1], "stream")
+                    break
+            else:
+                missing.setdefault(row.symbol, []).append(row)
+        for symbol, group in missing.items():
+            found.update(await self._fetch_paths(conn, symbol, group))
         return found
 
-    def _stored_path(
-        self,
-        stored: dict[str, list[Candle]],
-        times: dict[str, list[datetime]],
-        row: repo.DueRow,
-    ) -> list[Candle] | None:
-        for tf, step in self._timeframes.items():  # finest first: the most detailed path wins
-            path = path_window_sorted(
-                stored.get(tf, []), times.get(tf, []), row.entry_at, row.due_at, step
-            )
-            if path is not None:
-                return path
-        return None
-
     async def _fetch_paths(
-        self, session: AsyncSession, symbol: str, rows: list[repo.DueRow]
-    ) -> dict[int, tuple[list[Candle], str]]:
+        self, conn: asyncpg.Connection, symbol: str, rows: list[repo.DueRow]
+    ) -> dict[int, tuple[Series, int, int, str]]:
         if self._klines is None:
             if not self._no_fallback_logged:
                 log.warning("klines fallback disabled: rows without stream candles wait")
@@ -208,8 +214,8 @@ class Tracker:
                 extra={"symbol": symbol, "error": f"{type(exc).__name__}: {exc}"},
             )
             return {}
-        await repo.store_candles(
-            session,
+        await repo.insert_candles(
+            conn,
             [
                 {
                     "symbol": symbol,
@@ -228,7 +234,7 @@ class Tracker:
         for row in rows:
             path = path_window(candles, row.entry_at, row.due_at, step)
             if path is not None:
-                found[row.id] = (path, self._klines.name)
+                found[row.id] = (Series.of(path), 0, len(path), self._klines.name)
         return found
 
     async def publish_batch(self) -> int:

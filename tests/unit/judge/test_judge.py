@@ -8,7 +8,7 @@ import pytest
 
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.registry import decode, encode
-from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1
+from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1, VerdictLayer
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
 from tests.unit.judge.builders import T0, load_candles, signal
@@ -45,6 +45,37 @@ async def test_rules_only_api_matches_the_async_path_when_llm_off(shared_data: P
     sig = signal(factors=BULL, candles=load_candles(shared_data), ls_ratio=2.4)
     a, b = await judge.judge(sig), judge.judge_rules(sig)
     assert a.model_dump(exclude={"produced_at"}) == b.model_dump(exclude={"produced_at"})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"factors": BULL},
+        {"factors": BULL, "direction": "SHORT", "funding_rate": -0.001},
+        {"direction": "NEUTRAL", "score": 50},
+        {"confidence": 20},
+        {"factors": BULL, "candles_n": 5},  # too few candles: empty volatility
+    ],
+)
+def test_judged_event_is_the_same_as_a_validated_one(
+    shared_data: Path, kwargs: dict[str, object]
+) -> None:
+    """The judge builds its output without re-validating; it must equal the checked model."""
+    n = int(kwargs.pop("candles_n", 100))  # type: ignore[call-overload]
+    sig = signal(candles=load_candles(shared_data)[-n:], **kwargs)  # type: ignore[arg-type]
+    judged = Judge(JudgeSettings()).judge_rules(sig)
+    checked = SignalJudgedV1.model_validate(judged.model_dump())
+    assert judged == checked
+    # as the validated constructor records it: every field but the defaulted envelope ones
+    assert judged.model_fields_set == set(SignalJudgedV1.model_fields) - {
+        "type",
+        "schema_version",
+        "produced_at",
+    }
+    assert judged.ai_verdict_layer == VerdictLayer.model_validate(
+        judged.ai_verdict_layer.model_dump()
+    )
+    assert decode(encode(judged)) == judged
 
 
 async def test_configurable_atr_timeframe_uses_aggregated_candles(shared_data: Path) -> None:

@@ -74,8 +74,13 @@ class RuleVerdict:
 def _input(f: FactorScore | None, keys: tuple[str, ...]) -> float | None:
     if f is None or f.status != "ok":
         return None
+    inputs = f.inputs
+    if not inputs:
+        return None
     for key in keys:
-        value = f.inputs.get(key)
+        value = inputs.get(key)
+        if type(value) is float or type(value) is int:  # bool is an int subclass: excluded
+            return float(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
     return None
@@ -91,15 +96,26 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
     side = 1 if direction == "LONG" else -1 if direction == "SHORT" else 0
     agree: list[str] = []
     conflicts: Checks = []
-    factors = {f.name: f for f in signal.factors}
+    # one pass over the factors: by name, the leaning usable ones, those for `side`, gaps
+    factors: dict[str, FactorScore] = {}
+    n_leaning = n_for = 0
+    not_ok: list[str] = []
+    for f in signal.factors:
+        factors[f.name] = f
+        if f.status != "ok":
+            not_ok.append(f.name)
+            continue
+        score = f.score
+        lean = 1 if score >= LEAN_BULL else -1 if score <= LEAN_BEAR else 0
+        if lean:
+            n_leaning += 1
+            if lean == side:
+                n_for += 1
 
     # A. factor agreement, over usable factors that lean one way
-    usable = [f for f in signal.factors if f.status == "ok"]
-    leaning = [f for f in usable if _lean(f.score) != 0]
-    n_for = sum(1 for f in leaning if _lean(f.score) == side)
-    ratio = n_for / len(leaning) if leaning else 0.5
-    if side and leaning:
-        text = f"{n_for} of {len(leaning)} leaning factors support {direction}"
+    ratio = n_for / n_leaning if n_leaning else 0.5
+    if side and n_leaning:
+        text = f"{n_for} of {n_leaning} leaning factors support {direction}"
         if ratio >= GOOD_AGREEMENT:
             agree.append(text)
         elif ratio < WEAK_AGREEMENT:
@@ -114,8 +130,11 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
         conflicts.append((f"low confidence {signal.confidence:.0f}", 1))
 
     # C. data freshness (missing/stale factors are neutral in the score: less evidence)
-    gaps = sorted(set(signal.missing_factors) | set(signal.stale_factors))
-    gaps += [f.name for f in signal.factors if f.status != "ok" and f.name not in gaps]
+    if signal.missing_factors or signal.stale_factors:
+        gaps = sorted(set(signal.missing_factors) | set(signal.stale_factors))
+        gaps += [name for name in not_ok if name not in gaps]
+    else:
+        gaps = not_ok
     if not gaps and signal.factors:
         agree.append(f"all {len(signal.factors)} factors fresh")
     elif gaps:
@@ -195,7 +214,7 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
         return done("WAIT", "AVOID", 0.0, "neutral_direction")
     if signal.confidence < MIN_CONFIDENCE:
         return done("SKIP", "AVOID", 0.0, "confidence_too_low")
-    if len(leaning) >= 3 and ratio < SKIP_AGREEMENT:
+    if n_leaning >= 3 and ratio < SKIP_AGREEMENT:
         return done("SKIP", "AVOID", 0.0, "factors_disagree")
     if len(gaps) >= WAIT_MISSING:
         return done("WAIT", "REDUCED", 0.0, "data_incomplete")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import talib
 
+from perpsignal_common.events.base import trusted
 from perpsignal_common.events.signals import Direction, Ohlc, VolatilityClass, VolatilityMetrics
 
 CLASSES: tuple[VolatilityClass, ...] = ("VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH")
@@ -75,7 +76,15 @@ def _timeframe_minutes(timeframe: str) -> int:
 
 def time_scale(timeframe: str) -> float:
     """Return sqrt(timeframe / 1h): how ATR% of this timeframe compares with 1h."""
-    return math.sqrt(timeframe_minutes(timeframe) / 60)
+    scale = _SCALES.get(timeframe)
+    if scale is None:
+        scale = math.sqrt(timeframe_minutes(timeframe) / 60)
+        if len(_SCALES) < 256:
+            _SCALES[timeframe] = scale
+    return scale
+
+
+_SCALES: dict[str, float] = {}
 
 
 def aggregate(candles: Sequence[Ohlc], source_tf: str, target_tf: str) -> list[Ohlc]:
@@ -187,8 +196,10 @@ def build_metrics(
         "volatility_class": cls,
         "recommended_position_multiplier": size,
     }
+    # trusted construction: every value is computed and bounded here (the size is clamped
+    # to 0.25-2.0); tests hold the metrics equal to the validated model
     if direction == "NEUTRAL":
-        return VolatilityMetrics(**fields)
+        return trusted(VolatilityMetrics, **fields)
     k = stop_multiple(cls, params)
     rr = reward_risk(confidence, params)
     risk = k * value
@@ -196,8 +207,10 @@ def build_metrics(
     stop = entry - sign * risk
     target = entry + sign * rr * risk
     if stop <= 0 or target <= 0:
-        return VolatilityMetrics(
-            **fields, trade_plan_summary="No plan: the ATR stop would fall below zero"
+        return trusted(
+            VolatilityMetrics,
+            **fields,
+            trade_plan_summary="No plan: the ATR stop would fall below zero",
         )
     summary = (
         f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
@@ -205,7 +218,8 @@ def build_metrics(
         f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
         f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
     )
-    return VolatilityMetrics(
+    return trusted(
+        VolatilityMetrics,
         **fields,
         stop_loss_price=_num(stop),
         take_profit_price=_num(target),

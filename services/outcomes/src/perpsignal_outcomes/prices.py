@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
 import httpx
 
-from perpsignal_common.events.market import TIMEFRAME_SECONDS
+from perpsignal_common.events.market import TIMEFRAME_SECONDS, Timeframe
 from perpsignal_connectors.binance_usdm import BinanceUsdmHttp, parse_klines
 from perpsignal_outcomes.evaluate import Candle
 
@@ -68,7 +68,8 @@ class BinanceKlineSource:
             end_time=end - timedelta(milliseconds=1),
             limit=limit,
         )
-        closed = parse_klines(rows, symbol, timeframe, datetime.now(UTC))
+        # the timeframe was validated by the settings (OUTCOMES_KLINES_TIMEFRAME)
+        closed = parse_klines(rows, symbol, cast(Timeframe, timeframe), datetime.now(UTC))
         return [
             Candle(e.open_time, e.open, e.high, e.low, e.close)
             for e in closed

@@ -4,9 +4,11 @@ Input is the recorded market data in ../shared/data/market (XRPUSDT 5m candles a
 BTCUSDT OI and long/short ratios, Fear & Greed). Rows:
 
 * stream_eval_per_bar: state update + SMC on 3 timeframes + 8 factors + composite, per
-  closed candle (no event construction) -- against batch_eval_per_bar, a numpy/TA-Lib
-  computation of the same factors and the vectorized SMC over the same history, per bar
-  (goal: streaming within 5x of batch).
+  closed candle (no event construction) -- against batch_eval_per_bar,
+  `perpsignal_scorer.batch.evaluate_batch`: the same 8 factors, SMC on the same 3
+  timeframes and the composite (score, confidence, direction, top 3) for every bar at once
+  with numpy/TA-Lib and the vectorized SMC, over the same history, per bar (goal:
+  streaming within 5x of batch). The tests hold the two equal bar by bar.
 * signal_per_bar: the same plus building the SignalScoredV1 event (what the service emits).
 * events_per_s_state: market events that only update state (funding, OI, ratios).
 * events_per_s_decoded_mix: JSON bytes -> decode -> engine, for a stream with 20 state
@@ -21,21 +23,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import talib
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from perpsignal_common.events.base import Event  # noqa: E402
 from perpsignal_common.events.registry import decode, encode  # noqa: E402
+from perpsignal_scorer.batch import BatchEvaluation, evaluate_batch  # noqa: E402
 from perpsignal_scorer.config import EngineConfig  # noqa: E402
 from perpsignal_scorer.engine import ScoringEngine  # noqa: E402
-from perpsignal_scorer.smc import analyze_batch  # noqa: E402
 from tests.unit.scorer import recorded  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "market"
@@ -82,45 +82,31 @@ def stream_signals(events: list[Event]) -> None:
         eng.apply(e)
 
 
-def batch(candles: list[Event], funding_t: np.ndarray, funding_r: np.ndarray) -> np.ndarray:
-    """Vectorized: the same factors for every bar at once (numpy + TA-Lib + batch SMC)."""
+def batch(
+    candles: list[Event], funding: tuple[np.ndarray, np.ndarray], fng: tuple[np.ndarray, np.ndarray]
+) -> BatchEvaluation:
+    """Vectorized: every factor and the composite for every bar at once (numpy + TA-Lib +
+    batch SMC on the same three timeframes); equal to the stream's evaluations (tested)."""
     o = np.array([[c.open_time.timestamp(), c.high, c.low, c.close] for c in candles])  # type: ignore[attr-defined]
-    t_close, high, low, close = o[:, 0] + 300, o[:, 1], o[:, 2], o[:, 3]
-    rsi = talib.RSI(close, 14)
-    gap = talib.EMA(close, 20) / talib.EMA(close, 50) - 1
-    rets = []
-    for h in CFG.momentum_horizons:
-        r = np.full_like(close, np.nan)
-        r[h:] = close[h:] / close[:-h] - 1
-        rets.append(np.clip(r / (CFG.momentum_full_return * np.sqrt(h)), -1, 1))
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # the first bars have no returns yet
-        ret = np.nanmean(np.vstack(rets), axis=0)
-    mom = 0.4 * ret + 0.3 * np.clip((rsi - 50) / 20, -1, 1) + 0.3 * np.clip(gap / 0.01, -1, 1)
-    idx = np.searchsorted(funding_t, t_close, side="right") - 1
-    rate = np.where(idx >= 0, funding_r[np.maximum(idx, 0)], np.nan)
-    fund = -np.clip((rate - CFG.funding_neutral_rate) / CFG.funding_full_rate, -1, 1)
-    events = analyze_batch(t_close, high, low, close, CFG.swing_length)
-    trend = np.zeros_like(close)
-    for e in events:
-        if e.kind in ("bos", "choch"):
-            trend[e.known_index :] = e.direction
-    contrib = (
-        0.20 * 50 * np.nan_to_num(mom) + 0.15 * 50 * np.nan_to_num(fund) + 0.20 * 50 * (0.7 * trend)
-    )
-    return 50 + contrib
+    return evaluate_batch(CFG, o[:, 0], o[:, 1], o[:, 2], o[:, 3], *funding, *fng)
 
 
 def main() -> list[dict[str, Any]]:
     """Run the benchmark; return the result rows."""
     events, candles, state_only = _inputs()
     n_bars = len(candles)
-    funding_t = np.array(
-        [e.observed_at.timestamp() for e in state_only if e.type == "market.funding"]
+    funding = [e for e in events if e.type == "market.funding"]
+    fng = [e for e in events if e.type == "global.fear_greed"]
+    funding_arrays = (
+        np.array([e.observed_at.timestamp() for e in funding]),
+        np.array([e.rate * 8.0 / e.interval_h for e in funding]),  # type: ignore[attr-defined]
     )
-    funding_r = np.array([e.rate for e in state_only if e.type == "market.funding"])  # type: ignore[attr-defined]
+    fng_arrays = (
+        np.array([e.observed_at.timestamp() for e in fng]),
+        np.array([float(e.value) for e in fng]),  # type: ignore[attr-defined]
+    )
 
-    t_batch = _best(lambda: batch(candles, funding_t, funding_r)) / n_bars
+    t_batch = _best(lambda: batch(candles, funding_arrays, fng_arrays)) / n_bars
     t_eval = _best(lambda: stream_eval(events)) / n_bars
     t_signal = _best(lambda: stream_signals(events)) / n_bars
 

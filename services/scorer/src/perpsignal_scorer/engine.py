@@ -171,6 +171,7 @@ class ScoringEngine:
         self._levels: dict[int, dict[str, tuple[object, str, float]]] = {}
         # bumped whenever one of a symbol's analyzers changes what the signal reads from it
         self._smc_rev: dict[str, int] = {}
+        self._trend_rev: dict[str, int] = {}  # bumped when a trend or warm-up changes
         self._bias_cache: dict[str, tuple[int, float | None, dict[str, int]]] = {}
         self._summaries: dict[str, tuple[int, SmcSummary]] = {}
         self._neutral: dict[tuple[Any, ...], FactorScore] = {}
@@ -210,21 +211,29 @@ class ScoringEngine:
                 for tf in self._smc_tfs
                 if TIMEFRAME_SECONDS[tf] > cfg.primary_s
             }
-            self._smc_rev[symbol] = self._smc_rev.get(symbol, 0) + 1  # new analyzers
+            # new analyzers
+            self._smc_rev[symbol] = self._smc_rev.get(symbol, 0) + 1
+            self._trend_rev[symbol] = self._trend_rev.get(symbol, 0) + 1
         return st
 
     def _smc_update(self, symbol: str, a: SmcAnalyzer, bar: Bar) -> None:
-        """Feed one bar to an analyzer; count a change of what the signal reads from it."""
-        version = a.version
+        """Feed one bar to an analyzer; count a change of what the signal reads from it:
+        its trend or warm-up (the bias), or any event or open FVG count (the summary)."""
+        version, trend = a.version, a.trend
         a.update(bar)
-        if a.version != version or a.index == 2 * a.n:  # new events, FVGs, or warmed up
+        if a.version != version:
             self._smc_rev[symbol] += 1
+            if a.trend != trend:
+                self._trend_rev[symbol] += 1
+        if a.index == 2 * a.n:  # warmed up: now part of the bias
+            self._smc_rev[symbol] += 1
+            self._trend_rev[symbol] += 1
 
     def _candle(self, ev: CandleClosedV1) -> list[SignalScoredV1]:
         symbol = ev.symbol
-        st = self.state(symbol)
+        st = self.states.get(symbol) or self.state(symbol)
         tf = ev.timeframe
-        open_s = _ts(ev.open_time)
+        open_s = ev.open_time.timestamp()
         # bar times are normalised to the grid: Binance closes at ...59.999
         bar = Bar(
             open_s, open_s + TIMEFRAME_SECONDS[tf], ev.open, ev.high, ev.low, ev.close, ev.volume
@@ -326,7 +335,7 @@ class ScoringEngine:
 
     def _bias(self, symbol: str) -> tuple[float | None, dict[str, int]]:
         """Return `smc_bias(symbol)`, recomputed only after an analyzer changed."""
-        rev = self._smc_rev.get(symbol, 0)
+        rev = self._trend_rev.get(symbol, 0)
         cached = self._bias_cache.get(symbol)
         if cached is not None and cached[0] == rev:
             return cached[1], cached[2]

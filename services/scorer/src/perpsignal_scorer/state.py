@@ -174,8 +174,10 @@ class SymbolState:
 
     def add_bar(self, tf: str, bar: Bar) -> bool:
         """Append a closed bar; return False for a duplicate or out-of-order bar."""
-        dq = self.bars(tf)
-        if dq and bar.open_s <= dq[-1].open_s:
+        dq = self.candles.get(tf)
+        if dq is None:
+            dq = self.bars(tf)
+        elif dq and bar.open_s <= dq[-1].open_s:
             return False
         dq.append(bar)
         if TIMEFRAME_SECONDS.get(tf) == self.primary_s:

@@ -64,17 +64,43 @@ async def test_repolled_events_are_not_republished(producer) -> None:
     assert [e.event_id for e in producer.events] == ["fg1", "fg2"]
 
 
-async def test_kafka_down_ends_the_loop(producer) -> None:
+async def test_kafka_down_longer_than_the_grace_ends_the_loop(producer) -> None:
     producer.fail = DependencyUnavailable("broker down")
     publisher = Publisher(producer)  # type: ignore[arg-type]
 
     async def poll() -> list[FearGreedV1]:
         return [fg(3)]
 
+    loop = SourceLoop("fg", 0.01, poll, publisher, min_backoff_s=0.01, dependency_grace_s=0.2)
     with pytest.raises(DependencyUnavailable):
-        await SourceLoop("fg", 0.01, poll, publisher).run(asyncio.Event())
+        await asyncio.wait_for(loop.run(asyncio.Event()), 10)
+    assert loop.failures >= 2  # retried within the grace before giving up
     # the unacknowledged event is not remembered: the next poll will send it again
     assert not publisher.seen("fg3")
+
+
+async def test_a_short_kafka_outage_is_ridden_out_and_the_event_sent_later(producer) -> None:
+    producer.fail = DependencyUnavailable("broker down")
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+
+    async def poll() -> list[FearGreedV1]:
+        return [fg(5)]
+
+    stop = asyncio.Event()
+    loop = SourceLoop("fg", 0.01, poll, publisher, min_backoff_s=0.01, dependency_grace_s=60)
+    task = asyncio.create_task(loop.run(stop))
+    for _ in range(500):  # until the loop has failed twice (bounded)
+        if loop.failures >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert loop.failures >= 2 and not task.done()
+    producer.fail = None  # the broker is back
+    while not publisher.seen("fg5"):
+        assert not task.done(), task
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert [e.event_id for e in producer.events].count("fg5") == 1
 
 
 async def test_stop_cancels_a_poll_stuck_on_a_budget(producer) -> None:

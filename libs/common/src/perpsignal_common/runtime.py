@@ -8,6 +8,7 @@ Kubernetes' SIGTERM drains in-flight work and commits within the grace period.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -82,8 +83,36 @@ class KafkaService:
         async with asyncio.TaskGroup() as tg:
             for loop in self.loops:
                 tg.create_task(loop.run(stop))
+            k = self.settings.kafka
+            if k.kafka_create_topics and k.kafka_topic_watch_s > 0:
+                tg.create_task(self._watch_topics(stop))
             for task in self.tasks:
                 tg.create_task(task(stop))
+
+    async def _watch_topics(self, stop: asyncio.Event) -> None:
+        """Re-create vanished topics soon after an empty broker returns.
+
+        The embedded broker keeps everything in memory: after a restart it has no topics, and
+        it stores records sent to a missing topic where no consumer sees them (then refuses
+        the created topic's first offsets). The sooner the topics exist again, the fewer
+        sends are lost that way. A real cluster never needs this (KAFKA_CREATE_TOPICS=false).
+        """
+        k = self.settings.kafka
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(k.kafka_topic_watch_s):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            try:
+                created = await ensure_topics(k)
+            except (DependencyUnavailable, OSError):
+                continue  # broker down: the clients retry and report it
+            if created:
+                log.warning(
+                    "topics had vanished (an empty broker after a restart); re-created",
+                    extra={"topics": len(created)},
+                )
 
     async def close(self) -> None:
         """Stop loops, flush the producer, close resources."""

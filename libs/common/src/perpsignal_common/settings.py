@@ -62,6 +62,12 @@ class KafkaSettings(BaseSettings):
     kafka_create_topics: bool = Field(
         default=True, description="Create missing topics at start-up (idempotent)"
     )
+    kafka_topic_watch_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="With KAFKA_CREATE_TOPICS, re-create vanished topics every N s (an "
+        "embedded broker comes back empty after a restart); 0 = only at start-up",
+    )
     kafka_topic_partitions: int | None = Field(
         default=None, description="Override the registry's partition counts (tests)"
     )

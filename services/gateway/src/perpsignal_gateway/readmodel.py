@@ -32,7 +32,7 @@ from perpsignal_common.events.market import (
 from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
-from perpsignal_common.kafka.consumer import partitions_for
+from perpsignal_common.kafka.consumer import partitions_for, reset_past_log_end
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
 
@@ -158,6 +158,7 @@ class TopicFollower:
         self._model = model
         self._topics = [kafka.topic(t) for t in topics]
         self._consumer: AIOKafkaConsumer | None = None
+        self._checked_end_at = 0.0
         self._targets: dict[TopicPartition, int] = {}
         self._pending: set[TopicPartition] = set()
         self.caught_up = False
@@ -227,6 +228,10 @@ class TopicFollower:
             for records in batches.values():
                 for record in records:
                     self._handle(record.value)
+            now = time.monotonic()
+            if now - self._checked_end_at > 2:
+                self._checked_end_at = now
+                await reset_past_log_end(consumer, "gateway-readmodel")
             if not self.caught_up:
                 await self._check_caught_up(consumer)
 

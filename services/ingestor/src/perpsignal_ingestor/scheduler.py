@@ -40,8 +40,11 @@ class SourceLoop:
         min_backoff_s: float = 1.0,
         rng: random.Random | None = None,
         on_published: Callable[[], None] | None = None,
+        dependency_grace_s: float = 120.0,
     ) -> None:
         self.name = name
+        self._grace_s = dependency_grace_s
+        self._down_since: float | None = None
         self.cadence_s = cadence_s
         self._poll = poll
         self._publisher = publisher
@@ -75,11 +78,24 @@ class SourceLoop:
                 if not await self._run_until_stopped(stop):
                     return
                 self.failures = 0
+                self._down_since = None
                 delay = max(0.0, self.cadence_s - (time.monotonic() - started))
             except asyncio.CancelledError:
                 raise
-            except DependencyUnavailable:
-                raise
+            except DependencyUnavailable as exc:
+                # Kafka did not acknowledge: nothing was marked published, so the next poll
+                # publishes it again. Only an outage longer than the grace ends the process.
+                now = time.monotonic()
+                if self._down_since is None:
+                    self._down_since = now
+                if now - self._down_since > self._grace_s:
+                    raise
+                self.failures += 1
+                log.warning(
+                    "events not acknowledged; publishing them on the next poll",
+                    extra={"source": self.name, "error": str(exc)[:200]},
+                )
+                delay = min(self.cadence_s, self._min_backoff_s * 2 ** min(self.failures, 6))
             except Exception as exc:
                 self.failures += 1
                 SOURCE_ERRORS.labels(self.name, error_kind(exc)).inc()

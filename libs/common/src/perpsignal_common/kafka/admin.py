@@ -26,31 +26,39 @@ async def ensure_topics(
     except KafkaError as exc:
         raise DependencyUnavailable(f"kafka admin cannot connect: {exc}") from exc
     try:
-        existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(
-                name=kafka.topic(s.name),
-                num_partitions=kafka.kafka_topic_partitions or s.partitions,
-                replication_factor=1 if kafka.kafka_bootstrap_servers.count(",") == 0 else 3,
-                topic_configs={
-                    "retention.ms": str(s.retention_ms),
-                    "cleanup.policy": "compact" if s.compacted else "delete",
-                },
-            )
-            for s in specs
-            if kafka.topic(s.name) not in existing
-        ]
-        if not wanted:
-            return []
-        try:
-            await admin.create_topics(wanted)
-        except TopicAlreadyExistsError:
-            log.info("topics created concurrently by another process")
-        created = [t.name for t in wanted]
-        log.info("topics created", extra={"topics": created})
-        return created
+        return await _create_missing(kafka, admin, specs)
+    except KafkaError as exc:  # the broker went away between connect and request
+        raise DependencyUnavailable(f"kafka admin request failed: {exc!r}") from exc
     finally:
         await admin.close()
+
+
+async def _create_missing(
+    kafka: KafkaSettings, admin: AIOKafkaAdminClient, specs: list[TopicSpec]
+) -> list[str]:
+    existing = set(await admin.list_topics())
+    wanted = [
+        NewTopic(
+            name=kafka.topic(s.name),
+            num_partitions=kafka.kafka_topic_partitions or s.partitions,
+            replication_factor=1 if kafka.kafka_bootstrap_servers.count(",") == 0 else 3,
+            topic_configs={
+                "retention.ms": str(s.retention_ms),
+                "cleanup.policy": "compact" if s.compacted else "delete",
+            },
+        )
+        for s in specs
+        if kafka.topic(s.name) not in existing
+    ]
+    if not wanted:
+        return []
+    try:
+        await admin.create_topics(wanted)
+    except TopicAlreadyExistsError:
+        log.info("topics created concurrently by another process")
+    created = [t.name for t in wanted]
+    log.info("topics created", extra={"topics": created})
+    return created
 
 
 async def describe_topics(kafka: KafkaSettings) -> dict[str, int]:

@@ -28,6 +28,7 @@ from aiokafka.structs import ConsumerRecord
 from perpsignal_common.errors import DependencyUnavailable, PermanentError
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import decode
+from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.observability.metrics import (
@@ -82,6 +83,30 @@ async def partitions_for(
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.1)
     raise DependencyUnavailable(f"topic {topic} has no partitions")
+
+
+async def reset_past_log_end(consumer: AIOKafkaConsumer, reader: str) -> set[TopicPartition]:
+    """Seek to the beginning every partition whose position is beyond its log end.
+
+    Only an empty broker that came back (the embedded one keeps no data across restarts)
+    makes this happen: the position belongs to the lost log, and the embedded broker answers
+    fetches beyond its log end with nothing rather than an out-of-range error, so without
+    this the reader would wait for the new log to grow past the old position. Returns the
+    partitions reset.
+    """
+    reset: list[TopicPartition] = []
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None and await consumer.position(tp) > high:
+            reset.append(tp)
+    if reset:
+        await consumer.seek_to_beginning(*reset)
+        log.warning(
+            "position beyond the log end (an empty broker after a restart); reading again "
+            "from the beginning",
+            extra={"reader": reader, "partitions": [str(tp) for tp in reset]},
+        )
+    return set(reset)
 
 
 class _TopicMetrics:
@@ -500,24 +525,90 @@ class ConsumerLoop:
         if not offsets:
             return
         # effects first: events produced by handlers must be acknowledged before the commit
-        await self._producer.wait_delivered()
+        try:
+            await self._producer.wait_delivered()
+        except DependencyUnavailable as exc:
+            # some effect of these records is not durable: never commit past them; re-read
+            # from the last commit instead (effects are idempotent), as a restart would
+            await self._reread_from_committed(f"events not acknowledged: {exc}")
+            return
         if self._opts.assign_all or self._opts.group_id is None:
             return
+        deadline = time.monotonic() + self._opts.dependency_grace_s
+        while True:
+            try:
+                async with asyncio.timeout(self._opts.commit_timeout_s):
+                    await self.consumer.commit(offsets)
+                return
+            except (CommitFailedError, IllegalStateError) as exc:
+                # a rebalance took the partition (IllegalStateError: no longer assigned): the
+                # new owner reprocesses, idempotently
+                log.warning("commit failed after rebalance", extra={"error": str(exc)})
+                return
+            except (TimeoutError, KafkaError) as exc:
+                if await self._topics_recreated({tp.topic for tp in offsets}):
+                    # an empty broker came back (embedded broker restart): these offsets
+                    # belong to a log that no longer exists
+                    await self._reread_from_committed("topics vanished and were re-created")
+                    return
+                if time.monotonic() > deadline:
+                    raise DependencyUnavailable(f"offset commit failed: {exc!r}") from exc
+                log.warning("offset commit failed, retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+
+    async def _topics_recreated(self, topics: set[str]) -> bool:
+        """Re-create missing platform topics (when allowed); True if any of `topics` was."""
+        if not self._kafka.kafka_create_topics:
+            return False
         try:
-            async with asyncio.timeout(self._opts.commit_timeout_s):
-                await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # a rebalance took the partition (IllegalStateError: no longer assigned): the new
-            # owner reprocesses, idempotently
-            log.warning("commit failed after rebalance", extra={"error": str(exc)})
-        except (TimeoutError, KafkaError) as exc:
-            raise DependencyUnavailable(f"offset commit failed: {exc!r}") from exc
+            created = await ensure_topics(self._kafka)
+        except DependencyUnavailable:
+            return False
+        return bool(topics & set(created))
+
+    async def _reread_from_committed(self, reason: str) -> None:
+        """Finish the records in hand, then seek every partition back to its committed offset.
+
+        What a restart would do, without one: records after the last commit are handled again
+        (idempotently) and their effects published again. Raises DependencyUnavailable when
+        the committed offsets cannot be read within the grace period.
+        """
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._producer.discard_pending()
+        consumer = self.consumer
+        assigned = set(consumer.assignment())
+        self._forget(assigned)
+        deadline = time.monotonic() + self._opts.dependency_grace_s
+        while True:
+            try:
+                async with asyncio.timeout(self._opts.commit_timeout_s):
+                    for tp in assigned:
+                        committed = None
+                        if self._opts.group_id is not None and not self._opts.assign_all:
+                            committed = await consumer.committed(tp)
+                        if committed is None:
+                            await consumer.seek_to_beginning(tp)
+                        else:
+                            consumer.seek(tp, committed)
+                break
+            except (TimeoutError, KafkaError, IllegalStateError) as exc:
+                if time.monotonic() > deadline:
+                    raise DependencyUnavailable(
+                        f"cannot re-read from committed offsets: {exc!r}"
+                    ) from exc
+                await asyncio.sleep(1.0)
+        log.warning(
+            "re-reading from the last committed offsets",
+            extra={"reason": reason, "partitions": len(assigned)},
+        )
 
     async def _report_lag(self) -> None:
         now = time.monotonic()
-        if now - self._last_lag_at < 5 or self._consumer is None:
+        if now - self._last_lag_at < 2 or self._consumer is None:
             return
         self._last_lag_at = now
+        self._forget(await reset_past_log_end(self._consumer, self._service))
         for tp in self._consumer.assignment():
             high = self._consumer.highwater(tp)
             if high is None:

@@ -131,6 +131,10 @@ class EventProducer:
         pending, self._pending = self._pending, []
         await self._await(pending)
 
+    def discard_pending(self) -> None:
+        """Forget unacknowledged sends (their records will be handled and sent again)."""
+        self._pending = []
+
     async def _await(self, futures: list[asyncio.Future[object]]) -> None:
         results = await asyncio.gather(*futures, return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]

@@ -85,3 +85,33 @@ def test_stream_equals_batch_truncated_at_every_bar(shared_data: Path, n: int) -
     assert sorted(so_far) == full
     kinds = {e.kind for e in full}
     assert {"swing_high", "swing_low", "bos", "choch", "fvg", "fvg_mitigated"} <= kinds
+
+
+@pytest.mark.parametrize("max_age", [3, 12, 60])
+def test_stream_equals_batch_when_gaps_expire(shared_data: Path, max_age: int) -> None:
+    """The stream scans its open gaps only when a bar reaches one or the oldest expires:
+    with short gap lifetimes (many expiries, many open gaps) it still equals the batch."""
+    csv = shared_data / "market" / "XRP_USDT_USDT-5m-futures.csv"
+    cs = recorded.candles(csv, "XRPUSDT", "5m")
+    bars = [
+        Bar(c.open_time.timestamp(), c.observed_at.timestamp(), c.open, c.high, c.low, c.close, 1)
+        for c in cs
+    ]
+    stream = SmcAnalyzer(swing_length=3, fvg_max_age=max_age)
+    events: list[SmcEvent] = []
+    open_counts = []
+    for bar in bars:
+        events.extend(stream.update(bar))
+        open_counts.append(stream.open_fvgs)
+    a = np.array([[b.close_s, b.high, b.low, b.close] for b in bars])
+    batch = analyze_batch(a[:, 0], a[:, 1], a[:, 2], a[:, 3], swing_length=3, fvg_max_age=max_age)
+    assert sorted(events) == batch
+    # open gaps: created and not yet mitigated or expired, counted from the batch events
+    mitigated = {e.ref_index: e.known_index for e in batch if e.kind == "fvg_mitigated"}
+    created = [e.known_index for e in batch if e.kind == "fvg"]
+    expected = [
+        sum(1 for c in created if c <= i and mitigated.get(c, 1 << 30) > i and i - c < max_age)
+        for i in range(len(bars))
+    ]
+    assert open_counts == expected
+    assert any(e.kind == "fvg_mitigated" for e in batch) and max(expected) > 0

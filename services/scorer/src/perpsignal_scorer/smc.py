@@ -94,6 +94,28 @@ def _event(
 class SmcAnalyzer:
     """Streaming SMC over one timeframe; feed closed bars in order."""
 
+    __slots__ = (
+        "_bear_bottom",
+        "_bull_top",
+        "_fvgs",
+        "_high",
+        "_highs",
+        "_hs",
+        "_low",
+        "_lows",
+        "_ls",
+        "eq_lookback",
+        "fvg_max_age",
+        "index",
+        "last_by_kind",
+        "last_structure",
+        "n",
+        "open_fvgs",
+        "tolerance",
+        "trend",
+        "version",
+    )
+
     def __init__(
         self,
         swing_length: int = 3,

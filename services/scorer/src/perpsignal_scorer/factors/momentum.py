@@ -45,9 +45,11 @@ def momentum_strength(
     total = acc = 0.0
     if returns:
         full = cfg.momentum_full_return
-        r = [pull(ret, full * math.sqrt(h)) for h, ret in returns.items()]
+        r_sum = 0.0
+        for h, ret in returns.items():
+            r_sum += pull(ret, full * math.sqrt(h))
         total += 0.4
-        acc += 0.4 * (sum(r) / len(r))
+        acc += 0.4 * (r_sum / len(returns))
     v = (rsi - 50.0) / 20.0
     total += 0.3
     acc += 0.3 * (-1.0 if v < -1.0 else 1.0 if v > 1.0 else v)  # pull(rsi - 50, 20)
@@ -70,9 +72,13 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     limit = cfg.limits["momentum"]
     if age > limit:
         return stale(age, limit)
+    age = round3(0.0 if age < 0.0 else age)
     memo = state.memo.get("momentum")
     if memo is not None and memo[0] is last and memo[1] is cfg and memo[2] == rsi:
-        return FactorResult(memo[3], "ok", round3(0.0 if age < 0.0 else age), memo[4])
+        cached: FactorResult = memo[3]
+        if cached.age_s == age:
+            return cached  # same inputs, same age: the same (never mutated) result
+        return FactorResult(cached.score, "ok", age, cached.inputs)
     returns: dict[int, float] = {}
     inputs: dict[str, Scalar] = {}
     n, close = len(bars), last.close
@@ -84,7 +90,7 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     gap = fast / slow - 1.0 if fast is not None and slow else None
     inputs["rsi"] = round(rsi, 4)
     inputs["ema_gap"] = None if gap is None else round(gap, 6)
-    score = to_score(momentum_strength(returns, rsi, gap, cfg))
+    result = FactorResult(to_score(momentum_strength(returns, rsi, gap, cfg)), "ok", age, inputs)
     # the sub-score depends on the primary candles only: reused until the next one closes
-    state.memo["momentum"] = (last, cfg, rsi, score, inputs)
-    return FactorResult(score, "ok", round3(0.0 if age < 0.0 else age), inputs)
+    state.memo["momentum"] = (last, cfg, rsi, result)
+    return result

@@ -77,6 +77,13 @@ def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -
             if key is None:
                 key = _KEYS[tf] = f"smc_{tf}"
             inputs[key] = v
-        score = to_score(smart_money_strength(smc, top_share, cfg))
-        memo = state.memo["smart_money"] = (smc, top_share, ctx.smc_by_tf, cfg, score, inputs)
-    return FactorResult(memo[4], "ok", round3(age), memo[5])
+        result = FactorResult(
+            to_score(smart_money_strength(smc, top_share, cfg)), "ok", round3(age), inputs
+        )
+        state.memo["smart_money"] = (smc, top_share, ctx.smc_by_tf, cfg, result)
+        return result
+    cached: FactorResult = memo[4]
+    age = round3(age)
+    if cached.age_s == age:
+        return cached  # same inputs, same age: the same (never mutated) result
+    return FactorResult(cached.score, "ok", age, cached.inputs)

@@ -42,6 +42,9 @@ T = TypeVar("T")
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
 FAULT_SCALE = float(os.environ.get("E2E_FAULT_SCALE", "0.25"))
 CHAT_IDS = (1001, 1002)
+# positioning statistics: a new row every 5 s (ingestor polls every 5 s), stale after 25 s
+STATS_PERIOD_MS = 5_000
+STATS_STALE_S = 25
 # 1h horizon = 60 s, 4h = 4 min, 24h = 24 min: with 1-minute candles every horizon spans
 # whole candles, and signals from the backfill (up to ~100 min old) complete at once
 TIME_SCALE = 1 / 60
@@ -90,7 +93,7 @@ class Stack:
         self.symbols = symbols
         self.extra_env = extra_env or {}
         self.bg = BackgroundLoop()
-        self.tape = MarketTape(shared_data / "market")
+        self.tape = MarketTape(shared_data / "market", stats_period_ms=STATS_PERIOD_MS)
         # listed on the (fake) exchange; only `symbols` are watched, the rest are on demand
         self.vendors = TapeVendors(shared_data, self.tape, symbols=listed or symbols)
         self.telegram = FakeTelegram()
@@ -144,6 +147,9 @@ class Stack:
                 # the judge's LLM path, alerts and outcome tracking on every symbol
                 "SCORER_LONG_THRESHOLD": "55",
                 "SCORER_SHORT_THRESHOLD": "45",
+                # positioning statistics step every STATS_PERIOD_MS here (not 5 min), so a
+                # vendor fault longer than this makes them stale within the test
+                "SCORER_STALE_S": f"long_short={STATS_STALE_S},oi_trend={STATS_STALE_S}",
             }
         elif name == "judge":
             env |= {

@@ -34,8 +34,17 @@ def _offset(symbol: str, n: int) -> int:
 class MarketTape:
     """Wall-clock view of recorded 1-minute candles and 5-minute positioning statistics."""
 
-    def __init__(self, market_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        market_dir: Path,
+        clock: Callable[[], float] = time.time,
+        *,
+        stats_period_ms: int = FIVE_MIN_MS,
+    ) -> None:
         self.clock = clock
+        # Binance's statistics step every 5 minutes; a shorter step lets a test see them go
+        # stale (and fresh again) within a minute-long vendor fault
+        self.stats_period_ms = stats_period_ms
         with (market_dir / CANDLES_FILE).open() as f:
             self.candles = [
                 (float(r["open"]), float(r["high"]), float(r["low"]), float(r["close"]),
@@ -81,12 +90,13 @@ class MarketTape:
     # positioning statistics --------------------------------------------------------------
     def _stat_rows(self, symbol: str, limit: int) -> list[tuple[int, dict[str, str]]]:
         now_ms = int(self.clock() * 1000)
-        last = now_ms // FIVE_MIN_MS * FIVE_MIN_MS - FIVE_MIN_MS
+        step = self.stats_period_ms
+        last = now_ms // step * step - step
         n = len(self.stats)
         out = []
         for k in range(limit - 1, -1, -1):
-            t = last - k * FIVE_MIN_MS
-            out.append((t, self.stats[(t // FIVE_MIN_MS + _offset(symbol, n)) % n]))
+            t = last - k * step
+            out.append((t, self.stats[(t // step + _offset(symbol, n)) % n]))
         return out
 
     def statistics(self, path: str, symbol: str, q: dict[str, str]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ from tests.e2e.checks import (
     read_topic,
 )
 from tests.e2e.conftest import E2E_SYMBOLS, ON_DEMAND
-from tests.e2e.stack import CHAT_IDS, Stack, fault_window
+from tests.e2e.stack import CHAT_IDS, STATS_STALE_S, Stack, fault_window
 from tests.helpers import TopicReader, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -468,13 +468,32 @@ async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
     stack: Stack, e2e_kafka_settings: KafkaSettings
 ) -> None:
     """Binance's statistics endpoints and Fear & Greed answer 429/5xx/truncated/wrong types/
-    HTML for `fault_window(60)` s (at least across one candle close): candles and judged
-    signals keep flowing, nothing crashes, and the failing sources come back by themselves."""
+    HTML for `fault_window(60)` s, and at least until a candle closes after the statistics went
+    stale: candles and judged signals keep flowing, the signals scored on stale statistics mark
+    them stale (neutral, no invented value) with lowered confidence, nothing crashes, and the
+    failing sources come back by themselves (fresh statistics in later signals)."""
     from tests.fakes.vendors import Fault
 
     await latest_signals(stack, E2E_SYMBOLS, deadline_s=240)
-    to_boundary = 60 - time.time() % 60
-    window = max(fault_window(60), to_boundary + 20)  # a candle closes inside the window
+
+    def fresh_stats_since(t: float) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
+            return all(
+                any(e.symbol == s and e.observed_at.timestamp() > t
+                    and "long_short" not in e.stale_factors + e.missing_factors
+                    for e in judged.values())
+                for s in E2E_SYMBOLS
+            )  # fmt: skip
+
+        return check
+
+    # precondition: the statistics are fresh in every symbol's signals before the fault
+    await eventually(fresh_stats_since(0), timeout=150, interval=2, what="fresh statistics")
+    # a candle must close once the statistics are older than their staleness limit
+    stale_from = time.time() + STATS_STALE_S + 10
+    to_boundary = 60 - stale_from % 60
+    window = max(fault_window(60), stale_from + to_boundary + 20 - time.time())
     bad = [
         Fault("status", 429, retry_after=1, times=2),
         Fault("status", 503, times=2),
@@ -524,6 +543,26 @@ async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
         what="judged signals of candles closed while the vendor failed",
     )
 
+    # signals scored on stale statistics say so, and their confidence is capped lower
+    judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
+
+    def ok_share(e: SignalJudgedV1) -> float:
+        return sum(f.weight for f in e.factors if f.status == "ok") / 100
+
+    def by_time(lo: float, hi: float) -> list[SignalJudgedV1]:
+        return [e for e in judged.values() if lo <= e.observed_at.timestamp() <= hi]
+
+    stale_phase = by_time(fault_start + STATS_STALE_S + 10, cleared_at)
+    before = by_time(fault_start - 600, fault_start)
+    assert stale_phase and before, (len(stale_phase), len(before))
+    for e in stale_phase:
+        status = {f.name: f.status for f in e.factors}
+        assert status["long_short"] != "ok" and "long_short" in e.stale_factors, status
+        assert e.confidence <= 100 * ok_share(e) + 1e-6, (e.confidence, ok_share(e))
+        prior = [b for b in before if b.symbol == e.symbol and b.trigger == "candle"]
+        if prior:  # the same symbol's completeness before the fault was higher
+            assert ok_share(e) < max(ok_share(b) for b in prior), (e.symbol, status)
+
     # and the failing sources recover by themselves (breaker half-opens, backoff ends)
     def recovered() -> bool:
         return all(
@@ -533,4 +572,8 @@ async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
         )  # fmt: skip
 
     await eventually(recovered, timeout=120, interval=1, what="failing sources polled again OK")
+
+    await eventually(
+        fresh_stats_since(cleared_at), timeout=150, interval=2, what="fresh statistics again"
+    )
     assert all(stack.alive().values()), stack.alive()

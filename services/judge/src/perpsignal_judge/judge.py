@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from perpsignal_common.events.base import deterministic_id, trusted
+from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.signals import (
     FACTOR_NAMES,
     JudgeReplyV1,
@@ -196,17 +196,12 @@ class Judge:
     def _rule_layer(
         self, rules: RuleVerdict, vol: VolatilityMetrics, fallback: str | None
     ) -> VerdictLayer:
-        # trusted: the rule table's constants and strings, and `vol` (a validated or trusted
-        # VolatilityMetrics); tests hold it equal to the validated layer
-        return trusted(
-            VerdictLayer,
+        return VerdictLayer(
             verdict=rules.verdict,
             risk_mode=rules.risk_mode,
             position_multiplier=rules.position_multiplier,
             ai_summary=rules.summary,
-            layer_checks=trusted(
-                LayerChecks, agreements=rules.agreements, conflicts=rules.conflicts
-            ),
+            layer_checks=LayerChecks(agreements=rules.agreements, conflicts=rules.conflicts),
             judge="rules",
             fallback_reason=fallback,
             suppressed=self._suppressed(rules.verdict, rules.risk_mode),
@@ -268,13 +263,10 @@ class Judge:
 
     @classmethod
     def _judged(cls, scored: SignalScoredV1, layer: VerdictLayer) -> SignalJudgedV1:
-        # Without re-validation: every value is a field of the validated `scored` passed on
-        # unchanged, our own id/source, or the already-built layer (validated on the LLM
-        # path, bounded by the rule table otherwise). Re-validating walked every candle
-        # and factor again; tests hold the result equal to the validated event.
+        # nested models are passed through (revalidate_instances="never"): this validation
+        # is about as cheap as an unchecked construct, so it stays
         fields = scored.__dict__
-        return trusted(
-            SignalJudgedV1,
+        return SignalJudgedV1(
             event_id=cls.judged_id(scored),
             source=SOURCE,
             symbol=scored.symbol,

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import talib
 
-from perpsignal_common.events.base import trusted
 from perpsignal_common.events.signals import Direction, Ohlc, VolatilityClass, VolatilityMetrics
 
 CLASSES: tuple[VolatilityClass, ...] = ("VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH")
@@ -196,10 +195,8 @@ def build_metrics(
         "volatility_class": cls,
         "recommended_position_multiplier": size,
     }
-    # trusted construction: every value is computed and bounded here (the size is clamped
-    # to 0.25-2.0); tests hold the metrics equal to the validated model
     if direction == "NEUTRAL":
-        return trusted(VolatilityMetrics, **fields)
+        return VolatilityMetrics(**fields)
     k = stop_multiple(cls, params)
     rr = reward_risk(confidence, params)
     risk = k * value
@@ -207,10 +204,8 @@ def build_metrics(
     stop = entry - sign * risk
     target = entry + sign * rr * risk
     if stop <= 0 or target <= 0:
-        return trusted(
-            VolatilityMetrics,
-            **fields,
-            trade_plan_summary="No plan: the ATR stop would fall below zero",
+        return VolatilityMetrics(
+            **fields, trade_plan_summary="No plan: the ATR stop would fall below zero"
         )
     summary = (
         f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
@@ -218,8 +213,7 @@ def build_metrics(
         f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
         f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
     )
-    return trusted(
-        VolatilityMetrics,
+    return VolatilityMetrics(
         **fields,
         stop_loss_price=_num(stop),
         take_profit_price=_num(target),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from hashlib import sha1
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -64,64 +64,3 @@ class Event(BaseModel):
     def partition_key(self) -> bytes:
         """Return the Kafka key: the symbol, so one symbol's events stay ordered."""
         return self.symbol.encode()
-
-
-M = TypeVar("M", bound=BaseModel)
-_setattr = object.__setattr__
-_REQUIRED: Any = object()
-
-
-class _Plan:
-    """How `trusted` fills one class: defaults in declaration order, factories, names."""
-
-    __slots__ = ("factories", "names", "required", "template")
-
-    def __init__(self, cls: type[BaseModel]) -> None:
-        fields = cls.__pydantic_fields__
-        for name, info in fields.items():
-            # a factory taking the validated data, or a mutable default: none of ours has one
-            if info.default_factory_takes_validated_data or isinstance(
-                info.default, list | dict | set
-            ):
-                raise TypeError(f"{cls.__name__}.{name}: default unsupported by trusted()")
-        self.template: dict[str, Any] = {
-            name: _REQUIRED if info.is_required() else info.default for name, info in fields.items()
-        }
-        self.required = frozenset(n for n, i in fields.items() if i.is_required())
-        self.names = frozenset(fields)
-        self.factories: tuple[tuple[str, Any], ...] = tuple(
-            (n, i.default_factory) for n, i in fields.items() if i.default_factory is not None
-        )
-
-
-_PLANS: dict[type[BaseModel], _Plan] = {}
-
-
-def trusted(cls: type[M], /, **values: Any) -> M:
-    """Build `cls` from values our own code produced or a validator already checked.
-
-    What `cls.model_construct(**values)` does (defaults filled in, `model_fields_set` the
-    given names), with less bookkeeping and no validation at all: use it only where every
-    value is already a validated model or a value the calling code bounds itself (the
-    judge's rule verdicts, an event's fields passed on unchanged). Callers' tests hold the
-    result equal to the validated model. A missing required or unknown field raises
-    TypeError.
-    """
-    plan = _PLANS.get(cls)
-    if plan is None:
-        plan = _PLANS[cls] = _Plan(cls)
-    keys = values.keys()
-    if not (keys >= plan.required and keys <= plan.names):
-        missing, unknown = sorted(plan.required - keys), sorted(keys - plan.names)
-        raise TypeError(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}")
-    data = plan.template.copy()
-    data.update(values)
-    for name, factory in plan.factories:
-        if name not in values:
-            data[name] = factory()
-    m = cls.__new__(cls)
-    _setattr(m, "__dict__", data)
-    _setattr(m, "__pydantic_fields_set__", set(keys))
-    _setattr(m, "__pydantic_extra__", None)
-    _setattr(m, "__pydantic_private__", None)
-    return m

@@ -114,6 +114,11 @@ SERVICES: tuple[Svc, ...] = (
 )
 
 
+# Strimzi writes the cluster CA of Kafka cluster `perpsignal` to this secret (key ca.crt)
+KAFKA_CA_SECRET = "perpsignal-cluster-ca-cert"
+KAFKA_CA_DIR = "/etc/perpsignal/kafka-ca"
+
+
 def labels(svc: str) -> dict[str, str]:
     """Return the labels every object of `svc` carries (selectors use the first two)."""
     return {
@@ -186,7 +191,12 @@ def deployment(s: Svc) -> dict[str, Any]:
             "limits": {"cpu": s.cpu_limit, "memory": s.memory_limit},
         },
         "securityContext": security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            # Strimzi's cluster CA (prod: KAFKA_SSL_CAFILE points here); optional, so the
+            # PLAINTEXT dev overlay runs without it
+            {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
+        ],
     }
     if s.name == "gateway":
         # Let the Service drop this pod from its endpoints before the drain starts
@@ -230,7 +240,13 @@ def deployment(s: Svc) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                    "volumes": [
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+                        {
+                            "name": "kafka-ca",
+                            "secret": {"secretName": KAFKA_CA_SECRET, "optional": True},
+                        },
+                    ],
                 },
             },
         },

@@ -258,6 +258,19 @@ def test_prod_configuration_is_accepted_by_the_service_settings(
         assert settings.environment == overlay
         assert settings.kafka.kafka_idempotent_producer is True
         assert settings.kafka.kafka_create_topics is False
+        cafile = settings.kafka.kafka_ssl_cafile
+        if settings.kafka.kafka_security_protocol.endswith("SSL"):
+            # TLS to Strimzi needs its cluster CA: the file the settings name is mounted from
+            # the secret Strimzi writes, in every pod that talks to Kafka
+            assert cafile, overlay
+            for name, dep in by_kind(rendered[overlay], "Deployment").items():
+                pod = dep["spec"]["template"]["spec"]
+                mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+                volumes = {v["name"]: v for v in pod["volumes"]}
+                hit = [v for v, path in mounts.items() if cafile.startswith(path + "/")]
+                assert hit, (name, cafile, mounts)
+                secret = volumes[hit[0]]["secret"]["secretName"]
+                assert secret == "perpsignal-cluster-ca-cert", (name, secret)
 
 
 def test_network_policies_allow_only_the_traffic_the_design_needs(

@@ -59,6 +59,11 @@ class KafkaSettings(BaseSettings):
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, description="Max time between polls before the group evicts a member"
     )
+    kafka_ssl_cafile: str | None = Field(
+        default=None,
+        description="PEM CA bundle that signed the brokers' certificates (e.g. Strimzi's "
+        "cluster CA) for SSL/SASL_SSL; unset = the system CAs",
+    )
     kafka_create_topics: bool = Field(
         default=True, description="Create missing topics at start-up (idempotent)"
     )
@@ -91,7 +96,7 @@ class KafkaSettings(BaseSettings):
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 
-            kwargs["ssl_context"] = create_ssl_context()
+            kwargs["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
         return kwargs
 
     def topic(self, name: str) -> str:

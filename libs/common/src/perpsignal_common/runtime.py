@@ -15,9 +15,6 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-
 from perpsignal_common.errors import ConfigError, DependencyUnavailable
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.consumer import ConsumerLoop
@@ -101,37 +98,21 @@ class KafkaService:
         sends are lost that way. A real cluster never needs this (KAFKA_CREATE_TOPICS=false).
         """
         k = self.settings.kafka
-        admin: AIOKafkaAdminClient | None = None  # one connection, one request per check
-        try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(k.kafka_topic_watch_s):
-                        await stop.wait()
-                if stop.is_set():
-                    return
-                try:
-                    if admin is None:
-                        admin = AIOKafkaAdminClient(
-                            **k.client_kwargs(), client_id=f"{self.name}-topic-watch"
-                        )
-                        await admin.start()
-                    created = await ensure_topics(k, admin=admin)
-                except (DependencyUnavailable, KafkaError, OSError):
-                    # broker down: the clients retry and report it; reconnect next time
-                    if admin is not None:
-                        with contextlib.suppress(Exception):
-                            await admin.close()
-                    admin = None
-                    continue
-                if created:
-                    log.warning(
-                        "topics had vanished (an empty broker after a restart); re-created",
-                        extra={"topics": len(created)},
-                    )
-        finally:
-            if admin is not None:
-                with contextlib.suppress(Exception):
-                    await admin.close()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(k.kafka_topic_watch_s):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            try:
+                created = await ensure_topics(k)
+            except (DependencyUnavailable, OSError):
+                continue  # broker down: the clients retry and report it
+            if created:
+                log.warning(
+                    "topics had vanished (an empty broker after a restart); re-created",
+                    extra={"topics": len(created)},
+                )
 
     async def close(self) -> None:
         """Stop loops, flush the producer, close resources."""

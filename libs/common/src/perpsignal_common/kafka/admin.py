@@ -16,22 +16,10 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    kafka: KafkaSettings,
-    specs: Iterable[TopicSpec] | None = None,
-    *,
-    admin: AIOKafkaAdminClient | None = None,
+    kafka: KafkaSettings, specs: Iterable[TopicSpec] | None = None
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created.
-
-    With `admin` (a started client the caller owns and keeps), no connection is opened:
-    one metadata request when nothing is missing, which is what a periodic check wants.
-    """
+    """Create the topics that do not exist yet; return the names created."""
     specs = list(specs if specs is not None else all_topic_specs())
-    if admin is not None:
-        try:
-            return await _create_missing(kafka, admin, specs)
-        except KafkaError as exc:
-            raise DependencyUnavailable(f"kafka admin request failed: {exc!r}") from exc
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), client_id="perpsignal-admin")
     try:
         await admin.start()

@@ -37,26 +37,8 @@ def _free_port() -> int:
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[Any, str]]:
-    cfg = settings(gateway_ws_heartbeat_s=0.3, gateway_api_keys="k1")
-    app = create_app(
-        cfg,
-        vendor_env={},
-        producer=RecordingProducer(),
-        connect_kafka=False,
-    )
-    port = _free_port()
-    srv = _QuietServer(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl
-        )
-    )
-    task = asyncio.create_task(srv.serve())
-    await eventually(lambda: srv.started, timeout=10, what="uvicorn started")
-    try:
-        yield app, f"ws://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        await asyncio.wait_for(task, 10)
+    async with _serving(gateway_ws_heartbeat_s=0.3) as (app, url):
+        yield app, url.removesuffix("/ws/signals?apiKey=k1")
 
 
 async def _next_of_type(ws: Any, kind: str) -> dict[str, Any]:

@@ -80,8 +80,9 @@ class JudgeService(KafkaService):
         if isinstance(event, SignalScoredV1):
             if self._published:
                 judged_id = self.judge.judged_id(event)
+                # kept, not discarded on a hit: the same signal may come again (a rebalance or
+                # a re-read from the committed offsets); the set is replaced on each assignment
                 if judged_id in self._published:
-                    self._published.discard(judged_id)
                     log.info(
                         "signal already judged before a restart; not judging it again",
                         extra={"event_id": event.event_id, "symbol": event.symbol},

@@ -30,6 +30,7 @@ async def recent_event_ids(
     *,
     client_id: str = "perpsignal-recent",
     timeout_s: float = 60.0,
+    margin: int = 1000,
 ) -> set[str]:
     """Return the `event_id` header of every record appended to `topic` at or after `since_ms`.
 
@@ -59,7 +60,9 @@ async def recent_event_ids(
             return ids
         consumer.assign(list(todo))
         for tp, offset in todo.items():
-            consumer.seek(tp, offset)
+            # a margin before the broker's answer: reading a few older ids costs little, and
+            # a timestamp lookup that lands one batch late would miss the very ids we need
+            consumer.seek(tp, max(0, offset - margin))
         async with asyncio.timeout(timeout_s):
             while todo:
                 batches = await consumer.getmany(timeout_ms=500)

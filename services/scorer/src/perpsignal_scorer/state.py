@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -195,35 +196,34 @@ class SymbolState:
 
 
 _T = attrgetter("t")
+_CLOSE = attrgetter("close_s")
+
+
+def _at_or_before(items: deque[Any], t: float, key: Callable[[Any], float]) -> Any:
+    """Return the newest item whose `key` is at or before `t` (items ordered by `key`).
+
+    O(1) for the newest item, else a binary search: a lookback of hours over a source that
+    updates every minute costs log(n), not n.
+    """
+    if not items:
+        return None
+    last = items[-1]
+    if key(last) <= t:
+        return last
+    i = bisect_right(items, t, key=key)
+    return items[i - 1] if i else None
 
 
 def value_at_or_before(points: deque[Point], t: float) -> Point | None:
-    """Return the newest point observed at or before `t` (points are time-ordered).
-
-    O(1) for the newest point, else a binary search: a lookback of hours over a source that
-    updates every minute costs log(n), not n.
-    """
-    if not points:
-        return None
-    last = points[-1]
-    if last.t <= t:
-        return last
-    i = bisect_right(points, t, key=_T)
-    return points[i - 1] if i else None
-
-
-_CLOSE = attrgetter("close_s")
+    """Return the newest point observed at or before `t` (points are time-ordered)."""
+    point: Point | None = _at_or_before(points, t, _T)
+    return point
 
 
 def bar_at_or_before(bars: deque[Bar], t: float) -> Bar | None:
     """Return the newest bar closed at or before `t` (bars are time-ordered; O(log n))."""
-    if not bars:
-        return None
-    last = bars[-1]
-    if last.close_s <= t:
-        return last
-    i = bisect_right(bars, t, key=_CLOSE)
-    return bars[i - 1] if i else None
+    bar: Bar | None = _at_or_before(bars, t, _CLOSE)
+    return bar
 
 
 def append_point(points: deque[Point], t: float, value: float, min_gap_s: float = 0.0) -> bool:

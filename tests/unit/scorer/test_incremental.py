@@ -2,6 +2,7 @@
 
 * `value_at_or_before` / `bar_at_or_before` (newest point, else binary search) against a
   walk back over the whole history;
+* `fround` against round(), bit for bit (sign of zero included), on ties and near-ties;
 * the per-factor memo (`SymbolState.memo`): at every evaluation of a stream with every kind
   of input, the memoised results equal the factors run on the same state with the memo
   emptied, and the cached SMC bias equals a fresh `smc_bias`.
@@ -9,7 +10,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import struct
 from collections import deque
 from datetime import timedelta
 from pathlib import Path
@@ -27,7 +30,7 @@ from perpsignal_common.events.market import (
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.engine import ScoringEngine
 from perpsignal_scorer.factors import FACTORS
-from perpsignal_scorer.factors.base import EvalContext
+from perpsignal_scorer.factors.base import EvalContext, fround
 from perpsignal_scorer.state import Bar, Point, append_point, bar_at_or_before, value_at_or_before
 from tests.unit.scorer import recorded
 
@@ -53,6 +56,36 @@ def test_lookups_equal_a_walk_back(times: list[float], queries: list[float], gap
         assert value_at_or_before(points, q) is _walk_back(points, q)
         expected = next((b for b in reversed(bars) if b.close_s <= q), None)
         assert bar_at_or_before(bars, q) is expected
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+@given(st.floats(allow_nan=False), st.sampled_from([0, 2, 3, 4, 6, 10, 15]))
+def test_fround_is_round(x: float, ndigits: int) -> None:
+    assert _bits(fround(x, ndigits)) == _bits(round(x, ndigits))
+
+
+def test_fround_is_round_on_ties_and_near_ties() -> None:
+    rng = random.Random(3)
+    for ndigits in (2, 4, 6):
+        scale = 10.0**ndigits
+        for _ in range(20_000):
+            k = rng.randrange(-(10**9), 10**9)
+            tie = (k + 0.5) / scale
+            for x in (
+                tie,
+                math.nextafter(tie, math.inf),
+                math.nextafter(tie, -math.inf),
+                (k + 0.5) / 2 ** rng.randrange(1, 30),  # exact binary ties
+                rng.uniform(-1, 1) * 10 ** rng.uniform(-12, 13),
+            ):
+                for v in (x, -x):
+                    assert _bits(fround(v, ndigits)) == _bits(round(v, ndigits)), (v, ndigits)
+    for v in (0.0, -0.0, 5e-324, -5e-324, math.inf, -math.inf, 0.0078125, 2.5, -0.5):
+        assert _bits(fround(v, 6)) == _bits(round(v, 6))
+    assert math.isnan(fround(math.nan, 4))
 
 
 def _rich_stream(shared_data: Path) -> list[Event]:

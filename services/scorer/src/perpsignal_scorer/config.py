@@ -6,6 +6,7 @@ benchmarks build it directly; `settings.ScorerSettings.engine_config()` builds i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
@@ -87,6 +88,13 @@ class EngineConfig:
     candle_history: int = 300
     signal_candles: int = 30
     limits: dict[str, float] = field(init=False, repr=False, compare=False)
+    # derived once here for the per-bar code: (name, weight, weight / 100, staleness limit)
+    # per factor in FACTOR_NAMES order, and (h, input key, full return over h bars) per
+    # momentum horizon
+    factor_table: tuple[tuple[str, float, float, float], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    horizon_table: tuple[tuple[int, str, float], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(FACTOR_NAMES)
@@ -111,7 +119,18 @@ class EngineConfig:
             else self.stale_s.get(n, DEFAULT_STALE_S.get(n, 3600.0))
             for n in FACTOR_NAMES
         }
-        object.__setattr__(self, "limits", limits)  # frozen: computed once here
+        # frozen: computed once here
+        object.__setattr__(self, "limits", limits)
+        table = tuple(
+            (n, self.weights.get(n, 0.0), self.weights.get(n, 0.0) / 100.0, limits[n])
+            for n in FACTOR_NAMES
+        )
+        object.__setattr__(self, "factor_table", table)
+        horizons = tuple(
+            (h, f"return_{h}b", self.momentum_full_return * math.sqrt(h))
+            for h in self.momentum_horizons
+        )
+        object.__setattr__(self, "horizon_table", horizons)
 
     @property
     def primary_s(self) -> int:

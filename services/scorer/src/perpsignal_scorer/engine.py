@@ -78,33 +78,35 @@ class Evaluation:
 
 
 _POSITIONS = range(len(FACTOR_NAMES))
-_TABLES: dict[int, tuple[EngineConfig, tuple[tuple[str, float, float, float], ...]]] = {}
-
-
-def _table(cfg: EngineConfig) -> tuple[tuple[str, float, float, float], ...]:
-    """Return (name, weight, weight / 100, staleness limit) per factor of `cfg`, built once
-    per config."""
-    cached = _TABLES.get(id(cfg))
-    if cached is not None and cached[0] is cfg:
-        return cached[1]
-    table = tuple(
-        (n, cfg.weights.get(n, 0.0), cfg.weights.get(n, 0.0) / 100.0, cfg.limits[n])
-        for n in FACTOR_NAMES
-    )
-    _TABLES[id(cfg)] = (cfg, table)
-    return table
 
 
 def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation:
     """Combine factor results into score, direction, confidence and top factors (pure)."""
     contributions: dict[str, float] = {}
+    cs: list[float] = []
+    pulls: list[float] = []
     ok_weight = 0.0
     fresh: list[float] = []
     missing: list[str] = []
     stale: list[str] = []
-    for name, w, share, limit in _table(cfg):
+    # the 3 largest |contribution| so far, kept while looping (cheaper than sorting all 8):
+    # an equal pull never displaces an earlier factor, which is the order a stable
+    # descending sort gives (ties in FACTOR_NAMES order)
+    p1 = p2 = p3 = -1.0  # below any |contribution|
+    k1 = k2 = k3 = 0
+    for k, (name, w, share, limit) in enumerate(cfg.factor_table):
         r = results[name]
-        contributions[name] = share * (r.score - 50.0)
+        contributions[name] = c = share * (r.score - 50.0)
+        cs.append(c)
+        p = abs(c)
+        pulls.append(p)
+        if p > p3:
+            if p <= p2:
+                p3, k3 = p, k
+            elif p <= p1:
+                p3, k3, p2, k2 = p2, k2, p, k
+            else:
+                p3, k3, p2, k2, p1, k1 = p2, k2, p1, k1, p, k
         status = r.status
         if status == "ok":
             ok_weight += w
@@ -114,12 +116,12 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
             missing.append(name)
         elif status == "stale":
             stale.append(name)
-    cs = list(contributions.values())
     net = sum(cs)
+    if net != net:  # a NaN sub-score: no order among pulls, take what sorting gives
+        k1, k2, k3 = sorted(_POSITIONS, key=pulls.__getitem__, reverse=True)[:3]
     score = 50.0 + net
     score = score if score > 0.0 else 0.0  # max(0.0, score)
     score = score if score < 100.0 else 100.0  # min(100.0, score)
-    pulls = list(map(abs, cs))
     gross = sum(pulls)
     agreement = abs(net) / gross if gross > 1e-12 else 0.0
     freshness = sum(fresh) / len(fresh) if fresh else 0.0
@@ -134,9 +136,6 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         if score <= cfg.short_threshold
         else "NEUTRAL"
     )
-    # largest |contribution| first, ties in FACTOR_NAMES order (the sort is stable, also
-    # reversed: equal keys keep their order)
-    top = sorted(_POSITIONS, key=pulls.__getitem__, reverse=True)
     return Evaluation(
         0.0,
         results,
@@ -144,7 +143,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         score,
         direction,
         confidence,
-        (FACTOR_NAMES[top[0]], FACTOR_NAMES[top[1]], FACTOR_NAMES[top[2]]),
+        (FACTOR_NAMES[k1], FACTOR_NAMES[k2], FACTOR_NAMES[k3]),
         tuple(missing),
         tuple(stale),
     )

@@ -15,6 +15,7 @@ from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors.base import (
     EvalContext,
     FactorResult,
+    fround,
     missing,
     pull,
     round3,
@@ -23,33 +24,16 @@ from perpsignal_scorer.factors.base import (
 )
 from perpsignal_scorer.state import SymbolState
 
-_HORIZONS: dict[int, tuple[EngineConfig, tuple[tuple[int, str], ...]]] = {}
 
-
-def _horizons(cfg: EngineConfig) -> tuple[tuple[int, str], ...]:
-    """Return (h, input key) per horizon of `cfg`, built once per config."""
-    cached = _HORIZONS.get(id(cfg))
-    if cached is not None and cached[0] is cfg:
-        return cached[1]
-    table = tuple((h, f"return_{h}b") for h in cfg.momentum_horizons)
-    _HORIZONS[id(cfg)] = (cfg, table)
-    return table
-
-
-def momentum_strength(
-    returns: dict[int, float], rsi: float, ema_gap: float | None, cfg: EngineConfig
+def _blend(
+    returns_mean: float | None, rsi: float, ema_gap: float | None, cfg: EngineConfig
 ) -> float:
-    """Return the trend-following strength of returns, RSI and the EMA gap."""
-    # blend() of (0.4 returns, 0.3 rsi, 0.3 trend) written out: the same additions in the
-    # same order, without building the parts (hot path)
+    """blend() of (0.4 mean returns pull, 0.3 rsi, 0.3 trend) written out: the same additions
+    in the same order, without building the parts (hot path)."""
     total = acc = 0.0
-    if returns:
-        full = cfg.momentum_full_return
-        r_sum = 0.0
-        for h, ret in returns.items():
-            r_sum += pull(ret, full * math.sqrt(h))
+    if returns_mean is not None:
         total += 0.4
-        acc += 0.4 * (r_sum / len(returns))
+        acc += 0.4 * returns_mean
     v = (rsi - 50.0) / 20.0
     total += 0.3
     acc += 0.3 * (-1.0 if v < -1.0 else 1.0 if v > 1.0 else v)  # pull(rsi - 50, 20)
@@ -57,6 +41,17 @@ def momentum_strength(
         total += 0.3
         acc += 0.3 * pull(ema_gap, cfg.trend_full_gap)
     return acc / total
+
+
+def momentum_strength(
+    returns: dict[int, float], rsi: float, ema_gap: float | None, cfg: EngineConfig
+) -> float:
+    """Return the trend-following strength of returns (by horizon), RSI and the EMA gap."""
+    full = cfg.momentum_full_return
+    r_sum = 0.0
+    for h, ret in returns.items():
+        r_sum += pull(ret, full * math.sqrt(h))
+    return _blend(r_sum / len(returns) if returns else None, rsi, ema_gap, cfg)
 
 
 def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
@@ -79,18 +74,25 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
         if cached.age_s == age:
             return cached  # same inputs, same age: the same (never mutated) result
         return FactorResult(cached.score, "ok", age, cached.inputs)
-    returns: dict[int, float] = {}
+    # momentum_strength() of the returns by horizon, fused with building the inputs: the
+    # same pulls summed in the same (horizon) order, without the intermediate dict
     inputs: dict[str, Scalar] = {}
     n, close = len(bars), last.close
-    for h, key in _horizons(cfg):
+    r_sum = 0.0
+    count = 0
+    for h, key, full in cfg.horizon_table:
         if n > h:
-            r = returns[h] = close / bars[-1 - h].close - 1.0
-            inputs[key] = round(r, 6)
+            r = close / bars[-1 - h].close - 1.0
+            inputs[key] = fround(r, 6)
+            v = r / full if full else 0.0
+            r_sum += -1.0 if v < -1.0 else 1.0 if v > 1.0 else v  # pull(r, full)
+            count += 1
     fast, slow = state.ema_fast.value, state.ema_slow.value
     gap = fast / slow - 1.0 if fast is not None and slow else None
-    inputs["rsi"] = round(rsi, 4)
-    inputs["ema_gap"] = None if gap is None else round(gap, 6)
-    result = FactorResult(to_score(momentum_strength(returns, rsi, gap, cfg)), "ok", age, inputs)
+    inputs["rsi"] = fround(rsi, 4)
+    inputs["ema_gap"] = None if gap is None else fround(gap, 6)
+    strength = _blend(r_sum / count if count else None, rsi, gap, cfg)
+    result = FactorResult(to_score(strength), "ok", age, inputs)
     # the sub-score depends on the primary candles only: reused until the next one closes
     state.memo["momentum"] = (last, cfg, rsi, result)
     return result

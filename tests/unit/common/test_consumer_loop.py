@@ -166,3 +166,64 @@ async def test_a_slow_key_does_not_hold_up_later_batches_of_other_keys() -> None
     await loop._drain()
     assert handled[2:] == [("SLOWUSDT", 0), ("SLOWUSDT", 1)]
     assert commits[-1] == {TP: 2}
+
+
+async def test_a_busy_key_yields_its_worker_after_a_turn() -> None:
+    handled: list[str] = []
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        handled.append(event.symbol)
+
+    loop, _, commits = make(handler, concurrency=1)
+    busy = [rec(i, "BUSYUSDT") for i in range(600)]
+    other = TopicPartition("t", 1)
+    await loop.process_batch({TP: busy, other: [rec(0, "ETHUSDT")]}, asyncio.Event())
+    # one worker: the other key runs after the busy key's first turn, not after all of it
+    assert handled.index("ETHUSDT") == 256
+    assert handled.count("BUSYUSDT") == 600
+    assert commits == [{TP: 600, other: 1}]
+
+
+async def test_revoked_partitions_lose_their_queued_records_not_the_one_in_hand() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    handled: list[int] = []
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        if record.offset == 0:
+            started.set()
+            await release.wait()
+        handled.append(record.offset)
+
+    loop, _, commits = make(handler)
+    stop = asyncio.Event()
+    loop._dispatch({TP: [rec(0), rec(1), rec(2)]}, stop)
+    await asyncio.wait_for(started.wait(), 5)
+    loop._forget({TP})  # a rebalance: records 1 and 2 are the new owner's
+    release.set()
+    await asyncio.wait_for(loop._drain(), 5)
+    assert handled == [0]  # the record in hand finished; the queued ones were dropped
+    assert commits == []  # the forgotten partition's offsets are not ours to commit
+    assert loop._inflight == 0
+
+
+async def test_keys_run_concurrently_up_to_the_bound_and_each_key_in_order() -> None:
+    running = 0
+    peak = 0
+    seen: dict[str, list[int]] = {}
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.001)
+        seen.setdefault(event.symbol, []).append(record.offset)
+        running -= 1
+
+    loop, _, commits = make(handler, concurrency=4)
+    records = [rec(i, f"S{i % 10}USDT") for i in range(200)]
+    await asyncio.wait_for(loop.process_batch({TP: records}, asyncio.Event()), 10)
+    assert peak == 4  # ten keys waiting, four workers
+    assert all(offsets == sorted(offsets) for offsets in seen.values())
+    assert sum(len(v) for v in seen.values()) == 200
+    assert commits == [{TP: 200}]

@@ -56,6 +56,15 @@ class KafkaSettings(BaseSettings):
         default=50, description="Fetch wait; each hop adds about uniform(0, wait/2) latency"
     )
     kafka_max_poll_records: int = Field(default=500, description="Records per consumer batch")
+    # A commit is a broker round trip that the fetch loop waits for: once per batch it cost
+    # more than handling the batch. Offsets still move only past durable effects; a longer
+    # interval only means more (idempotent) redelivery after a crash
+    kafka_commit_interval_ms: int = Field(
+        default=250,
+        ge=0,
+        description="Commit finished offsets at most this often (0 = after every batch); "
+        "they are always committed on shutdown and rebalance",
+    )
     kafka_max_poll_interval_ms: int = Field(
         default=300_000, description="Max time between polls before the group evicts a member"
     )

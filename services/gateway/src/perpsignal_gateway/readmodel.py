@@ -32,7 +32,7 @@ from perpsignal_common.events.market import (
 from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
-from perpsignal_common.kafka.consumer import partitions_for, reset_past_log_end
+from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
 

@@ -8,6 +8,12 @@ wait for a batch to finish: each key's records of a new batch queue behind that 
 records, so one slow key (an LLM call) never holds up the others, and the number of records in
 flight is bounded. On stop the loop finishes the records in hand, commits the contiguous done
 prefix of each partition and returns.
+
+How: every (partition, key) with queued records is a lane; a fixed pool of `concurrency`
+workers takes ready lanes and handles each lane's records in order, so at most one worker
+holds a key and no task is created per key or batch. Commits go out at most every
+`KAFKA_COMMIT_INTERVAL_MS` (a commit is a round trip the fetch loop waits for), and always
+on stop and before a rebalance takes partitions away.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import decode
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
+from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.observability.metrics import (
     CONSUMER_LAG,
@@ -45,6 +52,9 @@ log = logging.getLogger(__name__)
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 Handler = Callable[[Event, Record], Awaitable[None]]
 Decoder = Callable[[bytes | None], Event]
+_LaneKey: TypeAlias = "tuple[TopicPartition, bytes | None]"
+# records one lane handles before it goes to the back of the ready queue
+_TURN = 256
 
 
 @dataclass
@@ -70,43 +80,6 @@ class ConsumerOptions:
     # Called with each new assignment (after any rewind), before its records are handled:
     # e.g. to read back which outputs a killed predecessor already published
     on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
-
-
-async def partitions_for(
-    consumer: AIOKafkaConsumer, topic: str, *, attempts: int = 100
-) -> set[int]:
-    """Return the partitions of `topic`, refreshing metadata until the broker knows it."""
-    for _ in range(attempts):
-        parts = consumer.partitions_for_topic(topic)
-        if parts:
-            return set(parts)
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
-    raise DependencyUnavailable(f"topic {topic} has no partitions")
-
-
-async def reset_past_log_end(consumer: AIOKafkaConsumer, reader: str) -> set[TopicPartition]:
-    """Seek to the beginning every partition whose position is beyond its log end.
-
-    Only an empty broker that came back (the embedded one keeps no data across restarts)
-    makes this happen: the position belongs to the lost log, and the embedded broker answers
-    fetches beyond its log end with nothing rather than an out-of-range error, so without
-    this the reader would wait for the new log to grow past the old position. Returns the
-    partitions reset.
-    """
-    reset: list[TopicPartition] = []
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is not None and await consumer.position(tp) > high:
-            reset.append(tp)
-    if reset:
-        await consumer.seek_to_beginning(*reset)
-        log.warning(
-            "position beyond the log end (an empty broker after a restart); reading again "
-            "from the beginning",
-            extra={"reader": reader, "partitions": [str(tp) for tp in reset]},
-        )
-    return set(reset)
 
 
 class _TopicMetrics:
@@ -147,6 +120,8 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # commits are periodic: hand the finished prefix to the next owner before leaving
+        await self._loop._commit_before_revoke()
         self._loop._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -180,15 +155,24 @@ class ConsumerLoop:
             producer, service=service, group=options.group_id or service
         )
         self._consumer: AIOKafkaConsumer | None = None
-        self._sem = asyncio.Semaphore(max(1, options.concurrency))
+        self._concurrency = max(1, options.concurrency)
         self._last_lag_at = 0.0
         self._replay_until: dict[TopicPartition, int] = {}
         self._topic_metrics: dict[str, _TopicMetrics] = {}
         self._books: dict[TopicPartition, _Book] = {}
-        self._tails: dict[tuple[TopicPartition, bytes | None], asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # per-key lanes of queued records, the keys ready for a worker, the worker tasks and
+        # the futures idle workers wait on
+        self._lanes: dict[_LaneKey, deque[tuple[list[object], Record]]] = {}
+        self._ready: deque[_LaneKey] = deque()
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle: list[asyncio.Future[None]] = []
+        self._closing = False
+        self._stop: asyncio.Event | None = None
+        self._settled = asyncio.Event()
         self._inflight = 0
-        self._max_inflight = 4 * (options.batch_max_records or kafka.kafka_max_poll_records)
+        # aiokafka fetches a partition again only once its buffered records are taken: room
+        # for several fetches' worth lets the next fetch overlap handling the last one
+        self._max_inflight = 20 * (options.batch_max_records or kafka.kafka_max_poll_records)
         self._room = asyncio.Event()
         self._failure: BaseException | None = None
         self.processed = 0
@@ -274,10 +258,21 @@ class ConsumerLoop:
         # commit; their new owner (maybe us again) starts from the committed offset
         for tp in partitions:
             self._books.pop(tp, None)
+        if partitions and self._lanes:
+            # their queued records are the new owner's (re-fetched from the committed
+            # offset); a record in a worker's hand still finishes
+            for key in [k for k in self._lanes if k[0] in partitions]:
+                lane = self._lanes.pop(key)
+                self._inflight -= len(lane)
+                lane.clear()
+            if self._inflight <= 0:
+                self._settled.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; raise DependencyUnavailable when Kafka stays down."""
         consumer = self.consumer
+        interval = self._kafka.kafka_commit_interval_ms / 1000
+        next_commit = 0.0
         try:
             while not stop.is_set() and self._failure is None:
                 if self._inflight >= self._max_inflight:
@@ -295,7 +290,10 @@ class ConsumerLoop:
                     continue
                 if batches:
                     self._dispatch(batches, stop)
-                await self._commit()
+                now = time.monotonic()
+                if now >= next_commit:
+                    await self._commit()
+                    next_commit = time.monotonic() + interval
                 await self._report_lag()
         finally:
             await self._drain()
@@ -303,11 +301,30 @@ class ConsumerLoop:
             raise self._failure
 
     async def _drain(self) -> None:
+        """Stop the workers, then commit what finished.
+
+        Without a stop or a failure, every queued record is handled first (a batch run to
+        its end); with a stop, each worker finishes the record in hand and the rest stays
+        for redelivery; after a failure the workers are cancelled.
+        """
+        stop = self._stop
+        if self._failure is None and not (stop is not None and stop.is_set()):
+            await self._settle()
+        self._closing = True
+        for waiter in self._idle:
+            if not waiter.done():
+                waiter.set_result(None)
         if self._failure is not None:
-            for task in self._tasks:
+            for task in self._workers:
                 task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
+        self._idle.clear()
+        self._lanes.clear()
+        self._ready.clear()
+        self._inflight = 0
+        self._closing = False
         # commit what finished, even after a failure: those effects are durable
         await self._commit()
 
@@ -322,109 +339,174 @@ class ConsumerLoop:
             raise failure
 
     def _dispatch(self, batches: dict[TopicPartition, list[Record]], stop: asyncio.Event) -> None:
-        chains: dict[tuple[TopicPartition, bytes | None], list[tuple[list[object], Record]]]
-        chains = {}
+        """Queue each record on its key's lane; wake one idle worker per newly ready lane.
+
+        A lane (partition, key) exists while it has records queued or in hand; a new lane
+        goes to the back of the ready queue, an existing one just grows, so one key is
+        only ever handled by one worker at a time, in offset order.
+        """
+        self._stop = stop
+        if not self._workers:
+            self._workers = [
+                asyncio.create_task(self._worker(), name=f"{self._service}-consumer-worker-{i}")
+                for i in range(self._concurrency)
+            ]
+        lanes = self._lanes
+        ready = self._ready
+        fresh = 0
+        count = 0
         for tp, records in batches.items():
             book = self._books.get(tp)
             if book is None:
                 book = self._books[tp] = _Book()
+            add = book.add
             for record in records:
-                chains.setdefault((tp, record.key), []).append((book.add(record.offset), record))
-        for key, chain in chains.items():
-            previous = self._tails.get(key)
-            task = asyncio.create_task(self._chain_task(chain, previous, stop))
-            self._tails[key] = task
-            self._tasks.add(task)
-            self._inflight += len(chain)
-            task.add_done_callback(lambda t, k=key: self._task_done(t, k))  # type: ignore[misc]
+                key = (tp, record.key)
+                lane = lanes.get(key)
+                if lane is None:
+                    lane = lanes[key] = deque()
+                    ready.append(key)
+                    fresh += 1
+                lane.append((add(record.offset), record))
+            count += len(records)
+        self._inflight += count
+        idle = self._idle
+        while fresh and idle:
+            waiter = idle.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+                fresh -= 1
 
-    def _task_done(
-        self, task: asyncio.Task[None], key: tuple[TopicPartition, bytes | None]
-    ) -> None:
-        self._tasks.discard(task)
-        if self._tails.get(key) is task:
-            del self._tails[key]
-
-    async def _chain_task(
-        self,
-        chain: list[tuple[list[object], Record]],
-        previous: asyncio.Task[None] | None,
-        stop: asyncio.Event,
-    ) -> None:
+    async def _worker(self) -> None:
+        """Take ready lanes until the loop closes; a failure (a dependency down past its
+        grace, a bug in the DLQ path) is recorded for `run` to raise."""
+        loop = asyncio.get_running_loop()
         try:
-            if previous is not None and not previous.done():
-                await asyncio.wait([previous])  # same key: keep its order across batches
-            if self._failure is None:
-                await self._run_chain(chain, stop)
+            while not self._closing:
+                stop = self._stop
+                if self._ready and self._failure is None and not (stop and stop.is_set()):
+                    await self._run_lanes()
+                    continue
+                # nothing ready, or stopping: park until dispatch or drain wakes us
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
             if self._failure is None:
                 self._failure = exc
-        finally:
-            self._inflight -= len(chain)
+            self._settled.set()
             self._room.set()
 
-    async def _run_chain(
-        self, chain: list[tuple[list[object], Record]], stop: asyncio.Event
-    ) -> None:
-        # One timeout scope per chain, pushed forward lazily, instead of one per record: a
-        # per-record asyncio.timeout costs more than decoding the record. A stuck handler is
-        # still cancelled within handler_timeout_s, then retried under per-attempt timeouts.
-        #
-        # Hot path inlined: a record that decodes and whose handler succeeds on the first
-        # attempt costs no extra coroutine. Anything else goes through _process (dead letter,
-        # retries, grace period).
+    async def _run_lanes(self) -> None:
+        """Handle ready lanes, record by record, until none is ready.
+
+        Hot path: one timeout scope per run of lanes (a per-record asyncio.timeout costs
+        more than decoding the record), pushed forward lazily, so a stuck handler is still
+        cancelled within handler_timeout_s and then retried under per-attempt timeouts. A
+        record that decodes and whose handler succeeds on the first attempt costs no extra
+        coroutine or task; anything else goes through `_process` (dead letter, retries,
+        grace period) outside the scope. A lane's turn ends after `_TURN` records, so a
+        busy key cannot starve the ready queue.
+        """
         limit = self._opts.handler_timeout_s
         half = limit / 2
         clock = asyncio.get_running_loop().time
         perf = time.perf_counter
         decode = self._decode
         handler = self._handler
-        # successes are counted once per chain per topic (same totals, one lock per chain)
-        ok: dict[str, int] = {}
-        n = len(chain)
-        idx = 0
+        lanes = self._lanes
+        ready = self._ready
+        stop = self._stop
+        key: _LaneKey | None = None
+        lane: deque[tuple[list[object], Record]] | None = None
+        entry: list[object] | None = None
+        record: Record | None = None
+        done = 0
         try:
-            async with self._sem:
-                while idx < n:
-                    try:
-                        async with asyncio.timeout(None) as scope:
-                            while idx < n:
-                                if stop.is_set() or self._failure is not None:
-                                    return  # the rest is redelivered after restart
-                                entry, record = chain[idx]
-                                now = clock()
-                                when = scope.when()
-                                if when is None or when - now < half:
-                                    scope.reschedule(now + limit)
-                                try:
-                                    event = decode(record.value)
-                                except PermanentError:
-                                    await self._process(record)  # dead-letters it
-                                else:
-                                    started = perf()
+            while ready:
+                try:
+                    async with asyncio.timeout(None) as scope:
+                        while ready:
+                            key = ready.popleft()
+                            lane = lanes.get(key)
+                            if lane is None:
+                                continue  # forgotten after a rebalance
+                            # metric children once per lane turn; successes counted per turn
+                            metrics = self._metrics(key[0].topic)
+                            observe = metrics.duration.observe
+                            turn = good = 0
+                            try:
+                                while lane:
+                                    if (stop is not None and stop.is_set()) or self._failure:
+                                        ready.appendleft(key)
+                                        return  # the rest is redelivered after restart
+                                    if turn == _TURN:
+                                        ready.append(key)
+                                        break
+                                    entry, record = lane.popleft()
+                                    now = clock()
+                                    when = scope.when()
+                                    if when is None or when - now < half:
+                                        scope.reschedule(now + limit)
                                     try:
-                                        await handler(event, record)
-                                    except Exception as exc:
-                                        await self._process(
-                                            record, event=event, started=started, failed=exc
-                                        )
+                                        event = decode(record.value)
+                                    except PermanentError:
+                                        scope.reschedule(None)
+                                        await self._process(record)  # dead-letters it
                                     else:
-                                        topic = record.topic
-                                        self._metrics(topic).duration.observe(perf() - started)
-                                        ok[topic] = ok.get(topic, 0) + 1
-                                        self.processed += 1
-                                entry[1] = True
-                                idx += 1
-                    except TimeoutError:
-                        entry, record = chain[idx]
+                                        started = perf()
+                                        try:
+                                            await handler(event, record)
+                                        except Exception as exc:
+                                            scope.reschedule(None)
+                                            await self._process(
+                                                record,
+                                                event=event,
+                                                started=started,
+                                                failed=exc,
+                                                per_attempt_timeout=True,
+                                            )
+                                        else:
+                                            observe(perf() - started)
+                                            good += 1
+                                            self.processed += 1
+                                    entry[1] = True
+                                    entry = None
+                                    done += 1
+                                    turn += 1
+                                else:
+                                    if lanes.get(key) is lane:
+                                        del lanes[key]
+                            finally:
+                                if good:
+                                    metrics.ok.inc(good)
+                except TimeoutError:
+                    # the handler of `record` overran: retry it under per-attempt timeouts,
+                    # then let its lane go on
+                    if entry is not None and record is not None:
                         await self._process(record, first_attempt=2, per_attempt_timeout=True)
                         entry[1] = True
-                        idx += 1
+                        entry = None
+                        done += 1
+                    if key is not None and lane is not None and lanes.get(key) is lane:
+                        if lane:
+                            ready.appendleft(key)
+                        else:
+                            del lanes[key]
         finally:
-            for topic, count in ok.items():
-                self._metrics(topic).ok.inc(count)
+            self._inflight -= done
+            self._room.set()
+            self._settled.set()  # _settle re-checks what it waits for
+
+    async def _settle(self) -> None:
+        """Wait until every dispatched record is handled (or a worker failed, or stop)."""
+        while self._inflight > 0 and self._failure is None and self._workers:
+            if self._stop is not None and self._stop.is_set():
+                return
+            self._settled.clear()
+            await self._settled.wait()
 
     def _metrics(self, topic: str) -> _TopicMetrics:
         m = self._topic_metrics.get(topic)
@@ -517,11 +599,7 @@ class ConsumerLoop:
         MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()
 
     async def _commit(self) -> None:
-        offsets = {}
-        for tp, book in self._books.items():
-            offset = book.advance()
-            if offset is not None:
-                offsets[tp] = offset
+        offsets = self._finished_offsets()
         if not offsets:
             return
         # effects first: events produced by handlers must be acknowledged before the commit
@@ -556,6 +634,29 @@ class ConsumerLoop:
                 log.warning("offset commit failed, retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
 
+    async def _commit_before_revoke(self) -> None:
+        """Commit what finished before a rebalance; on failure the new owner redoes it."""
+        try:
+            async with asyncio.timeout(self._opts.commit_timeout_s):
+                await self._commit_once()
+        except (TimeoutError, KafkaError, DependencyUnavailable, IllegalStateError) as exc:
+            log.warning("commit before rebalance failed", extra={"error": repr(exc)})
+
+    async def _commit_once(self) -> None:
+        offsets = self._finished_offsets()
+        if not offsets or self._opts.assign_all or self._opts.group_id is None:
+            return
+        await self._producer.wait_delivered()
+        await self.consumer.commit(offsets)
+
+    def _finished_offsets(self) -> dict[TopicPartition, int]:
+        offsets = {}
+        for tp, book in self._books.items():
+            offset = book.advance()
+            if offset is not None:
+                offsets[tp] = offset
+        return offsets
+
     async def _topics_recreated(self, topics: set[str]) -> bool:
         """Re-create missing platform topics (when allowed); True if any of `topics` was."""
         if not self._kafka.kafka_create_topics:
@@ -573,8 +674,7 @@ class ConsumerLoop:
         (idempotently) and their effects published again. Raises DependencyUnavailable when
         the committed offsets cannot be read within the grace period.
         """
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._settle()
         self._producer.discard_pending()
         consumer = self.consumer
         assigned = set(consumer.assignment())

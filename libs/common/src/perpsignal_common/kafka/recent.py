@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from perpsignal_common.errors import DependencyUnavailable
-from perpsignal_common.kafka.consumer import partitions_for
+from perpsignal_common.kafka.positions import partitions_for
 from perpsignal_common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.kafka.recent import recent_event_ids
 from perpsignal_common.runtime import KafkaService
+from perpsignal_judge.codec import JudgeCodec
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
 
@@ -41,6 +42,7 @@ class JudgeService(KafkaService):
         self.judge = judge or Judge(settings)
         self.settings: JudgeSettings = settings
         self._published: set[str] = set()  # judged ids already on the topic (read back)
+        self.codec = JudgeCodec()  # the shared codec's results, each candle validated once
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
             service=self.name,
@@ -53,6 +55,7 @@ class JudgeService(KafkaService):
             ),
             handler=self.handle,
             producer=self.producer,
+            decoder=self.codec.decode,
         )
         self.loops.append(self.loop)
 
@@ -88,7 +91,8 @@ class JudgeService(KafkaService):
                         extra={"event_id": event.event_id, "symbol": event.symbol},
                     )
                     return
-            await self.producer.publish(await self.judge.judge(event))
+            judged = await self.judge.judge(event)
+            await self.producer.publish(judged, value=self.codec.encode(judged))
         elif isinstance(event, JudgeRequestV1):
             if not event.reply_topic.startswith(Topic.JUDGE_REPLIES):
                 raise PermanentError(

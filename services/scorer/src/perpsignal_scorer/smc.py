@@ -99,11 +99,14 @@ class SmcAnalyzer:
         "_bull_top",
         "_fvgs",
         "_high",
+        "_high_bar",
         "_highs",
         "_hs",
         "_low",
+        "_low_bar",
         "_lows",
         "_ls",
+        "_window",
         "eq_lookback",
         "fvg_max_age",
         "index",
@@ -131,8 +134,11 @@ class SmcAnalyzer:
         # highs and lows of the last 2n+1 bars: the only part of a bar the rules look back at
         self._hs: list[float] = []
         self._ls: list[float] = []
-        self._high: tuple[float, int] | None = None  # active swing high (level, bar)
-        self._low: tuple[float, int] | None = None
+        self._window = 2 * swing_length + 1
+        # active (unbroken) swing high and low: level and bar; +inf / -inf when there is none,
+        # so that the break test is one comparison
+        self._high, self._high_bar = math.inf, -1
+        self._low, self._low_bar = -math.inf, -1
         self._highs: deque[float] = deque(maxlen=eq_lookback)
         self._lows: deque[float] = deque(maxlen=eq_lookback)
         self._fvgs: list[tuple[int, float, float, int]] = []  # (dir, top, bottom, bar)
@@ -152,17 +158,17 @@ class SmcAnalyzer:
         O(1) per bar: only the bar n back (the newly confirmable pivot) is tested, and the
         open gaps are scanned only when the bar reaches one of them or the oldest expires.
         """
-        self.index += 1
-        i, at, n = self.index, bar.close_s, self.n
+        self.index = i = self.index + 1
+        at, high, low, n = bar.close_s, bar.high, bar.low, self.n
         hs, ls = self._hs, self._ls
-        hs.append(bar.high)
-        ls.append(bar.low)
+        hs.append(high)
+        ls.append(low)
         size = len(hs)
-        if size > 2 * n + 1:
+        if size > self._window:
             del hs[0], ls[0]
             size -= 1
         out: list[SmcEvent] = []
-        if size == 2 * n + 1:
+        if size == self._window:
             j = i - n
             # a pivot must be the window's extreme: most bars are rejected by one max/min
             mh = hs[n]
@@ -170,55 +176,61 @@ class SmcAnalyzer:
                 out.append(_event("swing_high", 1, j, i, at, mh, mh))
                 self._equal(out, "equal_highs", self._highs, mh, j, i, at)
                 self._highs.append(mh)
-                self._high = (mh, j)
+                self._high, self._high_bar = mh, j
             ml = ls[n]
             if not ml > min(ls) and ml < min(ls[:n]) and ml <= min(ls[n + 1 :]):
                 out.append(_event("swing_low", -1, j, i, at, ml, ml))
                 self._equal(out, "equal_lows", self._lows, ml, j, i, at)
                 self._lows.append(ml)
-                self._low = (ml, j)
+                self._low, self._low_bar = ml, j
         fvgs = self._fvgs
         if fvgs and not (
-            bar.low > self._bull_top
-            and bar.high < self._bear_bottom
-            and i - fvgs[0][3] < self.fvg_max_age
+            low > self._bull_top and high < self._bear_bottom and i - fvgs[0][3] < self.fvg_max_age
         ):
             keep = []
+            bull_top, bear_bottom, max_age = -math.inf, math.inf, self.fvg_max_age
             for fvg in fvgs:
                 d, top, bottom, ref = fvg
-                if (d > 0 and bar.low <= top) or (d < 0 and bar.high >= bottom):
+                if (d > 0 and low <= top) or (d < 0 and high >= bottom):
                     out.append(_event("fvg_mitigated", d, ref, i, at, top, bottom))
-                elif i - ref < self.fvg_max_age:
+                elif i - ref < max_age:
                     keep.append(fvg)
+                    # the bounds over the gaps kept (max / min written out: no list, no
+                    # keyword parsing)
+                    if d > 0:
+                        if top > bull_top:
+                            bull_top = top
+                    elif bottom < bear_bottom:
+                        bear_bottom = bottom
             self._fvgs = fvgs = keep
-            self._bull_top = max([f[1] for f in keep if f[0] > 0], default=-math.inf)
-            self._bear_bottom = min([f[2] for f in keep if f[0] < 0], default=math.inf)
+            self._bull_top, self._bear_bottom = bull_top, bear_bottom
         if size >= 3:
             two_high, two_low = hs[-3], ls[-3]
-            if bar.low > two_high:
-                fvgs.append((1, bar.low, two_high, i))
-                out.append(_event("fvg", 1, i, i, at, bar.low, two_high))
-                if bar.low > self._bull_top:
-                    self._bull_top = bar.low
-            elif bar.high < two_low:
-                fvgs.append((-1, two_low, bar.high, i))
-                out.append(_event("fvg", -1, i, i, at, two_low, bar.high))
-                if bar.high < self._bear_bottom:
-                    self._bear_bottom = bar.high
-        open_fvgs = len(self._fvgs)
-        if open_fvgs != self.open_fvgs:
-            self.open_fvgs = open_fvgs
+            if low > two_high:
+                fvgs.append((1, low, two_high, i))
+                out.append(_event("fvg", 1, i, i, at, low, two_high))
+                if low > self._bull_top:
+                    self._bull_top = low
+            elif high < two_low:
+                fvgs.append((-1, two_low, high, i))
+                out.append(_event("fvg", -1, i, i, at, two_low, high))
+                if high < self._bear_bottom:
+                    self._bear_bottom = high
+        if len(fvgs) != self.open_fvgs:
+            self.open_fvgs = len(fvgs)
             self.version += 1
-        if self._high is not None and bar.close > self._high[0]:
-            out.append(self._break(1, self._high, i, at))
-            self._high = None
-        if self._low is not None and bar.close < self._low[0]:
-            out.append(self._break(-1, self._low, i, at))
-            self._low = None
+        close = bar.close
+        if close > self._high:  # never true while no swing high is active (+inf)
+            out.append(self._break(1, self._high, self._high_bar, i, at))
+            self._high = math.inf
+        if close < self._low:
+            out.append(self._break(-1, self._low, self._low_bar, i, at))
+            self._low = -math.inf
         if out:
             self.version += 1
+            last = self.last_by_kind
             for e in out:
-                self.last_by_kind[e.kind] = e
+                last[e.kind] = e
         return out
 
     def _equal(
@@ -237,10 +249,10 @@ class SmcAnalyzer:
                 out.append(_event(kind, d, ref, i, at, max(level, other), min(level, other)))
                 return
 
-    def _break(self, d: int, swing: tuple[float, int], i: int, at: float) -> SmcEvent:
+    def _break(self, d: int, level: float, ref: int, i: int, at: float) -> SmcEvent:
         kind: Kind = "choch" if self.trend == -d else "bos"
         self.trend = d
-        ev = _event(kind, d, swing[1], i, at, swing[0], swing[0])
+        ev = _event(kind, d, ref, i, at, level, level)
         self.last_structure = ev
         return ev
 

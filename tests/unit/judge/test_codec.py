@@ -33,8 +33,12 @@ def sliding(
     ]
 
 
-def same(codec: JudgeCodec, raw: Any) -> SignalScoredV1 | None:
-    """Assert `codec.decode(raw)` is `decode(raw)`, event or error; judge it both ways too."""
+def same(codec: JudgeCodec, raw: Any, judge: Judge | None = None) -> SignalScoredV1 | None:
+    """Assert `codec.decode(raw)` is `decode(raw)`, event or error; judge it both ways too.
+
+    The codec's event is judged by `judge` (which may remember earlier windows), the shared
+    codec's by a fresh judge: the straightforward path.
+    """
     try:
         expected = decode(raw)
     except PoisonMessage as exc:
@@ -48,10 +52,9 @@ def same(codec: JudgeCodec, raw: Any) -> SignalScoredV1 | None:
     assert encode(event) == encode(expected)
     if not isinstance(event, SignalScoredV1):
         return None
-    judge = Judge()
-    judged = judge.judge_rules(event)
+    judged = (judge or Judge()).judge_rules(event)
     # the straightforward path: the shared codec and a fully validated judged event
-    plain = judge.judge_rules(expected).model_copy(update={"produced_at": judged.produced_at})
+    plain = Judge().judge_rules(expected).model_copy(update={"produced_at": judged.produced_at})
     assert judged == plain == SignalJudgedV1.model_validate(plain.model_dump())
     assert codec.encode(judged) == encode(plain)
     return event
@@ -66,10 +69,11 @@ def test_sliding_windows_of_real_candles_decode_and_encode_as_the_shared_codec(
         (s, tf, sliding(candles, s, tf, range(40)))
         for s, tf in (("XRPUSDT", "1h"), ("BTCUSDT", "1h"), ("XRPUSDT", "4h"))
     ]
+    judge = Judge()  # one judge for the whole stream, as in the service (it remembers windows)
     previous: dict[str, SignalScoredV1] = {}
     for i in range(40):  # the streams interleaved, as on the topic
         for symbol, timeframe, raws in streams:
-            event = same(codec, raws[i])
+            event = same(codec, raws[i], judge)
             assert event is not None
             before = previous.get(symbol + timeframe)
             if before is not None:  # the window's older 29 candles were validated before
@@ -81,14 +85,14 @@ def test_growing_repeated_and_skipping_windows_decode_as_the_shared_codec(
     shared_data: Path,
 ) -> None:
     candles = load_candles(shared_data)
-    codec = JudgeCodec()
+    codec, judge = JudgeCodec(), Judge()
     growing = [
         encode(signal(factors=BULL, candles=candles[:n], seq=n)) for n in (1, 2, 3, 15, 16, 30)
     ]
     for raw in [*growing, *sliding(candles, "XRPUSDT", "1h", [0, 1, 1, 3, 2, 40, 41, 0])]:
-        same(codec, raw)
+        same(codec, raw, judge)
     for raw in sliding(candles, "XRPUSDT", "1h", [5, 6, 7], size=1):
-        same(codec, raw)
+        same(codec, raw, judge)
 
 
 def test_more_streams_than_windows_stay_exact_and_bounded(shared_data: Path) -> None:

@@ -8,7 +8,12 @@ import pytest
 
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.registry import decode, encode
-from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1, VerdictLayer
+from perpsignal_common.events.signals import (
+    JudgeRequestV1,
+    SignalJudgedV1,
+    SignalScoredV1,
+    VerdictLayer,
+)
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
 from tests.unit.judge.builders import T0, load_candles, signal
@@ -61,6 +66,8 @@ def test_judged_event_is_the_same_as_a_validated_one(
     shared_data: Path, kwargs: dict[str, object]
 ) -> None:
     """The judge builds its output without re-validating; it must equal the checked model."""
+    # built from a scored signal's fields: they must be the judged event's, but its verdict
+    assert set(SignalJudgedV1.model_fields) == {*SignalScoredV1.model_fields, "ai_verdict_layer"}
     n = int(kwargs.pop("candles_n", 100))  # type: ignore[call-overload]
     sig = signal(candles=load_candles(shared_data)[-n:], **kwargs)  # type: ignore[arg-type]
     judged = Judge(JudgeSettings()).judge_rules(sig)

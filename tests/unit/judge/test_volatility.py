@@ -6,10 +6,20 @@ import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
+import talib
 
 from perpsignal_common.events.signals import Ohlc
-from perpsignal_judge.volatility import PlanParams, aggregate, atr, build_metrics, classify
+from perpsignal_judge.volatility import (
+    PlanParams,
+    TrueRanges,
+    aggregate,
+    atr,
+    build_metrics,
+    classify,
+    true_ranges,
+)
 from tests.unit.judge.builders import load_candles
 
 
@@ -195,3 +205,51 @@ def test_aggregate_to_4h_matches_hand_merge(shared_data: Path) -> None:
     with pytest.raises(ValueError, match="cannot build"):
         aggregate(candles, "1h", "90m")
     assert math.isfinite(atr(merged) or math.nan)
+
+
+def _talib_atr(candles: list[Ohlc], period: int = 14) -> float | None:
+    """TA-Lib's ATR of the candles' own highs, lows and closes (what `atr` must give)."""
+    high, low, close = (
+        np.array([getattr(c, k) for c in candles]) for k in ("high", "low", "close")
+    )
+    value = float(talib.ATR(high, low, close, timeperiod=period)[-1])
+    return None if math.isnan(value) else value
+
+
+def test_atr_is_talibs_bit_for_bit_on_real_and_odd_candles(shared_data: Path) -> None:
+    candles = load_candles(shared_data)
+    odd = (
+        [
+            c.model_copy(update=change)
+            for c, change in zip(
+                candles,
+                [{"high": c.low - 0.01} for c in candles[:5]]  # high below low
+                + [{"close": c.high * 3} for c in candles[5:8]]  # gaps both ways
+                + [{"low": 0.0, "close": -0.0}, {"high": math.inf}, {"low": math.nan}],
+                strict=False,
+            )
+        ]
+        + candles[11:]
+    )
+    for series in (candles, odd):
+        for end in range(15, len(series) + 1):
+            window = series[max(0, end - 30) : end]
+            for period in (14, 5):
+                expected, got = _talib_atr(window, period), atr(window, period)
+                assert got == expected or (got is None and expected is None), (end, period)
+
+
+def test_true_ranges_follow_a_sliding_window_and_stay_exact(shared_data: Path) -> None:
+    candles = tuple(load_candles(shared_data))
+    memo = TrueRanges(windows=2)
+    starts = [0, 1, 2, 2, 4, 3, 30, 31, 32]
+    for start in starts:  # slid, again, skipped, back: each the same as computed afresh
+        window = candles[start : start + 30]
+        assert memo.of(("XRPUSDT", "1h"), window) == true_ranges(window)
+    for n in (1, 2, 3, 29, 30):  # a window still growing
+        assert memo.of(("BTCUSDT", "1h"), candles[:n]) == true_ranges(candles[:n])
+    copies = tuple(c.model_copy() for c in candles[1:31])  # equal candles, other objects
+    assert memo.of(("XRPUSDT", "1h"), copies) == true_ranges(copies)
+    for key in (("A", "1h"), ("B", "1h"), ("C", "1h")):
+        memo.of(key, candles[:30])
+    assert len(memo._windows) == 2

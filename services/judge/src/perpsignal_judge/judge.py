@@ -8,14 +8,16 @@ synchronous, LLM-free twin for callers that need speed and determinism.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from perpsignal_common.events.base import deterministic_id
+from perpsignal_common.events.base import deterministic_id, utcnow
 from perpsignal_common.events.signals import (
     FACTOR_NAMES,
     JudgeReplyV1,
     JudgeRequestV1,
     LayerChecks,
+    Ohlc,
     ScoredSignalFields,
     SignalJudgedV1,
     SignalScoredV1,
@@ -27,16 +29,26 @@ from perpsignal_judge.llm import Budget, LlmJudge, LlmVerdict, build_client, cou
 from perpsignal_judge.metrics import VERDICTS
 from perpsignal_judge.rules import RuleVerdict, judge_rules
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_judge.volatility import PlanParams, aggregate, build_metrics, timeframe_minutes
+from perpsignal_judge.volatility import (
+    PlanParams,
+    TrueRanges,
+    aggregate,
+    build_metrics,
+    timeframe_minutes,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "judge"
 _FIELDS = tuple(ScoredSignalFields.model_fields)
+_JUDGED_TYPE = SignalJudgedV1.model_fields["type"].default
+# what the validated constructor records as given: all but the defaulted envelope fields
+_JUDGED_SET = frozenset(SignalJudgedV1.model_fields) - {"type", "schema_version", "produced_at"}
+_setattr = object.__setattr__
 
 
 class Judge:
-    """Judge scored signals; stateless apart from the LLM cache and budget."""
+    """Judge scored signals; stateless apart from the LLM cache and budget (and memos)."""
 
     def __init__(self, settings: JudgeSettings | None = None, llm: LlmJudge | None = None) -> None:
         self.settings = settings or JudgeSettings()
@@ -66,6 +78,7 @@ class Judge:
                 max_output_tokens=s.judge_llm_max_output_tokens,
             )
         self._logged: set[tuple[str, str]] = set()
+        self._ranges = TrueRanges()
         self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:
             log.warning("ENABLE_AI_JUDGE is true but OPENAI_API_KEY is not set: rules only")
@@ -153,7 +166,7 @@ class Judge:
     def _assess(
         self, symbol: str, signal: ScoredSignalFields
     ) -> tuple[VolatilityMetrics, RuleVerdict]:
-        candles = list(signal.candles)
+        candles: Sequence[Ohlc] = signal.candles
         timeframe = signal.timeframe
         try:
             timeframe_minutes(timeframe)
@@ -182,6 +195,7 @@ class Judge:
             candles=candles,
             timeframe=timeframe,
             params=self.params,
+            ranges=self._ranges.of((symbol, timeframe), candles),
         )
         if vol.atr is None:
             self._once(
@@ -263,19 +277,29 @@ class Judge:
 
     @classmethod
     def _judged(cls, scored: SignalScoredV1, layer: VerdictLayer) -> SignalJudgedV1:
-        # nested models are passed through (revalidate_instances="never"): this validation
-        # is about as cheap as an unchecked construct, so it stays
-        fields = scored.__dict__
-        return SignalJudgedV1(
+        """Build the judged event from validated parts, without validating them again.
+
+        Every value is a field of the validated `scored`, our own id, source and timestamp,
+        or the validated `layer`. Pydantic's constructor passes such values through, but
+        walks each candle and factor to do so: most of the judge's own work per signal.
+        Tests hold the result equal to the validated model, fields set included.
+        """
+        values = scored.__dict__.copy()  # every field of a scored signal, in order
+        values.update(
             event_id=cls.judged_id(scored),
+            type=_JUDGED_TYPE,
             source=SOURCE,
-            symbol=scored.symbol,
-            observed_at=scored.observed_at,
+            produced_at=utcnow(),
             correlation_id=scored.correlation_id or scored.event_id,
             causation_id=scored.event_id,
             ai_verdict_layer=layer,
-            **{name: fields[name] for name in _FIELDS},
         )
+        judged = SignalJudgedV1.__new__(SignalJudgedV1)
+        _setattr(judged, "__dict__", values)
+        _setattr(judged, "__pydantic_fields_set__", set(_JUDGED_SET))
+        _setattr(judged, "__pydantic_extra__", None)
+        _setattr(judged, "__pydantic_private__", None)
+        return judged
 
 
 def caller_plan_conflicts(req: JudgeRequestV1, vol: VolatilityMetrics) -> list[tuple[str, int]]:

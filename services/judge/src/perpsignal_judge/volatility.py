@@ -2,7 +2,9 @@
 
 Why these choices (documented in services/judge/README.md):
 * ATR comes from TA-Lib (the reference C implementation of Wilder's ATR: seed = mean of
-  the first `period` true ranges, then `ATR = (ATR_prev * (n-1) + TR) / n`).
+  the first `period` true ranges, then `ATR = (ATR_prev * (n-1) + TR) / n`). The true
+  ranges are computed here as TA-Lib computes them, so a sliding window's are reused
+  (`TrueRanges`); TA-Lib smooths them, bit for bit its ATR of the candles.
 * Volatility classes use ATR as a percentage of price with thresholds defined for 1h
   candles and scaled by sqrt(timeframe / 1h), because price ranges grow with the square
   root of time; one table then serves 5m and 4h signals alike.
@@ -18,6 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -118,16 +121,95 @@ def aggregate(candles: Sequence[Ohlc], source_tf: str, target_tf: str) -> list[O
     return out
 
 
-def atr(candles: Sequence[Ohlc], period: int = 14) -> float | None:
-    """Return the latest Wilder ATR, or None with fewer than `period + 1` candles."""
-    if len(candles) < period + 1:
-        return None
+def true_range(prev_close: float, candle: Ohlc) -> float:
+    """Return TA-Lib's true range of `candle` after `prev_close` (its comparisons, its order)."""
+    high, low = candle.high, candle.low
+    return max(high - low, abs(prev_close - high), abs(prev_close - low))
+
+
+def true_ranges(candles: Sequence[Ohlc]) -> list[float]:
+    """Return the true range of each candle after the first."""
+    out = []
+    prev_close = candles[0].close if candles else 0.0
+    for c in candles[1:]:
+        out.append(true_range(prev_close, c))
+        prev_close = c.close
+    return out
+
+
+def atr(
+    candles: Sequence[Ohlc], period: int = 14, ranges: Sequence[float] | None = None
+) -> float | None:
+    """Return the latest Wilder ATR, or None with fewer than `period + 1` candles.
+
+    TA-Lib smooths the true ranges (`ranges` when known, see `TrueRanges`): given them as
+    highs and zeros as lows and closes, it finds each true range again exactly (r - 0,
+    |0 - r| and |0 - 0| round nothing), so this is its ATR of the candles bit for bit. Only
+    a NaN price in the first candle changes that (TA-Lib then starts at the first candle
+    without one), so such candles go to TA-Lib as they are. Tests hold both to `talib.ATR`.
+    """
     n = len(candles)
-    high = np.fromiter([c.high for c in candles], np.float64, n)
-    low = np.fromiter([c.low for c in candles], np.float64, n)
-    close = np.fromiter([c.close for c in candles], np.float64, n)
+    if n < period + 1:
+        return None
+    first = candles[0]
+    if math.isnan(first.high) or math.isnan(first.low) or math.isnan(first.close):
+        high = np.fromiter([c.high for c in candles], np.float64, n)
+        low = np.fromiter([c.low for c in candles], np.float64, n)
+        close = np.fromiter([c.close for c in candles], np.float64, n)
+    else:
+        low = close = _zeros(n)
+        high = np.concatenate(
+            (low[:1], np.fromiter(true_ranges(candles) if ranges is None else ranges, np.float64))
+        )
     value = float(talib.ATR(high, low, close, timeperiod=period)[-1])
     return None if math.isnan(value) else value
+
+
+_ZEROS: dict[int, np.ndarray[Any, np.dtype[np.float64]]] = {}
+
+
+def _zeros(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    zeros = _ZEROS.get(n)
+    if zeros is None:
+        zeros = np.zeros(n)
+        if len(_ZEROS) < 64:
+            _ZEROS[n] = zeros
+    return zeros
+
+
+class TrueRanges:
+    """Each symbol and timeframe's last window with its true ranges, reused as the window slides.
+
+    A signal decoded by `JudgeCodec` holds 29 of the very candle objects of the previous signal
+    of its symbol and timeframe: their true ranges are known, so only the new bar's is computed,
+    and the 28 older candles are not read (in a busy process, not fetched from memory again).
+    Other candles (the backtest's, aggregated ones) just have all their true ranges computed.
+    """
+
+    def __init__(self, windows: int = 1024) -> None:
+        self._max_windows = windows
+        self._windows: dict[tuple[str, str], tuple[Sequence[Ohlc], list[float]]] = {}
+
+    def of(self, key: tuple[str, str], candles: Sequence[Ohlc]) -> list[float]:
+        """Return the true ranges of `candles`, the window of `key` (symbol, timeframe)."""
+        previous = self._windows.pop(key, None)
+        ranges = None
+        if previous is not None and len(candles) > 1:
+            old, old_ranges = previous
+            if len(old) == len(candles) and all(map(is_, old[1:], candles[:-1])):
+                ranges = old_ranges[1:]  # slid by one bar
+            elif len(old) + 1 == len(candles) and all(map(is_, old, candles[:-1])):
+                ranges = old_ranges.copy()  # still growing
+            if ranges is not None:
+                ranges.append(true_range(candles[-2].close, candles[-1]))
+            elif len(old) == len(candles) and all(map(is_, old, candles)):
+                ranges = old_ranges  # the same window again
+        if ranges is None:
+            ranges = true_ranges(candles)
+        self._windows[key] = (candles, ranges)
+        if len(self._windows) > self._max_windows:
+            del self._windows[next(iter(self._windows))]
+        return ranges
 
 
 def classify(atr_pct: float, timeframe: str) -> VolatilityClass:
@@ -177,13 +259,15 @@ def build_metrics(
     candles: Sequence[Ohlc],
     timeframe: str,
     params: PlanParams,
+    ranges: Sequence[float] | None = None,
 ) -> VolatilityMetrics:
     """Return ATR, class, volatility size and (for LONG/SHORT) the stop/target plan.
 
-    Too few candles or a non-positive price yields empty metrics (the rules then report
-    "volatility unknown"); NEUTRAL signals carry volatility but no plan.
+    `ranges`: the candles' true ranges when known (`TrueRanges`). Too few candles or a
+    non-positive price yields empty metrics (the rules then report "volatility unknown");
+    NEUTRAL signals carry volatility but no plan.
     """
-    value = atr(candles, params.atr_period)
+    value = atr(candles, params.atr_period, ranges)
     if value is None or entry <= 0:
         return VolatilityMetrics()
     atr_pct = value / entry * 100

@@ -83,8 +83,6 @@ _POSITIONS = range(len(FACTOR_NAMES))
 def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation:
     """Combine factor results into score, direction, confidence and top factors (pure)."""
     contributions: dict[str, float] = {}
-    cs: list[float] = []
-    pulls: list[float] = []
     ok_weight = 0.0
     fresh: list[float] = []
     missing: list[str] = []
@@ -93,20 +91,18 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     # an equal pull never displaces an earlier factor, which is the order a stable
     # descending sort gives (ties in FACTOR_NAMES order)
     p1 = p2 = p3 = -1.0  # below any |contribution|
-    k1 = k2 = k3 = 0
-    for k, (name, w, share, limit) in enumerate(cfg.factor_table):
+    n1 = n2 = n3 = ""
+    for name, w, share, limit in cfg.factor_table:
         r = results[name]
         contributions[name] = c = share * (r.score - 50.0)
-        cs.append(c)
         p = abs(c)
-        pulls.append(p)
         if p > p3:
             if p <= p2:
-                p3, k3 = p, k
+                p3, n3 = p, name
             elif p <= p1:
-                p3, k3, p2, k2 = p2, k2, p, k
+                p3, n3, p2, n2 = p2, n2, p, name
             else:
-                p3, k3, p2, k2, p1, k1 = p2, k2, p1, k1, p, k
+                p3, n3, p2, n2, p1, n1 = p2, n2, p1, n1, p, name
         status = r.status
         if status == "ok":
             ok_weight += w
@@ -116,13 +112,17 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
             missing.append(name)
         elif status == "stale":
             stale.append(name)
+    cs = contributions.values()  # in FACTOR_NAMES order
     net = sum(cs)
+    gross = sum(map(abs, cs))
     if net != net:  # a NaN sub-score: no order among pulls, take what sorting gives
-        k1, k2, k3 = sorted(_POSITIONS, key=pulls.__getitem__, reverse=True)[:3]
+        pulls = list(map(abs, cs))
+        n1, n2, n3 = (
+            FACTOR_NAMES[k] for k in sorted(_POSITIONS, key=pulls.__getitem__, reverse=True)[:3]
+        )
     score = 50.0 + net
     score = score if score > 0.0 else 0.0  # max(0.0, score)
     score = score if score < 100.0 else 100.0  # min(100.0, score)
-    gross = sum(pulls)
     agreement = abs(net) / gross if gross > 1e-12 else 0.0
     freshness = sum(fresh) / len(fresh) if fresh else 0.0
     completeness = ok_weight / 100.0
@@ -143,7 +143,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         score,
         direction,
         confidence,
-        (FACTOR_NAMES[k1], FACTOR_NAMES[k2], FACTOR_NAMES[k3]),
+        (n1, n2, n3),
         tuple(missing),
         tuple(stale),
     )
@@ -348,7 +348,9 @@ class ScoringEngine:
         bias, by_tf = self._bias(symbol)
         ctx = EvalContext(now, self.fear_greed, bias, by_tf)
         cfg = self.cfg
-        results = {name: fn(st, ctx, cfg) for name, fn in FACTORS.items()}
+        results: dict[str, FactorResult] = {}
+        for name, fn in FACTORS.items():  # a loop, not a comprehension: no extra frame
+            results[name] = fn(st, ctx, cfg)
         ev = composite(results, cfg)
         ev.now = now
         return ev

@@ -199,30 +199,39 @@ _T = attrgetter("t")
 _CLOSE = attrgetter("close_s")
 
 
-def _at_or_before(items: deque[Any], t: float, key: Callable[[Any], float]) -> Any:
-    """Return the newest item whose `key` is at or before `t` (items ordered by `key`).
-
-    O(1) for the newest item, else a binary search: a lookback of hours over a source that
-    updates every minute costs log(n), not n.
-    """
-    if not items:
-        return None
-    last = items[-1]
-    if key(last) <= t:
-        return last
+def _before_last(items: deque[Any], t: float, key: Callable[[Any], float]) -> Any:
+    """Return the newest item whose `key` is at or before `t`, when the last one is after
+    `t`: a binary search, so a lookback of hours over a source that updates every minute
+    costs log(n), not n."""
     i = bisect_right(items, t, key=key)
     return items[i - 1] if i else None
 
 
 def value_at_or_before(points: deque[Point], t: float) -> Point | None:
-    """Return the newest point observed at or before `t` (points are time-ordered)."""
-    point: Point | None = _at_or_before(points, t, _T)
+    """Return the newest point observed at or before `t` (points are time-ordered).
+
+    O(1) for the newest point (the usual answer: evaluations run at the newest event's
+    time), else a binary search; the newest-point test is written here rather than in a
+    shared helper because factors call this several times per evaluation.
+    """
+    if not points:
+        return None
+    last = points[-1]
+    if last.t <= t:
+        return last
+    point: Point | None = _before_last(points, t, _T)
     return point
 
 
 def bar_at_or_before(bars: deque[Bar], t: float) -> Bar | None:
-    """Return the newest bar closed at or before `t` (bars are time-ordered; O(log n))."""
-    bar: Bar | None = _at_or_before(bars, t, _CLOSE)
+    """Return the newest bar closed at or before `t` (bars are time-ordered; O(1) for the
+    newest bar, else O(log n))."""
+    if not bars:
+        return None
+    last = bars[-1]
+    if last.close_s <= t:
+        return last
+    bar: Bar | None = _before_last(bars, t, _CLOSE)
     return bar
 
 

@@ -20,10 +20,13 @@ def fear_greed_score(value: float, cfg: EngineConfig) -> float:
     return 50.0
 
 
+_NO_INDEX = missing("no fear & greed index received")
+
+
 def score_fear_greed(_state: object, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score the market-wide Fear & Greed index."""
     if ctx.fear_greed is None:
-        return missing("no fear & greed index received")
+        return _NO_INDEX
     at, value = ctx.fear_greed
     age = ctx.now - at
     limit = cfg.limits["fear_greed"]

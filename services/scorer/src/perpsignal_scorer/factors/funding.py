@@ -30,16 +30,20 @@ def funding_strength(rate: float, previous: float | None, cfg: EngineConfig) -> 
     return blend(parts)
 
 
+_NO_RATE = missing("no funding rate received")
+
+
 def score_funding(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score the latest funding rate against neutral and against its earlier value."""
-    latest = value_at_or_before(state.funding, ctx.now)
+    points, now = state.funding, ctx.now
+    latest = value_at_or_before(points, now)
     if latest is None:
-        return missing("no funding rate received")
-    age = ctx.now - latest.t
+        return _NO_RATE
+    age = now - latest.t
     limit = cfg.limits["funding"]
     if age > limit:
         return stale(age, limit, {"rate_8h": latest.value})
-    before = value_at_or_before(state.funding, ctx.now - cfg.funding_change_window_s)
+    before = value_at_or_before(points, now - cfg.funding_change_window_s)
     memo = state.memo.get("funding")
     if memo is None or memo[0] is not latest or memo[1] is not before or memo[2] is not cfg:
         prev = before.value if before is not None else None

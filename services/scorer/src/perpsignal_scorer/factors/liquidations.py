@@ -28,11 +28,14 @@ def liquidation_strength(long_usd: float, short_usd: float, full_usd: float) -> 
     return (short_usd - long_usd) / total * clamp(total / full_usd, 0.0, 1.0)
 
 
+_NO_DATA = missing("no liquidation data received")
+
+
 def score_liquidations(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score the liquidation imbalance of the last `liquidation_window_s`."""
     seen = state.liquidations_seen_at
     if seen is None:
-        return missing("no liquidation data received")
+        return _NO_DATA
     age = ctx.now - seen
     limit = cfg.limits["liquidations"]
     if age > limit:

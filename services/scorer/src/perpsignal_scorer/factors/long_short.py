@@ -42,15 +42,18 @@ def long_short_strength(
     return -blend(parts)
 
 
+_NO_RATIO = missing("no long/short account ratio received")
+
+
 def score_long_short(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score global and top-trader account positioning."""
-    limit = cfg.limits["long_short"]
     globals_ = state.long_short.get("global_account")
     tops = state.long_short.get("top_account")
     g = value_at_or_before(globals_, ctx.now) if globals_ else None
     t = value_at_or_before(tops, ctx.now) if tops else None
     if g is None and t is None:
-        return missing("no long/short account ratio received")
+        return _NO_RATIO
+    limit = cfg.limits["long_short"]
     newest = max(p.t for p in (g, t) if p is not None)
     age = ctx.now - newest
     g_ok = g if g is not None and ctx.now - g.t <= limit else None

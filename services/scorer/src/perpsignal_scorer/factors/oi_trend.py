@@ -28,11 +28,14 @@ def oi_trend_strength(oi_change: float, price_change: float, cfg: EngineConfig) 
     return pull(price_change, cfg.oi_price_full_change) * conviction
 
 
+_NO_OI = missing("no open interest received")
+
+
 def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score OI change against price change over the same window."""
     latest = value_at_or_before(state.open_interest, ctx.now)
     if latest is None:
-        return missing("no open interest received")
+        return _NO_OI
     age = ctx.now - latest.t
     limit = cfg.limits["oi_trend"]
     if age > limit:

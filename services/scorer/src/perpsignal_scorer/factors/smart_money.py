@@ -36,30 +36,36 @@ def smart_money_strength(
     return blend(parts)
 
 
+_NOTHING = missing("no SMC structure yet and no top-trader position ratio")
+
+
 def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score SMC structure (fresh candles) and top-trader positions (fresh ratios)."""
     bars = state.candles.get(cfg.primary_timeframe)
     if bars is None:
         bars = state.bars(cfg.primary_timeframe)
+    now, limits = ctx.now, cfg.limits
     tops = state.long_short.get("top_position")
-    top = value_at_or_before(tops, ctx.now) if tops else None
-    ages = []
+    top = value_at_or_before(tops, now) if tops else None
+    # the youngest input's age (None: no input), as min() over the inputs present
+    age = None
     smc = None
     if ctx.smc_bias is not None and bars:
-        age_c = ctx.now - bars[-1].close_s
-        ages.append(age_c)
-        if age_c <= cfg.limits["smart_money"]:
+        age = now - bars[-1].close_s
+        if age <= limits["smart_money"]:
             smc = ctx.smc_bias
     top_share = None
     if top is not None:
-        ages.append(ctx.now - top.t)
-        if ctx.now - top.t <= cfg.limits["long_short"]:
+        age_top = now - top.t
+        if age is None or age_top < age:
+            age = age_top
+        if age_top <= limits["long_short"]:
             top_share = top.value
-    if not ages:
-        return missing("no SMC structure yet and no top-trader position ratio")
-    age = max(0.0, min(ages))
+    if age is None:
+        return _NOTHING
+    age = age if age > 0.0 else 0.0  # max(0.0, age)
     if smc is None and top_share is None:
-        return stale(age, cfg.limits["smart_money"])
+        return stale(age, limits["smart_money"])
     memo = state.memo.get("smart_money")
     if (
         memo is None

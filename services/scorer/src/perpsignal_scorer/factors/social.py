@@ -39,13 +39,18 @@ def social_strength(
     return blend(parts)
 
 
+_NO_METRICS = missing("no social metrics received")
+
+
 def score_social(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score the latest social metrics of the symbol's coin."""
     at = state.social_at
+    if at is None:
+        return _NO_METRICS
     s = state.social
     values = (s.get("sentiment"), s.get("galaxy_score"), s.get("social_volume_change_pct"))
-    if at is None or all(v is None for v in values):
-        return missing("no social metrics received")
+    if all(v is None for v in values):
+        return _NO_METRICS
     age = ctx.now - at
     limit = cfg.limits["social"]
     if age > limit:

@@ -40,6 +40,7 @@ from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.runtime import freeze_startup_heap
 from perpsignal_common.settings import KafkaSettings
 
 N = int(os.environ.get("BENCH_RUNTIME_EVENTS", "200000"))
@@ -156,6 +157,7 @@ async def _main() -> list[Row]:
     )
     try:
         await _fill(kafka)
+        freeze_startup_heap()  # what `serve()` does once a service has started
         raw = await _raw(kafka, decode_too=False)
         raw_decode = await _raw(kafka, decode_too=True)
         runtime = await _runtime(kafka)

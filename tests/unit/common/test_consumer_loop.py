@@ -227,3 +227,42 @@ async def test_keys_run_concurrently_up_to_the_bound_and_each_key_in_order() -> 
     assert all(offsets == sorted(offsets) for offsets in seen.values())
     assert sum(len(v) for v in seen.values()) == 200
     assert commits == [{TP: 200}]
+
+
+def test_book_commits_the_done_prefix_and_counts_skipped_offsets_as_done() -> None:
+    from perpsignal_common.kafka.consumer import _Book
+
+    book = _Book()
+    book.add([rec(10), rec(11), rec(12)])
+    assert book.advance() is None  # nothing finished
+    book.done(11)
+    assert book.advance() is None  # 10 still open: never commit past it
+    book.done(10)
+    assert book.advance() == 12
+    book.add([rec(14), rec(17)])  # 13, 15 and 16 are not in the log (compaction, markers)
+    book.done(12)
+    assert book.advance() == 14  # 13 counts as done
+    book.done(17)
+    assert book.advance() is None
+    book.done(14)
+    assert book.advance() == 18
+    try:
+        book.add([rec(17)])
+    except RuntimeError as exc:
+        assert "dispatched twice" in str(exc)
+    else:
+        raise AssertionError("a seek back must come with a new book")
+
+
+async def test_a_partition_that_goes_back_is_read_again_under_a_new_book() -> None:
+    handled: list[int] = []
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        handled.append(record.offset)
+
+    loop, _, commits = make(handler)
+    await loop.process_batch({TP: [rec(5), rec(6)]}, asyncio.Event())
+    # the client reset its position (out of range after a broker restart): 0.. comes again
+    await loop.process_batch({TP: [rec(0), rec(1)]}, asyncio.Event())
+    assert handled == [5, 6, 0, 1]
+    assert commits == [{TP: 7}, {TP: 2}]

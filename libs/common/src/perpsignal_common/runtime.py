@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -126,6 +127,18 @@ class KafkaService:
         return self._started and all(loop.assigned() for loop in self.loops)
 
 
+def freeze_startup_heap() -> None:
+    """Exempt everything alive after start-up (modules, schemas, clients) from collection.
+
+    Records in flight outlive the collector's young generation, so a busy consumer
+    triggers full collections; without this each one walks every object the process ever
+    loaded, about 30 ms here, and took ~1 us per consumed record. Objects frozen here are
+    never collected, which is what start-up objects are for; refcounting still frees them.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(service: Service, settings: ServiceSettings) -> None:
     """Run `service` with signal handling, deadlines and an ops server."""
     stop = asyncio.Event()
@@ -140,6 +153,7 @@ async def serve(service: Service, settings: ServiceSettings) -> None:
         async with asyncio.timeout(settings.ops.startup_timeout_s):
             await service.start()
         log.info("service started", extra={"service_name": service.name})
+        freeze_startup_heap()
         await service.run(stop)
     finally:
         try:

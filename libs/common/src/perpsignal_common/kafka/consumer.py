@@ -94,25 +94,64 @@ class _TopicMetrics:
 
 
 class _Book:
-    """Completion of one partition's dispatched records, in offset order, across batches."""
+    """Done flags of one partition's dispatched records, by offset, across batches.
 
-    __slots__ = ("entries",)
+    A bytearray rather than an object per record: records in flight would otherwise each
+    keep a few garbage-collected containers alive, and the collector's passes over them
+    cost more than the bookkeeping itself. Offsets only grow within one book (a seek back
+    comes with a new book, see `_forget`); offsets a batch skips (compaction, transaction
+    markers) count as done.
+    """
+
+    __slots__ = ("base", "flags")
 
     def __init__(self) -> None:
-        self.entries: deque[list[object]] = deque()  # [offset, done]
+        self.base = -1  # offset of flags[0]; -1 until the first record
+        self.flags = bytearray()
 
-    def add(self, offset: int) -> list[object]:
-        entry: list[object] = [offset, False]
-        self.entries.append(entry)
-        return entry
+    def add(self, records: list[Record]) -> None:
+        """Open a flag for each record of one fetched batch (offsets ascending)."""
+        first = records[0].offset
+        flags = self.flags
+        if self.base < 0:
+            self.base = first
+        expected = self.base + len(flags)
+        if first < expected:
+            raise RuntimeError(f"offset {first} dispatched twice (book at {expected})")
+        span = records[-1].offset + 1 - expected
+        if span == len(records) and first == expected:
+            flags.extend(bytes(span))  # contiguous: the usual case
+            return
+        flags.extend(b"\x01" * span)
+        base = self.base
+        for record in records:
+            flags[record.offset - base] = 0
+
+    def done(self, offset: int) -> None:
+        """Mark one record's effect durable."""
+        self.flags[offset - self.base] = 1
 
     def advance(self) -> int | None:
         """Drop the finished prefix; return the offset after it, or None when none finished."""
-        last = None
-        entries = self.entries
-        while entries and entries[0][1]:
-            last = entries.popleft()[0]
-        return None if last is None else int(last) + 1  # type: ignore[call-overload]
+        flags = self.flags
+        n = flags.find(0)
+        if n < 0:
+            n = len(flags)
+        if n == 0:
+            return None
+        del flags[:n]
+        self.base += n
+        return self.base
+
+
+class _Lane:
+    """One key's queued records of one partition, and the book they were dispatched under."""
+
+    __slots__ = ("book", "records")
+
+    def __init__(self, book: _Book) -> None:
+        self.book = book
+        self.records: deque[Record] = deque()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -162,7 +201,7 @@ class ConsumerLoop:
         self._books: dict[TopicPartition, _Book] = {}
         # per-key lanes of queued records, the keys ready for a worker, the worker tasks and
         # the futures idle workers wait on
-        self._lanes: dict[_LaneKey, deque[tuple[list[object], Record]]] = {}
+        self._lanes: dict[_LaneKey, _Lane] = {}
         self._ready: deque[_LaneKey] = deque()
         self._workers: list[asyncio.Task[None]] = []
         self._idle: list[asyncio.Future[None]] = []
@@ -263,8 +302,8 @@ class ConsumerLoop:
             # offset); a record in a worker's hand still finishes
             for key in [k for k in self._lanes if k[0] in partitions]:
                 lane = self._lanes.pop(key)
-                self._inflight -= len(lane)
-                lane.clear()
+                self._inflight -= len(lane.records)
+                lane.records.clear()
             if self._inflight <= 0:
                 self._settled.set()
 
@@ -356,18 +395,29 @@ class ConsumerLoop:
         fresh = 0
         count = 0
         for tp, records in batches.items():
+            if not records:
+                continue
             book = self._books.get(tp)
+            if book is not None and records[0].offset < book.base + len(book.flags):
+                # the client went back by itself (an out-of-range reset after a broker
+                # restart): what is queued will come again; start a new book
+                log.warning(
+                    "partition position went back; re-reading",
+                    extra={"partition": str(tp), "offset": records[0].offset},
+                )
+                self._forget({tp})
+                book = None
             if book is None:
                 book = self._books[tp] = _Book()
-            add = book.add
+            book.add(records)
             for record in records:
                 key = (tp, record.key)
                 lane = lanes.get(key)
                 if lane is None:
-                    lane = lanes[key] = deque()
+                    lane = lanes[key] = _Lane(book)
                     ready.append(key)
                     fresh += 1
-                lane.append((add(record.offset), record))
+                lane.records.append(record)
             count += len(records)
         self._inflight += count
         idle = self._idle
@@ -406,9 +456,9 @@ class ConsumerLoop:
         more than decoding the record), pushed forward lazily, so a stuck handler is still
         cancelled within handler_timeout_s and then retried under per-attempt timeouts. A
         record that decodes and whose handler succeeds on the first attempt costs no extra
-        coroutine or task; anything else goes through `_process` (dead letter, retries,
-        grace period) outside the scope. A lane's turn ends after `_TURN` records, so a
-        busy key cannot starve the ready queue.
+        coroutine, task or garbage-collected object; anything else goes through `_process`
+        (dead letter, retries, grace period) outside the scope. A lane's turn ends after
+        `_TURN` records, so a busy key cannot starve the ready queue.
         """
         limit = self._opts.handler_timeout_s
         half = limit / 2
@@ -420,9 +470,8 @@ class ConsumerLoop:
         ready = self._ready
         stop = self._stop
         key: _LaneKey | None = None
-        lane: deque[tuple[list[object], Record]] | None = None
-        entry: list[object] | None = None
-        record: Record | None = None
+        lane: _Lane | None = None
+        record: Record | None = None  # in hand: taken from its lane, not yet done
         done = 0
         try:
             while ready:
@@ -433,19 +482,21 @@ class ConsumerLoop:
                             lane = lanes.get(key)
                             if lane is None:
                                 continue  # forgotten after a rebalance
+                            queue = lane.records
+                            mark = lane.book.done
                             # metric children once per lane turn; successes counted per turn
                             metrics = self._metrics(key[0].topic)
                             observe = metrics.duration.observe
                             turn = good = 0
                             try:
-                                while lane:
+                                while queue:
                                     if (stop is not None and stop.is_set()) or self._failure:
                                         ready.appendleft(key)
                                         return  # the rest is redelivered after restart
                                     if turn == _TURN:
                                         ready.append(key)
                                         break
-                                    entry, record = lane.popleft()
+                                    record = queue.popleft()
                                     now = clock()
                                     when = scope.when()
                                     if when is None or when - now < half:
@@ -472,8 +523,8 @@ class ConsumerLoop:
                                             observe(perf() - started)
                                             good += 1
                                             self.processed += 1
-                                    entry[1] = True
-                                    entry = None
+                                    mark(record.offset)
+                                    record = None
                                     done += 1
                                     turn += 1
                                 else:
@@ -485,13 +536,13 @@ class ConsumerLoop:
                 except TimeoutError:
                     # the handler of `record` overran: retry it under per-attempt timeouts,
                     # then let its lane go on
-                    if entry is not None and record is not None:
+                    if record is not None and lane is not None:
                         await self._process(record, first_attempt=2, per_attempt_timeout=True)
-                        entry[1] = True
-                        entry = None
+                        lane.book.done(record.offset)
+                        record = None
                         done += 1
                     if key is not None and lane is not None and lanes.get(key) is lane:
-                        if lane:
+                        if lane.records:
                             ready.appendleft(key)
                         else:
                             del lanes[key]

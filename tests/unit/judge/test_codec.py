@@ -14,6 +14,7 @@ from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.signals import JudgeRequestV1, Ohlc, SignalJudgedV1, SignalScoredV1
 from perpsignal_judge.codec import JudgeCodec
 from perpsignal_judge.judge import Judge
+from perpsignal_judge.volatility import true_ranges
 from tests.unit.judge.builders import T0, load_candles, signal
 
 BULL = dict.fromkeys(("momentum", "smart_money", "oi_trend", "liquidations"), 70.0)
@@ -69,12 +70,14 @@ def test_sliding_windows_of_real_candles_decode_and_encode_as_the_shared_codec(
         (s, tf, sliding(candles, s, tf, range(40)))
         for s, tf in (("XRPUSDT", "1h"), ("BTCUSDT", "1h"), ("XRPUSDT", "4h"))
     ]
-    judge = Judge()  # one judge for the whole stream, as in the service (it remembers windows)
+    judge = Judge(known_ranges=codec.true_ranges)  # wired as in JudgeService
     previous: dict[str, SignalScoredV1] = {}
     for i in range(40):  # the streams interleaved, as on the topic
         for symbol, timeframe, raws in streams:
             event = same(codec, raws[i], judge)
             assert event is not None
+            known = codec.true_ranges((symbol, timeframe), event.candles)
+            assert known == true_ranges(event.candles)
             before = previous.get(symbol + timeframe)
             if before is not None:  # the window's older 29 candles were validated before
                 assert all(a is b for a, b in zip(event.candles, before.candles[1:], strict=False))
@@ -85,14 +88,22 @@ def test_growing_repeated_and_skipping_windows_decode_as_the_shared_codec(
     shared_data: Path,
 ) -> None:
     candles = load_candles(shared_data)
-    codec, judge = JudgeCodec(), Judge()
+    codec = JudgeCodec()
+    judge = Judge(known_ranges=codec.true_ranges)
     growing = [
         encode(signal(factors=BULL, candles=candles[:n], seq=n)) for n in (1, 2, 3, 15, 16, 30)
     ]
-    for raw in [*growing, *sliding(candles, "XRPUSDT", "1h", [0, 1, 1, 3, 2, 40, 41, 0])]:
-        same(codec, raw, judge)
-    for raw in sliding(candles, "XRPUSDT", "1h", [5, 6, 7], size=1):
-        same(codec, raw, judge)
+    for raw in [
+        *growing,
+        *sliding(candles, "XRPUSDT", "1h", [0, 1, 1, 3, 2, 40, 41, 0]),
+        *sliding(candles, "XRPUSDT", "1h", [5, 6, 7], size=1),
+    ]:
+        event = same(codec, raw, judge)
+        assert event is not None
+        assert codec.true_ranges(("XRPUSDT", "1h"), event.candles) == true_ranges(event.candles)
+    # known only for the very window decoded last: not for equal candles in another sequence
+    assert codec.true_ranges(("XRPUSDT", "1h"), list(event.candles)) is None
+    assert codec.true_ranges(("XRPUSDT", "4h"), event.candles) is None
 
 
 def test_more_streams_than_windows_stay_exact_and_bounded(shared_data: Path) -> None:

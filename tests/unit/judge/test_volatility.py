@@ -13,7 +13,6 @@ import talib
 from perpsignal_common.events.signals import Ohlc
 from perpsignal_judge.volatility import (
     PlanParams,
-    TrueRanges,
     aggregate,
     atr,
     build_metrics,
@@ -235,21 +234,6 @@ def test_atr_is_talibs_bit_for_bit_on_real_and_odd_candles(shared_data: Path) ->
         for end in range(15, len(series) + 1):
             window = series[max(0, end - 30) : end]
             for period in (14, 5):
-                expected, got = _talib_atr(window, period), atr(window, period)
-                assert got == expected or (got is None and expected is None), (end, period)
-
-
-def test_true_ranges_follow_a_sliding_window_and_stay_exact(shared_data: Path) -> None:
-    candles = tuple(load_candles(shared_data))
-    memo = TrueRanges(windows=2)
-    starts = [0, 1, 2, 2, 4, 3, 30, 31, 32]
-    for start in starts:  # slid, again, skipped, back: each the same as computed afresh
-        window = candles[start : start + 30]
-        assert memo.of(("XRPUSDT", "1h"), window) == true_ranges(window)
-    for n in (1, 2, 3, 29, 30):  # a window still growing
-        assert memo.of(("BTCUSDT", "1h"), candles[:n]) == true_ranges(candles[:n])
-    copies = tuple(c.model_copy() for c in candles[1:31])  # equal candles, other objects
-    assert memo.of(("XRPUSDT", "1h"), copies) == true_ranges(copies)
-    for key in (("A", "1h"), ("B", "1h"), ("C", "1h")):
-        memo.of(key, candles[:30])
-    assert len(memo._windows) == 2
+                expected = _talib_atr(window, period)
+                for got in (atr(window, period), atr(window, period, true_ranges(window))):
+                    assert got == expected or (got is None and expected is None), (end, period)

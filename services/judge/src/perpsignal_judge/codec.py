@@ -19,6 +19,7 @@ equal, event for event and byte for byte (tests/unit/judge/test_codec.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import is_
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from perpsignal_common.events import registry
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import Ohlc, SignalJudgedV1, SignalScoredV1
+from perpsignal_judge.volatility import true_range, true_ranges
 
 # About 35 KB each (30 candles): 1,024 windows are 256 symbols on 4 timeframes. The least
 # recently used goes first; a signal without its window validates each of its candles.
@@ -48,10 +50,12 @@ _judged_json = SignalJudgedV1.__pydantic_serializer__.to_json
 
 
 class _Window(NamedTuple):
-    """A candles array as it came (`[{...},...,{...}]`, canonical texts) and its candles."""
+    """A candles array as it came (`[{...},...,{...}]`, canonical texts), its candles and
+    their true ranges (ATR input: the judge reads them instead of every candle again)."""
 
     array: bytes
     candles: tuple[Ohlc, ...]
+    ranges: list[float]
 
 
 class JudgeCodec:
@@ -120,24 +124,29 @@ class JudgeCodec:
         array = raw[start:end]
         key = (scored.symbol, scored.timeframe)
         previous = self._windows.pop(key, None)
-        candles = None if previous is None else _extend(previous, array)
-        if candles is None:
-            candles = _validate_each(array)
-            if candles is None:
+        window = None if previous is None else _extend(previous, array)
+        if window is None:
+            window = _validate_each(array)
+            if window is None:
                 return None
-        self._windows[key] = _Window(array, candles)
+        self._windows[key] = window
         if len(self._windows) > self._max_windows:
             del self._windows[next(iter(self._windows))]
         # a fresh instance nobody else holds yet, filled in place (frozen guards setattr only)
-        scored.__dict__["candles"] = candles
+        scored.__dict__["candles"] = window.candles
         return scored
 
+    def true_ranges(self, key: tuple[str, str], candles: Sequence[Ohlc]) -> list[float] | None:
+        """The true ranges of `candles` when they are the very candles of `key`'s window."""
+        window = self._windows.get(key)
+        return window.ranges if window is not None and window.candles is candles else None
 
-def _extend(window: _Window, array: bytes) -> tuple[Ohlc, ...] | None:
-    """The candles of `array` when it is `window`'s texts, maybe minus the oldest, plus one."""
+
+def _extend(window: _Window, array: bytes) -> _Window | None:
+    """The window of `array` when it is `window`'s texts, maybe minus the oldest, plus one."""
     old = window.array
     if array == old:  # the same window again (an on-demand signal, a redelivery)
-        return window.candles
+        return window
     first_end = old.find(_SEPARATOR)
     kept_variants: tuple[tuple[int, bytes], ...] = ((0, old[:-1]),)  # `[{T1},...,{Tn}`: growing
     if first_end > 0:  # `[{T2},...,{Tn}`: the window slid by one bar
@@ -146,19 +155,24 @@ def _extend(window: _Window, array: bytes) -> tuple[Ohlc, ...] | None:
         if array.startswith(kept) and array.startswith(_NEXT, len(kept)):
             candle = _canonical(array[len(kept) + len(_NEXT) : -len(_ARRAY_END)])
             if candle is not None:
-                return (*window.candles[dropped:], candle)
+                added = true_range(window.candles[-1].close, candle)
+                return _Window(
+                    array,
+                    (*window.candles[dropped:], candle),
+                    [*window.ranges[dropped:], added],
+                )
     return None
 
 
-def _validate_each(array: bytes) -> tuple[Ohlc, ...] | None:
-    """The candles of `array` when each of its texts is a canonical candle, else None."""
+def _validate_each(array: bytes) -> _Window | None:
+    """The window of `array` when each of its texts is a canonical candle, else None."""
     candles = []
     for text in array[2:-2].split(_SEPARATOR):
         candle = _canonical(text)
         if candle is None:
             return None
         candles.append(candle)
-    return tuple(candles)
+    return _Window(array, tuple(candles), true_ranges(candles))
 
 
 def _canonical(text: bytes) -> Ohlc | None:

@@ -8,7 +8,7 @@ synchronous, LLM-free twin for callers that need speed and determinism.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from perpsignal_common.events.base import deterministic_id, utcnow
@@ -29,13 +29,7 @@ from perpsignal_judge.llm import Budget, LlmJudge, LlmVerdict, build_client, cou
 from perpsignal_judge.metrics import VERDICTS
 from perpsignal_judge.rules import RuleVerdict, judge_rules
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_judge.volatility import (
-    PlanParams,
-    TrueRanges,
-    aggregate,
-    build_metrics,
-    timeframe_minutes,
-)
+from perpsignal_judge.volatility import PlanParams, aggregate, build_metrics, timeframe_minutes
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +37,30 @@ SOURCE = "judge"
 _FIELDS = tuple(ScoredSignalFields.model_fields)
 _JUDGED_TYPE = SignalJudgedV1.model_fields["type"].default
 # what the validated constructor records as given: all but the defaulted envelope fields
-_JUDGED_SET = frozenset(SignalJudgedV1.model_fields) - {"type", "schema_version", "produced_at"}
+# (a set: each event gets a copy, which for a set is one table copy, no rehashing)
+_JUDGED_SET = set(SignalJudgedV1.model_fields) - {"type", "schema_version", "produced_at"}
 _setattr = object.__setattr__
 
 
-class Judge:
-    """Judge scored signals; stateless apart from the LLM cache and budget (and memos)."""
+# (symbol, timeframe), candles -> their true ranges when known (JudgeCodec.true_ranges)
+KnownRanges = Callable[[tuple[str, str], Sequence[Ohlc]], Sequence[float] | None]
 
-    def __init__(self, settings: JudgeSettings | None = None, llm: LlmJudge | None = None) -> None:
+
+class Judge:
+    """Judge scored signals; stateless apart from the LLM cache and budget.
+
+    `known_ranges`: where the true ranges of a signal's candles may already be (JudgeService
+    passes its codec's, which keeps each window's); otherwise they come from the candles.
+    """
+
+    def __init__(
+        self,
+        settings: JudgeSettings | None = None,
+        llm: LlmJudge | None = None,
+        known_ranges: KnownRanges | None = None,
+    ) -> None:
         self.settings = settings or JudgeSettings()
+        self._known_ranges = known_ranges
         s = self.settings
         self.params = PlanParams(
             atr_period=s.judge_atr_period,
@@ -78,7 +87,6 @@ class Judge:
                 max_output_tokens=s.judge_llm_max_output_tokens,
             )
         self._logged: set[tuple[str, str]] = set()
-        self._ranges = TrueRanges()
         self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:
             log.warning("ENABLE_AI_JUDGE is true but OPENAI_API_KEY is not set: rules only")
@@ -187,6 +195,9 @@ class Judge:
                     "JUDGE_ATR_TIMEFRAME unusable; using the signal's",
                     error=str(exc),
                 )
+        ranges = None
+        if self._known_ranges is not None and candles is signal.candles:
+            ranges = self._known_ranges((symbol, signal.timeframe), candles)
         vol = build_metrics(
             symbol=symbol,
             direction=signal.direction,
@@ -195,7 +206,7 @@ class Judge:
             candles=candles,
             timeframe=timeframe,
             params=self.params,
-            ranges=self._ranges.of((symbol, timeframe), candles),
+            ranges=ranges,
         )
         if vol.atr is None:
             self._once(
@@ -296,7 +307,7 @@ class Judge:
         )
         judged = SignalJudgedV1.__new__(SignalJudgedV1)
         _setattr(judged, "__dict__", values)
-        _setattr(judged, "__pydantic_fields_set__", set(_JUDGED_SET))
+        _setattr(judged, "__pydantic_fields_set__", _JUDGED_SET.copy())
         _setattr(judged, "__pydantic_extra__", None)
         _setattr(judged, "__pydantic_private__", None)
         return judged

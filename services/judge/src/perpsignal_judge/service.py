@@ -43,13 +43,13 @@ class JudgeService(KafkaService):
 
     def __init__(self, settings: JudgeSettings, judge: Judge | None = None) -> None:
         super().__init__("judge", settings)
-        self.judge = judge or Judge(settings)
+        self.codec = JudgeCodec()  # the shared codec's results, each candle validated once
+        self.judge = judge or Judge(settings, known_ranges=self.codec.true_ranges)
         self.settings: JudgeSettings = settings
         self._published: set[str] = set()  # judged ids already on the topic (read back)
         self._read_back_done = asyncio.Event()  # clear while a read-back is due or running
         if settings.judge_resume_lookback_s <= 0:
             self._read_back_done.set()
-        self.codec = JudgeCodec()  # the shared codec's results, each candle validated once
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
             service=self.name,

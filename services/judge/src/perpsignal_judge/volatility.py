@@ -3,8 +3,8 @@
 Why these choices (documented in services/judge/README.md):
 * ATR comes from TA-Lib (the reference C implementation of Wilder's ATR: seed = mean of
   the first `period` true ranges, then `ATR = (ATR_prev * (n-1) + TR) / n`). The true
-  ranges are computed here as TA-Lib computes them, so a sliding window's are reused
-  (`TrueRanges`); TA-Lib smooths them, bit for bit its ATR of the candles.
+  ranges are also computed here as TA-Lib computes them, so that a sliding window's are
+  reused (`JudgeCodec`); TA-Lib smooths those, bit for bit its ATR of the candles.
 * Volatility classes use ATR as a percentage of price with thresholds defined for 1h
   candles and scaled by sqrt(timeframe / 1h), because price ranges grow with the square
   root of time; one table then serves 5m and 4h signals alike.
@@ -20,7 +20,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import is_
 from typing import Any
 
 import numpy as np
@@ -142,25 +141,24 @@ def atr(
 ) -> float | None:
     """Return the latest Wilder ATR, or None with fewer than `period + 1` candles.
 
-    TA-Lib smooths the true ranges (`ranges` when known, see `TrueRanges`): given them as
-    highs and zeros as lows and closes, it finds each true range again exactly (r - 0,
-    |0 - r| and |0 - 0| round nothing), so this is its ATR of the candles bit for bit. Only
-    a NaN price in the first candle changes that (TA-Lib then starts at the first candle
-    without one), so such candles go to TA-Lib as they are. Tests hold both to `talib.ATR`.
+    `ranges`: the candles' true ranges when already known (`JudgeCodec` keeps them with each
+    window, which slides by one bar). TA-Lib smooths them: given them as highs and zeros as
+    lows and closes, it finds each true range again exactly (r - 0, |0 - r| and |0 - 0| round
+    nothing), so the result is its ATR of the candles bit for bit. Only a NaN price in the
+    first candle changes that (TA-Lib then starts at the first candle without one), so such
+    candles go to TA-Lib as they are. Tests hold both ways to `talib.ATR`.
     """
     n = len(candles)
     if n < period + 1:
         return None
     first = candles[0]
-    if math.isnan(first.high) or math.isnan(first.low) or math.isnan(first.close):
+    if ranges is None or math.isnan(first.high) or math.isnan(first.low) or math.isnan(first.close):
         high = np.fromiter([c.high for c in candles], np.float64, n)
         low = np.fromiter([c.low for c in candles], np.float64, n)
         close = np.fromiter([c.close for c in candles], np.float64, n)
     else:
         low = close = _zeros(n)
-        high = np.concatenate(
-            (low[:1], np.fromiter(true_ranges(candles) if ranges is None else ranges, np.float64))
-        )
+        high = np.concatenate((low[:1], np.fromiter(ranges, np.float64, n - 1)))
     value = float(talib.ATR(high, low, close, timeperiod=period)[-1])
     return None if math.isnan(value) else value
 
@@ -175,41 +173,6 @@ def _zeros(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
         if len(_ZEROS) < 64:
             _ZEROS[n] = zeros
     return zeros
-
-
-class TrueRanges:
-    """Each symbol and timeframe's last window with its true ranges, reused as the window slides.
-
-    A signal decoded by `JudgeCodec` holds 29 of the very candle objects of the previous signal
-    of its symbol and timeframe: their true ranges are known, so only the new bar's is computed,
-    and the 28 older candles are not read (in a busy process, not fetched from memory again).
-    Other candles (the backtest's, aggregated ones) just have all their true ranges computed.
-    """
-
-    def __init__(self, windows: int = 1024) -> None:
-        self._max_windows = windows
-        self._windows: dict[tuple[str, str], tuple[Sequence[Ohlc], list[float]]] = {}
-
-    def of(self, key: tuple[str, str], candles: Sequence[Ohlc]) -> list[float]:
-        """Return the true ranges of `candles`, the window of `key` (symbol, timeframe)."""
-        previous = self._windows.pop(key, None)
-        ranges = None
-        if previous is not None and len(candles) > 1:
-            old, old_ranges = previous
-            if len(old) == len(candles) and all(map(is_, old[1:], candles[:-1])):
-                ranges = old_ranges[1:]  # slid by one bar
-            elif len(old) + 1 == len(candles) and all(map(is_, old, candles[:-1])):
-                ranges = old_ranges.copy()  # still growing
-            if ranges is not None:
-                ranges.append(true_range(candles[-2].close, candles[-1]))
-            elif len(old) == len(candles) and all(map(is_, old, candles)):
-                ranges = old_ranges  # the same window again
-        if ranges is None:
-            ranges = true_ranges(candles)
-        self._windows[key] = (candles, ranges)
-        if len(self._windows) > self._max_windows:
-            del self._windows[next(iter(self._windows))]
-        return ranges
 
 
 def classify(atr_pct: float, timeframe: str) -> VolatilityClass:
@@ -263,7 +226,7 @@ def build_metrics(
 ) -> VolatilityMetrics:
     """Return ATR, class, volatility size and (for LONG/SHORT) the stop/target plan.
 
-    `ranges`: the candles' true ranges when known (`TrueRanges`). Too few candles or a
+    `ranges`: the candles' true ranges when known (see `atr`). Too few candles or a
     non-positive price yields empty metrics (the rules then report "volatility unknown");
     NEUTRAL signals carry volatility but no plan.
     """

@@ -83,6 +83,7 @@ _POSITIONS = range(len(FACTOR_NAMES))
 def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation:
     """Combine factor results into score, direction, confidence and top factors (pure)."""
     contributions: dict[str, float] = {}
+    pulls: list[float] = []  # |contribution| per factor
     ok_weight = 0.0
     fresh: list[float] = []
     missing: list[str] = []
@@ -95,7 +96,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     for name, w, share, limit in cfg.factor_table:
         r = results[name]
         contributions[name] = c = share * (r.score - 50.0)
-        p = abs(c)
+        pulls.append(p := abs(c))
         if p > p3:
             if p <= p2:
                 p3, n3 = p, name
@@ -112,11 +113,9 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
             missing.append(name)
         elif status == "stale":
             stale.append(name)
-    cs = contributions.values()  # in FACTOR_NAMES order
-    net = sum(cs)
-    gross = sum(map(abs, cs))
+    net = sum(contributions.values())  # in FACTOR_NAMES order
+    gross = sum(pulls)
     if net != net:  # a NaN sub-score: no order among pulls, take what sorting gives
-        pulls = list(map(abs, cs))
         n1, n2, n3 = (
             FACTOR_NAMES[k] for k in sorted(_POSITIONS, key=pulls.__getitem__, reverse=True)[:3]
         )

@@ -170,15 +170,29 @@ class SmcAnalyzer:
         out: list[SmcEvent] = []
         if size == self._window:
             j = i - n
-            # a pivot must be the window's extreme: most bars are rejected by one max/min
+            # a pivot must be the window's extreme: most bars are rejected by comparing it with
+            # its two neighbours, the rest by one max/min (both tests are implied by the rule
+            # that follows them, NaNs included, so they only decide sooner)
             mh = hs[n]
-            if not mh < max(hs) and mh > max(hs[:n]) and mh >= max(hs[n + 1 :]):
+            if (
+                not mh < hs[n - 1]
+                and not mh < hs[n + 1]
+                and not mh < max(hs)
+                and mh > max(hs[:n])
+                and mh >= max(hs[n + 1 :])
+            ):
                 out.append(_event("swing_high", 1, j, i, at, mh, mh))
                 self._equal(out, "equal_highs", self._highs, mh, j, i, at)
                 self._highs.append(mh)
                 self._high, self._high_bar = mh, j
             ml = ls[n]
-            if not ml > min(ls) and ml < min(ls[:n]) and ml <= min(ls[n + 1 :]):
+            if (
+                not ml > ls[n - 1]
+                and not ml > ls[n + 1]
+                and not ml > min(ls)
+                and ml < min(ls[:n])
+                and ml <= min(ls[n + 1 :])
+            ):
                 out.append(_event("swing_low", -1, j, i, at, ml, ml))
                 self._equal(out, "equal_lows", self._lows, ml, j, i, at)
                 self._lows.append(ml)

@@ -111,13 +111,16 @@ class Aggregator:
 
     def update(self, bar: Bar) -> tuple[Bar, ...]:
         """Feed one primary bar; return the higher bars it completed (0, 1 or 2)."""
-        start = bar.open_s - bar.open_s % self.tf_s
         cur = self._bar
         done = None
-        if cur is not None and cur.open_s != start:
-            done, cur = cur, None
-        if cur is None:
-            cur = Bar(start, start + self.tf_s, bar.open, bar.high, bar.low, bar.close, 0.0)
+        # inside the open bucket [open_s, close_s) (bucket bounds are exact multiples of
+        # tf_s): no need to work out the bucket of the bar (a float modulo)
+        if cur is None or not cur.open_s <= bar.open_s < cur.close_s:
+            start = bar.open_s - bar.open_s % self.tf_s
+            if cur is not None and cur.open_s != start:
+                done, cur = cur, None
+            if cur is None:
+                cur = Bar(start, start + self.tf_s, bar.open, bar.high, bar.low, bar.close, 0.0)
         if bar.high > cur.high:  # max(cur.high, bar.high)
             cur.high = bar.high
         if bar.low < cur.low:  # min(cur.low, bar.low)

@@ -96,7 +96,9 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     for name, w, share, limit in cfg.factor_table:
         r = results[name]
         contributions[name] = c = share * (r.score - 50.0)
-        pulls.append(p := abs(c))
+        # |c| without the builtin call (a -0.0 contribution gives a -0.0 pull: equal to 0.0
+        # in every comparison and sum below)
+        pulls.append(p := c if c >= 0.0 else -c)
         if p > p3:
             if p <= p2:
                 p3, n3 = p, name
@@ -169,8 +171,9 @@ class ScoringEngine:
         self._levels: dict[int, dict[str, tuple[object, str, float]]] = {}
         # bumped whenever one of a symbol's analyzers changes what the signal reads from it
         self._smc_rev: dict[str, int] = {}
-        self._trend_rev: dict[str, int] = {}  # bumped when a trend or warm-up changes
-        self._bias_cache: dict[str, tuple[int, float | None, dict[str, int]]] = {}
+        # smc_bias() per symbol, recomputed when a trend or warm-up changes (rarely: a few %
+        # of bars), so that an evaluation only reads it
+        self._biases: dict[str, tuple[float | None, dict[str, int]]] = {}
         self._summaries: dict[str, tuple[int, SmcSummary]] = {}
         self._neutral: dict[tuple[Any, ...], FactorScore] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[SignalScoredV1]]] = {
@@ -211,7 +214,7 @@ class ScoringEngine:
             }
             # new analyzers
             self._smc_rev[symbol] = self._smc_rev.get(symbol, 0) + 1
-            self._trend_rev[symbol] = self._trend_rev.get(symbol, 0) + 1
+            self._biases[symbol] = self.smc_bias(symbol)
         return st
 
     def _smc_update(self, symbol: str, a: SmcAnalyzer, bar: Bar) -> None:
@@ -221,11 +224,9 @@ class ScoringEngine:
         a.update(bar)
         if a.version != version:
             self._smc_rev[symbol] += 1
-            if a.trend != trend:
-                self._trend_rev[symbol] += 1
-        if a.index == 2 * a.n:  # warmed up: now part of the bias
+        if a.trend != trend or a.index == 2 * a.n:  # a new trend, or warmed up: in the bias
             self._smc_rev[symbol] += 1
-            self._trend_rev[symbol] += 1
+            self._biases[symbol] = self.smc_bias(symbol)
 
     def _candle(self, ev: CandleClosedV1) -> list[SignalScoredV1]:
         symbol = ev.symbol
@@ -332,14 +333,9 @@ class ScoringEngine:
         return (num / den if den else None), by_tf
 
     def _bias(self, symbol: str) -> tuple[float | None, dict[str, int]]:
-        """Return `smc_bias(symbol)`, recomputed only after an analyzer changed."""
-        rev = self._trend_rev.get(symbol, 0)
-        cached = self._bias_cache.get(symbol)
-        if cached is not None and cached[0] == rev:
-            return cached[1], cached[2]
-        bias, by_tf = self.smc_bias(symbol)
-        self._bias_cache[symbol] = (rev, bias, by_tf)
-        return bias, by_tf
+        """Return `smc_bias(symbol)` as last recomputed (after a trend or warm-up change)."""
+        cached = self._biases.get(symbol)
+        return cached if cached is not None else self.smc_bias(symbol)
 
     def evaluate(self, symbol: str, now: float) -> Evaluation:
         """Score every factor of `symbol` at time `now` (epoch seconds) and combine them."""
@@ -384,7 +380,7 @@ class ScoringEngine:
         return summary
 
     def _smc_summary(self, symbol: str) -> SmcSummary:
-        bias, by_tf = self.smc_bias(symbol)
+        bias, by_tf = self._bias(symbol)
         details: dict[str, Scalar] = {"combined_bias": None if bias is None else round(bias, 4)}
         last = None
         for tf, a in self.smc.get(symbol, {}).items():

@@ -7,6 +7,7 @@ v >= greed_extreme (v = 100 gives 0); 50 otherwise.
 
 from __future__ import annotations
 
+from perpsignal_common.events.signals import Scalar
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, round3, stale
 
@@ -21,17 +22,24 @@ def fear_greed_score(value: float, cfg: EngineConfig) -> float:
 
 
 _NO_INDEX = missing("no fear & greed index received")
+# (reading, config, sub-score, inputs) of the last reading scored: the index is daily, so
+# nearly every evaluation scores the reading the one before it scored (replaced whole, so
+# it is never seen half-updated)
+_last: tuple[tuple[float, float], EngineConfig, float, dict[str, Scalar]] | None = None
 
 
 def score_fear_greed(_state: object, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score the market-wide Fear & Greed index."""
-    if ctx.fear_greed is None:
+    global _last
+    reading = ctx.fear_greed
+    if reading is None:
         return _NO_INDEX
-    at, value = ctx.fear_greed
+    at, value = reading
     age = ctx.now - at
     limit = cfg.limits["fear_greed"]
     if age > limit:
         return stale(age, limit, {"fear_greed": value})
-    return FactorResult(
-        fear_greed_score(value, cfg), "ok", round3(0.0 if age < 0.0 else age), {"fear_greed": value}
-    )
+    last = _last
+    if last is None or last[0] is not reading or last[1] is not cfg:
+        last = _last = (reading, cfg, fear_greed_score(value, cfg), {"fear_greed": value})
+    return FactorResult(last[2], "ok", round3(0.0 if age < 0.0 else age), last[3])

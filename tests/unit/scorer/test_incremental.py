@@ -180,3 +180,20 @@ def test_memoised_factors_equal_a_fresh_computation(shared_data: Path) -> None:
     # every factor was seen ok, and the time-dependent ones also stale or missing
     assert {(n, "ok") for n in FACTORS} <= statuses
     assert {("long_short", "stale"), ("oi_trend", "stale"), ("social", "stale")} <= statuses
+
+
+def test_signals_from_the_caches_equal_signals_built_fresh(shared_data: Path) -> None:
+    """The signal-side caches (FactorScore per reused result, the candle window shifted by
+    one bar, the SMC summary) against an engine that drops them before every signal."""
+    cfg = EngineConfig(primary_timeframe="5m", smc_timeframes=("5m", "15m", "1h"))
+    cached, fresh = ScoringEngine(cfg), ScoringEngine(cfg)
+    dump = lambda s: s.model_dump(exclude={"produced_at"})  # noqa: E731
+    signals = 0
+    for e in _rich_stream(shared_data):
+        fresh._scores.clear()
+        fresh._windows.clear()
+        fresh._summaries.clear()
+        a, b = cached.apply(e), fresh.apply(e)
+        assert [dump(s) for s in a] == [dump(s) for s in b]
+        signals += len(a)
+    assert signals > 800

@@ -52,6 +52,7 @@ from perpsignal_common.events.signals import (
 )
 from perpsignal_scorer.config import EngineConfig
 from perpsignal_scorer.factors import FACTORS, EvalContext, FactorResult
+from perpsignal_scorer.factors.base import fround
 from perpsignal_scorer.mss import MssScanner
 from perpsignal_scorer.smc import SmcAnalyzer, bias_label
 from perpsignal_scorer.state import Aggregator, Bar, Ema, SymbolState, append_point
@@ -175,7 +176,12 @@ class ScoringEngine:
         # of bars), so that an evaluation only reads it
         self._biases: dict[str, tuple[float | None, dict[str, int]]] = {}
         self._summaries: dict[str, tuple[int, SmcSummary]] = {}
-        self._neutral: dict[tuple[Any, ...], FactorScore] = {}
+        # per symbol: the newest primary bar of the last signal and that signal's candles
+        self._windows: dict[str, tuple[Bar, tuple[Ohlc, ...]]] = {}
+        # per factor, the last result turned into a FactorScore and that FactorScore: a
+        # result that comes back (a missing input's shared result, a memoised one) is the
+        # same frozen object in the next signal
+        self._scores: dict[str, tuple[FactorResult, FactorScore]] = {}
         self._handlers: dict[type[Event], Callable[[Any], list[SignalScoredV1]]] = {
             CandleClosedV1: self._candle,
             FundingRateV1: self._funding,
@@ -360,7 +366,7 @@ class ScoringEngine:
         for kind, e in a.last_by_kind.items():
             seen = levels.get(kind)
             if seen is None or seen[0] is not e:  # each event's level is rounded once
-                seen = levels[kind] = (e, f"{tf}.{kind}", round(e.level, 10))
+                seen = levels[kind] = (e, f"{tf}.{kind}", fround(e.level, 10))
             items.append((seen[1], seen[2]))
         self._details[id(a)] = (a, a.version, items)
         return items
@@ -381,7 +387,7 @@ class ScoringEngine:
 
     def _smc_summary(self, symbol: str) -> SmcSummary:
         bias, by_tf = self._bias(symbol)
-        details: dict[str, Scalar] = {"combined_bias": None if bias is None else round(bias, 4)}
+        details: dict[str, Scalar] = {"combined_bias": None if bias is None else fround(bias, 4)}
         last = None
         for tf, a in self.smc.get(symbol, {}).items():
             details.update(self._smc_details(tf, a))
@@ -401,46 +407,45 @@ class ScoringEngine:
             _SMC_SET,
         )
 
-    def _candles(self, bars: deque[Bar]) -> tuple[Ohlc, ...]:
-        """Return the Ohlc copies of the last `signal_candles` bars, oldest first."""
-        n = len(bars)
-        recent = [bars[i] for i in range(max(0, n - self.cfg.signal_candles), n)]
-        for b in recent:
-            if b.ohlc is None:
-                b.ohlc = _trusted(
-                    Ohlc,
-                    {
-                        "open_time": datetime.fromtimestamp(b.open_s, UTC),
-                        "open": b.open,
-                        "high": b.high,
-                        "low": b.low,
-                        "close": b.close,
-                        "volume": b.volume,
-                    },
-                    _OHLC_SET,
+    def _candles(self, symbol: str, bars: deque[Bar]) -> tuple[Ohlc, ...]:
+        """Return the Ohlc copies of the last `signal_candles` bars, oldest first.
+
+        The symbol's previous answer is reused: the same tuple while no bar was added, and
+        one bar shifted in (a tuple slice, not a pass over the window) when exactly one was.
+        """
+        last = bars[-1]
+        cached = self._windows.get(symbol)
+        if cached is not None:
+            if cached[0] is last:
+                return cached[1]
+            if len(bars) > 1 and cached[0] is bars[-2]:  # bars only grow at the end
+                prev = cached[1]
+                window = (prev[1:] if len(prev) >= self.cfg.signal_candles else prev) + (
+                    _ohlc(last),
                 )
-        return tuple([b.ohlc for b in recent])  # type: ignore[misc]
+                self._windows[symbol] = (last, window)
+                return window
+        n = len(bars)
+        window = tuple([_ohlc(bars[i]) for i in range(max(0, n - self.cfg.signal_candles), n)])
+        self._windows[symbol] = (last, window)
+        return window
 
     def _factor(
         self, name: str, r: FactorResult, weight: float, contribution: float
     ) -> FactorScore:
         """Return the signal's FactorScore of one result (built without re-validation: every
-        value comes from the bounded formulas above). A missing factor with no inputs is the
-        same frozen object from one signal to the next."""
-        key = None
-        if r.status == "missing" and not r.inputs and r.age_s is None:
-            key = (name, r.score, r.reason, weight, contribution)
-            cached = self._neutral.get(key)
-            if cached is not None:
-                return cached
+        value comes from the bounded formulas above; weight and contribution follow from the
+        result and the engine's config, so the same result gives the same FactorScore)."""
+        cached = self._scores.get(name)
+        if cached is not None and cached[0] is r:
+            return cached[1]
         fs = _trusted(
             FactorScore,
             {
                 "name": name,
-                # neutral factors (50, contributing 0) are common: round() is slow
-                "score": r.score if r.score == 50.0 else round(r.score, 4),
+                "score": fround(r.score, 4),
                 "weight": weight,
-                "contribution": _round4(contribution),
+                "contribution": fround(contribution, 4),
                 "status": r.status,
                 "age_s": r.age_s,
                 "inputs": r.inputs,
@@ -448,8 +453,7 @@ class ScoringEngine:
             },
             _FACTOR_SET,
         )
-        if key is not None and len(self._neutral) < 4096:
-            self._neutral[key] = fs
+        self._scores[name] = (r, fs)
         return fs
 
     def signal(self, symbol: str, trigger: Event, kind: Trigger) -> SignalScoredV1:
@@ -483,24 +487,38 @@ class ScoringEngine:
                 "signal_id": sid,
                 "timeframe": cfg.primary_timeframe,
                 "direction": evaluation.direction,
-                "score": round(evaluation.score, 4),
-                "confidence": round(evaluation.confidence, 2),
+                "score": fround(evaluation.score, 4),
+                "confidence": fround(evaluation.confidence, 2),
                 "price": bars[-1].close,
                 "factors": factors,
                 "top_factors": evaluation.top_factors,
                 "missing_factors": evaluation.missing,
                 "stale_factors": evaluation.stale,
                 "smc": self.smc_summary(symbol),
-                "candles": self._candles(bars),
+                "candles": self._candles(symbol, bars),
                 "trigger": kind,
             },
             _SIGNAL_SET,
         )
 
 
-def _round4(x: float) -> float:
-    """Return round(x, 4); zero (either sign) is returned as it is, as round() would."""
-    return x if x == 0.0 else round(x, 4)
+def _ohlc(b: Bar) -> Ohlc:
+    """Return the signal's copy of a bar (built once per bar, without re-validation)."""
+    if b.ohlc is None:
+        b.ohlc = _trusted(
+            Ohlc,
+            {
+                "open_time": datetime.fromtimestamp(b.open_s, UTC),
+                "open": b.open,
+                "high": b.high,
+                "low": b.low,
+                "close": b.close,
+                "volume": b.volume,
+            },
+            _OHLC_SET,
+        )
+    ohlc: Ohlc = b.ohlc  # type: ignore[assignment]
+    return ohlc
 
 
 _M = TypeVar("_M", bound=BaseModel)

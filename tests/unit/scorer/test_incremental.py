@@ -184,7 +184,8 @@ def test_memoised_factors_equal_a_fresh_computation(shared_data: Path) -> None:
 
 def test_signals_from_the_caches_equal_signals_built_fresh(shared_data: Path) -> None:
     """The signal-side caches (FactorScore per reused result, the candle window shifted by
-    one bar, the SMC summary) against an engine that drops them before every signal."""
+    one bar, the SMC summary and its labels) against an engine that drops them before every
+    signal."""
     cfg = EngineConfig(primary_timeframe="5m", smc_timeframes=("5m", "15m", "1h"))
     cached, fresh = ScoringEngine(cfg), ScoringEngine(cfg)
     dump = lambda s: s.model_dump(exclude={"produced_at"})  # noqa: E731
@@ -193,6 +194,7 @@ def test_signals_from_the_caches_equal_signals_built_fresh(shared_data: Path) ->
         fresh._scores.clear()
         fresh._windows.clear()
         fresh._summaries.clear()
+        fresh._labels.clear()
         a, b = cached.apply(e), fresh.apply(e)
         assert [dump(s) for s in a] == [dump(s) for s in b]
         signals += len(a)

@@ -168,7 +168,7 @@ class ScoringEngine:
         self.mss = MssScanner()
         self._smc_tfs = sorted(set(self.cfg.smc_timeframes), key=TIMEFRAME_SECONDS.__getitem__)
         self._smc_weights = list(enumerate(self._smc_tfs, start=1))
-        self._details: dict[int, tuple[SmcAnalyzer, int, list[tuple[str, Scalar]]]] = {}
+        self._details: dict[int, tuple[SmcAnalyzer, int, dict[str, Scalar]]] = {}
         self._levels: dict[int, dict[str, tuple[object, str, float]]] = {}
         # bumped whenever one of a symbol's analyzers changes what the signal reads from it
         self._smc_rev: dict[str, int] = {}
@@ -176,6 +176,7 @@ class ScoringEngine:
         # of bars), so that an evaluation only reads it
         self._biases: dict[str, tuple[float | None, dict[str, int]]] = {}
         self._summaries: dict[str, tuple[int, SmcSummary]] = {}
+        self._labels: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
         # per symbol: the newest primary bar of the last signal and that signal's candles
         self._windows: dict[str, tuple[Bar, tuple[Ohlc, ...]]] = {}
         # per factor, the last result turned into a FactorScore and that FactorScore: a
@@ -356,18 +357,19 @@ class ScoringEngine:
         ev.now = now
         return ev
 
-    def _smc_details(self, tf: str, a: SmcAnalyzer) -> list[tuple[str, Scalar]]:
-        """Return one analyzer's `details` entries (cached until its events or FVGs change)."""
+    def _smc_details(self, tf: str, a: SmcAnalyzer) -> dict[str, Scalar]:
+        """Return one analyzer's `details` entries (cached until its events or FVGs change;
+        a dict, so that the summary merges it with one update())."""
         cached = self._details.get(id(a))
         if cached is not None and cached[0] is a and cached[1] == a.version:
             return cached[2]
         levels = self._levels.setdefault(id(a), {})
-        items: list[tuple[str, Scalar]] = [(f"{tf}.open_fvgs", a.open_fvgs)]
+        items: dict[str, Scalar] = {f"{tf}.open_fvgs": a.open_fvgs}
         for kind, e in a.last_by_kind.items():
             seen = levels.get(kind)
             if seen is None or seen[0] is not e:  # each event's level is rounded once
                 seen = levels[kind] = (e, f"{tf}.{kind}", fround(e.level, 10))
-            items.append((seen[1], seen[2]))
+            items[seen[1]] = seen[2]
         self._details[id(a)] = (a, a.version, items)
         return items
 
@@ -390,7 +392,7 @@ class ScoringEngine:
         details: dict[str, Scalar] = {"combined_bias": None if bias is None else fround(bias, 4)}
         last = None
         for tf, a in self.smc.get(symbol, {}).items():
-            details.update(self._smc_details(tf, a))
+            details |= self._smc_details(tf, a)
             s = a.last_structure
             if s is not None and (last is None or s.known_at >= last[0].known_at):
                 last = (s, tf)
@@ -400,12 +402,22 @@ class ScoringEngine:
             SmcSummary,
             {
                 "bias": bias_label(trend),
-                "by_timeframe": {tf: bias_label(t) for tf, t in by_tf.items()},
+                "by_timeframe": self._tf_labels(symbol, by_tf),
                 "last_event": None if last is None else last[0].label(last[1]),
                 "details": details,
             },
             _SMC_SET,
         )
+
+    def _tf_labels(self, symbol: str, by_tf: dict[str, int]) -> dict[str, str]:
+        """Return the label per timeframe of the symbol's trend-per-timeframe dict, built
+        once per dict (a new one replaces it when a trend changes; it is never changed)."""
+        cached = self._labels.get(symbol)
+        if cached is not None and cached[0] is by_tf:
+            return cached[1]
+        labels: dict[str, str] = {tf: bias_label(t) for tf, t in by_tf.items()}
+        self._labels[symbol] = (by_tf, labels)
+        return labels
 
     def _candles(self, symbol: str, bars: deque[Bar]) -> tuple[Ohlc, ...]:
         """Return the Ohlc copies of the last `signal_candles` bars, oldest first.
@@ -522,7 +534,13 @@ def _ohlc(b: Bar) -> Ohlc:
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_setattr = object.__setattr__
+_new = object.__new__  # pydantic models define no __new__ of their own
+# BaseModel's slot descriptors: setting them directly skips object.__setattr__'s lookup
+_slots = BaseModel.__dict__
+_set_dict = _slots["__dict__"].__set__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
 
 
 def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
@@ -532,11 +550,11 @@ def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) 
     must hold every field (defaults included) in declaration order. The tests hold the
     result equal to the validated model.
     """
-    m = cls.__new__(cls)
-    _setattr(m, "__dict__", values)
-    _setattr(m, "__pydantic_fields_set__", set(fields_set))
-    _setattr(m, "__pydantic_extra__", None)
-    _setattr(m, "__pydantic_private__", None)
+    m: _M = _new(cls)
+    _set_dict(m, values)
+    _set_fields_set(m, set(fields_set))
+    _set_extra(m, None)
+    _set_private(m, None)
     return m
 
 

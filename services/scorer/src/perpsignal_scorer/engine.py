@@ -347,7 +347,7 @@ class ScoringEngine:
     def evaluate(self, symbol: str, now: float) -> Evaluation:
         """Score every factor of `symbol` at time `now` (epoch seconds) and combine them."""
         st = self.states.get(symbol) or self.state(symbol)
-        bias, by_tf = self._bias(symbol)
+        bias, by_tf = self._biases[symbol]  # set with the state, kept current by _smc_update
         ctx = EvalContext(now, self.fear_greed, bias, by_tf)
         cfg = self.cfg
         results: dict[str, FactorResult] = {}

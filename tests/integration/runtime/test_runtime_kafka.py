@@ -256,6 +256,40 @@ async def test_rewind_on_assign_replays_history_for_state_only(
     assert sum(1 for _, replay in seen if not replay) == 5
 
 
+async def test_no_record_is_handled_before_the_assignment_callbacks_finish(
+    kafka_settings: KafkaSettings,
+) -> None:
+    producer = await _producer(kafka_settings)
+    await producer.publish_many([candle(i) for i in range(10)])
+    seen: list[tuple[int, bool]] = []
+    holder: dict[str, ConsumerLoop] = {}
+    state = {"read_back_done": False}
+
+    async def read_back(assigned: object) -> None:
+        # a slow read-back (the judge reads its recent verdicts here): the records of the
+        # new assignment are fetched meanwhile and must wait
+        await asyncio.sleep(1.5)
+        state["read_back_done"] = True
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append((record.offset, state["read_back_done"]))
+
+    loop = _loop(kafka_settings, producer, handler, on_assigned=read_back, rewind_on_assign=5)
+    holder["loop"] = loop
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: len(seen) == 10, what="every record once")
+    finally:
+        stop.set()
+        await task
+        await loop.stop()
+        await producer.stop()
+    assert all(after for _, after in seen), seen
+    assert [offset for offset, _ in seen] == list(range(10))
+
+
 @pytest.mark.db
 @pytest.mark.timeout(480)
 async def test_sigkill_during_10000_events_then_restart_loses_no_effect(

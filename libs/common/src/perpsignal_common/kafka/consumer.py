@@ -164,11 +164,24 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop._forget(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._loop._forget(assigned)
-        if self._loop._opts.rewind_on_assign is not None:
-            await self._loop._rewind(assigned)
-        if self._loop._opts.on_assigned is not None:
-            await self._loop._opts.on_assigned(assigned)
+        # aiokafka fetches and hands out the new partitions' records while this callback is
+        # still awaiting (committed offsets arrive during it): paused, nothing is handled
+        # before the rewind and the on_assigned read-back are done. Nothing is fetched before
+        # the callback starts (positions wait for the committed offsets), and pausing comes
+        # before its first await.
+        consumer = self._loop._consumer
+        if consumer is not None and assigned:
+            consumer.pause(*assigned)
+        try:
+            self._loop._forget(assigned)
+            if self._loop._opts.rewind_on_assign is not None:
+                await self._loop._rewind(assigned)
+            if self._loop._opts.on_assigned is not None:
+                await self._loop._opts.on_assigned(assigned)
+        finally:
+            if consumer is not None and assigned:
+                still = consumer.assignment()
+                consumer.resume(*[tp for tp in assigned if tp in still])
 
 
 class ConsumerLoop:

@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -229,31 +230,32 @@ async def test_rewind_on_assign_replays_history_for_state_only(
 
     loop = _loop(kafka_settings, producer, handler, rewind_on_assign=-1)
     holder["loop"] = loop
-    await loop.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    await eventually(lambda: len(seen) == 20, what="first pass")
-    stop.set()
-    await task
-    await loop.stop()
+    await _run_until(loop, lambda: len(seen) == 20, "first pass")
     assert not any(replay for _, replay in seen)
 
     seen.clear()
     await producer.publish_many([candle(i) for i in range(20, 25)])
     loop2 = _loop(kafka_settings, producer, handler, rewind_on_assign=-1)
     holder["loop"] = loop2
-    await loop2.start()
-    stop2 = asyncio.Event()
-    task2 = asyncio.create_task(loop2.run(stop2))
     try:
-        await eventually(lambda: len(seen) == 25, what="replay + new")
+        await _run_until(loop2, lambda: len(seen) == 25, "replay + new")
     finally:
-        stop2.set()
-        await task2
-        await loop2.stop()
         await producer.stop()
     assert sum(1 for _, replay in seen if replay) == 20
     assert sum(1 for _, replay in seen if not replay) == 5
+
+
+async def _run_until(loop: ConsumerLoop, done: Callable[[], bool], what: str) -> None:
+    """Start `loop`, run it until `done()`, then stop it (drain, commit, leave the group)."""
+    await loop.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(done, what=what)
+    finally:
+        stop.set()
+        await task
+        await loop.stop()
 
 
 async def test_no_record_is_handled_before_the_assignment_callbacks_finish(
@@ -262,7 +264,6 @@ async def test_no_record_is_handled_before_the_assignment_callbacks_finish(
     producer = await _producer(kafka_settings)
     await producer.publish_many([candle(i) for i in range(10)])
     seen: list[tuple[int, bool]] = []
-    holder: dict[str, ConsumerLoop] = {}
     state = {"read_back_done": False}
 
     async def read_back(assigned: object) -> None:
@@ -275,16 +276,9 @@ async def test_no_record_is_handled_before_the_assignment_callbacks_finish(
         seen.append((record.offset, state["read_back_done"]))
 
     loop = _loop(kafka_settings, producer, handler, on_assigned=read_back, rewind_on_assign=5)
-    holder["loop"] = loop
-    await loop.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
     try:
-        await eventually(lambda: len(seen) == 10, what="every record once")
+        await _run_until(loop, lambda: len(seen) == 10, "every record once")
     finally:
-        stop.set()
-        await task
-        await loop.stop()
         await producer.stop()
     assert all(after for _, after in seen), seen
     assert [offset for offset, _ in seen] == list(range(10))

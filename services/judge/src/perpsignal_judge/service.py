@@ -8,15 +8,13 @@ A verdict is not a pure function of the signal (the LLM may answer differently, 
 into the rule fallback), so a judge killed between publishing and committing must not judge
 the same signal again: on every assignment it reads back the judged ids published in the last
 `JUDGE_RESUME_LOOKBACK_S` and skips those signals. Downstream (notifier, outcomes) then never
-sees one judged id with two verdicts. Signals wait for that read-back: aiokafka hands out the
-new assignment's records while the assignment callback still runs, so without the wait a
-redelivered signal could be judged before its verdict was read back (the intermittent double
-verdict CI saw; a slow read-back reproduces it every time).
+sees one judged id with two verdicts. No signal is judged before that read-back ends: the
+consumer loop keeps new partitions paused until its `on_assigned` callback returns (aiokafka
+otherwise hands out their records meanwhile: the intermittent double verdict CI saw).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -47,9 +45,6 @@ class JudgeService(KafkaService):
         self.judge = judge or Judge(settings, known_ranges=self.codec.true_ranges)
         self.settings: JudgeSettings = settings
         self._published: set[str] = set()  # judged ids already on the topic (read back)
-        self._read_back_done = asyncio.Event()  # clear while a read-back is due or running
-        if settings.judge_resume_lookback_s <= 0:
-            self._read_back_done.set()
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
             service=self.name,
@@ -75,7 +70,6 @@ class JudgeService(KafkaService):
         lookback = self.settings.judge_resume_lookback_s
         if lookback <= 0:
             return
-        self._read_back_done.clear()
         since_ms = int((time.time() - lookback) * 1000)
         try:
             self._published = await recent_event_ids(
@@ -85,14 +79,10 @@ class JudgeService(KafkaService):
             # degraded, not fatal: a redelivered signal may be judged again (same id)
             log.warning("cannot read back judged signals", extra={"error": str(exc)})
             self._published = set()
-        finally:
-            self._read_back_done.set()
 
     async def handle(self, event: Event, record: Record) -> None:
         """Judge one signal or answer one request; idempotent on the input's event id."""
         if isinstance(event, SignalScoredV1):
-            if not self._read_back_done.is_set():
-                await self._read_back_done.wait()
             if self._published:
                 judged_id = self.judge.judged_id(event)
                 # kept, not discarded on a hit: the same signal may come again (a rebalance or

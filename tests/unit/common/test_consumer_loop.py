@@ -13,6 +13,7 @@ from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.registry import encode
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions
+from perpsignal_common.kafka.lanes import OffsetBook
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_common.settings import KafkaSettings
 
@@ -230,9 +231,7 @@ async def test_keys_run_concurrently_up_to_the_bound_and_each_key_in_order() -> 
 
 
 def test_book_commits_the_done_prefix_and_counts_skipped_offsets_as_done() -> None:
-    from perpsignal_common.kafka.consumer import _Book
-
-    book = _Book()
+    book = OffsetBook()
     book.add([rec(10), rec(11), rec(12)])
     assert book.advance() is None  # nothing finished
     book.done(11)

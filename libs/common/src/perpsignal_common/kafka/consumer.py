@@ -29,13 +29,14 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from aiokafka.structs import ConsumerRecord
 
 from perpsignal_common.errors import DependencyUnavailable, PermanentError
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import decode
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
+from perpsignal_common.kafka.lanes import Lane, OffsetBook
+from perpsignal_common.kafka.lanes import Record as Record  # re-exported: handlers type with it
 from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.observability.metrics import (
@@ -49,7 +50,6 @@ from perpsignal_common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 Handler = Callable[[Event, Record], Awaitable[None]]
 Decoder = Callable[[bytes | None], Event]
 _LaneKey: TypeAlias = "tuple[TopicPartition, bytes | None]"
@@ -91,67 +91,6 @@ class _TopicMetrics:
         self.ok = MESSAGES_IN.labels(service, topic, "ok")
         self.retried = MESSAGES_IN.labels(service, topic, "retried")
         self.duration = HANDLE_SECONDS.labels(service, topic)
-
-
-class _Book:
-    """Done flags of one partition's dispatched records, by offset, across batches.
-
-    A bytearray rather than an object per record: records in flight would otherwise each
-    keep a few garbage-collected containers alive, and the collector's passes over them
-    cost more than the bookkeeping itself. Offsets only grow within one book (a seek back
-    comes with a new book, see `_forget`); offsets a batch skips (compaction, transaction
-    markers) count as done.
-    """
-
-    __slots__ = ("base", "flags")
-
-    def __init__(self) -> None:
-        self.base = -1  # offset of flags[0]; -1 until the first record
-        self.flags = bytearray()
-
-    def add(self, records: list[Record]) -> None:
-        """Open a flag for each record of one fetched batch (offsets ascending)."""
-        first = records[0].offset
-        flags = self.flags
-        if self.base < 0:
-            self.base = first
-        expected = self.base + len(flags)
-        if first < expected:
-            raise RuntimeError(f"offset {first} dispatched twice (book at {expected})")
-        span = records[-1].offset + 1 - expected
-        if span == len(records) and first == expected:
-            flags.extend(bytes(span))  # contiguous: the usual case
-            return
-        flags.extend(b"\x01" * span)
-        base = self.base
-        for record in records:
-            flags[record.offset - base] = 0
-
-    def done(self, offset: int) -> None:
-        """Mark one record's effect durable."""
-        self.flags[offset - self.base] = 1
-
-    def advance(self) -> int | None:
-        """Drop the finished prefix; return the offset after it, or None when none finished."""
-        flags = self.flags
-        n = flags.find(0)
-        if n < 0:
-            n = len(flags)
-        if n == 0:
-            return None
-        del flags[:n]
-        self.base += n
-        return self.base
-
-
-class _Lane:
-    """One key's queued records of one partition, and the book they were dispatched under."""
-
-    __slots__ = ("book", "records")
-
-    def __init__(self, book: _Book) -> None:
-        self.book = book
-        self.records: deque[Record] = deque()
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -211,10 +150,10 @@ class ConsumerLoop:
         self._last_lag_at = 0.0
         self._replay_until: dict[TopicPartition, int] = {}
         self._topic_metrics: dict[str, _TopicMetrics] = {}
-        self._books: dict[TopicPartition, _Book] = {}
+        self._books: dict[TopicPartition, OffsetBook] = {}
         # per-key lanes of queued records, the keys ready for a worker, the worker tasks and
         # the futures idle workers wait on
-        self._lanes: dict[_LaneKey, _Lane] = {}
+        self._lanes: dict[_LaneKey, Lane] = {}
         self._ready: deque[_LaneKey] = deque()
         self._workers: list[asyncio.Task[None]] = []
         self._idle: list[asyncio.Future[None]] = []
@@ -411,7 +350,7 @@ class ConsumerLoop:
             if not records:
                 continue
             book = self._books.get(tp)
-            if book is not None and records[0].offset < book.base + len(book.flags):
+            if book is not None and records[0].offset < book.next_offset:
                 # the client went back by itself (an out-of-range reset after a broker
                 # restart): what is queued will come again; start a new book
                 log.warning(
@@ -421,13 +360,13 @@ class ConsumerLoop:
                 self._forget({tp})
                 book = None
             if book is None:
-                book = self._books[tp] = _Book()
+                book = self._books[tp] = OffsetBook()
             book.add(records)
             for record in records:
                 key = (tp, record.key)
                 lane = lanes.get(key)
                 if lane is None:
-                    lane = lanes[key] = _Lane(book)
+                    lane = lanes[key] = Lane(book)
                     ready.append(key)
                     fresh += 1
                 lane.records.append(record)
@@ -483,7 +422,7 @@ class ConsumerLoop:
         ready = self._ready
         stop = self._stop
         key: _LaneKey | None = None
-        lane: _Lane | None = None
+        lane: Lane | None = None
         record: Record | None = None  # in hand: taken from its lane, not yet done
         done = 0
         try:
@@ -700,18 +639,15 @@ class ConsumerLoop:
 
     async def _commit_before_revoke(self) -> None:
         """Commit what finished before a rebalance; on failure the new owner redoes it."""
-        try:
-            async with asyncio.timeout(self._opts.commit_timeout_s):
-                await self._commit_once()
-        except (TimeoutError, KafkaError, DependencyUnavailable, IllegalStateError) as exc:
-            log.warning("commit before rebalance failed", extra={"error": repr(exc)})
-
-    async def _commit_once(self) -> None:
         offsets = self._finished_offsets()
         if not offsets or self._opts.assign_all or self._opts.group_id is None:
             return
-        await self._producer.wait_delivered()
-        await self.consumer.commit(offsets)
+        try:
+            async with asyncio.timeout(self._opts.commit_timeout_s):
+                await self._producer.wait_delivered()
+                await self.consumer.commit(offsets)
+        except (TimeoutError, KafkaError, DependencyUnavailable, IllegalStateError) as exc:
+            log.warning("commit before rebalance failed", extra={"error": repr(exc)})
 
     def _finished_offsets(self) -> dict[TopicPartition, int]:
         offsets = {}

@@ -20,17 +20,17 @@ import pytest
 
 from perpsignal_common.embedded import EmbeddedKafka, EmbeddedPostgres
 from perpsignal_common.settings import KafkaSettings
+from tests.recorded import recorded_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The recorded market data and vendor bodies in ../shared/data (skip when absent)."""
-    path = SHARED / "data"
-    if not path.is_dir():
-        pytest.skip("../shared/data is not present on this machine")
+    """Recorded market data and vendor bodies (bundled in data/recorded; tests/recorded.py)."""
+    path = recorded_data_dir()
+    if path is None:
+        pytest.skip("no recorded data: data/recorded/recorded-data.tar.xz is missing")
     return path
 
 

@@ -15,8 +15,10 @@ from perpsignal_common.events.base import Event
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.readmodel import ReadModel
 from perpsignal_gateway.settings import GatewaySettings
+from tests.recorded import recorded_data_dir
 
-API_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "api"
+_DATA = recorded_data_dir()
+API_DIR = (_DATA or Path("/nonexistent")) / "api"
 
 
 class RecordingProducer:

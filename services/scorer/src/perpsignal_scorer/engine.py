@@ -281,20 +281,30 @@ class ScoringEngine:
         append_point(self.state(ev.symbol).ls(ev.kind), _ts(ev.observed_at), ev.long_share, 60.0)
         return []
 
-    def _liq(self, symbol: str, t: float, long_usd: float, short_usd: float) -> None:
-        st = self.state(symbol)
-        st.liquidations.append((t, long_usd, short_usd))
+    def _liq_seen(self, st: SymbolState, t: float) -> None:
         if st.liquidations_seen_at is None or t > st.liquidations_seen_at:
             st.liquidations_seen_at = t
 
     def _liq_bucket(self, ev: LiquidationBucketV1) -> list[SignalScoredV1]:
-        t = _ts(ev.observed_at)
-        self._liq(ev.symbol, t, ev.long_liquidations_usd, ev.short_liquidations_usd)
+        st = self.state(ev.symbol)
+        end = _ts(ev.observed_at)
+        key = ("bucket", ev.venue, ev.source, end, ev.window_s)
+        long_usd, short_usd = ev.long_liquidations_usd, ev.short_liquidations_usd
+        if st.liquidations.add_bucket(
+            key, ev.venue, ev.source, end - ev.window_s, end, long_usd, short_usd
+        ):
+            self._liq_seen(st, end)
         return []
 
     def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:
+        st = self.state(ev.symbol)
+        t = _ts(ev.observed_at)
         long_usd = ev.notional_usd if ev.liquidated_side == "LONG" else 0.0
-        self._liq(ev.symbol, _ts(ev.observed_at), long_usd, ev.notional_usd - long_usd)
+        short_usd = ev.notional_usd - long_usd
+        if st.liquidations.add_order(
+            order_identity(ev), ev.venue, ev.source, t, long_usd, short_usd
+        ):
+            self._liq_seen(st, t)
         return []
 
     def _social(self, ev: SocialMetricsV1) -> list[SignalScoredV1]:
@@ -512,6 +522,12 @@ class ScoringEngine:
             },
             _SIGNAL_SET,
         )
+
+
+def order_identity(ev: LiquidationOrderV1) -> tuple[object, ...]:
+    """Return what identifies a liquidation order: venue, symbol, side, price, quantity and
+    trade time (no venue we read gives liquidations an id), whichever source relayed it."""
+    return (ev.venue, ev.symbol, ev.liquidated_side, ev.price, ev.quantity, _ts(ev.observed_at))
 
 
 def _ohlc(b: Bar) -> Ohlc:

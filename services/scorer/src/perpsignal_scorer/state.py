@@ -331,6 +331,14 @@ class SymbolState:
             self.ema_slow.update(bar.close)
         return True
 
+    def take_inputs(self, other: SymbolState) -> None:
+        """Take over `other`'s inputs except candles (a new venue now drives the symbol)."""
+        self.funding, self.open_interest = other.funding, other.open_interest
+        self.long_short, self.liquidations = other.long_short, other.liquidations
+        self.liquidations_seen_at = other.liquidations_seen_at
+        self.social, self.social_at = other.social, other.social_at
+        self.last_event_s = other.last_event_s
+
     def ls(self, kind: str) -> deque[Point]:
         """Return the long-share history of one long/short kind."""
         dq = self.long_short.get(kind)

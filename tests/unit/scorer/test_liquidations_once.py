@@ -55,14 +55,16 @@ def _api(shared_data: Path, rel: str) -> dict[str, object]:
     return data
 
 
-class _Ingestor:
+class IngestorLiquidations:
     """The ingestor's liquidation path: both streams relayed into one aggregator."""
 
-    def __init__(self, shared_data: Path) -> None:
+    def __init__(self, shared_data: Path, trade_ms: int | None = None) -> None:
         self.shared = shared_data
         self.force_order = _api(shared_data, "binance_usdm/ws_forceOrder.doc_example.json")
         order = self.force_order["o"]
         assert isinstance(order, dict)
+        if trade_ms is not None:  # the recorded message moved to another time
+            self.force_order["E"] = order["T"] = trade_ms
         self.trade_ms = int(order["T"])
         self.producer = _Producer()
         self.now_s = 0.0
@@ -118,8 +120,10 @@ def _moved(r: FactorResult) -> tuple[float, str, object]:
     return r.score, r.status, r.inputs
 
 
-async def _sources(shared_data: Path, *, binance: bool, coinglass_stream: bool) -> _Ingestor:
-    ing = _Ingestor(shared_data)
+async def _sources(
+    shared_data: Path, *, binance: bool, coinglass_stream: bool
+) -> IngestorLiquidations:
+    ing = IngestorLiquidations(shared_data)
     if binance:
         await ing.binance_order()
     if coinglass_stream:

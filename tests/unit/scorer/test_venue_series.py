@@ -40,7 +40,7 @@ def _walk(seed: int) -> list[float]:
     return out
 
 
-def _binance(shared_data: Path) -> list[CandleClosedV1]:
+def binance_candles(shared_data: Path) -> list[CandleClosedV1]:
     """The recorded klines response (BTCUSDT 1m) as rows of a 2-hour response."""
     recorded = json.loads(
         (shared_data / "api/binance_usdm/fapi_v1_klines.recorded.json").read_text()
@@ -56,7 +56,7 @@ def _binance(shared_data: Path) -> list[CandleClosedV1]:
     return parse_klines(klines, SYMBOL, "1m", now)
 
 
-def _okx(shared_data: Path, level: float) -> list[CandleClosedV1]:
+def okx_candles(shared_data: Path, level: float) -> list[CandleClosedV1]:
     """The recorded candles response (BTC-USDT-SWAP 1m, newest first) as a 2-hour one, its
     prices brought to Binance's level (the two recordings are a year apart)."""
     body: dict[str, Any] = json.loads(
@@ -74,7 +74,7 @@ def _okx(shared_data: Path, level: float) -> list[CandleClosedV1]:
     return parse_candles(parsed.data, SYMBOL, "1m")
 
 
-def _interleaved(
+def interleaved(
     binance: Sequence[CandleClosedV1], okx: Sequence[CandleClosedV1], first: str
 ) -> list[CandleClosedV1]:
     """Both venues' candle of each minute, which one arrives first alternating."""
@@ -98,8 +98,8 @@ def _signals(candles: Sequence[CandleClosedV1], primary_venues: str = "") -> lis
 
 @pytest.fixture
 def venues(shared_data: Path) -> tuple[list[CandleClosedV1], list[CandleClosedV1]]:
-    binance = _binance(shared_data)
-    okx = _okx(shared_data, binance[0].close)
+    binance = binance_candles(shared_data)
+    okx = okx_candles(shared_data, binance[0].close)
     assert len(binance) == len(okx) == BARS
     assert {c.venue for c in binance} == {"binance"} and {c.venue for c in okx} == {"okx"}
     assert [c.open_time for c in binance] == [c.open_time for c in okx]  # same minutes
@@ -114,7 +114,7 @@ def test_interleaved_venues_give_the_binance_series(
     binance, okx = venues
     alone = _signals(binance)
     assert len(alone) == BARS
-    assert _signals(_interleaved(binance, okx, first)) == alone
+    assert _signals(interleaved(binance, okx, first)) == alone
     assert {s["venue"] for s in alone} == {"binance"}
     assert [s["price"] for s in alone] == [c.close for c in binance]
 
@@ -126,7 +126,7 @@ def test_the_okx_override_gives_the_okx_series(
     binance, okx = venues
     alone = _signals(okx, f"{SYMBOL}:okx")
     assert len(alone) == BARS
-    assert _signals(_interleaved(binance, okx, first), f"{SYMBOL}:okx") == alone
+    assert _signals(interleaved(binance, okx, first), f"{SYMBOL}:okx") == alone
     assert {s["venue"] for s in alone} == {"okx"}
     assert [s["price"] for s in alone] == [c.close for c in okx]
 
@@ -151,7 +151,7 @@ def test_a_symbol_the_primary_does_not_send_is_driven_by_another_venue(
     only_okx.apply(funding)
     expected = [s for c in okx[:60] for s in only_okx.apply(c)][stale_bars - 1 :]
     assert [_dump(s) for s in standing_in] == [_dump(s) for s in expected]
-    after = [s for c in _interleaved(binance[60:], okx[60:], "okx") for s in engine.apply(c)]
+    after = [s for c in interleaved(binance[60:], okx[60:], "okx") for s in engine.apply(c)]
     # OKX's candle of minute 60 came before Binance's first one
     assert [s.venue for s in after] == ["okx"] + ["binance"] * (BARS - 60)
     taken_over = after[1:]

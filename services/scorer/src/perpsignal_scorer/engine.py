@@ -333,19 +333,29 @@ class ScoringEngine:
         for ev in replay:
             self._candle(ev)
 
+    def _from(self, st: SymbolState, kind: str, venue: str) -> bool:
+        """Return True when `venue`'s `kind` input of the symbol is used (one venue each)."""
+        preferred = self.venue_of.get(st.symbol) or self.venues.of(st.symbol)
+        return st.input_from(kind, venue, preferred)
+
     def _funding(self, ev: FundingRateV1) -> list[SignalScoredV1]:
         rate = ev.rate * 8.0 / ev.interval_h if ev.interval_h else ev.rate
-        append_point(self.state(ev.symbol).funding, _ts(ev.observed_at), rate, 60.0)
+        st = self.state(ev.symbol)
+        if self._from(st, "funding", ev.venue):
+            append_point(st.funding, _ts(ev.observed_at), rate, 60.0)
         return []
 
     def _open_interest(self, ev: OpenInterestV1) -> list[SignalScoredV1]:
         value = ev.open_interest if ev.open_interest is not None else ev.open_interest_usd
-        if value is not None:
-            append_point(self.state(ev.symbol).open_interest, _ts(ev.observed_at), value, 60.0)
+        st = self.state(ev.symbol)
+        if value is not None and self._from(st, "open_interest", ev.venue):
+            append_point(st.open_interest, _ts(ev.observed_at), value, 60.0)
         return []
 
     def _long_short(self, ev: LongShortRatioV1) -> list[SignalScoredV1]:
-        append_point(self.state(ev.symbol).ls(ev.kind), _ts(ev.observed_at), ev.long_share, 60.0)
+        st = self.state(ev.symbol)
+        if self._from(st, ev.kind, ev.venue):
+            append_point(st.ls(ev.kind), _ts(ev.observed_at), ev.long_share, 60.0)
         return []
 
     def _liq_seen(self, st: SymbolState, t: float) -> None:

@@ -305,6 +305,8 @@ class SymbolState:
     liquidations_seen_at: float | None = None
     social: dict[str, float | None] = field(default_factory=dict)
     social_at: float | None = None
+    # the venue each of funding, open_interest and the long/short kinds is taken from
+    input_venues: dict[str, str] = field(default_factory=dict)
     last_event_s: float = 0.0
     # per-factor memo of the last sub-score and the inputs it was computed from: a factor
     # whose inputs are the same objects as last time reuses it (only its age is recomputed)
@@ -337,7 +339,32 @@ class SymbolState:
         self.long_short, self.liquidations = other.long_short, other.liquidations
         self.liquidations_seen_at = other.liquidations_seen_at
         self.social, self.social_at = other.social, other.social_at
+        self.input_venues = other.input_venues
         self.last_event_s = other.last_event_s
+
+    def input_from(self, kind: str, venue: str, preferred: str | None) -> bool:
+        """Return True when `venue`'s values of input `kind` (`funding`, `open_interest` or
+        a long/short kind) are used.
+
+        One venue per input, never a mix: venues count differently (Binance's open interest
+        is in contracts, Coinglass's all-exchange total in USD). The first venue to send
+        takes the input; the `preferred` venue (the price series') takes it over, and the
+        input's history restarts with its values.
+        """
+        owner = self.input_venues.get(kind)
+        if owner == venue:
+            return True
+        if owner is not None and venue != preferred:
+            return False
+        self.input_venues[kind] = venue
+        if owner is not None:
+            if kind == "funding":
+                self.funding = deque(maxlen=self.funding.maxlen)
+            elif kind == "open_interest":
+                self.open_interest = deque(maxlen=self.open_interest.maxlen)
+            else:
+                self.long_short.pop(kind, None)
+        return True
 
     def ls(self, kind: str) -> deque[Point]:
         """Return the long-share history of one long/short kind."""

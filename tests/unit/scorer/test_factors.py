@@ -29,7 +29,8 @@ def _state() -> SymbolState:
 def test_liquidations_shorts_squeezed_is_bullish() -> None:
     s = _state()
     # 600k shorts and 200k longs liquidated in the last hour, 5M two hours ago (outside)
-    s.liquidations.extend([(T0 - 7200, 5e6, 0.0), (T0 - 600, 200e3, 0.0), (T0 - 60, 0.0, 600e3)])
+    for t, lo, sh in [(T0 - 7200, 5e6, 0.0), (T0 - 600, 200e3, 0.0), (T0 - 60, 0.0, 600e3)]:
+        s.liquidations.add_order(t, "binance", "binance", t, lo, sh)
     s.liquidations_seen_at = T0 - 60
     r = score_liquidations(s, EvalContext(T0), CFG)
     # imbalance (600-200)/800 = 0.5; significance 800k/1M = 0.8 -> strength 0.4 -> 70

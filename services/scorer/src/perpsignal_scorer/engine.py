@@ -15,14 +15,22 @@ Composite (every number is recomputable from the signal itself):
   (1 when every factor pulls the same way, 0 when they cancel or nothing pulls) and
   freshness = mean over ok factors of 1 - age / staleness limit.
 * top_factors: the 3 factors with the largest |contribution| (ties in FACTOR_NAMES order).
+
+Venues: a symbol's price series comes from one venue, never a mix (`PrimaryVenues`). The
+symbol's primary venue drives it as soon as it sends a candle. Before that, another venue
+may stand in, once it has sent `candle_stale_bars` primary candles without the primary
+sending any (a coin the primary venue does not list); its waiting candles are replayed into
+the series, and the primary takes the series over (a fresh one; the other inputs are kept)
+when it starts sending. Every other venue's candle is ignored. With no primary configured,
+the first venue to send a candle drives the symbol. The signal's `venue` names the driver.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -155,13 +163,36 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
+@dataclass(frozen=True, slots=True)
+class PrimaryVenues:
+    """Which venue's candles drive each symbol's signals (None: the first venue to send)."""
+
+    default: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def of(self, symbol: str) -> str | None:
+        """Return the primary venue of `symbol`."""
+        return self.overrides.get(symbol, self.default)
+
+
 class ScoringEngine:
     """Per-symbol state, SMC and factor evaluation for every symbol it is fed."""
 
-    def __init__(self, cfg: EngineConfig | None = None, *, source: str = SOURCE) -> None:
+    def __init__(
+        self,
+        cfg: EngineConfig | None = None,
+        *,
+        source: str = SOURCE,
+        venues: PrimaryVenues | None = None,
+    ) -> None:
         self.cfg = cfg or EngineConfig()
         self.source = source
+        # the state of each symbol's price series; venue_of[symbol] is its venue
         self.states: dict[str, SymbolState] = {}
+        self.venues = venues or PrimaryVenues()
+        self.venue_of: dict[str, str] = {}
+        # candles of venues that may stand in for a silent primary: symbol -> venue -> key
+        self._waiting: dict[str, dict[str, dict[tuple[str, float], CandleClosedV1]]] = {}
         self.smc: dict[str, dict[str, SmcAnalyzer]] = {}
         self._aggs: dict[str, dict[str, Aggregator]] = {}
         self.fear_greed: tuple[float, float] | None = None
@@ -237,6 +268,8 @@ class ScoringEngine:
 
     def _candle(self, ev: CandleClosedV1) -> list[SignalScoredV1]:
         symbol = ev.symbol
+        if self.venue_of.get(symbol) != ev.venue and not self._takes_series(ev):
+            return []  # another venue's candle: never mixed into the symbol's series
         st = self.states.get(symbol) or self.state(symbol)
         tf = ev.timeframe
         open_s = ev.open_time.timestamp()
@@ -266,35 +299,89 @@ class ScoringEngine:
             st.add_bar(tf, bar)
         return []
 
+    def _takes_series(self, ev: CandleClosedV1) -> bool:
+        """Return True when `ev`'s venue drives its symbol from now on (module docstring)."""
+        symbol, venue = ev.symbol, ev.venue
+        primary = self.venues.of(symbol)
+        driver = self.venue_of.get(symbol)
+        if venue == primary or (driver is None and primary is None):
+            self._drive(symbol, venue, ())
+            return True
+        if driver is not None:
+            return False
+        waiting = self._waiting.setdefault(symbol, {}).setdefault(venue, {})
+        waiting[(ev.timeframe, _ts(ev.open_time))] = ev
+        tf = self.cfg.primary_timeframe
+        if sum(k[0] == tf for k in waiting) < max(1, self.cfg.candle_stale_bars):
+            if len(waiting) > 4 * self.cfg.candle_history:
+                del waiting[min(waiting, key=lambda k: k[1])]
+            return False
+        del waiting[(ev.timeframe, _ts(ev.open_time))]
+        order = sorted(waiting.values(), key=lambda e: (e.observed_at, e.open_time))
+        self._drive(symbol, venue, order)
+        return True
+
+    def _drive(self, symbol: str, venue: str, replay: Sequence[CandleClosedV1]) -> None:
+        """Make `venue` the driver of `symbol`: a fresh series with the symbol's other
+        inputs, fed `replay` (its waiting candles) without emitting signals."""
+        old = self.states.pop(symbol, None)
+        self.venue_of[symbol] = venue
+        self._waiting.pop(symbol, None)
+        st = self.state(symbol)
+        if old is not None:
+            st.take_inputs(old)
+        for ev in replay:
+            self._candle(ev)
+
+    def _from(self, st: SymbolState, kind: str, venue: str) -> bool:
+        """Return True when `venue`'s `kind` input of the symbol is used (one venue each)."""
+        preferred = self.venue_of.get(st.symbol) or self.venues.of(st.symbol)
+        return st.input_from(kind, venue, preferred)
+
     def _funding(self, ev: FundingRateV1) -> list[SignalScoredV1]:
         rate = ev.rate * 8.0 / ev.interval_h if ev.interval_h else ev.rate
-        append_point(self.state(ev.symbol).funding, _ts(ev.observed_at), rate, 60.0)
+        st = self.state(ev.symbol)
+        if self._from(st, "funding", ev.venue):
+            append_point(st.funding, _ts(ev.observed_at), rate, 60.0)
         return []
 
     def _open_interest(self, ev: OpenInterestV1) -> list[SignalScoredV1]:
         value = ev.open_interest if ev.open_interest is not None else ev.open_interest_usd
-        if value is not None:
-            append_point(self.state(ev.symbol).open_interest, _ts(ev.observed_at), value, 60.0)
+        st = self.state(ev.symbol)
+        if value is not None and self._from(st, "open_interest", ev.venue):
+            append_point(st.open_interest, _ts(ev.observed_at), value, 60.0)
         return []
 
     def _long_short(self, ev: LongShortRatioV1) -> list[SignalScoredV1]:
-        append_point(self.state(ev.symbol).ls(ev.kind), _ts(ev.observed_at), ev.long_share, 60.0)
+        st = self.state(ev.symbol)
+        if self._from(st, ev.kind, ev.venue):
+            append_point(st.ls(ev.kind), _ts(ev.observed_at), ev.long_share, 60.0)
         return []
 
-    def _liq(self, symbol: str, t: float, long_usd: float, short_usd: float) -> None:
-        st = self.state(symbol)
-        st.liquidations.append((t, long_usd, short_usd))
+    def _liq_seen(self, st: SymbolState, t: float) -> None:
         if st.liquidations_seen_at is None or t > st.liquidations_seen_at:
             st.liquidations_seen_at = t
 
     def _liq_bucket(self, ev: LiquidationBucketV1) -> list[SignalScoredV1]:
-        t = _ts(ev.observed_at)
-        self._liq(ev.symbol, t, ev.long_liquidations_usd, ev.short_liquidations_usd)
+        st = self.state(ev.symbol)
+        end = _ts(ev.observed_at)
+        key = ("bucket", ev.venue, ev.source, end, ev.window_s)
+        long_usd, short_usd = ev.long_liquidations_usd, ev.short_liquidations_usd
+        if st.liquidations.add_bucket(
+            key, ev.venue, ev.source, end - ev.window_s, end, long_usd, short_usd
+        ):
+            self._liq_seen(st, end)
         return []
 
     def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:
+        st = self.state(ev.symbol)
+        t = _ts(ev.observed_at)
         long_usd = ev.notional_usd if ev.liquidated_side == "LONG" else 0.0
-        self._liq(ev.symbol, _ts(ev.observed_at), long_usd, ev.notional_usd - long_usd)
+        short_usd = ev.notional_usd - long_usd
+        if st.liquidations.add_order(
+            order_identity(ev), ev.venue, ev.source, t, long_usd, short_usd
+        ):
+            self._liq_seen(st, t)
         return []
 
     def _social(self, ev: SocialMetricsV1) -> list[SignalScoredV1]:
@@ -509,9 +596,16 @@ class ScoringEngine:
                 "smc": self.smc_summary(symbol),
                 "candles": self._candles(symbol, bars),
                 "trigger": kind,
+                "venue": self.venue_of.get(symbol),
             },
             _SIGNAL_SET,
         )
+
+
+def order_identity(ev: LiquidationOrderV1) -> tuple[object, ...]:
+    """Return what identifies a liquidation order: venue, symbol, side, price, quantity and
+    trade time (no venue we read gives liquidations an id), whichever source relayed it."""
+    return (ev.venue, ev.symbol, ev.liquidated_side, ev.price, ev.quantity, _ts(ev.observed_at))
 
 
 def _ohlc(b: Bar) -> Ohlc:

@@ -34,7 +34,9 @@ class ScorerService(KafkaService):
 
     def __init__(self, settings: ScorerSettings, engine: ScoringEngine | None = None) -> None:
         super().__init__("scorer", settings)
-        self.engine = engine or ScoringEngine(settings.engine_config())
+        self.engine = engine or ScoringEngine(
+            settings.engine_config(), venues=settings.primary_venues()
+        )
         self.engine.mss = MssScanner(settings.mss_config())
         self.signals_emitted = 0
         self._global_ready = asyncio.Event()

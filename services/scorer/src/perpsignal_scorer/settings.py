@@ -8,6 +8,7 @@ from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.market import Timeframe
 from perpsignal_common.settings import ServiceSettings
 from perpsignal_scorer.config import DEFAULT_STALE_S, DEFAULT_WEIGHTS, EngineConfig, parse_mapping
+from perpsignal_scorer.engine import PrimaryVenues
 from perpsignal_scorer.mss import MssConfig
 
 
@@ -43,6 +44,13 @@ class ScorerSettings(ServiceSettings):
     scorer_global_warmup_s: float = Field(
         default=5.0, description="Max wait for fear & greed history before scoring"
     )
+    scorer_primary_venue: str = Field(
+        default="binance",
+        description="Venue whose candles drive signals (empty: the first venue to send one)",
+    )
+    scorer_primary_venues: str = Field(
+        default="", description="Per-symbol primary venue, e.g. BTCUSDT:okx,ETHUSDT:okx"
+    )
     scorer_mss_threshold: float = 65.0
     scorer_mss_interval_s: float = 900.0
 
@@ -68,6 +76,16 @@ class ScorerSettings(ServiceSettings):
             )
         except ValueError as exc:
             raise ConfigError(f"scorer settings: {exc}") from exc
+
+    def primary_venues(self) -> PrimaryVenues:
+        """Build the per-symbol primary venues; raise ConfigError on a malformed override."""
+        overrides: dict[str, str] = {}
+        for item in filter(None, (x.strip() for x in self.scorer_primary_venues.split(","))):
+            symbol, sep, venue = item.partition(":")
+            if not sep or not symbol.strip() or not venue.strip():
+                raise ConfigError(f"SCORER_PRIMARY_VENUES: {item!r} is not SYMBOL:venue")
+            overrides[symbol.strip().upper()] = venue.strip().lower()
+        return PrimaryVenues(self.scorer_primary_venue.strip().lower() or None, overrides)
 
     def mss_config(self) -> MssConfig:
         """Build the MSS config."""

@@ -11,11 +11,11 @@ than the whole evaluation budget; the tests check them against TA-Lib's RSI and 
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
@@ -142,6 +142,150 @@ class Point:
     value: float
 
 
+# vendors whose liquidation buckets sum every exchange (Coinglass aggregated history)
+AGGREGATE_VENUES = frozenset({"coinglass"})
+# A relayed copy of an order counts only when the venue's own stream delivered nothing for
+# the symbol this close to it: the copy carries the venue's trade time, and a busy symbol's
+# own-stream orders are minutes apart at most while that stream is up
+RELAY_MATCH_S = 300.0
+
+
+class LiquidationLedger:
+    """A symbol's liquidations as received, per venue and source, each order and bucket once.
+
+    Several sources describe the same liquidations: a venue's own order stream (source =
+    venue), the same orders relayed by Coinglass (source `coinglass`, venue = exchange), the
+    ingestor's windows built from those orders and Coinglass's all-exchange totals (venue
+    `coinglass`). Which copies count is decided when read (`totals`), so the answer does not
+    depend on which copy arrived first:
+
+    * one source of truth per venue: its own stream's orders; a relayed order counts only
+      where that stream delivered nothing within `RELAY_MATCH_S`;
+    * a bucket counts only where no order of its venue falls in its window, and a relayed
+      bucket only where the venue's own bucket does not overlap it; an all-exchange total
+      only where no single venue's order or bucket does: they stand in for missing
+      orders, never add to them.
+    """
+
+    __slots__ = ("_ids", "buckets", "orders")
+
+    def __init__(self) -> None:
+        # venue -> source -> time-ordered (time, long usd, short usd)
+        self.orders: dict[str, dict[str, deque[tuple[float, float, float]]]] = {}
+        # venue -> source -> end-ordered (end, start, long usd, short usd)
+        self.buckets: dict[str, dict[str, deque[tuple[float, float, float, float]]]] = {}
+        self._ids: dict[Hashable, None] = {}
+
+    def _first(self, key: Hashable) -> bool:
+        if key in self._ids:
+            return False
+        self._ids[key] = None
+        if len(self._ids) > 16_384:  # forget the oldest: redeliveries come soon after
+            del self._ids[next(iter(self._ids))]
+        return True
+
+    def add_order(
+        self, key: Hashable, venue: str, source: str, t: float, long_usd: float, short_usd: float
+    ) -> bool:
+        """Record one order; return False when an order with this identity was recorded."""
+        if not self._first(key):
+            return False
+        feed = self.orders.setdefault(venue, {}).setdefault(source, deque(maxlen=4096))
+        _insert(feed, (t, long_usd, short_usd))
+        return True
+
+    def add_bucket(
+        self,
+        key: Hashable,
+        venue: str,
+        source: str,
+        start: float,
+        end: float,
+        long_usd: float,
+        short_usd: float,
+    ) -> bool:
+        """Record one window's sums; return False when this window was recorded."""
+        if not self._first(key):
+            return False
+        feed = self.buckets.setdefault(venue, {}).setdefault(source, deque(maxlen=1024))
+        _insert(feed, (end, start, long_usd, short_usd))
+        return True
+
+    def totals(self, start: float, end: float) -> tuple[float, float]:
+        """Return (long usd, short usd) liquidated in (start, end], each liquidation once."""
+        long_usd = short_usd = 0.0
+        for venue, sources in self.orders.items():
+            own = sources.get(venue)
+            for source, feed in sources.items():
+                relayed = own if source != venue else None
+                for t, lo, sh in _between(feed, start, end):
+                    if relayed and _any_between(relayed, t - RELAY_MATCH_S, t + RELAY_MATCH_S):
+                        continue
+                    long_usd += lo
+                    short_usd += sh
+        for venue, bucket_sources in self.buckets.items():
+            own_buckets = bucket_sources.get(venue)
+            for source, buckets in bucket_sources.items():
+                relayed_b = own_buckets if source != venue else None
+                for b_end, b_start, lo, sh in _between(buckets, start, end):
+                    if self._covered(venue, b_start, b_end) or (
+                        relayed_b and _overlaps(relayed_b, b_start, b_end)
+                    ):
+                        continue
+                    long_usd += lo
+                    short_usd += sh
+        return long_usd, short_usd
+
+    def _covered(self, venue: str, start: float, end: float) -> bool:
+        """Return True when an order of `venue` was recorded in [start, end]; for an
+        all-exchange total, an order or a bucket of any single venue."""
+        if venue not in AGGREGATE_VENUES:
+            sources = self.orders.get(venue)
+            return sources is not None and any(
+                _any_between(feed, start, end) for feed in sources.values()
+            )
+        return any(
+            _any_between(feed, start, end)
+            for sources in self.orders.values()
+            for feed in sources.values()
+        ) or any(
+            _overlaps(feed, start, end)
+            for v, sources in self.buckets.items()
+            if v not in AGGREGATE_VENUES
+            for feed in sources.values()
+        )
+
+
+def _insert(feed: deque[Any], item: tuple[float, ...]) -> None:
+    """Append a time-keyed item, or insert it in time order when it arrived late."""
+    if not feed or item[0] >= feed[-1][0]:
+        feed.append(item)
+        return
+    if len(feed) == feed.maxlen:
+        feed.popleft()  # a full deque refuses insert(): drop the oldest as append would
+    insort(feed, item)
+
+
+def _between(feed: deque[Any], start: float, end: float) -> list[Any]:
+    """Return the items of a time-ordered feed keyed in (start, end]."""
+    lo = bisect_right(feed, start, key=_FIRST)
+    hi = bisect_right(feed, end, key=_FIRST)
+    return [feed[i] for i in range(lo, hi)]
+
+
+def _any_between(feed: deque[Any], start: float, end: float) -> bool:
+    """Return True when a time-ordered feed has an item keyed in [start, end]."""
+    i = bisect_left(feed, start, key=_FIRST)
+    return i < len(feed) and feed[i][0] <= end
+
+
+def _overlaps(buckets: deque[Any], start: float, end: float) -> bool:
+    """Return True when a bucket (end, start, ...) of an end-ordered feed overlaps
+    (start, end)."""
+    i = bisect_right(buckets, start, key=_FIRST)
+    return any(buckets[j][1] < end for j in range(i, len(buckets)))
+
+
 @dataclass
 class SymbolState:
     """Everything the factors read for one symbol."""
@@ -157,13 +301,12 @@ class SymbolState:
     funding: deque[Point] = field(default_factory=lambda: deque(maxlen=1024))
     open_interest: deque[Point] = field(default_factory=lambda: deque(maxlen=2048))
     long_short: dict[str, deque[Point]] = field(default_factory=dict)
-    # (time, long liquidated usd, short liquidated usd)
-    liquidations: deque[tuple[float, float, float]] = field(
-        default_factory=lambda: deque(maxlen=4096)
-    )
+    liquidations: LiquidationLedger = field(default_factory=LiquidationLedger)
     liquidations_seen_at: float | None = None
     social: dict[str, float | None] = field(default_factory=dict)
     social_at: float | None = None
+    # the venue each of funding, open_interest and the long/short kinds is taken from
+    input_venues: dict[str, str] = field(default_factory=dict)
     last_event_s: float = 0.0
     # per-factor memo of the last sub-score and the inputs it was computed from: a factor
     # whose inputs are the same objects as last time reuses it (only its age is recomputed)
@@ -190,6 +333,39 @@ class SymbolState:
             self.ema_slow.update(bar.close)
         return True
 
+    def take_inputs(self, other: SymbolState) -> None:
+        """Take over `other`'s inputs except candles (a new venue now drives the symbol)."""
+        self.funding, self.open_interest = other.funding, other.open_interest
+        self.long_short, self.liquidations = other.long_short, other.liquidations
+        self.liquidations_seen_at = other.liquidations_seen_at
+        self.social, self.social_at = other.social, other.social_at
+        self.input_venues = other.input_venues
+        self.last_event_s = other.last_event_s
+
+    def input_from(self, kind: str, venue: str, preferred: str | None) -> bool:
+        """Return True when `venue`'s values of input `kind` (`funding`, `open_interest` or
+        a long/short kind) are used.
+
+        One venue per input, never a mix: venues count differently (Binance's open interest
+        is in contracts, Coinglass's all-exchange total in USD). The first venue to send
+        takes the input; the `preferred` venue (the price series') takes it over, and the
+        input's history restarts with its values.
+        """
+        owner = self.input_venues.get(kind)
+        if owner == venue:
+            return True
+        if owner is not None and venue != preferred:
+            return False
+        self.input_venues[kind] = venue
+        if owner is not None:
+            if kind == "funding":
+                self.funding = deque(maxlen=self.funding.maxlen)
+            elif kind == "open_interest":
+                self.open_interest = deque(maxlen=self.open_interest.maxlen)
+            else:
+                self.long_short.pop(kind, None)
+        return True
+
     def ls(self, kind: str) -> deque[Point]:
         """Return the long-share history of one long/short kind."""
         dq = self.long_short.get(kind)
@@ -199,6 +375,7 @@ class SymbolState:
 
 
 _T = attrgetter("t")
+_FIRST = itemgetter(0)
 _CLOSE = attrgetter("close_s")
 
 

@@ -78,6 +78,9 @@ class ScoredSignalFields(Payload):
         default=(), description="Recent candles of the scoring timeframe, oldest first"
     )
     trigger: Literal["candle", "on_demand", "backtest", "request"] = "candle"
+    venue: str | None = Field(
+        default=None, description="Venue whose candles are the price series (absent: unknown)"
+    )
 
 
 class SignalScoredV1(ScoredSignalFields, Event):

@@ -3,6 +3,10 @@
 Buckets are fixed windows (`window_s`, aligned to the epoch) per venue and symbol; a window is
 published once it has ended. Windows with no liquidation produce no bucket: the stream only
 tells us what happened, and "nothing" would be a guess whenever the socket was down.
+
+One source per venue and window: when both the venue's own stream and the Coinglass relay
+report a venue's orders, the bucket sums the venue's own stream only (the relay repeats the
+same orders), and the relayed orders fill a window only when the venue's stream gave none.
 """
 
 from __future__ import annotations
@@ -27,17 +31,19 @@ class _Bucket:
 
 
 class LiquidationAggregator:
-    """Sum liquidations per (source, venue, symbol, window) and emit closed windows."""
+    """Sum liquidations per (venue, symbol, window) from one source and emit closed windows."""
 
     def __init__(self, window_s: int = 300, clock: Callable[[], float] = time.time) -> None:
         self.window_s = window_s
         self._clock = clock
-        self._buckets: dict[tuple[str, str, str, int], _Bucket] = defaultdict(_Bucket)
+        # (venue, symbol, window) -> source -> sums
+        self._buckets: dict[tuple[str, str, int], dict[str, _Bucket]] = defaultdict(dict)
 
     def add(self, order: LiquidationOrderV1) -> None:
         """Count one liquidation in its window (by exchange time)."""
         window = int(order.observed_at.timestamp() // self.window_s)
-        b = self._buckets[(order.source, order.venue, order.symbol, window)]
+        sources = self._buckets[(order.venue, order.symbol, window)]
+        b = sources.setdefault(order.source, _Bucket())
         if order.liquidated_side == "LONG":
             b.long_usd += order.notional_usd
         else:
@@ -48,9 +54,9 @@ class LiquidationAggregator:
         """Return (and forget) every bucket whose window has ended."""
         current = int(self._clock() // self.window_s)
         out = []
-        for key in sorted(k for k in self._buckets if k[3] < current):
-            source, venue, symbol, window = key
-            b = self._buckets.pop(key)
+        for key in sorted(k for k in self._buckets if k[2] < current):
+            venue, symbol, window = key
+            source, b = _one_source(venue, self._buckets.pop(key))
             end = s_to_dt((window + 1) * self.window_s)
             out.append(
                 LiquidationBucketV1(
@@ -68,6 +74,12 @@ class LiquidationAggregator:
                 )
             )
         return out
+
+
+def _one_source(venue: str, sources: dict[str, _Bucket]) -> tuple[str, _Bucket]:
+    """Return the venue's own stream's sums when it reported the window, else a relay's."""
+    source = venue if venue in sources else min(sources)
+    return source, sources[source]
 
 
 class LiquidationRelay:

@@ -40,14 +40,8 @@ def score_liquidations(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) 
     limit = cfg.limits["liquidations"]
     if age > limit:
         return stale(age, limit)
-    start = ctx.now - cfg.liquidation_window_s
-    long_usd = short_usd = 0.0
-    for t, lo, sh in reversed(state.liquidations):
-        if t <= start:
-            break
-        if t <= ctx.now:
-            long_usd += lo
-            short_usd += sh
+    # each liquidation once, whichever sources reported it (see LiquidationLedger)
+    long_usd, short_usd = state.liquidations.totals(ctx.now - cfg.liquidation_window_s, ctx.now)
     s = liquidation_strength(long_usd, short_usd, cfg.liquidation_full_usd)
     return FactorResult(
         to_score(s),

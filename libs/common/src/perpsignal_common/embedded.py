@@ -152,6 +152,10 @@ class EmbeddedKafka:
         """Return the broker's PID while it runs."""
         return self._proc.pid if self._proc else None
 
+    def running(self) -> bool:
+        """Return True while the broker we started is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         """Stop the broker (all its data is gone: memory storage)."""
         if self._proc is None:

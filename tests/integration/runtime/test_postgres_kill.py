@@ -129,7 +129,7 @@ async def test_sigkill_postmaster_mid_stream_loses_and_duplicates_nothing(
                 "NOTIFIER_RATE_GROUP_PER_MIN": "60000",
                 "NOTIFIER_RATE_GLOBAL_PER_S": "1000",
                 "NOTIFIER_POLL_COMMANDS": "false",
-                "TELEGRAM_REQUEST_TIMEOUT_S": "5",
+                "TELEGRAM_REQUEST_TIMEOUT_S": "60",
             },
         }
         procs = [

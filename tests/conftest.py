@@ -3,7 +3,11 @@
 * Kafka: `KAFKA_BOOTSTRAP_SERVERS` when set, else the embedded broker (one per xdist worker).
   Each test gets its own topic prefix, so tests never see each other's messages.
 * PostgreSQL: `DATABASE_URL` when set (a server URL; databases are created on it), else the
-  embedded server. Each test that asks for `database_url` gets a fresh, migrated database.
+  embedded server (not durable: test data is thrown away, and fsync is slow on a busy
+  machine). Each test that asks for `database_url` gets a fresh, migrated database.
+
+Embedded servers run in their own process group and are registered with the reaper
+(`tests.helpers.kill_on_exit`), so they are stopped however the run ends.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ import pytest
 
 from perpsignal_common.embedded import EmbeddedKafka, EmbeddedPostgres
 from perpsignal_common.settings import KafkaSettings
+from tests.helpers import install_reaper, kill_on_exit
 from tests.recorded import recorded_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Arm the reaper in the controller and in every xdist worker, before any fixture runs."""
+    install_reaper()
 
 
 @pytest.fixture(scope="session")
@@ -43,10 +53,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     log = tmp_path_factory.mktemp("kafka") / "broker.log"
     broker = EmbeddedKafka(log_path=log).start()
+    forget = kill_on_exit(broker.stop)
     try:
         yield broker.bootstrap
     finally:
         broker.stop()
+        forget()
 
 
 @pytest.fixture
@@ -118,12 +130,19 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     # Not under pytest's basetemp: a concurrent pytest run prunes old basetemps, and
     # PostgreSQL shuts down when its data folder disappears
     root = Path(tempfile.mkdtemp(prefix="perpsignal-pg-"))
-    server = EmbeddedPostgres(root / "data", database="postgres").start()
+    server = EmbeddedPostgres(root / "data", database="postgres", durable=False)
+
+    def cleanup() -> None:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    forget = kill_on_exit(cleanup)
+    server.start()
     try:
         yield PgServer(server.url("postgres"), server)
     finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        cleanup()
+        forget()
 
 
 @pytest.fixture

@@ -1,12 +1,22 @@
-"""Test helpers: polling with deadlines, topic readers and service subprocesses."""
+"""Test helpers: polling with deadlines, topic readers, service subprocesses and a reaper.
+
+Every server and service a test starts runs in its own process group and is registered with
+`kill_on_exit`: the callbacks run when the test session ends however it ends (normal exit,
+failure, Ctrl-C, SIGTERM or SIGHUP of the run or of an xdist worker), so no broker, database
+or service outlives the run. A SIGKILLed run is covered by the children's parent-death signal
+(`perpsignal_common.embedded.die_with_parent`).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -14,11 +24,70 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from perpsignal_common.embedded import die_with_parent
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import decode
 from perpsignal_common.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[1]
+
+_cleanups: dict[int, Callable[[], None]] = {}
+_cleanup_ids = iter(range(1 << 62))
+_cleanup_lock = threading.Lock()
+_installed = False
+
+
+def _run_cleanups() -> None:
+    with _cleanup_lock:
+        pending = list(_cleanups.items())
+        _cleanups.clear()
+    for _, fn in reversed(pending):  # last started, first stopped
+        with contextlib.suppress(Exception):
+            fn()
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    _run_cleanups()
+    # then die of the signal as the run would have (or stop pytest on Ctrl-C)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def install_reaper() -> None:
+    """Run the registered cleanups at exit and on SIGTERM/SIGHUP (once per process)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    atexit.register(_run_cleanups)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _on_signal)
+
+
+def kill_on_exit(fn: Callable[[], None]) -> Callable[[], None]:
+    """Register `fn` to run if the session ends before it is unregistered; return the undo."""
+    install_reaper()
+    with _cleanup_lock:
+        key = next(_cleanup_ids)
+        _cleanups[key] = fn
+
+    def forget() -> None:
+        with _cleanup_lock:
+            _cleanups.pop(key, None)
+
+    return forget
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Signal the process group led by `proc` (it was started in its own session)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
 
 
 async def eventually(
@@ -109,30 +178,43 @@ class ServiceProcess:
         self.env = {**os.environ, "LOG_FORMAT": "json", **env}
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._forget: Callable[[], None] | None = None
 
     def start(self) -> ServiceProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"perpsignal_{self.name}"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", f"perpsignal_{self.name}"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                start_new_session=True,  # its own group: the reaper kills it and its children
+                preexec_fn=die_with_parent(signal.SIGKILL),
+            )
+        self.proc = proc
+        self._forget = kill_on_exit(lambda: kill_group(proc))
         return self
+
+    def _reaped(self) -> None:
+        if self._forget is not None and self.proc is not None and self.proc.poll() is not None:
+            self._forget()
+            self._forget = None
 
     def kill(self) -> None:
         """SIGKILL: no chance to drain or commit."""
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+        self._reaped()
 
     def terminate(self, timeout: float = 30) -> int:
         """SIGTERM and wait; return the exit code."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._reaped()
+        return code
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -179,6 +179,9 @@ class Stack:
                 "NOTIFIER_RATE_PRIVATE_PER_S": "1000",
                 "NOTIFIER_RATE_GLOBAL_PER_S": "1000",
                 "NOTIFIER_POLL_COMMANDS": "false",
+                # a timed-out send is retried, and the fake may have recorded the first one:
+                # on a busy machine a 10 s default turned slow answers into duplicates
+                "TELEGRAM_REQUEST_TIMEOUT_S": "60",
             }
         elif name == "gateway":
             env |= self.vendors.env() | {

@@ -51,7 +51,8 @@ def notifier_env(
         "NOTIFIER_COOLDOWN_S": "0",
         "NOTIFIER_RATE_GROUP_PER_MIN": "6000",
         "NOTIFIER_POLL_COMMANDS": "false",
-        "TELEGRAM_REQUEST_TIMEOUT_S": "5",
+        # a timed-out send is retried (a duplicate at the fake): generous under load
+        "TELEGRAM_REQUEST_TIMEOUT_S": "60",
         **extra,
     }
     if fake is not None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from perpsignal_common.embedded import die_with_parent, free_port
 from perpsignal_common.errors import TransientError
 from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.market import CandleClosedV1
@@ -24,7 +26,7 @@ from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Reco
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_common.settings import KafkaSettings
-from tests.helpers import REPO, TopicReader, eventually
+from tests.helpers import REPO, TopicReader, eventually, kill_group, kill_on_exit
 
 pytestmark = pytest.mark.kafka
 
@@ -207,8 +209,8 @@ async def test_stop_drains_and_commits_so_a_restart_resumes_without_repeats(
     stop2 = asyncio.Event()
     task2 = asyncio.create_task(loop2.run(stop2))
     try:
+        # one key, one partition: a repeat of the first 50 would be handled before the new 10
         await eventually(lambda: len(handled) >= 10, what="second batch")
-        await asyncio.sleep(0.5)  # a repeat of the first 50 would show up here
     finally:
         stop2.set()
         await task2
@@ -300,7 +302,6 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
     env = {
         **kafka_env,
         "DATABASE_URL": database_url,
-        "OPS_PORT": "0",
         "KAFKA_CREATE_TOPICS": "true",
         "LOG_LEVEL": "WARNING",
     }
@@ -326,12 +327,10 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
     try:
         publisher = asyncio.create_task(publish_stream())
         # kill it while the stream is flowing and effects are being written
+        # a cold start on a busy 2-core machine can take a minute: wait for the work itself
         await eventually(
-            lambda: count("select count(*) from effects"), timeout=60, what="first effects"
-        )
-        await eventually(
-            lambda: _gt(count("select count(*) from effects"), 1500),
-            timeout=60,
+            _alive(proc, lambda: _gt(count("select count(*) from effects"), 1500)),
+            timeout=240,
             what="some effects before the kill",
         )
         proc.kill()
@@ -341,8 +340,8 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
         await publisher
         proc = spawn()
         await eventually(
-            lambda: _eq(count("select count(*) from effects"), total),
-            timeout=120,
+            _alive(proc, lambda: _eq(count("select count(*) from effects"), total)),
+            timeout=240,
             interval=0.2,
             what="all effects after restart",
         )
@@ -363,15 +362,33 @@ async def test_sigkill_during_10000_events_then_restart_loses_no_effect(
 
 
 def _spawn_effect_app(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    """Start the effect app as its own process, appending to log_dir/effect.log."""
-    log = open(log_dir / "effect.log", "ab")  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.runtime.effect_app"],
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
+    """Start the effect app as its own process, appending to log_dir/effect.log.
+
+    Its ops server gets a free port: the default one (9100) is shared by every concurrent
+    run on the machine, and a second app bound to it would exit at start-up.
+    """
+    with open(log_dir / "effect.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.runtime.effect_app"],
+            env={**os.environ, **env, "OPS_PORT": str(free_port()), "OPS_HOST": "127.0.0.1"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),
+        )
+    kill_on_exit(lambda: kill_group(proc))
+    return proc
+
+
+def _alive(proc: subprocess.Popen[bytes], check: Callable[[], Awaitable[bool]]):  # type: ignore[no-untyped-def]
+    """Wrap `check` so that waiting on it fails at once when `proc` died (not at the timeout)."""
+
+    async def run() -> bool:
+        assert proc.poll() is None, f"the effect app exited with {proc.returncode}"
+        return await check()
+
+    return run
 
 
 async def _gt(value: object, n: int) -> bool:
@@ -405,7 +422,6 @@ async def test_sigterm_drains_commits_and_exits_zero(
         **os.environ,
         **kafka_env,
         "DATABASE_URL": database_url,
-        "OPS_PORT": "0",
         "LOG_LEVEL": "INFO",
     }
     producer = await _producer(kafka_settings)
@@ -417,7 +433,7 @@ async def test_sigterm_drains_commits_and_exits_zero(
     proc = spawn()
     try:
         await eventually(
-            lambda: _eq(conn.fetchval("select count(*) from effects"), 300),
+            _alive(proc, lambda: _eq(conn.fetchval("select count(*) from effects"), 300)),
             timeout=180,
             what="all 300 effects",
         )
@@ -427,11 +443,14 @@ async def test_sigterm_drains_commits_and_exits_zero(
         await producer.publish_many([candle(i, "D0USDT") for i in range(300, 310)])
         proc = spawn()
         await eventually(
-            lambda: _eq(conn.fetchval("select count(*) from effects"), 310),
-            timeout=60,
+            _alive(proc, lambda: _eq(conn.fetchval("select count(*) from effects"), 310)),
+            timeout=180,
             what="the 10 new effects",
         )
-        await asyncio.sleep(0.5)
+        # a repeat of the first 300 would be fetched with the new records (all partitions
+        # start at once): let the second process drain and exit, then count every delivery
+        proc.send_signal(15)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
         assert await conn.fetchval("select count(*) from deliveries") == 310
     finally:
         if proc.poll() is None:

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
+# commands that talk to the broker or database: they use a running `perpsignal up`'s addresses
+# (its data folder's stack.json) when KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are unset
+FINDS_RUNNING_STACK = ("topics", "migrate", "export", "replay", "record")
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -159,6 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command in FINDS_RUNNING_STACK:
+        from perpsignal_cli.stack import use_running_stack
+
+        use_running_stack()
     try:
         rc = args.func(args)
     except ModuleNotFoundError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from perpsignal_cli.backtesting.eventfile import raw_line
+from perpsignal_cli.stack import use_running_stack
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
 
@@ -105,6 +106,7 @@ async def record(
 def main(argv: list[str]) -> int:
     """Record until a stop condition; Ctrl-C keeps everything received so far."""
     args = build_parser().parse_args(argv)
+    use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
     topics = args.topic or [str(t) for t in DEFAULT_TOPICS]
 
     async def run() -> int:

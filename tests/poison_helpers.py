@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 from perpsignal_common.db.models.ingestor import KnownSymbol
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
@@ -19,6 +21,7 @@ from perpsignal_common.events.market import (
     ListingDetectedV1,
 )
 from perpsignal_common.events.registry import encode
+from perpsignal_common.events.signals import Ohlc, SignalScoredV1
 from perpsignal_connectors.alternative_me.parsing import parse_fng
 from perpsignal_connectors.alternative_me.schemas import FNG
 from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_klines
@@ -27,6 +30,7 @@ from perpsignal_ingestor.listings import listing_event
 from perpsignal_ingestor.universe import Universe
 
 _SENTINEL = "\u2063poison\u2063"
+_candle_json = Ohlc.__pydantic_serializer__.to_json
 NOW = datetime.now(UTC)
 
 # (what, top-level field, JSON token) for a candle; `None` tokens are computed per event
@@ -114,3 +118,33 @@ def listing(symbol: str, base: str, onboard: datetime) -> ListingDetectedV1:
 def wire(event: Any) -> bytes:
     """The bytes a producer writes for `event`."""
     return encode(event)
+
+
+def poison_newest_candle(signal: SignalScoredV1, field: str, token: str) -> bytes:
+    """The signal's bytes with `field` of its newest candle set to the JSON text `token`.
+
+    Only that candle's text changes, so the judge's codec meets the same window as for the
+    clean signal and validates just this candle (its fast path).
+    """
+    raw = encode(signal)
+    newest = signal.candles[-1]
+    text = _candle_json(newest)
+    value = getattr(newest, field)
+    shown = (
+        b'"' + value.isoformat().replace("+00:00", "Z").encode() + b'"'
+        if isinstance(value, datetime)
+        else to_json(value)
+    )
+    old, new = f'"{field}":'.encode() + shown, f'"{field}":{token}'.encode()
+    assert raw.count(text) == 1 and text.count(old) == 1
+    return raw.replace(text, text.replace(old, new))
+
+
+def scored_signals(csv_path: Path, symbol: str, n: int) -> list[SignalScoredV1]:
+    """Signals as the real scorer emits them for `n` recorded 5m candles (30-candle windows)."""
+    from perpsignal_scorer.engine import ScoringEngine
+    from perpsignal_scorer.settings import ScorerSettings
+
+    settings = ScorerSettings(scorer_primary_timeframe="5m", scorer_smc_timeframes="5m,15m")
+    engine = ScoringEngine(settings.engine_config())
+    return [s for c in binance_candles(csv_path, symbol, "5m", n) for s in engine.apply(c)]

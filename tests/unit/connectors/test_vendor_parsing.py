@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from perpsignal_common.events.values import configure_clock_skew, max_clock_skew_s
 from perpsignal_connectors.alternative_me.parsing import parse_fng
 from perpsignal_connectors.alternative_me.schemas import FNG
 from perpsignal_connectors.coinapi import parsing as ca_p
@@ -93,6 +94,17 @@ def test_coinglass_funding_percent_becomes_fraction(load, name: str) -> None:
     ],
 )
 def test_coinglass_open_interest(load, name: str) -> None:
+    # these documented examples carry illustrative times up to 2053, which a real event
+    # could never have: the parser is tested with the contract's clock check widened
+    previous = max_clock_skew_s()
+    configure_clock_skew(100 * 365 * 86400)
+    try:
+        _check_coinglass_open_interest(load, name)
+    finally:
+        configure_clock_skew(previous)
+
+
+def _check_coinglass_open_interest(load, name: str) -> None:
     raw = load(f"coinglass/{name}")["data"]
     events = cg_p.parse_oi_ohlc(cg_s.OHLC.validate_python(raw), "BTC", "1h", FAR)
     assert [e.open_interest_usd for e in events] == [float(r["close"]) for r in raw]

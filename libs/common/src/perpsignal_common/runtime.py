@@ -17,6 +17,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from perpsignal_common.errors import ConfigError, DependencyUnavailable
+from perpsignal_common.events.values import configure_clock_skew
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.consumer import ConsumerLoop
 from perpsignal_common.kafka.producer import EventProducer
@@ -173,6 +174,7 @@ def run_service(build: Callable[[], tuple[Service, ServiceSettings]]) -> None:
         log.error("invalid configuration", extra={"error": str(exc)})
         sys.exit(2)
     configure_logging(service.name, settings.log_level, settings.log_format)
+    configure_clock_skew(settings.event_max_clock_skew_s)
     try:
         _run(serve(service, settings))
     except (DependencyUnavailable, ExceptionGroup) as exc:

@@ -164,6 +164,12 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field(
         default="json", description="json (one object per line) or text"
     )
+    event_max_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far ahead of this machine's clock an event time may be; a later "
+        "one is refused (dead-lettered)",
+    )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     ops: OpsSettings = Field(default_factory=OpsSettings)
 

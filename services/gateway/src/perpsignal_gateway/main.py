@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.values import configure_clock_skew
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
@@ -278,6 +279,7 @@ def main() -> None:
         log.error("invalid configuration", extra={"error": str(exc)[:500]})
         sys.exit(2)
     configure_logging("gateway", settings.log_level, settings.log_format)
+    configure_clock_skew(settings.event_max_clock_skew_s)
     config = uvicorn.Config(
         create_app(settings),
         host=settings.gateway_host,

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -29,7 +29,7 @@ from perpsignal_common.events.signals import (
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.errors import ApiError, validation_details
 from perpsignal_gateway.readmodel import ReadModel, age_s
 from perpsignal_gateway.schemas import (
     LiquidationList,
@@ -271,17 +271,11 @@ class Platform:
         if fut is not None and not fut.done():
             fut.set_result(reply)
 
-    async def validate(self, q: a.ValidateArgs) -> SignalOut:
-        if self.producer is None:
-            raise DependencyUnavailable("no producer")
-        symbol = normalize_symbol(q.symbol)
-        cid = str(uuid.uuid4())
-        latest = self.model.signals.get(symbol)
-        context = None
-        if latest is not None:
-            fields = ScoredSignalFields.model_fields.keys()
-            context = ScoredSignalFields.model_validate(latest.model_dump(include=set(fields)))
-        request = JudgeRequestV1(
+    @staticmethod
+    def _judge_request(
+        q: a.ValidateArgs, symbol: str, cid: str, context: ScoredSignalFields | None
+    ) -> JudgeRequestV1:
+        return JudgeRequestV1(
             event_id=cid,
             source="gateway",
             symbol=symbol,
@@ -295,6 +289,25 @@ class Platform:
             take_profit_price=q.take_profit_price,
             signal=context,
         )
+
+    async def validate(self, q: a.ValidateArgs) -> SignalOut:
+        if self.producer is None:
+            raise DependencyUnavailable("no producer")
+        symbol = normalize_symbol(q.symbol)
+        cid = str(uuid.uuid4())
+        latest = self.model.signals.get(symbol)
+        context = None
+        if latest is not None:
+            fields = ScoredSignalFields.model_fields.keys()
+            context = ScoredSignalFields.model_validate(latest.model_dump(include=set(fields)))
+        try:
+            request = self._judge_request(q, symbol, cid, context)
+        except ValidationError as exc:  # a symbol or price the bus contract refuses
+            details = validation_details(exc.errors())
+            names = ", ".join(d["field"] for d in details)
+            raise ApiError(
+                422, "invalid_arguments", f"invalid arguments: {names}", details
+            ) from exc
         fut: asyncio.Future[JudgeReplyV1] = asyncio.get_running_loop().create_future()
         self._replies[cid] = fut
         try:

@@ -23,3 +23,9 @@ SOURCE_LAST_SUCCESS = Gauge(
     ["source"],
 )
 TRACKED_SYMBOLS = Gauge("perpsignal_ingestor_tracked_symbols", "Symbols polled on Binance")
+REJECTED_EVENTS = Counter(
+    "perpsignal_ingestor_rejected_events_total",
+    "Events refused (never published) because a value breaks the event contract, by source "
+    "and reason (`field:error`)",
+    ["source", "reason"],
+)

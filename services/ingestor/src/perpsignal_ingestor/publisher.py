@@ -1,39 +1,110 @@
-"""Publish events once: a bounded cache of recently published ids skips re-polled facts.
+"""Publish events once, and only valid ones.
 
-Event ids are deterministic, so consumers would dedupe anyway; skipping here saves the
-broker and every consumer the work of a re-poll (klines with limit 2 return the previous
-candle again every minute).
+* A bounded cache of recently published ids skips re-polled facts. Event ids are
+  deterministic, so consumers would dedupe anyway; skipping here saves the broker and every
+  consumer the work of a re-poll (klines with limit 2 return the previous candle again every
+  minute).
+* Nothing a consumer would dead-letter is published: each event is checked against the
+  contract's value rules (events/values.py) as a consumer will decode it. A vendor value that
+  breaks them (NaN, a zero price, a time in the future...) is refused: logged on one line,
+  counted in `perpsignal_ingestor_rejected_events_total{source,reason}`, and simply absent
+  downstream. `build_each` gives the same per-item refusal to parsers, which build events
+  and so raise on such values: one bad row costs only itself, not its whole response.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from pydantic import ValidationError
 
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.registry import encode
 from perpsignal_common.kafka.producer import EventProducer
-from perpsignal_ingestor.metrics import EVENTS_PUBLISHED, EVENTS_SKIPPED
+from perpsignal_ingestor.metrics import EVENTS_PUBLISHED, EVENTS_SKIPPED, REJECTED_EVENTS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Event)
+
+
+def refusal_reason(exc: ValidationError) -> str:
+    """Return a bounded label for why a value was refused: `<field>:<error type>`."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    if not errors:
+        return "invalid"
+    first = errors[0]
+    field = str(first["loc"][0]) if first["loc"] else "event"
+    return f"{field}:{first['type']}"
+
+
+def refuse(source: str, exc: ValidationError, what: str) -> None:
+    """Count and log (one line, no traceback) an event refused for breaking the contract."""
+    reason = refusal_reason(exc)
+    REJECTED_EVENTS.labels(source, reason).inc()
+    errors = exc.errors(include_url=False, include_context=False)
+    first: dict[str, object] = dict(errors[0]) if errors else {}
+    log.warning(
+        "event refused: a value breaks the event contract; not published",
+        extra={
+            "source": source,
+            "what": what[:120],
+            "reason": reason,
+            "error": str(first.get("msg", ""))[:200],
+            "value": repr(first.get("input"))[:80],
+        },
+    )
+
+
+def build_each(source: str, build: Callable[[T], Iterable[E]], items: Iterable[T]) -> list[E]:
+    """Build events item by item; an item whose event breaks the contract is refused alone."""
+    out: list[E] = []
+    for item in items:
+        try:
+            out.extend(build(item))
+        except ValidationError as exc:
+            refuse(source, exc, exc.title)
+    return out
+
+
+def _valid(event: Event) -> ValidationError | None:
+    """Check `event` as a consumer will decode it (built events can be stale or copied)."""
+    try:
+        type(event).__pydantic_validator__.validate_json(encode(event))
+    except ValidationError as exc:
+        return exc
+    return None
 
 
 class Publisher:
-    """Send events keyed by symbol, skipping ids published recently; wait for acks."""
+    """Send valid events keyed by symbol, skipping ids published recently; wait for acks."""
 
     def __init__(self, producer: EventProducer, cache_size: int = 200_000) -> None:
         self._producer = producer
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._cache_size = cache_size
         self.published = 0
+        self.refused = 0
 
     def seen(self, event_id: str) -> bool:
         """Return True when `event_id` was published recently."""
         return event_id in self._seen
 
     async def publish(self, source: str, events: Iterable[Event]) -> int:
-        """Publish the events not seen before and wait until Kafka acknowledged them."""
+        """Publish the valid events not seen before and wait until Kafka acknowledged them."""
         fresh = []
         for event in events:
             if event.event_id in self._seen:
                 EVENTS_SKIPPED.labels(source).inc()
+                continue
+            error = _valid(event)
+            if error is not None:
+                self.refused += 1
+                refuse(source, error, f"{event.type} {event.symbol}")
                 continue
             fresh.append(event)
         for event in fresh:

@@ -3,7 +3,7 @@
 Events are immutable facts. The envelope is the contract downstream consumers rely on:
 `event_id` is the idempotency key, `type` discriminates the payload, `schema_version` is the
 major version of that payload, `observed_at` is the exchange's (or upstream's) own time and
-`produced_at` is when this process built the event.
+`produced_at` is when this process built the event. What each value may be is in `values.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 from hashlib import sha1
 from typing import ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from perpsignal_common.events.values import EventTime, Ident, SchemaVersion, Symbol
 
 # Fixed namespace so `deterministic_id` gives the same id on every machine, forever
 EVENT_NAMESPACE = uuid.UUID("8f1c2b0e-5d7a-4c55-9a43-2f6f0f4a9d11")
@@ -40,26 +42,28 @@ def utcnow() -> datetime:
 
 
 class Payload(BaseModel):
-    """Base for nested value objects: frozen, tolerant of unknown fields."""
+    """Base for nested value objects: frozen, tolerant of unknown fields, finite floats."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
 
 class Event(BaseModel):
     """Envelope of every event; subclasses pin `type` with a Literal and set `topic`."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
     topic: ClassVar[str]
 
-    event_id: str = Field(description="Unique id; the idempotency key for every consumer")
+    event_id: Ident = Field(description="Unique id; the idempotency key for every consumer")
     type: str = Field(description="Payload type discriminator, e.g. `market.candle`")
-    schema_version: int = Field(default=1, description="Major version of this payload")
-    source: str = Field(description="Origin: a vendor (`binance`) or a service (`scorer`)")
-    symbol: str = Field(description="Partition key: symbol (`BTCUSDT`), coin or metric name")
-    observed_at: AwareDatetime = Field(description="When the fact happened, upstream time")
-    produced_at: AwareDatetime = Field(default_factory=utcnow)
-    correlation_id: str | None = Field(default=None, description="Root of the causal chain")
-    causation_id: str | None = Field(default=None, description="Event that caused this one")
+    schema_version: SchemaVersion = Field(
+        default=1, description="Major version of this payload; an unknown one is refused"
+    )
+    source: Ident = Field(description="Origin: a vendor (`binance`) or a service (`scorer`)")
+    symbol: Symbol = Field(description="Partition key: symbol (`BTCUSDT`), coin or metric name")
+    observed_at: EventTime = Field(description="When the fact happened, upstream time")
+    produced_at: EventTime = Field(default_factory=utcnow)
+    correlation_id: Ident | None = Field(default=None, description="Root of the causal chain")
+    causation_id: Ident | None = Field(default=None, description="Event that caused this one")
 
     def partition_key(self) -> bytes:
         """Return the Kafka key: the symbol, so one symbol's events stay ordered."""

@@ -2,17 +2,29 @@
 
 Numbers are floats on purpose: every consumer does floating-point feature math, and JSON
 numbers are what downstream dashboards expect. Vendor decimal strings are parsed once at the
-ingestor edge; price levels we compute are rounded on the way out.
+ingestor edge; price levels we compute are rounded on the way out. Value rules (finite,
+positive prices, candle ranges, times, symbols): `values.py`.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field, model_validator
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.topics import Topic
+from perpsignal_common.events.values import (
+    Amount,
+    CandleTime,
+    Count,
+    EventTime,
+    Ident,
+    Price,
+    ScheduledTime,
+    Signed,
+    check_candle,
+)
 
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "1d"]
 TIMEFRAME_SECONDS: dict[str, int] = {
@@ -32,7 +44,7 @@ class MarketEvent(Event):
     """Base of every event on `perpsignal.market.v1`."""
 
     topic: ClassVar[str] = Topic.MARKET
-    venue: str = Field(default="binance", description="Exchange or data vendor of the value")
+    venue: Ident = Field(default="binance", description="Exchange or data vendor of the value")
 
 
 class CandleClosedV1(MarketEvent):
@@ -40,26 +52,28 @@ class CandleClosedV1(MarketEvent):
 
     type: Literal["market.candle"] = "market.candle"
     timeframe: Timeframe
-    open_time: AwareDatetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = Field(description="Base-asset volume")
-    quote_volume: float | None = None
-    trades: int | None = None
-    taker_buy_volume: float | None = Field(default=None, description="Base-asset taker buys")
+    open_time: CandleTime
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Amount = Field(description="Base-asset volume")
+    quote_volume: Amount | None = None
+    trades: Count | None = None
+    taker_buy_volume: Amount | None = Field(default=None, description="Base-asset taker buys")
+
+    _check_range = model_validator(mode="after")(check_candle)
 
 
 class FundingRateV1(MarketEvent):
     """Funding rate (per funding interval, as a fraction: 0.0001 = 0.01 %) and mark price."""
 
     type: Literal["market.funding"] = "market.funding"
-    rate: float
-    mark_price: float | None = None
-    index_price: float | None = None
-    next_funding_at: AwareDatetime | None = None
-    interval_h: float | None = None
+    rate: Signed
+    mark_price: Price | None = None
+    index_price: Price | None = None
+    next_funding_at: ScheduledTime | None = None
+    interval_h: Amount | None = None
     settled: bool = Field(default=False, description="True for a settled historical rate")
 
 
@@ -67,8 +81,8 @@ class OpenInterestV1(MarketEvent):
     """Open interest in base units and/or in quote notional."""
 
     type: Literal["market.open_interest"] = "market.open_interest"
-    open_interest: float | None = Field(default=None, description="Base-asset contracts")
-    open_interest_usd: float | None = None
+    open_interest: Amount | None = Field(default=None, description="Base-asset contracts")
+    open_interest_usd: Amount | None = None
     period: str | None = Field(default=None, description="Aggregation period, when historical")
 
 
@@ -79,7 +93,7 @@ class LongShortRatioV1(MarketEvent):
     kind: Literal["global_account", "top_account", "top_position"]
     long_share: float = Field(ge=0, le=1)
     short_share: float = Field(ge=0, le=1)
-    ratio: float = Field(ge=0)
+    ratio: Amount
     period: str | None = None
 
 
@@ -87,9 +101,9 @@ class TakerFlowV1(MarketEvent):
     """Taker buy vs sell volume over a period."""
 
     type: Literal["market.taker_flow"] = "market.taker_flow"
-    buy_volume: float
-    sell_volume: float
-    buy_sell_ratio: float
+    buy_volume: Amount
+    sell_volume: Amount
+    buy_sell_ratio: Amount
     unit: Literal["base", "usd"] = "base"
     period: str | None = None
 
@@ -98,34 +112,34 @@ class LiquidationBucketV1(MarketEvent):
     """Liquidations of one symbol aggregated over a window ending at `observed_at`."""
 
     type: Literal["market.liquidation_bucket"] = "market.liquidation_bucket"
-    window_s: int
-    long_liquidations_usd: float = Field(ge=0, description="Longs liquidated (sell orders)")
-    short_liquidations_usd: float = Field(ge=0, description="Shorts liquidated (buy orders)")
-    count: int = Field(ge=0)
+    window_s: Count
+    long_liquidations_usd: Amount = Field(description="Longs liquidated (sell orders)")
+    short_liquidations_usd: Amount = Field(description="Shorts liquidated (buy orders)")
+    count: Count
 
 
 class SocialMetricsV1(MarketEvent):
     """Social metrics of a coin (LunarCrush)."""
 
     type: Literal["market.social"] = "market.social"
-    galaxy_score: float | None = None
-    alt_rank: int | None = None
-    alt_rank_previous: int | None = None
-    sentiment: float | None = Field(default=None, description="Percent positive, 0-100")
-    social_volume_24h: float | None = None
-    social_volume_change_pct: float | None = None
-    social_dominance: float | None = None
-    interactions_24h: float | None = None
-    market_cap: float | None = None
+    galaxy_score: Amount | None = None
+    alt_rank: Count | None = None
+    alt_rank_previous: Count | None = None
+    sentiment: Amount | None = Field(default=None, description="Percent positive, 0-100")
+    social_volume_24h: Amount | None = None
+    social_volume_change_pct: Signed | None = None
+    social_dominance: Amount | None = None
+    interactions_24h: Amount | None = None
+    market_cap: Amount | None = None
 
 
 class WhaleTradeV1(MarketEvent):
     """A single trade whose notional is above the configured whale threshold."""
 
     type: Literal["market.whale_trade"] = "market.whale_trade"
-    price: float
-    size: float
-    notional_usd: float
+    price: Price
+    size: Amount
+    notional_usd: Amount
     side: Literal["BUY", "SELL"]
     trade_id: str | None = None
 
@@ -136,29 +150,29 @@ class CoinProfileV1(MarketEvent):
     type: Literal["market.coin_profile"] = "market.coin_profile"
     coin_id: str | None = None
     name: str | None = None
-    market_cap: float | None = None
-    fdv: float | None = None
-    circulating_supply: float | None = None
-    total_supply: float | None = None
-    max_supply: float | None = None
-    volume_24h: float | None = None
-    price: float | None = None
-    market_cap_rank: int | None = None
+    market_cap: Amount | None = None
+    fdv: Amount | None = None
+    circulating_supply: Amount | None = None
+    total_supply: Amount | None = None
+    max_supply: Amount | None = None
+    volume_24h: Amount | None = None
+    price: Amount | None = Field(default=None, description="0 when the vendor has no price")
+    market_cap_rank: Count | None = None
     categories: tuple[str, ...] = ()
-    genesis_at: AwareDatetime | None = None
+    genesis_at: EventTime | None = None
 
 
 class TickerV1(MarketEvent):
     """Rolling 24h ticker of a symbol."""
 
     type: Literal["market.ticker"] = "market.ticker"
-    last_price: float
-    price_change_pct: float | None = None
-    high: float | None = None
-    low: float | None = None
-    volume: float | None = None
-    quote_volume: float | None = None
-    trades: int | None = None
+    last_price: Price
+    price_change_pct: Signed | None = None
+    high: Price | None = None
+    low: Price | None = None
+    volume: Amount | None = None
+    quote_volume: Amount | None = None
+    trades: Count | None = None
 
 
 class FearGreedV1(Event):
@@ -175,29 +189,33 @@ class LiquidationOrderV1(Event):
 
     topic: ClassVar[str] = Topic.LIQUIDATIONS
     type: Literal["liquidation.order"] = "liquidation.order"
-    venue: str = "binance"
+    venue: Ident = "binance"
     liquidated_side: Literal["LONG", "SHORT"] = Field(
         description="Position that was liquidated (a SELL order liquidates a LONG)"
     )
-    price: float
-    quantity: float
-    notional_usd: float
+    price: Price
+    quantity: Amount
+    notional_usd: Amount
 
 
 class ListingDetectedV1(Event):
-    """A newly listed perpetual, detected once, on `perpsignal.listings.v1`."""
+    """A newly listed perpetual, detected once, on `perpsignal.listings.v1`.
+
+    `observed_at` is the onboard time, which a venue may announce ahead of the launch.
+    """
 
     topic: ClassVar[str] = Topic.LISTINGS
     type: Literal["listing.new"] = "listing.new"
-    venue: str = "binance"
+    observed_at: ScheduledTime = Field(description="Onboard time (may be announced ahead)")
+    venue: Ident = "binance"
     base_asset: str
     quote_asset: str
-    onboard_at: AwareDatetime
-    detected_at: AwareDatetime
-    detection_latency_s: float
-    last_price: float | None = None
-    price_change_pct_24h: float | None = None
-    quote_volume_24h: float | None = None
+    onboard_at: ScheduledTime
+    detected_at: EventTime
+    detection_latency_s: Signed
+    last_price: Amount | None = Field(default=None, description="0 before the first trade")
+    price_change_pct_24h: Signed | None = None
+    quote_volume_24h: Amount | None = None
 
 
 class TrackCommandV1(Event):
@@ -206,5 +224,5 @@ class TrackCommandV1(Event):
     topic: ClassVar[str] = Topic.COMMANDS
     type: Literal["command.track"] = "command.track"
     action: Literal["track", "untrack"] = "track"
-    ttl_s: int = Field(default=3600, ge=0)
+    ttl_s: Count = 3600
     requested_by: str = "gateway"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, get_args
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field, model_validator
 
 from perpsignal_common.events.base import Event, Payload
 from perpsignal_common.events.topics import Topic
+from perpsignal_common.events.values import Amount, CandleTime, Price, check_candle
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 FactorName = Literal[
@@ -43,12 +44,14 @@ class FactorScore(Payload):
 class Ohlc(Payload):
     """A candle as carried inside a signal (the judge's ATR input)."""
 
-    open_time: AwareDatetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = 0.0
+    open_time: CandleTime
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    volume: Amount = 0.0
+
+    _check_range = model_validator(mode="after")(check_candle)
 
 
 class SmcSummary(Payload):
@@ -68,7 +71,7 @@ class ScoredSignalFields(Payload):
     direction: Direction
     score: float = Field(ge=0, le=100)
     confidence: float = Field(ge=0, le=100)
-    price: float
+    price: Price
     factors: tuple[FactorScore, ...] = ()
     top_factors: tuple[str, ...] = Field(default=(), description="Top 3 by |contribution|")
     missing_factors: tuple[str, ...] = ()
@@ -169,8 +172,8 @@ class OutcomeEvaluatedV1(Event):
     direction: Direction
     verdict: Verdict | None = None
     horizon: Literal["1h", "4h", "24h"]
-    entry_price: float
-    exit_price: float
+    entry_price: Price
+    exit_price: Price
     pnl_pct: float
     result: Literal["WIN", "LOSS", "NEUTRAL"]
     max_favorable_pct: float
@@ -190,9 +193,9 @@ class JudgeRequestV1(Event):
     reply_topic: str = Topic.JUDGE_REPLIES
     direction: Direction
     score: float | None = Field(default=None, ge=0, le=100)
-    entry_price: float | None = None
-    stop_loss_price: float | None = None
-    take_profit_price: float | None = None
+    entry_price: Price | None = None
+    stop_loss_price: Price | None = None
+    take_profit_price: Price | None = None
     signal: ScoredSignalFields | None = Field(
         default=None, description="Latest scored context the gateway knows for the symbol"
     )

@@ -19,6 +19,7 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_connectors.binance_usdm import parsing as p
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_ingestor.metrics import TRACKED_SYMBOLS
+from perpsignal_ingestor.publisher import build_each
 from perpsignal_ingestor.sources.guard import gather_guarded
 from perpsignal_ingestor.universe import Universe
 
@@ -86,19 +87,26 @@ class BinanceMarketPoller:
         items = await self.client.fetch_premium_index_all()
         for i in items:
             self.next_funding_ms[i.symbol] = i.next_funding_time_ms
-        return [p.parse_premium_index(i) for i in items if i.symbol in symbols]
+        wanted = (i for i in items if i.symbol in symbols)
+        return build_each("binance", lambda i: [p.parse_premium_index(i)], wanted)
 
     async def _tickers(self, symbols: set[str]) -> list[Event]:
         items = await self.client.fetch_tickers_24h()
         self.universe.update_tickers(items)
-        return [p.parse_ticker(i) for i in items if i.symbol in symbols]
+        wanted = (i for i in items if i.symbol in symbols)
+        return build_each("binance", lambda i: [p.parse_ticker(i)], wanted)
 
     async def _klines(
         self, sym: str, tf: str, limit: int, boundary: int, now: datetime
     ) -> list[Event]:
         rows = await self.client.fetch_klines(sym, tf, limit=limit)
         self._staged_boundary[(sym, tf)] = boundary
-        return list(p.parse_klines(rows, sym, tf, now))  # type: ignore[arg-type]
+        # row by row: a bad candle must not take the good ones of its response with it
+        return build_each(
+            "binance",
+            lambda r: p.parse_klines([r], sym, tf, now),  # type: ignore[arg-type]
+            rows,
+        )
 
     async def _open_interest(self, sym: str) -> list[Event]:
         return [p.parse_open_interest(await self.client.fetch_open_interest(sym))]

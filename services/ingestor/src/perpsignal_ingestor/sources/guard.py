@@ -6,11 +6,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Iterable, Sequence
 
+from pydantic import ValidationError
+
 from perpsignal_common.errors import DependencyUnavailable, PerpSignalError
 from perpsignal_common.events.base import Event
 from perpsignal_connectors.circuit import CircuitOpen
 from perpsignal_connectors.errors import error_kind
 from perpsignal_ingestor.metrics import SOURCE_ERRORS
+from perpsignal_ingestor.publisher import refuse
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,8 @@ async def gather_guarded(
     """Run `(what, coroutine)` jobs with bounded concurrency; drop (and log) failed ones.
 
     A failed request publishes nothing; the others still do. When every request failed the
-    poll raises, so the scheduler logs once and backs off.
+    poll raises, so the scheduler logs once and backs off. A response whose values break the
+    event contract is refused (counted, one log line), not a failure.
     """
     sem = asyncio.Semaphore(concurrency)
     errors: list[BaseException] = []
@@ -36,6 +40,9 @@ async def gather_guarded(
                 return await coro
             except DependencyUnavailable:
                 raise
+            except ValidationError as exc:  # a value breaks the event contract: refused
+                refuse(source, exc, what)
+                return ()
             except (PerpSignalError, TimeoutError) as exc:
                 errors.append(exc)
                 SOURCE_ERRORS.labels(source, error_kind(exc)).inc()

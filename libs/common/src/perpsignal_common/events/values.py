@@ -1,0 +1,121 @@
+"""Value rules of the event contracts: what every consumer may trust about a value.
+
+One bad value must never silence a symbol: a NaN poisons every average it enters, a zero
+price every ratio, a year-9999 time every "latest" pointer. So the contracts refuse them where
+they are built or decoded, and a consumer dead-letters (never processes) such a record.
+
+* Floats are finite everywhere (`Payload` and `Event` set `allow_inf_nan=False`: JSON
+  `NaN`/`Infinity` tokens and `1e999` are refused too).
+* `Price`: 1e-12 <= p <= 1e12; `Amount`: 0 <= a <= 1e30; `Signed`: |x| <= 1e30. Real
+  values sit far inside (BTC ~1e5, the cheapest perpetuals ~1e-7, the largest token supplies
+  ~1e18); the bounds keep every ratio, square and sum of thousands of values finite in
+  float64 feature math, where 1e308 or 1e-300 would overflow to inf.
+* `EventTime`: from 2009-01-01 (no crypto market before) to now + the allowed clock skew
+  (`EVENT_MAX_CLOCK_SKEW_S`, `configure_clock_skew`). `ScheduledTime` (a listing's onboard
+  date, the next funding) may be announced ahead, at most `MAX_SCHEDULE_AHEAD_S`.
+* `Symbol`: 1-64 word characters (Unicode letters and digits, `_`) or `. : / + $ -`:
+  `BTCUSDT`, `1000PEPEUSDT`, `BTC-USDT-SWAP`, `BTCUSDT_220325`, `币安人生USDT`, `fear_greed`.
+* `schema_version`: one this code understands (`SUPPORTED_SCHEMA_VERSIONS`).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+MIN_PRICE = 1e-12
+MAX_PRICE = 1e12
+MAX_AMOUNT = 1e30
+MIN_EVENT_TIME = datetime(2009, 1, 1, tzinfo=UTC)
+DEFAULT_MAX_CLOCK_SKEW_S = 300.0
+MAX_SCHEDULE_AHEAD_S = 30 * 86400.0
+MAX_SYMBOL_LENGTH = 64
+SYMBOL_PATTERN = r"^[\w.:/+$-]+$"
+MAX_ID_LENGTH = 256
+MAX_COUNT = 2**63 - 1  # a PostgreSQL bigint
+SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
+
+
+class _Limits:
+    """The process's allowed clock skew (set once at start-up by `configure_clock_skew`)."""
+
+    max_clock_skew_s = DEFAULT_MAX_CLOCK_SKEW_S
+
+
+def configure_clock_skew(max_clock_skew_s: float) -> None:
+    """Set how far ahead of this machine's clock an event time may be (EVENT_MAX_CLOCK_SKEW_S)."""
+    if not max_clock_skew_s >= 0:
+        raise ValueError("the allowed clock skew must be >= 0 s")
+    _Limits.max_clock_skew_s = max_clock_skew_s
+
+
+def max_clock_skew_s() -> float:
+    """Return the allowed clock skew in seconds."""
+    return _Limits.max_clock_skew_s
+
+
+def _not_ahead(value: datetime) -> datetime:
+    skew = _Limits.max_clock_skew_s
+    if value.timestamp() > time.time() + skew:
+        raise ValueError(f"{value.isoformat()} is in the future (more than {skew:g} s ahead)")
+    return value
+
+
+def _not_far_ahead(value: datetime) -> datetime:
+    if value.timestamp() > time.time() + MAX_SCHEDULE_AHEAD_S + _Limits.max_clock_skew_s:
+        raise ValueError(f"{value.isoformat()} is more than 30 days ahead")
+    return value
+
+
+def _known_version(value: int) -> int:
+    if value not in SUPPORTED_SCHEMA_VERSIONS:
+        known = ", ".join(map(str, sorted(SUPPORTED_SCHEMA_VERSIONS)))
+        raise ValueError(f"schema_version {value} is not understood here (known: {known})")
+    return value
+
+
+Price = Annotated[float, Field(ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False)]
+Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
+Signed = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+EventTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME), AfterValidator(_not_ahead)]
+# an open time whose upper bound `check_candle` checks
+CandleTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME)]
+ScheduledTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME), AfterValidator(_not_far_ahead)]
+Symbol = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_SYMBOL_LENGTH, pattern=SYMBOL_PATTERN)
+]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+SchemaVersion = Annotated[
+    int,
+    AfterValidator(_known_version),
+    Field(json_schema_extra={"enum": sorted(SUPPORTED_SCHEMA_VERSIONS)}),
+]
+
+
+class _Candle(Protocol):
+    open_time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+def check_candle(candle: Any) -> Any:
+    """Refuse a candle whose range does not hold its open and close, or that opens ahead.
+
+    A model validator (`model_validator(mode="after")(check_candle)`) with a `CandleTime`
+    open time: one Python call per candle for both checks (a signal carries 30 candles).
+    """
+    c: _Candle = candle
+    if not (c.low <= c.open <= c.high and c.low <= c.close <= c.high):
+        raise ValueError(
+            f"inconsistent candle: need high >= max(open, close) and min(open, close) >= low "
+            f"(open {c.open}, high {c.high}, low {c.low}, close {c.close})"
+        )
+    if c.open_time.timestamp() > time.time() + _Limits.max_clock_skew_s:
+        raise ValueError(f"open_time {c.open_time.isoformat()} is in the future")
+    return candle

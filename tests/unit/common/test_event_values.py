@@ -1,0 +1,147 @@
+"""Value rules of the event contracts: each hostile value is refused with a reason naming it,
+and the real data of every producer still passes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from perpsignal_common.errors import PoisonMessage
+from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.registry import decode, encode
+from perpsignal_common.events.values import configure_clock_skew, max_clock_skew_s
+from perpsignal_common.settings import ServiceSettings
+from tests.poison_helpers import (
+    CANDLE_POISONS,
+    binance_candles,
+    fear_greed,
+    force_order,
+    listing,
+    poison,
+)
+
+
+@pytest.fixture(scope="module")
+def api(shared_data: Path) -> Path:
+    return shared_data / "api"
+
+
+@pytest.fixture(scope="module")
+def candle(shared_data: Path) -> bytes:
+    csv = shared_data / "market" / "XRP_USDT_USDT-5m-futures.csv"
+    return encode(binance_candles(csv, "XRPUSDT", "5m", 3)[-1])
+
+
+@pytest.fixture
+def skew() -> Iterator[None]:
+    """Restore the process's allowed clock skew after a test changes it."""
+    previous = max_clock_skew_s()
+    yield
+    configure_clock_skew(previous)
+
+
+@pytest.mark.parametrize(
+    ("what", "field", "token"), CANDLE_POISONS, ids=[p[0] for p in CANDLE_POISONS]
+)
+def test_a_hostile_candle_value_is_poison_naming_the_field(
+    candle: bytes, what: str, field: str, token: str
+) -> None:
+    assert isinstance(decode(candle), CandleClosedV1)
+    with pytest.raises(PoisonMessage) as exc:
+        decode(poison(candle, field, token))
+    reason = str(exc.value)
+    assert field in reason or "inconsistent candle" in reason, reason
+
+
+def test_a_hostile_value_cannot_be_built_either() -> None:
+    """Producers get the same rules: a NaN never leaves the process that computed it."""
+    with pytest.raises(ValueError, match="finite"):
+        CandleClosedV1(
+            event_id="e",
+            source="binance",
+            symbol="BTCUSDT",
+            observed_at=datetime(2024, 1, 1, 0, 1, tzinfo=UTC),
+            timeframe="1m",
+            open_time=datetime(2024, 1, 1, tzinfo=UTC),
+            open=1.0,
+            high=float("nan"),
+            low=1.0,
+            close=1.0,
+            volume=0.0,
+        )
+
+
+def test_hostile_values_on_the_other_consumed_topics(api: Path) -> None:
+    at = datetime(2024, 4, 10, tzinfo=UTC)
+    liquidation = encode(force_order(api, "BTCUSDT", int(at.timestamp() * 1000)))
+    fng = encode(fear_greed(api, int(at.timestamp()), 40))
+    new = encode(listing("NEWUSDT", "NEW", at))
+    cases = [
+        (liquidation, "price", "NaN"),
+        (liquidation, "price", "0"),
+        (liquidation, "notional_usd", "-1"),
+        (liquidation, "quantity", "1e999"),
+        (liquidation, "observed_at", '"9999-01-01T00:00:00Z"'),
+        (fng, "observed_at", '"0001-01-01T00:00:00Z"'),
+        (fng, "schema_version", "2"),
+        (fng, "symbol", '""'),
+        (new, "detection_latency_s", "Infinity"),
+        (new, "onboard_at", '"9999-01-01T00:00:00Z"'),
+        (new, "symbol", '"' + "X" * 10_000 + '"'),
+        (new, "schema_version", "99"),
+    ]
+    for raw, field, token in cases:
+        decode(raw)
+        with pytest.raises(PoisonMessage, match=field):
+            decode(poison(raw, field, token))
+
+
+def test_an_unknown_schema_version_says_so(candle: bytes) -> None:
+    with pytest.raises(PoisonMessage, match="schema_version 2 is not understood here"):
+        decode(poison(candle, "schema_version", "2"))
+
+
+@pytest.mark.parametrize(
+    "symbol",
+    ["BTCUSDT", "1000PEPEUSDT", "BTC-USDT-SWAP", "BTCUSDT_220325", "币安人生USDT", "fear_greed"],
+)
+def test_real_symbols_pass(candle: bytes, symbol: str) -> None:
+    event = decode(poison(candle, "symbol", json.dumps(symbol, ensure_ascii=False)))
+    assert event.symbol == symbol
+
+
+def test_event_times_may_be_ahead_by_the_configured_clock_skew(candle: bytes, skew: None) -> None:
+    now = datetime.now(UTC)
+
+    def at(ahead_s: float) -> bytes:
+        return poison(
+            candle, "observed_at", json.dumps((now + timedelta(seconds=ahead_s)).isoformat())
+        )
+
+    assert max_clock_skew_s() == 300
+    decode(at(200))
+    with pytest.raises(PoisonMessage, match="in the future"):
+        decode(at(400))
+    configure_clock_skew(600)
+    decode(at(400))
+
+
+def test_the_clock_skew_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().event_max_clock_skew_s == 300
+    monkeypatch.setenv("EVENT_MAX_CLOCK_SKEW_S", "30")
+    assert ServiceSettings().event_max_clock_skew_s == 30
+    monkeypatch.setenv("EVENT_MAX_CLOCK_SKEW_S", "-1")
+    with pytest.raises(ValueError, match="event_max_clock_skew_s"):
+        ServiceSettings()
+
+
+def test_a_listing_announced_ahead_of_its_launch_passes_but_not_years_ahead() -> None:
+    now = datetime.now(UTC)
+    soon = listing("NEWUSDT", "NEW", now + timedelta(days=2))
+    assert decode(encode(soon)) == soon
+    with pytest.raises(ValueError, match="30 days ahead"):
+        listing("NEWUSDT", "NEW", now + timedelta(days=400))

@@ -1,0 +1,101 @@
+"""The ingestor refuses what breaks the event contract: a hostile vendor value is logged on one
+line, counted per source, and absent downstream, while the rest of its response is published."""
+
+from __future__ import annotations
+
+import logging
+from copy import deepcopy
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.sources.binance import BinanceMarketPoller
+from perpsignal_ingestor.universe import Universe
+from tests.fakes.vendors import FakeVendors
+from tests.unit.connectors.clock import FakeClock
+from tests.unit.ingestor.conftest import RecordingProducer
+from tests.unit.ingestor.test_binance_pollers import T0, client
+
+FIVE_MIN_MS = 300_000
+
+
+def rejected(source: str, reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "perpsignal_ingestor_rejected_events_total", {"source": source, "reason": reason}
+    )
+    return value or 0.0
+
+
+def klines(fake: FakeVendors, n: int) -> list[list[Any]]:
+    """`n` consecutive closed 5m rows cut from the recorded klines body."""
+    first = fake.load("binance", "fapi_v1_klines.thirdparty_doc.json")[0]
+    rows = []
+    for i in range(n):
+        row = deepcopy(first)
+        row[0] = first[0] + i * FIVE_MIN_MS
+        row[6] = row[0] + FIVE_MIN_MS - 1
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [(4, "NaN", "close:finite_number"), (3, "0", "low:greater_than_equal")],
+    ids=["NaN close", "zero low"],
+)
+async def test_a_hostile_candle_is_refused_alone(
+    fake: FakeVendors, caplog: pytest.LogCaptureFixture, field: int, value: str, reason: str
+) -> None:
+    rows = klines(fake, 3)
+    rows[1][field] = value
+    fake.set_body("binance", "/fapi/v1/klines", rows)
+    clock = FakeClock(T0)
+    poller = BinanceMarketPoller(
+        client(fake, clock), Universe(["BTCUSDT"], clock=clock.time), ["5m"], clock=clock.time
+    )
+    before = rejected("binance", reason)
+    with caplog.at_level(logging.WARNING, logger="perpsignal_ingestor"):
+        events = await poller.poll()
+
+    candles = [e for e in events if isinstance(e, CandleClosedV1)]
+    # the good rows around the bad one are still there; the bad one is simply absent
+    assert [c.open_time.timestamp() * 1000 for c in candles] == [rows[0][0], rows[2][0]]
+    assert rejected("binance", reason) == before + 1
+    (line,) = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert line.exc_info is None and line.reason == reason  # type: ignore[attr-defined]
+
+
+async def test_a_hostile_bulk_item_costs_only_its_symbol(fake: FakeVendors) -> None:
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    good, bad = dict(item, symbol="BTCUSDT"), dict(item, symbol="ETHUSDT", markPrice="-1")
+    fake.set_body("binance", "/fapi/v1/premiumIndex", [good, bad])
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, [], clock=clock.time)
+    before = rejected("binance", "mark_price:greater_than_equal")
+    events = await poller.poll()
+    assert {e.symbol for e in events if e.type == "market.funding"} == {"BTCUSDT"}
+    assert rejected("binance", "mark_price:greater_than_equal") == before + 1
+
+
+async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
+    fake: FakeVendors, producer: RecordingProducer
+) -> None:
+    clock = FakeClock(T0)
+    fake.set_body("binance", "/fapi/v1/klines", klines(fake, 2))
+    poller = BinanceMarketPoller(
+        client(fake, clock), Universe(["BTCUSDT"], clock=clock.time), ["5m"], clock=clock.time
+    )
+    good = [e for e in await poller.poll() if isinstance(e, CandleClosedV1)]
+    # a copy skips validation: what the publisher sees is not necessarily valid (on the
+    # wire the infinity would be `null`: what a consumer refuses)
+    stale = good[0].model_copy(update={"event_id": "copied", "high": float("inf")})
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+    before = rejected("binance", "high:float_type")
+    assert await publisher.publish("binance", [stale, *good]) == len(good)
+    assert producer.events == good
+    assert publisher.refused == 1
+    assert rejected("binance", "high:float_type") == before + 1

@@ -184,7 +184,9 @@ class NotifierService(KafkaService):
         cfg = self.cfg
         self._engine = create_engine(cfg.database)
         repo = self._repo = NotifierRepository(
-            self._engine, statement_timeout_ms=cfg.database.database_statement_timeout_ms
+            self._engine,
+            statement_timeout_ms=cfg.database.database_statement_timeout_ms,
+            database_url=cfg.database.database_url.get_secret_value(),
         )
         rules = rules_from(cfg)
         deliverer: Deliverer | None = None

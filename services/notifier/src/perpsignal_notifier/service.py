@@ -37,7 +37,7 @@ def rules_from(settings: NotifierSettings) -> FilterRules:
     return FilterRules(
         min_score=settings.notifier_min_score,
         min_confidence=settings.notifier_min_confidence,
-        suppress_skip_avoid=settings.notifier_suppress_skip_avoid,
+        suppress_skip_avoid=settings.auto_skip_avoid_signals,
         cooldown_s=settings.notifier_cooldown_s,
         mss_min_score=settings.notifier_mss_min_score,
     )

@@ -231,7 +231,14 @@ class IngestorService(KafkaService):
                 urls.coingecko_base_url, key.get_secret_value() if key else None, clock=self.clock
             )
             self._closers.append(gecko.aclose)
-            self._loop("coingecko", cfg.ingestor_social_cadence_s, CoinGeckoPoller(gecko).poll)
+            cgk = CoinGeckoPoller(
+                gecko,
+                market_cap_pages=cfg.ingestor_coingecko_market_cap_pages,
+                volume_pages=cfg.ingestor_coingecko_volume_pages,
+                new_coins=cfg.ingestor_coingecko_new_coins,
+                calls_per_poll=cfg.ingestor_coingecko_calls_per_poll,
+            )
+            self._loop("coingecko", cfg.ingestor_social_cadence_s, cgk.poll)
         if "fear_greed" in src:
             fg = FearGreedHttp(urls.fear_greed_url, clock=self.clock)
             self._closers.append(fg.aclose)

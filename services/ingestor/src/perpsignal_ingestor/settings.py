@@ -127,6 +127,19 @@ class IngestorSettings(ServiceSettings):
     ingestor_coinglass_interval: str = Field(default="4h", description="Hobbyist plans: >= 4h")
     ingestor_coinglass_max_coins: int = 6
     ingestor_social_cadence_s: float = 900.0
+    # MSS universe from CoinGecko (see the README for the Demo plan's 10,000 calls/month)
+    ingestor_coingecko_market_cap_pages: int = Field(
+        default=2, ge=0, description="Pages of 250 coins by market cap (2 = top 500)"
+    )
+    ingestor_coingecko_volume_pages: int = Field(
+        default=2, ge=0, description="Pages of 250 coins by 24h volume (small caps that trade)"
+    )
+    ingestor_coingecko_new_coins: bool = Field(
+        default=True, description="Newest coins: /coins/list/new on a paid plan, else trending"
+    )
+    ingestor_coingecko_calls_per_poll: int = Field(
+        default=3, ge=1, description="CoinGecko calls per poll; the scan rotates through pages"
+    )
     ingestor_coinapi_cadence_s: float = 300.0
     ingestor_whale_min_notional_usd: float = 250_000.0
     ingestor_fear_greed_cadence_s: float = 3600.0

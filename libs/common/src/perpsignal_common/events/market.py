@@ -101,7 +101,9 @@ class LiquidationBucketV1(MarketEvent):
     window_s: int
     long_liquidations_usd: float = Field(ge=0, description="Longs liquidated (sell orders)")
     short_liquidations_usd: float = Field(ge=0, description="Shorts liquidated (buy orders)")
-    count: int = Field(ge=0)
+    count: int | None = Field(
+        ge=0, description="Orders in the window; null when unknown (Coinglass gives sums only)"
+    )
 
 
 class SocialMetricsV1(MarketEvent):

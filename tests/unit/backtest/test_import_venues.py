@@ -258,3 +258,20 @@ def test_cli_columns_option(
     assert backtest.main(mapped) == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["signals"]
+
+
+def test_unprefixed_pairs_apply_only_where_the_column_exists(tmp_path: Path) -> None:
+    candles = _write(
+        tmp_path,
+        "c.csv",
+        "ts,open,high,low,close\n1704067200000,1,2,0.5,1.5\n1704067500000,1,2,0.5,1.6\n",
+    )
+    funding = _write(tmp_path, "f.csv", "fundingTime,fundingRate\n1704067200000,0.0001\n")
+    with imp.column_overrides(imp.parse_column_map(["time=ts"])):
+        assert len(imp.read_candles(candles)) == 2
+        assert imp.read_funding(funding, "X")[0].rate == 0.0001  # its own time column
+    with (
+        imp.column_overrides(imp.parse_column_map(["funding.time=ts"])),
+        pytest.raises(imp.HistoryFormatError, match="no such column"),
+    ):
+        imp.read_funding(funding, "X")

@@ -568,9 +568,11 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         for name, col in explicit.items():
             target, factor = _spec(col)
             i = find(target)
+            if i is None and name not in overrides.get(kind, {}):
+                continue  # an unprefixed pair meant for another input file
             if i is None:
                 raise HistoryFormatError(
-                    f"{path}: --columns {name}={col}: no such column; columns: {header}"
+                    f"{path}: --columns {kind}.{name}={col}: no such column; columns: {header}"
                 )
             index[name], scale[name] = i, factor
             claimed.add(i)

@@ -275,3 +275,17 @@ def test_unprefixed_pairs_apply_only_where_the_column_exists(tmp_path: Path) -> 
         pytest.raises(imp.HistoryFormatError, match="no such column"),
     ):
         imp.read_funding(funding, "X")
+
+
+def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> None:
+    # OKX's historical-data CSVs: `vol` counts contracts, `vol_ccy` is the base volume
+    path = _write(
+        tmp_path,
+        "BTC-USDT-SWAP-candlesticks.csv",
+        "https://www.okx.com/data-download\n"
+        "instrument_name,open,high,low,close,vol,vol_ccy,vol_quote,open_time,confirm\n"
+        "BTC-USDT-SWAP,42000,42100,41900,42050,1000,10,420500,1704067200000,1\n"
+        "BTC-USDT-SWAP,42050,42200,42000,42100,2000,20,842000,1704067260000,1\n",
+    )
+    s = imp.read_candles(path)
+    assert s.volume == [10.0, 20.0] and s.quote_volume == [420500.0, 842000.0]

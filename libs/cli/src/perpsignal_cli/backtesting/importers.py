@@ -178,7 +178,8 @@ KINDS: dict[str, Kind] = {
             Field("high", ("high", "h", "high_price", "highPrice"), required=True),
             Field("low", ("low", "l", "low_price", "lowPrice"), required=True),
             Field("close", ("close", "c", "close_price", "closePrice"), required=True),
-            Field("volume", ("volume", "vol", "v", "base_volume", "volCcy", "volume_base")),
+            # OKX names base volume volCcy / vol_ccy; its `vol` counts contracts
+            Field("volume", ("volume", "volCcy", "base_volume", "volume_base", "vol", "v")),
             Field(
                 "quote_volume",
                 (
@@ -189,6 +190,7 @@ KINDS: dict[str, Kind] = {
                     "volume_quote",
                     "turnover",
                     "volCcyQuote",
+                    "vol_quote",
                     "quote_vol",
                 ),
             ),
@@ -207,7 +209,14 @@ KINDS: dict[str, Kind] = {
             # OKX history: realizedRate is the settled rate, fundingRate the forecast
             Field(
                 "rate",
-                ("realizedRate", "rate", "fundingRate", "funding_rate", "last_funding_rate"),
+                (
+                    "realizedRate",
+                    "real_funding_rate",
+                    "rate",
+                    "fundingRate",
+                    "funding_rate",
+                    "last_funding_rate",
+                ),
                 required=True,
             ),
             Field("mark_price", ("markPrice", "mark_price")),
@@ -415,7 +424,8 @@ class Table:
 
 def _csv_table(text: Iterable[str]) -> Table:
     reader = csv.reader(text)
-    first = next(reader, None)
+    # skip a banner line some exporters put above the header (a URL, a title)
+    first = next((row for row in reader if len(row) > 1), None)
     if first is None:
         raise HistoryFormatError("empty file")
     rest = (row for row in reader if row)

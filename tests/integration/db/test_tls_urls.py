@@ -280,3 +280,17 @@ async def test_notifier_ledger_pool_takes_the_configured_url(tls: TlsServer) -> 
     finally:
         await repo.close()
         await engine.dispose()
+
+
+async def test_a_service_session_with_the_wrong_ca_says_what_to_check(tls: TlsServer) -> None:
+    from perpsignal_common.db.engine import create_sessionmaker, session_scope
+    from perpsignal_common.errors import DependencyUnavailable
+
+    url = tls.url(f"sslmode=verify-full&sslrootcert={tls.wrong_ca}")
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(url)), pool_size=1)
+    try:
+        with pytest.raises(DependencyUnavailable, match=r"certificate verify failed.*sslrootcert"):
+            async with session_scope(create_sessionmaker(engine)) as s:
+                await s.execute(text("select 1"))
+    finally:
+        await engine.dispose()

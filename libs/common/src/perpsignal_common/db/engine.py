@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -74,5 +75,19 @@ async def session_scope(
             yield session
     except Exception as exc:
         if is_connection_error(exc):
-            raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+            raise _unavailable(exc) from exc
         raise
+
+
+def _unavailable(exc: BaseException) -> DependencyUnavailable:
+    """Say why the database is unreachable; a TLS failure names the URL parameters to check."""
+    tls = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        why = f"certificate verify failed: {tls.verify_message}"
+    elif isinstance(tls, ssl.SSLError):
+        why = str(tls.reason or tls)
+    else:
+        return DependencyUnavailable(f"database unavailable: {type(exc).__name__}")
+    return DependencyUnavailable(
+        f"database TLS failed ({why}): check sslmode and sslrootcert in DATABASE_URL"
+    )

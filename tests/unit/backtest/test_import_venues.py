@@ -289,3 +289,8 @@ def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> Non
     )
     s = imp.read_candles(path)
     assert s.volume == [10.0, 20.0] and s.quote_volume == [420500.0, 842000.0]
+
+
+def test_spreadsheet_style_headers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "oi.csv", "Time,Open Interest (USD)\n2024-01-01 00:00:00,3400000000\n")
+    assert imp.read_open_interest(path, "BTCUSDT")[0].open_interest_usd == 3.4e9

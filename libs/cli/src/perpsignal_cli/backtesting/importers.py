@@ -4,8 +4,9 @@ What a file may look like is declared as data, once, in `KINDS`: per input kind 
 funding, open interest, long/short, fear & greed) the canonical fields, every column name
 that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT, freqtrade, Binance's public
 data files), the percent columns to scale, and the header-less row layouts (arrays by
-position). Names are compared normalised (lower case, without `_`, `-`, space and `.`), so
-`open_time`, `openTime` and `Open Time` are one name. Files may be:
+position). Names are compared normalised (lower case, letters and digits only), so
+`open_time`, `openTime` and `Open Time` are one name, and `Open Interest (USD)` is
+`open_interest_usd`. Files may be:
 
 * CSV, with or without a header;
 * JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
@@ -58,8 +59,8 @@ class HistoryFormatError(ValueError):
 
 
 def norm(name: str) -> str:
-    """Return a column name normalised for matching (`Open Time` -> `opentime`)."""
-    return re.sub(r"[\s_\-.]+", "", name.strip().lower())
+    """Return a column name normalised for matching (`Open Time (UTC)` -> `opentimeutc`)."""
+    return re.sub(r"[^a-z0-9]+", "", name.strip().lower())
 
 
 # ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from tests.unit.backtest.arrow_writer import write_feather
 
 
 @pytest.fixture(scope="module")
@@ -198,16 +199,47 @@ def test_ccxt_unified_dicts(tmp_path: Path) -> None:
     assert imp.read_long_short(ls, "BTCUSDT")[0].long_share == pytest.approx(0.6)
 
 
-def test_feather_without_pyarrow_says_how_to_proceed(tmp_path: Path) -> None:
-    path = tmp_path / "XRP_USDT_USDT-5m-futures.feather"
-    path.write_bytes(b"ARROW1\x00\x00" + b"\x00" * 64)
+@pytest.mark.parametrize("lz4", [False, True])
+def test_freqtrade_feather_candles_and_funding(tmp_path: Path, market: Path, lz4: bool) -> None:
+    """freqtrade's default format, read without pyarrow (checked on freqtrade's own files)."""
+    csv_path = market / "XRP_USDT_USDT-1h-futures.csv"
+    rows = [r.split(",") for r in csv_path.read_text().splitlines()[1:]]
+    cols = ["date", "open", "high", "low", "close", "volume"]
+    data: dict[str, list[Any]] = {
+        c: [int(r[0]) if c == "date" else float(r[i]) for r in rows] for i, c in enumerate(cols)
+    }
+    data["volume"][3] = None  # a null: freqtrade's mark candles have no volume
+    path = tmp_path / "XRP_USDT_USDT-1h-futures.feather"
+    path.write_bytes(write_feather(data, lz4=lz4))
+    s, ref = imp.read_candles(path), imp.read_candles(csv_path)
+    assert (s.timeframe, s.open_ms, s.close) == (ref.timeframe, ref.open_ms, ref.close)
+    assert s.volume[3] == 0.0 and s.volume[4] == ref.volume[4]
+    fr = market / "XRP_USDT_USDT-8h-funding_rate.csv"
+    pairs = [r.split(",") for r in fr.read_text().splitlines()[1:]]
+    funding = {
+        "date": [int(t) for t, _ in pairs],
+        "open": [float(v) for _, v in pairs],  # freqtrade keeps the rate in `open`
+        "high": [0.0] * len(pairs),
+        "low": [0.0] * len(pairs),
+        "close": [0.0] * len(pairs),
+        "volume": [0.0] * len(pairs),
+    }
+    fpath = tmp_path / "XRP_USDT_USDT-8h-funding_rate.feather"
+    fpath.write_bytes(write_feather(funding, lz4=lz4))
+    got, want = imp.read_funding(fpath, "XRPUSDT"), imp.read_funding(fr, "XRPUSDT")
+    assert [(e.observed_at, e.rate) for e in got] == [(e.observed_at, e.rate) for e in want]
+
+
+def test_parquet_without_pyarrow_says_how_to_proceed(tmp_path: Path) -> None:
+    path = tmp_path / "XRP_USDT_USDT-5m-futures.parquet"
+    path.write_bytes(b"PAR1" + b"\x00" * 64)
     try:
         import pyarrow  # noqa: F401
     except ImportError:
         with pytest.raises(imp.HistoryFormatError, match=r"pyarrow.*convert-data"):
             imp.read_candles(path)
     else:  # pragma: no cover - only where pyarrow happens to be installed
-        pytest.skip("pyarrow installed: feather is read")
+        pytest.skip("pyarrow installed: parquet is read")
 
 
 # --- times, unknown layouts, explicit mapping -------------------------------------------

@@ -12,8 +12,8 @@ position). Names are compared normalised (lower case, letters and digits only), 
 * JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
   Binance/OKX/Coinglass, `{"result": {"list": [...]}}` of Bybit); gzip-compressed JSON too
   (freqtrade's `.json.gz`), and JSON lines;
-* Arrow/feather (freqtrade's default) only when `pyarrow` is installed: it is not a
-  dependency, and the error says how to convert instead.
+* Arrow IPC / feather v2 (freqtrade's default), read by `arrow_ipc` without pyarrow;
+  parquet only when `pyarrow` is installed (not a dependency: the error says so).
 
 Times may be epoch s/ms/us/ns (per value, by magnitude) or ISO strings; everything becomes
 aware UTC. Anything else is covered by an explicit mapping (`perpsignal backtest --columns
@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from perpsignal_cli.backtesting.arrow_ipc import ArrowError, read_arrow
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
@@ -470,7 +471,7 @@ def read_table(path: Path) -> Table:
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
     if raw[:6] == b"ARROW1" or raw[:4] == b"PAR1" or path.suffix in (".feather", ".parquet"):
-        return _arrow_table(path)
+        return _arrow_table(path, raw)
     text = raw.decode("utf-8-sig")
     head = text.lstrip()[:1]
     if head in ("[", "{"):
@@ -482,19 +483,24 @@ def read_table(path: Path) -> Table:
     return _csv_table(io.StringIO(text, newline=""))
 
 
-def _arrow_table(path: Path) -> Table:
+def _arrow_table(path: Path, raw: bytes) -> Table:
+    if raw[:6] == b"ARROW1":  # feather v2 / Arrow IPC: read without pyarrow
+        try:
+            names, columns = read_arrow(raw)
+        except ArrowError as exc:
+            raise HistoryFormatError(f"{path}: {exc}") from None
+        return Table(names, list(zip(*columns, strict=True)), "Arrow")
     try:
-        import pyarrow.feather as feather
         import pyarrow.parquet as parquet
     except ImportError:
         raise HistoryFormatError(
-            f"{path}: Arrow/feather/parquet files need pyarrow, which perpsignal does not "
+            f"{path}: parquet (or feather v1) files need pyarrow, which perpsignal does not "
             "install; `pip install pyarrow` in this environment, or convert the file "
-            "(freqtrade: `freqtrade convert-data --format-from feather --format-to json`)"
+            "(freqtrade: `freqtrade convert-data --format-from parquet --format-to feather`)"
         ) from None
-    tbl = parquet.read_table(path) if path.suffix == ".parquet" else feather.read_table(path)
+    tbl = parquet.read_table(path)
     cols = [tbl.column(i).to_pylist() for i in range(tbl.num_columns)]
-    return Table(list(tbl.column_names), list(zip(*cols, strict=True)), "Arrow")
+    return Table(list(tbl.column_names), list(zip(*cols, strict=True)), "Parquet")
 
 
 # ---------------------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class FakeVendors:
         self.port = 0
         self.binance = BinanceAccounting()
         self.requests: Counter[tuple[str, str]] = Counter()
+        self.calls: list[tuple[str, str, dict[str, str]]] = []  # every HTTP call with its query
         self.faults: dict[tuple[str, str], deque[Fault]] = defaultdict(deque)
         self.overrides: dict[tuple[str, str], Any] = {}
         self.listings: list[tuple[str, int]] = []
@@ -172,7 +173,10 @@ class FakeVendors:
         self.faults.clear()
 
     def set_body(self, vendor: str, path: str, body: Any) -> None:
-        """Serve `body` for `vendor` + exact `path` instead of the recorded one."""
+        """Serve `body` for `vendor` + exact `path` instead of the recorded one.
+
+        `body` may be a callable of the query (a dict) that returns the body.
+        """
         self.overrides[(vendor, path)] = body
 
     def add_listing(self, symbol: str, onboard_ms: int) -> None:
@@ -308,6 +312,8 @@ class FakeVendors:
             return self.load("alternative_me", "fng_limit2.json")
         if vendor == "coingecko" and path == "/coins/markets":
             return self.load("coingecko", "coins_markets.json")
+        if vendor == "coingecko" and path == "/search/trending":
+            return self.load("coingecko", "search_trending.json")
         if vendor == "coinglass":
             for entry in self.load("coinglass", "_index.json"):
                 if entry.get("path") == path and str(entry.get("saved", "")).endswith(".json"):
@@ -349,6 +355,7 @@ class FakeVendors:
         path = "/" + request.match_info["tail"]
         q = dict(request.query)
         self.requests[(vendor, path)] += 1
+        self.calls.append((vendor, path, q))
         headers: dict[str, str] = {}
         if vendor == "binance":
             used, retry_after = self._account_binance(path, q)
@@ -366,6 +373,8 @@ class FakeVendors:
         if fault is not None and fault.kind in ("status", "timeout", "html"):
             return await self._fault_response(fault, headers)
         body = self.overrides.get((vendor, path))
+        if callable(body):
+            body = body(q)
         if body is None:
             body = self._vendor_body(vendor, path, q)
         if fault is not None and fault.kind == "wrong_types":

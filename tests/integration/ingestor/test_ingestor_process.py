@@ -149,7 +149,7 @@ async def test_ingestor_process_end_to_end(
             await eventually(sol_candles, timeout=60, what="SOLUSDT tracked on demand")
 
         logs = proc.logs()
-        assert logs.count("COINAPI_KEY is not set") == 1
+        assert logs.count("COINAPI_API_KEY is not set") == 1
         assert proc.terminate(timeout=30) == 0
     finally:
         proc.kill()

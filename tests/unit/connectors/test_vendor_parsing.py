@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.values import configure_clock_skew, max_clock_skew_s
 from perpsignal_connectors.alternative_me.parsing import parse_fng
 from perpsignal_connectors.alternative_me.schemas import FNG
@@ -58,6 +59,9 @@ def test_coinglass_aggregated_liquidations(load) -> None:
     ]
     assert [e.observed_at for e in events] == [_ms(r["time"]) + timedelta(days=1) for r in raw]
     assert all(e.symbol == "BTCUSDT" and e.window_s == 86400 for e in events)
+    # Coinglass reports USD sums only: the order count is unknown, not zero (it was 0)
+    assert events and all(e.count is None for e in events)
+    assert all(decode(encode(e)).count is None for e in events)  # type: ignore[union-attr]
     # an interval that has not ended yet is not a fact yet
     first_end = _ms(raw[0]["time"]) + timedelta(days=1)
     assert (

@@ -31,16 +31,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--candles",
         required=True,
         type=Path,
-        help="OHLCV CSV (open_time,open,high,low,close,volume; ms UTC) or Binance klines",
+        help="candles: CSV/JSON as Binance, OKX, Bybit, CCXT or freqtrade export them",
     )
-    p.add_argument("--funding", type=Path, help="funding CSV (time,rate or Binance's)")
-    p.add_argument("--open-interest", type=Path, help="CSV with time + open-interest column")
-    p.add_argument("--long-short", type=Path, help="CSV with time + long/short ratio column(s)")
+    p.add_argument("--funding", type=Path, help="funding history (any venue's API or export)")
+    p.add_argument("--open-interest", type=Path, help="open-interest history (CSV or JSON)")
+    p.add_argument("--long-short", type=Path, help="long/short ratio history (CSV or JSON)")
     p.add_argument("--fear-greed", type=Path, help="Fear & Greed CSV (time,value)")
+    p.add_argument(
+        "--columns",
+        action="append",
+        metavar="FIELD=COLUMN,...",
+        help="name the columns of a layout the importers do not know, e.g. "
+        "time=ts,close=c or funding.rate=fr*0.01 (a kind. prefix limits a pair to one "
+        "input; a number is a position; *k scales); repeatable",
+    )
     p.add_argument("--out", type=Path, default=Path("backtest-report"), help="report folder")
     p.add_argument(
         "--timeframe",
-        choices=sorted(TIMEFRAME_SECONDS, key=TIMEFRAME_SECONDS.get),
+        choices=sorted(TIMEFRAME_SECONDS, key=lambda tf: TIMEFRAME_SECONDS[tf]),
         help="scoring timeframe (default 15m, or the candles' own when coarser)",
     )
     p.add_argument("--horizons", default="1h,4h,24h", help="outcome horizons (1h, 4h, 24h)")
@@ -79,7 +87,11 @@ def main(argv: list[str]) -> int:
         return 2
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
 
-    from perpsignal_cli.backtesting.importers import HistoryFormatError
+    from perpsignal_cli.backtesting.importers import (
+        HistoryFormatError,
+        column_overrides,
+        parse_column_map,
+    )
     from perpsignal_cli.backtesting.pipeline import load_history
 
     for path in (args.candles, args.funding, args.open_interest, args.long_short, args.fear_greed):
@@ -87,15 +99,16 @@ def main(argv: list[str]) -> int:
             print(f"perpsignal backtest: no such file: {path}", file=sys.stderr)
             return 2
     try:
-        history = load_history(
-            args.symbol.upper(),
-            args.candles,
-            funding=args.funding,
-            open_interest=args.open_interest,
-            long_short=args.long_short,
-            fear_greed=args.fear_greed,
-            timeframe=args.timeframe,
-        )
+        with column_overrides(parse_column_map(args.columns or [])):
+            history = load_history(
+                args.symbol.upper(),
+                args.candles,
+                funding=args.funding,
+                open_interest=args.open_interest,
+                long_short=args.long_short,
+                fear_greed=args.fear_greed,
+                timeframe=args.timeframe,
+            )
     except (HistoryFormatError, ValueError) as exc:
         print(f"perpsignal backtest: {exc}", file=sys.stderr)
         return 2

@@ -7,12 +7,15 @@ default so a bare `perpsignal up` works; `.env.example` documents all of them.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perpsignal_common.errors import ConfigError
+
+if TYPE_CHECKING:
+    from perpsignal_common.db.url import PgConnect
 
 
 class KafkaSettings(BaseSettings):
@@ -127,13 +130,31 @@ class DatabaseSettings(BaseSettings):
         default=5_000, description="Server-side timeout of every statement"
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _url_parses(cls, v: SecretStr) -> SecretStr:
+        from perpsignal_common.db.url import parse_database_url
+
+        parse_database_url(v.get_secret_value())  # a bad scheme or sslmode fails at start-up
+        return v
+
     def async_url(self) -> str:
-        """Return the URL with the asyncpg driver."""
+        """Return the URL as pasted, with the asyncpg driver (libpq parameters kept).
+
+        Give it to `perpsignal_common.db` (engine, migrations), which understands them; for
+        SQLAlchemy or asyncpg directly use `connect()`.
+        """
         url = self.database_url.get_secret_value()
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
                 return "postgresql+asyncpg://" + url[len(prefix) :]
         return url
+
+    def connect(self) -> PgConnect:
+        """Return the parsed URL: SQLAlchemy URL and asyncpg kwargs (TLS context included)."""
+        from perpsignal_common.db.url import parse_database_url
+
+        return parse_database_url(self.database_url.get_secret_value())
 
 
 class OpsSettings(BaseSettings):

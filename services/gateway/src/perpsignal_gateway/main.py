@@ -31,6 +31,7 @@ from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
+from perpsignal_connectors.keys import read_keys
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
@@ -66,9 +67,9 @@ def vendor_env_from_os() -> dict[str, str]:
     for c in load_catalogs():
         names.add(c.base_url_env)
         names.add(budget_env(c))
-        if c.key_env:
-            names.add(c.key_env)
-    return {n: os.environ[n] for n in names if os.environ.get(n)}
+    found = {n: os.environ[n] for n in names if os.environ.get(n)}
+    # keys by the registry shared with the ingestor: deprecated names land on the documented one
+    return {**found, **read_keys(os.environ)}
 
 
 def binance_listed(vendors: VendorClient) -> ListedSymbols:

@@ -28,6 +28,7 @@ from perpsignal_connectors.coinapi.http import CoinApiHttp
 from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.coinglass.stream import CoinglassStream
+from perpsignal_connectors.keys import key_env
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_ingestor.listings import ListingMonitor
@@ -56,11 +57,12 @@ from perpsignal_ingestor.universe import Universe
 
 log = logging.getLogger(__name__)
 
+# source -> (VendorKeys field, documented variable from the registry shared with the gateway)
 KEYED = {
-    "coinglass": ("coinglass_api_key", "COINGLASS_API_KEY"),
-    "coinglass_stream": ("coinglass_api_key", "COINGLASS_API_KEY"),
-    "lunarcrush": ("lunarcrush_api_key", "LUNARCRUSH_API_KEY"),
-    "coinapi": ("coinapi_key", "COINAPI_KEY"),
+    "coinglass": ("coinglass_api_key", key_env("coinglass")),
+    "coinglass_stream": ("coinglass_api_key", key_env("coinglass")),
+    "lunarcrush": ("lunarcrush_api_key", key_env("lunarcrush")),
+    "coinapi": ("coinapi_api_key", key_env("coinapi")),
 }
 
 
@@ -219,7 +221,7 @@ class IngestorService(KafkaService):
             lcp = LunarCrushPoller(lc, self.universe)
             self._loop("lunarcrush", cfg.ingestor_social_cadence_s, lcp.poll)
         if "coinapi" in src:
-            ca = CoinApiHttp(self._key("coinapi_key"), urls.coinapi_base_url, clock=self.clock)
+            ca = CoinApiHttp(self._key("coinapi_api_key"), urls.coinapi_base_url, clock=self.clock)
             self._closers.append(ca.aclose)
             cap = CoinApiPoller(ca, self.universe, cfg.ingestor_whale_min_notional_usd)
             self._loop("coinapi", cfg.ingestor_coinapi_cadence_s, cap.poll)
@@ -229,7 +231,14 @@ class IngestorService(KafkaService):
                 urls.coingecko_base_url, key.get_secret_value() if key else None, clock=self.clock
             )
             self._closers.append(gecko.aclose)
-            self._loop("coingecko", cfg.ingestor_social_cadence_s, CoinGeckoPoller(gecko).poll)
+            cgk = CoinGeckoPoller(
+                gecko,
+                market_cap_pages=cfg.ingestor_coingecko_market_cap_pages,
+                volume_pages=cfg.ingestor_coingecko_volume_pages,
+                new_coins=cfg.ingestor_coingecko_new_coins,
+                calls_per_poll=cfg.ingestor_coingecko_calls_per_poll,
+            )
+            self._loop("coingecko", cfg.ingestor_social_cadence_s, cgk.poll)
         if "fear_greed" in src:
             fg = FearGreedHttp(urls.fear_greed_url, clock=self.clock)
             self._closers.append(fg.aclose)

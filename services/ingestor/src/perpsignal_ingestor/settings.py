@@ -6,7 +6,10 @@ local fake vendors. A keyed source without its key is switched off with one log 
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import os
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
@@ -15,6 +18,7 @@ from perpsignal_connectors.binance_usdm import constants as binance
 from perpsignal_connectors.coinapi import constants as coinapi
 from perpsignal_connectors.coingecko import constants as coingecko
 from perpsignal_connectors.coinglass import constants as coinglass
+from perpsignal_connectors.keys import read_key
 from perpsignal_connectors.lunarcrush import constants as lunarcrush
 from perpsignal_connectors.okx import constants as okx
 
@@ -56,15 +60,43 @@ class VendorUrls(BaseSettings):
 
 
 class VendorKeys(BaseSettings):
-    """API keys; an absent key disables that source."""
+    """API keys; an absent key disables that source.
+
+    The variable names come from the registry shared with the gateway
+    (`perpsignal_connectors.keys`): each field is the lower-cased documented name, and a
+    deprecated name (`COINAPI_KEY`) is still read, with a warning.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     coinglass_api_key: SecretStr | None = None
     coinglass_plan_limit_per_min: int = coinglass.PLAN_LIMIT_1M
     lunarcrush_api_key: SecretStr | None = None
-    coinapi_key: SecretStr | None = None
+    coinapi_api_key: SecretStr | None = Field(
+        default=None, description="CoinAPI key (COINAPI_KEY is read as a deprecated alias)"
+    )
     coingecko_api_key: SecretStr | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for vendor, field in KEY_FIELDS.items():
+            if data.get(field) is None:
+                value = read_key(vendor, os.environ)
+                if value:
+                    data = {**data, field: value}
+        return data
+
+
+# vendor (catalogue name) -> VendorKeys field; the field is the registry's variable, lower case
+KEY_FIELDS = {
+    "coinglass": "coinglass_api_key",
+    "lunarcrush": "lunarcrush_api_key",
+    "coinapi": "coinapi_api_key",
+    "coingecko": "coingecko_api_key",
+}
 
 
 class IngestorSettings(ServiceSettings):
@@ -95,6 +127,19 @@ class IngestorSettings(ServiceSettings):
     ingestor_coinglass_interval: str = Field(default="4h", description="Hobbyist plans: >= 4h")
     ingestor_coinglass_max_coins: int = 6
     ingestor_social_cadence_s: float = 900.0
+    # MSS universe from CoinGecko (see the README for the Demo plan's 10,000 calls/month)
+    ingestor_coingecko_market_cap_pages: int = Field(
+        default=2, ge=0, description="Pages of 250 coins by market cap (2 = top 500)"
+    )
+    ingestor_coingecko_volume_pages: int = Field(
+        default=2, ge=0, description="Pages of 250 coins by 24h volume (small caps that trade)"
+    )
+    ingestor_coingecko_new_coins: bool = Field(
+        default=True, description="Newest coins: /coins/list/new on a paid plan, else trending"
+    )
+    ingestor_coingecko_calls_per_poll: int = Field(
+        default=3, ge=1, description="CoinGecko calls per poll; the scan rotates through pages"
+    )
     ingestor_coinapi_cadence_s: float = 300.0
     ingestor_whale_min_notional_usd: float = 250_000.0
     ingestor_fear_greed_cadence_s: float = 3600.0

@@ -3,12 +3,18 @@
 Tracked = (watch list, or every tradable perpetual when the list is `*`) + (perpetuals with
 24h quote volume ≥ the minimum, when set) + (symbols asked for on `commands.v1`, until their
 TTL runs out). Before exchangeInfo has been read once, the watch list is used as is.
+
+The MSS universe (coins the scorer's MSS scanner can rate) is wider: every coin with a
+CoinGecko or LunarCrush profile. `ScanCycle` spreads its discovery requests (pages by market
+cap and by volume, the newest listings, LunarCrush's Galaxy Score and AltRank sorts) over
+polls within a fixed call budget; `SymbolOwners` keeps a shared ticker on the larger coin.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from perpsignal_connectors.binance_usdm.parsing import is_usdt_perpetual
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo, Ticker24h
@@ -79,3 +85,64 @@ class Universe:
         if self.tradable is None:
             return []
         return sorted((self.watch | self._active_on_demand()) - self.tradable)
+
+
+@dataclass(frozen=True)
+class ScanStep:
+    """One discovery request of the MSS universe scan, and what it costs in vendor calls."""
+
+    name: str  # e.g. "market_cap_desc:2", "volume_desc:1", "new"
+    calls: int = 1
+
+
+class ScanCycle:
+    """Round-robin over the discovery steps, at most `calls_per_poll` vendor calls per poll.
+
+    The whole scan (every page, every sort, the newest coins) is covered every
+    `ceil(total calls / calls_per_poll)` polls, so the call rate is fixed by the setting, not
+    by how far the scan reaches. A step dearer than the budget still runs, alone.
+    """
+
+    def __init__(self, steps: Iterable[ScanStep], calls_per_poll: int) -> None:
+        self.steps = list(steps)
+        self.calls_per_poll = max(1, calls_per_poll)
+        self._next = 0
+
+    def total_calls(self) -> int:
+        """Return the calls of one full pass."""
+        return sum(s.calls for s in self.steps)
+
+    def next_batch(self) -> list[ScanStep]:
+        """Return the steps of the next poll and advance."""
+        batch: list[ScanStep] = []
+        spent = 0
+        for _ in range(len(self.steps)):
+            step = self.steps[self._next]
+            if batch and spent + step.calls > self.calls_per_poll:
+                break
+            batch.append(step)
+            spent += step.calls
+            self._next = (self._next + 1) % len(self.steps)
+        return batch
+
+
+class SymbolOwners:
+    """Which coin a `<SYMBOL>USDT` key stands for when several coins share a ticker.
+
+    Small caps and new listings often reuse a big coin's ticker ("a new BTC"): the coin with
+    the larger market cap keeps the symbol, so a fresh token never overwrites the profile of
+    the coin the futures market trades. A coin without a market cap never takes a symbol
+    another coin holds.
+    """
+
+    def __init__(self) -> None:
+        self._owner: dict[str, tuple[str, float]] = {}
+
+    def accept(self, symbol: str, coin_id: str, market_cap: float | None) -> bool:
+        """Return True when `coin_id` may publish under `symbol` (and record it)."""
+        cap = market_cap or 0.0
+        held = self._owner.get(symbol)
+        if held is not None and held[0] != coin_id and (market_cap is None or held[1] >= cap):
+            return False
+        self._owner[symbol] = (coin_id, cap)
+        return True

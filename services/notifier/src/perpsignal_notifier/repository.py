@@ -28,6 +28,7 @@ from perpsignal_common.db.models.notifier import (
     NotifierSubscription,
     NotifierSymbolState,
 )
+from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import utcnow
 from perpsignal_common.events.signals import SignalJudgedV1
@@ -83,9 +84,19 @@ LEDGER_DOWN = (
 class NotifierRepository:
     """Every query the notifier makes; the notifier is the only writer of these tables."""
 
-    def __init__(self, engine: AsyncEngine, *, statement_timeout_ms: int = 5_000) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        statement_timeout_ms: int = 5_000,
+        database_url: str | None = None,
+    ) -> None:
         self._sessions: async_sessionmaker[AsyncSession] = create_sessionmaker(engine)
-        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # the configured URL carries TLS / pooler parameters the engine's URL no longer has
+        self._target = parse_database_url(
+            database_url
+            or engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        )
         self._pool_size = max(2, engine.pool.size() if hasattr(engine.pool, "size") else 5)
         self._timeout_ms = statement_timeout_ms
         self._pool: asyncpg.Pool | None = None
@@ -104,10 +115,12 @@ class NotifierRepository:
                 async with self._pool_lock:
                     if self._pool is None:
                         self._pool = await asyncpg.create_pool(
-                            self._dsn,
+                            self._target.dsn,
                             min_size=1,
                             max_size=self._pool_size,
-                            server_settings={"statement_timeout": str(self._timeout_ms)},
+                            **self._target.asyncpg_kwargs(
+                                {"statement_timeout": str(self._timeout_ms)}
+                            ),
                         )
             async with self._pool.acquire() as conn:
                 yield conn

@@ -37,7 +37,7 @@ def rules_from(settings: NotifierSettings) -> FilterRules:
     return FilterRules(
         min_score=settings.notifier_min_score,
         min_confidence=settings.notifier_min_confidence,
-        suppress_skip_avoid=settings.notifier_suppress_skip_avoid,
+        suppress_skip_avoid=settings.auto_skip_avoid_signals,
         cooldown_s=settings.notifier_cooldown_s,
         mss_min_score=settings.notifier_mss_min_score,
     )
@@ -184,7 +184,9 @@ class NotifierService(KafkaService):
         cfg = self.cfg
         self._engine = create_engine(cfg.database)
         repo = self._repo = NotifierRepository(
-            self._engine, statement_timeout_ms=cfg.database.database_statement_timeout_ms
+            self._engine,
+            statement_timeout_ms=cfg.database.database_statement_timeout_ms,
+            database_url=cfg.database.database_url.get_secret_value(),
         )
         rules = rules_from(cfg)
         deliverer: Deliverer | None = None

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+import os
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
+log = logging.getLogger(__name__)
+
 
 class NotifierSettings(ServiceSettings):
     """Every `TELEGRAM_*` / `NOTIFIER_*` variable; all have safe defaults (no token = no sends)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_suppress_name(cls, data: Any) -> Any:
+        old = os.environ.get("NOTIFIER_SUPPRESS_SKIP_AVOID")
+        if old is None or not isinstance(data, dict):
+            return data
+        if "auto_skip_avoid_signals" in data:
+            log.warning("NOTIFIER_SUPPRESS_SKIP_AVOID is ignored: AUTO_SKIP_AVOID_SIGNALS is set")
+            return data
+        log.warning("NOTIFIER_SUPPRESS_SKIP_AVOID is deprecated; set AUTO_SKIP_AVOID_SIGNALS")
+        return {**data, "auto_skip_avoid_signals": old}
 
     service_name: str = "notifier"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -31,8 +47,11 @@ class NotifierSettings(ServiceSettings):
         default=0.0, ge=0, le=100, description="Minimum directional strength (see README)"
     )
     notifier_min_confidence: float = Field(default=0.0, ge=0, le=100)
-    notifier_suppress_skip_avoid: bool = Field(
-        default=True, description="Drop SKIP verdicts, AVOID risk mode and judge-suppressed"
+    # the judge's setting, read by the notifier too (one name; NOTIFIER_SUPPRESS_SKIP_AVOID is a
+    # deprecated alias): Telegram suppression follows AUTO_SKIP_AVOID_SIGNALS
+    auto_skip_avoid_signals: bool = Field(
+        default=True,
+        description="Keep SKIP verdicts, AVOID risk mode and judge-suppressed signals off Telegram",
     )
     notifier_cooldown_s: float = Field(
         default=900.0, ge=0, description="Per-symbol quiet period between alerts (event time)"

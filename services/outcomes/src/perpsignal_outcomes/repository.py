@@ -21,6 +21,7 @@ from perpsignal_common.db.models.outcomes import (
     OutcomeSignal,
     SignalOutcome,
 )
+from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalJudgedV1
@@ -305,12 +306,13 @@ class SignalWriter:
         if self._pool is None:
             async with self._pool_lock:
                 if self._pool is None:
+                    target = parse_database_url(self._dsn)
                     self._pool = await asyncpg.create_pool(
-                        self._dsn,
+                        target.dsn,
                         min_size=1,
                         max_size=self._pool_size,
-                        server_settings={"statement_timeout": str(self._timeout_ms)},
                         reset=_no_reset,
+                        **target.asyncpg_kwargs({"statement_timeout": str(self._timeout_ms)}),
                     )
         return self._pool
 

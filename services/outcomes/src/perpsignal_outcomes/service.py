@@ -47,8 +47,9 @@ class OutcomesService(KafkaService):
             log.info("klines fallback is off: only stream candles price outcomes")
         self._klines = klines
         # judged signals: concurrent handlers share one INSERT statement (group commit)
+        # the URL as configured: its TLS / pooler parameters are not in the engine's URL
         self.signals = repo.SignalWriter(
-            self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+            settings.database.database_url.get_secret_value(),
             self._horizons,
             self._settle,
             statement_timeout_ms=settings.database.database_statement_timeout_ms,

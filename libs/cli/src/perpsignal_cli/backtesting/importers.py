@@ -1,32 +1,45 @@
-"""Importers: public history files -> the platform's typed market events.
+"""Importers: history files as venues and exporters publish them -> typed market events.
 
-Shapes understood (header names are matched case-insensitively; see BACKTEST.md):
+What a file may look like is declared as data, once, in `KINDS`: per input kind (candles,
+funding, open interest, long/short, fear & greed) the canonical fields, every column name
+that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT, freqtrade, Binance's public
+data files), the percent columns to scale, and the header-less row layouts (arrays by
+position). Names are compared normalised (lower case, letters and digits only), so
+`open_time`, `openTime` and `Open Time` are one name, and `Open Interest (USD)` is
+`open_interest_usd`. Files may be:
 
-* candles: `open_time,open,high,low,close,volume` (ms UTC), the same with `volume_usd`
-  (FTX), and Binance's published kline CSVs (12 columns, with or without a header).
-* funding: `time,rate`, Binance's API dump (`fundingTime,fundingRate[,markPrice]`) and its
-  published files (`calc_time,funding_interval_hours,last_funding_rate`).
-* open interest / long-short: any CSV with a time column plus Binance's column names
-  (`sumOpenInterest`, `toplongAccount`, `globallongShortRatio`, ...) or the daily "metrics"
-  files (`create_time,symbol,sum_open_interest,...,count_long_short_ratio,...`).
-* fear & greed: `time,value[,value_classification]` (alternative.me).
+* CSV, with or without a header;
+* JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
+  Binance/OKX/Coinglass, `{"result": {"list": [...]}}` of Bybit); gzip-compressed JSON too
+  (freqtrade's `.json.gz`), and JSON lines;
+* Arrow IPC / feather v2 (freqtrade's default), read by `arrow_ipc` without pyarrow;
+  parquet only when `pyarrow` is installed (not a dependency: the error says so).
 
-Times may be epoch s/ms/us or ISO strings; everything becomes aware UTC. Event ids are
-deterministic (`deterministic_id`), `observed_at` is when the value became known: a candle's
-close time (a candle is visible only once closed), a point series' own time.
+Times may be epoch s/ms/us/ns (per value, by magnitude) or ISO strings; everything becomes
+aware UTC. Anything else is covered by an explicit mapping (`perpsignal backtest --columns
+close=c,time=ts`), and a file that matches no layout fails naming the columns it has and the
+names accepted for each missing field. Event ids are deterministic (`deterministic_id`);
+`observed_at` is when the value became known: a candle's close time, a point's own time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import csv
+import gzip
+import io
 import itertools
+import json
 import logging
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from perpsignal_cli.backtesting.arrow_ipc import ArrowError, read_arrow
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
@@ -40,52 +53,622 @@ from perpsignal_common.events.market import (
 log = logging.getLogger(__name__)
 
 SOURCE = "history"
-TIME_COLUMNS = (
-    "open_time",
-    "time",
-    "timestamp",
-    "create_time",
-    "calc_time",
-    "fundingtime",
-    "funding_time",
-    "date",
-)
-KLINE_COLUMNS = (
-    "open_time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "close_time",
-    "quote_volume",
-    "count",
-    "taker_buy_volume",
-    "taker_buy_quote_volume",
-    "ignore",
-)
 
 
 class HistoryFormatError(ValueError):
     """A history file cannot be read as the shape it was given as."""
 
 
-def parse_time_ms(raw: str) -> int:
-    """Return epoch milliseconds from epoch s/ms/us digits or an ISO date/time (UTC if naive)."""
-    text = raw.strip()
+def norm(name: str) -> str:
+    """Return a column name normalised for matching (`Open Time (UTC)` -> `opentimeutc`)."""
+    return re.sub(r"[^a-z0-9]+", "", name.strip().lower())
+
+
+# ---------------------------------------------------------------------------------------
+# The table of accepted shapes
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Field:
+    """A canonical field and the column names that mean it, first match wins.
+
+    An alias written `name*0.01` is scaled (a percent column becomes a fraction).
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    required: bool = False
+
+    def names(self) -> list[tuple[str, float]]:
+        """Return (normalised alias, scale) pairs."""
+        out = []
+        for alias in self.aliases:
+            base, _, scale = alias.partition("*")
+            out.append((norm(base), float(scale) if scale else 1.0))
+        return out
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A whole-file shape that the per-field aliases alone would misread.
+
+    `when` (normalised column names) must all be present; `columns` then fixes the fields
+    listed (`"rate": "open"`, `"rate": "close*0.01"`); the other fields use the aliases.
+    For header-less rows (`width` set), `columns` maps fields to positions instead.
+    """
+
+    name: str
+    columns: Mapping[str, str | int]
+    when: frozenset[str] = frozenset()
+    width: int | None = None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One input kind: its fields, whole-file layouts and header-less layouts."""
+
+    fields: tuple[Field, ...]
+    layouts: tuple[Layout, ...] = ()
+
+    def field_names(self) -> list[str]:
+        """Return the canonical field names."""
+        return [f.name for f in self.fields]
+
+
+_TIME = Field(
+    "time",
+    (
+        "open_time",
+        "time",
+        "timestamp",
+        "date",
+        "datetime",
+        "ts",
+        "t",
+        "start_time",
+        "startTime",
+        "create_time",
+        "calc_time",
+        "fundingTime",
+        "funding_time",
+        "fundingRateTimestamp",
+        "unix",
+        "time_ms",
+    ),
+    required=True,
+)
+
+# Column positions of header-less candle rows, by width: Binance klines (REST and the
+# data.binance.vision files), OKX /api/v5/market/(history-)candles, Bybit /v5/market/kline,
+# CCXT fetch_ohlcv and freqtrade's JSON.
+_BINANCE_KLINE = {
+    "time": 0,
+    "open": 1,
+    "high": 2,
+    "low": 3,
+    "close": 4,
+    "volume": 5,
+    "quote_volume": 7,
+}
+_OKX_CANDLE = {
+    "time": 0,
+    "open": 1,
+    "high": 2,
+    "low": 3,
+    "close": 4,
+    "volume": 6,
+    "quote_volume": 7,
+    "confirm": 8,
+}
+_BYBIT_KLINE = {
+    "time": 0,
+    "open": 1,
+    "high": 2,
+    "low": 3,
+    "close": 4,
+    "volume": 5,
+    "quote_volume": 6,
+}
+_CCXT_OHLCV = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+
+KINDS: dict[str, Kind] = {
+    "candles": Kind(
+        fields=(
+            _TIME,
+            Field("open", ("open", "o", "open_price", "openPrice"), required=True),
+            Field("high", ("high", "h", "high_price", "highPrice"), required=True),
+            Field("low", ("low", "l", "low_price", "lowPrice"), required=True),
+            Field("close", ("close", "c", "close_price", "closePrice"), required=True),
+            # OKX names base volume volCcy / vol_ccy; its `vol` counts contracts
+            Field("volume", ("volume", "volCcy", "base_volume", "volume_base", "vol", "v")),
+            Field(
+                "quote_volume",
+                (
+                    "quote_volume",
+                    "quote_asset_volume",
+                    "quoteVolume",
+                    "volume_usd",
+                    "volume_quote",
+                    "turnover",
+                    "volCcyQuote",
+                    "vol_quote",
+                    "quote_vol",
+                ),
+            ),
+            Field("confirm", ("confirm",)),  # OKX: "0" = the bar is still open
+        ),
+        layouts=(
+            Layout("Binance klines (12 columns)", _BINANCE_KLINE, width=12),
+            Layout("OKX candles (9 columns)", _OKX_CANDLE, width=9),
+            Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
+            Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
+        ),
+    ),
+    "funding": Kind(
+        fields=(
+            _TIME,
+            # OKX history: realizedRate is the settled rate, fundingRate the forecast
+            Field(
+                "rate",
+                (
+                    "realizedRate",
+                    "real_funding_rate",
+                    "rate",
+                    "fundingRate",
+                    "funding_rate",
+                    "last_funding_rate",
+                ),
+                required=True,
+            ),
+            Field("mark_price", ("markPrice", "mark_price")),
+            Field("interval_h", ("funding_interval_hours", "interval_h", "fundingIntervalHour")),
+        ),
+        layouts=(
+            # freqtrade stores funding as OHLCV candles with the rate in `open`
+            Layout(
+                "freqtrade funding (rate in open)",
+                {"rate": "open"},
+                frozenset({"date", "open", "volume"}),
+            ),
+            # Coinglass v4 /api/futures/funding-rate/(oi-weight-)history: OHLC in percent
+            Layout(
+                "Coinglass funding OHLC (percent)",
+                {"rate": "close*0.01"},
+                frozenset({"time", "open", "close"}),
+            ),
+            Layout("[time, rate] rows", {"time": 0, "rate": 1}, width=2),
+            Layout("freqtrade funding JSON (rate in open)", {"time": 0, "rate": 1}, width=6),
+        ),
+    ),
+    "open_interest": Kind(
+        fields=(
+            _TIME,
+            Field(
+                "open_interest",
+                (
+                    "sumOpenInterest",
+                    "sum_open_interest",
+                    "open_interest",
+                    "openInterest",
+                    "openInterestAmount",
+                    "oiCcy",
+                    "oi_base",
+                ),
+            ),
+            Field(
+                "open_interest_usd",
+                (
+                    "sumOpenInterestValue",
+                    "sum_open_interest_value",
+                    "open_interest_usd",
+                    "openInterestValue",
+                    "oi_usd",
+                    "oiUsd",
+                    "open_interest_value",
+                    "close",  # Coinglass v4 open-interest OHLC history (USD)
+                ),
+            ),
+        ),
+        layouts=(
+            # OKX /api/v5/rubik/stat/contracts/open-interest-history: [ts, oi, oiCcy, oiUsd]
+            Layout(
+                "OKX open-interest-history",
+                {"time": 0, "open_interest": 2, "open_interest_usd": 3},
+                width=4,
+            ),
+            # OKX /api/v5/rubik/stat/contracts/open-interest-volume: [ts, oi (USD), vol (USD)]
+            Layout("OKX open-interest-volume", {"time": 0, "open_interest_usd": 1}, width=3),
+        ),
+    ),
+    "long_short": Kind(
+        fields=(
+            _TIME,
+            Field(
+                "global_long_share",
+                (
+                    "globalLongAccount",
+                    "global_long_account",
+                    "longAccount",
+                    "long_account",
+                    "buyRatio",
+                    "global_account_long_percent*0.01",
+                ),
+            ),
+            Field(
+                "global_ratio",
+                (
+                    "globalLongShortRatio",
+                    "count_long_short_ratio",
+                    "global_long_short_ratio",
+                    "global_account_long_short_ratio",
+                    "longShortRatio",
+                    "long_short_ratio",
+                    "longShortAcctRatio",
+                    "ratio",
+                ),
+            ),
+            Field(
+                "top_account_long_share",
+                ("topLongAccount", "top_long_account", "top_account_long_percent*0.01"),
+            ),
+            Field(
+                "top_account_ratio",
+                (
+                    "topAccLongShortRatio",
+                    "count_toptrader_long_short_ratio",
+                    "top_account_ratio",
+                    "top_account_long_short_ratio",
+                ),
+            ),
+            Field(
+                "top_position_long_share",
+                (
+                    "longPosition",
+                    "long_position",
+                    "top_long_position",
+                    "top_position_long_percent*0.01",
+                ),
+            ),
+            Field(
+                "top_position_ratio",
+                (
+                    "topPosLongShortRatio",
+                    "sum_toptrader_long_short_ratio",
+                    "top_position_ratio",
+                    "top_position_long_short_ratio",
+                    "longShortPosRatio",
+                ),
+            ),
+        ),
+        layouts=(
+            # OKX /api/v5/rubik/stat/contracts/long-short-account-ratio: [ts, ratio]
+            Layout("[time, long/short ratio] rows", {"time": 0, "global_ratio": 1}, width=2),
+        ),
+    ),
+    "fear_greed": Kind(
+        fields=(
+            _TIME,
+            Field("value", ("value", "fng_value", "fear_greed"), required=True),
+            Field("classification", ("value_classification", "classification")),
+        ),
+        layouts=(Layout("[time, value] rows", {"time": 0, "value": 1}, width=2),),
+    ),
+}
+
+# long/short kind -> (share-of-longs field, ratio field)
+LS_KINDS = {
+    "global_account": ("global_long_share", "global_ratio"),
+    "top_account": ("top_account_long_share", "top_account_ratio"),
+    "top_position": ("top_position_long_share", "top_position_ratio"),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Explicit column mapping (`--columns`)
+# ---------------------------------------------------------------------------------------
+
+ColumnMap = dict[str, dict[str, str]]  # kind ("*" = every kind) -> field -> column spec
+_OVERRIDES: contextvars.ContextVar[ColumnMap | None] = contextvars.ContextVar(
+    "columns", default=None
+)
+
+
+def parse_column_map(specs: Iterable[str]) -> ColumnMap:
+    """Parse `field=column` pairs (comma-separated, repeatable) into a column map.
+
+    `kind.field=column` limits a pair to one input kind (`funding.rate=fr`); a column may be
+    a header name or a 0-based position (`close=4`) and may carry a scale (`rate=fr*0.01`).
+    """
+    out: ColumnMap = {}
+    every = {f for k in KINDS.values() for f in k.field_names()}
+    for spec in specs:
+        for pair in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, column = pair.partition("=")
+            if not sep or not key.strip() or not column.strip():
+                raise HistoryFormatError(f"--columns: {pair!r} is not field=column")
+            kind, _, name = key.strip().rpartition(".")
+            kind = kind or "*"
+            known = set(KINDS[kind].field_names()) if kind in KINDS else every
+            if kind != "*" and kind not in KINDS:
+                raise HistoryFormatError(f"--columns: unknown kind {kind!r} ({', '.join(KINDS)})")
+            if name not in known:
+                raise HistoryFormatError(
+                    f"--columns: unknown field {name!r}; fields: {', '.join(sorted(known))}"
+                )
+            out.setdefault(kind, {})[name] = column.strip()
+    return out
+
+
+@contextlib.contextmanager
+def column_overrides(mapping: ColumnMap) -> Iterator[None]:
+    """Apply an explicit column map to every read inside the block (the CLI's `--columns`)."""
+    token = _OVERRIDES.set(mapping)
     try:
-        value = float(text)
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+# ---------------------------------------------------------------------------------------
+# Reading files into rows
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """A file as a header (None when rows are positional) and its rows."""
+
+    header: list[str] | None
+    rows: Iterable[Sequence[Any]]
+    what: str  # "CSV", "JSON", ...
+
+
+def _csv_table(text: Iterable[str]) -> Table:
+    reader = csv.reader(text)
+    # skip a banner line some exporters put above the header (a URL, a title)
+    first = next((row for row in reader if len(row) > 1), None)
+    if first is None:
+        raise HistoryFormatError("empty file")
+    rest = (row for row in reader if row)
+    try:
+        float(first[0])
     except ValueError:
+        return Table([c.strip() for c in first], rest, "CSV")
+    return Table(None, itertools.chain([first], rest), "CSV")
+
+
+def _unwrap(body: Any) -> Any:
+    """Return the rows of a venue envelope (Binance/OKX/Coinglass `data`, Bybit `result`)."""
+    for _ in range(3):
+        if isinstance(body, dict):
+            for key in ("data", "result", "list", "rows"):
+                if key in body and isinstance(body[key], list | dict):
+                    body = body[key]
+                    break
+            else:
+                return body
+    return body
+
+
+def _json_table(body: Any) -> Table:
+    body = _unwrap(body)
+    if not isinstance(body, list) or not body:
+        raise HistoryFormatError("JSON without a list of rows (or an envelope holding one)")
+    if all(isinstance(r, dict) for r in body):
+        header: list[str] = []
+        for r in body:
+            header += [k for k in r if k not in header]
+        return Table(header, [[r.get(k) for k in header] for r in body], "JSON")
+    if all(isinstance(r, list) for r in body):
+        return Table(None, body, "JSON")
+    raise HistoryFormatError("JSON rows are neither all objects nor all arrays")
+
+
+def read_table(path: Path) -> Table:
+    """Return the rows of a CSV, JSON (gzip too), JSON-lines or Arrow/feather file."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if raw[:6] == b"ARROW1" or raw[:4] == b"PAR1" or path.suffix in (".feather", ".parquet"):
+        return _arrow_table(path, raw)
+    text = raw.decode("utf-8-sig")
+    head = text.lstrip()[:1]
+    if head in ("[", "{"):
         try:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise HistoryFormatError(f"unreadable time {raw!r}") from exc
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
+            return _json_table(json.loads(text))
+        except json.JSONDecodeError:
+            lines = [json.loads(x) for x in text.splitlines() if x.strip()]  # JSON lines
+            return _json_table(lines)
+    return _csv_table(io.StringIO(text, newline=""))
+
+
+def _arrow_table(path: Path, raw: bytes) -> Table:
+    if raw[:6] == b"ARROW1":  # feather v2 / Arrow IPC: read without pyarrow
+        try:
+            names, columns = read_arrow(raw)
+        except ArrowError as exc:
+            raise HistoryFormatError(f"{path}: {exc}") from None
+        return Table(names, list(zip(*columns, strict=True)), "Arrow")
+    try:
+        import pyarrow.parquet as parquet
+    except ImportError:
+        raise HistoryFormatError(
+            f"{path}: parquet (or feather v1) files need pyarrow, which perpsignal does not "
+            "install; `pip install pyarrow` in this environment, or convert the file "
+            "(freqtrade: `freqtrade convert-data --format-from parquet --format-to feather`)"
+        ) from None
+    tbl = parquet.read_table(path)
+    cols = [tbl.column(i).to_pylist() for i in range(tbl.num_columns)]
+    return Table(list(tbl.column_names), list(zip(*cols, strict=True)), "Parquet")
+
+
+# ---------------------------------------------------------------------------------------
+# Resolving columns
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where each field is in the rows, with its scale; `layout` names what matched."""
+
+    index: dict[str, int]
+    scale: dict[str, float]
+    layout: str
+
+    def get(self, row: Sequence[Any], name: str) -> float | None:
+        """Return field `name` of `row` as a float (scaled), or None when absent/empty."""
+        i = self.index.get(name)
+        if i is None or i >= len(row):
+            return None
+        value = row[i]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return float(value) * self.scale.get(name, 1.0)
+
+    def raw(self, row: Sequence[Any], name: str) -> Any:
+        """Return field `name` of `row` unconverted, or None."""
+        i = self.index.get(name)
+        return None if i is None or i >= len(row) else row[i]
+
+
+def _spec(spec: str | int) -> tuple[str | int, float]:
+    if isinstance(spec, int):
+        return spec, 1.0
+    base, _, scale = spec.partition("*")
+    target: str | int = int(base) if base.strip().isdigit() else base
+    return target, float(scale) if scale else 1.0
+
+
+def resolve(kind: str, table: Table, path: Path) -> Resolved:
+    """Return where each field of `kind` is in `table`, or fail saying what was seen."""
+    spec = KINDS[kind]
+    overrides = _OVERRIDES.get() or {}
+    explicit = {**overrides.get("*", {}), **overrides.get(kind, {})}
+    explicit = {k: v for k, v in explicit.items() if k in spec.field_names()}
+    index: dict[str, int] = {}
+    scale: dict[str, float] = {}
+    layout = "explicit --columns" if explicit else "column names"
+    header = table.header
+    if header is None:
+        rows = iter(table.rows)
+        first = next(rows, None)
+        if first is None:
+            raise HistoryFormatError(f"{path}: no rows")
+        table.rows = itertools.chain([first], rows)
+        width = len(first)
+        chosen = next((lo for lo in spec.layouts if lo.width == width), None)
+        if chosen is None and not explicit:
+            widths = ", ".join(f"{lo.width} ({lo.name})" for lo in spec.layouts if lo.width)
+            raise HistoryFormatError(
+                f"{path}: {table.what} rows without a header have {width} values; as {kind} "
+                f"they are read by position when {widths or 'never'}; give a header or map "
+                f"positions with --columns (e.g. close=4)"
+            )
+        positions = dict(chosen.columns) if chosen else {}
+        layout = chosen.name if chosen else layout
+        for name, col in {**positions, **explicit}.items():
+            target, factor = _spec(col)
+            if not isinstance(target, int):
+                raise HistoryFormatError(f"{path}: no header, so --columns {name} needs a position")
+            index[name], scale[name] = target, factor
+    else:
+        normed = [norm(h) for h in header]
+        claimed: set[int] = set()
+
+        def find(target: str | int) -> int | None:
+            if isinstance(target, int):
+                return target
+            n = norm(target)
+            return normed.index(n) if n in normed else None
+
+        for name, col in explicit.items():
+            target, factor = _spec(col)
+            i = find(target)
+            if i is None and name not in overrides.get(kind, {}):
+                continue  # an unprefixed pair meant for another input file
+            if i is None:
+                raise HistoryFormatError(
+                    f"{path}: --columns {kind}.{name}={col}: no such column; columns: {header}"
+                )
+            index[name], scale[name] = i, factor
+            claimed.add(i)
+        present = set(normed)
+        for lo in spec.layouts:
+            if lo.width is None and lo.when <= present:
+                layout = lo.name
+                for name, col in lo.columns.items():
+                    target, factor = _spec(col)
+                    i = find(target)
+                    if name not in index and i is not None:
+                        index[name], scale[name] = i, factor
+                        claimed.add(i)
+                break
+        for f in spec.fields:
+            if f.name in index:
+                continue
+            for alias, factor in f.names():
+                if alias in present and normed.index(alias) not in claimed:
+                    index[f.name], scale[f.name] = normed.index(alias), factor
+                    claimed.add(normed.index(alias))
+                    break
+    missing = [f for f in spec.fields if f.required and f.name not in index]
+    if kind in ("open_interest", "long_short") and set(index) <= {"time"}:
+        missing += [f for f in spec.fields if f.name != "time"]
+    if missing:
+        accepted = "; ".join(f"{f.name}: {', '.join(f.aliases)}" for f in missing)
+        seen = header if header is not None else f"{table.what} rows by position"
+        raise HistoryFormatError(
+            f"{path}: cannot read as {kind.replace('_', ' ')}: columns seen: {seen}; "
+            f"missing {', '.join(f.name for f in missing)} (accepted names - {accepted}); "
+            f"or name the columns with --columns {missing[0].name}=<column>"
+        )
+    return Resolved(index, scale, layout)
+
+
+def _load(kind: str, path: Path) -> tuple[Resolved, Iterable[Sequence[Any]]]:
+    try:
+        table = read_table(path)
+    except HistoryFormatError as exc:
+        if str(path) in str(exc):
+            raise
+        raise HistoryFormatError(f"{path}: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HistoryFormatError(f"{path}: not CSV or JSON ({exc})") from exc
+    res = resolve(kind, table, path)
+    log.info("%s: read as %s (%s)", path.name, kind, res.layout)
+    return res, table.rows
+
+
+# ---------------------------------------------------------------------------------------
+# Times
+# ---------------------------------------------------------------------------------------
+
+
+def parse_time_ms(raw: Any) -> int:
+    """Return epoch ms from epoch s/ms/us/ns (by magnitude), an ISO string or a datetime."""
+    if isinstance(raw, datetime):
+        dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
         return round(dt.timestamp() * 1000)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    else:
+        text = str(raw).strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise HistoryFormatError(f"unreadable time {raw!r}") from exc
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            return round(dt.timestamp() * 1000)
+    if value >= 1e17:  # nanoseconds (pandas / Arrow timestamps)
+        return int(value // 1_000_000)
     if value >= 1e14:  # microseconds (Binance spot files since 2025)
         return int(value // 1000)
-    if value < 1e11:  # seconds (alternative.me API)
+    if value < 1e11:  # seconds (alternative.me, many exporters)
         return int(value * 1000)
     return int(value)
 
@@ -148,58 +731,23 @@ class CandleSeries:
         return (self.open_ms[-1] - self.open_ms[0]) // self.step_ms + 1 - len(self.open_ms)
 
 
-def _rows(path: Path) -> tuple[list[str] | None, Iterator[list[str]]]:
-    """Return (lower-cased header or None, data rows) of a CSV file."""
-    fh = path.open(newline="")
-    reader = csv.reader(fh)
-    first = next(reader, None)
-    if first is None:
-        fh.close()
-        raise HistoryFormatError(f"{path}: empty file")
+def _num(row: Sequence[Any], i: int | None) -> float | None:
+    if i is None or i >= len(row):
+        return None
+    value = row[i]
+    return None if value is None or value == "" else float(value)
 
-    def rest(head: list[str] | None) -> Iterator[list[str]]:
-        try:
-            if head is not None:
-                yield head
-            for row in reader:
-                if row:
-                    yield row
-        finally:
-            fh.close()
 
+def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
     try:
-        float(first[0])
-    except ValueError:
-        return [c.strip().lower() for c in first], rest(None)
-    return None, rest(first)
-
-
-def _col(header: Sequence[str], *names: str) -> int | None:
-    for n in names:
-        if n in header:
-            return header.index(n)
-    return None
-
-
-def _time_col(header: Sequence[str], path: Path) -> int:
-    idx = _col(header, *TIME_COLUMNS)
-    if idx is None:
-        raise HistoryFormatError(f"{path}: no time column (one of {', '.join(TIME_COLUMNS)})")
-    return idx
+        return parse_time_ms(res.raw(row, "time"))
+    except HistoryFormatError as exc:
+        raise HistoryFormatError(f"{path}: {exc}") from None
 
 
 def read_candles(path: Path) -> CandleSeries:
-    """Read a candle CSV (plain OHLCV, FTX `volume_usd`, Binance klines) into a series."""
-    header, rows = _rows(path)
-    if header is None:
-        header = list(KLINE_COLUMNS)  # Binance's published kline files have no header
-    t = _time_col(header, path)
-    idx = [_col(header, n) for n in ("open", "high", "low", "close")]
-    if any(i is None for i in idx):
-        raise HistoryFormatError(f"{path}: candles need open, high, low and close columns")
-    o, h, lo, c = (i for i in idx if i is not None)
-    vol = _col(header, "volume")
-    quote = _col(header, "quote_volume", "quote_asset_volume", "volume_usd")
+    """Read candles (any shape in `KINDS["candles"]`) into a series, oldest first."""
+    res, rows = _load("candles", path)
     times: list[int] = []
     opens: list[float] = []
     highs: list[float] = []
@@ -207,31 +755,155 @@ def read_candles(path: Path) -> CandleSeries:
     closes: list[float] = []
     vols: list[float] = []
     quotes: list[float | None] = []
+    ti, oi, hi, li, ci = (res.index[n] for n in ("time", "open", "high", "low", "close"))
+    vi, qi, confirm = (res.index.get(n) for n in ("volume", "quote_volume", "confirm"))
+    need = max(ti, oi, hi, li, ci)
+    scaled = any(f != 1.0 for f in res.scale.values())
     for row in rows:
-        if len(row) <= max(t, o, h, lo, c):
+        if len(row) <= need:
             continue  # a truncated trailing line
-        times.append(parse_time_ms(row[t]))
-        opens.append(float(row[o]))
-        highs.append(float(row[h]))
-        lows.append(float(row[lo]))
-        close = float(row[c])
+        if confirm is not None and str(row[confirm]) == "0":
+            continue  # OKX: a bar that had not closed when exported
+        try:
+            if scaled:
+                o, h, lo, close = (res.get(row, n) for n in ("open", "high", "low", "close"))
+                if o is None or h is None or lo is None or close is None:
+                    continue
+            else:
+                o, h, lo, close = float(row[oi]), float(row[hi]), float(row[li]), float(row[ci])
+        except (TypeError, ValueError):
+            continue  # an empty price: no bar
+        times.append(_time(res, row, path))
+        opens.append(o)
+        highs.append(h)
+        lows.append(lo)
         closes.append(close)
-        q = float(row[quote]) if quote is not None and row[quote] else None
-        quotes.append(q)
-        if vol is not None and row[vol]:
-            vols.append(float(row[vol]))
-        else:
-            # only a quote (USD) volume is published: base volume estimated at the close
-            vols.append(q / close if q is not None and close > 0 else 0.0)
+        q = _num(row, qi)
+        quotes.append(q if q is None or not scaled else q * res.scale.get("quote_volume", 1.0))
+        v = _num(row, vi)
+        if v is not None and scaled:
+            v *= res.scale.get("volume", 1.0)
+        # only a quote (USD) volume is published: base volume estimated at the close
+        vols.append(v if v is not None else q / close if q is not None and close > 0 else 0.0)
     if len(times) < 2:
         raise HistoryFormatError(f"{path}: fewer than two candles")
     order = sorted(range(len(times)), key=times.__getitem__)
-    if order != list(range(len(times))):
-        times, opens, highs, lows, closes, vols, quotes = (
-            [s[i] for i in order] for s in (times, opens, highs, lows, closes, vols, quotes)
+    if order != list(range(len(times))):  # venues answering newest first (OKX, Bybit)
+        times = [times[i] for i in order]
+        opens, highs, lows, closes, vols = (
+            [col[i] for i in order] for col in (opens, highs, lows, closes, vols)
         )
+        quotes = [quotes[i] for i in order]
     step = min(b - a for a, b in itertools.pairwise(times) if b > a)
     return CandleSeries(timeframe_of(step // 1000), times, opens, highs, lows, closes, vols, quotes)
+
+
+def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRateV1]:
+    """Read settled funding rates (any shape in `KINDS["funding"]`)."""
+    res, rows = _load("funding", path)
+    out = []
+    for row in rows:
+        rate = res.get(row, "rate")
+        if rate is None:
+            continue
+        at = ms_to_dt(_time(res, row, path))
+        out.append(
+            FundingRateV1(
+                event_id=deterministic_id(SOURCE, "market.funding", symbol, at),
+                source=SOURCE,
+                venue=venue,
+                symbol=symbol,
+                observed_at=at,
+                produced_at=at,
+                rate=rate,
+                mark_price=res.get(row, "mark_price"),
+                interval_h=res.get(row, "interval_h"),
+                settled=True,
+            )
+        )
+    return sorted(out, key=lambda e: e.observed_at)
+
+
+def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[OpenInterestV1]:
+    """Read open interest in base units and/or USD (any shape in `KINDS["open_interest"]`)."""
+    res, rows = _load("open_interest", path)
+    out = []
+    for row in rows:
+        oi, oi_usd = res.get(row, "open_interest"), res.get(row, "open_interest_usd")
+        if oi is None and oi_usd is None:
+            continue
+        at = ms_to_dt(_time(res, row, path))
+        out.append(
+            OpenInterestV1(
+                event_id=deterministic_id(SOURCE, "market.open_interest", symbol, at),
+                source=SOURCE,
+                venue=venue,
+                symbol=symbol,
+                observed_at=at,
+                produced_at=at,
+                open_interest=oi,
+                open_interest_usd=oi_usd,
+            )
+        )
+    return sorted(out, key=lambda e: e.observed_at)
+
+
+def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongShortRatioV1]:
+    """Read long/short positioning, every kind the file has (`KINDS["long_short"]`)."""
+    res, rows = _load("long_short", path)
+    kinds = {k: v for k, v in LS_KINDS.items() if v[0] in res.index or v[1] in res.index}
+    out = []
+    for row in rows:
+        at: datetime | None = None
+        for kind, (share_f, ratio_f) in kinds.items():
+            share, ratio = res.get(row, share_f), res.get(row, ratio_f)
+            if share is None and ratio is None:
+                continue
+            if share is None:
+                assert ratio is not None
+                share = ratio / (1.0 + ratio)
+            if ratio is None:
+                ratio = share / (1.0 - share) if share < 1 else 0.0
+            at = at or ms_to_dt(_time(res, row, path))
+            out.append(
+                LongShortRatioV1(
+                    event_id=deterministic_id(SOURCE, "market.long_short_ratio", symbol, at, kind),
+                    source=SOURCE,
+                    venue=venue,
+                    symbol=symbol,
+                    observed_at=at,
+                    produced_at=at,
+                    kind=kind,
+                    long_share=share,
+                    short_share=1.0 - share,
+                    ratio=ratio,
+                )
+            )
+    return sorted(out, key=lambda e: e.observed_at)
+
+
+def read_fear_greed(path: Path) -> list[FearGreedV1]:
+    """Read the Fear & Greed history (`time,value[,value_classification]`, alternative.me)."""
+    res, rows = _load("fear_greed", path)
+    out = []
+    for row in rows:
+        value = res.get(row, "value")
+        if value is None:
+            continue
+        at = ms_to_dt(_time(res, row, path))
+        cls = res.raw(row, "classification")
+        out.append(
+            FearGreedV1(
+                event_id=deterministic_id("alternative_me", "global.fear_greed", "fear_greed", at),
+                source="alternative_me",
+                symbol="fear_greed",
+                observed_at=at,
+                produced_at=at,
+                value=round(value),
+                classification=str(cls) if cls not in (None, "") else None,
+            )
+        )
+    return sorted(out, key=lambda e: e.observed_at)
 
 
 def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:
@@ -267,7 +939,9 @@ def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:
             out.close.append(series.close[j - 1])
             out.volume.append(sum(series.volume[i:j]))
             qs = series.quote_volume[i:j]
-            out.quote_volume.append(None if any(q is None for q in qs) else sum(qs))  # type: ignore[misc]
+            out.quote_volume.append(
+                None if any(q is None for q in qs) else sum(q or 0.0 for q in qs)
+            )
             if j - i < per:
                 out.partial_buckets += 1
         i = j
@@ -290,7 +964,7 @@ def candle_events(series: CandleSeries, symbol: str, venue: str = SOURCE) -> lis
                 symbol=symbol,
                 observed_at=close_at,
                 produced_at=close_at,  # deterministic files and reports
-                timeframe=tf,  # type: ignore[arg-type]
+                timeframe=tf,
                 open_time=open_at,
                 open=series.open[k],
                 high=series.high[k],
@@ -301,169 +975,6 @@ def candle_events(series: CandleSeries, symbol: str, venue: str = SOURCE) -> lis
             )
         )
     return out
-
-
-def _float(row: list[str], idx: int | None) -> float | None:
-    if idx is None or idx >= len(row) or not row[idx].strip():
-        return None
-    return float(row[idx])
-
-
-def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRateV1]:
-    """Read a funding CSV (`time,rate`, Binance API dump or published file)."""
-    header, rows = _rows(path)
-    if header is None:
-        header = ["time", "rate"]
-    t = _time_col(header, path)
-    rate = _col(header, "rate", "fundingrate", "funding_rate", "last_funding_rate")
-    if rate is None:
-        raise HistoryFormatError(f"{path}: no funding rate column (rate, fundingRate, ...)")
-    mark = _col(header, "markprice", "mark_price")
-    interval = _col(header, "funding_interval_hours", "interval_h")
-    out = []
-    for row in rows:
-        at = ms_to_dt(parse_time_ms(row[t]))
-        out.append(
-            FundingRateV1(
-                event_id=deterministic_id(SOURCE, "market.funding", symbol, at),
-                source=SOURCE,
-                venue=venue,
-                symbol=symbol,
-                observed_at=at,
-                produced_at=at,
-                rate=float(row[rate]),
-                mark_price=_float(row, mark),
-                interval_h=_float(row, interval),
-                settled=True,
-            )
-        )
-    return sorted(out, key=lambda e: e.observed_at)
-
-
-def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[OpenInterestV1]:
-    """Read open interest (base contracts and/or USD) from a time-indexed CSV."""
-    header, rows = _rows(path)
-    if header is None:
-        raise HistoryFormatError(f"{path}: open-interest CSVs need a header")
-    t = _time_col(header, path)
-    base = _col(header, "sumopeninterest", "sum_open_interest", "open_interest", "openinterest")
-    usd = _col(
-        header, "sumopeninterestvalue", "sum_open_interest_value", "open_interest_usd", "oi_usd"
-    )
-    if base is None and usd is None:
-        raise HistoryFormatError(f"{path}: no open-interest column (sumOpenInterest, ...)")
-    out = []
-    for row in rows:
-        at = ms_to_dt(parse_time_ms(row[t]))
-        oi, oi_usd = _float(row, base), _float(row, usd)
-        if oi is None and oi_usd is None:
-            continue
-        out.append(
-            OpenInterestV1(
-                event_id=deterministic_id(SOURCE, "market.open_interest", symbol, at),
-                source=SOURCE,
-                venue=venue,
-                symbol=symbol,
-                observed_at=at,
-                produced_at=at,
-                open_interest=oi,
-                open_interest_usd=oi_usd,
-            )
-        )
-    return sorted(out, key=lambda e: e.observed_at)
-
-
-# kind -> (share-of-longs columns, long/short ratio columns)
-LS_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "global_account": (
-        ("globallongaccount", "global_long_account", "longaccount", "long_account"),
-        (
-            "globallongshortratio",
-            "count_long_short_ratio",
-            "global_long_short_ratio",
-            "longshortratio",
-            "long_short_ratio",
-            "ratio",
-        ),
-    ),
-    "top_account": (
-        ("toplongaccount", "top_long_account"),
-        ("topacclongshortratio", "count_toptrader_long_short_ratio", "top_account_ratio"),
-    ),
-    "top_position": (
-        ("longposition", "long_position", "top_long_position"),
-        ("topposlongshortratio", "sum_toptrader_long_short_ratio", "top_position_ratio"),
-    ),
-}
-
-
-def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongShortRatioV1]:
-    """Read long/short positioning (every kind the file has) from a time-indexed CSV."""
-    header, rows = _rows(path)
-    if header is None:
-        raise HistoryFormatError(f"{path}: long/short CSVs need a header")
-    t = _time_col(header, path)
-    kinds = {
-        kind: (_col(header, *shares), _col(header, *ratios))
-        for kind, (shares, ratios) in LS_COLUMNS.items()
-    }
-    kinds = {k: v for k, v in kinds.items() if v != (None, None)}
-    if not kinds:
-        raise HistoryFormatError(f"{path}: no long/short column (globalLongShortRatio, ...)")
-    out = []
-    for row in rows:
-        at = ms_to_dt(parse_time_ms(row[t]))
-        for kind, (share_col, ratio_col) in kinds.items():
-            share, ratio = _float(row, share_col), _float(row, ratio_col)
-            if share is None and ratio is None:
-                continue
-            if share is None and ratio is not None:
-                share = ratio / (1.0 + ratio)
-            assert share is not None
-            if ratio is None:
-                ratio = share / (1.0 - share) if share < 1 else 0.0
-            out.append(
-                LongShortRatioV1(
-                    event_id=deterministic_id(SOURCE, "market.long_short_ratio", symbol, at, kind),
-                    source=SOURCE,
-                    venue=venue,
-                    symbol=symbol,
-                    observed_at=at,
-                    produced_at=at,
-                    kind=kind,  # type: ignore[arg-type]
-                    long_share=share,
-                    short_share=1.0 - share,
-                    ratio=ratio,
-                )
-            )
-    return sorted(out, key=lambda e: e.observed_at)
-
-
-def read_fear_greed(path: Path) -> list[FearGreedV1]:
-    """Read the Fear & Greed history (`time,value[,value_classification]`)."""
-    header, rows = _rows(path)
-    if header is None:
-        header = ["time", "value"]
-    t = _time_col(header, path)
-    val = _col(header, "value", "fng_value", "fear_greed")
-    if val is None:
-        raise HistoryFormatError(f"{path}: no value column")
-    cls = _col(header, "value_classification", "classification")
-    out = []
-    for row in rows:
-        at = ms_to_dt(parse_time_ms(row[t]))
-        out.append(
-            FearGreedV1(
-                event_id=deterministic_id("alternative_me", "global.fear_greed", "fear_greed", at),
-                source="alternative_me",
-                symbol="fear_greed",
-                observed_at=at,
-                produced_at=at,
-                value=round(float(row[val])),
-                classification=row[cls] if cls is not None and cls < len(row) else None,
-            )
-        )
-    return sorted(out, key=lambda e: e.observed_at)
 
 
 def describe(events: Sequence[Any]) -> tuple[datetime, datetime] | None:

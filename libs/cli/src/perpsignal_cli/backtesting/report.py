@@ -229,7 +229,7 @@ def equity(
 def _h_ms(horizon: str) -> int:
     from perpsignal_outcomes.settings import HORIZON_SECONDS
 
-    return HORIZON_SECONDS[horizon] * 1000
+    return int(HORIZON_SECONDS[horizon]) * 1000
 
 
 def baseline_table(
@@ -282,13 +282,25 @@ def signal_row(rec: SignalRecord) -> dict[str, Any]:
         "score": j.score,
         "confidence": j.confidence,
         "price": j.price,
+        # the whole verdict layer, as the live product publishes it
         "verdict": layer.verdict,
         "risk_mode": layer.risk_mode,
         "judge": layer.judge,
+        "model": layer.model,
+        "fallback_reason": layer.fallback_reason,
+        "suppressed": layer.suppressed,
+        "ai_summary": layer.ai_summary,
+        "agreements": list(layer.layer_checks.agreements),
+        "conflicts": list(layer.layer_checks.conflicts),
         "position_multiplier": layer.position_multiplier,
+        "atr": vol.atr,
+        "atr_pct": vol.atr_pct,
+        "volatility_class": vol.volatility_class,
         "volatility_multiplier": vol.recommended_position_multiplier,
         "stop_loss_price": vol.stop_loss_price,
         "take_profit_price": vol.take_profit_price,
+        "risk_reward": vol.risk_reward,
+        "trade_plan_summary": vol.trade_plan_summary,
         "top_factors": list(j.top_factors),
         "factors": {f.name: {"score": f.score, "status": f.status} for f in j.factors},
         "outcomes": {

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
@@ -13,21 +15,39 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.settings import DatabaseSettings
 
 
 def create_engine(db: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
-    """Return an asyncpg engine with a statement timeout on every connection."""
+    """Return an asyncpg engine with a statement timeout on every connection.
+
+    The URL may be in any libpq form (`sslmode=`, `sslrootcert=`, a pooled host, ...): see
+    `perpsignal_common.db.url`.
+    """
+    target = db.connect()
     return create_async_engine(
-        db.async_url(),
+        target.sqlalchemy_url,
         pool_size=pool_size or db.database_pool_size,
         max_overflow=2,
         pool_pre_ping=True,
         connect_args={
-            "server_settings": {"statement_timeout": str(db.database_statement_timeout_ms)},
             "timeout": 10,
+            **target.sqlalchemy_connect_args(
+                {"statement_timeout": str(db.database_statement_timeout_ms)}
+            ),
         },
+    )
+
+
+def create_engine_from_url(url: str, **kwargs: Any) -> AsyncEngine:
+    """Return an engine for a URL in any libpq form (Alembic's; `kwargs` go to SQLAlchemy)."""
+    target = parse_database_url(url)
+    return create_async_engine(
+        target.sqlalchemy_url,
+        connect_args={"timeout": 10, **target.sqlalchemy_connect_args()},
+        **kwargs,
     )
 
 
@@ -65,5 +85,19 @@ async def session_scope(
             yield session
     except Exception as exc:
         if is_connection_error(exc):
-            raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+            raise _unavailable(exc) from exc
         raise
+
+
+def _unavailable(exc: BaseException) -> DependencyUnavailable:
+    """Say why the database is unreachable; a TLS failure names the URL parameters to check."""
+    tls = exc if isinstance(exc, ssl.SSLError) else exc.__cause__
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        why = f"certificate verify failed: {tls.verify_message}"
+    elif isinstance(tls, ssl.SSLError):
+        why = str(tls.reason or tls)
+    else:
+        return DependencyUnavailable(f"database unavailable: {type(exc).__name__}")
+    return DependencyUnavailable(
+        f"database TLS failed ({why}): check sslmode and sslrootcert in DATABASE_URL"
+    )

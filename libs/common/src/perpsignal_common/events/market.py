@@ -115,7 +115,9 @@ class LiquidationBucketV1(MarketEvent):
     window_s: Count
     long_liquidations_usd: Amount = Field(description="Longs liquidated (sell orders)")
     short_liquidations_usd: Amount = Field(description="Shorts liquidated (buy orders)")
-    count: Count
+    count: Count | None = Field(
+        description="Orders in the window; null when unknown (Coinglass gives sums only)"
+    )
 
 
 class SocialMetricsV1(MarketEvent):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from perpsignal_connectors.keys import VENDOR_KEYS
+
 VENDOR_MODULES: tuple[str, ...] = (
     "coinglass",
     "lunarcrush",
@@ -143,7 +145,8 @@ def build_catalog(data: dict[str, Any]) -> VendorCatalog:
         cache_ttl_s=data["cache_ttl_s"],
         auth_header=data.get("auth_header"),
         auth_prefix=data.get("auth_prefix", ""),
-        key_env=data.get("key_env"),
+        # one registry of key variables, shared with the ingestor (perpsignal_connectors.keys)
+        key_env=VENDOR_KEYS[data["name"]].env if data["name"] in VENDOR_KEYS else None,
         key_required=data.get("key_required", False),
         endpoints=tuple(endpoints),
     )

@@ -17,7 +17,6 @@ VENDOR: dict[str, Any] = {
     "base_url_env": "BINANCE_FAPI_BASE_URL",
     "docs": "https://developers.binance.com/docs/derivatives/usds-margined-futures/market-data/rest-api",
     "auth_header": "X-MBX-APIKEY",
-    "key_env": "BINANCE_API_KEY",
     "key_required": False,
     "budget_per_min": 120,
     "cache_ttl_s": 5.0,

@@ -17,7 +17,6 @@ VENDOR: dict[str, Any] = {
     "base_url_env": "COINAPI_BASE_URL",
     "docs": "https://docs.coinapi.io/market-data/rest-api",
     "auth_header": "X-CoinAPI-Key",
-    "key_env": "COINAPI_API_KEY",
     "key_required": True,
     "budget_per_min": 20,
     "cache_ttl_s": 30.0,

@@ -16,7 +16,6 @@ VENDOR: dict[str, Any] = {
     "base_url_env": "COINGECKO_BASE_URL",
     "docs": "https://docs.coingecko.com/v3.0.1/reference/endpoint-overview",
     "auth_header": "x-cg-demo-api-key",
-    "key_env": "COINGECKO_API_KEY",
     "key_required": False,
     "budget_per_min": 25,
     "cache_ttl_s": 60.0,

@@ -17,7 +17,6 @@ VENDOR: dict[str, Any] = {
     "base_url_env": "COINGLASS_BASE_URL",
     "docs": "https://docs.coinglass.com/reference",
     "auth_header": "CG-API-KEY",
-    "key_env": "COINGLASS_API_KEY",
     "key_required": True,
     "budget_per_min": 30,
     "cache_ttl_s": 30.0,

@@ -18,7 +18,6 @@ VENDOR: dict[str, Any] = {
     "docs": "https://lunarcrush.com/developers/api/endpoints",
     "auth_header": "Authorization",
     "auth_prefix": "Bearer ",
-    "key_env": "LUNARCRUSH_API_KEY",
     "key_required": True,
     "budget_per_min": 10,
     "cache_ttl_s": 60.0,

@@ -8,7 +8,14 @@ from collections.abc import Callable
 
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coingecko import constants as c
-from perpsignal_connectors.coingecko.schemas import COINS_MARKETS, CoinMarket
+from perpsignal_connectors.coingecko.schemas import (
+    COINS_MARKETS,
+    NEW_COINS,
+    TRENDING,
+    CoinMarket,
+    NewCoin,
+    Trending,
+)
 from perpsignal_connectors.http import VendorHttp
 from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
@@ -21,11 +28,14 @@ class CoinGeckoHttp:
         base_url: str = c.BASE_URL,
         api_key: str | None = None,
         *,
+        pro: bool | None = None,
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        header = c.PRO_KEY_HEADER if "pro-api" in base_url else c.DEMO_KEY_HEADER
+        # a paid plan (pro API): inferred from the base URL unless given
+        self.pro = "pro-api" in base_url if pro is None else pro
+        header = c.PRO_KEY_HEADER if self.pro else c.DEMO_KEY_HEADER
         headers = {header: api_key} if api_key else {}
         self.http = VendorHttp(
             c.VENDOR,
@@ -41,18 +51,33 @@ class CoinGeckoHttp:
         await self.http.aclose()
 
     async def fetch_coins_markets(
-        self, *, category: str | None = None, per_page: int = 100, page: int = 1
+        self,
+        *,
+        category: str | None = None,
+        per_page: int = 100,
+        page: int = 1,
+        order: str = "market_cap_desc",
+        ids: list[str] | None = None,
     ) -> list[CoinMarket]:
-        """Return coins by market cap with supply, FDV and volume."""
+        """Return coins (by market cap, by volume, or the given ids) with supply, FDV, volume."""
         return await self.http.get_model(
             c.COINS_MARKETS,
             COINS_MARKETS,
             {
                 "vs_currency": "usd",
                 "category": category,
-                "order": "market_cap_desc",
+                "ids": ",".join(ids) if ids else None,
+                "order": order,
                 "per_page": min(per_page, c.PER_PAGE_MAX),
                 "page": page,
                 "sparkline": "false",
             },
         )
+
+    async def fetch_new_coins(self) -> list[NewCoin]:
+        """Return the 200 coins most recently listed on CoinGecko (paid plans only)."""
+        return await self.http.get_model(c.COINS_LIST_NEW, NEW_COINS)
+
+    async def fetch_trending(self) -> Trending:
+        """Return the most searched coins of the last 24 h (every plan)."""
+        return await self.http.get_model(c.SEARCH_TRENDING, TRENDING)

@@ -27,3 +27,45 @@ class CoinMarket(BaseModel):
 
 
 COINS_MARKETS = TypeAdapter(list[CoinMarket])
+
+
+class NewCoin(BaseModel):
+    """One `/coins/list/new` row (paid plans): a coin recently listed on CoinGecko."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    symbol: str
+    name: str
+    activated_at: int | None = None  # unix seconds
+
+
+class TrendingItem(BaseModel):
+    """`item` of a `/search/trending` coin."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    symbol: str
+    name: str
+    market_cap_rank: int | None = None
+
+
+class TrendingCoin(BaseModel):
+    """One trending coin (`{"item": {...}}`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    item: TrendingItem
+
+
+class Trending(BaseModel):
+    """`/search/trending`: the coins most searched on CoinGecko in the last 24 h."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    coins: tuple[TrendingCoin, ...] = ()
+
+
+NEW_COINS = TypeAdapter(list[NewCoin])
+TRENDING = TypeAdapter(Trending)

@@ -36,7 +36,7 @@ def _closed(time_ms: int, interval: str, now: datetime) -> datetime | None:
 def parse_liquidation_history(
     rows: list[s.LiquidationAggRow], coin: str, interval: str, now: datetime
 ) -> list[LiquidationBucketV1]:
-    """Return aggregated liquidation buckets (count unknown: Coinglass gives sums only → 0)."""
+    """Return aggregated liquidation buckets; `count` is None: Coinglass gives sums only."""
     sym, out = coin_symbol(coin), []
     for r in rows:
         if (end := _closed(r.time, interval, now)) is None:
@@ -51,7 +51,7 @@ def parse_liquidation_history(
                 window_s=TIMEFRAME_SECONDS[interval],
                 long_liquidations_usd=r.aggregated_long_liquidation_usd,
                 short_liquidations_usd=r.aggregated_short_liquidation_usd,
-                count=0,
+                count=None,  # unknown, not zero: the history reports USD sums, no order count
             )
         )
     return out

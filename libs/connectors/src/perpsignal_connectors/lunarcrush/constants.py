@@ -11,6 +11,7 @@ BASE_URL = "https://lunarcrush.com/api4"
 # for the entry plan (429 still pauses us for Retry-After)
 QUOTA = Quota("requests_1m", 10, 60.0, doc="https://lunarcrush.com/pricing")
 COINS_LIST = Endpoint("coinsList", "/public/coins/list/v2", {QUOTA.name: 1})
+LIST_LIMIT_MAX = 1000  # rows per page of the coins list (docs: default 10, max 1000)
 COIN_TIME_SERIES = Endpoint(
     "coinTimeSeries", "/public/coins/{coin}/time-series/v2", {QUOTA.name: 1}
 )

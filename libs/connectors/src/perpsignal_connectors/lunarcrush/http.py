@@ -39,12 +39,26 @@ class LunarCrushHttp:
         await self.http.aclose()
 
     async def fetch_coins_list(
-        self, *, sort: str = "market_cap_rank", limit: int = 100, page: int = 0
+        self,
+        *,
+        sort: str = "market_cap_rank",
+        limit: int = 100,
+        page: int = 0,
+        desc: bool = False,
     ) -> s.CoinsList:
-        """Return coins with galaxy score, alt rank, sentiment and social metrics."""
-        return await self.http.get_model(
-            c.COINS_LIST, s.COINS_LIST, {"sort": sort, "limit": limit, "page": page}
-        )
+        """Return coins with galaxy score, alt rank, sentiment and social metrics.
+
+        `sort` is any metric key (`galaxy_score`, `alt_rank`, ...); `desc` sorts descending
+        (the API takes any value of `desc` as descending, so it is sent only when true).
+        """
+        params: dict[str, str | int | float | None] = {
+            "sort": sort,
+            "limit": min(limit, c.LIST_LIMIT_MAX),
+            "page": page,
+        }
+        if desc:
+            params["desc"] = 1
+        return await self.http.get_model(c.COINS_LIST, s.COINS_LIST, params)
 
     async def fetch_coin_series(
         self, coin: str, bucket: str = "hour", interval: str = "1d"

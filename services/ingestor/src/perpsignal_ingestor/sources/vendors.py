@@ -15,6 +15,7 @@ from perpsignal_connectors.coinapi.constants import perp_symbol_id
 from perpsignal_connectors.coinapi.http import CoinApiHttp
 from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_connectors.coingecko.parsing import parse_coins_markets
+from perpsignal_connectors.coingecko.schemas import CoinMarket
 from perpsignal_connectors.coinglass import parsing as cg_p
 from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
@@ -22,7 +23,7 @@ from perpsignal_connectors.lunarcrush.parsing import parse_coin_series, parse_co
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.okx.parsing import parse_candles
 from perpsignal_ingestor.sources.guard import gather_guarded
-from perpsignal_ingestor.universe import Universe
+from perpsignal_ingestor.universe import ScanCycle, ScanStep, SymbolOwners, Universe
 
 
 class OkxPoller:
@@ -118,33 +119,49 @@ class CoinglassPoller:
         return list(cg_p.parse_ratio(rows, sym, kind, iv, now))
 
 
+# LunarCrush coin-list sorts of the MSS universe: (sort key, descending, rows). Market-cap rank
+# reaches the top 1,000 in one page; Galaxy Score (high = healthy market + social) and AltRank
+# (1 = best) surface small coins whose social momentum is rising, whatever their size.
+LUNAR_SORTS: tuple[tuple[str, bool, int], ...] = (
+    ("market_cap_rank", False, 1000),
+    ("galaxy_score", True, 200),
+    ("alt_rank", False, 200),
+)
+
+
 class LunarCrushPoller:
-    """Social metrics and profiles of the top coins; hourly series of the watched coins."""
+    """Social metrics and profiles by market cap, Galaxy Score and AltRank; watched series."""
 
     def __init__(
         self,
         client: LunarCrushHttp,
         universe: Universe | None = None,
-        limit: int = 100,
         series_coins: int = 6,
+        sorts: Sequence[tuple[str, bool, int]] = LUNAR_SORTS,
     ) -> None:
         self.client = client
         self.universe = universe
-        self.limit = limit
         self.series_coins = series_coins
+        self.sorts = tuple(sorts)
+        self.owners = SymbolOwners()
 
     async def poll(self) -> list[Event]:
-        """Return social metrics and profiles from the coins list, plus per-coin series."""
-        jobs = [("coinsList", self._list())]
+        """Return social metrics and profiles from each coins-list sort, plus per-coin series."""
+        jobs = [(f"coinsList {sort}", self._list(sort, desc, n)) for sort, desc, n in self.sorts]
         if self.universe is not None:
             for sym in self.universe.binance_symbols()[: self.series_coins]:
                 coin = sym.removesuffix("USDT")
                 jobs.append((f"timeSeries {coin}", self._series(coin)))
-        return await gather_guarded("lunarcrush", jobs, 1)
+        return _unique(await gather_guarded("lunarcrush", jobs, 1))
 
-    async def _list(self) -> list[Event]:
-        social, profiles = parse_coins_list(await self.client.fetch_coins_list(limit=self.limit))
-        return [*social, *profiles]
+    async def _list(self, sort: str, desc: bool, limit: int) -> list[Event]:
+        body = await self.client.fetch_coins_list(sort=sort, limit=limit, desc=desc)
+        social, profiles = parse_coins_list(body)  # one of each per coin, in order
+        out: list[Event] = []
+        for soc, prof in zip(social, profiles, strict=True):
+            if self.owners.accept(prof.symbol, prof.coin_id or prof.symbol, prof.market_cap):
+                out += [soc, prof]
+        return out
 
     async def _series(self, coin: str) -> list[Event]:
         series = await self.client.fetch_coin_series(coin, bucket="hour", interval="1d")
@@ -176,17 +193,73 @@ class CoinApiPoller:
 
 
 class CoinGeckoPoller:
-    """Tokenomics profiles of the top coins by market cap."""
+    """Tokenomics profiles of the MSS universe: pages by market cap and by volume, new coins.
 
-    def __init__(self, client: CoinGeckoHttp, per_page: int = 250) -> None:
+    Each poll runs the next steps of a `ScanCycle` within `calls_per_poll` calls (see the
+    ingestor README for the budget arithmetic). The newest coins come from `/coins/list/new`
+    on a paid plan (a pro base URL) and from `/search/trending` on the Demo plan; either way
+    a second call fetches their market data by id.
+    """
+
+    def __init__(
+        self,
+        client: CoinGeckoHttp,
+        *,
+        market_cap_pages: int = 2,
+        volume_pages: int = 2,
+        new_coins: bool = True,
+        calls_per_poll: int = 3,
+        per_page: int = 250,
+    ) -> None:
         self.client = client
         self.per_page = per_page
+        steps: list[ScanStep] = [ScanStep("new", calls=2)] if new_coins else []
+        for page in range(1, max(market_cap_pages, volume_pages) + 1):
+            if page <= market_cap_pages:
+                steps.append(ScanStep(f"market_cap_desc:{page}"))
+            if page <= volume_pages:
+                steps.append(ScanStep(f"volume_desc:{page}"))
+        self.cycle = ScanCycle(steps, calls_per_poll)
+        self.owners = SymbolOwners()
 
     async def poll(self) -> list[Event]:
-        """Return one profile per coin."""
-        return list(
-            parse_coins_markets(await self.client.fetch_coins_markets(per_page=self.per_page))
-        )
+        """Return one profile per coin of this poll's steps."""
+        jobs = [(step.name, self._step(step.name)) for step in self.cycle.next_batch()]
+        return _unique(await gather_guarded("coingecko", jobs, 1))
+
+    async def _step(self, name: str) -> list[Event]:
+        if name == "new":
+            rows = await self._newest()
+        else:
+            order, _, page = name.partition(":")
+            rows = await self.client.fetch_coins_markets(
+                order=order, page=int(page), per_page=self.per_page
+            )
+        kept = [
+            r for r in rows if self.owners.accept(f"{r.symbol.upper()}USDT", r.id, r.market_cap)
+        ]
+        return list(parse_coins_markets(kept))
+
+    async def _newest(self) -> list[CoinMarket]:
+        if self.client.pro:
+            ids = [c.id for c in await self.client.fetch_new_coins()]
+        else:
+            ids = [c.item.id for c in (await self.client.fetch_trending()).coins]
+        ids = ids[: self.per_page]
+        if not ids:
+            return []
+        return await self.client.fetch_coins_markets(ids=ids, per_page=len(ids))
+
+
+def _unique(events: list[Event]) -> list[Event]:
+    """Drop repeats of one event (a coin in several sorts of one poll)."""
+    seen: set[str] = set()
+    out = []
+    for e in events:
+        if e.event_id not in seen:
+            seen.add(e.event_id)
+            out.append(e)
+    return out
 
 
 class FearGreedPoller:

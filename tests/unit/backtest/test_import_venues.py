@@ -1,0 +1,328 @@
+"""Importers read history as each venue's API and the common exporters deliver it.
+
+Where a real or documented body is recorded in ../shared/data/api it is read as is (Binance,
+OKX, Coinglass v4); Bybit v5 and CCXT/freqtrade files are written here in the shapes their
+documentation gives (`/v5/market/kline|funding/history|open-interest|account-ratio`,
+`fetch_ohlcv` rows, freqtrade's JSON). Before the table of layouts, only Binance's CSV
+column names were accepted and JSON not at all.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perpsignal_cli import backtest
+from perpsignal_cli.backtesting import importers as imp
+from tests.unit.backtest.arrow_writer import write_feather
+
+
+@pytest.fixture(scope="module")
+def api(shared_data: Path) -> Path:
+    return shared_data / "api"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def _write(tmp_path: Path, name: str, body: Any) -> Path:
+    path = tmp_path / name
+    path.write_text(body if isinstance(body, str) else json.dumps(body))
+    return path
+
+
+# --- Binance REST bodies, as recorded --------------------------------------------------
+
+
+def test_binance_api_funding_oi_and_long_short_json(api: Path) -> None:
+    raw = json.loads((api / "binance_usdm/fapi_v1_fundingRate.doc_current.json").read_text())
+    f = imp.read_funding(api / "binance_usdm/fapi_v1_fundingRate.doc_current.json", "BTCUSDT")
+    assert [e.rate for e in f] == [float(r["fundingRate"]) for r in raw]
+    assert f[0].mark_price == float(raw[0]["markPrice"])
+    oi = imp.read_open_interest(
+        api / "binance_usdm/futures_data_openInterestHist.doc_current.json", "BTCUSDT"
+    )
+    assert oi[0].open_interest == 20403.637 and oi[0].open_interest_usd == pytest.approx(
+        150570784.07809979
+    )
+    assert oi[0].observed_at == imp.ms_to_dt(1583127900000)
+    ls = imp.read_long_short(
+        api / "binance_usdm/futures_data_globalLongShortAccountRatio.doc_current.json", "BTCUSDT"
+    )
+    assert {e.kind for e in ls} == {"global_account"}
+
+
+def test_binance_klines_json_rows(api: Path) -> None:
+    s = imp.read_candles(api / "binance_usdm/fapi_v1_klines.recorded.json")
+    raw = json.loads((api / "binance_usdm/fapi_v1_klines.recorded.json").read_text())
+    assert len(s) == len(raw) and s.close[0] == float(raw[0][4])
+    assert s.quote_volume[0] == float(raw[0][7])
+
+
+# --- OKX v5, as recorded ---------------------------------------------------------------
+
+
+def test_okx_funding_rate_history_takes_the_settled_rate(api: Path) -> None:
+    path = api / "okx/api_v5_public_funding-rate-history.recorded.json"
+    f = imp.read_funding(path, "BTCUSDT", "okx")
+    raw = json.loads(path.read_text())["data"]
+    # oldest first, and realizedRate (settled), not fundingRate (the forecast)
+    assert [e.rate for e in f] == [float(r["realizedRate"]) for r in reversed(raw)]
+    assert f[-1].observed_at == utc(2024, 1, 1)
+
+
+def test_okx_candles_newest_first_with_confirm(api: Path) -> None:
+    path = api / "okx/api_v5_market_candles.recorded.json"
+    raw = json.loads(path.read_text())["data"]
+    s = imp.read_candles(path)
+    assert s.timeframe == "1m" and len(s) == sum(1 for r in raw if r[8] == "1")
+    assert s.open_ms == sorted(int(r[0]) for r in raw if r[8] == "1")
+    newest = max(raw, key=lambda r: int(r[0]))
+    assert s.close[-1] == float(newest[4]) and s.volume[-1] == float(newest[6])  # volCcy
+
+
+def test_okx_rubik_open_interest_and_long_short_arrays(tmp_path: Path) -> None:
+    # /api/v5/rubik/stat/contracts/open-interest-history: [ts, oi, oiCcy, oiUsd]
+    oi = _write(
+        tmp_path,
+        "okx_oi.json",
+        {"code": "0", "msg": "", "data": [
+            ["1701417600000", "2216113", "22161.13", "837570983.9"],
+            ["1701414000000", "2215000", "22150.00", "830000000.0"],
+        ]},
+    )  # fmt: skip
+    got = imp.read_open_interest(oi, "BTCUSDT")
+    assert [(e.open_interest, e.open_interest_usd) for e in got] == [
+        (22150.0, 830000000.0),
+        (22161.13, 837570983.9),
+    ]
+    # /api/v5/rubik/stat/contracts/long-short-account-ratio: [ts, ratio]
+    ls = _write(tmp_path, "okx_ls.json", {"code": "0", "data": [["1701417600000", "3"]]})
+    e = imp.read_long_short(ls, "BTCUSDT")[0]
+    assert e.kind == "global_account" and e.long_share == pytest.approx(0.75)
+
+
+# --- Coinglass v4, as documented -------------------------------------------------------
+
+
+def test_coinglass_long_short_percent_columns(api: Path) -> None:
+    path = api / "coinglass/long-short-ratio__global-longshort-account-ratio.json"
+    e = imp.read_long_short(path, "BTCUSDT", "coinglass")[0]
+    assert e.kind == "global_account"
+    assert e.long_share == pytest.approx(0.7388) and e.ratio == pytest.approx(2.83)
+    top = imp.read_long_short(
+        api / "coinglass/long-short-ratio__top-longshort-position-ratio.json", "BTCUSDT"
+    )
+    assert {x.kind for x in top} == {"top_position"}
+    assert top[0].long_share == pytest.approx(0.6499)
+
+
+def test_coinglass_open_interest_and_funding_ohlc(api: Path) -> None:
+    oi = imp.read_open_interest(api / "coinglass/open-interest__oi-ohlc-histroy.json", "BTCUSDT")
+    assert oi[0].open_interest is None and oi[0].open_interest_usd == 2340177420.0
+    f = imp.read_funding(api / "coinglass/funding-rate__fr-ohlc-histroy.json", "BTCUSDT")
+    assert f[0].rate == pytest.approx(0.009229 / 100)  # Coinglass publishes percent
+
+
+# --- Bybit v5, documented shapes --------------------------------------------------------
+
+
+def test_bybit_v5_market_endpoints(tmp_path: Path) -> None:
+    def env(rows: list[Any]) -> dict[str, Any]:
+        return {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": rows}}
+
+    kline = _write(tmp_path, "kline.json", env([
+        ["1670608800000", "17071", "17073", "17027", "17055.5", "268611", "15.74"],
+        ["1670605200000", "17000", "17100", "16990", "17071", "100000", "5.9"],
+    ]))  # fmt: skip
+    s = imp.read_candles(kline)
+    assert s.timeframe == "1h" and s.close == [17071.0, 17055.5]
+    assert s.quote_volume == [5.9, 15.74]  # turnover
+    funding = _write(tmp_path, "funding.json", env([
+        {"symbol": "ETHPERP", "fundingRate": "0.0001", "fundingRateTimestamp": "1672041600000"},
+    ]))  # fmt: skip
+    assert imp.read_funding(funding, "ETHUSDT")[0].observed_at == utc(2022, 12, 26, 8)
+    oi = _write(tmp_path, "oi.json", env([
+        {"openInterest": "461134384.00000000", "timestamp": "1669571400000"},
+    ]))  # fmt: skip
+    assert imp.read_open_interest(oi, "BTCUSDT")[0].open_interest == 461134384.0
+    ratio = _write(tmp_path, "ratio.json", env([
+        {"symbol": "BTCUSDT", "buyRatio": "0.5707", "sellRatio": "0.4293", "timestamp": "1695772800000"},  # noqa: E501
+    ]))  # fmt: skip
+    e = imp.read_long_short(ratio, "BTCUSDT")[0]
+    assert e.kind == "global_account" and e.long_share == pytest.approx(0.5707)
+
+
+# --- CCXT and freqtrade ----------------------------------------------------------------
+
+
+def test_ccxt_ohlcv_and_freqtrade_json_gz(tmp_path: Path, market: Path) -> None:
+    rows = [
+        [int(r.split(",")[0]), *map(float, r.split(",")[1:])]
+        for r in (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[1:51]
+    ]
+    path = tmp_path / "XRP_USDT_USDT-5m-futures.json.gz"
+    path.write_bytes(gzip.compress(json.dumps(rows).encode()))
+    s = imp.read_candles(path)
+    reference = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    assert s.timeframe == "5m" and s.close == reference.close[:50]
+    # freqtrade's funding JSON: OHLCV-shaped rows with the rate in `open`
+    fr = _write(
+        tmp_path,
+        "XRP_USDT_USDT-8h-funding_rate.json",
+        [[1637193600000, 0.0001, 0.0001, 0.0001, 0.0001, 0.0]],
+    )
+    assert imp.read_funding(fr, "XRPUSDT")[0].rate == 0.0001
+
+
+def test_ccxt_unified_dicts(tmp_path: Path) -> None:
+    info = {"symbol": "BTCUSDT"}
+    funding = _write(tmp_path, "f.json", [
+        {"info": info, "symbol": "BTC/USDT:USDT", "fundingRate": 0.0001,
+         "timestamp": 1704067200000, "datetime": "2024-01-01T00:00:00.000Z"},
+    ])  # fmt: skip
+    assert imp.read_funding(funding, "BTCUSDT")[0].observed_at == utc(2024, 1, 1)
+    oi = _write(tmp_path, "oi.json", [
+        {"symbol": "BTC/USDT:USDT", "openInterestAmount": 80000.5, "openInterestValue": 3.4e9,
+         "timestamp": 1704067200000, "info": info},
+    ])  # fmt: skip
+    assert imp.read_open_interest(oi, "BTCUSDT")[0].open_interest_usd == 3.4e9
+    ls = _write(tmp_path, "ls.json", [
+        {"symbol": "BTC/USDT:USDT", "longShortRatio": 1.5, "timestamp": 1704067200000},
+    ])  # fmt: skip
+    assert imp.read_long_short(ls, "BTCUSDT")[0].long_share == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("lz4", [False, True])
+def test_freqtrade_feather_candles_and_funding(tmp_path: Path, market: Path, lz4: bool) -> None:
+    """freqtrade's default format, read without pyarrow (checked on freqtrade's own files)."""
+    csv_path = market / "XRP_USDT_USDT-1h-futures.csv"
+    rows = [r.split(",") for r in csv_path.read_text().splitlines()[1:]]
+    cols = ["date", "open", "high", "low", "close", "volume"]
+    data: dict[str, list[Any]] = {
+        c: [int(r[0]) if c == "date" else float(r[i]) for r in rows] for i, c in enumerate(cols)
+    }
+    data["volume"][3] = None  # a null: freqtrade's mark candles have no volume
+    path = tmp_path / "XRP_USDT_USDT-1h-futures.feather"
+    path.write_bytes(write_feather(data, lz4=lz4))
+    s, ref = imp.read_candles(path), imp.read_candles(csv_path)
+    assert (s.timeframe, s.open_ms, s.close) == (ref.timeframe, ref.open_ms, ref.close)
+    assert s.volume[3] == 0.0 and s.volume[4] == ref.volume[4]
+    fr = market / "XRP_USDT_USDT-8h-funding_rate.csv"
+    pairs = [r.split(",") for r in fr.read_text().splitlines()[1:]]
+    funding = {
+        "date": [int(t) for t, _ in pairs],
+        "open": [float(v) for _, v in pairs],  # freqtrade keeps the rate in `open`
+        "high": [0.0] * len(pairs),
+        "low": [0.0] * len(pairs),
+        "close": [0.0] * len(pairs),
+        "volume": [0.0] * len(pairs),
+    }
+    fpath = tmp_path / "XRP_USDT_USDT-8h-funding_rate.feather"
+    fpath.write_bytes(write_feather(funding, lz4=lz4))
+    got, want = imp.read_funding(fpath, "XRPUSDT"), imp.read_funding(fr, "XRPUSDT")
+    assert [(e.observed_at, e.rate) for e in got] == [(e.observed_at, e.rate) for e in want]
+
+
+def test_parquet_without_pyarrow_says_how_to_proceed(tmp_path: Path) -> None:
+    path = tmp_path / "XRP_USDT_USDT-5m-futures.parquet"
+    path.write_bytes(b"PAR1" + b"\x00" * 64)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        with pytest.raises(imp.HistoryFormatError, match=r"pyarrow.*convert-data"):
+            imp.read_candles(path)
+    else:  # pragma: no cover - only where pyarrow happens to be installed
+        pytest.skip("pyarrow installed: parquet is read")
+
+
+# --- times, unknown layouts, explicit mapping -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["1704067200", "1704067200000", "1704067200000000", "1704067200000000000",
+     "2024-01-01T00:00:00Z", "2024-01-01 00:00:00"],
+)  # fmt: skip
+def test_time_units_are_detected(stamp: str) -> None:
+    assert imp.ms_to_dt(imp.parse_time_ms(stamp)) == utc(2024, 1, 1)
+
+
+def test_unknown_layout_names_the_columns_seen_and_accepted(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mystery.csv", "when,lsr\n1704067200000,1.2\n")
+    with pytest.raises(imp.HistoryFormatError) as err:
+        imp.read_long_short(path, "BTCUSDT")
+    msg = str(err.value)
+    assert "['when', 'lsr']" in msg  # seen
+    assert "open_time" in msg and "globalLongShortRatio" in msg  # accepted
+    assert "--columns" in msg
+
+
+def test_explicit_mapping_reads_any_layout(tmp_path: Path) -> None:
+    path = _write(tmp_path, "mystery.csv", "when,lsr\n1704067200000,1.5\n")
+    with imp.column_overrides(imp.parse_column_map(["long_short.time=when,global_ratio=lsr"])):
+        e = imp.read_long_short(path, "BTCUSDT")[0]
+    assert e.long_share == pytest.approx(0.6)
+    pct = _write(tmp_path, "pct.csv", "when,fr\n1704067200000,0.01\n")
+    with imp.column_overrides(imp.parse_column_map(["funding.time=when", "funding.rate=fr*0.01"])):
+        assert imp.read_funding(pct, "BTCUSDT")[0].rate == pytest.approx(0.0001)
+    with pytest.raises(imp.HistoryFormatError, match="unknown field 'colse'"):
+        imp.parse_column_map(["colse=c"])
+
+
+def test_cli_columns_option(
+    tmp_path: Path, xrp_small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = xrp_small.read_text().splitlines()
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("\n".join(["ts,o,hi,lo,last,qty", *lines[1:]]) + "\n")
+    args = ["--symbol", "XRPUSDT", "--candles", str(renamed), "--out", str(tmp_path / "r")]
+    args += ["--no-progress", "--quiet"]
+    assert backtest.main(args) == 2
+    assert "columns seen: ['ts', 'o', 'hi', 'lo', 'last', 'qty']" in capsys.readouterr().err
+    mapped = [*args, "--columns", "time=ts,high=hi,low=lo,close=last", "--columns", "volume=qty"]
+    assert backtest.main(mapped) == 0
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["signals"]
+
+
+def test_unprefixed_pairs_apply_only_where_the_column_exists(tmp_path: Path) -> None:
+    candles = _write(
+        tmp_path,
+        "c.csv",
+        "ts,open,high,low,close\n1704067200000,1,2,0.5,1.5\n1704067500000,1,2,0.5,1.6\n",
+    )
+    funding = _write(tmp_path, "f.csv", "fundingTime,fundingRate\n1704067200000,0.0001\n")
+    with imp.column_overrides(imp.parse_column_map(["time=ts"])):
+        assert len(imp.read_candles(candles)) == 2
+        assert imp.read_funding(funding, "X")[0].rate == 0.0001  # its own time column
+    with (
+        imp.column_overrides(imp.parse_column_map(["funding.time=ts"])),
+        pytest.raises(imp.HistoryFormatError, match="no such column"),
+    ):
+        imp.read_funding(funding, "X")
+
+
+def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> None:
+    # OKX's historical-data CSVs: `vol` counts contracts, `vol_ccy` is the base volume
+    path = _write(
+        tmp_path,
+        "BTC-USDT-SWAP-candlesticks.csv",
+        "https://www.okx.com/data-download\n"
+        "instrument_name,open,high,low,close,vol,vol_ccy,vol_quote,open_time,confirm\n"
+        "BTC-USDT-SWAP,42000,42100,41900,42050,1000,10,420500,1704067200000,1\n"
+        "BTC-USDT-SWAP,42050,42200,42000,42100,2000,20,842000,1704067260000,1\n",
+    )
+    s = imp.read_candles(path)
+    assert s.volume == [10.0, 20.0] and s.quote_volume == [420500.0, 842000.0]
+
+
+def test_spreadsheet_style_headers(tmp_path: Path) -> None:
+    path = _write(tmp_path, "oi.csv", "Time,Open Interest (USD)\n2024-01-01 00:00:00,3400000000\n")
+    assert imp.read_open_interest(path, "BTCUSDT")[0].open_interest_usd == 3.4e9

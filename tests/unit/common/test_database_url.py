@@ -1,0 +1,109 @@
+"""`parse_database_url`: every URL form users paste becomes a SQLAlchemy URL + asyncpg kwargs."""
+
+from __future__ import annotations
+
+import re
+import ssl
+
+import pytest
+from pydantic import SecretStr
+
+from perpsignal_common.db.url import parse_database_url
+from perpsignal_common.errors import ConfigError
+from perpsignal_common.settings import DatabaseSettings
+
+NEON_POOLED = (
+    "postgresql://alex:AbC123dEf@ep-cool-darkness-123456-pooler.us-east-2.aws.neon.tech/dbname"
+    "?sslmode=require&channel_binding=require"
+)
+
+
+@pytest.mark.parametrize(
+    "scheme", ["postgres", "postgresql", "postgresql+asyncpg", "postgres+asyncpg"]
+)
+def test_every_scheme_becomes_asyncpg_and_keeps_the_password(scheme: str) -> None:
+    got = parse_database_url(f"{scheme}://u:p%40ss@db.example:6543/app?sslmode=require")
+    assert got.sqlalchemy_url.drivername == "postgresql+asyncpg"
+    assert got.sqlalchemy_url.query == {}  # nothing asyncpg.connect() would reject
+    assert got.dsn == "postgresql://u:p%40ss@db.example:6543/app"
+
+
+def test_neon_pooled_host_disables_statement_caches() -> None:
+    got = parse_database_url(NEON_POOLED)
+    assert got.pooled
+    assert got.asyncpg_kwargs()["statement_cache_size"] == 0
+    assert got.sqlalchemy_url.query == {"prepared_statement_cache_size": "0"}
+    names = got.sqlalchemy_connect_args()["prepared_statement_name_func"]
+    assert names() != names()  # unique names: PgBouncer may switch server connections
+
+
+def test_neon_direct_host_keeps_the_statement_cache() -> None:
+    got = parse_database_url(NEON_POOLED.replace("-pooler", ""))
+    assert not got.pooled
+    assert "statement_cache_size" not in got.asyncpg_kwargs()
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("disable", False), ("allow", "allow"), ("prefer", "prefer")]
+)
+def test_modes_below_require_are_passed_as_asyncpg_modes(mode: str, expected: object) -> None:
+    assert parse_database_url(f"postgresql://h/d?sslmode={mode}").ssl_argument() == expected
+
+
+def test_require_encrypts_without_checking_the_certificate() -> None:
+    ctx = parse_database_url("postgresql://h/d?sslmode=require").ssl_argument()
+    assert isinstance(ctx, ssl.SSLContext)
+    assert ctx.verify_mode == ssl.CERT_NONE and not ctx.check_hostname
+
+
+def test_verify_ca_and_verify_full_with_the_system_store() -> None:
+    ca = parse_database_url("postgresql://h/d?sslmode=verify-ca&sslrootcert=system")
+    full = parse_database_url("postgresql://h/d?sslrootcert=system")  # libpq: implies verify-full
+    ca_ctx, full_ctx = ca.ssl_argument(), full.ssl_argument()
+    assert isinstance(ca_ctx, ssl.SSLContext) and isinstance(full_ctx, ssl.SSLContext)
+    assert ca_ctx.verify_mode == ssl.CERT_REQUIRED and not ca_ctx.check_hostname
+    assert full.sslmode == "verify-full" and full_ctx.check_hostname
+
+
+def test_asyncpg_style_ssl_parameter_is_understood() -> None:
+    assert parse_database_url("postgresql+asyncpg://h/d?ssl=require").sslmode == "require"
+    assert parse_database_url("postgresql+asyncpg://h/d?ssl=true").sslmode == "require"
+
+
+def test_options_and_other_parameters_become_startup_settings() -> None:
+    got = parse_database_url(
+        "postgresql://h/d?options=-c%20search_path%3Dx&application_name=ps&connect_timeout=7"
+    )
+    kwargs = got.asyncpg_kwargs({"statement_timeout": "5000"})
+    assert kwargs["server_settings"] == {
+        "options": "-c search_path=x",
+        "application_name": "ps",
+        "statement_timeout": "5000",
+    }
+    assert kwargs["timeout"] == 7.0
+
+
+def test_channel_binding_require_is_accepted_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    got = parse_database_url(NEON_POOLED)
+    assert "channel_binding" not in got.asyncpg_kwargs().get("server_settings", {})
+    assert "channel_binding=require" in caplog.text
+    assert "AbC123dEf" not in caplog.text
+
+
+def test_a_bad_sslmode_fails_at_settings_load_naming_the_choices() -> None:
+    with pytest.raises(ConfigError, match="verify-full") as err:
+        DatabaseSettings(database_url=SecretStr("postgresql://u:hunter2@h/d?sslmode=requried"))
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_non_postgres_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not PostgreSQL"):
+        parse_database_url("mysql://u:p@h/d")
+
+
+def test_missing_root_certificate_file_is_a_clear_config_error() -> None:
+    got = parse_database_url("postgresql://h/d?sslmode=verify-full&sslrootcert=/nope/ca.pem")
+    with pytest.raises(ConfigError, match=re.escape("sslrootcert='/nope/ca.pem'")):
+        got.ssl_argument()

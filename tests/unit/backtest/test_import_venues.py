@@ -15,11 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as parquet
 import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
-from tests.unit.backtest.arrow_writer import write_feather
 
 
 @pytest.fixture(scope="module")
@@ -199,47 +201,119 @@ def test_ccxt_unified_dicts(tmp_path: Path) -> None:
     assert imp.read_long_short(ls, "BTCUSDT")[0].long_share == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize("lz4", [False, True])
-def test_freqtrade_feather_candles_and_funding(tmp_path: Path, market: Path, lz4: bool) -> None:
-    """freqtrade's default format, read without pyarrow (checked on freqtrade's own files)."""
-    csv_path = market / "XRP_USDT_USDT-1h-futures.csv"
-    rows = [r.split(",") for r in csv_path.read_text().splitlines()[1:]]
-    cols = ["date", "open", "high", "low", "close", "volume"]
-    data: dict[str, list[Any]] = {
-        c: [int(r[0]) if c == "date" else float(r[i]) for r in rows] for i, c in enumerate(cols)
+# --- freqtrade's feather and parquet files, written by pyarrow as freqtrade does --------
+
+FREQTRADE_COLUMNS = ("date", "open", "high", "low", "close", "volume")
+
+
+def freqtrade_table(columns: dict[str, list[Any]], unit: str = "ms") -> pa.Table:
+    """Return OHLCV columns as freqtrade stores them: `date` timestamp[ms, UTC], float64 rest.
+
+    `date` is given as epoch ms; older freqtrade (pandas < 2) wrote nanosecond timestamps.
+    """
+    date = pa.array(columns["date"], pa.timestamp("ms", tz="UTC"))
+    arrays = [date.cast(pa.timestamp(unit, tz="UTC"))]
+    arrays += [pa.array(columns[c], pa.float64()) for c in FREQTRADE_COLUMNS[1:]]
+    return pa.table(arrays, names=list(FREQTRADE_COLUMNS))
+
+
+def write_freqtrade(table: pa.Table, path: Path, fmt: str) -> Path:
+    """Write `table` as freqtrade's `feather` (lz4 by default) or `parquet` data format."""
+    if fmt == "parquet":
+        parquet.write_table(table, path)
+    else:
+        compression = fmt.removeprefix("feather-")
+        feather.write_feather(table, path, compression=compression)
+    return path
+
+
+def csv_columns(path: Path) -> dict[str, list[Any]]:
+    """Return a freqtrade OHLCV CSV (`open_time,open,...`) as columns, parsed by hand."""
+    rows = [r.split(",") for r in path.read_text().splitlines()[1:]]
+    return {
+        c: [int(r[0]) if c == "date" else float(r[i]) for r in rows]
+        for i, c in enumerate(FREQTRADE_COLUMNS)
     }
-    data["volume"][3] = None  # a null: freqtrade's mark candles have no volume
-    path = tmp_path / "XRP_USDT_USDT-1h-futures.feather"
-    path.write_bytes(write_feather(data, lz4=lz4))
+
+
+FORMATS = ["feather-uncompressed", "feather-lz4", "feather-zstd", "parquet"]
+
+
+@pytest.mark.parametrize("unit", ["ms", "ns"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_freqtrade_file_round_trips_the_csv_candles(
+    tmp_path: Path, market: Path, fmt: str, unit: str
+) -> None:
+    """A freqtrade data file built from the recorded 5m CSV imports as exactly those candles."""
+    csv_path = market / "XRP_USDT_USDT-5m-futures.csv"
+    want = csv_columns(csv_path)
+    suffix = "parquet" if fmt == "parquet" else "feather"
+    path = write_freqtrade(
+        freqtrade_table(want, unit), tmp_path / f"XRP_USDT_USDT-5m-futures.{suffix}", fmt
+    )
+    got = imp.read_candles(path)
+    assert got.timeframe == "5m" and len(got) == len(want["date"]) == 1999
+    assert got.open_ms == want["date"]
+    assert (got.open, got.high, got.low, got.close, got.volume) == (
+        want["open"], want["high"], want["low"], want["close"], want["volume"],
+    )  # fmt: skip
+    events = imp.candle_events(got, "XRPUSDT")
+    assert events == imp.candle_events(imp.read_candles(csv_path), "XRPUSDT")
+    assert events[0].open_time == utc(2021, 11, 15)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_freqtrade_candles_with_nulls_and_funding(tmp_path: Path, market: Path, fmt: str) -> None:
+    """freqtrade's mark candles have null volumes; its funding keeps the rate in `open`."""
+    csv_path = market / "XRP_USDT_USDT-1h-futures.csv"
+    data = csv_columns(csv_path)
+    data["volume"][3] = None
+    suffix = "parquet" if fmt == "parquet" else "feather"
+    path = write_freqtrade(freqtrade_table(data), tmp_path / f"XRP-1h.{suffix}", fmt)
     s, ref = imp.read_candles(path), imp.read_candles(csv_path)
     assert (s.timeframe, s.open_ms, s.close) == (ref.timeframe, ref.open_ms, ref.close)
     assert s.volume[3] == 0.0 and s.volume[4] == ref.volume[4]
     fr = market / "XRP_USDT_USDT-8h-funding_rate.csv"
     pairs = [r.split(",") for r in fr.read_text().splitlines()[1:]]
+    zeros = [0.0] * len(pairs)
     funding = {
         "date": [int(t) for t, _ in pairs],
-        "open": [float(v) for _, v in pairs],  # freqtrade keeps the rate in `open`
-        "high": [0.0] * len(pairs),
-        "low": [0.0] * len(pairs),
-        "close": [0.0] * len(pairs),
-        "volume": [0.0] * len(pairs),
-    }
-    fpath = tmp_path / "XRP_USDT_USDT-8h-funding_rate.feather"
-    fpath.write_bytes(write_feather(funding, lz4=lz4))
+        "open": [float(v) for _, v in pairs],
+        "high": zeros, "low": zeros, "close": zeros, "volume": zeros,
+    }  # fmt: skip
+    fpath = write_freqtrade(freqtrade_table(funding), tmp_path / f"XRP-8h-fr.{suffix}", fmt)
     got, want = imp.read_funding(fpath, "XRPUSDT"), imp.read_funding(fr, "XRPUSDT")
+    assert len(got) == len(pairs)
     assert [(e.observed_at, e.rate) for e in got] == [(e.observed_at, e.rate) for e in want]
 
 
-def test_parquet_without_pyarrow_says_how_to_proceed(tmp_path: Path) -> None:
-    path = tmp_path / "XRP_USDT_USDT-5m-futures.parquet"
-    path.write_bytes(b"PAR1" + b"\x00" * 64)
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        with pytest.raises(imp.HistoryFormatError, match=r"pyarrow.*convert-data"):
-            imp.read_candles(path)
-    else:  # pragma: no cover - only where pyarrow happens to be installed
-        pytest.skip("pyarrow installed: parquet is read")
+def test_parquet_of_an_exporter_with_its_own_column_names(tmp_path: Path) -> None:
+    """Research exporters' parquet: any accepted column names, naive microsecond timestamps."""
+    times = [1704067200000 + k * 3_600_000 for k in range(3)]
+    table = pa.table(
+        {
+            "timestamp": pa.array(times, pa.timestamp("us")),  # naive: taken as UTC
+            "fundingRate": pa.array([0.0001, -0.0002, 0.0003], pa.float64()),
+            "markPrice": pa.array([42000.5, None, 42100.0], pa.float64()),
+        }
+    )
+    path = tmp_path / "funding.parquet"
+    parquet.write_table(table, path, compression="zstd")
+    got = imp.read_funding(path, "BTCUSDT")
+    assert [e.observed_at for e in got] == [imp.ms_to_dt(t) for t in times]
+    assert [e.rate for e in got] == [0.0001, -0.0002, 0.0003]
+    assert [e.mark_price for e in got] == [42000.5, None, 42100.0]
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [("XRP-5m.parquet", b"PAR1" + b"\x00" * 64), ("XRP-5m.feather", b"ARROW1" + b"\x00" * 64)],
+)
+def test_a_damaged_arrow_file_is_reported_by_name(tmp_path: Path, name: str, body: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(body)
+    with pytest.raises(imp.HistoryFormatError, match=rf"{name}: not a readable"):
+        imp.read_candles(path)
 
 
 # --- times, unknown layouts, explicit mapping -------------------------------------------

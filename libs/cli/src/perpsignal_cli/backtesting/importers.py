@@ -12,8 +12,8 @@ position). Names are compared normalised (lower case, letters and digits only), 
 * JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
   Binance/OKX/Coinglass, `{"result": {"list": [...]}}` of Bybit); gzip-compressed JSON too
   (freqtrade's `.json.gz`), and JSON lines;
-* Arrow IPC / feather v2 (freqtrade's default), read by `arrow_ipc` without pyarrow;
-  parquet only when `pyarrow` is installed (not a dependency: the error says so).
+* feather (Arrow IPC v1/v2, LZ4/ZSTD compressed too; freqtrade's default) and parquet
+  (freqtrade's other format, and most research exporters'), read with pyarrow.
 
 Times may be epoch s/ms/us/ns (per value, by magnitude) or ISO strings; everything becomes
 aware UTC. Anything else is covered by an explicit mapping (`perpsignal backtest --columns
@@ -39,7 +39,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from perpsignal_cli.backtesting.arrow_ipc import ArrowError, read_arrow
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
@@ -465,12 +464,15 @@ def _json_table(body: Any) -> Table:
     raise HistoryFormatError("JSON rows are neither all objects nor all arrays")
 
 
+_ARROW_SUFFIXES = (".feather", ".arrow", ".parquet")
+
+
 def read_table(path: Path) -> Table:
-    """Return the rows of a CSV, JSON (gzip too), JSON-lines or Arrow/feather file."""
+    """Return the rows of a CSV, JSON (gzip too), JSON-lines, feather or parquet file."""
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    if raw[:6] == b"ARROW1" or raw[:4] == b"PAR1" or path.suffix in (".feather", ".parquet"):
+    if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or path.suffix in _ARROW_SUFFIXES:
         return _arrow_table(path, raw)
     text = raw.decode("utf-8-sig")
     head = text.lstrip()[:1]
@@ -484,23 +486,34 @@ def read_table(path: Path) -> Table:
 
 
 def _arrow_table(path: Path, raw: bytes) -> Table:
-    if raw[:6] == b"ARROW1":  # feather v2 / Arrow IPC: read without pyarrow
-        try:
-            names, columns = read_arrow(raw)
-        except ArrowError as exc:
-            raise HistoryFormatError(f"{path}: {exc}") from None
-        return Table(names, list(zip(*columns, strict=True)), "Arrow")
+    """Read a feather (Arrow IPC, v1 or v2) or parquet file with pyarrow.
+
+    Timestamp and date columns become epoch ms (freqtrade's `date` is timestamp[ms, UTC]),
+    so times are exact whatever the unit; other columns become Python values.
+    """
+    import pyarrow as pa  # imported here: only these files need it (~80 ms)
+    import pyarrow.feather as feather
+    import pyarrow.parquet as parquet
+
+    is_parquet = raw[:4] == b"PAR1" or (raw[:6] != b"ARROW1" and path.suffix == ".parquet")
+    what = "Parquet" if is_parquet else "Arrow"
     try:
-        import pyarrow.parquet as parquet
-    except ImportError:
-        raise HistoryFormatError(
-            f"{path}: parquet (or feather v1) files need pyarrow, which perpsignal does not "
-            "install; `pip install pyarrow` in this environment, or convert the file "
-            "(freqtrade: `freqtrade convert-data --format-from parquet --format-to feather`)"
-        ) from None
-    tbl = parquet.read_table(path)
-    cols = [tbl.column(i).to_pylist() for i in range(tbl.num_columns)]
-    return Table(list(tbl.column_names), list(zip(*cols, strict=True)), "Parquet")
+        source = pa.BufferReader(raw)  # already gunzipped when the file was compressed
+        tbl = parquet.read_table(source) if is_parquet else feather.read_table(source)
+        cols = [_epoch_ms(col).to_pylist() for col in tbl.columns]
+    except (pa.ArrowException, ValueError) as exc:
+        raise HistoryFormatError(f"{path}: not a readable {what.lower()} file ({exc})") from None
+    return Table(list(tbl.column_names), list(zip(*cols, strict=True)), what)
+
+
+def _epoch_ms(col: Any) -> Any:
+    """Return a timestamp or date column as int64 epoch ms (sub-ms truncated), else as is."""
+    import pyarrow as pa
+
+    if not (pa.types.is_timestamp(col.type) or pa.types.is_date(col.type)):
+        return col
+    at_ms = col.cast(pa.timestamp("ms", getattr(col.type, "tz", None)), safe=False)
+    return at_ms.cast(pa.int64())
 
 
 # ---------------------------------------------------------------------------------------

@@ -125,9 +125,18 @@ def test_coinglass_long_short_percent_columns(api: Path) -> None:
     assert top[0].long_share == pytest.approx(0.6499)
 
 
-def test_coinglass_open_interest_and_funding_ohlc(api: Path) -> None:
-    oi = imp.read_open_interest(api / "coinglass/open-interest__oi-ohlc-histroy.json", "BTCUSDT")
-    assert oi[0].open_interest is None and oi[0].open_interest_usd == 2340177420.0
+def test_coinglass_open_interest_and_funding_ohlc(api: Path, tmp_path: Path) -> None:
+    # Coinglass's documented example carries illustrative times (year 2053, i.e. the open value
+    # times 1,000): such a file is refused by the event contract with the file named ...
+    documented = api / "coinglass/open-interest__oi-ohlc-histroy.json"
+    with pytest.raises(imp.HistoryFormatError, match="open-interest__oi-ohlc-histroy.json.*future"):
+        imp.read_open_interest(documented, "BTCUSDT")
+    # ... and the same shape with real hourly times is read (values as documented).
+    body = json.loads(documented.read_text())
+    for i, row in enumerate(body["data"]):
+        row["time"] = 1_700_000_000_000 + i * 3_600_000
+    oi = imp.read_open_interest(_write(tmp_path, "oi.json", body), "BTCUSDT")
+    assert oi[-1].open_interest is None and oi[-1].open_interest_usd == 2340177420.0
     f = imp.read_funding(api / "coinglass/funding-rate__fr-ohlc-histroy.json", "BTCUSDT")
     assert f[0].rate == pytest.approx(0.009229 / 100)  # Coinglass publishes percent
 

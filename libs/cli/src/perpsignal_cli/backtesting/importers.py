@@ -27,17 +27,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import csv
+import functools
 import gzip
 import io
 import itertools
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+import pydantic
 
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import (
@@ -56,6 +59,32 @@ SOURCE = "history"
 
 class HistoryFormatError(ValueError):
     """A history file cannot be read as the shape it was given as."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _contract_errors_named(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn a row that breaks the event contract into a HistoryFormatError naming the file.
+
+    The events' value rules (finite numbers, price bounds, times between 2009 and now) are the
+    same as on the bus, so an export with such a row fails here with the reason, not a traceback.
+    """
+
+    @functools.wraps(fn)
+    def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except pydantic.ValidationError as exc:
+            path = args[0] if args else kwargs.get("path")
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first.get("loc", ())) or exc.title
+            raise HistoryFormatError(
+                f"{path}: a row breaks the event contract ({exc.title}.{where}: {first['msg']})"
+            ) from exc
+
+    return wrapped
 
 
 def norm(name: str) -> str:
@@ -758,6 +787,7 @@ def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
         raise HistoryFormatError(f"{path}: {exc}") from None
 
 
+@_contract_errors_named
 def read_candles(path: Path) -> CandleSeries:
     """Read candles (any shape in `KINDS["candles"]`) into a series, oldest first."""
     res, rows = _load("candles", path)
@@ -811,6 +841,7 @@ def read_candles(path: Path) -> CandleSeries:
     return CandleSeries(timeframe_of(step // 1000), times, opens, highs, lows, closes, vols, quotes)
 
 
+@_contract_errors_named
 def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRateV1]:
     """Read settled funding rates (any shape in `KINDS["funding"]`)."""
     res, rows = _load("funding", path)
@@ -837,6 +868,7 @@ def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRa
     return sorted(out, key=lambda e: e.observed_at)
 
 
+@_contract_errors_named
 def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[OpenInterestV1]:
     """Read open interest in base units and/or USD (any shape in `KINDS["open_interest"]`)."""
     res, rows = _load("open_interest", path)
@@ -861,6 +893,7 @@ def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[Ope
     return sorted(out, key=lambda e: e.observed_at)
 
 
+@_contract_errors_named
 def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongShortRatioV1]:
     """Read long/short positioning, every kind the file has (`KINDS["long_short"]`)."""
     res, rows = _load("long_short", path)
@@ -895,6 +928,7 @@ def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongSh
     return sorted(out, key=lambda e: e.observed_at)
 
 
+@_contract_errors_named
 def read_fear_greed(path: Path) -> list[FearGreedV1]:
     """Read the Fear & Greed history (`time,value[,value_classification]`, alternative.me)."""
     res, rows = _load("fear_greed", path)

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
+from perpsignal_domain.judging.prompt import SYSTEM
 from perpsignal_judge.judge import Judge
-from perpsignal_judge.prompt import SYSTEM
 from perpsignal_judge.settings import JudgeSettings
 from tests.unit.judge.builders import load_candles, signal
 from tests.unit.judge.fake_openai import FakeOpenAI, Reply, completion, serve, verdict_json

@@ -17,7 +17,7 @@ from perpsignal_common.events.market import (
     SocialMetricsV1,
     WhaleTradeV1,
 )
-from perpsignal_scorer.mss import (
+from perpsignal_domain.scoring.mss import (
     DAY_S,
     CoinInputs,
     MssConfig,
@@ -28,7 +28,7 @@ from perpsignal_scorer.mss import (
     social_momentum,
     tier,
 )
-from perpsignal_scorer.state import Point
+from perpsignal_domain.scoring.state import Point
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 NOW_S = NOW.timestamp()

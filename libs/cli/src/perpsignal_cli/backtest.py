@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
-from perpsignal_outcomes.settings import HORIZON_SECONDS
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
 if TYPE_CHECKING:
     from perpsignal_cli.backtesting.pipeline import History

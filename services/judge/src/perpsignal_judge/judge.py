@@ -24,12 +24,17 @@ from perpsignal_common.events.signals import (
     VerdictLayer,
     VolatilityMetrics,
 )
-from perpsignal_judge import prompt
+from perpsignal_domain.judging import prompt
+from perpsignal_domain.judging.rules import RuleVerdict, judge_rules
+from perpsignal_domain.judging.volatility import (
+    PlanParams,
+    aggregate,
+    build_metrics,
+    timeframe_minutes,
+)
 from perpsignal_judge.llm import Budget, LlmJudge, LlmVerdict, build_client, count_fallback
 from perpsignal_judge.metrics import VERDICTS
-from perpsignal_judge.rules import RuleVerdict, judge_rules
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_judge.volatility import PlanParams, aggregate, build_metrics, timeframe_minutes
 
 log = logging.getLogger(__name__)
 

@@ -40,10 +40,10 @@ from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_judge.service import JudgeService
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import ScoringEngine
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
 

@@ -32,12 +32,17 @@ from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
 from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
+from perpsignal_domain.outcomes.evaluate import (
+    HORIZON_SECONDS,
+    Candle,
+    Evaluation,
+    evaluate,
+    path_window_sorted,
+)
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
-from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window_sorted
-from perpsignal_outcomes.settings import HORIZON_SECONDS
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import ScoringEngine
 from perpsignal_scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ v >= greed_extreme (v = 100 gives 0); 50 otherwise.
 from __future__ import annotations
 
 from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, round3, stale
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import EvalContext, FactorResult, missing, round3, stale
 
 
 def fear_greed_score(value: float, cfg: EngineConfig) -> float:

@@ -10,8 +10,8 @@ long, and the faster they pile in, the more bearish.
 from __future__ import annotations
 
 from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -21,7 +21,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, value_at_or_before
 
 
 def long_short_strength(

@@ -8,8 +8,8 @@ window with a live feed is neutral, not missing.
 
 from __future__ import annotations
 
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     clamp,
@@ -17,7 +17,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState
+from perpsignal_domain.scoring.state import SymbolState
 
 
 def liquidation_strength(long_usd: float, short_usd: float, full_usd: float) -> float:

@@ -50,12 +50,12 @@ from perpsignal_common.events.signals import (
     SignalScoredV1,
     SmcSummary,
 )
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors import FACTORS, EvalContext, FactorResult
-from perpsignal_scorer.factors.base import fround
-from perpsignal_scorer.mss import MssScanner
-from perpsignal_scorer.smc import SmcAnalyzer, bias_label
-from perpsignal_scorer.state import Aggregator, Bar, Ema, SymbolState, append_point
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors import FACTORS, EvalContext, FactorResult
+from perpsignal_domain.scoring.factors.base import fround
+from perpsignal_domain.scoring.mss import MssScanner
+from perpsignal_domain.scoring.smc import SmcAnalyzer, bias_label
+from perpsignal_domain.scoring.state import Aggregator, Bar, Ema, SymbolState, append_point
 
 log = logging.getLogger(__name__)
 

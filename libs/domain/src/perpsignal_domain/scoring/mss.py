@@ -39,8 +39,8 @@ from perpsignal_common.events.market import (
     WhaleTradeV1,
 )
 from perpsignal_common.events.signals import MssScoredV1, PhaseScore, Scalar
-from perpsignal_scorer.factors.base import clamp, pull
-from perpsignal_scorer.state import Point, append_point, value_at_or_before
+from perpsignal_domain.scoring.factors.base import clamp, pull
+from perpsignal_domain.scoring.state import Point, append_point, value_at_or_before
 
 DAY_S = 86400.0
 

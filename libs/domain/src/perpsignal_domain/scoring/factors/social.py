@@ -8,8 +8,8 @@ percent of positive posts (typically well above 50, hence a configurable neutral
 from __future__ import annotations
 
 from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -19,7 +19,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState
+from perpsignal_domain.scoring.state import SymbolState
 
 
 def social_strength(

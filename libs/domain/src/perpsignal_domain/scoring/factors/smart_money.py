@@ -8,8 +8,8 @@ the largest accounts). strength = 0.7 smc + 0.3 top over the parts available.
 
 from __future__ import annotations
 
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -19,7 +19,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, value_at_or_before
 
 _KEYS: dict[str, str] = {}
 

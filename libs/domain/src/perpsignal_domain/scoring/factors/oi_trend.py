@@ -9,8 +9,8 @@ removes up to all of the conviction of the price move.
 from __future__ import annotations
 
 from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     missing,
@@ -19,7 +19,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, bar_at_or_before, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, bar_at_or_before, value_at_or_before
 
 
 def oi_trend_strength(oi_change: float, price_change: float, cfg: EngineConfig) -> float:

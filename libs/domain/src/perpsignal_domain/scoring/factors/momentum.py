@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     fround,
@@ -22,7 +22,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState
+from perpsignal_domain.scoring.state import SymbolState
 
 
 def _blend(

@@ -34,7 +34,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from perpsignal_scorer.state import Bar
+from perpsignal_domain.scoring.state import Bar
 
 Kind = Literal[
     "swing_high",

@@ -1,8 +1,9 @@
 """`perpsignal backtest`: history through the live scorer, judge and outcome code (design.md 6).
 
-In one process by default; `--through-broker` publishes the history to the topics and runs
-the real scorer and judge services against a broker (embedded unless
-KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
+In one process by default (the domain's scorer engine and rule judge); `--through-broker`
+publishes the history to the topics and runs the real scorer and judge services as
+subprocesses (`python -m perpsignal_scorer`, as `perpsignal up` does) against a broker
+(embedded unless KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--llm",
         action="store_true",
-        help="judge with the LLM (OPENAI_* env, with its cache); default: rules",
+        help="judge with the LLM (OPENAI_* env): runs the judge service, so implies "
+        "--through-broker; default: the rule judge",
     )
     p.add_argument(
         "--through-broker",
@@ -117,20 +119,12 @@ def _run(args: argparse.Namespace, history: History, horizons: list[str]) -> int
         n = write_events(args.events_out, history.events)
         print(f"wrote {n} events to {args.events_out}", file=sys.stderr)
     progress = False if args.no_progress else None
-    if args.through_broker:
+    if args.through_broker or args.llm:
         from perpsignal_cli.backtesting.broker import run_through_broker
 
-        result = run_through_broker(history, horizons=horizons, progress=progress)
+        result = run_through_broker(history, horizons=horizons, progress=progress, use_llm=args.llm)
     else:
-        judge = None
-        if args.llm:
-            from perpsignal_judge.judge import Judge
-            from perpsignal_judge.settings import JudgeSettings
-
-            judge = Judge(JudgeSettings(enable_ai_judge=True))
-        result = run_in_process(
-            history, judge=judge, use_llm=args.llm, horizons=horizons, progress=progress
-        )
+        result = run_in_process(history, horizons=horizons, progress=progress)
     data = report.build_report(
         result, history, horizons=horizons, equity_horizon=args.equity_horizon, seed=args.seed
     )

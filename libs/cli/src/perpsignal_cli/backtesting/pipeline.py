@@ -14,7 +14,6 @@ asyncpg and the DB models (seconds of start-up).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gc
 import logging
@@ -29,9 +28,10 @@ from typing import Any
 
 from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
-from perpsignal_common.events.base import Event
+from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
-from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
+from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge
 from perpsignal_domain.outcomes.evaluate import (
     HORIZON_SECONDS,
     Candle,
@@ -41,9 +41,6 @@ from perpsignal_domain.outcomes.evaluate import (
 )
 from perpsignal_domain.scoring.config import EngineConfig
 from perpsignal_domain.scoring.engine import ScoringEngine
-from perpsignal_judge.judge import Judge
-from perpsignal_judge.settings import JudgeSettings
-from perpsignal_scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +135,8 @@ def load_history(
         (
             "open_interest",
             open_interest,
-            lambda: imp.read_open_interest(open_interest, symbol, venue),
-        ),  # type: ignore[arg-type]
+            lambda: imp.read_open_interest(open_interest, symbol, venue),  # type: ignore[arg-type]
+        ),
         ("long_short", long_short, lambda: imp.read_long_short(long_short, symbol, venue)),  # type: ignore[arg-type]
         ("fear_greed", fear_greed, lambda: imp.read_fear_greed(fear_greed)),  # type: ignore[arg-type]
     ]
@@ -174,8 +171,12 @@ def _info(name: str, path: Path, events: Sequence[Event]) -> SourceInfo:
 
 
 def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfig:
-    """Return the scorer's configured engine (SCORER_* env) on the backtest's timeframe."""
-    cfg = base or ScorerSettings().engine_config()
+    """Return the scorer's engine config (the domain's defaults, or `base`) on `primary`.
+
+    In process the SCORER_* environment is not read (that is the scorer service's settings);
+    `--through-broker` runs the scorer service itself, which does.
+    """
+    cfg = base or EngineConfig()
     step = TIMEFRAME_SECONDS[primary]
     smc = tuple(
         tf
@@ -187,9 +188,9 @@ def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfi
     return dataclasses.replace(cfg, primary_timeframe=primary, smc_timeframes=smc)
 
 
-def rules_judge() -> Judge:
-    """Return the judge with the LLM off (the backtest's default: deterministic, free)."""
-    return Judge(JudgeSettings(enable_ai_judge=False))
+def rules_judge(config: JudgeConfig | None = None) -> RuleJudge:
+    """Return the domain's rule judge (deterministic, free; the judge service's LLM-off path)."""
+    return RuleJudge(config or JudgeConfig(), clock=utcnow)
 
 
 @dataclass
@@ -251,8 +252,7 @@ def run_in_process(
     history: History,
     *,
     cfg: EngineConfig | None = None,
-    judge: Judge | None = None,
-    use_llm: bool = False,
+    judge: RuleJudge | None = None,
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
     progress: bool | None = None,
@@ -262,7 +262,6 @@ def run_in_process(
         [history],
         cfg=cfg,
         judge=judge,
-        use_llm=use_llm,
         horizons=horizons,
         band_pct=band_pct,
         progress=progress,
@@ -273,8 +272,7 @@ def run_many(
     histories: Sequence[History],
     *,
     cfg: EngineConfig | None = None,
-    judge: Judge | None = None,
-    use_llm: bool = False,
+    judge: RuleJudge | None = None,
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
     progress: bool | None = None,
@@ -297,7 +295,6 @@ def run_many(
         if len(histories) == 1
         else merge([e for h in histories for e in h.events])
     )
-    scored: list[SignalScoredV1] = []
     judged: dict[str, list[SignalJudgedV1]] = {h.symbol: [] for h in histories}
     name = histories[0].symbol if len(histories) == 1 else f"{len(histories)} symbols"
     bar = Progress(len(events), f"backtest {name}", progress)
@@ -307,22 +304,13 @@ def run_many(
         try:
             for ev in events:
                 for sig in engine.apply(ev):
-                    if use_llm:
-                        scored.append(sig)
-                    else:
-                        judged[sig.symbol].append(judge.judge_rules(sig))
+                    judged[sig.symbol].append(judge.judge_rules(sig))
                 done += 1
                 bar.tick()
         except KeyboardInterrupt:
             interrupted = True
         finally:
             bar.close()
-        if use_llm and scored:
-            try:
-                for j in asyncio.run(judge_all(judge, scored, progress)):
-                    judged[j.symbol].append(j)
-            except KeyboardInterrupt:
-                interrupted = True
         per_symbol = [evaluate_outcomes(judged[h.symbol], h, horizons, band_pct) for h in histories]
     elapsed = time.perf_counter() - started
     return [RunResult(records, len(events), done, interrupted, elapsed) for records in per_symbol]
@@ -356,23 +344,6 @@ def _collector_paused_on_loaded_data() -> Iterator[None]:
 # during a run: young collections as usual (700 net allocations, a gen-1 one every 10 of
 # those), full ones (practically) never: the run's data lives until the report anyway
 RUN_GC_THRESHOLDS = (700, 10, 1_000_000)
-
-
-async def judge_all(
-    judge: Judge, scored: Sequence[SignalScoredV1], progress: bool | None, concurrency: int = 16
-) -> list[SignalJudgedV1]:
-    """Judge signals concurrently (the judge is stateless; its LLM semaphore bounds calls)."""
-    bar = Progress(len(scored), "judge (llm)", progress)
-    out: list[SignalJudgedV1] = []
-    try:
-        for i in range(0, len(scored), concurrency):
-            chunk = scored[i : i + concurrency]
-            out.extend(await asyncio.gather(*(judge.judge(s) for s in chunk)))
-            bar.tick(len(chunk))
-    finally:
-        bar.close()
-        await judge.close()
-    return out
 
 
 class PathIndex:

@@ -158,9 +158,16 @@ def _ts(dt: datetime) -> float:
 class ScoringEngine:
     """Per-symbol state, SMC and factor evaluation for every symbol it is fed."""
 
-    def __init__(self, cfg: EngineConfig | None = None, *, source: str = SOURCE) -> None:
+    def __init__(
+        self,
+        cfg: EngineConfig | None = None,
+        *,
+        source: str = SOURCE,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.cfg = cfg or EngineConfig()
         self.source = source
+        self._clock = clock  # only for produced_at: scoring itself runs on observed time
         self.states: dict[str, SymbolState] = {}
         self.smc: dict[str, dict[str, SmcAnalyzer]] = {}
         self._aggs: dict[str, dict[str, Aggregator]] = {}
@@ -493,7 +500,7 @@ class ScoringEngine:
                 "source": self.source,
                 "symbol": symbol,
                 "observed_at": trigger.observed_at,
-                "produced_at": utcnow(),
+                "produced_at": self._clock(),
                 "correlation_id": trigger.correlation_id or trigger.event_id,
                 "causation_id": trigger.event_id,
                 "signal_id": sid,

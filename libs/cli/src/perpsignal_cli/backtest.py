@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
 
     from perpsignal_cli.backtesting.importers import HistoryFormatError
-    from perpsignal_cli.backtesting.pipeline import load_history
+    from perpsignal_cli.backtesting.pipeline import ServiceConfigError, load_history
 
     for path in (args.candles, args.funding, args.open_interest, args.long_short, args.fear_greed):
         if path is not None and not path.is_file():
@@ -106,6 +106,9 @@ def main(argv: list[str]) -> int:
     gc.freeze()
     try:
         return _run(args, history, horizons)
+    except ServiceConfigError as exc:
+        print(f"perpsignal backtest: {exc}", file=sys.stderr)
+        return 2
     finally:
         gc.unfreeze()
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import logging
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,7 @@ from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
 from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
 from perpsignal_common.events.signals import SignalJudgedV1
-from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge
+from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge, judge_config_from_json
 from perpsignal_domain.outcomes.evaluate import (
     HORIZON_SECONDS,
     Candle,
@@ -39,7 +43,7 @@ from perpsignal_domain.outcomes.evaluate import (
     evaluate,
     path_window_sorted,
 )
-from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.config import EngineConfig, config_from_json
 from perpsignal_domain.scoring.engine import ScoringEngine
 
 log = logging.getLogger(__name__)
@@ -170,13 +174,47 @@ def _info(name: str, path: Path, events: Sequence[Event]) -> SourceInfo:
     )
 
 
-def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfig:
-    """Return the scorer's engine config (the domain's defaults, or `base`) on `primary`.
+class ServiceConfigError(ValueError):
+    """The scorer's or judge's settings in the environment are invalid."""
 
-    In process the SCORER_* environment is not read (that is the scorer service's settings);
-    `--through-broker` runs the scorer service itself, which does.
+
+def _service_config(service: str, prefixes: tuple[str, ...]) -> dict[str, Any] | None:
+    """Return the domain config the service's settings give (`python -m perpsignal_<service>
+    --print-config`), or None when no variable of its settings is set (the defaults).
+
+    The services own their settings (names, parsing, validation); the command line asks
+    them instead of importing them, so a tuned SCORER_WEIGHTS is what the backtest scores.
     """
-    cfg = base or EngineConfig()
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(prefixes)))
+    return _ask_service(service, env) if env else None
+
+
+@cache
+def _ask_service(service: str, env: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", f"perpsignal_{service}", "--print-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise ServiceConfigError(
+            f"the {service}'s settings ({', '.join(k for k, _ in env)}) are invalid: "
+            + (lines[-1] if lines else f"exit code {proc.returncode}")
+        )
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfig:
+    """Return the scorer's configured engine (SCORER_* env, via the scorer service's own
+    settings) or `base`, on the backtest's timeframe."""
+    if base is None:
+        data = _service_config("scorer", ("SCORER_",))
+        base = config_from_json(data) if data is not None else EngineConfig()
+    cfg = base
     step = TIMEFRAME_SECONDS[primary]
     smc = tuple(
         tf
@@ -189,8 +227,12 @@ def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfi
 
 
 def rules_judge(config: JudgeConfig | None = None) -> RuleJudge:
-    """Return the domain's rule judge (deterministic, free; the judge service's LLM-off path)."""
-    return RuleJudge(config or JudgeConfig(), clock=utcnow)
+    """Return the domain's rule judge (deterministic, free; the judge service's LLM-off
+    path) with the judge's configuration (JUDGE_* env via the judge service), or `config`."""
+    if config is None:
+        data = _service_config("judge", ("JUDGE_", "AUTO_SKIP_AVOID_SIGNALS"))
+        config = judge_config_from_json(data) if data is not None else JudgeConfig()
+    return RuleJudge(config, clock=utcnow)
 
 
 @dataclass

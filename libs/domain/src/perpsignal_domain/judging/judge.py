@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.signals import (
@@ -51,6 +52,24 @@ class JudgeConfig:
     params: PlanParams = field(default_factory=PlanParams)
     atr_timeframe: str | None = None  # aggregate the signal's candles to this first
     auto_skip_avoid_signals: bool = True  # flag SKIP/AVOID verdicts `suppressed`
+
+
+def judge_config_to_json(cfg: JudgeConfig) -> dict[str, Any]:
+    """The judge's `--print-config` data (see `judge_config_from_json`)."""
+    return {
+        "params": asdict(cfg.params),
+        "atr_timeframe": cfg.atr_timeframe,
+        "auto_skip_avoid_signals": cfg.auto_skip_avoid_signals,
+    }
+
+
+def judge_config_from_json(data: dict[str, Any]) -> JudgeConfig:
+    """Rebuild a `JudgeConfig` from `judge_config_to_json` data."""
+    return JudgeConfig(
+        params=PlanParams(**data["params"]),
+        atr_timeframe=data["atr_timeframe"],
+        auto_skip_avoid_signals=data["auto_skip_avoid_signals"],
+    )
 
 
 class RuleJudge:

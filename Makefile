@@ -44,8 +44,8 @@ lint: ## ruff, import contracts (services never import each other), lock freshne
 	$(UV) lock --check
 
 .PHONY: typecheck
-typecheck: ## mypy --strict on libs/common
-	$(UV) run --frozen mypy libs/common/src
+typecheck: ## mypy --strict on libs/common and libs/domain
+	$(UV) run --frozen mypy libs/common/src libs/domain/src
 
 .PHONY: check
 check: lint typecheck test ## What CI runs

@@ -37,11 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Row, report
 from perpsignal_common.events.base import Event, deterministic_id
+from perpsignal_common.events.factors import funding_inputs, long_short_inputs
 from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.signals import (
     FACTOR_NAMES,
     FactorScore,
     Ohlc,
+    Scalar,
     SignalJudgedV1,
     SignalScoredV1,
     SmcSummary,
@@ -124,6 +126,18 @@ def scorer_stream(cs: list[Ohlc], symbols: int = 50, per_symbol: int = 60) -> li
     ]
 
 
+def _inputs(name: str, seq: int) -> dict[str, Scalar]:
+    """The inputs the judge reads, with the scorer's keys (its own builders)."""
+    if name == "funding":
+        return funding_inputs(rate_8h=0.0002 * (seq % 7), previous_rate_8h=0.0001)
+    if name == "long_short":
+        share = 0.4 + 0.05 * (seq % 8)
+        return long_short_inputs(
+            global_long_share=share, top_account_long_share=share, global_share_change=0.01
+        )
+    return {}
+
+
 def make_signal(symbol: str, seq: int, window: list[Ohlc]) -> SignalScoredV1:
     factors = tuple(
         FactorScore(
@@ -131,7 +145,7 @@ def make_signal(symbol: str, seq: int, window: list[Ohlc]) -> SignalScoredV1:
             score=50 + ((seq + k) % 5) * 6,
             weight=12.5,
             contribution=0.125 * ((seq + k) % 5) * 6,
-            inputs={"funding_rate": 0.0001 * (seq % 7)} if n == "funding" else {},
+            inputs=_inputs(n, seq),
         )
         for k, n in enumerate(FACTOR_NAMES)
     )

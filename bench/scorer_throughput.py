@@ -5,7 +5,7 @@ BTCUSDT OI and long/short ratios, Fear & Greed). Rows:
 
 * stream_eval_per_bar: state update + SMC on 3 timeframes + 8 factors + composite, per
   closed candle (no event construction) -- against batch_eval_per_bar,
-  `perpsignal_scorer.batch.evaluate_batch`: the same 8 factors, SMC on the same 3
+  `perpsignal_domain.scoring.batch.evaluate_batch`: the same 8 factors, SMC on the same 3
   timeframes and the composite (score, confidence, direction, top 3) for every bar at once
   with numpy/TA-Lib and the vectorized SMC, over the same history, per bar (goal:
   streaming within 5x of batch). The tests hold the two equal bar by bar.
@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from perpsignal_common.events.base import Event  # noqa: E402
 from perpsignal_common.events.registry import decode, encode  # noqa: E402
-from perpsignal_scorer.batch import BatchEvaluation, evaluate_batch  # noqa: E402
-from perpsignal_scorer.config import EngineConfig  # noqa: E402
-from perpsignal_scorer.engine import ScoringEngine  # noqa: E402
+from perpsignal_domain.scoring.batch import BatchEvaluation, evaluate_batch  # noqa: E402
+from perpsignal_domain.scoring.config import EngineConfig  # noqa: E402
+from perpsignal_domain.scoring.engine import ScoringEngine  # noqa: E402
 from tests.unit.scorer import recorded  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "market"

@@ -142,7 +142,7 @@ def poison_newest_candle(signal: SignalScoredV1, field: str, token: str) -> byte
 
 def scored_signals(csv_path: Path, symbol: str, n: int) -> list[SignalScoredV1]:
     """Signals as the real scorer emits them for `n` recorded 5m candles (30-candle windows)."""
-    from perpsignal_scorer.engine import ScoringEngine
+    from perpsignal_domain.scoring.engine import ScoringEngine
     from perpsignal_scorer.settings import ScorerSettings
 
     settings = ScorerSettings(scorer_primary_timeframe="5m", scorer_smc_timeframes="5m,15m")

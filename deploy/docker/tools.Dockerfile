@@ -26,6 +26,7 @@ COPY uv.lock pyproject.toml ./
 COPY libs/cli/pyproject.toml libs/cli/pyproject.toml
 COPY libs/common/pyproject.toml libs/common/pyproject.toml
 COPY libs/connectors/pyproject.toml libs/connectors/pyproject.toml
+COPY libs/domain/pyproject.toml libs/domain/pyproject.toml
 COPY services/gateway/pyproject.toml services/gateway/pyproject.toml
 COPY services/ingestor/pyproject.toml services/ingestor/pyproject.toml
 COPY services/judge/pyproject.toml services/judge/pyproject.toml
@@ -39,6 +40,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY libs/cli libs/cli
 COPY libs/common libs/common
 COPY libs/connectors libs/connectors
+COPY libs/domain libs/domain
 COPY services/gateway services/gateway
 COPY services/ingestor services/ingestor
 COPY services/judge services/judge

@@ -13,8 +13,8 @@ from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import OutcomeCandle, OutcomeSignal, SignalOutcome
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
+from perpsignal_domain.outcomes.evaluate import Candle
 from perpsignal_outcomes import repository as repo
-from perpsignal_outcomes.evaluate import Candle
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import Tracker, outcome_event_id
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows

@@ -15,7 +15,7 @@ from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
-from perpsignal_scorer.engine import ScoringEngine
+from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
 from tests.helpers import TopicReader, eventually

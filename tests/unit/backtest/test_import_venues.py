@@ -129,7 +129,8 @@ def test_coinglass_open_interest_and_funding_ohlc(api: Path, tmp_path: Path) -> 
     # Coinglass's documented example carries illustrative times (year 2053, i.e. the open value
     # times 1,000): such a file is refused by the event contract with the file named ...
     documented = api / "coinglass/open-interest__oi-ohlc-histroy.json"
-    with pytest.raises(imp.HistoryFormatError, match="open-interest__oi-ohlc-histroy.json.*future"):
+    refused = r"open-interest__oi-ohlc-histroy\.json.*future"
+    with pytest.raises(imp.HistoryFormatError, match=refused):
         imp.read_open_interest(documented, "BTCUSDT")
     # ... and the same shape with real hourly times is read (values as documented).
     body = json.loads(documented.read_text())

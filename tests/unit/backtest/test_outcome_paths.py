@@ -13,9 +13,8 @@ from perpsignal_cli.backtesting.pipeline import (
     run_in_process,
     tracked_rows,
 )
-from perpsignal_outcomes.evaluate import evaluate, path_window
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, evaluate, path_window
 from perpsignal_outcomes.repository import outcome_rows, signal_row
-from perpsignal_outcomes.settings import HORIZON_SECONDS
 
 
 def _series(step_ms: int = 60_000, n: int = 400, seed: int = 1) -> CandleSeries:

@@ -12,9 +12,9 @@ import pytest
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.signals import JudgeRequestV1, Ohlc, SignalJudgedV1, SignalScoredV1
+from perpsignal_domain.judging.volatility import true_ranges
 from perpsignal_judge.codec import JudgeCodec
 from perpsignal_judge.judge import Judge
-from perpsignal_judge.volatility import true_ranges
 from tests.unit.judge.builders import T0, load_candles, signal
 
 BULL = dict.fromkeys(("momentum", "smart_money", "oi_trend", "liquidations"), 70.0)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from perpsignal_common.events.signals import VolatilityMetrics
-from perpsignal_judge.rules import judge_rules
+from perpsignal_domain.judging.rules import judge_rules
 from tests.unit.judge.builders import signal
 
 NORMAL = VolatilityMetrics(atr=0.01, atr_pct=1.0, volatility_class="NORMAL")

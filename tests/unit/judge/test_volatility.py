@@ -11,7 +11,7 @@ import pytest
 import talib
 
 from perpsignal_common.events.signals import Ohlc
-from perpsignal_judge.volatility import (
+from perpsignal_domain.judging.volatility import (
     PlanParams,
     aggregate,
     atr,

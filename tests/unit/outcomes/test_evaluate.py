@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from perpsignal_outcomes.evaluate import (
+from perpsignal_domain.outcomes.evaluate import (
     Candle,
     Series,
     classify,

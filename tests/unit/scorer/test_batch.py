@@ -14,9 +14,9 @@ import pytest
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_scorer.batch import MISSING, OK, STALE, evaluate_batch
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import Evaluation, ScoringEngine
+from perpsignal_domain.scoring.batch import MISSING, OK, STALE, evaluate_batch
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import Evaluation, ScoringEngine
 from tests.unit.scorer import recorded
 
 CODE = {"ok": OK, "missing": MISSING, "stale": STALE}

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.signals import FACTOR_NAMES, SignalScoredV1
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import ScoringEngine, composite
-from perpsignal_scorer.factors.base import FactorResult
-from perpsignal_scorer.state import Aggregator, Bar, Ema, WilderRsi
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine, composite
+from perpsignal_domain.scoring.factors.base import FactorResult
+from perpsignal_domain.scoring.state import Aggregator, Bar, Ema, WilderRsi
 from tests.unit.scorer import recorded
 
 CFG = EngineConfig(primary_timeframe="5m", smc_timeframes=("5m", "15m", "1h"))

@@ -6,17 +6,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import EvalContext
-from perpsignal_scorer.factors.fear_greed import fear_greed_score, score_fear_greed
-from perpsignal_scorer.factors.funding import funding_strength, score_funding
-from perpsignal_scorer.factors.liquidations import liquidation_strength, score_liquidations
-from perpsignal_scorer.factors.long_short import long_short_strength, score_long_short
-from perpsignal_scorer.factors.momentum import momentum_strength, score_momentum
-from perpsignal_scorer.factors.oi_trend import oi_trend_strength, score_oi_trend
-from perpsignal_scorer.factors.smart_money import smart_money_strength
-from perpsignal_scorer.factors.social import social_strength
-from perpsignal_scorer.state import Bar, SymbolState, append_point
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import EvalContext
+from perpsignal_domain.scoring.factors.fear_greed import fear_greed_score, score_fear_greed
+from perpsignal_domain.scoring.factors.funding import funding_strength, score_funding
+from perpsignal_domain.scoring.factors.liquidations import liquidation_strength, score_liquidations
+from perpsignal_domain.scoring.factors.long_short import long_short_strength, score_long_short
+from perpsignal_domain.scoring.factors.momentum import momentum_strength, score_momentum
+from perpsignal_domain.scoring.factors.oi_trend import oi_trend_strength, score_oi_trend
+from perpsignal_domain.scoring.factors.smart_money import smart_money_strength
+from perpsignal_domain.scoring.factors.social import social_strength
+from perpsignal_domain.scoring.state import Bar, SymbolState, append_point
 
 CFG = EngineConfig(primary_timeframe="5m", smc_timeframes=("5m",))
 T0 = 1_700_000_100.0

@@ -27,11 +27,17 @@ from perpsignal_common.events.market import (
     SocialMetricsV1,
     TrackCommandV1,
 )
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import ScoringEngine
-from perpsignal_scorer.factors import FACTORS
-from perpsignal_scorer.factors.base import EvalContext, fround
-from perpsignal_scorer.state import Bar, Point, append_point, bar_at_or_before, value_at_or_before
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_domain.scoring.factors import FACTORS
+from perpsignal_domain.scoring.factors.base import EvalContext, fround
+from perpsignal_domain.scoring.state import (
+    Bar,
+    Point,
+    append_point,
+    bar_at_or_before,
+    value_at_or_before,
+)
 from tests.unit.scorer import recorded
 
 

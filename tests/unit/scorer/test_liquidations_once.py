@@ -25,11 +25,11 @@ from perpsignal_connectors.coinglass import schemas as cg_s
 from perpsignal_connectors.coinglass.parsing import parse_liquidation_history
 from perpsignal_connectors.coinglass.stream import CoinglassStream
 from perpsignal_connectors.ids import ms_to_dt
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_domain.scoring.factors.base import FactorResult
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.sources.liquidations import LiquidationAggregator, LiquidationRelay
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import ScoringEngine
-from perpsignal_scorer.factors.base import FactorResult
 
 SYMBOL = "BTCUSDT"
 FOUR_H_MS = 4 * 3600 * 1000

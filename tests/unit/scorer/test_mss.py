@@ -17,18 +17,20 @@ from perpsignal_common.events.market import (
     SocialMetricsV1,
     WhaleTradeV1,
 )
-from perpsignal_scorer.mss import (
+from perpsignal_domain.scoring.mss import (
     DAY_S,
+    PARTS,
     CoinInputs,
     MssConfig,
     MssScanner,
+    confidence,
     discovery,
     institutional,
     score_coin,
     social_momentum,
     tier,
 )
-from perpsignal_scorer.state import Point
+from perpsignal_domain.scoring.state import Point
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 NOW_S = NOW.timestamp()
@@ -188,11 +190,41 @@ def test_phase_without_inputs_is_neutral_and_lists_what_is_missing() -> None:
     d, s, i = discovery(c, NOW_S), social_momentum(c), institutional(c, NOW_S)
     assert d[0] == 50.0 and set(d[2]) == set(DISCOVERY)
     assert s[0] == 50.0 and set(s[2]) == set(SOCIAL)
-    # whales and the listing are always known (none seen = 0): only OI and funding missing
-    assert i[2] == ("open_interest", "oi_growth", "funding")
-    assert i[0] == 0.0
-    # MSS = 0.30 x 50 + 0.35 x 50 + 0.35 x 0
-    assert score_coin(c, NOW_S, MssConfig())[0] == pytest.approx(32.5)
+    # no whale trade and no listing ever seen is missing, not 0 (audit defect 4)
+    assert set(i[2]) == set(INSTITUTIONAL) and i[0] == 50.0
+    assert i[1]["whale_trades_24h"] is None and i[1]["listed_binance_futures"] is None
+    assert score_coin(c, NOW_S, MssConfig())[0] == 50.0
+    assert confidence((d, s, i), MssConfig()) == 0.0
+    for phase, parts in zip((d, s, i), PARTS, strict=True):
+        assert set(phase[2]) == set(parts)  # what confidence counts is every sub-score
+
+
+def test_unknown_whales_and_listing_lower_confidence_not_the_score() -> None:
+    """Regression (audit defect 4): a coin with no whale feed and not seen on Binance was
+    scored 0 on both, which dragged a good coin's MSS down as if it had been observed."""
+    events = [e for e in _events() if not isinstance(e, WhaleTradeV1 | ListingDetectedV1)]
+    scanner = MssScanner(MssConfig(threshold=0))
+    for ev in events:
+        scanner.observe(ev)
+    (event,) = scanner.scan(NOW_S)
+    inst = event.institutional_validation
+    assert inst.missing == ("whale_trades", "listed_binance_futures")
+    assert inst.inputs["whale_trades_score"] is None
+    assert inst.inputs["listed_binance_futures_score"] is None
+    # the phase is the mean of what is known: OI 66.67, OI growth 75, funding 100
+    assert inst.score == pytest.approx((100 * 2 / 3 + 75 + 100) / 3, abs=1e-3)
+    # 2 of the 5 institutional sub-scores missing: 35 % weight x 2/5 = 14 points
+    assert event.confidence == pytest.approx(86.0)
+    (full,) = _scanner(MssConfig(threshold=0)).scan(NOW_S)
+    assert full.confidence == 100.0
+    assert event.binance_symbol is None
+
+
+def test_a_whale_feed_that_saw_the_coin_counts_a_quiet_day_as_zero() -> None:
+    c = CoinInputs("X")
+    c.whales.append(NOW_S - 3 * DAY_S)  # covered by the feed, but nothing in the last 24 h
+    _, inputs, missing = institutional(c, NOW_S)
+    assert "whale_trades" not in missing and inputs["whale_trades_score"] == 0.0
 
 
 def test_non_positive_open_interest_is_missing_not_an_error() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perpsignal_scorer.smc import SmcAnalyzer, SmcEvent, analyze_batch
-from perpsignal_scorer.state import Bar
+from perpsignal_domain.scoring.smc import SmcAnalyzer, SmcEvent, analyze_batch
+from perpsignal_domain.scoring.state import Bar
 from tests.unit.scorer import recorded
 
 

@@ -27,7 +27,7 @@ from perpsignal_connectors.binance_usdm.parsing import (
 )
 from perpsignal_connectors.coinglass import schemas as cg_s
 from perpsignal_connectors.coinglass.parsing import parse_funding_ohlc, parse_oi_ohlc
-from perpsignal_scorer.engine import ScoringEngine
+from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_scorer.settings import ScorerSettings
 from tests.unit.scorer.test_venue_series import BARS, MIN_MS, T0_MS, binance_candles
 

@@ -23,7 +23,7 @@ from perpsignal_connectors.binance_usdm import schemas as binance_s
 from perpsignal_connectors.binance_usdm.parsing import parse_klines
 from perpsignal_connectors.okx.parsing import parse_candles
 from perpsignal_connectors.okx.schemas import CANDLES
-from perpsignal_scorer.engine import ScoringEngine
+from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_scorer.settings import ScorerSettings
 
 SYMBOL = "BTCUSDT"

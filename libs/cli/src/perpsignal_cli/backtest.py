@@ -1,8 +1,9 @@
 """`perpsignal backtest`: history through the live scorer, judge and outcome code (design.md 6).
 
-In one process by default; `--through-broker` publishes the history to the topics and runs
-the real scorer and judge services against a broker (embedded unless
-KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
+In one process by default (the domain's scorer engine and rule judge); `--through-broker`
+publishes the history to the topics and runs the real scorer and judge services as
+subprocesses (`python -m perpsignal_scorer`, as `perpsignal up` does) against a broker
+(embedded unless KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
-from perpsignal_outcomes.settings import HORIZON_SECONDS
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
 if TYPE_CHECKING:
     from perpsignal_cli.backtesting.pipeline import History
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--llm",
         action="store_true",
-        help="judge with the LLM (OPENAI_* env, with its cache); default: rules",
+        help="judge with the LLM (OPENAI_* env): runs the judge service, so implies "
+        "--through-broker; default: the rule judge",
     )
     p.add_argument(
         "--through-broker",
@@ -92,7 +94,7 @@ def main(argv: list[str]) -> int:
         column_overrides,
         parse_column_map,
     )
-    from perpsignal_cli.backtesting.pipeline import load_history
+    from perpsignal_cli.backtesting.pipeline import ServiceConfigError, load_history
 
     for path in (args.candles, args.funding, args.open_interest, args.long_short, args.fear_greed):
         if path is not None and not path.is_file():
@@ -117,6 +119,9 @@ def main(argv: list[str]) -> int:
     gc.freeze()
     try:
         return _run(args, history, horizons)
+    except ServiceConfigError as exc:
+        print(f"perpsignal backtest: {exc}", file=sys.stderr)
+        return 2
     finally:
         gc.unfreeze()
 
@@ -130,20 +135,12 @@ def _run(args: argparse.Namespace, history: History, horizons: list[str]) -> int
         n = write_events(args.events_out, history.events)
         print(f"wrote {n} events to {args.events_out}", file=sys.stderr)
     progress = False if args.no_progress else None
-    if args.through_broker:
+    if args.through_broker or args.llm:
         from perpsignal_cli.backtesting.broker import run_through_broker
 
-        result = run_through_broker(history, horizons=horizons, progress=progress)
+        result = run_through_broker(history, horizons=horizons, progress=progress, use_llm=args.llm)
     else:
-        judge = None
-        if args.llm:
-            from perpsignal_judge.judge import Judge
-            from perpsignal_judge.settings import JudgeSettings
-
-            judge = Judge(JudgeSettings(enable_ai_judge=True))
-        result = run_in_process(
-            history, judge=judge, use_llm=args.llm, horizons=horizons, progress=progress
-        )
+        result = run_in_process(history, horizons=horizons, progress=progress)
     data = report.build_report(
         result, history, horizons=horizons, equity_horizon=args.equity_horizon, seed=args.seed
     )

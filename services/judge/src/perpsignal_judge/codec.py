@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from perpsignal_common.events import registry
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import Ohlc, SignalJudgedV1, SignalScoredV1
-from perpsignal_judge.volatility import true_range, true_ranges
+from perpsignal_domain.judging.volatility import true_range, true_ranges
 
 # About 50 KB each (30 candles): 1,024 windows, 256 symbols on 4 timeframes, hold 50 MB at
 # most. The least recently used goes first. A signal without its window has each candle

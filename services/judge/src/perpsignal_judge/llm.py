@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from perpsignal_common.events.signals import RiskMode, Verdict
-from perpsignal_judge import prompt
+from perpsignal_domain.judging import prompt
 from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
 
 if TYPE_CHECKING:

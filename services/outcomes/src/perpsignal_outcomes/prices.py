@@ -16,7 +16,7 @@ import httpx
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, Timeframe
 from perpsignal_connectors.binance_usdm import BinanceUsdmHttp, parse_klines
-from perpsignal_outcomes.evaluate import Candle
+from perpsignal_domain.outcomes.evaluate import Candle
 
 log = logging.getLogger(__name__)
 

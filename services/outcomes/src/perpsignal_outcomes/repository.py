@@ -25,7 +25,7 @@ from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalJudgedV1
-from perpsignal_outcomes.evaluate import Evaluation, Series
+from perpsignal_domain.outcomes.evaluate import Evaluation, Series
 
 _FACTORS = TypeAdapter(tuple[FactorScore, ...])
 

@@ -8,8 +8,9 @@ from pydantic import Field, field_validator
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
-HORIZON_SECONDS: dict[str, int] = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+__all__ = ["HORIZON_SECONDS", "OutcomesSettings"]
 
 
 class OutcomesSettings(ServiceSettings):

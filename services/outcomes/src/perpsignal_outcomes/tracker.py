@@ -26,8 +26,8 @@ from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_domain.outcomes.evaluate import Evaluation, Series, evaluate_window, path_window
 from perpsignal_outcomes import repository as repo
-from perpsignal_outcomes.evaluate import Evaluation, Series, evaluate_window, path_window
 from perpsignal_outcomes.prices import KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
 

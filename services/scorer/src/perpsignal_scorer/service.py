@@ -22,8 +22,8 @@ from perpsignal_common.events.signals import MssScoredV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
-from perpsignal_scorer.engine import ScoringEngine
-from perpsignal_scorer.mss import MssScanner
+from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_domain.scoring.mss import MssScanner
 from perpsignal_scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,14 @@ from pydantic import Field
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.market import Timeframe
 from perpsignal_common.settings import ServiceSettings
-from perpsignal_scorer.config import DEFAULT_STALE_S, DEFAULT_WEIGHTS, EngineConfig, parse_mapping
-from perpsignal_scorer.engine import PrimaryVenues
-from perpsignal_scorer.mss import MssConfig
+from perpsignal_domain.scoring.config import (
+    DEFAULT_STALE_S,
+    DEFAULT_WEIGHTS,
+    EngineConfig,
+    parse_mapping,
+)
+from perpsignal_domain.scoring.engine import PrimaryVenues
+from perpsignal_domain.scoring.mss import MssConfig
 
 
 def _fmt(d: dict[str, float]) -> str:

@@ -1,6 +1,6 @@
 """Backtest and history tooling: importers, the in-process pipeline, baselines and reports.
 
-History flows through the services' own engines (`perpsignal_scorer.engine.ScoringEngine`,
-`perpsignal_judge.judge.Judge`, `perpsignal_outcomes.evaluate`), never a re-implementation,
+History flows through the services' own engines (`perpsignal_domain.scoring.engine.ScoringEngine`,
+`perpsignal_judge.judge.Judge`, `perpsignal_domain.outcomes.evaluate`), never a re-implementation,
 so a backtest measures the code that runs live.
 """

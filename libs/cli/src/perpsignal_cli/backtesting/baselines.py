@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from perpsignal_cli.backtesting.importers import CandleSeries
 from perpsignal_cli.backtesting.pipeline import PathIndex
-from perpsignal_outcomes.evaluate import Evaluation
-from perpsignal_outcomes.settings import HORIZON_SECONDS
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, Evaluation
 
 DEFAULT_SEED = 7
 

@@ -14,31 +14,37 @@ asyncpg and the DB models (seconds of start-up).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gc
+import json
 import logging
+import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
-from perpsignal_common.events.base import Event
+from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
-from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
-from perpsignal_judge.judge import Judge
-from perpsignal_judge.settings import JudgeSettings
-from perpsignal_outcomes.evaluate import Candle, Evaluation, evaluate, path_window_sorted
-from perpsignal_outcomes.settings import HORIZON_SECONDS
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.engine import ScoringEngine
-from perpsignal_scorer.settings import ScorerSettings
+from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge, judge_config_from_json
+from perpsignal_domain.outcomes.evaluate import (
+    HORIZON_SECONDS,
+    Candle,
+    Evaluation,
+    evaluate,
+    path_window_sorted,
+)
+from perpsignal_domain.scoring.config import EngineConfig, config_from_json
+from perpsignal_domain.scoring.engine import ScoringEngine
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +139,8 @@ def load_history(
         (
             "open_interest",
             open_interest,
-            lambda: imp.read_open_interest(open_interest, symbol, venue),
-        ),  # type: ignore[arg-type]
+            lambda: imp.read_open_interest(open_interest, symbol, venue),  # type: ignore[arg-type]
+        ),
         ("long_short", long_short, lambda: imp.read_long_short(long_short, symbol, venue)),  # type: ignore[arg-type]
         ("fear_greed", fear_greed, lambda: imp.read_fear_greed(fear_greed)),  # type: ignore[arg-type]
     ]
@@ -168,9 +174,47 @@ def _info(name: str, path: Path, events: Sequence[Event]) -> SourceInfo:
     )
 
 
+class ServiceConfigError(ValueError):
+    """The scorer's or judge's settings in the environment are invalid."""
+
+
+def _service_config(service: str, prefixes: tuple[str, ...]) -> dict[str, Any] | None:
+    """Return the domain config the service's settings give (`python -m perpsignal_<service>
+    --print-config`), or None when no variable of its settings is set (the defaults).
+
+    The services own their settings (names, parsing, validation); the command line asks
+    them instead of importing them, so a tuned SCORER_WEIGHTS is what the backtest scores.
+    """
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(prefixes)))
+    return _ask_service(service, env) if env else None
+
+
+@cache
+def _ask_service(service: str, env: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", f"perpsignal_{service}", "--print-config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise ServiceConfigError(
+            f"the {service}'s settings ({', '.join(k for k, _ in env)}) are invalid: "
+            + (lines[-1] if lines else f"exit code {proc.returncode}")
+        )
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
 def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfig:
-    """Return the scorer's configured engine (SCORER_* env) on the backtest's timeframe."""
-    cfg = base or ScorerSettings().engine_config()
+    """Return the scorer's configured engine (SCORER_* env, via the scorer service's own
+    settings) or `base`, on the backtest's timeframe."""
+    if base is None:
+        data = _service_config("scorer", ("SCORER_",))
+        base = config_from_json(data) if data is not None else EngineConfig()
+    cfg = base
     step = TIMEFRAME_SECONDS[primary]
     smc = tuple(
         tf
@@ -182,9 +226,13 @@ def engine_config(primary: str, base: EngineConfig | None = None) -> EngineConfi
     return dataclasses.replace(cfg, primary_timeframe=primary, smc_timeframes=smc)
 
 
-def rules_judge() -> Judge:
-    """Return the judge with the LLM off (the backtest's default: deterministic, free)."""
-    return Judge(JudgeSettings(enable_ai_judge=False))
+def rules_judge(config: JudgeConfig | None = None) -> RuleJudge:
+    """Return the domain's rule judge (deterministic, free; the judge service's LLM-off
+    path) with the judge's configuration (JUDGE_* env via the judge service), or `config`."""
+    if config is None:
+        data = _service_config("judge", ("JUDGE_", "AUTO_SKIP_AVOID_SIGNALS"))
+        config = judge_config_from_json(data) if data is not None else JudgeConfig()
+    return RuleJudge(config, clock=utcnow)
 
 
 @dataclass
@@ -246,8 +294,7 @@ def run_in_process(
     history: History,
     *,
     cfg: EngineConfig | None = None,
-    judge: Judge | None = None,
-    use_llm: bool = False,
+    judge: RuleJudge | None = None,
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
     progress: bool | None = None,
@@ -257,7 +304,6 @@ def run_in_process(
         [history],
         cfg=cfg,
         judge=judge,
-        use_llm=use_llm,
         horizons=horizons,
         band_pct=band_pct,
         progress=progress,
@@ -268,8 +314,7 @@ def run_many(
     histories: Sequence[History],
     *,
     cfg: EngineConfig | None = None,
-    judge: Judge | None = None,
-    use_llm: bool = False,
+    judge: RuleJudge | None = None,
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
     progress: bool | None = None,
@@ -292,7 +337,6 @@ def run_many(
         if len(histories) == 1
         else merge([e for h in histories for e in h.events])
     )
-    scored: list[SignalScoredV1] = []
     judged: dict[str, list[SignalJudgedV1]] = {h.symbol: [] for h in histories}
     name = histories[0].symbol if len(histories) == 1 else f"{len(histories)} symbols"
     bar = Progress(len(events), f"backtest {name}", progress)
@@ -302,22 +346,13 @@ def run_many(
         try:
             for ev in events:
                 for sig in engine.apply(ev):
-                    if use_llm:
-                        scored.append(sig)
-                    else:
-                        judged[sig.symbol].append(judge.judge_rules(sig))
+                    judged[sig.symbol].append(judge.judge_rules(sig))
                 done += 1
                 bar.tick()
         except KeyboardInterrupt:
             interrupted = True
         finally:
             bar.close()
-        if use_llm and scored:
-            try:
-                for j in asyncio.run(judge_all(judge, scored, progress)):
-                    judged[j.symbol].append(j)
-            except KeyboardInterrupt:
-                interrupted = True
         per_symbol = [evaluate_outcomes(judged[h.symbol], h, horizons, band_pct) for h in histories]
     elapsed = time.perf_counter() - started
     return [RunResult(records, len(events), done, interrupted, elapsed) for records in per_symbol]
@@ -351,23 +386,6 @@ def _collector_paused_on_loaded_data() -> Iterator[None]:
 # during a run: young collections as usual (700 net allocations, a gen-1 one every 10 of
 # those), full ones (practically) never: the run's data lives until the report anyway
 RUN_GC_THRESHOLDS = (700, 10, 1_000_000)
-
-
-async def judge_all(
-    judge: Judge, scored: Sequence[SignalScoredV1], progress: bool | None, concurrency: int = 16
-) -> list[SignalJudgedV1]:
-    """Judge signals concurrently (the judge is stateless; its LLM semaphore bounds calls)."""
-    bar = Progress(len(scored), "judge (llm)", progress)
-    out: list[SignalJudgedV1] = []
-    try:
-        for i in range(0, len(scored), concurrency):
-            chunk = scored[i : i + concurrency]
-            out.extend(await asyncio.gather(*(judge.judge(s) for s in chunk)))
-            bar.tick(len(chunk))
-    finally:
-        bar.close()
-        await judge.close()
-    return out
 
 
 class PathIndex:

@@ -227,7 +227,7 @@ def equity(
 
 
 def _h_ms(horizon: str) -> int:
-    from perpsignal_outcomes.settings import HORIZON_SECONDS
+    from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
     return int(HORIZON_SECONDS[horizon]) * 1000
 

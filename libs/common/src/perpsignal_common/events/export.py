@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from perpsignal_common.events.factors import FACTOR_INPUTS
 from perpsignal_common.events.registry import EVENT_CLASSES, events_for_topic
 from perpsignal_common.events.topics import TOPIC_SPECS, dlq_topic
 
@@ -89,6 +90,11 @@ def render_all() -> dict[str, str]:
         for etype, schema in event_schemas().items()
     }
     files["asyncapi.json"] = json.dumps(asyncapi_document(), indent=2, sort_keys=True) + "\n"
+    # each factor's `inputs` object inside a signal's `factors` (events/factors.py)
+    for name, model in FACTOR_INPUTS.items():
+        schema = model.model_json_schema(mode="serialization")
+        schema["x-factor"] = name
+        files[f"factors/{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return files
 
 

@@ -161,6 +161,13 @@ class MssScoredV1(Event):
     social_momentum: PhaseScore
     institutional_validation: PhaseScore
     binance_symbol: str | None = None
+    confidence: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Phase-weighted share of sub-scores whose input was present (100 = none "
+        "missing; each phase's `missing` names the absent ones)",
+    )
 
 
 class OutcomeEvaluatedV1(Event):

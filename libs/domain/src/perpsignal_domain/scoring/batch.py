@@ -20,8 +20,8 @@ import talib
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.smc import analyze_batch
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.smc import analyze_batch
 
 OK, MISSING, STALE = 0, 1, 2
 # (close time, high, low, close, primary index at which the bar is known)

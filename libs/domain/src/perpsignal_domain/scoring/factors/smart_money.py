@@ -8,8 +8,9 @@ the largest accounts). strength = 0.7 smc + 0.3 top over the parts available.
 
 from __future__ import annotations
 
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import smart_money_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -19,7 +20,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, value_at_or_before
 
 _KEYS: dict[str, str] = {}
 
@@ -74,15 +75,17 @@ def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -
         or memo[2] is not ctx.smc_by_tf
         or memo[3] is not cfg
     ):
-        inputs: dict[str, float | int | str | None] = {
-            "smc_bias": None if smc is None else round(smc, 4),
-            "top_position_long_share": top_share,
-        }
+        by_tf: dict[str, int] = {}
         for tf, v in ctx.smc_by_tf.items():
             key = _KEYS.get(tf)
             if key is None:
                 key = _KEYS[tf] = f"smc_{tf}"
-            inputs[key] = v
+            by_tf[key] = v
+        inputs = smart_money_inputs(
+            smc_bias=None if smc is None else round(smc, 4),
+            top_position_long_share=top_share,
+            **by_tf,  # dynamic keys (see the model)
+        )
         result = FactorResult(
             to_score(smart_money_strength(smc, top_share, cfg)), "ok", round3(age), inputs
         )

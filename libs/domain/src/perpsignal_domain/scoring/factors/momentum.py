@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import momentum_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     fround,
@@ -22,7 +22,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState
+from perpsignal_domain.scoring.state import SymbolState
 
 
 def _blend(
@@ -76,21 +76,24 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
         return FactorResult(cached.score, "ok", age, cached.inputs)
     # momentum_strength() of the returns by horizon, fused with building the inputs: the
     # same pulls summed in the same (horizon) order, without the intermediate dict
-    inputs: dict[str, Scalar] = {}
+    returns: dict[str, float] = {}
     n, close = len(bars), last.close
     r_sum = 0.0
     count = 0
     for h, key, full in cfg.horizon_table:
         if n > h:
             r = close / bars[-1 - h].close - 1.0
-            inputs[key] = fround(r, 6)
+            returns[key] = fround(r, 6)
             v = r / full if full else 0.0
             r_sum += -1.0 if v < -1.0 else 1.0 if v > 1.0 else v  # pull(r, full)
             count += 1
     fast, slow = state.ema_fast.value, state.ema_slow.value
     gap = fast / slow - 1.0 if fast is not None and slow else None
-    inputs["rsi"] = fround(rsi, 4)
-    inputs["ema_gap"] = None if gap is None else fround(gap, 6)
+    inputs = momentum_inputs(
+        **returns,  # dynamic keys (see the model)
+        rsi=fround(rsi, 4),
+        ema_gap=None if gap is None else fround(gap, 6),
+    )
     strength = _blend(r_sum / count if count else None, rsi, gap, cfg)
     result = FactorResult(to_score(strength), "ok", age, inputs)
     # the sub-score depends on the primary candles only: reused until the next one closes

@@ -7,7 +7,8 @@ benchmarks build it directly; `settings.ScorerSettings.engine_config()` builds i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import FACTOR_NAMES
@@ -140,3 +141,19 @@ class EngineConfig:
     def stale_limit(self, factor: str) -> float:
         """Return the staleness limit of `factor` in seconds."""
         return self.limits[factor]
+
+
+def config_to_json(cfg: EngineConfig) -> dict[str, Any]:
+    """Return the constructor arguments of `cfg` as JSON data (the scorer's
+    `--print-config`: how the backtest runs the engine the scorer service would build)."""
+    return {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.init}
+
+
+def config_from_json(data: dict[str, Any]) -> EngineConfig:
+    """Rebuild an `EngineConfig` from `config_to_json` data (JSON lists back to tuples)."""
+    args: dict[str, Any] = {
+        f.name: tuple(data[f.name]) if isinstance(data[f.name], list) else data[f.name]
+        for f in fields(EngineConfig)
+        if f.init and f.name in data
+    }
+    return EngineConfig(**args)

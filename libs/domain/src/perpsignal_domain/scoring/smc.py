@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from operator import attrgetter
 from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from perpsignal_scorer.state import Bar
+from perpsignal_domain.scoring.state import Bar
 
 Kind = Literal[
     "swing_high",
@@ -151,6 +152,29 @@ class SmcAnalyzer:
         self.open_fvgs = 0
         self.last_by_kind: dict[str, SmcEvent] = {}
         self.version = 0  # bumped whenever `last_by_kind` or `open_fvgs` changes
+
+    def memento(self) -> tuple[object, ...]:
+        """Everything `update` may change (containers copied one level: their items are
+        immutable); `restore(memento)` returns to it. The engine's undo of a failed event."""
+        return (
+            _MUTABLE(self),
+            self._hs.copy(),
+            self._ls.copy(),
+            self._highs.copy(),
+            self._lows.copy(),
+            self._fvgs.copy(),
+            self.last_by_kind.copy(),
+        )
+
+    def restore(self, memento: tuple[object, ...]) -> None:
+        """Return to `memento()`; the version moves on (caches keyed by it are stale)."""
+        scalars, hs, ls, highs, lows, fvgs, last_by_kind = memento
+        version = self.version
+        for name, value in zip(_MUTABLE_NAMES, scalars, strict=True):  # type: ignore[call-overload]
+            setattr(self, name, value)
+        self._hs, self._ls, self._highs, self._lows = hs, ls, highs, lows  # type: ignore[assignment]
+        self._fvgs, self.last_by_kind = fvgs, last_by_kind  # type: ignore[assignment]
+        self.version = version + 1
 
     def update(self, bar: Bar) -> list[SmcEvent]:
         """Add one closed bar; return the events it reveals (possibly none).
@@ -269,6 +293,22 @@ class SmcAnalyzer:
         ev = _event(kind, d, ref, i, at, level, level)
         self.last_structure = ev
         return ev
+
+
+# the scalar state `SmcAnalyzer.update` changes (the containers are copied separately)
+_MUTABLE_NAMES = (
+    "index",
+    "_high",
+    "_high_bar",
+    "_low",
+    "_low_bar",
+    "_bull_top",
+    "_bear_bottom",
+    "trend",
+    "last_structure",
+    "open_fvgs",
+)
+_MUTABLE = attrgetter(*_MUTABLE_NAMES)
 
 
 def analyze_batch(

@@ -96,6 +96,29 @@ class WilderRsi:
         return self.value
 
 
+# the running state of the indicators (what `update` changes), for the engine's undo
+_EMA_STATE = ("_n", "_seed", "value")
+_RSI_STATE = ("_avg_gain", "_avg_loss", "_n", "_prev", "value")
+_get_ema, _get_rsi = attrgetter(*_EMA_STATE), attrgetter(*_RSI_STATE)
+IndicatorMark = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
+
+
+def indicator_mark(st: SymbolState) -> IndicatorMark:
+    """The RSI's and both EMAs' running state (three tuples: no object copies)."""
+    return (_get_rsi(st.rsi), _get_ema(st.ema_fast), _get_ema(st.ema_slow))
+
+
+def restore_indicators(st: SymbolState, mark: IndicatorMark) -> None:
+    """Return the indicators to `indicator_mark(st)`."""
+    for obj, names, values in (
+        (st.rsi, _RSI_STATE, mark[0]),
+        (st.ema_fast, _EMA_STATE, mark[1]),
+        (st.ema_slow, _EMA_STATE, mark[2]),
+    ):
+        for name, value in zip(names, values, strict=True):
+            setattr(obj, name, value)
+
+
 class Aggregator:
     """Builds higher-timeframe candles from primary candles (when the venue sends none).
 
@@ -108,6 +131,26 @@ class Aggregator:
     def __init__(self, tf_s: int) -> None:
         self.tf_s = tf_s
         self._bar: Bar | None = None
+
+    def completes(self, open_s: float, close_s: float) -> bool:
+        """Return True when `update` of a bar [open_s, close_s) returns a higher bar."""
+        start = open_s - open_s % self.tf_s
+        cur = self._bar
+        return close_s >= start + self.tf_s or (cur is not None and cur.open_s != start)
+
+    def mark(self) -> tuple[Bar | None, float, float, float, float]:
+        """The open bucket and its running values (`update` changes the bar in place)."""
+        cur = self._bar
+        if cur is None:
+            return (None, 0.0, 0.0, 0.0, 0.0)
+        return (cur, cur.high, cur.low, cur.close, cur.volume)
+
+    def restore(self, mark: tuple[Bar | None, float, float, float, float]) -> None:
+        """Return to `mark()`'s state."""
+        cur, high, low, close, volume = mark
+        if cur is not None:
+            cur.high, cur.low, cur.close, cur.volume = high, low, close, volume
+        self._bar = cur
 
     def update(self, bar: Bar) -> tuple[Bar, ...]:
         """Feed one primary bar; return the higher bars it completed (0, 1 or 2)."""
@@ -286,6 +329,29 @@ def _overlaps(buckets: deque[Any], start: float, end: float) -> bool:
     return any(buckets[j][1] < end for j in range(i, len(buckets)))
 
 
+TailMark = tuple[Any, tuple[Any, ...]]
+
+
+def tail_mark(dq: deque[Any] | None) -> TailMark:
+    """What `undo_tail` needs to take back appends: the last item, and when the deque is
+    full the first two (each append pushes one out; a candle appends at most two bars to
+    a series: a higher bar closed by a gap and the current one)."""
+    if not dq:
+        return (None, ())
+    return (dq[-1], (dq[0], dq[1]) if len(dq) == dq.maxlen and len(dq) > 1 else ())
+
+
+def undo_tail(dq: deque[Any], mark: TailMark) -> None:
+    """Remove what was appended to `dq` since `tail_mark(dq)` (at most 2 appends)."""
+    last, heads = mark
+    popped = 0
+    while dq and dq[-1] is not last:
+        dq.pop()
+        popped += 1
+    for item in reversed(heads[: min(popped, len(heads))]):
+        dq.appendleft(item)
+
+
 @dataclass
 class SymbolState:
     """Everything the factors read for one symbol."""
@@ -365,6 +431,25 @@ class SymbolState:
             else:
                 self.long_short.pop(kind, None)
         return True
+
+    def checkpoint(self) -> Callable[[], None]:
+        """Return an undo of everything a candle can change here: the bar series, the
+        indicators and the native timeframes. (Point series are not covered: their handlers
+        append once, after every check. The factor memo needs no undo: an entry is only
+        reused for the very inputs it was computed from.)"""
+        marks = {tf: tail_mark(dq) for tf, dq in self.candles.items()}
+        indicators = indicator_mark(self)
+        native = set(self.native_tfs)
+
+        def undo() -> None:
+            for tf in [tf for tf in self.candles if tf not in marks]:
+                del self.candles[tf]
+            for tf, mark in marks.items():
+                undo_tail(self.candles[tf], mark)
+            restore_indicators(self, indicators)
+            self.native_tfs = native
+
+        return undo
 
     def ls(self, kind: str) -> deque[Point]:
         """Return the long-share history of one long/short kind."""

@@ -22,6 +22,9 @@ FirstHit = Literal["stop", "target", "none"]
 
 DEFAULT_NEUTRAL_BAND_PCT = 0.1
 
+# The evaluation horizons every signal is tracked over (service settings and backtest share them).
+HORIZON_SECONDS: dict[str, int] = {"1h": 3600, "4h": 14_400, "24h": 86_400}
+
 
 @dataclass(frozen=True, slots=True)
 class Candle:

@@ -8,8 +8,9 @@ high or rising rate are crowded: bearish.
 
 from __future__ import annotations
 
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import funding_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -19,7 +20,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, value_at_or_before
 
 
 def funding_strength(rate: float, previous: float | None, cfg: EngineConfig) -> float:
@@ -42,7 +43,7 @@ def score_funding(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> Fa
     age = now - latest.t
     limit = cfg.limits["funding"]
     if age > limit:
-        return stale(age, limit, {"rate_8h": latest.value})
+        return stale(age, limit, funding_inputs(rate_8h=latest.value))
     before = value_at_or_before(points, now - cfg.funding_change_window_s)
     memo = state.memo.get("funding")
     if memo is None or memo[0] is not latest or memo[1] is not before or memo[2] is not cfg:
@@ -52,7 +53,7 @@ def score_funding(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> Fa
             before,
             cfg,
             to_score(funding_strength(latest.value, prev, cfg)),
-            {"rate_8h": latest.value, "previous_rate_8h": prev},
+            funding_inputs(rate_8h=latest.value, previous_rate_8h=prev),
             None if prev is not None else "no earlier rate: level only",
         )
     return FactorResult(memo[3], "ok", round3(age), memo[4], memo[5])

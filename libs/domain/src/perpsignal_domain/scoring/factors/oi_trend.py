@@ -8,9 +8,9 @@ removes up to all of the conviction of the price move.
 
 from __future__ import annotations
 
-from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import oi_trend_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     missing,
@@ -19,7 +19,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, bar_at_or_before, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, bar_at_or_before, value_at_or_before
 
 
 def oi_trend_strength(oi_change: float, price_change: float, cfg: EngineConfig) -> float:
@@ -39,7 +39,7 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     age = ctx.now - latest.t
     limit = cfg.limits["oi_trend"]
     if age > limit:
-        return stale(age, limit, {"open_interest": latest.value})
+        return stale(age, limit, oi_trend_inputs(open_interest=latest.value))
     start = ctx.now - cfg.oi_window_s
     base = value_at_or_before(state.open_interest, start)
     if base is None or base.value <= 0:
@@ -64,12 +64,12 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     ):
         oi_change = latest.value / base.value - 1.0
         price_change = b_now.close / b_then.close - 1.0
-        inputs: dict[str, Scalar] = {
-            "open_interest": latest.value,
-            "oi_change": round(oi_change, 6),
-            "price_change": round(price_change, 6),
-            "window_s": cfg.oi_window_s,
-        }
+        inputs = oi_trend_inputs(
+            open_interest=latest.value,
+            oi_change=round(oi_change, 6),
+            price_change=round(price_change, 6),
+            window_s=cfg.oi_window_s,
+        )
         score = to_score(oi_trend_strength(oi_change, price_change, cfg))
         memo = state.memo["oi_trend"] = (latest, base, b_now, b_then, cfg, score, inputs)
     return FactorResult(memo[5], "ok", round3(age), memo[6])

@@ -8,8 +8,9 @@ window with a live feed is neutral, not missing.
 
 from __future__ import annotations
 
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import liquidations_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     clamp,
@@ -17,7 +18,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState
+from perpsignal_domain.scoring.state import SymbolState
 
 
 def liquidation_strength(long_usd: float, short_usd: float, full_usd: float) -> float:
@@ -47,9 +48,9 @@ def score_liquidations(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) 
         to_score(s),
         "ok",
         round(max(age, 0.0), 3),
-        {
-            "long_liquidations_usd": round(long_usd, 2),
-            "short_liquidations_usd": round(short_usd, 2),
-            "window_s": cfg.liquidation_window_s,
-        },
+        liquidations_inputs(
+            long_liquidations_usd=round(long_usd, 2),
+            short_liquidations_usd=round(short_usd, 2),
+            window_s=cfg.liquidation_window_s,
+        ),
     )

@@ -28,14 +28,17 @@ the first venue to send a candle drives the symbol. The signal's `venue` names t
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event, deterministic_id, utcnow
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
@@ -58,12 +61,22 @@ from perpsignal_common.events.signals import (
     SignalScoredV1,
     SmcSummary,
 )
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors import FACTORS, EvalContext, FactorResult
-from perpsignal_scorer.factors.base import fround
-from perpsignal_scorer.mss import MssScanner
-from perpsignal_scorer.smc import SmcAnalyzer, bias_label
-from perpsignal_scorer.state import Aggregator, Bar, Ema, SymbolState, append_point
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors import FACTORS, EvalContext, FactorResult
+from perpsignal_domain.scoring.factors.base import fround
+from perpsignal_domain.scoring.mss import MssScanner
+from perpsignal_domain.scoring.smc import SmcAnalyzer, bias_label
+from perpsignal_domain.scoring.state import (
+    Aggregator,
+    Bar,
+    Ema,
+    SymbolState,
+    append_point,
+    indicator_mark,
+    restore_indicators,
+    tail_mark,
+    undo_tail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +172,21 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     )
 
 
+def _check_prices(ev: CandleClosedV1) -> None:
+    """Refuse a candle with a price that is not a positive finite number, or low > high:
+    every return and ratio the factors compute divides by past closes."""
+    if not (
+        0.0 < ev.low <= ev.high < math.inf
+        and 0.0 < ev.open < math.inf
+        and 0.0 < ev.close < math.inf
+        and ev.volume >= 0.0
+    ):
+        raise PoisonMessage(
+            f"unusable candle {ev.symbol} {ev.timeframe} @ {ev.open_time.isoformat()}: "
+            f"o={ev.open} h={ev.high} l={ev.low} c={ev.close} v={ev.volume}"
+        )
+
+
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
@@ -184,9 +212,11 @@ class ScoringEngine:
         *,
         source: str = SOURCE,
         venues: PrimaryVenues | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.cfg = cfg or EngineConfig()
         self.source = source
+        self._clock = clock  # only for produced_at: scoring itself runs on observed time
         # the state of each symbol's price series; venue_of[symbol] is its venue
         self.states: dict[str, SymbolState] = {}
         self.venues = venues or PrimaryVenues()
@@ -228,10 +258,105 @@ class ScoringEngine:
 
     # ---- input -------------------------------------------------------------------------
     def apply(self, event: Event) -> list[SignalScoredV1]:
-        """Fold one event into state; return the signals it triggers (usually none)."""
-        self.mss.observe(event)
+        """Fold one event into state; return the signals it triggers (usually none).
+
+        Atomic: an event whose handling raises leaves the engine as it was, so a retry is
+        not taken for a duplicate and the next event scores as if the bad one never came.
+        A candle is the one event that changes state and then computes (SMC, the signal):
+        its changes are checkpointed and undone on failure; the other handlers change state
+        once, after every check. The MSS scanner sees an event only once it was applied.
+        """
         handler = self._handlers.get(type(event))
-        return handler(event) if handler is not None else []
+        if handler is None:
+            out: list[SignalScoredV1] = []
+        elif type(event) is CandleClosedV1:
+            _check_prices(event)  # refused before it touches any state
+            undo = self._checkpoint(event)
+            try:
+                out = handler(event)
+            except BaseException:
+                undo()
+                raise
+        else:
+            out = handler(event)
+        self.mss.observe(event)
+        return out
+
+    def _checkpoint(self, ev: CandleClosedV1) -> Callable[[], None]:
+        """Return an undo of what the candle `ev` may change in the engine.
+
+        A primary candle (the hot path) is undone from O(1) marks: the tails (and heads a
+        full series would push out) of the series it appends to, copies of the three
+        indicators and of the analyzers it feeds, the open higher-timeframe buckets. Any
+        other candle takes a full copy of the symbol's series and analyzers (rare).
+        """
+        symbol = ev.symbol
+        st = self.states.get(symbol)
+        if st is None:
+            return partial(self._forget, symbol)
+        analyzers, aggs = self.smc[symbol], self._aggs[symbol]
+        bias = self._biases.get(symbol)
+        if ev.timeframe != self.cfg.primary_timeframe:
+            undo_state = st.checkpoint()
+            mementos = [(a, a.memento()) for a in analyzers.values()]
+            saved_aggs = dict(aggs)  # (a native timeframe stops its aggregation)
+            buckets = [(agg, agg.mark()) for agg in aggs.values()]
+
+            def undo_any() -> None:
+                undo_state()
+                for a, memento in mementos:
+                    a.restore(memento)
+                self._aggs[symbol] = saved_aggs
+                for agg, bucket in buckets:
+                    agg.restore(bucket)
+                self._after_undo(symbol, bias)
+
+            return undo_any
+        primary: str = ev.timeframe
+        open_s = ev.open_time.timestamp()
+        close_s = open_s + TIMEFRAME_SECONDS[primary]
+        dq = st.candles.get(primary)
+        marks = [(primary, dq, tail_mark(dq))]
+        fed = [primary] if primary in analyzers else []
+        agg_marks = []
+        for htf, agg in aggs.items():
+            agg_marks.append((agg, agg.mark()))
+            if agg.completes(open_s, close_s):  # only then a bar goes to the htf series
+                dq = st.candles.get(htf)
+                marks.append((htf, dq, tail_mark(dq)))
+                if htf in analyzers:
+                    fed.append(htf)
+        indicators = indicator_mark(st)
+        saved = [(analyzers[tf], analyzers[tf].memento()) for tf in fed]
+
+        def undo() -> None:
+            for tf, dq, mark in marks:
+                if dq is None:
+                    st.candles.pop(tf, None)
+                else:
+                    undo_tail(dq, mark)
+            restore_indicators(st, indicators)
+            for agg, bucket in agg_marks:
+                agg.restore(bucket)
+            for a, memento in saved:
+                a.restore(memento)
+            self._after_undo(symbol, bias)
+
+        return undo
+
+    def _after_undo(self, symbol: str, bias: tuple[float | None, dict[str, int]] | None) -> None:
+        if bias is not None:
+            self._biases[symbol] = bias
+        self._windows.pop(symbol, None)
+        self._smc_rev[symbol] += 1  # caches keyed by the analyzers' revision are stale
+
+    def _forget(self, symbol: str) -> None:
+        """Undo of a symbol's first candle: as if the symbol had never been seen."""
+        for d in (self.states, self.smc, self._aggs, self._biases, self._windows):
+            d.pop(symbol, None)
+        self._summaries.pop(symbol, None)
+        self._labels.pop(symbol, None)
+        self._smc_rev[symbol] = self._smc_rev.get(symbol, 0) + 1
 
     def state(self, symbol: str) -> SymbolState:
         """Return (creating) the state of `symbol`."""
@@ -580,7 +705,7 @@ class ScoringEngine:
                 "source": self.source,
                 "symbol": symbol,
                 "observed_at": trigger.observed_at,
-                "produced_at": utcnow(),
+                "produced_at": self._clock(),
                 "correlation_id": trigger.correlation_id or trigger.event_id,
                 "causation_id": trigger.event_id,
                 "signal_id": sid,

@@ -7,9 +7,9 @@ percent of positive posts (typically well above 50, hence a configurable neutral
 
 from __future__ import annotations
 
-from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import social_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -19,7 +19,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState
+from perpsignal_domain.scoring.state import SymbolState
 
 
 def social_strength(
@@ -57,10 +57,8 @@ def score_social(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> Fac
         return stale(age, limit)
     memo = state.memo.get("social")
     if memo is None or memo[0] is not s or memo[1] is not cfg:
-        inputs: dict[str, Scalar] = {
-            "sentiment": values[0],
-            "galaxy_score": values[1],
-            "social_volume_change_pct": values[2],
-        }
+        inputs = social_inputs(
+            sentiment=values[0], galaxy_score=values[1], social_volume_change_pct=values[2]
+        )
         memo = state.memo["social"] = (s, cfg, to_score(social_strength(*values, cfg)), inputs)
     return FactorResult(memo[2], "ok", round3(0.0 if age < 0.0 else age), memo[3])

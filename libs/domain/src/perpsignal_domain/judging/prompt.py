@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from perpsignal_common.events.signals import ScoredSignalFields, VolatilityMetrics
-from perpsignal_judge.rules import RuleVerdict
+from perpsignal_domain.judging.rules import RuleVerdict
 
 PROMPT_VERSION = "judge-v1"  # part of the cache key: a new prompt never reuses old answers
 MAX_TEXT = 120

@@ -13,8 +13,14 @@ input at all is neutral (50) and lists what was missing. MSS = weighted mean of 
   50 + 50 pull(change %, 100); sentiment (percent positive).
 * institutional validation: open interest USD on a log scale (1 M -> 0, 1 B -> 100); OI
   growth over 24 h 50 + 50 pull(growth, 0.5); funding health 100 - 100 x |rate - 0.01 %| /
-  0.1 % (crowding either way is unhealthy); whale trades in 24 h (20 -> 100); listed on
-  Binance futures (100 / 0: seen on the Binance market stream or in a listing event).
+  0.1 % (crowding either way is unhealthy); whale trades in 24 h (20 -> 100; missing until
+  a whale trade of the coin was ever seen: no feed is not "no whales"); listed on Binance
+  futures (100 when seen on the Binance market stream or in a listing event; missing
+  otherwise: not seen is not "not listed").
+
+Missing stays missing: a sub-score without its input is left out of its phase's mean and
+listed in the phase's `missing`, and lowers `confidence` (the phase-weighted share of
+sub-scores that had their input), never counted as 0.
 
 `MssScanner` observes the market stream and evaluates its universe (coins with a CoinGecko
 profile or LunarCrush metrics) once per `interval_s` of *event* time, so replays are
@@ -39,8 +45,8 @@ from perpsignal_common.events.market import (
     WhaleTradeV1,
 )
 from perpsignal_common.events.signals import MssScoredV1, PhaseScore, Scalar
-from perpsignal_scorer.factors.base import clamp, pull
-from perpsignal_scorer.state import Point, append_point, value_at_or_before
+from perpsignal_domain.scoring.factors.base import clamp, pull
+from perpsignal_domain.scoring.state import Point, append_point, value_at_or_before
 
 DAY_S = 86400.0
 
@@ -164,17 +170,34 @@ def institutional(c: CoinInputs, now: float) -> Phase:
         "funding": 100 - 100 * clamp(abs(c.funding_rate - 0.0001) / 0.001, 0, 1)
         if c.funding_rate is not None
         else None,
-        "whale_trades": 100 * min(1.0, whales / 20),
-        "listed_binance_futures": 100.0 if c.listed else 0.0,
+        # no whale trade of this coin ever seen: the feed does not cover it (missing)
+        "whale_trades": 100 * min(1.0, whales / 20) if c.whales else None,
+        "listed_binance_futures": 100.0 if c.listed else None,
     }
     raw: dict[str, Scalar] = {
         "open_interest_usd": oi,
         "oi_growth_24h": growth,
         "funding_rate": c.funding_rate,
-        "whale_trades_24h": whales,
-        "listed_binance_futures": c.listed,
+        "whale_trades_24h": whales if c.whales else None,
+        "listed_binance_futures": True if c.listed else None,
     }
     return _phase(parts, raw)
+
+
+# the sub-scores of each phase (discovery, social momentum, institutional validation)
+PARTS: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = (
+    ("market_cap_band", "fdv_ratio", "circulating_share", "age", "volume_to_mcap"),
+    ("galaxy_score", "alt_rank", "alt_rank_improvement", "social_volume_growth", "sentiment"),
+    ("open_interest", "oi_growth", "funding", "whale_trades", "listed_binance_futures"),
+)
+
+
+def confidence(phases: tuple[Phase, Phase, Phase], cfg: MssConfig) -> float:
+    """Return 0-100: the phase-weighted share of sub-scores whose input was present."""
+    acc = 0.0
+    for w, parts, (_, _, missing) in zip(cfg.weights, PARTS, phases, strict=True):
+        acc += w * (1 - len(missing) / len(parts))
+    return round(100 * acc / sum(cfg.weights), 2)
 
 
 def tier(mss: float) -> str:
@@ -294,6 +317,7 @@ class MssScanner:
                     social_momentum=PhaseScore(score=s[0], inputs=s[1], missing=s[2]),
                     institutional_validation=PhaseScore(score=i[0], inputs=i[1], missing=i[2]),
                     binance_symbol=coin + "USDT" if c.listed else None,
+                    confidence=confidence((d, s, i), self.cfg),
                 )
             )
         return out

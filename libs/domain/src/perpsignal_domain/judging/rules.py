@@ -23,8 +23,10 @@ The checks are listed with their thresholds in services/judge/README.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+from perpsignal_common.events.factors import FundingInputs, LongShortInputs, factor_inputs
 from perpsignal_common.events.signals import (
     Direction,
     FactorScore,
@@ -47,13 +49,36 @@ AGGRESSIVE_AGREEMENT = 0.75
 WAIT_MISSING = 4
 STRONG_CONVICTION = 25.0  # |score - 50|
 WEAK_CONVICTION = 10.0
-FUNDING_EXTREME = 0.0005  # per funding interval: 0.05 %, about 55 % a year at 8h
-CROWDED_RATIO = 2.0  # long/short account ratio: longs crowded at >= 2, shorts at <= 1/2
+FUNDING_EXTREME = 0.0005  # per 8 h (the scorer's `rate_8h`): 0.05 %, about 55 % a year
+CROWDED_RATIO = 2.0  # accounts long per account short: longs crowded at >= 2, shorts <= 1/2
 VERY_CROWDED_RATIO = 3.0
-FUNDING_KEYS = ("funding_rate", "rate", "last_funding_rate")
-RATIO_KEYS = ("long_short_ratio", "ratio", "global_long_short_ratio", "account_ratio")
 
 Checks = list[tuple[str, int]]
+
+# The code of every check outcome (RuleVerdict.checks): the tests hold that each one fires
+# on signals the scorer produced.
+CHECK_CODES: tuple[str, ...] = (
+    "agreement_good",
+    "agreement_mixed",
+    "agreement_poor",
+    "confidence_high",
+    "confidence_low",
+    "data_fresh",
+    "data_gaps",
+    "volatility_ok",
+    "volatility_very_low",
+    "volatility_high",
+    "volatility_unknown",
+    "funding_extreme",
+    "funding_favours",
+    "crowded",
+    "very_crowded",
+    "crowd_against",
+    "smc_agrees",
+    "smc_against",
+    "score_strong",
+    "score_weak",
+)
 
 
 @dataclass(frozen=True)
@@ -69,21 +94,7 @@ class RuleVerdict:
     conflict_weight: int
     summary: str
     facts: dict[str, float | str | None] = field(default_factory=dict)
-
-
-def _input(f: FactorScore | None, keys: tuple[str, ...]) -> float | None:
-    if f is None or f.status != "ok":
-        return None
-    inputs = f.inputs
-    if not inputs:
-        return None
-    for key in keys:
-        value = inputs.get(key)
-        if type(value) is float or type(value) is int:  # bool is an int subclass: excluded
-            return float(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
+    checks: tuple[str, ...] = ()  # CHECK_CODES that fired, in check order
 
 
 def _lean(score: float) -> int:
@@ -96,6 +107,7 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
     side = 1 if direction == "LONG" else -1 if direction == "SHORT" else 0
     agree: list[str] = []
     conflicts: Checks = []
+    fired: list[str] = []
     # one pass over the factors: by name, the leaning usable ones, those for `side`, gaps
     factors: dict[str, FactorScore] = {}
     n_leaning = n_for = 0
@@ -118,16 +130,21 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
         text = f"{n_for} of {n_leaning} leaning factors support {direction}"
         if ratio >= GOOD_AGREEMENT:
             agree.append(text)
+            fired.append("agreement_good")
         elif ratio < WEAK_AGREEMENT:
             conflicts.append((f"factors disagree: only {text}", 2))
+            fired.append("agreement_poor")
         else:
             conflicts.append((f"mixed factors: {text}", 1))
+            fired.append("agreement_mixed")
 
     # B. confidence
     if signal.confidence >= HIGH_CONFIDENCE:
         agree.append(f"high confidence {signal.confidence:.0f}")
+        fired.append("confidence_high")
     elif signal.confidence < LOW_CONFIDENCE:
         conflicts.append((f"low confidence {signal.confidence:.0f}", 1))
+        fired.append("confidence_low")
 
     # C. data freshness (missing/stale factors are neutral in the score: less evidence)
     if signal.missing_factors or signal.stale_factors:
@@ -137,55 +154,73 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
         gaps = not_ok
     if not gaps and signal.factors:
         agree.append(f"all {len(signal.factors)} factors fresh")
+        fired.append("data_fresh")
     elif gaps:
         conflicts.append((f"missing/stale data: {', '.join(gaps)}", 1 if len(gaps) <= 2 else 2))
+        fired.append("data_gaps")
 
     # D. volatility
     cls = vol.volatility_class
     if cls is None:
         conflicts.append(("volatility unknown (too few candles)", 1))
+        fired.append("volatility_unknown")
     elif cls in ("LOW", "NORMAL"):
         agree.append(f"volatility {cls} ({vol.atr_pct:.2f}% ATR)")
+        fired.append("volatility_ok")
     elif cls == "VERY_LOW":
         conflicts.append((f"very low volatility ({vol.atr_pct:.2f}% ATR): target may not fill", 1))
+        fired.append("volatility_very_low")
     else:
         weight = 2 if cls == "VERY_HIGH" else 1
         conflicts.append((f"{cls} volatility ({vol.atr_pct:.2f}% ATR)", weight))
+        fired.append("volatility_high")
 
     # E. funding extremes: the side that pays a lot is crowded
-    rate = _input(factors.get("funding"), FUNDING_KEYS)
+    # (the scorer's typed inputs: a renamed field is a type error, not a check that never fires)
+    funding = factor_inputs(factors.get("funding"), FundingInputs)
+    rate = funding.rate_8h if funding is not None else None
     if side and rate is not None:
         if rate * side >= FUNDING_EXTREME:
             who = "longs" if side > 0 else "shorts"
             conflicts.append((f"extreme funding {rate * 100:+.3f}%: {who} pay and are crowded", 2))
+            fired.append("funding_extreme")
         elif rate * side <= -FUNDING_EXTREME:
             agree.append(f"funding {rate * 100:+.3f}% favours {direction} (squeeze fuel)")
+            fired.append("funding_favours")
 
     # F. crowding: long/short account ratio
-    ls = _input(factors.get("long_short"), RATIO_KEYS)
-    if side and ls is not None and ls > 0:
-        crowd = ls if side > 0 else 1 / ls
+    positioning = factor_inputs(factors.get("long_short"), LongShortInputs)
+    ls = positioning.long_short_ratio if positioning is not None else None
+    if side and ls is not None:
+        crowd = ls if side > 0 else 1 / ls if ls > 0 else math.inf
         if crowd >= VERY_CROWDED_RATIO:
             conflicts.append((f"very crowded {direction} (long/short {ls:.2f})", 2))
+            fired.append("very_crowded")
         elif crowd >= CROWDED_RATIO:
             conflicts.append((f"crowded {direction} (long/short {ls:.2f})", 1))
+            fired.append("crowded")
         elif crowd <= 1 / 1.25:
             agree.append(f"crowd leans against {direction} (long/short {ls:.2f})")
+            fired.append("crowd_against")
 
     # G. SMC structure
     smc_bias = signal.smc.bias if signal.smc else "NEUTRAL"
     smc_agrees = (smc_bias == "BULLISH" and side > 0) or (smc_bias == "BEARISH" and side < 0)
     if side and smc_agrees:
         agree.append(f"SMC structure {smc_bias}")
+        fired.append("smc_agrees")
     elif side and smc_bias != "NEUTRAL":
         conflicts.append((f"SMC structure {smc_bias} against {direction}", 2))
+        fired.append("smc_against")
 
     # H. score conviction
     conviction = (signal.score - 50.0) * side
     if side and conviction >= STRONG_CONVICTION:
         agree.append(f"strong score {signal.score:.0f}")
+        fired.append("score_strong")
     elif side and conviction < WEAK_CONVICTION:
         conflicts.append((f"weak score {signal.score:.0f} for {direction}", 1))
+        fired.append("score_weak")
 
     weight = sum(w for _, w in conflicts)
     facts: dict[str, float | str | None] = {
@@ -208,6 +243,7 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
             conflict_weight=weight,
             summary=summarize(symbol, signal, v, mode, mult, reason, len(agree), len(conflicts)),
             facts=facts,
+            checks=tuple(fired),
         )
 
     if not side:

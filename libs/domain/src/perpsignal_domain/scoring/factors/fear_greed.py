@@ -7,9 +7,10 @@ v >= greed_extreme (v = 100 gives 0); 50 otherwise.
 
 from __future__ import annotations
 
+from perpsignal_common.events.factors import fear_greed_inputs
 from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import EvalContext, FactorResult, missing, round3, stale
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import EvalContext, FactorResult, missing, round3, stale
 
 
 def fear_greed_score(value: float, cfg: EngineConfig) -> float:
@@ -38,8 +39,9 @@ def score_fear_greed(_state: object, ctx: EvalContext, cfg: EngineConfig) -> Fac
     age = ctx.now - at
     limit = cfg.limits["fear_greed"]
     if age > limit:
-        return stale(age, limit, {"fear_greed": value})
+        return stale(age, limit, fear_greed_inputs(fear_greed=value))
     last = _last
     if last is None or last[0] is not reading or last[1] is not cfg:
-        last = _last = (reading, cfg, fear_greed_score(value, cfg), {"fear_greed": value})
+        inputs = fear_greed_inputs(fear_greed=value)
+        last = _last = (reading, cfg, fear_greed_score(value, cfg), inputs)
     return FactorResult(last[2], "ok", round3(0.0 if age < 0.0 else age), last[3])

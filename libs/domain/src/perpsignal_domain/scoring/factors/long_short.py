@@ -9,9 +9,9 @@ long, and the faster they pile in, the more bearish.
 
 from __future__ import annotations
 
-from perpsignal_common.events.signals import Scalar
-from perpsignal_scorer.config import EngineConfig
-from perpsignal_scorer.factors.base import (
+from perpsignal_common.events.factors import long_short_inputs
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.factors.base import (
     EvalContext,
     FactorResult,
     blend,
@@ -21,7 +21,7 @@ from perpsignal_scorer.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_scorer.state import SymbolState, value_at_or_before
+from perpsignal_domain.scoring.state import SymbolState, value_at_or_before
 
 
 def long_short_strength(
@@ -76,11 +76,9 @@ def score_long_short(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) ->
             change = g_ok.value - before.value
         gv = g_ok.value if g_ok else None
         tv = t_ok.value if t_ok else None
-        inputs: dict[str, Scalar] = {
-            "global_long_share": gv,
-            "top_account_long_share": tv,
-            "global_share_change": change,
-        }
+        inputs = long_short_inputs(
+            global_long_share=gv, top_account_long_share=tv, global_share_change=change
+        )
         score = to_score(long_short_strength(gv, tv, change, cfg))
         memo = state.memo["long_short"] = (g_ok, t_ok, before, cfg, score, inputs)
     return FactorResult(memo[4], "ok", round3(age), memo[5])

@@ -1,0 +1,1 @@
+"""Outcomes: how a signal is scored against the price path that followed it."""

@@ -95,7 +95,7 @@ async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     # a copy skips validation: what the publisher sees is not necessarily valid (on the
     # wire the infinity would be `null`: what a consumer refuses)
     stale = good[0].model_copy(update={"event_id": "copied", "high": float("inf")})
-    publisher = Publisher(producer)  # type: ignore[arg-type]
+    publisher = Publisher(producer)
     before = rejected("binance", "high:float_type")
     assert await publisher.publish("binance", [stale, *good]) == len(good)
     assert producer.events == good

@@ -43,9 +43,10 @@ class _Limits:
     """The process's allowed clock skew (set once at start-up by `configure_clock_skew`)."""
 
     max_clock_skew_s = DEFAULT_MAX_CLOCK_SKEW_S
-    # a time in an earlier year than this process started in is certainly not ahead: checked
-    # first, because `timestamp()` of a validated datetime costs ~10x a `year` read
-    past_years_below = datetime.now(UTC).year
+    # a time dated (in its own offset) two years before this process started is certainly not
+    # ahead: checked first, because `timestamp()` of a validated datetime costs ~10x a `year`
+    # read (one year before could still be ahead: late on New Year's Eve at UTC-12)
+    past_years_below = datetime.now(UTC).year - 1
 
 
 def configure_clock_skew(max_clock_skew_s: float) -> None:

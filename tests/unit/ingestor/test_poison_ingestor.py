@@ -11,8 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.sources.binance import BinanceMarketPoller
+from perpsignal_ingestor.sources.vendors import CoinGeckoPoller
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors
 from tests.unit.connectors.clock import FakeClock
@@ -93,9 +95,27 @@ async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     # a copy skips validation: what the publisher sees is not necessarily valid (on the
     # wire the infinity would be `null`: what a consumer refuses)
     stale = good[0].model_copy(update={"event_id": "copied", "high": float("inf")})
-    publisher = Publisher(producer)  # type: ignore[arg-type]
+    publisher = Publisher(producer)
     before = rejected("binance", "high:float_type")
     assert await publisher.publish("binance", [stale, *good]) == len(good)
     assert producer.events == good
     assert publisher.refused == 1
     assert rejected("binance", "high:float_type") == before + 1
+
+
+async def test_one_odd_coin_costs_only_itself(fake: FakeVendors) -> None:
+    (btc,) = fake.load("coingecko", "coins_markets.json")
+    odd_symbol = dict(btc, id="fire", symbol="🔥")
+    negative = dict(btc, id="neg", symbol="neg", market_cap=-5)
+    fake.set_body("coingecko", "/coins/markets", [odd_symbol, btc, negative])
+    clock = FakeClock(T0)
+    http = CoinGeckoHttp(fake.url("coingecko"), clock=clock.time, sleep=clock.sleep)
+    before = rejected("coingecko", "symbol:string_pattern_mismatch")
+    before_cap = rejected("coingecko", "market_cap:greater_than_equal")
+    try:
+        events = await CoinGeckoPoller(http).poll()
+    finally:
+        await http.aclose()
+    assert [e.symbol for e in events] == ["BTCUSDT"]
+    assert rejected("coingecko", "symbol:string_pattern_mismatch") == before + 1
+    assert rejected("coingecko", "market_cap:greater_than_equal") == before_cap + 1

@@ -1,10 +1,15 @@
-"""Pollers of the secondary sources: OKX, Coinglass, LunarCrush, CoinAPI, CoinGecko, F&G."""
+"""Pollers of the secondary sources: OKX, Coinglass, LunarCrush, CoinAPI, CoinGecko, F&G.
+
+Rows are turned into events one by one (`build_each`): a row whose values break the event
+contract is refused alone, the rest of its response is published.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
@@ -22,8 +27,11 @@ from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.lunarcrush.parsing import parse_coin_series, parse_coins_list
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.okx.parsing import parse_candles
+from perpsignal_ingestor.publisher import build_each
 from perpsignal_ingestor.sources.guard import gather_guarded
 from perpsignal_ingestor.universe import ScanCycle, ScanStep, SymbolOwners, Universe
+
+_CG = "coinglass"
 
 
 class OkxPoller:
@@ -59,7 +67,11 @@ class OkxPoller:
     async def _candles(self, sym: str, tf: str, boundary: int) -> list[Event]:
         rows = await self.client.fetch_candles(sym, tf, limit=3)
         self._fetched[(sym, tf)] = boundary
-        return list(parse_candles(rows, sym, tf))  # type: ignore[arg-type]
+        return build_each(
+            "okx",
+            lambda r: parse_candles([r], sym, tf),  # type: ignore[arg-type]
+            rows,
+        )
 
 
 class CoinglassPoller:
@@ -100,19 +112,19 @@ class CoinglassPoller:
 
     async def _liq(self, coin: str, iv: str, now: datetime) -> list[Event]:
         rows = await self.client.fetch_liquidation_history(coin, iv)
-        return list(cg_p.parse_liquidation_history(rows, coin, iv, now))
+        return build_each(_CG, lambda r: cg_p.parse_liquidation_history([r], coin, iv, now), rows)
 
     async def _funding(self, coin: str, iv: str, now: datetime) -> list[Event]:
-        return list(
-            cg_p.parse_funding_ohlc(await self.client.fetch_funding_ohlc(coin, iv), coin, iv, now)
-        )
+        rows = await self.client.fetch_funding_ohlc(coin, iv)
+        return build_each(_CG, lambda r: cg_p.parse_funding_ohlc([r], coin, iv, now), rows)
 
     async def _oi(self, coin: str, iv: str, now: datetime) -> list[Event]:
-        return list(cg_p.parse_oi_ohlc(await self.client.fetch_oi_ohlc(coin, iv), coin, iv, now))
+        rows = await self.client.fetch_oi_ohlc(coin, iv)
+        return build_each(_CG, lambda r: cg_p.parse_oi_ohlc([r], coin, iv, now), rows)
 
     async def _taker(self, coin: str, iv: str, now: datetime) -> list[Event]:
         rows = await self.client.fetch_taker_history(coin, iv)
-        return list(cg_p.parse_taker(rows, coin, iv, now))
+        return build_each(_CG, lambda r: cg_p.parse_taker([r], coin, iv, now), rows)
 
     async def _ratio(self, kind: str, sym: str, iv: str, now: datetime) -> list[Event]:
         rows = await self.client.fetch_ratio(kind, sym, iv)
@@ -156,12 +168,17 @@ class LunarCrushPoller:
 
     async def _list(self, sort: str, desc: bool, limit: int) -> list[Event]:
         body = await self.client.fetch_coins_list(sort=sort, limit=limit, desc=desc)
-        social, profiles = parse_coins_list(body)  # one of each per coin, in order
-        out: list[Event] = []
-        for soc, prof in zip(social, profiles, strict=True):
-            if self.owners.accept(prof.symbol, prof.coin_id or prof.symbol, prof.market_cap):
-                out += [soc, prof]
-        return out
+
+        def one(coin: Any) -> list[Event]:
+            social, profiles = parse_coins_list(body.model_copy(update={"data": (coin,)}))
+            out: list[Event] = []
+            for soc, prof in zip(social, profiles, strict=True):
+                if self.owners.accept(prof.symbol, prof.coin_id or prof.symbol, prof.market_cap):
+                    out += [soc, prof]
+            return out
+
+        # coin by coin: one coin's odd value or symbol must not cost the other coins
+        return build_each("lunarcrush", one, body.data)
 
     async def _series(self, coin: str) -> list[Event]:
         series = await self.client.fetch_coin_series(coin, bucket="hour", interval="1d")
@@ -238,7 +255,8 @@ class CoinGeckoPoller:
         kept = [
             r for r in rows if self.owners.accept(f"{r.symbol.upper()}USDT", r.id, r.market_cap)
         ]
-        return list(parse_coins_markets(kept))
+        # coin by coin: one coin's odd value must not cost the other coins
+        return build_each("coingecko", lambda r: parse_coins_markets([r]), kept)
 
     async def _newest(self) -> list[CoinMarket]:
         if self.client.pro:

@@ -381,7 +381,7 @@ def kafka_topics() -> list[dict[str, Any]]:
 
     return [
         {
-            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "apiVersion": "kafka.strimzi.io/v1",
             "kind": "KafkaTopic",
             "metadata": {
                 "name": str(spec.name),

@@ -44,8 +44,8 @@ lint: ## ruff, import contracts (services never import each other), lock freshne
 	$(UV) lock --check
 
 .PHONY: typecheck
-typecheck: ## mypy --strict on libs/common
-	$(UV) run --frozen mypy libs/common/src
+typecheck: ## mypy --strict on every package (libs/*, services/*) and the deploy scripts
+	$(UV) run --frozen mypy libs/*/src services/*/src deploy/scripts
 
 .PHONY: check
 check: lint typecheck test ## What CI runs
@@ -67,8 +67,11 @@ images: ## Build one container image per service (needs a docker engine)
 	deploy/scripts/build_images.sh
 
 .PHONY: k8s-render
-k8s-render: install ## Render the Kubernetes overlays to deploy/k8s/rendered/
-	$(UV) run --frozen python deploy/scripts/k8s_render.py --all
+k8s-render: install ## Render the Kubernetes overlays to deploy/k8s/rendered/ (pinned kustomize)
+	@mkdir -p deploy/k8s/rendered
+	@for o in dev prod; do \
+	  $(UV) run --frozen kubectl kustomize deploy/k8s/overlays/$$o > deploy/k8s/rendered/$$o.yaml \
+	  && echo "rendered $$o -> deploy/k8s/rendered/$$o.yaml"; done
 
 .PHONY: docs
 docs: install ## Regenerate .env.example, the README tables and deploy/compose/.env.example

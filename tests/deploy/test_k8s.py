@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from typing import Any
 
 import kubernetes_validate
@@ -28,17 +27,6 @@ def by_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
 
 def test_generated_base_manifests_are_fresh() -> None:
     assert load_script("gen_k8s").main(["--check"]) == 0
-
-
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not on PATH")
-@pytest.mark.parametrize("overlay", ["dev", "prod"])
-def test_python_renderer_matches_kubectl_kustomize(overlay: str) -> None:
-    render = load_script("k8s_render")
-    ours = {_key(d): d for d in render.render_python(overlay)}
-    theirs = {_key(d): d for d in render.render_kubectl(overlay)}
-    assert ours.keys() == theirs.keys()
-    for key, doc in ours.items():
-        assert doc == theirs[key], key
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

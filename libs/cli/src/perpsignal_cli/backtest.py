@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("backtest-report"), help="report folder")
     p.add_argument(
         "--timeframe",
-        choices=sorted(TIMEFRAME_SECONDS, key=TIMEFRAME_SECONDS.get),
+        choices=sorted(TIMEFRAME_SECONDS, key=lambda tf: TIMEFRAME_SECONDS[tf]),
         help="scoring timeframe (default 15m, or the candles' own when coarser)",
     )
     p.add_argument("--horizons", default="1h,4h,24h", help="outcome horizons (1h, 4h, 24h)")

@@ -227,9 +227,10 @@ def read_candles(path: Path) -> CandleSeries:
         raise HistoryFormatError(f"{path}: fewer than two candles")
     order = sorted(range(len(times)), key=times.__getitem__)
     if order != list(range(len(times))):
-        times, opens, highs, lows, closes, vols, quotes = (
-            [s[i] for i in order] for s in (times, opens, highs, lows, closes, vols, quotes)
-        )
+        times = [times[i] for i in order]
+        opens, highs = [opens[i] for i in order], [highs[i] for i in order]
+        lows, closes = [lows[i] for i in order], [closes[i] for i in order]
+        vols, quotes = [vols[i] for i in order], [quotes[i] for i in order]
     step = min(b - a for a, b in itertools.pairwise(times) if b > a)
     return CandleSeries(timeframe_of(step // 1000), times, opens, highs, lows, closes, vols, quotes)
 
@@ -267,7 +268,8 @@ def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:
             out.close.append(series.close[j - 1])
             out.volume.append(sum(series.volume[i:j]))
             qs = series.quote_volume[i:j]
-            out.quote_volume.append(None if any(q is None for q in qs) else sum(qs))  # type: ignore[misc]
+            known = [q for q in qs if q is not None]
+            out.quote_volume.append(sum(known) if len(known) == len(qs) else None)
             if j - i < per:
                 out.partial_buckets += 1
         i = j
@@ -290,7 +292,7 @@ def candle_events(series: CandleSeries, symbol: str, venue: str = SOURCE) -> lis
                 symbol=symbol,
                 observed_at=close_at,
                 produced_at=close_at,  # deterministic files and reports
-                timeframe=tf,  # type: ignore[arg-type]
+                timeframe=tf,
                 open_time=open_at,
                 open=series.open[k],
                 high=series.high[k],
@@ -430,7 +432,7 @@ def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongSh
                     symbol=symbol,
                     observed_at=at,
                     produced_at=at,
-                    kind=kind,  # type: ignore[arg-type]
+                    kind=kind,
                     long_share=share,
                     short_share=1.0 - share,
                     ratio=ratio,

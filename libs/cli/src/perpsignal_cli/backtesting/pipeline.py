@@ -133,8 +133,8 @@ def load_history(
         (
             "open_interest",
             open_interest,
-            lambda: imp.read_open_interest(open_interest, symbol, venue),
-        ),  # type: ignore[arg-type]
+            lambda: imp.read_open_interest(open_interest, symbol, venue),  # type: ignore[arg-type]
+        ),
         ("long_short", long_short, lambda: imp.read_long_short(long_short, symbol, venue)),  # type: ignore[arg-type]
         ("fear_greed", fear_greed, lambda: imp.read_fear_greed(fear_greed)),  # type: ignore[arg-type]
     ]

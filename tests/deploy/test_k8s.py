@@ -329,3 +329,21 @@ def test_network_policies_allow_only_the_traffic_the_design_needs(
             for peer in rule.get("from", []):
                 assert "podSelector" not in peer or "namespaceSelector" in peer
     assert selected(policies["perpsignal-allow-gateway-ingress"]) == {"gateway"}
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_grafana_sidecar_gets_the_dashboard_with_gateway_and_ingestor_rows(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    import json
+
+    (cm,) = [
+        d
+        for d in by_kind(rendered[overlay], "ConfigMap").values()
+        if "labels" in d["metadata"] and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    board = json.loads(cm["data"]["perpsignal.json"])
+    compose = REPO / "deploy" / "compose" / "grafana" / "dashboards" / "perpsignal.json"
+    assert board == json.loads(compose.read_text())
+    rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
+    assert {"Pipeline", "Kafka health", "Gateway", "Ingestor", "Notifications"} <= set(rows)

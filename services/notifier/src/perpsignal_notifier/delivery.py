@@ -23,6 +23,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -36,7 +37,10 @@ from aiogram.exceptions import (
 )
 
 from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.events.base import utcnow
+from perpsignal_common.observability.metrics import PIPELINE_LATENCY
 from perpsignal_common.retry import RetryPolicy
+from perpsignal_notifier.metrics import RETRIES, SENDS
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 
@@ -67,6 +71,8 @@ class Alert:
     kind: str  # signal | mss | listing
     symbol: str
     text: str
+    # upstream time of the fact (candle close): the pipeline latency is measured from it
+    observed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,7 @@ class Deliverer:
         resend_uncertain: bool = False,
         backoff: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._repo = repo
         self._send = send
@@ -101,6 +108,7 @@ class Deliverer:
         self._resend_uncertain = resend_uncertain
         self._backoff = backoff or RetryPolicy(base_delay_s=0.5, max_delay_s=15.0)
         self._sleep = sleep
+        self._clock = clock
         # sent by this process but the `sent` mark failed (database blip): never resend these
         self._unrecorded: dict[tuple[str, int], int] = {}
 
@@ -110,7 +118,13 @@ class Deliverer:
             return []
         # one read per event: a redelivered alert skips its sent chats without spending quota
         known = await self._repo.statuses(alert.event_id)
-        return list(await asyncio.gather(*(self._one(alert, c, known.get(c)) for c in chat_ids)))
+        results = list(await asyncio.gather(*(self._one(alert, c, known.get(c)) for c in chat_ids)))
+        for r in results:
+            SENDS.labels(alert.kind, r.outcome.value).inc()
+        if alert.observed_at is not None and any(r.outcome is Outcome.SENT for r in results):
+            age = (self._clock() - alert.observed_at).total_seconds()
+            PIPELINE_LATENCY.labels("notified").observe(age)
+        return results
 
     async def _one(self, alert: Alert, chat_id: int, status: str | None) -> DeliveryResult:
         key = (alert.event_id, chat_id)
@@ -162,6 +176,7 @@ class Deliverer:
                 if exc.retry_after > self._max_retry_after_s:
                     break
                 log.info("telegram asked to slow down", extra={"retry_after_s": exc.retry_after})
+                RETRIES.labels("retry_after").inc()
                 await self._sleep(exc.retry_after)
                 continue
             except TelegramForbiddenError as exc:
@@ -180,6 +195,8 @@ class Deliverer:
             except (TelegramServerError, TelegramNetworkError) as exc:
                 reason = f"{type(exc).__name__}: {exc.message}"
                 if attempt < self._max_attempts:
+                    kind = "server" if isinstance(exc, TelegramServerError) else "network"
+                    RETRIES.labels(kind).inc()
                     await self._sleep(self._backoff.delay(attempt))
                 continue
             except TelegramAPIError as exc:

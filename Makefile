@@ -76,7 +76,6 @@ k8s-render: install ## Render the Kubernetes overlays to deploy/k8s/rendered/ (p
 .PHONY: docs
 docs: install ## Regenerate .env.example, the README tables and deploy/compose/.env.example
 	$(UV) run --frozen perpsignal docs
-	$(UV) run --frozen python deploy/scripts/settings_env.py --write-env-example
 
 .PHONY: clean
 clean: ## Remove caches and build outputs (keeps .data/)

@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
+from perpsignal_cli import docs
 from tests.deploy.conftest import DEPLOY, REPO, SERVICES, load_script
 
 COMPOSE_DIR = DEPLOY / "compose"
@@ -65,8 +66,7 @@ def test_every_repository_service_runs_in_compose_and_nothing_else(
 def test_every_variable_compose_sets_is_read_by_the_service_settings(
     compose: dict[str, Any], service: str
 ) -> None:
-    settings_env = load_script("settings_env")
-    known = settings_env.service_env_vars(service)
+    known = docs.service_env_vars(service)
     if known is None:
         pytest.skip(f"perpsignal_{service}.settings does not exist yet")
     env = app_services(compose)[service].get("environment", {})
@@ -77,7 +77,7 @@ def test_every_variable_compose_sets_is_read_by_the_service_settings(
 def test_setup_jobs_set_only_variables_the_shared_settings_read(
     compose: dict[str, Any],
 ) -> None:
-    known = load_script("settings_env").common_env_vars()
+    known = docs.common_env_vars()
     for job in ("topics", "migrate"):
         env = compose["services"][job].get("environment", {})
         assert set(env) <= set(known), job
@@ -208,18 +208,17 @@ def test_generated_observability_files_are_fresh() -> None:
 
 
 def test_env_example_documents_every_setting_and_nothing_unknown() -> None:
-    settings_env = load_script("settings_env")
-    assert settings_env.main(["--check"]) == 0, (
-        "run: uv run python deploy/scripts/settings_env.py --write-env-example"
+    assert docs.render_compose_env_example() == (COMPOSE_DIR / ".env.example").read_text(), (
+        "run: uv run perpsignal docs"
     )
     documented = {
         line.split("=", 1)[0]
         for line in (COMPOSE_DIR / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     }
-    known = set(settings_env.COMPOSE_VARS) | set(settings_env.common_env_vars())
+    known = set(docs.COMPOSE_VARS) | set(docs.common_env_vars())
     for svc in SERVICES:
-        known |= set(settings_env.service_env_vars(svc) or {})
+        known |= set(docs.service_env_vars(svc) or {})
     assert documented == known
     for secret in ("OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN", "POSTGRES_PASSWORD"):
         if secret in known:

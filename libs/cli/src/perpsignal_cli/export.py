@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from tqdm import tqdm
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from tqdm import tqdm
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.db.models.outcomes import OutcomeMss, OutcomeSignal, SignalOutcome

@@ -229,7 +229,7 @@ def equity(
 def _h_ms(horizon: str) -> int:
     from perpsignal_outcomes.settings import HORIZON_SECONDS
 
-    return HORIZON_SECONDS[horizon] * 1000
+    return int(HORIZON_SECONDS[horizon]) * 1000
 
 
 def baseline_table(

@@ -114,6 +114,9 @@ SERVICES: tuple[Svc, ...] = (
 )
 
 
+# Base name of the migrate Job; the overlays replace `version` with the tools image tag
+MIGRATE_JOB = "perpsignal-migrate-version"
+
 # Strimzi writes the cluster CA of Kafka cluster `perpsignal` to this secret (key ca.crt)
 KAFKA_CA_SECRET = "perpsignal-cluster-ca-cert"
 KAFKA_CA_DIR = "/etc/perpsignal/kafka-ca"
@@ -144,6 +147,11 @@ def security_context() -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def autoscaled(s: Svc) -> bool:
+    """Return True when a KEDA ScaledObject or the gateway's HPA sets the replica count."""
+    return s.group is not None or s.name == "gateway"
 
 
 def deployment(s: Svc) -> dict[str, Any]:
@@ -201,12 +209,16 @@ def deployment(s: Svc) -> dict[str, Any]:
     if s.name == "gateway":
         # Let the Service drop this pod from its endpoints before the drain starts
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+    spec: dict[str, Any] = {}
+    if not autoscaled(s):
+        # An autoscaler owns the replica count: a `replicas` here would reset it on every apply
+        spec["replicas"] = s.replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": f"perpsignal-{s.name}", "labels": labels(s.name)},
         "spec": {
-            "replicas": s.replicas,
+            **spec,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector(s.name)},
             "strategy": {
@@ -406,15 +418,21 @@ def kafka_topics() -> list[dict[str, Any]]:
 
 
 def migrate_job() -> dict[str, Any]:
-    """Return the migration Job (`perpsignal migrate`: every service's Alembic branch)."""
+    """Return the migration Job (`perpsignal migrate`: every service's Alembic branch).
+
+    A Job's pod template is immutable, so one fixed name fails on the next release's apply.
+    The overlays' `replacements` turn the `version` part of the name into the tools image tag
+    (`perpsignal-migrate-0.1.0`): each release gets its own Job, and re-applying the same
+    release is a no-op (`generateName` is not an option: `kubectl apply` refuses it).
+    """
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "perpsignal-migrate", "labels": labels("migrate")},
+        "metadata": {"name": MIGRATE_JOB, "labels": labels("migrate")},
         "spec": {
             "backoffLimit": 6,
             "activeDeadlineSeconds": 600,
-            # Gone a day later, so the next release's apply can create it again
+            # Finished Jobs of old releases are cleaned up a day later
             "ttlSecondsAfterFinished": 86400,
             "template": {
                 "metadata": {"labels": labels("migrate")},

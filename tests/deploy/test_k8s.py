@@ -264,10 +264,8 @@ def test_deployments_probe_drain_and_are_covered(
         refs = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
         assert refs == ["perpsignal-config"]
         assert any("secretRef" in e for e in container["envFrom"])
-    jobs = by_kind(docs, "Job")
-    assert jobs["perpsignal-migrate"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "migrate"
-    ]
+    (job,) = by_kind(docs, "Job").values()
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
     ingress = by_kind(docs, "Ingress")["perpsignal-gateway"]
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "perpsignal-gateway"
@@ -347,3 +345,36 @@ def test_grafana_sidecar_gets_the_dashboard_with_gateway_and_ingestor_rows(
     assert board == json.loads(compose.read_text())
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
     assert {"Pipeline", "Kafka health", "Gateway", "Ingestor", "Notifications"} <= set(rows)
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_autoscaled_deployments_leave_the_replica_count_to_their_autoscaler(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    targets = {
+        h["spec"]["scaleTargetRef"]["name"]
+        for h in by_kind(docs, "HorizontalPodAutoscaler").values()
+    }
+    targets |= {s["spec"]["scaleTargetRef"]["name"] for s in by_kind(docs, "ScaledObject").values()}
+    assert {"perpsignal-gateway", "perpsignal-scorer"} <= targets
+    for name, dep in by_kind(docs, "Deployment").items():
+        if name in targets:
+            # kubectl apply would reset the autoscaler's count to this number on every deploy
+            assert "replicas" not in dep["spec"], name
+        else:
+            assert dep["spec"]["replicas"] >= 1, name
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_each_release_gets_its_own_migrate_job(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    (job,) = by_kind(rendered[overlay], "Job").values()
+    image = job["spec"]["template"]["spec"]["containers"][0]["image"]
+    tag = image.rsplit(":", 1)[1]
+    assert tag != "latest"
+    # a Job's template is immutable: a new image under the old name could not be applied
+    assert job["metadata"]["name"] == f"perpsignal-migrate-{tag}"
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert "generateName" not in job["metadata"]  # kubectl apply refuses generateName

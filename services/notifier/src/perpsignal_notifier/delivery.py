@@ -30,6 +30,7 @@ from typing import Protocol
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -40,7 +41,7 @@ from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import utcnow
 from perpsignal_common.observability.metrics import PIPELINE_LATENCY
 from perpsignal_common.retry import RetryPolicy
-from perpsignal_notifier.metrics import RETRIES, SENDS
+from perpsignal_notifier.metrics import CHAT_MIGRATIONS, RETRIES, SENDS
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 
@@ -60,6 +61,7 @@ class Outcome(StrEnum):
     ALREADY_SENT = "already_sent"
     UNCERTAIN = "uncertain"
     BLOCKED = "blocked"
+    MIGRATED = "migrated"  # the group became a supergroup: delivered under its new id
     FAILED = "failed"
 
 
@@ -135,6 +137,8 @@ class Deliverer:
             return DeliveryResult(chat_id, Outcome.ALREADY_SENT)
         if status == "blocked":
             return DeliveryResult(chat_id, Outcome.BLOCKED)
+        if status == "migrated":
+            return DeliveryResult(chat_id, Outcome.MIGRATED)
         if status in ("sending", "uncertain") and not self._resend_uncertain:
             if status == "sending":
                 log.warning(
@@ -144,6 +148,28 @@ class Deliverer:
                 await self._repo.set_status(*key, "uncertain")
             return DeliveryResult(chat_id, Outcome.UNCERTAIN)
         return await self._send_with_retries(alert, chat_id)
+
+    async def _follow_migration(
+        self, alert: Alert, chat_id: int, exc: TelegramMigrateToChat, attempt: int
+    ) -> DeliveryResult:
+        new_id = exc.migrate_to_chat_id
+        await self._repo.migrate_chat(chat_id, new_id)
+        await self._repo.set_status(
+            alert.event_id, chat_id, "migrated", error=f"to {new_id}", attempts=attempt
+        )
+        CHAT_MIGRATIONS.inc()
+        log.info(
+            "group upgraded to a supergroup; following it",
+            extra={"event_id": alert.event_id, "chat_id": chat_id, "new_chat_id": new_id},
+        )
+        if new_id == chat_id:
+            return DeliveryResult(chat_id, Outcome.FAILED, "migrated to itself")
+        # the new id has its own ledger row: a concurrent or earlier send to it is not repeated
+        moved = await self._one(alert, new_id, None)
+        SENDS.labels(alert.kind, moved.outcome.value).inc()
+        if moved.outcome is Outcome.FAILED:
+            return moved  # dead-lettered; a replay retries the new chat, not the old one
+        return DeliveryResult(chat_id, Outcome.MIGRATED, f"to {new_id}: {moved.outcome.value}")
 
     async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
         key = (alert.event_id, chat_id)
@@ -179,6 +205,8 @@ class Deliverer:
                 RETRIES.labels("retry_after").inc()
                 await self._sleep(exc.retry_after)
                 continue
+            except TelegramMigrateToChat as exc:
+                return await self._follow_migration(alert, chat_id, exc, attempt)
             except TelegramForbiddenError as exc:
                 await self._repo.set_status(*key, "blocked", error=exc.message)
                 await self._repo.mark_blocked(chat_id, exc.message)

@@ -11,7 +11,7 @@ from prometheus_client import Counter
 SENDS = Counter(
     "perpsignal_notifier_sends_total",
     "Alert deliveries per (alert, chat), by kind and outcome "
-    "(sent, already_sent, uncertain, blocked, failed)",
+    "(sent, already_sent, uncertain, blocked, migrated, failed)",
     ["kind", "outcome"],
 )
 RETRIES = Counter(

@@ -11,7 +11,8 @@ const { document, diagnostics } = await fromFile(parser, path).parse({
   source: pathToFileURL(path).href,
 });
 const errors = diagnostics.filter((d) => d.severity === 0);
-for (const d of diagnostics) {
+// errors and warnings only (info/hint: e.g. "a newer AsyncAPI version exists")
+for (const d of diagnostics.filter((x) => x.severity <= 1)) {
   const level = ["error", "warning", "info", "hint"][d.severity];
   console.error(`${level}: ${d.code}: ${d.message} at ${d.path.join(".")}`);
 }

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "deploy" / "compose" / "grafana" / "dashboards" / "perpsignal.json"
 ALERTS = REPO / "deploy" / "compose" / "prometheus" / "alerts.yml"
 PROMETHEUS_RULE = REPO / "deploy" / "k8s" / "base" / "monitoring" / "prometheusrule.yaml"
+# The Grafana sidecar (kube-prometheus-stack, grafana chart) loads ConfigMaps with this label
+GRAFANA_CONFIGMAP = REPO / "deploy" / "k8s" / "base" / "monitoring" / "grafana-dashboards.yaml"
 
 R = "[5m]"
 
@@ -217,6 +219,99 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
         ],
     ),
     (
+        "Gateway",
+        [
+            (
+                "HTTP requests /s by route and status",
+                "reqps",
+                [
+                    (
+                        "{{route}} {{status}}",
+                        f"sum by (route, status) (rate(perpsignal_gateway_http_requests_total{R}))",
+                    )
+                ],
+            ),
+            (
+                "HTTP latency p95 by route",
+                "s",
+                [
+                    (
+                        "{{route}}",
+                        "histogram_quantile(0.95, sum by (le, route) "
+                        f"(rate(perpsignal_gateway_http_request_duration_seconds_bucket{R})))",
+                    )
+                ],
+            ),
+            (
+                "WebSocket clients and drops",
+                "short",
+                [
+                    ("clients {{stream}}", "sum by (stream) (perpsignal_gateway_ws_clients)"),
+                    (
+                        "dropped (15 min) {{stream}}",
+                        "sum by (stream) "
+                        "(increase(perpsignal_gateway_ws_dropped_clients_total[15m]))",
+                    ),
+                ],
+            ),
+            (
+                "Refused requests /s (auth, rate limit)",
+                "reqps",
+                [
+                    ("auth", f"sum(rate(perpsignal_gateway_auth_failures_total{R}))"),
+                    ("rate limited", f"sum(rate(perpsignal_gateway_rate_limited_total{R}))"),
+                ],
+            ),
+        ],
+    ),
+    (
+        "Ingestor",
+        [
+            (
+                "Events published /s by source and type",
+                "ops",
+                [
+                    (
+                        "{{source}} {{type}}",
+                        f"sum by (source, type) (rate(perpsignal_ingestor_events_total{R}))",
+                    )
+                ],
+            ),
+            (
+                "Source errors /s by kind",
+                "ops",
+                [
+                    (
+                        "{{source}} {{kind}}",
+                        f"sum by (source, kind) (rate(perpsignal_ingestor_source_errors_total{R}))",
+                    )
+                ],
+            ),
+            (
+                "Seconds since each source last succeeded",
+                "s",
+                [
+                    (
+                        "{{source}}",
+                        "time() - max by (source) "
+                        "(perpsignal_ingestor_source_last_success_timestamp_seconds)",
+                    )
+                ],
+            ),
+            (
+                "Tracked symbols and duplicates skipped /s",
+                "short",
+                [
+                    ("symbols", "max(perpsignal_ingestor_tracked_symbols)"),
+                    (
+                        "duplicates {{source}}",
+                        f"sum by (source) (rate(perpsignal_ingestor_duplicates_total{R}))",
+                    ),
+                ],
+            ),
+        ],
+    ),
+    (
         "Notifications",
         [
             (
@@ -224,9 +319,23 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
                 "ops",
                 [
                     (
-                        "{{outcome}}",
-                        f"sum by (outcome) (rate(perpsignal_notifier_sends_total{R}))",
+                        "{{kind}} {{outcome}}",
+                        f"sum by (kind, outcome) (rate(perpsignal_notifier_sends_total{R}))",
                     )
+                ],
+            ),
+            (
+                "Send retries and suppressed alerts /s",
+                "ops",
+                [
+                    (
+                        "retry {{reason}}",
+                        f"sum by (reason) (rate(perpsignal_notifier_send_retries_total{R}))",
+                    ),
+                    (
+                        "suppressed {{reason}}",
+                        f"sum by (reason) (rate(perpsignal_notifier_suppressed_total{R}))",
+                    ),
                 ],
             ),
         ],
@@ -303,10 +412,11 @@ ALERT_RULES: list[tuple[str, str, str, str, str]] = [
     ),
     (
         "PerpSignalTelegramFailing",
-        f'sum(rate(perpsignal_notifier_sends_total{{outcome!="ok"}}{R})) > 0.1',
+        f'sum(rate(perpsignal_notifier_sends_total{{outcome="failed"}}{R})) '
+        f"/ clamp_min(sum(rate(perpsignal_notifier_sends_total{R})), 1e-9) > 0.1",
         "10m",
         "warning",
-        "Telegram sends are failing",
+        "more than 10 % of Telegram sends fail after their retries",
     ),
 ]
 
@@ -387,6 +497,18 @@ def rule_groups() -> list[dict[str, Any]]:
     ]
 
 
+class _BlockDumper(yaml.SafeDumper):  # type: ignore[misc]
+    """Write multi-line strings as `|` blocks, so the dashboard JSON stays readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
 def rendered() -> dict[Path, str]:
     """Return every generated file with its content."""
     header = "# GENERATED by deploy/scripts/gen_observability.py: edit the script, not this.\n"
@@ -397,8 +519,19 @@ def rendered() -> dict[Path, str]:
         "spec": {"groups": rule_groups()},
     }
     dump = {"sort_keys": False, "allow_unicode": True, "width": 100}
+    board = json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n"
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "perpsignal-grafana-dashboards",
+            "labels": {"grafana_dashboard": "1", "app.kubernetes.io/part-of": "perpsignal"},
+        },
+        "data": {"perpsignal.json": board},
+    }
     return {
-        DASHBOARD: json.dumps(dashboard(), indent=2, ensure_ascii=False) + "\n",
+        DASHBOARD: board,
+        GRAFANA_CONFIGMAP: header + yaml.dump(configmap, Dumper=_BlockDumper, **dump),
         ALERTS: header + yaml.safe_dump({"groups": rule_groups()}, **dump),
         PROMETHEUS_RULE: header + yaml.safe_dump(rule, **dump),
     }

@@ -81,3 +81,71 @@ def test_unknown_fields_are_ignored_by_tolerant_readers() -> None:
     )
     event = decode(raw)
     assert isinstance(event, FearGreedV1) and event.value == 71
+
+
+ASYNCAPI_TOOL = REPO / "deploy" / "tools" / "asyncapi"
+
+
+def test_event_schemas_are_standalone_2020_12_documents_that_accept_real_events() -> None:
+    import jsonschema
+
+    from perpsignal_common.events.market import FundingRateV1
+
+    ids = set()
+    for rel, text in render_all().items():
+        if not rel.startswith("events/"):
+            continue
+        schema = json.loads(text)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema", rel
+        jsonschema.Draft202012Validator.check_schema(schema)
+        ids.add(schema["$id"])
+    assert len(ids) == len(EVENT_CLASSES)
+    at = datetime(2024, 3, 1, 8, tzinfo=UTC)
+    event = FundingRateV1(
+        event_id="e1",
+        source="binance",
+        symbol="BTCUSDT",
+        observed_at=at,
+        rate=0.0001,
+        mark_price=61000.5,
+        next_funding_at=at,
+    )
+    schema = json.loads((SCHEMAS / "events" / f"{event.type}.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(json.loads(encode(event)))
+
+
+def test_asyncapi_names_servers_both_directions_and_kafka_keys() -> None:
+    doc = json.loads((SCHEMAS / "asyncapi.json").read_text())
+    assert {"production", "local"} <= set(doc["servers"])
+    assert doc["servers"]["production"]["protocol"] == "kafka-secure"
+    for cid, channel in doc["channels"].items():
+        if not channel["messages"]:
+            continue
+        actions = {
+            op["action"]
+            for op in doc["operations"].values()
+            if op["channel"]["$ref"] == f"#/channels/{cid}"
+        }
+        assert actions == {"send", "receive"}, cid
+        assert channel["bindings"]["kafka"]["topic"] == channel["address"]
+    for name, message in doc["components"]["messages"].items():
+        assert message["bindings"]["kafka"]["key"]["type"] == "string", name
+
+
+def test_asyncapi_document_passes_the_reference_parser() -> None:
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None or not (ASYNCAPI_TOOL / "node_modules" / "@asyncapi" / "parser").is_dir():
+        pytest.skip("AsyncAPI parser not installed (make install runs npm ci in deploy/tools)")
+    proc = subprocess.run(
+        [node, "validate.mjs", str(SCHEMAS / "asyncapi.json")],
+        cwd=ASYNCAPI_TOOL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "is valid AsyncAPI" in proc.stdout

@@ -36,6 +36,6 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
-    """Each overlay rendered by the Python renderer (what CI can always run)."""
-    render = load_script("k8s_render")
-    return {o: render.render_python(o) for o in render.OVERLAYS}
+    """Each overlay rendered by the pinned kustomize, exactly what `kubectl apply -k` sends."""
+    validate = load_script("validate_k8s")
+    return {o: validate.render(o) for o in validate.OVERLAYS}

@@ -3,7 +3,9 @@
 Point aiogram at it with `AiohttpSession(api=TelegramAPIServer.from_base(fake.base_url))`
 (or `TELEGRAM_API_BASE=fake.base_url` for a service process). Supported methods: getMe,
 sendMessage, getUpdates (long polling; feed it with `push_command`), deleteWebhook,
-setMyCommands, getChat, close. Everything else answers 404 "Not Found" like Telegram does.
+setMyCommands / getMyCommands (validated like Telegram: 1-32 lowercase letters, digits or
+underscores, descriptions of 1-256 characters, at most 100 commands; the default scope only),
+getChat, close. Everything else answers 404 "Not Found" like Telegram does.
 
 Like the real server it rejects HTML that Telegram would not render (unknown tags, unbalanced
 tags, bare `&`/`<`) and texts over 4096 visible characters with 400 "can't parse entities" /
@@ -13,6 +15,7 @@ Faults:
     fake.fail("sendMessage", status=429, retry_after=2, times=1)   # flood control
     fake.fail("sendMessage", status=502, times=2)                  # Bad Gateway twice
     fake.block(chat_id)                                            # 403 bot was blocked
+    fake.migrate(group_id, supergroup_id)                          # 400 + migrate_to_chat_id
     fake.slow(delay_s=5, times=1, deliver=False)                   # a timeout, not delivered
     fake.hold_after(n)                                             # record, then hang (kills)
     FakeTelegram(enforce_limits=True)                              # 429 above 30/s, 20/min/group
@@ -42,6 +45,7 @@ ALLOWED_TAGS = {
     "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a",
     "code", "pre", "blockquote", "tg-emoji",
 }  # fmt: skip
+COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 BAD_AMP = re.compile(r"&(?!(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);)")
 BAD_LT = re.compile(r"<(?!/?[a-zA-Z])")
 TAG = re.compile(r"<[^>]*>")
@@ -137,6 +141,8 @@ class FakeTelegram:
         self._faults: list[Fault] = []
         self._slow: list[Slow] = []
         self._blocked: set[int] = set()
+        self._migrated: dict[int, int] = {}
+        self.commands: list[dict[str, str]] = []
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -213,6 +219,14 @@ class FakeTelegram:
         """Make every send to `chat_id` fail with 403 (the user blocked the bot)."""
         self._blocked.add(chat_id)
 
+    def migrate(self, group_id: int, supergroup_id: int) -> None:
+        """Upgrade a group to a supergroup: sends to the old id fail as Telegram's do.
+
+        Telegram answers 400 "group chat was upgraded to a supergroup chat" with
+        `parameters.migrate_to_chat_id`; the new id works like any chat.
+        """
+        self._migrated[group_id] = supergroup_id
+
     def slow(self, delay_s: float, *, times: int | None = 1, deliver: bool = True) -> None:
         """Delay the next `times` sendMessage answers; `deliver=False` drops them instead."""
         self._slow.append(Slow(delay_s, times, deliver))
@@ -232,6 +246,7 @@ class FakeTelegram:
         self._faults.clear()
         self._slow.clear()
         self._blocked.clear()
+        self._migrated.clear()
 
     # updates (bot commands)
 
@@ -317,7 +332,23 @@ class FakeTelegram:
         return _ok(True)
 
     async def _m_setmycommands(self, params: dict[str, Any]) -> web.Response:
+        commands = params.get("commands")
+        if not isinstance(commands, list):
+            return _error(400, "Bad Request: can't parse commands JSON object")
+        if len(commands) > 100:
+            return _error(400, "Bad Request: too many commands")
+        for c in commands:
+            if not isinstance(c, dict) or not COMMAND_NAME.fullmatch(str(c.get("command", ""))):
+                return _error(400, "Bad Request: BOT_COMMAND_INVALID")
+            if not 1 <= len(str(c.get("description", "")).strip()) <= 256:
+                return _error(400, "Bad Request: command description is empty or too long")
+        self.commands = [
+            {"command": str(c["command"]), "description": str(c["description"])} for c in commands
+        ]
         return _ok(True)
+
+    async def _m_getmycommands(self, params: dict[str, Any]) -> web.Response:
+        return _ok(self.commands)
 
     async def _m_close(self, params: dict[str, Any]) -> web.Response:
         return _ok(True)
@@ -356,6 +387,13 @@ class FakeTelegram:
         if chat_id in self._blocked:
             self.rejected.append(("sendMessage", 403, "blocked"))
             return _error(403, "Forbidden: bot was blocked by the user")
+        if chat_id in self._migrated:
+            self.rejected.append(("sendMessage", 400, "migrated"))
+            return _error(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self._migrated[chat_id]},
+            )
         if str(parse_mode or "").upper() == "HTML":
             problem = check_html(text)
             if problem:
@@ -414,7 +452,14 @@ async def _params(request: web.Request) -> dict[str, Any]:
         else:
             form = await request.post()
             params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    for key in ("allowed_updates", "reply_markup", "link_preview_options", "entities"):
+    for key in (
+        "allowed_updates",
+        "reply_markup",
+        "link_preview_options",
+        "entities",
+        "commands",
+        "scope",
+    ):
         if isinstance(params.get(key), str):
             with contextlib.suppress(ValueError):
                 params[key] = json.loads(params[key])

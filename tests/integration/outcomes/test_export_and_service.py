@@ -33,7 +33,12 @@ HORIZONS = {"1h": 3600, "4h": 14_400, "24h": 86_400}
 
 
 async def test_export_writes_every_signal_with_its_outcomes(
-    sessions, database_url: str, shared_data: Path, tmp_path: Path, monkeypatch
+    sessions,
+    database_url: str,
+    shared_data: Path,
+    tmp_path: Path,
+    monkeypatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with session_scope(sessions) as s:
         await repo.store_candles(s, xrp_candle_rows(shared_data))
@@ -53,6 +58,9 @@ async def test_export_writes_every_signal_with_its_outcomes(
     monkeypatch.setenv("DATABASE_URL", database_url)
     out = tmp_path / "history.jsonl"
     assert await asyncio.to_thread(export.main, ["--out", str(out)]) == 0
+    # progress is tqdm's bar on stderr, never mixed into the data file
+    err = capsys.readouterr().err
+    assert "exported: " in err and "2 lines" in err and f"exported 2 lines to {out}" in err
     lines = [orjson.loads(raw) for raw in out.read_bytes().splitlines()]
     assert [line["signal_id"] for line in lines] == ["a", "b"]
     a = lines[0]

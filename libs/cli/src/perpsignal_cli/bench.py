@@ -35,6 +35,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
     parser.add_argument("--list", action="store_true")
     parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on stdout (progress goes to stderr)",
+    )
+    parser.add_argument(
         "--readme",
         action="store_true",
         help="write the table of the latest results (bench/results/*.json) into README.md",
@@ -44,27 +49,30 @@ def main(argv: list[str]) -> int:
         return write_readme_table()
     names = args.names or discover()
     if args.list:
-        print("\n".join(discover()))
+        print(json.dumps(discover()) if args.json else "\n".join(discover()))
         return 0
+    # With --json, stdout carries only the JSON document
+    log = sys.stderr if args.json else sys.stdout
     rows: list[dict[str, object]] = []
     failures = []
     for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+        print(f"[{i}/{len(names)}] {name} ...", file=log, flush=True)
         started = time.monotonic()
         proc = subprocess.run(
             [sys.executable, "-m", f"bench.{name}"],
             cwd=REPO,
             env={**os.environ},
+            stdout=log,
             check=False,
         )
         took = time.monotonic() - started
         result = RESULTS / f"{name}.json"
         if proc.returncode != 0 or not result.exists():
             failures.append(name)
-            print(f"  {name} failed (exit {proc.returncode})")
+            print(f"  {name} failed (exit {proc.returncode})", file=log)
             continue
         rows.extend({"benchmark": name, **row} for row in _rows(result))
-        print(f"  done in {took:.0f}s")
+        print(f"  done in {took:.0f}s", file=log)
     summary = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
@@ -73,6 +81,9 @@ def main(argv: list[str]) -> int:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 1 if failures else 0
     print()
     print(render_markdown(rows))
     print(f"\nmachine: {summary['machine']}; JSON: {RESULTS / 'summary.json'}")

@@ -1,14 +1,17 @@
-"""Generate the configuration reference (.env.example and the README table) from the code.
+"""Generate the configuration reference from the code: the one settings-doc generator.
 
-Every service's settings class is introspected, so the documentation cannot drift from what
-the services actually read: `perpsignal docs` rewrites both, and a contract test fails when
-they are stale.
+Every service's settings class is introspected (aliases, `env_prefix` and nested settings
+groups resolved the way pydantic-settings reads them), so the documentation cannot drift from
+what the services actually read. `perpsignal docs` rewrites `.env.example`, the README tables
+and `deploy/compose/.env.example`; contract and deploy tests fail while any is stale, and the
+deploy tests check compose sets only variables `service_env_vars` knows.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import re
 from dataclasses import dataclass
@@ -19,7 +22,23 @@ from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings
 
 REPO = Path(__file__).resolve().parents[4]
+COMPOSE_ENV_EXAMPLE = REPO / "deploy" / "compose" / ".env.example"
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
+COMMON = ("KafkaSettings", "DatabaseSettings", "OpsSettings", "ServiceSettings")
+
+# Read by compose itself (interpolation), not by a service
+COMPOSE_VARS: dict[str, tuple[str, str]] = {
+    "COMPOSE_PROJECT_NAME": ("perpsignal", "compose project (prefix of containers and volumes)"),
+    "PERPSIGNAL_TAG": ("dev", "image tag of every perpsignal/* image"),
+    "POSTGRES_PASSWORD": ("perpsignal", "password of the compose PostgreSQL (and DATABASE_URL)"),
+    "GRAFANA_ADMIN_PASSWORD": ("admin", "Grafana admin password"),
+    "KAFKA_CLUSTER_ID": ("4L6g3nShT-eMCtK--X86sw", "KRaft cluster id of the compose broker"),
+    "KAFKA_HOST_PORT": ("9094", "host port of Kafka's EXTERNAL listener (localhost)"),
+    "POSTGRES_HOST_PORT": ("5432", "host port of PostgreSQL"),
+    "GATEWAY_HOST_PORT": ("8000", "host port of the gateway"),
+    "PROMETHEUS_HOST_PORT": ("9090", "host port of Prometheus"),
+    "GRAFANA_HOST_PORT": ("3000", "host port of Grafana"),
+}
 
 
 @dataclass(frozen=True)
@@ -33,7 +52,8 @@ class EnvVar:
     services: tuple[str, ...]
 
 
-def _env_names(name: str, field: Any) -> list[str]:
+def _env_names(cls: type[BaseModel], name: str, field: Any) -> list[str]:
+    # pydantic-settings: an alias is the whole variable name; otherwise env_prefix + field
     alias = field.validation_alias
     if isinstance(alias, str):
         return [alias.upper()]
@@ -41,7 +61,8 @@ def _env_names(name: str, field: Any) -> list[str]:
         return [str(c).upper() for c in alias.choices if isinstance(c, str)]
     if field.alias:
         return [field.alias.upper()]
-    return [name.upper()]
+    prefix = str(cls.model_config.get("env_prefix", "") or "")
+    return [(prefix + name).upper()]
 
 
 def _default_text(field: Any) -> str:
@@ -80,7 +101,7 @@ def _walk(cls: type[BaseModel]) -> list[tuple[str, str, str, bool]]:
             out += _walk(ann)
             continue
         secret = "SecretStr" in str(ann)
-        for env in _env_names(name, field):
+        for env in _env_names(cls, name, field):
             out.append((env, _default_text(field), (field.description or "").strip(), secret))
     return out
 
@@ -189,8 +210,82 @@ def render_topics() -> str:
     return "\n".join(rows)
 
 
+def _settings_module_classes(service: str) -> list[type[BaseSettings]] | None:
+    try:
+        module = importlib.import_module(f"perpsignal_{service}.settings")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(f"perpsignal_{service}"):
+            return None
+        raise
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, BaseSettings)
+        and obj.__module__ == module.__name__
+    ]
+
+
+def _as_vars(cls: type[BaseModel], services: tuple[str, ...]) -> dict[str, EnvVar]:
+    return {
+        env: EnvVar(env, default, desc, secret, services)
+        for env, default, desc, secret in _walk(cls)
+    }
+
+
+def service_env_vars(service: str) -> dict[str, EnvVar] | None:
+    """Return every env var `service` reads (None when it has no settings module yet)."""
+    classes = _settings_module_classes(service)
+    if classes is None:
+        return None
+    out: dict[str, EnvVar] = {}
+    for cls in classes:
+        out.update(_as_vars(cls, (service,)))
+    return out
+
+
+def common_env_vars() -> dict[str, EnvVar]:
+    """Return the env vars of the shared settings groups."""
+    common = importlib.import_module("perpsignal_common.settings")
+    out: dict[str, EnvVar] = {}
+    for name in COMMON:
+        out.update(_as_vars(getattr(common, name), SERVICES))
+    return out
+
+
+def render_compose_env_example() -> str:
+    """Return `deploy/compose/.env.example`: compose's own variables, then each service's."""
+    lines = [
+        "# PerpSignal compose environment. Copy to `.env` (never commit it) and fill in what",
+        "# you have: every value is optional and shown with its default. Keyed sources,",
+        "# the LLM judge and Telegram switch on when their key is set.",
+        "# GENERATED by `perpsignal docs` from the settings classes; tests fail while stale.",
+        "",
+        "## compose itself",
+    ]
+    for name, (default, desc) in COMPOSE_VARS.items():
+        lines += [f"# {desc}", f"{name}={default}"]
+    seen = set(COMPOSE_VARS)
+    sections = [("shared by every service", common_env_vars())]
+    for svc in SERVICES:
+        found = service_env_vars(svc)
+        if found:
+            sections.append((svc, found))
+    for title, found in sections:
+        new = [v for k, v in sorted(found.items()) if k not in seen]
+        if not new:
+            continue
+        lines += ["", f"## {title}"]
+        for var in new:
+            seen.add(var.name)
+            if var.description:
+                lines.append(f"# {var.description}")
+            lines.append(f"{var.name}={'' if var.secret else var.default}")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    """Rewrite (or with --check, verify) .env.example and the README tables."""
+    """Rewrite (or with --check, verify) both .env.example files and the README tables."""
     parser = argparse.ArgumentParser(prog="perpsignal docs")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
@@ -201,9 +296,12 @@ def main(argv: list[str]) -> int:
     readme_new = replace_block(
         replace_block(readme, "config", render_table(items)), "topics", render_topics()
     )
+    compose_new = render_compose_env_example()
     stale = []
     if not env_path.exists() or env_path.read_text() != env_new:
         stale.append(".env.example")
+    if not COMPOSE_ENV_EXAMPLE.exists() or COMPOSE_ENV_EXAMPLE.read_text() != compose_new:
+        stale.append("deploy/compose/.env.example")
     if readme != readme_new:
         stale.append("README.md")
     if args.check:
@@ -212,5 +310,6 @@ def main(argv: list[str]) -> int:
         return 1 if stale else 0
     env_path.write_text(env_new)
     readme_path.write_text(readme_new)
-    print(f"wrote .env.example ({len(items)} variables) and README tables")
+    COMPOSE_ENV_EXAMPLE.write_text(compose_new)
+    print(f"wrote .env.example ({len(items)} variables), deploy/compose/.env.example, README")
     return 0

@@ -18,6 +18,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from tqdm import tqdm
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.db.models.outcomes import OutcomeMss, OutcomeSignal, SignalOutcome
@@ -102,12 +103,15 @@ async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | N
             sources = [_signals(session, args)]
             if not args.no_mss and not args.symbol:
                 sources.append(_mss(session, args))
-            for source in sources:
-                async for line in source:
-                    out.write(orjson.dumps(line, option=orjson.OPT_UTC_Z) + b"\n")
-                    n += 1
-                    if progress is not None and n % 10_000 == 0:
-                        print(f"\rexported {n} lines", end="", file=progress, flush=True)
+            # tqdm draws on a terminal and rate-limits its redraws; off when stdout is the data
+            with tqdm(
+                file=progress, disable=progress is None, unit=" lines", desc="exported"
+            ) as bar:
+                for source in sources:
+                    async for line in source:
+                        out.write(orjson.dumps(line, option=orjson.OPT_UTC_Z) + b"\n")
+                        n += 1
+                        bar.update()
     finally:
         await engine.dispose()
     return n
@@ -124,7 +128,7 @@ def main(argv: list[str]) -> int:
         path = Path(args.out)
         with path.open("wb") as f:
             n = asyncio.run(export(args, f, sys.stderr))
-        print(f"\rexported {n} lines to {path}", file=sys.stderr)
+        print(f"exported {n} lines to {path}", file=sys.stderr)
     return 0
 
 

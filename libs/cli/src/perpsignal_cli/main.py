@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import logging
 import os
+import platform
 import sys
+from importlib import metadata
 from pathlib import Path
 
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
@@ -36,8 +39,25 @@ def _cmd_topics(args: argparse.Namespace) -> int:
     from perpsignal_common.kafka.admin import describe_topics, ensure_topics
     from perpsignal_common.settings import KafkaSettings
 
+    if args.action is None:
+        # Creating topics is a side effect: never the default of a bare `perpsignal topics`
+        args.topics_parser.print_help(sys.stderr)
+        return 2
     kafka = KafkaSettings()
     if args.action == "list":
+        specs: list[dict[str, object]] = [
+            {
+                "topic": kafka.topic(s.name),
+                "partitions": s.partitions,
+                "retention_ms": s.retention_ms,
+                "key": s.key,
+                "compacted": s.compacted,
+            }
+            for s in all_topic_specs()
+        ]
+        if args.json:
+            _print_json(specs)
+            return 0
         for s in all_topic_specs():
             print(
                 f"{kafka.topic(s.name):45} partitions={s.partitions:<3} "
@@ -46,13 +66,46 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         return 0
     if args.action == "create":
         created = asyncio.run(ensure_topics(kafka))
+        if args.json:
+            _print_json({"created": created})
+            return 0
         print(f"created {len(created)} topic(s)")
         for name in created:
             print(f"  {name}")
         return 0
     described = asyncio.run(describe_topics(kafka))
+    if args.json:
+        _print_json([{"topic": n, "partitions": p} for n, p in sorted(described.items())])
+        return 0
     for name, parts in sorted(described.items()):
         print(f"{name:45} partitions={parts}")
+    return 0
+
+
+def _print_json(value: object) -> None:
+    """Write one JSON document to stdout (the `--json` output scripts parse)."""
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _version() -> str:
+    """Return the installed `perpsignal` distribution's version (its package metadata)."""
+    try:
+        return metadata.version("perpsignal")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    if not args.json:
+        print(f"perpsignal {_version()}")
+        return 0
+    packages: dict[str, str | None] = {}
+    for dist in ("perpsignal", "perpsignal-common", *(f"perpsignal-{s}" for s in SERVICES)):
+        try:
+            packages[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            packages[dist] = None
+    _print_json({"version": _version(), "python": platform.python_version(), "packages": packages})
     return 0
 
 
@@ -99,7 +152,12 @@ def _delegate(module: str, func: str = "main"):  # type: ignore[no-untyped-def]
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every sub-command."""
     p = argparse.ArgumentParser(prog="perpsignal", description=__doc__)
+    p.add_argument("--version", action="version", version=f"perpsignal {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
+
+    version = sub.add_parser("version", help="print the installed version")
+    version.add_argument("--json", action="store_true", help="also every package, as JSON")
+    version.set_defaults(func=_cmd_version)
 
     up = sub.add_parser(
         "up",
@@ -124,11 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("service", choices=SERVICES)
     run.set_defaults(func=_cmd_run)
 
-    topics = sub.add_parser("topics", help="list, create or describe the platform topics")
-    topics.add_argument(
-        "action", choices=("list", "create", "describe"), nargs="?", default="create"
+    topics = sub.add_parser(
+        "topics",
+        help="list, create or describe the platform topics",
+        description="list: the registry's topics; create: create the missing ones on the "
+        "broker (idempotent); describe: the partitions of those that exist on the broker",
     )
-    topics.set_defaults(func=_cmd_topics)
+    topics.add_argument("action", choices=("list", "create", "describe"), nargs="?")
+    topics.add_argument("--json", action="store_true", help="print JSON for scripts")
+    topics.set_defaults(func=_cmd_topics, topics_parser=topics)
 
     schemas = sub.add_parser("schemas", help="export JSON Schema of every event + AsyncAPI")
     schemas.add_argument("--out", default=str(REPO_ROOT / "schemas"))

@@ -39,7 +39,7 @@ from perpsignal_gateway.schemas import signal_out
 log = logging.getLogger(__name__)
 
 READMODEL_ERRORS = Counter(
-    "gateway_readmodel_apply_errors_total", "Events the read model failed to apply"
+    "perpsignal_gateway_readmodel_apply_errors_total", "Events the read model failed to apply"
 )
 
 READ_TOPICS: tuple[str, ...] = (

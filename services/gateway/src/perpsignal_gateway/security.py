@@ -33,16 +33,22 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HTTP_REQUESTS = Counter(
-    "gateway_http_requests_total", "HTTP requests by route and status", ["route", "status"]
+    "perpsignal_gateway_http_requests_total",
+    "HTTP requests by route and status",
+    ["route", "status"],
 )
 HTTP_SECONDS = Histogram(
-    "gateway_http_request_duration_seconds",
+    "perpsignal_gateway_http_request_duration_seconds",
     "HTTP request latency by route",
     ["route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 30),
 )
-AUTH_FAILURES = Counter("gateway_auth_failures_total", "Requests refused for a bad or missing key")
-RATE_LIMITED = Counter("gateway_rate_limited_total", "Requests refused by the per-key limit")
+AUTH_FAILURES = Counter(
+    "perpsignal_gateway_auth_failures_total", "Requests refused for a bad or missing key"
+)
+RATE_LIMITED = Counter(
+    "perpsignal_gateway_rate_limited_total", "Requests refused by the per-key limit"
+)
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

@@ -28,11 +28,13 @@ from perpsignal_gateway.wsframes import DirectWriter, Outgoing
 
 log = logging.getLogger(__name__)
 
-WS_CLIENTS = Gauge("gateway_ws_clients", "Connected WebSocket clients", ["stream"])
+WS_CLIENTS = Gauge("perpsignal_gateway_ws_clients", "Connected WebSocket clients", ["stream"])
 WS_DROPPED = Counter(
-    "gateway_ws_dropped_clients_total", "Clients dropped for overflowing their buffer", ["stream"]
+    "perpsignal_gateway_ws_dropped_clients_total",
+    "Clients dropped for overflowing their buffer",
+    ["stream"],
 )
-WS_SENT = Counter("gateway_ws_messages_total", "Messages queued to clients", ["stream"])
+WS_SENT = Counter("perpsignal_gateway_ws_messages_total", "Messages queued to clients", ["stream"])
 
 OVERFLOW_CLOSE_CODE = 1013
 HEARTBEAT = '{"type":"heartbeat"}'

@@ -30,7 +30,9 @@ from perpsignal_gateway.errors import ApiError
 log = logging.getLogger(__name__)
 
 VENDOR_CALLS = Counter(
-    "gateway_vendor_calls_total", "Pass-through calls by vendor and outcome", ["vendor", "outcome"]
+    "perpsignal_gateway_vendor_calls_total",
+    "Pass-through calls by vendor and outcome",
+    ["vendor", "outcome"],
 )
 
 

@@ -83,9 +83,10 @@ class Outgoing:
 class DirectWriter:
     """Writes pre-built frames to one client's transport, skipping the ASGI layers."""
 
-    __slots__ = ("_conn", "_proto", "_writable", "framing", "transport")
+    __slots__ = ("_conn", "_proto", "_writable", "framing", "transport", "written")
 
     def __init__(self, proto: Any, framing: Framing) -> None:
+        self.written = 0  # frames written on the fast path (tests check uvicorn still allows it)
         self._proto = proto
         self._conn: ServerProtocol = proto.conn
         self.transport: asyncio.Transport = proto.transport
@@ -144,6 +145,7 @@ class DirectWriter:
     def write(self, frame: bytes) -> None:
         """Hand `frame` to the transport (the kernel, or its buffer if the socket is full)."""
         self.transport.write(frame)
+        self.written += 1
 
     async def wait_closed(self, poll_s: float = 0.05) -> None:
         """Return once the connection is gone (uvicorn exposes a flag, not an event)."""

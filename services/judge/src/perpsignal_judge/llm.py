@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from perpsignal_common.events.signals import RiskMode, Verdict
@@ -175,8 +176,10 @@ class LlmJudge:
         self.budget = budget
         self.max_output_tokens = max_output_tokens
         self._sem = asyncio.Semaphore(concurrency)
-        self._cache: OrderedDict[str, LlmVerdict] = OrderedDict()
-        self._cache_size = cache_size
+        # least recently used verdicts go first (cachetools; reads refresh an entry)
+        self._cache: LRUCache[str, LlmVerdict] | None = (
+            LRUCache(maxsize=cache_size) if cache_size > 0 else None
+        )
         self._inflight: dict[str, asyncio.Future[LlmOutcome]] = {}
         self.calls = 0
 
@@ -187,9 +190,8 @@ class LlmJudge:
     async def verdict(self, inputs: dict[str, Any]) -> LlmOutcome:
         """Return the model's verdict for `inputs`, from the cache when seen before."""
         key = prompt.cache_key(inputs, self.model)
-        hit = self._cache.get(key)
+        hit = self._cache.get(key) if self._cache is not None else None
         if hit is not None:
-            self._cache.move_to_end(key)
             LLM_CACHE.labels("hit").inc()
             return LlmOutcome(hit, cached=True)
         pending = self._inflight.get(key)
@@ -202,10 +204,8 @@ class LlmJudge:
         self._inflight[key] = fut
         try:
             outcome = await self._call(inputs)
-            if outcome.verdict is not None and self._cache_size:
+            if outcome.verdict is not None and self._cache is not None:
                 self._cache[key] = outcome.verdict
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
             fut.set_result(outcome)
             return outcome
         except BaseException as exc:

@@ -23,12 +23,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -36,7 +38,10 @@ from aiogram.exceptions import (
 )
 
 from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.events.base import utcnow
+from perpsignal_common.observability.metrics import PIPELINE_LATENCY
 from perpsignal_common.retry import RetryPolicy
+from perpsignal_notifier.metrics import CHAT_MIGRATIONS, RETRIES, SENDS
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 
@@ -56,6 +61,7 @@ class Outcome(StrEnum):
     ALREADY_SENT = "already_sent"
     UNCERTAIN = "uncertain"
     BLOCKED = "blocked"
+    MIGRATED = "migrated"  # the group became a supergroup: delivered under its new id
     FAILED = "failed"
 
 
@@ -67,6 +73,8 @@ class Alert:
     kind: str  # signal | mss | listing
     symbol: str
     text: str
+    # upstream time of the fact (candle close): the pipeline latency is measured from it
+    observed_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ class Deliverer:
         resend_uncertain: bool = False,
         backoff: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._repo = repo
         self._send = send
@@ -101,6 +110,7 @@ class Deliverer:
         self._resend_uncertain = resend_uncertain
         self._backoff = backoff or RetryPolicy(base_delay_s=0.5, max_delay_s=15.0)
         self._sleep = sleep
+        self._clock = clock
         # sent by this process but the `sent` mark failed (database blip): never resend these
         self._unrecorded: dict[tuple[str, int], int] = {}
 
@@ -110,7 +120,13 @@ class Deliverer:
             return []
         # one read per event: a redelivered alert skips its sent chats without spending quota
         known = await self._repo.statuses(alert.event_id)
-        return list(await asyncio.gather(*(self._one(alert, c, known.get(c)) for c in chat_ids)))
+        results = list(await asyncio.gather(*(self._one(alert, c, known.get(c)) for c in chat_ids)))
+        for r in results:
+            SENDS.labels(alert.kind, r.outcome.value).inc()
+        if alert.observed_at is not None and any(r.outcome is Outcome.SENT for r in results):
+            age = (self._clock() - alert.observed_at).total_seconds()
+            PIPELINE_LATENCY.labels("notified").observe(age)
+        return results
 
     async def _one(self, alert: Alert, chat_id: int, status: str | None) -> DeliveryResult:
         key = (alert.event_id, chat_id)
@@ -121,6 +137,8 @@ class Deliverer:
             return DeliveryResult(chat_id, Outcome.ALREADY_SENT)
         if status == "blocked":
             return DeliveryResult(chat_id, Outcome.BLOCKED)
+        if status == "migrated":
+            return DeliveryResult(chat_id, Outcome.MIGRATED)
         if status in ("sending", "uncertain") and not self._resend_uncertain:
             if status == "sending":
                 log.warning(
@@ -130,6 +148,28 @@ class Deliverer:
                 await self._repo.set_status(*key, "uncertain")
             return DeliveryResult(chat_id, Outcome.UNCERTAIN)
         return await self._send_with_retries(alert, chat_id)
+
+    async def _follow_migration(
+        self, alert: Alert, chat_id: int, exc: TelegramMigrateToChat, attempt: int
+    ) -> DeliveryResult:
+        new_id = exc.migrate_to_chat_id
+        await self._repo.migrate_chat(chat_id, new_id)
+        await self._repo.set_status(
+            alert.event_id, chat_id, "migrated", error=f"to {new_id}", attempts=attempt
+        )
+        CHAT_MIGRATIONS.inc()
+        log.info(
+            "group upgraded to a supergroup; following it",
+            extra={"event_id": alert.event_id, "chat_id": chat_id, "new_chat_id": new_id},
+        )
+        if new_id == chat_id:
+            return DeliveryResult(chat_id, Outcome.FAILED, "migrated to itself")
+        # the new id has its own ledger row: a concurrent or earlier send to it is not repeated
+        moved = await self._one(alert, new_id, None)
+        SENDS.labels(alert.kind, moved.outcome.value).inc()
+        if moved.outcome is Outcome.FAILED:
+            return moved  # dead-lettered; a replay retries the new chat, not the old one
+        return DeliveryResult(chat_id, Outcome.MIGRATED, f"to {new_id}: {moved.outcome.value}")
 
     async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
         key = (alert.event_id, chat_id)
@@ -162,8 +202,11 @@ class Deliverer:
                 if exc.retry_after > self._max_retry_after_s:
                     break
                 log.info("telegram asked to slow down", extra={"retry_after_s": exc.retry_after})
+                RETRIES.labels("retry_after").inc()
                 await self._sleep(exc.retry_after)
                 continue
+            except TelegramMigrateToChat as exc:
+                return await self._follow_migration(alert, chat_id, exc, attempt)
             except TelegramForbiddenError as exc:
                 await self._repo.set_status(*key, "blocked", error=exc.message)
                 await self._repo.mark_blocked(chat_id, exc.message)
@@ -180,6 +223,8 @@ class Deliverer:
             except (TelegramServerError, TelegramNetworkError) as exc:
                 reason = f"{type(exc).__name__}: {exc.message}"
                 if attempt < self._max_attempts:
+                    kind = "server" if isinstance(exc, TelegramServerError) else "network"
+                    RETRIES.labels(kind).inc()
                     await self._sleep(self._backoff.delay(attempt))
                 continue
             except TelegramAPIError as exc:

@@ -169,6 +169,52 @@ class NotifierRepository:
                 .values(blocked_at=utcnow(), blocked_reason=reason[:500])
             )
 
+    async def migrate_chat(self, old: int, new: int) -> None:
+        """Follow a group Telegram upgraded to a supergroup: its settings move to `new`.
+
+        The new chat inherits the title, mute flag and subscriptions; the old one is kept,
+        marked migrated (and so skipped), so configured chat ids that still name it are
+        redirected by `targets`.
+        """
+        async with session_scope(self._sessions) as s:
+            before = await s.get(NotifierChat, old)
+            await s.execute(
+                insert(NotifierChat)
+                .values(
+                    chat_id=new,
+                    kind="supergroup",
+                    title=before.title if before else None,
+                    muted=bool(before and before.muted),
+                )
+                .on_conflict_do_nothing()
+            )
+            subs = await s.execute(
+                select(NotifierSubscription.asset, NotifierSubscription.min_score).where(
+                    NotifierSubscription.chat_id == old
+                )
+            )
+            for asset, min_score in subs.all():
+                await s.execute(
+                    insert(NotifierSubscription)
+                    .values(chat_id=new, asset=asset, min_score=min_score)
+                    .on_conflict_do_nothing()
+                )
+            await s.execute(delete(NotifierSubscription).where(NotifierSubscription.chat_id == old))
+            await s.execute(
+                insert(NotifierChat)
+                .values(chat_id=old, kind="group", muted=False)
+                .on_conflict_do_nothing()
+            )
+            await s.execute(
+                update(NotifierChat)
+                .where(NotifierChat.chat_id == old)
+                .values(
+                    migrated_to_chat_id=new,
+                    blocked_at=utcnow(),
+                    blocked_reason=f"migrated to supergroup {new}",
+                )
+            )
+
     async def subscribe(self, chat_id: int, assets: Sequence[str], min_score: float | None) -> None:
         """Add or update subscriptions (`*` = everything)."""
         await self.ensure_chat_exists(chat_id)
@@ -220,6 +266,16 @@ class NotifierRepository:
         """
         configured = list(configured)
         async with session_scope(self._sessions) as s:
+            if configured:
+                # a configured group that became a supergroup is reached under its new id
+                rows = await s.execute(
+                    select(NotifierChat.chat_id, NotifierChat.migrated_to_chat_id).where(
+                        NotifierChat.chat_id.in_(configured),
+                        NotifierChat.migrated_to_chat_id.is_not(None),
+                    )
+                )
+                moved = {old: new for old, new in rows.all() if new is not None}
+                configured = [moved.get(c, c) for c in configured]
             sub = select(NotifierSubscription.chat_id).where(
                 NotifierSubscription.asset.in_([asset, ALL])
             )

@@ -15,11 +15,13 @@ from perpsignal_common.events.market import ListingDetectedV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.observability.metrics import PIPELINE_LATENCY
 from perpsignal_common.runtime import KafkaService
 from perpsignal_notifier.commands import Commands
 from perpsignal_notifier.delivery import Alert, Deliverer, DeliveryResult, Outcome, Sender
 from perpsignal_notifier.filters import FilterRules, base_asset, in_cooldown, strength
 from perpsignal_notifier.filters import suppression_reason as signal_suppression
+from perpsignal_notifier.metrics import SUPPRESSED
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.render import render_listing, render_mss, render_signal
 from perpsignal_notifier.repository import NotifierRepository
@@ -52,6 +54,7 @@ class Stats:
 
     def suppress(self, reason: str) -> None:
         self.suppressed[reason] = self.suppressed.get(reason, 0) + 1
+        SUPPRESSED.labels(reason).inc()
 
 
 class AlertHandler:
@@ -83,6 +86,9 @@ class AlertHandler:
     async def handle_signal(self, event: SignalJudgedV1) -> None:
         """Record the latest signal, apply the filters and cooldown, then alert."""
         asset = base_asset(event.symbol)
+        # every judged signal, alerted or not: candle close -> the judge's verdict
+        judged_s = (event.produced_at - event.observed_at).total_seconds()
+        PIPELINE_LATENCY.labels("judged").observe(judged_s)
         await self._repo.record_latest(event, asset)
         reason = signal_suppression(event, self._rules)
         if reason is None and not await self._cooldown_passed(event, event.symbol, asset):
@@ -92,7 +98,9 @@ class AlertHandler:
             log.debug("signal suppressed", extra={"event_id": event.event_id, "reason": reason})
             return
         targets = await self._repo.targets(asset, strength(event), self._configured)
-        alert = Alert(event.event_id, "signal", event.symbol, render_signal(event))
+        alert = Alert(
+            event.event_id, "signal", event.symbol, render_signal(event), event.observed_at
+        )
         await self._deliver(alert, targets)
 
     async def handle_mss(self, event: MssScoredV1) -> None:

@@ -17,7 +17,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter
 from aiogram.filters import Command, CommandObject
-from aiogram.types import LinkPreviewOptions, Message
+from aiogram.types import BotCommand, LinkPreviewOptions, Message
 
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
@@ -27,6 +27,17 @@ from perpsignal_notifier.filters import FilterRules
 log = logging.getLogger(__name__)
 
 COMMANDS = ("start", "help", "subscribe", "unsubscribe", "signal", "status", "mute", "unmute")
+# The command menu Telegram clients show (setMyCommands): every command but /start, which
+# the client sends by itself when a user opens the bot
+MENU: tuple[BotCommand, ...] = (
+    BotCommand(command="subscribe", description="Alerts for coins: /subscribe BTC ETH [min]"),
+    BotCommand(command="unsubscribe", description="Stop some or all subscriptions"),
+    BotCommand(command="signal", description="Latest judged signal: /signal BTC"),
+    BotCommand(command="status", description="This chat's subscriptions and filters"),
+    BotCommand(command="mute", description="Pause every alert in this chat"),
+    BotCommand(command="unmute", description="Resume alerts in this chat"),
+    BotCommand(command="help", description="What the bot can do"),
+)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
@@ -98,8 +109,18 @@ class CommandPoller:
         self._offset: int | None = None
         self.handled = 0
 
+    async def publish_menu(self) -> bool:
+        """Publish the command menu (setMyCommands); a failure is logged, never fatal."""
+        try:
+            await self._bot.set_my_commands(list(MENU))
+        except TelegramAPIError as exc:
+            log.warning("setMyCommands failed; no command menu", extra={"error": str(exc)})
+            return False
+        return True
+
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop`; Telegram or database trouble pauses polling, never the service."""
+        await self.publish_menu()
         failures = 0
         while not stop.is_set():
             try:

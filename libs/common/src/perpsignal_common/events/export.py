@@ -1,4 +1,10 @@
-"""Export the public contract: JSON Schema of every event and an AsyncAPI 3.0 document."""
+"""Export the public contract: JSON Schema of every event and an AsyncAPI 3.0 document.
+
+The AsyncAPI document names the servers (production Strimzi over TLS + SCRAM, and the
+local/compose broker), one `send` and one `receive` operation per topic, and each message's
+Kafka key schema (`bindings.kafka.key`); CI validates it with the reference AsyncAPI parser.
+Each event schema is a standalone JSON Schema 2020-12 document with its own `$id`.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,56 @@ from perpsignal_common.events.factors import FACTOR_INPUTS
 from perpsignal_common.events.registry import EVENT_CLASSES, events_for_topic
 from perpsignal_common.events.topics import TOPIC_SPECS, dlq_topic
 
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Stable identifiers, not download locations: the files live in schemas/events/ of the repo
+SCHEMA_ID_BASE = "urn:perpsignal:schema:events:"
+KAFKA_BINDING_VERSION = "0.5.0"
+
+
+def schema_id(event_type: str) -> str:
+    """Return the `$id` of an event type's JSON Schema."""
+    return f"{SCHEMA_ID_BASE}{event_type}"
+
 
 def event_schemas() -> dict[str, dict[str, Any]]:
     """Return {event type: JSON Schema} for every event class."""
     out: dict[str, dict[str, Any]] = {}
     for cls in EVENT_CLASSES:
-        schema = cls.model_json_schema(mode="serialization")
+        etype = cls.model_fields["type"].default
+        schema = {
+            "$schema": JSON_SCHEMA_DIALECT,
+            "$id": schema_id(etype),
+            **cls.model_json_schema(mode="serialization"),
+        }
         schema["x-topic"] = cls.topic
-        out[cls.model_fields["type"].default] = schema
+        out[etype] = schema
     return out
+
+
+def _key_schema(key: str) -> dict[str, Any]:
+    # the producer keys each record by this field (UTF-8 bytes), so one symbol stays in order
+    return {"type": "string", "description": f"UTF-8 bytes of the event's {key}"}
+
+
+def servers() -> dict[str, Any]:
+    """Return the AsyncAPI servers: production (Strimzi, TLS + SCRAM) and the local broker."""
+    return {
+        "production": {
+            "host": "perpsignal-kafka-bootstrap:9093",
+            "protocol": "kafka-secure",
+            "description": "Strimzi Kafka cluster `perpsignal` (TLS listener, SCRAM-SHA-512 "
+            "user `perpsignal`; see deploy/README.md)",
+            "security": [{"$ref": "#/components/securitySchemes/scramSha512"}],
+            "tags": [{"name": "env:production"}],
+        },
+        "local": {
+            "host": "localhost:9092",
+            "protocol": "kafka",
+            "description": "The embedded broker of `perpsignal up` or compose's Kafka "
+            "(KAFKA_BOOTSTRAP_SERVERS), PLAINTEXT",
+            "tags": [{"name": "env:local"}],
+        },
+    }
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -43,6 +90,12 @@ def asyncapi_document() -> dict[str, Any]:
                 },
             },
             "payload": {"$ref": f"./events/{etype}.json"},
+            "bindings": {
+                "kafka": {
+                    "key": _key_schema(_topic_key(cls.topic)),
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
         }
     for spec in TOPIC_SPECS:
         classes = events_for_topic(spec.name)
@@ -56,16 +109,29 @@ def asyncapi_document() -> dict[str, Any]:
             },
             "bindings": {
                 "kafka": {
+                    "topic": spec.name,
                     "partitions": spec.partitions,
-                    "topicConfiguration": {"retention.ms": spec.retention_ms},
+                    "topicConfiguration": {
+                        "retention.ms": spec.retention_ms,
+                        "cleanup.policy": ["compact"] if spec.compacted else ["delete"],
+                    },
+                    "bindingVersion": KAFKA_BINDING_VERSION,
                 }
             },
         }
         if classes:
+            refs = [{"$ref": f"#/channels/{cid}/messages/{c.__name__}"} for c in classes]
+            operations[f"send_{cid}"] = {
+                "action": "send",
+                "summary": f"A PerpSignal service publishes to {spec.name}, keyed by {spec.key}",
+                "channel": {"$ref": f"#/channels/{cid}"},
+                "messages": refs,
+            }
             operations[f"receive_{cid}"] = {
                 "action": "receive",
+                "summary": f"Consumers read {spec.name} in their own consumer group",
                 "channel": {"$ref": f"#/channels/{cid}"},
-                "messages": [{"$ref": f"#/channels/{cid}/messages/{c.__name__}"} for c in classes],
+                "messages": refs,
             }
     return {
         "asyncapi": "3.0.0",
@@ -77,10 +143,23 @@ def asyncapi_document() -> dict[str, Any]:
             "observed_at, produced_at, correlation_id, causation_id.",
         },
         "defaultContentType": "application/json",
+        "servers": servers(),
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {
+            "messages": messages,
+            "securitySchemes": {
+                "scramSha512": {
+                    "type": "scramSha512",
+                    "description": "Strimzi KafkaUser with SCRAM-SHA-512 credentials",
+                }
+            },
+        },
     }
+
+
+def _topic_key(topic: str) -> str:
+    return next((s.key for s in TOPIC_SPECS if s.name == topic), "symbol")
 
 
 def render_all() -> dict[str, str]:

@@ -121,3 +121,9 @@ PRODUCE_ERRORS = Counter(
     "Produce failures after the client's own retries",
     ["service", "topic"],
 )
+PIPELINE_LATENCY = FastHistogram(
+    "perpsignal_pipeline_latency_seconds",
+    "Upstream time of a fact (candle close) to the moment a stage finished with it",
+    ["stage"],
+    buckets=(0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900),
+)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import make_asgi_app
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ def build_ops_app(
     is_ready: Callable[[], bool],
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """Return an ASGI app serving health, readiness and Prometheus metrics."""
+    # prometheus-client's own app: content negotiation (OpenMetrics), gzip, `name[]` filters
+    metrics_app = make_asgi_app()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -43,7 +45,8 @@ def build_ops_app(
             body = b'{"status":"ready"}' if ready else b'{"status":"not ready"}'
             ctype = b"application/json"
         elif path == "/metrics":
-            status, body, ctype = 200, generate_latest(), CONTENT_TYPE_LATEST.encode()
+            await metrics_app(scope, receive, send)
+            return
         else:
             status, body, ctype = 404, b'{"error":"not found"}', b"application/json"
         await send(

@@ -26,6 +26,8 @@ class NotifierChat(TimestampMixin, Base):
     muted: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     blocked_reason: Mapped[str | None] = mapped_column(Text)
+    # Telegram upgraded this group to a supergroup with a new id (TelegramMigrateToChat)
+    migrated_to_chat_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class NotifierSubscription(TimestampMixin, Base):

@@ -113,7 +113,9 @@ async def test_one_odd_coin_costs_only_itself(fake: FakeVendors) -> None:
     before = rejected("coingecko", "symbol:string_pattern_mismatch")
     before_cap = rejected("coingecko", "market_cap:greater_than_equal")
     try:
-        events = await CoinGeckoPoller(http).poll()
+        # one page, one call: each refused coin is counted once
+        poller = CoinGeckoPoller(http, market_cap_pages=1, volume_pages=0, new_coins=False)
+        events = await poller.poll()
     finally:
         await http.aclose()
     assert [e.symbol for e in events] == ["BTCUSDT"]

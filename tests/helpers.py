@@ -48,9 +48,8 @@ def _run_cleanups() -> None:
 
 def _on_signal(signum: int, _frame: object) -> None:
     _run_cleanups()
-    # then die of the signal as the run would have (or stop pytest on Ctrl-C)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
+    # then die of the signal as the run would have (Ctrl-C is pytest's KeyboardInterrupt:
+    # fixtures tear down, then atexit runs what is left)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

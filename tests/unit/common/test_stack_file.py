@@ -1,4 +1,4 @@
-"""`perpsignal up`'s data-folder lock and address file, as other commands read them."""
+"""`perpsignal up`'s data-folder lock, address file and restart policy, as an operator sees them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from perpsignal_cli.stack import AlreadyRunning, acquire_lock, use_running_stack
+from perpsignal_cli.stack import (
+    AlreadyRunning,
+    Stack,
+    Supervised,
+    acquire_lock,
+    use_running_stack,
+)
 
 
 def test_a_held_folder_is_refused_naming_the_holder_and_a_released_one_is_free(
@@ -56,3 +62,48 @@ def test_a_stack_file_of_a_dead_up_is_ignored(
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     assert use_running_stack(tmp_path) is None
     assert "KAFKA_BOOTSTRAP_SERVERS" not in os.environ
+
+
+def _exiting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> Supervised:
+    """A supervised 'service' whose process exits at once with `code`."""
+    script = tmp_path / "svc.sh"
+    script.write_text(f"#!/bin/sh\nexit {code}\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(script))
+    svc = Supervised("scorer", dict(os.environ), tmp_path / "scorer.log")
+    svc.start()
+    assert svc.proc is not None
+    svc.proc.wait(10)
+    return svc
+
+
+def test_a_crashed_service_is_restarted_with_growing_backoff_one_line_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = Stack(tmp_path)
+    stack.services["scorer"] = svc = _exiting(tmp_path, monkeypatch, 1)
+    stack.supervise_once(tmp_path)
+    assert capsys.readouterr().out.splitlines() == [
+        f"[perpsignal] scorer exited with code 1; restarting in 1s (see {tmp_path}/scorer.log)"
+    ]
+    assert svc.restart_at is not None
+    svc.restart_at = 0  # the backoff has passed
+    stack.supervise_once(tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("[perpsignal] scorer restarted (pid ")
+    assert json.loads((tmp_path / "stack.json").read_text())["services"]["scorer"] == svc.proc.pid
+    svc.proc.wait(10)
+    stack.supervise_once(tmp_path)
+    assert "restarting in 2s" in capsys.readouterr().out
+
+
+def test_a_service_with_an_invalid_setting_is_not_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = Stack(tmp_path)
+    stack.services["scorer"] = svc = _exiting(tmp_path, monkeypatch, 2)
+    stack.supervise_once(tmp_path)
+    stack.supervise_once(tmp_path)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "invalid configuration); not restarting it" in out[0]
+    assert svc.restart_at is None

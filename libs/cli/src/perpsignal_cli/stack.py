@@ -5,8 +5,9 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
 * One stack per data folder: `up.lock` (an flock, released by the kernel however the holder
   dies, so a stale one never blocks) refuses a second `up` with one line naming the first.
 * A service that exits is restarted with exponential backoff (1 s doubling to 30 s, reset
-  after a minute of running); a dead embedded broker or PostgreSQL is restarted on its port.
-  Each event is one terminal line.
+  after a minute of running), except after an invalid configuration (exit 2), which a restart
+  cannot fix; a dead embedded broker or PostgreSQL is restarted on its port. Each event is one
+  terminal line.
 * "ready" is printed only once the gateway answers HTTP.
 * `stack.json` in the data folder holds the running stack's addresses and PIDs, so other
   commands (`replay`, `record`, `topics`, `migrate`, `export`) find it: `use_running_stack()`.
@@ -29,7 +30,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,6 +48,7 @@ LOCK_FILE = "up.lock"
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a service up this long starts its backoff from the beginning again
+CONFIG_ERROR_EXIT = 2  # run_service's exit code for an invalid setting: a restart cannot help
 
 
 def _port_free(port: int) -> bool:
@@ -174,7 +176,7 @@ class Supervised:
     restarts: int = 0
     backoff_s: float = BACKOFF_START_S
     restart_at: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    gave_up: bool = False
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
@@ -235,6 +237,15 @@ class Stack:
             if proc is None or proc.poll() is None:
                 if proc is not None and now - svc.started_at > HEALTHY_AFTER_S:
                     svc.backoff_s = BACKOFF_START_S
+                continue
+            if svc.gave_up:
+                continue
+            if proc.returncode == CONFIG_ERROR_EXIT:
+                svc.gave_up = True  # restarting cannot fix a setting
+                _say(
+                    f"{svc.name} exited with code {proc.returncode} (invalid configuration); "
+                    f"not restarting it (see {logs / (svc.name + '.log')})"
+                )
                 continue
             if svc.restart_at is None:
                 svc.restart_at = now + svc.backoff_s

@@ -14,7 +14,9 @@ just after it) never duplicates. The residual window: a kill after `sending` is 
 before the request bytes leave the socket (microseconds) loses that one message for that chat.
 Telegram has no idempotency key, so no design closes both sides; `NOTIFIER_RESEND_UNCERTAIN`
 flips the trade-off (never miss, rarely duplicate). A timeout is retried like a 5xx and may
-duplicate if Telegram did process the timed-out request: the same limitation.
+duplicate if Telegram did process the timed-out request: the same limitation. A database
+that dies while the `sending` mark commits leaves it in doubt; the same process, which knows
+it never called Telegram for it, takes its own mark over when the event is retried.
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class Deliverer:
         self._clock = clock
         # sent by this process but the `sent` mark failed (database blip): never resend these
         self._unrecorded: dict[tuple[str, int], int] = {}
+        # the `sending` mark failed in doubt (the database died mid-commit: it may have been
+        # written) and this process never called Telegram for them: safe to take over
+        self._unsent: set[tuple[str, int]] = set()
 
     async def deliver(self, alert: Alert, chat_ids: list[int]) -> list[DeliveryResult]:
         """Deliver to every chat concurrently; the limiters pace the actual sends."""
@@ -120,7 +125,15 @@ class Deliverer:
             return []
         # one read per event: a redelivered alert skips its sent chats without spending quota
         known = await self._repo.statuses(alert.event_id)
-        results = list(await asyncio.gather(*(self._one(alert, c, known.get(c)) for c in chat_ids)))
+        # every chat's attempt ends before a failure is raised: a retry of the event must not
+        # race a send still in flight from this attempt (it would read its `sending` mark)
+        gathered = await asyncio.gather(
+            *(self._one(alert, c, known.get(c)) for c in chat_ids), return_exceptions=True
+        )
+        for result in gathered:
+            if isinstance(result, BaseException):
+                raise result
+        results = [r for r in gathered if isinstance(r, DeliveryResult)]
         for r in results:
             SENDS.labels(alert.kind, r.outcome.value).inc()
         if alert.observed_at is not None and any(r.outcome is Outcome.SENT for r in results):
@@ -139,6 +152,8 @@ class Deliverer:
             return DeliveryResult(chat_id, Outcome.BLOCKED)
         if status == "migrated":
             return DeliveryResult(chat_id, Outcome.MIGRATED)
+        if status == "sending" and key in self._unsent:
+            return await self._send_with_retries(alert, chat_id)  # our own mark, never sent
         if status in ("sending", "uncertain") and not self._resend_uncertain:
             if status == "sending":
                 log.warning(
@@ -176,6 +191,8 @@ class Deliverer:
         takeover: tuple[str, ...] = ("pending", "failed")
         if self._resend_uncertain:
             takeover += ("sending", "uncertain")
+        elif key in self._unsent:
+            takeover += ("sending",)
         reason = "no attempt made"
         marked = False
         attempt = 0
@@ -183,9 +200,14 @@ class Deliverer:
             slots = await self._limits.acquire(chat_id)
             if not marked:
                 # committed before the request: a crash from here on never resends
-                blocking = await self._repo.begin_send(
-                    alert.event_id, chat_id, alert.kind, alert.symbol, takeover=takeover
-                )
+                try:
+                    blocking = await self._repo.begin_send(
+                        alert.event_id, chat_id, alert.kind, alert.symbol, takeover=takeover
+                    )
+                except Exception:
+                    self._unsent.add(key)  # the mark may be written; nothing was sent
+                    raise
+                self._unsent.discard(key)
                 if blocking is not None:  # another replica or a crashed run got there first
                     return DeliveryResult(
                         chat_id,
@@ -233,7 +255,9 @@ class Deliverer:
                 break
             try:
                 await self._repo.set_status(*key, "sent", message_id=message_id, attempts=attempt)
-            except DependencyUnavailable:
+            except Exception:
+                # sent, whatever broke the mark (a connection cut mid-statement surfaces as
+                # asyncpg's InternalClientError too): never resend it
                 self._unrecorded[key] = message_id
                 raise
             return DeliveryResult(chat_id, Outcome.SENT)

@@ -14,6 +14,9 @@ workers takes ready lanes and handles each lane's records in order, so at most o
 holds a key and no task is created per key or batch. Commits go out at most every
 `KAFKA_COMMIT_INTERVAL_MS` (a commit is a round trip the fetch loop waits for), and always
 on stop and before a rebalance takes partitions away.
+
+`ConsumerLoop`, `ConsumerOptions`, `Record`, `Handler`, `Decoder` and `PoisonMessage` are
+imported from here by every service.
 """
 
 from __future__ import annotations
@@ -23,108 +26,41 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from perpsignal_common.errors import DependencyUnavailable, PermanentError
-from perpsignal_common.events.base import Event
+from perpsignal_common.errors import PoisonMessage as PoisonMessage  # re-exported
 from perpsignal_common.events.registry import decode
-from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
 from perpsignal_common.kafka.lanes import Lane, OffsetBook
 from perpsignal_common.kafka.lanes import Record as Record  # re-exported: handlers type with it
-from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
+from perpsignal_common.kafka.options import ConsumerOptions as ConsumerOptions
+from perpsignal_common.kafka.options import Decoder as Decoder
+from perpsignal_common.kafka.options import Handler as Handler
+from perpsignal_common.kafka.positions import reset_past_log_end
 from perpsignal_common.kafka.producer import EventProducer
-from perpsignal_common.observability.metrics import (
-    CONSUMER_LAG,
-    HANDLE_SECONDS,
-    HANDLER_ERRORS,
-    MESSAGES_IN,
-)
-from perpsignal_common.retry import RetryPolicy
+from perpsignal_common.kafka.rebalance import LaneKey as _LaneKey
+from perpsignal_common.kafka.rebalance import RebalanceMixin
+from perpsignal_common.kafka.recovery import RecoveryMixin
+from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics
+from perpsignal_common.observability.metrics import CONSUMER_LAG
 from perpsignal_common.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Event, Record], Awaitable[None]]
-Decoder = Callable[[bytes | None], Event]
-_LaneKey: TypeAlias = "tuple[TopicPartition, bytes | None]"
 # records one lane handles before it goes to the back of the ready queue
 _TURN = 256
 
 
-@dataclass
-class ConsumerOptions:
-    """Behaviour of one consumer loop."""
+class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
+    """Consume topics with manual commits, bounded per-key concurrency, retries and a DLQ.
 
-    group_id: str | None
-    topics: Sequence[str]  # logical names; the Kafka prefix is applied
-    concurrency: int = 16
-    handler_timeout_s: float = 30.0
-    dependency_grace_s: float = 120.0
-    commit_timeout_s: float = 10.0
-    batch_max_records: int | None = None
-    # attempts per record before it is dead-lettered, and the backoff between them
-    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=5))
-    # Read every partition without a group (state fan-in, e.g. market.global for scorers)
-    assign_all: bool = False
-    # Rebuild in-memory state after (re)assignment: seek each partition back this many
-    # records before its committed offset (-1 = from the beginning). Records before the
-    # committed offset are "replays": `ConsumerLoop.is_replay(record)` is True for them, so
-    # a handler updates state but repeats no side effect
-    rewind_on_assign: int | None = None
-    # Called with each new assignment (after any rewind), before its records are handled:
-    # e.g. to read back which outputs a killed predecessor already published
-    on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
-
-
-class _TopicMetrics:
-    """Label-bound metric children of one topic (labels() lookups are costly per record)."""
-
-    __slots__ = ("duration", "ok", "retried")
-
-    def __init__(self, service: str, topic: str) -> None:
-        self.ok = MESSAGES_IN.labels(service, topic, "ok")
-        self.retried = MESSAGES_IN.labels(service, topic, "retried")
-        self.duration = HANDLE_SECONDS.labels(service, topic)
-
-
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, loop: ConsumerLoop) -> None:
-        self._loop = loop
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # commits are periodic: hand the finished prefix to the next owner before leaving
-        await self._loop._commit_before_revoke()
-        self._loop._forget(revoked)
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        # aiokafka fetches and hands out the new partitions' records while this callback is
-        # still awaiting (committed offsets arrive during it): paused, nothing is handled
-        # before the rewind and the on_assigned read-back are done. Nothing is fetched before
-        # the callback starts (positions wait for the committed offsets), and pausing comes
-        # before its first await.
-        consumer = self._loop._consumer
-        if consumer is not None and assigned:
-            consumer.pause(*assigned)
-        try:
-            self._loop._forget(assigned)
-            if self._loop._opts.rewind_on_assign is not None:
-                await self._loop._rewind(assigned)
-            if self._loop._opts.on_assigned is not None:
-                await self._loop._opts.on_assigned(assigned)
-        finally:
-            if consumer is not None and assigned:
-                still = consumer.assignment()
-                consumer.resume(*[tp for tp in assigned if tp in still])
-
-
-class ConsumerLoop:
-    """Consume topics with manual commits, bounded per-key concurrency, retries and a DLQ."""
+    This module holds the fetch loop and the lane workers (the hot path); rebalances are in
+    `rebalance.py`, commits and outage recovery in `recovery.py`, retries and the dead
+    letter in `retrying.py`.
+    """
 
     def __init__(
         self,
@@ -174,90 +110,6 @@ class ConsumerLoop:
         if self._consumer is None:
             raise DependencyUnavailable("consumer not started")
         return self._consumer
-
-    async def start(self) -> None:
-        """Connect and subscribe (or assign every partition when `assign_all`)."""
-        k, o = self._kafka, self._opts
-        topics = [k.topic(t) for t in o.topics]
-        consumer = AIOKafkaConsumer(
-            **k.client_kwargs(),
-            client_id=f"{self._service}-consumer",
-            group_id=None if o.assign_all else o.group_id,
-            enable_auto_commit=False,
-            # the embedded broker's "latest" offset is wrong; committed offsets decide resume
-            auto_offset_reset="earliest",
-            session_timeout_ms=k.kafka_session_timeout_ms,
-            heartbeat_interval_ms=k.kafka_heartbeat_interval_ms,
-            fetch_max_wait_ms=k.kafka_fetch_max_wait_ms,
-            max_poll_records=o.batch_max_records or k.kafka_max_poll_records,
-            max_poll_interval_ms=k.kafka_max_poll_interval_ms,
-        )
-        try:
-            await consumer.start()
-            if o.assign_all:
-                parts = [
-                    TopicPartition(t, p)
-                    for t in topics
-                    for p in sorted(await partitions_for(consumer, t))
-                ]
-                consumer.assign(parts)
-                await consumer.seek_to_beginning(*parts)
-            else:
-                consumer.subscribe(topics, listener=_Listener(self))
-        except KafkaError as exc:
-            await consumer.stop()
-            raise DependencyUnavailable(f"kafka consumer cannot start: {exc}") from exc
-        self._consumer = consumer
-
-    def is_replay(self, record: Record) -> bool:
-        """Return True when `record` is re-read only to rebuild state after assignment."""
-        until = self._replay_until.get(TopicPartition(record.topic, record.partition))
-        return until is not None and record.offset < until
-
-    async def _rewind(self, assigned: set[TopicPartition]) -> None:
-        consumer = self.consumer
-        back = self._opts.rewind_on_assign
-        for tp in assigned:
-            committed = await consumer.committed(tp)
-            if not committed:
-                self._replay_until.pop(tp, None)
-                continue
-            self._replay_until[tp] = committed
-            start = 0 if back is None or back < 0 else max(0, committed - back)
-            consumer.seek(tp, start)
-        log.info(
-            "rewound partitions to rebuild state",
-            extra={
-                "partitions": len(assigned),
-                "replay_until": {str(k): v for k, v in self._replay_until.items()},
-            },
-        )
-
-    def assigned(self) -> bool:
-        """Return True once the consumer owns at least one partition."""
-        return self._consumer is not None and bool(self._consumer.assignment())
-
-    async def stop(self) -> None:
-        """Leave the group and disconnect."""
-        if self._consumer is not None:
-            with contextlib.suppress(Exception):
-                await self._consumer.stop()
-            self._consumer = None
-
-    def _forget(self, partitions: set[TopicPartition]) -> None:
-        # after a rebalance, records in flight for these partitions are no longer ours to
-        # commit; their new owner (maybe us again) starts from the committed offset
-        for tp in partitions:
-            self._books.pop(tp, None)
-        if partitions and self._lanes:
-            # their queued records are the new owner's (re-fetched from the committed
-            # offset); a record in a worker's hand still finishes
-            for key in [k for k in self._lanes if k[0] in partitions]:
-                lane = self._lanes.pop(key)
-                self._inflight -= len(lane.records)
-                lane.records.clear()
-            if self._inflight <= 0:
-                self._settled.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; raise DependencyUnavailable when Kafka stays down."""
@@ -511,198 +363,6 @@ class ConsumerLoop:
             self._settled.clear()
             await self._settled.wait()
 
-    def _metrics(self, topic: str) -> _TopicMetrics:
-        m = self._topic_metrics.get(topic)
-        if m is None:
-            m = self._topic_metrics[topic] = _TopicMetrics(self._service, topic)
-        return m
-
-    async def _process(
-        self,
-        record: Record,
-        *,
-        first_attempt: int = 1,
-        per_attempt_timeout: bool = False,
-        event: Event | None = None,
-        started: float | None = None,
-        failed: Exception | None = None,
-    ) -> None:
-        """Decode and handle one record with retries; `failed` continues after a first
-        attempt (of `event`, begun at `started`) that raised it."""
-        topic = record.topic
-        if event is None:
-            try:
-                event = self._decode(record.value)
-            except PermanentError as exc:
-                await self._dead_letter(record, exc, attempts=0)
-                return
-        metrics = self._metrics(topic)
-        if started is None:
-            started = time.perf_counter()
-        deadline = (
-            time.monotonic() - (time.perf_counter() - started) + self._opts.dependency_grace_s
-        )
-        attempt = first_attempt - 1
-        while True:
-            attempt += 1
-            try:
-                if failed is not None:
-                    first_failure, failed = failed, None
-                    raise first_failure
-                if per_attempt_timeout:
-                    async with asyncio.timeout(self._opts.handler_timeout_s):
-                        await self._handler(event, record)
-                else:
-                    await self._handler(event, record)
-                metrics.duration.observe(time.perf_counter() - started)
-                metrics.ok.inc()
-                self.processed += 1
-                return
-            except DependencyUnavailable as exc:
-                HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
-                if time.monotonic() > deadline:
-                    log.error(
-                        "dependency still down after grace period; giving up",
-                        extra={"topic": topic, "error": str(exc)},
-                    )
-                    raise
-                log.warning(
-                    "dependency unavailable, will retry",
-                    extra={"topic": topic, "error": str(exc), "attempt": attempt},
-                )
-                await self._opts.retry.sleep(self._opts.retry.delay(min(attempt, 6)))
-            except PermanentError as exc:
-                HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
-                await self._dead_letter(record, exc, attempts=attempt)
-                return
-            except Exception as exc:  # transient failures and bugs: bounded retry, then DLQ
-                HANDLER_ERRORS.labels(self._service, topic, type(exc).__name__).inc()
-                if attempt >= self._opts.retry.max_attempts:
-                    log.exception(
-                        "handler failed after retries; dead-lettering",
-                        extra={"topic": topic, "offset": record.offset},
-                    )
-                    await self._dead_letter(record, exc, attempts=attempt)
-                    return
-                metrics.retried.inc()
-                await self._opts.retry.sleep(self._opts.retry.delay(attempt))
-
-    async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
-        log.warning(
-            "dead-lettering message",
-            extra={
-                "topic": record.topic,
-                "partition": record.partition,
-                "offset": record.offset,
-                "error_type": type(error).__name__,
-                "error": str(error)[:300],
-            },
-        )
-        await self._dlq.publish(record, error, attempts)
-        MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()
-
-    async def _commit(self) -> None:
-        offsets = self._finished_offsets()
-        if not offsets:
-            return
-        # effects first: events produced by handlers must be acknowledged before the commit
-        try:
-            await self._producer.wait_delivered()
-        except DependencyUnavailable as exc:
-            # some effect of these records is not durable: never commit past them; re-read
-            # from the last commit instead (effects are idempotent), as a restart would
-            await self._reread_from_committed(f"events not acknowledged: {exc}")
-            return
-        if self._opts.assign_all or self._opts.group_id is None:
-            return
-        deadline = time.monotonic() + self._opts.dependency_grace_s
-        while True:
-            try:
-                async with asyncio.timeout(self._opts.commit_timeout_s):
-                    await self.consumer.commit(offsets)
-                return
-            except (CommitFailedError, IllegalStateError) as exc:
-                # a rebalance took the partition (IllegalStateError: no longer assigned): the
-                # new owner reprocesses, idempotently
-                log.warning("commit failed after rebalance", extra={"error": str(exc)})
-                return
-            except (TimeoutError, KafkaError) as exc:
-                if await self._topics_recreated({tp.topic for tp in offsets}):
-                    # an empty broker came back (embedded broker restart): these offsets
-                    # belong to a log that no longer exists
-                    await self._reread_from_committed("topics vanished and were re-created")
-                    return
-                if time.monotonic() > deadline:
-                    raise DependencyUnavailable(f"offset commit failed: {exc!r}") from exc
-                log.warning("offset commit failed, retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
-
-    async def _commit_before_revoke(self) -> None:
-        """Commit what finished before a rebalance; on failure the new owner redoes it."""
-        offsets = self._finished_offsets()
-        if not offsets or self._opts.assign_all or self._opts.group_id is None:
-            return
-        try:
-            async with asyncio.timeout(self._opts.commit_timeout_s):
-                await self._producer.wait_delivered()
-                await self.consumer.commit(offsets)
-        except (TimeoutError, KafkaError, DependencyUnavailable, IllegalStateError) as exc:
-            log.warning("commit before rebalance failed", extra={"error": repr(exc)})
-
-    def _finished_offsets(self) -> dict[TopicPartition, int]:
-        offsets = {}
-        for tp, book in self._books.items():
-            offset = book.advance()
-            if offset is not None:
-                offsets[tp] = offset
-        return offsets
-
-    async def _topics_recreated(self, topics: set[str]) -> bool:
-        """Re-create missing platform topics (when allowed); True if any of `topics` was."""
-        if not self._kafka.kafka_create_topics:
-            return False
-        try:
-            created = await ensure_topics(self._kafka)
-        except DependencyUnavailable:
-            return False
-        return bool(topics & set(created))
-
-    async def _reread_from_committed(self, reason: str) -> None:
-        """Finish the records in hand, then seek every partition back to its committed offset.
-
-        What a restart would do, without one: records after the last commit are handled again
-        (idempotently) and their effects published again. Raises DependencyUnavailable when
-        the committed offsets cannot be read within the grace period.
-        """
-        await self._settle()
-        self._producer.discard_pending()
-        consumer = self.consumer
-        assigned = set(consumer.assignment())
-        self._forget(assigned)
-        deadline = time.monotonic() + self._opts.dependency_grace_s
-        while True:
-            try:
-                async with asyncio.timeout(self._opts.commit_timeout_s):
-                    for tp in assigned:
-                        committed = None
-                        if self._opts.group_id is not None and not self._opts.assign_all:
-                            committed = await consumer.committed(tp)
-                        if committed is None:
-                            await consumer.seek_to_beginning(tp)
-                        else:
-                            consumer.seek(tp, committed)
-                break
-            except (TimeoutError, KafkaError, IllegalStateError) as exc:
-                if time.monotonic() > deadline:
-                    raise DependencyUnavailable(
-                        f"cannot re-read from committed offsets: {exc!r}"
-                    ) from exc
-                await asyncio.sleep(1.0)
-        log.warning(
-            "re-reading from the last committed offsets",
-            extra={"reason": reason, "partitions": len(assigned)},
-        )
-
     async def _report_lag(self) -> None:
         now = time.monotonic()
         if now - self._last_lag_at < 2 or self._consumer is None:
@@ -728,3 +388,13 @@ class ConsumerLoop:
             pos = await self._consumer.position(tp)
             total += max(0, high - pos)
         return total
+
+
+__all__ = [
+    "ConsumerLoop",
+    "ConsumerOptions",
+    "Decoder",
+    "Handler",
+    "PoisonMessage",
+    "Record",
+]

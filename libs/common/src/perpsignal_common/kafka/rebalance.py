@@ -1,0 +1,168 @@
+"""Group membership and rebalances: subscribe, commit before partitions go, rewind and read
+back before new ones are handled, leave.
+
+`RebalanceMixin` is the part of `ConsumerLoop` that knows which partitions are its own: it
+joins (or assigns every partition), forgets the lanes and offsets of partitions that moved,
+seeks new ones back to rebuild state (`rewind_on_assign`) and tells replays from new records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, TypeAlias, cast
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.kafka.lanes import Lane, OffsetBook, Record
+from perpsignal_common.kafka.options import ConsumerOptions
+from perpsignal_common.kafka.positions import partitions_for
+from perpsignal_common.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from perpsignal_common.kafka.consumer import ConsumerLoop
+
+log = logging.getLogger("perpsignal_common.kafka.consumer")
+
+LaneKey: TypeAlias = "tuple[TopicPartition, bytes | None]"
+
+
+class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commit before partitions go, pause new ones until their rewind and read-back end."""
+
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # commits are periodic: hand the finished prefix to the next owner before leaving
+        await self._loop._commit_before_revoke()
+        self._loop._forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # aiokafka fetches and hands out the new partitions' records while this callback is
+        # still awaiting (committed offsets arrive during it): paused, nothing is handled
+        # before the rewind and the on_assigned read-back are done. Nothing is fetched before
+        # the callback starts (positions wait for the committed offsets), and pausing comes
+        # before its first await.
+        consumer = self._loop._consumer
+        if consumer is not None and assigned:
+            consumer.pause(*assigned)
+        try:
+            self._loop._forget(assigned)
+            if self._loop._opts.rewind_on_assign is not None:
+                await self._loop._rewind(assigned)
+            if self._loop._opts.on_assigned is not None:
+                await self._loop._opts.on_assigned(assigned)
+        finally:
+            if consumer is not None and assigned:
+                still = consumer.assignment()
+                consumer.resume(*[tp for tp in assigned if tp in still])
+
+
+class RebalanceMixin:
+    """Partition ownership of a `ConsumerLoop` (state declared here, set in its __init__)."""
+
+    _kafka: KafkaSettings
+    _service: str
+    _opts: ConsumerOptions
+    _consumer: AIOKafkaConsumer | None
+    _replay_until: dict[TopicPartition, int]
+    _books: dict[TopicPartition, OffsetBook]
+    _lanes: dict[LaneKey, Lane]
+    _ready: deque[LaneKey]
+    _inflight: int
+    _settled: asyncio.Event
+
+    if TYPE_CHECKING:  # ConsumerLoop's
+
+        @property
+        def consumer(self) -> AIOKafkaConsumer: ...
+
+    async def start(self) -> None:
+        """Connect and subscribe (or assign every partition when `assign_all`)."""
+        k, o = self._kafka, self._opts
+        topics = [k.topic(t) for t in o.topics]
+        consumer = AIOKafkaConsumer(
+            **k.client_kwargs(),
+            client_id=f"{self._service}-consumer",
+            group_id=None if o.assign_all else o.group_id,
+            enable_auto_commit=False,
+            # the embedded broker's "latest" offset is wrong; committed offsets decide resume
+            auto_offset_reset="earliest",
+            session_timeout_ms=k.kafka_session_timeout_ms,
+            heartbeat_interval_ms=k.kafka_heartbeat_interval_ms,
+            fetch_max_wait_ms=k.kafka_fetch_max_wait_ms,
+            max_poll_records=o.batch_max_records or k.kafka_max_poll_records,
+            max_poll_interval_ms=k.kafka_max_poll_interval_ms,
+        )
+        try:
+            await consumer.start()
+            if o.assign_all:
+                parts = [
+                    TopicPartition(t, p)
+                    for t in topics
+                    for p in sorted(await partitions_for(consumer, t))
+                ]
+                consumer.assign(parts)
+                await consumer.seek_to_beginning(*parts)
+            else:
+                consumer.subscribe(topics, listener=Listener(cast("ConsumerLoop", self)))
+        except KafkaError as exc:
+            await consumer.stop()
+            raise DependencyUnavailable(f"kafka consumer cannot start: {exc}") from exc
+        self._consumer = consumer
+
+    def assigned(self) -> bool:
+        """Return True once the consumer owns at least one partition."""
+        return self._consumer is not None and bool(self._consumer.assignment())
+
+    async def stop(self) -> None:
+        """Leave the group and disconnect."""
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+    def is_replay(self, record: Record) -> bool:
+        """Return True when `record` is re-read only to rebuild state after assignment."""
+        until = self._replay_until.get(TopicPartition(record.topic, record.partition))
+        return until is not None and record.offset < until
+
+    async def _rewind(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.consumer
+        back = self._opts.rewind_on_assign
+        for tp in assigned:
+            committed = await consumer.committed(tp)
+            if not committed:
+                self._replay_until.pop(tp, None)
+                continue
+            self._replay_until[tp] = committed
+            start = 0 if back is None or back < 0 else max(0, committed - back)
+            consumer.seek(tp, start)
+        log.info(
+            "rewound partitions to rebuild state",
+            extra={
+                "partitions": len(assigned),
+                "replay_until": {str(k): v for k, v in self._replay_until.items()},
+            },
+        )
+
+    def _forget(self, partitions: set[TopicPartition]) -> None:
+        # after a rebalance, records in flight for these partitions are no longer ours to
+        # commit; their new owner (maybe us again) starts from the committed offset
+        for tp in partitions:
+            self._books.pop(tp, None)
+        if partitions and self._lanes:
+            # their queued records are the new owner's (re-fetched from the committed
+            # offset); a record in a worker's hand still finishes
+            for key in [k for k in self._lanes if k[0] in partitions]:
+                lane = self._lanes.pop(key)
+                self._inflight -= len(lane.records)
+                lane.records.clear()
+            if self._inflight <= 0:
+                self._settled.set()

@@ -32,6 +32,7 @@ from perpsignal_common.events.market import (
 )
 from perpsignal_common.events.signals import (
     FACTOR_NAMES,
+    FactorScore,
     Ohlc,
     SignalScoredV1,
     SmcSummary,
@@ -288,20 +289,21 @@ def signal(
     (per 8 h) and `ls_ratio` (accounts long per account short) are fed to it as market data,
     so the funding and long/short inputs are the scorer's own. The headline fields and the
     factor sub-scores are then set as given (factors not named keep 50); `missing`/`stale`
-    factors take the scorer's own missing/stale form.
+    factors are the scorer's own missing/stale results (from markets that lack them).
     """
     share = 0.5 if ls_ratio is None else ls_ratio / (1 + ls_ratio)
     base = _base(0.0001 if funding_rate is None else funding_rate, share)
     scores = factors or {}
     by_name = {f.name: f for f in base.factors}
     built = []
+    gaps = _gaps()
     for name in FACTOR_NAMES:
         f = by_name[name]
         if name in missing or name in stale:
             status = "missing" if name in missing else "stale"
-            built.append(
-                f.model_copy(update={"status": status, "score": 50.0, "contribution": 0.0})
-            )
+            real = gaps[status].get(name)
+            assert real is not None, f"no scorer signal has {name} {status}"
+            built.append(real.model_copy(update={"weight": 12.5}))
             continue
         assert f.status == "ok", f"the synthetic market left {name} {f.status}: {f.reason}"
         s = scores.get(name, 50.0)
@@ -326,6 +328,21 @@ def signal(
         smc=SmcSummary(bias=smc),  # type: ignore[arg-type]
         candles=tuple(candles),
     )
+
+
+@cache
+def _gaps() -> dict[str, dict[str, FactorScore]]:
+    """The scorer's own missing and stale factors: a market with candles only (everything
+    else missing), and one whose other feeds stopped 30 bars ago (stale)."""
+    bare = Market().trend(60, 0.3).last()
+    stopped = full_market(0.3, bars=60)
+    stopped.trend(30, 0.3)
+    out: dict[str, dict[str, FactorScore]] = {"missing": {}, "stale": {}}
+    for sig in (bare, stopped.last()):
+        for f in sig.factors:
+            if f.status != "ok":
+                out[f.status][f.name] = f
+    return out
 
 
 @cache

@@ -126,3 +126,13 @@ def test_a_failed_native_higher_timeframe_candle_is_undone(
     assert set(failed._aggs["XRPUSDT"]) == set(clean._aggs["XRPUSDT"])
     for ev in [hourly, *candles[300:340]]:
         _same(failed.apply(ev), clean.apply(ev))
+
+
+def test_the_analyzer_memento_covers_every_field_update_can_change() -> None:
+    """A field added to SmcAnalyzer must be restored too (or be a constant listed here)."""
+    from perpsignal_domain.scoring.smc import _MUTABLE_NAMES, SmcAnalyzer, SmcMemento
+
+    containers = {"_hs", "_ls", "_highs", "_lows", "_fvgs", "last_by_kind"}
+    constants = {"n", "tolerance", "eq_lookback", "fvg_max_age", "_window", "version"}
+    assert set(SmcAnalyzer.__slots__) == set(_MUTABLE_NAMES) | containers | constants
+    assert len(SmcMemento._fields) == 2 + len(containers)

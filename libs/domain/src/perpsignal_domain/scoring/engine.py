@@ -298,14 +298,14 @@ class ScoringEngine:
         bias = self._biases.get(symbol)
         if ev.timeframe != self.cfg.primary_timeframe:
             undo_state = st.checkpoint()
-            mementos = [(a, a.memento()) for a in analyzers.values()]
+            mementos = [a.memento() for a in analyzers.values()]
             saved_aggs = dict(aggs)  # (a native timeframe stops its aggregation)
-            buckets = [(agg, agg.mark()) for agg in aggs.values()]
+            buckets = [(agg, agg.mark(0.0, 0.0)[0]) for agg in aggs.values()]
 
             def undo_any() -> None:
                 undo_state()
-                for a, memento in mementos:
-                    a.restore(memento)
+                for memento in mementos:
+                    memento.analyzer.restore(memento)
                 self._aggs[symbol] = saved_aggs
                 for agg, bucket in buckets:
                     agg.restore(bucket)
@@ -317,29 +317,29 @@ class ScoringEngine:
         close_s = open_s + TIMEFRAME_SECONDS[primary]
         dq = st.candles.get(primary)
         marks = [(primary, dq, tail_mark(dq))]
-        fed = [primary] if primary in analyzers else []
-        agg_marks = []
+        saved = [analyzers[primary].memento()] if primary in analyzers else []
+        open_buckets = []
         for htf, agg in aggs.items():
-            agg_marks.append((agg, agg.mark()))
-            if agg.completes(open_s, close_s):  # only then a bar goes to the htf series
+            bucket, completes = agg.mark(open_s, close_s)
+            open_buckets.append(bucket)
+            if completes:  # only then a bar goes to the htf series and analyzer
                 dq = st.candles.get(htf)
                 marks.append((htf, dq, tail_mark(dq)))
                 if htf in analyzers:
-                    fed.append(htf)
+                    saved.append(analyzers[htf].memento())
         indicators = indicator_mark(st)
-        saved = [(analyzers[tf], analyzers[tf].memento()) for tf in fed]
 
         def undo() -> None:
-            for tf, dq, mark in marks:
-                if dq is None:
+            for tf, series, mark in marks:
+                if series is None:
                     st.candles.pop(tf, None)
                 else:
-                    undo_tail(dq, mark)
+                    undo_tail(series, mark)
             restore_indicators(st, indicators)
-            for agg, bucket in agg_marks:
+            for agg, bucket in zip(aggs.values(), open_buckets, strict=True):
                 agg.restore(bucket)
-            for a, memento in saved:
-                a.restore(memento)
+            for memento in saved:
+                memento.analyzer.restore(memento)
             self._after_undo(symbol, bias)
 
         return undo

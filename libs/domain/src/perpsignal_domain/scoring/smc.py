@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from operator import attrgetter
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -153,10 +153,11 @@ class SmcAnalyzer:
         self.last_by_kind: dict[str, SmcEvent] = {}
         self.version = 0  # bumped whenever `last_by_kind` or `open_fvgs` changes
 
-    def memento(self) -> tuple[object, ...]:
+    def memento(self) -> SmcMemento:
         """Everything `update` may change (containers copied one level: their items are
         immutable); `restore(memento)` returns to it. The engine's undo of a failed event."""
-        return (
+        return SmcMemento(
+            self,
             _MUTABLE(self),
             self._hs.copy(),
             self._ls.copy(),
@@ -166,14 +167,14 @@ class SmcAnalyzer:
             self.last_by_kind.copy(),
         )
 
-    def restore(self, memento: tuple[object, ...]) -> None:
+    def restore(self, memento: SmcMemento) -> None:
         """Return to `memento()`; the version moves on (caches keyed by it are stale)."""
-        scalars, hs, ls, highs, lows, fvgs, last_by_kind = memento
         version = self.version
-        for name, value in zip(_MUTABLE_NAMES, scalars, strict=True):  # type: ignore[call-overload]
+        for name, value in zip(_MUTABLE_NAMES, memento.scalars, strict=True):
             setattr(self, name, value)
-        self._hs, self._ls, self._highs, self._lows = hs, ls, highs, lows  # type: ignore[assignment]
-        self._fvgs, self.last_by_kind = fvgs, last_by_kind  # type: ignore[assignment]
+        self._hs, self._ls = memento.hs, memento.ls
+        self._highs, self._lows = memento.highs, memento.lows
+        self._fvgs, self.last_by_kind = memento.fvgs, memento.last_by_kind
         self.version = version + 1
 
     def update(self, bar: Bar) -> list[SmcEvent]:
@@ -293,6 +294,19 @@ class SmcAnalyzer:
         ev = _event(kind, d, ref, i, at, level, level)
         self.last_structure = ev
         return ev
+
+
+class SmcMemento(NamedTuple):
+    """What `SmcAnalyzer.restore` needs (see `SmcAnalyzer.memento`)."""
+
+    analyzer: SmcAnalyzer
+    scalars: tuple[Any, ...]
+    hs: list[float]
+    ls: list[float]
+    highs: deque[float]
+    lows: deque[float]
+    fvgs: list[tuple[int, float, float, int]]
+    last_by_kind: dict[str, SmcEvent]
 
 
 # the scalar state `SmcAnalyzer.update` changes (the containers are copied separately)

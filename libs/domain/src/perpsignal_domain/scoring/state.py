@@ -119,6 +119,9 @@ def restore_indicators(st: SymbolState, mark: IndicatorMark) -> None:
             setattr(obj, name, value)
 
 
+BucketMark = tuple["Bar | None", float, float, float, float]
+
+
 class Aggregator:
     """Builds higher-timeframe candles from primary candles (when the venue sends none).
 
@@ -132,20 +135,17 @@ class Aggregator:
         self.tf_s = tf_s
         self._bar: Bar | None = None
 
-    def completes(self, open_s: float, close_s: float) -> bool:
-        """Return True when `update` of a bar [open_s, close_s) returns a higher bar."""
+    def mark(self, open_s: float, close_s: float) -> tuple[BucketMark, bool]:
+        """Return the open bucket with its running values (`update` changes the bar in
+        place), and whether `update` of a bar [open_s, close_s) would complete a bar."""
+        cur = self._bar
         start = open_s - open_s % self.tf_s
-        cur = self._bar
-        return close_s >= start + self.tf_s or (cur is not None and cur.open_s != start)
-
-    def mark(self) -> tuple[Bar | None, float, float, float, float]:
-        """The open bucket and its running values (`update` changes the bar in place)."""
-        cur = self._bar
+        completes = close_s >= start + self.tf_s or (cur is not None and cur.open_s != start)
         if cur is None:
-            return (None, 0.0, 0.0, 0.0, 0.0)
-        return (cur, cur.high, cur.low, cur.close, cur.volume)
+            return (None, 0.0, 0.0, 0.0, 0.0), completes
+        return (cur, cur.high, cur.low, cur.close, cur.volume), completes
 
-    def restore(self, mark: tuple[Bar | None, float, float, float, float]) -> None:
+    def restore(self, mark: BucketMark) -> None:
         """Return to `mark()`'s state."""
         cur, high, low, close, volume = mark
         if cur is not None:

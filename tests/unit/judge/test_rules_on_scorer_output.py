@@ -116,3 +116,22 @@ def test_reader_ignores_keys_it_does_not_know_and_refuses_the_wrong_model() -> N
         factor_inputs(newer, LongShortInputs)
     stale = funding.model_copy(update={"status": "stale"})
     assert factor_inputs(stale, FundingInputs) is None  # stale evidence is not read
+
+
+def test_unreadable_inputs_of_a_callers_signal_are_a_visible_conflict() -> None:
+    """/judge/validate accepts a caller's signal: inputs off the contract do not crash the
+    judge and do not silently skip the check either."""
+    s = full_market(**(BULL | {"funding_rate": 0.001})).last()
+    bad = s.model_copy(
+        update={
+            "factors": tuple(
+                f.model_copy(update={"inputs": {"rate_8h": "very high"}})
+                if f.name == "funding"
+                else f
+                for f in s.factors
+            )
+        }
+    )
+    r = judge_rules(bad, bad.symbol, JUDGE.assess(bad.symbol, bad)[0])
+    assert "funding inputs unreadable: the check was not made" in r.conflicts
+    assert "funding_extreme" not in r.checks

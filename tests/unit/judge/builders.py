@@ -375,6 +375,10 @@ BEAR: dict[str, Any] = {
 LOOSE = EngineConfig(
     primary_timeframe="1h", smc_timeframes=("1h",), long_threshold=55, short_threshold=45
 )
+# ... and 2 points off (52 / 48): the trend alone can name a direction the flows oppose
+LOOSEST = EngineConfig(
+    primary_timeframe="1h", smc_timeframes=("1h",), long_threshold=52, short_threshold=48
+)
 
 
 def flows_turn(up: bool = True) -> Market:
@@ -435,6 +439,24 @@ SCENARIOS: dict[str, Callable[[], list[SignalScoredV1]]] = {
             }
         )
     ).signals(LOOSE),
+    "candles only (every other feed missing), loose thresholds": lambda: (
+        Market().trend(60, 0.8).signals(LOOSE)
+    ),
+    "a mild uptrend against most flows, loosest thresholds": lambda: full_market(
+        **(
+            BULL
+            | {
+                "drift_pct": 0.3,
+                "liquidated": ("LONG", 2e6),
+                "top_position_share": 0.45,
+                "fear_greed": 90,
+                "sentiment": 20.0,
+                "oi_growth_pct": -1.0,
+                "funding_rate": 0.0006,
+                "long_share": 0.62,
+            }
+        )
+    ).signals(LOOSEST),
     "weak trend, loose thresholds": lambda: full_market(
         **(BULL | {"drift_pct": 0.1, "fear_greed": 50, "sentiment": 60.0})
     ).signals(LOOSE),

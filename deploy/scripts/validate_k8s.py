@@ -26,6 +26,26 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ("dev", "prod")
 CRDS = REPO.parent / "shared" / "data" / "crds"
+# the same schemas ship in the repository's recorded-data bundle (tests/recorded.py unpacks it)
+BUNDLE = REPO / "data" / "recorded" / "recorded-data.tar.xz"
+
+
+def crds_dir() -> Path:
+    """Return the CRD schemas: ../shared/data/crds, else the bundle unpacked into .data/."""
+    if CRDS.is_dir():
+        return CRDS
+    target = REPO / ".data" / "crds"
+    if not (target / "crds").is_dir() and BUNDLE.is_file():
+        import tarfile
+
+        with tarfile.open(BUNDLE, "r:xz") as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith("data/crds/")]
+            for m in members:
+                m.name = m.name.removeprefix("data/")
+            tar.extractall(target, members=members, filter="data")
+    return target / "crds"
+
+
 K8S_VERSION = "1.30.0"
 CORE_GROUPS = {"v1", "apps", "batch", "policy", "autoscaling", "networking.k8s.io"}
 
@@ -88,9 +108,9 @@ def problems(docs: list[Doc], crds: Path | None) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Validate every overlay; exit 1 on any violation."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crds", type=Path, default=CRDS)
+    parser.add_argument("--crds", type=Path, default=None, help="CRD schema folder")
     args = parser.parse_args(argv)
-    crds: Path | None = args.crds
+    crds: Path | None = args.crds or crds_dir()
     if crds is not None and not crds.is_dir():
         sys.stdout.write(f"k8s: {crds} is absent: custom resources are NOT checked\n")
         crds = None

@@ -8,8 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from tests.conftest import SHARED
 from tests.deploy.conftest import REPO, SERVICES, load_script
+from tests.recorded import recorded_data_dir
 
 Doc = dict[str, Any]
 K8S_VERSION = "1.30.0"
@@ -73,10 +73,10 @@ def _crd_roundtrip(model: Any, doc: Doc) -> None:
 
 
 def _crds() -> Any:
-    crds = SHARED / "data" / "crds"
-    if not crds.is_dir():
-        pytest.skip("../shared/data/crds is not present on this machine")
-    return crds
+    data = recorded_data_dir()
+    if data is None or not (data / "crds").is_dir():
+        pytest.skip("no CRD schemas: data/recorded/recorded-data.tar.xz is missing")
+    return data / "crds"
 
 
 @pytest.mark.parametrize("overlay", ["dev", "prod"])

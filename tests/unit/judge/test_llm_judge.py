@@ -35,7 +35,7 @@ def make_judge(fake: FakeOpenAI, **overrides: Any) -> Judge:
         "enable_ai_judge": True,
         "openai_api_key": "sk-test",
         "openai_base_url": fake.base_url,
-        "ai_judge_timeout": 0.5,
+        "ai_judge_timeout": 5.0,  # generous: a loaded CI box; timeout tests set their own
         "judge_llm_max_retries": 0,
         **overrides,
     }

@@ -199,6 +199,12 @@ async def run_through_broker_async(
     stop = stop or asyncio.Event()
     cfg = cfg or engine_config(history.primary.timeframe)
     env = service_env(kafka, cfg, use_llm=use_llm)
+    # the history's candles are its one price series: make their venue the scorer's primary, or
+    # the scorer would wait `candle_stale_bars` candles for Binance before taking them over
+    venue = next((e.venue for e in history.events if isinstance(e, CandleClosedV1)), None)
+    if venue:
+        env["SCORER_PRIMARY_VENUE"] = venue
+        env.pop("SCORER_PRIMARY_VENUES", None)
     with tempfile.TemporaryDirectory(prefix="perpsignal-backtest-") as logs:
         services = [_ServiceProcess(n, env, Path(logs)) for n in ("scorer", "judge")]
         try:

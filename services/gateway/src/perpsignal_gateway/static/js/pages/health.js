@@ -120,7 +120,7 @@ export function mount(main) {
       apiGet("/health/services").then((p) => ({ p }), (err) => ({ err })),
     ]);
     if (disposed) return;
-    const wsRows = metrics.filter((m) => m.name === "gateway_ws_clients").map((m) => [m.labels.stream, fmtNum(m.value, 0)]);
+    const wsRows = metrics.filter((m) => m.name === "perpsignal_gateway_ws_clients").map((m) => [m.labels.stream, fmtNum(m.value, 0)]);
     body.replaceChildren(
       ...errors,
       h("section", { class: "card", "aria-labelledby": "svc-title" },

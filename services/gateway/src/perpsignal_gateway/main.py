@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -38,12 +39,14 @@ from perpsignal_gateway.hotpath import HotPathMiddleware
 from perpsignal_gateway.operations import build_registry
 from perpsignal_gateway.platform import Pending, Platform
 from perpsignal_gateway.readmodel import ReadModel, TopicFollower
+from perpsignal_gateway.redaction import install_redaction
 from perpsignal_gateway.routes import json_response, router
 from perpsignal_gateway.schemas import Health, Readiness
 from perpsignal_gateway.security import MetricsMiddleware, SecurityMiddleware
-from perpsignal_gateway.settings import GatewaySettings
+from perpsignal_gateway.settings import SECURE_ENVIRONMENTS, GatewaySettings, split_csv
 from perpsignal_gateway.streams import StreamHub
 from perpsignal_gateway.symbols import ListedSymbols, SymbolUniverse
+from perpsignal_gateway.tickets import TicketBook
 from perpsignal_gateway.vendors import VendorClient, budget_env
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,20 @@ def vendor_env_from_os() -> dict[str, str]:
         if c.key_env:
             names.add(c.key_env)
     return {n: os.environ[n] for n in names if os.environ.get(n)}
+
+
+def configured_secrets(cfg: GatewaySettings, environ: Mapping[str, str]) -> list[str]:
+    """Return every secret value this process knows, for the log redaction filter."""
+    found = list(cfg.api_keys())
+    if cfg.kafka.kafka_sasl_password is not None:
+        found.append(cfg.kafka.kafka_sasl_password.get_secret_value())
+    password = urlsplit(cfg.db.database_url.get_secret_value()).password
+    if password:
+        found.append(password)
+    for name, value in environ.items():
+        if value and name.upper().endswith(("_KEY", "_KEYS", "_SECRET", "_TOKEN", "_PASSWORD")):
+            found.extend(split_csv(value))
+    return found
 
 
 def binance_listed(vendors: VendorClient) -> ListedSymbols:
@@ -180,6 +197,7 @@ def create_app(
         redoc_url="/redoc",
     )
     app.state.settings = cfg
+    app.state.tickets = TicketBook(cfg.api_keys(), ttl_s=cfg.gateway_ws_ticket_ttl_s)
     install_error_handlers(app)
 
     @app.exception_handler(Pending)
@@ -201,6 +219,13 @@ def create_app(
         public_paths=cfg.public_paths(),
         rate_limit=cfg.gateway_rate_limit,
         max_body_bytes=cfg.gateway_max_body_bytes,
+        trusted_proxies=cfg.trusted_proxies(),
+        auth_failure_limit=cfg.gateway_auth_failure_limit,
+        judge_limit=cfg.gateway_judge_rate_limit,
+        vendor_limit=cfg.gateway_vendor_rate_limit,
+        tickets=app.state.tickets,
+        # a long-lived key in a URL ends up in proxies' logs: tickets only in staging/prod
+        allow_query_key=cfg.environment not in SECURE_ENVIRONMENTS,
     )
     if cfg.cors_origins():
         app.add_middleware(
@@ -278,9 +303,16 @@ def main() -> None:
         log.error("invalid configuration", extra={"error": str(exc)[:500]})
         sys.exit(2)
     configure_logging("gateway", settings.log_level, settings.log_format)
+    install_redaction(configured_secrets(settings, os.environ))
+    host = settings.listen_host()
+    if not settings.api_keys() and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "no GATEWAY_API_KEYS: the gateway is open to anyone who reaches it",
+            extra={"host": host},
+        )
     config = uvicorn.Config(
         create_app(settings),
-        host=settings.gateway_host,
+        host=host,
         port=settings.gateway_port,
         log_config=None,
         access_log=False,

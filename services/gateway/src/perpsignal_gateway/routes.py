@@ -26,7 +26,9 @@ from perpsignal_gateway.schemas import (
     SmcResponse,
     TrackingAccepted,
 )
+from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, parse_subscription
+from perpsignal_gateway.tickets import TicketBook
 
 router = APIRouter()
 
@@ -395,6 +397,30 @@ async def list_operations(
 
 
 # WebSockets ----------------------------------------------------------------------------------
+
+
+class WsTicket(ApiModel):
+    ticket: str = Field(description="Pass as ?ticket= when opening a WebSocket; single use")
+    expires_in_s: float
+
+
+@router.post(
+    "/ws/ticket",
+    response_model=WsTicket,
+    responses=ERRORS,
+    operation_id="wsTicket",
+    summary="A short-lived ticket to open a WebSocket",
+    description="Browsers cannot send X-API-Key on a WebSocket: fetch a ticket with the "
+    "header, then open /ws/signals?ticket=... within its lifetime (single use).",
+    tags=["streams"],
+)
+async def ws_ticket(request: Request) -> Response:
+    tickets: TicketBook = request.app.state.tickets
+    ident = request.scope.get("state", {}).get(IDENT_STATE, "anonymous")
+    body = WsTicket(ticket=tickets.issue(ident), expires_in_s=tickets.ttl_s)
+    response = json_response(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.websocket("/ws/signals")

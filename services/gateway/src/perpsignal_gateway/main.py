@@ -31,6 +31,7 @@ from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
+from perpsignal_gateway.connections import connection_cap, guarded_h11
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
@@ -316,8 +317,18 @@ def main() -> None:
         port=settings.gateway_port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For is read by the security middleware, from trusted proxies only
+        proxy_headers=False,
+        http=guarded_h11(
+            header_timeout_s=settings.gateway_header_timeout_s,
+            body_timeout_s=settings.gateway_body_timeout_s,
+            max_connections=connection_cap(settings.gateway_max_connections),
+        ),
+        timeout_keep_alive=settings.gateway_keep_alive_s,
+        h11_max_incomplete_event_size=settings.gateway_max_header_bytes,
         ws=settings.gateway_ws_impl,
+        # clients send only small subscribe messages; the 16 MiB default invites abuse
+        ws_max_size=settings.gateway_max_body_bytes,
         timeout_graceful_shutdown=int(settings.ops.shutdown_timeout_s),
     )
     _Server(config).run()

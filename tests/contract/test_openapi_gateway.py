@@ -53,6 +53,8 @@ def _app(producer: RecordingProducer | None = None, **overrides: Any) -> Any:
         "gateway_on_demand_wait_s": 0.05,
         "gateway_judge_timeout_s": 0.05,
         "gateway_rate_limit": "100000/minute",
+        "gateway_judge_rate_limit": "100000/minute",
+        "gateway_vendor_rate_limit": "100000/minute",
         "gateway_public_url": "https://perpsignal.example.com",
     }
     cfg.update(overrides)
@@ -124,7 +126,11 @@ async def test_every_vendor_operation_builds_a_complete_request() -> None:
     env = {c.key_env: "k" for c in load_catalogs() if c.key_env}
     env.update({budget_env(c): "1000" for c in load_catalogs()})
     app = create_app(
-        GatewaySettings(gateway_enable_database=False, gateway_rate_limit="100000/minute"),
+        GatewaySettings(
+            gateway_enable_database=False,
+            gateway_rate_limit="100000/minute",
+            gateway_vendor_rate_limit="100000/minute",
+        ),
         vendor_env=env,
         producer=RecordingProducer(),
         connect_kafka=False,

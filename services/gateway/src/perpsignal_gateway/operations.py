@@ -23,6 +23,10 @@ from perpsignal_gateway.vendors import VendorClient
 
 Handler = Callable[[BaseModel], Awaitable[Any]]
 _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+# a path parameter is one segment: no "/", "\\", "%" or "?", and it cannot start with "." (so
+# never "." or ".."), which would let a caller walk out of the catalogued endpoint
+PATH_PARAM_PATTERN = r"^[A-Za-z0-9$#@_][A-Za-z0-9 ._:@$#+~-]{0,127}$"
+MAX_QUERY_VALUE = 512
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,13 @@ class Operation:
     def params_schema(self) -> dict[str, Any]:
         if self.endpoint is not None:
             vendor_schema: dict[str, Any] = self.endpoint.params_schema()
+            for p in self.endpoint.params:
+                if p.type == "string" and not p.enum:
+                    prop = vendor_schema["properties"][p.name]
+                    if p.location == "path":
+                        prop["pattern"] = PATH_PARAM_PATTERN
+                    else:
+                        prop["maxLength"] = MAX_QUERY_VALUE
             return vendor_schema
         schema = self.args_model.model_json_schema(by_alias=True)
         schema.pop("title", None)
@@ -62,10 +73,16 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for i, p in enumerate(endpoint.params):
         py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]
+        limits: dict[str, Any] = {}
+        if p.type == "string" and not p.enum:
+            if p.location == "path":
+                limits["pattern"] = PATH_PARAM_PATTERN
+            else:
+                limits["max_length"] = MAX_QUERY_VALUE
         if p.required:
-            fields[f"p{i}"] = (py, Field(alias=p.name))
+            fields[f"p{i}"] = (py, Field(alias=p.name, **limits))
         else:
-            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name))
+            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name, **limits))
     model: type[BaseModel] = create_model(
         "Args_" + endpoint.operation.replace(".", "_"),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),

@@ -109,9 +109,18 @@ class VendorClient:
                 continue
             value = _wire(args[param.name])
             if param.location == "path":
+                if value.strip(".") == "" or "/" in value or "\\" in value:
+                    raise _outside(endpoint, param.name)
                 path = path.replace("{" + param.name + "}", quote(value, safe=""))
             else:
                 query[param.name] = value
+        # last line of defence: the URL the client will send must name exactly this path
+        # (httpx resolves dot segments, so a ".." would silently become another endpoint)
+        base = httpx.URL(self.base_url(vendor))
+        if httpx.URL(self.base_url(vendor) + path).raw_path != (
+            base.raw_path.rstrip(b"/") + path.encode()
+        ):
+            raise _outside(endpoint, "path")
         cache_key = (
             endpoint.operation + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
         )
@@ -225,6 +234,15 @@ class VendorClient:
             raise ApiError(400, "vendor_rejected", f"{vendor.title} answered code {code}", details)
         VENDOR_CALLS.labels(vendor.name, "ok").inc()
         return body
+
+
+def _outside(endpoint: Endpoint, field: str) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_arguments",
+        f"invalid arguments for {endpoint.operation}: {field} would leave {endpoint.path}",
+        [{"field": field, "message": "not a single path segment", "type": "path_segment"}],
+    )
 
 
 def budget_env(vendor: VendorCatalog) -> str:

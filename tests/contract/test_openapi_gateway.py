@@ -106,6 +106,60 @@ async def test_gpt_actions_document_meets_the_constraints() -> None:
     assert {"getSignal", "validateSignal", "invokeOperation"} <= set(ids)
 
 
+async def test_gpt_document_marks_only_read_only_posts_as_inconsequential() -> None:
+    doc = await _gpt_doc()
+    posts = {op["operationId"]: op for item in doc["paths"].values() for m, op in item.items()
+             if m == "post"}  # fmt: skip
+    assert {k for k, op in posts.items() if op["x-openai-isConsequential"] is False} == {
+        "gptSignal",
+        "gptSignals",
+        "gptMarket",
+        "validateSignal",
+    }
+    # /invoke reaches vendor operations that change the operator's vendor account
+    assert posts["invokeOperation"]["x-openai-isConsequential"] is True
+
+
+async def test_gpt_server_url_is_the_configured_public_url() -> None:
+    app = _app(gateway_public_url="https://signals.example.org/")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            doc = (await client.get("/openapi-gpt.json")).json()
+    assert doc["servers"] == [{"url": "https://signals.example.org"}]
+
+
+async def test_openapi_declares_the_key_on_every_protected_operation() -> None:
+    app = _app(gateway_api_keys="k1", gateway_auth_failure_limit="1000/minute")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            doc = (await client.get("/openapi.json")).json()
+            public = app.state.settings.public_paths()
+            scheme = doc["components"]["securitySchemes"]["ApiKeyAuth"]
+            assert (scheme["type"], scheme["in"], scheme["name"]) == (
+                "apiKey",
+                "header",
+                "X-API-Key",
+            )
+            protected = 0
+            for path, item in doc["paths"].items():
+                for method, op in item.items():
+                    if path in public:
+                        assert "security" not in op, path
+                        continue
+                    protected += 1
+                    assert op["security"] == [{"ApiKeyAuth": []}], (method, path)
+                    assert {"401", "429"} <= set(op["responses"]), (method, path)
+                    # and the gateway really refuses it without the key
+                    url = re.sub(r"\{[^}]+\}", "BTC", path)
+                    r = await client.request(method.upper(), url, json={})
+                    assert r.status_code == 401, (method, path, r.status_code)
+            assert protected >= 20
+            # Swagger UI shows its Authorize button for a declared scheme
+            assert (await client.get("/docs")).status_code == 200
+
+
 def _dumps(doc: Any) -> str:
     import json
 

@@ -34,7 +34,7 @@ from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_gateway.connections import connection_cap, guarded_h11
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
-from perpsignal_gateway.gpt import build_gpt_openapi
+from perpsignal_gateway.gpt import add_security, build_gpt_openapi
 from perpsignal_gateway.health import router as health_router
 from perpsignal_gateway.hotpath import HotPathMiddleware
 from perpsignal_gateway.operations import build_registry
@@ -286,6 +286,14 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
     async def ping() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    full_openapi = app.openapi
+
+    def secured_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_security(full_openapi(), cfg.public_paths())
+        return app.openapi_schema
+
+    app.openapi = secured_openapi  # type: ignore[method-assign]
     gpt_cache: dict[str, Any] = {}
 
     @app.get("/openapi-gpt.json", include_in_schema=False)

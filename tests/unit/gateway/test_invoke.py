@@ -226,7 +226,8 @@ async def test_validate_signal_round_trips_through_the_judge(make_client, produc
 
 
 async def test_validate_times_out_with_504(make_client, producer) -> None:
-    _, client = await make_client(gateway_judge_timeout_s=0.2)
+    app, client = await make_client(gateway_judge_timeout_s=0.2)
+    model_of(app).apply(b.signal("BTCUSDT"))
     r = await client.post("/judge/validate", json={"symbol": "BTC", "direction": "LONG"})
     assert r.status_code == 504
     assert r.json()["error"]["code"] == "judge_timeout"

@@ -291,11 +291,18 @@ async def gpt_market(body: a.SymbolArgs, p: PlatformDep) -> Response:
 @router.post(
     "/judge/validate",
     response_model=SignalOut,
-    responses={**ERRORS, 504: {"model": ErrorBody, "description": "Judge timeout"}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "No market context yet; tracking requested"},
+        504: {"model": ErrorBody, "description": "Judge timeout"},
+    },
     operation_id="validateSignal",
     summary="Judge a caller-supplied signal",
     description="Send a signal (symbol, direction, optional score and levels); the judge "
-    "service answers with the verdict layer and trade plan. 504 if it does not answer in time.",
+    "answers with the verdict layer and trade plan against the symbol's market context. An "
+    "untracked symbol is tracked first: 409 + Retry-After until its context exists; 504 if "
+    "the judge does not answer in time.",
     tags=["gpt"],
 )
 async def validate(body: a.ValidateArgs, p: PlatformDep) -> Response:

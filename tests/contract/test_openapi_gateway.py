@@ -25,6 +25,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 
 from perpsignal_connectors.catalog import load_catalogs
@@ -45,9 +46,16 @@ from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import RecordingProducer
 
 OPERATION_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+FUZZ_KEY = "fuzz-key"  # schemathesis runs with authentication on, as production does
 
 
-def _app(producer: RecordingProducer | None = None, **overrides: Any) -> Any:
+def _app(
+    producer: RecordingProducer | None = None,
+    *,
+    vendor_env: dict[str, str] | None = None,
+    vendor_http: httpx.AsyncClient | None = None,
+    **overrides: Any,
+) -> Any:
     cfg: dict[str, Any] = {
         "gateway_enable_database": False,
         "gateway_on_demand_wait_s": 0.05,
@@ -64,7 +72,8 @@ def _app(producer: RecordingProducer | None = None, **overrides: Any) -> Any:
 
     return create_app(
         GatewaySettings(**cfg),
-        vendor_env={},
+        vendor_env=vendor_env or {},
+        vendor_http=vendor_http,
         listed_symbols=listed,
         producer=producer or RecordingProducer(),
         connect_kafka=False,
@@ -294,10 +303,18 @@ def live_gateway(pg_server: Any) -> Iterator[str]:
     url = pg_server.url_for(name)
     upgrade(url)
     producer = RecordingProducer()
+    # every vendor keyed and answering (a stand-in transport): a vendor's 5xx is not ours
+    vendors = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, json={"ok": True}))
+    )
+    keys = {c.key_env: "k" for c in load_catalogs() if c.key_env}
     app = _app(
         producer,
+        vendor_env={**keys, **{budget_env(c): "100000" for c in load_catalogs()}},
+        vendor_http=vendors,
         gateway_enable_database=True,
         gateway_judge_timeout_s=5,
+        gateway_api_keys=FUZZ_KEY,
         db=DatabaseSettings(database_url=url),
     )
 
@@ -336,6 +353,12 @@ def live_gateway(pg_server: Any) -> Iterator[str]:
 
 
 def _fuzz(strategy: Any, base_url: str) -> None:
+    # nothing to make invalid (no parameters, no body): the positive run covers it
+    with contextlib.suppress(Unsatisfiable):
+        _fuzz_once(strategy, base_url)
+
+
+def _fuzz_once(strategy: Any, base_url: str) -> None:
     @settings(
         max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
@@ -344,10 +367,16 @@ def _fuzz(strategy: Any, base_url: str) -> None:
         case = data.draw(strategy)
         case.call_and_validate(
             base_url=base_url,
+            headers={"X-API-Key": FUZZ_KEY},
             checks=[
                 checks.not_a_server_error,
-                checks.response_schema_conformance,
+                checks.status_code_conformance,
                 checks.content_type_conformance,
+                checks.response_headers_conformance,
+                checks.response_schema_conformance,
+                checks.negative_data_rejection,
+                checks.positive_data_acceptance,
+                checks.missing_required_header,
             ],
         )
 
@@ -361,10 +390,11 @@ def test_fuzz_no_server_errors_and_conforming_responses(live_gateway: str) -> No
     tested = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        try:
-            _fuzz(operation.as_strategy(), live_gateway)
-        except (Exception, BaseExceptionGroup) as exc:  # collect all, report together
-            failures.append(f"{operation.label}: {str(exc)[:500]}")
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            try:
+                _fuzz(operation.as_strategy(mode), live_gateway)
+            except (Exception, BaseExceptionGroup) as exc:  # collect all, report together
+                failures.append(f"{operation.label} ({mode.value}): {str(exc)[:500]}")
         tested += 1
     assert tested >= 20
     assert not failures, "\n".join(failures)

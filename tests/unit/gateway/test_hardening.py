@@ -146,3 +146,22 @@ async def test_costly_operations_have_their_own_budget_per_key(make_client, prod
     assert first.status_code == 200
     limited = await client.post("/invoke", json=vendor, headers=k1)
     assert limited.status_code == 429 and "vendor budget" in limited.text
+
+
+async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:
+    _, client = await make_client()
+    for path, body in (
+        ("/gpt/signals", {"minScore": False}),
+        ("/gpt/signal", {"symbol": "BTC", "debug": 0}),
+        ("/judge/validate", {"symbol": "BTC", "direction": "LONG", "score": "80"}),
+        ("/invoke", {"operation": "list_signals", "limit": "5"}),
+        ("/invoke", {"operation": "list_signals", "args": {"minScore": True}}),
+    ):
+        r = await client.post(path, json=body)
+        assert r.status_code == 422, (path, body, r.text)
+    # an integral float is an integer in JSON Schema
+    assert (await client.post("/gpt/signals", json={"limit": 5.0})).status_code == 200
+    # undeclared query parameters are an error, not silently ignored
+    r = await client.get("/liquidations/BTC", params={"limt": 5})
+    assert r.status_code == 422 and "limt" in r.json()["error"]["message"]
+    assert (await client.get("/liquidations/BTC", params={"limit": 5})).status_code == 200

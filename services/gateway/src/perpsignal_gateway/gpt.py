@@ -67,6 +67,7 @@ def add_security(doc: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             refusals = dict(_REFUSALS)
             if method in ("post", "put", "patch"):
+                refusals["400"] = "The body is not JSON"
                 refusals["413"] = "Request body too large"
             for status, text in refusals.items():
                 if status not in responses:
@@ -81,6 +82,19 @@ def add_security(doc: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
             by_alias=True, ref_template="#/components/schemas/{model}"
         )
     return doc
+
+
+_GPT_INVOKE_BODY: dict[str, Any] = {
+    "title": "InvokeBody",
+    "type": "object",
+    "description": '{"operation": "...", "args": {...}}; GET /invoke/operations lists them',
+    "properties": {
+        "operation": {"type": "string", "minLength": 1, "maxLength": 200},
+        "args": {"type": "object", "additionalProperties": True},
+    },
+    "required": ["operation"],
+    "additionalProperties": True,
+}
 
 
 def build_gpt_openapi(full: dict[str, Any], server_url: str) -> dict[str, Any]:
@@ -104,6 +118,9 @@ def build_gpt_openapi(full: dict[str, Any], server_url: str) -> dict[str, Any]:
                 op["x-openai-isConsequential"] = op["operationId"] not in READ_ONLY_POSTS
             paths.setdefault(path, {})[method] = op
     components = copy.deepcopy(full.get("components", {}))
+    if "oneOf" in components.get("schemas", {}).get("InvokeBody", {}):
+        # GPT Actions get the short form; they learn arguments from listOperations
+        components["schemas"]["InvokeBody"] = _GPT_INVOKE_BODY
     components["securitySchemes"] = {
         SCHEME: {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     }

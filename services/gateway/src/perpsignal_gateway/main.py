@@ -290,7 +290,12 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
 
     def secured_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_security(full_openapi(), cfg.public_paths())
+            doc = add_security(full_openapi(), cfg.public_paths())
+            registry = getattr(app.state, "registry", None)
+            if registry is None:  # before the lifespan: not cached, the exact body comes later
+                return doc
+            doc["components"]["schemas"]["InvokeBody"] = registry.body_schema()
+            app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = secured_openapi  # type: ignore[method-assign]

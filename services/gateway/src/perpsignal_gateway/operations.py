@@ -118,9 +118,45 @@ class Registry:
             )
         return op
 
+    def body_schema(self) -> dict[str, Any]:
+        """Return the exact JSON Schema of a `/invoke` body: per operation, nested or flat.
+
+        Which arguments are valid depends on the operation, so the body is a `oneOf` with
+        two branches per operation (`{"operation", "args"}` and the arguments flat); an
+        unknown operation matches none (and is answered 404).
+        """
+        branches: list[dict[str, Any]] = []
+        for name, op in self.operations.items():
+            params = op.params_schema()
+            operation = {"type": "string", "const": name}
+            branches.append(
+                {
+                    "type": "object",
+                    "properties": {"operation": operation, "args": params},
+                    "required": ["operation", "args"],
+                    "additionalProperties": False,
+                }
+            )
+            branches.append(
+                {
+                    "type": "object",
+                    "properties": {"operation": operation, **params.get("properties", {})},
+                    "required": ["operation", *params.get("required", [])],
+                    "additionalProperties": False,
+                }
+            )
+        return {
+            "title": "InvokeBody",
+            "description": '{"operation": "...", "args": {...}}, or the arguments flat next '
+            "to operation; GET /invoke/operations lists every operation",
+            "type": "object",
+            "oneOf": branches,
+        }
+
     async def invoke(self, name: str, raw_args: dict[str, Any]) -> Any:
         op = self.get(name)
         try:
+            wrong_types = a.json_type_errors(op.args_model, raw_args)
             parsed = op.args_model.model_validate(raw_args)
         except ValidationError as exc:
             details = validation_details(list(exc.errors()))
@@ -128,6 +164,11 @@ class Registry:
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details
             ) from exc
+        if wrong_types:
+            fields = ", ".join(d["field"] for d in wrong_types)
+            raise ApiError(
+                422, "invalid_arguments", f"invalid arguments for {name}: {fields}", wrong_types
+            )
         return await op.handler(parsed)
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.errors import ApiError, known_query_only
 from perpsignal_gateway.operations import RawJson, Registry
 from perpsignal_gateway.platform import Platform
 from perpsignal_gateway.schemas import (
@@ -30,7 +30,7 @@ from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, parse_subscription
 from perpsignal_gateway.tickets import TicketBook
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(known_query_only)])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or invalid API key"},
@@ -258,7 +258,7 @@ async def calibration(q: Annotated[a.CalibrationQuery, Query()], p: PlatformDep)
     description="Same as GET /signals/{symbol} with a flat JSON body: {symbol, debug}.",
     tags=["gpt"],
 )
-async def gpt_signal(body: a.SignalArgs, p: PlatformDep) -> Response:
+async def gpt_signal(body: a.SignalBody, p: PlatformDep) -> Response:
     return json_response(await p.get_signal(body))
 
 
@@ -271,7 +271,7 @@ async def gpt_signal(body: a.SignalArgs, p: PlatformDep) -> Response:
     description="Same as GET /signals with a flat JSON body.",
     tags=["gpt"],
 )
-async def gpt_signals(body: a.SignalsQuery, p: PlatformDep) -> Response:
+async def gpt_signals(body: a.SignalsBody, p: PlatformDep) -> Response:
     return json_response(p.list_signals(body))
 
 
@@ -284,7 +284,7 @@ async def gpt_signals(body: a.SignalsQuery, p: PlatformDep) -> Response:
     description="Same as GET /market/{symbol} with a flat JSON body: {symbol}.",
     tags=["gpt"],
 )
-async def gpt_market(body: a.SymbolArgs, p: PlatformDep) -> Response:
+async def gpt_market(body: a.SymbolBody, p: PlatformDep) -> Response:
     return json_response(p.get_market(body))
 
 
@@ -305,7 +305,7 @@ async def gpt_market(body: a.SymbolArgs, p: PlatformDep) -> Response:
     "the judge does not answer in time.",
     tags=["gpt"],
 )
-async def validate(body: a.ValidateArgs, p: PlatformDep) -> Response:
+async def validate(body: a.ValidateBody, p: PlatformDep) -> Response:
     return json_response(await p.validate(body))
 
 
@@ -316,8 +316,9 @@ class InvokeBody(ApiModel):
     """`{"operation": "...", "args": {...}}`, or the arguments flat at the root."""
 
     model_config = ConfigDict(extra="allow")
-    operation: str = Field(min_length=1, max_length=200, examples=["get_signal"])
-    args: dict[str, Any] | None = Field(default=None, examples=[{"symbol": "BTC"}])
+    operation: str = Field(min_length=1, max_length=200, examples=["list_signals"])
+    # absent = the arguments are flat; never null (the schema says object)
+    args: dict[str, Any] = Field(default_factory=dict, examples=[{"limit": 10}])
 
 
 class InvokeResult(ApiModel):
@@ -356,14 +357,15 @@ class OperationList(ApiModel):
 async def invoke(request: Request, body: Annotated[InvokeBody, Body()]) -> Response:
     reg: Registry = request.app.state.registry
     extra = body.model_extra or {}
-    if body.args is not None and extra:
+    given = "args" in body.model_fields_set
+    if given and extra:
         raise ApiError(
             422,
             "invalid_arguments",
             "give arguments either in args or flat, not both",
             [{"field": k, "message": "unexpected next to args", "type": "extra"} for k in extra],
         )
-    raw = body.args if body.args is not None else dict(extra)
+    raw = body.args if given else dict(extra)
     result = await reg.invoke(body.operation, raw)
     if isinstance(result, RawJson):
         op = orjson.dumps(body.operation)

@@ -6,8 +6,9 @@ moving windows (`limits`, asyncio storage: its thread-based storage starts expir
 threads on the hot path):
 
 * per key (per client address when auth is off) for every request;
-* per client address for failed authentications: past the limit every attempt from that
-  client is refused with 429 unchecked, so guessing keys costs a window per few tries;
+* per client address for wrong credentials (a missing key is a plain 401, not a guess):
+  past the limit every attempt from that client is refused with 429 unchecked, so
+  guessing keys costs a window per few tries;
 * per key for the costly operations: the LLM judge (`POST /judge/validate`, `/invoke
   validate_signal`) and the vendor pass-through (`/invoke <vendor>.<name>`).
 
@@ -142,36 +143,43 @@ class SecurityMiddleware:
     ) -> str | None:
         """Return the caller's rate-limit identity, or answer 401/429 and return None."""
         key = _header(scope, b"x-api-key")
+        ticket: str | None = None
         if key is None and scope["type"] == "websocket":
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             ticket = (query.get("ticket") or [None])[0]
-            if ticket is not None:
-                ident = self._tickets.redeem(ticket)
-                if ident is not None:
-                    return ident
-                await self._failed(scope, receive, send, client, "invalid or used ticket")
-                return None
-            if self._allow_query_key:
+            if ticket is None and self._allow_query_key:
                 raw = (query.get("apiKey") or query.get("api_key") or [None])[0]
                 key = raw.encode() if raw is not None else None
         if not self._keys:
-            return key_ident(key) if key else client
+            ident = self._tickets.redeem(ticket) if ticket is not None else None
+            return ident or (key_ident(key) if key else client)
+        if not key and ticket is None:
+            # nothing presented, nothing guessed: a plain 401, not counted against the client
+            AUTH_FAILURES.inc()
+            await _refuse(scope, receive, send, 401, "unauthorized", "missing X-API-Key")
+            return None
         if not await self._limiter.test(self._fail_limit, "auth", client):
             await self._failed(scope, receive, send, client, None)
             return None
+        if ticket is not None:
+            ident = self._tickets.redeem(ticket)
+            if ident is None:
+                await self._failed(scope, receive, send, client, "invalid or used ticket")
+            return ident
         if self._valid(key):
             assert key is not None
             return key_ident(key)
-        await self._failed(scope, receive, send, client, "missing or invalid X-API-Key")
+        await self._failed(scope, receive, send, client, "invalid X-API-Key")
         return None
 
     async def _failed(
         self, scope: Scope, receive: Receive, send: Send, client: str, why: str | None
     ) -> None:
+        """Answer a wrong credential: 401 while the client has tries left, then 429."""
         AUTH_FAILURES.inc()
         if why is not None and await self._limiter.hit(self._fail_limit, "auth", client):
             await _refuse(scope, receive, send, 401, "unauthorized", why)
-            return None
+            return
         retry = await self._retry_after(self._fail_limit, "auth", client)
         RATE_LIMITED.labels("auth_failures").inc()
         await _refuse(
@@ -183,7 +191,6 @@ class SecurityMiddleware:
             f"too many failed authentications from this client; retry in {retry} s",
             {"retry-after": str(retry)},
         )
-        return None
 
     async def _spend(
         self, scope: Scope, receive: Receive, send: Send, item: RateLimitItem, ident: str, what: str

@@ -91,8 +91,8 @@ class GatewaySettings(ServiceSettings):
         "(empty = none: the client is the TCP peer)",
     )
     gateway_auth_failure_limit: str = Field(
-        default="20/minute",
-        description="Failed authentications allowed per client before 429 (`limits` notation)",
+        default="60/minute",
+        description="Wrong keys or tickets allowed per client before 429 (`limits` notation)",
     )
     gateway_judge_rate_limit: str = Field(
         default="10/minute", description="POST /judge/validate (LLM judge) budget per key"

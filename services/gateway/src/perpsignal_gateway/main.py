@@ -165,7 +165,9 @@ def create_app(
         app.state.follower_task = task
         app.state.platform = platform
         app.state.vendors = vendors
-        app.state.registry = build_registry(platform, vendors, catalogs)
+        app.state.registry = build_registry(
+            platform, vendors, catalogs, vendor_writes=cfg.gateway_vendor_write_operations
+        )
         log.info(
             "gateway started",
             extra={

@@ -8,6 +8,7 @@ pydantic argument model built from its parameter spec, so bad arguments fail wit
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -172,15 +173,34 @@ class Registry:
         return await op.handler(parsed)
 
 
+def changes_vendor_state(endpoint: Endpoint) -> bool:
+    """Return True for an endpoint that changes the operator's vendor account."""
+    # e.g. LunarCrush's searches create/update/delete, all GETs: the method cannot tell
+    return endpoint.method != "GET" or bool(
+        re.search(r"(^|_)(create|update|delete)$", endpoint.name)
+    )
+
+
 def build_registry(
-    platform: Platform, vendors: VendorClient, catalogs: tuple[VendorCatalog, ...]
+    platform: Platform,
+    vendors: VendorClient,
+    catalogs: tuple[VendorCatalog, ...],
+    *,
+    vendor_writes: bool = False,
 ) -> Registry:
-    """Return the registry of platform operations and generated vendor operations."""
+    """Return the registry of platform operations and generated vendor operations.
+
+    Vendor endpoints that change the operator's vendor account are left out unless
+    `vendor_writes`: an API key lets its holder read through the operator's vendor keys,
+    not edit the operator's vendor accounts.
+    """
     reg = Registry()
     for name, desc, model, handler in _platform_ops(platform):
         reg.add(Operation(name, desc, "platform", handler, _const(model)))
     for catalog in catalogs:
         for ep in catalog.endpoints:
+            if changes_vendor_state(ep) and not vendor_writes:
+                continue
             reg.add(
                 Operation(
                     ep.operation,

@@ -100,6 +100,11 @@ class GatewaySettings(ServiceSettings):
     gateway_vendor_rate_limit: str = Field(
         default="60/minute", description="Vendor pass-through (/invoke vendor.*) budget per key"
     )
+    gateway_vendor_write_operations: bool = Field(
+        default=False,
+        description="Expose vendor endpoints that change the operator's vendor account "
+        "(e.g. LunarCrush searches create/update/delete) through /invoke",
+    )
     gateway_ws_ticket_ttl_s: float = Field(
         default=60.0, gt=0, le=600, description="Lifetime of a WebSocket ticket (POST /ws/ticket)"
     )

@@ -196,7 +196,11 @@ class VendorClient:
     def _translate(self, vendor: VendorCatalog, response: httpx.Response) -> Any:
         status = response.status_code
         body = _json_or_text(response)
-        details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": _message(body)}
+        message = _message(body)
+        key = self._env.get(vendor.key_env, "") if vendor.key_env else ""
+        if message and key:  # a vendor may echo the key it refused: it is the operator's
+            message = message.replace(key, "***")
+        details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:
             retry = _retry_after(response)
             VENDOR_CALLS.labels(vendor.name, "rate_limited").inc()

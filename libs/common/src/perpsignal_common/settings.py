@@ -29,8 +29,10 @@ class _RedactedRepr(BaseSettings):
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
             if isinstance(value, str) and value:
-                value = "***" if name and _SECRET_NAME.search(name) else redact_credentials(value)
-            yield name, value
+                secret = bool(name and _SECRET_NAME.search(name))
+                yield name, "***" if secret else redact_credentials(value)
+            else:
+                yield name, value
 
 
 class KafkaSettings(_RedactedRepr):

@@ -26,6 +26,7 @@ from prometheus_client import Counter
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,8 @@ class VendorClient:
         body = _json_or_text(response)
         message = _message(body)
         key = self._env.get(vendor.key_env, "") if vendor.key_env else ""
-        if message and key:  # a vendor may echo the key it refused: it is the operator's
+        # a vendor may echo the key it refused: it is the operator's, not the caller's
+        if message and len(key) >= MIN_SECRET_LEN:
             message = message.replace(key, "***")
         details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:

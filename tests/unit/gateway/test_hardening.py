@@ -70,11 +70,12 @@ def test_log_filter_redacts_query_credentials_and_known_secrets() -> None:
             "msg": '%s - "WebSocket %s" [accepted]',
             "args": ("1.2.3.4:5", "/ws/signals?symbols=BTC&apiKey=abc123&ticket=t.x.y.z"),
             "error": "GET https://u:pw@host/x?key=vendor-key-42 failed",
+            "details": {"urls": ["/ws/liquidations?apiKey=nested-secret"], "n": 3},
         }
     )
     flt.filter(record)
-    text = record.getMessage() + record.error
-    for secret in ("abc123", "t.x.y.z", "vendor-key-42", "pw@"):
+    text = record.getMessage() + record.error + str(record.details)
+    for secret in ("abc123", "t.x.y.z", "vendor-key-42", "pw@", "nested-secret"):
         assert secret not in text
     assert "symbols=BTC" in text and "apiKey=***" in text
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import Any
 
 _QUERY_SECRET = re.compile(
     r"(?i)([?&;](?:api[_-]?key|apikey|key|ticket|token|access_token|secret|password)=)[^&\s\"';]*"
@@ -48,9 +49,18 @@ class RedactingFilter(logging.Filter):
         record.msg = redact(message, self.secrets)
         record.args = None
         for name, value in list(record.__dict__.items()):
-            if name not in _RESERVED and isinstance(value, str):
-                setattr(record, name, redact(value, self.secrets))
+            if name not in _RESERVED and not name.startswith("_"):
+                setattr(record, name, self._scrub(value))
         return True
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, self.secrets)
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(v) for v in value)
+        return value
 
 
 def install_redaction(secrets: Iterable[str]) -> RedactingFilter:

@@ -358,13 +358,26 @@ def _fuzz(strategy: Any, base_url: str) -> None:
         _fuzz_once(strategy, base_url)
 
 
+def _reaches_the_wire(case: Any) -> bool:
+    """Return False for a query no URL can carry (an empty list or an object as a value).
+
+    Schemathesis serialises such a value to nothing, so the request the server gets is valid
+    and "schema-violating request accepted" would be a false alarm.
+    """
+    for value in (case.query or {}).values():
+        items = value if isinstance(value, list) else [value]
+        if not items or any(isinstance(v, dict | list) for v in items):
+            return False
+    return True
+
+
 def _fuzz_once(strategy: Any, base_url: str) -> None:
     @settings(
         max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        case = data.draw(strategy)
+        case = data.draw(strategy.filter(_reaches_the_wire))
         case.call_and_validate(
             base_url=base_url,
             headers={"X-API-Key": FUZZ_KEY},
@@ -394,7 +407,7 @@ def test_fuzz_no_server_errors_and_conforming_responses(live_gateway: str) -> No
             try:
                 _fuzz(operation.as_strategy(mode), live_gateway)
             except (Exception, BaseExceptionGroup) as exc:  # collect all, report together
-                failures.append(f"{operation.label} ({mode.value}): {str(exc)[:500]}")
+                failures.append(f"{operation.label} ({mode.value}): {str(exc)[:800]}")
         tested += 1
     assert tested >= 20
     assert not failures, "\n".join(failures)

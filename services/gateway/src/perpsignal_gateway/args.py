@@ -7,13 +7,25 @@ from datetime import datetime
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from perpsignal_gateway.schemas import ApiModel
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 Horizon = Literal["1h", "4h", "24h"]
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic reads a number as a Unix timestamp; the schema says an ISO 8601 string
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class StrictArgs(ApiModel):
@@ -41,7 +53,8 @@ class SignalsQuery(StrictArgs):
 
 class MssQuery(StrictArgs):
     min_score: float = Field(default=0, ge=0, le=100)
-    tier: str | None = Field(default=None, max_length=40)
+    # a name ("A", "B", ...), never a number: a query string cannot tell 5 from "5"
+    tier: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9 _-]{0,39}$")
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -66,7 +79,7 @@ class ValidateArgs(SymbolArgs):
 
 class PerformanceQuery(StrictArgs):
     horizon: Horizon | None = None
-    since: datetime | None = None
+    since: IsoDatetime | None = None
 
 
 class CompareQuery(StrictArgs):
@@ -76,12 +89,15 @@ class CompareQuery(StrictArgs):
 class HistoryQuery(StrictArgs):
     # a pattern, not just a length: bytes PostgreSQL refuses (NUL) must be a 422, not a 500
     symbol: str | None = Field(
-        default=None, max_length=30, pattern=r"^[A-Za-z0-9/_-]+$", examples=["BTCUSDT"]
+        default=None,
+        max_length=30,
+        pattern=r"^[A-Za-z0-9/_-]*[A-Za-z][A-Za-z0-9/_-]*$",  # a letter: never a bare number
+        examples=["BTCUSDT"],
     )
     verdict: VerdictName | None = None
     horizon: Horizon | None = None
-    start: datetime | None = None
-    end: datetime | None = None
+    start: IsoDatetime | None = None
+    end: IsoDatetime | None = None
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=1_000_000)
 

@@ -54,7 +54,17 @@ async def registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-SymbolPath = Annotated[str, Path(min_length=1, max_length=30, examples=["BTC"])]
+# letters, digits, "-" and "_" with at least one letter: BTC, btc, BTCUSDT, BTC-USDT,
+# 1000PEPEUSDT; never a bare number, a path or markup
+SymbolPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=30,
+        pattern=r"^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$",
+        examples=["BTC"],
+    ),
+]
 PlatformDep = Annotated[Platform, Depends(platform)]
 RegistryDep = Annotated[Registry, Depends(registry)]
 
@@ -393,7 +403,7 @@ def _plain(result: Any) -> Any:
 async def list_operations(
     reg: RegistryDep,
     kind: Annotated[str | None, Query(pattern="^(platform|vendor)$")] = None,
-    prefix: Annotated[str | None, Query(max_length=100)] = None,
+    prefix: Annotated[str | None, Query(pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")] = None,
 ) -> Response:
     ops = [
         OperationInfo(

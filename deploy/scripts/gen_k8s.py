@@ -158,6 +158,8 @@ def deployment(s: Svc) -> dict[str, Any]:
     """Return the Deployment of one service."""
     env: list[dict[str, Any]] = [
         {"name": "GATEWAY_PORT" if s.name == "gateway" else "OPS_PORT", "value": str(s.port)},
+        # both default to loopback; the pod's port is reached only through the NetworkPolicies
+        {"name": "GATEWAY_HOST" if s.name == "gateway" else "OPS_HOST", "value": "0.0.0.0"},
     ]
     if s.database:
         env.append(
@@ -173,7 +175,8 @@ def deployment(s: Svc) -> dict[str, Any]:
         "ports": [{"name": s.port_name, "containerPort": s.port, "protocol": "TCP"}],
         "envFrom": [
             {"configMapRef": {"name": "perpsignal-config"}},
-            # API keys and tokens (optional: every keyed source switches off without its key)
+            # API keys and tokens (optional: every keyed source switches off without its key;
+            # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
             {"secretRef": {"name": "perpsignal-secrets", "optional": True}},
         ],
         "env": env,

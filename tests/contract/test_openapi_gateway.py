@@ -25,6 +25,7 @@ import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 
 from perpsignal_connectors.catalog import load_catalogs
@@ -45,14 +46,23 @@ from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import RecordingProducer
 
 OPERATION_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+FUZZ_KEY = "fuzz-key"  # schemathesis runs with authentication on, as production does
 
 
-def _app(producer: RecordingProducer | None = None, **overrides: Any) -> Any:
+def _app(
+    producer: RecordingProducer | None = None,
+    *,
+    vendor_env: dict[str, str] | None = None,
+    vendor_http: httpx.AsyncClient | None = None,
+    **overrides: Any,
+) -> Any:
     cfg: dict[str, Any] = {
         "gateway_enable_database": False,
         "gateway_on_demand_wait_s": 0.05,
         "gateway_judge_timeout_s": 0.05,
         "gateway_rate_limit": "100000/minute",
+        "gateway_judge_rate_limit": "100000/minute",
+        "gateway_vendor_rate_limit": "100000/minute",
         "gateway_public_url": "https://perpsignal.example.com",
     }
     cfg.update(overrides)
@@ -62,7 +72,8 @@ def _app(producer: RecordingProducer | None = None, **overrides: Any) -> Any:
 
     return create_app(
         GatewaySettings(**cfg),
-        vendor_env={},
+        vendor_env=vendor_env or {},
+        vendor_http=vendor_http,
         listed_symbols=listed,
         producer=producer or RecordingProducer(),
         connect_kafka=False,
@@ -104,6 +115,60 @@ async def test_gpt_actions_document_meets_the_constraints() -> None:
     assert {"getSignal", "validateSignal", "invokeOperation"} <= set(ids)
 
 
+async def test_gpt_document_marks_only_read_only_posts_as_inconsequential() -> None:
+    doc = await _gpt_doc()
+    posts = {op["operationId"]: op for item in doc["paths"].values() for m, op in item.items()
+             if m == "post"}  # fmt: skip
+    assert {k for k, op in posts.items() if op["x-openai-isConsequential"] is False} == {
+        "gptSignal",
+        "gptSignals",
+        "gptMarket",
+        "validateSignal",
+    }
+    # /invoke reaches vendor operations that change the operator's vendor account
+    assert posts["invokeOperation"]["x-openai-isConsequential"] is True
+
+
+async def test_gpt_server_url_is_the_configured_public_url() -> None:
+    app = _app(gateway_public_url="https://signals.example.org/")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            doc = (await client.get("/openapi-gpt.json")).json()
+    assert doc["servers"] == [{"url": "https://signals.example.org"}]
+
+
+async def test_openapi_declares_the_key_on_every_protected_operation() -> None:
+    app = _app(gateway_api_keys="k1", gateway_auth_failure_limit="1000/minute")
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            doc = (await client.get("/openapi.json")).json()
+            public = app.state.settings.public_paths()
+            scheme = doc["components"]["securitySchemes"]["ApiKeyAuth"]
+            assert (scheme["type"], scheme["in"], scheme["name"]) == (
+                "apiKey",
+                "header",
+                "X-API-Key",
+            )
+            protected = 0
+            for path, item in doc["paths"].items():
+                for method, op in item.items():
+                    if path in public:
+                        assert "security" not in op, path
+                        continue
+                    protected += 1
+                    assert op["security"] == [{"ApiKeyAuth": []}], (method, path)
+                    assert {"401", "429"} <= set(op["responses"]), (method, path)
+                    # and the gateway really refuses it without the key
+                    url = re.sub(r"\{[^}]+\}", "BTC", path)
+                    r = await client.request(method.upper(), url, json={})
+                    assert r.status_code == 401, (method, path, r.status_code)
+            assert protected >= 20
+            # Swagger UI shows its Authorize button for a declared scheme
+            assert (await client.get("/docs")).status_code == 200
+
+
 def _dumps(doc: Any) -> str:
     import json
 
@@ -124,7 +189,11 @@ async def test_every_vendor_operation_builds_a_complete_request() -> None:
     env = {c.key_env: "k" for c in load_catalogs() if c.key_env}
     env.update({budget_env(c): "1000" for c in load_catalogs()})
     app = create_app(
-        GatewaySettings(gateway_enable_database=False, gateway_rate_limit="100000/minute"),
+        GatewaySettings(
+            gateway_enable_database=False,
+            gateway_rate_limit="100000/minute",
+            gateway_vendor_rate_limit="100000/minute",
+        ),
         vendor_env=env,
         producer=RecordingProducer(),
         connect_kafka=False,
@@ -234,10 +303,18 @@ def live_gateway(pg_server: Any) -> Iterator[str]:
     url = pg_server.url_for(name)
     upgrade(url)
     producer = RecordingProducer()
+    # every vendor keyed and answering (a stand-in transport): a vendor's 5xx is not ours
+    vendors = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _: httpx.Response(200, json={"ok": True}))
+    )
+    keys = {c.key_env: "k" for c in load_catalogs() if c.key_env}
     app = _app(
         producer,
+        vendor_env={**keys, **{budget_env(c): "100000" for c in load_catalogs()}},
+        vendor_http=vendors,
         gateway_enable_database=True,
         gateway_judge_timeout_s=5,
+        gateway_api_keys=FUZZ_KEY,
         db=DatabaseSettings(database_url=url),
     )
 
@@ -276,18 +353,43 @@ def live_gateway(pg_server: Any) -> Iterator[str]:
 
 
 def _fuzz(strategy: Any, base_url: str) -> None:
+    # nothing to make invalid (no parameters, no body): the positive run covers it
+    with contextlib.suppress(Unsatisfiable):
+        _fuzz_once(strategy, base_url)
+
+
+def _reaches_the_wire(case: Any) -> bool:
+    """Return False for a query no URL can carry (an empty list or an object as a value).
+
+    Schemathesis serialises such a value to nothing, so the request the server gets is valid
+    and "schema-violating request accepted" would be a false alarm.
+    """
+    for value in (case.query or {}).values():
+        items = value if isinstance(value, list) else [value]
+        if not items or any(isinstance(v, dict | list) for v in items):
+            return False
+    return True
+
+
+def _fuzz_once(strategy: Any, base_url: str) -> None:
     @settings(
         max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        case = data.draw(strategy)
+        case = data.draw(strategy.filter(_reaches_the_wire))
         case.call_and_validate(
             base_url=base_url,
+            headers={"X-API-Key": FUZZ_KEY},
             checks=[
                 checks.not_a_server_error,
-                checks.response_schema_conformance,
+                checks.status_code_conformance,
                 checks.content_type_conformance,
+                checks.response_headers_conformance,
+                checks.response_schema_conformance,
+                checks.negative_data_rejection,
+                checks.positive_data_acceptance,
+                checks.missing_required_header,
             ],
         )
 
@@ -301,10 +403,11 @@ def test_fuzz_no_server_errors_and_conforming_responses(live_gateway: str) -> No
     tested = 0
     for result in schema.get_all_operations():
         operation = result.ok()
-        try:
-            _fuzz(operation.as_strategy(), live_gateway)
-        except (Exception, BaseExceptionGroup) as exc:  # collect all, report together
-            failures.append(f"{operation.label}: {str(exc)[:500]}")
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            try:
+                _fuzz(operation.as_strategy(mode), live_gateway)
+            except (Exception, BaseExceptionGroup) as exc:  # collect all, report together
+                failures.append(f"{operation.label} ({mode.value}): {str(exc)[:800]}")
         tested += 1
     assert tested >= 20
     assert not failures, "\n".join(failures)

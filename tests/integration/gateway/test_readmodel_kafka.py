@@ -102,6 +102,14 @@ async def test_on_demand_publishes_a_track_command(kafka_settings) -> None:
 async def test_judge_validate_is_a_request_reply_over_the_bus(kafka_settings) -> None:
     await ensure_topics(kafka_settings)
     stop = asyncio.Event()
+    # the symbol's market context: validation judges against it, never against nothing
+    context = EventProducer(kafka_settings, service="test")
+    await context.start()
+    try:
+        await context.publish(b.signal("ETHUSDT", score=61.0), wait=True)
+    finally:
+        await context.stop()
+    contexts: list[float | None] = []
 
     async def fake_judge() -> None:
         judge_producer = EventProducer(kafka_settings, service="judge")
@@ -117,6 +125,7 @@ async def test_judge_validate_is_a_request_reply_over_the_bus(kafka_settings) ->
                         if req.event_id in answered:
                             continue
                         answered.add(req.event_id)
+                        contexts.append(req.signal.score if req.signal else None)
                         judged = b.signal(
                             req.symbol,
                             direction=req.direction,
@@ -139,6 +148,7 @@ async def test_judge_validate_is_a_request_reply_over_the_bus(kafka_settings) ->
             body = r.json()
             assert (body["symbol"], body["signal"], body["score"]) == ("ETHUSDT", "SHORT", 33.0)
             assert body["aiVerdictLayer"]["verdict"] == "WAIT"
+            assert contexts and contexts[-1] is not None  # the scored context went along
     finally:
         stop.set()
         await asyncio.wait_for(judge_task, 10)

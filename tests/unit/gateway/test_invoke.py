@@ -8,6 +8,7 @@ import respx
 
 from perpsignal_common.events.signals import JudgeRequestV1
 from perpsignal_connectors.catalog import all_endpoints
+from perpsignal_gateway.operations import changes_vendor_state
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import model_of, recorded
 
@@ -33,8 +34,16 @@ async def test_every_operation_is_listed_with_a_parameter_schema(make_client) ->
     body = (await client.get("/invoke/operations")).json()
     names = {op["name"] for op in body["operations"]}
     assert body["count"] == len(names) >= 192
-    # every catalogue endpoint is an operation, generated rather than hand-written
-    assert {e.operation for e in all_endpoints()} <= names
+    # every catalogue endpoint is an operation, generated rather than hand-written, except
+    # those that would change the operator's vendor account (off unless configured)
+    writes = {e.operation for e in all_endpoints() if changes_vendor_state(e)}
+    assert writes == {
+        "lunarcrush.searches_create",
+        "lunarcrush.searches_update",
+        "lunarcrush.searches_delete",
+    }
+    assert {e.operation for e in all_endpoints()} - writes <= names
+    assert not writes & names
     platform = {op["name"] for op in body["operations"] if op["kind"] == "platform"}
     assert {
         "get_signal",
@@ -226,8 +235,18 @@ async def test_validate_signal_round_trips_through_the_judge(make_client, produc
 
 
 async def test_validate_times_out_with_504(make_client, producer) -> None:
-    _, client = await make_client(gateway_judge_timeout_s=0.2)
+    app, client = await make_client(gateway_judge_timeout_s=0.2)
+    model_of(app).apply(b.signal("BTCUSDT"))
     r = await client.post("/judge/validate", json={"symbol": "BTC", "direction": "LONG"})
     assert r.status_code == 504
     assert r.json()["error"]["code"] == "judge_timeout"
     assert any(isinstance(e, JudgeRequestV1) for e in producer.events)
+
+
+async def test_vendor_account_writes_are_opt_in(make_client) -> None:
+    _, closed = await make_client()
+    r = await closed.post("/invoke", json={"operation": "lunarcrush.searches_delete", "slug": "x"})
+    assert r.status_code == 404
+    _, opened = await make_client(gateway_vendor_write_operations=True)
+    listing = await opened.get("/invoke/operations", params={"prefix": "lunarcrush.searches_"})
+    assert "lunarcrush.searches_delete" in {o["name"] for o in listing.json()["operations"]}

@@ -97,9 +97,10 @@ async def test_liquidation_stream_with_symbol_filter(server) -> None:
 
 async def test_websocket_without_key_is_refused(server) -> None:
     _, base = server
-    with pytest.raises(websockets.exceptions.InvalidStatus):
-        async with websockets.connect(f"{base}/ws/signals"):
-            pass
+    async with websockets.connect(f"{base}/ws/signals") as ws:
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 class FakeSocket:

@@ -7,7 +7,8 @@ default so a bare `perpsignal up` works; `.env.example` documents all of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Self
+import re
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,8 +18,27 @@ from perpsignal_common.errors import ConfigError
 if TYPE_CHECKING:
     from perpsignal_common.db.url import PgConnect
 
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s,]*@")
+_SECRET_NAME = re.compile(r"(key|keys|token|secret|password)$")
 
-class KafkaSettings(BaseSettings):
+
+def redact_credentials(value: str) -> str:
+    """Return `value` with the user:password part of every URL in it replaced by `***`."""
+    return _URL_USERINFO.sub(r"\g<scheme>***@", value)
+
+
+class _RedactedRepr(BaseSettings):
+    # a settings repr lands in logs and tracebacks: no URL credentials, no plain-str keys
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if isinstance(value, str) and value:
+                secret = bool(name and _SECRET_NAME.search(name))
+                yield name, "***" if secret else redact_credentials(value)
+            else:
+                yield name, value
+
+
+class KafkaSettings(_RedactedRepr):
     """How to reach Kafka and how clients behave (see shared broker notes for the numbers)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -116,7 +136,7 @@ class KafkaSettings(BaseSettings):
         return self.kafka_topic_prefix + name
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(_RedactedRepr):
     """PostgreSQL connection (SQLAlchemy async URL; plain postgresql:// is accepted)."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -157,12 +177,16 @@ class DatabaseSettings(BaseSettings):
         return parse_database_url(self.database_url.get_secret_value())
 
 
-class OpsSettings(BaseSettings):
+class OpsSettings(_RedactedRepr):
     """The ops HTTP server (`/healthz`, `/readyz`, `/metrics`) and lifecycle deadlines."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    ops_host: str = "0.0.0.0"
+    # loopback unless told otherwise: /metrics and the DLQ counts are unauthenticated
+    # (Kubernetes sets 0.0.0.0, behind its NetworkPolicies)
+    ops_host: str = Field(
+        default="127.0.0.1", description="Ops server address (0.0.0.0 in containers)"
+    )
     ops_port: int = Field(default=0, description="0 = the service's default port")
     startup_timeout_s: float = Field(default=60.0, description="Deadline for start-up")
     shutdown_timeout_s: float = Field(
@@ -170,14 +194,14 @@ class OpsSettings(BaseSettings):
     )
 
 
-class ServiceSettings(BaseSettings):
+class ServiceSettings(_RedactedRepr):
     """Base of every `<Service>Settings`: identity, logging and the shared groups."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, env_file=None)
 
     service_name: str = "perpsignal"
     environment: Literal["dev", "test", "staging", "prod"] = Field(
-        default="dev", description="dev, test, staging or prod (prod requires secure Kafka)"
+        default="dev", description="dev, test, staging or prod (staging/prod require TLS Kafka)"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level"
@@ -196,8 +220,11 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _prod_invariants(self) -> Self:
-        if self.environment == "prod" and self.kafka.kafka_security_protocol == "PLAINTEXT":
+        # SASL_PLAINTEXT sends the SASL exchange and every record in clear: TLS or nothing
+        protocol = self.kafka.kafka_security_protocol
+        if self.environment in ("prod", "staging") and protocol not in ("SSL", "SASL_SSL"):
             raise ConfigError(
-                "ENVIRONMENT=prod requires KAFKA_SECURITY_PROTOCOL other than PLAINTEXT"
+                f"ENVIRONMENT={self.environment} requires KAFKA_SECURITY_PROTOCOL=SSL or "
+                f"SASL_SSL (got {protocol})"
             )
         return self

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from perpsignal_gateway.schemas import ApiModel
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 Horizon = Literal["1h", "4h", "24h"]
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic reads a number as a Unix timestamp; the schema says an ISO 8601 string
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 
 
 class StrictArgs(ApiModel):
@@ -39,7 +53,8 @@ class SignalsQuery(StrictArgs):
 
 class MssQuery(StrictArgs):
     min_score: float = Field(default=0, ge=0, le=100)
-    tier: str | None = Field(default=None, max_length=40)
+    # a name ("A", "B", ...), never a number: a query string cannot tell 5 from "5"
+    tier: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9 _-]{0,39}$")
     limit: int = Field(default=50, ge=1, le=500)
 
 
@@ -64,7 +79,7 @@ class ValidateArgs(SymbolArgs):
 
 class PerformanceQuery(StrictArgs):
     horizon: Horizon | None = None
-    since: datetime | None = None
+    since: IsoDatetime | None = None
 
 
 class CompareQuery(StrictArgs):
@@ -74,12 +89,15 @@ class CompareQuery(StrictArgs):
 class HistoryQuery(StrictArgs):
     # a pattern, not just a length: bytes PostgreSQL refuses (NUL) must be a 422, not a 500
     symbol: str | None = Field(
-        default=None, max_length=30, pattern=r"^[A-Za-z0-9/_-]+$", examples=["BTCUSDT"]
+        default=None,
+        max_length=30,
+        pattern=r"^[A-Za-z0-9/_-]*[A-Za-z][A-Za-z0-9/_-]*$",  # a letter: never a bare number
+        examples=["BTCUSDT"],
     )
     verdict: VerdictName | None = None
     horizon: Horizon | None = None
-    start: datetime | None = None
-    end: datetime | None = None
+    start: IsoDatetime | None = None
+    end: IsoDatetime | None = None
     limit: int = Field(default=50, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=1_000_000)
 
@@ -91,3 +109,89 @@ class NoArgs(StrictArgs):
 class CalibrationQuery(StrictArgs):
     horizon: Horizon = "4h"
     bucket_size: int = Field(default=10, ge=1, le=50)
+
+
+class ExactJsonTypes(StrictArgs):
+    """A JSON body: values must have the JSON type the schema says (see `json_type_errors`)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exact_types(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            errors = json_type_errors(cls, data)
+            if errors:
+                raise ValueError("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        return data
+
+
+class SignalBody(ExactJsonTypes, SignalArgs):
+    pass
+
+
+class SignalsBody(ExactJsonTypes, SignalsQuery):
+    pass
+
+
+class SymbolBody(ExactJsonTypes, SymbolArgs):
+    pass
+
+
+class ValidateBody(ExactJsonTypes, ValidateArgs):
+    pass
+
+
+def json_type_errors(model: type[BaseModel], data: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Return one error per value whose JSON type its field does not allow.
+
+    Pydantic's lax mode, right for query strings, also takes `"5"` or `false` for a number
+    and `0` for a boolean; a JSON body must say what its schema says. Integral floats
+    (`158.0`) stay valid integers, as in JSON Schema.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        fields[name] = fields[info.alias or name] = info.annotation
+    errors = []
+    for key, value in data.items():
+        kinds = _json_kinds(fields[key]) if key in fields and value is not None else set()
+        if kinds and _json_kind(value) not in kinds:
+            wanted = " or ".join(sorted(kinds))
+            errors.append({"field": key, "message": f"must be {wanted}", "type": "json_type"})
+    return errors
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "other"
+
+
+def _json_kinds(annotation: Any) -> set[str]:
+    """Return the JSON kinds a field accepts (empty = unchecked)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _json_kinds(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        kinds: set[str] = set()
+        for arg in get_args(annotation):
+            if arg is not type(None):
+                sub = _json_kinds(arg)
+                if not sub:
+                    return set()
+                kinds |= sub
+        return kinds
+    if origin is Literal:
+        return {_json_kind(v) for v in get_args(annotation)}
+    simple = {
+        bool: {"boolean"},
+        int: {"integer"},
+        float: {"integer", "number"},
+        str: {"string"},
+        datetime: {"string"},
+    }
+    return simple.get(annotation, set())

@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from perpsignal_common.errors import DependencyUnavailable
@@ -111,3 +112,40 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dependency(_: Request, exc: DependencyUnavailable) -> Response:
         log.warning("dependency unavailable", extra={"error": str(exc)[:200]})
         return error_response(503, "dependency_unavailable", "a platform dependency is down")
+
+
+async def known_query_only(conn: HTTPConnection) -> None:
+    """Refuse query parameters an operation does not declare (422), as its schema says.
+
+    Routes that take a query model already forbid extras; this covers the ones with single
+    parameters (and none), which FastAPI would otherwise silently ignore, so a typo such as
+    `?limt=5` is an error, not a default. The declared names come from the app's own
+    OpenAPI document, so the two cannot disagree.
+    """
+    if conn.scope["type"] != "http" or not conn.scope.get("query_string"):
+        return
+    path = getattr(conn.scope.get("route"), "path", None)
+    if path is None:
+        return
+    method = str(conn.scope["method"]).lower()
+    known: dict[tuple[str, str], frozenset[str]] = conn.app.state.__dict__.setdefault(
+        "_declared_query", {}
+    )
+    key = (path, method)
+    if key not in known:
+        op = conn.app.openapi().get("paths", {}).get(path, {}).get(method)
+        if op is None:
+            return  # not a documented operation
+        params = op.get("parameters", [])
+        known[key] = frozenset(p["name"] for p in params if p.get("in") == "query")
+    unknown = sorted({k for k in conn.query_params if k not in known[key]})
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_arguments",
+            f"unknown query parameters: {', '.join(unknown)}",
+            [
+                {"field": k, "message": "not a parameter of this operation", "type": "extra"}
+                for k in unknown
+            ],
+        )

@@ -32,6 +32,69 @@ GPT_OPERATIONS: tuple[str, ...] = (
     "listOperations",
 )
 MAX_DESCRIPTION = 300
+# POSTs that only read (or, for the judge, compute an answer without changing anything):
+# ChatGPT runs them without asking the user to confirm each call
+READ_ONLY_POSTS = frozenset({"gptSignal", "gptSignals", "gptMarket", "validateSignal"})
+SCHEME = "ApiKeyAuth"
+API_KEY_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-API-Key",
+    "description": "One of GATEWAY_API_KEYS. WebSockets: POST /ws/ticket, then ?ticket=.",
+}
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_REFUSALS = {
+    "401": "Missing or invalid API key",
+    "429": "Rate limited (per key, per costly operation, or failed authentications); "
+    "see Retry-After",
+}
+
+
+def add_security(doc: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
+    """Declare the API-key scheme; every operation outside `public_paths` requires it.
+
+    Also documents what the security middleware may answer before the route runs (401, 429,
+    413 on bodies), so generated clients and schema checks know every status they can meet.
+    """
+    components = doc.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[SCHEME] = API_KEY_SCHEME
+    schemas = components.setdefault("schemas", {})
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            if not isinstance(op, dict) or path in public_paths:
+                continue
+            op["security"] = [{SCHEME: []}]
+            responses = op.setdefault("responses", {})
+            refusals = dict(_REFUSALS)
+            if method in ("post", "put", "patch"):
+                refusals["400"] = "The body is not JSON"
+                refusals["413"] = "Request body too large"
+            for status, text in refusals.items():
+                if status not in responses:
+                    responses[status] = {
+                        "description": text,
+                        "content": {"application/json": {"schema": _ERROR_REF}},
+                    }
+    if "ErrorBody" not in schemas:
+        from perpsignal_gateway.schemas import ErrorBody
+
+        schemas["ErrorBody"] = ErrorBody.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}"
+        )
+    return doc
+
+
+_GPT_INVOKE_BODY: dict[str, Any] = {
+    "title": "InvokeBody",
+    "type": "object",
+    "description": '{"operation": "...", "args": {...}}; GET /invoke/operations lists them',
+    "properties": {
+        "operation": {"type": "string", "minLength": 1, "maxLength": 200},
+        "args": {"type": "object", "additionalProperties": True},
+    },
+    "required": ["operation"],
+    "additionalProperties": True,
+}
 
 
 def build_gpt_openapi(full: dict[str, Any], server_url: str) -> dict[str, Any]:
@@ -50,12 +113,16 @@ def build_gpt_openapi(full: dict[str, Any], server_url: str) -> dict[str, Any]:
             op["parameters"] = [p for p in op.get("parameters", []) if p.get("name") != "X-API-Key"]
             if not op["parameters"]:
                 op.pop("parameters")
-            if method == "post" and op["operationId"] == "validateSignal":
-                op["x-openai-isConsequential"] = False
+            op.pop("security", None)  # declared once, globally
+            if method == "post":
+                op["x-openai-isConsequential"] = op["operationId"] not in READ_ONLY_POSTS
             paths.setdefault(path, {})[method] = op
     components = copy.deepcopy(full.get("components", {}))
+    if "oneOf" in components.get("schemas", {}).get("InvokeBody", {}):
+        # GPT Actions get the short form; they learn arguments from listOperations
+        components["schemas"]["InvokeBody"] = _GPT_INVOKE_BODY
     components["securitySchemes"] = {
-        "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        SCHEME: {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     }
     info = full.get("info", {})
     return {

@@ -24,11 +24,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 from starlette.responses import Response
 
+from perpsignal_gateway.errors import known_query_only
 from perpsignal_gateway.routes import ERRORS, json_response
 from perpsignal_gateway.schemas import ApiModel
 from perpsignal_gateway.settings import GatewaySettings
@@ -225,7 +226,7 @@ def probe_of(request: Request) -> HealthProbe:
     return probe
 
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(known_query_only)])
 
 
 @router.get(

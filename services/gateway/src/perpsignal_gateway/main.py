@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -32,20 +33,23 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_connectors.keys import read_keys
+from perpsignal_gateway.connections import connection_cap, guarded_h11
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
-from perpsignal_gateway.gpt import build_gpt_openapi
+from perpsignal_gateway.gpt import add_security, build_gpt_openapi
 from perpsignal_gateway.health import router as health_router
 from perpsignal_gateway.hotpath import HotPathMiddleware
 from perpsignal_gateway.operations import build_registry
 from perpsignal_gateway.platform import Pending, Platform
 from perpsignal_gateway.readmodel import ReadModel, TopicFollower
+from perpsignal_gateway.redaction import install_redaction
 from perpsignal_gateway.routes import json_response, router
 from perpsignal_gateway.schemas import Health, Readiness
 from perpsignal_gateway.security import MetricsMiddleware, SecurityMiddleware
-from perpsignal_gateway.settings import GatewaySettings
+from perpsignal_gateway.settings import SECURE_ENVIRONMENTS, GatewaySettings, split_csv
 from perpsignal_gateway.streams import StreamHub
 from perpsignal_gateway.symbols import ListedSymbols, SymbolUniverse
+from perpsignal_gateway.tickets import TicketBook
 from perpsignal_gateway.vendors import VendorClient, budget_env
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,20 @@ def vendor_env_from_os() -> dict[str, str]:
     found = {n: os.environ[n] for n in names if os.environ.get(n)}
     # keys by the registry shared with the ingestor: deprecated names land on the documented one
     return {**found, **read_keys(os.environ)}
+
+
+def configured_secrets(cfg: GatewaySettings, environ: Mapping[str, str]) -> list[str]:
+    """Return every secret value this process knows, for the log redaction filter."""
+    found = list(cfg.api_keys())
+    if cfg.kafka.kafka_sasl_password is not None:
+        found.append(cfg.kafka.kafka_sasl_password.get_secret_value())
+    password = urlsplit(cfg.db.database_url.get_secret_value()).password
+    if password:
+        found.append(password)
+    for name, value in environ.items():
+        if value and name.upper().endswith(("_KEY", "_KEYS", "_SECRET", "_TOKEN", "_PASSWORD")):
+            found.extend(split_csv(value))
+    return found
 
 
 def binance_listed(vendors: VendorClient) -> ListedSymbols:
@@ -149,7 +167,9 @@ def create_app(
         app.state.follower_task = task
         app.state.platform = platform
         app.state.vendors = vendors
-        app.state.registry = build_registry(platform, vendors, catalogs)
+        app.state.registry = build_registry(
+            platform, vendors, catalogs, vendor_writes=cfg.gateway_vendor_write_operations
+        )
         log.info(
             "gateway started",
             extra={
@@ -182,6 +202,7 @@ def create_app(
         redoc_url="/redoc",
     )
     app.state.settings = cfg
+    app.state.tickets = TicketBook(cfg.api_keys(), ttl_s=cfg.gateway_ws_ticket_ttl_s)
     install_error_handlers(app)
 
     @app.exception_handler(Pending)
@@ -203,6 +224,13 @@ def create_app(
         public_paths=cfg.public_paths(),
         rate_limit=cfg.gateway_rate_limit,
         max_body_bytes=cfg.gateway_max_body_bytes,
+        trusted_proxies=cfg.trusted_proxies(),
+        auth_failure_limit=cfg.gateway_auth_failure_limit,
+        judge_limit=cfg.gateway_judge_rate_limit,
+        vendor_limit=cfg.gateway_vendor_rate_limit,
+        tickets=app.state.tickets,
+        # a long-lived key in a URL ends up in proxies' logs: tickets only in staging/prod
+        allow_query_key=cfg.environment not in SECURE_ENVIRONMENTS,
     )
     if cfg.cors_origins():
         app.add_middleware(
@@ -262,6 +290,19 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
     async def ping() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
+    full_openapi = app.openapi
+
+    def secured_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = add_security(full_openapi(), cfg.public_paths())
+            registry = getattr(app.state, "registry", None)
+            if registry is None:  # before the lifespan: not cached, the exact body comes later
+                return doc
+            doc["components"]["schemas"]["InvokeBody"] = registry.body_schema()
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = secured_openapi  # type: ignore[method-assign]
     gpt_cache: dict[str, Any] = {}
 
     @app.get("/openapi-gpt.json", include_in_schema=False)
@@ -281,14 +322,31 @@ def main() -> None:
         sys.exit(2)
     configure_logging("gateway", settings.log_level, settings.log_format)
     configure_clock_skew(settings.event_max_clock_skew_s)
+    install_redaction(configured_secrets(settings, os.environ))
+    host = settings.listen_host()
+    if not settings.api_keys() and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "no GATEWAY_API_KEYS: the gateway is open to anyone who reaches it",
+            extra={"host": host},
+        )
     config = uvicorn.Config(
         create_app(settings),
-        host=settings.gateway_host,
+        host=host,
         port=settings.gateway_port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # X-Forwarded-For is read by the security middleware, from trusted proxies only
+        proxy_headers=False,
+        http=guarded_h11(
+            header_timeout_s=settings.gateway_header_timeout_s,
+            body_timeout_s=settings.gateway_body_timeout_s,
+            max_connections=connection_cap(settings.gateway_max_connections),
+        ),
+        timeout_keep_alive=settings.gateway_keep_alive_s,
+        h11_max_incomplete_event_size=settings.gateway_max_header_bytes,
         ws=settings.gateway_ws_impl,
+        # clients send only small subscribe messages; the 16 MiB default invites abuse
+        ws_max_size=settings.gateway_max_body_bytes,
         timeout_graceful_shutdown=int(settings.ops.shutdown_timeout_s),
     )
     _Server(config).run()

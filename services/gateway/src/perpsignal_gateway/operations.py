@@ -8,6 +8,7 @@ pydantic argument model built from its parameter spec, so bad arguments fail wit
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,10 @@ from perpsignal_gateway.vendors import VendorClient
 
 Handler = Callable[[BaseModel], Awaitable[Any]]
 _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
+# a path parameter is one segment: no "/", "\\", "%" or "?", and it cannot start with "." (so
+# never "." or ".."), which would let a caller walk out of the catalogued endpoint
+PATH_PARAM_PATTERN = r"^[A-Za-z0-9$#@_][A-Za-z0-9 ._:@$#+~-]{0,127}$"
+MAX_QUERY_VALUE = 512
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,13 @@ class Operation:
     def params_schema(self) -> dict[str, Any]:
         if self.endpoint is not None:
             vendor_schema: dict[str, Any] = self.endpoint.params_schema()
+            for p in self.endpoint.params:
+                if p.type == "string" and not p.enum:
+                    prop = vendor_schema["properties"][p.name]
+                    if p.location == "path":
+                        prop["pattern"] = PATH_PARAM_PATTERN
+                    else:
+                        prop["maxLength"] = MAX_QUERY_VALUE
             return vendor_schema
         schema = self.args_model.model_json_schema(by_alias=True)
         schema.pop("title", None)
@@ -62,10 +74,16 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for i, p in enumerate(endpoint.params):
         py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]
+        limits: dict[str, Any] = {}
+        if p.type == "string" and not p.enum:
+            if p.location == "path":
+                limits["pattern"] = PATH_PARAM_PATTERN
+            else:
+                limits["max_length"] = MAX_QUERY_VALUE
         if p.required:
-            fields[f"p{i}"] = (py, Field(alias=p.name))
+            fields[f"p{i}"] = (py, Field(alias=p.name, **limits))
         else:
-            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name))
+            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name, **limits))
     model: type[BaseModel] = create_model(
         "Args_" + endpoint.operation.replace(".", "_"),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
@@ -101,9 +119,45 @@ class Registry:
             )
         return op
 
+    def body_schema(self) -> dict[str, Any]:
+        """Return the exact JSON Schema of a `/invoke` body: per operation, nested or flat.
+
+        Which arguments are valid depends on the operation, so the body is a `oneOf` with
+        two branches per operation (`{"operation", "args"}` and the arguments flat); an
+        unknown operation matches none (and is answered 404).
+        """
+        branches: list[dict[str, Any]] = []
+        for name, op in self.operations.items():
+            params = op.params_schema()
+            operation = {"type": "string", "const": name}
+            branches.append(
+                {
+                    "type": "object",
+                    "properties": {"operation": operation, "args": params},
+                    "required": ["operation", "args"],
+                    "additionalProperties": False,
+                }
+            )
+            branches.append(
+                {
+                    "type": "object",
+                    "properties": {"operation": operation, **params.get("properties", {})},
+                    "required": ["operation", *params.get("required", [])],
+                    "additionalProperties": False,
+                }
+            )
+        return {
+            "title": "InvokeBody",
+            "description": '{"operation": "...", "args": {...}}, or the arguments flat next '
+            "to operation; GET /invoke/operations lists every operation",
+            "type": "object",
+            "oneOf": branches,
+        }
+
     async def invoke(self, name: str, raw_args: dict[str, Any]) -> Any:
         op = self.get(name)
         try:
+            wrong_types = a.json_type_errors(op.args_model, raw_args)
             parsed = op.args_model.model_validate(raw_args)
         except ValidationError as exc:
             details = validation_details(list(exc.errors()))
@@ -111,18 +165,42 @@ class Registry:
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details
             ) from exc
+        if wrong_types:
+            fields = ", ".join(d["field"] for d in wrong_types)
+            raise ApiError(
+                422, "invalid_arguments", f"invalid arguments for {name}: {fields}", wrong_types
+            )
         return await op.handler(parsed)
 
 
+def changes_vendor_state(endpoint: Endpoint) -> bool:
+    """Return True for an endpoint that changes the operator's vendor account."""
+    # e.g. LunarCrush's searches create/update/delete, all GETs: the method cannot tell
+    return endpoint.method != "GET" or bool(
+        re.search(r"(^|_)(create|update|delete)$", endpoint.name)
+    )
+
+
 def build_registry(
-    platform: Platform, vendors: VendorClient, catalogs: tuple[VendorCatalog, ...]
+    platform: Platform,
+    vendors: VendorClient,
+    catalogs: tuple[VendorCatalog, ...],
+    *,
+    vendor_writes: bool = False,
 ) -> Registry:
-    """Return the registry of platform operations and generated vendor operations."""
+    """Return the registry of platform operations and generated vendor operations.
+
+    Vendor endpoints that change the operator's vendor account are left out unless
+    `vendor_writes`: an API key lets its holder read through the operator's vendor keys,
+    not edit the operator's vendor accounts.
+    """
     reg = Registry()
     for name, desc, model, handler in _platform_ops(platform):
         reg.add(Operation(name, desc, "platform", handler, _const(model)))
     for catalog in catalogs:
         for ep in catalog.endpoints:
+            if changes_vendor_state(ep) and not vendor_writes:
+                continue
             reg.add(
                 Operation(
                     ep.operation,

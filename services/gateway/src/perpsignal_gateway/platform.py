@@ -110,7 +110,10 @@ class Platform:
                 {"symbol": symbol},
             )
         await self._request_tracking(symbol)
-        event = await self.model.wait_for_signal(symbol, self.on_demand_wait_s)
+        # the first signal may have landed while the command was being published
+        event = self.model.signals.get(symbol) or await self.model.wait_for_signal(
+            symbol, self.on_demand_wait_s
+        )
         if event is not None:
             return event
         retry = max(1, math.ceil(self.on_demand_wait_s))
@@ -273,7 +276,7 @@ class Platform:
 
     @staticmethod
     def _judge_request(
-        q: a.ValidateArgs, symbol: str, cid: str, context: ScoredSignalFields | None
+        q: a.ValidateArgs, symbol: str, cid: str, context: ScoredSignalFields
     ) -> JudgeRequestV1:
         return JudgeRequestV1(
             event_id=cid,
@@ -295,11 +298,11 @@ class Platform:
             raise DependencyUnavailable("no producer")
         symbol = normalize_symbol(q.symbol)
         cid = str(uuid.uuid4())
-        latest = self.model.signals.get(symbol)
-        context = None
-        if latest is not None:
-            fields = ScoredSignalFields.model_fields.keys()
-            context = ScoredSignalFields.model_validate(latest.model_dump(include=set(fields)))
+        # the judge weighs a signal against the symbol's market context; without one it
+        # could only invent it (it used to answer score 50 / confidence 0 / SKIP)
+        latest = self.model.signals.get(symbol) or await self._market_context(symbol)
+        fields = ScoredSignalFields.model_fields.keys()
+        context = ScoredSignalFields.model_validate(latest.model_dump(include=set(fields)))
         try:
             request = self._judge_request(q, symbol, cid, context)
         except ValidationError as exc:  # a symbol or price the bus contract refuses
@@ -330,6 +333,32 @@ class Platform:
                 {"correlationId": cid},
             )
         return signal_out(reply.judged)
+
+    async def _market_context(self, symbol: str) -> SignalJudgedV1:
+        """Return the first scored context of an untracked symbol, tracking it on demand."""
+        if not await self._is_listed(symbol):
+            raise ApiError(
+                404,
+                "unknown_symbol",
+                f"{symbol} is not a listed USD-M perpetual",
+                {"symbol": symbol},
+            )
+        await self._request_tracking(symbol)
+        # the first signal may have landed while the command was being published
+        event = self.model.signals.get(symbol) or await self.model.wait_for_signal(
+            symbol, self.on_demand_wait_s
+        )
+        if event is not None:
+            return event
+        retry = max(1, math.ceil(self.on_demand_wait_s))
+        raise ApiError(
+            409,
+            "no_market_context",
+            f"no market context for {symbol} yet: tracking it was requested; retry in "
+            f"{retry} s (GET /signals/{symbol} answers 200 once it is scored)",
+            {"symbol": symbol, "retryAfterS": retry},
+            {"Retry-After": str(retry)},
+        )
 
     # analytics -----------------------------------------------------------------------------
 

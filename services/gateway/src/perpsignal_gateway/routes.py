@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.errors import ApiError, known_query_only
 from perpsignal_gateway.operations import RawJson, Registry
 from perpsignal_gateway.platform import Platform
 from perpsignal_gateway.schemas import (
@@ -26,9 +26,11 @@ from perpsignal_gateway.schemas import (
     SmcResponse,
     TrackingAccepted,
 )
+from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, parse_subscription
+from perpsignal_gateway.tickets import TicketBook
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(known_query_only)])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or invalid API key"},
@@ -52,7 +54,17 @@ async def registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-SymbolPath = Annotated[str, Path(min_length=1, max_length=30, examples=["BTC"])]
+# letters, digits, "-" and "_" with at least one letter: BTC, btc, BTCUSDT, BTC-USDT,
+# 1000PEPEUSDT; never a bare number, a path or markup
+SymbolPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=30,
+        pattern=r"^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$",
+        examples=["BTC"],
+    ),
+]
 PlatformDep = Annotated[Platform, Depends(platform)]
 RegistryDep = Annotated[Registry, Depends(registry)]
 
@@ -256,7 +268,7 @@ async def calibration(q: Annotated[a.CalibrationQuery, Query()], p: PlatformDep)
     description="Same as GET /signals/{symbol} with a flat JSON body: {symbol, debug}.",
     tags=["gpt"],
 )
-async def gpt_signal(body: a.SignalArgs, p: PlatformDep) -> Response:
+async def gpt_signal(body: a.SignalBody, p: PlatformDep) -> Response:
     return json_response(await p.get_signal(body))
 
 
@@ -269,7 +281,7 @@ async def gpt_signal(body: a.SignalArgs, p: PlatformDep) -> Response:
     description="Same as GET /signals with a flat JSON body.",
     tags=["gpt"],
 )
-async def gpt_signals(body: a.SignalsQuery, p: PlatformDep) -> Response:
+async def gpt_signals(body: a.SignalsBody, p: PlatformDep) -> Response:
     return json_response(p.list_signals(body))
 
 
@@ -282,21 +294,28 @@ async def gpt_signals(body: a.SignalsQuery, p: PlatformDep) -> Response:
     description="Same as GET /market/{symbol} with a flat JSON body: {symbol}.",
     tags=["gpt"],
 )
-async def gpt_market(body: a.SymbolArgs, p: PlatformDep) -> Response:
+async def gpt_market(body: a.SymbolBody, p: PlatformDep) -> Response:
     return json_response(p.get_market(body))
 
 
 @router.post(
     "/judge/validate",
     response_model=SignalOut,
-    responses={**ERRORS, 504: {"model": ErrorBody, "description": "Judge timeout"}},
+    responses={
+        **ERRORS,
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "No market context yet; tracking requested"},
+        504: {"model": ErrorBody, "description": "Judge timeout"},
+    },
     operation_id="validateSignal",
     summary="Judge a caller-supplied signal",
     description="Send a signal (symbol, direction, optional score and levels); the judge "
-    "service answers with the verdict layer and trade plan. 504 if it does not answer in time.",
+    "answers with the verdict layer and trade plan against the symbol's market context. An "
+    "untracked symbol is tracked first: 409 + Retry-After until its context exists; 504 if "
+    "the judge does not answer in time.",
     tags=["gpt"],
 )
-async def validate(body: a.ValidateArgs, p: PlatformDep) -> Response:
+async def validate(body: a.ValidateBody, p: PlatformDep) -> Response:
     return json_response(await p.validate(body))
 
 
@@ -307,8 +326,9 @@ class InvokeBody(ApiModel):
     """`{"operation": "...", "args": {...}}`, or the arguments flat at the root."""
 
     model_config = ConfigDict(extra="allow")
-    operation: str = Field(min_length=1, max_length=200, examples=["get_signal"])
-    args: dict[str, Any] | None = Field(default=None, examples=[{"symbol": "BTC"}])
+    operation: str = Field(min_length=1, max_length=200, examples=["list_signals"])
+    # absent = the arguments are flat; never null (the schema says object)
+    args: dict[str, Any] = Field(default_factory=dict, examples=[{"limit": 10}])
 
 
 class InvokeResult(ApiModel):
@@ -347,14 +367,15 @@ class OperationList(ApiModel):
 async def invoke(request: Request, body: Annotated[InvokeBody, Body()]) -> Response:
     reg: Registry = request.app.state.registry
     extra = body.model_extra or {}
-    if body.args is not None and extra:
+    given = "args" in body.model_fields_set
+    if given and extra:
         raise ApiError(
             422,
             "invalid_arguments",
             "give arguments either in args or flat, not both",
             [{"field": k, "message": "unexpected next to args", "type": "extra"} for k in extra],
         )
-    raw = body.args if body.args is not None else dict(extra)
+    raw = body.args if given else dict(extra)
     result = await reg.invoke(body.operation, raw)
     if isinstance(result, RawJson):
         op = orjson.dumps(body.operation)
@@ -382,7 +403,7 @@ def _plain(result: Any) -> Any:
 async def list_operations(
     reg: RegistryDep,
     kind: Annotated[str | None, Query(pattern="^(platform|vendor)$")] = None,
-    prefix: Annotated[str | None, Query(max_length=100)] = None,
+    prefix: Annotated[str | None, Query(pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,99}$")] = None,
 ) -> Response:
     ops = [
         OperationInfo(
@@ -395,6 +416,30 @@ async def list_operations(
 
 
 # WebSockets ----------------------------------------------------------------------------------
+
+
+class WsTicket(ApiModel):
+    ticket: str = Field(description="Pass as ?ticket= when opening a WebSocket; single use")
+    expires_in_s: float
+
+
+@router.post(
+    "/ws/ticket",
+    response_model=WsTicket,
+    responses=ERRORS,
+    operation_id="wsTicket",
+    summary="A short-lived ticket to open a WebSocket",
+    description="Browsers cannot send X-API-Key on a WebSocket: fetch a ticket with the "
+    "header, then open /ws/signals?ticket=... within its lifetime (single use).",
+    tags=["streams"],
+)
+async def ws_ticket(request: Request) -> Response:
+    tickets: TicketBook = request.app.state.tickets
+    ident = request.scope.get("state", {}).get(IDENT_STATE, "anonymous")
+    body = WsTicket(ticket=tickets.issue(ident), expires_in_s=tickets.ttl_s)
+    response = json_response(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.websocket("/ws/signals")

@@ -1,36 +1,52 @@
-"""API keys, per-key rate limits, request size limits and request metrics, as ASGI middleware.
+"""API keys, client identity, rate limits, costly-operation budgets and request size limits.
 
 Pure ASGI (not `BaseHTTPMiddleware`) so the hot path costs a few dict lookups. Keys are
-compared with `hmac.compare_digest` against every configured key (no early exit), the rate
-limit is a moving window per key (`limits`, asyncio storage: its thread-based storage starts
-expiry timer threads on the hot path), and bodies larger than the limit are refused
-with 413 before the app sees them. WebSocket clients may pass the key as `?apiKey=` because
-browsers cannot set headers on a WebSocket.
+compared with `hmac.compare_digest` against every configured key (no early exit). Limits are
+moving windows (`limits`, asyncio storage: its thread-based storage starts expiry timer
+threads on the hot path):
+
+* per key (per client address when auth is off) for every request;
+* per client address for wrong credentials (a missing key is a plain 401, not a guess):
+  past the limit every attempt from that client is refused with 429 unchecked, so
+  guessing keys costs a window per few tries;
+* per key for the costly operations: the LLM judge (`POST /judge/validate`, `/invoke
+  validate_signal`) and the vendor pass-through (`/invoke <vendor>.<name>`).
+
+The client address is the TCP peer; `X-Forwarded-For` is believed only when the peer is one
+of the configured trusted proxies, and then only up to the first address that is not one.
+WebSockets authenticate with the header, a short-lived ticket (`?ticket=`, see `tickets`) or,
+outside staging/prod, `?apiKey=`; a refused WebSocket is accepted and closed with 4401 (bad
+key) or 4429 (rate limited), so browsers, which never see a handshake's HTTP status, can tell
+the two apart. Bodies larger than the limit are refused with 413 before the app sees them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+from limits import RateLimitItem
 from limits import parse as parse_limit
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter, Histogram
 
 from perpsignal_gateway.errors import error_body
+from perpsignal_gateway.tickets import TicketBook, key_ident
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 HTTP_REQUESTS = Counter(
     "perpsignal_gateway_http_requests_total",
@@ -47,8 +63,12 @@ AUTH_FAILURES = Counter(
     "perpsignal_gateway_auth_failures_total", "Requests refused for a bad or missing key"
 )
 RATE_LIMITED = Counter(
-    "perpsignal_gateway_rate_limited_total", "Requests refused by the per-key limit"
+    "perpsignal_gateway_rate_limited_total", "Requests refused by a limit", ["limit"]
 )
+
+WS_UNAUTHORIZED = 4401  # private-use close codes mirroring the HTTP statuses
+WS_RATE_LIMITED = 4429
+IDENT_STATE = "perpsignal.ident"  # scope["state"] key: the caller's rate-limit identity
 
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -66,64 +86,147 @@ class SecurityMiddleware:
         public_paths: set[str],
         rate_limit: str,
         max_body_bytes: int,
+        trusted_proxies: Sequence[Network] = (),
+        auth_failure_limit: str = "20/minute",
+        judge_limit: str = "10/minute",
+        vendor_limit: str = "60/minute",
+        tickets: TicketBook | None = None,
+        allow_query_key: bool = True,
     ) -> None:
         self.app = app
         self._keys = [k.encode() for k in api_keys]
         self._public = public_paths
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._limit = parse_limit(rate_limit)
+        self._fail_limit = parse_limit(auth_failure_limit)
+        self._judge_limit = parse_limit(judge_limit)
+        self._vendor_limit = parse_limit(vendor_limit)
         self._max_body = max_body_bytes
+        self._proxies = tuple(trusted_proxies)
+        self._tickets = tickets or TicketBook(api_keys)
+        self._allow_query_key = allow_query_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        address = client_address(scope, self._proxies)
+        if address is not None and scope.get("client"):
+            scope["client"] = (address, scope["client"][1])
         path: str = scope["path"]
         if path in self._public or path.startswith("/static/") or path == "/":
             await self.app(scope, receive, send)
             return
-        key = _header(scope, b"x-api-key")
-        if key is None and kind == "websocket":
-            key = _query_key(scope)
-        if self._keys and not self._valid(key):
-            AUTH_FAILURES.inc()
-            await _refuse(scope, send, 401, "unauthorized", "missing or invalid X-API-Key")
+        client = f"ip:{address}" if address else "anonymous"
+        ident = await self._authenticate(scope, receive, send, client)
+        if ident is None:
             return
-        ident = hashlib.sha256(key).hexdigest()[:16] if key else _client(scope)
-        if not await self._limiter.hit(self._limit, ident):
-            reset_at, _ = await self._limiter.get_window_stats(self._limit, ident)
-            retry = max(1, math.ceil(reset_at - time.time()))
-            RATE_LIMITED.inc()
-            await _refuse(
-                scope,
-                send,
-                429,
-                "rate_limited",
-                f"rate limit exceeded; retry in {retry} s",
-                {"retry-after": str(retry)},
-            )
+        scope.setdefault("state", {})[IDENT_STATE] = ident
+        if not await self._spend(scope, receive, send, self._limit, ident, "request"):
             return
         if kind == "http" and scope.get("method") in _BODY_METHODS:
             body = await self._read_body(scope, receive)
             if body is None:
                 await _refuse(
                     scope,
+                    receive,
                     send,
                     413,
                     "payload_too_large",
                     f"request body larger than {self._max_body} bytes",
                 )
                 return
+            costly = _costly(path, body)
+            item = self._judge_limit if costly == "judge" else self._vendor_limit
+            if costly and not await self._spend(scope, receive, send, item, ident, costly):
+                return
             receive = _replay(body)
         await self.app(scope, receive, send)
+
+    async def _authenticate(
+        self, scope: Scope, receive: Receive, send: Send, client: str
+    ) -> str | None:
+        """Return the caller's rate-limit identity, or answer 401/429 and return None."""
+        key = _header(scope, b"x-api-key")
+        ticket: str | None = None
+        if key is None and scope["type"] == "websocket":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            ticket = (query.get("ticket") or [None])[0]
+            if ticket is None and self._allow_query_key:
+                raw = (query.get("apiKey") or query.get("api_key") or [None])[0]
+                key = raw.encode() if raw is not None else None
+        if not self._keys:
+            ident = self._tickets.redeem(ticket) if ticket is not None else None
+            return ident or (key_ident(key) if key else client)
+        if not key and ticket is None:
+            # nothing presented, nothing guessed: a plain 401, not counted against the client
+            AUTH_FAILURES.inc()
+            await _refuse(scope, receive, send, 401, "unauthorized", "missing X-API-Key")
+            return None
+        if not await self._limiter.test(self._fail_limit, "auth", client):
+            await self._failed(scope, receive, send, client, None)
+            return None
+        if ticket is not None:
+            ident = self._tickets.redeem(ticket)
+            if ident is None:
+                await self._failed(scope, receive, send, client, "invalid or used ticket")
+            return ident
+        if self._valid(key):
+            assert key is not None
+            return key_ident(key)
+        await self._failed(scope, receive, send, client, "invalid X-API-Key")
+        return None
+
+    async def _failed(
+        self, scope: Scope, receive: Receive, send: Send, client: str, why: str | None
+    ) -> None:
+        """Answer a wrong credential: 401 while the client has tries left, then 429."""
+        AUTH_FAILURES.inc()
+        if why is not None and await self._limiter.hit(self._fail_limit, "auth", client):
+            await _refuse(scope, receive, send, 401, "unauthorized", why)
+            return
+        retry = await self._retry_after(self._fail_limit, "auth", client)
+        RATE_LIMITED.labels("auth_failures").inc()
+        await _refuse(
+            scope,
+            receive,
+            send,
+            429,
+            "too_many_auth_failures",
+            f"too many failed authentications from this client; retry in {retry} s",
+            {"retry-after": str(retry)},
+        )
+
+    async def _spend(
+        self, scope: Scope, receive: Receive, send: Send, item: RateLimitItem, ident: str, what: str
+    ) -> bool:
+        if await self._limiter.hit(item, what, ident):
+            return True
+        retry = await self._retry_after(item, what, ident)
+        RATE_LIMITED.labels(what).inc()
+        scope_of = {"request": "rate limit", "judge": "judge budget", "vendor": "vendor budget"}
+        await _refuse(
+            scope,
+            receive,
+            send,
+            429,
+            "rate_limited",
+            f"{scope_of[what]} of this key ({item}) exceeded; retry in {retry} s",
+            {"retry-after": str(retry)},
+        )
+        return False
+
+    async def _retry_after(self, item: RateLimitItem, *ids: str) -> int:
+        reset_at, _ = await self._limiter.get_window_stats(item, *ids)
+        return max(1, math.ceil(reset_at - time.time()))
 
     def _valid(self, key: bytes | None) -> bool:
         if not key:
             return False
         ok = False
         for k in self._keys:  # compare against every key: no timing hint of which matched
-            ok |= hmac.compare_digest(key, k)
+            ok |= hmac_equal(key, k)
         return ok
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
@@ -179,7 +282,7 @@ class MetricsMiddleware:
                 extra={"path": scope.get("path"), "error_type": type(exc).__name__},
             )
             if not response_started:
-                await _refuse(scope, send, 500, "internal_error", "internal error")
+                await _refuse(scope, receive, send, 500, "internal_error", "internal error")
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
@@ -194,15 +297,58 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def _query_key(scope: Scope) -> bytes | None:
-    qs = scope.get("query_string", b"").decode("latin-1")
-    values = parse_qs(qs).get("apiKey") or parse_qs(qs).get("api_key")
-    return values[0].encode() if values else None
+def hmac_equal(a: bytes, b: bytes) -> bool:
+    """Compare in constant time."""
+    return hmac.compare_digest(a, b)
 
 
-def _client(scope: Scope) -> str:
-    client = scope.get("client")
-    return f"ip:{client[0]}" if client else "anonymous"
+def client_address(scope: Scope, proxies: Sequence[Network]) -> str | None:
+    """Return the client's address: the peer, or what trusted proxies forwarded for it."""
+    peer = scope.get("client")
+    address: str | None = peer[0] if peer else None
+    if not proxies or address is None or not _trusted(address, proxies):
+        return address
+    forwarded = b",".join(v for k, v in scope.get("headers", ()) if k == b"x-forwarded-for")
+    # rightmost first: each trusted hop appended the address it saw; the first untrusted
+    # one is the client (anything to its left was written by the client itself)
+    for item in reversed(forwarded.decode("latin-1").split(",")):
+        hop = item.strip()
+        if not hop:
+            continue
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return address  # garbage: believe nothing beyond the last trusted hop
+        address = hop
+        if not _trusted(hop, proxies):
+            break
+    return address
+
+
+def _trusted(address: str, proxies: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in proxies)
+
+
+def _costly(path: str, body: bytes) -> str | None:
+    """Return which costly budget a request spends ("judge", "vendor") or None."""
+    if path == "/judge/validate":
+        return "judge"
+    if path != "/invoke":
+        return None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    op = data.get("operation") if isinstance(data, dict) else None
+    if not isinstance(op, str):
+        return None
+    if op == "validate_signal":
+        return "judge"
+    return "vendor" if "." in op else None
 
 
 def _replay(body: bytes) -> Receive:
@@ -220,6 +366,7 @@ def _replay(body: bytes) -> Receive:
 
 async def _refuse(
     scope: Scope,
+    receive: Receive,
     send: Send,
     status: int,
     code: str,
@@ -227,8 +374,13 @@ async def _refuse(
     headers: dict[str, str] | None = None,
 ) -> None:
     if scope["type"] == "websocket":
-        # 1008 = policy violation; the handshake is refused before accept
-        await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+        # accept, then close: a browser sees the close code, never a handshake's status
+        message_in = await receive()
+        if message_in["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        close = WS_RATE_LIMITED if status == 429 else WS_UNAUTHORIZED
+        await send({"type": "websocket.close", "code": close, "reason": message[:120]})
         return
     body = error_body(code, message)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
 DEFAULT_PUBLIC_PATHS = (
     "/healthz,/readyz,/metrics,/docs,/docs/oauth2-redirect,/redoc,/openapi.json,/openapi-gpt.json"
 )
+# what may be public in staging/prod: probes, metrics and documentation, never data or RPC
+SAFE_PUBLIC_PATHS = frozenset(DEFAULT_PUBLIC_PATHS.split(",")) | {"/ping"}
+SECURE_ENVIRONMENTS = ("staging", "prod")
 
 
 def split_csv(value: str) -> list[str]:
@@ -40,7 +45,11 @@ class GatewaySettings(ServiceSettings):
     """Everything the gateway reads from the environment (README lists every variable)."""
 
     service_name: str = "gateway"
-    gateway_host: str = "0.0.0.0"  # a container listens on every interface
+    gateway_host: str | None = Field(
+        default=None,
+        description="Listen address; unset = 0.0.0.0 with API keys, 127.0.0.1 without "
+        "(an open gateway is reachable from this machine only); containers set 0.0.0.0",
+    )
     gateway_port: int = 8000
     gateway_public_url: str = Field(
         default="http://localhost:8000", description="Server URL published to GPT Actions"
@@ -76,7 +85,93 @@ class GatewaySettings(ServiceSettings):
     gateway_health_cache_s: float = Field(
         default=3.0, ge=0, description="How long GET /health/services reuses one round of probes"
     )
+    gateway_trusted_proxies: str = Field(
+        default="",
+        description="Comma list of proxy addresses/CIDRs whose X-Forwarded-For is believed "
+        "(empty = none: the client is the TCP peer)",
+    )
+    gateway_auth_failure_limit: str = Field(
+        default="60/minute",
+        description="Wrong keys or tickets allowed per client before 429 (`limits` notation)",
+    )
+    gateway_judge_rate_limit: str = Field(
+        default="10/minute", description="POST /judge/validate (LLM judge) budget per key"
+    )
+    gateway_vendor_rate_limit: str = Field(
+        default="60/minute", description="Vendor pass-through (/invoke vendor.*) budget per key"
+    )
+    gateway_vendor_write_operations: bool = Field(
+        default=False,
+        description="Expose vendor endpoints that change the operator's vendor account "
+        "(e.g. LunarCrush searches create/update/delete) through /invoke",
+    )
+    gateway_ws_ticket_ttl_s: float = Field(
+        default=60.0, gt=0, le=600, description="Lifetime of a WebSocket ticket (POST /ws/ticket)"
+    )
+    gateway_header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Close a connection that has not sent its request head"
+    )
+    gateway_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Close a connection whose request body is not complete"
+    )
+    gateway_keep_alive_s: int = Field(
+        default=5, ge=1, description="Close an idle keep-alive connection after this"
+    )
+    gateway_max_connections: int = Field(
+        default=4096,
+        ge=16,
+        description="Open connections kept; above it the longest-idle ones are closed "
+        "(capped below the process's file-handle limit)",
+    )
+    gateway_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request head accepted"
+    )
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    @field_validator("gateway_trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for item in split_csv(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"GATEWAY_TRUSTED_PROXIES: {item!r} is not an address") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _secure_outside_dev(self) -> Self:
+        """Refuse to run open or leaky in staging/prod; name every setting at fault."""
+        if self.environment not in SECURE_ENVIRONMENTS:
+            return self
+        env = f"ENVIRONMENT={self.environment}"
+        problems = []
+        if not self.api_keys():
+            problems.append("GATEWAY_API_KEYS must list at least one key")
+        if "*" in self.cors_origins():
+            problems.append("GATEWAY_CORS_ORIGINS must name origins, not *")
+        exposed = sorted(self.public_paths() - SAFE_PUBLIC_PATHS)
+        if exposed:
+            problems.append(
+                f"GATEWAY_PUBLIC_PATHS may hold only {','.join(sorted(SAFE_PUBLIC_PATHS))} "
+                f"(not {','.join(exposed)})"
+            )
+        if urlsplit(self.gateway_public_url).scheme != "https":
+            problems.append("GATEWAY_PUBLIC_URL must be an https:// URL")
+        if problems:
+            raise ConfigError(f"{env} refuses to start: " + "; ".join(problems))
+        return self
+
+    def listen_host(self) -> str:
+        """Return the address to bind: explicit, else every interface only with keys on."""
+        if self.gateway_host:
+            return self.gateway_host
+        return "0.0.0.0" if self.api_keys() else "127.0.0.1"
+
+    def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Return the networks whose X-Forwarded-For header is believed."""
+        return [
+            ipaddress.ip_network(p, strict=False) for p in split_csv(self.gateway_trusted_proxies)
+        ]
 
     @field_validator("gateway_service_urls")
     @classmethod

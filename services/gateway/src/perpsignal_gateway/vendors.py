@@ -26,6 +26,7 @@ from prometheus_client import Counter
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,18 @@ class VendorClient:
                 continue
             value = _wire(args[param.name])
             if param.location == "path":
+                if value.strip(".") == "" or "/" in value or "\\" in value:
+                    raise _outside(endpoint, param.name)
                 path = path.replace("{" + param.name + "}", quote(value, safe=""))
             else:
                 query[param.name] = value
+        # last line of defence: the URL the client will send must name exactly this path
+        # (httpx resolves dot segments, so a ".." would silently become another endpoint)
+        base = httpx.URL(self.base_url(vendor))
+        if httpx.URL(self.base_url(vendor) + path).raw_path != (
+            base.raw_path.rstrip(b"/") + path.encode()
+        ):
+            raise _outside(endpoint, "path")
         cache_key = (
             endpoint.operation + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
         )
@@ -189,7 +199,12 @@ class VendorClient:
     def _translate(self, vendor: VendorCatalog, response: httpx.Response) -> Any:
         status = response.status_code
         body = _json_or_text(response)
-        details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": _message(body)}
+        message = _message(body)
+        key = self._env.get(vendor.key_env, "") if vendor.key_env else ""
+        # a vendor may echo the key it refused: it is the operator's, not the caller's
+        if message and len(key) >= MIN_SECRET_LEN:
+            message = message.replace(key, "***")
+        details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:
             retry = _retry_after(response)
             VENDOR_CALLS.labels(vendor.name, "rate_limited").inc()
@@ -227,6 +242,15 @@ class VendorClient:
             raise ApiError(400, "vendor_rejected", f"{vendor.title} answered code {code}", details)
         VENDOR_CALLS.labels(vendor.name, "ok").inc()
         return body
+
+
+def _outside(endpoint: Endpoint, field: str) -> ApiError:
+    return ApiError(
+        422,
+        "invalid_arguments",
+        f"invalid arguments for {endpoint.operation}: {field} would leave {endpoint.path}",
+        [{"field": field, "message": "not a single path segment", "type": "path_segment"}],
+    )
 
 
 def budget_env(vendor: VendorCatalog) -> str:

@@ -13,6 +13,8 @@ from perpsignal_notifier.render import HELP, esc, render_signal
 from perpsignal_notifier.repository import NotifierRepository
 
 MAX_ASSETS = 50
+# commands that change who receives what: only admins may run them (anyone can find a bot)
+ADMIN_COMMANDS = frozenset({"subscribe", "unsubscribe", "mute", "unmute"})
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,17 @@ class CommandContext:
     chat_title: str | None
     configured_chats: tuple[int, ...]
     rules: FilterRules
+    user_id: int | None = None
+    # chat or user ids allowed to run ADMIN_COMMANDS; None = unrestricted (library use)
+    admins: frozenset[int] | None = None
+
+    def may_administer(self) -> bool:
+        """Return True when the sender or the chat is an admin."""
+        if self.admins is None:
+            return True
+        return self.chat_id in self.admins or (
+            self.user_id is not None and self.user_id in self.admins
+        )
 
 
 def parse_subscribe_args(args: str | None) -> tuple[list[str], float | None]:
@@ -57,6 +70,12 @@ class Commands:
     async def handle(self, ctx: CommandContext, command: str, args: str | None) -> str:
         """Run one command and return the reply (HTML)."""
         command = command.lower()
+        if command in ADMIN_COMMANDS and not ctx.may_administer():
+            who = ctx.user_id if ctx.user_id is not None else ctx.chat_id
+            return (
+                "⛔ Only the bot's admins can change alerts here. Ask the operator to add "
+                f"your id ({who}) or this chat's ({ctx.chat_id}) to TELEGRAM_ADMIN_IDS."
+            )
         if command in ("start", "help"):
             await self._repo.ensure_chat(ctx.chat_id, ctx.chat_kind, ctx.chat_title)
             return HELP

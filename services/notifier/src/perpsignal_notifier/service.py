@@ -230,7 +230,10 @@ class NotifierService(KafkaService):
         )
         if self._bot is not None and cfg.notifier_poll_commands:
             dispatcher = build_dispatcher(
-                Commands(repo), configured_chats=cfg.telegram_chat_ids, rules=rules
+                Commands(repo),
+                configured_chats=cfg.telegram_chat_ids,
+                rules=rules,
+                admins=frozenset(cfg.telegram_admin_ids),
             )
             self.poller = CommandPoller(
                 self._bot, dispatcher, poll_timeout_s=cfg.notifier_poll_timeout_s

@@ -38,6 +38,11 @@ class NotifierSettings(ServiceSettings):
     telegram_chat_ids: Annotated[tuple[int, ...], NoDecode] = Field(
         default=(), description="Comma-separated chat ids that receive every alert"
     )
+    telegram_admin_ids: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated chat or user ids allowed to change subscriptions "
+        "(/subscribe, /unsubscribe, /mute, /unmute); empty = nobody",
+    )
     telegram_api_base: str = Field(
         default="https://api.telegram.org", description="Bot API server (a local one in tests)"
     )
@@ -79,7 +84,7 @@ class NotifierSettings(ServiceSettings):
         default=600.0, gt=0, description="Per-event budget, rate-limit waits included"
     )
 
-    @field_validator("telegram_chat_ids", mode="before")
+    @field_validator("telegram_chat_ids", "telegram_admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):

@@ -66,9 +66,13 @@ class BotSender:
 
 
 def build_dispatcher(
-    commands: Commands, *, configured_chats: tuple[int, ...], rules: FilterRules
+    commands: Commands,
+    *,
+    configured_chats: tuple[int, ...],
+    rules: FilterRules,
+    admins: frozenset[int] | None = None,
 ) -> Dispatcher:
-    """Return a dispatcher whose router answers every bot command."""
+    """Return a dispatcher whose router answers every bot command (`admins`: see Commands)."""
     router = Router(name="notifier-commands")
 
     @router.message(Command(*COMMANDS))
@@ -79,6 +83,8 @@ def build_dispatcher(
             chat_title=message.chat.title or message.chat.username,
             configured_chats=configured_chats,
             rules=rules,
+            user_id=message.from_user.id if message.from_user else None,
+            admins=admins,
         )
         reply = await commands.handle(ctx, command.command, command.args)
         try:

@@ -1,4 +1,9 @@
-"""`/healthz`, `/readyz` and `/metrics` for the non-HTTP services, as a tiny ASGI app."""
+"""`/healthz`, `/readyz` and `/metrics` for the non-HTTP services, as a tiny ASGI app.
+
+The server has no authentication, so it listens where `OPS_HOST` says: loopback by default,
+0.0.0.0 only where something else guards the port (Kubernetes NetworkPolicies, a compose
+network).
+"""
 
 from __future__ import annotations
 
@@ -78,6 +83,7 @@ class OpsServer:
         )
         self._server = _EmbeddedServer(config)
         self._task: asyncio.Task[None] | None = None
+        self.host = host
         self.port = port
 
     async def start(self) -> None:
@@ -90,7 +96,8 @@ class OpsServer:
         sockets = self._server.servers[0].sockets if self._server.servers else []
         if sockets:
             self.port = sockets[0].getsockname()[1]
-        log.info("ops server listening", extra={"port": self.port})
+        # unauthenticated (metrics, DLQ counts): anything but loopback must be deliberate
+        log.info("ops server listening", extra={"host": self.host, "port": self.port})
 
     async def stop(self) -> None:
         """Stop serving."""

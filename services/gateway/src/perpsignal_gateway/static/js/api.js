@@ -78,9 +78,29 @@ export async function apiText(path) {
 }
 
 /**
+ * Fetch a short-lived, single-use WebSocket ticket with the key in the header.
+ * Browsers cannot set headers on a WebSocket; a ticket keeps the long-lived key
+ * out of URLs (and so out of proxy and server logs).
+ */
+async function wsTicket() {
+  const key = getKey();
+  if (!key) return null;
+  const response = await fetch(new URL("/ws/ticket", location.origin), {
+    method: "POST",
+    headers: { "X-API-Key": key, Accept: "application/json" },
+  });
+  if (response.status === 401) throw new ApiError(401, "unauthorized", "invalid key");
+  if (!response.ok) throw new ApiError(response.status, "http_" + response.status, "no ticket");
+  return (await response.json()).ticket;
+}
+
+// Close codes of a refused WebSocket: 4401 bad key or ticket, 4429 rate limited
+const WS_UNAUTHORIZED = 4401;
+const WS_RATE_LIMITED = 4429;
+
+/**
  * A WebSocket that reconnects by itself with capped exponential backoff.
- * Browsers cannot set headers on a WebSocket, so the key travels as `?apiKey=`
- * (the gateway's security middleware accepts it there for WebSockets only).
+ * Each connection opens with a fresh ticket (`?ticket=`), never the key.
  */
 export class Stream {
   constructor(path, params, { onMessage, onState, onOpen } = {}) {
@@ -121,15 +141,19 @@ export class Stream {
     this._connect();
   }
 
-  _url() {
+  _url(ticket) {
     const url = new URL(this.path, location.origin);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     for (const [k, v] of Object.entries(this.params)) {
       if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, v);
     }
-    const key = getKey();
-    if (key) url.searchParams.set("apiKey", key);
+    if (ticket) url.searchParams.set("ticket", ticket);
     return url;
+  }
+
+  _unauthorized() {
+    this._setState("unauthorized");
+    for (const fn of authListeners) fn();
   }
 
   _setState(state, detail) {
@@ -137,12 +161,23 @@ export class Stream {
     this.onState(state, detail);
   }
 
-  _connect() {
+  async _connect() {
     if (this.closed) return;
+    const generation = (this.generation = (this.generation || 0) + 1);
     this._setState(this.attempt === 0 ? "connecting" : "reconnecting");
+    let ticket;
+    try {
+      ticket = await wsTicket();
+    } catch (err) {
+      if (err.status === 401) this._unauthorized();
+      else this._schedule();
+      return;
+    }
+    // stopped, or restarted while the ticket was on its way: that newer attempt wins
+    if (this.closed || generation !== this.generation) return;
     let ws;
     try {
-      ws = new WebSocket(this._url());
+      ws = new WebSocket(this._url(ticket));
     } catch {
       this._schedule();
       return;
@@ -169,13 +204,13 @@ export class Stream {
       if (this.ws !== ws) return;
       this.ws = null;
       if (this.closed) return;
-      if (ev.code === 1008) {
-        // refused before accept: missing or wrong key; retry once a key is entered
-        this._setState("unauthorized");
-        for (const fn of authListeners) fn();
+      if (ev.code === WS_UNAUTHORIZED || ev.code === 1008) {
+        // missing or wrong key: retry once a key is entered
+        this._unauthorized();
         return;
       }
-      this._schedule();
+      // rate limited: wait out most of the window rather than hammering it
+      this._schedule(ev.code === WS_RATE_LIMITED ? 30000 : undefined);
     };
   }
 
@@ -187,8 +222,8 @@ export class Stream {
     }, 40000);
   }
 
-  _schedule() {
-    const delay = Math.min(5000, 500 * 2 ** this.attempt);
+  _schedule(minDelay = 0) {
+    const delay = Math.max(minDelay, Math.min(5000, 500 * 2 ** this.attempt));
     this.attempt += 1;
     this._setState("down", { retryInMs: delay });
     clearTimeout(this.timer);

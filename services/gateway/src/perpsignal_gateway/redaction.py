@@ -1,0 +1,71 @@
+"""Keep secrets out of every log line, whoever writes it (uvicorn included).
+
+Uvicorn logs each WebSocket with its full path and query (`?apiKey=...`, `?ticket=...`), and
+an exception message may quote a URL with credentials. A filter on the root handlers
+rewrites every record before it is formatted: credential-like query parameters and URL user
+info become `***`, and so does every configured secret (API keys, vendor keys, passwords)
+wherever it appears, in the message or in an `extra` field.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from typing import Any
+
+_QUERY_SECRET = re.compile(
+    r"(?i)([?&;](?:api[_-]?key|apikey|key|ticket|token|access_token|secret|password)=)[^&\s\"';]*"
+)
+_URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"']*@")
+_RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+MIN_SECRET_LEN = 4  # shorter values would blank ordinary words
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return `text` without credential query parameters, URL user info or given secrets."""
+    text = _QUERY_SECRET.sub(r"\1***", text)
+    text = _URL_USERINFO.sub(r"\1***@", text)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrite each record's message and string extras through `redact`."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # longest first, so a key that contains another is blanked whole
+        self.secrets = sorted(
+            {s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True
+        )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: let logging report it as usual
+            return True
+        record.msg = redact(message, self.secrets)
+        record.args = None
+        for name, value in list(record.__dict__.items()):
+            if name not in _RESERVED and not name.startswith("_"):
+                setattr(record, name, self._scrub(value))
+        return True
+
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return redact(value, self.secrets)
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self._scrub(v) for v in value)
+        return value
+
+
+def install_redaction(secrets: Iterable[str]) -> RedactingFilter:
+    """Add a `RedactingFilter` to every handler of the root logger (call after configuring)."""
+    flt = RedactingFilter(secrets)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(flt)
+    return flt

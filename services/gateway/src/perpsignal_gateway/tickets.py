@@ -1,0 +1,67 @@
+"""Short-lived, single-use WebSocket tickets, so a browser never puts its API key in a URL.
+
+A client authenticated with `X-API-Key` asks `POST /ws/ticket` for a ticket and opens the
+WebSocket with `?ticket=`. A ticket is `expiry.nonce.ident.signature`: HMAC-SHA256 over the
+rest with a secret derived from the configured API keys, so every replica with the same keys
+accepts the tickets of the others without sharing state; `ident` is the key's rate-limit
+identity (a hash, never the key). A replica accepts each nonce once; across replicas the
+expiry (`GATEWAY_WS_TICKET_TTL_S`, 60 s) bounds a replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+
+
+def key_ident(key: bytes) -> str:
+    """Return the rate-limit identity of an API key (a prefix of its SHA-256)."""
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+class TicketBook:
+    """Issue and redeem WebSocket tickets."""
+
+    def __init__(
+        self,
+        api_keys: list[str],
+        *,
+        ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if api_keys:
+            material = b"\0".join(sorted(k.encode() for k in api_keys))
+            self._secret = hashlib.sha256(b"perpsignal-ws-ticket\0" + material).digest()
+        else:  # auth off: tickets are only a formality, any secret will do
+            self._secret = secrets.token_bytes(32)
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._used: dict[str, float] = {}
+
+    def issue(self, ident: str) -> str:
+        """Return a ticket for the client with rate-limit identity `ident`."""
+        expires = int(self._clock() + self.ttl_s)
+        body = f"{expires}.{secrets.token_urlsafe(12)}.{ident}"
+        return f"{body}.{self._sign(body)}"
+
+    def redeem(self, ticket: str) -> str | None:
+        """Return the ticket's identity if it is genuine, unexpired and unused, else None."""
+        body, _, signature = ticket.rpartition(".")
+        parts = body.split(".")
+        if len(parts) != 3 or not hmac.compare_digest(signature, self._sign(body)):
+            return None
+        expires, nonce, ident = parts
+        now = self._clock()
+        if not expires.isdigit() or int(expires) < now or nonce in self._used:
+            return None
+        self._used = {n: t for n, t in self._used.items() if t >= now}
+        self._used[nonce] = float(expires)
+        return ident
+
+    def _sign(self, body: str) -> str:
+        digest = hmac.new(self._secret, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -1,0 +1,168 @@
+"""Secure by default: refusing to run open, client identity, throttled failures, budgets."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+import pytest
+
+from perpsignal_common.errors import ConfigError
+from perpsignal_common.settings import DatabaseSettings, KafkaSettings
+from perpsignal_gateway.redaction import RedactingFilter
+from perpsignal_gateway.settings import GatewaySettings
+
+TLS_KAFKA = KafkaSettings(kafka_security_protocol="SASL_SSL")
+PROD_OK: dict[str, Any] = {
+    "environment": "prod",
+    "kafka": TLS_KAFKA,
+    "gateway_api_keys": "k1",
+    "gateway_public_url": "https://api.example.com",
+}
+
+
+@pytest.mark.parametrize("environment", ["prod", "staging"])
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"gateway_api_keys": ""}, "GATEWAY_API_KEYS"),
+        ({"kafka": KafkaSettings(kafka_security_protocol="SASL_PLAINTEXT")}, "SASL_PLAINTEXT"),
+        ({"kafka": KafkaSettings(kafka_security_protocol="PLAINTEXT")}, "KAFKA_SECURITY_PROTOCOL"),
+        ({"gateway_cors_origins": "*"}, "GATEWAY_CORS_ORIGINS"),
+        ({"gateway_public_paths": "/healthz,/signals"}, "GATEWAY_PUBLIC_PATHS"),
+        ({"gateway_public_paths": "/healthz,/invoke"}, "/invoke"),
+        ({"gateway_public_paths": "/judge/validate"}, "/judge/validate"),
+        ({"gateway_public_url": "http://api.example.com"}, "GATEWAY_PUBLIC_URL"),
+    ],
+)
+def test_staging_and_prod_refuse_insecure_settings(
+    environment: str, override: dict[str, Any], named: str
+) -> None:
+    GatewaySettings(**{**PROD_OK, "environment": environment})  # the baseline is accepted
+    with pytest.raises((ConfigError, ValueError), match=named):
+        GatewaySettings(**{**PROD_OK, "environment": environment, **override})
+
+
+def test_an_open_gateway_listens_on_loopback_unless_told_otherwise() -> None:
+    assert GatewaySettings().listen_host() == "127.0.0.1"
+    assert GatewaySettings(gateway_api_keys="k").listen_host() == "0.0.0.0"
+    assert GatewaySettings(gateway_host="0.0.0.0").listen_host() == "0.0.0.0"  # containers
+
+
+def test_settings_repr_hides_url_credentials_and_keys() -> None:
+    cfg = GatewaySettings(
+        gateway_api_keys="api-key-123",
+        gateway_service_urls="judge=http://user:svc-pass-9@judge:9103",
+        db=DatabaseSettings(database_url="postgresql://u:db-pass-7@h/x"),
+        kafka=KafkaSettings(kafka_sasl_password="sasl-pass-5"),
+    )
+    for text in (repr(cfg), str(cfg)):
+        for secret in ("api-key-123", "svc-pass-9", "db-pass-7", "sasl-pass-5"):
+            assert secret not in text
+    assert "judge:9103" in repr(cfg)  # the rest of the URL stays readable
+
+
+def test_log_filter_redacts_query_credentials_and_known_secrets() -> None:
+    flt = RedactingFilter(["vendor-key-42", "k1"])
+    record = logging.makeLogRecord(
+        {
+            "msg": '%s - "WebSocket %s" [accepted]',
+            "args": ("1.2.3.4:5", "/ws/signals?symbols=BTC&apiKey=abc123&ticket=t.x.y.z"),
+            "error": "GET https://u:pw@host/x?key=vendor-key-42 failed",
+            "details": {"urls": ["/ws/liquidations?apiKey=nested-secret"], "n": 3},
+        }
+    )
+    flt.filter(record)
+    text = record.getMessage() + record.error + str(record.details)
+    for secret in ("abc123", "t.x.y.z", "vendor-key-42", "pw@", "nested-secret"):
+        assert secret not in text
+    assert "symbols=BTC" in text and "apiKey=***" in text
+
+
+async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client) -> None:
+    # the ASGI test transport's peer is 127.0.0.1
+    _, direct = await make_client(gateway_rate_limit="2/minute")
+    codes = [
+        (await direct.get("/ping", headers={"X-Forwarded-For": f"10.0.0.{i}"})).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]  # spoofed addresses share the peer's budget
+    _, proxied = await make_client(
+        gateway_rate_limit="2/minute", gateway_trusted_proxies="127.0.0.0/8"
+    )
+    for i in range(3):  # behind a trusted proxy each real client has its own budget
+        r = await proxied.get("/ping", headers={"X-Forwarded-For": f"10.0.0.{i}"})
+        assert r.status_code == 200
+    # a client cannot prepend a fake hop: the proxy appended the real address last
+    spoofed = {"X-Forwarded-For": "10.9.9.9, 10.0.0.1"}
+    assert [(await proxied.get("/ping", headers=spoofed)).status_code for _ in range(2)] == [
+        200,
+        429,
+    ]
+
+
+async def test_failed_authentications_are_throttled_per_client(make_client) -> None:
+    _, client = await make_client(gateway_api_keys="k1", gateway_auth_failure_limit="5/minute")
+    codes = [
+        (await client.get("/signals", headers={"X-API-Key": f"guess-{i}"})).status_code
+        for i in range(7)
+    ]
+    assert codes == [401] * 5 + [429] * 2
+    locked = await client.get("/signals", headers={"X-API-Key": "k1"})
+    assert locked.status_code == 429  # even a right guess is not checked while locked out
+    assert locked.json()["error"]["code"] == "too_many_auth_failures"
+    assert int(locked.headers["Retry-After"]) >= 1
+
+
+async def test_costly_operations_have_their_own_budget_per_key(make_client, producer) -> None:
+    from tests.unit.gateway import builders as b
+
+    vendor_http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200)))
+    app, client = await make_client(
+        vendor_http=vendor_http,
+        gateway_api_keys="k1,k2",
+        gateway_judge_rate_limit="2/minute",
+        gateway_vendor_rate_limit="1/minute",
+    )
+    app.state.model.apply(b.signal("BTCUSDT"))
+    k1, k2 = {"X-API-Key": "k1"}, {"X-API-Key": "k2"}
+    body = {"symbol": "BTC", "direction": "LONG"}
+    judged = [(await client.post("/judge/validate", json=body, headers=k1)).status_code]
+    judged.append(
+        (
+            await client.post(
+                "/invoke", json={"operation": "validate_signal", "args": body}, headers=k1
+            )
+        ).status_code
+    )
+    third = await client.post("/judge/validate", json=body, headers=k1)
+    assert judged == [504, 504] and third.status_code == 429  # no judge here: 504s
+    assert "judge budget" in third.json()["error"]["message"]
+    assert (await client.post("/judge/validate", json=body, headers=k2)).status_code == 504
+    # the cheap reads are not charged to the judge budget
+    assert (await client.get("/signals/BTC", headers=k1)).status_code == 200
+    vendor = {"operation": "feargreed.listings", "args": {}}
+    first = await client.post("/invoke", json=vendor, headers=k1)
+    assert first.status_code == 200
+    limited = await client.post("/invoke", json=vendor, headers=k1)
+    assert limited.status_code == 429 and "vendor budget" in limited.text
+
+
+async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:
+    _, client = await make_client()
+    for path, body in (
+        ("/gpt/signals", {"minScore": False}),
+        ("/gpt/signal", {"symbol": "BTC", "debug": 0}),
+        ("/judge/validate", {"symbol": "BTC", "direction": "LONG", "score": "80"}),
+        ("/invoke", {"operation": "list_signals", "limit": "5"}),
+        ("/invoke", {"operation": "list_signals", "args": {"minScore": True}}),
+    ):
+        r = await client.post(path, json=body)
+        assert r.status_code == 422, (path, body, r.text)
+    # an integral float is an integer in JSON Schema
+    assert (await client.post("/gpt/signals", json={"limit": 5.0})).status_code == 200
+    # undeclared query parameters are an error, not silently ignored
+    r = await client.get("/liquidations/BTC", params={"limt": 5})
+    assert r.status_code == 422 and "limt" in r.json()["error"]["message"]
+    assert (await client.get("/liquidations/BTC", params={"limit": 5})).status_code == 200

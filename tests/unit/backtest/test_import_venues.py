@@ -193,6 +193,29 @@ def test_ccxt_ohlcv_and_freqtrade_json_gz(tmp_path: Path, market: Path) -> None:
     assert imp.read_funding(fr, "XRPUSDT")[0].rate == 0.0001
 
 
+def test_hyperliquid_candle_snapshot_takes_t_not_the_close_time_T(
+    tmp_path: Path, market: Path
+) -> None:
+    """Hyperliquid's `candleSnapshot` names the open time `t` and the close time `T` (keys in
+    the API's order: T first). Matched case-insensitively only, `T` was taken as the open
+    time: every candle, and every signal, one bar late (and 1 ms off the bar grid)."""
+    lines = (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[1:51]
+    body = []
+    for line in lines:
+        t, o, h, lo, c, v = line.split(",")
+        body.append(
+            {"T": int(t) + 299_999, "c": c, "h": h, "i": "5m", "l": lo, "n": 10,
+             "o": o, "s": "XRP", "t": int(t), "v": v}
+        )  # fmt: skip
+    s = imp.read_candles(_write(tmp_path, "hyperliquid_XRP_5m.json", body))
+    reference = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    assert s.timeframe == "5m"
+    assert s.open_ms == reference.open_ms[:50]
+    assert s.close == reference.close[:50] and s.volume == reference.volume[:50]
+    events = imp.candle_events(s, "XRPUSDT", "hyperliquid")
+    assert events[0].observed_at == imp.ms_to_dt(reference.open_ms[0] + 300_000)
+
+
 def test_ccxt_unified_dicts(tmp_path: Path) -> None:
     info = {"symbol": "BTCUSDT"}
     funding = _write(tmp_path, "f.json", [

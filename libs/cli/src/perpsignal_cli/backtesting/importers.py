@@ -6,7 +6,8 @@ that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT, freqtrade, Binan
 data files), the percent columns to scale, and the header-less row layouts (arrays by
 position). Names are compared normalised (lower case, letters and digits only), so
 `open_time`, `openTime` and `Open Time` are one name, and `Open Interest (USD)` is
-`open_interest_usd`. Files may be:
+`open_interest_usd`; a column spelled exactly like a name wins over one that only normalises
+to it (Hyperliquid's `t` is the open time, its `T` the close time). Files may be:
 
 * CSV, with or without a header;
 * JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
@@ -619,10 +620,14 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         claimed: set[int] = set()
 
         def find(target: str | int) -> int | None:
+            """Return the unclaimed column named `target`: spelled exactly first, then by
+            normalised name (Hyperliquid's `t` is the open time, its `T` the close time)."""
             if isinstance(target, int):
                 return target
+            spelled = [i for i, h in enumerate(header) if h.strip() == target.strip()]
             n = norm(target)
-            return normed.index(n) if n in normed else None
+            same = spelled + [i for i, h in enumerate(normed) if h == n]
+            return next((i for i in same if i not in claimed), same[0] if same else None)
 
         for name, col in explicit.items():
             target, factor = _spec(col)
@@ -649,10 +654,11 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         for f in spec.fields:
             if f.name in index:
                 continue
-            for alias, factor in f.names():
-                if alias in present and normed.index(alias) not in claimed:
-                    index[f.name], scale[f.name] = normed.index(alias), factor
-                    claimed.add(normed.index(alias))
+            for raw, (alias, factor) in zip(f.aliases, f.names(), strict=True):
+                i = find(raw.partition("*")[0]) if alias in present else None
+                if i is not None and i not in claimed:
+                    index[f.name], scale[f.name] = i, factor
+                    claimed.add(i)
                     break
     missing = [f for f in spec.fields if f.required and f.name not in index]
     if kind in ("open_interest", "long_short") and set(index) <= {"time"}:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -19,7 +20,7 @@ from perpsignal_common.embedded import die_with_parent, free_port
 from perpsignal_common.errors import TransientError
 from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.market import CandleClosedV1
-from perpsignal_common.events.registry import decode
+from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
@@ -245,6 +246,39 @@ async def test_rewind_on_assign_replays_history_for_state_only(
         await producer.stop()
     assert sum(1 for _, replay in seen if replay) == 20
     assert sum(1 for _, replay in seen if not replay) == 5
+
+
+async def test_a_restart_replay_does_not_dead_letter_a_poisoned_record_again(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """The scorer rewinds its partitions on every start: a poisoned record among the replayed
+    ones was dead-lettered when first read, and must not land in the DLQ once per restart."""
+    producer = await _producer(kafka_settings)
+    topic = kafka_settings.topic(Topic.MARKET)
+    poison = json.dumps(json.loads(encode(candle(1))) | {"close": float("nan")}).encode()
+    await producer.publish(candle(0), wait=True)
+    await producer.send_raw(topic, b"BTCUSDT", poison, wait=True)
+    await producer.publish(candle(1), wait=True)
+    seen: list[tuple[int, bool]] = []
+    holder: dict[str, ConsumerLoop] = {}
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append((record.offset, holder["loop"].is_replay(record)))
+
+    for restart in range(3):
+        if restart:
+            await producer.publish(candle(1 + restart), wait=True)
+        holder["loop"] = _loop(kafka_settings, producer, handler, rewind_on_assign=-1)
+        last = (2 + restart, False)  # the newest record, handled live (not a replay)
+        await _run_until(holder["loop"], lambda last=last: last in seen, f"start {restart}")
+        seen.clear()
+    async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+        await dlq.wait_for(1)
+        for _ in range(10):  # a duplicate would have been published during the replays above
+            records = await dlq.poll()
+    await producer.stop()
+    assert [r.value for r in records] == [poison]
+    assert dict(records[0].headers)["dlq.error"].startswith(b"PoisonMessage: invalid event")
 
 
 async def _run_until(loop: ConsumerLoop, done: Callable[[], bool], what: str) -> None:

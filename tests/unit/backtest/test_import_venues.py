@@ -193,6 +193,71 @@ def test_ccxt_ohlcv_and_freqtrade_json_gz(tmp_path: Path, market: Path) -> None:
     assert imp.read_funding(fr, "XRPUSDT")[0].rate == 0.0001
 
 
+def test_hyperliquid_candle_snapshot_takes_t_not_the_close_time_T(
+    tmp_path: Path, market: Path
+) -> None:
+    """Hyperliquid's `candleSnapshot` names the open time `t` and the close time `T` (keys in
+    the API's order: T first). Matched case-insensitively only, `T` was taken as the open
+    time: every candle, and every signal, one bar late (and 1 ms off the bar grid)."""
+    lines = (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[1:51]
+    body = []
+    for line in lines:
+        t, o, h, lo, c, v = line.split(",")
+        body.append(
+            {"T": int(t) + 299_999, "c": c, "h": h, "i": "5m", "l": lo, "n": 10,
+             "o": o, "s": "XRP", "t": int(t), "v": v}
+        )  # fmt: skip
+    s = imp.read_candles(_write(tmp_path, "hyperliquid_XRP_5m.json", body))
+    reference = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    assert s.timeframe == "5m"
+    assert s.open_ms == reference.open_ms[:50]
+    assert s.close == reference.close[:50] and s.volume == reference.volume[:50]
+    events = imp.candle_events(s, "XRPUSDT", "hyperliquid")
+    assert events[0].observed_at == imp.ms_to_dt(reference.open_ms[0] + 300_000)
+
+
+def test_envelopes_by_another_name_and_column_arrays(tmp_path: Path, market: Path) -> None:
+    """Kraken Futures' /api/charts (and Coinbase's) keep rows under `candles`; Deribit's
+    public/get_tradingview_chart_data answers column arrays (`ticks`, `open`, ... and `cost`
+    in USD) under `result`. Both were refused as 'JSON without a list of rows'."""
+    rows = [
+        r.split(",")
+        for r in (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[1:41]
+    ]
+    reference = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv").slice(0, 40)
+    kraken = {
+        "candles": [
+            {"time": int(t), "open": o, "high": h, "low": lo, "close": c, "volume": v}
+            for t, o, h, lo, c, v in rows
+        ],
+        "more_candles": False,
+    }
+    deribit = {
+        "jsonrpc": "2.0",
+        "result": {
+            "volume": [float(r[5]) for r in rows],
+            "ticks": [int(r[0]) for r in rows],
+            "status": "ok",
+            "open": [float(r[1]) for r in rows],
+            "low": [float(r[3]) for r in rows],
+            "high": [float(r[2]) for r in rows],
+            "cost": [float(r[5]) * float(r[4]) for r in rows],
+            "close": [float(r[4]) for r in rows],
+        },
+        "usIn": 1, "usOut": 2, "usDiff": 1, "testnet": False,
+    }  # fmt: skip
+    for name, body in (("kraken.json", kraken), ("deribit.json", deribit)):
+        s = imp.read_candles(_write(tmp_path, name, body))
+        assert s.open_ms == reference.open_ms and s.close == reference.close, name
+        assert s.volume == reference.volume, name
+    assert imp.read_candles(_write(tmp_path, "d.json", deribit)).quote_volume[0] == float(
+        rows[0][5]
+    ) * float(rows[0][4])
+    # an object with no rows at all names what it holds
+    with pytest.raises(imp.HistoryFormatError, match="keys seen: error, id"):
+        imp.read_candles(_write(tmp_path, "e.json", {"error": {"code": 1}, "id": 3}))
+
+
 def test_ccxt_unified_dicts(tmp_path: Path) -> None:
     info = {"symbol": "BTCUSDT"}
     funding = _write(tmp_path, "f.json", [

@@ -6,10 +6,17 @@ The command line may not import a service (lint-imports), so it asks the service
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from perpsignal_cli.backtesting.broker import service_env
+from perpsignal_cli.backtesting.importers import candle_events, read_candles
 from perpsignal_cli.backtesting.pipeline import ServiceConfigError, engine_config, rules_judge
+from perpsignal_common.settings import KafkaSettings
 from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_scorer.settings import ScorerSettings
 
 
 def test_defaults_without_settings_and_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,3 +41,23 @@ def test_invalid_settings_are_reported_not_ignored(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ServiceConfigError, match="SCORER_WEIGHTS") as err:
         engine_config("15m")
     assert "sum to 100" in str(err.value)  # the scorer's own reason
+
+
+def test_broker_mode_scorer_scores_the_history_from_its_first_candle(
+    monkeypatch: pytest.MonkeyPatch, market: Path
+) -> None:
+    """`--through-broker` runs the scorer service with `service_env`: the history (venue
+    `history`) must drive its symbol from the first candle as in process, whatever primary
+    venue is configured for live use. With the service default (binance) the first two
+    candles scored nothing and the run waited for their signals until it timed out."""
+    monkeypatch.setenv("SCORER_PRIMARY_VENUE", "okx")
+    env = service_env(KafkaSettings(), EngineConfig(primary_timeframe="5m"), use_llm=False)
+    for name, value in env.items():
+        if name.startswith("SCORER_"):
+            monkeypatch.setenv(name, value)
+    settings = ScorerSettings()  # what the child process reads
+    engine = ScoringEngine(settings.engine_config(), venues=settings.primary_venues())
+    series = read_candles(market / "XRP_USDT_USDT-5m-futures.csv").slice(0, 6)
+    candles = candle_events(series, "XRPUSDT")
+    signals = [s for c in candles for s in engine.apply(c)]
+    assert [s.observed_at for s in signals] == [c.observed_at for c in candles]

@@ -159,6 +159,36 @@ async def test_smc_mss_listings_and_liquidations(make_client) -> None:
     assert liq["longLiquidationsUsd"] == 500.0 and liq["shortLiquidationsUsd"] == 250.0
 
 
+async def test_a_symbol_seen_on_the_topics_is_served_by_every_endpoint_as_named(
+    make_client,
+) -> None:
+    """ETHBTC (a Binance USD-M perpetual, no USDT suffix) is listed by /signals and served
+    by the cached /signals/ETHBTC; the other endpoints must not rewrite it to ETHBTCUSDT."""
+    app, client = await make_client()
+    model = model_of(app)
+    now = datetime.now(UTC)
+    model.apply(b.signal("ETHBTC", price=0.05))
+    model.apply(b.funding("ETHBTC", at=now))
+    model.apply(b.liquidation("ETHBTC", notional=700.0))
+    listed = (await client.get("/signals")).json()
+    assert [s["symbol"] for s in listed["signals"]] == ["ETHBTC"]
+    for path in (
+        "/signals/ETHBTC",
+        "/signals/ETHBTC?debug=true",
+        "/signals/ethbtc?debug=true",
+        "/market/ETHBTC",
+        "/smc/ETHBTC",
+        "/liquidations/ETHBTC",
+    ):
+        r = await client.get(path)
+        assert r.status_code == 200, (path, r.text)
+        assert r.json()["symbol"] == "ETHBTC", path
+    assert (await client.get("/liquidations/ETHBTC")).json()["longLiquidationsUsd"] == 700.0
+    # a bare coin still means its USDT perpetual
+    model.apply(b.signal("BTCUSDT"))
+    assert (await client.get("/signals/btc?debug=true")).json()["symbol"] == "BTCUSDT"
+
+
 async def test_gpt_signal_takes_flat_parameters(make_client) -> None:
     app, client = await make_client()
     model_of(app).apply(b.signal("BTCUSDT"))

@@ -89,6 +89,15 @@ class Platform:
 
     # signals -------------------------------------------------------------------------------
 
+    def _symbol(self, raw: str) -> str:
+        """Return the symbol `raw` names: itself when seen on the topics (ETHBTC, a USD-M
+        perpetual without a USDT suffix, as listed by /signals), else `normalize_symbol`."""
+        upper = raw.strip().upper()
+        m = self.model
+        if upper in m.signals or upper in m.market or upper in m.liquidations:
+            return upper
+        return normalize_symbol(raw)
+
     def cached_signal(self, symbol: str) -> bytes | None:
         """Return the pre-rendered JSON of a symbol's latest signal (no debug), if any."""
         cached = self.model.signal_body(symbol)
@@ -97,7 +106,7 @@ class Platform:
         return cached
 
     async def get_signal(self, q: a.SignalArgs) -> SignalOut:
-        symbol = normalize_symbol(q.symbol)
+        symbol = self._symbol(q.symbol)
         event = self.model.signals.get(symbol) or await self._on_demand(symbol)
         return signal_out(event, debug=q.debug)
 
@@ -161,7 +170,7 @@ class Platform:
         return SignalList(count=len(out), signals=out)
 
     def get_smc(self, q: a.SymbolArgs) -> SmcResponse:
-        symbol = normalize_symbol(q.symbol)
+        symbol = self._symbol(q.symbol)
         event = self.model.signals.get(symbol)
         if event is None:
             raise ApiError(404, "no_signal", f"no signal for {symbol} yet", {"symbol": symbol})
@@ -173,7 +182,7 @@ class Platform:
     # market --------------------------------------------------------------------------------
 
     def get_market(self, q: a.SymbolArgs) -> MarketOut:
-        symbol = normalize_symbol(q.symbol)
+        symbol = self._symbol(q.symbol)
         slots = self.model.market.get(symbol)
         if not slots:
             raise ApiError(
@@ -252,7 +261,7 @@ class Platform:
         return ListingList(count=len(out), listings=out)
 
     def get_liquidations(self, q: a.LiquidationsArgs) -> LiquidationList:
-        symbol = normalize_symbol(q.symbol)
+        symbol = self._symbol(q.symbol)
         orders = list(self.model.liquidations.get(symbol, ()))[-q.limit :]
         orders.reverse()  # newest first
         return LiquidationList(
@@ -296,7 +305,7 @@ class Platform:
     async def validate(self, q: a.ValidateArgs) -> SignalOut:
         if self.producer is None:
             raise DependencyUnavailable("no producer")
-        symbol = normalize_symbol(q.symbol)
+        symbol = self._symbol(q.symbol)
         cid = str(uuid.uuid4())
         # the judge weighs a signal against the symbol's market context; without one it
         # could only invent it (it used to answer score 50 / confidence 0 / SKIP)

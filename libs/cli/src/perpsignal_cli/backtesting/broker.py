@@ -177,6 +177,12 @@ def service_env(kafka: KafkaSettings, cfg: EngineConfig, *, use_llm: bool) -> di
         env[name.upper()] = str(plain).lower() if isinstance(plain, bool) else str(plain)
     env["SCORER_PRIMARY_TIMEFRAME"] = cfg.primary_timeframe
     env["SCORER_SMC_TIMEFRAMES"] = ",".join(cfg.smc_timeframes)
+    # a history is one venue's series (the importers label it `history`): let it drive its
+    # symbol from the first candle, as the in-process engine does; with the service default
+    # (Binance) the first SCORER_CANDLE_STALE_BARS - 1 candles would score nothing and the
+    # run would wait for their signals until it timed out
+    env["SCORER_PRIMARY_VENUE"] = ""
+    env["SCORER_PRIMARY_VENUES"] = ""
     env["SCORER_GLOBAL_WARMUP_S"] = "0.5"
     env["ENABLE_AI_JUDGE"] = "true" if use_llm else "false"
     return env
@@ -199,12 +205,6 @@ async def run_through_broker_async(
     stop = stop or asyncio.Event()
     cfg = cfg or engine_config(history.primary.timeframe)
     env = service_env(kafka, cfg, use_llm=use_llm)
-    # the history's candles are its one price series: make their venue the scorer's primary, or
-    # the scorer would wait `candle_stale_bars` candles for Binance before taking them over
-    venue = next((e.venue for e in history.events if isinstance(e, CandleClosedV1)), None)
-    if venue:
-        env["SCORER_PRIMARY_VENUE"] = venue
-        env.pop("SCORER_PRIMARY_VENUES", None)
     with tempfile.TemporaryDirectory(prefix="perpsignal-backtest-") as logs:
         services = [_ServiceProcess(n, env, Path(logs)) for n in ("scorer", "judge")]
         try:

@@ -6,11 +6,13 @@ that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT, freqtrade, Binan
 data files), the percent columns to scale, and the header-less row layouts (arrays by
 position). Names are compared normalised (lower case, letters and digits only), so
 `open_time`, `openTime` and `Open Time` are one name, and `Open Interest (USD)` is
-`open_interest_usd`. Files may be:
+`open_interest_usd`; a column spelled exactly like a name wins over one that only normalises
+to it (Hyperliquid's `t` is the open time, its `T` the close time). Files may be:
 
 * CSV, with or without a header;
 * JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
-  Binance/OKX/Coinglass, `{"result": {"list": [...]}}` of Bybit); gzip-compressed JSON too
+  Binance/OKX/Coinglass, `{"result": {"list": [...]}}` of Bybit, any object holding one list
+  of rows such as Kraken Futures' `candles`), or column arrays (Deribit); gzip-compressed JSON too
   (freqtrade's `.json.gz`), and JSON lines;
 * feather (Arrow IPC v1/v2, LZ4/ZSTD compressed too; freqtrade's default) and parquet
   (freqtrade's other format, and most research exporters'), read with pyarrow.
@@ -161,6 +163,7 @@ _TIME = Field(
         "fundingTime",
         "funding_time",
         "fundingRateTimestamp",
+        "ticks",  # Deribit chart data
         "unix",
         "time_ms",
     ),
@@ -219,6 +222,7 @@ KINDS: dict[str, Kind] = {
                     "volume_usd",
                     "volume_quote",
                     "turnover",
+                    "cost",  # Deribit chart data (USD)
                     "volCcyQuote",
                     "vol_quote",
                     "quote_vol",
@@ -467,22 +471,39 @@ def _csv_table(text: Iterable[str]) -> Table:
 
 
 def _unwrap(body: Any) -> Any:
-    """Return the rows of a venue envelope (Binance/OKX/Coinglass `data`, Bybit `result`)."""
+    """Return the rows of a venue envelope (Binance/OKX/Coinglass `data`, Bybit `result`).
+
+    Also the one list of rows an envelope holds under another name (Kraken Futures' and
+    Coinbase's `candles`), and rows zipped from column arrays of one length (Deribit's chart
+    data: `ticks`, `open`, ... side by side).
+    """
     for _ in range(3):
-        if isinstance(body, dict):
-            for key in ("data", "result", "list", "rows"):
-                if key in body and isinstance(body[key], list | dict):
-                    body = body[key]
-                    break
-            else:
-                return body
+        if not isinstance(body, dict):
+            return body
+        for key in ("data", "result", "list", "rows"):
+            if key in body and isinstance(body[key], list | dict):
+                body = body[key]
+                break
+        else:
+            lists = {k: v for k, v in body.items() if isinstance(v, list) and v}
+            rows = [v for v in lists.values() if isinstance(v[0], dict | list)]
+            if len(rows) == 1:
+                body = rows[0]
+                continue
+            if len(lists) >= 2 and not rows and len({len(v) for v in lists.values()}) == 1:
+                columns = list(lists.values())  # one length (checked): strict holds
+                return [dict(zip(lists, vs, strict=True)) for vs in zip(*columns, strict=True)]
+            return body
     return body
 
 
 def _json_table(body: Any) -> Table:
     body = _unwrap(body)
     if not isinstance(body, list) or not body:
-        raise HistoryFormatError("JSON without a list of rows (or an envelope holding one)")
+        seen = f" (keys seen: {', '.join(map(str, body))})" if isinstance(body, dict) else ""
+        raise HistoryFormatError(
+            f"JSON without a list of rows, an envelope holding one or column arrays{seen}"
+        )
     if all(isinstance(r, dict) for r in body):
         header: list[str] = []
         for r in body:
@@ -619,10 +640,14 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         claimed: set[int] = set()
 
         def find(target: str | int) -> int | None:
+            """Return the unclaimed column named `target`: spelled exactly first, then by
+            normalised name (Hyperliquid's `t` is the open time, its `T` the close time)."""
             if isinstance(target, int):
                 return target
+            spelled = [i for i, h in enumerate(header) if h.strip() == target.strip()]
             n = norm(target)
-            return normed.index(n) if n in normed else None
+            same = spelled + [i for i, h in enumerate(normed) if h == n]
+            return next((i for i in same if i not in claimed), same[0] if same else None)
 
         for name, col in explicit.items():
             target, factor = _spec(col)
@@ -649,10 +674,11 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         for f in spec.fields:
             if f.name in index:
                 continue
-            for alias, factor in f.names():
-                if alias in present and normed.index(alias) not in claimed:
-                    index[f.name], scale[f.name] = normed.index(alias), factor
-                    claimed.add(normed.index(alias))
+            for raw, (alias, factor) in zip(f.aliases, f.names(), strict=True):
+                i = find(raw.partition("*")[0]) if alias in present else None
+                if i is not None and i not in claimed:
+                    index[f.name], scale[f.name] = i, factor
+                    claimed.add(i)
                     break
     missing = [f for f in spec.fields if f.required and f.name not in index]
     if kind in ("open_interest", "long_short") and set(index) <= {"time"}:

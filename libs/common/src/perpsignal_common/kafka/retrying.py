@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 
+from aiokafka import TopicPartition
+
 from perpsignal_common.errors import DependencyUnavailable, PermanentError
 from perpsignal_common.events.base import Event
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
@@ -42,6 +44,7 @@ class RetryingMixin:
     _decode: Decoder
     _dlq: DeadLetterPublisher
     _topic_metrics: dict[str, _TopicMetrics]
+    _replay_until: dict[TopicPartition, int]
     processed: int
 
     def _metrics(self, topic: str) -> _TopicMetrics:
@@ -121,6 +124,21 @@ class RetryingMixin:
                 await self._opts.retry.sleep(self._opts.retry.delay(attempt))
 
     async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
+        until = self._replay_until.get(TopicPartition(record.topic, record.partition))
+        if until is not None and record.offset < until:
+            # re-read only to rebuild state (below the committed offset): this group handled
+            # it before, dead-lettering it then if it failed; a second copy per restart would
+            # be a duplicate for whoever reprocesses the DLQ
+            log.info(
+                "replayed record fails again; it was dead-lettered when first read",
+                extra={
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "error_type": type(error).__name__,
+                },
+            )
+            return
         log.warning(
             "dead-lettering message",
             extra={

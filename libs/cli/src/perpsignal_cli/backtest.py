@@ -149,7 +149,7 @@ def main(argv: list[str]) -> int:
     # sight, its collections stop re-scanning them (about 10 % of the run on the FTX file)
     gc.freeze()
     try:
-        return _run(args, history, horizons, span[0])
+        return _run(args, history, horizons, span)
     except ServiceConfigError as exc:
         print(f"perpsignal backtest: {exc}", file=sys.stderr)
         return 2
@@ -158,7 +158,10 @@ def main(argv: list[str]) -> int:
 
 
 def _run(
-    args: argparse.Namespace, history: History, horizons: list[str], start_ms: int | None
+    args: argparse.Namespace,
+    history: History,
+    horizons: list[str],
+    span: tuple[int | None, int | None],
 ) -> int:
     from perpsignal_cli.backtesting import html, report
     from perpsignal_cli.backtesting.eventfile import write_events
@@ -181,7 +184,7 @@ def _run(
         result.records = evaluate_outcomes(judged, history, horizons, costs=costs)
     else:
         result = run_in_process(history, horizons=horizons, progress=progress, costs=costs)
-    result = keep_in_range(result, start_ms)
+    result = keep_in_range(result, *span)
     data = report.build_report(
         result,
         history,

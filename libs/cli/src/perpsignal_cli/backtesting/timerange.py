@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import math
 from datetime import UTC, datetime
 
 from perpsignal_cli.backtesting.importers import CandleSeries
@@ -41,6 +42,8 @@ def _day_ms(part: str, text: str) -> int | None:
     if not part:
         return None
     try:
+        if len(part) != 8 or not part.isdigit():
+            raise ValueError(part)
         day = datetime.strptime(part, "%Y%m%d").replace(tzinfo=UTC)
     except ValueError as exc:
         raise TimerangeError(f"--timerange {text!r}: {part!r} is not YYYYMMDD") from exc
@@ -85,9 +88,9 @@ def _day(ms: int | None, default: str) -> str:
     return default if ms is None else datetime.fromtimestamp(ms / 1000, UTC).date().isoformat()
 
 
-def keep_in_range(result: RunResult, start_ms: int | None) -> RunResult:
-    """Return `result` without the warm-up's signals (observed before the start)."""
-    if start_ms is None:
-        return result
-    kept = [r for r in result.records if r.judged.observed_at.timestamp() * 1000 >= start_ms]
+def keep_in_range(result: RunResult, start_ms: int | None, end_ms: int | None = None) -> RunResult:
+    """Return `result` with only the signals observed in [start, end) (no warm-up ones)."""
+    lo = -math.inf if start_ms is None else start_ms
+    hi = math.inf if end_ms is None else end_ms
+    kept = [r for r in result.records if lo <= r.judged.observed_at.timestamp() * 1000 < hi]
     return dataclasses.replace(result, records=kept)

@@ -51,7 +51,9 @@ def test_no_costs_keeps_net_equal_to_gross_and_the_window_evaluator_agrees() -> 
         "LONG", 100.0, Series.of(PATH), 0, 2, costs=COSTS, funding_rates=[0.0001]
     )
     assert windowed.net_pnl_pct == pytest.approx(10.0 - 0.147 - 0.01)
-    assert evaluate("LONG", 100.0, PATH, costs=NO_COSTS) == gross
+    assert evaluate("LONG", 100.0, PATH, costs=NO_COSTS, funding_rates=[0.01]) == gross
+    fees_only = Costs(5.0, 2.0, funding=False)
+    assert evaluate("LONG", 100.0, PATH, costs=fees_only, funding_rates=[0.01]).funding_pct == 0
 
 
 def test_funding_counts_settlements_after_entry_up_to_exit() -> None:
@@ -62,6 +64,6 @@ def test_funding_counts_settlements_after_entry_up_to_exit() -> None:
 
 
 def test_venue_defaults() -> None:
-    assert venue_costs("BINANCE") == Costs(5.0, 2.0)
+    assert venue_costs("BINANCE") == Costs(5.0, 2.0, funding=True)
     assert venue_costs("bybit").taker_fee_bp == 5.5
     assert venue_costs("unknown") == Costs()

@@ -487,10 +487,14 @@ def evaluate_outcomes(
     if history.primary.timeframe != history.base.timeframe:
         paths.append(history.path_index(history.primary))
     secs = {h: HORIZON_SECONDS[h] for h in horizons}
-    funding = sorted(
-        (e.observed_at.timestamp(), float(e.rate))
-        for e in history.events
-        if isinstance(e, FundingRateV1) and e.settled
+    funding = (
+        sorted(
+            (e.observed_at.timestamp(), float(e.rate))
+            for e in history.events
+            if isinstance(e, FundingRateV1) and e.settled
+        )
+        if costs.funding
+        else []
     )
     fund = ([t for t, _ in funding], [r for _, r in funding])
     records = []

@@ -54,13 +54,14 @@ class Costs:
 
     taker_fee_bp: float = 5.0
     slippage_bp: float = 2.0
+    funding: bool = True  # accrue the settled funding rates given to the evaluator
 
     def trading_pct(self, entry: float, exit_price: float) -> float:
         """Return the fees and slippage of entering and leaving, in % of entry notional."""
         return (self.taker_fee_bp + self.slippage_bp) / 100.0 * (1.0 + exit_price / entry)
 
 
-NO_COSTS = Costs(taker_fee_bp=0.0, slippage_bp=0.0)
+NO_COSTS = Costs(taker_fee_bp=0.0, slippage_bp=0.0, funding=False)  # gross: net == gross
 
 # base-tier taker fees of USD-margined perpetuals (bp), as the venues publish them
 VENUE_COSTS: dict[str, Costs] = {
@@ -150,12 +151,12 @@ def evaluate(
 def _with_costs(
     ev: Evaluation, direction: str, entry: float, costs: Costs, rates: Sequence[float]
 ) -> Evaluation:
-    if costs == NO_COSTS and not rates:
+    if costs == NO_COSTS:
         return ev
     return replace(
         ev,
         cost_pct=costs.trading_pct(entry, ev.exit_price),
-        funding_pct=funding_paid_pct(direction, rates),
+        funding_pct=funding_paid_pct(direction, rates) if costs.funding else 0.0,
     )
 
 

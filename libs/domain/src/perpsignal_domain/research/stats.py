@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 Z95 = 1.959963984540054
 DEFAULT_REPS = 2000
 DEFAULT_SEED = 7
+CHUNK_CELLS = 2_000_000
 
 Array = NDArray[np.float64]
 Interval = tuple[float, float]
@@ -86,8 +87,13 @@ def block_bootstrap_ci(
     n = cols[0].size
     if n < 3:
         return None
-    idx = block_indices(n, block, reps, np.random.default_rng(seed))
-    return _percentile(np.asarray(statistic(*(c[idx] for c in cols)), dtype=np.float64), level)
+    rng = np.random.default_rng(seed)
+    # in chunks of about CHUNK_CELLS resampled values: memory stays flat for long histories
+    values = []
+    for size in _chunks(reps, n):
+        idx = block_indices(n, block, size, rng)
+        values.append(np.asarray(statistic(*(c[idx] for c in cols)), dtype=np.float64))
+    return _percentile(np.concatenate(values), level)
 
 
 def mean_ci(
@@ -115,8 +121,12 @@ def hac_mean_ci(values: ArrayLike, lags: int) -> Interval | None:
 def _avg_ranks_rows(values: Array) -> Array:
     """Tie-averaged ranks (1-based) of each row of `values` (reps, n)."""
     uniq, codes = np.unique(values, return_inverse=True)
-    codes = codes.reshape(values.shape)
-    reps, k = values.shape[0], uniq.size
+    return _ranks_of_codes(codes.reshape(values.shape), uniq.size)
+
+
+def _ranks_of_codes(codes: NDArray[np.intp], k: int) -> Array:
+    """Tie-averaged ranks of rows of value codes 0..k-1 (codes keep the values' order)."""
+    reps = codes.shape[0]
     flat = (codes + np.arange(reps)[:, None] * k).ravel()
     counts = np.bincount(flat, minlength=reps * k).reshape(reps, k).astype(np.float64)
     below = np.cumsum(counts, axis=1) - counts
@@ -159,9 +169,15 @@ def information_coefficient(
     ic = spearman(signal, forward)
     if ic is None:
         return None, None
-    return ic, block_bootstrap_ci(
-        [signal, forward], spearman_rows, block=block, reps=reps, seed=seed
-    )
+    # resample value codes, not values: ranks need no sort per resample (codes keep the order)
+    ux, cx = np.unique(np.asarray(signal, dtype=np.float64), return_inverse=True)
+    uy, cy = np.unique(np.asarray(forward, dtype=np.float64), return_inverse=True)
+
+    def coded_spearman(a: Array, b: Array) -> Array:
+        ra = _ranks_of_codes(a.astype(np.intp), ux.size)
+        return _row_corr(ra, _ranks_of_codes(b.astype(np.intp), uy.size))
+
+    return ic, block_bootstrap_ci([cx, cy], coded_spearman, block=block, reps=reps, seed=seed)
 
 
 def block_permutations(n: int, block: int, reps: int, rng: np.random.Generator) -> NDArray[np.intp]:
@@ -169,8 +185,9 @@ def block_permutations(n: int, block: int, reps: int, rng: np.random.Generator) 
     block = max(1, min(block, n))
     starts = np.arange(0, n, block)
     order = np.argsort(rng.random((reps, starts.size)), axis=1)
-    rows = [np.concatenate([np.arange(s, min(s + block, n)) for s in starts[p]]) for p in order]
-    return np.asarray(rows, dtype=np.intp)
+    idx = (starts[order][:, :, None] + np.arange(block)).reshape(reps, -1)
+    # the last block may be short: drop its overhang, every row keeps exactly n indices
+    return idx[idx < n].reshape(reps, n)
 
 
 def placebo_p_value(
@@ -191,9 +208,17 @@ def placebo_p_value(
     if s.size < 3:
         return None
     observed = float((s * r).mean())
-    perm = block_permutations(s.size, block, reps, np.random.default_rng(seed))
-    placebo = (s[perm] * r).mean(axis=1)
-    return float((1 + np.count_nonzero(placebo >= observed - 1e-12)) / (1 + reps))
+    rng = np.random.default_rng(seed)
+    at_least = 0
+    for size in _chunks(reps, s.size):
+        placebo = (s[block_permutations(s.size, block, size, rng)] * r).mean(axis=1)
+        at_least += int(np.count_nonzero(placebo >= observed - 1e-12))
+    return (1 + at_least) / (1 + reps)
+
+
+def _chunks(reps: int, n: int) -> list[int]:
+    per = max(1, CHUNK_CELLS // max(1, n))
+    return [min(per, reps - done) for done in range(0, reps, per)]
 
 
 def paired_p_value(
@@ -215,10 +240,12 @@ def paired_p_value(
     block = max(1, min(block, n))
     blocks = -(-n // block)
     rng = np.random.default_rng(seed)
-    signs = np.repeat(rng.choice([-1.0, 1.0], size=(reps, blocks)), block, axis=1)[:, :n]
     observed = float(d.mean())
-    flipped = (signs * d).mean(axis=1)
-    return float((1 + np.count_nonzero(flipped >= observed - 1e-12)) / (1 + reps))
+    at_least = 0
+    for size in _chunks(reps, n):
+        signs = np.repeat(rng.choice([-1.0, 1.0], size=(size, blocks)), block, axis=1)[:, :n]
+        at_least += int(np.count_nonzero((signs * d).mean(axis=1) >= observed - 1e-12))
+    return (1 + at_least) / (1 + reps)
 
 
 def group_difference_ci(

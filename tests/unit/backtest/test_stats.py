@@ -111,3 +111,13 @@ def test_block_resampling_keeps_consecutive_runs() -> None:
     assert (steps[:, :3] == 1).all()  # the first block is 4 consecutive (circular) indices
     perm = stats.block_permutations(10, 4, 5, rng)
     assert sorted(perm[0].tolist()) == list(range(10))
+
+
+def test_the_sums_shortcut_gives_the_resampling_interval_exactly() -> None:
+    _, forward = _market()
+    x = forward[:301]  # n not a multiple of the block: the last block is cut
+    by_sums = stats.mean_ci(x, block=H, reps=300, seed=5)
+    by_index = stats.block_bootstrap_ci([x], lambda r: r.mean(axis=1), block=H, reps=300, seed=5)
+    assert by_sums is not None
+    assert by_index is not None
+    assert by_sums == pytest.approx(by_index, rel=1e-9)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import statistics as pystats
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from perpsignal_cli.backtesting import baselines
 from perpsignal_cli.backtesting.pipeline import PathIndex, SignalRecord
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, pnl_pct, window_sorted
 from perpsignal_domain.research import stats
 
 ALPHA = 0.05
@@ -46,12 +47,14 @@ def forward_returns(
     records: Sequence[SignalRecord], index: PathIndex, horizon: str
 ) -> list[float | None]:
     """Return each signal's long return % over `horizon` (None where the path is incomplete)."""
-    h_ms = HORIZON_SECONDS[horizon] * 1000
+    h = timedelta(seconds=HORIZON_SECONDS[horizon])
     out: list[float | None] = []
     for rec in records:
-        t0 = round(_t_s(rec) * 1000)
-        ev = index.measure("LONG", rec.judged.price, t0, t0 + h_ms)
-        out.append(None if ev is None else ev.pnl_pct)
+        at = rec.judged.observed_at
+        # the outcomes' path window (two binary searches); its last close is the exit
+        found = window_sorted(index.times, at, at + h, index.step)
+        exit_price = None if found is None else index.candles[found[1] - 1].close
+        out.append(None if exit_price is None else pnl_pct("LONG", rec.judged.price, exit_price))
     return out
 
 

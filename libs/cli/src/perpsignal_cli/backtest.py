@@ -52,6 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
         choices=sorted(TIMEFRAME_SECONDS, key=lambda tf: TIMEFRAME_SECONDS[tf]),
         help="scoring timeframe (default 15m, or the candles' own when coarser)",
     )
+    p.add_argument(
+        "--timerange",
+        metavar="YYYYMMDD-YYYYMMDD",
+        help="only signals observed in this UTC range (end exclusive; either side may be "
+        "empty, as in freqtrade); earlier history is replayed as warm-up",
+    )
+    p.add_argument(
+        "--fee-bp",
+        type=float,
+        default=5.0,
+        help="taker fee per side in basis points of notional, for net P&L (default 5: "
+        "Binance USD-M base tier)",
+    )
+    p.add_argument(
+        "--slippage-bp",
+        type=float,
+        default=2.0,
+        help="slippage per side in basis points, for net P&L (default 2)",
+    )
     p.add_argument("--horizons", default="1h,4h,24h", help="outcome horizons (1h, 4h, 24h)")
     p.add_argument("--equity-horizon", default="4h", help="horizon of the equity curves")
     p.add_argument("--seed", type=int, default=7, help="seed of the random-direction baseline")
@@ -87,6 +106,16 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    from perpsignal_cli.backtesting.timerange import TimerangeError, parse_timerange, restrict
+
+    try:
+        span = parse_timerange(args.timerange) if args.timerange else (None, None)
+    except TimerangeError as exc:
+        print(f"perpsignal backtest: {exc}", file=sys.stderr)
+        return 2
+    if args.fee_bp < 0 or args.slippage_bp < 0:
+        print("perpsignal backtest: --fee-bp and --slippage-bp must be >= 0", file=sys.stderr)
+        return 2
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
 
     from perpsignal_cli.backtesting.importers import (
@@ -111,6 +140,8 @@ def main(argv: list[str]) -> int:
                 fear_greed=args.fear_greed,
                 timeframe=args.timeframe,
             )
+        if span != (None, None):
+            history = restrict(history, *span)
     except (HistoryFormatError, ValueError) as exc:
         print(f"perpsignal backtest: {exc}", file=sys.stderr)
         return 2
@@ -118,7 +149,7 @@ def main(argv: list[str]) -> int:
     # sight, its collections stop re-scanning them (about 10 % of the run on the FTX file)
     gc.freeze()
     try:
-        return _run(args, history, horizons)
+        return _run(args, history, horizons, span)
     except ServiceConfigError as exc:
         print(f"perpsignal backtest: {exc}", file=sys.stderr)
         return 2
@@ -126,10 +157,19 @@ def main(argv: list[str]) -> int:
         gc.unfreeze()
 
 
-def _run(args: argparse.Namespace, history: History, horizons: list[str]) -> int:
+def _run(
+    args: argparse.Namespace,
+    history: History,
+    horizons: list[str],
+    span: tuple[int | None, int | None],
+) -> int:
     from perpsignal_cli.backtesting import html, report
     from perpsignal_cli.backtesting.eventfile import write_events
-    from perpsignal_cli.backtesting.pipeline import run_in_process
+    from perpsignal_cli.backtesting.pipeline import evaluate_outcomes, run_in_process
+    from perpsignal_cli.backtesting.timerange import keep_in_range
+    from perpsignal_domain.outcomes.evaluate import Costs
+
+    costs = Costs(taker_fee_bp=args.fee_bp, slippage_bp=args.slippage_bp)
 
     if args.events_out:
         n = write_events(args.events_out, history.events)
@@ -139,10 +179,19 @@ def _run(args: argparse.Namespace, history: History, horizons: list[str]) -> int
         from perpsignal_cli.backtesting.broker import run_through_broker
 
         result = run_through_broker(history, horizons=horizons, progress=progress, use_llm=args.llm)
+        # the services measured gross outcomes: measure again with this run's costs
+        judged = [r.judged for r in result.records]
+        result.records = evaluate_outcomes(judged, history, horizons, costs=costs)
     else:
-        result = run_in_process(history, horizons=horizons, progress=progress)
+        result = run_in_process(history, horizons=horizons, progress=progress, costs=costs)
+    result = keep_in_range(result, *span)
     data = report.build_report(
-        result, history, horizons=horizons, equity_horizon=args.equity_horizon, seed=args.seed
+        result,
+        history,
+        horizons=horizons,
+        equity_horizon=args.equity_horizon,
+        seed=args.seed,
+        costs=costs,
     )
     json_path = report.write_json(data, args.out)
     html_path = html.write_html(data, args.out)

@@ -492,11 +492,13 @@ UPDATE signal_outcomes AS t SET
     status = 'completed', exit_price = v.exit_price, pnl_pct = v.pnl_pct, result = v.result,
     max_favorable_pct = v.mfe, max_adverse_pct = v.mae, first_hit = v.first_hit,
     candles_used = v.candles_used, price_source = v.price_source, reason = NULL,
+    cost_pct = v.cost_pct, funding_pct = v.funding_pct, net_pnl_pct = v.net_pnl_pct,
     evaluated_at = $1, evaluated_by = $2, attempts = t.attempts + 1,
     evaluation_count = t.evaluation_count + 1
 FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::text[], $7::float8[], $8::float8[],
-            $9::text[], $10::int4[], $11::text[])
-     AS v(id, exit_price, pnl_pct, result, mfe, mae, first_hit, candles_used, price_source)
+            $9::text[], $10::int4[], $11::text[], $12::float8[], $13::float8[], $14::float8[])
+     AS v(id, exit_price, pnl_pct, result, mfe, mae, first_hit, candles_used, price_source,
+          cost_pct, funding_pct, net_pnl_pct)
 WHERE t.id = v.id AND t.status = 'pending'
 """
 
@@ -534,6 +536,9 @@ async def complete(
         [ev.first_hit for _, ev, _ in results],
         [ev.candles_used for _, ev, _ in results],
         [source for _, _, source in results],
+        [ev.cost_pct for _, ev, _ in results],
+        [ev.funding_pct for _, ev, _ in results],
+        [ev.net_pnl_pct for _, ev, _ in results],
     )
 
 

@@ -28,6 +28,14 @@ class OutcomesSettings(ServiceSettings):
     outcomes_neutral_band_pct: float = Field(
         default=0.1, ge=0, description="|P&L %| at or below this is NEUTRAL"
     )
+    outcomes_taker_fee_bp: float = Field(
+        default=5.0,
+        ge=0,
+        description="Taker fee per side, bp of notional, for net P&L (Binance USD-M base tier)",
+    )
+    outcomes_slippage_bp: float = Field(
+        default=2.0, ge=0, description="Slippage per side, bp of notional, for net P&L"
+    )
     outcomes_mss_threshold: float = Field(default=60.0, description="Store MSS results >= this")
     outcomes_candle_timeframes: str = Field(
         default="1m,5m,15m,1h", description="Closed-candle timeframes kept for evaluation"

@@ -26,7 +26,13 @@ from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
-from perpsignal_domain.outcomes.evaluate import Evaluation, Series, evaluate_window, path_window
+from perpsignal_domain.outcomes.evaluate import (
+    Costs,
+    Evaluation,
+    Series,
+    evaluate_window,
+    path_window,
+)
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.prices import KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
@@ -136,6 +142,7 @@ class Tracker:
         paths = await self._paths(conn, rows)
         give_up = timedelta(seconds=self._s.outcomes_give_up_after_s)
         band = self._s.outcomes_neutral_band_pct
+        costs = Costs(self._s.outcomes_taker_fee_bp, self._s.outcomes_slippage_bp)
         for row in rows:
             found = paths.get(row.id)
             if found is None:
@@ -159,6 +166,7 @@ class Tracker:
                     stop=row.stop_loss_price,
                     target=row.take_profit_price,
                     band_pct=band,
+                    costs=costs,
                 )
             except ValueError as exc:
                 failed.append((row.id, f"cannot evaluate: {exc}", now))

@@ -123,6 +123,87 @@ def _table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _pair(ci: list[float] | None, unit: str = "") -> str:
+    return "-" if not ci else f"{ci[0]:+.3f}{unit} to {ci[1]:+.3f}{unit}"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x * 100:.1f} %"
+
+
+def statistics_panel(report: dict[str, Any]) -> str:
+    """Return the verdict in words and the overlap-aware statistics per horizon."""
+    block = report.get("statistics")
+    if not block:
+        return ""
+    rows = []
+    for p in block["horizons"]:
+        if p.get("skill") is None:
+            rows.append({"horizon": p["horizon"], "directional outcomes": p["n"]})
+            continue
+        pv = p["p_values"]
+        lift = p["judge_lift"]
+        rows.append(
+            {
+                "horizon": p["horizon"],
+                "directional outcomes": p["n"],
+                "block (signals)": p["block"],
+                "win rate": _pct(p["win_rate"]),
+                "win rate 95% CI (overlap-aware)": " to ".join(
+                    _pct(x) for x in p["win_rate_ci95_overlap"] or []
+                ),
+                "win rate 95% CI (naive)": " to ".join(
+                    _pct(x) for x in p["win_rate_ci95_naive"] or []
+                ),
+                "mean P&L (% gross)": f"{p['mean_pnl_pct']:+.3f}",
+                "mean P&L 95% CI (%)": _pair(p["mean_pnl_ci95"]),
+                "mean net P&L (%)": f"{p['mean_net_pnl_pct']:+.3f}",
+                "p vs random (placebo)": pv["random_direction"],
+                "p vs momentum": pv["momentum"],
+                "p vs always long": pv["always_long"],
+                "CONFIRM - SKIP (% P&L)": _pair(lift["confirm_minus_skip"]["pnl_ci95"]),
+                "CONFIRM - all (% P&L)": _pair(lift["confirm_minus_all"]["pnl_ci95"]),
+                "skill": "yes" if p["skill"] else "no",
+            }
+        )
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    words = "".join(f"<p class=verdict>{_esc(h)}</p>" for h in block["headline"])
+    return (
+        f"<section class=panel><h2>Does it carry information?</h2>{words}"
+        "<p class=note>Intervals are 95 % circular block bootstraps whose blocks span one "
+        "horizon of signals, so overlapping outcome windows are not counted as independent; "
+        f"p-values are one-sided (alpha {block['alpha']}).</p>" + _table(rows, cols) + "</section>"
+    )
+
+
+def factor_panel(report: dict[str, Any]) -> str:
+    """Return mean sub-score and information coefficient per factor and horizon."""
+    diag = report.get("factor_diagnostics")
+    if not diag:
+        return ""
+    horizons = report["run"]["horizons"]
+    rows = []
+    for name, d in diag.items():
+        row: dict[str, Any] = {
+            "factor": name,
+            "mean sub-score (0-100, 50 neutral)": d["mean_score"],
+            "bars with data": f"{d['n_ok']} / {d['n_signals']}",
+        }
+        for h in horizons:
+            ic = d["ic"].get(h) or {}
+            row[f"IC {h}"] = "-" if ic.get("ic") is None else f"{ic['ic']:+.3f}"
+            row[f"IC {h} 95% CI"] = _pair(ic.get("ci95"))
+        rows.append(row)
+    return (
+        "<section class=panel><h2>Factor diagnostics</h2>"
+        "<p class=note>IC: Spearman rank correlation of the factor's sub-score - 50 with the "
+        "forward return over the horizon (every scored bar where the factor had data); "
+        "an interval that includes 0 means no measurable information.</p>"
+        + _table(rows, list(rows[0]))
+        + "</section>"
+    )
+
+
 def render(report: dict[str, Any]) -> str:
     """Return the whole page."""
     run = report["run"]
@@ -153,6 +234,7 @@ def render(report: dict[str, Any]) -> str:
         + "</p>",
         "<p class=note>Rows in grey have fewer than "
         f"{run['small_sample_below']} outcomes: small samples, read with care.</p>",
+        statistics_panel(report),
         "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in report["notes"]) + "</ul>",
         "<h2>Signals by direction and verdict</h2>",
         _table(dv, ["direction", "CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]),
@@ -167,7 +249,9 @@ def render(report: dict[str, Any]) -> str:
                 "n",
                 "win_rate",
                 "win_rate_ci95",
+                "win_rate_ci95_overlap",
                 "avg_pnl_pct",
+                "avg_net_pnl_pct",
                 "median_pnl_pct",
                 "max_adverse_pct",
                 "avg_adverse_pct",
@@ -195,6 +279,7 @@ def render(report: dict[str, Any]) -> str:
             report["calibration"],
             ["horizon", "score_from", "score_to", "n", "win_rate", "win_rate_ci95", "avg_pnl_pct"],
         ),
+        factor_panel(report),
         "<h2>Factor attribution</h2>",
         "<p>lean = (sub-score - 50) x trade side; 'with' = the factor leaned the trade's way.</p>",
         _table(
@@ -218,6 +303,8 @@ def render(report: dict[str, Any]) -> str:
         "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ddd;"
         "padding:2px 6px;font-size:13px;text-align:right}tr.small{color:#999}"
         ".legend span{margin-right:1em;font-size:13px}"
+        ".verdict{font-weight:600;font-size:15px}.panel{border:1px solid #ccc;padding:0 1em;"
+        "margin:1em 0}"
     )
     return (
         f"<!doctype html><html><head><meta charset=utf-8><title>Backtest "

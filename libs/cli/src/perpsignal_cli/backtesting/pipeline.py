@@ -33,15 +33,18 @@ from typing import Any
 from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
 from perpsignal_common.events.base import Event, utcnow
-from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1
+from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge, judge_config_from_json
 from perpsignal_domain.outcomes.evaluate import (
     HORIZON_SECONDS,
+    NO_COSTS,
     Candle,
+    Costs,
     Evaluation,
     evaluate,
     path_window_sorted,
+    settled_between,
 )
 from perpsignal_domain.scoring.config import EngineConfig, config_from_json
 from perpsignal_domain.scoring.engine import ScoringEngine
@@ -298,6 +301,7 @@ def run_in_process(
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
     progress: bool | None = None,
+    costs: Costs = NO_COSTS,
 ) -> RunResult:
     """Score, judge and evaluate `history` in this process; Ctrl-C stops and keeps what is done."""
     return run_many(
@@ -307,6 +311,7 @@ def run_in_process(
         horizons=horizons,
         band_pct=band_pct,
         progress=progress,
+        costs=costs,
     )[0]
 
 
@@ -318,6 +323,7 @@ def run_many(
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
     progress: bool | None = None,
+    costs: Costs = NO_COSTS,
 ) -> list[RunResult]:
     """Run several symbols' histories through one engine and judge, in observation order.
 
@@ -353,7 +359,9 @@ def run_many(
             interrupted = True
         finally:
             bar.close()
-        per_symbol = [evaluate_outcomes(judged[h.symbol], h, horizons, band_pct) for h in histories]
+        per_symbol = [
+            evaluate_outcomes(judged[h.symbol], h, horizons, band_pct, costs) for h in histories
+        ]
     elapsed = time.perf_counter() - started
     return [RunResult(records, len(events), done, interrupted, elapsed) for records in per_symbol]
 
@@ -469,25 +477,46 @@ def evaluate_outcomes(
     history: History,
     horizons: Sequence[str] = DEFAULT_HORIZONS,
     band_pct: float = 0.1,
+    costs: Costs = NO_COSTS,
 ) -> list[SignalRecord]:
-    """Measure every tracked signal at every horizon with the outcomes service's own code."""
+    """Measure every tracked signal at every horizon with the outcomes service's own code.
+
+    Net P&L: `costs` plus the settled funding rates of the history over each holding window.
+    """
     paths = [history.path_index(history.base)]
     if history.primary.timeframe != history.base.timeframe:
         paths.append(history.path_index(history.primary))
     secs = {h: HORIZON_SECONDS[h] for h in horizons}
+    funding = (
+        sorted(
+            (e.observed_at.timestamp(), float(e.rate))
+            for e in history.events
+            if isinstance(e, FundingRateV1) and e.settled
+        )
+        if costs.funding
+        else []
+    )
+    fund = ([t for t, _ in funding], [r for _, r in funding])
     records = []
     for j in sorted(judged, key=lambda s: (s.observed_at, s.event_id)):
         rec = SignalRecord(j)
         if j.direction in ("LONG", "SHORT"):
             for row in tracked_rows(j, secs):
-                rec.outcomes[row["horizon"]] = _measure(row, paths, band_pct)
+                rec.outcomes[row["horizon"]] = _measure(row, paths, band_pct, costs, fund)
         records.append(rec)
     return records
 
 
-def _measure(row: dict[str, Any], paths: list[PathIndex], band_pct: float) -> Outcome | None:
+def _measure(
+    row: dict[str, Any],
+    paths: list[PathIndex],
+    band_pct: float,
+    costs: Costs = NO_COSTS,
+    funding: tuple[list[float], list[float]] = ([], []),
+) -> Outcome | None:
     entry_ms = round(row["entry_at"].timestamp() * 1000)
     due_ms = round(row["due_at"].timestamp() * 1000)
+    rates = settled_between(*funding, entry_ms / 1000, due_ms / 1000)
     for index in paths:  # finest first: the most detailed path wins (as the tracker does)
         path = index.path(entry_ms, due_ms)
         if path:
@@ -498,6 +527,8 @@ def _measure(row: dict[str, Any], paths: list[PathIndex], band_pct: float) -> Ou
                 stop=row["stop_loss_price"],
                 target=row["take_profit_price"],
                 band_pct=band_pct,
+                costs=costs,
+                funding_rates=rates,
             )
             return Outcome(row["horizon"], ev, index.timeframe)
     return None

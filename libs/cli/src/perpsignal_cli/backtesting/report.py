@@ -3,7 +3,11 @@
 Definitions (also in BACKTEST.md):
 
 * win rate = WIN outcomes / all measured outcomes (NEUTRAL counts as not a win), with a 95 %
-  Wilson interval; any group with fewer than `SMALL_SAMPLE` outcomes is flagged `small_sample`.
+  Wilson interval (`win_rate_ci95`, naive: it treats overlapping windows as independent) and a
+  block-bootstrap one (`win_rate_ci95_overlap`, blocks spanning one horizon of signals); any
+  group with fewer than `SMALL_SAMPLE` outcomes is flagged `small_sample`.
+* net P&L: after the run's `costs` (fees and slippage per side, funding over the window).
+* `statistics` and `factor_diagnostics`: see `diagnostics.py` (skill tests, judge lift, IC).
 * max adverse excursion: the worst (largest) MAE of the group, plus its mean.
 * calibration: directional signals bucketed by score (10 points wide), win rate per bucket.
 * factor attribution: per factor, a signal's lean = (sub-score - 50) x (+1 LONG, -1 SHORT);
@@ -27,10 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from perpsignal_cli.backtesting import baselines
+from perpsignal_cli.backtesting import baselines, diagnostics
 from perpsignal_cli.backtesting.importers import ms_to_dt
 from perpsignal_cli.backtesting.pipeline import History, PathIndex, RunResult, SignalRecord
 from perpsignal_common.events.signals import FACTOR_NAMES
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, NO_COSTS, Costs
+from perpsignal_domain.research import stats as rstats
 
 SMALL_SAMPLE = 30
 Z95 = 1.959963984540054
@@ -55,9 +61,19 @@ def _r(x: float | None, nd: int = 4) -> float | None:
 
 
 def group_stats(
-    pnls: Sequence[float], results: Sequence[str], maes: Sequence[float] = ()
+    pnls: Sequence[float],
+    results: Sequence[str],
+    maes: Sequence[float] = (),
+    *,
+    times_s: Sequence[float] = (),
+    horizon_s: float = 0.0,
+    net: Sequence[float] = (),
 ) -> dict[str, Any]:
-    """Return n, wins, win rate (+ Wilson CI), mean/median P&L and MAE of one group."""
+    """Return n, wins, win rate (+ Wilson CI), mean/median P&L and MAE of one group.
+
+    With `times_s` (observation times) and `horizon_s`, also the overlap-aware win-rate
+    interval; with `net`, the mean net P&L.
+    """
     n = len(pnls)
     wins = sum(1 for r in results if r == "WIN")
     ci = wilson(wins, n)
@@ -72,6 +88,15 @@ def group_stats(
         "total_pnl_pct": _r(sum(pnls)) if n else 0.0,
         "small_sample": n < SMALL_SAMPLE,
     }
+    if times_s:
+        block = rstats.overlap_block_length(times_s, horizon_s)
+        wins01 = [1.0 if r == "WIN" else 0.0 for r in results]
+        oci = rstats.mean_ci(wins01, block=block) if n >= 3 else None
+        out["win_rate_ci95_overlap"] = [_r(oci[0]), _r(oci[1])] if oci else None
+        out["overlap_block"] = block
+    if net:
+        out["avg_net_pnl_pct"] = _r(statistics.fmean(net))
+        out["total_net_pnl_pct"] = _r(sum(net))
     if maes:
         out["max_adverse_pct"] = _r(max(maes))
         out["avg_adverse_pct"] = _r(statistics.fmean(maes))
@@ -100,7 +125,12 @@ def performance(records: Sequence[SignalRecord], horizons: Sequence[str]) -> lis
             ]
             ev = [o.evaluation for _, o in grp]
             stats = group_stats(
-                [e.pnl_pct for e in ev], [e.result for e in ev], [e.max_adverse_pct for e in ev]
+                [e.pnl_pct for e in ev],
+                [e.result for e in ev],
+                [e.max_adverse_pct for e in ev],
+                times_s=[r.judged.observed_at.timestamp() for r, _ in grp],
+                horizon_s=HORIZON_SECONDS[h],
+                net=[e.net_pnl_pct for e in ev],
             )
             stats["target_first"] = sum(1 for e in ev if e.first_hit == "target")
             stats["stop_first"] = sum(1 for e in ev if e.first_hit == "stop")
@@ -308,6 +338,9 @@ def signal_row(rec: SignalRecord) -> dict[str, Any]:
             if o is None
             else {
                 "pnl_pct": round(o.evaluation.pnl_pct, 6),
+                "net_pnl_pct": round(o.evaluation.net_pnl_pct, 6),
+                "cost_pct": round(o.evaluation.cost_pct, 6),
+                "funding_pct": round(o.evaluation.funding_pct, 6),
                 "result": o.evaluation.result,
                 "exit_price": o.evaluation.exit_price,
                 "max_favorable_pct": round(o.evaluation.max_favorable_pct, 6),
@@ -327,6 +360,7 @@ def build_report(
     horizons: Sequence[str],
     equity_horizon: str,
     seed: int = baselines.DEFAULT_SEED,
+    costs: Costs = NO_COSTS,
 ) -> dict[str, Any]:
     """Return the whole report as JSON-ready data (deterministic apart from `generated`)."""
     records = result.records
@@ -354,7 +388,14 @@ def build_report(
             "horizons": list(horizons),
             "seed": seed,
             "small_sample_below": SMALL_SAMPLE,
+            "costs": {
+                "taker_fee_bp_per_side": costs.taker_fee_bp,
+                "slippage_bp_per_side": costs.slippage_bp,
+                "funding": "settled rates of the funding history over each holding window",
+            },
         },
+        "statistics": diagnostics.statistics_block(records, history.base, index, horizons, seed),
+        "factor_diagnostics": diagnostics.factor_diagnostics(records, index, horizons, seed),
         "sources": [asdict(s) for s in history.sources],
         "notes": list(history.notes),
         "signals_by_direction_verdict": by_dv,
@@ -383,6 +424,29 @@ def _fmt(x: Any, pct: bool = False) -> str:
     return f"{x:+.3f}" if isinstance(x, float) else str(x)
 
 
+def _factor_lines(diag: dict[str, Any], horizons: Sequence[str]) -> list[str]:
+    if not diag:
+        return []
+    lines = [
+        "",
+        f"{'factor':<14} {'mean':>6} "
+        + " ".join(f"{'IC ' + h + ' [95% CI]':>22}" for h in horizons),
+    ]
+    for name, row in diag.items():
+        cells = []
+        for h in horizons:
+            ic = row["ic"].get(h) or {}
+            ci = ic.get("ci95")
+            cells.append(
+                f"{ic['ic']:+.3f} [{ci[0]:+.2f},{ci[1]:+.2f}]"
+                if ci and ic.get("ic") is not None
+                else "-"
+            )
+        mean = "-" if row["mean_score"] is None else f"{row['mean_score']:.1f}"
+        lines.append(f"{name:<14} {mean:>6} " + " ".join(f"{c:>22}" for c in cells))
+    return lines
+
+
 def terminal_table(report: dict[str, Any]) -> str:
     """Return the human summary printed at the end of a run."""
     run = report["run"]
@@ -391,6 +455,7 @@ def terminal_table(report: dict[str, Any]) -> str:
         f"from {run['candles']} {run['candle_timeframe']} candles"
         + ("  [INTERRUPTED: partial results]" if run["interrupted"] else ""),
     ]
+    lines += [f"  {h}" for h in report.get("statistics", {}).get("headline", [])]
     lines += [f"  note: {n}" for n in report["notes"]]
     lines.append("")
     lines.append(f"{'direction':<9} " + " ".join(f"{v:>8}" for v in VERDICTS))
@@ -398,17 +463,17 @@ def terminal_table(report: dict[str, Any]) -> str:
         lines.append(f"{d:<9} " + " ".join(f"{row[v]:>8}" for v in VERDICTS))
     lines.append("")
     lines.append(
-        f"{'verdict':<9} {'h':>4} {'n':>6} {'win':>7} {'95% CI':>15} "
-        f"{'avg P&L%':>9} {'med P&L%':>9} {'max MAE%':>9}"
+        f"{'verdict':<9} {'h':>4} {'n':>6} {'win':>7} {'95% CI*':>15} "
+        f"{'avg P&L%':>9} {'net P&L%':>9} {'max MAE%':>9}"
     )
     for r in report["performance"]:
         if r["n"] == 0:
             continue
-        ci = r["win_rate_ci95"]
+        ci = r.get("win_rate_ci95_overlap") or r["win_rate_ci95"]
         ci_s = f"{ci[0] * 100:.0f}-{ci[1] * 100:.0f}%" if ci else "-"
         lines.append(
             f"{r['verdict']:<9} {r['horizon']:>4} {r['n']:>6} {_fmt(r['win_rate'], True):>7} "
-            f"{ci_s:>15} {_fmt(r['avg_pnl_pct']):>9} {_fmt(r['median_pnl_pct']):>9} "
+            f"{ci_s:>15} {_fmt(r['avg_pnl_pct']):>9} {_fmt(r.get('avg_net_pnl_pct')):>9} "
             f"{_fmt(r.get('max_adverse_pct')):>9}"
             + ("  (small sample)" if r["small_sample"] else "")
         )
@@ -420,6 +485,8 @@ def terminal_table(report: dict[str, Any]) -> str:
             f"{_fmt(r['avg_pnl_pct']):>9} {_fmt(r['total_pnl_pct']):>10}"
             + ("  (small sample)" if r["small_sample"] and r["n"] else "")
         )
+    lines.append("* block bootstrap: overlapping outcome windows are not counted as independent")
+    lines += _factor_lines(report.get("factor_diagnostics", {}), report["run"]["horizons"])
     eq = report["equity"]
     lines.append("")
     lines.append(

@@ -7,13 +7,20 @@ Rules (also in the README):
   lows of every candle in the path, not only the end price.
 * First hit: the first candle whose range touches the stop or the target. When one candle touches
   both, we cannot know the order inside it and assume the worst case: the stop was hit first.
+* Costs (`Costs`, per venue): net P&L % = gross - trading costs - funding paid. Trading costs
+  are (taker fee + slippage) bp on the entry notional and on the exit notional, in % of the
+  entry: `(fee + slip) / 100 * (1 + exit / entry)`. Funding: the sum of the rates settled
+  while the position was open (entry < funding time <= exit), on the entry notional; a LONG
+  pays a positive rate, a SHORT receives it. WIN/LOSS stay classified on the gross move (the
+  signal's call); the net figure is what a taker would have kept.
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -38,8 +45,53 @@ class Candle:
 
 
 @dataclass(frozen=True, slots=True)
+class Costs:
+    """One venue's round-trip costs in basis points of notional, per side.
+
+    Defaults: Binance USD-M's base-tier taker fee (0.05 %) and 2 bp of slippage for a market
+    order on a liquid perpetual; a venue or account with other terms sets its own.
+    """
+
+    taker_fee_bp: float = 5.0
+    slippage_bp: float = 2.0
+    funding: bool = True  # accrue the settled funding rates given to the evaluator
+
+    def trading_pct(self, entry: float, exit_price: float) -> float:
+        """Return the fees and slippage of entering and leaving, in % of entry notional."""
+        return (self.taker_fee_bp + self.slippage_bp) / 100.0 * (1.0 + exit_price / entry)
+
+
+NO_COSTS = Costs(taker_fee_bp=0.0, slippage_bp=0.0, funding=False)  # gross: net == gross
+
+# base-tier taker fees of USD-margined perpetuals (bp), as the venues publish them
+VENUE_COSTS: dict[str, Costs] = {
+    "binance": Costs(taker_fee_bp=5.0),
+    "okx": Costs(taker_fee_bp=5.0),
+    "bybit": Costs(taker_fee_bp=5.5),
+}
+
+
+def venue_costs(venue: str) -> Costs:
+    """Return the default costs of `venue` (case-insensitive; Binance's for an unknown one)."""
+    return VENUE_COSTS.get(venue.lower(), Costs())
+
+
+def settled_between(
+    times: Sequence[float], rates: Sequence[float], start: float, end: float
+) -> Sequence[float]:
+    """Return the rates of sorted funding `times` with start < time <= end (a held position's)."""
+    return rates[bisect_right(times, start) : bisect_right(times, end)]
+
+
+def funding_paid_pct(direction: str, rates: Sequence[float]) -> float:
+    """Return the funding a position paid (negative: received), in % of entry notional."""
+    total = math.fsum(rates) * 100.0
+    return total if direction == "LONG" else -total
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
-    """The measured outcome of one signal at one horizon."""
+    """The measured outcome of one signal at one horizon (gross, plus its costs)."""
 
     exit_price: float
     pnl_pct: float
@@ -48,6 +100,13 @@ class Evaluation:
     max_adverse_pct: float
     first_hit: FirstHit
     candles_used: int
+    cost_pct: float = 0.0
+    funding_pct: float = 0.0
+
+    @property
+    def net_pnl_pct(self) -> float:
+        """P&L % after fees, slippage and funding."""
+        return self.pnl_pct - self.cost_pct - self.funding_pct
 
 
 def pnl_pct(direction: str, entry: float, exit_price: float) -> float:
@@ -73,13 +132,31 @@ def evaluate(
     stop: float | None = None,
     target: float | None = None,
     band_pct: float = DEFAULT_NEUTRAL_BAND_PCT,
+    costs: Costs = NO_COSTS,
+    funding_rates: Sequence[float] = (),
 ) -> Evaluation:
-    """Evaluate a LONG/SHORT entry over `candles` (oldest first; the last close is the exit)."""
+    """Evaluate a LONG/SHORT entry over `candles` (oldest first; the last close is the exit).
+
+    `funding_rates`: the rates settled while the position was open (see the module doc).
+    """
     _check(direction, entry, len(candles))
     highs = [c.high for c in candles]
     lows = [c.low for c in candles]
-    return _measure(
+    ev = _measure(
         direction, entry, highs, lows, 0, len(candles), candles[-1].close, stop, target, band_pct
+    )
+    return _with_costs(ev, direction, entry, costs, funding_rates)
+
+
+def _with_costs(
+    ev: Evaluation, direction: str, entry: float, costs: Costs, rates: Sequence[float]
+) -> Evaluation:
+    if costs == NO_COSTS:
+        return ev
+    return replace(
+        ev,
+        cost_pct=costs.trading_pct(entry, ev.exit_price),
+        funding_pct=funding_paid_pct(direction, rates) if costs.funding else 0.0,
     )
 
 
@@ -130,10 +207,12 @@ def evaluate_window(
     stop: float | None = None,
     target: float | None = None,
     band_pct: float = DEFAULT_NEUTRAL_BAND_PCT,
+    costs: Costs = NO_COSTS,
+    funding_rates: Sequence[float] = (),
 ) -> Evaluation:
     """`evaluate` over the candles `lo .. hi - 1` of `series` (no copy of the path)."""
     _check(direction, entry, hi - lo)
-    return _measure(
+    ev = _measure(
         direction,
         entry,
         series.highs,
@@ -145,6 +224,7 @@ def evaluate_window(
         target,
         band_pct,
     )
+    return _with_costs(ev, direction, entry, costs, funding_rates)
 
 
 def _check(direction: str, entry: float, candles: int) -> None:

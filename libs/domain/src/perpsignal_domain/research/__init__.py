@@ -1,0 +1,1 @@
+"""Research statistics over measured outcomes (pure)."""

@@ -67,6 +67,7 @@ from perpsignal_domain.scoring.factors.base import fround
 from perpsignal_domain.scoring.mss import MssScanner
 from perpsignal_domain.scoring.smc import SmcAnalyzer, bias_label
 from perpsignal_domain.scoring.state import (
+    FUNDING_MIN_GAP_S,
     Aggregator,
     Bar,
     Ema,
@@ -131,7 +132,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         status = r.status
         if status == "ok":
             ok_weight += w
-            f = 1.0 - (r.age_s or 0.0) / limit
+            f = 1.0 - (r.age_s or 0.0) / (r.limit_s or limit)
             fresh.append(f if f > 0.0 else 0.0)  # max(0.0, f)
         elif status == "missing":
             missing.append(name)
@@ -467,7 +468,7 @@ class ScoringEngine:
         rate = ev.rate * 8.0 / ev.interval_h if ev.interval_h else ev.rate
         st = self.state(ev.symbol)
         if self._from(st, "funding", ev.venue):
-            append_point(st.funding, _ts(ev.observed_at), rate, 60.0)
+            append_point(st.funding, _ts(ev.observed_at), rate, FUNDING_MIN_GAP_S)
         return []
 
     def _open_interest(self, ev: OpenInterestV1) -> list[SignalScoredV1]:

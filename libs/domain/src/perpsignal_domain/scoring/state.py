@@ -185,6 +185,9 @@ class Point:
     value: float
 
 
+FUNDING_HISTORY = 1024  # funding points a symbol keeps (the batch replays the same deque)
+FUNDING_MIN_GAP_S = 60.0  # a newer rate this close to the one before the last replaces it
+
 # vendors whose liquidation buckets sum every exchange (Coinglass aggregated history)
 AGGREGATE_VENUES = frozenset({"coinglass"})
 # A relayed copy of an order counts only when the venue's own stream delivered nothing for
@@ -364,7 +367,7 @@ class SymbolState:
     rsi: WilderRsi = field(default_factory=WilderRsi)
     ema_fast: Ema = field(default_factory=lambda: Ema(20))
     ema_slow: Ema = field(default_factory=lambda: Ema(50))
-    funding: deque[Point] = field(default_factory=lambda: deque(maxlen=1024))
+    funding: deque[Point] = field(default_factory=lambda: deque(maxlen=FUNDING_HISTORY))
     open_interest: deque[Point] = field(default_factory=lambda: deque(maxlen=2048))
     long_short: dict[str, deque[Point]] = field(default_factory=dict)
     liquidations: LiquidationLedger = field(default_factory=LiquidationLedger)

@@ -187,9 +187,34 @@ def test_oi_trend_from_state() -> None:
 
 
 def test_social_worked_example() -> None:
-    # sentiment 85 (+1), galaxy 50 (0), volume +50 % (+0.5) -> 0.4 + 0 + 0.1
-    assert social_strength(85.0, 50.0, 50.0, CFG) == pytest.approx(0.5)
-    assert social_strength(None, 75.0, None, CFG) == pytest.approx(1.0)
+    # sentiment rank +1, galaxy at its median (0), volume +50 % (+0.5) -> 0.4 + 0 + 0.1
+    assert social_strength(1.0, 0.0, 50.0) == pytest.approx(0.5)
+    assert social_strength(None, 1.0, None) == pytest.approx(1.0)
+
+
+def test_social_high_but_usual_sentiment_is_neutral() -> None:
+    """Regression: sentiment 80 and galaxy 70 every hour is this coin's normal; the old
+    fixed midpoints (60 and 50) scored it 50 + 50 x 0.8 = 90 throughout."""
+    from datetime import UTC, datetime
+
+    from perpsignal_common.events.market import SocialMetricsV1
+    from perpsignal_domain.scoring.engine import ScoringEngine
+
+    engine = ScoringEngine(CFG)
+    for k in range(48):
+        engine.apply(
+            SocialMetricsV1(
+                event_id=f"s{k}",
+                source="lunarcrush",
+                symbol="BTC",
+                observed_at=datetime.fromtimestamp(T0 + k * 3600, UTC),
+                sentiment=80.0,
+                galaxy_score=70.0,
+            )
+        )
+    r = engine.evaluate("BTCUSDT", T0 + 47 * 3600 + 5400).results["social"]
+    # hourly readings, 90 minutes old: fresh by their cadence (the old 2 h floor also holds)
+    assert (r.status, r.score) == ("ok", 50.0)
 
 
 @pytest.mark.parametrize(

@@ -140,6 +140,13 @@ class SocialInputs(FactorInputs):
     social_volume_change_pct: float | None = Field(
         default=None, description="Social volume change in %"
     )
+    sentiment_rank: float | None = Field(
+        default=None,
+        description="Sentiment's place in the coin's own recent readings, -1..1 (0 = median)",
+    )
+    galaxy_score_rank: float | None = Field(
+        default=None, description="The same for the galaxy score"
+    )
 
 
 class FearGreedInputs(FactorInputs):

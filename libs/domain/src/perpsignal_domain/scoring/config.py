@@ -86,7 +86,6 @@ class EngineConfig:
     oi_window_s: float = 3600.0
     oi_full_change: float = 0.05
     oi_price_full_change: float = 0.02
-    social_sentiment_neutral: float = 60.0
     fear_extreme: float = 25.0
     greed_extreme: float = 75.0
     swing_length: int = 3

@@ -517,6 +517,12 @@ class ScoringEngine:
         if st.social_at is not None and t < st.social_at:
             return []
         st.social_at = t
+        for key, value in (("sentiment", ev.sentiment), ("galaxy_score", ev.galaxy_score)):
+            if value is not None:
+                series = st.social_history.get(key)
+                if series is None:
+                    series = st.social_history[key] = deque(maxlen=512)
+                append_point(series, t, float(value), 60.0)
         st.social = {
             "sentiment": ev.sentiment,
             "galaxy_score": ev.galaxy_score,

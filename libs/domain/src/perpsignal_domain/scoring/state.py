@@ -374,6 +374,8 @@ class SymbolState:
     liquidations_seen_at: float | None = None
     social: dict[str, float | None] = field(default_factory=dict)
     social_at: float | None = None
+    # the history of each level-type social metric (sentiment, galaxy_score), for its rank
+    social_history: dict[str, deque[Point]] = field(default_factory=dict)
     # the venue each of funding, open_interest and the long/short kinds is taken from
     input_venues: dict[str, str] = field(default_factory=dict)
     last_event_s: float = 0.0
@@ -408,6 +410,7 @@ class SymbolState:
         self.long_short, self.liquidations = other.long_short, other.liquidations
         self.liquidations_seen_at = other.liquidations_seen_at
         self.social, self.social_at = other.social, other.social_at
+        self.social_history = other.social_history
         self.input_venues = other.input_venues
         self.last_event_s = other.last_event_s
 

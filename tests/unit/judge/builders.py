@@ -459,6 +459,7 @@ SCENARIOS: dict[str, Callable[[], list[SignalScoredV1]]] = {
             BULL
             | {
                 "drift_pct": 0.5,
+                "liquidated": ("LONG", 2e5),
                 "fear_greed": 90,
                 "sentiment": 20.0,
                 "oi_growth_pct": -1.0,

@@ -56,6 +56,12 @@ class ScorerSettings(ServiceSettings):
         description="A point input is stale after this many times its own observed cadence "
         "(never before its SCORER_STALE_S entry; 0 = the entry alone)",
     )
+    scorer_smc_half_life_bars: float = Field(
+        default=12.0,
+        ge=0.0,
+        description="A structure break's pull on smart money halves every this many bars of "
+        "its timeframe (0 = the trend counts fully until the next break)",
+    )
     scorer_swing_length: int = Field(default=3, ge=1, le=20)
     scorer_signal_candles: int = Field(default=30, ge=15, le=300)
     scorer_rewind_records: int = Field(
@@ -94,6 +100,7 @@ class ScorerSettings(ServiceSettings):
                 neutral_window=self.scorer_neutral_window,
                 neutral_min_history=self.scorer_neutral_min_history,
                 stale_cadence_multiple=self.scorer_stale_cadence_multiple,
+                smc_half_life_bars=self.scorer_smc_half_life_bars,
                 swing_length=self.scorer_swing_length,
                 signal_candles=self.scorer_signal_candles,
             )

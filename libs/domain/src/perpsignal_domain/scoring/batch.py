@@ -96,26 +96,32 @@ def _aggregate(
     return (start[first] + tf_s)[keep], hi[keep], lo[keep], close[last][keep], known[keep]
 
 
-def _trend(bars: _Bars, size: int, cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per primary candle: the structure trend of one timeframe and whether its analyzer
-    has warmed up (2n + 1 bars), from the vectorized SMC."""
+def _trend(bars: _Bars, size: int, cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per primary candle: the structure trend of one timeframe, whether its analyzer has
+    warmed up (2n + 1 bars), and when its last BOS/CHoCH became known (nan: none yet),
+    from the vectorized SMC."""
     close_s, high, low, close, known_at = bars
     n = cfg.swing_length
     events = analyze_batch(close_s, high, low, close, n, cfg.equal_level_tolerance)
     final: dict[int, int] = {}  # bar -> trend after it (a bearish break is applied last)
+    times: dict[int, float] = {}  # bar -> when its breaks became known
     for e in events:
         if e.kind in ("bos", "choch") and (e.known_index not in final or e.direction < 0):
             final[e.known_index] = e.direction
+            times[e.known_index] = e.known_at
     trend = np.zeros(size)
+    last_at = np.full(size, np.nan)
     if final:
         at = known_at[np.fromiter(final, dtype=np.int64)]
         change = _at_or_before(at, np.arange(size))
         dirs = np.fromiter(final.values(), dtype=float)
         trend = np.where(change >= 0, dirs[np.maximum(change, 0)], 0.0)
+        ats = np.fromiter((times[k] for k in final), dtype=float)
+        last_at = np.where(change >= 0, ats[np.maximum(change, 0)], np.nan)
     warm = np.zeros(size, dtype=bool)
     if len(known_at) > 2 * n:
         warm[known_at[2 * n] :] = True
-    return trend, warm
+    return trend, warm, last_at
 
 
 def _funding_history(
@@ -222,8 +228,14 @@ def evaluate_batch(
             bars = (now, high, low, close, np.arange(size))
         else:
             bars = _aggregate(open_s, high, low, close, tf_s, TIMEFRAME_SECONDS[tf])
-        trend, warm = _trend(bars, size, cfg)
-        num += np.where(warm, w * trend, 0.0)
+        trend, warm, last_at = _trend(bars, size, cfg)
+        hl = cfg.smc_half_life_bars
+        if hl:
+            age_b = np.maximum(now - np.nan_to_num(last_at, nan=np.inf), 0.0)
+            fade = np.power(0.5, age_b / (hl * TIMEFRAME_SECONDS[tf]))
+        else:
+            fade = np.ones(size)
+        num += np.where(warm & (trend != 0), w * trend * fade, 0.0)
         den += np.where(warm, w, 0)
     s, has_bias = _COL["smart_money"], den > 0
     bias = num / np.where(has_bias, den, 1.0)

@@ -89,6 +89,9 @@ class EngineConfig:
     fear_extreme: float = 25.0
     greed_extreme: float = 75.0
     swing_length: int = 3
+    # a structure break's pull on smart money halves every this many bars of its timeframe
+    # (0: no fading, the trend state counts fully until the next break)
+    smc_half_life_bars: float = 12.0
     equal_level_tolerance: float = 0.001  # 0.1 % apart counts as equal highs/lows
     candle_history: int = 300
     signal_candles: int = 30
@@ -110,6 +113,8 @@ class EngineConfig:
             raise ValueError(f"factor weights must sum to 100, got {total:g}")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError("factor weights must be >= 0")
+        if self.smc_half_life_bars < 0:
+            raise ValueError("smc_half_life_bars must be >= 0")
         if self.neutral_window < 1 or not 1 <= self.neutral_min_history <= self.neutral_window:
             raise ValueError("need 1 <= neutral_min_history <= neutral_window")
         if not 0 <= self.short_threshold < 50 < self.long_threshold <= 100:

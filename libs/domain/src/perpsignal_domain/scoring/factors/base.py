@@ -38,6 +38,9 @@ class EvalContext:
     fear_greed: tuple[float, float] | None = None  # (observed at, value)
     smc_bias: float | None = None  # combined structure bias in [-1, 1]
     smc_by_tf: dict[str, int] = field(default_factory=dict)
+    # the structure bias with each timeframe's trend faded by the age of its last break
+    # (engine.faded_smc_bias): what smart money scores
+    smc_faded: float | None = None
 
 
 def clamp(x: float, lo: float = -1.0, hi: float = 1.0) -> float:

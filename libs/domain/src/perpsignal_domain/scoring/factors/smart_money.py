@@ -1,7 +1,9 @@
 """Smart money: SMC structure bias across timeframes plus top-trader position share.
 
-smc = combined structure bias in [-1, 1] (mean of the per-timeframe trend, +1 after a
-bullish BOS/CHoCH, -1 after a bearish one, weighted 1, 2, 3... from the lowest timeframe up);
+smc = combined structure bias in [-1, 1]: the weighted mean (1, 2, 3... from the lowest
+timeframe up) of each timeframe's trend (+1 after a bullish BOS/CHoCH, -1 after a bearish
+one) x 0.5 ** (age of that break / (smc_half_life_bars x the timeframe)): a break is news
+that ages, so a trend held for days fades toward neutral instead of pulling fully forever;
 top = rank of top_position_long_share within the symbol's last `neutral_window` top-position
 shares (history.rank_strength; 0 at their median: top traders' positions lean one way for
 weeks), followed, not faded: these are the largest accounts. strength = 0.7 smc + 0.3 top
@@ -53,10 +55,10 @@ def score_smart_money(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -
     # the youngest input's age (None: no input), as min() over the inputs present
     age = None
     smc = None
-    if ctx.smc_bias is not None and bars:
+    if ctx.smc_faded is not None and bars:
         age = now - bars[-1].close_s
         if age <= limits["smart_money"]:
-            smc = ctx.smc_bias
+            smc = ctx.smc_faded
     top_share = None
     young = False  # a fresh top-position ratio without enough history to rank it
     if top is not None:

@@ -230,6 +230,9 @@ class Market:
         return self.signals(cfg)[-1]
 
 
+FLOW_BARS = 12  # bars at the end of a fresh path with the scenario's flow levels
+
+
 def full_market(
     drift_pct: float = 0.0,
     *,
@@ -247,20 +250,28 @@ def full_market(
     """Every input present and fresh at each bar, as the ingestor publishes them: per bar
     open interest (growing by `oi_growth_pct`), account and position shares, then the
     candle; funding every 8 bars, social every 2, fear & greed daily, one liquidation order
-    (`liquidated` = side, USD) per bar over the last 4 bars. `into`: continue that path."""
+    (`liquidated` = side, USD) per bar over the last 4 bars. `into`: continue that path.
+
+    The scorer reads funding, account shares and sentiment against the symbol's own history
+    (a level held throughout is its normal, hence neutral), so a fresh path holds them at
+    the usual levels (0.01 %, 50 %, sentiment 60) and moves them to the scenario's over the
+    last `FLOW_BARS` bars; funding comes every 4 bars, enough rates to rank."""
     m = into if into is not None else Market()
     oi = 1_000_000.0
+    shift = 0 if into is not None else max(0, bars - FLOW_BARS)
     for i in range(bars):
+        now = i >= shift
         if i % 24 == 0:
             m.fear_greed(fear_greed)
-        if i % 8 == 0 or i == bars - 1:
-            m.funding(funding_rate)
+        if i % 4 == 0 or i == bars - 1:
+            m.funding(funding_rate if now else 0.0001)
         if i % 2 == 0 or i == bars - 1:
-            m.social(sentiment, 50.0)
+            m.social(sentiment if now else 60.0, 50.0)
         m.open_interest(oi)
         oi *= 1 + oi_growth_pct / 100
-        m.accounts_long(long_share).accounts_long(long_share, "top_account")
-        m.accounts_long(top_position_share, "top_position")
+        share = long_share if now else 0.5
+        m.accounts_long(share).accounts_long(share, "top_account")
+        m.accounts_long(top_position_share if now else 0.5, "top_position")
         if i >= bars - 4:
             m.liquidation(*liquidated)
         m.trend(1, drift_pct, range_pct)
@@ -442,13 +453,13 @@ SCENARIOS: dict[str, Callable[[], list[SignalScoredV1]]] = {
     "candles only (every other feed missing), loose thresholds": lambda: (
         Market().trend(60, 0.8).signals(LOOSE)
     ),
+    # (flows are read against their own history: a move of each, not its level, opposes)
     "a mild uptrend against most flows, loosest thresholds": lambda: full_market(
         **(
             BULL
             | {
-                "drift_pct": 0.3,
-                "liquidated": ("LONG", 2e6),
-                "top_position_share": 0.45,
+                "drift_pct": 0.5,
+                "liquidated": ("LONG", 2e5),
                 "fear_greed": 90,
                 "sentiment": 20.0,
                 "oi_growth_pct": -1.0,

@@ -97,3 +97,29 @@ def test_batch_equals_stream_with_gaps_and_other_settings(shared_data: Path) -> 
         stale_s={"funding": 4 * 3600.0, "fear_greed": 20 * 3600.0},
     )
     assert _compare(cfg, candles, funding, fng) == int(keep.sum())
+
+
+def test_batch_equals_stream_with_ranked_funding_and_cadence_staleness(
+    shared_data: Path,
+) -> None:
+    """Funding ranked in a short own-history window from the third rate on, and stale after
+    0.4 x its own 8 h cadence (3.2 h, above the 2 h floor): the batch replays the stream's
+    funding history and limits bar by bar."""
+    candles, funding, fng = _history(shared_data)
+    cfg = EngineConfig(
+        primary_timeframe="5m",
+        smc_timeframes=("5m", "1h"),
+        neutral_window=5,
+        neutral_min_history=3,
+        stale_cadence_multiple=0.4,
+        stale_s={"funding": 2 * 3600.0},
+    )
+    assert _compare(cfg, candles, funding, fng) == 1999
+    engine = ScoringEngine(cfg)
+    statuses, ranks = set(), 0
+    for e in recorded.merged(fng, funding, candles):
+        for s in engine.apply(e):
+            f = next(x for x in s.factors if x.name == "funding")
+            statuses.add(f.status)
+            ranks += f.status == "ok" and f.inputs.get("rate_rank") is not None
+    assert {"ok", "stale"} <= statuses and ranks > 100

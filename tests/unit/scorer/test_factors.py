@@ -46,13 +46,35 @@ def test_liquidations_never_seen_is_missing_and_neutral() -> None:
 
 def test_funding_crowded_longs_is_bearish() -> None:
     s = _state()
-    append_point(s.funding, T0 - 9 * 3600, 0.0001)
+    for k in range(12):  # four days at the base rate, then a jump
+        append_point(s.funding, T0 - (13 - k) * 8 * 3600, 0.0001)
     append_point(s.funding, T0 - 600, 0.0006)
     r = score_funding(s, EvalContext(T0), CFG)
-    # level -(0.0006-0.0001)/0.0005 = -1; change: rate 8h earlier = 0.0001 -> -1 => 0
-    assert r.score == pytest.approx(0.0)
-    # without history only the level counts: 0.0003 -> -(0.0002/0.0005) = -0.4 -> 30
-    assert 50 + 50 * funding_strength(0.0003, None, CFG) == pytest.approx(30.0)
+    # rank: above all 12 earlier rates -> 2 * 12.5 / 13 - 1; change +0.0005 -> -1
+    rank = 2 * 12.5 / 13 - 1
+    assert r.score == pytest.approx(50 - 50 * (0.7 * rank + 0.3 * 1.0))
+    assert r.inputs["rate_rank"] == pytest.approx(round(rank, 4))
+    # without an earlier rate only the rank counts; without a rank only the change
+    assert 50 + 50 * funding_strength(0.4, 0.0003, None, CFG) == pytest.approx(30.0)
+    assert funding_strength(None, 0.0003, 0.0001, CFG) == pytest.approx(-0.4)
+
+
+def test_funding_pinned_at_any_rate_is_neutral() -> None:
+    """Regression: a coin whose funding sits at 0.03 % for weeks is not "crowded" on every
+    bar; the old fixed 0.01 % neutral scored it 30 throughout."""
+    s = _state()
+    for k in range(40):
+        append_point(s.funding, T0 - (40 - k) * 8 * 3600, 0.0003)
+    r = score_funding(s, EvalContext(T0), CFG)
+    assert (r.status, r.score) == ("ok", 50.0)
+
+
+def test_funding_too_little_history_and_no_change_is_missing() -> None:
+    s = _state()
+    append_point(s.funding, T0 - 600, 0.0006)
+    r = score_funding(s, EvalContext(T0), CFG)
+    assert (r.status, r.score) == ("missing", 50.0)
+    assert "fewer than 12" in (r.reason or "")
 
 
 def test_funding_stale_after_limit() -> None:
@@ -90,18 +112,59 @@ def test_momentum_of_a_steady_rise_is_bullish() -> None:
 
 def test_long_short_crowded_longs_is_bearish() -> None:
     s = _state()
-    append_point(s.ls("global_account"), T0 - 3600, 0.60)
+    for k in range(12):  # an hour at 60 % long, then 70 % (top accounts: flat at 55 %)
+        append_point(s.ls("global_account"), T0 - 3600 + k * 300 - 60, 0.60)
+        append_point(s.ls("top_account"), T0 - 3600 + k * 300 - 60, 0.55)
     append_point(s.ls("global_account"), T0 - 60, 0.70)
     append_point(s.ls("top_account"), T0 - 60, 0.55)
     r = score_long_short(s, EvalContext(T0), CFG)
-    # crowd = (0.6*0.8 + 0.4*0.2) / 1.0 = 0.56; change +0.10 -> 1; -(0.7*0.56 + 0.3*1) = -0.692
-    assert r.score == pytest.approx(50 - 50 * 0.692)
+    # global rank 2 * 12.5/13 - 1, top rank 0 (all equal); crowd = 0.6 * g_rank;
+    # change 0.70 - 0.60 = +0.10 -> 1; strength -(0.7 crowd + 0.3)
+    g_rank = 2 * 12.5 / 13 - 1
+    assert r.score == pytest.approx(50 - 50 * (0.7 * 0.6 * g_rank + 0.3 * 1.0))
+    assert r.score < 50
+
+
+def test_long_short_persistent_crowd_is_neutral_not_bearish() -> None:
+    """Regression for the structural SHORT bias: two thirds of accounts long for days is the
+    symbol's normal, not a crowd. The old 50 % neutral scored every such bar about 25."""
+    s = _state()
+    t = T0 - 300 * 600
+    scores = []
+    for k in range(600):  # two days of 5m ratios wobbling around 66 % long
+        share = 0.66 + 0.01 * ((k * 7919) % 11 - 5) / 5
+        append_point(s.ls("global_account"), t, share, 60.0)
+        append_point(s.ls("top_account"), t, share - 0.01, 60.0)
+        t += 300
+        r = score_long_short(s, EvalContext(t), CFG)
+        if r.status == "ok":
+            scores.append(r.score)
+    assert len(scores) > 550
+    assert 45 < sum(scores) / len(scores) < 55
+
+
+def test_long_short_hourly_ratios_stay_fresh_under_fast_scoring() -> None:
+    """Freshness by the input's own cadence: hourly ratios are not stale 45 minutes after
+    their last reading (the old fixed 1,800 s limit made them so), but are after 3 hours."""
+    s = _state()
+    for k in range(24):
+        append_point(s.ls("global_account"), T0 - (24 - k) * 3600, 0.6 + 0.001 * k)
+    last = T0 - 3600
+    assert score_long_short(s, EvalContext(last + 2700), CFG).status == "ok"
+    r = score_long_short(s, EvalContext(last + 3 * 3600 + 1), CFG)
+    assert r.status == "stale" and "> 10800s" in (r.reason or "")
+    # a 5-minute series keeps the configured floor (1,800 s), not 3 x 5 minutes
+    s5 = _state()
+    for k in range(24):
+        append_point(s5.ls("global_account"), T0 - (24 - k) * 300, 0.6 + 0.001 * k)
+    assert score_long_short(s5, EvalContext(T0 - 300 + 1700), CFG).status == "ok"
+    assert score_long_short(s5, EvalContext(T0 - 300 + 1801), CFG).status == "stale"
 
 
 def test_smart_money_follows_structure_and_top_traders() -> None:
-    assert smart_money_strength(1.0, 0.6, CFG) == pytest.approx(1.0)
-    assert smart_money_strength(-1.0, None, CFG) == pytest.approx(-1.0)
-    assert smart_money_strength(None, 0.45, CFG) == pytest.approx(-0.5)
+    assert smart_money_strength(1.0, 1.0) == pytest.approx(1.0)
+    assert smart_money_strength(-1.0, None) == pytest.approx(-1.0)
+    assert smart_money_strength(None, -0.5) == pytest.approx(-0.5)
 
 
 def test_oi_trend_new_longs_vs_short_covering() -> None:
@@ -124,9 +187,34 @@ def test_oi_trend_from_state() -> None:
 
 
 def test_social_worked_example() -> None:
-    # sentiment 85 (+1), galaxy 50 (0), volume +50 % (+0.5) -> 0.4 + 0 + 0.1
-    assert social_strength(85.0, 50.0, 50.0, CFG) == pytest.approx(0.5)
-    assert social_strength(None, 75.0, None, CFG) == pytest.approx(1.0)
+    # sentiment rank +1, galaxy at its median (0), volume +50 % (+0.5) -> 0.4 + 0 + 0.1
+    assert social_strength(1.0, 0.0, 50.0) == pytest.approx(0.5)
+    assert social_strength(None, 1.0, None) == pytest.approx(1.0)
+
+
+def test_social_high_but_usual_sentiment_is_neutral() -> None:
+    """Regression: sentiment 80 and galaxy 70 every hour is this coin's normal; the old
+    fixed midpoints (60 and 50) scored it 50 + 50 x 0.8 = 90 throughout."""
+    from datetime import UTC, datetime
+
+    from perpsignal_common.events.market import SocialMetricsV1
+    from perpsignal_domain.scoring.engine import ScoringEngine
+
+    engine = ScoringEngine(CFG)
+    for k in range(48):
+        engine.apply(
+            SocialMetricsV1(
+                event_id=f"s{k}",
+                source="lunarcrush",
+                symbol="BTC",
+                observed_at=datetime.fromtimestamp(T0 + k * 3600, UTC),
+                sentiment=80.0,
+                galaxy_score=70.0,
+            )
+        )
+    r = engine.evaluate("BTCUSDT", T0 + 47 * 3600 + 5400).results["social"]
+    # hourly readings, 90 minutes old: fresh by their cadence (the old 2 h floor also holds)
+    assert (r.status, r.score) == ("ok", 50.0)
 
 
 @pytest.mark.parametrize(
@@ -160,9 +248,12 @@ def test_liquidation_more_shorts_never_lowers(
     assert b >= a - 1e-12
 
 
-@given(st.floats(-0.01, 0.01), st.floats(-0.01, 0.01), st.floats(0, 0.01))
-def test_funding_higher_rate_never_more_bullish(rate: float, prev: float, bump: float) -> None:
-    assert funding_strength(rate + bump, prev, CFG) <= funding_strength(rate, prev, CFG) + 1e-12
+@given(st.floats(-1, 1), st.floats(-0.01, 0.01), st.floats(-0.01, 0.01), st.floats(0, 0.01))
+def test_funding_higher_rate_never_more_bullish(
+    rank: float, rate: float, prev: float, bump: float
+) -> None:
+    higher = funding_strength(min(1.0, rank + bump * 100), rate + bump, prev, CFG)
+    assert higher <= funding_strength(rank, rate, prev, CFG) + 1e-12
 
 
 @given(st.floats(0, 100), st.floats(0, 100))
@@ -171,7 +262,7 @@ def test_fear_greed_bounded_and_non_increasing(v: float, w: float) -> None:
     assert 0 <= fear_greed_score(hi, CFG) <= fear_greed_score(lo, CFG) <= 100
 
 
-@given(share, share, st.floats(-1, 1), st.floats(0, 0.5))
+@given(st.floats(-1, 1), st.floats(-1, 1), st.floats(-1, 1), st.floats(0, 0.5))
 def test_long_short_more_longs_never_more_bullish(g: float, t: float, ch: float, d: float) -> None:
     a = long_short_strength(g, t, ch, CFG)
     b = long_short_strength(min(1.0, g + d), t, ch, CFG)

@@ -176,7 +176,8 @@ def test_memoised_factors_equal_a_fresh_computation(shared_data: Path) -> None:
             bias, by_tf = engine.smc_bias("XRPUSDT")
             assert engine._bias("XRPUSDT") == (bias, by_tf)  # the cached one is current
             memo, st_.memo = st_.memo, {}
-            ctx = EvalContext(at, engine.fear_greed, bias, by_tf)
+            faded = None if bias is None else engine.faded_smc_bias("XRPUSDT", at)
+            ctx = EvalContext(at, engine.fear_greed, bias, by_tf, faded)
             fresh = {name: fn(st_, ctx, cfg) for name, fn in FACTORS.items()}
             st_.memo = memo
             assert ev.results == fresh, (e.type, at)

@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--long-short", type=Path, help="long/short ratio history (CSV or JSON)")
     p.add_argument("--fear-greed", type=Path, help="Fear & Greed CSV (time,value)")
     p.add_argument(
+        "--liquidations",
+        type=Path,
+        help="liquidations: orders with a side (Binance forceOrder/liquidationSnapshot, "
+        "Coinglass liquidation-order) or long/short USD totals (Coinglass liquidation history)",
+    )
+    p.add_argument(
+        "--social", type=Path, help="social metrics time series (LunarCrush coin time-series)"
+    )
+    p.add_argument(
         "--columns",
         action="append",
         metavar="FIELD=COLUMN,...",
@@ -125,7 +134,15 @@ def main(argv: list[str]) -> int:
     )
     from perpsignal_cli.backtesting.pipeline import ServiceConfigError, load_history
 
-    for path in (args.candles, args.funding, args.open_interest, args.long_short, args.fear_greed):
+    for path in (
+        args.candles,
+        args.funding,
+        args.open_interest,
+        args.long_short,
+        args.fear_greed,
+        args.liquidations,
+        args.social,
+    ):
         if path is not None and not path.is_file():
             print(f"perpsignal backtest: no such file: {path}", file=sys.stderr)
             return 2
@@ -138,6 +155,8 @@ def main(argv: list[str]) -> int:
                 open_interest=args.open_interest,
                 long_short=args.long_short,
                 fear_greed=args.fear_greed,
+                liquidations=args.liquidations,
+                social=args.social,
                 timeframe=args.timeframe,
             )
         if span != (None, None):

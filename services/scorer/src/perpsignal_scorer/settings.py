@@ -41,6 +41,27 @@ class ScorerSettings(ServiceSettings):
     scorer_liquidation_window_s: float = 3600.0
     scorer_oi_window_s: float = 3600.0
     scorer_funding_change_window_s: float = 8 * 3600.0
+    scorer_neutral_window: int = Field(
+        default=288,
+        ge=1,
+        description="Observations of a symbol's own history its positioning/funding levels "
+        "are ranked in (their neutral is that history's median)",
+    )
+    scorer_neutral_min_history: int = Field(
+        default=12, ge=1, description="Fewer observations: the level is not scored"
+    )
+    scorer_stale_cadence_multiple: float = Field(
+        default=3.0,
+        ge=0.0,
+        description="A point input is stale after this many times its own observed cadence "
+        "(never before its SCORER_STALE_S entry; 0 = the entry alone)",
+    )
+    scorer_smc_half_life_bars: float = Field(
+        default=12.0,
+        ge=0.0,
+        description="A structure break's pull on smart money halves every this many bars of "
+        "its timeframe (0 = the trend counts fully until the next break)",
+    )
     scorer_swing_length: int = Field(default=3, ge=1, le=20)
     scorer_signal_candles: int = Field(default=30, ge=15, le=300)
     scorer_rewind_records: int = Field(
@@ -76,6 +97,10 @@ class ScorerSettings(ServiceSettings):
                 liquidation_window_s=self.scorer_liquidation_window_s,
                 oi_window_s=self.scorer_oi_window_s,
                 funding_change_window_s=self.scorer_funding_change_window_s,
+                neutral_window=self.scorer_neutral_window,
+                neutral_min_history=self.scorer_neutral_min_history,
+                stale_cadence_multiple=self.scorer_stale_cadence_multiple,
+                smc_half_life_bars=self.scorer_smc_half_life_bars,
                 swing_length=self.scorer_swing_length,
                 signal_candles=self.scorer_signal_candles,
             )

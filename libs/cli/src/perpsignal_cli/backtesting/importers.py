@@ -1,13 +1,14 @@
 """Importers: history files as venues and exporters publish them -> typed market events.
 
 What a file may look like is declared as data, once, in `KINDS`: per input kind (candles,
-funding, open interest, long/short, fear & greed) the canonical fields, every column name
-that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT, freqtrade, Binance's public
-data files), the percent columns to scale, and the header-less row layouts (arrays by
-position). Names are compared normalised (lower case, letters and digits only), so
-`open_time`, `openTime` and `Open Time` are one name, and `Open Interest (USD)` is
-`open_interest_usd`; a column spelled exactly like a name wins over one that only normalises
-to it (Hyperliquid's `t` is the open time, its `T` the close time). Files may be:
+funding, open interest, long/short, fear & greed, liquidations, social) the canonical
+fields, every column name that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT,
+freqtrade, Binance's public data files, LunarCrush), the percent columns to scale, and the
+header-less row layouts (arrays by position). Names are compared normalised (lower case,
+letters and digits only), so `open_time`, `openTime` and `Open Time` are one name, and
+`Open Interest (USD)` is `open_interest_usd`; a column spelled exactly like a name wins over
+one that only normalises to it (Hyperliquid's `t` is the open time, its `T` the close time).
+Files may be:
 
 * CSV, with or without a header;
 * JSON: a list of objects, a list of arrays, or a venue envelope (`{"data": [...]}` of
@@ -50,8 +51,11 @@ from perpsignal_common.events.market import (
     CandleClosedV1,
     FearGreedV1,
     FundingRateV1,
+    LiquidationBucketV1,
+    LiquidationOrderV1,
     LongShortRatioV1,
     OpenInterestV1,
+    SocialMetricsV1,
 )
 
 log = logging.getLogger(__name__)
@@ -385,6 +389,88 @@ KINDS: dict[str, Kind] = {
             Field("classification", ("value_classification", "classification")),
         ),
         layouts=(Layout("[time, value] rows", {"time": 0, "value": 1}, width=2),),
+    ),
+    # Liquidations: single orders (Binance forceOrder fields and its liquidationSnapshot
+    # files, Coinglass liquidation-order / liquidationOrders) or per-interval totals
+    # (Coinglass liquidation history, aggregated too). A file needs a time and either the
+    # side of each order or long/short totals: a list without sides (Hyperliquid's public
+    # liquidations.csv) cannot say which side was forced out, and is refused
+    "liquidations": Kind(
+        fields=(
+            Field("time", ("T", *_TIME.aliases, "E"), required=True),
+            Field(
+                "side",
+                ("liquidated_side", "position_side", "side", "direction"),
+            ),
+            Field("price", ("average_price", "ap", "avg_price", "avgPrice", "price", "p")),
+            Field(
+                "quantity",
+                (
+                    "accumulated_fill_quantity",
+                    "z",
+                    "executed_qty",
+                    "executedQty",
+                    "quantity",
+                    "qty",
+                    "original_quantity",
+                    "q",
+                    "size",
+                    "sz",
+                    "amount",
+                ),
+            ),
+            Field(
+                "notional_usd",
+                (
+                    "usd_value",
+                    "volUsd",
+                    "vol_usd",
+                    "notional_usd",
+                    "notional",
+                    "value_usd",
+                    "usd",
+                    "liquidated_ntl_pos",
+                ),
+            ),
+            Field(
+                "long_usd",
+                (
+                    "long_liquidation_usd",
+                    "aggregated_long_liquidation_usd",
+                    "longLiquidationUsd",
+                    "long_liquidations_usd",
+                    "longVolUsd",
+                    "long_usd",
+                ),
+            ),
+            Field(
+                "short_usd",
+                (
+                    "short_liquidation_usd",
+                    "aggregated_short_liquidation_usd",
+                    "shortLiquidationUsd",
+                    "short_liquidations_usd",
+                    "shortVolUsd",
+                    "short_usd",
+                ),
+            ),
+            Field("window_s", ("window_s", "interval_s")),
+            Field("symbol", ("symbol", "instId", "pair")),
+            Field("exchange", ("exchange_name", "exName", "exchange", "venue")),
+        ),
+    ),
+    # Social: LunarCrush coin time series (v1/v2 `coins/<coin>/time-series`)
+    "social": Kind(
+        fields=(
+            _TIME,
+            Field("galaxy_score", ("galaxy_score", "galaxyScore")),
+            Field("sentiment", ("sentiment", "average_sentiment", "sentiment_pct")),
+            Field("alt_rank", ("alt_rank", "altRank")),
+            Field("social_dominance", ("social_dominance", "socialDominance")),
+            Field("interactions_24h", ("interactions", "interactions_24h")),
+            Field("social_volume_24h", ("social_volume_24h", "social_volume", "posts_active")),
+            Field("social_volume_change_pct", ("social_volume_change_pct",)),
+        ),
     ),
 }
 
@@ -974,6 +1060,163 @@ def read_fear_greed(path: Path) -> list[FearGreedV1]:
                 produced_at=at,
                 value=round(value),
                 classification=str(cls) if cls not in (None, "") else None,
+            )
+        )
+    return sorted(out, key=lambda e: e.observed_at)
+
+
+# Liquidated side: Binance order side (a SELL liquidates a LONG), Coinglass 1/2, words
+_LIQUIDATED = {
+    "sell": "LONG",
+    "long": "LONG",
+    "1": "LONG",
+    "1.0": "LONG",
+    "buy": "SHORT",
+    "short": "SHORT",
+    "2": "SHORT",
+    "2.0": "SHORT",
+}
+
+
+def _same_symbol(raw: Any, symbol: str) -> bool:
+    """Return True when a file's symbol cell names `symbol` (BTCUSDT, BTC-USDT-SWAP, BTC)."""
+    if raw in (None, ""):
+        return True
+    n, want = norm(str(raw)), norm(symbol)
+    return n == want or n.removesuffix("swap") == want or n + "usdt" == want
+
+
+@_contract_errors_named
+def read_liquidations(
+    path: Path, symbol: str, venue: str = SOURCE
+) -> list[LiquidationOrderV1 | LiquidationBucketV1]:
+    """Read liquidations (`KINDS["liquidations"]`): one `LiquidationOrderV1` per order, or
+    one `LiquidationBucketV1` per interval of long/short totals, as the live ingestor
+    produces them. Rows of another symbol (a `symbol` column) are left out.
+
+    A bucket's `time` is its start (Coinglass); it is observed at its end, the interval
+    being the `window_s` column or else the smallest step between rows.
+    """
+    res, rows = _load("liquidations", path)
+    idx = res.index
+    bucketed = "long_usd" in idx or "short_usd" in idx
+    if not bucketed and "side" not in idx:
+        raise HistoryFormatError(
+            f"{path}: liquidations without a side column (columns found: "
+            f"{', '.join(sorted(idx))}): the factor weighs longs against shorts liquidated, "
+            "and these rows do not say which was forced out; give a file with a side per "
+            "order or long/short totals, or name the side column with --columns side=<col>"
+        )
+    if not bucketed and "notional_usd" not in idx and not {"price", "quantity"} <= set(idx):
+        raise HistoryFormatError(f"{path}: liquidation orders need a USD value or price and size")
+    kept = [r for r in rows if _same_symbol(res.raw(r, "symbol"), symbol)]
+    if bucketed:
+        return _liquidation_buckets(res, kept, path, symbol, venue)
+    orders: list[LiquidationOrderV1 | LiquidationBucketV1] = []
+    for row in kept:
+        side = _LIQUIDATED.get(str(res.raw(row, "side")).strip().lower())
+        if side is None:
+            raise HistoryFormatError(
+                f"{path}: liquidation side {res.raw(row, 'side')!r} is none of "
+                "BUY/SELL, LONG/SHORT, 1/2"
+            )
+        price, qty, usd = (res.get(row, n) for n in ("price", "quantity", "notional_usd"))
+        if usd is None and price is not None and qty is not None:
+            usd = price * qty
+        if usd is None or usd <= 0:
+            continue
+        if price is None or price <= 0:
+            price = usd / qty if qty else usd
+        qty = qty if qty else usd / price
+        at = ms_to_dt(_time(res, row, path))
+        exchange = res.raw(row, "exchange")
+        order_venue = str(exchange).lower() if exchange not in (None, "") else venue
+        orders.append(
+            LiquidationOrderV1(
+                event_id=deterministic_id(
+                    SOURCE, "liquidation.order", symbol, at, order_venue, side, price, qty
+                ),
+                source=SOURCE,
+                venue=order_venue,
+                symbol=symbol,
+                observed_at=at,
+                produced_at=at,
+                liquidated_side=side,
+                price=price,
+                quantity=qty,
+                notional_usd=usd,
+            )
+        )
+    return sorted(orders, key=lambda e: e.observed_at)
+
+
+def _liquidation_buckets(
+    res: Resolved, rows: Iterable[Sequence[Any]], path: Path, symbol: str, venue: str
+) -> list[LiquidationOrderV1 | LiquidationBucketV1]:
+    parsed = [(_time(res, r, path), r) for r in rows]
+    parsed.sort(key=lambda x: x[0])
+    steps = [b - a for (a, _), (b, _) in itertools.pairwise(parsed) if b > a]
+    step_s = min(steps) // 1000 if steps else None
+    out: list[LiquidationOrderV1 | LiquidationBucketV1] = []
+    for t_ms, row in parsed:
+        window = res.get(row, "window_s")
+        window_s = int(window) if window else step_s
+        if not window_s:
+            raise HistoryFormatError(
+                f"{path}: one liquidation total and no window_s column: interval unknown"
+            )
+        end = ms_to_dt(t_ms + window_s * 1000)
+        long_usd, short_usd = res.get(row, "long_usd") or 0.0, res.get(row, "short_usd") or 0.0
+        out.append(
+            LiquidationBucketV1(
+                event_id=deterministic_id(SOURCE, "market.liquidation_bucket", symbol, end),
+                source=SOURCE,
+                venue=venue,
+                symbol=symbol,
+                observed_at=end,
+                produced_at=end,
+                window_s=window_s,
+                long_liquidations_usd=long_usd,
+                short_liquidations_usd=short_usd,
+                count=None,
+            )
+        )
+    return out
+
+
+@_contract_errors_named
+def read_social(path: Path, symbol: str) -> list[SocialMetricsV1]:
+    """Read a LunarCrush coin time series (`KINDS["social"]`) as the live ingestor's
+    `SocialMetricsV1` (vendor `lunarcrush`), each observed at its own time."""
+    res, rows = _load("social", path)
+    metrics = ("galaxy_score", "sentiment", "social_volume_change_pct")
+    if not any(m in res.index for m in metrics):
+        raise HistoryFormatError(
+            f"{path}: no sentiment, galaxy_score or social_volume_change_pct column: "
+            "nothing the social factor scores"
+        )
+    out = []
+    for row in rows:
+        values = {m: res.get(row, m) for m in metrics}
+        if all(v is None for v in values.values()):
+            continue
+        at = ms_to_dt(_time(res, row, path))
+        rank = res.get(row, "alt_rank")
+        out.append(
+            SocialMetricsV1(
+                event_id=deterministic_id("lunarcrush", "market.social", symbol, at),
+                source="lunarcrush",
+                venue="lunarcrush",
+                symbol=symbol,
+                observed_at=at,
+                produced_at=at,
+                galaxy_score=values["galaxy_score"],
+                sentiment=values["sentiment"],
+                social_volume_change_pct=values["social_volume_change_pct"],
+                alt_rank=None if rank is None else round(rank),
+                social_dominance=res.get(row, "social_dominance"),
+                interactions_24h=res.get(row, "interactions_24h"),
+                social_volume_24h=res.get(row, "social_volume_24h"),
             )
         )
     return sorted(out, key=lambda e: e.observed_at)

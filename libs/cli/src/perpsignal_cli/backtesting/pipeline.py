@@ -18,6 +18,7 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEFRAME = "15m"  # the live scorer's default primary timeframe
 DEFAULT_HORIZONS = ("1h", "4h", "24h")
+# inputs whose levels the scorer ranks in their own history (scoring.history): rows before
+# the candles are that history, not stale noise
+RANKED_INPUTS = frozenset({"funding", "long_short", "social"})
 LEAD_IN_S = 2 * 86400  # the longest staleness limit (fear & greed, daily)
 SOURCE_NAMES = ("candles", "funding", "open_interest", "long_short", "fear_greed")
 
@@ -117,6 +121,8 @@ def load_history(
     open_interest: Path | None = None,
     long_short: Path | None = None,
     fear_greed: Path | None = None,
+    liquidations: Path | None = None,
+    social: Path | None = None,
     timeframe: str | None = None,
     venue: str = imp.SOURCE,
 ) -> History:
@@ -146,6 +152,12 @@ def load_history(
         ),
         ("long_short", long_short, lambda: imp.read_long_short(long_short, symbol, venue)),  # type: ignore[arg-type]
         ("fear_greed", fear_greed, lambda: imp.read_fear_greed(fear_greed)),  # type: ignore[arg-type]
+        (
+            "liquidations",
+            liquidations,
+            lambda: imp.read_liquidations(liquidations, symbol, venue),  # type: ignore[arg-type]
+        ),
+        ("social", social, lambda: imp.read_social(social, symbol)),  # type: ignore[arg-type]
     ]
     for name, path, read in readers:
         if path is None:
@@ -156,11 +168,15 @@ def load_history(
             continue
         got = list(read())
         sources.append(_info(name, path, got))
-        kept = [e for e in got if lo <= e.observed_at.timestamp() <= hi]
+        # inputs scored against their own history keep every earlier row (the history)
+        first = -math.inf if name in RANKED_INPUTS else lo
+        kept = [e for e in got if first <= e.observed_at.timestamp() <= hi]
         if len(kept) < len(got):
             notes.append(
                 f"{name.replace('_', ' ')}: {len(kept)} of {len(got)} rows fall inside the "
-                f"candles' span (from {LEAD_IN_S // 3600}h before the first candle)"
+                f"candles' span (from {LEAD_IN_S // 3600}h before the first candle"
+                + (", or earlier as history" if name in RANKED_INPUTS else "")
+                + ")"
             )
         events.extend(kept)
     return History(symbol, base, primary, merge(events), sources, notes)

@@ -47,6 +47,11 @@ class FundingInputs(FactorInputs):
     previous_rate_8h: float | None = Field(
         default=None, description="Rate one change window earlier (absent: level only)"
     )
+    rate_rank: float | None = Field(
+        default=None,
+        description="Rate's place in the symbol's own recent rates, -1 (lowest) .. 1 (highest); "
+        "0 = their median (absent: too little history)",
+    )
 
 
 class MomentumInputs(FactorInputs):
@@ -73,6 +78,14 @@ class LongShortInputs(FactorInputs):
     global_share_change: float | None = Field(
         default=None, description="Global long share now minus one change window earlier"
     )
+    global_share_rank: float | None = Field(
+        default=None,
+        description="Global long share's place in the symbol's own recent shares, -1..1 "
+        "(0 = their median; absent: too little history)",
+    )
+    top_account_share_rank: float | None = Field(
+        default=None, description="The same for the top-trader account share"
+    )
 
     @property
     def long_short_ratio(self) -> float | None:
@@ -92,6 +105,10 @@ class SmartMoneyInputs(FactorInputs):
     smc_bias: float | None = Field(default=None, description="Weighted structure bias")
     top_position_long_share: float | None = Field(
         default=None, description="Top traders' positions long (0-1)"
+    )
+    top_position_rank: float | None = Field(
+        default=None,
+        description="That share's place in the symbol's own recent shares, -1..1 (0 = median)",
     )
     smc_1m: int | None = None
     smc_5m: int | None = None
@@ -122,6 +139,13 @@ class SocialInputs(FactorInputs):
     galaxy_score: float | None = Field(default=None, description="Galaxy Score 0-100")
     social_volume_change_pct: float | None = Field(
         default=None, description="Social volume change in %"
+    )
+    sentiment_rank: float | None = Field(
+        default=None,
+        description="Sentiment's place in the coin's own recent readings, -1..1 (0 = median)",
+    )
+    galaxy_score_rank: float | None = Field(
+        default=None, description="The same for the galaxy score"
     )
 
 

@@ -13,6 +13,7 @@ the tests hold the two implementations equal bar by bar on the recorded data.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,14 @@ import talib
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import FACTOR_NAMES
 from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.history import input_limit, rank_strength
 from perpsignal_domain.scoring.smc import analyze_batch
+from perpsignal_domain.scoring.state import (
+    FUNDING_HISTORY,
+    FUNDING_MIN_GAP_S,
+    Point,
+    append_point,
+)
 
 OK, MISSING, STALE = 0, 1, 2
 # (close time, high, low, close, primary index at which the bar is known)
@@ -88,26 +96,53 @@ def _aggregate(
     return (start[first] + tf_s)[keep], hi[keep], lo[keep], close[last][keep], known[keep]
 
 
-def _trend(bars: _Bars, size: int, cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per primary candle: the structure trend of one timeframe and whether its analyzer
-    has warmed up (2n + 1 bars), from the vectorized SMC."""
+def _trend(bars: _Bars, size: int, cfg: EngineConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per primary candle: the structure trend of one timeframe, whether its analyzer has
+    warmed up (2n + 1 bars), and when its last BOS/CHoCH became known (nan: none yet),
+    from the vectorized SMC."""
     close_s, high, low, close, known_at = bars
     n = cfg.swing_length
     events = analyze_batch(close_s, high, low, close, n, cfg.equal_level_tolerance)
     final: dict[int, int] = {}  # bar -> trend after it (a bearish break is applied last)
+    times: dict[int, float] = {}  # bar -> when its breaks became known
     for e in events:
         if e.kind in ("bos", "choch") and (e.known_index not in final or e.direction < 0):
             final[e.known_index] = e.direction
+            times[e.known_index] = e.known_at
     trend = np.zeros(size)
+    last_at = np.full(size, np.nan)
     if final:
         at = known_at[np.fromiter(final, dtype=np.int64)]
         change = _at_or_before(at, np.arange(size))
         dirs = np.fromiter(final.values(), dtype=float)
         trend = np.where(change >= 0, dirs[np.maximum(change, 0)], 0.0)
+        ats = np.fromiter((times[k] for k in final), dtype=float)
+        last_at = np.where(change >= 0, ats[np.maximum(change, 0)], np.nan)
     warm = np.zeros(size, dtype=bool)
     if len(known_at) > 2 * n:
         warm[known_at[2 * n] :] = True
-    return trend, warm
+    return trend, warm, last_at
+
+
+def _funding_history(
+    times: np.ndarray, rates: np.ndarray, cfg: EngineConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per funding observation: its rank in the rates before it and its staleness limit by
+    the series' own cadence, as the stream computes them from `SymbolState.funding` (the
+    same bounded deque with the same replacement rule, replayed: funding is a few rates a
+    day, so a Python pass over them is cheap). Rank nan: too little history."""
+    rank = np.full(len(times), np.nan)
+    limit = np.full(len(times), cfg.limits["funding"])
+    points: deque[Point] = deque(maxlen=FUNDING_HISTORY)
+    for n, (t, v) in enumerate(zip(times.tolist(), rates.tolist(), strict=True)):
+        if t == np.inf:
+            break  # _series' never-reached placeholder
+        append_point(points, t, v, FUNDING_MIN_GAP_S)
+        latest = points[-1]
+        r = rank_strength(points, latest, cfg.neutral_window, cfg.neutral_min_history)
+        rank[n] = np.nan if r is None else r
+        limit[n] = input_limit(points, latest, cfg.limits["funding"], cfg.stale_cadence_multiple)
+    return rank, limit
 
 
 def evaluate_batch(
@@ -137,6 +172,8 @@ def evaluate_batch(
     status = np.full((size, len(FACTOR_NAMES)), MISSING)
     age = np.full((size, len(FACTOR_NAMES)), np.nan)
     limits = cfg.limits
+    # per row and factor, the staleness limit the factor was judged by (funding: its cadence)
+    lim = np.tile(np.array([limits[n] for n in FACTOR_NAMES]), (size, 1))
 
     # momentum: returns over h candles, RSI, EMA gap; blended over the parts available
     rsi = talib.RSI(close, cfg.rsi_period)
@@ -157,20 +194,30 @@ def evaluate_batch(
     scores[ok, m] = _to_score(acc / total)[ok]
     status[ok, m], age[ok, m] = OK, 0.0
 
-    # funding: level and change against the rate `funding_change_window_s` earlier
+    # funding: rank in the symbol's own rates (the stream's deque, replayed) and change
+    f = _COL["funding"]
+    rank, f_limit = _funding_history(funding_t, funding_rate, cfg)
     i = _at_or_before(funding_t, now)
-    f, seen = _COL["funding"], i >= 0
-    rate = funding_rate[np.maximum(i, 0)]
-    f_age = now - funding_t[np.maximum(i, 0)]
+    seen = i >= 0
+    k = np.maximum(i, 0)
+    rate, level_rank, limit_f = funding_rate[k], rank[k], f_limit[k]
+    f_age = now - funding_t[k]
     b = _at_or_before(funding_t, now - cfg.funding_change_window_s)
     prev = funding_rate[np.maximum(b, 0)]
-    level = -_pull(rate - cfg.funding_neutral_rate, cfg.funding_full_rate)
+    has_rank, has_prev = ~np.isnan(level_rank), b >= 0
+    level = -np.nan_to_num(level_rank)
     change = -_pull(rate - prev, cfg.funding_full_rate)
-    strength = np.where(b >= 0, (0.7 * level + 0.3 * change) / 1.0, 0.7 * level / 0.7)
-    fresh = seen & (f_age <= limits["funding"])
-    scores[fresh, f] = _to_score(strength)[fresh]
-    status[seen, f] = np.where(fresh, OK, STALE)[seen]
-    age[seen, f] = np.round(f_age, 3)[seen]
+    strength = np.where(
+        has_rank & has_prev,
+        (0.7 * level + 0.3 * change) / 1.0,
+        np.where(has_rank, 0.7 * level / 0.7, 0.3 * change / 0.3),
+    )
+    fresh = seen & (f_age <= limit_f)
+    usable = fresh & (has_rank | has_prev)
+    scores[usable, f] = _to_score(strength)[usable]
+    status[seen, f] = np.where(usable, OK, np.where(fresh, MISSING, STALE))[seen]
+    age[seen & ~(fresh & ~usable), f] = np.round(f_age, 3)[seen & ~(fresh & ~usable)]
+    lim[seen, f] = limit_f[seen]
 
     # smart money: SMC trend per timeframe, weighted 1, 2, 3... from the lowest one
     num, den = np.zeros(size), np.zeros(size)
@@ -181,8 +228,14 @@ def evaluate_batch(
             bars = (now, high, low, close, np.arange(size))
         else:
             bars = _aggregate(open_s, high, low, close, tf_s, TIMEFRAME_SECONDS[tf])
-        trend, warm = _trend(bars, size, cfg)
-        num += np.where(warm, w * trend, 0.0)
+        trend, warm, last_at = _trend(bars, size, cfg)
+        hl = cfg.smc_half_life_bars
+        if hl:
+            age_b = np.maximum(now - np.nan_to_num(last_at, nan=np.inf), 0.0)
+            fade = np.power(0.5, age_b / (hl * TIMEFRAME_SECONDS[tf]))
+        else:
+            fade = np.ones(size)
+        num += np.where(warm & (trend != 0), w * trend * fade, 0.0)
         den += np.where(warm, w, 0)
     s, has_bias = _COL["smart_money"], den > 0
     bias = num / np.where(has_bias, den, 1.0)
@@ -213,7 +266,6 @@ def evaluate_batch(
     gross = np.abs(contrib).sum(axis=1)
     agreement = np.where(gross > 1e-12, np.abs(net) / np.where(gross > 1e-12, gross, 1.0), 0.0)
     is_ok = status == OK
-    lim = np.array([limits[n] for n in FACTOR_NAMES])
     fr = np.where(is_ok, np.maximum(0.0, 1.0 - np.nan_to_num(age) / lim), 0.0)
     n_ok = is_ok.sum(axis=1)
     freshness = np.where(n_ok > 0, fr.sum(axis=1) / np.maximum(n_ok, 1), 0.0)

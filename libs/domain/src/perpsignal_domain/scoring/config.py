@@ -29,7 +29,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 DEFAULT_STALE_S: dict[str, float] = {
     "liquidations": 4 * 3600.0,  # orders are sparse: an hour without any is normal
     "funding": 9 * 3600.0,  # settled every 8 h; live premium index far more often
-    "long_short": 1800.0,  # Binance publishes 5m ratios
+    # floors: point inputs also get `stale_cadence_multiple` x their own observed cadence
+    "long_short": 1800.0,  # Binance publishes 5m ratios (hourly elsewhere: cadence rule)
     "oi_trend": 1800.0,
     "social": 2 * 3600.0,  # LunarCrush refreshes about hourly
     "fear_greed": 2 * 86400.0,  # daily index
@@ -64,8 +65,7 @@ class EngineConfig:
     # windows
     liquidation_window_s: float = 3600.0
     liquidation_full_usd: float = 1_000_000.0  # total at which an imbalance counts fully
-    funding_neutral_rate: float = 0.0001  # Binance's base interest: 0.01 % per 8 h
-    funding_full_rate: float = 0.0005  # 0.05 % per 8 h away from neutral = full pull
+    funding_full_rate: float = 0.0005  # a 0.05 % per 8 h change = full pull
     funding_change_window_s: float = 8 * 3600.0
     momentum_horizons: tuple[int, ...] = (1, 4, 16)  # bars of the primary timeframe
     momentum_full_return: float = 0.004  # per sqrt(bar): 0.4 % in 1 bar, 0.8 % in 4 bars
@@ -73,18 +73,25 @@ class EngineConfig:
     ema_fast: int = 20
     ema_slow: int = 50
     trend_full_gap: float = 0.01  # EMA gap of 1 % = full trend pull
-    ls_neutral_share: float = 0.5
-    ls_full_share: float = 0.25  # 75 % of accounts long = fully crowded
+    # levels without a universal neutral (positioning shares, funding) are ranked within
+    # the symbol's own last `neutral_window` observations; with fewer than
+    # `neutral_min_history` the level is not scored (see history.rank_strength)
+    neutral_window: int = 288  # a day of 5m ratios, 96 days of 8h funding
+    neutral_min_history: int = 12
+    # point inputs are stale after this many times their own observed cadence (and never
+    # before their `stale_s` entry): hourly ratios stay fresh under 15m scoring
+    stale_cadence_multiple: float = 3.0
     ls_change_window_s: float = 3600.0
     ls_full_change: float = 0.05
     oi_window_s: float = 3600.0
     oi_full_change: float = 0.05
     oi_price_full_change: float = 0.02
-    top_position_full: float = 0.1  # top-trader long share 60 % = full follow pull
-    social_sentiment_neutral: float = 60.0
     fear_extreme: float = 25.0
     greed_extreme: float = 75.0
     swing_length: int = 3
+    # a structure break's pull on smart money halves every this many bars of its timeframe
+    # (0: no fading, the trend state counts fully until the next break)
+    smc_half_life_bars: float = 12.0
     equal_level_tolerance: float = 0.001  # 0.1 % apart counts as equal highs/lows
     candle_history: int = 300
     signal_candles: int = 30
@@ -106,6 +113,10 @@ class EngineConfig:
             raise ValueError(f"factor weights must sum to 100, got {total:g}")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError("factor weights must be >= 0")
+        if self.smc_half_life_bars < 0:
+            raise ValueError("smc_half_life_bars must be >= 0")
+        if self.neutral_window < 1 or not 1 <= self.neutral_min_history <= self.neutral_window:
+            raise ValueError("need 1 <= neutral_min_history <= neutral_window")
         if not 0 <= self.short_threshold < 50 < self.long_threshold <= 100:
             raise ValueError("thresholds must satisfy 0 <= SHORT < 50 < LONG <= 100")
         for tf in (self.primary_timeframe, *self.smc_timeframes):

@@ -67,6 +67,7 @@ from perpsignal_domain.scoring.factors.base import fround
 from perpsignal_domain.scoring.mss import MssScanner
 from perpsignal_domain.scoring.smc import SmcAnalyzer, bias_label
 from perpsignal_domain.scoring.state import (
+    FUNDING_MIN_GAP_S,
     Aggregator,
     Bar,
     Ema,
@@ -131,7 +132,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         status = r.status
         if status == "ok":
             ok_weight += w
-            f = 1.0 - (r.age_s or 0.0) / limit
+            f = 1.0 - (r.age_s or 0.0) / (r.limit_s or limit)
             fresh.append(f if f > 0.0 else 0.0)  # max(0.0, f)
         elif status == "missing":
             missing.append(name)
@@ -467,7 +468,7 @@ class ScoringEngine:
         rate = ev.rate * 8.0 / ev.interval_h if ev.interval_h else ev.rate
         st = self.state(ev.symbol)
         if self._from(st, "funding", ev.venue):
-            append_point(st.funding, _ts(ev.observed_at), rate, 60.0)
+            append_point(st.funding, _ts(ev.observed_at), rate, FUNDING_MIN_GAP_S)
         return []
 
     def _open_interest(self, ev: OpenInterestV1) -> list[SignalScoredV1]:
@@ -516,6 +517,12 @@ class ScoringEngine:
         if st.social_at is not None and t < st.social_at:
             return []
         st.social_at = t
+        for key, value in (("sentiment", ev.sentiment), ("galaxy_score", ev.galaxy_score)):
+            if value is not None:
+                series = st.social_history.get(key)
+                if series is None:
+                    series = st.social_history[key] = deque(maxlen=512)
+                append_point(series, t, float(value), 60.0)
         st.social = {
             "sentiment": ev.sentiment,
             "galaxy_score": ev.galaxy_score,
@@ -551,6 +558,30 @@ class ScoringEngine:
             den += w
         return (num / den if den else None), by_tf
 
+    def faded_smc_bias(self, symbol: str, now: float) -> float | None:
+        """Return the structure bias with each timeframe's trend weighted by
+        0.5 ** (age of its last BOS/CHoCH / (smc_half_life_bars x the timeframe)): a break
+        is news that ages, so a trend state held for days stops pulling fully (weights and
+        warm-up as in `smc_bias`)."""
+        analyzers = self.smc.get(symbol, {})
+        hl = self.cfg.smc_half_life_bars
+        num = den = 0.0
+        for w, tf in self._smc_weights:
+            a = analyzers.get(tf)
+            if a is None or a.index < 2 * a.n:
+                continue
+            den += w
+            s = a.last_structure
+            if a.trend and s is not None:
+                age = now - s.known_at
+                fade = (
+                    0.5 ** ((age if age > 0.0 else 0.0) / (hl * TIMEFRAME_SECONDS[tf]))
+                    if hl
+                    else 1.0
+                )
+                num += w * a.trend * fade
+        return num / den if den else None
+
     def _bias(self, symbol: str) -> tuple[float | None, dict[str, int]]:
         """Return `smc_bias(symbol)` as last recomputed (after a trend or warm-up change)."""
         cached = self._biases.get(symbol)
@@ -560,7 +591,8 @@ class ScoringEngine:
         """Score every factor of `symbol` at time `now` (epoch seconds) and combine them."""
         st = self.states.get(symbol) or self.state(symbol)
         bias, by_tf = self._biases[symbol]  # set with the state, kept current by _smc_update
-        ctx = EvalContext(now, self.fear_greed, bias, by_tf)
+        faded = None if bias is None else self.faded_smc_bias(symbol, now)
+        ctx = EvalContext(now, self.fear_greed, bias, by_tf, faded)
         cfg = self.cfg
         results: dict[str, FactorResult] = {}
         for name, fn in FACTORS.items():  # a loop, not a comprehension: no extra frame

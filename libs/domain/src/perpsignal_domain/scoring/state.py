@@ -185,6 +185,9 @@ class Point:
     value: float
 
 
+FUNDING_HISTORY = 1024  # funding points a symbol keeps (the batch replays the same deque)
+FUNDING_MIN_GAP_S = 60.0  # a newer rate this close to the one before the last replaces it
+
 # vendors whose liquidation buckets sum every exchange (Coinglass aggregated history)
 AGGREGATE_VENUES = frozenset({"coinglass"})
 # A relayed copy of an order counts only when the venue's own stream delivered nothing for
@@ -364,13 +367,15 @@ class SymbolState:
     rsi: WilderRsi = field(default_factory=WilderRsi)
     ema_fast: Ema = field(default_factory=lambda: Ema(20))
     ema_slow: Ema = field(default_factory=lambda: Ema(50))
-    funding: deque[Point] = field(default_factory=lambda: deque(maxlen=1024))
+    funding: deque[Point] = field(default_factory=lambda: deque(maxlen=FUNDING_HISTORY))
     open_interest: deque[Point] = field(default_factory=lambda: deque(maxlen=2048))
     long_short: dict[str, deque[Point]] = field(default_factory=dict)
     liquidations: LiquidationLedger = field(default_factory=LiquidationLedger)
     liquidations_seen_at: float | None = None
     social: dict[str, float | None] = field(default_factory=dict)
     social_at: float | None = None
+    # the history of each level-type social metric (sentiment, galaxy_score), for its rank
+    social_history: dict[str, deque[Point]] = field(default_factory=dict)
     # the venue each of funding, open_interest and the long/short kinds is taken from
     input_venues: dict[str, str] = field(default_factory=dict)
     last_event_s: float = 0.0
@@ -405,6 +410,7 @@ class SymbolState:
         self.long_short, self.liquidations = other.long_short, other.liquidations
         self.liquidations_seen_at = other.liquidations_seen_at
         self.social, self.social_at = other.social, other.social_at
+        self.social_history = other.social_history
         self.input_venues = other.input_venues
         self.last_event_s = other.last_event_s
 

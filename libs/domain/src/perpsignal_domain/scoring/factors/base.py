@@ -25,6 +25,9 @@ class FactorResult:
     age_s: float | None = None
     inputs: dict[str, Scalar] = field(default_factory=dict)
     reason: str | None = None
+    # the staleness limit this result was judged by, when the input's own cadence set it
+    # (None: the config's limit); the composite's freshness divides the age by it
+    limit_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -35,6 +38,9 @@ class EvalContext:
     fear_greed: tuple[float, float] | None = None  # (observed at, value)
     smc_bias: float | None = None  # combined structure bias in [-1, 1]
     smc_by_tf: dict[str, int] = field(default_factory=dict)
+    # the structure bias with each timeframe's trend faded by the age of its last break
+    # (engine.faded_smc_bias): what smart money scores
+    smc_faded: float | None = None
 
 
 def clamp(x: float, lo: float = -1.0, hi: float = 1.0) -> float:
@@ -119,4 +125,4 @@ def missing(reason: str) -> FactorResult:
 def stale(age_s: float, limit_s: float, inputs: dict[str, Scalar] | None = None) -> FactorResult:
     """A neutral result for an input older than its staleness limit."""
     reason = f"newest input {age_s:.0f}s old > {limit_s:.0f}s"
-    return FactorResult(50.0, "stale", round3(age_s), inputs or {}, reason)
+    return FactorResult(50.0, "stale", round3(age_s), inputs or {}, reason, limit_s)

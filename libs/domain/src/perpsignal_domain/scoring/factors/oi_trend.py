@@ -3,7 +3,9 @@
 strength = pull(price change, oi_price_full_change) x (0.5 + 0.5 pull(OI change,
 oi_full_change)). Rising OI with rising price is new longs (bullish, full strength);
 rising OI with falling price is new shorts (bearish); falling OI (positions closing)
-removes up to all of the conviction of the price move.
+removes up to all of the conviction of the price move. Neutral: no price move (a change has
+a universal zero; the OI level itself is never scored). Stale after
+`stale_cadence_multiple` x the series' own cadence (at least its `stale_s` entry).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from perpsignal_domain.scoring.factors.base import (
     stale,
     to_score,
 )
+from perpsignal_domain.scoring.history import input_limit
 from perpsignal_domain.scoring.state import SymbolState, bar_at_or_before, value_at_or_before
 
 
@@ -37,7 +40,13 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     if latest is None:
         return _NO_OI
     age = ctx.now - latest.t
-    limit = cfg.limits["oi_trend"]
+    cad = state.memo.get("oi:limit")
+    if cad is None or cad[0] is not latest or cad[1] is not cfg:
+        limit = input_limit(
+            state.open_interest, latest, cfg.limits["oi_trend"], cfg.stale_cadence_multiple
+        )
+        cad = state.memo["oi:limit"] = (latest, cfg, limit)
+    limit = cad[2]
     if age > limit:
         return stale(age, limit, oi_trend_inputs(open_interest=latest.value))
     start = ctx.now - cfg.oi_window_s
@@ -72,4 +81,4 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
         )
         score = to_score(oi_trend_strength(oi_change, price_change, cfg))
         memo = state.memo["oi_trend"] = (latest, base, b_now, b_then, cfg, score, inputs)
-    return FactorResult(memo[5], "ok", round3(age), memo[6])
+    return FactorResult(memo[5], "ok", round3(age), memo[6], None, limit)

@@ -1,0 +1,129 @@
+"""Liquidation and social history for the backtest: the recorded vendor bodies and exports
+become the events the live ingestor produces, and reach the scorer's factors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from perpsignal_cli import backtest
+from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.pipeline import load_history
+from perpsignal_common.events.market import (
+    LiquidationBucketV1,
+    LiquidationOrderV1,
+    SocialMetricsV1,
+)
+from perpsignal_domain.scoring.config import EngineConfig
+from perpsignal_domain.scoring.engine import ScoringEngine
+
+
+@pytest.fixture(scope="module")
+def api(shared_data: Path) -> Path:
+    return shared_data / "api"
+
+
+def test_coinglass_liquidation_history_becomes_buckets(api: Path) -> None:
+    events = imp.read_liquidations(api / "coinglass/liquidation__liquidation-history.json", "BTC")
+    assert all(isinstance(e, LiquidationBucketV1) for e in events)
+    first = events[0]
+    assert isinstance(first, LiquidationBucketV1)
+    # daily rows: the bucket opened at its `time` is known at its end
+    assert first.window_s == 86400
+    assert first.observed_at == datetime(2022, 7, 28, tzinfo=UTC)
+    assert (first.long_liquidations_usd, first.short_liquidations_usd) == pytest.approx(
+        (2369935.19562, 6947459.43674)
+    )
+    agg = imp.read_liquidations(
+        api / "coinglass/liquidation__aggregated-liquidation-history.json", "BTCUSDT"
+    )
+    assert isinstance(agg[0], LiquidationBucketV1)
+    assert agg[0].short_liquidations_usd == pytest.approx(12969583.87632)
+
+
+def test_coinglass_orders_keep_side_venue_and_symbol(api: Path) -> None:
+    path = api / "coinglass/liquidation__liquidation-order.json"
+    orders = imp.read_liquidations(path, "BTCUSDT")
+    body = json.loads(path.read_text())["data"]
+    assert len(orders) == len(body)
+    newest = max(orders, key=lambda e: e.observed_at)
+    assert isinstance(newest, LiquidationOrderV1)
+    # Coinglass side 2 = a short liquidated (as the live Coinglass parser reads it)
+    assert (newest.liquidated_side, newest.venue) == ("SHORT", "binance")
+    assert newest.notional_usd == pytest.approx(205534.2932)
+    assert imp.read_liquidations(path, "ETHUSDT") == []  # another symbol's rows left out
+
+
+def test_binance_liquidation_snapshot_csv(tmp_path: Path) -> None:
+    """data.binance.vision liquidationSnapshot layout: a SELL order liquidated a long."""
+    path = tmp_path / "BTCUSDT-liquidationSnapshot.csv"
+    path.write_text(
+        "time,side,order_type,time_in_force,original_quantity,price,average_price,"
+        "order_status,last_fill_quantity,accumulated_fill_quantity\n"
+        "1568014460893,SELL,LIMIT,IOC,0.014,9910,9910.5,FILLED,0.014,0.014\n"
+        "1568014470000,BUY,LIMIT,IOC,0.5,9950,9960,FILLED,0.5,0.5\n"
+    )
+    a, b = imp.read_liquidations(path, "BTCUSDT", venue="binance")
+    assert isinstance(a, LiquidationOrderV1) and isinstance(b, LiquidationOrderV1)
+    assert (a.liquidated_side, b.liquidated_side) == ("LONG", "SHORT")
+    assert a.notional_usd == pytest.approx(9910.5 * 0.014)
+    assert a.observed_at == datetime.fromtimestamp(1568014460.893, UTC)
+
+
+def test_a_liquidation_list_without_sides_is_refused(shared_data: Path) -> None:
+    """Hyperliquid's public liquidations.csv has notional but neither side nor coin: the
+    factor weighs longs against shorts, so the file cannot feed it and says so."""
+    path = shared_data / "market/hyperliquid-liquidations-2023.csv"
+    with pytest.raises(imp.HistoryFormatError, match="without a side column"):
+        imp.read_liquidations(path, "BTCUSDT")
+
+
+def test_lunarcrush_time_series_becomes_social_metrics(api: Path) -> None:
+    path = api / "lunarcrush/coins_coin_time-series_v2.json"
+    events = imp.read_social(path, "ETHUSDT")
+    row = json.loads(path.read_text())["data"][0]
+    first = events[0]
+    assert isinstance(first, SocialMetricsV1)
+    assert first.observed_at == datetime.fromtimestamp(row["time"], UTC)
+    assert (first.sentiment, first.galaxy_score, first.alt_rank) == (
+        row["sentiment"],
+        row["galaxy_score"],
+        row["alt_rank"],
+    )
+
+
+def test_backtest_inputs_reach_the_factors(market: Path, tmp_path: Path) -> None:
+    """`--liquidations` and `--social` files go through load_history into the scorer: the
+    two factors are no longer missing for want of input, and move the way their data say."""
+    candles = market / "XRP_USDT_USDT-5m-futures.csv"
+    rows = candles.read_text().splitlines()
+    t0 = int(rows[1].split(",")[0])
+    liq = tmp_path / "liq.csv"  # shorts squeezed every 5 minutes, hourly buckets
+    liq.write_text(
+        "time,long_liquidation_usd,short_liquidation_usd\n"
+        + "".join(f"{t0 + k * 3600_000},100000,900000\n" for k in range(48))
+    )
+    social = tmp_path / "social.csv"  # hourly LunarCrush rows
+    social.write_text(
+        "time,sentiment,galaxy_score\n"
+        + "".join(f"{(t0 // 1000) + k * 3600},{70 + k % 7},{60 + k % 5}\n" for k in range(48))
+    )
+    history = load_history("XRPUSDT", candles, liquidations=liq, social=social, timeframe="15m")
+    kinds = {type(e) for e in history.events}
+    assert {LiquidationBucketV1, SocialMetricsV1} <= kinds
+    engine = ScoringEngine(EngineConfig(primary_timeframe="15m", smc_timeframes=("15m",)))
+    ok: dict[str, list[float]] = {"liquidations": [], "social": []}
+    for ev in history.events:
+        for s in engine.apply(ev):
+            for f in s.factors:
+                if f.name in ok and f.status == "ok":
+                    ok[f.name].append(f.score)
+    assert len(ok["liquidations"]) > 100 and len(ok["social"]) > 100
+    # shorts liquidated: bullish (50 once the buckets end: a quiet window of a live feed)
+    assert min(ok["liquidations"]) >= 50 and max(ok["liquidations"]) == pytest.approx(90.0)
+    assert backtest.build_parser().parse_args(
+        ["--symbol", "X", "--candles", "c", "--liquidations", "l", "--social", "s"]
+    ).liquidations == Path("l")

@@ -7,7 +7,9 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
 * A service that exits is restarted with exponential backoff (1 s doubling to 30 s, reset
   after a minute of running); a dead embedded broker or PostgreSQL is restarted on its port.
   Each event is one terminal line.
-* "ready" is printed only once the gateway answers HTTP.
+* "ready" is printed only once the gateway answers HTTP. From then on the data sources'
+  state is polled from the gateway (`SourceWatch`, every few seconds) and each change is one
+  terminal line: "source binance is down since 20:01 UTC: <reason>", "... is up again".
 * `stack.json` in the data folder holds the running stack's addresses and PIDs, so other
   commands (`replay`, `record`, `topics`, `migrate`, `export`) find it: `use_running_stack()`.
 * Ctrl-C (or SIGTERM) stops the services first (they drain and commit), then the embedded
@@ -272,6 +274,62 @@ class Stack:
             (self.data_dir / STACK_FILE).unlink()
 
 
+SOURCE_POLL_S = 5.0
+
+
+class SourceWatch:
+    """Print one terminal line per change of a data source's state, as the gateway reports it.
+
+    Reads `GET /health/services` (its `sources`: the degraded or down ones, with reason and
+    since when) with the first of `GATEWAY_API_KEYS` when keys are set; a gateway that does not
+    answer is skipped (the supervisor already reports dead processes).
+    """
+
+    def __init__(self, gateway_url: str, api_key: str | None = None) -> None:
+        self.url = gateway_url.rstrip("/") + "/health/services"
+        self.api_key = api_key
+        self.failing: dict[str, str] = {}  # name -> state
+        self.next_at = 0.0
+
+    def poll(self, now: float, say: Any = None) -> list[str]:
+        """Poll when due; print and return the lines for what changed."""
+        if now < self.next_at:
+            return []
+        self.next_at = now + SOURCE_POLL_S
+        request = urllib.request.Request(self.url)
+        if self.api_key:
+            request.add_header("X-API-Key", self.api_key)
+        try:
+            with urllib.request.urlopen(request, timeout=3) as resp:
+                body = json.loads(resp.read())
+        except (OSError, ValueError):
+            return []
+        return self.update(body.get("sources") or [], say or _say)
+
+    def update(self, sources: list[dict[str, Any]], say: Any) -> list[str]:
+        """Compare the failing sources with the last poll; say each change once."""
+        lines: list[str] = []
+        now_failing = {}
+        for src in sources:
+            name, state = str(src.get("name")), str(src.get("state"))
+            now_failing[name] = state
+            if self.failing.get(name) != state:
+                since = str(src.get("since") or "")[11:16]
+                lines.append(
+                    f"source {name} is {state} since {since} UTC: {src.get('reason') or '?'}"
+                )
+        lines += [f"source {name} is up again" for name in self.failing if name not in now_failing]
+        self.failing = now_failing
+        for line in lines:
+            say(line)
+        return lines
+
+
+def _first_api_key() -> str | None:
+    keys = [k.strip() for k in os.environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip()]
+    return keys[0] if keys else None
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
@@ -367,8 +425,11 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
         stack.publish()
         _say(f"services starting (logs: {logs}/<service>.log)...")
         ready = False
+        watch = SourceWatch(gateway_url, _first_api_key()) if "gateway" in only else None
         while not stop_requested:
             stack.supervise_once(logs)
+            if ready and watch is not None:
+                watch.poll(time.monotonic())
             if not ready and ("gateway" not in only or _answers(f"{gateway_url}/healthz")):
                 ready = True
                 _say("stack is up: ready")

@@ -230,20 +230,37 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
         response_model=Readiness,
         responses={503: {"model": Readiness, "description": "Not caught up yet"}},
         operation_id="readyz",
-        summary="Ready once the read model caught up with the topics",
+        summary="Ready once the read model caught up with the topics (200 even when a data "
+        "source is degraded: status says so)",
         tags=["ops"],
     )
     async def readyz(request: Request) -> Response:
         follower: TopicFollower | None = request.app.state.follower
+        # a vendor outage is not the gateway's: it stays ready (an orchestrator must not
+        # restart it for that) and says which sources are degraded
+        degraded = [
+            f"{s.name} {s.state} since {s.since.isoformat()}"
+            for s in request.app.state.model.failing_sources()
+        ]
         if follower is None:
-            return json_response(Readiness(status="ready", caught_up=True, records_read=0, lag=0))
+            return json_response(
+                Readiness(
+                    status="degraded" if degraded else "ready",
+                    caught_up=True,
+                    records_read=0,
+                    lag=0,
+                    degraded_sources=degraded,
+                )
+            )
         task = request.app.state.follower_task
         ready = follower.caught_up and task is not None and not task.done()
+        status = "catching up" if not ready else "degraded" if degraded else "ready"
         body = Readiness(
-            status="ready" if ready else "catching up",
+            status=status,
             caught_up=ready,
             records_read=follower.records_read,
             lag=await follower.lag(),
+            degraded_sources=degraded,
         )
         return json_response(body, status=200 if ready else 503)
 

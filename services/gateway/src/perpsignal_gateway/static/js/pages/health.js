@@ -90,6 +90,9 @@ function platformSection(platform, error) {
     content = [
       h("p", { class: "hint", id: "platform-summary" },
         `${platform.services.length - down} of ${platform.services.length} ready · checked ${fmtTime(platform.checkedAt)}`),
+      ...(platform.sources || []).map((src) =>
+        h("p", { class: "svc-alert", dataset: { source: src.name } },
+          `Data source ${src.name} is ${src.state} since ${fmtTime(src.since)}${src.reason ? `: ${src.reason}` : ""}`)),
       h("div", { class: "svc-grid", id: "platform-services" }, platform.services.map(serviceCard)),
     ];
   }

@@ -31,6 +31,7 @@ from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
+from perpsignal_gateway.apidocs import mount_api_docs
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
 from perpsignal_gateway.gpt import build_gpt_openapi
@@ -177,8 +178,8 @@ def create_app(
         description="Trading signals, market data, analytics and vendor pass-through.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # served from packaged assets by mount_api_docs (works offline)
+        redoc_url=None,
     )
     app.state.settings = cfg
     install_error_handlers(app)
@@ -191,6 +192,7 @@ def create_app(
 
     app.include_router(router)
     app.include_router(health_router)
+    mount_api_docs(app)  # before the dashboard's /static mount
     mount_dashboard(app)
     _add_ops_routes(app, cfg)
     # the router matches routes in order: hot paths first (stable sort keeps the rest as is)

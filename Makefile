@@ -13,11 +13,15 @@ bootstrap: ## Install uv if it is missing (pip), nothing else
 
 .PHONY: install
 install: bootstrap ## Install every package and dev tool from the lock file
-	$(UV) sync --all-packages --frozen
+	@$(UV) sync --all-packages --frozen --quiet
 
 .PHONY: up
 up: install ## Run the whole stack locally (embedded Kafka + PostgreSQL unless configured)
 	$(UV) run --frozen perpsignal up
+
+.PHONY: demo
+demo: install ## The whole stack replaying bundled real market data, offline; Ctrl-C stops it
+	$(UV) run --frozen perpsignal demo
 
 .PHONY: test
 test: install ## Run the whole test suite (unit, contract, Kafka, DB, e2e) on 2 workers

@@ -31,6 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -340,8 +341,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
-    """Start everything, print where it is, supervise until Ctrl-C, stop everything."""
+def run_stack(
+    *,
+    data_dir: Path,
+    only: list[str],
+    gateway_port: int,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> int:
+    """Start everything, print where it is, supervise until Ctrl-C, stop everything.
+
+    `perpsignal demo` drives its replay through the hooks: `on_ready(info)` once the gateway
+    answers (info as in `stack.json`), `on_tick()` on every supervision pass, and `on_stop()`
+    before the services are stopped (Ctrl-C, SIGTERM, or a failure).
+    """
     try:
         lock = acquire_lock(data_dir)
     except AlreadyRunning as exc:
@@ -440,11 +454,18 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
                 _say(f"  logs:      {logs}/<service>.log")
                 _say(f"  addresses: {data_dir / STACK_FILE} (replay, record, topics use it)")
                 _say("press Ctrl-C to stop")
+                if on_ready is not None:
+                    on_ready(dict(stack.info))
+            if ready and on_tick is not None:
+                on_tick()
             time.sleep(0.2)
         _say("stopping...")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if on_stop is not None:
+            with contextlib.suppress(Exception):
+                on_stop()
         with contextlib.suppress(Exception):
             stack.stop()
         lock.close()

@@ -73,6 +73,8 @@ async def test_event_clock_evaluates_each_horizon_when_the_replayed_path_reaches
             ).scalar_one()
         # measured on the replayed path: exit is the close of the candle ending at entry + 4h
         assert four.exit_price == rows[48]["close"]
+        # bookkeeping stays on this machine's clock (tracking stats: "evaluated last hour")
+        assert four.evaluated_at is not None and four.evaluated_at.year >= 2025
     finally:
         await service.signals.close()
         await service.engine.dispose()

@@ -31,6 +31,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,6 +376,9 @@ def run_stack(
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    # the embedded PostgreSQL's platformdirs warns about a missing XDG_RUNTIME_DIR (containers,
+    # CI): harmless, and not something a user starting the stack can act on
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(data_dir)

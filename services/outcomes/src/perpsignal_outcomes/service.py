@@ -64,7 +64,9 @@ class OutcomesService(KafkaService):
         )
         self.market_now = BEFORE_ANY_CANDLE  # newest candle close stored (event clock)
         clock = self.event_clock if settings.outcomes_clock == "event" else system_clock
-        self.tracker = Tracker(settings, self.sessions, self.producer, klines, clock=clock)
+        self.tracker = Tracker(
+            settings, self.sessions, self.producer, klines, clock=clock, wall=system_clock
+        )
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
             service=self.name,

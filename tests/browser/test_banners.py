@@ -23,6 +23,7 @@ from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
 from tests.browser.conftest import CHROMIUM, Gateway, enter_key, screenshot
 from tests.helpers import eventually
+from tests.unit.gateway.test_health_view import METRICS_TEXT, OpsServer
 
 pytestmark = [
     pytest.mark.browser,
@@ -43,18 +44,35 @@ DEMO = {
 }
 
 
+@pytest.fixture(scope="module")
+def ops_servers() -> Any:
+    """Five service ops ports with real-looking metrics (large counts), as `perpsignal up` has."""
+    big = METRICS_TEXT.replace(" 40.0", " 1234567.0")
+    servers = [OpsServer(ready=True, metrics=big) for _ in range(5)]
+    yield servers
+    for server in servers:
+        server.close()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def gateway(
-    module_kafka: KafkaSettings, module_database: str, tmp_path_factory: pytest.TempPathFactory
+    module_kafka: KafkaSettings,
+    module_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    ops_servers: list[Any],
 ) -> AsyncIterator[Gateway]:
-    """The gateway as the demo runs it: told what is replayed."""
+    """The gateway as the demo runs it: told what is replayed, five services to probe."""
     k = module_kafka
+    names = ("ingestor", "scorer", "judge", "outcomes", "notifier")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": k.kafka_bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": k.kafka_topic_prefix,
         "KAFKA_TOPIC_PARTITIONS": str(k.kafka_topic_partitions),
         "DATABASE_URL": module_database,
         "PERPSIGNAL_DEMO": json.dumps(DEMO),
+        "GATEWAY_SERVICE_URLS": ",".join(
+            f"{n}={srv.url}" for n, srv in zip(names, ops_servers, strict=True)
+        ),
     }
     gw = Gateway(env, tmp_path_factory.mktemp("gateway"))
     await gw.start()
@@ -108,5 +126,15 @@ async def test_demo_and_outage_banners_name_the_replay_and_the_source(
     await page.click("a[data-page=health]")
     await page.locator("[data-source=binance]").wait_for(state="visible", timeout=20_000)
     assert await outage.is_visible()
+    # every service card shows its figures whole: nothing cut off or scrolled out of sight
+    await page.locator("#platform-services .svc-card").nth(4).wait_for(state="visible")
+    hidden = await page.evaluate(
+        """() => [...document.querySelectorAll('#platform-services .svc-card')].flatMap((card) =>
+            [...card.querySelectorAll('.table-wrap')]
+              .filter((w) => w.scrollWidth > w.clientWidth + 1)
+              .map(() => card.dataset.service))"""
+    )
+    assert hidden == []
+    assert "1,234,569" in await page.locator("#platform-services").inner_text()
     await screenshot(page, "banners-demo-and-outage")
     assert page.errors == []

@@ -216,6 +216,8 @@ class VendorHttp:
         VENDOR_REQUESTS.labels(self.vendor, ep.name, "error").inc()
         VENDOR_ERRORS.labels(self.vendor, ep.name, error_kind(exc)).inc()
         now = self._clock()
+        if isinstance(exc, VenueBanned | TransientError | TimeoutError):
+            self.breaker.last_error = str(exc)[:200]
         if isinstance(exc, VenueBanned):
             ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
             self.breaker.open_for(ban)

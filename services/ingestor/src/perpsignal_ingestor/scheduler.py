@@ -37,7 +37,8 @@ DOWN_AFTER_FAILURES = 3
 def failure_reason(exc: BaseException) -> str:
     """Return a one-line, bounded reason for a failed poll: the error kind and message."""
     message = str(exc) or type(exc).__name__
-    return f"{error_kind(exc)}: {message}"[:300]
+    kind = error_kind(exc)
+    return (message if kind == "other" else f"{kind}: {message}")[:300]
 
 
 class SourceLoop:

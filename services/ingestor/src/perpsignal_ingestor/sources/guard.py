@@ -71,5 +71,7 @@ async def gather_guarded(
         else:  # already said, or the whole source is down (the scheduler says that once)
             log.debug("vendor request failed; nothing published from it", extra=extra)
     if everything_failed:
-        raise AllRequestsFailed(f"{source}: all {len(jobs)} requests failed; first: {errors[0]}")
+        # name a real failure, not the open circuit it caused
+        first = next((e for e in errors if not isinstance(e, CircuitOpen)), errors[0])
+        raise AllRequestsFailed(f"all {len(jobs)} requests failed; first: {first}")
     return [e for batch in results for e in batch]

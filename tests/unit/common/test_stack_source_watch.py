@@ -24,7 +24,7 @@ def gateway() -> Iterator[tuple[str, dict]]:
     state: dict = {"sources": [], "keys": []}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state["keys"].append(self.headers.get("X-API-Key"))
             body = json.dumps({"services": [], "sources": state["sources"]}).encode()
             self.send_response(200)

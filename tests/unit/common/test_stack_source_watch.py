@@ -26,7 +26,15 @@ def gateway() -> Iterator[tuple[str, dict]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state["keys"].append(self.headers.get("X-API-Key"))
-            body = json.dumps({"services": [], "sources": state["sources"]}).encode()
+            if self.path == "/readyz":
+                lines = [f"{s['name']} {s['state']} since {s['since']}" for s in state["sources"]]
+                body = json.dumps({"status": "degraded", "degradedSources": lines}).encode()
+            elif state.get("refuse_key"):
+                self.send_response(401)
+                self.end_headers()
+                return
+            else:
+                body = json.dumps({"services": [], "sources": state["sources"]}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -71,3 +79,14 @@ def test_polls_at_most_every_few_seconds_and_survives_a_dead_gateway() -> None:
     watch = SourceWatch("http://127.0.0.1:9", None)  # nothing listens on the discard port
     assert watch.poll(100.0, print) == []
     assert watch.next_at > 100.0
+
+
+def test_without_a_usable_key_the_public_readiness_summary_is_used(gateway) -> None:
+    url, state = gateway
+    state["refuse_key"] = True
+    state["sources"] = [DOWN]
+    said: list[str] = []
+    watch = SourceWatch(url, api_key="rotated-away")
+    watch.poll(10.0, said.append)
+    watch.poll(20.0, said.append)
+    assert said == ["source binance is down since 20:01 UTC: ?"]

@@ -303,10 +303,34 @@ class SourceWatch:
             request.add_header("X-API-Key", self.api_key)
         try:
             with urllib.request.urlopen(request, timeout=3) as resp:
-                body = json.loads(resp.read())
+                sources = json.loads(resp.read()).get("sources") or []
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (401, 403):
+                return []
+            sources = self._from_readyz()  # no usable key: the public summary, no reasons
+            if sources is None:
+                return []
         except (OSError, ValueError):
             return []
-        return self.update(body.get("sources") or [], say or _say)
+        return self.update(sources, say or _say)
+
+    def _from_readyz(self) -> list[dict[str, Any]] | None:
+        url = self.url.removesuffix("/health/services") + "/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                lines = json.loads(resp.read()).get("degradedSources") or []
+        except urllib.error.HTTPError as exc:  # 503 while catching up: same body shape
+            try:
+                lines = json.loads(exc.read()).get("degradedSources") or []
+            except ValueError:
+                return None
+        except (OSError, ValueError):
+            return None
+        out = []
+        for line in lines:  # "binance down since 2026-12-06T20:01:02+00:00"
+            name, state, _, since = [*str(line).split(" "), "", "", "", ""][:4]
+            out.append({"name": name, "state": state, "since": since, "reason": None})
+        return out
 
     def update(self, sources: list[dict[str, Any]], say: Any) -> list[str]:
         """Compare the failing sources with the last poll; say each change once."""

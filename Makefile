@@ -15,7 +15,7 @@ ASYNCAPI_TOOL := deploy/tools/asyncapi
 
 .PHONY: install
 install: bootstrap $(ASYNCAPI_TOOL)/node_modules/.package-lock.json ## Install every package and dev tool from the lock files
-	$(UV) sync --all-packages --frozen
+	@$(UV) sync --all-packages --frozen --quiet
 
 # The AsyncAPI reference parser (npm, pinned by package-lock.json); reinstalled only when the
 # lock changes, so later runs work offline. Without npm the AsyncAPI check is skipped.
@@ -28,6 +28,10 @@ $(ASYNCAPI_TOOL)/node_modules/.package-lock.json: $(ASYNCAPI_TOOL)/package-lock.
 .PHONY: up
 up: install ## Run the whole stack locally (embedded Kafka + PostgreSQL unless configured)
 	$(UV) run --frozen perpsignal up
+
+.PHONY: demo
+demo: install ## The whole stack replaying bundled real market data, offline; Ctrl-C stops it
+	$(UV) run --frozen perpsignal demo
 
 .PHONY: test
 test: install ## Run the whole test suite (unit, contract, Kafka, DB, e2e) on 2 workers

@@ -45,6 +45,9 @@ def test_commands_use_a_live_stack_unless_a_setting_wins(
         "database_url": "postgresql+asyncpg://postgres@127.0.0.1:40002/perpsignal",
     }
     (tmp_path / "stack.json").write_text(json.dumps(info))
+    # set, then unset: monkeypatch then removes what use_running_stack writes (a leaked
+    # address would point later tests of this process at a broker that does not exist)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "")
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://mine@db/x")
     assert use_running_stack(tmp_path) is not None

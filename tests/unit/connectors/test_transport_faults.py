@@ -62,9 +62,11 @@ async def test_418_opens_the_circuit_until_the_ban_expires(fake: FakeVendors) ->
         await client.fetch_klines("BTCUSDT", "5m", limit=2)
     assert fake.requests[("binance", KLINES)] == 1  # a ban is never retried
     assert client.http.breaker.state is CircuitState.OPEN
-    with pytest.raises(CircuitOpen):
+    with pytest.raises(CircuitOpen) as refused:
         await client.fetch_klines("ETHUSDT", "5m", limit=2)
     assert fake.requests[("binance", KLINES)] == 1  # no call while banned
+    # the refusal names what opened the circuit (what a status line must show), not only itself
+    assert "HTTP 418" in str(refused.value)
     clock.t += 121
     assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
     assert client.http.breaker.state is CircuitState.CLOSED

@@ -293,7 +293,8 @@ async def test_symbol_universe_comes_from_binance_exchange_info(producer) -> Non
 
 
 @respx.mock
-async def test_unreachable_universe_still_answers_404_not_500(producer) -> None:
+async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(producer) -> None:
+    """A symbol-list outage is not the symbol's fault: 503 + Retry-After on every route."""
     respx.get("https://fapi.binance.com/fapi/v1/exchangeInfo").mock(
         side_effect=httpx.ConnectError("no route")
     )
@@ -301,5 +302,18 @@ async def test_unreachable_universe_still_answers_404_not_500(producer) -> None:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
-            r = await client.get("/signals/ETH")
-            assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_symbol"
+            answers = [
+                await client.get("/signals/ETH"),
+                await client.post("/gpt/signal", json={"symbol": "ETH"}),
+                await client.post("/invoke", json={"operation": "get_signal", "symbol": "ETH"}),
+            ]
+            # a symbol the topics already showed is still served during the outage
+            model_of(app).apply(b.signal("BTCUSDT"))
+            assert (await client.get("/signals/BTC")).status_code == 200
+    for r in answers:
+        assert r.status_code == 503, r.text
+        error = r.json()["error"]
+        assert error["code"] == "symbol_list_unavailable"
+        assert "symbol list could not be fetched" in error["message"]
+        assert "not a listed" not in error["message"]
+        assert 1 <= int(r.headers["Retry-After"]) <= 30

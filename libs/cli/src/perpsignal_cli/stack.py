@@ -8,7 +8,9 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
   after a minute of running), except after an invalid configuration (exit 2), which a restart
   cannot fix; a dead embedded broker or PostgreSQL is restarted on its port. Each event is one
   terminal line.
-* "ready" is printed only once the gateway answers HTTP.
+* "ready" is printed only once the gateway answers HTTP. From then on the data sources'
+  state is polled from the gateway (`SourceWatch`, every few seconds) and each change is one
+  terminal line: "source binance is down since 20:01 UTC: <reason>", "... is up again".
 * `stack.json` in the data folder holds the running stack's addresses and PIDs, so other
   commands (`replay`, `record`, `topics`, `migrate`, `export`) find it: `use_running_stack()`.
 * Ctrl-C (or SIGTERM) stops the services first (they drain and commit), then the embedded
@@ -30,6 +32,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -304,6 +308,86 @@ class Stack:
             (self.data_dir / STACK_FILE).unlink()
 
 
+SOURCE_POLL_S = 5.0
+
+
+class SourceWatch:
+    """Print one terminal line per change of a data source's state, as the gateway reports it.
+
+    Reads `GET /health/services` (its `sources`: the degraded or down ones, with reason and
+    since when) with the first of `GATEWAY_API_KEYS` when keys are set; a gateway that does not
+    answer is skipped (the supervisor already reports dead processes).
+    """
+
+    def __init__(self, gateway_url: str, api_key: str | None = None) -> None:
+        self.url = gateway_url.rstrip("/") + "/health/services"
+        self.api_key = api_key
+        self.failing: dict[str, str] = {}  # name -> state
+        self.next_at = 0.0
+
+    def poll(self, now: float, say: Any = None) -> list[str]:
+        """Poll when due; print and return the lines for what changed."""
+        if now < self.next_at:
+            return []
+        self.next_at = now + SOURCE_POLL_S
+        request = urllib.request.Request(self.url)
+        if self.api_key:
+            request.add_header("X-API-Key", self.api_key)
+        try:
+            with urllib.request.urlopen(request, timeout=3) as resp:
+                sources = json.loads(resp.read()).get("sources") or []
+        except urllib.error.HTTPError as exc:
+            if exc.code not in (401, 403):
+                return []
+            sources = self._from_readyz()  # no usable key: the public summary, no reasons
+            if sources is None:
+                return []
+        except (OSError, ValueError):
+            return []
+        return self.update(sources, say or _say)
+
+    def _from_readyz(self) -> list[dict[str, Any]] | None:
+        url = self.url.removesuffix("/health/services") + "/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                lines = json.loads(resp.read()).get("degradedSources") or []
+        except urllib.error.HTTPError as exc:  # 503 while catching up: same body shape
+            try:
+                lines = json.loads(exc.read()).get("degradedSources") or []
+            except ValueError:
+                return None
+        except (OSError, ValueError):
+            return None
+        out = []
+        for line in lines:  # "binance down since 2026-12-06T20:01:02+00:00"
+            name, state, _, since = [*str(line).split(" "), "", "", "", ""][:4]
+            out.append({"name": name, "state": state, "since": since, "reason": None})
+        return out
+
+    def update(self, sources: list[dict[str, Any]], say: Any) -> list[str]:
+        """Compare the failing sources with the last poll; say each change once."""
+        lines: list[str] = []
+        now_failing = {}
+        for src in sources:
+            name, state = str(src.get("name")), str(src.get("state"))
+            now_failing[name] = state
+            if self.failing.get(name) != state:
+                since = str(src.get("since") or "")[11:16]
+                lines.append(
+                    f"source {name} is {state} since {since} UTC: {src.get('reason') or '?'}"
+                )
+        lines += [f"source {name} is up again" for name in self.failing if name not in now_failing]
+        self.failing = now_failing
+        for line in lines:
+            say(line)
+        return lines
+
+
+def _first_api_key() -> str | None:
+    keys = [k.strip() for k in os.environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip()]
+    return keys[0] if keys else None
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
@@ -314,8 +398,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
-    """Start everything, print where it is, supervise until Ctrl-C, stop everything."""
+def run_stack(
+    *,
+    data_dir: Path,
+    only: list[str],
+    gateway_port: int,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    on_stop: Callable[[], None] | None = None,
+) -> int:
+    """Start everything, print where it is, supervise until Ctrl-C, stop everything.
+
+    `perpsignal demo` drives its replay through the hooks: `on_ready(info)` once the gateway
+    answers (info as in `stack.json`), `on_tick()` on every supervision pass, and `on_stop()`
+    before the services are stopped (Ctrl-C, SIGTERM, or a failure).
+    """
     try:
         lock = acquire_lock(data_dir)
     except AlreadyRunning as exc:
@@ -335,6 +432,9 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
 
+    # the embedded PostgreSQL's platformdirs warns about a missing XDG_RUNTIME_DIR (containers,
+    # CI): harmless, and not something a user starting the stack can act on
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(data_dir)
@@ -399,8 +499,11 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
         stack.publish()
         _say(f"services starting (logs: {logs}/<service>.log)...")
         ready = False
+        watch = SourceWatch(gateway_url, _first_api_key()) if "gateway" in only else None
         while not stop_requested:
             stack.supervise_once(logs)
+            if ready and watch is not None:
+                watch.poll(time.monotonic())
             if not ready and ("gateway" not in only or _answers(f"{gateway_url}/healthz")):
                 ready = True
                 _say("stack is up: ready")
@@ -411,11 +514,18 @@ def run_stack(*, data_dir: Path, only: list[str], gateway_port: int) -> int:
                 _say(f"  logs:      {logs}/<service>.log")
                 _say(f"  addresses: {data_dir / STACK_FILE} (replay, record, topics use it)")
                 _say("press Ctrl-C to stop")
+                if on_ready is not None:
+                    on_ready(dict(stack.info))
+            if ready and on_tick is not None:
+                on_tick()
             time.sleep(0.2)
         _say("stopping...")
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if on_stop is not None:
+            with contextlib.suppress(Exception):
+                on_stop()
         with contextlib.suppress(Exception):
             stack.stop()
         lock.close()

@@ -25,8 +25,10 @@ class CircuitState(IntEnum):
 class CircuitOpen(TransientError):
     """The vendor's circuit is open: the call was not made."""
 
-    def __init__(self, vendor: str, retry_in_s: float) -> None:
-        super().__init__(f"{vendor} circuit open for another {retry_in_s:.1f}s")
+    def __init__(self, vendor: str, retry_in_s: float, cause: str | None = None) -> None:
+        # the failure that opened it is the reason a user needs, not the circuit itself
+        after = f" after: {cause}" if cause else ""
+        super().__init__(f"{vendor} circuit open for another {retry_in_s:.1f}s{after}")
         self.retry_in_s = retry_in_s
 
 
@@ -50,6 +52,7 @@ class CircuitBreaker:
         self._failures = 0
         self._open_until = 0.0
         self._state = CircuitState.CLOSED
+        self.last_error: str | None = None  # the latest failure, named by CircuitOpen
 
     @property
     def state(self) -> CircuitState:
@@ -67,7 +70,7 @@ class CircuitBreaker:
     def check(self) -> None:
         """Raise CircuitOpen unless a call may go out now."""
         if self.state is CircuitState.OPEN:
-            raise CircuitOpen(self.vendor, self._open_until - self._clock())
+            raise CircuitOpen(self.vendor, self._open_until - self._clock(), self.last_error)
 
     def record_success(self) -> None:
         """Close the circuit after a good answer."""

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from perpsignal_common.errors import PerpSignalError, RateLimited, TransientError, VenueBanned
 from perpsignal_common.retry import RetryPolicy, is_transient
-from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen
+from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
 from perpsignal_connectors.metrics import (
     VENDOR_CIRCUIT_STATE,
@@ -95,9 +95,7 @@ class VendorHttp:
         self.vendor = vendor
         self.limiter = limiter
         self.retry = retry or RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=8.0)
-        self.breaker = breaker or CircuitBreaker(
-            vendor, clock=clock, on_change=lambda s: VENDOR_CIRCUIT_STATE.labels(vendor).set(s)
-        )
+        self.breaker = breaker or CircuitBreaker(vendor, clock=clock, on_change=self._on_circuit)
         self._usage_reader = usage_reader
         self._envelope_check = envelope_check
         self._clock = clock
@@ -112,6 +110,14 @@ class VendorHttp:
             self._client.base_url = httpx.URL(base_url.rstrip("/"))
             self._client.headers.update(dict(headers or {}))
         VENDOR_CIRCUIT_STATE.labels(vendor).set(0)
+
+    def _on_circuit(self, state: CircuitState) -> None:
+        # one line per change of the circuit, never per refused call
+        VENDOR_CIRCUIT_STATE.labels(self.vendor).set(state)
+        if state is CircuitState.OPEN:
+            log.info("vendor circuit open: calls paused", extra={"vendor": self.vendor})
+        elif state is CircuitState.CLOSED:
+            log.info("vendor circuit closed: calls resume", extra={"vendor": self.vendor})
 
     async def aclose(self) -> None:
         """Close the connection pool (when this object created it)."""
@@ -210,6 +216,8 @@ class VendorHttp:
         VENDOR_REQUESTS.labels(self.vendor, ep.name, "error").inc()
         VENDOR_ERRORS.labels(self.vendor, ep.name, error_kind(exc)).inc()
         now = self._clock()
+        if isinstance(exc, VenueBanned | TransientError | TimeoutError):
+            self.breaker.last_error = str(exc)[:200]
         if isinstance(exc, VenueBanned):
             ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
             self.breaker.open_for(ban)

@@ -59,6 +59,7 @@ class WsStream:
         self.connections = 0
         self.connected = False
         self.connected_since: float | None = None
+        self.failing = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, subscribe and dispatch messages; reconnect on any failure until `stop`."""
@@ -71,15 +72,9 @@ class WsStream:
                 # our own Kafka/DB failing in a handler is not the vendor's fault: stop
                 raise
             except (OSError, TimeoutError, WebSocketException) as exc:
-                log.warning(
-                    "stream disconnected; reconnecting",
-                    extra={"vendor": self.vendor, "stream": self.name, "error": repr(exc)},
-                )
-            except Exception:
-                log.exception(
-                    "stream failed; reconnecting",
-                    extra={"vendor": self.vendor, "stream": self.name},
-                )
+                self._note_failure(repr(exc))
+            except Exception as exc:
+                self._note_failure(f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected = False
                 self.connected_since = None
@@ -90,6 +85,15 @@ class WsStream:
             attempt = 1 if time.monotonic() - started > self._stable_after_s else attempt + 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._retry.delay(attempt))
+
+    def _note_failure(self, error: str) -> None:
+        # one warning per incident (until a session connects again), not one per retry
+        extra = {"vendor": self.vendor, "stream": self.name, "error": error[:300]}
+        if not self.failing:
+            self.failing = True
+            log.warning("stream disconnected; reconnecting with backoff", extra=extra)
+        else:
+            log.debug("stream reconnect failed; retrying", extra=extra)
 
     async def _session(self, stop: asyncio.Event) -> None:
         async with connect(
@@ -105,7 +109,9 @@ class WsStream:
             self.connections += 1
             self.connected = True
             self.connected_since = time.time()
-            log.info("stream connected", extra={"vendor": self.vendor, "stream": self.name})
+            again = " again" if self.failing else ""
+            self.failing = False
+            log.info(f"stream connected{again}", extra={"vendor": self.vendor, "stream": self.name})
             if self._on_connect is not None:
                 await self._on_connect()
             pinger = asyncio.create_task(self._ping(ws)) if self._app_ping else None

@@ -7,7 +7,10 @@ show comes from the gateway's own REST routes and WebSockets, with the key the u
 once (kept in localStorage). The one route added here, `/ui/candles/{symbol}`, exposes the
 candles the latest judged signal already carries in the read model, because the public API
 has no candle endpoint yet; it is keyed like every data route and left out of the OpenAPI
-document so the public contract does not change.
+document so the public contract does not change. `/ui/status` feeds the banners every page
+shows: the data sources that are degraded or down (since when, why) and, on a
+`perpsignal demo` stack, what is being replayed at what speed (the same blocks as
+`/health/services`, without its round of service probes).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.health import demo_info, failing_sources
 from perpsignal_gateway.readmodel import ReadModel
 from perpsignal_gateway.symbols import normalize_symbol
 
@@ -65,6 +69,17 @@ async def candles(
             }
             for c in event.candles
         ],
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+@router.get("/ui/status")
+async def status(request: Request) -> Response:
+    model: ReadModel | None = getattr(request.app.state, "model", None)
+    demo = demo_info()
+    body = {
+        "sources": [s.model_dump(mode="json", by_alias=True) for s in failing_sources(model)],
+        "demo": demo.model_dump(mode="json", by_alias=True) if demo else None,
     }
     return Response(orjson.dumps(body), media_type="application/json")
 

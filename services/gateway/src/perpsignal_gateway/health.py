@@ -12,24 +12,31 @@ consumer lag (`perpsignal_consumer_lag_records`), dead-lettered messages
 (`perpsignal_dlq_messages_total`), handled messages (`perpsignal_consumer_messages_total`
 with `outcome="ok"`), handler errors (`perpsignal_consumer_errors_total`), and the vendor
 circuit states (`perpsignal_vendor_circuit_state`, which only the ingestor exports).
+
+`sources` lists the ingestor sources that are not up (`degraded` or `down`, with the reason
+and since when), from the `source.status` events in the read model; `demo` says when the
+stack is a `perpsignal demo` replay (which data, what speed), from `PERPSIGNAL_DEMO`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
+import orjson
 from fastapi import APIRouter, Depends, Request
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field
 from starlette.responses import Response
 
 from perpsignal_gateway.errors import known_query_only
+from perpsignal_gateway.readmodel import ReadModel
 from perpsignal_gateway.routes import ERRORS, json_response
 from perpsignal_gateway.schemas import ApiModel
 from perpsignal_gateway.settings import GatewaySettings
@@ -67,11 +74,66 @@ class ServiceHealth(ApiModel):
     )
 
 
+class SourceHealth(ApiModel):
+    """An ingestor source that is not up, from its latest `source.status` event."""
+
+    name: str
+    state: Literal["up", "degraded", "down"]
+    since: datetime
+    reason: str | None = None
+    failures: int = 0
+
+
+class DemoInfo(ApiModel):
+    """What a `perpsignal demo` stack replays: the data, its span and the speed."""
+
+    data: str = Field(description="The replayed files and where they come from")
+    symbols: list[str] = Field(default_factory=list)
+    speed: float = Field(description="Replay speed: market seconds per wall-clock second")
+    first: str | None = Field(default=None, description="First replayed market time (UTC)")
+    last: str | None = Field(default=None, description="Last replayed market time (UTC)")
+    message: str
+
+
 class ServicesHealth(ApiModel):
     """Every configured service, in GATEWAY_SERVICE_URLS order, from one round of probes."""
 
     checked_at: datetime
     services: list[ServiceHealth]
+    sources: list[SourceHealth] = Field(
+        default_factory=list,
+        description="Ingestor sources that are degraded or down (empty when all are up)",
+    )
+    demo: DemoInfo | None = Field(
+        default=None, description="Set when this stack is a `perpsignal demo` replay"
+    )
+
+
+DEMO_ENV = "PERPSIGNAL_DEMO"
+
+
+def demo_info() -> DemoInfo | None:
+    """Return the demo description `perpsignal demo` gave the gateway, or None."""
+    raw = os.environ.get(DEMO_ENV)
+    if not raw:
+        return None
+    try:
+        data: Any = orjson.loads(raw)
+        return DemoInfo.model_validate(data)
+    except (ValueError, TypeError):
+        return None
+
+
+def failing_sources(model: ReadModel | None) -> list[SourceHealth]:
+    """Return the read model's sources that are not up, longest failing first."""
+    if model is None:
+        return []
+    return [
+        SourceHealth(
+            name=s.name, state=s.state, since=s.since, reason=s.reason, failures=s.failures
+        )
+        for s in model.failing_sources()
+    ]
 
 
 @dataclass
@@ -237,8 +299,12 @@ router = APIRouter(dependencies=[Depends(known_query_only)])
     summary="Readiness, consumer lag, DLQ counts and vendor circuits of every service",
     description="Probes /readyz and /metrics of each service in GATEWAY_SERVICE_URLS "
     '(answers are reused for a few seconds). ready is true, false or "unreachable"; the '
-    "counts are null when the service's metrics could not be read.",
+    "counts are null when the service's metrics could not be read. sources lists the data "
+    "sources that are degraded or down (reason, since when); demo is set on a replay demo.",
     tags=["ops"],
 )
 async def services_health(request: Request) -> Response:
-    return json_response(await probe_of(request).snapshot())
+    snapshot = await probe_of(request).snapshot()
+    model: ReadModel | None = getattr(request.app.state, "model", None)
+    view = snapshot.model_copy(update={"sources": failing_sources(model), "demo": demo_info()})
+    return json_response(view)

@@ -33,6 +33,7 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_connectors.keys import read_keys
+from perpsignal_gateway.apidocs import mount_api_docs
 from perpsignal_gateway.connections import connection_cap, guarded_h11
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
@@ -198,8 +199,8 @@ def create_app(
         description="Trading signals, market data, analytics and vendor pass-through.",
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # served from packaged assets by mount_api_docs (works offline)
+        redoc_url=None,
     )
     app.state.settings = cfg
     app.state.tickets = TicketBook(cfg.api_keys(), ttl_s=cfg.gateway_ws_ticket_ttl_s)
@@ -213,6 +214,7 @@ def create_app(
 
     app.include_router(router)
     app.include_router(health_router)
+    mount_api_docs(app)  # before the dashboard's /static mount
     mount_dashboard(app)
     _add_ops_routes(app, cfg)
     # the router matches routes in order: hot paths first (stable sort keeps the rest as is)
@@ -259,20 +261,37 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
         response_model=Readiness,
         responses={503: {"model": Readiness, "description": "Not caught up yet"}},
         operation_id="readyz",
-        summary="Ready once the read model caught up with the topics",
+        summary="Ready once the read model caught up with the topics (200 even when a data "
+        "source is degraded: status says so)",
         tags=["ops"],
     )
     async def readyz(request: Request) -> Response:
         follower: TopicFollower | None = request.app.state.follower
+        # a vendor outage is not the gateway's: it stays ready (an orchestrator must not
+        # restart it for that) and says which sources are degraded
+        degraded = [
+            f"{s.name} {s.state} since {s.since.isoformat()}"
+            for s in request.app.state.model.failing_sources()
+        ]
         if follower is None:
-            return json_response(Readiness(status="ready", caught_up=True, records_read=0, lag=0))
+            return json_response(
+                Readiness(
+                    status="degraded" if degraded else "ready",
+                    caught_up=True,
+                    records_read=0,
+                    lag=0,
+                    degraded_sources=degraded,
+                )
+            )
         task = request.app.state.follower_task
         ready = follower.caught_up and task is not None and not task.done()
+        status = "catching up" if not ready else "degraded" if degraded else "ready"
         body = Readiness(
-            status="ready" if ready else "catching up",
+            status=status,
             caught_up=ready,
             records_read=follower.records_read,
             lag=await follower.lag(),
+            degraded_sources=degraded,
         )
         return json_response(body, status=200 if ready else 503)
 

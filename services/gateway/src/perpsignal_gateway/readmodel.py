@@ -31,6 +31,7 @@ from perpsignal_common.events.market import (
 )
 from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJudgedV1
+from perpsignal_common.events.status import SourceStatusV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.settings import KafkaSettings
@@ -70,6 +71,7 @@ class ReadModel:
         self.signal_json: dict[str, bytes] = {}  # pre-rendered camelCase body per symbol
         self.market: dict[str, dict[str, MarketEvent]] = {}
         self.fear_greed: FearGreedV1 | None = None
+        self.sources: dict[str, SourceStatusV1] = {}  # latest status of each ingestor source
         self.mss: dict[str, MssScoredV1] = {}
         self.listings: dict[str, ListingDetectedV1] = {}
         self.liquidations: dict[str, deque[LiquidationOrderV1]] = {}
@@ -89,6 +91,10 @@ class ReadModel:
             self.signal_json[symbol] = body
         return body
 
+    def failing_sources(self) -> list[SourceStatusV1]:
+        """Return the sources whose latest status is not `up`, longest failing first."""
+        return sorted((s for s in self.sources.values() if s.state != "up"), key=lambda s: s.since)
+
     def known_symbols(self) -> set[str]:
         """Return every symbol seen on the topics."""
         return set(self.signals) | set(self.market) | set(self.listings) | set(self.liquidations)
@@ -106,6 +112,10 @@ class ReadModel:
         elif isinstance(event, FearGreedV1):
             if self.fear_greed is None or self.fear_greed.observed_at <= event.observed_at:
                 self.fear_greed = event
+        elif isinstance(event, SourceStatusV1):
+            old_status = self.sources.get(event.name)
+            if old_status is None or old_status.observed_at <= event.observed_at:
+                self.sources[event.name] = event
         elif isinstance(event, MssScoredV1):
             old_mss = self.mss.get(event.coin)
             if old_mss is None or old_mss.observed_at <= event.observed_at:

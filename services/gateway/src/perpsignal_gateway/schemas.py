@@ -217,6 +217,11 @@ class Readiness(ApiModel):
     caught_up: bool
     records_read: int
     lag: int
+    degraded_sources: list[str] = Field(
+        default_factory=list,
+        description="Data sources that are degraded or down: the gateway still serves (200), "
+        "from older data; details in /health/services",
+    )
 
 
 def signal_out(event: SignalJudgedV1, *, debug: bool = False) -> SignalOut:

@@ -1,4 +1,9 @@
-"""Symbol normalisation and the symbol universe (what can be tracked on demand)."""
+"""Symbol normalisation and the symbol universe (what can be tracked on demand).
+
+When the venue's symbol list cannot be fetched and none was fetched before, a symbol the
+topics have not shown cannot be judged listed or not: the answer is 503 with the reason and a
+`Retry-After` (`SymbolListUnavailable`), never a 404 that blames the symbol.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+
+from perpsignal_gateway.errors import ApiError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,28 @@ def normalize_symbol(raw: str) -> str:
     return cleaned + "USDT"
 
 
+RETRY_S = 30  # how soon a failed symbol-list fetch is tried again
+
+
+class SymbolListUnavailable(ApiError):
+    """503: the venue's symbol list could not be fetched, so no symbol can be judged."""
+
+    def __init__(self, reason: str, retry_after_s: int) -> None:
+        super().__init__(
+            503,
+            "symbol_list_unavailable",
+            "the Binance USD-M symbol list could not be fetched, so whether this symbol is "
+            f"listed is unknown ({reason}); retry in {retry_after_s} s",
+            {"reason": reason, "retry_after_s": retry_after_s},
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    # ApiError messages are written for clients (no URL, no key); anything else: its type
+    return exc.message if isinstance(exc, ApiError) else type(exc).__name__
+
+
 class SymbolUniverse:
     """Listed symbols from the venue (cached), or None when the venue cannot be reached."""
 
@@ -42,23 +71,41 @@ class SymbolUniverse:
         self._symbols: set[str] | None = None
         self._fetched_at = 0.0
         self._warned = False
+        self._failure: str | None = None  # why the last fetch failed (None: it worked)
 
     async def listed(self) -> set[str] | None:
-        """Return listed symbols, refreshing at most once per TTL; None when unknown."""
+        """Return listed symbols, refreshing at most once per TTL; None without a venue.
+
+        Raises `SymbolListUnavailable` when the venue failed and no list was ever fetched
+        (a list fetched before is kept and used while the venue is down).
+        """
         if self._fetch is None:
             return self._symbols
         now = time.monotonic()
-        if self._symbols is not None and now - self._fetched_at < self._ttl_s:
-            return self._symbols
+        if now - self._fetched_at < self._ttl_s and (
+            self._symbols is not None or self._failure is not None
+        ):
+            return self._known(now)
         try:
             self._symbols = await self._fetch()
             self._fetched_at = now
+            if self._failure is not None:
+                log.info("symbol universe available again", extra={"symbols": len(self._symbols)})
+            self._failure = None
+            self._warned = False
         except Exception as exc:  # the venue is optional here: fall back to what we have
-            if not self._warned:
+            self._failure = _reason(exc)
+            if not self._warned:  # one line per outage, not per request
                 log.warning(
                     "symbol universe unavailable; only symbols seen on the topics are known",
-                    extra={"error_type": type(exc).__name__},
+                    extra={"error_type": type(exc).__name__, "reason": self._failure},
                 )
                 self._warned = True
-            self._fetched_at = now - self._ttl_s + 30  # retry in 30 s, not on every request
-        return self._symbols
+            self._fetched_at = now - self._ttl_s + RETRY_S  # retry later, not on every request
+        return self._known(now)
+
+    def _known(self, now: float) -> set[str]:
+        if self._symbols is not None:
+            return self._symbols
+        retry = max(1, round(self._fetched_at + self._ttl_s - now))
+        raise SymbolListUnavailable(self._failure or "not fetched yet", retry)

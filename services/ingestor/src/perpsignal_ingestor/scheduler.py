@@ -1,9 +1,15 @@
 """One loop per source: poll on its cadence, publish, and survive any vendor failure.
 
 A failing vendor never stops the others: every poll runs under a deadline, an exception is
-logged with its traceback, counted and followed by a jittered backoff (capped by the
-cadence). Only our own infrastructure failing (`DependencyUnavailable`: Kafka, PostgreSQL)
-ends the loop, so the process exits and the orchestrator restarts it.
+counted and followed by a jittered backoff (capped by the cadence). Only our own
+infrastructure failing (`DependencyUnavailable`: Kafka, PostgreSQL) ends the loop, so the
+process exits and the orchestrator restarts it.
+
+Honest status, without noise: each source is `up`, `degraded` (a poll failed after it was
+up) or `down` (never came up, or `DOWN_AFTER_FAILURES` polls in a row failed). A change of
+state is logged once (a warning with the reason, an info line when it is back) and published
+as a `source.status` event; a failing poll that changes nothing is a debug line only. A vendor
+outage therefore costs one line, not a traceback per poll.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from perpsignal_common.errors import DependencyUnavailable
-from perpsignal_common.events.base import Event
+from perpsignal_common.events.base import Event, deterministic_id, utcnow
+from perpsignal_common.events.status import SourceState, SourceStatusV1, source_key
 from perpsignal_connectors.errors import error_kind
 from perpsignal_ingestor.metrics import SOURCE_ERRORS, SOURCE_LAST_SUCCESS
 from perpsignal_ingestor.publisher import Publisher
@@ -24,6 +31,14 @@ from perpsignal_ingestor.publisher import Publisher
 log = logging.getLogger(__name__)
 
 Poll = Callable[[], Awaitable[Sequence[Event]]]
+DOWN_AFTER_FAILURES = 3
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Return a one-line, bounded reason for a failed poll: the error kind and message."""
+    message = str(exc) or type(exc).__name__
+    kind = error_kind(exc)
+    return (message if kind == "other" else f"{kind}: {message}")[:300]
 
 
 class SourceLoop:
@@ -54,6 +69,9 @@ class SourceLoop:
         self._on_published = on_published
         self.failures = 0
         self.polls = 0
+        self.state: SourceState | None = None
+        self.state_since = utcnow()
+        self.reason: str | None = None
 
     async def run_once(self) -> int:
         """Poll and publish once; return the number of events published."""
@@ -79,6 +97,7 @@ class SourceLoop:
                     return
                 self.failures = 0
                 self._down_since = None
+                await self._set_state("up", None)
                 delay = max(0.0, self.cadence_s - (time.monotonic() - started))
             except asyncio.CancelledError:
                 raise
@@ -99,15 +118,47 @@ class SourceLoop:
             except Exception as exc:
                 self.failures += 1
                 SOURCE_ERRORS.labels(self.name, error_kind(exc)).inc()
-                log.warning(
+                reason = failure_reason(exc)
+                log.debug(
                     "source poll failed; backing off",
-                    exc_info=True,
-                    extra={"source": self.name, "failures": self.failures},
+                    extra={"source": self.name, "failures": self.failures, "error": reason},
                 )
+                down = self.polls == 0 or self.failures >= DOWN_AFTER_FAILURES
+                await self._set_state("down" if down else "degraded", reason)
                 cap = min(self.cadence_s, self._min_backoff_s * 2**self.failures)
                 delay = self._rng.uniform(cap / 2, cap)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
+
+    async def _set_state(self, state: SourceState, reason: str | None) -> None:
+        """Log and publish a change of state; the same state again is not news."""
+        if state == self.state:
+            return
+        previous, self.state, self.reason = self.state, state, reason
+        self.state_since = utcnow()
+        extra = {"source": self.name, "state": state, "failures": self.failures}
+        if state == "up":
+            if previous is not None:
+                log.info(f"source {self.name} is up again", extra=extra)
+        else:
+            log.warning(
+                f"source {self.name} is {state}: {reason}", extra=extra | {"reason": reason}
+            )
+        event = SourceStatusV1(
+            event_id=deterministic_id("source.status", self.name, state, self.state_since),
+            source="ingestor",
+            symbol=source_key(self.name),
+            observed_at=self.state_since,
+            name=self.name,
+            state=state,
+            since=self.state_since,
+            reason=reason,
+            failures=self.failures,
+        )
+        try:
+            await self._publisher.publish("ingestor", [event])
+        except Exception as exc:  # status is best effort: the next change says it again
+            log.debug("source status not published", extra={"error": repr(exc)[:200]})
 
     async def _run_until_stopped(self, stop: asyncio.Event) -> bool:
         """Run one poll; return False when `stop` came first (the poll is cancelled)."""

@@ -1,9 +1,18 @@
-"""The notifier service: judged signals, MSS results and listings in, Telegram messages out."""
+"""The notifier service: judged signals, MSS results and listings in, Telegram messages out.
+
+`NOTIFIER_PREVIEW=true` without a bot token shows what would be sent: every alert that passes
+the filters and cooldown is logged as its Telegram HTML (and appended to
+`NOTIFIER_PREVIEW_FILE`, one JSON line each, which `perpsignal demo` prints), so the alerts
+can be seen without a bot.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiogram import Bot
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -50,6 +59,7 @@ class Stats:
     """Counters for `/status`-style introspection and tests (metrics carry no chat ids)."""
 
     sent: int = 0
+    previewed: int = 0
     suppressed: dict[str, int] = field(default_factory=dict)
 
     def suppress(self, reason: str) -> None:
@@ -67,9 +77,11 @@ class AlertHandler:
         deliverer: Deliverer | None,
         rules: FilterRules,
         configured_chats: tuple[int, ...],
+        preview: Callable[[Alert], None] | None = None,
     ) -> None:
         self._repo = repo
         self._deliverer = deliverer
+        self._preview = preview
         self._rules = rules
         self._configured = configured_chats
         self.stats = Stats()
@@ -139,6 +151,10 @@ class AlertHandler:
         return True
 
     async def _deliver(self, alert: Alert, targets: list[int]) -> None:
+        if self._deliverer is None and self._preview is not None:
+            self._preview(alert)
+            self.stats.previewed += 1
+            return
         if self._deliverer is None or not targets:
             return
         results = await self._deliverer.deliver(alert, targets)
@@ -148,6 +164,23 @@ class AlertHandler:
             # every other chat got its message; the DLQ keeps the event for a replay that
             # (thanks to the ledger) retries only these chats
             raise PermanentError(_failure_reason(alert, failed))
+
+
+def preview_writer(path: str) -> Callable[[Alert], None]:
+    """Return a preview sink: log the alert's Telegram HTML, append it to `path` if set."""
+    target = Path(path) if path else None
+
+    def preview(alert: Alert) -> None:
+        log.info(
+            "alert preview (NOTIFIER_PREVIEW: not sent)",
+            extra={"kind": alert.kind, "symbol": alert.symbol, "html": alert.text},
+        )
+        if target is not None:
+            line = {"kind": alert.kind, "symbol": alert.symbol, "html": alert.text}
+            with target.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    return preview
 
 
 def _failure_reason(alert: Alert, failed: list[DeliveryResult]) -> str:
@@ -206,7 +239,11 @@ class NotifierService(KafkaService):
                 cfg.telegram_request_timeout_s,
             )
             sender = BotSender(self._bot)
-        if sender is None:
+        preview = None
+        if sender is None and cfg.notifier_preview:
+            preview = preview_writer(cfg.notifier_preview_file)
+            log.info("Telegram preview: alerts are logged as they would be sent, not sent")
+        elif sender is None:
             log.warning("Telegram disabled (no TELEGRAM_BOT_TOKEN): consuming without sending")
         else:
             deliverer = Deliverer(
@@ -226,7 +263,11 @@ class NotifierService(KafkaService):
                 extra={"api_base": cfg.telegram_api_base, "chats": len(cfg.telegram_chat_ids)},
             )
         self.handler = AlertHandler(
-            repo=repo, deliverer=deliverer, rules=rules, configured_chats=cfg.telegram_chat_ids
+            repo=repo,
+            deliverer=deliverer,
+            rules=rules,
+            configured_chats=cfg.telegram_chat_ids,
+            preview=preview,
         )
         if self._bot is not None and cfg.notifier_poll_commands:
             dispatcher = build_dispatcher(

@@ -62,6 +62,14 @@ class NotifierSettings(ServiceSettings):
         default=900.0, ge=0, description="Per-symbol quiet period between alerts (event time)"
     )
     notifier_mss_min_score: float = Field(default=60.0, ge=0, le=100)
+    notifier_preview: bool = Field(
+        default=False,
+        description="Without TELEGRAM_BOT_TOKEN, log every alert that passes the filters as "
+        "the Telegram HTML it would send (and append it to NOTIFIER_PREVIEW_FILE)",
+    )
+    notifier_preview_file: str = Field(
+        default="", description="With NOTIFIER_PREVIEW: also append each previewed alert here"
+    )
 
     # Telegram's documented limits: ~30 msg/s per bot, 20 msg/min per group, ~1 msg/s per chat
     notifier_rate_global_per_s: float = Field(default=30.0, gt=0)

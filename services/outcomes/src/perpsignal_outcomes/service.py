@@ -1,9 +1,16 @@
-"""The outcomes service: store judged signals, MSS results and candles; track outcomes."""
+"""The outcomes service: store judged signals, MSS results and candles; track outcomes.
+
+`OUTCOMES_CLOCK=event` evaluates on market time instead of this machine's clock: "now" is
+the latest candle close stored, so a replay (`perpsignal demo`, `perpsignal replay`) gets
+each horizon evaluated as soon as the replayed price path reaches it, at any replay speed,
+and pruning keeps the candles the replay's pending rows need. One market era at a time: the
+clock is the newest candle of any symbol.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,11 +24,13 @@ from perpsignal_common.runtime import KafkaService
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.prices import BinanceKlineSource, KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
-from perpsignal_outcomes.tracker import Tracker
+from perpsignal_outcomes.tracker import Tracker, system_clock
 
 log = logging.getLogger(__name__)
 
 GROUP = "outcomes"
+# the event clock before any candle was stored: nothing is due yet
+BEFORE_ANY_CANDLE = datetime(2009, 1, 1, tzinfo=UTC)
 
 
 class OutcomesService(KafkaService):
@@ -54,7 +63,11 @@ class OutcomesService(KafkaService):
             self._settle,
             statement_timeout_ms=settings.database.database_statement_timeout_ms,
         )
-        self.tracker = Tracker(settings, self.sessions, self.producer, klines)
+        self.market_now = BEFORE_ANY_CANDLE  # newest candle close stored (event clock)
+        clock = self.event_clock if settings.outcomes_clock == "event" else system_clock
+        self.tracker = Tracker(
+            settings, self.sessions, self.producer, klines, clock=clock, wall=system_clock
+        )
         self.loop = ConsumerLoop(
             kafka=settings.kafka,
             service=self.name,
@@ -73,11 +86,17 @@ class OutcomesService(KafkaService):
             if event.timeframe in self._timeframes:
                 async with session_scope(self.sessions) as session:
                     await repo.store_candles(session, [repo.candle_row(event)])
+                # advanced once stored: a row due by this clock finds its candles
+                self.market_now = max(self.market_now, event.observed_at)
         elif isinstance(event, SignalJudgedV1):
             await self.handle_judged(event)
         elif isinstance(event, MssScoredV1) and event.mss >= self.options.outcomes_mss_threshold:
             async with session_scope(self.sessions) as session:
                 await repo.store_mss(session, event)
+
+    def event_clock(self) -> datetime:
+        """Return market time: the close of the newest candle stored (OUTCOMES_CLOCK=event)."""
+        return self.market_now
 
     async def handle_judged(self, event: SignalJudgedV1) -> None:
         """Store a LONG/SHORT signal (every verdict) with one due row per horizon."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -53,6 +54,11 @@ class OutcomesSettings(ServiceSettings):
     )
     outcomes_candle_retention_s: float = Field(
         default=5 * 86_400.0, gt=0, description="Prune stored candles older than this"
+    )
+    outcomes_clock: Literal["wall", "event"] = Field(
+        default="wall",
+        description="wall: a horizon is due by this machine's clock; event: by market time, "
+        "the latest candle close stored (replays and `perpsignal demo`)",
     )
     outcomes_klines_fallback: bool = Field(
         default=True, description="Fetch missing candles from the exchange's klines endpoint"

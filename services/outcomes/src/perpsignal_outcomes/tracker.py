@@ -63,12 +63,14 @@ class Tracker:
         klines: KlineSource | None = None,
         clock: Clock = system_clock,
         worker: str | None = None,
+        wall: Clock | None = None,
     ) -> None:
         self._s = settings
         self._sessions = sessions
         self._producer = producer
         self._klines = klines
-        self._clock = clock
+        self._clock = clock  # what is due (market time under OUTCOMES_CLOCK=event)
+        self._wall = wall or clock  # when this process did it: evaluated_at, published_at
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}"
         self._timeframes = settings.candle_timeframes()
         self._kline_tf = settings.outcomes_klines_timeframe
@@ -172,7 +174,7 @@ class Tracker:
                 failed.append((row.id, f"cannot evaluate: {exc}", now))
                 continue
             done.append((row.id, ev, source))
-        await repo.complete(conn, done, now, self.worker)
+        await repo.complete(conn, done, self._wall(), self.worker)
         await repo.defer(conn, waiting)
         await repo.defer(conn, failed, status="failed")
         return len(rows), done, waiting, failed
@@ -275,7 +277,7 @@ class Tracker:
                     )
                 )
             await self._producer.wait_delivered()
-            await repo.mark_published(session, [r.id for r in rows], self._clock())
+            await repo.mark_published(session, [r.id for r in rows], self._wall())
         return len(rows)
 
     async def prune(self) -> None:

@@ -33,6 +33,7 @@ from perpsignal_common.events.signals import (
     SignalJudgedV1,
     SignalScoredV1,
 )
+from perpsignal_common.events.status import SourceStatusV1
 
 E = TypeVar("E", bound=Event)
 
@@ -57,6 +58,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     OutcomeEvaluatedV1,
     JudgeRequestV1,
     JudgeReplyV1,
+    SourceStatusV1,
 )
 
 AnyEvent = Annotated[
@@ -79,7 +81,8 @@ AnyEvent = Annotated[
     | MssScoredV1
     | OutcomeEvaluatedV1
     | JudgeRequestV1
-    | JudgeReplyV1,
+    | JudgeReplyV1
+    | SourceStatusV1,
     Field(discriminator="type"),
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

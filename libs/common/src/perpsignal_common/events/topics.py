@@ -60,7 +60,11 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "buckets, social, whale trades, coin profiles, tickers",
     ),
     TopicSpec(
-        Topic.MARKET_GLOBAL, 3, 30 * DAY_MS, "metric name", "market-wide events (fear & greed)"
+        Topic.MARKET_GLOBAL,
+        3,
+        30 * DAY_MS,
+        "metric name or `source:<name>`",
+        "market-wide events (fear & greed) and data-source status changes",
     ),
     TopicSpec(
         Topic.LIQUIDATIONS,

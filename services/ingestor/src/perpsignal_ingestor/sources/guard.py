@@ -17,6 +17,10 @@ from perpsignal_ingestor.publisher import refuse
 
 log = logging.getLogger(__name__)
 
+# (source, request) -> error of the requests failing now: a failure is logged when it starts
+# (and again when it heals), not on every poll; a whole source down is the scheduler's line
+_failing: dict[tuple[str, str], str] = {}
+
 
 class AllRequestsFailed(Exception):
     """Every request of a poll failed: the loop backs off instead of spinning."""
@@ -34,10 +38,12 @@ async def gather_guarded(
     sem = asyncio.Semaphore(concurrency)
     errors: list[BaseException] = []
 
+    failed: list[tuple[str, BaseException]] = []
+
     async def one(what: str, coro: Awaitable[Sequence[Event]]) -> Sequence[Event]:
         async with sem:
             try:
-                return await coro
+                got = await coro
             except DependencyUnavailable:
                 raise
             except ValidationError as exc:  # a value breaks the event contract: refused
@@ -47,14 +53,25 @@ async def gather_guarded(
                 errors.append(exc)
                 SOURCE_ERRORS.labels(source, error_kind(exc)).inc()
                 if not isinstance(exc, CircuitOpen):
-                    log.warning(
-                        "vendor request failed; nothing published from it",
-                        extra={"source": source, "request": what, "error": str(exc)},
-                    )
+                    failed.append((what, exc))
                 return ()
+            if _failing.pop((source, what), None) is not None:
+                log.info("vendor request works again", extra={"source": source, "request": what})
+            return got
 
     jobs = list(jobs)
     results = await asyncio.gather(*(one(w, c) for w, c in jobs))
-    if jobs and len(errors) == len(jobs):
-        raise AllRequestsFailed(f"{source}: all {len(jobs)} requests failed; first: {errors[0]}")
+    everything_failed = bool(jobs) and len(errors) == len(jobs)
+    for what, exc in failed:
+        new = (source, what) not in _failing
+        _failing[(source, what)] = str(exc)
+        extra = {"source": source, "request": what, "error": str(exc)}
+        if new and not everything_failed:
+            log.warning("vendor request failed; nothing published from it", extra=extra)
+        else:  # already said, or the whole source is down (the scheduler says that once)
+            log.debug("vendor request failed; nothing published from it", extra=extra)
+    if everything_failed:
+        # name a real failure, not the open circuit it caused
+        first = next((e for e in errors if not isinstance(e, CircuitOpen)), errors[0])
+        raise AllRequestsFailed(f"all {len(jobs)} requests failed; first: {first}")
     return [e for batch in results for e in batch]

@@ -93,8 +93,13 @@ function platformSection(platform, error) {
       h("div", { class: "svc-grid", id: "platform-services" }, platform.services.map(serviceCard)),
     ];
   }
+  // data sources that are degraded or down (source.status events), whatever the services say
+  const sources = (platform && platform.sources) || [];
   return h("section", { class: "card", "aria-labelledby": "platform-title" },
     h("h3", { id: "platform-title" }, "Platform services"),
+    ...sources.map((src) =>
+      h("p", { class: "svc-alert", dataset: { source: src.name } },
+        `Data source ${src.name} is ${src.state} since ${fmtTime(src.since)}${src.reason ? `: ${src.reason}` : ""}`)),
     ...content);
 }
 
@@ -126,7 +131,7 @@ export function mount(main) {
       h("section", { class: "card", "aria-labelledby": "svc-title" },
         h("h3", { id: "svc-title" }, "Gateway"),
         table("services-table", "Readiness and read-model lag", ["Service", "Status", "Caught up", "Records read", "Lag (records)"],
-          ready ? [["gateway", badge(ready.status, ready.caughtUp ? "ok" : "bad"), ready.caughtUp ? "yes" : "no", fmtNum(ready.recordsRead, 0), fmtNum(ready.lag, 0)]] : [],
+          ready ? [["gateway", badge(ready.status, !ready.caughtUp ? "bad" : ready.status === "degraded" ? "wait" : "ok"), ready.caughtUp ? "yes" : "no", fmtNum(ready.recordsRead, 0), fmtNum(ready.lag, 0)]] : [],
           "Gateway readiness unknown.")),
       platformSection(platform.p, platform.err),
       h("section", { class: "card", "aria-labelledby": "ws-title" },

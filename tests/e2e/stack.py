@@ -150,6 +150,9 @@ class Stack:
                 # positioning statistics step every STATS_PERIOD_MS here (not 5 min), so a
                 # vendor fault longer than this makes them stale within the test
                 "SCORER_STALE_S": f"long_short={STATS_STALE_S},oi_trend={STATS_STALE_S}",
+                # levels are ranked against the symbol's own history: a short run has only a
+                # few observations, so rank from the second one (default 12)
+                "SCORER_NEUTRAL_MIN_HISTORY": "2",
             }
         elif name == "judge":
             env |= {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -131,7 +132,8 @@ def test_a_killed_service_is_restarted_and_the_terminal_says_so(up: Up) -> None:
     mark = len(up.text())
     os.kill(old, signal.SIGKILL)
     text = up.wait_for("scorer restarted", timeout=30, since=mark)[mark:]
-    assert "scorer exited with code -9; restarting in 1s" in text
+    # the backoff grows with earlier restarts of this stack, so any delay is fine here
+    assert re.search(r"scorer exited with code -9; restarting in \d+s", text), text
     deadline = time.monotonic() + 10
     while up.info()["services"]["scorer"] == old:
         assert time.monotonic() < deadline, "stack.json still names the dead scorer"

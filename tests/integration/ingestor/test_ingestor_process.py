@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -96,9 +97,19 @@ async def test_ingestor_process_end_to_end(
             assert ids.most_common(1)[0][1] == 1
 
         async with TopicReader(kafka_settings, Topic.MARKET_GLOBAL) as glob:
-            records = await glob.wait_for(1, timeout=30)
-            assert decode(records[0].value).type == "global.fear_greed"
-            assert records[0].key == b"fear_greed"
+            # the topic also carries the sources' `source.status` changes (keyed source:<name>)
+            async def fear_greed() -> list[Any]:
+                await glob.poll()
+                return [r for r in glob.records if decode(r.value).type == "global.fear_greed"]
+
+            await eventually(fear_greed, timeout=30, what="a fear & greed reading")
+            fng = await fear_greed()
+            assert all(r.key == b"fear_greed" for r in fng)
+            assert all(
+                decode(r.value).type == "source.status" and r.key.startswith(b"source:")
+                for r in glob.records
+                if r not in fng
+            )
 
         # liquidation stream: relayed raw and bucketed
         msg = fake.load("binance", "ws_forceOrder.doc_example.json")

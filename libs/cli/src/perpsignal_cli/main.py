@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=int(os.environ.get("GATEWAY_PORT", "8000")),
-        help="gateway port (a free one is chosen if it is taken)",
+        help="gateway port (a free one if taken; 0 = free ports for it and every ops server)",
     )
     up.add_argument("--services", nargs="*", choices=SERVICES, default=list(SERVICES))
     up.set_defaults(func=_cmd_up)

@@ -466,12 +466,15 @@ def run_stack(
 
         asyncio.run(ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap)))
 
-        if gateway_port == 0 or not _port_free(gateway_port):
+        # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
+        # side by side) never race for the fixed defaults
+        any_port = gateway_port == 0
+        if any_port or not _port_free(gateway_port):
             gateway_port = free_port()
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         # ops ports chosen before anything starts, so the gateway's health view knows them all
         ops_ports = {
-            name: OPS_PORTS[name] if _port_free(OPS_PORTS[name]) else free_port()
+            name: OPS_PORTS[name] if not any_port and _port_free(OPS_PORTS[name]) else free_port()
             for name in only
             if name != "gateway"
         }

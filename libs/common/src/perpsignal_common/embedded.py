@@ -305,7 +305,12 @@ class EmbeddedPostgres:
             preexec_fn=die_with_parent(signal.SIGINT),  # noqa: PLW1509 (prctl only)
         )
         logfile.close()  # the child holds its own descriptor
-        wait_for_port("127.0.0.1", self.port, 60, self._proc)
+        try:
+            wait_for_port("127.0.0.1", self.port, 60, self._proc)
+        except DependencyUnavailable as exc:
+            # say why: the server's own last words are in its log, not in the exit code
+            tail = (self.data_dir / "server.log").read_text(errors="replace").splitlines()[-5:]
+            raise DependencyUnavailable(f"{exc}; server.log ends: {' | '.join(tail)}") from exc
 
     def _owned(self, proc: psutil.Process) -> bool:
         """Return True when `proc` is a PostgreSQL process working in this data folder."""

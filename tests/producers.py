@@ -142,13 +142,15 @@ def catalogue() -> dict[Key, tuple[Ref, ...]]:
 def _get(ref: Ref, symbol: str | None, price: float | None) -> SignalJudgedV1:
     if ref.path == RECORDED:
         j = recorded()[ref.index]
-        if price is not None:
-            raise LookupError("recorded signals keep their recorded price; pick a synthetic one")
         return j if symbol is None else j.model_copy(update={"symbol": symbol})
     base = run(ref.path)[ref.index]
     # the path is geometric: scale its start so that this signal's price is `price`
     start = START_PRICE if price is None else START_PRICE * price / base.price
-    return run(ref.path, symbol or base.symbol, start)[ref.index]
+    scaled = run(ref.path, symbol or base.symbol, start)[ref.index]
+    if price is not None and abs(scaled.price / price - 1) < 1e-9:
+        # the scorer's price is `price` to the last float bit or two: make it read as given
+        scaled = scaled.model_copy(update={"price": price})
+    return scaled
 
 
 def real_judged(
@@ -164,7 +166,8 @@ def real_judged(
 ) -> SignalJudgedV1:
     """A real judged signal with this verdict / direction / trade plan (None: any).
 
-    `symbol` and `price` (a synthetic path only) are fed to the scorer; `score_near` picks the
+    `symbol` and `price` are fed to the scorer (a synthetic path; a signal only the
+    recording has, i.e. WAIT LONG/SHORT, keeps its recorded price); `score_near` picks the
     matching signal whose score is closest; `nth` another of equal rank (distinct signals).
     Raises LookupError naming what the producer does emit when nothing matches.
     """
@@ -176,8 +179,11 @@ def real_judged(
         and (plan is None or p == plan)
         for ref in refs
         if not (recorded_only and ref.path != RECORDED)
-        and not (price is not None and ref.path == RECORDED)
     ]
+    if price is not None and any(r.path != RECORDED for r in refs):
+        refs = [r for r in refs if r.path != RECORDED]
+    else:
+        price = None  # only the recording has such a signal: it keeps its recorded price
     if not refs:
         raise LookupError(
             f"the rule judge never emits {verdict}/{direction}/plan={plan} here; "

@@ -57,10 +57,7 @@ def judged(
     sid = signal_id or uuid.uuid4().hex
     verdict = verdict or ("WAIT" if direction == "NEUTRAL" else "CONFIRM")
     plan = direction != "NEUTRAL"
-    try:
-        base = real_judged(verdict, direction, plan, symbol=symbol, price=price, score_near=score)
-    except LookupError:  # only recorded: its own price
-        base = real_judged(verdict, direction, plan, symbol=symbol, score_near=score)
+    base = real_judged(verdict, direction, plan, symbol=symbol, price=price, score_near=score)
     layer = base.ai_verdict_layer
     vol = layer.volatility_metrics
     if stop is not None or target is not None:
@@ -74,8 +71,6 @@ def judged(
         "observed_at": observed_at or datetime(2021, 11, 15, 0, 5, tzinfo=UTC),
         "ai_verdict_layer": layer.model_copy(update=layer_update),
     }
-    if base.symbol == symbol and abs(base.price / price - 1) < 1e-9:
-        update["price"] = price  # the scorer's price is `price` to the last float bit or two
     if score is not None:
         update["score"] = score
     return base.model_copy(update=update)

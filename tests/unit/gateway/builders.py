@@ -63,7 +63,6 @@ def signal(
             "observed_at": at,
             "signal_id": deterministic_id("sig", symbol, at),
             "score": score,
-            "price": price,  # the scorer's price is `price` to the last float bit or two
         }
     )
 

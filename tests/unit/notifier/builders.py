@@ -87,7 +87,6 @@ def judged(
         "event_id": deterministic_id("test", symbol, observed.isoformat(), direction, score),
         "observed_at": observed,
         "signal_id": f"sig-{symbol}-{minutes}",
-        "price": price,  # the scorer's price is `price` to the last float bit or two
         "ai_verdict_layer": layer.model_copy(update=layer_update),
         **extra,
     }

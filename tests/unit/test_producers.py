@@ -32,8 +32,13 @@ def test_a_signal_is_the_rule_judges_verdict_on_the_scorers_signal(shared_data: 
     assert layer.suppressed and layer.risk_mode == "AVOID"
     assert len(j.factors) == 8 and j.candles and j.smc is not None
     # judging its scored fields again gives the same layer: nothing was set by hand
-    again = RuleJudge(JudgeConfig(), clock=utcnow).judge_rules(j)
-    assert again.ai_verdict_layer == layer
+    vol, rules = RuleJudge(JudgeConfig(), clock=utcnow).assess(j.symbol, j)
+    assert vol == layer.volatility_metrics
+    assert (rules.verdict, rules.summary) == (layer.verdict, layer.ai_summary)
+    assert (rules.agreements, rules.conflicts) == (
+        layer.layer_checks.agreements,
+        layer.layer_checks.conflicts,
+    )
 
 
 def test_a_path_at_another_price_is_the_same_signal_scaled(shared_data: Path) -> None:

@@ -107,10 +107,8 @@ async def _run(repo: NotifierRepository, base_url: str, *, limited: bool, tag: s
     bot = create_bot(DEFAULT_TOKEN, base_url, timeout_s=10)
     sender = CountingSender(BotSender(bot))
     deliverer = Deliverer(repo=repo, send=sender, limits=limits)
-    events = [
-        judged(f"C{i % 50}USDT", minutes=i, price=100.0 + i, stop=95.0, target=110.0)
-        for i in range(N)
-    ]
+    # real judged signals (tests/producers.py): one scorer run per symbol, then re-keyed
+    events = [judged(f"C{i % 50}USDT", minutes=i, price=100.0) for i in range(N)]
     sem = asyncio.Semaphore(16)  # the consumer loop's default concurrency
 
     async def one(i: int) -> None:

@@ -75,11 +75,7 @@ async def publish(kafka: KafkaSettings, events: list[Event]) -> None:
 
 def stream() -> list[Event]:
     symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT")
-    events: list[Event] = [
-        judged(s, minutes=m, price=100.0 + m, stop=95.0, target=110.0)
-        for m in range(4)
-        for s in symbols
-    ]
+    events: list[Event] = [judged(s, minutes=m, price=100.0 + m) for m in range(4) for s in symbols]
     events += [mss("PEPE"), mss("WIF", score=75.0), listing("NEWUSDT"), listing("FRESHUSDT")]
     return events
 

@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
-from perpsignal_common.events.signals import SignalJudgedV1, VerdictLayer, VolatilityMetrics
+from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_common.settings import DatabaseSettings
+from tests.producers import real_judged
 
 XRP_5M = "XRP_USDT_USDT-5m-futures.csv"
 
@@ -33,36 +34,46 @@ def judged(
     direction: str = "LONG",
     price: float = 1.1941,
     observed_at: datetime | None = None,
-    verdict: str = "CONFIRM",
-    risk_mode: str = "NORMAL",
+    verdict: str | None = None,
+    risk_mode: str | None = None,
     judge: str = "rules",
-    score: float = 72.0,
+    score: float | None = None,
     stop: float | None = None,
     target: float | None = None,
     signal_id: str | None = None,
 ) -> SignalJudgedV1:
-    """Build a judged signal as the judge publishes it."""
+    """A judged signal as the judge publishes it (tests/producers.py: the scorer's engine and
+    the rule judge), for `symbol` at `price`, with the rule judge's `verdict` (default
+    CONFIRM, WAIT for NEUTRAL) in `direction` and its factors, checks, SMC and trade plan.
+
+    WAIT LONG/SHORT only happens on the recorded XRPUSDT week, so such a signal keeps its
+    recorded price. Re-keyed: identity (signal and event ids, observed time) and what a test
+    sets on purpose because the rule judge cannot give it:
+    - `stop` / `target`: levels placed at chosen recorded candle prices, so a test knows
+      which one the path hits first (the producer's own plan is kept when not given);
+    - `judge="llm"`, a `risk_mode` or `score` outside the rule table (the analytics group
+      by them; the LLM judge is not run in these tests).
+    """
     sid = signal_id or uuid.uuid4().hex
-    return SignalJudgedV1(
-        event_id=f"ev-{sid}",
-        source="judge",
-        symbol=symbol,
-        observed_at=observed_at or datetime(2021, 11, 15, 0, 5, tzinfo=UTC),
-        signal_id=sid,
-        timeframe="5m",
-        direction=direction,  # type: ignore[arg-type]
-        score=score,
-        confidence=60.0,
-        price=price,
-        ai_verdict_layer=VerdictLayer(
-            verdict=verdict,  # type: ignore[arg-type]
-            risk_mode=risk_mode,  # type: ignore[arg-type]
-            position_multiplier=1.0,
-            ai_summary="test",
-            judge=judge,  # type: ignore[arg-type]
-            volatility_metrics=VolatilityMetrics(stop_loss_price=stop, take_profit_price=target),
-        ),
-    )
+    verdict = verdict or ("WAIT" if direction == "NEUTRAL" else "CONFIRM")
+    plan = direction != "NEUTRAL"
+    base = real_judged(verdict, direction, plan, symbol=symbol, price=price, score_near=score)
+    layer = base.ai_verdict_layer
+    vol = layer.volatility_metrics
+    if stop is not None or target is not None:
+        vol = vol.model_copy(update={"stop_loss_price": stop, "take_profit_price": target})
+    layer_update: dict[str, object] = {"judge": judge, "volatility_metrics": vol}
+    if risk_mode is not None:
+        layer_update["risk_mode"] = risk_mode
+    update: dict[str, object] = {
+        "event_id": f"ev-{sid}",
+        "signal_id": sid,
+        "observed_at": observed_at or datetime(2021, 11, 15, 0, 5, tzinfo=UTC),
+        "ai_verdict_layer": layer.model_copy(update=layer_update),
+    }
+    if score is not None:
+        update["score"] = score
+    return base.model_copy(update=update)
 
 
 def xrp_candle_rows(shared_data: Path) -> list[dict[str, object]]:

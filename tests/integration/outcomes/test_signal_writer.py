@@ -60,6 +60,8 @@ async def test_a_bad_signal_fails_alone(sessions, database_url) -> None:
 async def test_stored_rows_are_the_signal_and_its_due_rows(sessions, database_url) -> None:
     # the statement derives the due rows itself: they must be exactly `outcome_rows`
     settle = timedelta(seconds=30)
+    # factors hand-built on purpose: inputs of every JSON type (str, bool, None) and a missing
+    # factor, more than the scorer's typed numeric inputs give, must survive the writer's path
     ev = judged(signal_id="p1", stop=1.15, target=1.25, verdict="WAIT", judge="llm").model_copy(
         update={
             "factors": (

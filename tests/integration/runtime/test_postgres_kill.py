@@ -140,9 +140,7 @@ async def test_sigkill_postmaster_mid_stream_loses_and_duplicates_nothing(
             for name, port in ports.items():
                 await eventually(lambda p=port: ready(p), timeout=120, what=f"{name} ready")
             events: list[Event] = [
-                judged(s, minutes=m, price=100.0 + m, stop=95.0, target=110.0)
-                for m in range(PER_SYMBOL)
-                for s in SYMBOLS
+                judged(s, minutes=m, price=100.0 + m) for m in range(PER_SYMBOL) for s in SYMBOLS
             ]
             assert await stream(kafka_settings, events, durable_pg) == KILLS
             n = len(events)

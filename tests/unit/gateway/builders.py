@@ -1,4 +1,9 @@
-"""Readable event builders for gateway tests (explicit defaults, no randomness)."""
+"""Event builders for gateway tests (explicit defaults, no randomness).
+
+Judged signals come from the real producers (tests/producers.py: the scorer's engine and
+the rule judge), so factors, inputs, verdict layer, plan and SMC are what the gateway
+really reads off the bus. The other events are the ingestor's and scorer's shapes.
+"""
 
 from __future__ import annotations
 
@@ -17,32 +22,15 @@ from perpsignal_common.events.signals import (
     MssScoredV1,
     PhaseScore,
     SignalJudgedV1,
-    SmcSummary,
-    VerdictLayer,
-    VolatilityMetrics,
 )
+from tests.producers import real_judged
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
 
 def factors() -> tuple[FactorScore, ...]:
-    # contributions = weight/100 * (score - 50)
-    rows = [
-        ("funding", 80.0, 20.0, {"rate": 0.0003}),
-        ("momentum", 30.0, 25.0, {"rsi": 71.5}),
-        ("oi_trend", 60.0, 15.0, {"oi_change_pct": 4.2}),
-        ("social", 50.0, 10.0, {}),
-    ]
-    return tuple(
-        FactorScore(
-            name=name,  # type: ignore[arg-type]
-            score=score,
-            weight=weight,
-            contribution=weight / 100 * (score - 50),
-            inputs=inputs,
-        )
-        for name, score, weight, inputs in rows
-    )
+    """The factors of the default `signal()`: the scorer's own (all eight, typed inputs)."""
+    return signal().factors
 
 
 def signal(
@@ -50,42 +38,32 @@ def signal(
     *,
     score: float = 72.0,
     direction: str = "LONG",
-    verdict: str = "CONFIRM",
+    verdict: str | None = None,
     at: datetime = T0,
     price: float = 43000.0,
 ) -> SignalJudgedV1:
-    return SignalJudgedV1(
-        event_id=deterministic_id("test", symbol, at, score),
-        source="judge",
+    """A real judged signal: the rule judge's `verdict` (default CONFIRM, WAIT for NEUTRAL)
+    in `direction`, scored for `symbol` at `price`, the one whose score is nearest `score`.
+
+    Re-keyed afterwards: `at` (observed time) and the ids, and `score` itself, which the
+    gateway tests use as a label and an order (which version is newest, which frame came
+    first, which side of a min-score filter) and the gateway only stores, sorts and filters.
+    """
+    real = real_judged(
+        verdict or ("WAIT" if direction == "NEUTRAL" else "CONFIRM"),
+        direction,
+        direction != "NEUTRAL",
         symbol=symbol,
-        observed_at=at,
-        signal_id=deterministic_id("sig", symbol, at),
-        timeframe="1h",
-        direction=direction,  # type: ignore[arg-type]
-        score=score,
-        confidence=64.0,
         price=price,
-        factors=factors(),
-        top_factors=("momentum", "funding", "oi_trend"),
-        smc=SmcSummary(
-            bias="BULLISH",
-            by_timeframe={"1h": "BULLISH", "4h": "NEUTRAL"},
-            last_event="BOS up @ 1h",
-        ),
-        ai_verdict_layer=VerdictLayer(
-            verdict=verdict,  # type: ignore[arg-type]
-            risk_mode="NORMAL",
-            position_multiplier=1.0,
-            ai_summary="trend and funding agree",
-            volatility_metrics=VolatilityMetrics(
-                atr=500.0,
-                atr_pct=1.16,
-                volatility_class="NORMAL",
-                stop_loss_price=42250.0,
-                take_profit_price=44500.0,
-                risk_reward=2.0,
-            ),
-        ),
+        score_near=score,
+    )
+    return real.model_copy(
+        update={
+            "event_id": deterministic_id("test", symbol, at, score),
+            "observed_at": at,
+            "signal_id": deterministic_id("sig", symbol, at),
+            "score": score,
+        }
     )
 
 

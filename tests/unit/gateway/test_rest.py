@@ -16,7 +16,8 @@ from tests.unit.gateway.conftest import model_of, recorded, settings
 
 async def test_signal_accepts_coin_lowercase_and_pair(make_client) -> None:
     app, client = await make_client()
-    model_of(app).apply(b.signal("BTCUSDT", score=72.0))
+    event = b.signal("BTCUSDT", score=72.0)
+    model_of(app).apply(event)
     bodies = []
     for form in ("BTC", "btc", "BTCUSDT"):
         r = await client.get(f"/signals/{form}")
@@ -29,26 +30,33 @@ async def test_signal_accepts_coin_lowercase_and_pair(make_client) -> None:
     assert body["score"] == 72.0
     layer = body["aiVerdictLayer"]
     assert layer["verdict"] == "CONFIRM"
-    assert layer["layerChecks"] == {"agreements": [], "conflicts": []}
-    assert layer["volatilityMetrics"]["stopLossPrice"] == 42250.0
+    checks = event.ai_verdict_layer.layer_checks
+    assert layer["layerChecks"] == {
+        "agreements": list(checks.agreements),
+        "conflicts": list(checks.conflicts),
+    }
+    stop = event.ai_verdict_layer.volatility_metrics.stop_loss_price
+    assert stop is not None and layer["volatilityMetrics"]["stopLossPrice"] == stop
     # camelCase everywhere, no snake_case keys leak
     assert "ai_verdict_layer" not in body and "topFactors" in body
-    assert [f["name"] for f in body["topFactors"]] == ["momentum", "funding", "oi_trend"]
+    assert [f["name"] for f in body["topFactors"]] == list(event.top_factors)
     assert "debug" not in body or body["debug"] is None
 
 
 async def test_debug_adds_factor_inputs_and_raw_metrics(make_client) -> None:
     app, client = await make_client()
-    model_of(app).apply(b.signal("ETHUSDT"))
+    event = b.signal("ETHUSDT")
+    model_of(app).apply(event)
     r = await client.get("/signals/eth", params={"debug": "true"})
     assert r.status_code == 200
     debug = r.json()["debug"]
-    assert debug["rawMetrics"]["momentum.rsi"] == 71.5
-    assert debug["rawMetrics"]["funding.rate"] == 0.0003
+    # the scorer's own input names, flattened as factor.input
+    real = {f.name: f for f in event.factors}
+    assert debug["rawMetrics"]["funding.rate_8h"] == real["funding"].inputs["rate_8h"]
+    assert debug["rawMetrics"]["momentum.rsi"] == real["momentum"].inputs["rsi"]
     funding = next(f for f in debug["factors"] if f["name"] == "funding")
-    assert funding["inputs"] == {"rate": 0.0003}
-    # 20/100 * (80 - 50) = 6
-    assert funding["contribution"] == 6.0
+    assert funding["inputs"] == real["funding"].inputs
+    assert funding["contribution"] == real["funding"].contribution
 
 
 async def test_newer_signal_replaces_older_but_not_the_reverse(make_client) -> None:
@@ -191,10 +199,13 @@ async def test_a_symbol_seen_on_the_topics_is_served_by_every_endpoint_as_named(
 
 async def test_gpt_signal_takes_flat_parameters(make_client) -> None:
     app, client = await make_client()
-    model_of(app).apply(b.signal("BTCUSDT"))
+    event = b.signal("BTCUSDT")
+    model_of(app).apply(event)
     r = await client.post("/gpt/signal", json={"symbol": "btc", "debug": True})
     assert r.status_code == 200
-    assert r.json()["symbol"] == "BTCUSDT" and r.json()["debug"]["candlesUsed"] == 0
+    # the judged signal carries the scorer's candle window
+    used = len(event.candles)
+    assert r.json()["symbol"] == "BTCUSDT" and r.json()["debug"]["candlesUsed"] == used > 0
     r = await client.post("/gpt/signal", json={"symbol": "btc", "colour": "red"})
     assert r.status_code == 422
     assert r.json()["error"]["details"][0]["field"] == "colour"

@@ -1,4 +1,10 @@
-"""Readable builders of the notifier's input events (explicit defaults, no randomness)."""
+"""Builders of the notifier's input events (explicit defaults, no randomness).
+
+`judged(...)` starts from a judged signal the real producers made (tests/producers.py: the
+scorer's engine and the rule judge), so the factors, verdict layer, volatility metrics,
+trade plan and SMC are what the judge really publishes; see its docstring for the few
+values a test may still set.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,12 @@ from typing import Any
 from perpsignal_common.events.base import deterministic_id
 from perpsignal_common.events.market import ListingDetectedV1
 from perpsignal_common.events.signals import (
-    FactorScore,
     LayerChecks,
     MssScoredV1,
     PhaseScore,
     SignalJudgedV1,
-    VerdictLayer,
-    VolatilityMetrics,
 )
+from tests.producers import real_judged
 
 T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -24,60 +28,73 @@ def judged(
     symbol: str = "BTCUSDT",
     *,
     direction: str = "LONG",
-    score: float = 78.0,
-    confidence: float = 72.0,
+    score: float | None = None,
+    confidence: float | None = None,
     price: float = 65000.0,
-    verdict: str = "CONFIRM",
-    risk_mode: str = "NORMAL",
-    suppressed: bool = False,
+    verdict: str | None = None,
+    risk_mode: str | None = None,
+    suppressed: bool | None = None,
     minutes: int = 0,
-    summary: str = "Funding and momentum agree; open interest is rising.",
-    agreements: tuple[str, ...] = ("funding supports LONG", "momentum supports LONG"),
-    conflicts: tuple[str, ...] = ("social sentiment is bearish",),
-    stop: float | None = 63700.0,
-    target: float | None = 67600.0,
-    risk_reward: float | None = 2.0,
+    plan: bool = True,
+    summary: str | None = None,
+    agreements: tuple[str, ...] | None = None,
+    conflicts: tuple[str, ...] | None = None,
     **extra: Any,
 ) -> SignalJudgedV1:
-    """Return a judged signal observed `minutes` after T0."""
-    observed = T0 + timedelta(minutes=minutes)
-    return SignalJudgedV1(
-        event_id=deterministic_id("test", symbol, observed.isoformat(), direction, score),
-        source="judge",
+    """Return a real judged signal for `symbol` at `price`, observed `minutes` after T0.
+
+    The rule judge's `verdict` (default CONFIRM, WAIT for NEUTRAL) in `direction`, with a
+    trade plan unless `plan=False`, whose score is nearest `score` (default: the strongest
+    real CONFIRM, ~78). `symbol` and `price` are fed to the scorer. Re-keyed afterwards:
+    the identity fields (observed time, event and signal ids) and these, which tests set
+    on purpose and which would otherwise not be exercised:
+    - `score` / `confidence`: the exact headline numbers a filter test puts on either side
+      of the notifier's threshold (the real signal nearest `score` is the one re-scored);
+    - `risk_mode` / `suppressed`: a verdict layer the rule table never emits (DOWNSIZE in
+      AVOID, a suppressed CONFIRM) but the LLM judge may, which the notifier must hold back;
+    - `summary` / `agreements` / `conflicts`: hostile or oversized judge text (the LLM's
+      output is free text) for the renderer's escaping and length limit.
+    """
+    unknown = set(extra) - set(SignalJudgedV1.model_fields)
+    assert not unknown, f"not fields of a judged signal: {unknown}"
+    verdict = verdict or ("WAIT" if direction == "NEUTRAL" else "CONFIRM")
+    want = score if score is not None else (50.0 if direction == "NEUTRAL" else 78.0)
+    near = want if direction != "SHORT" or score is not None else 100 - want
+    base = real_judged(
+        verdict,
+        direction,
+        plan and direction != "NEUTRAL",
         symbol=symbol,
-        observed_at=observed,
-        signal_id=f"sig-{symbol}-{minutes}",
-        timeframe="1h",
-        direction=direction,  # type: ignore[arg-type]
-        score=score,
-        confidence=confidence,
         price=price,
-        factors=(
-            FactorScore(name="funding", score=81, weight=20, contribution=6.2),
-            FactorScore(name="momentum", score=74, weight=20, contribution=4.8),
-            FactorScore(name="liquidations", score=69, weight=15, contribution=2.85),
-        ),
-        top_factors=("funding", "momentum", "liquidations"),
-        ai_verdict_layer=VerdictLayer(
-            verdict=verdict,  # type: ignore[arg-type]
-            risk_mode=risk_mode,  # type: ignore[arg-type]
-            position_multiplier=0.8,
-            ai_summary=summary,
-            layer_checks=LayerChecks(agreements=agreements, conflicts=conflicts),
-            suppressed=suppressed,
-            volatility_metrics=VolatilityMetrics(
-                atr=812.5,
-                atr_pct=1.25,
-                volatility_class="NORMAL",
-                recommended_position_multiplier=1.0,
-                stop_loss_price=stop,
-                take_profit_price=target,
-                risk_reward=risk_reward,
-                trade_plan_summary="Enter near 65000, stop 63700, target 67600.",
-            ),
-        ),
-        **extra,
+        score_near=near,
     )
+    layer = base.ai_verdict_layer
+    layer_update: dict[str, Any] = {}
+    if risk_mode is not None:
+        layer_update["risk_mode"] = risk_mode
+    if suppressed is not None:
+        layer_update["suppressed"] = suppressed
+    if summary is not None:
+        layer_update["ai_summary"] = summary
+    if agreements is not None or conflicts is not None:
+        checks = layer.layer_checks
+        layer_update["layer_checks"] = LayerChecks(
+            agreements=checks.agreements if agreements is None else agreements,
+            conflicts=checks.conflicts if conflicts is None else conflicts,
+        )
+    observed = T0 + timedelta(minutes=minutes)
+    update: dict[str, Any] = {
+        "event_id": deterministic_id("test", symbol, observed.isoformat(), direction, score),
+        "observed_at": observed,
+        "signal_id": f"sig-{symbol}-{minutes}",
+        "ai_verdict_layer": layer.model_copy(update=layer_update),
+        **extra,
+    }
+    if score is not None:
+        update["score"] = score
+    if confidence is not None:
+        update["confidence"] = confidence
+    return base.model_copy(update=update)
 
 
 def mss(

@@ -17,38 +17,58 @@ def visible(html: str) -> str:
 
 
 def test_long_alert_shows_verdict_sizing_plan_and_factors() -> None:
-    text = visible(render_signal(judged()))
+    event = judged()  # the rule judge's strongest CONFIRM LONG, scored at 65,000
+    layer = event.ai_verdict_layer
+    vol = layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    assert vol.risk_reward is not None and vol.atr_pct is not None
+    stop, target = vol.stop_loss_price, vol.take_profit_price
+    text = visible(render_signal(event))
     lines = text.splitlines()
     assert lines[0] == "🟢 LONG BTCUSDT · 1h"
-    assert "Score 78.0/100 · Confidence 72%" in text
-    assert "Verdict CONFIRM · Risk mode NORMAL" in text
-    # position multiplier 0.8 from the judge, volatility multiplier 1.0 from the ATR class
-    assert "risk x0.80" in text
-    assert "volatility x1.00 (NORMAL, ATR 1.25%)" in text
+    assert f"Score {event.score:.1f}/100 · Confidence {event.confidence:.0f}%" in text
+    assert f"Verdict CONFIRM · Risk mode {layer.risk_mode}" in text
+    # the judge's position multiplier, then the volatility class's
+    assert f"risk x{layer.position_multiplier:.2f}" in text
+    assert (
+        f"volatility x{vol.recommended_position_multiplier:.2f} "
+        f"({vol.volatility_class}, ATR {vol.atr_pct:.2f}%)"
+    ) in text
     assert "Entry: 65,000.00" in text
-    # stop 63,700 is 1,300 below 65,000 = -2 %; target 67,600 is 2,600 above = +4 %
-    assert "Stop loss: 63,700.00 (-2.00%)" in text
-    assert "Take profit: 67,600.00 (+4.00%)" in text
-    assert "Risk/reward: 2.00" in text
-    assert "Top factors: funding (81), momentum (74), liquidations (69)" in text
-    assert "• funding supports LONG" in text
-    assert "Conflicts:\n• social sentiment is bearish" in text
-    assert "Funding and momentum agree; open interest is rising." in text
+    # a LONG's stop is below the entry, its target above, each with its distance in %
+    assert stop < 65000 < target
+    assert f"Stop loss: {stop:,.2f} ({(stop / 65000 - 1) * 100:+.2f}%)" in text
+    assert f"Take profit: {target:,.2f} (+{(target / 65000 - 1) * 100:.2f}%)" in text
+    assert f"Risk/reward: {vol.risk_reward:.2f}" in text
+    scores: dict[str, float] = {f.name: f.score for f in event.factors}
+    top = ", ".join(f"{n.replace('_', ' ')} ({scores[n]:.0f})" for n in event.top_factors)
+    assert f"Top factors: {top}" in text
+    assert f"• {layer.layer_checks.agreements[0]}" in text
+    assert layer.ai_summary in text
+
+
+def test_alert_lists_the_judges_conflicts() -> None:
+    event = judged(verdict="DOWNSIZE")  # the rule judge downsizes because of conflicts
+    conflicts = event.ai_verdict_layer.layer_checks.conflicts
+    assert conflicts
+    assert f"Conflicts:\n• {conflicts[0]}" in visible(render_signal(event))
 
 
 def test_short_alert_has_stop_above_and_target_below_entry() -> None:
-    event = judged(
-        "ETHUSDT", direction="SHORT", score=22.0, price=3000.0, stop=3090.0, target=2820.0
-    )
+    event = judged("ETHUSDT", direction="SHORT", score=22.0, price=3000.0)
+    vol = event.ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    stop, target = vol.stop_loss_price, vol.take_profit_price
     text = visible(render_signal(event))
     assert text.splitlines()[0] == "🔴 SHORT ETHUSDT · 1h"
-    # 3090 is 90 above 3000 = +3 %; 2820 is 180 below = -6 %
-    assert "Stop loss: 3,090.00 (+3.00%)" in text
-    assert "Take profit: 2,820.00 (-6.00%)" in text
+    assert target < 3000 < stop
+    assert f"Stop loss: {stop:,.2f} (+{(stop / 3000 - 1) * 100:.2f}%)" in text
+    assert f"Take profit: {target:,.2f} ({(target / 3000 - 1) * 100:.2f}%)" in text
 
 
 def test_missing_trade_plan_is_shown_as_unavailable_not_invented() -> None:
-    text = visible(render_signal(judged(stop=None, target=None, risk_reward=None)))
+    # the rule judge gives no plan when too few candles for an ATR (early DOWNSIZE signals)
+    text = visible(render_signal(judged(verdict="DOWNSIZE", plan=False)))
     assert "Stop loss: n/a" in text
     assert "Take profit: n/a" in text
     assert "Risk/reward: n/a" in text

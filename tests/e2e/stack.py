@@ -153,6 +153,9 @@ class Stack:
                 # levels are ranked against the symbol's own history: a short run has only a
                 # few observations, so rank from the second one (default 12)
                 "SCORER_NEUTRAL_MIN_HISTORY": "2",
+                # the vendor-fault test needs statistics stale after STATS_STALE_S: the
+                # configured limit alone (the 3x-own-cadence rule has its unit tests)
+                "SCORER_STALE_CADENCE_MULTIPLE": "0",
             }
         elif name == "judge":
             env |= {

@@ -68,7 +68,9 @@ def test_short_alert_has_stop_above_and_target_below_entry() -> None:
 
 def test_missing_trade_plan_is_shown_as_unavailable_not_invented() -> None:
     # the rule judge gives no plan when too few candles for an ATR (early DOWNSIZE signals)
-    text = visible(render_signal(judged(verdict="DOWNSIZE", plan=False)))
+    event = judged(verdict="DOWNSIZE", direction="SHORT", plan=False)
+    assert event.ai_verdict_layer.volatility_metrics.stop_loss_price is None
+    text = visible(render_signal(event))
     assert "Stop loss: n/a" in text
     assert "Take profit: n/a" in text
     assert "Risk/reward: n/a" in text

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from datetime import UTC, datetime
 
+import pytest
+import structlog
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -14,6 +18,7 @@ from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.registry import encode
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions
 from perpsignal_common.kafka.lanes import OffsetBook
+from perpsignal_common.logging import configure_logging
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_common.settings import KafkaSettings
 
@@ -265,3 +270,26 @@ async def test_a_partition_that_goes_back_is_read_again_under_a_new_book() -> No
     await loop.process_batch({TP: [rec(0), rec(1)]}, asyncio.Event())
     assert handled == [5, 6, 0, 1]
     assert commits == [{TP: 7}, {TP: 2}]
+
+
+async def test_handler_log_lines_carry_the_event_id_and_later_lines_do_not(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("unit", "INFO", "json")
+    log = logging.getLogger("perpsignal_unit.handler")
+
+    async def handler(event: Event, record) -> None:  # type: ignore[no-untyped-def]
+        log.info("handled")
+
+    try:
+        loop, _, _ = make(handler)
+        await loop.process_batch({TP: [rec(5), rec(6)]}, asyncio.Event())
+        log.info("between batches")
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+    handled = [line for line in lines if line["msg"] == "handled"]
+    assert [line["event_id"] for line in handled] == ["e5", "e6"]
+    (after,) = [line for line in lines if line["msg"] == "between batches"]
+    assert "event_id" not in after

@@ -45,6 +45,7 @@ from perpsignal_common.kafka.rebalance import LaneKey as _LaneKey
 from perpsignal_common.kafka.rebalance import RebalanceMixin
 from perpsignal_common.kafka.recovery import RecoveryMixin
 from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics
+from perpsignal_common.logging import reset_log_event, set_log_event
 from perpsignal_common.observability.metrics import CONSUMER_LAG
 from perpsignal_common.settings import KafkaSettings
 
@@ -312,6 +313,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                                         await self._process(record)  # dead-letters it
                                     else:
                                         started = perf()
+                                        ids = set_log_event(event)  # ids on its log lines
                                         try:
                                             await handler(event, record)
                                         except Exception as exc:
@@ -327,6 +329,8 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                                             observe(perf() - started)
                                             good += 1
                                             self.processed += 1
+                                        finally:
+                                            reset_log_event(ids)
                                     mark(record.offset)
                                     record = None
                                     done += 1

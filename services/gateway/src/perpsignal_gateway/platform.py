@@ -111,18 +111,7 @@ class Platform:
         return signal_out(event, debug=q.debug)
 
     async def _on_demand(self, symbol: str) -> SignalJudgedV1:
-        if not await self._is_listed(symbol):
-            raise ApiError(
-                404,
-                "unknown_symbol",
-                f"{symbol} is not a listed USD-M perpetual",
-                {"symbol": symbol},
-            )
-        await self._request_tracking(symbol)
-        # the first signal may have landed while the command was being published
-        event = self.model.signals.get(symbol) or await self.model.wait_for_signal(
-            symbol, self.on_demand_wait_s
-        )
+        event = await self._track_and_wait(symbol)
         if event is not None:
             return event
         retry = max(1, math.ceil(self.on_demand_wait_s))
@@ -132,6 +121,21 @@ class Platform:
                 retry_after_s=retry,
                 message=f"{symbol} is being analysed for the first time; retry in {retry} s",
             )
+        )
+
+    async def _track_and_wait(self, symbol: str) -> SignalJudgedV1 | None:
+        """Request tracking of a listed symbol; return its first signal if it comes soon."""
+        if not await self._is_listed(symbol):
+            raise ApiError(
+                404,
+                "unknown_symbol",
+                f"{symbol} is not a listed USD-M perpetual",
+                {"symbol": symbol},
+            )
+        await self._request_tracking(symbol)
+        # the first signal may have landed while the command was being published
+        return self.model.signals.get(symbol) or await self.model.wait_for_signal(
+            symbol, self.on_demand_wait_s
         )
 
     async def _is_listed(self, symbol: str) -> bool:
@@ -345,18 +349,7 @@ class Platform:
 
     async def _market_context(self, symbol: str) -> SignalJudgedV1:
         """Return the first scored context of an untracked symbol, tracking it on demand."""
-        if not await self._is_listed(symbol):
-            raise ApiError(
-                404,
-                "unknown_symbol",
-                f"{symbol} is not a listed USD-M perpetual",
-                {"symbol": symbol},
-            )
-        await self._request_tracking(symbol)
-        # the first signal may have landed while the command was being published
-        event = self.model.signals.get(symbol) or await self.model.wait_for_signal(
-            symbol, self.on_demand_wait_s
-        )
+        event = await self._track_and_wait(symbol)
         if event is not None:
             return event
         retry = max(1, math.ceil(self.on_demand_wait_s))

@@ -164,6 +164,13 @@ async def test_candles_of_the_latest_signal_oldest_first(client_for) -> None:
     }
 
 
+async def test_candles_of_a_symbol_without_usdt_suffix_keep_its_name(client_for) -> None:
+    app, client = await client_for()
+    app.state.model.apply(with_candles(3, symbol="ETHBTC", at=b.T0))
+    r = await client.get("/ui/candles/ethbtc")  # not rewritten to ETHBTCUSDT
+    assert r.status_code == 200 and r.json()["symbol"] == "ETHBTC"
+
+
 async def test_unknown_symbol_candles_is_404_in_the_gateway_error_shape(client_for) -> None:
     _, client = await client_for()
     r = await client.get("/ui/candles/NOPE")

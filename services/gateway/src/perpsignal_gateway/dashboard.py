@@ -27,7 +27,6 @@ from starlette.staticfiles import StaticFiles
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.health import demo_info, failing_sources
 from perpsignal_gateway.readmodel import ReadModel
-from perpsignal_gateway.symbols import normalize_symbol
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/static"
@@ -50,7 +49,7 @@ async def candles(
     symbol: Annotated[str, PathParam(min_length=1, max_length=30)], request: Request
 ) -> Response:
     model: ReadModel = request.app.state.model
-    name = normalize_symbol(symbol)
+    name = model.resolve_symbol(symbol)  # ETHBTC stays ETHBTC when the topics carry it
     event = model.signals.get(name)
     if event is None:
         raise ApiError(404, "no_signal", f"no signal for {name} yet", {"symbol": name})

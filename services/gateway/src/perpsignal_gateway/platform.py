@@ -90,13 +90,7 @@ class Platform:
     # signals -------------------------------------------------------------------------------
 
     def _symbol(self, raw: str) -> str:
-        """Return the symbol `raw` names: itself when seen on the topics (ETHBTC, a USD-M
-        perpetual without a USDT suffix, as listed by /signals), else `normalize_symbol`."""
-        upper = raw.strip().upper()
-        m = self.model
-        if upper in m.signals or upper in m.market or upper in m.liquidations:
-            return upper
-        return normalize_symbol(raw)
+        return self.model.resolve_symbol(raw)
 
     def cached_signal(self, symbol: str) -> bytes | None:
         """Return the pre-rendered JSON of a symbol's latest signal (no debug), if any."""

@@ -36,6 +36,7 @@ from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
+from perpsignal_gateway.symbols import normalize_symbol
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,14 @@ class ReadModel:
     def failing_sources(self) -> list[SourceStatusV1]:
         """Return the sources whose latest status is not `up`, longest failing first."""
         return sorted((s for s in self.sources.values() if s.state != "up"), key=lambda s: s.since)
+
+    def resolve_symbol(self, raw: str) -> str:
+        """Return the symbol `raw` names: itself when seen on the topics (ETHBTC, a USD-M
+        perpetual without a USDT suffix, as listed by /signals), else `normalize_symbol`."""
+        upper = raw.strip().upper()
+        if upper in self.signals or upper in self.market or upper in self.liquidations:
+            return upper
+        return normalize_symbol(raw)
 
     def known_symbols(self) -> set[str]:
         """Return every symbol seen on the topics."""

@@ -4,7 +4,6 @@ handled, and the symbol keeps producing a signal for every clean candle."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,34 +18,14 @@ from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer, event_headers
 from perpsignal_common.settings import KafkaSettings
-from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
 from tests.helpers import TopicReader, eventually
+from tests.integration.scorer.test_scorer_service import Running
 from tests.poison_helpers import binance_candles, fear_greed, force_order, listing, poison
 
 pytestmark = pytest.mark.kafka
 
 SYMBOL = "XRPUSDT"
-
-
-class Running:
-    """A scorer service running in this event loop."""
-
-    def __init__(self, settings: ScorerSettings) -> None:
-        self.service = ScorerService(settings)
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> ScorerService:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stop))
-        return self.service
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 20)
-        await self.service.close()
 
 
 class Sender:

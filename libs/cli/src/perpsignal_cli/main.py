@@ -204,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, helptext in (
         ("bench", "perpsignal_cli.bench", "run every benchmark in bench/ and print one table"),
         ("backtest", "perpsignal_cli.backtest", "run history through scorer, judge, outcomes"),
+        ("calibrate", "perpsignal_cli.calibrate", "walk-forward fit of weights and thresholds"),
         ("demo", "perpsignal_cli.demo", "the whole stack replaying bundled real data, offline"),
         ("replay", "perpsignal_cli.replay", "publish a JSON-lines event file onto the topics"),
         ("record", "perpsignal_cli.record", "tap topics into a JSON-lines event file"),

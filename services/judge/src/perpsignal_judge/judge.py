@@ -58,6 +58,7 @@ def judge_config(s: JudgeSettings) -> JudgeConfig:
         ),
         atr_timeframe=s.judge_atr_timeframe,
         auto_skip_avoid_signals=s.auto_skip_avoid_signals,
+        min_confidence=s.judge_min_confidence,
     )
 
 

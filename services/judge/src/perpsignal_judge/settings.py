@@ -54,6 +54,15 @@ class JudgeSettings(ServiceSettings):
         "differently); 0 = off",
     )
 
+    # Rule verdict
+    judge_min_confidence: float = Field(
+        default=35.0,
+        ge=0.0,
+        le=100.0,
+        description="Rule 2: a directional signal below this confidence is SKIP "
+        "(`perpsignal calibrate` fits it)",
+    )
+
     # Volatility and trade plan
     judge_atr_period: int = Field(default=14, ge=2)
     judge_atr_timeframe: str | None = Field(

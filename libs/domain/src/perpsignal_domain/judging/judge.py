@@ -24,7 +24,7 @@ from perpsignal_common.events.signals import (
     VerdictLayer,
     VolatilityMetrics,
 )
-from perpsignal_domain.judging.rules import RuleVerdict, judge_rules
+from perpsignal_domain.judging.rules import MIN_CONFIDENCE, RuleVerdict, judge_rules
 from perpsignal_domain.judging.volatility import (
     PlanParams,
     aggregate,
@@ -52,6 +52,7 @@ class JudgeConfig:
     params: PlanParams = field(default_factory=PlanParams)
     atr_timeframe: str | None = None  # aggregate the signal's candles to this first
     auto_skip_avoid_signals: bool = True  # flag SKIP/AVOID verdicts `suppressed`
+    min_confidence: float = MIN_CONFIDENCE  # rule 2: a signal below it is SKIP
 
 
 def judge_config_to_json(cfg: JudgeConfig) -> dict[str, Any]:
@@ -60,6 +61,7 @@ def judge_config_to_json(cfg: JudgeConfig) -> dict[str, Any]:
         "params": asdict(cfg.params),
         "atr_timeframe": cfg.atr_timeframe,
         "auto_skip_avoid_signals": cfg.auto_skip_avoid_signals,
+        "min_confidence": cfg.min_confidence,
     }
 
 
@@ -69,6 +71,7 @@ def judge_config_from_json(data: dict[str, Any]) -> JudgeConfig:
         params=PlanParams(**data["params"]),
         atr_timeframe=data["atr_timeframe"],
         auto_skip_avoid_signals=data["auto_skip_avoid_signals"],
+        min_confidence=data.get("min_confidence", MIN_CONFIDENCE),
     )
 
 
@@ -144,7 +147,7 @@ class RuleJudge:
                 candles=len(candles),
                 needed=self.params.atr_period + 1,
             )
-        return vol, judge_rules(signal, symbol, vol)
+        return vol, judge_rules(signal, symbol, vol, self.config.min_confidence)
 
     def rule_layer(
         self, rules: RuleVerdict, vol: VolatilityMetrics, fallback: str | None

@@ -8,7 +8,7 @@ rule that matches gives the `reason` code:
 | # | condition                                            | verdict  | risk mode  | size |
 |---|------------------------------------------------------|----------|------------|------|
 | 1 | direction is NEUTRAL                                 | WAIT     | AVOID      | 0.0  |
-| 2 | confidence < 35                                      | SKIP     | AVOID      | 0.0  |
+| 2 | confidence < 35 (JUDGE_MIN_CONFIDENCE)               | SKIP     | AVOID      | 0.0  |
 | 3 | >= 3 leaning factors and < 35 % of them agree        | SKIP     | AVOID      | 0.0  |
 | 4 | >= 4 of the 8 factors missing or stale               | WAIT     | REDUCED    | 0.0  |
 | 5 | conflict weight >= 4                                 | SKIP     | AVOID      | 0.0  |
@@ -119,8 +119,14 @@ def _lean(score: float) -> int:
     return 1 if score >= LEAN_BULL else -1 if score <= LEAN_BEAR else 0
 
 
-def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics) -> RuleVerdict:
-    """Return the deterministic verdict for `signal` (see the module table)."""
+def judge_rules(
+    signal: ScoredSignalFields,
+    symbol: str,
+    vol: VolatilityMetrics,
+    min_confidence: float = MIN_CONFIDENCE,
+) -> RuleVerdict:
+    """Return the deterministic verdict for `signal` (see the module table; rule 2's
+    threshold is `min_confidence`, JUDGE_MIN_CONFIDENCE)."""
     direction: Direction = signal.direction
     side = 1 if direction == "LONG" else -1 if direction == "SHORT" else 0
     agree: list[str] = []
@@ -266,7 +272,7 @@ def judge_rules(signal: ScoredSignalFields, symbol: str, vol: VolatilityMetrics)
 
     if not side:
         return done("WAIT", "AVOID", 0.0, "neutral_direction")
-    if signal.confidence < MIN_CONFIDENCE:
+    if signal.confidence < min_confidence:
         return done("SKIP", "AVOID", 0.0, "confidence_too_low")
     if n_leaning >= 3 and ratio < SKIP_AGREEMENT:
         return done("SKIP", "AVOID", 0.0, "factors_disagree")

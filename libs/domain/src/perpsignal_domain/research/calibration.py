@@ -438,7 +438,8 @@ def _deflated(panel: Panel, pnl: Array, best: int) -> float | None:
     taken = np.isfinite(pnl[:, best])
     if taken.sum() < 2:
         return None
-    trial = np.array([sharpe(pnl[:, k]) or np.nan for k in range(pnl.shape[1])], dtype=float)
+    sharpes = [sharpe(pnl[:, k]) for k in range(pnl.shape[1])]
+    trial = np.array([np.nan if s is None else s for s in sharpes], dtype=np.float64)
     block = overlap_block_length(panel.times[taken], panel.horizon_s)
     return deflated_sharpe(pnl[taken, best], trial, taken.sum() / block)
 

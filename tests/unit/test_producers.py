@@ -44,7 +44,7 @@ def test_a_signal_is_the_rule_judges_verdict_on_the_scorers_signal(shared_data: 
 
 def test_a_path_at_another_price_is_the_same_signal_scaled(shared_data: Path) -> None:
     """Feeding the scorer another price level changes no factor, verdict or relative plan."""
-    low, high = run("bear")[100], run("bear", "BTCUSDT", 650.0)[100]
+    low, high = run("bear")[50], run("bear", "BTCUSDT", 650.0)[50]  # a SHORT with a plan
     assert high.symbol == "BTCUSDT" and high.price == pytest.approx(low.price * 6.5)
     assert [f.score for f in high.factors] == pytest.approx([f.score for f in low.factors])
     a, b = low.ai_verdict_layer, high.ai_verdict_layer

@@ -211,13 +211,13 @@ class Market:
         )
         return self
 
-    def fear_greed(self, value: int) -> Market:
+    def fear_greed(self, value: int, days_before: int = 0) -> Market:
         self.events.append(
             FearGreedV1(
                 event_id=self._id("fng"),
                 source="synthetic",
                 symbol="fear_greed",
-                observed_at=self.now,
+                observed_at=self.now - timedelta(days=days_before),
                 value=value,
             )
         )
@@ -259,6 +259,11 @@ def full_market(
     m = into if into is not None else Market()
     oi = 1_000_000.0
     shift = 0 if into is not None else max(0, bars - FLOW_BARS)
+    if not m.events:
+        # the day before, the index stood at 50: the scorer reads a reading against the
+        # ones before it, so the scenario's first reading is a move (a level held for days
+        # is neutral)
+        m.fear_greed(50, days_before=1)
     for i in range(bars):
         now = i >= shift
         if i % 24 == 0:

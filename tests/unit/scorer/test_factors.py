@@ -218,10 +218,21 @@ def test_social_high_but_usual_sentiment_is_neutral() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(0, 100.0), (10, 80.0), (25, 50.0), (50, 50.0), (75, 50.0), (90, 20.0)]
+    ("value", "neutral", "expected"),
+    [(10, 10, 50.0), (80, 80, 50.0), (0, 30, 100.0), (10, 25, 75.0), (60, 45, 25.0), (95, 60, 0.0)],
 )
-def test_fear_greed_is_contrarian_at_extremes(value: int, expected: float) -> None:
-    assert fear_greed_score(value, CFG) == pytest.approx(expected)
+def test_fear_greed_is_contrarian_to_its_move_from_its_neutral(
+    value: int, neutral: float, expected: float
+) -> None:
+    # a reading at its own recent neutral is neutral however extreme it is
+    assert fear_greed_score(value, neutral, CFG) == pytest.approx(expected)
+
+
+def test_fear_greed_without_an_earlier_reading_is_missing() -> None:
+    r = score_fear_greed(None, EvalContext(T0, (T0 - 3600, 10.0)), CFG)
+    assert (r.score, r.status) == (50.0, "missing")
+    r = score_fear_greed(None, EvalContext(T0, (T0 - 3600, 10.0), fear_greed_neutral=25.0), CFG)
+    assert (r.score, r.status) == (75.0, "ok")
 
 
 def test_fear_greed_stale_after_two_days() -> None:
@@ -256,10 +267,10 @@ def test_funding_higher_rate_never_more_bullish(
     assert higher <= funding_strength(rank, rate, prev, CFG) + 1e-12
 
 
-@given(st.floats(0, 100), st.floats(0, 100))
-def test_fear_greed_bounded_and_non_increasing(v: float, w: float) -> None:
+@given(st.floats(0, 100), st.floats(0, 100), st.floats(0, 100))
+def test_fear_greed_bounded_and_non_increasing(v: float, w: float, neutral: float) -> None:
     lo, hi = min(v, w), max(v, w)
-    assert 0 <= fear_greed_score(hi, CFG) <= fear_greed_score(lo, CFG) <= 100
+    assert 0 <= fear_greed_score(hi, neutral, CFG) <= fear_greed_score(lo, neutral, CFG) <= 100
 
 
 @given(st.floats(-1, 1), st.floats(-1, 1), st.floats(-1, 1), st.floats(0, 0.5))

@@ -177,7 +177,7 @@ def test_memoised_factors_equal_a_fresh_computation(shared_data: Path) -> None:
             assert engine._bias("XRPUSDT") == (bias, by_tf)  # the cached one is current
             memo, st_.memo = st_.memo, {}
             faded = None if bias is None else engine.faded_smc_bias("XRPUSDT", at)
-            ctx = EvalContext(at, engine.fear_greed, bias, by_tf, faded)
+            ctx = EvalContext(at, engine.fear_greed, bias, by_tf, faded, engine.fear_greed_neutral)
             fresh = {name: fn(st_, ctx, cfg) for name, fn in FACTORS.items()}
             st_.memo = memo
             assert ev.results == fresh, (e.type, at)

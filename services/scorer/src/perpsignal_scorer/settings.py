@@ -31,7 +31,10 @@ class ScorerSettings(ServiceSettings):
     scorer_smc_timeframes: str = Field(
         default="15m,1h,4h", description="SMC timeframes; missing ones are aggregated"
     )
-    scorer_weights: str = Field(default=_fmt(DEFAULT_WEIGHTS), description="factor=weight, sum 100")
+    scorer_weights: str = Field(
+        default=_fmt(DEFAULT_WEIGHTS),
+        description="factor=weight, sum 100 (`perpsignal calibrate` fits them)",
+    )
     scorer_long_threshold: float = 65.0
     scorer_short_threshold: float = 35.0
     scorer_stale_s: str = Field(
@@ -49,6 +52,17 @@ class ScorerSettings(ServiceSettings):
     )
     scorer_neutral_min_history: int = Field(
         default=12, ge=1, description="Fewer observations: the level is not scored"
+    )
+    scorer_fear_greed_neutral_readings: int = Field(
+        default=2,
+        ge=1,
+        description="Fear & greed is scored against the median of this many daily readings "
+        "before the newest (its neutral)",
+    )
+    scorer_fear_greed_full_change: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Index points above/below that neutral that count as a full pull",
     )
     scorer_stale_cadence_multiple: float = Field(
         default=3.0,
@@ -100,6 +114,8 @@ class ScorerSettings(ServiceSettings):
                 neutral_window=self.scorer_neutral_window,
                 neutral_min_history=self.scorer_neutral_min_history,
                 stale_cadence_multiple=self.scorer_stale_cadence_multiple,
+                fear_greed_neutral_readings=self.scorer_fear_greed_neutral_readings,
+                fear_greed_full_change=self.scorer_fear_greed_full_change,
                 smc_half_life_bars=self.scorer_smc_half_life_bars,
                 swing_length=self.scorer_swing_length,
                 signal_candles=self.scorer_signal_candles,

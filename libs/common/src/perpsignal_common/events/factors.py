@@ -154,6 +154,9 @@ class FearGreedInputs(FactorInputs):
 
     factor: ClassVar[str] = "fear_greed"
     fear_greed: float | None = Field(default=None, description="Index value 0-100")
+    neutral: float | None = Field(
+        default=None, description="Median of the readings before it (the factor's neutral)"
+    )
 
 
 FACTOR_INPUTS: dict[str, type[FactorInputs]] = {

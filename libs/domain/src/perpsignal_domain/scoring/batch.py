@@ -242,21 +242,23 @@ def evaluate_batch(
     scores[has_bias, s] = _to_score(0.7 * bias / 0.7)[has_bias]
     status[has_bias, s], age[has_bias, s] = OK, 0.0
 
-    # fear & greed: contrarian at the extremes
+    # fear & greed: contrarian to the move from the median of the readings before it
     j = _at_or_before(fear_greed_t, now)
     g, seen = _COL["fear_greed"], j >= 0
     v = fear_greed[np.maximum(j, 0)]
     g_age = now - fear_greed_t[np.maximum(j, 0)]
-    fear, greed = cfg.fear_extreme, cfg.greed_extreme
-    fg = np.where(
-        v <= fear,
-        50.0 + 50.0 * (fear - v) / fear,
-        np.where(v >= greed, 50.0 - 50.0 * (v - greed) / (100.0 - greed), 50.0),
+    k = cfg.fear_greed_neutral_readings
+    neutral_of = np.array(
+        [np.median(fear_greed[max(0, i - k) : i]) if i else np.nan for i in range(len(fear_greed))]
     )
+    neutral = neutral_of[np.maximum(j, 0)]
+    fg = 50.0 - 50.0 * np.clip((v - neutral) / cfg.fear_greed_full_change, -1.0, 1.0)
     fresh = seen & (g_age <= limits["fear_greed"])
-    scores[fresh, g] = fg[fresh]
-    status[seen, g] = np.where(fresh, OK, STALE)[seen]
+    has = fresh & ~np.isnan(neutral)
+    scores[has, g] = fg[has]
+    status[seen, g] = np.where(fresh, np.where(has, OK, MISSING), STALE)[seen]
     age[seen, g] = np.round(np.maximum(g_age, 0.0), 3)[seen]
+    age[fresh & ~has, g] = np.nan  # missing (no neutral yet): no age, as in the stream
 
     # composite
     weights = np.array([cfg.weights.get(n, 0.0) for n in FACTOR_NAMES])

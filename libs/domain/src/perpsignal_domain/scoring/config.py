@@ -86,8 +86,11 @@ class EngineConfig:
     oi_window_s: float = 3600.0
     oi_full_change: float = 0.05
     oi_price_full_change: float = 0.02
-    fear_extreme: float = 25.0
-    greed_extreme: float = 75.0
+    # fear & greed against its own recent readings: neutral = the median of the last
+    # `fear_greed_neutral_readings` daily readings before the newest; a move of
+    # `fear_greed_full_change` index points above it counts fully (bearish, contrarian)
+    fear_greed_neutral_readings: int = 2
+    fear_greed_full_change: float = 30.0
     swing_length: int = 3
     # a structure break's pull on smart money halves every this many bars of its timeframe
     # (0: no fading, the trend state counts fully until the next break)
@@ -113,6 +116,8 @@ class EngineConfig:
             raise ValueError(f"factor weights must sum to 100, got {total:g}")
         if any(w < 0 for w in self.weights.values()):
             raise ValueError("factor weights must be >= 0")
+        if self.fear_greed_neutral_readings < 1 or self.fear_greed_full_change <= 0:
+            raise ValueError("need fear_greed_neutral_readings >= 1, fear_greed_full_change > 0")
         if self.smc_half_life_bars < 0:
             raise ValueError("smc_half_life_bars must be >= 0")
         if self.neutral_window < 1 or not 1 <= self.neutral_min_history <= self.neutral_window:

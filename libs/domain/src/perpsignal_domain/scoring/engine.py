@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import insort
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from statistics import median
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -227,6 +229,10 @@ class ScoringEngine:
         self.smc: dict[str, dict[str, SmcAnalyzer]] = {}
         self._aggs: dict[str, dict[str, Aggregator]] = {}
         self.fear_greed: tuple[float, float] | None = None
+        # the readings before the newest, oldest first (at most fear_greed_neutral_readings),
+        # and their median: the index's own recent neutral (factors/fear_greed.py)
+        self._fg_earlier: list[tuple[float, float]] = []
+        self.fear_greed_neutral: float | None = None
         self.mss = MssScanner()
         self._smc_tfs = sorted(set(self.cfg.smc_timeframes), key=TIMEFRAME_SECONDS.__getitem__)
         self._smc_weights = list(enumerate(self._smc_tfs, start=1))
@@ -531,9 +537,16 @@ class ScoringEngine:
         return []
 
     def _fear_greed(self, ev: FearGreedV1) -> list[SignalScoredV1]:
-        t = _ts(ev.observed_at)
-        if self.fear_greed is None or t >= self.fear_greed[0]:
-            self.fear_greed = (t, float(ev.value))
+        t, value = _ts(ev.observed_at), float(ev.value)
+        newest, earlier = self.fear_greed, self._fg_earlier
+        if newest is None or t >= newest[0]:
+            if newest is not None and t > newest[0]:
+                earlier.append(newest)
+            self.fear_greed = (t, value)
+        elif all(t != at for at, _ in earlier):  # a late reading of an earlier day
+            insort(earlier, (t, value))
+        del earlier[: -self.cfg.fear_greed_neutral_readings]
+        self.fear_greed_neutral = median([v for _, v in earlier]) if earlier else None
         return []
 
     def _track(self, ev: TrackCommandV1) -> list[SignalScoredV1]:
@@ -592,7 +605,7 @@ class ScoringEngine:
         st = self.states.get(symbol) or self.state(symbol)
         bias, by_tf = self._biases[symbol]  # set with the state, kept current by _smc_update
         faded = None if bias is None else self.faded_smc_bias(symbol, now)
-        ctx = EvalContext(now, self.fear_greed, bias, by_tf, faded)
+        ctx = EvalContext(now, self.fear_greed, bias, by_tf, faded, self.fear_greed_neutral)
         cfg = self.cfg
         results: dict[str, FactorResult] = {}
         for name, fn in FACTORS.items():  # a loop, not a comprehension: no extra frame

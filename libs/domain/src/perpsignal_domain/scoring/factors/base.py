@@ -41,6 +41,8 @@ class EvalContext:
     # the structure bias with each timeframe's trend faded by the age of its last break
     # (engine.faded_smc_bias): what smart money scores
     smc_faded: float | None = None
+    # the median of the last fear & greed readings before the newest (its neutral)
+    fear_greed_neutral: float | None = None
 
 
 def clamp(x: float, lo: float = -1.0, hi: float = 1.0) -> float:

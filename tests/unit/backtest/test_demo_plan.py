@@ -23,10 +23,10 @@ def test_plan_replays_the_bundled_xrp_week_and_ends_on_a_directional_signal(
     assert times == sorted(times)  # observation order, as the replay paces it
     assert plan.directional > 10
     # cut after the data's last LONG/SHORT signal: the dashboard ends on a trade plan
-    assert plan.last.isoformat() == "2021-11-21T20:00:00+00:00"
+    assert plan.last.isoformat() == "2021-11-21T20:15:00+00:00"
     info = plan.describe()
     assert "replay of recorded real market data" in info["message"]
-    assert "2021-11-15 00:00 to 2021-11-21 20:00 UTC" in info["message"]
+    assert "2021-11-15 00:00 to 2021-11-21 20:15 UTC" in info["message"]
     assert "5000x" in info["message"] and info["symbols"] == ["XRPUSDT"]
 
 

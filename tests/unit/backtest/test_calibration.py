@@ -239,5 +239,22 @@ def test_perpsignal_calibrate_end_to_end_writes_settings_the_services_load(
         final["long_threshold"],
         final["short_threshold"],
     )
+    # the recorded set has no liquidations, positioning, OI or social input: kept as they are
+    assert data["searched_factors"] == ["funding", "momentum", "smart_money", "fear_greed"]
+    for name in ("liquidations", "long_short", "oi_trend", "social"):
+        assert final["weights"][name] == DEFAULT_WEIGHTS[name]
     judge = JudgeSettings(_env_file=out / "calibrated.env")
     assert judge.judge_min_confidence == final["min_confidence"]
+
+
+def test_factors_the_history_never_scored_keep_their_weights() -> None:
+    free = [n not in ("social", "oi_trend") for n in FACTOR_NAMES]
+    configs = SearchSpace(trials=50, seed=1).configs(DEFAULT, free)
+    assert len(configs) == 50 and configs[0] == DEFAULT
+    for c in configs:
+        w = dict(zip(FACTOR_NAMES, c.weights, strict=True))
+        assert (w["social"], w["oi_trend"]) == (5.0, 10.0)
+        assert sum(c.weights) == pytest.approx(100.0)
+        assert all(x >= 0 for x in c.weights)
+    # the searched ones do move
+    assert len({c.weights for c in configs}) > 40

@@ -340,6 +340,7 @@ def report(
         },
         "search_space": space.as_json(),
         "trials": result.trials,
+        "searched_factors": list(result.searched),
         "folds": [
             {
                 "fold": r.fold.index,
@@ -402,7 +403,8 @@ def terminal(result: Calibration, args: argparse.Namespace) -> str:
     lines = [result.headline, ""]
     lines.append(
         f"objective: {result.objective} of net P&L per signal at {args.horizon}; "
-        f"{result.trials} configurations per training window"
+        f"{result.trials} configurations per training window; weights searched for "
+        f"{', '.join(result.searched) or 'no factor'} (the others have no input: kept)"
     )
     lines.append(
         "fold  test window (UTC)                    in-sample n / mean / win   "

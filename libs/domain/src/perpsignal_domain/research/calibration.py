@@ -12,8 +12,9 @@ horizon), and every configuration of the search is a few array operations, not a
 confidence equal to what the engine gives when it runs with those weights.
 
 What a configuration is (the search space, `SearchSpace`):
-* factor weights: 100 x a flat Dirichlet draw over the 8 factors, rounded to multiples of
-  `weight_step` (largest remainders, sum 100); trial 0 is always the current weights;
+* factor weights: a flat Dirichlet draw over the factors the history scored, rounded to
+  multiples of `weight_step` (largest remainders), the factors it never scored (no input
+  given) keeping their current weights, sum 100; trial 0 is always the current weights;
 * a symmetric direction threshold: LONG at score >= 50 + d, SHORT at <= 50 - d
   (SCORER_LONG_THRESHOLD / SCORER_SHORT_THRESHOLD), d from `offsets`;
 * the judge's minimum confidence (JUDGE_MIN_CONFIDENCE, rule 2: below it a signal is
@@ -147,20 +148,34 @@ class SearchSpace:
     offsets: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0)
     min_confidences: tuple[float, ...] = (0.0, 20.0, 35.0, 50.0, 65.0)
 
-    def configs(self, current: Config) -> list[Config]:
-        """Return `trials` configurations, the first one `current`."""
+    def configs(self, current: Config, free: Sequence[bool] | None = None) -> list[Config]:
+        """Return `trials` configurations, the first one `current`.
+
+        `free`: per factor, whether its weight is searched (default all). A factor the
+        history never scored (no input given) keeps its current weight: its sub-score is
+        always 50, so the history says nothing about it, and live it will have data.
+        """
         rng = np.random.default_rng(self.seed)
-        units = round(100.0 / self.weight_step)
+        mask = np.array(free if free is not None else [True] * len(FACTOR_NAMES), dtype=bool)
+        fixed = np.where(mask, 0.0, np.asarray(current.weights, dtype=np.float64))
+        budget = 100.0 - float(fixed.sum())
+        units = int(budget // self.weight_step)
+        leftover = budget - units * self.weight_step
         out = [current]
         for _ in range(max(0, self.trials - 1)):
-            raw = rng.dirichlet(np.ones(len(FACTOR_NAMES))) * units
-            whole = np.floor(raw)
-            short = int(units - whole.sum())
-            whole[np.argsort(-(raw - whole), kind="stable")[:short]] += 1
+            weights = fixed.copy()
+            if mask.any():
+                raw = rng.dirichlet(np.ones(int(mask.sum()))) * units
+                whole = np.floor(raw)
+                short = int(units - whole.sum())
+                whole[np.argsort(-(raw - whole), kind="stable")[:short]] += 1
+                part = whole * self.weight_step
+                part[int(np.argmax(raw))] += leftover
+                weights[mask] = part
             d = float(rng.choice(self.offsets))
             out.append(
                 Config(
-                    tuple(float(x) * self.weight_step for x in whole),
+                    tuple(float(x) for x in weights),
                     50.0 + d,
                     50.0 - d,
                     float(rng.choice(self.min_confidences)),
@@ -174,8 +189,9 @@ class SearchSpace:
             "method": "seeded random search",
             "trials": self.trials,
             "seed": self.seed,
-            "weights": f"100 x Dirichlet(1,...,1) over the 8 factors, rounded to multiples "
-            f"of {self.weight_step:g} (sum 100); trial 0 = the current weights",
+            "weights": f"100 x Dirichlet(1,...,1) over the factors the history scored, "
+            f"rounded to multiples of {self.weight_step:g} (sum 100 with the others' "
+            "current weights, kept); trial 0 = the current weights",
             "thresholds": [f"LONG >= {50 + d:g}, SHORT <= {50 - d:g}" for d in self.offsets],
             "min_confidence": list(self.min_confidences),
         }
@@ -417,6 +433,7 @@ class Calibration:
     pooled_current: Figures
     oos_psr: float | None  # P(pooled OOS Sharpe > 0), overlap-aware
     oos_block: int
+    searched: tuple[str, ...]  # factors whose weights were searched (the others kept)
     final: Config  # fitted on the most recent training window: what to apply
     final_in_sample: Figures
     final_deflated_sharpe: float | None
@@ -459,7 +476,8 @@ def calibrate(
     bars) for the configuration to apply."""
     if not folds:
         raise ValueError("no fold fits: the history is shorter than train + gap + test")
-    configs = space.configs(current)
+    searched = panel.ok.any(axis=0)
+    configs = space.configs(current, searched.tolist())
     results: list[FoldResult] = []
     for fold in folds:
         train = panel.take(fold.train_mask(panel.times, panel.horizon_s))
@@ -508,6 +526,7 @@ def calibrate(
         Figures.of(cur),
         psr,
         block,
+        tuple(n for n, k in zip(FACTOR_NAMES, searched, strict=True) if k),
         configs[best],
         Figures.of(pnl[:, best]),
         _deflated(recent, pnl, best),

@@ -476,8 +476,8 @@ def calibrate(
     bars) for the configuration to apply."""
     if not folds:
         raise ValueError("no fold fits: the history is shorter than train + gap + test")
-    searched = panel.ok.any(axis=0)
-    configs = space.configs(current, searched.tolist())
+    searched = [bool(x) for x in np.asarray(panel.ok).any(axis=0)]
+    configs = space.configs(current, searched)
     results: list[FoldResult] = []
     for fold in folds:
         train = panel.take(fold.train_mask(panel.times, panel.horizon_s))

@@ -476,7 +476,7 @@ def calibrate(
     bars) for the configuration to apply."""
     if not folds:
         raise ValueError("no fold fits: the history is shorter than train + gap + test")
-    searched = [bool(x) for x in np.asarray(panel.ok).any(axis=0)]
+    searched = [bool(panel.ok[:, k].any()) for k in range(len(FACTOR_NAMES))]
     configs = space.configs(current, searched)
     results: list[FoldResult] = []
     for fold in folds:

@@ -236,13 +236,13 @@ def build_panel(
     """Run the scoring engine once over `history` (the scorer's configuration: SCORER_* env
     or the defaults) and measure, at every scored bar, the net P&L of a LONG and of a SHORT
     at the horizon with the outcomes code (fees, slippage, settled funding); return the
-    panel and the engine's current configuration (the search's trial 0)."""
+    panel and the current configuration, the search's trial 0 (the judge's minimum
+    confidence from JUDGE_* likewise)."""
     import numpy as np
 
-    from perpsignal_cli.backtesting.pipeline import engine_config
+    from perpsignal_cli.backtesting.pipeline import engine_config, rules_judge
     from perpsignal_common.events.market import FundingRateV1
     from perpsignal_common.events.signals import FACTOR_NAMES
-    from perpsignal_domain.judging.rules import MIN_CONFIDENCE
     from perpsignal_domain.outcomes.evaluate import evaluate, settled_between
     from perpsignal_domain.research.calibration import Config, Panel, freshness_of
     from perpsignal_domain.scoring.engine import ScoringEngine
@@ -297,7 +297,7 @@ def build_panel(
         tuple(cfg.weights.get(n, 0.0) for n in FACTOR_NAMES),
         cfg.long_threshold,
         cfg.short_threshold,
-        MIN_CONFIDENCE,
+        rules_judge().config.min_confidence,  # JUDGE_MIN_CONFIDENCE via the judge's settings
     )
     return panel, current
 

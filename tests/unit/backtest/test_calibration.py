@@ -14,8 +14,9 @@ import pytest
 
 from perpsignal_cli import calibrate as cli
 from perpsignal_cli.backtesting.pipeline import engine_config, load_history
+from perpsignal_common.events.market import FundingRateV1
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_domain.outcomes.evaluate import Costs
+from perpsignal_domain.outcomes.evaluate import Costs, evaluate, settled_between
 from perpsignal_domain.research.calibration import (
     Calibration,
     Config,
@@ -258,3 +259,32 @@ def test_factors_the_history_never_scored_keep_their_weights() -> None:
         assert all(x >= 0 for x in c.weights)
     # the searched ones do move
     assert len({c.weights for c in configs}) > 40
+
+
+def test_panel_pnl_is_what_the_outcomes_code_measures_for_each_side(market: Path) -> None:
+    candles, funding, fg = _xrp(market)
+    history = load_history("XRPUSDT", candles, funding=funding, fear_greed=fg)
+    costs = Costs(taker_fee_bp=5.0, slippage_bp=2.0)
+    panel, _ = cli.build_panel(history, 8 * 3600.0, costs, (None, None))
+    index = history.path_index(history.base)
+    settled = sorted(
+        (e.observed_at.timestamp(), float(e.rate))
+        for e in history.events
+        if isinstance(e, FundingRateV1) and e.settled
+    )
+    times, rates = [t for t, _ in settled], [r for _, r in settled]
+    checked = paid = 0
+    for k in range(0, len(panel), 7):
+        t = float(panel.times[k])
+        path = index.path(round(t * 1000), round((t + 8 * 3600) * 1000))
+        if not path:
+            assert np.isnan(panel.long_pnl[k]) and np.isnan(panel.short_pnl[k])
+            continue
+        entry = next(c.close for c in index.candles if c.open_time.timestamp() + 300 == t)
+        window = settled_between(times, rates, t, t + 8 * 3600)
+        for side, got in (("LONG", panel.long_pnl[k]), ("SHORT", panel.short_pnl[k])):
+            ev = evaluate(side, entry, path, costs=costs, funding_rates=window)
+            assert got == pytest.approx(ev.net_pnl_pct, abs=1e-9)
+        checked += 1
+        paid += bool(window)
+    assert checked > 50 and paid > 5  # the 8h windows cross funding settlements

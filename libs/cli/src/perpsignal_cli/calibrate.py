@@ -276,12 +276,12 @@ def build_panel(
                 path = index.path(entry_ms, due_ms)
                 if path:
                     rates = settled_between(f_t, f_r, t, t + horizon_s)
-                    ev = evaluate("LONG", sig.price, path, costs=costs, funding_rates=rates)
-                    long_pnl = ev.net_pnl_pct
+                    long_ev = evaluate("LONG", sig.price, path, costs=costs, funding_rates=rates)
+                    long_pnl = long_ev.net_pnl_pct
                     # a SHORT over the same path: the opposite move, the same fees and
                     # slippage (both legs at the same prices), the funding with its sign
                     # flipped (outcomes.evaluate's rules; a test holds it equal)
-                    short_pnl = -ev.pnl_pct - ev.cost_pct + ev.funding_pct
+                    short_pnl = -long_ev.pnl_pct - long_ev.cost_pct + long_ev.funding_pct
                     break
             rows.append((t, scores, ok, fresh, long_pnl, short_pnl))
     panel = Panel(

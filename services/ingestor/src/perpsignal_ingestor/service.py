@@ -35,6 +35,7 @@ from perpsignal_connectors.coinglass.stream import CoinglassStream
 from perpsignal_connectors.keys import key_env
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_ingestor.budget import binance_limiter
 from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
@@ -152,7 +153,9 @@ class IngestorService(KafkaService):
         timeout = httpx.Timeout(cfg.ingestor_http_timeout_s, connect=5.0)
         binance = BinanceUsdmHttp(
             urls.binance_fapi_base_url,
-            weight_budget=cfg.replica_weight_budget(),
+            limiter=binance_limiter(
+                cfg.ingestor_binance_weight_budget, cfg.ingestor_replicas, self.clock
+            ),
             timeout=timeout,
             clock=self.clock,
         )

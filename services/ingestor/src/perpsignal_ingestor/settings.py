@@ -166,10 +166,6 @@ class IngestorSettings(ServiceSettings):
     ingestor_command_ttl_max_s: int = 86_400
     ingestor_http_timeout_s: float = 10.0
 
-    def replica_weight_budget(self) -> int:
-        """Return this replica's Binance weight per minute: the total split evenly."""
-        return max(1, self.ingestor_binance_weight_budget // self.ingestor_replicas)
-
     def symbols(self) -> list[str]:
         """Return the watch list (upper case)."""
         return [s.upper() for s in split_csv(self.ingestor_symbols)]

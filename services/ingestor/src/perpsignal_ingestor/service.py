@@ -10,6 +10,8 @@ symbols of this replica's partitions, the market-wide ones run where partition 0
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -111,6 +113,7 @@ class IngestorService(KafkaService):
             ),
         )
         self.loops.append(self.commands)
+        self.tasks.append(self._report_shards)
 
     def _enabled_sources(self) -> set[str]:
         enabled = self.cfg.sources()
@@ -337,6 +340,18 @@ class IngestorService(KafkaService):
     def shards(self) -> dict[str, Any]:
         """Return what this replica owns: the `/shards` document of its ops server."""
         return self.shard.snapshot(self.universe.binance_symbols() + self.universe.off_binance())
+
+    def is_ready(self) -> bool:
+        """Ready once the group has answered: a replica beyond the partition count is a
+        ready standby (it owns nothing until a member leaves), so rollouts never wait on it."""
+        return self._started and self.shard.generation > 0
+
+    async def _report_shards(self, stop: asyncio.Event) -> None:
+        # the owned-symbols gauge follows the universe (exchangeInfo, commands, TTLs) too
+        while not stop.is_set():
+            self.shards()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
 
     def ops_routes(self) -> dict[str, Callable[[], Any]]:
         """Return the extra JSON endpoints of the ops server."""

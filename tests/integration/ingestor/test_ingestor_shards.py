@@ -20,6 +20,7 @@ import pytest
 
 from perpsignal_common.events.base import deterministic_id, utcnow
 from perpsignal_common.events.market import TrackCommandV1
+from perpsignal_common.events.registry import decode
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
@@ -38,6 +39,8 @@ WATCH = [
     for c in "BTC ETH SOL XRP BNB DOGE ADA AVAX LINK DOT TRX LTC INJ".split()  # noqa: SIM905
 ]
 ON_DEMAND = "SUIUSDT"  # tradable, not watched: tracked only by command
+# asked for in lower case: its key hashes to partition 2, the symbol's shard is partition 3
+MISSPELT = "nearusdt"
 
 
 def _free_port() -> int:
@@ -94,7 +97,9 @@ class Cluster:
 
     async def add(self) -> Replica:
         name = next(self._names)
-        fake = await FakeVendors(self.shared_data, symbols=[*WATCH, ON_DEMAND]).start()
+        fake = await FakeVendors(
+            self.shared_data, symbols=[*WATCH, ON_DEMAND, MISSPELT.upper()]
+        ).start()
         port = _free_port()
         log_dir = self.tmp_path / name
         log_dir.mkdir()
@@ -247,22 +252,27 @@ async def test_two_replicas_split_the_universe_and_route_tracking(
     await producer.start()
     try:
         sent_at = time.monotonic()
-        await producer.publish(
-            TrackCommandV1(
-                event_id=deterministic_id("test", "track", ON_DEMAND),
-                source="test",
-                symbol=ON_DEMAND,
-                observed_at=utcnow(),
-                ttl_s=600,
-            ),
-            wait=True,
-        )
+        for symbol in (ON_DEMAND, MISSPELT):
+            await producer.publish(
+                TrackCommandV1(
+                    event_id=deterministic_id("test", "track", symbol),
+                    source="test",
+                    symbol=symbol,
+                    observed_at=utcnow(),
+                    ttl_s=600,
+                ),
+                wait=True,
+            )
     finally:
         await producer.stop()
     async with TopicReader(kafka_settings, Topic.COMMANDS) as commands:
-        rec = (await commands.wait_for(1, timeout=30))[0]
+        # the misspelt command's key hashes elsewhere: the replica that read it forwarded it,
+        # normalised, to the shard of the symbol
+        await commands.wait_for(3, timeout=30)
+    by_symbol = {decode(r.value).symbol: r.partition for r in commands.records}
     part = partition_of(ON_DEMAND, PARTITIONS)
-    assert rec.partition == part
+    assert by_symbol[ON_DEMAND] == part
+    assert by_symbol[MISSPELT] != by_symbol[MISSPELT.upper()] == partition_of(MISSPELT, 6)
     target = next(r for r in (a, b) if part in docs[r.name]["partitions"])  # type: ignore[index]
     bystander = b if target is a else a
     await eventually(
@@ -270,10 +280,17 @@ async def test_two_replicas_split_the_universe_and_route_tracking(
         timeout=30,
         what=f"{ON_DEMAND} polled by its owner\n{cluster.logs()}",
     )
-    owner, settled_at = await cluster.settle(universe | {ON_DEMAND}, "tracked symbol owned")
+    owner, settled_at = await cluster.settle(
+        universe | {ON_DEMAND, MISSPELT.upper()}, "tracked symbols owned"
+    )
     assert owner[ON_DEMAND] == target.name
     await window(cluster, owner, settled_at)
     assert not any(s == ON_DEMAND for _, s in bystander.polls())
+    near = [r for r in (a, b) if partition_of(MISSPELT, 6) in docs[r.name]["partitions"]]  # type: ignore[index]
+    assert [r.name for r in near] == [owner[MISSPELT.upper()]]
+    assert {r.name for r in (a, b) if any(s == MISSPELT.upper() for _, s in r.polls())} == {
+        owner[MISSPELT.upper()]
+    }
 
 
 async def test_rebalance_add_and_remove_replicas_while_polling(cluster: Cluster) -> None:

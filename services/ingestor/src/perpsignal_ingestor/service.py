@@ -22,7 +22,7 @@ from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
-from perpsignal_common.events.base import Event
+from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.market import CandleClosedV1, TrackCommandV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
@@ -42,7 +42,7 @@ from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
 from perpsignal_ingestor.settings import IngestorSettings
-from perpsignal_ingestor.shards import ShardMap
+from perpsignal_ingestor.shards import ShardMap, partition_of
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
     BinanceMarketPoller,
@@ -357,9 +357,28 @@ class IngestorService(KafkaService):
         """Return the extra JSON endpoints of the ops server."""
         return {"/shards": self.shards}
 
+    async def _forward(self, command: TrackCommandV1, record: Record) -> None:
+        # keyed by another spelling (`solusdt`) whose hash is not the symbol's shard: send it
+        # on, normalised, to the partition of the replica that polls the symbol (once: a
+        # replay after a rebalance was forwarded when first read)
+        if self.commands.is_replay(record):
+            return
+        forwarded = command.model_copy(
+            update={
+                "symbol": command.symbol.upper(),
+                "event_id": deterministic_id("ingestor", "command.forward", command.event_id),
+            }
+        )
+        await self.producer.publish(forwarded, wait=True)
+        log.info("command forwarded to its shard", extra={"symbol": forwarded.symbol})
+
     async def handle_command(self, event: Event, record: Record) -> None:
         """Track or untrack a symbol on demand; the TTL counts from the command's own time."""
         if not isinstance(event, TrackCommandV1):
+            return
+        count = self.shard.partition_count
+        if count and record.partition != partition_of(event.symbol, count):
+            await self._forward(event, record)
             return
         if event.action == "untrack":
             self.universe.untrack(event.symbol)

@@ -130,3 +130,12 @@ async def test_liquidations_are_relayed_by_the_owner_only(producer) -> None:
             await relay.on_liquidation(liq(i, sym, "LONG", 1000, at))
     relayed = [e.symbol for e in producer.events]
     assert sorted(relayed) == sorted(SYMBOLS[:30])  # each order once, by its owner
+
+
+def test_an_incremental_revoke_keeps_the_other_partitions() -> None:
+    shard = ShardMap()
+    shard.assign([0, 1, 2], 3, "m")
+    kept = [s for s in SYMBOLS if partition_of(s, 3) != 0]
+    shard.revoke([0])
+    assert not shard.leads() and shard.active()
+    assert [s for s in SYMBOLS if shard.owns(s)] == kept

@@ -88,6 +88,7 @@ class IngestorService(KafkaService):
         self.clock = clock
         self.publisher = Publisher(self.producer)
         self.shard = ShardMap()
+        self._commands_topic = settings.kafka.topic(Topic.COMMANDS)
         self.universe = Universe(
             settings.symbols(), settings.ingestor_min_quote_volume, clock, shard=self.shard
         )
@@ -309,14 +310,14 @@ class IngestorService(KafkaService):
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         # before the partitions are released: stop every poll of their symbols, so the next
         # owner never overlaps (a cancelled poll's events are the next owner's to publish)
-        self.shard.revoke()
+        self.shard.revoke(tp.partition for tp in revoked if tp.topic == self._commands_topic)
         for loop in self.source_loops:
             await loop.interrupt()
         log.info("shards revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self.commands.consumer
-        topic = self.cfg.kafka.topic(Topic.COMMANDS)
+        topic = self._commands_topic
         count = len(consumer.partitions_for_topic(topic) or ()) or None
         if count is None:
             log.warning("commands topic has no partition metadata; owning no symbols")

@@ -193,7 +193,9 @@ class IngestorService(KafkaService):
         if "binance_funding" in src:
             funding = BinanceFundingPoller(binance, self.universe, market, clock=self.clock)
             self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
-        self.aggregator = LiquidationAggregator(cfg.ingestor_liquidation_window_s, self.clock)
+        self.aggregator = LiquidationAggregator(
+            cfg.ingestor_liquidation_window_s, self.clock, owns=self.universe.owns
+        )
         if "binance_stream" in src:
             # every replica reads the all-market stream and relays its own symbols' orders
             relay = LiquidationRelay(
@@ -213,6 +215,8 @@ class IngestorService(KafkaService):
                 symbols = self.universe.binance_symbols()[: cfg.ingestor_kline_stream_max_symbols]
                 return [f"{s.lower()}@kline_{tf}" for s in symbols for tf in tfs]
 
+            self._kline_streams = kline_streams
+
             self.binance_stream = BinanceUsdmStream(
                 urls.binance_ws_url,
                 relay.on_liquidation,
@@ -220,7 +224,7 @@ class IngestorService(KafkaService):
                 kline_streams=kline_streams,
                 on_connect=on_connect,
             )
-            self.tasks.append(self.binance_stream.ws.run)
+            self.tasks.append(self._run_binance_stream)
         if "coinglass_stream" in src:
             relay = LiquidationRelay(
                 self.publisher, self.aggregator, "coinglass_stream", owns=self.universe.owns
@@ -306,6 +310,30 @@ class IngestorService(KafkaService):
             await close()
         if self._engine is not None:
             await self._engine.dispose()
+
+    async def _run_binance_stream(self, stop: asyncio.Event) -> None:
+        # kline subscriptions are sent on connect: connect once this replica owns symbols,
+        # and reconnect when a new assignment changes which kline streams it should read
+        while not stop.is_set():
+            if not self.shard.active():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                continue
+            generation, streams = self.shard.generation, set(self._kline_streams())
+            session = asyncio.Event()
+            task = asyncio.create_task(self.binance_stream.ws.run(session))
+            try:
+                while not stop.is_set() and not task.done():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.5)
+                    if self.shard.generation != generation:
+                        generation = self.shard.generation
+                        if set(self._kline_streams()) != streams:
+                            log.info("shards changed: resubscribing kline streams")
+                            break
+            finally:
+                session.set()
+                await task
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         # before the partitions are released: stop every poll of their symbols, so the next

@@ -39,3 +39,7 @@ OWNED_PARTITIONS = Gauge(
     "perpsignal_ingestor_owned_partitions",
     "Partitions of commands.v1 assigned to this replica (its shards)",
 )
+SHARD_LEADER = Gauge(
+    "perpsignal_ingestor_shard_leader",
+    "1 when this replica holds partition 0 of commands.v1 and runs the market-wide sources",
+)

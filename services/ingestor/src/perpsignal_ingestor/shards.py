@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 
-from perpsignal_ingestor.metrics import OWNED_PARTITIONS, OWNED_SYMBOLS
+from perpsignal_ingestor.metrics import OWNED_PARTITIONS, OWNED_SYMBOLS, SHARD_LEADER
 
 
 def partition_of(symbol: str, partitions: int) -> int:
@@ -47,6 +47,7 @@ class ShardMap:
         self.member_id = member_id
         self.generation += 1
         OWNED_PARTITIONS.set(len(self.partitions))
+        SHARD_LEADER.set(int(self.leads()))
 
     def revoke(self, partitions: Iterable[int] | None = None) -> None:
         """Give up `partitions` (all by default) before they are released to the group.
@@ -58,6 +59,7 @@ class ShardMap:
             frozenset() if partitions is None else self.partitions - frozenset(partitions)
         )
         OWNED_PARTITIONS.set(len(self.partitions))
+        SHARD_LEADER.set(int(self.leads()))
         if not self.partitions:
             OWNED_SYMBOLS.set(0)
 

@@ -302,11 +302,20 @@ ROWS: list[tuple[str, list[tuple[str, str, list[tuple[str, str]]]]]] = [
                 "Tracked symbols and duplicates skipped /s",
                 "short",
                 [
-                    ("symbols", "max(perpsignal_ingestor_tracked_symbols)"),
+                    ("symbols", "sum(perpsignal_ingestor_tracked_symbols)"),
                     (
                         "duplicates {{source}}",
                         f"sum by (source) (rate(perpsignal_ingestor_duplicates_total{R}))",
                     ),
+                ],
+            ),
+            (
+                "Shards: symbols and partitions owned per replica (leader = partition 0)",
+                "short",
+                [
+                    ("{{instance}} symbols", "perpsignal_ingestor_owned_symbols"),
+                    ("{{instance}} partitions", "perpsignal_ingestor_owned_partitions"),
+                    ("{{instance}} leader", "perpsignal_ingestor_shard_leader"),
                 ],
             ),
         ],
@@ -393,6 +402,14 @@ ALERT_RULES: list[tuple[str, str, str, str, str]] = [
         "0m",
         "warning",
         "{{ $labels.vendor }} answered 429/418: the ingestor is over its quota",
+    ),
+    (
+        "PerpSignalIngestorNoShardLeader",
+        "sum(perpsignal_ingestor_shard_leader) < 1",
+        "10m",
+        "warning",
+        "no ingestor replica holds partition 0 of commands.v1: market-wide sources (fear & "
+        "greed, CoinGecko, LunarCrush, Coinglass, CoinAPI, listings) are not polled",
     ),
     (
         "PerpSignalJudgeFallingBack",

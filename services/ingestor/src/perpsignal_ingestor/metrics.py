@@ -22,10 +22,24 @@ SOURCE_LAST_SUCCESS = Gauge(
     "Unix time of the last successful poll per source",
     ["source"],
 )
-TRACKED_SYMBOLS = Gauge("perpsignal_ingestor_tracked_symbols", "Symbols polled on Binance")
+TRACKED_SYMBOLS = Gauge(
+    "perpsignal_ingestor_tracked_symbols", "Symbols this replica polled on Binance at its last poll"
+)
 REJECTED_EVENTS = Counter(
     "perpsignal_ingestor_rejected_events_total",
     "Events refused (never published) because a value breaks the event contract, by source "
     "and reason (`field:error`)",
     ["source", "reason"],
+)
+OWNED_SYMBOLS = Gauge(
+    "perpsignal_ingestor_owned_symbols",
+    "Tracked symbols this replica polls (its shard of the universe; see /shards)",
+)
+OWNED_PARTITIONS = Gauge(
+    "perpsignal_ingestor_owned_partitions",
+    "Partitions of commands.v1 assigned to this replica (its shards)",
+)
+SHARD_LEADER = Gauge(
+    "perpsignal_ingestor_shard_leader",
+    "1 when this replica holds partition 0 of commands.v1 and runs the market-wide sources",
 )

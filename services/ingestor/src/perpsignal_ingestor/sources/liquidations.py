@@ -33,9 +33,17 @@ class _Bucket:
 class LiquidationAggregator:
     """Sum liquidations per (venue, symbol, window) from one source and emit closed windows."""
 
-    def __init__(self, window_s: int = 300, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        window_s: int = 300,
+        clock: Callable[[], float] = time.time,
+        owns: Callable[[str], bool] = lambda _symbol: True,
+    ) -> None:
         self.window_s = window_s
         self._clock = clock
+        # a symbol's bucket is published by its shard's owner at the window's end; a replica
+        # that lost the symbol mid-window drops its partial sums (never two buckets, one id)
+        self._owns = owns
         # (venue, symbol, window) -> source -> sums
         self._buckets: dict[tuple[str, str, int], dict[str, _Bucket]] = defaultdict(dict)
 
@@ -56,7 +64,10 @@ class LiquidationAggregator:
         out = []
         for key in sorted(k for k in self._buckets if k[2] < current):
             venue, symbol, window = key
-            source, b = _one_source(venue, self._buckets.pop(key))
+            sources = self._buckets.pop(key)
+            if not self._owns(symbol):
+                continue
+            source, b = _one_source(venue, sources)
             end = s_to_dt((window + 1) * self.window_s)
             out.append(
                 LiquidationBucketV1(
@@ -86,15 +97,20 @@ class LiquidationRelay:
     """Stream callback: publish each order at once and feed the aggregator."""
 
     def __init__(
-        self, publisher: Publisher, aggregator: LiquidationAggregator, source: str
+        self,
+        publisher: Publisher,
+        aggregator: LiquidationAggregator,
+        source: str,
+        owns: Callable[[str], bool] = lambda _symbol: True,
     ) -> None:
+        self._owns = owns
         self._publisher = publisher
         self._aggregator = aggregator
         self._source = source
 
     async def on_liquidation(self, order: LiquidationOrderV1) -> None:
-        """Relay one order raw and count it in its bucket."""
-        if self._publisher.seen(order.event_id):
+        """Relay one order raw and count it in its bucket (when its symbol is our shard's)."""
+        if not self._owns(order.symbol) or self._publisher.seen(order.event_id):
             return
         self._aggregator.add(order)
         await self._publisher.publish(self._source, [order])

@@ -48,7 +48,9 @@ class Svc:
 
 
 SERVICES: tuple[Svc, ...] = (
-    Svc("ingestor", 9101, "ops", 1, "200m", "256Mi", "1", "512Mi", database=True),
+    # Ingestor replicas shard the symbol universe by the `ingestor` group's partitions of
+    # commands.v1 (12): up to 12 replicas, each polling its share (services/ingestor/README.md)
+    Svc("ingestor", 9101, "ops", 2, "200m", "256Mi", "1", "512Mi", database=True),
     Svc(
         "scorer",
         9102,
@@ -161,6 +163,10 @@ def deployment(s: Svc) -> dict[str, Any]:
         # both default to loopback; the pod's port is reached only through the NetworkPolicies
         {"name": "GATEWAY_HOST" if s.name == "gateway" else "OPS_HOST", "value": "0.0.0.0"},
     ]
+    if s.name == "ingestor":
+        # replicas share the per-IP Binance weight: each takes the total / this number, which
+        # counts the rolling update's surge pod so the total holds during a rollout too
+        env.append({"name": "INGESTOR_REPLICAS", "value": str(s.replicas + 1)})
     if s.database:
         env.append(
             {

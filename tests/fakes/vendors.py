@@ -105,6 +105,7 @@ class FakeVendors:
         self.binance = BinanceAccounting()
         self.requests: Counter[tuple[str, str]] = Counter()
         self.calls: list[tuple[str, str, dict[str, str]]] = []  # every HTTP call with its query
+        self.call_times: list[float] = []  # time.monotonic() of each entry of `calls`
         self.faults: dict[tuple[str, str], deque[Fault]] = defaultdict(deque)
         self.overrides: dict[tuple[str, str], Any] = {}
         self.listings: list[tuple[str, int]] = []
@@ -356,6 +357,7 @@ class FakeVendors:
         q = dict(request.query)
         self.requests[(vendor, path)] += 1
         self.calls.append((vendor, path, q))
+        self.call_times.append(time.monotonic())
         headers: dict[str, str] = {}
         if vendor == "binance":
             used, retry_after = self._account_binance(path, q)

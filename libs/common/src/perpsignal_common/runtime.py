@@ -147,7 +147,9 @@ async def serve(service: Service, settings: ServiceSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     port = settings.ops.ops_port or DEFAULT_OPS_PORTS.get(service.name, 9100)
-    ops = OpsServer(settings.ops.ops_host, port, service.is_ready)
+    # a service may add JSON endpoints to its ops server (the ingestor's `/shards`)
+    routes = getattr(service, "ops_routes", None)
+    ops = OpsServer(settings.ops.ops_host, port, service.is_ready, routes() if routes else None)
     await ops.start()
     log.info("service starting", extra={"service_name": service.name, "ops_port": ops.port})
     try:

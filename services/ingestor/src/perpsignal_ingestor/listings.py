@@ -72,8 +72,10 @@ class ListingMonitor:
         *,
         bootstrap_window_s: float = 86_400.0,
         clock: Callable[[], float] = time.time,
+        announce: Callable[[], bool] = lambda: True,
     ) -> None:
         self.client = client
+        self._announce = announce
         self.universe = universe
         self.sessions = sessions
         self.publisher = publisher
@@ -84,7 +86,8 @@ class ListingMonitor:
         """Read exchangeInfo, update the universe, store and announce new perpetuals."""
         info = await self.client.fetch_exchange_info()
         self.universe.update_exchange(info.symbols)
-        if self.sessions is None:
+        # with several replicas only one (partition 0's owner) records and announces
+        if self.sessions is None or not self._announce():
             return []
         perps = [
             s

@@ -29,3 +29,11 @@ REJECTED_EVENTS = Counter(
     "and reason (`field:error`)",
     ["source", "reason"],
 )
+OWNED_SYMBOLS = Gauge(
+    "perpsignal_ingestor_owned_symbols",
+    "Tracked symbols this replica polls (its shard of the universe; see /shards)",
+)
+OWNED_PARTITIONS = Gauge(
+    "perpsignal_ingestor_owned_partitions",
+    "Partitions of commands.v1 assigned to this replica (its shards)",
+)

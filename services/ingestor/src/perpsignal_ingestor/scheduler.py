@@ -10,6 +10,12 @@ up) or `down` (never came up, or `DOWN_AFTER_FAILURES` polls in a row failed). A
 state is logged once (a warning with the reason, an info line when it is back) and published
 as a `source.status` event; a failing poll that changes nothing is a debug line only. A vendor
 outage therefore costs one line, not a traceback per poll.
+
+Shards: a loop with an `active` predicate polls only while it holds (its replica owns a
+shard, or partition 0 for a market-wide source). While inactive it checks every
+`IDLE_CHECK_S` and keeps its schedule, so a replica that takes a source over polls within
+one cadence (at once when the last poll is older), and one that keeps it through a rebalance
+polls no extra time. `interrupt()` cancels a poll in flight when the shards it covers go.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Poll = Callable[[], Awaitable[Sequence[Event]]]
 DOWN_AFTER_FAILURES = 3
+IDLE_CHECK_S = 0.5
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -56,8 +63,12 @@ class SourceLoop:
         rng: random.Random | None = None,
         on_published: Callable[[], None] | None = None,
         dependency_grace_s: float = 120.0,
+        active: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
+        self._active = active
+        self._due = 0.0  # monotonic time of the next poll
+        self._inflight: asyncio.Task[int] | None = None
         self._grace_s = dependency_grace_s
         self._down_since: float | None = None
         self.cadence_s = cadence_s
@@ -91,10 +102,19 @@ class SourceLoop:
         shutdown must not wait for it: events it had not published are re-polled next start.
         """
         while not stop.is_set():
+            if self._active is not None and not self._active():
+                await self._wait(stop, IDLE_CHECK_S)
+                continue
+            if (wait := self._due - time.monotonic()) > 0:
+                await self._wait(stop, min(wait, IDLE_CHECK_S) if self._active else wait)
+                continue
             started = time.monotonic()
             try:
-                if not await self._run_until_stopped(stop):
+                outcome = await self._run_until_stopped(stop)
+                if outcome == "stopped":
                     return
+                if outcome == "interrupted":
+                    continue  # its shards went; the next owner polls them
                 self.failures = 0
                 self._down_since = None
                 await self._set_state("up", None)
@@ -127,8 +147,20 @@ class SourceLoop:
                 await self._set_state("down" if down else "degraded", reason)
                 cap = min(self.cadence_s, self._min_backoff_s * 2**self.failures)
                 delay = self._rng.uniform(cap / 2, cap)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            self._due = time.monotonic() + delay
+
+    @staticmethod
+    async def _wait(stop: asyncio.Event, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay_s)
+
+    async def interrupt(self) -> None:
+        """Cancel the poll in flight, if any, and wait until it is gone."""
+        poll = self._inflight
+        if poll is not None and not poll.done():
+            poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poll
 
     async def _set_state(self, state: SourceState, reason: str | None) -> None:
         """Log and publish a change of state; the same state again is not news."""
@@ -160,18 +192,21 @@ class SourceLoop:
         except Exception as exc:  # status is best effort: the next change says it again
             log.debug("source status not published", extra={"error": repr(exc)[:200]})
 
-    async def _run_until_stopped(self, stop: asyncio.Event) -> bool:
-        """Run one poll; return False when `stop` came first (the poll is cancelled)."""
-        poll = asyncio.create_task(self.run_once())
+    async def _run_until_stopped(self, stop: asyncio.Event) -> str:
+        """Run one poll: "done", "stopped" (`stop` came first) or "interrupted" (cancelled)."""
+        poll = self._inflight = asyncio.create_task(self.run_once())
         stopper = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
+            self._inflight = None
         if not poll.done():
             poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poll
-            return False
+            return "stopped"
+        if poll.cancelled():
+            return "interrupted"
         poll.result()
-        return True
+        return "done"

@@ -3,7 +3,9 @@
 Wiring is plain code: `IngestorService(settings)` builds one client per enabled source (a
 keyed source without its key is switched off with one log line), a `SourceLoop` per poller,
 the liquidation streams with their aggregator, and a `ConsumerLoop` (group `ingestor`) on
-`commands.v1` that tracks symbols on demand with a TTL.
+`commands.v1` that tracks symbols on demand with a TTL. The same group membership shards
+the symbol universe between replicas (`shards.py`): the per-symbol sources poll only the
+symbols of this replica's partitions, the market-wide ones run where partition 0 is.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
+from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
@@ -31,10 +35,12 @@ from perpsignal_connectors.coinglass.stream import CoinglassStream
 from perpsignal_connectors.keys import key_env
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_ingestor.budget import binance_limiter
 from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
 from perpsignal_ingestor.settings import IngestorSettings
+from perpsignal_ingestor.shards import ShardMap
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
     BinanceMarketPoller,
@@ -64,6 +70,11 @@ KEYED = {
     "lunarcrush": ("lunarcrush_api_key", key_env("lunarcrush")),
     "coinapi": ("coinapi_api_key", key_env("coinapi")),
 }
+# Sources that run on every replica owning a shard (per-symbol polls of its own symbols;
+# `listings` reads exchangeInfo for the universe and announces only on the leader). Every
+# other source is market-wide, or has a per-key plan budget that replicas must not
+# multiply, and runs on partition 0's owner only.
+SHARDED = {"binance", "binance_ratios", "binance_funding", "okx", "listings"}
 
 
 class IngestorService(KafkaService):
@@ -74,24 +85,32 @@ class IngestorService(KafkaService):
         self.cfg = settings
         self.clock = clock
         self.publisher = Publisher(self.producer)
-        self.universe = Universe(settings.symbols(), settings.ingestor_min_quote_volume, clock)
+        self.shard = ShardMap()
+        self.universe = Universe(
+            settings.symbols(), settings.ingestor_min_quote_volume, clock, shard=self.shard
+        )
         self.sources = self._enabled_sources()
         self.source_loops: list[SourceLoop] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self._engine: AsyncEngine | None = None
         self.sessions: async_sessionmaker[AsyncSession] | None = None
         self._build()
-        self.loops.append(
-            ConsumerLoop(
-                kafka=settings.kafka,
-                service="ingestor",
-                producer=self.producer,
-                handler=self.handle_command,
-                options=ConsumerOptions(
-                    group_id="ingestor", topics=[Topic.COMMANDS], rewind_on_assign=-1
-                ),
-            )
+        # the group on commands.v1 is both the command reader and the shard coordinator: a
+        # new owner of a partition replays its commands (on-demand symbols and their TTLs)
+        self.commands = ConsumerLoop(
+            kafka=settings.kafka,
+            service="ingestor",
+            producer=self.producer,
+            handler=self.handle_command,
+            options=ConsumerOptions(
+                group_id="ingestor",
+                topics=[Topic.COMMANDS],
+                rewind_on_assign=-1,
+                on_assigned=self._on_assigned,
+                on_revoked=self._on_revoked,
+            ),
         )
+        self.loops.append(self.commands)
 
     def _enabled_sources(self) -> set[str]:
         enabled = self.cfg.sources()
@@ -116,8 +135,15 @@ class IngestorService(KafkaService):
         timeout_s: float | None = None,
         on_published: Callable[[], None] | None = None,
     ) -> None:
+        active = self.shard.active if name in SHARDED else self.shard.leads
         loop = SourceLoop(
-            name, cadence_s, poll, self.publisher, timeout_s=timeout_s, on_published=on_published
+            name,
+            cadence_s,
+            poll,
+            self.publisher,
+            timeout_s=timeout_s,
+            on_published=on_published,
+            active=active,
         )
         self.source_loops.append(loop)
         self.tasks.append(loop.run)
@@ -127,7 +153,9 @@ class IngestorService(KafkaService):
         timeout = httpx.Timeout(cfg.ingestor_http_timeout_s, connect=5.0)
         binance = BinanceUsdmHttp(
             urls.binance_fapi_base_url,
-            weight_budget=cfg.ingestor_binance_weight_budget,
+            limiter=binance_limiter(
+                cfg.ingestor_binance_weight_budget, cfg.ingestor_replicas, self.clock
+            ),
             timeout=timeout,
             clock=self.clock,
         )
@@ -142,7 +170,9 @@ class IngestorService(KafkaService):
                 self.publisher,
                 bootstrap_window_s=cfg.ingestor_listing_bootstrap_window_h * 3600,
                 clock=self.clock,
+                announce=self.shard.leads,
             )
+            # every replica reads exchangeInfo (its universe); only the leader announces
             self._loop("listings", cfg.ingestor_listings_cadence_s, self.listings.poll)
         market = BinanceMarketPoller(binance, self.universe, tfs, clock=self.clock)
         if "binance" in src:
@@ -161,10 +191,15 @@ class IngestorService(KafkaService):
             self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
         self.aggregator = LiquidationAggregator(cfg.ingestor_liquidation_window_s, self.clock)
         if "binance_stream" in src:
-            relay = LiquidationRelay(self.publisher, self.aggregator, "binance_stream")
+            # every replica reads the all-market stream and relays its own symbols' orders
+            relay = LiquidationRelay(
+                self.publisher, self.aggregator, "binance_stream", owns=self.universe.owns
+            )
 
             async def on_candle(candle: CandleClosedV1) -> None:
-                await self.publisher.publish("binance_stream", [candle])
+                # subscriptions follow the shard on the next reconnect; until then, filter
+                if self.universe.owns(candle.symbol):
+                    await self.publisher.publish("binance_stream", [candle])
 
             async def on_connect() -> None:
                 # candles closed while disconnected come from REST on the next poll
@@ -183,7 +218,9 @@ class IngestorService(KafkaService):
             )
             self.tasks.append(self.binance_stream.ws.run)
         if "coinglass_stream" in src:
-            relay = LiquidationRelay(self.publisher, self.aggregator, "coinglass_stream")
+            relay = LiquidationRelay(
+                self.publisher, self.aggregator, "coinglass_stream", owns=self.universe.owns
+            )
             self.coinglass_stream = CoinglassStream(
                 self._key("coinglass_api_key"), relay.on_liquidation, urls.coinglass_ws_url
             )
@@ -265,6 +302,45 @@ class IngestorService(KafkaService):
             await close()
         if self._engine is not None:
             await self._engine.dispose()
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # before the partitions are released: stop every poll of their symbols, so the next
+        # owner never overlaps (a cancelled poll's events are the next owner's to publish)
+        self.shard.revoke()
+        for loop in self.source_loops:
+            await loop.interrupt()
+        log.info("shards revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self.commands.consumer
+        topic = self.cfg.kafka.topic(Topic.COMMANDS)
+        count = len(consumer.partitions_for_topic(topic) or ()) or None
+        if count is None:
+            log.warning("commands topic has no partition metadata; owning no symbols")
+            return
+        coordinator = getattr(consumer, "_coordinator", None)  # aiokafka keeps it private
+        member_id = getattr(coordinator, "member_id", None)
+        self.shard.assign(
+            (tp.partition for tp in consumer.assignment() if tp.topic == topic), count, member_id
+        )
+        doc = self.shards()
+        log.info(
+            "shards assigned",
+            extra={
+                "partitions": doc["partitions"],
+                "partition_count": count,
+                "leader": doc["leader"],
+                "symbols": len(doc["symbols"]),
+            },
+        )
+
+    def shards(self) -> dict[str, Any]:
+        """Return what this replica owns: the `/shards` document of its ops server."""
+        return self.shard.snapshot(self.universe.binance_symbols() + self.universe.off_binance())
+
+    def ops_routes(self) -> dict[str, Callable[[], Any]]:
+        """Return the extra JSON endpoints of the ops server."""
+        return {"/shards": self.shards}
 
     async def handle_command(self, event: Event, record: Record) -> None:
         """Track or untrack a symbol on demand; the TTL counts from the command's own time."""

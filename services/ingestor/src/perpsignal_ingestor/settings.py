@@ -144,7 +144,16 @@ class IngestorSettings(ServiceSettings):
     ingestor_whale_min_notional_usd: float = 250_000.0
     ingestor_fear_greed_cadence_s: float = 3600.0
     ingestor_binance_weight_budget: int = Field(
-        default=1200, description="Share of Binance's 2,400/min weight this ingestor may use"
+        default=1200,
+        ge=1,
+        description="Share of Binance's 2,400/min per-IP weight all ingestor replicas together "
+        "may use; each replica takes its share (see INGESTOR_REPLICAS)",
+    )
+    ingestor_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="Ingestor replicas sharing one egress IP: each uses "
+        "INGESTOR_BINANCE_WEIGHT_BUDGET / INGESTOR_REPLICAS weight per minute",
     )
     ingestor_liquidation_window_s: int = 300
     # Binance allows 200 streams per connection: 40 symbols x 4 timeframes + liquidations

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from perpsignal_connectors.binance_usdm.parsing import is_usdt_perpetual
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo, Ticker24h
+from perpsignal_ingestor.shards import ShardMap
 
 
 class Universe:
@@ -28,8 +29,11 @@ class Universe:
         watch: Iterable[str],
         min_quote_volume: float = 0.0,
         clock: Callable[[], float] = time.time,
+        shard: ShardMap | None = None,
     ) -> None:
         watch = list(watch)
+        # None = a lone ingestor outside any group (tests, tools): it owns every symbol
+        self.shard = shard
         self.all_symbols = "*" in watch
         self.watch = {s for s in watch if s != "*"}
         self.min_quote_volume = min_quote_volume
@@ -64,8 +68,20 @@ class Universe:
             del self.on_demand[sym]
         return set(self.on_demand)
 
+    def owns(self, symbol: str) -> bool:
+        """Return True when this replica's shard holds `symbol` (always, without shards)."""
+        return self.shard is None or self.shard.owns(symbol)
+
+    def owned(self, symbols: Iterable[str]) -> list[str]:
+        """Return the symbols of `symbols` this replica polls, in their order."""
+        return [s for s in symbols if self.owns(s)]
+
     def binance_symbols(self) -> list[str]:
-        """Return the symbols to poll on Binance, sorted."""
+        """Return the symbols this replica polls on Binance (its shard of the universe)."""
+        return self.owned(self.tracked())
+
+    def tracked(self) -> list[str]:
+        """Return every symbol tracked on Binance, by all replicas together, sorted."""
         if self.tradable is None:
             return sorted(self.watch | self._active_on_demand())
         chosen = set(self.tradable) if self.all_symbols else self.watch & self.tradable
@@ -81,10 +97,10 @@ class Universe:
         return sorted(chosen)
 
     def off_binance(self) -> list[str]:
-        """Return watched or on-demand symbols Binance does not trade (OKX covers them)."""
+        """Return this shard's watched or on-demand symbols Binance does not trade (OKX)."""
         if self.tradable is None:
             return []
-        return sorted((self.watch | self._active_on_demand()) - self.tradable)
+        return self.owned(sorted((self.watch | self._active_on_demand()) - self.tradable))
 
 
 @dataclass(frozen=True)

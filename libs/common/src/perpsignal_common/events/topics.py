@@ -74,7 +74,15 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "individual liquidation orders",
     ),
     TopicSpec(Topic.LISTINGS, 3, 365 * DAY_MS, "symbol", "newly listed perpetuals"),
-    TopicSpec(Topic.COMMANDS, 3, 1 * DAY_MS, "symbol", "track/untrack requests"),
+    # 12 partitions: the ingestor's consumer group on this topic shards the symbol universe
+    # (a replica polls the symbols of its partitions), so partitions bound ingestor replicas
+    TopicSpec(
+        Topic.COMMANDS,
+        DEFAULT_PARTITIONS,
+        1 * DAY_MS,
+        "symbol",
+        "track/untrack requests; its ingestor group assignment shards the symbol universe",
+    ),
     TopicSpec(Topic.SIGNALS, DEFAULT_PARTITIONS, 30 * DAY_MS, "symbol", "scorer output"),
     TopicSpec(Topic.MSS, 3, 30 * DAY_MS, "coin", "MSS emerging-coin results"),
     TopicSpec(

@@ -38,3 +38,7 @@ class ConsumerOptions:
     # Called with each new assignment (after any rewind), before its records are handled:
     # e.g. to read back which outputs a killed predecessor already published
     on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None
+    # Called with the partitions about to be taken away, before anything else of the
+    # rebalance (commit, release): e.g. to stop work keyed to them so the next owner never
+    # overlaps (the ingestor's symbol shards)
+    on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None

@@ -57,6 +57,8 @@ class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._loop = loop
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if self._loop._opts.on_revoked is not None:
+            await self._loop._opts.on_revoked(revoked)
         # commits are periodic: hand the finished prefix to the next owner before leaving
         await self._loop._commit_before_revoke()
         self._loop._forget(revoked)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import uvicorn
@@ -23,10 +24,19 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
+JsonRoutes = Mapping[str, Callable[[], Any]]
+
+
 def build_ops_app(
     is_ready: Callable[[], bool],
+    routes: JsonRoutes | None = None,
 ) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """Return an ASGI app serving health, readiness and Prometheus metrics."""
+    """Return an ASGI app serving health, readiness, Prometheus metrics and `routes`.
+
+    `routes` maps a path to a function returning a JSON-serialisable value (e.g. the
+    ingestor's `/shards`), answered on GET.
+    """
+    extra = dict(routes or {})
     # prometheus-client's own app: content negotiation (OpenMetrics), gzip, `name[]` filters
     metrics_app = make_asgi_app()
 
@@ -52,6 +62,9 @@ def build_ops_app(
         elif path == "/metrics":
             await metrics_app(scope, receive, send)
             return
+        elif path in extra:
+            status, ctype = 200, b"application/json"
+            body = json.dumps(extra[path]()).encode()
         else:
             status, body, ctype = 404, b'{"error":"not found"}', b"application/json"
         await send(
@@ -72,9 +85,15 @@ class _EmbeddedServer(uvicorn.Server):
 class OpsServer:
     """Run the ops app on `host:port` inside the current event loop."""
 
-    def __init__(self, host: str, port: int, is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        is_ready: Callable[[], bool],
+        routes: JsonRoutes | None = None,
+    ) -> None:
         config = uvicorn.Config(
-            build_ops_app(is_ready),
+            build_ops_app(is_ready, routes),
             host=host,
             port=port,
             log_level="warning",

@@ -86,15 +86,20 @@ class LiquidationRelay:
     """Stream callback: publish each order at once and feed the aggregator."""
 
     def __init__(
-        self, publisher: Publisher, aggregator: LiquidationAggregator, source: str
+        self,
+        publisher: Publisher,
+        aggregator: LiquidationAggregator,
+        source: str,
+        owns: Callable[[str], bool] = lambda _symbol: True,
     ) -> None:
+        self._owns = owns
         self._publisher = publisher
         self._aggregator = aggregator
         self._source = source
 
     async def on_liquidation(self, order: LiquidationOrderV1) -> None:
-        """Relay one order raw and count it in its bucket."""
-        if self._publisher.seen(order.event_id):
+        """Relay one order raw and count it in its bucket (when its symbol is our shard's)."""
+        if not self._owns(order.symbol) or self._publisher.seen(order.event_id):
             return
         self._aggregator.add(order)
         await self._publisher.publish(self._source, [order])

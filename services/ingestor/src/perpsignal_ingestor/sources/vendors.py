@@ -57,7 +57,9 @@ class OkxPoller:
         """Return newly closed OKX candles."""
         now_s = self._clock()
         jobs = []
-        for sym in sorted(set(self.symbols) | set(self.universe.off_binance())):
+        for sym in sorted(
+            set(self.universe.owned(self.symbols)) | set(self.universe.off_binance())
+        ):
             for tf in self.timeframes:
                 boundary = int((now_s - 2) // TIMEFRAME_SECONDS[tf])
                 if self._fetched.get((sym, tf)) != boundary:
@@ -96,7 +98,7 @@ class CoinglassPoller:
         """Return the latest closed intervals of every watched coin."""
         now = datetime.fromtimestamp(self._clock(), UTC)
         iv, jobs = self.interval, []
-        for sym in self.universe.binance_symbols()[: self.max_coins]:
+        for sym in self.universe.tracked()[: self.max_coins]:
             coin = sym.removesuffix("USDT")
             jobs += [
                 (f"liquidations {coin}", self._liq(coin, iv, now)),
@@ -161,7 +163,7 @@ class LunarCrushPoller:
         """Return social metrics and profiles from each coins-list sort, plus per-coin series."""
         jobs = [(f"coinsList {sort}", self._list(sort, desc, n)) for sort, desc, n in self.sorts]
         if self.universe is not None:
-            for sym in self.universe.binance_symbols()[: self.series_coins]:
+            for sym in self.universe.tracked()[: self.series_coins]:
                 coin = sym.removesuffix("USDT")
                 jobs.append((f"timeSeries {coin}", self._series(coin)))
         return _unique(await gather_guarded("lunarcrush", jobs, 1))
@@ -199,8 +201,7 @@ class CoinApiPoller:
     async def poll(self) -> list[Event]:
         """Return trades at or above the whale notional."""
         jobs = [
-            (f"trades {s}", self._trades(s))
-            for s in self.universe.binance_symbols()[: self.max_symbols]
+            (f"trades {s}", self._trades(s)) for s in self.universe.tracked()[: self.max_symbols]
         ]
         return await gather_guarded("coinapi", jobs, 1)
 

@@ -16,6 +16,7 @@ from perpsignal_cli.stack import (
     Supervised,
     parse_scale,
     replica_names,
+    replica_settings,
     topic_specs_for_scale,
 )
 from perpsignal_common.events.topics import DEFAULT_PARTITIONS, Topic
@@ -36,7 +37,6 @@ def test_scale_parses_replica_counts_and_names_each_replica() -> None:
         ("scorr=2", "unknown service 'scorr'"),
         ("judge=0", "outside 1..32"),
         ("judge=2,judge=3", "judge is given twice"),
-        ("ingestor=2", "ingestor runs as one replica"),
     ],
 )
 def test_a_bad_scale_is_refused_with_the_reason(text: str, says: str) -> None:
@@ -56,6 +56,14 @@ def test_up_refuses_a_bad_scale_before_starting_anything(
     assert exit_.value.code == 2
     assert "--scale names scorer, which --services leaves out" in capsys.readouterr().err
     assert not (tmp_path / "stack.json").exists()
+
+
+def test_replicas_share_the_binance_budget_and_one_polls_bot_commands() -> None:
+    assert replica_settings("ingestor", 1, 3, {}) == {"INGESTOR_REPLICAS": "3"}
+    assert replica_settings("ingestor", 0, 1, {}) == {}
+    assert replica_settings("ingestor", 0, 3, {"INGESTOR_REPLICAS": "4"}) == {}  # set: kept
+    assert replica_settings("notifier", 0, 2, {}) == {}
+    assert replica_settings("notifier", 1, 2, {}) == {"NOTIFIER_POLL_COMMANDS": "false"}
 
 
 def test_topics_get_at_least_as_many_partitions_as_the_largest_scale() -> None:

@@ -57,7 +57,6 @@ STACK_FILE = "stack.json"
 LOCK_FILE = "up.lock"
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
-SCALABLE = ("scorer", "judge", "outcomes", "notifier", "gateway")
 # replicas beyond this are refused: every one is a Python process on this machine
 MAX_REPLICAS = 32
 HEALTHY_AFTER_S = 60.0  # a service up this long starts its backoff from the beginning again
@@ -98,11 +97,6 @@ def parse_scale(text: str) -> dict[str, int]:
         n = int(count)
         if not 1 <= n <= MAX_REPLICAS:
             raise ScaleError(f"--scale: {name}={n} is outside 1..{MAX_REPLICAS}")
-        if n > 1 and name not in SCALABLE:
-            raise ScaleError(
-                f"--scale: {name} runs as one replica (a second would repeat every vendor "
-                "poll: it has no symbol sharding)"
-            )
         if name in out:
             raise ScaleError(f"--scale: {name} is given twice")
         out[name] = n
@@ -112,6 +106,22 @@ def parse_scale(text: str) -> dict[str, int]:
 def replica_names(service: str, count: int) -> list[str]:
     """Return the replica names of `service`: the bare name alone, else `scorer-1`, ..."""
     return [service] if count <= 1 else [f"{service}-{i}" for i in range(1, count + 1)]
+
+
+def replica_settings(service: str, index: int, count: int, env: dict[str, str]) -> dict[str, str]:
+    """Return the settings replica `index` (0-based) of `count` needs beyond the stack's.
+
+    * ingestor: the replicas share this machine's egress IP, so each takes 1/N of the
+      Binance weight budget (`INGESTOR_REPLICAS`, unless set); they split the symbol
+      universe through their consumer group (the ingestor README's sharding section);
+    * notifier: one `getUpdates` poller per bot token (Telegram answers 409 Conflict to a
+      second), so bot commands go to the first replica; every replica sends alerts.
+    """
+    if service == "ingestor" and count > 1 and not env.get("INGESTOR_REPLICAS"):
+        return {"INGESTOR_REPLICAS": str(count)}
+    if service == "notifier" and index > 0:
+        return {"NOTIFIER_POLL_COMMANDS": "false"}
+    return {}
 
 
 def topic_specs_for_scale(largest: int) -> list[Any]:
@@ -588,10 +598,7 @@ def run_stack(
                     child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
                 else:
                     child_env["OPS_PORT"] = str(ops_ports[replica])
-                if name == "notifier" and i > 0:
-                    # one getUpdates poller per bot token (Telegram answers 409 Conflict to a
-                    # second): bot commands go to the first replica, alerts to all
-                    child_env["NOTIFIER_POLL_COMMANDS"] = "false"
+                child_env.update(replica_settings(name, i, replicas[name], env))
                 svc = Supervised(replica, child_env, logs / f"{replica}.log", service=name)
                 svc.start()
                 stack.services[replica] = svc
@@ -653,6 +660,7 @@ def run_stack(
 
 # the topic whose partitions bound each scalable consumer's parallelism (its group's main input)
 SCALE_TOPICS = {
+    "ingestor": "perpsignal.commands.v1",  # its assignment shards the symbol universe
     "scorer": "perpsignal.market.v1",
     "judge": "perpsignal.signals.v1",
     "outcomes": "perpsignal.signals.judged.v1",

@@ -13,6 +13,11 @@ SIGKILLed, then a judge, an outcomes and a notifier replica; `up` restarts each.
 * one owner at a time: the consumer's ownership log lines (pid, partitions, time) of every
   replica, closed at the test's kill times, never give a partition two holders at once, and
   at the end every partition of each group's input has exactly one live holder;
+* the sharded ingestors (issue #21's ingestor=2): the one polling more of the watch list is
+  SIGKILLed too; its partitions of commands.v1 pass to another process with no overlap (the
+  same ownership check), its symbols are polled again after its death (the vendor fake's
+  request log), and at the end the replicas' `/shards` split the watch list with no gap and
+  no symbol twice;
 * both gateways serve each symbol's last judged signal.
 """
 
@@ -48,13 +53,15 @@ from perpsignal_connectors.binance_usdm.schemas import KLINES
 from tests.e2e.checks import FIRST_LINE, alert_worthy, distinct_judged, fetch, read_topic
 from tests.e2e.stack import BackgroundLoop
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.fakes.vendors import FakeVendors
 from tests.helpers import REPO, eventually, kill_on_exit
 from tests.poison_helpers import NOW
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
-SCALE = {"scorer": 3, "judge": 2, "outcomes": 2, "notifier": 2, "gateway": 2}
+SCALE = {"ingestor": 2, "scorer": 3, "judge": 2, "outcomes": 2, "notifier": 2, "gateway": 2}
 GROUP_INPUT = {  # consumer group -> the topic whose partitions split its work
+    "ingestor": Topic.COMMANDS,  # its assignment shards the symbol universe
     "scorer": Topic.MARKET,
     "judge": Topic.SIGNALS,
     "outcomes": Topic.SIGNALS_JUDGED,
@@ -77,7 +84,13 @@ SERIES = {
 CLOCK_START_MS = 1_636_934_400_000  # 2021-11-15 00:00 UTC, the XRPUSDT recording's first bar
 CHATS = (2001, 2002)
 # (round of candles after which to kill, service): mid-stream, each after the last restarted
-KILLS = [(10, "scorer"), (18, "judge"), (26, "outcomes"), (30, "notifier")]
+KILLS = [(6, "ingestor"), (10, "scorer"), (18, "judge"), (26, "outcomes"), (30, "notifier")]
+# the ingestors' watch list, polled on the recorded-response vendor fake for positioning
+# statistics only (no candles: the replayed candles above are the market's only clock);
+# on partitions 2, 5, 6 and 9 of commands.v1: both replicas poll some whether the assignor
+# deals the 12 partitions in ranges (0-5, 6-11) or round robin (even, odd)
+WATCH = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "DOTUSDT"]
+RATIO_CADENCE_S = 10  # 4 symbols x 5 statistics endpoints: within Binance's 1,000 per 5 min
 
 
 def recorded_candles(path: Path, symbol: str, first: int) -> list[CandleClosedV1]:
@@ -226,9 +239,12 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
     spread = {partition_of(s) for s in SERIES}
     assert len(spread) >= 5, spread  # the symbols fall on enough partitions to split
 
+    assert sorted(partition_of(s) for s in WATCH) == [2, 5, 6, 9]
     bg = BackgroundLoop()
     telegram = FakeTelegram()
     bg.run(telegram.start())
+    vendors = FakeVendors(shared_data, symbols=WATCH)
+    bg.run(vendors.start())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DATABASE_URL"))}
     env |= {
         "PYTHONUNBUFFERED": "1",
@@ -262,10 +278,16 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
         "NOTIFIER_RATE_GLOBAL_PER_S": "1000",
         "NOTIFIER_POLL_TIMEOUT_S": "1",
         "GATEWAY_API_KEYS": "",
+        **vendors.env(),
+        "INGESTOR_SYMBOLS": ",".join(WATCH),
+        "INGESTOR_ENABLED_SOURCES": "binance_ratios",
+        "INGESTOR_RATIO_CADENCE_S": str(RATIO_CADENCE_S),
     }
     up = Up(tmp_path / "data", tmp_path / "up.out", env)
     killed_at: dict[int, float] = {}
     killed: dict[str, str] = {}  # service -> replica name
+    ingestor_died: list[float] = []  # time.monotonic() of its kill (the fake's request clock)
+    orphans: list[str] = []  # the symbols the killed ingestor polled
     try:
         up.wait_text("stack is up", 180)
         info = up.info()
@@ -313,10 +335,14 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
                         if round_ != i:
                             continue
                         # the replica owning most of the symbols dies, not an idle one
-                        owners = Counter(owner_of(service, s) for s in SERIES)
+                        symbols = WATCH if service == "ingestor" else list(SERIES)
+                        owners = Counter(owner_of(service, s) for s in symbols)
                         name = owners.most_common(1)[0][0]
                         assert name is not None, owners
                         (victim,) = [r for r in up.replicas(service) if r["name"] == name]
+                        if service == "ingestor":
+                            orphans.extend(s for s in symbols if owner_of(service, s) == name)
+                            ingestor_died.append(time.monotonic())
                         killed_at[victim["pid"]] = time.time()
                         os.kill(victim["pid"], signal.SIGKILL)
                         killed[service] = name
@@ -365,15 +391,17 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
         db = info["database_url"]
         sql = "select signal_id, horizon, status, evaluation_count from signal_outcomes"
         last_close = max(c.observed_at for cs in candles.values() for c in cs)
+        # 1h horizons the replayed market passed, with the candle after the horizon closed
+        # too (the price path is read up to it, as tests/e2e/test_whole_system.py allows)
+        due = {
+            (sid, "1h")
+            for sid, e in directional.items()
+            if (last_close - e.observed_at).total_seconds() >= 3600 + TF_MS / 1000
+        }
 
         async def outcomes_done() -> bool:
             rows = await fetch(db, sql)
             done = {(r["signal_id"], r["horizon"]) for r in rows if r["status"] == "completed"}
-            due = {
-                (sid, "1h")
-                for sid, e in directional.items()
-                if (last_close - e.observed_at).total_seconds() >= 3600
-            }
             return {r["signal_id"] for r in rows} >= set(directional) and due <= done
 
         try:
@@ -382,7 +410,14 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
             rows = asyncio.run(fetch(db, sql))
             missing = set(directional) - {r["signal_id"] for r in rows}
             states = Counter((r["horizon"], r["status"]) for r in rows)
-            raise AssertionError(f"{len(missing)} signals without rows; rows {states}") from None
+            late = [
+                (directional[r["signal_id"]].symbol, str(directional[r["signal_id"]].observed_at))
+                for r in rows
+                if (r["signal_id"], r["horizon"]) in due and r["status"] != "completed"
+            ]
+            raise AssertionError(
+                f"{len(missing)} signals without rows; rows {states}; due, not done: {late}"
+            ) from None
         rows = asyncio.run(fetch(db, sql))
         assert Counter(r["signal_id"] for r in rows) == Counter(dict.fromkeys(directional, 3))
         assert all(r["evaluation_count"] <= 1 for r in rows), [dict(r) for r in rows]
@@ -463,6 +498,36 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
             killed.values()
         ), exits
 
+        # the killed ingestor's symbols were polled again after its death (by the survivor,
+        # then maybe by its restarted self), and the replicas' shards split the watch list
+        def polled_since(t: float) -> set[str]:
+            return {
+                q.get("symbol", "")
+                for (_, path, q), at in zip(vendors.calls, vendors.call_times, strict=True)
+                if at > t and path.endswith("openInterestHist")
+            }
+
+        asyncio.run(
+            eventually(
+                lambda: set(orphans) <= polled_since(ingestor_died[0]),
+                timeout=60,
+                interval=1,
+                what=f"{orphans} polled after their ingestor died",
+            )
+        )
+
+        async def shards() -> list[dict[str, Any]]:
+            async with httpx.AsyncClient(timeout=5) as http:
+                return [
+                    (await http.get(f"http://127.0.0.1:{r['ops_port']}/shards")).json()
+                    for r in up.replicas("ingestor")
+                ]
+
+        docs = asyncio.run(shards())
+        owned = [set(d["symbols"]) for d in docs]
+        assert all(owned), docs  # both replicas poll some
+        assert sorted(s for o in owned for s in o) == sorted(WATCH), docs  # no gap, no twice
+
         # both gateways serve each symbol's last judged signal
         last = {s: candles[s][-1] for s in SERIES}
         for url in info["gateway_urls"]:
@@ -485,6 +550,7 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
     finally:
         up.kill()
         up.forget()
-        with contextlib.suppress(Exception):
-            bg.run(telegram.stop(), timeout=10)
+        for fake in (telegram, vendors):
+            with contextlib.suppress(Exception):
+                bg.run(fake.stop(), timeout=10)
         bg.close()

@@ -20,6 +20,7 @@ import pytest
 
 from perpsignal_common.events.base import deterministic_id, utcnow
 from perpsignal_common.events.market import TrackCommandV1
+from perpsignal_common.events.registry import decode
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
@@ -38,6 +39,8 @@ WATCH = [
     for c in "BTC ETH SOL XRP BNB DOGE ADA AVAX LINK DOT TRX LTC INJ".split()  # noqa: SIM905
 ]
 ON_DEMAND = "SUIUSDT"  # tradable, not watched: tracked only by command
+# asked for in lower case: its key hashes to partition 2, the symbol's shard is partition 3
+MISSPELT = "nearusdt"
 
 
 def _free_port() -> int:
@@ -82,7 +85,10 @@ class Replica:
 class Cluster:
     """Start and stop ingestor replicas that share the broker, database and settings."""
 
-    def __init__(self, shared_data: Path, env: dict[str, str], tmp_path: Path) -> None:
+    def __init__(
+        self, shared_data: Path, env: dict[str, str], tmp_path: Path, partitions: int = PARTITIONS
+    ) -> None:
+        self.partitions = partitions
         self.shared_data = shared_data
         self.env = env
         self.tmp_path = tmp_path
@@ -91,11 +97,18 @@ class Cluster:
 
     async def add(self) -> Replica:
         name = next(self._names)
-        fake = await FakeVendors(self.shared_data, symbols=[*WATCH, ON_DEMAND]).start()
+        fake = await FakeVendors(
+            self.shared_data, symbols=[*WATCH, ON_DEMAND, MISSPELT.upper()]
+        ).start()
         port = _free_port()
         log_dir = self.tmp_path / name
         log_dir.mkdir()
-        env = {**self.env, **fake.env(), "OPS_PORT": str(port)}
+        env = {
+            **self.env,
+            **fake.env(),
+            "OPS_PORT": str(port),
+            "KAFKA_TOPIC_PARTITIONS": str(self.partitions),
+        }
         replica = Replica(name, fake, ServiceProcess("ingestor", env, log_dir).start(), port)
         self.replicas.append(replica)
         return replica
@@ -108,10 +121,13 @@ class Cluster:
         live = self.live()
         docs = [await r.shards() for r in live]
         # every live replica has joined (fewer replicas than partitions: each gets some)
-        if any(d is None or not d["partitions"] for d in docs):
+        if any(d is None or d["generation"] == 0 for d in docs):
+            return None
+        if len(live) <= self.partitions and any(d and not d["partitions"] for d in docs):
             return None
         parts = [set(d["partitions"]) for d in docs if d is not None]
-        if sum(map(len, parts)) != PARTITIONS or set().union(*parts) != set(range(PARTITIONS)):
+        n = self.partitions
+        if sum(map(len, parts)) != n or set().union(*parts) != set(range(n)):
             return None
         owner: dict[str, str] = {}
         for r, d in zip(live, docs, strict=True):
@@ -121,12 +137,12 @@ class Cluster:
                     return None  # mid-rebalance: an old and a new document
                 owner[sym] = r.name
                 # the owner is the replica holding the symbol's default-partitioner partition
-                assert partition_of(sym, PARTITIONS) in d["partitions"], (sym, d)
+                assert partition_of(sym, self.partitions) in d["partitions"], (sym, d)
         return owner if set(owner) == universe else None
 
     async def settle(self, universe: set[str], what: str) -> tuple[dict[str, str], float]:
         owner = await eventually(
-            lambda: self.owners(universe), timeout=90, interval=0.1, what=f"{what}\n{self.logs()}"
+            lambda: self.owners(universe), timeout=120, interval=0.1, what=f"{what}\n{self.logs()}"
         )
         return owner, time.monotonic()
 
@@ -236,22 +252,27 @@ async def test_two_replicas_split_the_universe_and_route_tracking(
     await producer.start()
     try:
         sent_at = time.monotonic()
-        await producer.publish(
-            TrackCommandV1(
-                event_id=deterministic_id("test", "track", ON_DEMAND),
-                source="test",
-                symbol=ON_DEMAND,
-                observed_at=utcnow(),
-                ttl_s=600,
-            ),
-            wait=True,
-        )
+        for symbol in (ON_DEMAND, MISSPELT):
+            await producer.publish(
+                TrackCommandV1(
+                    event_id=deterministic_id("test", "track", symbol),
+                    source="test",
+                    symbol=symbol,
+                    observed_at=utcnow(),
+                    ttl_s=600,
+                ),
+                wait=True,
+            )
     finally:
         await producer.stop()
     async with TopicReader(kafka_settings, Topic.COMMANDS) as commands:
-        rec = (await commands.wait_for(1, timeout=30))[0]
+        # the misspelt command's key hashes elsewhere: the replica that read it forwarded it,
+        # normalised, to the shard of the symbol
+        await commands.wait_for(3, timeout=30)
+    by_symbol = {decode(r.value).symbol: r.partition for r in commands.records}
     part = partition_of(ON_DEMAND, PARTITIONS)
-    assert rec.partition == part
+    assert by_symbol[ON_DEMAND] == part
+    assert by_symbol[MISSPELT] != by_symbol[MISSPELT.upper()] == partition_of(MISSPELT, 6)
     target = next(r for r in (a, b) if part in docs[r.name]["partitions"])  # type: ignore[index]
     bystander = b if target is a else a
     await eventually(
@@ -259,10 +280,17 @@ async def test_two_replicas_split_the_universe_and_route_tracking(
         timeout=30,
         what=f"{ON_DEMAND} polled by its owner\n{cluster.logs()}",
     )
-    owner, settled_at = await cluster.settle(universe | {ON_DEMAND}, "tracked symbol owned")
+    owner, settled_at = await cluster.settle(
+        universe | {ON_DEMAND, MISSPELT.upper()}, "tracked symbols owned"
+    )
     assert owner[ON_DEMAND] == target.name
     await window(cluster, owner, settled_at)
     assert not any(s == ON_DEMAND for _, s in bystander.polls())
+    near = [r for r in (a, b) if partition_of(MISSPELT, 6) in docs[r.name]["partitions"]]  # type: ignore[index]
+    assert [r.name for r in near] == [owner[MISSPELT.upper()]]
+    assert {r.name for r in (a, b) if any(s == MISSPELT.upper() for _, s in r.polls())} == {
+        owner[MISSPELT.upper()]
+    }
 
 
 async def test_rebalance_add_and_remove_replicas_while_polling(cluster: Cluster) -> None:
@@ -302,3 +330,36 @@ async def test_rebalance_add_and_remove_replicas_while_polling(cluster: Cluster)
     print("group settled after (s):", settle_s, "longest poll gap (s):", gaps)  # noqa: T201
     # a symbol is never unpolled for more than the session timeout + one rebalance + a cadence
     assert max(gaps.values()) <= SESSION_S + 3 * CADENCE_S + 2.0, gaps
+
+
+async def test_a_replica_beyond_the_partitions_is_a_ready_standby_that_takes_over(
+    shared_data: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    cluster = Cluster(shared_data, env, tmp_path, partitions=1)
+    try:
+        first = await cluster.add()
+        owner, settled_at = await cluster.settle(set(WATCH), "one replica owns everything")
+        standby = await cluster.add()
+
+        async def standby_ready() -> bool:
+            doc = await standby.shards()
+            if doc is None or doc["generation"] == 0:
+                return False
+            async with httpx.AsyncClient(timeout=2) as client:
+                r = await client.get(f"http://127.0.0.1:{standby.port}/readyz")
+            return r.status_code == 200 and doc["partitions"] == [] and doc["symbols"] == []
+
+        await eventually(standby_ready, timeout=120, what=f"a ready standby\n{cluster.logs()}")
+        owner, settled_at = await cluster.settle(set(WATCH), "the first keeps everything")
+        assert set(owner.values()) == {first.name}
+        await window(cluster, owner, settled_at)
+        assert standby.polls() == []
+
+        changed_at = time.monotonic()
+        first.proc.kill()
+        owner, settled_at = await cluster.settle(set(WATCH), "the standby took over")
+        assert set(owner.values()) == {standby.name}
+        await window(cluster, owner, settled_at)
+        handover(cluster, owner, changed_at, settled_at)
+    finally:
+        await cluster.close()

@@ -130,3 +130,27 @@ async def test_liquidations_are_relayed_by_the_owner_only(producer) -> None:
             await relay.on_liquidation(liq(i, sym, "LONG", 1000, at))
     relayed = [e.symbol for e in producer.events]
     assert sorted(relayed) == sorted(SYMBOLS[:30])  # each order once, by its owner
+
+
+def test_an_incremental_revoke_keeps_the_other_partitions() -> None:
+    shard = ShardMap()
+    shard.assign([0, 1, 2], 3, "m")
+    kept = [s for s in SYMBOLS if partition_of(s, 3) != 0]
+    shard.revoke([0])
+    assert not shard.leads() and shard.active()
+    assert [s for s in SYMBOLS if shard.owns(s)] == kept
+
+
+def test_a_bucket_is_published_by_the_symbols_owner_at_the_windows_end_only() -> None:
+    shard = ShardMap()
+    shard.assign([0, 1, 2], 3, "m")
+    now = [datetime(2024, 1, 1, tzinfo=UTC).timestamp() + 10]
+    agg = LiquidationAggregator(300, clock=lambda: now[0], owns=shard.owns)
+    at = datetime(2024, 1, 1, 0, 0, 5, tzinfo=UTC)
+    lost = next(s for s in SYMBOLS if partition_of(s, 3) == 0)
+    kept = next(s for s in SYMBOLS if partition_of(s, 3) == 1)
+    agg.add(liq(1, lost, "LONG", 1000, at))
+    agg.add(liq(2, kept, "SHORT", 500, at))
+    shard.revoke([0])  # the lost symbol's new owner sums its own share of the window
+    now[0] += 300
+    assert [b.symbol for b in agg.flush()] == [kept]

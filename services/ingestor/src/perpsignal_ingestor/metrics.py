@@ -22,7 +22,9 @@ SOURCE_LAST_SUCCESS = Gauge(
     "Unix time of the last successful poll per source",
     ["source"],
 )
-TRACKED_SYMBOLS = Gauge("perpsignal_ingestor_tracked_symbols", "Symbols polled on Binance")
+TRACKED_SYMBOLS = Gauge(
+    "perpsignal_ingestor_tracked_symbols", "Symbols this replica polled on Binance at its last poll"
+)
 REJECTED_EVENTS = Counter(
     "perpsignal_ingestor_rejected_events_total",
     "Events refused (never published) because a value breaks the event contract, by source "

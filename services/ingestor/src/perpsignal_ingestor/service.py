@@ -10,6 +10,8 @@ symbols of this replica's partitions, the market-wide ones run where partition 0
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +22,7 @@ from aiokafka import TopicPartition
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
-from perpsignal_common.events.base import Event
+from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.market import CandleClosedV1, TrackCommandV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
@@ -40,7 +42,7 @@ from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
 from perpsignal_ingestor.settings import IngestorSettings
-from perpsignal_ingestor.shards import ShardMap
+from perpsignal_ingestor.shards import ShardMap, partition_of
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
     BinanceMarketPoller,
@@ -86,6 +88,7 @@ class IngestorService(KafkaService):
         self.clock = clock
         self.publisher = Publisher(self.producer)
         self.shard = ShardMap()
+        self._commands_topic = settings.kafka.topic(Topic.COMMANDS)
         self.universe = Universe(
             settings.symbols(), settings.ingestor_min_quote_volume, clock, shard=self.shard
         )
@@ -111,6 +114,7 @@ class IngestorService(KafkaService):
             ),
         )
         self.loops.append(self.commands)
+        self.tasks.append(self._report_shards)
 
     def _enabled_sources(self) -> set[str]:
         enabled = self.cfg.sources()
@@ -189,7 +193,9 @@ class IngestorService(KafkaService):
         if "binance_funding" in src:
             funding = BinanceFundingPoller(binance, self.universe, market, clock=self.clock)
             self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
-        self.aggregator = LiquidationAggregator(cfg.ingestor_liquidation_window_s, self.clock)
+        self.aggregator = LiquidationAggregator(
+            cfg.ingestor_liquidation_window_s, self.clock, owns=self.universe.owns
+        )
         if "binance_stream" in src:
             # every replica reads the all-market stream and relays its own symbols' orders
             relay = LiquidationRelay(
@@ -209,6 +215,8 @@ class IngestorService(KafkaService):
                 symbols = self.universe.binance_symbols()[: cfg.ingestor_kline_stream_max_symbols]
                 return [f"{s.lower()}@kline_{tf}" for s in symbols for tf in tfs]
 
+            self._kline_streams = kline_streams
+
             self.binance_stream = BinanceUsdmStream(
                 urls.binance_ws_url,
                 relay.on_liquidation,
@@ -216,7 +224,7 @@ class IngestorService(KafkaService):
                 kline_streams=kline_streams,
                 on_connect=on_connect,
             )
-            self.tasks.append(self.binance_stream.ws.run)
+            self.tasks.append(self._run_binance_stream)
         if "coinglass_stream" in src:
             relay = LiquidationRelay(
                 self.publisher, self.aggregator, "coinglass_stream", owns=self.universe.owns
@@ -303,17 +311,41 @@ class IngestorService(KafkaService):
         if self._engine is not None:
             await self._engine.dispose()
 
+    async def _run_binance_stream(self, stop: asyncio.Event) -> None:
+        # kline subscriptions are sent on connect: connect once this replica owns symbols,
+        # and reconnect when a new assignment changes which kline streams it should read
+        while not stop.is_set():
+            if not self.shard.active():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                continue
+            generation, streams = self.shard.generation, set(self._kline_streams())
+            session = asyncio.Event()
+            task = asyncio.create_task(self.binance_stream.ws.run(session))
+            try:
+                while not stop.is_set() and not task.done():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 0.5)
+                    if self.shard.generation != generation:
+                        generation = self.shard.generation
+                        if set(self._kline_streams()) != streams:
+                            log.info("shards changed: resubscribing kline streams")
+                            break
+            finally:
+                session.set()
+                await task
+
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         # before the partitions are released: stop every poll of their symbols, so the next
         # owner never overlaps (a cancelled poll's events are the next owner's to publish)
-        self.shard.revoke()
+        self.shard.revoke(tp.partition for tp in revoked if tp.topic == self._commands_topic)
         for loop in self.source_loops:
             await loop.interrupt()
         log.info("shards revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = self.commands.consumer
-        topic = self.cfg.kafka.topic(Topic.COMMANDS)
+        topic = self._commands_topic
         count = len(consumer.partitions_for_topic(topic) or ()) or None
         if count is None:
             log.warning("commands topic has no partition metadata; owning no symbols")
@@ -338,13 +370,44 @@ class IngestorService(KafkaService):
         """Return what this replica owns: the `/shards` document of its ops server."""
         return self.shard.snapshot(self.universe.binance_symbols() + self.universe.off_binance())
 
+    def is_ready(self) -> bool:
+        """Ready once the group has answered: a replica beyond the partition count is a
+        ready standby (it owns nothing until a member leaves), so rollouts never wait on it."""
+        return self._started and self.shard.generation > 0
+
+    async def _report_shards(self, stop: asyncio.Event) -> None:
+        # the owned-symbols gauge follows the universe (exchangeInfo, commands, TTLs) too
+        while not stop.is_set():
+            self.shards()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+
     def ops_routes(self) -> dict[str, Callable[[], Any]]:
         """Return the extra JSON endpoints of the ops server."""
         return {"/shards": self.shards}
 
+    async def _forward(self, command: TrackCommandV1, record: Record) -> None:
+        # keyed by another spelling (`solusdt`) whose hash is not the symbol's shard: send it
+        # on, normalised, to the partition of the replica that polls the symbol (once: a
+        # replay after a rebalance was forwarded when first read)
+        if self.commands.is_replay(record):
+            return
+        forwarded = command.model_copy(
+            update={
+                "symbol": command.symbol.upper(),
+                "event_id": deterministic_id("ingestor", "command.forward", command.event_id),
+            }
+        )
+        await self.producer.publish(forwarded, wait=True)
+        log.info("command forwarded to its shard", extra={"symbol": forwarded.symbol})
+
     async def handle_command(self, event: Event, record: Record) -> None:
         """Track or untrack a symbol on demand; the TTL counts from the command's own time."""
         if not isinstance(event, TrackCommandV1):
+            return
+        count = self.shard.partition_count
+        if count and record.partition != partition_of(event.symbol, count):
+            await self._forward(event, record)
             return
         if event.action == "untrack":
             self.universe.untrack(event.symbol)

@@ -48,11 +48,18 @@ class ShardMap:
         self.generation += 1
         OWNED_PARTITIONS.set(len(self.partitions))
 
-    def revoke(self) -> None:
-        """Own nothing until the next assignment (called before partitions are released)."""
-        self.partitions = frozenset()
-        OWNED_PARTITIONS.set(0)
-        OWNED_SYMBOLS.set(0)
+    def revoke(self, partitions: Iterable[int] | None = None) -> None:
+        """Give up `partitions` (all by default) before they are released to the group.
+
+        aiokafka rebalances eagerly (every partition is revoked, then the new assignment
+        given), so this empties the map; an incremental protocol would pass only some.
+        """
+        self.partitions = (
+            frozenset() if partitions is None else self.partitions - frozenset(partitions)
+        )
+        OWNED_PARTITIONS.set(len(self.partitions))
+        if not self.partitions:
+            OWNED_SYMBOLS.set(0)
 
     def active(self) -> bool:
         """Return True while this replica owns at least one partition."""

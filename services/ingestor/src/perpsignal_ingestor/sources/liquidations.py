@@ -33,9 +33,17 @@ class _Bucket:
 class LiquidationAggregator:
     """Sum liquidations per (venue, symbol, window) from one source and emit closed windows."""
 
-    def __init__(self, window_s: int = 300, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        window_s: int = 300,
+        clock: Callable[[], float] = time.time,
+        owns: Callable[[str], bool] = lambda _symbol: True,
+    ) -> None:
         self.window_s = window_s
         self._clock = clock
+        # a symbol's bucket is published by its shard's owner at the window's end; a replica
+        # that lost the symbol mid-window drops its partial sums (never two buckets, one id)
+        self._owns = owns
         # (venue, symbol, window) -> source -> sums
         self._buckets: dict[tuple[str, str, int], dict[str, _Bucket]] = defaultdict(dict)
 
@@ -56,7 +64,10 @@ class LiquidationAggregator:
         out = []
         for key in sorted(k for k in self._buckets if k[2] < current):
             venue, symbol, window = key
-            source, b = _one_source(venue, self._buckets.pop(key))
+            sources = self._buckets.pop(key)
+            if not self._owns(symbol):
+                continue
+            source, b = _one_source(venue, sources)
             end = s_to_dt((window + 1) * self.window_s)
             out.append(
                 LiquidationBucketV1(

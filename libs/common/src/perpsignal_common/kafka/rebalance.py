@@ -148,6 +148,11 @@ class RebalanceMixin:
     async def stop(self) -> None:
         """Leave the group and disconnect."""
         if self._consumer is not None:
+            # aiokafka leaves the group without a revoke callback: say so here, before the
+            # LeaveGroup that lets the partitions go, so the ownership lines stay complete
+            held = set() if self._opts.assign_all else set(self._consumer.assignment())
+            if held:
+                _log_ownership("partitions revoked", cast("ConsumerLoop", self), held)
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
             self._consumer = None

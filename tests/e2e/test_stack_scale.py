@@ -468,7 +468,9 @@ def test_replicas_killed_mid_stream_lose_and_duplicate_nothing_one_owner_at_a_ti
 
         # one owner at a time, and once the restarted replicas have joined, exactly one live
         # holder per partition, every replica (the restarted ones too) holding some
-        asyncio.run(eventually(settled, timeout=60, interval=0.5, what="every group settled again"))
+        asyncio.run(
+            eventually(settled, timeout=150, interval=0.5, what="every group settled again")
+        )
         now = time.time()
         own = ownership(logs)
         live = up.live_pids()

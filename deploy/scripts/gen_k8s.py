@@ -44,6 +44,8 @@ class Svc:
     group: str | None = None
     lag_topic: str | None = None
     max_replicas: int = 1
+    # records of lag per replica: what one replica clears within its target time at half its
+    # measured throughput (bench/capacity.py; the derivation is in deploy/README.md, Capacity)
     lag_threshold: int = 500
 
 
@@ -64,7 +66,7 @@ SERVICES: tuple[Svc, ...] = (
         group="scorer",
         lag_topic="perpsignal.market.v1",
         max_replicas=12,
-        lag_threshold=2000,
+        lag_threshold=11000,  # 756 candles/s x 0.5 x 30 s
     ),
     Svc(
         "judge",
@@ -79,7 +81,7 @@ SERVICES: tuple[Svc, ...] = (
         group="judge",
         lag_topic="perpsignal.signals.v1",
         max_replicas=12,
-        lag_threshold=200,
+        lag_threshold=4500,  # 301 signals/s x 0.5 x 30 s
     ),
     Svc(
         "outcomes",
@@ -94,7 +96,8 @@ SERVICES: tuple[Svc, ...] = (
         group="outcomes",
         lag_topic="perpsignal.signals.judged.v1",
         max_replicas=12,
-        lag_threshold=500,
+        # 204 records/s x 0.5 x 300 s, a quarter of them judged signals (the rest candles)
+        lag_threshold=7500,
     ),
     # Telegram's limits are per bot, not per replica: more than a few notifiers only queue
     Svc(

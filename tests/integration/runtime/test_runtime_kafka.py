@@ -494,3 +494,72 @@ async def test_sigterm_drains_commits_and_exits_zero(
         await conn.close()
     log = (tmp_path / "effect.log").read_text()
     assert "service stopped" in log
+
+
+async def test_ownership_lines_hand_each_partition_to_one_member_at_a_time(
+    kafka_settings: KafkaSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two members of one group: each logs "partitions assigned"/"revoked" with its process
+    id, so the log alone says who held which partition when (`up --scale` operators and the
+    multi-replica test read it): the second member's arrival revokes the first's partitions
+    before they are dealt again, and a member that stops says it let its partitions go."""
+    caplog.set_level("INFO", logger="perpsignal_common.kafka.consumer")
+    producer = await _producer(kafka_settings)
+    market = kafka_settings.topic(Topic.MARKET)
+
+    async def handle(event: Event, record: Record) -> None:
+        pass
+
+    members = [_loop(kafka_settings, producer, handle) for _ in range(2)]
+    stops = [asyncio.Event(), asyncio.Event()]
+    tasks: list[asyncio.Task[None]] = []
+
+    def lines() -> list[tuple[str, frozenset[str], int]]:
+        out = []
+        for r in caplog.records:
+            if r.getMessage() in ("partitions assigned", "partitions revoked"):
+                parts = frozenset(p for p in r.partitions if p.startswith(market + ":"))  # type: ignore[attr-defined]
+                out.append((r.getMessage(), parts, r.pid))  # type: ignore[attr-defined]
+        return out
+
+    def held(m: ConsumerLoop) -> frozenset[str]:
+        return frozenset(
+            f"{t.topic}:{t.partition}" for t in m.consumer.assignment() if t.topic == market
+        )
+
+    try:
+        for member, stop in zip(members, stops, strict=True):
+            await member.start()
+            tasks.append(asyncio.create_task(member.run(stop)))
+            await eventually(member.assigned, timeout=30, what="an assignment")
+        await eventually(
+            lambda: all(m.assigned() for m in members), timeout=30, what="both members holding"
+        )
+        first, second = held(members[0]), held(members[1])
+        assert first and second and not first & second
+        events = lines()
+        assert {pid for _, _, pid in events} == {os.getpid()}
+        # the first member's whole set, revoked before anything was dealt the second time
+        assert events[0][:2] == ("partitions assigned", first | second)
+        revoked_at = events.index(("partitions revoked", first | second, os.getpid()))
+        dealt = events[revoked_at + 1 :]
+        assert all(what == "partitions assigned" for what, _, _ in dealt)
+        assert {parts for _, parts, _ in dealt} == {first, second}
+
+        stops[1].set()
+        await tasks[1]
+        await members[1].stop()
+        # said before it left: before anyone was dealt its partitions again
+        after = [e[:2] for e in lines()[len(events) :]]
+        assert ("partitions revoked", second) in after, after
+        gone = after.index(("partitions revoked", second))
+        assert not any(
+            what == "partitions assigned" and parts & second for what, parts in after[:gone]
+        )
+    finally:
+        for stop in stops:
+            stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for member in members:
+            await member.stop()
+        await producer.stop()

@@ -27,10 +27,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from perpsignal_cli.stack import run_stack
+    from perpsignal_cli.stack import ScaleError, parse_scale, run_stack
 
+    try:
+        scale = parse_scale(args.scale)
+    except ScaleError as exc:
+        print(f"perpsignal: {exc}", file=sys.stderr)
+        return 2
+    left_out = sorted(set(scale) - set(args.services))
+    if left_out:
+        print(
+            f"perpsignal: --scale names {', '.join(left_out)}, which --services leaves out",
+            file=sys.stderr,
+        )
+        return 2
     return run_stack(
-        data_dir=Path(args.data_dir).resolve(), only=args.services, gateway_port=args.port
+        data_dir=Path(args.data_dir).resolve(),
+        only=args.services,
+        gateway_port=args.port,
+        scale=scale,
     )
 
 
@@ -176,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="gateway port (a free one if taken; 0 = free ports for it and every ops server)",
     )
     up.add_argument("--services", nargs="*", choices=SERVICES, default=list(SERVICES))
+    up.add_argument(
+        "--scale",
+        default="",
+        metavar="SERVICE=N,...",
+        help="replicas per service, e.g. scorer=3,judge=2,gateway=2 (each supervised alone, "
+        "with its own ops port; gateways get their own HTTP ports; replicas of a service "
+        "share its consumer group, so Kafka splits the partitions between them)",
+    )
     up.set_defaults(func=_cmd_up)
 
     run = sub.add_parser("run", help="run one service in the foreground, as a container does")

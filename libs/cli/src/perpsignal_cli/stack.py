@@ -8,6 +8,12 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
   after a minute of running), except after an invalid configuration (exit 2), which a restart
   cannot fix; a dead embedded broker or PostgreSQL is restarted on its port. Each event is one
   terminal line.
+* `--scale scorer=3,judge=2,gateway=2` runs several replicas of a service (`scale_plan`). Each
+  replica is supervised alone (its own backoff and terminal lines, named `scorer-2`), has its
+  own ops port (and, for gateways, its own HTTP port; the first keeps the usual one) and its
+  own log, `logs/scorer-2.log`. Replicas of a service share its consumer group, so Kafka
+  splits the partitions between them; topics are created with at least as many partitions
+  as the largest replica count, so no replica idles for want of a partition.
 * "ready" is printed only once the gateway answers HTTP. From then on the data sources'
   state is polled from the gateway (`SourceWatch`, every few seconds) and each change is one
   terminal line: "source binance is down since 20:01 UTC: <reason>", "... is up again".
@@ -51,6 +57,8 @@ STACK_FILE = "stack.json"
 LOCK_FILE = "up.lock"
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
+# replicas beyond this are refused: every one is a Python process on this machine
+MAX_REPLICAS = 32
 HEALTHY_AFTER_S = 60.0  # a service up this long starts its backoff from the beginning again
 CONFIG_ERROR_EXIT = 2  # run_service's exit code for an invalid setting: a restart cannot help
 
@@ -69,6 +77,65 @@ def _port_free(port: int) -> bool:
 def service_urls(ops_ports: dict[str, int]) -> str:
     """Return GATEWAY_SERVICE_URLS for services whose ops servers listen on local `ops_ports`."""
     return ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in ops_ports.items())
+
+
+class ScaleError(ValueError):
+    """A `--scale` value that cannot be run; the message says which part and why."""
+
+
+def parse_scale(text: str) -> dict[str, int]:
+    """Parse `scorer=3,judge=2` into {service: replicas}; raise `ScaleError` if invalid."""
+    out: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, sep, count = (p.strip() for p in item.partition("="))
+        if not sep or not count.isdigit():
+            raise ScaleError(f"--scale: {item!r} is not SERVICE=N (e.g. scorer=3)")
+        if name not in SERVICES:
+            raise ScaleError(f"--scale: unknown service {name!r} (one of {', '.join(SERVICES)})")
+        n = int(count)
+        if not 1 <= n <= MAX_REPLICAS:
+            raise ScaleError(f"--scale: {name}={n} is outside 1..{MAX_REPLICAS}")
+        if name in out:
+            raise ScaleError(f"--scale: {name} is given twice")
+        out[name] = n
+    return out
+
+
+def replica_names(service: str, count: int) -> list[str]:
+    """Return the replica names of `service`: the bare name alone, else `scorer-1`, ..."""
+    return [service] if count <= 1 else [f"{service}-{i}" for i in range(1, count + 1)]
+
+
+def replica_settings(service: str, index: int, count: int, env: dict[str, str]) -> dict[str, str]:
+    """Return the settings replica `index` (0-based) of `count` needs beyond the stack's.
+
+    * ingestor: the replicas share this machine's egress IP, so each takes 1/N of the
+      Binance weight budget (`INGESTOR_REPLICAS`, unless set); they split the symbol
+      universe through their consumer group (the ingestor README's sharding section);
+    * notifier: one `getUpdates` poller per bot token (Telegram answers 409 Conflict to a
+      second), so bot commands go to the first replica; every replica sends alerts.
+    """
+    if service == "ingestor" and count > 1 and not env.get("INGESTOR_REPLICAS"):
+        return {"INGESTOR_REPLICAS": str(count)}
+    if service == "notifier" and index > 0:
+        return {"NOTIFIER_POLL_COMMANDS": "false"}
+    return {}
+
+
+def topic_specs_for_scale(largest: int) -> list[Any]:
+    """Return the registry's topic specs with at least `largest` partitions each.
+
+    A consumer group hands each partition to one member: a replica beyond a topic's partition
+    count would idle. The embedded broker cannot add partitions later (no CreatePartitions),
+    so they are created large enough at start-up.
+    """
+    from dataclasses import replace
+
+    from perpsignal_common.events.topics import all_topic_specs
+
+    return [replace(spec, partitions=max(spec.partitions, largest)) for spec in all_topic_specs()]
 
 
 def _say(msg: str) -> None:
@@ -172,11 +239,16 @@ def acquire_lock(data_dir: Path) -> IO[str]:
 
 @dataclass
 class Supervised:
-    """One service process, how to start it again, and its restart backoff."""
+    """One service process (a replica), how to start it again, and its restart backoff.
+
+    `name` is the replica's (`scorer-2`, or `scorer` when it runs alone), `service` the
+    program it runs (`perpsignal_scorer`); empty means the same as `name`.
+    """
 
     name: str
     env: dict[str, str]
     log_path: Path
+    service: str = ""
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
@@ -184,10 +256,13 @@ class Supervised:
     restart_at: float | None = None
     gave_up: bool = False
 
+    def __post_init__(self) -> None:
+        self.service = self.service or self.name
+
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"perpsignal_{self.name}"],
+                [sys.executable, "-m", f"perpsignal_{self.service}"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -215,7 +290,27 @@ class Stack:
 
     def publish(self) -> None:
         """Write the addresses and PIDs of the running stack to `stack.json`."""
-        self.info["services"] = {n: p.pid for n, p in self.procs.items()}
+        procs = self.procs
+        # `services`: one PID per service (its first replica), as before replicas existed
+        self.info["services"] = {}
+        replicas: dict[str, list[dict[str, Any]]] = {}
+        for name, svc in self.services.items():
+            pid = procs[name].pid if name in procs else None
+            if pid is not None:
+                self.info["services"].setdefault(svc.service, pid)
+            entry: dict[str, Any] = {"name": name, "pid": pid, "restarts": svc.restarts}
+            if svc.service == "gateway":
+                entry["port"] = int(svc.env.get("GATEWAY_PORT") or 0)
+                entry["url"] = f"http://127.0.0.1:{entry['port']}"
+            else:
+                entry["ops_port"] = int(svc.env.get("OPS_PORT") or 0)
+            entry["log"] = str(svc.log_path)
+            replicas.setdefault(svc.service, []).append(entry)
+        self.info["replicas"] = replicas
+        gateways = [r["url"] for r in replicas.get("gateway", [])]
+        if gateways:
+            self.info["gateway_urls"] = gateways
+            self.info["gateway_url"] = gateways[0]
         self.info["kafka_pid"] = self.kafka.pid if self.kafka else None
         self.info["postgres_pid"] = self.pg.pid if self.pg else None
         _write_json(self.data_dir / STACK_FILE, self.info)
@@ -272,15 +367,15 @@ class Stack:
 
     def _move_if_taken(self, svc: Supervised) -> None:
         """Give `svc` a free port when another program took its own while it was down."""
-        key = "GATEWAY_PORT" if svc.name == "gateway" else "OPS_PORT"
+        key = "GATEWAY_PORT" if svc.service == "gateway" else "OPS_PORT"
         port = int(svc.env.get(key) or 0)
         if not port or _port_free(port):
             return
         new = free_port()
         svc.env[key] = str(new)
-        if svc.name == "gateway":
-            url = self.info["gateway_url"] = f"http://127.0.0.1:{new}"
-            _say(f"gateway port {port} was taken by another program; now {url}")
+        if svc.service == "gateway":
+            url = f"http://127.0.0.1:{new}"
+            _say(f"{svc.name} port {port} was taken by another program; now {url}")
         else:
             self.info.setdefault("ops_ports", {})[svc.name] = new
             _say(
@@ -406,8 +501,11 @@ def run_stack(
     on_ready: Callable[[dict[str, Any]], None] | None = None,
     on_tick: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
+    scale: dict[str, int] | None = None,
 ) -> int:
     """Start everything, print where it is, supervise until Ctrl-C, stop everything.
+
+    `scale` maps a service to its replica count (`parse_scale`); unnamed services run one.
 
     `perpsignal demo` drives its replay through the hooks: `on_ready(info)` once the gateway
     answers (info as in `stack.json`), `on_tick()` on every supervision pass, and `on_stop()`
@@ -460,11 +558,16 @@ def run_stack(
 
         upgrade(db_url.replace("postgresql://", "postgresql+asyncpg://", 1))
 
+        replicas = {name: (scale or {}).get(name, 1) for name in only}
+        largest = max(replicas.values(), default=1)
         _say("creating topics...")
         from perpsignal_common.kafka.admin import ensure_topics
         from perpsignal_common.settings import KafkaSettings
 
-        asyncio.run(ensure_topics(KafkaSettings(kafka_bootstrap_servers=bootstrap)))
+        kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap)
+        asyncio.run(ensure_topics(kafka, topic_specs_for_scale(largest)))
+        if largest > 1:
+            _warn_short_topics(kafka, replicas)
 
         # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
         # side by side) never race for the fixed defaults
@@ -472,23 +575,33 @@ def run_stack(
         if any_port or not _port_free(gateway_port):
             gateway_port = free_port()
         gateway_url = f"http://127.0.0.1:{gateway_port}"
-        # ops ports chosen before anything starts, so the gateway's health view knows them all
-        ops_ports = {
-            name: OPS_PORTS[name] if not any_port and _port_free(OPS_PORTS[name]) else free_port()
-            for name in only
-            if name != "gateway"
-        }
+        gateway_ports = [gateway_port]
+        for i in range(1, replicas.get("gateway", 0)):
+            nxt = gateway_port + i  # 8001, 8002, ... when free: addresses one can guess
+            taken = any_port or not 0 < nxt < 65536 or nxt in gateway_ports
+            gateway_ports.append(free_port() if taken or not _port_free(nxt) else nxt)
+        # ops ports chosen before anything starts, so the gateway's health view knows them all;
+        # a service's first replica keeps the usual port, the others get free ones
+        ops_ports: dict[str, int] = {}
         for name in only:
-            child_env = dict(env)
             if name == "gateway":
-                child_env["GATEWAY_PORT"] = str(gateway_port)
-                child_env.setdefault("GATEWAY_HOST", "127.0.0.1")
-                child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
-            else:
-                child_env["OPS_PORT"] = str(ops_ports[name])
-            svc = Supervised(name, child_env, logs / f"{name}.log")
-            svc.start()
-            stack.services[name] = svc
+                continue
+            for i, replica in enumerate(replica_names(name, replicas[name])):
+                usual = OPS_PORTS[name] if i == 0 and not any_port else 0
+                ops_ports[replica] = usual if usual and _port_free(usual) else free_port()
+        for name in only:
+            for i, replica in enumerate(replica_names(name, replicas[name])):
+                child_env = dict(env)
+                if name == "gateway":
+                    child_env["GATEWAY_PORT"] = str(gateway_ports[i])
+                    child_env.setdefault("GATEWAY_HOST", "127.0.0.1")
+                    child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
+                else:
+                    child_env["OPS_PORT"] = str(ops_ports[replica])
+                child_env.update(replica_settings(name, i, replicas[name], env))
+                svc = Supervised(replica, child_env, logs / f"{replica}.log", service=name)
+                svc.start()
+                stack.services[replica] = svc
         stack.info = {
             "pid": os.getpid(),
             "data_dir": str(data_dir),
@@ -497,6 +610,7 @@ def run_stack(
             # only a URL without a password is written down (the embedded one has none)
             "database_url": None if _redact(db_url) != db_url else db_url,
             "ops_ports": ops_ports,
+            "scale": replicas,
             "logs": str(logs),
         }
         stack.publish()
@@ -512,6 +626,15 @@ def run_stack(
                 _say("stack is up: ready")
                 if "gateway" in only:
                     _say(f"  gateway:   {gateway_url}  (docs: /docs, health: /healthz)")
+                    for extra in stack.info.get("gateway_urls", [])[1:]:
+                        _say(f"  gateway:   {extra}  (another replica)")
+                scaled = {n: c for n, c in replicas.items() if c > 1}
+                if scaled:
+                    _say(
+                        "  replicas:  "
+                        + ", ".join(f"{n}={c}" for n, c in scaled.items())
+                        + " (each one's pid and ports: stack.json)"
+                    )
                 _say(f"  kafka:     {bootstrap}")
                 _say(f"  database:  {_redact(db_url)}")
                 _say(f"  logs:      {logs}/<service>.log")
@@ -533,6 +656,38 @@ def run_stack(
             stack.stop()
         lock.close()
         _say("stopped")
+
+
+# the topic whose partitions bound each scalable consumer's parallelism (its group's main input)
+SCALE_TOPICS = {
+    "ingestor": "perpsignal.commands.v1",  # its assignment shards the symbol universe
+    "scorer": "perpsignal.market.v1",
+    "judge": "perpsignal.signals.v1",
+    "outcomes": "perpsignal.signals.judged.v1",
+    "notifier": "perpsignal.signals.judged.v1",
+}
+
+
+def _warn_short_topics(kafka: Any, replicas: dict[str, int]) -> None:
+    """Say when an existing topic has fewer partitions than a service has replicas.
+
+    Topics created by this `up` are large enough; an outside broker's older topics may not be
+    (the extra replicas then idle as hot standbys until one dies).
+    """
+    from perpsignal_common.kafka.admin import describe_topics
+
+    try:
+        described = asyncio.run(describe_topics(kafka))
+    except Exception:  # best effort: the services report a broker that does not answer
+        return
+    for name, count in replicas.items():
+        topic = SCALE_TOPICS.get(name)
+        parts = described.get(kafka.topic(topic)) if topic else None
+        if parts is not None and parts < count:
+            _say(
+                f"{name}={count} but {kafka.topic(topic)} has {parts} partitions: "
+                f"{count - parts} replica(s) will idle until another dies"
+            )
 
 
 def _redact(url: str) -> str:

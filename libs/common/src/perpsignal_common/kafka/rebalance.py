@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections import deque
 from typing import TYPE_CHECKING, TypeAlias, cast
 
@@ -32,6 +33,23 @@ log = logging.getLogger("perpsignal_common.kafka.consumer")
 LaneKey: TypeAlias = "tuple[TopicPartition, bytes | None]"
 
 
+def _log_ownership(what: str, loop: ConsumerLoop, parts: set[TopicPartition]) -> None:
+    """One line per ownership change: which process holds which partitions, from when.
+
+    With eager rebalancing a member logs "revoked" before the group hands the partitions on,
+    so these lines (with the process id) let an operator, or a test, rebuild who owned each
+    partition when, and see that no two processes held one at once.
+    """
+    log.info(
+        what,
+        extra={
+            "group": loop._opts.group_id or loop._service,
+            "pid": os.getpid(),
+            "partitions": sorted(f"{tp.topic}:{tp.partition}" for tp in parts),
+        },
+    )
+
+
 class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Commit before partitions go, pause new ones until their rewind and read-back end."""
 
@@ -44,6 +62,8 @@ class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         # commits are periodic: hand the finished prefix to the next owner before leaving
         await self._loop._commit_before_revoke()
         self._loop._forget(revoked)
+        if revoked:
+            _log_ownership("partitions revoked", self._loop, revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # aiokafka fetches and hands out the new partitions' records while this callback is
@@ -54,6 +74,8 @@ class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer = self._loop._consumer
         if consumer is not None and assigned:
             consumer.pause(*assigned)
+        if assigned:
+            _log_ownership("partitions assigned", self._loop, assigned)
         try:
             self._loop._forget(assigned)
             if self._loop._opts.rewind_on_assign is not None:
@@ -126,6 +148,11 @@ class RebalanceMixin:
     async def stop(self) -> None:
         """Leave the group and disconnect."""
         if self._consumer is not None:
+            # aiokafka leaves the group without a revoke callback: say so here, before the
+            # LeaveGroup that lets the partitions go, so the ownership lines stay complete
+            held = set() if self._opts.assign_all else set(self._consumer.assignment())
+            if held:
+                _log_ownership("partitions revoked", cast("ConsumerLoop", self), held)
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
             self._consumer = None

@@ -192,3 +192,36 @@ def test_stale_taker_flow_is_left_out(shared_data: Path, candles: list[CandleClo
             fresh += 1
     assert fresh > 10 and stale > 10
     assert dumps(with_flow)[-1] == dumps(without)[-1]
+
+
+def test_one_venue_of_taker_flow_the_price_venue_takes_over(
+    shared_data: Path, candles: list[CandleClosedV1]
+) -> None:
+    """Coinglass's all-exchange flow is used until the candles' venue (Binance) sends its
+    own; then Binance's history restarts the ranking, never mixed with Coinglass's."""
+    api = shared_data / "api"
+    t0 = candles[0].observed_at
+    cg = restamp(coinglass_flows(api), t0 - timedelta(hours=4), 1800, 4 + 8 * 2)  # to t0 + 6 h
+    bn = restamp(binance_flows(api), t0 + timedelta(hours=6, minutes=2), 300, 100)
+    assert {f.venue for f in cg} == {"coinglass"} and {f.venue for f in bn} == {"binance"}
+    signals = run(candles, cg + bn)
+    cg_values = {round(imbalance(f), 4) for f in cg}
+    bn_values = {round(imbalance(f), 4) for f in bn}
+    assert not cg_values & bn_values
+    switch = bn[0].observed_at
+    young = bn[2].observed_at  # the third Binance row: enough history again
+    phases = {"coinglass": 0, "gap": 0, "binance": 0}
+    for s in signals:
+        m = momentum(s)
+        if m.status != "ok":
+            continue
+        if s.observed_at < switch:
+            assert m.inputs.get("taker_imbalance") in cg_values | {None}
+            phases["coinglass"] += "taker_imbalance" in m.inputs
+        elif s.observed_at < young:
+            assert "taker_imbalance" not in m.inputs  # Coinglass's history was dropped
+            phases["gap"] += 1
+        else:
+            assert m.inputs["taker_imbalance"] in bn_values
+            phases["binance"] += 1
+    assert phases["coinglass"] > 10 and phases["gap"] >= 1 and phases["binance"] > 10

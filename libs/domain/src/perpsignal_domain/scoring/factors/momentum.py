@@ -10,8 +10,9 @@ imbalance (buy - sell) / (buy + sell) within the symbol's last `neutral_window` 
 Taker flow belongs here rather than in smart money: it is every aggressive order, not the
 largest accounts, and it is the demand behind the move the other parts measure; buyers
 lifting offers harder than usual confirm a rise (trend-following, like the rest of the
-factor). It is ranked because the imbalance has no universal neutral (aggregated books lean
-to the sell side for weeks). Its freshness follows its own cadence (`stale_cadence_multiple`
+factor). It is ranked because 0 is no dependable neutral: a series' imbalance can lean one
+way for long stretches (the recorded Coinglass all-exchange hours are all sell-heavy, -3 to
+-4 %). Its freshness follows its own cadence (`stale_cadence_multiple`
 x its observed interval, at least the candle limit); a flow that is absent, stale or has
 fewer than `neutral_min_history` observations is left out, and the factor is exactly what
 it is without taker flow.

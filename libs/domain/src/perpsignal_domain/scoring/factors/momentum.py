@@ -11,8 +11,8 @@ Taker flow belongs here rather than in smart money: it is every aggressive order
 largest accounts, and it is the demand behind the move the other parts measure; buyers
 lifting offers harder than usual confirm a rise (trend-following, like the rest of the
 factor). It is ranked because 0 is no dependable neutral: a series' imbalance can lean one
-way for long stretches (the recorded Coinglass all-exchange hours are all sell-heavy, -3 to
--4 %). Its freshness follows its own cadence (`stale_cadence_multiple`
+way for long stretches (the recorded Coinglass all-exchange hours are all sell-heavy, -2.7 to
+-4.3 %). Its freshness follows its own cadence (`stale_cadence_multiple`
 x its observed interval, at least the candle limit); a flow that is absent, stale or has
 fewer than `neutral_min_history` observations is left out, and the factor is exactly what
 it is without taker flow.

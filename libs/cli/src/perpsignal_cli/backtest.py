@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--social", type=Path, help="social metrics time series (LunarCrush coin time-series)"
     )
     p.add_argument(
+        "--taker-flow",
+        type=Path,
+        help="taker buy/sell volume history (Binance takerlongshortRatio, Coinglass taker "
+        "buy/sell volume history, OKX taker-volume): momentum's flow part",
+    )
+    p.add_argument(
         "--columns",
         action="append",
         metavar="FIELD=COLUMN,...",
@@ -142,6 +148,7 @@ def main(argv: list[str]) -> int:
         args.fear_greed,
         args.liquidations,
         args.social,
+        args.taker_flow,
     ):
         if path is not None and not path.is_file():
             print(f"perpsignal backtest: no such file: {path}", file=sys.stderr)
@@ -157,6 +164,7 @@ def main(argv: list[str]) -> int:
                 fear_greed=args.fear_greed,
                 liquidations=args.liquidations,
                 social=args.social,
+                taker_flow=args.taker_flow,
                 timeframe=args.timeframe,
             )
         if span != (None, None):

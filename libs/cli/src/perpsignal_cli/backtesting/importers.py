@@ -1,7 +1,7 @@
 """Importers: history files as venues and exporters publish them -> typed market events.
 
 What a file may look like is declared as data, once, in `KINDS`: per input kind (candles,
-funding, open interest, long/short, fear & greed, liquidations, social) the canonical
+funding, open interest, long/short, fear & greed, liquidations, social, taker flow) the canonical
 fields, every column name that means each field (Binance, OKX, Bybit, Coinglass v4, CCXT,
 freqtrade, Binance's public data files, LunarCrush), the percent columns to scale, and the
 header-less row layouts (arrays by position). Names are compared normalised (lower case,
@@ -56,6 +56,7 @@ from perpsignal_common.events.market import (
     LongShortRatioV1,
     OpenInterestV1,
     SocialMetricsV1,
+    TakerFlowV1,
 )
 
 log = logging.getLogger(__name__)
@@ -470,6 +471,49 @@ KINDS: dict[str, Kind] = {
             Field("interactions_24h", ("interactions", "interactions_24h")),
             Field("social_volume_24h", ("social_volume_24h", "social_volume", "posts_active")),
             Field("social_volume_change_pct", ("social_volume_change_pct",)),
+        ),
+    ),
+    # Taker buy/sell volume: Binance USD-M /futures/data/takerlongshortRatio (base units),
+    # Coinglass taker buy/sell volume history (USD; aggregated or per exchange), OKX
+    # rubik taker-volume rows [ts, sellVol, buyVol]
+    "taker_flow": Kind(
+        fields=(
+            _TIME,
+            Field(
+                "buy_volume",
+                ("buyVol", "buy_vol", "buy_volume", "taker_buy_volume", "takerBuyVolume"),
+            ),
+            Field(
+                "sell_volume",
+                ("sellVol", "sell_vol", "sell_volume", "taker_sell_volume", "takerSellVolume"),
+            ),
+            Field(
+                "buy_volume_usd",
+                (
+                    "aggregated_buy_volume_usd",
+                    "taker_buy_volume_usd",
+                    "buy_volume_usd",
+                    "buyVolUsd",
+                    "buy_usd",
+                ),
+            ),
+            Field(
+                "sell_volume_usd",
+                (
+                    "aggregated_sell_volume_usd",
+                    "taker_sell_volume_usd",
+                    "sell_volume_usd",
+                    "sellVolUsd",
+                    "sell_usd",
+                ),
+            ),
+        ),
+        layouts=(
+            Layout(
+                "OKX taker-volume [ts, sellVol, buyVol]",
+                {"time": 0, "sell_volume": 1, "buy_volume": 2},
+                width=3,
+            ),
         ),
     ),
 }
@@ -1220,6 +1264,54 @@ def read_social(path: Path, symbol: str) -> list[SocialMetricsV1]:
             )
         )
     return sorted(out, key=lambda e: e.observed_at)
+
+
+@_contract_errors_named
+def read_taker_flow(path: Path, symbol: str, venue: str = SOURCE) -> list[TakerFlowV1]:
+    """Read taker buy/sell volumes (`KINDS["taker_flow"]`) as the live ingestor's
+    `TakerFlowV1`, in base units or USD as the file has them.
+
+    A row's volume is known once its period closes: it is observed one period after its
+    time (the smallest step between rows; a lone row at its time). Coinglass stamps a period
+    with its start; a venue stamping the end is then read one period late, never early.
+    """
+    res, rows = _load("taker_flow", path)
+    idx = res.index
+    usd = {"buy_volume_usd", "sell_volume_usd"} <= set(idx)
+    if not usd and not {"buy_volume", "sell_volume"} <= set(idx):
+        raise HistoryFormatError(
+            f"{path}: cannot read as taker flow: need taker buy and sell volumes (columns "
+            f"found: {', '.join(sorted(idx))}; accepted: buyVol/sellVol, "
+            "aggregated_buy_volume_usd/aggregated_sell_volume_usd, taker_buy_volume_usd/"
+            "taker_sell_volume_usd, or --columns buy_volume=<col>,sell_volume=<col>)"
+        )
+    buy_f, sell_f = ("buy_volume_usd", "sell_volume_usd") if usd else ("buy_volume", "sell_volume")
+    parsed = sorted(((_time(res, r, path), r) for r in rows), key=lambda x: x[0])
+    steps = [b - a for (a, _), (b, _) in itertools.pairwise(parsed) if b > a]
+    step_ms = min(steps) if steps else 0
+    period = next((n for n, sec in TIMEFRAME_SECONDS.items() if sec * 1000 == step_ms), None)
+    out = []
+    for t_ms, row in parsed:
+        buy, sell = res.get(row, buy_f), res.get(row, sell_f)
+        if buy is None or sell is None or buy < 0 or sell < 0 or buy + sell <= 0:
+            continue
+        at = ms_to_dt(t_ms + step_ms)
+        out.append(
+            TakerFlowV1(
+                event_id=deterministic_id(SOURCE, "market.taker_flow", symbol, at),
+                source=SOURCE,
+                venue=venue,
+                symbol=symbol,
+                observed_at=at,
+                produced_at=at,
+                buy_volume=buy,
+                sell_volume=sell,
+                buy_sell_ratio=buy / sell if sell > 0 else 0.0,
+                unit="usd" if usd else "base",
+                period=period,
+            )
+        )
+    return out
 
 
 def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:

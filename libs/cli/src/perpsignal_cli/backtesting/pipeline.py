@@ -56,7 +56,7 @@ DEFAULT_TIMEFRAME = "15m"  # the live scorer's default primary timeframe
 DEFAULT_HORIZONS = ("1h", "4h", "24h")
 # inputs whose levels the scorer ranks in their own history (scoring.history): rows before
 # the candles are that history, not stale noise
-RANKED_INPUTS = frozenset({"funding", "long_short", "social"})
+RANKED_INPUTS = frozenset({"funding", "long_short", "social", "taker_flow"})
 LEAD_IN_S = 2 * 86400  # the longest staleness limit (fear & greed, daily)
 SOURCE_NAMES = ("candles", "funding", "open_interest", "long_short", "fear_greed")
 
@@ -123,6 +123,7 @@ def load_history(
     fear_greed: Path | None = None,
     liquidations: Path | None = None,
     social: Path | None = None,
+    taker_flow: Path | None = None,
     timeframe: str | None = None,
     venue: str = imp.SOURCE,
 ) -> History:
@@ -158,8 +159,13 @@ def load_history(
             lambda: imp.read_liquidations(liquidations, symbol, venue),  # type: ignore[arg-type]
         ),
         ("social", social, lambda: imp.read_social(social, symbol)),  # type: ignore[arg-type]
+        ("taker_flow", taker_flow, lambda: imp.read_taker_flow(taker_flow, symbol, venue)),  # type: ignore[arg-type]
     ]
     for name, path, read in readers:
+        if path is None and name == "taker_flow":  # a part of momentum, not a factor
+            notes.append("no taker flow history given: momentum scores price alone")
+            sources.append(SourceInfo(name, None))
+            continue
         if path is None:
             msg = f"no {name.replace('_', ' ')} history given: that factor is neutral (missing)"
             log.info(msg + " and confidence is lower")

@@ -55,7 +55,8 @@ class FundingInputs(FactorInputs):
 
 
 class MomentumInputs(FactorInputs):
-    """Returns over the configured horizons (`return_<n>b`: n primary bars), RSI, EMA gap."""
+    """Returns over the configured horizons (`return_<n>b`: n primary bars), RSI, EMA gap,
+    and the taker flow confirming (or not) the move."""
 
     # further horizons configured in the engine appear as more `return_<n>b` keys
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -65,6 +66,16 @@ class MomentumInputs(FactorInputs):
     return_16b: float | None = Field(default=None, description="Return over 16 bars")
     rsi: float | None = Field(default=None, description="RSI (Wilder) of the primary candles")
     ema_gap: float | None = Field(default=None, description="Fast EMA / slow EMA - 1")
+    taker_imbalance: float | None = Field(
+        default=None,
+        description="Newest taker flow (buy - sell) / (buy + sell), -1..1 (absent: no fresh "
+        "taker flow, or too little history to rank it)",
+    )
+    taker_flow_rank: float | None = Field(
+        default=None,
+        description="That imbalance's place in the symbol's own recent imbalances, -1..1 "
+        "(0 = their median): the part the factor scores",
+    )
 
 
 class LongShortInputs(FactorInputs):

@@ -7,7 +7,8 @@ candle's close when the engine was fed the same candles, funding rates and Fear 
 values in time order: the eight sub-scores and statuses, the composite score, confidence,
 direction and top-3 factors. The factors need inputs this function is not given
 (liquidations, long/short ratios, open interest, social metrics) are missing, as they are
-in the engine without those events. Formulas: the factor modules and `engine.composite`;
+in the engine without those events; nor taker flow, without which momentum is its price
+parts alone, in both. Formulas: the factor modules and `engine.composite`;
 the tests hold the two implementations equal bar by bar on the recorded data.
 """
 

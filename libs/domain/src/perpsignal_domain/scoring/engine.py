@@ -52,6 +52,7 @@ from perpsignal_common.events.market import (
     LongShortRatioV1,
     OpenInterestV1,
     SocialMetricsV1,
+    TakerFlowV1,
     TrackCommandV1,
 )
 from perpsignal_common.events.signals import (
@@ -259,6 +260,7 @@ class ScoringEngine:
             LiquidationBucketV1: self._liq_bucket,
             LiquidationOrderV1: self._liq_order,
             SocialMetricsV1: self._social,
+            TakerFlowV1: self._taker_flow,
             FearGreedV1: self._fear_greed,
             TrackCommandV1: self._track,
         }
@@ -488,6 +490,15 @@ class ScoringEngine:
         st = self.state(ev.symbol)
         if self._from(st, ev.kind, ev.venue):
             append_point(st.ls(ev.kind), _ts(ev.observed_at), ev.long_share, 60.0)
+        return []
+
+    def _taker_flow(self, ev: TakerFlowV1) -> list[SignalScoredV1]:
+        # the imbalance is scale-free: base units (Binance) and USD (Coinglass) alike
+        total = ev.buy_volume + ev.sell_volume
+        st = self.state(ev.symbol)
+        if total > 0.0 and self._from(st, "taker_flow", ev.venue):
+            imbalance = (ev.buy_volume - ev.sell_volume) / total
+            append_point(st.taker_flow, _ts(ev.observed_at), imbalance, 60.0)
         return []
 
     def _liq_seen(self, st: SymbolState, t: float) -> None:

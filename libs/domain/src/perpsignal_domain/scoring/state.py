@@ -376,6 +376,8 @@ class SymbolState:
     social_at: float | None = None
     # the history of each level-type social metric (sentiment, galaxy_score), for its rank
     social_history: dict[str, deque[Point]] = field(default_factory=dict)
+    # taker flow imbalances (buy - sell) / (buy + sell), for momentum's flow part
+    taker_flow: deque[Point] = field(default_factory=lambda: deque(maxlen=512))
     # the venue each of funding, open_interest and the long/short kinds is taken from
     input_venues: dict[str, str] = field(default_factory=dict)
     last_event_s: float = 0.0
@@ -411,12 +413,13 @@ class SymbolState:
         self.liquidations_seen_at = other.liquidations_seen_at
         self.social, self.social_at = other.social, other.social_at
         self.social_history = other.social_history
+        self.taker_flow = other.taker_flow
         self.input_venues = other.input_venues
         self.last_event_s = other.last_event_s
 
     def input_from(self, kind: str, venue: str, preferred: str | None) -> bool:
-        """Return True when `venue`'s values of input `kind` (`funding`, `open_interest` or
-        a long/short kind) are used.
+        """Return True when `venue`'s values of input `kind` (`funding`, `open_interest`,
+        `taker_flow` or a long/short kind) are used.
 
         One venue per input, never a mix: venues count differently (Binance's open interest
         is in contracts, Coinglass's all-exchange total in USD). The first venue to send
@@ -434,6 +437,8 @@ class SymbolState:
                 self.funding = deque(maxlen=self.funding.maxlen)
             elif kind == "open_interest":
                 self.open_interest = deque(maxlen=self.open_interest.maxlen)
+            elif kind == "taker_flow":
+                self.taker_flow = deque(maxlen=self.taker_flow.maxlen)
             else:
                 self.long_short.pop(kind, None)
         return True

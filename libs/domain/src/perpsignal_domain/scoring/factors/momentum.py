@@ -2,8 +2,20 @@
 
 returns = mean over horizons h (bars) of pull(close / close[h bars ago] - 1,
 momentum_full_return * sqrt(h)); rsi = pull(RSI(14) - 50, 20) (RSI 70 = full bullish);
-trend = pull(EMA20 / EMA50 - 1, trend_full_gap). strength = 0.4 returns + 0.3 rsi +
-0.3 trend over the parts available (RSI is required: fewer than 15 bars is "missing").
+trend = pull(EMA20 / EMA50 - 1, trend_full_gap); flow = rank of the newest taker-flow
+imbalance (buy - sell) / (buy + sell) within the symbol's last `neutral_window` imbalances
+(history.rank_strength; 0 at their median). strength = 0.4 returns + 0.3 rsi + 0.3 trend +
+0.25 flow over the parts available (RSI is required: fewer than 15 bars is "missing").
+
+Taker flow belongs here rather than in smart money: it is every aggressive order, not the
+largest accounts, and it is the demand behind the move the other parts measure; buyers
+lifting offers harder than usual confirm a rise (trend-following, like the rest of the
+factor). It is ranked because 0 is no dependable neutral: a series' imbalance can lean one
+way for long stretches (the recorded Coinglass all-exchange hours are all sell-heavy, -2.7 to
+-4.3 %). Its freshness follows its own cadence (`stale_cadence_multiple`
+x its observed interval, at least the candle limit); a flow that is absent, stale or has
+fewer than `neutral_min_history` observations is left out, and the factor is exactly what
+it is without taker flow.
 """
 
 from __future__ import annotations
@@ -22,14 +34,21 @@ from perpsignal_domain.scoring.factors.base import (
     stale,
     to_score,
 )
-from perpsignal_domain.scoring.state import SymbolState
+from perpsignal_domain.scoring.history import input_limit, rank_strength
+from perpsignal_domain.scoring.state import Point, SymbolState, value_at_or_before
+
+TAKER_FLOW_WEIGHT = 0.25  # next to returns 0.4, RSI 0.3, trend 0.3: a fifth of the factor
 
 
 def _blend(
-    returns_mean: float | None, rsi: float, ema_gap: float | None, cfg: EngineConfig
+    returns_mean: float | None,
+    rsi: float,
+    ema_gap: float | None,
+    cfg: EngineConfig,
+    flow: float | None = None,
 ) -> float:
-    """blend() of (0.4 mean returns pull, 0.3 rsi, 0.3 trend) written out: the same additions
-    in the same order, without building the parts (hot path)."""
+    """blend() of (0.4 mean returns pull, 0.3 rsi, 0.3 trend[, 0.25 flow rank]) written
+    out: the same additions in the same order, without building the parts (hot path)."""
     total = acc = 0.0
     if returns_mean is not None:
         total += 0.4
@@ -40,18 +59,48 @@ def _blend(
     if ema_gap is not None:
         total += 0.3
         acc += 0.3 * pull(ema_gap, cfg.trend_full_gap)
+    if flow is not None:  # last: without flow, the very same operations as before
+        total += TAKER_FLOW_WEIGHT
+        acc += TAKER_FLOW_WEIGHT * flow
     return acc / total
 
 
 def momentum_strength(
-    returns: dict[int, float], rsi: float, ema_gap: float | None, cfg: EngineConfig
+    returns: dict[int, float],
+    rsi: float,
+    ema_gap: float | None,
+    cfg: EngineConfig,
+    flow_rank: float | None = None,
 ) -> float:
-    """Return the trend-following strength of returns (by horizon), RSI and the EMA gap."""
+    """Return the trend-following strength of returns (by horizon), RSI, the EMA gap and
+    the taker-flow imbalance's rank in its own history (`rank_strength`)."""
     full = cfg.momentum_full_return
     r_sum = 0.0
     for h, ret in returns.items():
         r_sum += pull(ret, full * math.sqrt(h))
-    return _blend(r_sum / len(returns) if returns else None, rsi, ema_gap, cfg)
+    return _blend(r_sum / len(returns) if returns else None, rsi, ema_gap, cfg, flow_rank)
+
+
+def fresh_taker_flow(
+    state: SymbolState, now: float, cfg: EngineConfig
+) -> tuple[Point | None, float | None]:
+    """Return the newest taker-flow imbalance at `now` and its rank, or (None, None) when
+    there is none, it is stale by its own cadence or too little history ranks it (memoised
+    per newest point: cadence and rank change only then)."""
+    points = state.taker_flow
+    if not points:
+        return None, None
+    p = value_at_or_before(points, now)
+    if p is None:
+        return None, None
+    memo = state.memo.get("taker_flow")
+    if memo is None or memo[0] is not p or memo[1] is not cfg:
+        limit = input_limit(points, p, cfg.limits["momentum"], cfg.stale_cadence_multiple)
+        rank = rank_strength(points, p, cfg.neutral_window, cfg.neutral_min_history)
+        memo = state.memo["taker_flow"] = (p, cfg, limit, rank)
+    if memo[3] is None or now - p.t > memo[2]:
+        return None, None
+    return p, memo[3]
 
 
 def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
@@ -68,8 +117,15 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     if age > limit:
         return stale(age, limit)
     age = round3(0.0 if age < 0.0 else age)
+    flow, flow_rank = fresh_taker_flow(state, ctx.now, cfg)
     memo = state.memo.get("momentum")
-    if memo is not None and memo[0] is last and memo[1] is cfg and memo[2] == rsi:
+    if (
+        memo is not None
+        and memo[0] is last
+        and memo[1] is cfg
+        and memo[2] == rsi
+        and memo[4] is flow
+    ):
         cached: FactorResult = memo[3]
         if cached.age_s == age:
             return cached  # same inputs, same age: the same (never mutated) result
@@ -94,8 +150,15 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
         rsi=fround(rsi, 4),
         ema_gap=None if gap is None else fround(gap, 6),
     )
-    strength = _blend(r_sum / count if count else None, rsi, gap, cfg)
+    if flow is not None and flow_rank is not None:
+        inputs.update(
+            momentum_inputs(
+                taker_imbalance=fround(flow.value, 4), taker_flow_rank=fround(flow_rank, 4)
+            )
+        )
+    strength = _blend(r_sum / count if count else None, rsi, gap, cfg, flow_rank)
     result = FactorResult(to_score(strength), "ok", age, inputs)
-    # the sub-score depends on the primary candles only: reused until the next one closes
-    state.memo["momentum"] = (last, cfg, rsi, result)
+    # the sub-score depends on the primary candles and the taker flow used: reused until
+    # either changes
+    state.memo["momentum"] = (last, cfg, rsi, result, flow)
     return result

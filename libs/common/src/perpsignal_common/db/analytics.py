@@ -144,6 +144,19 @@ class OutcomeItem(BaseModel):
     max_favorable_pct: float | None
     max_adverse_pct: float | None
     first_hit: str | None
+    cost_pct: float | None = Field(
+        description="Taker fees and slippage of both legs, % of entry notional"
+    )
+    funding_pct: float | None = Field(
+        description="Funding paid over the window (negative: received), % of entry notional; "
+        "null on a completed outcome: unknown (a settlement is missing), never assumed 0"
+    )
+    funding_settlements: int | None = Field(
+        description="Funding settlements while the position was open; null: unknown"
+    )
+    net_pnl_pct: float | None = Field(
+        description="pnl_pct - cost_pct - funding_pct; null while the funding is unknown"
+    )
     evaluated_at: datetime | None
     reason: str | None
 
@@ -168,6 +181,10 @@ class TrackingStats(BaseModel):
     evaluated_last_hour: int
     lag_avg_s: float | None = Field(description="Mean evaluated_at - due_at, last hour")
     lag_max_s: float | None = Field(description="Max evaluated_at - due_at, last hour")
+    funding_unknown: int = Field(
+        description="Completed outcomes whose funding (hence net P&L) is unknown: the settled "
+        "funding rates of their window are missing"
+    )
 
 
 class CalibrationBucket(WinRate):
@@ -463,6 +480,9 @@ async def tracking_stats(session: AsyncSession) -> TrackingStats:
           (SELECT coalesce(sum(n), 0)::bigint FROM outcome_rollups) AS completed,
           (SELECT count(*) FROM signal_outcomes WHERE status = 'failed') AS failed,
           (SELECT min(due_at) FROM signal_outcomes WHERE status = 'pending') AS oldest,
+          (SELECT count(*) FROM signal_outcomes
+             WHERE status = 'completed' AND cost_pct IS NOT NULL
+               AND funding_pct IS NULL) AS funding_unknown,
           l.n AS recent, l.avg_s, l.max_s
         FROM (
           SELECT count(*) AS n,
@@ -481,6 +501,7 @@ async def tracking_stats(session: AsyncSession) -> TrackingStats:
         evaluated_last_hour=r.recent,
         lag_avg_s=None if r.avg_s is None else float(r.avg_s),
         lag_max_s=None if r.max_s is None else float(r.max_s),
+        funding_unknown=r.funding_unknown,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -535,6 +536,68 @@ async def calibration(
     return Calibration(horizon=horizon, bucket_size=size, buckets=buckets)
 
 
+@dataclass(frozen=True, slots=True)
+class TrackedOutcome:
+    """One completed outcome with its signal's factor sub-scores (those with status ok)."""
+
+    entry_at: datetime
+    direction: str
+    verdict: str
+    pnl_pct: float
+    result: str
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedOutcomes:
+    """`tracked_outcomes`: the newest completed outcomes of one horizon, oldest first."""
+
+    horizon: str
+    horizon_s: int | None
+    since: datetime | None
+    limit: int
+    truncated: bool  # more outcomes matched than `limit`: only the newest were read
+    rows: list[TrackedOutcome]
+
+
+_TRACKED_SQL = """
+    SELECT o.entry_at, o.direction, o.verdict, o.pnl_pct, o.result, o.horizon_s,
+           (SELECT coalesce(jsonb_object_agg(f->>'name', (f->>'score')::float8), '{{}}'::jsonb)
+              FROM jsonb_array_elements(s.factors) AS f
+             WHERE f->>'status' = 'ok') AS scores
+    FROM signal_outcomes AS o
+    JOIN outcome_signals AS s ON s.signal_id = o.signal_id
+    WHERE o.status = 'completed' AND o.horizon = :horizon AND o.pnl_pct IS NOT NULL
+      AND o.direction IN ('LONG', 'SHORT') {since}
+    ORDER BY o.entry_at DESC, o.id DESC
+    LIMIT :limit
+"""
+
+
+async def tracked_outcomes(
+    session: AsyncSession, *, horizon: str, since: datetime | None = None, limit: int = 20_000
+) -> TrackedOutcomes:
+    """Return the newest `limit` completed outcomes of `horizon` with their factor sub-scores.
+
+    The raw material of the live factor information and judge lift (computed by the gateway
+    with the domain's statistics); one indexed scan of the horizon's completed rows.
+    """
+    params: dict[str, Any] = {"horizon": horizon, "limit": limit + 1}
+    clause = ""
+    if since is not None:
+        clause = "AND o.entry_at >= :since"
+        params["since"] = since
+    found = (await session.execute(text(_TRACKED_SQL.format(since=clause)), params)).all()
+    truncated = len(found) > limit
+    found = found[:limit]
+    rows = [
+        TrackedOutcome(r.entry_at, r.direction, r.verdict, r.pnl_pct, r.result or "", r.scores)
+        for r in reversed(found)
+    ]
+    horizon_s = found[0].horizon_s if found else None
+    return TrackedOutcomes(horizon, horizon_s, since, limit, truncated, rows)
+
+
 __all__ = [
     "Calibration",
     "CalibrationBucket",
@@ -542,6 +605,8 @@ __all__ = [
     "JudgeLift",
     "OutcomeItem",
     "OutcomesHistory",
+    "TrackedOutcome",
+    "TrackedOutcomes",
     "TrackingStats",
     "VerdictCompare",
     "VerdictPerformance",
@@ -549,6 +614,7 @@ __all__ = [
     "WinRate",
     "calibration",
     "outcomes_history",
+    "tracked_outcomes",
     "tracking_stats",
     "verdict_compare",
     "verdict_performance",

@@ -9,10 +9,11 @@ What is drawn, and the limits that keep a 45,000-bar run usable:
   a month of 1m input). Above `MAX_CANDLES` consecutive bars are merged (first open, highest
   high, lowest low, last close) into at most that many; the page says so.
 * Markers: one per directional (LONG/SHORT) signal, on the bar that closed when it was emitted:
-  an up arrow below the bar for LONG, a down arrow above it for SHORT, labelled with the verdict;
-  SKIP and WAIT are drawn faint. Above `MAX_MARKERS` the page keeps CONFIRM, then DOWNSIZE, then
-  WAIT, then SKIP signals, the last kind admitted thinned evenly over time; it says how many of
-  how many are shown. NEUTRAL signals (no position) get no marker.
+  an up arrow below the bar for LONG, a down arrow above it for SHORT, labelled with the verdict
+  (SKIP and WAIT faint, as S / W: they are most of the markers and would crowd the chart).
+  Above `MAX_MARKERS` the page keeps CONFIRM, then DOWNSIZE, then WAIT, then SKIP signals, the
+  last kind admitted thinned evenly over time; it says how many of how many are shown.
+  NEUTRAL signals (no position) get no marker.
 * Trade plan: hovering a bar selects the latest signal at or before it (a click pins it); its
   stop loss and take profit are drawn as segments from the entry over the longest horizon, with
   the entry price, verdict, score, plan summary and measured outcomes in the legend.
@@ -244,7 +245,8 @@ def section(
             if data["outside_candles"]
             else ""
         ),
-        "Up arrow: LONG, down arrow: SHORT, labelled with the verdict (SKIP and WAIT faint). "
+        "Up arrow: LONG, down arrow: SHORT, labelled with the verdict (CONFIRM, DOWNSIZE; "
+        "faint W = WAIT, S = SKIP). "
         "Red dashed: stop loss; green dashed: take profit; grey: entry, over the longest horizon.",
     ]
     return (

@@ -7,7 +7,8 @@ const {createChart, CandlestickSeries, LineSeries, LineStyle, createSeriesMarker
 const chart = createChart(box, {
   height: 460,
   layout: {background: {color: "#ffffff"}, textColor: "#222"},
-  timeScale: {timeVisible: true, secondsVisible: false},
+  // 5,000 bars must fit the page's width when zoomed out
+  timeScale: {timeVisible: true, secondsVisible: false, minBarSpacing: 0.05},
   crosshair: {mode: 0},
 });
 const priceFormat = {type: "price", precision: data.precision, minMove: 10 ** -data.precision};
@@ -22,7 +23,8 @@ const markers = data.markers.map((m) => ({
   position: m.dir === "LONG" ? "belowBar" : "aboveBar",
   shape: m.dir === "LONG" ? "arrowUp" : "arrowDown",
   color: m.dir === "LONG" ? (faint(m.verdict) ? "#9ccfc9" : "#1b7f3b") : (faint(m.verdict) ? "#f3b1b0" : "#c62828"),
-  text: m.verdict,
+  // full words for the verdicts that trade; WAIT / SKIP as one letter (they crowd the chart)
+  text: faint(m.verdict) ? m.verdict[0] : m.verdict,
 }));
 createSeriesMarkers(candles, markers);
 const line = (color) => chart.addSeries(LineSeries, {

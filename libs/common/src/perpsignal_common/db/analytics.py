@@ -560,17 +560,21 @@ class TrackedOutcomes:
     rows: list[TrackedOutcome]
 
 
+# the newest rows first (LIMIT), then the sub-scores of those rows only
 _TRACKED_SQL = """
+    WITH o AS MATERIALIZED (
+        SELECT signal_id, entry_at, direction, verdict, pnl_pct, result, horizon_s
+        FROM signal_outcomes
+        WHERE status = 'completed' AND horizon = :horizon AND pnl_pct IS NOT NULL
+          AND direction IN ('LONG', 'SHORT') {since}
+        ORDER BY entry_at DESC
+        LIMIT :limit
+    )
     SELECT o.entry_at, o.direction, o.verdict, o.pnl_pct, o.result, o.horizon_s,
            (SELECT coalesce(jsonb_object_agg(f->>'name', (f->>'score')::float8), '{{}}'::jsonb)
               FROM jsonb_array_elements(s.factors) AS f
              WHERE f->>'status' = 'ok') AS scores
-    FROM signal_outcomes AS o
-    JOIN outcome_signals AS s ON s.signal_id = o.signal_id
-    WHERE o.status = 'completed' AND o.horizon = :horizon AND o.pnl_pct IS NOT NULL
-      AND o.direction IN ('LONG', 'SHORT') {since}
-    ORDER BY o.entry_at DESC, o.id DESC
-    LIMIT :limit
+    FROM o JOIN outcome_signals AS s ON s.signal_id = o.signal_id
 """
 
 
@@ -585,9 +589,11 @@ async def tracked_outcomes(
     params: dict[str, Any] = {"horizon": horizon, "limit": limit + 1}
     clause = ""
     if since is not None:
-        clause = "AND o.entry_at >= :since"
+        clause = "AND entry_at >= :since"
         params["since"] = since
-    found = (await session.execute(text(_TRACKED_SQL.format(since=clause)), params)).all()
+    result = await session.execute(text(_TRACKED_SQL.format(since=clause)), params)
+    # the join keeps no order: sort here (a sort of wide rows in SQL spills to disk)
+    found = sorted(result.all(), key=lambda r: r.entry_at, reverse=True)
     truncated = len(found) > limit
     found = found[:limit]
     rows = [

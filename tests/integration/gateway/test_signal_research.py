@@ -108,10 +108,18 @@ async def test_factor_information_and_judge_lift_on_tracked_outcomes(
         invoked = await client.post("/invoke", json={"operation": "signal_research", "args": q})
         assert invoked.json()["result"] == body
         every = (await client.get("/analytics/signal-research", params={"since": SINCE})).json()
-        recent = (await client.get("/analytics/signal-research", params={"horizon": "1h"})).json()
+        recent = (await client.get("/analytics/signal-research", params={"horizon": "4h"})).json()
+        week = (
+            await client.get("/analytics/signal-research", params={"horizon": "4h", "days": 2})
+        ).json()
         doc = (await client.get("/openapi.json")).json()
-    # the default window is the last 30 days: the 2021 outcomes are outside it
-    assert recent["horizons"][0]["outcomes"] == 0
+    # the default window is the 30 days up to the newest outcome (a replayed 2021 week too)
+    newest = max(o.entry_at for o in rows)
+    assert recent["since"] == (newest - timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    assert recent["horizons"] == body["horizons"]
+    assert week["horizons"][0]["outcomes"] == sum(
+        o.entry_at >= newest - timedelta(days=2) for o in four
+    )
 
     assert [h["horizon"] for h in every["horizons"]] == ["1h", "4h", "24h"]
     (h4,) = body["horizons"]

@@ -113,7 +113,12 @@ class CalibrationQuery(StrictArgs):
 
 class ResearchQuery(StrictArgs):
     horizon: Horizon | None = Field(default=None, description="One horizon; all when omitted")
-    days: int = Field(default=30, ge=1, le=365, description="Outcomes entered in the last N days")
+    days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Outcomes entered in the N days up to the newest completed one",
+    )
     since: IsoDatetime | None = Field(
         default=None, description="Outcomes entered at or after this time (instead of `days`)"
     )

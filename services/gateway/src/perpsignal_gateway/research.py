@@ -172,7 +172,13 @@ class Research:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        since = q.since or self._now() - timedelta(days=q.days)
+        since = q.since
+        if since is None:
+            # the window ends at the newest outcome, not the wall clock: a replay of recorded
+            # history (`perpsignal demo`) is researched too; live, the two are minutes apart
+            async with session_scope(self._sessions) as session:
+                newest = await analytics.newest_completed_entry(session)
+            since = (newest or self._now()) - timedelta(days=q.days)
         out = []
         for horizon in (q.horizon,) if q.horizon else HORIZONS:
             async with session_scope(self._sessions) as session:

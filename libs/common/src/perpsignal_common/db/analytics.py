@@ -604,6 +604,13 @@ async def tracked_outcomes(
     return TrackedOutcomes(horizon, horizon_s, since, limit, truncated, rows)
 
 
+async def newest_completed_entry(session: AsyncSession) -> datetime | None:
+    """Return the entry time of the newest completed outcome (None when there is none)."""
+    sql = "SELECT max(entry_at) FROM signal_outcomes WHERE status = 'completed'"
+    value = (await session.execute(text(sql))).scalar()
+    return value if isinstance(value, datetime) else None
+
+
 __all__ = [
     "Calibration",
     "CalibrationBucket",
@@ -619,6 +626,7 @@ __all__ = [
     "VerdictStats",
     "WinRate",
     "calibration",
+    "newest_completed_entry",
     "outcomes_history",
     "tracked_outcomes",
     "tracking_stats",

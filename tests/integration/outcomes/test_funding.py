@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from perpsignal_common.db import analytics
 from perpsignal_common.db.engine import session_scope
-from perpsignal_common.db.models.outcomes import SignalOutcome
+from perpsignal_common.db.models.outcomes import OutcomeFunding, SignalOutcome
 from perpsignal_common.events.market import FundingRateV1
 from perpsignal_common.settings import DatabaseSettings
 from perpsignal_connectors.binance_usdm.parsing import parse_funding_history, parse_premium_index
@@ -169,6 +169,7 @@ async def test_rows_due_longer_ago_than_the_wait_stay_unknown(
         outcomes_candle_timeframes="5m",
         outcomes_horizons="1h",
         outcomes_funding_wait_s=3600.0,
+        outcomes_candle_retention_s=7200.0,
     )
     service = OutcomesService(settings)
     candles = xrp_candle_rows(shared_data)
@@ -186,6 +187,16 @@ async def test_rows_due_longer_ago_than_the_wait_stay_unknown(
         # due three days before market time, past the 1 h wait: left unknown
         assert await service.tracker.settle_funding() == 0
         assert (await rows(service))[(signal.signal_id, "1h")].funding_pct is None
+        # pruning keeps the settlements a window may still need: from 72 h before the oldest
+        # window still open to funding (market time - 1 h wait - 1 h horizon), here 2021-11-18
+        # 20:35, so the three settlements of 2021-11-18 00:00-16:00 go
+        async with session_scope(service.sessions) as s:
+            before = await s.scalar(select(func.count()).select_from(OutcomeFunding))
+        await service.tracker.prune()
+        async with session_scope(service.sessions) as s:
+            kept = (await s.execute(select(OutcomeFunding.funding_time))).scalars().all()
+        assert len(kept) == before - 3
+        assert min(kept) > datetime(2021, 11, 18, 20, 35, tzinfo=UTC)
     finally:
         await service.signals.close()
         await service.engine.dispose()

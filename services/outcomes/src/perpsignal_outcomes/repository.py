@@ -745,6 +745,19 @@ async def mark_published(session: AsyncSession, ids: Sequence[int], now: datetim
         )
 
 
+async def prune_funding(session: AsyncSession, before: datetime, lookback: timedelta) -> int:
+    """Delete settlements before `before` and before every pending row's entry - `lookback`."""
+    oldest_pending = await session.scalar(
+        select(func.min(SignalOutcome.entry_at)).where(SignalOutcome.status == "pending")
+    )
+    if oldest_pending is not None:
+        before = min(before, oldest_pending - lookback)
+    result = await session.execute(
+        delete(OutcomeFunding).where(OutcomeFunding.funding_time < before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def prune_candles(session: AsyncSession, before: datetime) -> int:
     """Delete candles that opened before `before` and before every pending row's entry.
 

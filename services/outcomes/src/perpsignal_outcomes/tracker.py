@@ -341,9 +341,18 @@ class Tracker:
         return len(rows)
 
     async def prune(self) -> None:
-        """Delete candles older than the retention."""
-        before = self._clock() - timedelta(seconds=self._s.outcomes_candle_retention_s)
+        """Delete candles older than the retention, and settlements no window needs any more.
+
+        A settlement is kept while a pending row, or a completed row whose funding may still
+        be filled in (OUTCOMES_FUNDING_WAIT_S), may need it (FUNDING_BEFORE before its entry).
+        """
+        now = self._clock()
+        before = now - timedelta(seconds=self._s.outcomes_candle_retention_s)
+        longest = timedelta(seconds=max(self._s.horizons().values()))
+        wait = timedelta(seconds=self._s.outcomes_funding_wait_s)
+        keep_from = min(before, now - wait - longest) - FUNDING_BEFORE
         async with session_scope(self._sessions) as session:
             n = await repo.prune_candles(session, before)
-        if n:
-            log.info("pruned old candles", extra={"rows": n})
+            n_funding = await repo.prune_funding(session, keep_from, FUNDING_BEFORE)
+        if n or n_funding:
+            log.info("pruned old candles", extra={"rows": n, "funding_rows": n_funding})

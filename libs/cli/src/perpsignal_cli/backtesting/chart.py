@@ -44,13 +44,19 @@ LIBRARY_VERSION = "5.2.1"
 class Candles(Protocol):
     """Closed candles as parallel columns, oldest first (the backtest's `CandleSeries`)."""
 
-    timeframe: str
-    open_ms: Sequence[int]
-    open: Sequence[float]
-    high: Sequence[float]
-    low: Sequence[float]
-    close: Sequence[float]
-
+    # read-only members: a series holding lists (or any sequences) fits
+    @property
+    def timeframe(self) -> str: ...
+    @property
+    def open_ms(self) -> Sequence[int]: ...
+    @property
+    def open(self) -> Sequence[float]: ...
+    @property
+    def high(self) -> Sequence[float]: ...
+    @property
+    def low(self) -> Sequence[float]: ...
+    @property
+    def close(self) -> Sequence[float]: ...
     @property
     def step_ms(self) -> int:
         """The bar length in milliseconds."""

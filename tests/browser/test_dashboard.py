@@ -487,6 +487,26 @@ async def test_accuracy_page_shows_what_the_analytics_api_returns(
     assert page.errors == []
 
 
+async def test_accuracy_page_shows_factor_information_and_judge_lift(page, gateway) -> None:
+    async with gateway.client() as api:
+        body = (await api.get("/analytics/signal-research")).json()
+    await page.add_init_script(f"localStorage.setItem('perpsignal.apiKey', '{API_KEY}')")
+    await page.goto(gateway.url + "/#/accuracy")
+    await page.locator("#research-factors-24h").wait_for()
+    for h in body["horizons"]:
+        rows = page.locator(f"#research-factors-{h['horizon']} tbody tr")
+        assert await rows.count() == len(h["factors"]) == 8
+        first = h["factors"][0]
+        cells = await rows.first.locator("td").all_inner_texts()
+        assert cells[0] == str(first["outcomes"])
+        lift = await page.inner_text(f"#lift-skip-{h['horizon']}")
+        assert lift.startswith("Judge lift, CONFIRM")
+        if h["confirmMinusSkip"]["pnlPct"] is None:
+            assert "too few to measure" in lift
+    assert "block bootstrap" in await page.inner_text("#research")
+    assert page.errors == []
+
+
 # discovery and health --------------------------------------------------------------------------
 
 

@@ -243,6 +243,7 @@ async def test_every_platform_operation_answers_in_a_documented_way() -> None:
                     "outcomes_history",
                     "tracking_stats",
                     "calibration",
+                    "signal_research",
                 }:
                     expected = 503
                 assert r.status_code == expected, (op["name"], r.text)

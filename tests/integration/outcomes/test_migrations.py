@@ -12,7 +12,7 @@ from perpsignal_common.db.migrate import downgrade, upgrade
 
 pytestmark = pytest.mark.db
 
-TABLES = {"outcome_signals", "outcome_mss", "signal_outcomes", "outcome_candles"}
+TABLES = {"outcome_signals", "outcome_mss", "signal_outcomes", "outcome_candles", "outcome_funding"}
 
 
 async def _tables(url: str) -> set[str]:

@@ -221,7 +221,7 @@ def _run(
         costs=costs,
     )
     json_path = report.write_json(data, args.out)
-    html_path = html.write_html(data, args.out)
+    html_path = html.write_html(data, args.out, candles=history.primary)
     if not args.quiet:
         print(report.terminal_table(data))
     rate = result.events_done / result.elapsed_s if result.elapsed_s else 0.0

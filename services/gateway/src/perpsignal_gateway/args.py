@@ -111,6 +111,22 @@ class CalibrationQuery(StrictArgs):
     bucket_size: int = Field(default=10, ge=1, le=50)
 
 
+class ResearchQuery(StrictArgs):
+    horizon: Horizon | None = Field(default=None, description="One horizon; all when omitted")
+    days: int = Field(
+        default=30,
+        ge=1,
+        le=365,
+        description="Outcomes entered in the N days up to the newest completed one",
+    )
+    since: IsoDatetime | None = Field(
+        default=None, description="Outcomes entered at or after this time (instead of `days`)"
+    )
+    limit: int = Field(
+        default=20_000, ge=100, le=100_000, description="At most this many newest outcomes"
+    )
+
+
 class ExactJsonTypes(StrictArgs):
     """A JSON body: values must have the JSON type the schema says (see `json_type_errors`)."""
 

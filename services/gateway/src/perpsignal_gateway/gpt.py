@@ -24,6 +24,7 @@ GPT_OPERATIONS: tuple[str, ...] = (
     "outcomesHistory",
     "trackingStats",
     "calibration",
+    "signalResearch",
     "gptSignal",
     "gptSignals",
     "gptMarket",

@@ -242,6 +242,9 @@ def _platform_ops(p: Platform) -> list[tuple[str, str, type[BaseModel], Handler]
 
         return handler
 
+    async def research(q: BaseModel) -> Any:
+        return await p.signal_research(q)  # type: ignore[arg-type]
+
     async def get_signal(q: BaseModel) -> Any:
         if not q.debug:  # type: ignore[attr-defined]
             cached = p.cached_signal(q.symbol)  # type: ignore[attr-defined]
@@ -315,5 +318,11 @@ def _platform_ops(p: Platform) -> list[tuple[str, str, type[BaseModel], Handler]
             "Score calibration: win rate per score bucket",
             a.CalibrationQuery,
             analytics("calibration"),
+        ),
+        (
+            "signal_research",
+            "Factor information (IC with interval) and judge lift on tracked outcomes",
+            a.ResearchQuery,
+            research,
         ),
     ]

@@ -84,6 +84,7 @@ class Platform:
         self.on_demand_wait_s = on_demand_wait_s
         self.judge_timeout_s = judge_timeout_s
         self._tracked_at: dict[str, float] = {}
+        self._research: Any = None  # perpsignal_gateway.research.Research, made on first use
         self._replies: dict[str, asyncio.Future[JudgeReplyV1]] = {}
         model.reply_listeners.append(self._on_reply)
 
@@ -377,6 +378,19 @@ class Platform:
         except DependencyUnavailable as exc:
             raise ApiError(503, "database_unavailable", "the database is unreachable") from exc
         except OSError as exc:
+            raise ApiError(503, "database_unavailable", "the database is unreachable") from exc
+
+    async def signal_research(self, q: a.ResearchQuery) -> Any:
+        """Factor information and judge lift on tracked outcomes (`research.py`)."""
+        if self.sessions is None:
+            raise ApiError(503, "database_disabled", "analytics need the database")
+        from perpsignal_gateway.research import Research  # numpy: loaded on first use
+
+        if self._research is None:
+            self._research = Research(self.sessions)
+        try:
+            return await self._research.answer(q)
+        except (DependencyUnavailable, OSError) as exc:
             raise ApiError(503, "database_unavailable", "the database is unreachable") from exc
 
 

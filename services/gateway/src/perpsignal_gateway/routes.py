@@ -14,6 +14,7 @@ from perpsignal_gateway import args as a
 from perpsignal_gateway.errors import ApiError, known_query_only
 from perpsignal_gateway.operations import RawJson, Registry
 from perpsignal_gateway.platform import Platform
+from perpsignal_gateway.research import SignalResearch
 from perpsignal_gateway.schemas import (
     ApiModel,
     ErrorBody,
@@ -254,6 +255,21 @@ async def tracking_stats(p: PlatformDep) -> Response:
 )
 async def calibration(q: Annotated[a.CalibrationQuery, Query()], p: PlatformDep) -> Response:
     return json_response(await p.analytics("calibration", q))
+
+
+@router.get(
+    "/analytics/signal-research",
+    response_model=SignalResearch,
+    responses={**ERRORS, **DB},
+    operation_id="signalResearch",
+    summary="Factor information and judge lift on tracked outcomes",
+    description="Per horizon: each factor's mean sub-score and information coefficient with a "
+    "95 % interval, and CONFIRM - SKIP / CONFIRM - all in mean P&L and win rate with intervals "
+    "(block bootstrap allowing for overlapping windows). " + _ANALYTICS_DESC,
+    tags=["analytics"],
+)
+async def signal_research(q: Annotated[a.ResearchQuery, Query()], p: PlatformDep) -> Response:
+    return json_response(await p.signal_research(q))
 
 
 # GPT-facing (flat parameters) ------------------------------------------------------------------

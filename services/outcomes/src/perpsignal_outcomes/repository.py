@@ -17,13 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from perpsignal_common.db.models.outcomes import (
     OutcomeCandle,
+    OutcomeFunding,
     OutcomeMss,
     OutcomeSignal,
     SignalOutcome,
 )
 from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
-from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalJudgedV1
 from perpsignal_domain.outcomes.evaluate import Evaluation, Series
 
@@ -374,6 +375,55 @@ async def store_candles(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
         await session.execute(insert(OutcomeCandle).on_conflict_do_nothing(), list(rows))
 
 
+def funding_row(event: FundingRateV1) -> dict[str, Any]:
+    """Return the `outcome_funding` row of a settled funding rate from the market stream."""
+    return {
+        "venue": event.venue,
+        "symbol": event.symbol,
+        "funding_time": event.observed_at,
+        "rate": event.rate,
+    }
+
+
+async def store_funding(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert settled funding rates; one already stored (venue, symbol, time) is kept."""
+    if rows:
+        await session.execute(insert(OutcomeFunding).on_conflict_do_nothing(), list(rows))
+
+
+# settled rates of every (symbol, [start, end]) range in one round trip, oldest first
+LOAD_FUNDING_SQL = """
+SELECT f.symbol, f.funding_time, f.rate
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS r(symbol, start_at, end_at)
+JOIN outcome_funding AS f
+  ON f.venue = $4 AND f.symbol = r.symbol
+ AND f.funding_time >= r.start_at AND f.funding_time <= r.end_at
+ORDER BY f.symbol, f.funding_time
+"""
+
+
+async def load_funding(
+    conn: asyncpg.Connection, venue: str, ranges: dict[str, tuple[datetime, datetime]]
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Return each symbol's settlement (epoch seconds, rate) columns inside its range."""
+    if not ranges:
+        return {}
+    symbols = list(ranges)
+    rows = await conn.fetch(
+        LOAD_FUNDING_SQL,
+        symbols,
+        [ranges[s][0] for s in symbols],
+        [ranges[s][1] for s in symbols],
+        venue,
+    )
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for symbol, at, rate in rows:
+        times, rates = out.setdefault(symbol, ([], []))
+        times.append(at.timestamp())
+        rates.append(rate)
+    return out
+
+
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """Return the asyncpg connection under `session` (checked out from the engine's pool).
 
@@ -493,12 +543,14 @@ UPDATE signal_outcomes AS t SET
     max_favorable_pct = v.mfe, max_adverse_pct = v.mae, first_hit = v.first_hit,
     candles_used = v.candles_used, price_source = v.price_source, reason = NULL,
     cost_pct = v.cost_pct, funding_pct = v.funding_pct, net_pnl_pct = v.net_pnl_pct,
+    funding_settlements = v.settlements,
     evaluated_at = $1, evaluated_by = $2, attempts = t.attempts + 1,
     evaluation_count = t.evaluation_count + 1
 FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::text[], $7::float8[], $8::float8[],
-            $9::text[], $10::int4[], $11::text[], $12::float8[], $13::float8[], $14::float8[])
+            $9::text[], $10::int4[], $11::text[], $12::float8[], $13::float8[], $14::float8[],
+            $15::int4[])
      AS v(id, exit_price, pnl_pct, result, mfe, mae, first_hit, candles_used, price_source,
-          cost_pct, funding_pct, net_pnl_pct)
+          cost_pct, funding_pct, net_pnl_pct, settlements)
 WHERE t.id = v.id AND t.status = 'pending'
 """
 
@@ -510,36 +562,110 @@ WHERE t.id = v.id AND t.status = 'pending'
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Done:
+    """A finished evaluation of a claimed row; `settlements` None: funding unknown."""
+
+    id: int
+    evaluation: Evaluation
+    source: str
+    settlements: int | None
+
+    @property
+    def funding_pct(self) -> float | None:
+        """Funding paid (negative: received), or None when unknown."""
+        return None if self.settlements is None else self.evaluation.funding_pct
+
+    @property
+    def net_pnl_pct(self) -> float | None:
+        """Net P&L, or None when the funding is unknown (never charged as 0)."""
+        return None if self.settlements is None else self.evaluation.net_pnl_pct
+
+
 async def complete(
     conn: asyncpg.Connection,
-    results: Sequence[tuple[int, Evaluation, str]],
+    results: Sequence[Done],
     now: datetime,
     worker: str,
 ) -> None:
-    """Write finished evaluations (id, evaluation, price source) of claimed rows.
+    """Write finished evaluations of claimed rows.
 
     One UPDATE for the whole batch (the rollup triggers then run once per batch too).
     """
     if not results:
         return
-    results = sorted(results, key=lambda r: r[0])  # heap and index pages in order
+    results = sorted(results, key=lambda r: r.id)  # heap and index pages in order
+    evs = [r.evaluation for r in results]
     await conn.execute(
         COMPLETE_SQL,
         now,
         worker,
-        [row_id for row_id, _, _ in results],
-        [ev.exit_price for _, ev, _ in results],
-        [ev.pnl_pct for _, ev, _ in results],
-        [ev.result for _, ev, _ in results],
-        [ev.max_favorable_pct for _, ev, _ in results],
-        [ev.max_adverse_pct for _, ev, _ in results],
-        [ev.first_hit for _, ev, _ in results],
-        [ev.candles_used for _, ev, _ in results],
-        [source for _, _, source in results],
-        [ev.cost_pct for _, ev, _ in results],
-        [ev.funding_pct for _, ev, _ in results],
-        [ev.net_pnl_pct for _, ev, _ in results],
+        [r.id for r in results],
+        [ev.exit_price for ev in evs],
+        [ev.pnl_pct for ev in evs],
+        [ev.result for ev in evs],
+        [ev.max_favorable_pct for ev in evs],
+        [ev.max_adverse_pct for ev in evs],
+        [ev.first_hit for ev in evs],
+        [ev.candles_used for ev in evs],
+        [r.source for r in results],
+        [ev.cost_pct for ev in evs],
+        [r.funding_pct for r in results],
+        [r.net_pnl_pct for r in results],
+        [r.settlements for r in results],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FundingDue:
+    """A completed row whose funding is still unknown (locked until the transaction ends)."""
+
+    id: int
+    symbol: str
+    direction: str
+    entry_at: datetime
+    due_at: datetime
+    pnl_pct: float
+    cost_pct: float
+
+
+CLAIM_FUNDING_UNKNOWN_SQL = f"""
+SELECT {", ".join(FundingDue.__slots__)}
+FROM signal_outcomes
+WHERE status = 'completed' AND cost_pct IS NOT NULL AND funding_pct IS NULL
+  AND due_at >= $1 AND due_at <= $2
+ORDER BY due_at
+LIMIT $3
+FOR UPDATE SKIP LOCKED
+"""
+
+SET_FUNDING_SQL = """
+UPDATE signal_outcomes AS t SET
+    funding_pct = v.funding_pct, net_pnl_pct = t.pnl_pct - t.cost_pct - v.funding_pct,
+    funding_settlements = v.settlements
+FROM unnest($1::bigint[], $2::float8[], $3::int4[]) AS v(id, funding_pct, settlements)
+WHERE t.id = v.id AND t.funding_pct IS NULL
+"""
+
+
+async def claim_funding_unknown(
+    conn: asyncpg.Connection, since: datetime, until: datetime, limit: int
+) -> list[FundingDue]:
+    """Lock completed rows due in [since, until] whose funding is unknown (SKIP LOCKED)."""
+    return [
+        FundingDue(*r) for r in await conn.fetch(CLAIM_FUNDING_UNKNOWN_SQL, since, until, limit)
+    ]
+
+
+async def set_funding(conn: asyncpg.Connection, rows: Sequence[tuple[int, float, int]]) -> None:
+    """Record the funding (id, funding %, settlements) now known; net follows from it."""
+    if rows:
+        await conn.execute(
+            SET_FUNDING_SQL,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        )
 
 
 async def defer(
@@ -617,6 +743,19 @@ async def mark_published(session: AsyncSession, ids: Sequence[int], now: datetim
         await session.execute(
             update(SignalOutcome).where(SignalOutcome.id.in_(list(ids))).values(published_at=now)
         )
+
+
+async def prune_funding(session: AsyncSession, before: datetime, lookback: timedelta) -> int:
+    """Delete settlements before `before` and before every pending row's entry - `lookback`."""
+    oldest_pending = await session.scalar(
+        select(func.min(SignalOutcome.entry_at)).where(SignalOutcome.status == "pending")
+    )
+    if oldest_pending is not None:
+        before = min(before, oldest_pending - lookback)
+    result = await session.execute(
+        delete(OutcomeFunding).where(OutcomeFunding.funding_time < before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def prune_candles(session: AsyncSession, before: datetime) -> int:

@@ -1,4 +1,5 @@
-"""The outcomes service: store judged signals, MSS results and candles; track outcomes.
+"""The outcomes service: store judged signals, MSS results, candles and settled funding rates;
+track outcomes.
 
 `OUTCOMES_CLOCK=event` evaluates on market time instead of this machine's clock: "now" is
 the latest candle close stored, so a replay (`perpsignal demo`, `perpsignal replay`) gets
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker, session_scope
 from perpsignal_common.events.base import Event
-from perpsignal_common.events.market import CandleClosedV1
+from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
@@ -88,6 +89,11 @@ class OutcomesService(KafkaService):
                     await repo.store_candles(session, [repo.candle_row(event)])
                 # advanced once stored: a row due by this clock finds its candles
                 self.market_now = max(self.market_now, event.observed_at)
+        elif isinstance(event, FundingRateV1):
+            # settled rates only: a predicted (premium index) rate is not what was paid
+            if event.settled and event.venue == self.options.outcomes_funding_venue:
+                async with session_scope(self.sessions) as session:
+                    await repo.store_funding(session, [repo.funding_row(event)])
         elif isinstance(event, SignalJudgedV1):
             await self.handle_judged(event)
         elif isinstance(event, MssScoredV1) and event.mss >= self.options.outcomes_mss_threshold:

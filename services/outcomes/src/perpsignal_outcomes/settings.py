@@ -37,6 +37,17 @@ class OutcomesSettings(ServiceSettings):
     outcomes_slippage_bp: float = Field(
         default=2.0, ge=0, description="Slippage per side, bp of notional, for net P&L"
     )
+    outcomes_funding_venue: str = Field(
+        default="binance",
+        description="Whose settled funding rates (market.funding events with settled=true) "
+        "are charged to positions; the klines fallback prices Binance too",
+    )
+    outcomes_funding_wait_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How long after a horizon's due time its funding may still be filled in "
+        "as missing settlements arrive; after that it stays unknown (NULL), never 0",
+    )
     outcomes_mss_threshold: float = Field(default=60.0, description="Store MSS results >= this")
     outcomes_candle_timeframes: str = Field(
         default="1m,5m,15m,1h", description="Closed-candle timeframes kept for evaluation"

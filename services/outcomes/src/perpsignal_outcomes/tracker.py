@@ -14,8 +14,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,10 +29,11 @@ from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_domain.outcomes.evaluate import (
     Costs,
-    Evaluation,
     Series,
     evaluate_window,
+    funding_paid_pct,
     path_window,
+    settled_if_complete,
 )
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.prices import KlineSource
@@ -40,6 +42,11 @@ from perpsignal_outcomes.settings import OutcomesSettings
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# settlements loaded around a window: before it, enough to learn the symbol's interval; after
+# it, enough to find the settlement that closes the bracket (Binance settles every 1-8 h)
+FUNDING_BEFORE = timedelta(hours=72)
+FUNDING_AFTER = timedelta(hours=48)
+Funding = dict[str, tuple[list[float], list[float]]]
 
 
 def system_clock() -> datetime:
@@ -84,11 +91,15 @@ class Tracker:
         # first prune one interval after start: a replay's old candles may land before its
         # signals, and pruning keeps only what pending rows need
         last_prune = loop.time()
+        last_funding = 0.0
         while not stop.is_set():
             busy = False
             try:
                 claimed = await self.evaluate_batch()
                 published = await self.publish_batch()
+                if loop.time() - last_funding > self._s.outcomes_poll_interval_s * 30:
+                    await self.settle_funding()
+                    last_funding = loop.time()
                 busy = claimed >= self._s.outcomes_batch_size or published > 0
                 if loop.time() - last_prune > 600:
                     await self.prune()
@@ -131,17 +142,18 @@ class Tracker:
         self, conn: asyncpg.Connection, now: datetime
     ) -> tuple[
         int,
-        list[tuple[int, Evaluation, str]],
+        list[repo.Done],
         list[tuple[int, str, datetime]],
         list[tuple[int, str, datetime]],
     ]:
         rows = await repo.claim_due(conn, now, self._s.outcomes_batch_size)
-        done: list[tuple[int, Evaluation, str]] = []
+        done: list[repo.Done] = []
         waiting: list[tuple[int, str, datetime]] = []
         failed: list[tuple[int, str, datetime]] = []
         if not rows:
             return 0, done, waiting, failed
         paths = await self._paths(conn, rows)
+        funding = await self._funding(conn, rows)
         give_up = timedelta(seconds=self._s.outcomes_give_up_after_s)
         band = self._s.outcomes_neutral_band_pct
         costs = Costs(self._s.outcomes_taker_fee_bp, self._s.outcomes_slippage_bp)
@@ -158,6 +170,7 @@ class Tracker:
                     waiting.append((row.id, reason, now + retry))
                 continue
             series, lo, hi, source = found
+            rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
             try:
                 ev = evaluate_window(
                     row.direction,
@@ -169,15 +182,62 @@ class Tracker:
                     target=row.take_profit_price,
                     band_pct=band,
                     costs=costs,
+                    funding_rates=rates or (),
                 )
             except ValueError as exc:
                 failed.append((row.id, f"cannot evaluate: {exc}", now))
                 continue
-            done.append((row.id, ev, source))
+            done.append(repo.Done(row.id, ev, source, None if rates is None else len(rates)))
         await repo.complete(conn, done, self._wall(), self.worker)
         await repo.defer(conn, waiting)
         await repo.defer(conn, failed, status="failed")
         return len(rows), done, waiting, failed
+
+    async def _funding(self, conn: asyncpg.Connection, rows: list[Any]) -> Funding:
+        """Return the stored settlements around the windows of `rows`, per symbol."""
+        ranges: dict[str, tuple[datetime, datetime]] = {}
+        for row in rows:
+            start, end = ranges.get(row.symbol, (row.entry_at, row.due_at))
+            ranges[row.symbol] = (min(start, row.entry_at), max(end, row.due_at))
+        ranges = {s: (a - FUNDING_BEFORE, b + FUNDING_AFTER) for s, (a, b) in ranges.items()}
+        return await repo.load_funding(conn, self._s.outcomes_funding_venue, ranges)
+
+    @staticmethod
+    def _rates(
+        funding: Funding, symbol: str, entry_at: datetime, due_at: datetime
+    ) -> Sequence[float] | None:
+        """Return the rates settled while the position was open; None when unknown."""
+        times, rates = funding.get(symbol, ([], []))
+        return settled_if_complete(times, rates, entry_at.timestamp(), due_at.timestamp())
+
+    async def settle_funding(self) -> int:
+        """Fill in the funding of completed rows whose settlements have arrived since.
+
+        Rows due within OUTCOMES_FUNDING_WAIT_S are re-checked; after that their funding stays
+        unknown (NULL). Returns how many rows got their funding.
+        """
+        now = self._clock()
+        since = now - timedelta(seconds=self._s.outcomes_funding_wait_s)
+        async with session_scope(self._sessions) as session:
+            conn = await repo.driver_connection(session)
+            try:
+                async with conn.transaction():
+                    rows = await repo.claim_funding_unknown(
+                        conn, since, now, self._s.outcomes_batch_size
+                    )
+                    if not rows:
+                        return 0
+                    funding = await self._funding(conn, rows)
+                    known = []
+                    for row in rows:
+                        rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
+                        if rates is not None:
+                            paid = funding_paid_pct(row.direction, rates)
+                            known.append((row.id, paid, len(rates)))
+                    await repo.set_funding(conn, known)
+            except repo.CONNECTION_DOWN as exc:
+                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        return len(known)
 
     async def _paths(
         self, conn: asyncpg.Connection, rows: list[repo.DueRow]
@@ -281,9 +341,18 @@ class Tracker:
         return len(rows)
 
     async def prune(self) -> None:
-        """Delete candles older than the retention."""
-        before = self._clock() - timedelta(seconds=self._s.outcomes_candle_retention_s)
+        """Delete candles older than the retention, and settlements no window needs any more.
+
+        A settlement is kept while a pending row, or a completed row whose funding may still
+        be filled in (OUTCOMES_FUNDING_WAIT_S), may need it (FUNDING_BEFORE before its entry).
+        """
+        now = self._clock()
+        before = now - timedelta(seconds=self._s.outcomes_candle_retention_s)
+        longest = timedelta(seconds=max(self._s.horizons().values()))
+        wait = timedelta(seconds=self._s.outcomes_funding_wait_s)
+        keep_from = min(before, now - wait - longest) - FUNDING_BEFORE
         async with session_scope(self._sessions) as session:
             n = await repo.prune_candles(session, before)
-        if n:
-            log.info("pruned old candles", extra={"rows": n})
+            n_funding = await repo.prune_funding(session, keep_from, FUNDING_BEFORE)
+        if n or n_funding:
+            log.info("pruned old candles", extra={"rows": n, "funding_rows": n_funding})

@@ -1,15 +1,20 @@
-"""report.html: one self-contained page, plots as inline SVG drawn here (works offline, no CDN).
+"""report.html: one self-contained page that works offline (no CDN, nothing fetched).
 
-A plotting library would be a heavy dependency for two chart kinds (lines and interval bars);
-plain SVG keeps the page a single file that opens anywhere and diffs deterministically.
+The summary plots are inline SVG drawn here (a plotting library would be a heavy dependency for
+two chart kinds); the interactive price chart (`chart.py`) inlines the Lightweight Charts module
+the dashboard ships, so the page stays a single file that opens from disk.
 """
 
 from __future__ import annotations
 
 import html
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from perpsignal_cli.backtesting import chart
 
 W, H, PAD = 760, 300, 48
 COLOURS = {
@@ -204,9 +209,20 @@ def factor_panel(report: dict[str, Any]) -> str:
     )
 
 
-def render(report: dict[str, Any]) -> str:
-    """Return the whole page."""
+def render(
+    report: dict[str, Any],
+    *,
+    candles: chart.Candles | None = None,
+    signals: Iterable[Mapping[str, Any]] | None = None,
+) -> str:
+    """Return the whole page.
+
+    `candles`: the series the price chart draws (None: the panel says there is no chart);
+    `signals`: the per-signal records, read once (default: the report's own `signals`).
+    """
     run = report["run"]
+    if signals is None:
+        signals = report.get("signals") or ()
     eq = report["equity"]
     dv = [{"direction": d, **row} for d, row in report["signals_by_direction_verdict"].items()]
     attr = [
@@ -235,6 +251,7 @@ def render(report: dict[str, Any]) -> str:
         "<p class=note>Rows in grey have fewer than "
         f"{run['small_sample_below']} outcomes: small samples, read with care.</p>",
         statistics_panel(report),
+        chart.section(candles, signals, horizons=run["horizons"]),
         "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in report["notes"]) + "</ul>",
         "<h2>Signals by direction and verdict</h2>",
         _table(dv, ["direction", "CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]),
@@ -314,9 +331,29 @@ def render(report: dict[str, Any]) -> str:
     )
 
 
-def write_html(report: dict[str, Any], out: Path) -> Path:
-    """Write report.html next to report.json."""
+def stream_signals(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the signal records of a signals.jsonl file one line at a time."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def write_html(
+    report: dict[str, Any],
+    out: Path,
+    *,
+    candles: chart.Candles | None = None,
+    signals: Iterable[Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write report.html next to report.json.
+
+    Without `signals`, the records are streamed from `out/signals.jsonl` when it exists, else
+    taken from the report's `signals`.
+    """
     out.mkdir(parents=True, exist_ok=True)
+    if signals is None and (out / "signals.jsonl").is_file():
+        signals = stream_signals(out / "signals.jsonl")
     path = out / "report.html"
-    path.write_text(render(report))
+    path.write_text(render(report, candles=candles, signals=signals))
     return path

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,6 +145,19 @@ class OutcomeItem(BaseModel):
     max_favorable_pct: float | None
     max_adverse_pct: float | None
     first_hit: str | None
+    cost_pct: float | None = Field(
+        description="Taker fees and slippage of both legs, % of entry notional"
+    )
+    funding_pct: float | None = Field(
+        description="Funding paid over the window (negative: received), % of entry notional; "
+        "null on a completed outcome: unknown (a settlement is missing), never assumed 0"
+    )
+    funding_settlements: int | None = Field(
+        description="Funding settlements while the position was open; null: unknown"
+    )
+    net_pnl_pct: float | None = Field(
+        description="pnl_pct - cost_pct - funding_pct; null while the funding is unknown"
+    )
     evaluated_at: datetime | None
     reason: str | None
 
@@ -168,6 +182,10 @@ class TrackingStats(BaseModel):
     evaluated_last_hour: int
     lag_avg_s: float | None = Field(description="Mean evaluated_at - due_at, last hour")
     lag_max_s: float | None = Field(description="Max evaluated_at - due_at, last hour")
+    funding_unknown: int = Field(
+        description="Completed outcomes whose funding (hence net P&L) is unknown: the settled "
+        "funding rates of their window are missing"
+    )
 
 
 class CalibrationBucket(WinRate):
@@ -463,6 +481,9 @@ async def tracking_stats(session: AsyncSession) -> TrackingStats:
           (SELECT coalesce(sum(n), 0)::bigint FROM outcome_rollups) AS completed,
           (SELECT count(*) FROM signal_outcomes WHERE status = 'failed') AS failed,
           (SELECT min(due_at) FROM signal_outcomes WHERE status = 'pending') AS oldest,
+          (SELECT count(*) FROM signal_outcomes
+             WHERE status = 'completed' AND cost_pct IS NOT NULL
+               AND funding_pct IS NULL) AS funding_unknown,
           l.n AS recent, l.avg_s, l.max_s
         FROM (
           SELECT count(*) AS n,
@@ -481,6 +502,7 @@ async def tracking_stats(session: AsyncSession) -> TrackingStats:
         evaluated_last_hour=r.recent,
         lag_avg_s=None if r.avg_s is None else float(r.avg_s),
         lag_max_s=None if r.max_s is None else float(r.max_s),
+        funding_unknown=r.funding_unknown,
     )
 
 
@@ -514,6 +536,81 @@ async def calibration(
     return Calibration(horizon=horizon, bucket_size=size, buckets=buckets)
 
 
+@dataclass(frozen=True, slots=True)
+class TrackedOutcome:
+    """One completed outcome with its signal's factor sub-scores (those with status ok)."""
+
+    entry_at: datetime
+    direction: str
+    verdict: str
+    pnl_pct: float
+    result: str
+    scores: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedOutcomes:
+    """`tracked_outcomes`: the newest completed outcomes of one horizon, oldest first."""
+
+    horizon: str
+    horizon_s: int | None
+    since: datetime | None
+    limit: int
+    truncated: bool  # more outcomes matched than `limit`: only the newest were read
+    rows: list[TrackedOutcome]
+
+
+# the newest rows first (LIMIT), then the sub-scores of those rows only
+_TRACKED_SQL = """
+    WITH o AS MATERIALIZED (
+        SELECT signal_id, entry_at, direction, verdict, pnl_pct, result, horizon_s
+        FROM signal_outcomes
+        WHERE status = 'completed' AND horizon = :horizon AND pnl_pct IS NOT NULL
+          AND direction IN ('LONG', 'SHORT') {since}
+        ORDER BY entry_at DESC
+        LIMIT :limit
+    )
+    SELECT o.entry_at, o.direction, o.verdict, o.pnl_pct, o.result, o.horizon_s,
+           (SELECT coalesce(jsonb_object_agg(f->>'name', (f->>'score')::float8), '{{}}'::jsonb)
+              FROM jsonb_array_elements(s.factors) AS f
+             WHERE f->>'status' = 'ok') AS scores
+    FROM o JOIN outcome_signals AS s ON s.signal_id = o.signal_id
+"""
+
+
+async def tracked_outcomes(
+    session: AsyncSession, *, horizon: str, since: datetime | None = None, limit: int = 20_000
+) -> TrackedOutcomes:
+    """Return the newest `limit` completed outcomes of `horizon` with their factor sub-scores.
+
+    The raw material of the live factor information and judge lift (computed by the gateway
+    with the domain's statistics); one indexed scan of the horizon's completed rows.
+    """
+    params: dict[str, Any] = {"horizon": horizon, "limit": limit + 1}
+    clause = ""
+    if since is not None:
+        clause = "AND entry_at >= :since"
+        params["since"] = since
+    result = await session.execute(text(_TRACKED_SQL.format(since=clause)), params)
+    # the join keeps no order: sort here (a sort of wide rows in SQL spills to disk)
+    found = sorted(result.all(), key=lambda r: r.entry_at, reverse=True)
+    truncated = len(found) > limit
+    found = found[:limit]
+    rows = [
+        TrackedOutcome(r.entry_at, r.direction, r.verdict, r.pnl_pct, r.result or "", r.scores)
+        for r in reversed(found)
+    ]
+    horizon_s = found[0].horizon_s if found else None
+    return TrackedOutcomes(horizon, horizon_s, since, limit, truncated, rows)
+
+
+async def newest_completed_entry(session: AsyncSession) -> datetime | None:
+    """Return the entry time of the newest completed outcome (None when there is none)."""
+    sql = "SELECT max(entry_at) FROM signal_outcomes WHERE status = 'completed'"
+    value = (await session.execute(text(sql))).scalar()
+    return value if isinstance(value, datetime) else None
+
+
 __all__ = [
     "Calibration",
     "CalibrationBucket",
@@ -521,13 +618,17 @@ __all__ = [
     "JudgeLift",
     "OutcomeItem",
     "OutcomesHistory",
+    "TrackedOutcome",
+    "TrackedOutcomes",
     "TrackingStats",
     "VerdictCompare",
     "VerdictPerformance",
     "VerdictStats",
     "WinRate",
     "calibration",
+    "newest_completed_entry",
     "outcomes_history",
+    "tracked_outcomes",
     "tracking_stats",
     "verdict_compare",
     "verdict_performance",

@@ -22,6 +22,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Literal
 
 Result = Literal["WIN", "LOSS", "NEUTRAL"]
@@ -342,3 +343,36 @@ def expected_count(entry_at: datetime, due_at: datetime, step: timedelta) -> int
     first = -((epoch - entry_at) // step)  # ceil((entry_at - epoch) / step)
     last = (due_at - epoch) // step  # floor
     return max(0, int(last - first))
+
+
+MIN_FUNDING_INTERVAL_S = 60.0  # closer settlements are one settlement seen twice
+
+
+def settled_if_complete(
+    times: Sequence[float],
+    rates: Sequence[float],
+    start: float,
+    end: float,
+    *,
+    slack: float = 0.25,
+) -> Sequence[float] | None:
+    """Return the rates settled in (start, end], or None when the record cannot prove them all.
+
+    Live funding arrives as events, and one can be missed (an outage, a late start). The
+    window counts as complete only when the sorted settlement `times` bracket it (one at or
+    before `start`, one at or after `end`) and no two consecutive settlements from the
+    bracket's first to its last lie further apart than the symbol's interval (the smallest
+    spacing seen in `times`, plus `slack`): otherwise a settlement may be missing and the
+    funding paid is unknown, never 0.
+    """
+    i_prev = bisect_right(times, start) - 1
+    i_next = bisect_left(times, end)
+    if i_prev < 0 or i_next >= len(times):
+        return None
+    gaps = [b - a for a, b in pairwise(times) if b - a >= MIN_FUNDING_INTERVAL_S]
+    if not gaps:
+        return None
+    limit = min(gaps) * (1.0 + slack)
+    if any(times[k + 1] - times[k] > limit for k in range(i_prev, i_next)):
+        return None
+    return rates[i_prev + 1 : bisect_right(times, end)]

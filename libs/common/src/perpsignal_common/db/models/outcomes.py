@@ -8,6 +8,7 @@ Owner: the outcomes service (the only writer). The gateway reads them through
 * `signal_outcomes`: one durable row per (signal, horizon): the due evaluation, then its result.
   Verdict, judge, risk mode, score and symbol are copied from the signal so the analytics
   queries over a million rows never need a join.
+* `outcome_funding`: settled funding rates, charged to the positions open at each settlement.
 * `outcome_candles`: closed candles (all symbols, configured timeframes) so an evaluation reads
   the candle path between entry and horizon from the database.
 """
@@ -107,10 +108,13 @@ class SignalOutcome(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     exit_price: Mapped[float | None] = mapped_column(Float)
     pnl_pct: Mapped[float | None] = mapped_column(Float)
-    # after fees, slippage and funding (outcomes_0003; NULL on rows evaluated before it)
+    # after fees, slippage and funding (outcomes_0003; NULL on rows evaluated before it).
+    # funding_pct / net_pnl_pct NULL on a completed row: the funding paid is unknown (a
+    # settlement may be missing, outcomes_0004); funding_settlements counts those charged
     cost_pct: Mapped[float | None] = mapped_column(Float)
     funding_pct: Mapped[float | None] = mapped_column(Float)
     net_pnl_pct: Mapped[float | None] = mapped_column(Float)
+    funding_settlements: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[str | None] = mapped_column(String(8))
     max_favorable_pct: Mapped[float | None] = mapped_column(Float)
     max_adverse_pct: Mapped[float | None] = mapped_column(Float)
@@ -164,6 +168,14 @@ class SignalOutcome(Base):
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_signal_outcomes_failed", "id", postgresql_where=text("status = 'failed'")),
+        # rows whose funding is still unknown, re-checked as settlements arrive (outcomes_0004)
+        Index(
+            "ix_signal_outcomes_funding_unknown",
+            "due_at",
+            postgresql_where=text(
+                "status = 'completed' AND cost_pct IS NOT NULL AND funding_pct IS NULL"
+            ),
+        ),
         Index("ix_signal_outcomes_entry", "entry_at"),
         Index("ix_signal_outcomes_evaluated", "evaluated_at"),
         Index("ix_signal_outcomes_symbol_entry", "symbol", "entry_at"),
@@ -219,6 +231,20 @@ class OutcomePnlHistogram(Base):
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     pnl_bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class OutcomeFunding(Base):
+    """A settled funding rate of one venue's perpetual (from `market.funding`, settled)."""
+
+    __tablename__ = "outcome_funding"
+
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    funding_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    rate: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()"), nullable=False
+    )
 
 
 class OutcomeCandle(Base):

@@ -1,7 +1,8 @@
-// Accuracy: the analytics endpoints drawn: verdict tables, calibration chart, outcomes history.
+// Accuracy: the analytics endpoints drawn: verdict tables, calibration chart, signal research
+// (factor information and judge lift), outcomes history.
 
 import { apiGet } from "../api.js";
-import { badge, errorBox, fmtNum, fmtPct, fmtPrice, fmtSignedPct, fmtTime, h, isNum, svg } from "../dom.js";
+import { badge, errorBox, fmtNum, fmtPct, fmtPrice, fmtSignedPct, fmtTime, h, humanName, isNum, svg } from "../dom.js";
 
 const PAGE_SIZE = 20;
 
@@ -135,8 +136,69 @@ function calibrationTable(cal) {
   );
 }
 
+const signed = (v, digits, unit) => (isNum(v) ? `${v > 0 ? "+" : ""}${fmtNum(v, digits)}${unit}` : "—");
+const interval = (lo, hi, digits, unit) => (isNum(lo) && isNum(hi) ? `${signed(lo, digits, unit)} to ${signed(hi, digits, unit)}` : "—");
+
+function liftLine(id, label, l, otherName) {
+  if (!isNum(l.pnlPct)) {
+    return h("p", { id }, `${label}: — (${l.confirm} CONFIRM, ${l.other} ${otherName}: too few to measure)`);
+  }
+  return h(
+    "p",
+    { id },
+    `${label}: `,
+    h("strong", {}, signed(l.pnlPct, 3, " % P&L")),
+    ` (95 % CI ${interval(l.pnlLowPct, l.pnlHighPct, 3, " %")}), win rate ${signed(l.winRatePts, 1, " points")}`,
+    ` (95 % CI ${interval(l.winRateLowPts, l.winRateHighPts, 1, "")}); ${l.confirm} CONFIRM vs ${l.other} ${otherName}`,
+  );
+}
+
+function researchHorizon(r) {
+  const cols = ["Factor", "Outcomes with data", "Mean sub-score", "IC", "IC 95 % CI", "Information"];
+  const span = r.outcomes
+    ? `${r.outcomes} completed outcomes entered ${fmtTime(r.firstEntryAt)} – ${fmtTime(r.lastEntryAt)}${r.truncated ? " (newest only: limit reached)" : ""}; bootstrap block ${r.block}`
+    : "No completed outcomes in this window yet.";
+  return h(
+    "div",
+    { class: "research-horizon", dataset: { horizon: r.horizon } },
+    h("h4", {}, `Horizon ${r.horizon}`),
+    h("p", { class: "hint" }, span),
+    liftLine(`lift-skip-${r.horizon}`, "Judge lift, CONFIRM − SKIP", r.confirmMinusSkip, "SKIP"),
+    liftLine(`lift-all-${r.horizon}`, "CONFIRM − all signals", r.confirmMinusAll, "in all"),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { class: "data compact", id: `research-factors-${r.horizon}` },
+        h("caption", { class: "visually-hidden" }, `Factor information at ${r.horizon}`),
+        h("thead", {}, h("tr", {}, cols.map((t, i) => h("th", { scope: "col", class: i ? "num" : "" }, t)))),
+        h("tbody", {}, r.factors.map((f) =>
+          h("tr", { dataset: { factor: f.factor } },
+            h("th", { scope: "row" }, humanName(f.factor)),
+            h("td", { class: "num" }, String(f.outcomes)),
+            h("td", { class: "num" }, fmtNum(f.meanScore, 1)),
+            h("td", { class: "num" }, signed(f.ic, 3, "")),
+            h("td", { class: "num" }, interval(f.icLow, f.icHigh, 3, "")),
+            h("td", {}, isNum(f.ic) ? (f.informative ? "yes: interval excludes 0" : "none measurable") : f.outcomes ? "too few outcomes" : "no data"),
+          ))),
+      ),
+    ),
+  );
+}
+
+/** Net P&L after fees, slippage and funding; a missing funding settlement is said, not zeroed. */
+function netCell(o) {
+  if (o.status !== "completed" || !isNum(o.costPct)) return h("td", { class: "num" }, "—");
+  const detail = `fees+slippage ${fmtSignedPct(-o.costPct, 3)}, funding ${isNum(o.fundingPct) ? `${fmtSignedPct(-o.fundingPct, 3)} (${o.fundingSettlements} settlements)` : "unknown"}`;
+  if (!isNum(o.netPnlPct)) {
+    return h("td", { class: "num funding-unknown", title: `${detail}: a funding settlement of this window is missing` }, "funding unknown");
+  }
+  return h("td", { class: "num", title: detail }, fmtSignedPct(o.netPnlPct));
+}
+
 function historyTable(page) {
-  const cols = ["Entry time", "Symbol", "Dir.", "Verdict", "Score", "Horizon", "Status", "Entry", "Exit", "P&L", "Result", "First hit"];
+  const cols = ["Entry time", "Symbol", "Dir.", "Verdict", "Score", "Horizon", "Status", "Entry", "Exit", "P&L (gross)", "Net P&L", "Result", "First hit"];
   return h(
     "div",
     { class: "table-wrap" },
@@ -158,6 +220,7 @@ function historyTable(page) {
               h("td", { class: "num" }, fmtPrice(o.entryPrice)),
               h("td", { class: "num" }, fmtPrice(o.exitPrice)),
               h("td", { class: "num" }, fmtSignedPct(o.pnlPct)),
+              netCell(o),
               h("td", {}, o.result ? badge(o.result) : "—"),
               h("td", {}, o.firstHit || "—"),
             ))
@@ -178,8 +241,9 @@ export function mount(main) {
   const compare = h("section", { class: "card", "aria-labelledby": "cmp-title" }, h("h3", { id: "cmp-title" }, "Verdict comparison"));
   const calib = h("section", { class: "card", "aria-labelledby": "cal-title" }, h("h3", { id: "cal-title" }, "Calibration by score bucket"));
   const history = h("section", { class: "card", "aria-labelledby": "hist-title" }, h("h3", { id: "hist-title" }, "Outcomes history"));
+  const research = h("section", { class: "card", "aria-labelledby": "research-title", id: "research" }, h("h3", { id: "research-title" }, "Do the signals carry information?"));
   const tracking = h("p", { class: "hint", id: "tracking-stats" });
-  main.append(h("div", { class: "page-head" }, h("h2", {}, "Accuracy"), tracking), controls, perf, compare, calib, history);
+  main.append(h("div", { class: "page-head" }, h("h2", {}, "Accuracy"), tracking), controls, perf, compare, research, calib, history);
   let offset = 0;
 
   const horizon = () => controls.querySelector("#a-horizon").value;
@@ -226,6 +290,18 @@ export function mount(main) {
     }
   }
 
+  async function loadResearch() {
+    try {
+      const body = await get("/analytics/signal-research", { horizon: horizon() });
+      if (disposed) return;
+      fill(research,
+        h("p", { class: "hint" }, `Outcomes entered since ${fmtTime(body.since)}. ${body.method}`),
+        ...body.horizons.map(researchHorizon));
+    } catch (err) {
+      fill(research, errorBox(err));
+    }
+  }
+
   async function loadHistory() {
     try {
       const page = await get("/analytics/outcomes-history", { horizon: horizon(), limit: PAGE_SIZE, offset });
@@ -254,7 +330,8 @@ export function mount(main) {
     try {
       const t = await get("/analytics/tracking-stats");
       if (disposed) return;
-      tracking.textContent = `Tracking: ${t.pending} pending (${t.pendingOverdue} overdue), ${t.completed} completed, ${t.failed} failed`;
+      tracking.textContent = `Tracking: ${t.pending} pending (${t.pendingOverdue} overdue), ${t.completed} completed, ${t.failed} failed` +
+        (t.fundingUnknown ? `; ${t.fundingUnknown} completed with funding unknown (net P&L not shown)` : "");
     } catch {
       tracking.textContent = "";
     }
@@ -263,6 +340,7 @@ export function mount(main) {
   const loadAll = () => {
     loadPerf();
     loadCompare();
+    loadResearch();
     loadCalibration();
     loadHistory();
     loadTracking();

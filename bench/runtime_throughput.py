@@ -89,7 +89,7 @@ async def _fill(kafka: KafkaSettings) -> None:
     await producer.stop()
 
 
-async def _raw(kafka: KafkaSettings, decode_too: bool) -> float:
+async def _raw(kafka: KafkaSettings, decode_too: bool) -> tuple[float, float]:
     consumer = AIOKafkaConsumer(
         kafka.topic(Topic.MARKET),
         bootstrap_servers=kafka.kafka_bootstrap_servers,
@@ -104,31 +104,34 @@ async def _raw(kafka: KafkaSettings, decode_too: bool) -> float:
     await consumer.start()
     n = 0
     start = None
+    cpu0 = 0.0
     while n < N:
         batches = await consumer.getmany(timeout_ms=200)
         if batches and start is None:
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), time.process_time()
         for recs in batches.values():
             for r in recs:
                 if decode_too:
                     decode(r.value)
                 n += 1
     elapsed = time.perf_counter() - (start or time.perf_counter())
+    cpu_us = (time.process_time() - cpu0) / N * 1e6
     await consumer.stop()
-    return N / elapsed
+    return N / elapsed, cpu_us
 
 
-async def _runtime(kafka: KafkaSettings) -> float:
+async def _runtime(kafka: KafkaSettings) -> tuple[float, float]:
     producer = EventProducer(kafka, "bench-rt")
     await producer.start()
     count = 0
     start: float | None = None
+    cpu0 = 0.0
     done = asyncio.Event()
 
     async def handler(event: Event, record: Record) -> None:
-        nonlocal count, start
+        nonlocal count, start, cpu0
         if start is None:
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), time.process_time()
         count += 1
         if count >= N:
             done.set()
@@ -145,18 +148,20 @@ async def _runtime(kafka: KafkaSettings) -> float:
     task = asyncio.create_task(loop.run(stop))
     await done.wait()
     elapsed = time.perf_counter() - (start or time.perf_counter())
+    cpu_us = (time.process_time() - cpu0) / N * 1e6
     stop.set()
     await task
     await loop.stop()
     await producer.stop()
-    return N / elapsed
+    return N / elapsed, cpu_us
 
 
-async def _faststream(kafka: KafkaSettings) -> float:
+async def _faststream(kafka: KafkaSettings) -> tuple[float, float]:
     from faststream.kafka import KafkaBroker
 
     count = 0
     start: float | None = None
+    cpu0 = 0.0
     done = asyncio.Event()
     broker = KafkaBroker(kafka.kafka_bootstrap_servers, logger=None)
 
@@ -170,9 +175,9 @@ async def _faststream(kafka: KafkaSettings) -> float:
         heartbeat_interval_ms=kafka.kafka_heartbeat_interval_ms,
     )
     async def handle(event: CandleClosedV1) -> None:
-        nonlocal count, start
+        nonlocal count, start, cpu0
         if start is None:
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), time.process_time()
         count += 1
         if count >= N:
             done.set()
@@ -180,8 +185,9 @@ async def _faststream(kafka: KafkaSettings) -> float:
     await broker.start()
     await done.wait()
     elapsed = time.perf_counter() - (start or time.perf_counter())
+    cpu_us = (time.process_time() - cpu0) / N * 1e6
     await broker.stop()
-    return N / elapsed
+    return N / elapsed, cpu_us
 
 
 async def _main() -> list[Row]:
@@ -195,24 +201,29 @@ async def _main() -> list[Row]:
         kafka_topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
         kafka_topic_partitions=1,
     )
-    readers: dict[str, Callable[[], Awaitable[float]]] = {
+    readers: dict[str, Callable[[], Awaitable[tuple[float, float]]]] = {
         "raw": lambda: _raw(kafka, decode_too=False),
         "raw_decode": lambda: _raw(kafka, decode_too=True),
         "runtime": lambda: _runtime(kafka),
         "faststream": lambda: _faststream(kafka),
     }
     rates: dict[str, list[float]] = {name: [] for name in readers}
+    cpus: dict[str, list[float]] = {name: [] for name in readers}
     try:
         await _fill(kafka)
         freeze_startup_heap()  # what `serve()` does once a service has started
         for _ in range(ROUNDS):
             for name, read in readers.items():
-                rates[name].append(await read())
+                rate, cpu_us = await read()
+                rates[name].append(rate)
+                cpus[name].append(cpu_us)
     finally:
         if broker:
             broker.stop()
     med = {name: statistics.median(v) for name, v in rates.items()}
-    print({name: [round(x) for x in v] for name, v in rates.items()})
+    cpu = {name: statistics.median(v) for name, v in cpus.items()}
+    print("events/s", {name: [round(x) for x in v] for name, v in rates.items()})
+    print("CPU us/record", {name: [round(x, 2) for x in v] for name, v in cpus.items()})
     return [
         Row(
             "ConsumerLoop, no-op handler (pydantic decode)",
@@ -231,6 +242,26 @@ async def _main() -> list[Row]:
             med["faststream"],
             ">= 1.00x",
             goal_ratio=1.0,
+        ),
+        # CPU per record of this process (not the broker's): steadier than wall-clock
+        # throughput when neighbours take the cores
+        Row(
+            "ConsumerLoop CPU per record",
+            cpu["runtime"],
+            "us",
+            "raw aiokafka loop + same decode",
+            cpu["raw_decode"],
+            "info (lower is better)",
+            higher_is_better=False,
+        ),
+        Row(
+            "ConsumerLoop CPU per record ",
+            cpu["runtime"],
+            "us",
+            "faststream Kafka subscriber, same model",
+            cpu["faststream"],
+            "info (lower is better)",
+            higher_is_better=False,
         ),
         Row(
             "raw aiokafka loop + decode",

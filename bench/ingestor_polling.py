@@ -18,13 +18,15 @@ on the machine: the weight is counted, not timed).
 Events/s is per simulated second, next to the events the same polls parsed before the
 published-id cache dropped re-polled facts.
 
-Run: `uv run python bench/ingestor_polling.py [--symbols 500] [--minutes 20]`.
+Run: `uv run python bench/ingestor_polling.py [--symbols 500] [--minutes 16]` (or
+BENCH_INGESTOR_SYMBOLS / BENCH_INGESTOR_MINUTES; the defaults are the whole universe).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -214,7 +216,11 @@ def main(symbols: int = 500, minutes: int = 16) -> list[dict[str, object]]:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--symbols", type=int, default=500)
-    ap.add_argument("--minutes", type=int, default=16)
+    ap.add_argument(
+        "--symbols", type=int, default=int(os.environ.get("BENCH_INGESTOR_SYMBOLS", "500"))
+    )
+    ap.add_argument(
+        "--minutes", type=int, default=int(os.environ.get("BENCH_INGESTOR_MINUTES", "16"))
+    )
     args = ap.parse_args()
     main(args.symbols, args.minutes)

@@ -18,7 +18,7 @@ The batch and stream runs alternate (best of 5 each), so both see the same machi
 
 Run: `uv run python -m bench.scorer_throughput` (prints a table, writes
 bench/results/scorer_throughput.json). The engine runs the recorded data's 5m timeframe as
-primary (SMC on 5m/15m/1h), not the shipped 15m (15m/1h/4h): the rows say so. Takes ~1 min.
+primary (SMC on 5m/15m/1h), not the shipped 15m (15m/1h/4h): the rows say so. Takes ~10 s.
 """
 
 from __future__ import annotations

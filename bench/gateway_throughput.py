@@ -294,8 +294,8 @@ def main() -> list[dict[str, object]]:
     proc = ctx.Process(target=_serve, args=(port, ready, commands, published), daemon=True)
     proc.start()
     try:
-        if not ready.wait(60):
-            raise RuntimeError("gateway did not start")
+        if not ready.wait(180):  # a loaded shared machine takes long to import the app
+            raise RuntimeError("gateway did not start in 180 s")
         base = f"http://127.0.0.1:{port}"
         invoke = orjson.dumps({"operation": "get_signal", "args": {"symbol": "BTC"}})
         targets = {

@@ -235,7 +235,7 @@ async def _main() -> list[Row]:
             goal_ratio=0.9,
         ),
         Row(
-            "ConsumerLoop, no-op handler (pydantic decode) ",
+            "ConsumerLoop, no-op handler (pydantic decode)",
             med["runtime"],
             "events/s",
             "faststream Kafka subscriber, same model",
@@ -255,7 +255,7 @@ async def _main() -> list[Row]:
             higher_is_better=False,
         ),
         Row(
-            "ConsumerLoop CPU per record ",
+            "ConsumerLoop CPU per record",
             cpu["runtime"],
             "us",
             "faststream Kafka subscriber, same model",

@@ -212,7 +212,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     parts += [
         "",
         f"**Absolute figures, context only** (machine: {machine}; load average at start: "
-        f"{summary.get('load_average_at_start', '?')})",
+        f"{_load(summary.get('load_average_at_start'))})",
         "",
         head,
     ]
@@ -225,6 +225,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
         took = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
         parts += ["", f"Run time: {took}; total {summary.get('total_seconds', '?')} s."]
     return "\n".join(parts)
+
+
+def _load(load: Any) -> str:
+    return ", ".join(f"{x:g}" for x in load) if isinstance(load, list) else "unknown"
 
 
 def _line(r: dict[str, Any]) -> str:

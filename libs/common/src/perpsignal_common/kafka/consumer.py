@@ -288,8 +288,8 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         lane: Lane | None = None
         record: Record | None = None  # in hand: taken from its lane, not yet done
         done = 0
-        # successes are counted per topic and added to its counter once per run of lanes
-        # (the counter takes a lock per call), not once per record or lane turn
+        # successes are counted per topic and added to its counter every `_TURN` of them
+        # and at the end of the run (the counter takes a lock per call), not per record
         topic: str | None = None
         metrics: _TopicMetrics | None = None
         good = 0
@@ -366,6 +366,9 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                             else:
                                 if lanes.get(key) is lane:
                                     del lanes[key]
+                            if good >= _TURN:  # the counter lags a run by a turn at most
+                                metrics.ok.inc(good)
+                                good = 0
                 except TimeoutError:
                     # the handler of `record` overran: retry it under per-attempt timeouts,
                     # then let its lane go on

@@ -88,7 +88,7 @@ migrate: ## Apply database migrations to DATABASE_URL
 
 .PHONY: bench
 bench: install ## Run every benchmark in bench/ and print one table (+ bench/results/*.json)
-	$(UV) run --frozen perpsignal bench
+	$(UV) run --frozen perpsignal bench --readme
 
 .PHONY: images
 images: ## Build one container image per service (needs a docker engine)

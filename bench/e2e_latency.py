@@ -11,12 +11,20 @@ Load: 100 symbols (BENCH_E2E_SYMBOLS), each warmed with 30 real 1-minute candles
 history from ../shared/data/market, each symbol at its own offset), then BENCH_E2E_ROUNDS
 rounds in which every symbol closes one candle, paced at BENCH_E2E_RATE candles/s.
 
-Baseline, same run, same broker, same fetch wait: a raw aiokafka chain of the same three
+Every Kafka client runs at the shipped defaults (`KafkaSettings`): fetch wait
+KAFKA_FETCH_MAX_WAIT_MS = 50 ms, producer linger 5 ms, the registry's partition counts. The
+fetch wait is the main cost: the embedded broker polls instead of waking a waiting fetch, so
+each hop waits about uniform(0, wait/2) (../shared/broker-notes.md), ~12.5 ms a hop on
+average at 50 ms. BENCH_E2E_FETCH_WAIT_MS measures another wait; its rows then say so.
+
+Baseline, same run, same broker, same client settings: a raw aiokafka chain of the same three
 Kafka hops (produce → relay → relay → relay → consume, each relay a consumer + producer in
 one separate process), carrying the same encoded candles at the same pace. The ratio
-e2e/baseline is what the platform costs on top of the transport; the issue's goal is an
-absolute p99 < 100 ms (KAFKA_FETCH_MAX_WAIT_MS, default here 10 ms, is the main cost:
-each hop waits about uniform(0, wait/2), see ../shared/broker-notes.md).
+e2e/baseline is what the platform costs on top of the transport (goal: p99 within 1.5x of
+the raw chain's). The issue's absolute p99 < 100 ms is reported as context.
+
+Knobs (defaults): BENCH_E2E_SYMBOLS (100), BENCH_E2E_ROUNDS (5), BENCH_E2E_RATE (50
+candles/s), BENCH_E2E_FETCH_WAIT_MS (the setting's default).
 """
 
 from __future__ import annotations
@@ -40,14 +48,24 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import Row, report
+from perpsignal_common.events.topics import DEFAULT_PARTITIONS
+from perpsignal_common.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[1]
 MARKET = REPO.parent / "shared" / "data" / "market" / "ftx-btc-perp-20211231-20220201_1m.csv"
 SYMBOLS = int(os.environ.get("BENCH_E2E_SYMBOLS", "100"))
 ROUNDS = int(os.environ.get("BENCH_E2E_ROUNDS", "5"))
 RATE = float(os.environ.get("BENCH_E2E_RATE", "50"))
-FETCH_WAIT_MS = int(os.environ.get("BENCH_E2E_FETCH_WAIT_MS", "10"))
+_SETTINGS = KafkaSettings.model_fields
+SHIPPED_FETCH_WAIT_MS = int(_SETTINGS["kafka_fetch_max_wait_ms"].default)
+FETCH_WAIT_MS = int(os.environ.get("BENCH_E2E_FETCH_WAIT_MS", str(SHIPPED_FETCH_WAIT_MS)))
+LINGER_MS = int(_SETTINGS["kafka_linger_ms"].default)
+SESSION_TIMEOUT_MS = int(_SETTINGS["kafka_session_timeout_ms"].default)
+HEARTBEAT_MS = int(_SETTINGS["kafka_heartbeat_interval_ms"].default)
+GOAL_VS_RAW = 1.5
 WARM = 30
+# warm-up pace (candles/s): not measured, every warm-up signal is awaited before the rounds
+WARM_RATE = 4 * RATE
 GOAL_P99_MS = 100.0
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -133,17 +151,13 @@ async def measure_platform(bootstrap: str, history: list[Any], logs: Path) -> li
 
     from perpsignal_common.embedded import free_port
     from perpsignal_common.kafka.admin import ensure_topics
-    from perpsignal_common.settings import KafkaSettings
 
     prefix = f"b{uuid.uuid4().hex[:8]}."
     kafka_env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
-        "KAFKA_TOPIC_PARTITIONS": "12", "KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500", "KAFKA_FETCH_MAX_WAIT_MS": str(FETCH_WAIT_MS),
-        "KAFKA_LINGER_MS": "0",
+        "KAFKA_FETCH_MAX_WAIT_MS": str(FETCH_WAIT_MS),
     }  # fmt: skip
-    kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix,
-                          kafka_topic_partitions=12)  # fmt: skip
+    kafka = KafkaSettings(kafka_bootstrap_servers=bootstrap, kafka_topic_prefix=prefix)
     await ensure_topics(kafka)
     port = free_port()
     procs = []
@@ -169,12 +183,13 @@ async def measure_platform(bootstrap: str, history: list[Any], logs: Path) -> li
                     arrivals.setdefault((d["symbol"], ts.isoformat()), now)
 
         listener = asyncio.create_task(listen())
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS)
         await producer.start()
         topic = kafka.topic("perpsignal.market.v1")
 
         async def send_round(minute: int, sent: dict[tuple[str, str], float] | None) -> None:
-            gap = 1.0 / RATE
+            # warm-up rounds (sent is None) are not measured: paced faster
+            gap = 1.0 / (RATE if sent is not None else WARM_RATE)
             start = time.perf_counter()
             for i in range(SYMBOLS):
                 sym, raw = candle(history, i, minute, prefix)
@@ -220,14 +235,14 @@ async def measure_platform(bootstrap: str, history: list[Any], logs: Path) -> li
 
 async def relay_chain(bootstrap: str, topics: list[str]) -> None:
     """Run one raw consumer→producer relay per hop (the baseline's 'services')."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS)
     await producer.start()
 
     async def relay(src: str, dst: str) -> None:
         consumer = AIOKafkaConsumer(
             src, bootstrap_servers=bootstrap, group_id=f"relay-{src}",
             auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS,
-            session_timeout_ms=2000, heartbeat_interval_ms=500,
+            session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
         )  # fmt: skip
         await consumer.start()
         while True:
@@ -249,7 +264,7 @@ async def measure_baseline(bootstrap: str, history: list[Any], logs: Path) -> li
     topics = [f"raw{uuid.uuid4().hex[:6]}.{i}" for i in range(4)]
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
-    await admin.create_topics([NewTopic(t, 12, 1) for t in topics])
+    await admin.create_topics([NewTopic(t, DEFAULT_PARTITIONS, 1) for t in topics])
     await admin.close()
     out = open(logs / "relay.log", "wb")  # noqa: SIM115, ASYNC230
     relay = subprocess.Popen(  # noqa: ASYNC220
@@ -259,10 +274,10 @@ async def measure_baseline(bootstrap: str, history: list[Any], logs: Path) -> li
     consumer = AIOKafkaConsumer(
         topics[-1], bootstrap_servers=bootstrap, group_id="bench-sink",
         auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_WAIT_MS,
-        session_timeout_ms=2000, heartbeat_interval_ms=500,
+        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS,
     )  # fmt: skip
     await consumer.start()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=LINGER_MS)
     await producer.start()
     arrivals: dict[bytes, float] = {}
 
@@ -278,7 +293,8 @@ async def measure_baseline(bootstrap: str, history: list[Any], logs: Path) -> li
     try:
 
         async def send_round(minute: int, sent: dict[bytes, float] | None) -> None:
-            gap = 1.0 / RATE
+            # warm-up rounds (sent is None) are not measured: paced faster
+            gap = 1.0 / (RATE if sent is not None else WARM_RATE)
             start = time.perf_counter()
             for i in range(SYMBOLS):
                 sym, raw = candle(history, i, minute, topics[0])
@@ -334,14 +350,23 @@ async def _main() -> list[Row]:
         raise RuntimeError("nothing measured")
     e50, e99 = statistics.median(e2e), pct(e2e, 0.99)
     b50, b99 = statistics.median(base), pct(base, 0.99)
+    wait = (
+        f"fetch wait {FETCH_WAIT_MS} ms, shipped default"
+        if FETCH_WAIT_MS == SHIPPED_FETCH_WAIT_MS
+        else f"fetch wait {FETCH_WAIT_MS} ms, NOT the shipped {SHIPPED_FETCH_WAIT_MS} ms"
+    )
+    what = f"{SYMBOLS} symbols, rule judge, {wait}"
     return [
-        Row(f"e2e latency p50 ({SYMBOLS} symbols, rule judge)", e50, "ms",
-            "raw aiokafka 3-hop chain p50", b50, "informational", higher_is_better=False),
-        Row(f"e2e latency p99 ({SYMBOLS} symbols, rule judge)", e99, "ms",
-            "raw aiokafka 3-hop chain p99", b99, f"p99 < {GOAL_P99_MS:g} ms",
-            higher_is_better=False, goal_ratio=GOAL_P99_MS / b99),
+        Row(f"e2e latency p50 ({what})", e50, "ms", "raw aiokafka 3-hop chain p50", b50,
+            "info", higher_is_better=False),
+        Row(f"e2e latency p99 ({what})", e99, "ms", "raw aiokafka 3-hop chain p99", b99,
+            f"<= {GOAL_VS_RAW:g}x the raw chain", higher_is_better=False,
+            goal_ratio=GOAL_VS_RAW),
         Row("e2e signals delivered", len(e2e), "signals", "candles sent", n,
             "all delivered", goal_ratio=1.0),
+        Row.absolute(f"e2e latency p99 ({what})", e99, "ms", f"p99 < {GOAL_P99_MS:g} ms",
+                     limit=GOAL_P99_MS, higher_is_better=False,
+                     baseline_name="raw aiokafka 3-hop chain p99", baseline_value=b99),
     ]  # fmt: skip
 
 

@@ -4,13 +4,15 @@
   (get_signal) against the trivial `GET /ping` of the same app, one uvicorn worker in its own
   process, driven by the same in-repo asyncio HTTP/1.1 load generator (fixed concurrency of
   keep-alive connections; the endpoints alternate in short slices so load from neighbours on
-  a shared machine hits each alike). Goals: >= 70 % of /ping's throughput and p99 < 10 ms.
+  a shared machine hits each alike). Goals (same run): >= 70 % of /ping's throughput and
+  p99 <= 1.5x /ping's p99; p99 < 10 ms is reported as an absolute figure.
 * WebSocket: one judged signal fanned out to 1,000 `/ws/signals` subscribers (websockets
   clients spread over BENCH_WS_CLIENT_PROCS=4 processes); p99 delivery latency (publish in
   the read model → message received and parsed) against the same fan-out to one subscriber.
-  Goal: p99 < 100 ms.
+  Goal: p99 < 100 ms (an absolute figure; the one-subscriber fan-out is shown for context).
 
-Run: `uv run python bench/gateway_throughput.py` (about 30 s).
+Run: `uv run python bench/gateway_throughput.py` (about 30 s; BENCH_GATEWAY_DURATION_S=6 s of
+HTTP load per endpoint).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import socket
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,17 +44,6 @@ SUBSCRIBERS = 1000
 FANOUT_ROUNDS = 5
 # subscriber processes the 1,000 WebSocket clients are spread over (see `_fanout`)
 CLIENT_PROCS = int(os.environ.get("BENCH_WS_CLIENT_PROCS", "4"))
-
-
-@dataclass
-class AbsRow(Row):
-    """A row whose goal is an absolute bound on the value (lower is better)."""
-
-    limit: float | None = None
-
-    @property
-    def passed(self) -> bool | None:
-        return None if self.limit is None else self.value <= self.limit
 
 
 def _raise_fd_limit() -> None:
@@ -304,8 +294,8 @@ def main() -> list[dict[str, object]]:
     proc = ctx.Process(target=_serve, args=(port, ready, commands, published), daemon=True)
     proc.start()
     try:
-        if not ready.wait(60):
-            raise RuntimeError("gateway did not start")
+        if not ready.wait(180):  # a loaded shared machine takes long to import the app
+            raise RuntimeError("gateway did not start in 180 s")
         base = f"http://127.0.0.1:{port}"
         invoke = orjson.dumps({"operation": "get_signal", "args": {"symbol": "BTC"}})
         targets = {
@@ -364,7 +354,7 @@ def main() -> list[dict[str, object]]:
             ">= 0.70 x /ping",
             goal_ratio=0.70,
         ),
-        AbsRow(
+        Row(
             "GET /signals/{symbol} p50",
             _pct(sig_lat, 0.5) * ms,
             "ms",
@@ -373,17 +363,27 @@ def main() -> list[dict[str, object]]:
             "info",
             higher_is_better=False,
         ),
-        AbsRow(
+        Row(
             "GET /signals/{symbol} p99",
             _pct(sig_lat, 0.99) * ms,
             "ms",
             "GET /ping p99",
             _pct(ping_lat, 0.99) * ms,
-            "< 10 ms",
+            "<= 1.5x /ping p99",
             higher_is_better=False,
-            limit=10.0,
+            goal_ratio=1.5,
         ),
-        AbsRow(
+        Row.absolute(
+            "GET /signals/{symbol} p99",
+            _pct(sig_lat, 0.99) * ms,
+            "ms",
+            "< 10 ms",
+            limit=10.0,
+            higher_is_better=False,
+            baseline_name="GET /ping p99",
+            baseline_value=_pct(ping_lat, 0.99) * ms,
+        ),
+        Row(
             "POST /invoke p50",
             _pct(inv_lat, 0.5) * ms,
             "ms",
@@ -392,27 +392,37 @@ def main() -> list[dict[str, object]]:
             "info",
             higher_is_better=False,
         ),
-        AbsRow(
+        Row(
             "POST /invoke p99",
             _pct(inv_lat, 0.99) * ms,
             "ms",
             "GET /ping p99",
             _pct(ping_lat, 0.99) * ms,
-            "< 10 ms",
+            "<= 1.5x /ping p99",
             higher_is_better=False,
-            limit=10.0,
+            goal_ratio=1.5,
         ),
-        AbsRow(
+        Row.absolute(
+            "POST /invoke p99",
+            _pct(inv_lat, 0.99) * ms,
+            "ms",
+            "< 10 ms",
+            limit=10.0,
+            higher_is_better=False,
+            baseline_name="GET /ping p99",
+            baseline_value=_pct(ping_lat, 0.99) * ms,
+        ),
+        Row.absolute(
             f"WS fan-out to {SUBSCRIBERS} p99 delivery",
             _pct(many, 0.99),
             "ms",
-            "fan-out to 1 p99",
-            _pct(one, 0.99),
             "< 100 ms",
-            higher_is_better=False,
             limit=100.0,
+            higher_is_better=False,
+            baseline_name="fan-out to 1 p99",
+            baseline_value=_pct(one, 0.99),
         ),
-        AbsRow(
+        Row(
             f"WS fan-out to {SUBSCRIBERS} p50 delivery",
             statistics.median(many),
             "ms",
@@ -421,7 +431,7 @@ def main() -> list[dict[str, object]]:
             "info",
             higher_is_better=False,
         ),
-        AbsRow(
+        Row(
             f"WS fan-out to {SUBSCRIBERS}: server drain max",
             max(drains_many),
             "ms",
@@ -430,7 +440,7 @@ def main() -> list[dict[str, object]]:
             "info (publish -> every write done)",
             higher_is_better=False,
         ),
-        AbsRow(
+        Row(
             f"WS fan-out to {SUBSCRIBERS}: server CPU per signal",
             statistics.median(cpu_many),
             "ms",

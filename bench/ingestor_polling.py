@@ -11,18 +11,22 @@ weight figures are exactly what Binance would count.
 `steady` is the mean weight of the minutes after the first (the first minute backfills
 every timeframe of every symbol and is reported as `peak`).
 
-Baselines, measured in the same run: the budget itself (goal: steady weight ≤ 50 % of
-2,400/min), and a naive plan (per-symbol premium/ticker calls, every timeframe every minute).
+Same-run baseline: a naive plan (per-symbol premium/ticker calls, every timeframe every
+minute) simulated against the same fake. The budget (steady and peak weight <= 50 % of
+Binance's 2,400/min) is a fixed bound: those rows are absolute figures (they do not depend
+on the machine: the weight is counted, not timed).
 Events/s is per simulated second, next to the events the same polls parsed before the
 published-id cache dropped re-polled facts.
 
-Run: `uv run python bench/ingestor_polling.py [--symbols 500] [--minutes 20]`.
+Run: `uv run python bench/ingestor_polling.py [--symbols 500] [--minutes 16]` (or
+BENCH_INGESTOR_SYMBOLS / BENCH_INGESTOR_MINUTES; the defaults are the whole universe).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import time
@@ -166,25 +170,21 @@ def main(symbols: int = 500, minutes: int = 16) -> list[dict[str, object]]:
     ours = asyncio.run(run_plan(universe, minutes, budget=1200))
     naive = asyncio.run(run_naive(universe, 1))
     rows = [
-        Row(
+        Row.absolute(
             "binance_weight_per_min_steady",
             ours["steady_avg"],
             "weight/min",
-            "Binance budget 2,400/min",
-            BUDGET,
-            "<= 50% of the budget",
+            f"<= 50% of Binance's {BUDGET:,.0f}/min budget",
+            limit=0.5 * BUDGET,
             higher_is_better=False,
-            goal_ratio=0.5,
         ),
-        Row(
+        Row.absolute(
             "binance_weight_per_min_peak",
             ours["peak"],
             "weight/min",
-            "Binance budget 2,400/min",
-            BUDGET,
-            "<= 50% even at start-up backfill",
+            f"<= 50% of Binance's {BUDGET:,.0f}/min budget, even at start-up backfill",
+            limit=0.5 * BUDGET,
             higher_is_better=False,
-            goal_ratio=0.5,
         ),
         Row(
             "binance_weight_vs_naive_plan",
@@ -216,7 +216,11 @@ def main(symbols: int = 500, minutes: int = 16) -> list[dict[str, object]]:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--symbols", type=int, default=500)
-    ap.add_argument("--minutes", type=int, default=16)
+    ap.add_argument(
+        "--symbols", type=int, default=int(os.environ.get("BENCH_INGESTOR_SYMBOLS", "500"))
+    )
+    ap.add_argument(
+        "--minutes", type=int, default=int(os.environ.get("BENCH_INGESTOR_MINUTES", "16"))
+    )
     args = ap.parse_args()
     main(args.symbols, args.minutes)

@@ -293,3 +293,26 @@ async def test_handler_log_lines_carry_the_event_id_and_later_lines_do_not(
     assert [line["event_id"] for line in handled] == ["e5", "e6"]
     (after,) = [line for line in lines if line["msg"] == "between batches"]
     assert "event_id" not in after
+
+
+async def test_handled_counter_moves_during_a_long_run_and_counts_every_record() -> None:
+    # successes are added to perpsignal_messages_in_total in chunks (a lock per add); a
+    # dashboard must still see the rate while one worker is busy with a long backlog
+    from perpsignal_common.observability.metrics import MESSAGES_IN
+
+    ok = MESSAGES_IN.labels("unit", "t", "ok")
+    before = ok._value.get()
+    seen_mid_run: list[float] = []
+
+    async def handler(event: Event, record: ConsumerRecord[bytes, bytes]) -> None:
+        if record.offset == 1500:
+            seen_mid_run.append(ok._value.get() - before)
+
+    loop, _, commits = make(handler, concurrency=1)
+    await loop.process_batch({TP: [rec(i, f"K{i % 3}") for i in range(2000)]}, asyncio.Event())
+
+    # three finished turns of 256 are counted by then (the run ends at 2,000)
+    assert seen_mid_run == [768]
+    assert ok._value.get() - before == 2000
+    assert loop.processed == 2000
+    assert commits[-1] == {TP: 2000}

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from bisect import bisect_left
 from collections import deque
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -215,14 +216,23 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             if book is None:
                 book = self._books[tp] = OffsetBook()
             book.add(records)
+            # group by key first: a bytes key caches its hash, a (partition, key) tuple
+            # hashes both parts on every lookup, so look up each key's lane once per batch
+            by_key: dict[bytes | None, list[Record]] = {}
             for record in records:
-                key = (tp, record.key)
+                group = by_key.get(record.key)
+                if group is None:
+                    by_key[record.key] = [record]
+                else:
+                    group.append(record)
+            for record_key, group in by_key.items():
+                key = (tp, record_key)
                 lane = lanes.get(key)
                 if lane is None:
                     lane = lanes[key] = Lane(book)
                     ready.append(key)
                     fresh += 1
-                lane.records.append(record)
+                lane.records.extend(group)
             count += len(records)
         self._inflight += count
         idle = self._idle
@@ -278,69 +288,87 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         lane: Lane | None = None
         record: Record | None = None  # in hand: taken from its lane, not yet done
         done = 0
+        # successes are counted per topic and added to its counter every `_TURN` of them
+        # and at the end of the run (the counter takes a lock per call), not per record
+        topic: str | None = None
+        metrics: _TopicMetrics | None = None
+        good = 0
         try:
             while ready:
                 try:
                     async with asyncio.timeout(None) as scope:
+                        deadline = 0.0  # the scope's deadline, kept here (when() is a call)
                         while ready:
                             key = ready.popleft()
                             lane = lanes.get(key)
                             if lane is None:
                                 continue  # forgotten after a rebalance
                             queue = lane.records
-                            mark = lane.book.done
-                            # metric children once per lane turn; successes counted per turn
-                            metrics = self._metrics(key[0].topic)
-                            observe = metrics.duration.observe
-                            turn = good = 0
-                            try:
-                                while queue:
-                                    if (stop is not None and stop.is_set()) or self._failure:
-                                        ready.appendleft(key)
-                                        return  # the rest is redelivered after restart
-                                    if turn == _TURN:
-                                        ready.append(key)
-                                        break
-                                    record = queue.popleft()
-                                    now = clock()
-                                    when = scope.when()
-                                    if when is None or when - now < half:
-                                        scope.reschedule(now + limit)
-                                    try:
-                                        event = decode(record.value)
-                                    except PermanentError:
-                                        scope.reschedule(None)
-                                        await self._process(record)  # dead-letters it
-                                    else:
-                                        started = perf()
-                                        ids = set_log_event(event)  # ids on its log lines
-                                        try:
-                                            await handler(event, record)
-                                        except Exception as exc:
-                                            scope.reschedule(None)
-                                            await self._process(
-                                                record,
-                                                event=event,
-                                                started=started,
-                                                failed=exc,
-                                                per_attempt_timeout=True,
-                                            )
-                                        else:
-                                            observe(perf() - started)
-                                            good += 1
-                                            self.processed += 1
-                                        finally:
-                                            reset_log_event(ids)
-                                    mark(record.offset)
-                                    record = None
-                                    done += 1
-                                    turn += 1
-                                else:
-                                    if lanes.get(key) is lane:
-                                        del lanes[key]
-                            finally:
-                                if good:
+                            book = lane.book
+                            flags = book.flags  # advance() trims it in place: same object
+                            if key[0].topic != topic or metrics is None:
+                                if metrics is not None and good:
                                     metrics.ok.inc(good)
+                                    good = 0
+                                topic = key[0].topic
+                                metrics = self._metrics(topic)
+                            # the histogram's observe() inlined: bucket count and sum
+                            histogram = metrics.duration
+                            counts = histogram.counts
+                            bounds = histogram._bounds
+                            turn = 0
+                            while queue:
+                                if (stop is not None and stop.is_set()) or self._failure:
+                                    ready.appendleft(key)
+                                    return  # the rest is redelivered after restart
+                                if turn == _TURN:
+                                    ready.append(key)
+                                    break
+                                record = queue.popleft()
+                                now = clock()
+                                if deadline - now < half:
+                                    deadline = now + limit
+                                    scope.reschedule(deadline)
+                                try:
+                                    event = decode(record.value)
+                                except PermanentError:
+                                    scope.reschedule(None)
+                                    deadline = 0.0
+                                    await self._process(record)  # dead-letters it
+                                else:
+                                    started = perf()
+                                    ids = set_log_event(event)  # ids on its log lines
+                                    try:
+                                        await handler(event, record)
+                                    except Exception as exc:
+                                        scope.reschedule(None)
+                                        deadline = 0.0
+                                        await self._process(
+                                            record,
+                                            event=event,
+                                            started=started,
+                                            failed=exc,
+                                            per_attempt_timeout=True,
+                                        )
+                                    else:
+                                        took = perf() - started
+                                        counts[bisect_left(bounds, took)] += 1
+                                        histogram.total += took
+                                        good += 1
+                                        self.processed += 1
+                                    finally:
+                                        reset_log_event(ids)
+                                # done: base is read each time (a commit may have moved it)
+                                flags[record.offset - book.base] = 1
+                                record = None
+                                done += 1
+                                turn += 1
+                            else:
+                                if lanes.get(key) is lane:
+                                    del lanes[key]
+                            if good >= _TURN:  # the counter lags a run by a turn at most
+                                metrics.ok.inc(good)
+                                good = 0
                 except TimeoutError:
                     # the handler of `record` overran: retry it under per-attempt timeouts,
                     # then let its lane go on
@@ -355,6 +383,8 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                         else:
                             del lanes[key]
         finally:
+            if metrics is not None and good:
+                metrics.ok.inc(good)
             self._inflight -= done
             self._room.set()
             self._settled.set()  # _settle re-checks what it waits for

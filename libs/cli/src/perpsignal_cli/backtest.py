@@ -3,7 +3,8 @@
 In one process by default (the domain's scorer engine and rule judge); `--through-broker`
 publishes the history to the topics and runs the real scorer and judge services as
 subprocesses (`python -m perpsignal_scorer`, as `perpsignal up` does) against a broker
-(embedded unless KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
+(embedded unless KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json (summaries), signals.jsonl
+(one line per signal, streamed during the run) and report.html into `--out`.
 """
 
 from __future__ import annotations

@@ -36,26 +36,9 @@ _VERDICT = {v: i for i, v in enumerate(VERDICTS)}
 _DIRECTION = {d: i for i, d in enumerate(DIRECTIONS)}
 _RESULT = {r: i for i, r in enumerate(RESULTS)}
 _FIRST_HIT = {f: i for i, f in enumerate(FIRST_HITS)}
-
-
-class HorizonColumns:
-    """One horizon's outcome columns (`measured` False where there is no outcome)."""
-
-    def __init__(self) -> None:
-        self.measured = array("b")
-        self.pnl = array("d")
-        self.net = array("d")
-        self.mae = array("d")
-        self.result = array("b")
-        self.first_hit = array("b")
-
-
-class FactorColumns:
-    """One factor's sub-score (NaN when the signal lacks the factor) and `ok` status."""
-
-    def __init__(self) -> None:
-        self.score = array("d")
-        self.ok = array("b")
+_NAN = math.nan
+_NO_VALUES = (_NAN, _NAN, _NAN)
+_NO_CODES = (0, -1, -1)
 
 
 class SignalTable:
@@ -69,8 +52,11 @@ class SignalTable:
         self.direction = array("b")
         self.verdict = array("b")
         self.size = array("d")  # CONFIRM's size: position multiplier x volatility multiplier
-        self.factors = {name: FactorColumns() for name in FACTOR_NAMES}
-        self.outcomes = {h: HorizonColumns() for h in self.horizons}
+        # row-major blocks, one row per signal (few appends per signal: the hot path)
+        self.factor_scores = array("d")  # per factor: sub-score, NaN when absent
+        self.factor_ok = array("b")  # per factor: status == "ok"
+        self.outcome_values = {h: array("d") for h in self.horizons}  # pnl, net, mae
+        self.outcome_codes = {h: array("b") for h in self.horizons}  # measured, result, hit
         self.by_direction_verdict: dict[str, dict[str, int]] = {
             d: dict.fromkeys(VERDICTS, 0) for d in DIRECTIONS
         }
@@ -92,7 +78,8 @@ class SignalTable:
         """Add one signal's numbers (the record itself is not kept)."""
         j = rec.judged
         layer = j.ai_verdict_layer
-        self._np.clear()
+        if self._np:
+            self._np.clear()
         self.t_s.append(j.observed_at.timestamp())
         self.price.append(j.price)
         self.score.append(j.score)
@@ -103,27 +90,18 @@ class SignalTable:
         self.by_direction_verdict[j.direction][layer.verdict] += 1
         self.judges[layer.judge] += 1
         seen: dict[str, Any] = {f.name: f for f in j.factors}
-        for name, col in self.factors.items():
-            f = seen.get(name)
-            col.score.append(math.nan if f is None else f.score)
-            col.ok.append(f is not None and f.status == "ok")
-        for h, hc in self.outcomes.items():
+        got = [seen.get(name) for name in FACTOR_NAMES]
+        self.factor_scores.extend([_NAN if f is None else f.score for f in got])
+        self.factor_ok.extend([f is not None and f.status == "ok" for f in got])
+        for h in self.horizons:
             o = rec.outcomes.get(h)
             if o is None:
-                hc.measured.append(0)
-                hc.pnl.append(math.nan)
-                hc.net.append(math.nan)
-                hc.mae.append(math.nan)
-                hc.result.append(-1)
-                hc.first_hit.append(-1)
+                self.outcome_values[h].extend(_NO_VALUES)
+                self.outcome_codes[h].extend(_NO_CODES)
                 continue
             e = o.evaluation
-            hc.measured.append(1)
-            hc.pnl.append(e.pnl_pct)
-            hc.net.append(e.net_pnl_pct)
-            hc.mae.append(e.max_adverse_pct)
-            hc.result.append(_RESULT[e.result])
-            hc.first_hit.append(_FIRST_HIT[e.first_hit])
+            self.outcome_values[h].extend((e.pnl_pct, e.net_pnl_pct, e.max_adverse_pct))
+            self.outcome_codes[h].extend((1, _RESULT[e.result], _FIRST_HIT[e.first_hit]))
 
     # numpy views, built once per table state (the report reads them many times)
     def col(self, name: str) -> NDArray[Any]:
@@ -138,8 +116,10 @@ class SignalTable:
         """Return (sub-score, ok) of one factor."""
         key = f"f:{name}"
         if key not in self._np:
-            fc = self.factors[name]
-            self._np[key] = (np.asarray(fc.score), np.asarray(fc.ok).astype(bool))
+            k = FACTOR_NAMES.index(name)
+            scores = np.asarray(self.factor_scores).reshape(-1, len(FACTOR_NAMES))
+            ok = np.asarray(self.factor_ok).reshape(-1, len(FACTOR_NAMES))
+            self._np[key] = (scores[:, k].copy(), ok[:, k].astype(bool))
         out: tuple[NDArray[np.float64], NDArray[np.bool_]] = self._np[key]
         return out
 
@@ -147,14 +127,15 @@ class SignalTable:
         """Return one horizon's columns: measured (bool), pnl, net, mae, result, first_hit."""
         key = f"h:{horizon}"
         if key not in self._np:
-            hc = self.outcomes[horizon]
+            values = np.asarray(self.outcome_values[horizon]).reshape(-1, 3)
+            codes = np.asarray(self.outcome_codes[horizon]).reshape(-1, 3)
             self._np[key] = {
-                "measured": np.asarray(hc.measured).astype(bool),
-                "pnl": np.asarray(hc.pnl),
-                "net": np.asarray(hc.net),
-                "mae": np.asarray(hc.mae),
-                "result": np.asarray(hc.result),
-                "first_hit": np.asarray(hc.first_hit),
+                "measured": codes[:, 0].astype(bool),
+                "pnl": values[:, 0].copy(),
+                "net": values[:, 1].copy(),
+                "mae": values[:, 2].copy(),
+                "result": codes[:, 1].copy(),
+                "first_hit": codes[:, 2].copy(),
             }
         out: dict[str, NDArray[Any]] = self._np[key]
         return out

@@ -37,8 +37,9 @@ from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting.importers import CandleSeries, candle_events, ms_to_dt
 from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1, FundingRateV1
-from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.signals import Ohlc, SignalJudgedV1
 from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge, judge_config_from_json
+from perpsignal_domain.judging.volatility import true_range, true_ranges
 from perpsignal_domain.outcomes.evaluate import (
     HORIZON_SECONDS,
     NO_COSTS,
@@ -317,7 +318,34 @@ def rules_judge(config: JudgeConfig | None = None) -> RuleJudge:
     if config is None:
         data = _service_config("judge", ("JUDGE_", "AUTO_SKIP_AVOID_SIGNALS"))
         config = judge_config_from_json(data) if data is not None else JudgeConfig()
-    return RuleJudge(config, clock=utcnow)
+    return RuleJudge(config, clock=utcnow, known_ranges=SlidingRanges())
+
+
+class SlidingRanges:
+    """The judge's `known_ranges` for in-process runs: each signal's candle window is the
+    previous one slid by a bar (the engine reuses the Ohlc objects), so its true ranges are
+    the previous ones plus one, as the judge service's codec keeps them; the judge's ATR
+    then skips three passes over the window per signal. Any other window: computed anew."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[Sequence[Ohlc], list[float]]] = {}
+
+    def __call__(self, key: tuple[str, str], candles: Sequence[Ohlc]) -> list[float] | None:
+        prev = self._last.get(key)
+        ranges: list[float] | None = None
+        if prev is not None and candles:
+            old, old_ranges = prev
+            if old is candles:
+                return old_ranges
+            n = len(candles)
+            if len(old) and n >= 2 and old[-1] is candles[-2]:
+                dropped = len(old) - (n - 1)
+                if dropped in (0, 1) and old[dropped] is candles[0]:
+                    ranges = [*old_ranges[dropped:], true_range(old[-1].close, candles[-1])]
+        if ranges is None:
+            ranges = true_ranges(candles)
+        self._last[key] = (candles, ranges)
+        return ranges
 
 
 @dataclass
@@ -432,7 +460,8 @@ def run_many(
     if sinks is not None and len(sinks) != len(histories):
         raise ValueError("one sink per history")
     started = time.perf_counter()
-    engine = ScoringEngine(cfg or engine_config(histories[0].primary.timeframe))
+    # not atomic: an error ends the run and the engine with it, so no per-candle undo marks
+    engine = ScoringEngine(cfg or engine_config(histories[0].primary.timeframe), atomic=False)
     judge = judge or rules_judge()
     events: Iterable[Event] = (
         histories[0].events

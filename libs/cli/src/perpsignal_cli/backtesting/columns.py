@@ -37,8 +37,6 @@ _DIRECTION = {d: i for i, d in enumerate(DIRECTIONS)}
 _RESULT = {r: i for i, r in enumerate(RESULTS)}
 _FIRST_HIT = {f: i for i, f in enumerate(FIRST_HITS)}
 _NAN = math.nan
-_NO_VALUES = (_NAN, _NAN, _NAN)
-_NO_CODES = (0, -1, -1)
 
 
 class SignalTable:
@@ -55,8 +53,10 @@ class SignalTable:
         # row-major blocks, one row per signal (few appends per signal: the hot path)
         self.factor_scores = array("d")  # per factor: sub-score, NaN when absent
         self.factor_ok = array("b")  # per factor: status == "ok"
+        # outcomes only where measured (most 1m signals are NEUTRAL, never tracked)
+        self.outcome_rows = {h: array("q") for h in self.horizons}  # the signal's row
         self.outcome_values = {h: array("d") for h in self.horizons}  # pnl, net, mae
-        self.outcome_codes = {h: array("b") for h in self.horizons}  # measured, result, hit
+        self.outcome_codes = {h: array("b") for h in self.horizons}  # result, first hit
         self.by_direction_verdict: dict[str, dict[str, int]] = {
             d: dict.fromkeys(VERDICTS, 0) for d in DIRECTIONS
         }
@@ -93,15 +93,17 @@ class SignalTable:
         got = [seen.get(name) for name in FACTOR_NAMES]
         self.factor_scores.extend([_NAN if f is None else f.score for f in got])
         self.factor_ok.extend([f is not None and f.status == "ok" for f in got])
+        if not rec.outcomes:
+            return
+        row = len(self.t_s) - 1
         for h in self.horizons:
             o = rec.outcomes.get(h)
             if o is None:
-                self.outcome_values[h].extend(_NO_VALUES)
-                self.outcome_codes[h].extend(_NO_CODES)
                 continue
             e = o.evaluation
+            self.outcome_rows[h].append(row)
             self.outcome_values[h].extend((e.pnl_pct, e.net_pnl_pct, e.max_adverse_pct))
-            self.outcome_codes[h].extend((1, _RESULT[e.result], _FIRST_HIT[e.first_hit]))
+            self.outcome_codes[h].extend((_RESULT[e.result], _FIRST_HIT[e.first_hit]))
 
     # numpy views, built once per table state (the report reads them many times)
     def col(self, name: str) -> NDArray[Any]:
@@ -127,16 +129,19 @@ class SignalTable:
         """Return one horizon's columns: measured (bool), pnl, net, mae, result, first_hit."""
         key = f"h:{horizon}"
         if key not in self._np:
+            n = len(self)
+            rows = np.asarray(self.outcome_rows[horizon], dtype=np.intp)
             values = np.asarray(self.outcome_values[horizon]).reshape(-1, 3)
-            codes = np.asarray(self.outcome_codes[horizon]).reshape(-1, 3)
-            self._np[key] = {
-                "measured": codes[:, 0].astype(bool),
-                "pnl": values[:, 0].copy(),
-                "net": values[:, 1].copy(),
-                "mae": values[:, 2].copy(),
-                "result": codes[:, 1].copy(),
-                "first_hit": codes[:, 2].copy(),
-            }
+            codes = np.asarray(self.outcome_codes[horizon]).reshape(-1, 2)
+            cols: dict[str, NDArray[Any]] = {"measured": np.zeros(n, dtype=bool)}
+            cols["measured"][rows] = True
+            for k, name in enumerate(("pnl", "net", "mae")):
+                cols[name] = np.full(n, np.nan)
+                cols[name][rows] = values[:, k]
+            for k, name in enumerate(("result", "first_hit")):
+                cols[name] = np.full(n, -1, dtype=np.int8)
+                cols[name][rows] = codes[:, k]
+            self._np[key] = cols
         out: dict[str, NDArray[Any]] = self._np[key]
         return out
 

@@ -115,35 +115,29 @@ class SignalTable:
         return arr
 
     def factor(self, name: str) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Return (sub-score, ok) of one factor."""
-        key = f"f:{name}"
-        if key not in self._np:
-            k = FACTOR_NAMES.index(name)
-            scores = np.asarray(self.factor_scores).reshape(-1, len(FACTOR_NAMES))
-            ok = np.asarray(self.factor_ok).reshape(-1, len(FACTOR_NAMES))
-            self._np[key] = (scores[:, k].copy(), ok[:, k].astype(bool))
-        out: tuple[NDArray[np.float64], NDArray[np.bool_]] = self._np[key]
-        return out
+        """Return (sub-score, ok) of one factor (built per call, not kept: a symbol-year
+        of 1m signals makes each 5 MiB, and the report holds one at a time)."""
+        k = FACTOR_NAMES.index(name)
+        scores = np.asarray(self.factor_scores).reshape(-1, len(FACTOR_NAMES))
+        ok = np.asarray(self.factor_ok).reshape(-1, len(FACTOR_NAMES))
+        return scores[:, k].copy(), ok[:, k].astype(bool)
 
     def outcome(self, horizon: str) -> dict[str, NDArray[Any]]:
-        """Return one horizon's columns: measured (bool), pnl, net, mae, result, first_hit."""
-        key = f"h:{horizon}"
-        if key not in self._np:
-            n = len(self)
-            rows = np.asarray(self.outcome_rows[horizon], dtype=np.intp)
-            values = np.asarray(self.outcome_values[horizon]).reshape(-1, 3)
-            codes = np.asarray(self.outcome_codes[horizon]).reshape(-1, 2)
-            cols: dict[str, NDArray[Any]] = {"measured": np.zeros(n, dtype=bool)}
-            cols["measured"][rows] = True
-            for k, name in enumerate(("pnl", "net", "mae")):
-                cols[name] = np.full(n, np.nan)
-                cols[name][rows] = values[:, k]
-            for k, name in enumerate(("result", "first_hit")):
-                cols[name] = np.full(n, -1, dtype=np.int8)
-                cols[name][rows] = codes[:, k]
-            self._np[key] = cols
-        out: dict[str, NDArray[Any]] = self._np[key]
-        return out
+        """Return one horizon's columns, one value per signal (built per call, not kept):
+        measured (bool), pnl, net, mae (NaN when not measured), result, first_hit (-1)."""
+        n = len(self)
+        rows = np.asarray(self.outcome_rows[horizon], dtype=np.intp)
+        values = np.asarray(self.outcome_values[horizon]).reshape(-1, 3)
+        codes = np.asarray(self.outcome_codes[horizon]).reshape(-1, 2)
+        cols: dict[str, NDArray[Any]] = {"measured": np.zeros(n, dtype=bool)}
+        cols["measured"][rows] = True
+        for k, name in enumerate(("pnl", "net", "mae")):
+            cols[name] = np.full(n, np.nan)
+            cols[name][rows] = values[:, k]
+        for k, name in enumerate(("result", "first_hit")):
+            cols[name] = np.full(n, -1, dtype=np.int8)
+            cols[name][rows] = codes[:, k]
+        return cols
 
     def t_ms(self) -> NDArray[np.int64]:
         """Return observed_at in epoch ms, rounded as the outcomes' rows are."""

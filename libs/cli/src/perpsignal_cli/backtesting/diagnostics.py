@@ -59,7 +59,7 @@ def forward_returns(table: SignalTable, index: PathIndex, horizon: str) -> NDArr
     hi = np.searchsorted(opens, due - step, side="right")
     expected = np.maximum(0, due // step - (-(-t_ms // step)))
     ok = (expected >= 1) & (hi - lo == expected)
-    closes = np.asarray([c.close for c in index.candles])
+    closes = np.fromiter((c.close for c in index.candles), np.float64, len(index.candles))
     exit_price = closes[np.where(ok, hi - 1, 0)]
     price = table.col("price")
     # pnl_pct("LONG", entry, exit) for every complete window

@@ -1,24 +1,35 @@
-"""Backtest throughput on the real FTX BTC-PERP 1m history (45,031 bars).
+"""Backtest throughput against freqtrade, same run, on the real FTX BTC-PERP 1m history.
 
-* end to end: `perpsignal backtest` as its own process (import, 8 factors + SMC on 15m,
-  rule judge, outcomes at 1h/4h/24h on the 1m path, baselines, report.json + report.html):
-  wall time, bars/s and peak RSS. Goal from the issue: >= 10,000 bars/s end to end and
-  < 460 MiB peak (freqtrade: ~14 s, ~460 MiB on this file).
-* same run, baseline: the vectorized (numpy + TA-Lib) computation of the momentum factor's
-  inputs (1/4/16-bar returns, RSI 14, EMA 20/50) over the same bars, the cheapest possible
-  form of the same indicators.
-* 50 symbols in one backtest run (`run_many`: the history renamed per symbol, a slice to
-  keep this short; scoring, rule judge and outcomes): bars/s against one symbol through the
-  same function on the same slice in the same process (after a short warm-up run, so
-  first-use costs do not slow the single-symbol figure); goal within 20 %.
+* peer: `freqtrade backtesting` in its own virtual environment (created on first use under
+  `~/.cache/perpsignal-bench/freqtrade`, or `FREQTRADE_PYTHON` names an interpreter that has
+  freqtrade), offline: the FTX file converted to its JSON candle format in a temp dir, and
+  its exchange's market list replaced by the one pair (ccxt's `load_markets` patched; no
+  network). Strategy: TA-Lib RSI 14, ATR 14, EMA 20/50/200, MACD, Bollinger 20/2, returns
+  over 1/4/16/60 bars, entry/exit rules on them and an ATR stop (`custom_stoploss`, so the
+  trade loop runs on every candle), one position, 1m timeframe.
+* `perpsignal backtest --timeframe 1m` on the same file: every 1m bar scored (8 factors,
+  SMC, rule judge, outcomes at 1h/4h/24h, baselines, statistics, report.json + report.html
+  + signals.jsonl). The two alternate, `RUNS` times each; medians of wall time and of each
+  process's own peak RSS (`os.wait4`). Goals (issue 20): time <= 1/3 of freqtrade's, peak
+  memory below freqtrade's.
+* the default run (`perpsignal backtest`, 15m scoring) against the same freqtrade runs.
+* a symbol-year of 1m bars (the FTX month repeated 12 times, each copy shifted after the
+  previous one, ~540,000 bars, in a temp dir): peak RSS of `perpsignal backtest --timeframe
+  1m`; absolute goal < 500 MiB (there is no peer for it: freqtrade is not run on it).
 
-Run: `uv run python bench/backtest_throughput.py`.
+When freqtrade cannot be installed (no network) its rows say so and are not measured.
+Run: `uv run python -m bench.backtest_throughput` (`BENCH_BACKTEST_RUNS`: runs per side,
+default 3; `BENCH_BACKTEST_YEAR=0` skips the symbol-year run, ~2 min on a quiet 2-core box
+at 1m speed x 12).
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import os
-import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,77 +42,190 @@ from bench.common import Row, report
 
 REPO = Path(__file__).resolve().parents[1]
 FTX = REPO.parent / "shared" / "data" / "market" / "ftx-btc-perp-20211231-20220201_1m.csv"
-MULTI_BARS = 3_000  # bars per symbol in the 50-symbol run (x50 = 150,000 bars)
-SYMBOLS = 50
+RUNS = int(os.environ.get("BENCH_BACKTEST_RUNS", "3"))
+YEAR_COPIES = 12
+YEAR = os.environ.get("BENCH_BACKTEST_YEAR", "1") != "0"  # 0: skip the (long) year run
+YEAR_GOAL_MIB = 500.0
+FT_HOME = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "perpsignal-bench"
+FT_VENV = FT_HOME / "freqtrade"
+
+# freqtrade's entry point with the exchange's market list made static (offline backtest)
+FT_RUNNER = """
+import sys
+import ccxt.async_support as accxt
+
+MARKET = {
+    "id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT", "settle": None,
+    "baseId": "BTC", "quoteId": "USDT", "settleId": None, "active": True, "type": "spot",
+    "spot": True, "margin": False, "swap": False, "future": False, "option": False,
+    "contract": False, "linear": None, "inverse": None, "contractSize": None,
+    "taker": 0.0005, "maker": 0.0002, "precision": {"amount": 0.00001, "price": 0.01},
+    "limits": {"amount": {"min": 0.00001, "max": 9000.0}, "price": {"min": 0.01, "max": 1e6},
+               "cost": {"min": 5.0, "max": None}, "leverage": {"min": None, "max": None}},
+    "info": {},
+}
+
+async def load_markets(self, reload=False, params={}):
+    self.set_markets([dict(MARKET)])
+    return self.markets
+
+accxt.binance.load_markets = load_markets
+from freqtrade.main import main
+main(sys.argv[1:])
+"""
+
+FT_STRATEGY = """
+from datetime import datetime
+
+import talib.abstract as ta
+from pandas import DataFrame
+
+from freqtrade.strategy import IStrategy, stoploss_from_absolute
 
 
-def end_to_end(out: Path) -> tuple[float, float]:
-    """Run the CLI as a child process; return (wall seconds, peak RSS MiB)."""
+class PeerStrategy(IStrategy):
+    timeframe = "1m"
+    startup_candle_count = 200
+    minimal_roi = {"0": 100}
+    stoploss = -0.99
+    use_custom_stoploss = True
+    can_short = False
+    process_only_new_candles = True
+
+    def populate_indicators(self, df: DataFrame, metadata: dict) -> DataFrame:
+        df["rsi"] = ta.RSI(df, timeperiod=14)
+        df["atr"] = ta.ATR(df, timeperiod=14)
+        for n in (20, 50, 200):
+            df[f"ema{n}"] = ta.EMA(df, timeperiod=n)
+        macd = ta.MACD(df)
+        df["macd"], df["macdsignal"] = macd["macd"], macd["macdsignal"]
+        bb = ta.BBANDS(df, timeperiod=20, nbdevup=2.0, nbdevdn=2.0)
+        df["bb_lower"], df["bb_upper"] = bb["lowerband"], bb["upperband"]
+        for n in (1, 4, 16, 60):
+            df[f"ret{n}"] = df["close"].pct_change(n)
+        return df
+
+    def populate_entry_trend(self, df: DataFrame, metadata: dict) -> DataFrame:
+        df.loc[
+            (df["ema20"] > df["ema50"]) & (df["macd"] > df["macdsignal"])
+            & (df["rsi"] < 70) & (df["ret4"] > 0),
+            "enter_long",
+        ] = 1
+        return df
+
+    def populate_exit_trend(self, df: DataFrame, metadata: dict) -> DataFrame:
+        df.loc[(df["ema20"] < df["ema50"]) | (df["close"] > df["bb_upper"]), "exit_long"] = 1
+        return df
+
+    def custom_stoploss(self, pair, trade, current_time: datetime, current_rate: float,
+                        current_profit: float, after_fill: bool, **kwargs) -> float | None:
+        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        atr = df["atr"].iat[-1]
+        return stoploss_from_absolute(current_rate - 2 * atr, current_rate,
+                                      is_short=trade.is_short)
+"""
+
+
+def measure(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
+    """Run `cmd` as a child; return (wall seconds, its own peak RSS MiB); raise on failure."""
     started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "perpsignal_cli.main",
-            "backtest",
-            "--symbol",
-            "BTCUSDT",
-            "--candles",
-            str(FTX),
-            "--out",
-            str(out),
-            "--no-progress",
-            "--quiet",
-        ],
-        check=True,
-        cwd=REPO,
-        env={**os.environ},
-        capture_output=True,
-    )
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, peak_kib / 1024
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(f"{cmd[:3]}... exited {proc.returncode}: {' | '.join(tail)}")
+    return wall, usage.ru_maxrss / 1024
 
 
-def vectorized(path: Path) -> float:
-    """Return seconds to read the bars and compute the momentum inputs with numpy/TA-Lib."""
-    import numpy as np
-    import talib
-
-    started = time.perf_counter()
-    data = np.loadtxt(path, delimiter=",", skiprows=1)
-    t = data[:, 0].astype(np.int64)
-    bucket = t // 900_000
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    ends = np.r_[starts[1:], len(t)] - 1
-    close = data[ends, 4]
-    high = np.maximum.reduceat(data[:, 2], starts)
-    low = np.minimum.reduceat(data[:, 3], starts)
-    for h in (1, 4, 16):
-        _ = close[h:] / close[:-h] - 1.0
-    _ = talib.RSI(close, 14), talib.EMA(close, 20), talib.EMA(close, 50)
-    _ = talib.ATR(high, low, close, 14)
-    return time.perf_counter() - started
+def perpsignal_cmd(candles: Path, out: Path, timeframe: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "perpsignal_cli.main", "backtest", "--symbol", "BTCUSDT"]
+    cmd += ["--candles", str(candles), "--out", str(out), "--no-progress", "--quiet"]
+    return cmd + (["--timeframe", timeframe] if timeframe else [])
 
 
-def multi_symbol(n_symbols: int, bars: int, tmp: Path) -> float:
-    """Return bars/s of `n_symbols` copies of the history in one backtest run.
+def freqtrade_python() -> tuple[Path | None, str]:
+    """Return freqtrade's interpreter (installing it on first use) or None and the reason."""
+    given = os.environ.get("FREQTRADE_PYTHON")
+    if given:
+        return Path(given), "FREQTRADE_PYTHON"
+    python = FT_VENV / "bin" / "python"
+    probe = [str(python), "-c", "import freqtrade, talib"]
+    if python.exists() and subprocess.run(probe, check=False, capture_output=True).returncode == 0:
+        return python, f"{FT_VENV}"
+    uv = shutil.which("uv")
+    if uv is None:
+        return None, "uv is not on PATH to install freqtrade"
+    FT_HOME.mkdir(parents=True, exist_ok=True)
+    steps = [
+        [uv, "venv", "--quiet", "--allow-existing", str(FT_VENV)],
+        [uv, "pip", "install", "--quiet", "--python", str(python), "freqtrade"],
+    ]
+    for step in steps:
+        done = subprocess.run(step, check=False, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["?"]
+            return None, f"freqtrade could not be installed ({last[0][:160]})"
+    if subprocess.run(probe, check=False, capture_output=True).returncode != 0:
+        return None, "freqtrade installed but does not import"
+    return python, f"{FT_VENV}"
 
-    `run_many`: one engine and judge for every symbol, events in observation order, each
-    symbol's outcomes measured; loading the histories is timed too.
-    """
-    from perpsignal_cli.backtesting.pipeline import load_history, run_many
 
-    lines = FTX.read_text().splitlines()[: bars + 1]
-    path = tmp / "slice.csv"
-    path.write_text("\n".join(lines) + "\n")
-    started = time.perf_counter()
-    histories = [load_history(f"S{i:02d}USDT", path) for i in range(n_symbols)]
-    results = run_many(histories, progress=False)
-    rate = n_symbols * bars / (time.perf_counter() - started)
-    assert all(r.events_done == r.events_total for r in results)
-    assert all(len(r.records) == len(results[0].records) > 0 for r in results)
-    return rate
+def freqtrade_setup(tmp: Path) -> tuple[list[str], Path]:
+    """Write freqtrade's user dir (data as its JSON candles, config, strategy, runner)."""
+    home = tmp / "freqtrade"
+    data = home / "user_data" / "data" / "binance"
+    data.mkdir(parents=True)
+    (home / "user_data" / "strategies").mkdir()
+    rows = []
+    with FTX.open() as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        for t, o, h, lo, c, v in reader:
+            rows.append([int(t), float(o), float(h), float(lo), float(c), float(v) / float(c)])
+    (data / "BTC_USDT-1m.json").write_text(json.dumps(rows))
+    (home / "user_data" / "strategies" / "PeerStrategy.py").write_text(FT_STRATEGY)
+    (home / "runner.py").write_text(FT_RUNNER)
+    config = {
+        "max_open_trades": 1,
+        "stake_currency": "USDT",
+        "stake_amount": "unlimited",
+        "dry_run": True,
+        "dry_run_wallet": 10000,
+        "timeframe": "1m",
+        "trading_mode": "spot",
+        "dataformat_ohlcv": "json",
+        "fee": 0.0005,
+        "exchange": {"name": "binance", "pair_whitelist": ["BTC/USDT"], "pair_blacklist": []},
+        "pairlists": [{"method": "StaticPairList"}],
+        "entry_pricing": {"price_side": "same", "use_order_book": False},
+        "exit_pricing": {"price_side": "same", "use_order_book": False},
+        "strategy": "PeerStrategy",
+    }
+    (home / "config.json").write_text(json.dumps(config))
+    args = ["backtesting", "-c", "config.json", "--userdir", "user_data"]
+    return ["runner.py", *args, "--export", "none", "--cache", "none"], home
+
+
+def symbol_year(tmp: Path) -> Path:
+    """Write the FTX month 12 times in a row (each copy after the previous one's end)."""
+    lines = FTX.read_text().splitlines()
+    header, body = lines[0], [line.split(",", 1) for line in lines[1:]]
+    first, last = int(body[0][0]), int(body[-1][0])
+    span = last - first + 60_000
+    path = tmp / "ftx-btc-perp-year_1m.csv"
+    with path.open("w") as fh:
+        fh.write(header + "\n")
+        for k in range(YEAR_COPIES):
+            shift = k * span
+            fh.writelines(f"{int(t) + shift},{rest}\n" for t, rest in body)
+    return path
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
 
 
 def main() -> list[dict[str, object]]:
@@ -109,54 +233,70 @@ def main() -> list[dict[str, object]]:
     if not FTX.exists():
         print(f"skipped: {FTX} is not present")
         return []
-    bars = sum(1 for _ in FTX.open()) - 1
-    with tempfile.TemporaryDirectory() as tmp:
-        wall, peak = end_to_end(Path(tmp) / "report")
-        vec_s = vectorized(FTX)
-        multi_symbol(1, MULTI_BARS, Path(tmp))  # warm-up: first-use costs off `one`
-        one = multi_symbol(1, MULTI_BARS, Path(tmp))
-        many = multi_symbol(SYMBOLS, MULTI_BARS, Path(tmp))
-    rate = bars / wall
-    rows = [
+    ft_python, ft_where = freqtrade_python()
+    print(f"freqtrade: {ft_python or 'NOT AVAILABLE'} ({ft_where})", file=sys.stderr)
+    runs: dict[str, list[tuple[float, float]]] = {"ft": [], "1m": [], "15m": []}
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        ft_cmd, ft_home = freqtrade_setup(tmp) if ft_python else ([], tmp)
+        for i in range(RUNS):  # alternate, so load changes hit both sides alike
+            if ft_python:
+                runs["ft"].append(measure([str(ft_python), *ft_cmd], ft_home, tmp / "ft.log"))
+            for tf in ("1m", "15m"):
+                cmd = perpsignal_cmd(FTX, tmp / f"out-{tf}", tf if tf == "1m" else None)
+                runs[tf].append(measure(cmd, REPO, tmp / f"ps-{tf}.log"))
+            print(f"run {i + 1}/{RUNS}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs.items() if v),
+                  file=sys.stderr)  # fmt: skip
+        bars_year = YEAR_COPIES * (sum(1 for _ in FTX.open()) - 1)
+        year_wall = year_rss = float("nan")
+        signals = 0
+        if YEAR:
+            year = symbol_year(tmp)
+            year_wall, year_rss = measure(perpsignal_cmd(year, tmp / "out-year", "1m"), REPO,
+                                          tmp / "ps-year.log")  # fmt: skip
+            signals = sum(1 for _ in (tmp / "out-year" / "signals.jsonl").open())
+    med = {k: (_median([w for w, _ in v]), _median([m for _, m in v])) for k, v in runs.items()}
+    ft_wall, ft_rss = med["ft"]
+    peer = "freqtrade backtesting (same run)" if ft_python else f"NOT MEASURED: {ft_where}"
+    rows = []
+    for tf, label in (("1m", "--timeframe 1m (every bar)"), ("15m", "default (15m)")):
+        wall, rss = med[tf]
+        rows += [
+            Row(
+                f"{label} wall",
+                wall,
+                "s",
+                peer,
+                ft_wall,
+                "<= 1/3 of freqtrade" if tf == "1m" else "context (15m scoring)",
+                higher_is_better=False,
+                goal_ratio=(1 / 3 if tf == "1m" else None) if ft_python else None,
+            ),
+            Row(
+                f"{label} peak RSS",
+                rss,
+                "MiB",
+                peer,
+                ft_rss,
+                "< freqtrade" if tf == "1m" else "context (15m scoring)",
+                higher_is_better=False,
+                goal_ratio=(1.0 if tf == "1m" else None) if ft_python else None,
+            ),
+        ]
+    rows.append(
         Row(
-            "end-to-end bars/s (FTX 1m, 45,031 bars)",
-            rate,
-            "bars/s",
-            "vectorized momentum inputs (numpy+TA-Lib)",
-            bars / vec_s,
-            "freqtrade ~3,200 bars/s; goal >= 10,000",
-            goal_ratio=None,
-        ),
-        Row(
-            "end-to-end wall",
-            wall,
-            "s",
-            "freqtrade (issue figure)",
-            14.0,
-            "<= 1/3 of freqtrade",
-            higher_is_better=False,
-            goal_ratio=1 / 3,
-        ),
-        Row(
-            "peak RSS",
-            peak,
+            f"symbol-year 1m ({bars_year:,} bars, {signals:,} signals) peak RSS",
+            year_rss,
             "MiB",
-            "freqtrade (issue figure)",
-            460.0,
-            "< freqtrade",
+            "absolute goal (no peer run)",
+            YEAR_GOAL_MIB,
+            f"< {YEAR_GOAL_MIB:.0f} MiB, absolute; wall {year_wall:.0f} s"
+            if YEAR
+            else "NOT MEASURED (BENCH_BACKTEST_YEAR=0)",
             higher_is_better=False,
-            goal_ratio=1.0,
-        ),
-        Row(
-            f"{SYMBOLS} symbols bars/s (one core)",
-            many,
-            "bars/s",
-            "1 symbol bars/s, same slice",
-            one,
-            "within 20 % of one symbol",
-            goal_ratio=0.8,
-        ),
-    ]
+            goal_ratio=1.0 if YEAR else None,
+        )
+    )
     return report("backtest_throughput", rows)
 
 

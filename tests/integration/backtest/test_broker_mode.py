@@ -52,7 +52,9 @@ async def test_broker_mode_gives_the_in_process_results(
         r["run"].pop("mode")
     assert a == b
     # fear & greed reached the scorer through its own topic, in time
-    assert {s["factors"]["fear_greed"]["status"] for s in b["signals"]} == {"ok"}
+    assert {
+        f.status for r in remote.records for f in r.judged.factors if f.name == "fear_greed"
+    } == {"ok"}
 
 
 async def test_replay_then_record_round_trips_keys_and_times(

@@ -438,7 +438,8 @@ def test_cli_columns_option(
     mapped = [*args, "--columns", "time=ts,high=hi,low=lo,close=last", "--columns", "volume=qty"]
     assert backtest.main(mapped) == 0
     report = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert report["signals"]
+    assert report["run"]["signals"] > 0
+    assert (tmp_path / "r" / "signals.jsonl").read_text().count("\n") == report["run"]["signals"]
 
 
 def test_unprefixed_pairs_apply_only_where_the_column_exists(tmp_path: Path) -> None:

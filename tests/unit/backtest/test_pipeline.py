@@ -86,6 +86,9 @@ def test_same_input_gives_the_same_report(xrp_small: Path, market: Path, tmp_pat
         tmp_path / "b" / "report.html"
     ).read_bytes()
     assert a["run"]["signals"] == 133  # 399 complete 5m bars -> 133 closed 15m candles
+    signals = (tmp_path / "a" / "signals.jsonl").read_bytes()
+    assert signals == (tmp_path / "b" / "signals.jsonl").read_bytes()
+    assert signals.count(b"\n") == 133
     assert "<svg" in (tmp_path / "a" / "report.html").read_text()
 
 

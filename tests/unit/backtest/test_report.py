@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from perpsignal_cli.backtesting import report
+from perpsignal_cli.backtesting.columns import SignalTable, SignalWriter, read_signals
 from perpsignal_cli.backtesting.pipeline import load_history, run_in_process
 
 
@@ -21,20 +22,39 @@ def test_wilson_interval_matches_the_textbook_value() -> None:
 
 
 @pytest.fixture(scope="module")
-def built(market: Path) -> tuple[dict[str, Any], Any]:
+def written(market: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Any]:
+    """A real run's report data and its signals.jsonl rows, streamed as the CLI does."""
     h = load_history(
         "XRPUSDT",
         market / "XRP_USDT_USDT-5m-futures.csv",
         funding=market / "XRP_USDT_USDT-8h-funding_rate.csv",
         fear_greed=market / "alternative_me-fear_greed-1d.csv",
     )
-    result = run_in_process(h, progress=False)
-    return report.build_report(result, h, horizons=["1h", "4h", "24h"], equity_horizon="4h"), h
+    out = tmp_path_factory.mktemp("report")
+    horizons = ["1h", "4h", "24h"]
+    table = SignalTable(horizons)
+    with SignalWriter(out, table) as sink:
+        result = run_in_process(h, progress=False, sink=sink)
+    assert not result.records  # streamed: the run kept none
+    data = report.build_report(result, h, horizons=horizons, equity_horizon="4h", table=table)
+    return data, list(read_signals(out / "signals.jsonl"))
 
 
-def test_performance_rows_agree_with_the_signal_records(built: tuple[dict[str, Any], Any]) -> None:
+@pytest.fixture(scope="module")
+def built(written: tuple[dict[str, Any], Any]) -> tuple[dict[str, Any], Any]:
+    return written[0], None
+
+
+@pytest.fixture(scope="module")
+def sigs(written: tuple[dict[str, Any], Any]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = written[1]
+    return rows
+
+
+def test_performance_rows_agree_with_the_signal_records(
+    built: tuple[dict[str, Any], Any], sigs: list[dict[str, Any]]
+) -> None:
     data, _ = built
-    sigs = data["signals"]
     for row in data["performance"]:
         picked = [
             s["outcomes"][row["horizon"]]
@@ -55,9 +75,10 @@ def test_performance_rows_agree_with_the_signal_records(built: tuple[dict[str, A
         assert row["small_sample"] == (len(picked) < 30)
 
 
-def test_direction_verdict_counts_and_calibration(built: tuple[dict[str, Any], Any]) -> None:
+def test_direction_verdict_counts_and_calibration(
+    built: tuple[dict[str, Any], Any], sigs: list[dict[str, Any]]
+) -> None:
     data, _ = built
-    sigs = data["signals"]
     table = data["signals_by_direction_verdict"]
     assert sum(sum(r.values()) for r in table.values()) == len(sigs) == data["run"]["signals"]
     assert table["LONG"]["WAIT"] + table["LONG"]["SKIP"] + table["LONG"]["CONFIRM"] + table["LONG"][
@@ -77,17 +98,17 @@ def test_direction_verdict_counts_and_calibration(built: tuple[dict[str, Any], A
         assert lo <= row["win_rate"] <= hi
 
 
-def test_buy_and_hold_and_equity_curves(built: tuple[dict[str, Any], Any], market: Path) -> None:
+def test_buy_and_hold_and_equity_curves(
+    built: tuple[dict[str, Any], Any], sigs: list[dict[str, Any]], market: Path
+) -> None:
     data, _ = built
     eq = data["equity"]
     with (market / "XRP_USDT_USDT-5m-futures.csv").open() as fh:
         rows = list(csv.reader(fh))[1:]
-    first = next(s for s in data["signals"] if s["outcomes"].get("4h"))
+    first = next(s for s in sigs if s["outcomes"].get("4h"))
     expected = (float(rows[-1][4]) / first["price"] - 1) * 100
     assert eq["buy_and_hold"]["final_pct"] == pytest.approx(expected, abs=1e-3)
-    everything = [
-        s["outcomes"]["4h"]["pnl_pct"] for s in data["signals"] if s["outcomes"].get("4h")
-    ]
+    everything = [s["outcomes"]["4h"]["pnl_pct"] for s in sigs if s["outcomes"].get("4h")]
     assert eq["all_signals"]["trades"] == len(everything)
     assert eq["all_signals"]["final_pct"] == pytest.approx(sum(everything), abs=1e-3)
     # random and momentum trade at the same times as the signals
@@ -96,11 +117,13 @@ def test_buy_and_hold_and_equity_curves(built: tuple[dict[str, Any], Any], marke
     assert {"all_signals", "confirm", "random_direction", "momentum", "always_long"} <= names
 
 
-def test_missing_sources_are_named_in_the_notes(built: tuple[dict[str, Any], Any]) -> None:
+def test_missing_sources_are_named_in_the_notes(
+    built: tuple[dict[str, Any], Any], sigs: list[dict[str, Any]]
+) -> None:
     data, _ = built
     assert any("open interest" in n for n in data["notes"])
     assert any("long short" in n for n in data["notes"])
-    statuses = {s["factors"]["oi_trend"]["status"] for s in data["signals"]}
+    statuses = {s["factors"]["oi_trend"]["status"] for s in sigs}
     assert statuses == {"missing"}
 
 

@@ -155,11 +155,13 @@ def test_cli_timerange_and_costs(market: Path, tmp_path: Path) -> None:
     ]  # fmt: skip
     assert backtest.main(args) == 0
     data = json.loads((tmp_path / "report.json").read_text())
-    times = [s["observed_at"] for s in data["signals"]]
+    signals = [json.loads(line) for line in (tmp_path / "signals.jsonl").read_text().splitlines()]
+    assert len(signals) == data["run"]["signals"]
+    times = [s["observed_at"] for s in signals]
     assert times
     assert min(times) >= "2021-11-18"
     assert max(times) < "2021-11-20"
-    for s in data["signals"]:
+    for s in signals:
         for o in s["outcomes"].values():
             if o:
                 assert o["net_pnl_pct"] == o["pnl_pct"]  # no fees, no funding file

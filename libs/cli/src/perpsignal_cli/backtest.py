@@ -3,7 +3,8 @@
 In one process by default (the domain's scorer engine and rule judge); `--through-broker`
 publishes the history to the topics and runs the real scorer and judge services as
 subprocesses (`python -m perpsignal_scorer`, as `perpsignal up` does) against a broker
-(embedded unless KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json and report.html into `--out`.
+(embedded unless KAFKA_BOOTSTRAP_SERVERS is set). Writes report.json (summaries), signals.jsonl
+(one line per signal, streamed during the run) and report.html into `--out`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import gc
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
 if TYPE_CHECKING:
-    from perpsignal_cli.backtesting.pipeline import History
+    from perpsignal_cli.backtesting.pipeline import History, RunResult
+    from perpsignal_domain.outcomes.evaluate import Costs
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +192,8 @@ def _run(
     horizons: list[str],
     span: tuple[int | None, int | None],
 ) -> int:
-    from perpsignal_cli.backtesting import html, report
+    from perpsignal_cli.backtesting import report
     from perpsignal_cli.backtesting.eventfile import write_events
-    from perpsignal_cli.backtesting.pipeline import evaluate_outcomes, run_in_process
-    from perpsignal_cli.backtesting.timerange import keep_in_range
     from perpsignal_domain.outcomes.evaluate import Costs
 
     costs = Costs(taker_fee_bp=args.fee_bp, slippage_bp=args.slippage_bp)
@@ -202,32 +202,27 @@ def _run(
         n = write_events(args.events_out, history.events)
         print(f"wrote {n} events to {args.events_out}", file=sys.stderr)
     progress = False if args.no_progress else None
-    if args.through_broker or args.llm:
-        from perpsignal_cli.backtesting.broker import run_through_broker
-
-        result = run_through_broker(history, horizons=horizons, progress=progress, use_llm=args.llm)
-        # the services measured gross outcomes: measure again with this run's costs
-        judged = [r.judged for r in result.records]
-        result.records = evaluate_outcomes(judged, history, horizons, costs=costs)
-    else:
-        result = run_in_process(history, horizons=horizons, progress=progress, costs=costs)
-    result = keep_in_range(result, *span)
-    data = report.build_report(
-        result,
+    result, data = run_symbol(
         history,
+        args.out,
         horizons=horizons,
         equity_horizon=args.equity_horizon,
         seed=args.seed,
         costs=costs,
+        span=span,
+        progress=progress,
+        through_broker=args.through_broker or args.llm,
+        use_llm=args.llm,
     )
-    json_path = report.write_json(data, args.out)
-    html_path = html.write_html(data, args.out, candles=history.primary)
+    json_path = args.out / "report.json"
+    html_path = args.out / "report.html"
     if not args.quiet:
         print(report.terminal_table(data))
     rate = result.events_done / result.elapsed_s if result.elapsed_s else 0.0
     print(
         f"\n{result.events_done}/{result.events_total} events in {result.elapsed_s:.1f}s "
-        f"({rate:,.0f}/s); report: {json_path} {html_path}",
+        f"({rate:,.0f}/s); report: {json_path} {html_path} "
+        f"{args.out / report.SIGNALS_FILE}",
         file=sys.stderr,
     )
     if result.interrupted:
@@ -236,4 +231,64 @@ def _run(
     return 0
 
 
-__all__ = ["build_parser", "main"]
+def run_symbol(
+    history: History,
+    out: Path,
+    *,
+    horizons: list[str],
+    equity_horizon: str = "4h",
+    seed: int = 7,
+    costs: Costs | None = None,
+    span: tuple[int | None, int | None] = (None, None),
+    progress: bool | None = False,
+    through_broker: bool = False,
+    use_llm: bool = False,
+) -> tuple[RunResult, dict[str, Any]]:
+    """Backtest one symbol's history and write its report into `out`.
+
+    Writes signals.jsonl (one line per signal in `span`, streamed while the run goes: the
+    run keeps no signal in memory), report.json (the summaries) and report.html; returns
+    the run's result (its `records` empty) and the report data.
+    """
+    import math
+
+    from perpsignal_cli.backtesting import html, report
+    from perpsignal_cli.backtesting.columns import SignalTable, SignalWriter
+    from perpsignal_cli.backtesting.pipeline import evaluate_outcomes, run_in_process
+    from perpsignal_domain.outcomes.evaluate import NO_COSTS
+
+    costs = NO_COSTS if costs is None else costs
+    lo = -math.inf if span[0] is None else span[0]
+    hi = math.inf if span[1] is None else span[1]
+    table = SignalTable(horizons)
+    with SignalWriter(out, table, lo, hi) as sink:
+        if through_broker or use_llm:
+            from perpsignal_cli.backtesting.broker import run_through_broker
+
+            result = run_through_broker(
+                history, horizons=horizons, progress=progress, use_llm=use_llm
+            )
+            # the services measured gross outcomes: measure again with this run's costs
+            judged = [r.judged for r in result.records]
+            for rec in evaluate_outcomes(judged, history, horizons, costs=costs):
+                sink(rec)
+            result.records = []
+        else:
+            result = run_in_process(
+                history, horizons=horizons, progress=progress, costs=costs, sink=sink
+            )
+    data = report.build_report(
+        result,
+        history,
+        horizons=horizons,
+        equity_horizon=equity_horizon,
+        seed=seed,
+        costs=costs,
+        table=table,
+    )
+    report.write_json(data, out)
+    html.write_html(data, out, candles=history.primary)
+    return result, data
+
+
+__all__ = ["build_parser", "main", "run_symbol"]

@@ -143,7 +143,7 @@ def build_plan(market: Path, speed: float) -> DemoPlan:
     finally:
         quiet.setLevel(level)
     directional = [r.judged for r in result.records if r.judged.direction != "NEUTRAL"]
-    events = history.events
+    events = list(history.events)
     if directional:
         end = directional[-1].observed_at
         events = [e for e in events if e.observed_at <= end]

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import statistics as pystats
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from perpsignal_cli.backtesting import baselines
-from perpsignal_cli.backtesting.pipeline import PathIndex, SignalRecord
+from perpsignal_cli.backtesting.columns import DIRECTIONS, RESULTS, VERDICTS, SignalTable
+from perpsignal_cli.backtesting.pipeline import PathIndex
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, pnl_pct, window_sorted
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, pnl_pct
 from perpsignal_domain.research import stats
 
 ALPHA = 0.05
@@ -39,62 +40,69 @@ def _ci(ci: tuple[float, float] | None, nd: int = 4) -> list[float | None] | Non
     return None if ci is None else [_r(ci[0], nd), _r(ci[1], nd)]
 
 
-def _t_s(rec: SignalRecord) -> float:
-    return rec.judged.observed_at.timestamp()
+def forward_returns(table: SignalTable, index: PathIndex, horizon: str) -> NDArray[np.float64]:
+    """Return each signal's long return % over `horizon` (NaN where the path is incomplete).
 
-
-def forward_returns(
-    records: Sequence[SignalRecord], index: PathIndex, horizon: str
-) -> list[float | None]:
-    """Return each signal's long return % over `horizon` (None where the path is incomplete)."""
-    h = timedelta(seconds=HORIZON_SECONDS[horizon])
-    out: list[float | None] = []
-    for rec in records:
-        at = rec.judged.observed_at
-        # the outcomes' path window (two binary searches); its last close is the exit
-        found = window_sorted(index.times, at, at + h, index.step)
-        exit_price = None if found is None else index.candles[found[1] - 1].close
-        out.append(None if exit_price is None else pnl_pct("LONG", rec.judged.price, exit_price))
+    The outcomes' path window (`window_sorted`: a complete run of candles from the signal
+    to the horizon), vectorised: two binary searches per signal over the candles' open
+    times, and the count the aligned steps require; the exit is the window's last close.
+    """
+    t_ms = table.t_ms()
+    n = t_ms.size
+    out = np.full(n, np.nan)
+    if n == 0 or not index.candles:
+        return out
+    step = index.step_ms
+    due = t_ms + int(HORIZON_SECONDS[horizon]) * 1000
+    opens = np.asarray(index.open_ms, dtype=np.int64)
+    lo = np.searchsorted(opens, t_ms, side="left")
+    hi = np.searchsorted(opens, due - step, side="right")
+    expected = np.maximum(0, due // step - (-(-t_ms // step)))
+    ok = (expected >= 1) & (hi - lo == expected)
+    closes = np.fromiter((c.close for c in index.candles), np.float64, len(index.candles))
+    exit_price = closes[np.where(ok, hi - 1, 0)]
+    price = table.col("price")
+    # pnl_pct("LONG", entry, exit) for every complete window
+    for i in np.flatnonzero(ok).tolist():
+        out[i] = pnl_pct("LONG", float(price[i]), float(exit_price[i]))
     return out
 
 
 def factor_diagnostics(
-    records: Sequence[SignalRecord],
+    table: SignalTable,
     index: PathIndex,
     horizons: Sequence[str],
     seed: int = stats.DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Return per factor its mean sub-score (when `ok`) and IC per horizon with interval."""
-    forwards = {h: forward_returns(records, index, h) for h in horizons}
+    forwards = {h: forward_returns(table, index, h) for h in horizons}
+    t_s = table.col("t_s")
     out: dict[str, Any] = {}
     for name in FACTOR_NAMES:
-        scores: list[float | None] = []
-        for rec in records:
-            f = next((f for f in rec.judged.factors if f.name == name), None)
-            scores.append(f.score if f is not None and f.status == "ok" else None)
-        ok = [s for s in scores if s is not None]
+        score, ok = table.factor(name)
         row: dict[str, Any] = {
-            "mean_score": _r(pystats.fmean(ok), 2) if ok else None,
-            "n_ok": len(ok),
-            "n_signals": len(records),
+            "mean_score": _r(pystats.fmean(score[ok].tolist()), 2) if ok.any() else None,
+            "n_ok": int(ok.sum()),
+            "n_signals": len(table),
             "ic": {},
         }
         for h in horizons:
-            pairs = [
-                (_t_s(rec), s - 50.0, fwd)
-                for rec, s, fwd in zip(records, scores, forwards[h], strict=True)
-                if s is not None and fwd is not None
-            ]
-            row["ic"][h] = _ic_entry(pairs, h, seed)
+            use = ok & ~np.isnan(forwards[h])
+            row["ic"][h] = _ic_entry(t_s[use], score[use] - 50.0, forwards[h][use], h, seed)
         out[name] = row
     return out
 
 
-def _ic_entry(pairs: list[tuple[float, float, float]], horizon: str, seed: int) -> dict[str, Any]:
-    n = len(pairs)
+def _ic_entry(
+    t: NDArray[np.float64],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    horizon: str,
+    seed: int,
+) -> dict[str, Any]:
+    n = int(t.size)
     if n < 10:
         return {"ic": None, "ci95": None, "n": n, "block": None, "excludes_zero": False}
-    t, x, y = (np.array(c) for c in zip(*pairs, strict=True))
     block = stats.overlap_block_length(t, HORIZON_SECONDS[horizon])
     ic, ci = stats.information_coefficient(x, y, block=block, reps=IC_REPS, seed=seed)
     return {
@@ -106,36 +114,37 @@ def _ic_entry(pairs: list[tuple[float, float, float]], horizon: str, seed: int) 
     }
 
 
-def _directional(records: Sequence[SignalRecord], horizon: str) -> list[tuple[SignalRecord, Any]]:
-    out = []
-    for rec in sorted(records, key=_t_s):
-        o = rec.outcomes.get(horizon)
-        if o is not None and rec.judged.direction in ("LONG", "SHORT"):
-            out.append((rec, o.evaluation))
-    return out
+def _directional(table: SignalTable, horizon: str) -> NDArray[np.intp]:
+    """Indices of the directional signals measured at `horizon`, in time order."""
+    d = table.col("direction")
+    m = table.outcome(horizon)["measured"] & (d != DIRECTIONS.index("NEUTRAL"))
+    idx = np.flatnonzero(m)
+    order = np.argsort(table.col("t_s")[idx], kind="stable")
+    return idx[order]
 
 
 def horizon_statistics(
-    records: Sequence[SignalRecord],
+    table: SignalTable,
     history_base: Any,
     index: PathIndex,
     horizon: str,
     seed: int = stats.DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Return win rate, mean P&L, placebo/paired p-values and judge lift at one horizon."""
-    rows = _directional(records, horizon)
-    n = len(rows)
+    rows = _directional(table, horizon)
+    n = int(rows.size)
     out: dict[str, Any] = {"horizon": horizon, "n": n}
     if n < 10:
         out["skill"] = None
         out["note"] = f"{n} directional outcomes: too few to test"
         return out
-    t = np.array([_t_s(r) for r, _ in rows])
+    oc = table.outcome(horizon)
+    t = table.col("t_s")[rows]
     block = stats.overlap_block_length(t, HORIZON_SECONDS[horizon])
-    pnl = np.array([e.pnl_pct for _, e in rows])
-    net = np.array([e.net_pnl_pct for _, e in rows])
-    win = np.array([1.0 if e.result == "WIN" else 0.0 for _, e in rows])
-    sides = np.array([1.0 if r.judged.direction == "LONG" else -1.0 for r, _ in rows])
+    pnl = oc["pnl"][rows]
+    net = oc["net"][rows]
+    win = (oc["result"][rows] == RESULTS.index("WIN")).astype(np.float64)
+    sides = np.where(table.col("direction")[rows] == DIRECTIONS.index("LONG"), 1.0, -1.0)
     mean_ci = stats.mean_ci(pnl, block=block, seed=seed)
     placebo = stats.placebo_p_value(sides, pnl * sides, block=block, seed=seed)
     out.update(
@@ -150,9 +159,9 @@ def horizon_statistics(
         mean_net_pnl_ci95=_ci(stats.mean_ci(net, block=block, seed=seed)),
         p_values={
             "random_direction": _r(placebo),
-            **_paired(rows, pnl, history_base, index, horizon, block, seed),
+            **_paired(table, rows, pnl, history_base, index, horizon, block, seed),
         },
-        judge_lift=_lift(rows, pnl, win, block, seed),
+        judge_lift=_lift(table.col("verdict")[rows], pnl, win, block, seed),
     )
     out["skill"] = bool(
         placebo is not None and placebo < ALPHA and mean_ci is not None and mean_ci[0] > 0
@@ -161,7 +170,8 @@ def horizon_statistics(
 
 
 def _paired(
-    rows: list[tuple[SignalRecord, Any]],
+    table: SignalTable,
+    rows: NDArray[np.intp],
     pnl: Any,
     history_base: Any,
     index: PathIndex,
@@ -170,7 +180,7 @@ def _paired(
     seed: int,
 ) -> dict[str, float | None]:
     """One-sided p that the signals beat each baseline traded at the same times."""
-    entries = [(round(_t_s(r) * 1000), r.judged.price) for r, _ in rows]
+    entries = list(zip(table.t_ms()[rows].tolist(), table.col("price")[rows].tolist(), strict=True))
     at = {t: i for i, (t, _) in enumerate(entries)}
     out: dict[str, float | None] = {}
     for name, trades in (
@@ -182,13 +192,10 @@ def _paired(
     return out
 
 
-def _lift(
-    rows: list[tuple[SignalRecord, Any]], pnl: Any, win: Any, block: int, seed: int
-) -> dict[str, Any]:
-    verdict = np.array([r.judged.ai_verdict_layer.verdict for r, _ in rows])
-    confirm = (verdict == "CONFIRM").astype(float)
-    skip = (verdict == "SKIP").astype(float)
-    everyone = np.ones(len(rows))
+def _lift(verdicts: Any, pnl: Any, win: Any, block: int, seed: int) -> dict[str, Any]:
+    confirm = (verdicts == VERDICTS.index("CONFIRM")).astype(float)
+    skip = (verdicts == VERDICTS.index("SKIP")).astype(float)
+    everyone = np.ones(len(verdicts))
     out: dict[str, Any] = {"n_confirm": int(confirm.sum()), "n_skip": int(skip.sum())}
     for label, other in (("confirm_minus_skip", skip), ("confirm_minus_all", everyone)):
         d_pnl, ci_pnl = stats.group_difference_ci(pnl, confirm, other, block=block, seed=seed)
@@ -203,14 +210,14 @@ def _lift(
 
 
 def statistics_block(
-    records: Sequence[SignalRecord],
+    table: SignalTable,
     history_base: Any,
     index: PathIndex,
     horizons: Sequence[str],
     seed: int = stats.DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Return the per-horizon statistics and the plain-words verdict for the top of the report."""
-    per = [horizon_statistics(records, history_base, index, h, seed) for h in horizons]
+    per = [horizon_statistics(table, history_base, index, h, seed) for h in horizons]
     return {"alpha": ALPHA, "horizons": per, "headline": headline(per)}
 
 

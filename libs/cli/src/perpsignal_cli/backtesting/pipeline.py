@@ -14,8 +14,10 @@ asyncpg and the DB models (seconds of start-up).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import gc
+import heapq
 import json
 import logging
 import math
@@ -23,7 +25,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from perpsignal_cli.backtesting import importers as imp
-from perpsignal_cli.backtesting.importers import CandleSeries, ms_to_dt
+from perpsignal_cli.backtesting.importers import CandleSeries, candle_events, ms_to_dt
 from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1, FundingRateV1
-from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.signals import Ohlc, SignalJudgedV1
 from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge, judge_config_from_json
+from perpsignal_domain.judging.volatility import true_range, true_ranges
 from perpsignal_domain.outcomes.evaluate import (
     HORIZON_SECONDS,
     NO_COSTS,
@@ -58,6 +61,7 @@ DEFAULT_HORIZONS = ("1h", "4h", "24h")
 # the candles are that history, not stale noise
 RANKED_INPUTS = frozenset({"funding", "long_short", "social", "taker_flow"})
 LEAD_IN_S = 2 * 86400  # the longest staleness limit (fear & greed, daily)
+CANDLE_CHUNK = 512  # candle events made at a time by an EventStream (flat memory)
 SOURCE_NAMES = ("candles", "funding", "open_interest", "long_short", "fear_greed")
 
 
@@ -72,6 +76,55 @@ class SourceInfo:
     last: str | None = None
 
 
+class EventStream(Sequence[Event]):
+    """The scorer's input in observation order, built while it is read (constant memory).
+
+    The candle events are made from the primary series bar by bar as the run reaches them:
+    a symbol-year of 1m `CandleClosedV1` models would take more memory than the whole run
+    otherwise needs. The point values (funding, open interest, ...) are few and kept sorted.
+    Ties put a point value before the candle closing at the same time, as `merge` does.
+    Indexing materialises the list (tests, small histories); iterating never does.
+    """
+
+    def __init__(
+        self, candles: CandleSeries, symbol: str, venue: str, points: Sequence[Event]
+    ) -> None:
+        self.candles = candles
+        self.symbol = symbol
+        self.venue = venue
+        self.points = merge(points)
+
+    def __len__(self) -> int:
+        return len(self.candles) + len(self.points)
+
+    def __iter__(self) -> Iterator[Event]:
+        points = self.points
+        times = [e.observed_at.timestamp() for e in points]
+        p, n = 0, len(points)
+        series = self.candles
+        for start in range(0, len(series), CANDLE_CHUNK):
+            for candle in candle_events(
+                series.slice(start, start + CANDLE_CHUNK), self.symbol, self.venue
+            ):
+                t = candle.observed_at.timestamp()
+                while p < n and times[p] <= t:
+                    yield points[p]
+                    p += 1
+                yield candle
+        yield from points[p:]
+
+    def __getitem__(self, i: Any) -> Any:
+        return list(self)[i]
+
+    def between(self, lo_ms: float, hi_ms: float) -> EventStream:
+        """Return the events observed in [lo_ms, hi_ms] (a candle at its close time)."""
+        step = self.candles.step_ms
+        first = bisect.bisect_left(self.candles.open_ms, lo_ms - step)
+        last = bisect.bisect_right(self.candles.open_ms, hi_ms - step)
+        points = [e for e in self.points if lo_ms <= e.observed_at.timestamp() * 1000 <= hi_ms]
+        return EventStream(self.candles.slice(first, last), self.symbol, self.venue, points)
+
+
 @dataclass
 class History:
     """Everything a backtest replays for one symbol."""
@@ -79,7 +132,7 @@ class History:
     symbol: str
     base: CandleSeries  # the candles as given: the finest outcome path
     primary: CandleSeries  # the scorer's timeframe (aggregated when coarser than the input)
-    events: list[Event]  # what the scorer sees, in observation order
+    events: Sequence[Event]  # what the scorer sees, in observation order (an EventStream)
     sources: list[SourceInfo] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     _paths: dict[str, PathIndex] = field(default_factory=dict, repr=False, compare=False)
@@ -131,8 +184,8 @@ def load_history(
     base = imp.read_candles(candles)
     tf = primary_timeframe(base.timeframe, timeframe)
     primary = imp.aggregate(base, tf)
-    events: list[Event] = list(imp.candle_events(primary, symbol, venue))
-    sources = [_info("candles", candles, events)]
+    sources = [_info_candles(candles, primary)]
+    events: list[Event] = []
     notes: list[str] = []
     if base.gaps():
         notes.append(f"{base.gaps()} {base.timeframe} candles absent between first and last")
@@ -185,7 +238,21 @@ def load_history(
                 + ")"
             )
         events.extend(kept)
-    return History(symbol, base, primary, merge(events), sources, notes)
+    stream = EventStream(primary, symbol, venue, events)
+    return History(symbol, base, primary, stream, sources, notes)
+
+
+def _info_candles(path: Path, series: CandleSeries) -> SourceInfo:
+    """The candles' `_info` from the series itself (no event list: see EventStream)."""
+    if not len(series):
+        return SourceInfo("candles", path.name, 0)
+    return SourceInfo(
+        "candles",
+        path.name,
+        len(series),
+        ms_to_dt(series.open_ms[0] + series.step_ms).isoformat(),
+        ms_to_dt(series.open_ms[-1] + series.step_ms).isoformat(),
+    )
 
 
 def _info(name: str, path: Path, events: Sequence[Event]) -> SourceInfo:
@@ -257,7 +324,34 @@ def rules_judge(config: JudgeConfig | None = None) -> RuleJudge:
     if config is None:
         data = _service_config("judge", ("JUDGE_", "AUTO_SKIP_AVOID_SIGNALS"))
         config = judge_config_from_json(data) if data is not None else JudgeConfig()
-    return RuleJudge(config, clock=utcnow)
+    return RuleJudge(config, clock=utcnow, known_ranges=SlidingRanges())
+
+
+class SlidingRanges:
+    """The judge's `known_ranges` for in-process runs: each signal's candle window is the
+    previous one slid by a bar (the engine reuses the Ohlc objects), so its true ranges are
+    the previous ones plus one, as the judge service's codec keeps them; the judge's ATR
+    then skips three passes over the window per signal. Any other window: computed anew."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[Sequence[Ohlc], list[float]]] = {}
+
+    def __call__(self, key: tuple[str, str], candles: Sequence[Ohlc]) -> list[float] | None:
+        prev = self._last.get(key)
+        ranges: list[float] | None = None
+        if prev is not None and candles:
+            old, old_ranges = prev
+            if old is candles:
+                return old_ranges
+            n = len(candles)
+            if len(old) and n >= 2 and old[-1] is candles[-2]:
+                dropped = len(old) - (n - 1)
+                if dropped in (0, 1) and old[dropped] is candles[0]:
+                    ranges = [*old_ranges[dropped:], true_range(old[-1].close, candles[-1])]
+        if ranges is None:
+            ranges = true_ranges(candles)
+        self._last[key] = (candles, ranges)
+        return ranges
 
 
 @dataclass
@@ -315,6 +409,9 @@ class Progress:
         self._pending = 0
 
 
+RecordSink = Callable[[SignalRecord], None]
+
+
 def run_in_process(
     history: History,
     *,
@@ -324,8 +421,13 @@ def run_in_process(
     band_pct: float = 0.1,
     progress: bool | None = None,
     costs: Costs = NO_COSTS,
+    sink: RecordSink | None = None,
 ) -> RunResult:
-    """Score, judge and evaluate `history` in this process; Ctrl-C stops and keeps what is done."""
+    """Score, judge and evaluate `history` in this process; Ctrl-C stops and keeps what is done.
+
+    With `sink`, each signal's record goes to it as soon as it is measured and none is kept
+    (`records` stays empty): what a long history needs to run in constant memory.
+    """
     return run_many(
         [history],
         cfg=cfg,
@@ -334,6 +436,7 @@ def run_in_process(
         band_pct=band_pct,
         progress=progress,
         costs=costs,
+        sinks=None if sink is None else [sink],
     )[0]
 
 
@@ -346,46 +449,56 @@ def run_many(
     band_pct: float = 0.1,
     progress: bool | None = None,
     costs: Costs = NO_COSTS,
+    sinks: Sequence[RecordSink] | None = None,
 ) -> list[RunResult]:
     """Run several symbols' histories through one engine and judge, in observation order.
 
     One result per history (same order); each symbol's signals and outcomes are exactly what
     `run_in_process` gives for it alone (the engine keeps its state per symbol). Every
-    result carries the whole run's elapsed time and event counts.
+    result carries the whole run's elapsed time and event counts. Each signal is measured
+    as soon as it is judged (the history holds the candles after it) and handed to its
+    symbol's sink, or kept in its result's `records` without sinks.
     """
     if len({h.symbol for h in histories}) != len(histories):
         raise ValueError("one history per symbol")
     if len({h.primary.timeframe for h in histories}) > 1:
         raise ValueError("every history must be scored on the same timeframe")
+    if sinks is not None and len(sinks) != len(histories):
+        raise ValueError("one sink per history")
     started = time.perf_counter()
-    engine = ScoringEngine(cfg or engine_config(histories[0].primary.timeframe))
+    # not atomic: an error ends the run and the engine with it, so no per-candle undo marks
+    engine = ScoringEngine(cfg or engine_config(histories[0].primary.timeframe), atomic=False)
     judge = judge or rules_judge()
-    events = (
+    events: Iterable[Event] = (
         histories[0].events
         if len(histories) == 1
-        else merge([e for h in histories for e in h.events])
+        else heapq.merge(*(h.events for h in histories), key=_order_key)
     )
-    judged: dict[str, list[SignalJudgedV1]] = {h.symbol: [] for h in histories}
+    total = sum(len(h.events) for h in histories)
+    kept: dict[str, list[SignalRecord]] = {h.symbol: [] for h in histories}
+    meters = {h.symbol: OutcomeMeter(h, horizons, band_pct, costs) for h in histories}
+    to: dict[str, RecordSink] = (
+        {h.symbol: kept[h.symbol].append for h in histories}
+        if sinks is None
+        else {h.symbol: s for h, s in zip(histories, sinks, strict=True)}
+    )
     name = histories[0].symbol if len(histories) == 1 else f"{len(histories)} symbols"
-    bar = Progress(len(events), f"backtest {name}", progress)
+    bar = Progress(total, f"backtest {name}", progress)
     done = 0
     interrupted = False
     with _collector_paused_on_loaded_data():
         try:
             for ev in events:
                 for sig in engine.apply(ev):
-                    judged[sig.symbol].append(judge.judge_rules(sig))
+                    to[sig.symbol](meters[sig.symbol].record(judge.judge_rules(sig)))
                 done += 1
                 bar.tick()
         except KeyboardInterrupt:
             interrupted = True
         finally:
             bar.close()
-        per_symbol = [
-            evaluate_outcomes(judged[h.symbol], h, horizons, band_pct, costs) for h in histories
-        ]
     elapsed = time.perf_counter() - started
-    return [RunResult(records, len(events), done, interrupted, elapsed) for records in per_symbol]
+    return [RunResult(kept[h.symbol], total, done, interrupted, elapsed) for h in histories]
 
 
 @contextmanager
@@ -494,6 +607,49 @@ def tracked_rows(judged: SignalJudgedV1, horizons: dict[str, int]) -> list[dict[
     ]
 
 
+class OutcomeMeter:
+    """Measures one history's judged signals, one at a time, with the outcomes' own code.
+
+    Built once per history: the outcome paths (finest first) and the settled funding rates
+    for net P&L. `record` is what `evaluate_outcomes` does for a single signal.
+    """
+
+    def __init__(
+        self,
+        history: History,
+        horizons: Sequence[str] = DEFAULT_HORIZONS,
+        band_pct: float = 0.1,
+        costs: Costs = NO_COSTS,
+    ) -> None:
+        self.paths = [history.path_index(history.base)]
+        if history.primary.timeframe != history.base.timeframe:
+            self.paths.append(history.path_index(history.primary))
+        self.secs = {h: HORIZON_SECONDS[h] for h in horizons}
+        self.band_pct = band_pct
+        self.costs = costs
+        points = getattr(history.events, "points", history.events)
+        funding = (
+            sorted(
+                (e.observed_at.timestamp(), float(e.rate))
+                for e in points
+                if isinstance(e, FundingRateV1) and e.settled
+            )
+            if costs.funding
+            else []
+        )
+        self.funding = ([t for t, _ in funding], [r for _, r in funding])
+
+    def record(self, judged: SignalJudgedV1) -> SignalRecord:
+        """Return the signal with its outcome at every horizon (LONG/SHORT only)."""
+        rec = SignalRecord(judged)
+        if judged.direction in ("LONG", "SHORT"):
+            for row in tracked_rows(judged, self.secs):
+                rec.outcomes[row["horizon"]] = _measure(
+                    row, self.paths, self.band_pct, self.costs, self.funding
+                )
+        return rec
+
+
 def evaluate_outcomes(
     judged: Sequence[SignalJudgedV1],
     history: History,
@@ -505,28 +661,8 @@ def evaluate_outcomes(
 
     Net P&L: `costs` plus the settled funding rates of the history over each holding window.
     """
-    paths = [history.path_index(history.base)]
-    if history.primary.timeframe != history.base.timeframe:
-        paths.append(history.path_index(history.primary))
-    secs = {h: HORIZON_SECONDS[h] for h in horizons}
-    funding = (
-        sorted(
-            (e.observed_at.timestamp(), float(e.rate))
-            for e in history.events
-            if isinstance(e, FundingRateV1) and e.settled
-        )
-        if costs.funding
-        else []
-    )
-    fund = ([t for t, _ in funding], [r for _, r in funding])
-    records = []
-    for j in sorted(judged, key=lambda s: (s.observed_at, s.event_id)):
-        rec = SignalRecord(j)
-        if j.direction in ("LONG", "SHORT"):
-            for row in tracked_rows(j, secs):
-                rec.outcomes[row["horizon"]] = _measure(row, paths, band_pct, costs, fund)
-        records.append(rec)
-    return records
+    meter = OutcomeMeter(history, horizons, band_pct, costs)
+    return [meter.record(j) for j in sorted(judged, key=lambda s: (s.observed_at, s.event_id))]
 
 
 def _measure(

@@ -24,25 +24,38 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from perpsignal_cli.backtesting import baselines, diagnostics
+from perpsignal_cli.backtesting.columns import (
+    DIRECTIONS,
+    FIRST_HITS,
+    SIGNALS_FILE,
+    VERDICTS,
+    SignalTable,
+    result_names,
+    signal_row,
+    write_signals,
+)
 from perpsignal_cli.backtesting.importers import ms_to_dt
-from perpsignal_cli.backtesting.pipeline import History, PathIndex, RunResult, SignalRecord
+from perpsignal_cli.backtesting.pipeline import History, PathIndex, RunResult
 from perpsignal_common.events.signals import FACTOR_NAMES
 from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, NO_COSTS, Costs
 from perpsignal_domain.research import stats as rstats
 
 SMALL_SAMPLE = 30
 Z95 = 1.959963984540054
-VERDICTS = ("CONFIRM", "DOWNSIZE", "SKIP", "WAIT")
-DIRECTIONS = ("LONG", "SHORT", "NEUTRAL")
 LEAN = 5.0
+_V = {v: i for i, v in enumerate(VERDICTS)}
+_D = {d: i for i, d in enumerate(DIRECTIONS)}
+_HIT = {f: i for i, f in enumerate(FIRST_HITS)}
+__all__ = ["SIGNALS_FILE", "build_report", "signal_row", "terminal_table", "write_signals"]
 
 
 def wilson(wins: int, n: int, z: float = Z95) -> tuple[float, float] | None:
@@ -103,52 +116,43 @@ def group_stats(
     return out
 
 
-def _measured(records: Iterable[SignalRecord], horizon: str) -> list[tuple[SignalRecord, Any]]:
-    out = []
-    for rec in records:
-        o = rec.outcomes.get(horizon)
-        if o is not None:
-            out.append((rec, o))
-    return out
+def _grp_stats(table: SignalTable, h: str, g: Any, **kw: Any) -> dict[str, Any]:
+    oc = table.outcome(h)
+    return group_stats(oc["pnl"][g].tolist(), result_names(oc["result"][g]), **kw)
 
 
-def performance(records: Sequence[SignalRecord], horizons: Sequence[str]) -> list[dict[str, Any]]:
+def performance(table: SignalTable, horizons: Sequence[str]) -> list[dict[str, Any]]:
     """Return one row per verdict (and ALL) and horizon."""
     rows = []
+    verdict = table.col("verdict")
+    t_s = table.col("t_s")
     for h in horizons:
-        measured = _measured(records, h)
-        for verdict in ("ALL", *VERDICTS):
-            grp = [
-                (r, o)
-                for r, o in measured
-                if verdict == "ALL" or r.judged.ai_verdict_layer.verdict == verdict
-            ]
-            ev = [o.evaluation for _, o in grp]
+        oc = table.outcome(h)
+        for name in ("ALL", *VERDICTS):
+            g = oc["measured"] if name == "ALL" else oc["measured"] & (verdict == _V[name])
             stats = group_stats(
-                [e.pnl_pct for e in ev],
-                [e.result for e in ev],
-                [e.max_adverse_pct for e in ev],
-                times_s=[r.judged.observed_at.timestamp() for r, _ in grp],
+                oc["pnl"][g].tolist(),
+                result_names(oc["result"][g]),
+                oc["mae"][g].tolist(),
+                times_s=t_s[g].tolist(),
                 horizon_s=HORIZON_SECONDS[h],
-                net=[e.net_pnl_pct for e in ev],
+                net=oc["net"][g].tolist(),
             )
-            stats["target_first"] = sum(1 for e in ev if e.first_hit == "target")
-            stats["stop_first"] = sum(1 for e in ev if e.first_hit == "stop")
-            rows.append({"verdict": verdict, "horizon": h, **stats})
+            hits = oc["first_hit"][g]
+            stats["target_first"] = int(np.count_nonzero(hits == _HIT["target"]))
+            stats["stop_first"] = int(np.count_nonzero(hits == _HIT["stop"]))
+            rows.append({"verdict": name, "horizon": h, **stats})
     return rows
 
 
-def calibration(records: Sequence[SignalRecord], horizons: Sequence[str]) -> list[dict[str, Any]]:
+def calibration(table: SignalTable, horizons: Sequence[str]) -> list[dict[str, Any]]:
     """Return win rate with Wilson intervals per 10-point score bucket and horizon."""
     rows = []
+    bucket = np.minimum(9, np.floor_divide(table.col("score"), 10)).astype(np.int64)
     for h in horizons:
-        buckets: dict[int, list[Any]] = {}
-        for rec, o in _measured(records, h):
-            b = min(9, int(rec.judged.score // 10))
-            buckets.setdefault(b, []).append(o.evaluation)
-        for b in sorted(buckets):
-            ev = buckets[b]
-            stats = group_stats([e.pnl_pct for e in ev], [e.result for e in ev])
+        m = table.outcome(h)["measured"]
+        for b in sorted(set(bucket[m].tolist())):
+            stats = _grp_stats(table, h, m & (bucket == b))
             rows.append({"horizon": h, "score_from": b * 10, "score_to": b * 10 + 10, **stats})
     return rows
 
@@ -162,36 +166,29 @@ def _pearson(xs: Sequence[float], ys: Sequence[float]) -> float | None:
         return None
 
 
-def attribution(records: Sequence[SignalRecord], horizons: Sequence[str]) -> list[dict[str, Any]]:
+def attribution(table: SignalTable, horizons: Sequence[str]) -> list[dict[str, Any]]:
     """Return, per factor and horizon, outcomes when the factor leaned with/against the trade."""
     rows = []
+    sign = np.where(table.col("direction") == _D["LONG"], 1.0, -1.0)
     for h in horizons:
-        measured = _measured(records, h)
+        oc = table.outcome(h)
         for name in FACTOR_NAMES:
-            groups: dict[str, tuple[list[float], list[str]]] = {
-                k: ([], []) for k in ("with", "against", "neutral")
+            score, ok = table.factor(name)
+            have = oc["measured"] & ~np.isnan(score)
+            lean = (score - 50.0) * sign
+            groups = {
+                "with": have & (lean >= LEAN),
+                "against": have & (lean <= -LEAN),
+                "neutral": have & (lean > -LEAN) & (lean < LEAN),
             }
-            leans: list[float] = []
-            pnls: list[float] = []
-            ok = 0
-            for rec, o in measured:
-                f = next((f for f in rec.judged.factors if f.name == name), None)
-                if f is None:
-                    continue
-                sign = 1.0 if rec.judged.direction == "LONG" else -1.0
-                lean = (f.score - 50.0) * sign
-                key = "with" if lean >= LEAN else "against" if lean <= -LEAN else "neutral"
-                groups[key][0].append(o.evaluation.pnl_pct)
-                groups[key][1].append(o.evaluation.result)
-                if f.status == "ok":
-                    ok += 1
-                    leans.append(lean)
-                    pnls.append(o.evaluation.pnl_pct)
-            row: dict[str, Any] = {"factor": name, "horizon": h, "n_with_data": ok}
-            for k, (p, r) in groups.items():
-                s = group_stats(p, r)
-                row[k] = {key: s[key] for key in ("n", "win_rate", "avg_pnl_pct", "small_sample")}
-            row["lean_pnl_correlation"] = _r(_pearson(leans, pnls))
+            used = have & ok
+            row: dict[str, Any] = {"factor": name, "horizon": h, "n_with_data": int(used.sum())}
+            for k, g in groups.items():
+                st = _grp_stats(table, h, g)
+                row[k] = {key: st[key] for key in ("n", "win_rate", "avg_pnl_pct", "small_sample")}
+            row["lean_pnl_correlation"] = _r(
+                _pearson(lean[used].tolist(), oc["pnl"][used].tolist())
+            )
             rows.append(row)
     return rows
 
@@ -213,30 +210,35 @@ def _curve(trades: Sequence[tuple[int, float]]) -> dict[str, Any]:
     }
 
 
+def _entries(table: SignalTable, g: Any) -> list[tuple[int, float]]:
+    return list(zip(table.t_ms()[g].tolist(), table.col("price")[g].tolist(), strict=True))
+
+
 def equity(
-    records: Sequence[SignalRecord],
+    table: SignalTable,
     history: History,
     horizon: str,
     seed: int,
     index: PathIndex | None = None,
 ) -> dict[str, Any]:
     """Return the equity curves of CONFIRM (sized), all signals and the baselines."""
-    measured = _measured(records, horizon)
-    confirm, everything, entries = [], [], []
-    for rec, o in measured:
-        j = rec.judged
-        t0 = round(j.observed_at.timestamp() * 1000)
-        exit_ms = t0 + _h_ms(horizon)
-        everything.append((exit_ms, o.evaluation.pnl_pct))
-        entries.append((t0, j.price))
-        layer = j.ai_verdict_layer
-        if layer.verdict == "CONFIRM":
-            vol = layer.volatility_metrics.recommended_position_multiplier or 1.0
-            confirm.append((exit_ms, o.evaluation.pnl_pct * layer.position_multiplier * vol))
+    oc = table.outcome(horizon)
+    m = oc["measured"]
+    h_ms = _h_ms(horizon)
+    entries = _entries(table, m)
+    exits = (table.t_ms()[m] + h_ms).tolist()
+    everything = list(zip(exits, oc["pnl"][m].tolist(), strict=True))
+    c = m & (table.col("verdict") == _V["CONFIRM"])
+    confirm = list(
+        zip(
+            (table.t_ms()[c] + h_ms).tolist(),
+            (oc["pnl"][c] * table.col("size")[c]).tolist(),
+            strict=True,
+        )
+    )
     index = index or PathIndex(history.base)
     rnd = baselines.random_direction(index, entries, horizon, seed)
     mom = baselines.momentum(history.base, index, entries, horizon)
-    h_ms = _h_ms(horizon)
     hold = baselines.buy_and_hold(history.base, entries[0][0]) if entries else []
     out = {
         "horizon": horizon,
@@ -257,13 +259,11 @@ def equity(
 
 
 def _h_ms(horizon: str) -> int:
-    from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
-
     return int(HORIZON_SECONDS[horizon]) * 1000
 
 
 def baseline_table(
-    records: Sequence[SignalRecord],
+    table: SignalTable,
     history: History,
     horizons: Sequence[str],
     seed: int,
@@ -272,85 +272,30 @@ def baseline_table(
     """Return per-trade stats of the signals and each baseline at the same times."""
     rows = []
     index = index or PathIndex(history.base)
+    verdict = table.col("verdict")
     for h in horizons:
-        measured = _measured(records, h)
-        entries = [
-            (round(r.judged.observed_at.timestamp() * 1000), r.judged.price) for r, _ in measured
-        ]
-        confirm = [
-            o.evaluation for r, o in measured if r.judged.ai_verdict_layer.verdict == "CONFIRM"
-        ]
-        groups = {
-            "all_signals": [o.evaluation for _, o in measured],
-            "confirm": confirm,
-            "random_direction": [
-                t.evaluation for t in baselines.random_direction(index, entries, h, seed)
-            ],
-            "momentum": [t.evaluation for t in baselines.momentum(history.base, index, entries, h)],
-            "always_long": [t.evaluation for t in baselines.always_long(index, entries, h)],
+        oc = table.outcome(h)
+        m = oc["measured"]
+        entries = _entries(table, m)
+        groups: dict[str, tuple[list[float], list[str]]] = {
+            "all_signals": (oc["pnl"][m].tolist(), result_names(oc["result"][m])),
+            "confirm": (
+                oc["pnl"][m & (verdict == _V["CONFIRM"])].tolist(),
+                result_names(oc["result"][m & (verdict == _V["CONFIRM"])]),
+            ),
         }
-        for name, ev in groups.items():
-            rows.append(
-                {
-                    "strategy": name,
-                    "horizon": h,
-                    **group_stats([e.pnl_pct for e in ev], [e.result for e in ev]),
-                }
+        for name, trades in (
+            ("random_direction", baselines.random_direction(index, entries, h, seed)),
+            ("momentum", baselines.momentum(history.base, index, entries, h)),
+            ("always_long", baselines.always_long(index, entries, h)),
+        ):
+            groups[name] = (
+                [t.evaluation.pnl_pct for t in trades],
+                [t.evaluation.result for t in trades],
             )
+        for name, (pnls, results) in groups.items():
+            rows.append({"strategy": name, "horizon": h, **group_stats(pnls, results)})
     return rows
-
-
-def signal_row(rec: SignalRecord) -> dict[str, Any]:
-    """Return the compact, deterministic record of one signal for report.json."""
-    j = rec.judged
-    layer = j.ai_verdict_layer
-    vol = layer.volatility_metrics
-    return {
-        "signal_id": j.signal_id,
-        "observed_at": j.observed_at.isoformat(),
-        "direction": j.direction,
-        "score": j.score,
-        "confidence": j.confidence,
-        "price": j.price,
-        # the whole verdict layer, as the live product publishes it
-        "verdict": layer.verdict,
-        "risk_mode": layer.risk_mode,
-        "judge": layer.judge,
-        "model": layer.model,
-        "fallback_reason": layer.fallback_reason,
-        "suppressed": layer.suppressed,
-        "ai_summary": layer.ai_summary,
-        "agreements": list(layer.layer_checks.agreements),
-        "conflicts": list(layer.layer_checks.conflicts),
-        "position_multiplier": layer.position_multiplier,
-        "atr": vol.atr,
-        "atr_pct": vol.atr_pct,
-        "volatility_class": vol.volatility_class,
-        "volatility_multiplier": vol.recommended_position_multiplier,
-        "stop_loss_price": vol.stop_loss_price,
-        "take_profit_price": vol.take_profit_price,
-        "risk_reward": vol.risk_reward,
-        "trade_plan_summary": vol.trade_plan_summary,
-        "top_factors": list(j.top_factors),
-        "factors": {f.name: {"score": f.score, "status": f.status} for f in j.factors},
-        "outcomes": {
-            h: None
-            if o is None
-            else {
-                "pnl_pct": round(o.evaluation.pnl_pct, 6),
-                "net_pnl_pct": round(o.evaluation.net_pnl_pct, 6),
-                "cost_pct": round(o.evaluation.cost_pct, 6),
-                "funding_pct": round(o.evaluation.funding_pct, 6),
-                "result": o.evaluation.result,
-                "exit_price": o.evaluation.exit_price,
-                "max_favorable_pct": round(o.evaluation.max_favorable_pct, 6),
-                "max_adverse_pct": round(o.evaluation.max_adverse_pct, 6),
-                "first_hit": o.evaluation.first_hit,
-                "path_timeframe": o.path_timeframe,
-            }
-            for h, o in rec.outcomes.items()
-        },
-    }
 
 
 def build_report(
@@ -361,13 +306,15 @@ def build_report(
     equity_horizon: str,
     seed: int = baselines.DEFAULT_SEED,
     costs: Costs = NO_COSTS,
+    table: SignalTable | None = None,
 ) -> dict[str, Any]:
-    """Return the whole report as JSON-ready data (deterministic apart from `generated`)."""
-    records = result.records
-    by_dv: dict[str, dict[str, int]] = {d: dict.fromkeys(VERDICTS, 0) for d in DIRECTIONS}
-    for rec in records:
-        by_dv[rec.judged.direction][rec.judged.ai_verdict_layer.verdict] += 1
-    judges = Counter(r.judged.ai_verdict_layer.judge for r in records)
+    """Return the summary report as JSON-ready data (deterministic apart from `generated`).
+
+    From `table` (what a streamed run's `SignalWriter` kept) or else `result.records`; the
+    per-signal rows are signals.jsonl's (`columns.SignalWriter`, `write_signals`), not here.
+    """
+    if table is None:
+        table = SignalTable.from_records(result.records, horizons)
     index = history.path_index(history.base)  # built once: 45k candles cost ~0.3 s each
     return {
         "generated": {
@@ -383,8 +330,9 @@ def build_report(
             "events": result.events_total,
             "events_processed": result.events_done,
             "interrupted": result.interrupted,
-            "signals": len(records),
-            "judges": dict(sorted(judges.items())),
+            "signals": len(table),
+            "signals_file": SIGNALS_FILE,
+            "judges": dict(sorted(table.judges.items())),
             "horizons": list(horizons),
             "seed": seed,
             "small_sample_below": SMALL_SAMPLE,
@@ -394,17 +342,16 @@ def build_report(
                 "funding": "settled rates of the funding history over each holding window",
             },
         },
-        "statistics": diagnostics.statistics_block(records, history.base, index, horizons, seed),
-        "factor_diagnostics": diagnostics.factor_diagnostics(records, index, horizons, seed),
+        "statistics": diagnostics.statistics_block(table, history.base, index, horizons, seed),
+        "factor_diagnostics": diagnostics.factor_diagnostics(table, index, horizons, seed),
         "sources": [asdict(s) for s in history.sources],
         "notes": list(history.notes),
-        "signals_by_direction_verdict": by_dv,
-        "performance": performance(records, horizons),
-        "calibration": calibration(records, horizons),
-        "factor_attribution": attribution(records, horizons),
-        "baselines": baseline_table(records, history, horizons, seed, index),
-        "equity": equity(records, history, equity_horizon, seed, index),
-        "signals": [signal_row(r) for r in records],
+        "signals_by_direction_verdict": table.by_direction_verdict,
+        "performance": performance(table, horizons),
+        "calibration": calibration(table, horizons),
+        "factor_attribution": attribution(table, horizons),
+        "baselines": baseline_table(table, history, horizons, seed, index),
+        "equity": equity(table, history, equity_horizon, seed, index),
     }
 
 

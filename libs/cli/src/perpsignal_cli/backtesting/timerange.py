@@ -13,10 +13,18 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from perpsignal_cli.backtesting.importers import CandleSeries
-from perpsignal_cli.backtesting.pipeline import LEAD_IN_S, History, RunResult
+from perpsignal_cli.backtesting.pipeline import (
+    LEAD_IN_S,
+    EventStream,
+    History,
+    RunResult,
+    SignalRecord,
+)
+from perpsignal_common.events.base import Event
 
 WARMUP_BARS = 500
 
@@ -69,12 +77,13 @@ def restrict(history: History, start_ms: int | None, end_ms: int | None) -> Hist
     primary = _cut(history.primary, warm, end_ms)
     if not len(primary) or (start_ms is not None and primary.open_ms[-1] < start_ms):
         raise TimerangeError("--timerange: no candles of the history fall inside the range")
-    events = [
-        e
-        for e in history.events
-        if (warm is None or e.observed_at.timestamp() * 1000 >= warm)
-        and (end_ms is None or e.observed_at.timestamp() * 1000 <= end_ms)
-    ]
+    lo_ms = -math.inf if warm is None else warm
+    hi_ms = math.inf if end_ms is None else end_ms
+    events: Sequence[Event] = (
+        history.events.between(lo_ms, hi_ms)
+        if isinstance(history.events, EventStream)
+        else [e for e in history.events if lo_ms <= e.observed_at.timestamp() * 1000 <= hi_ms]
+    )
     note = (
         f"timerange: signals from {_day(start_ms, 'the start')} to {_day(end_ms, 'the end')}"
         " (the warm-up before the start is replayed, not reported)"
@@ -92,5 +101,10 @@ def keep_in_range(result: RunResult, start_ms: int | None, end_ms: int | None = 
     """Return `result` with only the signals observed in [start, end) (no warm-up ones)."""
     lo = -math.inf if start_ms is None else start_ms
     hi = math.inf if end_ms is None else end_ms
-    kept = [r for r in result.records if lo <= r.judged.observed_at.timestamp() * 1000 < hi]
+    kept = [r for r in result.records if in_range(r, lo, hi)]
     return dataclasses.replace(result, records=kept)
+
+
+def in_range(rec: SignalRecord, lo_ms: float, hi_ms: float) -> bool:
+    """Return True when the signal was observed in [lo_ms, hi_ms) (what a report keeps)."""
+    return lo_ms <= rec.judged.observed_at.timestamp() * 1000 < hi_ms

@@ -15,24 +15,32 @@ from typing import Any
 
 import pytest
 
-from perpsignal_cli.backtesting import chart, html, report
-from perpsignal_cli.backtesting.pipeline import History, load_history, run_in_process
+from perpsignal_cli.backtest import run_symbol
+from perpsignal_cli.backtesting import chart, html
+from perpsignal_cli.backtesting.columns import read_signals
+from perpsignal_cli.backtesting.pipeline import History, load_history
 from tests.helpers import REPO
 
 DATA = re.compile(r"<script type=application/json id=price-chart-data>(.*?)</script>", re.S)
 
 
 @pytest.fixture(scope="module")
-def run(xrp_small: Path, market: Path) -> tuple[dict[str, Any], History]:
+def run(
+    xrp_small: Path, market: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, Any], History]:
+    """The real single-symbol run (signals streamed to signals.jsonl), its rows put back into
+    the report dict so each test can render the page into its own folder."""
     h = load_history(
         "XRPUSDT",
         xrp_small,
         funding=market / "XRP_USDT_USDT-8h-funding_rate.csv",
         timeframe="15m",
     )
-    result = run_in_process(h, progress=False)
-    data = report.build_report(result, h, horizons=["1h", "4h"], equity_horizon="1h")
-    return data, h
+    out = tmp_path_factory.mktemp("chart-run")
+    _, data = run_symbol(h, out, horizons=["1h", "4h"], equity_horizon="1h")
+    assert "signals" not in data  # the product streams them; the page read them from disk
+    assert (out / "report.html").exists()
+    return {**data, "signals": list(read_signals(out))}, h
 
 
 def _embedded(page: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.columns import read_signals
 from perpsignal_cli.backtesting.pipeline import load_history, run_in_process
 from perpsignal_common.events.market import TakerFlowV1
 from perpsignal_connectors.binance_usdm import parsing as bp
@@ -123,7 +124,8 @@ def test_cli_backtest_with_taker_flow(api: Path, xrp_small: Path, tmp_path: Path
     assert (source["path"], source["events"]) == ("taker.json", 38)
     assert "no taker flow history given: momentum scores price alone" in b["notes"]
     moved = same = 0
-    for sa, sb in zip(a["signals"], b["signals"], strict=True):
+    rows_a, rows_b = read_signals(tmp_path / "a"), read_signals(tmp_path / "b")
+    for sa, sb in zip(rows_a, rows_b, strict=True):
         ma, mb = sa["factors"]["momentum"], sb["factors"]["momentum"]
         assert ma["status"] == mb["status"]
         moved += ma["score"] != mb["score"]

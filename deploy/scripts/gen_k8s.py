@@ -409,9 +409,10 @@ def kafka_topics() -> list[dict[str, Any]]:
                 "topicName": str(spec.name),
                 "partitions": spec.partitions,
                 "replicas": 3,
+                # acks=all + 3 replicas + min.insync.replicas=2: an acknowledged record is on
+                # two brokers, and one broker may be down without stopping producers
                 "config": {
-                    "retention.ms": spec.retention_ms,
-                    "cleanup.policy": "compact" if spec.compacted else "delete",
+                    **{k: int(v) if v.isdigit() else v for k, v in spec.configs().items()},
                     "min.insync.replicas": 2,
                 },
             },

@@ -139,6 +139,23 @@ class EventProducer:
         else:
             self._pending.append(fut)
 
+    async def send_acked(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> int:
+        """Send bytes to a physical topic, wait for the broker's ack; return the offset."""
+        try:
+            fut = await self._client().send(topic, value=value, key=key, headers=list(headers))
+            metadata = await fut
+        except KafkaError as exc:
+            PRODUCE_ERRORS.labels(self._service, topic).inc()
+            raise DependencyUnavailable(f"kafka send to {topic} failed: {exc}") from exc
+        MESSAGES_OUT.labels(self._service, topic).inc()
+        return int(metadata.offset)
+
     async def wait_delivered(self) -> None:
         """Wait until every event sent so far is acknowledged; raise if any was not."""
         if not self._pending:

@@ -58,7 +58,7 @@ class EventProducer:
             **k.client_kwargs(),
             client_id=f"{self._service}-producer",
             acks="all",
-            enable_idempotence=k.kafka_idempotent_producer,
+            enable_idempotence=k.idempotent_producer(),
             compression_type=None if k.kafka_compression == "none" else k.kafka_compression,
             linger_ms=k.kafka_linger_ms,
             max_request_size=10 * 1024 * 1024,

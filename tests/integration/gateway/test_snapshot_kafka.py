@@ -4,6 +4,7 @@ snapshot that no longer matches the topics never break it; ready only once caugh
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.readmodel import ReadModel
 from perpsignal_gateway.settings import GatewaySettings
-from perpsignal_gateway.snapshot import capture
+from perpsignal_gateway.snapshot import all_keys, capture, load_snapshot
 from tests.helpers import TopicReader, eventually
 from tests.unit.gateway import builders as b
 
@@ -247,3 +248,30 @@ async def test_not_ready_until_caught_up_with_the_tail_after_the_snapshot(
         # the moment it says ready, the newest event of the tail is served
         assert (await client.get("/signals/BTCUSDT")).json()["score"] == 99.75
         assert app.state.follower.started_from == "snapshot"
+
+
+async def test_a_reader_reads_back_only_the_last_full_dump_period(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """The embedded broker keeps every record ever written to the snapshot topic: a new
+    replica reads back one full-dump period, not the whole topic, and still gets every key."""
+    await ensure_topics(kafka_settings)
+    await _publish(kafka_settings, _history())
+    async with gateway(
+        kafka_settings,
+        gateway_snapshot_write=True,
+        gateway_snapshot_interval_s=0.1,
+        gateway_snapshot_full_every_s=0.5,
+    ) as (app, client):
+        await eventually(lambda: _ready(client), timeout=60, what="writer ready")
+        await eventually(
+            lambda: app.state.snapshot_writer.dumps >= 4, timeout=60, what="several dumps"
+        )
+        keys = set(all_keys(app.state.model))
+    recent = await load_snapshot(kafka_settings, window_s=1.0)
+    assert recent is not None and set(recent.records) == keys
+    await asyncio.sleep(1.5)  # now nothing was written within the window: read it all
+    everything = await load_snapshot(kafka_settings, window_s=0.5)
+    assert everything is not None and set(everything.records) == keys
+    assert everything.read >= 4 * len(keys)  # every dump is still there (no compaction)
+    assert recent.read < everything.read  # the recent read skipped the older dumps

@@ -1,7 +1,7 @@
 """Write the repetitive Kubernetes base manifests from one table of services and topics.
 
 Why generated: six Deployments, their Services, PDBs and ServiceMonitors, four KEDA
-ScaledObjects and 22 KafkaTopics differ only in a few numbers; one table here keeps probes,
+ScaledObjects and 23 KafkaTopics differ only in a few numbers; one table here keeps probes,
 security context and labels identical, and the `KafkaTopic`s exactly the topic registry's
 (`tests/deploy` fails while a generated file is stale). Hand-written: kustomization files,
 ConfigMap, NetworkPolicies, Ingress and the overlays.

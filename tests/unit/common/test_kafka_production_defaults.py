@@ -52,3 +52,10 @@ def test_only_the_snapshot_topic_is_compacted_and_it_has_no_dead_letters() -> No
     assert "segment.ms" in snapshot.configs()  # else the active segment is never compacted
     assert Topic.GATEWAY_SNAPSHOT + ".dlq" not in specs
     assert specs[Topic.MARKET].configs()["cleanup.policy"] == "delete"
+
+
+def test_an_empty_value_as_in_env_example_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_IDEMPOTENT_PRODUCER", "")
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SSL")
+    assert ServiceSettings().kafka.idempotent_producer() is True

@@ -114,6 +114,12 @@ class KafkaSettings(_RedactedRepr):
         default="", description="Prefix every topic name (isolation in tests)"
     )
 
+    @field_validator("kafka_idempotent_producer", "kafka_topic_partitions", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` lists unset settings as `NAME=`: an empty value means unset
+        return None if value == "" else value
+
     def client_kwargs(self) -> dict[str, object]:
         """Return the connection kwargs common to aiokafka producers, consumers and admins."""
         kwargs: dict[str, object] = {

@@ -109,8 +109,9 @@ def symbol_history(t: Templates, n: int, end: datetime) -> list[Event]:
     series = t.candles[n % len(t.candles)]
     first = (n * 131) % (len(series) - count)
     window = series[first : first + count]
-    start = end - count * STEP
-    shift = start - window[0].open_time
+    # the window's last candle closes at `end` (a recorded gap makes it start earlier): no
+    # event may lie in the future, which a gateway would refuse then and accept later
+    shift = end - window[-1].observed_at
     out: list[Event] = []
     for k, c in enumerate(window):
         at = c.observed_at + shift

@@ -270,7 +270,9 @@ async def wait_for_dump(kafka: KafkaSettings, timeout_s: float = 300) -> None:
 def _served(path: str, body: dict[str, Any]) -> Any:
     """Return what must match between replicas (ages tick with the clock: left out)."""
     if path == "/signals":
-        return sorted((s["symbol"], s["score"], s["timestamp"]) for s in body["signals"])
+        return [(s["symbol"], s["score"], s["timestamp"]) for s in body["signals"]]
+    if path.startswith("/signals/"):
+        return (body["symbol"], body["score"], body["timestamp"])
     return sorted((s["type"], s["observedAt"]) for s in body["sources"])
 
 
@@ -319,7 +321,7 @@ async def main() -> None:
         full_s = await full.start_and_wait_ready()
         print(f"  new replica re-reading the topics ready in {full_s:.1f} s", flush=True)
 
-        for path in ("/signals", "/market/S0007USDT"):
+        for path in ("/signals", "/market/S0007USDT", "/signals/S0011USDT"):
             seen = [_served(path, await r.get(path)) for r in (fast, full)]
             if seen[0] != seen[1]:
                 raise SystemExit(f"the two replicas serve different {path}: {seen}")

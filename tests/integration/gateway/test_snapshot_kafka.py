@@ -275,3 +275,32 @@ async def test_a_reader_reads_back_only_the_last_full_dump_period(
     assert everything is not None and set(everything.records) == keys
     assert everything.read >= 4 * len(keys)  # every dump is still there (no compaction)
     assert recent.read < everything.read  # the recent read skipped the older dumps
+
+
+async def test_one_replica_writes_and_another_takes_over_when_it_stops(
+    kafka_settings: KafkaSettings,
+) -> None:
+    await ensure_topics(kafka_settings)
+    await _publish(kafka_settings, _history())
+    stacks = [contextlib.AsyncExitStack(), contextlib.AsyncExitStack()]
+    try:
+        apps = []
+        for stack in stacks:
+            app, client = await stack.enter_async_context(
+                gateway(kafka_settings, gateway_snapshot_write=True)
+            )
+            await eventually(lambda c=client: _ready(c), timeout=60, what="readyz 200")
+            apps.append(app)
+        writers = [app.state.snapshot_writer for app in apps]
+        await eventually(lambda: any(w.leader for w in writers), timeout=30, what="a writer")
+        await asyncio.sleep(1.0)  # a second writer would have been elected by now
+        assert sum(w.leader for w in writers) == 1
+        n = next(i for i, w in enumerate(writers) if w.leader)
+        await eventually(lambda: writers[n].dumps >= 1, timeout=30, what="a full dump")
+        await stacks[n].aclose()  # the writer's replica stops
+        other = writers[1 - n]
+        await eventually(lambda: other.leader, timeout=30, what="the other replica elected")
+        await eventually(lambda: other.dumps >= 1, timeout=30, what="its own full dump")
+    finally:
+        for stack in stacks:
+            await stack.aclose()

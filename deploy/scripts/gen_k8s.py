@@ -1,7 +1,7 @@
 """Write the repetitive Kubernetes base manifests from one table of services and topics.
 
 Why generated: six Deployments, their Services, PDBs and ServiceMonitors, four KEDA
-ScaledObjects and 22 KafkaTopics differ only in a few numbers; one table here keeps probes,
+ScaledObjects and 23 KafkaTopics differ only in a few numbers; one table here keeps probes,
 security context and labels identical, and the `KafkaTopic`s exactly the topic registry's
 (`tests/deploy` fails while a generated file is stale). Hand-written: kustomization files,
 ConfigMap, NetworkPolicies, Ingress and the overlays.
@@ -418,9 +418,10 @@ def kafka_topics() -> list[dict[str, Any]]:
                 "topicName": str(spec.name),
                 "partitions": spec.partitions,
                 "replicas": 3,
+                # acks=all + 3 replicas + min.insync.replicas=2: an acknowledged record is on
+                # two brokers, and one broker may be down without stopping producers
                 "config": {
-                    "retention.ms": spec.retention_ms,
-                    "cleanup.policy": "compact" if spec.compacted else "delete",
+                    **{k: int(v) if v.isdigit() else v for k, v in spec.configs().items()},
                     "min.insync.replicas": 2,
                 },
             },

@@ -328,3 +328,18 @@ async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(prod
         assert "symbol list could not be fetched" in error["message"]
         assert "not a listed" not in error["message"]
         assert 1 <= int(r.headers["Retry-After"]) <= 30
+
+
+async def test_signals_with_equal_scores_list_in_one_order_whatever_the_arrival(
+    make_client,
+) -> None:
+    """Replicas learn symbols in different orders (one from the snapshot, one from the
+    topics): a page of equal scores must still be the same page on both."""
+    pages = []
+    for symbols in (("BTCUSDT", "ETHUSDT", "SOLUSDT"), ("SOLUSDT", "BTCUSDT", "ETHUSDT")):
+        app, client = await make_client()
+        for sym in symbols:
+            model_of(app).apply(b.signal(sym, score=60.0))
+        body = (await client.get("/signals", params={"limit": 2})).json()
+        pages.append([s["symbol"] for s in body["signals"]])
+    assert pages[0] == pages[1] and len(pages[0]) == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perpsignal_common.errors import ConfigError
@@ -54,11 +54,13 @@ class KafkaSettings(_RedactedRepr):
     )
     kafka_sasl_username: str | None = Field(default=None, description="SASL user name")
     kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password")
-    # The embedded broker rejects aiokafka's InitProducerId version: off by default, on for
-    # real Kafka (compose and k8s set it)
-    kafka_idempotent_producer: bool = Field(
-        default=False,
-        description="Idempotent producer: true on real Kafka, false on the embedded broker",
+    # The embedded broker rejects aiokafka's InitProducerId version (it wants v3+), and it
+    # has no TLS, so it never serves staging/prod: unset = on there, off in dev/test
+    kafka_idempotent_producer: bool | None = Field(
+        default=None,
+        description="Idempotent producer (no duplicates or reordering on producer retries); "
+        "unset = on with ENVIRONMENT=staging/prod (Apache Kafka), off in dev/test (the "
+        "embedded broker refuses it; compose's Apache Kafka sets true)",
     )
     kafka_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         default="lz4", description="Producer compression codec"
@@ -112,6 +114,12 @@ class KafkaSettings(_RedactedRepr):
         default="", description="Prefix every topic name (isolation in tests)"
     )
 
+    @field_validator("kafka_idempotent_producer", "kafka_topic_partitions", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` lists unset settings as `NAME=`: an empty value means unset
+        return None if value == "" else value
+
     def client_kwargs(self) -> dict[str, object]:
         """Return the connection kwargs common to aiokafka producers, consumers and admins."""
         kwargs: dict[str, object] = {
@@ -130,6 +138,11 @@ class KafkaSettings(_RedactedRepr):
 
             kwargs["ssl_context"] = create_ssl_context(cafile=self.kafka_ssl_cafile)
         return kwargs
+
+    def idempotent_producer(self) -> bool:
+        """Return whether producers are idempotent (unset: off, unless a service's
+        `ENVIRONMENT` resolved it; see `ServiceSettings`)."""
+        return bool(self.kafka_idempotent_producer)
 
     def topic(self, name: str) -> str:
         """Return the physical name of a logical topic (applies the prefix)."""
@@ -215,8 +228,19 @@ class ServiceSettings(_RedactedRepr):
         description="How far ahead of this machine's clock an event time may be; a later "
         "one is refused (dead-lettered)",
     )
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, validate_default=True)
     ops: OpsSettings = Field(default_factory=OpsSettings)
+
+    @field_validator("kafka")
+    @classmethod
+    def _idempotence_by_environment(
+        cls, kafka: KafkaSettings, info: ValidationInfo
+    ) -> KafkaSettings:
+        # staging/prod run on Apache Kafka (they require TLS, which the embedded broker lacks)
+        if kafka.kafka_idempotent_producer is not None:
+            return kafka
+        secure = info.data.get("environment") in ("staging", "prod")
+        return kafka.model_copy(update={"kafka_idempotent_producer": secure})
 
     @model_validator(mode="after")
     def _prod_invariants(self) -> Self:

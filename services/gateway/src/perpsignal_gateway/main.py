@@ -48,6 +48,7 @@ from perpsignal_gateway.routes import json_response, router
 from perpsignal_gateway.schemas import Health, Readiness
 from perpsignal_gateway.security import MetricsMiddleware, SecurityMiddleware
 from perpsignal_gateway.settings import SECURE_ENVIRONMENTS, GatewaySettings, split_csv
+from perpsignal_gateway.snapshot import SnapshotWriter
 from perpsignal_gateway.streams import StreamHub
 from perpsignal_gateway.symbols import ListedSymbols, SymbolUniverse
 from perpsignal_gateway.tickets import TicketBook
@@ -141,6 +142,8 @@ def create_app(
         engine = create_engine(cfg.db) if cfg.gateway_enable_database else None
         own_producer: EventProducer | None = None
         follower: TopicFollower | None = None
+        writer: SnapshotWriter | None = None
+        writer_task: asyncio.Task[None] | None = None
         stop = asyncio.Event()
         task: asyncio.Task[None] | None = None
         pub: Any = producer
@@ -151,9 +154,23 @@ def create_app(
                 own_producer = EventProducer(cfg.kafka, service="gateway")
                 await own_producer.start()
                 pub = own_producer
-            follower = TopicFollower(cfg.kafka, model)
+            follower = TopicFollower(
+                cfg.kafka,
+                model,
+                snapshot_window_s=cfg.snapshot_window_s() if cfg.gateway_snapshot_read else None,
+            )
             await follower.start()
             task = asyncio.create_task(follower.run(stop), name="gateway-readmodel")
+            if cfg.gateway_snapshot_write and isinstance(pub, EventProducer):
+                writer = SnapshotWriter(
+                    cfg.kafka,
+                    model,
+                    follower,
+                    pub,
+                    interval_s=cfg.gateway_snapshot_interval_s,
+                    full_every_s=cfg.gateway_snapshot_full_every_s,
+                )
+                writer_task = asyncio.create_task(writer.run(stop), name="gateway-snapshot")
         platform = Platform(
             model=model,
             producer=pub,
@@ -166,6 +183,7 @@ def create_app(
         app.state.hub = hub
         app.state.follower = follower
         app.state.follower_task = task
+        app.state.snapshot_writer = writer
         app.state.platform = platform
         app.state.vendors = vendors
         app.state.registry = build_registry(
@@ -182,9 +200,10 @@ def create_app(
             yield
         finally:
             stop.set()
-            if task is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(task, 5)
+            for running in (task, writer_task):
+                if running is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(running, 5)
             if follower is not None:
                 await follower.stop()
             if own_producer is not None:
@@ -291,6 +310,7 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
             caught_up=ready,
             records_read=follower.records_read,
             lag=await follower.lag(),
+            started_from=follower.started_from,
             degraded_sources=degraded,
         )
         return json_response(body, status=200 if ready else 503)

@@ -164,6 +164,9 @@ class Platform:
             and (q.direction is None or e.direction == q.direction)
             and (q.verdict is None or e.ai_verdict_layer.verdict == q.verdict)
         ]
+        # the symbol breaks ties: every replica (one restored from the snapshot too) answers
+        # the same page whatever order it learnt the symbols in
+        events.sort(key=lambda e: e.symbol)
         events.sort(key=lambda e: (e.score, e.observed_at), reverse=True)
         out = [signal_out(e) for e in events[: q.limit]]
         return SignalList(count=len(out), signals=out)

@@ -31,6 +31,7 @@ from perpsignal_common.events.market import (
 )
 from perpsignal_common.events.registry import decode
 from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJudgedV1
+from perpsignal_common.events.snapshot import GatewaySnapshotV1
 from perpsignal_common.events.status import SourceStatusV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
@@ -55,6 +56,20 @@ READ_TOPICS: tuple[str, ...] = (
 )
 
 Listener = Callable[[Event], None]
+GLOBAL_KEY = ("global", "global")
+
+
+def state_key(event: Event) -> tuple[str, str] | None:
+    """Return the snapshot key (kind, id) whose state `event` changes; None = no state."""
+    if isinstance(event, SignalJudgedV1 | MarketEvent | ListingDetectedV1):
+        return ("symbol", event.symbol)
+    if isinstance(event, LiquidationOrderV1):
+        return ("liquidations", event.symbol)
+    if isinstance(event, MssScoredV1):
+        return ("mss", event.coin)
+    if isinstance(event, FearGreedV1 | SourceStatusV1):
+        return GLOBAL_KEY
+    return None
 
 
 def market_key(event: MarketEvent) -> str:
@@ -80,6 +95,20 @@ class ReadModel:
         self._signal_waiters: dict[str, list[asyncio.Future[SignalJudgedV1]]] = {}
         self.listeners: list[Listener] = []
         self.reply_listeners: list[Callable[[JudgeReplyV1], None]] = []
+        # keys (`snapshot.state_key`) whose state changed since the snapshot writer took them
+        self.dirty: set[tuple[str, str]] = set()
+
+    def clear(self) -> None:
+        """Forget every state (a snapshot turned out not to match the topics)."""
+        self.signals.clear()
+        self.signal_json.clear()
+        self.market.clear()
+        self.fear_greed = None
+        self.sources.clear()
+        self.mss.clear()
+        self.listings.clear()
+        self.liquidations.clear()
+        self.dirty.clear()
 
     def signal_body(self, symbol: str) -> bytes | None:
         """Return the camelCase JSON of a symbol's latest signal, rendered once per version."""
@@ -112,28 +141,36 @@ class ReadModel:
         """Fold one event into the state; notify listeners when `live`."""
         if isinstance(event, SignalJudgedV1):
             self._apply_signal(event)
+            self.dirty.add(("symbol", event.symbol))
         elif isinstance(event, MarketEvent):
             slots = self.market.setdefault(event.symbol, {})
             key = market_key(event)
             old = slots.get(key)
             if old is None or old.observed_at <= event.observed_at:
                 slots[key] = event
+                self.dirty.add(("symbol", event.symbol))
         elif isinstance(event, FearGreedV1):
             if self.fear_greed is None or self.fear_greed.observed_at <= event.observed_at:
                 self.fear_greed = event
+                self.dirty.add(GLOBAL_KEY)
         elif isinstance(event, SourceStatusV1):
             old_status = self.sources.get(event.name)
             if old_status is None or old_status.observed_at <= event.observed_at:
                 self.sources[event.name] = event
+                self.dirty.add(GLOBAL_KEY)
         elif isinstance(event, MssScoredV1):
             old_mss = self.mss.get(event.coin)
             if old_mss is None or old_mss.observed_at <= event.observed_at:
                 self.mss[event.coin] = event
+                self.dirty.add(("mss", event.coin))
         elif isinstance(event, ListingDetectedV1):
-            self.listings.setdefault(event.symbol, event)
+            if event.symbol not in self.listings:
+                self.listings[event.symbol] = event
+                self.dirty.add(("symbol", event.symbol))
         elif isinstance(event, LiquidationOrderV1):
             queue = self.liquidations.setdefault(event.symbol, deque(maxlen=self._liq_kept))
             queue.append(event)
+            self.dirty.add(("liquidations", event.symbol))
         elif isinstance(event, JudgeReplyV1):
             for reply_listener in self.reply_listeners:
                 reply_listener(event)
@@ -141,6 +178,14 @@ class ReadModel:
         if live:
             for listener in self.listeners:
                 listener(event)
+
+    def restore(self, record: GatewaySnapshotV1) -> None:
+        """Fold one snapshot record's state into the model (no listener is told)."""
+        held: list[Event | None] = [record.signal, *record.market, record.listing]
+        held += [*record.liquidations, record.mss, record.fear_greed, *record.sources]
+        for event in held:
+            if event is not None:
+                self.apply(event, live=False)
 
     def _apply_signal(self, event: SignalJudgedV1) -> None:
         old = self.signals.get(event.symbol)
@@ -168,18 +213,43 @@ class ReadModel:
 
 
 class TopicFollower:
-    """Read the platform topics from the beginning into a ReadModel, then follow them live."""
+    """Read the platform topics into a ReadModel (from a snapshot when one exists), then follow.
+
+    Without a usable snapshot every partition is read from the beginning. With one, the
+    model is restored from it, each partition is resumed at the smallest offset any snapshot
+    record is complete to, and an event older than its own key's record is skipped (its
+    effect is already in the record). Either way `caught_up` flips once every partition
+    reached the high watermark first seen for it.
+    """
 
     def __init__(
-        self, kafka: KafkaSettings, model: ReadModel, topics: tuple[str, ...] = READ_TOPICS
+        self,
+        kafka: KafkaSettings,
+        model: ReadModel,
+        topics: tuple[str, ...] = READ_TOPICS,
+        *,
+        snapshot_window_s: float | None = None,
     ) -> None:
         self._kafka = kafka
         self._model = model
         self._topics = [kafka.topic(t) for t in topics]
+        self._logical = {kafka.topic(t): str(t) for t in topics}
+        # None = never start from a snapshot (always re-read the topics)
+        self._snapshot_window_s = snapshot_window_s
         self._consumer: AIOKafkaConsumer | None = None
+        self._parts: list[TopicPartition] = []
         self._checked_end_at = 0.0
         self._targets: dict[TopicPartition, int] = {}
         self._pending: set[TopicPartition] = set()
+        # next offset of each partition whose events the model holds (the snapshot's
+        # `complete_to`), where each partition was resumed, and the per-key skips
+        self._next: dict[TopicPartition, int] = {}
+        self._resume: dict[TopicPartition, int] = {}
+        self._skip: dict[tuple[str, str], dict[TopicPartition, int]] = {}
+        self._skip_until: dict[TopicPartition, int] = {}
+        self.started_from: str = "topics"  # or "snapshot"
+        self.snapshot_keys = 0
+        self.skipped = 0
         self.caught_up = False
         self.records_read = 0
         self.poison = 0
@@ -188,7 +258,7 @@ class TopicFollower:
         self.caught_up_after_s: float | None = None
 
     async def start(self) -> None:
-        """Connect and assign every partition of every topic, from the beginning."""
+        """Connect and find every partition of every topic (positioned by `run`)."""
         k = self._kafka
         consumer = AIOKafkaConsumer(
             **k.client_kwargs(),
@@ -205,13 +275,11 @@ class TopicFollower:
             for topic in self._topics:
                 found = await partitions_for(consumer, topic)
                 parts.extend(TopicPartition(topic, p) for p in sorted(found))
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
         except KafkaError as exc:
             await consumer.stop()
             raise DependencyUnavailable(f"read model cannot connect to kafka: {exc}") from exc
         self._consumer = consumer
-        self._pending = set(parts)
+        self._parts = parts
         self.started_at = time.monotonic()
 
     async def stop(self) -> None:
@@ -232,11 +300,80 @@ class TopicFollower:
                 total += max(0, high - await self._consumer.position(tp))
         return total
 
+    def complete_to(self) -> dict[str, list[int]]:
+        """Return, per logical topic, the next offset of each partition the model holds."""
+        out: dict[str, list[int]] = {}
+        for tp in self._parts:
+            offsets = out.setdefault(self._logical[tp.topic], [])
+            while len(offsets) <= tp.partition:
+                offsets.append(0)
+            offsets[tp.partition] = max(self._next.get(tp, 0), self._resume.get(tp, 0))
+        return out
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> None:
+        """Restore from the snapshot when there is a usable one; assign and seek."""
+        from perpsignal_gateway.snapshot import load_snapshot
+
+        loaded = None
+        if self._snapshot_window_s is not None:
+            loaded = await load_snapshot(self._kafka, window_s=self._snapshot_window_s)
+        consumer.assign(self._parts)
+        self._pending = set(self._parts)
+        if loaded is None or not loaded.records:
+            await consumer.seek_to_beginning(*self._parts)
+            return
+        resume: dict[TopicPartition, int] = {}
+        for tp in self._parts:
+            logical = self._logical[tp.topic]
+            offsets = []
+            for record in loaded.records.values():
+                recorded = record.complete_to.get(logical, [])
+                offsets.append(recorded[tp.partition] if tp.partition < len(recorded) else 0)
+            resume[tp] = min(offsets)
+        for key, record in loaded.records.items():
+            own: dict[TopicPartition, int] = {}
+            for tp in self._parts:
+                recorded = record.complete_to.get(self._logical[tp.topic], [])
+                at = recorded[tp.partition] if tp.partition < len(recorded) else 0
+                if at > resume[tp]:
+                    own[tp] = at
+                    self._skip_until[tp] = max(self._skip_until.get(tp, 0), at)
+            if own:
+                self._skip[key] = own
+            self._model.restore(record)
+        self._model.dirty.clear()
+        self._resume = resume
+        for tp, offset in resume.items():
+            consumer.seek(tp, offset)
+        self.started_from = "snapshot"
+        self.snapshot_keys = len(loaded.records)
+        log.info(
+            "read model restored from the snapshot; reading the topics from its offsets",
+            extra={"keys": len(loaded.records), "behind": sum(resume.values())},
+        )
+
+    async def _discard_snapshot(self, consumer: AIOKafkaConsumer, why: str) -> None:
+        log.error(
+            "the snapshot does not match the topics; re-reading them from the beginning",
+            extra={"reason": why},
+        )
+        self._model.clear()
+        self._skip.clear()
+        self._skip_until.clear()
+        self._resume.clear()
+        self._next.clear()
+        self._targets.clear()
+        self._pending = set(self._parts)
+        self.started_from = "topics"
+        self.snapshot_keys = 0
+        await consumer.seek_to_beginning(*self._parts)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop`; flip `caught_up` once the start-time watermarks are reached."""
         consumer = self._consumer
         if consumer is None:
             raise DependencyUnavailable("read model not started")
+        await self._position(consumer)
         while not stop.is_set():
             try:
                 batches = await consumer.getmany(timeout_ms=200)
@@ -244,9 +381,13 @@ class TopicFollower:
                 log.warning("read model fetch failed, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(0.5)
                 continue
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
-                    self._handle(record.value)
+                    self._handle(record.value, tp, record.offset)
+                if records:
+                    self._next[tp] = records[-1].offset + 1
+            if not self.caught_up and self._resume:
+                await self._check_snapshot_matches(consumer)
             now = time.monotonic()
             if now - self._checked_end_at > 2:
                 self._checked_end_at = now
@@ -254,7 +395,21 @@ class TopicFollower:
             if not self.caught_up:
                 await self._check_caught_up(consumer)
 
-    def _handle(self, raw: bytes | None) -> None:
+    async def _check_snapshot_matches(self, consumer: AIOKafkaConsumer) -> None:
+        # an offset beyond the log end: the topics were emptied or re-created after the
+        # snapshot was written, so its state is not theirs
+        for tp, offset in self._resume.items():
+            high = consumer.highwater(tp)
+            if high is not None and offset > high:
+                await self._discard_snapshot(
+                    consumer,
+                    f"{tp.topic}[{tp.partition}] ends at {high}, the snapshot resumes at {offset}",
+                )
+                return
+
+    def _handle(
+        self, raw: bytes | None, tp: TopicPartition | None = None, offset: int = -1
+    ) -> None:
         self.records_read += 1
         try:
             event = decode(raw)
@@ -263,6 +418,12 @@ class TopicFollower:
             self.poison += 1
             log.warning("skipping undecodable record", extra={"error": str(exc)[:200]})
             return
+        if tp is not None and offset < self._skip_until.get(tp, 0):
+            key = state_key(event)
+            own = self._skip.get(key) if key is not None else None
+            if own is not None and offset < own.get(tp, 0):
+                self.skipped += 1  # already in this key's snapshot record
+                return
         try:
             self._model.apply(event, live=self.caught_up)
         except Exception as exc:  # one bad event must not stop the read model (counted, logged)
@@ -286,9 +447,16 @@ class TopicFollower:
         if not self._pending:
             self.caught_up = True
             self.caught_up_after_s = time.monotonic() - self.started_at
+            self._skip.clear()  # every skipped offset is behind now
+            self._skip_until.clear()
             log.info(
                 "read model caught up",
-                extra={"records": self.records_read, "seconds": round(self.caught_up_after_s, 3)},
+                extra={
+                    "records": self.records_read,
+                    "seconds": round(self.caught_up_after_s, 3),
+                    "started_from": self.started_from,
+                    "snapshot_keys": self.snapshot_keys,
+                },
             )
 
 

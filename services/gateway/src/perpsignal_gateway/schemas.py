@@ -217,6 +217,11 @@ class Readiness(ApiModel):
     caught_up: bool
     records_read: int
     lag: int
+    started_from: Literal["snapshot", "topics"] = Field(
+        default="topics",
+        description="Where the read model started: the snapshot topic (then the topics from "
+        "its offsets) or every retained event of the topics",
+    )
     degraded_sources: list[str] = Field(
         default_factory=list,
         description="Data sources that are degraded or down: the gateway still serves (200), "

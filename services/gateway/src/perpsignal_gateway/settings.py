@@ -71,6 +71,24 @@ class GatewaySettings(ServiceSettings):
     gateway_liquidations_kept: int = Field(
         default=200, description="Recent liquidation orders kept per symbol"
     )
+    gateway_snapshot_read: bool = Field(
+        default=True,
+        description="Start from the read-model snapshot topic when it holds a complete one "
+        "(else, or when false, re-read every retained event)",
+    )
+    gateway_snapshot_write: bool = Field(
+        default=True,
+        description="Take part in electing the one replica that writes the snapshot",
+    )
+    gateway_snapshot_interval_s: float = Field(
+        default=15.0, gt=0, description="How often the snapshot writer publishes changed keys"
+    )
+    gateway_snapshot_full_every_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the snapshot writer rewrites every key; a new replica reads "
+        "the snapshot topic back this far (plus a minute)",
+    )
     gateway_vendor_timeout_s: float = 10.0
     gateway_universe_ttl_s: float = 600.0
     gateway_enable_database: bool = True
@@ -160,6 +178,10 @@ class GatewaySettings(ServiceSettings):
         if problems:
             raise ConfigError(f"{env} refuses to start: " + "; ".join(problems))
         return self
+
+    def snapshot_window_s(self) -> float:
+        """Return how far back a new replica reads the snapshot topic for a full dump."""
+        return self.gateway_snapshot_full_every_s + max(60.0, 4 * self.gateway_snapshot_interval_s)
 
     def listen_host(self) -> str:
         """Return the address to bind: explicit, else every interface only with keys on."""

@@ -27,6 +27,20 @@ def schema_id(event_type: str) -> str:
     return f"{SCHEMA_ID_BASE}{event_type}"
 
 
+def _string_discriminators(node: Any) -> Any:
+    """Return `node` with pydantic's OpenAPI-style discriminator objects as AsyncAPI wants
+    them: the property name alone (the snapshot's list of market events is such a union)."""
+    if isinstance(node, dict):
+        out = {k: _string_discriminators(v) for k, v in node.items()}
+        found = out.get("discriminator")
+        if isinstance(found, dict) and "propertyName" in found:
+            out["discriminator"] = found["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_string_discriminators(v) for v in node]
+    return node
+
+
 def event_schemas() -> dict[str, dict[str, Any]]:
     """Return {event type: JSON Schema} for every event class."""
     out: dict[str, dict[str, Any]] = {}
@@ -35,7 +49,7 @@ def event_schemas() -> dict[str, dict[str, Any]]:
         schema = {
             "$schema": JSON_SCHEMA_DIALECT,
             "$id": schema_id(etype),
-            **cls.model_json_schema(mode="serialization"),
+            **_string_discriminators(cls.model_json_schema(mode="serialization")),
         }
         schema["x-topic"] = cls.topic
         out[etype] = schema
@@ -103,7 +117,7 @@ def asyncapi_document() -> dict[str, Any]:
         channels[cid] = {
             "address": spec.name,
             "description": f"{spec.description}. Key: {spec.key}. Partitions: {spec.partitions}."
-            f" Dead letters: {dlq_topic(spec.name)}.",
+            + (f" Dead letters: {dlq_topic(spec.name)}." if spec.dead_letters else ""),
             "messages": {
                 c.__name__: {"$ref": f"#/components/messages/{c.__name__}"} for c in classes
             },
@@ -112,8 +126,8 @@ def asyncapi_document() -> dict[str, Any]:
                     "topic": spec.name,
                     "partitions": spec.partitions,
                     "topicConfiguration": {
-                        "retention.ms": spec.retention_ms,
                         "cleanup.policy": ["compact"] if spec.compacted else ["delete"],
+                        **({} if spec.compacted else {"retention.ms": spec.retention_ms}),
                     },
                     "bindingVersion": KAFKA_BINDING_VERSION,
                 }

@@ -33,6 +33,7 @@ from perpsignal_common.events.signals import (
     SignalJudgedV1,
     SignalScoredV1,
 )
+from perpsignal_common.events.snapshot import GatewaySnapshotV1
 from perpsignal_common.events.status import SourceStatusV1
 
 E = TypeVar("E", bound=Event)
@@ -59,6 +60,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     JudgeRequestV1,
     JudgeReplyV1,
     SourceStatusV1,
+    GatewaySnapshotV1,
 )
 
 AnyEvent = Annotated[
@@ -82,7 +84,8 @@ AnyEvent = Annotated[
     | OutcomeEvaluatedV1
     | JudgeRequestV1
     | JudgeReplyV1
-    | SourceStatusV1,
+    | SourceStatusV1
+    | GatewaySnapshotV1,
     Field(discriminator="type"),
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)

@@ -26,6 +26,7 @@ class Topic(StrEnum):
     OUTCOMES = "perpsignal.outcomes.v1"
     JUDGE_REQUESTS = "perpsignal.judge.requests.v1"
     JUDGE_REPLIES = "perpsignal.judge.replies.v1"
+    GATEWAY_SNAPSHOT = "perpsignal.gateway.snapshot.v1"
 
 
 DLQ_SUFFIX = ".dlq"
@@ -38,7 +39,14 @@ def dlq_topic(topic: str) -> str:
 
 @dataclass(frozen=True)
 class TopicSpec:
-    """How a topic is created: partitions, retention and what its key means."""
+    """How a topic is created: partitions, retention, cleanup and what its key means.
+
+    `compacted`: `cleanup.policy=compact` on Apache Kafka (the latest record per key is kept
+    forever; `retention_ms` does not apply); the embedded broker ignores it, so readers of a
+    compacted topic must take the newest record per key themselves. `segment_ms` rolls the
+    active segment that often (only closed segments are compacted). `dead_letters`: whether
+    the topic gets a `.dlq` companion (only topics some consumer group handles need one).
+    """
 
     name: str
     partitions: int
@@ -46,6 +54,18 @@ class TopicSpec:
     key: str
     description: str
     compacted: bool = False
+    segment_ms: int | None = None
+    dead_letters: bool = True
+
+    def configs(self) -> dict[str, str]:
+        """Return the topic-level configs this spec sets (admin client and KafkaTopic)."""
+        out = {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": "compact" if self.compacted else "delete",
+        }
+        if self.segment_ms is not None:
+            out["segment.ms"] = str(self.segment_ms)
+        return out
 
 
 DEFAULT_PARTITIONS = 12
@@ -107,6 +127,18 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "on-request validation of a caller-supplied signal",
     ),
     TopicSpec(Topic.JUDGE_REPLIES, 3, 1 * DAY_MS, "correlation id", "replies to judge requests"),
+    # one partition: the writer's records stay in order (a full dump, then its end marker)
+    TopicSpec(
+        Topic.GATEWAY_SNAPSHOT,
+        1,
+        7 * DAY_MS,
+        "`<kind>:<id>` (e.g. `symbol:BTCUSDT`, `mss:PEPE`, `global`, `dump`)",
+        "the gateway read model's state per key with the source offsets it is complete to; "
+        "a new gateway replica starts from it instead of re-reading the market history",
+        compacted=True,
+        segment_ms=3600 * 1000,
+        dead_letters=False,
+    ),
 )
 
 
@@ -123,5 +155,6 @@ def all_topic_specs(*, with_dlq: bool = True) -> list[TopicSpec]:
                 f"dead letters of {s.name} (error and origin in headers)",
             )
             for s in TOPIC_SPECS
+            if s.dead_letters
         ]
     return specs

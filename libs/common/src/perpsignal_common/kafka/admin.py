@@ -37,15 +37,14 @@ async def _create_missing(
     kafka: KafkaSettings, admin: AIOKafkaAdminClient, specs: list[TopicSpec]
 ) -> list[str]:
     existing = set(await admin.list_topics())
+    partitions = kafka.kafka_topic_partitions
     wanted = [
         NewTopic(
             name=kafka.topic(s.name),
-            num_partitions=kafka.kafka_topic_partitions or s.partitions,
+            # a one-partition topic relies on its total order: no override applies
+            num_partitions=s.partitions if s.partitions == 1 else partitions or s.partitions,
             replication_factor=1 if kafka.kafka_bootstrap_servers.count(",") == 0 else 3,
-            topic_configs={
-                "retention.ms": str(s.retention_ms),
-                "cleanup.policy": "compact" if s.compacted else "delete",
-            },
+            topic_configs=s.configs(),
         )
         for s in specs
         if kafka.topic(s.name) not in existing

@@ -58,7 +58,7 @@ class EventProducer:
             **k.client_kwargs(),
             client_id=f"{self._service}-producer",
             acks="all",
-            enable_idempotence=k.kafka_idempotent_producer,
+            enable_idempotence=k.idempotent_producer(),
             compression_type=None if k.kafka_compression == "none" else k.kafka_compression,
             linger_ms=k.kafka_linger_ms,
             max_request_size=10 * 1024 * 1024,
@@ -138,6 +138,23 @@ class EventProducer:
             await self._await([fut])
         else:
             self._pending.append(fut)
+
+    async def send_acked(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> int:
+        """Send bytes to a physical topic, wait for the broker's ack; return the offset."""
+        try:
+            fut = await self._client().send(topic, value=value, key=key, headers=list(headers))
+            metadata = await fut
+        except KafkaError as exc:
+            PRODUCE_ERRORS.labels(self._service, topic).inc()
+            raise DependencyUnavailable(f"kafka send to {topic} failed: {exc}") from exc
+        MESSAGES_OUT.labels(self._service, topic).inc()
+        return int(metadata.offset)
 
     async def wait_delivered(self) -> None:
         """Wait until every event sent so far is acknowledged; raise if any was not."""

@@ -133,6 +133,9 @@ _NOT_SYMBOL = frozenset(
         "metrics",
         "order",
         "orders",
+        "zip",
+        "csv",
+        "json",
     }
 )
 _QUOTES = ("USDT", "USDC", "BUSD", "USD", "BTC", "ETH")
@@ -210,12 +213,12 @@ def symbol_from_name(path: Path) -> str | None:
     ]
     if not words:
         return None
-    if len(words) >= 2:
+    whole = [w for w in words if any(w.endswith(q) and len(w) > len(q) + 1 for q in _QUOTES)]
+    if whole:  # a venue symbol: BTCUSDT
+        return whole[0]
+    if len(words) >= 2:  # a pair: base, quote[, settle]
         return words[0] + words[1]
-    word = words[0]
-    if any(word.endswith(q) and len(word) > len(q) + 1 for q in _QUOTES):
-        return word
-    return word + "USDT"
+    return words[0] + "USDT"
 
 
 def _timeframe_s(path: Path) -> int | None:
@@ -664,7 +667,7 @@ def _symbol_row(res: SymbolResult, job: Job, out: Path) -> dict[str, Any]:
         "error": res.error,
         "elapsed_s": round(res.elapsed_s, 3),
         "candles_file": job.candles,
-        "inputs": dict(sorted(job.aux.items())),
+        "inputs": {k: p for k, p in sorted(job.aux.items()) if p not in res.dropped},
         "left_out": [{"path": p, "error": e} for p, e in sorted(res.dropped.items())],
     }
     s = res.summary

@@ -166,7 +166,7 @@ class Job:
     aux: dict[str, str]
     out: str
     shared: list[str]
-    size: int = 0
+    size: int = 0  # an estimate of the work, to start the longest first
 
     def argv(self) -> list[str]:
         """Return the single-symbol command line of this job."""
@@ -494,7 +494,9 @@ def plan(
         for kind, (a_info, a_path) in aux[sym].items():
             job_aux[kind] = str(a_path)
             a_info.status = "used"
-        jobs.append(Job(sym, str(path), job_aux, str(out / sym), shared, path.stat().st_size))
+        # the work is about one unit per scored bar: rows (~ bytes) times the bar length
+        cost = path.stat().st_size * (_timeframe_s(path) or 300)
+        jobs.append(Job(sym, str(path), job_aux, str(out / sym), shared, cost))
     return Plan(jobs, files)
 
 

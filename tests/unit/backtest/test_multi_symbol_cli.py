@@ -232,3 +232,28 @@ def test_the_hyperliquid_list_alone_is_refused_saying_what_is_missing(
 )
 def test_symbols_are_read_from_file_names(name: str, symbol: str | None) -> None:
     assert multi.symbol_from_name(Path(name)) == symbol
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds"),
+    [
+        ("XRP_USDT_USDT-5m-futures.csv", ["candles"]),
+        ("ftx-btc-perp-20211231-20220201_1m.csv", ["candles"]),
+        ("XRP_USDT_USDT-8h-funding_rate.csv", ["funding"]),
+        ("XRP_USDT_USDT-1h-mark.csv", ["mark"]),
+        ("binance-BTCUSDT-5m-oi_longshort_basis.csv", ["open_interest", "long_short"]),
+        ("alternative_me-fear_greed-1d.csv", ["fear_greed"]),
+        ("hyperliquid-liquidations-2023.csv", ["liquidations"]),
+    ],
+)
+def test_recorded_exports_are_recognised_by_their_columns(
+    market: Path, name: str, kinds: list[str]
+) -> None:
+    assert multi.recognise(market / name) == kinds
+
+
+def test_a_funding_export_under_a_plain_name_is_still_funding(market: Path, tmp_path: Path) -> None:
+    """Recognition reads the columns: `time,rate` is funding whatever the file is called."""
+    renamed = tmp_path / "XRPUSDT-8h.csv"
+    renamed.write_text((market / "XRP_USDT_USDT-8h-funding_rate.csv").read_text())
+    assert multi.recognise(renamed) == ["funding"]

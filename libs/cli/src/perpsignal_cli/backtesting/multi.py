@@ -251,7 +251,7 @@ def recognise(path: Path) -> list[str]:
     from perpsignal_cli.backtesting import importers as imp
 
     try:
-        table = imp.read_table(path)
+        table = _head_table(path)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise imp.HistoryFormatError(f"{path}: not CSV, JSON, feather or parquet ({exc})") from None
     except OSError as exc:
@@ -302,6 +302,26 @@ def recognise(path: Path) -> list[str]:
             f"{path}: not a recognised export of any input kind ({first_error})"
         )
     return kinds
+
+
+HEAD_BYTES = 1 << 16
+
+
+def _head_table(path: Path) -> Any:
+    """The file as a table, a plain CSV only its first 64 KiB (its columns and first rows
+    are all recognition needs; the planning is the part of the run no worker shares)."""
+    import io
+
+    from perpsignal_cli.backtesting import importers as imp
+
+    with path.open("rb") as fh:
+        head = fh.read(HEAD_BYTES + 1)
+    binary = head[:2] == b"\x1f\x8b" or head[:6] == b"ARROW1" or head[:4] in (b"PAR1", b"FEA1")
+    json_like = head.lstrip()[:1] in (b"[", b"{")
+    if len(head) <= HEAD_BYTES or binary or json_like or path.suffix in imp._ARROW_SUFFIXES:
+        return imp.read_table(path)
+    text = head[:HEAD_BYTES].decode("utf-8-sig", errors="ignore")
+    return imp._csv_table(io.StringIO(text[: text.rfind("\n") + 1], newline=""))
 
 
 def itertools_islice(rows: Any, n: int) -> Iterator[Any]:

@@ -232,9 +232,8 @@ def _timeframe_s(path: Path) -> int | None:
 
 def _name_kind(path: Path) -> str | None:
     words = {t.lower() for t in _tokens(path)}
-    joined = "".join(sorted(words))
-    for tokens, kind in _NAME_KINDS:
-        if words & set(tokens) or any(t in joined for t in tokens if len(t) > 6):
+    for tokens, kind in _NAME_KINDS:  # a whole word, or a long one inside a word
+        if words & set(tokens) or any(t in w for w in words for t in tokens if len(t) > 5):
             return kind
     return None
 

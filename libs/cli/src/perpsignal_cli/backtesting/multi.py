@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import html
 import json
 import math
@@ -636,6 +637,9 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> tuple[list[SymbolResult], boo
     import multiprocessing
 
     _preload()
+    # what the workers inherit stays out of their collectors' sight: a collection would touch
+    # (and so copy) every inherited page
+    gc.freeze()
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     ctx = multiprocessing.get_context(method)
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx)
@@ -661,6 +665,7 @@ def run_jobs(jobs: Sequence[Job], workers: int) -> tuple[list[SymbolResult], boo
                 results[i] = fut.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
     if any(r.rc == 130 for r in results.values()):
         interrupted = True
     return [results.get(i) or _not_run(jobs[i]) for i in range(len(jobs))], interrupted

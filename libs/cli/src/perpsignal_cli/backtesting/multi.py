@@ -187,6 +187,7 @@ class SymbolResult:
     summary: dict[str, Any] | None
     elapsed_s: float
     dropped: dict[str, str] = field(default_factory=dict)  # aux path -> why it was left out
+    cpu_s: float = 0.0  # CPU seconds the symbol took (wall time is a neighbour's too)
 
 
 # ---------------------------------------------------------------------------------------
@@ -574,6 +575,7 @@ def run_job(job: Job) -> SymbolResult:
     from perpsignal_cli import backtest
 
     started = time.perf_counter()
+    cpu0 = _cpu_s()
     log = Path(job.out) / "backtest.log"
     dropped: dict[str, str] = {}
     while True:
@@ -598,7 +600,23 @@ def run_job(job: Job) -> SymbolResult:
     if rc in (0, 130) and report.is_file():
         data = json.loads(report.read_text())
         summary = {k: data.get(k) for k in SUMMARY_KEYS}
-    return SymbolResult(job.symbol, rc, error, summary, time.perf_counter() - started, dropped)
+    return SymbolResult(
+        job.symbol,
+        rc,
+        error,
+        summary,
+        time.perf_counter() - started,
+        dropped,
+        round(_cpu_s() - cpu0, 3),
+    )
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (a worker runs one symbol at a time)."""
+    import resource
+
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
 
 
 def _last_error(text: str) -> str:
@@ -692,6 +710,7 @@ def _symbol_row(res: SymbolResult, job: Job, out: Path) -> dict[str, Any]:
         "exit_code": res.rc,
         "error": res.error,
         "elapsed_s": round(res.elapsed_s, 3),
+        "cpu_s": res.cpu_s,
         "candles_file": job.candles,
         "inputs": {k: p for k, p in sorted(job.aux.items()) if p not in res.dropped},
         "left_out": [{"path": p, "error": e} for p, e in sorted(res.dropped.items())],

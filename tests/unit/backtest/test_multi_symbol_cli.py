@@ -257,3 +257,15 @@ def test_a_funding_export_under_a_plain_name_is_still_funding(market: Path, tmp_
     renamed = tmp_path / "XRPUSDT-8h.csv"
     renamed.write_text((market / "XRP_USDT_USDT-8h-funding_rate.csv").read_text())
     assert multi.recognise(renamed) == ["funding"]
+
+
+def test_of_two_candle_files_the_finest_is_used_whatever_their_names(
+    market: Path, tmp_path: Path
+) -> None:
+    """XRP/ETH 1m and 5m, the 1m one under a name without a timeframe: it is still chosen."""
+    (tmp_path / "XRP_ETH.csv").write_text((market / "XRP_ETH-1m.csv").read_text())
+    (tmp_path / "XRP_ETH-5m.csv").write_text((market / "XRP_ETH-5m.csv").read_text())
+    the_plan = multi.plan([(tmp_path, None, None)], tmp_path / "out", [])
+    assert [(j.symbol, Path(j.candles).name) for j in the_plan.jobs] == [("XRPETH", "XRP_ETH.csv")]
+    skipped = next(f for f in the_plan.files if f.path.endswith("XRP_ETH-5m.csv"))
+    assert skipped.status == "skipped" and "finer candles (XRP_ETH.csv)" in (skipped.reason or "")

@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import gc
 import html
+import itertools
 import json
 import math
 import os
@@ -224,12 +225,22 @@ def symbol_from_name(path: Path) -> str | None:
 
 
 def _timeframe_s(path: Path) -> int | None:
+    """The bar length of a candle file: from its name (`-5m`), else its first rows."""
+    from perpsignal_cli.backtesting import importers as imp
     from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
     for t in _tokens(path):
         if t in TIMEFRAME_SECONDS:
             return TIMEFRAME_SECONDS[t]
-    return None
+    try:
+        table = _head_table(path)
+        rows = list(itertools_islice(table.rows, 20))
+        res = imp.resolve("candles", imp.Table(table.header, rows, table.what), path)
+        times = sorted(imp.parse_time_ms(res.raw(r, "time")) for r in rows)
+    except (imp.HistoryFormatError, OSError, ValueError):
+        return None
+    steps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    return min(steps) // 1000 if steps else None
 
 
 def _name_kind(path: Path) -> str | None:
@@ -327,8 +338,6 @@ def _head_table(path: Path) -> Any:
 
 def itertools_islice(rows: Any, n: int) -> Iterator[Any]:
     """The first `n` rows of an iterable (a CSV reader is consumed only that far)."""
-    import itertools
-
     return itertools.islice(iter(rows), n)
 
 

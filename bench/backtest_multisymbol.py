@@ -18,11 +18,12 @@ pool itself costs, which a neighbour's load hardly moves. The runs must agree: e
 symbol's report.json (apart from its `generated` time) is identical under both, or the
 benchmark fails.
 
-The machine may be shared. Linux's autogroup scheduler gives each session one fair share of
-the CPUs however many processes it runs, so while other sessions are busy a second worker
-gets little more CPU than the first and the wall ratio falls towards 1: only a quiet run
-measures the pool. The table says what was measured. As context that a neighbour's load does
-not move, the last row models the idle-machine speed-up from CPU seconds: the command's CPU
+The machine may be shared. Linux's autogroup scheduler (on here) gives each session one fair
+share of the CPUs however many processes it runs: with a single other session busy, this
+one gets one of the two cores, and two workers then share that core (a run at load 2.4
+measured 0.83x). Only a quiet machine measures the pool; the table says what was measured.
+As context that a neighbour's load hardly moves: the CPU seconds of both runs (what the pool
+itself costs), and a model of the idle-machine speed-up from CPU seconds: the command's CPU
 time over (its serial part + the longest-first schedule of the symbols' own CPU times on
 the workers).
 

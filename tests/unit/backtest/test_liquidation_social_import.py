@@ -77,8 +77,34 @@ def test_a_liquidation_list_without_sides_is_refused(shared_data: Path) -> None:
     """Hyperliquid's public liquidations.csv has notional but neither side nor coin: the
     factor weighs longs against shorts, so the file cannot feed it and says so."""
     path = shared_data / "market/hyperliquid-liquidations-2023.csv"
-    with pytest.raises(imp.HistoryFormatError, match="without a side column"):
+    with pytest.raises(imp.HistoryFormatError, match="without a side") as err:
         imp.read_liquidations(path, "BTCUSDT")
+    text = str(err.value)
+    # what the file has, why nothing can be derived from it, and how to supply what is missing
+    assert "time, user, liquidated_ntl_pos, liquidated_account_value, leverage_type" in text
+    assert "Hyperliquid's account-level list" in text and "neither the coin nor the side" in text
+    assert "--columns liquidations.side=" in text and "liquidations.long_usd=" in text
+    assert "liquidations.symbol=" in text
+
+
+def test_a_sideless_list_of_another_venue_gets_the_general_reason(tmp_path: Path) -> None:
+    path = tmp_path / "liq.csv"
+    path.write_text("time,symbol,usd\n1700000000000,BTCUSDT,1000\n1700000060000,BTCUSDT,50\n")
+    with pytest.raises(imp.HistoryFormatError, match="no column says which side") as err:
+        imp.read_liquidations(path, "BTCUSDT")
+    assert "Hyperliquid" not in str(err.value) and "columns: time, symbol, usd" in str(err.value)
+
+
+def test_a_side_named_with_columns_makes_the_list_readable(tmp_path: Path) -> None:
+    """The way out the message names: --columns liquidations.side=<column>."""
+    path = tmp_path / "liq.csv"
+    path.write_text("time,who,usd\n1700000000000,SELL,1000\n1700000060000,BUY,50\n")
+    with imp.column_overrides(imp.parse_column_map(["liquidations.side=who"])):
+        orders = imp.read_liquidations(path, "BTCUSDT")
+    assert [(o.liquidated_side, o.notional_usd) for o in orders] == [  # type: ignore[union-attr]
+        ("LONG", 1000.0),
+        ("SHORT", 50.0),
+    ]
 
 
 def test_lunarcrush_time_series_becomes_social_metrics(api: Path) -> None:

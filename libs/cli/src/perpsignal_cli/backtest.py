@@ -29,10 +29,33 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     """Return the `perpsignal backtest` argument parser."""
     p = argparse.ArgumentParser(prog="perpsignal backtest", description=__doc__)
-    p.add_argument("--symbol", required=True, help="symbol the history belongs to, e.g. BTCUSDT")
+    p.add_argument(
+        "inputs",
+        nargs="*",
+        type=Path,
+        metavar="INPUT",
+        help="many symbols in one run: files and folders of exports (every recognised file, "
+        "grouped by symbol); each symbol's report goes to OUT/SYMBOL, a summary to OUT",
+    )
+    p.add_argument(
+        "--list",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="a list of inputs, one a line: PATH [symbol=SYMBOL] [kind=KIND] (repeatable)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        help="symbols run at once on a process pool, with several inputs (default: every core)",
+    )
+    p.add_argument(
+        "--symbol",
+        help="symbol the history belongs to, e.g. BTCUSDT; with several inputs, only these "
+        "(comma-separated)",
+    )
     p.add_argument(
         "--candles",
-        required=True,
         type=Path,
         help="candles: CSV/JSON as Binance, OKX, Bybit, CCXT or freqtrade export them",
     )
@@ -114,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """Run a backtest; return 0, 2 on bad input, 130 when interrupted (partial report)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     horizons = [h.strip() for h in args.horizons.split(",") if h.strip()]
     bad = [h for h in [*horizons, args.equity_horizon] if h not in HORIZON_SECONDS]
     if bad:
@@ -132,6 +156,17 @@ def main(argv: list[str]) -> int:
         return 2
     if args.fee_bp < 0 or args.slippage_bp < 0:
         print("perpsignal backtest: --fee-bp and --slippage-bp must be >= 0", file=sys.stderr)
+        return 2
+    if args.inputs or args.list:
+        from perpsignal_cli.backtesting import multi
+
+        return multi.main(parser, args)
+    if not args.symbol or not args.candles:
+        print(
+            "perpsignal backtest: give --symbol and --candles, or input files/folders "
+            "(several symbols)",
+            file=sys.stderr,
+        )
         return 2
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
 

@@ -1145,12 +1145,7 @@ def read_liquidations(
     idx = res.index
     bucketed = "long_usd" in idx or "short_usd" in idx
     if not bucketed and "side" not in idx:
-        raise HistoryFormatError(
-            f"{path}: liquidations without a side column (columns found: "
-            f"{', '.join(sorted(idx))}): the factor weighs longs against shorts liquidated, "
-            "and these rows do not say which was forced out; give a file with a side per "
-            "order or long/short totals, or name the side column with --columns side=<col>"
-        )
+        raise HistoryFormatError(_sideless_message(path))
     if not bucketed and "notional_usd" not in idx and not {"price", "quantity"} <= set(idx):
         raise HistoryFormatError(f"{path}: liquidation orders need a USD value or price and size")
     kept = [r for r in rows if _same_symbol(res.raw(r, "symbol"), symbol)]
@@ -1192,6 +1187,32 @@ def read_liquidations(
             )
         )
     return sorted(orders, key=lambda e: e.observed_at)
+
+
+# Hyperliquid's public historical_data liquidations.csv: one row per liquidated *account*
+_HYPERLIQUID_ACCOUNTS = frozenset({"user", "liquidatedntlpos", "liquidatedaccountvalue"})
+
+
+def _sideless_message(path: Path) -> str:
+    """Say why a liquidation list without sides is refused and what would be accepted."""
+    header = read_table(path).header or []
+    seen = ", ".join(header) if header else "rows without a header"
+    what = (
+        "it is Hyperliquid's account-level list (historical_data liquidations.csv): a row is "
+        "one account's liquidation, `liquidated_ntl_pos` its unsigned notional over every "
+        "position closed (a cross-margin account's positions in any coins, long and short "
+        "together), so neither the coin nor the side can be derived from it"
+        if {norm(h) for h in header} >= _HYPERLIQUID_ACCOUNTS
+        else "no column says which side each liquidation forced out"
+    )
+    return (
+        f"{path}: liquidations without a side (columns: {seen}); {what}. The liquidation "
+        "factor weighs longs against shorts liquidated, so it needs either a side per order "
+        "(BUY/SELL of the liquidation order, LONG/SHORT or 1/2 of the position: name the "
+        "column with --columns liquidations.side=<column>) or long/short USD totals per "
+        "interval (--columns liquidations.long_usd=<column>,liquidations.short_usd=<column>), "
+        "and a symbol column (--columns liquidations.symbol=<column>) when the file mixes coins"
+    )
 
 
 def _liquidation_buckets(

@@ -36,9 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from statistics import median
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, Literal
 
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event, deterministic_id, utcnow
@@ -81,6 +79,7 @@ from perpsignal_domain.scoring.state import (
     tail_mark,
     undo_tail,
 )
+from perpsignal_domain.trusted import trusted as _trusted
 
 log = logging.getLogger(__name__)
 
@@ -815,31 +814,6 @@ def _ohlc(b: Bar) -> Ohlc:
         )
     ohlc: Ohlc = b.ohlc  # type: ignore[assignment]
     return ohlc
-
-
-_M = TypeVar("_M", bound=BaseModel)
-_new = object.__new__  # pydantic models define no __new__ of their own
-# BaseModel's slot descriptors: setting them directly skips object.__setattr__'s lookup
-_slots = BaseModel.__dict__
-_set_dict = _slots["__dict__"].__set__
-_set_fields_set = _slots["__pydantic_fields_set__"].__set__
-_set_extra = _slots["__pydantic_extra__"].__set__
-_set_private = _slots["__pydantic_private__"].__set__
-
-
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
-    """Build `cls` from values our own bounded code produced, without re-validation.
-
-    What `cls.model_construct(**values)` does, minus its per-field bookkeeping: `values`
-    must hold every field (defaults included) in declaration order. The tests hold the
-    result equal to the validated model.
-    """
-    m: _M = _new(cls)
-    _set_dict(m, values)
-    _set_fields_set(m, set(fields_set))
-    _set_extra(m, None)
-    _set_private(m, None)
-    return m
 
 
 # the fields the validated constructors were given explicitly (the rest were defaults)

@@ -751,12 +751,15 @@ class ScoringEngine:
         bars = self.state(symbol).bars(cfg.primary_timeframe)
         weights = cfg.weights
         contributions = evaluation.contributions
-        factors = tuple(
-            [
-                self._factor(name, r, weights.get(name, 0.0), contributions[name])
-                for name, r in evaluation.results.items()
-            ]
-        )
+        scores = self._scores
+        built: list[FactorScore] = []
+        for name, r in evaluation.results.items():
+            cached = scores.get(name)  # `_factor`'s cache, read here: most results repeat
+            if cached is not None and cached[0] is r:
+                built.append(cached[1])
+            else:
+                built.append(self._factor(name, r, weights.get(name, 0.0), contributions[name]))
+        factors = tuple(built)
         sid = deterministic_id(trigger.event_id, self.source)
         # the envelope comes from a validated trigger; the rest from the bounded code above
         # (score and confidence are clamped to [0, 100] by `composite`)

@@ -178,11 +178,21 @@ def _zeros(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
 
 def classify(atr_pct: float, timeframe: str) -> VolatilityClass:
     """Return the volatility class of `atr_pct` (percent) on `timeframe`."""
-    scale = time_scale(timeframe)
-    for cls, bound in zip(CLASSES, THRESHOLDS_1H_PCT, strict=False):
-        if atr_pct < bound * scale:
+    bounds = _BOUNDS.get(timeframe)
+    if bounds is None:  # each class's upper bound on this timeframe, computed once
+        scale = time_scale(timeframe)
+        bounds = tuple(
+            [(cls, bound * scale) for cls, bound in zip(CLASSES, THRESHOLDS_1H_PCT, strict=False)]
+        )
+        if len(_BOUNDS) < 256:
+            _BOUNDS[timeframe] = bounds
+    for cls, bound in bounds:
+        if atr_pct < bound:
             return cls
     return "VERY_HIGH"
+
+
+_BOUNDS: dict[str, tuple[tuple[VolatilityClass, float], ...]] = {}
 
 
 def volatility_size(atr_pct: float, timeframe: str, reference_pct_1h: float = 1.0) -> float:

@@ -249,6 +249,7 @@ class ScoringEngine:
         # of bars), so that an evaluation only reads it
         self._biases: dict[str, tuple[float | None, dict[str, int]]] = {}
         self._summaries: dict[str, tuple[int, SmcSummary]] = {}
+        self._last_label: tuple[object, str, str] | None = None  # (event, timeframe, label)
         self._labels: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
         # per symbol: the newest primary bar of the last signal and that signal's candles
         self._windows: dict[str, tuple[Bar, tuple[Ohlc, ...]]] = {}
@@ -667,19 +668,31 @@ class ScoringEngine:
         bias, by_tf = self._bias(symbol)
         details: dict[str, Scalar] = {"combined_bias": None if bias is None else fround(bias, 4)}
         last = None
+        cache = self._details
         for tf, a in self.smc.get(symbol, {}).items():
-            details |= self._smc_details(tf, a)
+            cached = cache.get(id(a))  # `_smc_details`' cache, read here: most analyzers hit
+            if cached is not None and cached[0] is a and cached[1] == a.version:
+                details |= cached[2]
+            else:
+                details |= self._smc_details(tf, a)
             s = a.last_structure
             if s is not None and (last is None or s.known_at >= last[0].known_at):
                 last = (s, tf)
         trend = 0 if bias is None else 1 if bias > 1 / 3 else -1 if bias < -1 / 3 else 0
+        if last is None:
+            label = None
+        else:  # the label of the newest event, made once per event
+            known = self._last_label
+            if known is None or known[0] is not last[0] or known[1] != last[1]:
+                known = self._last_label = (last[0], last[1], last[0].label(last[1]))
+            label = known[2]
         # built without re-validation: labels, our own levels and counts
         return _trusted(
             SmcSummary,
             {
                 "bias": bias_label(trend),
                 "by_timeframe": self._tf_labels(symbol, by_tf),
-                "last_event": None if last is None else last[0].label(last[1]),
+                "last_event": label,
                 "details": details,
             },
             _SMC_SET,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_common.events.market import CandleClosedV1
 
 
 def utc(*args: int) -> datetime:
@@ -45,6 +48,50 @@ def test_candle_events_are_observed_at_close(market: Path) -> None:
     assert len({e.event_id for e in events}) == 100
     # ids are deterministic: importing again gives the same ids
     assert [e.event_id for e in imp.candle_events(s, "XRPUSDT")] == [e.event_id for e in events]
+
+
+@pytest.mark.parametrize(
+    "name", ["XRP_USDT_USDT-5m-futures.csv", "ftx-btc-perp-20211231-20220201_1m.csv"]
+)
+def test_candle_events_built_in_bulk_equal_validated_ones(market: Path, name: str) -> None:
+    """The importer validates the first candle and builds the rest from it when the series
+    passes its bulk check: each must be what the validated constructor gives."""
+    s = imp.read_candles(market / name)
+    assert imp._plain_series(s)  # these real files take the bulk path
+    events = imp.candle_events(s, "BTCUSDT", "ftx")
+    for e in events[:: max(1, len(events) // 500)] + events[-3:]:
+        checked = CandleClosedV1(**{k: getattr(e, k) for k in e.model_fields_set})
+        assert e == checked
+        assert e.model_dump_json() == checked.model_dump_json()
+        assert e.model_fields_set == checked.model_fields_set
+
+
+def _bad(series: imp.CandleSeries, k: int, column: str, value: object) -> imp.CandleSeries:
+    bad = series.slice(0, len(series))
+    getattr(bad, column)[k] = value
+    return bad
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("high", 0.5), ("close", math.nan), ("low", -1.0), ("volume", -2.0), ("open", math.inf)],
+)
+def test_a_bad_candle_in_a_series_is_refused_as_by_validation(
+    market: Path, column: str, value: object
+) -> None:
+    s = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    bad = _bad(s, 700, column, value)
+    assert not imp._plain_series(bad)
+    with pytest.raises(pydantic.ValidationError):
+        imp.candle_events(bad, "XRPUSDT")
+
+
+def test_int_prices_become_floats_as_validation_makes_them(market: Path) -> None:
+    s = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv").slice(0, 50)
+    s.open[10] = 2  # an int, as a hand-made series may carry
+    s.high[10] = 3
+    events = imp.candle_events(s, "XRPUSDT")
+    assert type(events[10].open) is float and events[10].model_dump_json().count('"open":2.0')
 
 
 def test_funding(market: Path) -> None:

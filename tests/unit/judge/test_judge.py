@@ -79,9 +79,22 @@ def test_judged_event_is_the_same_as_a_validated_one(
         "schema_version",
         "produced_at",
     }
-    assert judged.ai_verdict_layer == VerdictLayer.model_validate(
-        judged.ai_verdict_layer.model_dump()
+    layer = judged.ai_verdict_layer
+    validated = VerdictLayer.model_validate(layer.model_dump(exclude_unset=True))
+    assert layer == validated
+    # the same JSON (an int where the contract says float would differ here) and the same
+    # fields recorded as given, down to the nested models built without validation
+    assert layer.model_dump_json() == validated.model_dump_json()
+    assert (
+        layer.model_fields_set
+        == validated.model_fields_set
+        == set(VerdictLayer.model_fields) - {"model"}
     )
+    for built, checked in (
+        (layer.layer_checks, validated.layer_checks),
+        (layer.volatility_metrics, validated.volatility_metrics),
+    ):
+        assert built.model_fields_set == checked.model_fields_set
     assert decode(encode(judged)) == judged
 
 

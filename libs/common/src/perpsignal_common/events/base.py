@@ -29,11 +29,14 @@ def deterministic_id(*parts: object) -> str:
     holds them equal), computed without building `uuid.UUID` objects: every event id of
     every service goes through here.
     """
-    digest = bytearray(sha1(_NAMESPACE_BYTES + "|".join(map(str, parts)).encode()).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest[:16].hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    digest = sha1(_NAMESPACE_BYTES + "|".join(map(str, parts)).encode()).digest()
+    h = digest.hex()
+    # version 5 is the 13th hex digit; the RFC 4122 variant sets the top two bits of byte 8
+    # (hex digit 17): 10xx, one of 8 9 a b
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[digest[8] >> 4 & 3]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = "89ab"
 
 
 def utcnow() -> datetime:

@@ -31,6 +31,7 @@ from perpsignal_domain.judging.volatility import (
     build_metrics,
     timeframe_minutes,
 )
+from perpsignal_domain.trusted import trusted
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ _JUDGED_TYPE = SignalJudgedV1.model_fields["type"].default
 # (a set: each event gets a copy, which for a set is one table copy, no rehashing)
 _JUDGED_SET = set(SignalJudgedV1.model_fields) - {"type", "schema_version", "produced_at"}
 _setattr = object.__setattr__
+_CHECKS_SET = frozenset(LayerChecks.model_fields)
+_LAYER_SET = frozenset(VerdictLayer.model_fields) - {"model"}
 
 # (symbol, timeframe), candles -> their true ranges when known (JudgeCodec.true_ranges)
 KnownRanges = Callable[[tuple[str, str], Sequence[Ohlc]], Sequence[float] | None]
@@ -152,17 +155,45 @@ class RuleJudge:
     def rule_layer(
         self, rules: RuleVerdict, vol: VolatilityMetrics, fallback: str | None
     ) -> VerdictLayer:
-        """Return the verdict layer of the rule verdict (`fallback`: why not the LLM's)."""
-        return VerdictLayer(
-            verdict=rules.verdict,
-            risk_mode=rules.risk_mode,
-            position_multiplier=rules.position_multiplier,
-            ai_summary=rules.summary,
-            layer_checks=LayerChecks(agreements=rules.agreements, conflicts=rules.conflicts),
-            judge="rules",
-            fallback_reason=fallback,
-            suppressed=self.suppressed(rules.verdict, rules.risk_mode),
-            volatility_metrics=vol,
+        """Return the verdict layer of the rule verdict (`fallback`: why not the LLM's).
+
+        Built without re-validation (two models per signal): verdict, mode and multiplier
+        come from the rule table, the texts are tuples of str and `vol` is a model already.
+        A multiplier outside the contract's bounds goes through the validated constructor.
+        """
+        mult = rules.position_multiplier
+        if type(mult) is not float or not 0.0 <= mult <= 1.5:
+            return VerdictLayer(
+                verdict=rules.verdict,
+                risk_mode=rules.risk_mode,
+                position_multiplier=mult,
+                ai_summary=rules.summary,
+                layer_checks=LayerChecks(agreements=rules.agreements, conflicts=rules.conflicts),
+                judge="rules",
+                fallback_reason=fallback,
+                suppressed=self.suppressed(rules.verdict, rules.risk_mode),
+                volatility_metrics=vol,
+            )
+        checks = trusted(
+            LayerChecks,
+            {"agreements": tuple(rules.agreements), "conflicts": tuple(rules.conflicts)},
+            _CHECKS_SET,
+        )
+        return trusted(
+            VerdictLayer,
+            {
+                "verdict": rules.verdict,
+                "risk_mode": rules.risk_mode,
+                "position_multiplier": mult,
+                "ai_summary": rules.summary,
+                "layer_checks": checks,
+                "judge": "rules",
+                "fallback_reason": fallback,
+                "suppressed": self.suppressed(rules.verdict, rules.risk_mode),
+                "model": None,
+                "volatility_metrics": vol,
+            },
+            _LAYER_SET,
         )
 
     def suppressed(self, verdict: str, risk_mode: str) -> bool:

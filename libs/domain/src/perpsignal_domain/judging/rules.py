@@ -24,6 +24,7 @@ The checks are listed with their thresholds in services/judge/README.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -115,6 +116,32 @@ def _read(f: FactorScore | None, model: type[InputsT], conflicts: Checks) -> Inp
         return None
 
 
+_GAPS: dict[tuple[object, ...], tuple[list[str], tuple[str, int] | None]] = {}
+
+
+def _gaps(
+    missing: Sequence[str], stale: Sequence[str], not_ok: tuple[str, ...]
+) -> tuple[list[str], tuple[str, int] | None]:
+    """Return the factors without usable data (missing or stale ones sorted, then any other
+    not ok) and their conflict, if any. Remembered per combination: a run's signals repeat a
+    handful of them (the caller never changes the list)."""
+    key = (tuple(missing), tuple(stale), not_ok)
+    known = _GAPS.get(key)
+    if known is not None:
+        return known
+    if missing or stale:
+        gaps = sorted(set(missing) | set(stale))
+        gaps += [name for name in not_ok if name not in gaps]
+    else:
+        gaps = list(not_ok)
+    conflict = (
+        (f"missing/stale data: {', '.join(gaps)}", 1 if len(gaps) <= 2 else 2) if gaps else None
+    )
+    if len(_GAPS) < 1024:
+        _GAPS[key] = (gaps, conflict)
+    return gaps, conflict
+
+
 def _lean(score: float) -> int:
     return 1 if score >= LEAN_BULL else -1 if score <= LEAN_BEAR else 0
 
@@ -171,16 +198,12 @@ def judge_rules(
         fired.append("confidence_low")
 
     # C. data freshness (missing/stale factors are neutral in the score: less evidence)
-    if signal.missing_factors or signal.stale_factors:
-        gaps = sorted(set(signal.missing_factors) | set(signal.stale_factors))
-        gaps += [name for name in not_ok if name not in gaps]
-    else:
-        gaps = not_ok
+    gaps, gap_conflict = _gaps(signal.missing_factors, signal.stale_factors, tuple(not_ok))
     if not gaps and signal.factors:
         agree.append(f"all {len(signal.factors)} factors fresh")
         fired.append("data_fresh")
-    elif gaps:
-        conflicts.append((f"missing/stale data: {', '.join(gaps)}", 1 if len(gaps) <= 2 else 2))
+    elif gap_conflict is not None:
+        conflicts.append(gap_conflict)
         fired.append("data_gaps")
 
     # D. volatility

@@ -26,6 +26,7 @@ import numpy as np
 import talib
 
 from perpsignal_common.events.signals import Direction, Ohlc, VolatilityClass, VolatilityMetrics
+from perpsignal_domain.trusted import trusted
 
 CLASSES: tuple[VolatilityClass, ...] = ("VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH")
 # Upper ATR% bounds of VERY_LOW, LOW, NORMAL, HIGH for 1h candles; above the last = VERY_HIGH
@@ -177,11 +178,21 @@ def _zeros(n: int) -> np.ndarray[Any, np.dtype[np.float64]]:
 
 def classify(atr_pct: float, timeframe: str) -> VolatilityClass:
     """Return the volatility class of `atr_pct` (percent) on `timeframe`."""
-    scale = time_scale(timeframe)
-    for cls, bound in zip(CLASSES, THRESHOLDS_1H_PCT, strict=False):
-        if atr_pct < bound * scale:
+    bounds = _BOUNDS.get(timeframe)
+    if bounds is None:  # each class's upper bound on this timeframe, computed once
+        scale = time_scale(timeframe)
+        bounds = tuple(
+            [(cls, bound * scale) for cls, bound in zip(CLASSES, THRESHOLDS_1H_PCT, strict=False)]
+        )
+        if len(_BOUNDS) < 256:
+            _BOUNDS[timeframe] = bounds
+    for cls, bound in bounds:
+        if atr_pct < bound:
             return cls
     return "VERY_HIGH"
+
+
+_BOUNDS: dict[str, tuple[tuple[VolatilityClass, float], ...]] = {}
 
 
 def volatility_size(atr_pct: float, timeframe: str, reference_pct_1h: float = 1.0) -> float:
@@ -243,7 +254,7 @@ def build_metrics(
         "recommended_position_multiplier": size,
     }
     if direction == "NEUTRAL":
-        return VolatilityMetrics(**fields)
+        return _metrics(fields)
     k = stop_multiple(cls, params)
     rr = reward_risk(confidence, params)
     risk = k * value
@@ -251,19 +262,38 @@ def build_metrics(
     stop = entry - sign * risk
     target = entry + sign * rr * risk
     if stop <= 0 or target <= 0:
-        return VolatilityMetrics(
-            **fields, trade_plan_summary="No plan: the ATR stop would fall below zero"
-        )
+        fields["trade_plan_summary"] = "No plan: the ATR stop would fall below zero"
+        return _metrics(fields)
     summary = (
         f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
         f"({-sign * risk / entry * 100:+.2f}%, {k:g} ATR) | target {_fmt(target)} "
         f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
         f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
     )
-    return VolatilityMetrics(
-        **fields,
-        stop_loss_price=_num(stop),
-        take_profit_price=_num(target),
-        risk_reward=rr,
-        trade_plan_summary=summary,
-    )
+    fields["stop_loss_price"] = _num(stop)
+    fields["take_profit_price"] = _num(target)
+    fields["risk_reward"] = rr
+    fields["trade_plan_summary"] = summary
+    return _metrics(fields)
+
+
+_METRIC_FIELDS = tuple(VolatilityMetrics.model_fields)
+_isfinite = math.isfinite
+
+
+def _metrics(given: dict[str, Any]) -> VolatilityMetrics:
+    """Return the metrics of `given` (a validated constructor's keyword arguments).
+
+    Built without re-validation (one per signal): the class is a Literal of `classify`, the
+    size is clamped to its bounds by `volatility_size`; a value that is not a finite float
+    (only absurd prices give one) goes through the validated constructor instead.
+    """
+    for v in given.values():
+        if type(v) is float:
+            if not _isfinite(v):
+                return VolatilityMetrics(**given)
+        elif type(v) is not str:  # e.g. an int a float field would convert
+            return VolatilityMetrics(**given)
+    values = dict.fromkeys(_METRIC_FIELDS)  # every default is None
+    values.update(given)
+    return trusted(VolatilityMetrics, values, given)

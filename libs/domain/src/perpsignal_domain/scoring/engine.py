@@ -36,9 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from statistics import median
-from typing import Any, Literal, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, Literal
 
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event, deterministic_id, utcnow
@@ -81,6 +79,7 @@ from perpsignal_domain.scoring.state import (
     tail_mark,
     undo_tail,
 )
+from perpsignal_domain.trusted import trusted as _trusted
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +249,7 @@ class ScoringEngine:
         # of bars), so that an evaluation only reads it
         self._biases: dict[str, tuple[float | None, dict[str, int]]] = {}
         self._summaries: dict[str, tuple[int, SmcSummary]] = {}
+        self._last_label: tuple[object, str, str] | None = None  # (event, timeframe, label)
         self._labels: dict[str, tuple[dict[str, int], dict[str, str]]] = {}
         # per symbol: the newest primary bar of the last signal and that signal's candles
         self._windows: dict[str, tuple[Bar, tuple[Ohlc, ...]]] = {}
@@ -668,19 +668,31 @@ class ScoringEngine:
         bias, by_tf = self._bias(symbol)
         details: dict[str, Scalar] = {"combined_bias": None if bias is None else fround(bias, 4)}
         last = None
+        cache = self._details
         for tf, a in self.smc.get(symbol, {}).items():
-            details |= self._smc_details(tf, a)
+            cached = cache.get(id(a))  # `_smc_details`' cache, read here: most analyzers hit
+            if cached is not None and cached[0] is a and cached[1] == a.version:
+                details |= cached[2]
+            else:
+                details |= self._smc_details(tf, a)
             s = a.last_structure
             if s is not None and (last is None or s.known_at >= last[0].known_at):
                 last = (s, tf)
         trend = 0 if bias is None else 1 if bias > 1 / 3 else -1 if bias < -1 / 3 else 0
+        if last is None:
+            label = None
+        else:  # the label of the newest event, made once per event
+            known = self._last_label
+            if known is None or known[0] is not last[0] or known[1] != last[1]:
+                known = self._last_label = (last[0], last[1], last[0].label(last[1]))
+            label = known[2]
         # built without re-validation: labels, our own levels and counts
         return _trusted(
             SmcSummary,
             {
                 "bias": bias_label(trend),
                 "by_timeframe": self._tf_labels(symbol, by_tf),
-                "last_event": None if last is None else last[0].label(last[1]),
+                "last_event": label,
                 "details": details,
             },
             _SMC_SET,
@@ -752,12 +764,15 @@ class ScoringEngine:
         bars = self.state(symbol).bars(cfg.primary_timeframe)
         weights = cfg.weights
         contributions = evaluation.contributions
-        factors = tuple(
-            [
-                self._factor(name, r, weights.get(name, 0.0), contributions[name])
-                for name, r in evaluation.results.items()
-            ]
-        )
+        scores = self._scores
+        built: list[FactorScore] = []
+        for name, r in evaluation.results.items():
+            cached = scores.get(name)  # `_factor`'s cache, read here: most results repeat
+            if cached is not None and cached[0] is r:
+                built.append(cached[1])
+            else:
+                built.append(self._factor(name, r, weights.get(name, 0.0), contributions[name]))
+        factors = tuple(built)
         sid = deterministic_id(trigger.event_id, self.source)
         # the envelope comes from a validated trigger; the rest from the bounded code above
         # (score and confidence are clamped to [0, 100] by `composite`)
@@ -815,31 +830,6 @@ def _ohlc(b: Bar) -> Ohlc:
         )
     ohlc: Ohlc = b.ohlc  # type: ignore[assignment]
     return ohlc
-
-
-_M = TypeVar("_M", bound=BaseModel)
-_new = object.__new__  # pydantic models define no __new__ of their own
-# BaseModel's slot descriptors: setting them directly skips object.__setattr__'s lookup
-_slots = BaseModel.__dict__
-_set_dict = _slots["__dict__"].__set__
-_set_fields_set = _slots["__pydantic_fields_set__"].__set__
-_set_extra = _slots["__pydantic_extra__"].__set__
-_set_private = _slots["__pydantic_private__"].__set__
-
-
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
-    """Build `cls` from values our own bounded code produced, without re-validation.
-
-    What `cls.model_construct(**values)` does, minus its per-field bookkeeping: `values`
-    must hold every field (defaults included) in declaration order. The tests hold the
-    result equal to the validated model.
-    """
-    m: _M = _new(cls)
-    _set_dict(m, values)
-    _set_fields_set(m, set(fields_set))
-    _set_extra(m, None)
-    _set_private(m, None)
-    return m
 
 
 # the fields the validated constructors were given explicitly (the rest were defaults)

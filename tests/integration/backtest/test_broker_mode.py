@@ -97,3 +97,45 @@ async def test_replay_paces_by_observed_time(
     assert parse_speed("max") == 0.0
     assert parse_speed("realtime") == 1.0
     assert parse_speed("10") == parse_speed("x10") == 10.0
+
+
+async def test_a_service_that_cannot_start_fails_the_run_in_one_error(
+    small_history, kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A judge refusing its configuration ends the run with a BrokerRunError naming the
+    service and its exit (the CLI prints it as one line), not a timeout traceback."""
+    from perpsignal_cli.backtesting.errors import BrokerRunError
+
+    monkeypatch.setenv("JUDGE_MIN_CONFIDENCE", "500")  # out of range: the judge exits
+    started = time.monotonic()
+    with pytest.raises(BrokerRunError, match="judge service exited"):
+        await run_through_broker_async(small_history, kafka_settings, progress=False, timeout_s=60)
+    assert time.monotonic() - started < 55  # told at the exit, not at the timeout
+
+
+def test_the_cli_prints_a_broker_failure_in_one_line(
+    small_history,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from perpsignal_cli import backtest
+    from perpsignal_cli.backtesting.errors import BrokerRunError
+
+    def failing(*_a: object, **_k: object) -> None:
+        raise BrokerRunError("the judge service exited (1): settings refused")
+
+    monkeypatch.setattr(backtest, "run_symbol", failing)
+    from perpsignal_cli.backtesting import pipeline
+
+    monkeypatch.setattr(pipeline, "load_history", lambda *a, **k: small_history)
+    candles = tmp_path / "c.csv"
+    candles.write_text("x\n")
+    code = backtest.main(
+        ["--symbol", "XRPUSDT", "--candles", str(candles), "--through-broker", "--quiet",
+         "--no-progress", "--out", str(tmp_path / "out")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the run through the broker failed: the judge service exited (1)" in err
+    assert "Traceback" not in err

@@ -237,18 +237,24 @@ def _run(
         n = write_events(args.events_out, history.events)
         print(f"wrote {n} events to {args.events_out}", file=sys.stderr)
     progress = False if args.no_progress else None
-    result, data = run_symbol(
-        history,
-        args.out,
-        horizons=horizons,
-        equity_horizon=args.equity_horizon,
-        seed=args.seed,
-        costs=costs,
-        span=span,
-        progress=progress,
-        through_broker=args.through_broker or args.llm,
-        use_llm=args.llm,
-    )
+    from perpsignal_cli.backtesting.errors import BrokerRunError
+
+    try:
+        result, data = run_symbol(
+            history,
+            args.out,
+            horizons=horizons,
+            equity_horizon=args.equity_horizon,
+            seed=args.seed,
+            costs=costs,
+            span=span,
+            progress=progress,
+            through_broker=args.through_broker or args.llm,
+            use_llm=args.llm,
+        )
+    except BrokerRunError as exc:
+        print(f"perpsignal backtest: the run through the broker failed: {exc}", file=sys.stderr)
+        return 1
     json_path = args.out / "report.json"
     html_path = args.out / "report.html"
     if not args.quiet:

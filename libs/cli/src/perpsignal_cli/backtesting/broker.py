@@ -35,6 +35,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from perpsignal_cli.backtesting.errors import BrokerRunError
 from perpsignal_cli.backtesting.pipeline import (
     DEFAULT_HORIZONS,
     History,
@@ -222,6 +223,10 @@ async def run_through_broker_async(
                 timeout_s,
                 started,
             )
+        except (TimeoutError, RuntimeError) as exc:
+            # a service that exits or falls behind is a run failure the user reads in one
+            # line (the service's log tail is in the message), not a traceback
+            raise BrokerRunError(str(exc)) from exc
         finally:
             await asyncio.gather(*(asyncio.to_thread(s.stop) for s in services))
 

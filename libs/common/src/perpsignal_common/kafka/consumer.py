@@ -135,6 +135,13 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                     continue
                 if batches:
                     self._dispatch(batches, stop)
+                    # let the woken workers take the batch before the next getmany: getmany
+                    # returns without suspending while aiokafka has records buffered, so the
+                    # loop would otherwise queue up to `_max_inflight` records at once, and
+                    # the garbage collector's passes over that many live records cost more
+                    # than the loop's own work (~120 collections per 100k records, none
+                    # this way). Handlers that wait (I/O) still let fetching run ahead
+                    await asyncio.sleep(0)
                 now = time.monotonic()
                 if now >= next_commit:
                     await self._commit()

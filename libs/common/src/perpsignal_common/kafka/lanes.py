@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TypeAlias
 
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
@@ -67,10 +67,29 @@ class OffsetBook:
 
 
 class Lane:
-    """One key's queued records of one partition, and the book they were dispatched under."""
+    """One key's queued records of one partition, and the book they were dispatched under.
 
-    __slots__ = ("book", "records")
+    A lane knows its partition, key and the partition's lane table (`lanes`, key -> lane) it
+    belongs to, so the hot path never hashes a (partition, key) tuple: tuple hashes are not
+    cached, bytes hashes are.
+    """
 
-    def __init__(self, book: OffsetBook) -> None:
+    __slots__ = ("book", "key", "lanes", "records", "tp")
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        key: bytes | None,
+        book: OffsetBook,
+        lanes: dict[bytes | None, Lane],
+    ) -> None:
+        self.tp = tp
+        self.key = key
         self.book = book
+        self.lanes = lanes
         self.records: deque[Record] = deque()
+
+    def release(self) -> None:
+        """Leave the lane table, unless a rebalance already replaced this lane."""
+        if self.lanes.get(self.key) is self:
+            del self.lanes[self.key]

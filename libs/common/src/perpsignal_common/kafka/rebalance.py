@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("perpsignal_common.kafka.consumer")
 
-LaneKey: TypeAlias = "tuple[TopicPartition, bytes | None]"
+# each partition's lanes, by record key
+LaneTable: TypeAlias = "dict[bytes | None, Lane]"
 
 
 def _log_ownership(what: str, loop: ConsumerLoop, parts: set[TopicPartition]) -> None:
@@ -97,8 +98,8 @@ class RebalanceMixin:
     _consumer: AIOKafkaConsumer | None
     _replay_until: dict[TopicPartition, int]
     _books: dict[TopicPartition, OffsetBook]
-    _lanes: dict[LaneKey, Lane]
-    _ready: deque[LaneKey]
+    _lanes: dict[TopicPartition, LaneTable]
+    _ready: deque[Lane]
     _inflight: int
     _settled: asyncio.Event
 
@@ -188,10 +189,15 @@ class RebalanceMixin:
             self._books.pop(tp, None)
         if partitions and self._lanes:
             # their queued records are the new owner's (re-fetched from the committed
-            # offset); a record in a worker's hand still finishes
-            for key in [k for k in self._lanes if k[0] in partitions]:
-                lane = self._lanes.pop(key)
-                self._inflight -= len(lane.records)
-                lane.records.clear()
+            # offset); a record in a worker's hand still finishes. A lane still in the
+            # ready queue comes out empty and is dropped
+            for tp in partitions:
+                table = self._lanes.pop(tp, None)
+                if table is None:
+                    continue
+                for lane in table.values():
+                    self._inflight -= len(lane.records)
+                    lane.records.clear()
+                table.clear()
             if self._inflight <= 0:
                 self._settled.set()

@@ -60,6 +60,18 @@ def expected_pct(events: list[FundingRateV1], direction: str, entry: datetime, d
     return (paid if direction == "LONG" else -paid), len(rates)
 
 
+def _settings(database_url: str, **overrides: object) -> OutcomesSettings:
+    """Outcomes on market time over the recorded 5m candles, no live klines fallback."""
+    return OutcomesSettings(
+        database=DatabaseSettings(database_url=database_url),
+        outcomes_clock="event",
+        outcomes_klines_fallback=False,
+        outcomes_settle_s=0,
+        outcomes_candle_timeframes="5m",
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
 async def rows(service: OutcomesService) -> dict[tuple[str, str], SignalOutcome]:
     async with session_scope(service.sessions) as s:
         found = (await s.execute(select(SignalOutcome))).scalars().all()
@@ -69,15 +81,7 @@ async def rows(service: OutcomesService) -> dict[tuple[str, str], SignalOutcome]
 async def test_funding_is_charged_from_settled_events_and_unknown_is_null(
     database_url: str, shared_data: Path
 ) -> None:
-    settings = OutcomesSettings(
-        database=DatabaseSettings(database_url=database_url),
-        outcomes_clock="event",
-        outcomes_klines_fallback=False,
-        outcomes_settle_s=0,
-        outcomes_candle_timeframes="5m",
-        outcomes_funding_wait_s=30 * 86_400.0,
-    )
-    service = OutcomesService(settings)
+    service = OutcomesService(_settings(database_url, outcomes_funding_wait_s=30 * 86_400.0))
     candles = xrp_candle_rows(shared_data)
     funding = recorded_funding(shared_data)
     close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in candles}
@@ -161,17 +165,14 @@ async def test_funding_is_charged_from_settled_events_and_unknown_is_null(
 async def test_rows_due_longer_ago_than_the_wait_stay_unknown(
     database_url: str, shared_data: Path
 ) -> None:
-    settings = OutcomesSettings(
-        database=DatabaseSettings(database_url=database_url),
-        outcomes_clock="event",
-        outcomes_klines_fallback=False,
-        outcomes_settle_s=0,
-        outcomes_candle_timeframes="5m",
-        outcomes_horizons="1h",
-        outcomes_funding_wait_s=3600.0,
-        outcomes_candle_retention_s=7200.0,
+    service = OutcomesService(
+        _settings(
+            database_url,
+            outcomes_horizons="1h",
+            outcomes_funding_wait_s=3600.0,
+            outcomes_candle_retention_s=7200.0,
+        )
     )
-    service = OutcomesService(settings)
     candles = xrp_candle_rows(shared_data)
     at = datetime(2021, 11, 18, 6, 0, tzinfo=UTC)
     close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in candles}

@@ -26,6 +26,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# Auxiliary history inputs beside the candles: flag and help. `perpsignal calibrate` takes
+# the same ones, from this one table. Each flag's dest is a keyword of `load_history`.
+HISTORY_INPUTS: tuple[tuple[str, str], ...] = (
+    ("--funding", "funding history (any venue's API or export)"),
+    ("--open-interest", "open-interest history (CSV or JSON)"),
+    ("--long-short", "long/short ratio history (CSV or JSON)"),
+    ("--fear-greed", "Fear & Greed CSV (time,value)"),
+    (
+        "--liquidations",
+        "liquidations: orders with a side (Binance forceOrder/liquidationSnapshot, "
+        "Coinglass liquidation-order) or long/short USD totals (Coinglass liquidation history)",
+    ),
+    ("--social", "social metrics time series (LunarCrush coin time-series)"),
+    (
+        "--taker-flow",
+        "taker buy/sell volume history (Binance takerlongshortRatio, Coinglass taker "
+        "buy/sell volume history, OKX taker-volume): momentum's flow part",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the `perpsignal backtest` argument parser."""
     p = argparse.ArgumentParser(prog="perpsignal backtest", description=__doc__)
@@ -59,25 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="candles: CSV/JSON as Binance, OKX, Bybit, CCXT or freqtrade export them",
     )
-    p.add_argument("--funding", type=Path, help="funding history (any venue's API or export)")
-    p.add_argument("--open-interest", type=Path, help="open-interest history (CSV or JSON)")
-    p.add_argument("--long-short", type=Path, help="long/short ratio history (CSV or JSON)")
-    p.add_argument("--fear-greed", type=Path, help="Fear & Greed CSV (time,value)")
-    p.add_argument(
-        "--liquidations",
-        type=Path,
-        help="liquidations: orders with a side (Binance forceOrder/liquidationSnapshot, "
-        "Coinglass liquidation-order) or long/short USD totals (Coinglass liquidation history)",
-    )
-    p.add_argument(
-        "--social", type=Path, help="social metrics time series (LunarCrush coin time-series)"
-    )
-    p.add_argument(
-        "--taker-flow",
-        type=Path,
-        help="taker buy/sell volume history (Binance takerlongshortRatio, Coinglass taker "
-        "buy/sell volume history, OKX taker-volume): momentum's flow part",
-    )
+    for flag, text in HISTORY_INPUTS:
+        p.add_argument(flag, type=Path, help=text)
     p.add_argument(
         "--columns",
         action="append",

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perpsignal_cli.backtest import HISTORY_INPUTS
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
 if TYPE_CHECKING:
@@ -35,14 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INPUTS = (
-    ("--funding", "funding history (any venue's API or export)"),
-    ("--open-interest", "open-interest history (CSV or JSON)"),
-    ("--long-short", "long/short ratio history (CSV or JSON)"),
-    ("--fear-greed", "Fear & Greed CSV (time,value)"),
-    ("--liquidations", "liquidations (orders with a side, or long/short USD totals)"),
-    ("--social", "social metrics time series (LunarCrush coin time-series)"),
-)
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -63,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--symbol", required=True, help="symbol the history belongs to")
     p.add_argument("--candles", required=True, type=Path, help="candles (as `backtest`)")
-    for flag, text in INPUTS:
+    for flag, text in HISTORY_INPUTS:
         p.add_argument(flag, type=Path, help=text)
     p.add_argument(
         "--columns",
@@ -218,7 +211,8 @@ def _load(args: argparse.Namespace) -> tuple[History, tuple[int | None, int | No
 
     span = parse_timerange(args.timerange) if args.timerange else (None, None)
     paths = {
-        flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _ in INPUTS
+        flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_"))
+        for flag, _ in HISTORY_INPUTS
     }
     for path in (args.candles, *paths.values()):
         if path is not None and not path.is_file():

@@ -124,7 +124,7 @@ async def test_missing_price_stays_pending_with_reason_then_uses_klines(
     assert row.status == "pending"
     assert row.exit_price is None and row.pnl_pct is None  # nothing invented
     assert "no complete candle path" in (row.reason or "")
-    assert row.next_attempt_at == now + timedelta(seconds=60)
+    assert row.retry_at == now + timedelta(seconds=60)
     assert await tracker.evaluate_batch() == 0  # not retried before its next attempt
 
     candles = [
@@ -142,6 +142,35 @@ async def test_missing_price_stays_pending_with_reason_then_uses_klines(
     assert row.attempts == 2
     async with session_scope(sessions) as s:  # fetched candles are kept for the next rows
         assert await s.scalar(select(func.count()).select_from(OutcomeCandle)) > 0
+
+
+async def test_event_clock_retries_on_wall_time_after_the_market_stops(
+    sessions, shared_data: Path
+) -> None:
+    """A row deferred at the replay's last candle is retried once its candles arrive.
+
+    Under OUTCOMES_CLOCK=event market time stops with the stream; another replica may still
+    be storing the symbol's last candles. The retry waits OUTCOMES_RETRY_S of wall time.
+    """
+    ev = judged(direction="SHORT")
+    await store(sessions, ev)
+    market = datetime(2021, 11, 15, 2, 0, tzinfo=UTC)  # the stream's last close: it stays
+    wall = [datetime(2026, 12, 7, 12, 0, tzinfo=UTC)]
+    tracker = Tracker(
+        settings(outcomes_retry_s=5), sessions, None, clock=lambda: market, wall=lambda: wall[0]
+    )
+    assert await tracker.evaluate_batch() == 1  # the 1h row: no candles stored yet
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert row.status == "pending" and row.retry_at == wall[0] + timedelta(seconds=5)
+    async with session_scope(sessions) as s:  # the other replica stores them now
+        await repo.store_candles(s, xrp_candle_rows(shared_data))
+    wall[0] += timedelta(seconds=4)
+    assert await tracker.evaluate_batch() == 0  # not before its retry time
+    wall[0] += timedelta(seconds=2)
+    assert await tracker.evaluate_batch() == 1  # market time never moved
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert row.status == "completed" and row.price_source == "stream"
+    assert row.exit_price == 1.2123 and row.evaluation_count == 1
 
 
 async def test_gives_up_after_the_configured_time(sessions) -> None:

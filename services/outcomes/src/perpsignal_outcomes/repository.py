@@ -522,19 +522,24 @@ class DueRow:
 CLAIM_DUE_SQL = f"""
 SELECT {", ".join(DueRow.__slots__)}
 FROM signal_outcomes
-WHERE status = 'pending' AND next_attempt_at <= $1
+WHERE status = 'pending' AND next_attempt_at <= $1 AND (retry_at IS NULL OR retry_at <= $3)
 ORDER BY next_attempt_at
 LIMIT $2
 FOR UPDATE SKIP LOCKED
 """
 
 
-async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[DueRow]:
+async def claim_due(
+    conn: asyncpg.Connection, now: datetime, limit: int, wall: datetime | None = None
+) -> list[DueRow]:
     """Lock up to `limit` due pending rows that no other transaction holds (SKIP LOCKED).
 
-    Run inside a transaction on `conn`: the locks last until it ends.
+    Due by `now` (the evaluator's clock, market time under OUTCOMES_CLOCK=event); a deferred
+    row also waits until its `retry_at` has passed `wall` (this machine's clock; default
+    `now`). Run inside a transaction on `conn`: the locks last until it ends.
     """
-    return [DueRow(*r) for r in await conn.fetch(CLAIM_DUE_SQL, now, limit)]
+    rows = await conn.fetch(CLAIM_DUE_SQL, now, limit, now if wall is None else wall)
+    return [DueRow(*r) for r in rows]
 
 
 COMPLETE_SQL = """
@@ -556,7 +561,7 @@ WHERE t.id = v.id AND t.status = 'pending'
 
 DEFER_SQL = """
 UPDATE signal_outcomes AS t SET
-    status = $1, reason = v.reason, next_attempt_at = v.next_at, attempts = t.attempts + 1
+    status = $1, reason = v.reason, retry_at = v.next_at, attempts = t.attempts + 1
 FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS v(id, reason, next_at)
 WHERE t.id = v.id AND t.status = 'pending'
 """
@@ -674,7 +679,11 @@ async def defer(
     *,
     status: str = "pending",
 ) -> None:
-    """Leave claimed rows pending with a reason until `next_attempt_at` (or mark them failed)."""
+    """Leave claimed rows pending with a reason until `retry_at`, wall time (or mark them failed).
+
+    The retry time is wall time whatever the evaluator's clock: prices arrive on this
+    machine's clock, and market time stands still once a replayed stream ends.
+    """
     if not deferred:
         return
     await conn.execute(

@@ -58,7 +58,9 @@ class OutcomesSettings(ServiceSettings):
         default=30.0, ge=0, description="Wait after the due time for the last candle to arrive"
     )
     outcomes_retry_s: float = Field(
-        default=60.0, gt=0, description="Retry delay of a row whose prices are missing"
+        default=60.0,
+        gt=0,
+        description="Retry delay (wall time) of a row whose prices are missing",
     )
     outcomes_give_up_after_s: float = Field(
         default=3 * 86_400.0, gt=0, description="Mark a row failed this long after its due time"

@@ -146,7 +146,8 @@ class Tracker:
         list[tuple[int, str, datetime]],
         list[tuple[int, str, datetime]],
     ]:
-        rows = await repo.claim_due(conn, now, self._s.outcomes_batch_size)
+        wall = self._wall()
+        rows = await repo.claim_due(conn, now, self._s.outcomes_batch_size, wall)
         done: list[repo.Done] = []
         waiting: list[tuple[int, str, datetime]] = []
         failed: list[tuple[int, str, datetime]] = []
@@ -166,8 +167,10 @@ class Tracker:
                 if now - max(row.due_at, row.created_at) > give_up:
                     failed.append((row.id, reason + "; gave up", now))
                 else:
+                    # wall time: under the event clock market time stops with the stream,
+                    # and a retry set on it would never come
                     retry = timedelta(seconds=self._s.outcomes_retry_s)
-                    waiting.append((row.id, reason, now + retry))
+                    waiting.append((row.id, reason, wall + retry))
                 continue
             series, lo, hi, source = found
             rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)

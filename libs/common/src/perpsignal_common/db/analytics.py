@@ -477,7 +477,8 @@ async def tracking_stats(session: AsyncSession) -> TrackingStats:
         SELECT
           (SELECT count(*) FROM signal_outcomes WHERE status = 'pending') AS pending,
           (SELECT count(*) FROM signal_outcomes
-             WHERE status = 'pending' AND next_attempt_at <= now()) AS overdue,
+             WHERE status = 'pending' AND next_attempt_at <= now()
+               AND (retry_at IS NULL OR retry_at <= now())) AS overdue,
           (SELECT coalesce(sum(n), 0)::bigint FROM outcome_rollups) AS completed,
           (SELECT count(*) FROM signal_outcomes WHERE status = 'failed') AS failed,
           (SELECT min(due_at) FROM signal_outcomes WHERE status = 'pending') AS oldest,

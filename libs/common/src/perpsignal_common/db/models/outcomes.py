@@ -103,7 +103,10 @@ class SignalOutcome(Base):
     entry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
+    # due on the evaluator's clock (market time under OUTCOMES_CLOCK=event); a deferred row
+    # waits for `retry_at` too, always wall time (outcomes_0005)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     reason: Mapped[str | None] = mapped_column(Text)
     exit_price: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,38 @@
+"""outcomes: a deferred row's retry time on this machine's clock, apart from its due time
+
+Revision ID: outcomes_0005
+Revises: outcomes_0004
+Create Date: 2027-02-10
+
+A row whose prices are missing was deferred by moving `next_attempt_at` forward by
+OUTCOMES_RETRY_S on the evaluator's clock. Under OUTCOMES_CLOCK=event that clock is market
+time, which stops when the stream stops: a row deferred at the last candle (its symbol's
+candles still on their way through another replica) was never retried. `next_attempt_at` now
+only says when a row is due (on the evaluator's clock) and `retry_at` when a deferred row may
+be tried again (always wall time); NULL: not deferred.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "outcomes_0005"
+down_revision: str | None = "outcomes_0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "signal_outcomes", sa.Column("retry_at", sa.DateTime(timezone=True), nullable=True)
+    )
+
+
+def downgrade() -> None:
+    # a deferred row keeps its retry time in the column it used to live in
+    op.execute(
+        "UPDATE signal_outcomes SET next_attempt_at = greatest(next_attempt_at, retry_at) "
+        "WHERE status = 'pending' AND retry_at IS NOT NULL"
+    )
+    op.drop_column("signal_outcomes", "retry_at")

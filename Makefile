@@ -15,7 +15,10 @@ ASYNCAPI_TOOL := deploy/tools/asyncapi
 
 .PHONY: install
 install: bootstrap $(ASYNCAPI_TOOL)/node_modules/.package-lock.json ## Install every package and dev tool from the lock files
-	@$(UV) sync --all-packages --frozen --quiet
+	@$(UV) sync --all-packages --frozen --quiet --compile-bytecode
+	@# bytecode of our own packages too (uv compiles only site-packages): with
+	@# PYTHONDONTWRITEBYTECODE set, every command would otherwise recompile its imports
+	@$(UV) run --frozen --no-sync python -m compileall -q -j 0 libs services >/dev/null
 
 # The AsyncAPI reference parser (npm, pinned by package-lock.json); reinstalled only when the
 # lock changes, so later runs work offline. Without npm the AsyncAPI check is skipped.

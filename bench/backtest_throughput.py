@@ -25,6 +25,7 @@ at 1m speed x 12).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -35,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -127,17 +130,62 @@ class PeerStrategy(IStrategy):
 
 
 def measure(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
-    """Run `cmd` as a child; return (wall seconds, its own peak RSS MiB); raise on failure."""
+    """Run `cmd` as a child; return (wall seconds, peak MiB of its process tree); raise on
+    failure.
+
+    Peak memory: the largest sum of resident memory over the child and its descendants,
+    sampled every 20 ms (a backtest split over cores forks workers; their copy-on-write
+    pages count once per process, against us), and never below the child's own exact peak
+    (`os.wait4`).
+    """
     started = time.perf_counter()
     with log.open("wb") as fh:
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        peak = _tree_peak(proc)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-5:]
         raise RuntimeError(f"{cmd[:3]}... exited {proc.returncode}: {' | '.join(tail)}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, max(peak, usage.ru_maxrss * 1024) / 2**20
+
+
+def _tree_peak(proc: subprocess.Popen[bytes]) -> float:
+    """Sample the tree's summed RSS (bytes) until the child exits; return the largest."""
+    root = psutil.Process(proc.pid)
+    peak = 0.0
+    while True:
+        try:
+            if root.status() == psutil.STATUS_ZOMBIE:
+                return peak
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return peak
+        total = 0
+        for p in tree:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        peak = max(peak, float(total))
+        time.sleep(0.02)
+
+
+def compile_bytecode(python: Path | str, *paths: Path) -> None:
+    """Write the bytecode of `python`'s site-packages and of `paths` (once: up to date is
+    skipped), so that neither side of the comparison compiles its imports on every run
+    (PYTHONDONTWRITEBYTECODE is set on some machines; a pip install compiles, uv does not)."""
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    targets = [site, *map(str, paths)]
+    subprocess.run(
+        [str(python), "-m", "compileall", "-q", "-j", "0", *targets],
+        check=False,
+        capture_output=True,
+    )
 
 
 def perpsignal_cmd(candles: Path, out: Path, timeframe: str | None) -> list[str]:
@@ -235,6 +283,9 @@ def main() -> list[dict[str, object]]:
         return []
     ft_python, ft_where = freqtrade_python()
     print(f"freqtrade: {ft_python or 'NOT AVAILABLE'} ({ft_where})", file=sys.stderr)
+    compile_bytecode(sys.executable, REPO / "libs", REPO / "services")
+    if ft_python:
+        compile_bytecode(ft_python)
     runs: dict[str, list[tuple[float, float]]] = {"ft": [], "1m": [], "15m": []}
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)

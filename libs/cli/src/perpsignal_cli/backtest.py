@@ -20,6 +20,7 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
 if TYPE_CHECKING:
+    from perpsignal_cli.backtesting.columns import SignalTable
     from perpsignal_cli.backtesting.pipeline import History, RunResult
     from perpsignal_domain.outcomes.evaluate import Costs
 
@@ -68,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jobs",
         type=int,
-        help="symbols run at once on a process pool, with several inputs (default: every core)",
+        help="processes (default: every core): with several inputs, symbols run at once; "
+        "one long history (5,000+ scoring bars) is split into consecutive parts whose "
+        "signals are exactly the one-process run's",
     )
     p.add_argument(
         "--symbol",
@@ -242,6 +245,12 @@ def _run(
         print(f"wrote {n} events to {args.events_out}", file=sys.stderr)
     progress = False if args.no_progress else None
     from perpsignal_cli.backtesting.errors import BrokerRunError
+    from perpsignal_cli.backtesting.split import default_jobs
+
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    if jobs < 1:
+        print("perpsignal backtest: --jobs must be >= 1", file=sys.stderr)
+        return 2
 
     try:
         result, data = run_symbol(
@@ -255,6 +264,7 @@ def _run(
             progress=progress,
             through_broker=args.through_broker or args.llm,
             use_llm=args.llm,
+            jobs=jobs,
         )
     except BrokerRunError as exc:
         print(f"perpsignal backtest: the run through the broker failed: {exc}", file=sys.stderr)
@@ -288,24 +298,73 @@ def run_symbol(
     progress: bool | None = False,
     through_broker: bool = False,
     use_llm: bool = False,
+    jobs: int = 1,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Backtest one symbol's history and write its report into `out`.
 
     Writes signals.jsonl (one line per signal in `span`, streamed while the run goes: the
     run keeps no signal in memory), report.json (the summaries) and report.html; returns
-    the run's result (its `records` empty) and the report data.
+    the run's result (its `records` empty) and the report data. `jobs` > 1 splits a long
+    history's in-process run over that many forked processes (backtesting/split.py: the
+    same signals).
     """
     import math
 
-    from perpsignal_cli.backtesting import html, report
-    from perpsignal_cli.backtesting.columns import SignalTable, SignalWriter
-    from perpsignal_cli.backtesting.pipeline import evaluate_outcomes, run_in_process
+    from perpsignal_cli.backtesting import html, report, split
+    from perpsignal_cli.backtesting.columns import SignalTable
     from perpsignal_domain.outcomes.evaluate import NO_COSTS
 
     costs = NO_COSTS if costs is None else costs
     lo = -math.inf if span[0] is None else span[0]
     hi = math.inf if span[1] is None else span[1]
     table = SignalTable(horizons)
+    parts = 1 if through_broker or use_llm else split.parts_for(history, jobs)
+    if parts > 1:
+        result = split.run_split(
+            history,
+            out,
+            table,
+            parts=parts,
+            lo_ms=lo,
+            hi_ms=hi,
+            horizons=horizons,
+            costs=costs,
+            progress=progress,
+        )
+    else:
+        result = _run_one(
+            history, out, table, lo, hi, horizons, costs, progress, through_broker, use_llm
+        )
+    data = report.build_report(
+        result,
+        history,
+        horizons=horizons,
+        equity_horizon=equity_horizon,
+        seed=seed,
+        costs=costs,
+        table=table,
+    )
+    report.write_json(data, out)
+    html.write_html(data, out, candles=history.primary)
+    return result, data
+
+
+def _run_one(
+    history: History,
+    out: Path,
+    table: SignalTable,
+    lo: float,
+    hi: float,
+    horizons: list[str],
+    costs: Costs,
+    progress: bool | None,
+    through_broker: bool,
+    use_llm: bool,
+) -> RunResult:
+    """Run in this process (or through the broker), streaming signals into `out`."""
+    from perpsignal_cli.backtesting.columns import SignalWriter
+    from perpsignal_cli.backtesting.pipeline import evaluate_outcomes, run_in_process
+
     with SignalWriter(out, table, lo, hi) as sink:
         if through_broker or use_llm:
             from perpsignal_cli.backtesting.broker import run_through_broker
@@ -322,18 +381,7 @@ def run_symbol(
             result = run_in_process(
                 history, horizons=horizons, progress=progress, costs=costs, sink=sink
             )
-    data = report.build_report(
-        result,
-        history,
-        horizons=horizons,
-        equity_horizon=equity_horizon,
-        seed=seed,
-        costs=costs,
-        table=table,
-    )
-    report.write_json(data, out)
-    html.write_html(data, out, candles=history.primary)
-    return result, data
+    return result
 
 
 __all__ = ["build_parser", "main", "run_symbol"]

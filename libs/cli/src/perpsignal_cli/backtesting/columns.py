@@ -112,6 +112,26 @@ class SignalTable:
             self.outcome_values[h].extend((e.pnl_pct, e.net_pnl_pct, e.max_adverse_pct))
             self.outcome_codes[h].extend((_RESULT[e.result], _FIRST_HIT[e.first_hit]))
 
+    def extend(self, other: SignalTable) -> None:
+        """Append `other`'s rows after this table's (the next part of a split run)."""
+        if other.horizons != self.horizons:
+            raise ValueError("tables of different horizons")
+        if self._np:
+            self._np.clear()
+        offset = len(self)
+        for name in ("t_s", "price", "score", "direction", "verdict", "size"):
+            getattr(self, name).extend(getattr(other, name))
+        self.factor_scores.extend(other.factor_scores)
+        self.factor_ok.extend(other.factor_ok)
+        for h in self.horizons:
+            self.outcome_rows[h].extend(r + offset for r in other.outcome_rows[h])
+            self.outcome_values[h].extend(other.outcome_values[h])
+            self.outcome_codes[h].extend(other.outcome_codes[h])
+        for d, counts in other.by_direction_verdict.items():
+            for v, n in counts.items():
+                self.by_direction_verdict[d][v] += n
+        self.judges.update(other.judges)
+
     # numpy views, built once per table state (the report reads them many times)
     def col(self, name: str) -> NDArray[Any]:
         """Return a top-level column (`t_s`, `price`, `score`, ...) as a numpy array."""

@@ -224,6 +224,10 @@ class ScoringEngine:
         # discards the engine (the backtest): nothing is retried, so there is nothing to
         # undo, and the checkpoint was ~6 % of a 1m backtest. The live scorer keeps True.
         self.atomic = atomic
+        # False: candles change state but build no signal. A backtest split over cores
+        # replays the history before its part this way (what a signal build reads is
+        # recomputed or cached by its inputs, so skipping builds changes no later signal)
+        self.emit = True
         self._clock = clock  # only for produced_at: scoring itself runs on observed time
         # the state of each symbol's price series; venue_of[symbol] is its venue
         self.states: dict[str, SymbolState] = {}
@@ -431,7 +435,7 @@ class ScoringEngine:
                 for hbar in agg.update(bar):
                     if st.add_bar(htf, hbar):
                         self._smc_update(symbol, analyzers[htf], hbar)
-            return [self.signal(symbol, ev, "candle")]
+            return [self.signal(symbol, ev, "candle")] if self.emit else []
         if tf in analyzers:
             if tf not in st.native_tfs:
                 st.native_tfs.add(tf)

@@ -1,0 +1,92 @@
+"""A backtest split over processes gives the one-process run's signals and report, exactly.
+
+Real recorded XRPUSDT 5m candles with the recorded funding and fear & greed series (point
+events between the candles, some at the part boundaries); the split threshold is lowered so
+that this 2,000-bar history splits into two and three forked parts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perpsignal_cli.backtest import run_symbol
+from perpsignal_cli.backtesting import split
+from perpsignal_cli.backtesting.pipeline import load_history
+
+pytestmark = pytest.mark.skipif(not split.can_split(), reason="no fork on this platform")
+
+
+@pytest.fixture(autouse=True)
+def _defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in [k for k in os.environ if k.startswith(("SCORER_", "JUDGE_"))]:
+        monkeypatch.delenv(k)
+    monkeypatch.setattr(split, "SPLIT_MIN_BARS", 200)
+
+
+def _without_run_time(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in report.items() if k != "generated"}
+
+
+def _run(market: Path, out: Path, jobs: int, span: tuple[int | None, int | None]) -> Any:
+    history = load_history(
+        "XRPUSDT",
+        market / "XRP_USDT_USDT-5m-futures.csv",
+        funding=market / "XRP_USDT_USDT-8h-funding_rate.csv",
+        fear_greed=market / "alternative_me-fear_greed-1d.csv",
+        timeframe="5m",
+    )
+    assert split.parts_for(history, jobs) == jobs
+    result, _ = run_symbol(history, out, horizons=["1h", "4h"], span=span, jobs=jobs)
+    return result
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_split_run_equals_the_one_process_run(market: Path, tmp_path: Path, jobs: int) -> None:
+    one = _run(market, tmp_path / "one", 1, (None, None))
+    many = _run(market, tmp_path / "many", jobs, (None, None))
+    signals = (tmp_path / "one" / "signals.jsonl").read_bytes()
+    assert signals.count(b"\n") > 1500  # a signal per bar after the warm-up
+    assert (tmp_path / "many" / "signals.jsonl").read_bytes() == signals
+    reports = [json.loads((tmp_path / d / "report.json").read_text()) for d in ("one", "many")]
+    assert _without_run_time(reports[1]) == _without_run_time(reports[0])
+    assert (many.events_done, many.events_total, many.interrupted) == (
+        one.events_done,
+        one.events_total,
+        False,
+    )
+    assert not list((tmp_path / "many").glob(".parts-*"))  # the part files are gone
+
+
+def test_split_keeps_only_the_signals_in_the_span(market: Path, tmp_path: Path) -> None:
+    lo, hi = 1_636_934_400_000, 1_637_193_600_000  # 2021-11-15 .. 2021-11-18, mid-history
+    _run(market, tmp_path / "one", 1, (lo, hi))
+    _run(market, tmp_path / "many", 2, (lo, hi))
+    rows = (tmp_path / "many" / "signals.jsonl").read_bytes()
+    assert rows == (tmp_path / "one" / "signals.jsonl").read_bytes()
+    times = [json.loads(line)["observed_at"] for line in rows.splitlines()]
+    assert times and times[0] >= "2021-11-15" and times[-1] < "2021-11-18"
+
+
+def test_cuts_balance_the_replay_against_the_span() -> None:
+    times = [float(t) for t in range(10_000)]
+    assert split.cuts(times, 1) == []
+    (c,) = split.cuts(times, 2, warm=0.2)
+    # part 1 replays c bars at 0.2 each and scores the rest; part 0 scores c: equal work
+    assert c == pytest.approx(10_000 / 1.8, abs=2)
+    three = split.cuts(times, 3, warm=0.2)
+    assert three == sorted(three) and len(three) == 3 - 1
+    work = [three[0], 0.2 * three[0] + three[1] - three[0], 0.2 * three[1] + 10_000 - three[1]]
+    assert max(work) - min(work) < 3
+    assert split.cuts(times[:2], 3) == []  # fewer bars than parts: no split
+
+
+def test_short_histories_and_one_job_run_in_one_process(market: Path) -> None:
+    history = load_history("XRPUSDT", market / "XRP_USDT_USDT-5m-futures.csv", timeframe="5m")
+    assert split.parts_for(history, 1) == 1
+    split.SPLIT_MIN_BARS = 5_000  # (restored by the fixture's monkeypatch)
+    assert split.parts_for(history, 2) == 1

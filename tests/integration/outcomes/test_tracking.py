@@ -173,6 +173,23 @@ async def test_event_clock_retries_on_wall_time_after_the_market_stops(
     assert row.exit_price == 1.2123 and row.evaluation_count == 1
 
 
+async def test_event_clock_gives_up_on_wall_time(sessions) -> None:
+    """A replayed row whose prices never come is given up after the window, on wall time."""
+    ev = judged(symbol="NOPEUSDT")
+    await store(sessions, ev)
+    market = LATER  # years before this machine's clock, and standing still
+    wall = [datetime.now(UTC)]
+    cfg = settings(outcomes_give_up_after_s=3600, outcomes_retry_s=1)
+    tracker = Tracker(cfg, sessions, None, clock=lambda: market, wall=lambda: wall[0])
+    await tracker.evaluate_batch()
+    assert {r.status for r in (await outcomes(sessions)).values()} == {"pending"}
+    wall[0] += timedelta(hours=2)
+    await tracker.evaluate_batch()
+    rows = await outcomes(sessions)
+    assert {r.status for r in rows.values()} == {"failed"}
+    assert all("gave up" in (r.reason or "") for r in rows.values())
+
+
 async def test_gives_up_after_the_configured_time(sessions) -> None:
     ev = judged(symbol="NOPEUSDT")
     await store(sessions, ev)

@@ -162,9 +162,10 @@ class Tracker:
             found = paths.get(row.id)
             if found is None:
                 reason = f"no complete candle path for {row.symbol} {row.horizon} yet"
-                # measured from when the row became due *here*: a replayed or late signal
-                # gets the full retry window too
-                if now - max(row.due_at, row.created_at) > give_up:
+                # measured on wall time from when the row became due *here*: a replayed or
+                # late signal gets the full retry window too (under the event clock, from
+                # when it was stored: market time may stand still or be years old)
+                if wall - max(row.due_at, row.created_at) > give_up:
                     failed.append((row.id, reason + "; gave up", now))
                 else:
                     # wall time: under the event clock market time stops with the stream,

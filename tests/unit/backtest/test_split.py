@@ -85,8 +85,13 @@ def test_cuts_balance_the_replay_against_the_span() -> None:
     assert split.cuts(times[:2], 3) == []  # fewer bars than parts: no split
 
 
-def test_short_histories_and_one_job_run_in_one_process(market: Path) -> None:
+def test_which_histories_split(market: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     history = load_history("XRPUSDT", market / "XRP_USDT_USDT-5m-futures.csv", timeframe="5m")
     assert split.parts_for(history, 1) == 1
-    split.SPLIT_MIN_BARS = 5_000  # (restored by the fixture's monkeypatch)
+    assert split.parts_for(history, 2) == split.parts_for(history, 2, auto=True) == 2
+    # a very long history stays in one process by default (flat memory), not when asked
+    monkeypatch.setattr(split, "SPLIT_AUTO_MAX_BARS", len(history.primary) - 1)
+    assert split.parts_for(history, 2, auto=True) == 1
+    assert split.parts_for(history, 2) == 2
+    monkeypatch.setattr(split, "SPLIT_MIN_BARS", 5_000)  # a short one never splits
     assert split.parts_for(history, 2) == 1

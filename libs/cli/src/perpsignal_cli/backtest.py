@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         help="processes (default: every core): with several inputs, symbols run at once; "
-        "one long history (5,000+ scoring bars) is split into consecutive parts whose "
-        "signals are exactly the one-process run's",
+        "one long history (5,000+ scoring bars; by default at most 250,000, beyond which "
+        "memory stays flat in one process) is split into consecutive parts whose signals "
+        "are exactly the one-process run's",
     )
     p.add_argument(
         "--symbol",
@@ -265,6 +266,7 @@ def _run(
             through_broker=args.through_broker or args.llm,
             use_llm=args.llm,
             jobs=jobs,
+            auto_jobs=args.jobs is None,
         )
     except BrokerRunError as exc:
         print(f"perpsignal backtest: the run through the broker failed: {exc}", file=sys.stderr)
@@ -299,6 +301,7 @@ def run_symbol(
     through_broker: bool = False,
     use_llm: bool = False,
     jobs: int = 1,
+    auto_jobs: bool = False,
 ) -> tuple[RunResult, dict[str, Any]]:
     """Backtest one symbol's history and write its report into `out`.
 
@@ -306,7 +309,8 @@ def run_symbol(
     run keeps no signal in memory), report.json (the summaries) and report.html; returns
     the run's result (its `records` empty) and the report data. `jobs` > 1 splits a long
     history's in-process run over that many forked processes (backtesting/split.py: the
-    same signals).
+    same signals); `auto_jobs`: `jobs` is the default, not the user's, so a very long
+    history stays in one process (flat memory).
     """
     import math
 
@@ -318,7 +322,7 @@ def run_symbol(
     lo = -math.inf if span[0] is None else span[0]
     hi = math.inf if span[1] is None else span[1]
     table = SignalTable(horizons)
-    parts = 1 if through_broker or use_llm else split.parts_for(history, jobs)
+    parts = 1 if through_broker or use_llm else split.parts_for(history, jobs, auto=auto_jobs)
     if parts > 1:
         result = split.run_split(
             history,

@@ -51,6 +51,11 @@ from perpsignal_domain.scoring.engine import ScoringEngine
 
 # below this many scoring bars one process is as fast (a fork and a join cost ~0.1 s)
 SPLIT_MIN_BARS = 5_000
+# above this many, the default stays in one process: each part holds its own engine, columns
+# and copy-on-write copies of the history it touches, so a symbol-year of 1m bars (540k)
+# split in two peaks at ~740 MiB of the process tree's PSS against ~470 MiB in one process.
+# An explicit --jobs splits any length.
+SPLIT_AUTO_MAX_BARS = 250_000
 # folding a bar into the engine's state without building its signal, as a share of a
 # scored bar's whole cost (build, judge, outcome, JSON line): profile of the FTX 1m month
 WARM_COST = 0.17
@@ -61,11 +66,18 @@ def can_split() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def parts_for(history: History, jobs: int) -> int:
-    """Return how many parts to split `history`'s run into on `jobs` cores (1: no split)."""
-    if jobs <= 1 or not can_split() or len(history.primary) < SPLIT_MIN_BARS:
+def parts_for(history: History, jobs: int, *, auto: bool = False) -> int:
+    """Return how many parts to split `history`'s run into on `jobs` cores (1: no split).
+
+    `auto` (jobs not given by the user): histories over SPLIT_AUTO_MAX_BARS stay in one
+    process, where memory is flat.
+    """
+    bars = len(history.primary)
+    if jobs <= 1 or not can_split() or bars < SPLIT_MIN_BARS:
         return 1
-    return min(jobs, len(history.primary) // (SPLIT_MIN_BARS // 2))
+    if auto and bars > SPLIT_AUTO_MAX_BARS:
+        return 1
+    return min(jobs, bars // (SPLIT_MIN_BARS // 2))
 
 
 def cuts(times_ms: Sequence[float], parts: int, warm: float = WARM_COST) -> list[float]:

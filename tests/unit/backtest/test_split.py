@@ -95,3 +95,49 @@ def test_which_histories_split(market: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert split.parts_for(history, 2) == 2
     monkeypatch.setattr(split, "SPLIT_MIN_BARS", 5_000)  # a short one never splits
     assert split.parts_for(history, 2) == 1
+
+
+class _StopAt:
+    """The rule judge, with Ctrl-C arriving when it reaches `at` (in whichever part)."""
+
+    def __init__(self, at: str) -> None:
+        from perpsignal_cli.backtesting.pipeline import rules_judge
+
+        self.judge = rules_judge()
+        self.at = at
+
+    def judge_rules(self, sig: Any) -> Any:
+        if sig.observed_at.isoformat() >= self.at:
+            raise KeyboardInterrupt
+        return self.judge.judge_rules(sig)
+
+
+def test_ctrl_c_keeps_a_prefix_of_the_history(market: Path, tmp_path: Path) -> None:
+    from perpsignal_cli.backtesting.columns import SignalTable
+
+    _run(market, tmp_path / "one", 1, (None, None))
+    whole = (tmp_path / "one" / "signals.jsonl").read_bytes().splitlines(keepends=True)
+    at = json.loads(whole[300])["observed_at"]  # inside the first part
+    history = load_history(
+        "XRPUSDT",
+        market / "XRP_USDT_USDT-5m-futures.csv",
+        funding=market / "XRP_USDT_USDT-8h-funding_rate.csv",
+        fear_greed=market / "alternative_me-fear_greed-1d.csv",
+        timeframe="5m",
+    )
+    table = SignalTable(["1h", "4h"])
+    result = split.run_split(
+        history,
+        tmp_path / "stopped",
+        table,
+        parts=2,
+        horizons=["1h", "4h"],
+        judge=_StopAt(at),  # type: ignore[arg-type]
+        progress=False,
+    )
+    assert result.interrupted
+    kept = (tmp_path / "stopped" / "signals.jsonl").read_bytes()
+    # the first part's signals before the stop; the finished second part is not reported
+    # (it would leave a hole in the history)
+    assert kept == b"".join(whole[:300])
+    assert len(table) == 300

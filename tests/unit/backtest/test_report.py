@@ -135,3 +135,18 @@ def test_terminal_table_labels_small_samples(built: tuple[dict[str, Any], Any]) 
     assert ("(small sample)" in text) == bool(
         small or any(r["n"] and r["small_sample"] for r in data["baselines"])
     )
+
+
+def test_the_costs_say_whether_funding_was_charged(
+    built: tuple[dict[str, Any], Any], market: Path
+) -> None:
+    data, _ = built  # run with the recorded funding history
+    assert data["run"]["costs"]["funding"].startswith("settled rates")
+    assert not any("charges no funding" in n for n in data["notes"])
+    h = load_history("XRPUSDT", market / "XRP_USDT_USDT-5m-futures.csv")
+    result = run_in_process(h, progress=False)
+    table = SignalTable.from_records(result.records, ["1h"])
+    bare = report.build_report(result, h, horizons=["1h"], equity_horizon="1h", table=table)
+    # no funding file: net P&L is not after funding, and the report says it
+    assert bare["run"]["costs"]["funding"].startswith("not charged")
+    assert any("net P&L charges no funding" in n for n in bare["notes"])

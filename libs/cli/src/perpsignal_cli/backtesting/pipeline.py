@@ -222,6 +222,8 @@ def load_history(
             continue
         if path is None:
             msg = f"no {name.replace('_', ' ')} history given: that factor is neutral (missing)"
+            if name == "funding":  # the unknown rates are not charged: say so beside net P&L
+                msg += "; net P&L charges no funding (unknown, not zero)"
             log.info(msg + " and confidence is lower")
             notes.append(msg)
             sources.append(SourceInfo(name, None))

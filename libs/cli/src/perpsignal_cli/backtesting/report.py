@@ -339,7 +339,10 @@ def build_report(
             "costs": {
                 "taker_fee_bp_per_side": costs.taker_fee_bp,
                 "slippage_bp_per_side": costs.slippage_bp,
-                "funding": "settled rates of the funding history over each holding window",
+                "funding": "settled rates of the funding history over each holding window"
+                if any(s.name == "funding" and s.events for s in history.sources)
+                else "not charged: no funding history given (--funding); net P&L is gross "
+                "minus fees and slippage, the funding paid is unknown",
             },
         },
         "statistics": diagnostics.statistics_block(table, history.base, index, horizons, seed),

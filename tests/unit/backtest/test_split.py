@@ -32,14 +32,18 @@ def _without_run_time(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "generated"}
 
 
-def _run(market: Path, out: Path, jobs: int, span: tuple[int | None, int | None]) -> Any:
-    history = load_history(
+def _history(market: Path) -> Any:
+    return load_history(
         "XRPUSDT",
         market / "XRP_USDT_USDT-5m-futures.csv",
         funding=market / "XRP_USDT_USDT-8h-funding_rate.csv",
         fear_greed=market / "alternative_me-fear_greed-1d.csv",
         timeframe="5m",
     )
+
+
+def _run(market: Path, out: Path, jobs: int, span: tuple[int | None, int | None]) -> Any:
+    history = _history(market)
     assert split.parts_for(history, jobs) == jobs
     result, _ = run_symbol(history, out, horizons=["1h", "4h"], span=span, jobs=jobs)
     return result
@@ -118,13 +122,7 @@ def test_ctrl_c_keeps_a_prefix_of_the_history(market: Path, tmp_path: Path) -> N
     _run(market, tmp_path / "one", 1, (None, None))
     whole = (tmp_path / "one" / "signals.jsonl").read_bytes().splitlines(keepends=True)
     at = json.loads(whole[300])["observed_at"]  # inside the first part
-    history = load_history(
-        "XRPUSDT",
-        market / "XRP_USDT_USDT-5m-futures.csv",
-        funding=market / "XRP_USDT_USDT-8h-funding_rate.csv",
-        fear_greed=market / "alternative_me-fear_greed-1d.csv",
-        timeframe="5m",
-    )
+    history = _history(market)
     table = SignalTable(["1h", "4h"])
     result = split.run_split(
         history,

@@ -27,7 +27,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,7 +213,7 @@ def run_split(
     counters = mp.RawArray("q", len(bounds))
     out.mkdir(parents=True, exist_ok=True)
     total = len(history.events)
-    bar = Progress(total, f"backtest {history.symbol} ({len(bounds)} parts)", progress)
+    desc = f"backtest {history.symbol} ({len(bounds)} parts)"
     with tempfile.TemporaryDirectory(prefix=".parts-", dir=out) as tmp:
         _CTX = _Context(
             history,
@@ -228,10 +228,9 @@ def run_split(
             counters,
         )
         try:
-            results = _gather(mp, len(bounds), counters, bar)
+            results = _gather(mp, len(bounds), counters, lambda: Progress(total, desc, progress))
         finally:
             _CTX = None
-            bar.close()
         kept = _prefix(results)
         with (out / SIGNALS_FILE).open("wb") as dst:
             for part in kept:
@@ -243,13 +242,19 @@ def run_split(
     return RunResult([], total, done, interrupted, time.perf_counter() - started)
 
 
-def _gather(mp: Any, n: int, counters: Any, bar: Progress) -> list[_Part | None]:
-    """Run the parts; on Ctrl-C let each worker stop and report what it has."""
+def _gather(mp: Any, n: int, counters: Any, make_bar: Callable[[], Progress]) -> list[_Part | None]:
+    """Run the parts; on Ctrl-C let each worker stop and report what it has.
+
+    The progress bar is made once the workers are forked: tqdm's monitor thread must not
+    exist at the fork (a lock it held would stay held in the child).
+    """
     results: list[_Part | None] = [None] * n
     stopped = False
     pool = ProcessPoolExecutor(max_workers=n, mp_context=mp)
+    bar: Progress | None = None
     try:
-        futures = [pool.submit(_run_part, k) for k in range(n)]
+        futures = [pool.submit(_run_part, k) for k in range(n)]  # forks every worker now
+        bar = make_bar()
         shown = 0
         try:
             while not all(f.done() for f in futures):
@@ -260,12 +265,12 @@ def _gather(mp: Any, n: int, counters: Any, bar: Progress) -> list[_Part | None]
         except KeyboardInterrupt:
             # the workers got the same signal: wait for what each of them has
             stopped = True
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
             try:
                 for f in futures:
                     f.exception()
             finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, previous)
         for k, f in enumerate(futures):
             if f.exception() is None:
                 results[k] = f.result()
@@ -275,6 +280,8 @@ def _gather(mp: Any, n: int, counters: Any, bar: Progress) -> list[_Part | None]
                 )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
     return results
 
 

@@ -638,8 +638,8 @@ CLAIM_FUNDING_UNKNOWN_SQL = f"""
 SELECT {", ".join(FundingDue.__slots__)}
 FROM signal_outcomes
 WHERE status = 'completed' AND cost_pct IS NOT NULL AND funding_pct IS NULL
-  AND due_at >= $1 AND due_at <= $2
-ORDER BY due_at
+  AND due_at >= $1 AND due_at <= $2 AND (due_at, id) > ($4, $5)
+ORDER BY due_at, id
 LIMIT $3
 FOR UPDATE SKIP LOCKED
 """
@@ -654,12 +654,20 @@ WHERE t.id = v.id AND t.funding_pct IS NULL
 
 
 async def claim_funding_unknown(
-    conn: asyncpg.Connection, since: datetime, until: datetime, limit: int
+    conn: asyncpg.Connection,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
 ) -> list[FundingDue]:
-    """Lock completed rows due in [since, until] whose funding is unknown (SKIP LOCKED)."""
-    return [
-        FundingDue(*r) for r in await conn.fetch(CLAIM_FUNDING_UNKNOWN_SQL, since, until, limit)
-    ]
+    """Lock completed rows due in [since, until] whose funding is unknown (SKIP LOCKED).
+
+    Oldest first, after the (due_at, id) `after` of the previous page: rows that stay unknown
+    must not hide the rows behind them.
+    """
+    after_due, after_id = after or (since, -1)
+    rows = await conn.fetch(CLAIM_FUNDING_UNKNOWN_SQL, since, until, limit, after_due, after_id)
+    return [FundingDue(*r) for r in rows]
 
 
 async def set_funding(conn: asyncpg.Connection, rows: Sequence[tuple[int, float, int]]) -> None:

@@ -218,30 +218,40 @@ class Tracker:
         """Fill in the funding of completed rows whose settlements have arrived since.
 
         Rows due within OUTCOMES_FUNDING_WAIT_S are re-checked; after that their funding stays
-        unknown (NULL). Returns how many rows got their funding.
+        unknown (NULL). Every such row is visited, a batch per transaction: rows whose funding
+        stays unknown (a lost settlement) never hide the ones behind them. Returns how many
+        rows got their funding.
         """
         now = self._clock()
         since = now - timedelta(seconds=self._s.outcomes_funding_wait_s)
-        async with session_scope(self._sessions) as session:
-            conn = await repo.driver_connection(session)
-            try:
-                async with conn.transaction():
-                    rows = await repo.claim_funding_unknown(
-                        conn, since, now, self._s.outcomes_batch_size
-                    )
-                    if not rows:
-                        return 0
-                    funding = await self._funding(conn, rows)
-                    known = []
-                    for row in rows:
-                        rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
-                        if rates is not None:
-                            paid = funding_paid_pct(row.direction, rates)
-                            known.append((row.id, paid, len(rates)))
-                    await repo.set_funding(conn, known)
-            except repo.CONNECTION_DOWN as exc:
-                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        return len(known)
+        after: tuple[datetime, int] | None = None
+        total = 0
+        while True:
+            async with session_scope(self._sessions) as session:
+                conn = await repo.driver_connection(session)
+                try:
+                    async with conn.transaction():
+                        rows = await repo.claim_funding_unknown(
+                            conn, since, now, self._s.outcomes_batch_size, after
+                        )
+                        if not rows:
+                            return total
+                        funding = await self._funding(conn, rows)
+                        known = []
+                        for row in rows:
+                            rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
+                            if rates is not None:
+                                paid = funding_paid_pct(row.direction, rates)
+                                known.append((row.id, paid, len(rates)))
+                        await repo.set_funding(conn, known)
+                except repo.CONNECTION_DOWN as exc:
+                    raise DependencyUnavailable(
+                        f"database unavailable: {type(exc).__name__}"
+                    ) from exc
+            total += len(known)
+            if len(rows) < self._s.outcomes_batch_size:
+                return total
+            after = (rows[-1].due_at, rows[-1].id)
 
     async def _paths(
         self, conn: asyncpg.Connection, rows: list[repo.DueRow]

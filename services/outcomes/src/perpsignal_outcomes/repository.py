@@ -385,6 +385,19 @@ def funding_row(event: FundingRateV1) -> dict[str, Any]:
     }
 
 
+async def latest_candle_close(
+    session: AsyncSession, timeframes: dict[str, timedelta]
+) -> datetime | None:
+    """Return the close of the newest stream candle stored of `timeframes` (None: none)."""
+    rows = await session.execute(
+        select(OutcomeCandle.timeframe, func.max(OutcomeCandle.open_time))
+        .where(OutcomeCandle.source == "stream", OutcomeCandle.timeframe.in_(list(timeframes)))
+        .group_by(OutcomeCandle.timeframe)
+    )
+    closes = [opened + timeframes[tf] for tf, opened in rows.all() if opened is not None]
+    return max(closes, default=None)
+
+
 async def store_funding(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert settled funding rates; one already stored (venue, symbol, time) is kept."""
     if rows:

@@ -29,7 +29,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.events: list[Event] = []
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event, *, wait: bool = False) -> None:
         self.events.append(event)
 
     async def wait_delivered(self) -> None:

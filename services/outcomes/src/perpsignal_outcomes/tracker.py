@@ -322,35 +322,47 @@ class Tracker:
         return found
 
     async def publish_batch(self) -> int:
-        """Publish completed, unpublished outcomes; mark them once Kafka acknowledged."""
+        """Publish completed, unpublished outcomes; mark them once Kafka acknowledged them.
+
+        Each send waits for its own acknowledgement (sent together, so they still batch): the
+        producer is shared with the consumer loop, whose commit waits for, or after a failure
+        discards, every delivery pending on it, so `wait_delivered()` here could return before
+        these events were acknowledged and the outbox would drop an event the broker lost.
+        """
         if self._producer is None:
             return 0
+        producer = self._producer
         async with session_scope(self._sessions) as session:
             rows = await repo.claim_unpublished(session, self._s.outcomes_batch_size)
             if not rows:
                 return 0
-            for r in rows:
-                await self._producer.publish(
-                    OutcomeEvaluatedV1(
-                        event_id=outcome_event_id(r.signal_id, r.horizon),
-                        source="outcomes",
-                        symbol=r.symbol,
-                        observed_at=r.due_at,
-                        causation_id=r.signal_event_id,
-                        signal_id=r.signal_id,
-                        direction=r.direction,
-                        verdict=r.verdict,
-                        horizon=r.horizon,
-                        entry_price=r.entry_price,
-                        exit_price=r.exit_price,
-                        pnl_pct=r.pnl_pct,
-                        result=r.result,
-                        max_favorable_pct=r.max_favorable_pct,
-                        max_adverse_pct=r.max_adverse_pct,
-                        first_hit=r.first_hit,
-                    )
+            events = [
+                OutcomeEvaluatedV1(
+                    event_id=outcome_event_id(r.signal_id, r.horizon),
+                    source="outcomes",
+                    symbol=r.symbol,
+                    observed_at=r.due_at,
+                    causation_id=r.signal_event_id,
+                    signal_id=r.signal_id,
+                    direction=r.direction,
+                    verdict=r.verdict,
+                    horizon=r.horizon,
+                    entry_price=r.entry_price,
+                    exit_price=r.exit_price,
+                    pnl_pct=r.pnl_pct,
+                    result=r.result,
+                    max_favorable_pct=r.max_favorable_pct,
+                    max_adverse_pct=r.max_adverse_pct,
+                    first_hit=r.first_hit,
                 )
-            await self._producer.wait_delivered()
+                for r in rows
+            ]
+            results = await asyncio.gather(
+                *(producer.publish(e, wait=True) for e in events), return_exceptions=True
+            )
+            errors = [e for e in results if isinstance(e, BaseException)]
+            if errors:
+                raise errors[0]
             await repo.mark_published(session, [r.id for r in rows], self._wall())
         return len(rows)
 

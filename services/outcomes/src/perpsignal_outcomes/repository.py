@@ -418,7 +418,12 @@ ORDER BY f.symbol, f.funding_time
 async def load_funding(
     conn: asyncpg.Connection, venue: str, ranges: dict[str, tuple[datetime, datetime]]
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """Return each symbol's settlement (epoch seconds, rate) columns inside its range."""
+    """Return each symbol's settlement (epoch seconds, rate) columns inside its range.
+
+    A settlement's time is rounded to the whole second: Binance settles on the hour but
+    stamps the record a few ms later (00:00:00.012), which would move a settlement out of
+    the window ending on its hour (entry < settlement <= due) into the one starting on it.
+    """
     if not ranges:
         return {}
     symbols = list(ranges)
@@ -432,7 +437,7 @@ async def load_funding(
     out: dict[str, tuple[list[float], list[float]]] = {}
     for symbol, at, rate in rows:
         times, rates = out.setdefault(symbol, ([], []))
-        times.append(at.timestamp())
+        times.append(float(round(at.timestamp())))
         rates.append(rate)
     return out
 

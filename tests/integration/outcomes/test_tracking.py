@@ -294,3 +294,38 @@ async def test_one_batch_of_several_symbols_and_timeframes(sessions, shared_data
         row = rows[(nop.signal_id, h)]
         assert row.status == "pending" and "NOPEUSDT" in (row.reason or "")
     assert {r.evaluation_count for k, r in rows.items() if k[0] != nop.signal_id} == {1}
+
+
+async def test_a_coarser_timeframe_off_the_signals_grid_does_not_cut_the_horizon_short(
+    sessions, shared_data: Path
+) -> None:
+    """A 15m signal at 10:15 whose 5m path has a gap: the complete 1h series would measure
+    11:00-14:00 (three quarters of the 4h horizon, exit 15 minutes early) - the row is priced
+    on the horizon itself (the klines, here) or waits, never on that shorter path."""
+    five = xrp_candle_rows(shared_data)
+    entry = datetime(2021, 11, 18, 10, 15, tzinfo=UTC)
+    gap = datetime(2021, 11, 18, 12, 0, tzinfo=UTC)
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, [r for r in five if r["open_time"] != gap])
+        await repo.store_candles(s, xrp_candle_rows(shared_data, "1h"))
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in five}
+    ev = judged(observed_at=entry, price=close_at[entry])
+    async with session_scope(sessions) as s:
+        await repo.store_signals(s, [ev], {"4h": 14_400}, timedelta(0))
+    cfg = OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m,1h")
+    tracker = Tracker(cfg, sessions, None, clock=lambda: LATER)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "4h")]
+    assert row.status == "pending" and row.exit_price is None
+
+    candles = [
+        Candle(r["open_time"], r["open"], r["high"], r["low"], r["close"])  # type: ignore[arg-type]
+        for r in five
+    ]
+    retry = LATER + timedelta(minutes=2)
+    tracker = Tracker(cfg, sessions, None, klines=FakeKlines(candles), clock=lambda: retry)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "4h")]
+    assert row.status == "completed" and row.price_source == "klines"
+    assert row.exit_price == close_at[entry + timedelta(hours=4)]  # the close at 14:15
+    assert row.candles_used == 48

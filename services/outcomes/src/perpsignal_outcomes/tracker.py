@@ -47,11 +47,22 @@ Clock = Callable[[], datetime]
 FUNDING_BEFORE = timedelta(hours=72)
 FUNDING_AFTER = timedelta(hours=48)
 Funding = dict[str, tuple[list[float], list[float]]]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ZERO = timedelta(0)
 
 
 def system_clock() -> datetime:
     """Return the current UTC time."""
     return datetime.now(UTC)
+
+
+def on_grid(row: repo.DueRow, step: timedelta) -> bool:
+    """Return True when the row's entry and due time fall on candle boundaries of `step`.
+
+    Otherwise the candles of `step` inside the window start after the entry and end before
+    the due time (a 10:15 signal's 4h path of 1h candles is 11:00-14:00): not the horizon.
+    """
+    return (row.entry_at - EPOCH) % step == ZERO and (row.due_at - EPOCH) % step == ZERO
 
 
 def outcome_event_id(signal_id: str, horizon: str) -> str:
@@ -266,6 +277,8 @@ class Tracker:
         missing: dict[str, list[repo.DueRow]] = {}
         for row in rows:
             for tf, step in self._timeframes.items():  # finest first: the most detailed wins
+                if not on_grid(row, step):
+                    continue  # its path would start late and end before the horizon
                 series = stored.get((row.symbol, tf))
                 window = None if series is None else series.window(row.entry_at, row.due_at, step)
                 if window is not None:
@@ -316,6 +329,8 @@ class Tracker:
         )
         found = {}
         for row in rows:
+            if not on_grid(row, step):
+                continue
             path = path_window(candles, row.entry_at, row.due_at, step)
             if path is not None:
                 found[row.id] = (Series.of(path), 0, len(path), self._klines.name)

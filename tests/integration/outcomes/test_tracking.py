@@ -38,6 +38,7 @@ class FakeProducer:
 
 class FakeKlines:
     name = "klines"
+    venue = "binance"
 
     def __init__(self, candles: list[Candle]) -> None:
         self.candles = candles

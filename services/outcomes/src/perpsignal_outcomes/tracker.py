@@ -273,23 +273,47 @@ class Tracker:
             start, end = ranges.get(row.symbol, (row.entry_at, row.due_at))
             ranges[row.symbol] = (min(start, row.entry_at), max(end, row.due_at))
         stored = await repo.load_series(conn, ranges, list(self._timeframes))
+        venues: dict[str, set[str]] = {}
+        for symbol, venue, _ in stored:
+            venues.setdefault(symbol, set()).add(venue)
         found: dict[int, tuple[Series, int, int, str]] = {}
         missing: dict[str, list[repo.DueRow]] = {}
         for row in rows:
-            for tf, step in self._timeframes.items():  # finest first: the most detailed wins
-                if not on_grid(row, step):
-                    continue  # its path would start late and end before the horizon
-                series = stored.get((row.symbol, tf))
-                window = None if series is None else series.window(row.entry_at, row.due_at, step)
-                if window is not None:
-                    assert series is not None
-                    found[row.id] = (series, window[0], window[1], "stream")
-                    break
-            else:
+            path = self._stored_path(row, stored, venues.get(row.symbol, set()))
+            if path is None:
                 missing.setdefault(row.symbol, []).append(row)
+            else:
+                found[row.id] = path
         for symbol, group in missing.items():
             found.update(await self._fetch_paths(conn, symbol, group))
         return found
+
+    def _stored_path(
+        self,
+        row: repo.DueRow,
+        stored: dict[tuple[str, str, str], Series],
+        venues: set[str],
+    ) -> tuple[Series, int, int, str] | None:
+        """Return the row's path from one venue's stored candles, or None.
+
+        The signal's own venue first, then candles of unknown venue (stored before
+        outcomes_0006); a signal of unknown venue takes the funding venue's, then any.
+        """
+        if row.venue:
+            order = [row.venue, ""]
+        else:
+            first = self._s.outcomes_funding_venue
+            order = [first, "", *sorted(venues - {first, ""})]
+        for venue in order:
+            for tf, step in self._timeframes.items():  # finest first: the most detailed wins
+                if not on_grid(row, step):
+                    continue  # its path would start late and end before the horizon
+                series = stored.get((row.symbol, venue, tf))
+                window = None if series is None else series.window(row.entry_at, row.due_at, step)
+                if window is not None:
+                    assert series is not None
+                    return series, window[0], window[1], "stream"
+        return None
 
     async def _fetch_paths(
         self, conn: asyncpg.Connection, symbol: str, rows: list[repo.DueRow]
@@ -298,6 +322,10 @@ class Tracker:
             if not self._no_fallback_logged:
                 log.warning("klines fallback disabled: rows without stream candles wait")
                 self._no_fallback_logged = True
+            return {}
+        # the klines are one venue's prices: never a path for a signal priced on another
+        rows = [r for r in rows if r.venue in (None, "", self._klines.venue)]
+        if not rows:
             return {}
         tf = self._kline_tf
         step = timedelta(seconds=TIMEFRAME_SECONDS[tf])
@@ -323,6 +351,7 @@ class Tracker:
                     "low": c.low,
                     "close": c.close,
                     "source": self._klines.name,
+                    "venue": self._klines.venue,
                 }
                 for c in candles
             ],

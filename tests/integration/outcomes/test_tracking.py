@@ -330,3 +330,27 @@ async def test_a_coarser_timeframe_off_the_signals_grid_does_not_cut_the_horizon
     assert row.status == "completed" and row.price_source == "klines"
     assert row.exit_price == close_at[entry + timedelta(hours=4)]  # the close at 14:15
     assert row.candles_used == 48
+
+
+async def test_an_on_demand_signal_off_every_grid_is_measured_on_the_finest_candles(
+    sessions, shared_data: Path
+) -> None:
+    """An on-demand signal (a gateway track request) is stamped when it was asked for,
+    10:17:23 here: its path is the finest timeframe's candles inside the window (10:20-11:15),
+    never none; the 1h candles (11:00 only) are not the horizon."""
+    five = xrp_candle_rows(shared_data)
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, five)
+        await repo.store_candles(s, xrp_candle_rows(shared_data, "1h"))
+    entry = datetime(2021, 11, 18, 10, 17, 23, tzinfo=UTC)
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in five}
+    ev = judged(observed_at=entry, price=close_at[entry.replace(minute=15, second=0)])
+    ev = ev.model_copy(update={"trigger": "on_demand"})
+    async with session_scope(sessions) as s:
+        await repo.store_signals(s, [ev], {"1h": 3600}, timedelta(0))
+    cfg = OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m,1h")
+    tracker = Tracker(cfg, sessions, None, clock=lambda: LATER)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert row.status == "completed" and row.candles_used == 11
+    assert row.exit_price == close_at[datetime(2021, 11, 18, 11, 15, tzinfo=UTC)]

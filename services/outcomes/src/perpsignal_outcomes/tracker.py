@@ -48,7 +48,6 @@ FUNDING_BEFORE = timedelta(hours=72)
 FUNDING_AFTER = timedelta(hours=48)
 Funding = dict[str, tuple[list[float], list[float]]]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-ZERO = timedelta(0)
 
 
 def system_clock() -> datetime:
@@ -56,13 +55,16 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def on_grid(row: repo.DueRow, step: timedelta) -> bool:
-    """Return True when the row's entry and due time fall on candle boundaries of `step`.
+def covers(row: repo.DueRow, step: timedelta, finest: timedelta) -> bool:
+    """Return True when the candles of `step` inside the row's window miss less than one
+    candle of `finest` at either end (what the finest timeframe's path misses at most).
 
-    Otherwise the candles of `step` inside the window start after the entry and end before
-    the due time (a 10:15 signal's 4h path of 1h candles is 11:00-14:00): not the horizon.
+    A coarser timeframe off the signal's grid starts late and ends early: a 10:15 signal's
+    4h path of 1h candles is 11:00-14:00, not the horizon.
     """
-    return (row.entry_at - EPOCH) % step == ZERO and (row.due_at - EPOCH) % step == ZERO
+    late = (EPOCH - row.entry_at) % step  # from the entry to the first candle's open
+    early = (row.due_at - EPOCH) % step  # from the last candle's close to the due time
+    return late < finest and early < finest
 
 
 def outcome_event_id(signal_id: str, horizon: str) -> str:
@@ -304,9 +306,10 @@ class Tracker:
         else:
             first = self._s.outcomes_funding_venue
             order = [first, "", *sorted(venues - {first, ""})]
+        finest = next(iter(self._timeframes.values()))
         for venue in order:
             for tf, step in self._timeframes.items():  # finest first: the most detailed wins
-                if not on_grid(row, step):
+                if not covers(row, step, finest):
                     continue  # its path would start late and end before the horizon
                 series = stored.get((row.symbol, venue, tf))
                 window = None if series is None else series.window(row.entry_at, row.due_at, step)
@@ -358,8 +361,6 @@ class Tracker:
         )
         found = {}
         for row in rows:
-            if not on_grid(row, step):
-                continue
             path = path_window(candles, row.entry_at, row.due_at, step)
             if path is not None:
                 found[row.id] = (Series.of(path), 0, len(path), self._klines.name)

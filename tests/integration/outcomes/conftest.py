@@ -17,6 +17,7 @@ from perpsignal_common.settings import DatabaseSettings
 from tests.producers import real_judged
 
 XRP_5M = "XRP_USDT_USDT-5m-futures.csv"
+XRP_FILES = {"5m": XRP_5M, "1h": "XRP_USDT_USDT-1h-futures.csv"}
 
 
 @pytest.fixture
@@ -76,16 +77,16 @@ def judged(
     return base.model_copy(update=update)
 
 
-def xrp_candle_rows(shared_data: Path) -> list[dict[str, object]]:
-    """The recorded XRPUSDT 5m candles as `outcome_candles` rows."""
-    path = shared_data / "market" / XRP_5M
+def xrp_candle_rows(shared_data: Path, timeframe: str = "5m") -> list[dict[str, object]]:
+    """The recorded XRPUSDT candles of `timeframe` (5m or 1h) as `outcome_candles` rows."""
+    path = shared_data / "market" / XRP_FILES[timeframe]
     if not path.exists():
         pytest.skip(f"{path} missing")
     with path.open() as f:
         return [
             {
                 "symbol": "XRPUSDT",
-                "timeframe": "5m",
+                "timeframe": timeframe,
                 "open_time": datetime.fromtimestamp(int(r["open_time"]) / 1000, tz=UTC),
                 "open": float(r["open"]),
                 "high": float(r["high"]),

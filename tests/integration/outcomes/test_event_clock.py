@@ -78,3 +78,37 @@ async def test_event_clock_evaluates_each_horizon_when_the_replayed_path_reaches
     finally:
         await service.signals.close()
         await service.engine.dispose()
+
+
+async def test_a_restarted_service_resumes_market_time_from_the_stored_candles(
+    database_url: str, shared_data: Path
+) -> None:
+    """The replay ended (no candle will come again) and the service restarts: the rows the
+    stored path already reaches are still evaluated, on the market time those candles say."""
+    settings = OutcomesSettings(
+        database=DatabaseSettings(database_url=database_url),
+        outcomes_clock="event",
+        outcomes_klines_fallback=False,
+        outcomes_settle_s=0,
+        outcomes_candle_timeframes="5m",
+    )
+    rows = xrp_candle_rows(shared_data)
+    signal = judged(observed_at=rows[0]["open_time"] + timedelta(minutes=5), price=rows[0]["close"])
+    first = OutcomesService(settings)
+    try:
+        await first.handle(signal, None)  # type: ignore[arg-type]
+        for row in rows[:49]:  # the replay's last candle closes at entry + 4h
+            await first.handle(candle_event(row), None)  # type: ignore[arg-type]
+        # stopped before its evaluator ran (a crash, a rolling update)
+    finally:
+        await first.signals.close()
+        await first.engine.dispose()
+
+    again = OutcomesService(settings)
+    try:
+        await again.on_start()
+        assert again.market_now == rows[48]["open_time"] + timedelta(minutes=5)
+        assert await again.tracker.evaluate_batch() == 2
+        assert await statuses(again) == {"1h": "completed", "4h": "completed", "24h": "pending"}
+    finally:
+        await again.on_close()

@@ -201,3 +201,87 @@ async def test_rows_due_longer_ago_than_the_wait_stay_unknown(
     finally:
         await service.signals.close()
         await service.engine.dispose()
+
+
+async def test_rows_that_stay_unknown_do_not_starve_later_rows_of_their_funding(
+    database_url: str, shared_data: Path
+) -> None:
+    """More windows stuck unknown (a lost settlement) than one batch holds: a later window
+    whose settlements have all arrived still gets its funding filled in."""
+    service = OutcomesService(
+        _settings(
+            database_url,
+            outcomes_horizons="4h",
+            outcomes_batch_size=2,
+            outcomes_funding_wait_s=30 * 86_400.0,
+        )
+    )
+    candles = xrp_candle_rows(shared_data)
+    funding = recorded_funding(shared_data)
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in candles}
+    # two windows across the lost settlement (unknown for good), due first
+    stuck = [datetime(2021, 11, 18, 22, m, tzinfo=UTC) for m in (0, 30)]
+    # 09:00-13:00 holds no settlement, bracketed by 08:00 and 16:00 (not yet arrived)
+    later_at = datetime(2021, 11, 19, 9, 0, tzinfo=UTC)
+    closing = datetime(2021, 11, 19, 16, 0, tzinfo=UTC)
+    signals = [judged(observed_at=at, price=close_at[at]) for at in [*stuck, later_at]]
+    try:
+        for sig in signals:
+            await service.handle(sig, None)  # type: ignore[arg-type]
+        for ev in funding:
+            if ev.observed_at.replace(microsecond=0) not in (MISSED, closing):
+                await service.handle(ev, None)  # type: ignore[arg-type]
+        async with session_scope(service.sessions) as s:
+            await repo.store_candles(s, candles)
+        service.market_now = candles[-1]["open_time"] + timedelta(minutes=5)
+        while await service.tracker.evaluate_batch():
+            pass
+        got = await rows(service)
+        assert all(r.status == "completed" and r.funding_pct is None for r in got.values())
+
+        late = next(e for e in funding if e.observed_at.replace(microsecond=0) == closing)
+        await service.handle(late, None)  # type: ignore[arg-type]
+        assert await service.tracker.settle_funding() == 1
+        r = (await rows(service))[(signals[-1].signal_id, "4h")]
+        assert (r.funding_settlements, r.funding_pct) == (0, 0.0)
+        assert r.net_pnl_pct == pytest.approx(r.pnl_pct - r.cost_pct)
+        for sig in signals[:-1]:
+            assert (await rows(service))[(sig.signal_id, "4h")].funding_pct is None
+    finally:
+        await service.signals.close()
+        await service.engine.dispose()
+
+
+async def test_a_settlement_on_the_window_boundary_follows_the_rule(
+    database_url: str, shared_data: Path
+) -> None:
+    """entry < settlement <= due, on the settlement's hour: Binance stamps a settlement a few
+    ms after it (00:00:00.012 here), which must not move it out of the window that ends on
+    it and into the one that starts on it."""
+    service = OutcomesService(_settings(database_url, outcomes_horizons="1h"))
+    candles = xrp_candle_rows(shared_data)
+    funding = recorded_funding(shared_data)
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in candles}
+    settled = datetime(2021, 11, 20, 0, 0, tzinfo=UTC)
+    rate = next(e.rate for e in funding if e.observed_at.replace(microsecond=0) == settled)
+    assert rate == 0.00013046  # unlike its neighbours' 0.0001
+    ending = settled - timedelta(hours=1)
+    ends_on_it = judged(direction="LONG", observed_at=ending, price=close_at[ending])
+    starts_on_it = judged(direction="SHORT", observed_at=settled, price=close_at[settled])
+    try:
+        for ev in [ends_on_it, starts_on_it, *funding]:
+            await service.handle(ev, None)  # type: ignore[arg-type]
+        async with session_scope(service.sessions) as s:
+            await repo.store_candles(s, candles)
+        service.market_now = candles[-1]["open_time"] + timedelta(minutes=5)
+        assert await service.tracker.evaluate_batch() == 2
+        got = await rows(service)
+        held = got[(ends_on_it.signal_id, "1h")]
+        assert held.funding_settlements == 1
+        assert held.funding_pct == pytest.approx(rate * 100)  # a LONG pays it
+        opened = got[(starts_on_it.signal_id, "1h")]
+        assert (opened.funding_settlements, opened.funding_pct) == (0, 0.0)
+        assert opened.net_pnl_pct == pytest.approx(opened.pnl_pct - opened.cost_pct)
+    finally:
+        await service.signals.close()
+        await service.engine.dispose()

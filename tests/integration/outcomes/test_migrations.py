@@ -41,3 +41,36 @@ async def test_upgrade_downgrade_upgrade(pg_server) -> None:
         assert await _tables(url) >= TABLES
     finally:
         await pg_server.drop(name)
+
+
+async def _sql(url: str, sql: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+async def test_candle_venue_up_and_down_on_a_populated_database(pg_server) -> None:
+    """outcomes_0006 keys candles by venue: it upgrades stored candles (venue unknown) and
+    downgrades with two venues' candles at one (symbol, timeframe, open time)."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    await pg_server.create(name)
+    url = pg_server.url_for(name)
+    candle = (
+        "INSERT INTO outcome_candles (symbol, timeframe, open_time, open, high, low, close{v}) "
+        "VALUES ('XRPUSDT', '5m', '2021-11-15T00:00:00Z', 1, 1.2, 0.9, 1.1{value})"
+    )
+    try:
+        await asyncio.to_thread(upgrade, url, "outcomes_0005")
+        await _sql(url, candle.format(v="", value=""))
+        await asyncio.to_thread(upgrade, url, "outcomes_0006")
+        assert [r["venue"] for r in await _sql(url, "SELECT venue FROM outcome_candles")] == [""]
+        await _sql(url, candle.format(v=", venue", value=", 'okx'"))
+        await _sql(url, candle.format(v=", venue", value=", 'binance'"))
+
+        await asyncio.to_thread(downgrade, url, "outcomes_0005")
+        assert len(await _sql(url, "SELECT * FROM outcome_candles")) == 1
+        await asyncio.to_thread(upgrade, url)
+    finally:
+        await pg_server.drop(name)

@@ -29,7 +29,7 @@ class FakeProducer:
     def __init__(self) -> None:
         self.events: list[Event] = []
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event, *, wait: bool = False) -> None:
         self.events.append(event)
 
     async def wait_delivered(self) -> None:
@@ -38,6 +38,7 @@ class FakeProducer:
 
 class FakeKlines:
     name = "klines"
+    venue = "binance"
 
     def __init__(self, candles: list[Candle]) -> None:
         self.candles = candles
@@ -294,3 +295,62 @@ async def test_one_batch_of_several_symbols_and_timeframes(sessions, shared_data
         row = rows[(nop.signal_id, h)]
         assert row.status == "pending" and "NOPEUSDT" in (row.reason or "")
     assert {r.evaluation_count for k, r in rows.items() if k[0] != nop.signal_id} == {1}
+
+
+async def test_a_coarser_timeframe_off_the_signals_grid_does_not_cut_the_horizon_short(
+    sessions, shared_data: Path
+) -> None:
+    """A 15m signal at 10:15 whose 5m path has a gap: the complete 1h series would measure
+    11:00-14:00 (three quarters of the 4h horizon, exit 15 minutes early) - the row is priced
+    on the horizon itself (the klines, here) or waits, never on that shorter path."""
+    five = xrp_candle_rows(shared_data)
+    entry = datetime(2021, 11, 18, 10, 15, tzinfo=UTC)
+    gap = datetime(2021, 11, 18, 12, 0, tzinfo=UTC)
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, [r for r in five if r["open_time"] != gap])
+        await repo.store_candles(s, xrp_candle_rows(shared_data, "1h"))
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in five}
+    ev = judged(observed_at=entry, price=close_at[entry])
+    async with session_scope(sessions) as s:
+        await repo.store_signals(s, [ev], {"4h": 14_400}, timedelta(0))
+    cfg = OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m,1h")
+    tracker = Tracker(cfg, sessions, None, clock=lambda: LATER)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "4h")]
+    assert row.status == "pending" and row.exit_price is None
+
+    candles = [
+        Candle(r["open_time"], r["open"], r["high"], r["low"], r["close"])  # type: ignore[arg-type]
+        for r in five
+    ]
+    retry = LATER + timedelta(minutes=2)
+    tracker = Tracker(cfg, sessions, None, klines=FakeKlines(candles), clock=lambda: retry)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "4h")]
+    assert row.status == "completed" and row.price_source == "klines"
+    assert row.exit_price == close_at[entry + timedelta(hours=4)]  # the close at 14:15
+    assert row.candles_used == 48
+
+
+async def test_an_on_demand_signal_off_every_grid_is_measured_on_the_finest_candles(
+    sessions, shared_data: Path
+) -> None:
+    """An on-demand signal (a gateway track request) is stamped when it was asked for,
+    10:17:23 here: its path is the finest timeframe's candles inside the window (10:20-11:15),
+    never none; the 1h candles (11:00 only) are not the horizon."""
+    five = xrp_candle_rows(shared_data)
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, five)
+        await repo.store_candles(s, xrp_candle_rows(shared_data, "1h"))
+    entry = datetime(2021, 11, 18, 10, 17, 23, tzinfo=UTC)
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in five}
+    ev = judged(observed_at=entry, price=close_at[entry.replace(minute=15, second=0)])
+    ev = ev.model_copy(update={"trigger": "on_demand"})
+    async with session_scope(sessions) as s:
+        await repo.store_signals(s, [ev], {"1h": 3600}, timedelta(0))
+    cfg = OutcomesSettings(outcomes_settle_s=0, outcomes_candle_timeframes="5m,1h")
+    tracker = Tracker(cfg, sessions, None, clock=lambda: LATER)
+    assert await tracker.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert row.status == "completed" and row.candles_used == 11
+    assert row.exit_price == close_at[datetime(2021, 11, 18, 11, 15, tzinfo=UTC)]

@@ -28,6 +28,7 @@ class KlineSource(Protocol):
     """Where closed candles come from when the stream did not deliver them."""
 
     name: str
+    venue: str  # whose prices: only a signal priced on this venue (or unknown) uses them
 
     async def fetch_candles(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
@@ -47,6 +48,7 @@ class BinanceKlineSource:
     """Klines from Binance USD-M through the connectors library (rate limits, retries, breaker)."""
 
     name = "klines"
+    venue = "binance"
 
     def __init__(self, base_url: str, *, client: httpx.AsyncClient | None = None) -> None:
         self._base_url = base_url

@@ -63,6 +63,7 @@ def signal_row(event: SignalJudgedV1, *, json_text: bool = False) -> dict[str, A
         "take_profit_price": vol.take_profit_price,
         "factors": factors,
         "verdict_layer": verdict_layer,
+        "venue": event.venue,
     }
 
 
@@ -90,6 +91,7 @@ def outcome_rows(
                 "entry_at": signal["observed_at"],
                 "due_at": due,
                 "next_attempt_at": due + settle,
+                "venue": signal["venue"],
             }
         )
     return rows
@@ -113,6 +115,7 @@ _SIGNAL_COLUMNS = {
     "take_profit_price": "float8",
     "factors": "jsonb",
     "verdict_layer": "jsonb",
+    "venue": "text",
 }
 # the due rows are derived in the statement from the signal columns above and the horizons,
 # exactly as `outcome_rows` does (a test holds the two equal): 3x fewer values to send
@@ -132,11 +135,12 @@ _OUTCOME_COLUMNS = [
     "entry_at",
     "due_at",
     "next_attempt_at",
+    "venue",
 ]
 _OUTCOME_VALUES = """
     SELECT s.signal_id, h.horizon, h.horizon_s, s.symbol, s.direction, s.verdict, s.risk_mode,
            s.judge, s.score, s.price, s.stop_loss_price, s.take_profit_price, s.observed_at,
-           d.due_at, d.due_at + CAST(:settle AS interval)
+           d.due_at, d.due_at + CAST(:settle AS interval), s.venue
     FROM input AS s
     CROSS JOIN unnest(CAST(:h_names AS text[]), CAST(:h_seconds AS int4[])) AS h(horizon, horizon_s)
     CROSS JOIN LATERAL (SELECT s.observed_at + make_interval(secs => h.horizon_s) AS due_at)
@@ -366,6 +370,7 @@ def candle_row(event: CandleClosedV1) -> dict[str, Any]:
         "low": event.low,
         "close": event.close,
         "source": "stream",
+        "venue": event.venue,
     }
 
 
@@ -383,6 +388,19 @@ def funding_row(event: FundingRateV1) -> dict[str, Any]:
         "funding_time": event.observed_at,
         "rate": event.rate,
     }
+
+
+async def latest_candle_close(
+    session: AsyncSession, timeframes: dict[str, timedelta]
+) -> datetime | None:
+    """Return the close of the newest stream candle stored of `timeframes` (None: none)."""
+    rows = await session.execute(
+        select(OutcomeCandle.timeframe, func.max(OutcomeCandle.open_time))
+        .where(OutcomeCandle.source == "stream", OutcomeCandle.timeframe.in_(list(timeframes)))
+        .group_by(OutcomeCandle.timeframe)
+    )
+    closes = [opened + timeframes[tf] for tf, opened in rows.all() if opened is not None]
+    return max(closes, default=None)
 
 
 async def store_funding(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -405,7 +423,12 @@ ORDER BY f.symbol, f.funding_time
 async def load_funding(
     conn: asyncpg.Connection, venue: str, ranges: dict[str, tuple[datetime, datetime]]
 ) -> dict[str, tuple[list[float], list[float]]]:
-    """Return each symbol's settlement (epoch seconds, rate) columns inside its range."""
+    """Return each symbol's settlement (epoch seconds, rate) columns inside its range.
+
+    A settlement's time is rounded to the whole second: Binance settles on the hour but
+    stamps the record a few ms later (00:00:00.012), which would move a settlement out of
+    the window ending on its hour (entry < settlement <= due) into the one starting on it.
+    """
     if not ranges:
         return {}
     symbols = list(ranges)
@@ -419,7 +442,7 @@ async def load_funding(
     out: dict[str, tuple[list[float], list[float]]] = {}
     for symbol, at, rate in rows:
         times, rates = out.setdefault(symbol, ([], []))
-        times.append(at.timestamp())
+        times.append(float(round(at.timestamp())))
         rates.append(rate)
     return out
 
@@ -439,9 +462,10 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
 
 
 INSERT_CANDLES_SQL = """
-INSERT INTO outcome_candles (symbol, timeframe, open_time, open, high, low, close, source)
+INSERT INTO outcome_candles (symbol, timeframe, open_time, open, high, low, close, source,
+                             venue)
 SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[],
-                     $6::float8[], $7::float8[], $8::text[])
+                     $6::float8[], $7::float8[], $8::text[], $9::text[])
 ON CONFLICT DO NOTHING
 """
 
@@ -449,19 +473,29 @@ ON CONFLICT DO NOTHING
 async def insert_candles(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
     """`store_candles` on an asyncpg connection (one statement)."""
     if rows:
-        cols = ("symbol", "timeframe", "open_time", "open", "high", "low", "close", "source")
+        cols = (
+            "symbol",
+            "timeframe",
+            "open_time",
+            "open",
+            "high",
+            "low",
+            "close",
+            "source",
+            "venue",
+        )
         await conn.execute(INSERT_CANDLES_SQL, *([r[c] for r in rows] for c in cols))
 
 
-# the candles of every (symbol, [start, end)) range of a batch in one round trip, per symbol and
-# timeframe in open-time order (distinct per the primary key)
+# the candles of every (symbol, [start, end)) range of a batch in one round trip, per symbol,
+# venue and timeframe in open-time order (distinct per the primary key)
 LOAD_SERIES_SQL = """
-SELECT c.symbol, c.timeframe, c.open_time, c.high, c.low, c.close
+SELECT c.symbol, c.venue, c.timeframe, c.open_time, c.high, c.low, c.close
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS r(symbol, start_at, end_at)
 JOIN outcome_candles AS c
   ON c.symbol = r.symbol AND c.timeframe = ANY($4::text[])
  AND c.open_time >= r.start_at AND c.open_time < r.end_at
-ORDER BY c.symbol, c.timeframe, c.open_time
+ORDER BY c.symbol, c.venue, c.timeframe, c.open_time
 """
 
 
@@ -469,10 +503,12 @@ async def load_series(
     conn: asyncpg.Connection,
     ranges: dict[str, tuple[datetime, datetime]],
     timeframes: Sequence[str],
-) -> dict[tuple[str, str], Series]:
-    """Return the stored candles opening in [start, end) of each symbol, per (symbol, timeframe).
+) -> dict[tuple[str, str, str], Series]:
+    """Return the stored candles opening in [start, end) of each symbol, per (symbol, venue,
+    timeframe): a path never mixes venues.
 
-    `ranges` maps a symbol to its (start, end); a (symbol, timeframe) without candles is absent.
+    `ranges` maps a symbol to its (start, end); a (symbol, venue, timeframe) without candles is
+    absent. Venue '' holds the candles stored before outcomes_0006 (venue unknown).
     """
     if not ranges:
         return {}
@@ -484,12 +520,12 @@ async def load_series(
         [ranges[s][1] for s in symbols],
         list(timeframes),
     )
-    out: dict[tuple[str, str], Series] = {}
+    out: dict[tuple[str, str, str], Series] = {}
     series: Series | None = None
-    key: tuple[str, str] | None = None
-    for symbol, tf, open_time, high, low, close in rows:
-        if (symbol, tf) != key:
-            key = (symbol, tf)
+    key: tuple[str, str, str] | None = None
+    for symbol, venue, tf, open_time, high, low, close in rows:
+        if (symbol, venue, tf) != key:
+            key = (symbol, venue, tf)
             series = out[key] = Series([], [], [], [])
         assert series is not None
         series.times.append(open_time)
@@ -516,6 +552,7 @@ class DueRow:
     due_at: datetime
     attempts: int
     created_at: datetime
+    venue: str | None  # the signal's price venue (None: unknown)
 
 
 # the columns of DueRow, in order; the partial index ix_signal_outcomes_due serves the scan
@@ -638,8 +675,8 @@ CLAIM_FUNDING_UNKNOWN_SQL = f"""
 SELECT {", ".join(FundingDue.__slots__)}
 FROM signal_outcomes
 WHERE status = 'completed' AND cost_pct IS NOT NULL AND funding_pct IS NULL
-  AND due_at >= $1 AND due_at <= $2
-ORDER BY due_at
+  AND due_at >= $1 AND due_at <= $2 AND (due_at, id) > ($4, $5)
+ORDER BY due_at, id
 LIMIT $3
 FOR UPDATE SKIP LOCKED
 """
@@ -654,12 +691,20 @@ WHERE t.id = v.id AND t.funding_pct IS NULL
 
 
 async def claim_funding_unknown(
-    conn: asyncpg.Connection, since: datetime, until: datetime, limit: int
+    conn: asyncpg.Connection,
+    since: datetime,
+    until: datetime,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
 ) -> list[FundingDue]:
-    """Lock completed rows due in [since, until] whose funding is unknown (SKIP LOCKED)."""
-    return [
-        FundingDue(*r) for r in await conn.fetch(CLAIM_FUNDING_UNKNOWN_SQL, since, until, limit)
-    ]
+    """Lock completed rows due in [since, until] whose funding is unknown (SKIP LOCKED).
+
+    Oldest first, after the (due_at, id) `after` of the previous page: rows that stay unknown
+    must not hide the rows behind them.
+    """
+    after_due, after_id = after or (since, -1)
+    rows = await conn.fetch(CLAIM_FUNDING_UNKNOWN_SQL, since, until, limit, after_due, after_id)
+    return [FundingDue(*r) for r in rows]
 
 
 async def set_funding(conn: asyncpg.Connection, rows: Sequence[tuple[int, float, int]]) -> None:

@@ -100,6 +100,18 @@ class OutcomesService(KafkaService):
             async with session_scope(self.sessions) as session:
                 await repo.store_mss(session, event)
 
+    async def on_start(self) -> None:
+        """Under the event clock, resume market time from the candles already stored.
+
+        After a restart no candle may ever come again (a replay that has ended; the consumer
+        resumes past what it stored): the rows the stored path reaches must still fall due.
+        """
+        if self.options.outcomes_clock == "event":
+            async with session_scope(self.sessions) as session:
+                stored = await repo.latest_candle_close(session, self.options.candle_timeframes())
+            if stored is not None:
+                self.market_now = max(self.market_now, stored)
+
     def event_clock(self) -> datetime:
         """Return market time: the close of the newest candle stored (OUTCOMES_CLOCK=event)."""
         return self.market_now

@@ -47,11 +47,24 @@ Clock = Callable[[], datetime]
 FUNDING_BEFORE = timedelta(hours=72)
 FUNDING_AFTER = timedelta(hours=48)
 Funding = dict[str, tuple[list[float], list[float]]]
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def system_clock() -> datetime:
     """Return the current UTC time."""
     return datetime.now(UTC)
+
+
+def covers(row: repo.DueRow, step: timedelta, finest: timedelta) -> bool:
+    """Return True when the candles of `step` inside the row's window miss less than one
+    candle of `finest` at either end (what the finest timeframe's path misses at most).
+
+    A coarser timeframe off the signal's grid starts late and ends early: a 10:15 signal's
+    4h path of 1h candles is 11:00-14:00, not the horizon.
+    """
+    late = (EPOCH - row.entry_at) % step  # from the entry to the first candle's open
+    early = (row.due_at - EPOCH) % step  # from the last candle's close to the due time
+    return late < finest and early < finest
 
 
 def outcome_event_id(signal_id: str, horizon: str) -> str:
@@ -218,30 +231,40 @@ class Tracker:
         """Fill in the funding of completed rows whose settlements have arrived since.
 
         Rows due within OUTCOMES_FUNDING_WAIT_S are re-checked; after that their funding stays
-        unknown (NULL). Returns how many rows got their funding.
+        unknown (NULL). Every such row is visited, a batch per transaction: rows whose funding
+        stays unknown (a lost settlement) never hide the ones behind them. Returns how many
+        rows got their funding.
         """
         now = self._clock()
         since = now - timedelta(seconds=self._s.outcomes_funding_wait_s)
-        async with session_scope(self._sessions) as session:
-            conn = await repo.driver_connection(session)
-            try:
-                async with conn.transaction():
-                    rows = await repo.claim_funding_unknown(
-                        conn, since, now, self._s.outcomes_batch_size
-                    )
-                    if not rows:
-                        return 0
-                    funding = await self._funding(conn, rows)
-                    known = []
-                    for row in rows:
-                        rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
-                        if rates is not None:
-                            paid = funding_paid_pct(row.direction, rates)
-                            known.append((row.id, paid, len(rates)))
-                    await repo.set_funding(conn, known)
-            except repo.CONNECTION_DOWN as exc:
-                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
-        return len(known)
+        after: tuple[datetime, int] | None = None
+        total = 0
+        while True:
+            async with session_scope(self._sessions) as session:
+                conn = await repo.driver_connection(session)
+                try:
+                    async with conn.transaction():
+                        rows = await repo.claim_funding_unknown(
+                            conn, since, now, self._s.outcomes_batch_size, after
+                        )
+                        if not rows:
+                            return total
+                        funding = await self._funding(conn, rows)
+                        known = []
+                        for row in rows:
+                            rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
+                            if rates is not None:
+                                paid = funding_paid_pct(row.direction, rates)
+                                known.append((row.id, paid, len(rates)))
+                        await repo.set_funding(conn, known)
+                except repo.CONNECTION_DOWN as exc:
+                    raise DependencyUnavailable(
+                        f"database unavailable: {type(exc).__name__}"
+                    ) from exc
+            total += len(known)
+            if len(rows) < self._s.outcomes_batch_size:
+                return total
+            after = (rows[-1].due_at, rows[-1].id)
 
     async def _paths(
         self, conn: asyncpg.Connection, rows: list[repo.DueRow]
@@ -252,21 +275,48 @@ class Tracker:
             start, end = ranges.get(row.symbol, (row.entry_at, row.due_at))
             ranges[row.symbol] = (min(start, row.entry_at), max(end, row.due_at))
         stored = await repo.load_series(conn, ranges, list(self._timeframes))
+        venues: dict[str, set[str]] = {}
+        for symbol, venue, _ in stored:
+            venues.setdefault(symbol, set()).add(venue)
         found: dict[int, tuple[Series, int, int, str]] = {}
         missing: dict[str, list[repo.DueRow]] = {}
         for row in rows:
-            for tf, step in self._timeframes.items():  # finest first: the most detailed wins
-                series = stored.get((row.symbol, tf))
-                window = None if series is None else series.window(row.entry_at, row.due_at, step)
-                if window is not None:
-                    assert series is not None
-                    found[row.id] = (series, window[0], window[1], "stream")
-                    break
-            else:
+            path = self._stored_path(row, stored, venues.get(row.symbol, set()))
+            if path is None:
                 missing.setdefault(row.symbol, []).append(row)
+            else:
+                found[row.id] = path
         for symbol, group in missing.items():
             found.update(await self._fetch_paths(conn, symbol, group))
         return found
+
+    def _stored_path(
+        self,
+        row: repo.DueRow,
+        stored: dict[tuple[str, str, str], Series],
+        venues: set[str],
+    ) -> tuple[Series, int, int, str] | None:
+        """Return the row's path from one venue's stored candles, or None.
+
+        The signal's own venue first, then candles of unknown venue (stored before
+        outcomes_0006); a signal of unknown venue takes the funding venue's, then any.
+        """
+        if row.venue:
+            order = [row.venue, ""]
+        else:
+            first = self._s.outcomes_funding_venue
+            order = [first, "", *sorted(venues - {first, ""})]
+        finest = next(iter(self._timeframes.values()))
+        for venue in order:
+            for tf, step in self._timeframes.items():  # finest first: the most detailed wins
+                if not covers(row, step, finest):
+                    continue  # its path would start late and end before the horizon
+                series = stored.get((row.symbol, venue, tf))
+                window = None if series is None else series.window(row.entry_at, row.due_at, step)
+                if window is not None:
+                    assert series is not None
+                    return series, window[0], window[1], "stream"
+        return None
 
     async def _fetch_paths(
         self, conn: asyncpg.Connection, symbol: str, rows: list[repo.DueRow]
@@ -275,6 +325,10 @@ class Tracker:
             if not self._no_fallback_logged:
                 log.warning("klines fallback disabled: rows without stream candles wait")
                 self._no_fallback_logged = True
+            return {}
+        # the klines are one venue's prices: never a path for a signal priced on another
+        rows = [r for r in rows if r.venue in (None, "", self._klines.venue)]
+        if not rows:
             return {}
         tf = self._kline_tf
         step = timedelta(seconds=TIMEFRAME_SECONDS[tf])
@@ -300,6 +354,7 @@ class Tracker:
                     "low": c.low,
                     "close": c.close,
                     "source": self._klines.name,
+                    "venue": self._klines.venue,
                 }
                 for c in candles
             ],
@@ -312,35 +367,47 @@ class Tracker:
         return found
 
     async def publish_batch(self) -> int:
-        """Publish completed, unpublished outcomes; mark them once Kafka acknowledged."""
+        """Publish completed, unpublished outcomes; mark them once Kafka acknowledged them.
+
+        Each send waits for its own acknowledgement (sent together, so they still batch): the
+        producer is shared with the consumer loop, whose commit waits for, or after a failure
+        discards, every delivery pending on it, so `wait_delivered()` here could return before
+        these events were acknowledged and the outbox would drop an event the broker lost.
+        """
         if self._producer is None:
             return 0
+        producer = self._producer
         async with session_scope(self._sessions) as session:
             rows = await repo.claim_unpublished(session, self._s.outcomes_batch_size)
             if not rows:
                 return 0
-            for r in rows:
-                await self._producer.publish(
-                    OutcomeEvaluatedV1(
-                        event_id=outcome_event_id(r.signal_id, r.horizon),
-                        source="outcomes",
-                        symbol=r.symbol,
-                        observed_at=r.due_at,
-                        causation_id=r.signal_event_id,
-                        signal_id=r.signal_id,
-                        direction=r.direction,
-                        verdict=r.verdict,
-                        horizon=r.horizon,
-                        entry_price=r.entry_price,
-                        exit_price=r.exit_price,
-                        pnl_pct=r.pnl_pct,
-                        result=r.result,
-                        max_favorable_pct=r.max_favorable_pct,
-                        max_adverse_pct=r.max_adverse_pct,
-                        first_hit=r.first_hit,
-                    )
+            events = [
+                OutcomeEvaluatedV1(
+                    event_id=outcome_event_id(r.signal_id, r.horizon),
+                    source="outcomes",
+                    symbol=r.symbol,
+                    observed_at=r.due_at,
+                    causation_id=r.signal_event_id,
+                    signal_id=r.signal_id,
+                    direction=r.direction,
+                    verdict=r.verdict,
+                    horizon=r.horizon,
+                    entry_price=r.entry_price,
+                    exit_price=r.exit_price,
+                    pnl_pct=r.pnl_pct,
+                    result=r.result,
+                    max_favorable_pct=r.max_favorable_pct,
+                    max_adverse_pct=r.max_adverse_pct,
+                    first_hit=r.first_hit,
                 )
-            await self._producer.wait_delivered()
+                for r in rows
+            ]
+            results = await asyncio.gather(
+                *(producer.publish(e, wait=True) for e in events), return_exceptions=True
+            )
+            errors = [e for e in results if isinstance(e, BaseException)]
+            if errors:
+                raise errors[0]
             await repo.mark_published(session, [r.id for r in rows], self._wall())
         return len(rows)
 

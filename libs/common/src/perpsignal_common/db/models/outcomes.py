@@ -9,8 +9,9 @@ Owner: the outcomes service (the only writer). The gateway reads them through
   Verdict, judge, risk mode, score and symbol are copied from the signal so the analytics
   queries over a million rows never need a join.
 * `outcome_funding`: settled funding rates, charged to the positions open at each settlement.
-* `outcome_candles`: closed candles (all symbols, configured timeframes) so an evaluation reads
-  the candle path between entry and horizon from the database.
+* `outcome_candles`: closed candles (all symbols and venues, configured timeframes) so an
+  evaluation reads the candle path between entry and horizon, of the signal's venue, from the
+  database.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class OutcomeSignal(TimestampMixin, Base):
     take_profit_price: Mapped[float | None] = mapped_column(Float)
     factors: Mapped[Any] = mapped_column(JSONB, nullable=False)
     verdict_layer: Mapped[Any] = mapped_column(JSONB, nullable=False)
+    venue: Mapped[str | None] = mapped_column(String(32))  # whose candles priced it (outcomes_0006)
 
     __table_args__ = (Index("ix_outcome_signals_symbol_observed", "symbol", "observed_at"),)
 
@@ -102,6 +104,8 @@ class SignalOutcome(Base):
     take_profit_price: Mapped[float | None] = mapped_column(Float)
     entry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # the signal's price venue: its path is read from this venue's candles (NULL: unknown)
+    venue: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     # due on the evaluator's clock (market time under OUTCOMES_CLOCK=event); a deferred row
     # waits for `retry_at` too, always wall time (outcomes_0005)
@@ -257,6 +261,8 @@ class OutcomeCandle(Base):
 
     symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
     timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    # a path is one venue's candles ('' : stored before outcomes_0006, venue unknown)
+    venue: Mapped[str] = mapped_column(String(32), primary_key=True, server_default="")
     open_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     open: Mapped[float] = mapped_column(Float, nullable=False)
     high: Mapped[float] = mapped_column(Float, nullable=False)

@@ -237,7 +237,7 @@ def build_panel(
     from perpsignal_cli.backtesting.pipeline import engine_config, rules_judge
     from perpsignal_common.events.market import FundingRateV1
     from perpsignal_common.events.signals import FACTOR_NAMES
-    from perpsignal_domain.outcomes.evaluate import evaluate, settled_between
+    from perpsignal_domain.outcomes.evaluate import evaluate, settled_between, settlement_time
     from perpsignal_domain.research.calibration import Config, Panel, freshness_of
     from perpsignal_domain.scoring.engine import ScoringEngine
 
@@ -249,7 +249,7 @@ def build_panel(
     if history.primary.timeframe != history.base.timeframe:
         paths.append(history.path_index(history.primary))
     funding = sorted(
-        (e.observed_at.timestamp(), float(e.rate))
+        (settlement_time(e.observed_at.timestamp()), float(e.rate))
         for e in history.events
         if isinstance(e, FundingRateV1) and e.settled
     )

@@ -26,7 +26,7 @@ from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalJudgedV1
-from perpsignal_domain.outcomes.evaluate import Evaluation, Series
+from perpsignal_domain.outcomes.evaluate import Evaluation, Series, settlement_time
 
 _FACTORS = TypeAdapter(tuple[FactorScore, ...])
 
@@ -425,9 +425,8 @@ async def load_funding(
 ) -> dict[str, tuple[list[float], list[float]]]:
     """Return each symbol's settlement (epoch seconds, rate) columns inside its range.
 
-    A settlement's time is rounded to the whole second: Binance settles on the hour but
-    stamps the record a few ms later (00:00:00.012), which would move a settlement out of
-    the window ending on its hour (entry < settlement <= due) into the one starting on it.
+    Times as `settlement_time` reads them (the whole second: Binance stamps a settlement
+    a few ms after its hour).
     """
     if not ranges:
         return {}
@@ -442,7 +441,7 @@ async def load_funding(
     out: dict[str, tuple[list[float], list[float]]] = {}
     for symbol, at, rate in rows:
         times, rates = out.setdefault(symbol, ([], []))
-        times.append(float(round(at.timestamp())))
+        times.append(settlement_time(at.timestamp()))
         rates.append(rate)
     return out
 

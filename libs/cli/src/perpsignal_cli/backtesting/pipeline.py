@@ -49,6 +49,7 @@ from perpsignal_domain.outcomes.evaluate import (
     evaluate,
     path_window_sorted,
     settled_between,
+    settlement_time,
 )
 from perpsignal_domain.scoring.config import EngineConfig, config_from_json
 from perpsignal_domain.scoring.engine import ScoringEngine
@@ -633,7 +634,7 @@ class OutcomeMeter:
         points = getattr(history.events, "points", history.events)
         funding = (
             sorted(
-                (e.observed_at.timestamp(), float(e.rate))
+                (settlement_time(e.observed_at.timestamp()), float(e.rate))
                 for e in points
                 if isinstance(e, FundingRateV1) and e.settled
             )

@@ -77,6 +77,17 @@ def venue_costs(venue: str) -> Costs:
     return VENUE_COSTS.get(venue.lower(), Costs())
 
 
+def settlement_time(at: float) -> float:
+    """Return a funding settlement's time (epoch s) as the window rules read it.
+
+    Its whole second: Binance settles on the hour but stamps the record a few ms later
+    (00:00:00.012), which would move a settlement out of the window ending on its hour
+    (entry < settlement <= due) into the one starting on it. The outcomes service and the
+    backtest both read settlements through here, so they charge the same windows.
+    """
+    return float(round(at))
+
+
 def settled_between(
     times: Sequence[float], rates: Sequence[float], start: float, end: float
 ) -> Sequence[float]:

@@ -16,7 +16,7 @@ from perpsignal_cli import calibrate as cli
 from perpsignal_cli.backtesting.pipeline import engine_config, load_history
 from perpsignal_common.events.market import FundingRateV1
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_domain.outcomes.evaluate import Costs, evaluate, settled_between
+from perpsignal_domain.outcomes.evaluate import Costs, evaluate, settled_between, settlement_time
 from perpsignal_domain.research.calibration import (
     Calibration,
     Config,
@@ -268,7 +268,7 @@ def test_panel_pnl_is_what_the_outcomes_code_measures_for_each_side(market: Path
     panel, _ = cli.build_panel(history, 8 * 3600.0, costs, (None, None))
     index = history.path_index(history.base)
     settled = sorted(
-        (e.observed_at.timestamp(), float(e.rate))
+        (settlement_time(e.observed_at.timestamp()), float(e.rate))  # as outcomes reads them
         for e in history.events
         if isinstance(e, FundingRateV1) and e.settled
     )

@@ -19,7 +19,7 @@ from perpsignal_cli.backtesting.timerange import (
 )
 from perpsignal_common.events.market import FundingRateV1
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_domain.outcomes.evaluate import NO_COSTS, Costs
+from perpsignal_domain.outcomes.evaluate import NO_COSTS, Costs, settlement_time
 
 COSTS = Costs(taker_fee_bp=4.0, slippage_bp=1.5)
 HORIZONS = ["1h", "4h", "24h"]
@@ -47,7 +47,9 @@ def test_costs_reduce_net_pnl_by_exactly_fees_slippage_and_funding(
 ) -> None:
     gross_run, net_run = runs
     funding = sorted(
-        (e.observed_at.timestamp(), e.rate) for e in history.events if isinstance(e, FundingRateV1)
+        (settlement_time(e.observed_at.timestamp()), e.rate)  # as the outcomes code reads them
+        for e in history.events
+        if isinstance(e, FundingRateV1)
     )
     paid = 0
     for g, n in zip(gross_run.records, net_run.records, strict=True):

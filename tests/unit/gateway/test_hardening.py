@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -147,6 +148,32 @@ async def test_costly_operations_have_their_own_budget_per_key(make_client, prod
     assert first.status_code == 200
     limited = await client.post("/invoke", json=vendor, headers=k1)
     assert limited.status_code == 429 and "vendor budget" in limited.text
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: b"\xef\xbb\xbf" + text.encode(),  # a UTF-8 byte order mark
+        lambda text: text.encode("utf-16"),
+    ],
+    ids=["utf8-bom", "utf16"],
+)
+async def test_judge_budget_holds_for_every_json_encoding_the_app_reads(
+    make_client, producer, encode
+) -> None:
+    from tests.unit.gateway import builders as b
+
+    app, client = await make_client(gateway_api_keys="k1", gateway_judge_rate_limit="1/minute")
+    app.state.model.apply(b.signal("BTCUSDT"))
+    headers = {"X-API-Key": "k1", "Content-Type": "application/json"}
+    body = json.dumps({"operation": "validate_signal", "symbol": "BTC", "direction": "LONG"})
+    first = await client.post("/invoke", content=body, headers=headers)
+    assert first.status_code == 504  # judged (no judge here: it times out)
+    # the app reads this body too (the standard library's JSON): it must spend the budget
+    again = await client.post("/invoke", content=encode(body), headers=headers)
+    assert again.status_code == 429, again.text
+    assert "judge budget" in again.json()["error"]["message"]
+    assert len(producer.events) == 1  # one judge request on the bus, not two
 
 
 async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import time
@@ -342,7 +343,12 @@ def _costly(path: str, body: bytes) -> str | None:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        # the app parses with the standard library, which also takes what orjson refuses (a
+        # BOM, UTF-16/32, NaN): judge by what the app will read, or such a body runs free
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
     op = data.get("operation") if isinstance(data, dict) else None
     if not isinstance(op, str):
         return None

@@ -330,6 +330,29 @@ async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(prod
         assert 1 <= int(r.headers["Retry-After"]) <= 30
 
 
+@respx.mock
+async def test_the_503_of_an_unreachable_universe_is_in_the_openapi_document(producer) -> None:
+    """Generated clients and GPT Actions learn every status from the document."""
+    respx.get("https://fapi.binance.com/fapi/v1/exchangeInfo").mock(
+        side_effect=httpx.ConnectError("no route")
+    )
+    app = create_app(settings(), vendor_env={}, producer=producer, connect_kafka=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            doc = (await client.get("/openapi.json")).json()
+            answered = {
+                ("/signals/{symbol}", "get"): await client.get("/signals/ETH"),
+                ("/gpt/signal", "post"): await client.post("/gpt/signal", json={"symbol": "ETH"}),
+                ("/judge/validate", "post"): await client.post(
+                    "/judge/validate", json={"symbol": "ETH", "direction": "LONG"}
+                ),
+            }
+    for (path, method), r in answered.items():
+        assert r.status_code == 503, (path, r.text)
+        assert "503" in doc["paths"][path][method]["responses"], path
+
+
 async def test_signals_with_equal_scores_list_in_one_order_whatever_the_arrival(
     make_client,
 ) -> None:

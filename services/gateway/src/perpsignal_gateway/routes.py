@@ -39,9 +39,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "Rate limited; see Retry-After"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown"}}
+# whether an untracked symbol is listed is asked of the venue: its outage is a 503
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "The venue's symbol list or a platform dependency is unavailable; "
+        "see Retry-After",
+    }
+}
 ON_DEMAND: dict[int | str, dict[str, Any]] = {
     202: {"model": TrackingAccepted, "description": "Tracking requested; retry later"},
     **NOT_FOUND,
+    **UNAVAILABLE,
 }
 DB: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "DB down"}}
 
@@ -320,6 +329,7 @@ async def gpt_market(body: a.SymbolBody, p: PlatformDep) -> Response:
     responses={
         **ERRORS,
         **NOT_FOUND,
+        **UNAVAILABLE,
         409: {"model": ErrorBody, "description": "No market context yet; tracking requested"},
         504: {"model": ErrorBody, "description": "Judge timeout"},
     },

@@ -174,6 +174,23 @@ async def test_vendor_errors_are_translated(
 
 
 @respx.mock
+async def test_a_vendor_echoing_our_key_at_the_end_of_a_long_message_leaks_none_of_it(
+    make_client,
+) -> None:
+    key = "cg-0123456789abcdefghijklmnopqrstuvwxyz"
+    # the key straddles where a long vendor message is cut for the error body
+    echoed = "invalid key for " + "x" * (300 - 16 - 12) + key
+    respx.get(f"{CG}/api/futures/supported-coins").mock(
+        return_value=httpx.Response(401, json={"msg": echoed})
+    )
+    _, client = await make_client(vendor_env={"COINGLASS_API_KEY": key})
+    r = await client.post("/invoke", json={"operation": "coinglass.futures_supported_coins"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "vendor_auth_failed"
+    assert key[:12] not in r.text
+    assert r.json()["error"]["details"]["vendorMessage"].startswith("invalid key for xxx")
+
+
+@respx.mock
 async def test_vendor_timeout_is_504(make_client) -> None:
     respx.get("https://api.alternative.me/fng/").mock(side_effect=httpx.ReadTimeout("slow"))
     _, client = await make_client()

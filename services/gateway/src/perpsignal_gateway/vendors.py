@@ -30,6 +30,8 @@ from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
 log = logging.getLogger(__name__)
 
+MAX_MESSAGE = 300  # characters of a vendor's error message passed on
+
 VENDOR_CALLS = Counter(
     "perpsignal_gateway_vendor_calls_total",
     "Pass-through calls by vendor and outcome",
@@ -202,8 +204,10 @@ class VendorClient:
         message = _message(body)
         key = self._env.get(vendor.key_env, "") if vendor.key_env else ""
         # a vendor may echo the key it refused: it is the operator's, not the caller's
+        # (redacted before the message is cut, or a key across the cut leaks its start)
         if message and len(key) >= MIN_SECRET_LEN:
             message = message.replace(key, "***")
+        message = message[:MAX_MESSAGE] if message else message
         details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:
             retry = _retry_after(response)
@@ -275,9 +279,9 @@ def _message(body: Any) -> str | None:
     if isinstance(body, dict):
         for key in ("msg", "message", "error", "description"):
             if isinstance(body.get(key), str):
-                return str(body[key])[:300]
+                return str(body[key])
     if isinstance(body, str):
-        return body[:300]
+        return body
     return None
 
 

@@ -190,6 +190,22 @@ async def test_a_vendor_echoing_our_key_at_the_end_of_a_long_message_leaks_none_
     assert r.json()["error"]["details"]["vendorMessage"].startswith("invalid key for xxx")
 
 
+@pytest.mark.parametrize("retry_after", ["inf", "1e400", "1e300", "-5", "soon"])
+@respx.mock
+async def test_any_retry_after_of_a_vendor_is_passed_on_as_a_sane_number(
+    make_client, retry_after
+) -> None:
+    respx.get("https://api.alternative.me/fng/").mock(
+        return_value=httpx.Response(
+            429, json={"error": "slow down"}, headers={"Retry-After": retry_after}
+        )
+    )
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "feargreed.fng"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "vendor_rate_limited"
+    assert 1 <= int(r.headers["Retry-After"]) <= 3 * 86_400
+
+
 @respx.mock
 async def test_vendor_timeout_is_504(make_client) -> None:
     respx.get("https://api.alternative.me/fng/").mock(side_effect=httpx.ReadTimeout("slow"))

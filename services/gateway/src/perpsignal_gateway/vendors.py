@@ -31,6 +31,7 @@ from perpsignal_gateway.redaction import MIN_SECRET_LEN
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 300  # characters of a vendor's error message passed on
+MAX_RETRY_AFTER_S = 3 * 86_400  # Binance's longest IP ban; more is a vendor's garbage
 
 VENDOR_CALLS = Counter(
     "perpsignal_gateway_vendor_calls_total",
@@ -288,6 +289,9 @@ def _message(body: Any) -> str | None:
 def _retry_after(response: httpx.Response) -> int:
     raw = response.headers.get("Retry-After")
     try:
-        return max(1, math.ceil(float(raw))) if raw else 60
+        seconds = float(raw) if raw else 60.0
     except ValueError:
         return 60
+    if not math.isfinite(seconds):  # "inf", "1e400": math.ceil would raise (a 500)
+        return 60
+    return min(MAX_RETRY_AFTER_S, max(1, math.ceil(seconds)))

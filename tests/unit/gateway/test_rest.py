@@ -366,3 +366,21 @@ async def test_signals_with_equal_scores_list_in_one_order_whatever_the_arrival(
         body = (await client.get("/signals", params={"limit": 2})).json()
         pages.append([s["symbol"] for s in body["signals"]])
     assert pages[0] == pages[1] and len(pages[0]) == 2
+
+
+def test_a_snapshot_record_holding_an_mss_the_topics_would_refuse_restores_the_rest() -> None:
+    """A record keyed by a valid coin may still hold an MSS whose own coin is not one."""
+    from perpsignal_common.events.snapshot import GatewaySnapshotV1
+    from perpsignal_gateway.readmodel import ReadModel
+    from perpsignal_gateway.snapshot import capture
+
+    source = ReadModel()
+    source.apply(b.mss("AAA"))
+    good = capture(source, ("mss", "AAA"), {}, "test")
+    bad = GatewaySnapshotV1.model_validate(
+        {**good.model_dump(), "mss": b.mss("AAA").model_copy(update={"coin": "no coin!"})}
+    )
+    model = ReadModel()
+    model.restore(bad)
+    model.restore(good)
+    assert list(model.mss) == ["AAA"]

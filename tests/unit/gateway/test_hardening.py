@@ -103,6 +103,18 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client) 
     ]
 
 
+async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted(
+    make_client,
+) -> None:
+    """Listening on `::`, an IPv4 proxy's address arrives IPv4-mapped (::ffff:a.b.c.d)."""
+    app, _ = await make_client(gateway_rate_limit="2/minute", gateway_trusted_proxies="10.0.0.0/8")
+    transport = httpx.ASGITransport(app=app, client=("::ffff:10.1.2.3", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as proxied:
+        for i in range(3):  # each real client behind the proxy has its own budget
+            r = await proxied.get("/ping", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            assert r.status_code == 200, i
+
+
 async def test_failed_authentications_are_throttled_per_client(make_client) -> None:
     _, client = await make_client(gateway_api_keys="k1", gateway_auth_failure_limit="5/minute")
     codes = [

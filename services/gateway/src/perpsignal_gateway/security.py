@@ -331,7 +331,9 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in proxies)
+    # a dual-stack socket (listening on "::") reports an IPv4 peer as ::ffff:a.b.c.d
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in net or (mapped is not None and mapped in net) for net in proxies)
 
 
 def _costly(path: str, body: bytes) -> str | None:

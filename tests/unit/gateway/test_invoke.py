@@ -283,3 +283,21 @@ async def test_vendor_account_writes_are_opt_in(make_client) -> None:
     _, opened = await make_client(gateway_vendor_write_operations=True)
     listing = await opened.get("/invoke/operations", params={"prefix": "lunarcrush.searches_"})
     assert "lunarcrush.searches_delete" in {o["name"] for o in listing.json()["operations"]}
+
+
+async def test_every_status_invoke_answers_for_an_untracked_symbol_is_documented(
+    make_client,
+) -> None:
+    """GPT Actions call everything through /invoke: its document must list these too."""
+    _, client = await make_client()
+    doc = (await client.get("/openapi.json")).json()
+    documented = doc["paths"]["/invoke"]["post"]["responses"]
+    pending = await client.post("/invoke", json={"operation": "get_signal", "symbol": "ETH"})
+    assert pending.status_code == 202  # tracking requested: retry later
+    no_context = await client.post(
+        "/invoke", json={"operation": "validate_signal", "symbol": "SOL", "direction": "LONG"}
+    )
+    assert no_context.status_code == 409
+    for r in (pending, no_context):
+        assert str(r.status_code) in documented, r.status_code
+        assert "Retry-After" in r.headers

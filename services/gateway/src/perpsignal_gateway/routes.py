@@ -379,7 +379,15 @@ class OperationList(ApiModel):
     response_model=InvokeResult,
     responses={
         **ERRORS,
+        202: {
+            "model": TrackingAccepted,
+            "description": "get_signal of an untracked symbol: tracking requested; retry later",
+        },
         404: {"model": ErrorBody, "description": "Unknown operation, with the closest names"},
+        409: {
+            "model": ErrorBody,
+            "description": "validate_signal: no market context yet; tracking requested",
+        },
         502: {"model": ErrorBody, "description": "Vendor failed"},
         503: {"model": ErrorBody, "description": "Vendor key missing or dependency down"},
         504: {"model": ErrorBody, "description": "Vendor or judge timeout"},

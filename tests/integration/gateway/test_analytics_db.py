@@ -92,6 +92,15 @@ async def test_a_date_time_at_the_ends_of_the_calendar_is_a_422_not_a_500(
             assert ok.status_code == 200, (when, ok.text)
 
 
+async def test_a_date_time_without_an_offset_is_echoed_as_utc(database_url) -> None:
+    """The documents say `format: date-time` (RFC 3339), which requires an offset."""
+    async with gateway(database_url) as client:
+        for path in ("/analytics/verdict-performance", "/analytics/signal-research"):
+            r = await client.get(path, params={"since": "2026-01-01T00:00:00"})
+            assert r.status_code == 200, r.text
+            assert r.json()["since"] == "2026-01-01T00:00:00Z", path
+
+
 async def test_database_down_is_503_with_a_clear_code() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -39,7 +39,7 @@ def _in_calendar(value: datetime) -> datetime:
         inside = False
     if not inside:
         raise ValueError("must be between 0001-01-02 and 9999-12-30 (UTC)")
-    return value
+    return aware  # answers echo it: an RFC 3339 date-time has an offset
 
 
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_calendar)]

@@ -188,6 +188,32 @@ async def test_judge_budget_holds_for_every_json_encoding_the_app_reads(
     assert len(producer.events) == 1  # one judge request on the bus, not two
 
 
+async def test_a_price_the_judge_contract_refuses_is_a_422_naming_the_field_sent(
+    make_client, producer
+) -> None:
+    from perpsignal_common.events.values import MAX_PRICE
+
+    _, client = await make_client()
+    doc = (await client.get("/openapi.json")).json()
+    entry = json.dumps(doc["components"]["schemas"]["ValidateBody"]["properties"]["entryPrice"])
+    assert '"maximum"' in entry  # the document says what is refused
+    for body in (
+        {"symbol": "SOL", "direction": "LONG", "entryPrice": MAX_PRICE * 10},
+        {
+            "operation": "validate_signal",
+            "symbol": "SOL",
+            "direction": "LONG",
+            "stopLossPrice": 1e-300,
+        },
+    ):
+        path = "/invoke" if "operation" in body else "/judge/validate"
+        r = await client.post(path, json=body)
+        assert r.status_code == 422, r.text
+        fields = [d["field"] for d in r.json()["error"]["details"]]
+        assert fields in (["entryPrice"], ["stopLossPrice"]), fields
+    assert producer.events == []  # refused up front: nothing tracked, nothing judged
+
+
 async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:
     _, client = await make_client()
     for path, body in (

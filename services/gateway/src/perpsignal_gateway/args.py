@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from perpsignal_common.events.values import MAX_PRICE, MIN_PRICE
 from perpsignal_gateway.schemas import ApiModel
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
@@ -89,9 +90,10 @@ class ValidateArgs(SymbolArgs):
 
     direction: Literal["LONG", "SHORT"]
     score: float | None = Field(default=None, ge=0, le=100)
-    entry_price: float | None = Field(default=None, gt=0)
-    stop_loss_price: float | None = Field(default=None, gt=0)
-    take_profit_price: float | None = Field(default=None, gt=0)
+    # the judge request's own bounds (Price): refused here, before tracking or judging
+    entry_price: float | None = Field(default=None, ge=MIN_PRICE, le=MAX_PRICE)
+    stop_loss_price: float | None = Field(default=None, ge=MIN_PRICE, le=MAX_PRICE)
+    take_profit_price: float | None = Field(default=None, ge=MIN_PRICE, le=MAX_PRICE)
 
 
 class PerformanceQuery(StrictArgs):

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import respx
 
 from perpsignal_common.events.market import TrackCommandV1
@@ -253,6 +254,20 @@ async def test_cached_hot_path_answers_exactly_like_the_routed_endpoint(make_cli
     assert bad.status_code == 422
     metrics = (await client.get("/metrics")).text
     assert 'gateway_http_requests_total{route="/signals/{symbol}",status="200"}' in metrics
+
+
+@pytest.mark.parametrize("raw", ["%20BTC", "BTC%20", "%C5%BFol", "BTC%0A"])
+async def test_a_symbol_the_path_pattern_refuses_is_refused_by_the_hot_path_too(
+    make_client, raw
+) -> None:
+    """The document's pattern holds whether or not the cached path answers."""
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT"))
+    model_of(app).apply(b.signal("SOLUSDT"))
+    routed = await client.get(f"/signals/{raw}", params={"debug": "false"})
+    hot = await client.get(f"/signals/{raw}")
+    assert routed.status_code == 422
+    assert hot.status_code == 422, hot.text
 
 
 async def test_a_listener_failure_does_not_stop_the_read_model(make_client) -> None:

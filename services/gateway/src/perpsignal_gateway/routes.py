@@ -29,6 +29,7 @@ from perpsignal_gateway.schemas import (
 )
 from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, parse_subscription
+from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN
 from perpsignal_gateway.tickets import TicketBook
 
 router = APIRouter(dependencies=[Depends(known_query_only)])
@@ -64,14 +65,12 @@ async def registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-# letters, digits, "-" and "_" with at least one letter: BTC, btc, BTCUSDT, BTC-USDT,
-# 1000PEPEUSDT; never a bare number, a path or markup
 SymbolPath = Annotated[
     str,
     Path(
         min_length=1,
         max_length=30,
-        pattern=r"^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$",
+        pattern=PATH_SYMBOL_PATTERN,
         examples=["BTC"],
     ),
 ]

@@ -66,6 +66,41 @@ async def test_a_symbol_postgresql_cannot_store_is_a_422_not_a_500(database_url)
         assert ok.status_code == 200, ok.text
 
 
+# instants at the ends of the calendar: their UTC equivalent (or the next midnight) overflows
+EDGE_TIMES = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59Z")
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/analytics/verdict-performance", "since"),
+        ("/analytics/outcomes-history", "start"),
+        ("/analytics/outcomes-history", "end"),
+        ("/analytics/signal-research", "since"),
+    ],
+)
+async def test_a_date_time_at_the_ends_of_the_calendar_is_a_422_not_a_500(
+    database_url, path, field
+) -> None:
+    async with gateway(database_url) as client:
+        for when in EDGE_TIMES:
+            r = await client.get(path, params={field: when})
+            assert r.status_code == 422, (when, r.text)
+            assert r.json()["error"]["details"][0]["field"] == field
+        for when in ("0001-01-02T00:00:00Z", "9999-12-30T00:00:00Z", "2026-01-01T00:00:00"):
+            ok = await client.get(path, params={field: when})
+            assert ok.status_code == 200, (when, ok.text)
+
+
+async def test_a_date_time_without_an_offset_is_echoed_as_utc(database_url) -> None:
+    """The documents say `format: date-time` (RFC 3339), which requires an offset."""
+    async with gateway(database_url) as client:
+        for path in ("/analytics/verdict-performance", "/analytics/signal-research"):
+            r = await client.get(path, params={"since": "2026-01-01T00:00:00"})
+            assert r.status_code == 200, r.text
+            assert r.json()["since"] == "2026-01-01T00:00:00Z", path
+
+
 async def test_database_down_is_503_with_a_clear_code() -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -191,6 +191,19 @@ async def test_duplicated_and_unreadable_snapshot_records_are_ignored(
     assert seen["view"]["/liquidations/BTCUSDT"][1]["count"] == 9
 
 
+async def test_an_mss_record_whose_coin_cannot_key_a_snapshot_does_not_stop_full_dumps(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """`coin` is free text on the MSS topic, but it names the snapshot key (a symbol)."""
+    await ensure_topics(kafka_settings)
+    poison = b.mss("CCC").model_copy(update={"coin": "not a coin!"})
+    await _publish(kafka_settings, [*_history(), poison])
+    await _write_snapshot(kafka_settings)  # a full dump is written all the same
+    fast, seen = await _compare_with_full_reread(kafka_settings)
+    assert fast.state.follower.started_from == "snapshot"
+    assert [m["coin"] for m in seen["view"]["mss"]["results"]] == ["AAA"]
+
+
 async def test_a_snapshot_that_does_not_match_the_topics_is_dropped(
     kafka_settings: KafkaSettings, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -102,6 +103,18 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client) 
     ]
 
 
+async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted(
+    make_client,
+) -> None:
+    """Listening on `::`, an IPv4 proxy's address arrives IPv4-mapped (::ffff:a.b.c.d)."""
+    app, _ = await make_client(gateway_rate_limit="2/minute", gateway_trusted_proxies="10.0.0.0/8")
+    transport = httpx.ASGITransport(app=app, client=("::ffff:10.1.2.3", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as proxied:
+        for i in range(3):  # each real client behind the proxy has its own budget
+            r = await proxied.get("/ping", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            assert r.status_code == 200, i
+
+
 async def test_failed_authentications_are_throttled_per_client(make_client) -> None:
     _, client = await make_client(gateway_api_keys="k1", gateway_auth_failure_limit="5/minute")
     codes = [
@@ -147,6 +160,58 @@ async def test_costly_operations_have_their_own_budget_per_key(make_client, prod
     assert first.status_code == 200
     limited = await client.post("/invoke", json=vendor, headers=k1)
     assert limited.status_code == 429 and "vendor budget" in limited.text
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: b"\xef\xbb\xbf" + text.encode(),  # a UTF-8 byte order mark
+        lambda text: text.encode("utf-16"),
+    ],
+    ids=["utf8-bom", "utf16"],
+)
+async def test_judge_budget_holds_for_every_json_encoding_the_app_reads(
+    make_client, producer, encode
+) -> None:
+    from tests.unit.gateway import builders as b
+
+    app, client = await make_client(gateway_api_keys="k1", gateway_judge_rate_limit="1/minute")
+    app.state.model.apply(b.signal("BTCUSDT"))
+    headers = {"X-API-Key": "k1", "Content-Type": "application/json"}
+    body = json.dumps({"operation": "validate_signal", "symbol": "BTC", "direction": "LONG"})
+    first = await client.post("/invoke", content=body, headers=headers)
+    assert first.status_code == 504  # judged (no judge here: it times out)
+    # the app reads this body too (the standard library's JSON): it must spend the budget
+    again = await client.post("/invoke", content=encode(body), headers=headers)
+    assert again.status_code == 429, again.text
+    assert "judge budget" in again.json()["error"]["message"]
+    assert len(producer.events) == 1  # one judge request on the bus, not two
+
+
+async def test_a_price_the_judge_contract_refuses_is_a_422_naming_the_field_sent(
+    make_client, producer
+) -> None:
+    from perpsignal_common.events.values import MAX_PRICE
+
+    _, client = await make_client()
+    doc = (await client.get("/openapi.json")).json()
+    entry = json.dumps(doc["components"]["schemas"]["ValidateBody"]["properties"]["entryPrice"])
+    assert '"maximum"' in entry  # the document says what is refused
+    for body in (
+        {"symbol": "SOL", "direction": "LONG", "entryPrice": MAX_PRICE * 10},
+        {
+            "operation": "validate_signal",
+            "symbol": "SOL",
+            "direction": "LONG",
+            "stopLossPrice": 1e-300,
+        },
+    ):
+        path = "/invoke" if "operation" in body else "/judge/validate"
+        r = await client.post(path, json=body)
+        assert r.status_code == 422, r.text
+        fields = [d["field"] for d in r.json()["error"]["details"]]
+        assert fields in (["entryPrice"], ["stopLossPrice"]), fields
+    assert producer.events == []  # refused up front: nothing tracked, nothing judged
 
 
 async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:

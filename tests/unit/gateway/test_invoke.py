@@ -174,6 +174,39 @@ async def test_vendor_errors_are_translated(
 
 
 @respx.mock
+async def test_a_vendor_echoing_our_key_at_the_end_of_a_long_message_leaks_none_of_it(
+    make_client,
+) -> None:
+    key = "cg-0123456789abcdefghijklmnopqrstuvwxyz"
+    # the key straddles where a long vendor message is cut for the error body
+    echoed = "invalid key for " + "x" * (300 - 16 - 12) + key
+    respx.get(f"{CG}/api/futures/supported-coins").mock(
+        return_value=httpx.Response(401, json={"msg": echoed})
+    )
+    _, client = await make_client(vendor_env={"COINGLASS_API_KEY": key})
+    r = await client.post("/invoke", json={"operation": "coinglass.futures_supported_coins"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "vendor_auth_failed"
+    assert key[:12] not in r.text
+    assert r.json()["error"]["details"]["vendorMessage"].startswith("invalid key for xxx")
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "1e400", "1e300", "-5", "soon"])
+@respx.mock
+async def test_any_retry_after_of_a_vendor_is_passed_on_as_a_sane_number(
+    make_client, retry_after
+) -> None:
+    respx.get("https://api.alternative.me/fng/").mock(
+        return_value=httpx.Response(
+            429, json={"error": "slow down"}, headers={"Retry-After": retry_after}
+        )
+    )
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "feargreed.fng"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "vendor_rate_limited"
+    assert 1 <= int(r.headers["Retry-After"]) <= 3 * 86_400
+
+
+@respx.mock
 async def test_vendor_timeout_is_504(make_client) -> None:
     respx.get("https://api.alternative.me/fng/").mock(side_effect=httpx.ReadTimeout("slow"))
     _, client = await make_client()
@@ -250,3 +283,21 @@ async def test_vendor_account_writes_are_opt_in(make_client) -> None:
     _, opened = await make_client(gateway_vendor_write_operations=True)
     listing = await opened.get("/invoke/operations", params={"prefix": "lunarcrush.searches_"})
     assert "lunarcrush.searches_delete" in {o["name"] for o in listing.json()["operations"]}
+
+
+async def test_every_status_invoke_answers_for_an_untracked_symbol_is_documented(
+    make_client,
+) -> None:
+    """GPT Actions call everything through /invoke: its document must list these too."""
+    _, client = await make_client()
+    doc = (await client.get("/openapi.json")).json()
+    documented = doc["paths"]["/invoke"]["post"]["responses"]
+    pending = await client.post("/invoke", json={"operation": "get_signal", "symbol": "ETH"})
+    assert pending.status_code == 202  # tracking requested: retry later
+    no_context = await client.post(
+        "/invoke", json={"operation": "validate_signal", "symbol": "SOL", "direction": "LONG"}
+    )
+    assert no_context.status_code == 409
+    for r in (pending, no_context):
+        assert str(r.status_code) in documented, r.status_code
+        assert "Retry-After" in r.headers

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 import respx
 
 from perpsignal_common.events.market import TrackCommandV1
@@ -255,6 +256,20 @@ async def test_cached_hot_path_answers_exactly_like_the_routed_endpoint(make_cli
     assert 'gateway_http_requests_total{route="/signals/{symbol}",status="200"}' in metrics
 
 
+@pytest.mark.parametrize("raw", ["%20BTC", "BTC%20", "%C5%BFol", "BTC%0A"])
+async def test_a_symbol_the_path_pattern_refuses_is_refused_by_the_hot_path_too(
+    make_client, raw
+) -> None:
+    """The document's pattern holds whether or not the cached path answers."""
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT"))
+    model_of(app).apply(b.signal("SOLUSDT"))
+    routed = await client.get(f"/signals/{raw}", params={"debug": "false"})
+    hot = await client.get(f"/signals/{raw}")
+    assert routed.status_code == 422
+    assert hot.status_code == 422, hot.text
+
+
 async def test_a_listener_failure_does_not_stop_the_read_model(make_client) -> None:
     from perpsignal_gateway.readmodel import TopicFollower
 
@@ -330,6 +345,29 @@ async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(prod
         assert 1 <= int(r.headers["Retry-After"]) <= 30
 
 
+@respx.mock
+async def test_the_503_of_an_unreachable_universe_is_in_the_openapi_document(producer) -> None:
+    """Generated clients and GPT Actions learn every status from the document."""
+    respx.get("https://fapi.binance.com/fapi/v1/exchangeInfo").mock(
+        side_effect=httpx.ConnectError("no route")
+    )
+    app = create_app(settings(), vendor_env={}, producer=producer, connect_kafka=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            doc = (await client.get("/openapi.json")).json()
+            answered = {
+                ("/signals/{symbol}", "get"): await client.get("/signals/ETH"),
+                ("/gpt/signal", "post"): await client.post("/gpt/signal", json={"symbol": "ETH"}),
+                ("/judge/validate", "post"): await client.post(
+                    "/judge/validate", json={"symbol": "ETH", "direction": "LONG"}
+                ),
+            }
+    for (path, method), r in answered.items():
+        assert r.status_code == 503, (path, r.text)
+        assert "503" in doc["paths"][path][method]["responses"], path
+
+
 async def test_signals_with_equal_scores_list_in_one_order_whatever_the_arrival(
     make_client,
 ) -> None:
@@ -343,3 +381,21 @@ async def test_signals_with_equal_scores_list_in_one_order_whatever_the_arrival(
         body = (await client.get("/signals", params={"limit": 2})).json()
         pages.append([s["symbol"] for s in body["signals"]])
     assert pages[0] == pages[1] and len(pages[0]) == 2
+
+
+def test_a_snapshot_record_holding_an_mss_the_topics_would_refuse_restores_the_rest() -> None:
+    """A record keyed by a valid coin may still hold an MSS whose own coin is not one."""
+    from perpsignal_common.events.snapshot import GatewaySnapshotV1
+    from perpsignal_gateway.readmodel import ReadModel
+    from perpsignal_gateway.snapshot import capture
+
+    source = ReadModel()
+    source.apply(b.mss("AAA"))
+    good = capture(source, ("mss", "AAA"), {}, "test")
+    bad = GatewaySnapshotV1.model_validate(
+        {**good.model_dump(), "mss": b.mss("AAA").model_copy(update={"coin": "no coin!"})}
+    )
+    model = ReadModel()
+    model.restore(bad)
+    model.restore(good)
+    assert list(model.mss) == ["AAA"]

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import uvicorn
 import websockets
+from fastapi import WebSocketDisconnect
+from prometheus_client import REGISTRY
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from perpsignal_gateway.main import create_app
@@ -149,6 +151,27 @@ async def test_slow_client_is_dropped_and_never_slows_the_others() -> None:
     fast_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await fast_task
+
+
+class GoneSocket(FakeSocket):
+    """A client that disconnected right after the handshake: every send fails."""
+
+    async def send_text(self, text: str) -> None:
+        raise WebSocketDisconnect(1006)
+
+
+def _connected() -> float | None:
+    return REGISTRY.get_sample_value("perpsignal_gateway_ws_clients", {"stream": "signals"})
+
+
+async def test_a_client_gone_before_its_subscribed_message_leaves_no_subscriber() -> None:
+    hub = StreamHub(queue_size=8, heartbeat_s=60)
+    before = _connected()
+    with contextlib.suppress(WebSocketDisconnect):
+        await hub.serve(GoneSocket(stalled=False), "signals", Subscription())  # type: ignore[arg-type]
+    # nobody is left to fan signals out to, and the connected-clients gauge is back
+    assert hub.clients["signals"] == set()
+    assert _connected() == before
 
 
 # --- one signal to many real sockets: every client gets the same message, none holds others up

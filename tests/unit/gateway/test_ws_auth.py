@@ -53,6 +53,14 @@ async def test_rate_limited_websocket_closes_with_4429_not_the_bad_key_code() ->
         assert bad_code == 4401 and "key" in bad_reason.lower()
 
 
+@pytest.mark.parametrize("ticket", ["1.2.3.%C3%A9", "a.b.c.%E2%82%AC", "%E2%9C%93.n.id.%E2%9C%93"])
+async def test_a_non_ascii_ticket_is_refused_like_a_bad_one(ticket: str) -> None:
+    async with _serving() as (_, url):
+        base = url.removesuffix("/ws/signals?apiKey=k1")
+        code, _ = await _close_code(f"{base}/ws/signals?ticket={ticket}")
+        assert code == 4401
+
+
 def test_tickets_expire_and_carry_no_key() -> None:
     now = [1000.0]
     book = TicketBook(["secret-key-1"], ttl_s=60, clock=lambda: now[0])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from perpsignal_common.events.values import MAX_PRICE, MIN_PRICE
 from perpsignal_gateway.schemas import ApiModel
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
@@ -25,7 +26,24 @@ def _iso_only(value: Any) -> Any:
     return value
 
 
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+# a day inside Python's calendar, in UTC: at its very ends converting an offset to UTC (the
+# database driver does) or finding the next midnight (verdict performance) overflows (a 500)
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def _in_calendar(value: datetime) -> datetime:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # naive = UTC
+    try:
+        inside = _EARLIEST <= aware <= _LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ValueError("must be between 0001-01-02 and 9999-12-30 (UTC)")
+    return aware  # answers echo it: an RFC 3339 date-time has an offset
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_calendar)]
 
 
 class StrictArgs(ApiModel):
@@ -72,9 +90,10 @@ class ValidateArgs(SymbolArgs):
 
     direction: Literal["LONG", "SHORT"]
     score: float | None = Field(default=None, ge=0, le=100)
-    entry_price: float | None = Field(default=None, gt=0)
-    stop_loss_price: float | None = Field(default=None, gt=0)
-    take_profit_price: float | None = Field(default=None, gt=0)
+    # the judge request's own bounds (Price): refused here, before tracking or judging
+    entry_price: float | None = Field(default=None, ge=MIN_PRICE, le=MAX_PRICE)
+    stop_loss_price: float | None = Field(default=None, ge=MIN_PRICE, le=MAX_PRICE)
+    take_profit_price: float | None = Field(default=None, ge=MIN_PRICE, le=MAX_PRICE)
 
 
 class PerformanceQuery(StrictArgs):

@@ -9,14 +9,17 @@ debug mode, unknown symbols, other arguments — falls through to FastAPI unchan
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from perpsignal_gateway.security import ASGIApp, Message, Receive, Scope, Send
+from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN
 
 _MAX_SYMBOL = 30
+_PATH_SYMBOL = re.compile(PATH_SYMBOL_PATTERN)
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -40,7 +43,9 @@ class HotPathMiddleware:
             path: str = scope["path"]
             method = scope["method"]
             if method == "GET" and path.startswith("/signals/") and not scope["query_string"]:
-                body = self._signal(scope, path[len("/signals/") :])
+                symbol = path[len("/signals/") :]
+                # the route's own pattern: what it refuses (422) is never answered here
+                body = self._signal(scope, symbol) if _PATH_SYMBOL.fullmatch(symbol) else None
                 if body is not None:
                     scope["route"] = SIGNAL_ROUTE
                     await _respond(send, body)

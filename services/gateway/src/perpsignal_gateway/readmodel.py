@@ -20,6 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
+from pydantic import TypeAdapter, ValidationError
 
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.events.base import Event
@@ -34,6 +35,7 @@ from perpsignal_common.events.signals import JudgeReplyV1, MssScoredV1, SignalJu
 from perpsignal_common.events.snapshot import GatewaySnapshotV1
 from perpsignal_common.events.status import SourceStatusV1
 from perpsignal_common.events.topics import Topic
+from perpsignal_common.events.values import Symbol
 from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
@@ -159,6 +161,10 @@ class ReadModel:
                 self.sources[event.name] = event
                 self.dirty.add(GLOBAL_KEY)
         elif isinstance(event, MssScoredV1):
+            if not _is_symbol(event.coin):
+                # the coin keys its snapshot record (a symbol): held, it would leave every full
+                # dump incomplete, and a replica from the snapshot would differ from this one
+                raise PoisonMessage(f"mss coin {event.coin[:40]!r} is not a valid symbol")
             old_mss = self.mss.get(event.coin)
             if old_mss is None or old_mss.observed_at <= event.observed_at:
                 self.mss[event.coin] = event
@@ -185,7 +191,10 @@ class ReadModel:
         held += [*record.liquidations, record.mss, record.fear_greed, *record.sources]
         for event in held:
             if event is not None:
-                self.apply(event, live=False)
+                try:
+                    self.apply(event, live=False)
+                except PoisonMessage as exc:  # what `apply` refuses on the topics too
+                    log.warning("skipping a snapshot event", extra={"error": str(exc)[:200]})
 
     def _apply_signal(self, event: SignalJudgedV1) -> None:
         old = self.signals.get(event.symbol)
@@ -458,6 +467,17 @@ class TopicFollower:
                     "snapshot_keys": self.snapshot_keys,
                 },
             )
+
+
+_SYMBOL: TypeAdapter[str] = TypeAdapter(Symbol)
+
+
+def _is_symbol(value: str) -> bool:
+    try:
+        _SYMBOL.validate_python(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def age_s(at: datetime, now: datetime | None = None) -> float:

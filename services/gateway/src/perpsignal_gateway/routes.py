@@ -29,6 +29,7 @@ from perpsignal_gateway.schemas import (
 )
 from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, parse_subscription
+from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN
 from perpsignal_gateway.tickets import TicketBook
 
 router = APIRouter(dependencies=[Depends(known_query_only)])
@@ -39,9 +40,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "Rate limited; see Retry-After"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "description": "Unknown"}}
+# whether an untracked symbol is listed is asked of the venue: its outage is a 503
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorBody,
+        "description": "The venue's symbol list or a platform dependency is unavailable; "
+        "see Retry-After",
+    }
+}
 ON_DEMAND: dict[int | str, dict[str, Any]] = {
     202: {"model": TrackingAccepted, "description": "Tracking requested; retry later"},
     **NOT_FOUND,
+    **UNAVAILABLE,
 }
 DB: dict[int | str, dict[str, Any]] = {503: {"model": ErrorBody, "description": "DB down"}}
 
@@ -55,14 +65,12 @@ async def registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-# letters, digits, "-" and "_" with at least one letter: BTC, btc, BTCUSDT, BTC-USDT,
-# 1000PEPEUSDT; never a bare number, a path or markup
 SymbolPath = Annotated[
     str,
     Path(
         min_length=1,
         max_length=30,
-        pattern=r"^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$",
+        pattern=PATH_SYMBOL_PATTERN,
         examples=["BTC"],
     ),
 ]
@@ -320,6 +328,7 @@ async def gpt_market(body: a.SymbolBody, p: PlatformDep) -> Response:
     responses={
         **ERRORS,
         **NOT_FOUND,
+        **UNAVAILABLE,
         409: {"model": ErrorBody, "description": "No market context yet; tracking requested"},
         504: {"model": ErrorBody, "description": "Judge timeout"},
     },
@@ -369,7 +378,15 @@ class OperationList(ApiModel):
     response_model=InvokeResult,
     responses={
         **ERRORS,
+        202: {
+            "model": TrackingAccepted,
+            "description": "get_signal of an untracked symbol: tracking requested; retry later",
+        },
         404: {"model": ErrorBody, "description": "Unknown operation, with the closest names"},
+        409: {
+            "model": ErrorBody,
+            "description": "validate_signal: no market context yet; tracking requested",
+        },
         502: {"model": ErrorBody, "description": "Vendor failed"},
         503: {"model": ErrorBody, "description": "Vendor key missing or dependency down"},
         504: {"model": ErrorBody, "description": "Vendor or judge timeout"},

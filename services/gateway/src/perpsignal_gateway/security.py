@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import json
 import logging
 import math
 import time
@@ -330,7 +331,9 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in proxies)
+    # a dual-stack socket (listening on "::") reports an IPv4 peer as ::ffff:a.b.c.d
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in net or (mapped is not None and mapped in net) for net in proxies)
 
 
 def _costly(path: str, body: bytes) -> str | None:
@@ -342,7 +345,12 @@ def _costly(path: str, body: bytes) -> str | None:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        # the app parses with the standard library, which also takes what orjson refuses (a
+        # BOM, UTF-16/32, NaN): judge by what the app will read, or such a body runs free
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return None
     op = data.get("operation") if isinstance(data, dict) else None
     if not isinstance(op, str):
         return None

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
@@ -151,17 +152,19 @@ class StreamHub:
         client.sub = sub
         self.clients[stream].add(client)
         WS_CLIENTS.labels(stream).inc()
-        client.sending = True  # "subscribed" comes first: meanwhile signals are queued
+        tasks: set[asyncio.Task[Any]] = set()
+        # a client gone before "subscribed" reaches it must be unregistered too
         try:
-            await ws.send_text(_dumps({"type": "subscribed", "filters": _sub_json(sub)}))
-        finally:
-            client.sending = False
-        tasks = {
-            asyncio.create_task(self._send_loop(client)),
-            asyncio.create_task(self._receive_loop(client)),
-            asyncio.create_task(client.overflowed.wait()),
-        }
-        try:
+            client.sending = True  # "subscribed" comes first: meanwhile signals are queued
+            try:
+                await ws.send_text(_dumps({"type": "subscribed", "filters": _sub_json(sub)}))
+            finally:
+                client.sending = False
+            tasks = {
+                asyncio.create_task(self._send_loop(client)),
+                asyncio.create_task(self._receive_loop(client)),
+                asyncio.create_task(client.overflowed.wait()),
+            }
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:

@@ -52,7 +52,9 @@ class TicketBook:
         """Return the ticket's identity if it is genuine, unexpired and unused, else None."""
         body, _, signature = ticket.rpartition(".")
         parts = body.split(".")
-        if len(parts) != 3 or not hmac.compare_digest(signature, self._sign(body)):
+        # bytes: compare_digest raises on a str that is not ASCII (a hostile `?ticket=`)
+        expected = self._sign(body).encode()
+        if len(parts) != 3 or not hmac.compare_digest(signature.encode(), expected):
             return None
         expires, nonce, ident = parts
         now = self._clock()

@@ -30,6 +30,9 @@ from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
 log = logging.getLogger(__name__)
 
+MAX_MESSAGE = 300  # characters of a vendor's error message passed on
+MAX_RETRY_AFTER_S = 3 * 86_400  # Binance's longest IP ban; more is a vendor's garbage
+
 VENDOR_CALLS = Counter(
     "perpsignal_gateway_vendor_calls_total",
     "Pass-through calls by vendor and outcome",
@@ -202,8 +205,10 @@ class VendorClient:
         message = _message(body)
         key = self._env.get(vendor.key_env, "") if vendor.key_env else ""
         # a vendor may echo the key it refused: it is the operator's, not the caller's
+        # (redacted before the message is cut, or a key across the cut leaks its start)
         if message and len(key) >= MIN_SECRET_LEN:
             message = message.replace(key, "***")
+        message = message[:MAX_MESSAGE] if message else message
         details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:
             retry = _retry_after(response)
@@ -275,15 +280,18 @@ def _message(body: Any) -> str | None:
     if isinstance(body, dict):
         for key in ("msg", "message", "error", "description"):
             if isinstance(body.get(key), str):
-                return str(body[key])[:300]
+                return str(body[key])
     if isinstance(body, str):
-        return body[:300]
+        return body
     return None
 
 
 def _retry_after(response: httpx.Response) -> int:
     raw = response.headers.get("Retry-After")
     try:
-        return max(1, math.ceil(float(raw))) if raw else 60
+        seconds = float(raw) if raw else 60.0
     except ValueError:
         return 60
+    if not math.isfinite(seconds):  # "inf", "1e400": math.ceil would raise (a 500)
+        return 60
+    return min(MAX_RETRY_AFTER_S, max(1, math.ceil(seconds)))

@@ -81,6 +81,27 @@ def test_log_filter_redacts_query_credentials_and_known_secrets() -> None:
     assert "symbols=BTC" in text and "apiKey=***" in text
 
 
+def test_a_logged_traceback_is_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from perpsignal_common.logging import configure_logging
+    from perpsignal_gateway.redaction import install_redaction
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("gateway", fmt="json")
+        install_redaction(["vendor-key-42"])
+        try:
+            raise RuntimeError("GET https://api.example/v1?key=vendor-key-42 refused")
+        except RuntimeError:
+            logging.getLogger("perpsignal_gateway.test").exception("vendor call failed")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "vendor-key-42" not in line
+    assert "RuntimeError" in line and "Traceback" in line  # the traceback is still there
+
+
 async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client) -> None:
     # the ASGI test transport's peer is 127.0.0.1
     _, direct = await make_client(gateway_rate_limit="2/minute")

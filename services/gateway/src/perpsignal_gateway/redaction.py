@@ -4,7 +4,7 @@ Uvicorn logs each WebSocket with its full path and query (`?apiKey=...`, `?ticke
 an exception message may quote a URL with credentials. A filter on the root handlers
 rewrites every record before it is formatted: credential-like query parameters and URL user
 info become `***`, and so does every configured secret (API keys, vendor keys, passwords)
-wherever it appears, in the message or in an `extra` field.
+wherever it appears: in the message, in an `extra` field or in an exception's traceback.
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ class RedactingFilter(logging.Filter):
             return True
         record.msg = redact(message, self.secrets)
         record.args = None
+        if record.exc_info:
+            # a traceback quotes exception messages (a URL with its key, a DSN): format it
+            # here, redacted, as the `exception` field the JSON and console renderers show
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+            record.exc_text = None
+            record.exception = redact(text, self.secrets)
         for name, value in list(record.__dict__.items()):
             if name not in _RESERVED and not name.startswith("_"):
                 setattr(record, name, self._scrub(value))

@@ -63,6 +63,7 @@ def _app(
         "gateway_rate_limit": "100000/minute",
         "gateway_judge_rate_limit": "100000/minute",
         "gateway_vendor_rate_limit": "100000/minute",
+        "gateway_research_rate_limit": "100000/minute",
         "gateway_public_url": "https://perpsignal.example.com",
     }
     cfg.update(overrides)

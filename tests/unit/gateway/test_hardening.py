@@ -183,6 +183,22 @@ async def test_costly_operations_have_their_own_budget_per_key(make_client, prod
     assert limited.status_code == 429 and "vendor budget" in limited.text
 
 
+async def test_signal_research_has_its_own_budget_per_key(make_client) -> None:
+    """Each uncached research query bootstraps over up to 100k rows: a budget per key."""
+    _, client = await make_client(gateway_api_keys="k1,k2", gateway_research_rate_limit="2/minute")
+    k1, k2 = {"X-API-Key": "k1"}, {"X-API-Key": "k2"}
+    # no database in these tests: the answers are 503, but each one is charged
+    first = await client.get("/analytics/signal-research", headers=k1)
+    rpc = {"operation": "signal_research", "args": {"since": "2026-01-01T00:00:00Z"}}
+    second = await client.post("/invoke", json=rpc, headers=k1)
+    assert first.status_code != 429 and second.status_code != 429
+    third = await client.get("/analytics/signal-research?since=2025-01-01T00:00:00Z", headers=k1)
+    assert third.status_code == 429 and "research budget" in third.json()["error"]["message"]
+    assert third.headers["retry-after"].isdigit()
+    assert (await client.get("/analytics/signal-research", headers=k2)).status_code != 429
+    assert (await client.get("/signals/BTC", headers=k1)).status_code != 429  # reads are free
+
+
 @pytest.mark.parametrize(
     "encode",
     [

@@ -249,6 +249,7 @@ def create_app(
         auth_failure_limit=cfg.gateway_auth_failure_limit,
         judge_limit=cfg.gateway_judge_rate_limit,
         vendor_limit=cfg.gateway_vendor_rate_limit,
+        research_limit=cfg.gateway_research_rate_limit,
         tickets=app.state.tickets,
         # a long-lived key in a URL ends up in proxies' logs: tickets only in staging/prod
         allow_query_key=cfg.environment not in SECURE_ENVIRONMENTS,

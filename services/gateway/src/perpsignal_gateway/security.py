@@ -10,7 +10,9 @@ threads on the hot path):
   past the limit every attempt from that client is refused with 429 unchecked, so
   guessing keys costs a window per few tries;
 * per key for the costly operations: the LLM judge (`POST /judge/validate`, `/invoke
-  validate_signal`) and the vendor pass-through (`/invoke <vendor>.<name>`).
+  validate_signal`), the vendor pass-through (`/invoke <vendor>.<name>`) and the signal
+  research (`GET /analytics/signal-research`, `/invoke signal_research`: bootstraps over up
+  to 100k rows per uncached query, so varying `since` could keep every core busy).
 
 The client address is the TCP peer; `X-Forwarded-For` is believed only when the peer is one
 of the configured trusted proxies, and then only up to the first address that is not one.
@@ -91,6 +93,7 @@ class SecurityMiddleware:
         auth_failure_limit: str = "20/minute",
         judge_limit: str = "10/minute",
         vendor_limit: str = "60/minute",
+        research_limit: str = "30/minute",
         tickets: TicketBook | None = None,
         allow_query_key: bool = True,
     ) -> None:
@@ -102,6 +105,11 @@ class SecurityMiddleware:
         self._fail_limit = parse_limit(auth_failure_limit)
         self._judge_limit = parse_limit(judge_limit)
         self._vendor_limit = parse_limit(vendor_limit)
+        self._costly_limits = {
+            "judge": self._judge_limit,
+            "vendor": self._vendor_limit,
+            "research": parse_limit(research_limit),
+        }
         self._max_body = max_body_bytes
         self._proxies = tuple(trusted_proxies)
         self._tickets = tickets or TicketBook(api_keys)
@@ -126,6 +134,10 @@ class SecurityMiddleware:
         scope.setdefault("state", {})[IDENT_STATE] = ident
         if not await self._spend(scope, receive, send, self._limit, ident, "request"):
             return
+        if path == RESEARCH_PATH and not await self._spend(
+            scope, receive, send, self._costly_limits["research"], ident, "research"
+        ):
+            return
         if kind == "http" and scope.get("method") in _BODY_METHODS:
             body = await self._read_body(scope, receive)
             if body is None:
@@ -139,8 +151,9 @@ class SecurityMiddleware:
                 )
                 return
             costly = _costly(path, body)
-            item = self._judge_limit if costly == "judge" else self._vendor_limit
-            if costly and not await self._spend(scope, receive, send, item, ident, costly):
+            if costly and not await self._spend(
+                scope, receive, send, self._costly_limits[costly], ident, costly
+            ):
                 return
             receive = _replay(body)
         await self.app(scope, receive, send)
@@ -206,7 +219,12 @@ class SecurityMiddleware:
             return True
         retry = await self._retry_after(item, what, ident)
         RATE_LIMITED.labels(what).inc()
-        scope_of = {"request": "rate limit", "judge": "judge budget", "vendor": "vendor budget"}
+        scope_of = {
+            "request": "rate limit",
+            "judge": "judge budget",
+            "vendor": "vendor budget",
+            "research": "research budget",
+        }
         await _refuse(
             scope,
             receive,
@@ -336,8 +354,11 @@ def _trusted(address: str, proxies: Sequence[Network]) -> bool:
     return any(ip in net or (mapped is not None and mapped in net) for net in proxies)
 
 
+RESEARCH_PATH = "/analytics/signal-research"
+
+
 def _costly(path: str, body: bytes) -> str | None:
-    """Return which costly budget a request spends ("judge", "vendor") or None."""
+    """Return which costly budget a request spends ("judge", "vendor", "research") or None."""
     if path == "/judge/validate":
         return "judge"
     if path != "/invoke":
@@ -356,6 +377,8 @@ def _costly(path: str, body: bytes) -> str | None:
         return None
     if op == "validate_signal":
         return "judge"
+    if op == "signal_research":
+        return "research"
     return "vendor" if "." in op else None
 
 

@@ -118,6 +118,11 @@ class GatewaySettings(ServiceSettings):
     gateway_vendor_rate_limit: str = Field(
         default="60/minute", description="Vendor pass-through (/invoke vendor.*) budget per key"
     )
+    gateway_research_rate_limit: str = Field(
+        default="30/minute",
+        description="GET /analytics/signal-research (and /invoke signal_research) budget "
+        "per key: each uncached query bootstraps over up to 100k outcome rows",
+    )
     gateway_vendor_write_operations: bool = Field(
         default=False,
         description="Expose vendor endpoints that change the operator's vendor account "

@@ -102,3 +102,34 @@ async def test_ratios_and_settled_funding(fake: FakeVendors) -> None:
     settled = await funding.poll()
     assert settled and all(e.settled for e in settled)
     assert await funding.poll() == []  # once per settlement
+
+
+async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: FakeVendors) -> None:
+    """A hostile open time (year 10000: Python cannot even represent it) is refused like any
+    other out-of-contract time; it must not fail the whole poll of every symbol."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    recorded = fake.load("binance", "fapi_v1_klines.thirdparty_doc.json")
+
+    def klines(q: dict[str, str]) -> list[list[object]]:
+        rows = [list(r) for r in recorded]
+        if q["symbol"] == "BTCUSDT":
+            rows[0][0] = 253_402_300_800_000  # 10000-01-01 in ms
+        return rows
+
+    oi = fake.load("binance", "fapi_v1_openInterest.doc_current.json")
+
+    def open_interest(q: dict[str, str]) -> dict[str, object]:
+        far = {"time": 10**17} if q["symbol"] == "ETHUSDT" else {}
+        return {**oi, "symbol": q["symbol"], **far}
+
+    fake.set_body("binance", "/fapi/v1/klines", klines)
+    fake.set_body("binance", "/fapi/v1/openInterest", open_interest)
+    events = await poller.poll()
+    candles = Counter(e.symbol for e in events if e.type == "market.candle")
+    assert candles == {"ETHUSDT": 2, "BTCUSDT": 1}
+    kinds = {(e.type, e.symbol) for e in events}
+    assert ("market.ticker", "BTCUSDT") in kinds and ("market.funding", "ETHUSDT") in kinds
+    assert ("market.open_interest", "BTCUSDT") in kinds
+    assert ("market.open_interest", "ETHUSDT") not in kinds

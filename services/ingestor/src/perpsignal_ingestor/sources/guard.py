@@ -13,7 +13,7 @@ from perpsignal_common.events.base import Event
 from perpsignal_connectors.circuit import CircuitOpen
 from perpsignal_connectors.errors import error_kind
 from perpsignal_ingestor.metrics import SOURCE_ERRORS
-from perpsignal_ingestor.publisher import refuse
+from perpsignal_ingestor.publisher import UNREPRESENTABLE, refuse, refuse_unrepresentable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ async def gather_guarded(
                 SOURCE_ERRORS.labels(source, error_kind(exc)).inc()
                 if not isinstance(exc, CircuitOpen):
                     failed.append((what, exc))
+                return ()
+            except UNREPRESENTABLE as exc:  # a time beyond year 9999...: refused too
+                # (after the clause above: TimeoutError is an OSError)
+                refuse_unrepresentable(source, exc, what)
                 return ()
             if _failing.pop((source, what), None) is not None:
                 log.info("vendor request works again", extra={"source": source, "request": what})

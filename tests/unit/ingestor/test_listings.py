@@ -125,3 +125,42 @@ async def test_a_listing_dated_beyond_the_contract_blocks_no_other(
     finally:
         await http.aclose()
         await engine.dispose()
+
+
+async def test_odd_ticker_stats_do_not_hold_back_a_listing(
+    fake: FakeVendors, database_url: str, producer
+) -> None:
+    """The 24h stats are optional: a ticker value the contract refuses (NaN, negative price)
+    drops the stats, not the announcement, nor the other listings waiting with it."""
+    import time
+
+    from pydantic import SecretStr
+
+    from perpsignal_connectors.binance_usdm.schemas import Ticker24h
+
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(database_url)), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    now = time.time()
+    http = BinanceUsdmHttp(fake.url("binance"))
+    universe = Universe(["BTCUSDT"])
+    monitor = ListingMonitor(http, universe, sessions, Publisher(producer))  # type: ignore[arg-type]
+    try:
+        await monitor.poll()  # seeds the recorded perpetuals
+        ticker = fake.load("binance", "fapi_v1_ticker_24hr.doc_current.json")
+        universe.update_tickers(
+            [
+                Ticker24h.model_validate({**ticker, "symbol": "ODDUSDT", "lastPrice": "-1"}),
+                Ticker24h.model_validate({**ticker, "symbol": "NANUSDT", "quoteVolume": "NaN"}),
+                Ticker24h.model_validate({**ticker, "symbol": "GOODUSDT"}),
+            ]
+        )
+        for sym in ("ODDUSDT", "NANUSDT", "GOODUSDT"):
+            fake.add_listing(sym, int((now - 30) * 1000))
+        await monitor.poll()
+        got = {e.symbol: e for e in producer.events if isinstance(e, ListingDetectedV1)}
+        assert sorted(got) == ["GOODUSDT", "NANUSDT", "ODDUSDT"]
+        assert got["GOODUSDT"].last_price == float(ticker["lastPrice"])
+        assert got["ODDUSDT"].last_price is None and got["NANUSDT"].quote_volume_24h is None
+    finally:
+        await http.aclose()
+        await engine.dispose()

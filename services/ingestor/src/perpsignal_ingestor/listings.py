@@ -17,7 +17,7 @@
 * A perpetual whose onboard date the event cannot carry (more than 30 days ahead, e.g.
   Binance's 2100 placeholder, or beyond year 9999) is not recorded yet: it is recorded and
   announced once exchangeInfo gives it an acceptable date, and it never holds up another
-  listing.
+  listing. The 24h stats are optional: values the contract refuses drop the stats only.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -57,8 +57,16 @@ def onboard_time(info: SymbolInfo) -> datetime | None:
 
 
 def listing_event(row: KnownSymbol, universe: Universe) -> ListingDetectedV1:
-    """Build the (deterministic) listing event of a known-symbols row."""
-    ticker = universe.tickers.get(row.symbol)
+    """Build the (deterministic) listing event of a known-symbols row; 24h stats the
+    contract refuses (a NaN, a negative price) are left out rather than the listing."""
+    try:
+        return _listing_event(row, universe, with_stats=True)
+    except ValidationError:
+        return _listing_event(row, universe, with_stats=False)
+
+
+def _listing_event(row: KnownSymbol, universe: Universe, with_stats: bool) -> ListingDetectedV1:
+    ticker = universe.tickers.get(row.symbol) if with_stats else None
     return ListingDetectedV1(
         event_id=event_id(VENUE, "listing.new", row.symbol, row.onboard_at),
         source=VENUE,

@@ -7,11 +7,15 @@ import random
 from collections import Counter
 
 import httpx
+import pytest
 
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as bc
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.scheduler import SourceLoop
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
     BinanceMarketPoller,
@@ -133,3 +137,35 @@ async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: Fake
     assert ("market.ticker", "BTCUSDT") in kinds and ("market.funding", "ETHUSDT") in kinds
     assert ("market.open_interest", "BTCUSDT") in kinds
     assert ("market.open_interest", "ETHUSDT") not in kinds
+
+
+async def test_a_candle_whose_publish_failed_stays_due_when_its_refetch_fails(
+    fake: FakeVendors, producer
+) -> None:
+    """Kafka refused a poll's candles; the next poll's klines request for them fails (a 503)
+    while the rest of that poll is published: the candles are still owed, not marked done."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    loop = SourceLoop(
+        "binance",
+        60,
+        poller.poll,
+        Publisher(producer),
+        on_published=poller.acknowledge,
+    )
+
+    def candles() -> list[object]:
+        return [e for e in producer.events if e.type == "market.candle"]
+
+    producer.fail = DependencyUnavailable("broker down")
+    with pytest.raises(DependencyUnavailable):
+        await loop.run_once()
+    producer.fail = None
+    clock.t += 60  # the same 5m candle is the latest closed one
+    fake.inject("binance", "/fapi/v1/klines", Fault("status", status=503, times=2))
+    await loop.run_once()
+    assert not candles() and any(e.type == "market.ticker" for e in producer.events)
+    clock.t += 60
+    await loop.run_once()
+    assert len(candles()) == 2

@@ -62,6 +62,9 @@ class BinanceMarketPoller:
         """Return this minute's market events for every tracked symbol."""
         now_s = self._clock()
         now = datetime.fromtimestamp(now_s, UTC)
+        # staging belongs to one poll: what a failed or cancelled poll fetched was never
+        # published, and a later poll must not acknowledge it (its refetch may have failed)
+        self._staged_boundary.clear()
         symbols = self.universe.binance_symbols()
         TRACKED_SYMBOLS.set(len(symbols))
         jobs = [

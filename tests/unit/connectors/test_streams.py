@@ -110,3 +110,30 @@ async def test_binance_closed_klines_and_reconnect_hook(fake: FakeVendors, load)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_hostile_order_costs_only_itself_not_the_connection(
+    fake: FakeVendors, load
+) -> None:
+    """Binance: an order time beyond year 9999 (Python cannot hold it) or ahead of the clock
+    is skipped; the socket stays up (a reconnect loses live orders and refetches klines)."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        for t in (253_402_300_800_000, 10**17):
+            await fake.push("binance", {**msg, "o": {**msg["o"], "T": t}})
+        await fake.push("binance", msg)
+        await eventually(lambda: got, timeout=10, what="the good order")
+        assert [e.observed_at.year for e in got] == [2019]
+        assert fake.ws_connects["binance"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

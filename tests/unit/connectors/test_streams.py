@@ -137,3 +137,33 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load) -> None:
+    """Coinglass: one row the contract refuses (a price below 1e-12, a time beyond year
+    9999) must not drop the other rows of its message nor the connection."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = CoinglassStream("key", on_liq, fake.ws_url("coinglass"), ping_interval_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("coinglass/ws__liquidationOrders.json")
+    good = msg["data"][0]
+    rows = [
+        {**good, "price": 1e-13},
+        {**good, "time": 253_402_300_800_000},
+        {**good, "symbol": "ETHUSDT"},
+    ]
+    try:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        await fake.push("coinglass", {**msg, "data": rows})
+        await eventually(lambda: got, timeout=10, what="the good row")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in got] == ["ETHUSDT"]
+        assert fake.ws_connects["coinglass"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

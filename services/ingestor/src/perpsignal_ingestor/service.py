@@ -194,7 +194,10 @@ class IngestorService(KafkaService):
             funding = BinanceFundingPoller(binance, self.universe, market, clock=self.clock)
             self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
         self.aggregator = LiquidationAggregator(
-            cfg.ingestor_liquidation_window_s, self.clock, owns=self.universe.owns
+            cfg.ingestor_liquidation_window_s,
+            self.clock,
+            owns=self.universe.owns,
+            settled=self.shard.active,
         )
         if "binance_stream" in src:
             # every replica reads the all-market stream and relays its own symbols' orders

@@ -95,12 +95,17 @@ class LiquidationAggregator:
         window_s: int = 300,
         clock: Callable[[], float] = time.time,
         owns: Callable[[str], bool] = lambda _symbol: True,
+        settled: Callable[[], bool] = lambda: True,
     ) -> None:
         self.window_s = window_s
         self._clock = clock
         # a symbol's bucket is published by its shard's owner at the window's end; a replica
         # that lost the symbol mid-window drops its partial sums (never two buckets, one id)
         self._owns = owns
+        # False while a rebalance is in flight (the replica owns nothing for a few seconds,
+        # then usually gets the same partitions back): ended windows wait for the answer, at
+        # most one window, so a replica left without partitions never publishes old sums
+        self._settled = settled
         # (venue, symbol, window) -> source -> sums
         self._buckets: dict[tuple[str, str, int], dict[str, _Bucket]] = defaultdict(dict)
 
@@ -119,8 +124,11 @@ class LiquidationAggregator:
         """Return (and forget) every bucket whose window has ended."""
         current = int(self._clock() // self.window_s)
         out = []
+        settled = self._settled()
         for key in sorted(k for k in self._buckets if k[2] < current):
             venue, symbol, window = key
+            if not settled and window >= current - 1:
+                continue  # ended in the last window: wait for the new assignment
             sources = self._buckets.pop(key)
             if not self._owns(symbol):
                 continue

@@ -244,7 +244,9 @@ class IngestorService(KafkaService):
             poller = OkxPoller(
                 okx, self.universe, cfg.ingestor_okx_symbols.split(","), tfs, clock=self.clock
             )
-            self._loop("okx", cfg.ingestor_okx_cadence_s, poller.poll)
+            self._loop(
+                "okx", cfg.ingestor_okx_cadence_s, poller.poll, on_published=poller.acknowledge
+            )
         if "coinglass" in src:
             cg = CoinglassHttp(
                 self._key("coinglass_api_key"),

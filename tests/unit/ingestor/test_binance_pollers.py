@@ -105,6 +105,7 @@ async def test_ratios_and_settled_funding(fake: FakeVendors) -> None:
     await market.poll()  # learns the next funding time (in the past in the recorded body)
     settled = await funding.poll()
     assert settled and all(e.settled for e in settled)
+    funding.acknowledge()  # the loop reports the events published
     assert await funding.poll() == []  # once per settlement
 
 
@@ -169,3 +170,30 @@ async def test_a_candle_whose_publish_failed_stays_due_when_its_refetch_fails(
     clock.t += 60
     await loop.run_once()
     assert len(candles()) == 2
+
+
+async def test_a_settled_funding_rate_kafka_refused_is_fetched_again(
+    fake: FakeVendors, producer
+) -> None:
+    """Settled funding is fetched once per settlement: if Kafka refused it, the next poll must
+    fetch it again, or that settlement's rate is never published (the next one is 8 h on)."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    http = client(fake, clock)
+    market = BinanceMarketPoller(http, universe, [], clock=clock.time)
+    funding = BinanceFundingPoller(http, universe, market, clock=clock.time)
+    loop = SourceLoop(
+        "binance_funding", 60, funding.poll, Publisher(producer), on_published=funding.acknowledge
+    )
+    await market.poll()  # learns the next funding time (in the past in the recorded body)
+    producer.fail = DependencyUnavailable("broker down")
+    with pytest.raises(DependencyUnavailable):
+        await loop.run_once()
+    producer.fail = None
+    clock.t += 60
+    await loop.run_once()
+    settled = [e for e in producer.events if e.type == "market.funding"]
+    assert settled and all(e.settled for e in settled)
+    clock.t += 60
+    await loop.run_once()  # published: once per settlement
+    assert [e for e in producer.events if e.type == "market.funding"] == settled

@@ -192,7 +192,13 @@ class IngestorService(KafkaService):
             self._loop("binance_ratios", cfg.ingestor_ratio_cadence_s, ratios.poll, 900)
         if "binance_funding" in src:
             funding = BinanceFundingPoller(binance, self.universe, market, clock=self.clock)
-            self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
+            self._loop(
+                "binance_funding",
+                cfg.ingestor_binance_cadence_s,
+                funding.poll,
+                900,
+                on_published=funding.acknowledge,
+            )
         self.aggregator = LiquidationAggregator(
             cfg.ingestor_liquidation_window_s,
             self.clock,

@@ -196,3 +196,22 @@ async def test_coinglass_error_envelope(fake: FakeVendors) -> None:
     with pytest.raises(PermanentError, match="interval not allowed"):
         await cg.fetch_liquidation_history("BTC", "1m")
     await cg.aclose()
+
+
+async def test_a_body_beyond_the_size_cap_is_refused_not_read_into_memory(
+    fake: FakeVendors,
+) -> None:
+    """A hostile or broken upstream answering an endless or enormous body (a proxy serving a
+    file, a runaway stream) must not be read whole into memory: past the cap the request is
+    MalformedResponse (not retried), and the next normal answer is read as usual."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    client.http.max_body_bytes = 200_000
+    rows = fake.load("binance_usdm", "fapi_v1_klines.thirdparty_doc.json")
+    fake.set_body("binance", KLINES, rows * 5_000)  # ~1.5 MB of real rows
+    with pytest.raises(MalformedResponse, match="larger than"):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 1
+    fake.overrides.clear()
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    await client.aclose()

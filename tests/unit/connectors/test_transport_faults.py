@@ -215,3 +215,18 @@ async def test_a_body_beyond_the_size_cap_is_refused_not_read_into_memory(
     fake.overrides.clear()
     assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
     await client.aclose()
+
+
+@pytest.mark.parametrize("retry_after", [30_000, 10**12])
+async def test_an_absurd_retry_after_pauses_the_vendor_minutes_not_hours(
+    fake: FakeVendors, retry_after: float
+) -> None:
+    """A 429 whose Retry-After is absurd (milliseconds sent as seconds by a proxy, garbage)
+    must not silence the vendor for hours or years: the pause is capped, the call retried."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=429, retry_after=retry_after))
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2
+    assert sum(clock.slept) <= 300 + 10  # the cap, plus the retry's own backoff
+    await client.aclose()

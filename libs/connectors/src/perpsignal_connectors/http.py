@@ -51,6 +51,10 @@ EnvelopeCheck = Callable[[str, Any], None]
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # A ban without Retry-After: Binance bans start at 2 minutes and grow (docs, "IP Limits")
 DEFAULT_BAN_S = 120.0
+# A 429's Retry-After is at most a few minutes for every vendor here (Binance: the weight
+# minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
+# seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
+MAX_RATE_LIMIT_PAUSE_S = 300.0
 # The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -260,6 +264,7 @@ class VendorHttp:
             )
         elif isinstance(exc, RateLimited):
             wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
+            wait = min(wait, MAX_RATE_LIMIT_PAUSE_S)
             self.limiter.pause_until(now + wait)
             log.warning(
                 "vendor rate limit hit; pausing",

@@ -331,16 +331,20 @@ class IngestorService(KafkaService):
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue
             generation, streams = self.shard.generation, set(self._kline_streams())
+            # before the first exchangeInfo the universe is the watch list alone (nothing
+            # with `*`): once it is known, the streams are checked again, as after a rebalance
+            known = self.universe.tradable is not None
             session = asyncio.Event()
             task = asyncio.create_task(self.binance_stream.ws.run(session))
             try:
                 while not stop.is_set() and not task.done():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.5)
-                    if self.shard.generation != generation:
-                        generation = self.shard.generation
+                    learnt = not known and self.universe.tradable is not None
+                    if self.shard.generation != generation or learnt:
+                        generation, known = self.shard.generation, True
                         if set(self._kline_streams()) != streams:
-                            log.info("shards changed: resubscribing kline streams")
+                            log.info("tracked symbols changed: resubscribing kline streams")
                             break
             finally:
                 session.set()

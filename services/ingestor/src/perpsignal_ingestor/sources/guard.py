@@ -49,14 +49,14 @@ async def gather_guarded(
             except ValidationError as exc:  # a value breaks the event contract: refused
                 refuse(source, exc, what)
                 return ()
-            except (PerpSignalError, TimeoutError) as exc:
+            except (PerpSignalError, TimeoutError, ConnectionError) as exc:
                 errors.append(exc)
                 SOURCE_ERRORS.labels(source, error_kind(exc)).inc()
                 if not isinstance(exc, CircuitOpen):
                     failed.append((what, exc))
                 return ()
             except UNREPRESENTABLE as exc:  # a time beyond year 9999...: refused too
-                # (after the clause above: TimeoutError is an OSError)
+                # (after the clause above: TimeoutError and ConnectionError are OSErrors)
                 refuse_unrepresentable(source, exc, what)
                 return ()
             if _failing.pop((source, what), None) is not None:

@@ -85,7 +85,7 @@ async def test_kafka_down_within_the_grace_loses_no_order_and_keeps_the_stream(
     publisher = Publisher(producer)  # type: ignore[arg-type]
     outbox = Outbox(publisher, "binance_stream", grace_s=120, monotonic=lambda: mono[0])
     relay = LiquidationRelay(publisher, agg, "binance_stream", outbox=outbox)
-    o1, o2, o3, o4 = recorded_orders(shared_data, 4)
+    o1, o2, o3, o4, o5 = recorded_orders(shared_data, 5)
     producer.fail = DependencyUnavailable("4 event(s) not acknowledged")
     await relay.on_liquidation(o1)
     mono[0] = 60
@@ -98,7 +98,7 @@ async def test_kafka_down_within_the_grace_loses_no_order_and_keeps_the_stream(
     await relay.on_liquidation(o4)
     mono[0] = 221
     with pytest.raises(DependencyUnavailable):
-        await relay.on_liquidation(o4)
+        await relay.on_liquidation(o5)
 
 
 async def test_a_bucket_kafka_did_not_acknowledge_is_published_on_a_later_flush(
@@ -122,3 +122,22 @@ async def test_a_bucket_kafka_did_not_acknowledge_is_published_on_a_later_flush(
     await flusher
     buckets = [e for e in producer.events if isinstance(e, LiquidationBucketV1)]
     assert [(b.symbol, b.count) for b in buckets] == [("BTCUSDT", 2)]
+
+
+async def test_an_order_delivered_twice_while_kafka_is_down_is_counted_once(
+    shared_data: Path, producer
+) -> None:
+    now = [W0.timestamp() + 60]
+    agg = LiquidationAggregator(300, clock=lambda: now[0])
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+    relay = LiquidationRelay(publisher, agg, "binance_stream")
+    (order,) = recorded_orders(shared_data, 1)
+    producer.fail = DependencyUnavailable("not acknowledged")
+    await relay.on_liquidation(order)
+    await relay.on_liquidation(order)  # the same order again, still unacknowledged
+    producer.fail = None
+    now[0] = W0.timestamp() + 301
+    (bucket,) = agg.flush()
+    assert bucket.count == 1
+    await relay.on_liquidation(recorded_orders(shared_data, 2)[1])
+    assert [e.event_id for e in producer.events].count(order.event_id) == 1

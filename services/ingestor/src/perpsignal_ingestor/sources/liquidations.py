@@ -55,7 +55,12 @@ class Outbox:
         self._max_pending = max_pending
         self._monotonic = monotonic
         self._pending: list[Event] = []
+        self._pending_ids: set[str] = set()
         self._down_since: float | None = None
+
+    def holds(self, event_id: str) -> bool:
+        """Return True when `event_id` waits for Kafka's acknowledgement here."""
+        return event_id in self._pending_ids
 
     async def send(self, events: list[Event]) -> None:
         """Publish the kept events and `events`; keep them all when Kafka refuses."""
@@ -75,8 +80,10 @@ class Outbox:
             if now - self._down_since > self._grace_s:
                 raise
             self._pending = batch[-self._max_pending :]
+            self._pending_ids = {e.event_id for e in self._pending}
             return
         self._pending = []
+        self._pending_ids = set()
         self._down_since = None
 
 
@@ -177,7 +184,11 @@ class LiquidationRelay:
 
     async def on_liquidation(self, order: LiquidationOrderV1) -> None:
         """Relay one order raw and count it in its bucket (when its symbol is our shard's)."""
-        if not self._owns(order.symbol) or self._publisher.seen(order.event_id):
+        if (
+            not self._owns(order.symbol)
+            or self._publisher.seen(order.event_id)
+            or self._outbox.holds(order.event_id)
+        ):
             return
         self._aggregator.add(order)
         await self._outbox.send([order])

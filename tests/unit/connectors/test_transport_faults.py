@@ -230,3 +230,19 @@ async def test_an_absurd_retry_after_pauses_the_vendor_minutes_not_hours(
     assert fake.requests[("binance", KLINES)] == 2
     assert sum(clock.slept) <= 300 + 10  # the cap, plus the retry's own backoff
     await client.aclose()
+
+
+async def test_a_body_dripped_out_slowly_times_out_as_a_whole(fake: FakeVendors) -> None:
+    """Every read arrives within the read timeout, but the answer never ends in time (a slow
+    proxy, a stalled upstream): the request gives up after 3 read timeouts and is retried,
+    instead of holding the whole poll of every symbol until the poll's own deadline."""
+    import time
+
+    clock = FakeClock()
+    client = binance(fake, clock, timeout_s=1.0)
+    fake.inject("binance", KLINES, Fault("drip", delay_s=0.4))  # 20 pieces: 8 s in all
+    started = time.monotonic()
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2  # the retry got the normal body
+    assert time.monotonic() - started < 6
+    await client.aclose()

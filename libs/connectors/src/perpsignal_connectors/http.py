@@ -5,7 +5,9 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
 
 1. the circuit must be closed (an open circuit fails fast with `CircuitOpen`);
 2. the endpoint's costs are reserved in the vendor's fixed-window budgets;
-3. the request goes out with the client's timeouts; transport failures are transient;
+3. the request goes out with the client's timeouts, and the whole answer must arrive within
+   `TOTAL_READ_TIMEOUTS` read timeouts (a body dripped out slowly never ends otherwise);
+   transport failures and timeouts are transient;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`,
    418 opens the circuit until the ban expires; usage headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
@@ -16,6 +18,7 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -55,6 +58,8 @@ DEFAULT_BAN_S = 120.0
 # minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
 # seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
 MAX_RATE_LIMIT_PAUSE_S = 300.0
+# How many read timeouts a whole answer may take (each read alone is bounded by httpx)
+TOTAL_READ_TIMEOUTS = 3
 # The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -179,7 +184,7 @@ class VendorHttp:
         started = time.perf_counter()
         try:
             try:
-                resp, content = await self._fetch(ep, path, clean)
+                resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
             except httpx.TransportError as exc:
@@ -207,6 +212,22 @@ class VendorHttp:
         self.breaker.record_success()
         VENDOR_REQUESTS.labels(self.vendor, ep.name, "ok").inc()
         return body
+
+    async def _fetch_in_time(
+        self, ep: Endpoint, path: str, params: Params
+    ) -> tuple[httpx.Response, bytes]:
+        """`_fetch` within `TOTAL_READ_TIMEOUTS` read timeouts (no limit without one)."""
+        read = self._client.timeout.read
+        if read is None:
+            return await self._fetch(ep, path, params)
+        total = TOTAL_READ_TIMEOUTS * read
+        try:
+            async with asyncio.timeout(total):
+                return await self._fetch(ep, path, params)
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"{self.vendor} {ep.name}: no complete answer within {total:g} s"
+            ) from exc
 
     async def _fetch(self, ep: Endpoint, path: str, params: Params) -> tuple[httpx.Response, bytes]:
         """GET and read the body as a stream, giving up past `max_body_bytes`."""

@@ -117,6 +117,9 @@ async def run_plan(symbols: list[str], minutes: int, budget: int) -> dict[str, f
             for batch in batches:
                 parsed += len(batch)
                 await publisher.publish("binance", batch)
+            # as their loops do once the events are published: no refetch of what is done
+            market.acknowledge()
+            funding.acknowledge()
         wall = time.perf_counter() - started
         per_min = fake.weight_per_minute()
         await http.aclose()

@@ -10,7 +10,8 @@ item. On top of replay it offers what tests and benchmarks need:
   `X-MBX-USED-WEIGHT-1M` header, 429 + Retry-After past the budget, and the separate
   5-minute caps of the statistics and funding endpoints;
 * fault injection per vendor/path: a status (429 with Retry-After, 418, 5xx), a timeout, a
-  truncated JSON body, an HTML error page, or wrong types in an otherwise valid body;
+  truncated JSON body, an HTML error page, wrong types in an otherwise valid body, or a
+  valid body dripped out slowly (`drip`: every read quick, the whole answer slow);
 * WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks) and Coinglass (`/coinglass/ws-api`,
   `ping`→`pong`); `push()` sends a message to every client, `drop()` cuts them mid-stream.
 
@@ -34,7 +35,7 @@ from aiohttp import WSMsgType, web
 
 VENDORS = ("binance", "okx", "coinglass", "lunarcrush", "coinapi", "coingecko", "alternative_me")
 DATA_DIRS = {"binance": "binance_usdm"}
-FaultKind = Literal["status", "timeout", "truncated", "html", "wrong_types"]
+FaultKind = Literal["status", "timeout", "truncated", "html", "wrong_types", "drip"]
 
 
 @dataclass
@@ -384,7 +385,23 @@ class FakeVendors:
         text = json.dumps(body)
         if fault is not None and fault.kind == "truncated":
             text = text[: max(1, len(text) // 2)]
+        if fault is not None and fault.kind == "drip":
+            return await self._drip(request, text, fault.delay_s, headers)
         return web.Response(text=text, content_type="application/json", headers=headers)
+
+    @staticmethod
+    async def _drip(
+        request: web.Request, text: str, delay_s: float, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send the body in 20 pieces, `delay_s` apart: every read is quick, the whole slow."""
+        resp = web.StreamResponse(headers={**headers, "Content-Type": "application/json"})
+        await resp.prepare(request)
+        step = max(1, len(text) // 20)
+        for i in range(0, len(text), step):
+            await resp.write(text[i : i + step].encode())
+            await asyncio.sleep(delay_s)
+        await resp.write_eof()
+        return resp
 
     async def _fault_response(self, fault: Fault, headers: dict[str, str]) -> web.Response:
         if fault.kind == "timeout":

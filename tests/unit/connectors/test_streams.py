@@ -110,3 +110,60 @@ async def test_binance_closed_klines_and_reconnect_hook(fake: FakeVendors, load)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_hostile_order_costs_only_itself_not_the_connection(
+    fake: FakeVendors, load
+) -> None:
+    """Binance: an order time beyond year 9999 (Python cannot hold it) or ahead of the clock
+    is skipped; the socket stays up (a reconnect loses live orders and refetches klines)."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        for t in (253_402_300_800_000, 10**17):
+            await fake.push("binance", {**msg, "o": {**msg["o"], "T": t}})
+        await fake.push("binance", msg)
+        await eventually(lambda: got, timeout=10, what="the good order")
+        assert [e.observed_at.year for e in got] == [2019]
+        assert fake.ws_connects["binance"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load) -> None:
+    """Coinglass: one row the contract refuses (a price below 1e-12, a time beyond year
+    9999) must not drop the other rows of its message nor the connection."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = CoinglassStream("key", on_liq, fake.ws_url("coinglass"), ping_interval_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("coinglass/ws__liquidationOrders.json")
+    good = msg["data"][0]
+    rows = [
+        {**good, "price": 1e-13},
+        {**good, "time": 253_402_300_800_000},
+        {**good, "symbol": "ETHUSDT"},
+    ]
+    try:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        await fake.push("coinglass", {**msg, "data": rows})
+        await eventually(lambda: got, timeout=10, what="the good row")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in got] == ["ETHUSDT"]
+        assert fake.ws_connects["coinglass"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

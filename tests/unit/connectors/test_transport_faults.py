@@ -196,3 +196,53 @@ async def test_coinglass_error_envelope(fake: FakeVendors) -> None:
     with pytest.raises(PermanentError, match="interval not allowed"):
         await cg.fetch_liquidation_history("BTC", "1m")
     await cg.aclose()
+
+
+async def test_a_body_beyond_the_size_cap_is_refused_not_read_into_memory(
+    fake: FakeVendors,
+) -> None:
+    """A hostile or broken upstream answering an endless or enormous body (a proxy serving a
+    file, a runaway stream) must not be read whole into memory: past the cap the request is
+    MalformedResponse (not retried), and the next normal answer is read as usual."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    client.http.max_body_bytes = 200_000
+    rows = fake.load("binance_usdm", "fapi_v1_klines.thirdparty_doc.json")
+    fake.set_body("binance", KLINES, rows * 5_000)  # ~1.5 MB of real rows
+    with pytest.raises(MalformedResponse, match="larger than"):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 1
+    fake.overrides.clear()
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    await client.aclose()
+
+
+@pytest.mark.parametrize("retry_after", [30_000, 10**12])
+async def test_an_absurd_retry_after_pauses_the_vendor_minutes_not_hours(
+    fake: FakeVendors, retry_after: float
+) -> None:
+    """A 429 whose Retry-After is absurd (milliseconds sent as seconds by a proxy, garbage)
+    must not silence the vendor for hours or years: the pause is capped, the call retried."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=429, retry_after=retry_after))
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2
+    assert sum(clock.slept) <= 300 + 10  # the cap, plus the retry's own backoff
+    await client.aclose()
+
+
+async def test_a_body_dripped_out_slowly_times_out_as_a_whole(fake: FakeVendors) -> None:
+    """Every read arrives within the read timeout, but the answer never ends in time (a slow
+    proxy, a stalled upstream): the request gives up after 3 read timeouts and is retried,
+    instead of holding the whole poll of every symbol until the poll's own deadline."""
+    import time
+
+    clock = FakeClock()
+    client = binance(fake, clock, timeout_s=1.0)
+    fake.inject("binance", KLINES, Fault("drip", delay_s=0.4))  # 20 pieces: 8 s in all
+    started = time.monotonic()
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2  # the retry got the normal body
+    assert time.monotonic() - started < 6
+    await client.aclose()

@@ -7,11 +7,15 @@ import random
 from collections import Counter
 
 import httpx
+import pytest
 
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as bc
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.scheduler import SourceLoop
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
     BinanceMarketPoller,
@@ -101,4 +105,95 @@ async def test_ratios_and_settled_funding(fake: FakeVendors) -> None:
     await market.poll()  # learns the next funding time (in the past in the recorded body)
     settled = await funding.poll()
     assert settled and all(e.settled for e in settled)
+    funding.acknowledge()  # the loop reports the events published
     assert await funding.poll() == []  # once per settlement
+
+
+async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: FakeVendors) -> None:
+    """A hostile open time (year 10000: Python cannot even represent it) is refused like any
+    other out-of-contract time; it must not fail the whole poll of every symbol."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    recorded = fake.load("binance", "fapi_v1_klines.thirdparty_doc.json")
+
+    def klines(q: dict[str, str]) -> list[list[object]]:
+        rows = [list(r) for r in recorded]
+        if q["symbol"] == "BTCUSDT":
+            rows[0][0] = 253_402_300_800_000  # 10000-01-01 in ms
+        return rows
+
+    oi = fake.load("binance", "fapi_v1_openInterest.doc_current.json")
+
+    def open_interest(q: dict[str, str]) -> dict[str, object]:
+        far = {"time": 10**17} if q["symbol"] == "ETHUSDT" else {}
+        return {**oi, "symbol": q["symbol"], **far}
+
+    fake.set_body("binance", "/fapi/v1/klines", klines)
+    fake.set_body("binance", "/fapi/v1/openInterest", open_interest)
+    events = await poller.poll()
+    candles = Counter(e.symbol for e in events if e.type == "market.candle")
+    assert candles == {"ETHUSDT": 2, "BTCUSDT": 1}
+    kinds = {(e.type, e.symbol) for e in events}
+    assert ("market.ticker", "BTCUSDT") in kinds and ("market.funding", "ETHUSDT") in kinds
+    assert ("market.open_interest", "BTCUSDT") in kinds
+    assert ("market.open_interest", "ETHUSDT") not in kinds
+
+
+async def test_a_candle_whose_publish_failed_stays_due_when_its_refetch_fails(
+    fake: FakeVendors, producer
+) -> None:
+    """Kafka refused a poll's candles; the next poll's klines request for them fails (a 503)
+    while the rest of that poll is published: the candles are still owed, not marked done."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    loop = SourceLoop(
+        "binance",
+        60,
+        poller.poll,
+        Publisher(producer),
+        on_published=poller.acknowledge,
+    )
+
+    def candles() -> list[object]:
+        return [e for e in producer.events if e.type == "market.candle"]
+
+    producer.fail = DependencyUnavailable("broker down")
+    with pytest.raises(DependencyUnavailable):
+        await loop.run_once()
+    producer.fail = None
+    clock.t += 60  # the same 5m candle is the latest closed one
+    fake.inject("binance", "/fapi/v1/klines", Fault("status", status=503, times=2))
+    await loop.run_once()
+    assert not candles() and any(e.type == "market.ticker" for e in producer.events)
+    clock.t += 60
+    await loop.run_once()
+    assert len(candles()) == 2
+
+
+async def test_a_settled_funding_rate_kafka_refused_is_fetched_again(
+    fake: FakeVendors, producer
+) -> None:
+    """Settled funding is fetched once per settlement: if Kafka refused it, the next poll must
+    fetch it again, or that settlement's rate is never published (the next one is 8 h on)."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    http = client(fake, clock)
+    market = BinanceMarketPoller(http, universe, [], clock=clock.time)
+    funding = BinanceFundingPoller(http, universe, market, clock=clock.time)
+    loop = SourceLoop(
+        "binance_funding", 60, funding.poll, Publisher(producer), on_published=funding.acknowledge
+    )
+    await market.poll()  # learns the next funding time (in the past in the recorded body)
+    producer.fail = DependencyUnavailable("broker down")
+    with pytest.raises(DependencyUnavailable):
+        await loop.run_once()
+    producer.fail = None
+    clock.t += 60
+    await loop.run_once()
+    settled = [e for e in producer.events if e.type == "market.funding"]
+    assert settled and all(e.settled for e in settled)
+    clock.t += 60
+    await loop.run_once()  # published: once per settlement
+    assert [e for e in producer.events if e.type == "market.funding"] == settled

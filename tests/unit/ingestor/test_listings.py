@@ -79,3 +79,88 @@ async def test_listing_lifecycle(fake: FakeVendors, database_url: str, producer)
     finally:
         await http.aclose()
         await engine.dispose()
+
+
+async def test_a_listing_dated_beyond_the_contract_blocks_no_other(
+    fake: FakeVendors, database_url: str, producer
+) -> None:
+    """An onboard date the event cannot carry (years ahead, or beyond year 9999) must not
+    stop the monitor: the genuine new perpetual beside it is announced, and the odd one is
+    announced once exchangeInfo gives it a date the contract accepts."""
+    import time
+
+    from pydantic import SecretStr
+
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(database_url)), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    now = time.time()
+    http = BinanceUsdmHttp(fake.url("binance"))
+    monitor = ListingMonitor(
+        http,
+        Universe(["BTCUSDT"]),
+        sessions,
+        Publisher(producer),  # type: ignore[arg-type]
+    )
+
+    def announced() -> list[str]:
+        return [e.symbol for e in producer.events if isinstance(e, ListingDetectedV1)]
+
+    try:
+        await monitor.poll()  # seeds the recorded perpetuals
+        fake.add_listing("FARUSDT", 4_133_404_800_000)  # 2100-12-25, Binance's "no date"
+        fake.add_listing("HUGEUSDT", 253_402_300_800_000)  # year 10000
+        fake.add_listing("NEWUSDT", int((now - 30) * 1000))
+        await monitor.poll()
+        await monitor.poll()
+        assert announced() == ["NEWUSDT"]
+
+        # exchangeInfo corrects the date: announced once, with the real onboard time
+        fake.listings = [(s, int((now - 10) * 1000)) for s, _ in fake.listings]
+        await monitor.poll()
+        await monitor.poll()
+        assert sorted(announced()) == ["FARUSDT", "HUGEUSDT", "NEWUSDT"]
+        far = next(e for e in producer.events if e.symbol == "FARUSDT")
+        assert isinstance(far, ListingDetectedV1)
+        assert far.onboard_at.timestamp() == pytest.approx(now - 10, abs=1)
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+async def test_odd_ticker_stats_do_not_hold_back_a_listing(
+    fake: FakeVendors, database_url: str, producer
+) -> None:
+    """The 24h stats are optional: a ticker value the contract refuses (NaN, negative price)
+    drops the stats, not the announcement, nor the other listings waiting with it."""
+    import time
+
+    from pydantic import SecretStr
+
+    from perpsignal_connectors.binance_usdm.schemas import Ticker24h
+
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(database_url)), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    now = time.time()
+    http = BinanceUsdmHttp(fake.url("binance"))
+    universe = Universe(["BTCUSDT"])
+    monitor = ListingMonitor(http, universe, sessions, Publisher(producer))  # type: ignore[arg-type]
+    try:
+        await monitor.poll()  # seeds the recorded perpetuals
+        ticker = fake.load("binance", "fapi_v1_ticker_24hr.doc_current.json")
+        universe.update_tickers(
+            [
+                Ticker24h.model_validate({**ticker, "symbol": "ODDUSDT", "lastPrice": "-1"}),
+                Ticker24h.model_validate({**ticker, "symbol": "NANUSDT", "quoteVolume": "NaN"}),
+                Ticker24h.model_validate({**ticker, "symbol": "GOODUSDT"}),
+            ]
+        )
+        for sym in ("ODDUSDT", "NANUSDT", "GOODUSDT"):
+            fake.add_listing(sym, int((now - 30) * 1000))
+        await monitor.poll()
+        got = {e.symbol: e for e in producer.events if isinstance(e, ListingDetectedV1)}
+        assert sorted(got) == ["GOODUSDT", "NANUSDT", "ODDUSDT"]
+        assert got["GOODUSDT"].last_price == float(ticker["lastPrice"])
+        assert got["ODDUSDT"].last_price is None and got["NANUSDT"].quote_volume_24h is None
+    finally:
+        await http.aclose()
+        await engine.dispose()

@@ -154,3 +154,37 @@ def test_a_bucket_is_published_by_the_symbols_owner_at_the_windows_end_only() ->
     shard.revoke([0])  # the lost symbol's new owner sums its own share of the window
     now[0] += 300
     assert [b.symbol for b in agg.flush()] == [kept]
+
+
+def test_a_flush_during_a_rebalance_keeps_the_buckets_of_symbols_that_stay() -> None:
+    """An eager rebalance revokes everything for 1-3 s before handing the same partitions
+    back: a flush falling in that gap must not drop the ended window's buckets."""
+    shard = ShardMap()
+    shard.assign([0, 1, 2], 3, "m")
+    now = [datetime(2024, 1, 1, tzinfo=UTC).timestamp() + 10]
+    agg = LiquidationAggregator(300, clock=lambda: now[0], owns=shard.owns, settled=shard.active)
+    at = datetime(2024, 1, 1, 0, 0, 5, tzinfo=UTC)
+    agg.add(liq(1, "BTCUSDT", "LONG", 1000, at))
+    agg.add(liq(2, "ETHUSDT", "SHORT", 500, at))
+    now[0] += 291  # the window ended 1 s ago
+    shard.revoke()  # rebalance in flight: this replica owns nothing for now
+    assert agg.flush() == []
+    now[0] += 2
+    shard.assign([0, 1, 2], 3, "m")  # the same partitions come back
+    assert sorted(b.symbol for b in agg.flush()) == ["BTCUSDT", "ETHUSDT"]
+
+
+def test_buckets_held_by_a_replica_left_without_partitions_are_dropped_after_a_window() -> None:
+    """A replica that stays a standby must not publish old partial sums much later."""
+    shard = ShardMap()
+    shard.assign([0, 1, 2], 3, "m")
+    now = [datetime(2024, 1, 1, tzinfo=UTC).timestamp() + 10]
+    agg = LiquidationAggregator(300, clock=lambda: now[0], owns=shard.owns, settled=shard.active)
+    agg.add(liq(1, "BTCUSDT", "LONG", 1000, datetime(2024, 1, 1, 0, 0, 5, tzinfo=UTC)))
+    shard.revoke()
+    now[0] += 300
+    assert agg.flush() == []
+    now[0] += 300  # a whole window later, still no partitions
+    assert agg.flush() == []
+    shard.assign([0, 1, 2], 3, "m")
+    assert agg.flush() == []

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.alternative_me.http import FearGreedHttp
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
-from perpsignal_ingestor.sources.vendors import FearGreedPoller, LunarCrushPoller
+from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.scheduler import SourceLoop
+from perpsignal_ingestor.sources.vendors import FearGreedPoller, LunarCrushPoller, OkxPoller
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors, Fault
 from tests.unit.connectors.clock import FakeClock
@@ -44,3 +51,32 @@ async def test_fear_greed_poller(fake: FakeVendors) -> None:
     raw = fake.load("alternative_me", "fng_limit2.json")["data"]
     assert sorted(e.value for e in events) == sorted(int(r["value"]) for r in raw)
     await client.aclose()
+
+
+async def test_okx_candles_kafka_did_not_acknowledge_are_fetched_again(
+    fake: FakeVendors, producer
+) -> None:
+    """The next poll publishes what Kafka refused (README): an OKX candle must not wait for
+    the next close of its timeframe (4 h for a 4h candle) to be fetched again."""
+    clock = FakeClock(1_700_000_000.0 - 1_700_000_000.0 % 14_400 + 30)
+    fake.clock = clock.time
+    client = OkxHttp(fake.url("okx"), clock=clock.time, sleep=clock.sleep)
+    poller = OkxPoller(client, Universe(["BTCUSDT"]), ["BTCUSDT"], ["5m", "4h"], clock=clock.time)
+    loop = SourceLoop("okx", 60, poller.poll, Publisher(producer), on_published=poller.acknowledge)
+    try:
+        producer.fail = DependencyUnavailable("broker down")
+        with pytest.raises(DependencyUnavailable):
+            await loop.run_once()
+        producer.fail = None
+        clock.t += 60  # same candles: no new close since
+        await loop.run_once()
+        assert {e.timeframe for e in producer.events if isinstance(e, CandleClosedV1)} == {
+            "5m",
+            "4h",
+        }
+        requests = fake.requests[("okx", "/api/v5/market/candles")]
+        clock.t += 60
+        await loop.run_once()  # published: not fetched again before the next close
+        assert fake.requests[("okx", "/api/v5/market/candles")] == requests
+    finally:
+        await client.aclose()

@@ -5,15 +5,20 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
 
 1. the circuit must be closed (an open circuit fails fast with `CircuitOpen`);
 2. the endpoint's costs are reserved in the vendor's fixed-window budgets;
-3. the request goes out with the client's timeouts; transport failures are transient;
+3. the request goes out with the client's timeouts, and the whole answer must arrive within
+   `TOTAL_READ_TIMEOUTS` read timeouts (a body dripped out slowly never ends otherwise);
+   transport failures and timeouts are transient;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`,
    418 opens the circuit until the ban expires; usage headers correct the budgets;
-5. the JSON body is decoded; a body that is not JSON is `MalformedResponse` (never retried);
+5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
+   as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
+   retried);
 6. transient failures are retried with capped, fully jittered exponential backoff.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -49,6 +54,14 @@ EnvelopeCheck = Callable[[str, Any], None]
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # A ban without Retry-After: Binance bans start at 2 minutes and grow (docs, "IP Limits")
 DEFAULT_BAN_S = 120.0
+# A 429's Retry-After is at most a few minutes for every vendor here (Binance: the weight
+# minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
+# seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
+MAX_RATE_LIMIT_PAUSE_S = 300.0
+# How many read timeouts a whole answer may take (each read alone is bounded by httpx)
+TOTAL_READ_TIMEOUTS = 3
+# The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,8 @@ def _retryable(exc: BaseException) -> bool:
 
 class VendorHttp:
     """Rate-limited, retried, circuit-broken JSON GETs against one vendor."""
+
+    max_body_bytes = MAX_BODY_BYTES
 
     def __init__(
         self,
@@ -169,7 +184,7 @@ class VendorHttp:
         started = time.perf_counter()
         try:
             try:
-                resp = await self._client.get(path, params=clean)
+                resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
             except httpx.TransportError as exc:
@@ -182,11 +197,11 @@ class VendorHttp:
                 ep.name,
                 resp.status_code,
                 resp.headers,
-                resp.text[:200] if resp.status_code >= 400 else "",
+                content[:200].decode(errors="replace") if resp.status_code >= 400 else "",
             )
             if error is not None:
                 raise error
-            body = self._decode(ep, resp)
+            body = self._decode(ep, resp, content)
             self._envelope_check(ep.name, body)
         except PerpSignalError as exc:
             self._on_error(ep, exc)
@@ -198,13 +213,55 @@ class VendorHttp:
         VENDOR_REQUESTS.labels(self.vendor, ep.name, "ok").inc()
         return body
 
-    def _decode(self, ep: Endpoint, resp: httpx.Response) -> Any:
+    async def _fetch_in_time(
+        self, ep: Endpoint, path: str, params: Params
+    ) -> tuple[httpx.Response, bytes]:
+        """`_fetch` within `TOTAL_READ_TIMEOUTS` read timeouts (no limit without one)."""
+        read = self._client.timeout.read
+        if read is None:
+            return await self._fetch(ep, path, params)
+        total = TOTAL_READ_TIMEOUTS * read
         try:
-            return orjson.loads(resp.content)
+            async with asyncio.timeout(total):
+                return await self._fetch(ep, path, params)
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"{self.vendor} {ep.name}: no complete answer within {total:g} s"
+            ) from exc
+
+    async def _fetch(self, ep: Endpoint, path: str, params: Params) -> tuple[httpx.Response, bytes]:
+        """GET and read the body as a stream, giving up past `max_body_bytes`."""
+        cap = self.max_body_bytes
+        request = self._client.build_request("GET", path, params=params)
+        resp = await self._client.send(request, stream=True)
+        try:
+            declared = resp.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise self._too_large(ep, int(declared))
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise self._too_large(ep, size)
+                chunks.append(chunk)
+        finally:
+            await resp.aclose()
+        return resp, b"".join(chunks)
+
+    def _too_large(self, ep: Endpoint, size: int) -> MalformedResponse:
+        return MalformedResponse(
+            f"{self.vendor} {ep.name}: body larger than {self.max_body_bytes} bytes "
+            f"(at least {size}); not read"
+        )
+
+    def _decode(self, ep: Endpoint, resp: httpx.Response, content: bytes) -> Any:
+        try:
+            return orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             ctype = resp.headers.get("content-type", "?")
             raise MalformedResponse(
-                f"{self.vendor} {ep.name}: body is not JSON ({ctype}, {len(resp.content)} bytes)"
+                f"{self.vendor} {ep.name}: body is not JSON ({ctype}, {len(content)} bytes)"
             ) from exc
 
     def _observe_usage(self, headers: httpx.Headers) -> None:
@@ -228,6 +285,7 @@ class VendorHttp:
             )
         elif isinstance(exc, RateLimited):
             wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
+            wait = min(wait, MAX_RATE_LIMIT_PAUSE_S)
             self.limiter.pause_until(now + wait)
             log.warning(
                 "vendor rate limit hit; pausing",

@@ -5,6 +5,9 @@ subscribe messages (sent again after every reconnect), an optional application-l
 (Coinglass wants the text `ping` every 20 s; Binance pings us and `websockets` answers) and a
 message handler. Protocol-level pings (`ping_interval`) detect dead TCP connections; an idle
 timeout catches a server that keeps the socket open but stops sending.
+
+A key carried in the URL's query (Coinglass's `cg-api-key`) is masked in every logged
+error: websockets names the URI in some of its errors (an `https://` URL: `InvalidURI`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -25,6 +29,12 @@ from perpsignal_connectors.metrics import STREAM_RECONNECTS
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str | bytes], Awaitable[None]]
+
+
+def query_secrets(url: str) -> list[str]:
+    """Return the query values of `url` as they may appear in an error (raw and encoded)."""
+    values = [v for _, v in parse_qsl(urlsplit(url).query) if v]
+    return sorted({f(v) for v in values for f in (str, quote, quote_plus)}, key=len, reverse=True)
 
 
 class WsStream:
@@ -48,6 +58,7 @@ class WsStream:
         self.vendor = vendor
         self.name = name
         self.url = url
+        self._secrets = query_secrets(url)
         self._on_message = on_message
         self._subscribe = subscribe
         self._on_connect = on_connect
@@ -88,6 +99,8 @@ class WsStream:
 
     def _note_failure(self, error: str) -> None:
         # one warning per incident (until a session connects again), not one per retry
+        for secret in self._secrets:
+            error = error.replace(secret, "***")
         extra = {"vendor": self.vendor, "stream": self.name, "error": error[:300]}
         if not self.failing:
             self.failing = True

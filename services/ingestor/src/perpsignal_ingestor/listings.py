@@ -14,6 +14,10 @@
   announced or seeded symbol.
 * `detection_latency_s` = first seen - onboard time; negative when Binance lists a
   perpetual before trading opens (announced ahead of the launch).
+* A perpetual whose onboard date the event cannot carry (more than 30 days ahead, e.g.
+  Binance's 2100 placeholder, or beyond year 9999) is not recorded yet: it is recorded and
+  announced once exchangeInfo gives it an acceptable date, and it never holds up another
+  listing. The 24h stats are optional: values the contract refuses drop the stats only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +35,7 @@ from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.ingestor import KnownSymbol
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import ListingDetectedV1
+from perpsignal_common.events.values import ScheduledTime
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo
 from perpsignal_connectors.ids import event_id, ms_to_dt
@@ -38,11 +44,29 @@ from perpsignal_ingestor.universe import Universe
 
 log = logging.getLogger(__name__)
 VENUE = "binance"
+_SCHEDULED: TypeAdapter[datetime] = TypeAdapter(ScheduledTime)
+
+
+def onboard_time(info: SymbolInfo) -> datetime | None:
+    """Return the onboard time a listing event can carry, or None (beyond year 9999, or
+    further ahead than the contract's scheduled times: not a date to record yet)."""
+    try:
+        return _SCHEDULED.validate_python(ms_to_dt(info.onboard_date_ms or 0))
+    except (ValueError, OverflowError, OSError):  # ValidationError is a ValueError
+        return None
 
 
 def listing_event(row: KnownSymbol, universe: Universe) -> ListingDetectedV1:
-    """Build the (deterministic) listing event of a known-symbols row."""
-    ticker = universe.tickers.get(row.symbol)
+    """Build the (deterministic) listing event of a known-symbols row; 24h stats the
+    contract refuses (a NaN, a negative price) are left out rather than the listing."""
+    try:
+        return _listing_event(row, universe, with_stats=True)
+    except ValidationError:
+        return _listing_event(row, universe, with_stats=False)
+
+
+def _listing_event(row: KnownSymbol, universe: Universe, with_stats: bool) -> ListingDetectedV1:
+    ticker = universe.tickers.get(row.symbol) if with_stats else None
     return ListingDetectedV1(
         event_id=event_id(VENUE, "listing.new", row.symbol, row.onboard_at),
         source=VENUE,
@@ -81,6 +105,8 @@ class ListingMonitor:
         self.publisher = publisher
         self.bootstrap_window_s = bootstrap_window_s
         self._clock = clock
+        # perpetuals left unrecorded for an unusable onboard date (warned about once)
+        self._undated: set[str] = set()
 
     async def poll(self) -> list[Event]:
         """Read exchangeInfo, update the universe, store and announce new perpetuals."""
@@ -108,9 +134,12 @@ class ListingMonitor:
                 ).all()
             )
             seeding = not known
-            new = [p for p in perps if p.symbol not in known]
+            dated = {p.symbol: onboard_time(p) for p in perps if p.symbol not in known}
+            new = [p for p in perps if dated.get(p.symbol) is not None]
+            undated = [p for p in perps if p.symbol in dated and dated[p.symbol] is None]
             for p in new:
-                onboard = ms_to_dt(p.onboard_date_ms or 0)
+                onboard = dated[p.symbol]
+                assert onboard is not None
                 recent = (now - onboard).total_seconds() <= self.bootstrap_window_s
                 s.add(
                     KnownSymbol(
@@ -123,6 +152,13 @@ class ListingMonitor:
                         announce=(not seeding) or recent,
                     )
                 )
+        for p in undated:
+            if p.symbol not in self._undated:
+                log.warning(
+                    "new perpetual not recorded yet: its onboard date is out of range",
+                    extra={"venue": VENUE, "symbol": p.symbol, "onboard_ms": p.onboard_date_ms},
+                )
+        self._undated = {p.symbol for p in undated}
         if seeding and new:
             log.info(
                 "listings monitor seeded the known set (not announced)",

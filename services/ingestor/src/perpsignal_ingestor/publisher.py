@@ -10,6 +10,9 @@
   counted in `perpsignal_ingestor_rejected_events_total{source,reason}`, and simply absent
   downstream. `build_each` gives the same per-item refusal to parsers, which build events
   and so raise on such values: one bad row costs only itself, not its whole response.
+  A value Python cannot even represent (a vendor time beyond year 9999: `fromtimestamp`
+  raises ValueError, OverflowError or OSError before the contract sees it) is refused the
+  same way (`UNREPRESENTABLE`, reason `value:out_of_range`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Event)
+
+# what converting a hostile vendor value raises before any contract check (ValidationError,
+# a contract refusal, is a ValueError too and is handled first)
+UNREPRESENTABLE = (ValueError, OverflowError, OSError)
 
 
 def refusal_reason(exc: ValidationError) -> str:
@@ -60,6 +67,20 @@ def refuse(source: str, exc: ValidationError, what: str) -> None:
     )
 
 
+def refuse_unrepresentable(source: str, exc: BaseException, what: str) -> None:
+    """Count and log (one line) an event refused because a value cannot be represented."""
+    REJECTED_EVENTS.labels(source, "value:out_of_range").inc()
+    log.warning(
+        "event refused: a value cannot be represented; not published",
+        extra={
+            "source": source,
+            "what": what[:120],
+            "reason": "value:out_of_range",
+            "error": f"{type(exc).__name__}: {exc}"[:200],
+        },
+    )
+
+
 def build_each(source: str, build: Callable[[T], Iterable[E]], items: Iterable[T]) -> list[E]:
     """Build events item by item; an item whose event breaks the contract is refused alone."""
     out: list[E] = []
@@ -68,6 +89,8 @@ def build_each(source: str, build: Callable[[T], Iterable[E]], items: Iterable[T
             out.extend(build(item))
         except ValidationError as exc:
             refuse(source, exc, exc.title)
+        except UNREPRESENTABLE as exc:
+            refuse_unrepresentable(source, exc, type(item).__name__)
     return out
 
 

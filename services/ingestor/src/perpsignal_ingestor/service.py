@@ -192,9 +192,18 @@ class IngestorService(KafkaService):
             self._loop("binance_ratios", cfg.ingestor_ratio_cadence_s, ratios.poll, 900)
         if "binance_funding" in src:
             funding = BinanceFundingPoller(binance, self.universe, market, clock=self.clock)
-            self._loop("binance_funding", cfg.ingestor_binance_cadence_s, funding.poll, 900)
+            self._loop(
+                "binance_funding",
+                cfg.ingestor_binance_cadence_s,
+                funding.poll,
+                900,
+                on_published=funding.acknowledge,
+            )
         self.aggregator = LiquidationAggregator(
-            cfg.ingestor_liquidation_window_s, self.clock, owns=self.universe.owns
+            cfg.ingestor_liquidation_window_s,
+            self.clock,
+            owns=self.universe.owns,
+            settled=self.shard.active,
         )
         if "binance_stream" in src:
             # every replica reads the all-market stream and relays its own symbols' orders
@@ -241,7 +250,9 @@ class IngestorService(KafkaService):
             poller = OkxPoller(
                 okx, self.universe, cfg.ingestor_okx_symbols.split(","), tfs, clock=self.clock
             )
-            self._loop("okx", cfg.ingestor_okx_cadence_s, poller.poll)
+            self._loop(
+                "okx", cfg.ingestor_okx_cadence_s, poller.poll, on_published=poller.acknowledge
+            )
         if "coinglass" in src:
             cg = CoinglassHttp(
                 self._key("coinglass_api_key"),
@@ -320,16 +331,20 @@ class IngestorService(KafkaService):
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue
             generation, streams = self.shard.generation, set(self._kline_streams())
+            # before the first exchangeInfo the universe is the watch list alone (nothing
+            # with `*`): once it is known, the streams are checked again, as after a rebalance
+            known = self.universe.tradable is not None
             session = asyncio.Event()
             task = asyncio.create_task(self.binance_stream.ws.run(session))
             try:
                 while not stop.is_set() and not task.done():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.5)
-                    if self.shard.generation != generation:
-                        generation = self.shard.generation
+                    learnt = not known and self.universe.tradable is not None
+                    if self.shard.generation != generation or learnt:
+                        generation, known = self.shard.generation, True
                         if set(self._kline_streams()) != streams:
-                            log.info("shards changed: resubscribing kline streams")
+                            log.info("tracked symbols changed: resubscribing kline streams")
                             break
             finally:
                 session.set()

@@ -69,22 +69,27 @@ class BinanceUsdmStream:
         if not isinstance(data, dict) or "e" not in data:
             return  # subscription acks ({"result": null, "id": 1})
         try:
-            if data["e"] == "forceOrder":
-                event = parse_force_order(s.FORCE_ORDER.validate_python(data))
-                STREAM_MESSAGES.labels(c.VENDOR, "market", "ok").inc()
-                await self._on_liquidation(event)
-            elif data["e"] == "kline" and self._on_candle is not None:
-                candle = parse_kline_stream(s.KLINE_STREAM.validate_python(data))
-                STREAM_MESSAGES.labels(c.VENDOR, "market", "ok").inc()
-                if candle is not None:
-                    await self._on_candle(candle)
-        except ValidationError as exc:
+            kind = data["e"]
+            if kind == "forceOrder":
+                event: LiquidationOrderV1 | CandleClosedV1 | None = parse_force_order(
+                    s.FORCE_ORDER.validate_python(data)
+                )
+            elif kind == "kline" and self._on_candle is not None:
+                event = parse_kline_stream(s.KLINE_STREAM.validate_python(data))
+            else:
+                return
+        except (ValueError, OverflowError, OSError) as exc:
+            # a ValidationError (wrong shape, a value the contract refuses) or a time Python
+            # cannot hold (beyond year 9999): this message only, the connection stays up
             STREAM_MESSAGES.labels(c.VENDOR, "market", "malformed").inc()
+            error = str(exc.errors()[:2]) if isinstance(exc, ValidationError) else repr(exc)
             log.warning(
                 "malformed stream message; skipped",
-                extra={
-                    "vendor": c.VENDOR,
-                    "event": str(data.get("e")),
-                    "error": str(exc.errors()[:2]),
-                },
+                extra={"vendor": c.VENDOR, "event": str(data.get("e")), "error": error[:300]},
             )
+            return
+        STREAM_MESSAGES.labels(c.VENDOR, "market", "ok").inc()
+        if isinstance(event, LiquidationOrderV1):
+            await self._on_liquidation(event)
+        elif event is not None and self._on_candle is not None:
+            await self._on_candle(event)

@@ -65,6 +65,17 @@ class CoinglassStream:
             return
         STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "ok").inc()
         for row in msg.data:
-            event = parse_ws_liquidation(row)
+            try:
+                event = parse_ws_liquidation(row)
+            except (ValueError, OverflowError, OSError) as exc:
+                # one row the contract refuses (or a time beyond year 9999) costs only itself,
+                # not the rest of its message nor the connection
+                STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "malformed").inc()
+                error = str(exc.errors()[:2]) if isinstance(exc, ValidationError) else repr(exc)
+                log.warning(
+                    "liquidation refused; skipped",
+                    extra={"vendor": c.VENDOR, "symbol": row.symbol[:64], "error": error[:300]},
+                )
+                continue
             if event is not None:
                 await self._on_liquidation(event)

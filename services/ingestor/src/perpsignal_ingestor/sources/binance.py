@@ -62,6 +62,9 @@ class BinanceMarketPoller:
         """Return this minute's market events for every tracked symbol."""
         now_s = self._clock()
         now = datetime.fromtimestamp(now_s, UTC)
+        # staging belongs to one poll: what a failed or cancelled poll fetched was never
+        # published, and a later poll must not acknowledge it (its refetch may have failed)
+        self._staged_boundary.clear()
         symbols = self.universe.binance_symbols()
         TRACKED_SYMBOLS.set(len(symbols))
         jobs = [
@@ -161,11 +164,20 @@ class BinanceFundingPoller:
         self.market = market
         self._clock = clock
         self._concurrency = concurrency
+        # settlements published (acknowledged by the loop) vs fetched by this poll: a rate
+        # Kafka refused is fetched again on the next poll, not skipped until the next one
         self._done: dict[str, int] = {}
+        self._staged: dict[str, int] = {}
+
+    def acknowledge(self) -> None:
+        """Record that everything the last poll returned is published (called by its loop)."""
+        self._done.update(self._staged)
+        self._staged.clear()
 
     async def poll(self) -> list[Event]:
         """Return settled rates of symbols whose funding time has passed since last fetch."""
         now_ms = int(self._clock() * 1000)
+        self._staged.clear()  # what a failed or cancelled poll fetched was never published
         tracked = set(self.universe.binance_symbols())
         jobs = []
         for sym, settle_ms in self.market.next_funding_ms.items():
@@ -175,5 +187,5 @@ class BinanceFundingPoller:
 
     async def _fetch(self, sym: str, settle_ms: int) -> list[Event]:
         rows = await self.client.fetch_funding_rates(sym, start_time=settle_ms - 3_600_000, limit=3)
-        self._done[sym] = settle_ms
+        self._staged[sym] = settle_ms
         return list(p.parse_funding_history(rows))

@@ -13,7 +13,7 @@ from perpsignal_common.events.base import Event
 from perpsignal_connectors.circuit import CircuitOpen
 from perpsignal_connectors.errors import error_kind
 from perpsignal_ingestor.metrics import SOURCE_ERRORS
-from perpsignal_ingestor.publisher import refuse
+from perpsignal_ingestor.publisher import UNREPRESENTABLE, refuse, refuse_unrepresentable
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,15 @@ async def gather_guarded(
             except ValidationError as exc:  # a value breaks the event contract: refused
                 refuse(source, exc, what)
                 return ()
-            except (PerpSignalError, TimeoutError) as exc:
+            except (PerpSignalError, TimeoutError, ConnectionError) as exc:
                 errors.append(exc)
                 SOURCE_ERRORS.labels(source, error_kind(exc)).inc()
                 if not isinstance(exc, CircuitOpen):
                     failed.append((what, exc))
+                return ()
+            except UNREPRESENTABLE as exc:  # a time beyond year 9999...: refused too
+                # (after the clause above: TimeoutError and ConnectionError are OSErrors)
+                refuse_unrepresentable(source, exc, what)
                 return ()
             if _failing.pop((source, what), None) is not None:
                 log.info("vendor request works again", extra={"source": source, "request": what})

@@ -51,11 +51,20 @@ class OkxPoller:
         self.symbols = list(symbols)
         self.timeframes = list(timeframes)
         self._clock = clock
+        # boundaries whose candles are published (acknowledged by the loop) vs fetched by
+        # this poll: a candle Kafka refused is fetched again on the next poll (as Binance's)
         self._fetched: dict[tuple[str, str], int] = {}
+        self._staged: dict[tuple[str, str], int] = {}
+
+    def acknowledge(self) -> None:
+        """Record that everything the last poll returned is published (called by its loop)."""
+        self._fetched.update(self._staged)
+        self._staged.clear()
 
     async def poll(self) -> list[Event]:
         """Return newly closed OKX candles."""
         now_s = self._clock()
+        self._staged.clear()  # what a failed or cancelled poll fetched was never published
         jobs = []
         for sym in sorted(
             set(self.universe.owned(self.symbols)) | set(self.universe.off_binance())
@@ -68,7 +77,7 @@ class OkxPoller:
 
     async def _candles(self, sym: str, tf: str, boundary: int) -> list[Event]:
         rows = await self.client.fetch_candles(sym, tf, limit=3)
-        self._fetched[(sym, tf)] = boundary
+        self._staged[(sym, tf)] = boundary
         return build_each(
             "okx",
             lambda r: parse_candles([r], sym, tf),  # type: ignore[arg-type]

@@ -1004,7 +1004,44 @@ def read_candles(path: Path) -> CandleSeries:
         )
         quotes = [quotes[i] for i in order]
     step = min(b - a for a, b in itertools.pairwise(times) if b > a)
-    return CandleSeries(timeframe_of(step // 1000), times, opens, highs, lows, closes, vols, quotes)
+    tf = timeframe_of(step // 1000)
+    series = CandleSeries(tf, times, opens, highs, lows, closes, vols, quotes)
+    _check_bars(series, path)
+    return series
+
+
+def _check_bars(series: CandleSeries, path: Path) -> None:
+    """Refuse the first bar the candle contract would refuse, naming it.
+
+    The candle events are built while the run goes (and a bucket's aggregate can hide a bar
+    the outcome path still reads), so without this a NaN, zero or negative price, a high
+    below the low or a year typed wrong stopped the run with a traceback, or went unseen.
+    """
+    o, h, lo, c, v = (
+        np.asarray(col, dtype=np.float64)
+        for col in (series.open, series.high, series.low, series.close, series.volume)
+    )
+    q = np.asarray([np.nan if x is None else x for x in series.quote_volume], dtype=np.float64)
+    t = np.asarray(series.open_ms, dtype=np.float64)
+    newest_ms = (time.time() + max_clock_skew_s()) * 1000 - series.step_ms
+    checks = (
+        (~np.isfinite(o + h + lo + c), "a price is not a finite number"),
+        ((lo < MIN_PRICE) | (h > MAX_PRICE), f"a price outside [{MIN_PRICE:g}, {MAX_PRICE:g}]"),
+        ((lo > np.minimum(o, c)) | (h < np.maximum(o, c)), "high/low do not hold open and close"),
+        (~((v >= 0.0) & (v <= MAX_AMOUNT)), "volume negative, too large or not a number"),
+        ((q < 0.0) | (q > MAX_AMOUNT), "quote volume negative or too large"),
+        (t < MIN_EVENT_TIME.timestamp() * 1000, f"before {MIN_EVENT_TIME:%Y}"),
+        (t > newest_ms, "in the future"),
+    )
+    for bad, why in checks:
+        if bad.any():
+            k = int(np.argmax(bad))
+            at = ms_to_dt(series.open_ms[k]).isoformat().replace("+00:00", "Z")
+            raise HistoryFormatError(
+                f"{path}: the bar at {at} is refused ({why}: open {series.open[k]}, "
+                f"high {series.high[k]}, low {series.low[k]}, close {series.close[k]}, "
+                f"volume {series.volume[k]})"
+            )
 
 
 @_contract_errors_named

@@ -1,0 +1,86 @@
+"""Hostile and damaged exports: a clear one-line error (exit 2) or a correct read, never a
+traceback or a silent misread.
+
+The files are written here in the shapes exporters produce (a Binance-style CSV with a
+header, gzip, JSON); each test names the failure a user met before the fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perpsignal_cli import backtest
+from perpsignal_cli.backtesting import importers as imp
+
+T0 = 1_637_000_000_000 - 1_637_000_000_000 % 3_600_000  # 2021-11-15 18:00 UTC
+HEADER = "open_time,open,high,low,close,volume\n"
+
+
+def _bars(n: int = 120, step: int = 60_000) -> list[list[float]]:
+    """`n` consistent 1m bars (high >= open, close >= low) from T0."""
+    out: list[list[float]] = []
+    price = 100.0
+    for i in range(n):
+        close = price * (1 + ((i * 7919) % 13 - 6) / 1000)
+        high, low = max(price, close) * 1.001, min(price, close) * 0.999
+        out.append([T0 + i * step, price, high, low, close, 10.0])
+        price = close
+    return out
+
+
+def _csv(path: Path, rows: list[list[object]]) -> Path:
+    path.write_text(HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def _run(tmp_path: Path, candles: Path, *extra: str) -> int:
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(tmp_path / "out")]
+    return backtest.main([*argv, "--no-progress", "--quiet", "--jobs", "1", *extra])
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = [ln for ln in err.splitlines() if ln.startswith("perpsignal backtest:")]
+    assert last, err
+    for w in words:
+        assert w in last[-1], last[-1]
+    return last[-1]
+
+
+# --- a bar the candle contract refuses -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "timeframe"),
+    [
+        ({"high": "99.0", "low": "100.5"}, "1m"),  # high below low (a misaligned export)
+        ({"low": "0"}, "1m"),  # a zero low
+        ({"close": "-1"}, "15m"),  # a negative close, inside a 15m bucket
+        ({"close": "nan"}, "15m"),  # NaN inside a bucket: the outcome path still holds it
+        ({"open": "inf"}, "1m"),
+    ],
+)
+def test_a_bad_bar_is_refused_at_import_naming_the_file_and_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict[str, str], timeframe: str
+) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    for name, value in bad.items():  # 19:01, inside the 19:00-19:15 bucket, not its last bar
+        rows[61][["time", "open", "high", "low", "close"].index(name)] = value
+    path = _csv(tmp_path / "bad.csv", rows)
+    assert _run(tmp_path, path, "--timeframe", timeframe) == 2
+    _one_line_error(capsys, str(path), "2021-11-15T19:01")
+    with pytest.raises(imp.HistoryFormatError, match="19:01"):
+        imp.read_candles(path)
+
+
+def test_a_bar_in_the_future_is_refused_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows.append([4_102_444_800_000, *rows[-1][1:]])  # 2100-01-01, a typo'd year
+    path = _csv(tmp_path / "future.csv", rows)
+    assert _run(tmp_path, path, "--timeframe", "1m") == 2
+    _one_line_error(capsys, str(path), "2100-01-01", "future")

@@ -84,3 +84,55 @@ def test_a_bar_in_the_future_is_refused_at_import(
     path = _csv(tmp_path / "future.csv", rows)
     assert _run(tmp_path, path, "--timeframe", "1m") == 2
     _one_line_error(capsys, str(path), "2100-01-01", "future")
+
+
+# --- a file that is no readable export ------------------------------------------------------
+
+
+def _damaged(tmp_path: Path, kind: str) -> Path:
+    good = HEADER + "".join(",".join(map(str, r)) + "\n" for r in _bars())
+    if kind == "long line":  # a field past the csv module's limit (a binary blob, a 2 GB line)
+        path = tmp_path / "long.csv"
+        path.write_text(HEADER + "x" * 200_000 + ",1,2,3,4\n" + good.split("\n", 1)[1])
+    elif kind == "corrupt gzip":  # the magic bytes, then damage (a broken download)
+        path = tmp_path / "candles.json.gz"
+        path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    elif kind == "truncated gzip":
+        import gzip
+
+        path = tmp_path / "candles.csv.gz"
+        path.write_bytes(gzip.compress(good.encode())[:-40])
+    else:  # JSON nested past the parser's recursion limit
+        path = tmp_path / "deep.json"
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["long line", "corrupt gzip", "truncated gzip", "deep JSON"])
+def test_a_damaged_file_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    path = _damaged(tmp_path, kind)
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, str(path))
+    with pytest.raises(imp.HistoryFormatError, match=str(path)):
+        imp.read_funding(path, "BTCUSDT")
+
+
+@pytest.mark.parametrize("kind", ["long line", "corrupt gzip", "deep JSON"])
+def test_a_damaged_file_in_a_folder_is_listed_and_the_rest_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    import json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = _damaged(folder, kind)
+    _csv(folder / "BTCUSDT-1m.csv", [list(r) for r in _bars(300)])
+    out = tmp_path / "out"
+    rc = backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"])
+    assert "Traceback" not in capsys.readouterr().err
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    files = {Path(f["path"]).name: f for f in summary["files"]}
+    assert files[bad.name]["status"] == "error"

@@ -38,6 +38,7 @@ import json
 import logging
 import re
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -596,13 +597,25 @@ class Table:
     what: str  # "CSV", "JSON", ...
 
 
-def _csv_table(text: Iterable[str]) -> Table:
+def _csv_rows(reader: Iterator[list[str]], where: str) -> Iterator[list[str]]:
+    """The non-empty rows of `reader`; a line the csv module refuses (a field past its
+    128 KiB limit: a binary blob, a 2 GB line) is a HistoryFormatError, not a traceback."""
+    try:
+        yield from (row for row in reader if row)
+    except csv.Error as exc:
+        line = getattr(reader, "line_num", "?")
+        raise HistoryFormatError(f"{where}line {line} is not a CSV row ({exc})") from None
+
+
+def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
+    where = f"{path}: " if path is not None else ""
     reader = csv.reader(text)
+    rows = _csv_rows(reader, where)
     # skip a banner line some exporters put above the header (a URL, a title)
-    first = next((row for row in reader if len(row) > 1), None)
+    first = next((row for row in rows if len(row) > 1), None)
     if first is None:
         raise HistoryFormatError("empty file")
-    rest = (row for row in reader if row)
+    rest = rows
     try:
         float(first[0])
     except ValueError:
@@ -658,7 +671,20 @@ _ARROW_SUFFIXES = (".feather", ".arrow", ".parquet")
 
 
 def read_table(path: Path) -> Table:
-    """Return the rows of a CSV, JSON (gzip too), JSON-lines, feather or parquet file."""
+    """Return the rows of a CSV, JSON (gzip too), JSON-lines, feather or parquet file.
+
+    A damaged gzip stream or JSON nested past the parser's depth is a HistoryFormatError
+    naming the file (they were tracebacks).
+    """
+    try:
+        return _read_table(path)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise HistoryFormatError(f"{path}: a damaged gzip file ({exc})") from None
+    except RecursionError:
+        raise HistoryFormatError(f"{path}: JSON nested too deep to be rows") from None
+
+
+def _read_table(path: Path) -> Table:
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
@@ -672,7 +698,7 @@ def read_table(path: Path) -> Table:
         except json.JSONDecodeError:
             lines = [json.loads(x) for x in text.splitlines() if x.strip()]  # JSON lines
             return _json_table(lines)
-    return _csv_table(io.StringIO(text, newline=""))
+    return _csv_table(io.StringIO(text, newline=""), path)
 
 
 def _arrow_table(path: Path, raw: bytes) -> Table:

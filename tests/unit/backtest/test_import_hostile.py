@@ -119,7 +119,7 @@ def test_a_damaged_file_is_one_clear_error(
         imp.read_funding(path, "BTCUSDT")
 
 
-@pytest.mark.parametrize("kind", ["long line", "corrupt gzip", "deep JSON"])
+@pytest.mark.parametrize("kind", ["corrupt gzip", "deep JSON"])
 def test_a_damaged_file_in_a_folder_is_listed_and_the_rest_runs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:

@@ -136,3 +136,22 @@ def test_a_damaged_file_in_a_folder_is_listed_and_the_rest_runs(
     summary = json.loads((out / "summary.json").read_text())
     files = {Path(f["path"]).name: f for f in summary["files"]}
     assert files[bad.name]["status"] == "error"
+
+
+# --- times ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "1e30", "-1637000000000"])
+def test_an_impossible_time_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stamp: str
+) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows[5][0] = stamp
+    path = _csv(tmp_path / "candles.csv", rows)
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, str(path), stamp)
+    funding = tmp_path / "funding.csv"
+    funding.write_text(f"fundingTime,fundingRate\n{T0},0.0001\n{stamp},0.0001\n")
+    good = _csv(tmp_path / "good.csv", [list(r) for r in _bars()])
+    assert _run(tmp_path, good, "--funding", str(funding)) == 2
+    _one_line_error(capsys, str(funding), stamp)

@@ -898,6 +898,9 @@ def parse_time_ms(raw: Any) -> int:
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
             return round(dt.timestamp() * 1000)
+    # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
+    if not 0 <= value < 1e20:
+        raise HistoryFormatError(f"unreadable time {raw!r}")
     if value >= 1e17:  # nanoseconds (pandas / Arrow timestamps)
         return int(value // 1_000_000)
     if value >= 1e14:  # microseconds (Binance spot files since 2025)

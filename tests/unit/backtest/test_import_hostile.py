@@ -155,3 +155,36 @@ def test_an_impossible_time_is_one_clear_error(
     good = _csv(tmp_path / "good.csv", [list(r) for r in _bars()])
     assert _run(tmp_path, good, "--funding", str(funding)) == 2
     _one_line_error(capsys, str(funding), stamp)
+
+
+# --- duplicated rows (pages of an API dump that overlap) ---------------------------------------
+
+
+def test_overlapping_pages_give_the_report_of_the_clean_export(
+    tmp_path: Path, market: Path
+) -> None:
+    """A dump paged by start time repeats the boundary rows: each time counts once (a
+    candle not counted twice, a funding rate not charged twice in net P&L)."""
+    candles = (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines(keepends=True)
+    funding = (market / "XRP_USDT_USDT-8h-funding_rate.csv").read_text().splitlines(keepends=True)
+    pages = tmp_path / "pages.csv"
+    pages.write_text("".join(candles[:1201] + candles[1100:]))
+    f_pages = tmp_path / "f_pages.csv"
+    f_pages.write_text("".join(funding[:9] + funding[3:]))
+    reports = []
+    for name, c, f in (
+        (
+            "clean",
+            market / "XRP_USDT_USDT-5m-futures.csv",
+            market / "XRP_USDT_USDT-8h-funding_rate.csv",
+        ),
+        ("pages", pages, f_pages),
+    ):
+        out = tmp_path / name
+        argv = ["--symbol", "XRPUSDT", "--candles", str(c), "--funding", str(f), "--out", str(out)]
+        assert backtest.main([*argv, "--no-progress", "--quiet", "--jobs", "1"]) == 0
+        reports.append((out / "signals.jsonl").read_text())
+    assert '"LONG"' in reports[0] or '"SHORT"' in reports[0]  # net P&L of directional signals
+    assert reports[1] == reports[0]
+    assert len(imp.read_candles(pages)) == len(candles) - 1
+    assert len(imp.read_funding(f_pages, "XRPUSDT")) == len(funding) - 1

@@ -1023,10 +1023,20 @@ def read_candles(path: Path) -> CandleSeries:
             v *= res.scale.get("volume", 1.0)
         # only a quote (USD) volume is published: base volume estimated at the close
         vols.append(v if v is not None else q / close if q is not None and close > 0 else 0.0)
-    if len(times) < 2:
-        raise HistoryFormatError(f"{path}: fewer than two candles")
+    # newest first (OKX, Bybit) is sorted; a time given twice (the overlapping pages of an
+    # API dump) is one bar, its last row in the file (a bar re-fetched once it had closed)
     order = sorted(range(len(times)), key=times.__getitem__)
-    if order != list(range(len(times))):  # venues answering newest first (OKX, Bybit)
+    after = [*order[1:], -1]
+    order = [i for i, j in zip(order, after, strict=True) if j < 0 or times[j] != times[i]]
+    if len(order) < len(times):
+        log.warning(
+            "%s: %d rows repeat a time; the last of each is kept",
+            path.name,
+            len(times) - len(order),
+        )
+    if len(order) < 2:
+        raise HistoryFormatError(f"{path}: fewer than two candles")
+    if order != list(range(len(times))):
         times = [times[i] for i in order]
         opens, highs, lows, closes, vols = (
             [col[i] for i in order] for col in (opens, highs, lows, closes, vols)
@@ -1073,6 +1083,16 @@ def _check_bars(series: CandleSeries, path: Path) -> None:
             )
 
 
+_E = TypeVar("_E", bound=Any)
+
+
+def _unique(events: Iterable[_E]) -> list[_E]:
+    """Return `events` in time order, one per event id (the last row of a time given twice:
+    overlapping pages of an API dump would otherwise count a value twice, e.g. charge a
+    funding rate twice in net P&L)."""
+    return sorted({e.event_id: e for e in events}.values(), key=lambda e: e.observed_at)
+
+
 @_contract_errors_named
 def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRateV1]:
     """Read settled funding rates (any shape in `KINDS["funding"]`)."""
@@ -1097,7 +1117,7 @@ def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRa
                 settled=True,
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1122,7 +1142,7 @@ def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[Ope
                 open_interest_usd=oi_usd,
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1157,7 +1177,7 @@ def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongSh
                     ratio=ratio,
                 )
             )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1182,7 +1202,7 @@ def read_fear_greed(path: Path) -> list[FearGreedV1]:
                 classification=str(cls) if cls not in (None, "") else None,
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 # Liquidated side: Binance order side (a SELL liquidates a LONG), Coinglass 1/2, words
@@ -1322,7 +1342,7 @@ def _liquidation_buckets(
                 count=None,
             )
         )
-    return out
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1360,7 +1380,7 @@ def read_social(path: Path, symbol: str) -> list[SocialMetricsV1]:
                 social_volume_24h=res.get(row, "social_volume_24h"),
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1408,7 +1428,7 @@ def read_taker_flow(path: Path, symbol: str, venue: str = SOURCE) -> list[TakerF
                 period=period,
             )
         )
-    return out
+    return _unique(out)
 
 
 def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:

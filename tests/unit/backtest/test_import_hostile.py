@@ -188,3 +188,39 @@ def test_overlapping_pages_give_the_report_of_the_clean_export(
     assert reports[1] == reports[0]
     assert len(imp.read_candles(pages)) == len(candles) - 1
     assert len(imp.read_funding(f_pages, "XRPUSDT")) == len(funding) - 1
+
+
+# --- numbers as spreadsheets write them ----------------------------------------------------
+
+
+def test_thousands_separators_are_read_not_dropped(tmp_path: Path) -> None:
+    """A spreadsheet-formatted export of ETH crossing 1,000: every row is a bar."""
+    rows = [[T0 + i * 60_000, 990.0 + i, 991.5 + i, 989.0 + i, 991.0 + i, 5.0] for i in range(30)]
+    path = tmp_path / "eth.csv"
+    path.write_text(
+        HEADER
+        + "".join(
+            f'{t},"{o:,.2f}","{h:,.2f}","{lo:,.2f}","{c:,.2f}","{v:,.1f}"\n'
+            for t, o, h, lo, c, v in rows
+        )
+    )
+    s = imp.read_candles(path)
+    assert len(s) == 30
+    assert s.close[-1] == 1020.0 and s.high[20] == 1011.5
+
+
+@pytest.mark.parametrize("cell", ["n/a", "1.234,5", "12O.5"])
+def test_an_unreadable_price_is_an_error_not_a_missing_bar(tmp_path: Path, cell: str) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows[40][4] = f'"{cell}"'
+    path = _csv(tmp_path / "c.csv", rows)
+    with pytest.raises(imp.HistoryFormatError, match=r"18:40.*" + cell.replace(".", r"\.")):
+        imp.read_candles(path)
+
+
+def test_a_bar_of_nan_prices_is_a_missing_bar(tmp_path: Path) -> None:
+    """numpy/pandas dumps write an absent bar as NaN in every price (as an empty cell)."""
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows[40][1:5] = ["NaN"] * 4
+    s = imp.read_candles(_csv(tmp_path / "c.csv", rows))
+    assert len(s) == len(rows) - 1 and s.gaps() == 1

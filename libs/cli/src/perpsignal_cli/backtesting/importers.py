@@ -36,6 +36,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import re
 import time
 import zlib
@@ -94,6 +95,11 @@ def _contract_errors_named(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
+        except HistoryFormatError as exc:
+            path = args[0] if args else kwargs.get("path")
+            if str(path) in str(exc):
+                raise
+            raise HistoryFormatError(f"{path}: {exc}") from None
         except pydantic.ValidationError as exc:
             path = args[0] if args else kwargs.get("path")
             first = exc.errors()[0]
@@ -737,6 +743,28 @@ def _epoch_ms(col: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+# 1,234.5 or 1,234,567.25: a spreadsheet's thousands separators, unambiguous with the decimal
+# point (a bare 1,234 may be a decimal comma, so it is not guessed)
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+\.\d*")
+
+
+def number(value: Any) -> float | None:
+    """Return a cell as a float, None when empty; raise naming a cell that is no number."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            if _THOUSANDS.fullmatch(text):
+                return float(text.replace(",", ""))
+            raise HistoryFormatError(f"{value!r} is not a number") from None
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Resolved:
     """Where each field is in the rows, with its scale; `layout` names what matched."""
@@ -750,10 +778,8 @@ class Resolved:
         i = self.index.get(name)
         if i is None or i >= len(row):
             return None
-        value = row[i]
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        return float(value) * self.scale.get(name, 1.0)
+        value = number(row[i])
+        return None if value is None else value * self.scale.get(name, 1.0)
 
     def raw(self, row: Sequence[Any], name: str) -> Any:
         """Return field `name` of `row` unconverted, or None."""
@@ -969,10 +995,7 @@ class CandleSeries:
 
 
 def _num(row: Sequence[Any], i: int | None) -> float | None:
-    if i is None or i >= len(row):
-        return None
-    value = row[i]
-    return None if value is None or value == "" else float(value)
+    return None if i is None or i >= len(row) else number(row[i])
 
 
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
@@ -1002,15 +1025,23 @@ def read_candles(path: Path) -> CandleSeries:
             continue  # a truncated trailing line
         if confirm is not None and str(row[confirm]) == "0":
             continue  # OKX: a bar that had not closed when exported
+        p: list[float | None]
         try:
             if scaled:
-                o, h, lo, close = (res.get(row, n) for n in ("open", "high", "low", "close"))
-                if o is None or h is None or lo is None or close is None:
-                    continue
+                p = [res.get(row, n) for n in ("open", "high", "low", "close")]
             else:
-                o, h, lo, close = float(row[oi]), float(row[hi]), float(row[li]), float(row[ci])
-        except (TypeError, ValueError):
+                try:  # the common case, fast
+                    p = [float(row[oi]), float(row[hi]), float(row[li]), float(row[ci])]
+                except (TypeError, ValueError):
+                    p = [number(row[oi]), number(row[hi]), number(row[li]), number(row[ci])]
+        except HistoryFormatError as exc:  # a price that is no number is not a missing bar
+            at = ms_to_dt(_time(res, row, path)).isoformat().replace("+00:00", "Z")
+            raise HistoryFormatError(f"{path}: the bar at {at}: {exc}") from None
+        o, h, lo, close = p
+        if o is None or h is None or lo is None or close is None:
             continue  # an empty price: no bar
+        if all(math.isnan(x) for x in (o, h, lo, close)):
+            continue  # NaN in every price: how numeric exports write a missing bar
         times.append(_time(res, row, path))
         opens.append(o)
         highs.append(h)

@@ -7,6 +7,7 @@ header, gzip, JSON); each test names the failure a user met before the fix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,38 @@ def test_a_bar_of_nan_prices_is_a_missing_bar(tmp_path: Path) -> None:
     rows[40][1:5] = ["NaN"] * 4
     s = imp.read_candles(_csv(tmp_path / "c.csv", rows))
     assert len(s) == len(rows) - 1 and s.gaps() == 1
+
+
+# --- Coinbase ---------------------------------------------------------------------------------
+
+
+def test_coinbase_exchange_candles_low_high_open_close(tmp_path: Path) -> None:
+    """Coinbase Exchange /products/{id}/candles: [time s, low, high, open, close, volume],
+    newest first: six values like CCXT's rows, in another order."""
+    bars = _bars(60)
+    path = tmp_path / "coinbase-BTC-USD-1m.json"
+    body = [[t // 1000, lo, h, o, c, v] for t, o, h, lo, c, v in reversed(bars)]
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert s.open == [b[1] for b in bars] and s.low == [b[3] for b in bars]
+    assert s.high == [b[2] for b in bars] and s.close == [b[4] for b in bars]
+
+
+def test_coinbase_advanced_trade_candles(tmp_path: Path) -> None:
+    """Advanced Trade /api/v3/brokerage/products/{id}/candles: `start` (epoch s, a string)."""
+    bars = _bars(60)
+    rows = [
+        {
+            "start": str(t // 1000),
+            "low": str(lo),
+            "high": str(h),
+            "open": str(o),
+            "close": str(c),
+            "volume": str(v),
+        }
+        for t, o, h, lo, c, v in reversed(bars)
+    ]
+    path = tmp_path / "candles.json"
+    path.write_text(json.dumps({"candles": rows}))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]

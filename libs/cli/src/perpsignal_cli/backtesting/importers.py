@@ -186,6 +186,7 @@ _TIME = Field(
         "funding_time",
         "fundingRateTimestamp",
         "ticks",  # Deribit chart data
+        "start",  # Coinbase Advanced Trade candles
         "unix",
         "time_ms",
     ),
@@ -224,6 +225,8 @@ _BYBIT_KLINE = {
     "quote_volume": 6,
 }
 _CCXT_OHLCV = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+# Coinbase Exchange /products/{id}/candles: six values too, low and high before open and close
+_COINBASE_CANDLE = {"time": 0, "low": 1, "high": 2, "open": 3, "close": 4, "volume": 5}
 
 KINDS: dict[str, Kind] = {
     "candles": Kind(
@@ -257,6 +260,7 @@ KINDS: dict[str, Kind] = {
             Layout("OKX candles (9 columns)", _OKX_CANDLE, width=9),
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
             Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
+            Layout("Coinbase Exchange candles (6 columns)", _COINBASE_CANDLE, width=6),
         ),
     ),
     "funding": Kind(
@@ -787,6 +791,22 @@ class Resolved:
         return None if i is None or i >= len(row) else row[i]
 
 
+def _bars_fit(layout: Layout, rows: Sequence[Sequence[Any]]) -> bool:
+    """Return True unless `layout` reads a row of `rows` as an impossible bar."""
+    cols = layout.columns
+    if not {"open", "high", "low", "close"} <= set(cols):
+        return True
+    at = [int(cols[n]) for n in ("open", "high", "low", "close")]
+    for row in rows:
+        try:
+            o, h, lo, c = (float(row[i]) for i in at)
+        except (TypeError, ValueError, IndexError):
+            continue
+        if lo > min(o, c) or h < max(o, c):
+            return False
+    return True
+
+
 def _spec(spec: str | int) -> tuple[str | int, float]:
     if isinstance(spec, int):
         return spec, 1.0
@@ -810,9 +830,15 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         first = next(rows, None)
         if first is None:
             raise HistoryFormatError(f"{path}: no rows")
-        table.rows = itertools.chain([first], rows)
+        head = [first, *itertools.islice(rows, 199)]
+        table.rows = itertools.chain(head, rows)
         width = len(first)
-        chosen = next((lo for lo in spec.layouts if lo.width == width), None)
+        fitting = [lo for lo in spec.layouts if lo.width == width]
+        # layouts of one width (CCXT's and Coinbase's candles): the first whose every head
+        # row is a possible bar (low <= open, close <= high)
+        chosen = next(
+            (lo for lo in fitting if _bars_fit(lo, head)), fitting[0] if fitting else None
+        )
         if chosen is None and not explicit:
             widths = ", ".join(f"{lo.width} ({lo.name})" for lo in spec.layouts if lo.width)
             raise HistoryFormatError(

@@ -212,16 +212,34 @@ def symbol_from_name(path: Path) -> str | None:
     words = [
         t.upper()
         for t in _tokens(path)
-        if t.isalpha() and t.lower() not in _NOT_SYMBOL and not re.fullmatch(r"\d+[mhdwM]", t)
+        # a coin's name may hold digits (1000PEPE, 1INCH); a date or a bar length is no coin
+        if re.search("[A-Za-z]", t)
+        and t.lower() not in _NOT_SYMBOL
+        and not _BAR_LENGTH.fullmatch(t)
     ]
     if not words:
         return None
     whole = [w for w in words if any(w.endswith(q) and len(w) > len(q) + 1 for q in _QUOTES)]
     if whole:  # a venue symbol: BTCUSDT
         return whole[0]
-    if len(words) >= 2:  # a pair: base, quote[, settle]
+    # a pair: base, quote[, settle]; the last word before a quote that is not the quote
+    # itself (a venue's name may lead: gateio_BTC_USDT; freqtrade's settle may follow)
+    pairs = [
+        i for i in range(len(words) - 1) if words[i + 1] in _QUOTES and words[i] != words[i + 1]
+    ]
+    if pairs:
+        return words[pairs[-1]] + words[pairs[-1] + 1]
+    if len(words) >= 2:
         return words[0] + words[1]
     return words[0] + "USDT"
+
+
+# a bar length in a file name: 1m, 5m, 1h, 15min, 1hour, 1d; MT4's M15, H1, Min1
+_BAR_LENGTH = re.compile(
+    r"\d+(s|m|h|d|w|min|mins|minute|minutes|hour|hours|hr|day|days|week|month|mon)"
+    r"|(m|h|d|w|min)\d+",
+    re.IGNORECASE,
+)
 
 
 def _timeframe_s(path: Path) -> int | None:

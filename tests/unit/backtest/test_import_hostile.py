@@ -260,3 +260,51 @@ def test_coinbase_advanced_trade_candles(tmp_path: Path) -> None:
     path.write_text(json.dumps({"candles": rows}))
     s = imp.read_candles(path)
     assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]
+
+
+# --- the symbol column of a liquidation list ---------------------------------------------------
+
+_LIQ_HEADER = "time,symbol,side,price,qty\n"
+
+
+def _liquidations(path: Path, names: dict[str, str]) -> Path:
+    """Orders of two coins, each named as `names` says (BTC first, then ETH)."""
+    rows = []
+    for k in range(20):
+        coin = "BTC" if k % 2 == 0 else "ETH"
+        price = 60_000.0 if coin == "BTC" else 3_000.0
+        side = "SELL" if k % 3 else "BUY"
+        rows.append(f"{T0 + k * 60_000},{names[coin]},{side},{price},{0.1 + k / 100}\n")
+    path.write_text(_LIQ_HEADER + "".join(rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"BTC": "BTC/USDT:USDT", "ETH": "ETH/USDT:USDT"},  # CCXT's unified symbol
+        {"BTC": "BTCUSDT_UMCBL", "ETH": "ETHUSDT_UMCBL"},  # Bitget's v1 product id
+    ],
+)
+def test_liquidation_rows_of_the_symbol_are_kept_however_the_venue_names_it(
+    tmp_path: Path, names: dict[str, str]
+) -> None:
+    path = _liquidations(tmp_path / "liq.csv", names)
+    btc = imp.read_liquidations(path, "BTCUSDT")
+    assert len(btc) == 10 and all(e.price == 60_000.0 for e in btc)  # type: ignore[union-attr]
+
+
+def test_a_shared_liquidation_list_reaches_each_symbol_of_a_folder(tmp_path: Path) -> None:
+    """OKX names its swaps BTC-USDT-SWAP: the single-symbol reader took such rows, the
+    multi-symbol plan did not give the file to BTCUSDT."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _csv(folder / "BTCUSDT-1m.csv", [list(r) for r in _bars(300)])
+    _csv(folder / "ETHUSDT-1m.csv", [list(r) for r in _bars(300)])
+    _liquidations(folder / "okx-liquidations.csv", {"BTC": "BTC-USDT-SWAP", "ETH": "ETH-USDT-SWAP"})
+    out = tmp_path / "out"
+    assert backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    files = {Path(f["path"]).name: f for f in summary["files"]}
+    assert files["okx-liquidations.csv"]["status"] == "used"
+    assert sorted(files["okx-liquidations.csv"]["symbols"]) == ["BTCUSDT", "ETHUSDT"]

@@ -1275,12 +1275,21 @@ _LIQUIDATED = {
 }
 
 
+# what venues put after a perpetual's pair: OKX -SWAP, Bitget v1 _UMCBL/_DMCBL/_CMCBL, -PERP
+_CONTRACT_SUFFIX = re.compile(r"(swap|perpetual|perp|umcbl|dmcbl|cmcbl)$")
+
+
+def same_symbol(name: str, symbol: str) -> bool:
+    """Return True when `name` names `symbol`: BTCUSDT, BTC-USDT-SWAP (OKX), BTC/USDT:USDT
+    (CCXT: the settle currency after the colon), BTCUSDT_UMCBL (Bitget), BTC (its USDT pair)."""
+    n = _CONTRACT_SUFFIX.sub("", norm(name.split(":")[0]))
+    want = _CONTRACT_SUFFIX.sub("", norm(symbol.split(":")[0]))
+    return n == want or n + "usdt" == want or want + "usdt" == n
+
+
 def _same_symbol(raw: Any, symbol: str) -> bool:
-    """Return True when a file's symbol cell names `symbol` (BTCUSDT, BTC-USDT-SWAP, BTC)."""
-    if raw in (None, ""):
-        return True
-    n, want = norm(str(raw)), norm(symbol)
-    return n == want or n.removesuffix("swap") == want or n + "usdt" == want
+    """Return True when a file's symbol cell names `symbol` (or is empty)."""
+    return raw in (None, "") or same_symbol(str(raw), symbol)
 
 
 @_contract_errors_named

@@ -549,10 +549,10 @@ def plan(
 
 
 def _same(a: str, b: str) -> bool:
-    from perpsignal_cli.backtesting.importers import norm
+    """The importers' symbol matching (a liquidation list's rows reach the same symbols)."""
+    from perpsignal_cli.backtesting.importers import same_symbol
 
-    x, y = norm(a), norm(b)
-    return x == y or x + "usdt" == y or y + "usdt" == x
+    return same_symbol(a, b)
 
 
 # ---------------------------------------------------------------------------------------

@@ -308,3 +308,31 @@ def test_a_shared_liquidation_list_reaches_each_symbol_of_a_folder(tmp_path: Pat
     files = {Path(f["path"]).name: f for f in summary["files"]}
     assert files["okx-liquidations.csv"]["status"] == "used"
     assert sorted(files["okx-liquidations.csv"]["symbols"]) == ["BTCUSDT", "ETHUSDT"]
+
+
+# --- other delimiters ------------------------------------------------------------------------
+
+
+def test_a_tab_separated_export_is_read(tmp_path: Path) -> None:
+    bars = _bars(30)
+    path = tmp_path / "c.tsv.txt"
+    path.write_text(
+        HEADER.replace(",", "\t") + "".join("\t".join(map(str, r)) + "\n" for r in bars)
+    )
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: bool) -> None:
+    """A spreadsheet saved in a decimal-comma locale: `;` between cells, `,` in numbers."""
+    bars = _bars(30)
+
+    def cell(x: float) -> str:
+        return str(x).replace(".", ",")
+
+    lines = "".join(f"{int(r[0])};" + ";".join(cell(x) for x in r[1:]) + "\n" for r in bars)
+    path = tmp_path / "c.csv"
+    path.write_text((HEADER.replace(",", ";") if header else "") + lines)
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars] and s.volume == [b[5] for b in bars]

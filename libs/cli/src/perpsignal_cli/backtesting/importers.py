@@ -607,20 +607,49 @@ class Table:
     what: str  # "CSV", "JSON", ...
 
 
-def _csv_rows(reader: Iterator[list[str]], where: str) -> Iterator[list[str]]:
+def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[list[str]]:
     """The non-empty rows of `reader`; a line the csv module refuses (a field past its
-    128 KiB limit: a binary blob, a 2 GB line) is a HistoryFormatError, not a traceback."""
+    128 KiB limit: a binary blob, a 2 GB line) is a HistoryFormatError, not a traceback.
+    `comma`: numbers have a decimal comma (`1,5`, `1.234,5`), made `1.5`, `1234.5`."""
     try:
-        yield from (row for row in reader if row)
+        for row in reader:
+            if row and comma:
+                yield [_point(c) if _DECIMAL_COMMA.fullmatch(c) else c for c in row]
+            elif row:
+                yield row
     except csv.Error as exc:
         line = getattr(reader, "line_num", "?")
         raise HistoryFormatError(f"{where}line {line} is not a CSV row ({exc})") from None
 
 
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})*,\d+\s*|\s*[+-]?\d+,\d+\s*")
+
+
+def _point(cell: str) -> str:
+    return cell.replace(".", "").replace(",", ".")
+
+
+def _delimiter(lines: Sequence[str]) -> str:
+    """The cell separator of a CSV's first lines: `,`, or `;` (a spreadsheet saved where the
+    comma is the decimal mark), tab or `|` when a line has more of those than commas."""
+    best = ","
+    for line in lines:
+        counts = {d: line.count(d) for d in (";", "\t", "|")}
+        other = max(counts, key=counts.__getitem__)
+        if counts[other] and counts[other] >= line.count(","):
+            return other
+        if line.count(","):
+            return best
+    return best
+
+
 def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
     where = f"{path}: " if path is not None else ""
-    reader = csv.reader(text)
-    rows = _csv_rows(reader, where)
+    lines = iter(text)
+    head = list(itertools.islice(lines, 5))
+    delimiter = _delimiter([ln for ln in head if ln.strip()])
+    reader = csv.reader(itertools.chain(head, lines), delimiter=delimiter)
+    rows = _csv_rows(reader, where, comma=delimiter == ";")
     # skip a banner line some exporters put above the header (a URL, a title)
     first = next((row for row in rows if len(row) > 1), None)
     if first is None:

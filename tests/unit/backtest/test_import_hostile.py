@@ -336,3 +336,17 @@ def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: 
     path.write_text((HEADER.replace(",", ";") if header else "") + lines)
     s = imp.read_candles(path)
     assert s.close == [b[4] for b in bars] and s.volume == [b[5] for b in bars]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2021-11-15 18:00:00 UTC",  # BigQuery's CSV export of a TIMESTAMP
+        "2021-11-15 18:00:00.000 UTC",  # Dune's query results
+        "2021-11-15 18:00:00 +0000 UTC",  # Go's time.Time printed
+        "2021/11/15 18:00:00",
+        "Mon, 15 Nov 2021 18:00:00 GMT",  # RFC 1123 (HTTP dates)
+    ],
+)
+def test_time_strings_that_name_their_zone_in_words(stamp: str) -> None:
+    assert imp.ms_to_dt(imp.parse_time_ms(stamp)).isoformat() == "2021-11-15T18:00:00+00:00"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import csv
+import email.utils
 import functools
 import gzip
 import io
@@ -972,13 +973,12 @@ def parse_time_ms(raw: Any) -> int:
         try:
             value = float(text)
         except ValueError:
-            try:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise HistoryFormatError(f"unreadable time {raw!r}") from exc
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=UTC)
-            return round(dt.timestamp() * 1000)
+            parsed = _date_text(text)
+            if parsed is None:
+                raise HistoryFormatError(f"unreadable time {raw!r}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return round(parsed.timestamp() * 1000)
     # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
     if not 0 <= value < 1e20:
         raise HistoryFormatError(f"unreadable time {raw!r}")
@@ -989,6 +989,24 @@ def parse_time_ms(raw: Any) -> int:
     if value < 1e11:  # seconds (alternative.me, many exporters)
         return int(value * 1000)
     return int(value)
+
+
+_ZONE_WORD = re.compile(r"\s*(UTC|GMT|Z)$", re.IGNORECASE)
+
+
+def _date_text(text: str) -> datetime | None:
+    """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
+    Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123."""
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    bare = _ZONE_WORD.sub("", text)
+    if re.match(r"\d{4}/\d\d?/\d\d?", bare):
+        bare = bare.replace("/", "-", 2)
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(bare)  # naive: UTC, as the caller takes it
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return email.utils.parsedate_to_datetime(text)
+    return None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -350,3 +350,31 @@ def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: 
 )
 def test_time_strings_that_name_their_zone_in_words(stamp: str) -> None:
     assert imp.ms_to_dt(imp.parse_time_ms(stamp)).isoformat() == "2021-11-15T18:00:00+00:00"
+
+
+# --- funding ------------------------------------------------------------------------------------
+
+
+def test_kraken_futures_funding_takes_the_relative_rate(tmp_path: Path) -> None:
+    """Kraken Futures /historical-funding-rates: `fundingRate` is absolute (USD per contract,
+    ~1e-10), `relativeFundingRate` the rate the factor and net P&L mean."""
+    body = {
+        "result": "success",
+        "serverTime": "2022-06-28T09:29:04.243Z",
+        "rates": [
+            {
+                "timestamp": "2022-06-28T00:00:00.000Z",
+                "fundingRate": -8.15861558e-10,
+                "relativeFundingRate": -0.000016898883333333,
+            },
+            {
+                "timestamp": "2022-06-28T04:00:00.000Z",
+                "fundingRate": -2.6115278e-11,
+                "relativeFundingRate": -5.40935416667e-7,
+            },
+        ],
+    }
+    path = tmp_path / "kraken-PF_XBTUSD-funding.json"
+    path.write_text(json.dumps(body))
+    rates = [e.rate for e in imp.read_funding(path, "XBTUSD")]
+    assert rates == [-0.000016898883333333, -5.40935416667e-7]

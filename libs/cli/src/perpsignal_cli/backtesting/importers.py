@@ -267,11 +267,13 @@ KINDS: dict[str, Kind] = {
     "funding": Kind(
         fields=(
             _TIME,
-            # OKX history: realizedRate is the settled rate, fundingRate the forecast
+            # OKX history: realizedRate is the settled rate, fundingRate the forecast;
+            # Kraken Futures: relativeFundingRate is the rate, fundingRate USD per contract
             Field(
                 "rate",
                 (
                     "realizedRate",
+                    "relativeFundingRate",
                     "real_funding_rate",
                     "rate",
                     "fundingRate",

@@ -378,3 +378,40 @@ def test_kraken_futures_funding_takes_the_relative_rate(tmp_path: Path) -> None:
     path.write_text(json.dumps(body))
     rates = [e.rate for e in imp.read_funding(path, "XBTUSD")]
     assert rates == [-0.000016898883333333, -5.40935416667e-7]
+
+
+# --- zip archives as data.binance.vision serves them --------------------------------------------
+
+
+def _binance_zip(path: Path, bars: list[list[float]]) -> Path:
+    import zipfile
+
+    rows = "".join(
+        f"{int(t)},{o},{h},{lo},{c},{v},{int(t) + 59_999},{v * c},10,1.0,{c},0\n"
+        for t, o, h, lo, c, v in bars
+    )
+    header = (
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+        "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(path.name.removesuffix(".zip") + ".csv", header + rows)
+    return path
+
+
+def test_a_binance_vision_zip_is_read_as_downloaded(tmp_path: Path) -> None:
+    """data.binance.vision serves every daily/monthly file as a zip holding one CSV."""
+    bars = _bars(60)
+    path = _binance_zip(tmp_path / "BTCUSDT-1m-2021-11-15.zip", bars)
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]
+
+
+def test_zips_in_a_folder_are_found_and_matched_to_their_symbol(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _binance_zip(folder / "BTCUSDT-1m-2021-11-15.zip", _bars(300))
+    out = tmp_path / "out"
+    assert backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["symbol"] for r in summary["symbols"]] == ["BTCUSDT"]

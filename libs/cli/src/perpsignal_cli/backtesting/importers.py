@@ -40,6 +40,7 @@ import logging
 import math
 import re
 import time
+import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -728,9 +729,12 @@ def read_table(path: Path) -> Table:
 
 def _read_table(path: Path) -> Table:
     raw = path.read_bytes()
+    suffix = path.suffix
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or path.suffix in _ARROW_SUFFIXES:
+    elif raw[:4] == b"PK\x03\x04":  # a zip of one file (data.binance.vision serves them so)
+        raw, suffix = _unzip(path, raw)
+    if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or suffix in _ARROW_SUFFIXES:
         return _arrow_table(path, raw)
     text = raw.decode("utf-8-sig")
     head = text.lstrip()[:1]
@@ -741,6 +745,23 @@ def _read_table(path: Path) -> Table:
             lines = [json.loads(x) for x in text.splitlines() if x.strip()]  # JSON lines
             return _json_table(lines)
     return _csv_table(io.StringIO(text, newline=""), path)
+
+
+def _unzip(path: Path, raw: bytes) -> tuple[bytes, str]:
+    """Return the one data file of a zip archive and its suffix."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = [
+                m
+                for m in zf.infolist()
+                if not m.is_dir() and not m.filename.startswith(("__MACOSX/", "."))
+            ]
+            if len(members) != 1:
+                names = ", ".join(m.filename for m in members) or "nothing"
+                raise HistoryFormatError(f"{path}: a zip of one export expected, it holds {names}")
+            return zf.read(members[0]), Path(members[0].filename).suffix
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+        raise HistoryFormatError(f"{path}: a damaged zip file ({exc})") from None
 
 
 def _arrow_table(path: Path, raw: bytes) -> Table:

@@ -77,7 +77,7 @@ REFUSED = {
     "llm": "--llm",
     "events_out": "--events-out",
 }
-DATA_SUFFIXES = (".csv", ".json", ".gz", ".jsonl", ".feather", ".arrow", ".parquet", ".txt")
+DATA_SUFFIXES = (".csv", ".json", ".gz", ".jsonl", ".feather", ".arrow", ".parquet", ".txt", ".zip")
 
 # name tokens: what kind a file is, and tokens that are never part of a symbol
 _NAME_KINDS = (
@@ -346,7 +346,11 @@ def _head_table(path: Path) -> Any:
 
     with path.open("rb") as fh:
         head = fh.read(HEAD_BYTES + 1)
-    binary = head[:2] == b"\x1f\x8b" or head[:6] == b"ARROW1" or head[:4] in (b"PAR1", b"FEA1")
+    binary = (
+        head[:2] == b"\x1f\x8b"
+        or head[:6] == b"ARROW1"
+        or head[:4] in (b"PAR1", b"FEA1", b"PK\x03\x04")
+    )
     json_like = head.lstrip()[:1] in (b"[", b"{")
     if len(head) <= HEAD_BYTES or binary or json_like or path.suffix in imp._ARROW_SUFFIXES:
         return imp.read_table(path)

@@ -415,3 +415,22 @@ def test_zips_in_a_folder_are_found_and_matched_to_their_symbol(tmp_path: Path) 
     assert backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert [r["symbol"] for r in summary["symbols"]] == ["BTCUSDT"]
+
+
+def test_a_huge_line_is_refused_without_reading_the_file_into_memory(tmp_path: Path) -> None:
+    """A 48 MB line (a 2 GB one behaves alike): one error naming the file, and no copy of
+    the file in memory; the whole text was held several times over (~8x its size)."""
+    import tracemalloc
+
+    path = tmp_path / "huge.csv"
+    with path.open("w") as fh:
+        fh.write(HEADER)
+        fh.write("1" * 48_000_000 + ",1,2,3,4,5\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(imp.HistoryFormatError, match=str(path)):
+            imp.read_candles(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16_000_000

@@ -613,7 +613,8 @@ class Table:
 
 def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[list[str]]:
     """The non-empty rows of `reader`; a line the csv module refuses (a field past its
-    128 KiB limit: a binary blob, a 2 GB line) is a HistoryFormatError, not a traceback.
+    128 KiB limit: a binary blob, a 2 GB line) or bytes that are no text further down
+    the file are a HistoryFormatError, not a traceback.
     `comma`: numbers have a decimal comma (`1,5`, `1.234,5`), made `1.5`, `1234.5`."""
     try:
         for row in reader:
@@ -624,6 +625,9 @@ def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[
     except csv.Error as exc:
         line = getattr(reader, "line_num", "?")
         raise HistoryFormatError(f"{where}line {line} is not a CSV row ({exc})") from None
+    except UnicodeDecodeError as exc:
+        line = getattr(reader, "line_num", "?")
+        raise HistoryFormatError(f"{where}not text after line {line} ({exc})") from None
 
 
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})*,\d+\s*|\s*[+-]?\d+,\d+\s*")
@@ -727,7 +731,31 @@ def read_table(path: Path) -> Table:
         raise HistoryFormatError(f"{path}: JSON nested too deep to be rows") from None
 
 
+# a CSV line longer than this is no export row (a kline row is ~150 bytes): refused unread
+MAX_LINE_CHARS = 1 << 20
+
+
+def _text_lines(path: Path) -> Iterator[str]:
+    """The lines of a text file, read as the rows are consumed (not the file at once: the
+    text, its copy in a StringIO and the rows took ~8x the file's size), each at most
+    MAX_LINE_CHARS long (a 2 GB line is refused having read 1 MiB of it)."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        while line := fh.readline(MAX_LINE_CHARS):
+            if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+                raise HistoryFormatError(
+                    f"{path}: a line longer than {MAX_LINE_CHARS:,} characters: not an export"
+                )
+            yield line
+
+
 def _read_table(path: Path) -> Table:
+    with path.open("rb") as fh:
+        start = fh.read(4096)
+    text_start = start.decode("utf-8-sig", errors="ignore").lstrip()[:1]
+    packed = start[:2] == b"\x1f\x8b" or start[:4] in (b"PK\x03\x04", b"PAR1", b"FEA1")
+    arrow = start[:6] == b"ARROW1" or path.suffix in _ARROW_SUFFIXES
+    if not packed and not arrow and text_start not in ("[", "{"):  # CSV: read as it goes
+        return _csv_table(_text_lines(path), path)
     raw = path.read_bytes()
     suffix = path.suffix
     if raw[:2] == b"\x1f\x8b":

@@ -434,3 +434,21 @@ def test_a_huge_line_is_refused_without_reading_the_file_into_memory(tmp_path: P
     finally:
         tracemalloc.stop()
     assert peak < 16_000_000
+
+
+def test_a_file_that_cannot_be_opened_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied (a file of another user; root, running the tests, is never denied)."""
+    path = _csv(tmp_path / "locked.csv", [list(r) for r in _bars()])
+    real_open = Path.open
+
+    def deny(self: Path, *args: object, **kwargs: object) -> object:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: deny(self).read())  # type: ignore[attr-defined]
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, str(path), "Permission denied")

@@ -720,8 +720,8 @@ _ARROW_SUFFIXES = (".feather", ".arrow", ".parquet")
 def read_table(path: Path) -> Table:
     """Return the rows of a CSV, JSON (gzip too), JSON-lines, feather or parquet file.
 
-    A damaged gzip stream or JSON nested past the parser's depth is a HistoryFormatError
-    naming the file (they were tracebacks).
+    A damaged gzip stream, JSON nested past the parser's depth or a file that cannot be
+    opened is a HistoryFormatError naming the file (they were tracebacks).
     """
     try:
         return _read_table(path)
@@ -729,6 +729,8 @@ def read_table(path: Path) -> Table:
         raise HistoryFormatError(f"{path}: a damaged gzip file ({exc})") from None
     except RecursionError:
         raise HistoryFormatError(f"{path}: JSON nested too deep to be rows") from None
+    except OSError as exc:  # permission denied, a folder, a vanished file
+        raise HistoryFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 # a CSV line longer than this is no export row (a kline row is ~150 bytes): refused unread

@@ -452,3 +452,18 @@ def test_a_file_that_cannot_be_opened_is_one_clear_error(
     monkeypatch.setattr(Path, "read_bytes", lambda self: deny(self).read())  # type: ignore[attr-defined]
     assert _run(tmp_path, path) == 2
     _one_line_error(capsys, str(path), "Permission denied")
+
+
+# --- the bar length --------------------------------------------------------------------------
+
+
+def test_a_stray_row_does_not_make_hourly_bars_minute_bars(tmp_path: Path) -> None:
+    """Two rows a minute apart in an hourly export made every bar a 1m bar, observed at its
+    open + 1 minute while holding the whole hour's prices (look-ahead in every signal)."""
+    rows: list[list[object]] = [list(r) for r in _bars(200, step=3_600_000)]
+    stray = list(rows[100])
+    stray[0] = int(rows[100][0]) + 60_000  # type: ignore[call-overload]
+    rows.insert(101, stray)
+    path = _csv(tmp_path / "BTCUSDT-1h.csv", rows)
+    with pytest.raises(imp.HistoryFormatError, match=r"1h.*2021-11-19T22:01"):
+        imp.read_candles(path)

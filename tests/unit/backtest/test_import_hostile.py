@@ -467,3 +467,15 @@ def test_a_stray_row_does_not_make_hourly_bars_minute_bars(tmp_path: Path) -> No
     path = _csv(tmp_path / "BTCUSDT-1h.csv", rows)
     with pytest.raises(imp.HistoryFormatError, match=r"1h.*2021-11-19T22:01"):
         imp.read_candles(path)
+
+
+def test_a_funding_rate_written_in_percent_is_a_fraction(tmp_path: Path) -> None:
+    """Binance's website funding history download writes `0.0100%`."""
+    path = tmp_path / "funding.csv"
+    path.write_text(
+        "Time,Contracts,Funding Interval,Funding Rate\n"
+        "2021-11-15 16:00:00,BTCUSDT,8h,0.0100%\n"
+        "2021-11-16 00:00:00,BTCUSDT,8h,-0.0035%\n"
+    )
+    rates = [e.rate for e in imp.read_funding(path, "BTCUSDT")]
+    assert rates == pytest.approx([0.0001, -0.000035])

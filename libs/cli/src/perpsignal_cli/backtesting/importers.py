@@ -849,6 +849,9 @@ def number(value: Any) -> float | None:
         except ValueError:
             if _THOUSANDS.fullmatch(text):
                 return float(text.replace(",", ""))
+            if text.endswith("%"):  # `0.0100%` (a venue's website download): a fraction
+                with contextlib.suppress(ValueError):
+                    return float(text[:-1]) / 100
             raise HistoryFormatError(f"{value!r} is not a number") from None
     return float(value)
 

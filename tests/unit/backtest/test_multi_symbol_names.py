@@ -27,3 +27,21 @@ from perpsignal_cli.backtesting import multi
 )
 def test_symbols_are_read_from_venue_and_freqtrade_names(name: str, symbol: str) -> None:
     assert multi.symbol_from_name(Path(name)) == symbol
+
+
+def test_a_list_file_saved_by_windows_notepad_with_spaces_in_paths(tmp_path: Path) -> None:
+    """A BOM, CRLF line ends and folders named with spaces ("My Data") are ordinary."""
+    folder = tmp_path / "My Data"
+    folder.mkdir()
+    (folder / "candles 1m.csv").write_text("x")
+    listing = tmp_path / "inputs.txt"
+    listing.write_bytes(
+        b"\xef\xbb\xbf# inputs\r\n"
+        b"My Data/candles 1m.csv symbol=BTCUSDT kind=candles\r\n"
+        b'"My Data/candles 1m.csv"   symbol=ETHUSDT\r\n'
+    )
+    got = multi.read_list(listing)
+    assert got == [
+        (folder / "candles 1m.csv", "BTCUSDT", "candles"),
+        (folder / "candles 1m.csv", "ETHUSDT", None),
+    ]

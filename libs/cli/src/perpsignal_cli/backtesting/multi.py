@@ -382,11 +382,19 @@ def read_list(path: Path) -> list[tuple[Path, str | None, str | None]]:
     if not path.is_file():
         raise MultiInputError(f"--list {path}: no such file")
     out: list[tuple[Path, str | None, str | None]] = []
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+    try:  # a BOM (Windows editors) is no part of the first path
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MultiInputError(f"--list {path}: unreadable ({exc})") from None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0].strip()
         if not line:
             continue
-        parts = line.split()
+        # the path is what comes before the trailing key=value options: it may hold spaces
+        # (My Data/...) and be quoted
+        match = re.fullmatch(r"(.+?)((?:\s+[A-Za-z_]+=\S*)*)", line)
+        assert match is not None  # `.+?` matches any non-empty line
+        parts = [match.group(1).strip().strip("\"'"), *match.group(2).split()]
         opts: dict[str, str] = {}
         for extra in parts[1:]:
             key, sep, value = extra.partition("=")

@@ -479,3 +479,36 @@ def test_a_funding_rate_written_in_percent_is_a_fraction(tmp_path: Path) -> None
     )
     rates = [e.rate for e in imp.read_funding(path, "BTCUSDT")]
     assert rates == pytest.approx([0.0001, -0.000035])
+
+
+def _ticker_snapshots(path: Path, *, next_funding: bool) -> Path:
+    """A venue's ticker stream recorded every 10 minutes (the Bybit `tickers` topic): the
+    current, predicted funding rate on every row; settlements every 8 h."""
+    head = "exchange,symbol,timestamp,open_interest,mark_price,funding_rate"
+    lines = [head + (",next_funding_time" if next_funding else "") + "\n"]
+    for k in range(6 * 24):  # one day
+        t = T0 + k * 600_000
+        settle = (t // 28_800_000 + 1) * 28_800_000
+        rate = 0.0001 * (1 + settle // 28_800_000 % 3)  # drifts by settlement
+        tail = f",{settle}" if next_funding else ""
+        lines.append(f"bybit,BTCUSDT,{t},1000,60000,{rate}{tail}\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def test_ticker_snapshots_with_the_next_settlement_give_one_rate_per_settlement(
+    tmp_path: Path,
+) -> None:
+    """Each row's rate is charged at its settlement once (it was charged at every row: 144
+    'settlements' a day, net P&L's funding ~48x too large)."""
+    path = _ticker_snapshots(tmp_path / "tickers.csv", next_funding=True)
+    ev = imp.read_funding(path, "BTCUSDT")
+    assert [e.observed_at.hour for e in ev] == [0, 8, 16, 0]
+    settled = [round(e.observed_at.timestamp() * 1000) for e in ev]
+    assert [e.rate for e in ev] == [0.0001 * (1 + s // 28_800_000 % 3) for s in settled]
+
+
+def test_ticker_snapshots_without_settlement_times_are_refused(tmp_path: Path) -> None:
+    path = _ticker_snapshots(tmp_path / "tickers.csv", next_funding=False)
+    with pytest.raises(imp.HistoryFormatError, match=r"10 min.*settle"):
+        imp.read_funding(path, "BTCUSDT")

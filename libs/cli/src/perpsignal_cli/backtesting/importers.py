@@ -268,7 +268,21 @@ KINDS: dict[str, Kind] = {
     ),
     "funding": Kind(
         fields=(
-            _TIME,
+            # the settlement's time first: a ticker recording's rows carry the predicted
+            # rate of the next settlement, one per settlement once repeats are dropped
+            Field(
+                "time",
+                (
+                    "fundingTime",
+                    "funding_time",
+                    "fundingRateTimestamp",
+                    "funding_timestamp",
+                    "next_funding_time",
+                    "nextFundingTime",
+                    *_TIME.aliases,
+                ),
+                required=True,
+            ),
             # OKX history: realizedRate is the settled rate, fundingRate the forecast;
             # Kraken Futures: relativeFundingRate is the rate, fundingRate USD per contract
             Field(
@@ -1307,7 +1321,31 @@ def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRa
                 settled=True,
             )
         )
-    return _unique(out)
+    out = _unique(out)
+    _refuse_snapshots(out, path)
+    return out
+
+
+def _refuse_snapshots(rates: Sequence[FundingRateV1], path: Path) -> None:
+    """Refuse a funding file whose rows come faster than any venue settles (every 1-8 h).
+
+    Such rows are ticker snapshots of the predicted rate; read as settlements, every one was
+    charged in net P&L (a recording every 10 minutes charged 48 'settlements' per 8 h).
+    """
+    if len(rates) < 3:
+        return
+    steps = sorted(
+        (b.observed_at - a.observed_at).total_seconds() for a, b in itertools.pairwise(rates)
+    )
+    median = steps[len(steps) // 2]
+    if median < 3600:
+        raise HistoryFormatError(
+            f"{path}: funding rows come every {median / 60:g} min, faster than any venue "
+            "settles (every 1-8 h): ticker snapshots of the predicted rate, not a settled "
+            "history. Give the venue's funding-rate history, or a column with each row's "
+            "settlement time (next_funding_time / funding_timestamp; --columns "
+            "funding.time=<column>)"
+        )
 
 
 @_contract_errors_named

@@ -512,3 +512,22 @@ def test_ticker_snapshots_without_settlement_times_are_refused(tmp_path: Path) -
     path = _ticker_snapshots(tmp_path / "tickers.csv", next_funding=False)
     with pytest.raises(imp.HistoryFormatError, match=r"10 min.*settle"):
         imp.read_funding(path, "BTCUSDT")
+
+
+def test_the_bar_still_open_in_a_fresh_dump_is_left_out(tmp_path: Path) -> None:
+    """Bybit /v5/market/kline (newest first) and Binance klines answer with the current,
+    unclosed bar too: a dump taken now holds it. It is no closed candle (it stopped the run)."""
+    import time
+
+    hour = 3_600_000
+    now_bar = int(time.time() * 1000) // hour * hour  # opened at most an hour ago
+    bars = _bars(48, step=hour)
+    rows = [
+        [str(now_bar - (47 - i) * hour), str(o), str(h), str(lo), str(c), str(v), str(v * c)]
+        for i, (_, o, h, lo, c, v) in enumerate(bars)
+    ]
+    body = {"retCode": 0, "result": {"category": "linear", "symbol": "BTCUSDT", "list": rows[::-1]}}
+    path = tmp_path / "bybit-BTCUSDT-60.json"
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert len(s) == 47 and s.open_ms[-1] == now_bar - hour

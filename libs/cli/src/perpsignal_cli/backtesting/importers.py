@@ -1220,6 +1220,13 @@ def read_candles(path: Path) -> CandleSeries:
     step = _bar_step(times, path)
     tf = timeframe_of(step // 1000)
     series = CandleSeries(tf, times, opens, highs, lows, closes, vols, quotes)
+    if times[-1] <= time.time() * 1000 < times[-1] + step:
+        # Binance and Bybit answer with the bar still open too: a fresh dump holds it (a bar
+        # opening in the future is no such bar: it is refused below)
+        log.info("%s: the last bar had not closed when exported; left out", path.name)
+        series = series.slice(0, len(series) - 1)
+        if len(series) < 2:
+            raise HistoryFormatError(f"{path}: fewer than two closed candles")
     _check_bars(series, path)
     return series
 

@@ -8,6 +8,7 @@ header, gzip, JSON); each test names the failure a user met before the fix.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -531,3 +532,18 @@ def test_the_bar_still_open_in_a_fresh_dump_is_left_out(tmp_path: Path) -> None:
     path.write_text(json.dumps(body))
     s = imp.read_candles(path)
     assert len(s) == 47 and s.open_ms[-1] == now_bar - hour
+
+
+def test_cryptodatadownload_takes_the_epoch_column_not_its_date_text(tmp_path: Path) -> None:
+    """CryptoDataDownload's files: a URL line, then `Unix Timestamp,Date,Symbol,...`, newest
+    first; hourly files write Date as `2021-11-15 06-PM`, which no date parser reads."""
+    bars = _bars(48, step=3_600_000)
+    lines = ["https://www.CryptoDataDownload.com\n"]
+    lines.append("Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume BTC,Volume USDT\n")
+    for t, o, h, lo, c, v in reversed(bars):
+        when = datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %I-%p")
+        lines.append(f"{int(t) // 1000},{when},BTC/USDT,{o},{h},{lo},{c},{v},{v * c}\n")
+    path = tmp_path / "Binance_BTCUSDT_1h.csv"
+    path.write_text("".join(lines))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.timeframe == "1h"

@@ -177,6 +177,10 @@ _TIME = Field(
         "open_time",
         "time",
         "timestamp",
+        # an epoch column before a date text beside it (CryptoDataDownload's `Unix
+        # Timestamp` and `Date`, the latter written `2021-11-15 06-PM` in hourly files)
+        "unix",
+        "unix_timestamp",
         "date",
         "datetime",
         "ts",
@@ -190,7 +194,6 @@ _TIME = Field(
         "fundingRateTimestamp",
         "ticks",  # Deribit chart data
         "start",  # Coinbase Advanced Trade candles
-        "unix",
         "time_ms",
     ),
     required=True,

@@ -547,3 +547,18 @@ def test_cryptodatadownload_takes_the_epoch_column_not_its_date_text(tmp_path: P
     path.write_text("".join(lines))
     s = imp.read_candles(path)
     assert s.open_ms == [b[0] for b in bars] and s.timeframe == "1h"
+
+
+def test_rows_without_a_header_may_start_with_a_date_text(tmp_path: Path) -> None:
+    """`2021-11-15 18:00:00,100.1,...`: the first row was taken for a header (its first cell
+    is no number) and the file refused for columns named by its values."""
+    bars = _bars(30)
+    path = tmp_path / "c.csv"
+    path.write_text(
+        "".join(
+            f"{datetime.fromtimestamp(t / 1000, UTC):%Y-%m-%d %H:%M:%S},{o},{h},{lo},{c},{v}\n"
+            for t, o, h, lo, c, v in bars
+        )
+    )
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars]

@@ -681,11 +681,27 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
     if first is None:
         raise HistoryFormatError("empty file")
     rest = rows
-    try:
-        float(first[0])
-    except ValueError:
+    if not _is_data_row(first):
         return Table([c.strip() for c in first], rest, "CSV")
     return Table(None, itertools.chain([first], rest), "CSV")
+
+
+def _is_data_row(row: Sequence[str]) -> bool:
+    """Return True when a CSV's first row is data: it starts with a number, or with a date
+    text followed by numbers (a header names its columns)."""
+    try:
+        float(row[0])
+        return True
+    except ValueError:
+        pass
+    if _date_text(row[0].strip()) is None:
+        return False
+    numbers = 0
+    for cell in row[1:]:
+        with contextlib.suppress(ValueError):
+            float(cell)
+            numbers += 1
+    return numbers * 2 >= len(row) - 1
 
 
 def _unwrap(body: Any) -> Any:

@@ -562,3 +562,22 @@ def test_rows_without_a_header_may_start_with_a_date_text(tmp_path: Path) -> Non
     )
     s = imp.read_candles(path)
     assert s.open_ms == [b[0] for b in bars]
+
+
+def test_a_recording_of_binance_force_order_stream_is_read(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """JSON lines of `!forceOrder@arr` messages as Binance sends them: the order is nested
+    under `o`, its side `S`, its symbol `s` (refused as 'liquidations without a side')."""
+    doc = json.loads((shared_data / "api/binance_usdm/ws_forceOrder.doc_example.json").read_text())
+    lines = []
+    for k, (sym, side) in enumerate([("BTCUSDT", "SELL"), ("ETHUSDT", "SELL"), ("BTCUSDT", "BUY")]):
+        msg = json.loads(json.dumps(doc))
+        msg["E"] += k * 1000
+        msg["o"].update(s=sym, S=side, T=msg["o"]["T"] + k * 1000)
+        lines.append(json.dumps(msg))
+    path = tmp_path / "forceOrder.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    orders = imp.read_liquidations(path, "BTCUSDT")
+    assert [o.liquidated_side for o in orders] == ["LONG", "SHORT"]  # type: ignore[union-attr]
+    assert orders[0].price == 9910.12345678 and orders[0].quantity == 0.014  # type: ignore[union-attr]

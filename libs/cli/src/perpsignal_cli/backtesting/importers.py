@@ -731,6 +731,25 @@ def _unwrap(body: Any) -> Any:
     return body
 
 
+_BINANCE_ORDER_KEYS: dict[str, str] = {
+    "s": "symbol",
+    "S": "side",
+    "o": "order_type",
+    "q": "original_quantity",
+}
+
+
+def _event_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a Binance stream event's payload beside its header fields: `forceOrder`
+    messages (`{"e": "forceOrder", "E": ..., "o": {...}}`) as recorded from the stream."""
+    inner = row.get("o")
+    if "e" in row and isinstance(inner, dict):
+        # its one-letter `s` and `S` would read alike once normalised: named here
+        named = {_BINANCE_ORDER_KEYS.get(str(k), str(k)): v for k, v in inner.items()}
+        return {**{k: v for k, v in row.items() if k != "o"}, **named}
+    return row
+
+
 def _json_table(body: Any) -> Table:
     body = _unwrap(body)
     if not isinstance(body, list) or not body:
@@ -739,6 +758,7 @@ def _json_table(body: Any) -> Table:
             f"JSON without a list of rows, an envelope holding one or column arrays{seen}"
         )
     if all(isinstance(r, dict) for r in body):
+        body = [_event_payload(r) for r in body]
         header: list[str] = []
         for r in body:
             header += [k for k in r if k not in header]

@@ -581,3 +581,37 @@ def test_a_recording_of_binance_force_order_stream_is_read(
     orders = imp.read_liquidations(path, "BTCUSDT")
     assert [o.liquidated_side for o in orders] == ["LONG", "SHORT"]  # type: ignore[union-attr]
     assert orders[0].price == 9910.12345678 and orders[0].quantity == 0.014  # type: ignore[union-attr]
+
+
+# --- pandas' JSON shapes -------------------------------------------------------------------------
+
+_COLUMNS = ["open", "high", "low", "close", "volume", "date"]
+
+
+def test_pandas_split_json_is_read_by_its_column_names(tmp_path: Path) -> None:
+    """`df.to_json(orient="split")`: the names in `columns`, the rows in `data` (read by
+    position as CCXT rows before: the open price taken for the time)."""
+    bars = _bars(30)
+    body = {
+        "columns": _COLUMNS,
+        "index": list(range(30)),
+        "data": [[o, h, lo, c, v, t] for t, o, h, lo, c, v in bars],
+    }
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]
+
+
+def test_pandas_default_json_columns_of_index_to_value(tmp_path: Path) -> None:
+    """`df.to_json()` (orient="columns"): {column: {index: value}}, the time in the index."""
+    bars = _bars(30)
+    body = {
+        name: {str(int(b[0])): b[k] for b in bars}
+        for k, name in enumerate(["time", "open", "high", "low", "close", "volume"])
+        if name != "time"
+    }
+    path = tmp_path / "columns.json"
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]

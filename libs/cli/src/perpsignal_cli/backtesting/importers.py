@@ -195,6 +195,7 @@ _TIME = Field(
         "ticks",  # Deribit chart data
         "start",  # Coinbase Advanced Trade candles
         "time_ms",
+        "index",  # pandas' JSON keyed by a DatetimeIndex
     ),
     required=True,
 )
@@ -714,6 +715,15 @@ def _unwrap(body: Any) -> Any:
     for _ in range(3):
         if not isinstance(body, dict):
             return body
+        columns, data = body.get("columns"), body.get("data")
+        if isinstance(columns, list) and isinstance(data, list):  # pandas orient="split"
+            return [dict(zip(columns, r, strict=False)) for r in data if isinstance(r, list)]
+        inner = list(body.values())
+        if len(inner) >= 2 and all(isinstance(v, dict) and v for v in inner):
+            # pandas' default orient="columns": {column: {index: value}}, the index kept
+            keys = list(inner[0])
+            if all(list(v) == keys for v in inner):
+                return [{"index": k, **{c: body[c][k] for c in body}} for k in keys]
         for key in ("data", "result", "list", "rows"):
             if key in body and isinstance(body[key], list | dict):
                 body = body[key]

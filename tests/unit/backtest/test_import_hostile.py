@@ -615,3 +615,19 @@ def test_pandas_default_json_columns_of_index_to_value(tmp_path: Path) -> None:
     path.write_text(json.dumps(body))
     s = imp.read_candles(path)
     assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]
+
+
+def test_pandas_csv_with_an_unnamed_time_index(tmp_path: Path) -> None:
+    """`df.to_csv()` of a frame indexed by an unnamed DatetimeIndex: the first header cell is
+    empty and holds the times."""
+    bars = _bars(30)
+    path = tmp_path / "c.csv"
+    path.write_text(
+        ",open,high,low,close,volume\n"
+        + "".join(
+            f"{datetime.fromtimestamp(t / 1000, UTC)},{o},{h},{lo},{c},{v}\n"
+            for t, o, h, lo, c, v in bars
+        )
+    )
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars]

@@ -683,7 +683,10 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
         raise HistoryFormatError("empty file")
     rest = rows
     if not _is_data_row(first):
-        return Table([c.strip() for c in first], rest, "CSV")
+        header = [c.strip() for c in first]
+        if not header[0]:  # pandas writes its index unnamed: often the times
+            header[0] = "index"
+        return Table(header, rest, "CSV")
     return Table(None, itertools.chain([first], rest), "CSV")
 
 

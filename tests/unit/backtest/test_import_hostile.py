@@ -631,3 +631,26 @@ def test_pandas_csv_with_an_unnamed_time_index(tmp_path: Path) -> None:
     )
     s = imp.read_candles(path)
     assert s.open_ms == [b[0] for b in bars]
+
+
+def test_bitget_account_long_short(tmp_path: Path) -> None:
+    """Bitget /api/v2/mix/market/account-long-short: longAccountRatio is the longs' share of
+    accounts, longShortAccountRatio their ratio (refused: no accepted name)."""
+    body = {
+        "code": "00000",
+        "msg": "success",
+        "requestTime": 1656589586807,
+        "data": [
+            {"longAccountRatio": "0.6", "shortAccountRatio": "0.4",
+             "longShortAccountRatio": "1.5", "ts": "1714020600000"},
+            {"longAccountRatio": "0.5", "shortAccountRatio": "0.5",
+             "longShortAccountRatio": "1", "ts": "1714020900000"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "bitget-BTCUSDT-account-long-short.json"
+    path.write_text(json.dumps(body))
+    ev = imp.read_long_short(path, "BTCUSDT")
+    assert [(e.kind, e.long_share, e.ratio) for e in ev] == [
+        ("global_account", 0.6, 1.5),
+        ("global_account", 0.5, 1.0),
+    ]

@@ -373,6 +373,7 @@ KINDS: dict[str, Kind] = {
                     "longAccount",
                     "long_account",
                     "buyRatio",
+                    "longAccountRatio",  # Bitget account-long-short
                     "global_account_long_percent*0.01",
                 ),
             ),
@@ -386,6 +387,7 @@ KINDS: dict[str, Kind] = {
                     "longShortRatio",
                     "long_short_ratio",
                     "longShortAcctRatio",
+                    "longShortAccountRatio",  # Bitget
                     "ratio",
                 ),
             ),

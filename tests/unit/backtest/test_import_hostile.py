@@ -654,3 +654,13 @@ def test_bitget_account_long_short(tmp_path: Path) -> None:
         ("global_account", 0.6, 1.5),
         ("global_account", 0.5, 1.0),
     ]
+
+
+def test_excel_unicode_text_is_read(tmp_path: Path) -> None:
+    """Excel's 'Unicode Text' export: UTF-16 with a BOM, tab-separated, CRLF."""
+    bars = _bars(30)
+    text = HEADER.replace(",", "\t") + "".join("\t".join(map(str, r)) + "\n" for r in bars)
+    path = tmp_path / "candles.txt"
+    path.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]

@@ -806,11 +806,16 @@ def read_table(path: Path) -> Table:
 MAX_LINE_CHARS = 1 << 20
 
 
-def _text_lines(path: Path) -> Iterator[str]:
+def _encoding(start: bytes) -> str:
+    """UTF-16 when the bytes open with its BOM (Excel's 'Unicode Text'), else UTF-8."""
+    return "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
+def _text_lines(path: Path, encoding: str = "utf-8-sig") -> Iterator[str]:
     """The lines of a text file, read as the rows are consumed (not the file at once: the
     text, its copy in a StringIO and the rows took ~8x the file's size), each at most
     MAX_LINE_CHARS long (a 2 GB line is refused having read 1 MiB of it)."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with path.open(encoding=encoding, newline="") as fh:
         while line := fh.readline(MAX_LINE_CHARS):
             if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
                 raise HistoryFormatError(
@@ -822,11 +827,12 @@ def _text_lines(path: Path) -> Iterator[str]:
 def _read_table(path: Path) -> Table:
     with path.open("rb") as fh:
         start = fh.read(4096)
-    text_start = start.decode("utf-8-sig", errors="ignore").lstrip()[:1]
+    encoding = _encoding(start)
+    text_start = start.decode(encoding, errors="ignore").lstrip()[:1]
     packed = start[:2] == b"\x1f\x8b" or start[:4] in (b"PK\x03\x04", b"PAR1", b"FEA1")
     arrow = start[:6] == b"ARROW1" or path.suffix in _ARROW_SUFFIXES
     if not packed and not arrow and text_start not in ("[", "{"):  # CSV: read as it goes
-        return _csv_table(_text_lines(path), path)
+        return _csv_table(_text_lines(path, encoding), path)
     raw = path.read_bytes()
     suffix = path.suffix
     if raw[:2] == b"\x1f\x8b":
@@ -835,7 +841,7 @@ def _read_table(path: Path) -> Table:
         raw, suffix = _unzip(path, raw)
     if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or suffix in _ARROW_SUFFIXES:
         return _arrow_table(path, raw)
-    text = raw.decode("utf-8-sig")
+    text = raw.decode(_encoding(raw))
     head = text.lstrip()[:1]
     if head in ("[", "{"):
         try:

@@ -53,6 +53,7 @@ AUX_FLAGS = {
     "social": "--social",
     "mark": "--mark",
     "fear_greed": "--fear-greed",
+    "taker_flow": "--taker-flow",  # per symbol: never one symbol's flow for every symbol
 }
 KINDS_ORDER = ("candles", *AUX_FLAGS)
 GLOBAL_KINDS = frozenset({"fear_greed"})  # market-wide: every symbol gets it
@@ -86,6 +87,7 @@ _NAME_KINDS = (
     (("fear", "greed", "feargreed", "fng"), "fear_greed"),
     (("liquidation", "liquidations", "liq", "forceorder", "liquidationsnapshot"), "liquidations"),
     (("social", "lunarcrush", "sentiment"), "social"),
+    (("taker", "takerlongshortratio", "takerflow", "takervolume"), "taker_flow"),
 )
 _NOT_SYMBOL = frozenset(
     {
@@ -301,6 +303,7 @@ def recognise(path: Path) -> list[str]:
         "fear_greed",
         "liquidations",
         "social",
+        "taker_flow",
     ):
         probe = imp.Table(table.header, list(rows), table.what)
         try:
@@ -314,6 +317,11 @@ def recognise(path: Path) -> list[str]:
             continue
         if kind == "social" and not _has(
             res, "galaxy_score", "sentiment", "social_volume_change_pct"
+        ):
+            continue
+        if kind == "taker_flow" and not (
+            {"buy_volume", "sell_volume"} <= set(res.index)
+            or {"buy_volume_usd", "sell_volume_usd"} <= set(res.index)
         ):
             continue
         fits.append(kind)

@@ -38,7 +38,6 @@ import io
 import itertools
 import json
 import logging
-import math
 import re
 import time
 import zipfile
@@ -638,11 +637,12 @@ def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[
     the file are a HistoryFormatError, not a traceback.
     `comma`: numbers have a decimal comma (`1,5`, `1.234,5`), made `1.5`, `1234.5`."""
     try:
-        for row in reader:
-            if row and comma:
-                yield [_point(c) if _DECIMAL_COMMA.fullmatch(c) else c for c in row]
-            elif row:
-                yield row
+        if comma:
+            for row in reader:
+                if row:
+                    yield [_point(c) if _DECIMAL_COMMA.fullmatch(c) else c for c in row]
+        else:
+            yield from filter(None, reader)
     except csv.Error as exc:
         line = getattr(reader, "line_num", "?")
         raise HistoryFormatError(f"{where}line {line} is not a CSV row ({exc})") from None
@@ -1199,7 +1199,12 @@ class CandleSeries:
 
 
 def _num(row: Sequence[Any], i: int | None) -> float | None:
-    return None if i is None or i >= len(row) else number(row[i])
+    if i is None or i >= len(row):
+        return None
+    try:  # the common case, fast
+        return float(row[i])
+    except (TypeError, ValueError):
+        return number(row[i])
 
 
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
@@ -1244,8 +1249,8 @@ def read_candles(path: Path) -> CandleSeries:
         o, h, lo, close = p
         if o is None or h is None or lo is None or close is None:
             continue  # an empty price: no bar
-        if all(math.isnan(x) for x in (o, h, lo, close)):
-            continue  # NaN in every price: how numeric exports write a missing bar
+        if o != o and h != h and lo != lo and close != close:  # NaN in every price
+            continue  # how numeric exports write a missing bar
         times.append(_time(res, row, path))
         opens.append(o)
         highs.append(h)

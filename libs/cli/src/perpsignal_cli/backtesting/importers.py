@@ -27,9 +27,11 @@ names accepted for each missing field. Event ids are deterministic (`determinist
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import csv
+import email.utils
 import functools
 import gzip
 import io
@@ -38,6 +40,8 @@ import json
 import logging
 import re
 import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,6 +97,11 @@ def _contract_errors_named(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return fn(*args, **kwargs)
+        except HistoryFormatError as exc:
+            path = args[0] if args else kwargs.get("path")
+            if str(path) in str(exc):
+                raise
+            raise HistoryFormatError(f"{path}: {exc}") from None
         except pydantic.ValidationError as exc:
             path = args[0] if args else kwargs.get("path")
             first = exc.errors()[0]
@@ -167,6 +176,10 @@ _TIME = Field(
         "open_time",
         "time",
         "timestamp",
+        # an epoch column before a date text beside it (CryptoDataDownload's `Unix
+        # Timestamp` and `Date`, the latter written `2021-11-15 06-PM` in hourly files)
+        "unix",
+        "unix_timestamp",
         "date",
         "datetime",
         "ts",
@@ -179,8 +192,9 @@ _TIME = Field(
         "funding_time",
         "fundingRateTimestamp",
         "ticks",  # Deribit chart data
-        "unix",
+        "start",  # Coinbase Advanced Trade candles
         "time_ms",
+        "index",  # pandas' JSON keyed by a DatetimeIndex
     ),
     required=True,
 )
@@ -217,6 +231,8 @@ _BYBIT_KLINE = {
     "quote_volume": 6,
 }
 _CCXT_OHLCV = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
+# Coinbase Exchange /products/{id}/candles: six values too, low and high before open and close
+_COINBASE_CANDLE = {"time": 0, "low": 1, "high": 2, "open": 3, "close": 4, "volume": 5}
 
 KINDS: dict[str, Kind] = {
     "candles": Kind(
@@ -250,16 +266,33 @@ KINDS: dict[str, Kind] = {
             Layout("OKX candles (9 columns)", _OKX_CANDLE, width=9),
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
             Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
+            Layout("Coinbase Exchange candles (6 columns)", _COINBASE_CANDLE, width=6),
         ),
     ),
     "funding": Kind(
         fields=(
-            _TIME,
-            # OKX history: realizedRate is the settled rate, fundingRate the forecast
+            # the settlement's time first: a ticker recording's rows carry the predicted
+            # rate of the next settlement, one per settlement once repeats are dropped
+            Field(
+                "time",
+                (
+                    "fundingTime",
+                    "funding_time",
+                    "fundingRateTimestamp",
+                    "funding_timestamp",
+                    "next_funding_time",
+                    "nextFundingTime",
+                    *_TIME.aliases,
+                ),
+                required=True,
+            ),
+            # OKX history: realizedRate is the settled rate, fundingRate the forecast;
+            # Kraken Futures: relativeFundingRate is the rate, fundingRate USD per contract
             Field(
                 "rate",
                 (
                     "realizedRate",
+                    "relativeFundingRate",
                     "real_funding_rate",
                     "rate",
                     "fundingRate",
@@ -339,6 +372,7 @@ KINDS: dict[str, Kind] = {
                     "longAccount",
                     "long_account",
                     "buyRatio",
+                    "longAccountRatio",  # Bitget account-long-short
                     "global_account_long_percent*0.01",
                 ),
             ),
@@ -352,6 +386,7 @@ KINDS: dict[str, Kind] = {
                     "longShortRatio",
                     "long_short_ratio",
                     "longShortAcctRatio",
+                    "longShortAccountRatio",  # Bitget
                     "ratio",
                 ),
             ),
@@ -596,18 +631,83 @@ class Table:
     what: str  # "CSV", "JSON", ...
 
 
-def _csv_table(text: Iterable[str]) -> Table:
-    reader = csv.reader(text)
+def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[list[str]]:
+    """The non-empty rows of `reader`; a line the csv module refuses (a field past its
+    128 KiB limit: a binary blob, a 2 GB line) or bytes that are no text further down
+    the file are a HistoryFormatError, not a traceback.
+    `comma`: numbers have a decimal comma (`1,5`, `1.234,5`), made `1.5`, `1234.5`."""
+    try:
+        if comma:
+            for row in reader:
+                if row:
+                    yield [_point(c) if _DECIMAL_COMMA.fullmatch(c) else c for c in row]
+        else:
+            yield from filter(None, reader)
+    except csv.Error as exc:
+        line = getattr(reader, "line_num", "?")
+        raise HistoryFormatError(f"{where}line {line} is not a CSV row ({exc})") from None
+    except UnicodeDecodeError as exc:
+        line = getattr(reader, "line_num", "?")
+        raise HistoryFormatError(f"{where}not text after line {line} ({exc})") from None
+
+
+_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})*,\d+\s*|\s*[+-]?\d+,\d+\s*")
+
+
+def _point(cell: str) -> str:
+    return cell.replace(".", "").replace(",", ".")
+
+
+def _delimiter(lines: Sequence[str]) -> str:
+    """The cell separator of a CSV's first lines: `,`, or `;` (a spreadsheet saved where the
+    comma is the decimal mark), tab or `|` when a line has more of those than commas."""
+    best = ","
+    for line in lines:
+        counts = {d: line.count(d) for d in (";", "\t", "|")}
+        other = max(counts, key=counts.__getitem__)
+        if counts[other] and counts[other] >= line.count(","):
+            return other
+        if line.count(","):
+            return best
+    return best
+
+
+def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
+    where = f"{path}: " if path is not None else ""
+    lines = iter(text)
+    head = list(itertools.islice(lines, 5))
+    delimiter = _delimiter([ln for ln in head if ln.strip()])
+    reader = csv.reader(itertools.chain(head, lines), delimiter=delimiter)
+    rows = _csv_rows(reader, where, comma=delimiter == ";")
     # skip a banner line some exporters put above the header (a URL, a title)
-    first = next((row for row in reader if len(row) > 1), None)
+    first = next((row for row in rows if len(row) > 1), None)
     if first is None:
         raise HistoryFormatError("empty file")
-    rest = (row for row in reader if row)
-    try:
-        float(first[0])
-    except ValueError:
-        return Table([c.strip() for c in first], rest, "CSV")
+    rest = rows
+    if not _is_data_row(first):
+        header = [c.strip() for c in first]
+        if not header[0]:  # pandas writes its index unnamed: often the times
+            header[0] = "index"
+        return Table(header, rest, "CSV")
     return Table(None, itertools.chain([first], rest), "CSV")
+
+
+def _is_data_row(row: Sequence[str]) -> bool:
+    """Return True when a CSV's first row is data: it starts with a number, or with a date
+    text followed by numbers (a header names its columns)."""
+    try:
+        float(row[0])
+        return True
+    except ValueError:
+        pass
+    if _date_text(row[0].strip()) is None:
+        return False
+    numbers = 0
+    for cell in row[1:]:
+        with contextlib.suppress(ValueError):
+            float(cell)
+            numbers += 1
+    return numbers * 2 >= len(row) - 1
 
 
 def _unwrap(body: Any) -> Any:
@@ -620,6 +720,15 @@ def _unwrap(body: Any) -> Any:
     for _ in range(3):
         if not isinstance(body, dict):
             return body
+        columns, data = body.get("columns"), body.get("data")
+        if isinstance(columns, list) and isinstance(data, list):  # pandas orient="split"
+            return [dict(zip(columns, r, strict=False)) for r in data if isinstance(r, list)]
+        inner = list(body.values())
+        if len(inner) >= 2 and all(isinstance(v, dict) and v for v in inner):
+            # pandas' default orient="columns": {column: {index: value}}, the index kept
+            keys = list(inner[0])
+            if all(list(v) == keys for v in inner):
+                return [{"index": k, **{c: body[c][k] for c in body}} for k in keys]
         for key in ("data", "result", "list", "rows"):
             if key in body and isinstance(body[key], list | dict):
                 body = body[key]
@@ -637,6 +746,25 @@ def _unwrap(body: Any) -> Any:
     return body
 
 
+_BINANCE_ORDER_KEYS: dict[str, str] = {
+    "s": "symbol",
+    "S": "side",
+    "o": "order_type",
+    "q": "original_quantity",
+}
+
+
+def _event_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """Return a Binance stream event's payload beside its header fields: `forceOrder`
+    messages (`{"e": "forceOrder", "E": ..., "o": {...}}`) as recorded from the stream."""
+    inner = row.get("o")
+    if "e" in row and isinstance(inner, dict):
+        # its one-letter `s` and `S` would read alike once normalised: named here
+        named = {_BINANCE_ORDER_KEYS.get(str(k), str(k)): v for k, v in inner.items()}
+        return {**{k: v for k, v in row.items() if k != "o"}, **named}
+    return row
+
+
 def _json_table(body: Any) -> Table:
     body = _unwrap(body)
     if not isinstance(body, list) or not body:
@@ -645,6 +773,7 @@ def _json_table(body: Any) -> Table:
             f"JSON without a list of rows, an envelope holding one or column arrays{seen}"
         )
     if all(isinstance(r, dict) for r in body):
+        body = [_event_payload(r) for r in body]
         header: list[str] = []
         for r in body:
             header += [k for k in r if k not in header]
@@ -658,13 +787,61 @@ _ARROW_SUFFIXES = (".feather", ".arrow", ".parquet")
 
 
 def read_table(path: Path) -> Table:
-    """Return the rows of a CSV, JSON (gzip too), JSON-lines, feather or parquet file."""
+    """Return the rows of a CSV, JSON (gzip too), JSON-lines, feather or parquet file.
+
+    A damaged gzip stream, JSON nested past the parser's depth or a file that cannot be
+    opened is a HistoryFormatError naming the file (they were tracebacks).
+    """
+    try:
+        return _read_table(path)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise HistoryFormatError(f"{path}: a damaged gzip file ({exc})") from None
+    except RecursionError:
+        raise HistoryFormatError(f"{path}: JSON nested too deep to be rows") from None
+    except OSError as exc:  # permission denied, a folder, a vanished file
+        raise HistoryFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+# a CSV line longer than this is no export row (a kline row is ~150 bytes): refused unread
+MAX_LINE_CHARS = 1 << 20
+
+
+def _encoding(start: bytes) -> str:
+    """UTF-16 when the bytes open with its BOM (Excel's 'Unicode Text'), else UTF-8."""
+    return "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
+def _text_lines(path: Path, encoding: str = "utf-8-sig") -> Iterator[str]:
+    """The lines of a text file, read as the rows are consumed (not the file at once: the
+    text, its copy in a StringIO and the rows took ~8x the file's size), each at most
+    MAX_LINE_CHARS long (a 2 GB line is refused having read 1 MiB of it)."""
+    with path.open(encoding=encoding, newline="") as fh:
+        while line := fh.readline(MAX_LINE_CHARS):
+            if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+                raise HistoryFormatError(
+                    f"{path}: a line longer than {MAX_LINE_CHARS:,} characters: not an export"
+                )
+            yield line
+
+
+def _read_table(path: Path) -> Table:
+    with path.open("rb") as fh:
+        start = fh.read(4096)
+    encoding = _encoding(start)
+    text_start = start.decode(encoding, errors="ignore").lstrip()[:1]
+    packed = start[:2] == b"\x1f\x8b" or start[:4] in (b"PK\x03\x04", b"PAR1", b"FEA1")
+    arrow = start[:6] == b"ARROW1" or path.suffix in _ARROW_SUFFIXES
+    if not packed and not arrow and text_start not in ("[", "{"):  # CSV: read as it goes
+        return _csv_table(_text_lines(path, encoding), path)
     raw = path.read_bytes()
+    suffix = path.suffix
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
-    if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or path.suffix in _ARROW_SUFFIXES:
+    elif raw[:4] == b"PK\x03\x04":  # a zip of one file (data.binance.vision serves them so)
+        raw, suffix = _unzip(path, raw)
+    if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or suffix in _ARROW_SUFFIXES:
         return _arrow_table(path, raw)
-    text = raw.decode("utf-8-sig")
+    text = raw.decode(_encoding(raw))
     head = text.lstrip()[:1]
     if head in ("[", "{"):
         try:
@@ -672,7 +849,24 @@ def read_table(path: Path) -> Table:
         except json.JSONDecodeError:
             lines = [json.loads(x) for x in text.splitlines() if x.strip()]  # JSON lines
             return _json_table(lines)
-    return _csv_table(io.StringIO(text, newline=""))
+    return _csv_table(io.StringIO(text, newline=""), path)
+
+
+def _unzip(path: Path, raw: bytes) -> tuple[bytes, str]:
+    """Return the one data file of a zip archive and its suffix."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = [
+                m
+                for m in zf.infolist()
+                if not m.is_dir() and not m.filename.startswith(("__MACOSX/", "."))
+            ]
+            if len(members) != 1:
+                names = ", ".join(m.filename for m in members) or "nothing"
+                raise HistoryFormatError(f"{path}: a zip of one export expected, it holds {names}")
+            return zf.read(members[0]), Path(members[0].filename).suffix
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+        raise HistoryFormatError(f"{path}: a damaged zip file ({exc})") from None
 
 
 def _arrow_table(path: Path, raw: bytes) -> Table:
@@ -711,6 +905,31 @@ def _epoch_ms(col: Any) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+# 1,234.5 or 1,234,567.25: a spreadsheet's thousands separators, unambiguous with the decimal
+# point (a bare 1,234 may be a decimal comma, so it is not guessed)
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+\.\d*")
+
+
+def number(value: Any) -> float | None:
+    """Return a cell as a float, None when empty; raise naming a cell that is no number."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            if _THOUSANDS.fullmatch(text):
+                return float(text.replace(",", ""))
+            if text.endswith("%"):  # `0.0100%` (a venue's website download): a fraction
+                with contextlib.suppress(ValueError):
+                    return float(text[:-1]) / 100
+            raise HistoryFormatError(f"{value!r} is not a number") from None
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Resolved:
     """Where each field is in the rows, with its scale; `layout` names what matched."""
@@ -724,15 +943,29 @@ class Resolved:
         i = self.index.get(name)
         if i is None or i >= len(row):
             return None
-        value = row[i]
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        return float(value) * self.scale.get(name, 1.0)
+        value = number(row[i])
+        return None if value is None else value * self.scale.get(name, 1.0)
 
     def raw(self, row: Sequence[Any], name: str) -> Any:
         """Return field `name` of `row` unconverted, or None."""
         i = self.index.get(name)
         return None if i is None or i >= len(row) else row[i]
+
+
+def _bars_fit(layout: Layout, rows: Sequence[Sequence[Any]]) -> bool:
+    """Return True unless `layout` reads a row of `rows` as an impossible bar."""
+    cols = layout.columns
+    if not {"open", "high", "low", "close"} <= set(cols):
+        return True
+    at = [int(cols[n]) for n in ("open", "high", "low", "close")]
+    for row in rows:
+        try:
+            o, h, lo, c = (float(row[i]) for i in at)
+        except (TypeError, ValueError, IndexError):
+            continue
+        if lo > min(o, c) or h < max(o, c):
+            return False
+    return True
 
 
 def _spec(spec: str | int) -> tuple[str | int, float]:
@@ -758,9 +991,15 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         first = next(rows, None)
         if first is None:
             raise HistoryFormatError(f"{path}: no rows")
-        table.rows = itertools.chain([first], rows)
+        head = [first, *itertools.islice(rows, 199)]
+        table.rows = itertools.chain(head, rows)
         width = len(first)
-        chosen = next((lo for lo in spec.layouts if lo.width == width), None)
+        fitting = [lo for lo in spec.layouts if lo.width == width]
+        # layouts of one width (CCXT's and Coinbase's candles): the first whose every head
+        # row is a possible bar (low <= open, close <= high)
+        chosen = next(
+            (lo for lo in fitting if _bars_fit(lo, head)), fitting[0] if fitting else None
+        )
         if chosen is None and not explicit:
             widths = ", ".join(f"{lo.width} ({lo.name})" for lo in spec.layouts if lo.width)
             raise HistoryFormatError(
@@ -865,13 +1104,15 @@ def parse_time_ms(raw: Any) -> int:
         try:
             value = float(text)
         except ValueError:
-            try:
-                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError as exc:
-                raise HistoryFormatError(f"unreadable time {raw!r}") from exc
-            if dt.tzinfo is None:
-                dt = dt.replace(tzinfo=UTC)
-            return round(dt.timestamp() * 1000)
+            parsed = _date_text(text)
+            if parsed is None:
+                raise HistoryFormatError(f"unreadable time {raw!r}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return round(parsed.timestamp() * 1000)
+    # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
+    if not 0 <= value < 1e20:
+        raise HistoryFormatError(f"unreadable time {raw!r}")
     if value >= 1e17:  # nanoseconds (pandas / Arrow timestamps)
         return int(value // 1_000_000)
     if value >= 1e14:  # microseconds (Binance spot files since 2025)
@@ -879,6 +1120,24 @@ def parse_time_ms(raw: Any) -> int:
     if value < 1e11:  # seconds (alternative.me, many exporters)
         return int(value * 1000)
     return int(value)
+
+
+_ZONE_WORD = re.compile(r"\s*(UTC|GMT|Z)$", re.IGNORECASE)
+
+
+def _date_text(text: str) -> datetime | None:
+    """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
+    Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123."""
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    bare = _ZONE_WORD.sub("", text)
+    if re.match(r"\d{4}/\d\d?/\d\d?", bare):
+        bare = bare.replace("/", "-", 2)
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(bare)  # naive: UTC, as the caller takes it
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return email.utils.parsedate_to_datetime(text)
+    return None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -942,8 +1201,10 @@ class CandleSeries:
 def _num(row: Sequence[Any], i: int | None) -> float | None:
     if i is None or i >= len(row):
         return None
-    value = row[i]
-    return None if value is None or value == "" else float(value)
+    try:  # the common case, fast
+        return float(row[i])
+    except (TypeError, ValueError):
+        return number(row[i])
 
 
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
@@ -973,15 +1234,23 @@ def read_candles(path: Path) -> CandleSeries:
             continue  # a truncated trailing line
         if confirm is not None and str(row[confirm]) == "0":
             continue  # OKX: a bar that had not closed when exported
+        p: list[float | None]
         try:
             if scaled:
-                o, h, lo, close = (res.get(row, n) for n in ("open", "high", "low", "close"))
-                if o is None or h is None or lo is None or close is None:
-                    continue
+                p = [res.get(row, n) for n in ("open", "high", "low", "close")]
             else:
-                o, h, lo, close = float(row[oi]), float(row[hi]), float(row[li]), float(row[ci])
-        except (TypeError, ValueError):
+                try:  # the common case, fast
+                    p = [float(row[oi]), float(row[hi]), float(row[li]), float(row[ci])]
+                except (TypeError, ValueError):
+                    p = [number(row[oi]), number(row[hi]), number(row[li]), number(row[ci])]
+        except HistoryFormatError as exc:  # a price that is no number is not a missing bar
+            at = ms_to_dt(_time(res, row, path)).isoformat().replace("+00:00", "Z")
+            raise HistoryFormatError(f"{path}: the bar at {at}: {exc}") from None
+        o, h, lo, close = p
+        if o is None or h is None or lo is None or close is None:
             continue  # an empty price: no bar
+        if o != o and h != h and lo != lo and close != close:  # NaN in every price
+            continue  # how numeric exports write a missing bar
         times.append(_time(res, row, path))
         opens.append(o)
         highs.append(h)
@@ -994,17 +1263,110 @@ def read_candles(path: Path) -> CandleSeries:
             v *= res.scale.get("volume", 1.0)
         # only a quote (USD) volume is published: base volume estimated at the close
         vols.append(v if v is not None else q / close if q is not None and close > 0 else 0.0)
-    if len(times) < 2:
-        raise HistoryFormatError(f"{path}: fewer than two candles")
+    # newest first (OKX, Bybit) is sorted; a time given twice (the overlapping pages of an
+    # API dump) is one bar, its last row in the file (a bar re-fetched once it had closed)
     order = sorted(range(len(times)), key=times.__getitem__)
-    if order != list(range(len(times))):  # venues answering newest first (OKX, Bybit)
+    after = [*order[1:], -1]
+    order = [i for i, j in zip(order, after, strict=True) if j < 0 or times[j] != times[i]]
+    if len(order) < len(times):
+        log.warning(
+            "%s: %d rows repeat a time; the last of each is kept",
+            path.name,
+            len(times) - len(order),
+        )
+    if len(order) < 2:
+        raise HistoryFormatError(f"{path}: fewer than two candles")
+    if order != list(range(len(times))):
         times = [times[i] for i in order]
         opens, highs, lows, closes, vols = (
             [col[i] for i in order] for col in (opens, highs, lows, closes, vols)
         )
         quotes = [quotes[i] for i in order]
-    step = min(b - a for a, b in itertools.pairwise(times) if b > a)
-    return CandleSeries(timeframe_of(step // 1000), times, opens, highs, lows, closes, vols, quotes)
+    step = _bar_step(times, path)
+    tf = timeframe_of(step // 1000)
+    series = CandleSeries(tf, times, opens, highs, lows, closes, vols, quotes)
+    if times[-1] <= time.time() * 1000 < times[-1] + step:
+        # Binance and Bybit answer with the bar still open too: a fresh dump holds it (a bar
+        # opening in the future is no such bar: it is refused below)
+        log.info("%s: the last bar had not closed when exported; left out", path.name)
+        series = series.slice(0, len(series) - 1)
+        if len(series) < 2:
+            raise HistoryFormatError(f"{path}: fewer than two closed candles")
+    _check_bars(series, path)
+    return series
+
+
+def _bar_step(times: Sequence[int], path: Path) -> int:
+    """Return the bar length of sorted, distinct open times: the smallest step between rows
+    that is not a stray (at least 1 % of the steps; bars missing make the others longer).
+
+    Taking the smallest step of all, two rows a minute apart in an hourly file made every
+    bar a 1m bar, observed 59 minutes before it closed: look-ahead in every signal. Rows
+    closer than the bar length are refused, naming them.
+    """
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    counts = collections.Counter(steps)
+    common = sorted(d for d, n in counts.items() if n * 100 >= len(steps))
+    step = common[0] if common else min(steps)
+    k = next((k for k, d in enumerate(steps) if d < step), None)
+    if k is not None:
+        a, b = (ms_to_dt(times[i]).isoformat().replace("+00:00", "Z") for i in (k, k + 1))
+        raise HistoryFormatError(
+            f"{path}: rows at {a} and {b} are {steps[k] / 1000:g}s apart, less than the "
+            f"file's bar length {timeframe_label(step)}: a stray row, or two timeframes in "
+            "one file"
+        )
+    return step
+
+
+def timeframe_label(step_ms: int) -> str:
+    """Return the platform timeframe of a bar length, or the length in seconds."""
+    secs = step_ms // 1000
+    return next((n for n, s in TIMEFRAME_SECONDS.items() if s == secs), f"{secs:g}s")
+
+
+def _check_bars(series: CandleSeries, path: Path) -> None:
+    """Refuse the first bar the candle contract would refuse, naming it.
+
+    The candle events are built while the run goes (and a bucket's aggregate can hide a bar
+    the outcome path still reads), so without this a NaN, zero or negative price, a high
+    below the low or a year typed wrong stopped the run with a traceback, or went unseen.
+    """
+    o, h, lo, c, v = (
+        np.asarray(col, dtype=np.float64)
+        for col in (series.open, series.high, series.low, series.close, series.volume)
+    )
+    q = np.asarray([np.nan if x is None else x for x in series.quote_volume], dtype=np.float64)
+    t = np.asarray(series.open_ms, dtype=np.float64)
+    newest_ms = (time.time() + max_clock_skew_s()) * 1000 - series.step_ms
+    checks = (
+        (~np.isfinite(o + h + lo + c), "a price is not a finite number"),
+        ((lo < MIN_PRICE) | (h > MAX_PRICE), f"a price outside [{MIN_PRICE:g}, {MAX_PRICE:g}]"),
+        ((lo > np.minimum(o, c)) | (h < np.maximum(o, c)), "high/low do not hold open and close"),
+        (~((v >= 0.0) & (v <= MAX_AMOUNT)), "volume negative, too large or not a number"),
+        ((q < 0.0) | (q > MAX_AMOUNT), "quote volume negative or too large"),
+        (t < MIN_EVENT_TIME.timestamp() * 1000, f"before {MIN_EVENT_TIME:%Y}"),
+        (t > newest_ms, "in the future"),
+    )
+    for bad, why in checks:
+        if bad.any():
+            k = int(np.argmax(bad))
+            at = ms_to_dt(series.open_ms[k]).isoformat().replace("+00:00", "Z")
+            raise HistoryFormatError(
+                f"{path}: the bar at {at} is refused ({why}: open {series.open[k]}, "
+                f"high {series.high[k]}, low {series.low[k]}, close {series.close[k]}, "
+                f"volume {series.volume[k]})"
+            )
+
+
+_E = TypeVar("_E", bound=Any)
+
+
+def _unique(events: Iterable[_E]) -> list[_E]:
+    """Return `events` in time order, one per event id (the last row of a time given twice:
+    overlapping pages of an API dump would otherwise count a value twice, e.g. charge a
+    funding rate twice in net P&L)."""
+    return sorted({e.event_id: e for e in events}.values(), key=lambda e: e.observed_at)
 
 
 @_contract_errors_named
@@ -1031,7 +1393,31 @@ def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRa
                 settled=True,
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    out = _unique(out)
+    _refuse_snapshots(out, path)
+    return out
+
+
+def _refuse_snapshots(rates: Sequence[FundingRateV1], path: Path) -> None:
+    """Refuse a funding file whose rows come faster than any venue settles (every 1-8 h).
+
+    Such rows are ticker snapshots of the predicted rate; read as settlements, every one was
+    charged in net P&L (a recording every 10 minutes charged 48 'settlements' per 8 h).
+    """
+    if len(rates) < 3:
+        return
+    steps = sorted(
+        (b.observed_at - a.observed_at).total_seconds() for a, b in itertools.pairwise(rates)
+    )
+    median = steps[len(steps) // 2]
+    if median < 3600:
+        raise HistoryFormatError(
+            f"{path}: funding rows come every {median / 60:g} min, faster than any venue "
+            "settles (every 1-8 h): ticker snapshots of the predicted rate, not a settled "
+            "history. Give the venue's funding-rate history, or a column with each row's "
+            "settlement time (next_funding_time / funding_timestamp; --columns "
+            "funding.time=<column>)"
+        )
 
 
 @_contract_errors_named
@@ -1056,7 +1442,7 @@ def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[Ope
                 open_interest_usd=oi_usd,
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1091,7 +1477,7 @@ def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongSh
                     ratio=ratio,
                 )
             )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1116,7 +1502,7 @@ def read_fear_greed(path: Path) -> list[FearGreedV1]:
                 classification=str(cls) if cls not in (None, "") else None,
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 # Liquidated side: Binance order side (a SELL liquidates a LONG), Coinglass 1/2, words
@@ -1132,12 +1518,21 @@ _LIQUIDATED = {
 }
 
 
+# what venues put after a perpetual's pair: OKX -SWAP, Bitget v1 _UMCBL/_DMCBL/_CMCBL, -PERP
+_CONTRACT_SUFFIX = re.compile(r"(swap|perpetual|perp|umcbl|dmcbl|cmcbl)$")
+
+
+def same_symbol(name: str, symbol: str) -> bool:
+    """Return True when `name` names `symbol`: BTCUSDT, BTC-USDT-SWAP (OKX), BTC/USDT:USDT
+    (CCXT: the settle currency after the colon), BTCUSDT_UMCBL (Bitget), BTC (its USDT pair)."""
+    n = _CONTRACT_SUFFIX.sub("", norm(name.split(":")[0]))
+    want = _CONTRACT_SUFFIX.sub("", norm(symbol.split(":")[0]))
+    return n == want or n + "usdt" == want or want + "usdt" == n
+
+
 def _same_symbol(raw: Any, symbol: str) -> bool:
-    """Return True when a file's symbol cell names `symbol` (BTCUSDT, BTC-USDT-SWAP, BTC)."""
-    if raw in (None, ""):
-        return True
-    n, want = norm(str(raw)), norm(symbol)
-    return n == want or n.removesuffix("swap") == want or n + "usdt" == want
+    """Return True when a file's symbol cell names `symbol` (or is empty)."""
+    return raw in (None, "") or same_symbol(str(raw), symbol)
 
 
 @_contract_errors_named
@@ -1256,7 +1651,7 @@ def _liquidation_buckets(
                 count=None,
             )
         )
-    return out
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1294,7 +1689,7 @@ def read_social(path: Path, symbol: str) -> list[SocialMetricsV1]:
                 social_volume_24h=res.get(row, "social_volume_24h"),
             )
         )
-    return sorted(out, key=lambda e: e.observed_at)
+    return _unique(out)
 
 
 @_contract_errors_named
@@ -1342,7 +1737,7 @@ def read_taker_flow(path: Path, symbol: str, venue: str = SOURCE) -> list[TakerF
                 period=period,
             )
         )
-    return out
+    return _unique(out)
 
 
 def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:

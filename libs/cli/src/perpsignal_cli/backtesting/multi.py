@@ -53,6 +53,7 @@ AUX_FLAGS = {
     "social": "--social",
     "mark": "--mark",
     "fear_greed": "--fear-greed",
+    "taker_flow": "--taker-flow",  # per symbol: never one symbol's flow for every symbol
 }
 KINDS_ORDER = ("candles", *AUX_FLAGS)
 GLOBAL_KINDS = frozenset({"fear_greed"})  # market-wide: every symbol gets it
@@ -77,7 +78,7 @@ REFUSED = {
     "llm": "--llm",
     "events_out": "--events-out",
 }
-DATA_SUFFIXES = (".csv", ".json", ".gz", ".jsonl", ".feather", ".arrow", ".parquet", ".txt")
+DATA_SUFFIXES = (".csv", ".json", ".gz", ".jsonl", ".feather", ".arrow", ".parquet", ".txt", ".zip")
 
 # name tokens: what kind a file is, and tokens that are never part of a symbol
 _NAME_KINDS = (
@@ -86,6 +87,7 @@ _NAME_KINDS = (
     (("fear", "greed", "feargreed", "fng"), "fear_greed"),
     (("liquidation", "liquidations", "liq", "forceorder", "liquidationsnapshot"), "liquidations"),
     (("social", "lunarcrush", "sentiment"), "social"),
+    (("taker", "takerlongshortratio", "takerflow", "takervolume"), "taker_flow"),
 )
 _NOT_SYMBOL = frozenset(
     {
@@ -212,16 +214,34 @@ def symbol_from_name(path: Path) -> str | None:
     words = [
         t.upper()
         for t in _tokens(path)
-        if t.isalpha() and t.lower() not in _NOT_SYMBOL and not re.fullmatch(r"\d+[mhdwM]", t)
+        # a coin's name may hold digits (1000PEPE, 1INCH); a date or a bar length is no coin
+        if re.search("[A-Za-z]", t)
+        and t.lower() not in _NOT_SYMBOL
+        and not _BAR_LENGTH.fullmatch(t)
     ]
     if not words:
         return None
     whole = [w for w in words if any(w.endswith(q) and len(w) > len(q) + 1 for q in _QUOTES)]
     if whole:  # a venue symbol: BTCUSDT
         return whole[0]
-    if len(words) >= 2:  # a pair: base, quote[, settle]
+    # a pair: base, quote[, settle]; the last word before a quote that is not the quote
+    # itself (a venue's name may lead: gateio_BTC_USDT; freqtrade's settle may follow)
+    pairs = [
+        i for i in range(len(words) - 1) if words[i + 1] in _QUOTES and words[i] != words[i + 1]
+    ]
+    if pairs:
+        return words[pairs[-1]] + words[pairs[-1] + 1]
+    if len(words) >= 2:
         return words[0] + words[1]
     return words[0] + "USDT"
+
+
+# a bar length in a file name: 1m, 5m, 1h, 15min, 1hour, 1d; MT4's M15, H1, Min1
+_BAR_LENGTH = re.compile(
+    r"\d+(s|m|h|d|w|min|mins|minute|minutes|hour|hours|hr|day|days|week|month|mon)"
+    r"|(m|h|d|w|min)\d+",
+    re.IGNORECASE,
+)
 
 
 def _timeframe_s(path: Path) -> int | None:
@@ -283,6 +303,7 @@ def recognise(path: Path) -> list[str]:
         "fear_greed",
         "liquidations",
         "social",
+        "taker_flow",
     ):
         probe = imp.Table(table.header, list(rows), table.what)
         try:
@@ -296,6 +317,11 @@ def recognise(path: Path) -> list[str]:
             continue
         if kind == "social" and not _has(
             res, "galaxy_score", "sentiment", "social_volume_change_pct"
+        ):
+            continue
+        if kind == "taker_flow" and not (
+            {"buy_volume", "sell_volume"} <= set(res.index)
+            or {"buy_volume_usd", "sell_volume_usd"} <= set(res.index)
         ):
             continue
         fits.append(kind)
@@ -328,7 +354,11 @@ def _head_table(path: Path) -> Any:
 
     with path.open("rb") as fh:
         head = fh.read(HEAD_BYTES + 1)
-    binary = head[:2] == b"\x1f\x8b" or head[:6] == b"ARROW1" or head[:4] in (b"PAR1", b"FEA1")
+    binary = (
+        head[:2] == b"\x1f\x8b"
+        or head[:6] == b"ARROW1"
+        or head[:4] in (b"PAR1", b"FEA1", b"PK\x03\x04")
+    )
     json_like = head.lstrip()[:1] in (b"[", b"{")
     if len(head) <= HEAD_BYTES or binary or json_like or path.suffix in imp._ARROW_SUFFIXES:
         return imp.read_table(path)
@@ -360,11 +390,19 @@ def read_list(path: Path) -> list[tuple[Path, str | None, str | None]]:
     if not path.is_file():
         raise MultiInputError(f"--list {path}: no such file")
     out: list[tuple[Path, str | None, str | None]] = []
-    for n, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+    try:  # a BOM (Windows editors) is no part of the first path
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MultiInputError(f"--list {path}: unreadable ({exc})") from None
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = re.split(r"(?:^|\s)#", raw, maxsplit=1)[0].strip()
         if not line:
             continue
-        parts = line.split()
+        # the path is what comes before the trailing key=value options: it may hold spaces
+        # (My Data/...) and be quoted
+        match = re.fullmatch(r"(.+?)((?:\s+[A-Za-z_]+=\S*)*)", line)
+        assert match is not None  # `.+?` matches any non-empty line
+        parts = [match.group(1).strip().strip("\"'"), *match.group(2).split()]
         opts: dict[str, str] = {}
         for extra in parts[1:]:
             key, sep, value = extra.partition("=")
@@ -531,10 +569,10 @@ def plan(
 
 
 def _same(a: str, b: str) -> bool:
-    from perpsignal_cli.backtesting.importers import norm
+    """The importers' symbol matching (a liquidation list's rows reach the same symbols)."""
+    from perpsignal_cli.backtesting.importers import same_symbol
 
-    x, y = norm(a), norm(b)
-    return x == y or x + "usdt" == y or y + "usdt" == x
+    return same_symbol(a, b)
 
 
 # ---------------------------------------------------------------------------------------

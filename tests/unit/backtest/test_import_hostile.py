@@ -1,0 +1,666 @@
+"""Hostile and damaged exports: a clear one-line error (exit 2) or a correct read, never a
+traceback or a silent misread.
+
+The files are written here in the shapes exporters produce (a Binance-style CSV with a
+header, gzip, JSON); each test names the failure a user met before the fix.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from perpsignal_cli import backtest
+from perpsignal_cli.backtesting import importers as imp
+
+T0 = 1_637_000_000_000 - 1_637_000_000_000 % 3_600_000  # 2021-11-15 18:00 UTC
+HEADER = "open_time,open,high,low,close,volume\n"
+
+
+def _bars(n: int = 120, step: int = 60_000) -> list[list[float]]:
+    """`n` consistent 1m bars (high >= open, close >= low) from T0."""
+    out: list[list[float]] = []
+    price = 100.0
+    for i in range(n):
+        close = price * (1 + ((i * 7919) % 13 - 6) / 1000)
+        high, low = max(price, close) * 1.001, min(price, close) * 0.999
+        out.append([T0 + i * step, price, high, low, close, 10.0])
+        price = close
+    return out
+
+
+def _csv(path: Path, rows: list[list[object]]) -> Path:
+    path.write_text(HEADER + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def _run(tmp_path: Path, candles: Path, *extra: str) -> int:
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(tmp_path / "out")]
+    return backtest.main([*argv, "--no-progress", "--quiet", "--jobs", "1", *extra])
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    last = [ln for ln in err.splitlines() if ln.startswith("perpsignal backtest:")]
+    assert last, err
+    for w in words:
+        assert w in last[-1], last[-1]
+    return last[-1]
+
+
+# --- a bar the candle contract refuses -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "timeframe"),
+    [
+        ({"high": "99.0", "low": "100.5"}, "1m"),  # high below low (a misaligned export)
+        ({"low": "0"}, "1m"),  # a zero low
+        ({"close": "-1"}, "15m"),  # a negative close, inside a 15m bucket
+        ({"close": "nan"}, "15m"),  # NaN inside a bucket: the outcome path still holds it
+        ({"open": "inf"}, "1m"),
+    ],
+)
+def test_a_bad_bar_is_refused_at_import_naming_the_file_and_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict[str, str], timeframe: str
+) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    for name, value in bad.items():  # 19:01, inside the 19:00-19:15 bucket, not its last bar
+        rows[61][["time", "open", "high", "low", "close"].index(name)] = value
+    path = _csv(tmp_path / "bad.csv", rows)
+    assert _run(tmp_path, path, "--timeframe", timeframe) == 2
+    _one_line_error(capsys, str(path), "2021-11-15T19:01")
+    with pytest.raises(imp.HistoryFormatError, match="19:01"):
+        imp.read_candles(path)
+
+
+def test_a_bar_in_the_future_is_refused_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows.append([4_102_444_800_000, *rows[-1][1:]])  # 2100-01-01, a typo'd year
+    path = _csv(tmp_path / "future.csv", rows)
+    assert _run(tmp_path, path, "--timeframe", "1m") == 2
+    _one_line_error(capsys, str(path), "2100-01-01", "future")
+
+
+# --- a file that is no readable export ------------------------------------------------------
+
+
+def _damaged(tmp_path: Path, kind: str) -> Path:
+    good = HEADER + "".join(",".join(map(str, r)) + "\n" for r in _bars())
+    if kind == "long line":  # a field past the csv module's limit (a binary blob, a 2 GB line)
+        path = tmp_path / "long.csv"
+        path.write_text(HEADER + "x" * 200_000 + ",1,2,3,4\n" + good.split("\n", 1)[1])
+    elif kind == "corrupt gzip":  # the magic bytes, then damage (a broken download)
+        path = tmp_path / "candles.json.gz"
+        path.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    elif kind == "truncated gzip":
+        import gzip
+
+        path = tmp_path / "candles.csv.gz"
+        path.write_bytes(gzip.compress(good.encode())[:-40])
+    else:  # JSON nested past the parser's recursion limit
+        path = tmp_path / "deep.json"
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["long line", "corrupt gzip", "truncated gzip", "deep JSON"])
+def test_a_damaged_file_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    path = _damaged(tmp_path, kind)
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, str(path))
+    with pytest.raises(imp.HistoryFormatError, match=str(path)):
+        imp.read_funding(path, "BTCUSDT")
+
+
+@pytest.mark.parametrize("kind", ["corrupt gzip", "deep JSON"])
+def test_a_damaged_file_in_a_folder_is_listed_and_the_rest_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    import json
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    bad = _damaged(folder, kind)
+    _csv(folder / "BTCUSDT-1m.csv", [list(r) for r in _bars(300)])
+    out = tmp_path / "out"
+    rc = backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"])
+    assert "Traceback" not in capsys.readouterr().err
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    files = {Path(f["path"]).name: f for f in summary["files"]}
+    assert files[bad.name]["status"] == "error"
+
+
+# --- times ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "1e30", "-1637000000000"])
+def test_an_impossible_time_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], stamp: str
+) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows[5][0] = stamp
+    path = _csv(tmp_path / "candles.csv", rows)
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, str(path), stamp)
+    funding = tmp_path / "funding.csv"
+    funding.write_text(f"fundingTime,fundingRate\n{T0},0.0001\n{stamp},0.0001\n")
+    good = _csv(tmp_path / "good.csv", [list(r) for r in _bars()])
+    assert _run(tmp_path, good, "--funding", str(funding)) == 2
+    _one_line_error(capsys, str(funding), stamp)
+
+
+# --- duplicated rows (pages of an API dump that overlap) ---------------------------------------
+
+
+def test_overlapping_pages_give_the_report_of_the_clean_export(
+    tmp_path: Path, market: Path
+) -> None:
+    """A dump paged by start time repeats the boundary rows: each time counts once (a
+    candle not counted twice, a funding rate not charged twice in net P&L)."""
+    candles = (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines(keepends=True)
+    funding = (market / "XRP_USDT_USDT-8h-funding_rate.csv").read_text().splitlines(keepends=True)
+    pages = tmp_path / "pages.csv"
+    pages.write_text("".join(candles[:1201] + candles[1100:]))
+    f_pages = tmp_path / "f_pages.csv"
+    f_pages.write_text("".join(funding[:9] + funding[3:]))
+    reports = []
+    for name, c, f in (
+        (
+            "clean",
+            market / "XRP_USDT_USDT-5m-futures.csv",
+            market / "XRP_USDT_USDT-8h-funding_rate.csv",
+        ),
+        ("pages", pages, f_pages),
+    ):
+        out = tmp_path / name
+        argv = ["--symbol", "XRPUSDT", "--candles", str(c), "--funding", str(f), "--out", str(out)]
+        assert backtest.main([*argv, "--no-progress", "--quiet", "--jobs", "1"]) == 0
+        reports.append((out / "signals.jsonl").read_text())
+    assert '"LONG"' in reports[0] or '"SHORT"' in reports[0]  # net P&L of directional signals
+    assert reports[1] == reports[0]
+    assert len(imp.read_candles(pages)) == len(candles) - 1
+    assert len(imp.read_funding(f_pages, "XRPUSDT")) == len(funding) - 1
+
+
+# --- numbers as spreadsheets write them ----------------------------------------------------
+
+
+def test_thousands_separators_are_read_not_dropped(tmp_path: Path) -> None:
+    """A spreadsheet-formatted export of ETH crossing 1,000: every row is a bar."""
+    rows = [[T0 + i * 60_000, 990.0 + i, 991.5 + i, 989.0 + i, 991.0 + i, 5.0] for i in range(30)]
+    path = tmp_path / "eth.csv"
+    path.write_text(
+        HEADER
+        + "".join(
+            f'{t},"{o:,.2f}","{h:,.2f}","{lo:,.2f}","{c:,.2f}","{v:,.1f}"\n'
+            for t, o, h, lo, c, v in rows
+        )
+    )
+    s = imp.read_candles(path)
+    assert len(s) == 30
+    assert s.close[-1] == 1020.0 and s.high[20] == 1011.5
+
+
+@pytest.mark.parametrize("cell", ["n/a", "1.234,5", "12O.5"])
+def test_an_unreadable_price_is_an_error_not_a_missing_bar(tmp_path: Path, cell: str) -> None:
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows[40][4] = f'"{cell}"'
+    path = _csv(tmp_path / "c.csv", rows)
+    with pytest.raises(imp.HistoryFormatError, match=r"18:40.*" + cell.replace(".", r"\.")):
+        imp.read_candles(path)
+
+
+def test_a_bar_of_nan_prices_is_a_missing_bar(tmp_path: Path) -> None:
+    """numpy/pandas dumps write an absent bar as NaN in every price (as an empty cell)."""
+    rows: list[list[object]] = [list(r) for r in _bars()]
+    rows[40][1:5] = ["NaN"] * 4
+    s = imp.read_candles(_csv(tmp_path / "c.csv", rows))
+    assert len(s) == len(rows) - 1 and s.gaps() == 1
+
+
+# --- Coinbase ---------------------------------------------------------------------------------
+
+
+def test_coinbase_exchange_candles_low_high_open_close(tmp_path: Path) -> None:
+    """Coinbase Exchange /products/{id}/candles: [time s, low, high, open, close, volume],
+    newest first: six values like CCXT's rows, in another order."""
+    bars = _bars(60)
+    path = tmp_path / "coinbase-BTC-USD-1m.json"
+    body = [[t // 1000, lo, h, o, c, v] for t, o, h, lo, c, v in reversed(bars)]
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert s.open == [b[1] for b in bars] and s.low == [b[3] for b in bars]
+    assert s.high == [b[2] for b in bars] and s.close == [b[4] for b in bars]
+
+
+def test_coinbase_advanced_trade_candles(tmp_path: Path) -> None:
+    """Advanced Trade /api/v3/brokerage/products/{id}/candles: `start` (epoch s, a string)."""
+    bars = _bars(60)
+    rows = [
+        {
+            "start": str(t // 1000),
+            "low": str(lo),
+            "high": str(h),
+            "open": str(o),
+            "close": str(c),
+            "volume": str(v),
+        }
+        for t, o, h, lo, c, v in reversed(bars)
+    ]
+    path = tmp_path / "candles.json"
+    path.write_text(json.dumps({"candles": rows}))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]
+
+
+# --- the symbol column of a liquidation list ---------------------------------------------------
+
+_LIQ_HEADER = "time,symbol,side,price,qty\n"
+
+
+def _liquidations(path: Path, names: dict[str, str]) -> Path:
+    """Orders of two coins, each named as `names` says (BTC first, then ETH)."""
+    rows = []
+    for k in range(20):
+        coin = "BTC" if k % 2 == 0 else "ETH"
+        price = 60_000.0 if coin == "BTC" else 3_000.0
+        side = "SELL" if k % 3 else "BUY"
+        rows.append(f"{T0 + k * 60_000},{names[coin]},{side},{price},{0.1 + k / 100}\n")
+    path.write_text(_LIQ_HEADER + "".join(rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"BTC": "BTC/USDT:USDT", "ETH": "ETH/USDT:USDT"},  # CCXT's unified symbol
+        {"BTC": "BTCUSDT_UMCBL", "ETH": "ETHUSDT_UMCBL"},  # Bitget's v1 product id
+    ],
+)
+def test_liquidation_rows_of_the_symbol_are_kept_however_the_venue_names_it(
+    tmp_path: Path, names: dict[str, str]
+) -> None:
+    path = _liquidations(tmp_path / "liq.csv", names)
+    btc = imp.read_liquidations(path, "BTCUSDT")
+    assert len(btc) == 10 and all(e.price == 60_000.0 for e in btc)  # type: ignore[union-attr]
+
+
+def test_a_shared_liquidation_list_reaches_each_symbol_of_a_folder(tmp_path: Path) -> None:
+    """OKX names its swaps BTC-USDT-SWAP: the single-symbol reader took such rows, the
+    multi-symbol plan did not give the file to BTCUSDT."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _csv(folder / "BTCUSDT-1m.csv", [list(r) for r in _bars(300)])
+    _csv(folder / "ETHUSDT-1m.csv", [list(r) for r in _bars(300)])
+    _liquidations(folder / "okx-liquidations.csv", {"BTC": "BTC-USDT-SWAP", "ETH": "ETH-USDT-SWAP"})
+    out = tmp_path / "out"
+    assert backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    files = {Path(f["path"]).name: f for f in summary["files"]}
+    assert files["okx-liquidations.csv"]["status"] == "used"
+    assert sorted(files["okx-liquidations.csv"]["symbols"]) == ["BTCUSDT", "ETHUSDT"]
+
+
+# --- other delimiters ------------------------------------------------------------------------
+
+
+def test_a_tab_separated_export_is_read(tmp_path: Path) -> None:
+    bars = _bars(30)
+    path = tmp_path / "c.tsv.txt"
+    path.write_text(
+        HEADER.replace(",", "\t") + "".join("\t".join(map(str, r)) + "\n" for r in bars)
+    )
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: bool) -> None:
+    """A spreadsheet saved in a decimal-comma locale: `;` between cells, `,` in numbers."""
+    bars = _bars(30)
+
+    def cell(x: float) -> str:
+        return str(x).replace(".", ",")
+
+    lines = "".join(f"{int(r[0])};" + ";".join(cell(x) for x in r[1:]) + "\n" for r in bars)
+    path = tmp_path / "c.csv"
+    path.write_text((HEADER.replace(",", ";") if header else "") + lines)
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars] and s.volume == [b[5] for b in bars]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2021-11-15 18:00:00 UTC",  # BigQuery's CSV export of a TIMESTAMP
+        "2021-11-15 18:00:00.000 UTC",  # Dune's query results
+        "2021-11-15 18:00:00 +0000 UTC",  # Go's time.Time printed
+        "2021/11/15 18:00:00",
+        "Mon, 15 Nov 2021 18:00:00 GMT",  # RFC 1123 (HTTP dates)
+    ],
+)
+def test_time_strings_that_name_their_zone_in_words(stamp: str) -> None:
+    assert imp.ms_to_dt(imp.parse_time_ms(stamp)).isoformat() == "2021-11-15T18:00:00+00:00"
+
+
+# --- funding ------------------------------------------------------------------------------------
+
+
+def test_kraken_futures_funding_takes_the_relative_rate(tmp_path: Path) -> None:
+    """Kraken Futures /historical-funding-rates: `fundingRate` is absolute (USD per contract,
+    ~1e-10), `relativeFundingRate` the rate the factor and net P&L mean."""
+    body = {
+        "result": "success",
+        "serverTime": "2022-06-28T09:29:04.243Z",
+        "rates": [
+            {
+                "timestamp": "2022-06-28T00:00:00.000Z",
+                "fundingRate": -8.15861558e-10,
+                "relativeFundingRate": -0.000016898883333333,
+            },
+            {
+                "timestamp": "2022-06-28T04:00:00.000Z",
+                "fundingRate": -2.6115278e-11,
+                "relativeFundingRate": -5.40935416667e-7,
+            },
+        ],
+    }
+    path = tmp_path / "kraken-PF_XBTUSD-funding.json"
+    path.write_text(json.dumps(body))
+    rates = [e.rate for e in imp.read_funding(path, "XBTUSD")]
+    assert rates == [-0.000016898883333333, -5.40935416667e-7]
+
+
+# --- zip archives as data.binance.vision serves them --------------------------------------------
+
+
+def _binance_zip(path: Path, bars: list[list[float]]) -> Path:
+    import zipfile
+
+    rows = "".join(
+        f"{int(t)},{o},{h},{lo},{c},{v},{int(t) + 59_999},{v * c},10,1.0,{c},0\n"
+        for t, o, h, lo, c, v in bars
+    )
+    header = (
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+        "taker_buy_volume,taker_buy_quote_volume,ignore\n"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(path.name.removesuffix(".zip") + ".csv", header + rows)
+    return path
+
+
+def test_a_binance_vision_zip_is_read_as_downloaded(tmp_path: Path) -> None:
+    """data.binance.vision serves every daily/monthly file as a zip holding one CSV."""
+    bars = _bars(60)
+    path = _binance_zip(tmp_path / "BTCUSDT-1m-2021-11-15.zip", bars)
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]
+
+
+def test_zips_in_a_folder_are_found_and_matched_to_their_symbol(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _binance_zip(folder / "BTCUSDT-1m-2021-11-15.zip", _bars(300))
+    out = tmp_path / "out"
+    assert backtest.main([str(folder), "--out", str(out), "--jobs", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["symbol"] for r in summary["symbols"]] == ["BTCUSDT"]
+
+
+def test_a_huge_line_is_refused_without_reading_the_file_into_memory(tmp_path: Path) -> None:
+    """A 48 MB line (a 2 GB one behaves alike): one error naming the file, and no copy of
+    the file in memory; the whole text was held several times over (~8x its size)."""
+    import tracemalloc
+
+    path = tmp_path / "huge.csv"
+    with path.open("w") as fh:
+        fh.write(HEADER)
+        fh.write("1" * 48_000_000 + ",1,2,3,4,5\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(imp.HistoryFormatError, match=str(path)):
+            imp.read_candles(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16_000_000
+
+
+def test_a_file_that_cannot_be_opened_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permission denied (a file of another user; root, running the tests, is never denied)."""
+    path = _csv(tmp_path / "locked.csv", [list(r) for r in _bars()])
+    real_open = Path.open
+
+    def deny(self: Path, *args: object, **kwargs: object) -> object:
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", deny)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: deny(self).read())  # type: ignore[attr-defined]
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, str(path), "Permission denied")
+
+
+# --- the bar length --------------------------------------------------------------------------
+
+
+def test_a_stray_row_does_not_make_hourly_bars_minute_bars(tmp_path: Path) -> None:
+    """Two rows a minute apart in an hourly export made every bar a 1m bar, observed at its
+    open + 1 minute while holding the whole hour's prices (look-ahead in every signal)."""
+    rows: list[list[object]] = [list(r) for r in _bars(200, step=3_600_000)]
+    stray = list(rows[100])
+    stray[0] = int(rows[100][0]) + 60_000  # type: ignore[call-overload]
+    rows.insert(101, stray)
+    path = _csv(tmp_path / "BTCUSDT-1h.csv", rows)
+    with pytest.raises(imp.HistoryFormatError, match=r"1h.*2021-11-19T22:01"):
+        imp.read_candles(path)
+
+
+def test_a_funding_rate_written_in_percent_is_a_fraction(tmp_path: Path) -> None:
+    """Binance's website funding history download writes `0.0100%`."""
+    path = tmp_path / "funding.csv"
+    path.write_text(
+        "Time,Contracts,Funding Interval,Funding Rate\n"
+        "2021-11-15 16:00:00,BTCUSDT,8h,0.0100%\n"
+        "2021-11-16 00:00:00,BTCUSDT,8h,-0.0035%\n"
+    )
+    rates = [e.rate for e in imp.read_funding(path, "BTCUSDT")]
+    assert rates == pytest.approx([0.0001, -0.000035])
+
+
+def _ticker_snapshots(path: Path, *, next_funding: bool) -> Path:
+    """A venue's ticker stream recorded every 10 minutes (the Bybit `tickers` topic): the
+    current, predicted funding rate on every row; settlements every 8 h."""
+    head = "exchange,symbol,timestamp,open_interest,mark_price,funding_rate"
+    lines = [head + (",next_funding_time" if next_funding else "") + "\n"]
+    for k in range(6 * 24):  # one day
+        t = T0 + k * 600_000
+        settle = (t // 28_800_000 + 1) * 28_800_000
+        rate = 0.0001 * (1 + settle // 28_800_000 % 3)  # drifts by settlement
+        tail = f",{settle}" if next_funding else ""
+        lines.append(f"bybit,BTCUSDT,{t},1000,60000,{rate}{tail}\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def test_ticker_snapshots_with_the_next_settlement_give_one_rate_per_settlement(
+    tmp_path: Path,
+) -> None:
+    """Each row's rate is charged at its settlement once (it was charged at every row: 144
+    'settlements' a day, net P&L's funding ~48x too large)."""
+    path = _ticker_snapshots(tmp_path / "tickers.csv", next_funding=True)
+    ev = imp.read_funding(path, "BTCUSDT")
+    assert [e.observed_at.hour for e in ev] == [0, 8, 16, 0]
+    settled = [round(e.observed_at.timestamp() * 1000) for e in ev]
+    assert [e.rate for e in ev] == [0.0001 * (1 + s // 28_800_000 % 3) for s in settled]
+
+
+def test_ticker_snapshots_without_settlement_times_are_refused(tmp_path: Path) -> None:
+    path = _ticker_snapshots(tmp_path / "tickers.csv", next_funding=False)
+    with pytest.raises(imp.HistoryFormatError, match=r"10 min.*settle"):
+        imp.read_funding(path, "BTCUSDT")
+
+
+def test_the_bar_still_open_in_a_fresh_dump_is_left_out(tmp_path: Path) -> None:
+    """Bybit /v5/market/kline (newest first) and Binance klines answer with the current,
+    unclosed bar too: a dump taken now holds it. It is no closed candle (it stopped the run)."""
+    import time
+
+    hour = 3_600_000
+    now_bar = int(time.time() * 1000) // hour * hour  # opened at most an hour ago
+    bars = _bars(48, step=hour)
+    rows = [
+        [str(now_bar - (47 - i) * hour), str(o), str(h), str(lo), str(c), str(v), str(v * c)]
+        for i, (_, o, h, lo, c, v) in enumerate(bars)
+    ]
+    body = {"retCode": 0, "result": {"category": "linear", "symbol": "BTCUSDT", "list": rows[::-1]}}
+    path = tmp_path / "bybit-BTCUSDT-60.json"
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert len(s) == 47 and s.open_ms[-1] == now_bar - hour
+
+
+def test_cryptodatadownload_takes_the_epoch_column_not_its_date_text(tmp_path: Path) -> None:
+    """CryptoDataDownload's files: a URL line, then `Unix Timestamp,Date,Symbol,...`, newest
+    first; hourly files write Date as `2021-11-15 06-PM`, which no date parser reads."""
+    bars = _bars(48, step=3_600_000)
+    lines = ["https://www.CryptoDataDownload.com\n"]
+    lines.append("Unix Timestamp,Date,Symbol,Open,High,Low,Close,Volume BTC,Volume USDT\n")
+    for t, o, h, lo, c, v in reversed(bars):
+        when = datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %I-%p")
+        lines.append(f"{int(t) // 1000},{when},BTC/USDT,{o},{h},{lo},{c},{v},{v * c}\n")
+    path = tmp_path / "Binance_BTCUSDT_1h.csv"
+    path.write_text("".join(lines))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.timeframe == "1h"
+
+
+def test_rows_without_a_header_may_start_with_a_date_text(tmp_path: Path) -> None:
+    """`2021-11-15 18:00:00,100.1,...`: the first row was taken for a header (its first cell
+    is no number) and the file refused for columns named by its values."""
+    bars = _bars(30)
+    path = tmp_path / "c.csv"
+    path.write_text(
+        "".join(
+            f"{datetime.fromtimestamp(t / 1000, UTC):%Y-%m-%d %H:%M:%S},{o},{h},{lo},{c},{v}\n"
+            for t, o, h, lo, c, v in bars
+        )
+    )
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars]
+
+
+def test_a_recording_of_binance_force_order_stream_is_read(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """JSON lines of `!forceOrder@arr` messages as Binance sends them: the order is nested
+    under `o`, its side `S`, its symbol `s` (refused as 'liquidations without a side')."""
+    doc = json.loads((shared_data / "api/binance_usdm/ws_forceOrder.doc_example.json").read_text())
+    lines = []
+    for k, (sym, side) in enumerate([("BTCUSDT", "SELL"), ("ETHUSDT", "SELL"), ("BTCUSDT", "BUY")]):
+        msg = json.loads(json.dumps(doc))
+        msg["E"] += k * 1000
+        msg["o"].update(s=sym, S=side, T=msg["o"]["T"] + k * 1000)
+        lines.append(json.dumps(msg))
+    path = tmp_path / "forceOrder.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    orders = imp.read_liquidations(path, "BTCUSDT")
+    assert [o.liquidated_side for o in orders] == ["LONG", "SHORT"]  # type: ignore[union-attr]
+    assert orders[0].price == 9910.12345678 and orders[0].quantity == 0.014  # type: ignore[union-attr]
+
+
+# --- pandas' JSON shapes -------------------------------------------------------------------------
+
+_COLUMNS = ["open", "high", "low", "close", "volume", "date"]
+
+
+def test_pandas_split_json_is_read_by_its_column_names(tmp_path: Path) -> None:
+    """`df.to_json(orient="split")`: the names in `columns`, the rows in `data` (read by
+    position as CCXT rows before: the open price taken for the time)."""
+    bars = _bars(30)
+    body = {
+        "columns": _COLUMNS,
+        "index": list(range(30)),
+        "data": [[o, h, lo, c, v, t] for t, o, h, lo, c, v in bars],
+    }
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]
+
+
+def test_pandas_default_json_columns_of_index_to_value(tmp_path: Path) -> None:
+    """`df.to_json()` (orient="columns"): {column: {index: value}}, the time in the index."""
+    bars = _bars(30)
+    body = {
+        name: {str(int(b[0])): b[k] for b in bars}
+        for k, name in enumerate(["time", "open", "high", "low", "close", "volume"])
+        if name != "time"
+    }
+    path = tmp_path / "columns.json"
+    path.write_text(json.dumps(body))
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars] and s.close == [b[4] for b in bars]
+
+
+def test_pandas_csv_with_an_unnamed_time_index(tmp_path: Path) -> None:
+    """`df.to_csv()` of a frame indexed by an unnamed DatetimeIndex: the first header cell is
+    empty and holds the times."""
+    bars = _bars(30)
+    path = tmp_path / "c.csv"
+    path.write_text(
+        ",open,high,low,close,volume\n"
+        + "".join(
+            f"{datetime.fromtimestamp(t / 1000, UTC)},{o},{h},{lo},{c},{v}\n"
+            for t, o, h, lo, c, v in bars
+        )
+    )
+    s = imp.read_candles(path)
+    assert s.open_ms == [b[0] for b in bars]
+
+
+def test_bitget_account_long_short(tmp_path: Path) -> None:
+    """Bitget /api/v2/mix/market/account-long-short: longAccountRatio is the longs' share of
+    accounts, longShortAccountRatio their ratio (refused: no accepted name)."""
+    body = {
+        "code": "00000",
+        "msg": "success",
+        "requestTime": 1656589586807,
+        "data": [
+            {"longAccountRatio": "0.6", "shortAccountRatio": "0.4",
+             "longShortAccountRatio": "1.5", "ts": "1714020600000"},
+            {"longAccountRatio": "0.5", "shortAccountRatio": "0.5",
+             "longShortAccountRatio": "1", "ts": "1714020900000"},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "bitget-BTCUSDT-account-long-short.json"
+    path.write_text(json.dumps(body))
+    ev = imp.read_long_short(path, "BTCUSDT")
+    assert [(e.kind, e.long_share, e.ratio) for e in ev] == [
+        ("global_account", 0.6, 1.5),
+        ("global_account", 0.5, 1.0),
+    ]
+
+
+def test_excel_unicode_text_is_read(tmp_path: Path) -> None:
+    """Excel's 'Unicode Text' export: UTF-16 with a BOM, tab-separated, CRLF."""
+    bars = _bars(30)
+    text = HEADER.replace(",", "\t") + "".join("\t".join(map(str, r)) + "\n" for r in bars)
+    path = tmp_path / "candles.txt"
+    path.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+    s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]

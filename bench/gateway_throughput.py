@@ -79,6 +79,8 @@ def _serve(port: int, ready: Any, commands: Any, published: Any) -> None:
         GatewaySettings(
             gateway_enable_database=False,
             gateway_rate_limit="10000000/minute",
+            # 1,000 subscribers from one address, which is the identity with auth off
+            gateway_ws_max_per_key=5000,
             gateway_ws_queue_size=64,
             gateway_ws_heartbeat_s=60,
         ),

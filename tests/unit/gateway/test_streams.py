@@ -105,6 +105,28 @@ async def test_websocket_without_key_is_refused(server) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
+async def test_one_key_holds_at_most_its_share_of_websockets() -> None:
+    async with _serving(gateway_ws_max_per_key=2) as (_, url):
+        liq = url.replace("/ws/signals", "/ws/liquidations")
+        async with websockets.connect(url) as a, websockets.connect(liq) as b:
+            for ws in (a, b):  # both streams count
+                assert (await _next_of_type(ws, "subscribed"))["type"] == "subscribed"
+            async with websockets.connect(url) as third:
+                with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+                    await _next_of_type(third, "subscribed")
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+            await a.close()
+
+            async def replaced() -> bool:  # the closed socket's place is free again
+                try:
+                    async with websockets.connect(url) as ws:
+                        return (await _next_of_type(ws, "subscribed"))["type"] == "subscribed"
+                except websockets.exceptions.ConnectionClosed:
+                    return False  # the server has not seen the close yet
+
+            await eventually(replaced, timeout=5, what="a free place after a close")
+
+
 class FakeSocket:
     """A WebSocket whose reader may stall forever (a slow client)."""
 
@@ -218,7 +240,8 @@ async def test_every_subscriber_receives_the_exact_message_whatever_its_compress
         {"extensions": [ClientPerMessageDeflateFactory(server_max_window_bits=10)]},
         {"extensions": [ClientPerMessageDeflateFactory(server_no_context_takeover=True)]},
     ]
-    async with _serving(gateway_ws_heartbeat_s=60) as (app, url):
+    # 40 subscribers with one key: above the default per-key cap of open sockets
+    async with _serving(gateway_ws_heartbeat_s=60, gateway_ws_max_per_key=40) as (app, url):
         sockets = [await websockets.connect(url, **framings[i % len(framings)]) for i in range(40)]
         try:
             for ws in sockets:

@@ -126,7 +126,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         model = ReadModel(liquidations_kept=cfg.gateway_liquidations_kept)
         hub = StreamHub(
-            queue_size=cfg.gateway_ws_queue_size, heartbeat_s=cfg.gateway_ws_heartbeat_s
+            queue_size=cfg.gateway_ws_queue_size,
+            heartbeat_s=cfg.gateway_ws_heartbeat_s,
+            max_per_client=cfg.gateway_ws_max_per_key,
         )
         model.listeners.append(hub.publish)
         vendors = VendorClient(

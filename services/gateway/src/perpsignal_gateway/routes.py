@@ -478,10 +478,12 @@ async def ws_ticket(request: Request) -> Response:
 @router.websocket("/ws/signals")
 async def ws_signals(ws: WebSocket) -> None:
     hub: StreamHub = ws.app.state.hub
-    await hub.serve(ws, "signals", parse_subscription(dict(ws.query_params)))
+    ident = ws.scope.get("state", {}).get(IDENT_STATE, "anonymous")
+    await hub.serve(ws, "signals", parse_subscription(dict(ws.query_params)), ident)
 
 
 @router.websocket("/ws/liquidations")
 async def ws_liquidations(ws: WebSocket) -> None:
     hub: StreamHub = ws.app.state.hub
-    await hub.serve(ws, "liquidations", parse_subscription(dict(ws.query_params)))
+    ident = ws.scope.get("state", {}).get(IDENT_STATE, "anonymous")
+    await hub.serve(ws, "liquidations", parse_subscription(dict(ws.query_params)), ident)

@@ -66,6 +66,12 @@ class GatewaySettings(ServiceSettings):
     gateway_judge_timeout_s: float = 20.0
     gateway_ws_queue_size: int = 256
     gateway_ws_heartbeat_s: float = 15.0
+    gateway_ws_max_per_key: int = Field(
+        default=20,
+        ge=1,
+        description="Open WebSockets per key (per client address when auth is off); "
+        "one more is closed with 4429",
+    )
     # the sans-I/O implementation measured about a third faster on 1,000-client fan-out
     gateway_ws_impl: Literal["websockets", "websockets-sansio"] = "websockets-sansio"
     gateway_liquidations_kept: int = Field(

@@ -36,8 +36,14 @@ WS_DROPPED = Counter(
     ["stream"],
 )
 WS_SENT = Counter("perpsignal_gateway_ws_messages_total", "Messages queued to clients", ["stream"])
+WS_REFUSED = Counter(
+    "perpsignal_gateway_ws_refused_total",
+    "WebSockets refused: the key had GATEWAY_WS_MAX_PER_KEY open already",
+    ["stream"],
+)
 
 OVERFLOW_CLOSE_CODE = 1013
+WS_TOO_MANY_CLOSE_CODE = 4429  # as the security middleware's rate-limited socket
 HEARTBEAT = '{"type":"heartbeat"}'
 CLOSE_TIMEOUT_S = 5.0  # a dropped client that does not take its close frame is cut off
 
@@ -110,11 +116,16 @@ class StreamHub:
         queue_size: int = 256,
         heartbeat_s: float = 15.0,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        max_per_client: int = 20,
     ) -> None:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.close_timeout_s = close_timeout_s
         self.clients: dict[str, set[Client]] = {"signals": set(), "liquidations": set()}
+        # open sockets per caller identity (key, or client address when auth is off): each
+        # holds a queue, two tasks and a buffer, so one key cannot open thousands
+        self.max_per_client = max_per_client
+        self.open: dict[str, int] = {}
 
     def publish(self, event: Event) -> None:
         """Send `event` to every matching client (called by the read model, never blocks)."""
@@ -143,9 +154,31 @@ class StreamHub:
         if len(clients) > dropped:
             WS_SENT.labels(stream).inc(len(clients) - dropped)
 
-    async def serve(self, ws: WebSocket, stream: str, sub: Subscription) -> None:
-        """Run one client until it disconnects or overflows its buffer."""
+    async def serve(
+        self, ws: WebSocket, stream: str, sub: Subscription, ident: str = "anonymous"
+    ) -> None:
+        """Run one client until it disconnects or overflows its buffer.
+
+        Past `max_per_client` open sockets of one identity, the new one is accepted and
+        closed with 4429 (rate limited), as the security middleware refuses a socket.
+        """
         await ws.accept()
+        if self.open.get(ident, 0) >= self.max_per_client:
+            WS_REFUSED.labels(stream).inc()
+            await ws.close(
+                WS_TOO_MANY_CLOSE_CODE,
+                f"at most {self.max_per_client} open WebSockets per key",
+            )
+            return
+        self.open[ident] = self.open.get(ident, 0) + 1
+        try:
+            await self._serve(ws, stream, sub)
+        finally:
+            self.open[ident] -= 1
+            if not self.open[ident]:
+                del self.open[ident]
+
+    async def _serve(self, ws: WebSocket, stream: str, sub: Subscription) -> None:
         client = Client(
             ws, stream, self.queue_size, DirectWriter.attach(getattr(ws, "scope", None))
         )

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,6 +125,18 @@ class Tracker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._s.outcomes_poll_interval_s)
 
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """Yield the asyncpg connection of a pooled session inside one transaction; a lost
+        database becomes `DependencyUnavailable` (the run loop backs off on it)."""
+        async with session_scope(self._sessions) as session:
+            conn = await repo.driver_connection(session)
+            try:
+                async with conn.transaction():
+                    yield conn
+            except repo.CONNECTION_DOWN as exc:
+                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
     async def evaluate_batch(self) -> int:
         """Claim and evaluate one batch of due rows; return how many were claimed.
 
@@ -133,13 +145,8 @@ class Tracker:
         size): a crash before the commit releases the locks and leaves the rows pending.
         """
         now = self._clock()
-        async with session_scope(self._sessions) as session:
-            conn = await repo.driver_connection(session)
-            try:
-                async with conn.transaction():
-                    n, done, waiting, failed = await self._evaluate(conn, now)
-            except repo.CONNECTION_DOWN as exc:
-                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        async with self._transaction() as conn:
+            n, done, waiting, failed = await self._evaluate(conn, now)
         self.completed += len(done)
         self.deferred += len(waiting)
         if waiting:
@@ -240,27 +247,20 @@ class Tracker:
         after: tuple[datetime, int] | None = None
         total = 0
         while True:
-            async with session_scope(self._sessions) as session:
-                conn = await repo.driver_connection(session)
-                try:
-                    async with conn.transaction():
-                        rows = await repo.claim_funding_unknown(
-                            conn, since, now, self._s.outcomes_batch_size, after
-                        )
-                        if not rows:
-                            return total
-                        funding = await self._funding(conn, rows)
-                        known = []
-                        for row in rows:
-                            rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
-                            if rates is not None:
-                                paid = funding_paid_pct(row.direction, rates)
-                                known.append((row.id, paid, len(rates)))
-                        await repo.set_funding(conn, known)
-                except repo.CONNECTION_DOWN as exc:
-                    raise DependencyUnavailable(
-                        f"database unavailable: {type(exc).__name__}"
-                    ) from exc
+            async with self._transaction() as conn:
+                rows = await repo.claim_funding_unknown(
+                    conn, since, now, self._s.outcomes_batch_size, after
+                )
+                if not rows:
+                    return total
+                funding = await self._funding(conn, rows)
+                known = []
+                for row in rows:
+                    rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
+                    if rates is not None:
+                        paid = funding_paid_pct(row.direction, rates)
+                        known.append((row.id, paid, len(rates)))
+                await repo.set_funding(conn, known)
             total += len(known)
             if len(rows) < self._s.outcomes_batch_size:
                 return total

@@ -103,11 +103,9 @@ class SecurityMiddleware:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._limit = parse_limit(rate_limit)
         self._fail_limit = parse_limit(auth_failure_limit)
-        self._judge_limit = parse_limit(judge_limit)
-        self._vendor_limit = parse_limit(vendor_limit)
         self._costly_limits = {
-            "judge": self._judge_limit,
-            "vendor": self._vendor_limit,
+            "judge": parse_limit(judge_limit),
+            "vendor": parse_limit(vendor_limit),
             "research": parse_limit(research_limit),
         }
         self._max_body = max_body_bytes
@@ -219,19 +217,14 @@ class SecurityMiddleware:
             return True
         retry = await self._retry_after(item, what, ident)
         RATE_LIMITED.labels(what).inc()
-        scope_of = {
-            "request": "rate limit",
-            "judge": "judge budget",
-            "vendor": "vendor budget",
-            "research": "research budget",
-        }
+        limit = "rate limit" if what == "request" else f"{what} budget"
         await _refuse(
             scope,
             receive,
             send,
             429,
             "rate_limited",
-            f"{scope_of[what]} of this key ({item}) exceeded; retry in {retry} s",
+            f"{limit} of this key ({item}) exceeded; retry in {retry} s",
             {"retry-after": str(retry)},
         )
         return False

@@ -1155,7 +1155,9 @@ def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if path is not None:
             entries.append((path, None, kind))
     only = {s.strip().upper() for s in (args.symbol or "").split(",") if s.strip()} or None
-    jobs = args.jobs if args.jobs is not None else (os.cpu_count() or 1)
+    from perpsignal_cli.backtesting.split import default_jobs
+
+    jobs = args.jobs if args.jobs is not None else default_jobs()
     if jobs < 1:
         print("perpsignal backtest: --jobs must be >= 1", file=sys.stderr)
         return 2

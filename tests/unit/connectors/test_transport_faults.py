@@ -73,6 +73,21 @@ async def test_418_opens_the_circuit_until_the_ban_expires(fake: FakeVendors) ->
     await client.aclose()
 
 
+async def test_a_ban_whose_retry_after_is_no_number_lasts_the_default(fake: FakeVendors) -> None:
+    """A 418 with `Retry-After: inf` (a proxy's garbage) bans for the default 120 s, not
+    forever."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=418, retry_after=float("inf")))
+    with pytest.raises(VenueBanned):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.OPEN
+    clock.t += 121
+    assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.CLOSED
+    await client.aclose()
+
+
 async def test_5xx_is_retried_with_backoff(fake: FakeVendors) -> None:
     clock = FakeClock()
     client = binance(fake, clock)

@@ -6,6 +6,7 @@ other 4xx → PermanentError · a body we cannot read → MalformedResponse (a P
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from perpsignal_common.errors import (
@@ -22,14 +23,19 @@ class MalformedResponse(PermanentError):
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Return the `Retry-After` header in seconds (delta-seconds form), if present."""
+    """Return the `Retry-After` header in seconds (delta-seconds form), if present.
+
+    None too for a value that is no finite number ("inf", "nan", "1e400"): a vendor's or a
+    proxy's garbage, which would otherwise open a ban's circuit forever.
+    """
     raw = headers.get("retry-after") or headers.get("Retry-After")
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
         return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def error_for_status(

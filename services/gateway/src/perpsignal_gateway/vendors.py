@@ -25,6 +25,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
+from perpsignal_connectors.errors import retry_after_s
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
@@ -287,11 +288,8 @@ def _message(body: Any) -> str | None:
 
 
 def _retry_after(response: httpx.Response) -> int:
-    raw = response.headers.get("Retry-After")
-    try:
-        seconds = float(raw) if raw else 60.0
-    except ValueError:
-        return 60
-    if not math.isfinite(seconds):  # "inf", "1e400": math.ceil would raise (a 500)
+    """The vendor's Retry-After for our caller: 60 s when absent or no finite number."""
+    seconds = retry_after_s(response.headers)
+    if seconds is None:
         return 60
     return min(MAX_RETRY_AFTER_S, max(1, math.ceil(seconds)))

@@ -13,7 +13,7 @@ from perpsignal_cli.backtesting.pipeline import (
     run_in_process,
     tracked_rows,
 )
-from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, evaluate, path_window
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, Candle, evaluate, path_window
 from perpsignal_outcomes.repository import outcome_rows, signal_row
 
 
@@ -39,6 +39,13 @@ def _series(step_ms: int = 60_000, n: int = 400, seed: int = 1) -> CandleSeries:
 def test_path_index_equals_path_window() -> None:
     series = _series()
     index = PathIndex(series)
+    # the reference: every candle of the series, built eagerly (the index builds them lazily)
+    candles = [
+        Candle(ms_to_dt(t), o, h, lo, c)
+        for t, o, h, lo, c in zip(
+            series.open_ms, series.open, series.high, series.low, series.close, strict=True
+        )
+    ]
     rng = random.Random(2)
     first, last = series.open_ms[0], series.open_ms[-1]
     complete = 0
@@ -52,7 +59,7 @@ def test_path_index_equals_path_window() -> None:
             + rng.choice((0, 0, -1, 1, 59_999))
         )
         ours = index.path(entry, due)
-        theirs = path_window(index.candles, ms_to_dt(entry), ms_to_dt(due), index.step)
+        theirs = path_window(candles, ms_to_dt(entry), ms_to_dt(due), index.step)
         assert ours == (theirs or None)
         complete += ours is not None
     assert complete > 100  # the comparison covered complete windows too

@@ -94,6 +94,9 @@ def test_signals_are_streamed_from_signals_jsonl(
     slim = {k: v for k, v in data.items() if k != "signals"}
     chart_data = _embedded(html.write_html(slim, tmp_path, candles=h.primary).read_text())
     assert len(chart_data["markers"]) == sum(r["direction"] != "NEUTRAL" for r in rows)
+    # only lines that may be directional are parsed: the page is the one drawn from every
+    # record in memory (json.dumps spaces its lines unlike the product's own writer)
+    assert chart_data == _embedded(html.render(data, candles=h.primary))
 
 
 @dataclass

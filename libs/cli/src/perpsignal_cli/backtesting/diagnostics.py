@@ -50,7 +50,7 @@ def forward_returns(table: SignalTable, index: PathIndex, horizon: str) -> NDArr
     t_ms = table.t_ms()
     n = t_ms.size
     out = np.full(n, np.nan)
-    if n == 0 or not index.candles:
+    if n == 0 or not len(index):
         return out
     step = index.step_ms
     due = t_ms + int(HORIZON_SECONDS[horizon]) * 1000
@@ -59,7 +59,7 @@ def forward_returns(table: SignalTable, index: PathIndex, horizon: str) -> NDArr
     hi = np.searchsorted(opens, due - step, side="right")
     expected = np.maximum(0, due // step - (-(-t_ms // step)))
     ok = (expected >= 1) & (hi - lo == expected)
-    closes = np.fromiter((c.close for c in index.candles), np.float64, len(index.candles))
+    closes = np.asarray(index.closes, dtype=np.float64)
     exit_price = closes[np.where(ok, hi - 1, 0)]
     price = table.col("price")
     # pnl_pct("LONG", entry, exit) for every complete window

@@ -344,6 +344,20 @@ def stream_signals(path: Path) -> Iterator[dict[str, Any]]:
                 yield orjson.loads(line)
 
 
+def directional_signals(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the records of signals.jsonl that may be LONG or SHORT (all the chart draws).
+
+    A line is parsed only if it holds the JSON string "LONG" or "SHORT" somewhere: every
+    directional record does (its `direction`, however the line is spaced), so none is
+    missed, and the chart's own test of `direction` drops the few others. On a 1m month
+    99.8 % of the 45,000 lines are NEUTRAL and parsing them all was ~4 % of the run.
+    """
+    with path.open("rb") as fh:
+        for line in fh:
+            if (b'"LONG"' in line or b'"SHORT"' in line) and line.strip():
+                yield orjson.loads(line)
+
+
 def write_html(
     report: dict[str, Any],
     out: Path,
@@ -358,7 +372,7 @@ def write_html(
     """
     out.mkdir(parents=True, exist_ok=True)
     if signals is None and (out / "signals.jsonl").is_file():
-        signals = stream_signals(out / "signals.jsonl")
+        signals = directional_signals(out / "signals.jsonl")
     path = out / "report.html"
     path.write_text(render(report, candles=candles, signals=signals))
     return path

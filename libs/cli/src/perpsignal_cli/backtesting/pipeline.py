@@ -28,10 +28,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting.importers import CandleSeries, candle_events, ms_to_dt
@@ -47,9 +47,9 @@ from perpsignal_domain.outcomes.evaluate import (
     Costs,
     Evaluation,
     evaluate,
-    path_window_sorted,
     settled_between,
     settlement_time,
+    window_sorted,
 )
 from perpsignal_domain.scoring.config import EngineConfig, config_from_json
 from perpsignal_domain.scoring.engine import ScoringEngine
@@ -536,32 +536,44 @@ RUN_GC_THRESHOLDS = (700, 10, 1_000_000)
 
 
 class PathIndex:
-    """Candles of one series as outcome `Candle`s, sliceable by time in O(log n)."""
+    """Candles of one series as outcome `Candle`s, sliceable by time in O(log n).
+
+    Lazy: a 1m month holds 45,000 candles and a symbol-year 540,000, while a run measures
+    the few directional signals' windows; each `Candle` (and each open time the binary
+    searches compare) is made when a window first needs it, then kept.
+    """
 
     def __init__(self, series: CandleSeries) -> None:
         self.timeframe = series.timeframe
         self.step_ms = series.step_ms
         self.step = timedelta(milliseconds=series.step_ms)
         self.open_ms = series.open_ms
-        self.candles = [
-            Candle(ms_to_dt(t), o, h, lo, c)
-            for t, o, h, lo, c in zip(
-                series.open_ms, series.open, series.high, series.low, series.close, strict=True
-            )
-        ]
-        self.times = [c.open_time for c in self.candles]
+        self.closes = series.close
+        self._series = series
+        self._candles: list[Candle | None] = [None] * len(series.open_ms)
+        self.times = _OpenTimes(series.open_ms)
         self._measured: dict[tuple[Any, ...], Evaluation | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._candles)
 
     def path(self, entry_ms: int, due_ms: int) -> list[Candle] | None:
         """Return the outcomes' `path_window` over [entry, due], or None when incomplete.
 
-        The series is sorted by open time, so the outcomes' `path_window_sorted` (two binary
+        The series is sorted by open time, so the outcomes' `window_sorted` (two binary
         searches) gives the same window; the tests hold it equal to `path_window`.
         """
-        path: list[Candle] | None = path_window_sorted(
-            self.candles, self.times, ms_to_dt(entry_ms), ms_to_dt(due_ms), self.step
-        )
-        return path
+        found = window_sorted(self.times, ms_to_dt(entry_ms), ms_to_dt(due_ms), self.step)
+        if found is None:
+            return None
+        lo, hi = found
+        candles, s = self._candles, self._series
+        for i in range(lo, hi):
+            if candles[i] is None:
+                candles[i] = Candle(
+                    ms_to_dt(s.open_ms[i]), s.open[i], s.high[i], s.low[i], s.close[i]
+                )
+        return candles[lo:hi]  # type: ignore[return-value]  # every slot in [lo, hi) is set
 
     def measure(
         self,
@@ -587,6 +599,28 @@ class PathIndex:
         )
         self._measured[key] = ev
         return ev
+
+
+class _OpenTimes(Sequence[datetime]):
+    """A series' open times as datetimes, made on access (what `bisect` reads: ~17 of them
+    per search, not one per candle)."""
+
+    def __init__(self, open_ms: Sequence[int]) -> None:
+        self._ms = open_ms
+
+    def __len__(self) -> int:
+        return len(self._ms)
+
+    @overload
+    def __getitem__(self, i: int) -> datetime: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[datetime]: ...
+
+    def __getitem__(self, i: int | slice) -> datetime | Sequence[datetime]:
+        if isinstance(i, slice):
+            return [ms_to_dt(t) for t in self._ms[i]]
+        return ms_to_dt(self._ms[i])
 
 
 def tracked_rows(judged: SignalJudgedV1, horizons: dict[str, int]) -> list[dict[str, Any]]:

@@ -57,8 +57,9 @@ SPLIT_MIN_BARS = 5_000
 # An explicit --jobs splits any length.
 SPLIT_AUTO_MAX_BARS = 250_000
 # folding a bar into the engine's state without building its signal, as a share of a
-# scored bar's whole cost (build, judge, outcome, JSON line): profile of the FTX 1m month
-WARM_COST = 0.17
+# scored bar's whole cost (build, judge, outcome, JSON line): ~13 of ~120 us on the FTX 1m
+# month (2026-12-07; at 0.17 the first of two parts finished ~0.25 s after the second)
+WARM_COST = 0.10
 
 
 def can_split() -> bool:

@@ -3,7 +3,7 @@
 A backtest is a fold over time: a bar's signal depends on every event before it, so the
 bars cannot simply be dealt out. But a signal's *build* (eight factors, the SMC summary,
 the model, then the judge, the outcome measurement and the JSON line) is what costs; folding
-an event into the engine's state costs a sixth of that. So part k of the run is a forked
+an event into the engine's state costs about a tenth of that. So part k of the run is a forked
 worker that folds every event before its start into a fresh engine without building a
 signal (`ScoringEngine.emit = False`), then scores its own span as the sequential run
 does. Its state at the start of its span is the sequential run's state there (what a build

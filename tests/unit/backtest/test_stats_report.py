@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from perpsignal_cli import backtest
-from perpsignal_cli.backtesting import report
+from perpsignal_cli.backtesting import diagnostics, report
+from perpsignal_cli.backtesting.columns import SignalTable
 from perpsignal_cli.backtesting.pipeline import History, RunResult, load_history, run_in_process
 from perpsignal_cli.backtesting.timerange import (
     TimerangeError,
@@ -19,7 +22,14 @@ from perpsignal_cli.backtesting.timerange import (
 )
 from perpsignal_common.events.market import FundingRateV1
 from perpsignal_common.events.signals import FACTOR_NAMES
-from perpsignal_domain.outcomes.evaluate import NO_COSTS, Costs, settlement_time
+from perpsignal_domain.outcomes.evaluate import (
+    HORIZON_SECONDS,
+    NO_COSTS,
+    Costs,
+    pnl_pct,
+    settlement_time,
+)
+from perpsignal_domain.research import stats
 
 COSTS = Costs(taker_fee_bp=4.0, slippage_bp=1.5)
 HORIZONS = ["1h", "4h", "24h"]
@@ -169,3 +179,35 @@ def test_cli_timerange_and_costs(market: Path, tmp_path: Path) -> None:
                 assert o["net_pnl_pct"] == o["pnl_pct"]  # no fees, no funding file
     assert "Does it carry information?" in (tmp_path / "report.html").read_text()
     assert backtest.main([*args[:4], "--timerange", "2021-11-18", "--out", str(tmp_path)]) == 2
+
+
+def test_forward_returns_are_the_outcomes_window_and_pnl_of_each_signal(
+    history: History, runs: tuple[RunResult, RunResult]
+) -> None:
+    """The vectorised forward returns the IC reads: per signal, the last close of the
+    outcomes' own path window (`PathIndex.path`) through `pnl_pct`, bit for bit."""
+    table = SignalTable.from_records(runs[0].records, HORIZONS)
+    index = history.path_index(history.base)
+    t_ms = table.t_ms().tolist()
+    price = table.col("price").tolist()
+    for h in HORIZONS:
+        got = diagnostics.forward_returns(table, index, h)
+        complete = 0
+        for i, (t, p) in enumerate(zip(t_ms, price, strict=True)):
+            path = index.path(t, t + HORIZON_SECONDS[h] * 1000)
+            if path is None:
+                assert math.isnan(got[i])
+            else:
+                assert got[i] == pnl_pct("LONG", p, path[-1].close)
+                complete += 1
+        assert complete > len(t_ms) // 2
+
+
+def test_information_coefficient_is_spearman_with_an_interval_around_it() -> None:
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=500), 1)  # ties, as factor sub-scores have
+    y = 0.3 * x + rng.normal(size=500)
+    ic, ci = stats.information_coefficient(x, y, block=5, reps=300)
+    assert ic == stats.spearman(x, y)
+    assert ci is not None and ci[0] < ic < ci[1]
+    assert stats.information_coefficient(np.ones(50), y[:50], block=5) == (None, None)

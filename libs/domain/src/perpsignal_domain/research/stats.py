@@ -199,12 +199,18 @@ def spearman_rows(x: Array, y: Array) -> Array:
 
 def spearman(x: ArrayLike, y: ArrayLike) -> float | None:
     """Return Spearman's rank correlation of `x` and `y`, or None without variance or data."""
+    return _spearman_ranked(x, y)[0]
+
+
+def _spearman_ranked(x: ArrayLike, y: ArrayLike) -> tuple[float | None, Array, Array]:
+    """Return `spearman(x, y)` and the tie-averaged ranks of `x` and `y` it used."""
     a = np.asarray(x, dtype=np.float64)[None, :]
     b = np.asarray(y, dtype=np.float64)[None, :]
     if a.size < 3:
-        return None
-    r = float(spearman_rows(a, b)[0])
-    return None if math.isnan(r) else r
+        return None, a[0], b[0]
+    ra, rb = _avg_ranks_rows(a), _avg_ranks_rows(b)
+    r = float(_row_corr(ra, rb)[0])
+    return (None if math.isnan(r) else r), ra[0], rb[0]
 
 
 def information_coefficient(
@@ -216,13 +222,11 @@ def information_coefficient(
     seed: int = DEFAULT_SEED,
 ) -> tuple[float | None, Interval | None]:
     """Return the Spearman IC of `signal` with `forward` returns and its block-bootstrap CI."""
-    ic = spearman(signal, forward)
+    ic, ranks, franks = _spearman_ranked(signal, forward)
     if ic is None:
         return None, None
     # the interval resamples the pairs of full-sample ranks (the usual shortcut: a resample's
     # own ranks differ only by the ties its duplicates add, O(1/n)); a gather per resample
-    ranks = _avg_ranks_rows(np.vstack([np.asarray(signal, dtype=np.float64)]))[0]
-    franks = _avg_ranks_rows(np.vstack([np.asarray(forward, dtype=np.float64)]))[0]
     return ic, block_bootstrap_sums_ci(
         [ranks, franks, ranks * ranks, franks * franks, ranks * franks],
         _corr_of_sums,

@@ -39,8 +39,14 @@ def run(
     out = tmp_path_factory.mktemp("chart-run")
     _, data = run_symbol(h, out, horizons=["1h", "4h"], equity_horizon="1h")
     assert "signals" not in data  # the product streams them; the page read them from disk
-    assert (out / "report.html").exists()
-    return {**data, "signals": list(read_signals(out))}, h
+    full = {**data, "signals": list(read_signals(out))}
+    # the run's page read only the directional lines, at the offsets its writer noted: the
+    # same chart as the one drawn from every record in memory
+    assert sum(r["direction"] != "NEUTRAL" for r in full["signals"]) >= 5
+    assert _embedded((out / "report.html").read_text()) == _embedded(
+        html.render(full, candles=h.primary)
+    )
+    return full, h
 
 
 def _embedded(page: str) -> dict[str, Any]:

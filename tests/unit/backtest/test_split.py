@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from perpsignal_cli.backtest import run_symbol
 from perpsignal_cli.backtesting import split
+from perpsignal_cli.backtesting.chart import MAX_MARKERS
 from perpsignal_cli.backtesting.pipeline import load_history
 
 pytestmark = pytest.mark.skipif(not split.can_split(), reason="no fork on this platform")
@@ -30,6 +32,14 @@ def _defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _without_run_time(report: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in report.items() if k != "generated"}
+
+
+def _chart(page: str) -> Any:
+    found = re.search(
+        r"<script type=application/json id=price-chart-data>(.*?)</script>", page, re.S
+    )
+    assert found is not None, "no chart data in the page"
+    return json.loads(found.group(1).replace("<\\/", "</"))
 
 
 def _history(market: Path) -> Any:
@@ -64,6 +74,12 @@ def test_split_run_equals_the_one_process_run(market: Path, tmp_path: Path, jobs
         False,
     )
     assert not list((tmp_path / "many").glob(".parts-*"))  # the part files are gone
+    # the page's chart reads the directional lines at offsets each part's writer noted,
+    # shifted by the parts joined before it: the one-process run's chart
+    charts = [_chart((tmp_path / d / "report.html").read_text()) for d in ("one", "many")]
+    assert charts[1] == charts[0]
+    directional = sum(b'"direction":"NEUTRAL"' not in line for line in signals.splitlines())
+    assert len(charts[0]["markers"]) == min(directional, MAX_MARKERS) > 10
 
 
 def test_split_keeps_only_the_signals_in_the_span(market: Path, tmp_path: Path) -> None:

@@ -349,7 +349,8 @@ def run_symbol(
         table=table,
     )
     report.write_json(data, out)
-    html.write_html(data, out, candles=history.primary)
+    lines = table.directional_lines if table.lines_known else None
+    html.write_html(data, out, candles=history.primary, lines=lines)
     return result, data
 
 

@@ -235,9 +235,9 @@ def run_split(
         kept = _prefix(results)
         with (out / SIGNALS_FILE).open("wb") as dst:
             for part in kept:
+                table.extend(part.table, dst.tell())
                 with (Path(tmp) / str(part.index) / SIGNALS_FILE).open("rb") as src:
                     shutil.copyfileobj(src, dst, 1 << 20)
-                table.extend(part.table)
     interrupted = len(kept) < len(bounds) or any(p.interrupted for p in kept)
     done = sum(p.events_done for p in kept)
     return RunResult([], total, done, interrupted, time.perf_counter() - started)

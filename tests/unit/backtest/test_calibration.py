@@ -280,7 +280,10 @@ def test_panel_pnl_is_what_the_outcomes_code_measures_for_each_side(market: Path
         if not path:
             assert np.isnan(panel.long_pnl[k]) and np.isnan(panel.short_pnl[k])
             continue
-        entry = next(c.close for c in index.candles if c.open_time.timestamp() + 300 == t)
+        base = history.base
+        entry = next(
+            c for o, c in zip(base.open_ms, base.close, strict=True) if o + 300_000 == t * 1000
+        )
         window = settled_between(times, rates, t, t + 8 * 3600)
         for side, got in (("LONG", panel.long_pnl[k]), ("SHORT", panel.short_pnl[k])):
             ev = evaluate(side, entry, path, costs=costs, funding_rates=window)

@@ -61,7 +61,8 @@ class OutcomesSettings(ServiceSettings):
     outcomes_retry_s: float = Field(
         default=60.0,
         gt=0,
-        description="Retry delay (wall time) of a row whose prices are missing",
+        description="Retry delay (wall time) of a row whose prices are missing; also how long "
+        "a row stays leased to the replica fetching its klines",
     )
     outcomes_give_up_after_s: float = Field(
         default=3 * 86_400.0, gt=0, description="Mark a row failed this long after its due time"

@@ -474,3 +474,32 @@ async def test_candles_stored_from_the_klines_fallback_are_reported_as_klines(
     )
     row = (await outcomes(sessions))[(third.signal_id, "1h")]
     assert (row.status, row.candles_used, row.price_source) == ("completed", 12, "klines+stream")
+
+
+async def test_concurrent_trackers_on_the_klines_fallback_evaluate_each_row_once(
+    sessions, shared_data: Path
+) -> None:
+    """Three replicas, no stored candle: every row is leased by one of them, priced on the
+    klines it fetched, and measured exactly once."""
+    start = datetime(2021, 11, 15, 0, 5, tzinfo=UTC)
+    events = [judged(observed_at=start + i * timedelta(minutes=5)) for i in range(60)]
+    await store(sessions, *events)
+    cfg = settings(outcomes_batch_size=7)
+    klines = [FakeKlines(recorded_klines(shared_data)) for _ in range(3)]
+    trackers = [
+        Tracker(cfg, sessions, None, klines=k, clock=lambda: LATER, worker=f"w{i}")
+        for i, k in enumerate(klines)
+    ]
+
+    async def drain(t: Tracker) -> None:
+        while await t.evaluate_batch():
+            pass
+
+    await asyncio.gather(*(drain(t) for t in trackers))
+    rows = await outcomes(sessions)
+    assert len(rows) == 180
+    assert {(r.status, r.price_source, r.evaluation_count) for r in rows.values()} == {
+        ("completed", "klines", 1)
+    }
+    assert sum(t.completed for t in trackers) == 180
+    assert len({r.evaluated_by for r in rows.values()}) >= 2  # the work was shared

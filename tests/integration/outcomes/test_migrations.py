@@ -74,3 +74,38 @@ async def test_candle_venue_up_and_down_on_a_populated_database(pg_server) -> No
         await asyncio.to_thread(upgrade, url)
     finally:
         await pg_server.drop(name)
+
+
+async def test_retry_at_downgrade_leaves_market_time_alone(pg_server) -> None:
+    """outcomes_0005's downgrade: a row deferred under OUTCOMES_CLOCK=event is due on market
+    time (2021 here) and waits for its retry on wall time; wall time must not be written into
+    its market-time due column, or the older evaluator would never find it due again."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    await pg_server.create(name)
+    url = pg_server.url_for(name)
+    due = "2021-11-15T01:05:00+00:00"
+    try:
+        await asyncio.to_thread(upgrade, url, "outcomes_0005")
+        await _sql(
+            url,
+            "INSERT INTO outcome_signals (signal_id, event_id, symbol, timeframe, direction, "
+            "score, confidence, price, observed_at, verdict, risk_mode, judge, "
+            "position_multiplier, factors, verdict_layer) VALUES ('s1', 'e1', 'XRPUSDT', '5m', "
+            "'LONG', 70, 0.7, 1.19, '2021-11-15T00:05:00Z', 'CONFIRM', 'normal', 'rules', 1, "
+            "'[]', '{}')",
+        )
+        await _sql(
+            url,
+            "INSERT INTO signal_outcomes (signal_id, horizon, horizon_s, symbol, direction, "
+            "verdict, risk_mode, judge, score, entry_price, entry_at, due_at, next_attempt_at, "
+            f"retry_at, attempts, reason) VALUES ('s1', '1h', 3600, 'XRPUSDT', 'LONG', 'CONFIRM', "
+            f"'normal', 'rules', 70, 1.19, '2021-11-15T00:05:00Z', '{due}', '{due}', "
+            "now() + interval '60 seconds', 1, 'no complete candle path yet')",
+        )
+        await asyncio.to_thread(downgrade, url, "outcomes_0004")
+        (row,) = await _sql(url, "SELECT next_attempt_at, status FROM signal_outcomes")
+        assert row["status"] == "pending"
+        assert row["next_attempt_at"].isoformat() == due
+        await asyncio.to_thread(upgrade, url)
+    finally:
+        await pg_server.drop(name)

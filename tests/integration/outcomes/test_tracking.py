@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select
 
@@ -354,3 +355,151 @@ async def test_an_on_demand_signal_off_every_grid_is_measured_on_the_finest_cand
     row = (await outcomes(sessions))[(ev.signal_id, "1h")]
     assert row.status == "completed" and row.candles_used == 11
     assert row.exit_price == close_at[datetime(2021, 11, 18, 11, 15, tzinfo=UTC)]
+
+
+class GatedKlines(FakeKlines):
+    """Klines whose answer waits for `release` (a slow vendor); `fetching` is set once asked."""
+
+    def __init__(self, candles: list[Candle]) -> None:
+        super().__init__(candles)
+        self.fetching = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        self.fetching.set()
+        await self.release.wait()
+        return await super().fetch_candles(symbol, timeframe, start, end)
+
+
+def recorded_klines(shared_data: Path) -> list[Candle]:
+    return [
+        Candle(r["open_time"], r["open"], r["high"], r["low"], r["close"])  # type: ignore[arg-type]
+        for r in xrp_candle_rows(shared_data)
+    ]
+
+
+async def _open_transactions(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_slow_klines_fetch_holds_no_transaction_and_the_row_is_measured_once(
+    sessions, database_url: str, shared_data: Path
+) -> None:
+    """While the klines vendor is slow, the evaluator holds no transaction (nor row lock)
+    open; the row is leased for OUTCOMES_RETRY_S, so another replica leaves it alone until
+    then, and may take it over after: measured once, by whoever gets there first."""
+    ev = judged(direction="SHORT")
+    await store(sessions, ev)
+    now = datetime(2021, 11, 15, 2, 0, tzinfo=UTC)  # only the 1h horizon is due
+    slow = GatedKlines(recorded_klines(shared_data))
+    a = Tracker(settings(), sessions, None, klines=slow, clock=lambda: now, worker="a")
+    fetch_a = asyncio.create_task(a.evaluate_batch())
+    try:
+        await asyncio.wait_for(slow.fetching.wait(), 30)
+        assert await _open_transactions(database_url) == 0
+        row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+        assert row.status == "pending" and row.attempts == 0  # leased, not an attempt yet
+        assert row.retry_at == now + timedelta(seconds=60)
+
+        klines_b = FakeKlines(recorded_klines(shared_data))
+        b = Tracker(settings(), sessions, None, klines=klines_b, clock=lambda: now, worker="b")
+        assert await asyncio.wait_for(b.evaluate_batch(), 10) == 0  # leased: left alone
+        assert klines_b.calls == 0
+        # A's vendor outlasts the lease: B takes the row over and measures it
+        expired = now + timedelta(seconds=61)
+        b = Tracker(settings(), sessions, None, klines=klines_b, clock=lambda: expired, worker="b")
+        assert await asyncio.wait_for(b.evaluate_batch(), 10) == 1
+        assert b.completed == 1
+    finally:
+        slow.release.set()
+        claimed_by_a = await asyncio.wait_for(fetch_a, 30)
+    assert claimed_by_a == 1 and a.completed == 0  # A's late answer changes nothing
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert (row.status, row.evaluated_by, row.evaluation_count) == ("completed", "b", 1)
+    assert row.price_source == "klines" and row.attempts == 1
+    assert row.pnl_pct == pytest.approx((1.1941 - 1.2123) / 1.1941 * 100)
+
+
+async def test_candles_stored_from_the_klines_fallback_are_reported_as_klines(
+    sessions, shared_data: Path
+) -> None:
+    """A later signal measured on candles the klines fallback stored earlier says so, and a
+    path of stream candles with a gap the klines filled names both sources."""
+    first = judged(direction="SHORT")
+    await store(sessions, first)
+    now = datetime(2021, 11, 15, 2, 0, tzinfo=UTC)  # only the 1h horizons are due
+    klines = FakeKlines(recorded_klines(shared_data))
+    assert (
+        await Tracker(settings(), sessions, None, klines=klines, clock=lambda: now).evaluate_batch()
+        == 1
+    )
+    assert (await outcomes(sessions))[(first.signal_id, "1h")].price_source == "klines"
+
+    second = judged(direction="LONG", observed_at=first.observed_at)
+    await store(sessions, second)
+    no_fallback = Tracker(settings(), sessions, None, clock=lambda: now)
+    assert await no_fallback.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(second.signal_id, "1h")]
+    assert (row.status, row.price_source) == ("completed", "klines")
+
+    # the stream sent Binance's 01:05-02:05 candles but one; the klines fill the gap
+    entry = datetime(2021, 11, 15, 1, 5, tzinfo=UTC)
+    gap = datetime(2021, 11, 15, 1, 30, tzinfo=UTC)
+    stream = [
+        {**r, "venue": "binance"}
+        for r in xrp_candle_rows(shared_data)
+        if entry <= r["open_time"] < entry + timedelta(hours=1) and r["open_time"] != gap  # type: ignore[operator]
+    ]
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, stream)
+    third = judged(observed_at=entry)
+    await store(sessions, third)
+    later = entry + timedelta(hours=1, minutes=1)
+    assert (
+        await Tracker(
+            settings(), sessions, None, klines=klines, clock=lambda: later
+        ).evaluate_batch()
+        == 1
+    )
+    row = (await outcomes(sessions))[(third.signal_id, "1h")]
+    assert (row.status, row.candles_used, row.price_source) == ("completed", 12, "klines+stream")
+
+
+async def test_concurrent_trackers_on_the_klines_fallback_evaluate_each_row_once(
+    sessions, shared_data: Path
+) -> None:
+    """Three replicas, no stored candle: every row is leased by one of them, priced on the
+    klines it fetched, and measured exactly once."""
+    start = datetime(2021, 11, 15, 0, 5, tzinfo=UTC)
+    events = [judged(observed_at=start + i * timedelta(minutes=5)) for i in range(60)]
+    await store(sessions, *events)
+    cfg = settings(outcomes_batch_size=7)
+    klines = [FakeKlines(recorded_klines(shared_data)) for _ in range(3)]
+    trackers = [
+        Tracker(cfg, sessions, None, klines=k, clock=lambda: LATER, worker=f"w{i}")
+        for i, k in enumerate(klines)
+    ]
+
+    async def drain(t: Tracker) -> None:
+        while await t.evaluate_batch():
+            pass
+
+    await asyncio.gather(*(drain(t) for t in trackers))
+    rows = await outcomes(sessions)
+    assert len(rows) == 180
+    assert {(r.status, r.price_source, r.evaluation_count) for r in rows.values()} == {
+        ("completed", "klines", 1)
+    }
+    assert sum(t.completed for t in trackers) == 180
+    assert len({r.evaluated_by for r in rows.values()}) >= 2  # the work was shared

@@ -409,38 +409,40 @@ async def store_funding(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
         await session.execute(insert(OutcomeFunding).on_conflict_do_nothing(), list(rows))
 
 
-# settled rates of every (symbol, [start, end]) range in one round trip, oldest first
+# settled rates of every (venue, symbol, [start, end]) range in one round trip, oldest first
 LOAD_FUNDING_SQL = """
-SELECT f.symbol, f.funding_time, f.rate
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS r(symbol, start_at, end_at)
+SELECT f.venue, f.symbol, f.funding_time, f.rate
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+     AS r(venue, symbol, start_at, end_at)
 JOIN outcome_funding AS f
-  ON f.venue = $4 AND f.symbol = r.symbol
+  ON f.venue = r.venue AND f.symbol = r.symbol
  AND f.funding_time >= r.start_at AND f.funding_time <= r.end_at
-ORDER BY f.symbol, f.funding_time
+ORDER BY f.venue, f.symbol, f.funding_time
 """
 
 
 async def load_funding(
-    conn: asyncpg.Connection, venue: str, ranges: dict[str, tuple[datetime, datetime]]
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Return each symbol's settlement (epoch seconds, rate) columns inside its range.
+    conn: asyncpg.Connection, ranges: dict[tuple[str, str], tuple[datetime, datetime]]
+) -> dict[tuple[str, str], tuple[list[float], list[float]]]:
+    """Return each (venue, symbol)'s settlement (epoch seconds, rate) columns inside its range.
 
+    Per venue: a position pays the funding of the venue it is priced on, never another's.
     Times as `settlement_time` reads them (the whole second: Binance stamps a settlement
     a few ms after its hour).
     """
     if not ranges:
         return {}
-    symbols = list(ranges)
+    keys = list(ranges)
     rows = await conn.fetch(
         LOAD_FUNDING_SQL,
-        symbols,
-        [ranges[s][0] for s in symbols],
-        [ranges[s][1] for s in symbols],
-        venue,
+        [v for v, _ in keys],
+        [s for _, s in keys],
+        [ranges[k][0] for k in keys],
+        [ranges[k][1] for k in keys],
     )
-    out: dict[str, tuple[list[float], list[float]]] = {}
-    for symbol, at, rate in rows:
-        times, rates = out.setdefault(symbol, ([], []))
+    out: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for venue, symbol, at, rate in rows:
+        times, rates = out.setdefault((venue, symbol), ([], []))
         times.append(settlement_time(at.timestamp()))
         rates.append(rate)
     return out
@@ -489,7 +491,7 @@ async def insert_candles(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]
 # the candles of every (symbol, [start, end)) range of a batch in one round trip, per symbol,
 # venue and timeframe in open-time order (distinct per the primary key)
 LOAD_SERIES_SQL = """
-SELECT c.symbol, c.venue, c.timeframe, c.open_time, c.high, c.low, c.close
+SELECT c.symbol, c.venue, c.timeframe, c.open_time, c.high, c.low, c.close, c.source
 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS r(symbol, start_at, end_at)
 JOIN outcome_candles AS c
   ON c.symbol = r.symbol AND c.timeframe = ANY($4::text[])
@@ -498,11 +500,30 @@ ORDER BY c.symbol, c.venue, c.timeframe, c.open_time
 """
 
 
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    """One (symbol, venue, timeframe)'s stored candles, and where each came from.
+
+    `sources[i]` is candle i's `source` ('stream', or the klines fallback's name): a path
+    reports the true origin of its prices.
+    """
+
+    series: Series
+    sources: list[str]
+
+    def source_of(self, lo: int, hi: int) -> str:
+        """Return the source of the candles `lo .. hi - 1`: one name, or names joined by '+'."""
+        window = self.sources[lo:hi]
+        if window.count(window[0]) == len(window):
+            return window[0]  # the usual case (a C-level count, no set per row)
+        return "+".join(sorted(set(window)))
+
+
 async def load_series(
     conn: asyncpg.Connection,
     ranges: dict[str, tuple[datetime, datetime]],
     timeframes: Sequence[str],
-) -> dict[tuple[str, str, str], Series]:
+) -> dict[tuple[str, str, str], StoredSeries]:
     """Return the stored candles opening in [start, end) of each symbol, per (symbol, venue,
     timeframe): a path never mixes venues.
 
@@ -519,18 +540,20 @@ async def load_series(
         [ranges[s][1] for s in symbols],
         list(timeframes),
     )
-    out: dict[tuple[str, str, str], Series] = {}
-    series: Series | None = None
+    out: dict[tuple[str, str, str], StoredSeries] = {}
+    stored: StoredSeries | None = None
     key: tuple[str, str, str] | None = None
-    for symbol, venue, tf, open_time, high, low, close in rows:
+    for symbol, venue, tf, open_time, high, low, close, source in rows:
         if (symbol, venue, tf) != key:
             key = (symbol, venue, tf)
-            series = out[key] = Series([], [], [], [])
-        assert series is not None
+            stored = out[key] = StoredSeries(Series([], [], [], []), [])
+        assert stored is not None
+        series = stored.series
         series.times.append(open_time)
         series.highs.append(high)
         series.lows.append(low)
         series.closes.append(close)
+        stored.sources.append(source)
     return out
 
 
@@ -578,26 +601,47 @@ async def claim_due(
     return [DueRow(*r) for r in rows]
 
 
+RECLAIM_SQL = f"""
+SELECT {", ".join(DueRow.__slots__)}
+FROM signal_outcomes
+WHERE id = ANY($1::bigint[]) AND status = 'pending'
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+
+
+async def reclaim(conn: asyncpg.Connection, ids: Sequence[int]) -> list[DueRow]:
+    """Lock again the rows `ids` leased by `lease` that are still pending and that no other
+    transaction holds (SKIP LOCKED), whatever their `retry_at`.
+
+    A row another replica completed meanwhile (its lease expired during a slow fetch) is no
+    longer pending and is left alone; one it holds is skipped: a row is only ever evaluated
+    under its row lock, and `complete` only writes a pending row, so it is measured once.
+    """
+    rows = await conn.fetch(RECLAIM_SQL, list(ids))
+    return [DueRow(*r) for r in rows]
+
+
 COMPLETE_SQL = """
 UPDATE signal_outcomes AS t SET
     status = 'completed', exit_price = v.exit_price, pnl_pct = v.pnl_pct, result = v.result,
     max_favorable_pct = v.mfe, max_adverse_pct = v.mae, first_hit = v.first_hit,
     candles_used = v.candles_used, price_source = v.price_source, reason = NULL,
     cost_pct = v.cost_pct, funding_pct = v.funding_pct, net_pnl_pct = v.net_pnl_pct,
-    funding_settlements = v.settlements,
+    funding_settlements = v.settlements, venue = coalesce(t.venue, v.venue),
     evaluated_at = $1, evaluated_by = $2, attempts = t.attempts + 1,
     evaluation_count = t.evaluation_count + 1
 FROM unnest($3::bigint[], $4::float8[], $5::float8[], $6::text[], $7::float8[], $8::float8[],
             $9::text[], $10::int4[], $11::text[], $12::float8[], $13::float8[], $14::float8[],
-            $15::int4[])
+            $15::int4[], $16::text[])
      AS v(id, exit_price, pnl_pct, result, mfe, mae, first_hit, candles_used, price_source,
-          cost_pct, funding_pct, net_pnl_pct, settlements)
+          cost_pct, funding_pct, net_pnl_pct, settlements, venue)
 WHERE t.id = v.id AND t.status = 'pending'
 """
 
 DEFER_SQL = """
 UPDATE signal_outcomes AS t SET
-    status = $1, reason = v.reason, retry_at = v.next_at, attempts = t.attempts + 1
+    status = $1, reason = v.reason, retry_at = v.next_at, attempts = t.attempts + $5
 FROM unnest($2::bigint[], $3::text[], $4::timestamptz[]) AS v(id, reason, next_at)
 WHERE t.id = v.id AND t.status = 'pending'
 """
@@ -605,12 +649,17 @@ WHERE t.id = v.id AND t.status = 'pending'
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """A finished evaluation of a claimed row; `settlements` None: funding unknown."""
+    """A finished evaluation of a claimed row; `settlements` None: funding unknown.
+
+    `venue`: whose candles priced it (None: unknown), recorded on a row of unknown venue so
+    its funding is later looked up at that venue too.
+    """
 
     id: int
     evaluation: Evaluation
     source: str
     settlements: int | None
+    venue: str | None = None
 
     @property
     def funding_pct(self) -> float | None:
@@ -654,6 +703,7 @@ async def complete(
         [r.funding_pct for r in results],
         [r.net_pnl_pct for r in results],
         [r.settlements for r in results],
+        [r.venue for r in results],
     )
 
 
@@ -668,6 +718,7 @@ class FundingDue:
     due_at: datetime
     pnl_pct: float
     cost_pct: float
+    venue: str | None  # whose candles priced it, so whose funding it pays (None: unknown)
 
 
 CLAIM_FUNDING_UNKNOWN_SQL = f"""
@@ -722,11 +773,15 @@ async def defer(
     deferred: Sequence[tuple[int, str, datetime]],
     *,
     status: str = "pending",
+    attempt: bool = True,
 ) -> None:
     """Leave claimed rows pending with a reason until `retry_at`, wall time (or mark them failed).
 
     The retry time is wall time whatever the evaluator's clock: prices arrive on this
-    machine's clock, and market time stands still once a replayed stream ends.
+    machine's clock, and market time stands still once a replayed stream ends. Without
+    `attempt` the row is only leased (its klines are being fetched outside the transaction):
+    no other replica claims it before `retry_at`, and its attempt is counted when the result
+    or the deferral is written.
     """
     if not deferred:
         return
@@ -736,6 +791,7 @@ async def defer(
         [i for i, _, _ in deferred],
         [r for _, r, _ in deferred],
         [n for _, _, n in deferred],
+        1 if attempt else 0,
     )
 
 

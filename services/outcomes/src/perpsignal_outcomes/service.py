@@ -90,8 +90,9 @@ class OutcomesService(KafkaService):
                 # advanced once stored: a row due by this clock finds its candles
                 self.market_now = max(self.market_now, event.observed_at)
         elif isinstance(event, FundingRateV1):
-            # settled rates only: a predicted (premium index) rate is not what was paid
-            if event.settled and event.venue == self.options.outcomes_funding_venue:
+            # settled rates only: a predicted (premium index) rate is not what was paid. Every
+            # venue's: a position pays the funding of the venue it is priced on
+            if event.settled:
                 async with session_scope(self.sessions) as session:
                     await repo.store_funding(session, [repo.funding_row(event)])
         elif isinstance(event, SignalJudgedV1):

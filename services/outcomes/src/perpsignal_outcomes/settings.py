@@ -39,8 +39,9 @@ class OutcomesSettings(ServiceSettings):
     )
     outcomes_funding_venue: str = Field(
         default="binance",
-        description="Whose settled funding rates (market.funding events with settled=true) "
-        "are charged to positions; the klines fallback prices Binance too",
+        description="The venue assumed for a signal, and candles, of unknown venue (stored "
+        "before outcomes_0006): its path and settled funding are read from this venue's; "
+        "any other signal pays its own price venue's funding (unknown where none is stored)",
     )
     outcomes_funding_wait_s: float = Field(
         default=86_400.0,
@@ -60,7 +61,8 @@ class OutcomesSettings(ServiceSettings):
     outcomes_retry_s: float = Field(
         default=60.0,
         gt=0,
-        description="Retry delay (wall time) of a row whose prices are missing",
+        description="Retry delay (wall time) of a row whose prices are missing; also how long "
+        "a row stays leased to the replica fetching its klines",
     )
     outcomes_give_up_after_s: float = Field(
         default=3 * 86_400.0, gt=0, description="Mark a row failed this long after its due time"

@@ -2,7 +2,9 @@
 
 Durability and replicas: due evaluations are rows. A batch is claimed with
 `SELECT ... FOR UPDATE SKIP LOCKED` and evaluated inside the claiming transaction, so several
-replicas never evaluate one row twice and a crash simply releases the locks. Completed rows
+replicas never evaluate one row twice and a crash simply releases the locks. A row waiting for
+the klines fallback is leased instead and measured in a second transaction after the fetch:
+no HTTP call ever runs inside a transaction. Completed rows
 stay in an outbox (`published_at IS NULL`) until Kafka acknowledged their event, so a crash
 between commit and publish loses no event (it is re-sent with the same deterministic id).
 """
@@ -15,6 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +35,6 @@ from perpsignal_domain.outcomes.evaluate import (
     Series,
     evaluate_window,
     funding_paid_pct,
-    path_window,
     settled_if_complete,
 )
 from perpsignal_outcomes import repository as repo
@@ -46,7 +48,9 @@ Clock = Callable[[], datetime]
 # it, enough to find the settlement that closes the bracket (Binance settles every 1-8 h)
 FUNDING_BEFORE = timedelta(hours=72)
 FUNDING_AFTER = timedelta(hours=48)
-Funding = dict[str, tuple[list[float], list[float]]]
+Funding = dict[tuple[str, str], tuple[list[float], list[float]]]
+# a row's path: a window [lo, hi) of a stored series, its price source and candles' venue
+Path = tuple[Series, int, int, str, str]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -65,6 +69,15 @@ def covers(row: repo.DueRow, step: timedelta, finest: timedelta) -> bool:
     late = (EPOCH - row.entry_at) % step  # from the entry to the first candle's open
     early = (row.due_at - EPOCH) % step  # from the last candle's close to the due time
     return late < finest and early < finest
+
+
+@dataclass
+class _Tally:
+    """What one `evaluate_batch` did: completed count, deferred and failed reasons."""
+
+    done: int = 0
+    waiting: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
 
 
 def outcome_event_id(signal_id: str, horizon: str) -> str:
@@ -140,61 +153,108 @@ class Tracker:
     async def evaluate_batch(self) -> int:
         """Claim and evaluate one batch of due rows; return how many were claimed.
 
-        Claim, candles, evaluation and result writes happen in one transaction on the asyncpg
-        connection under a pooled session (a handful of round trips per batch, whatever its
-        size): a crash before the commit releases the locks and leaves the rows pending.
+        Claim, stored candles, evaluation and result writes happen in one short transaction
+        on the asyncpg connection under a pooled session (a handful of round trips per batch,
+        whatever its size): a crash before the commit releases the locks and leaves the rows
+        pending. No network call runs inside a transaction: rows whose stored candles miss
+        their path and that the klines fallback may price are *leased* in that transaction
+        (`retry_at` moved on by OUTCOMES_RETRY_S, so no replica claims them meanwhile; no
+        attempt counted) and it commits; the klines are fetched with no transaction open;
+        a second transaction stores them, locks the leased rows again (still pending, not
+        held by another replica) and evaluates them on the stored candles. A row is only
+        ever measured under its row lock and only a pending row is completed, so a lease
+        that expires during a slow fetch costs a second fetch, never a second evaluation.
         """
         now = self._clock()
+        tally = _Tally()
         async with self._transaction() as conn:
-            n, done, waiting, failed = await self._evaluate(conn, now)
-        self.completed += len(done)
-        self.deferred += len(waiting)
-        if waiting:
+            rows = await repo.claim_due(conn, now, self._s.outcomes_batch_size, self._wall())
+            leased = await self._evaluate(conn, rows, now, tally, fetch=self._klines is not None)
+        if leased:
+            candles = await self._fetch(leased)
+            async with self._transaction() as conn:
+                await repo.insert_candles(conn, candles)
+                again = await repo.reclaim(conn, [r.id for r in leased])
+                await self._evaluate(conn, again, now, tally, fetch=False, fetched=True)
+        self.completed += tally.done
+        self.deferred += len(tally.waiting)
+        if tally.waiting:
+            if self._klines is None and not self._no_fallback_logged:
+                log.warning("klines fallback disabled: rows without stream candles wait")
+                self._no_fallback_logged = True
             log.info(
                 "prices missing; evaluations stay pending",
-                extra={"rows": len(waiting), "example": waiting[0][1]},
+                extra={"rows": len(tally.waiting), "example": tally.waiting[0]},
             )
-        if failed:
-            log.warning("evaluations failed", extra={"rows": len(failed), "example": failed[0][1]})
-        return n
+        if tally.failed:
+            log.warning(
+                "evaluations failed", extra={"rows": len(tally.failed), "example": tally.failed[0]}
+            )
+        return len(rows)
+
+    def _fetchable(self, row: repo.DueRow) -> bool:
+        """Return True when the klines fallback may price `row`: they are one venue's prices,
+        never a path for a signal priced on another."""
+        return self._klines is not None and row.venue in (None, "", self._klines.venue)
+
+    def _funding_venue(self, row_venue: str | None, path_venue: str = "") -> str:
+        """Return whose funding a position pays: its signal's price venue, else the venue
+        whose candles priced it, else (venue unknown everywhere: rows and candles stored
+        before outcomes_0006) OUTCOMES_FUNDING_VENUE."""
+        return row_venue or path_venue or self._s.outcomes_funding_venue
 
     async def _evaluate(
-        self, conn: asyncpg.Connection, now: datetime
-    ) -> tuple[
-        int,
-        list[repo.Done],
-        list[tuple[int, str, datetime]],
-        list[tuple[int, str, datetime]],
-    ]:
+        self,
+        conn: asyncpg.Connection,
+        rows: list[repo.DueRow],
+        now: datetime,
+        tally: _Tally,
+        *,
+        fetch: bool,
+        fetched: bool = False,
+    ) -> list[repo.DueRow]:
+        """Measure the claimed `rows` on their stored candles and write every result; return
+        the rows leased for a klines fetch (only with `fetch`). `fetched`: the rows' klines
+        were just fetched and stored."""
+        if not rows:
+            return []
         wall = self._wall()
-        rows = await repo.claim_due(conn, now, self._s.outcomes_batch_size, wall)
+        paths = await self._paths(conn, rows, fetched=fetched)
+        funding = await self._funding(
+            conn,
+            [
+                (self._funding_venue(r.venue, paths[r.id][4]), r.symbol, r.entry_at, r.due_at)
+                for r in rows
+                if r.id in paths
+            ],
+        )
+        give_up = timedelta(seconds=self._s.outcomes_give_up_after_s)
+        retry = timedelta(seconds=self._s.outcomes_retry_s)
+        band = self._s.outcomes_neutral_band_pct
+        costs = Costs(self._s.outcomes_taker_fee_bp, self._s.outcomes_slippage_bp)
         done: list[repo.Done] = []
         waiting: list[tuple[int, str, datetime]] = []
         failed: list[tuple[int, str, datetime]] = []
-        if not rows:
-            return 0, done, waiting, failed
-        paths = await self._paths(conn, rows)
-        funding = await self._funding(conn, rows)
-        give_up = timedelta(seconds=self._s.outcomes_give_up_after_s)
-        band = self._s.outcomes_neutral_band_pct
-        costs = Costs(self._s.outcomes_taker_fee_bp, self._s.outcomes_slippage_bp)
+        leased: list[repo.DueRow] = []
         for row in rows:
             found = paths.get(row.id)
             if found is None:
                 reason = f"no complete candle path for {row.symbol} {row.horizon} yet"
+                if fetch and self._fetchable(row):
+                    leased.append(row)
                 # measured on wall time from when the row became due *here*: a replayed or
                 # late signal gets the full retry window too (under the event clock, from
                 # when it was stored: market time may stand still or be years old)
-                if wall - max(row.due_at, row.created_at) > give_up:
+                elif wall - max(row.due_at, row.created_at) > give_up:
                     failed.append((row.id, reason + "; gave up", now))
                 else:
                     # wall time: under the event clock market time stops with the stream,
                     # and a retry set on it would never come
-                    retry = timedelta(seconds=self._s.outcomes_retry_s)
                     waiting.append((row.id, reason, wall + retry))
                 continue
-            series, lo, hi, source = found
-            rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
+            series, lo, hi, source, venue = found
+            pays = self._funding_venue(row.venue, venue)
+            rates = self._rates(funding, pays, row.symbol, row.entry_at, row.due_at)
             try:
                 ev = evaluate_window(
                     row.direction,
@@ -211,27 +271,40 @@ class Tracker:
             except ValueError as exc:
                 failed.append((row.id, f"cannot evaluate: {exc}", now))
                 continue
-            done.append(repo.Done(row.id, ev, source, None if rates is None else len(rates)))
+            settlements = None if rates is None else len(rates)
+            done.append(repo.Done(row.id, ev, source, settlements, venue or None))
         await repo.complete(conn, done, self._wall(), self.worker)
         await repo.defer(conn, waiting)
         await repo.defer(conn, failed, status="failed")
-        return len(rows), done, waiting, failed
+        await repo.defer(
+            conn,
+            [(r.id, f"fetching klines for {r.symbol} {r.horizon}", wall + retry) for r in leased],
+            attempt=False,
+        )
+        tally.done += len(done)
+        tally.waiting += [reason for _, reason, _ in waiting]
+        tally.failed += [reason for _, reason, _ in failed]
+        return leased
 
-    async def _funding(self, conn: asyncpg.Connection, rows: list[Any]) -> Funding:
-        """Return the stored settlements around the windows of `rows`, per symbol."""
-        ranges: dict[str, tuple[datetime, datetime]] = {}
-        for row in rows:
-            start, end = ranges.get(row.symbol, (row.entry_at, row.due_at))
-            ranges[row.symbol] = (min(start, row.entry_at), max(end, row.due_at))
-        ranges = {s: (a - FUNDING_BEFORE, b + FUNDING_AFTER) for s, (a, b) in ranges.items()}
-        return await repo.load_funding(conn, self._s.outcomes_funding_venue, ranges)
+    async def _funding(
+        self, conn: asyncpg.Connection, windows: Sequence[tuple[str, str, datetime, datetime]]
+    ) -> Funding:
+        """Return the stored settlements around the (venue, symbol, entry, due) `windows`,
+        per (venue, symbol)."""
+        ranges: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+        for venue, symbol, entry_at, due_at in windows:
+            start, end = ranges.get((venue, symbol), (entry_at, due_at))
+            ranges[(venue, symbol)] = (min(start, entry_at), max(end, due_at))
+        ranges = {k: (a - FUNDING_BEFORE, b + FUNDING_AFTER) for k, (a, b) in ranges.items()}
+        return await repo.load_funding(conn, ranges)
 
     @staticmethod
     def _rates(
-        funding: Funding, symbol: str, entry_at: datetime, due_at: datetime
+        funding: Funding, venue: str, symbol: str, entry_at: datetime, due_at: datetime
     ) -> Sequence[float] | None:
-        """Return the rates settled while the position was open; None when unknown."""
-        times, rates = funding.get(symbol, ([], []))
+        """Return the rates `venue` settled while the position was open; None when unknown
+        (none of that venue's settlements stored proves the window complete)."""
+        times, rates = funding.get((venue, symbol), ([], []))
         return settled_if_complete(times, rates, entry_at.timestamp(), due_at.timestamp())
 
     async def settle_funding(self) -> int:
@@ -253,10 +326,13 @@ class Tracker:
                 )
                 if not rows:
                     return total
-                funding = await self._funding(conn, rows)
+                windows = [
+                    (self._funding_venue(r.venue), r.symbol, r.entry_at, r.due_at) for r in rows
+                ]
+                funding = await self._funding(conn, windows)
                 known = []
-                for row in rows:
-                    rates = self._rates(funding, row.symbol, row.entry_at, row.due_at)
+                for row, (venue, symbol, entry_at, due_at) in zip(rows, windows, strict=True):
+                    rates = self._rates(funding, venue, symbol, entry_at, due_at)
                     if rates is not None:
                         paid = funding_paid_pct(row.direction, rates)
                         known.append((row.id, paid, len(rates)))
@@ -267,39 +343,41 @@ class Tracker:
             after = (rows[-1].due_at, rows[-1].id)
 
     async def _paths(
-        self, conn: asyncpg.Connection, rows: list[repo.DueRow]
-    ) -> dict[int, tuple[Series, int, int, str]]:
-        """Return each row's path as a window of a candle series, with its price source."""
+        self, conn: asyncpg.Connection, rows: list[repo.DueRow], *, fetched: bool = False
+    ) -> dict[int, Path]:
+        """Return each row's path from the stored candles (stream or fetched klines)."""
+        timeframes = set(self._timeframes)
+        if fetched:
+            timeframes.add(self._kline_tf)
         ranges: dict[str, tuple[datetime, datetime]] = {}
         for row in rows:
             start, end = ranges.get(row.symbol, (row.entry_at, row.due_at))
             ranges[row.symbol] = (min(start, row.entry_at), max(end, row.due_at))
-        stored = await repo.load_series(conn, ranges, list(self._timeframes))
+        stored = await repo.load_series(conn, ranges, sorted(timeframes))
         venues: dict[str, set[str]] = {}
         for symbol, venue, _ in stored:
             venues.setdefault(symbol, set()).add(venue)
-        found: dict[int, tuple[Series, int, int, str]] = {}
-        missing: dict[str, list[repo.DueRow]] = {}
+        found: dict[int, Path] = {}
         for row in rows:
             path = self._stored_path(row, stored, venues.get(row.symbol, set()))
-            if path is None:
-                missing.setdefault(row.symbol, []).append(row)
-            else:
+            if path is None and fetched:
+                path = self._klines_path(row, stored)
+            if path is not None:
                 found[row.id] = path
-        for symbol, group in missing.items():
-            found.update(await self._fetch_paths(conn, symbol, group))
         return found
 
     def _stored_path(
         self,
         row: repo.DueRow,
-        stored: dict[tuple[str, str, str], Series],
+        stored: dict[tuple[str, str, str], repo.StoredSeries],
         venues: set[str],
-    ) -> tuple[Series, int, int, str] | None:
+    ) -> Path | None:
         """Return the row's path from one venue's stored candles, or None.
 
         The signal's own venue first, then candles of unknown venue (stored before
-        outcomes_0006); a signal of unknown venue takes the funding venue's, then any.
+        outcomes_0006); a signal of unknown venue takes the funding venue's, then any. The
+        source is the candles' own ('stream', or the klines fallback's name when it stored
+        them; names joined by '+' for a path of both).
         """
         if row.venue:
             order = [row.venue, ""]
@@ -311,40 +389,56 @@ class Tracker:
             for tf, step in self._timeframes.items():  # finest first: the most detailed wins
                 if not covers(row, step, finest):
                     continue  # its path would start late and end before the horizon
-                series = stored.get((row.symbol, venue, tf))
-                window = None if series is None else series.window(row.entry_at, row.due_at, step)
+                got = stored.get((row.symbol, venue, tf))
+                window = None if got is None else got.series.window(row.entry_at, row.due_at, step)
                 if window is not None:
-                    assert series is not None
-                    return series, window[0], window[1], "stream"
+                    assert got is not None
+                    lo, hi = window
+                    return got.series, lo, hi, got.source_of(lo, hi), venue
         return None
 
-    async def _fetch_paths(
-        self, conn: asyncpg.Connection, symbol: str, rows: list[repo.DueRow]
-    ) -> dict[int, tuple[Series, int, int, str]]:
-        if self._klines is None:
-            if not self._no_fallback_logged:
-                log.warning("klines fallback disabled: rows without stream candles wait")
-                self._no_fallback_logged = True
-            return {}
-        # the klines are one venue's prices: never a path for a signal priced on another
-        rows = [r for r in rows if r.venue in (None, "", self._klines.venue)]
-        if not rows:
-            return {}
+    def _klines_path(
+        self, row: repo.DueRow, stored: dict[tuple[str, str, str], repo.StoredSeries]
+    ) -> Path | None:
+        """Return the row's path from the klines venue's candles of OUTCOMES_KLINES_TIMEFRAME
+        (just fetched), or None: the fetched candles inside the window, every one of them, as
+        `path_window` takes them (the klines timeframe need not be a stored one)."""
+        if self._klines is None or not self._fetchable(row):
+            return None
+        got = stored.get((row.symbol, self._klines.venue, self._kline_tf))
+        step = timedelta(seconds=TIMEFRAME_SECONDS[self._kline_tf])
+        window = None if got is None else got.series.window(row.entry_at, row.due_at, step)
+        if window is None:
+            return None
+        assert got is not None
+        lo, hi = window
+        return got.series, lo, hi, got.source_of(lo, hi), self._klines.venue
+
+    async def _fetch(self, rows: list[repo.DueRow]) -> list[dict[str, Any]]:
+        """Fetch the klines of the leased `rows`, per symbol, as `outcome_candles` rows.
+
+        Runs with no transaction open (a slow vendor holds no lock); a symbol whose fetch
+        fails gives no candles and its rows are deferred as usual.
+        """
+        klines = self._klines
+        assert klines is not None
         tf = self._kline_tf
-        step = timedelta(seconds=TIMEFRAME_SECONDS[tf])
-        start = min(r.entry_at for r in rows)
-        end = max(r.due_at for r in rows)
-        try:
-            candles = await self._klines.fetch_candles(symbol, tf, start, end)
-        except Exception as exc:
-            log.warning(
-                "klines fallback failed; rows stay pending",
-                extra={"symbol": symbol, "error": f"{type(exc).__name__}: {exc}"},
-            )
-            return {}
-        await repo.insert_candles(
-            conn,
-            [
+        by_symbol: dict[str, list[repo.DueRow]] = {}
+        for row in rows:
+            by_symbol.setdefault(row.symbol, []).append(row)
+        out: list[dict[str, Any]] = []
+        for symbol, group in by_symbol.items():
+            start = min(r.entry_at for r in group)
+            end = max(r.due_at for r in group)
+            try:
+                candles = await klines.fetch_candles(symbol, tf, start, end)
+            except Exception as exc:
+                log.warning(
+                    "klines fallback failed; rows stay pending",
+                    extra={"symbol": symbol, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                continue
+            out += [
                 {
                     "symbol": symbol,
                     "timeframe": tf,
@@ -353,18 +447,12 @@ class Tracker:
                     "high": c.high,
                     "low": c.low,
                     "close": c.close,
-                    "source": self._klines.name,
-                    "venue": self._klines.venue,
+                    "source": klines.name,
+                    "venue": klines.venue,
                 }
                 for c in candles
-            ],
-        )
-        found = {}
-        for row in rows:
-            path = path_window(candles, row.entry_at, row.due_at, step)
-            if path is not None:
-                found[row.id] = (Series.of(path), 0, len(path), self._klines.name)
-        return found
+            ]
+        return out
 
     async def publish_batch(self) -> int:
         """Publish completed, unpublished outcomes; mark them once Kafka acknowledged them.

@@ -30,9 +30,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # a deferred row keeps its retry time in the column it used to live in
-    op.execute(
-        "UPDATE signal_outcomes SET next_attempt_at = greatest(next_attempt_at, retry_at) "
-        "WHERE status = 'pending' AND retry_at IS NOT NULL"
-    )
+    # `retry_at` is dropped, not folded into `next_attempt_at`: that column is on the
+    # evaluator's clock (market time under OUTCOMES_CLOCK=event, unknown to a migration) and
+    # `retry_at` on wall time, so writing one into the other could push a replayed row years
+    # past its market time, never due again. Without it a deferred row is simply due at its
+    # unchanged due time: the older evaluator retries it at its next poll (one early retry,
+    # which defers it again on that evaluator's own clock if its prices are still missing).
     op.drop_column("signal_outcomes", "retry_at")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -82,3 +84,45 @@ def test_a_malformed_candle_is_poison_naming_the_field(bad: bytes, where: str) -
     assert broken != raw
     with pytest.raises(PoisonMessage, match=where.replace(".", "\\.")):
         decode(broken)
+
+
+_LAZY = """
+import sys
+from perpsignal_common.events import registry
+from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
+built = [c.__name__ for c in registry.EVENT_CLASSES if c.__pydantic_complete__]
+assert not built, f"built at import: {built}"
+{action}
+assert all(c.__pydantic_complete__ for c in {expect}), "not built"
+"""
+
+
+@pytest.mark.parametrize(
+    ("action", "expect"),
+    [
+        # a service: every model built at start-up (`freeze_startup_heap` calls `warm`)
+        (
+            "from perpsignal_common.runtime import freeze_startup_heap; freeze_startup_heap()",
+            "registry.EVENT_CLASSES",
+        ),
+        # a tool that decodes without warming: the first decode builds what it needs
+        (
+            """
+raw = b'{"type":"market.funding","event_id":"x","symbol":"BTCUSDT","rate":0.0001,'
+raw += b'"observed_at":"2024-01-01T00:00:00Z","source":"t","venue":"binance"}'
+try:
+    registry.decode(raw)
+except Exception as exc:  # an incomplete record is poison either way; the build happened
+    assert type(exc).__name__ == "PoisonMessage", exc
+""",
+            "[FundingRateV1]",
+        ),
+    ],
+)
+def test_event_models_are_built_on_first_use_or_at_service_start(action: str, expect: str) -> None:
+    """Importing the contract builds no validator (~0.15 s a command that never validates
+    an event, such as a backtest, would pay); a service builds them all before its first
+    message, and a decode outside a service builds what it reads."""
+    code = _LAZY.replace("{action}", action).replace("{expect}", expect)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

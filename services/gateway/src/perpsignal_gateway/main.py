@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.registry import warm as warm_event_models
 from perpsignal_common.events.values import configure_clock_skew
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
@@ -124,6 +125,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warm_event_models()  # the read model decodes every topic: no first-message build
         model = ReadModel(liquidations_kept=cfg.gateway_liquidations_kept)
         hub = StreamHub(
             queue_size=cfg.gateway_ws_queue_size,

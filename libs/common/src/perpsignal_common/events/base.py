@@ -47,13 +47,13 @@ def utcnow() -> datetime:
 class Payload(BaseModel):
     """Base for nested value objects: frozen, tolerant of unknown fields, finite floats."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False, defer_build=True)
 
 
 class Event(BaseModel):
     """Envelope of every event; subclasses pin `type` with a Literal and set `topic`."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False, defer_build=True)
     topic: ClassVar[str]
 
     event_id: Ident = Field(description="Unique id; the idempotency key for every consumer")

@@ -203,3 +203,16 @@ async def test_a_lost_event_fails_the_commit_of_the_loop_that_sent_it() -> None:
     assert consumer_a.seeks == []
     assert consumer_b.commits == []  # B's is not: it re-reads from its committed offset
     assert consumer_b.seeks == [(TP, 0)]
+
+
+async def test_a_caller_that_never_waits_does_not_keep_its_acknowledged_sends() -> None:
+    client = HandSettledClient()
+    producer = producer_on(client)
+    for i in range(20_000):
+        await producer.send_raw("out", b"k", b"%d" % i)
+        client.ack(b"%d" % i)
+    assert len(producer._default._sent) < 5_000
+    await producer.send_raw("out", b"k", b"lost")
+    client.lose(b"lost")
+    with pytest.raises(DependencyUnavailable):  # a sweep keeps failures for the next wait
+        await producer.wait_delivered()

@@ -54,17 +54,25 @@ class Deliveries:
     task started from it inherits it), else the producer's own default.
     """
 
-    __slots__ = ("_failed", "_sent", "_service")
+    __slots__ = ("_failed", "_sent", "_service", "_sweep_at")
 
     def __init__(self, service: str = "") -> None:
         self._service = service  # the produce-errors metric's label
         # sent and not yet seen settled by a wait; a wait sweeps settled ones out
         self._sent: list[asyncio.Future[object]] = []
         self._failed: list[asyncio.Future[object]] = []
+        self._sweep_at = _SWEEP_MIN
 
     def track(self, fut: asyncio.Future[object]) -> None:
-        """Remember a send's delivery future (the hot path: one append, no callback)."""
-        self._sent.append(fut)
+        """Remember a send's delivery future (the hot path: an append, no callback).
+
+        Acknowledged sends are swept out when the list doubles, so a caller that never
+        waits does not keep every future it ever sent.
+        """
+        sent = self._sent
+        sent.append(fut)
+        if len(sent) >= self._sweep_at:
+            self._sweep()
 
     def bind(self) -> None:
         """Make this the current task's deliveries (and of the tasks it starts from now on)."""
@@ -107,8 +115,12 @@ class Deliveries:
                 self._failed.append(fut)
                 failed += 1
         self._sent = keep
+        self._sweep_at = max(_SWEEP_MIN, 2 * len(keep))
         if failed:
             PRODUCE_ERRORS.labels(self._service, "*").inc(failed)
+
+
+_SWEEP_MIN = 4096  # sends tracked before the first sweep of acknowledged ones
 
 
 def _failed(fut: asyncio.Future[object]) -> bool:

@@ -58,7 +58,7 @@ class Deliveries:
 
     def __init__(self, service: str = "") -> None:
         self._service = service  # the produce-errors metric's label
-        # sent and not yet seen settled by a wait; a wait sweeps settled ones out
+        # sent and not yet swept out (by a wait, or by `track` when the list doubles)
         self._sent: list[asyncio.Future[object]] = []
         self._failed: list[asyncio.Future[object]] = []
         self._sweep_at = _SWEEP_MIN

@@ -30,6 +30,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,13 @@ class CountingProducer:
 
     async def wait_delivered(self) -> None:
         return None
+
+    async def publish_many(self, events: Iterable[Event], **_: object) -> int:
+        n = 0
+        for event in events:
+            await self.publish(event)
+            n += 1
+        return n
 
 
 def client(fake: FakeVendors, clock: SimClock, budget: int) -> BinanceUsdmHttp:

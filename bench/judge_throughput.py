@@ -234,7 +234,7 @@ class _Collector:
         assert isinstance(event, SignalJudgedV1)
         self.out.append(event)
 
-    async def wait_delivered(self) -> None:
+    async def wait_delivered(self, deliveries: object = None) -> None:
         return None
 
 

@@ -11,6 +11,7 @@ the fake Binance serving real candle history on a fake clock.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +49,13 @@ class FlakyProducer:
 
     async def wait_delivered(self) -> None:
         return None
+
+    async def publish_many(self, events: Iterable[Event], **_: object) -> int:
+        n = 0
+        for event in events:
+            await self.publish(event)
+            n += 1
+        return n
 
 
 async def test_a_candle_that_failed_to_publish_is_published_on_a_later_poll(

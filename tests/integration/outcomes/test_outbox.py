@@ -1,7 +1,7 @@
 """The outbox marks an outcome published only once Kafka acknowledged *its* event.
 
-The tracker shares the service's `EventProducer` with the consumer loop, which waits for (and
-after a failed commit discards) every delivery pending on it before committing offsets.
+The tracker shares the service's `EventProducer` with the consumer loop, which waits for its
+own deliveries before committing offsets while the tracker publishes.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +36,13 @@ class FakeProducer:
 
     async def wait_delivered(self) -> None:
         return None
+
+    async def publish_many(self, events: Iterable[Event], **_: object) -> int:
+        n = 0
+        for event in events:
+            await self.publish(event)
+            n += 1
+        return n
 
 
 class FakeKlines:

@@ -48,7 +48,7 @@ class FakeProducer:
         self.waited = 0
         self.sent: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
 
-    async def wait_delivered(self) -> None:
+    async def wait_delivered(self, deliveries: object = None) -> None:
         self.waited += 1
 
     async def send_raw(self, topic, key, value, headers=(), *, wait=False):  # type: ignore[no-untyped-def]

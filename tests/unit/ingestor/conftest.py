@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,13 @@ class RecordingProducer:
 
     async def wait_delivered(self) -> None:
         return None
+
+    async def publish_many(self, events: Iterable[Event], **_: object) -> int:
+        n = 0
+        for event in events:
+            await self.publish(event)
+            n += 1
+        return n
 
 
 @pytest.fixture

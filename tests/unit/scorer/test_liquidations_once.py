@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import orjson
@@ -48,6 +48,13 @@ class _Producer:
 
     async def wait_delivered(self) -> None:
         return None
+
+    async def publish_many(self, events: Iterable[Event], **_: object) -> int:
+        n = 0
+        for event in events:
+            await self.publish(event)
+            n += 1
+        return n
 
 
 def _api(shared_data: Path, rel: str) -> dict[str, object]:

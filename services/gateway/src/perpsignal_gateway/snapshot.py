@@ -354,13 +354,15 @@ class SnapshotWriter:
             began_at = await self._producer.send_acked(
                 topic, first.partition_key(), encode(first), event_headers(first)
             )
-            for n, record in enumerate(records[1:], 1):
-                await self._producer.send_raw(
-                    topic, record.partition_key(), encode(record), event_headers(record)
-                )
-                if n % 200 == 0:
-                    await asyncio.sleep(0)  # encoding a large dump must not stall requests
-            await self._producer.wait_delivered()
+            # its own deliveries: a failure is this writer's to retry, not another sender's
+            with self._producer.scope() as sent:
+                for n, record in enumerate(records[1:], 1):
+                    await self._producer.send_raw(
+                        topic, record.partition_key(), encode(record), event_headers(record)
+                    )
+                    if n % 200 == 0:
+                        await asyncio.sleep(0)  # encoding a large dump must not stall requests
+            await sent.wait()
             if full:
                 dump = GatewaySnapshotV1(
                     event_id=str(uuid.uuid4()),

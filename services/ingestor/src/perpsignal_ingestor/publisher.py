@@ -130,9 +130,8 @@ class Publisher:
                 refuse(source, error, f"{event.type} {event.symbol}")
                 continue
             fresh.append(event)
-        for event in fresh:
-            await self._producer.publish(event)
-        await self._producer.wait_delivered()
+        # these events' own deliveries: sources publish concurrently through one producer
+        await self._producer.publish_many(fresh)
         # Remember only acknowledged ids: a failed send must be retried next poll
         for event in fresh:
             self._seen[event.event_id] = None

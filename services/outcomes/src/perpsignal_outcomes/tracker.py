@@ -457,10 +457,9 @@ class Tracker:
     async def publish_batch(self) -> int:
         """Publish completed, unpublished outcomes; mark them once Kafka acknowledged them.
 
-        Each send waits for its own acknowledgement (sent together, so they still batch): the
-        producer is shared with the consumer loop, whose commit waits for, or after a failure
-        discards, every delivery pending on it, so `wait_delivered()` here could return before
-        these events were acknowledged and the outbox would drop an event the broker lost.
+        `publish_many` waits for exactly these events (its own `Deliveries`, apart from the
+        consumer loop's sharing the producer) and raises if the broker lost any, so a row is
+        marked only once its event is acknowledged.
         """
         if self._producer is None:
             return 0
@@ -490,12 +489,7 @@ class Tracker:
                 )
                 for r in rows
             ]
-            results = await asyncio.gather(
-                *(producer.publish(e, wait=True) for e in events), return_exceptions=True
-            )
-            errors = [e for e in results if isinstance(e, BaseException)]
-            if errors:
-                raise errors[0]
+            await producer.publish_many(events)
             await repo.mark_published(session, [r.id for r in rows], self._wall())
         return len(rows)
 

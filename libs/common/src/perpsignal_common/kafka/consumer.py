@@ -41,7 +41,7 @@ from perpsignal_common.kafka.options import ConsumerOptions as ConsumerOptions
 from perpsignal_common.kafka.options import Decoder as Decoder
 from perpsignal_common.kafka.options import Handler as Handler
 from perpsignal_common.kafka.positions import reset_past_log_end
-from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.kafka.producer import Deliveries, EventProducer
 from perpsignal_common.kafka.rebalance import LaneTable, RebalanceMixin
 from perpsignal_common.kafka.recovery import RecoveryMixin
 from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics
@@ -82,6 +82,9 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         self._opts = options
         self._handler = handler
         self._producer = producer
+        # the sends of this loop's handlers (its workers bind it): the commit waits for these,
+        # not for another loop's or task's sharing the producer, and is told their failures
+        self._deliveries = Deliveries(service)
         self._decode = decoder
         self._dlq = DeadLetterPublisher(
             producer, service=service, group=options.group_id or service
@@ -260,6 +263,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         """Take ready lanes until the loop closes; a failure (a dependency down past its
         grace, a bug in the DLQ path) is recorded for `run` to raise."""
         loop = asyncio.get_running_loop()
+        self._deliveries.bind()
         try:
             while not self._closing:
                 stop = self._stop

@@ -21,7 +21,7 @@ from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.lanes import OffsetBook
 from perpsignal_common.kafka.options import ConsumerOptions
-from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_common.kafka.producer import Deliveries, EventProducer
 from perpsignal_common.settings import KafkaSettings
 
 log = logging.getLogger("perpsignal_common.kafka.consumer")
@@ -33,6 +33,7 @@ class RecoveryMixin:
     _kafka: KafkaSettings
     _opts: ConsumerOptions
     _producer: EventProducer
+    _deliveries: Deliveries
     _books: dict[TopicPartition, OffsetBook]
 
     if TYPE_CHECKING:  # ConsumerLoop's and RebalanceMixin's
@@ -50,7 +51,7 @@ class RecoveryMixin:
             return
         # effects first: events produced by handlers must be acknowledged before the commit
         try:
-            await self._producer.wait_delivered()
+            await self._producer.wait_delivered(self._deliveries)
         except DependencyUnavailable as exc:
             # some effect of these records is not durable: never commit past them; re-read
             # from the last commit instead (effects are idempotent), as a restart would
@@ -87,7 +88,8 @@ class RecoveryMixin:
             return
         try:
             async with asyncio.timeout(self._opts.commit_timeout_s):
-                await self._producer.wait_delivered()
+                # a failure seen here stays for `_commit`, which re-reads and discards it
+                await self._producer.wait_delivered(self._deliveries)
                 await self.consumer.commit(offsets)
         except (TimeoutError, KafkaError, DependencyUnavailable, IllegalStateError) as exc:
             log.warning("commit before rebalance failed", extra={"error": repr(exc)})
@@ -118,7 +120,7 @@ class RecoveryMixin:
         the committed offsets cannot be read within the grace period.
         """
         await self._settle()
-        self._producer.discard_pending()
+        self._producer.discard_pending(self._deliveries)
         consumer = self.consumer
         assigned = set(consumer.assignment())
         self._forget(assigned)

@@ -216,6 +216,43 @@ def test_hyperliquid_candle_snapshot_takes_t_not_the_close_time_T(
     assert events[0].observed_at == imp.ms_to_dt(reference.open_ms[0] + 300_000)
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_bitmex_bucketed_bars_are_stamped_at_their_close(
+    tmp_path: Path, market: Path, fmt: str
+) -> None:
+    """BitMEX's `/trade/bucketed` stamps each bin with its END (`timestamp` 00:05 holds
+    00:00-00:05), counts `volume` in contracts and `turnover` in satoshis (its documented
+    fields, here around recorded XRP candles). Read as open times, every bar and signal was
+    one bar late; `turnover` was taken as the quote volume, 10^8 off."""
+    lines = (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[1:51]
+    rows = []
+    for line in lines:
+        t, o, h, lo, c, v = line.split(",")
+        end = imp.ms_to_dt(int(t) + 300_000).isoformat(timespec="milliseconds")
+        rows.append(
+            {"timestamp": end.replace("+00:00", "Z"), "symbol": "XRPUSD", "open": float(o),
+             "high": float(h), "low": float(lo), "close": float(c), "trades": 12,
+             "volume": round(float(v) * float(c)), "vwap": float(c), "lastSize": 1,
+             "turnover": round(float(v) * 1e8), "homeNotional": float(v),
+             "foreignNotional": float(v) * float(c)}
+        )  # fmt: skip
+    if fmt == "json":
+        path = _write(tmp_path, "bitmex_XRPUSD_5m.json", rows)
+    else:
+        head = list(rows[0])
+        text = ",".join(head) + "\n"
+        text += "".join(",".join(str(r[k]) for k in head) + "\n" for r in rows)
+        path = _write(tmp_path, "bitmex_XRPUSD_5m.csv", text)
+    s = imp.read_candles(path)
+    reference = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    assert s.timeframe == "5m"
+    assert s.open_ms == reference.open_ms[:50]  # the bins' starts, not their ends
+    assert s.close == reference.close[:50] and s.volume == reference.volume[:50]
+    assert s.quote_volume == [r["foreignNotional"] for r in rows]
+    events = imp.candle_events(s, "XRPUSDT", "bitmex")
+    assert events[0].observed_at == imp.ms_to_dt(reference.open_ms[0] + 300_000)
+
+
 def test_envelopes_by_another_name_and_column_arrays(tmp_path: Path, market: Path) -> None:
     """Kraken Futures' /api/charts (and Coinbase's) keep rows under `candles`; Deribit's
     public/get_tradingview_chart_data answers column arrays (`ticks`, `open`, ... and `cost`

@@ -156,6 +156,8 @@ class Layout:
     columns: Mapping[str, str | int]
     when: frozenset[str] = frozenset()
     width: int | None = None
+    # its candle times are the bars' close (BitMEX): read_candles moves them to the open
+    close_stamped: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,15 @@ KINDS: dict[str, Kind] = {
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
             Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
             Layout("Coinbase Exchange candles (6 columns)", _COINBASE_CANDLE, width=6),
+            # BitMEX /trade/bucketed (its API answer and the CSVs made from it): `timestamp`
+            # is the bin's END, `volume` counts contracts and `turnover` is in satoshis, so
+            # the base and quote volumes are its home and foreign notionals
+            Layout(
+                "BitMEX trade/bucketed (stamped at the bar's close)",
+                {"volume": "homeNotional", "quote_volume": "foreignNotional"},
+                frozenset({"timestamp", "symbol", "homenotional", "foreignnotional"}),
+                close_stamped=True,
+            ),
         ),
     ),
     "funding": Kind(
@@ -937,6 +948,7 @@ class Resolved:
     index: dict[str, int]
     scale: dict[str, float]
     layout: str
+    close_stamped: bool = False  # the layout's times are the bars' close
 
     def get(self, row: Sequence[Any], name: str) -> float | None:
         """Return field `name` of `row` as a float (scaled), or None when absent/empty."""
@@ -985,6 +997,7 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
     index: dict[str, int] = {}
     scale: dict[str, float] = {}
     layout = "explicit --columns" if explicit else "column names"
+    close_stamped = False
     header = table.header
     if header is None:
         rows = iter(table.rows)
@@ -1043,6 +1056,7 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         for lo in spec.layouts:
             if lo.width is None and lo.when <= present:
                 layout = lo.name
+                close_stamped = lo.close_stamped
                 for name, col in lo.columns.items():
                     target, factor = _spec(col)
                     i = find(target)
@@ -1070,7 +1084,7 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
             f"missing {', '.join(f.name for f in missing)} (accepted names - {accepted}); "
             f"or name the columns with --columns {missing[0].name}=<column>"
         )
-    return Resolved(index, scale, layout)
+    return Resolved(index, scale, layout, close_stamped)
 
 
 def _load(kind: str, path: Path) -> tuple[Resolved, Iterable[Sequence[Any]]]:
@@ -1283,6 +1297,8 @@ def read_candles(path: Path) -> CandleSeries:
         )
         quotes = [quotes[i] for i in order]
     step = _bar_step(times, path)
+    if res.close_stamped:  # each bar under its open time, as every other venue stamps it
+        times = [t - step for t in times]
     tf = timeframe_of(step // 1000)
     series = CandleSeries(tf, times, opens, highs, lows, closes, vols, quotes)
     if times[-1] <= time.time() * 1000 < times[-1] + step:

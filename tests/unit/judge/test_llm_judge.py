@@ -334,3 +334,79 @@ async def test_neutral_signal_never_reaches_the_llm(fake: FakeOpenAI, shared_dat
     assert j.ai_verdict_layer.volatility_metrics.stop_loss_price is None
     assert fake.requests == []
     await judge.close()
+
+
+def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
+    """The signal's price and the stop and target the rule judge plans for it."""
+    vol = Judge(JudgeSettings()).judge_rules(sig).ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    return sig.price, vol.stop_loss_price, vol.take_profit_price
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("summary", "CONFIRM LONG ETHUSDT @ 3,512.40: strong momentum."),
+        ("summary", "Take it: the BTC-USDT-SWAP structure is bullish."),
+        ("summary", "Enter at price 3512.4 with a stop 3400 and target 3800."),
+        ("summary", "Good setup. Target 3800."),
+        ("summary", "Entry {price}, but the stop {far} is safer."),
+        ("agreements", ["target ${far} is reachable"]),
+        ("conflicts", ["1000PEPEUSDT is crowded"]),
+    ],
+    ids=[
+        "other-pair",
+        "other-okx-swap",
+        "other-prices",
+        "other-target-at-the-end",
+        "other-stop",
+        "other-target",
+        "list",
+    ],
+)
+async def test_an_answer_about_another_symbol_or_price_falls_back(
+    fake: FakeOpenAI, sig: SignalScoredV1, field: str, text: Any
+) -> None:
+    """The model's words reach the user (ai_summary, layer checks): an answer that names a
+    pair other than the signal's, or quotes an entry/stop/target level the signal does not
+    have (a prompt injection took, or the model mixed signals up), is not this signal's
+    verdict."""
+    price, stop, _ = _plan(sig)
+    far = f"{stop * 0.8:.4f}"  # a level 20 % below the plan's stop
+    if isinstance(text, str):
+        text = text.format(price=price, far=far)
+    else:
+        text = [t.format(price=price, far=far) for t in text]
+    fake.responder = lambda _: completion(verdict_json(**{field: text}))
+    judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "inconsistent_output")
+    await judge.close()
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "LONG {symbol} @ {price}: stop {stop}, target {target} (R:R 2.2).",
+        "Entry ${price}; stop 1.5 ATR below, funding 0.05% per 8h; score 70, size 0.6x.",
+        "XRP momentum is up while BTC is flat; price near {price} and stop at {stop}.",
+        "Momentum supports the long but funding is stretched; take half size.",
+        "TP1 {target}, SL {stop}. Entry {price}.",
+        "{symbol_okx} trend is up; long from {price}, stop {stop}.",
+    ],
+)
+async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
+    fake: FakeOpenAI, sig: SignalScoredV1, summary: str
+) -> None:
+    price, stop, target = _plan(sig)
+    text = summary.format(
+        symbol=sig.symbol,
+        symbol_okx=sig.symbol.removesuffix("USDT") + "-USDT-SWAP",
+        price=price,
+        stop=stop,
+        target=target,
+    )
+    fake.responder = lambda _: completion(verdict_json(summary=text))
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.fallback_reason, layer.ai_summary) == ("llm", None, text)
+    await judge.close()

@@ -34,7 +34,14 @@ from perpsignal_domain.judging.judge import (
 )
 from perpsignal_domain.judging.rules import RuleVerdict
 from perpsignal_domain.judging.volatility import PlanParams
-from perpsignal_judge.llm import Budget, LlmJudge, LlmVerdict, build_client, count_fallback
+from perpsignal_judge.llm import (
+    Budget,
+    LlmJudge,
+    LlmVerdict,
+    build_client,
+    count_fallback,
+    inconsistency,
+)
 from perpsignal_judge.metrics import VERDICTS
 from perpsignal_judge.settings import JudgeSettings
 
@@ -183,8 +190,17 @@ class Judge:
             layer = self.rules.rule_layer(rules, vol, "neutral_signal")
         else:
             outcome = await self.llm.verdict(prompt.prompt_inputs(symbol, signal, vol, rules))
+            levels = (signal.price, vol.stop_loss_price, vol.take_profit_price)
+            v = outcome.verdict
+            off = None if v is None else inconsistency(v, symbol, levels)
             if outcome.verdict is None:
                 layer = self.rules.rule_layer(rules, vol, outcome.reason)
+            elif off is not None:
+                log.warning(
+                    "LLM verdict unavailable; using rules",
+                    extra={"reason": "inconsistent_output", "detail": off, "symbol": symbol},
+                )
+                layer = self.rules.rule_layer(rules, vol, "inconsistent_output")
             else:
                 layer = self._llm_layer(outcome.verdict, rules, vol)
         if layer.fallback_reason:

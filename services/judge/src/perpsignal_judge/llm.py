@@ -12,6 +12,8 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
 | invalid_output    | not JSON, or JSON that does not fit the schema                |
+| inconsistent_output | the answer names another pair or quotes an entry, stop or |
+|                   | target level the signal does not have (`inconsistency`)       |
 | truncated         | the answer hit the output-token limit                         |
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +53,7 @@ FallbackReason = Literal[
     "connection_error",
     "refusal",
     "invalid_output",
+    "inconsistent_output",
     "truncated",
     "budget_exhausted",
     "busy",
@@ -284,6 +288,47 @@ class LlmJudge:
             "LLM verdict unavailable; using rules", extra={"reason": reason, "detail": detail}
         )
         return LlmOutcome(None, reason, detail=detail)
+
+
+# a trading pair as the model may write one: BTCUSDT, 1000PEPEUSDT, ETH/USDT, BTC-USDT-SWAP
+_PAIR = re.compile(
+    r"(?<![\w$])\$?[A-Z0-9]{2,20}[-/_]?(?:USDT|USDC|BUSD|USD)(?:[-/_]?(?:SWAP|PERP))?(?!\w)"
+)
+# a price level: the number right after @, entry, price, stop(-loss), SL, target, TP or
+# take profit, unless a unit follows it (1.5 ATR, 0.05 %, 2x, R:R 3)
+_LEVEL = re.compile(
+    r"(?i)(?:@|\b(?:entry|enter|price|stop(?:[- ]?loss)?|sl|target|tp|take[- ]?profit)\b)"
+    r"\s*(?:(?:at|of|is|near|around|to)\s+)?[:=]?\s*\$?(\d[\d,]*(?:\.\d+)?|\.\d+)"
+    r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|[\d,]|\.\d)"
+)
+LEVEL_TOLERANCE = 0.005  # a quoted level within 0.5 % of one of the signal's is that one
+
+
+def _pair(text: str) -> str:
+    """Return a pair's comparable spelling: BTC-USDT-SWAP, $BTC/USD and BTCUSDT are BTCUSDT."""
+    s = re.sub(r"[-/_$]", "", text.upper()).removesuffix("SWAP").removesuffix("PERP")
+    return s + "T" if s.endswith("USD") and not s.endswith("BUSD") else s
+
+
+def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) -> str | None:
+    """Return why the answer is not about this signal, or None when it is.
+
+    The model's words reach the user (summary, agreements, conflicts). A pair other than
+    `symbol`, or an entry/stop/target level more than 0.5 % from every one of `levels`
+    (price, stop, target), means the model answered about something else: an injected
+    instruction took, or it mixed signals up. Such an answer is not used.
+    """
+    own = _pair(symbol)
+    known = [x for x in levels if x is not None and x > 0]
+    for text in (v.summary, *v.agreements, *v.conflicts):
+        for m in _PAIR.finditer(text):
+            if _pair(m.group(0)) != own:
+                return f"names {m.group(0)}, not {symbol}"
+        for m in _LEVEL.finditer(text):
+            quoted = float(m.group(1).replace(",", ""))
+            if not any(abs(quoted - x) <= LEVEL_TOLERANCE * x for x in known):
+                return f"quotes {m.group(0).strip()!r}, not a level of the signal"
+    return None
 
 
 def _status(exc: openai.APIStatusError) -> str:

@@ -72,6 +72,7 @@ from perpsignal_domain.scoring.state import (
     Aggregator,
     Bar,
     Ema,
+    Point,
     SymbolState,
     append_point,
     indicator_mark,
@@ -486,10 +487,31 @@ class ScoringEngine:
         return st.input_from(kind, venue, preferred)
 
     def _funding(self, ev: FundingRateV1) -> list[SignalScoredV1]:
-        rate = ev.rate * 8.0 / ev.interval_h if ev.interval_h else ev.rate
+        """Append the rate per 8 h: per the event's `interval_h`, else the interval learnt
+        from the symbol's settlements (`FundingClock`), else 8 h. When the interval is first
+        learnt, the rates kept so far (read per 8 h) are rescaled by it, so that the series
+        does not step (a step would rank the next rate above every earlier one)."""
         st = self.state(ev.symbol)
-        if self._from(st, "funding", ev.venue):
-            append_point(st.funding, _ts(ev.observed_at), rate, FUNDING_MIN_GAP_S)
+        if not self._from(st, "funding", ev.venue):
+            return []
+        t = _ts(ev.observed_at)
+        clock = st.funding_clock
+        known = clock.interval_h
+        nxt = ev.next_funding_at
+        clock.observe(ev.settled, t, None if nxt is None else _ts(nxt))
+        learnt = clock.interval_h
+        if known is None and learnt is not None and clock.assumed:
+            clock.assumed = False
+            if learnt != 8.0:
+                scale = 8.0 / learnt
+                st.funding = deque(
+                    (Point(p.t, p.value * scale) for p in st.funding), maxlen=st.funding.maxlen
+                )
+        interval = ev.interval_h or learnt
+        if not interval:
+            clock.assumed = True
+        rate = ev.rate * 8.0 / interval if interval else ev.rate
+        append_point(st.funding, t, rate, FUNDING_MIN_GAP_S)
         return []
 
     def _open_interest(self, ev: OpenInterestV1) -> list[SignalScoredV1]:

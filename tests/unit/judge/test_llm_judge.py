@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
+from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1, SignalScoredV1
 from perpsignal_domain.judging.prompt import SYSTEM
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
@@ -409,4 +409,37 @@ async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
     judge = make_judge(fake)
     layer = (await judge.judge(sig)).ai_verdict_layer
     assert (layer.judge, layer.fallback_reason, layer.ai_summary) == ("llm", None, text)
+    await judge.close()
+
+
+@pytest.mark.parametrize("answer", ["CONFIRM", "DOWNSIZE"])
+async def test_the_llm_cannot_take_a_caller_plan_with_the_stop_on_the_wrong_side(
+    fake: FakeOpenAI, sig: SignalScoredV1, answer: str
+) -> None:
+    """POST /judge/validate with a LONG whose stop sits above entry: the rules SKIP it
+    (`invalid_caller_plan`). A model that says take it anyway (it weighed the factors, or
+    an injected note told it to) must not turn that plan into a trade."""
+    entry = sig.price
+    req = JudgeRequestV1(
+        event_id="req-wrong-side",
+        source="gateway",
+        symbol=sig.symbol,
+        observed_at=sig.observed_at,
+        correlation_id="corr-wrong-side",
+        direction="LONG",
+        entry_price=entry,
+        stop_loss_price=entry * 1.02,
+        take_profit_price=entry * 1.05,
+        signal=sig,
+    )
+    fake.responder = lambda _: completion(
+        verdict_json(verdict=answer, risk_mode="NORMAL", position_multiplier=1.0)
+    )
+    judge = make_judge(fake)
+    reply = await judge.judge_request(req)
+    assert reply.judged is not None
+    layer = reply.judged.ai_verdict_layer
+    assert (layer.verdict, layer.position_multiplier) == ("SKIP", 0.0)
+    assert (layer.judge, layer.fallback_reason) == ("rules", "inconsistent_output")
+    assert any("wrong side" in c for c in layer.layer_checks.conflicts)
     await judge.close()

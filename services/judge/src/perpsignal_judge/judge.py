@@ -48,6 +48,7 @@ from perpsignal_judge.settings import JudgeSettings
 log = logging.getLogger(__name__)
 
 _FIELDS = tuple(ScoredSignalFields.model_fields)
+TAKES = frozenset({"CONFIRM", "DOWNSIZE"})  # verdicts that take the trade
 
 __all__ = ["SOURCE", "Judge", "caller_plan_conflicts", "judge_config"]
 
@@ -193,6 +194,9 @@ class Judge:
             levels = (signal.price, vol.stop_loss_price, vol.take_profit_price)
             v = outcome.verdict
             off = None if v is None else inconsistency(v, symbol, levels)
+            if v is not None and rules.reason == "invalid_caller_plan" and v.verdict in TAKES:
+                # the caller's stop or target is on the wrong side: no opinion takes that plan
+                off = f"{v.verdict} of a caller plan with its stop/target on the wrong side"
             if outcome.verdict is None:
                 layer = self.rules.rule_layer(rules, vol, outcome.reason)
             elif off is not None:

@@ -13,7 +13,8 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
 | invalid_output    | not JSON, or JSON that does not fit the schema                |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
-|                   | target level the signal does not have (`inconsistency`)       |
+|                   | target level the signal does not have (`inconsistency`), or   |
+|                   | takes a caller plan whose stop/target is on the wrong side    |
 | truncated         | the answer hit the output-token limit                         |
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |

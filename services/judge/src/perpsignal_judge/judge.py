@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 _FIELDS = tuple(ScoredSignalFields.model_fields)
 TAKES = frozenset({"CONFIRM", "DOWNSIZE"})  # verdicts that take the trade
+# a request's entry price at most this many times (or this fraction of) the market's price:
+# the plan's ATR comes from the context's candles, which say nothing of a price far off
+MAX_ENTRY_RATIO = 2.0
 
 __all__ = ["SOURCE", "Judge", "caller_plan_conflicts", "judge_config"]
 
@@ -145,6 +148,18 @@ class Judge:
             return JudgeReplyV1(
                 **envelope, ok=False, error="entry_price or a signal context with a price is needed"
             )
+        if base is not None and req.entry_price is not None:
+            ratio = req.entry_price / base.price
+            if not 1 / MAX_ENTRY_RATIO <= ratio <= MAX_ENTRY_RATIO:
+                return JudgeReplyV1(
+                    **envelope,
+                    ok=False,
+                    error=(
+                        f"entry_price {req.entry_price:g} is {ratio:.3g}x the market's price "
+                        f"{base.price:g}: not a plan on this market (allowed: "
+                        f"{1 / MAX_ENTRY_RATIO:g}x to {MAX_ENTRY_RATIO:g}x)"
+                    ),
+                )
         update: dict[str, Any] = {"direction": req.direction, "price": price, "trigger": "request"}
         if req.score is not None:
             update["score"] = req.score

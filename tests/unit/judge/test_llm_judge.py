@@ -443,3 +443,42 @@ async def test_the_llm_cannot_take_a_caller_plan_with_the_stop_on_the_wrong_side
     assert (layer.judge, layer.fallback_reason) == ("rules", "inconsistent_output")
     assert any("wrong side" in c for c in layer.layer_checks.conflicts)
     await judge.close()
+
+
+async def test_429_with_retry_after_falls_back_at_once_and_waits_out_the_window(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """A 429 asking for 30 s: the SDK used to sleep the 30 s before its retry, so the call ran
+    into the timeout ('timeout', after the whole AI_JUDGE_TIMEOUT), and every next signal
+    asked the provider again inside the window it asked us to stay out of. Now: rules with
+    `rate_limited` at once, and no request until the window has passed."""
+    err = {"error": {"message": "Rate limit reached", "type": "requests", "code": None}}
+    fake.responder = lambda _: Reply(
+        status=429, body=json.dumps(err).encode(), headers={"retry-after": "30"}
+    )
+    judge = make_judge(fake, judge_llm_max_retries=1, ai_judge_timeout=2.0)
+    started = time.monotonic()
+    fell_back(await judge.judge(sig), "rate_limited")
+    assert time.monotonic() - started < 1.0
+    assert len(fake.requests) == 1
+    other = sig.model_copy(update={"confidence": 66.0})  # another prompt: no cache hit
+    fell_back(await judge.judge(other), "rate_limited")
+    assert len(fake.requests) == 1  # the provider was not asked again inside its window
+    await judge.close()
+
+
+async def test_short_retry_after_is_waited_and_retried_within_the_timeout(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    replies = iter(
+        [
+            Reply(status=429, body=b"{}", headers={"retry-after": "0.2"}),
+            completion(verdict_json(verdict="CONFIRM", risk_mode="NORMAL")),
+        ]
+    )
+    fake.responder = lambda _: next(replies)
+    judge = make_judge(fake, judge_llm_max_retries=1, ai_judge_timeout=2.0)
+    j = await judge.judge(sig)
+    assert (j.ai_verdict_layer.judge, j.ai_verdict_layer.verdict) == ("llm", "CONFIRM")
+    assert len(fake.requests) == 2
+    await judge.close()

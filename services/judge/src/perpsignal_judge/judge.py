@@ -97,7 +97,6 @@ class Judge:
                     s.openai_api_key.get_secret_value(),
                     s.openai_base_url,
                     s.ai_judge_timeout,
-                    s.judge_llm_max_retries,
                 ),
                 model=s.openai_model,
                 timeout_s=s.ai_judge_timeout,
@@ -105,6 +104,7 @@ class Judge:
                 budget=Budget(s.judge_llm_calls_per_minute, s.judge_llm_tokens_per_minute),
                 cache_size=s.judge_llm_cache_size,
                 max_output_tokens=s.judge_llm_max_output_tokens,
+                max_retries=s.judge_llm_max_retries,
             )
         self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:

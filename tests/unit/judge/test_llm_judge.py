@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -482,3 +483,25 @@ async def test_short_retry_after_is_waited_and_retried_within_the_timeout(
     assert (j.ai_verdict_layer.judge, j.ai_verdict_layer.verdict) == ("llm", "CONFIRM")
     assert len(fake.requests) == 2
     await judge.close()
+
+
+async def test_no_credential_of_the_endpoint_url_reaches_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OPENAI_BASE_URL may carry a proxy's credentials (https://user:token@host/v1): the
+    start-up line naming the endpoint must not log them, nor the API key."""
+    caplog.set_level(logging.DEBUG)
+    judge = make_judge_at("http://judge:pr0xy-s3cret@127.0.0.1:9/v1")
+    await judge.close()
+    logged = [
+        f"{r.getMessage()} {sorted((k, str(v)) for k, v in r.__dict__.items())}"
+        for r in caplog.records
+    ]
+    assert any("LLM judge on" in line for line in logged)
+    assert not any("pr0xy-s3cret" in line or "sk-test" in line for line in logged), logged
+
+
+def make_judge_at(base_url: str) -> Judge:
+    return Judge(
+        JudgeSettings(enable_ai_judge=True, openai_api_key="sk-test", openai_base_url=base_url)
+    )

@@ -23,6 +23,7 @@ from perpsignal_common.events.signals import (
     VerdictLayer,
     VolatilityMetrics,
 )
+from perpsignal_common.settings import redact_credentials
 from perpsignal_domain.judging import prompt
 from perpsignal_domain.judging.judge import (
     SOURCE,
@@ -110,7 +111,8 @@ class Judge:
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:
             log.warning("ENABLE_AI_JUDGE is true but OPENAI_API_KEY is not set: rules only")
         elif self.llm is not None:
-            log.info("LLM judge on", extra={"model": self.llm.model, "base_url": s.openai_base_url})
+            url = s.openai_base_url and redact_credentials(s.openai_base_url)
+            log.info("LLM judge on", extra={"model": self.llm.model, "base_url": url})
         else:
             log.info("LLM judge off (ENABLE_AI_JUDGE=false): rule verdicts only")
 

@@ -79,6 +79,7 @@ from perpsignal_domain.scoring.state import (
     restore_indicators,
     tail_mark,
     undo_tail,
+    value_at_or_before,
 )
 from perpsignal_domain.trusted import trusted as _trusted
 
@@ -569,16 +570,23 @@ class ScoringEngine:
         if st.social_at is not None and t < st.social_at:
             return []
         st.social_at = t
-        for key, value in (("sentiment", ev.sentiment), ("galaxy_score", ev.galaxy_score)):
+        for key, value in (
+            ("sentiment", ev.sentiment),
+            ("galaxy_score", ev.galaxy_score),
+            ("social_volume_24h", ev.social_volume_24h),
+        ):
             if value is not None:
                 series = st.social_history.get(key)
                 if series is None:
                     series = st.social_history[key] = deque(maxlen=512)
                 append_point(series, t, float(value), 60.0)
+        change = ev.social_volume_change_pct
+        if change is None and ev.social_volume_24h is not None:
+            change = _day_over_day(st.social_history["social_volume_24h"], t)
         st.social = {
             "sentiment": ev.sentiment,
             "galaxy_score": ev.galaxy_score,
-            "social_volume_change_pct": ev.social_volume_change_pct,
+            "social_volume_change_pct": change,
         }
         return []
 
@@ -831,6 +839,19 @@ class ScoringEngine:
             },
             _SIGNAL_SET,
         )
+
+
+SOCIAL_VOLUME_DAY_S = 86_400.0
+
+
+def _day_over_day(series: deque[Point], t: float) -> float | None:
+    """Return the % change of a 24 h social volume against the reading a day before `t`
+    (LunarCrush gives the volume, never its change), or None without a reading 1-2 days
+    old or with a zero one."""
+    earlier = value_at_or_before(series, t - SOCIAL_VOLUME_DAY_S)
+    if earlier is None or t - earlier.t > 2 * SOCIAL_VOLUME_DAY_S or earlier.value <= 0.0:
+        return None
+    return round((series[-1].value / earlier.value - 1.0) * 100.0, 4)
 
 
 def order_identity(ev: LiquidationOrderV1) -> tuple[object, ...]:

@@ -75,11 +75,11 @@ from perpsignal_domain.scoring.state import (
     Point,
     SymbolState,
     append_point,
+    day_over_day_pct,
     indicator_mark,
     restore_indicators,
     tail_mark,
     undo_tail,
-    value_at_or_before,
 )
 from perpsignal_domain.trusted import trusted as _trusted
 
@@ -582,7 +582,7 @@ class ScoringEngine:
                 append_point(series, t, float(value), 60.0)
         change = ev.social_volume_change_pct
         if change is None and ev.social_volume_24h is not None:
-            change = _day_over_day(st.social_history["social_volume_24h"], t)
+            change = day_over_day_pct(st.social_history["social_volume_24h"], t)
         st.social = {
             "sentiment": ev.sentiment,
             "galaxy_score": ev.galaxy_score,
@@ -839,19 +839,6 @@ class ScoringEngine:
             },
             _SIGNAL_SET,
         )
-
-
-SOCIAL_VOLUME_DAY_S = 86_400.0
-
-
-def _day_over_day(series: deque[Point], t: float) -> float | None:
-    """Return the % change of a 24 h social volume against the reading a day before `t`
-    (LunarCrush gives the volume, never its change), or None without a reading 1-2 days
-    old or with a zero one."""
-    earlier = value_at_or_before(series, t - SOCIAL_VOLUME_DAY_S)
-    if earlier is None or t - earlier.t > 2 * SOCIAL_VOLUME_DAY_S or earlier.value <= 0.0:
-        return None
-    return round((series[-1].value / earlier.value - 1.0) * 100.0, 4)
 
 
 def order_identity(ev: LiquidationOrderV1) -> tuple[object, ...]:

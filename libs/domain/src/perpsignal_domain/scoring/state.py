@@ -564,3 +564,16 @@ def append_point(points: deque[Point], t: float, value: float, min_gap_s: float 
             return True
     points.append(Point(t, value))
     return True
+
+
+DAY_S = 86_400.0
+
+
+def day_over_day_pct(series: deque[Point], t: float) -> float | None:
+    """Return the % change of the newest of `series` (a 24 h social volume) against its
+    reading a day before `t` (LunarCrush gives the volume, never its change), or None
+    without a reading 1-2 days old or with a zero one."""
+    earlier = value_at_or_before(series, t - DAY_S)
+    if not series or earlier is None or t - earlier.t > 2 * DAY_S or earlier.value <= 0.0:
+        return None
+    return round((series[-1].value / earlier.value - 1.0) * 100.0, 4)

@@ -179,7 +179,15 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
 
 def _check_prices(ev: CandleClosedV1) -> None:
     """Refuse a candle with a price that is not a positive finite number, or low > high:
-    every return and ratio the factors compute divides by past closes."""
+    every return and ratio the factors compute divides by past closes; or one that does not
+    open on its timeframe's grid (every venue we read aligns them to UTC multiples): the
+    series would take it as one more bar, shifting every bar-counted horizon."""
+    opened_ms = round(ev.open_time.timestamp() * 1000)
+    if opened_ms % (TIMEFRAME_SECONDS[ev.timeframe] * 1000):
+        raise PoisonMessage(
+            f"candle {ev.symbol} {ev.timeframe} opens at {ev.open_time.isoformat()}, off the "
+            f"{ev.timeframe} grid"
+        )
     if not (
         0.0 < ev.low <= ev.high < math.inf
         and 0.0 < ev.open < math.inf

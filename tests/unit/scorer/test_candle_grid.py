@@ -54,3 +54,27 @@ def test_on_grid_candles_of_every_timeframe_are_taken(shared_data: Path) -> None
     candles = parse_klines(KLINES.validate_python(rows), "XRPUSDT", "1h", NOW)
     engine = ScoringEngine(EngineConfig(primary_timeframe="1h", smc_timeframes=("1h",)))
     assert len([s for c in candles for s in engine.apply(c)]) == len(candles)
+
+
+@pytest.mark.parametrize("late_s", [3600, 2 * 86_400, -300])
+def test_a_candle_observed_far_from_its_close_is_refused(shared_data: Path, late_s: int) -> None:
+    """`observed_at` is the candle's close time (every producer sets it so): the signal is
+    evaluated and stamped at it. A candle claiming to be observed an hour or days after its
+    close (or before it) would score a stale price as news, with every other input judged
+    fresh or stale against the wrong time."""
+    rows = kline_rows(shared_data / "market" / "XRP_USDT_USDT-5m-futures.csv", TF_MS, 41)
+    candles = parse_klines(KLINES.validate_python(rows), "XRPUSDT", "5m", NOW)
+    last = candles[-1]
+    bad = type(last).model_validate(
+        {
+            **last.model_dump(),
+            "observed_at": last.observed_at.timestamp() + late_s,
+            "event_id": "late-candle",
+        }
+    )
+    engine = ScoringEngine(CFG, clock=utcnow)
+    for c in candles[:-1]:
+        engine.apply(c)
+    with pytest.raises(PoisonMessage, match="close"):
+        engine.apply(bad)
+    assert [s.observed_at for s in engine.apply(last)] == [last.observed_at]

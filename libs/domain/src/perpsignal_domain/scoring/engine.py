@@ -177,16 +177,30 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     )
 
 
+# how far a candle's observed_at may be from its close time (every producer sets it to that
+# instant; Binance's close is the last millisecond, parsed as the next one)
+CANDLE_CLOSE_SLACK_S = 1.0
+
+
 def _check_prices(ev: CandleClosedV1) -> None:
     """Refuse a candle with a price that is not a positive finite number, or low > high:
     every return and ratio the factors compute divides by past closes; or one that does not
     open on its timeframe's grid (every venue we read aligns them to UTC multiples): the
-    series would take it as one more bar, shifting every bar-counted horizon."""
-    opened_ms = round(ev.open_time.timestamp() * 1000)
-    if opened_ms % (TIMEFRAME_SECONDS[ev.timeframe] * 1000):
+    series would take it as one more bar, shifting every bar-counted horizon; or one
+    observed more than a second from its close (the signal is evaluated and stamped at
+    observed_at: a stale price would be scored as news)."""
+    tf_s = TIMEFRAME_SECONDS[ev.timeframe]
+    opened = ev.open_time.timestamp()
+    if round(opened * 1000) % (tf_s * 1000):
         raise PoisonMessage(
             f"candle {ev.symbol} {ev.timeframe} opens at {ev.open_time.isoformat()}, off the "
             f"{ev.timeframe} grid"
+        )
+    late = ev.observed_at.timestamp() - (opened + tf_s)
+    if not -CANDLE_CLOSE_SLACK_S <= late <= CANDLE_CLOSE_SLACK_S:
+        raise PoisonMessage(
+            f"candle {ev.symbol} {ev.timeframe} observed at {ev.observed_at.isoformat()}, "
+            f"{late:+g} s from its close: observed_at is the close time"
         )
     if not (
         0.0 < ev.low <= ev.high < math.inf

@@ -177,6 +177,10 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     )
 
 
+# a liquidation order priced more than this many times (or this fraction of) its symbol's
+# last close is of another market: its notional would count thousands of times too much
+LIQUIDATION_PRICE_RATIO = 2.0
+
 # how far a candle's observed_at may be from its close time (every producer sets it to that
 # instant; Binance's close is the last millisecond, parsed as the next one)
 CANDLE_CLOSE_SLACK_S = 1.0
@@ -575,6 +579,16 @@ class ScoringEngine:
         return []
 
     def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:
+        known = self.states.get(ev.symbol)
+        bars = known.candles.get(self.cfg.primary_timeframe) if known is not None else None
+        if bars:
+            ratio = ev.price / bars[-1].close
+            if not 1.0 / LIQUIDATION_PRICE_RATIO <= ratio <= LIQUIDATION_PRICE_RATIO:
+                raise PoisonMessage(
+                    f"liquidation of {ev.symbol} at {ev.price:g} is {ratio:.3g}x its last "
+                    f"close {bars[-1].close:g}: an order of another market "
+                    f"(notional {ev.notional_usd:g} USD not counted)"
+                )
         st = self.state(ev.symbol)
         t = _ts(ev.observed_at)
         long_usd = ev.notional_usd if ev.liquidated_side == "LONG" else 0.0

@@ -1,4 +1,7 @@
-"""A liquidation order priced far from its symbol's market is refused, not counted.
+"""A liquidation order priced far from its symbol's market is named as such.
+
+`ScoringEngine.liquidation_mismatch` is what the live scorer dead-letters on
+(tests/integration/scorer/test_scorer_liquidation_price.py runs the service).
 
 The liquidations factor weighs each side by notional (full strength at $1 M an hour). An
 order of another market under this symbol (a relay's symbol mapping gone wrong, a hostile
@@ -14,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import utcnow
 from perpsignal_domain.scoring.config import EngineConfig
 from perpsignal_domain.scoring.engine import ScoringEngine
@@ -34,19 +36,18 @@ def _engine(shared_data: Path) -> tuple[ScoringEngine, int]:
 
 
 @pytest.mark.parametrize("price", ["9910.0", "0.0001", "3.5"])
-def test_an_order_far_from_the_symbols_price_is_refused(shared_data: Path, price: str) -> None:
+def test_an_order_far_from_the_symbols_price_is_named(shared_data: Path, price: str) -> None:
     engine, at_ms = _engine(shared_data)
     order = force_order(shared_data / "api", SYMBOL, at_ms + 10_000, price=price)
-    with pytest.raises(PoisonMessage, match="last close"):
-        engine.apply(order)
-    t = order.observed_at.timestamp()
-    assert engine.state(SYMBOL).liquidations.totals(t - 3600, t) == (0.0, 0.0)
+    reason = engine.liquidation_mismatch(order)
+    assert reason is not None and "last close" in reason and f"{float(price):g}" in reason
 
 
 @pytest.mark.parametrize("price", ["1.19", "1.0", "1.5"])
 def test_an_order_near_the_symbols_price_is_counted(shared_data: Path, price: str) -> None:
     engine, at_ms = _engine(shared_data)
     order = force_order(shared_data / "api", SYMBOL, at_ms + 10_000, price=price)
+    assert engine.liquidation_mismatch(order) is None
     engine.apply(order)
     t = order.observed_at.timestamp()
     assert sum(engine.state(SYMBOL).liquidations.totals(t - 3600, t)) == pytest.approx(
@@ -57,6 +58,7 @@ def test_an_order_near_the_symbols_price_is_counted(shared_data: Path, price: st
 def test_an_order_before_any_candle_is_counted(shared_data: Path) -> None:
     engine = ScoringEngine(CFG, clock=utcnow)
     order = force_order(shared_data / "api", SYMBOL, 1_637_000_000_000, price="9910.0")
-    engine.apply(order)  # nothing to compare with: counted as reported
+    assert engine.liquidation_mismatch(order) is None  # nothing to compare with
+    engine.apply(order)
     t = order.observed_at.timestamp()
     assert sum(engine.state(SYMBOL).liquidations.totals(t - 3600, t)) > 0

@@ -578,17 +578,27 @@ class ScoringEngine:
             self._liq_seen(st, end)
         return []
 
-    def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:
+    def liquidation_mismatch(self, ev: LiquidationOrderV1) -> str | None:
+        """Return why `ev` is no order of its symbol's market (priced over 2x or under 0.5x
+        the symbol's last primary close), or None (also before the symbol's first candle).
+
+        The live scorer dead-letters such an order: its notional would count many times
+        over. The engine itself counts what it is given (a backtest's files are checked at
+        import)."""
         known = self.states.get(ev.symbol)
         bars = known.candles.get(self.cfg.primary_timeframe) if known is not None else None
-        if bars:
-            ratio = ev.price / bars[-1].close
-            if not 1.0 / LIQUIDATION_PRICE_RATIO <= ratio <= LIQUIDATION_PRICE_RATIO:
-                raise PoisonMessage(
-                    f"liquidation of {ev.symbol} at {ev.price:g} is {ratio:.3g}x its last "
-                    f"close {bars[-1].close:g}: an order of another market "
-                    f"(notional {ev.notional_usd:g} USD not counted)"
-                )
+        if not bars:
+            return None
+        ratio = ev.price / bars[-1].close
+        if 1.0 / LIQUIDATION_PRICE_RATIO <= ratio <= LIQUIDATION_PRICE_RATIO:
+            return None
+        return (
+            f"liquidation of {ev.symbol} at {ev.price:g} is {ratio:.3g}x its last close "
+            f"{bars[-1].close:g}: an order of another market (notional "
+            f"{ev.notional_usd:g} USD not counted)"
+        )
+
+    def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:
         st = self.state(ev.symbol)
         t = _ts(ev.observed_at)
         long_usd = ev.notional_usd if ev.liquidated_side == "LONG" else 0.0

@@ -19,12 +19,12 @@ import logging
 
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event
-from perpsignal_common.events.market import LiquidationOrderV1
+from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
 from perpsignal_common.events.signals import MssScoredV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
-from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_domain.scoring.engine import ScoringEngine, candle_mismatch
 from perpsignal_domain.scoring.mss import MssScanner
 from perpsignal_scorer.settings import ScorerSettings
 
@@ -92,10 +92,14 @@ class ScorerService(KafkaService):
         if not self._global_ready.is_set():
             await self._global_ready.wait()
         _check_key(event, record)
-        if type(event) is LiquidationOrderV1:
+        # what no live venue sends: dead-lettered before it reaches the engine
+        reason = None
+        if isinstance(event, CandleClosedV1):
+            reason = candle_mismatch(event)
+        elif isinstance(event, LiquidationOrderV1):
             reason = self.engine.liquidation_mismatch(event)
-            if reason is not None:
-                raise PoisonMessage(reason)
+        if reason is not None:
+            raise PoisonMessage(reason)
         where = (record.topic, record.partition, record.offset)
         if self._last is not None and self._last[0] == where:
             signals, mss = self._last[1], self._last[2]  # a retry: state already has it

@@ -186,26 +186,35 @@ LIQUIDATION_PRICE_RATIO = 2.0
 CANDLE_CLOSE_SLACK_S = 1.0
 
 
-def _check_prices(ev: CandleClosedV1) -> None:
-    """Refuse a candle with a price that is not a positive finite number, or low > high:
-    every return and ratio the factors compute divides by past closes; or one that does not
-    open on its timeframe's grid (every venue we read aligns them to UTC multiples): the
-    series would take it as one more bar, shifting every bar-counted horizon; or one
-    observed more than a second from its close (the signal is evaluated and stamped at
-    observed_at: a stale price would be scored as news)."""
+def candle_mismatch(ev: CandleClosedV1) -> str | None:
+    """Return why `ev` is no candle of a live venue's series, or None.
+
+    Every venue the live scorer reads opens candles on their timeframe's UTC grid and
+    stamps `observed_at` at the close (Binance's last millisecond parsed as the next). A
+    5m candle opening at 00:06 would be one more bar, shifting every bar-counted horizon;
+    one observed an hour after its close would be scored as news at that time. The live
+    scorer dead-letters such a candle; the engine itself takes any series it is given (a
+    backtest file may follow another grid).
+    """
     tf_s = TIMEFRAME_SECONDS[ev.timeframe]
     opened = ev.open_time.timestamp()
     if round(opened * 1000) % (tf_s * 1000):
-        raise PoisonMessage(
+        return (
             f"candle {ev.symbol} {ev.timeframe} opens at {ev.open_time.isoformat()}, off the "
             f"{ev.timeframe} grid"
         )
     late = ev.observed_at.timestamp() - (opened + tf_s)
     if not -CANDLE_CLOSE_SLACK_S <= late <= CANDLE_CLOSE_SLACK_S:
-        raise PoisonMessage(
+        return (
             f"candle {ev.symbol} {ev.timeframe} observed at {ev.observed_at.isoformat()}, "
             f"{late:+g} s from its close: observed_at is the close time"
         )
+    return None
+
+
+def _check_prices(ev: CandleClosedV1) -> None:
+    """Refuse a candle with a price that is not a positive finite number, or low > high:
+    every return and ratio the factors compute divides by past closes."""
     if not (
         0.0 < ev.low <= ev.high < math.inf
         and 0.0 < ev.open < math.inf

@@ -5,9 +5,9 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 
 | reason            | when                                                          |
 |-------------------|---------------------------------------------------------------|
-| timeout           | no answer within AI_JUDGE_TIMEOUT (SDK retries included)      |
-| rate_limited      | HTTP 429 after the SDK's retries                              |
-| server_error      | HTTP 5xx after the SDK's retries                              |
+| timeout           | no answer within AI_JUDGE_TIMEOUT (retries included)          |
+| rate_limited      | HTTP 429 after the retries, or inside its Retry-After window  |
+| server_error      | HTTP 5xx after the retries (or inside a 503's Retry-After)    |
 | api_error         | any other HTTP error (400, 401, 404, ...)                     |
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
@@ -383,7 +383,7 @@ def _classify(
 
 
 def _retryable(exc: openai.APIStatusError) -> bool:
-    """The statuses the SDK retries: 408, 409, 429 and 5xx."""
+    """The statuses worth a retry (the SDK's own list): 408, 409, 429 and 5xx."""
     code = exc.status_code
     return code in (408, 409, 429) or code >= 500
 

@@ -175,3 +175,31 @@ async def test_request_without_context_is_judged_on_no_evidence() -> None:
     layer = reply.judged.ai_verdict_layer
     assert layer.verdict in ("SKIP", "WAIT") and layer.position_multiplier == 0
     assert layer.volatility_metrics.atr is None  # no candles: no invented volatility
+
+
+@pytest.mark.parametrize("times", [1000.0, 0.001, 2.5, 0.3])
+async def test_request_with_an_entry_far_from_its_market_is_an_error_reply(
+    shared_data: Path, times: float
+) -> None:
+    """An entry price that is not this market's (XRPUSDT at a BTC price, a misplaced decimal
+    point) would get an ATR plan built from the context's candles around it: for an XRP
+    entry of ~1000, a stop ~0.02 away (0.002 %), confirmed at full size. The judge refuses
+    it, naming the market's price, instead of judging a plan that cannot fit."""
+    ctx = signal(factors=BULL, candles=load_candles(shared_data))
+    reply = await Judge(JudgeSettings()).judge_request(
+        request(signal=ctx, entry_price=ctx.price * times)
+    )
+    assert reply.ok is False and reply.judged is None
+    assert reply.error and "entry_price" in reply.error and f"{ctx.price:g}" in reply.error
+
+
+@pytest.mark.parametrize("times", [1.0, 1.01, 0.9, 1.5, 0.6])
+async def test_request_with_an_entry_near_its_market_is_judged(
+    shared_data: Path, times: float
+) -> None:
+    ctx = signal(factors=BULL, candles=load_candles(shared_data))
+    entry = ctx.price * times
+    reply = await Judge(JudgeSettings()).judge_request(request(signal=ctx, entry_price=entry))
+    assert reply.ok and reply.judged is not None
+    plan = reply.judged.ai_verdict_layer.volatility_metrics
+    assert plan.stop_loss_price is not None and plan.stop_loss_price < entry

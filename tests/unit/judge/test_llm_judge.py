@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from perpsignal_common.events.signals import SignalJudgedV1, SignalScoredV1
+from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1, SignalScoredV1
 from perpsignal_domain.judging.prompt import SYSTEM
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
@@ -334,3 +335,173 @@ async def test_neutral_signal_never_reaches_the_llm(fake: FakeOpenAI, shared_dat
     assert j.ai_verdict_layer.volatility_metrics.stop_loss_price is None
     assert fake.requests == []
     await judge.close()
+
+
+def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
+    """The signal's price and the stop and target the rule judge plans for it."""
+    vol = Judge(JudgeSettings()).judge_rules(sig).ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    return sig.price, vol.stop_loss_price, vol.take_profit_price
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [
+        ("summary", "CONFIRM LONG ETHUSDT @ 3,512.40: strong momentum."),
+        ("summary", "Take it: the BTC-USDT-SWAP structure is bullish."),
+        ("summary", "Enter at price 3512.4 with a stop 3400 and target 3800."),
+        ("summary", "Good setup. Target 3800."),
+        ("summary", "Entry {price}, but the stop {far} is safer."),
+        ("agreements", ["target ${far} is reachable"]),
+        ("conflicts", ["1000PEPEUSDT is crowded"]),
+    ],
+    ids=[
+        "other-pair",
+        "other-okx-swap",
+        "other-prices",
+        "other-target-at-the-end",
+        "other-stop",
+        "other-target",
+        "list",
+    ],
+)
+async def test_an_answer_about_another_symbol_or_price_falls_back(
+    fake: FakeOpenAI, sig: SignalScoredV1, field: str, text: Any
+) -> None:
+    """The model's words reach the user (ai_summary, layer checks): an answer that names a
+    pair other than the signal's, or quotes an entry/stop/target level the signal does not
+    have (a prompt injection took, or the model mixed signals up), is not this signal's
+    verdict."""
+    price, stop, _ = _plan(sig)
+    far = f"{stop * 0.8:.4f}"  # a level 20 % below the plan's stop
+    if isinstance(text, str):
+        text = text.format(price=price, far=far)
+    else:
+        text = [t.format(price=price, far=far) for t in text]
+    fake.responder = lambda _: completion(verdict_json(**{field: text}))
+    judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "inconsistent_output")
+    await judge.close()
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "LONG {symbol} @ {price}: stop {stop}, target {target} (R:R 2.2).",
+        "Entry ${price}; stop 1.5 ATR below, funding 0.05% per 8h; score 70, size 0.6x.",
+        "XRP momentum is up while BTC is flat; price near {price} and stop at {stop}.",
+        "Momentum supports the long but funding is stretched; take half size.",
+        "TP1 {target}, SL {stop}. Entry {price}.",
+        "{symbol_okx} trend is up; long from {price}, stop {stop}.",
+    ],
+)
+async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
+    fake: FakeOpenAI, sig: SignalScoredV1, summary: str
+) -> None:
+    price, stop, target = _plan(sig)
+    text = summary.format(
+        symbol=sig.symbol,
+        symbol_okx=sig.symbol.removesuffix("USDT") + "-USDT-SWAP",
+        price=price,
+        stop=stop,
+        target=target,
+    )
+    fake.responder = lambda _: completion(verdict_json(summary=text))
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.fallback_reason, layer.ai_summary) == ("llm", None, text)
+    await judge.close()
+
+
+@pytest.mark.parametrize("answer", ["CONFIRM", "DOWNSIZE"])
+async def test_the_llm_cannot_take_a_caller_plan_with_the_stop_on_the_wrong_side(
+    fake: FakeOpenAI, sig: SignalScoredV1, answer: str
+) -> None:
+    """POST /judge/validate with a LONG whose stop sits above entry: the rules SKIP it
+    (`invalid_caller_plan`). A model that says take it anyway (it weighed the factors, or
+    an injected note told it to) must not turn that plan into a trade."""
+    entry = sig.price
+    req = JudgeRequestV1(
+        event_id="req-wrong-side",
+        source="gateway",
+        symbol=sig.symbol,
+        observed_at=sig.observed_at,
+        correlation_id="corr-wrong-side",
+        direction="LONG",
+        entry_price=entry,
+        stop_loss_price=entry * 1.02,
+        take_profit_price=entry * 1.05,
+        signal=sig,
+    )
+    fake.responder = lambda _: completion(
+        verdict_json(verdict=answer, risk_mode="NORMAL", position_multiplier=1.0)
+    )
+    judge = make_judge(fake)
+    reply = await judge.judge_request(req)
+    assert reply.judged is not None
+    layer = reply.judged.ai_verdict_layer
+    assert (layer.verdict, layer.position_multiplier) == ("SKIP", 0.0)
+    assert (layer.judge, layer.fallback_reason) == ("rules", "inconsistent_output")
+    assert any("wrong side" in c for c in layer.layer_checks.conflicts)
+    await judge.close()
+
+
+async def test_429_with_retry_after_falls_back_at_once_and_waits_out_the_window(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """A 429 asking for 30 s: the SDK used to sleep the 30 s before its retry, so the call ran
+    into the timeout ('timeout', after the whole AI_JUDGE_TIMEOUT), and every next signal
+    asked the provider again inside the window it asked us to stay out of. Now: rules with
+    `rate_limited` at once, and no request until the window has passed."""
+    err = {"error": {"message": "Rate limit reached", "type": "requests", "code": None}}
+    fake.responder = lambda _: Reply(
+        status=429, body=json.dumps(err).encode(), headers={"retry-after": "30"}
+    )
+    judge = make_judge(fake, judge_llm_max_retries=1, ai_judge_timeout=2.0)
+    started = time.monotonic()
+    fell_back(await judge.judge(sig), "rate_limited")
+    assert time.monotonic() - started < 1.0
+    assert len(fake.requests) == 1
+    other = sig.model_copy(update={"confidence": 66.0})  # another prompt: no cache hit
+    fell_back(await judge.judge(other), "rate_limited")
+    assert len(fake.requests) == 1  # the provider was not asked again inside its window
+    await judge.close()
+
+
+async def test_short_retry_after_is_waited_and_retried_within_the_timeout(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    replies = iter(
+        [
+            Reply(status=429, body=b"{}", headers={"retry-after": "0.2"}),
+            completion(verdict_json(verdict="CONFIRM", risk_mode="NORMAL")),
+        ]
+    )
+    fake.responder = lambda _: next(replies)
+    judge = make_judge(fake, judge_llm_max_retries=1, ai_judge_timeout=2.0)
+    j = await judge.judge(sig)
+    assert (j.ai_verdict_layer.judge, j.ai_verdict_layer.verdict) == ("llm", "CONFIRM")
+    assert len(fake.requests) == 2
+    await judge.close()
+
+
+async def test_no_credential_of_the_endpoint_url_reaches_the_logs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OPENAI_BASE_URL may carry a proxy's credentials (https://user:token@host/v1): the
+    start-up line naming the endpoint must not log them, nor the API key."""
+    caplog.set_level(logging.DEBUG)
+    judge = make_judge_at("http://judge:pr0xy-s3cret@127.0.0.1:9/v1")
+    await judge.close()
+    logged = [
+        f"{r.getMessage()} {sorted((k, str(v)) for k, v in r.__dict__.items())}"
+        for r in caplog.records
+    ]
+    assert any("LLM judge on" in line for line in logged)
+    assert not any("pr0xy-s3cret" in line or "sk-test" in line for line in logged), logged
+
+
+def make_judge_at(base_url: str) -> Judge:
+    return Judge(
+        JudgeSettings(enable_ai_judge=True, openai_api_key="sk-test", openai_base_url=base_url)
+    )

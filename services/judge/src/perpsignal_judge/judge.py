@@ -23,6 +23,7 @@ from perpsignal_common.events.signals import (
     VerdictLayer,
     VolatilityMetrics,
 )
+from perpsignal_common.settings import redact_credentials
 from perpsignal_domain.judging import prompt
 from perpsignal_domain.judging.judge import (
     SOURCE,
@@ -34,13 +35,24 @@ from perpsignal_domain.judging.judge import (
 )
 from perpsignal_domain.judging.rules import RuleVerdict
 from perpsignal_domain.judging.volatility import PlanParams
-from perpsignal_judge.llm import Budget, LlmJudge, LlmVerdict, build_client, count_fallback
+from perpsignal_judge.llm import (
+    Budget,
+    LlmJudge,
+    LlmVerdict,
+    build_client,
+    count_fallback,
+    inconsistency,
+)
 from perpsignal_judge.metrics import VERDICTS
 from perpsignal_judge.settings import JudgeSettings
 
 log = logging.getLogger(__name__)
 
 _FIELDS = tuple(ScoredSignalFields.model_fields)
+TAKES = frozenset({"CONFIRM", "DOWNSIZE"})  # verdicts that take the trade
+# a request's entry price at most this many times (or this fraction of) the market's price:
+# the plan's ATR comes from the context's candles, which say nothing of a price far off
+MAX_ENTRY_RATIO = 2.0
 
 __all__ = ["SOURCE", "Judge", "caller_plan_conflicts", "judge_config"]
 
@@ -86,7 +98,6 @@ class Judge:
                     s.openai_api_key.get_secret_value(),
                     s.openai_base_url,
                     s.ai_judge_timeout,
-                    s.judge_llm_max_retries,
                 ),
                 model=s.openai_model,
                 timeout_s=s.ai_judge_timeout,
@@ -94,12 +105,14 @@ class Judge:
                 budget=Budget(s.judge_llm_calls_per_minute, s.judge_llm_tokens_per_minute),
                 cache_size=s.judge_llm_cache_size,
                 max_output_tokens=s.judge_llm_max_output_tokens,
+                max_retries=s.judge_llm_max_retries,
             )
         self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:
             log.warning("ENABLE_AI_JUDGE is true but OPENAI_API_KEY is not set: rules only")
         elif self.llm is not None:
-            log.info("LLM judge on", extra={"model": self.llm.model, "base_url": s.openai_base_url})
+            url = s.openai_base_url and redact_credentials(s.openai_base_url)
+            log.info("LLM judge on", extra={"model": self.llm.model, "base_url": url})
         else:
             log.info("LLM judge off (ENABLE_AI_JUDGE=false): rule verdicts only")
 
@@ -137,6 +150,18 @@ class Judge:
             return JudgeReplyV1(
                 **envelope, ok=False, error="entry_price or a signal context with a price is needed"
             )
+        if base is not None and req.entry_price is not None:
+            ratio = req.entry_price / base.price
+            if not 1 / MAX_ENTRY_RATIO <= ratio <= MAX_ENTRY_RATIO:
+                return JudgeReplyV1(
+                    **envelope,
+                    ok=False,
+                    error=(
+                        f"entry_price {req.entry_price:g} is {ratio:.3g}x the market's price "
+                        f"{base.price:g}: not a plan on this market (allowed: "
+                        f"{1 / MAX_ENTRY_RATIO:g}x to {MAX_ENTRY_RATIO:g}x)"
+                    ),
+                )
         update: dict[str, Any] = {"direction": req.direction, "price": price, "trigger": "request"}
         if req.score is not None:
             update["score"] = req.score
@@ -183,8 +208,20 @@ class Judge:
             layer = self.rules.rule_layer(rules, vol, "neutral_signal")
         else:
             outcome = await self.llm.verdict(prompt.prompt_inputs(symbol, signal, vol, rules))
+            levels = (signal.price, vol.stop_loss_price, vol.take_profit_price)
+            v = outcome.verdict
+            off = None if v is None else inconsistency(v, symbol, levels)
+            if v is not None and rules.reason == "invalid_caller_plan" and v.verdict in TAKES:
+                # the caller's stop or target is on the wrong side: no opinion takes that plan
+                off = f"{v.verdict} of a caller plan with its stop/target on the wrong side"
             if outcome.verdict is None:
                 layer = self.rules.rule_layer(rules, vol, outcome.reason)
+            elif off is not None:
+                log.warning(
+                    "LLM verdict unavailable; using rules",
+                    extra={"reason": "inconsistent_output", "detail": off, "symbol": symbol},
+                )
+                layer = self.rules.rule_layer(rules, vol, "inconsistent_output")
             else:
                 layer = self._llm_layer(outcome.verdict, rules, vol)
         if layer.fallback_reason:

@@ -5,25 +5,38 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 
 | reason            | when                                                          |
 |-------------------|---------------------------------------------------------------|
-| timeout           | no answer within AI_JUDGE_TIMEOUT (SDK retries included)      |
-| rate_limited      | HTTP 429 after the SDK's retries                              |
-| server_error      | HTTP 5xx after the SDK's retries                              |
+| timeout           | no answer within AI_JUDGE_TIMEOUT (retries included)          |
+| rate_limited      | HTTP 429 after the retries, or inside its Retry-After window  |
+| server_error      | HTTP 5xx after the retries (or inside a 503's Retry-After)    |
 | api_error         | any other HTTP error (400, 401, 404, ...)                     |
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
 | invalid_output    | not JSON, or JSON that does not fit the schema                |
+| inconsistent_output | the answer names another pair or quotes an entry, stop or |
+|                   | target level the signal does not have (`inconsistency`), or   |
+|                   | takes a caller plan whose stop/target is on the wrong side    |
 | truncated         | the answer hit the output-token limit                         |
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |
 
 Numbers the model returns out of range are clamped, not rejected (`position_multiplier`
 to 0-1.5, lists to 4 items, text to plain capped strings).
+
+Retries (429, 408, 409, 5xx, connection errors; at most `max_retries`) are made here, not by
+the SDK: a wait the provider asks for (`Retry-After`, `retry-after-ms`) is taken only when the
+retry still fits in the timeout. A longer one ends the call at once (`rate_limited` /
+`server_error`), and no request goes out until it has passed (at most `MAX_COOLDOWN_S`):
+every verdict meanwhile is the rules' with that reason. The SDK slept the wait instead (up to
+60 s) and ran into the timeout, then asked again with the next signal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
+import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -50,12 +63,14 @@ FallbackReason = Literal[
     "connection_error",
     "refusal",
     "invalid_output",
+    "inconsistent_output",
     "truncated",
     "budget_exhausted",
     "busy",
 ]
 MAX_ITEMS = 4
 MAX_SUMMARY = 300
+MAX_COOLDOWN_S = 300.0  # the longest provider-requested pause honoured (a garbage header)
 
 
 class LlmVerdict(BaseModel):
@@ -169,12 +184,17 @@ class LlmJudge:
         budget: Budget,
         cache_size: int = 4096,
         max_output_tokens: int = 400,
+        max_retries: int = 0,
     ) -> None:
         self.client = client
         self.model = model
         self.timeout_s = timeout_s
         self.budget = budget
         self.max_output_tokens = max_output_tokens
+        self.max_retries = max_retries
+        # no request before this (monotonic) time: the provider asked us to wait; the reason
+        # every verdict meanwhile falls back with
+        self._cooldown: tuple[float, FallbackReason] | None = None
         self._sem = asyncio.Semaphore(concurrency)
         # least recently used verdicts go first (cachetools; reads refresh an entry)
         self._cache: LRUCache[str, LlmVerdict] | None = (
@@ -215,6 +235,11 @@ class LlmJudge:
             self._inflight.pop(key, None)
 
     async def _call(self, inputs: dict[str, Any]) -> LlmOutcome:
+        if self._cooldown is not None:
+            until, reason = self._cooldown
+            if time.monotonic() < until:
+                return self._fail(reason, "the provider asked to wait (Retry-After)")
+            self._cooldown = None
         msgs = prompt.messages(inputs)
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -238,31 +263,41 @@ class LlmJudge:
     async def _request(self, msgs: list[dict[str, str]]) -> tuple[LlmOutcome, int | None]:
         import openai  # imported lazily: it costs seconds and the rule path never needs it
 
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                completion = await self.client.chat.completions.parse(
-                    model=self.model,
-                    messages=msgs,  # type: ignore[arg-type]
-                    response_format=LlmVerdict,
-                    max_completion_tokens=self.max_output_tokens,
-                    temperature=0,
-                )
-        except (TimeoutError, openai.APITimeoutError):
-            return self._fail("timeout", f"no answer within {self.timeout_s:g}s"), None
-        except openai.RateLimitError as exc:
-            return self._fail("rate_limited", _status(exc)), None
-        except openai.InternalServerError as exc:
-            return self._fail("server_error", _status(exc)), None
-        except openai.APIStatusError as exc:
-            return self._fail("api_error", _status(exc)), None
-        except openai.APIConnectionError as exc:
-            return self._fail("connection_error", type(exc).__name__), None
-        except openai.LengthFinishReasonError:
-            return self._fail("truncated", "answer hit the output-token limit"), None
-        except openai.ContentFilterFinishReasonError:
-            return self._fail("refusal", "content filter"), None
-        except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
-            return self._fail("invalid_output", str(exc).splitlines()[0][:200]), None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    completion = await self.client.chat.completions.parse(
+                        model=self.model,
+                        messages=msgs,  # type: ignore[arg-type]
+                        response_format=LlmVerdict,
+                        max_completion_tokens=self.max_output_tokens,
+                        temperature=0,
+                    )
+                break
+            except (TimeoutError, openai.APITimeoutError):
+                return self._fail("timeout", f"no answer within {self.timeout_s:g}s"), None
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                reason, detail, wait = _classify(exc)
+                retryable = isinstance(exc, openai.APIConnectionError) or _retryable(exc)
+                if wait is not None and (not retryable or loop.time() + wait >= deadline):
+                    # a wait we cannot take: stay away from the provider as long as asked
+                    self._cooldown = (time.monotonic() + min(wait, MAX_COOLDOWN_S), reason)
+                if retryable and attempt < self.max_retries:
+                    delay = wait if wait is not None else min(8.0, 0.5 * 2.0**attempt)
+                    if loop.time() + delay < deadline:
+                        attempt += 1
+                        await asyncio.sleep(delay)
+                        continue
+                return self._fail(reason, detail), None
+            except openai.LengthFinishReasonError:
+                return self._fail("truncated", "answer hit the output-token limit"), None
+            except openai.ContentFilterFinishReasonError:
+                return self._fail("refusal", "content filter"), None
+            except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
+                return self._fail("invalid_output", str(exc).splitlines()[0][:200]), None
         usage = completion.usage
         tokens = None
         if usage is not None:
@@ -286,19 +321,106 @@ class LlmJudge:
         return LlmOutcome(None, reason, detail=detail)
 
 
+# a trading pair as the model may write one: BTCUSDT, 1000PEPEUSDT, ETH/USDT, BTC-USDT-SWAP
+_PAIR = re.compile(
+    r"(?<![\w$])\$?[A-Z0-9]{2,20}[-/_]?(?:USDT|USDC|BUSD|USD)(?:[-/_]?(?:SWAP|PERP))?(?!\w)"
+)
+# a price level: the number right after @, entry, price, stop(-loss), SL, target, TP or
+# take profit, unless a unit follows it (1.5 ATR, 0.05 %, 2x, R:R 3)
+_LEVEL = re.compile(
+    r"(?i)(?:@|\b(?:entry|enter|price|stop(?:[- ]?loss)?|sl|target|tp|take[- ]?profit)\b)"
+    r"\s*(?:(?:at|of|is|near|around|to)\s+)?[:=]?\s*\$?(\d[\d,]*(?:\.\d+)?|\.\d+)"
+    r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|[\d,]|\.\d)"
+)
+LEVEL_TOLERANCE = 0.005  # a quoted level within 0.5 % of one of the signal's is that one
+
+
+def _pair(text: str) -> str:
+    """Return a pair's comparable spelling: BTC-USDT-SWAP, $BTC/USD and BTCUSDT are BTCUSDT."""
+    s = re.sub(r"[-/_$]", "", text.upper()).removesuffix("SWAP").removesuffix("PERP")
+    return s + "T" if s.endswith("USD") and not s.endswith("BUSD") else s
+
+
+def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) -> str | None:
+    """Return why the answer is not about this signal, or None when it is.
+
+    The model's words reach the user (summary, agreements, conflicts). A pair other than
+    `symbol`, or an entry/stop/target level more than 0.5 % from every one of `levels`
+    (price, stop, target), means the model answered about something else: an injected
+    instruction took, or it mixed signals up. Such an answer is not used.
+    """
+    own = _pair(symbol)
+    known = [x for x in levels if x is not None and x > 0]
+    for text in (v.summary, *v.agreements, *v.conflicts):
+        for m in _PAIR.finditer(text):
+            if _pair(m.group(0)) != own:
+                return f"names {m.group(0)}, not {symbol}"
+        for m in _LEVEL.finditer(text):
+            quoted = float(m.group(1).replace(",", ""))
+            if not any(abs(quoted - x) <= LEVEL_TOLERANCE * x for x in known):
+                return f"quotes {m.group(0).strip()!r}, not a level of the signal"
+    return None
+
+
 def _status(exc: openai.APIStatusError) -> str:
     return f"HTTP {exc.status_code}"
 
 
-def build_client(
-    api_key: str, base_url: str | None, timeout_s: float, max_retries: int
-) -> openai.AsyncOpenAI:
-    """Return the SDK client: per-request timeout and retries from settings."""
+def _classify(
+    exc: openai.APIStatusError | openai.APIConnectionError,
+) -> tuple[FallbackReason, str, float | None]:
+    """Return the fallback reason, its detail and the wait the response asks for."""
     import openai
 
-    return openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
-    )
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection_error", type(exc).__name__, None
+    wait = retry_after_s(exc.response.headers)
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited", _status(exc), wait
+    if isinstance(exc, openai.InternalServerError):
+        return "server_error", _status(exc), wait
+    return "api_error", _status(exc), wait
+
+
+def _retryable(exc: openai.APIStatusError) -> bool:
+    """The statuses worth a retry (the SDK's own list): 408, 409, 429 and 5xx."""
+    code = exc.status_code
+    return code in (408, 409, 429) or code >= 500
+
+
+def retry_after_s(headers: Any) -> float | None:
+    """Return the wait `retry-after-ms` or `Retry-After` (seconds or an HTTP date) asks for;
+    None without one or for a value that is no finite number."""
+    raw = headers.get("retry-after-ms")
+    if raw is not None:
+        try:
+            ms = float(raw)
+        except ValueError:
+            ms = math.nan
+        if math.isfinite(ms):
+            return max(0.0, ms / 1000.0)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def build_client(api_key: str, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
+    """Return the SDK client with the per-request timeout (no SDK retries: see LlmJudge)."""
+    import openai
+
+    # retries are LlmJudge's (Retry-After within the timeout), never the SDK's
+    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
 
 
 def count_fallback(reason: str) -> None:

@@ -96,9 +96,12 @@ class JudgeService(KafkaService):
             judged = await self.judge.judge(event)
             await self.producer.publish(judged, value=self.codec.encode(judged))
         elif isinstance(event, JudgeRequestV1):
-            if not event.reply_topic.startswith(Topic.JUDGE_REPLIES):
+            # exactly the reply topic: any other name (even one starting with it) would have
+            # the broker create a topic per request, or write into its dead-letter topic
+            if event.reply_topic != Topic.JUDGE_REPLIES:
                 raise PermanentError(
-                    f"reply_topic {event.reply_topic!r} is not a judge reply topic"
+                    f"reply_topic {event.reply_topic[:300]!r} is not the judge reply topic "
+                    f"{Topic.JUDGE_REPLIES!r}"
                 )
             reply = await self.judge.judge_request(event)
             await self.producer.publish(reply, topic=event.reply_topic)

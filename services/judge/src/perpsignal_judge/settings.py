@@ -34,7 +34,11 @@ class JudgeSettings(ServiceSettings):
     # Cost and latency controls
     judge_llm_concurrency: int = Field(default=8, ge=1, description="LLM calls in flight")
     judge_llm_max_retries: int = Field(
-        default=1, ge=0, description="SDK retries (429/5xx/timeouts) inside the timeout"
+        default=1,
+        ge=0,
+        description="Retries (429/408/409/5xx, connection errors) that fit in the "
+        "timeout, after the wait Retry-After asks for (a longer wait: rules at once, no "
+        "request until it passed)",
     )
     judge_llm_calls_per_minute: int = Field(default=60, ge=0, description="0 = no LLM calls")
     judge_llm_tokens_per_minute: int = Field(default=60_000, ge=0, description="0 = no limit")

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
 from perpsignal_common.events.signals import MssScoredV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
-from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_domain.scoring.engine import ScoringEngine, candle_mismatch
 from perpsignal_domain.scoring.mss import MssScanner
 from perpsignal_scorer.settings import ScorerSettings
 
@@ -82,12 +84,22 @@ class ScorerService(KafkaService):
 
     async def handle_global(self, event: Event, record: Record) -> None:
         """Fold market-wide events (fear & greed) into the engine."""
+        _check_key(event, record)
         self.engine.apply(event)
 
     async def handle_market(self, event: Event, record: Record) -> None:
         """Update state; publish the signals and MSS results unless this is a replay."""
         if not self._global_ready.is_set():
             await self._global_ready.wait()
+        _check_key(event, record)
+        # what no live venue sends: dead-lettered before it reaches the engine
+        reason = None
+        if isinstance(event, CandleClosedV1):
+            reason = candle_mismatch(event)
+        elif isinstance(event, LiquidationOrderV1):
+            reason = self.engine.liquidation_mismatch(event)
+        if reason is not None:
+            raise PoisonMessage(reason)
         where = (record.topic, record.partition, record.offset)
         if self._last is not None and self._last[0] == where:
             signals, mss = self._last[1], self._last[2]  # a retry: state already has it
@@ -102,3 +114,19 @@ class ScorerService(KafkaService):
         for result in mss:
             await self.producer.publish(result)
         self.signals_emitted += len(signals)
+
+
+def _check_key(event: Event, record: Record) -> None:
+    """Refuse a record keyed by anything but its event's partition key (the symbol).
+
+    The engine's state assumes each symbol's events arrive in their order, which only one
+    partition per symbol gives: a record keyed by another symbol sits in that symbol's
+    partition, at an arbitrary place among its own symbol's events (and a restart's replay
+    may interleave it differently). A record without a key is accepted.
+    """
+    key = record.key
+    if key is not None and key != event.partition_key():
+        raise PoisonMessage(
+            f"record key {key.decode(errors='replace')[:80]!r} is not the event's "
+            f"symbol {event.symbol!r}: the symbol's events must share one partition"
+        )

@@ -239,7 +239,8 @@ def build_metrics(
 
     `ranges`: the candles' true ranges when known (see `atr`). Too few candles or a
     non-positive price yields empty metrics (the rules then report "volatility unknown");
-    NEUTRAL signals carry volatility but no plan.
+    NEUTRAL signals carry volatility but no plan; nor does a stop or target that would
+    sit on entry (or across it) once rounded.
     """
     value = atr(candles, params.atr_period, ranges)
     if value is None or entry <= 0:
@@ -264,14 +265,23 @@ def build_metrics(
     if stop <= 0 or target <= 0:
         fields["trade_plan_summary"] = "No plan: the ATR stop would fall below zero"
         return _metrics(fields)
+    stop_price, target_price = _num(stop), _num(target)
+    # flat candles (ATR 0: a halted or untraded contract) or a range below the 8 digits a
+    # price keeps put the stop on entry: a plan the first tick stops out
+    if (entry - stop_price) * sign <= 0 or (target_price - entry) * sign <= 0:
+        fields["trade_plan_summary"] = (
+            f"No plan: the candles' range (ATR {_fmt(value)}) is too small for a stop "
+            "away from entry"
+        )
+        return _metrics(fields)
     summary = (
         f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
         f"({-sign * risk / entry * 100:+.2f}%, {k:g} ATR) | target {_fmt(target)} "
         f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
         f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
     )
-    fields["stop_loss_price"] = _num(stop)
-    fields["take_profit_price"] = _num(target)
+    fields["stop_loss_price"] = stop_price
+    fields["take_profit_price"] = target_price
     fields["risk_reward"] = rr
     fields["trade_plan_summary"] = summary
     return _metrics(fields)

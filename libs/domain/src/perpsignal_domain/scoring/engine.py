@@ -72,8 +72,10 @@ from perpsignal_domain.scoring.state import (
     Aggregator,
     Bar,
     Ema,
+    Point,
     SymbolState,
     append_point,
+    day_over_day_pct,
     indicator_mark,
     restore_indicators,
     tail_mark,
@@ -173,6 +175,41 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         tuple(missing),
         tuple(stale),
     )
+
+
+# a liquidation order priced more than this many times (or this fraction of) its symbol's
+# last close is of another market: its notional would count thousands of times too much
+LIQUIDATION_PRICE_RATIO = 2.0
+
+# how far a candle's observed_at may be from its close time (every producer sets it to that
+# instant; Binance's close is the last millisecond, parsed as the next one)
+CANDLE_CLOSE_SLACK_S = 1.0
+
+
+def candle_mismatch(ev: CandleClosedV1) -> str | None:
+    """Return why `ev` is no candle of a live venue's series, or None.
+
+    Every venue the live scorer reads opens candles on their timeframe's UTC grid and
+    stamps `observed_at` at the close (Binance's last millisecond parsed as the next). A
+    5m candle opening at 00:06 would be one more bar, shifting every bar-counted horizon;
+    one observed an hour after its close would be scored as news at that time. The live
+    scorer dead-letters such a candle; the engine itself takes any series it is given (a
+    backtest file may follow another grid).
+    """
+    tf_s = TIMEFRAME_SECONDS[ev.timeframe]
+    opened = ev.open_time.timestamp()
+    if round(opened * 1000) % (tf_s * 1000):
+        return (
+            f"candle {ev.symbol} {ev.timeframe} opens at {ev.open_time.isoformat()}, off the "
+            f"{ev.timeframe} grid"
+        )
+    late = ev.observed_at.timestamp() - (opened + tf_s)
+    if not -CANDLE_CLOSE_SLACK_S <= late <= CANDLE_CLOSE_SLACK_S:
+        return (
+            f"candle {ev.symbol} {ev.timeframe} observed at {ev.observed_at.isoformat()}, "
+            f"{late:+g} s from its close: observed_at is the close time"
+        )
+    return None
 
 
 def _check_prices(ev: CandleClosedV1) -> None:
@@ -486,10 +523,31 @@ class ScoringEngine:
         return st.input_from(kind, venue, preferred)
 
     def _funding(self, ev: FundingRateV1) -> list[SignalScoredV1]:
-        rate = ev.rate * 8.0 / ev.interval_h if ev.interval_h else ev.rate
+        """Append the rate per 8 h: per the event's `interval_h`, else the interval learnt
+        from the symbol's settlements (`FundingClock`), else 8 h. When the interval is first
+        learnt, the rates kept so far (read per 8 h) are rescaled by it, so that the series
+        does not step (a step would rank the next rate above every earlier one)."""
         st = self.state(ev.symbol)
-        if self._from(st, "funding", ev.venue):
-            append_point(st.funding, _ts(ev.observed_at), rate, FUNDING_MIN_GAP_S)
+        if not self._from(st, "funding", ev.venue):
+            return []
+        t = _ts(ev.observed_at)
+        clock = st.funding_clock
+        known = clock.interval_h
+        nxt = ev.next_funding_at
+        clock.observe(ev.settled, t, None if nxt is None else _ts(nxt))
+        learnt = clock.interval_h
+        if known is None and learnt is not None and clock.assumed:
+            clock.assumed = False
+            if learnt != 8.0:
+                scale = 8.0 / learnt
+                st.funding = deque(
+                    (Point(p.t, p.value * scale) for p in st.funding), maxlen=st.funding.maxlen
+                )
+        interval = ev.interval_h or learnt
+        if not interval:
+            clock.assumed = True
+        rate = ev.rate * 8.0 / interval if interval else ev.rate
+        append_point(st.funding, t, rate, FUNDING_MIN_GAP_S)
         return []
 
     def _open_interest(self, ev: OpenInterestV1) -> list[SignalScoredV1]:
@@ -529,6 +587,26 @@ class ScoringEngine:
             self._liq_seen(st, end)
         return []
 
+    def liquidation_mismatch(self, ev: LiquidationOrderV1) -> str | None:
+        """Return why `ev` is no order of its symbol's market (priced over 2x or under 0.5x
+        the symbol's last primary close), or None (also before the symbol's first candle).
+
+        The live scorer dead-letters such an order: its notional would count many times
+        over. The engine itself counts what it is given (a backtest's files are checked at
+        import)."""
+        known = self.states.get(ev.symbol)
+        bars = known.candles.get(self.cfg.primary_timeframe) if known is not None else None
+        if not bars:
+            return None
+        ratio = ev.price / bars[-1].close
+        if 1.0 / LIQUIDATION_PRICE_RATIO <= ratio <= LIQUIDATION_PRICE_RATIO:
+            return None
+        return (
+            f"liquidation of {ev.symbol} at {ev.price:g} is {ratio:.3g}x its last close "
+            f"{bars[-1].close:g}: an order of another market (notional "
+            f"{ev.notional_usd:g} USD not counted)"
+        )
+
     def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:
         st = self.state(ev.symbol)
         t = _ts(ev.observed_at)
@@ -547,16 +625,23 @@ class ScoringEngine:
         if st.social_at is not None and t < st.social_at:
             return []
         st.social_at = t
-        for key, value in (("sentiment", ev.sentiment), ("galaxy_score", ev.galaxy_score)):
+        for key, value in (
+            ("sentiment", ev.sentiment),
+            ("galaxy_score", ev.galaxy_score),
+            ("social_volume_24h", ev.social_volume_24h),
+        ):
             if value is not None:
                 series = st.social_history.get(key)
                 if series is None:
                     series = st.social_history[key] = deque(maxlen=512)
                 append_point(series, t, float(value), 60.0)
+        change = ev.social_volume_change_pct
+        if change is None and ev.social_volume_24h is not None:
+            change = day_over_day_pct(st.social_history["social_volume_24h"], t)
         st.social = {
             "sentiment": ev.sentiment,
             "galaxy_score": ev.galaxy_score,
-            "social_volume_change_pct": ev.social_volume_change_pct,
+            "social_volume_change_pct": change,
         }
         return []
 

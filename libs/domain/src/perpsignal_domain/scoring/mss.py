@@ -10,13 +10,14 @@ input at all is neutral (50) and lists what was missing. MSS = weighted mean of 
   (< 30 d: 40, < 2 y: 100, < 5 y: 60, older: 30); volume / market cap x 200 (capped).
 * social momentum (LunarCrush): galaxy score; alt rank (1 -> 100, 1000 -> 0); alt-rank
   improvement 50 + 50 pull(improvement share, 0.5); social volume growth
-  50 + 50 pull(change %, 100); sentiment (percent positive).
+  50 + 50 pull(change %, 100) (the event's change, else the 24 h social volume against a day
+  earlier); sentiment (percent positive).
 * institutional validation: open interest USD on a log scale (1 M -> 0, 1 B -> 100); OI
-  growth over 24 h 50 + 50 pull(growth, 0.5); funding health 100 - 100 x |rate - 0.01 %| /
-  0.1 % (crowding either way is unhealthy); whale trades in 24 h (20 -> 100; missing until
-  a whale trade of the coin was ever seen: no feed is not "no whales"); listed on Binance
-  futures (100 when seen on the Binance market stream or in a listing event; missing
-  otherwise: not seen is not "not listed").
+  growth over 24 h 50 + 50 pull(growth, 0.5); funding health 100 - 100 x |rate per 8 h -
+  0.01 %| / 0.1 % (crowding either way is unhealthy; the scorer's 8 h normalisation);
+  whale trades in 24 h (20 -> 100; missing until a whale trade of the coin was ever seen:
+  no feed is not "no whales"); listed on Binance futures (100 when seen on the Binance
+  market stream or in a listing event; missing otherwise: not seen is not "not listed").
 
 Missing stays missing: a sub-score without its input is left out of its phase's mean and
 listed in the phase's `missing`, and lowers `confidence` (the phase-weighted share of
@@ -46,7 +47,13 @@ from perpsignal_common.events.market import (
 )
 from perpsignal_common.events.signals import MssScoredV1, PhaseScore, Scalar
 from perpsignal_domain.scoring.factors.base import clamp, pull
-from perpsignal_domain.scoring.state import Point, append_point, value_at_or_before
+from perpsignal_domain.scoring.state import (
+    FundingClock,
+    Point,
+    append_point,
+    day_over_day_pct,
+    value_at_or_before,
+)
 
 DAY_S = 86400.0
 
@@ -79,7 +86,9 @@ class CoinInputs:
     social_volume_change_pct: float | None = None
     sentiment: float | None = None
     oi_usd: deque[Point] = field(default_factory=lambda: deque(maxlen=2048))
-    funding_rate: float | None = None
+    funding_rate: float | None = None  # per 8 h
+    funding_clock: FundingClock = field(default_factory=FundingClock)
+    social_volume: deque[Point] = field(default_factory=lambda: deque(maxlen=512))
     whales: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     listed: bool = False
     profiled: bool = False
@@ -247,7 +256,13 @@ class MssScanner:
             if venue == "binance":
                 c.listed = True
             if isinstance(ev, FundingRateV1):
-                c.funding_rate = ev.rate
+                # per 8 h, by the interval the symbol's rates show (the scorer's rule)
+                nxt = ev.next_funding_at
+                c.funding_clock.observe(
+                    ev.settled, ev.observed_at.timestamp(), None if nxt is None else nxt.timestamp()
+                )
+                interval = ev.interval_h or c.funding_clock.interval_h
+                c.funding_rate = ev.rate * 8.0 / interval if interval else ev.rate
             elif isinstance(ev, OpenInterestV1) and ev.open_interest_usd is not None:
                 append_point(c.oi_usd, ev.observed_at.timestamp(), ev.open_interest_usd, 60.0)
         elif isinstance(ev, CoinProfileV1):
@@ -273,6 +288,14 @@ class MssScanner:
             ):
                 if getattr(ev, f) is not None:
                     setattr(c, f, getattr(ev, f))
+            if ev.social_volume_24h is not None:
+                at = ev.observed_at.timestamp()
+                append_point(c.social_volume, at, ev.social_volume_24h, 60.0)
+                if ev.social_volume_change_pct is None:
+                    # LunarCrush gives the 24 h volume only: its change over a day
+                    change = day_over_day_pct(c.social_volume, at)
+                    if change is not None:
+                        c.social_volume_change_pct = change
         elif isinstance(ev, WhaleTradeV1):
             c = self.coins.get(coin_of(ev.symbol))
             if c is not None:

@@ -185,6 +185,42 @@ class Point:
     value: float
 
 
+@dataclass(slots=True)
+class FundingClock:
+    """A symbol's funding settlement interval, learnt from its rates when they do not say it.
+
+    Binance's premium index gives the rate per the symbol's own interval (8 h, 4 h or 1 h)
+    without naming it; its `nextFundingTime` steps by the interval at each settlement, and
+    settled rates are that far apart. Gaps that are not a whole number of hours from 1 to 8
+    (a missed settlement, a vendor's bar interval) teach nothing.
+    """
+
+    interval_h: float | None = None
+    next_at: float | None = None  # the newest `next_funding_at` seen
+    settled_at: float | None = None  # the newest settled rate's time
+    assumed: bool = False  # rates were kept per 8 h for want of an interval
+
+    def observe(self, settled: bool, t: float, next_at: float | None) -> None:
+        """Learn from one rate: settled at `t`, or predicted with its next settlement."""
+        if settled:
+            gap, self.settled_at = _gap(self.settled_at, t)
+        elif next_at is not None:
+            gap, self.next_at = _gap(self.next_at, next_at)
+        else:
+            return
+        if gap is not None:
+            self.interval_h = gap
+
+
+def _gap(before: float | None, t: float) -> tuple[float | None, float | None]:
+    """Return the whole hours (1-8) from `before` to a later `t`, and the newer time."""
+    if before is None or t <= before:
+        return None, t if before is None else before
+    hours = round((t - before) / 3600.0)
+    exact = 1 <= hours <= 8 and abs(t - before - hours * 3600.0) < 60.0
+    return (float(hours) if exact else None), t
+
+
 FUNDING_HISTORY = 1024  # funding points a symbol keeps (the batch replays the same deque)
 FUNDING_MIN_GAP_S = 60.0  # a newer rate this close to the one before the last replaces it
 
@@ -368,6 +404,7 @@ class SymbolState:
     ema_fast: Ema = field(default_factory=lambda: Ema(20))
     ema_slow: Ema = field(default_factory=lambda: Ema(50))
     funding: deque[Point] = field(default_factory=lambda: deque(maxlen=FUNDING_HISTORY))
+    funding_clock: FundingClock = field(default_factory=FundingClock)
     open_interest: deque[Point] = field(default_factory=lambda: deque(maxlen=2048))
     long_short: dict[str, deque[Point]] = field(default_factory=dict)
     liquidations: LiquidationLedger = field(default_factory=LiquidationLedger)
@@ -409,6 +446,7 @@ class SymbolState:
     def take_inputs(self, other: SymbolState) -> None:
         """Take over `other`'s inputs except candles (a new venue now drives the symbol)."""
         self.funding, self.open_interest = other.funding, other.open_interest
+        self.funding_clock = other.funding_clock
         self.long_short, self.liquidations = other.long_short, other.liquidations
         self.liquidations_seen_at = other.liquidations_seen_at
         self.social, self.social_at = other.social, other.social_at
@@ -435,6 +473,7 @@ class SymbolState:
         if owner is not None:
             if kind == "funding":
                 self.funding = deque(maxlen=self.funding.maxlen)
+                self.funding_clock = FundingClock()
             elif kind == "open_interest":
                 self.open_interest = deque(maxlen=self.open_interest.maxlen)
             elif kind == "taker_flow":
@@ -525,3 +564,16 @@ def append_point(points: deque[Point], t: float, value: float, min_gap_s: float 
             return True
     points.append(Point(t, value))
     return True
+
+
+DAY_S = 86_400.0
+
+
+def day_over_day_pct(series: deque[Point], t: float) -> float | None:
+    """Return the % change of the newest of `series` (a 24 h social volume) against its
+    reading a day before `t` (LunarCrush gives the volume, never its change), or None
+    without a reading 1-2 days old or with a zero one."""
+    earlier = value_at_or_before(series, t - DAY_S)
+    if not series or earlier is None or t - earlier.t > 2 * DAY_S or earlier.value <= 0.0:
+        return None
+    return round((series[-1].value / earlier.value - 1.0) * 100.0, 4)

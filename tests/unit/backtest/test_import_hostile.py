@@ -15,6 +15,8 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.pipeline import load_history
+from perpsignal_common.events.market import LiquidationOrderV1
 
 T0 = 1_637_000_000_000 - 1_637_000_000_000 % 3_600_000  # 2021-11-15 18:00 UTC
 HEADER = "open_time,open,high,low,close,volume\n"
@@ -293,6 +295,24 @@ def test_liquidation_rows_of_the_symbol_are_kept_however_the_venue_names_it(
     path = _liquidations(tmp_path / "liq.csv", names)
     btc = imp.read_liquidations(path, "BTCUSDT")
     assert len(btc) == 10 and all(e.price == 60_000.0 for e in btc)  # type: ignore[union-attr]
+
+
+def test_liquidation_orders_of_another_market_are_left_out_and_said(tmp_path: Path) -> None:
+    """Orders priced far from the symbol's candles (a BTC file given to a 100-priced coin,
+    a contract quoted in other units) would count their notional many times over in the
+    liquidations factor; the live scorer dead-letters them. The backtest leaves them out at
+    import, keeps the orders of this market and says how many it left out."""
+    candles = _csv(tmp_path / "coin-1m.csv", [list(r) for r in _bars(300)])
+    rows = []
+    for k in range(30):  # every third order is priced like BTC, the others like the coin
+        price = 60_000.0 if k % 3 == 0 else 100.0 + k / 10
+        rows.append(f"{T0 + (k + 5) * 60_000},BTCUSDT,SELL,{price},{1 + k}\n")
+    liq = tmp_path / "liq.csv"
+    liq.write_text(_LIQ_HEADER + "".join(rows))
+    history = load_history("BTCUSDT", candles, liquidations=liq)
+    orders = [e for e in history.events if isinstance(e, LiquidationOrderV1)]
+    assert len(orders) == 20 and all(e.price < 110 for e in orders)
+    assert any("10 of 30 orders left out" in n for n in history.notes)
 
 
 def test_a_shared_liquidation_list_reaches_each_symbol_of_a_folder(tmp_path: Path) -> None:

@@ -36,7 +36,12 @@ from typing import Any, overload
 from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting.importers import CandleSeries, candle_events, ms_to_dt
 from perpsignal_common.events.base import Event, utcnow
-from perpsignal_common.events.market import TIMEFRAME_SECONDS, CandleClosedV1, FundingRateV1
+from perpsignal_common.events.market import (
+    TIMEFRAME_SECONDS,
+    CandleClosedV1,
+    FundingRateV1,
+    LiquidationOrderV1,
+)
 from perpsignal_common.events.signals import Ohlc, SignalJudgedV1
 from perpsignal_domain.judging.judge import JudgeConfig, RuleJudge, judge_config_from_json
 from perpsignal_domain.judging.volatility import true_range, true_ranges
@@ -52,7 +57,7 @@ from perpsignal_domain.outcomes.evaluate import (
     window_sorted,
 )
 from perpsignal_domain.scoring.config import EngineConfig, config_from_json
-from perpsignal_domain.scoring.engine import ScoringEngine
+from perpsignal_domain.scoring.engine import LIQUIDATION_PRICE_RATIO, ScoringEngine
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +235,8 @@ def load_history(
             sources.append(SourceInfo(name, None))
             continue
         got = list(read())
+        if name == "liquidations":
+            got = _orders_of_this_market(got, base, notes)
         sources.append(_info(name, path, got))
         # inputs scored against their own history keep every earlier row (the history)
         first = -math.inf if name in RANKED_INPUTS else lo
@@ -244,6 +251,37 @@ def load_history(
         events.extend(kept)
     stream = EventStream(primary, symbol, venue, events)
     return History(symbol, base, primary, stream, sources, notes)
+
+
+def _orders_of_this_market(
+    events: list[Event], candles: CandleSeries, notes: list[str]
+) -> list[Event]:
+    """Return `events` without the liquidation orders priced over 2x or under 0.5x the
+    close before them (the first bar's open before the candles start): orders of another
+    market (a file of another coin, or of a contract quoted in other units) whose notional
+    would count many times over. The live scorer dead-letters them (`liquidation_mismatch`)."""
+    opens, closes, step = candles.open_ms, candles.close, candles.step_ms
+    kept: list[Event] = []
+    dropped = 0
+    for ev in events:
+        if isinstance(ev, LiquidationOrderV1):
+            # the newest bar closed by the order's time, else the first bar's open
+            k = bisect.bisect_right(opens, ev.observed_at.timestamp() * 1000 - step) - 1
+            ref = closes[k] if k >= 0 else candles.open[0]
+            ratio = ev.price / ref
+            if not 1.0 / LIQUIDATION_PRICE_RATIO <= ratio <= LIQUIDATION_PRICE_RATIO:
+                dropped += 1
+                continue
+        kept.append(ev)
+    if dropped:
+        msg = (
+            f"liquidations: {dropped} of {len(events)} orders left out, priced over "
+            f"{LIQUIDATION_PRICE_RATIO:g}x or under 1/{LIQUIDATION_PRICE_RATIO:g} of the candles "
+            "(another market's orders: their notional would count many times over)"
+        )
+        log.warning(msg)
+        notes.append(msg)
+    return kept
 
 
 def _info_candles(path: Path, series: CandleSeries) -> SourceInfo:

@@ -9,9 +9,11 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import asyncpg
 import pytest
@@ -22,6 +24,7 @@ from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.topics import Topic, dlq_topic
+from perpsignal_common.kafka import rebalance
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.kafka.producer import EventProducer
@@ -246,6 +249,43 @@ async def test_rewind_on_assign_replays_history_for_state_only(
         await producer.stop()
     assert sum(1 for _, replay in seen if replay) == 20
     assert sum(1 for _, replay in seen if not replay) == 5
+
+
+async def test_rewind_reaches_back_in_time_when_the_record_count_falls_short(
+    kafka_settings: KafkaSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scorer's state windows are time; a rewind by record count is hours of history with
+    hundreds of symbols. With `rewind_on_assign_s`, a restart re-reads every record of that
+    span (Kafka's offsets_for_times on the records' own timestamps), however many."""
+    producer = await _producer(kafka_settings)
+    await producer.publish_many([candle(i) for i in range(15)])  # older than the span
+    await asyncio.sleep(1.0)
+    span_start = time.time()
+    await asyncio.sleep(1.0)
+    await producer.publish_many([candle(i) for i in range(15, 30)])  # inside it
+    seen: list[tuple[int, bool]] = []
+    holder: dict[str, ConsumerLoop] = {}
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append((record.offset, holder["loop"].is_replay(record)))
+
+    holder["loop"] = _loop(kafka_settings, producer, handler, rewind_on_assign=3)
+    await _run_until(holder["loop"], lambda: len(seen) == 30, "first pass")
+    seen.clear()
+    await producer.publish_many([candle(i) for i in range(30, 32)])
+    # the restart's "now" is an hour after the span began (the group join takes seconds):
+    # 3 records by count, the last hour by time, i.e. the 15 records after the pause
+    monkeypatch.setattr(rebalance, "time", SimpleNamespace(time=lambda: span_start + 3600.0))
+    holder["loop"] = _loop(
+        kafka_settings, producer, handler, rewind_on_assign=3, rewind_on_assign_s=3600.0
+    )
+    try:
+        await _run_until(holder["loop"], lambda: len(seen) == 17, "time rewind + new")
+    finally:
+        await producer.stop()
+    replayed = [offset for offset, replay in seen if replay]
+    assert replayed == list(range(15, 30))
+    assert [offset for offset, replay in seen if not replay] == [30, 31]
 
 
 async def test_a_restart_replay_does_not_dead_letter_a_poisoned_record_again(

@@ -54,6 +54,7 @@ class ScorerService(KafkaService):
                 # the engine is one in-memory state: handle records strictly in order
                 concurrency=1,
                 rewind_on_assign=settings.scorer_rewind_records,
+                rewind_on_assign_s=settings.scorer_rewind_s or None,
             ),
             handler=self.handle_market,
             producer=self.producer,

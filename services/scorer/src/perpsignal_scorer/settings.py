@@ -81,6 +81,13 @@ class ScorerSettings(ServiceSettings):
     scorer_rewind_records: int = Field(
         default=20_000, description="Records per partition re-read at start (-1 = all)"
     )
+    scorer_rewind_s: float = Field(
+        default=86_400.0,
+        ge=0.0,
+        description="...and at least this much history (seconds, by record time) re-read at "
+        "start: the state's windows are time, a record count is hours with hundreds of "
+        "symbols (0 = by count alone)",
+    )
     scorer_global_warmup_s: float = Field(
         default=5.0, description="Max wait for fear & greed history before scoring"
     )

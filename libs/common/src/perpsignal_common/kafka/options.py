@@ -35,6 +35,10 @@ class ConsumerOptions:
     # committed offset are "replays": `ConsumerLoop.is_replay(record)` is True for them, so
     # a handler updates state but repeats no side effect
     rewind_on_assign: int | None = None
+    # ... and at least this far back in time (seconds, by the records' timestamps): a count
+    # of records is days of history for a few symbols but hours for hundreds, while the
+    # state's windows (EMAs, structure, ranked inputs) are measured in time. None: by count
+    rewind_on_assign_s: float | None = None
     # Called with each new assignment (after any rewind), before its records are handled:
     # e.g. to read back which outputs a killed predecessor already published
     on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None

@@ -8,9 +8,11 @@ seeks new ones back to rebuild state (`rewind_on_assign`) and tells replays from
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from typing import TYPE_CHECKING, TypeAlias, cast
 
@@ -166,6 +168,7 @@ class RebalanceMixin:
     async def _rewind(self, assigned: set[TopicPartition]) -> None:
         consumer = self.consumer
         back = self._opts.rewind_on_assign
+        since = await self._rewind_offsets(assigned)
         for tp in assigned:
             committed = await consumer.committed(tp)
             if not committed:
@@ -173,6 +176,9 @@ class RebalanceMixin:
                 continue
             self._replay_until[tp] = committed
             start = 0 if back is None or back < 0 else max(0, committed - back)
+            at = since.get(tp)
+            if at is not None:  # whichever reaches further back: the count or the time
+                start = min(start, at)
             consumer.seek(tp, start)
         log.info(
             "rewound partitions to rebuild state",
@@ -181,6 +187,24 @@ class RebalanceMixin:
                 "replay_until": {str(k): v for k, v in self._replay_until.items()},
             },
         )
+
+    async def _rewind_offsets(self, assigned: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """Return, per partition, the first offset within `rewind_on_assign_s` of now (by
+        record timestamp); none where the option is off, every record is older, or the
+        broker cannot say (then the count alone rewinds, as before)."""
+        seconds = self._opts.rewind_on_assign_s
+        if not seconds or seconds <= 0 or not assigned:
+            return {}
+        at_ms = int((time.time() - seconds) * 1000)
+        try:
+            async with asyncio.timeout(self._opts.commit_timeout_s):
+                found = await self.consumer.offsets_for_times(dict.fromkeys(assigned, at_ms))
+        except (TimeoutError, KafkaError) as exc:
+            log.warning(
+                "time-based rewind unavailable; rewinding by count", extra={"error": repr(exc)}
+            )
+            return {}
+        return {tp: hit.offset for tp, hit in found.items() if hit is not None}
 
     def _forget(self, partitions: set[TopicPartition]) -> None:
         # after a rebalance, records in flight for these partitions are no longer ours to

@@ -14,6 +14,7 @@ tags, bare `&`/`<`) and texts over 4096 visible characters with 400 "can't parse
 Faults:
     fake.fail("sendMessage", status=429, retry_after=2, times=1)   # flood control
     fake.fail("sendMessage", status=502, times=2)                  # Bad Gateway twice
+    fake.fail("sendMessage", status=502, html=True)                # nginx's HTML error page
     fake.block(chat_id)                                            # 403 bot was blocked
     fake.migrate(group_id, supergroup_id)                          # 400 + migrate_to_chat_id
     fake.slow(delay_s=5, times=1, deliver=False)                   # a timeout, not delivered
@@ -79,6 +80,7 @@ class Fault:
     times: int | None
     chat_id: int | None = None
     retry_after: int | None = None
+    html: bool = False
 
 
 @dataclass
@@ -201,8 +203,13 @@ class FakeTelegram:
         retry_after: int | None = None,
         chat_id: int | None = None,
         description: str | None = None,
+        html: bool = False,
     ) -> None:
-        """Answer the next `times` calls of `method` (None = forever) with an error."""
+        """Answer the next `times` calls of `method` (None = forever) with an error.
+
+        `html=True` answers with an HTML error page instead of the Bot API's JSON, as the
+        nginx in front of api.telegram.org (or a proxy) does during an outage.
+        """
         if description is None:
             description = {
                 429: f"Too Many Requests: retry after {retry_after or 1}",
@@ -213,7 +220,7 @@ class FakeTelegram:
             }.get(status, "Internal Server Error")
         if status == 429 and retry_after is None:
             retry_after = 1
-        self._faults.append(Fault(method, status, description, times, chat_id, retry_after))
+        self._faults.append(Fault(method, status, description, times, chat_id, retry_after, html))
 
     def block(self, chat_id: int) -> None:
         """Make every send to `chat_id` fail with 403 (the user blocked the bot)."""
@@ -299,6 +306,9 @@ class FakeTelegram:
         fault = self._take_fault(method, params)
         if fault is not None:
             self.rejected.append((method, fault.status, fault.description))
+            if fault.html:
+                page = f"<html><body><h1>{fault.status} {fault.description}</h1></body></html>"
+                return web.Response(status=fault.status, text=page, content_type="text/html")
             extra = {"retry_after": fault.retry_after} if fault.retry_after else None
             return _error(fault.status, fault.description, extra)
         result: web.Response = await handler(params)

@@ -157,6 +157,27 @@ async def test_5xx_and_timeouts_are_retried_with_backoff(
     assert [(r.status, r.attempts) for r in rows] == [("sent", 4)]
 
 
+async def test_html_error_page_is_retried_like_a_5xx_and_the_alert_is_not_lost(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # nginx's "502 Bad Gateway" page is not Bot API JSON: aiogram raises ClientDecodeError,
+    # which is no TelegramAPIError; it must not leave the ledger row in `sending` (a retry
+    # of the event would then read a crash and never send)
+    fake_telegram.fail("sendMessage", status=502, times=2, html=True)
+    handler = make_handler(repo, bot, clock)
+    event = judged()
+    for _ in range(3):  # the consumer loop retries an event whose handler raised
+        try:
+            await handler.handle(event)
+            break
+        except Exception:  # retried like the consumer loop does
+            continue
+    assert fake_telegram.count("sendMessage") == 3
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
+    rows = await repo.deliveries()
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 3)]
+
+
 async def test_undeliverable_alert_is_dead_lettered_with_reason_and_replay_retries_only_it(
     repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
 ) -> None:

@@ -22,6 +22,7 @@ it never called Telegram for it, takes its own mark over when the event is retri
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramForbiddenError,
     TelegramMigrateToChat,
@@ -114,7 +116,7 @@ class Deliverer:
         self._sleep = sleep
         self._clock = clock
         # sent by this process but the `sent` mark failed (database blip): never resend these
-        self._unrecorded: dict[tuple[str, int], int] = {}
+        self._unrecorded: dict[tuple[str, int], int | None] = {}
         # the `sending` mark failed in doubt (the database died mid-commit: it may have been
         # written) and this process never called Telegram for them: safe to take over
         self._unsent: set[tuple[str, int]] = set()
@@ -216,8 +218,19 @@ class Deliverer:
                 marked = True
             for slot in slots:
                 slot.touch()
+            message_id: int | None
             try:
                 message_id = await self._send(chat_id, alert.text)
+            except ClientDecodeError as exc:
+                # not the Bot API's JSON (a proxy's or nginx's error page during an outage):
+                # no TelegramAPIError, but a server fault like a 5xx; unless the JSON said ok
+                sent, message_id = _sent_despite(exc)
+                if not sent:
+                    reason = f"ClientDecodeError: {exc.message} ({type(exc.original).__name__})"
+                    if attempt < self._max_attempts:
+                        RETRIES.labels("server").inc()
+                        await self._sleep(self._backoff.delay(attempt))
+                    continue
             except TelegramRetryAfter as exc:
                 reason = f"429 retry_after={exc.retry_after}s"
                 self._limits.chat(chat_id).pause(exc.retry_after)
@@ -267,3 +280,20 @@ class Deliverer:
             extra={"event_id": alert.event_id, "chat_id": chat_id, "reason": reason},
         )
         return DeliveryResult(chat_id, Outcome.FAILED, reason)
+
+
+def _sent_despite(exc: ClientDecodeError) -> tuple[bool, int | None]:
+    """Return (True, message id) when Telegram's JSON said ok but aiogram could not parse it.
+
+    Such a message was sent: retrying would duplicate it. Anything else (an HTML error page,
+    a body that is not JSON) is a server fault and the message was not sent.
+    """
+    try:
+        body = json.loads(exc.data) if isinstance(exc.data, str | bytes) else exc.data
+    except ValueError:
+        return False, None
+    if not isinstance(body, dict) or body.get("ok") is not True:
+        return False, None
+    result = body.get("result")
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    return True, message_id if isinstance(message_id, int) else None

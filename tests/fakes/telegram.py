@@ -8,8 +8,9 @@ underscores, descriptions of 1-256 characters, at most 100 commands; the default
 getChat, close. Everything else answers 404 "Not Found" like Telegram does.
 
 Like the real server it rejects HTML that Telegram would not render (unknown tags, unbalanced
-tags, bare `&`/`<`) and texts over 4096 visible characters with 400 "can't parse entities" /
-"message is too long", so tests catch escaping bugs.
+tags, bare `&`/`<`) and texts over 4096 visible characters (counted in UTF-16 code units, an
+emoji is two) with 400 "can't parse entities" / "message is too long", so tests catch escaping
+and length bugs.
 
 Faults:
     fake.fail("sendMessage", status=429, retry_after=2, times=1)   # flood control
@@ -414,7 +415,7 @@ class FakeTelegram:
             visible = text
         if not visible.strip():
             return _error(400, "Bad Request: message text is empty")
-        if len(visible) > 4096:
+        if len(visible.encode("utf-16-le")) // 2 > 4096:  # Telegram counts UTF-16 units
             return _error(400, "Bad Request: message is too long")
         if self.enforce_limits:
             retry = self._over_limit(chat_id)

@@ -15,7 +15,12 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramConflictError,
+    TelegramRetryAfter,
+)
 from aiogram.filters import Command, CommandObject
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
 
@@ -39,6 +44,16 @@ MENU: tuple[BotCommand, ...] = (
     BotCommand(command="help", description="What the bot can do"),
 )
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# what a Bot API call raises when it fails: a Telegram error, or an answer that is not the Bot
+# API's JSON (an HTML error page from nginx or a proxy), which aiogram does not count as one
+BOT_API_ERRORS = (TelegramAPIError, ClientDecodeError)
+
+
+def brief(exc: BaseException) -> str:
+    """Return a one-line description of a Bot API failure (no HTML page in the logs)."""
+    if isinstance(exc, ClientDecodeError):
+        return f"ClientDecodeError: {exc.message} ({type(exc.original).__name__})"
+    return str(exc)
 
 
 def create_bot(token: str, api_base: str, timeout_s: float) -> Bot:
@@ -89,8 +104,8 @@ def build_dispatcher(
         reply = await commands.handle(ctx, command.command, command.args)
         try:
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
-        except TelegramAPIError as exc:
-            log.warning("command reply failed", extra={"error": str(exc)})
+        except BOT_API_ERRORS as exc:
+            log.warning("command reply failed", extra={"error": brief(exc)})
 
     dispatcher = Dispatcher()
     dispatcher.include_router(router)
@@ -119,8 +134,8 @@ class CommandPoller:
         """Publish the command menu (setMyCommands); a failure is logged, never fatal."""
         try:
             await self._bot.set_my_commands(list(MENU))
-        except TelegramAPIError as exc:
-            log.warning("setMyCommands failed; no command menu", extra={"error": str(exc)})
+        except BOT_API_ERRORS as exc:
+            log.warning("setMyCommands failed; no command menu", extra={"error": brief(exc)})
             return False
         return True
 
@@ -138,9 +153,9 @@ class CommandPoller:
                 # a webhook or another poller owns the updates: say so and keep trying slowly
                 log.warning("getUpdates conflict; is a webhook set?", extra={"error": str(exc)})
                 await _wait(stop, 30)
-            except (TelegramAPIError, DependencyUnavailable) as exc:
+            except (*BOT_API_ERRORS, DependencyUnavailable) as exc:
                 failures += 1
-                log.warning("command polling failed", extra={"error": str(exc)})
+                log.warning("command polling failed", extra={"error": brief(exc)})
                 await _wait(stop, self._backoff.delay(min(failures, 6)))
 
     async def _poll_once(self, stop: asyncio.Event) -> None:
@@ -159,7 +174,7 @@ class CommandPoller:
             stopped.cancel()
         if not poll.done():
             poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TelegramAPIError):
+            with contextlib.suppress(asyncio.CancelledError, *BOT_API_ERRORS):
                 await poll
             return
         for update in poll.result():

@@ -16,6 +16,7 @@ Faults:
     fake.fail("sendMessage", status=429, retry_after=2, times=1)   # flood control
     fake.fail("sendMessage", status=502, times=2)                  # Bad Gateway twice
     fake.fail("sendMessage", status=502, html=True)                # nginx's HTML error page
+    fake.fail("sendMessage", status=307, times=None)               # a redirect loop
     fake.block(chat_id)                                            # 403 bot was blocked
     fake.migrate(group_id, supergroup_id)                          # 400 + migrate_to_chat_id
     fake.slow(delay_s=5, times=1, deliver=False)                   # a timeout, not delivered
@@ -307,6 +308,8 @@ class FakeTelegram:
         fault = self._take_fault(method, params)
         if fault is not None:
             self.rejected.append((method, fault.status, fault.description))
+            if fault.status in (301, 302, 307, 308):  # a misconfigured proxy's redirect loop
+                return web.Response(status=fault.status, headers={"Location": str(request.url)})
             if fault.html:
                 page = f"<html><body><h1>{fault.status} {fault.description}</h1></body></html>"
                 return web.Response(status=fault.status, text=page, content_type="text/html")

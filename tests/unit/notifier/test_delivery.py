@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -232,3 +233,25 @@ async def test_without_telegram_events_are_consumed_silently(
     assert fake_telegram.calls == []
     assert await repo.deliveries() == []
     assert (await repo.latest_signal("BTC")) is not None  # /signal still has data later
+
+
+async def test_bot_token_never_appears_in_errors_logs_or_the_ledger(
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # aiohttp names the request URL (/bot<token>/sendMessage) in some errors, e.g. a proxy's
+    # redirect loop, and aiogram copies that text into TelegramNetworkError
+    secret = fake_telegram.token.split(":", 1)[1]
+    fake_telegram.fail("sendMessage", status=307, times=None)
+    handler = make_handler(repo, bot, clock)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(PermanentError) as failure:
+        await handler.handle(judged())
+    assert "TooManyRedirects" in str(failure.value)  # the reason is still there ...
+    assert secret not in str(failure.value)  # ... without the token
+    assert secret not in caplog.text
+    rows = await repo.deliveries()
+    assert rows and all(secret not in (r.error or "") for r in rows)

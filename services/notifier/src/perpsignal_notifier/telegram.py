@@ -16,12 +16,16 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
+    AiogramError,
     ClientDecodeError,
+    DetailedAiogramError,
     TelegramAPIError,
     TelegramConflictError,
     TelegramRetryAfter,
 )
 from aiogram.filters import Command, CommandObject
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
 
 from perpsignal_common.errors import DependencyUnavailable
@@ -56,9 +60,50 @@ def brief(exc: BaseException) -> str:
     return str(exc)
 
 
+REDACTED = "<token>"
+
+
+def redact(exc: AiogramError, token: str) -> AiogramError:
+    """Remove the bot token from an aiogram error's text, in place; return the error."""
+    secrets = [t for t in (token, token.partition(":")[2]) if len(t) >= 8]
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    if isinstance(exc, DetailedAiogramError | ClientDecodeError):
+        exc.message = scrub(exc.message)
+    if isinstance(exc, ClientDecodeError) and isinstance(exc.data, str):
+        exc.data = scrub(exc.data)  # a proxy's error page may quote the request path
+    return exc
+
+
+class RedactingSession(AiohttpSession):
+    """An aiohttp session whose errors never carry the bot token.
+
+    The token is part of every request URL (`/bot<token>/sendMessage`). aiohttp names that
+    URL in some errors (a redirect loop, a TELEGRAM_API_BASE without its scheme), aiogram
+    copies their text into `TelegramNetworkError` and chains the original as its cause, and
+    the notifier writes error texts to logs, the ledger and the DLQ header.
+    """
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        """Make the request; an error is re-raised with the token removed, unchained."""
+        try:
+            return await super().make_request(bot, method, timeout)
+        except AiogramError as exc:
+            raise redact(exc, bot.token) from None
+
+
 def create_bot(token: str, api_base: str, timeout_s: float) -> Bot:
     """Return a Bot that talks HTML to `api_base` (api.telegram.org or a local server)."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout_s)
+    session = RedactingSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout_s)
     return Bot(
         token=token,
         session=session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -9,7 +10,7 @@ import pytest
 from aiogram import Bot
 
 from perpsignal_common.errors import PermanentError
-from perpsignal_notifier.delivery import Deliverer
+from perpsignal_notifier.delivery import Alert, Deliverer
 from perpsignal_notifier.filters import FilterRules
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
@@ -255,3 +256,32 @@ async def test_bot_token_never_appears_in_errors_logs_or_the_ledger(
     assert secret not in caplog.text
     rows = await repo.deliveries()
     assert rows and all(secret not in (r.error or "") for r in rows)
+
+
+@pytest.mark.parametrize("status", [429, 502])
+async def test_a_crash_while_waiting_to_retry_does_not_lose_the_alert(
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+    status: int,
+) -> None:
+    # Telegram refused the first attempt (nothing sent); the process dies (SIGKILL, or the
+    # handler timeout cancels it) while it waits out retry_after or the backoff. The row
+    # must not read as "a crash during a send" afterwards, or the alert is never sent.
+    fake_telegram.fail("sendMessage", status=status, retry_after=5, times=1)
+
+    async def killed(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    limits = TelegramLimits(global_per_s=30, group_per_min=20, private_per_s=1)
+    dying = Deliverer(repo=repo, send=BotSender(bot), limits=limits, sleep=killed)
+    with pytest.raises(asyncio.CancelledError):
+        await dying.deliver(Alert("evt-1", "signal", "BTCUSDT", "<b>alert</b>"), [CONFIGURED])
+    assert fake_telegram.messages == []
+
+    restarted = make_handler(repo, bot, clock)._deliverer  # a new process, same ledger
+    assert restarted is not None
+    await restarted.deliver(Alert("evt-1", "signal", "BTCUSDT", "<b>alert</b>"), [CONFIGURED])
+    assert [m.text for m in fake_telegram.messages] == ["<b>alert</b>"]
+    assert [r.status for r in await repo.deliveries()] == ["sent"]

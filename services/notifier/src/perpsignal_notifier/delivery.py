@@ -188,6 +188,20 @@ class Deliverer:
             return moved  # dead-lettered; a replay retries the new chat, not the old one
         return DeliveryResult(chat_id, Outcome.MIGRATED, f"to {new_id}: {moved.outcome.value}")
 
+    async def _unmark(self, key: tuple[str, int], reason: str, attempt: int) -> bool:
+        """Set the row back to `pending` before waiting to retry; return the new `marked`.
+
+        The attempt was refused (429, 5xx, an error page) or is treated as lost (a timeout,
+        retried anyway): a kill or a handler timeout during the wait must leave a row the
+        next run sends, not a `sending` mark that reads as "killed mid-send, do not resend".
+        """
+        try:
+            await self._repo.set_status(*key, "pending", error=reason, attempts=attempt)
+        except Exception:
+            self._unsent.add(key)  # still `sending`, but this process knows it is not sent
+            raise
+        return False
+
     async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
         key = (alert.event_id, chat_id)
         takeover: tuple[str, ...] = ("pending", "failed")
@@ -229,6 +243,7 @@ class Deliverer:
                     reason = f"ClientDecodeError: {exc.message} ({type(exc.original).__name__})"
                     if attempt < self._max_attempts:
                         RETRIES.labels("server").inc()
+                        marked = await self._unmark(key, reason, attempt)
                         await self._sleep(self._backoff.delay(attempt))
                     continue
             except TelegramRetryAfter as exc:
@@ -238,6 +253,7 @@ class Deliverer:
                     break
                 log.info("telegram asked to slow down", extra={"retry_after_s": exc.retry_after})
                 RETRIES.labels("retry_after").inc()
+                marked = await self._unmark(key, reason, attempt)
                 await self._sleep(exc.retry_after)
                 continue
             except TelegramMigrateToChat as exc:
@@ -260,6 +276,7 @@ class Deliverer:
                 if attempt < self._max_attempts:
                     kind = "server" if isinstance(exc, TelegramServerError) else "network"
                     RETRIES.labels(kind).inc()
+                    marked = await self._unmark(key, reason, attempt)
                     await self._sleep(self._backoff.delay(attempt))
                 continue
             except TelegramAPIError as exc:

@@ -285,3 +285,19 @@ async def test_a_crash_while_waiting_to_retry_does_not_lose_the_alert(
     await restarted.deliver(Alert("evt-1", "signal", "BTCUSDT", "<b>alert</b>"), [CONFIGURED])
     assert [m.text for m in fake_telegram.messages] == ["<b>alert</b>"]
     assert [r.status for r in await repo.deliveries()] == ["sent"]
+
+
+async def test_a_configured_chat_gets_alerts_again_once_the_bot_is_back(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # the operator's channel (TELEGRAM_CHAT_IDS) removed the bot for a while: a channel never
+    # sends /start (its posts are no `message` updates), so a blocked mark that only /start
+    # clears silenced the configured destination for good
+    fake_telegram.block(CONFIGURED)
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(judged())  # 403: not an error, nothing sent
+    assert fake_telegram.messages == []
+    fake_telegram.clear_faults()  # an admin adds the bot back
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
+    assert "LONG ETHUSDT" in fake_telegram.messages[0].visible_text

@@ -262,7 +262,9 @@ class Deliverer:
                 await self._repo.set_status(*key, "blocked", error=exc.message)
                 await self._repo.mark_blocked(chat_id, exc.message)
                 log.warning(
-                    "chat blocked the bot; skipping it from now on", extra={"chat_id": chat_id}
+                    "chat blocked the bot; subscribers are skipped until /start, "
+                    "configured chats are tried with each alert",
+                    extra={"chat_id": chat_id, "error": exc.message},
                 )
                 return DeliveryResult(chat_id, Outcome.BLOCKED, exc.message)
             except TelegramUnauthorizedError as exc:

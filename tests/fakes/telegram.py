@@ -21,6 +21,7 @@ Faults:
     fake.migrate(group_id, supergroup_id)                          # 400 + migrate_to_chat_id
     fake.slow(delay_s=5, times=1, deliver=False)                   # a timeout, not delivered
     fake.hold_after(n)                                             # record, then hang (kills)
+    fake.cut_body(times=1)                                         # deliver, answer cut short
     FakeTelegram(enforce_limits=True)                              # 429 above 30/s, 20/min/group
 
 Standalone (benchmarks, manual runs): `python -m tests.fakes.telegram --port 8081`.
@@ -152,6 +153,7 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._hold_after: int | None = None
+        self._cut_bodies = 0
         self._release = asyncio.Event()
         self._release.set()
         self._window_all: deque[float] = deque()
@@ -240,6 +242,10 @@ class FakeTelegram:
         """Delay the next `times` sendMessage answers; `deliver=False` drops them instead."""
         self._slow.append(Slow(delay_s, times, deliver))
 
+    def cut_body(self, times: int = 1) -> None:
+        """Deliver the next `times` messages, then drop the connection mid-answer."""
+        self._cut_bodies += times
+
     def hold_after(self, n: int) -> None:
         """Record messages beyond the first `n`, but do not answer them until `release()`."""
         self._hold_after = n
@@ -316,6 +322,9 @@ class FakeTelegram:
             extra = {"retry_after": fault.retry_after} if fault.retry_after else None
             return _error(fault.status, fault.description, extra)
         result: web.Response = await handler(params)
+        if method.lower() == "sendmessage" and self._cut_bodies > 0 and result.status == 200:
+            self._cut_bodies -= 1
+            return await _cut_body(request, result)
         return result
 
     def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
@@ -478,6 +487,19 @@ async def _params(request: web.Request) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 params[key] = json.loads(params[key])
     return params
+
+
+async def _cut_body(request: web.Request, answer: web.Response) -> web.StreamResponse:
+    """Send `answer`'s status and headers and half its body, then close the connection."""
+    body = answer.body if isinstance(answer.body, bytes) else b""
+    cut = web.StreamResponse(status=answer.status)
+    cut.content_type = "application/json"
+    cut.content_length = len(body)
+    await cut.prepare(request)
+    await cut.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return cut
 
 
 def _int(value: object) -> int | None:

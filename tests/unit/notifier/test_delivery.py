@@ -301,3 +301,20 @@ async def test_a_configured_chat_gets_alerts_again_once_the_bot_is_back(
     await handler.handle(judged("ETHUSDT", price=3000.0))
     assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
     assert "LONG ETHUSDT" in fake_telegram.messages[0].visible_text
+
+
+async def test_an_answer_cut_mid_body_is_not_resent_unless_configured(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # Telegram delivered the message and began its answer; the connection dropped mid-body.
+    # Resending would duplicate it: like a crash mid-send, it is `uncertain`, not retried
+    fake_telegram.cut_body(times=1)
+    await make_handler(repo, bot, clock).handle(judged())
+    assert fake_telegram.count("sendMessage") == 1
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
+    assert [r.status for r in await repo.deliveries()] == ["uncertain"]
+
+    fake_telegram.cut_body(times=1)  # NOTIFIER_RESEND_UNCERTAIN: never miss, may duplicate
+    handler = make_handler(repo, bot, clock, resend_uncertain=True)
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    assert fake_telegram.count("sendMessage") == 3

@@ -48,6 +48,7 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_notifier.metrics import CHAT_MIGRATIONS, RETRIES, SENDS
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
+from perpsignal_notifier.telegram import TelegramAnswerCut
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +276,14 @@ class Deliverer:
                 ) from exc
             except (TelegramServerError, TelegramNetworkError) as exc:
                 reason = f"{type(exc).__name__}: {exc.message}"
+                if isinstance(exc, TelegramAnswerCut) and not self._resend_uncertain:
+                    # delivered, most likely: a resend would duplicate it (like a crash)
+                    await self._repo.set_status(*key, "uncertain", error=reason, attempts=attempt)
+                    log.warning(
+                        "telegram's answer was cut short; not resending",
+                        extra={"event_id": alert.event_id, "chat_id": chat_id},
+                    )
+                    return DeliveryResult(chat_id, Outcome.UNCERTAIN, reason)
                 if attempt < self._max_attempts:
                     kind = "server" if isinstance(exc, TelegramServerError) else "network"
                     RETRIES.labels(kind).inc()

@@ -21,12 +21,14 @@ from aiogram.exceptions import (
     DetailedAiogramError,
     TelegramAPIError,
     TelegramConflictError,
+    TelegramNetworkError,
     TelegramRetryAfter,
 )
 from aiogram.filters import Command, CommandObject
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
+from aiohttp import ClientPayloadError
 
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
@@ -61,6 +63,10 @@ def brief(exc: BaseException) -> str:
 
 
 REDACTED = "<token>"
+
+
+class TelegramAnswerCut(TelegramNetworkError):
+    """Telegram's answer began but its body was cut: the request was processed (sent)."""
 
 
 def redact(exc: AiogramError, token: str) -> AiogramError:
@@ -98,6 +104,10 @@ class RedactingSession(AiohttpSession):
         try:
             return await super().make_request(bot, method, timeout)
         except AiogramError as exc:
+            if isinstance(exc, TelegramNetworkError) and isinstance(
+                exc.__cause__, ClientPayloadError
+            ):  # the status line and headers came: Telegram has handled the request
+                exc = TelegramAnswerCut(method=exc.method, message=exc.message)
             raise redact(exc, bot.token) from None
 
 

@@ -6,7 +6,9 @@ Protocol for one (event, chat):
    `failed` from a dead-lettered run is retried), so a redelivery spends no rate quota.
 2. Wait for the rate limiters (nothing is recorded or on the wire yet: a kill here is harmless).
 3. Upsert the row as `sending` (one committed statement, refused if another run owns it), call
-   Telegram, then mark `sent` with Telegram's message id.
+   Telegram, then mark `sent` with Telegram's message id. A refused attempt (429, 5xx, an
+   error page, a timeout) sets the row back to `pending` before the wait to retry, so a kill
+   during that wait does not read as a kill mid-send.
 
 A SIGKILL between the send and the `sent` mark leaves `sending`: a redelivered event reads it,
 records `uncertain` and does *not* resend, so the common crash (during the HTTP round trip or

@@ -202,9 +202,11 @@ async def test_undeliverable_alert_is_dead_lettered_with_reason_and_replay_retri
 async def test_bad_request_is_not_retried(
     repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
 ) -> None:
-    fake_telegram.fail("sendMessage", status=400, times=None)
+    fake_telegram.fail(
+        "sendMessage", status=400, times=None, description="Bad Request: message is too long"
+    )
     handler = make_handler(repo, bot, clock)
-    with pytest.raises(PermanentError, match="chat not found"):
+    with pytest.raises(PermanentError, match="message is too long"):
         await handler.handle(judged())
     assert fake_telegram.count("sendMessage") == 1
 
@@ -318,3 +320,20 @@ async def test_an_answer_cut_mid_body_is_not_resent_unless_configured(
     handler = make_handler(repo, bot, clock, resend_uncertain=True)
     await handler.handle(judged("ETHUSDT", price=3000.0))
     assert fake_telegram.count("sendMessage") == 3
+
+
+async def test_a_subscriber_chat_that_no_longer_exists_does_not_dead_letter_every_alert(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # a subscribed group was deleted: Telegram answers 400 "chat not found" from then on.
+    # Like a 403 it is the chat that is gone, not the alert that is bad: every later alert
+    # must not land in the DLQ (with a warning) because of it
+    await repo.subscribe(222, ["*"], None)
+    fake_telegram.fail("sendMessage", status=400, times=None, chat_id=222)
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(judged())  # no PermanentError: the other chats are done
+    assert (await repo.chat_info(222)).blocked
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    to_gone = [p for m, p in fake_telegram.calls if m == "sendMessage" and p["chat_id"] == "222"]
+    assert len(to_gone) == 1  # tried once, then skipped
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED, CONFIGURED]

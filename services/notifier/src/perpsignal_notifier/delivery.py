@@ -35,6 +35,7 @@ from typing import Protocol
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
@@ -261,12 +262,17 @@ class Deliverer:
                 continue
             except TelegramMigrateToChat as exc:
                 return await self._follow_migration(alert, chat_id, exc, attempt)
-            except TelegramForbiddenError as exc:
+            except (TelegramForbiddenError, TelegramBadRequest) as exc:
+                if isinstance(exc, TelegramBadRequest) and not _chat_gone(exc):
+                    reason = f"{type(exc).__name__}: {exc.message}"
+                    break  # a bad request: retrying the same request cannot succeed
+                # blocked, kicked, or (400 "chat not found") deleted: the chat is gone, not
+                # the alert that is bad, so it is no failure to dead-letter the event for
                 await self._repo.set_status(*key, "blocked", error=exc.message)
                 await self._repo.mark_blocked(chat_id, exc.message)
                 log.warning(
-                    "chat blocked the bot; subscribers are skipped until /start, "
-                    "configured chats are tried with each alert",
+                    "chat unreachable (blocked, kicked or deleted); subscribers are skipped "
+                    "until /start, configured chats are tried with each alert",
                     extra={"chat_id": chat_id, "error": exc.message},
                 )
                 return DeliveryResult(chat_id, Outcome.BLOCKED, exc.message)
@@ -327,3 +333,8 @@ def _sent_despite(exc: ClientDecodeError) -> tuple[bool, int | None]:
     result = body.get("result")
     message_id = result.get("message_id") if isinstance(result, dict) else None
     return True, message_id if isinstance(message_id, int) else None
+
+
+def _chat_gone(exc: TelegramBadRequest) -> bool:
+    """Return True for Telegram's 400 that says the chat itself no longer exists."""
+    return "chat not found" in exc.message.lower()

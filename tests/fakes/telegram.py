@@ -8,16 +8,20 @@ underscores, descriptions of 1-256 characters, at most 100 commands; the default
 getChat, close. Everything else answers 404 "Not Found" like Telegram does.
 
 Like the real server it rejects HTML that Telegram would not render (unknown tags, unbalanced
-tags, bare `&`/`<`) and texts over 4096 visible characters with 400 "can't parse entities" /
-"message is too long", so tests catch escaping bugs.
+tags, bare `&`/`<`) and texts over 4096 visible characters (counted in UTF-16 code units, an
+emoji is two) with 400 "can't parse entities" / "message is too long", so tests catch escaping
+and length bugs.
 
 Faults:
     fake.fail("sendMessage", status=429, retry_after=2, times=1)   # flood control
     fake.fail("sendMessage", status=502, times=2)                  # Bad Gateway twice
+    fake.fail("sendMessage", status=502, html=True)                # nginx's HTML error page
+    fake.fail("sendMessage", status=307, times=None)               # a redirect loop
     fake.block(chat_id)                                            # 403 bot was blocked
     fake.migrate(group_id, supergroup_id)                          # 400 + migrate_to_chat_id
     fake.slow(delay_s=5, times=1, deliver=False)                   # a timeout, not delivered
     fake.hold_after(n)                                             # record, then hang (kills)
+    fake.cut_body(times=1)                                         # deliver, answer cut short
     FakeTelegram(enforce_limits=True)                              # 429 above 30/s, 20/min/group
 
 Standalone (benchmarks, manual runs): `python -m tests.fakes.telegram --port 8081`.
@@ -79,6 +83,7 @@ class Fault:
     times: int | None
     chat_id: int | None = None
     retry_after: int | None = None
+    html: bool = False
 
 
 @dataclass
@@ -148,6 +153,7 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._new_update = asyncio.Event()
         self._hold_after: int | None = None
+        self._cut_bodies = 0
         self._release = asyncio.Event()
         self._release.set()
         self._window_all: deque[float] = deque()
@@ -201,8 +207,13 @@ class FakeTelegram:
         retry_after: int | None = None,
         chat_id: int | None = None,
         description: str | None = None,
+        html: bool = False,
     ) -> None:
-        """Answer the next `times` calls of `method` (None = forever) with an error."""
+        """Answer the next `times` calls of `method` (None = forever) with an error.
+
+        `html=True` answers with an HTML error page instead of the Bot API's JSON, as the
+        nginx in front of api.telegram.org (or a proxy) does during an outage.
+        """
         if description is None:
             description = {
                 429: f"Too Many Requests: retry after {retry_after or 1}",
@@ -213,7 +224,7 @@ class FakeTelegram:
             }.get(status, "Internal Server Error")
         if status == 429 and retry_after is None:
             retry_after = 1
-        self._faults.append(Fault(method, status, description, times, chat_id, retry_after))
+        self._faults.append(Fault(method, status, description, times, chat_id, retry_after, html))
 
     def block(self, chat_id: int) -> None:
         """Make every send to `chat_id` fail with 403 (the user blocked the bot)."""
@@ -230,6 +241,10 @@ class FakeTelegram:
     def slow(self, delay_s: float, *, times: int | None = 1, deliver: bool = True) -> None:
         """Delay the next `times` sendMessage answers; `deliver=False` drops them instead."""
         self._slow.append(Slow(delay_s, times, deliver))
+
+    def cut_body(self, times: int = 1) -> None:
+        """Deliver the next `times` messages, then drop the connection mid-answer."""
+        self._cut_bodies += times
 
     def hold_after(self, n: int) -> None:
         """Record messages beyond the first `n`, but do not answer them until `release()`."""
@@ -299,9 +314,17 @@ class FakeTelegram:
         fault = self._take_fault(method, params)
         if fault is not None:
             self.rejected.append((method, fault.status, fault.description))
+            if fault.status in (301, 302, 307, 308):  # a misconfigured proxy's redirect loop
+                return web.Response(status=fault.status, headers={"Location": str(request.url)})
+            if fault.html:
+                page = f"<html><body><h1>{fault.status} {fault.description}</h1></body></html>"
+                return web.Response(status=fault.status, text=page, content_type="text/html")
             extra = {"retry_after": fault.retry_after} if fault.retry_after else None
             return _error(fault.status, fault.description, extra)
         result: web.Response = await handler(params)
+        if method.lower() == "sendmessage" and self._cut_bodies > 0 and result.status == 200:
+            self._cut_bodies -= 1
+            return await _cut_body(request, result)
         return result
 
     def _take_fault(self, method: str, params: dict[str, Any]) -> Fault | None:
@@ -404,7 +427,7 @@ class FakeTelegram:
             visible = text
         if not visible.strip():
             return _error(400, "Bad Request: message text is empty")
-        if len(visible) > 4096:
+        if len(visible.encode("utf-16-le")) // 2 > 4096:  # Telegram counts UTF-16 units
             return _error(400, "Bad Request: message is too long")
         if self.enforce_limits:
             retry = self._over_limit(chat_id)
@@ -464,6 +487,19 @@ async def _params(request: web.Request) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 params[key] = json.loads(params[key])
     return params
+
+
+async def _cut_body(request: web.Request, answer: web.Response) -> web.StreamResponse:
+    """Send `answer`'s status and headers and half its body, then close the connection."""
+    body = answer.body if isinstance(answer.body, bytes) else b""
+    cut = web.StreamResponse(status=answer.status)
+    cut.content_type = "application/json"
+    cut.content_length = len(body)
+    await cut.prepare(request)
+    await cut.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.close()
+    return cut
 
 
 def _int(value: object) -> int | None:

@@ -116,3 +116,24 @@ def test_parse_subscribe_args() -> None:
     assert parse_subscribe_args("60") == (["*"], 60.0)
     with pytest.raises(ValueError, match="not a coin"):
         parse_subscribe_args("BTC; DROP")
+
+
+async def test_an_html_error_page_pauses_polling_instead_of_ending_it(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    # nginx's 502 page is no Bot API JSON (aiogram: ClientDecodeError, no TelegramAPIError);
+    # the poller runs in the service's task group, so an escaping error stops the notifier
+    fake_telegram.fail("setMyCommands", status=502, times=1, html=True)
+    fake_telegram.fail("getUpdates", status=502, times=1, html=True)
+    dispatcher = build_dispatcher(Commands(repo), configured_chats=(), rules=FilterRules())
+    poller = CommandPoller(bot, dispatcher, poll_timeout_s=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        reply = await command(fake_telegram, USER, "/help")
+        assert "/subscribe" in reply
+        assert not task.done()
+        assert fake_telegram.count("getUpdates") >= 2  # the failed poll, then the good one
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import pytest
 from aiogram import Bot
 
 from perpsignal_common.errors import PermanentError
-from perpsignal_notifier.delivery import Deliverer
+from perpsignal_notifier.delivery import Alert, Deliverer
 from perpsignal_notifier.filters import FilterRules
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
@@ -157,6 +159,27 @@ async def test_5xx_and_timeouts_are_retried_with_backoff(
     assert [(r.status, r.attempts) for r in rows] == [("sent", 4)]
 
 
+async def test_html_error_page_is_retried_like_a_5xx_and_the_alert_is_not_lost(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # nginx's "502 Bad Gateway" page is not Bot API JSON: aiogram raises ClientDecodeError,
+    # which is no TelegramAPIError; it must not leave the ledger row in `sending` (a retry
+    # of the event would then read a crash and never send)
+    fake_telegram.fail("sendMessage", status=502, times=2, html=True)
+    handler = make_handler(repo, bot, clock)
+    event = judged()
+    for _ in range(3):  # the consumer loop retries an event whose handler raised
+        try:
+            await handler.handle(event)
+            break
+        except Exception:  # retried like the consumer loop does
+            continue
+    assert fake_telegram.count("sendMessage") == 3
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
+    rows = await repo.deliveries()
+    assert [(r.status, r.attempts) for r in rows] == [("sent", 3)]
+
+
 async def test_undeliverable_alert_is_dead_lettered_with_reason_and_replay_retries_only_it(
     repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
 ) -> None:
@@ -179,9 +202,11 @@ async def test_undeliverable_alert_is_dead_lettered_with_reason_and_replay_retri
 async def test_bad_request_is_not_retried(
     repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
 ) -> None:
-    fake_telegram.fail("sendMessage", status=400, times=None)
+    fake_telegram.fail(
+        "sendMessage", status=400, times=None, description="Bad Request: message is too long"
+    )
     handler = make_handler(repo, bot, clock)
-    with pytest.raises(PermanentError, match="chat not found"):
+    with pytest.raises(PermanentError, match="message is too long"):
         await handler.handle(judged())
     assert fake_telegram.count("sendMessage") == 1
 
@@ -211,3 +236,104 @@ async def test_without_telegram_events_are_consumed_silently(
     assert fake_telegram.calls == []
     assert await repo.deliveries() == []
     assert (await repo.latest_signal("BTC")) is not None  # /signal still has data later
+
+
+async def test_bot_token_never_appears_in_errors_logs_or_the_ledger(
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # aiohttp names the request URL (/bot<token>/sendMessage) in some errors, e.g. a proxy's
+    # redirect loop, and aiogram copies that text into TelegramNetworkError
+    secret = fake_telegram.token.split(":", 1)[1]
+    fake_telegram.fail("sendMessage", status=307, times=None)
+    handler = make_handler(repo, bot, clock)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(PermanentError) as failure:
+        await handler.handle(judged())
+    assert "TooManyRedirects" in str(failure.value)  # the reason is still there ...
+    assert secret not in str(failure.value)  # ... without the token
+    assert secret not in caplog.text
+    rows = await repo.deliveries()
+    assert rows and all(secret not in (r.error or "") for r in rows)
+
+
+@pytest.mark.parametrize("status", [429, 502])
+async def test_a_crash_while_waiting_to_retry_does_not_lose_the_alert(
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+    status: int,
+) -> None:
+    # Telegram refused the first attempt (nothing sent); the process dies (SIGKILL, or the
+    # handler timeout cancels it) while it waits out retry_after or the backoff. The row
+    # must not read as "a crash during a send" afterwards, or the alert is never sent.
+    fake_telegram.fail("sendMessage", status=status, retry_after=5, times=1)
+
+    async def killed(seconds: float) -> None:
+        raise asyncio.CancelledError
+
+    limits = TelegramLimits(global_per_s=30, group_per_min=20, private_per_s=1)
+    dying = Deliverer(repo=repo, send=BotSender(bot), limits=limits, sleep=killed)
+    with pytest.raises(asyncio.CancelledError):
+        await dying.deliver(Alert("evt-1", "signal", "BTCUSDT", "<b>alert</b>"), [CONFIGURED])
+    assert fake_telegram.messages == []
+
+    restarted = make_handler(repo, bot, clock)._deliverer  # a new process, same ledger
+    assert restarted is not None
+    await restarted.deliver(Alert("evt-1", "signal", "BTCUSDT", "<b>alert</b>"), [CONFIGURED])
+    assert [m.text for m in fake_telegram.messages] == ["<b>alert</b>"]
+    assert [r.status for r in await repo.deliveries()] == ["sent"]
+
+
+async def test_a_configured_chat_gets_alerts_again_once_the_bot_is_back(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # the operator's channel (TELEGRAM_CHAT_IDS) removed the bot for a while: a channel never
+    # sends /start (its posts are no `message` updates), so a blocked mark that only /start
+    # clears silenced the configured destination for good
+    fake_telegram.block(CONFIGURED)
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(judged())  # 403: not an error, nothing sent
+    assert fake_telegram.messages == []
+    fake_telegram.clear_faults()  # an admin adds the bot back
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
+    assert "LONG ETHUSDT" in fake_telegram.messages[0].visible_text
+
+
+async def test_an_answer_cut_mid_body_is_not_resent_unless_configured(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # Telegram delivered the message and began its answer; the connection dropped mid-body.
+    # Resending would duplicate it: like a crash mid-send, it is `uncertain`, not retried
+    fake_telegram.cut_body(times=1)
+    await make_handler(repo, bot, clock).handle(judged())
+    assert fake_telegram.count("sendMessage") == 1
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED]
+    assert [r.status for r in await repo.deliveries()] == ["uncertain"]
+
+    fake_telegram.cut_body(times=1)  # NOTIFIER_RESEND_UNCERTAIN: never miss, may duplicate
+    handler = make_handler(repo, bot, clock, resend_uncertain=True)
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    assert fake_telegram.count("sendMessage") == 3
+
+
+async def test_a_subscriber_chat_that_no_longer_exists_does_not_dead_letter_every_alert(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # a subscribed group was deleted: Telegram answers 400 "chat not found" from then on.
+    # Like a 403 it is the chat that is gone, not the alert that is bad: every later alert
+    # must not land in the DLQ (with a warning) because of it
+    await repo.subscribe(222, ["*"], None)
+    fake_telegram.fail("sendMessage", status=400, times=None, chat_id=222)
+    handler = make_handler(repo, bot, clock)
+    await handler.handle(judged())  # no PermanentError: the other chats are done
+    assert (await repo.chat_info(222)).blocked
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    to_gone = [p for m, p in fake_telegram.calls if m == "sendMessage" and p["chat_id"] == "222"]
+    assert len(to_gone) == 1  # tried once, then skipped
+    assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED, CONFIGURED]

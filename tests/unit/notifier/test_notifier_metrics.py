@@ -89,7 +89,10 @@ async def test_failed_sends_are_counted_as_failed(
     repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
 ) -> None:
     failed = sample("perpsignal_notifier_sends_total", kind="signal", outcome="failed")
-    fake_telegram.fail("sendMessage", status=400, times=None)
+    # a 400 that fails the message ("chat not found" marks the chat blocked instead)
+    fake_telegram.fail(
+        "sendMessage", status=400, times=None, description="Bad Request: message is too long"
+    )
     with pytest.raises(PermanentError):
         await handler_for(repo, bot, clock, age_s=1.0).handle(judged())
     assert sample("perpsignal_notifier_sends_total", kind="signal", outcome="failed") == failed + 1

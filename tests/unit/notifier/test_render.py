@@ -124,3 +124,32 @@ def test_listing_alert_has_onboard_time() -> None:
 )
 def test_fake_server_html_check_matches_telegram_rules(html: str, ok: bool) -> None:
     assert (check_html(html) is None) is ok
+
+
+def utf16_len(text: str) -> int:
+    """Telegram counts message length in UTF-16 code units (an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def test_emoji_heavy_judge_output_still_fits_telegrams_utf16_limit() -> None:
+    # LLM judges like emoji and math-bold letters: each is one code point but two UTF-16
+    # units, and Telegram's 4096 limit counts UTF-16 units ("message is too long" otherwise)
+    bold = "\U0001d401\U0001d414\U0001d40b\U0001d40b"  # math-bold BULL
+    many = tuple(f"📈 {bold} " * 60 for _ in range(40))
+    event = judged(summary="🚀 " * 5000, agreements=many, conflicts=many)
+    event = event.model_copy(
+        update={
+            "ai_verdict_layer": event.ai_verdict_layer.model_copy(
+                update={
+                    "volatility_metrics": event.ai_verdict_layer.volatility_metrics.model_copy(
+                        update={"trade_plan_summary": "🎯" * 2000}
+                    )
+                }
+            )
+        }
+    )
+    text = visible(render_signal(event))
+    assert utf16_len(text) <= 4096
+    assert "… and 35 more" in text
+    assert text.splitlines()[0] == "🟢 LONG BTCUSDT · 1h"
+    assert "🚀 🚀" in text and "🎯🎯" in text  # the judge's text is cut, not dropped

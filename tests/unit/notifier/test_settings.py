@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from perpsignal_notifier.settings import NotifierSettings
+from perpsignal_notifier.telegram import create_bot
 
 
 def test_chat_ids_and_token_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,3 +25,38 @@ def test_without_token_telegram_is_disabled(monkeypatch: pytest.MonkeyPatch) -> 
     assert not NotifierSettings().telegram_enabled
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
     assert not NotifierSettings().telegram_enabled
+
+
+def test_token_read_from_a_secret_file_with_its_newline_still_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `kubectl create secret --from-file` and `echo token > file` keep the trailing newline;
+    # aiogram refuses a token with whitespace, which stopped the notifier at startup
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", " 123456:SECRET-token-value\n")
+    settings = NotifierSettings()
+    assert settings.telegram_enabled and settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value()
+    assert token == "123456:SECRET-token-value"
+    create_bot(token, settings.telegram_api_base, 1.0)  # aiogram accepts it
+
+
+@pytest.mark.parametrize("token", ["SECRET-token-value", "123456SECRET-token-value", "12:xy zw"])
+def test_a_malformed_token_is_a_clear_startup_error_that_does_not_echo_it(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", token)
+    with pytest.raises(ValidationError) as error:
+        NotifierSettings()
+    assert "TELEGRAM_BOT_TOKEN" in str(error.value)
+    assert "SECRET" not in str(error.value) and "xy zw" not in str(error.value)
+
+
+@pytest.mark.parametrize("base", ["127.0.0.1:8081", "api.telegram.org", "ftp://x"])
+def test_an_api_base_without_http_scheme_is_a_clear_startup_error(
+    monkeypatch: pytest.MonkeyPatch, base: str
+) -> None:
+    # aiohttp refuses such a URL at every request: each alert failed five times and was
+    # dead-lettered, with the token inside the error text
+    monkeypatch.setenv("TELEGRAM_API_BASE", base)
+    with pytest.raises(ValidationError, match="TELEGRAM_API_BASE must be an http"):
+        NotifierSettings()

@@ -6,7 +6,9 @@ Protocol for one (event, chat):
    `failed` from a dead-lettered run is retried), so a redelivery spends no rate quota.
 2. Wait for the rate limiters (nothing is recorded or on the wire yet: a kill here is harmless).
 3. Upsert the row as `sending` (one committed statement, refused if another run owns it), call
-   Telegram, then mark `sent` with Telegram's message id.
+   Telegram, then mark `sent` with Telegram's message id. A refused attempt (429, 5xx, an
+   error page, a timeout) sets the row back to `pending` before the wait to retry, so a kill
+   during that wait does not read as a kill mid-send.
 
 A SIGKILL between the send and the `sent` mark leaves `sending`: a redelivered event reads it,
 records `uncertain` and does *not* resend, so the common crash (during the HTTP round trip or
@@ -22,6 +24,7 @@ it never called Telegram for it, takes its own mark over when the event is retri
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +33,9 @@ from enum import StrEnum
 from typing import Protocol
 
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramNetworkError,
@@ -46,6 +51,7 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_notifier.metrics import CHAT_MIGRATIONS, RETRIES, SENDS
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
+from perpsignal_notifier.telegram import TelegramAnswerCut
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +120,7 @@ class Deliverer:
         self._sleep = sleep
         self._clock = clock
         # sent by this process but the `sent` mark failed (database blip): never resend these
-        self._unrecorded: dict[tuple[str, int], int] = {}
+        self._unrecorded: dict[tuple[str, int], int | None] = {}
         # the `sending` mark failed in doubt (the database died mid-commit: it may have been
         # written) and this process never called Telegram for them: safe to take over
         self._unsent: set[tuple[str, int]] = set()
@@ -186,6 +192,20 @@ class Deliverer:
             return moved  # dead-lettered; a replay retries the new chat, not the old one
         return DeliveryResult(chat_id, Outcome.MIGRATED, f"to {new_id}: {moved.outcome.value}")
 
+    async def _unmark(self, key: tuple[str, int], reason: str, attempt: int) -> bool:
+        """Set the row back to `pending` before waiting to retry; return the new `marked`.
+
+        The attempt was refused (429, 5xx, an error page) or is treated as lost (a timeout,
+        retried anyway): a kill or a handler timeout during the wait must leave a row the
+        next run sends, not a `sending` mark that reads as "killed mid-send, do not resend".
+        """
+        try:
+            await self._repo.set_status(*key, "pending", error=reason, attempts=attempt)
+        except Exception:
+            self._unsent.add(key)  # still `sending`, but this process knows it is not sent
+            raise
+        return False
+
     async def _send_with_retries(self, alert: Alert, chat_id: int) -> DeliveryResult:
         key = (alert.event_id, chat_id)
         takeover: tuple[str, ...] = ("pending", "failed")
@@ -216,8 +236,20 @@ class Deliverer:
                 marked = True
             for slot in slots:
                 slot.touch()
+            message_id: int | None
             try:
                 message_id = await self._send(chat_id, alert.text)
+            except ClientDecodeError as exc:
+                # not the Bot API's JSON (a proxy's or nginx's error page during an outage):
+                # no TelegramAPIError, but a server fault like a 5xx; unless the JSON said ok
+                sent, message_id = _sent_despite(exc)
+                if not sent:
+                    reason = f"ClientDecodeError: {exc.message} ({type(exc.original).__name__})"
+                    if attempt < self._max_attempts:
+                        RETRIES.labels("server").inc()
+                        marked = await self._unmark(key, reason, attempt)
+                        await self._sleep(self._backoff.delay(attempt))
+                    continue
             except TelegramRetryAfter as exc:
                 reason = f"429 retry_after={exc.retry_after}s"
                 self._limits.chat(chat_id).pause(exc.retry_after)
@@ -225,15 +257,23 @@ class Deliverer:
                     break
                 log.info("telegram asked to slow down", extra={"retry_after_s": exc.retry_after})
                 RETRIES.labels("retry_after").inc()
+                marked = await self._unmark(key, reason, attempt)
                 await self._sleep(exc.retry_after)
                 continue
             except TelegramMigrateToChat as exc:
                 return await self._follow_migration(alert, chat_id, exc, attempt)
-            except TelegramForbiddenError as exc:
+            except (TelegramForbiddenError, TelegramBadRequest) as exc:
+                if isinstance(exc, TelegramBadRequest) and not _chat_gone(exc):
+                    reason = f"{type(exc).__name__}: {exc.message}"
+                    break  # a bad request: retrying the same request cannot succeed
+                # blocked, kicked, or (400 "chat not found") deleted: the chat is gone, not
+                # the alert that is bad, so it is no failure to dead-letter the event for
                 await self._repo.set_status(*key, "blocked", error=exc.message)
                 await self._repo.mark_blocked(chat_id, exc.message)
                 log.warning(
-                    "chat blocked the bot; skipping it from now on", extra={"chat_id": chat_id}
+                    "chat unreachable (blocked, kicked or deleted); subscribers are skipped "
+                    "until /start, configured chats are tried with each alert",
+                    extra={"chat_id": chat_id, "error": exc.message},
                 )
                 return DeliveryResult(chat_id, Outcome.BLOCKED, exc.message)
             except TelegramUnauthorizedError as exc:
@@ -244,9 +284,18 @@ class Deliverer:
                 ) from exc
             except (TelegramServerError, TelegramNetworkError) as exc:
                 reason = f"{type(exc).__name__}: {exc.message}"
+                if isinstance(exc, TelegramAnswerCut) and not self._resend_uncertain:
+                    # delivered, most likely: a resend would duplicate it (like a crash)
+                    await self._repo.set_status(*key, "uncertain", error=reason, attempts=attempt)
+                    log.warning(
+                        "telegram's answer was cut short; not resending",
+                        extra={"event_id": alert.event_id, "chat_id": chat_id},
+                    )
+                    return DeliveryResult(chat_id, Outcome.UNCERTAIN, reason)
                 if attempt < self._max_attempts:
                     kind = "server" if isinstance(exc, TelegramServerError) else "network"
                     RETRIES.labels(kind).inc()
+                    marked = await self._unmark(key, reason, attempt)
                     await self._sleep(self._backoff.delay(attempt))
                 continue
             except TelegramAPIError as exc:
@@ -267,3 +316,25 @@ class Deliverer:
             extra={"event_id": alert.event_id, "chat_id": chat_id, "reason": reason},
         )
         return DeliveryResult(chat_id, Outcome.FAILED, reason)
+
+
+def _sent_despite(exc: ClientDecodeError) -> tuple[bool, int | None]:
+    """Return (True, message id) when Telegram's JSON said ok but aiogram could not parse it.
+
+    Such a message was sent: retrying would duplicate it. Anything else (an HTML error page,
+    a body that is not JSON) is a server fault and the message was not sent.
+    """
+    try:
+        body = json.loads(exc.data) if isinstance(exc.data, str | bytes) else exc.data
+    except ValueError:
+        return False, None
+    if not isinstance(body, dict) or body.get("ok") is not True:
+        return False, None
+    result = body.get("result")
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    return True, message_id if isinstance(message_id, int) else None
+
+
+def _chat_gone(exc: TelegramBadRequest) -> bool:
+    """Return True for Telegram's 400 that says the chat itself no longer exists."""
+    return "chat not found" in exc.message.lower()

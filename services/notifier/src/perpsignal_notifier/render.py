@@ -2,7 +2,8 @@
 
 Every string that comes from outside this module (symbols, names, summaries, factor notes) goes
 through `html.escape`; numbers are formatted here. Long free text is cut *before* escaping so
-an entity is never split, and lists are capped so a message stays under Telegram's 4096 chars.
+an entity is never split, and lists are capped so a message stays under Telegram's 4096 chars
+(counted, like Telegram does, in UTF-16 code units).
 """
 
 from __future__ import annotations
@@ -30,9 +31,26 @@ def esc(value: object) -> str:
     return escape(str(value), quote=True)
 
 
+def utf16_len(text: str) -> int:
+    """Return the length Telegram counts: UTF-16 code units (an emoji is two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    """Collapse whitespace and cut to `limit` UTF-16 units (Telegram's unit), adding `…`.
+
+    Counting code points instead let emoji-heavy judge text reach ~5,500 units: Telegram
+    refuses that ("message is too long") and the alert was dead-lettered for every chat.
+    """
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if utf16_len(text) <= limit:
+        return text
+    units = 0
+    for i, ch in enumerate(text):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > limit - 1:  # one unit is kept for the ellipsis
+            return text[:i].rstrip() + "…"
+    return text
 
 
 def fmt_price(value: float | None) -> str:

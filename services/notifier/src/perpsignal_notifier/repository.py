@@ -262,7 +262,8 @@ class NotifierRepository:
         """Return the chats that should get an alert about `asset` scoring `value`.
 
         Configured chats get everything; subscribers get their assets (or `*`) when `value`
-        reaches their minimum. Muted and blocked chats are left out.
+        reaches their minimum. Muted chats are left out, and so are subscribers that blocked
+        the bot (their /start or /subscribe clears it); configured chats are always tried.
         """
         configured = list(configured)
         async with session_scope(self._sessions) as s:
@@ -290,15 +291,17 @@ class NotifierRepository:
             wanted = subscribed | set(configured)
             if not wanted:
                 return []
-            excluded = (
-                await s.execute(
-                    select(NotifierChat.chat_id).where(
-                        NotifierChat.chat_id.in_(wanted),
-                        or_(NotifierChat.muted.is_(True), NotifierChat.blocked_at.is_not(None)),
-                    )
+            states = await s.execute(
+                select(NotifierChat.chat_id, NotifierChat.muted, NotifierChat.blocked_at).where(
+                    NotifierChat.chat_id.in_(wanted),
+                    or_(NotifierChat.muted.is_(True), NotifierChat.blocked_at.is_not(None)),
                 )
-            ).scalars()
-            return sorted(wanted - set(excluded))
+            )
+            # a configured chat is tried even when it blocked the bot once: a channel never
+            # sends the /start that clears the mark, and the operator asked for it by name
+            keep = set(configured)
+            excluded = {c for c, muted, _ in states.all() if muted or c not in keep}
+            return sorted(wanted - excluded)
 
     # symbol state
 

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
+# what @BotFather gives: the bot's numeric id, a colon, the secret
+TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
+
 
 class NotifierSettings(ServiceSettings):
     """Every `TELEGRAM_*` / `NOTIFIER_*` variable; all have safe defaults (no token = no sends)."""
+
+    # a validation error must not echo what it refused: it may be the bot token
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -100,6 +108,37 @@ class NotifierSettings(ServiceSettings):
         if isinstance(value, int):
             return (value,)
         return value
+
+    @field_validator("telegram_bot_token", mode="before")
+    @classmethod
+    def _strip_token(cls, value: object) -> object:
+        # a token read from a secret file keeps its newline; aiogram refuses any whitespace
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # unset or empty: Telegram disabled
+        if not TOKEN_FORMAT.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "TELEGRAM_BOT_TOKEN is not a bot token: expected <bot id>:<secret> as "
+                "@BotFather gives it (the value is not shown)"
+            )
+        return value
+
+    @field_validator("telegram_api_base")
+    @classmethod
+    def _api_base_url(cls, value: str) -> str:
+        url = urlsplit(value.strip())
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(
+                f"TELEGRAM_API_BASE must be an http(s) URL such as https://api.telegram.org "
+                f"or http://127.0.0.1:8081, got {value!r}"
+            )
+        return value.strip()
 
     @property
     def telegram_enabled(self) -> bool:

@@ -15,9 +15,20 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter
+from aiogram.exceptions import (
+    AiogramError,
+    ClientDecodeError,
+    DetailedAiogramError,
+    TelegramAPIError,
+    TelegramConflictError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+)
 from aiogram.filters import Command, CommandObject
+from aiogram.methods import TelegramMethod
+from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
+from aiohttp import ClientPayloadError
 
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
@@ -39,11 +50,70 @@ MENU: tuple[BotCommand, ...] = (
     BotCommand(command="help", description="What the bot can do"),
 )
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# what a Bot API call raises when it fails: a Telegram error, or an answer that is not the Bot
+# API's JSON (an HTML error page from nginx or a proxy), which aiogram does not count as one
+BOT_API_ERRORS = (TelegramAPIError, ClientDecodeError)
+
+
+def brief(exc: BaseException) -> str:
+    """Return a one-line description of a Bot API failure (no HTML page in the logs)."""
+    if isinstance(exc, ClientDecodeError):
+        return f"ClientDecodeError: {exc.message} ({type(exc.original).__name__})"
+    return str(exc)
+
+
+REDACTED = "<token>"
+
+
+class TelegramAnswerCut(TelegramNetworkError):
+    """Telegram's answer began but its body was cut: the request was processed (sent)."""
+
+
+def redact(exc: AiogramError, token: str) -> AiogramError:
+    """Remove the bot token from an aiogram error's text, in place; return the error."""
+    secrets = [t for t in (token, token.partition(":")[2]) if len(t) >= 8]
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    if isinstance(exc, DetailedAiogramError | ClientDecodeError):
+        exc.message = scrub(exc.message)
+    if isinstance(exc, ClientDecodeError) and isinstance(exc.data, str):
+        exc.data = scrub(exc.data)  # a proxy's error page may quote the request path
+    return exc
+
+
+class RedactingSession(AiohttpSession):
+    """An aiohttp session whose errors never carry the bot token.
+
+    The token is part of every request URL (`/bot<token>/sendMessage`). aiohttp names that
+    URL in some errors (a redirect loop, a TELEGRAM_API_BASE without its scheme), aiogram
+    copies their text into `TelegramNetworkError` and chains the original as its cause, and
+    the notifier writes error texts to logs, the ledger and the DLQ header.
+    """
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        """Make the request; an error is re-raised with the token removed, unchained."""
+        try:
+            return await super().make_request(bot, method, timeout)
+        except AiogramError as exc:
+            if isinstance(exc, TelegramNetworkError) and isinstance(
+                exc.__cause__, ClientPayloadError
+            ):  # the status line and headers came: Telegram has handled the request
+                exc = TelegramAnswerCut(method=exc.method, message=exc.message)
+            raise redact(exc, bot.token) from None
 
 
 def create_bot(token: str, api_base: str, timeout_s: float) -> Bot:
     """Return a Bot that talks HTML to `api_base` (api.telegram.org or a local server)."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout_s)
+    session = RedactingSession(api=TelegramAPIServer.from_base(api_base), timeout=timeout_s)
     return Bot(
         token=token,
         session=session,
@@ -89,8 +159,8 @@ def build_dispatcher(
         reply = await commands.handle(ctx, command.command, command.args)
         try:
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
-        except TelegramAPIError as exc:
-            log.warning("command reply failed", extra={"error": str(exc)})
+        except BOT_API_ERRORS as exc:
+            log.warning("command reply failed", extra={"error": brief(exc)})
 
     dispatcher = Dispatcher()
     dispatcher.include_router(router)
@@ -119,8 +189,8 @@ class CommandPoller:
         """Publish the command menu (setMyCommands); a failure is logged, never fatal."""
         try:
             await self._bot.set_my_commands(list(MENU))
-        except TelegramAPIError as exc:
-            log.warning("setMyCommands failed; no command menu", extra={"error": str(exc)})
+        except BOT_API_ERRORS as exc:
+            log.warning("setMyCommands failed; no command menu", extra={"error": brief(exc)})
             return False
         return True
 
@@ -138,9 +208,9 @@ class CommandPoller:
                 # a webhook or another poller owns the updates: say so and keep trying slowly
                 log.warning("getUpdates conflict; is a webhook set?", extra={"error": str(exc)})
                 await _wait(stop, 30)
-            except (TelegramAPIError, DependencyUnavailable) as exc:
+            except (*BOT_API_ERRORS, DependencyUnavailable) as exc:
                 failures += 1
-                log.warning("command polling failed", extra={"error": str(exc)})
+                log.warning("command polling failed", extra={"error": brief(exc)})
                 await _wait(stop, self._backoff.delay(min(failures, 6)))
 
     async def _poll_once(self, stop: asyncio.Event) -> None:
@@ -159,7 +229,7 @@ class CommandPoller:
             stopped.cancel()
         if not poll.done():
             poll.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TelegramAPIError):
+            with contextlib.suppress(asyncio.CancelledError, *BOT_API_ERRORS):
                 await poll
             return
         for update in poll.result():

@@ -14,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from perpsignal_cli.stack import SERVICES
 from tests.helpers import REPO, kill_on_exit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -26,10 +27,23 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _env_example() -> dict[str, str]:
+    """Return the values `set -a; . ./.env.example` exports (its uncommented NAME=value lines)."""
+    out = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            out[name] = value
+    return out
+
+
 def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Path) -> None:
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
+    # a new user's `.env.example`, exported whole: its empty values (GATEWAY_SERVICE_URLS=,
+    # GATEWAY_HOST=) count as unset, as in the settings classes
+    env.update(_env_example())
     env.update({"PERPSIGNAL_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"})
     out_path = tmp_path / "up.out"
     with open(out_path, "wb") as out:
@@ -70,6 +84,12 @@ def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Pa
                 pass
             time.sleep(0.3)
         assert health is not None and health.status_code == 200
+        # the health view knows every service's ops server (an empty GATEWAY_SERVICE_URLS once
+        # left it with none), and the GPT Actions document names this gateway, not port 8000
+        listed = httpx.get(f"{url}/health/services", timeout=5).json()["services"]
+        assert {s["name"] for s in listed} == set(SERVICES) - {"gateway"}
+        gpt = httpx.get(f"{url}/openapi-gpt.json", timeout=5).json()
+        assert gpt["servers"] == [{"url": url}]
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0

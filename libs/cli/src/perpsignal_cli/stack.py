@@ -79,6 +79,25 @@ def service_urls(ops_ports: dict[str, int]) -> str:
     return ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in ops_ports.items())
 
 
+def gateway_settings(env: dict[str, str], port: int, ops_ports: dict[str, int]) -> dict[str, str]:
+    """Return what a gateway replica on `port` gets beyond the stack's environment `env`.
+
+    An empty value counts as unset, as in the settings classes: `set -a; . .env.example`
+    exports `GATEWAY_HOST=` and `GATEWAY_SERVICE_URLS=`, which must not leave the health
+    view without services. The GPT Actions document names this replica's own URL unless
+    `GATEWAY_PUBLIC_URL` says otherwise (the gateway's default, port 8000, is another
+    program's or stack's when `up` moved to a free port).
+    """
+    out = {"GATEWAY_PORT": str(port)}
+    if not env.get("GATEWAY_HOST"):
+        out["GATEWAY_HOST"] = "127.0.0.1"
+    if not env.get("GATEWAY_SERVICE_URLS"):
+        out["GATEWAY_SERVICE_URLS"] = service_urls(ops_ports)
+    if not env.get("GATEWAY_PUBLIC_URL"):
+        out["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    return out
+
+
 class ScaleError(ValueError):
     """A `--scale` value that cannot be run; the message says which part and why."""
 
@@ -593,9 +612,7 @@ def run_stack(
             for i, replica in enumerate(replica_names(name, replicas[name])):
                 child_env = dict(env)
                 if name == "gateway":
-                    child_env["GATEWAY_PORT"] = str(gateway_ports[i])
-                    child_env.setdefault("GATEWAY_HOST", "127.0.0.1")
-                    child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
+                    child_env.update(gateway_settings(env, gateway_ports[i], ops_ports))
                 else:
                     child_env["OPS_PORT"] = str(ops_ports[replica])
                 child_env.update(replica_settings(name, i, replicas[name], env))

@@ -4,6 +4,8 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
 
 * One stack per data folder: `up.lock` (an flock, released by the kernel however the holder
   dies, so a stale one never blocks) refuses a second `up` with one line naming the first.
+  `up`s on different folders take turns, through a per-user lock in the temp folder, from
+  choosing the fixed ports to the services having bound them (`hold_port_choice`).
 * A service that exits is restarted with exponential backoff (1 s doubling to 30 s, reset
   after a minute of running), except after an invalid configuration (exit 2), which a restart
   cannot fix; a dead embedded broker or PostgreSQL is restarted on its port. Each event is one
@@ -251,6 +253,52 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     fh.write(f"{os.getpid()}\n")
     fh.flush()
     return fh
+
+
+PORT_LOCK_WAIT_S = 90.0  # longest wait for another `up` to bind its ports
+PORTS_BOUND_WAIT_S = 60.0  # longest wait for this stack's services to bind theirs
+
+
+def hold_port_choice(say: Callable[[str], None]) -> IO[str] | None:
+    """Take this machine's port-choice lock, waiting for another `up` that holds it.
+
+    Held from choosing the fixed ports (gateway 8000, ops 9101-9105) until the services have
+    bound them (`wait_bound`), so a second `up` started at the same time sees them taken and
+    picks free ones. Returns None (and goes on unlocked) after `PORT_LOCK_WAIT_S`.
+    """
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"perpsignal-up-ports-{os.getuid()}.lock"
+    fh = open(path, "a+")  # noqa: SIM115 (held until the ports are bound)
+    deadline = time.monotonic() + PORT_LOCK_WAIT_S
+    told = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fh
+        except OSError:
+            if time.monotonic() > deadline:
+                fh.close()
+                say("another perpsignal up is still choosing ports; going on without waiting")
+                return None
+            if not told:
+                say("waiting for another perpsignal up to bind its ports...")
+                told = True
+            time.sleep(0.1)
+
+
+def wait_bound(stack: Stack, stopping: Callable[[], bool]) -> None:
+    """Wait until every service listens on its port (or has exited, or time is up)."""
+    deadline = time.monotonic() + PORTS_BOUND_WAIT_S
+    waiting = dict(stack.services)
+    while waiting and time.monotonic() < deadline and not stopping():
+        for name, svc in list(waiting.items()):
+            key = "GATEWAY_PORT" if svc.service == "gateway" else "OPS_PORT"
+            port = int(svc.env.get(key) or 0)
+            exited = svc.proc is None or svc.proc.poll() is not None
+            if exited or not port or not _port_free(port):
+                del waiting[name]
+        time.sleep(0.1)
 
 
 # supervision -------------------------------------------------------------------------------------
@@ -556,6 +604,7 @@ def run_stack(
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(data_dir)
     env = dict(os.environ)
+    port_lock: IO[str] | None = None
     try:
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -591,6 +640,10 @@ def run_stack(
         # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
         # side by side) never race for the fixed defaults
         any_port = gateway_port == 0
+        if not any_port:
+            # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
+            # terminal would print the winner's gateway as its own: one chooses and binds first
+            port_lock = hold_port_choice(_say)
         if any_port or not _port_free(gateway_port):
             gateway_port = free_port()
         gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -632,10 +685,17 @@ def run_stack(
         }
         stack.publish()
         _say(f"services starting (logs: {logs}/<service>.log)...")
+        if port_lock is not None:
+            wait_bound(stack, lambda: stop_requested)
+            port_lock.close()
+            port_lock = None
         ready = False
         watch = SourceWatch(gateway_url, _first_api_key()) if "gateway" in only else None
         while not stop_requested:
             stack.supervise_once(logs)
+            if not ready and stack.info.get("gateway_url"):
+                gateway_url = str(stack.info["gateway_url"])  # moved if its port was taken
+                watch = SourceWatch(gateway_url, _first_api_key())
             if ready and watch is not None:
                 watch.poll(time.monotonic())
             if not ready and ("gateway" not in only or _answers(f"{gateway_url}/healthz")):
@@ -671,6 +731,8 @@ def run_stack(
                 on_stop()
         with contextlib.suppress(Exception):
             stack.stop()
+        if port_lock is not None:
+            port_lock.close()
         lock.close()
         _say("stopped")
 

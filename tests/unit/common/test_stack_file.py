@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,3 +133,32 @@ def test_a_restart_moves_off_an_ops_port_another_program_took(
     assert json.loads((tmp_path / "stack.json").read_text())["ops_ports"]["scorer"] == int(
         svc.env["OPS_PORT"]
     )
+
+
+def test_a_database_that_does_not_answer_stops_up_with_one_line_and_no_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from perpsignal_cli.main import main as cli_main
+    from perpsignal_common.embedded import free_port
+
+    closed = free_port()  # nothing listens there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:s3cret-pw@127.0.0.1:{closed}/app")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed}")  # not reached
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli_main(["up", "--port", "0", "--data-dir", str(tmp_path)])
+    finally:  # `up` takes Ctrl-C and SIGTERM over; give them back to pytest
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert exit_.value.code == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "Traceback" not in text and "s3cret-pw" not in text
+    failed = [line for line in text.splitlines() if "failed" in line]
+    assert len(failed) == 1, text
+    assert failed[0].startswith(
+        f"[perpsignal] applying database migrations to postgresql://app:***@127.0.0.1:{closed}/app"
+        " failed: ConnectionRefusedError: "
+    )
+    assert not (tmp_path / "stack.json").exists()

@@ -605,6 +605,7 @@ def run_stack(
     stack = Stack(data_dir)
     env = dict(os.environ)
     port_lock: IO[str] | None = None
+    step = "starting the embedded Kafka broker"  # what a start-up failure names; "" once up
     try:
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -614,6 +615,7 @@ def run_stack(
             env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
         db_url = env.get("DATABASE_URL")
         if not db_url:
+            step = "starting the embedded PostgreSQL"
             _say(f"starting the embedded PostgreSQL (data in {data_dir / 'postgres'})...")
             stack.pg = EmbeddedPostgres(data_dir / "postgres").start()
             db_url = stack.pg.url()
@@ -621,6 +623,7 @@ def run_stack(
             if not stack.pg.durable:
                 _say("  EMBEDDED_POSTGRES_DURABLE=false: a crash may lose recent writes")
 
+        step = f"applying database migrations to {_redact(db_url)}"
         _say("applying database migrations...")
         from perpsignal_common.db.migrate import upgrade
 
@@ -628,6 +631,7 @@ def run_stack(
 
         replicas = {name: (scale or {}).get(name, 1) for name in only}
         largest = max(replicas.values(), default=1)
+        step = f"creating topics on {bootstrap}"
         _say("creating topics...")
         from perpsignal_common.kafka.admin import ensure_topics
         from perpsignal_common.settings import KafkaSettings
@@ -640,6 +644,7 @@ def run_stack(
         # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
         # side by side) never race for the fixed defaults
         any_port = gateway_port == 0
+        step = "starting the services"
         if not any_port:
             # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
             # terminal would print the winner's gateway as its own: one chooses and binds first
@@ -685,6 +690,7 @@ def run_stack(
         }
         stack.publish()
         _say(f"services starting (logs: {logs}/<service>.log)...")
+        step = ""
         if port_lock is not None:
             wait_bound(stack, lambda: stop_requested)
             port_lock.close()
@@ -724,6 +730,12 @@ def run_stack(
             time.sleep(0.2)
         _say("stopping...")
         return 0
+    except Exception as exc:
+        if not step:
+            raise
+        # one line that says what failed, not a traceback (no password: `_scrub`)
+        _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}")
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if on_stop is not None:
@@ -767,6 +779,17 @@ def _warn_short_topics(kafka: Any, replicas: dict[str, int]) -> None:
                 f"{name}={count} but {kafka.topic(topic)} has {parts} partitions: "
                 f"{count - parts} replica(s) will idle until another dies"
             )
+
+
+def _scrub(text: str, env: dict[str, str]) -> str:
+    """Return `text` without the passwords of DATABASE_URL or KAFKA_SASL_PASSWORD."""
+    url = env.get("DATABASE_URL", "")
+    secrets = [env.get("KAFKA_SASL_PASSWORD", "")]
+    if url != _redact(url):
+        secrets.append(url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1])
+    for secret in filter(None, secrets):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _redact(url: str) -> str:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,22 @@ def test_a_database_that_does_not_answer_stops_up_with_one_line_and_no_password(
         " failed: ConnectionRefusedError: "
     )
     assert not (tmp_path / "stack.json").exists()
+
+
+def test_a_second_up_waits_for_the_port_choice_lock_and_ctrl_c_ends_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perpsignal_cli import stack
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # a lock of this test's own
+    said: list[str] = []
+    first = stack.hold_port_choice(said.append)
+    assert first is not None
+    started = time.monotonic()
+    assert stack.hold_port_choice(said.append, stopping=lambda: True) is None
+    assert time.monotonic() - started < 5  # Ctrl-C does not wait out PORT_LOCK_WAIT_S
+    assert said == ["waiting for another perpsignal up to bind its ports..."]
+    first.close()  # the first stack's ports are bound: the next one goes on at once
+    second = stack.hold_port_choice(said.append)
+    assert second is not None
+    second.close()

@@ -259,12 +259,15 @@ PORT_LOCK_WAIT_S = 90.0  # longest wait for another `up` to bind its ports
 PORTS_BOUND_WAIT_S = 60.0  # longest wait for this stack's services to bind theirs
 
 
-def hold_port_choice(say: Callable[[str], None]) -> IO[str] | None:
+def hold_port_choice(
+    say: Callable[[str], None], stopping: Callable[[], bool] = lambda: False
+) -> IO[str] | None:
     """Take this machine's port-choice lock, waiting for another `up` that holds it.
 
     Held from choosing the fixed ports (gateway 8000, ops 9101-9105) until the services have
     bound them (`wait_bound`), so a second `up` started at the same time sees them taken and
-    picks free ones. Returns None (and goes on unlocked) after `PORT_LOCK_WAIT_S`.
+    picks free ones. Returns None (and goes on unlocked) after `PORT_LOCK_WAIT_S`, or at once
+    when `stopping()` (Ctrl-C while waiting).
     """
     import tempfile
 
@@ -277,13 +280,16 @@ def hold_port_choice(say: Callable[[str], None]) -> IO[str] | None:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fh
         except OSError:
+            if not told:
+                say("waiting for another perpsignal up to bind its ports...")
+                told = True
+            if stopping():
+                fh.close()
+                return None
             if time.monotonic() > deadline:
                 fh.close()
                 say("another perpsignal up is still choosing ports; going on without waiting")
                 return None
-            if not told:
-                say("waiting for another perpsignal up to bind its ports...")
-                told = True
             time.sleep(0.1)
 
 
@@ -648,7 +654,7 @@ def run_stack(
         if not any_port:
             # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
             # terminal would print the winner's gateway as its own: one chooses and binds first
-            port_lock = hold_port_choice(_say)
+            port_lock = hold_port_choice(_say, lambda: stop_requested)
         if any_port or not _port_free(gateway_port):
             gateway_port = free_port()
         gateway_url = f"http://127.0.0.1:{gateway_port}"

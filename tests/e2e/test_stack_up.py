@@ -153,9 +153,12 @@ def test_two_ups_started_at_once_each_print_their_own_gateway(tmp_path: Path) ->
             ports += info["ops_ports"].values()
         assert urls[0] != urls[1] and port in ports
         assert len(ports) == len(set(ports)), ports  # no port is both stacks'
-        for p in procs:
-            p.send_signal(signal.SIGINT)
+        # Ctrl-C, and a closed terminal (SIGHUP), each stop a stack in order
+        procs[0].send_signal(signal.SIGINT)
+        procs[1].send_signal(signal.SIGHUP)
         assert [p.wait(60) for p in procs] == [0, 0]
+        assert not (tmp_path / "a" / "stack.json").exists()
+        assert not (tmp_path / "b" / "stack.json").exists()
     finally:
         for forget, p in zip(forgets, procs, strict=True):
             forget()

@@ -145,11 +145,12 @@ def test_a_database_that_does_not_answer_stops_up_with_one_line_and_no_password(
     closed = free_port()  # nothing listens there
     monkeypatch.setenv("DATABASE_URL", f"postgresql://app:s3cret-pw@127.0.0.1:{closed}/app")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed}")  # not reached
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    handlers = {sig: signal.getsignal(sig) for sig in stop_signals}
     try:
         with pytest.raises(SystemExit) as exit_:
             cli_main(["up", "--port", "0", "--data-dir", str(tmp_path)])
-    finally:  # `up` takes Ctrl-C and SIGTERM over; give them back to pytest
+    finally:  # `up` takes Ctrl-C, SIGTERM and SIGHUP over; give them back to pytest
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     assert exit_.value.code == 1

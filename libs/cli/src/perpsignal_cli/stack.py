@@ -21,9 +21,9 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
   terminal line: "source binance is down since 20:01 UTC: <reason>", "... is up again".
 * `stack.json` in the data folder holds the running stack's addresses and PIDs, so other
   commands (`replay`, `record`, `topics`, `migrate`, `export`) find it: `use_running_stack()`.
-* Ctrl-C (or SIGTERM) stops the services first (they drain and commit), then the embedded
-  servers; nothing is left running. Children run in their own session with a parent-death
-  signal, so even a SIGKILLed `up` leaves nothing behind.
+* Ctrl-C (or SIGTERM, or SIGHUP from a closed terminal) stops the services first (they drain
+  and commit), then the embedded servers; nothing is left running. Children run in their own
+  session with a parent-death signal, so even a SIGKILLed `up` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -602,6 +602,8 @@ def run_stack(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    # a closed terminal (SIGHUP) stops the stack in order too, and removes stack.json
+    signal.signal(signal.SIGHUP, request_stop)
 
     # the embedded PostgreSQL's platformdirs warns about a missing XDG_RUNTIME_DIR (containers,
     # CI): harmless, and not something a user starting the stack can act on

@@ -14,7 +14,12 @@ bootstrap: ## Install uv if it is missing (pip), nothing else
 ASYNCAPI_TOOL := deploy/tools/asyncapi
 
 .PHONY: install
-install: bootstrap $(ASYNCAPI_TOOL)/node_modules/.package-lock.json ## Install every package and dev tool from the lock files
+install: install-python $(ASYNCAPI_TOOL)/node_modules/.package-lock.json ## Install every package and dev tool from the lock files
+
+# What `up` and `demo` need: the Python packages only. The AsyncAPI parser (npm) is for the
+# checks; without a reachable npm registry its install retries for over a minute.
+.PHONY: install-python
+install-python: bootstrap
 	@$(UV) sync --all-packages --frozen --quiet --compile-bytecode
 	@# bytecode of our own packages too (uv compiles only site-packages): with
 	@# PYTHONDONTWRITEBYTECODE set, every command would otherwise recompile its imports
@@ -29,11 +34,11 @@ $(ASYNCAPI_TOOL)/node_modules/.package-lock.json: $(ASYNCAPI_TOOL)/package-lock.
 	else echo "npm not found: the AsyncAPI parser check will be skipped"; fi
 
 .PHONY: up
-up: install ## Run the whole stack locally (embedded Kafka + PostgreSQL unless configured)
+up: install-python ## Run the whole stack locally (embedded Kafka + PostgreSQL unless configured)
 	$(UV) run --frozen perpsignal up
 
 .PHONY: demo
-demo: install ## The whole stack replaying bundled real market data, offline; Ctrl-C stops it
+demo: install-python ## The whole stack replaying bundled real market data, offline; Ctrl-C stops it
 	$(UV) run --frozen perpsignal demo
 
 .PHONY: test

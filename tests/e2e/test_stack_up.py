@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -14,6 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from perpsignal_cli.stack import SERVICES
+from perpsignal_common.embedded import free_port
 from tests.helpers import REPO, kill_on_exit
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -26,10 +30,23 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _env_example() -> dict[str, str]:
+    """Return the values `set -a; . ./.env.example` exports (its uncommented NAME=value lines)."""
+    out = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            out[name] = value
+    return out
+
+
 def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Path) -> None:
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
+    # a new user's `.env.example`, exported whole: its empty values (GATEWAY_SERVICE_URLS=,
+    # GATEWAY_HOST=) count as unset, as in the settings classes
+    env.update(_env_example())
     env.update({"PERPSIGNAL_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"})
     out_path = tmp_path / "up.out"
     with open(out_path, "wb") as out:
@@ -70,6 +87,12 @@ def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Pa
                 pass
             time.sleep(0.3)
         assert health is not None and health.status_code == 200
+        # the health view knows every service's ops server (an empty GATEWAY_SERVICE_URLS once
+        # left it with none), and the GPT Actions document names this gateway, not port 8000
+        listed = httpx.get(f"{url}/health/services", timeout=5).json()["services"]
+        assert {s["name"] for s in listed} == set(SERVICES) - {"gateway"}
+        gpt = httpx.get(f"{url}/openapi-gpt.json", timeout=5).json()
+        assert gpt["servers"] == [{"url": url}]
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(60) == 0
@@ -82,3 +105,65 @@ def test_up_prints_where_things_are_serves_health_and_stops_cleanly(tmp_path: Pa
             proc.kill()
         for c in _descendants(proc.pid):
             c.kill()
+
+
+def test_two_ups_started_at_once_each_print_their_own_gateway(tmp_path: Path) -> None:
+    """Two `up`s on two data folders, started together on the same fixed ports.
+
+    Both used to find the gateway port and the ops ports 9101-9105 free, and the loser's
+    terminal printed the winner's gateway as "ready" before its own moved elsewhere.
+    """
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+    }
+    env.update({"PYTHONUNBUFFERED": "1", "INGESTOR_ENABLED_SOURCES": ""})
+    port = free_port()  # fixed for both, as 8000 is for two users' `make up`
+    procs, outs, forgets = [], [], []
+    for name in ("a", "b"):
+        out_path = tmp_path / f"{name}.out"
+        cmd = [sys.executable, "-m", "perpsignal_cli", "up", "--port", str(port), "--data-dir"]
+        with open(out_path, "wb") as out:
+            proc = subprocess.Popen(
+                [*cmd, str(tmp_path / name)],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        procs.append(proc)
+        outs.append(out_path)
+        forgets.append(kill_on_exit(proc.kill))
+    try:
+        deadline = time.monotonic() + 150
+        texts = ["", ""]
+        while not all("stack is up" in t for t in texts):
+            assert all(p.poll() is None for p in procs), texts
+            assert time.monotonic() < deadline, texts
+            time.sleep(0.3)
+            texts = [o.read_text() for o in outs]
+        urls = []
+        ports: list[int] = []
+        for name, text in zip(("a", "b"), texts, strict=True):
+            assert "was taken by another program" not in text, text
+            url = re.search(r"gateway:\s+(http://\S+)", text).group(1)  # type: ignore[union-attr]
+            info = json.loads((tmp_path / name / "stack.json").read_text())
+            assert info["gateway_url"] == url, (text, info)
+            urls.append(url)
+            ports.append(int(url.rsplit(":", 1)[1]))
+            ports += info["ops_ports"].values()
+        assert urls[0] != urls[1] and port in ports
+        assert len(ports) == len(set(ports)), ports  # no port is both stacks'
+        # Ctrl-C, and a closed terminal (SIGHUP), each stop a stack in order
+        procs[0].send_signal(signal.SIGINT)
+        procs[1].send_signal(signal.SIGHUP)
+        assert [p.wait(60) for p in procs] == [0, 0]
+        assert not (tmp_path / "a" / "stack.json").exists()
+        assert not (tmp_path / "b" / "stack.json").exists()
+    finally:
+        for forget, p in zip(forgets, procs, strict=True):
+            forget()
+            if p.poll() is None:
+                p.kill()
+            for c in _descendants(p.pid):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    c.kill()

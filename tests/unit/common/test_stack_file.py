@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,52 @@ def test_a_restart_moves_off_an_ops_port_another_program_took(
     assert json.loads((tmp_path / "stack.json").read_text())["ops_ports"]["scorer"] == int(
         svc.env["OPS_PORT"]
     )
+
+
+def test_a_database_that_does_not_answer_stops_up_with_one_line_and_no_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from perpsignal_cli.main import main as cli_main
+    from perpsignal_common.embedded import free_port
+
+    closed = free_port()  # nothing listens there
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:s3cret-pw@127.0.0.1:{closed}/app")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{closed}")  # not reached
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    handlers = {sig: signal.getsignal(sig) for sig in stop_signals}
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli_main(["up", "--port", "0", "--data-dir", str(tmp_path)])
+    finally:  # `up` takes Ctrl-C, SIGTERM and SIGHUP over; give them back to pytest
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert exit_.value.code == 1
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "Traceback" not in text and "s3cret-pw" not in text
+    failed = [line for line in text.splitlines() if "failed" in line]
+    assert len(failed) == 1, text
+    assert failed[0].startswith(
+        f"[perpsignal] applying database migrations to postgresql://app:***@127.0.0.1:{closed}/app"
+        " failed: ConnectionRefusedError: "
+    )
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_a_second_up_waits_for_the_port_choice_lock_and_ctrl_c_ends_the_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from perpsignal_cli import stack
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # a lock of this test's own
+    said: list[str] = []
+    first = stack.hold_port_choice(said.append)
+    assert first is not None
+    started = time.monotonic()
+    assert stack.hold_port_choice(said.append, stopping=lambda: True) is None
+    assert time.monotonic() - started < 5  # Ctrl-C does not wait out PORT_LOCK_WAIT_S
+    assert said == ["waiting for another perpsignal up to bind its ports..."]
+    first.close()  # the first stack's ports are bound: the next one goes on at once
+    second = stack.hold_port_choice(said.append)
+    assert second is not None
+    second.close()

@@ -134,8 +134,9 @@ def build_plan(market: Path, speed: float) -> DemoPlan:
         fear_greed=market / FILES["fear_greed"],
         venue="binance",
     )
-    # the plan's own run is silent: the live services say the same things in their logs
-    quiet = logging.getLogger("perpsignal_judge")
+    # the plan's own run is silent: the live services say the same things in their logs (the
+    # rule judge logs from the domain package, e.g. "too few candles for ATR" on the first bar)
+    quiet = logging.getLogger("perpsignal_domain")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
     try:

@@ -4,6 +4,8 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
 
 * One stack per data folder: `up.lock` (an flock, released by the kernel however the holder
   dies, so a stale one never blocks) refuses a second `up` with one line naming the first.
+  `up`s on different folders take turns, through a per-user lock in the temp folder, from
+  choosing the fixed ports to the services having bound them (`hold_port_choice`).
 * A service that exits is restarted with exponential backoff (1 s doubling to 30 s, reset
   after a minute of running), except after an invalid configuration (exit 2), which a restart
   cannot fix; a dead embedded broker or PostgreSQL is restarted on its port. Each event is one
@@ -19,9 +21,9 @@ Kafka and PostgreSQL are embedded unless `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_U
   terminal line: "source binance is down since 20:01 UTC: <reason>", "... is up again".
 * `stack.json` in the data folder holds the running stack's addresses and PIDs, so other
   commands (`replay`, `record`, `topics`, `migrate`, `export`) find it: `use_running_stack()`.
-* Ctrl-C (or SIGTERM) stops the services first (they drain and commit), then the embedded
-  servers; nothing is left running. Children run in their own session with a parent-death
-  signal, so even a SIGKILLed `up` leaves nothing behind.
+* Ctrl-C (or SIGTERM, or SIGHUP from a closed terminal) stops the services first (they drain
+  and commit), then the embedded servers; nothing is left running. Children run in their own
+  session with a parent-death signal, so even a SIGKILLed `up` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -77,6 +79,25 @@ def _port_free(port: int) -> bool:
 def service_urls(ops_ports: dict[str, int]) -> str:
     """Return GATEWAY_SERVICE_URLS for services whose ops servers listen on local `ops_ports`."""
     return ",".join(f"{name}=http://127.0.0.1:{port}" for name, port in ops_ports.items())
+
+
+def gateway_settings(env: dict[str, str], port: int, ops_ports: dict[str, int]) -> dict[str, str]:
+    """Return what a gateway replica on `port` gets beyond the stack's environment `env`.
+
+    An empty value counts as unset, as in the settings classes: `set -a; . .env.example`
+    exports `GATEWAY_HOST=` and `GATEWAY_SERVICE_URLS=`, which must not leave the health
+    view without services. The GPT Actions document names this replica's own URL unless
+    `GATEWAY_PUBLIC_URL` says otherwise (the gateway's default, port 8000, is another
+    program's or stack's when `up` moved to a free port).
+    """
+    out = {"GATEWAY_PORT": str(port)}
+    if not env.get("GATEWAY_HOST"):
+        out["GATEWAY_HOST"] = "127.0.0.1"
+    if not env.get("GATEWAY_SERVICE_URLS"):
+        out["GATEWAY_SERVICE_URLS"] = service_urls(ops_ports)
+    if not env.get("GATEWAY_PUBLIC_URL"):
+        out["GATEWAY_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
+    return out
 
 
 class ScaleError(ValueError):
@@ -232,6 +253,58 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     fh.write(f"{os.getpid()}\n")
     fh.flush()
     return fh
+
+
+PORT_LOCK_WAIT_S = 90.0  # longest wait for another `up` to bind its ports
+PORTS_BOUND_WAIT_S = 60.0  # longest wait for this stack's services to bind theirs
+
+
+def hold_port_choice(
+    say: Callable[[str], None], stopping: Callable[[], bool] = lambda: False
+) -> IO[str] | None:
+    """Take this machine's port-choice lock, waiting for another `up` that holds it.
+
+    Held from choosing the fixed ports (gateway 8000, ops 9101-9105) until the services have
+    bound them (`wait_bound`), so a second `up` started at the same time sees them taken and
+    picks free ones. Returns None (and goes on unlocked) after `PORT_LOCK_WAIT_S`, or at once
+    when `stopping()` (Ctrl-C while waiting).
+    """
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"perpsignal-up-ports-{os.getuid()}.lock"
+    fh = open(path, "a+")  # noqa: SIM115 (held until the ports are bound)
+    deadline = time.monotonic() + PORT_LOCK_WAIT_S
+    told = False
+    while True:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fh
+        except OSError:
+            if not told:
+                say("waiting for another perpsignal up to bind its ports...")
+                told = True
+            if stopping():
+                fh.close()
+                return None
+            if time.monotonic() > deadline:
+                fh.close()
+                say("another perpsignal up is still choosing ports; going on without waiting")
+                return None
+            time.sleep(0.1)
+
+
+def wait_bound(stack: Stack, stopping: Callable[[], bool]) -> None:
+    """Wait until every service listens on its port (or has exited, or time is up)."""
+    deadline = time.monotonic() + PORTS_BOUND_WAIT_S
+    waiting = dict(stack.services)
+    while waiting and time.monotonic() < deadline and not stopping():
+        for name, svc in list(waiting.items()):
+            key = "GATEWAY_PORT" if svc.service == "gateway" else "OPS_PORT"
+            port = int(svc.env.get(key) or 0)
+            exited = svc.proc is None or svc.proc.poll() is not None
+            if exited or not port or not _port_free(port):
+                del waiting[name]
+        time.sleep(0.1)
 
 
 # supervision -------------------------------------------------------------------------------------
@@ -529,6 +602,8 @@ def run_stack(
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+    # a closed terminal (SIGHUP) stops the stack in order too, and removes stack.json
+    signal.signal(signal.SIGHUP, request_stop)
 
     # the embedded PostgreSQL's platformdirs warns about a missing XDG_RUNTIME_DIR (containers,
     # CI): harmless, and not something a user starting the stack can act on
@@ -537,6 +612,8 @@ def run_stack(
     logs.mkdir(parents=True, exist_ok=True)
     stack = Stack(data_dir)
     env = dict(os.environ)
+    port_lock: IO[str] | None = None
+    step = "starting the embedded Kafka broker"  # what a start-up failure names; "" once up
     try:
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -546,6 +623,7 @@ def run_stack(
             env["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
         db_url = env.get("DATABASE_URL")
         if not db_url:
+            step = "starting the embedded PostgreSQL"
             _say(f"starting the embedded PostgreSQL (data in {data_dir / 'postgres'})...")
             stack.pg = EmbeddedPostgres(data_dir / "postgres").start()
             db_url = stack.pg.url()
@@ -553,6 +631,7 @@ def run_stack(
             if not stack.pg.durable:
                 _say("  EMBEDDED_POSTGRES_DURABLE=false: a crash may lose recent writes")
 
+        step = f"applying database migrations to {_redact(db_url)}"
         _say("applying database migrations...")
         from perpsignal_common.db.migrate import upgrade
 
@@ -560,6 +639,7 @@ def run_stack(
 
         replicas = {name: (scale or {}).get(name, 1) for name in only}
         largest = max(replicas.values(), default=1)
+        step = f"creating topics on {bootstrap}"
         _say("creating topics...")
         from perpsignal_common.kafka.admin import ensure_topics
         from perpsignal_common.settings import KafkaSettings
@@ -572,6 +652,11 @@ def run_stack(
         # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
         # side by side) never race for the fixed defaults
         any_port = gateway_port == 0
+        step = "starting the services"
+        if not any_port:
+            # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
+            # terminal would print the winner's gateway as its own: one chooses and binds first
+            port_lock = hold_port_choice(_say, lambda: stop_requested)
         if any_port or not _port_free(gateway_port):
             gateway_port = free_port()
         gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -593,9 +678,7 @@ def run_stack(
             for i, replica in enumerate(replica_names(name, replicas[name])):
                 child_env = dict(env)
                 if name == "gateway":
-                    child_env["GATEWAY_PORT"] = str(gateway_ports[i])
-                    child_env.setdefault("GATEWAY_HOST", "127.0.0.1")
-                    child_env.setdefault("GATEWAY_SERVICE_URLS", service_urls(ops_ports))
+                    child_env.update(gateway_settings(env, gateway_ports[i], ops_ports))
                 else:
                     child_env["OPS_PORT"] = str(ops_ports[replica])
                 child_env.update(replica_settings(name, i, replicas[name], env))
@@ -615,10 +698,18 @@ def run_stack(
         }
         stack.publish()
         _say(f"services starting (logs: {logs}/<service>.log)...")
+        step = ""
+        if port_lock is not None:
+            wait_bound(stack, lambda: stop_requested)
+            port_lock.close()
+            port_lock = None
         ready = False
         watch = SourceWatch(gateway_url, _first_api_key()) if "gateway" in only else None
         while not stop_requested:
             stack.supervise_once(logs)
+            if not ready and stack.info.get("gateway_url"):
+                gateway_url = str(stack.info["gateway_url"])  # moved if its port was taken
+                watch = SourceWatch(gateway_url, _first_api_key())
             if ready and watch is not None:
                 watch.poll(time.monotonic())
             if not ready and ("gateway" not in only or _answers(f"{gateway_url}/healthz")):
@@ -647,6 +738,12 @@ def run_stack(
             time.sleep(0.2)
         _say("stopping...")
         return 0
+    except Exception as exc:
+        if not step:
+            raise
+        # one line that says what failed, not a traceback (no password: `_scrub`)
+        _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}")
+        return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if on_stop is not None:
@@ -654,6 +751,8 @@ def run_stack(
                 on_stop()
         with contextlib.suppress(Exception):
             stack.stop()
+        if port_lock is not None:
+            port_lock.close()
         lock.close()
         _say("stopped")
 
@@ -688,6 +787,17 @@ def _warn_short_topics(kafka: Any, replicas: dict[str, int]) -> None:
                 f"{name}={count} but {kafka.topic(topic)} has {parts} partitions: "
                 f"{count - parts} replica(s) will idle until another dies"
             )
+
+
+def _scrub(text: str, env: dict[str, str]) -> str:
+    """Return `text` without the passwords of DATABASE_URL or KAFKA_SASL_PASSWORD."""
+    url = env.get("DATABASE_URL", "")
+    secrets = [env.get("KAFKA_SASL_PASSWORD", "")]
+    if url != _redact(url):
+        secrets.append(url.split("//", 1)[1].split("@", 1)[0].split(":", 1)[1])
+    for secret in filter(None, secrets):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _redact(url: str) -> str:

@@ -145,11 +145,24 @@ def freeze_startup_heap() -> None:
 
 
 async def serve(service: Service, settings: ServiceSettings) -> None:
-    """Run `service` with signal handling, deadlines and an ops server."""
+    """Run `service` with signal handling, deadlines and an ops server.
+
+    A stop signal asks `run` to drain and return; if it has not within
+    SHUTDOWN_TIMEOUT_S (a loop stuck on a broker that is gone), or at a second signal,
+    it is cancelled and the service closes anyway: a stop request is never ignored.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    runner: asyncio.Task[None] | None = None
+
+    def on_signal() -> None:
+        if stop.is_set() and runner is not None and not runner.done():
+            log.warning("second stop signal: not waiting for the drain")
+            runner.cancel()
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     port = settings.ops.ops_port or DEFAULT_OPS_PORTS.get(service.name, 9100)
     # a service may add JSON endpoints to its ops server (the ingestor's `/shards`)
     routes = getattr(service, "ops_routes", None)
@@ -161,7 +174,8 @@ async def serve(service: Service, settings: ServiceSettings) -> None:
             await service.start()
         log.info("service started", extra={"service_name": service.name})
         freeze_startup_heap()
-        await service.run(stop)
+        runner = asyncio.create_task(service.run(stop), name=f"{service.name}-run")
+        await _run_until_stopped(runner, stop, settings.ops.shutdown_timeout_s)
     finally:
         try:
             async with asyncio.timeout(settings.ops.shutdown_timeout_s):
@@ -169,6 +183,35 @@ async def serve(service: Service, settings: ServiceSettings) -> None:
         finally:
             await ops.stop()
         log.info("service stopped", extra={"service_name": service.name})
+
+
+async def _run_until_stopped(
+    runner: asyncio.Task[None], stop: asyncio.Event, deadline_s: float
+) -> None:
+    """Await `runner`; once `stop` is set give it `deadline_s` to return, then cancel it.
+
+    Its exception, if it failed, is raised; a cancellation made here is not an error.
+    """
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({runner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not runner.done():
+            await asyncio.wait({runner}, timeout=deadline_s)
+        if not runner.done():
+            log.error(
+                "the service did not stop within the shutdown deadline; cancelling it",
+                extra={"deadline_s": deadline_s},
+            )
+            runner.cancel()
+        try:
+            await runner
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise  # cancelled from outside, not by a stop
+    finally:
+        stopping.cancel()
+        if not runner.done():  # serve itself was cancelled: take the run down with it
+            runner.cancel()
 
 
 def run_service(build: Callable[[], tuple[Service, ServiceSettings]]) -> None:

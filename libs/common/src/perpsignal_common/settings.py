@@ -203,7 +203,9 @@ class OpsSettings(_RedactedRepr):
     ops_port: int = Field(default=0, description="0 = the service's default port")
     startup_timeout_s: float = Field(default=60.0, description="Deadline for start-up")
     shutdown_timeout_s: float = Field(
-        default=20.0, description="Deadline to drain, commit and close after SIGTERM"
+        default=20.0,
+        description="Deadline to drain and commit after SIGTERM (then the run is cancelled; "
+        "a second SIGTERM cancels it at once), and as long again to close",
     )
 
 

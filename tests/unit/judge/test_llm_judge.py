@@ -166,7 +166,6 @@ async def test_truncated_answer_falls_back(fake: FakeOpenAI, sig: SignalScoredV1
             "CONFIRM",
             1.5,
         ),
-        ({"verdict": "CONFIRM", "risk_mode": "NORMAL", "position_multiplier": -3}, "CONFIRM", 0.0),
         ({"verdict": "SKIP", "risk_mode": "AVOID", "position_multiplier": 1.2}, "SKIP", 0.0),
         (
             {"verdict": "DOWNSIZE", "risk_mode": "REDUCED", "position_multiplier": 1.4},
@@ -187,6 +186,22 @@ async def test_out_of_range_values_are_clamped(
     assert (layer.verdict, layer.position_multiplier) == (verdict, mult)
     # at most 4 model items are added to the rule judge's own agreements
     assert sum(1 for a in layer.layer_checks.agreements if a[0] == "a" and a[1:].isdigit()) == 4
+    await judge.close()
+
+
+@pytest.mark.parametrize("size", [-3, 0])
+async def test_a_confirm_at_no_size_falls_back_to_the_rules(
+    fake: FakeOpenAI, sig: SignalScoredV1, size: float
+) -> None:
+    """A CONFIRM whose multiplier is (or clamps to) 0 is two answers at once: it was
+    published as "CONFIRM, size 0x", which a reader of the alert could trade at full size."""
+    fake.responder = lambda _: completion(
+        verdict_json(verdict="CONFIRM", risk_mode="NORMAL", position_multiplier=size)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.fallback_reason) == ("rules", "inconsistent_output")
+    assert layer.verdict != "CONFIRM" or layer.position_multiplier > 0
     await judge.close()
 
 

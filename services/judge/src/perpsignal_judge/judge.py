@@ -214,6 +214,9 @@ class Judge:
             if v is not None and rules.reason == "invalid_caller_plan" and v.verdict in TAKES:
                 # the caller's stop or target is on the wrong side: no opinion takes that plan
                 off = f"{v.verdict} of a caller plan with its stop/target on the wrong side"
+            if v is not None and v.verdict == "CONFIRM" and v.position_multiplier <= 0.0:
+                # a trade confirmed at no size says two things at once: neither is published
+                off = f"CONFIRM at position multiplier {v.position_multiplier:g}"
             if outcome.verdict is None:
                 layer = self.rules.rule_layer(rules, vol, outcome.reason)
             elif off is not None:

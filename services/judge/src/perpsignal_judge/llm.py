@@ -14,7 +14,8 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | invalid_output    | not JSON, or JSON that does not fit the schema                |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
-|                   | takes a caller plan whose stop/target is on the wrong side    |
+|                   | takes a caller plan whose stop/target is on the wrong side,   |
+|                   | or CONFIRMs at a position multiplier of 0 (judge.py)          |
 | truncated         | the answer hit the output-token limit                         |
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |

@@ -18,9 +18,8 @@ from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer, event_headers
 from perpsignal_common.settings import KafkaSettings
-from perpsignal_scorer.settings import ScorerSettings
 from tests.helpers import TopicReader, eventually
-from tests.integration.scorer.test_scorer_service import Running
+from tests.integration.scorer.test_scorer_service import Running, scorer_5m_settings
 from tests.poison_helpers import binance_candles, fear_greed, force_order, listing, poison
 
 pytestmark = pytest.mark.kafka
@@ -59,13 +58,7 @@ async def test_poison_on_every_scorer_topic_is_dead_lettered_and_the_symbol_goes
     candles = binance_candles(csv, SYMBOL, "5m", 24)
     t0 = candles[0].observed_at
     ms = int(t0.timestamp() * 1000)
-    settings = ScorerSettings(
-        kafka=kafka_settings,
-        scorer_primary_timeframe="5m",
-        scorer_smc_timeframes="5m,15m",
-        scorer_rewind_records=-1,
-        scorer_global_warmup_s=1.0,
-    )
+    settings = scorer_5m_settings(kafka_settings)
     await ensure_topics(kafka_settings)
     producer = EventProducer(kafka_settings, service="test")
     await producer.start()

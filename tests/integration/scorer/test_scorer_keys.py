@@ -19,9 +19,8 @@ from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer, event_headers
 from perpsignal_common.settings import KafkaSettings
-from perpsignal_scorer.settings import ScorerSettings
 from tests.helpers import TopicReader
-from tests.integration.scorer.test_scorer_service import Running
+from tests.integration.scorer.test_scorer_service import Running, scorer_5m_settings
 from tests.poison_helpers import binance_candles
 
 pytestmark = pytest.mark.kafka
@@ -34,13 +33,7 @@ async def test_a_record_keyed_by_another_symbol_is_dead_lettered_with_the_reason
 ) -> None:
     csv = shared_data / "market" / "XRP_USDT_USDT-5m-futures.csv"
     candles = binance_candles(csv, SYMBOL, "5m", 12)
-    settings = ScorerSettings(
-        kafka=kafka_settings,
-        scorer_primary_timeframe="5m",
-        scorer_smc_timeframes="5m,15m",
-        scorer_rewind_records=-1,
-        scorer_global_warmup_s=1.0,
-    )
+    settings = scorer_5m_settings(kafka_settings)
     await ensure_topics(kafka_settings)
     producer = EventProducer(kafka_settings, service="test")
     await producer.start()

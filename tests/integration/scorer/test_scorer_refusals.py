@@ -17,9 +17,8 @@ from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
-from perpsignal_scorer.settings import ScorerSettings
 from tests.helpers import TopicReader, eventually
-from tests.integration.scorer.test_scorer_service import Running
+from tests.integration.scorer.test_scorer_service import Running, scorer_5m_settings
 from tests.poison_helpers import binance_candles, force_order
 from tests.unit.scorer.test_candle_grid import observed_late, off_grid
 
@@ -38,13 +37,7 @@ async def test_an_order_of_another_market_is_dead_lettered_and_not_counted(
     at_ms = int(candles[-1].observed_at.timestamp() * 1000)
     foreign = force_order(api, SYMBOL, at_ms + 10_000, price="9910.0")
     own = force_order(api, SYMBOL, at_ms + 20_000, price="1.19")
-    settings = ScorerSettings(
-        kafka=kafka_settings,
-        scorer_primary_timeframe="5m",
-        scorer_smc_timeframes="5m,15m",
-        scorer_rewind_records=-1,
-        scorer_global_warmup_s=1.0,
-    )
+    settings = scorer_5m_settings(kafka_settings)
     await ensure_topics(kafka_settings)
     producer = EventProducer(kafka_settings, service="test")
     await producer.start()
@@ -82,13 +75,7 @@ async def test_off_grid_and_late_candles_are_dead_lettered_and_not_scored(
     )
     stray = off_grid(shared_data, 60_000)  # row 40, a minute late: between 40 and 41
     late = observed_late(candles[40], 3600)
-    settings = ScorerSettings(
-        kafka=kafka_settings,
-        scorer_primary_timeframe="5m",
-        scorer_smc_timeframes="5m,15m",
-        scorer_rewind_records=-1,
-        scorer_global_warmup_s=1.0,
-    )
+    settings = scorer_5m_settings(kafka_settings)
     await ensure_topics(kafka_settings)
     producer = EventProducer(kafka_settings, service="test")
     await producer.start()

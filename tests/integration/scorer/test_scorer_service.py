@@ -24,7 +24,9 @@ from tests.unit.scorer import recorded
 pytestmark = pytest.mark.kafka
 
 
-def _settings(kafka: KafkaSettings) -> ScorerSettings:
+def scorer_5m_settings(kafka: KafkaSettings) -> ScorerSettings:
+    """The scorer on the recorded XRPUSDT 5m candles: 5m signals, SMC on 5m and 15m, every
+    record re-read at start, one second to wait for fear & greed."""
     return ScorerSettings(
         kafka=kafka,
         scorer_primary_timeframe="5m",
@@ -59,7 +61,7 @@ async def test_restart_mid_stream_gives_each_closed_candle_exactly_one_signal(
 ) -> None:
     market = shared_data / "market"
     candles = recorded.candles(market / "XRP_USDT_USDT-5m-futures.csv", "XRPUSDT", "5m")[:90]
-    settings = _settings(kafka_settings)
+    settings = scorer_5m_settings(kafka_settings)
     await ensure_topics(kafka_settings)
     producer = EventProducer(kafka_settings, service="test")
     await producer.start()

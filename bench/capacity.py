@@ -205,7 +205,7 @@ async def run_trial(
                           kafka_topic_partitions=PARTITIONS)  # fmt: skip
     await ensure_topics(kafka)
     # a member of no generation: it only asks the group's committed offsets (OffsetFetch)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=service,
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=kafka.group(service),
                              enable_auto_commit=False)  # fmt: skip
     await probe.start()
     procs = []

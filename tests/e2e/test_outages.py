@@ -152,7 +152,7 @@ async def test_postgres_outage_outcomes_hold_offsets_and_catch_up(
                 k.topic(Topic.SIGNALS_JUDGED), encode(s), key=s.partition_key()
             )
             offsets.setdefault(md.partition, md.offset)  # first unwritten record per partition
-        group = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id="outcomes",
+        group = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=k.group("outcomes"),
                                  enable_auto_commit=False)  # fmt: skip
         await group.start()
         try:

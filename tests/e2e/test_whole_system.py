@@ -465,7 +465,8 @@ async def test_poison_on_every_consumed_topic_is_dead_lettered_and_partitions_mo
     # the partitions moved on: every consumer group committed past its poison records
     groups = {g for gs in seen.values() for g in gs}
     for group in groups:
-        consumer = AIOKafkaConsumer(bootstrap_servers=k.kafka_bootstrap_servers, group_id=group,
+        consumer = AIOKafkaConsumer(bootstrap_servers=k.kafka_bootstrap_servers,
+                                    group_id=k.group(group),
                                     enable_auto_commit=False)  # fmt: skip
         await consumer.start()
         try:

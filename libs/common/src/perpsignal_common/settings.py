@@ -111,7 +111,9 @@ class KafkaSettings(_RedactedRepr):
         default=None, description="Override the registry's partition counts (tests)"
     )
     kafka_topic_prefix: str = Field(
-        default="", description="Prefix every topic name (isolation in tests)"
+        default="",
+        description="Prefix every topic name and consumer group id (deployments sharing a "
+        "cluster, tests)",
     )
 
     @field_validator("kafka_idempotent_producer", "kafka_topic_partitions", mode="before")
@@ -146,6 +148,11 @@ class KafkaSettings(_RedactedRepr):
 
     def topic(self, name: str) -> str:
         """Return the physical name of a logical topic (applies the prefix)."""
+        return self.kafka_topic_prefix + name
+
+    def group(self, name: str) -> str:
+        """Return the consumer group id of a logical group (the topics' prefix): deployments
+        sharing a cluster under different prefixes must not rebalance together."""
         return self.kafka_topic_prefix + name
 
 

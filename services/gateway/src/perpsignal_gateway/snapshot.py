@@ -276,7 +276,7 @@ class SnapshotWriter:
     @property
     def group_id(self) -> str:
         """Return the consumer group of the election (prefixed like the topics)."""
-        return f"{self._kafka.kafka_topic_prefix}perpsignal-gateway-snapshot-writer"
+        return self._kafka.group("perpsignal-gateway-snapshot-writer")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Take part in the election until `stop`; write while elected. Never raises."""

@@ -117,7 +117,7 @@ class RebalanceMixin:
         consumer = AIOKafkaConsumer(
             **k.client_kwargs(),
             client_id=f"{self._service}-consumer",
-            group_id=None if o.assign_all else o.group_id,
+            group_id=None if o.assign_all or o.group_id is None else k.group(o.group_id),
             enable_auto_commit=False,
             # the embedded broker's "latest" offset is wrong; committed offsets decide resume
             auto_offset_reset="earliest",

@@ -332,18 +332,6 @@ def render(
     )
 
 
-def stream_signals(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the signal records of a signals.jsonl file one line at a time.
-
-    orjson, as the file was written: the page re-reads every signal (45,000 on a 1m month)
-    and `json.loads` was ~5 % of such a run. Both parse a line to the same values.
-    """
-    with path.open("rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield orjson.loads(line)
-
-
 def directional_signals(path: Path, chunk: int = 1 << 23) -> Iterator[dict[str, Any]]:
     """Yield the records of signals.jsonl that may be LONG or SHORT (all the chart draws).
 

@@ -7,7 +7,7 @@ each step only what had been observed by then. Outcomes use the candles *after* 
 exactly as the outcomes service does: what its `signal_row`/`outcome_rows` track (entry at the
 signal's close time and price, due after each horizon, the judge's stop and target; the tests
 hold `tracked_rows` equal to them) is measured by its `evaluate` over the `path_window`
-candles (`path_window_sorted`: the series are sorted), on the finest candles first, then the
+candles (`window_sorted`: the series are sorted), on the finest candles first, then the
 primary ones. The outcomes' repository module is not imported here: it pulls SQLAlchemy,
 asyncpg and the DB models (seconds of start-up).
 """

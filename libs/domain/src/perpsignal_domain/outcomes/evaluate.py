@@ -321,21 +321,6 @@ def path_window(
     return inside
 
 
-def path_window_sorted(
-    candles: Sequence[Candle],
-    times: Sequence[datetime],
-    entry_at: datetime,
-    due_at: datetime,
-    step: timedelta,
-) -> list[Candle] | None:
-    """`path_window` for candles sorted by distinct `open_time` (`times` = their open times).
-
-    Two binary searches instead of a scan of every candle: the same result on sorted input.
-    """
-    found = window_sorted(times, entry_at, due_at, step)
-    return None if found is None else list(candles[found[0] : found[1]])
-
-
 def window_sorted(
     times: Sequence[datetime], entry_at: datetime, due_at: datetime, step: timedelta
 ) -> tuple[int, int] | None:

@@ -139,3 +139,73 @@ def test_the_cli_prints_a_broker_failure_in_one_line(
     assert code == 1
     assert "the run through the broker failed: the judge service exited (1)" in err
     assert "Traceback" not in err
+
+
+async def test_replay_refuses_a_hostile_file_before_sending_anything(
+    shared_data: Path, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """Good lines first, then a market event filed under the signals topic, a wrong key, a
+    topic the platform does not have, a NaN close, a zero price and a line that is not an
+    event: the
+    refusal names those lines and the broker never saw the good ones (no half replay)."""
+    import orjson
+
+    from perpsignal_cli.backtesting.eventfile import line_of
+
+    series = read_candles(shared_data / "market" / "XRP_USDT_USDT-1h-futures.csv").slice(0, 8)
+    events = candle_events(series, "XRPUSDT")
+    good = [line_of(ev) for ev in events[:3]]
+
+    def edited(ev_index: int, **change: object) -> bytes:
+        obj = orjson.loads(line_of(events[ev_index]))
+        obj.update(change)
+        return orjson.dumps(obj) + b"\n"
+
+    nan_close = line_of(events[7]).replace(
+        f'"close":{orjson.dumps(events[7].close).decode()}'.encode(), b'"close":NaN'
+    )
+    assert nan_close != line_of(events[7])
+    zero_low = edited(6, event={**orjson.loads(line_of(events[6]))["event"], "low": 0})
+    src = tmp_path / "hostile.jsonl"
+    src.write_bytes(
+        b"".join(good)
+        + b"\n"  # a blank line is skipped, and still counted as line 4
+        + edited(3, topic="perpsignal.signals.v1")
+        + edited(4, key="BTCUSDT")
+        + edited(5, topic="perpsignal.market.v1.dlq")
+        + nan_close
+        + zero_low
+        + b'["not", "an", "event"]\n'
+    )
+    settings = kafka_settings.model_copy(update={"kafka_topic_partitions": 1})
+    with pytest.raises(ValueError) as refused:
+        await replay(src, settings, speed=0.0, progress=False)
+    text = str(refused.value)
+    assert "6 line(s) cannot be replayed, nothing was sent" in text
+    assert "line 5: a market.candle event belongs on perpsignal.market.v1" in text
+    assert "line 6: key 'BTCUSDT' is not the event's key 'XRPUSDT'" in text
+    assert "line 7: 'perpsignal.market.v1.dlq' is not a platform topic" in text
+    assert "line 8: not JSON (unexpected character" in text
+    assert "line 9: not a valid event" in text
+    assert "(and 1 more)" in text  # the sixth, a JSON array, is counted, not named
+    for line in ("line 1", "line 2", "line 3", "line 4:"):
+        assert line not in text
+    # nothing reached the broker: the market topic holds no record
+    try:
+        n = await record(
+            settings,
+            ["perpsignal.market.v1"],
+            tmp_path / "out.jsonl",
+            from_beginning=True,
+            idle_s=1.0,
+            duration_s=5,
+        )
+    except ValueError as exc:  # the topic was never even created
+        assert "none of the topics exist" in str(exc)
+        n = 0
+    assert n == 0
+    # the good lines alone replay, and --topic names must be the platform's
+    src.write_bytes(b"".join(good))
+    assert await replay(src, settings, speed=0.0, progress=False) == 3
+    with pytest.raises(ValueError, match="unknown topic"):
+        await replay(src, settings, topics={"market"}, progress=False)

@@ -4,6 +4,11 @@ Keys, payloads and `observed_at` are kept byte for byte, so the live services pr
 file as if it were live (their state clocks are the events' `observed_at`). Pacing follows
 the gaps between consecutive `observed_at` values divided by `--speed` (`1` = real time,
 `60` or `x60` = sixty times faster, `max` = as fast as the broker takes them).
+
+The whole file is checked before the first event is sent: every line must hold a valid event
+of a platform topic, on that event's own topic and under its own key (what the services
+publish). A file that fails is refused with the lines that fail, and nothing is published:
+a half-replayed file, or a market event on the signals topic, would be worse than none.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ import sys
 import time
 from pathlib import Path
 
-from perpsignal_cli.backtesting.eventfile import read_lines
+from perpsignal_cli.backtesting.eventfile import EventLine, iter_raw, parse_line
 from perpsignal_cli.backtesting.pipeline import Progress
 from perpsignal_cli.stack import use_running_stack
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
+from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.admin import ensure_topics
-from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.kafka.producer import EventProducer, Headers, event_headers
 from perpsignal_common.settings import KafkaSettings
+
+TOPICS = frozenset(t.value for t in Topic)
+SHOWN_ERRORS = 5  # lines named in a refusal; the rest are counted
 
 
 def parse_speed(text: str) -> float:
@@ -49,6 +58,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def load(path: Path, topics: set[str] | None = None) -> list[tuple[EventLine, float, Headers]]:
+    """Return the file's lines to send (of `topics`, if given), each with its event's
+    `observed_at` (epoch seconds) and headers; ValueError names the lines that cannot be
+    replayed (every line is checked, also those `topics` leaves out)."""
+    unknown = sorted((topics or set()) - TOPICS)
+    if unknown:
+        raise ValueError(f"unknown topic(s) {unknown}; the platform's topics: {sorted(TOPICS)}")
+    ready: list[tuple[EventLine, float, Headers]] = []
+    errors: list[str] = []
+    with path.open("rb") as fh:
+        for num, raw in iter_raw(fh):
+            try:
+                line = parse_line(raw, num)
+                ready_line = _checked(line)
+            except ValueError as exc:
+                errors.append(str(exc))
+                continue
+            if topics is None or line.topic in topics:
+                ready.append(ready_line)
+    if errors:
+        shown = "; ".join(errors[:SHOWN_ERRORS])
+        more = f" (and {len(errors) - SHOWN_ERRORS} more)" if len(errors) > SHOWN_ERRORS else ""
+        raise ValueError(
+            f"{path}: {len(errors)} line(s) cannot be replayed, nothing was sent: {shown}{more}"
+        )
+    return ready
+
+
+def _checked(line: EventLine) -> tuple[EventLine, float, Headers]:
+    n = line.number
+    if line.topic not in TOPICS:
+        raise ValueError(f"line {n}: {line.topic[:80]!r} is not a platform topic")
+    try:
+        event = line.event()
+    except PoisonMessage as exc:
+        raise ValueError(f"line {n}: not a valid event ({str(exc)[:200]})") from exc
+    if event.topic != line.topic:
+        raise ValueError(
+            f"line {n}: a {event.type} event belongs on {event.topic}, not {line.topic}"
+        )
+    key = event.partition_key().decode()
+    if line.key != key:
+        shown = None if line.key is None else line.key[:80]
+        raise ValueError(f"line {n}: key {shown!r} is not the event's key {key!r}")
+    return line, event.observed_at.timestamp(), event_headers(event)
+
+
 async def replay(
     path: Path,
     kafka: KafkaSettings,
@@ -59,7 +115,7 @@ async def replay(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Publish the file's events in order, paced by `speed`; return how many were sent."""
-    lines = [ln for ln in read_lines(path) if topics is None or ln.topic in topics]
+    lines = load(path, topics)
     stop = stop or asyncio.Event()
     if kafka.kafka_create_topics:
         await ensure_topics(kafka)
@@ -70,15 +126,10 @@ async def replay(
     started = time.monotonic()
     first_at: float | None = None
     try:
-        for line in lines:
+        for line, at, headers in lines:
             if stop.is_set():
                 break
-            try:
-                event = line.event()
-            except PoisonMessage as exc:
-                raise ValueError(f"{path}: event {sent + 1} is not a valid event: {exc}") from exc
             if speed > 0:
-                at = event.observed_at.timestamp()
                 first_at = at if first_at is None else first_at
                 delay = started + (at - first_at) / speed - time.monotonic()
                 if delay > 0:
@@ -90,7 +141,7 @@ async def replay(
                 kafka.topic(line.topic),
                 None if line.key is None else line.key.encode(),
                 line.value,
-                event_headers(event),
+                headers,
             )
             sent += 1
             bar.tick()

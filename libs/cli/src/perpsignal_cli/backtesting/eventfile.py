@@ -25,6 +25,7 @@ class EventLine:
     topic: str
     key: str | None
     value: bytes  # the event's JSON, as on the wire
+    number: int = 0  # the line's number in its file (1-based; 0: not read from a file)
 
     def event(self) -> Event:
         """Return the typed event (raises PoisonMessage on an unknown/invalid event)."""
@@ -72,16 +73,32 @@ def write_events(path: Path, events: Iterable[Event]) -> int:
     return n
 
 
+def parse_line(raw: bytes, number: int = 0) -> EventLine:
+    """Return the event line of `raw`; ValueError names what is wrong with it."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"line {number}: not JSON ({exc.msg} at character {exc.pos})") from exc
+    if not isinstance(obj, dict) or "event" not in obj or not isinstance(obj.get("topic"), str):
+        raise ValueError(f'line {number}: not an event line (needs "topic" text and "event")')
+    key = obj.get("key")
+    if key is not None and not isinstance(key, str):
+        raise ValueError(f'line {number}: "key" must be text or null')
+    return EventLine(obj["topic"], key, orjson.dumps(obj["event"]), number)
+
+
 def iter_lines(fh: IO[bytes]) -> Iterator[EventLine]:
     """Yield the lines of an open event file (blank lines skipped)."""
     for num, raw in enumerate(fh, 1):
-        if not raw.strip():
-            continue
-        try:
-            obj = orjson.loads(raw)
-            yield EventLine(obj["topic"], obj.get("key"), orjson.dumps(obj["event"]))
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"line {num}: not an event line ({exc})") from exc
+        if raw.strip():
+            yield parse_line(raw, num)
+
+
+def iter_raw(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Yield (line number, bytes) of every non-blank line of an open event file."""
+    for num, raw in enumerate(fh, 1):
+        if raw.strip():
+            yield num, raw
 
 
 def read_lines(path: Path) -> list[EventLine]:

@@ -78,6 +78,40 @@ async def test_export_writes_every_signal_with_its_outcomes(
     assert len(only_btc.read_bytes().splitlines()) == 1
 
 
+async def test_a_failed_export_leaves_the_previous_backup_as_it_was(
+    pg_server, tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out FILE` used to be opened (truncated) before the database was reached: a down
+    database, or one never migrated, left last night's backup empty after a traceback. Now
+    each says so in one line, exits 1 and leaves FILE and its folder as they were."""
+    import uuid
+
+    backup = tmp_path / "history.jsonl"
+    backup.write_bytes(b'{"kind": "signal", "signal_id": "yesterday"}\n')
+    before = backup.read_bytes()
+
+    # a server that is not there (a closed port on this machine), with a password in the URL
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://u:s3cret@127.0.0.1:9/none")
+    assert await asyncio.to_thread(export.main, ["--out", str(backup)]) == 1
+    err = capsys.readouterr().err
+    assert "perpsignal export: database unavailable" in err and "s3cret" not in err
+    assert "Traceback" not in err
+
+    # a reachable database without the schema (migrations never ran)
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    await pg_server.create(name)
+    try:
+        monkeypatch.setenv("DATABASE_URL", pg_server.url_for(name))
+        assert await asyncio.to_thread(export.main, ["--out", str(backup)]) == 1
+    finally:
+        await pg_server.drop(name)
+    err = capsys.readouterr().err
+    assert "no signal history tables; run `perpsignal migrate`" in err
+
+    assert backup.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl"]  # no partial file
+
+
 async def test_service_routes_and_dedupes_events(database_url: str) -> None:
     settings = OutcomesSettings(
         database=DatabaseSettings(database_url=database_url),

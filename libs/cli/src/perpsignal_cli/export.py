@@ -3,12 +3,16 @@
 One line per stored signal (`"kind": "signal"`, with its factors, verdict layer, trade plan
 and every horizon's outcome) and one per stored MSS result (`"kind": "mss"`), oldest first.
 Reads `DATABASE_URL`; streams rows with a server-side cursor, so any history size fits.
+`--out FILE` is written beside FILE and renamed over it only once the export is complete:
+an unreachable database or a failure half-way leaves yesterday's backup as it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -16,12 +20,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
-from perpsignal_common.db.engine import create_engine, create_sessionmaker
+from perpsignal_common.db.engine import create_engine, create_sessionmaker, session_scope
 from perpsignal_common.db.models.outcomes import OutcomeMss, OutcomeSignal, SignalOutcome
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.settings import DatabaseSettings
 
 SIGNAL_FIELDS = [c.key for c in OutcomeSignal.__table__.columns]
@@ -99,7 +105,7 @@ async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | N
     engine = create_engine(DatabaseSettings(), pool_size=1)
     n = 0
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
+        async with session_scope(create_sessionmaker(engine)) as session:
             sources = [_signals(session, args)]
             if not args.no_mss and not args.symbol:
                 sources.append(_mss(session, args))
@@ -118,18 +124,49 @@ async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | N
 
 
 def main(argv: list[str]) -> int:
-    """Run `perpsignal export`; return the exit code."""
+    """Run `perpsignal export`; return the exit code (1: nothing exported, FILE untouched)."""
     args = _parser().parse_args(argv)
     args.since, args.until = _aware(args.since), _aware(args.until)
-    if args.out == "-":
-        n = asyncio.run(export(args, sys.stdout.buffer, None))
-        sys.stdout.flush()
-    else:
-        path = Path(args.out)
-        with path.open("wb") as f:
-            n = asyncio.run(export(args, f, sys.stderr))
-        print(f"exported {n} lines to {path}", file=sys.stderr)
+    try:
+        if args.out == "-":
+            n = asyncio.run(export(args, sys.stdout.buffer, None))
+            sys.stdout.flush()
+        else:
+            path = Path(args.out)
+            n = _export_to(path, args)
+            print(f"exported {n} lines to {path}", file=sys.stderr)
+    except DependencyUnavailable as exc:
+        print(f"perpsignal export: {exc} (DATABASE_URL)", file=sys.stderr)
+        return 1
+    except sa_exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42P01":  # undefined table
+            raise
+        print(
+            "perpsignal export: the database has no signal history tables; "
+            "run `perpsignal migrate` (DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:
+        print(f"perpsignal export: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _export_to(path: Path, args: argparse.Namespace) -> int:
+    """Export into a file beside `path`, then rename it over `path` (atomic on one disk)."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        with partial.open("wb") as f:
+            n = asyncio.run(export(args, f, sys.stderr))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    return n
 
 
 __all__ = ["main"]

@@ -109,7 +109,8 @@ async def test_a_failed_export_leaves_the_previous_backup_as_it_was(
     assert "no signal history tables; run `perpsignal migrate`" in err
 
     assert backup.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl"]  # no partial file
+    left = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.iterdir()))
+    assert left == ["history.jsonl"]  # and no partial file beside it
 
 
 async def test_service_routes_and_dedupes_events(database_url: str) -> None:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,44 @@ def test_topics_list_json_is_the_registry(capsys: pytest.CaptureFixture[str]) ->
     listed = json.loads(capsys.readouterr().out)
     assert [t["partitions"] for t in listed] == [s.partitions for s in all_topic_specs()]
     assert all(t["topic"].endswith(s.name) for t, s in zip(listed, all_topic_specs(), strict=True))
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["migrate"], "database unavailable"),
+        (["export", "--out", "{tmp}/history.jsonl"], "database unavailable"),
+        (["topics", "create"], "kafka admin cannot connect"),
+        (["topics", "describe"], "cannot connect"),
+        (["record", "--out", "{tmp}/tap.jsonl", "--duration", "1"], "kafka cannot connect"),
+        (["replay", "{tmp}/empty.jsonl"], "cannot connect"),
+    ],
+)
+def test_a_command_without_its_broker_or_database_fails_in_one_line(
+    argv: list[str], names: str, tmp_path: Path
+) -> None:
+    """Each of these printed a 30-60 line traceback (record also an unclosed-consumer error)
+    when DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS pointed at nothing. Now: exit 1, one line
+    naming what is unreachable, no credential of the URL."""
+    import os
+
+    (tmp_path / "empty.jsonl").write_text("")
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:9/none",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
+        "PERPSIGNAL_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "perpsignal_cli", *(a.format(tmp=tmp_path) for a in argv)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "Unclosed" not in proc.stderr, proc.stderr
+    assert "s3cret" not in proc.stderr + proc.stdout
+    ours = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"perpsignal {argv[0]}: ")]
+    assert len(ours) == 1 and names in ours[0], proc.stderr

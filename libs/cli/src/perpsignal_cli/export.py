@@ -106,6 +106,7 @@ async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | N
     n = 0
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
+            await session.connection()  # reach the database before drawing any progress
             sources = [_signals(session, args)]
             if not args.no_mss and not args.symbol:
                 sources.append(_mss(session, args))

@@ -79,8 +79,19 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         return 0
     import asyncio  # here, not at the top: every command would pay for it (~40 ms)
 
+    from aiokafka.errors import KafkaError
+
+    from perpsignal_common.errors import DependencyUnavailable
+
+    try:
+        if args.action == "create":
+            created = asyncio.run(ensure_topics(kafka))
+        else:
+            described = asyncio.run(describe_topics(kafka))
+    except (DependencyUnavailable, KafkaError) as exc:
+        print(f"perpsignal topics: {exc}", file=sys.stderr)
+        return 1
     if args.action == "create":
-        created = asyncio.run(ensure_topics(kafka))
         if args.json:
             _print_json({"created": created})
             return 0
@@ -88,7 +99,6 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         for name in created:
             print(f"  {name}")
         return 0
-    described = asyncio.run(describe_topics(kafka))
     if args.json:
         _print_json([{"topic": n, "partitions": p} for n, p in sorted(described.items())])
         return 0
@@ -147,14 +157,30 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+
+    from perpsignal_common.db.engine import is_connection_error
     from perpsignal_common.db.migrate import downgrade, upgrade
     from perpsignal_common.settings import DatabaseSettings
 
     url = DatabaseSettings().async_url()
-    if args.down:
-        downgrade(url, args.down)
-    else:
-        upgrade(url)
+    try:
+        if args.down:
+            downgrade(url, args.down)
+        else:
+            upgrade(url)
+    except CommandError as exc:  # e.g. an unknown --down revision
+        print(f"perpsignal migrate: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not is_connection_error(exc):
+            raise
+        # the type only: a driver's text may quote the host and user of DATABASE_URL
+        print(
+            f"perpsignal migrate: database unavailable: {type(exc).__name__} (DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 1
     print("migrations applied")
     return 0
 

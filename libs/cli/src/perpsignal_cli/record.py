@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from perpsignal_cli.backtesting.eventfile import raw_line
 from perpsignal_cli.stack import use_running_stack
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
 
@@ -61,7 +63,11 @@ async def record(
         enable_auto_commit=False,
         fetch_max_wait_ms=kafka.kafka_fetch_max_wait_ms,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()  # a consumer that failed to start still holds its client
+        raise DependencyUnavailable(f"kafka cannot connect: {exc}") from exc
     n = 0
     try:
         parts: list[TopicPartition] = []
@@ -129,7 +135,7 @@ def main(argv: list[str]) -> int:
 
     try:
         return asyncio.run(run())
-    except ValueError as exc:
+    except (ValueError, DependencyUnavailable) as exc:
         print(f"perpsignal record: {exc}", file=sys.stderr)
         return 1
 

@@ -63,7 +63,10 @@ async def _create_missing(
 async def describe_topics(kafka: KafkaSettings) -> dict[str, int]:
     """Return {topic: partition count} for every platform topic that exists."""
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), client_id="perpsignal-admin")
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaError as exc:
+        raise DependencyUnavailable(f"kafka admin cannot connect: {exc}") from exc
     try:
         names = [kafka.topic(s.name) for s in all_topic_specs()]
         existing = set(await admin.list_topics())

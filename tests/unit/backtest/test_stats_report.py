@@ -181,6 +181,27 @@ def test_cli_timerange_and_costs(market: Path, tmp_path: Path) -> None:
     assert backtest.main([*args[:4], "--timerange", "2021-11-18", "--out", str(tmp_path)]) == 2
 
 
+@pytest.mark.parametrize("flag", ["--fee-bp", "--slippage-bp"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1e308", "-1"])
+def test_cli_refuses_absurd_costs_before_scoring(
+    market: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    """`--fee-bp nan` passed the `< 0` check, scored the whole history and then failed the
+    symbol at the report's JSON write ("Out of range float values"); 1e308 made every net
+    P&L infinite. Both CLIs now refuse such a cost up front, with the allowed range."""
+    from perpsignal_cli import calibrate
+
+    candles = str(market / "XRP_USDT_USDT-5m-futures.csv")
+    out = tmp_path / "run"
+    common = ["--symbol", "XRPUSDT", "--candles", candles, flag, value, "--out", str(out)]
+    assert backtest.main([*common, "--no-progress", "--quiet"]) == 2
+    assert calibrate.main(common) == 2
+    err = capsys.readouterr().err
+    assert "perpsignal backtest: --fee-bp and --slippage-bp must be numbers from 0 to 10000" in err
+    assert "--fee-bp/--slippage-bp from 0 to 10000" in err
+    assert not out.exists()  # refused before anything ran
+
+
 def test_forward_returns_are_the_outcomes_window_and_pnl_of_each_signal(
     history: History, runs: tuple[RunResult, RunResult]
 ) -> None:

@@ -162,8 +162,14 @@ def main(argv: list[str]) -> int:
     except TimerangeError as exc:
         print(f"perpsignal backtest: {exc}", file=sys.stderr)
         return 2
-    if args.fee_bp < 0 or args.slippage_bp < 0:
-        print("perpsignal backtest: --fee-bp and --slippage-bp must be >= 0", file=sys.stderr)
+    from perpsignal_domain.outcomes.evaluate import valid_cost_bp
+
+    if not (valid_cost_bp(args.fee_bp) and valid_cost_bp(args.slippage_bp)):
+        # NaN passed the old `< 0` test and failed the run after scoring, at the JSON write
+        print(
+            "perpsignal backtest: --fee-bp and --slippage-bp must be numbers from 0 to 10000",
+            file=sys.stderr,
+        )
         return 2
     if args.inputs or args.list:
         from perpsignal_cli.backtesting import multi

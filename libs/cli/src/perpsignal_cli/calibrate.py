@@ -138,7 +138,7 @@ def main(argv: list[str]) -> int:
     """Run a walk-forward calibration; 0 done, 2 on bad input."""
     args = build_parser().parse_args(argv)
     prog = "perpsignal calibrate"
-    from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, Costs
+    from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, Costs, valid_cost_bp
 
     horizon_s = float(HORIZON_SECONDS[args.horizon])
     gap = horizon_s if args.gap is None else args.gap
@@ -149,8 +149,12 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.fee_bp < 0 or args.slippage_bp < 0 or args.trials < 1 or args.folds < 0:
-        print(f"{prog}: --fee-bp/--slippage-bp >= 0, --trials >= 1, --folds >= 0", file=sys.stderr)
+    costs_ok = valid_cost_bp(args.fee_bp) and valid_cost_bp(args.slippage_bp)
+    if not costs_ok or args.trials < 1 or args.folds < 0:
+        print(
+            f"{prog}: --fee-bp/--slippage-bp from 0 to 10000, --trials >= 1, --folds >= 0",
+            file=sys.stderr,
+        )
         return 2
     try:
         history, span = _load(args)

@@ -28,6 +28,10 @@ def redact_credentials(value: str) -> str:
 
 
 class _RedactedRepr(BaseSettings):
+    # `inf` and `nan` parse as floats and pass `ge`/`gt` bounds (inf >= 0): an absurd value
+    # (a neutral band of inf, a timeout of nan) must fail at start-up, not act silently
+    model_config = SettingsConfigDict(allow_inf_nan=False)
+
     # a settings repr lands in logs and tracebacks: no URL credentials, no plain-str keys
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():

@@ -64,6 +64,14 @@ class Costs:
 
 NO_COSTS = Costs(taker_fee_bp=0.0, slippage_bp=0.0, funding=False)  # gross: net == gross
 
+MAX_COST_BP = 10_000.0  # 100 % of notional per side: any cost above it is a typo, not a venue
+
+
+def valid_cost_bp(bp: float) -> bool:
+    """Return True for a per-side cost a run can use: finite, 0 to MAX_COST_BP (not NaN)."""
+    return 0.0 <= bp <= MAX_COST_BP
+
+
 # base-tier taker fees of USD-margined perpetuals (bp), as the venues publish them
 VENUE_COSTS: dict[str, Costs] = {
     "binance": Costs(taker_fee_bp=5.0),

@@ -121,3 +121,24 @@ def test_the_sums_shortcut_gives_the_resampling_interval_exactly() -> None:
     assert by_sums is not None
     assert by_index is not None
     assert by_sums == pytest.approx(by_index, rel=1e-9)
+
+
+def test_a_nan_outcome_makes_the_figures_undefined_not_significant() -> None:
+    """Every comparison with NaN is False: one NaN return made the placebo and the paired
+    tests count "no placebo did as well" and report p = 1/(1 + reps) = 0.0005, the
+    strongest evidence of skill they give, for random sides; the IC came out a number."""
+    rng = np.random.default_rng(3)
+    returns = rng.normal(0.0, 1.0, 300)
+    sides = np.where(rng.random(300) < 0.5, 1.0, -1.0)  # random: no skill
+    clean = stats.placebo_p_value(sides, sides * returns, block=4)
+    assert clean is not None and clean > 0.05
+    returns[120] = np.nan
+    assert stats.placebo_p_value(sides, sides * returns, block=4) is None
+    assert stats.paired_p_value(returns, block=4) is None
+    assert stats.information_coefficient(sides, returns, block=4) == (None, None)
+    assert stats.spearman(sides, returns) is None
+    assert stats.hac_mean_ci(returns, lags=4) is None
+    assert stats.mean_ci(returns, block=4) is None
+    assert stats.group_difference_ci(returns, sides > 0, sides < 0, block=4) == (None, None)
+    returns[120] = np.inf
+    assert stats.placebo_p_value(sides, sides * returns, block=4) is None

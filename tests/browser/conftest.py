@@ -7,7 +7,6 @@ Screenshots go to `test-artifacts/screenshots/` (gitignored) for review.
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from perpsignal_common.embedded import free_port
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from tests.helpers import REPO, ServiceProcess, eventually
@@ -36,17 +36,11 @@ SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 API_KEY = "browser-test-key"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Gateway:
     """One gateway process on a fixed port, so it can be stopped and started again."""
 
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = {
             **env,
             "GATEWAY_HOST": "127.0.0.1",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 
+from perpsignal_common.embedded import free_port
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.schemas import (
@@ -287,12 +287,6 @@ class _ThreadServer(uvicorn.Server):
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_gateway(pg_server: Any) -> Iterator[str]:
     """A real server with a migrated database and a stand-in judge, so nothing is a 5xx."""
@@ -326,7 +320,7 @@ def live_gateway(pg_server: Any) -> Iterator[str]:
             app.state.model.apply(b.reply_for(event.correlation_id or "", judged))
 
     producer.on_publish = judge
-    port = _free_port()
+    port = free_port()
     server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
 
     def run() -> None:

@@ -181,7 +181,7 @@ def test_replay_and_export_find_the_running_stack(up: Up, tmp_path: Path) -> Non
         time.sleep(1)
 
 
-def test_a_killed_postgres_is_restarted(up: Up) -> None:
+def test_a_killed_postgres_is_restarted(up: Up, tmp_path: Path) -> None:
     pg = up.info()["postgres_pid"]
     mark = len(up.text())
     os.kill(pg, signal.SIGKILL)
@@ -189,5 +189,5 @@ def test_a_killed_postgres_is_restarted(up: Up) -> None:
     assert "the embedded PostgreSQL died; restarting it on the same port" in text
     assert up.info()["postgres_pid"] != pg
     # the database answers again through the address file
-    exported = cli(up.env, "export", "--out", os.devnull)
+    exported = cli(up.env, "export", "--out", str(tmp_path / "history.jsonl"))
     assert exported.returncode == 0, exported.stderr

@@ -19,18 +19,13 @@ import httpx
 import pytest
 import websockets
 
+from perpsignal_common.embedded import free_port
 from tests.helpers import REPO, ServiceProcess, eventually
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 
 KEY = "hdr-key-7f3a9c21e5"
 SECRET_PARTS = ("7f3a9c21e5",)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
@@ -74,7 +69,7 @@ def test_production_without_keys_exits_non_zero_naming_the_setting(environment: 
 
 
 async def test_no_key_appears_in_the_log_whatever_way_it_is_sent(kafka_env, tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **kafka_env,
         "GATEWAY_HOST": "127.0.0.1",
@@ -104,7 +99,7 @@ async def test_no_key_appears_in_the_log_whatever_way_it_is_sent(kafka_env, tmp_
 
 
 async def test_an_open_dev_gateway_listens_on_loopback_only(kafka_env, tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**kafka_env, "GATEWAY_ENABLE_DATABASE": "false", "GATEWAY_API_KEYS": ""}
     env.pop("GATEWAY_HOST", None)
     async with _gateway(env, tmp_path, port) as proc:
@@ -132,7 +127,7 @@ async def test_idle_and_slow_connections_are_closed_while_clients_are_served(
     kafka_env, tmp_path
 ) -> None:
     """50 idle or half-sent connections: the server closes them; a real request gets through."""
-    port = _free_port()
+    port = free_port()
     env = {
         **kafka_env,
         "GATEWAY_HOST": "127.0.0.1",

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
+from perpsignal_common.embedded import free_port
 from tests.helpers import ServiceProcess, eventually
 
 pytestmark = pytest.mark.kafka
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_module_entry_point_serves_and_drains(kafka_env, tmp_path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **kafka_env,
         "GATEWAY_HOST": "127.0.0.1",

@@ -4,7 +4,6 @@ on-demand tracking from commands.v1, and a clean SIGTERM."""
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from perpsignal_common.embedded import free_port
 from perpsignal_common.events.base import deterministic_id, utcnow
 from perpsignal_common.events.market import TrackCommandV1
 from perpsignal_common.events.registry import decode
@@ -24,18 +24,12 @@ from tests.helpers import ServiceProcess, TopicReader, eventually
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(fake: FakeVendors, kafka_env: dict[str, str], database_url: str) -> dict[str, str]:
     return {
         **kafka_env,
         **fake.env(),
         "DATABASE_URL": database_url,
-        "OPS_PORT": str(_free_port()),
+        "OPS_PORT": str(free_port()),
         "LOG_LEVEL": "INFO",
         "INGESTOR_SYMBOLS": "BTCUSDT,ETHUSDT",
         "INGESTOR_TIMEFRAMES": "5m,1h",

@@ -9,7 +9,6 @@ makes it the per-symbol poll marker. Ownership is read from each replica's `/sha
 from __future__ import annotations
 
 import itertools
-import socket
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from perpsignal_common.embedded import free_port
 from perpsignal_common.events.base import deterministic_id, utcnow
 from perpsignal_common.events.market import TrackCommandV1
 from perpsignal_common.events.registry import decode
@@ -41,12 +41,6 @@ WATCH = [
 ON_DEMAND = "SUIUSDT"  # tradable, not watched: tracked only by command
 # asked for in lower case: its key hashes to partition 2, the symbol's shard is partition 3
 MISSPELT = "nearusdt"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Replica:
@@ -100,7 +94,7 @@ class Cluster:
         fake = await FakeVendors(
             self.shared_data, symbols=[*WATCH, ON_DEMAND, MISSPELT.upper()]
         ).start()
-        port = _free_port()
+        port = free_port()
         log_dir = self.tmp_path / name
         log_dir.mkdir()
         env = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -76,6 +78,29 @@ async def test_export_writes_every_signal_with_its_outcomes(
     only_btc = tmp_path / "btc.jsonl"
     await asyncio.to_thread(export.main, ["--out", str(only_btc), "--symbol", "BTCUSDT"])
     assert len(only_btc.read_bytes().splitlines()) == 1
+
+    # a private backup reached through a link: the link stays a link, the file stays 0600
+    private = tmp_path / "private.jsonl"
+    private.write_bytes(b"old\n")
+    private.chmod(0o600)
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(private)
+    assert await asyncio.to_thread(export.main, ["--out", str(link)]) == 0
+    assert link.is_symlink() and len(private.read_bytes().splitlines()) == 2
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+
+    # not a regular file (a FIFO here; /dev/null in the wild) is written in place: a rename
+    # over it once replaced the machine's /dev/null with a regular file
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, whatever export does
+    try:
+        assert await asyncio.to_thread(export.main, ["--out", str(fifo)]) == 0
+        assert len(os.read(reader, 1 << 16).splitlines()) == 2
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert not [name for name in os.listdir(tmp_path) if ".partial-" in name]
 
 
 async def test_a_failed_export_leaves_the_previous_backup_as_it_was(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 
 from perpsignal_common.db.engine import is_connection_error
 from perpsignal_common.embedded import EmbeddedPostgres, durable_default
+from perpsignal_common.errors import DependencyUnavailable
 
 
 def wrapped(error: Exception) -> sa_exc.DBAPIError:
@@ -70,3 +72,33 @@ def test_a_dead_pid_is_just_a_stale_file(tmp_path: Path) -> None:
     (tmp_path / "postmaster.pid").write_text(f"{gone.pid}\n")
     EmbeddedPostgres(tmp_path).recover_stale()
     assert not (tmp_path / "postmaster.pid").exists()
+
+
+def test_free_ports_come_from_outside_the_kernels_own_range(monkeypatch) -> None:
+    """A port from bind(0) may be handed to any client connection before its server binds it
+    (a test gateway failed on "address already in use"); ports outside the kernel's range
+    are only taken by an explicit bind."""
+    from perpsignal_common import embedded
+
+    monkeypatch.setattr(embedded, "_ephemeral_range", lambda: (32768, 60999))
+    ports = {embedded.free_port() for _ in range(50)}
+    assert not [p for p in ports if 32768 <= p <= 60999]
+    assert len(ports) > 40  # drawn at random: two servers rarely get the same one
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # each one free right now
+
+    # a kernel that hands out (nearly) every port: the kernel's own choice, still free
+    monkeypatch.setattr(embedded, "_ephemeral_range", lambda: (1024, 65535))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", embedded.free_port()))
+
+
+def test_a_failed_initdb_says_why(tmp_path: Path) -> None:
+    """initdb's reason used to be swallowed ("returned non-zero exit status 1"): a CI run
+    whose /dev/null had been replaced by a file failed a dozen tests with no clue why."""
+    data = tmp_path / "pg"
+    data.mkdir()
+    (data / "notes.txt").write_text("not a database folder\n")
+    with pytest.raises(DependencyUnavailable, match="exists but is not empty"):
+        EmbeddedPostgres(data).start()

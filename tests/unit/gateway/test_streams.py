@@ -17,6 +17,7 @@ from fastapi import WebSocketDisconnect
 from prometheus_client import REGISTRY
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
+from perpsignal_common.embedded import free_port
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.schemas import signal_out
 from perpsignal_gateway.streams import OVERFLOW_CLOSE_CODE, StreamHub, Subscription
@@ -29,12 +30,6 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[no-untyped-def,override]
         yield
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -203,7 +198,7 @@ async def test_a_client_gone_before_its_subscribed_message_leaves_no_subscriber(
 async def _serving(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
     cfg = settings(gateway_api_keys="k1", **overrides)
     app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
-    port = _free_port()
+    port = free_port()
     srv = _QuietServer(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl

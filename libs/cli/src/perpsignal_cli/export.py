@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import stat
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -155,14 +156,31 @@ def main(argv: list[str]) -> int:
 
 
 def _export_to(path: Path, args: argparse.Namespace) -> int:
-    """Export into a file beside `path`, then rename it over `path` (atomic on one disk)."""
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    """Export into `path`; a regular file is replaced only once the export is complete.
+
+    A regular (or new) file is written beside its target and renamed over it, so a failed
+    export leaves last night's backup as it was; the target keeps its permissions (a 0600
+    backup stays private). Anything else (a device such as /dev/null, a FIFO, a terminal)
+    is written in place: renaming over it would replace the system's /dev/null with a file.
+    """
+    if path.exists() and not path.is_file():
+        with path.open("wb") as f:
+            return asyncio.run(export(args, f, sys.stderr))
+    target = path.resolve() if path.is_symlink() else path  # keep the link, replace its file
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
-        with partial.open("wb") as f:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
             n = asyncio.run(export(args, f, sys.stderr))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(partial, path)
+        if mode is None:  # a new file: what open() would have given it under this umask
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(partial, mode)
+        os.replace(partial, target)
     except BaseException:
         with contextlib.suppress(OSError):
             partial.unlink()

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import platform
+import random
 import shutil
 import signal
 import socket
@@ -74,8 +75,36 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
     return arm
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    """Return the kernel's range for ports it hands out itself (connect(), bind to 0)."""
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; other systems only lose the head start
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free right now."""
+    """Return a TCP port that is free right now, for a server that binds it shortly after.
+
+    The port is drawn from outside the kernel's ephemeral range where there is room: a port
+    from bind(0) is free again once this returns, and until the server binds it any client
+    connection on the machine may be given it as its local port (a gateway of the test stack
+    once failed to start on "address already in use" that way). Ports outside that range are
+    only ever taken by an explicit bind, which the trial bind here rules out for now.
+    """
+    lo, hi = _ephemeral_range()
+    spans = [(a, b) for a, b in ((10_000, lo - 1), (hi + 1, 65_535)) if b - a >= 1_000]
+    rng = random.SystemRandom()
+    for _ in range(64 if spans else 0):
+        a, b = rng.choice(spans)
+        port = rng.randint(a, b)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue  # in use (or reserved): draw again
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -255,7 +284,14 @@ class EmbeddedPostgres:
             initdb += ["--auth=trust", "--encoding=UTF8"]
             if not self.durable:
                 initdb.append("--no-sync")
-            subprocess.run(self._cmd(*initdb), check=True, capture_output=True, user=user)
+            done = subprocess.run(self._cmd(*initdb), capture_output=True, user=user, check=False)
+            if done.returncode:
+                # initdb's reason is on its stderr (a full disk, an unusable /dev/null...)
+                said = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+                raise DependencyUnavailable(
+                    f"initdb of {self.data_dir} exited with {done.returncode}: "
+                    + " | ".join(said[-3:])
+                )
         self.recover_stale()
         for attempt in range(3):
             try:

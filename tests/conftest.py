@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,18 @@ REPO = Path(__file__).resolve().parents[1]
 def pytest_configure(config: pytest.Config) -> None:
     """Arm the reaper in the controller and in every xdist worker, before any fixture runs."""
     install_reaper()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Fail the test that leaves /dev/null broken, not the dozen unrelated ones after it.
+
+    An export renamed over /dev/null once: every later initdb (and anything else writing to
+    it as another user) failed far from the cause. The check is one stat per test.
+    """
+    yield
+    if os.name == "posix" and not stat.S_ISCHR(os.stat(os.devnull).st_mode):
+        pytest.fail(f"{item.nodeid} left {os.devnull} as something other than a device")
 
 
 @pytest.fixture(scope="session")

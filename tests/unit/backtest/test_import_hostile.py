@@ -684,3 +684,27 @@ def test_excel_unicode_text_is_read(tmp_path: Path) -> None:
     path.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
     s = imp.read_candles(path)
     assert s.close == [b[4] for b in bars]
+
+
+def test_a_header_without_rows_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to end in `zip() argument 2 is longer than argument 1`."""
+    assert _run(tmp_path, _csv(tmp_path / "BTCUSDT-1m.csv", [])) == 2
+    _one_line_error(capsys, "BTCUSDT-1m.csv", "no candles")
+
+
+def test_rows_that_give_no_bar_are_counted_in_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line cut short mid-file, or one with empty prices, was dropped without a word."""
+    rows: list[list[object]] = [*_bars()]
+    rows[40] = rows[40][:2]  # a damaged line: time and open only
+    rows[70] = [rows[70][0], "", "", "", "", 1.0]  # no prices
+    with caplog.at_level("WARNING"):
+        series = imp.read_candles(_csv(tmp_path / "BTCUSDT-1m.csv", rows))
+    assert len(series) == 118
+    said = [r.getMessage() for r in caplog.records if "give no bar" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert "2 rows give no bar" in said[0] and "1 with fewer columns" in said[0]
+    assert "1 without prices" in said[0] and str(T0 + 40 * 60_000) in said[0]

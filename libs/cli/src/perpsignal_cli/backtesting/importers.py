@@ -1243,9 +1243,13 @@ def read_candles(path: Path) -> CandleSeries:
     vi, qi, confirm = (res.index.get(n) for n in ("volume", "quote_volume", "confirm"))
     need = max(ti, oi, hi, li, ci)
     scaled = any(f != 1.0 for f in res.scale.values())
+    short = blank = 0  # rows that give no bar: said in one warning, never dropped silently
+    first_skipped: Sequence[Any] | None = None
     for row in rows:
         if len(row) <= need:
-            continue  # a truncated trailing line
+            short += 1  # a truncated line (a cut download's last one, or damage mid-file)
+            first_skipped = first_skipped or row
+            continue
         if confirm is not None and str(row[confirm]) == "0":
             continue  # OKX: a bar that had not closed when exported
         p: list[float | None]
@@ -1261,10 +1265,12 @@ def read_candles(path: Path) -> CandleSeries:
             at = ms_to_dt(_time(res, row, path)).isoformat().replace("+00:00", "Z")
             raise HistoryFormatError(f"{path}: the bar at {at}: {exc}") from None
         o, h, lo, close = p
-        if o is None or h is None or lo is None or close is None:
-            continue  # an empty price: no bar
-        if o != o and h != h and lo != lo and close != close:  # NaN in every price
-            continue  # how numeric exports write a missing bar
+        if (o is None or h is None or lo is None or close is None) or (
+            o != o and h != h and lo != lo and close != close  # NaN in every price
+        ):  # an empty price, or how numeric exports write a missing bar: no bar
+            blank += 1
+            first_skipped = first_skipped or row
+            continue
         times.append(_time(res, row, path))
         opens.append(o)
         highs.append(h)
@@ -1277,6 +1283,18 @@ def read_candles(path: Path) -> CandleSeries:
             v *= res.scale.get("volume", 1.0)
         # only a quote (USD) volume is published: base volume estimated at the close
         vols.append(v if v is not None else q / close if q is not None and close > 0 else 0.0)
+    if short or blank:
+        log.warning(
+            "%s: %d rows give no bar and are skipped (%d with fewer columns than the header, "
+            "%d without prices); the first: %.120s",
+            path.name,
+            short + blank,
+            short,
+            blank,
+            ",".join(map(str, first_skipped or ())),
+        )
+    if not times:
+        raise HistoryFormatError(f"{path}: no candles (no row holds a bar)")
     # newest first (OKX, Bybit) is sorted; a time given twice (the overlapping pages of an
     # API dump) is one bar, its last row in the file (a bar re-fetched once it had closed)
     order = sorted(range(len(times)), key=times.__getitem__)

@@ -145,3 +145,20 @@ def test_a_listing_announced_ahead_of_its_launch_passes_but_not_years_ahead() ->
     assert decode(encode(soon)) == soon
     with pytest.raises(ValueError, match="30 days ahead"):
         listing("NEWUSDT", "NEW", now + timedelta(days=400))
+
+
+def test_a_funding_rate_beyond_100_percent_per_interval_is_refused(api: Path) -> None:
+    """A rate of 5.0 (500 % per 8 h) passed the |x| <= 1e30 bound and became the most extreme
+    funding factor of its symbol; real rates are capped at a few percent by every venue."""
+    from perpsignal_connectors.binance_usdm.parsing import parse_premium_index
+    from perpsignal_connectors.binance_usdm.schemas import PREMIUM_INDEX_ONE
+
+    body = json.loads((api / "binance_usdm" / "fapi_v1_premiumIndex.doc_current.json").read_text())
+    raw = encode(parse_premium_index(PREMIUM_INDEX_ONE.validate_python(body)))
+    for fine in ("0.03", "-0.03", "1", "-1"):  # an extreme real rate, and the bound itself
+        decode(poison(raw, "rate", fine))
+    for absurd in ("5", "-1.5", "1e20"):
+        with pytest.raises(PoisonMessage, match="rate"):
+            decode(poison(raw, "rate", absurd))
+    with pytest.raises(ValueError, match="rate"):  # the parser refuses to build one too
+        parse_premium_index(PREMIUM_INDEX_ONE.validate_python(body | {"lastFundingRate": "5"}))

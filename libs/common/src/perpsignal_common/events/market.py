@@ -19,6 +19,7 @@ from perpsignal_common.events.values import (
     CandleTime,
     Count,
     EventTime,
+    FundingRate,
     Ident,
     Price,
     ScheduledTime,
@@ -69,7 +70,7 @@ class FundingRateV1(MarketEvent):
     """Funding rate (per funding interval, as a fraction: 0.0001 = 0.01 %) and mark price."""
 
     type: Literal["market.funding"] = "market.funding"
-    rate: Signed
+    rate: FundingRate
     mark_price: Price | None = None
     index_price: Price | None = None
     next_funding_at: ScheduledTime | None = None

@@ -6,7 +6,8 @@ they are built or decoded, and a consumer dead-letters (never processes) such a 
 
 * Floats are finite everywhere (`Payload` and `Event` set `allow_inf_nan=False`: JSON
   `NaN`/`Infinity` tokens and `1e999` are refused too).
-* `Price`: 1e-12 <= p <= 1e12; `Amount`: 0 <= a <= 1e30; `Signed`: |x| <= 1e30. Real
+* `Price`: 1e-12 <= p <= 1e12; `Amount`: 0 <= a <= 1e30; `Signed`: |x| <= 1e30;
+  `FundingRate`: |x| <= 1 (100 % per interval). Real
   values sit far inside (BTC ~1e5, the cheapest perpetuals ~1e-7, the largest token supplies
   ~1e18); the bounds keep every ratio, square and sum of thousands of values finite in
   float64 feature math, where 1e308 or 1e-300 would overflow to inf.
@@ -29,6 +30,7 @@ from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 MIN_PRICE = 1e-12
 MAX_PRICE = 1e12
 MAX_AMOUNT = 1e30
+MAX_FUNDING_RATE = 1.0
 MIN_EVENT_TIME = datetime(2009, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_CLOCK_SKEW_S = 300.0
 MAX_SCHEDULE_AHEAD_S = 30 * 86400.0
@@ -86,6 +88,13 @@ def _known_version(value: int) -> int:
 Price = Annotated[float, Field(ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False)]
 Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 Signed = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
+# a funding rate per interval, as a fraction: venues cap it at a few percent (Binance 0.3-3 %
+# per interval by symbol), so 100 % is beyond any real rate while a rate written in percent
+# (0.01 for 0.01 %) still fits; 5.0 (500 % per 8 h) read as a fraction would be the most
+# extreme funding factor of every symbol
+FundingRate = Annotated[
+    float, Field(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE, allow_inf_nan=False)
+]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 EventTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME), AfterValidator(_not_ahead)]
 # an open time whose upper bound `check_candle` checks

@@ -294,6 +294,18 @@ class Stack:
                 return float(line.rsplit(" ", 1)[1])
         return None
 
+    def metric_total(self, name: str, metric: str, labels: str = "") -> float:
+        """Return the sum of service `name`'s samples of `metric` with `labels` (0 when none)."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.ops_ports[name]}/metrics", timeout=3).text
+        except httpx.HTTPError:
+            return 0.0
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(metric + "{") and labels in line
+        )
+
     def telegram_texts(self, chat_id: int) -> list[str]:
         return [m.text for m in self.telegram.messages if m.chat_id == chat_id]
 

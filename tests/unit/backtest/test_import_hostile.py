@@ -708,3 +708,34 @@ def test_rows_that_give_no_bar_are_counted_in_a_warning(
     assert len(said) == 1, caplog.text
     assert "2 rows give no bar" in said[0] and "1 with fewer columns" in said[0]
     assert "1 without prices" in said[0] and str(T0 + 40 * 60_000) in said[0]
+
+
+@pytest.mark.parametrize("symbol", ["BTC<script>", "BTC USDT", "X" * 65])
+def test_a_symbol_the_contract_refuses_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], symbol: str
+) -> None:
+    """It was refused at the first bar, mid-run, in a 40-line pydantic traceback."""
+    candles = _csv(tmp_path / "c.csv", _bars())
+    argv = ["--symbol", symbol, "--candles", str(candles), "--out", str(tmp_path / "out")]
+    assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2
+    _one_line_error(capsys, "is not a symbol")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("several", [False, True], ids=["one symbol", "a folder"])
+def test_an_out_that_cannot_be_a_folder_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], several: bool
+) -> None:
+    """A file (/dev/null, a report of the same name) or a missing parent ended in a traceback."""
+    (tmp_path / "data").mkdir()
+    candles = _csv(tmp_path / "data" / "BTCUSDT-1m.csv", _bars())
+    taken = tmp_path / "report"
+    taken.write_text("a file\n")
+    for out, why in ((taken, "not a folder"), (taken / "x", "Not a directory")):
+        if several:
+            argv = [str(candles.parent), "--out", str(out)]
+        else:
+            argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(out)]
+        assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2
+        _one_line_error(capsys, f"cannot write to --out {out}: {why}")
+    assert taken.read_text() == "a file\n"

@@ -739,3 +739,21 @@ def test_an_out_that_cannot_be_a_folder_is_one_clear_error(
         assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2
         _one_line_error(capsys, f"cannot write to --out {out}: {why}")
     assert taken.read_text() == "a file\n"
+
+
+def test_calibrate_says_the_same_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from perpsignal_cli import calibrate
+
+    candles = _csv(tmp_path / "c.csv", _bars())
+    taken = tmp_path / "taken"
+    taken.write_text("a file\n")
+    for symbol, out, said in (
+        ("BTC<x>", tmp_path / "out", "is not a symbol"),
+        ("BTCUSDT", taken, "cannot write to --out"),
+    ):
+        argv = ["--symbol", symbol, "--candles", str(candles), "--out", str(out)]
+        assert calibrate.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "perpsignal calibrate: " in err and said in err, err

@@ -171,8 +171,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    from perpsignal_cli.backtesting.cliargs import out_folder, valid_symbol
+
     if args.inputs or args.list:
-        if not args.list and not _out_folder(args.out):
+        if not args.list and not out_folder(args.out, "perpsignal backtest"):
             return 2
         from perpsignal_cli.backtesting import multi
 
@@ -184,16 +186,8 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    if not _valid_symbol(args.symbol.upper()):
-        # checked once here: the contract would refuse it at the first bar, mid-run, in a
-        # traceback (every event is built lazily)
-        print(
-            f"perpsignal backtest: --symbol {args.symbol!r} is not a symbol: 1-64 letters, "
-            "digits or _ . : / + $ -",
-            file=sys.stderr,
-        )
-        return 2
-    if not _out_folder(args.out):
+    prog = "perpsignal backtest"
+    if not valid_symbol(args.symbol.upper(), prog) or not out_folder(args.out, prog):
         return 2
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
 
@@ -246,30 +240,6 @@ def main(argv: list[str]) -> int:
         return 2
     finally:
         gc.unfreeze()
-
-
-def _out_folder(out: Path) -> bool:
-    """Create the report folder before any history is read; say in a line why it cannot be."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        why = "not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
-        print(f"perpsignal backtest: cannot write to --out {out}: {why}", file=sys.stderr)
-        return False
-    return True
-
-
-def _valid_symbol(symbol: str) -> bool:
-    """Return True when `symbol` is one the event contracts accept."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from perpsignal_common.events.values import Symbol
-
-    try:
-        TypeAdapter(Symbol).validate_python(symbol)
-    except ValidationError:
-        return False
-    return True
 
 
 def _run(

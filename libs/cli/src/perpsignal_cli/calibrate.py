@@ -156,6 +156,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    from perpsignal_cli.backtesting.cliargs import out_folder, valid_symbol
+
+    if not valid_symbol(args.symbol.upper(), prog) or not out_folder(args.out, prog):
+        return 2
     try:
         history, span = _load(args)
     except (ValueError, FileNotFoundError) as exc:

@@ -104,3 +104,38 @@ def test_a_command_without_its_broker_or_database_fails_in_one_line(
     assert "s3cret" not in proc.stderr + proc.stdout
     ours = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"perpsignal {argv[0]}: ")]
     assert len(ours) == 1 and names in ours[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "env_port", "rc", "said"),
+    [
+        (["up", "--port", "99999"], None, 2, "a port is 0-65535, got 99999"),
+        (["demo", "--port", "-1"], None, 2, "a port is 0-65535, got -1"),
+        (["up"], "abc", 2, "not a port number: 'abc'"),
+        (["schemas", "--out", "{tmp}/file/x"], None, 1, "cannot write to {tmp}/file/x"),
+    ],
+)
+def test_a_bad_port_or_output_folder_is_one_line_before_anything_starts(
+    argv: list[str], env_port: str | None, rc: int, said: str, tmp_path: Path
+) -> None:
+    """`demo --port 99999` started the broker and the database, then died on an OverflowError;
+    GATEWAY_PORT=abc was a traceback while the parser was built; `schemas --out` into a file
+    was a traceback."""
+    import os
+
+    (tmp_path / "file").write_text("")
+    env = {**os.environ, "PERPSIGNAL_DATA_DIR": str(tmp_path)}
+    env.pop("GATEWAY_PORT", None)
+    if env_port is not None:
+        env["GATEWAY_PORT"] = env_port
+    proc = subprocess.run(
+        [sys.executable, "-m", "perpsignal_cli", *(a.format(tmp=tmp_path) for a in argv)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert proc.returncode == rc, proc.stderr
+    assert "Traceback" not in proc.stderr and "starting" not in proc.stderr, proc.stderr
+    assert said.format(tmp=tmp_path) in proc.stderr, proc.stderr

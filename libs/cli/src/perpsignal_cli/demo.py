@@ -51,6 +51,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from perpsignal_cli.argtypes import port_number
+
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ARCHIVE = REPO_ROOT / "data" / "recorded" / "recorded-data.tar.xz"
 DEFAULT_SPEED = 5000.0
@@ -292,8 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=Path(".data/demo"))
     p.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("GATEWAY_PORT", "8000")),
+        type=port_number,
+        default=os.environ.get("GATEWAY_PORT", "8000"),
         help="gateway port (a free one is chosen if it is taken)",
     )
     p.add_argument("--archive", type=Path, default=ARCHIVE, help="the bundled data archive")

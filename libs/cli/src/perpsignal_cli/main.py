@@ -11,6 +11,8 @@ import platform
 import sys
 from pathlib import Path
 
+from perpsignal_cli.argtypes import port_number
+
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
 # commands that talk to the broker or database: they use a running `perpsignal up`'s addresses
 # (its data folder's stack.json) when KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are unset
@@ -151,7 +153,11 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
         for rel in stale:
             print(f"out of date: {out / rel}")
         return 1 if stale else 0
-    written = write_all(out)
+    try:
+        written = write_all(out)
+    except OSError as exc:
+        print(f"perpsignal schemas: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {len(written)} files to {out}")
     return 0
 
@@ -224,8 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("GATEWAY_PORT", "8000")),
+        type=port_number,
+        default=os.environ.get("GATEWAY_PORT", "8000"),
         help="gateway port (a free one if taken; 0 = free ports for it and every ops server)",
     )
     up.add_argument("--services", nargs="*", choices=SERVICES, default=list(SERVICES))

@@ -39,6 +39,17 @@ _CHART_LOGO_STYLE = (
     "height:19px;width:35px;margin:0;padding:0;border:0;z-index:3;}"
     "a#tv-attr-logo[data-dark]{--fill:#D1D4DC;--stroke:#131722;}"
 )
+_ADDED = frozenset(
+    {
+        b"x-content-type-options",
+        b"referrer-policy",
+        b"x-frame-options",
+        b"cross-origin-opener-policy",
+        b"content-security-policy",
+        b"strict-transport-security",
+        b"cache-control",
+    }
+)
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WS_MISDIRECTED = 4421  # private-use close codes mirroring the HTTP statuses, like 4401/4429
@@ -117,10 +128,15 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.get("headers") or []
-                present = {name.lower() for name, _ in headers}
+                headers = message.get("headers") or ()
+                # ASGI header names are lower-case; usually none of ours is set yet
+                if any(name in _ADDED for name, _ in headers):
+                    present = {name.lower() for name, _ in headers}
+                    added: Iterable[tuple[bytes, bytes]] = (h for h in extra if h[0] not in present)
+                else:
+                    added = extra
                 # a new list: a response object may reuse its header list across requests
-                message["headers"] = [*headers, *(h for h in extra if h[0] not in present)]
+                message["headers"] = [*headers, *added]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -117,6 +117,14 @@ async def test_static_assets_stay_cacheable_and_routes_keep_their_own_headers(ma
             },
         )
 
+    @app.get("/boom")
+    async def boom() -> Response:
+        raise RuntimeError("unexpected")
+
+    crashed = await client.get("/boom")  # answered by the metrics middleware's last resort
+    assert crashed.status_code == 500
+    assert_common(crashed, "500")
+    assert crashed.headers["cache-control"] == "no-store"
     asset = await client.get("/static/js/app.js")
     assert asset.status_code == 200 and "etag" in asset.headers
     assert "no-store" not in asset.headers.get("cache-control", "")
@@ -294,6 +302,41 @@ async def test_open_gateway_refuses_any_other_host(make_client, host: str) -> No
     # orchestrators probe by pod address or service name: probes stay answered
     for probe in ("/healthz", "/readyz", "/metrics"):
         assert (await client.get(probe, headers={"Host": host})).status_code == 200, probe
+
+
+async def test_open_gateway_closes_a_websocket_for_another_host_with_4421(make_client) -> None:
+    app, _ = await make_client()
+    sent: list[dict[str, Any]] = []
+    incoming = [{"type": "websocket.connect"}]
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "websocket.disconnect", "code": 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/ws/signals",
+        "raw_path": b"/ws/signals",
+        "query_string": b"",
+        "headers": [(b"host", b"rebind.evil.example:8000")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "scheme": "ws",
+        "subprotocols": [],
+        "state": {},
+    }
+    await app(scope, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
+    assert sent[1]["code"] == 4421 and "GATEWAY_ALLOWED_HOSTS" in sent[1]["reason"]
+
+
+@pytest.mark.parametrize("bad", ["http://dash.example.com", "dash.example.com/path", "a b"])
+def test_allowed_hosts_must_be_host_names(bad: str) -> None:
+    with pytest.raises(ValueError, match="GATEWAY_ALLOWED_HOSTS"):
+        settings(gateway_allowed_hosts=f"localhost,{bad}")
 
 
 async def test_configured_hosts_are_answered_with_auth_off(make_client) -> None:

@@ -39,17 +39,6 @@ _CHART_LOGO_STYLE = (
     "height:19px;width:35px;margin:0;padding:0;border:0;z-index:3;}"
     "a#tv-attr-logo[data-dark]{--fill:#D1D4DC;--stroke:#131722;}"
 )
-_ADDED = frozenset(
-    {
-        b"x-content-type-options",
-        b"referrer-policy",
-        b"x-frame-options",
-        b"cross-origin-opener-policy",
-        b"content-security-policy",
-        b"strict-transport-security",
-        b"cache-control",
-    }
-)
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 WS_MISDIRECTED = 4421  # private-use close codes mirroring the HTTP statuses, like 4401/4429
@@ -118,6 +107,7 @@ class SecurityHeadersMiddleware:
         self._cacheable_prefix = cacheable_prefix
         self._static = tuple(common)
         self._dynamic = (*common, (b"cache-control", b"no-store"))
+        self._names = frozenset(name for name, _ in self._dynamic)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -125,12 +115,13 @@ class SecurityHeadersMiddleware:
             return
         path: str = scope["path"]
         extra = self._static if path.startswith(self._cacheable_prefix) else self._dynamic
+        ours = self._names
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers") or ()
                 # ASGI header names are lower-case; usually none of ours is set yet
-                if any(name in _ADDED for name, _ in headers):
+                if any(name in ours for name, _ in headers):
                     present = {name.lower() for name, _ in headers}
                     added: Iterable[tuple[bytes, bytes]] = (h for h in extra if h[0] not in present)
                 else:

@@ -35,7 +35,7 @@ async def fetch_documents() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             for path in DOCUMENTS:
                 response = await client.get(path)
                 response.raise_for_status()

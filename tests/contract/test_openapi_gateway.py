@@ -85,7 +85,7 @@ async def _gpt_doc() -> dict[str, Any]:
     app = _app()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return (await client.get("/openapi-gpt.json")).json()  # type: ignore[no-any-return]
 
 
@@ -134,7 +134,7 @@ async def test_gpt_server_url_is_the_configured_public_url() -> None:
     app = _app(gateway_public_url="https://signals.example.org/")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             doc = (await client.get("/openapi-gpt.json")).json()
     assert doc["servers"] == [{"url": "https://signals.example.org"}]
 
@@ -143,7 +143,7 @@ async def test_openapi_declares_the_key_on_every_protected_operation() -> None:
     app = _app(gateway_api_keys="k1", gateway_auth_failure_limit="1000/minute")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             doc = (await client.get("/openapi.json")).json()
             public = app.state.settings.public_paths()
             scheme = doc["components"]["securitySchemes"]["ApiKeyAuth"]
@@ -201,7 +201,7 @@ async def test_every_vendor_operation_builds_a_complete_request() -> None:
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             listing = (await client.get("/invoke/operations", params={"kind": "vendor"})).json()
             assert listing["count"] >= 180
             for op in listing["operations"]:
@@ -225,7 +225,7 @@ async def test_every_platform_operation_answers_in_a_documented_way() -> None:
         app.state.model.apply(b.signal("BTCUSDT"))
         app.state.model.apply(b.funding("BTCUSDT"))
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             listing = (await client.get("/invoke/operations", params={"kind": "platform"})).json()
             for op in listing["operations"]:
                 props = op["parameters"].get("properties", {})

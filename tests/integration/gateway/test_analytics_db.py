@@ -25,7 +25,7 @@ async def gateway(url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 

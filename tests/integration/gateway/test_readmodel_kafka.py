@@ -40,7 +40,7 @@ async def gateway(kafka: KafkaSettings, **overrides: Any) -> AsyncIterator[httpx
     app = create_app(cfg, vendor_env={}, listed_symbols=listed)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             yield client
 
 

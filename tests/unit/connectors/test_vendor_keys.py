@@ -60,7 +60,7 @@ async def _invoke_coinapi(vendor_env: dict[str, str]) -> httpx.Response:
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             return await client.post("/invoke", json={"operation": "coinapi.exchanges"})
 
 

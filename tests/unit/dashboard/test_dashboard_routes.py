@@ -51,7 +51,9 @@ async def client_for() -> Any:
         )
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        )
         opened.append((lifespan, client))
         return app, client
 
@@ -96,7 +98,7 @@ async def crawl(client: httpx.AsyncClient) -> dict[str, httpx.Response]:
                 seen[ref] = r  # recorded so the no-external-load test can name it
                 continue
             base = path.rsplit("/", 1)[0] + "/"
-            todo.append(str(httpx.URL("http://gw" + base).join(ref).path))
+            todo.append(str(httpx.URL("http://localhost" + base).join(ref).path))
     return seen
 
 

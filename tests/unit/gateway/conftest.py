@@ -88,7 +88,7 @@ async def make_client(producer: RecordingProducer, listed: set[str]) -> AsyncIte
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
         )
         stack.append((lifespan, client))
         return app, client

@@ -130,7 +130,7 @@ async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted
     """Listening on `::`, an IPv4 proxy's address arrives IPv4-mapped (::ffff:a.b.c.d)."""
     app, _ = await make_client(gateway_rate_limit="2/minute", gateway_trusted_proxies="10.0.0.0/8")
     transport = httpx.ASGITransport(app=app, client=("::ffff:10.1.2.3", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as proxied:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as proxied:
         for i in range(3):  # each real client behind the proxy has its own budget
             r = await proxied.get("/ping", headers={"X-Forwarded-For": f"203.0.113.{i}"})
             assert r.status_code == 200, i

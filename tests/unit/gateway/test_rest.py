@@ -309,7 +309,7 @@ async def test_symbol_universe_comes_from_binance_exchange_info(producer) -> Non
     )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             assert (await client.get("/signals/eth")).status_code == 202
             assert (await client.get("/signals/BTCUSDT_220325")).status_code == 404
             assert (await client.get("/signals/SOL")).status_code == 404
@@ -327,7 +327,7 @@ async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(prod
     app = create_app(settings(), vendor_env={}, producer=producer, connect_kafka=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             answers = [
                 await client.get("/signals/ETH"),
                 await client.post("/gpt/signal", json={"symbol": "ETH"}),
@@ -354,7 +354,7 @@ async def test_the_503_of_an_unreachable_universe_is_in_the_openapi_document(pro
     app = create_app(settings(), vendor_env={}, producer=producer, connect_kafka=False)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
             doc = (await client.get("/openapi.json")).json()
             answered = {
                 ("/signals/{symbol}", "get"): await client.get("/signals/ETH"),

@@ -11,6 +11,7 @@ ReDoc's Google Fonts and Swagger UI's online validator badge are switched off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import fastapi_offline
@@ -23,6 +24,8 @@ from fastapi.openapi.docs import (
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
+from perpsignal_gateway.browser import inline_sources, page_csp
+
 ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 ASSETS_PREFIX = "/static/apidocs"
 
@@ -30,34 +33,77 @@ ASSETS_PREFIX = "/static/apidocs"
 def mount_api_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Serve Swagger UI at `docs_url` and ReDoc at `redoc_url` from the packaged assets.
 
-    Call before the dashboard's `/static` mount: the first matching mount wins.
+    Call before the dashboard's `/static` mount: the first matching mount wins. Each page is
+    rendered once and sent with a policy that allows its own inline blocks by hash.
     """
     openapi_url = app.openapi_url or "/openapi.json"
     oauth2_redirect_url = f"{docs_url}/oauth2-redirect"
     app.mount(ASSETS_PREFIX, StaticFiles(directory=ASSETS_DIR), name="api-docs-assets")
+    swagger = get_swagger_ui_html(
+        openapi_url=openapi_url,
+        title=f"{app.title} - Swagger UI",
+        oauth2_redirect_url=oauth2_redirect_url,
+        swagger_js_url=f"{ASSETS_PREFIX}/swagger-ui-bundle.js",
+        swagger_css_url=f"{ASSETS_PREFIX}/swagger-ui.css",
+        swagger_favicon_url=f"{ASSETS_PREFIX}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})},
+    )
+    redirect = get_swagger_ui_oauth2_redirect_html()
+    redoc = get_redoc_html(
+        openapi_url=openapi_url,
+        title=f"{app.title} - ReDoc",
+        redoc_js_url=f"{ASSETS_PREFIX}/redoc.standalone.js",
+        redoc_favicon_url=f"{ASSETS_PREFIX}/favicon.png",
+        with_google_fonts=False,
+    )
+    pages = {
+        # Swagger UI: its bundle and the inline start-up script; data:/blob: images are its
+        # icons and downloaded response bodies; "Try it out" calls this origin
+        "swagger": _page(
+            swagger,
+            script_src=["'self'", *inline_sources(_text(swagger), "script")],
+            style_src=["'self'"],
+            img_src=["'self'", "data:", "blob:"],
+            connect_src=["'self'"],
+            form_action=["'self'"],
+        ),
+        "redirect": _page(
+            redirect,
+            script_src=inline_sources(_text(redirect), "script"),
+            form_action=["'none'"],
+        ),
+        # ReDoc styles itself with styled-components (runtime <style> blocks) and runs its
+        # search index in a blob: worker; scripts stay limited to its bundle
+        "redoc": _page(
+            redoc,
+            script_src=["'self'"],
+            style_src=["'self'", "'unsafe-inline'"],
+            img_src=["'self'", "data:"],
+            connect_src=["'self'"],
+            worker_src=["blob:"],
+            form_action=["'none'"],
+        ),
+    }
 
     @app.get(docs_url, include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            oauth2_redirect_url=oauth2_redirect_url,
-            swagger_js_url=f"{ASSETS_PREFIX}/swagger-ui-bundle.js",
-            swagger_css_url=f"{ASSETS_PREFIX}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS_PREFIX}/favicon.png",
-            swagger_ui_parameters={"validatorUrl": None, **(app.swagger_ui_parameters or {})},
-        )
+        return pages["swagger"]()
 
     @app.get(oauth2_redirect_url, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return pages["redirect"]()
 
     @app.get(redoc_url, include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{ASSETS_PREFIX}/redoc.standalone.js",
-            redoc_favicon_url=f"{ASSETS_PREFIX}/favicon.png",
-            with_google_fonts=False,
-        )
+    async def redoc_page() -> HTMLResponse:
+        return pages["redoc"]()
+
+
+def _text(page: HTMLResponse) -> str:
+    return bytes(page.body).decode()
+
+
+def _page(page: HTMLResponse, **directives: list[str]) -> Callable[[], HTMLResponse]:
+    """Return a maker of fresh responses (a response object is not reused) with the page's CSP."""
+    body = bytes(page.body)
+    headers = {"Content-Security-Policy": page_csp(**directives)}
+    return lambda: HTMLResponse(body, headers=headers)

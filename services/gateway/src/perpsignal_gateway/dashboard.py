@@ -24,6 +24,7 @@ from fastapi import Path as PathParam
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from perpsignal_gateway.browser import dashboard_csp
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.health import demo_info, failing_sources
 from perpsignal_gateway.readmodel import ReadModel
@@ -35,12 +36,15 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/")
-async def index() -> Response:
+async def index(request: Request) -> Response:
     # no-cache: the shell is tiny and must pick up new asset versions at once
     return FileResponse(
         STATIC_DIR / "index.html",
         media_type="text/html; charset=utf-8",
-        headers={"Cache-Control": "no-cache"},
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": dashboard_csp(request.headers.get("host")),
+        },
     )
 
 

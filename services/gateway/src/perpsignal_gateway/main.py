@@ -35,6 +35,7 @@ from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_connectors.keys import read_keys
 from perpsignal_gateway.apidocs import mount_api_docs
+from perpsignal_gateway.browser import HostGuardMiddleware, SecurityHeadersMiddleware
 from perpsignal_gateway.connections import connection_cap, guarded_h11
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
@@ -265,7 +266,17 @@ def create_app(
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["X-API-Key", "Content-Type"],
         )
+    if not cfg.api_keys() or cfg.allowed_hosts():
+        # outside CORS: a preflight for a foreign Host or Origin is refused like the request
+        app.add_middleware(
+            HostGuardMiddleware,
+            allowed_hosts=cfg.allowed_hosts(),
+            check_origin=not cfg.api_keys(),
+            cors_origins=cfg.cors_origins(),
+        )
     app.add_middleware(MetricsMiddleware)
+    # outermost: refusals, the hot path and the metrics' 500 get the headers too
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=cfg.gateway_hsts_max_age_s)
     return app
 
 

@@ -139,7 +139,7 @@ class SecurityMiddleware:
         if kind == "http" and scope.get("method") in _BODY_METHODS:
             body = await self._read_body(scope, receive)
             if body is None:
-                await _refuse(
+                await refuse(
                     scope,
                     receive,
                     send,
@@ -174,7 +174,7 @@ class SecurityMiddleware:
         if not key and ticket is None:
             # nothing presented, nothing guessed: a plain 401, not counted against the client
             AUTH_FAILURES.inc()
-            await _refuse(scope, receive, send, 401, "unauthorized", "missing X-API-Key")
+            await refuse(scope, receive, send, 401, "unauthorized", "missing X-API-Key")
             return None
         if not await self._limiter.test(self._fail_limit, "auth", client):
             await self._failed(scope, receive, send, client, None)
@@ -196,11 +196,11 @@ class SecurityMiddleware:
         """Answer a wrong credential: 401 while the client has tries left, then 429."""
         AUTH_FAILURES.inc()
         if why is not None and await self._limiter.hit(self._fail_limit, "auth", client):
-            await _refuse(scope, receive, send, 401, "unauthorized", why)
+            await refuse(scope, receive, send, 401, "unauthorized", why)
             return
         retry = await self._retry_after(self._fail_limit, "auth", client)
         RATE_LIMITED.labels("auth_failures").inc()
-        await _refuse(
+        await refuse(
             scope,
             receive,
             send,
@@ -218,7 +218,7 @@ class SecurityMiddleware:
         retry = await self._retry_after(item, what, ident)
         RATE_LIMITED.labels(what).inc()
         limit = "rate limit" if what == "request" else f"{what} budget"
-        await _refuse(
+        await refuse(
             scope,
             receive,
             send,
@@ -294,7 +294,7 @@ class MetricsMiddleware:
                 extra={"path": scope.get("path"), "error_type": type(exc).__name__},
             )
             if not response_started:
-                await _refuse(scope, receive, send, 500, "internal_error", "internal error")
+                await refuse(scope, receive, send, 500, "internal_error", "internal error")
         finally:
             route = scope.get("route")
             label = getattr(route, "path", None) or "unmatched"
@@ -388,7 +388,7 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-async def _refuse(
+async def refuse(
     scope: Scope,
     receive: Receive,
     send: Send,
@@ -396,14 +396,20 @@ async def _refuse(
     code: str,
     message: str,
     headers: dict[str, str] | None = None,
+    *,
+    ws_close: int | None = None,
 ) -> None:
+    """Answer with the error body, or accept and close a WebSocket with `ws_close`.
+
+    The default close code mirrors the status: 4429 rate limited, 4401 anything else.
+    """
     if scope["type"] == "websocket":
         # accept, then close: a browser sees the close code, never a handshake's status
         message_in = await receive()
         if message_in["type"] != "websocket.connect":
             return
         await send({"type": "websocket.accept"})
-        close = WS_RATE_LIMITED if status == 429 else WS_UNAUTHORIZED
+        close = ws_close or (WS_RATE_LIMITED if status == 429 else WS_UNAUTHORIZED)
         await send({"type": "websocket.close", "code": close, "reason": message[:120]})
         return
     body = error_body(code, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
@@ -17,6 +18,8 @@ DEFAULT_PUBLIC_PATHS = (
 # what may be public in staging/prod: probes, metrics and documentation, never data or RPC
 SAFE_PUBLIC_PATHS = frozenset(DEFAULT_PUBLIC_PATHS.split(",")) | {"/ping"}
 SECURE_ENVIRONMENTS = ("staging", "prod")
+# one GATEWAY_ALLOWED_HOSTS item: a name, an IPv4 or a bracketed IPv6 address, optional port
+_HOST_ITEM = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def split_csv(value: str) -> list[str]:
@@ -155,7 +158,31 @@ class GatewaySettings(ServiceSettings):
     gateway_max_header_bytes: int = Field(
         default=16 * 1024, ge=1024, description="Largest request head accepted"
     )
+    gateway_allowed_hosts: str = Field(
+        default="",
+        description="Comma list of Host names (a port is ignored) answered besides localhost, "
+        "127.0.0.1 and [::1]; empty = without GATEWAY_API_KEYS only those (DNS-rebinding "
+        "guard: any other Host is refused with 421, except on /healthz, /readyz and "
+        "/metrics), with keys any Host; set = enforced with keys too",
+    )
+    gateway_hsts_max_age_s: int = Field(
+        default=0,
+        ge=0,
+        description="Send Strict-Transport-Security: max-age=<this> on every response; "
+        "0 = not sent (TLS usually ends at the ingress, which should send it); set it only "
+        "when every client reaches the gateway over HTTPS",
+    )
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+
+    @field_validator("gateway_allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: str) -> str:
+        for item in split_csv(value):
+            if not _HOST_ITEM.fullmatch(item):
+                raise ValueError(
+                    f"GATEWAY_ALLOWED_HOSTS: {item!r} is not a host name (no scheme or path)"
+                )
+        return value
 
     @field_validator("gateway_trusted_proxies")
     @classmethod
@@ -223,6 +250,10 @@ class GatewaySettings(ServiceSettings):
     def public_paths(self) -> set[str]:
         """Return the paths served without an API key."""
         return set(split_csv(self.gateway_public_paths))
+
+    def allowed_hosts(self) -> list[str]:
+        """Return the Host names served besides the loopback ones (empty = see the field)."""
+        return split_csv(self.gateway_allowed_hosts)
 
     def cors_origins(self) -> list[str]:
         """Return the origins allowed by CORS (empty = CORS off)."""

@@ -14,14 +14,17 @@ from perpsignal_cli.main import main
 from perpsignal_common.events.topics import all_topic_specs
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    *argv: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     # The installed entry point's module, in a child: exactly what a shell runs
     return subprocess.run(
         [sys.executable, "-m", "perpsignal_cli", *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
+        env=env,
     )
 
 
@@ -91,14 +94,7 @@ def test_a_command_without_its_broker_or_database_fails_in_one_line(
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9",
         "PERPSIGNAL_DATA_DIR": str(tmp_path),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "perpsignal_cli", *(a.format(tmp=tmp_path) for a in argv)],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-        env=env,
-    )
+    proc = _run(*(a.format(tmp=tmp_path) for a in argv), env=env, timeout=90)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "Unclosed" not in proc.stderr, proc.stderr
     assert "s3cret" not in proc.stderr + proc.stdout
@@ -128,14 +124,7 @@ def test_a_bad_port_or_output_folder_is_one_line_before_anything_starts(
     env.pop("GATEWAY_PORT", None)
     if env_port is not None:
         env["GATEWAY_PORT"] = env_port
-    proc = subprocess.run(
-        [sys.executable, "-m", "perpsignal_cli", *(a.format(tmp=tmp_path) for a in argv)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    proc = _run(*(a.format(tmp=tmp_path) for a in argv), env=env)
     assert proc.returncode == rc, proc.stderr
     assert "Traceback" not in proc.stderr and "starting" not in proc.stderr, proc.stderr
     assert said.format(tmp=tmp_path) in proc.stderr, proc.stderr

@@ -9,30 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import websockets
-from fastapi import FastAPI
 from starlette.responses import Response
 
-from perpsignal_common.embedded import free_port
-from perpsignal_gateway.main import create_app
-from tests.helpers import eventually
 from tests.unit.gateway import builders as b
-from tests.unit.gateway.conftest import RecordingProducer, model_of, settings
-from tests.unit.gateway.test_streams import _QuietServer
+from tests.unit.gateway.conftest import model_of, settings
+from tests.unit.gateway.test_streams import open_gateway
 
 KEY = "key-alpha"
 AUTH = {"X-API-Key": KEY}
@@ -371,25 +364,6 @@ async def test_open_gateway_refuses_cross_site_origins(make_client) -> None:
         assert r.status_code == 200, origin
 
 
-@contextlib.asynccontextmanager
-async def _open_gateway(**overrides: Any) -> AsyncIterator[tuple[FastAPI, int]]:
-    cfg = settings(**overrides)
-    app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
-    port = free_port()
-    srv = _QuietServer(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl
-        )
-    )
-    task = asyncio.create_task(srv.serve())
-    await eventually(lambda: srv.started, timeout=10, what="uvicorn started")
-    try:
-        yield app, port
-    finally:
-        srv.should_exit = True
-        await asyncio.wait_for(task, 10)
-
-
 async def _first_or_close(url: str, **kwargs: Any) -> tuple[str, Any]:
     async with websockets.connect(url, **kwargs) as ws:
         try:
@@ -400,7 +374,7 @@ async def _first_or_close(url: str, **kwargs: Any) -> tuple[str, Any]:
 
 
 async def test_open_gateway_websocket_refuses_a_cross_site_origin() -> None:
-    async with _open_gateway() as (_, port):
+    async with open_gateway() as (_, port):
         url = f"ws://127.0.0.1:{port}/ws/signals"
         kind, got = await _first_or_close(url, origin="https://evil.example")
         assert kind == "closed" and got[0] == 4403 and "origin" in got[1].lower()
@@ -414,7 +388,7 @@ async def test_open_gateway_websocket_refuses_a_cross_site_origin() -> None:
 
 
 async def test_websocket_with_keys_is_unaffected_by_origin() -> None:
-    async with _open_gateway(gateway_api_keys=KEY) as (_, port):
+    async with open_gateway(gateway_api_keys=KEY) as (_, port):
         url = f"ws://127.0.0.1:{port}/ws/signals?apiKey={KEY}"
         kind, got = await _first_or_close(url, origin="https://dash.example.com")
         assert kind == "message" and got["type"] == "subscribed"

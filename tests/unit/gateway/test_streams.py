@@ -195,8 +195,9 @@ async def test_a_client_gone_before_its_subscribed_message_leaves_no_subscriber(
 
 
 @contextlib.asynccontextmanager
-async def _serving(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
-    cfg = settings(gateway_api_keys="k1", **overrides)
+async def open_gateway(**overrides: Any) -> AsyncIterator[tuple[Any, int]]:
+    """A gateway app with `overrides` served by a real uvicorn on a free port."""
+    cfg = settings(**overrides)
     app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
     port = free_port()
     srv = _QuietServer(
@@ -207,10 +208,16 @@ async def _serving(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
     task = asyncio.create_task(srv.serve())
     await eventually(lambda: srv.started, timeout=10, what="uvicorn started")
     try:
-        yield app, f"ws://127.0.0.1:{port}/ws/signals?apiKey=k1"
+        yield app, port
     finally:
         srv.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
+async def _serving(**overrides: Any) -> AsyncIterator[tuple[Any, str]]:
+    async with open_gateway(gateway_api_keys="k1", **overrides) as (app, port):
+        yield app, f"ws://127.0.0.1:{port}/ws/signals?apiKey=k1"
 
 
 def _expected(event: Any) -> str:

@@ -193,6 +193,57 @@ def test_ccxt_ohlcv_and_freqtrade_json_gz(tmp_path: Path, market: Path) -> None:
     assert imp.read_funding(fr, "XRPUSDT")[0].rate == 0.0001
 
 
+def _venue_rows(market: Path, n: int = 200) -> list[list[Any]]:
+    """The recorded XRP 5m bars as [open time ms, open, high, low, close, volume]."""
+    lines = (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[1 : n + 1]
+    return [[int(r.split(",")[0]), *map(float, r.split(",")[1:])] for r in lines]
+
+
+@pytest.mark.parametrize(
+    ("venue", "layout"),
+    [
+        ("kraken", "Kraken OHLC"),
+        ("bitfinex", "Bitfinex candles"),
+        ("kucoin", "KuCoin candles"),
+    ],
+)
+def test_header_less_rows_in_each_venues_own_column_order(
+    tmp_path: Path, market: Path, venue: str, layout: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kraken's eight values were refused; Bitfinex's (open, close, high, low) were read as
+    CCXT's order and refused as impossible bars, KuCoin's as Bybit's; each now reads as the
+    same bars as the recorded CSV, whatever its envelope."""
+    rows = _venue_rows(market)
+    if venue == "kraken":  # seconds, newest last, VWAP and a trade count around the volume
+        body: Any = {
+            "error": [],
+            "result": {
+                "XXRPZUSD": [
+                    [t // 1000, str(o), str(h), str(lo), str(c), str(c), str(v), 12]
+                    for t, o, h, lo, c, v in rows
+                ],
+                "last": rows[-1][0] // 1000,
+            },
+        }
+    elif venue == "bitfinex":  # milliseconds, newest first
+        body = [[t, o, c, h, lo, v] for t, o, h, lo, c, v in reversed(rows)]
+    else:  # KuCoin: seconds as text, newest first, turnover last
+        body = {
+            "code": "200000",
+            "data": [
+                [str(t // 1000), str(o), str(c), str(h), str(lo), str(v), str(v * c)]
+                for t, o, h, lo, c, v in reversed(rows)
+            ],
+        }
+    with caplog.at_level("INFO"):
+        got = imp.read_candles(_write(tmp_path, f"{venue}.json", body))
+    assert f"read as candles ({layout}" in caplog.text
+    ref = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    n = len(rows)
+    assert got.open_ms == ref.open_ms[:n] and got.close == ref.close[:n]
+    assert got.high == ref.high[:n] and got.low == ref.low[:n] and got.volume == ref.volume[:n]
+
+
 def test_hyperliquid_candle_snapshot_takes_t_not_the_close_time_T(
     tmp_path: Path, market: Path
 ) -> None:

@@ -235,6 +235,20 @@ _BYBIT_KLINE = {
 _CCXT_OHLCV = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 5}
 # Coinbase Exchange /products/{id}/candles: six values too, low and high before open and close
 _COINBASE_CANDLE = {"time": 0, "low": 1, "high": 2, "open": 3, "close": 4, "volume": 5}
+# Bitfinex /v2/candles: six values, the close before the high and the low
+_BITFINEX_CANDLE = {"time": 0, "open": 1, "close": 2, "high": 3, "low": 4, "volume": 5}
+# KuCoin spot /api/v1/market/candles: seven, open-close-high-low, then volume and turnover
+_KUCOIN_CANDLE = {
+    "time": 0,
+    "open": 1,
+    "close": 2,
+    "high": 3,
+    "low": 4,
+    "volume": 5,
+    "quote_volume": 6,
+}
+# Kraken /0/public/OHLC: eight, the VWAP between the close and the volume, a trade count last
+_KRAKEN_OHLC = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 6}
 
 KINDS: dict[str, Kind] = {
     "candles": Kind(
@@ -267,8 +281,12 @@ KINDS: dict[str, Kind] = {
             Layout("Binance klines (12 columns)", _BINANCE_KLINE, width=12),
             Layout("OKX candles (9 columns)", _OKX_CANDLE, width=9),
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
+            Layout("KuCoin candles (7 columns, open-close-high-low)", _KUCOIN_CANDLE, width=7),
+            Layout("Kraken OHLC (8 columns)", _KRAKEN_OHLC, width=8),
+            # same width, other orders: the first under which every head row is a possible bar
             Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
             Layout("Coinbase Exchange candles (6 columns)", _COINBASE_CANDLE, width=6),
+            Layout("Bitfinex candles (6 columns, open-close-high-low)", _BITFINEX_CANDLE, width=6),
             # BitMEX /trade/bucketed (its API answer and the CSVs made from it): `timestamp`
             # is the bin's END, `volume` counts contracts and `turnover` is in satoshis, so
             # the base and quote volumes are its home and foreign notionals

@@ -757,3 +757,56 @@ def test_calibrate_says_the_same_in_one_line(
         assert calibrate.main(argv) == 2
         err = capsys.readouterr().err
         assert "Traceback" not in err and "perpsignal calibrate: " in err and said in err, err
+
+
+def _with_market(rows: list[list[float]], market: str, scale: float = 1.0) -> list[list[object]]:
+    return [[market, r[0], *(x * scale for x in r[1:5]), r[5]] for r in rows]
+
+
+def test_a_file_of_several_markets_is_read_for_the_asked_one_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An API dump of two markets (rows interleaved by time) was read as one series: each time
+    kept the later row, so XRP's backtest ran on ETH's prices after a vague 'rows repeat a
+    time' warning."""
+    bars = _bars()
+    rows: list[list[object]] = []
+    for xrp, eth in zip(
+        _with_market(bars, "XRP-USDT-SWAP"), _with_market(bars, "ETH-USDT-SWAP", 30.0), strict=True
+    ):
+        rows += [xrp, eth]
+    path = tmp_path / "dump.csv"
+    path.write_text(
+        "instId,open_time,open,high,low,close,volume\n"
+        + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    )
+    with caplog.at_level("WARNING"):
+        series = imp.read_candles(path, "XRPUSDT")
+    assert series.close == [r[4] for r in bars]
+    assert "only the rows of XRPUSDT are read; 120 rows of 1 other markets" in caplog.text
+    # no row of the asked market, or none asked: refused, naming the markets seen
+    with pytest.raises(imp.HistoryFormatError, match=r"2 markets .*no row of BTCUSDT"):
+        imp.read_candles(path, "BTCUSDT")
+    with pytest.raises(imp.HistoryFormatError, match="no symbol given"):
+        imp.read_candles(path)
+    assert _run(tmp_path, path) == 2  # the CLI asks for BTCUSDT: one line, exit 2
+    _one_line_error(capsys, "no row of BTCUSDT", "XRP-USDT-SWAP")
+
+    # the same for the positioning inputs: a funding dump of both markets
+    funding = tmp_path / "funding.csv"
+    funding.write_text(
+        "symbol,fundingTime,fundingRate\n"
+        + "".join(f"{m},{T0 + i * 28_800_000},{r}\n" for i in range(6) for m, r in
+                  (("XRPUSDT", 0.0001), ("ETHUSDT", 0.0009)))
+    )  # fmt: skip
+    assert {e.rate for e in imp.read_funding(funding, "XRPUSDT")} == {0.0001}
+
+
+def test_a_file_of_one_market_is_read_whatever_it_calls_it(tmp_path: Path) -> None:
+    """dYdX calls it XRP-USD: a single-market file is not second-guessed by its name."""
+    path = tmp_path / "dydx.csv"
+    path.write_text(
+        "ticker,open_time,open,high,low,close,volume\n"
+        + "".join(",".join(map(str, r)) + "\n" for r in _with_market(_bars(), "XRP-USD"))
+    )
+    assert len(imp.read_candles(path, "XRPUSDT")) == 120

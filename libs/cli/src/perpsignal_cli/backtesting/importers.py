@@ -42,6 +42,7 @@ import re
 import time
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -172,6 +173,9 @@ class Kind:
         return [f.name for f in self.fields]
 
 
+# the market a row belongs to, in files that hold several (API dumps of every symbol, CCXT
+# dicts, BitMEX buckets): such a file is read for the asked symbol's rows only (`_load`)
+_SYMBOL = Field("symbol", ("symbol", "instId", "instrument_name", "pair", "coin", "ticker"))
 _TIME = Field(
     "time",
     (
@@ -276,6 +280,7 @@ KINDS: dict[str, Kind] = {
                 ),
             ),
             Field("confirm", ("confirm",)),  # OKX: "0" = the bar is still open
+            _SYMBOL,
         ),
         layouts=(
             Layout("Binance klines (12 columns)", _BINANCE_KLINE, width=12),
@@ -311,6 +316,7 @@ KINDS: dict[str, Kind] = {
                     "funding_timestamp",
                     "next_funding_time",
                     "nextFundingTime",
+                    "effectiveAt",  # dYdX v4 historicalFunding (hourly)
                     *_TIME.aliases,
                 ),
                 required=True,
@@ -332,6 +338,7 @@ KINDS: dict[str, Kind] = {
             ),
             Field("mark_price", ("markPrice", "mark_price")),
             Field("interval_h", ("funding_interval_hours", "interval_h", "fundingIntervalHour")),
+            _SYMBOL,
         ),
         layouts=(
             # freqtrade stores funding as OHLCV candles with the rate in `open`
@@ -345,6 +352,14 @@ KINDS: dict[str, Kind] = {
                 "Coinglass funding OHLC (percent)",
                 {"rate": "close*0.01"},
                 frozenset({"time", "open", "close"}),
+            ),
+            # Deribit get_funding_rate_history: a row per hour; interest_1h is that hour's
+            # rate, interest_8h the same scaled to 8 h (the engine scales by the interval it
+            # sees between rows: reading interest_8h would count it eight times over)
+            Layout(
+                "Deribit funding history (interest_1h)",
+                {"rate": "interest_1h"},
+                frozenset({"timestamp", "interest1h", "interest8h"}),
             ),
             Layout("[time, rate] rows", {"time": 0, "rate": 1}, width=2),
             Layout("freqtrade funding JSON (rate in open)", {"time": 0, "rate": 1}, width=6),
@@ -378,6 +393,7 @@ KINDS: dict[str, Kind] = {
                     "close",  # Coinglass v4 open-interest OHLC history (USD)
                 ),
             ),
+            _SYMBOL,
         ),
         layouts=(
             # OKX /api/v5/rubik/stat/contracts/open-interest-history: [ts, oi, oiCcy, oiUsd]
@@ -451,6 +467,7 @@ KINDS: dict[str, Kind] = {
                     "longShortPosRatio",
                 ),
             ),
+            _SYMBOL,
         ),
         layouts=(
             # OKX /api/v5/rubik/stat/contracts/long-short-account-ratio: [ts, ratio]
@@ -581,6 +598,7 @@ KINDS: dict[str, Kind] = {
                     "sell_usd",
                 ),
             ),
+            _SYMBOL,
         ),
         layouts=(
             Layout(
@@ -1105,18 +1123,64 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
     return Resolved(index, scale, layout, close_stamped)
 
 
-def _load(kind: str, path: Path) -> tuple[Resolved, Iterable[Sequence[Any]]]:
+def _read(path: Path) -> Table:
     try:
-        table = read_table(path)
+        return read_table(path)
     except HistoryFormatError as exc:
         if str(path) in str(exc):
             raise
         raise HistoryFormatError(f"{path}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HistoryFormatError(f"{path}: not CSV or JSON ({exc})") from exc
+
+
+def _load(
+    kind: str, path: Path, symbol: str | None = None
+) -> tuple[Resolved, Iterable[Sequence[Any]]]:
+    """Open `path` as `kind`: its resolved columns and its rows (of `symbol` only, see below).
+
+    A file whose symbol column holds several markets (an API dump of every symbol, CCXT or
+    BitMEX rows) is read for `symbol`'s rows only, the others counted in a warning; without
+    a matching row, or without `symbol`, it is refused. Its rows were read as one series
+    before: a time given by two markets kept the later row, so one market's backtest ran
+    on another's prices. A single-market file is read whatever it calls the market.
+    """
+    table = _read(path)
     res = resolve(kind, table, path)
     log.info("%s: read as %s (%s)", path.name, kind, res.layout)
-    return res, table.rows
+    if "symbol" not in res.index or kind == "liquidations":  # liquidations filter their own
+        return res, table.rows
+    # a first pass over the symbol column only (files that have one are API dumps, not the
+    # bulk 1m exports, which never name their market in every row)
+    seen: Counter[str] = Counter()
+    for row in _read(path).rows:
+        name = res.raw(row, "symbol")
+        if name not in (None, ""):
+            seen[str(name)] += 1
+    if len(seen) <= 1:
+        return res, table.rows
+    listed = ", ".join(f"{name} ({n} rows)" for name, n in seen.most_common(5))
+    more = f" and {len(seen) - 5} more" if len(seen) > 5 else ""
+    keep = {name for name in seen if symbol is not None and same_symbol(name, symbol)}
+    if not keep:
+        want = f"no row of {symbol}" if symbol else "no symbol given to choose one"
+        raise HistoryFormatError(
+            f"{path}: rows of {len(seen)} markets ({listed}{more}) and {want}; give the rows "
+            "of one market"
+        )
+    left = sum(n for name, n in seen.items() if name not in keep)
+    log.warning(
+        "%s: only the rows of %s are read; %d rows of %d other markets are left out (%s%s)",
+        path.name,
+        symbol,
+        left,
+        len(seen) - len(keep),
+        ", ".join(f"{name} ({n})" for name, n in seen.most_common(6) if name not in keep),
+        " ..." if len(seen) - len(keep) > 5 else "",
+    )
+    at = res.index["symbol"]
+    rows = (r for r in table.rows if at >= len(r) or r[at] in (None, "") or str(r[at]) in keep)
+    return res, rows
 
 
 # ---------------------------------------------------------------------------------------
@@ -1247,9 +1311,12 @@ def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
 
 
 @_contract_errors_named
-def read_candles(path: Path) -> CandleSeries:
-    """Read candles (any shape in `KINDS["candles"]`) into a series, oldest first."""
-    res, rows = _load("candles", path)
+def read_candles(path: Path, symbol: str | None = None) -> CandleSeries:
+    """Read candles (any shape in `KINDS["candles"]`) into a series, oldest first.
+
+    `symbol`: the market to read from a file that holds several (see `_load`).
+    """
+    res, rows = _load("candles", path, symbol)
     times: list[int] = []
     opens: list[float] = []
     highs: list[float] = []
@@ -1424,7 +1491,7 @@ def _unique(events: Iterable[_E]) -> list[_E]:
 @_contract_errors_named
 def read_funding(path: Path, symbol: str, venue: str = SOURCE) -> list[FundingRateV1]:
     """Read settled funding rates (any shape in `KINDS["funding"]`)."""
-    res, rows = _load("funding", path)
+    res, rows = _load("funding", path, symbol)
     out = []
     for row in rows:
         rate = res.get(row, "rate")
@@ -1475,7 +1542,7 @@ def _refuse_snapshots(rates: Sequence[FundingRateV1], path: Path) -> None:
 @_contract_errors_named
 def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[OpenInterestV1]:
     """Read open interest in base units and/or USD (any shape in `KINDS["open_interest"]`)."""
-    res, rows = _load("open_interest", path)
+    res, rows = _load("open_interest", path, symbol)
     out = []
     for row in rows:
         oi, oi_usd = res.get(row, "open_interest"), res.get(row, "open_interest_usd")
@@ -1500,7 +1567,7 @@ def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[Ope
 @_contract_errors_named
 def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongShortRatioV1]:
     """Read long/short positioning, every kind the file has (`KINDS["long_short"]`)."""
-    res, rows = _load("long_short", path)
+    res, rows = _load("long_short", path, symbol)
     kinds = {k: v for k, v in LS_KINDS.items() if v[0] in res.index or v[1] in res.index}
     out = []
     for row in rows:
@@ -1753,7 +1820,7 @@ def read_taker_flow(path: Path, symbol: str, venue: str = SOURCE) -> list[TakerF
     time (the smallest step between rows; a lone row at its time). Coinglass stamps a period
     with its start; a venue stamping the end is then read one period late, never early.
     """
-    res, rows = _load("taker_flow", path)
+    res, rows = _load("taker_flow", path, symbol)
     idx = res.index
     usd = {"buy_volume_usd", "sell_volume_usd"} <= set(idx)
     if not usd and not {"buy_volume", "sell_volume"} <= set(idx):

@@ -188,7 +188,7 @@ def load_history(
     venue: str = imp.SOURCE,
 ) -> History:
     """Import every given file and build the ordered event stream of one symbol."""
-    base = imp.read_candles(candles)
+    base = imp.read_candles(candles, symbol)
     tf = primary_timeframe(base.timeframe, timeframe)
     primary = imp.aggregate(base, tf)
     sources = [_info_candles(candles, primary)]

@@ -564,3 +564,44 @@ def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> Non
 def test_spreadsheet_style_headers(tmp_path: Path) -> None:
     path = _write(tmp_path, "oi.csv", "Time,Open Interest (USD)\n2024-01-01 00:00:00,3400000000\n")
     assert imp.read_open_interest(path, "BTCUSDT")[0].open_interest_usd == 3.4e9
+
+
+def test_deribit_and_dydx_funding_histories(tmp_path: Path) -> None:
+    """Deribit's hourly rows were refused (no `rate` column); read as `interest_8h` they would
+    be scaled to 8 h again by the engine, eight times too large. dYdX's `effectiveAt` time
+    was not known."""
+    t0 = 1_637_193_600_000
+    deribit = _write(
+        tmp_path,
+        "deribit.json",
+        {
+            "jsonrpc": "2.0",
+            "result": [
+                {
+                    "timestamp": t0 + i * 3_600_000,
+                    "index_price": 1.1,
+                    "prev_index_price": 1.1,
+                    "interest_8h": 0.0008,
+                    "interest_1h": 0.0001,
+                }
+                for i in range(6)
+            ],
+        },
+    )
+    rates = imp.read_funding(deribit, "XRPUSDT")
+    assert [e.rate for e in rates] == [0.0001] * 6
+    assert rates[1].observed_at == imp.ms_to_dt(t0 + 3_600_000)
+    dydx = _write(
+        tmp_path,
+        "dydx.json",
+        {
+            "historicalFunding": [
+                {"ticker": "XRP-USD", "rate": "0.0000125", "price": "1.1",
+                 "effectiveAt": f"2021-11-18T{h:02d}:00:00.000Z", "effectiveAtHeight": "1"}
+                for h in range(6)
+            ]
+        },
+    )  # fmt: skip
+    got = imp.read_funding(dydx, "XRPUSDT")
+    assert [e.rate for e in got] == [0.0000125] * 6
+    assert got[0].observed_at == utc(2021, 11, 18)

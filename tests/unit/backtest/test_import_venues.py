@@ -491,6 +491,26 @@ def test_time_units_are_detected(stamp: str) -> None:
     assert imp.ms_to_dt(imp.parse_time_ms(stamp)) == utc(2024, 1, 1)
 
 
+@pytest.mark.parametrize(
+    ("stamp", "at"),
+    [("20240101", utc(2024, 1, 1)), (20240229, utc(2024, 2, 29)),
+     ("202401011530", utc(2024, 1, 1, 15, 30)), ("20240101153045", utc(2024, 1, 1, 15, 30, 45))],
+)  # fmt: skip
+def test_the_digits_of_a_date_are_that_date(stamp: str | int, at: datetime) -> None:
+    """Read by magnitude, 20240101 was 1970-08-23 in seconds: a daily export's bars became
+    '1 s bars' (refused as no platform timeframe) and 14 digits a year-2611 time."""
+    assert imp.ms_to_dt(imp.parse_time_ms(stamp)) == at
+
+
+def test_a_daily_export_stamped_yyyymmdd_reads_as_daily_bars(tmp_path: Path) -> None:
+    days = [f"202401{d:02d},{1 + d / 100},{1.1 + d / 100},{0.9 + d / 100},{1 + d / 100},5\n"
+            for d in range(1, 31)]  # fmt: skip
+    path = _write(tmp_path, "daily.csv", "date,open,high,low,close,volume\n" + "".join(days))
+    s = imp.read_candles(path)
+    assert s.timeframe == "1d" and len(s) == 30
+    assert imp.ms_to_dt(s.open_ms[0]) == utc(2024, 1, 1)
+
+
 def test_unknown_layout_names_the_columns_seen_and_accepted(tmp_path: Path) -> None:
     path = _write(tmp_path, "mystery.csv", "when,lsr\n1704067200000,1.2\n")
     with pytest.raises(imp.HistoryFormatError) as err:

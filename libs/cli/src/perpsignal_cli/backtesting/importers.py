@@ -1209,6 +1209,11 @@ def parse_time_ms(raw: Any) -> int:
     # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
     if not 0 <= value < 1e20:
         raise HistoryFormatError(f"unreadable time {raw!r}")
+    for lo, hi, fmt in _COMPACT_DATES:
+        if lo <= value <= hi:
+            compact = _compact_date(value, fmt)
+            if compact is not None:
+                return compact
     if value >= 1e17:  # nanoseconds (pandas / Arrow timestamps)
         return int(value // 1_000_000)
     if value >= 1e14:  # microseconds (Binance spot files since 2025)
@@ -1216,6 +1221,27 @@ def parse_time_ms(raw: Any) -> int:
     if value < 1e11:  # seconds (alternative.me, many exporters)
         return int(value * 1000)
     return int(value)
+
+
+# digits of a date (20220101, 202201011530, 20220101153000: daily exports, MetaTrader, Stooq):
+# read by magnitude they were 1970s or 2600s times, no market's, and a daily file was "1 s
+# bars". No epoch time of 2000-2099 in s, ms, us or ns has 8, 12 or 14 digits starting 20.
+_COMPACT_DATES = (
+    (20_000_101, 20_991_231, "%Y%m%d"),
+    (200_001_010_000, 209_912_312_359, "%Y%m%d%H%M"),
+    (20_000_101_000_000, 20_991_231_235_959, "%Y%m%d%H%M%S"),
+)
+
+
+def _compact_date(value: float, fmt: str) -> int | None:
+    """Return epoch ms of `value` read as the digits of a UTC date in `fmt`, or None."""
+    if not value.is_integer():
+        return None
+    try:
+        at = datetime.strptime(str(int(value)), fmt).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return round(at.timestamp() * 1000)
 
 
 _ZONE_WORD = re.compile(r"\s*(UTC|GMT|Z)$", re.IGNORECASE)

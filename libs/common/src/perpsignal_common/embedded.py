@@ -288,9 +288,11 @@ class EmbeddedPostgres:
             if done.returncode:
                 # initdb's reason is on its stderr (a full disk, an unusable /dev/null...)
                 said = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+                # the first error is the cause; what follows is initdb cleaning up after it
+                errors = [ln for ln in said if "error" in ln.lower() or "fatal" in ln.lower()]
                 raise DependencyUnavailable(
                     f"initdb of {self.data_dir} exited with {done.returncode}: "
-                    + " | ".join(said[-3:])
+                    + " | ".join(errors[:2] or said[-3:])
                 )
         self.recover_stale()
         for attempt in range(3):

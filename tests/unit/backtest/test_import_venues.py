@@ -502,6 +502,22 @@ def test_the_digits_of_a_date_are_that_date(stamp: str | int, at: datetime) -> N
     assert imp.ms_to_dt(imp.parse_time_ms(stamp)) == at
 
 
+@pytest.mark.parametrize(
+    ("stamp", "at"),
+    [("15.11.2021 18:05", utc(2021, 11, 15, 18, 5)), ("1.2.2024", utc(2024, 2, 1)),
+     ("15.11.2021 18:05:30", utc(2021, 11, 15, 18, 5, 30))],
+)  # fmt: skip
+def test_a_european_spreadsheet_date_is_day_month_year(stamp: str, at: datetime) -> None:
+    """A semicolon export with decimal commas was read up to its first time, then refused."""
+    assert imp.ms_to_dt(imp.parse_time_ms(stamp)) == at
+
+
+@pytest.mark.parametrize("stamp", ["01/02/2024", "31.02.2024"])
+def test_an_ambiguous_or_impossible_date_is_refused(stamp: str) -> None:
+    with pytest.raises(imp.HistoryFormatError, match="unreadable time"):
+        imp.parse_time_ms(stamp)
+
+
 def test_a_daily_export_stamped_yyyymmdd_reads_as_daily_bars(tmp_path: Path) -> None:
     days = [f"202401{d:02d},{1 + d / 100},{1.1 + d / 100},{0.9 + d / 100},{1 + d / 100},5\n"
             for d in range(1, 31)]  # fmt: skip

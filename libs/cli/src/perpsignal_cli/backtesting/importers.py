@@ -1247,6 +1247,9 @@ def _compact_date(value: float, fmt: str) -> int | None:
 _ZONE_WORD = re.compile(r"\s*(UTC|GMT|Z)$", re.IGNORECASE)
 
 
+_DOTTED_DATE = re.compile(r"(\d\d?)\.(\d\d?)\.(\d{4})(\s.*)?$")
+
+
 def _date_text(text: str) -> datetime | None:
     """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
     Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123."""
@@ -1255,6 +1258,12 @@ def _date_text(text: str) -> datetime | None:
     bare = _ZONE_WORD.sub("", text)
     if re.match(r"\d{4}/\d\d?/\d\d?", bare):
         bare = bare.replace("/", "-", 2)
+    # day.month.year: how European spreadsheets write a date (never month first; a slash
+    # date, 01/02/2024, is either and stays unread)
+    dotted = _DOTTED_DATE.match(bare)
+    if dotted:
+        day, month, year, rest = dotted.groups()
+        bare = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(bare)  # naive: UTC, as the caller takes it
     with contextlib.suppress(TypeError, ValueError, IndexError):

@@ -810,3 +810,40 @@ def test_a_file_of_one_market_is_read_whatever_it_calls_it(tmp_path: Path) -> No
         + "".join(",".join(map(str, r)) + "\n" for r in _with_market(_bars(), "XRP-USD"))
     )
     assert len(imp.read_candles(path, "XRPUSDT")) == 120
+
+
+def test_a_decompression_bomb_is_refused_without_unpacking_it_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gzip.decompress / zip.read unpacked a packed JSON file whole: kilobytes that unpack
+    to terabytes took every byte of memory. Now past the cap it is refused by name."""
+    import gzip
+    import io
+    import zipfile
+
+    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 1 << 20)
+    body = b"[" + b" " * (4 << 20) + b"]"  # 4 MiB of JSON, a few KiB packed
+    bomb = tmp_path / "candles.json.gz"
+    bomb.write_bytes(gzip.compress(body))
+    too_big = r"unpacks to more than 1 MiB"
+    with pytest.raises(imp.HistoryFormatError, match=r"candles\.json\.gz: " + too_big):
+        imp.read_candles(bomb)
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("candles.json", body)
+    zipped = tmp_path / "candles.zip"
+    zipped.write_bytes(packed.getvalue())
+    with pytest.raises(imp.HistoryFormatError, match=r"candles\.zip: " + too_big):
+        imp.read_candles(zipped)
+
+
+def test_a_gzipped_csv_is_read_as_it_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gzipped CSV larger than the cap on packed files reads (it is never held whole)."""
+    import gzip
+
+    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 1 << 10)
+    text = HEADER + "".join(",".join(map(str, r)) + "\n" for r in _bars(500))
+    assert len(text) > 1 << 14
+    path = tmp_path / "BTCUSDT-1m.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    assert len(imp.read_candles(path)) == 500

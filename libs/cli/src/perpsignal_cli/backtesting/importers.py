@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 
 import numpy as np
 import pydantic
@@ -858,17 +858,31 @@ def _encoding(start: bytes) -> str:
     return "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
 
 
-def _text_lines(path: Path, encoding: str = "utf-8-sig") -> Iterator[str]:
-    """The lines of a text file, read as the rows are consumed (not the file at once: the
-    text, its copy in a StringIO and the rows took ~8x the file's size), each at most
-    MAX_LINE_CHARS long (a 2 GB line is refused having read 1 MiB of it)."""
-    with path.open(encoding=encoding, newline="") as fh:
-        while line := fh.readline(MAX_LINE_CHARS):
-            if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
-                raise HistoryFormatError(
-                    f"{path}: a line longer than {MAX_LINE_CHARS:,} characters: not an export"
-                )
-            yield line
+# what a packed (gzip, zip) JSON or Arrow file may unpack to: they are read whole, so a
+# decompression bomb (kilobytes that unpack to terabytes) would take every byte of memory
+MAX_UNPACKED_BYTES = 256 << 20  # API dumps are megabytes; a symbol-year of 1m as JSON ~40 MB
+
+
+def _text_lines(path: Path, encoding: str = "utf-8-sig", *, gzipped: bool = False) -> Iterator[str]:
+    """The lines of a text file (or of a gzipped one), read as the rows are consumed (not
+    the file at once: the text, its copy in a StringIO and the rows took ~8x the file's
+    size), each at most MAX_LINE_CHARS long (a 2 GB line is refused having read 1 MiB of
+    it; so is a gzip bomb of one endless line)."""
+    opened: IO[str] = (
+        gzip.open(path, "rt", encoding=encoding, newline="")  # noqa: SIM115 (closed below)
+        if gzipped
+        else path.open(encoding=encoding, newline="")
+    )
+    try:
+        with opened as fh:
+            while line := fh.readline(MAX_LINE_CHARS):
+                if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+                    raise HistoryFormatError(
+                        f"{path}: a line longer than {MAX_LINE_CHARS:,} characters: not an export"
+                    )
+                yield line
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # found as the rows are read
+        raise HistoryFormatError(f"{path}: a damaged gzip file ({exc})") from None
 
 
 def _read_table(path: Path) -> Table:
@@ -880,11 +894,23 @@ def _read_table(path: Path) -> Table:
     arrow = start[:6] == b"ARROW1" or path.suffix in _ARROW_SUFFIXES
     if not packed and not arrow and text_start not in ("[", "{"):  # CSV: read as it goes
         return _csv_table(_text_lines(path, encoding), path)
-    raw = path.read_bytes()
     suffix = path.suffix
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    elif raw[:4] == b"PK\x03\x04":  # a zip of one file (data.binance.vision serves them so)
+    if start[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as gz:
+            inner = gz.read(4096)
+        inner_text = inner.decode(_encoding(inner), errors="ignore").lstrip()[:1]
+        inner_arrow = (
+            inner[:6] == b"ARROW1"
+            or inner[:4] in (b"PAR1", b"FEA1", b"PK\x03\x04")
+            or Path(path.stem).suffix in _ARROW_SUFFIXES
+        )
+        if not inner_arrow and inner_text not in ("[", "{"):  # a gzipped CSV: read as it goes
+            return _csv_table(_text_lines(path, _encoding(inner), gzipped=True), path)
+        with gzip.open(path, "rb") as gz:
+            raw = _capped(path, gz)
+    else:
+        raw = path.read_bytes()
+    if raw[:4] == b"PK\x03\x04":  # a zip of one file (data.binance.vision serves them so)
         raw, suffix = _unzip(path, raw)
     if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or suffix in _ARROW_SUFFIXES:
         return _arrow_table(path, raw)
@@ -899,6 +925,19 @@ def _read_table(path: Path) -> Table:
     return _csv_table(io.StringIO(text, newline=""), path)
 
 
+def _capped(path: Path, fh: IO[bytes] | gzip.GzipFile) -> bytes:
+    """Read a decompressing stream whole, refusing it past MAX_UNPACKED_BYTES."""
+    out = bytearray()
+    while chunk := fh.read(1 << 20):
+        out += chunk
+        if len(out) > MAX_UNPACKED_BYTES:
+            raise HistoryFormatError(
+                f"{path}: unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB: not read "
+                "(a CSV inside is read as it goes when gzipped; unpack or split it)"
+            )
+    return bytes(out)
+
+
 def _unzip(path: Path, raw: bytes) -> tuple[bytes, str]:
     """Return the one data file of a zip archive and its suffix."""
     try:
@@ -911,7 +950,8 @@ def _unzip(path: Path, raw: bytes) -> tuple[bytes, str]:
             if len(members) != 1:
                 names = ", ".join(m.filename for m in members) or "nothing"
                 raise HistoryFormatError(f"{path}: a zip of one export expected, it holds {names}")
-            return zf.read(members[0]), Path(members[0].filename).suffix
+            with zf.open(members[0]) as member:
+                return _capped(path, member), Path(members[0].filename).suffix
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise HistoryFormatError(f"{path}: a damaged zip file ({exc})") from None
 

@@ -641,3 +641,33 @@ def test_deribit_and_dydx_funding_histories(tmp_path: Path) -> None:
     got = imp.read_funding(dydx, "XRPUSDT")
     assert [e.rate for e in got] == [0.0000125] * 6
     assert got[0].observed_at == utc(2021, 11, 18)
+
+
+def test_bybit_liquidations_name_the_position_not_the_order(tmp_path: Path) -> None:
+    """Bybit's liquidation side is the position's (Buy: a long forced out), Binance's the
+    liquidation order's (SELL: a long forced out). A Bybit recording was refused; its side
+    mapped by hand would have been read the Binance way, every side inverted."""
+    t0 = 1_637_193_600_000
+    sides = ["Buy", "Sell", "Buy"]
+    lines = [
+        json.dumps({"topic": "allLiquidation.XRPUSDT", "type": "snapshot", "ts": t0 + i * 60_000,
+                    "data": [{"T": t0 + i * 60_000, "s": "XRPUSDT", "S": side, "v": "1000",
+                              "p": "1.1"}]})
+        for i, side in enumerate(sides)
+    ]  # fmt: skip
+    recording = _write(tmp_path, "bybit_allLiquidation.jsonl", "\n".join(lines) + "\n")
+    got = imp.read_liquidations(recording, "XRPUSDT")
+    assert [e.liquidated_side for e in got] == ["LONG", "SHORT", "LONG"]
+    assert [e.quantity for e in got] == [1000.0] * 3 and got[0].price == 1.1
+    assert got[1].observed_at == imp.ms_to_dt(t0 + 60_000)
+    older = _write(
+        tmp_path,
+        "bybit_liquidation.json",
+        [{"updatedTime": t0 + i * 60_000, "symbol": "XRPUSDT", "side": side, "size": "5",
+          "price": "1.1"} for i, side in enumerate(sides)],
+    )  # fmt: skip
+    assert [e.liquidated_side for e in imp.read_liquidations(older, "XRPUSDT")] == [
+        "LONG",
+        "SHORT",
+        "LONG",
+    ]

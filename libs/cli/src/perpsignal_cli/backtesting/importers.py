@@ -803,13 +803,46 @@ _BINANCE_ORDER_KEYS: dict[str, str] = {
 
 def _event_payload(row: dict[str, Any]) -> dict[str, Any]:
     """Return a Binance stream event's payload beside its header fields: `forceOrder`
-    messages (`{"e": "forceOrder", "E": ..., "o": {...}}`) as recorded from the stream."""
+    messages (`{"e": "forceOrder", "E": ..., "o": {...}}`) as recorded from the stream.
+
+    Bybit's liquidations (`allLiquidation` items `{T, s, S, v, p}`, the older `liquidation`
+    topic's `{updatedTime, symbol, side, size, price}`) name the liquidated *position*'s
+    side: Buy is a long forced out, where Binance's SELL order is. Their side is given here
+    as the position (`liquidated_side`), so it is never read with Binance's meaning.
+    """
     inner = row.get("o")
     if "e" in row and isinstance(inner, dict):
         # its one-letter `s` and `S` would read alike once normalised: named here
         named = {_BINANCE_ORDER_KEYS.get(str(k), str(k)): v for k, v in inner.items()}
         return {**{k: v for k, v in row.items() if k != "o"}, **named}
+    if {"T", "s", "S", "v", "p"} <= row.keys():  # Bybit allLiquidation
+        return {
+            "time": row["T"],
+            "symbol": row["s"],
+            "liquidated_side": _BYBIT_POSITION.get(str(row["S"]).lower(), row["S"]),
+            "quantity": row["v"],
+            "price": row["p"],
+        }
+    if {"updatedTime", "symbol", "side", "size", "price"} <= row.keys():  # Bybit liquidation
+        rest = {k: v for k, v in row.items() if k not in ("updatedTime", "side")}
+        side = _BYBIT_POSITION.get(str(row["side"]).lower(), row["side"])
+        return {"time": row["updatedTime"], "liquidated_side": side, **rest}
     return row
+
+
+_BYBIT_POSITION = {"buy": "LONG", "sell": "SHORT"}
+
+
+def _stream_items(body: list[Any]) -> list[Any]:
+    """Return the items of recorded stream messages (`{"topic": ..., "data": [...]}` per
+    line, Bybit's and OKX's shape), or `body` when it is not such a recording."""
+    if not all(isinstance(m, dict) and ("topic" in m or "arg" in m) for m in body):
+        return body
+    items: list[Any] = []
+    for m in body:
+        data = m.get("data")
+        items += data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+    return items or body
 
 
 def _json_table(body: Any) -> Table:
@@ -819,6 +852,7 @@ def _json_table(body: Any) -> Table:
         raise HistoryFormatError(
             f"JSON without a list of rows, an envelope holding one or column arrays{seen}"
         )
+    body = _stream_items(body)
     if all(isinstance(r, dict) for r in body):
         body = [_event_payload(r) for r in body]
         header: list[str] = []

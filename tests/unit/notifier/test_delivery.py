@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from perpsignal_common.errors import PermanentError
 from perpsignal_notifier.delivery import Alert, Deliverer
-from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.filters import FilterRules, base_asset
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.service import AlertHandler
@@ -422,3 +422,25 @@ async def test_a_configured_chat_that_blocked_the_bot_is_logged_once_not_per_ale
     await handler.handle(judged("ADAUSDT", price=1.0, minutes=6))
     warned = [r for r in caplog.records if r.getMessage().startswith("chat unreachable")]
     assert len(warned) == 2
+
+
+async def test_the_longest_symbols_the_contract_allows_are_alerted(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # a symbol is 1-64 word characters (and . : / + $ -): its base asset is longer than the
+    # 32 characters of the asset columns, and `mss:<coin>` longer than the 64 of the
+    # cooldown key; the database refused them and the alert was never sent
+    await repo.subscribe(222, ["*"], None)
+    handler = make_handler(repo, bot, clock)
+    long_symbol = "币安人生" * 15 + "USDT"  # 64 characters
+    await handler.handle(judged(long_symbol))
+    await handler.handle(mss("M" * 64, score=90.0))
+    await handler.handle(judged(long_symbol, minutes=1))  # in its cooldown: quiet
+    firsts = sorted(m.visible_text.splitlines()[0] for m in fake_telegram.messages)
+    assert firsts == [
+        f"🚀 MSS {'M' * 64} (Pepe <Frog> & Co) · tier A",
+        f"🚀 MSS {'M' * 64} (Pepe <Frog> & Co) · tier A",
+        f"🟢 LONG {long_symbol} · 1h",
+        f"🟢 LONG {long_symbol} · 1h",
+    ]
+    assert await repo.latest_signal(base_asset(long_symbol)) is not None  # /signal finds it

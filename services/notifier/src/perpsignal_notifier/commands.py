@@ -18,7 +18,9 @@ from perpsignal_notifier.render import HELP, clean, esc, render_signal
 from perpsignal_notifier.repository import NotifierRepository
 
 MAX_ASSETS = 50
-MAX_ASSET_LEN = 30  # the longest base asset Binance lists is about half of this
+# the longest base asset Binance lists is about half of this; below filters.MAX_ASSET_LEN, so
+# an asset base_asset() had to cut is never taken for a coin
+MAX_ASSET_LEN = 30
 # commands that change who receives what: only admins may run them (anyone can find a bot)
 ADMIN_COMMANDS = frozenset({"subscribe", "unsubscribe", "mute", "unmute"})
 

@@ -163,6 +163,7 @@ async def test_hostile_arguments_get_an_escaped_bounded_reply(
     await command(fake_telegram, USER, "/signal t.me/evil")
     await command(fake_telegram, USER, "/unsubscribe @admin evil.example")
     assert all(m.auto_entities == [] for m in fake_telegram.messages_to(USER))
+    assert all(m.link_preview_options == {"is_disabled": True} for m in fake_telegram.messages)
 
 
 async def test_an_argument_the_database_refuses_does_not_stall_the_commands(

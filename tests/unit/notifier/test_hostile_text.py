@@ -197,6 +197,15 @@ def test_cut_counts_utf16_units_and_never_splits_an_entity(limit: int) -> None:
         assert shown.endswith("…")
 
 
+def test_cut_keeps_text_of_exactly_the_limit_and_cuts_one_unit_more() -> None:
+    assert esc("😀" * 350, 700) == "😀" * 350  # 700 UTF-16 units: kept whole
+    cut = esc("a" + "😀" * 350, 700)  # 701 units: one emoji makes way for the "…"
+    assert cut == "a" + "😀" * 349 + "…" and utf16_len(cut) == 700
+    cut = esc("ab" + "😀" * 350, 700)  # an emoji is never halved: one unit stays unused
+    assert cut == "ab" + "😀" * 348 + "…" and utf16_len(cut) == 699
+    assert esc("&" * 700, 700) == "&amp;" * 700  # the limit is on the text, not the HTML
+
+
 def test_fit_keeps_a_message_of_exactly_4096_units_and_cuts_one_more_at_a_line() -> None:
     emoji_line = "😀" * 1000  # 2,000 UTF-16 units, 1,000 code points
     head = "<b>" + "&amp;" * 40 + "</b>"  # 40 visible units, 203 characters of HTML

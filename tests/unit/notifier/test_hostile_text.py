@@ -220,3 +220,11 @@ def test_fit_keeps_a_message_of_exactly_4096_units_and_cuts_one_more_at_a_line()
     assert text.splitlines()[0] == "&" * 40
     assert text.splitlines()[-1] == "z" * 53  # the last line (the time) is always kept
     assert "cut: too long" in text
+
+
+def test_only_invisible_characters_go_emoji_and_private_use_stay() -> None:
+    # U+1FAE8 (Unicode 15) may be unassigned in Python's tables: it must still be shown
+    assert esc("\U0001fae8 new, 1\ufe0f\u20e3 keycap, \ue000 private") == (
+        "\U0001fae8 new, 1\ufe0f\u20e3 keycap, \ue000 private"
+    )
+    assert esc("a\u202eb\u2066c\u200bd\ufeffe\u00adf\x00g\u2028h") == "abcdefg h"

@@ -74,10 +74,12 @@ def clean(value: object) -> str:
     are removed (the ZERO WIDTH JOINER of emoji sequences too: a family emoji shows as its
     members, which is the price of removing every invisible character).
     """
-    text = "".join(
-        ch if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE else ""
-        for ch in str(value)
-    )
+    text = str(value)
+    if not text.isprintable():  # fast path: printable text has no Cc, Cf or Cs character
+        text = "".join(
+            ch if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE else ""
+            for ch in text
+        )
     return " ".join(text.split())
 
 

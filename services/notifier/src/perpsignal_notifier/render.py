@@ -77,8 +77,7 @@ def clean(value: object) -> str:
     text = str(value)
     if not text.isprintable():  # fast path: printable text has no Cc, Cf or Cs character
         text = "".join(
-            ch if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE else ""
-            for ch in text
+            ch if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE else "" for ch in text
         )
     return " ".join(text.split())
 

@@ -10,7 +10,10 @@ getChat, close. Everything else answers 404 "Not Found" like Telegram does.
 Like the real server it rejects HTML that Telegram would not render (unknown tags, unbalanced
 tags, bare `&`/`<`) and texts over 4096 visible characters (counted in UTF-16 code units, an
 emoji is two) with 400 "can't parse entities" / "message is too long", so tests catch escaping
-and length bugs.
+and length bugs. Like Telegram it also finds the entities it makes by itself in the sent text
+(URLs and e-mail addresses, `tg://` links, @mentions, /commands; not inside `<code>`, `<pre>`
+or `<a>`): `SentMessage.auto_entities` and the `entities` of the returned message, so a test
+can see that upstream text would have become a tappable link.
 
 Faults:
     fake.fail("sendMessage", status=429, retry_after=2, times=1)   # flood control
@@ -36,7 +39,9 @@ import itertools
 import json
 import re
 import time
+import unicodedata
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import unescape
 from html.parser import HTMLParser
@@ -64,6 +69,16 @@ class SentMessage:
     text: str
     parse_mode: str | None
     at: float
+    link_preview_options: dict[str, Any] | None = None
+
+    @property
+    def auto_entities(self) -> list[tuple[str, str]]:
+        """Return (type, text) of the links Telegram would make in this message by itself."""
+        if (self.parse_mode or "").upper() == "HTML":
+            visible, spared = parse_html(self.text)
+        else:
+            visible, spared = self.text, []
+        return [(kind, visible[a:b]) for kind, a, b in find_auto_entities(visible, spared)]
 
     @property
     def visible_text(self) -> str:
@@ -125,6 +140,103 @@ def check_html(text: str) -> str | None:
     if checker.stack:
         return f'Bad Request: can\'t parse entities: unclosed tag "{checker.stack[-1]}"'
     return None
+
+
+class _HtmlText(HTMLParser):
+    """The visible text of Telegram HTML and the spans Telegram finds no links in."""
+
+    SPARED = frozenset({"code", "pre", "a"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.length = 0
+        self.open: list[tuple[str, int]] = []
+        self.spared: list[tuple[int, int]] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+        self.length += len(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.open.append((tag, self.length))
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.open and self.open[-1][0] == tag:
+            _, start = self.open.pop()
+            if tag in self.SPARED:
+                self.spared.append((start, self.length))
+
+
+def parse_html(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Return the visible text of valid Telegram HTML and its code/pre/a spans."""
+    parser = _HtmlText()
+    parser.feed(text)
+    parser.close()
+    return "".join(parser.parts), parser.spared
+
+
+# Telegram's (tdlib's find_entities) rules, simplified where that only finds *more* links
+_MENTION = re.compile(r"(?<!\w)@[A-Za-z0-9_]{2,32}(?!\w)")
+_COMMAND = re.compile(r"(?<![\w/<>])/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?(?![\w/<>])")
+_TG_URL = re.compile(r"(?i)\b(?:tg|ton|tonsite)://[a-z0-9_-]{1,253}")
+
+
+def _domain_symbol(ch: str) -> bool:
+    c = ord(ch)
+    if c < 0xC0:
+        return ch in ".-_~" or (ch.isascii() and ch.isalnum())
+    if 0x2000 <= c <= 0x206F:  # general punctuation: only ZWNJ, ZWJ and dashes
+        return c in (0x200C, 0x200D) or 0x2010 <= c <= 0x2015
+    return not unicodedata.category(ch).startswith("Z")
+
+
+def _urls(text: str) -> list[tuple[int, int]]:
+    """Domains around each `.`, taken as links when the last label looks like a TLD."""
+    found: list[tuple[int, int]] = []
+    for dot in (i for i, ch in enumerate(text) if ch == "."):
+        if found and found[-1][0] <= dot < found[-1][1]:
+            continue
+        start = dot
+        while start > 0 and _domain_symbol(text[start - 1]):
+            start -= 1
+        end = dot + 1
+        while end < len(text) and _domain_symbol(text[end]):
+            end += 1
+        host = text[start:end].rstrip(".")
+        labels = host.split(".")
+        tld = labels[-1]
+        ipv4 = len(labels) == 4 and all(x.isdigit() and int(x) < 256 for x in labels)
+        if len(labels) > 1 and all(labels) and ((len(tld) >= 2 and tld.isalpha()) or ipv4):
+            found.append((start, start + len(host)))
+    return found
+
+
+def find_auto_entities(
+    text: str, spared: Sequence[tuple[int, int]] = ()
+) -> list[tuple[str, int, int]]:
+    """Return (type, start, end) of the entities Telegram adds to `text` by itself.
+
+    Offsets are Python string indices. An entity that overlaps a `spared` span (an explicit
+    code/pre/link entity) is dropped, as Telegram's merge of found entities does.
+    """
+    found = [("mention", m.start(), m.end()) for m in _MENTION.finditer(text)]
+    found += [("bot_command", m.start(), m.end()) for m in _COMMAND.finditer(text)]
+    found += [("url", m.start(), m.end()) for m in _TG_URL.finditer(text)]
+    found += [("url", a, b) for a, b in _urls(text)]
+    kept = [(kind, a, b) for kind, a, b in found if not any(a < e and s < b for s, e in spared)]
+    return sorted(kept, key=lambda entity: (entity[1], entity[0]))
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _entities_json(text: str, spared: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    return [
+        {"type": kind, "offset": _utf16(text[:a]), "length": _utf16(text[a:b])}
+        for kind, a, b in find_auto_entities(text, spared)
+    ]
 
 
 @dataclass
@@ -422,9 +534,9 @@ class FakeTelegram:
             if problem:
                 self.rejected.append(("sendMessage", 400, problem))
                 return _error(400, problem)
-            visible = unescape(TAG.sub("", text))
+            visible, spared = parse_html(text)
         else:
-            visible = text
+            visible, spared = text, []
         if not visible.strip():
             return _error(400, "Bad Request: message text is empty")
         if len(visible.encode("utf-16-le")) // 2 > 4096:  # Telegram counts UTF-16 units
@@ -436,19 +548,29 @@ class FakeTelegram:
                 return _error(
                     429, f"Too Many Requests: retry after {retry}", {"retry_after": retry}
                 )
-        message = SentMessage(next(self._message_ids), chat_id, text, parse_mode, time.monotonic())
+        preview = params.get("link_preview_options")
+        message = SentMessage(
+            next(self._message_ids),
+            chat_id,
+            text,
+            parse_mode,
+            time.monotonic(),
+            preview if isinstance(preview, dict) else None,
+        )
         self.messages.append(message)
         if self._hold_after is not None and len(self.messages) > self._hold_after:
             await self._release.wait()
         kind = "private" if chat_id > 0 else "supergroup"
-        return _ok(
-            {
-                "message_id": message.message_id,
-                "date": int(time.time()),
-                "chat": {"id": chat_id, "type": kind},
-                "text": visible,
-            }
-        )
+        answer: dict[str, Any] = {
+            "message_id": message.message_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": kind},
+            "text": visible,
+        }
+        entities = _entities_json(visible, spared)
+        if entities:
+            answer["entities"] = entities
+        return _ok(answer)
 
     def _over_limit(self, chat_id: int) -> int | None:
         now = time.monotonic()

@@ -137,3 +137,41 @@ async def test_an_html_error_page_pauses_polling_instead_of_ending_it(
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+BIDI = "\u202e\u2066\u2067\u200b\u200f\ufeff"
+
+
+async def test_hostile_arguments_get_an_escaped_bounded_reply(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    # tags in an argument are shown as text, never parsed (Telegram would refuse the reply)
+    reply = await command(fake_telegram, USER, "/signal <b>x</b>")
+    assert reply == "⚠️ not a coin: <B>X<B>"
+    assert "&lt;B&gt;X&lt;B&gt;" in fake_telegram.messages_to(USER)[-1].text
+    # a huge argument: a short reply, not one Telegram refuses as too long (no reply at all)
+    for text in ("/signal " + "A" * 5000, "/subscribe " + "B" * 5000, "/unsubscribe " + "C" * 5000):
+        reply = await command(fake_telegram, USER, text)
+        assert len(reply) < 300, reply[:80]
+    assert (await repo.chat_info(USER)).subscriptions == ()
+    # bidi and invisible characters cannot reorder or hide part of the reply
+    reply = await command(fake_telegram, USER, f"/signal {BIDI[0]}CTB{BIDI[1:]}")
+    assert reply == "No judged signal for CTB yet."
+    reply = await command(fake_telegram, USER, "/subscribe BTC\u202e 50")
+    assert not set(reply) & set(BIDI)
+    # a link or a mention in an argument is not made tappable in the reply
+    await command(fake_telegram, USER, "/signal t.me/evil")
+    await command(fake_telegram, USER, "/unsubscribe @admin evil.example")
+    assert all(m.auto_entities == [] for m in fake_telegram.messages_to(USER))
+    assert all(m.link_preview_options == {"is_disabled": True} for m in fake_telegram.messages)
+
+
+async def test_an_argument_the_database_refuses_does_not_stall_the_commands(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    # PostgreSQL refuses NUL in text; Telegram would not send one, a fake or a bug might
+    reply = await command(fake_telegram, USER, "/signal BT\x00C")
+    assert reply == "No judged signal for BTC yet."
+    reply = await command(fake_telegram, USER, "/unsubscribe E\x00TH")
+    assert reply == "Removed 0 subscription(s): ETH."
+    assert await command(fake_telegram, USER, "/mute") == "🔕 Alerts muted in this chat."

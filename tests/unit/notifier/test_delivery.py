@@ -8,10 +8,11 @@ import time
 
 import pytest
 from aiogram import Bot
+from prometheus_client import REGISTRY
 
 from perpsignal_common.errors import PermanentError
 from perpsignal_notifier.delivery import Alert, Deliverer
-from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.filters import FilterRules, base_asset
 from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.service import AlertHandler
@@ -337,3 +338,109 @@ async def test_a_subscriber_chat_that_no_longer_exists_does_not_dead_letter_ever
     to_gone = [p for m, p in fake_telegram.calls if m == "sendMessage" and p["chat_id"] == "222"]
     assert len(to_gone) == 1  # tried once, then skipped
     assert [m.chat_id for m in fake_telegram.messages] == [CONFIGURED, CONFIGURED]
+
+
+def sends(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "perpsignal_notifier_sends_total", {"kind": "signal", "outcome": outcome}
+    )
+    return value or 0.0
+
+
+async def test_429_for_one_chat_pauses_that_chat_only_and_duplicates_nothing(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # Telegram's answer: {"ok":false,"error_code":429,"description":"Too Many Requests: retry
+    # after 7","parameters":{"retry_after":7}}, for chat 222 only
+    await repo.subscribe(222, ["*"], None)
+    await repo.subscribe(333, ["*"], None)
+    fake_telegram.fail("sendMessage", status=429, retry_after=7, times=1, chat_id=222)
+    handler = make_handler(repo, bot, clock)
+    event = judged()
+    await handler.handle(event)
+    await handler.handle(event)  # a redelivery sends nothing again
+    assert fake_telegram.rejected == [("sendMessage", 429, "Too Many Requests: retry after 7")]
+    calls = [int(p["chat_id"]) for m, p in fake_telegram.calls if m == "sendMessage"]
+    assert sorted(calls) == [CONFIGURED, 222, 222, 333]  # only the refused send is repeated
+    assert sorted(m.chat_id for m in fake_telegram.messages) == [CONFIGURED, 222, 333]
+    assert fake_telegram.messages[-1].chat_id == 222  # the others did not wait for it
+    assert 7 in clock.sleeps  # retry_after honoured before the retry
+    # the chat's own window was shut for retry_after; the bot's global window was not
+    limits = handler._deliverer._limits  # type: ignore[union-attr]
+    assert limits.chat(222)._paused_until >= 7
+    assert limits.chat(333)._paused_until == limits.global_limit._paused_until == 0
+    rows = {r.chat_id: (r.status, r.attempts) for r in await repo.deliveries(event.event_id)}
+    assert rows == {CONFIGURED: ("sent", 1), 222: ("sent", 2), 333: ("sent", 1)}
+
+
+async def test_unreachable_chats_are_tried_once_counted_and_do_not_hold_up_the_others(
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for chat in (222, 333, 444):
+        await repo.subscribe(chat, ["*"], None)
+    fake_telegram.block(222)  # 403 "Forbidden: bot was blocked by the user"
+    fake_telegram.fail("sendMessage", status=400, times=None, chat_id=333)  # chat not found
+    handler = make_handler(repo, bot, clock)
+    blocked_before = sends("blocked")
+    caplog.set_level(logging.WARNING, logger="perpsignal_notifier.delivery")
+    await handler.handle(judged())  # no exception, no dead letter
+    await handler.handle(judged("ETHUSDT", price=3000.0))
+    assert sorted(m.chat_id for m in fake_telegram.messages) == [CONFIGURED, CONFIGURED, 444, 444]
+    calls = [int(p["chat_id"]) for m, p in fake_telegram.calls if m == "sendMessage"]
+    assert calls.count(222) == 1 and calls.count(333) == 1  # never retried, then skipped
+    assert sends("blocked") - blocked_before == 2
+    unreachable = [r for r in caplog.records if r.getMessage().startswith("chat unreachable")]
+    assert sorted(r.chat_id for r in unreachable) == [222, 333]  # type: ignore[attr-defined]
+
+
+async def test_a_configured_chat_that_blocked_the_bot_is_logged_once_not_per_alert(
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a configured chat is tried with every alert (README): one warning, then quiet until
+    # it is reachable again; each refusal is still counted in the sends metric
+    fake_telegram.block(CONFIGURED)
+    handler = make_handler(repo, bot, clock)
+    caplog.set_level(logging.WARNING, logger="perpsignal_notifier.delivery")
+    blocked_before = sends("blocked")
+    for minutes, symbol in enumerate(("BTCUSDT", "ETHUSDT", "SOLUSDT")):
+        await handler.handle(judged(symbol, minutes=minutes))
+    assert fake_telegram.count("sendMessage") == 3
+    assert sends("blocked") - blocked_before == 3
+    warned = [r for r in caplog.records if r.getMessage().startswith("chat unreachable")]
+    assert len(warned) == 1
+    fake_telegram.clear_faults()  # the bot is added back: sent, and a new block warns again
+    await handler.handle(judged("XRPUSDT", price=1.0, minutes=5))
+    fake_telegram.block(CONFIGURED)
+    await handler.handle(judged("ADAUSDT", price=1.0, minutes=6))
+    warned = [r for r in caplog.records if r.getMessage().startswith("chat unreachable")]
+    assert len(warned) == 2
+
+
+async def test_the_longest_symbols_the_contract_allows_are_alerted(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # a symbol is 1-64 word characters (and . : / + $ -): its base asset is longer than the
+    # 32 characters of the asset columns, and `mss:<coin>` longer than the 64 of the
+    # cooldown key; the database refused them and the alert was never sent
+    await repo.subscribe(222, ["*"], None)
+    handler = make_handler(repo, bot, clock)
+    long_symbol = "币安人生" * 15 + "USDT"  # 64 characters
+    await handler.handle(judged(long_symbol))
+    await handler.handle(mss("M" * 64, score=90.0))
+    await handler.handle(judged(long_symbol, minutes=1))  # in its cooldown: quiet
+    firsts = sorted(m.visible_text.splitlines()[0] for m in fake_telegram.messages)
+    assert firsts == [
+        f"🚀 MSS {'M' * 64} (Pepe <Frog> & Co) · tier A",
+        f"🚀 MSS {'M' * 64} (Pepe <Frog> & Co) · tier A",
+        f"🟢 LONG {long_symbol} · 1h",
+        f"🟢 LONG {long_symbol} · 1h",
+    ]
+    assert await repo.latest_signal(base_asset(long_symbol)) is not None  # /signal finds it

@@ -2,6 +2,11 @@
 
 Kept apart from aiogram's router so the behaviour is one readable table and the router is
 only glue; subscriptions live in PostgreSQL through the repository.
+
+Arguments are untrusted: control, bidi and zero-width characters are removed first (PostgreSQL
+refuses NUL, and a U+202E would reverse the reply), a coin is letters and digits of at most
+`MAX_ASSET_LEN`, and every echo goes through `render.esc` (escaped, defused, capped), so any
+argument gets a short reply Telegram accepts.
 """
 
 from __future__ import annotations
@@ -9,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perpsignal_notifier.filters import ALL, FilterRules, base_asset
-from perpsignal_notifier.render import HELP, esc, render_signal
+from perpsignal_notifier.render import HELP, clean, esc, render_signal
 from perpsignal_notifier.repository import NotifierRepository
 
 MAX_ASSETS = 50
+# the longest base asset Binance lists is about half of this; below filters.MAX_ASSET_LEN, so
+# an asset base_asset() had to cut is never taken for a coin
+MAX_ASSET_LEN = 30
 # commands that change who receives what: only admins may run them (anyone can find a bot)
 ADMIN_COMMANDS = frozenset({"subscribe", "unsubscribe", "mute", "unmute"})
 
@@ -39,9 +47,23 @@ class CommandContext:
         )
 
 
+def check_asset(asset: str) -> str:
+    """Return `asset` when it can be a coin (letters and digits, not too long); else raise."""
+    if asset != ALL and not (asset.isalnum() and len(asset) <= MAX_ASSET_LEN):
+        raise ValueError(f"not a coin: {asset}")
+    return asset
+
+
+def parse_assets(tokens: list[str]) -> list[str]:
+    """Return the checked, sorted base assets of command tokens (`*`/`all` = every coin)."""
+    if len(tokens) > MAX_ASSETS:
+        raise ValueError(f"at most {MAX_ASSETS} coins per command")
+    return sorted({check_asset(ALL if t in ("*", "all", "ALL") else base_asset(t)) for t in tokens})
+
+
 def parse_subscribe_args(args: str | None) -> tuple[list[str], float | None]:
     """Split `/subscribe` arguments into assets and an optional trailing minimum score."""
-    tokens = [t.strip(",") for t in (args or "").split() if t.strip(",")]
+    tokens = [t.strip(",") for t in clean(args or "").split() if t.strip(",")]
     min_score: float | None = None
     if tokens:
         try:
@@ -52,12 +74,7 @@ def parse_subscribe_args(args: str | None) -> tuple[list[str], float | None]:
             tokens = tokens[:-1]
             if not 0 <= min_score <= 100:
                 raise ValueError("the minimum score must be between 0 and 100")
-    assets = sorted({ALL if t in ("*", "all", "ALL") else base_asset(t) for t in tokens})
-    if len(assets) > MAX_ASSETS:
-        raise ValueError(f"at most {MAX_ASSETS} coins per command")
-    for asset in assets:
-        if asset != ALL and not asset.isalnum():
-            raise ValueError(f"not a coin: {asset}")
+    assets = parse_assets(tokens)
     return (assets or [ALL]), min_score
 
 
@@ -104,18 +121,23 @@ class Commands:
         return f"✅ Subscribed to {what}{floor}."
 
     async def _unsubscribe(self, ctx: CommandContext, args: str | None) -> str:
-        tokens = (args or "").split()
-        assets = sorted({ALL if t in ("*", "all") else base_asset(t) for t in tokens}) or None
+        try:
+            assets = parse_assets(clean(args or "").replace(",", " ").split()) or None
+        except ValueError as exc:
+            return f"⚠️ {esc(exc)}"
         removed = await self._repo.unsubscribe(ctx.chat_id, assets)
         if assets is None:
             return f"Removed all {removed} subscription(s)."
         return f"Removed {removed} subscription(s): {esc(', '.join(assets))}."
 
     async def _signal(self, args: str | None) -> str:
-        token = (args or "").split()
+        token = clean(args or "").split()
         if not token:
             return "Usage: /signal BTC"
-        asset = base_asset(token[0])
+        try:
+            asset = check_asset(base_asset(token[0]))
+        except ValueError as exc:
+            return f"⚠️ {esc(exc)}"
         signal = await self._repo.latest_signal(asset)
         if signal is None:
             return f"No judged signal for {esc(asset)} yet."

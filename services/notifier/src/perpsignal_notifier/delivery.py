@@ -124,6 +124,9 @@ class Deliverer:
         # the `sending` mark failed in doubt (the database died mid-commit: it may have been
         # written) and this process never called Telegram for them: safe to take over
         self._unsent: set[tuple[str, int]] = set()
+        # chats whose refusal (403, 400 "chat not found") was logged: a configured chat is
+        # tried with every alert, and one warning per outage is enough (the metric counts all)
+        self._unreachable: set[int] = set()
 
     async def deliver(self, alert: Alert, chat_ids: list[int]) -> list[DeliveryResult]:
         """Deliver to every chat concurrently; the limiters pace the actual sends."""
@@ -270,11 +273,13 @@ class Deliverer:
                 # the alert that is bad, so it is no failure to dead-letter the event for
                 await self._repo.set_status(*key, "blocked", error=exc.message)
                 await self._repo.mark_blocked(chat_id, exc.message)
-                log.warning(
+                log.log(
+                    logging.DEBUG if chat_id in self._unreachable else logging.WARNING,
                     "chat unreachable (blocked, kicked or deleted); subscribers are skipped "
                     "until /start, configured chats are tried with each alert",
                     extra={"chat_id": chat_id, "error": exc.message},
                 )
+                self._unreachable.add(chat_id)
                 return DeliveryResult(chat_id, Outcome.BLOCKED, exc.message)
             except TelegramUnauthorizedError as exc:
                 # the token is wrong: nothing was sent, keep the alert for after the fix
@@ -302,6 +307,7 @@ class Deliverer:
                 # 400 and friends: retrying the same request cannot succeed
                 reason = f"{type(exc).__name__}: {exc.message}"
                 break
+            self._unreachable.discard(chat_id)  # reachable again: a new refusal is news
             try:
                 await self._repo.set_status(*key, "sent", message_id=message_id, attempts=attempt)
             except Exception:

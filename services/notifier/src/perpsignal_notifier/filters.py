@@ -14,6 +14,8 @@ from perpsignal_common.events.signals import SignalJudgedV1
 
 QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "USD")
 ALL = "*"
+# the asset columns (subscriptions, symbol state) hold 32 characters; a symbol may have 64
+MAX_ASSET_LEN = 32
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,16 @@ class FilterRules:
 
 
 def base_asset(symbol: str) -> str:
-    """Return the base asset of a symbol: `BTCUSDT` -> `BTC`, `btc` -> `BTC`."""
+    """Return the base asset of a symbol: `BTCUSDT` -> `BTC`, `btc` -> `BTC`.
+
+    At most `MAX_ASSET_LEN` characters: a longer one (the contract allows 64-character
+    symbols) is cut, which only ever merges two such freaks under one key.
+    """
     s = symbol.strip().upper().replace("/", "").replace("-", "")
     for quote in QUOTES:
         if s.endswith(quote) and len(s) > len(quote):
-            return s[: -len(quote)]
-    return s
+            return s[: -len(quote)][:MAX_ASSET_LEN]
+    return s[:MAX_ASSET_LEN]
 
 
 def strength(event: SignalJudgedV1) -> float:

@@ -1,16 +1,43 @@
 """Pure HTML rendering of alerts and command replies (Telegram's HTML parse mode).
 
-Every string that comes from outside this module (symbols, names, summaries, factor notes) goes
-through `html.escape`; numbers are formatted here. Long free text is cut *before* escaping so
-an entity is never split, and lists are capped so a message stays under Telegram's 4096 chars
-(counted, like Telegram does, in UTF-16 code units).
+Every string that comes from outside this module (symbols, coin names, timeframes, the judge's
+summary, agreements, conflicts, factor names, trade-plan text, command arguments) goes through
+`esc`, which, in this order:
+
+1. removes invisible and bidi control characters (Unicode categories Cc, Cf and Cs: U+202A-E
+   embeddings and overrides, U+2066-9 isolates, U+200B-F zero-width characters and marks,
+   U+2060-4, U+FEFF, soft hyphens...) and collapses whitespace and newlines to one space, so
+   upstream text can neither reverse the symbol or the direction on screen, nor hide text,
+   nor start a line of its own;
+2. defuses what Telegram would turn into a link or an action by itself: Telegram finds URLs,
+   e-mail addresses, `tg://` links, @mentions and /commands in plain text, even inside
+   `<i>`/`<b>` (tdlib's `find_entities`, merged into every sent text; only `<code>`/`<pre>`/
+   `<a>` spans are spared), and would make `https://evil.example`, `t.me/x` or `@admin` in an
+   LLM summary tappable. A WORD JOINER (U+2060, invisible) goes after each `.` that is
+   followed by a character other than a digit (a top-level domain has letters) and after the
+   first dot of an IPv4 address, between `:` and `//`, after each `@` and after a `/` that would
+   start a command: none of these is a URL, mention or command to Telegram any more (U+2060
+   is not a domain character there; U+200D ZERO WIDTH JOINER is, so it would not do), and
+   the text still reads the same. Link previews are also disabled on every send
+   (`telegram.NO_PREVIEW`);
+3. cuts it to a length (UTF-16 code units, Telegram's unit) with `…`, before escaping, so an
+   HTML entity is never split;
+4. escapes `&`, `<`, `>` and quotes (`html.escape`), so tags in upstream text are shown as
+   text and never parsed.
+
+Lists are capped at 5 items, and `fit` is the last guard: a message whose visible text would
+pass Telegram's 4096 characters (counted, like Telegram does, in UTF-16 code units after the
+tags are parsed) loses whole lines from the end (every line is balanced markup of its own) and
+says so, so it is always accepted and never cut inside a tag or an entity.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
-from html import escape
+from html import escape, unescape
 
 from perpsignal_common.events.market import ListingDetectedV1
 from perpsignal_common.events.signals import (
@@ -22,13 +49,59 @@ from perpsignal_common.events.signals import (
 
 MAX_ITEMS = 5
 MAX_TEXT = 700
+MAX_FIELD = 120  # any other upstream string (a symbol is at most 64 by the event contract)
 TELEGRAM_MAX_CHARS = 4096
+WORD_JOINER = "\u2060"
+# where Telegram would start a URL, a mention or a bot command (see the module docstring)
+_LINKISH = re.compile(
+    r"\.(?=[^\s.\d])"  # a domain's dot: evil.example, t.me, a@b.co (not 3.91)
+    r"|(?<=\d)\.(?=\d+\.\d+\.\d)"  # the first dot of an IPv4 address, 1.2.3.4
+    r"|:(?=//)"  # a scheme: https://, tg://
+    r"|@(?=[A-Za-z0-9_])"  # @mention, user@host
+    r"|(?<![\w/<>])/(?=[A-Za-z0-9_])"  # /command (not a/b, </b>, //)
+)
+_TAG = re.compile(r"<[^>]*>")
+# control, format (bidi, zero-width, BOM...) and lone surrogates; not unassigned (Cn): an
+# emoji newer than Python's Unicode tables must still show
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
 DIRECTION_ICON = {"LONG": "🟢", "SHORT": "🔴", "NEUTRAL": "⚪"}
 
 
-def esc(value: object) -> str:
-    """Escape any value for Telegram HTML."""
-    return escape(str(value), quote=True)
+def clean(value: object) -> str:
+    """Return `value` as one line without control, format (bidi, zero-width) or lone surrogates.
+
+    Whitespace runs (newlines, tabs, U+2028...) become one space; categories Cc, Cf and Cs
+    are removed (the ZERO WIDTH JOINER of emoji sequences too: a family emoji shows as its
+    members, which is the price of removing every invisible character).
+    """
+    text = str(value)
+    if not text.isprintable():  # fast path: printable text has no Cc, Cf or Cs character
+        text = "".join(
+            ch if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE else "" for ch in text
+        )
+    return " ".join(text.split())
+
+
+def defuse(text: str) -> str:
+    """Insert a WORD JOINER where Telegram would auto-link a URL, mention or command."""
+    return _LINKISH.sub(lambda m: m.group(0) + WORD_JOINER, text)
+
+
+def esc(value: object, limit: int = MAX_FIELD, *, code: bool = False) -> str:
+    """Return upstream `value` as inert Telegram HTML text: cleaned, defused, cut, escaped.
+
+    `code=True`: for the inside of `<code>`, where Telegram links nothing (not defused, so a
+    copied value has no invisible characters in it).
+    """
+    # only a window of a huge value is cleaned (a 1 MB summary took a quarter second):
+    # enough to fill `limit` unless the value is mostly invisible characters or blanks
+    text = clean(str(value)[: 8 * limit + 256])
+    return escape(_cut(text if code else defuse(text), limit), quote=True)
+
+
+def visible_len(html: str) -> int:
+    """Return the length Telegram counts for an HTML message: its text after parsing."""
+    return utf16_len(unescape(_TAG.sub("", html)))
 
 
 def utf16_len(text: str) -> int:
@@ -36,7 +109,7 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _cut(text: str, limit: int = MAX_TEXT) -> str:
+def _cut(text: str, limit: int) -> str:
     """Collapse whitespace and cut to `limit` UTF-16 units (Telegram's unit), adding `…`.
 
     Counting code points instead let emoji-heavy judge text reach ~5,500 units: Telegram
@@ -51,6 +124,29 @@ def _cut(text: str, limit: int = MAX_TEXT) -> str:
         if units > limit - 1:  # one unit is kept for the ellipsis
             return text[:i].rstrip() + "…"
     return text
+
+
+TRUNCATED = "… (cut: too long for one Telegram message)"
+
+
+def fit(lines: list[str], last: str | None = None, limit: int = TELEGRAM_MAX_CHARS) -> str:
+    """Join balanced HTML `lines` (and `last`, always kept) into one message Telegram accepts.
+
+    Lines are dropped from the end, whole, until the visible text fits `limit` UTF-16 units,
+    and a note says so: no tag or entity is ever cut. The per-field caps keep every alert far
+    below the limit; this only guards against a producer nobody foresaw.
+    """
+    tail = [] if last is None else [last]
+    text = "\n".join([*lines, *tail])
+    if visible_len(text) <= limit:
+        return text
+    kept = list(lines)
+    while kept:
+        kept.pop()
+        text = "\n".join([*kept, TRUNCATED, *tail])
+        if visible_len(text) <= limit:
+            return text
+    return _cut(TRUNCATED, limit)
 
 
 def fmt_price(value: float | None) -> str:
@@ -96,7 +192,7 @@ def fmt_time(value: datetime) -> str:
 
 def _bullets(items: Iterable[str]) -> list[str]:
     items = list(items)
-    out = [f"• {esc(_cut(item, 200))}" for item in items[:MAX_ITEMS]]
+    out = [f"• {esc(item, 200)}" for item in items[:MAX_ITEMS]]
     if len(items) > MAX_ITEMS:
         out.append(f"• … and {len(items) - MAX_ITEMS} more")
     return out
@@ -107,7 +203,7 @@ def _top_factors(event: SignalJudgedV1) -> str:
     parts = []
     for name in event.top_factors[:3]:
         f = by_name.get(name)  # type: ignore[call-overload]
-        label = esc(name.replace("_", " "))
+        label = esc(name.replace("_", " "), 40)
         parts.append(f"{label} ({f.score:.0f})" if f is not None else label)
     return ", ".join(parts) if parts else "n/a"
 
@@ -127,7 +223,7 @@ def render_signal(event: SignalJudgedV1) -> str:
     vol = layer.volatility_metrics
     icon = DIRECTION_ICON.get(event.direction, "⚪")
     lines = [
-        f"{icon} <b>{esc(event.direction)} {esc(event.symbol)}</b> · {esc(event.timeframe)}",
+        f"{icon} <b>{esc(event.direction)} {esc(event.symbol)}</b> · {esc(event.timeframe, 16)}",
         f"Score <b>{event.score:.1f}</b>/100 · Confidence <b>{event.confidence:.0f}%</b>",
         f"Verdict <b>{esc(layer.verdict)}</b> · Risk mode <b>{esc(layer.risk_mode)}</b>"
         f" · judge: {esc(layer.judge)}",
@@ -147,26 +243,25 @@ def render_signal(event: SignalJudgedV1) -> str:
     if layer.layer_checks.conflicts:
         lines += ["⚠️ Conflicts:", *_bullets(layer.layer_checks.conflicts)]
     if layer.ai_summary:
-        lines += ["", f"<i>{esc(_cut(layer.ai_summary))}</i>"]
+        lines += ["", f"<i>{esc(layer.ai_summary, MAX_TEXT)}</i>"]
     if vol.trade_plan_summary:
-        lines.append(esc(_cut(vol.trade_plan_summary, 300)))
+        lines.append(esc(vol.trade_plan_summary, 300))
     missing = [*event.missing_factors, *event.stale_factors]
     if missing:
-        lines.append("Missing or stale data: " + esc(", ".join(missing)))
-    lines.append(f"<i>{fmt_time(event.observed_at)}</i>")
-    return "\n".join(lines)
+        lines.append("Missing or stale data: " + esc(", ".join(missing), 300))
+    return fit(lines, f"<i>{fmt_time(event.observed_at)}</i>")
 
 
 def _phase(label: str, phase: PhaseScore) -> str:
     line = f"{label}: <b>{phase.score:.1f}</b>"
     if phase.missing:
-        line += f" (missing: {esc(', '.join(phase.missing))})"
+        line += f" (missing: {esc(', '.join(phase.missing), 300)})"
     return line
 
 
 def render_mss(event: MssScoredV1) -> str:
     """Render an MSS result with its three phases and tier."""
-    name = f" ({esc(_cut(event.name, 80))})" if event.name else ""
+    name = f" ({esc(event.name, 80)})" if event.name else ""
     lines = [
         f"🚀 <b>MSS {esc(event.coin)}</b>{name} · tier <b>{esc(event.tier)}</b>",
         f"MSS <b>{event.mss:.1f}</b>/100",
@@ -175,16 +270,16 @@ def render_mss(event: MssScoredV1) -> str:
         _phase("3. Institutional validation", event.institutional_validation),
     ]
     if event.binance_symbol:
-        lines.append(f"Binance: <code>{esc(event.binance_symbol)}</code>")
-    lines.append(f"<i>{fmt_time(event.observed_at)}</i>")
-    return "\n".join(lines)
+        lines.append(f"Binance: <code>{esc(event.binance_symbol, code=True)}</code>")
+    return fit(lines, f"<i>{fmt_time(event.observed_at)}</i>")
 
 
 def render_listing(event: ListingDetectedV1) -> str:
     """Render a new-listing alert with its onboard time."""
     lines = [
         f"🆕 <b>New listing: {esc(event.symbol)}</b> on {esc(event.venue)}",
-        f"Pair: {esc(event.base_asset)}/{esc(event.quote_asset)}",
+        # one string: a cut or odd base asset must not leave "/USDT" a tappable /command
+        f"Pair: {esc(f'{event.base_asset}/{event.quote_asset}', 2 * MAX_FIELD)}",
         f"Onboard: <b>{fmt_time(event.onboard_at)}</b>",
         f"Detected {event.detection_latency_s:.0f}s after onboarding",
     ]
@@ -194,7 +289,7 @@ def render_listing(event: ListingDetectedV1) -> str:
         lines.append(f"24h change: {event.price_change_pct_24h:+.2f}%")
     if event.quote_volume_24h is not None:
         lines.append(f"24h volume: {fmt_usd(event.quote_volume_24h)}")
-    return "\n".join(lines)
+    return fit(lines)
 
 
 HELP = "\n".join(

@@ -125,7 +125,8 @@ class AlertHandler:
             self.stats.suppress("cooldown")
             return
         targets = await self._repo.targets(asset, event.mss, self._configured)
-        await self._deliver(Alert(event.event_id, "mss", event.coin, render_mss(event)), targets)
+        # the event's symbol (the coin, bounded by the contract; `coin` itself is not)
+        await self._deliver(Alert(event.event_id, "mss", event.symbol, render_mss(event)), targets)
 
     async def handle_listing(self, event: ListingDetectedV1) -> None:
         """Alert a new listing (the ingestor detects each listing once)."""

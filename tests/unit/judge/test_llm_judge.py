@@ -520,3 +520,15 @@ def make_judge_at(base_url: str) -> Judge:
     return Judge(
         JudgeSettings(enable_ai_judge=True, openai_api_key="sk-test", openai_base_url=base_url)
     )
+
+
+def test_a_summary_keeps_no_character_that_hides_or_reorders_text() -> None:
+    """Bidi isolates (U+2066-2069), the word joiner family and a BOM passed through to the
+    published summary: every consumer (the dashboard, GPT Actions, downstream topics) would
+    show text that reads other than it is. The notifier defends itself; the judge did not."""
+    from perpsignal_domain.judging.prompt import clean
+
+    hidden = "\u2066\u2067\u2068\u2069\u2060\u2063\ufeff\u061c\u180e\u202e\u200b"
+    text = f"SKIP{hidden} LONG\u2069 XRPUSDT"
+    assert clean(text) == "SKIP LONG XRPUSDT"
+    assert clean("币安人生USDT 🟢 долг") == "币安人生USDT 🟢 долг"  # letters and emoji stay

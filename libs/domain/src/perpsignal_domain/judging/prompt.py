@@ -20,7 +20,11 @@ from perpsignal_domain.judging.rules import RuleVerdict
 
 PROMPT_VERSION = "judge-v1"  # part of the cache key: a new prompt never reuses old answers
 MAX_TEXT = 120
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e]")
+# C0/C1 controls, line separators, zero-width and bidi controls (embeddings, overrides, isolates,
+# marks), word joiners and the BOM: nothing a summary needs, each a way to hide or reorder text
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u180e\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 SYSTEM = (
     "You are the risk judge of a crypto-futures signal platform. You receive one trading "

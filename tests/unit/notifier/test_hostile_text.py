@@ -103,8 +103,11 @@ async def test_hostile_llm_summary_renders_as_literal_text_without_links(
         conflicts=["@everyone /unsubscribe"],
     )
     layer = event.ai_verdict_layer
-    # the judge lets these through: tags, links, mentions and some bidi/invisible characters
-    assert "<a href" in layer.ai_summary and "\u2067" in layer.ai_summary
+    # the judge lets tags, links and mentions through; it strips bidi and invisible marks
+    # (0f723e6), but a record of an older judge (or any producer) on the topic may hold them
+    assert "<a href" in layer.ai_summary and "\u2067" not in layer.ai_summary
+    layer = layer.model_copy(update={"ai_summary": HOSTILE_SUMMARY})
+    event = event.model_copy(update={"ai_verdict_layer": layer})
     html = render_signal(event)
     assert "<a" not in html and "<b>now" not in html  # only the notifier's own tags
     text = read(html)  # valid HTML, no auto-link, no bidi or invisible control

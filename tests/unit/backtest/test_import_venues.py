@@ -671,3 +671,34 @@ def test_bybit_liquidations_name_the_position_not_the_order(tmp_path: Path) -> N
         "SHORT",
         "LONG",
     ]
+
+
+def test_coingecko_ohlc_and_cryptocompare_histo(
+    tmp_path: Path, market: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CoinGecko's five-value OHLC rows and CryptoCompare's `{"Data": {"Data": [...]}}` were
+    refused. CoinGecko gives no volume: the bars carry 0, and a warning says so."""
+    rows = _venue_rows(market)
+    ref = imp.read_candles(market / "XRP_USDT_USDT-5m-futures.csv")
+    n = len(rows)
+    gecko = _write(tmp_path, "coingecko.json", [r[:5] for r in rows])
+    with caplog.at_level("WARNING"):
+        got = imp.read_candles(gecko)
+    assert (
+        got.close == ref.close[:n] and got.high == ref.high[:n] and got.open_ms == ref.open_ms[:n]
+    )
+    assert set(got.volume) == {0.0} and "no volume column" in caplog.text
+    histo = {
+        "Response": "Success",
+        "Data": {
+            "Aggregated": False,
+            "TimeFrom": rows[0][0] // 1000,
+            "Data": [
+                {"time": t // 1000, "high": h, "low": lo, "open": o, "volumefrom": v,
+                 "volumeto": v * c, "close": c}
+                for t, o, h, lo, c, v in rows
+            ],
+        },
+    }  # fmt: skip
+    got = imp.read_candles(_write(tmp_path, "cryptocompare.json", histo))
+    assert got.close == ref.close[:n] and got.volume == ref.volume[:n]

@@ -263,7 +263,10 @@ KINDS: dict[str, Kind] = {
             Field("low", ("low", "l", "low_price", "lowPrice"), required=True),
             Field("close", ("close", "c", "close_price", "closePrice"), required=True),
             # OKX names base volume volCcy / vol_ccy; its `vol` counts contracts
-            Field("volume", ("volume", "volCcy", "base_volume", "volume_base", "vol", "v")),
+            Field(
+                "volume",
+                ("volume", "volCcy", "base_volume", "volume_base", "vol", "v", "volumefrom"),
+            ),
             Field(
                 "quote_volume",
                 (
@@ -277,6 +280,7 @@ KINDS: dict[str, Kind] = {
                     "volCcyQuote",
                     "vol_quote",
                     "quote_vol",
+                    "volumeto",  # CryptoCompare histo* (the quote currency)
                 ),
             ),
             Field("confirm", ("confirm",)),  # OKX: "0" = the bar is still open
@@ -288,6 +292,12 @@ KINDS: dict[str, Kind] = {
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
             Layout("KuCoin candles (7 columns, open-close-high-low)", _KUCOIN_CANDLE, width=7),
             Layout("Kraken OHLC (8 columns)", _KRAKEN_OHLC, width=8),
+            # CoinGecko /coins/{id}/ohlc: no volume (none is invented: 0, and a warning says so)
+            Layout(
+                "CoinGecko OHLC (5 columns)",
+                {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4},
+                width=5,
+            ),
             # same width, other orders: the first under which every head row is a possible bar
             Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
             Layout("Coinbase Exchange candles (6 columns)", _COINBASE_CANDLE, width=6),
@@ -776,9 +786,11 @@ def _unwrap(body: Any) -> Any:
             keys = list(inner[0])
             if all(list(v) == keys for v in inner):
                 return [{"index": k, **{c: body[c][k] for c in body}} for k in keys]
+        # any spelling: CryptoCompare's `{"Data": {"Data": [...]}}`
+        named = {str(k).lower(): v for k, v in body.items()}
         for key in ("data", "result", "list", "rows"):
-            if key in body and isinstance(body[key], list | dict):
-                body = body[key]
+            if key in named and isinstance(named[key], list | dict):
+                body = named[key]
                 break
         else:
             lists = {k: v for k, v in body.items() if isinstance(v, list) and v}
@@ -1436,6 +1448,12 @@ def read_candles(path: Path, symbol: str | None = None) -> CandleSeries:
     ti, oi, hi, li, ci = (res.index[n] for n in ("time", "open", "high", "low", "close"))
     vi, qi, confirm = (res.index.get(n) for n in ("volume", "quote_volume", "confirm"))
     need = max(ti, oi, hi, li, ci)
+    if vi is None and qi is None:
+        log.warning(
+            "%s: no volume column (%s): every bar's volume is 0, nothing volume-based is measured",
+            path.name,
+            res.layout,
+        )
     scaled = any(f != 1.0 for f in res.scale.values())
     short = blank = 0  # rows that give no bar: said in one warning, never dropped silently
     first_skipped: Sequence[Any] | None = None

@@ -702,3 +702,27 @@ def test_coingecko_ohlc_and_cryptocompare_histo(
     }  # fmt: skip
     got = imp.read_candles(_write(tmp_path, "cryptocompare.json", histo))
     assert got.close == ref.close[:n] and got.volume == ref.volume[:n]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_a_compressed_arrow_file_past_the_cap_is_refused_before_it_is_unpacked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """pyarrow unpacked a ZSTD/LZ4 file whole: a few KiB of repeated bars can unpack to
+    gigabytes. Parquet's footer says the size first; an IPC file is summed batch by batch."""
+    n = 200_000  # 6 columns x 8 bytes: ~9 MiB unpacked, much less packed
+    t0 = 1_700_000_000_000
+    table = pa.table({
+        "date": pa.array([t0 + 60_000 * i for i in range(n)], pa.int64()),
+        **{c: pa.array([1.0] * n) for c in ("open", "high", "low", "close", "volume")},
+    })  # fmt: skip
+    path = tmp_path / f"BTC_USDT-1m.{fmt}"
+    if fmt == "parquet":
+        parquet.write_table(table, path, compression="zstd")
+    else:
+        feather.write_feather(table, path, compression="lz4", chunksize=20_000)
+    assert path.stat().st_size < 2 << 20
+    assert len(imp.read_candles(path)) == n  # under the cap: read
+    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 4 << 20)
+    with pytest.raises(imp.HistoryFormatError, match="unpacks to more than 4 MiB"):
+        imp.read_candles(path)

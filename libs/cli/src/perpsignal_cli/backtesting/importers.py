@@ -971,16 +971,21 @@ def _read_table(path: Path) -> Table:
     return _csv_table(io.StringIO(text, newline=""), path)
 
 
+def _cap(path: Path, size: int) -> None:
+    """Refuse a packed file once what it unpacks to passes MAX_UNPACKED_BYTES."""
+    if size > MAX_UNPACKED_BYTES:
+        raise HistoryFormatError(
+            f"{path}: unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB: not read "
+            "(a CSV inside is read as it goes when gzipped; unpack or split it)"
+        )
+
+
 def _capped(path: Path, fh: IO[bytes] | gzip.GzipFile) -> bytes:
     """Read a decompressing stream whole, refusing it past MAX_UNPACKED_BYTES."""
     out = bytearray()
     while chunk := fh.read(1 << 20):
         out += chunk
-        if len(out) > MAX_UNPACKED_BYTES:
-            raise HistoryFormatError(
-                f"{path}: unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB: not read "
-                "(a CSV inside is read as it goes when gzipped; unpack or split it)"
-            )
+        _cap(path, len(out))
     return bytes(out)
 
 
@@ -1016,7 +1021,25 @@ def _arrow_table(path: Path, raw: bytes) -> Table:
     what = "Parquet" if is_parquet else "Arrow"
     try:
         source = pa.BufferReader(raw)  # already gunzipped when the file was compressed
-        tbl = parquet.read_table(source) if is_parquet else feather.read_table(source)
+        if is_parquet:
+            # compressed and run-length encoded pages: what they decode to is bounded by the
+            # footer's row and column counts (8 bytes a value at least), checked before any
+            # is read (a few KiB of one repeated bar can decode to gigabytes)
+            pf = parquet.ParquetFile(source)
+            meta = pf.metadata
+            encoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+            _cap(path, max(encoded, meta.num_rows * meta.num_columns * 8))
+            tbl = pf.read()
+        elif raw[:6] == b"ARROW1":  # Arrow IPC (feather v2), its batches maybe LZ4/ZSTD
+            reader = pa.ipc.open_file(source)
+            batches, size = [], 0
+            for i in range(reader.num_record_batches):
+                batches.append(reader.get_batch(i))
+                size += batches[-1].nbytes
+                _cap(path, size)
+            tbl = pa.Table.from_batches(batches, schema=reader.schema)
+        else:  # feather v1: never compressed, no larger than the file
+            tbl = feather.read_table(source)
         cols = [_epoch_ms(col).to_pylist() for col in tbl.columns]
     except (pa.ArrowException, ValueError) as exc:
         raise HistoryFormatError(f"{path}: not a readable {what.lower()} file ({exc})") from None

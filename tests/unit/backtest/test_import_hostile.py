@@ -825,7 +825,7 @@ def test_a_decompression_bomb_is_refused_without_unpacking_it_all(
     body = b"[" + b" " * (4 << 20) + b"]"  # 4 MiB of JSON, a few KiB packed
     bomb = tmp_path / "candles.json.gz"
     bomb.write_bytes(gzip.compress(body))
-    too_big = r"unpacks to more than 1 MiB"
+    too_big = r"more than 1 MiB to read whole"
     with pytest.raises(imp.HistoryFormatError, match=r"candles\.json\.gz: " + too_big):
         imp.read_candles(bomb)
     packed = io.BytesIO()
@@ -847,3 +847,17 @@ def test_a_gzipped_csv_is_read_as_it_goes(tmp_path: Path, monkeypatch: pytest.Mo
     path = tmp_path / "BTCUSDT-1m.csv.gz"
     path.write_bytes(gzip.compress(text.encode()))
     assert len(imp.read_candles(path)) == 500
+
+
+def test_a_plain_json_file_past_the_cap_is_refused_unparsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON is parsed whole (~10x its size in Python objects): a multi-gigabyte dump took
+    the machine's memory before anything was said."""
+    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 1 << 20)
+    rows = [[T0 + i * 60_000, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(40_000)]
+    path = tmp_path / "BTCUSDT-1m.json"
+    path.write_text(json.dumps(rows))
+    assert path.stat().st_size > 1 << 20
+    with pytest.raises(imp.HistoryFormatError, match="more than 1 MiB to read whole"):
+        imp.read_candles(path)

@@ -960,6 +960,7 @@ def _read_table(path: Path) -> Table:
         raw, suffix = _unzip(path, raw)
     if raw[:6] == b"ARROW1" or raw[:4] in (b"PAR1", b"FEA1") or suffix in _ARROW_SUFFIXES:
         return _arrow_table(path, raw)
+    _cap(path, len(raw))  # JSON is parsed whole: ~10x its size in Python objects
     text = raw.decode(_encoding(raw))
     head = text.lstrip()[:1]
     if head in ("[", "{"):
@@ -972,11 +973,11 @@ def _read_table(path: Path) -> Table:
 
 
 def _cap(path: Path, size: int) -> None:
-    """Refuse a packed file once what it unpacks to passes MAX_UNPACKED_BYTES."""
+    """Refuse a file read whole (JSON; packed JSON or Arrow) past MAX_UNPACKED_BYTES."""
     if size > MAX_UNPACKED_BYTES:
         raise HistoryFormatError(
-            f"{path}: unpacks to more than {MAX_UNPACKED_BYTES >> 20} MiB: not read "
-            "(a CSV inside is read as it goes when gzipped; unpack or split it)"
+            f"{path}: more than {MAX_UNPACKED_BYTES >> 20} MiB to read whole (JSON, and any "
+            "packed file but a gzipped CSV, is read whole; a CSV is read as it goes): not read"
         )
 
 

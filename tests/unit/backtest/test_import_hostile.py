@@ -861,3 +861,12 @@ def test_a_plain_json_file_past_the_cap_is_refused_unparsed(
     assert path.stat().st_size > 1 << 20
     with pytest.raises(imp.HistoryFormatError, match="more than 1 MiB to read whole"):
         imp.read_candles(path)
+
+
+def test_binary_junk_is_called_binary_not_an_empty_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "candles.csv"
+    path.write_bytes(b"\x00\x01\x02binary" * 100)
+    assert _run(tmp_path, path) == 2
+    _one_line_error(capsys, "candles.csv: binary data (NUL bytes)")

@@ -938,6 +938,9 @@ def _read_table(path: Path) -> Table:
     text_start = start.decode(encoding, errors="ignore").lstrip()[:1]
     packed = start[:2] == b"\x1f\x8b" or start[:4] in (b"PK\x03\x04", b"PAR1", b"FEA1")
     arrow = start[:6] == b"ARROW1" or path.suffix in _ARROW_SUFFIXES
+    if not packed and not arrow and encoding != "utf-16" and b"\x00" in start:
+        # NUL is valid UTF-8, so such bytes decoded "fine" and were called an empty file
+        raise HistoryFormatError(f"{path}: binary data (NUL bytes), not CSV, JSON or Arrow")
     if not packed and not arrow and text_start not in ("[", "{"):  # CSV: read as it goes
         return _csv_table(_text_lines(path, encoding), path)
     suffix = path.suffix

@@ -1263,10 +1263,11 @@ def _load(
     log.info("%s: read as %s (%s)", path.name, kind, res.layout)
     if "symbol" not in res.index or kind == "liquidations":  # liquidations filter their own
         return res, table.rows
-    # a first pass over the symbol column only (files that have one are API dumps, not the
-    # bulk 1m exports, which never name their market in every row)
+    # a first pass over the symbol column: the rows themselves when already in memory (JSON,
+    # Arrow), a second read of a CSV, which is read as it goes (files with a market column
+    # are API dumps, not the bulk 1m exports, which never name their market in every row)
     seen: Counter[str] = Counter()
-    for row in _read(path).rows:
+    for row in table.rows if isinstance(table.rows, list) else _read(path).rows:
         name = res.raw(row, "symbol")
         if name not in (None, ""):
             seen[str(name)] += 1

@@ -52,6 +52,11 @@ CANDLE_POISONS: list[tuple[str, str, str]] = [
     ("symbol with a newline", "symbol", '"BTC\\nUSDT"'),
     ("schema_version 2", "schema_version", "2"),
     ("schema_version 99", "schema_version", "99"),
+    # what the published schema's types forbid (pydantic's lax mode read them as values)
+    ("volume as true", "volume", "true"),
+    ("volume as a string", "volume", '"1234.5"'),
+    ("time as epoch seconds", "observed_at", "1712707200"),
+    ("schema_version as a string", "schema_version", '"1"'),
 ]
 
 

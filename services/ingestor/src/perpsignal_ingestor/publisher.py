@@ -25,7 +25,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from perpsignal_common.events.base import Event
-from perpsignal_common.events.registry import encode
+from perpsignal_common.events.registry import STRICT, encode
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_ingestor.metrics import EVENTS_PUBLISHED, EVENTS_SKIPPED, REJECTED_EVENTS
 
@@ -97,7 +97,7 @@ def build_each(source: str, build: Callable[[T], Iterable[E]], items: Iterable[T
 def _valid(event: Event) -> ValidationError | None:
     """Check `event` as a consumer will decode it (built events can be stale or copied)."""
     try:
-        type(event).__pydantic_validator__.validate_json(encode(event))
+        type(event).__pydantic_validator__.validate_json(encode(event), strict=STRICT)
     except ValidationError as exc:
         return exc
     return None

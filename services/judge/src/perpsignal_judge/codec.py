@@ -120,7 +120,9 @@ class JudgeCodec:
             return None
         end += len(_ARRAY_END)
         try:
-            scored: SignalScoredV1 = _validate_scored(raw[:start] + b"[]" + raw[end:])
+            scored: SignalScoredV1 = _validate_scored(
+                raw[:start] + b"[]" + raw[end:], strict=registry.STRICT
+            )
         except ValidationError:
             return None
         if scored.candles or "candles" not in scored.model_fields_set:
@@ -183,7 +185,7 @@ def _canonical(text: bytes) -> Ohlc | None:
     """The candle `{text}` validates to, when `{text}` is that candle's encoding, else None."""
     braced = b"{" + text + b"}"
     try:
-        candle: Ohlc = _validate_candle(braced)
+        candle: Ohlc = _validate_candle(braced, strict=registry.STRICT)
     except ValidationError:
         return None
     return candle if _candle_json(candle) == braced else None

@@ -116,6 +116,14 @@ _CLASSES_BY_MARKER: dict[bytes, type[Event]] = {
 }
 _MARKER = b'"type":"'
 
+# The wire holds what the published JSON Schemas describe: a number where they say number, a
+# date-time string where they say date-time. Pydantic's lax mode would also read `true` as a
+# price of 1.0, "42000.5" as a number and an integer as epoch seconds or milliseconds (guessed
+# from its size): another client's malformed record would become market data instead of a
+# dead letter. Every decode of a record validates in strict mode (in-process construction,
+# e.g. a connector building an event from a vendor's strings, stays lax).
+STRICT = True
+
 
 def warm() -> None:
     """Build every event model's validator and serializer and the union's now.
@@ -144,12 +152,12 @@ def decode(raw: bytes | None) -> Event:
         cls = _CLASSES_BY_MARKER.get(raw[start : end + 1])
         if cls is not None:
             try:
-                event: Event = cls.__pydantic_validator__.validate_json(raw)
+                event: Event = cls.__pydantic_validator__.validate_json(raw, strict=STRICT)
                 return event
             except ValidationError:
                 pass
     try:
-        event = ANY_EVENT.validate_json(raw)
+        event = ANY_EVENT.validate_json(raw, strict=STRICT)
     except ValidationError as exc:
         raise PoisonMessage(_summarize(exc)) from exc
     return event
@@ -158,7 +166,7 @@ def decode(raw: bytes | None) -> Event:
 def decode_as(raw: bytes, cls: type[E]) -> E:
     """Parse JSON bytes as one known event class."""
     try:
-        return cls.model_validate_json(raw)
+        return cls.model_validate_json(raw, strict=STRICT)
     except ValidationError as exc:
         raise PoisonMessage(_summarize(exc)) from exc
 

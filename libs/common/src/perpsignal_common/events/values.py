@@ -17,6 +17,8 @@ they are built or decoded, and a consumer dead-letters (never processes) such a 
 * `Symbol`: 1-64 word characters (Unicode letters and digits, `_`) or `. : / + $ -`:
   `BTCUSDT`, `1000PEPEUSDT`, `BTC-USDT-SWAP`, `BTCUSDT_220325`, `币安人生USDT`, `fear_greed`.
 * `schema_version`: one this code understands (`SUPPORTED_SCHEMA_VERSIONS`).
+* On the wire, JSON types as the schemas give them (`registry.STRICT`): `true` or "1.5" is
+  no number, an epoch number no time.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from tests.poison_helpers import (
     listing,
     poison,
 )
+from tests.producers import real_judged
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,43 @@ def test_a_funding_rate_beyond_100_percent_per_interval_is_refused(api: Path) ->
             decode(poison(raw, "rate", absurd))
     with pytest.raises(ValueError, match="rate"):  # the parser refuses to build one too
         parse_premium_index(PREMIUM_INDEX_ONE.validate_python(body | {"lastFundingRate": "5"}))
+
+
+def _with_plan(raw: bytes, **levels: float | None) -> bytes:
+    """`raw` (a judged signal) with its trade plan's levels set as given."""
+    data = json.loads(raw)
+    data["ai_verdict_layer"]["volatility_metrics"].update(levels)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize("direction", ["LONG", "SHORT"])
+def test_a_trade_plan_on_the_wrong_side_of_the_price_is_poison(direction: str) -> None:
+    """Outcomes measure a plan by its sides: a LONG target below entry would be 'hit' by the
+    first candle (a WIN no market gave). The judge never makes one; a record that carries
+    one is dead-lettered, naming the level."""
+    judged = real_judged(direction=direction, plan=True)
+    vol = judged.ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    raw = encode(judged)
+    assert decode(raw) == judged  # the judge's own plan passes
+    swapped = _with_plan(raw, stop_loss_price=vol.take_profit_price, take_profit_price=None)
+    with pytest.raises(PoisonMessage, match="stop_loss_price"):
+        decode(swapped)
+    with pytest.raises(PoisonMessage, match="take_profit_price"):
+        decode(_with_plan(raw, stop_loss_price=None, take_profit_price=vol.stop_loss_price))
+    with pytest.raises(PoisonMessage, match="take_profit_price"):
+        decode(_with_plan(raw, take_profit_price=0.0))
+    with pytest.raises(PoisonMessage, match="atr"):
+        decode(_with_plan(raw, atr=-1.0))
+
+
+def test_a_neutral_signal_with_a_trade_plan_is_poison() -> None:
+    neutral = real_judged(direction="NEUTRAL")
+    planned = real_judged(direction="LONG", plan=True).ai_verdict_layer.volatility_metrics
+    raw = _with_plan(
+        encode(neutral),
+        stop_loss_price=planned.stop_loss_price,
+        take_profit_price=planned.take_profit_price,
+    )
+    with pytest.raises(PoisonMessage, match="NEUTRAL"):
+        decode(raw)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -101,15 +101,17 @@ class LayerChecks(Payload):
 
 
 class VolatilityMetrics(Payload):
-    """ATR-based volatility class and trade plan; NEUTRAL signals carry no plan."""
+    """ATR-based volatility class and trade plan; NEUTRAL signals carry no plan.
 
-    atr: float | None = None
-    atr_pct: float | None = None
+    The plan's sides are checked against the signal it belongs to (`check_plan`)."""
+
+    atr: float | None = Field(default=None, ge=0)
+    atr_pct: float | None = Field(default=None, ge=0)
     volatility_class: VolatilityClass | None = None
     recommended_position_multiplier: float | None = Field(default=None, ge=0.25, le=2.0)
-    stop_loss_price: float | None = None
-    take_profit_price: float | None = None
-    risk_reward: float | None = None
+    stop_loss_price: float | None = Field(default=None, gt=0)
+    take_profit_price: float | None = Field(default=None, gt=0)
+    risk_reward: float | None = Field(default=None, gt=0)
     trade_plan_summary: str | None = None
 
 
@@ -132,12 +134,46 @@ class VerdictLayer(Payload):
     volatility_metrics: VolatilityMetrics = Field(default_factory=VolatilityMetrics)
 
 
+def check_plan(judged: Any) -> Any:
+    """Refuse a trade plan on the wrong side of the signal's price, or on a NEUTRAL signal.
+
+    Downstream code trusts the sides: the outcomes service measures a LONG's target by the
+    first high above it, so a target below entry would count as hit by the first candle (a
+    WIN no market gave), and a notifier would print the plan as given. The judge never makes
+    one (`build_metrics` drops such a plan); another client's record that carries one is
+    dead-lettered. A model validator: one Python call per judged signal.
+    """
+    d = judged.__dict__
+    vol = d["ai_verdict_layer"].volatility_metrics
+    stop, target = vol.stop_loss_price, vol.take_profit_price
+    if stop is None and target is None:
+        return judged
+    direction, price = d["direction"], d["price"]
+    if direction == "NEUTRAL":
+        raise ValueError(
+            "a NEUTRAL signal carries no trade plan (stop_loss_price, take_profit_price)"
+        )
+    sign = 1.0 if direction == "LONG" else -1.0
+    if stop is not None and (price - stop) * sign <= 0:
+        raise ValueError(
+            f"stop_loss_price {stop:g} is not on the losing side of price {price:g} for {direction}"
+        )
+    if target is not None and (target - price) * sign <= 0:
+        raise ValueError(
+            f"take_profit_price {target:g} is not on the winning side of price {price:g} "
+            f"for {direction}"
+        )
+    return judged
+
+
 class SignalJudgedV1(ScoredSignalFields, Event):
     """The product on `perpsignal.signals.judged.v1`: signal + verdict layer + trade plan."""
 
     topic: ClassVar[str] = Topic.SIGNALS_JUDGED
     type: Literal["signal.judged"] = "signal.judged"
     ai_verdict_layer: VerdictLayer
+
+    _check_plan = model_validator(mode="after")(check_plan)
 
 
 class PhaseScore(Payload):

@@ -128,3 +128,30 @@ def test_a_bad_port_or_output_folder_is_one_line_before_anything_starts(
     assert proc.returncode == rc, proc.stderr
     assert "Traceback" not in proc.stderr and "starting" not in proc.stderr, proc.stderr
     assert said.format(tmp=tmp_path) in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "env_speed", "said"),
+    [
+        (["demo", "--speed", "nan"], None, "must be a finite number > 0, got 'nan'"),
+        (["demo", "--speed", "inf"], None, "must be a finite number > 0, got 'inf'"),
+        (["demo"], "abc", "not a number: 'abc'"),
+        (["replay", "{tmp}/events.jsonl", "--speed", "nan"], None, "finite number > 0"),
+    ],
+)
+def test_a_speed_that_is_no_finite_positive_number_is_one_line(
+    argv: list[str], env_speed: str | None, said: str, tmp_path: Path
+) -> None:
+    """`--speed nan` passed the `<= 0` check: the demo announced "nan minutes" and replayed
+    unpaced; PERPSIGNAL_DEMO_SPEED=abc was a traceback while the parser was built."""
+    import os
+
+    (tmp_path / "events.jsonl").write_text("")
+    env = {**os.environ, "PERPSIGNAL_DATA_DIR": str(tmp_path)}
+    env.pop("PERPSIGNAL_DEMO_SPEED", None)
+    if env_speed is not None:
+        env["PERPSIGNAL_DEMO_SPEED"] = env_speed
+    proc = _run(*(a.format(tmp=tmp_path) for a in argv), env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "unpacking" not in proc.stderr, proc.stderr
+    assert said in proc.stderr, proc.stderr

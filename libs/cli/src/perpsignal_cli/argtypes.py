@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def port_number(text: str) -> int:
@@ -18,3 +19,18 @@ def port_number(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is 0-65535, got {port}")
     return port
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0 (a speed factor): refused by argparse in one line otherwise.
+
+    `float` alone takes "nan" and "inf", which pass a `<= 0` check and then pace nothing
+    (or print "nan minutes"); given as a string default too, like `port_number`.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value

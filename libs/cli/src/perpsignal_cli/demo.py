@@ -51,7 +51,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from perpsignal_cli.argtypes import port_number
+from perpsignal_cli.argtypes import port_number, positive_number
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 ARCHIVE = REPO_ROOT / "data" / "recorded" / "recorded-data.tar.xz"
@@ -287,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perpsignal demo", description=__doc__.split("\n")[0])
     p.add_argument(
         "--speed",
-        type=float,
-        default=float(os.environ.get("PERPSIGNAL_DEMO_SPEED", DEFAULT_SPEED)),
+        type=positive_number,
+        default=os.environ.get("PERPSIGNAL_DEMO_SPEED", f"{DEFAULT_SPEED:g}"),
         help=f"market seconds per second (default {DEFAULT_SPEED:g}: the week in ~2 min)",
     )
     p.add_argument("--data-dir", type=Path, default=Path(".data/demo"))
@@ -305,9 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     """Run the demo until Ctrl-C."""
     args = build_parser().parse_args(argv)
-    if args.speed <= 0:
-        print("perpsignal demo: --speed must be > 0", file=sys.stderr)
-        return 2
     if not args.archive.is_file():
         print(f"perpsignal demo: the bundled data is missing: {args.archive}", file=sys.stderr)
         return 2

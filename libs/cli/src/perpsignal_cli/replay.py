@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import sys
 import time
@@ -43,8 +44,8 @@ def parse_speed(text: str) -> float:
         return 1.0
     t = t.removeprefix("x").removesuffix("x")
     value = float(t)
-    if value <= 0:
-        raise ValueError("speed must be > 0 (or 'max')")
+    if not (math.isfinite(value) and value > 0):  # nan passed `<= 0` and paced nothing
+        raise ValueError("speed must be a finite number > 0 (or 'max')")
     return value
 
 

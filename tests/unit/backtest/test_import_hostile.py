@@ -759,6 +759,60 @@ def test_calibrate_says_the_same_in_one_line(
         assert "Traceback" not in err and "perpsignal calibrate: " in err and said in err, err
 
 
+@pytest.mark.parametrize("horizons", ["1h", "1h,1h", "24h,1h"])
+def test_the_equity_curves_take_a_measured_horizon(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], horizons: str
+) -> None:
+    """`--horizons 1h` (without 4h, the equity default) scored the whole history, then died on
+    a KeyError while writing the report; a horizon given twice did the same."""
+    candles = _csv(tmp_path / "c.csv", _bars())
+    out = tmp_path / "out"
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(out)]
+    assert backtest.main([*argv, "--horizons", horizons, "--no-progress", "--quiet"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    wanted = horizons.split(",")
+    assert report["equity"]["horizon"] == ("24h" if "24h" in wanted else "1h")
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--horizons", "1h", "--equity-horizon", "24h"], "--equity-horizon 24h is not among"),
+        (["--horizons", ","], "--horizons names none of"),
+        (["--seed", "-1"], "a seed is an integer >= 0, got -1"),
+    ],
+    ids=["equity horizon not measured", "no horizon", "negative seed"],
+)
+def test_horizons_and_seeds_that_cannot_run_are_one_line_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], said: str
+) -> None:
+    """Each ran the whole backtest and then failed in a traceback (KeyError, numpy's
+    'expected non-negative integer')."""
+    candles = _csv(tmp_path / "c.csv", _bars())
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(tmp_path / "out")]
+    try:
+        rc = backtest.main([*argv, *extra, "--no-progress", "--quiet"])
+    except SystemExit as exc:  # argparse's own one-line refusal
+        rc = int(exc.code or 0)
+    assert rc == 2
+    _one_line_error(capsys, said)
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_calibrate_refuses_a_negative_seed_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from perpsignal_cli import calibrate
+
+    candles = _csv(tmp_path / "c.csv", _bars())
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exc:
+        calibrate.main([*argv, "--seed", "-1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "a seed is an integer >= 0, got -1" in err, err
+
+
 def _with_market(rows: list[list[float]], market: str, scale: float = 1.0) -> list[list[object]]:
     return [[market, r[0], *(x * scale for x in r[1:5]), r[5]] for r in rows]
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perpsignal_cli.argtypes import seed_number
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
@@ -120,8 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="slippage per side in basis points, for net P&L (default 2)",
     )
     p.add_argument("--horizons", default="1h,4h,24h", help="outcome horizons (1h, 4h, 24h)")
-    p.add_argument("--equity-horizon", default="4h", help="horizon of the equity curves")
-    p.add_argument("--seed", type=int, default=7, help="seed of the random-direction baseline")
+    p.add_argument(
+        "--equity-horizon",
+        help="horizon of the equity curves, one of --horizons (default 4h when measured, "
+        "else the longest)",
+    )
+    p.add_argument(
+        "--seed", type=seed_number, default=7, help="seed of the random-direction baseline"
+    )
     p.add_argument(
         "--llm",
         action="store_true",
@@ -147,11 +154,29 @@ def main(argv: list[str]) -> int:
     """Run a backtest; return 0, 2 on bad input, 130 when interrupted (partial report)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    horizons = [h.strip() for h in args.horizons.split(",") if h.strip()]
-    bad = [h for h in [*horizons, args.equity_horizon] if h not in HORIZON_SECONDS]
+    horizons = list(dict.fromkeys(h.strip() for h in args.horizons.split(",") if h.strip()))
+    bad = [h for h in [*horizons, args.equity_horizon] if h and h not in HORIZON_SECONDS]
     if bad:
         print(
             f"perpsignal backtest: unknown horizon(s) {bad}; use {list(HORIZON_SECONDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if not horizons:
+        print(
+            f"perpsignal backtest: --horizons names none of {list(HORIZON_SECONDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.equity_horizon is None:  # the equity curves need a measured horizon
+        args.equity_horizon = (
+            "4h" if "4h" in horizons else max(horizons, key=HORIZON_SECONDS.__getitem__)
+        )
+    elif args.equity_horizon not in horizons:
+        # the curves are drawn from that horizon's outcomes: it was a KeyError after the run
+        print(
+            f"perpsignal backtest: --equity-horizon {args.equity_horizon} is not among "
+            f"--horizons {','.join(horizons)}",
             file=sys.stderr,
         )
         return 2

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perpsignal_cli.argtypes import seed_number
 from perpsignal_cli.backtest import HISTORY_INPUTS
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=10,
         help="a configuration with fewer taken training signals is not chosen (10)",
     )
-    p.add_argument("--seed", type=int, default=7, help="seed of the random search (7)")
+    p.add_argument("--seed", type=seed_number, default=7, help="seed of the random search (7)")
     p.add_argument("--out", type=Path, default=Path("calibration"), help="output folder")
     return p
 

@@ -93,3 +93,27 @@ def test_a_taker_flow_file_goes_to_its_own_symbol_only(tmp_path: Path) -> None:
     assert backtest.main([str(folder), "--out", str(out2), "--jobs", "1", "--quiet"]) == 0
     got = _inputs(out2)
     assert "taker_flow" in got["ETHUSDT"] and "taker_flow" not in got["BTCUSDT"]
+
+
+def test_a_list_from_a_pipe_reads_paths_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--list <(find data -name '*.csv')` is a pipe (/dev/fd/63): it was refused as 'no such
+    file'; its relative paths are the working folder's, as `find` printed them."""
+    import os
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    read, write = os.pipe()
+    os.write(write, b"data/BTCUSDT-1m.csv\ndata/ETHUSDT-1m.csv symbol=ETHUSDT\n")
+    os.close(write)
+    try:
+        got = multi.read_list(Path(f"/dev/fd/{read}"))
+    finally:
+        os.close(read)
+    assert got == [
+        (Path("data/BTCUSDT-1m.csv").absolute(), None, None),
+        (Path("data/ETHUSDT-1m.csv").absolute(), "ETHUSDT", None),
+    ]
+    with pytest.raises(multi.MultiInputError, match="a folder; give it as an input"):
+        multi.read_list(tmp_path / "data")

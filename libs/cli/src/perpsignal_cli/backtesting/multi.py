@@ -385,10 +385,16 @@ def _liquidation_symbols(path: Path) -> list[str]:
 def read_list(path: Path) -> list[tuple[Path, str | None, str | None]]:
     """Read a list file: one input per line, `PATH [symbol=SYM] [kind=KIND]`; `#` comments.
 
-    Relative paths are relative to the list file's folder; a folder is expanded.
+    Relative paths are relative to the list file's folder (to the working folder when the
+    list is a pipe: `--list <(find data -name '*.csv')`); a folder is expanded.
     """
-    if not path.is_file():
+    # not only a regular file: `--list <(find data -name '*.csv')` is a pipe (/dev/fd/63)
+    if not path.exists():
         raise MultiInputError(f"--list {path}: no such file")
+    if path.is_dir():
+        raise MultiInputError(f"--list {path}: a folder; give it as an input instead")
+    # a pipe's lines name paths as the command that wrote them did: from the working folder
+    base = path.parent if path.is_file() else Path.cwd()
     out: list[tuple[Path, str | None, str | None]] = []
     try:  # a BOM (Windows editors) is no part of the first path
         text = path.read_text(encoding="utf-8-sig")
@@ -414,7 +420,7 @@ def read_list(path: Path) -> list[tuple[Path, str | None, str | None]]:
             raise MultiInputError(f"{path}:{n}: unknown kind {kind!r} ({', '.join(KINDS_ORDER)})")
         target = Path(parts[0])
         if not target.is_absolute():
-            target = path.parent / target
+            target = base / target
         out.append((target, opts.get("symbol", "").upper() or None, kind))
     return out
 

@@ -102,6 +102,20 @@ def test_a_command_without_its_broker_or_database_fails_in_one_line(
     assert len(ours) == 1 and names in ours[0], proc.stderr
 
 
+def _run_with(
+    argv: list[str], tmp_path: Path, name: str, value: str | None
+) -> subprocess.CompletedProcess[str]:
+    """Run `perpsignal argv` ({tmp} = tmp_path, its data folder) with `name` set to `value`,
+    or unset when None."""
+    import os
+
+    env = {**os.environ, "PERPSIGNAL_DATA_DIR": str(tmp_path)}
+    env.pop(name, None)
+    if value is not None:
+        env[name] = value
+    return _run(*(a.format(tmp=tmp_path) for a in argv), env=env)
+
+
 @pytest.mark.parametrize(
     ("argv", "env_port", "rc", "said"),
     [
@@ -117,14 +131,8 @@ def test_a_bad_port_or_output_folder_is_one_line_before_anything_starts(
     """`demo --port 99999` started the broker and the database, then died on an OverflowError;
     GATEWAY_PORT=abc was a traceback while the parser was built; `schemas --out` into a file
     was a traceback."""
-    import os
-
     (tmp_path / "file").write_text("")
-    env = {**os.environ, "PERPSIGNAL_DATA_DIR": str(tmp_path)}
-    env.pop("GATEWAY_PORT", None)
-    if env_port is not None:
-        env["GATEWAY_PORT"] = env_port
-    proc = _run(*(a.format(tmp=tmp_path) for a in argv), env=env)
+    proc = _run_with(argv, tmp_path, "GATEWAY_PORT", env_port)
     assert proc.returncode == rc, proc.stderr
     assert "Traceback" not in proc.stderr and "starting" not in proc.stderr, proc.stderr
     assert said.format(tmp=tmp_path) in proc.stderr, proc.stderr
@@ -144,14 +152,8 @@ def test_a_speed_that_is_no_finite_positive_number_is_one_line(
 ) -> None:
     """`--speed nan` passed the `<= 0` check: the demo announced "nan minutes" and replayed
     unpaced; PERPSIGNAL_DEMO_SPEED=abc was a traceback while the parser was built."""
-    import os
-
     (tmp_path / "events.jsonl").write_text("")
-    env = {**os.environ, "PERPSIGNAL_DATA_DIR": str(tmp_path)}
-    env.pop("PERPSIGNAL_DEMO_SPEED", None)
-    if env_speed is not None:
-        env["PERPSIGNAL_DEMO_SPEED"] = env_speed
-    proc = _run(*(a.format(tmp=tmp_path) for a in argv), env=env)
+    proc = _run_with(argv, tmp_path, "PERPSIGNAL_DEMO_SPEED", env_speed)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "unpacking" not in proc.stderr, proc.stderr
     assert said in proc.stderr, proc.stderr

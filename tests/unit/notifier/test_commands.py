@@ -175,3 +175,22 @@ async def test_an_argument_the_database_refuses_does_not_stall_the_commands(
     reply = await command(fake_telegram, USER, "/unsubscribe E\x00TH")
     assert reply == "Removed 0 subscription(s): ETH."
     assert await command(fake_telegram, USER, "/mute") == "🔕 Alerts muted in this chat."
+
+
+async def test_a_command_that_fails_on_our_side_still_gets_a_reply(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    """A stored latest signal the contract now refuses (a trade plan on the wrong side of
+    the price, kept by an older version) made /signal raise: the user got no reply at all."""
+    good = judged(direction="LONG")
+    vol = good.ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    swapped = vol.model_copy(
+        update={"stop_loss_price": vol.take_profit_price, "take_profit_price": vol.stop_loss_price}
+    )
+    layer = good.ai_verdict_layer.model_copy(update={"volatility_metrics": swapped})
+    await repo.record_latest(good.model_copy(update={"ai_verdict_layer": layer}), "BTC")
+    reply = await command(fake_telegram, USER, "/signal BTC")
+    assert reply == "⚠️ That command failed on our side; the operator's log says why."
+    # the bot goes on answering
+    assert await command(fake_telegram, USER, "/mute") == "🔕 Alerts muted in this chat."

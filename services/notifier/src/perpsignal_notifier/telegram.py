@@ -135,6 +135,9 @@ class BotSender:
         return message.message_id
 
 
+COMMAND_FAILED = "⚠️ That command failed on our side; the operator's log says why."
+
+
 def build_dispatcher(
     commands: Commands,
     *,
@@ -156,7 +159,15 @@ def build_dispatcher(
             user_id=message.from_user.id if message.from_user else None,
             admins=admins,
         )
-        reply = await commands.handle(ctx, command.command, command.args)
+        try:
+            reply = await commands.handle(ctx, command.command, command.args)
+        except DependencyUnavailable:
+            raise  # the poller pauses and this update is retried, not skipped
+        except Exception:
+            # a bug or a stored row the contract now refuses: the user hears so instead of
+            # silence, the operator gets the traceback
+            log.exception("command failed", extra={"command": command.command})
+            reply = COMMAND_FAILED
         try:
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
         except BOT_API_ERRORS as exc:

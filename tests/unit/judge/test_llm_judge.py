@@ -144,6 +144,82 @@ async def test_invalid_output_falls_back(
     await judge.close()
 
 
+def _chat_body(**fields: Any) -> Reply:
+    """A 200 whose chat.completion body has `fields` in place of the recorded ones
+    (hand-made on purpose: a broken or hostile provider, which no recording shows)."""
+    body = json.loads(completion(verdict_json()).body)
+    body.update(fields)
+    return Reply(body=json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        completion(verdict_json(position_multiplier=None)),
+        completion(verdict_json(position_multiplier=[1.0])),
+        completion(verdict_json(position_multiplier={"value": 1.0})),
+        completion(verdict_json(position_multiplier=True)),
+        completion(verdict_json(summary=None)),
+        completion(verdict_json(summary=42)),
+        completion(verdict_json(agreements=[None, ["x"], {"a": 1}])),
+        Reply(body=b"[]"),
+        Reply(body=b"null"),
+        Reply(body=json.dumps({"error": {"message": "overloaded", "type": "server"}}).encode()),
+        _chat_body(choices=None),
+        _chat_body(choices=[{"index": 0, "message": None, "finish_reason": "stop"}]),
+    ],
+    ids=[
+        "multiplier-null",
+        "multiplier-list",
+        "multiplier-object",
+        "multiplier-bool",
+        "summary-null",
+        "summary-number",
+        "items-not-strings",
+        "body-list",
+        "body-null",
+        "error-with-200",
+        "choices-null",
+        "message-null",
+    ],
+)
+async def test_an_answer_of_the_wrong_shape_falls_back(
+    fake: FakeOpenAI, sig: SignalScoredV1, reply: Reply
+) -> None:
+    """A provider's body the SDK does not validate, or a verdict whose values have the wrong
+    type: the handler raised TypeError/AttributeError (the signal was retried, each retry a
+    paid call, then dead-lettered: no verdict at all), or the verdict published `None` as
+    its summary or `[1]` as an agreement. Now: the rules, with `invalid_output`."""
+    fake.responder = lambda _: reply
+    judge = make_judge(fake)
+    j = await judge.judge(sig)
+    fell_back(j, "invalid_output")
+    texts = (j.ai_verdict_layer.ai_summary, *j.ai_verdict_layer.layer_checks.agreements)
+    assert not any(t in ("None", "42") or t.startswith(("[", "{")) for t in texts)
+    await judge.close()
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},
+        {"prompt_tokens": -5, "completion_tokens": 60, "total_tokens": 55},
+        "lots",
+    ],
+    ids=["nulls", "negative", "not-an-object"],
+)
+async def test_a_broken_usage_block_does_not_cost_the_verdict(
+    fake: FakeOpenAI, sig: SignalScoredV1, usage: Any
+) -> None:
+    """`usage` is bookkeeping: a provider's nulls, negatives or a string there raised out of
+    the token counter (TypeError, ValueError, AttributeError) and failed the signal."""
+    fake.responder = lambda _: _chat_body(usage=usage)
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.verdict, layer.fallback_reason) == ("llm", "DOWNSIZE", None)
+    await judge.close()
+
+
 async def test_refusal_falls_back(fake: FakeOpenAI, sig: SignalScoredV1) -> None:
     fake.responder = lambda _: completion(None, refusal="I can't help with trading decisions.")
     judge = make_judge(fake)

@@ -11,7 +11,8 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | api_error         | any other HTTP error (400, 401, 404, ...)                     |
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
-| invalid_output    | not JSON, or JSON that does not fit the schema                |
+| invalid_output    | not JSON, or JSON that does not fit the schema (a value of    |
+|                   | the wrong type too), or a body that is no chat completion     |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
 |                   | takes a caller plan whose stop/target is on the wrong side,   |
@@ -86,9 +87,14 @@ class LlmVerdict(BaseModel):
     agreements: list[str]
     conflicts: list[str]
 
+    # A validator may raise only ValueError here: pydantic passes a TypeError through as is,
+    # past the SDK and the judge's handler, so `null` or `{}` for a number failed the signal.
+
     @field_validator("position_multiplier", mode="before")
     @classmethod
     def _clamp_multiplier(cls, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
         x = float(v)
         if x != x:  # NaN
             raise ValueError("position_multiplier is NaN")
@@ -97,6 +103,8 @@ class LlmVerdict(BaseModel):
     @field_validator("summary", mode="before")
     @classmethod
     def _clean_summary(cls, v: Any) -> str:
+        if not isinstance(v, str):  # str(None) would be published as the summary "None"
+            raise ValueError(f"summary is {type(v).__name__}, not a string")
         return prompt.clean(v, MAX_SUMMARY)
 
     @field_validator("agreements", "conflicts", mode="before")
@@ -104,7 +112,9 @@ class LlmVerdict(BaseModel):
     def _clean_list(cls, v: Any) -> list[str]:
         if not isinstance(v, list):
             raise ValueError("expected a list")
-        return [prompt.clean(x) for x in v if str(x).strip()][:MAX_ITEMS]
+        if not all(isinstance(x, str) for x in v):
+            raise ValueError("expected a list of strings")
+        return [text for text in map(prompt.clean, v) if text][:MAX_ITEMS]
 
 
 @dataclass(frozen=True)
@@ -299,18 +309,21 @@ class LlmJudge:
                 return self._fail("refusal", "content filter"), None
             except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
                 return self._fail("invalid_output", str(exc).splitlines()[0][:200]), None
-        usage = completion.usage
-        tokens = None
-        if usage is not None:
-            LLM_TOKENS.labels("prompt").inc(usage.prompt_tokens)
-            LLM_TOKENS.labels("completion").inc(usage.completion_tokens)
-            tokens = usage.total_tokens
-        if not completion.choices:
+            except (TypeError, AttributeError, KeyError, IndexError) as exc:
+                # the SDK builds the response without validating it and then walks it: a
+                # body that is no chat completion (`[]`, `null`, `{"error": ...}` with 200,
+                # `"choices": null`, a `null` message) fails there with these
+                return self._fail("invalid_output", f"not a chat completion ({exc!r:.150})"), None
+        tokens = _count_usage(getattr(completion, "usage", None))
+        choices = getattr(completion, "choices", None)
+        if not choices or not isinstance(choices, list):
             return self._fail("invalid_output", "no choices"), tokens
-        message = completion.choices[0].message
+        message = getattr(choices[0], "message", None)
+        if message is None:
+            return self._fail("invalid_output", "no message"), tokens
         if message.refusal:
             return self._fail("refusal", prompt.clean(message.refusal, 200)), tokens
-        if message.parsed is None:
+        if not isinstance(message.parsed, LlmVerdict):
             return self._fail("invalid_output", "empty answer"), tokens
         return LlmOutcome(message.parsed), tokens
 
@@ -361,6 +374,25 @@ def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) 
             if not any(abs(quoted - x) <= LEVEL_TOLERANCE * x for x in known):
                 return f"quotes {m.group(0).strip()!r}, not a level of the signal"
     return None
+
+
+def _token_count(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _count_usage(usage: object) -> int | None:
+    """Count the tokens `usage` reports; return its total, or None when it gives none.
+
+    The SDK does not validate the body: a provider's `usage` may be anything, and a counter
+    refuses a negative amount (ValueError) or None (TypeError). Such numbers are not counted.
+    """
+    prompt_tokens = _token_count(getattr(usage, "prompt_tokens", None))
+    completion_tokens = _token_count(getattr(usage, "completion_tokens", None))
+    if prompt_tokens is not None:
+        LLM_TOKENS.labels("prompt").inc(prompt_tokens)
+    if completion_tokens is not None:
+        LLM_TOKENS.labels("completion").inc(completion_tokens)
+    return _token_count(getattr(usage, "total_tokens", None))
 
 
 def _status(exc: openai.APIStatusError) -> str:

@@ -200,6 +200,25 @@ async def test_an_answer_of_the_wrong_shape_falls_back(
 
 
 @pytest.mark.parametrize(
+    "summary", ["", "  ", "\u200b\u2066\ufeff"], ids=["empty", "blank", "invisible"]
+)
+async def test_an_answer_without_a_summary_falls_back(
+    fake: FakeOpenAI, sig: SignalScoredV1, summary: str
+) -> None:
+    """A SKIP with an empty summary (or one of invisible marks only, cleaned to empty) was
+    published with the rules' summary in its place: verdict SKIP, summary "CONFIRM LONG
+    XRPUSDT ... size 1x". Now the rules' verdict and summary, together."""
+    fake.responder = lambda _: completion(
+        verdict_json(verdict="SKIP", risk_mode="AVOID", position_multiplier=0, summary=summary)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert layer.ai_summary.split()[0] == layer.verdict
+    assert (layer.judge, layer.fallback_reason) == ("rules", "invalid_output")
+    await judge.close()
+
+
+@pytest.mark.parametrize(
     "usage",
     [
         {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None},

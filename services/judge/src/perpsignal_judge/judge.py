@@ -250,7 +250,7 @@ class Judge:
             verdict=v.verdict,
             risk_mode=v.risk_mode,
             position_multiplier=round(mult, 2),
-            ai_summary=v.summary or rules.summary,
+            ai_summary=v.summary,
             layer_checks=LayerChecks(agreements=agreements, conflicts=conflicts),
             judge="llm",
             suppressed=self.rules.suppressed(v.verdict, v.risk_mode),

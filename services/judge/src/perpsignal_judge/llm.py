@@ -105,7 +105,10 @@ class LlmVerdict(BaseModel):
     def _clean_summary(cls, v: Any) -> str:
         if not isinstance(v, str):  # str(None) would be published as the summary "None"
             raise ValueError(f"summary is {type(v).__name__}, not a string")
-        return prompt.clean(v, MAX_SUMMARY)
+        text = prompt.clean(v, MAX_SUMMARY)
+        if not text:  # the rules' summary in its place names the rules' verdict, not this one
+            raise ValueError("summary is empty")
+        return text
 
     @field_validator("agreements", "conflicts", mode="before")
     @classmethod

@@ -300,6 +300,84 @@ async def test_a_confirm_at_no_size_falls_back_to_the_rules(
     await judge.close()
 
 
+@pytest.mark.parametrize(
+    ("verdict", "size"), [("CONFIRM", 1.0), ("DOWNSIZE", 0.5)], ids=["confirm", "downsize"]
+)
+async def test_a_take_in_risk_mode_avoid_falls_back_to_the_rules(
+    fake: FakeOpenAI, sig: SignalScoredV1, verdict: str, size: float
+) -> None:
+    """AVOID sizes a trade 0: a model answering CONFIRM (or DOWNSIZE) with risk mode AVOID
+    was published as "CONFIRM, AVOID, size 0x", a take and a no at once."""
+    fake.responder = lambda _: completion(
+        verdict_json(verdict=verdict, risk_mode="AVOID", position_multiplier=size)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert layer.verdict not in ("CONFIRM", "DOWNSIZE") or layer.position_multiplier > 0
+    assert (layer.judge, layer.fallback_reason) == ("rules", "inconsistent_output")
+    await judge.close()
+
+
+BULL6 = dict.fromkeys(
+    ("liquidations", "funding", "momentum", "long_short", "smart_money", "oi_trend"), 70.0
+)
+
+
+@pytest.mark.parametrize("answer", ["CONFIRM", "DOWNSIZE"])
+@pytest.mark.parametrize(
+    ("kwargs", "rule"),
+    [
+        ({"confidence": 20, "factors": BULL6}, "confidence_too_low"),
+        ({"factors": {**dict.fromkeys(BULL6, 30.0), "momentum": 70.0}}, "factors_disagree"),
+        (
+            {
+                "factors": BULL6,
+                "missing": ("social", "fear_greed"),
+                "stale": ("oi_trend", "liquidations"),
+            },
+            "data_incomplete",
+        ),
+        (
+            {"factors": {**BULL6, "funding": 50.0}, "smc": "BEARISH", "funding_rate": 0.001},
+            "too_many_conflicts",
+        ),
+    ],
+    ids=["low-confidence", "factors-against", "data-missing", "conflicts"],
+)
+async def test_the_llm_cannot_take_a_signal_the_rules_skip_or_hold(
+    fake: FakeOpenAI, shared_data: Path, kwargs: dict[str, Any], rule: str, answer: str
+) -> None:
+    """The rules' SKIP and WAIT are the gates (confidence under JUDGE_MIN_CONFIDENCE,
+    factors against the direction, data missing, too many risk warnings). A model that
+    answered take it anyway (it misread the data, or an injected note steered it) was
+    published as the verdict: CONFIRM of a confidence-20 signal, at up to 1.5x."""
+    sig = signal(candles=load_candles(shared_data), **kwargs)
+    rules = Judge(JudgeSettings()).judge_rules(sig).ai_verdict_layer
+    assert rules.verdict in ("SKIP", "WAIT")  # the scorer's signal is one the gates close
+    fake.responder = lambda _: completion(
+        verdict_json(verdict=answer, risk_mode="AGGRESSIVE", position_multiplier=1.5)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.verdict, layer.position_multiplier) == (rules.verdict, 0.0)
+    assert (layer.judge, layer.fallback_reason) == ("rules", "inconsistent_output")
+    await judge.close()
+
+
+async def test_the_llm_may_still_call_off_a_trade_the_rules_take(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """The gate is one way: a model more careful than the rules is the verdict."""
+    assert Judge(JudgeSettings()).judge_rules(sig).ai_verdict_layer.verdict == "CONFIRM"
+    fake.responder = lambda _: completion(
+        verdict_json(verdict="SKIP", risk_mode="AVOID", position_multiplier=0)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.verdict, layer.fallback_reason) == ("llm", "SKIP", None)
+    await judge.close()
+
+
 async def test_injected_text_stays_data_and_cannot_break_the_output(
     fake: FakeOpenAI, shared_data: Path
 ) -> None:

@@ -15,8 +15,9 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 |                   | the wrong type too), or a body that is no chat completion     |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
-|                   | takes a caller plan whose stop/target is on the wrong side,   |
-|                   | or CONFIRMs at a position multiplier of 0 (judge.py)          |
+|                   | takes a signal the rules SKIP or WAIT (a caller plan whose    |
+|                   | stop/target is on the wrong side too), or takes it at no size |
+|                   | (CONFIRM at multiplier 0, a take in risk mode AVOID; judge.py) |
 | truncated         | the answer hit the output-token limit                         |
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |

@@ -689,6 +689,51 @@ async def test_no_credential_of_the_endpoint_url_reaches_the_logs(
     assert not any("pr0xy-s3cret" in line or "sk-test" in line for line in logged), logged
 
 
+async def test_the_env_example_as_shipped_runs_rules_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, sig: SignalScoredV1
+) -> None:
+    """`.env.example` lists `OPENAI_API_KEY=` and `OPENAI_BASE_URL=`: switching the AI judge
+    on before pasting a key stopped the judge at start-up (the SDK refuses an empty key)
+    instead of the documented rules with `no_api_key`."""
+    monkeypatch.setenv("ENABLE_AI_JUDGE", "true")
+    monkeypatch.setenv("OPENAI_API_KEY", "")
+    monkeypatch.setenv("OPENAI_BASE_URL", "")
+    judge = Judge(JudgeSettings())
+    fell_back(await judge.judge(sig), "no_api_key")
+    await judge.close()
+
+
+async def test_an_empty_base_url_means_the_default_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a key pasted and `OPENAI_BASE_URL=` left empty as `.env.example` ships it, every
+    request went to the URL "" and every verdict was the rules' (`connection_error`)."""
+    monkeypatch.setenv("ENABLE_AI_JUDGE", "true")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", " ")
+    judge = Judge(JudgeSettings())
+    assert judge.llm is not None
+    assert str(judge.llm.client.base_url) == "https://api.openai.com/v1/"  # the SDK's default
+    await judge.close()
+
+
+async def test_a_key_read_from_a_secret_file_is_sent_without_its_newline(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """A key mounted from a secret file ends in a newline: the SDK put it into the header as
+    is, httpcore refused the request (illegal header value), and every verdict was the
+    rules' (`connection_error`)."""
+    monkeypatch.setenv("ENABLE_AI_JUDGE", "true")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test\n")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    monkeypatch.setenv("JUDGE_LLM_MAX_RETRIES", "0")
+    judge = Judge(JudgeSettings())
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.fallback_reason) == ("llm", None)
+    assert fake.headers[0]["authorization"] == "Bearer sk-test"
+    await judge.close()
+
+
 def make_judge_at(base_url: str) -> Judge:
     return Judge(
         JudgeSettings(enable_ai_judge=True, openai_api_key="sk-test", openai_base_url=base_url)

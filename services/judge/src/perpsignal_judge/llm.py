@@ -73,6 +73,7 @@ FallbackReason = Literal[
 ]
 MAX_ITEMS = 4
 MAX_SUMMARY = 300
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # OPENAI_BASE_URL unset
 MAX_COOLDOWN_S = 300.0  # the longest provider-requested pause honoured (a garbage header)
 
 
@@ -456,8 +457,14 @@ def build_client(api_key: str, base_url: str | None, timeout_s: float) -> openai
     """Return the SDK client with the per-request timeout (no SDK retries: see LlmJudge)."""
     import openai
 
-    # retries are LlmJudge's (Retry-After within the timeout), never the SDK's
-    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+    # retries are LlmJudge's (Retry-After within the timeout), never the SDK's. The URL is
+    # always given: without one the SDK reads OPENAI_BASE_URL itself, as is ("" included)
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url or DEFAULT_BASE_URL,
+        timeout=timeout_s,
+        max_retries=0,
+    )
 
 
 def count_fallback(reason: str) -> None:

@@ -734,6 +734,34 @@ async def test_a_key_read_from_a_secret_file_is_sent_without_its_newline(
     await judge.close()
 
 
+async def test_no_credential_of_the_endpoint_url_reaches_the_logs_of_a_call(
+    fake: FakeOpenAI, sig: SignalScoredV1, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Logging as the service configures it, at DEBUG even: the SDK's HTTP client (httpx2,
+    which the quieted `httpx` logger does not cover) logged every LLM request's full URL at
+    INFO, a proxy's `user:token@` included."""
+    import structlog
+
+    from perpsignal_common.logging import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure_logging("judge", "DEBUG", "json")
+        url = fake.base_url.replace("http://", "http://judge:pr0xy-s3cret@")
+        judge = make_judge(fake, openai_base_url=url)
+        layer = (await judge.judge(sig)).ai_verdict_layer
+        await judge.close()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        structlog.reset_defaults()
+    assert (layer.judge, layer.fallback_reason) == ("llm", None)  # the call was made
+    err = capsys.readouterr().err
+    assert "LLM judge on" in err
+    assert "pr0xy-s3cret" not in err and "sk-test" not in err
+
+
 def make_judge_at(base_url: str) -> Judge:
     return Judge(
         JudgeSettings(enable_ai_judge=True, openai_api_key="sk-test", openai_base_url=base_url)

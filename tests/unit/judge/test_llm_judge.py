@@ -489,6 +489,34 @@ async def test_slow_symbol_does_not_block_other_symbols(
     await judge.close()
 
 
+async def test_the_timeout_bounds_the_verdict_with_the_wait_for_a_slot(
+    fake: FakeOpenAI, shared_data: Path
+) -> None:
+    """AI_JUDGE_TIMEOUT is per verdict: a signal that waited for the one LLM slot got a
+    whole timeout more once the slot was free, so its verdict came after 1.6 s with a 1 s
+    timeout (up to twice the timeout: 30 s at the default 15 s)."""
+
+    def responder(req: dict[str, Any]) -> Reply:
+        r = completion(verdict_json())
+        r.delay_s = 0.6 if "FIRSTUSDT" in req["messages"][1]["content"] else 5.0
+        return r
+
+    fake.responder = responder
+    candles = load_candles(shared_data)
+    judge = make_judge(fake, ai_judge_timeout=1.0, judge_llm_concurrency=1)
+    first = asyncio.create_task(
+        judge.judge(signal(symbol="FIRSTUSDT", factors=BULL, candles=candles))
+    )
+    await asyncio.sleep(0.1)  # the first holds the slot
+    started = time.monotonic()
+    second = await judge.judge(signal(symbol="SECONDUSDT", factors=BULL, candles=candles))
+    took = time.monotonic() - started
+    assert second.ai_verdict_layer.fallback_reason == "timeout"
+    assert took < 1.3, took
+    assert (await first).ai_verdict_layer.judge == "llm"
+    await judge.close()
+
+
 async def test_unreachable_endpoint_falls_back(sig: SignalScoredV1) -> None:
     from perpsignal_common.embedded import free_port
 

@@ -5,7 +5,7 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 
 | reason            | when                                                          |
 |-------------------|---------------------------------------------------------------|
-| timeout           | no answer within AI_JUDGE_TIMEOUT (retries included)          |
+| timeout           | no answer within AI_JUDGE_TIMEOUT (slot wait, retries incl.)  |
 | rate_limited      | HTTP 429 after the retries, or inside its Retry-After window  |
 | server_error      | HTTP 5xx after the retries (or inside a 503's Retry-After)    |
 | api_error         | any other HTTP error (400, 401, 404, ...)                     |
@@ -257,8 +257,11 @@ class LlmJudge:
                 return self._fail(reason, "the provider asked to wait (Retry-After)")
             self._cooldown = None
         msgs = prompt.messages(inputs)
+        # one deadline for the verdict, the wait for a slot included: a slot freed late left
+        # the call a whole timeout more (a verdict in up to twice AI_JUDGE_TIMEOUT)
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout_at(deadline):
                 await self._sem.acquire()
         except TimeoutError:
             return self._fail("busy", "no free LLM slot")
@@ -269,18 +272,19 @@ class LlmJudge:
                 return self._fail("budget_exhausted", "LLM budget spent for this minute")
             self.calls += 1
             started = time.perf_counter()
-            outcome, tokens = await self._request(msgs)
+            outcome, tokens = await self._request(msgs, deadline)
             LLM_LATENCY.labels(outcome.reason or "ok").observe(time.perf_counter() - started)
             self.budget.settle(handle, tokens)
             return outcome
         finally:
             self._sem.release()
 
-    async def _request(self, msgs: list[dict[str, str]]) -> tuple[LlmOutcome, int | None]:
+    async def _request(
+        self, msgs: list[dict[str, str]], deadline: float
+    ) -> tuple[LlmOutcome, int | None]:
         import openai  # imported lazily: it costs seconds and the rule path never needs it
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
         attempt = 0
         while True:
             try:

@@ -144,6 +144,39 @@ async def test_invalid_output_falls_back(
     await judge.close()
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("```json\n" + verdict_json() + "\n```", "answer: Invalid JSON"),
+        ("Sure! Here is my verdict: " + verdict_json(), "answer: Invalid JSON"),
+        (verdict_json(verdict="confirm"), "verdict: Input should be 'CONFIRM'"),
+        (verdict_json(risk_mode="YOLO <b>now</b>"), "risk_mode: Input should be"),
+        (verdict_json(position_multiplier=None), "position_multiplier: "),
+    ],
+    ids=["markdown-fence", "prose", "lower-case-verdict", "unknown-risk-mode", "null-size"],
+)
+async def test_an_invalid_answer_is_logged_with_what_was_wrong(
+    fake: FakeOpenAI,
+    sig: SignalScoredV1,
+    caplog: pytest.LogCaptureFixture,
+    content: str,
+    said: str,
+) -> None:
+    """The fallback's log line said "1 validation error for LlmVerdict" for every invalid
+    answer: fenced JSON, a lower-case verdict or a null size looked the same to whoever had
+    to fix the endpoint or the model. Now it names the field and the error (never the
+    model's text)."""
+    fake.responder = lambda _: completion(content)
+    judge = make_judge(fake)
+    with caplog.at_level(logging.WARNING, logger="perpsignal_judge.llm"):
+        fell_back(await judge.judge(sig), "invalid_output")
+    (record,) = [r for r in caplog.records if getattr(r, "reason", None) == "invalid_output"]
+    detail = record.__dict__["detail"]
+    assert said in detail, detail
+    assert "<b>" not in detail and "Momentum" not in detail
+    await judge.close()
+
+
 def _chat_body(**fields: Any) -> Reply:
     """A 200 whose chat.completion body has `fields` in place of the recorded ones
     (hand-made on purpose: a broken or hostile provider, which no recording shows)."""

@@ -317,7 +317,7 @@ class LlmJudge:
             except openai.ContentFilterFinishReasonError:
                 return self._fail("refusal", "content filter"), None
             except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
-                return self._fail("invalid_output", str(exc).splitlines()[0][:200]), None
+                return self._fail("invalid_output", _invalid(exc)), None
             except (TypeError, AttributeError, KeyError, IndexError) as exc:
                 # the SDK builds the response without validating it and then walks it: a
                 # body that is no chat completion (`[]`, `null`, `{"error": ...}` with 200,
@@ -383,6 +383,20 @@ def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) 
             if not any(abs(quoted - x) <= LEVEL_TOLERANCE * x for x in known):
                 return f"quotes {m.group(0).strip()!r}, not a level of the signal"
     return None
+
+
+def _invalid(exc: Exception) -> str:
+    """Say what was wrong with an answer: its first errors' fields and messages (pydantic's
+    first line alone, "1 validation error for LlmVerdict", told fenced JSON, a wrong verdict
+    and a null from one another no better than the count). No input value is quoted."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_input=False)
+        said = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in errors[:3]
+        )
+        more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+        return f"{said[:300]}{more}"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
 def _token_count(value: object) -> int | None:

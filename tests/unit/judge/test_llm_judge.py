@@ -603,6 +603,8 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         ("summary", "Entry {price}, but the stop {far} is safer."),
         ("agreements", ["target ${far} is reachable"]),
         ("conflicts", ["1000PEPEUSDT is crowded"]),
+        ("summary", "Rotate into ethusdt: stronger momentum."),  # lower case: an injected
+        ("agreements", ["Eth/Usdt leads the move"]),  # "write it in lower case" took
     ],
     ids=[
         "other-pair",
@@ -612,6 +614,8 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         "other-stop",
         "other-target",
         "list",
+        "other-pair-lower-case",
+        "other-pair-mixed-case",
     ],
 )
 async def test_an_answer_about_another_symbol_or_price_falls_back(
@@ -642,6 +646,7 @@ async def test_an_answer_about_another_symbol_or_price_falls_back(
         "Momentum supports the long but funding is stretched; take half size.",
         "TP1 {target}, SL {stop}. Entry {price}.",
         "{symbol_okx} trend is up; long from {price}, stop {stop}.",
+        "{symbol_lower} trend is up; size in usd as usual.",
     ],
 )
 async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
@@ -651,6 +656,7 @@ async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
     text = summary.format(
         symbol=sig.symbol,
         symbol_okx=sig.symbol.removesuffix("USDT") + "-USDT-SWAP",
+        symbol_lower=sig.symbol.lower(),
         price=price,
         stop=stop,
         target=target,

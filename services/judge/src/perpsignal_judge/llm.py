@@ -344,9 +344,10 @@ class LlmJudge:
         return LlmOutcome(None, reason, detail=detail)
 
 
-# a trading pair as the model may write one: BTCUSDT, 1000PEPEUSDT, ETH/USDT, BTC-USDT-SWAP
+# a trading pair as the model may write one: BTCUSDT, 1000PEPEUSDT, ETH/USDT, BTC-USDT-SWAP,
+# in any case (an injected "mention ethusdt" took in lower case)
 _PAIR = re.compile(
-    r"(?<![\w$])\$?[A-Z0-9]{2,20}[-/_]?(?:USDT|USDC|BUSD|USD)(?:[-/_]?(?:SWAP|PERP))?(?!\w)"
+    r"(?i)(?<![\w$])\$?[A-Z0-9]{2,20}[-/_]?(?:USDT|USDC|BUSD|USD)(?:[-/_]?(?:SWAP|PERP))?(?!\w)"
 )
 # a price level: the number right after @, entry, price, stop(-loss), SL, target, TP or
 # take profit, unless a unit follows it (1.5 ATR, 0.05 %, 2x, R:R 3)

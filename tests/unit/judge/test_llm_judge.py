@@ -603,6 +603,7 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         ("summary", "Entry {price}, but the stop {far} is safer."),
         ("agreements", ["target ${far} is reachable"]),
         ("conflicts", ["1000PEPEUSDT is crowded"]),
+        ("summary", "Stop at {far}, then let the trend run."),  # a comma ended no number
         ("summary", "Rotate into ethusdt: stronger momentum."),  # lower case: an injected
         ("agreements", ["Eth/Usdt leads the move"]),  # "write it in lower case" took
     ],
@@ -614,6 +615,7 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         "other-stop",
         "other-target",
         "list",
+        "other-stop-then-comma",
         "other-pair-lower-case",
         "other-pair-mixed-case",
     ],
@@ -661,6 +663,25 @@ async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
         stop=stop,
         target=target,
     )
+    fake.responder = lambda _: completion(verdict_json(summary=text))
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.fallback_reason, layer.ai_summary) == ("llm", None, text)
+    await judge.close()
+
+
+async def test_a_tiny_priced_coin_s_own_levels_in_exponent_form_are_its_levels(
+    fake: FakeOpenAI, shared_data: Path
+) -> None:
+    """A model may quote a tiny price in exponent form (the prompt itself gives one under
+    1e-5 so: orjson writes 5.3e-6): "entry 5.29e-5" was read as a level of 5.29, so every
+    answer quoting a tiny-priced coin's own levels fell back (inconsistent_output). ADA
+    priced in BTC, as recorded."""
+    candles = load_candles(shared_data, "market/ADA_BTC-5m.csv")[-100:]
+    sig = signal(symbol="ADABTC", factors=BULL, confidence=65, candles=candles)
+    price, stop, target = _plan(sig)
+    assert price < 1e-4
+    text = f"Entry {price:.3e}, stop {stop:.3e}, target {target:.3e}."
     fake.responder = lambda _: completion(verdict_json(summary=text))
     judge = make_judge(fake)
     layer = (await judge.judge(sig)).ai_verdict_layer

@@ -353,8 +353,10 @@ _PAIR = re.compile(
 # take profit, unless a unit follows it (1.5 ATR, 0.05 %, 2x, R:R 3)
 _LEVEL = re.compile(
     r"(?i)(?:@|\b(?:entry|enter|price|stop(?:[- ]?loss)?|sl|target|tp|take[- ]?profit)\b)"
-    r"\s*(?:(?:at|of|is|near|around|to)\s+)?[:=]?\s*\$?(\d[\d,]*(?:\.\d+)?|\.\d+)"
-    r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|[\d,]|\.\d)"
+    r"\s*(?:(?:at|of|is|near|around|to)\s+)?[:=]?\s*\$?"
+    r"((?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?)"  # 5.29e-5: the prompt's own spelling
+    # the whole number (a comma then a space ends it: "stop 3300, target 3600"), without a unit
+    r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|\d|,\d|\.\d|e[-+]?\d)"
 )
 LEVEL_TOLERANCE = 0.005  # a quoted level within 0.5 % of one of the signal's is that one
 

@@ -74,6 +74,7 @@ class FakeOpenAI:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, lower-cased names
         self.responder: Callable[[dict[str, Any]], Reply] = lambda _: completion(verdict_json())
         self._lock = threading.Lock()
         outer = self
@@ -84,6 +85,7 @@ class FakeOpenAI:
                 req = json.loads(self.rfile.read(length) or b"{}")
                 with outer._lock:
                     outer.requests.append(req)
+                    outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 reply = outer.responder(req)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)  # simulated provider latency (server side)

@@ -21,7 +21,18 @@ import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.types import EventDict, Processor, WrappedLogger
 
-NOISY = ("aiokafka", "kafka", "httpx", "httpcore", "uvicorn.access", "aiogram.event")
+# httpx2/httpcore2: the openai SDK's HTTP stack; httpx2 logs each request's full URL at INFO
+# (an OpenAI-compatible proxy's user:token@ with it), httpcore2 a refused header at DEBUG
+NOISY = (
+    "aiokafka",
+    "kafka",
+    "httpx",
+    "httpcore",
+    "httpx2",
+    "httpcore2",
+    "uvicorn.access",
+    "aiogram.event",
+)
 
 
 class _HasIds(Protocol):

@@ -210,13 +210,9 @@ class Judge:
             outcome = await self.llm.verdict(prompt.prompt_inputs(symbol, signal, vol, rules))
             levels = (signal.price, vol.stop_loss_price, vol.take_profit_price)
             v = outcome.verdict
-            off = None if v is None else inconsistency(v, symbol, levels)
-            if v is not None and rules.reason == "invalid_caller_plan" and v.verdict in TAKES:
-                # the caller's stop or target is on the wrong side: no opinion takes that plan
-                off = f"{v.verdict} of a caller plan with its stop/target on the wrong side"
-            if v is not None and v.verdict == "CONFIRM" and v.position_multiplier <= 0.0:
-                # a trade confirmed at no size says two things at once: neither is published
-                off = f"CONFIRM at position multiplier {v.position_multiplier:g}"
+            off = (
+                None if v is None else inconsistency(v, symbol, levels) or _contradiction(v, rules)
+            )
             if outcome.verdict is None:
                 layer = self.rules.rule_layer(rules, vol, outcome.reason)
             elif off is not None:
@@ -250,7 +246,7 @@ class Judge:
             verdict=v.verdict,
             risk_mode=v.risk_mode,
             position_multiplier=round(mult, 2),
-            ai_summary=v.summary or rules.summary,
+            ai_summary=v.summary,
             layer_checks=LayerChecks(agreements=agreements, conflicts=conflicts),
             judge="llm",
             suppressed=self.rules.suppressed(v.verdict, v.risk_mode),
@@ -262,3 +258,25 @@ class Judge:
     def judged_id(scored: SignalScoredV1) -> str:
         """Return the event id of `scored`'s judged signal (the same on every redelivery)."""
         return RuleJudge.judged_id(scored)
+
+
+def _contradiction(v: LlmVerdict, rules: RuleVerdict) -> str | None:
+    """Return how the model's verdict contradicts the hard rules or itself, or None.
+
+    The rules' SKIP and WAIT are the platform's gates (confidence below
+    JUDGE_MIN_CONFIDENCE, factors against the direction, data missing, too many risk
+    warnings, a caller plan with its stop/target on the wrong side): the model may make a
+    trade smaller or call it off, never take one the gates closed. Nor may it take a trade
+    at no size: CONFIRM at a multiplier of 0, or CONFIRM/DOWNSIZE in risk mode AVOID (which
+    sizes it 0), says two things at once.
+    """
+    if v.verdict in TAKES:
+        if rules.reason == "invalid_caller_plan":
+            return f"{v.verdict} of a caller plan with its stop/target on the wrong side"
+        if rules.verdict in ("SKIP", "WAIT"):
+            return f"{v.verdict} of a signal the rules {rules.verdict} ({rules.reason})"
+        if v.risk_mode == "AVOID":
+            return f"{v.verdict} in risk mode AVOID (size 0)"
+    if v.verdict == "CONFIRM" and v.position_multiplier <= 0.0:
+        return f"CONFIRM at position multiplier {v.position_multiplier:g}"
+    return None

@@ -5,17 +5,19 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 
 | reason            | when                                                          |
 |-------------------|---------------------------------------------------------------|
-| timeout           | no answer within AI_JUDGE_TIMEOUT (retries included)          |
+| timeout           | no answer within AI_JUDGE_TIMEOUT (slot wait, retries incl.)  |
 | rate_limited      | HTTP 429 after the retries, or inside its Retry-After window  |
 | server_error      | HTTP 5xx after the retries (or inside a 503's Retry-After)    |
 | api_error         | any other HTTP error (400, 401, 404, ...)                     |
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
-| invalid_output    | not JSON, or JSON that does not fit the schema                |
+| invalid_output    | not JSON, or JSON that does not fit the schema (a value of    |
+|                   | the wrong type too), or a body that is no chat completion     |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
-|                   | takes a caller plan whose stop/target is on the wrong side,   |
-|                   | or CONFIRMs at a position multiplier of 0 (judge.py)          |
+|                   | takes a signal the rules SKIP or WAIT (a caller plan whose    |
+|                   | stop/target is on the wrong side too), or takes it at no size |
+|                   | (CONFIRM at multiplier 0, a take in risk mode AVOID; judge.py) |
 | truncated         | the answer hit the output-token limit                         |
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |
@@ -71,6 +73,7 @@ FallbackReason = Literal[
 ]
 MAX_ITEMS = 4
 MAX_SUMMARY = 300
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # OPENAI_BASE_URL unset
 MAX_COOLDOWN_S = 300.0  # the longest provider-requested pause honoured (a garbage header)
 
 
@@ -86,9 +89,14 @@ class LlmVerdict(BaseModel):
     agreements: list[str]
     conflicts: list[str]
 
+    # A validator may raise only ValueError here: pydantic passes a TypeError through as is,
+    # past the SDK and the judge's handler, so `null` or `{}` for a number failed the signal.
+
     @field_validator("position_multiplier", mode="before")
     @classmethod
     def _clamp_multiplier(cls, v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float | str):
+            raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
         x = float(v)
         if x != x:  # NaN
             raise ValueError("position_multiplier is NaN")
@@ -97,14 +105,21 @@ class LlmVerdict(BaseModel):
     @field_validator("summary", mode="before")
     @classmethod
     def _clean_summary(cls, v: Any) -> str:
-        return prompt.clean(v, MAX_SUMMARY)
+        if not isinstance(v, str):  # str(None) would be published as the summary "None"
+            raise ValueError(f"summary is {type(v).__name__}, not a string")
+        text = prompt.clean(v, MAX_SUMMARY)
+        if not text:  # the rules' summary in its place names the rules' verdict, not this one
+            raise ValueError("summary is empty")
+        return text
 
     @field_validator("agreements", "conflicts", mode="before")
     @classmethod
     def _clean_list(cls, v: Any) -> list[str]:
         if not isinstance(v, list):
             raise ValueError("expected a list")
-        return [prompt.clean(x) for x in v if str(x).strip()][:MAX_ITEMS]
+        if not all(isinstance(x, str) for x in v):
+            raise ValueError("expected a list of strings")
+        return [text for text in map(prompt.clean, v) if text][:MAX_ITEMS]
 
 
 @dataclass(frozen=True)
@@ -242,8 +257,11 @@ class LlmJudge:
                 return self._fail(reason, "the provider asked to wait (Retry-After)")
             self._cooldown = None
         msgs = prompt.messages(inputs)
+        # one deadline for the verdict, the wait for a slot included: a slot freed late left
+        # the call a whole timeout more (a verdict in up to twice AI_JUDGE_TIMEOUT)
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout_at(deadline):
                 await self._sem.acquire()
         except TimeoutError:
             return self._fail("busy", "no free LLM slot")
@@ -254,18 +272,19 @@ class LlmJudge:
                 return self._fail("budget_exhausted", "LLM budget spent for this minute")
             self.calls += 1
             started = time.perf_counter()
-            outcome, tokens = await self._request(msgs)
+            outcome, tokens = await self._request(msgs, deadline)
             LLM_LATENCY.labels(outcome.reason or "ok").observe(time.perf_counter() - started)
             self.budget.settle(handle, tokens)
             return outcome
         finally:
             self._sem.release()
 
-    async def _request(self, msgs: list[dict[str, str]]) -> tuple[LlmOutcome, int | None]:
+    async def _request(
+        self, msgs: list[dict[str, str]], deadline: float
+    ) -> tuple[LlmOutcome, int | None]:
         import openai  # imported lazily: it costs seconds and the rule path never needs it
 
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout_s
         attempt = 0
         while True:
             try:
@@ -298,19 +317,22 @@ class LlmJudge:
             except openai.ContentFilterFinishReasonError:
                 return self._fail("refusal", "content filter"), None
             except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
-                return self._fail("invalid_output", str(exc).splitlines()[0][:200]), None
-        usage = completion.usage
-        tokens = None
-        if usage is not None:
-            LLM_TOKENS.labels("prompt").inc(usage.prompt_tokens)
-            LLM_TOKENS.labels("completion").inc(usage.completion_tokens)
-            tokens = usage.total_tokens
-        if not completion.choices:
+                return self._fail("invalid_output", _invalid(exc)), None
+            except (TypeError, AttributeError, KeyError, IndexError) as exc:
+                # the SDK builds the response without validating it and then walks it: a
+                # body that is no chat completion (`[]`, `null`, `{"error": ...}` with 200,
+                # `"choices": null`, a `null` message) fails there with these
+                return self._fail("invalid_output", f"not a chat completion ({exc!r:.150})"), None
+        tokens = _count_usage(getattr(completion, "usage", None))
+        choices = getattr(completion, "choices", None)
+        if not choices or not isinstance(choices, list):
             return self._fail("invalid_output", "no choices"), tokens
-        message = completion.choices[0].message
+        message = getattr(choices[0], "message", None)
+        if message is None:
+            return self._fail("invalid_output", "no message"), tokens
         if message.refusal:
             return self._fail("refusal", prompt.clean(message.refusal, 200)), tokens
-        if message.parsed is None:
+        if not isinstance(message.parsed, LlmVerdict):
             return self._fail("invalid_output", "empty answer"), tokens
         return LlmOutcome(message.parsed), tokens
 
@@ -322,16 +344,19 @@ class LlmJudge:
         return LlmOutcome(None, reason, detail=detail)
 
 
-# a trading pair as the model may write one: BTCUSDT, 1000PEPEUSDT, ETH/USDT, BTC-USDT-SWAP
+# a trading pair as the model may write one: BTCUSDT, 1000PEPEUSDT, ETH/USDT, BTC-USDT-SWAP,
+# in any case (an injected "mention ethusdt" took in lower case)
 _PAIR = re.compile(
-    r"(?<![\w$])\$?[A-Z0-9]{2,20}[-/_]?(?:USDT|USDC|BUSD|USD)(?:[-/_]?(?:SWAP|PERP))?(?!\w)"
+    r"(?i)(?<![\w$])\$?[A-Z0-9]{2,20}[-/_]?(?:USDT|USDC|BUSD|USD)(?:[-/_]?(?:SWAP|PERP))?(?!\w)"
 )
 # a price level: the number right after @, entry, price, stop(-loss), SL, target, TP or
 # take profit, unless a unit follows it (1.5 ATR, 0.05 %, 2x, R:R 3)
 _LEVEL = re.compile(
     r"(?i)(?:@|\b(?:entry|enter|price|stop(?:[- ]?loss)?|sl|target|tp|take[- ]?profit)\b)"
-    r"\s*(?:(?:at|of|is|near|around|to)\s+)?[:=]?\s*\$?(\d[\d,]*(?:\.\d+)?|\.\d+)"
-    r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|[\d,]|\.\d)"
+    r"\s*(?:(?:at|of|is|near|around|to)\s+)?[:=]?\s*\$?"
+    r"((?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?)"  # 5.29e-5: the prompt's own spelling
+    # the whole number (a comma then a space ends it: "stop 3300, target 3600"), without a unit
+    r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|\d|,\d|\.\d|e[-+]?\d)"
 )
 LEVEL_TOLERANCE = 0.005  # a quoted level within 0.5 % of one of the signal's is that one
 
@@ -361,6 +386,39 @@ def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) 
             if not any(abs(quoted - x) <= LEVEL_TOLERANCE * x for x in known):
                 return f"quotes {m.group(0).strip()!r}, not a level of the signal"
     return None
+
+
+def _invalid(exc: Exception) -> str:
+    """Say what was wrong with an answer: its first errors' fields and messages (pydantic's
+    first line alone, "1 validation error for LlmVerdict", told fenced JSON, a wrong verdict
+    and a null from one another no better than the count). No input value is quoted."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_input=False)
+        said = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}" for e in errors[:3]
+        )
+        more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+        return f"{said[:300]}{more}"
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _token_count(value: object) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _count_usage(usage: object) -> int | None:
+    """Count the tokens `usage` reports; return its total, or None when it gives none.
+
+    The SDK does not validate the body: a provider's `usage` may be anything, and a counter
+    refuses a negative amount (ValueError) or None (TypeError). Such numbers are not counted.
+    """
+    prompt_tokens = _token_count(getattr(usage, "prompt_tokens", None))
+    completion_tokens = _token_count(getattr(usage, "completion_tokens", None))
+    if prompt_tokens is not None:
+        LLM_TOKENS.labels("prompt").inc(prompt_tokens)
+    if completion_tokens is not None:
+        LLM_TOKENS.labels("completion").inc(completion_tokens)
+    return _token_count(getattr(usage, "total_tokens", None))
 
 
 def _status(exc: openai.APIStatusError) -> str:
@@ -420,8 +478,14 @@ def build_client(api_key: str, base_url: str | None, timeout_s: float) -> openai
     """Return the SDK client with the per-request timeout (no SDK retries: see LlmJudge)."""
     import openai
 
-    # retries are LlmJudge's (Retry-After within the timeout), never the SDK's
-    return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+    # retries are LlmJudge's (Retry-After within the timeout), never the SDK's. The URL is
+    # always given: without one the SDK reads OPENAI_BASE_URL itself, as is ("" included)
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url or DEFAULT_BASE_URL,
+        timeout=timeout_s,
+        max_retries=0,
+    )
 
 
 def count_fallback(reason: str) -> None:

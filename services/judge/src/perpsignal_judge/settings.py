@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import ServiceSettings
@@ -81,6 +81,19 @@ class JudgeSettings(ServiceSettings):
     judge_reference_atr_pct: float = Field(
         default=1.0, gt=0, description="ATR% (at 1h) that gets a 1.0x volatility size"
     )
+
+    @field_validator("openai_api_key", "openai_base_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `.env.example` lists them as `NAME=`: an empty base URL sent every call to the URL
+        # "" (connection_error), an empty key stopped the judge at start-up (the SDK refuses
+        # it). A key read from a secret file keeps its newline: an illegal header, so every
+        # call failed (and httpcore2 quoted that header, key and all, in a DEBUG line).
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:

@@ -21,9 +21,15 @@ from perpsignal_domain.judging.rules import RuleVerdict
 PROMPT_VERSION = "judge-v1"  # part of the cache key: a new prompt never reuses old answers
 MAX_TEXT = 120
 # C0/C1 controls, line separators, zero-width and bidi controls (embeddings, overrides, isolates,
-# marks), word joiners and the BOM: nothing a summary needs, each a way to hide or reorder text
+# marks), word joiners and the BOM: nothing a summary needs, each a way to hide or reorder text.
+# Also every other format character (Unicode category Cf): tag characters (U+E0000-E007F,
+# invisible ASCII another LLM reading the summary still reads: "ASCII smuggling"), the
+# interlinear annotation marks (U+FFF9-FFFB, which hide the text between them), the
+# deprecated shaping and swapping controls (U+206A-206F), the soft hyphen and the rest.
 _CONTROL = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u180e\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+    "[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e007f]"
 )
 
 SYSTEM = (

@@ -124,6 +124,17 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client) 
     ]
 
 
+async def test_an_open_gateway_budgets_by_address_whatever_key_is_sent(make_client) -> None:
+    """Without GATEWAY_API_KEYS no key is checked: an invented one must not buy a budget."""
+    _, client = await make_client(gateway_rate_limit="2/minute")
+    codes = [
+        (await client.get("/ping", headers={"X-API-Key": f"made-up-{i}"})).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]
+    assert (await client.get("/ping")).status_code == 429  # the same client, keyless
+
+
 async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted(
     make_client,
 ) -> None:

@@ -269,6 +269,9 @@ def create_app(
             allow_origins=cfg.cors_origins(),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["X-API-Key", "Content-Type"],
+            # 429, 503 and the on-demand 202 say when to retry in this header; a browser
+            # shows a cross-origin page only the safelisted ones unless they are exposed
+            expose_headers=["Retry-After"],
         )
     if host_guarded(cfg):
         # outside CORS: a preflight for a foreign Host or Origin is refused like the request

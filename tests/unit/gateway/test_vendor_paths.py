@@ -97,3 +97,21 @@ async def test_a_vendor_echoing_our_key_does_not_hand_it_to_the_caller(make_clie
     r = await client.post("/invoke", json={"operation": "coinglass.futures_supported_coins"})
     assert r.status_code == 502, r.text
     assert "cg-operator-key-77" not in r.text and "invalid key ***" in r.text
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+async def test_a_non_finite_number_is_refused_before_the_vendor(make_client, echo, literal) -> None:
+    """JSON has no NaN or Infinity, but the app's parser reads them: the vendor got "nan"."""
+    base, seen = echo
+    _, client = await make_client(
+        vendor_env={"COINGLASS_BASE_URL": base, "COINGLASS_API_KEY": "cg-key-1234"}
+    )
+    body = '{"operation": "coinglass.exchange_chain_tx_list", "min_usd": ' + literal + "}"
+    headers = {"Content-Type": "application/json"}
+    r = await client.post("/invoke", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["min_usd"]
+    assert seen == []  # the vendor was never called, its budget not spent
+    fine = '{"operation": "coinglass.exchange_chain_tx_list", "min_usd": 1000000.5}'
+    assert (await client.post("/invoke", content=fine, headers=headers)).status_code == 200
+    assert seen == ["/api/v3/api/exchange/chain/tx/list?min_usd=1000000.5"]

@@ -75,6 +75,9 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
     for i, p in enumerate(endpoint.params):
         py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]
         limits: dict[str, Any] = {}
+        if p.type == "number":
+            # the app's JSON parser reads NaN and Infinity literals: no vendor means "nan"
+            limits["allow_inf_nan"] = False
         if p.type == "string" and not p.enum:
             if p.location == "path":
                 limits["pattern"] = PATH_PARAM_PATTERN

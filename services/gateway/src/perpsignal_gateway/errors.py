@@ -97,10 +97,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details = validation_details(list(exc.errors()))
         fields = ", ".join(d["field"] for d in details)
-        return error_response(422, "invalid_arguments", f"invalid arguments: {fields}", details)
+        message = f"invalid arguments: {fields}"
+        if _unread_body(request, details):
+            # FastAPI reads a body as JSON only when it says so (`curl -d` sends a form type):
+            # "<root> should be a valid dictionary" would not tell the caller why
+            message = "the body was not read as JSON: send it with Content-Type: application/json"
+        return error_response(422, "invalid_arguments", message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
@@ -112,6 +117,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dependency(_: Request, exc: DependencyUnavailable) -> Response:
         log.warning("dependency unavailable", extra={"error": str(exc)[:200]})
         return error_response(503, "dependency_unavailable", "a platform dependency is down")
+
+
+def _unread_body(request: Request, details: list[dict[str, Any]]) -> bool:
+    if request.method not in ("POST", "PUT", "PATCH") or details[:1] == []:
+        return False
+    if details[0]["field"] != "<root>" or details[0]["type"] != "model_attributes_type":
+        return False
+    return not json_media_type(request.headers.get("content-type", ""))
+
+
+def json_media_type(content_type: str) -> bool:
+    """Return True for `application/json` or `application/*+json`: what FastAPI reads as JSON.
+
+    No Content-Type at all is not JSON either (FastAPI's strict content type: a form or a
+    text body is never read as JSON).
+    """
+    main, _, sub = content_type.split(";", 1)[0].strip().lower().partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
 async def known_query_only(conn: HTTPConnection) -> None:

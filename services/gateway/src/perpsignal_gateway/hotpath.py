@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from perpsignal_gateway.errors import json_media_type
 from perpsignal_gateway.security import ASGIApp, Message, Receive, Scope, Send
 from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN, SYMBOL_PATTERN
 
@@ -51,7 +52,7 @@ class HotPathMiddleware:
                     scope["route"] = SIGNAL_ROUTE
                     await _respond(send, body)
                     return
-            elif method == "POST" and path == "/invoke":
+            elif method == "POST" and path == "/invoke" and json_content(scope):
                 message = await receive()
                 raw = message.get("body", b"") if not message.get("more_body") else None
                 body = self._invoke(scope, raw) if raw is not None else None
@@ -93,6 +94,14 @@ class HotPathMiddleware:
         if body is None:
             return None
         return b'{"operation":"get_signal","result":' + body + b"}"
+
+
+def json_content(scope: Scope) -> bool:
+    """Return True when the request's body is JSON by its Content-Type, as the route reads it."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return json_media_type(value.decode("latin-1"))
+    return False
 
 
 async def _respond(send: Send, body: bytes) -> None:

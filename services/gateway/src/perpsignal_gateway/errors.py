@@ -57,9 +57,23 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# field errors listed in one answer: a 64 KiB body of thousands of unknown names would
+# otherwise be answered with ten times its size (one entry and one name each)
+MAX_DETAILS = 20
+
+
 def error_body(code: str, message: str, details: Any = None) -> bytes:
-    """Return the JSON error body."""
+    """Return the JSON error body (a list of details cut to MAX_DETAILS entries)."""
+    if isinstance(details, list):
+        details = details[:MAX_DETAILS]
     return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+def field_names(details: list[dict[str, Any]]) -> str:
+    """Return the fields of `details` for a message: MAX_DETAILS names, then how many more."""
+    names = ", ".join(str(d["field"]) for d in details[:MAX_DETAILS])
+    more = len(details) - MAX_DETAILS
+    return f"{names} and {more} more" if more > 0 else names
 
 
 def error_response(
@@ -99,8 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details = validation_details(list(exc.errors()))
-        fields = ", ".join(d["field"] for d in details)
-        message = f"invalid arguments: {fields}"
+        message = f"invalid arguments: {field_names(details)}"
         if _unread_body(request, details):
             # FastAPI reads a body as JSON only when it says so (`curl -d` sends a form type):
             # "<root> should be a valid dictionary" would not tell the caller why
@@ -166,7 +179,7 @@ async def known_query_only(conn: HTTPConnection) -> None:
         raise ApiError(
             422,
             "invalid_arguments",
-            f"unknown query parameters: {', '.join(unknown)}",
+            f"unknown query parameters: {field_names([{'field': k} for k in unknown])}",
             [
                 {"field": k, "message": "not a parameter of this operation", "type": "extra"}
                 for k in unknown

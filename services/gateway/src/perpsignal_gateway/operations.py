@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError, validation_details
+from perpsignal_gateway.errors import ApiError, field_names, validation_details
 from perpsignal_gateway.platform import Platform
 from perpsignal_gateway.vendors import VendorClient
 
@@ -163,13 +163,13 @@ class Registry:
             wrong_types = a.json_type_errors(op.args_model, raw_args)
             parsed = op.args_model.model_validate(raw_args)
         except ValidationError as exc:
-            details = validation_details(list(exc.errors()))
-            fields = ", ".join(d["field"] for d in details)
+            details = validation_details(exc.errors(include_url=False))
+            fields = field_names(details)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details
             ) from exc
         if wrong_types:
-            fields = ", ".join(d["field"] for d in wrong_types)
+            fields = field_names(wrong_types)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", wrong_types
             )

@@ -28,6 +28,7 @@ _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "bo
 # never "." or ".."), which would let a caller walk out of the catalogued endpoint
 PATH_PARAM_PATTERN = r"^[A-Za-z0-9$#@_][A-Za-z0-9 ._:@$#+~-]{0,127}$"
 MAX_QUERY_VALUE = 512
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,14 @@ class Operation:
         if self.endpoint is not None:
             vendor_schema: dict[str, Any] = self.endpoint.params_schema()
             for p in self.endpoint.params:
+                prop = vendor_schema["properties"][p.name]
                 if p.type == "string" and not p.enum:
-                    prop = vendor_schema["properties"][p.name]
                     if p.location == "path":
                         prop["pattern"] = PATH_PARAM_PATTERN
                     else:
                         prop["maxLength"] = MAX_QUERY_VALUE
+                elif p.type == "integer":
+                    prop.update(minimum=INT64_MIN, maximum=INT64_MAX)
             return vendor_schema
         schema = self.args_model.model_json_schema(by_alias=True)
         schema.pop("title", None)
@@ -78,6 +81,9 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
         if p.type == "number":
             # the app's JSON parser reads NaN and Infinity literals: no vendor means "nan"
             limits["allow_inf_nan"] = False
+        elif p.type == "integer":
+            # no vendor API takes an integer past 64 bits: a 4000-digit one was sent on
+            limits.update(ge=INT64_MIN, le=INT64_MAX)
         if p.type == "string" and not p.enum:
             if p.location == "path":
                 limits["pattern"] = PATH_PARAM_PATTERN

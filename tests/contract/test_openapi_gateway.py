@@ -170,6 +170,44 @@ async def test_openapi_declares_the_key_on_every_protected_operation() -> None:
             assert (await client.get("/docs")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("overrides", "guard"),
+    [
+        ({}, {"421", "403"}),  # open: only loopback or configured Host names, same-site Origins
+        ({"gateway_api_keys": "k1", "gateway_allowed_hosts": "api.example.com"}, {"421"}),
+        ({"gateway_api_keys": "k1"}, set()),  # keys and no host list: no guard
+    ],
+    ids=["open", "keys-and-hosts", "keys"],
+)
+async def test_openapi_declares_the_host_guard_refusals_it_answers(overrides, guard) -> None:
+    """GPT Actions and generated clients learn every status from the document."""
+    app = _app(gateway_auth_failure_limit="1000/minute", **overrides)
+    key = {"X-API-Key": "k1"} if "gateway_api_keys" in overrides else {}
+    probes = {"/healthz", "/readyz", "/metrics"}  # orchestrators use the pod IP: exempt
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            doc = (await client.get("/openapi.json", headers=key)).json()
+            for path, item in doc["paths"].items():
+                for method, op in item.items():
+                    declared = {"421", "403"} & set(op["responses"])
+                    assert declared == (set() if path in probes else guard), (method, path)
+                    for status in declared:
+                        body = op["responses"][status]["content"]["application/json"]
+                        assert body["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+                    url = re.sub(r"\{[^}]+\}", "BTC", path)
+                    foreign = {**key, "Host": "rebound.example"}
+                    r = await client.request(method.upper(), url, json={}, headers=foreign)
+                    assert (r.status_code == 421) == ("421" in declared), (method, path)
+                    cross = {**key, "Origin": "https://elsewhere.example"}
+                    r = await client.request(method.upper(), url, json={}, headers=cross)
+                    assert (r.status_code == 403) == ("403" in declared), (method, path)
+            gpt = (await client.get("/openapi-gpt.json", headers=key)).json()
+            for path, item in gpt["paths"].items():
+                for method, op in item.items():
+                    assert {"421", "403"} & set(op["responses"]) == guard, (method, path)
+
+
 def _dumps(doc: Any) -> str:
     import json
 

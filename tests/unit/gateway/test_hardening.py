@@ -124,6 +124,17 @@ async def test_forwarded_for_is_believed_only_from_trusted_proxies(make_client) 
     ]
 
 
+async def test_an_open_gateway_budgets_by_address_whatever_key_is_sent(make_client) -> None:
+    """Without GATEWAY_API_KEYS no key is checked: an invented one must not buy a budget."""
+    _, client = await make_client(gateway_rate_limit="2/minute")
+    codes = [
+        (await client.get("/ping", headers={"X-API-Key": f"made-up-{i}"})).status_code
+        for i in range(4)
+    ]
+    assert codes == [200, 200, 429, 429]
+    assert (await client.get("/ping")).status_code == 429  # the same client, keyless
+
+
 async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted(
     make_client,
 ) -> None:
@@ -268,3 +279,31 @@ async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:
     r = await client.get("/liquidations/BTC", params={"limt": 5})
     assert r.status_code == 422 and "limt" in r.json()["error"]["message"]
     assert (await client.get("/liquidations/BTC", params={"limit": 5})).status_code == 200
+
+
+async def test_an_error_names_a_bounded_number_of_fields_whatever_the_body(make_client) -> None:
+    """Thousands of unknown names in one body were each answered: a reply ten times its size."""
+    _, client = await make_client()
+    many = {f"f{i}": 0 for i in range(4000)}
+    for path, body, params in (
+        ("/gpt/signals", many, None),
+        ("/invoke", {"operation": "list_signals", **many}, None),
+        ("/invoke", {"operation": "list_signals", "args": many}, None),
+        ("/invoke", {"operation": "list_signals", "args": {}, **many}, None),  # both forms
+        ("/liquidations/BTC", None, {f"q{i}": 1 for i in range(1000)}),
+    ):
+        if body is None:
+            r = await client.get(path, params=params)
+        else:
+            r = await client.post(path, json=body)
+        assert r.status_code == 422, (path, r.text[:200])
+        error = r.json()["error"]
+        assert 1 <= len(error["details"]) <= 20, (path, len(error["details"]))
+        assert len(r.content) < 4096, (path, len(r.content))
+        named = len(params or many)
+        if "not both" not in error["message"]:  # that message names no field
+            assert error["message"].endswith(f" and {named - 20} more"), error["message"][-80:]
+    # a handful of mistakes is still named in full
+    r = await client.post("/gpt/signals", json={"limt": 5, "minscore": 1})
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["limt", "minscore"]
+    assert "more" not in r.json()["error"]["message"]

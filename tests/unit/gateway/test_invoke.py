@@ -29,6 +29,32 @@ async def test_nested_and_flat_forms_give_the_same_answer(make_client) -> None:
     assert nested.json()["result"] == rest
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "application/x-www-form-urlencoded", "text/plain"],  # None: no header; curl -d
+)
+async def test_a_body_not_sent_as_json_gets_one_answer_whatever_the_symbol(
+    make_client, content_type
+) -> None:
+    """The cached signal answered 200 where an uncached one got a 422 for the same request."""
+    app, client = await make_client()
+    model_of(app).apply(b.signal("BTCUSDT"))  # cached: the fast path knows it
+    headers = {"Content-Type": content_type} if content_type else {}
+    answers = []
+    for symbol in ("BTC", "ETH"):  # ETH is listed but not yet tracked
+        body = f'{{"operation": "get_signal", "symbol": "{symbol}"}}'
+        r = await client.post("/invoke", content=body, headers=headers)
+        answers.append((r.status_code, r.json()["error"]["message"] if r.is_error else None))
+    assert answers[0] == answers[1], answers
+    status, message = answers[0]
+    assert status == 422 and message is not None and "Content-Type: application/json" in message
+    # sent as JSON, in any of its media types, it is read
+    for kind in ("application/json", "application/json; charset=utf-8", "application/x+json"):
+        body = '{"operation": "get_signal", "symbol": "BTC"}'
+        r = await client.post("/invoke", content=body, headers={"Content-Type": kind})
+        assert r.status_code == 200 and r.json()["result"]["symbol"] == "BTCUSDT", kind
+
+
 async def test_every_operation_is_listed_with_a_parameter_schema(make_client) -> None:
     _, client = await make_client()
     body = (await client.get("/invoke/operations")).json()

@@ -75,6 +75,19 @@ async def test_cors_preflight_answers_configured_origins_only(make_client) -> No
     assert "access-control-allow-origin" not in evil.headers
 
 
+async def test_a_cross_origin_page_can_read_when_to_retry(make_client) -> None:
+    """Without Access-Control-Expose-Headers a browser hides Retry-After from the page."""
+    _, client = await make_client(
+        gateway_api_keys=KEYS, gateway_cors_origins="https://dash.example.com"
+    )
+    headers = {"Origin": "https://dash.example.com", "X-API-Key": "key-alpha"}
+    tracked = await client.get("/signals/SOL", headers=headers)  # listed, not yet tracked
+    assert tracked.status_code == 202 and tracked.headers["retry-after"].isdigit()
+    assert tracked.headers["access-control-allow-origin"] == "https://dash.example.com"
+    exposed = tracked.headers.get("access-control-expose-headers", "")
+    assert "retry-after" in {h.strip().lower() for h in exposed.split(",")}
+
+
 async def test_unexpected_errors_leak_no_trace_or_secret(make_client, caplog) -> None:
     app, client = await make_client(vendor_env={"COINGLASS_API_KEY": "cg-very-secret"})
 

@@ -20,7 +20,13 @@ from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFact
 from perpsignal_common.embedded import free_port
 from perpsignal_gateway.main import create_app
 from perpsignal_gateway.schemas import signal_out
-from perpsignal_gateway.streams import OVERFLOW_CLOSE_CODE, StreamHub, Subscription
+from perpsignal_gateway.streams import (
+    MAX_FILTER_ITEMS,
+    MESSAGE_BURST,
+    OVERFLOW_CLOSE_CODE,
+    StreamHub,
+    Subscription,
+)
 from tests.helpers import eventually
 from tests.unit.gateway import builders as b
 from tests.unit.gateway.conftest import RecordingProducer, settings
@@ -348,3 +354,48 @@ async def test_stalled_and_vanished_clients_never_hold_up_the_others() -> None:
             stalled.close()
             for ws in healthy:
                 await ws.close()
+
+
+async def _closed_with(ws: Any) -> Any:
+    """Read until the server closes the socket (5 s at most); return its close frame."""
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        async with asyncio.timeout(5):
+            while True:
+                await ws.recv()
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd
+
+
+async def test_a_subscription_too_large_to_be_a_filter_closes_the_socket(server) -> None:
+    """Each symbol is normalised on the shared event loop: a 64 KiB list stalls every client."""
+    app, base = server
+    many = [f"C{i}" for i in range(MAX_FILTER_ITEMS + 1)]
+    async with websockets.connect(f"{base}/ws/signals?apiKey=k1") as ws:
+        await _next_of_type(ws, "subscribed")
+        await ws.send(json.dumps({"type": "subscribe", "symbols": many[:MAX_FILTER_ITEMS]}))
+        sub = await _next_of_type(ws, "subscribed")  # the limit itself is a filter
+        assert len(sub["filters"]["symbols"]) == MAX_FILTER_ITEMS
+        await ws.send(json.dumps({"type": "subscribe", "symbols": many}))
+        close = await _closed_with(ws)
+    assert close.code == 1008 and str(MAX_FILTER_ITEMS) in close.reason
+    # the same list in the URL is refused the same way
+    url = f"{base}/ws/liquidations?symbols={','.join(many)}"
+    async with websockets.connect(url, additional_headers={"X-API-Key": "k1"}) as ws:
+        close = await _closed_with(ws)
+    assert close.code == 1008
+    await eventually(lambda: not any(app.state.hub.clients.values()), what="no subscriber left")
+
+
+async def test_a_flood_of_messages_closes_the_socket_with_4429(server) -> None:
+    app, base = server
+    async with websockets.connect(f"{base}/ws/signals?apiKey=k1") as ws:
+        await _next_of_type(ws, "subscribed")
+        for _ in range(MESSAGE_BURST):  # a burst is fine: each is answered
+            await ws.send(json.dumps({"type": "subscribe", "symbols": ["BTC"]}))
+        for _ in range(MESSAGE_BURST):
+            await _next_of_type(ws, "subscribed")
+        for _ in range(MESSAGE_BURST):  # a flood is not
+            await ws.send(json.dumps({"type": "subscribe", "symbols": ["ETH"]}))
+        close = await _closed_with(ws)
+    assert close.code == 4429 and "too many messages" in close.reason
+    await eventually(lambda: not app.state.hub.clients["signals"], what="the flooder is gone")

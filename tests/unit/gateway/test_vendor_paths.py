@@ -97,3 +97,36 @@ async def test_a_vendor_echoing_our_key_does_not_hand_it_to_the_caller(make_clie
     r = await client.post("/invoke", json={"operation": "coinglass.futures_supported_coins"})
     assert r.status_code == 502, r.text
     assert "cg-operator-key-77" not in r.text and "invalid key ***" in r.text
+
+
+@pytest.mark.parametrize(
+    ("field", "literal"),
+    [
+        ("min_usd", "NaN"),  # JSON has no NaN or Infinity, but the app's parser reads them
+        ("min_usd", "Infinity"),
+        ("min_usd", "-Infinity"),
+        ("min_usd", "1e400"),
+        ("per_page", "9" * 20),  # past 64 bits
+        ("page", "-" + "9" * 400),
+    ],
+)
+async def test_a_number_no_vendor_can_mean_is_refused_before_the_vendor(
+    make_client, echo, field, literal
+) -> None:
+    """The vendor got "nan", "inf" or hundreds of digits, on the operator's budget."""
+    base, seen = echo
+    _, client = await make_client(
+        vendor_env={"COINGLASS_BASE_URL": base, "COINGLASS_API_KEY": "cg-key-1234"}
+    )
+    body = '{"operation": "coinglass.exchange_chain_tx_list", "' + field + '": ' + literal + "}"
+    headers = {"Content-Type": "application/json"}
+    r = await client.post("/invoke", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == [field]
+    ops = await client.get("/invoke/operations", params={"prefix": "coinglass.exchange_chain"})
+    (op,) = [o for o in ops.json()["operations"] if o["name"] == "coinglass.exchange_chain_tx_list"]
+    assert op["parameters"]["properties"]["per_page"]["maximum"] == 2**63 - 1  # as published
+    assert seen == []  # the vendor was never called, its budget not spent
+    fine = '{"operation": "coinglass.exchange_chain_tx_list", "min_usd": 1000000.5}'
+    assert (await client.post("/invoke", content=fine, headers=headers)).status_code == 200
+    assert seen == ["/api/v3/api/exchange/chain/tx/list?min_usd=1000000.5"]

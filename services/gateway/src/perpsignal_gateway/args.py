@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from perpsignal_common.events.values import MAX_PRICE, MIN_PRICE
 from perpsignal_gateway.schemas import ApiModel
+from perpsignal_gateway.symbols import SYMBOL_PATTERN
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
@@ -53,8 +54,14 @@ class StrictArgs(ApiModel):
 
 
 class SymbolArgs(StrictArgs):
+    # the path's pattern (BTC/USDT too): a NUL, a bidi override or markup is a 422 as in
+    # GET /signals/{symbol}, never a venue lookup and a 404 that echoes it
     symbol: str = Field(
-        min_length=1, max_length=30, description="BTC, btc or BTCUSDT", examples=["BTC"]
+        min_length=1,
+        max_length=30,
+        pattern=SYMBOL_PATTERN,
+        description="BTC, btc or BTCUSDT",
+        examples=["BTC"],
     )
 
 

@@ -57,9 +57,23 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# field errors listed in one answer: a 64 KiB body of thousands of unknown names would
+# otherwise be answered with ten times its size (one entry and one name each)
+MAX_DETAILS = 20
+
+
 def error_body(code: str, message: str, details: Any = None) -> bytes:
-    """Return the JSON error body."""
+    """Return the JSON error body (a list of details cut to MAX_DETAILS entries)."""
+    if isinstance(details, list):
+        details = details[:MAX_DETAILS]
     return orjson.dumps({"error": {"code": code, "message": message, "details": details}})
+
+
+def field_names(details: list[dict[str, Any]]) -> str:
+    """Return the fields of `details` for a message: MAX_DETAILS names, then how many more."""
+    names = ", ".join(str(d["field"]) for d in details[:MAX_DETAILS])
+    more = len(details) - MAX_DETAILS
+    return f"{names} and {more} more" if more > 0 else names
 
 
 def error_response(
@@ -97,10 +111,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details = validation_details(list(exc.errors()))
-        fields = ", ".join(d["field"] for d in details)
-        return error_response(422, "invalid_arguments", f"invalid arguments: {fields}", details)
+        message = f"invalid arguments: {field_names(details)}"
+        if _unread_body(request, details):
+            # FastAPI reads a body as JSON only when it says so (`curl -d` sends a form type):
+            # "<root> should be a valid dictionary" would not tell the caller why
+            message = "the body was not read as JSON: send it with Content-Type: application/json"
+        return error_response(422, "invalid_arguments", message, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> Response:
@@ -112,6 +130,24 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dependency(_: Request, exc: DependencyUnavailable) -> Response:
         log.warning("dependency unavailable", extra={"error": str(exc)[:200]})
         return error_response(503, "dependency_unavailable", "a platform dependency is down")
+
+
+def _unread_body(request: Request, details: list[dict[str, Any]]) -> bool:
+    if request.method not in ("POST", "PUT", "PATCH") or details[:1] == []:
+        return False
+    if details[0]["field"] != "<root>" or details[0]["type"] != "model_attributes_type":
+        return False
+    return not json_media_type(request.headers.get("content-type", ""))
+
+
+def json_media_type(content_type: str) -> bool:
+    """Return True for `application/json` or `application/*+json`: what FastAPI reads as JSON.
+
+    No Content-Type at all is not JSON either (FastAPI's strict content type: a form or a
+    text body is never read as JSON).
+    """
+    main, _, sub = content_type.split(";", 1)[0].strip().lower().partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
 async def known_query_only(conn: HTTPConnection) -> None:
@@ -143,7 +179,7 @@ async def known_query_only(conn: HTTPConnection) -> None:
         raise ApiError(
             422,
             "invalid_arguments",
-            f"unknown query parameters: {', '.join(unknown)}",
+            f"unknown query parameters: {field_names([{'field': k} for k in unknown])}",
             [
                 {"field": k, "message": "not a parameter of this operation", "type": "extra"}
                 for k in unknown

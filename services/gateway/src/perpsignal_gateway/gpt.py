@@ -85,6 +85,38 @@ def add_security(doc: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
     return doc
 
 
+_GUARD_REFUSALS = {
+    "421": "This gateway does not serve that Host name (DNS-rebinding guard); add it to "
+    "GATEWAY_ALLOWED_HOSTS",
+    "403": "Cross-site Origin refused: without GATEWAY_API_KEYS only the gateway's own pages "
+    "and GATEWAY_CORS_ORIGINS may call it",
+}
+
+
+def add_host_guard(
+    doc: dict[str, Any], *, exempt_paths: frozenset[str], check_origin: bool
+) -> dict[str, Any]:
+    """Declare what `HostGuardMiddleware` answers before any route: 421, and 403 for Origins.
+
+    Call only when the guard is installed, with its settings, so the document says what this
+    gateway really answers (with keys and no GATEWAY_ALLOWED_HOSTS it answers neither).
+    """
+    refusals = {k: v for k, v in _GUARD_REFUSALS.items() if k == "421" or check_origin}
+    for path, item in doc.get("paths", {}).items():
+        if path in exempt_paths:
+            continue
+        for op in item.values():
+            if not isinstance(op, dict):
+                continue
+            responses = op.setdefault("responses", {})
+            for status, text in refusals.items():
+                responses.setdefault(
+                    status,
+                    {"description": text, "content": {"application/json": {"schema": _ERROR_REF}}},
+                )
+    return doc
+
+
 _GPT_INVOKE_BODY: dict[str, Any] = {
     "title": "InvokeBody",
     "type": "object",

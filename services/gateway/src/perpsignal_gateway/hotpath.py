@@ -15,11 +15,13 @@ from typing import Any
 
 import orjson
 
+from perpsignal_gateway.errors import json_media_type
 from perpsignal_gateway.security import ASGIApp, Message, Receive, Scope, Send
-from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN
+from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN, SYMBOL_PATTERN
 
 _MAX_SYMBOL = 30
 _PATH_SYMBOL = re.compile(PATH_SYMBOL_PATTERN)
+_BODY_SYMBOL = re.compile(SYMBOL_PATTERN)
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -50,7 +52,7 @@ class HotPathMiddleware:
                     scope["route"] = SIGNAL_ROUTE
                     await _respond(send, body)
                     return
-            elif method == "POST" and path == "/invoke":
+            elif method == "POST" and path == "/invoke" and json_content(scope):
                 message = await receive()
                 raw = message.get("body", b"") if not message.get("more_body") else None
                 body = self._invoke(scope, raw) if raw is not None else None
@@ -85,12 +87,21 @@ class HotPathMiddleware:
         if not isinstance(args, dict) or set(args) != {"symbol"}:
             return None
         symbol = args["symbol"]
-        if not isinstance(symbol, str):
+        # the argument's own pattern: what it refuses (422) is never answered here
+        if not isinstance(symbol, str) or not _BODY_SYMBOL.fullmatch(symbol):
             return None
         body = cls._signal(scope, symbol)
         if body is None:
             return None
         return b'{"operation":"get_signal","result":' + body + b"}"
+
+
+def json_content(scope: Scope) -> bool:
+    """Return True when the request's body is JSON by its Content-Type, as the route reads it."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            return json_media_type(value.decode("latin-1"))
+    return False
 
 
 async def _respond(send: Send, body: bytes) -> None:

@@ -35,11 +35,15 @@ from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_connectors.keys import read_keys
 from perpsignal_gateway.apidocs import mount_api_docs
-from perpsignal_gateway.browser import HostGuardMiddleware, SecurityHeadersMiddleware
+from perpsignal_gateway.browser import (
+    PROBE_PATHS,
+    HostGuardMiddleware,
+    SecurityHeadersMiddleware,
+)
 from perpsignal_gateway.connections import connection_cap, guarded_h11
 from perpsignal_gateway.dashboard import mount_dashboard
 from perpsignal_gateway.errors import install_error_handlers
-from perpsignal_gateway.gpt import add_security, build_gpt_openapi
+from perpsignal_gateway.gpt import add_host_guard, add_security, build_gpt_openapi
 from perpsignal_gateway.health import router as health_router
 from perpsignal_gateway.hotpath import HotPathMiddleware
 from perpsignal_gateway.operations import build_registry
@@ -265,8 +269,11 @@ def create_app(
             allow_origins=cfg.cors_origins(),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["X-API-Key", "Content-Type"],
+            # 429, 503 and the on-demand 202 say when to retry in this header; a browser
+            # shows a cross-origin page only the safelisted ones unless they are exposed
+            expose_headers=["Retry-After"],
         )
-    if not cfg.api_keys() or cfg.allowed_hosts():
+    if host_guarded(cfg):
         # outside CORS: a preflight for a foreign Host or Origin is refused like the request
         app.add_middleware(
             HostGuardMiddleware,
@@ -278,6 +285,11 @@ def create_app(
     # outermost: refusals, the hot path and the metrics' 500 get the headers too
     app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=cfg.gateway_hsts_max_age_s)
     return app
+
+
+def host_guarded(cfg: GatewaySettings) -> bool:
+    """Return True when the gateway answers only known Host names (see `HostGuardMiddleware`)."""
+    return not cfg.api_keys() or bool(cfg.allowed_hosts())
 
 
 def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
@@ -350,6 +362,8 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
     def secured_openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = add_security(full_openapi(), cfg.public_paths())
+            if host_guarded(cfg):
+                add_host_guard(doc, exempt_paths=PROBE_PATHS, check_origin=not cfg.api_keys())
             registry = getattr(app.state, "registry", None)
             if registry is None:  # before the lifespan: not cached, the exact body comes later
                 return doc

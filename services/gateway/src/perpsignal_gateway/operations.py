@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError, validation_details
+from perpsignal_gateway.errors import ApiError, field_names, validation_details
 from perpsignal_gateway.platform import Platform
 from perpsignal_gateway.vendors import VendorClient
 
@@ -28,6 +28,7 @@ _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "bo
 # never "." or ".."), which would let a caller walk out of the catalogued endpoint
 PATH_PARAM_PATTERN = r"^[A-Za-z0-9$#@_][A-Za-z0-9 ._:@$#+~-]{0,127}$"
 MAX_QUERY_VALUE = 512
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,14 @@ class Operation:
         if self.endpoint is not None:
             vendor_schema: dict[str, Any] = self.endpoint.params_schema()
             for p in self.endpoint.params:
+                prop = vendor_schema["properties"][p.name]
                 if p.type == "string" and not p.enum:
-                    prop = vendor_schema["properties"][p.name]
                     if p.location == "path":
                         prop["pattern"] = PATH_PARAM_PATTERN
                     else:
                         prop["maxLength"] = MAX_QUERY_VALUE
+                elif p.type == "integer":
+                    prop.update(minimum=INT64_MIN, maximum=INT64_MAX)
             return vendor_schema
         schema = self.args_model.model_json_schema(by_alias=True)
         schema.pop("title", None)
@@ -75,6 +78,12 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
     for i, p in enumerate(endpoint.params):
         py: Any = Literal[tuple(p.enum)] if p.enum else _PY_TYPES[p.type]
         limits: dict[str, Any] = {}
+        if p.type == "number":
+            # the app's JSON parser reads NaN and Infinity literals: no vendor means "nan"
+            limits["allow_inf_nan"] = False
+        elif p.type == "integer":
+            # no vendor API takes an integer past 64 bits: a 4000-digit one was sent on
+            limits.update(ge=INT64_MIN, le=INT64_MAX)
         if p.type == "string" and not p.enum:
             if p.location == "path":
                 limits["pattern"] = PATH_PARAM_PATTERN
@@ -160,13 +169,13 @@ class Registry:
             wrong_types = a.json_type_errors(op.args_model, raw_args)
             parsed = op.args_model.model_validate(raw_args)
         except ValidationError as exc:
-            details = validation_details(list(exc.errors()))
-            fields = ", ".join(d["field"] for d in details)
+            details = validation_details(exc.errors(include_url=False))
+            fields = field_names(details)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details
             ) from exc
         if wrong_types:
-            fields = ", ".join(d["field"] for d in wrong_types)
+            fields = field_names(wrong_types)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", wrong_types
             )

@@ -29,7 +29,7 @@ from perpsignal_common.events.signals import (
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError, validation_details
+from perpsignal_gateway.errors import ApiError, field_names, validation_details
 from perpsignal_gateway.readmodel import ReadModel, age_s
 from perpsignal_gateway.schemas import (
     LiquidationList,
@@ -318,7 +318,7 @@ class Platform:
             request = self._judge_request(q, symbol, cid, context)
         except ValidationError as exc:  # a symbol or price the bus contract refuses
             details = validation_details(exc.errors())
-            names = ", ".join(d["field"] for d in details)
+            names = field_names(details)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments: {names}", details
             ) from exc

@@ -28,7 +28,7 @@ from perpsignal_gateway.schemas import (
     TrackingAccepted,
 )
 from perpsignal_gateway.security import IDENT_STATE
-from perpsignal_gateway.streams import StreamHub, parse_subscription
+from perpsignal_gateway.streams import StreamHub, SubscriptionRefused, parse_subscription
 from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN
 from perpsignal_gateway.tickets import TicketBook
 
@@ -477,13 +477,21 @@ async def ws_ticket(request: Request) -> Response:
 
 @router.websocket("/ws/signals")
 async def ws_signals(ws: WebSocket) -> None:
-    hub: StreamHub = ws.app.state.hub
-    ident = ws.scope.get("state", {}).get(IDENT_STATE, "anonymous")
-    await hub.serve(ws, "signals", parse_subscription(dict(ws.query_params)), ident)
+    await _stream(ws, "signals")
 
 
 @router.websocket("/ws/liquidations")
 async def ws_liquidations(ws: WebSocket) -> None:
+    await _stream(ws, "liquidations")
+
+
+async def _stream(ws: WebSocket, stream: str) -> None:
     hub: StreamHub = ws.app.state.hub
     ident = ws.scope.get("state", {}).get(IDENT_STATE, "anonymous")
-    await hub.serve(ws, "liquidations", parse_subscription(dict(ws.query_params)), ident)
+    try:
+        sub = parse_subscription(dict(ws.query_params))
+    except SubscriptionRefused as exc:  # a browser sees a close code, never a status
+        await ws.accept()
+        await ws.close(exc.code, str(exc))
+        return
+    await hub.serve(ws, stream, sub, ident)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,15 @@ WS_REFUSED = Counter(
 )
 
 OVERFLOW_CLOSE_CODE = 1013
+POLICY_CLOSE_CODE = 1008  # a subscription past MAX_FILTER_ITEMS
 WS_TOO_MANY_CLOSE_CODE = 4429  # as the security middleware's rate-limited socket
+# what a client may send: each message is parsed and each symbol normalised on the event loop
+# every other client and request shares, so a flood of large subscriptions would stall them
+# all (a 64 KiB list of symbols costs ~10 ms). A venue lists a few hundred perpetuals;
+# a dashboard changes its filters now and then
+MAX_FILTER_ITEMS = 1000
+MESSAGE_BURST = 20
+MESSAGES_PER_S = 1.0
 HEARTBEAT = '{"type":"heartbeat"}'
 CLOSE_TIMEOUT_S = 5.0  # a dropped client that does not take its close frame is cut off
 
@@ -69,6 +78,14 @@ class Subscription:
         return not self.symbols or symbol in self.symbols
 
 
+class SubscriptionRefused(ValueError):
+    """A subscription past the limits: the socket is closed with `code` and the message."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class Client:
     """One connected socket with its bounded queue (and, when possible, a direct writer)."""
 
@@ -83,6 +100,19 @@ class Client:
         self.writer = writer
         self.sending = False  # the client's task is inside send_text
         self.last_sent = asyncio.get_running_loop().time()
+        self.refused: SubscriptionRefused | None = None
+        self._allowance = float(MESSAGE_BURST)  # messages it may send now (a token bucket)
+        self._counted_at = self.last_sent
+
+    def take_message(self, now: float) -> bool:
+        """Count one message from the client; False past MESSAGE_BURST at MESSAGES_PER_S."""
+        elapsed = now - self._counted_at
+        self._counted_at = now
+        self._allowance = min(float(MESSAGE_BURST), self._allowance + elapsed * MESSAGES_PER_S)
+        if self._allowance < 1:
+            return False
+        self._allowance -= 1
+        return True
 
     def offer(self, text: str) -> bool:
         """Queue a message without waiting; return False (and flag overflow) when full."""
@@ -209,15 +239,21 @@ class StreamHub:
             WS_CLIENTS.labels(stream).dec()
             if client.overflowed.is_set():
                 log.info("dropped slow websocket client", extra={"stream": stream})
-                await self._close_slow(client)
+                await self._close(client, OVERFLOW_CLOSE_CODE, "buffer overflow: client too slow")
+            elif client.refused is not None:
+                log.info(
+                    "refused websocket subscription",
+                    extra={"stream": stream, "reason": str(client.refused)},
+                )
+                await self._close(client, client.refused.code, str(client.refused))
 
-    async def _close_slow(self, client: Client) -> None:
+    async def _close(self, client: Client, code: int, reason: str) -> None:
         # the close frame waits behind a full socket: a client that neither takes it nor
         # answers it within close_timeout_s is cut off (reset), so it cannot hold the socket
         writer = client.writer
         try:
             async with asyncio.timeout(self.close_timeout_s):
-                await client.ws.close(OVERFLOW_CLOSE_CODE, "buffer overflow: client too slow")
+                await client.ws.close(code, reason)
                 if writer is not None:
                     await writer.wait_closed()
         except TimeoutError:
@@ -244,17 +280,32 @@ class StreamHub:
             client.last_sent = loop.time()
 
     async def _receive_loop(self, client: Client) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             message = await client.ws.receive_json()
+            if not client.take_message(loop.time()):
+                client.refused = SubscriptionRefused(
+                    WS_TOO_MANY_CLOSE_CODE,
+                    f"too many messages: at most {MESSAGE_BURST} at once, then "
+                    f"{MESSAGES_PER_S:g} per second",
+                )
+                return
             if isinstance(message, dict) and message.get("type", "subscribe") == "subscribe":
-                client.sub = parse_subscription(message)
+                try:
+                    client.sub = parse_subscription(message)
+                except SubscriptionRefused as exc:
+                    client.refused = exc
+                    return
                 await client.queue.put(
                     _dumps({"type": "subscribed", "filters": _sub_json(client.sub)})
                 )
 
 
-def parse_subscription(raw: dict[str, object]) -> Subscription:
-    """Read filters from a subscribe message or query parameters (lenient about types)."""
+def parse_subscription(raw: Mapping[str, object]) -> Subscription:
+    """Read filters from a subscribe message or query parameters (lenient about types).
+
+    Raises `SubscriptionRefused` for more than MAX_FILTER_ITEMS symbols or verdicts.
+    """
     symbols = _items(raw.get("symbols"))
     verdicts = _items(raw.get("verdicts"))
     try:
@@ -273,7 +324,12 @@ def _items(value: object) -> list[str]:
         value = value.split(",")
     if not isinstance(value, list | tuple):
         return []
-    return [str(v).strip() for v in value if str(v).strip()]
+    items = [str(v).strip() for v in value if str(v).strip()]
+    if len(items) > MAX_FILTER_ITEMS:
+        raise SubscriptionRefused(
+            POLICY_CLOSE_CODE, f"at most {MAX_FILTER_ITEMS} symbols or verdicts per subscription"
+        )
+    return items
 
 
 def liquidation_out(event: LiquidationOrderV1) -> LiquidationOut:

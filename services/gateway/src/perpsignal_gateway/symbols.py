@@ -24,6 +24,8 @@ _VALID = re.compile(r"[A-Z0-9]{1,20}(?:[-/_][A-Z0-9]{2,10})?")
 # a symbol in a URL path: letters, digits, "-" and "_" with at least one letter (BTC, btc,
 # BTCUSDT, BTC-USDT, 1000PEPEUSDT); never a bare number, a path or markup
 PATH_SYMBOL_PATTERN = r"^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$"
+# the same in a JSON body or an /invoke argument, where BTC/USDT and surrounding spaces fit too
+SYMBOL_PATTERN = r"^ *[A-Za-z0-9/_-]*[A-Za-z][A-Za-z0-9/_-]* *$"
 
 # Returns every tradable USD-M perpetual symbol; raises when the venue cannot be reached
 ListedSymbols = Callable[[], Awaitable[set[str]]]

@@ -88,6 +88,24 @@ async def test_a_ban_whose_retry_after_is_no_number_lasts_the_default(fake: Fake
     await client.aclose()
 
 
+async def test_an_absurd_ban_ends_after_binance_s_longest_ban_not_decades(
+    fake: FakeVendors,
+) -> None:
+    """A 418 with `Retry-After: 1e9` (a proxy's garbage, milliseconds sent as seconds) bans
+    at most Binance's longest ban (3 days): it opened the circuit and paused every Binance
+    call for 31 years, so nothing came from Binance again until a restart."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=418, retry_after=1e9))
+    with pytest.raises(VenueBanned):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.OPEN
+    clock.t += 3 * 86_400 + 1
+    assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.CLOSED
+    await client.aclose()
+
+
 async def test_5xx_is_retried_with_backoff(fake: FakeVendors) -> None:
     clock = FakeClock()
     client = binance(fake, clock)

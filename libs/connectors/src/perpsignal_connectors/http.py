@@ -8,8 +8,9 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
 3. the request goes out with the client's timeouts, and the whole answer must arrive within
    `TOTAL_READ_TIMEOUTS` read timeouts (a body dripped out slowly never ends otherwise);
    transport failures and timeouts are transient;
-4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`,
-   418 opens the circuit until the ban expires; usage headers correct the budgets;
+4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
+   (at most 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
+   headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
    retried);
@@ -54,6 +55,9 @@ EnvelopeCheck = Callable[[str, Any], None]
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # A ban without Retry-After: Binance bans start at 2 minutes and grow (docs, "IP Limits")
 DEFAULT_BAN_S = 120.0
+# ... up to 3 days for repeat offenders: a longer Retry-After is garbage (a proxy, ms sent as
+# seconds) and must not silence the vendor for years; after this the circuit probes again
+MAX_BAN_S = 3 * 86_400.0
 # A 429's Retry-After is at most a few minutes for every vendor here (Binance: the weight
 # minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
 # seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
@@ -277,6 +281,7 @@ class VendorHttp:
             self.breaker.last_error = str(exc)[:200]
         if isinstance(exc, VenueBanned):
             ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
+            ban = min(ban, MAX_BAN_S)
             self.breaker.open_for(ban)
             self.limiter.pause_until(now + ban)
             log.error(

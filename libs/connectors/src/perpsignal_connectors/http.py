@@ -7,7 +7,8 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
 2. the endpoint's costs are reserved in the vendor's fixed-window budgets;
 3. the request goes out with the client's timeouts, and the whole answer must arrive within
    `TOTAL_READ_TIMEOUTS` read timeouts (a body dripped out slowly never ends otherwise);
-   transport failures and timeouts are transient;
+   transport failures and timeouts are transient; a request httpx refuses to send (a key
+   with a newline in its header) is permanent, and its error never repeats the header;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
    (at most 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
    headers correct the budgets;
@@ -30,7 +31,13 @@ import httpx
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from perpsignal_common.errors import PerpSignalError, RateLimited, TransientError, VenueBanned
+from perpsignal_common.errors import (
+    PermanentError,
+    PerpSignalError,
+    RateLimited,
+    TransientError,
+    VenueBanned,
+)
 from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
@@ -191,6 +198,14 @@ class VendorHttp:
                 resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
+            except httpx.LocalProtocolError:
+                # our own request is malformed, never sent: a header value with a character
+                # HTTP forbids, almost always an API key with a stray newline or space. The
+                # error names the value, key included: not repeated, not chained, not retried
+                raise PermanentError(
+                    f"{self.vendor} {ep.name}: request not sent: a header value has a character "
+                    "HTTP forbids (check the API key setting for a stray newline or space)"
+                ) from None
             except httpx.TransportError as exc:
                 raise TransientError(f"{self.vendor} {ep.name}: {exc!r}") from exc
             finally:

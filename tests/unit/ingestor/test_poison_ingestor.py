@@ -83,6 +83,23 @@ async def test_a_hostile_bulk_item_costs_only_its_symbol(fake: FakeVendors) -> N
     assert rejected("binance", "mark_price:greater_than_equal") == before + 1
 
 
+@pytest.mark.parametrize("field", ["lastFundingRate", "markPrice", "indexPrice"])
+async def test_a_boolean_where_a_number_goes_is_refused_not_read_as_one(
+    fake: FakeVendors, field: str
+) -> None:
+    """Pydantic reads `true` as 1.0: ETH's funding rate became 100 % per interval (the most
+    extreme funding factor of every symbol) or its mark price 1 USDT, both within the
+    contract's bounds, so published. A boolean is no number: that symbol's event is refused."""
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    good, bad = dict(item, symbol="BTCUSDT"), dict(item, symbol="ETHUSDT", **{field: True})
+    fake.set_body("binance", "/fapi/v1/premiumIndex", [good, bad])
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, [], clock=clock.time)
+    events = await poller.poll()
+    assert {e.symbol for e in events if e.type == "market.funding"} == {"BTCUSDT"}
+
+
 async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     fake: FakeVendors, producer: RecordingProducer
 ) -> None:

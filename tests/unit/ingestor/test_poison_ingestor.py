@@ -100,6 +100,26 @@ async def test_a_boolean_where_a_number_goes_is_refused_not_read_as_one(
     assert {e.symbol for e in events if e.type == "market.funding"} == {"BTCUSDT"}
 
 
+async def test_a_candle_sent_twice_with_other_values_is_published_once(
+    fake: FakeVendors, producer: RecordingProducer
+) -> None:
+    """Two rows for one open time (a vendor or proxy repeating a row with other values) give
+    two candles with one deterministic id: both went out in one batch, so consumers holding
+    "one id, one fact" (the first seen wins, or the last written) disagreed on the candle."""
+    rows = klines(fake, 2)
+    repeated = deepcopy(rows[0])
+    repeated[4] = repeated[2]  # the same candle closing at its high
+    fake.set_body("binance", "/fapi/v1/klines", [rows[0], repeated, rows[1]])
+    clock = FakeClock(T0)
+    poller = BinanceMarketPoller(
+        client(fake, clock), Universe(["BTCUSDT"], clock=clock.time), ["5m"], clock=clock.time
+    )
+    await Publisher(producer).publish("binance", await poller.poll())
+    candles = [e for e in producer.events if isinstance(e, CandleClosedV1)]
+    assert len(candles) == 2 and len({c.event_id for c in candles}) == 2
+    assert candles[0].close == float(rows[0][4])  # the first copy, as a consumer keeps it
+
+
 async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     fake: FakeVendors, producer: RecordingProducer
 ) -> None:

@@ -3,7 +3,8 @@
 * A bounded cache of recently published ids skips re-polled facts. Event ids are
   deterministic, so consumers would dedupe anyway; skipping here saves the broker and every
   consumer the work of a re-poll (klines with limit 2 return the previous candle again every
-  minute).
+  minute). An id repeated within one batch (a vendor sending one candle twice, with other
+  values) is sent once, its first copy: one id is one fact for every consumer.
 * Nothing a consumer would dead-letter is published: each event is checked against the
   contract's value rules (events/values.py) as a consumer will decode it. A vendor value that
   breaks them (NaN, a zero price, a time in the future...) is refused: logged on one line,
@@ -119,9 +120,12 @@ class Publisher:
 
     async def publish(self, source: str, events: Iterable[Event]) -> int:
         """Publish the valid events not seen before and wait until Kafka acknowledged them."""
-        fresh = []
+        fresh: list[Event] = []
+        batch: set[str] = set()
         for event in events:
-            if event.event_id in self._seen:
+            # a repeat within the batch too (a vendor sending one candle twice, with other
+            # values): one id is one fact, the first copy, as a consumer keeps it
+            if event.event_id in self._seen or event.event_id in batch:
                 EVENTS_SKIPPED.labels(source).inc()
                 continue
             error = _valid(event)
@@ -130,6 +134,7 @@ class Publisher:
                 refuse(source, error, f"{event.type} {event.symbol}")
                 continue
             fresh.append(event)
+            batch.add(event.event_id)
         # these events' own deliveries: sources publish concurrently through one producer
         await self._producer.publish_many(fresh)
         # Remember only acknowledged ids: a failed send must be retried next poll

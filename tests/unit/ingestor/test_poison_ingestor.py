@@ -70,6 +70,29 @@ async def test_a_hostile_candle_is_refused_alone(
     assert line.exc_info is None and line.reason == reason  # type: ignore[attr-defined]
 
 
+async def test_an_answer_of_many_bad_rows_is_two_log_lines_not_one_per_row(
+    fake: FakeVendors, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every row of a 2,000-row klines answer with a NaN close: each was a warning line, so
+    one hostile answer per symbol and minute wrote thousands of lines (a 32 MiB answer
+    holds ~250,000 rows). Each is still counted; the log says it twice."""
+    rows = klines(fake, 2000)
+    for row in rows:
+        row[4] = "NaN"
+    fake.set_body("binance", "/fapi/v1/klines", rows)
+    clock = FakeClock(T0)
+    poller = BinanceMarketPoller(
+        client(fake, clock), Universe(["BTCUSDT"], clock=clock.time), ["5m"], clock=clock.time
+    )
+    before = rejected("binance", "close:finite_number")
+    with caplog.at_level(logging.WARNING, logger="perpsignal_ingestor"):
+        events = await poller.poll()
+    assert not [e for e in events if isinstance(e, CandleClosedV1)]
+    assert rejected("binance", "close:finite_number") == before + 2000
+    lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 2 and lines[-1].refused == 2000  # type: ignore[attr-defined]
+
+
 async def test_a_hostile_bulk_item_costs_only_its_symbol(fake: FakeVendors) -> None:
     item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
     good, bad = dict(item, symbol="BTCUSDT"), dict(item, symbol="ETHUSDT", markPrice="-1")

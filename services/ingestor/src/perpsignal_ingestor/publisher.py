@@ -50,13 +50,15 @@ def refusal_reason(exc: ValidationError) -> str:
     return f"{field}:{first['type']}"
 
 
-def refuse(source: str, exc: ValidationError, what: str) -> None:
-    """Count and log (one line, no traceback) an event refused for breaking the contract."""
+def refuse(source: str, exc: ValidationError, what: str, *, quiet: bool = False) -> None:
+    """Count and log (one line, no traceback) an event refused for breaking the contract;
+    `quiet` logs it at debug level (one more of an answer whose first refusal was logged)."""
     reason = refusal_reason(exc)
     REJECTED_EVENTS.labels(source, reason).inc()
     errors = exc.errors(include_url=False, include_context=False)
     first: dict[str, object] = dict(errors[0]) if errors else {}
-    log.warning(
+    log.log(
+        logging.DEBUG if quiet else logging.WARNING,
         "event refused: a value breaks the event contract; not published",
         extra={
             "source": source,
@@ -68,10 +70,13 @@ def refuse(source: str, exc: ValidationError, what: str) -> None:
     )
 
 
-def refuse_unrepresentable(source: str, exc: BaseException, what: str) -> None:
+def refuse_unrepresentable(
+    source: str, exc: BaseException, what: str, *, quiet: bool = False
+) -> None:
     """Count and log (one line) an event refused because a value cannot be represented."""
     REJECTED_EVENTS.labels(source, "value:out_of_range").inc()
-    log.warning(
+    log.log(
+        logging.DEBUG if quiet else logging.WARNING,
         "event refused: a value cannot be represented; not published",
         extra={
             "source": source,
@@ -83,15 +88,29 @@ def refuse_unrepresentable(source: str, exc: BaseException, what: str) -> None:
 
 
 def build_each(source: str, build: Callable[[T], Iterable[E]], items: Iterable[T]) -> list[E]:
-    """Build events item by item; an item whose event breaks the contract is refused alone."""
+    """Build events item by item; an item whose event breaks the contract is refused alone.
+
+    Every refusal is counted; the first of one answer is logged as a warning, the others at
+    debug level, then one warning says how many there were: an answer of 100,000 bad rows
+    is two log lines, not 100,000.
+    """
     out: list[E] = []
+    refused = 0
     for item in items:
         try:
             out.extend(build(item))
         except ValidationError as exc:
-            refuse(source, exc, exc.title)
+            refuse(source, exc, exc.title, quiet=refused > 0)
+            refused += 1
         except UNREPRESENTABLE as exc:
-            refuse_unrepresentable(source, exc, type(item).__name__)
+            refuse_unrepresentable(source, exc, type(item).__name__, quiet=refused > 0)
+            refused += 1
+    if refused > 1:
+        log.warning(
+            "events refused: values of one answer break the event contract (the first is "
+            "logged above); not published",
+            extra={"source": source, "refused": refused},
+        )
     return out
 
 

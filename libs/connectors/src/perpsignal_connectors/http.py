@@ -136,6 +136,8 @@ class VendorHttp:
             self._client.base_url = httpx.URL(base_url.rstrip("/"))
             self._client.headers.update(dict(headers or {}))
         VENDOR_CIRCUIT_STATE.labels(vendor).set(0)
+        # endpoints answering malformed bodies now: warned about when it starts, not per call
+        self._malformed: set[str] = set()
 
     def _on_circuit(self, state: CircuitState) -> None:
         # one line per change of the circuit, never per refused call
@@ -179,7 +181,7 @@ class VendorHttp:
     def validate(self, endpoint: Endpoint, adapter: TypeAdapter[T], body: Any) -> T:
         """Validate `body` as the endpoint's wire schema, counting and logging a mismatch."""
         try:
-            return adapter.validate_python(body)
+            model = adapter.validate_python(body)
         except ValidationError as exc:
             err = MalformedResponse(
                 f"{self.vendor} {endpoint.name}: unexpected body shape: "
@@ -187,6 +189,13 @@ class VendorHttp:
             )
             self._on_error(endpoint, err)
             raise err from exc
+        if endpoint.name in self._malformed:
+            self._malformed.discard(endpoint.name)
+            log.info(
+                "vendor answers are well-formed again",
+                extra={"vendor": self.vendor, "endpoint": endpoint.name},
+            )
+        return model
 
     async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:
         self.breaker.check()
@@ -314,7 +323,12 @@ class VendorHttp:
         elif isinstance(exc, TransientError | TimeoutError):
             self.breaker.record_failure()
         elif isinstance(exc, MalformedResponse):
-            log.warning(
+            # once per incident (an HTML page for every symbol's klines is one line, not
+            # one per call and poll); the metric counts each
+            new = ep.name not in self._malformed
+            self._malformed.add(ep.name)
+            log.log(
+                logging.WARNING if new else logging.DEBUG,
                 "malformed vendor response; nothing published from it",
                 extra={"vendor": self.vendor, "endpoint": ep.name, "error": str(exc)},
             )

@@ -275,12 +275,26 @@ class FakeVendors:
             if "symbol" in q:
                 return self._rekey(item, sym)
             return [self._rekey(item, s) for s in self._universe()]
+        if path == "/fapi/v1/klines":
+            return self._klines(q.get("interval", "5m"))
         if path in files:
             body = self.load("binance", files[path])
             if isinstance(body, list):
                 return [self._rekey(x, sym) if isinstance(x, dict) else x for x in body]
             return self._rekey(body, sym)
         raise web.HTTPNotFound(text=json.dumps({"code": -1, "msg": f"unknown path {path}"}))
+
+    def _klines(self, interval: str) -> list[list[Any]]:
+        """The recorded 5m rows, re-timed to `interval` as Binance would answer it (each row
+        spans the interval, the first opens on an interval boundary); prices as recorded."""
+        rows: list[list[Any]] = self.load("binance", "fapi_v1_klines.thirdparty_doc.json")
+        unit = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+        step = int(interval[:-1]) * unit[interval[-1]] if interval[-1:] in unit else 300_000
+        start = rows[0][0] - rows[0][0] % step
+        for i, row in enumerate(rows):
+            row[0] = start + i * step
+            row[6] = row[0] + step - 1
+        return rows
 
     def _account_binance(self, path: str, q: dict[str, str]) -> tuple[int, float | None]:
         """Count the call; return (weight used this minute, retry-after when over a cap)."""

@@ -143,6 +143,25 @@ async def test_a_candle_sent_twice_with_other_values_is_published_once(
     assert candles[0].close == float(rows[0][4])  # the first copy, as a consumer keeps it
 
 
+async def test_klines_of_another_interval_are_not_published_as_this_one(
+    fake: FakeVendors, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache that ignores the query (or a vendor bug) answers a 15m request with the 5m
+    rows: each 5m candle was published as the 15m candle closing at its close (a third of
+    the volume, another range) under the id of the real one, which was then skipped as
+    already published. A row whose span is not the timeframe's is refused."""
+    rows = klines(fake, 6)
+    fake.set_body("binance", "/fapi/v1/klines", rows)
+    clock = FakeClock(T0)
+    poller = BinanceMarketPoller(
+        client(fake, clock), Universe(["BTCUSDT"], clock=clock.time), ["15m"], clock=clock.time
+    )
+    with caplog.at_level(logging.WARNING, logger="perpsignal_ingestor"):
+        events = await poller.poll()
+    assert not [e for e in events if isinstance(e, CandleClosedV1)]
+    assert any("refused" in r.getMessage() for r in caplog.records)
+
+
 async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     fake: FakeVendors, producer: RecordingProducer
 ) -> None:

@@ -77,7 +77,7 @@ def refuse_unrepresentable(
     REJECTED_EVENTS.labels(source, "value:out_of_range").inc()
     log.log(
         logging.DEBUG if quiet else logging.WARNING,
-        "event refused: a value cannot be represented; not published",
+        "event refused: a value is out of range or cannot be represented; not published",
         extra={
             "source": source,
             "what": what[:120],

@@ -82,7 +82,12 @@ class BinanceUsdmStream:
             if isinstance(data, dict) and ("error" in data or "code" in data):
                 # a refused request: nothing of it will ever arrive on this connection
                 STREAM_MESSAGES.labels(c.VENDOR, "market", "error").inc()
-                what = REQUESTS.get(data.get("id"), "request")
+                request_id = data.get("id")
+                what = (
+                    REQUESTS.get(request_id, "request")
+                    if isinstance(request_id, int)
+                    else "request"
+                )
                 log.warning(
                     f"stream {what} refused by the vendor",
                     extra={"vendor": c.VENDOR, "error": repr(data.get("error", data))[:300]},

@@ -71,3 +71,33 @@ def test_on_demand_symbols_expire() -> None:
     u.track("ETHUSDT", until_s=2000)
     u.untrack("ETHUSDT")
     assert u.binance_symbols() == ["BTCUSDT"]
+
+
+async def test_an_exchange_info_without_symbols_keeps_the_universe(fake) -> None:
+    """`{"serverTime": ..., "symbols": []}` (a broken answer: Binance always lists its
+    perpetuals) emptied the universe: with `*` nothing was polled on Binance for a minute,
+    every watched symbol went to OKX as if Binance did not trade it, and the kline socket
+    resubscribed twice. It is a malformed answer; the universe stays as it was."""
+    import pytest
+
+    from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
+    from perpsignal_connectors.errors import MalformedResponse
+    from perpsignal_ingestor.listings import ListingMonitor
+    from perpsignal_ingestor.publisher import Publisher
+    from tests.unit.ingestor.conftest import RecordingProducer
+
+    http = BinanceUsdmHttp(fake.url("binance"))
+    universe = Universe(["*", "BTCUSDT"])
+    monitor = ListingMonitor(http, universe, None, Publisher(RecordingProducer()))  # type: ignore[arg-type]
+    try:
+        await monitor.poll()
+        before = universe.tracked()
+        assert "BTCUSDT" in before
+        broken = fake.load("binance", "fapi_v1_exchangeInfo.recorded_trimmed.json")
+        broken["symbols"] = []
+        fake.set_body("binance", "/fapi/v1/exchangeInfo", broken)
+        with pytest.raises(MalformedResponse):
+            await monitor.poll()
+        assert universe.tracked() == before and universe.off_binance() == []
+    finally:
+        await http.aclose()

@@ -77,7 +77,9 @@ class ExchangeInfo(Wire):
 
     server_time_ms: int = Field(alias="serverTime")
     rate_limits: tuple[RateLimitInfo, ...] = Field(default=(), alias="rateLimits")
-    symbols: tuple[SymbolInfo, ...]
+    # Binance always lists its contracts: an empty list is a broken answer, which would
+    # otherwise empty the universe (nothing polled, every watched symbol sent to OKX)
+    symbols: tuple[SymbolInfo, ...] = Field(min_length=1)
 
 
 class PremiumIndex(Wire):

@@ -4,6 +4,7 @@ line, counted per source, and absent downstream, while the rest of its response 
 from __future__ import annotations
 
 import logging
+import time
 from copy import deepcopy
 from typing import Any
 
@@ -70,12 +71,12 @@ async def test_a_hostile_candle_is_refused_alone(
     assert line.exc_info is None and line.reason == reason  # type: ignore[attr-defined]
 
 
-async def test_an_answer_of_many_bad_rows_is_two_log_lines_not_one_per_row(
+async def test_an_answer_of_many_bad_rows_is_one_log_line_not_one_per_row(
     fake: FakeVendors, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Every row of a 2,000-row klines answer with a NaN close: each was a warning line, so
     one hostile answer per symbol and minute wrote thousands of lines (a 32 MiB answer
-    holds ~250,000 rows). Each is still counted; the log says it twice."""
+    holds ~250,000 rows). Each is still counted; the log says it once."""
     rows = klines(fake, 2000)
     for row in rows:
         row[4] = "NaN"
@@ -90,7 +91,33 @@ async def test_an_answer_of_many_bad_rows_is_two_log_lines_not_one_per_row(
     assert not [e for e in events if isinstance(e, CandleClosedV1)]
     assert rejected("binance", "close:finite_number") == before + 2000
     lines = [r for r in caplog.records if "refused" in r.getMessage()]
-    assert len(lines) == 2 and lines[-1].refused == 2000  # type: ignore[attr-defined]
+    assert len(lines) == 1
+
+
+async def test_one_cause_refusing_every_symbol_is_one_warning_a_minute(
+    fake: FakeVendors, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Our clock minutes behind Binance's: every symbol's open interest is "in the future"
+    and refused. One warning line per source and reason a minute (with how many were
+    refused quietly since), not one per symbol and poll; the metric counts every one."""
+    ahead_ms = int((time.time() + 3600) * 1000)  # the contract holds times to the real clock
+    item = fake.load("binance", "fapi_v1_openInterest.doc_current.json")
+    fake.set_body(
+        "binance", "/fapi/v1/openInterest", lambda q: dict(item, time=ahead_ms, symbol=q["symbol"])
+    )
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+    clock = FakeClock(T0)
+    poller = BinanceMarketPoller(
+        client(fake, clock), Universe(symbols, clock=clock.time), [], clock=clock.time
+    )
+    before = rejected("binance", "observed_at:value_error")
+    with caplog.at_level(logging.WARNING, logger="perpsignal_ingestor"):
+        for _ in range(3):
+            events = await poller.poll()
+            assert not [e for e in events if e.type == "market.open_interest"]
+    assert rejected("binance", "observed_at:value_error") == before + 12
+    lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
 
 
 async def test_a_hostile_bulk_item_costs_only_its_symbol(fake: FakeVendors) -> None:

@@ -9,7 +9,8 @@
   contract's value rules (events/values.py) as a consumer will decode it. A vendor value that
   breaks them (NaN, a zero price, a time in the future...) is refused: logged on one line,
   counted in `perpsignal_ingestor_rejected_events_total{source,reason}`, and simply absent
-  downstream. `build_each` gives the same per-item refusal to parsers, which build events
+  downstream (`RefusalLog`: one warning per source and reason a minute, with a count).
+  `build_each` gives the same per-item refusal to parsers, which build events
   and so raise on such values: one bad row costs only itself, not its whole response.
   A value Python cannot even represent (a vendor time beyond year 9999: `fromtimestamp`
   raises ValueError, OverflowError or OSError before the contract sees it) is refused the
@@ -19,7 +20,8 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -50,15 +52,52 @@ def refusal_reason(exc: ValidationError) -> str:
     return f"{field}:{first['type']}"
 
 
-def refuse(source: str, exc: ValidationError, what: str, *, quiet: bool = False) -> None:
-    """Count and log (one line, no traceback) an event refused for breaking the contract;
-    `quiet` logs it at debug level (one more of an answer whose first refusal was logged)."""
+class RefusalLog:
+    """When a refusal is a warning line: the first of its (source, reason), then at most one
+    each `every_s` saying how many more were refused meanwhile; the others are debug lines.
+
+    Every refusal is counted in the metric. Without this, one cause hit every answer: our
+    clock a few minutes behind Binance's refused every event of every symbol (each "in the
+    future"), thousands of warning lines a minute; one hostile answer of 250,000 rows as
+    many lines.
+    """
+
+    every_s = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._warned: dict[tuple[str, str], float] = {}
+        self._since: Counter[tuple[str, str]] = Counter()
+
+    def level(self, source: str, reason: str) -> tuple[int, int]:
+        """Return the log level of one more refusal and how many were quiet before it."""
+        key, now = (source, reason), self._clock()
+        last = self._warned.get(key)
+        if last is None or now - last >= self.every_s:
+            self._warned[key] = now
+            return logging.WARNING, self._since.pop(key, 0)
+        self._since[key] += 1
+        return logging.DEBUG, 0
+
+    def reset(self) -> None:
+        """Forget what was said (tests)."""
+        self._warned.clear()
+        self._since.clear()
+
+
+REFUSALS = RefusalLog()
+
+
+def refuse(source: str, exc: ValidationError, what: str) -> None:
+    """Count and log (one line, no traceback; `RefusalLog` says how loud) an event refused
+    for breaking the contract."""
     reason = refusal_reason(exc)
     REJECTED_EVENTS.labels(source, reason).inc()
+    level, quiet = REFUSALS.level(source, reason)
     errors = exc.errors(include_url=False, include_context=False)
     first: dict[str, object] = dict(errors[0]) if errors else {}
     log.log(
-        logging.DEBUG if quiet else logging.WARNING,
+        level,
         "event refused: a value breaks the event contract; not published",
         extra={
             "source": source,
@@ -66,51 +105,39 @@ def refuse(source: str, exc: ValidationError, what: str, *, quiet: bool = False)
             "reason": reason,
             "error": str(first.get("msg", ""))[:200],
             "value": repr(first.get("input"))[:80],
+            "refused_quietly_before": quiet,
         },
     )
 
 
-def refuse_unrepresentable(
-    source: str, exc: BaseException, what: str, *, quiet: bool = False
-) -> None:
+def refuse_unrepresentable(source: str, exc: BaseException, what: str) -> None:
     """Count and log (one line) an event refused because a value cannot be represented."""
-    REJECTED_EVENTS.labels(source, "value:out_of_range").inc()
+    reason = "value:out_of_range"
+    REJECTED_EVENTS.labels(source, reason).inc()
+    level, quiet = REFUSALS.level(source, reason)
     log.log(
-        logging.DEBUG if quiet else logging.WARNING,
+        level,
         "event refused: a value is out of range or cannot be represented; not published",
         extra={
             "source": source,
             "what": what[:120],
-            "reason": "value:out_of_range",
+            "reason": reason,
             "error": f"{type(exc).__name__}: {exc}"[:200],
+            "refused_quietly_before": quiet,
         },
     )
 
 
 def build_each(source: str, build: Callable[[T], Iterable[E]], items: Iterable[T]) -> list[E]:
-    """Build events item by item; an item whose event breaks the contract is refused alone.
-
-    Every refusal is counted; the first of one answer is logged as a warning, the others at
-    debug level, then one warning says how many there were: an answer of 100,000 bad rows
-    is two log lines, not 100,000.
-    """
+    """Build events item by item; an item whose event breaks the contract is refused alone."""
     out: list[E] = []
-    refused = 0
     for item in items:
         try:
             out.extend(build(item))
         except ValidationError as exc:
-            refuse(source, exc, exc.title, quiet=refused > 0)
-            refused += 1
+            refuse(source, exc, exc.title)
         except UNREPRESENTABLE as exc:
-            refuse_unrepresentable(source, exc, type(item).__name__, quiet=refused > 0)
-            refused += 1
-    if refused > 1:
-        log.warning(
-            "events refused: values of one answer break the event contract (the first is "
-            "logged above); not published",
-            extra={"source": source, "refused": refused},
-        )
+            refuse_unrepresentable(source, exc, type(item).__name__)
     return out
 
 

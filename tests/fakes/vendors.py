@@ -12,7 +12,8 @@ item. On top of replay it offers what tests and benchmarks need:
 * fault injection per vendor/path: a status (429 with Retry-After, 418, 5xx), a timeout, a
   truncated JSON body, an HTML error page, wrong types in an otherwise valid body, or a
   valid body dripped out slowly (`drip`: every read quick, the whole answer slow);
-* WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks) and Coinglass (`/coinglass/ws-api`,
+* WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks, or an error past
+  `binance_max_streams` streams) and Coinglass (`/coinglass/ws-api`,
   `ping`→`pong`); `push()` sends a message to every client, `drop()` cuts them mid-stream.
 
 Other engineers reuse it in end-to-end tests: `async with FakeVendors(data_dir) as fake:`.
@@ -113,6 +114,9 @@ class FakeVendors:
         self.ws_clients: dict[str, list[web.WebSocketResponse]] = defaultdict(list)
         self.ws_connects: Counter[str] = Counter()
         self.ws_received: dict[str, list[str]] = defaultdict(list)
+        # streams the latest connection subscribed to; a SUBSCRIBE past the cap is refused
+        self.ws_subscribed: dict[str, set[str]] = {}
+        self.binance_max_streams = 1024  # "a single connection: at most 1024 streams"
         self._runner: web.AppRunner | None = None
         self._cache: dict[str, Any] = {}
 
@@ -275,12 +279,26 @@ class FakeVendors:
             if "symbol" in q:
                 return self._rekey(item, sym)
             return [self._rekey(item, s) for s in self._universe()]
+        if path == "/fapi/v1/klines":
+            return self._klines(q.get("interval", "5m"))
         if path in files:
             body = self.load("binance", files[path])
             if isinstance(body, list):
                 return [self._rekey(x, sym) if isinstance(x, dict) else x for x in body]
             return self._rekey(body, sym)
         raise web.HTTPNotFound(text=json.dumps({"code": -1, "msg": f"unknown path {path}"}))
+
+    def _klines(self, interval: str) -> list[list[Any]]:
+        """The recorded 5m rows, re-timed to `interval` as Binance would answer it (each row
+        spans the interval, the first opens on an interval boundary); prices as recorded."""
+        rows: list[list[Any]] = self.load("binance", "fapi_v1_klines.thirdparty_doc.json")
+        unit = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+        step = int(interval[:-1]) * unit[interval[-1]] if interval[-1:] in unit else 300_000
+        start = rows[0][0] - rows[0][0] % step
+        for i, row in enumerate(rows):
+            row[0] = start + i * step
+            row[6] = row[0] + step - 1
+        return rows
 
     def _account_binance(self, path: str, q: dict[str, str]) -> tuple[int, float | None]:
         """Count the call; return (weight used this minute, retry-after when over a cap)."""
@@ -431,11 +449,20 @@ class FakeVendors:
         await ws.prepare(request)
         self.ws_clients["binance"].append(ws)
         self.ws_connects["binance"] += 1
+        subscribed: set[str] = set()
+        self.ws_subscribed["binance"] = subscribed  # the latest connection's streams
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 self.ws_received["binance"].append(msg.data)
                 data = json.loads(msg.data)
                 if data.get("method") == "SUBSCRIBE":
+                    wanted = set(data.get("params", ()))
+                    if len(subscribed | wanted) > self.binance_max_streams:
+                        # Binance refuses the whole request and keeps the connection
+                        error = {"code": 2, "msg": "Invalid request: too many streams"}
+                        await ws.send_str(json.dumps({"error": error, "id": data.get("id")}))
+                        continue
+                    subscribed |= wanted
                     await ws.send_str(json.dumps({"result": None, "id": data.get("id")}))
         return ws
 

@@ -22,18 +22,16 @@ def _ms(ms: int | str) -> datetime:
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("name", "timeframe"),
     [
-        "fapi_v1_klines.doc_current.json",
-        "fapi_v1_klines.doc_example.json",
-        "fapi_v1_klines.recorded.json",
-        "fapi_v1_klines.thirdparty_doc.json",
-        "fapi_v1_markPriceKlines.doc_example.json",
+        ("fapi_v1_klines.recorded.json", "1m"),
+        ("fapi_v1_klines.thirdparty_doc.json", "5m"),
+        ("fapi_v1_markPriceKlines.doc_example.json", "1m"),
     ],
 )
-def test_klines_become_closed_candles(load, name: str) -> None:
+def test_klines_become_closed_candles(load, name: str, timeframe) -> None:
     raw = load(f"binance_usdm/{name}")
-    candles = p.parse_klines(s.KLINES.validate_python(raw), "BTCUSDT", "5m", FAR_FUTURE)
+    candles = p.parse_klines(s.KLINES.validate_python(raw), "BTCUSDT", timeframe, FAR_FUTURE)
     assert len(candles) == len(raw)
     for c, row in zip(candles, raw, strict=True):
         assert c.open_time == _ms(row[0])
@@ -60,8 +58,26 @@ def test_repolling_gives_the_same_event_ids(load) -> None:
     first = p.parse_klines(s.KLINES.validate_python(raw), "BTCUSDT", "5m", FAR_FUTURE)
     again = p.parse_klines(s.KLINES.validate_python(raw), "BTCUSDT", "5m", FAR_FUTURE)
     assert [c.event_id for c in first] == [c.event_id for c in again]
-    other_tf = p.parse_klines(s.KLINES.validate_python(raw), "BTCUSDT", "15m", FAR_FUTURE)
+    # the same rows as 15m candles (closing at the same times, 10 minutes longer)
+    longer = [[r[0] - 600_000, *r[1:]] for r in raw]
+    other_tf = p.parse_klines(s.KLINES.validate_python(longer), "BTCUSDT", "15m", FAR_FUTURE)
     assert not {c.event_id for c in first} & {c.event_id for c in other_tf}
+
+
+@pytest.mark.parametrize(
+    ("name", "timeframe"),
+    [
+        ("fapi_v1_klines.doc_current.json", "5m"),  # the documented row spans a week
+        ("fapi_v1_klines.recorded.json", "5m"),  # 1m rows
+        ("fapi_v1_klines.thirdparty_doc.json", "15m"),  # 5m rows
+    ],
+)
+def test_klines_of_another_interval_are_refused(load, name: str, timeframe) -> None:
+    """A row whose span is not the timeframe's is no candle of it (a cache ignoring the
+    query serves another interval's rows): refused, never published under its ids."""
+    rows = s.KLINES.validate_python(load(f"binance_usdm/{name}"))
+    with pytest.raises(ValueError, match="spans"):
+        p.parse_klines(rows, "BTCUSDT", timeframe, FAR_FUTURE)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +217,13 @@ def test_kline_stream_only_closed(load) -> None:
     assert closed.observed_at == _ms(raw["k"]["T"]) + timedelta(milliseconds=1)
     forming = {**raw, "k": {**raw["k"], "x": False}}
     assert p.parse_kline_stream(s.KLINE_STREAM.validate_python(forming)) is None
+
+
+def test_a_kline_stream_message_spanning_another_interval_is_refused(load) -> None:
+    raw = load("binance_usdm/ws_kline.doc_example.json")
+    longer = {**raw, "k": {**raw["k"], "t": raw["k"]["t"] - 60_000}}  # one minute more
+    with pytest.raises(ValueError, match="spans"):
+        p.parse_kline_stream(s.KLINE_STREAM.validate_python(longer))
 
 
 @pytest.mark.parametrize(

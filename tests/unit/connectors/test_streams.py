@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+
+import pytest
 
 from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_common.retry import RetryPolicy
@@ -99,8 +102,8 @@ async def test_binance_closed_klines_and_reconnect_hook(fake: FakeVendors, load)
     forming = {**closed, "k": {**closed["k"], "x": False}}
     try:
         await eventually(lambda: connects, timeout=10, what="connected")
-        sub = json.loads(fake.ws_received["binance"][0])
-        assert sub["params"] == ["!forceOrder@arr", "btcusdt@kline_1m"]
+        subs = [json.loads(m)["params"] for m in fake.ws_received["binance"][:2]]
+        assert subs == [["!forceOrder@arr"], ["btcusdt@kline_1m"]]
         await fake.push("binance", forming)
         await fake.push("binance", closed)
         await eventually(lambda: candles, timeout=10, what="closed candle")
@@ -164,6 +167,39 @@ async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load
         await asyncio.sleep(0.1)
         assert [e.symbol for e in got] == ["ETHUSDT"]
         assert fake.ws_connects["coinglass"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_refused_kline_subscription_costs_neither_the_liquidations_nor_silence(
+    fake: FakeVendors, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Binance refuses a SUBSCRIBE past its streams cap (or with a name it does not know) as
+    a whole: liquidations and klines shared one request, so too many kline streams
+    (INGESTOR_KLINE_STREAM_MAX_SYMBOLS x timeframes) silently cost every liquidation too,
+    and the refusal, a message without an event type, was dropped without a word."""
+    fake.binance_max_streams = 200
+
+    async def ignore(_: object) -> None:
+        return None
+
+    klines = [f"s{i}usdt@kline_{tf}" for i in range(60) for tf in ("5m", "15m", "1h", "4h")]
+    stream = BinanceUsdmStream(
+        fake.ws_url("binance"), ignore, on_candle=ignore, kline_streams=lambda: klines
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    try:
+        with caplog.at_level(logging.WARNING, logger="perpsignal_connectors"):
+            await eventually(
+                lambda: any("refused" in r.getMessage() for r in caplog.records),
+                timeout=10,
+                what="the refusal logged",
+            )
+        assert "!forceOrder@arr" in fake.ws_subscribed["binance"]
+        (line,) = [r for r in caplog.records if "refused" in r.getMessage()]
+        assert "too many streams" in line.error  # type: ignore[attr-defined]
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

@@ -8,6 +8,7 @@ retried, nothing returned), other 4xx are permanent.
 
 from __future__ import annotations
 
+import logging
 import random
 
 import httpx
@@ -88,6 +89,24 @@ async def test_a_ban_whose_retry_after_is_no_number_lasts_the_default(fake: Fake
     await client.aclose()
 
 
+async def test_an_absurd_ban_ends_after_binance_s_longest_ban_not_decades(
+    fake: FakeVendors,
+) -> None:
+    """A 418 with `Retry-After: 1e9` (a proxy's garbage, milliseconds sent as seconds) bans
+    at most Binance's longest ban (3 days): it opened the circuit and paused every Binance
+    call for 31 years, so nothing came from Binance again until a restart."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=418, retry_after=1e9))
+    with pytest.raises(VenueBanned):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.OPEN
+    clock.t += 3 * 86_400 + 1
+    assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    assert client.http.breaker.state is CircuitState.CLOSED
+    await client.aclose()
+
+
 async def test_5xx_is_retried_with_backoff(fake: FakeVendors) -> None:
     clock = FakeClock()
     client = binance(fake, clock)
@@ -128,6 +147,29 @@ async def test_malformed_bodies_are_rejected_without_retry(fake: FakeVendors, ki
     assert fake.requests[("binance", "/fapi/v1/premiumIndex")] == 1
     # the next answer is fine again and nothing is stuck
     assert len(await client.fetch_premium_index_all()) >= 1
+    await client.aclose()
+
+
+async def test_malformed_answers_are_one_warning_per_incident_not_per_call(
+    fake: FakeVendors, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A WAF or proxy serving an HTML page with 200 for every call: each call was a warning
+    line (500 symbols' klines: 500 lines a minute). One when it starts, one when it heals."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("html", times=None))
+    with caplog.at_level(logging.INFO, logger="perpsignal_connectors.http"):
+        for sym in ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BTCUSDT"):
+            with pytest.raises(MalformedResponse):
+                await client.fetch_klines(sym, "5m", limit=2)
+        fake.clear_faults()
+        assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+        fake.inject("binance", KLINES, Fault("html"))
+        with pytest.raises(MalformedResponse):
+            await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    malformed = "malformed vendor response; nothing published from it"
+    assert lines == [malformed, "vendor answers are well-formed again", malformed]
     await client.aclose()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from perpsignal_common.events.base import Event
+from perpsignal_ingestor.publisher import REFUSALS
 from tests.fakes.vendors import FakeVendors
 
 
@@ -32,6 +33,12 @@ class RecordingProducer:
             await self.publish(event)
             n += 1
         return n
+
+
+@pytest.fixture(autouse=True)
+def _refusals_said_afresh() -> None:
+    """Each test hears the first refusal of each reason (the log says it once a minute)."""
+    REFUSALS.reset()
 
 
 @pytest.fixture

@@ -141,3 +141,33 @@ async def test_an_order_delivered_twice_while_kafka_is_down_is_counted_once(
     assert bucket.count == 1
     await relay.on_liquidation(recorded_orders(shared_data, 2)[1])
     assert [e.event_id for e in producer.events].count(order.event_id) == 1
+
+
+async def test_a_window_whose_sum_breaks_the_contract_costs_only_its_bucket(
+    shared_data: Path, producer
+) -> None:
+    """Two orders each within the contract (9e29 USD) whose sum is not (above 1e30): the
+    bucket raised in `flush`, which ended the flush task and so the whole ingestor, and the
+    other symbols' buckets of the window, popped already, were lost. Now that bucket alone
+    is refused (one log line) and the others are published."""
+    msg = json.loads((shared_data / "api/binance_usdm/ws_forceOrder.doc_example.json").read_text())
+    huge = {"p": "1000000000000", "ap": "1000000000000", "q": "900000000000000000"}
+    orders = []
+    for i, (symbol, fields) in enumerate([("BTCUSDT", huge), ("BTCUSDT", huge), ("ETHUSDT", {})]):
+        o = {**msg["o"], **fields, "s": symbol, "z": fields.get("q", msg["o"]["z"])}
+        o["T"] = int((W0 + timedelta(seconds=10 + i)).timestamp() * 1000)
+        orders.append(parse_force_order(FORCE_ORDER.validate_python({**msg, "o": o})))
+    now = [W0.timestamp() + 60]
+    agg = LiquidationAggregator(300, clock=lambda: now[0])
+    publisher = Publisher(producer)  # type: ignore[arg-type]
+    relay = LiquidationRelay(publisher, agg, "binance_stream")
+    for order in orders:
+        await relay.on_liquidation(order)
+    now[0] = W0.timestamp() + 301
+    stop = asyncio.Event()
+    flushing = asyncio.create_task(flush_loop(agg, publisher, stop, every_s=0.01))
+    await asyncio.sleep(0.1)
+    stop.set()
+    await flushing  # raised ValidationError: the TaskGroup ended the service
+    buckets = [e for e in producer.events if isinstance(e, LiquidationBucketV1)]
+    assert [b.symbol for b in buckets] == ["ETHUSDT"]

@@ -164,3 +164,94 @@ async def test_odd_ticker_stats_do_not_hold_back_a_listing(
     finally:
         await http.aclose()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "BAD USDT",  # a space: the event contract refuses the symbol
+        "\u202eTSDUUSDT",  # a bidi override: reads as another symbol in any UI
+        "NUL\x00USDT",  # PostgreSQL refuses NUL in text
+        "X" * 80 + "USDT",  # longer than the table's 64 characters
+    ],
+)
+async def test_a_symbol_the_contract_refuses_blocks_no_other_listing(
+    fake: FakeVendors, database_url: str, producer, hostile: str
+) -> None:
+    """A perpetual whose name the event (or the table) cannot carry is skipped with a log
+    line; it failed every listings poll (the row's event raised, or the insert did), so no
+    other listing was ever announced again."""
+    import time
+
+    from pydantic import SecretStr
+
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(database_url)), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    now = time.time()
+    http = BinanceUsdmHttp(fake.url("binance"))
+    monitor = ListingMonitor(
+        http,
+        Universe(["BTCUSDT"]),
+        sessions,
+        Publisher(producer),  # type: ignore[arg-type]
+    )
+    try:
+        await monitor.poll()  # seeds the recorded perpetuals
+        fake.add_listing(hostile, int((now - 30) * 1000))
+        fake.add_listing("NEWUSDT", int((now - 20) * 1000))
+        await monitor.poll()
+        fake.add_listing("LATERUSDT", int((now - 10) * 1000))
+        await monitor.poll()
+        announced = [e.symbol for e in producer.events if isinstance(e, ListingDetectedV1)]
+        assert announced == ["NEWUSDT", "LATERUSDT"]
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+async def test_a_pending_row_whose_event_breaks_the_contract_blocks_no_other(
+    fake: FakeVendors, database_url: str, producer
+) -> None:
+    """A row recorded before names were checked (a space in the symbol: the table takes it,
+    the event refuses it) stays pending without stopping the announcements of the others."""
+    import time
+    from datetime import UTC, datetime
+
+    from pydantic import SecretStr
+
+    from perpsignal_common.db.engine import session_scope
+    from perpsignal_common.db.models.ingestor import KnownSymbol
+
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(database_url)), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    now = time.time()
+    http = BinanceUsdmHttp(fake.url("binance"))
+    monitor = ListingMonitor(
+        http,
+        Universe(["BTCUSDT"]),
+        sessions,
+        Publisher(producer),  # type: ignore[arg-type]
+    )
+    try:
+        await monitor.poll()  # seeds the recorded perpetuals
+        seen = datetime.fromtimestamp(now - 60, UTC)
+        async with session_scope(sessions) as s:
+            s.add(
+                KnownSymbol(
+                    venue="binance",
+                    symbol="BAD USDT",
+                    base_asset="BAD ",
+                    quote_asset="USDT",
+                    onboard_at=seen,
+                    first_seen_at=seen,
+                    announce=True,
+                )
+            )
+        fake.add_listing("NEWUSDT", int((now - 20) * 1000))
+        await monitor.poll()
+        await monitor.poll()
+        announced = [e.symbol for e in producer.events if isinstance(e, ListingDetectedV1)]
+        assert announced == ["NEWUSDT"]
+    finally:
+        await http.aclose()
+        await engine.dispose()

@@ -1,12 +1,27 @@
-"""The Coinglass stream carries its key in the URL: a failing connection must not log it."""
+"""Vendor keys never reach a log line or an event.
+
+The Coinglass stream carries its key in the URL: a failing connection must not log it. The
+REST clients carry theirs in a header: a request httpx refuses must not log it either.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+import pytest
+
 from perpsignal_common.events.market import LiquidationOrderV1
+from perpsignal_common.events.registry import encode
+from perpsignal_common.events.status import SourceStatusV1
+from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.coinglass.stream import CoinglassStream
+from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.scheduler import SourceLoop
+from perpsignal_ingestor.sources.vendors import CoinglassPoller
+from perpsignal_ingestor.universe import Universe
+from tests.fakes.vendors import FakeVendors
+from tests.helpers import eventually
 
 KEY = "cg-secret-0123456789abcdef"
 
@@ -31,3 +46,43 @@ async def test_a_misconfigured_stream_url_never_logs_the_key(caplog) -> None:
         assert KEY not in record.getMessage()
         assert KEY not in repr(vars(record)), vars(record)
     assert any("cg-api-key=***" in str(getattr(r, "error", "")) for r in failures)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        KEY + "\n",  # a key read from a file or a secret written by `echo`
+        KEY + " ",
+        KEY.replace("-", "\x00", 1),
+    ],
+)
+async def test_a_key_with_a_stray_newline_is_never_logged_nor_published(
+    fake: FakeVendors, producer, caplog, key: str
+) -> None:
+    """A key with a character HTTP forbids in a header: httpx refuses the request and names
+    the header value, key included; that error was logged by every poll and published as
+    the source's status reason on Kafka (shown by the gateway)."""
+    caplog.set_level(logging.DEBUG)
+    client = CoinglassHttp(key, fake.url("coinglass"))
+    poller = CoinglassPoller(client, Universe(["BTCUSDT"]), "1h", max_coins=1)
+    loop = SourceLoop("coinglass", 0.05, poller.poll, Publisher(producer), min_backoff_s=0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: loop.state == "down", timeout=10, what="source down")
+    finally:
+        stop.set()
+        await task
+        await client.aclose()
+    secret = KEY[3:]  # the key's distinctive part, whatever escaping an error applies
+    status = [e for e in producer.events if isinstance(e, SourceStatusV1)]
+    assert status and all(secret not in encode(e).decode() for e in status)
+    # ours (httpx and httpcore log at WARNING at least: perpsignal_common.logging.NOISY)
+    records = [r for r in caplog.records if r.name.startswith("perpsignal")]
+    assert records
+    for record in records:
+        assert secret not in record.getMessage()
+        assert secret not in repr(vars(record)), vars(record)
+    assert loop.reason is not None and "API key" in loop.reason  # says what to check
+    # refused locally, never sent: nothing to retry
+    assert fake.requests[("coinglass", "/api/futures/open-interest/aggregated-history")] == 0

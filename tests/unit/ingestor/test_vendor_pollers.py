@@ -53,6 +53,29 @@ async def test_fear_greed_poller(fake: FakeVendors) -> None:
     await client.aclose()
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"timestamp": "1777161600000"},  # milliseconds: year 58,000, beyond datetime
+        {"timestamp": str(2**40)},  # ahead of the clock
+        {"timestamp": "1200000000"},  # 2008: before any crypto market
+    ],
+)
+async def test_one_odd_fear_greed_day_costs_only_itself(fake: FakeVendors, odd) -> None:
+    """The index of the older day with an odd time: the whole poll raised, so today's value
+    was not published either and the source went down."""
+    body = fake.load("alternative_me", "fng_limit2.json")
+    body["data"][1].update(odd)
+    fake.set_body("alternative_me", "/fng/", body)
+    clock = FakeClock()
+    client = FearGreedHttp(fake.env()["FEAR_GREED_URL"], clock=clock.time, sleep=clock.sleep)
+    try:
+        events = await FearGreedPoller(client).poll()
+    finally:
+        await client.aclose()
+    assert [e.value for e in events] == [int(body["data"][0]["value"])]
+
+
 async def test_okx_candles_kafka_did_not_acknowledge_are_fetched_again(
     fake: FakeVendors, producer
 ) -> None:

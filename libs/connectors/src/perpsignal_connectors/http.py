@@ -7,9 +7,11 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
 2. the endpoint's costs are reserved in the vendor's fixed-window budgets;
 3. the request goes out with the client's timeouts, and the whole answer must arrive within
    `TOTAL_READ_TIMEOUTS` read timeouts (a body dripped out slowly never ends otherwise);
-   transport failures and timeouts are transient;
-4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`,
-   418 opens the circuit until the ban expires; usage headers correct the budgets;
+   transport failures and timeouts are transient; a request httpx refuses to send (a key
+   with a newline in its header) is permanent, and its error never repeats the header;
+4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
+   (at most 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
+   headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
    retried);
@@ -29,7 +31,13 @@ import httpx
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from perpsignal_common.errors import PerpSignalError, RateLimited, TransientError, VenueBanned
+from perpsignal_common.errors import (
+    PermanentError,
+    PerpSignalError,
+    RateLimited,
+    TransientError,
+    VenueBanned,
+)
 from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
@@ -54,6 +62,9 @@ EnvelopeCheck = Callable[[str, Any], None]
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # A ban without Retry-After: Binance bans start at 2 minutes and grow (docs, "IP Limits")
 DEFAULT_BAN_S = 120.0
+# ... up to 3 days for repeat offenders: a longer Retry-After is garbage (a proxy, ms sent as
+# seconds) and must not silence the vendor for years; after this the circuit probes again
+MAX_BAN_S = 3 * 86_400.0
 # A 429's Retry-After is at most a few minutes for every vendor here (Binance: the weight
 # minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
 # seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
@@ -125,6 +136,8 @@ class VendorHttp:
             self._client.base_url = httpx.URL(base_url.rstrip("/"))
             self._client.headers.update(dict(headers or {}))
         VENDOR_CIRCUIT_STATE.labels(vendor).set(0)
+        # endpoints answering malformed bodies now: warned about when it starts, not per call
+        self._malformed: set[str] = set()
 
     def _on_circuit(self, state: CircuitState) -> None:
         # one line per change of the circuit, never per refused call
@@ -168,7 +181,7 @@ class VendorHttp:
     def validate(self, endpoint: Endpoint, adapter: TypeAdapter[T], body: Any) -> T:
         """Validate `body` as the endpoint's wire schema, counting and logging a mismatch."""
         try:
-            return adapter.validate_python(body)
+            model = adapter.validate_python(body)
         except ValidationError as exc:
             err = MalformedResponse(
                 f"{self.vendor} {endpoint.name}: unexpected body shape: "
@@ -176,6 +189,13 @@ class VendorHttp:
             )
             self._on_error(endpoint, err)
             raise err from exc
+        if endpoint.name in self._malformed:
+            self._malformed.discard(endpoint.name)
+            log.info(
+                "vendor answers are well-formed again",
+                extra={"vendor": self.vendor, "endpoint": endpoint.name},
+            )
+        return model
 
     async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:
         self.breaker.check()
@@ -187,6 +207,14 @@ class VendorHttp:
                 resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
+            except httpx.LocalProtocolError:
+                # our own request is malformed, never sent: a header value with a character
+                # HTTP forbids, almost always an API key with a stray newline or space. The
+                # error names the value, key included: not repeated, not chained, not retried
+                raise PermanentError(
+                    f"{self.vendor} {ep.name}: request not sent: a header value has a character "
+                    "HTTP forbids (check the API key setting for a stray newline or space)"
+                ) from None
             except httpx.TransportError as exc:
                 raise TransientError(f"{self.vendor} {ep.name}: {exc!r}") from exc
             finally:
@@ -277,6 +305,7 @@ class VendorHttp:
             self.breaker.last_error = str(exc)[:200]
         if isinstance(exc, VenueBanned):
             ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
+            ban = min(ban, MAX_BAN_S)
             self.breaker.open_for(ban)
             self.limiter.pause_until(now + ban)
             log.error(
@@ -294,7 +323,12 @@ class VendorHttp:
         elif isinstance(exc, TransientError | TimeoutError):
             self.breaker.record_failure()
         elif isinstance(exc, MalformedResponse):
-            log.warning(
+            # once per incident (an HTML page for every symbol's klines is one line, not
+            # one per call and poll); the metric counts each
+            new = ep.name not in self._malformed
+            self._malformed.add(ep.name)
+            log.log(
+                logging.WARNING if new else logging.DEBUG,
                 "malformed vendor response; nothing published from it",
                 extra={"vendor": self.vendor, "endpoint": ep.name, "error": str(exc)},
             )

@@ -18,6 +18,9 @@
   Binance's 2100 placeholder, or beyond year 9999) is not recorded yet: it is recorded and
   announced once exchangeInfo gives it an acceptable date, and it never holds up another
   listing. The 24h stats are optional: values the contract refuses drop the stats only.
+* A perpetual whose name the event or the table cannot carry (a symbol the contract refuses:
+  a space, a bidi control, NUL, longer than 64 characters; a base or quote asset longer than
+  its column) is never recorded: one warning names it, and it holds up no other listing.
 """
 
 from __future__ import annotations
@@ -35,16 +38,35 @@ from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.ingestor import KnownSymbol
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import ListingDetectedV1
-from perpsignal_common.events.values import ScheduledTime
+from perpsignal_common.events.values import ScheduledTime, Symbol
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo
 from perpsignal_connectors.ids import event_id, ms_to_dt
-from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.publisher import Publisher, refusal_reason
 from perpsignal_ingestor.universe import Universe
 
 log = logging.getLogger(__name__)
 VENUE = "binance"
 _SCHEDULED: TypeAdapter[datetime] = TypeAdapter(ScheduledTime)
+_SYMBOL: TypeAdapter[str] = TypeAdapter(Symbol)
+# the widths of the table's name columns (a longer value fails the whole insert)
+_WIDTHS = {
+    name: KnownSymbol.__table__.c[name].type.length  # type: ignore[attr-defined]
+    for name in ("symbol", "base_asset", "quote_asset")
+}
+
+
+def name_problem(info: SymbolInfo) -> str | None:
+    """Return why a perpetual's names cannot be recorded and announced, or None."""
+    for name in ("symbol", "base_asset", "quote_asset"):
+        value: str = getattr(info, name)
+        try:
+            _SYMBOL.validate_python(value)
+        except ValidationError:
+            return f"{name} is not a symbol the event contract accepts"
+        if len(value) > _WIDTHS[name]:
+            return f"{name} is longer than {_WIDTHS[name]} characters"
+    return None
 
 
 def onboard_time(info: SymbolInfo) -> datetime | None:
@@ -107,6 +129,10 @@ class ListingMonitor:
         self._clock = clock
         # perpetuals left unrecorded for an unusable onboard date (warned about once)
         self._undated: set[str] = set()
+        # perpetuals never recorded (names the event or table cannot carry), warned about once
+        self._unnamed: set[str] = set()
+        # recorded rows whose event cannot be built (warned about once)
+        self._stuck: set[str] = set()
 
     async def poll(self) -> list[Event]:
         """Read exchangeInfo, update the universe, store and announce new perpetuals."""
@@ -134,7 +160,9 @@ class ListingMonitor:
                 ).all()
             )
             seeding = not known
-            dated = {p.symbol: onboard_time(p) for p in perps if p.symbol not in known}
+            unnamed = [(p, why) for p in perps if (why := name_problem(p)) is not None]
+            refused = {p.symbol for p, _ in unnamed} | known
+            dated = {p.symbol: onboard_time(p) for p in perps if p.symbol not in refused}
             new = [p for p in perps if dated.get(p.symbol) is not None]
             undated = [p for p in perps if p.symbol in dated and dated[p.symbol] is None]
             for p in new:
@@ -159,6 +187,13 @@ class ListingMonitor:
                     extra={"venue": VENUE, "symbol": p.symbol, "onboard_ms": p.onboard_date_ms},
                 )
         self._undated = {p.symbol for p in undated}
+        for p, why in unnamed:
+            if p.symbol not in self._unnamed:
+                log.warning(
+                    "perpetual not recorded: its name cannot be carried; never announced",
+                    extra={"venue": VENUE, "symbol": repr(p.symbol)[:80], "reason": why},
+                )
+        self._unnamed = {p.symbol for p, _ in unnamed}
         if seeding and new:
             log.info(
                 "listings monitor seeded the known set (not announced)",
@@ -184,17 +219,32 @@ class ListingMonitor:
                     )
                 ).all()
             )
-        if not rows:
+        # row by row: a row whose event cannot be built (a name recorded before names were
+        # checked) is left pending with one warning, and holds up no other listing
+        events, sent = [], []
+        for r in rows:
+            try:
+                events.append(listing_event(r, self.universe))
+            except ValidationError as exc:
+                if r.symbol not in self._stuck:
+                    self._stuck.add(r.symbol)
+                    log.warning(
+                        "recorded perpetual cannot be announced: its event breaks the contract",
+                        extra={
+                            "venue": VENUE,
+                            "symbol": repr(r.symbol)[:80],
+                            "error": refusal_reason(exc),
+                        },
+                    )
+                continue
+            sent.append(r.symbol)
+        if not events:
             return
-        events = [listing_event(r, self.universe) for r in rows]
         # Publish and wait for the acks before marking them announced
         await self.publisher.publish("listings", events)
         async with session_scope(self.sessions) as s:
             await s.execute(
                 update(KnownSymbol)
-                .where(
-                    KnownSymbol.venue == VENUE,
-                    KnownSymbol.symbol.in_([r.symbol for r in rows]),
-                )
+                .where(KnownSymbol.venue == VENUE, KnownSymbol.symbol.in_(sent))
                 .values(announced_at=datetime.fromtimestamp(self._clock(), UTC))
             )

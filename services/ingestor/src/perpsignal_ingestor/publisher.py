@@ -3,12 +3,14 @@
 * A bounded cache of recently published ids skips re-polled facts. Event ids are
   deterministic, so consumers would dedupe anyway; skipping here saves the broker and every
   consumer the work of a re-poll (klines with limit 2 return the previous candle again every
-  minute).
+  minute). An id repeated within one batch (a vendor sending one candle twice, with other
+  values) is sent once, its first copy: one id is one fact for every consumer.
 * Nothing a consumer would dead-letter is published: each event is checked against the
   contract's value rules (events/values.py) as a consumer will decode it. A vendor value that
   breaks them (NaN, a zero price, a time in the future...) is refused: logged on one line,
   counted in `perpsignal_ingestor_rejected_events_total{source,reason}`, and simply absent
-  downstream. `build_each` gives the same per-item refusal to parsers, which build events
+  downstream (`RefusalLog`: one warning per source and reason a minute, with a count).
+  `build_each` gives the same per-item refusal to parsers, which build events
   and so raise on such values: one bad row costs only itself, not its whole response.
   A value Python cannot even represent (a vendor time beyond year 9999: `fromtimestamp`
   raises ValueError, OverflowError or OSError before the contract sees it) is refused the
@@ -18,7 +20,8 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -49,13 +52,52 @@ def refusal_reason(exc: ValidationError) -> str:
     return f"{field}:{first['type']}"
 
 
+class RefusalLog:
+    """When a refusal is a warning line: the first of its (source, reason), then at most one
+    each `every_s` saying how many more were refused meanwhile; the others are debug lines.
+
+    Every refusal is counted in the metric. Without this, one cause hit every answer: our
+    clock a few minutes behind Binance's refused every event of every symbol (each "in the
+    future"), thousands of warning lines a minute; one hostile answer of 250,000 rows as
+    many lines.
+    """
+
+    every_s = 60.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._warned: dict[tuple[str, str], float] = {}
+        self._since: Counter[tuple[str, str]] = Counter()
+
+    def level(self, source: str, reason: str) -> tuple[int, int]:
+        """Return the log level of one more refusal and how many were quiet before it."""
+        key, now = (source, reason), self._clock()
+        last = self._warned.get(key)
+        if last is None or now - last >= self.every_s:
+            self._warned[key] = now
+            return logging.WARNING, self._since.pop(key, 0)
+        self._since[key] += 1
+        return logging.DEBUG, 0
+
+    def reset(self) -> None:
+        """Forget what was said (tests)."""
+        self._warned.clear()
+        self._since.clear()
+
+
+REFUSALS = RefusalLog()
+
+
 def refuse(source: str, exc: ValidationError, what: str) -> None:
-    """Count and log (one line, no traceback) an event refused for breaking the contract."""
+    """Count and log (one line, no traceback; `RefusalLog` says how loud) an event refused
+    for breaking the contract."""
     reason = refusal_reason(exc)
     REJECTED_EVENTS.labels(source, reason).inc()
+    level, quiet = REFUSALS.level(source, reason)
     errors = exc.errors(include_url=False, include_context=False)
     first: dict[str, object] = dict(errors[0]) if errors else {}
-    log.warning(
+    log.log(
+        level,
         "event refused: a value breaks the event contract; not published",
         extra={
             "source": source,
@@ -63,20 +105,25 @@ def refuse(source: str, exc: ValidationError, what: str) -> None:
             "reason": reason,
             "error": str(first.get("msg", ""))[:200],
             "value": repr(first.get("input"))[:80],
+            "refused_quietly_before": quiet,
         },
     )
 
 
 def refuse_unrepresentable(source: str, exc: BaseException, what: str) -> None:
     """Count and log (one line) an event refused because a value cannot be represented."""
-    REJECTED_EVENTS.labels(source, "value:out_of_range").inc()
-    log.warning(
-        "event refused: a value cannot be represented; not published",
+    reason = "value:out_of_range"
+    REJECTED_EVENTS.labels(source, reason).inc()
+    level, quiet = REFUSALS.level(source, reason)
+    log.log(
+        level,
+        "event refused: a value is out of range or cannot be represented; not published",
         extra={
             "source": source,
             "what": what[:120],
-            "reason": "value:out_of_range",
+            "reason": reason,
             "error": f"{type(exc).__name__}: {exc}"[:200],
+            "refused_quietly_before": quiet,
         },
     )
 
@@ -119,9 +166,12 @@ class Publisher:
 
     async def publish(self, source: str, events: Iterable[Event]) -> int:
         """Publish the valid events not seen before and wait until Kafka acknowledged them."""
-        fresh = []
+        fresh: list[Event] = []
+        batch: set[str] = set()
         for event in events:
-            if event.event_id in self._seen:
+            # a repeat within the batch too (a vendor sending one candle twice, with other
+            # values): one id is one fact, the first copy, as a consumer keeps it
+            if event.event_id in self._seen or event.event_id in batch:
                 EVENTS_SKIPPED.labels(source).inc()
                 continue
             error = _valid(event)
@@ -130,6 +180,7 @@ class Publisher:
                 refuse(source, error, f"{event.type} {event.symbol}")
                 continue
             fresh.append(event)
+            batch.add(event.event_id)
         # these events' own deliveries: sources publish concurrently through one producer
         await self._producer.publish_many(fresh)
         # Remember only acknowledged ids: a failed send must be retried next poll

@@ -12,13 +12,28 @@ polls within a fixed call budget; `SymbolOwners` keeps a shared ticker on the la
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter, ValidationError
+
+from perpsignal_common.events.values import Symbol
 from perpsignal_connectors.binance_usdm.parsing import is_usdt_perpetual
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo, Ticker24h
 from perpsignal_ingestor.shards import ShardMap
+
+log = logging.getLogger(__name__)
+_SYMBOL: TypeAdapter[str] = TypeAdapter(Symbol)
+
+
+def _is_symbol(symbol: str) -> bool:
+    try:
+        _SYMBOL.validate_python(symbol)
+    except ValidationError:
+        return False
+    return True
 
 
 class Universe:
@@ -42,13 +57,27 @@ class Universe:
         self.infos: dict[str, SymbolInfo] = {}
         self.tickers: dict[str, Ticker24h] = {}
         self.on_demand: dict[str, float] = {}
+        self._unusable: set[str] = set()  # trading symbols the contract refuses (warned)
 
     def update_exchange(self, symbols: Iterable[SymbolInfo]) -> None:
-        """Adopt exchangeInfo: the USDT perpetuals currently TRADING."""
+        """Adopt exchangeInfo: the USDT perpetuals currently TRADING.
+
+        A symbol the event contract refuses (a space, a bidi control, longer than 64
+        characters) is left out, with one warning: none of its events could be published,
+        and its kline stream name would make Binance refuse every symbol's subscription.
+        """
         self.infos = {s.symbol: s for s in symbols}
-        self.tradable = {
+        trading = {
             s.symbol for s in self.infos.values() if is_usdt_perpetual(s) and s.status == "TRADING"
         }
+        unusable = {s for s in trading if not _is_symbol(s)}
+        for sym in sorted(unusable - self._unusable):
+            log.warning(
+                "perpetual not tracked: the event contract refuses its symbol",
+                extra={"symbol": repr(sym)[:80]},
+            )
+        self._unusable = unusable
+        self.tradable = trading - unusable
 
     def update_tickers(self, tickers: Iterable[Ticker24h]) -> None:
         """Adopt the latest 24h tickers (quote volume filter, listing stats)."""

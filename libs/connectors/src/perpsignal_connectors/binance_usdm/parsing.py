@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from perpsignal_common.events.market import (
+    TIMEFRAME_SECONDS,
     CandleClosedV1,
     FundingRateV1,
     LiquidationOrderV1,
@@ -43,6 +44,18 @@ def is_usdt_perpetual(info: SymbolInfo) -> bool:
     return info.contract_type == "PERPETUAL" and info.quote_asset == "USDT"
 
 
+def check_span(open_ms: int, close_ms: int, timeframe: str) -> None:
+    """Raise ValueError unless a kline's open and close times span exactly `timeframe`.
+
+    Binance's close time is the last millisecond of the candle. Rows of another interval (a
+    cache that ignores the query, a vendor bug) would otherwise be published as candles of
+    this one, under the ids of the real ones, which are then skipped as already published.
+    """
+    span, want = close_ms + 1 - open_ms, TIMEFRAME_SECONDS.get(timeframe, 0) * 1000
+    if span != want:
+        raise ValueError(f"kline spans {span} ms; a {timeframe} candle spans {want} ms")
+
+
 def parse_klines(
     rows: list[KlineRow],
     symbol: str,
@@ -51,9 +64,13 @@ def parse_klines(
     *,
     venue: str = VENDOR,
 ) -> list[CandleClosedV1]:
-    """Return the CLOSED candles of `rows` (Binance includes the forming one last)."""
+    """Return the CLOSED candles of `rows` (Binance includes the forming one last).
+
+    Raises ValueError for a row whose span is not `timeframe`'s (`check_span`).
+    """
     out = []
     for r in rows:
+        check_span(r.open_time_ms, r.close_time_ms, timeframe)
         # closeTime is the last ms of the candle: closed once now is past it
         close_at = ms_to_dt(r.close_time_ms + 1)
         if close_at > now:
@@ -85,6 +102,7 @@ def parse_kline_stream(msg: KlineStreamEvent) -> CandleClosedV1 | None:
     k = msg.k
     if not k.x:
         return None
+    check_span(k.t, k.T, k.i)
     close_at = ms_to_dt(k.T + 1)
     return CandleClosedV1(
         event_id=event_id(VENDOR, "market.candle", k.s, close_at, k.i),

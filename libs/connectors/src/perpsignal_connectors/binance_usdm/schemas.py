@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from perpsignal_connectors.wire import Number
+
 
 class Wire(BaseModel):
     """Base of every wire model: frozen, unknown fields ignored (Binance adds fields)."""
@@ -15,15 +17,15 @@ class KlineRow(Wire):
     """One klines row `[openTime, o, h, l, c, volume, closeTime, quoteVol, count, takerBuy, ..]`."""
 
     open_time_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
+    open: Number
+    high: Number
+    low: Number
+    close: Number
+    volume: Number
     close_time_ms: int
-    quote_volume: float
+    quote_volume: Number
     trades: int
-    taker_buy_volume: float
+    taker_buy_volume: Number
 
     @model_validator(mode="before")
     @classmethod
@@ -75,16 +77,18 @@ class ExchangeInfo(Wire):
 
     server_time_ms: int = Field(alias="serverTime")
     rate_limits: tuple[RateLimitInfo, ...] = Field(default=(), alias="rateLimits")
-    symbols: tuple[SymbolInfo, ...]
+    # Binance always lists its contracts: an empty list is a broken answer, which would
+    # otherwise empty the universe (nothing polled, every watched symbol sent to OKX)
+    symbols: tuple[SymbolInfo, ...] = Field(min_length=1)
 
 
 class PremiumIndex(Wire):
     """`GET /fapi/v1/premiumIndex` item: mark/index price and the next funding."""
 
     symbol: str
-    mark_price: float = Field(alias="markPrice")
-    index_price: float | None = Field(default=None, alias="indexPrice")
-    last_funding_rate: float = Field(alias="lastFundingRate")
+    mark_price: Number = Field(alias="markPrice")
+    index_price: Number | None = Field(default=None, alias="indexPrice")
+    last_funding_rate: Number = Field(alias="lastFundingRate")
     next_funding_time_ms: int = Field(alias="nextFundingTime")
     time_ms: int = Field(alias="time")
 
@@ -93,16 +97,16 @@ class FundingRateRow(Wire):
     """`GET /fapi/v1/fundingRate` row: a settled funding rate."""
 
     symbol: str
-    funding_rate: float = Field(alias="fundingRate")
+    funding_rate: Number = Field(alias="fundingRate")
     funding_time_ms: int = Field(alias="fundingTime")
-    mark_price: float | None = Field(default=None, alias="markPrice")
+    mark_price: Number | None = Field(default=None, alias="markPrice")
 
 
 class OpenInterest(Wire):
     """`GET /fapi/v1/openInterest`: open interest in base-asset contracts now."""
 
     symbol: str
-    open_interest: float = Field(alias="openInterest")
+    open_interest: Number = Field(alias="openInterest")
     time_ms: int = Field(alias="time")
 
 
@@ -110,8 +114,8 @@ class OpenInterestHistRow(Wire):
     """`GET /futures/data/openInterestHist` row."""
 
     symbol: str
-    sum_open_interest: float = Field(alias="sumOpenInterest")
-    sum_open_interest_value: float = Field(alias="sumOpenInterestValue")
+    sum_open_interest: Number = Field(alias="sumOpenInterest")
+    sum_open_interest_value: Number = Field(alias="sumOpenInterestValue")
     timestamp_ms: int = Field(alias="timestamp")
 
 
@@ -119,18 +123,18 @@ class LongShortRow(Wire):
     """Row of the three long/short ratio endpoints (shares sum to 1)."""
 
     symbol: str | None = None
-    long_share: float = Field(alias="longAccount", ge=0, le=1)
-    short_share: float = Field(alias="shortAccount", ge=0, le=1)
-    long_short_ratio: float = Field(alias="longShortRatio", ge=0)
+    long_share: Number = Field(alias="longAccount", ge=0, le=1)
+    short_share: Number = Field(alias="shortAccount", ge=0, le=1)
+    long_short_ratio: Number = Field(alias="longShortRatio", ge=0)
     timestamp_ms: int = Field(alias="timestamp")
 
 
 class TakerRatioRow(Wire):
     """`GET /futures/data/takerlongshortRatio` row (volumes in base units)."""
 
-    buy_sell_ratio: float = Field(alias="buySellRatio", ge=0)
-    buy_volume: float = Field(alias="buyVol", ge=0)
-    sell_volume: float = Field(alias="sellVol", ge=0)
+    buy_sell_ratio: Number = Field(alias="buySellRatio", ge=0)
+    buy_volume: Number = Field(alias="buyVol", ge=0)
+    sell_volume: Number = Field(alias="sellVol", ge=0)
     timestamp_ms: int = Field(alias="timestamp")
 
 
@@ -138,12 +142,12 @@ class Ticker24h(Wire):
     """`GET /fapi/v1/ticker/24hr` item."""
 
     symbol: str
-    last_price: float = Field(alias="lastPrice")
-    price_change_pct: float | None = Field(default=None, alias="priceChangePercent")
-    high: float | None = Field(default=None, alias="highPrice")
-    low: float | None = Field(default=None, alias="lowPrice")
-    volume: float | None = None
-    quote_volume: float | None = Field(default=None, alias="quoteVolume")
+    last_price: Number = Field(alias="lastPrice")
+    price_change_pct: Number | None = Field(default=None, alias="priceChangePercent")
+    high: Number | None = Field(default=None, alias="highPrice")
+    low: Number | None = Field(default=None, alias="lowPrice")
+    volume: Number | None = None
+    quote_volume: Number | None = Field(default=None, alias="quoteVolume")
     trades: int | None = Field(default=None, alias="count")
     close_time_ms: int = Field(alias="closeTime")
 
@@ -153,11 +157,11 @@ class ForceOrder(Wire):
 
     symbol: str = Field(alias="s")
     side: str = Field(alias="S")
-    quantity: float = Field(alias="q", ge=0)
-    price: float = Field(alias="p", ge=0)
-    avg_price: float | None = Field(default=None, alias="ap")
+    quantity: Number = Field(alias="q", ge=0)
+    price: Number = Field(alias="p", ge=0)
+    avg_price: Number | None = Field(default=None, alias="ap")
     status: str | None = Field(default=None, alias="X")
-    filled_qty: float | None = Field(default=None, alias="z")
+    filled_qty: Number | None = Field(default=None, alias="z")
     trade_time_ms: int = Field(alias="T")
 
 
@@ -176,15 +180,15 @@ class KlineStreamK(Wire):
     T: int
     s: str
     i: str
-    o: float
-    c: float
-    h: float
-    l: float  # noqa: E741 - Binance's field name
-    v: float
+    o: Number
+    c: Number
+    h: Number
+    l: Number  # noqa: E741 - Binance's field name
+    v: Number
     n: int
     x: bool
-    q: float
-    V: float
+    q: Number
+    V: Number
 
 
 class KlineStreamEvent(Wire):

@@ -25,6 +25,13 @@ from perpsignal_connectors.stream import WsStream
 log = logging.getLogger(__name__)
 
 
+LIQUIDATIONS_REQUEST, KLINES_REQUEST = 1, 2
+REQUESTS = {
+    LIQUIDATIONS_REQUEST: "liquidations subscription",
+    KLINES_REQUEST: "klines subscription",
+}
+
+
 def subscribe_message(streams: Sequence[str], request_id: int = 1) -> str:
     """Return the SUBSCRIBE request for `streams`."""
     return orjson.dumps({"method": "SUBSCRIBE", "params": list(streams), "id": request_id}).decode()
@@ -57,7 +64,12 @@ class BinanceUsdmStream:
         )
 
     def _subscriptions(self) -> list[str]:
-        return [subscribe_message([c.LIQUIDATION_STREAM, *self._kline_streams()])]
+        # two requests: Binance refuses a SUBSCRIBE as a whole (past its streams cap, or a
+        # stream name it does not know), and the klines must never cost the liquidations
+        out = [subscribe_message([c.LIQUIDATION_STREAM], LIQUIDATIONS_REQUEST)]
+        if klines := list(self._kline_streams()):
+            out.append(subscribe_message(klines, KLINES_REQUEST))
+        return out
 
     async def _handle(self, raw: str | bytes) -> None:
         try:
@@ -67,6 +79,19 @@ class BinanceUsdmStream:
             log.warning("malformed stream message", extra={"vendor": c.VENDOR, "size": len(raw)})
             return
         if not isinstance(data, dict) or "e" not in data:
+            if isinstance(data, dict) and ("error" in data or "code" in data):
+                # a refused request: nothing of it will ever arrive on this connection
+                STREAM_MESSAGES.labels(c.VENDOR, "market", "error").inc()
+                request_id = data.get("id")
+                what = (
+                    REQUESTS.get(request_id, "request")
+                    if isinstance(request_id, int)
+                    else "request"
+                )
+                log.warning(
+                    f"stream {what} refused by the vendor",
+                    extra={"vendor": c.VENDOR, "error": repr(data.get("error", data))[:300]},
+                )
             return  # subscription acks ({"result": null, "id": 1})
         try:
             kind = data["e"]

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
+from perpsignal_connectors.wire import Number
+
 
 def _iso(v: object) -> object:
     # CoinAPI writes 100 ns precision ("...00.0000000Z"); Python parses at most 6 digits
@@ -26,11 +28,11 @@ class OhlcvRow(Wire):
 
     time_period_start: datetime
     time_period_end: datetime
-    price_open: float
-    price_high: float
-    price_low: float
-    price_close: float
-    volume_traded: float
+    price_open: Number
+    price_high: Number
+    price_low: Number
+    price_close: Number
+    volume_traded: Number
     trades_count: int | None = None
 
     _t = field_validator("time_period_start", "time_period_end", mode="before")(_iso)
@@ -42,7 +44,7 @@ class ExchangeRate(Wire):
     time: datetime
     asset_id_base: str
     asset_id_quote: str
-    rate: float = Field(gt=0)
+    rate: Number = Field(gt=0)
 
     _t = field_validator("time", mode="before")(_iso)
 
@@ -53,8 +55,8 @@ class Trade(Wire):
     symbol_id: str
     time_exchange: datetime
     uuid: str | None = None
-    price: float = Field(gt=0)
-    size: float = Field(ge=0)
+    price: Number = Field(gt=0)
+    size: Number = Field(ge=0)
     taker_side: str
 
     _t = field_validator("time_exchange", mode="before")(_iso)

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from perpsignal_connectors.wire import Number
+
 
 class CoinMarket(BaseModel):
     """One `/coins/markets` row (nullable numbers are null for young or odd coins)."""
@@ -15,14 +17,14 @@ class CoinMarket(BaseModel):
     id: str
     symbol: str
     name: str
-    current_price: float | None = None
-    market_cap: float | None = None
+    current_price: Number | None = None
+    market_cap: Number | None = None
     market_cap_rank: int | None = None
-    fully_diluted_valuation: float | None = None
-    total_volume: float | None = None
-    circulating_supply: float | None = None
-    total_supply: float | None = None
-    max_supply: float | None = None
+    fully_diluted_valuation: Number | None = None
+    total_volume: Number | None = None
+    circulating_supply: Number | None = None
+    total_supply: Number | None = None
+    max_supply: Number | None = None
     last_updated: datetime | None = None
 
 

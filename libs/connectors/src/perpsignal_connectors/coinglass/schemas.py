@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from perpsignal_connectors.wire import Number
+
 
 class Wire(BaseModel):
     """Base: frozen, unknown fields ignored."""
@@ -15,50 +17,50 @@ class LiquidationAggRow(Wire):
     """Coin liquidations across exchanges for one interval starting at `time` (ms)."""
 
     time: int
-    aggregated_long_liquidation_usd: float = Field(ge=0)
-    aggregated_short_liquidation_usd: float = Field(ge=0)
+    aggregated_long_liquidation_usd: Number = Field(ge=0)
+    aggregated_short_liquidation_usd: Number = Field(ge=0)
 
 
 class OhlcRow(Wire):
     """OHLC row (funding in percent, open interest in USD); `time` is the interval start."""
 
     time: int
-    open: float
-    high: float
-    low: float
-    close: float
+    open: Number
+    high: Number
+    low: Number
+    close: Number
 
 
 class GlobalRatioRow(Wire):
     """Global account long/short (percent)."""
 
     time: int
-    long_pct: float = Field(alias="global_account_long_percent", ge=0, le=100)
-    short_pct: float = Field(alias="global_account_short_percent", ge=0, le=100)
+    long_pct: Number = Field(alias="global_account_long_percent", ge=0, le=100)
+    short_pct: Number = Field(alias="global_account_short_percent", ge=0, le=100)
 
 
 class TopAccountRow(Wire):
     """Top-trader account long/short (percent)."""
 
     time: int
-    long_pct: float = Field(alias="top_account_long_percent", ge=0, le=100)
-    short_pct: float = Field(alias="top_account_short_percent", ge=0, le=100)
+    long_pct: Number = Field(alias="top_account_long_percent", ge=0, le=100)
+    short_pct: Number = Field(alias="top_account_short_percent", ge=0, le=100)
 
 
 class TopPositionRow(Wire):
     """Top-trader position long/short (percent)."""
 
     time: int
-    long_pct: float = Field(alias="top_position_long_percent", ge=0, le=100)
-    short_pct: float = Field(alias="top_position_short_percent", ge=0, le=100)
+    long_pct: Number = Field(alias="top_position_long_percent", ge=0, le=100)
+    short_pct: Number = Field(alias="top_position_short_percent", ge=0, le=100)
 
 
 class TakerAggRow(Wire):
     """Coin taker buy/sell volume in USD across exchanges."""
 
     time: int
-    buy_usd: float = Field(alias="aggregated_buy_volume_usd", ge=0)
-    sell_usd: float = Field(alias="aggregated_sell_volume_usd", ge=0)
+    buy_usd: Number = Field(alias="aggregated_buy_volume_usd", ge=0)
+    sell_usd: Number = Field(alias="aggregated_sell_volume_usd", ge=0)
 
 
 class WsLiquidation(Wire):
@@ -66,11 +68,11 @@ class WsLiquidation(Wire):
 
     base_asset: str | None = Field(default=None, alias="baseAsset")
     exchange: str = Field(alias="exName")
-    price: float = Field(gt=0)
+    price: Number = Field(gt=0)
     side: int
     symbol: str
     time: int
-    vol_usd: float = Field(alias="volUsd", ge=0)
+    vol_usd: Number = Field(alias="volUsd", ge=0)
 
 
 class WsMessage(Wire):

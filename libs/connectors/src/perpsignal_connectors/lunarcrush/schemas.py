@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from perpsignal_connectors.wire import Number
+
 
 class Wire(BaseModel):
     """Base: frozen, unknown fields ignored."""
@@ -23,19 +25,19 @@ class CoinRow(Wire):
     id: int
     symbol: str
     name: str | None = None
-    price: float | None = None
-    volume_24h: float | None = None
-    market_cap: float | None = None
+    price: Number | None = None
+    volume_24h: Number | None = None
+    market_cap: Number | None = None
     market_cap_rank: int | None = None
-    circulating_supply: float | None = None
-    max_supply: float | None = None
-    interactions_24h: float | None = None
-    social_volume_24h: float | None = None
-    social_dominance: float | None = None
-    galaxy_score: float | None = Field(default=None, ge=0, le=100)
+    circulating_supply: Number | None = None
+    max_supply: Number | None = None
+    interactions_24h: Number | None = None
+    social_volume_24h: Number | None = None
+    social_dominance: Number | None = None
+    galaxy_score: Number | None = Field(default=None, ge=0, le=100)
     alt_rank: int | None = None
     alt_rank_previous: int | None = None
-    sentiment: float | None = Field(default=None, ge=0, le=100)
+    sentiment: Number | None = Field(default=None, ge=0, le=100)
     categories: str | None = None
     last_updated_price: int | None = None
 
@@ -51,13 +53,13 @@ class SeriesPoint(Wire):
     """One bucket of `/public/coins/:coin/time-series/v2`."""
 
     time: int
-    galaxy_score: float | None = None
+    galaxy_score: Number | None = None
     alt_rank: int | None = None
-    sentiment: float | None = None
-    social_dominance: float | None = None
-    interactions: float | None = None
-    market_cap: float | None = None
-    close: float | None = None
+    sentiment: Number | None = None
+    social_dominance: Number | None = None
+    interactions: Number | None = None
+    market_cap: Number | None = None
+    close: Number | None = None
 
 
 class SeriesConfig(Wire):
@@ -79,10 +81,10 @@ class TopicData(Wire):
 
     topic: str
     topic_rank: int | None = None
-    interactions_24h: float | None = None
-    num_contributors: float | None = None
-    num_posts: float | None = None
-    types_sentiment: dict[str, float] = Field(default_factory=dict)
+    interactions_24h: Number | None = None
+    num_contributors: Number | None = None
+    num_posts: Number | None = None
+    types_sentiment: dict[str, Number] = Field(default_factory=dict)
     trend: str | None = None
 
 

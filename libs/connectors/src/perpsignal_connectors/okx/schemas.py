@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
+from perpsignal_connectors.wire import Number
+
 
 class OkxCandle(BaseModel):
     """`[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]` (strings; newest first)."""
@@ -11,13 +13,13 @@ class OkxCandle(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     ts_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    vol_contracts: float
-    vol_base: float
-    vol_quote: float
+    open: Number
+    high: Number
+    low: Number
+    close: Number
+    vol_contracts: Number
+    vol_base: Number
+    vol_quote: Number
     confirmed: bool
 
     @model_validator(mode="before")

@@ -24,11 +24,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import LiquidationBucketV1, LiquidationOrderV1
 from perpsignal_connectors.ids import event_id, s_to_dt
-from perpsignal_ingestor.publisher import Publisher
+from perpsignal_ingestor.publisher import Publisher, refuse
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +143,8 @@ class LiquidationAggregator:
                 continue
             source, b = _one_source(venue, sources)
             end = s_to_dt((window + 1) * self.window_s)
-            out.append(
-                LiquidationBucketV1(
+            try:
+                bucket = LiquidationBucketV1(
                     event_id=event_id(
                         source, "market.liquidation_bucket", symbol, end, venue, self.window_s
                     ),
@@ -155,7 +157,12 @@ class LiquidationAggregator:
                     short_liquidations_usd=b.short_usd,
                     count=b.count,
                 )
-            )
+            except ValidationError as exc:
+                # orders each within the contract whose sum is not (above 1e30 USD): this
+                # bucket alone is refused; raising here ended the flush task, and the service
+                refuse(source, exc, f"liquidation bucket {symbol}")
+                continue
+            out.append(bucket)
         return out
 
 

@@ -297,5 +297,11 @@ class FearGreedPoller:
         self.client = client
 
     async def poll(self) -> list[Event]:
-        """Return the latest values (re-polls are deduplicated by event id)."""
-        return list(parse_fng(await self.client.fetch_index(limit=2)))
+        """Return the latest values (re-polls are deduplicated by event id).
+
+        Day by day: one day's odd value or time costs only itself, not today's value.
+        """
+        body = await self.client.fetch_index(limit=2)
+        return build_each(
+            "fear_greed", lambda row: parse_fng(body.model_copy(update={"data": (row,)})), body.data
+        )

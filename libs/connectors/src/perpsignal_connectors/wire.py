@@ -1,0 +1,23 @@
+"""Value types of the vendors' wire models.
+
+`Number` is a float read from a vendor: a decimal string or a JSON number, as pydantic reads
+a float, except that a boolean is no number. Pydantic reads `true` as 1.0 and `false` as 0.0,
+so a broken answer's `"lastFundingRate": true` became a 100 % funding rate and
+`"markPrice": true` a mark price of 1: invented values that pass every contract bound. A
+boolean is read as NaN instead, which the event contract refuses like a `"NaN"` string: the
+event built from it is refused alone (one log line), the rest of its response is published.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+
+def _no_bool(value: object) -> object:
+    return math.nan if isinstance(value, bool) else value
+
+
+Number = Annotated[float, BeforeValidator(_no_bool)]

@@ -42,5 +42,5 @@ def test_prod_gateway_settings_start_with_the_secret_key(
     config = next(d for d in rendered["prod"] if d["kind"] == "ConfigMap")["data"]
     for k, v in config.items():
         monkeypatch.setenv(k, v)
-    monkeypatch.setenv("GATEWAY_API_KEYS", "from-the-secret")  # perpsignal-secrets
+    monkeypatch.setenv("GATEWAY_API_KEYS", "from-the-secret-" + "0" * 16)  # perpsignal-secrets
     assert GatewaySettings().environment == "prod"

@@ -18,7 +18,7 @@ TLS_KAFKA = KafkaSettings(kafka_security_protocol="SASL_SSL")
 PROD_OK: dict[str, Any] = {
     "environment": "prod",
     "kafka": TLS_KAFKA,
-    "gateway_api_keys": "k1",
+    "gateway_api_keys": "3f9a1c7e5b2d4068a9e1f3c5b7d90e2a",
     "gateway_public_url": "https://api.example.com",
 }
 
@@ -28,6 +28,11 @@ PROD_OK: dict[str, Any] = {
     ("override", "named"),
     [
         ({"gateway_api_keys": ""}, "GATEWAY_API_KEYS"),
+        ({"gateway_api_keys": "changeme"}, "1 of 1 keys are shorter than 32"),
+        (
+            {"gateway_api_keys": "3f9a1c7e5b2d4068a9e1f3c5b7d90e2a,k1"},
+            "1 of 2 keys are shorter than 32",
+        ),
         ({"kafka": KafkaSettings(kafka_security_protocol="SASL_PLAINTEXT")}, "SASL_PLAINTEXT"),
         ({"kafka": KafkaSettings(kafka_security_protocol="PLAINTEXT")}, "KAFKA_SECURITY_PROTOCOL"),
         ({"gateway_cors_origins": "*"}, "GATEWAY_CORS_ORIGINS"),

@@ -18,6 +18,8 @@ DEFAULT_PUBLIC_PATHS = (
 # what may be public in staging/prod: probes, metrics and documentation, never data or RPC
 SAFE_PUBLIC_PATHS = frozenset(DEFAULT_PUBLIC_PATHS.split(",")) | {"/ping"}
 SECURE_ENVIRONMENTS = ("staging", "prod")
+# 128 bits as hex (OWASP: an API key is a secret of at least 128 bits of entropy)
+MIN_API_KEY_LENGTH = 32
 # one GATEWAY_ALLOWED_HOSTS item: a name, an IPv4 or a bracketed IPv6 address, optional port
 _HOST_ITEM = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
 
@@ -57,8 +59,12 @@ class GatewaySettings(ServiceSettings):
     gateway_public_url: str = Field(
         default="http://localhost:8000", description="Server URL published to GPT Actions"
     )
-    # Empty = auth disabled (local development only); a comma list of keys otherwise
-    gateway_api_keys: SecretStr = SecretStr("")
+    gateway_api_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma list of API keys callers send as X-API-Key; empty = auth off "
+        "(local development only). Staging and prod require keys of at least "
+        f"{MIN_API_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`)",
+    )
     gateway_public_paths: str = DEFAULT_PUBLIC_PATHS
     gateway_rate_limit: str = Field(
         default="120/minute", description="Per-key limit in `limits` notation, e.g. 10/second"
@@ -201,8 +207,16 @@ class GatewaySettings(ServiceSettings):
             return self
         env = f"ENVIRONMENT={self.environment}"
         problems = []
-        if not self.api_keys():
+        keys = self.api_keys()
+        if not keys:
             problems.append("GATEWAY_API_KEYS must list at least one key")
+        short = sum(len(k) < MIN_API_KEY_LENGTH for k in keys)
+        if short:
+            # a guessable key is an open gateway; the keys themselves are never printed
+            problems.append(
+                f"GATEWAY_API_KEYS: {short} of {len(keys)} keys are shorter than "
+                f"{MIN_API_KEY_LENGTH} characters (make each with `openssl rand -hex 32`)"
+            )
         if "*" in self.cors_origins():
             problems.append("GATEWAY_CORS_ORIGINS must name origins, not *")
         exposed = sorted(self.public_paths() - SAFE_PUBLIC_PATHS)

@@ -107,3 +107,45 @@ def test_missing_root_certificate_file_is_a_clear_config_error() -> None:
     got = parse_database_url("postgresql://h/d?sslmode=verify-full&sslrootcert=/nope/ca.pem")
     with pytest.raises(ConfigError, match=re.escape("sslrootcert='/nope/ca.pem'")):
         got.ssl_argument()
+
+
+@pytest.mark.parametrize("environment", ["prod", "staging"])
+def test_staging_and_prod_refuse_a_database_reached_without_tls(
+    environment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka without TLS was refused there, the database was not: libpq's default `prefer`
+    lets a man in the middle refuse TLS and read the login and every row."""
+    from perpsignal_common.settings import KafkaSettings
+    from perpsignal_outcomes.settings import OutcomesSettings
+
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    tls = KafkaSettings(kafka_security_protocol="SASL_SSL")
+
+    def settings(url: str) -> OutcomesSettings:
+        db = DatabaseSettings(database_url=SecretStr(url))
+        return OutcomesSettings(environment=environment, kafka=tls, database=db)
+
+    for url in (
+        "postgresql://app:s3cret-pw@db.internal:5432/perpsignal",
+        "postgresql://app:s3cret-pw@10.0.0.7/perpsignal?sslmode=prefer",
+        "postgres://app:s3cret-pw@db.internal/perpsignal?sslmode=disable",
+    ):
+        with pytest.raises(ConfigError, match="requires TLS to the database") as exc:
+            settings(url)
+        assert "s3cret-pw" not in str(exc.value) and "sslmode=verify-full" in str(exc.value)
+    # TLS asked for, or a connection that never leaves the machine: accepted
+    for url in (
+        "postgresql://app:pw@db.internal/perpsignal?sslmode=require",
+        "postgresql://app:pw@db.internal/perpsignal?sslmode=verify-full&sslrootcert=system",
+        "postgresql://app:pw@127.0.0.1:5432/perpsignal",
+        "postgresql://app:pw@localhost/perpsignal",
+        "postgresql://app:pw@[::1]/perpsignal",
+        "postgresql://app:pw@/perpsignal?host=/var/run/postgresql",
+    ):
+        assert settings(url).environment == environment
+    monkeypatch.setenv("PGSSLMODE", "verify-ca")  # asyncpg reads it when the URL is silent
+    assert settings("postgresql://app:pw@db.internal/perpsignal").environment == environment
+    # dev keeps working against any database
+    assert OutcomesSettings(
+        database=DatabaseSettings(database_url=SecretStr("postgresql://a:b@db.internal/x"))
+    )

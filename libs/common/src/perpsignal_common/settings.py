@@ -227,7 +227,9 @@ class ServiceSettings(_RedactedRepr):
 
     service_name: str = "perpsignal"
     environment: Literal["dev", "test", "staging", "prod"] = Field(
-        default="dev", description="dev, test, staging or prod (staging/prod require TLS Kafka)"
+        default="dev",
+        description="dev, test, staging or prod (staging/prod require TLS to Kafka and to a "
+        "database on another host)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level"
@@ -264,4 +266,14 @@ class ServiceSettings(_RedactedRepr):
                 f"ENVIRONMENT={self.environment} requires KAFKA_SECURITY_PROTOCOL=SSL or "
                 f"SASL_SSL (got {protocol})"
             )
+        if self.environment in ("prod", "staging"):
+            # the database's password exchange and rows, like Kafka's records: TLS or nothing
+            for name in type(self).model_fields:
+                db = getattr(self, name)
+                risk = db.connect().plaintext_risk() if isinstance(db, DatabaseSettings) else None
+                if risk:
+                    raise ConfigError(
+                        f"ENVIRONMENT={self.environment} requires TLS to the database: {risk}; "
+                        "add ?sslmode=verify-full (or require / verify-ca) to DATABASE_URL"
+                    )
         return self

@@ -28,6 +28,7 @@ SQLAlchemy's own prepared statements get unique names.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import ssl
@@ -63,6 +64,27 @@ class PgConnect:
     options: str | None = None
     server_settings: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def plaintext_risk(self) -> str | None:
+        """Return why this connection may travel in clear over a network, or None.
+
+        Below `require` (libpq's default `prefer` included, PGSSLMODE read as asyncpg does)
+        a man in the middle can refuse TLS and read the password exchange and every row. A
+        Unix socket or a loopback host (a TLS-terminating sidecar such as cloud-sql-proxy)
+        never leaves the machine.
+        """
+        mode = self.sslmode or os.environ.get("PGSSLMODE", "").lower() or "prefer"
+        if mode in ("require", "verify-ca", "verify-full"):
+            return None
+        host = self.url.host
+        if not host or host.startswith("/") or host == "localhost":
+            return None
+        try:
+            if ipaddress.ip_address(host.strip("[]")).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return f"DATABASE_URL connects to {host} with sslmode={mode}"
 
     @property
     def sqlalchemy_url(self) -> URL:

@@ -33,7 +33,7 @@ import httpx
 
 from perpsignal_common.embedded import free_port
 from tests.e2e.tape import MarketTape, TapeVendors
-from tests.fakes.openai import RecordedOpenAI
+from tests.fakes.openai import RecordedOpenAI, agreeing_verdict
 from tests.fakes.telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.helpers import ServiceProcess
 
@@ -97,7 +97,7 @@ class Stack:
         # listed on the (fake) exchange; only `symbols` are watched, the rest are on demand
         self.vendors = TapeVendors(shared_data, self.tape, symbols=listed or symbols)
         self.telegram = FakeTelegram()
-        self.openai = RecordedOpenAI(shared_data)
+        self.openai = RecordedOpenAI(shared_data, agreeing_verdict)
         self.gateway_port = free_port()
         self.procs: dict[str, ServiceProcess] = {}
         self._ws_tasks: list[Any] = []

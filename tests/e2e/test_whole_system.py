@@ -33,6 +33,7 @@ from tests.e2e.checks import (
 )
 from tests.e2e.conftest import E2E_SYMBOLS, ON_DEMAND
 from tests.e2e.stack import CHAT_IDS, STATS_STALE_S, Stack, fault_window
+from tests.fakes.openai import AGREEING_SUMMARY
 from tests.helpers import TopicReader, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -87,9 +88,10 @@ async def test_market_data_comes_out_judged_at_every_exit(
     judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
     directional = [e for e in judged.values() if e.direction != "NEUTRAL"]
     assert directional, "no LONG/SHORT signal in the whole backfill: the chain judged nothing"
-    # the OpenAI fake answers CONFIRM/NORMAL: directional verdicts came from the LLM path
+    # the OpenAI fake agrees with the rule judge (never overruled): every directional
+    # verdict came from the LLM path, with the model's own summary
     llm = [e for e in directional if e.ai_verdict_layer.judge == "llm"]
-    assert llm and all(e.ai_verdict_layer.verdict == "CONFIRM" for e in llm)
+    assert llm and all(e.ai_verdict_layer.ai_summary == AGREEING_SUMMARY for e in llm)
     assert stack.openai.requests, "the judge never called the OpenAI endpoint"
 
     # WebSocket: the client connected before any market data saw every judged signal

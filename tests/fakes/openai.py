@@ -31,6 +31,29 @@ DEFAULT_VERDICT: dict[str, Any] = {
 }
 
 
+AGREEING_SUMMARY = "e2e model: the rule judge's reading holds; its verdict and size stand."
+
+
+def agreeing_verdict(request: dict[str, Any]) -> dict[str, Any]:
+    """A model that reads the prompt's data block and answers the rule judge's own verdict.
+
+    The judge refuses an LLM that takes (CONFIRM/DOWNSIZE) a signal its rules SKIP or WAIT,
+    so an always-CONFIRM fake would only ever be overruled; this one is always published,
+    which shows the LLM path end to end (its summary is `AGREEING_SUMMARY`).
+    """
+    user = request["messages"][-1]["content"]
+    data = json.loads(user.removeprefix("<data>").removesuffix("</data>"))
+    rules = data["rule_judge"]
+    return {
+        "verdict": rules["verdict"],
+        "risk_mode": rules["risk_mode"],
+        "position_multiplier": rules["position_multiplier"],
+        "summary": AGREEING_SUMMARY,
+        "agreements": [],
+        "conflicts": [],
+    }
+
+
 class RecordedOpenAI(FakeOpenAI):
     """`FakeOpenAI` whose default answer is the recorded envelope carrying `verdict(request)`."""
 

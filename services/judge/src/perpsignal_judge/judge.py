@@ -181,7 +181,7 @@ class Judge:
         vol, rules = self.rules.assess(req.symbol, fields)
         extra = caller_plan_conflicts(req, vol)
         if extra:
-            rules = with_caller_conflicts(rules, extra)
+            rules = with_caller_conflicts(rules, extra, signal=fields, symbol=req.symbol)
         layer = await self._layer(req.symbol, fields, vol, rules)
         scored = SignalScoredV1(
             event_id=req.event_id,

@@ -232,6 +232,19 @@ async def test_an_answer_of_the_wrong_shape_falls_back(
     await judge.close()
 
 
+@pytest.mark.parametrize("size", ["Infinity", "1e999", "-Infinity", "NaN"])
+async def test_a_size_that_is_no_finite_number_falls_back(
+    fake: FakeOpenAI, sig: SignalScoredV1, size: str
+) -> None:
+    """NaN was refused, but `Infinity` (or `1e999`, which parses to it) was clamped to the
+    top size: a broken answer was published as CONFIRM at 1.5x."""
+    answer = verdict_json(verdict="CONFIRM", risk_mode="NORMAL", position_multiplier=0.25)
+    fake.responder = lambda _: completion(answer.replace("0.25", size))
+    judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "invalid_output")
+    await judge.close()
+
+
 @pytest.mark.parametrize(
     "summary", ["", "  ", "\u200b\u2066\ufeff"], ids=["empty", "blank", "invisible"]
 )

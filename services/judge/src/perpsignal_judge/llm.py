@@ -98,8 +98,8 @@ class LlmVerdict(BaseModel):
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
         x = float(v)
-        if x != x:  # NaN
-            raise ValueError("position_multiplier is NaN")
+        if not math.isfinite(x):  # NaN, and Infinity (or 1e999) clamped to the top size
+            raise ValueError(f"position_multiplier is {x}")
         return min(1.5, max(0.0, x))
 
     @field_validator("summary", mode="before")

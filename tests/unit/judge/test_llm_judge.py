@@ -330,6 +330,22 @@ async def test_out_of_range_values_are_clamped(
     await judge.close()
 
 
+@pytest.mark.parametrize("mode", ["NORMAL", "REDUCED"])
+async def test_a_size_above_full_only_in_aggressive_mode(
+    fake: FakeOpenAI, sig: SignalScoredV1, mode: str
+) -> None:
+    """The rules size 1.5x only in AGGRESSIVE mode. A model's CONFIRM "Risk REDUCED, size
+    1.5x" was published as written: a reader trades the number, not the label."""
+    fake.responder = lambda _: completion(
+        verdict_json(verdict="CONFIRM", risk_mode=mode, position_multiplier=1.5)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.verdict, layer.risk_mode) == ("llm", "CONFIRM", mode)
+    assert layer.position_multiplier == 1.0
+    await judge.close()
+
+
 @pytest.mark.parametrize("size", [-3, 0])
 async def test_a_confirm_at_no_size_falls_back_to_the_rules(
     fake: FakeOpenAI, sig: SignalScoredV1, size: float

@@ -7,6 +7,7 @@ a clamped LLM verdict, never an exception, and never a stall beyond the timeout.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import time
@@ -282,6 +283,31 @@ async def test_a_broken_usage_block_does_not_cost_the_verdict(
     judge = make_judge(fake)
     layer = (await judge.judge(sig)).ai_verdict_layer
     assert (layer.judge, layer.verdict, layer.fallback_reason) == ("llm", "DOWNSIZE", None)
+    await judge.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        completion(verdict_json(summary="A" * 5_000_000)),
+        Reply(status=500, body=b"x" * 5_000_000),
+        Reply(
+            body=gzip.compress(completion(verdict_json()).body),
+            headers={"content-encoding": "gzip"},
+        ),
+    ],
+    ids=["5-MB-answer", "5-MB-error-page", "gzip"],
+)
+async def test_a_response_bigger_than_any_answer_is_not_read(
+    fake: FakeOpenAI, sig: SignalScoredV1, reply: Reply
+) -> None:
+    """The SDK reads a body whole: an endpoint sending gigabytes within the timeout (or a few
+    KB of gzip that unpack to them) took the judge's memory; a 5 MB answer was read, parsed
+    and judged. The judge asks for an uncompressed answer and stops past 1 MiB."""
+    fake.responder = lambda _: reply
+    judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "invalid_output")
+    assert fake.headers[0]["accept-encoding"] == "identity"
     await judge.close()
 
 

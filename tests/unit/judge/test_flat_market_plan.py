@@ -45,6 +45,16 @@ def test_flat_candles_give_no_plan_with_the_stop_on_entry() -> None:
         assert vol.trade_plan_summary is not None and "No plan" in vol.trade_plan_summary
 
 
+def test_flat_candles_get_no_volatility_size() -> None:
+    """Inverse-volatility sizing divides by the ATR: with none measured, a halted or untraded
+    contract was recommended the top size ("volatility x2.00" beside "No plan")."""
+    judge = RuleJudge(JudgeConfig(), clock=lambda: datetime.now(UTC))
+    for scored in _flat_long_signals():
+        vol = judge.judge_rules(scored).ai_verdict_layer.volatility_metrics
+        assert vol.atr == 0.0 and vol.volatility_class == "VERY_LOW"
+        assert vol.recommended_position_multiplier is None
+
+
 @pytest.mark.parametrize(("direction", "sign"), [("LONG", 1), ("SHORT", -1)])
 def test_a_plan_never_rounds_its_stop_or_target_onto_entry(direction: str, sign: int) -> None:
     """A range under the 8 significant digits a price keeps: the plan would round onto entry."""

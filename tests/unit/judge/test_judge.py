@@ -164,6 +164,38 @@ async def test_request_with_tight_stop_is_downsized(shared_data: Path) -> None:
     assert any("inside 1 ATR" in c for c in reply.judged.ai_verdict_layer.layer_checks.conflicts)
 
 
+@pytest.mark.parametrize(
+    ("stop", "target", "verdict"),
+    [(1.02, 1.05, "SKIP"), (0.999, 1.05, "DOWNSIZE"), (0.97, 1.001, "DOWNSIZE")],
+    ids=["stop-on-the-wrong-side", "stop-inside-1-atr", "reward-risk-under-1.5"],
+)
+async def test_a_request_s_summary_says_the_verdict_it_goes_with(
+    shared_data: Path, stop: float, target: float, verdict: str
+) -> None:
+    """The caller's plan downgrades the verdict; its summary only had the verdict word
+    swapped: "SKIP LONG XRPUSDT ...; factors line up. Risk NORMAL, size 1x (3 supporting,
+    0 warnings)" beside a SKIP at size 0 with a wrong-side conflict."""
+    ctx = signal(factors=BULL, candles=load_candles(shared_data))
+    assert Judge(JudgeSettings()).judge_rules(ctx).ai_verdict_layer.verdict == "CONFIRM"
+    entry = ctx.price
+    reply = await Judge(JudgeSettings()).judge_request(
+        request(
+            signal=ctx,
+            entry_price=entry,
+            stop_loss_price=entry * stop,
+            take_profit_price=entry * target,
+        )
+    )
+    assert reply.judged is not None
+    layer = reply.judged.ai_verdict_layer
+    assert layer.verdict == verdict
+    summary = layer.ai_summary
+    assert summary.startswith(f"{verdict} LONG XRPUSDT")
+    assert f"Risk {layer.risk_mode}, size {layer.position_multiplier:g}x" in summary
+    assert f"{len(layer.layer_checks.conflicts)} warnings" in summary
+    assert "factors line up" not in summary
+
+
 async def test_request_without_any_price_is_an_error_reply() -> None:
     reply = await Judge(JudgeSettings()).judge_request(request())
     assert reply.ok is False and reply.error and "entry_price" in reply.error

@@ -7,6 +7,7 @@ a clamped LLM verdict, never an exception, and never a stall beyond the timeout.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import time
@@ -232,6 +233,19 @@ async def test_an_answer_of_the_wrong_shape_falls_back(
     await judge.close()
 
 
+@pytest.mark.parametrize("size", ["Infinity", "1e999", "-Infinity", "NaN"])
+async def test_a_size_that_is_no_finite_number_falls_back(
+    fake: FakeOpenAI, sig: SignalScoredV1, size: str
+) -> None:
+    """NaN was refused, but `Infinity` (or `1e999`, which parses to it) was clamped to the
+    top size: a broken answer was published as CONFIRM at 1.5x."""
+    answer = verdict_json(verdict="CONFIRM", risk_mode="NORMAL", position_multiplier=0.25)
+    fake.responder = lambda _: completion(answer.replace("0.25", size))
+    judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "invalid_output")
+    await judge.close()
+
+
 @pytest.mark.parametrize(
     "summary", ["", "  ", "\u200b\u2066\ufeff"], ids=["empty", "blank", "invisible"]
 )
@@ -269,6 +283,31 @@ async def test_a_broken_usage_block_does_not_cost_the_verdict(
     judge = make_judge(fake)
     layer = (await judge.judge(sig)).ai_verdict_layer
     assert (layer.judge, layer.verdict, layer.fallback_reason) == ("llm", "DOWNSIZE", None)
+    await judge.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        completion(verdict_json(summary="A" * 5_000_000)),
+        Reply(status=500, body=b"x" * 5_000_000),
+        Reply(
+            body=gzip.compress(completion(verdict_json()).body),
+            headers={"content-encoding": "gzip"},
+        ),
+    ],
+    ids=["5-MB-answer", "5-MB-error-page", "gzip"],
+)
+async def test_a_response_bigger_than_any_answer_is_not_read(
+    fake: FakeOpenAI, sig: SignalScoredV1, reply: Reply
+) -> None:
+    """The SDK reads a body whole: an endpoint sending gigabytes within the timeout (or a few
+    KB of gzip that unpack to them) took the judge's memory; a 5 MB answer was read, parsed
+    and judged. The judge asks for an uncompressed answer and stops past 1 MiB."""
+    fake.responder = lambda _: reply
+    judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "invalid_output")
+    assert fake.headers[0]["accept-encoding"] == "identity"
     await judge.close()
 
 
@@ -314,6 +353,22 @@ async def test_out_of_range_values_are_clamped(
     assert (layer.verdict, layer.position_multiplier) == (verdict, mult)
     # at most 4 model items are added to the rule judge's own agreements
     assert sum(1 for a in layer.layer_checks.agreements if a[0] == "a" and a[1:].isdigit()) == 4
+    await judge.close()
+
+
+@pytest.mark.parametrize("mode", ["NORMAL", "REDUCED"])
+async def test_a_size_above_full_only_in_aggressive_mode(
+    fake: FakeOpenAI, sig: SignalScoredV1, mode: str
+) -> None:
+    """The rules size 1.5x only in AGGRESSIVE mode. A model's CONFIRM "Risk REDUCED, size
+    1.5x" was published as written: a reader trades the number, not the label."""
+    fake.responder = lambda _: completion(
+        verdict_json(verdict="CONFIRM", risk_mode=mode, position_multiplier=1.5)
+    )
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert (layer.judge, layer.verdict, layer.risk_mode) == ("llm", "CONFIRM", mode)
+    assert layer.position_multiplier == 1.0
     await judge.close()
 
 

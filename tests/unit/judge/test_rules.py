@@ -214,3 +214,25 @@ def test_funding_that_favours_the_side_is_an_agreement() -> None:
 def test_rules_are_deterministic() -> None:
     sig = signal(factors=BULL6, ls_ratio=2.5)
     assert judge_rules(sig, "XRPUSDT", HIGH) == judge_rules(sig, "XRPUSDT", HIGH)
+
+
+@pytest.mark.parametrize(
+    ("keep", "verdict", "reason"),
+    [(0, "WAIT", "data_incomplete"), (3, "WAIT", "data_incomplete"), (6, "CONFIRM", "aligned")],
+    ids=["no-breakdown", "3-of-8", "6-of-8"],
+)
+def test_a_factor_the_breakdown_lacks_is_a_data_gap(
+    keep: int, verdict: str, reason: str | None
+) -> None:
+    """The scorer lists all eight factors (missing ones as such); a signal from another
+    producer may lack some, or carry none. Those were no gap at all: a signal without any
+    factor breakdown was CONFIRMed at 1x with no conflict, judged on no evidence."""
+    sig = signal(factors=BULL6, score=80, confidence=80, smc="BULLISH")
+    assert judge_rules(sig, sig.symbol, NORMAL).verdict == "CONFIRM"
+    # the breakdown cut by hand: no producer here emits a signal without all eight factors
+    cut = sig.model_copy(update={"factors": sig.factors[:keep]})
+    r = judge_rules(cut, cut.symbol, NORMAL)
+    assert r.verdict == verdict and (reason is None or r.reason == reason)
+    lacking = [f.name for f in sig.factors[keep:]]
+    assert any(c.startswith("missing/stale data:") and lacking[0] in c for c in r.conflicts)
+    assert not any("factors fresh" in a for a in r.agreements)

@@ -181,7 +181,7 @@ class Judge:
         vol, rules = self.rules.assess(req.symbol, fields)
         extra = caller_plan_conflicts(req, vol)
         if extra:
-            rules = with_caller_conflicts(rules, extra)
+            rules = with_caller_conflicts(rules, extra, signal=fields, symbol=req.symbol)
         layer = await self._layer(req.symbol, fields, vol, rules)
         scored = SignalScoredV1(
             event_id=req.event_id,
@@ -240,6 +240,10 @@ class Judge:
             mult = 0.0
         elif v.verdict == "DOWNSIZE":
             mult = min(max(mult, 0.1), 1.0)
+        if v.risk_mode != "AGGRESSIVE":
+            # above full size only when the mode says so (as in the rules): "Risk REDUCED,
+            # size 1.5x" was published as the model wrote it
+            mult = min(mult, 1.0)
         agreements = rules.agreements + tuple(a for a in v.agreements if a not in rules.agreements)
         conflicts = rules.conflicts + tuple(c for c in v.conflicts if c not in rules.conflicts)
         return VerdictLayer(

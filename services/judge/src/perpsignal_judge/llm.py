@@ -12,7 +12,8 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
 | invalid_output    | not JSON, or JSON that does not fit the schema (a value of    |
-|                   | the wrong type too), or a body that is no chat completion     |
+|                   | the wrong type too), or a body that is no chat completion,    |
+|                   | over 1 MiB or compressed (build_client)                       |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
 |                   | takes a signal the rules SKIP or WAIT (a caller plan whose    |
@@ -42,7 +43,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,6 +75,7 @@ FallbackReason = Literal[
 MAX_ITEMS = 4
 MAX_SUMMARY = 300
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # OPENAI_BASE_URL unset
+MAX_RESPONSE_BYTES = 1 << 20  # an answer is about 1 KB (400 tokens): 1 MiB holds any honest one
 MAX_COOLDOWN_S = 300.0  # the longest provider-requested pause honoured (a garbage header)
 
 
@@ -98,8 +100,8 @@ class LlmVerdict(BaseModel):
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
         x = float(v)
-        if x != x:  # NaN
-            raise ValueError("position_multiplier is NaN")
+        if not math.isfinite(x):  # NaN, and Infinity (or 1e999) clamped to the top size
+            raise ValueError(f"position_multiplier is {x}")
         return min(1.5, max(0.0, x))
 
     @field_validator("summary", mode="before")
@@ -318,6 +320,8 @@ class LlmJudge:
                 return self._fail("refusal", "content filter"), None
             except (ValidationError, ValueError, openai.APIResponseValidationError) as exc:
                 return self._fail("invalid_output", _invalid(exc)), None
+            except ResponseTooLarge as exc:
+                return self._fail("invalid_output", str(exc)), None
             except (TypeError, AttributeError, KeyError, IndexError) as exc:
                 # the SDK builds the response without validating it and then walks it: a
                 # body that is no chat completion (`[]`, `null`, `{"error": ...}` with 200,
@@ -474,17 +478,61 @@ def retry_after_s(headers: Any) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+class ResponseTooLarge(Exception):
+    """The provider's response is bigger than any answer (MAX_RESPONSE_BYTES) or compressed."""
+
+
+async def _cap_body(response: Any) -> None:
+    """Response hook: refuse a compressed body (identity was asked for: a few KB of gzip can
+    unpack to gigabytes) and cap the rest at MAX_RESPONSE_BYTES."""
+    import httpx2  # the openai SDK's HTTP client (its `http_client` is an httpx2 client)
+
+    status = response.status_code
+
+    class CappedBody(httpx2.AsyncByteStream):
+        def __init__(self, stream: Any, limit: int) -> None:
+            self._stream = stream
+            self._limit = limit
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            seen = 0
+            async for chunk in self._stream:
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise ResponseTooLarge(f"HTTP {status} response over {self._limit} bytes")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self._stream.aclose()
+
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ResponseTooLarge(
+            f"HTTP {status} response in content-encoding {encoding[:40]!r}, identity was asked for"
+        )
+    response.stream = CappedBody(response.stream, MAX_RESPONSE_BYTES)
+
+
 def build_client(api_key: str, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:
-    """Return the SDK client with the per-request timeout (no SDK retries: see LlmJudge)."""
+    """Return the SDK client with the per-request timeout (no SDK retries: see LlmJudge).
+
+    The SDK reads a response whole, however big: a broken or hostile endpoint streaming
+    gigabytes (or a gzip bomb) within the timeout took the judge's memory. Its HTTP client
+    here asks for an uncompressed answer and stops reading past MAX_RESPONSE_BYTES.
+    """
     import openai
 
     # retries are LlmJudge's (Retry-After within the timeout), never the SDK's. The URL is
     # always given: without one the SDK reads OPENAI_BASE_URL itself, as is ("" included)
+    http_client = openai.DefaultAsyncHttpxClient(
+        headers={"accept-encoding": "identity"}, event_hooks={"response": [_cap_body]}
+    )
     return openai.AsyncOpenAI(
         api_key=api_key,
         base_url=base_url or DEFAULT_BASE_URL,
         timeout=timeout_s,
         max_retries=0,
+        http_client=http_client,
     )
 
 

@@ -18,13 +18,15 @@ from perpsignal_common.events.signals import (
     JudgeRequestV1,
     LayerChecks,
     Ohlc,
+    RiskMode,
     ScoredSignalFields,
     SignalJudgedV1,
     SignalScoredV1,
+    Verdict,
     VerdictLayer,
     VolatilityMetrics,
 )
-from perpsignal_domain.judging.rules import MIN_CONFIDENCE, RuleVerdict, judge_rules
+from perpsignal_domain.judging.rules import MIN_CONFIDENCE, RuleVerdict, judge_rules, summarize
 from perpsignal_domain.judging.volatility import (
     PlanParams,
     aggregate,
@@ -259,28 +261,52 @@ def caller_plan_conflicts(req: JudgeRequestV1, vol: VolatilityMetrics) -> list[t
     return out
 
 
-def with_caller_conflicts(rules: RuleVerdict, extra: list[tuple[str, int]]) -> RuleVerdict:
-    """Downgrade the rule verdict for a broken (SKIP) or weak (DOWNSIZE) caller plan."""
+_CALLER_PLAN_TEXT = {
+    "invalid_caller_plan": "your stop or target is on the wrong side of entry",
+    "weak_caller_plan": "your plan is weak (stop inside 1 ATR or reward:risk under 1.5)",
+}
+
+
+def with_caller_conflicts(
+    rules: RuleVerdict,
+    extra: list[tuple[str, int]],
+    *,
+    signal: ScoredSignalFields,
+    symbol: str,
+) -> RuleVerdict:
+    """Downgrade the rule verdict for a broken (SKIP) or weak (DOWNSIZE) caller plan.
+
+    The summary is written again for the verdict it now goes with: the rules' own, with its
+    verdict word swapped, still said "Risk NORMAL, size 1x (... 0 warnings)" beside a SKIP at
+    size 0 with the caller's conflicts.
+    """
     conflicts = rules.conflicts + tuple(t for t, _ in extra)
+    weight = rules.conflict_weight + sum(w for _, w in extra)
+    verdict: Verdict
+    mode: RiskMode
     if any(w >= 2 for _, w in extra) and rules.verdict in ("CONFIRM", "DOWNSIZE"):
-        return replace(
-            rules,
-            verdict="SKIP",
-            risk_mode="AVOID",
-            position_multiplier=0.0,
-            reason="invalid_caller_plan",
-            conflicts=conflicts,
-            summary=rules.summary.replace(rules.verdict, "SKIP", 1)
-            + " Your stop/target is on the wrong side.",
+        verdict, mode, mult, reason = "SKIP", "AVOID", 0.0, "invalid_caller_plan"
+    elif rules.verdict == "CONFIRM":
+        verdict, mode, mult, reason = "DOWNSIZE", "REDUCED", 0.5, "weak_caller_plan"
+    else:
+        verdict, mode, mult, reason = (
+            rules.verdict,
+            rules.risk_mode,
+            rules.position_multiplier,
+            rules.reason,
         )
-    if rules.verdict == "CONFIRM":
-        return replace(
-            rules,
-            verdict="DOWNSIZE",
-            risk_mode="REDUCED",
-            position_multiplier=0.5,
-            reason="weak_caller_plan",
-            conflicts=conflicts,
-            summary=rules.summary.replace("CONFIRM", "DOWNSIZE", 1) + " Your plan is weak.",
-        )
-    return replace(rules, conflicts=conflicts)
+    # the reason's words: the caller's plan (not rows of the rule table) or the rule's own
+    said = _CALLER_PLAN_TEXT.get(reason, reason)
+    summary = summarize(
+        symbol, signal, verdict, mode, mult, said, len(rules.agreements), len(conflicts)
+    )
+    return replace(
+        rules,
+        verdict=verdict,
+        risk_mode=mode,
+        position_multiplier=mult,
+        reason=reason,
+        conflicts=conflicts,
+        conflict_weight=weight,
+        summary=summary,
+    )

@@ -36,6 +36,7 @@ from perpsignal_common.events.factors import (
     factor_inputs,
 )
 from perpsignal_common.events.signals import (
+    FACTOR_NAMES,
     Direction,
     FactorScore,
     RiskMode,
@@ -174,6 +175,11 @@ def judge_rules(
             n_leaning += 1
             if lean == side:
                 n_for += 1
+    if len(factors) < len(FACTOR_NAMES):
+        # a factor the breakdown lacks is a gap like a listed missing one: the scorer lists all
+        # eight, so only another producer's signal lacks some; with none at all it was judged
+        # on no evidence as "no data gaps" (CONFIRM, size 1x)
+        not_ok += [name for name in FACTOR_NAMES if name not in factors]
 
     # A. factor agreement, over usable factors that lean one way
     ratio = n_for / n_leaning if n_leaning else 0.5

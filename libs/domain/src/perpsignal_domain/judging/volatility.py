@@ -252,8 +252,11 @@ def build_metrics(
         "atr": _num(value),
         "atr_pct": round(atr_pct, 4),
         "volatility_class": cls,
-        "recommended_position_multiplier": size,
     }
+    if value > 0:
+        # no size without a measured risk: flat candles (a halted or untraded contract) were
+        # recommended the top size, 2x ("volatility x2.00" beside "No plan")
+        fields["recommended_position_multiplier"] = size
     if direction == "NEUTRAL":
         return _metrics(fields)
     k = stop_multiple(cls, params)

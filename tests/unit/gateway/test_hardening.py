@@ -135,6 +135,23 @@ async def test_an_open_gateway_budgets_by_address_whatever_key_is_sent(make_clie
     assert (await client.get("/ping")).status_code == 429  # the same client, keyless
 
 
+async def test_an_ipv6_client_is_its_64_block_not_each_address(make_client) -> None:
+    """A host owns a whole /64: rotating through it bought a fresh budget per address."""
+
+    async def get(app, address: str, **headers: str) -> int:
+        transport = httpx.ASGITransport(app=app, client=(address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            return (await c.get("/signals", headers=headers)).status_code
+
+    open_app, _ = await make_client(gateway_rate_limit="2/minute")
+    rotating = [await get(open_app, f"2001:db8:0:7::{i:x}") for i in range(1, 5)]
+    assert rotating == [200, 200, 429, 429]
+    assert await get(open_app, "2001:db8:0:8::1") == 200  # the next /64 is someone else
+    keyed, _ = await make_client(gateway_api_keys="k1", gateway_auth_failure_limit="2/minute")
+    guesses = [await get(keyed, f"2001:db8:0:9::{i:x}", **{"X-API-Key": f"g{i}"}) for i in range(4)]
+    assert guesses == [401, 401, 429, 429]  # failed keys are counted for the block too
+
+
 async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted(
     make_client,
 ) -> None:

@@ -125,7 +125,7 @@ class SecurityMiddleware:
         if path in self._public or path.startswith("/static/") or path == "/":
             await self.app(scope, receive, send)
             return
-        client = f"ip:{address}" if address else "anonymous"
+        client = f"ip:{client_block(address)}" if address else "anonymous"
         ident = await self._authenticate(scope, receive, send, client)
         if ident is None:
             return
@@ -335,6 +335,27 @@ def client_address(scope: Scope, proxies: Sequence[Network]) -> str | None:
         address = hop
         if not _trusted(hop, proxies):
             break
+    return address
+
+
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_block(address: str) -> str:
+    """Return the address block that counts as one client: an IPv6 address's /64.
+
+    One subscriber or host gets a whole /64 (RFC 6177) and can send from any of its 2^64
+    addresses: counted one by one, each would be a fresh budget and a fresh allowance of
+    failed keys. An IPv4-mapped address is its IPv4 address.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
     return address
 
 

@@ -42,7 +42,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter, Histogram
 
 from perpsignal_gateway.errors import error_body
-from perpsignal_gateway.tickets import TicketBook, key_ident
+from perpsignal_gateway.tickets import TicketBook
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -187,7 +187,7 @@ class SecurityMiddleware:
             return ident
         if self._valid(key):
             assert key is not None
-            return key_ident(key)
+            return self._tickets.key_ident(key)
         await self._failed(scope, receive, send, client, "invalid X-API-Key")
         return None
 

@@ -73,6 +73,14 @@ async def test_cors_preflight_answers_configured_origins_only(make_client) -> No
     assert ok.headers["access-control-allow-origin"] == "https://dash.example.com"
     evil = await client.options("/signals", headers={**headers, "Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in evil.headers
+    # refused in the API's one error shape, naming what was not allowed
+    assert evil.status_code == 400 and evil.headers["content-type"] == "application/json"
+    assert evil.json()["error"]["code"] == "cors_refused"
+    assert "origin" in evil.json()["error"]["message"]
+    odd = await client.options(
+        "/signals", headers={**headers, "Access-Control-Request-Method": "PUT"}
+    )
+    assert odd.json()["error"]["code"] == "cors_refused" and "method" in odd.text
 
 
 async def test_a_cross_origin_page_can_read_when_to_retry(make_client) -> None:

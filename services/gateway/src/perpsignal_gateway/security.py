@@ -219,13 +219,14 @@ class SecurityMiddleware:
         retry = await self._retry_after(item, what, ident)
         RATE_LIMITED.labels(what).inc()
         limit = "rate limit" if what == "request" else f"{what} budget"
+        whose = "key" if self._keys else "client address"  # auth off: no key counts
         await refuse(
             scope,
             receive,
             send,
             429,
             "rate_limited",
-            f"{limit} of this key ({item}) exceeded; retry in {retry} s",
+            f"{limit} of this {whose} ({item}) exceeded; retry in {retry} s",
             {"retry-after": str(retry)},
         )
         return False

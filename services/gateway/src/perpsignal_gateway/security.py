@@ -137,6 +137,20 @@ class SecurityMiddleware:
         ):
             return
         if kind == "http" and scope.get("method") in _BODY_METHODS:
+            coding = (_header(scope, b"content-encoding") or b"").strip().lower()
+            if coding not in (b"", b"identity"):
+                # never inflated here (a few KiB of gzip can unpack to gigabytes), and the app
+                # would read the compressed bytes as a body that "is not JSON"
+                await refuse(
+                    scope,
+                    receive,
+                    send,
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Encoding {coding.decode('latin-1')[:40]!r} is not accepted: "
+                    "send the body uncompressed",
+                )
+                return
             body = await self._read_body(scope, receive)
             if body is None:
                 await refuse(

@@ -327,3 +327,29 @@ async def test_an_error_names_a_bounded_number_of_fields_whatever_the_body(make_
     r = await client.post("/gpt/signals", json={"limt": 5, "minscore": 1})
     assert [d["field"] for d in r.json()["error"]["details"]] == ["limt", "minscore"]
     assert "more" not in r.json()["error"]["message"]
+
+
+async def test_a_date_time_offset_typed_into_a_url_keeps_its_sign(make_client) -> None:
+    """A query string decodes '+' to a space: '...T00:00:00+05:30' arrived as '... 05:30'."""
+    from datetime import datetime, timedelta, timezone
+
+    from perpsignal_gateway.args import HistoryQuery, PerformanceQuery
+
+    _, client = await make_client()
+    for url in (
+        "/analytics/verdict-performance?since=2026-01-31T00:00:00+05:30",
+        "/analytics/outcomes-history?start=2026-01-01T00:00:00.5+01:00&end=2026-02-01T00:00+0100",
+        "/analytics/signal-research?since=2026-01-01 00:00:00+00:00",
+    ):
+        r = await client.get(url)
+        # no database in these tests: past validation, the answer is its 503
+        assert r.status_code == 503, (url, r.text)
+        assert r.json()["error"]["code"] == "database_disabled"
+    # and the offset read is the one typed, east of UTC
+    plus = PerformanceQuery.model_validate({"since": "2026-01-31T00:00:00 05:30"})
+    assert plus.since == datetime(2026, 1, 31, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    window = HistoryQuery.model_validate({"start": "2026-01-01 00:00 0100"})
+    assert window.start is not None and window.start.utcoffset() == timedelta(hours=1)
+    # a space is read so only before an offset: a space anywhere else is still an error
+    bad = await client.get("/analytics/verdict-performance?since=2026-01-31 junk")
+    assert bad.status_code == 422

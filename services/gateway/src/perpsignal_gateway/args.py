@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import UnionType
@@ -18,12 +19,21 @@ VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 Horizon = Literal["1h", "4h", "24h"]
 
 
+# a query string decodes "+" to a space: 2026-01-31T00:00:00+05:30 typed into a URL arrives
+# as "...00:00:00 05:30" (a space, then an offset, is nothing else a date-time can mean)
+_PLUS_AS_SPACE = re.compile(r"(.*[Tt _]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)")
+
+
 def _iso_only(value: Any) -> Any:
     # pydantic reads a number as a Unix timestamp; the schema says an ISO 8601 string
     if isinstance(value, bool | int | float) or (
         isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
     ):
         raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
+    if isinstance(value, str):
+        unescaped = _PLUS_AS_SPACE.fullmatch(value.strip())
+        if unescaped is not None:
+            return f"{unescaped[1]}+{unescaped[2]}"
     return value
 
 

@@ -353,3 +353,21 @@ async def test_a_date_time_offset_typed_into_a_url_keeps_its_sign(make_client) -
     # a space is read so only before an offset: a space anywhere else is still an error
     bad = await client.get("/analytics/verdict-performance?since=2026-01-31 junk")
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+async def test_a_non_finite_number_is_named_as_such(make_client, literal) -> None:
+    """NaN was answered 'should be less than or equal to 100': true of no number sent."""
+    _, client = await make_client()
+    headers = {"Content-Type": "application/json"}
+    for path, body in (
+        ("/gpt/signals", '{"minScore": ' + literal + "}"),
+        ("/invoke", '{"operation": "list_mss", "minScore": ' + literal + "}"),
+        ("/judge/validate", '{"symbol": "BTC", "direction": "LONG", "score": ' + literal + "}"),
+    ):
+        r = await client.post(path, content=body, headers=headers)
+        assert r.status_code == 422, (path, r.text)
+        (detail,) = r.json()["error"]["details"]
+        assert detail["type"] == "finite_number", (path, detail)
+    query = await client.get("/signals", params={"minScore": literal.lower()})
+    assert query.json()["error"]["details"][0]["type"] == "finite_number"

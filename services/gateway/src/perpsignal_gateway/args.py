@@ -60,7 +60,9 @@ IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in
 class StrictArgs(ApiModel):
     """Arguments: camelCase or snake_case names, unknown names rejected (named in the 422)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity (the app's JSON parser reads the literals, a query string "nan") are
+    # "not a finite number", not "should be less than or equal to 100"
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SymbolArgs(StrictArgs):

@@ -137,7 +137,27 @@ async def test_an_open_gateway_budgets_by_address_whatever_key_is_sent(make_clie
         for i in range(4)
     ]
     assert codes == [200, 200, 429, 429]
-    assert (await client.get("/ping")).status_code == 429  # the same client, keyless
+    keyless = await client.get("/ping")
+    assert keyless.status_code == 429  # the same client, keyless
+    # and the refusal does not blame a key the gateway never checked
+    assert "of this client address" in keyless.json()["error"]["message"]
+
+
+async def test_an_ipv6_client_is_its_64_block_not_each_address(make_client) -> None:
+    """A host owns a whole /64: rotating through it bought a fresh budget per address."""
+
+    async def get(app, address: str, **headers: str) -> int:
+        transport = httpx.ASGITransport(app=app, client=(address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            return (await c.get("/signals", headers=headers)).status_code
+
+    open_app, _ = await make_client(gateway_rate_limit="2/minute")
+    rotating = [await get(open_app, f"2001:db8:0:7::{i:x}") for i in range(1, 5)]
+    assert rotating == [200, 200, 429, 429]
+    assert await get(open_app, "2001:db8:0:8::1") == 200  # the next /64 is someone else
+    keyed, _ = await make_client(gateway_api_keys="k1", gateway_auth_failure_limit="2/minute")
+    guesses = [await get(keyed, f"2001:db8:0:9::{i:x}", **{"X-API-Key": f"g{i}"}) for i in range(4)]
+    assert guesses == [401, 401, 429, 429]  # failed keys are counted for the block too
 
 
 async def test_a_trusted_proxy_seen_through_a_dual_stack_socket_is_still_trusted(
@@ -312,3 +332,47 @@ async def test_an_error_names_a_bounded_number_of_fields_whatever_the_body(make_
     r = await client.post("/gpt/signals", json={"limt": 5, "minscore": 1})
     assert [d["field"] for d in r.json()["error"]["details"]] == ["limt", "minscore"]
     assert "more" not in r.json()["error"]["message"]
+
+
+async def test_a_date_time_offset_typed_into_a_url_keeps_its_sign(make_client) -> None:
+    """A query string decodes '+' to a space: '...T00:00:00+05:30' arrived as '... 05:30'."""
+    from datetime import datetime, timedelta, timezone
+
+    from perpsignal_gateway.args import HistoryQuery, PerformanceQuery
+
+    _, client = await make_client()
+    for url in (
+        "/analytics/verdict-performance?since=2026-01-31T00:00:00+05:30",
+        "/analytics/outcomes-history?start=2026-01-01T00:00:00.5+01:00&end=2026-02-01T00:00+0100",
+        "/analytics/signal-research?since=2026-01-01 00:00:00+00:00",
+    ):
+        r = await client.get(url)
+        # no database in these tests: past validation, the answer is its 503
+        assert r.status_code == 503, (url, r.text)
+        assert r.json()["error"]["code"] == "database_disabled"
+    # and the offset read is the one typed, east of UTC
+    plus = PerformanceQuery.model_validate({"since": "2026-01-31T00:00:00 05:30"})
+    assert plus.since == datetime(2026, 1, 31, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    window = HistoryQuery.model_validate({"start": "2026-01-01 00:00 0100"})
+    assert window.start is not None and window.start.utcoffset() == timedelta(hours=1)
+    # a space is read so only before an offset: a space anywhere else is still an error
+    bad = await client.get("/analytics/verdict-performance?since=2026-01-31 junk")
+    assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+async def test_a_non_finite_number_is_named_as_such(make_client, literal) -> None:
+    """NaN was answered 'should be less than or equal to 100': true of no number sent."""
+    _, client = await make_client()
+    headers = {"Content-Type": "application/json"}
+    for path, body in (
+        ("/gpt/signals", '{"minScore": ' + literal + "}"),
+        ("/invoke", '{"operation": "list_mss", "minScore": ' + literal + "}"),
+        ("/judge/validate", '{"symbol": "BTC", "direction": "LONG", "score": ' + literal + "}"),
+    ):
+        r = await client.post(path, content=body, headers=headers)
+        assert r.status_code == 422, (path, r.text)
+        (detail,) = r.json()["error"]["details"]
+        assert detail["type"] == "finite_number", (path, detail)
+    query = await client.get("/signals", params={"minScore": literal.lower()})
+    assert query.json()["error"]["details"][0]["type"] == "finite_number"

@@ -243,3 +243,22 @@ def test_perpsignal_up_lists_every_started_service_for_the_gateway():
     assert cfg.service_urls() == [
         (name, f"http://127.0.0.1:{port}") for name, port in OPS_PORTS.items()
     ]
+
+
+@pytest.mark.parametrize("value", ["+Inf", "NaN"])
+async def test_a_service_exposing_a_non_finite_figure_is_reported_not_a_500(
+    make_client, ingestor, value
+):
+    """Prometheus text allows +Inf and NaN samples: one of them failed the whole answer."""
+    odd = OpsServer(ready=True, metrics=METRICS_TEXT.replace("} 5.0\n", f"}} {value}\n", 1))
+    try:
+        urls = f"ingestor={ingestor.url},scorer={odd.url}"
+        _, client = await make_client(gateway_service_urls=urls)
+        r = await client.get("/health/services")
+    finally:
+        odd.close()
+    assert r.status_code == 200, r.text
+    scorer = by_name(r.json())["scorer"]
+    assert scorer["ready"] is True and scorer["consumerLag"] is None
+    assert "NaN or infinite" in scorer["problem"]
+    assert by_name(r.json())["ingestor"]["consumerLag"] == 12  # the others are unaffected

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
+import zlib
 
 import pytest
 
@@ -59,6 +62,24 @@ async def test_body_larger_than_the_limit_is_413(make_client) -> None:
     assert small.status_code == 200
 
 
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br"])
+async def test_a_compressed_body_is_refused_as_such(make_client, coding) -> None:
+    """The app read gzip bytes as a body that 'is not JSON' (400); a client must learn why."""
+    _, client = await make_client()
+    raw = json.dumps({"operation": "list_signals"}).encode()
+    packed = gzip.compress(raw) if coding == "gzip" else zlib.compress(raw)
+    headers = {"Content-Type": "application/json", "Content-Encoding": coding}
+    r = await client.post("/invoke", content=packed, headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["error"]["code"] == "unsupported_media_type"
+    assert "Content-Encoding" in r.json()["error"]["message"]
+    identity = {"Content-Type": "application/json", "Content-Encoding": "identity"}
+    assert (await client.post("/invoke", content=raw, headers=identity)).status_code == 200
+    doc = (await client.get("/openapi.json")).json()  # declared where bodies are read
+    assert "415" in doc["paths"]["/invoke"]["post"]["responses"]
+    assert "415" not in doc["paths"]["/signals"]["get"]["responses"]
+
+
 async def test_cors_preflight_answers_configured_origins_only(make_client) -> None:
     _, client = await make_client(
         gateway_api_keys=KEYS, gateway_cors_origins="https://dash.example.com"
@@ -73,6 +94,14 @@ async def test_cors_preflight_answers_configured_origins_only(make_client) -> No
     assert ok.headers["access-control-allow-origin"] == "https://dash.example.com"
     evil = await client.options("/signals", headers={**headers, "Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in evil.headers
+    # refused in the API's one error shape, naming what was not allowed
+    assert evil.status_code == 400 and evil.headers["content-type"] == "application/json"
+    assert evil.json()["error"]["code"] == "cors_refused"
+    assert "origin" in evil.json()["error"]["message"]
+    odd = await client.options(
+        "/signals", headers={**headers, "Access-Control-Request-Method": "PUT"}
+    )
+    assert odd.json()["error"]["code"] == "cors_refused" and "method" in odd.text
 
 
 async def test_a_cross_origin_page_can_read_when_to_retry(make_client) -> None:

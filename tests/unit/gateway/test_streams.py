@@ -399,3 +399,18 @@ async def test_a_flood_of_messages_closes_the_socket_with_4429(server) -> None:
         close = await _closed_with(ws)
     assert close.code == 4429 and "too many messages" in close.reason
     await eventually(lambda: not app.state.hub.clients["signals"], what="the flooder is gone")
+
+
+@pytest.mark.parametrize(
+    "message",
+    ['{"type": "subscribe", "symbols": [', b'{"type": "subscribe"}', "[" * 100_000 + "]" * 100_000],
+    ids=["typo", "binary-frame", "nested-past-the-parser"],
+)
+async def test_a_message_that_is_not_json_text_is_answered_with_a_close_reason(message) -> None:
+    async with _serving() as (app, url):
+        async with websockets.connect(url, max_size=None) as ws:
+            await _next_of_type(ws, "subscribed")
+            await ws.send(message)
+            close = await _closed_with(ws)
+        assert close.code == 1003 and "JSON" in close.reason
+        await eventually(lambda: not app.state.hub.clients["signals"], what="client gone")

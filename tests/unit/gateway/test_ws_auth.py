@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 
 import httpx
@@ -74,3 +77,28 @@ def test_tickets_expire_and_carry_no_key() -> None:
     other_replica = TicketBook(["secret-key-1"], ttl_s=60, clock=lambda: now[0])
     assert other_replica.redeem(ticket) == "ident-a"  # same keys, same secret
     assert TicketBook(["another-key"], clock=lambda: now[0]).redeem(book.issue("x")) is None
+
+
+def test_a_logged_ticket_is_no_quick_check_of_a_guessed_key() -> None:
+    """A ticket rides in a URL into proxy logs: it must not let a short key be searched for.
+
+    It carried SHA-256(key) as its identity and was signed under SHA-256 of the keys, so one
+    hash per guess told whether a guessed key was the key.
+    """
+    key = "team-1"  # a short, human-chosen key: the case an offline search wins
+    book = TicketBook([key])
+    ident = book.key_ident(key.encode())
+    ticket = book.issue(ident)
+    body, _, signature = ticket.rpartition(".")
+    quick = [hashlib.new(name, key.encode()).hexdigest() for name in ("sha256", "sha1", "md5")]
+    assert not any(q[:16] in ticket for q in quick)  # no fast hash of the key in it
+    for derive in (  # nor a signature any fast derivation of the key reproduces
+        lambda k: hashlib.sha256(b"perpsignal-ws-ticket\0" + k).digest(),
+        lambda k: hashlib.sha256(k).digest(),
+        lambda k: k,
+    ):
+        mac = hmac.new(derive(key.encode()), body.encode(), hashlib.sha256).digest()
+        assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() != signature
+    # the identity is still one per key and the same on every replica
+    assert TicketBook([key]).key_ident(key.encode()) == ident
+    assert book.key_ident(b"team-2") != ident

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import UnionType
@@ -18,12 +19,21 @@ VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 Horizon = Literal["1h", "4h", "24h"]
 
 
+# a query string decodes "+" to a space: 2026-01-31T00:00:00+05:30 typed into a URL arrives
+# as "...00:00:00 05:30" (a space, then an offset, is nothing else a date-time can mean)
+_PLUS_AS_SPACE = re.compile(r"(.*[Tt _]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}(?::?\d{2})?)")
+
+
 def _iso_only(value: Any) -> Any:
     # pydantic reads a number as a Unix timestamp; the schema says an ISO 8601 string
     if isinstance(value, bool | int | float) or (
         isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
     ):
         raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z")
+    if isinstance(value, str):
+        unescaped = _PLUS_AS_SPACE.fullmatch(value.strip())
+        if unescaped is not None:
+            return f"{unescaped[1]}+{unescaped[2]}"
     return value
 
 
@@ -50,7 +60,9 @@ IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in
 class StrictArgs(ApiModel):
     """Arguments: camelCase or snake_case names, unknown names rejected (named in the 422)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and Infinity (the app's JSON parser reads the literals, a query string "nan") are
+    # "not a finite number", not "should be less than or equal to 100"
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SymbolArgs(StrictArgs):

@@ -27,6 +27,11 @@ import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from perpsignal_gateway.errors import error_response
 from perpsignal_gateway.security import ASGIApp, Message, Receive, Scope, Send, refuse
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
@@ -198,3 +203,19 @@ class HostGuardMiddleware:
             return True
         parts = urlsplit(origin)
         return parts.scheme in ("http", "https") and parts.netloc == host.strip().lower()
+
+
+class JsonCorsMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the API's JSON error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """Answer a preflight; a refusal is `cors_refused` naming what was not allowed."""
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        # its headers (Vary, the allowed methods) stay; the plain-text body becomes JSON
+        keep = {
+            k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")
+        }
+        message = bytes(response.body).decode().replace("Disallowed CORS", "CORS refused:")
+        return error_response(400, "cors_refused", message, headers=keep)

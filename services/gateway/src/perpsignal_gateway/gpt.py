@@ -70,6 +70,7 @@ def add_security(doc: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
             if method in ("post", "put", "patch"):
                 refusals["400"] = "The body is not JSON"
                 refusals["413"] = "Request body too large"
+                refusals["415"] = "A compressed body (Content-Encoding) is not accepted"
             for status, text in refusals.items():
                 if status not in responses:
                     responses[status] = {

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -164,6 +165,10 @@ def summarize_metrics(text: str) -> MetricSums:
                 errors += value
             elif name == CIRCUIT:
                 circuits[labels.get("vendor", "?")] = CIRCUIT_STATES.get(value, "unknown")
+    if not all(math.isfinite(v) for v in (lag, dlq, handled, errors)):
+        # Prometheus text allows NaN and +Inf samples; round() of one raised OverflowError,
+        # which failed the whole round: a 500 for every service's health
+        raise NonFiniteFigure("a health figure is NaN or infinite")
     return MetricSums(
         consumer_lag=round(lag),
         dlq_messages=round(dlq),
@@ -173,11 +178,17 @@ def summarize_metrics(text: str) -> MetricSums:
     )
 
 
+class NonFiniteFigure(ValueError):
+    """A summed health figure is NaN or infinite."""
+
+
 def _problem(what: str, exc: BaseException) -> str:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"{what}: timed out"
     if isinstance(exc, httpx.ConnectError):
         return f"{what}: connection refused or host unknown"
+    if isinstance(exc, NonFiniteFigure):
+        return f"{what}: a figure is NaN or infinite"
     if isinstance(exc, ValueError):
         return f"{what}: not Prometheus text"
     return f"{what}: {type(exc).__name__}"

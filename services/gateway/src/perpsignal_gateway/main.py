@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
@@ -38,6 +37,7 @@ from perpsignal_gateway.apidocs import mount_api_docs
 from perpsignal_gateway.browser import (
     PROBE_PATHS,
     HostGuardMiddleware,
+    JsonCorsMiddleware,
     SecurityHeadersMiddleware,
 )
 from perpsignal_gateway.connections import connection_cap, guarded_h11
@@ -265,7 +265,7 @@ def create_app(
     )
     if cfg.cors_origins():
         app.add_middleware(
-            CORSMiddleware,
+            JsonCorsMiddleware,
             allow_origins=cfg.cors_origins(),
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["X-API-Key", "Content-Type"],

@@ -42,7 +42,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter, Histogram
 
 from perpsignal_gateway.errors import error_body
-from perpsignal_gateway.tickets import TicketBook, key_ident
+from perpsignal_gateway.tickets import TicketBook
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -125,7 +125,7 @@ class SecurityMiddleware:
         if path in self._public or path.startswith("/static/") or path == "/":
             await self.app(scope, receive, send)
             return
-        client = f"ip:{address}" if address else "anonymous"
+        client = f"ip:{client_block(address)}" if address else "anonymous"
         ident = await self._authenticate(scope, receive, send, client)
         if ident is None:
             return
@@ -137,6 +137,20 @@ class SecurityMiddleware:
         ):
             return
         if kind == "http" and scope.get("method") in _BODY_METHODS:
+            coding = (_header(scope, b"content-encoding") or b"").strip().lower()
+            if coding not in (b"", b"identity"):
+                # never inflated here (a few KiB of gzip can unpack to gigabytes), and the app
+                # would read the compressed bytes as a body that "is not JSON"
+                await refuse(
+                    scope,
+                    receive,
+                    send,
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Encoding {coding.decode('latin-1')[:40]!r} is not accepted: "
+                    "send the body uncompressed",
+                )
+                return
             body = await self._read_body(scope, receive)
             if body is None:
                 await refuse(
@@ -187,7 +201,7 @@ class SecurityMiddleware:
             return ident
         if self._valid(key):
             assert key is not None
-            return key_ident(key)
+            return self._tickets.key_ident(key)
         await self._failed(scope, receive, send, client, "invalid X-API-Key")
         return None
 
@@ -219,13 +233,14 @@ class SecurityMiddleware:
         retry = await self._retry_after(item, what, ident)
         RATE_LIMITED.labels(what).inc()
         limit = "rate limit" if what == "request" else f"{what} budget"
+        whose = "key" if self._keys else "client address"  # auth off: no key counts
         await refuse(
             scope,
             receive,
             send,
             429,
             "rate_limited",
-            f"{limit} of this key ({item}) exceeded; retry in {retry} s",
+            f"{limit} of this {whose} ({item}) exceeded; retry in {retry} s",
             {"retry-after": str(retry)},
         )
         return False
@@ -335,6 +350,27 @@ def client_address(scope: Scope, proxies: Sequence[Network]) -> str | None:
         address = hop
         if not _trusted(hop, proxies):
             break
+    return address
+
+
+IPV6_CLIENT_PREFIX = 64
+
+
+def client_block(address: str) -> str:
+    """Return the address block that counts as one client: an IPv6 address's /64.
+
+    One subscriber or host gets a whole /64 (RFC 6177) and can send from any of its 2^64
+    addresses: counted one by one, each would be a fresh budget and a fresh allowance of
+    failed keys. An IPv4-mapped address is its IPv4 address.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_CLIENT_PREFIX), strict=False))
     return address
 
 

@@ -45,6 +45,7 @@ WS_REFUSED = Counter(
 
 OVERFLOW_CLOSE_CODE = 1013
 POLICY_CLOSE_CODE = 1008  # a subscription past MAX_FILTER_ITEMS
+UNSUPPORTED_CLOSE_CODE = 1003  # a message that is not JSON text
 WS_TOO_MANY_CLOSE_CODE = 4429  # as the security middleware's rate-limited socket
 # what a client may send: each message is parsed and each symbol normalised on the event loop
 # every other client and request shares, so a flood of large subscriptions would stall them
@@ -282,7 +283,15 @@ class StreamHub:
     async def _receive_loop(self, client: Client) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            message = await client.ws.receive_json()
+            try:
+                message = await client.ws.receive_json()
+            except (ValueError, KeyError, TypeError, RecursionError):
+                # a typo, a binary frame or JSON nested past the parser: say so, never just
+                # drop the connection (the client saw 1006 and no reason)
+                client.refused = SubscriptionRefused(
+                    UNSUPPORTED_CLOSE_CODE, 'send JSON text: {"type": "subscribe", ...}'
+                )
+                return
             if not client.take_message(loop.time()):
                 client.refused = SubscriptionRefused(
                     WS_TOO_MANY_CLOSE_CODE,

@@ -25,7 +25,7 @@ from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
 from perpsignal_domain.scoring.engine import ScoringEngine, candle_mismatch
-from perpsignal_domain.scoring.mss import MssScanner
+from perpsignal_domain.scoring.mss import MssScanner, event_clock
 from perpsignal_scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class ScorerService(KafkaService):
             signals, mss = self._last[1], self._last[2]  # a retry: state already has it
         else:
             signals = self.engine.apply(event)
-            mss = self.engine.mss.due(event.observed_at.timestamp())
+            mss = self.engine.mss.due(event_clock(event))
             self._last = (where, signals, mss)
         if self.market.is_replay(record):
             return

@@ -222,6 +222,19 @@ def score_coin(c: CoinInputs, now: float, cfg: MssConfig) -> tuple[float, Phase,
     return round(mss, 4), d, s, i
 
 
+def event_clock(ev: Event) -> float:
+    """Return the event time `ev` moves the MSS cadence to (epoch seconds).
+
+    Its `observed_at`, except for a listing: there that is the onboard time, which a venue
+    may announce up to 30 days ahead, and a cadence moved there would score (and stamp) the
+    universe in the future, then stay silent until market time caught up. A listing is
+    news when it was detected (`detected_at`, never ahead of the clock).
+    """
+    if isinstance(ev, ListingDetectedV1):
+        return ev.detected_at.timestamp()
+    return ev.observed_at.timestamp()
+
+
 def coin_of(symbol: str) -> str:
     """Return the coin of a symbol (`PEPEUSDT` -> `PEPE`)."""
     return symbol[:-4] if symbol.endswith("USDT") and len(symbol) > 4 else symbol

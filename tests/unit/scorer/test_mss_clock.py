@@ -1,0 +1,88 @@
+"""MSS cadence through the scorer service: a listing announced ahead does not move it.
+
+A listing's `observed_at` is its onboard time, which Binance announces days ahead. The
+service moved the MSS cadence to that time: with a profiled coin the scan was stamped in the
+future (the contract refused the result: the record failed), and on its retry the cadence
+sat days ahead, so no MSS was published until market time caught up with the launch.
+Inputs: the recorded CoinGecko markets body through its parser, the ingestor's listing event.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka.structs import ConsumerRecord
+
+from perpsignal_common.db.models.ingestor import KnownSymbol
+from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import CoinProfileV1
+from perpsignal_common.events.registry import encode
+from perpsignal_common.events.signals import MssScoredV1
+from perpsignal_common.events.topics import Topic
+from perpsignal_connectors.coingecko.parsing import parse_coins_markets
+from perpsignal_connectors.coingecko.schemas import COINS_MARKETS
+from perpsignal_ingestor.listings import listing_event
+from perpsignal_ingestor.universe import Universe
+from perpsignal_scorer.service import ScorerService
+from perpsignal_scorer.settings import ScorerSettings
+
+
+def _profile(api: Path, at: datetime) -> CoinProfileV1:
+    raw = json.loads((api / "coingecko" / "coins_markets.json").read_text())
+    raw[0]["last_updated"] = at.isoformat().replace("+00:00", "Z")
+    (event,) = parse_coins_markets(COINS_MARKETS.validate_python(raw))
+    return event
+
+
+class _Service:
+    """The scorer service's market handler, with what it publishes collected."""
+
+    def __init__(self) -> None:
+        self.service = ScorerService(ScorerSettings(scorer_mss_threshold=0.0))
+        self.service._global_ready.set()
+        self.published: list[Event] = []
+        self.offset = 0
+
+        async def publish(event: Event, **_: object) -> None:
+            self.published.append(event)
+
+        self.service.producer.publish = publish  # type: ignore[method-assign]
+
+    async def handle(self, event: Event, topic: str) -> None:
+        self.offset += 1
+        record = ConsumerRecord(
+            topic, 0, self.offset, 0, 0, event.partition_key(), encode(event), None, 0, 0, []
+        )
+        await self.service.handle_market(event, record)
+
+
+async def test_a_listing_announced_ahead_leaves_the_mss_cadence_on_market_time(
+    shared_data: Path,
+) -> None:
+    api = shared_data / "api"
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    row = KnownSymbol(
+        venue="binance",
+        symbol="NEWUSDT",
+        base_asset="NEW",
+        quote_asset="USDT",
+        onboard_at=start + timedelta(days=10),  # announced ten days ahead
+        first_seen_at=start + timedelta(minutes=30),
+        announce=True,
+    )
+    listing = listing_event(row, Universe([]))
+    assert listing.observed_at > datetime.now(UTC) + timedelta(days=9)
+    svc = _Service()
+    await svc.handle(_profile(api, start), Topic.MARKET)
+    await svc.handle(listing, Topic.LISTINGS)
+    later = _profile(api, start + timedelta(hours=2))
+    await svc.handle(later, Topic.MARKET)
+    mss = [e for e in svc.published if isinstance(e, MssScoredV1)]
+    assert mss, "no MSS published after the listing"
+    # the newest scan is the one the profile two hours later started, on market time
+    interval = svc.service.engine.mss.cfg.interval_s
+    newest = later.observed_at.timestamp() // interval * interval
+    assert mss[-1].observed_at.timestamp() == newest
+    assert all(e.observed_at <= datetime.now(UTC) for e in mss)

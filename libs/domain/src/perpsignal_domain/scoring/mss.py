@@ -15,8 +15,9 @@ input at all is neutral (50) and lists what was missing. MSS = weighted mean of 
 * institutional validation: open interest USD on a log scale (1 M -> 0, 1 B -> 100); OI
   growth over 24 h 50 + 50 pull(growth, 0.5); funding health 100 - 100 x |rate per 8 h -
   0.01 %| / 0.1 % (crowding either way is unhealthy; the scorer's 8 h normalisation);
-  whale trades in 24 h (20 -> 100; missing until a whale trade of the coin was ever seen:
-  no feed is not "no whales"); listed on Binance futures (100 when seen on the Binance
+  whale trades in 24 h (20 -> 100, each trade once by its event id, however often it is
+  delivered; missing until a whale trade of the coin was ever seen: no feed is not "no
+  whales"); listed on Binance futures (100 when seen on the Binance
   market stream or in a listing event; missing otherwise: not seen is not "not listed").
 
 Missing stays missing: a sub-score without its input is left out of its phase's mean and
@@ -56,6 +57,7 @@ from perpsignal_domain.scoring.state import (
 )
 
 DAY_S = 86400.0
+WHALE_HISTORY = 4096  # whale trades kept per coin
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,10 @@ class CoinInputs:
     funding_rate: float | None = None  # per 8 h
     funding_clock: FundingClock = field(default_factory=FundingClock)
     social_volume: deque[Point] = field(default_factory=lambda: deque(maxlen=512))
-    whales: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    whales: deque[float] = field(default_factory=lambda: deque(maxlen=WHALE_HISTORY))
+    # the event ids of the whale trades in `whales`: a trade is counted once, however often
+    # it is delivered (a rewind after a rebalance, an ingestor restart re-polling it)
+    whale_ids: dict[str, None] = field(default_factory=dict)
     listed: bool = False
     profiled: bool = False
 
@@ -311,7 +316,10 @@ class MssScanner:
                         c.social_volume_change_pct = change
         elif isinstance(ev, WhaleTradeV1):
             c = self.coins.get(coin_of(ev.symbol))
-            if c is not None:
+            if c is not None and ev.event_id not in c.whale_ids:
+                c.whale_ids[ev.event_id] = None
+                if len(c.whale_ids) > WHALE_HISTORY:
+                    del c.whale_ids[next(iter(c.whale_ids))]
                 c.whales.append(ev.observed_at.timestamp())
         elif isinstance(ev, ListingDetectedV1):
             self._coin(ev.base_asset).listed = True

@@ -227,6 +227,16 @@ def _check_prices(ev: CandleClosedV1) -> None:
         )
 
 
+def round_level(x: float) -> float:
+    """Return a price level as the signal carries it: to 10 decimal places, or to 8
+    significant digits below 0.001, where 10 places keep fewer (a coin quoted at 1e-7 kept
+    3, one under 5e-11 read 0.0; the contract takes prices down to 1e-12)."""
+    if not 0.0 < x < 1e-3:
+        return fround(x, 10)
+    ndigits = 7 - math.floor(math.log10(x))
+    return fround(x, ndigits) if ndigits <= 15 else round(x, ndigits)
+
+
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
@@ -734,7 +744,7 @@ class ScoringEngine:
         for kind, e in a.last_by_kind.items():
             seen = levels.get(kind)
             if seen is None or seen[0] is not e:  # each event's level is rounded once
-                seen = levels[kind] = (e, f"{tf}.{kind}", fround(e.level, 10))
+                seen = levels[kind] = (e, f"{tf}.{kind}", round_level(e.level))
             items[seen[1]] = seen[2]
         self._details[id(a)] = (a, a.version, items)
         return items

@@ -14,7 +14,8 @@ Composite (every number is recomputable from the signal itself):
   completeness = weight share of factors with status ok, agreement = |sum c_i| / sum |c_i|
   (1 when every factor pulls the same way, 0 when they cancel or nothing pulls) and
   freshness = mean over ok factors of 1 - age / staleness limit.
-* top_factors: the 3 factors with the largest |contribution| (ties in FACTOR_NAMES order).
+* top_factors: the (up to) 3 factors with the largest non-zero |contribution| (ties in
+  FACTOR_NAMES order); a factor that pulls nothing (missing, stale, at 50) is never one.
 
 Venues: a symbol's price series comes from one venue, never a mix (`PrimaryVenues`). The
 symbol's primary venue drives it as soon as it sends a candle. Before that, another venue
@@ -117,8 +118,9 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     stale: list[str] = []
     # the 3 largest |contribution| so far, kept while looping (cheaper than sorting all 8):
     # an equal pull never displaces an earlier factor, which is the order a stable
-    # descending sort gives (ties in FACTOR_NAMES order)
-    p1 = p2 = p3 = -1.0  # below any |contribution|
+    # descending sort gives (ties in FACTOR_NAMES order). A factor that pulls nothing (a
+    # missing or stale one, or one exactly at 50) explains nothing: never a top factor
+    p1 = p2 = p3 = 0.0
     n1 = n2 = n3 = ""
     for name, w, share, limit in cfg.factor_table:
         r = results[name]
@@ -171,7 +173,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         score,
         direction,
         confidence,
-        (n1, n2, n3),
+        (n1, n2, n3) if n3 else tuple(n for n in (n1, n2) if n),
         tuple(missing),
         tuple(stale),
     )

@@ -39,8 +39,8 @@ def _profile(api: Path, at: datetime) -> CoinProfileV1:
 class _Service:
     """The scorer service's market handler, with what it publishes collected."""
 
-    def __init__(self) -> None:
-        self.service = ScorerService(ScorerSettings(scorer_mss_threshold=0.0))
+    def __init__(self, settings: ScorerSettings | None = None) -> None:
+        self.service = ScorerService(settings or ScorerSettings(scorer_mss_threshold=0.0))
         self.service._global_ready.set()
         self.published: list[Event] = []
         self.offset = 0

@@ -174,6 +174,8 @@ def institutional(c: CoinInputs, now: float) -> Phase:
     oi = c.oi_usd[-1].value if c.oi_usd else None
     base = value_at_or_before(c.oi_usd, now - DAY_S)
     growth = oi / base.value - 1 if oi is not None and base and base.value > 0 else None
+    if growth is not None and not math.isfinite(growth):
+        growth = None  # a base so small the ratio overflows (1e30 / 5e-324): no growth read
     whales = sum(1 for t in c.whales if now - DAY_S < t <= now)
     parts = {
         # a non-positive value (a vendor glitch) has no log: missing, as before for 0

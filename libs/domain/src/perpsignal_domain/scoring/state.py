@@ -11,6 +11,7 @@ than the whole evaluation budget; the tests check them against TA-Lib's RSI and 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -572,8 +573,10 @@ DAY_S = 86_400.0
 def day_over_day_pct(series: deque[Point], t: float) -> float | None:
     """Return the % change of the newest of `series` (a 24 h social volume) against its
     reading a day before `t` (LunarCrush gives the volume, never its change), or None
-    without a reading 1-2 days old or with a zero one."""
+    without a reading 1-2 days old, with a zero one, or with one so small that the change
+    overflows (1e30 against 5e-324: no change can be read from it)."""
     earlier = value_at_or_before(series, t - DAY_S)
     if not series or earlier is None or t - earlier.t > 2 * DAY_S or earlier.value <= 0.0:
         return None
-    return round((series[-1].value / earlier.value - 1.0) * 100.0, 4)
+    change = (series[-1].value / earlier.value - 1.0) * 100.0
+    return round(change, 4) if change < math.inf else None

@@ -13,11 +13,13 @@ response shapes (../shared/data/api/binance_usdm), with a symbol's own times and
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.factors import FundingInputs, factor_inputs
 from perpsignal_common.events.signals import SignalScoredV1
@@ -97,3 +99,30 @@ def test_rate_8h_uses_the_symbols_settlement_interval(
     # rate" because the rates before the first settlement were read per 8 h
     assert inputs.rate_rank == pytest.approx(0.0)
     assert score == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("hours", [5e-324, 1e-9, 1e6])
+def test_a_rate_naming_no_settlement_interval_is_refused(shared_data: Path, hours: float) -> None:
+    """`interval_h` is any amount to the contract; per 8 h, a rate over 5e-324 h was
+    infinite: the funding sub-score became NaN, the clamped signal score 0.0 (a SHORT) and
+    every signal of the symbol was refused downstream while that rate stayed in its
+    history. Such a record is refused before it touches state (dead-lettered by the
+    service); the signals are those without it. Input: the recorded Binance settled rates
+    (`interval_h` set by hand: no vendor sends it so)."""
+    market = shared_data / "market"
+    candles = recorded.candles(market / "XRP_USDT_USDT-5m-futures.csv", SYMBOL, "5m")
+    rates = recorded.funding(market / "XRP_USDT_USDT-8h-funding_rate.csv", SYMBOL)
+    events = recorded.merged(rates, candles)
+    bad = rates[3].model_copy(update={"interval_h": hours, "event_id": "bogus-interval"})
+    engine = ScoringEngine(CFG, clock=utcnow)
+    signals = []
+    for e in events:
+        signals.extend(engine.apply(e))
+        if e is rates[3]:
+            with pytest.raises(PoisonMessage, match="no settlement interval"):
+                engine.apply(bad)
+    clean = _signals(events)
+    assert [s.model_dump(exclude={"produced_at"}) for s in signals] == [
+        s.model_dump(exclude={"produced_at"}) for s in clean
+    ]
+    assert all(math.isfinite(f.score) for s in signals for f in s.factors)

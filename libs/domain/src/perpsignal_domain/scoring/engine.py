@@ -183,6 +183,10 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
 # last close is of another market: its notional would count thousands of times too much
 LIQUIDATION_PRICE_RATIO = 2.0
 
+# the settlement intervals a funding rate may name (venues settle every 1, 2, 4 or 8 h;
+# 0 or none: unknown, learnt from the rates)
+FUNDING_INTERVAL_H = (0.25, 24.0)
+
 # how far a candle's observed_at may be from its close time (every producer sets it to that
 # instant; Binance's close is the last millisecond, parsed as the next one)
 CANDLE_CLOSE_SLACK_S = 1.0
@@ -539,6 +543,14 @@ class ScoringEngine:
         from the symbol's settlements (`FundingClock`), else 8 h. When the interval is first
         learnt, the rates kept so far (read per 8 h) are rescaled by it, so that the series
         does not step (a step would rank the next rate above every earlier one)."""
+        hours = ev.interval_h
+        if hours and not FUNDING_INTERVAL_H[0] <= hours <= FUNDING_INTERVAL_H[1]:
+            # refused before any state changes: per 8 h, a rate over 5e-324 h is infinite
+            # and would poison the symbol's funding history (NaN sub-scores) for days
+            raise PoisonMessage(
+                f"funding {ev.symbol} interval_h {hours:g} is no settlement interval "
+                f"({FUNDING_INTERVAL_H[0]:g}-{FUNDING_INTERVAL_H[1]:g} h)"
+            )
         st = self.state(ev.symbol)
         if not self._from(st, "funding", ev.venue):
             return []

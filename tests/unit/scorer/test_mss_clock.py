@@ -19,14 +19,16 @@ from perpsignal_common.db.models.ingestor import KnownSymbol
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import CoinProfileV1
 from perpsignal_common.events.registry import encode
-from perpsignal_common.events.signals import MssScoredV1
+from perpsignal_common.events.signals import MssScoredV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_connectors.coingecko.parsing import parse_coins_markets
 from perpsignal_connectors.coingecko.schemas import COINS_MARKETS
+from perpsignal_domain.scoring.mss import MssConfig, MssScanner
 from perpsignal_ingestor.listings import listing_event
 from perpsignal_ingestor.universe import Universe
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
+from tests.poison_helpers import binance_candles
 
 
 def _profile(api: Path, at: datetime) -> CoinProfileV1:
@@ -50,12 +52,15 @@ class _Service:
 
         self.service.producer.publish = publish  # type: ignore[method-assign]
 
-    async def handle(self, event: Event, topic: str) -> None:
+    def record(self, event: Event, topic: str) -> ConsumerRecord[bytes, bytes]:
+        """The next record of `topic` holding `event`, as the consumer hands it over."""
         self.offset += 1
-        record = ConsumerRecord(
+        return ConsumerRecord(
             topic, 0, self.offset, 0, 0, event.partition_key(), encode(event), None, 0, 0, []
         )
-        await self.service.handle_market(event, record)
+
+    async def handle(self, event: Event, topic: str) -> None:
+        await self.service.handle_market(event, self.record(event, topic))
 
 
 async def test_a_listing_announced_ahead_leaves_the_mss_cadence_on_market_time(
@@ -86,3 +91,41 @@ async def test_a_listing_announced_ahead_leaves_the_mss_cadence_on_market_time(
     newest = later.observed_at.timestamp() // interval * interval
     assert mss[-1].observed_at.timestamp() == newest
     assert all(e.observed_at <= datetime.now(UTC) for e in mss)
+
+
+class _ScanFailsOnce(MssScanner):
+    """The scanner with its next scan failing once: any bug or refused result after the
+    engine applied the record (a stand-in, since the known causes are fixed)."""
+
+    failed = False
+
+    def scan(self, at: float) -> list[MssScoredV1]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("scan failed")
+        return super().scan(at)
+
+
+async def test_a_retry_after_the_mss_scan_failed_still_publishes_the_signal(
+    shared_data: Path,
+) -> None:
+    """The consumer retries a record whose handler raised. The handler applied the candle to
+    the engine and then the MSS scan raised; the retry applied the candle again, the engine
+    took it for a duplicate, and the candle's signal was never published."""
+    candles = binance_candles(
+        shared_data / "market" / "XRP_USDT_USDT-5m-futures.csv", "XRPUSDT", "5m", 6
+    )
+    svc = _Service(ScorerSettings(scorer_primary_timeframe="5m", scorer_smc_timeframes="5m"))
+    svc.service.engine.mss = _ScanFailsOnce(MssConfig(threshold=0.0, interval_s=900))
+    svc.service.engine.apply(_profile(shared_data / "api", candles[0].observed_at))
+    failed = 0
+    for c in candles:
+        record = svc.record(c, Topic.MARKET)
+        try:
+            await svc.service.handle_market(c, record)
+        except RuntimeError:
+            failed += 1
+            await svc.service.handle_market(c, record)  # the consumer's retry
+    assert failed == 1
+    signals = [e for e in svc.published if isinstance(e, SignalScoredV1)]
+    assert [s.causation_id for s in signals] == [c.event_id for c in candles]

@@ -107,6 +107,9 @@ class ScorerService(KafkaService):
             signals, mss = self._last[1], self._last[2]  # a retry: state already has it
         else:
             signals = self.engine.apply(event)
+            # the event is in state now: a retry after a failure below must not apply it
+            # again (a candle would be a duplicate: its signal never published)
+            self._last = (where, signals, [])
             mss = self.engine.mss.due(event_clock(event))
             self._last = (where, signals, mss)
         if self.market.is_replay(record):

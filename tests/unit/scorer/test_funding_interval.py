@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +127,26 @@ def test_a_rate_naming_no_settlement_interval_is_refused(shared_data: Path, hour
         s.model_dump(exclude={"produced_at"}) for s in clean
     ]
     assert all(math.isfinite(f.score) for s in signals for f in s.factors)
+
+
+def test_one_far_ahead_next_funding_time_does_not_stop_the_interval_being_learnt(
+    shared_data: Path,
+) -> None:
+    """`next_funding_at` may be up to 30 days ahead to the contract. The clock kept the
+    largest one seen and learnt only from a later one, so a single poll naming a settlement
+    29 days ahead stopped it learning for 29 days: a 4-hourly symbol's rates were read per
+    8 h, half their size. The clock now follows the newest poll's time. Input: the recorded
+    premium-index polls of a 4-hourly day (one poll's nextFundingTime set by hand)."""
+    events = _market(shared_data, 4, settled=False)
+    polls = [i for i, e in enumerate(events) if e.type == "market.funding"]
+    first = events[polls[0]]
+    ahead = first.model_copy(
+        update={
+            "event_id": "far-ahead",
+            "next_funding_at": first.observed_at + timedelta(days=29),
+        }
+    )
+    events.insert(polls[0] + 1, ahead)
+    score, inputs = _funding(_signals(events)[-1])
+    assert inputs.rate_8h == pytest.approx(2 * RATE)
+    assert score == pytest.approx(50.0)  # the rates kept before were rescaled: no step

@@ -197,7 +197,7 @@ class FundingClock:
     """
 
     interval_h: float | None = None
-    next_at: float | None = None  # the newest `next_funding_at` seen
+    next_at: float | None = None  # the newest poll's `next_funding_at`
     settled_at: float | None = None  # the newest settled rate's time
     assumed: bool = False  # rates were kept per 8 h for want of an interval
 
@@ -206,7 +206,9 @@ class FundingClock:
         if settled:
             gap, self.settled_at = _gap(self.settled_at, t)
         elif next_at is not None:
-            gap, self.next_at = _gap(self.next_at, next_at)
+            # the newest poll's, not the largest seen: one naming a settlement days ahead
+            # (the contract takes 30) would stop the learning until that time
+            gap, self.next_at = _gap(self.next_at, next_at)[0], next_at
         else:
             return
         if gap is not None:

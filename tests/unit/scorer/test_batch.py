@@ -71,7 +71,7 @@ def _compare(
         assert ev.confidence == pytest.approx(batch.confidence[i], abs=1e-6), i
         direction = {"LONG": 1, "SHORT": -1, "NEUTRAL": 0}[ev.direction]
         assert direction == batch.direction[i], i
-        assert ev.top_factors == tuple(FACTOR_NAMES[j] for j in batch.top[i]), i
+        assert ev.top_factors == tuple(FACTOR_NAMES[j] for j in batch.top[i] if j >= 0), i
     return len(stream)
 
 

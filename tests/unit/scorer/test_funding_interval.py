@@ -13,11 +13,14 @@ response shapes (../shared/data/api/binance_usdm), with a symbol's own times and
 from __future__ import annotations
 
 import json
+import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event, utcnow
 from perpsignal_common.events.factors import FundingInputs, factor_inputs
 from perpsignal_common.events.signals import SignalScoredV1
@@ -97,3 +100,53 @@ def test_rate_8h_uses_the_symbols_settlement_interval(
     # rate" because the rates before the first settlement were read per 8 h
     assert inputs.rate_rank == pytest.approx(0.0)
     assert score == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("hours", [5e-324, 1e-9, 1e6])
+def test_a_rate_naming_no_settlement_interval_is_refused(shared_data: Path, hours: float) -> None:
+    """`interval_h` is any amount to the contract; per 8 h, a rate over 5e-324 h was
+    infinite: the funding sub-score became NaN, the clamped signal score 0.0 (a SHORT) and
+    every signal of the symbol was refused downstream while that rate stayed in its
+    history. Such a record is refused before it touches state (dead-lettered by the
+    service); the signals are those without it. Input: the recorded Binance settled rates
+    (`interval_h` set by hand: no vendor sends it so)."""
+    market = shared_data / "market"
+    candles = recorded.candles(market / "XRP_USDT_USDT-5m-futures.csv", SYMBOL, "5m")
+    rates = recorded.funding(market / "XRP_USDT_USDT-8h-funding_rate.csv", SYMBOL)
+    events = recorded.merged(rates, candles)
+    bad = rates[3].model_copy(update={"interval_h": hours, "event_id": "bogus-interval"})
+    engine = ScoringEngine(CFG, clock=utcnow)
+    signals = []
+    for e in events:
+        signals.extend(engine.apply(e))
+        if e is rates[3]:
+            with pytest.raises(PoisonMessage, match="no settlement interval"):
+                engine.apply(bad)
+    clean = _signals(events)
+    assert [s.model_dump(exclude={"produced_at"}) for s in signals] == [
+        s.model_dump(exclude={"produced_at"}) for s in clean
+    ]
+    assert all(math.isfinite(f.score) for s in signals for f in s.factors)
+
+
+def test_one_far_ahead_next_funding_time_does_not_stop_the_interval_being_learnt(
+    shared_data: Path,
+) -> None:
+    """`next_funding_at` may be up to 30 days ahead to the contract. The clock kept the
+    largest one seen and learnt only from a later one, so a single poll naming a settlement
+    29 days ahead stopped it learning for 29 days: a 4-hourly symbol's rates were read per
+    8 h, half their size. The clock now follows the newest poll's time. Input: the recorded
+    premium-index polls of a 4-hourly day (one poll's nextFundingTime set by hand)."""
+    events = _market(shared_data, 4, settled=False)
+    polls = [i for i, e in enumerate(events) if e.type == "market.funding"]
+    first = events[polls[0]]
+    ahead = first.model_copy(
+        update={
+            "event_id": "far-ahead",
+            "next_funding_at": first.observed_at + timedelta(days=29),
+        }
+    )
+    events.insert(polls[0] + 1, ahead)
+    score, inputs = _funding(_signals(events)[-1])
+    assert inputs.rate_8h == pytest.approx(2 * RATE)
+    assert score == pytest.approx(50.0)  # the rates kept before were rescaled: no step

@@ -20,12 +20,12 @@ import logging
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
-from perpsignal_common.events.signals import MssScoredV1, SignalScoredV1
+from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.runtime import KafkaService
 from perpsignal_domain.scoring.engine import ScoringEngine, candle_mismatch
-from perpsignal_domain.scoring.mss import MssScanner
+from perpsignal_domain.scoring.mss import MssScanner, event_clock
 from perpsignal_scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class ScorerService(KafkaService):
         )
         self.engine.mss = MssScanner(settings.mss_config())
         self.signals_emitted = 0
+        self.inputs = InputStatusLog()
         self._global_ready = asyncio.Event()
         self._warmup_s = settings.scorer_global_warmup_s
         self._last: tuple[tuple[str, int, int], list[SignalScoredV1], list[MssScoredV1]] | None
@@ -106,15 +107,62 @@ class ScorerService(KafkaService):
             signals, mss = self._last[1], self._last[2]  # a retry: state already has it
         else:
             signals = self.engine.apply(event)
-            mss = self.engine.mss.due(event.observed_at.timestamp())
+            # the event is in state now: a retry after a failure below must not apply it
+            # again (a candle would be a duplicate: its signal never published)
+            self._last = (where, signals, [])
+            mss = self.engine.mss.due(event_clock(event))
             self._last = (where, signals, mss)
         if self.market.is_replay(record):
             return
         for signal in signals:
+            self.inputs.observe(signal)
             await self.producer.publish(signal)
         for result in mss:
             await self.producer.publish(result)
         self.signals_emitted += len(signals)
+
+
+class InputStatusLog:
+    """One log line when a symbol's factors change status, never one per signal.
+
+    A missing or stale input is scored neutral and lowers the confidence (the signal says
+    so in `missing_factors` / `stale_factors` and each factor's `reason`); the log says it
+    to the operator: the symbol's first published signal names its factors that are not
+    ok; later, a factor that changes to missing or stale (a warning: a feed went quiet) or
+    becomes ok (warmed up, or back) is named on the signal where that happens. Replayed
+    records (the rewind at assignment) publish nothing and log nothing.
+    """
+
+    def __init__(self) -> None:
+        self._status: dict[str, tuple[str, ...]] = {}
+
+    def observe(self, signal: SignalScoredV1) -> None:
+        """Log what changed in `signal`'s factor statuses since the symbol's last signal."""
+        now = tuple(f.status for f in signal.factors)
+        before = self._status.get(signal.symbol)
+        if before == now:
+            return
+        self._status[signal.symbol] = now
+        symbol = signal.symbol
+        if before is None or len(before) != len(now):
+            off = [_named(f) for f in signal.factors if f.status != "ok"]
+            if off:
+                log.info("%s scored without %s: neutral, lower confidence", symbol, "; ".join(off))
+            return
+        lost = [
+            _named(f) for f, b in zip(signal.factors, before, strict=True) if b != f.status != "ok"
+        ]
+        back = [
+            f.name for f, b in zip(signal.factors, before, strict=True) if f.status == "ok" != b
+        ]
+        if lost:
+            log.warning("%s input lost: %s: neutral, lower confidence", symbol, "; ".join(lost))
+        if back:
+            log.info("%s now scores %s", symbol, ", ".join(back))
+
+
+def _named(f: FactorScore) -> str:
+    return f"{f.name} {f.status} ({f.reason})" if f.reason else f"{f.name} {f.status}"
 
 
 def _check_key(event: Event, record: Record) -> None:

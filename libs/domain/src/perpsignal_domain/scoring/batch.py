@@ -49,7 +49,7 @@ class BatchEvaluation:
     score: np.ndarray
     confidence: np.ndarray
     direction: np.ndarray  # +1 LONG, -1 SHORT, 0 NEUTRAL
-    top: np.ndarray  # (bars, 3) factor columns, largest |contribution| first
+    top: np.ndarray  # (bars, 3) factor columns, largest |contribution| first; -1: none
 
 
 def _pull(x: np.ndarray, full: float) -> np.ndarray:
@@ -279,5 +279,7 @@ def evaluate_batch(
     direction = np.where(
         score >= cfg.long_threshold, 1, np.where(score <= cfg.short_threshold, -1, 0)
     )
-    top = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :3]
+    pulls = np.abs(contrib)
+    top = np.argsort(-pulls, axis=1, kind="stable")[:, :3]
+    top = np.where(np.take_along_axis(pulls, top, axis=1) > 0.0, top, -1)  # pulls nothing
     return BatchEvaluation(now, scores, status, age, score, confidence, direction, top)

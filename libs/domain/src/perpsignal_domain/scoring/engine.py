@@ -14,7 +14,8 @@ Composite (every number is recomputable from the signal itself):
   completeness = weight share of factors with status ok, agreement = |sum c_i| / sum |c_i|
   (1 when every factor pulls the same way, 0 when they cancel or nothing pulls) and
   freshness = mean over ok factors of 1 - age / staleness limit.
-* top_factors: the 3 factors with the largest |contribution| (ties in FACTOR_NAMES order).
+* top_factors: the (up to) 3 factors with the largest non-zero |contribution| (ties in
+  FACTOR_NAMES order); a factor that pulls nothing (missing, stale, at 50) is never one.
 
 Venues: a symbol's price series comes from one venue, never a mix (`PrimaryVenues`). The
 symbol's primary venue drives it as soon as it sends a candle. Before that, another venue
@@ -117,8 +118,9 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     stale: list[str] = []
     # the 3 largest |contribution| so far, kept while looping (cheaper than sorting all 8):
     # an equal pull never displaces an earlier factor, which is the order a stable
-    # descending sort gives (ties in FACTOR_NAMES order)
-    p1 = p2 = p3 = -1.0  # below any |contribution|
+    # descending sort gives (ties in FACTOR_NAMES order). A factor that pulls nothing (a
+    # missing or stale one, or one exactly at 50) explains nothing: never a top factor
+    p1 = p2 = p3 = 0.0
     n1 = n2 = n3 = ""
     for name, w, share, limit in cfg.factor_table:
         r = results[name]
@@ -171,7 +173,7 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
         score,
         direction,
         confidence,
-        (n1, n2, n3),
+        (n1, n2, n3) if n3 else tuple(n for n in (n1, n2) if n),
         tuple(missing),
         tuple(stale),
     )
@@ -180,6 +182,10 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
 # a liquidation order priced more than this many times (or this fraction of) its symbol's
 # last close is of another market: its notional would count thousands of times too much
 LIQUIDATION_PRICE_RATIO = 2.0
+
+# the settlement intervals a funding rate may name (venues settle every 1, 2, 4 or 8 h;
+# 0 or none: unknown, learnt from the rates)
+FUNDING_INTERVAL_H = (0.25, 24.0)
 
 # how far a candle's observed_at may be from its close time (every producer sets it to that
 # instant; Binance's close is the last millisecond, parsed as the next one)
@@ -225,6 +231,16 @@ def _check_prices(ev: CandleClosedV1) -> None:
             f"unusable candle {ev.symbol} {ev.timeframe} @ {ev.open_time.isoformat()}: "
             f"o={ev.open} h={ev.high} l={ev.low} c={ev.close} v={ev.volume}"
         )
+
+
+def round_level(x: float) -> float:
+    """Return a price level as the signal carries it: to 10 decimal places, or to 8
+    significant digits below 0.001, where 10 places keep fewer (a coin quoted at 1e-7 kept
+    3, one under 5e-11 read 0.0; the contract takes prices down to 1e-12)."""
+    if not 0.0 < x < 1e-3:
+        return fround(x, 10)
+    ndigits = 7 - math.floor(math.log10(x))
+    return fround(x, ndigits) if ndigits <= 15 else round(x, ndigits)
 
 
 def _ts(dt: datetime) -> float:
@@ -527,6 +543,14 @@ class ScoringEngine:
         from the symbol's settlements (`FundingClock`), else 8 h. When the interval is first
         learnt, the rates kept so far (read per 8 h) are rescaled by it, so that the series
         does not step (a step would rank the next rate above every earlier one)."""
+        hours = ev.interval_h
+        if hours and not FUNDING_INTERVAL_H[0] <= hours <= FUNDING_INTERVAL_H[1]:
+            # refused before any state changes: per 8 h, a rate over 5e-324 h is infinite
+            # and would poison the symbol's funding history (NaN sub-scores) for days
+            raise PoisonMessage(
+                f"funding {ev.symbol} interval_h {hours:g} is no settlement interval "
+                f"({FUNDING_INTERVAL_H[0]:g}-{FUNDING_INTERVAL_H[1]:g} h)"
+            )
         st = self.state(ev.symbol)
         if not self._from(st, "funding", ev.venue):
             return []
@@ -734,7 +758,7 @@ class ScoringEngine:
         for kind, e in a.last_by_kind.items():
             seen = levels.get(kind)
             if seen is None or seen[0] is not e:  # each event's level is rounded once
-                seen = levels[kind] = (e, f"{tf}.{kind}", fround(e.level, 10))
+                seen = levels[kind] = (e, f"{tf}.{kind}", round_level(e.level))
             items[seen[1]] = seen[2]
         self._details[id(a)] = (a, a.version, items)
         return items

@@ -15,8 +15,9 @@ input at all is neutral (50) and lists what was missing. MSS = weighted mean of 
 * institutional validation: open interest USD on a log scale (1 M -> 0, 1 B -> 100); OI
   growth over 24 h 50 + 50 pull(growth, 0.5); funding health 100 - 100 x |rate per 8 h -
   0.01 %| / 0.1 % (crowding either way is unhealthy; the scorer's 8 h normalisation);
-  whale trades in 24 h (20 -> 100; missing until a whale trade of the coin was ever seen:
-  no feed is not "no whales"); listed on Binance futures (100 when seen on the Binance
+  whale trades in 24 h (20 -> 100, each trade once by its event id, however often it is
+  delivered; missing until a whale trade of the coin was ever seen: no feed is not "no
+  whales"); listed on Binance futures (100 when seen on the Binance
   market stream or in a listing event; missing otherwise: not seen is not "not listed").
 
 Missing stays missing: a sub-score without its input is left out of its phase's mean and
@@ -56,6 +57,7 @@ from perpsignal_domain.scoring.state import (
 )
 
 DAY_S = 86400.0
+WHALE_HISTORY = 4096  # whale trades kept per coin
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,10 @@ class CoinInputs:
     funding_rate: float | None = None  # per 8 h
     funding_clock: FundingClock = field(default_factory=FundingClock)
     social_volume: deque[Point] = field(default_factory=lambda: deque(maxlen=512))
-    whales: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    whales: deque[float] = field(default_factory=lambda: deque(maxlen=WHALE_HISTORY))
+    # the event ids of the whale trades in `whales`: a trade is counted once, however often
+    # it is delivered (a rewind after a rebalance, an ingestor restart re-polling it)
+    whale_ids: dict[str, None] = field(default_factory=dict)
     listed: bool = False
     profiled: bool = False
 
@@ -169,6 +174,8 @@ def institutional(c: CoinInputs, now: float) -> Phase:
     oi = c.oi_usd[-1].value if c.oi_usd else None
     base = value_at_or_before(c.oi_usd, now - DAY_S)
     growth = oi / base.value - 1 if oi is not None and base and base.value > 0 else None
+    if growth is not None and not math.isfinite(growth):
+        growth = None  # a base so small the ratio overflows (1e30 / 5e-324): no growth read
     whales = sum(1 for t in c.whales if now - DAY_S < t <= now)
     parts = {
         # a non-positive value (a vendor glitch) has no log: missing, as before for 0
@@ -220,6 +227,19 @@ def score_coin(c: CoinInputs, now: float, cfg: MssConfig) -> tuple[float, Phase,
     w = cfg.weights
     mss = (w[0] * d[0] + w[1] * s[0] + w[2] * i[0]) / sum(w)
     return round(mss, 4), d, s, i
+
+
+def event_clock(ev: Event) -> float:
+    """Return the event time `ev` moves the MSS cadence to (epoch seconds).
+
+    Its `observed_at`, except for a listing: there that is the onboard time, which a venue
+    may announce up to 30 days ahead, and a cadence moved there would score (and stamp) the
+    universe in the future, then stay silent until market time caught up. A listing is
+    news when it was detected (`detected_at`, never ahead of the clock).
+    """
+    if isinstance(ev, ListingDetectedV1):
+        return ev.detected_at.timestamp()
+    return ev.observed_at.timestamp()
 
 
 def coin_of(symbol: str) -> str:
@@ -298,7 +318,10 @@ class MssScanner:
                         c.social_volume_change_pct = change
         elif isinstance(ev, WhaleTradeV1):
             c = self.coins.get(coin_of(ev.symbol))
-            if c is not None:
+            if c is not None and ev.event_id not in c.whale_ids:
+                c.whale_ids[ev.event_id] = None
+                if len(c.whale_ids) > WHALE_HISTORY:
+                    del c.whale_ids[next(iter(c.whale_ids))]
                 c.whales.append(ev.observed_at.timestamp())
         elif isinstance(ev, ListingDetectedV1):
             self._coin(ev.base_asset).listed = True

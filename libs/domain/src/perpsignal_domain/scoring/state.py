@@ -11,6 +11,7 @@ than the whole evaluation budget; the tests check them against TA-Lib's RSI and 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -196,7 +197,7 @@ class FundingClock:
     """
 
     interval_h: float | None = None
-    next_at: float | None = None  # the newest `next_funding_at` seen
+    next_at: float | None = None  # the newest poll's `next_funding_at`
     settled_at: float | None = None  # the newest settled rate's time
     assumed: bool = False  # rates were kept per 8 h for want of an interval
 
@@ -205,7 +206,9 @@ class FundingClock:
         if settled:
             gap, self.settled_at = _gap(self.settled_at, t)
         elif next_at is not None:
-            gap, self.next_at = _gap(self.next_at, next_at)
+            # the newest poll's, not the largest seen: one naming a settlement days ahead
+            # (the contract takes 30) would stop the learning until that time
+            gap, self.next_at = _gap(self.next_at, next_at)[0], next_at
         else:
             return
         if gap is not None:
@@ -572,8 +575,10 @@ DAY_S = 86_400.0
 def day_over_day_pct(series: deque[Point], t: float) -> float | None:
     """Return the % change of the newest of `series` (a 24 h social volume) against its
     reading a day before `t` (LunarCrush gives the volume, never its change), or None
-    without a reading 1-2 days old or with a zero one."""
+    without a reading 1-2 days old, with a zero one, or with one so small that the change
+    overflows (1e30 against 5e-324: no change can be read from it)."""
     earlier = value_at_or_before(series, t - DAY_S)
     if not series or earlier is None or t - earlier.t > 2 * DAY_S or earlier.value <= 0.0:
         return None
-    return round((series[-1].value / earlier.value - 1.0) * 100.0, 4)
+    change = (series[-1].value / earlier.value - 1.0) * 100.0
+    return round(change, 4) if change < math.inf else None

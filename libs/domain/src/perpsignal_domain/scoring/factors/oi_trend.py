@@ -10,6 +10,8 @@ a universal zero; the OI level itself is never scored). Stale after
 
 from __future__ import annotations
 
+import math
+
 from perpsignal_common.events.factors import oi_trend_inputs
 from perpsignal_domain.scoring.config import EngineConfig
 from perpsignal_domain.scoring.factors.base import (
@@ -32,6 +34,7 @@ def oi_trend_strength(oi_change: float, price_change: float, cfg: EngineConfig) 
 
 
 _NO_OI = missing("no open interest received")
+_NO_CHANGE = missing("open interest change overflows: the earlier reading is too small")
 
 
 def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
@@ -53,6 +56,8 @@ def score_oi_trend(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
     base = value_at_or_before(state.open_interest, start)
     if base is None or base.value <= 0:
         return missing(f"open interest history shorter than {cfg.oi_window_s:.0f}s")
+    if latest.value / base.value == math.inf:  # a base of 5e-324 (valid): no change read
+        return _NO_CHANGE
     bars = state.candles.get(cfg.primary_timeframe)
     if not bars:
         return missing("no candles for the price change")

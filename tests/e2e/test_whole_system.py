@@ -80,7 +80,9 @@ async def test_market_data_comes_out_judged_at_every_exit(
         close_ms = ts_ms(body["timestamp"])
         tape_close = stack.tape.candle(sym, close_ms - 60_000)[3]
         assert body["price"] == pytest.approx(tape_close), (sym, body["timestamp"])
-        assert len(body["topFactors"]) == 3
+        # up to three, each one that pulls (a factor contributing nothing is none of them)
+        assert len(body["topFactors"]) <= 3
+        assert all(f["contribution"] != 0 for f in body["topFactors"]), body["topFactors"]
         layer = body["aiVerdictLayer"]
         assert layer["verdict"] in ("CONFIRM", "DOWNSIZE", "SKIP", "WAIT")
         assert set(layer["volatilityMetrics"]) >= {"atr", "atrPct", "volatilityClass"}

@@ -399,3 +399,17 @@ def test_a_snapshot_record_holding_an_mss_the_topics_would_refuse_restores_the_r
     model.restore(bad)
     model.restore(good)
     assert list(model.mss) == ["AAA"]
+
+
+def test_a_signal_without_its_own_top_factors_lists_only_factors_that_pull() -> None:
+    """A record without `top_factors` (older, or a caller's) was given the three largest
+    |contributions| even when they were 0: 'funding (50)' as a top factor of a signal that
+    never saw a funding rate."""
+    from perpsignal_gateway.schemas import signal_out
+    from tests.producers import real_judged
+
+    judged = real_judged(direction="NEUTRAL", recorded_only=True)
+    pulling = [f.name for f in judged.factors if f.contribution]
+    assert 0 < len(pulling) < 3, pulling  # a warming-up signal: fewer than three pull
+    got = signal_out(judged.model_copy(update={"top_factors": ()}))
+    assert [f.name for f in got.top_factors] == list(judged.top_factors) == pulling[:3]

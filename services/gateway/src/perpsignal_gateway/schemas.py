@@ -238,7 +238,10 @@ def signal_out(event: SignalJudgedV1, *, debug: bool = False) -> SignalOut:
         if (f := by_name.get(n)) is not None
     ]
     if not top:
-        ranked = sorted(event.factors, key=lambda f: abs(f.contribution), reverse=True)[:3]
+        # a record without its own list (older, or a caller's): the factors that pull, as
+        # the scorer ranks them; a factor contributing nothing is no "top factor"
+        pulling = [f for f in event.factors if f.contribution]
+        ranked = sorted(pulling, key=lambda f: abs(f.contribution), reverse=True)[:3]
         top = [
             TopFactor(name=f.name, score=f.score, weight=f.weight, contribution=f.contribution)
             for f in ranked

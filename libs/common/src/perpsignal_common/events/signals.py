@@ -73,7 +73,9 @@ class ScoredSignalFields(Payload):
     confidence: float = Field(ge=0, le=100)
     price: Price
     factors: tuple[FactorScore, ...] = ()
-    top_factors: tuple[str, ...] = Field(default=(), description="Top 3 by |contribution|")
+    top_factors: tuple[str, ...] = Field(
+        default=(), description="Up to 3 factors with a non-zero contribution, by |contribution|"
+    )
     missing_factors: tuple[str, ...] = ()
     stale_factors: tuple[str, ...] = ()
     smc: SmcSummary | None = None

@@ -189,6 +189,29 @@ async def test_klines_of_another_interval_are_not_published_as_this_one(
     assert any("refused" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_delivery_contract_in_the_bulk_premium_index_costs_no_funding(
+    fake: FakeVendors,
+) -> None:
+    """The all-symbols premium index lists delivery contracts too, and Binance documents
+    theirs with `"lastFundingRate": ""`, `"interestRate": ""` and `"nextFundingTime": 0`.
+    The blank failed the whole answer's wire model: no funding rate nor mark price of any
+    symbol was published, every minute, and settled funding was never fetched."""
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    delivery = dict(
+        item, symbol="BTCUSDT_250328", lastFundingRate="", interestRate="", nextFundingTime=0
+    )
+    rows = [dict(item, symbol="BTCUSDT"), delivery, dict(item, symbol="ETHUSDT")]
+    fake.set_body("binance", "/fapi/v1/premiumIndex", rows)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, [], clock=clock.time)
+    events = await poller.poll()
+    funding = {e.symbol: e for e in events if e.type == "market.funding"}
+    assert sorted(funding) == ["BTCUSDT", "ETHUSDT"]
+    assert funding["BTCUSDT"].rate == float(item["lastFundingRate"])  # type: ignore[attr-defined]
+    assert poller.next_funding_ms["BTCUSDT"] == item["nextFundingTime"]
+
+
 async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     fake: FakeVendors, producer: RecordingProducer
 ) -> None:

@@ -85,6 +85,9 @@ class Endpoint:
     doc: str = ""
 
 
+_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
+
+
 def _no_usage(_: httpx.Headers) -> dict[str, int]:
     return {}
 
@@ -189,13 +192,46 @@ class VendorHttp:
             )
             self._on_error(endpoint, err)
             raise err from exc
+        self._well_formed(endpoint)
+        return model
+
+    def _well_formed(self, endpoint: Endpoint) -> None:
         if endpoint.name in self._malformed:
             self._malformed.discard(endpoint.name)
             log.info(
                 "vendor answers are well-formed again",
                 extra={"vendor": self.vendor, "endpoint": endpoint.name},
             )
-        return model
+
+    def validate_rows(self, endpoint: Endpoint, adapter: TypeAdapter[T], rows: Any) -> list[T]:
+        """Validate a list answer row by row: a row of the wrong shape is dropped alone.
+
+        For answers covering every symbol (Binance's bulk premium index and tickers), where
+        one odd contract must not cost all the others. Dropped rows are counted and logged
+        as one malformed answer (once per incident); an answer with no good row is
+        MalformedResponse.
+        """
+        if not isinstance(rows, list):
+            self.validate(endpoint, _LIST, rows)  # raises MalformedResponse
+        good: list[T] = []
+        first: ValidationError | None = None
+        for row in rows:
+            try:
+                good.append(adapter.validate_python(row))
+            except ValidationError as exc:
+                first = first or exc
+        if first is None:
+            self._well_formed(endpoint)
+            return good
+        bad = len(rows) - len(good)
+        err = MalformedResponse(
+            f"{self.vendor} {endpoint.name}: {bad} of {len(rows)} rows of an unexpected shape: "
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in first.errors()[:2])
+        )
+        self._on_error(endpoint, err)
+        if not good:
+            raise err from first
+        return good
 
     async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:
         self.breaker.check()

@@ -109,6 +109,27 @@ async def test_ratios_and_settled_funding(fake: FakeVendors) -> None:
     assert await funding.poll() == []  # once per settlement
 
 
+async def test_a_settled_rate_without_a_mark_price_is_published_without_one(
+    fake: FakeVendors,
+) -> None:
+    """Binance's funding history carries `"markPrice": ""` where it has none (every early
+    record, as recorded by others): the blank failed the answer's wire model, so the settled
+    rate was never published. The rate is the fact; the mark price is unknown, not zero."""
+    rows = fake.load("binance", "fapi_v1_fundingRate.doc_current.json")
+    for row in rows:
+        row["markPrice"] = ""
+    fake.set_body("binance", "/fapi/v1/fundingRate", rows)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    http = client(fake, clock)
+    market = BinanceMarketPoller(http, universe, [], clock=clock.time)
+    funding = BinanceFundingPoller(http, universe, market, clock=clock.time)
+    await market.poll()
+    settled = await funding.poll()
+    assert [e.rate for e in settled] == [float(r["fundingRate"]) for r in rows]  # type: ignore[attr-defined]
+    assert all(e.mark_price is None for e in settled)  # type: ignore[attr-defined]
+
+
 async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: FakeVendors) -> None:
     """A hostile open time (year 10000: Python cannot even represent it) is refused like any
     other out-of-contract time; it must not fail the whole poll of every symbol."""

@@ -104,7 +104,8 @@ class FundingRateRow(Wire):
     symbol: str
     funding_rate: Number = Field(alias="fundingRate")
     funding_time_ms: int = Field(alias="fundingTime")
-    mark_price: Number | None = Field(default=None, alias="markPrice")
+    # "" where Binance has none (every early record): unknown, not a broken answer
+    mark_price: Blank = Field(default=None, alias="markPrice")
 
 
 class OpenInterest(Wire):

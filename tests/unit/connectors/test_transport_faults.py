@@ -55,6 +55,21 @@ async def test_429_waits_retry_after_then_succeeds(fake: FakeVendors) -> None:
     await client.aclose()
 
 
+@pytest.mark.parametrize("retry_after", [0, -1])
+async def test_a_429_saying_retry_now_still_backs_off(fake: FakeVendors, retry_after) -> None:
+    """`Retry-After: 0` or `-1` (a proxy's garbage) in a 429 storm: every retry, and every
+    other request of the poll, went out again at once, which Binance answers with an IP ban
+    (418: "failing to back off after receiving 429s"). A 429 pauses the vendor 1 s at least."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=429, retry_after=retry_after, times=None))
+    with pytest.raises(RateLimited):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 3
+    assert clock.t - FakeClock().t >= 2  # at least 1 s before each of the two retries
+    await client.aclose()
+
+
 async def test_418_opens_the_circuit_until_the_ban_expires(fake: FakeVendors) -> None:
     clock = FakeClock()
     client = binance(fake, clock)

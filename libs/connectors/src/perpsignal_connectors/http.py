@@ -10,7 +10,7 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
    transport failures and timeouts are transient; a request httpx refuses to send (a key
    with a newline in its header) is permanent, and its error never repeats the header;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
-   (at most 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
+   (1 s to 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
    headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
@@ -69,6 +69,9 @@ MAX_BAN_S = 3 * 86_400.0
 # minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
 # seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
 MAX_RATE_LIMIT_PAUSE_S = 300.0
+# ... and at least this long: "Retry-After: 0" (or "-1") in a 429 storm would send every retry
+# and every other request at once, which Binance answers with an IP ban (418)
+MIN_RATE_LIMIT_PAUSE_S = 1.0
 # How many read timeouts a whole answer may take (each read alone is bounded by httpx)
 TOTAL_READ_TIMEOUTS = 3
 # The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
@@ -350,7 +353,7 @@ class VendorHttp:
             )
         elif isinstance(exc, RateLimited):
             wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
-            wait = min(wait, MAX_RATE_LIMIT_PAUSE_S)
+            wait = min(max(wait, MIN_RATE_LIMIT_PAUSE_S), MAX_RATE_LIMIT_PAUSE_S)
             self.limiter.pause_until(now + wait)
             log.warning(
                 "vendor rate limit hit; pausing",

@@ -188,6 +188,27 @@ async def test_malformed_answers_are_one_warning_per_incident_not_per_call(
     await client.aclose()
 
 
+async def test_a_redirect_is_refused_not_read_as_the_answer(fake: FakeVendors) -> None:
+    """A 302 to another host (a moved API, a captive proxy) with a body shaped like the
+    answer: the body was taken as Binance's (any status below 400 was success), and without
+    such a body the error said only "body is not JSON". Redirects are never followed (a key
+    header must not go to another host), so a 3xx is an error naming where it points."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    fake.inject(
+        "binance",
+        "/fapi/v1/premiumIndex",
+        Fault("redirect", location="https://elsewhere.example/fapi", body=[item]),
+    )
+    with pytest.raises(
+        PermanentError, match=r"redirect to https://elsewhere\.example/fapi not followed"
+    ):
+        await client.fetch_premium_index_all()
+    assert fake.requests[("binance", "/fapi/v1/premiumIndex")] == 1  # not retried
+    await client.aclose()
+
+
 async def test_4xx_is_permanent_and_not_retried(fake: FakeVendors) -> None:
     clock = FakeClock()
     client = binance(fake, clock)

@@ -1,13 +1,15 @@
 """HTTP status → platform error taxonomy, shared by every vendor (each adds its own codes).
 
 429 → RateLimited(retry_after_s) · 418 → VenueBanned · 5xx, 408 → TransientError ·
-other 4xx → PermanentError · a body we cannot read → MalformedResponse (a PermanentError).
+3xx (never followed) and other 4xx → PermanentError · a body we cannot read →
+MalformedResponse (a PermanentError).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 from perpsignal_common.errors import (
     PermanentError,
@@ -42,6 +44,15 @@ def error_for_status(
     vendor: str, endpoint: str, status: int, headers: Mapping[str, str], snippet: str = ""
 ) -> PerpSignalError | None:
     """Return the error an HTTP status means, or None for success."""
+    if 300 <= status < 400:
+        # never followed (a key header must not go to another host), and its body is not the
+        # answer: name where it points (no query: it may carry a token) so the URL gets fixed
+        loc = urlsplit(headers.get("location") or headers.get("Location") or "")
+        to = f"{loc.scheme}://{loc.netloc}{loc.path}" if loc.netloc else (loc.path or "?")
+        return PermanentError(
+            f"{vendor} {endpoint}: HTTP {status} redirect to {to[:200]} not followed: "
+            "set the vendor's base URL to where it points"
+        )
     if status < 400:
         return None
     where = f"{vendor} {endpoint}: HTTP {status}"

@@ -268,8 +268,13 @@ def parse_ticker(item: Ticker24h) -> TickerV1:
 
 
 def parse_force_order(msg: ForceOrderEvent) -> LiquidationOrderV1:
-    """Return one liquidation: a SELL order liquidates a LONG, a BUY order a SHORT."""
+    """Return one liquidation: a SELL order liquidates a LONG, a BUY order a SHORT.
+
+    Raises ValueError for any other side: which positions were liquidated is then unknown.
+    """
     o = msg.order
+    if o.side.upper() not in ("BUY", "SELL"):
+        raise ValueError(f"force order side {o.side[:16]!r} is neither BUY nor SELL")
     observed = ms_to_dt(o.trade_time_ms)
     price = o.avg_price if o.avg_price else o.price
     qty = o.filled_qty if o.filled_qty else o.quantity

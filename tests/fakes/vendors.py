@@ -36,7 +36,9 @@ from aiohttp import WSMsgType, web
 
 VENDORS = ("binance", "okx", "coinglass", "lunarcrush", "coinapi", "coingecko", "alternative_me")
 DATA_DIRS = {"binance": "binance_usdm"}
-FaultKind = Literal["status", "timeout", "truncated", "html", "wrong_types", "drip", "redirect"]
+FaultKind = Literal[
+    "status", "timeout", "truncated", "html", "wrong_types", "drip", "redirect", "bad_gzip"
+]
 
 
 @dataclass
@@ -393,7 +395,13 @@ class FakeVendors:
         if header and not request.headers.get(header):
             return web.json_response({"code": "401", "msg": "API key missing"}, status=401)
         fault = self._take_fault(vendor, path)
-        if fault is not None and fault.kind in ("status", "timeout", "html", "redirect"):
+        if fault is not None and fault.kind in (
+            "status",
+            "timeout",
+            "html",
+            "redirect",
+            "bad_gzip",
+        ):
             return await self._fault_response(fault, headers)
         body = self.overrides.get((vendor, path))
         if callable(body):
@@ -431,6 +439,12 @@ class FakeVendors:
             # a proxy or a moved API: the real body, but under a 302 to another host
             return web.json_response(
                 fault.body, status=302, headers={**headers, "Location": fault.location}
+            )
+        if fault.kind == "bad_gzip":
+            # says gzip, is not: a proxy mangling the encoding, a truncated cache entry
+            return web.Response(
+                body=b"\x1f\x8b\x08\x00garbage, not a deflate stream",
+                headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
             )
         if fault.kind == "html":
             return web.Response(

@@ -130,6 +130,21 @@ async def test_a_settled_rate_without_a_mark_price_is_published_without_one(
     assert all(e.mark_price is None for e in settled)  # type: ignore[attr-defined]
 
 
+async def test_a_body_that_is_not_the_gzip_it_claims_costs_only_its_request(
+    fake: FakeVendors,
+) -> None:
+    """`Content-Encoding: gzip` on a body that is not gzip: httpx raises DecodingError, which
+    is no transport error; it escaped the client and the poll, so no symbol's events were
+    published that minute (nor counted as a vendor error)."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    fake.inject("binance", "/fapi/v1/openInterest", Fault("bad_gzip"))
+    events = await poller.poll()
+    kinds = Counter(e.type for e in events)
+    assert kinds["market.open_interest"] == 1 and kinds["market.candle"] == 4
+
+
 async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: FakeVendors) -> None:
     """A hostile open time (year 10000: Python cannot even represent it) is refused like any
     other out-of-contract time; it must not fail the whole poll of every symbol."""

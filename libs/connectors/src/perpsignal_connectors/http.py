@@ -246,6 +246,12 @@ class VendorHttp:
                 resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
+            except httpx.DecodingError as exc:
+                # a body that is not the encoding it claims (gzip): no transport error, and
+                # it escaped every caller, failing the whole poll of every symbol
+                raise MalformedResponse(
+                    f"{self.vendor} {ep.name}: body could not be decoded ({exc})"[:300]
+                ) from exc
             except httpx.LocalProtocolError:
                 # our own request is malformed, never sent: a header value with a character
                 # HTTP forbids, almost always an API key with a stray newline or space. The

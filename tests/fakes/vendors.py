@@ -47,7 +47,7 @@ class Fault:
 
     kind: FaultKind
     status: int = 500
-    retry_after: float | None = None
+    retry_after: float | str | None = None  # a number of seconds or an HTTP-date
     delay_s: float = 2.0
     times: int | None = 1
     location: str = "https://elsewhere.example/"  # redirect: where it points

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -67,6 +68,26 @@ async def test_a_429_saying_retry_now_still_backs_off(fake: FakeVendors, retry_a
         await client.fetch_klines("BTCUSDT", "5m", limit=2)
     assert fake.requests[("binance", KLINES)] == 3
     assert clock.t - FakeClock().t >= 2  # at least 1 s before each of the two retries
+    await client.aclose()
+
+
+async def test_a_429_with_an_http_date_waits_until_then(fake: FakeVendors) -> None:
+    """`Retry-After` may be an HTTP-date (RFC 9110; what a proxy or a CDN in front of a vendor
+    sends): it was read as no value, so the vendor was asked again after a 1 s pause, and
+    again, as if the 429 said nothing."""
+    from email.utils import format_datetime
+
+    clock = FakeClock()
+    client = binance(fake, clock)
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    fake.inject(
+        "binance",
+        KLINES,
+        Fault("status", status=429, retry_after=format_datetime(when, usegmt=True)),
+    )
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2
+    assert sum(clock.slept) >= 25  # about 30 s, less the time the test took to get there
     await client.aclose()
 
 

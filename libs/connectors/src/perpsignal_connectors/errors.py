@@ -8,7 +8,9 @@ MalformedResponse (a PermanentError).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from perpsignal_common.errors import (
@@ -25,10 +27,12 @@ class MalformedResponse(PermanentError):
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Return the `Retry-After` header in seconds (delta-seconds form), if present.
+    """Return the `Retry-After` header in seconds, if present: delta-seconds, or an HTTP-date
+    (RFC 9110; what a proxy or CDN in front of a vendor sends) counted from now.
 
-    None too for a value that is no finite number ("inf", "nan", "1e400"): a vendor's or a
-    proxy's garbage, which would otherwise open a ban's circuit forever.
+    None for anything else, and for a value that is no finite number ("inf", "nan",
+    "1e400"): a vendor's or a proxy's garbage, which would otherwise open a ban's circuit
+    forever.
     """
     raw = headers.get("retry-after") or headers.get("Retry-After")
     if raw is None:
@@ -36,7 +40,13 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
     try:
         seconds = float(raw)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT; a date without a zone is no HTTP-date
+            return None
+        seconds = when.timestamp() - time.time()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 

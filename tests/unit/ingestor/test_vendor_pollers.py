@@ -109,6 +109,28 @@ def test_an_unknown_timeframe_is_refused_at_start(
         IngestorSettings()
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"INGESTOR_LIQUIDATION_WINDOW_S": "0"},
+        {"INGESTOR_FEAR_GREED_CADENCE_S": "0"},
+        {"INGESTOR_BINANCE_CADENCE_S": "-60"},
+        {"INGESTOR_HTTP_TIMEOUT_S": "0"},
+    ],
+)
+def test_a_period_that_is_no_positive_duration_is_refused_at_start(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zero liquidation window divided by zero in the bucket flush (the process ended
+    within 5 s of every start); a zero or negative cadence polled its vendor back to back."""
+    from perpsignal_ingestor.settings import IngestorSettings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="above 0"):
+        IngestorSettings()
+
+
 async def test_okx_candles_kafka_did_not_acknowledge_are_fetched_again(
     fake: FakeVendors, producer
 ) -> None:

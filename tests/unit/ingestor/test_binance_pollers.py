@@ -145,6 +145,26 @@ async def test_a_body_that_is_not_the_gzip_it_claims_costs_only_its_request(
     assert kinds["market.open_interest"] == 1 and kinds["market.candle"] == 4
 
 
+async def test_ratios_of_another_symbol_are_not_published_as_this_one(
+    fake: FakeVendors,
+) -> None:
+    """A cache that ignores the query (or a vendor bug) answers ETHUSDT's long/short request
+    with BTCUSDT's rows, which name their symbol: they were published as ETHUSDT's
+    positioning (the parser keyed them by the requested symbol)."""
+    btc = fake.load("binance", "futures_data_globalLongShortAccountRatio.doc_current.json")
+    for name in (
+        "globalLongShortAccountRatio",
+        "topLongShortAccountRatio",
+        "topLongShortPositionRatio",
+    ):
+        fake.set_body("binance", f"/futures/data/{name}", btc)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    events = await BinanceRatiosPoller(client(fake, clock), universe).poll()
+    ratios = [e for e in events if e.type == "market.long_short_ratio"]
+    assert ratios and {e.symbol for e in ratios} == {"BTCUSDT"}
+
+
 async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: FakeVendors) -> None:
     """A hostile open time (year 10000: Python cannot even represent it) is refused like any
     other out-of-contract time; it must not fail the whole poll of every symbol."""

@@ -201,9 +201,14 @@ def parse_long_short(
     The shares are the primary data: Binance's own `longShortRatio` is long/short of them,
     and the documented examples contain rows where the two disagree, so we derive the ratio
     from the shares rather than trust a second copy.
+
+    Raises ValueError for a row naming another symbol (a cache that ignores the query):
+    its positioning is not `symbol`'s.
     """
     out = []
     for r in rows:
+        if r.symbol is not None and r.symbol != symbol:
+            raise ValueError(f"long/short row of {r.symbol[:32]!r} in the answer for {symbol!r}")
         observed = ms_to_dt(r.timestamp_ms)
         ratio = r.long_share / r.short_share if r.short_share > 0 else r.long_short_ratio
         out.append(

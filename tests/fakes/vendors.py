@@ -36,7 +36,9 @@ from aiohttp import WSMsgType, web
 
 VENDORS = ("binance", "okx", "coinglass", "lunarcrush", "coinapi", "coingecko", "alternative_me")
 DATA_DIRS = {"binance": "binance_usdm"}
-FaultKind = Literal["status", "timeout", "truncated", "html", "wrong_types", "drip"]
+FaultKind = Literal[
+    "status", "timeout", "truncated", "html", "wrong_types", "drip", "redirect", "bad_gzip"
+]
 
 
 @dataclass
@@ -45,9 +47,11 @@ class Fault:
 
     kind: FaultKind
     status: int = 500
-    retry_after: float | None = None
+    retry_after: float | str | None = None  # a number of seconds or an HTTP-date
     delay_s: float = 2.0
     times: int | None = 1
+    location: str = "https://elsewhere.example/"  # redirect: where it points
+    body: Any = None  # redirect: the body sent with it
 
 
 @dataclass
@@ -391,7 +395,13 @@ class FakeVendors:
         if header and not request.headers.get(header):
             return web.json_response({"code": "401", "msg": "API key missing"}, status=401)
         fault = self._take_fault(vendor, path)
-        if fault is not None and fault.kind in ("status", "timeout", "html"):
+        if fault is not None and fault.kind in (
+            "status",
+            "timeout",
+            "html",
+            "redirect",
+            "bad_gzip",
+        ):
             return await self._fault_response(fault, headers)
         body = self.overrides.get((vendor, path))
         if callable(body):
@@ -425,6 +435,17 @@ class FakeVendors:
         if fault.kind == "timeout":
             await asyncio.sleep(fault.delay_s)  # the client's timeout fires first
             return web.json_response([], headers=headers)
+        if fault.kind == "redirect":
+            # a proxy or a moved API: the real body, but under a 302 to another host
+            return web.json_response(
+                fault.body, status=302, headers={**headers, "Location": fault.location}
+            )
+        if fault.kind == "bad_gzip":
+            # says gzip, is not: a proxy mangling the encoding, a truncated cache entry
+            return web.Response(
+                body=b"\x1f\x8b\x08\x00garbage, not a deflate stream",
+                headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+            )
         if fault.kind == "html":
             return web.Response(
                 text="<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>",

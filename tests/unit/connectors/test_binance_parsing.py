@@ -210,6 +210,16 @@ def test_force_order_sell_is_a_long_liquidation(load) -> None:
     assert p.parse_force_order(s.FORCE_ORDER.validate_python(flipped)).liquidated_side == "SHORT"
 
 
+@pytest.mark.parametrize("side", ["", "UNKNOWN", "LIQUIDATION", None])
+def test_a_force_order_without_a_known_side_is_refused(load, side) -> None:
+    """Only a SELL order liquidates a long and only a BUY order a short: any other side was
+    read as a short liquidation, a side Binance never said."""
+    raw = load("binance_usdm/ws_forceOrder.doc_example.json")
+    odd = {**raw, "o": {**raw["o"], "S": side}}
+    with pytest.raises(ValueError):
+        p.parse_force_order(s.FORCE_ORDER.validate_python(odd))
+
+
 def test_kline_stream_only_closed(load) -> None:
     raw = load("binance_usdm/ws_kline.doc_example.json")
     closed = p.parse_kline_stream(s.KLINE_STREAM.validate_python(raw))

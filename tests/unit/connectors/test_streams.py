@@ -203,3 +203,60 @@ async def test_a_refused_kline_subscription_costs_neither_the_liquidations_nor_s
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_a_changed_message_format_is_one_warning_a_minute_not_one_per_message(
+    fake: FakeVendors, load, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Binance renaming a field of its liquidation messages makes every message malformed:
+    each was a warning line (tens a second on a busy market). The first is a warning, the
+    rest debug lines until a minute has passed; each is still counted."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    renamed = {**msg, "o": {k if k != "q" else "qty": v for k, v in msg["o"].items()}}
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        with caplog.at_level(logging.WARNING, logger="perpsignal_connectors"):
+            for i in range(30):
+                await fake.push("binance", {**renamed, "E": msg["E"] + i})
+            await fake.push("binance", "not json{")
+            await fake.push("binance", msg)
+            await eventually(lambda: got, timeout=10, what="the good order")
+        lines = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
+        assert len(lines) == 2, lines  # one per kind: a wrong shape, not JSON
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_many_refused_coinglass_rows_are_one_warning(
+    fake: FakeVendors, load, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Coinglass rows the contract refuses, 50 in one message: one warning, not 50."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = CoinglassStream("key", on_liq, fake.ws_url("coinglass"), ping_interval_s=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("coinglass/ws__liquidationOrders.json")
+    good = msg["data"][0]
+    rows = [{**good, "price": 1e-13}] * 50 + [good]
+    try:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        with caplog.at_level(logging.WARNING, logger="perpsignal_connectors"):
+            await fake.push("coinglass", {**msg, "data": rows})
+            await eventually(lambda: got, timeout=10, what="the good row")
+        assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -52,6 +53,41 @@ async def test_429_waits_retry_after_then_succeeds(fake: FakeVendors) -> None:
     assert rows  # the retry got the real body
     assert fake.requests[("binance", KLINES)] == 2
     assert sum(clock.slept) >= 7  # waited at least what the vendor asked
+    await client.aclose()
+
+
+@pytest.mark.parametrize("retry_after", [0, -1])
+async def test_a_429_saying_retry_now_still_backs_off(fake: FakeVendors, retry_after) -> None:
+    """`Retry-After: 0` or `-1` (a proxy's garbage) in a 429 storm: every retry, and every
+    other request of the poll, went out again at once, which Binance answers with an IP ban
+    (418: "failing to back off after receiving 429s"). A 429 pauses the vendor 1 s at least."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=429, retry_after=retry_after, times=None))
+    with pytest.raises(RateLimited):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 3
+    assert clock.t - FakeClock().t >= 2  # at least 1 s before each of the two retries
+    await client.aclose()
+
+
+async def test_a_429_with_an_http_date_waits_until_then(fake: FakeVendors) -> None:
+    """`Retry-After` may be an HTTP-date (RFC 9110; what a proxy or a CDN in front of a vendor
+    sends): it was read as no value, so the vendor was asked again after a 1 s pause, and
+    again, as if the 429 said nothing."""
+    from email.utils import format_datetime
+
+    clock = FakeClock()
+    client = binance(fake, clock)
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    fake.inject(
+        "binance",
+        KLINES,
+        Fault("status", status=429, retry_after=format_datetime(when, usegmt=True)),
+    )
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2
+    assert sum(clock.slept) >= 25  # about 30 s, less the time the test took to get there
     await client.aclose()
 
 
@@ -170,6 +206,27 @@ async def test_malformed_answers_are_one_warning_per_incident_not_per_call(
     lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     malformed = "malformed vendor response; nothing published from it"
     assert lines == [malformed, "vendor answers are well-formed again", malformed]
+    await client.aclose()
+
+
+async def test_a_redirect_is_refused_not_read_as_the_answer(fake: FakeVendors) -> None:
+    """A 302 to another host (a moved API, a captive proxy) with a body shaped like the
+    answer: the body was taken as Binance's (any status below 400 was success), and without
+    such a body the error said only "body is not JSON". Redirects are never followed (a key
+    header must not go to another host), so a 3xx is an error naming where it points."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    fake.inject(
+        "binance",
+        "/fapi/v1/premiumIndex",
+        Fault("redirect", location="https://elsewhere.example/fapi", body=[item]),
+    )
+    with pytest.raises(
+        PermanentError, match=r"redirect to https://elsewhere\.example/fapi not followed"
+    ):
+        await client.fetch_premium_index_all()
+    assert fake.requests[("binance", "/fapi/v1/premiumIndex")] == 1  # not retried
     await client.aclose()
 
 

@@ -109,6 +109,62 @@ async def test_ratios_and_settled_funding(fake: FakeVendors) -> None:
     assert await funding.poll() == []  # once per settlement
 
 
+async def test_a_settled_rate_without_a_mark_price_is_published_without_one(
+    fake: FakeVendors,
+) -> None:
+    """Binance's funding history carries `"markPrice": ""` where it has none (every early
+    record, as recorded by others): the blank failed the answer's wire model, so the settled
+    rate was never published. The rate is the fact; the mark price is unknown, not zero."""
+    rows = fake.load("binance", "fapi_v1_fundingRate.doc_current.json")
+    for row in rows:
+        row["markPrice"] = ""
+    fake.set_body("binance", "/fapi/v1/fundingRate", rows)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT"], clock=clock.time)
+    http = client(fake, clock)
+    market = BinanceMarketPoller(http, universe, [], clock=clock.time)
+    funding = BinanceFundingPoller(http, universe, market, clock=clock.time)
+    await market.poll()
+    settled = await funding.poll()
+    assert [e.rate for e in settled] == [float(r["fundingRate"]) for r in rows]  # type: ignore[attr-defined]
+    assert all(e.mark_price is None for e in settled)  # type: ignore[attr-defined]
+
+
+async def test_a_body_that_is_not_the_gzip_it_claims_costs_only_its_request(
+    fake: FakeVendors,
+) -> None:
+    """`Content-Encoding: gzip` on a body that is not gzip: httpx raises DecodingError, which
+    is no transport error; it escaped the client and the poll, so no symbol's events were
+    published that minute (nor counted as a vendor error)."""
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, ["5m"], clock=clock.time)
+    fake.inject("binance", "/fapi/v1/openInterest", Fault("bad_gzip"))
+    events = await poller.poll()
+    kinds = Counter(e.type for e in events)
+    assert kinds["market.open_interest"] == 1 and kinds["market.candle"] == 4
+
+
+async def test_ratios_of_another_symbol_are_not_published_as_this_one(
+    fake: FakeVendors,
+) -> None:
+    """A cache that ignores the query (or a vendor bug) answers ETHUSDT's long/short request
+    with BTCUSDT's rows, which name their symbol: they were published as ETHUSDT's
+    positioning (the parser keyed them by the requested symbol)."""
+    btc = fake.load("binance", "futures_data_globalLongShortAccountRatio.doc_current.json")
+    for name in (
+        "globalLongShortAccountRatio",
+        "topLongShortAccountRatio",
+        "topLongShortPositionRatio",
+    ):
+        fake.set_body("binance", f"/futures/data/{name}", btc)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    events = await BinanceRatiosPoller(client(fake, clock), universe).poll()
+    ratios = [e for e in events if e.type == "market.long_short_ratio"]
+    assert ratios and {e.symbol for e in ratios} == {"BTCUSDT"}
+
+
 async def test_a_time_beyond_year_9999_in_one_row_costs_only_that_row(fake: FakeVendors) -> None:
     """A hostile open time (year 10000: Python cannot even represent it) is refused like any
     other out-of-contract time; it must not fail the whole poll of every symbol."""

@@ -46,3 +46,47 @@ async def test_kline_streams_follow_the_first_exchange_info_with_every_symbol_wa
         stop.set()
         await asyncio.wait_for(task, 10)
         await service.on_close()
+
+
+async def test_a_kafka_hiccup_when_klines_close_does_not_end_the_process(
+    fake: FakeVendors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka not acknowledging for a moment (a leader election) just as the stream's klines
+    close: the candle's publish raised DependencyUnavailable out of the socket's handler,
+    which ends the stream task and with it the whole ingestor at once, where the pollers
+    and the liquidation relay ride out 120 s. The candle is sent again with the next."""
+    from perpsignal_common.errors import DependencyUnavailable
+    from perpsignal_common.events.market import CandleClosedV1
+    from tests.unit.ingestor.conftest import RecordingProducer
+
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("INGESTOR_SYMBOLS", "BTCUSDT")
+    monkeypatch.setenv("INGESTOR_ENABLED_SOURCES", "binance_stream")
+    monkeypatch.setenv("INGESTOR_TIMEFRAMES", "1m")
+    service = IngestorService(IngestorSettings())
+    producer = RecordingProducer()
+    service.publisher._producer = producer  # type: ignore[assignment]
+    service.shard.assign(range(12), 12, "member")
+    stop = asyncio.Event()
+    task = asyncio.create_task(service._run_binance_stream(stop))
+    first = fake.load("binance", "ws_kline.doc_example.json")
+    k = first["k"]
+    second = {**first, "k": {**k, "t": k["t"] + 60_000, "T": k["T"] + 60_000}}
+    try:
+        await eventually(lambda: subscribed(fake), timeout=10, what="subscription")
+        producer.fail = DependencyUnavailable("1 event(s) not acknowledged")
+        await fake.push("binance", first)
+        await asyncio.sleep(1.0)  # the socket task is checked every 0.5 s
+        assert not task.done()  # the stream (and the process) carries on
+        producer.fail = None
+        await fake.push("binance", second)
+        await eventually(
+            lambda: len([e for e in producer.events if isinstance(e, CandleClosedV1)]) == 2,
+            timeout=10,
+            what="both candles published",
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await service.on_close()

@@ -255,3 +255,41 @@ async def test_a_pending_row_whose_event_breaks_the_contract_blocks_no_other(
     finally:
         await http.aclose()
         await engine.dispose()
+
+
+async def test_thousands_of_new_perpetuals_at_once_are_not_announced(
+    fake: FakeVendors, database_url: str, producer
+) -> None:
+    """A broken or hostile exchangeInfo listing many perpetuals never seen (Binance lists a
+    few a day): each was announced as a new listing, an alert to every subscriber. They are
+    recorded silently; a genuine listing after them is announced as usual."""
+    import time
+
+    from pydantic import SecretStr
+
+    engine = create_engine(DatabaseSettings(database_url=SecretStr(database_url)), pool_size=2)
+    sessions = create_sessionmaker(engine)
+    now = time.time()
+    http = BinanceUsdmHttp(fake.url("binance"))
+    monitor = ListingMonitor(
+        http,
+        Universe(["BTCUSDT"]),
+        sessions,
+        Publisher(producer),  # type: ignore[arg-type]
+    )
+
+    def announced() -> list[str]:
+        return [e.symbol for e in producer.events if isinstance(e, ListingDetectedV1)]
+
+    try:
+        await monitor.poll()  # seeds the recorded perpetuals
+        for i in range(500):
+            fake.add_listing(f"FAKE{i}USDT", int((now - 60) * 1000))
+        await monitor.poll()
+        assert announced() == []
+        fake.add_listing("NEWUSDT", int((now - 20) * 1000))
+        await monitor.poll()
+        assert announced() == ["NEWUSDT"]
+    finally:
+        await http.aclose()
+        await engine.dispose()

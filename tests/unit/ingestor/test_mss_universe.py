@@ -12,6 +12,8 @@ import copy
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from perpsignal_common.events.market import CoinProfileV1
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coingecko import constants as cg
@@ -111,6 +113,24 @@ async def test_a_new_coin_reusing_a_ticker_does_not_replace_the_big_coin(
     first = await poller.poll()  # both pages in one poll (budget 3)
     assert [e.coin_id for e in first if isinstance(e, CoinProfileV1)] == ["bitcoin"]
     await client.aclose()
+
+
+@pytest.mark.parametrize("cap", [2e30, 1e300])
+async def test_an_impostor_with_an_absurd_market_cap_does_not_silence_the_coin(
+    fake: FakeVendors, cap: float
+) -> None:
+    """A junk token reusing BTC's ticker with a market cap beyond the contract (bogus supply
+    times price): it took the BTCUSDT symbol for good (the larger cap wins), its own profile
+    was refused, and bitcoin's was never published again until a restart."""
+    template = fake.load("coingecko", "coins_markets.json")[0]  # bitcoin, BTC
+    impostor = {**template, "id": "btc-junk", "name": "BTC junk", "market_cap": cap}
+    pages = {"1": [impostor], "2": [template]}
+    fake.set_body("coingecko", "/coins/markets", lambda q: pages[q["page"]])
+    client = _gecko(fake)
+    poller = CoinGeckoPoller(client, market_cap_pages=2, volume_pages=0, new_coins=False)
+    events = await poller.poll()  # both pages in one poll (budget 3)
+    await client.aclose()
+    assert [e.coin_id for e in events if isinstance(e, CoinProfileV1)] == ["bitcoin"]
 
 
 async def test_lunarcrush_sorts_by_galaxy_score_and_alt_rank(fake: FakeVendors) -> None:

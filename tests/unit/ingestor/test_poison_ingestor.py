@@ -189,6 +189,46 @@ async def test_klines_of_another_interval_are_not_published_as_this_one(
     assert any("refused" in r.getMessage() for r in caplog.records)
 
 
+async def test_a_delivery_contract_in_the_bulk_premium_index_costs_no_funding(
+    fake: FakeVendors,
+) -> None:
+    """The all-symbols premium index lists delivery contracts too, and Binance documents
+    theirs with `"lastFundingRate": ""`, `"interestRate": ""` and `"nextFundingTime": 0`.
+    The blank failed the whole answer's wire model: no funding rate nor mark price of any
+    symbol was published, every minute, and settled funding was never fetched."""
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    delivery = dict(
+        item, symbol="BTCUSDT_250328", lastFundingRate="", interestRate="", nextFundingTime=0
+    )
+    rows = [dict(item, symbol="BTCUSDT"), delivery, dict(item, symbol="ETHUSDT")]
+    fake.set_body("binance", "/fapi/v1/premiumIndex", rows)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, [], clock=clock.time)
+    events = await poller.poll()
+    funding = {e.symbol: e for e in events if e.type == "market.funding"}
+    assert sorted(funding) == ["BTCUSDT", "ETHUSDT"]
+    assert funding["BTCUSDT"].rate == float(item["lastFundingRate"])  # type: ignore[attr-defined]
+    assert poller.next_funding_ms["BTCUSDT"] == item["nextFundingTime"]
+
+
+@pytest.mark.parametrize("odd", [{"markPrice": {}}, {"markPrice": "1,234.5"}, {"time": None}])
+async def test_a_bulk_row_of_the_wrong_shape_costs_only_its_symbol(
+    fake: FakeVendors, odd: dict[str, Any]
+) -> None:
+    """One contract's row of the all-symbols premium index with a value of the wrong shape
+    (an object, a thousands separator, a null time) failed the whole answer: no symbol's
+    funding rate nor mark price was published."""
+    item = fake.load("binance", "fapi_v1_premiumIndex.doc_current.json")
+    rows = [dict(item, symbol="BTCUSDT"), dict(item, symbol="ETHUSDT", **odd)]
+    fake.set_body("binance", "/fapi/v1/premiumIndex", rows)
+    clock = FakeClock(T0)
+    universe = Universe(["BTCUSDT", "ETHUSDT"], clock=clock.time)
+    poller = BinanceMarketPoller(client(fake, clock), universe, [], clock=clock.time)
+    events = await poller.poll()
+    assert {e.symbol for e in events if e.type == "market.funding"} == {"BTCUSDT"}
+
+
 async def test_the_publisher_never_sends_what_a_consumer_would_dead_letter(
     fake: FakeVendors, producer: RecordingProducer
 ) -> None:

@@ -76,6 +76,61 @@ async def test_one_odd_fear_greed_day_costs_only_itself(fake: FakeVendors, odd) 
     assert [e.value for e in events] == [int(body["data"][0]["value"])]
 
 
+async def test_a_timeframe_okx_lacks_costs_only_itself(fake: FakeVendors) -> None:
+    """INGESTOR_TIMEFRAMES with 8h (a Binance and contract timeframe; OKX has 6H and 12H
+    only): its bar lookup raised a KeyError out of the poll, so no OKX candle of any symbol
+    or timeframe was published, every minute."""
+    clock = FakeClock(1_700_000_000.0 - 1_700_000_000.0 % 28_800 + 30)
+    fake.clock = clock.time
+    client = OkxHttp(fake.url("okx"), clock=clock.time, sleep=clock.sleep)
+    poller = OkxPoller(client, Universe(["BTCUSDT"]), ["BTCUSDT"], ["5m", "8h"], clock=clock.time)
+    try:
+        events = await poller.poll()
+    finally:
+        await client.aclose()
+    assert [e for e in events if isinstance(e, CandleClosedV1)]
+    assert {q["bar"] for v, _, q in fake.calls if v == "okx"} == {"5m"}
+
+
+@pytest.mark.parametrize(
+    "env", [{"INGESTOR_TIMEFRAMES": "5m,3m"}, {"INGESTOR_COINGLASS_INTERVAL": "12h"}]
+)
+def test_an_unknown_timeframe_is_refused_at_start(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Binance interval the contract has no candle for ("3m") passed the settings, then
+    every Binance poll raised a KeyError (no candle, ticker, funding or open interest of any
+    symbol); Coinglass's "12h" did the same to every Coinglass poll. Refused at start."""
+    from perpsignal_ingestor.settings import IngestorSettings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="unknown timeframes"):
+        IngestorSettings()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"INGESTOR_LIQUIDATION_WINDOW_S": "0"},
+        {"INGESTOR_FEAR_GREED_CADENCE_S": "0"},
+        {"INGESTOR_BINANCE_CADENCE_S": "-60"},
+        {"INGESTOR_HTTP_TIMEOUT_S": "0"},
+    ],
+)
+def test_a_period_that_is_no_positive_duration_is_refused_at_start(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zero liquidation window divided by zero in the bucket flush (the process ended
+    within 5 s of every start); a zero or negative cadence polled its vendor back to back."""
+    from perpsignal_ingestor.settings import IngestorSettings
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="above 0"):
+        IngestorSettings()
+
+
 async def test_okx_candles_kafka_did_not_acknowledge_are_fetched_again(
     fake: FakeVendors, producer
 ) -> None:

@@ -1,13 +1,17 @@
 """HTTP status → platform error taxonomy, shared by every vendor (each adds its own codes).
 
 429 → RateLimited(retry_after_s) · 418 → VenueBanned · 5xx, 408 → TransientError ·
-other 4xx → PermanentError · a body we cannot read → MalformedResponse (a PermanentError).
+3xx (never followed) and other 4xx → PermanentError · a body we cannot read →
+MalformedResponse (a PermanentError).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 from perpsignal_common.errors import (
     PermanentError,
@@ -23,10 +27,12 @@ class MalformedResponse(PermanentError):
 
 
 def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Return the `Retry-After` header in seconds (delta-seconds form), if present.
+    """Return the `Retry-After` header in seconds, if present: delta-seconds, or an HTTP-date
+    (RFC 9110; what a proxy or CDN in front of a vendor sends) counted from now.
 
-    None too for a value that is no finite number ("inf", "nan", "1e400"): a vendor's or a
-    proxy's garbage, which would otherwise open a ban's circuit forever.
+    None for anything else, and for a value that is no finite number ("inf", "nan",
+    "1e400"): a vendor's or a proxy's garbage, which would otherwise open a ban's circuit
+    forever.
     """
     raw = headers.get("retry-after") or headers.get("Retry-After")
     if raw is None:
@@ -34,7 +40,13 @@ def retry_after_s(headers: Mapping[str, str]) -> float | None:
     try:
         seconds = float(raw)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT; a date without a zone is no HTTP-date
+            return None
+        seconds = when.timestamp() - time.time()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
@@ -42,6 +54,15 @@ def error_for_status(
     vendor: str, endpoint: str, status: int, headers: Mapping[str, str], snippet: str = ""
 ) -> PerpSignalError | None:
     """Return the error an HTTP status means, or None for success."""
+    if 300 <= status < 400:
+        # never followed (a key header must not go to another host), and its body is not the
+        # answer: name where it points (no query: it may carry a token) so the URL gets fixed
+        loc = urlsplit(headers.get("location") or headers.get("Location") or "")
+        to = f"{loc.scheme}://{loc.netloc}{loc.path}" if loc.netloc else (loc.path or "?")
+        return PermanentError(
+            f"{vendor} {endpoint}: HTTP {status} redirect to {to[:200]} not followed: "
+            "set the vendor's base URL to where it points"
+        )
     if status < 400:
         return None
     where = f"{vendor} {endpoint}: HTTP {status}"

@@ -10,7 +10,7 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
    transport failures and timeouts are transient; a request httpx refuses to send (a key
    with a newline in its header) is permanent, and its error never repeats the header;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
-   (at most 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
+   (1 s to 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
    headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
@@ -69,6 +69,9 @@ MAX_BAN_S = 3 * 86_400.0
 # minute or a 5-minute statistics window); a larger one is garbage (milliseconds sent as
 # seconds by a proxy) and must not silence the vendor for hours: pause this long, then ask
 MAX_RATE_LIMIT_PAUSE_S = 300.0
+# ... and at least this long: "Retry-After: 0" (or "-1") in a 429 storm would send every retry
+# and every other request at once, which Binance answers with an IP ban (418)
+MIN_RATE_LIMIT_PAUSE_S = 1.0
 # How many read timeouts a whole answer may take (each read alone is bounded by httpx)
 TOTAL_READ_TIMEOUTS = 3
 # The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
@@ -83,6 +86,9 @@ class Endpoint:
     path: str
     costs: Mapping[str, int] = field(default_factory=dict)
     doc: str = ""
+
+
+_LIST: TypeAdapter[list[Any]] = TypeAdapter(list[Any])
 
 
 def _no_usage(_: httpx.Headers) -> dict[str, int]:
@@ -189,13 +195,46 @@ class VendorHttp:
             )
             self._on_error(endpoint, err)
             raise err from exc
+        self._well_formed(endpoint)
+        return model
+
+    def _well_formed(self, endpoint: Endpoint) -> None:
         if endpoint.name in self._malformed:
             self._malformed.discard(endpoint.name)
             log.info(
                 "vendor answers are well-formed again",
                 extra={"vendor": self.vendor, "endpoint": endpoint.name},
             )
-        return model
+
+    def validate_rows(self, endpoint: Endpoint, adapter: TypeAdapter[T], rows: Any) -> list[T]:
+        """Validate a list answer row by row: a row of the wrong shape is dropped alone.
+
+        For answers covering every symbol (Binance's bulk premium index and tickers), where
+        one odd contract must not cost all the others. Dropped rows are counted and logged
+        as one malformed answer (once per incident); an answer with no good row is
+        MalformedResponse.
+        """
+        if not isinstance(rows, list):
+            self.validate(endpoint, _LIST, rows)  # raises MalformedResponse
+        good: list[T] = []
+        first: ValidationError | None = None
+        for row in rows:
+            try:
+                good.append(adapter.validate_python(row))
+            except ValidationError as exc:
+                first = first or exc
+        if first is None:
+            self._well_formed(endpoint)
+            return good
+        bad = len(rows) - len(good)
+        err = MalformedResponse(
+            f"{self.vendor} {endpoint.name}: {bad} of {len(rows)} rows of an unexpected shape: "
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in first.errors()[:2])
+        )
+        self._on_error(endpoint, err)
+        if not good:
+            raise err from first
+        return good
 
     async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:
         self.breaker.check()
@@ -207,6 +246,12 @@ class VendorHttp:
                 resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
+            except httpx.DecodingError as exc:
+                # a body that is not the encoding it claims (gzip): no transport error, and
+                # it escaped every caller, failing the whole poll of every symbol
+                raise MalformedResponse(
+                    f"{self.vendor} {ep.name}: body could not be decoded ({exc})"[:300]
+                ) from exc
             except httpx.LocalProtocolError:
                 # our own request is malformed, never sent: a header value with a character
                 # HTTP forbids, almost always an API key with a stray newline or space. The
@@ -314,7 +359,7 @@ class VendorHttp:
             )
         elif isinstance(exc, RateLimited):
             wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
-            wait = min(wait, MAX_RATE_LIMIT_PAUSE_S)
+            wait = min(max(wait, MIN_RATE_LIMIT_PAUSE_S), MAX_RATE_LIMIT_PAUSE_S)
             self.limiter.pause_until(now + wait)
             log.warning(
                 "vendor rate limit hit; pausing",

@@ -6,6 +6,10 @@ so a broken answer's `"lastFundingRate": true` became a 100 % funding rate and
 `"markPrice": true` a mark price of 1: invented values that pass every contract bound. A
 boolean is read as NaN instead, which the event contract refuses like a `"NaN"` string: the
 event built from it is refused alone (one log line), the rest of its response is published.
+
+`Blank` is an optional vendor number whose absence is sent as an empty string: Binance's
+all-symbols premium index documents delivery contracts with `"lastFundingRate": ""`. It reads
+as None (unknown, never zero); a required number still refuses the blank.
 """
 
 from __future__ import annotations
@@ -20,4 +24,9 @@ def _no_bool(value: object) -> object:
     return math.nan if isinstance(value, bool) else value
 
 
+def _blank_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 Number = Annotated[float, BeforeValidator(_no_bool)]
+Blank = Annotated[Number | None, BeforeValidator(_blank_is_none)]

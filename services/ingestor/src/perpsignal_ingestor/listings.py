@@ -21,6 +21,8 @@
 * A perpetual whose name the event or the table cannot carry (a symbol the contract refuses:
   a space, a bidi control, NUL, longer than 64 characters; a base or quote asset longer than
   its column) is never recorded: one warning names it, and it holds up no other listing.
+* More than `MAX_NEW_AT_ONCE` new perpetuals in one answer (after the first run) is a broken
+  or hostile exchangeInfo: they are recorded without being announced, with one warning.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ from perpsignal_ingestor.universe import Universe
 log = logging.getLogger(__name__)
 VENUE = "binance"
 _SCHEDULED: TypeAdapter[datetime] = TypeAdapter(ScheduledTime)
+# new perpetuals in one exchangeInfo beyond which none is announced (Binance lists a few a
+# day; thousands at once is a broken or hostile answer, not thousands of alerts to send)
+MAX_NEW_AT_ONCE = 20
 _SYMBOL: TypeAdapter[str] = TypeAdapter(Symbol)
 # the widths of the table's name columns (a longer value fails the whole insert)
 _WIDTHS = {
@@ -165,6 +170,9 @@ class ListingMonitor:
             dated = {p.symbol: onboard_time(p) for p in perps if p.symbol not in refused}
             new = [p for p in perps if dated.get(p.symbol) is not None]
             undated = [p for p in perps if p.symbol in dated and dated[p.symbol] is None]
+            # Binance lists a few perpetuals a day: many more at once is a broken answer (or
+            # a hostile one), whose symbols are recorded but never announced as listings
+            flood = not seeding and len(new) > MAX_NEW_AT_ONCE
             for p in new:
                 onboard = dated[p.symbol]
                 assert onboard is not None
@@ -177,7 +185,7 @@ class ListingMonitor:
                         quote_asset=p.quote_asset,
                         onboard_at=onboard,
                         first_seen_at=now,
-                        announce=(not seeding) or recent,
+                        announce=not flood and ((not seeding) or recent),
                     )
                 )
         for p in undated:
@@ -194,7 +202,12 @@ class ListingMonitor:
                     extra={"venue": VENUE, "symbol": repr(p.symbol)[:80], "reason": why},
                 )
         self._unnamed = {p.symbol for p, _ in unnamed}
-        if seeding and new:
+        if flood:
+            log.warning(
+                "more new perpetuals at once than Binance ever lists: recorded, not announced",
+                extra={"venue": VENUE, "symbols": len(new), "max": MAX_NEW_AT_ONCE},
+            )
+        elif seeding and new:
             log.info(
                 "listings monitor seeded the known set (not announced)",
                 extra={"venue": VENUE, "symbols": len(new)},

@@ -9,7 +9,7 @@
   contract's value rules (events/values.py) as a consumer will decode it. A vendor value that
   breaks them (NaN, a zero price, a time in the future...) is refused: logged on one line,
   counted in `perpsignal_ingestor_rejected_events_total{source,reason}`, and simply absent
-  downstream (`RefusalLog`: one warning per source and reason a minute, with a count).
+  downstream (`REFUSALS`: one warning per source and reason a minute, with a count).
   `build_each` gives the same per-item refusal to parsers, which build events
   and so raise on such values: one bad row costs only itself, not its whole response.
   A value Python cannot even represent (a vendor time beyond year 9999: `fromtimestamp`
@@ -20,8 +20,7 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -30,6 +29,7 @@ from pydantic import ValidationError
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import STRICT, encode
 from perpsignal_common.kafka.producer import EventProducer
+from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_ingestor.metrics import EVENTS_PUBLISHED, EVENTS_SKIPPED, REJECTED_EVENTS
 
 log = logging.getLogger(__name__)
@@ -52,48 +52,18 @@ def refusal_reason(exc: ValidationError) -> str:
     return f"{field}:{first['type']}"
 
 
-class RefusalLog:
-    """When a refusal is a warning line: the first of its (source, reason), then at most one
-    each `every_s` saying how many more were refused meanwhile; the others are debug lines.
-
-    Every refusal is counted in the metric. Without this, one cause hit every answer: our
-    clock a few minutes behind Binance's refused every event of every symbol (each "in the
-    future"), thousands of warning lines a minute; one hostile answer of 250,000 rows as
-    many lines.
-    """
-
-    every_s = 60.0
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._warned: dict[tuple[str, str], float] = {}
-        self._since: Counter[tuple[str, str]] = Counter()
-
-    def level(self, source: str, reason: str) -> tuple[int, int]:
-        """Return the log level of one more refusal and how many were quiet before it."""
-        key, now = (source, reason), self._clock()
-        last = self._warned.get(key)
-        if last is None or now - last >= self.every_s:
-            self._warned[key] = now
-            return logging.WARNING, self._since.pop(key, 0)
-        self._since[key] += 1
-        return logging.DEBUG, 0
-
-    def reset(self) -> None:
-        """Forget what was said (tests)."""
-        self._warned.clear()
-        self._since.clear()
-
-
-REFUSALS = RefusalLog()
+# When a refusal is a warning line: the first of its (source, reason), then one a minute with
+# how many more were refused quietly. One cause hitting every answer (our clock minutes behind
+# Binance's: every event "in the future") was thousands of warning lines a minute.
+REFUSALS = LogLimit()
 
 
 def refuse(source: str, exc: ValidationError, what: str) -> None:
-    """Count and log (one line, no traceback; `RefusalLog` says how loud) an event refused
+    """Count and log (one line, no traceback; `REFUSALS` says how loud) an event refused
     for breaking the contract."""
     reason = refusal_reason(exc)
     REJECTED_EVENTS.labels(source, reason).inc()
-    level, quiet = REFUSALS.level(source, reason)
+    level, quiet = REFUSALS.level((source, reason))
     errors = exc.errors(include_url=False, include_context=False)
     first: dict[str, object] = dict(errors[0]) if errors else {}
     log.log(
@@ -114,7 +84,7 @@ def refuse_unrepresentable(source: str, exc: BaseException, what: str) -> None:
     """Count and log (one line) an event refused because a value cannot be represented."""
     reason = "value:out_of_range"
     REJECTED_EVENTS.labels(source, reason).inc()
-    level, quiet = REFUSALS.level(source, reason)
+    level, quiet = REFUSALS.level((source, reason))
     log.log(
         level,
         "event refused: a value is out of range or cannot be represented; not published",

@@ -51,6 +51,7 @@ from perpsignal_ingestor.sources.binance import (
 from perpsignal_ingestor.sources.liquidations import (
     LiquidationAggregator,
     LiquidationRelay,
+    Outbox,
     flush_loop,
 )
 from perpsignal_ingestor.sources.vendors import (
@@ -211,10 +212,15 @@ class IngestorService(KafkaService):
                 self.publisher, self.aggregator, "binance_stream", owns=self.universe.owns
             )
 
+            # Kafka not acknowledging is ridden out as the pollers do (120 s), the candle
+            # sent again with the next one; raising out of the socket's handler ended the
+            # stream task, and with it the process, at the first refused publish
+            candles = Outbox(self.publisher, "binance_stream")
+
             async def on_candle(candle: CandleClosedV1) -> None:
                 # subscriptions follow the shard on the next reconnect; until then, filter
                 if self.universe.owns(candle.symbol):
-                    await self.publisher.publish("binance_stream", [candle])
+                    await candles.send([candle])
 
             async def on_connect() -> None:
                 # candles closed while disconnected come from REST on the next poll

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 from perpsignal_connectors.alternative_me import constants as fng
 from perpsignal_connectors.binance_usdm import constants as binance
@@ -165,6 +166,37 @@ class IngestorSettings(ServiceSettings):
     )
     ingestor_command_ttl_max_s: int = 86_400
     ingestor_http_timeout_s: float = 10.0
+
+    @field_validator(
+        "ingestor_binance_cadence_s",
+        "ingestor_ratio_cadence_s",
+        "ingestor_listings_cadence_s",
+        "ingestor_okx_cadence_s",
+        "ingestor_coinglass_cadence_s",
+        "ingestor_social_cadence_s",
+        "ingestor_coinapi_cadence_s",
+        "ingestor_fear_greed_cadence_s",
+        "ingestor_liquidation_window_s",
+        "ingestor_http_timeout_s",
+    )
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        # a zero window divided by zero in the liquidation buckets (the flush task, and with
+        # it the process, ended within 5 s, at every start); a zero or negative cadence
+        # polled a vendor back to back (Fear & Greed 60 times a minute instead of hourly)
+        if not value > 0:
+            raise ValueError("must be a number of seconds above 0")
+        return value
+
+    @field_validator("ingestor_timeframes", "ingestor_coinglass_interval")
+    @classmethod
+    def _known_timeframes(cls, value: str) -> str:
+        # an unknown one ("3m", "12h") passed and then failed every poll of every symbol
+        # (a KeyError out of the Binance, OKX or Coinglass poll): refuse it at start
+        unknown = [tf for tf in split_csv(value) if tf not in TIMEFRAME_SECONDS]
+        if unknown:
+            raise ValueError(f"unknown timeframes {unknown}; known: {', '.join(TIMEFRAME_SECONDS)}")
+        return value
 
     def symbols(self) -> list[str]:
         """Return the watch list (upper case)."""

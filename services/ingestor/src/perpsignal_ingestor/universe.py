@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pydantic import TypeAdapter, ValidationError
 
-from perpsignal_common.events.values import Symbol
+from perpsignal_common.events.values import MAX_AMOUNT, Symbol
 from perpsignal_connectors.binance_usdm.parsing import is_usdt_perpetual
 from perpsignal_connectors.binance_usdm.schemas import SymbolInfo, Ticker24h
 from perpsignal_ingestor.shards import ShardMap
@@ -184,7 +184,14 @@ class SymbolOwners:
         self._owner: dict[str, tuple[str, float]] = {}
 
     def accept(self, symbol: str, coin_id: str, market_cap: float | None) -> bool:
-        """Return True when `coin_id` may publish under `symbol` (and record it)."""
+        """Return True when `coin_id` may publish under `symbol` (and record it).
+
+        A market cap the contract refuses (NaN, infinite, negative, above 1e30: a junk
+        token's bogus supply times price) counts as none: it won the symbol for good while
+        its own profile was refused, and the real coin's was never published again.
+        """
+        if market_cap is not None and not 0 <= market_cap <= MAX_AMOUNT:
+            market_cap = None
         cap = market_cap or 0.0
         held = self._owner.get(symbol)
         if held is not None and held[0] != coin_id and (market_cap is None or held[1] >= cap):

@@ -104,8 +104,10 @@ class BinanceUsdmHttp:
         )
 
     async def fetch_premium_index_all(self) -> list[s.PremiumIndex]:
-        """Return mark price and next funding of every symbol in one call (weight 10)."""
-        return await self.http.get_model(c.PREMIUM_INDEX_ALL, s.PREMIUM_INDEX_ALL)
+        """Return mark price and next funding of every symbol in one call (weight 10); a row
+        of an unexpected shape is dropped alone (`VendorHttp.validate_rows`)."""
+        rows = await self.http.get(c.PREMIUM_INDEX_ALL)
+        return self.http.validate_rows(c.PREMIUM_INDEX_ALL, s.PREMIUM_INDEX_ONE, rows)
 
     async def fetch_premium_index(self, symbol: str) -> s.PremiumIndex:
         """Return mark price and next funding of one symbol."""
@@ -157,8 +159,10 @@ class BinanceUsdmHttp:
         )
 
     async def fetch_tickers_24h(self) -> list[s.Ticker24h]:
-        """Return the 24h ticker of every symbol in one call (weight 40)."""
-        return await self.http.get_model(c.TICKER_24H_ALL, s.TICKER_ALL)
+        """Return the 24h ticker of every symbol in one call (weight 40); a row of an
+        unexpected shape is dropped alone (`VendorHttp.validate_rows`)."""
+        rows = await self.http.get(c.TICKER_24H_ALL)
+        return self.http.validate_rows(c.TICKER_24H_ALL, s.TICKER_ONE, rows)
 
     async def fetch_ticker_24h(self, symbol: str) -> s.Ticker24h:
         """Return the 24h ticker of one symbol."""

@@ -201,9 +201,14 @@ def parse_long_short(
     The shares are the primary data: Binance's own `longShortRatio` is long/short of them,
     and the documented examples contain rows where the two disagree, so we derive the ratio
     from the shares rather than trust a second copy.
+
+    Raises ValueError for a row naming another symbol (a cache that ignores the query):
+    its positioning is not `symbol`'s.
     """
     out = []
     for r in rows:
+        if r.symbol is not None and r.symbol != symbol:
+            raise ValueError(f"long/short row of {r.symbol[:32]!r} in the answer for {symbol!r}")
         observed = ms_to_dt(r.timestamp_ms)
         ratio = r.long_share / r.short_share if r.short_share > 0 else r.long_short_ratio
         out.append(
@@ -268,8 +273,13 @@ def parse_ticker(item: Ticker24h) -> TickerV1:
 
 
 def parse_force_order(msg: ForceOrderEvent) -> LiquidationOrderV1:
-    """Return one liquidation: a SELL order liquidates a LONG, a BUY order a SHORT."""
+    """Return one liquidation: a SELL order liquidates a LONG, a BUY order a SHORT.
+
+    Raises ValueError for any other side: which positions were liquidated is then unknown.
+    """
     o = msg.order
+    if o.side.upper() not in ("BUY", "SELL"):
+        raise ValueError(f"force order side {o.side[:16]!r} is neither BUY nor SELL")
     observed = ms_to_dt(o.trade_time_ms)
     price = o.avg_price if o.avg_price else o.price
     qty = o.filled_qty if o.filled_qty else o.quantity

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from perpsignal_connectors.wire import Number
+from perpsignal_connectors.wire import Blank, Number
 
 
 class Wire(BaseModel):
@@ -83,12 +83,17 @@ class ExchangeInfo(Wire):
 
 
 class PremiumIndex(Wire):
-    """`GET /fapi/v1/premiumIndex` item: mark/index price and the next funding."""
+    """`GET /fapi/v1/premiumIndex` item: mark/index price and the next funding.
+
+    The all-symbols answer lists delivery contracts too, documented with
+    `"lastFundingRate": ""` and `"nextFundingTime": 0`: the blank reads as None, so that one
+    contract never fails the answer of every symbol (a funding event refuses a None rate).
+    """
 
     symbol: str
     mark_price: Number = Field(alias="markPrice")
-    index_price: Number | None = Field(default=None, alias="indexPrice")
-    last_funding_rate: Number = Field(alias="lastFundingRate")
+    index_price: Blank = Field(default=None, alias="indexPrice")
+    last_funding_rate: Blank = Field(alias="lastFundingRate")
     next_funding_time_ms: int = Field(alias="nextFundingTime")
     time_ms: int = Field(alias="time")
 
@@ -99,7 +104,8 @@ class FundingRateRow(Wire):
     symbol: str
     funding_rate: Number = Field(alias="fundingRate")
     funding_time_ms: int = Field(alias="fundingTime")
-    mark_price: Number | None = Field(default=None, alias="markPrice")
+    # "" where Binance has none (every early record): unknown, not a broken answer
+    mark_price: Blank = Field(default=None, alias="markPrice")
 
 
 class OpenInterest(Wire):

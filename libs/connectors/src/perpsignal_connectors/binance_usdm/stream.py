@@ -19,6 +19,7 @@ from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
 from perpsignal_connectors.binance_usdm import constants as c
 from perpsignal_connectors.binance_usdm import schemas as s
 from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_kline_stream
+from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import STREAM_MESSAGES
 from perpsignal_connectors.stream import WsStream
 
@@ -53,6 +54,7 @@ class BinanceUsdmStream:
         self._on_liquidation = on_liquidation
         self._on_candle = on_candle
         self._kline_streams = kline_streams
+        self._malformed = LogLimit()
         self.ws = WsStream(
             c.VENDOR,
             "market",
@@ -76,7 +78,12 @@ class BinanceUsdmStream:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             STREAM_MESSAGES.labels(c.VENDOR, "market", "malformed").inc()
-            log.warning("malformed stream message", extra={"vendor": c.VENDOR, "size": len(raw)})
+            level, quiet = self._malformed.level("not json")
+            log.log(
+                level,
+                "malformed stream message",
+                extra={"vendor": c.VENDOR, "size": len(raw), "quiet_before": quiet},
+            )
             return
         if not isinstance(data, dict) or "e" not in data:
             if isinstance(data, dict) and ("error" in data or "code" in data):
@@ -108,9 +115,17 @@ class BinanceUsdmStream:
             # cannot hold (beyond year 9999): this message only, the connection stays up
             STREAM_MESSAGES.labels(c.VENDOR, "market", "malformed").inc()
             error = str(exc.errors()[:2]) if isinstance(exc, ValidationError) else repr(exc)
-            log.warning(
+            # one warning a minute per event type: a changed format fails every message
+            level, quiet = self._malformed.level(str(data.get("e"))[:32])
+            log.log(
+                level,
                 "malformed stream message; skipped",
-                extra={"vendor": c.VENDOR, "event": str(data.get("e")), "error": error[:300]},
+                extra={
+                    "vendor": c.VENDOR,
+                    "event": str(data.get("e"))[:32],
+                    "error": error[:300],
+                    "quiet_before": quiet,
+                },
             )
             return
         STREAM_MESSAGES.labels(c.VENDOR, "market", "ok").inc()

@@ -18,6 +18,7 @@ from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_connectors.coinglass import constants as c
 from perpsignal_connectors.coinglass.parsing import parse_ws_liquidation
 from perpsignal_connectors.coinglass.schemas import WS_MESSAGE
+from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import STREAM_MESSAGES
 from perpsignal_connectors.stream import WsStream
 
@@ -37,6 +38,7 @@ class CoinglassStream:
         ping_interval_s: float = c.WS_PING_INTERVAL_S,
     ) -> None:
         self._on_liquidation = on_liquidation
+        self._malformed = LogLimit()  # one warning a minute per kind, not one per message
         sep = "&" if "?" in ws_url else "?"
         self.ws = WsStream(
             c.VENDOR,
@@ -56,9 +58,11 @@ class CoinglassStream:
             msg = WS_MESSAGE.validate_json(raw)
         except ValidationError as exc:
             STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "malformed").inc()
-            log.warning(
+            level, quiet = self._malformed.level("message")
+            log.log(
+                level,
                 "malformed stream message; skipped",
-                extra={"vendor": c.VENDOR, "error": str(exc.errors()[:2])},
+                extra={"vendor": c.VENDOR, "error": str(exc.errors()[:2]), "quiet_before": quiet},
             )
             return
         if msg.channel != "liquidationOrders":
@@ -72,9 +76,16 @@ class CoinglassStream:
                 # not the rest of its message nor the connection
                 STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "malformed").inc()
                 error = str(exc.errors()[:2]) if isinstance(exc, ValidationError) else repr(exc)
-                log.warning(
+                level, quiet = self._malformed.level("row")
+                log.log(
+                    level,
                     "liquidation refused; skipped",
-                    extra={"vendor": c.VENDOR, "symbol": row.symbol[:64], "error": error[:300]},
+                    extra={
+                        "vendor": c.VENDOR,
+                        "symbol": row.symbol[:64],
+                        "error": error[:300],
+                        "quiet_before": quiet,
+                    },
                 )
                 continue
             if event is not None:

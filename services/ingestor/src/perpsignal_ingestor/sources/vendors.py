@@ -6,6 +6,7 @@ contract is refused alone, the rest of its response is published.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from perpsignal_connectors.coinglass import parsing as cg_p
 from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.lunarcrush.parsing import parse_coin_series, parse_coins_list
+from perpsignal_connectors.okx.constants import BARS as OKX_BARS
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.okx.parsing import parse_candles
 from perpsignal_ingestor.publisher import build_each
@@ -32,6 +34,7 @@ from perpsignal_ingestor.sources.guard import gather_guarded
 from perpsignal_ingestor.universe import ScanCycle, ScanStep, SymbolOwners, Universe
 
 _CG = "coinglass"
+log = logging.getLogger(__name__)
 
 
 class OkxPoller:
@@ -49,7 +52,13 @@ class OkxPoller:
         self.client = client
         self.universe = universe
         self.symbols = list(symbols)
-        self.timeframes = list(timeframes)
+        # OKX has no 8h candles (6H, 12H): a timeframe it lacks is not asked for; it raised a
+        # KeyError out of the poll, so no OKX candle of any symbol or timeframe was published
+        self.timeframes = [tf for tf in timeframes if tf in OKX_BARS]
+        if skipped := [tf for tf in timeframes if tf not in OKX_BARS]:
+            log.info(
+                "okx has no candles of these timeframes; not polled", extra={"timeframes": skipped}
+            )
         self._clock = clock
         # boundaries whose candles are published (acknowledged by the loop) vs fetched by
         # this poll: a candle Kafka refused is fetched again on the next poll (as Binance's)

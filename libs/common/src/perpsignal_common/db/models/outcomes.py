@@ -47,9 +47,10 @@ class OutcomeSignal(TimestampMixin, Base):
 
     __tablename__ = "outcome_signals"
 
-    signal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    # as wide as the contracts allow (events/values.py; outcomes_0007)
+    signal_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), nullable=False, unique=True)
+    symbol: Mapped[str] = mapped_column(String(64), nullable=False)
     timeframe: Mapped[str] = mapped_column(String(8), nullable=False)
     direction: Mapped[str] = mapped_column(String(8), nullable=False)
     score: Mapped[float] = mapped_column(Float, nullable=False)
@@ -74,7 +75,7 @@ class OutcomeMss(TimestampMixin, Base):
 
     __tablename__ = "outcome_mss"
 
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     coin: Mapped[str] = mapped_column(String(64), nullable=False)
     mss: Mapped[float] = mapped_column(Float, nullable=False)
     tier: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -89,11 +90,11 @@ class SignalOutcome(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     signal_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("outcome_signals.signal_id", ondelete="CASCADE"), nullable=False
+        String(256), ForeignKey("outcome_signals.signal_id", ondelete="CASCADE"), nullable=False
     )
     horizon: Mapped[str] = mapped_column(String(8), nullable=False)
     horizon_s: Mapped[int] = mapped_column(Integer, nullable=False)
-    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    symbol: Mapped[str] = mapped_column(String(64), nullable=False)
     direction: Mapped[str] = mapped_column(String(8), nullable=False)
     verdict: Mapped[str] = mapped_column(String(16), nullable=False)
     risk_mode: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -129,7 +130,7 @@ class SignalOutcome(Base):
     price_source: Mapped[str | None] = mapped_column(String(16))
     candles_used: Mapped[int | None] = mapped_column(Integer)
     evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    evaluated_by: Mapped[str | None] = mapped_column(String(64))
+    evaluated_by: Mapped[str | None] = mapped_column(String(128))  # hostname:pid
     # Incremented by every completing UPDATE: 1 proves a row was evaluated exactly once
     evaluation_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -246,7 +247,7 @@ class OutcomeFunding(Base):
     __tablename__ = "outcome_funding"
 
     venue: Mapped[str] = mapped_column(String(32), primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     funding_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     rate: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
@@ -259,7 +260,7 @@ class OutcomeCandle(Base):
 
     __tablename__ = "outcome_candles"
 
-    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
     # a path is one venue's candles ('' : stored before outcomes_0006, venue unknown)
     venue: Mapped[str] = mapped_column(String(32), primary_key=True, server_default="")

@@ -1,13 +1,14 @@
 """Values the contracts allow fit the outcomes tables (outcomes_0007).
 
-A symbol may have 64 characters and an event id 256 (`events/values.py`); a Linux host name,
-part of the worker that completes a row, 64. Each used to fail its INSERT or UPDATE.
+A symbol may have 64 characters, an event id and a venue name 256 (`events/values.py`); a
+Linux host name, part of the worker that completes a row, 64. Each used to fail its INSERT or
+UPDATE.
 """
 
 from __future__ import annotations
 
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,12 @@ from sqlalchemy import select
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import SignalOutcome
 from perpsignal_common.events.values import MAX_ID_LENGTH, MAX_SYMBOL_LENGTH
+from perpsignal_connectors.binance_usdm import parse_klines
+from perpsignal_connectors.binance_usdm.schemas import KLINES
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import Tracker
+from tests.binance_klines import RecordedKlines
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows
 from tests.integration.outcomes.test_tracking import LATER, FakeProducer
 
@@ -79,3 +83,22 @@ async def test_a_worker_on_a_host_with_the_longest_name_completes_rows(
     async with session_scope(sessions) as s:
         (row,) = (await s.scalars(select(SignalOutcome))).all()
     assert (row.status, row.evaluated_by) == ("completed", tracker.worker)
+
+
+async def test_a_venue_with_a_long_name_prices_its_signals(sessions, shared_data: Path) -> None:
+    # the Binance connector's candles under another venue's name, as long as the contract
+    # allows (an Ident): its candles and its signal are stored and measured on each other
+    venue = "v" * MAX_ID_LENGTH
+    rows = KLINES.validate_python(RecordedKlines(shared_data).rows)
+    now = datetime(2021, 11, 22, tzinfo=UTC)
+    candles = parse_klines(rows, "XRPUSDT", "5m", now, venue=venue)
+    async with session_scope(sessions) as s:
+        await repo.store_candles(s, [repo.candle_row(c) for c in candles])
+        ev = judged().model_copy(update={"venue": venue})
+        await repo.store_signals(s, [ev], HORIZONS, timedelta(0))
+
+    tracker = Tracker(settings(), sessions, FakeProducer(), clock=lambda: now)  # type: ignore[arg-type]
+    assert await tracker.evaluate_batch() == 1
+    async with session_scope(sessions) as s:
+        (row,) = (await s.scalars(select(SignalOutcome))).all()
+    assert (row.status, row.venue, row.candles_used) == ("completed", venue, 12)

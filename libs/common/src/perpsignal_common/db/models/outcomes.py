@@ -65,7 +65,7 @@ class OutcomeSignal(TimestampMixin, Base):
     take_profit_price: Mapped[float | None] = mapped_column(Float)
     factors: Mapped[Any] = mapped_column(JSONB, nullable=False)
     verdict_layer: Mapped[Any] = mapped_column(JSONB, nullable=False)
-    venue: Mapped[str | None] = mapped_column(String(32))  # whose candles priced it (outcomes_0006)
+    venue: Mapped[str | None] = mapped_column(String(256))  # its price venue (outcomes_0006)
 
     __table_args__ = (Index("ix_outcome_signals_symbol_observed", "symbol", "observed_at"),)
 
@@ -106,7 +106,7 @@ class SignalOutcome(Base):
     entry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # the signal's price venue: its path is read from this venue's candles (NULL: unknown)
-    venue: Mapped[str | None] = mapped_column(String(32))
+    venue: Mapped[str | None] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     # due on the evaluator's clock (market time under OUTCOMES_CLOCK=event); a deferred row
     # waits for `retry_at` too, always wall time (outcomes_0005)
@@ -246,7 +246,7 @@ class OutcomeFunding(Base):
 
     __tablename__ = "outcome_funding"
 
-    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
+    venue: Mapped[str] = mapped_column(String(256), primary_key=True)
     symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     funding_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     rate: Mapped[float] = mapped_column(Float, nullable=False)
@@ -263,7 +263,7 @@ class OutcomeCandle(Base):
     symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
     # a path is one venue's candles ('' : stored before outcomes_0006, venue unknown)
-    venue: Mapped[str] = mapped_column(String(32), primary_key=True, server_default="")
+    venue: Mapped[str] = mapped_column(String(256), primary_key=True, server_default="")
     open_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     open: Mapped[float] = mapped_column(Float, nullable=False)
     high: Mapped[float] = mapped_column(Float, nullable=False)

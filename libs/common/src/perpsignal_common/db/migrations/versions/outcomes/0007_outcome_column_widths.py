@@ -4,16 +4,17 @@ Revision ID: outcomes_0007
 Revises: outcomes_0006
 Create Date: 2027-02-20
 
-The contracts allow a symbol of 64 characters and event ids of 256 (`events/values.py`), but
-`outcome_signals`, `signal_outcomes`, `outcome_candles` and `outcome_funding` stored a symbol in
-32 and the ids in 64: a valid judged signal, candle or settlement of a longer symbol failed its
-INSERT (value too long), was retried and dead-lettered, so that symbol had no history and no
-outcomes at all. `evaluated_by` holds the worker, `hostname:pid`: a Linux host name may have
-64 characters, and with 64 the completing UPDATE failed for the whole batch on every retry
-(the evaluator stalled). Widening a varchar rewrites no table and no index.
+The contracts allow a symbol of 64 characters and event ids and venue names of 256
+(`events/values.py`), but `outcome_signals`, `signal_outcomes`, `outcome_candles` and
+`outcome_funding` stored a symbol in 32, the ids in 64 and the venue in 32: a valid judged
+signal, candle or settlement of a longer symbol or venue failed its INSERT (value too long),
+was retried and dead-lettered, so that symbol or venue had no history and no outcomes at all.
+`evaluated_by` holds the worker, `hostname:pid`: a Linux host name may have 64 characters,
+and with 64 the completing UPDATE failed for the whole batch on every retry (the evaluator
+stalled). Widening a varchar rewrites no table and no index.
 
 The downgrade removes what the narrower columns cannot hold (signals with their outcomes,
-candles and settlements of a longer symbol or id; the worker name is cut to 64).
+candles and settlements of a longer symbol, venue or id; the worker name is cut to 64).
 """
 
 from collections.abc import Sequence
@@ -41,6 +42,10 @@ _WIDENED = [
     ("outcome_mss", "event_id", 64, IDENT),
     ("outcome_candles", "symbol", 32, SYMBOL),
     ("outcome_funding", "symbol", 32, SYMBOL),
+    ("outcome_signals", "venue", 32, IDENT),
+    ("signal_outcomes", "venue", 32, IDENT),
+    ("outcome_candles", "venue", 32, IDENT),
+    ("outcome_funding", "venue", 32, IDENT),
 ]
 
 
@@ -52,11 +57,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(
         "DELETE FROM outcome_signals WHERE length(signal_id) > 64 OR length(event_id) > 64 "
-        "OR length(symbol) > 32"
+        "OR length(symbol) > 32 OR length(venue) > 32"
     )  # their outcome rows go with them (ON DELETE CASCADE)
     op.execute("DELETE FROM outcome_mss WHERE length(event_id) > 64")
-    op.execute("DELETE FROM outcome_candles WHERE length(symbol) > 32")
-    op.execute("DELETE FROM outcome_funding WHERE length(symbol) > 32")
+    op.execute("DELETE FROM outcome_candles WHERE length(symbol) > 32 OR length(venue) > 32")
+    op.execute("DELETE FROM outcome_funding WHERE length(symbol) > 32 OR length(venue) > 32")
     op.execute("UPDATE signal_outcomes SET evaluated_by = left(evaluated_by, 64)")
+    # a row of unknown venue priced on a longer venue's candles: unknown again
+    op.execute("UPDATE signal_outcomes SET venue = NULL WHERE length(venue) > 32")
     for table, column, old, new in reversed(_WIDENED):
         op.alter_column(table, column, type_=sa.String(old), existing_type=sa.String(new))

@@ -92,14 +92,25 @@ class OutcomesSettings(ServiceSettings):
             raise ValueError(f"OUTCOMES_HORIZONS: unknown {unknown}; use {list(HORIZON_SECONDS)}")
         return ",".join(names)
 
-    @field_validator("outcomes_candle_timeframes", "outcomes_klines_timeframe")
+    @field_validator("outcomes_candle_timeframes")
     @classmethod
     def _known_timeframes(cls, value: str) -> str:
         names = [t.strip() for t in value.split(",") if t.strip()]
         unknown = [t for t in names if t not in TIMEFRAME_SECONDS]
-        if unknown:
-            raise ValueError(f"unknown timeframe(s) {unknown}")
+        if unknown or not names:
+            raise ValueError(f"unknown timeframe(s) {unknown}; use {list(TIMEFRAME_SECONDS)}")
         return ",".join(names)
+
+    @field_validator("outcomes_klines_timeframe")
+    @classmethod
+    def _one_timeframe(cls, value: str) -> str:
+        # one timeframe: the klines are requested, stored and read as that one
+        name = value.strip()
+        if name not in TIMEFRAME_SECONDS:
+            raise ValueError(
+                f"{value!r} is not one timeframe; use one of {list(TIMEFRAME_SECONDS)}"
+            )
+        return name
 
     def horizons(self) -> dict[str, int]:
         """Return horizon label -> seconds (after the time scale), shortest first."""

@@ -26,7 +26,12 @@ from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalJudgedV1
-from perpsignal_domain.outcomes.evaluate import Evaluation, Series, settlement_time
+from perpsignal_domain.outcomes.evaluate import (
+    MIN_FUNDING_INTERVAL_S,
+    Evaluation,
+    Series,
+    settlement_time,
+)
 
 _FACTORS = TypeAdapter(tuple[FactorScore, ...])
 
@@ -428,7 +433,9 @@ async def load_funding(
 
     Per venue: a position pays the funding of the venue it is priced on, never another's.
     Times as `settlement_time` reads them (the whole second: Binance stamps a settlement
-    a few ms after its hour).
+    a few ms after its hour). A settlement stored twice, under stamps less than
+    MIN_FUNDING_INTERVAL_S apart (the ingestor's 00:00:00.017 and an imported file's
+    00:00:00), is read once (its earliest stamp).
     """
     if not ranges:
         return {}
@@ -443,7 +450,10 @@ async def load_funding(
     out: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     for venue, symbol, at, rate in rows:
         times, rates = out.setdefault((venue, symbol), ([], []))
-        times.append(settlement_time(at.timestamp()))
+        at_s = settlement_time(at.timestamp())
+        if times and at_s - times[-1] < MIN_FUNDING_INTERVAL_S:
+            continue  # one settlement stored twice (sources stamp it apart by ms): paid once
+        times.append(at_s)
         rates.append(rate)
     return out
 

@@ -11,7 +11,14 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
 
-__all__ = ["HORIZON_SECONDS", "OutcomesSettings"]
+__all__ = ["HORIZON_SECONDS", "MAX_DURATION_S", "OutcomesSettings"]
+
+# the longest wait any duration setting may ask for: ten years is "never" for every one of
+# them, while a larger value overflowed the datetime arithmetic on every batch (a give-up time
+# of 1e15 s stalled the evaluator; a retention or funding wait of 1e11 s stopped the pruning)
+MAX_DURATION_S = 10 * 365 * 86_400.0
+# a horizon times this scale stays a few centuries long (an int4 of seconds in the database)
+MAX_TIME_SCALE = 1000.0
 
 
 class OutcomesSettings(ServiceSettings):
@@ -24,7 +31,10 @@ class OutcomesSettings(ServiceSettings):
         default="1h,4h,24h", description="Comma-separated horizons to evaluate (1h, 4h, 24h)"
     )
     outcomes_time_scale: float = Field(
-        default=1.0, gt=0, description="Multiply every horizon's seconds (end-to-end tests)"
+        default=1.0,
+        gt=0,
+        le=MAX_TIME_SCALE,
+        description="Multiply every horizon's seconds (end-to-end tests)",
     )
     outcomes_neutral_band_pct: float = Field(
         default=0.1, ge=0, description="|P&L %| at or below this is NEUTRAL"
@@ -46,6 +56,7 @@ class OutcomesSettings(ServiceSettings):
     outcomes_funding_wait_s: float = Field(
         default=86_400.0,
         ge=0,
+        le=MAX_DURATION_S,
         description="How long after a horizon's due time its funding may still be filled in "
         "as missing settlements arrive; after that it stays unknown (NULL), never 0",
     )
@@ -56,19 +67,29 @@ class OutcomesSettings(ServiceSettings):
     outcomes_batch_size: int = Field(default=200, ge=1, description="Due rows claimed per batch")
     outcomes_poll_interval_s: float = Field(default=1.0, gt=0)
     outcomes_settle_s: float = Field(
-        default=30.0, ge=0, description="Wait after the due time for the last candle to arrive"
+        default=30.0,
+        ge=0,
+        le=MAX_DURATION_S,
+        description="Wait after the due time for the last candle to arrive",
     )
     outcomes_retry_s: float = Field(
         default=60.0,
         gt=0,
+        le=MAX_DURATION_S,
         description="Retry delay (wall time) of a row whose prices are missing; also how long "
         "a row stays leased to the replica fetching its klines",
     )
     outcomes_give_up_after_s: float = Field(
-        default=3 * 86_400.0, gt=0, description="Mark a row failed this long after its due time"
+        default=3 * 86_400.0,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="Mark a row failed this long after its due time",
     )
     outcomes_candle_retention_s: float = Field(
-        default=5 * 86_400.0, gt=0, description="Prune stored candles older than this"
+        default=5 * 86_400.0,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="Prune stored candles older than this",
     )
     outcomes_clock: Literal["wall", "event"] = Field(
         default="wall",

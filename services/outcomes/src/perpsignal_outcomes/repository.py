@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from perpsignal_common.db.engine import client_timeout_s
 from perpsignal_common.db.models.outcomes import (
     OutcomeCandle,
     OutcomeFunding,
@@ -322,6 +323,7 @@ class SignalWriter:
                         min_size=1,
                         max_size=self._pool_size,
                         reset=_no_reset,
+                        command_timeout=client_timeout_s(self._timeout_ms),
                         **target.asyncpg_kwargs({"statement_timeout": str(self._timeout_ms)}),
                     )
         return self._pool

@@ -75,3 +75,18 @@ async def test_a_range_longer_than_one_call_is_fetched_page_by_page(shared_data:
     last = venue.rows[1727]
     assert (candles[-1].open, candles[-1].close) == (float(last[1]), float(last[4]))  # type: ignore[arg-type]
     assert len(venue.calls) == 2
+
+
+async def test_klines_of_another_interval_are_not_taken_for_the_one_asked(recorded) -> None:
+    """Asked for 5m, a venue (or a proxy) answering with its 1m klines (the recorded body):
+    none of them is a 5m candle, so none is returned to be stored as one."""
+    first = datetime.fromtimestamp(int(recorded[0][0]) / 1000, tz=UTC)  # type: ignore[arg-type]
+    start = first.replace(minute=first.minute - first.minute % 5, second=0)
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/fapi/v1/klines").mock(return_value=httpx.Response(200, json=recorded))
+        source = BinanceKlineSource(BASE)
+        try:
+            candles = await source.fetch_candles("BTCUSDT", "5m", start, start + timedelta(hours=1))
+        finally:
+            await source.close()
+    assert candles == []  # were the three 1m candles, stored as 5m ones

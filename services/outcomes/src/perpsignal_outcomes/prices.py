@@ -78,15 +78,29 @@ class BinanceKlineSource:
                 end_time=end - timedelta(milliseconds=1),
                 limit=limit,
             )
+            # only candles of the timeframe asked for: on its grid and `step` long (a venue or
+            # proxy answering with another interval would store them under this timeframe,
+            # where a path counts them as its candles)
+            step_ms = round(step.total_seconds() * 1000)
+            fit = [
+                r
+                for r in rows
+                if r.open_time_ms % step_ms == 0 and r.close_time_ms - r.open_time_ms == step_ms - 1
+            ]
+            if len(fit) < len(rows):
+                log.warning(
+                    "klines off the timeframe's grid dropped",
+                    extra={"symbol": symbol, "timeframe": timeframe, "rows": len(rows) - len(fit)},
+                )
             # the timeframe was validated by the settings (OUTCOMES_KLINES_TIMEFRAME)
-            closed = parse_klines(rows, symbol, cast(Timeframe, timeframe), datetime.now(UTC))
+            closed = parse_klines(fit, symbol, cast(Timeframe, timeframe), datetime.now(UTC))
             page = [
                 Candle(e.open_time, e.open, e.high, e.low, e.close)
                 for e in closed
                 if at <= e.open_time < end
             ]
             out += page
-            if len(rows) < limit or not page or len(closed) < len(rows):
+            if len(rows) < limit or not page or len(closed) < len(fit):
                 break  # the venue has nothing more (or only the forming candle) up to `end`
             at = max(c.open_time for c in page) + step
         return out

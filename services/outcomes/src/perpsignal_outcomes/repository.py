@@ -37,6 +37,18 @@ from perpsignal_domain.outcomes.evaluate import (
 _FACTORS = TypeAdapter(tuple[FactorScore, ...])
 
 
+# a NUL character in a JSON string: `\u0000` after an even number of backslashes (an odd one
+# escapes the backslash before `u0000` instead)
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _jsonb_text(text: str) -> str:
+    """Return JSON text PostgreSQL's jsonb accepts: a NUL character in a string (free text such
+    as a summary or a factor's reason) becomes U+FFFD. jsonb refuses `\u0000`, and the whole
+    signal with it (it was retried, then dead-lettered: no history, no outcomes)."""
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
 def signal_row(event: SignalJudgedV1, *, json_text: bool = False) -> dict[str, Any]:
     """Return the `outcome_signals` row of a judged signal.
 
@@ -46,8 +58,8 @@ def signal_row(event: SignalJudgedV1, *, json_text: bool = False) -> dict[str, A
     layer = event.ai_verdict_layer
     vol = layer.volatility_metrics
     if json_text:
-        factors: Any = _FACTORS.dump_json(event.factors).decode()
-        verdict_layer: Any = layer.model_dump_json()
+        factors: Any = _jsonb_text(_FACTORS.dump_json(event.factors).decode())
+        verdict_layer: Any = _jsonb_text(layer.model_dump_json())
     else:
         factors = [f.model_dump(mode="json") for f in event.factors]
         verdict_layer = layer.model_dump(mode="json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,11 @@ def _jsonb_text(text: str) -> str:
     as a summary or a factor's reason) becomes U+FFFD. jsonb refuses `\u0000`, and the whole
     signal with it (it was retried, then dead-lettered: no history, no outcomes)."""
     return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
+def _jsonb_value(text: str) -> Any:
+    """Return the JSON value of `text` as `_jsonb_text` makes it (no NUL character)."""
+    return json.loads(_jsonb_text(text))
 
 
 def signal_row(event: SignalJudgedV1, *, json_text: bool = False) -> dict[str, Any]:
@@ -370,7 +376,7 @@ async def store_mss(session: AsyncSession, event: MssScoredV1) -> bool:
             mss=event.mss,
             tier=event.tier,
             observed_at=event.observed_at,
-            payload=event.model_dump(mode="json"),
+            payload=_jsonb_value(event.model_dump_json()),
         )
         .on_conflict_do_nothing()
         .returning(OutcomeMss.event_id)

@@ -45,7 +45,7 @@ _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 def _jsonb_text(text: str) -> str:
     """Return JSON text PostgreSQL's jsonb accepts: a NUL character in a string (free text such
-    as a summary or a factor's reason) becomes U+FFFD. jsonb refuses `\u0000`, and the whole
+    as a summary or a factor's reason) becomes U+FFFD. jsonb refuses `\\u0000`, and the whole
     signal with it (it was retried, then dead-lettered: no history, no outcomes)."""
     return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from perpsignal_domain.outcomes.evaluate import MAX_COST_BP
 from perpsignal_outcomes.settings import MAX_DURATION_S, OutcomesSettings
 
 
@@ -60,3 +61,16 @@ def test_ten_years_is_accepted_as_never(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setenv(name, str(MAX_DURATION_S))
     cfg = OutcomesSettings()
     assert cfg.outcomes_give_up_after_s == MAX_DURATION_S == 10 * 365 * 86_400
+
+
+@pytest.mark.parametrize("name", ["OUTCOMES_TAKER_FEE_BP", "OUTCOMES_SLIPPAGE_BP"])
+def test_a_cost_above_all_of_notional_is_refused_as_the_backtest_does(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 1e6 bp per side (a slip of the decimal point) charged every live outcome 20,000 % of
+    # its notional in net P&L; `perpsignal backtest` refuses a cost above MAX_COST_BP
+    monkeypatch.setenv(name, "1e6")
+    with pytest.raises(ValidationError, match=name.lower()):
+        OutcomesSettings()
+    monkeypatch.setenv(name, str(MAX_COST_BP))  # 100 % per side: extreme, still a cost
+    assert getattr(OutcomesSettings(), name.lower()) == MAX_COST_BP

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
-from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, MAX_COST_BP
 
 __all__ = ["HORIZON_SECONDS", "MAX_DURATION_S", "OutcomesSettings"]
 
@@ -42,10 +42,14 @@ class OutcomesSettings(ServiceSettings):
     outcomes_taker_fee_bp: float = Field(
         default=5.0,
         ge=0,
+        le=MAX_COST_BP,
         description="Taker fee per side, bp of notional, for net P&L (Binance USD-M base tier)",
     )
     outcomes_slippage_bp: float = Field(
-        default=2.0, ge=0, description="Slippage per side, bp of notional, for net P&L"
+        default=2.0,
+        ge=0,
+        le=MAX_COST_BP,
+        description="Slippage per side, bp of notional, for net P&L",
     )
     outcomes_funding_venue: str = Field(
         default="binance",

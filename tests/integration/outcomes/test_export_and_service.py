@@ -23,11 +23,13 @@ from perpsignal_common.db.models.outcomes import (
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.events.signals import MssScoredV1, PhaseScore
 from perpsignal_common.settings import DatabaseSettings
+from perpsignal_domain.scoring.mss import MssScanner
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.service import OutcomesService
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import Tracker
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows
+from tests.unit.scorer import test_mss
 
 pytestmark = pytest.mark.db
 
@@ -192,3 +194,30 @@ async def test_service_routes_and_dedupes_events(database_url: str) -> None:
         assert mss_ids == ["m1"]  # below-threshold result skipped, redelivery deduped
     finally:
         await service.engine.dispose()
+
+
+async def test_an_mss_result_with_a_nul_in_the_vendor_name_is_stored(database_url: str) -> None:
+    """The MSS scanner copies the coin's name from its vendor profile; a NUL in it (set by hand
+    here: vendor text, not ours) made jsonb refuse the payload, and the result was lost."""
+    events = test_mss._events()
+    events[0] = events[0].model_copy(update={"name": "Pe\x00pe"})
+    scanner = MssScanner()
+    for ev in sorted(events, key=lambda e: e.observed_at):
+        scanner.observe(ev)
+    (result,) = scanner.scan(test_mss.NOW_S)
+    assert result.name == "Pe\x00pe"
+    service = OutcomesService(
+        OutcomesSettings(
+            database=DatabaseSettings(database_url=database_url),
+            outcomes_mss_threshold=0.0,
+        )
+    )
+    try:
+        await service.handle(result, None)  # type: ignore[arg-type]
+        async with session_scope(service.sessions) as s:
+            stored = await s.get(OutcomeMss, result.event_id)
+    finally:
+        await service.signals.close()
+        await service.engine.dispose()
+    assert stored is not None and stored.payload["name"] == "Pe\ufffdpe"
+    assert stored.mss == result.mss

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from perpsignal_cli.backtesting.importers import read_funding
 from perpsignal_common.db import analytics
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import OutcomeFunding, SignalOutcome
@@ -282,6 +283,49 @@ async def test_a_settlement_on_the_window_boundary_follows_the_rule(
         opened = got[(starts_on_it.signal_id, "1h")]
         assert (opened.funding_settlements, opened.funding_pct) == (0, 0.0)
         assert opened.net_pnl_pct == pytest.approx(opened.pnl_pct - opened.cost_pct)
+    finally:
+        await service.signals.close()
+        await service.engine.dispose()
+
+
+async def test_a_settlement_stored_twice_is_paid_once(
+    database_url: str, shared_data: Path, tmp_path: Path
+) -> None:
+    """The ingestor's settlements (Binance's stamps, ms after the hour) and the same history
+    imported from a file stamped on the whole second (`perpsignal` importer) are two rows per
+    settlement: a position pays each settlement once, not twice."""
+    service = OutcomesService(_settings(database_url))
+    candles = xrp_candle_rows(shared_data)
+    live = recorded_funding(shared_data)
+    exported = tmp_path / "funding.csv"
+    exported.write_text(
+        "time,rate\n"
+        + "".join(f"{e.observed_at.replace(microsecond=0).isoformat()},{e.rate!r}\n" for e in live)
+    )
+    imported = read_funding(exported, "XRPUSDT", venue="binance")
+    assert len(imported) == len(live)
+    stamps = {e.observed_at for e in live} | {e.observed_at for e in imported}
+    assert len(stamps) > len(live)  # Binance stamps most a few ms after the hour
+    close_at = {r["open_time"] + timedelta(minutes=5): r["close"] for r in candles}
+    at = datetime(2021, 11, 18, 6, 0, tzinfo=UTC)  # its 4h window holds the 08:00 settlement
+    signal = judged(direction="LONG", observed_at=at, price=close_at[at])
+    try:
+        await service.handle(signal, None)  # type: ignore[arg-type]
+        for ev in [*live, *imported]:
+            await service.handle(ev, None)  # type: ignore[arg-type]
+        async with session_scope(service.sessions) as s:
+            assert await s.scalar(select(func.count()).select_from(OutcomeFunding)) == len(stamps)
+            await repo.store_candles(s, candles)
+        service.market_now = candles[-1]["open_time"] + timedelta(minutes=5)
+        assert await service.tracker.evaluate_batch() == 3
+
+        got = await rows(service)
+        for horizon, seconds in (("4h", 14_400), ("24h", 86_400)):
+            r = got[(signal.signal_id, horizon)]
+            paid, n = expected_pct(live, "LONG", at, at + timedelta(seconds=seconds))
+            assert n >= 1
+            assert r.funding_settlements == n  # was 2n: each settlement charged twice
+            assert r.funding_pct == pytest.approx(paid)
     finally:
         await service.signals.close()
         await service.engine.dispose()

@@ -109,3 +109,25 @@ async def test_retry_at_downgrade_leaves_market_time_alone(pg_server) -> None:
         await asyncio.to_thread(upgrade, url)
     finally:
         await pg_server.drop(name)
+
+
+async def test_column_widths_down_keeps_what_fits(pg_server) -> None:
+    """outcomes_0007's downgrade drops only the rows the narrower columns cannot hold."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    await pg_server.create(name)
+    url = pg_server.url_for(name)
+    candle = (
+        "INSERT INTO outcome_candles (symbol, timeframe, open_time, open, high, low, close) "
+        "VALUES ('{symbol}', '5m', '2021-11-15T00:00:00Z', 1, 1.2, 0.9, 1.1)"
+    )
+    try:
+        await asyncio.to_thread(upgrade, url, "outcomes_0006")
+        await _sql(url, candle.format(symbol="XRPUSDT"))
+        await asyncio.to_thread(upgrade, url, "outcomes_0007")
+        await _sql(url, candle.format(symbol="X" * 64))
+        await asyncio.to_thread(downgrade, url, "outcomes_0006")
+        rows = await _sql(url, "SELECT symbol FROM outcome_candles")
+        assert [r["symbol"] for r in rows] == ["XRPUSDT"]
+        await asyncio.to_thread(upgrade, url)
+    finally:
+        await pg_server.drop(name)

@@ -91,3 +91,28 @@ async def test_stored_rows_are_the_signal_and_its_due_rows(sessions, database_ur
     got = {r.horizon: {c: getattr(r, c) for c in want["1h"]} for r in due}
     assert got == want
     assert {r.status for r in due} == {"pending"}
+
+
+async def test_a_nul_character_in_free_text_does_not_lose_the_signal(
+    sessions, database_url
+) -> None:
+    # set by hand: the rule judge and the LLM judge's cleaner never emit one, another client's
+    # judge may (NUL is a valid JSON string character); jsonb refuses it, and the signal with it
+    ev = judged(signal_id="nul")
+    factor = ev.factors[0].model_copy(update={"reason": "feed\x00 stalled"})
+    layer = ev.ai_verdict_layer.model_copy(update={"ai_summary": "buy\x00 the dip \\u0000"})
+    ev = ev.model_copy(update={"ai_verdict_layer": layer, "factors": (factor, *ev.factors[1:])})
+    writer = repo.SignalWriter(database_url.replace("+asyncpg", ""), HORIZONS, timedelta(0))
+    try:
+        await writer.store(ev)  # was: UntranslatableCharacterError, retried, dead-lettered
+    finally:
+        await writer.close()
+    async with session_scope(sessions) as s:
+        stored = await s.get(OutcomeSignal, "nul")
+        due = await s.scalar(
+            select(func.count()).select_from(SignalOutcome).where(SignalOutcome.signal_id == "nul")
+        )
+    assert stored is not None and due == 3
+    # the NUL became U+FFFD; an escaped backslash before "u0000" is text, kept as it was
+    assert stored.verdict_layer["ai_summary"] == "buy\ufffd the dip \\u0000"
+    assert stored.factors[0]["reason"] == "feed\ufffd stalled"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+import respx
 from sqlalchemy import func, select
 
 from perpsignal_common.db.engine import session_scope
@@ -17,8 +18,10 @@ from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_domain.outcomes.evaluate import Candle
 from perpsignal_outcomes import repository as repo
+from perpsignal_outcomes.prices import BinanceKlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import Tracker, outcome_event_id
+from tests.binance_klines import RecordedKlines
 from tests.integration.outcomes.conftest import judged, xrp_candle_rows
 
 pytestmark = pytest.mark.db
@@ -511,3 +514,34 @@ async def test_concurrent_trackers_on_the_klines_fallback_evaluate_each_row_once
     }
     assert sum(t.completed for t in trackers) == 180
     assert len({r.evaluated_by for r in rows.values()}) >= 2  # the work was shared
+
+
+async def test_klines_fallback_prices_rows_days_apart_in_one_batch(
+    sessions, shared_data: Path
+) -> None:
+    """Signals six days apart, none with stream candles, leased in one batch: each row's own
+    window is fetched from the venue (two calls), not the six days between them (Binance
+    serves 1500 5m klines a call: the later signal's window was never asked for)."""
+    venue = RecordedKlines(shared_data)
+    first = judged(signal_id="early")  # 2021-11-15 00:05, the recording's first day
+    late = judged(signal_id="late", observed_at=datetime(2021, 11, 21, 12, 0, tzinfo=UTC))
+    async with session_scope(sessions) as s:
+        await repo.store_signals(s, [first, late], {"1h": 3600}, timedelta(0))
+    base = "https://fapi.example.test"
+    klines = BinanceKlineSource(base)
+    now = datetime(2021, 11, 22, tzinfo=UTC)
+    try:
+        with respx.mock() as mock:
+            mock.get(f"{base}/fapi/v1/klines").mock(side_effect=venue)
+            tracker = Tracker(settings(), sessions, None, klines=klines, clock=lambda: now)
+            assert await tracker.evaluate_batch() == 2
+    finally:
+        await klines.close()
+    rows = await outcomes(sessions)
+    for signal in (first, late):
+        row = rows[(signal.signal_id, "1h")]
+        assert (row.status, row.price_source, row.candles_used) == ("completed", "klines", 12)
+        due_close = signal.observed_at + timedelta(minutes=55)
+        (recorded,) = [r for r in venue.rows if r[0] == int(due_close.timestamp() * 1000)]
+        assert row.exit_price == float(recorded[4])  # type: ignore[arg-type]
+    assert len(venue.calls) == 2

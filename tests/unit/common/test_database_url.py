@@ -149,3 +149,24 @@ def test_staging_and_prod_refuse_a_database_reached_without_tls(
     assert OutcomesSettings(
         database=DatabaseSettings(database_url=SecretStr("postgresql://a:b@db.internal/x"))
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        # a typo in the bracketed IPv6 host
+        ("postgresql://app:hunter2@[2001:db8::5/perpsignal", "not a valid URL"),
+        ("postgresql://app:hunter2@db.example/perpsignal?connect_timeout=10s", "connect_timeout"),
+        ("postgresql:///perpsignal?user=app&password=hunter2&host=db&port=5432x", "port"),
+    ],
+)
+def test_a_malformed_url_fails_at_settings_load_without_the_password(
+    url: str, named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # these raised a ValueError inside the settings validator: pydantic's ValidationError
+    # then printed the environment's value, password and all, on the start-up error
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError, match=named) as err:
+        DatabaseSettings()
+    assert "hunter2" not in str(err.value) and "hunter2" not in repr(err.value)
+    assert err.value.__cause__ is None and err.value.__suppress_context__

@@ -11,6 +11,7 @@ import pytest
 import respx
 
 from perpsignal_outcomes.prices import BinanceKlineSource
+from tests.binance_klines import RecordedKlines
 
 BASE = "https://fapi.example.test"
 
@@ -55,3 +56,37 @@ async def test_venue_error_surfaces_to_the_evaluator(recorded) -> None:
                 await source.fetch_candles("BTCUSDT", "1m", start, start + timedelta(hours=1))
         finally:
             await source.close()
+
+
+async def test_a_range_longer_than_one_call_is_fetched_page_by_page(shared_data: Path) -> None:
+    """Binance serves at most 1500 klines a call: six days of 5m candles (1728) take two."""
+    venue = RecordedKlines(shared_data)
+    start = datetime(2021, 11, 15, tzinfo=UTC)  # the recording's first candle
+    end = start + timedelta(days=6)
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/fapi/v1/klines").mock(side_effect=venue)
+        source = BinanceKlineSource(BASE)
+        try:
+            candles = await source.fetch_candles("XRPUSDT", "5m", start, end)
+        finally:
+            await source.close()
+    assert len(candles) == 6 * 288  # was 1500: the last 19 hours were never asked for
+    assert [c.open_time for c in candles] == [start + i * timedelta(minutes=5) for i in range(1728)]
+    last = venue.rows[1727]
+    assert (candles[-1].open, candles[-1].close) == (float(last[1]), float(last[4]))  # type: ignore[arg-type]
+    assert len(venue.calls) == 2
+
+
+async def test_klines_of_another_interval_are_not_taken_for_the_one_asked(recorded) -> None:
+    """Asked for 5m, a venue (or a proxy) answering with its 1m klines (the recorded body):
+    none of them is a 5m candle, so none is returned to be stored as one."""
+    first = datetime.fromtimestamp(int(recorded[0][0]) / 1000, tz=UTC)  # type: ignore[arg-type]
+    start = first.replace(minute=first.minute - first.minute % 5, second=0)
+    with respx.mock() as mock:
+        mock.get(f"{BASE}/fapi/v1/klines").mock(return_value=httpx.Response(200, json=recorded))
+        source = BinanceKlineSource(BASE)
+        try:
+            candles = await source.fetch_candles("BTCUSDT", "5m", start, start + timedelta(hours=1))
+        finally:
+            await source.close()
+    assert candles == []  # were the three 1m candles, stored as 5m ones

@@ -179,7 +179,13 @@ class DatabaseSettings(_RedactedRepr):
     def _url_parses(cls, v: SecretStr) -> SecretStr:
         from perpsignal_common.db.url import parse_database_url
 
-        parse_database_url(v.get_secret_value())  # a bad scheme or sslmode fails at start-up
+        try:  # a bad scheme or sslmode fails at start-up
+            parse_database_url(v.get_secret_value())
+        except ConfigError:
+            raise
+        except Exception as exc:
+            # never a ValueError out of here: pydantic would print the input, password and all
+            raise ConfigError(f"DATABASE_URL cannot be read: {type(exc).__name__}") from None
         return v
 
     def async_url(self) -> str:

@@ -58,25 +58,52 @@ class BinanceKlineSource:
     async def fetch_candles(
         self, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> list[Candle]:
-        """Fetch klines opening in [start, end) and keep only the closed ones."""
+        """Fetch klines opening in [start, end) and keep only the closed ones.
+
+        Page by page: Binance serves at most 1500 klines a call (5 days of 5m candles), so a
+        longer range (a backlog, replayed signals) takes several calls. Stops early at a page
+        that brings no new candle (a range the venue has no data for yet).
+        """
         if self._http is None:
             self._http = BinanceUsdmHttp(self._base_url, client=self._client)
         step = timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
-        limit = min(MAX_KLINES_PER_CALL, max(1, int((end - start) / step) + 1))
-        rows = await self._http.fetch_klines(
-            symbol,
-            timeframe,
-            start_time=start,
-            end_time=end - timedelta(milliseconds=1),
-            limit=limit,
-        )
-        # the timeframe was validated by the settings (OUTCOMES_KLINES_TIMEFRAME)
-        closed = parse_klines(rows, symbol, cast(Timeframe, timeframe), datetime.now(UTC))
-        return [
-            Candle(e.open_time, e.open, e.high, e.low, e.close)
-            for e in closed
-            if start <= e.open_time < end
-        ]
+        out: list[Candle] = []
+        at = start
+        while at < end:
+            limit = min(MAX_KLINES_PER_CALL, max(1, int((end - at) / step) + 1))
+            rows = await self._http.fetch_klines(
+                symbol,
+                timeframe,
+                start_time=at,
+                end_time=end - timedelta(milliseconds=1),
+                limit=limit,
+            )
+            # only candles of the timeframe asked for: on its grid and `step` long (a venue or
+            # proxy answering with another interval would store them under this timeframe,
+            # where a path counts them as its candles)
+            step_ms = round(step.total_seconds() * 1000)
+            fit = [
+                r
+                for r in rows
+                if r.open_time_ms % step_ms == 0 and r.close_time_ms - r.open_time_ms == step_ms - 1
+            ]
+            if len(fit) < len(rows):
+                log.warning(
+                    "klines off the timeframe's grid dropped",
+                    extra={"symbol": symbol, "timeframe": timeframe, "rows": len(rows) - len(fit)},
+                )
+            # the timeframe was validated by the settings (OUTCOMES_KLINES_TIMEFRAME)
+            closed = parse_klines(fit, symbol, cast(Timeframe, timeframe), datetime.now(UTC))
+            page = [
+                Candle(e.open_time, e.open, e.high, e.low, e.close)
+                for e in closed
+                if at <= e.open_time < end
+            ]
+            out += page
+            if len(rows) < limit or not page or len(closed) < len(fit):
+                break  # the venue has nothing more (or only the forming candle) up to `end`
+            at = max(c.open_time for c in page) + step
+        return out
 
     async def close(self) -> None:
         """Close the HTTP client when one was opened."""

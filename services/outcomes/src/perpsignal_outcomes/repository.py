@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from perpsignal_common.db.engine import client_timeout_s
 from perpsignal_common.db.models.outcomes import (
     OutcomeCandle,
     OutcomeFunding,
@@ -26,9 +28,31 @@ from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalJudgedV1
-from perpsignal_domain.outcomes.evaluate import Evaluation, Series, settlement_time
+from perpsignal_domain.outcomes.evaluate import (
+    MIN_FUNDING_INTERVAL_S,
+    Evaluation,
+    Series,
+    settlement_time,
+)
 
 _FACTORS = TypeAdapter(tuple[FactorScore, ...])
+
+
+# a NUL character in a JSON string: `\u0000` after an even number of backslashes (an odd one
+# escapes the backslash before `u0000` instead)
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _jsonb_text(text: str) -> str:
+    """Return JSON text PostgreSQL's jsonb accepts: a NUL character in a string (free text such
+    as a summary or a factor's reason) becomes U+FFFD. jsonb refuses `\\u0000`, and the whole
+    signal with it (it was retried, then dead-lettered: no history, no outcomes)."""
+    return _NUL_ESCAPE.sub(r"\1\\ufffd", text) if "\\u0000" in text else text
+
+
+def _jsonb_value(text: str) -> Any:
+    """Return the JSON value of `text` as `_jsonb_text` makes it (no NUL character)."""
+    return json.loads(_jsonb_text(text))
 
 
 def signal_row(event: SignalJudgedV1, *, json_text: bool = False) -> dict[str, Any]:
@@ -40,8 +64,8 @@ def signal_row(event: SignalJudgedV1, *, json_text: bool = False) -> dict[str, A
     layer = event.ai_verdict_layer
     vol = layer.volatility_metrics
     if json_text:
-        factors: Any = _FACTORS.dump_json(event.factors).decode()
-        verdict_layer: Any = layer.model_dump_json()
+        factors: Any = _jsonb_text(_FACTORS.dump_json(event.factors).decode())
+        verdict_layer: Any = _jsonb_text(layer.model_dump_json())
     else:
         factors = [f.model_dump(mode="json") for f in event.factors]
         verdict_layer = layer.model_dump(mode="json")
@@ -317,6 +341,7 @@ class SignalWriter:
                         min_size=1,
                         max_size=self._pool_size,
                         reset=_no_reset,
+                        command_timeout=client_timeout_s(self._timeout_ms),
                         **target.asyncpg_kwargs({"statement_timeout": str(self._timeout_ms)}),
                     )
         return self._pool
@@ -351,7 +376,7 @@ async def store_mss(session: AsyncSession, event: MssScoredV1) -> bool:
             mss=event.mss,
             tier=event.tier,
             observed_at=event.observed_at,
-            payload=event.model_dump(mode="json"),
+            payload=_jsonb_value(event.model_dump_json()),
         )
         .on_conflict_do_nothing()
         .returning(OutcomeMss.event_id)
@@ -428,7 +453,9 @@ async def load_funding(
 
     Per venue: a position pays the funding of the venue it is priced on, never another's.
     Times as `settlement_time` reads them (the whole second: Binance stamps a settlement
-    a few ms after its hour).
+    a few ms after its hour). A settlement stored twice, under stamps less than
+    MIN_FUNDING_INTERVAL_S apart (the ingestor's 00:00:00.017 and an imported file's
+    00:00:00), is read once (its earliest stamp).
     """
     if not ranges:
         return {}
@@ -443,7 +470,10 @@ async def load_funding(
     out: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
     for venue, symbol, at, rate in rows:
         times, rates = out.setdefault((venue, symbol), ([], []))
-        times.append(settlement_time(at.timestamp()))
+        at_s = settlement_time(at.timestamp())
+        if times and at_s - times[-1] < MIN_FUNDING_INTERVAL_S:
+            continue  # one settlement stored twice (sources stamp it apart by ms): paid once
+        times.append(at_s)
         rates.append(rate)
     return out
 

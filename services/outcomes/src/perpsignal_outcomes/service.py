@@ -25,7 +25,7 @@ from perpsignal_common.runtime import KafkaService
 from perpsignal_outcomes import repository as repo
 from perpsignal_outcomes.prices import BinanceKlineSource, KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
-from perpsignal_outcomes.tracker import Tracker, system_clock
+from perpsignal_outcomes.tracker import EPOCH, Tracker, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class OutcomesService(KafkaService):
         self.sessions = create_sessionmaker(self.engine)
         self._horizons = settings.horizons()
         self._settle = timedelta(seconds=settings.outcomes_settle_s)
-        self._timeframes = set(settings.candle_timeframes())
+        self._timeframes = settings.candle_timeframes()
+        self._off_grid_logged: set[str] = set()
         if klines is None and settings.outcomes_klines_fallback:
             klines = BinanceKlineSource(settings.outcomes_binance_base_url)
         if klines is None:
@@ -84,7 +85,18 @@ class OutcomesService(KafkaService):
     async def handle(self, event: Event, record: Record) -> None:
         """Route one event to its store; anything else on the topics is ignored."""
         if isinstance(event, CandleClosedV1):
-            if event.timeframe in self._timeframes:
+            step = self._timeframes.get(event.timeframe)
+            if step is not None:
+                if (event.open_time - EPOCH) % step:
+                    # off its timeframe's grid: a path counts the candles inside its window,
+                    # so beside a missing one this would make a path with a hole look whole
+                    if event.timeframe not in self._off_grid_logged:  # once, not per candle
+                        self._off_grid_logged.add(event.timeframe)
+                        log.warning(
+                            "candles off their timeframe's grid are ignored",
+                            extra={"timeframe": event.timeframe, "open_time": str(event.open_time)},
+                        )
+                    return
                 async with session_scope(self.sessions) as session:
                     await repo.store_candles(session, [repo.candle_row(event)])
                 # advanced once stored: a row due by this clock finds its candles

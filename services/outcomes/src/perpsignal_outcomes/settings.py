@@ -9,9 +9,16 @@ from pydantic import Field, field_validator
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
-from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS
+from perpsignal_domain.outcomes.evaluate import HORIZON_SECONDS, MAX_COST_BP
 
-__all__ = ["HORIZON_SECONDS", "OutcomesSettings"]
+__all__ = ["HORIZON_SECONDS", "MAX_DURATION_S", "OutcomesSettings"]
+
+# the longest wait any duration setting may ask for: ten years is "never" for every one of
+# them, while a larger value overflowed the datetime arithmetic on every batch (a give-up time
+# of 1e15 s stalled the evaluator; a retention or funding wait of 1e11 s stopped the pruning)
+MAX_DURATION_S = 10 * 365 * 86_400.0
+# a horizon times this scale stays a few centuries long (an int4 of seconds in the database)
+MAX_TIME_SCALE = 1000.0
 
 
 class OutcomesSettings(ServiceSettings):
@@ -24,7 +31,10 @@ class OutcomesSettings(ServiceSettings):
         default="1h,4h,24h", description="Comma-separated horizons to evaluate (1h, 4h, 24h)"
     )
     outcomes_time_scale: float = Field(
-        default=1.0, gt=0, description="Multiply every horizon's seconds (end-to-end tests)"
+        default=1.0,
+        gt=0,
+        le=MAX_TIME_SCALE,
+        description="Multiply every horizon's seconds (end-to-end tests)",
     )
     outcomes_neutral_band_pct: float = Field(
         default=0.1, ge=0, description="|P&L %| at or below this is NEUTRAL"
@@ -32,10 +42,14 @@ class OutcomesSettings(ServiceSettings):
     outcomes_taker_fee_bp: float = Field(
         default=5.0,
         ge=0,
+        le=MAX_COST_BP,
         description="Taker fee per side, bp of notional, for net P&L (Binance USD-M base tier)",
     )
     outcomes_slippage_bp: float = Field(
-        default=2.0, ge=0, description="Slippage per side, bp of notional, for net P&L"
+        default=2.0,
+        ge=0,
+        le=MAX_COST_BP,
+        description="Slippage per side, bp of notional, for net P&L",
     )
     outcomes_funding_venue: str = Field(
         default="binance",
@@ -46,6 +60,7 @@ class OutcomesSettings(ServiceSettings):
     outcomes_funding_wait_s: float = Field(
         default=86_400.0,
         ge=0,
+        le=MAX_DURATION_S,
         description="How long after a horizon's due time its funding may still be filled in "
         "as missing settlements arrive; after that it stays unknown (NULL), never 0",
     )
@@ -56,19 +71,29 @@ class OutcomesSettings(ServiceSettings):
     outcomes_batch_size: int = Field(default=200, ge=1, description="Due rows claimed per batch")
     outcomes_poll_interval_s: float = Field(default=1.0, gt=0)
     outcomes_settle_s: float = Field(
-        default=30.0, ge=0, description="Wait after the due time for the last candle to arrive"
+        default=30.0,
+        ge=0,
+        le=MAX_DURATION_S,
+        description="Wait after the due time for the last candle to arrive",
     )
     outcomes_retry_s: float = Field(
         default=60.0,
         gt=0,
+        le=MAX_DURATION_S,
         description="Retry delay (wall time) of a row whose prices are missing; also how long "
         "a row stays leased to the replica fetching its klines",
     )
     outcomes_give_up_after_s: float = Field(
-        default=3 * 86_400.0, gt=0, description="Mark a row failed this long after its due time"
+        default=3 * 86_400.0,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="Mark a row failed this long after its due time",
     )
     outcomes_candle_retention_s: float = Field(
-        default=5 * 86_400.0, gt=0, description="Prune stored candles older than this"
+        default=5 * 86_400.0,
+        gt=0,
+        le=MAX_DURATION_S,
+        description="Prune stored candles older than this",
     )
     outcomes_clock: Literal["wall", "event"] = Field(
         default="wall",
@@ -92,14 +117,25 @@ class OutcomesSettings(ServiceSettings):
             raise ValueError(f"OUTCOMES_HORIZONS: unknown {unknown}; use {list(HORIZON_SECONDS)}")
         return ",".join(names)
 
-    @field_validator("outcomes_candle_timeframes", "outcomes_klines_timeframe")
+    @field_validator("outcomes_candle_timeframes")
     @classmethod
     def _known_timeframes(cls, value: str) -> str:
         names = [t.strip() for t in value.split(",") if t.strip()]
         unknown = [t for t in names if t not in TIMEFRAME_SECONDS]
-        if unknown:
-            raise ValueError(f"unknown timeframe(s) {unknown}")
+        if unknown or not names:
+            raise ValueError(f"unknown timeframe(s) {unknown}; use {list(TIMEFRAME_SECONDS)}")
         return ",".join(names)
+
+    @field_validator("outcomes_klines_timeframe")
+    @classmethod
+    def _one_timeframe(cls, value: str) -> str:
+        # one timeframe: the klines are requested, stored and read as that one
+        name = value.strip()
+        if name not in TIMEFRAME_SECONDS:
+            raise ValueError(
+                f"{value!r} is not one timeframe; use one of {list(TIMEFRAME_SECONDS)}"
+            )
+        return name
 
     def horizons(self) -> dict[str, int]:
         """Return horizon label -> seconds (after the time scale), shortest first."""

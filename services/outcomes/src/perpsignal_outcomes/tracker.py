@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,6 +31,7 @@ from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.events.signals import OutcomeEvaluatedV1
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_domain.outcomes.evaluate import (
+    Candle,
     Costs,
     Series,
     evaluate_window,
@@ -78,6 +79,17 @@ class _Tally:
     done: int = 0
     waiting: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+
+
+def _merged(windows: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Return the union of `(start, end)` windows as disjoint windows, oldest first."""
+    out: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(windows):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def outcome_event_id(signal_id: str, horizon: str) -> str:
@@ -417,8 +429,9 @@ class Tracker:
     async def _fetch(self, rows: list[repo.DueRow]) -> list[dict[str, Any]]:
         """Fetch the klines of the leased `rows`, per symbol, as `outcome_candles` rows.
 
-        Runs with no transaction open (a slow vendor holds no lock); a symbol whose fetch
-        fails gives no candles and its rows are deferred as usual.
+        Runs with no transaction open (a slow vendor holds no lock). One fetch per window of
+        a symbol's rows, overlapping windows merged; when a fetch fails, the symbol's later
+        windows are not asked for and their rows are deferred as usual.
         """
         klines = self._klines
         assert klines is not None
@@ -428,16 +441,18 @@ class Tracker:
             by_symbol.setdefault(row.symbol, []).append(row)
         out: list[dict[str, Any]] = []
         for symbol, group in by_symbol.items():
-            start = min(r.entry_at for r in group)
-            end = max(r.due_at for r in group)
+            candles: list[Candle] = []
             try:
-                candles = await klines.fetch_candles(symbol, tf, start, end)
+                # the rows' windows, overlapping ones merged: never the days between far-apart
+                # rows (a backlog, replayed signals)
+                for start, end in _merged((r.entry_at, r.due_at) for r in group):
+                    candles += await klines.fetch_candles(symbol, tf, start, end)
             except Exception as exc:
                 log.warning(
                     "klines fallback failed; rows stay pending",
                     extra={"symbol": symbol, "error": f"{type(exc).__name__}: {exc}"},
                 )
-                continue
+                # the windows fetched before the failure are kept: their rows are measured
             out += [
                 {
                     "symbol": symbol,

@@ -19,6 +19,21 @@ from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.settings import DatabaseSettings
 
+# how long past the server's statement timeout the client waits for an answer: a server that
+# stops answering (a network partition, a frozen host: no RST, so the socket stays open for
+# the kernel's keepalive, two hours) must not hang its callers; the server ends any statement
+# at its own timeout, so an answer later than this never comes
+CLIENT_TIMEOUT_GRACE_S = 5.0
+
+
+def client_timeout_s(statement_timeout_ms: int) -> float | None:
+    """Return the client-side command timeout for a server statement timeout (asyncpg's
+    `command_timeout`): the server's limit plus CLIENT_TIMEOUT_GRACE_S; None (no limit) when
+    the server's is off (0)."""
+    if statement_timeout_ms <= 0:
+        return None
+    return statement_timeout_ms / 1000 + CLIENT_TIMEOUT_GRACE_S
+
 
 def create_engine(db: DatabaseSettings, *, pool_size: int | None = None) -> AsyncEngine:
     """Return an asyncpg engine with a statement timeout on every connection.
@@ -34,6 +49,7 @@ def create_engine(db: DatabaseSettings, *, pool_size: int | None = None) -> Asyn
         pool_pre_ping=True,
         connect_args={
             "timeout": 10,
+            "command_timeout": client_timeout_s(db.database_statement_timeout_ms),
             **target.sqlalchemy_connect_args(
                 {"statement_timeout": str(db.database_statement_timeout_ms)}
             ),

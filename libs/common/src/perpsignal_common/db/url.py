@@ -33,9 +33,10 @@ import logging
 import os
 import ssl
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy.engine import URL, make_url
@@ -183,6 +184,9 @@ def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
+_N = TypeVar("_N", int, float)
+
+
 def is_pooled_host(host: str | None) -> bool:
     """Return True for a PgBouncer-pooled host name (Neon: `ep-x-123-pooler.region...`)."""
     return bool(host) and str(host).split(".", 1)[0].endswith("-pooler")
@@ -195,7 +199,10 @@ def parse_database_url(raw: str) -> PgConnect:
     password never appears in a message.
     """
     raw = raw.strip()
-    scheme = urlsplit(raw).scheme.lower()
+    try:
+        scheme = urlsplit(raw).scheme.lower()
+    except ValueError:  # its message may quote the host part, password included
+        raise ConfigError(_NOT_A_URL) from None
     if scheme not in _SCHEMES:
         raise ConfigError(
             f"DATABASE_URL: scheme {scheme!r} is not PostgreSQL; use postgresql://, postgres:// "
@@ -238,7 +245,7 @@ def parse_database_url(raw: str) -> PgConnect:
     extra: dict[str, Any] = {}
     timeout = params.pop("connect_timeout", None)
     if timeout:
-        extra["timeout"] = float(timeout)
+        extra["timeout"] = _number("connect_timeout", timeout, float)
     for key in ("target_session_attrs", "passfile", "krbsrvname", "gsslib", "sslnegotiation"):
         if key in params:
             extra[key] = params.pop(key)
@@ -249,7 +256,7 @@ def parse_database_url(raw: str) -> PgConnect:
     if "host" in params and url.host is None:
         url = url.set(host=params.pop("host"))
     if "port" in params and url.port is None:
-        url = url.set(port=int(params.pop("port")))
+        url = url.set(port=_number("port", params.pop("port"), int))
     if "dbname" in params and url.database is None:
         url = url.set(database=params.pop("dbname"))
     # SQLAlchemy-only parameters pasted into the URL: not server settings
@@ -267,6 +274,20 @@ def parse_database_url(raw: str) -> PgConnect:
         server_settings=params,
         extra=extra,
     )
+
+
+_NOT_A_URL = (
+    "DATABASE_URL is not a valid URL (a bracketed IPv6 host must be closed; characters such "
+    "as @ : / [ ] in the user name or password must be percent-encoded)"
+)
+
+
+def _number(name: str, value: str, kind: Callable[[str], _N]) -> _N:
+    """Return the URL parameter `name` as a number, or a ConfigError naming only it."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"DATABASE_URL: {name} must be a number") from None
 
 
 def _path(value: str | None) -> str | None:

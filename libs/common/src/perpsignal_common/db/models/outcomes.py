@@ -47,9 +47,10 @@ class OutcomeSignal(TimestampMixin, Base):
 
     __tablename__ = "outcome_signals"
 
-    signal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    event_id: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
-    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    # as wide as the contracts allow (events/values.py; outcomes_0007)
+    signal_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), nullable=False, unique=True)
+    symbol: Mapped[str] = mapped_column(String(64), nullable=False)
     timeframe: Mapped[str] = mapped_column(String(8), nullable=False)
     direction: Mapped[str] = mapped_column(String(8), nullable=False)
     score: Mapped[float] = mapped_column(Float, nullable=False)
@@ -64,7 +65,7 @@ class OutcomeSignal(TimestampMixin, Base):
     take_profit_price: Mapped[float | None] = mapped_column(Float)
     factors: Mapped[Any] = mapped_column(JSONB, nullable=False)
     verdict_layer: Mapped[Any] = mapped_column(JSONB, nullable=False)
-    venue: Mapped[str | None] = mapped_column(String(32))  # whose candles priced it (outcomes_0006)
+    venue: Mapped[str | None] = mapped_column(String(256))  # its price venue (outcomes_0006)
 
     __table_args__ = (Index("ix_outcome_signals_symbol_observed", "symbol", "observed_at"),)
 
@@ -74,7 +75,7 @@ class OutcomeMss(TimestampMixin, Base):
 
     __tablename__ = "outcome_mss"
 
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)
     coin: Mapped[str] = mapped_column(String(64), nullable=False)
     mss: Mapped[float] = mapped_column(Float, nullable=False)
     tier: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -89,11 +90,11 @@ class SignalOutcome(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     signal_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("outcome_signals.signal_id", ondelete="CASCADE"), nullable=False
+        String(256), ForeignKey("outcome_signals.signal_id", ondelete="CASCADE"), nullable=False
     )
     horizon: Mapped[str] = mapped_column(String(8), nullable=False)
     horizon_s: Mapped[int] = mapped_column(Integer, nullable=False)
-    symbol: Mapped[str] = mapped_column(String(32), nullable=False)
+    symbol: Mapped[str] = mapped_column(String(64), nullable=False)
     direction: Mapped[str] = mapped_column(String(8), nullable=False)
     verdict: Mapped[str] = mapped_column(String(16), nullable=False)
     risk_mode: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -105,7 +106,7 @@ class SignalOutcome(Base):
     entry_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     # the signal's price venue: its path is read from this venue's candles (NULL: unknown)
-    venue: Mapped[str | None] = mapped_column(String(32))
+    venue: Mapped[str | None] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     # due on the evaluator's clock (market time under OUTCOMES_CLOCK=event); a deferred row
     # waits for `retry_at` too, always wall time (outcomes_0005)
@@ -129,7 +130,7 @@ class SignalOutcome(Base):
     price_source: Mapped[str | None] = mapped_column(String(16))
     candles_used: Mapped[int | None] = mapped_column(Integer)
     evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    evaluated_by: Mapped[str | None] = mapped_column(String(64))
+    evaluated_by: Mapped[str | None] = mapped_column(String(128))  # hostname:pid
     # Incremented by every completing UPDATE: 1 proves a row was evaluated exactly once
     evaluation_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -245,8 +246,8 @@ class OutcomeFunding(Base):
 
     __tablename__ = "outcome_funding"
 
-    venue: Mapped[str] = mapped_column(String(32), primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    venue: Mapped[str] = mapped_column(String(256), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     funding_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     rate: Mapped[float] = mapped_column(Float, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
@@ -259,10 +260,10 @@ class OutcomeCandle(Base):
 
     __tablename__ = "outcome_candles"
 
-    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
     # a path is one venue's candles ('' : stored before outcomes_0006, venue unknown)
-    venue: Mapped[str] = mapped_column(String(32), primary_key=True, server_default="")
+    venue: Mapped[str] = mapped_column(String(256), primary_key=True, server_default="")
     open_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     open: Mapped[float] = mapped_column(Float, nullable=False)
     high: Mapped[float] = mapped_column(Float, nullable=False)

@@ -963,3 +963,18 @@ def test_clean_removes_every_control_and_format_character() -> None:
         and clean(f"a{chr(c)}b") not in ("ab", "a b")
     ]
     assert kept == []
+
+
+def test_the_prompt_keeps_the_significant_digits_of_a_tiny_value() -> None:
+    """Factor inputs were rounded to 8 decimal places: a level of a coin quoted at 2.5e-9
+    reached the model as 0.0 (and two such levels as equal)."""
+    from perpsignal_domain.judging.prompt import prompt_inputs
+    from tests.producers import JUDGE, real_judged
+
+    signal = real_judged(verdict="CONFIRM", direction="LONG")
+    first = signal.factors[0]
+    tiny = first.model_copy(update={"inputs": {**first.inputs, "level": 2.5e-9, "other": 2.6e-9}})
+    signal = signal.model_copy(update={"factors": (tiny, *signal.factors[1:])})
+    vol, rules = JUDGE.assess(signal.symbol, signal)
+    sent = prompt_inputs(signal.symbol, signal, vol, rules)["factors"][0]["inputs"]
+    assert sent["level"] == 2.5e-9 and sent["other"] == 2.6e-9

@@ -18,7 +18,7 @@ import orjson
 from perpsignal_common.events.signals import ScoredSignalFields, VolatilityMetrics
 from perpsignal_domain.judging.rules import RuleVerdict
 
-PROMPT_VERSION = "judge-v1"  # part of the cache key: a new prompt never reuses old answers
+PROMPT_VERSION = "judge-v2"  # part of the cache key: a new prompt never reuses old answers
 MAX_TEXT = 120
 # C0/C1 controls, line separators, zero-width and bidi controls (embeddings, overrides, isolates,
 # marks), word joiners and the BOM: nothing a summary needs, each a way to hide or reorder text.
@@ -43,7 +43,9 @@ SYSTEM = (
     "verdict CONFIRM (take it), DOWNSIZE (take it smaller), SKIP (do not take it) or WAIT "
     "(not yet); risk_mode NORMAL, REDUCED, AVOID or AGGRESSIVE; position_multiplier from "
     "0.0 to 1.5 (0 for SKIP and WAIT); summary: at most two plain sentences a trader reads "
-    "on a phone; agreements and conflicts: at most 4 short items each."
+    "on a phone; agreements and conflicts: at most 4 short items each. The rule judge's "
+    "verdict is a gate: when it is SKIP or WAIT, answer SKIP or WAIT (you may always be "
+    "more careful than it, never less); a size above 1.0 belongs to risk mode AGGRESSIVE."
 )
 
 
@@ -58,7 +60,8 @@ def _scalar(value: object) -> object:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int | float):
-        return round(float(value), 8)
+        # 8 significant digits: a coin quoted at 3e-9 keeps its prices (8 decimals read 0.0)
+        return float(f"{float(value):.8g}")
     return clean(value)
 
 

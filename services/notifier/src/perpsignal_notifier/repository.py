@@ -21,7 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from perpsignal_common.db.engine import create_sessionmaker, session_scope
+from perpsignal_common.db.engine import client_timeout_s, create_sessionmaker, session_scope
 from perpsignal_common.db.models.notifier import (
     NotifierChat,
     NotifierDelivery,
@@ -118,6 +118,8 @@ class NotifierRepository:
                             self._target.dsn,
                             min_size=1,
                             max_size=self._pool_size,
+                            # a server that stops answering (no RST) fails the call, not hangs it
+                            command_timeout=client_timeout_s(self._timeout_ms),
                             **self._target.asyncpg_kwargs(
                                 {"statement_timeout": str(self._timeout_ms)}
                             ),

@@ -203,3 +203,14 @@ def test_a_neutral_signal_with_a_trade_plan_is_poison() -> None:
     )
     with pytest.raises(PoisonMessage, match="NEUTRAL"):
         decode(raw)
+
+
+@pytest.mark.parametrize(
+    "hidden", ["\u200d", "\u200c", "\ufe0f", "\u0301"], ids=["ZWJ", "ZWNJ", "VS16", "mark"]
+)
+def test_a_symbol_with_an_invisible_joiner_or_mark_is_poison(candle: bytes, hidden: str) -> None:
+    """`\\w` let zero-width joiners, variation selectors and combining marks into a symbol:
+    'XRP\\u200dUSDT' is a symbol of its own that every screen shows as XRPUSDT (the notifier
+    even strips the joiner), so a record could pass for another market's."""
+    with pytest.raises(PoisonMessage, match="symbol"):
+        decode(poison(candle, "symbol", json.dumps(f"XRP{hidden}USDT")))

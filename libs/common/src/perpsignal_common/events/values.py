@@ -14,7 +14,8 @@ they are built or decoded, and a consumer dead-letters (never processes) such a 
 * `EventTime`: from 2009-01-01 (no crypto market before) to now + the allowed clock skew
   (`EVENT_MAX_CLOCK_SKEW_S`, `configure_clock_skew`). `ScheduledTime` (a listing's onboard
   date, the next funding) may be announced ahead, at most `MAX_SCHEDULE_AHEAD_S`.
-* `Symbol`: 1-64 word characters (Unicode letters and digits, `_`) or `. : / + $ -`:
+* `Symbol`: 1-64 letters or digits of any script, `_` or `. : / + $ -` (no invisible
+  joiner, combining mark or variation selector: a look-alike of another symbol):
   `BTCUSDT`, `1000PEPEUSDT`, `BTC-USDT-SWAP`, `BTCUSDT_220325`, `币安人生USDT`, `fear_greed`.
 * `schema_version`: one this code understands (`SUPPORTED_SCHEMA_VERSIONS`).
 * On the wire, JSON types as the schemas give them (`registry.STRICT`): `true` or "1.5" is
@@ -27,7 +28,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, WithJsonSchema
 
 MIN_PRICE = 1e-12
 MAX_PRICE = 1e12
@@ -37,7 +38,13 @@ MIN_EVENT_TIME = datetime(2009, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_CLOCK_SKEW_S = 300.0
 MAX_SCHEDULE_AHEAD_S = 30 * 86400.0
 MAX_SYMBOL_LENGTH = 64
-SYMBOL_PATTERN = r"^[\w.:/+$-]+$"
+# letters and digits of any script: the validator's (Rust) \w would also take the invisible
+# joiners U+200C/U+200D, combining marks and variation selectors ("BTC\u200dUSDT" looks
+# exactly like BTCUSDT). The published JSON Schema keeps the portable \w form, which the
+# engines consumers validate with (Python's re, ECMAScript) read without those; \p{L} would
+# not compile in them.
+SYMBOL_PATTERN = r"^[\p{L}\p{N}_.:/+$-]+$"
+PUBLISHED_SYMBOL_PATTERN = r"^[\w.:/+$-]+$"
 MAX_ID_LENGTH = 256
 MAX_COUNT = 2**63 - 1  # a PostgreSQL bigint
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})
@@ -103,7 +110,18 @@ EventTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME), AfterValidator(_n
 CandleTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME)]
 ScheduledTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME), AfterValidator(_not_far_ahead)]
 Symbol = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_SYMBOL_LENGTH, pattern=SYMBOL_PATTERN)
+    str,
+    StringConstraints(min_length=1, max_length=MAX_SYMBOL_LENGTH, pattern=SYMBOL_PATTERN),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_SYMBOL_LENGTH,
+            "pattern": PUBLISHED_SYMBOL_PATTERN,
+            "description": "Letters or digits of any script, _ or . : / + $ - (no invisible "
+            "joiner, combining mark or variation selector)",
+        }
+    ),
 ]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 SchemaVersion = Annotated[

@@ -65,6 +65,9 @@ def signal(i: int) -> SignalJudgedV1:
     sid = uuid.uuid4().hex
     # entries every 5 min over the first 5.5 days of the recording: every 24h path exists
     at = T0 + timedelta(minutes=5 * (i % 1580))
+    long = bool(i % 2)
+    # a plan on its direction's sides of the price (the contract refuses any other)
+    stop, target = (1.05, 1.2) if long else (1.15, 1.0)
     return SignalJudgedV1(
         event_id=f"ev-{sid}",
         source="judge",
@@ -72,7 +75,7 @@ def signal(i: int) -> SignalJudgedV1:
         observed_at=at,
         signal_id=sid,
         timeframe="5m",
-        direction="LONG" if i % 2 else "SHORT",
+        direction="LONG" if long else "SHORT",
         score=float(i % 100),
         confidence=60.0,
         price=1.1,
@@ -81,7 +84,7 @@ def signal(i: int) -> SignalJudgedV1:
             risk_mode="NORMAL",
             position_multiplier=1.0,
             ai_summary="bench",
-            volatility_metrics=VolatilityMetrics(stop_loss_price=1.05, take_profit_price=1.2),
+            volatility_metrics=VolatilityMetrics(stop_loss_price=stop, take_profit_price=target),
         ),
     )
 

@@ -238,11 +238,18 @@ class _Collector:
         return None
 
 
-def _completion_body() -> bytes:
+def _completion_body(request: bytes) -> bytes:
+    """The model's answer: the rule judge's own verdict, read from the prompt's data block.
+
+    The judge overrules a model that takes (CONFIRM/DOWNSIZE) a signal its rules SKIP or
+    WAIT; an always-CONFIRM model would measure the fallback path, not the LLM's.
+    """
+    user = json.loads(request)["messages"][-1]["content"]
+    rules = json.loads(user.removeprefix("<data>").removesuffix("</data>"))["rule_judge"]
     answer = {
-        "verdict": "CONFIRM",
-        "risk_mode": "NORMAL",
-        "position_multiplier": 1.0,
+        "verdict": rules["verdict"],
+        "risk_mode": rules["risk_mode"],
+        "position_multiplier": rules["position_multiplier"],
         "summary": "ok",
         "agreements": [],
         "conflicts": [],
@@ -269,10 +276,10 @@ async def run_llm(
     concurrency: int, symbols: int, per_symbol: int, cs: list[Ohlc]
 ) -> tuple[float, bool, int]:
     """Return (judged/s, per-symbol order held, fallbacks) for one LLM concurrency bound."""
-    body = _completion_body()
 
     async def handler(request: httpx2.Request) -> httpx2.Response:
         await asyncio.sleep(LATENCY_S)
+        body = _completion_body(request.content)
         return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
 
     client = openai.AsyncOpenAI(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -53,7 +55,9 @@ async def test_binance_liquidations_survive_a_drop_and_resubscribe(fake: FakeVen
     assert not task.exception()
 
 
-async def test_coinglass_pings_and_relays_liquidations(fake: FakeVendors, load) -> None:
+@contextlib.asynccontextmanager
+async def coinglass_stream(fake: FakeVendors) -> AsyncIterator[list[LiquidationOrderV1]]:
+    """Run a Coinglass liquidation stream on the fake; yield the orders it relays."""
     got: list[LiquidationOrderV1] = []
 
     async def on_liq(ev: LiquidationOrderV1) -> None:
@@ -63,6 +67,14 @@ async def test_coinglass_pings_and_relays_liquidations(fake: FakeVendors, load) 
     stop = asyncio.Event()
     task = asyncio.create_task(stream.ws.run(stop))
     try:
+        yield got
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_coinglass_pings_and_relays_liquidations(fake: FakeVendors, load) -> None:
+    async with coinglass_stream(fake) as got:
         await eventually(
             lambda: "ping" in fake.ws_received["coinglass"], timeout=10, what="application ping"
         )
@@ -71,9 +83,6 @@ async def test_coinglass_pings_and_relays_liquidations(fake: FakeVendors, load) 
         await fake.push("coinglass", load("coinglass/ws__liquidationOrders.json"))
         await eventually(lambda: got, timeout=10, what="liquidation")
         assert got[0].source == "coinglass" and got[0].liquidated_side == "SHORT"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_binance_closed_klines_and_reconnect_hook(fake: FakeVendors, load) -> None:
@@ -145,14 +154,6 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
 async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load) -> None:
     """Coinglass: one row the contract refuses (a price below 1e-12, a time beyond year
     9999) must not drop the other rows of its message nor the connection."""
-    got: list[LiquidationOrderV1] = []
-
-    async def on_liq(ev: LiquidationOrderV1) -> None:
-        got.append(ev)
-
-    stream = CoinglassStream("key", on_liq, fake.ws_url("coinglass"), ping_interval_s=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(stream.ws.run(stop))
     msg = load("coinglass/ws__liquidationOrders.json")
     good = msg["data"][0]
     rows = [
@@ -160,16 +161,13 @@ async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load
         {**good, "time": 253_402_300_800_000},
         {**good, "symbol": "ETHUSDT"},
     ]
-    try:
+    async with coinglass_stream(fake) as got:
         await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
         await fake.push("coinglass", {**msg, "data": rows})
         await eventually(lambda: got, timeout=10, what="the good row")
         await asyncio.sleep(0.1)
         assert [e.symbol for e in got] == ["ETHUSDT"]
         assert fake.ws_connects["coinglass"] == 1
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_refused_kline_subscription_costs_neither_the_liquidations_nor_silence(
@@ -240,23 +238,12 @@ async def test_many_refused_coinglass_rows_are_one_warning(
     fake: FakeVendors, load, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Coinglass rows the contract refuses, 50 in one message: one warning, not 50."""
-    got: list[LiquidationOrderV1] = []
-
-    async def on_liq(ev: LiquidationOrderV1) -> None:
-        got.append(ev)
-
-    stream = CoinglassStream("key", on_liq, fake.ws_url("coinglass"), ping_interval_s=0.05)
-    stop = asyncio.Event()
-    task = asyncio.create_task(stream.ws.run(stop))
     msg = load("coinglass/ws__liquidationOrders.json")
     good = msg["data"][0]
     rows = [{**good, "price": 1e-13}] * 50 + [good]
-    try:
+    async with coinglass_stream(fake) as got:
         await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
         with caplog.at_level(logging.WARNING, logger="perpsignal_connectors"):
             await fake.push("coinglass", {**msg, "data": rows})
             await eventually(lambda: got, timeout=10, what="the good row")
         assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import math
 import re
@@ -482,35 +483,43 @@ class ResponseTooLarge(Exception):
     """The provider's response is bigger than any answer (MAX_RESPONSE_BYTES) or compressed."""
 
 
-async def _cap_body(response: Any) -> None:
-    """Response hook: refuse a compressed body (identity was asked for: a few KB of gzip can
-    unpack to gigabytes) and cap the rest at MAX_RESPONSE_BYTES."""
-    import httpx2  # the openai SDK's HTTP client (its `http_client` is an httpx2 client)
-
-    status = response.status_code
+@functools.cache
+def _capped_body() -> type:
+    """Return the body stream that stops past MAX_RESPONSE_BYTES (an httpx2 byte stream,
+    imported on first use: the openai SDK's HTTP client is httpx2); made once, not per call."""
+    import httpx2
 
     class CappedBody(httpx2.AsyncByteStream):
-        def __init__(self, stream: Any, limit: int) -> None:
+        def __init__(self, stream: Any, status: int) -> None:
             self._stream = stream
-            self._limit = limit
+            self._status = status
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             seen = 0
             async for chunk in self._stream:
                 seen += len(chunk)
-                if seen > self._limit:
-                    raise ResponseTooLarge(f"HTTP {status} response over {self._limit} bytes")
+                if seen > MAX_RESPONSE_BYTES:
+                    raise ResponseTooLarge(
+                        f"HTTP {self._status} response over {MAX_RESPONSE_BYTES} bytes"
+                    )
                 yield chunk
 
         async def aclose(self) -> None:
             await self._stream.aclose()
 
+    return CappedBody
+
+
+async def _cap_body(response: Any) -> None:
+    """Response hook: refuse a compressed body (identity was asked for: a few KB of gzip can
+    unpack to gigabytes) and cap the rest at MAX_RESPONSE_BYTES."""
+    status = response.status_code
     encoding = response.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
         raise ResponseTooLarge(
             f"HTTP {status} response in content-encoding {encoding[:40]!r}, identity was asked for"
         )
-    response.stream = CappedBody(response.stream, MAX_RESPONSE_BYTES)
+    response.stream = _capped_body()(response.stream, status)
 
 
 def build_client(api_key: str, base_url: str | None, timeout_s: float) -> openai.AsyncOpenAI:

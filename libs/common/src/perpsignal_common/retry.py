@@ -8,9 +8,12 @@ tests never wait for real.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -23,6 +26,30 @@ T = TypeVar("T")
 def is_transient(exc: BaseException) -> bool:
     """Return True for failures worth retrying (our taxonomy plus raw timeouts)."""
     return isinstance(exc, TransientError | TimeoutError | ConnectionError)
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Return the `Retry-After` header in seconds, if present: delta-seconds, or an HTTP-date
+    (RFC 9110; what a proxy or CDN in front of a vendor sends) counted from now.
+
+    None for anything else, and for a value that is no finite number ("inf", "nan",
+    "1e400"): a vendor's or a proxy's garbage, which would otherwise open a ban's circuit
+    forever.
+    """
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT; a date without a zone is no HTTP-date
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True)

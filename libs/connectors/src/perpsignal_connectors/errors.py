@@ -7,10 +7,7 @@ MalformedResponse (a PermanentError).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from perpsignal_common.errors import (
@@ -20,34 +17,11 @@ from perpsignal_common.errors import (
     TransientError,
     VenueBanned,
 )
+from perpsignal_common.retry import retry_after_s
 
 
 class MalformedResponse(PermanentError):
     """The vendor answered 2xx with a body that is not the documented shape."""
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Return the `Retry-After` header in seconds, if present: delta-seconds, or an HTTP-date
-    (RFC 9110; what a proxy or CDN in front of a vendor sends) counted from now.
-
-    None for anything else, and for a value that is no finite number ("inf", "nan",
-    "1e400"): a vendor's or a proxy's garbage, which would otherwise open a ban's circuit
-    forever.
-    """
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:  # an HTTP-date is GMT; a date without a zone is no HTTP-date
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def error_for_status(

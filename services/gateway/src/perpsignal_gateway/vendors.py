@@ -24,8 +24,8 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
+from perpsignal_common.retry import retry_after_s
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
-from perpsignal_connectors.errors import retry_after_s
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.redaction import MIN_SECRET_LEN
 

@@ -37,7 +37,6 @@ every verdict meanwhile is the rules' with that reason. The SDK slept the wait i
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import logging
 import math
@@ -52,6 +51,7 @@ from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from perpsignal_common.events.signals import RiskMode, Verdict
+from perpsignal_common.retry import retry_after_s as retry_after
 from perpsignal_domain.judging import prompt
 from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
 
@@ -453,8 +453,8 @@ def _retryable(exc: openai.APIStatusError) -> bool:
 
 
 def retry_after_s(headers: Any) -> float | None:
-    """Return the wait `retry-after-ms` or `Retry-After` (seconds or an HTTP date) asks for;
-    None without one or for a value that is no finite number."""
+    """Return the wait `retry-after-ms` (OpenAI's) or `Retry-After` (seconds or an HTTP date)
+    asks for; None without one or for a value that is no finite number."""
     raw = headers.get("retry-after-ms")
     if raw is not None:
         try:
@@ -463,20 +463,7 @@ def retry_after_s(headers: Any) -> float | None:
             ms = math.nan
         if math.isfinite(ms):
             return max(0.0, ms / 1000.0)
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
+    return retry_after(headers)
 
 
 class ResponseTooLarge(Exception):

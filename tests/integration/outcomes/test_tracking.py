@@ -442,6 +442,91 @@ async def test_a_slow_klines_fetch_holds_no_transaction_and_the_row_is_measured_
     assert row.pnl_pct == pytest.approx((1.1941 - 1.2123) / 1.1941 * 100)
 
 
+class PeerLockingKlines(FakeKlines):
+    """Klines whose fetch happens while another transaction briefly holds the leased rows'
+    locks: what a peer replica's claim does when PostgreSQL follows a row updated under its
+    scan to the lease and re-checks it (the row is not returned, its lock is held until
+    that claim's transaction ends)."""
+
+    def __init__(self, candles: list[Candle], database_url: str, hold_s: float) -> None:
+        super().__init__(candles)
+        self.database_url = database_url
+        self.hold_s = hold_s
+        self.holder: asyncio.Task[None] | None = None
+
+    async def fetch_candles(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> list[Candle]:
+        if self.holder is None:
+            locked = asyncio.Event()
+            self.holder = asyncio.create_task(self._hold(locked))
+            await asyncio.wait_for(locked.wait(), 10)
+        return await super().fetch_candles(symbol, timeframe, start, end)
+
+    async def _hold(self, locked: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT id FROM signal_outcomes FOR UPDATE")
+                locked.set()
+                await asyncio.sleep(self.hold_s)
+        finally:
+            await conn.close()
+
+
+async def test_a_leased_row_a_peer_holds_for_a_moment_is_measured_now_not_a_lease_later(
+    sessions, database_url: str, shared_data: Path
+) -> None:
+    """Another replica's claim may hold a leased row's lock for the few milliseconds of its
+    transaction. The replica that fetched the row's klines waits for it and measures the row
+    now; it used to skip the row, which then waited out the whole lease (OUTCOMES_RETRY_S)
+    and cost a second vendor fetch."""
+    ev = judged(direction="SHORT")
+    await store(sessions, ev)
+    now = datetime(2021, 11, 15, 2, 0, tzinfo=UTC)  # only the 1h horizon is due
+    klines = PeerLockingKlines(recorded_klines(shared_data), database_url, hold_s=0.5)
+    a = Tracker(settings(), sessions, None, klines=klines, clock=lambda: now, worker="a")
+    assert await asyncio.wait_for(a.evaluate_batch(), 30) == 1
+    assert klines.holder is not None
+    await klines.holder
+    assert a.completed == 1 and klines.calls == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert (row.status, row.evaluated_by, row.evaluation_count) == ("completed", "a", 1)
+    assert row.price_source == "klines"
+
+
+async def test_a_leased_row_held_past_the_lock_timeout_keeps_its_lease_and_its_klines(
+    sessions, database_url: str, shared_data: Path, monkeypatch, caplog
+) -> None:
+    """A peer that holds a leased row longer than the reclaim's lock timeout (a stuck
+    transaction) does not stop the evaluator: it says so, the row keeps its lease, and the
+    klines it fetched are stored for whoever measures the row later."""
+    monkeypatch.setattr(repo, "RECLAIM_LOCK_TIMEOUT", "200ms")
+    ev = judged(direction="SHORT")
+    await store(sessions, ev)
+    now = datetime(2021, 11, 15, 2, 0, tzinfo=UTC)
+    klines = PeerLockingKlines(recorded_klines(shared_data), database_url, hold_s=2.0)
+    a = Tracker(settings(), sessions, None, klines=klines, clock=lambda: now, worker="a")
+    with caplog.at_level("WARNING", logger="perpsignal_outcomes.tracker"):
+        assert await asyncio.wait_for(a.evaluate_batch(), 30) == 1
+    assert a.completed == 0
+    assert "leased rows held by another transaction" in caplog.text
+    assert klines.holder is not None
+    await klines.holder
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert (row.status, row.attempts, row.evaluation_count) == ("pending", 0, 0)
+    assert row.retry_at == now + timedelta(seconds=60)
+    async with session_scope(sessions) as s:
+        stored = await s.scalar(select(func.count()).select_from(OutcomeCandle))
+    assert stored and stored >= 12  # the hour's 5m klines
+    # once the peer let go, a replica past the lease measures it on those candles, no fetch
+    later = now + timedelta(seconds=61)
+    b = Tracker(settings(), sessions, None, clock=lambda: later, worker="b")
+    assert await b.evaluate_batch() == 1
+    row = (await outcomes(sessions))[(ev.signal_id, "1h")]
+    assert (row.status, row.evaluated_by, row.price_source) == ("completed", "b", "klines")
+
+
 async def test_candles_stored_from_the_klines_fallback_are_reported_as_klines(
     sessions, shared_data: Path
 ) -> None:

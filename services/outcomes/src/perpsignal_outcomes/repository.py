@@ -636,18 +636,30 @@ SELECT {", ".join(DueRow.__slots__)}
 FROM signal_outcomes
 WHERE id = ANY($1::bigint[]) AND status = 'pending'
 ORDER BY id
-FOR UPDATE SKIP LOCKED
+FOR UPDATE
 """
+
+RECLAIM_LOCK_TIMEOUT = "5s"
+"""How long `reclaim` waits for a leased row another transaction holds (see there)."""
 
 
 async def reclaim(conn: asyncpg.Connection, ids: Sequence[int]) -> list[DueRow]:
-    """Lock again the rows `ids` leased by `lease` that are still pending and that no other
-    transaction holds (SKIP LOCKED), whatever their `retry_at`.
+    """Lock again the rows `ids` leased by `lease` that are still pending, whatever their
+    `retry_at`, waiting (up to RECLAIM_LOCK_TIMEOUT, then asyncpg's LockNotAvailableError)
+    for one another transaction holds.
 
-    A row another replica completed meanwhile (its lease expired during a slow fetch) is no
-    longer pending and is left alone; one it holds is skipped: a row is only ever evaluated
-    under its row lock, and `complete` only writes a pending row, so it is measured once.
+    It waits rather than skip because a peer's claim may hold a leased row for the moment of
+    its transaction without taking it: PostgreSQL locks a row updated under a `FOR UPDATE`
+    scan before re-checking it against the claim's `WHERE`, and keeps that lock when the
+    lease fails the check. A skipped row would wait out its whole lease and cost a second
+    fetch. A row another replica completed meanwhile (its lease expired during a slow fetch)
+    is no longer pending once its lock is free and is left alone: a row is only ever
+    evaluated under its row lock, and `complete` only writes a pending row, so it is
+    measured once. Rows are locked in id order and the transaction holds no other lock
+    (insert the fetched candles before, in their own transaction), so two reclaims cannot
+    deadlock.
     """
+    await conn.execute(f"SET LOCAL lock_timeout = '{RECLAIM_LOCK_TIMEOUT}'")
     rows = await conn.fetch(RECLAIM_SQL, list(ids))
     return [DueRow(*r) for r in rows]
 

@@ -172,8 +172,9 @@ class Tracker:
         their path and that the klines fallback may price are *leased* in that transaction
         (`retry_at` moved on by OUTCOMES_RETRY_S, so no replica claims them meanwhile; no
         attempt counted) and it commits; the klines are fetched with no transaction open;
-        a second transaction stores them, locks the leased rows again (still pending, not
-        held by another replica) and evaluates them on the stored candles. A row is only
+        a second transaction stores them and a third locks the leased rows again (still
+        pending; waiting a moment for one a peer's claim holds) and evaluates them on the
+        stored candles. A row is only
         ever measured under its row lock and only a pending row is completed, so a lease
         that expires during a slow fetch costs a second fetch, never a second evaluation.
         """
@@ -186,8 +187,17 @@ class Tracker:
             candles = await self._fetch(leased)
             async with self._transaction() as conn:
                 await repo.insert_candles(conn, candles)
-                again = await repo.reclaim(conn, [r.id for r in leased])
-                await self._evaluate(conn, again, now, tally, fetch=False, fetched=True)
+            try:
+                async with self._transaction() as conn:
+                    again = await repo.reclaim(conn, [r.id for r in leased])
+                    await self._evaluate(conn, again, now, tally, fetch=False, fetched=True)
+            except asyncpg.LockNotAvailableError:
+                # held past the lock timeout (a stuck peer): the rows keep their lease
+                # and are measured once it has passed; their klines are stored already
+                log.warning(
+                    "leased rows held by another transaction; they wait for their lease",
+                    extra={"rows": len(leased)},
+                )
         self.completed += tally.done
         self.deferred += len(tally.waiting)
         if tally.waiting:

@@ -214,3 +214,38 @@ def test_a_symbol_with_an_invisible_joiner_or_mark_is_poison(candle: bytes, hidd
     even strips the joiner), so a record could pass for another market's."""
     with pytest.raises(PoisonMessage, match="symbol"):
         decode(poison(candle, "symbol", json.dumps(f"XRP{hidden}USDT")))
+
+
+@pytest.mark.parametrize(
+    ("field", "token", "read"),
+    [("trades", "12.0", 12), ("schema_version", "1.0", 1), ("trades", "1e3", 1000)],
+)
+def test_an_integer_written_with_a_zero_fraction_is_that_integer(
+    candle: bytes, field: str, token: str, read: int
+) -> None:
+    """JSON Schema counts `12.0` as an integer, so a producer validated against the published
+    schema may write it (Java's Jackson for a double, pandas for an int column with a gap):
+    strict decoding dead-lettered such a conforming record."""
+    event = decode(poison(candle, field, token))
+    assert isinstance(event, CandleClosedV1)
+    assert getattr(event, field) == read and type(getattr(event, field)) is int
+    assert event == decode(poison(candle, field, str(read)))
+
+
+@pytest.mark.parametrize(
+    ("field", "token"),
+    [
+        ("trades", "12.5"),
+        ("trades", "true"),
+        ("trades", '"12"'),
+        ("trades", "-1.0"),
+        ("trades", "1e30"),
+        ("schema_version", "1.5"),
+        ("schema_version", "2.0"),
+    ],
+)
+def test_an_integer_field_still_refuses_a_fraction_a_boolean_or_a_string(
+    candle: bytes, field: str, token: str
+) -> None:
+    with pytest.raises(PoisonMessage, match=field):
+        decode(poison(candle, field, token))

@@ -21,6 +21,7 @@ from perpsignal_common.events.values import (
     EventTime,
     FundingRate,
     Ident,
+    Integer,
     Price,
     ScheduledTime,
     Signed,
@@ -183,7 +184,7 @@ class FearGreedV1(Event):
 
     topic: ClassVar[str] = Topic.MARKET_GLOBAL
     type: Literal["global.fear_greed"] = "global.fear_greed"
-    value: int = Field(ge=0, le=100)
+    value: Integer = Field(ge=0, le=100)
     classification: str | None = None
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, NonNegativeInt
+from pydantic import Field
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import (
@@ -36,6 +36,7 @@ from perpsignal_common.events.market import (
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.status import SourceStatusV1
 from perpsignal_common.events.topics import Topic
+from perpsignal_common.events.values import Count
 
 SnapshotKind = Literal["symbol", "liquidations", "mss", "global", "dump"]
 
@@ -65,7 +66,7 @@ class GatewaySnapshotV1(Event):
     type: Literal["gateway.snapshot"] = "gateway.snapshot"
     kind: SnapshotKind
     writer: str = Field(description="The gateway replica that wrote it (host name and pid)")
-    complete_to: dict[str, list[NonNegativeInt]] = Field(
+    complete_to: dict[str, list[Count]] = Field(
         description="Per source topic (logical name), the next offset of each partition "
         "(list index = partition) whose events this state already includes"
     )
@@ -82,7 +83,7 @@ class GatewaySnapshotV1(Event):
     sources: list[SourceStatusV1] = Field(
         default_factory=list, description="kind=global: the latest status of each source"
     )
-    dump_began_at: NonNegativeInt | None = Field(
+    dump_began_at: Count | None = Field(
         default=None,
         description="kind=dump: snapshot-topic offset of the first record of the full dump "
         "this record closes",

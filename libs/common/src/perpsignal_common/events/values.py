@@ -19,7 +19,8 @@ they are built or decoded, and a consumer dead-letters (never processes) such a 
   `BTCUSDT`, `1000PEPEUSDT`, `BTC-USDT-SWAP`, `BTCUSDT_220325`, `币安人生USDT`, `fear_greed`.
 * `schema_version`: one this code understands (`SUPPORTED_SCHEMA_VERSIONS`).
 * On the wire, JSON types as the schemas give them (`registry.STRICT`): `true` or "1.5" is
-  no number, an epoch number no time.
+  no number, an epoch number no time. An integer may be written `5.0`, as JSON Schema counts
+  a number with a zero fraction as an integer (`Integer`); `5.5` is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 MIN_PRICE = 1e-12
 MAX_PRICE = 1e12
@@ -94,6 +102,18 @@ def _known_version(value: int) -> int:
     return value
 
 
+def _integral(value: Any) -> Any:
+    """Read a float with a zero fraction as the integer it is; leave anything else to the
+    strict int check (so `true`, `"5"` and `5.5` stay refused)."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# JSON Schema's "integer" is any number with a zero fraction: a conforming producer whose
+# language writes every number as a double (Java's Jackson for a double field, pandas with a
+# gap in an int column) may send `5.0`, which strict decoding would dead-letter
+Integer = Annotated[int, BeforeValidator(_integral)]
 Price = Annotated[float, Field(ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False)]
 Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
 Signed = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=False)]
@@ -104,7 +124,7 @@ Signed = Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, allow_inf_nan=Fal
 FundingRate = Annotated[
     float, Field(ge=-MAX_FUNDING_RATE, le=MAX_FUNDING_RATE, allow_inf_nan=False)
 ]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_integral)]
 EventTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME), AfterValidator(_not_ahead)]
 # an open time whose upper bound `check_candle` checks
 CandleTime = Annotated[AwareDatetime, Field(ge=MIN_EVENT_TIME)]
@@ -125,7 +145,7 @@ Symbol = Annotated[
 ]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
 SchemaVersion = Annotated[
-    int,
+    Integer,
     AfterValidator(_known_version),
     Field(json_schema_extra={"enum": sorted(SUPPORTED_SCHEMA_VERSIONS)}),
 ]

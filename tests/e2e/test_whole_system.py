@@ -650,3 +650,50 @@ async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
         fresh_stats_since(cleared_at), timeout=150, interval=2, what="fresh statistics again"
     )
     assert all(stack.alive().values()), stack.alive()
+
+
+async def test_every_record_the_services_published_conforms_to_its_published_schema(
+    stack: Stack, e2e_kafka_settings: KafkaSettings
+) -> None:
+    """Downstream consumers validate our topics with the JSON Schemas we publish
+    (`schemas/events/`), not with our pydantic models: every record the running services
+    wrote from the vendors' data (candles to outcomes, snapshots and source status included)
+    passes a standard Draft 2020-12 validator with formats checked. The poison records other
+    tests put on the topics are left out: they are the ones our decoder refuses."""
+    import json
+
+    import jsonschema
+
+    from perpsignal_common.errors import PoisonMessage
+    from perpsignal_common.events.registry import decode
+    from tests.helpers import REPO
+
+    await latest_signals(stack, E2E_SYMBOLS[:1], deadline_s=240)  # the chain has run
+    validators: dict[str, jsonschema.Draft202012Validator] = {}
+    seen: Counter[str] = Counter()
+    for topic in Topic:
+        async with TopicReader(e2e_kafka_settings, topic) as reader:
+            empty = 0
+            while empty < 3:  # three empty polls in a row: the end of the log
+                before = len(reader.records)
+                await reader.poll()
+                empty = empty + 1 if len(reader.records) == before else 0
+        for rec in reader.records:
+            try:
+                decode(rec.value)
+            except PoisonMessage:
+                continue
+            body = json.loads(rec.value)
+            kind = body["type"]
+            if kind not in validators:
+                schema = json.loads((REPO / "schemas" / "events" / f"{kind}.json").read_text())
+                validators[kind] = jsonschema.Draft202012Validator(
+                    schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+                )
+            errors = [e.message for e in validators[kind].iter_errors(body)][:3]
+            assert not errors, (topic, kind, errors)
+            seen[kind] += 1
+    # the run covered the chain's records, not just one kind
+    chain = {"market.candle", "signal.scored", "signal.judged", "outcome.evaluated"}
+    assert chain | {"source.status", "gateway.snapshot"} <= set(seen), seen
+    assert len(seen) >= 8, seen

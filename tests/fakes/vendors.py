@@ -10,8 +10,10 @@ item. On top of replay it offers what tests and benchmarks need:
   `X-MBX-USED-WEIGHT-1M` header, 429 + Retry-After past the budget, and the separate
   5-minute caps of the statistics and funding endpoints;
 * fault injection per vendor/path: a status (429 with Retry-After, 418, 5xx), a timeout, a
-  truncated JSON body, an HTML error page, wrong types in an otherwise valid body, or a
-  valid body dripped out slowly (`drip`: every read quick, the whole answer slow);
+  truncated JSON body, an HTML error page, wrong types in an otherwise valid body, a
+  valid body dripped out slowly (`drip`: every read quick, the whole answer slow), the
+  real body compressed (`compressed`: gzip, zlib-wrapped or raw deflate, as servers send
+  them) or a decompression bomb (`bomb`: `inflated_bytes` of JSON whitespace, gzipped);
 * WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks, or an error past
   `binance_max_streams` streams) and Coinglass (`/coinglass/ws-api`,
   `ping`→`pong`); `push()` sends a message to every client, `drop()` cuts them mid-stream.
@@ -23,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import math
 import time
+import zlib
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,8 +41,19 @@ from aiohttp import WSMsgType, web
 VENDORS = ("binance", "okx", "coinglass", "lunarcrush", "coinapi", "coingecko", "alternative_me")
 DATA_DIRS = {"binance": "binance_usdm"}
 FaultKind = Literal[
-    "status", "timeout", "truncated", "html", "wrong_types", "drip", "redirect", "bad_gzip"
+    "status",
+    "timeout",
+    "truncated",
+    "html",
+    "wrong_types",
+    "drip",
+    "redirect",
+    "bad_gzip",
+    "compressed",
+    "bomb",
 ]
+Encoding = Literal["gzip", "deflate", "raw-deflate"]
+WBITS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS, "raw-deflate": -zlib.MAX_WBITS}
 
 
 @dataclass
@@ -52,6 +67,25 @@ class Fault:
     times: int | None = 1
     location: str = "https://elsewhere.example/"  # redirect: where it points
     body: Any = None  # redirect: the body sent with it
+    encoding: Encoding = "gzip"  # compressed, bomb
+    inflated_bytes: int = 64 * 1024 * 1024  # bomb: its size once decoded
+
+
+def compress(data: bytes, encoding: Encoding) -> bytes:
+    """`data` as a server sends it under `Content-Encoding` (raw deflate: a non-conforming
+    server's `deflate` without the zlib header)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, WBITS[encoding])
+    return packer.compress(data) + packer.flush()
+
+
+@functools.cache
+def bomb(inflated_bytes: int, encoding: Encoding) -> bytes:
+    """A valid compressed body of `inflated_bytes` spaces (about 1,000 times smaller)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, WBITS[encoding])
+    block = b" " * (1 << 20)
+    parts = [packer.compress(block) for _ in range(inflated_bytes >> 20)]
+    parts.append(packer.compress(b" " * (inflated_bytes % (1 << 20))))
+    return b"".join([*parts, packer.flush()])
 
 
 @dataclass
@@ -401,6 +435,7 @@ class FakeVendors:
             "html",
             "redirect",
             "bad_gzip",
+            "bomb",
         ):
             return await self._fault_response(fault, headers)
         body = self.overrides.get((vendor, path))
@@ -415,6 +450,8 @@ class FakeVendors:
             text = text[: max(1, len(text) // 2)]
         if fault is not None and fault.kind == "drip":
             return await self._drip(request, text, fault.delay_s, headers)
+        if fault is not None and fault.kind == "compressed":
+            return self._encoded(compress(text.encode(), fault.encoding), fault, headers)
         return web.Response(text=text, content_type="application/json", headers=headers)
 
     @staticmethod
@@ -431,6 +468,14 @@ class FakeVendors:
         await resp.write_eof()
         return resp
 
+    @staticmethod
+    def _encoded(body: bytes, fault: Fault, headers: dict[str, str]) -> web.Response:
+        coding = "deflate" if fault.encoding == "raw-deflate" else fault.encoding
+        return web.Response(
+            body=body,
+            headers={**headers, "Content-Type": "application/json", "Content-Encoding": coding},
+        )
+
     async def _fault_response(self, fault: Fault, headers: dict[str, str]) -> web.Response:
         if fault.kind == "timeout":
             await asyncio.sleep(fault.delay_s)  # the client's timeout fires first
@@ -442,10 +487,13 @@ class FakeVendors:
             )
         if fault.kind == "bad_gzip":
             # says gzip, is not: a proxy mangling the encoding, a truncated cache entry
+            # (or `body`, bytes: e.g. a real gzip body cut short)
             return web.Response(
-                body=b"\x1f\x8b\x08\x00garbage, not a deflate stream",
+                body=fault.body or b"\x1f\x8b\x08\x00garbage, not a deflate stream",
                 headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
             )
+        if fault.kind == "bomb":
+            return self._encoded(bomb(fault.inflated_bytes, fault.encoding), fault, headers)
         if fault.kind == "html":
             return web.Response(
                 text="<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>",

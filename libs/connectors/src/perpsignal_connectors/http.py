@@ -14,7 +14,9 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
    headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
-   retried);
+   retried). The cap counts decoded bytes: gzip/deflate (the only encodings we accept) are
+   inflated here, never more than the cap, since httpx would inflate a whole network read
+   at once (a 64 KiB gzip bomb is 64 MiB);
 6. transient failures are retried with capped, fully jittered exponential backoff.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -76,6 +79,9 @@ MIN_RATE_LIMIT_PAUSE_S = 1.0
 TOTAL_READ_TIMEOUTS = 3
 # The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# What we ask for, whatever decoders httpx happens to have (brotli, zstd): only what
+# `_Inflater` can decode within the cap
+ACCEPT_ENCODING = "gzip, deflate"
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,59 @@ def _no_envelope(_: str, __: Any) -> None:
 def _retryable(exc: BaseException) -> bool:
     # An open circuit or a ban will not heal within one call's retry budget
     return is_transient(exc) and not isinstance(exc, CircuitOpen | VenueBanned)
+
+
+class _Inflater:
+    """Inflate a gzip or deflate body piece by piece, never more than asked for per piece.
+
+    zlib's `max_length` stops inflating at the room left under the cap (plus one byte, to
+    know it was exceeded), so a bomb costs the cap, not its decoded size.
+    """
+
+    def __init__(self, wbits: int | None) -> None:
+        self._wbits = wbits
+        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
+        self._fed = False
+
+    @classmethod
+    def for_encoding(cls, header: str) -> _Inflater | None:
+        """The inflater of a Content-Encoding, or None for one we cannot bound (br, zstd,
+        several layers)."""
+        codings = [c.strip().lower() for c in header.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return cls(None)
+        if len(codings) > 1:
+            return None
+        if codings[0] in ("gzip", "x-gzip"):
+            return cls(zlib.MAX_WBITS | 16)
+        if codings[0] == "deflate":  # zlib-wrapped as RFC 9110 says; raw too (see feed)
+            return cls(zlib.MAX_WBITS)
+        return None
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Return what `data` inflates to, at most `room` + 1 bytes (more means too large)."""
+        if self._zlib is None:
+            return data
+        room = max(room, 0) + 1  # max_length 0 would mean "no limit"
+        try:
+            out = self._zlib.decompress(data, room)
+        except zlib.error:
+            if self._fed or self._wbits != zlib.MAX_WBITS:
+                raise
+            # deflate without the zlib header (what httpx also accepts)
+            self._wbits = -zlib.MAX_WBITS
+            self._zlib = zlib.decompressobj(self._wbits)
+            out = self._zlib.decompress(data, room)
+        self._fed = True
+        # output stops short of max_length only when the input is used up; a full output is
+        # already over the cap, and the caller stops reading
+        return out
+
+    def finish(self) -> None:
+        """Raise zlib.error when the compressed body ended early (a cut connection)."""
+        if self._zlib is not None and self._fed and not self._zlib.eof:
+            raise zlib.error("compressed body ends before its end of stream")
 
 
 class VendorHttp:
@@ -246,12 +305,6 @@ class VendorHttp:
                 resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
-            except httpx.DecodingError as exc:
-                # a body that is not the encoding it claims (gzip): no transport error, and
-                # it escaped every caller, failing the whole poll of every symbol
-                raise MalformedResponse(
-                    f"{self.vendor} {ep.name}: body could not be decoded ({exc})"[:300]
-                ) from exc
             except httpx.LocalProtocolError:
                 # our own request is malformed, never sent: a header value with a character
                 # HTTP forbids, almost always an API key with a stray newline or space. The
@@ -303,21 +356,38 @@ class VendorHttp:
             ) from exc
 
     async def _fetch(self, ep: Endpoint, path: str, params: Params) -> tuple[httpx.Response, bytes]:
-        """GET and read the body as a stream, giving up past `max_body_bytes`."""
+        """GET and read the body as a stream, giving up past `max_body_bytes` decoded."""
         cap = self.max_body_bytes
-        request = self._client.build_request("GET", path, params=params)
+        request = self._client.build_request(
+            "GET", path, params=params, headers={"Accept-Encoding": ACCEPT_ENCODING}
+        )
         resp = await self._client.send(request, stream=True)
         try:
             declared = resp.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise self._too_large(ep, int(declared))
+            inflater = _Inflater.for_encoding(resp.headers.get("content-encoding", ""))
+            if inflater is None:
+                raise MalformedResponse(
+                    f"{self.vendor} {ep.name}: body in an encoding we did not ask for "
+                    f"({resp.headers.get('content-encoding', '')[:40]!r})"
+                )
             chunks: list[bytes] = []
             size = 0
-            async for chunk in resp.aiter_bytes():
+            # raw bytes, inflated here: httpx's own decoder inflates a whole read at once
+            async for raw in resp.aiter_raw():
+                chunk = inflater.feed(raw, cap - size)
                 size += len(chunk)
                 if size > cap:
                     raise self._too_large(ep, size)
                 chunks.append(chunk)
+            inflater.finish()
+        except zlib.error as exc:
+            # a body that is not the encoding it claims (gzip): no transport error, and
+            # it escaped every caller, failing the whole poll of every symbol
+            raise MalformedResponse(
+                f"{self.vendor} {ep.name}: body could not be decoded ({exc})"[:300]
+            ) from None
         finally:
             await resp.aclose()
         return resp, b"".join(chunks)
@@ -325,7 +395,7 @@ class VendorHttp:
     def _too_large(self, ep: Endpoint, size: int) -> MalformedResponse:
         return MalformedResponse(
             f"{self.vendor} {ep.name}: body larger than {self.max_body_bytes} bytes "
-            f"(at least {size}); not read"
+            f"(at least {size}, decoded); not read"
         )
 
     def _decode(self, ep: Endpoint, resp: httpx.Response, content: bytes) -> Any:

@@ -13,7 +13,9 @@ item. On top of replay it offers what tests and benchmarks need:
   truncated JSON body, an HTML error page, wrong types in an otherwise valid body, a
   valid body dripped out slowly (`drip`: every read quick, the whole answer slow), the
   real body compressed (`compressed`: gzip, zlib-wrapped or raw deflate, as servers send
-  them) or a decompression bomb (`bomb`: `inflated_bytes` of JSON whitespace, gzipped);
+  them), a decompression bomb (`bomb`: `inflated_bytes` of JSON whitespace, gzipped) or
+  an error that quotes the key it was sent (`echo_key`: after `padding` characters; with
+  `status` 200, a Coinglass-style envelope);
 * WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks, or an error past
   `binance_max_streams` streams) and Coinglass (`/coinglass/ws-api`,
   `ping`→`pong`); `push()` sends a message to every client, `drop()` cuts them mid-stream.
@@ -51,6 +53,7 @@ FaultKind = Literal[
     "bad_gzip",
     "compressed",
     "bomb",
+    "echo_key",
 ]
 Encoding = Literal["gzip", "deflate", "raw-deflate"]
 WBITS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS, "raw-deflate": -zlib.MAX_WBITS}
@@ -69,6 +72,7 @@ class Fault:
     body: Any = None  # redirect: the body sent with it
     encoding: Encoding = "gzip"  # compressed, bomb
     inflated_bytes: int = 64 * 1024 * 1024  # bomb: its size once decoded
+    padding: int = 0  # echo_key: characters before the key in the message
 
 
 def compress(data: bytes, encoding: Encoding) -> bytes:
@@ -429,6 +433,12 @@ class FakeVendors:
         if header and not request.headers.get(header):
             return web.json_response({"code": "401", "msg": "API key missing"}, status=401)
         fault = self._take_fault(vendor, path)
+        if fault is not None and fault.kind == "echo_key":
+            # what some APIs do: "Invalid API key: <the key>" (LunarCrush's: "Bearer <key>")
+            said = f"Invalid API key: {'.' * fault.padding}{request.headers.get(header or '')}"
+            if fault.status == 200:
+                return web.json_response({"code": "401", "msg": said}, headers=headers)
+            return web.json_response({"error": said}, status=fault.status, headers=headers)
         if fault is not None and fault.kind in (
             "status",
             "timeout",

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -52,6 +52,7 @@ from perpsignal_connectors.metrics import (
     VENDOR_WEIGHT_USED,
 )
 from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.redact import WINDOW, redact, remember
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -182,8 +183,11 @@ class VendorHttp:
         envelope_check: EnvelopeCheck = _no_envelope,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.vendor = vendor
+        # the key(s) in `headers`: masked in any vendor text we log or publish
+        remember(*secrets)
         self.limiter = limiter
         self.retry = retry or RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=8.0)
         self.breaker = breaker or CircuitBreaker(vendor, clock=clock, on_change=self._on_circuit)
@@ -323,7 +327,8 @@ class VendorHttp:
                 ep.name,
                 resp.status_code,
                 resp.headers,
-                content[:200].decode(errors="replace") if resp.status_code >= 400 else "",
+                # masked, then cut to a snippet: a vendor may echo the key in its error
+                content[:WINDOW].decode(errors="replace") if resp.status_code >= 400 else "",
             )
             if error is not None:
                 raise error
@@ -417,7 +422,7 @@ class VendorHttp:
         VENDOR_ERRORS.labels(self.vendor, ep.name, error_kind(exc)).inc()
         now = self._clock()
         if isinstance(exc, VenueBanned | TransientError | TimeoutError):
-            self.breaker.last_error = str(exc)[:200]
+            self.breaker.last_error = redact(str(exc))[:200]
         if isinstance(exc, VenueBanned):
             ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
             ban = min(ban, MAX_BAN_S)
@@ -445,5 +450,5 @@ class VendorHttp:
             log.log(
                 logging.WARNING if new else logging.DEBUG,
                 "malformed vendor response; nothing published from it",
-                extra={"vendor": self.vendor, "endpoint": ep.name, "error": str(exc)},
+                extra={"vendor": self.vendor, "endpoint": ep.name, "error": redact(str(exc))},
             )

@@ -25,6 +25,7 @@ from websockets.exceptions import WebSocketException
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.metrics import STREAM_RECONNECTS
+from perpsignal_connectors.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class WsStream:
         # one warning per incident (until a session connects again), not one per retry
         for secret in self._secrets:
             error = error.replace(secret, "***")
+        error = redact(error)  # a key the vendor echoed in its close reason or status
         extra = {"vendor": self.vendor, "stream": self.name, "error": error[:300]}
         if not self.failing:
             self.failing = True

@@ -37,11 +37,12 @@ from perpsignal_connectors.coinglass.stream import CoinglassStream
 from perpsignal_connectors.keys import key_env
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_connectors.redact import remember
 from perpsignal_ingestor.budget import binance_limiter
 from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
-from perpsignal_ingestor.settings import IngestorSettings
+from perpsignal_ingestor.settings import KEY_FIELDS, IngestorSettings
 from perpsignal_ingestor.shards import ShardMap, partition_of
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
@@ -87,6 +88,10 @@ class IngestorService(KafkaService):
         super().__init__("ingestor", settings)
         self.cfg = settings
         self.clock = clock
+        # every configured key is masked in vendor text, whichever client sent it
+        for field in KEY_FIELDS.values():
+            if (key := getattr(settings.keys, field)) is not None:
+                remember(key.get_secret_value())
         self.publisher = Publisher(self.producer)
         self.shard = ShardMap()
         self._commands_topic = settings.kafka.topic(Topic.COMMANDS)

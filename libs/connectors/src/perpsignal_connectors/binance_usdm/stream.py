@@ -21,6 +21,7 @@ from perpsignal_connectors.binance_usdm import schemas as s
 from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_kline_stream
 from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import STREAM_MESSAGES
+from perpsignal_connectors.redact import redact
 from perpsignal_connectors.stream import WsStream
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,10 @@ class BinanceUsdmStream:
                 )
                 log.warning(
                     f"stream {what} refused by the vendor",
-                    extra={"vendor": c.VENDOR, "error": repr(data.get("error", data))[:300]},
+                    extra={
+                        "vendor": c.VENDOR,
+                        "error": redact(repr(data.get("error", data)))[:300],
+                    },
                 )
             return  # subscription acks ({"result": null, "id": 1})
         try:
@@ -123,7 +127,7 @@ class BinanceUsdmStream:
                 extra={
                     "vendor": c.VENDOR,
                     "event": str(data.get("e"))[:32],
-                    "error": error[:300],
+                    "error": redact(error)[:300],
                     "quiet_before": quiet,
                 },
             )

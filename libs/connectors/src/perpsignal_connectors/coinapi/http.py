@@ -31,6 +31,7 @@ class CoinApiHttp:
             base_url,
             limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
+            secrets=[api_key],
             retry=retry,
             clock=clock,
         )

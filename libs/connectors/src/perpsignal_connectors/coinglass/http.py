@@ -43,6 +43,7 @@ class CoinglassHttp:
             base_url,
             limiter=RateLimiter(c.quotas(limit_per_min), clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
+            secrets=[api_key],
             retry=retry,
             usage_reader=read_usage,
             envelope_check=check_envelope,

@@ -30,6 +30,7 @@ class LunarCrushHttp:
             base_url,
             limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers={"Authorization": f"Bearer {api_key}"},
+            secrets=[api_key],
             retry=retry,
             clock=clock,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coinapi import constants as c
@@ -43,8 +43,10 @@ class CoinApiHttp:
     async def fetch_ohlcv(
         self, symbol_id: str, timeframe: str, time_start: datetime, limit: int = 10
     ) -> list[s.OhlcvRow]:
-        """Return OHLCV periods from `time_start`, oldest first."""
+        """Return OHLCV periods from `time_start` (naive = UTC), oldest first."""
         ep = c.OHLCV_HISTORY
+        if time_start.tzinfo is not None:  # CoinAPI reads the zone-less time as UTC
+            time_start = time_start.astimezone(UTC)
         return await self.http.get_model(
             ep,
             s.OHLCV,

@@ -44,6 +44,7 @@ from perpsignal_common.errors import (
 from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
+from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import (
     VENDOR_CIRCUIT_STATE,
     VENDOR_ERRORS,
@@ -207,6 +208,7 @@ class VendorHttp:
         VENDOR_CIRCUIT_STATE.labels(vendor).set(0)
         # endpoints answering malformed bodies now: warned about when it starts, not per call
         self._malformed: set[str] = set()
+        self._dropped_rows = LogLimit()
 
     def _on_circuit(self, state: CircuitState) -> None:
         # one line per change of the circuit, never per refused call
@@ -272,10 +274,12 @@ class VendorHttp:
     def validate_rows(self, endpoint: Endpoint, adapter: TypeAdapter[T], rows: Any) -> list[T]:
         """Validate a list answer row by row: a row of the wrong shape is dropped alone.
 
-        For answers covering every symbol (Binance's bulk premium index and tickers), where
-        one odd contract must not cost all the others. Dropped rows are counted and logged
-        as one malformed answer (once per incident); an answer with no good row is
-        MalformedResponse.
+        One odd row (a symbol of the bulk answers, a period of a history) must not cost the
+        others. The answer is used; the dropped rows are counted (`malformed`) and logged,
+        a warning at first, then at most one a minute per endpoint (`LogLimit`): one
+        endpoint serves every symbol, so its good and bad answers interleave and an
+        incident would be said again each poll. An answer with no good row (or no list) is
+        MalformedResponse, as a whole bad answer is.
         """
         if not isinstance(rows, list):
             self.validate(endpoint, _LIST, rows)  # raises MalformedResponse
@@ -294,9 +298,21 @@ class VendorHttp:
             f"{self.vendor} {endpoint.name}: {bad} of {len(rows)} rows of an unexpected shape: "
             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in first.errors()[:2])
         )
-        self._on_error(endpoint, err)
         if not good:
+            self._on_error(endpoint, err)
             raise err from first
+        VENDOR_ERRORS.labels(self.vendor, endpoint.name, "malformed").inc()
+        level, quiet = self._dropped_rows.level(endpoint.name)
+        log.log(
+            level,
+            "vendor rows of an unexpected shape skipped; the rest of the answer is used",
+            extra={
+                "vendor": self.vendor,
+                "endpoint": endpoint.name,
+                "error": redact(str(err))[:300],
+                "quiet_before": quiet,
+            },
+        )
         return good
 
     async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:

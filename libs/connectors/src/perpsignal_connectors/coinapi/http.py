@@ -66,8 +66,8 @@ class CoinApiHttp:
         )
 
     async def fetch_latest_trades(self, symbol_id: str, limit: int = 100) -> list[s.Trade]:
-        """Return the latest trades of a symbol, newest first."""
+        """Return the latest trades of a symbol, newest first; a trade of an unexpected shape
+        is dropped alone (`VendorHttp.validate_rows`)."""
         ep = c.TRADES_LATEST
-        return await self.http.get_model(
-            ep, s.TRADES, {"limit": limit}, path=ep.path.format(symbol_id=symbol_id)
-        )
+        rows = await self.http.get(ep, {"limit": limit}, path=ep.path.format(symbol_id=symbol_id))
+        return self.http.validate_rows(ep, s.TRADE, rows)

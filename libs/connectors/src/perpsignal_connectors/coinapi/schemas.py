@@ -69,3 +69,4 @@ class ErrorBody(Wire):
 OHLCV = TypeAdapter(list[OhlcvRow])
 EXCHANGE_RATE = TypeAdapter(ExchangeRate)
 TRADES = TypeAdapter(list[Trade])
+TRADE = TypeAdapter(Trade)  # one trade, validated row by row (VendorHttp.validate_rows)

@@ -16,8 +16,10 @@ item. On top of replay it offers what tests and benchmarks need:
   them), a decompression bomb (`bomb`: `inflated_bytes` of JSON whitespace, gzipped) or
   an error that quotes the key it was sent (`echo_key`: after `padding` characters; with
   `status` 200, a Coinglass-style envelope);
-* WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks, or an error past
-  `binance_max_streams` streams) and Coinglass (`/coinglass/ws-api`,
+* WebSockets: Binance (`/binance/ws`: SUBSCRIBE and UNSUBSCRIBE acks, an error past
+  `binance_max_streams` streams, and the connection closed past
+  `binance_max_messages_per_s` messages from the client in a second) and Coinglass
+  (`/coinglass/ws-api`,
   `ping`→`pong`); `push()` sends a message to every client, `drop()` cuts them mid-stream.
 
 Other engineers reuse it in end-to-end tests: `async with FakeVendors(data_dir) as fake:`.
@@ -159,6 +161,10 @@ class FakeVendors:
         # streams the latest connection subscribed to; a SUBSCRIBE past the cap is refused
         self.ws_subscribed: dict[str, set[str]] = {}
         self.binance_max_streams = 1024  # "a single connection: at most 1024 streams"
+        # "WebSocket connections have a limit of 10 incoming messages per second. A
+        # connection that goes beyond the limit will be disconnected"
+        self.binance_max_messages_per_s = 10
+        self.ws_closed_for_rate: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._cache: dict[str, Any] = {}
 
@@ -530,10 +536,23 @@ class FakeVendors:
         self.ws_connects["binance"] += 1
         subscribed: set[str] = set()
         self.ws_subscribed["binance"] = subscribed  # the latest connection's streams
+        arrivals: deque[float] = deque()
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 self.ws_received["binance"].append(msg.data)
+                now = time.monotonic()
+                arrivals.append(now)
+                while arrivals and arrivals[0] <= now - 1.0:
+                    arrivals.popleft()
+                if len(arrivals) > self.binance_max_messages_per_s:
+                    self.ws_closed_for_rate["binance"] += 1
+                    await ws.close()
+                    break
                 data = json.loads(msg.data)
+                if data.get("method") == "UNSUBSCRIBE":
+                    subscribed -= set(data.get("params", ()))
+                    await ws.send_str(json.dumps({"result": None, "id": data.get("id")}))
+                    continue
                 if data.get("method") == "SUBSCRIBE":
                     wanted = set(data.get("params", ()))
                     if len(subscribed | wanted) > self.binance_max_streams:

@@ -223,7 +223,7 @@ class IngestorService(KafkaService):
             candles = Outbox(self.publisher, "binance_stream")
 
             async def on_candle(candle: CandleClosedV1) -> None:
-                # subscriptions follow the shard on the next reconnect; until then, filter
+                # subscriptions follow the shard within a moment; until then, filter
                 if self.universe.owns(candle.symbol):
                     await candles.send([candle])
 
@@ -334,29 +334,26 @@ class IngestorService(KafkaService):
             await self._engine.dispose()
 
     async def _run_binance_stream(self, stop: asyncio.Event) -> None:
-        # kline subscriptions are sent on connect: connect once this replica owns symbols,
-        # and reconnect when a new assignment changes which kline streams it should read
+        # connect once this replica owns symbols; then the kline streams follow the tracked
+        # symbols (exchangeInfo, listings, commands and their TTLs, a rebalance) on the open
+        # connection, checked every 0.5 s, instead of at the next reconnect (up to 24 h)
         while not stop.is_set():
             if not self.shard.active():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue
-            generation, streams = self.shard.generation, set(self._kline_streams())
-            # before the first exchangeInfo the universe is the watch list alone (nothing
-            # with `*`): once it is known, the streams are checked again, as after a rebalance
-            known = self.universe.tradable is not None
             session = asyncio.Event()
             task = asyncio.create_task(self.binance_stream.ws.run(session))
             try:
                 while not stop.is_set() and not task.done():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.5)
-                    learnt = not known and self.universe.tradable is not None
-                    if self.shard.generation != generation or learnt:
-                        generation, known = self.shard.generation, True
-                        if set(self._kline_streams()) != streams:
-                            log.info("tracked symbols changed: resubscribing kline streams")
-                            break
+                    added, removed = await self.binance_stream.follow_klines()
+                    if added or removed:
+                        log.info(
+                            "tracked symbols changed: kline streams updated on the open socket",
+                            extra={"added": added, "removed": removed},
+                        )
             finally:
                 session.set()
                 await task

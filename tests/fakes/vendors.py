@@ -10,10 +10,16 @@ item. On top of replay it offers what tests and benchmarks need:
   `X-MBX-USED-WEIGHT-1M` header, 429 + Retry-After past the budget, and the separate
   5-minute caps of the statistics and funding endpoints;
 * fault injection per vendor/path: a status (429 with Retry-After, 418, 5xx), a timeout, a
-  truncated JSON body, an HTML error page, wrong types in an otherwise valid body, or a
-  valid body dripped out slowly (`drip`: every read quick, the whole answer slow);
-* WebSockets: Binance (`/binance/ws`, SUBSCRIBE acks, or an error past
-  `binance_max_streams` streams) and Coinglass (`/coinglass/ws-api`,
+  truncated JSON body, an HTML error page, wrong types in an otherwise valid body, a
+  valid body dripped out slowly (`drip`: every read quick, the whole answer slow), the
+  real body compressed (`compressed`: gzip, zlib-wrapped or raw deflate, as servers send
+  them), a decompression bomb (`bomb`: `inflated_bytes` of JSON whitespace, gzipped) or
+  an error that quotes the key it was sent (`echo_key`: after `padding` characters; with
+  `status` 200, a Coinglass-style envelope);
+* WebSockets: Binance (`/binance/ws`: SUBSCRIBE and UNSUBSCRIBE acks, an error past
+  `binance_max_streams` streams, and the connection closed past
+  `binance_max_messages_per_s` messages from the client in a second) and Coinglass
+  (`/coinglass/ws-api`,
   `ping`→`pong`); `push()` sends a message to every client, `drop()` cuts them mid-stream.
 
 Other engineers reuse it in end-to-end tests: `async with FakeVendors(data_dir) as fake:`.
@@ -23,9 +29,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import json
 import math
 import time
+import zlib
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,8 +45,20 @@ from aiohttp import WSMsgType, web
 VENDORS = ("binance", "okx", "coinglass", "lunarcrush", "coinapi", "coingecko", "alternative_me")
 DATA_DIRS = {"binance": "binance_usdm"}
 FaultKind = Literal[
-    "status", "timeout", "truncated", "html", "wrong_types", "drip", "redirect", "bad_gzip"
+    "status",
+    "timeout",
+    "truncated",
+    "html",
+    "wrong_types",
+    "drip",
+    "redirect",
+    "bad_gzip",
+    "compressed",
+    "bomb",
+    "echo_key",
 ]
+Encoding = Literal["gzip", "deflate", "raw-deflate"]
+WBITS = {"gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS, "raw-deflate": -zlib.MAX_WBITS}
 
 
 @dataclass
@@ -52,6 +72,26 @@ class Fault:
     times: int | None = 1
     location: str = "https://elsewhere.example/"  # redirect: where it points
     body: Any = None  # redirect: the body sent with it
+    encoding: Encoding = "gzip"  # compressed, bomb
+    inflated_bytes: int = 64 * 1024 * 1024  # bomb: its size once decoded
+    padding: int = 0  # echo_key: characters before the key in the message
+
+
+def compress(data: bytes, encoding: Encoding) -> bytes:
+    """`data` as a server sends it under `Content-Encoding` (raw deflate: a non-conforming
+    server's `deflate` without the zlib header)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, WBITS[encoding])
+    return packer.compress(data) + packer.flush()
+
+
+@functools.cache
+def bomb(inflated_bytes: int, encoding: Encoding) -> bytes:
+    """A valid compressed body of `inflated_bytes` spaces (about 1,000 times smaller)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, WBITS[encoding])
+    block = b" " * (1 << 20)
+    parts = [packer.compress(block) for _ in range(inflated_bytes >> 20)]
+    parts.append(packer.compress(b" " * (inflated_bytes % (1 << 20))))
+    return b"".join([*parts, packer.flush()])
 
 
 @dataclass
@@ -121,6 +161,10 @@ class FakeVendors:
         # streams the latest connection subscribed to; a SUBSCRIBE past the cap is refused
         self.ws_subscribed: dict[str, set[str]] = {}
         self.binance_max_streams = 1024  # "a single connection: at most 1024 streams"
+        # "WebSocket connections have a limit of 10 incoming messages per second. A
+        # connection that goes beyond the limit will be disconnected"
+        self.binance_max_messages_per_s = 10
+        self.ws_closed_for_rate: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
         self._cache: dict[str, Any] = {}
 
@@ -395,12 +439,19 @@ class FakeVendors:
         if header and not request.headers.get(header):
             return web.json_response({"code": "401", "msg": "API key missing"}, status=401)
         fault = self._take_fault(vendor, path)
+        if fault is not None and fault.kind == "echo_key":
+            # what some APIs do: "Invalid API key: <the key>" (LunarCrush's: "Bearer <key>")
+            said = f"Invalid API key: {'.' * fault.padding}{request.headers.get(header or '')}"
+            if fault.status == 200:
+                return web.json_response({"code": "401", "msg": said}, headers=headers)
+            return web.json_response({"error": said}, status=fault.status, headers=headers)
         if fault is not None and fault.kind in (
             "status",
             "timeout",
             "html",
             "redirect",
             "bad_gzip",
+            "bomb",
         ):
             return await self._fault_response(fault, headers)
         body = self.overrides.get((vendor, path))
@@ -415,6 +466,8 @@ class FakeVendors:
             text = text[: max(1, len(text) // 2)]
         if fault is not None and fault.kind == "drip":
             return await self._drip(request, text, fault.delay_s, headers)
+        if fault is not None and fault.kind == "compressed":
+            return self._encoded(compress(text.encode(), fault.encoding), fault, headers)
         return web.Response(text=text, content_type="application/json", headers=headers)
 
     @staticmethod
@@ -431,6 +484,14 @@ class FakeVendors:
         await resp.write_eof()
         return resp
 
+    @staticmethod
+    def _encoded(body: bytes, fault: Fault, headers: dict[str, str]) -> web.Response:
+        coding = "deflate" if fault.encoding == "raw-deflate" else fault.encoding
+        return web.Response(
+            body=body,
+            headers={**headers, "Content-Type": "application/json", "Content-Encoding": coding},
+        )
+
     async def _fault_response(self, fault: Fault, headers: dict[str, str]) -> web.Response:
         if fault.kind == "timeout":
             await asyncio.sleep(fault.delay_s)  # the client's timeout fires first
@@ -442,10 +503,13 @@ class FakeVendors:
             )
         if fault.kind == "bad_gzip":
             # says gzip, is not: a proxy mangling the encoding, a truncated cache entry
+            # (or `body`, bytes: e.g. a real gzip body cut short)
             return web.Response(
-                body=b"\x1f\x8b\x08\x00garbage, not a deflate stream",
+                body=fault.body or b"\x1f\x8b\x08\x00garbage, not a deflate stream",
                 headers={**headers, "Content-Type": "application/json", "Content-Encoding": "gzip"},
             )
+        if fault.kind == "bomb":
+            return self._encoded(bomb(fault.inflated_bytes, fault.encoding), fault, headers)
         if fault.kind == "html":
             return web.Response(
                 text="<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>",
@@ -472,10 +536,23 @@ class FakeVendors:
         self.ws_connects["binance"] += 1
         subscribed: set[str] = set()
         self.ws_subscribed["binance"] = subscribed  # the latest connection's streams
+        arrivals: deque[float] = deque()
         async for msg in ws:
             if msg.type is WSMsgType.TEXT:
                 self.ws_received["binance"].append(msg.data)
+                now = time.monotonic()
+                arrivals.append(now)
+                while arrivals and arrivals[0] <= now - 1.0:
+                    arrivals.popleft()
+                if len(arrivals) > self.binance_max_messages_per_s:
+                    self.ws_closed_for_rate["binance"] += 1
+                    await ws.close()
+                    break
                 data = json.loads(msg.data)
+                if data.get("method") == "UNSUBSCRIBE":
+                    subscribed -= set(data.get("params", ()))
+                    await ws.send_str(json.dumps({"result": None, "id": data.get("id")}))
+                    continue
                 if data.get("method") == "SUBSCRIBE":
                     wanted = set(data.get("params", ()))
                     if len(subscribed | wanted) > self.binance_max_streams:

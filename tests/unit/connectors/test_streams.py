@@ -247,3 +247,38 @@ async def test_many_refused_coinglass_rows_are_one_warning(
             await fake.push("coinglass", {**msg, "data": rows})
             await eventually(lambda: got, timeout=10, what="the good row")
         assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+
+
+async def test_live_kline_subscriptions_stay_within_binance_s_message_rate(
+    fake: FakeVendors,
+) -> None:
+    """Binance disconnects a client sending more than 10 messages a second: a burst of
+    universe changes (a listing wave, on-demand commands) sent one SUBSCRIBE each at once
+    would cost the socket, and its liquidations with it. The requests are paced."""
+
+    async def ignore(_: object) -> None:
+        return None
+
+    klines = ["btcusdt@kline_1m"]
+    stream = BinanceUsdmStream(
+        fake.ws_url("binance"), ignore, on_candle=ignore, kline_streams=lambda: klines
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    try:
+        await eventually(lambda: stream.ws.connected, timeout=10, what="connected")
+        for i in range(12):
+            klines.append(f"s{i}usdt@kline_1m")
+            assert await stream.follow_klines() == (1, 0)
+        del klines[1:7]
+        assert await stream.follow_klines() == (0, 6)
+        await eventually(
+            lambda: fake.ws_subscribed["binance"] == {"!forceOrder@arr", *klines},
+            timeout=10,
+            what="the last request acknowledged",
+        )
+        assert fake.ws_closed_for_rate["binance"] == 0
+        assert fake.ws_connects["binance"] == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import random
+import tracemalloc
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import httpx
 import pytest
@@ -24,7 +26,7 @@ from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_connectors.ratelimit import RateLimiter
-from tests.fakes.vendors import FakeVendors, Fault
+from tests.fakes.vendors import FakeVendors, Fault, bomb, compress
 from tests.unit.connectors.clock import FakeClock
 
 KLINES = "/fapi/v1/klines"
@@ -359,4 +361,56 @@ async def test_a_body_dripped_out_slowly_times_out_as_a_whole(fake: FakeVendors)
     assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
     assert fake.requests[("binance", KLINES)] == 2  # the retry got the normal body
     assert time.monotonic() - started < 6
+    await client.aclose()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_decompression_bomb_is_refused_at_the_cap_not_inflated_whole(
+    fake: FakeVendors, encoding: Literal["gzip", "deflate"]
+) -> None:
+    """A hostile or broken vendor answering 64 KB of gzip that inflates to 64 MB: httpx
+    inflated each network read whole before the size cap saw it (about 1,000 times the
+    read), so the cap bounded the compressed size, not the memory. Inflating stops at the cap
+    now: the answer is refused as too large, having cost about the cap in memory."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    cap = 1024 * 1024
+    client.http.max_body_bytes = cap
+    fake.inject("binance", KLINES, Fault("bomb", encoding=encoding, inflated_bytes=64 * cap))
+    assert len(bomb(64 * cap, encoding)) < 128 * 1024  # small on the wire
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedResponse, match="larger than"):
+            await client.fetch_klines("BTCUSDT", "5m", limit=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * cap, f"{peak / cap:.0f} MiB allocated for a 1 MiB cap"
+    assert fake.requests[("binance", KLINES)] == 1  # malformed: not retried
+    await client.aclose()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw-deflate"])
+async def test_compressed_answers_are_read_as_the_vendor_sent_them(
+    fake: FakeVendors, encoding: Literal["gzip", "deflate", "raw-deflate"]
+) -> None:
+    """The real body, compressed as servers do (deflate with and without its zlib header):
+    read exactly as the uncompressed one."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    plain = await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    fake.inject("binance", KLINES, Fault("compressed", encoding=encoding))
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2) == plain
+    await client.aclose()
+
+
+async def test_a_compressed_answer_cut_short_is_malformed(fake: FakeVendors) -> None:
+    """A gzip body that stops before its end (a proxy cutting the stream): refused as
+    malformed, never read as whatever prefix inflated."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    whole = compress(b"[]" + b" " * 100_000, "gzip")  # "[]": what the cut prefix reads as
+    fake.inject("binance", KLINES, Fault("bad_gzip", body=whole[: len(whole) // 2]))
+    with pytest.raises(MalformedResponse, match="could not be decoded"):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
     await client.aclose()

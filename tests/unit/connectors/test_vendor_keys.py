@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 
 from perpsignal_connectors import keys
 from perpsignal_connectors.catalog import load_catalogs
@@ -86,3 +87,53 @@ async def test_coinapi_operations_work_with_the_documented_and_the_old_name(
     deprecated = "COINAPI_KEY is deprecated; rename it to COINAPI_API_KEY" in caplog.text
     assert deprecated is (name == "COINAPI_KEY")
     assert "ca-secret" not in caplog.text
+
+
+@pytest.mark.parametrize("vendor", sorted(KEY_FIELDS))
+@pytest.mark.parametrize("raw", ["key-4a9d0c\n", "  key-4a9d0c\r\n", "\tkey-4a9d0c "])
+def test_a_key_from_a_secret_file_loses_its_trailing_newline(
+    vendor: str, raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`echo key > secret` or a mounted secret file ends in a newline: kept, it made every
+    call of the source fail ("request not sent: a header value has a character HTTP
+    forbids"). No key ends in whitespace: it is dropped."""
+    monkeypatch.setenv(VENDOR_KEYS[vendor].env, raw)
+    key = getattr(IngestorSettings().keys, KEY_FIELDS[vendor])
+    assert key is not None and key.get_secret_value() == "key-4a9d0c"
+
+
+def test_a_key_under_its_old_name_loses_its_trailing_newline_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COINAPI_KEY", "ca-key-4a9d0c\n")
+    key = IngestorSettings().keys.coinapi_api_key
+    assert key is not None and key.get_secret_value() == "ca-key-4a9d0c"
+
+
+def test_a_blank_key_leaves_the_source_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret file holding only a newline is no key: the source is off, as when unset."""
+    monkeypatch.setenv("LUNARCRUSH_API_KEY", " \n")
+    assert IngestorSettings().keys.lunarcrush_api_key is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "key-4a9d 0c",  # two keys pasted, or a word of the vendor's page
+        "key-4a9d\n0c",
+        "key-4a9d\x1b0c",  # an escape sequence from a terminal
+        "key-4a9d\u200b0c",  # a zero-width space copied from a web page
+        "\ufeffkey-4a9d0c",  # the byte-order mark of a file saved on Windows
+    ],
+)
+def test_a_key_with_a_character_inside_that_http_forbids_is_refused_at_start(
+    raw: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside a key, a space or an invisible character is no typo we may repair: refused
+    when the settings are read, naming the variable and never showing the value."""
+    monkeypatch.setenv("COINGLASS_API_KEY", raw)
+    with pytest.raises(ValidationError) as refused:
+        IngestorSettings()
+    message = str(refused.value)
+    assert "COINGLASS_API_KEY has a space or an invisible or control character" in message
+    assert "4a9d" not in message

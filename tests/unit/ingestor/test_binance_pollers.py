@@ -133,7 +133,7 @@ async def test_a_settled_rate_without_a_mark_price_is_published_without_one(
 async def test_a_body_that_is_not_the_gzip_it_claims_costs_only_its_request(
     fake: FakeVendors,
 ) -> None:
-    """`Content-Encoding: gzip` on a body that is not gzip: httpx raises DecodingError, which
+    """`Content-Encoding: gzip` on a body that is not gzip: the decoder fails (a zlib error), which
     is no transport error; it escaped the client and the poll, so no symbol's events were
     published that minute (nor counted as a vendor error)."""
     clock = FakeClock(T0)

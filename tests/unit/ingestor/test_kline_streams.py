@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -86,6 +87,41 @@ async def test_a_kafka_hiccup_when_klines_close_does_not_end_the_process(
             timeout=10,
             what="both candles published",
         )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await service.on_close()
+
+
+async def test_kline_streams_follow_symbols_tracked_and_dropped_on_the_open_socket(
+    fake: FakeVendors, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A symbol tracked on demand (a `track` command) got its candles by REST only until the
+    socket reconnected (Binance's 24 h disconnect, or the next rebalance), and a dropped one
+    kept its streams as long. They follow now on the open socket: SUBSCRIBE for the new
+    symbol, UNSUBSCRIBE for the dropped one, no reconnect."""
+    for key, value in fake.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("INGESTOR_SYMBOLS", "BTCUSDT")
+    monkeypatch.setenv("INGESTOR_ENABLED_SOURCES", "binance_stream")
+    monkeypatch.setenv("INGESTOR_TIMEFRAMES", "5m,1h")
+    service = IngestorService(IngestorSettings())
+    service.shard.assign(range(12), 12, "member")
+    stop = asyncio.Event()
+    task = asyncio.create_task(service._run_binance_stream(stop))
+
+    def streams() -> set[str]:
+        return fake.ws_subscribed.get("binance", set())
+
+    eth = {"ethusdt@kline_5m", "ethusdt@kline_1h"}
+    try:
+        await eventually(lambda: "btcusdt@kline_5m" in streams(), timeout=10, what="klines")
+        service.universe.track("ETHUSDT", time.time() + 3600)
+        await eventually(lambda: eth <= streams(), timeout=10, what="ETH subscribed")
+        service.universe.untrack("ETHUSDT")
+        await eventually(lambda: not eth & streams(), timeout=10, what="ETH unsubscribed")
+        assert streams() == {"!forceOrder@arr", "btcusdt@kline_5m", "btcusdt@kline_1h"}
+        assert fake.ws_connects["binance"] == 1  # on the same connection
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)

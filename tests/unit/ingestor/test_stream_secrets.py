@@ -11,16 +11,19 @@ import logging
 
 import pytest
 
+from perpsignal_common.errors import PermanentError
 from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_common.events.registry import encode
 from perpsignal_common.events.status import SourceStatusV1
+from perpsignal_connectors.coinapi.http import CoinApiHttp
 from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.coinglass.stream import CoinglassStream
+from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
-from perpsignal_ingestor.sources.vendors import CoinglassPoller
+from perpsignal_ingestor.sources.vendors import CoinApiPoller, CoinglassPoller
 from perpsignal_ingestor.universe import Universe
-from tests.fakes.vendors import FakeVendors
+from tests.fakes.vendors import FakeVendors, Fault
 from tests.helpers import eventually
 
 KEY = "cg-secret-0123456789abcdef"
@@ -86,3 +89,70 @@ async def test_a_key_with_a_stray_newline_is_never_logged_nor_published(
     assert loop.reason is not None and "API key" in loop.reason  # says what to check
     # refused locally, never sent: nothing to retry
     assert fake.requests[("coinglass", "/api/futures/open-interest/aggregated-history")] == 0
+
+
+ECHOED = "ca-echoed-key-5f2b9c0e7d41"
+
+
+@pytest.mark.parametrize(
+    ("vendor", "status", "padding"),
+    [
+        ("coinapi", 401, 0),
+        ("coinapi", 401, 155),  # the key across the 200-character cut of the snippet
+        ("lunarcrush", 400, 0),
+        ("coinglass", 200, 0),  # HTTP 200, the error in the envelope's `msg`
+    ],
+)
+async def test_a_key_the_vendor_echoes_in_its_error_is_masked(
+    fake: FakeVendors, vendor: str, status: int, padding: int
+) -> None:
+    """ "Invalid API key: <key>" in a vendor's error body became the error's message, which
+    is logged and published as the source's status reason; cut at 200 characters, it could
+    also leave half the key. Every configured key is masked before the text is cut."""
+    clients = {
+        "coinapi": lambda: CoinApiHttp(ECHOED, fake.url("coinapi")),
+        "lunarcrush": lambda: LunarCrushHttp(ECHOED, fake.url("lunarcrush")),
+        "coinglass": lambda: CoinglassHttp(ECHOED, fake.url("coinglass")),
+    }
+    calls = {
+        "coinapi": lambda c: c.fetch_latest_trades("BINANCEFTS_PERP_BTC_USDT"),
+        "lunarcrush": lambda c: c.fetch_coins_list(),
+        "coinglass": lambda c: c.fetch_oi_ohlc("BTC", "4h"),
+    }
+    client = clients[vendor]()
+    fake.inject(vendor, "/", Fault("echo_key", status=status, padding=padding))
+    with pytest.raises(PermanentError) as refused:
+        await calls[vendor](client)
+    await client.aclose()
+    message = str(refused.value)
+    assert "Invalid API key: " in message  # the vendor's reason is still there...
+    assert ECHOED[:8] not in message and ECHOED[-8:] not in message  # ...not the key
+    assert "***" in message
+
+
+async def test_an_echoed_key_is_neither_logged_nor_published_as_the_status(
+    fake: FakeVendors, producer, caplog
+) -> None:
+    """The CoinAPI source failing on a 401 that quotes the key: the `source.status` reason
+    says it is a 401, without the key, and no log line holds it."""
+    caplog.set_level(logging.DEBUG)
+    client = CoinApiHttp(ECHOED, fake.url("coinapi"))
+    poller = CoinApiPoller(client, Universe(["BTCUSDT", "ETHUSDT"]), 250_000.0)
+    fake.inject("coinapi", "/v1/trades", Fault("echo_key", status=401, times=None))
+    loop = SourceLoop("coinapi", 0.05, poller.poll, Publisher(producer), min_backoff_s=0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: loop.state == "down", timeout=10, what="source down")
+    finally:
+        stop.set()
+        await task
+        await client.aclose()
+    status = [e for e in producer.events if isinstance(e, SourceStatusV1)]
+    assert status and all(ECHOED not in encode(e).decode() for e in status)
+    assert loop.reason is not None and "HTTP 401" in loop.reason and "***" in loop.reason
+    records = [r for r in caplog.records if r.name.startswith("perpsignal")]
+    assert records
+    for record in records:
+        assert ECHOED not in record.getMessage()
+        assert ECHOED not in repr(vars(record)), vars(record)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -10,11 +13,19 @@ from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.market import CandleClosedV1
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.coinapi.http import CoinApiHttp
+from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
-from perpsignal_ingestor.sources.vendors import FearGreedPoller, LunarCrushPoller, OkxPoller
+from perpsignal_ingestor.sources.vendors import (
+    CoinApiPoller,
+    CoinGeckoPoller,
+    FearGreedPoller,
+    LunarCrushPoller,
+    OkxPoller,
+)
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors, Fault
 from tests.unit.connectors.clock import FakeClock
@@ -158,3 +169,79 @@ async def test_okx_candles_kafka_did_not_acknowledge_are_fetched_again(
         assert fake.requests[("okx", "/api/v5/market/candles")] == requests
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time is New York's (UTC-5/-4), as on a host not set to UTC."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _zoneless(iso: str) -> str:
+    """A recorded UTC time as a vendor may also write it: without its `Z`."""
+    assert iso.endswith("Z")
+    return iso[:-1]
+
+
+def _utc(iso: str) -> datetime:
+    return datetime.fromisoformat(iso[:26].rstrip("Z") + "+00:00")
+
+
+async def test_coinapi_trade_times_without_a_zone_are_utc_on_any_host(
+    fake: FakeVendors, new_york: None
+) -> None:
+    """CoinAPI's times are UTC (its docs); one written without `Z` was read as the host's
+    local time: on a New York host each whale trade was published 4 to 5 hours late."""
+    raw = fake.load("coinapi", "v1_trades_symbol_id_latest.json")
+    fake.set_body(
+        "coinapi",
+        "/v1/trades/BINANCEFTS_PERP_BTC_USDT/latest",
+        [{**r, "time_exchange": _zoneless(r["time_exchange"])} for r in raw],
+    )
+    client = CoinApiHttp("key", fake.url("coinapi"))
+    events = await CoinApiPoller(client, Universe(["BTCUSDT"]), 0.0, max_symbols=1).poll()
+    await client.aclose()
+    by_id = {e.trade_id: e.observed_at for e in events}  # type: ignore[attr-defined]
+    wanted = {
+        r["uuid"]: _utc(r["time_exchange"]) for r in raw if r["taker_side"] in ("BUY", "SELL")
+    }
+    assert by_id == wanted
+
+
+async def test_coingecko_update_times_without_a_zone_are_utc_on_any_host(
+    fake: FakeVendors, new_york: None
+) -> None:
+    """CoinGecko's `last_updated` is UTC; without its `Z` it was read as New York time."""
+    raw = fake.load("coingecko", "coins_markets.json")
+    fake.set_body(
+        "coingecko",
+        "/coins/markets",
+        [{**r, "last_updated": _zoneless(r["last_updated"])} for r in raw],
+    )
+    client = CoinGeckoHttp(fake.url("coingecko"))
+    poller = CoinGeckoPoller(client, market_cap_pages=1, volume_pages=0, new_coins=False)
+    events = await poller.poll()
+    await client.aclose()
+    assert [(e.coin_id, e.observed_at) for e in events] == [  # type: ignore[attr-defined]
+        (r["id"], _utc(r["last_updated"])) for r in raw
+    ]
+
+
+async def test_coinapi_history_from_an_aware_time_asks_from_its_utc_time(
+    fake: FakeVendors,
+) -> None:
+    """`time_start` is sent without a zone, which CoinAPI reads as UTC: an aware start in
+    another zone (09:00 at UTC+2) was sent as its wall time, asking from two hours later."""
+    client = CoinApiHttp("key", fake.url("coinapi"))
+    start = datetime(2024, 3, 6, 9, 0, tzinfo=timezone(timedelta(hours=2)))
+    rows = await client.fetch_ohlcv("BINANCEFTS_PERP_BTC_USDT", "1h", start)
+    await client.aclose()
+    assert rows
+    [(_, _, query)] = [c for c in fake.calls if c[0] == "coinapi"]
+    assert query["time_start"] == "2024-03-06T07:00:00"

@@ -6,6 +6,7 @@ from typing import Any
 
 from perpsignal_common.errors import PermanentError, RateLimited, TransientError
 from perpsignal_connectors.errors import MalformedResponse
+from perpsignal_connectors.redact import redact
 
 
 def check_code_envelope(
@@ -24,7 +25,9 @@ def check_code_envelope(
         if "data" not in body:
             raise MalformedResponse(f"{vendor} {endpoint}: envelope without data")
         return
-    msg = f"{vendor} {endpoint}: code {code} {str(body.get('msg', ''))[:200]!r}"
+    # the vendor's words, masked of any key it echoes before they are cut
+    said = redact(str(body.get("msg", "")))[:200]
+    msg = f"{vendor} {endpoint}: code {redact(code)[:40]} {said!r}"
     if code in rate_limit_codes:
         raise RateLimited(msg)
     if code in transient_codes:

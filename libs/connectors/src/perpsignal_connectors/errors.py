@@ -18,6 +18,7 @@ from perpsignal_common.errors import (
     VenueBanned,
 )
 from perpsignal_common.retry import retry_after_s
+from perpsignal_connectors.redact import redact
 
 
 class MalformedResponse(PermanentError):
@@ -27,7 +28,11 @@ class MalformedResponse(PermanentError):
 def error_for_status(
     vendor: str, endpoint: str, status: int, headers: Mapping[str, str], snippet: str = ""
 ) -> PerpSignalError | None:
-    """Return the error an HTTP status means, or None for success."""
+    """Return the error an HTTP status means, or None for success.
+
+    `snippet` (the body's start) is masked of every vendor key before it is cut to 200
+    characters, so pass more than that (`redact.WINDOW`).
+    """
     if 300 <= status < 400:
         # never followed (a key header must not go to another host), and its body is not the
         # answer: name where it points (no query: it may carry a token) so the URL gets fixed
@@ -41,7 +46,7 @@ def error_for_status(
         return None
     where = f"{vendor} {endpoint}: HTTP {status}"
     if snippet:
-        where += f" {snippet[:200]!r}"
+        where += f" {redact(snippet)[:200]!r}"
     if status == 429:
         return RateLimited(where, retry_after_s(headers))
     if status == 418:

@@ -14,7 +14,9 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
    headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
-   retried);
+   retried). The cap counts decoded bytes: gzip/deflate (the only encodings we accept) are
+   inflated here, never more than the cap, since httpx would inflate a whole network read
+   at once (a 64 KiB gzip bomb is 64 MiB);
 6. transient failures are retried with capped, fully jittered exponential backoff.
 """
 
@@ -23,7 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,6 +44,7 @@ from perpsignal_common.errors import (
 from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
+from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import (
     VENDOR_CIRCUIT_STATE,
     VENDOR_ERRORS,
@@ -49,6 +53,7 @@ from perpsignal_connectors.metrics import (
     VENDOR_WEIGHT_USED,
 )
 from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.redact import WINDOW, redact, remember
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +81,9 @@ MIN_RATE_LIMIT_PAUSE_S = 1.0
 TOTAL_READ_TIMEOUTS = 3
 # The largest bodies we read are a few MB (Binance exchangeInfo, LunarCrush's 1,000 coins)
 MAX_BODY_BYTES = 32 * 1024 * 1024
+# What we ask for, whatever decoders httpx happens to have (brotli, zstd): only what
+# `_Inflater` can decode within the cap
+ACCEPT_ENCODING = "gzip, deflate"
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,59 @@ def _retryable(exc: BaseException) -> bool:
     return is_transient(exc) and not isinstance(exc, CircuitOpen | VenueBanned)
 
 
+class _Inflater:
+    """Inflate a gzip or deflate body piece by piece, never more than asked for per piece.
+
+    zlib's `max_length` stops inflating at the room left under the cap (plus one byte, to
+    know it was exceeded), so a bomb costs the cap, not its decoded size.
+    """
+
+    def __init__(self, wbits: int | None) -> None:
+        self._wbits = wbits
+        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
+        self._fed = False
+
+    @classmethod
+    def for_encoding(cls, header: str) -> _Inflater | None:
+        """The inflater of a Content-Encoding, or None for one we cannot bound (br, zstd,
+        several layers)."""
+        codings = [c.strip().lower() for c in header.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if not codings:
+            return cls(None)
+        if len(codings) > 1:
+            return None
+        if codings[0] in ("gzip", "x-gzip"):
+            return cls(zlib.MAX_WBITS | 16)
+        if codings[0] == "deflate":  # zlib-wrapped as RFC 9110 says; raw too (see feed)
+            return cls(zlib.MAX_WBITS)
+        return None
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Return what `data` inflates to, at most `room` + 1 bytes (more means too large)."""
+        if self._zlib is None:
+            return data
+        room = max(room, 0) + 1  # max_length 0 would mean "no limit"
+        try:
+            out = self._zlib.decompress(data, room)
+        except zlib.error:
+            if self._fed or self._wbits != zlib.MAX_WBITS:
+                raise
+            # deflate without the zlib header (what httpx also accepts)
+            self._wbits = -zlib.MAX_WBITS
+            self._zlib = zlib.decompressobj(self._wbits)
+            out = self._zlib.decompress(data, room)
+        self._fed = True
+        # output stops short of max_length only when the input is used up; a full output is
+        # already over the cap, and the caller stops reading
+        return out
+
+    def finish(self) -> None:
+        """Raise zlib.error when the compressed body ended early (a cut connection)."""
+        if self._zlib is not None and self._fed and not self._zlib.eof:
+            raise zlib.error("compressed body ends before its end of stream")
+
+
 class VendorHttp:
     """Rate-limited, retried, circuit-broken JSON GETs against one vendor."""
 
@@ -123,8 +184,11 @@ class VendorHttp:
         envelope_check: EnvelopeCheck = _no_envelope,
         client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.vendor = vendor
+        # the key(s) in `headers`: masked in any vendor text we log or publish
+        remember(*secrets)
         self.limiter = limiter
         self.retry = retry or RetryPolicy(max_attempts=3, base_delay_s=0.5, max_delay_s=8.0)
         self.breaker = breaker or CircuitBreaker(vendor, clock=clock, on_change=self._on_circuit)
@@ -144,6 +208,7 @@ class VendorHttp:
         VENDOR_CIRCUIT_STATE.labels(vendor).set(0)
         # endpoints answering malformed bodies now: warned about when it starts, not per call
         self._malformed: set[str] = set()
+        self._dropped_rows = LogLimit()
 
     def _on_circuit(self, state: CircuitState) -> None:
         # one line per change of the circuit, never per refused call
@@ -209,10 +274,12 @@ class VendorHttp:
     def validate_rows(self, endpoint: Endpoint, adapter: TypeAdapter[T], rows: Any) -> list[T]:
         """Validate a list answer row by row: a row of the wrong shape is dropped alone.
 
-        For answers covering every symbol (Binance's bulk premium index and tickers), where
-        one odd contract must not cost all the others. Dropped rows are counted and logged
-        as one malformed answer (once per incident); an answer with no good row is
-        MalformedResponse.
+        One odd row (a symbol of the bulk answers, a period of a history) must not cost the
+        others. The answer is used; the dropped rows are counted (`malformed`) and logged,
+        a warning at first, then at most one a minute per endpoint (`LogLimit`): one
+        endpoint serves every symbol, so its good and bad answers interleave and an
+        incident would be said again each poll. An answer with no good row (or no list) is
+        MalformedResponse, as a whole bad answer is.
         """
         if not isinstance(rows, list):
             self.validate(endpoint, _LIST, rows)  # raises MalformedResponse
@@ -231,9 +298,21 @@ class VendorHttp:
             f"{self.vendor} {endpoint.name}: {bad} of {len(rows)} rows of an unexpected shape: "
             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in first.errors()[:2])
         )
-        self._on_error(endpoint, err)
         if not good:
+            self._on_error(endpoint, err)
             raise err from first
+        VENDOR_ERRORS.labels(self.vendor, endpoint.name, "malformed").inc()
+        level, quiet = self._dropped_rows.level(endpoint.name)
+        log.log(
+            level,
+            "vendor rows of an unexpected shape skipped; the rest of the answer is used",
+            extra={
+                "vendor": self.vendor,
+                "endpoint": endpoint.name,
+                "error": redact(str(err))[:300],
+                "quiet_before": quiet,
+            },
+        )
         return good
 
     async def _once(self, ep: Endpoint, params: Params, path: str) -> Any:
@@ -246,12 +325,6 @@ class VendorHttp:
                 resp, content = await self._fetch_in_time(ep, path, clean)
             except httpx.TimeoutException as exc:
                 raise TimeoutError(f"{self.vendor} {ep.name}: timed out ({exc!r})") from exc
-            except httpx.DecodingError as exc:
-                # a body that is not the encoding it claims (gzip): no transport error, and
-                # it escaped every caller, failing the whole poll of every symbol
-                raise MalformedResponse(
-                    f"{self.vendor} {ep.name}: body could not be decoded ({exc})"[:300]
-                ) from exc
             except httpx.LocalProtocolError:
                 # our own request is malformed, never sent: a header value with a character
                 # HTTP forbids, almost always an API key with a stray newline or space. The
@@ -270,7 +343,8 @@ class VendorHttp:
                 ep.name,
                 resp.status_code,
                 resp.headers,
-                content[:200].decode(errors="replace") if resp.status_code >= 400 else "",
+                # masked, then cut to a snippet: a vendor may echo the key in its error
+                content[:WINDOW].decode(errors="replace") if resp.status_code >= 400 else "",
             )
             if error is not None:
                 raise error
@@ -303,21 +377,38 @@ class VendorHttp:
             ) from exc
 
     async def _fetch(self, ep: Endpoint, path: str, params: Params) -> tuple[httpx.Response, bytes]:
-        """GET and read the body as a stream, giving up past `max_body_bytes`."""
+        """GET and read the body as a stream, giving up past `max_body_bytes` decoded."""
         cap = self.max_body_bytes
-        request = self._client.build_request("GET", path, params=params)
+        request = self._client.build_request(
+            "GET", path, params=params, headers={"Accept-Encoding": ACCEPT_ENCODING}
+        )
         resp = await self._client.send(request, stream=True)
         try:
             declared = resp.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise self._too_large(ep, int(declared))
+            inflater = _Inflater.for_encoding(resp.headers.get("content-encoding", ""))
+            if inflater is None:
+                raise MalformedResponse(
+                    f"{self.vendor} {ep.name}: body in an encoding we did not ask for "
+                    f"({resp.headers.get('content-encoding', '')[:40]!r})"
+                )
             chunks: list[bytes] = []
             size = 0
-            async for chunk in resp.aiter_bytes():
+            # raw bytes, inflated here: httpx's own decoder inflates a whole read at once
+            async for raw in resp.aiter_raw():
+                chunk = inflater.feed(raw, cap - size)
                 size += len(chunk)
                 if size > cap:
                     raise self._too_large(ep, size)
                 chunks.append(chunk)
+            inflater.finish()
+        except zlib.error as exc:
+            # a body that is not the encoding it claims (gzip): no transport error, and
+            # it escaped every caller, failing the whole poll of every symbol
+            raise MalformedResponse(
+                f"{self.vendor} {ep.name}: body could not be decoded ({exc})"[:300]
+            ) from None
         finally:
             await resp.aclose()
         return resp, b"".join(chunks)
@@ -325,7 +416,7 @@ class VendorHttp:
     def _too_large(self, ep: Endpoint, size: int) -> MalformedResponse:
         return MalformedResponse(
             f"{self.vendor} {ep.name}: body larger than {self.max_body_bytes} bytes "
-            f"(at least {size}); not read"
+            f"(at least {size}, decoded); not read"
         )
 
     def _decode(self, ep: Endpoint, resp: httpx.Response, content: bytes) -> Any:
@@ -347,7 +438,7 @@ class VendorHttp:
         VENDOR_ERRORS.labels(self.vendor, ep.name, error_kind(exc)).inc()
         now = self._clock()
         if isinstance(exc, VenueBanned | TransientError | TimeoutError):
-            self.breaker.last_error = str(exc)[:200]
+            self.breaker.last_error = redact(str(exc))[:200]
         if isinstance(exc, VenueBanned):
             ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
             ban = min(ban, MAX_BAN_S)
@@ -375,5 +466,5 @@ class VendorHttp:
             log.log(
                 logging.WARNING if new else logging.DEBUG,
                 "malformed vendor response; nothing published from it",
-                extra={"vendor": self.vendor, "endpoint": ep.name, "error": str(exc)},
+                extra={"vendor": self.vendor, "endpoint": ep.name, "error": redact(str(exc))},
             )

@@ -8,6 +8,10 @@ timeout catches a server that keeps the socket open but stops sending.
 
 A key carried in the URL's query (Coinglass's `cg-api-key`) is masked in every logged
 error: websockets names the URI in some of its errors (an `https://` URL: `InvalidURI`).
+
+`send()` sends on the open connection (Binance's live SUBSCRIBE/UNSUBSCRIBE), every message
+of ours at least `min_send_interval_s` apart: a vendor caps the messages a client may send
+(Binance: 10 a second, then it disconnects).
 """
 
 from __future__ import annotations
@@ -20,11 +24,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.metrics import STREAM_RECONNECTS
+from perpsignal_connectors.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class WsStream:
         idle_timeout_s: float | None = 120.0,
         retry: RetryPolicy | None = None,
         stable_after_s: float = 30.0,
+        min_send_interval_s: float = 0.0,
     ) -> None:
         self.vendor = vendor
         self.name = name
@@ -67,6 +73,10 @@ class WsStream:
         self._idle_timeout_s = idle_timeout_s
         self._retry = retry or RetryPolicy(base_delay_s=0.5, max_delay_s=30.0)
         self._stable_after_s = stable_after_s
+        self._min_send_interval_s = min_send_interval_s
+        self._ws: ClientConnection | None = None  # the open connection, once subscribed
+        self._send_lock = asyncio.Lock()
+        self._last_send = 0.0
         self.connections = 0
         self.connected = False
         self.connected_since: float | None = None
@@ -89,6 +99,7 @@ class WsStream:
             finally:
                 self.connected = False
                 self.connected_since = None
+                self._ws = None
             if stop.is_set():
                 return
             STREAM_RECONNECTS.labels(self.vendor, self.name).inc()
@@ -101,6 +112,7 @@ class WsStream:
         # one warning per incident (until a session connects again), not one per retry
         for secret in self._secrets:
             error = error.replace(secret, "***")
+        error = redact(error)  # a key the vendor echoed in its close reason or status
         extra = {"vendor": self.vendor, "stream": self.name, "error": error[:300]}
         if not self.failing:
             self.failing = True
@@ -118,7 +130,8 @@ class WsStream:
             max_size=2**22,
         ) as ws:
             for msg in self._subscribe():
-                await ws.send(msg)
+                await self._paced(ws, msg)
+            self._ws = ws
             self.connections += 1
             self.connected = True
             self.connected_since = time.time()
@@ -135,6 +148,29 @@ class WsStream:
                     pinger.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await pinger
+
+    async def send(self, message: str, connection: int | None = None) -> bool:
+        """Send `message` on the open connection (number `connection`, when given), paced.
+
+        Returns False, sending nothing, when there is no open connection (or another one):
+        a new connection sends the subscriptions of that moment anyway.
+        """
+        ws = self._ws
+        if ws is None or (connection is not None and connection != self.connections):
+            return False
+        try:
+            await self._paced(ws, message)
+        except ConnectionClosed:
+            return False  # the session ends and reconnects on its own
+        return True
+
+    async def _paced(self, ws: ClientConnection, message: str) -> None:
+        async with self._send_lock:
+            wait = self._last_send + self._min_send_interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await ws.send(message)
+            self._last_send = time.monotonic()
 
     async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
@@ -162,4 +198,4 @@ class WsStream:
         interval, payload = self._app_ping
         while True:
             await asyncio.sleep(interval)
-            await ws.send(payload)
+            await self._paced(ws, payload)

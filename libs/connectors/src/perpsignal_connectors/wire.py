@@ -10,14 +10,19 @@ event built from it is refused alone (one log line), the rest of its response is
 `Blank` is an optional vendor number whose absence is sent as an empty string: Binance's
 all-symbols premium index documents delivery contracts with `"lastFundingRate": ""`. It reads
 as None (unknown, never zero); a required number still refuses the blank.
+
+`UtcTime` is a vendor's ISO-8601 time, aware in UTC. CoinGecko and CoinAPI document their
+times as UTC; one written without a zone was read as naive and then converted from the
+machine's local time (`astimezone`), hours off on any host not set to UTC.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
 
 def _no_bool(value: object) -> object:
@@ -28,5 +33,10 @@ def _blank_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 Number = Annotated[float, BeforeValidator(_no_bool)]
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
 Blank = Annotated[Number | None, BeforeValidator(_blank_is_none)]

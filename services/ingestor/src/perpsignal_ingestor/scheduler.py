@@ -31,6 +31,7 @@ from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import Event, deterministic_id, utcnow
 from perpsignal_common.events.status import SourceState, SourceStatusV1, source_key
 from perpsignal_connectors.errors import error_kind
+from perpsignal_connectors.redact import redact
 from perpsignal_ingestor.metrics import SOURCE_ERRORS, SOURCE_LAST_SUCCESS
 from perpsignal_ingestor.publisher import Publisher
 
@@ -42,8 +43,11 @@ IDLE_CHECK_S = 0.5
 
 
 def failure_reason(exc: BaseException) -> str:
-    """Return a one-line, bounded reason for a failed poll: the error kind and message."""
-    message = str(exc) or type(exc).__name__
+    """Return a one-line, bounded reason for a failed poll: the error kind and message.
+
+    Published as `source.status` and logged: every vendor key is masked in it.
+    """
+    message = redact(str(exc)) or type(exc).__name__
     kind = error_kind(exc)
     return (message if kind == "other" else f"{kind}: {message}")[:300]
 

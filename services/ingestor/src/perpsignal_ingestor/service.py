@@ -37,11 +37,12 @@ from perpsignal_connectors.coinglass.stream import CoinglassStream
 from perpsignal_connectors.keys import key_env
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_connectors.redact import remember
 from perpsignal_ingestor.budget import binance_limiter
 from perpsignal_ingestor.listings import ListingMonitor
 from perpsignal_ingestor.publisher import Publisher
 from perpsignal_ingestor.scheduler import SourceLoop
-from perpsignal_ingestor.settings import IngestorSettings
+from perpsignal_ingestor.settings import KEY_FIELDS, IngestorSettings
 from perpsignal_ingestor.shards import ShardMap, partition_of
 from perpsignal_ingestor.sources.binance import (
     BinanceFundingPoller,
@@ -87,6 +88,10 @@ class IngestorService(KafkaService):
         super().__init__("ingestor", settings)
         self.cfg = settings
         self.clock = clock
+        # every configured key is masked in vendor text, whichever client sent it
+        for field in KEY_FIELDS.values():
+            if (key := getattr(settings.keys, field)) is not None:
+                remember(key.get_secret_value())
         self.publisher = Publisher(self.producer)
         self.shard = ShardMap()
         self._commands_topic = settings.kafka.topic(Topic.COMMANDS)
@@ -218,7 +223,7 @@ class IngestorService(KafkaService):
             candles = Outbox(self.publisher, "binance_stream")
 
             async def on_candle(candle: CandleClosedV1) -> None:
-                # subscriptions follow the shard on the next reconnect; until then, filter
+                # subscriptions follow the shard within a moment; until then, filter
                 if self.universe.owns(candle.symbol):
                     await candles.send([candle])
 
@@ -329,29 +334,26 @@ class IngestorService(KafkaService):
             await self._engine.dispose()
 
     async def _run_binance_stream(self, stop: asyncio.Event) -> None:
-        # kline subscriptions are sent on connect: connect once this replica owns symbols,
-        # and reconnect when a new assignment changes which kline streams it should read
+        # connect once this replica owns symbols; then the kline streams follow the tracked
+        # symbols (exchangeInfo, listings, commands and their TTLs, a rebalance) on the open
+        # connection, checked every 0.5 s, instead of at the next reconnect (up to 24 h)
         while not stop.is_set():
             if not self.shard.active():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
                 continue
-            generation, streams = self.shard.generation, set(self._kline_streams())
-            # before the first exchangeInfo the universe is the watch list alone (nothing
-            # with `*`): once it is known, the streams are checked again, as after a rebalance
-            known = self.universe.tradable is not None
             session = asyncio.Event()
             task = asyncio.create_task(self.binance_stream.ws.run(session))
             try:
                 while not stop.is_set() and not task.done():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.5)
-                    learnt = not known and self.universe.tradable is not None
-                    if self.shard.generation != generation or learnt:
-                        generation, known = self.shard.generation, True
-                        if set(self._kline_streams()) != streams:
-                            log.info("tracked symbols changed: resubscribing kline streams")
-                            break
+                    added, removed = await self.binance_stream.follow_klines()
+                    if added or removed:
+                        log.info(
+                            "tracked symbols changed: kline streams updated on the open socket",
+                            extra={"added": added, "removed": removed},
+                        )
             finally:
                 session.set()
                 await task

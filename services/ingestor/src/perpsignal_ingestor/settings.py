@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
@@ -19,7 +19,7 @@ from perpsignal_connectors.binance_usdm import constants as binance
 from perpsignal_connectors.coinapi import constants as coinapi
 from perpsignal_connectors.coingecko import constants as coingecko
 from perpsignal_connectors.coinglass import constants as coinglass
-from perpsignal_connectors.keys import read_key
+from perpsignal_connectors.keys import key_env, read_key
 from perpsignal_connectors.lunarcrush import constants as lunarcrush
 from perpsignal_connectors.okx import constants as okx
 
@@ -66,9 +66,15 @@ class VendorKeys(BaseSettings):
     The variable names come from the registry shared with the gateway
     (`perpsignal_connectors.keys`): each field is the lower-cased documented name, and a
     deprecated name (`COINAPI_KEY`) is still read, with a warning.
+
+    Surrounding whitespace is dropped (a key read from a secret file keeps its trailing
+    newline; no key ends in whitespace) and a blank key is unset. A space or an invisible or
+    control character inside a key is refused at start, naming the variable, never the value:
+    HTTP forbids it in a header, so every call of that source would fail.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # a refused key is never quoted back in the error (pydantic shows the raw input)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
     coinglass_api_key: SecretStr | None = None
     coinglass_plan_limit_per_min: int = coinglass.PLAN_LIMIT_1M
@@ -89,6 +95,36 @@ class VendorKeys(BaseSettings):
                 if value:
                     data = {**data, field: value}
         return data
+
+    @field_validator(
+        "coinglass_api_key",
+        "lunarcrush_api_key",
+        "coinapi_api_key",
+        "coingecko_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator(
+        "coinglass_api_key", "lunarcrush_api_key", "coinapi_api_key", "coingecko_api_key"
+    )
+    @classmethod
+    def _one_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and any(
+            ch.isspace() or not ch.isprintable() for ch in value.get_secret_value()
+        ):
+            vendor = next(v for v, f in KEY_FIELDS.items() if f == info.field_name)
+            raise ValueError(
+                f"{key_env(vendor)} has a space or an invisible or control character inside "
+                "it (not shown): set the key exactly as the vendor gave it"
+            )
+        return value
 
 
 # vendor (catalogue name) -> VendorKeys field; the field is the registry's variable, lower case

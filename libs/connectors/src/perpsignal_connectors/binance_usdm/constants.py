@@ -14,6 +14,9 @@ from perpsignal_connectors.ratelimit import Quota
 VENDOR = "binance"
 BASE_URL = "https://fapi.binance.com"
 WS_URL = "wss://fstream.binance.com"
+# "WebSocket connections have a limit of 10 incoming messages per second": a connection
+# beyond it is disconnected. Our SUBSCRIBE/UNSUBSCRIBE requests go at most 5 a second
+WS_MIN_SEND_INTERVAL_S = 0.2
 
 # Per-IP request weight per minute (general-info "IP Limits"; exchangeInfo.rateLimits)
 WEIGHT = "weight_1m"

@@ -130,12 +130,11 @@ class BinanceUsdmHttp:
     async def fetch_open_interest_hist(
         self, symbol: str, period: str = "5m", limit: int = 2
     ) -> list[s.OpenInterestHistRow]:
-        """Return open interest history (last ~30 days only)."""
-        return await self.http.get_model(
-            c.OPEN_INTEREST_HIST,
-            s.OPEN_INTEREST_HIST,
-            {"symbol": symbol, "period": period, "limit": limit},
-        )
+        """Return open interest history (last ~30 days only); a row of an unexpected shape
+        is dropped alone (`VendorHttp.validate_rows`), as for every statistics history."""
+        ep = c.OPEN_INTEREST_HIST
+        rows = await self.http.get(ep, {"symbol": symbol, "period": period, "limit": limit})
+        return self.http.validate_rows(ep, s.OPEN_INTEREST_HIST_ROW, rows)
 
     async def fetch_long_short(
         self, kind: str, symbol: str, period: str = "5m", limit: int = 2
@@ -146,17 +145,16 @@ class BinanceUsdmHttp:
             "top_account": c.TOP_LS_ACCOUNT,
             "top_position": c.TOP_LS_POSITION,
         }[kind]
-        return await self.http.get_model(
-            ep, s.LONG_SHORT, {"symbol": symbol, "period": period, "limit": limit}
-        )
+        rows = await self.http.get(ep, {"symbol": symbol, "period": period, "limit": limit})
+        return self.http.validate_rows(ep, s.LONG_SHORT_ROW, rows)
 
     async def fetch_taker_ratio(
         self, symbol: str, period: str = "5m", limit: int = 2
     ) -> list[s.TakerRatioRow]:
         """Return taker buy/sell volume per period."""
-        return await self.http.get_model(
-            c.TAKER_RATIO, s.TAKER_RATIO, {"symbol": symbol, "period": period, "limit": limit}
-        )
+        ep = c.TAKER_RATIO
+        rows = await self.http.get(ep, {"symbol": symbol, "period": period, "limit": limit})
+        return self.http.validate_rows(ep, s.TAKER_RATIO_ROW, rows)
 
     async def fetch_tickers_24h(self) -> list[s.Ticker24h]:
         """Return the 24h ticker of every symbol in one call (weight 40); a row of an

@@ -193,6 +193,14 @@ def parse_open_interest_hist(rows: list[OpenInterestHistRow], period: str) -> li
     return out
 
 
+def check_symbol(rows: list[LongShortRow], symbol: str) -> None:
+    """Raise ValueError when a row names another symbol than the one asked for: the answer
+    is another symbol's (a cache that ignores the query), none of it is `symbol`'s."""
+    for r in rows:
+        if r.symbol is not None and r.symbol != symbol:
+            raise ValueError(f"long/short row of {r.symbol[:32]!r} in the answer for {symbol!r}")
+
+
 def parse_long_short(
     rows: list[LongShortRow], symbol: str, kind: LongShortKind, period: str
 ) -> list[LongShortRatioV1]:
@@ -205,10 +213,9 @@ def parse_long_short(
     Raises ValueError for a row naming another symbol (a cache that ignores the query):
     its positioning is not `symbol`'s.
     """
+    check_symbol(rows, symbol)
     out = []
     for r in rows:
-        if r.symbol is not None and r.symbol != symbol:
-            raise ValueError(f"long/short row of {r.symbol[:32]!r} in the answer for {symbol!r}")
         observed = ms_to_dt(r.timestamp_ms)
         ratio = r.long_share / r.short_share if r.short_share > 0 else r.long_short_ratio
         out.append(

@@ -5,6 +5,11 @@ All-Market-Liquidation-Order-Streams, Kline-Candlestick-Streams). The server pin
 3 minutes and drops a connection after 24 h; `WsStream` answers pings, reconnects with
 backoff and sends the SUBSCRIBE again on every new connection. `!forceOrder@arr` is a
 snapshot stream: at most one liquidation per symbol per second is pushed.
+
+The kline streams follow the tracked symbols on the open connection (`follow_klines`):
+Binance's live SUBSCRIBE/UNSUBSCRIBE for what was added and removed, within its limit of
+10 messages a second (`WS_MIN_SEND_INTERVAL_S`), instead of at the next reconnect (up to
+24 h later). A refused live request is logged; its streams come with the next connection.
 """
 
 from __future__ import annotations
@@ -21,21 +26,26 @@ from perpsignal_connectors.binance_usdm import schemas as s
 from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_kline_stream
 from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import STREAM_MESSAGES
+from perpsignal_connectors.redact import redact
 from perpsignal_connectors.stream import WsStream
 
 log = logging.getLogger(__name__)
 
 
-LIQUIDATIONS_REQUEST, KLINES_REQUEST = 1, 2
+LIQUIDATIONS_REQUEST, KLINES_REQUEST, KLINES_ADDED, KLINES_REMOVED = 1, 2, 3, 4
 REQUESTS = {
     LIQUIDATIONS_REQUEST: "liquidations subscription",
     KLINES_REQUEST: "klines subscription",
+    KLINES_ADDED: "subscription of newly tracked klines",
+    KLINES_REMOVED: "unsubscription of untracked klines",
 }
 
 
-def subscribe_message(streams: Sequence[str], request_id: int = 1) -> str:
-    """Return the SUBSCRIBE request for `streams`."""
-    return orjson.dumps({"method": "SUBSCRIBE", "params": list(streams), "id": request_id}).decode()
+def subscribe_message(
+    streams: Sequence[str], request_id: int = 1, method: str = "SUBSCRIBE"
+) -> str:
+    """Return the SUBSCRIBE (or UNSUBSCRIBE) request for `streams`."""
+    return orjson.dumps({"method": method, "params": list(streams), "id": request_id}).decode()
 
 
 class BinanceUsdmStream:
@@ -54,6 +64,7 @@ class BinanceUsdmStream:
         self._on_liquidation = on_liquidation
         self._on_candle = on_candle
         self._kline_streams = kline_streams
+        self._klines: set[str] = set()  # kline streams asked for on the open connection
         self._malformed = LogLimit()
         self.ws = WsStream(
             c.VENDOR,
@@ -63,15 +74,38 @@ class BinanceUsdmStream:
             subscribe=self._subscriptions,
             on_connect=on_connect,
             idle_timeout_s=idle_timeout_s,
+            min_send_interval_s=c.WS_MIN_SEND_INTERVAL_S,
         )
 
     def _subscriptions(self) -> list[str]:
         # two requests: Binance refuses a SUBSCRIBE as a whole (past its streams cap, or a
         # stream name it does not know), and the klines must never cost the liquidations
         out = [subscribe_message([c.LIQUIDATION_STREAM], LIQUIDATIONS_REQUEST)]
-        if klines := list(self._kline_streams()):
+        klines = list(self._kline_streams())
+        self._klines = set(klines)
+        if klines:
             out.append(subscribe_message(klines, KLINES_REQUEST))
         return out
+
+    async def follow_klines(self) -> tuple[int, int]:
+        """Bring the open connection's kline streams to `kline_streams()`: UNSUBSCRIBE the
+        ones no longer wanted, SUBSCRIBE the new ones. Returns (added, removed); nothing is
+        sent without an open connection (the next one subscribes what is wanted then)."""
+        if not self.ws.connected:
+            return 0, 0
+        connection = self.ws.connections
+        wanted = set(self._kline_streams())
+        gone, new = sorted(self._klines - wanted), sorted(wanted - self._klines)
+        if gone:
+            message = subscribe_message(gone, KLINES_REMOVED, "UNSUBSCRIBE")
+            if not await self.ws.send(message, connection):
+                return 0, 0
+            self._klines.difference_update(gone)
+        if new:
+            if not await self.ws.send(subscribe_message(new, KLINES_ADDED), connection):
+                return 0, len(gone)
+            self._klines.update(new)
+        return len(new), len(gone)
 
     async def _handle(self, raw: str | bytes) -> None:
         try:
@@ -97,7 +131,10 @@ class BinanceUsdmStream:
                 )
                 log.warning(
                     f"stream {what} refused by the vendor",
-                    extra={"vendor": c.VENDOR, "error": repr(data.get("error", data))[:300]},
+                    extra={
+                        "vendor": c.VENDOR,
+                        "error": redact(repr(data.get("error", data)))[:300],
+                    },
                 )
             return  # subscription acks ({"result": null, "id": 1})
         try:
@@ -123,7 +160,7 @@ class BinanceUsdmStream:
                 extra={
                     "vendor": c.VENDOR,
                     "event": str(data.get("e"))[:32],
-                    "error": error[:300],
+                    "error": redact(error)[:300],
                     "quiet_before": quiet,
                 },
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coinapi import constants as c
@@ -31,6 +31,7 @@ class CoinApiHttp:
             base_url,
             limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
+            secrets=[api_key],
             retry=retry,
             clock=clock,
         )
@@ -42,8 +43,10 @@ class CoinApiHttp:
     async def fetch_ohlcv(
         self, symbol_id: str, timeframe: str, time_start: datetime, limit: int = 10
     ) -> list[s.OhlcvRow]:
-        """Return OHLCV periods from `time_start`, oldest first."""
+        """Return OHLCV periods from `time_start` (naive = UTC), oldest first."""
         ep = c.OHLCV_HISTORY
+        if time_start.tzinfo is not None:  # CoinAPI reads the zone-less time as UTC
+            time_start = time_start.astimezone(UTC)
         return await self.http.get_model(
             ep,
             s.OHLCV,
@@ -63,8 +66,8 @@ class CoinApiHttp:
         )
 
     async def fetch_latest_trades(self, symbol_id: str, limit: int = 100) -> list[s.Trade]:
-        """Return the latest trades of a symbol, newest first."""
+        """Return the latest trades of a symbol, newest first; a trade of an unexpected shape
+        is dropped alone (`VendorHttp.validate_rows`)."""
         ep = c.TRADES_LATEST
-        return await self.http.get_model(
-            ep, s.TRADES, {"limit": limit}, path=ep.path.format(symbol_id=symbol_id)
-        )
+        rows = await self.http.get(ep, {"limit": limit}, path=ep.path.format(symbol_id=symbol_id))
+        return self.http.validate_rows(ep, s.TRADE, rows)

@@ -1,12 +1,10 @@
-"""CoinAPI wire models (ISO-8601 times with 7 fractional digits)."""
+"""CoinAPI wire models (ISO-8601 UTC times with 7 fractional digits, "Z" or no zone)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from perpsignal_connectors.wire import Number
+from perpsignal_connectors.wire import Number, UtcTime
 
 
 def _iso(v: object) -> object:
@@ -26,8 +24,8 @@ class Wire(BaseModel):
 class OhlcvRow(Wire):
     """One `/v1/ohlcv/{symbol_id}/history` period."""
 
-    time_period_start: datetime
-    time_period_end: datetime
+    time_period_start: UtcTime
+    time_period_end: UtcTime
     price_open: Number
     price_high: Number
     price_low: Number
@@ -41,7 +39,7 @@ class OhlcvRow(Wire):
 class ExchangeRate(Wire):
     """`/v1/exchangerate/{base}/{quote}`."""
 
-    time: datetime
+    time: UtcTime
     asset_id_base: str
     asset_id_quote: str
     rate: Number = Field(gt=0)
@@ -53,7 +51,7 @@ class Trade(Wire):
     """One trade of `/v1/trades/{symbol_id}/latest`."""
 
     symbol_id: str
-    time_exchange: datetime
+    time_exchange: UtcTime
     uuid: str | None = None
     price: Number = Field(gt=0)
     size: Number = Field(ge=0)
@@ -71,3 +69,4 @@ class ErrorBody(Wire):
 OHLCV = TypeAdapter(list[OhlcvRow])
 EXCHANGE_RATE = TypeAdapter(ExchangeRate)
 TRADES = TypeAdapter(list[Trade])
+TRADE = TypeAdapter(Trade)  # one trade, validated row by row (VendorHttp.validate_rows)

@@ -42,6 +42,7 @@ class CoinGeckoHttp:
             base_url,
             limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers=headers,
+            secrets=[api_key] if api_key else [],
             retry=retry,
             clock=clock,
         )

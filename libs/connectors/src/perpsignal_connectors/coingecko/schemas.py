@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from perpsignal_connectors.wire import Number
+from perpsignal_connectors.wire import Number, UtcTime
 
 
 class CoinMarket(BaseModel):
@@ -25,7 +23,7 @@ class CoinMarket(BaseModel):
     circulating_supply: Number | None = None
     total_supply: Number | None = None
     max_supply: Number | None = None
-    last_updated: datetime | None = None
+    last_updated: UtcTime | None = None  # UTC, with or without its "Z"
 
 
 COINS_MARKETS = TypeAdapter(list[CoinMarket])

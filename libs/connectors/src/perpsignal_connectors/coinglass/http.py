@@ -18,10 +18,11 @@ from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
 T = TypeVar("T")
 
+# kind -> (endpoint, adapter of one row)
 RATIO_ENDPOINTS: dict[str, tuple[Endpoint, TypeAdapter[Any]]] = {
-    "global_account": (c.GLOBAL_LS_HISTORY, s.GLOBAL_RATIO),
-    "top_account": (c.TOP_LS_ACCOUNT_HISTORY, s.TOP_ACCOUNT),
-    "top_position": (c.TOP_LS_POSITION_HISTORY, s.TOP_POSITION),
+    "global_account": (c.GLOBAL_LS_HISTORY, s.GLOBAL_RATIO_ROW),
+    "top_account": (c.TOP_LS_ACCOUNT_HISTORY, s.TOP_ACCOUNT_ROW),
+    "top_position": (c.TOP_LS_POSITION_HISTORY, s.TOP_POSITION_ROW),
 }
 
 
@@ -43,6 +44,7 @@ class CoinglassHttp:
             base_url,
             limiter=RateLimiter(c.quotas(limit_per_min), clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
+            secrets=[api_key],
             retry=retry,
             usage_reader=read_usage,
             envelope_check=check_envelope,
@@ -53,9 +55,10 @@ class CoinglassHttp:
         """Close the connection pool."""
         await self.http.aclose()
 
-    async def _data(self, ep: Endpoint, adapter: TypeAdapter[T], params: Params) -> T:
+    async def _data(self, ep: Endpoint, row: TypeAdapter[T], params: Params) -> list[T]:
+        """The envelope's `data` rows; a row of an unexpected shape is dropped alone."""
         body = await self.http.get(ep, params)
-        return self.http.validate(ep, adapter, body["data"])
+        return self.http.validate_rows(ep, row, body["data"])
 
     async def fetch_liquidation_history(
         self, coin: str, interval: str, limit: int = 3, exchange_list: str = "Binance,OKX,Bybit"
@@ -63,7 +66,7 @@ class CoinglassHttp:
         """Return a coin's liquidations aggregated over `exchange_list`."""
         return await self._data(
             c.LIQUIDATION_AGG_HISTORY,
-            s.LIQUIDATION_AGG,
+            s.LIQUIDATION_AGG_ROW,
             {"symbol": coin, "interval": interval, "limit": limit, "exchange_list": exchange_list},
         )
 
@@ -71,7 +74,7 @@ class CoinglassHttp:
         """Return the OI-weighted funding rate OHLC (percent) of a coin."""
         return await self._data(
             c.FUNDING_OI_WEIGHT_HISTORY,
-            s.OHLC,
+            s.OHLC_ROW,
             {"symbol": coin, "interval": interval, "limit": limit},
         )
 
@@ -79,7 +82,7 @@ class CoinglassHttp:
         """Return the aggregated open interest OHLC (USD) of a coin."""
         return await self._data(
             c.OI_AGG_HISTORY,
-            s.OHLC,
+            s.OHLC_ROW,
             {"symbol": coin, "interval": interval, "limit": limit, "unit": "usd"},
         )
 
@@ -102,6 +105,6 @@ class CoinglassHttp:
         """Return aggregated taker buy/sell volume (USD) of a coin."""
         return await self._data(
             c.TAKER_AGG_HISTORY,
-            s.TAKER_AGG,
+            s.TAKER_AGG_ROW,
             {"symbol": coin, "interval": interval, "limit": limit, "exchange_list": exchange_list},
         )

@@ -20,6 +20,7 @@ from perpsignal_connectors.coinglass.parsing import parse_ws_liquidation
 from perpsignal_connectors.coinglass.schemas import WS_MESSAGE
 from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import STREAM_MESSAGES
+from perpsignal_connectors.redact import redact, remember
 from perpsignal_connectors.stream import WsStream
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class CoinglassStream:
         ping_interval_s: float = c.WS_PING_INTERVAL_S,
     ) -> None:
         self._on_liquidation = on_liquidation
+        remember(api_key)
         self._malformed = LogLimit()  # one warning a minute per kind, not one per message
         sep = "&" if "?" in ws_url else "?"
         self.ws = WsStream(
@@ -62,7 +64,12 @@ class CoinglassStream:
             log.log(
                 level,
                 "malformed stream message; skipped",
-                extra={"vendor": c.VENDOR, "error": str(exc.errors()[:2]), "quiet_before": quiet},
+                extra={
+                    # the errors quote the message: a key the vendor echoed is masked
+                    "vendor": c.VENDOR,
+                    "error": redact(str(exc.errors()[:2]))[:300],
+                    "quiet_before": quiet,
+                },
             )
             return
         if msg.channel != "liquidationOrders":
@@ -83,7 +90,7 @@ class CoinglassStream:
                     extra={
                         "vendor": c.VENDOR,
                         "symbol": row.symbol[:64],
-                        "error": error[:300],
+                        "error": redact(error)[:300],
                         "quiet_before": quiet,
                     },
                 )

@@ -30,6 +30,7 @@ class LunarCrushHttp:
             base_url,
             limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
             headers={"Authorization": f"Bearer {api_key}"},
+            secrets=[api_key],
             retry=retry,
             clock=clock,
         )
@@ -58,19 +59,24 @@ class LunarCrushHttp:
         }
         if desc:
             params["desc"] = 1
-        return await self.http.get_model(c.COINS_LIST, s.COINS_LIST, params)
+        # coin by coin: one coin of an unexpected shape is dropped, not the 1,000 others
+        body = await self.http.get(c.COINS_LIST, params)
+        shell = self.http.validate(c.COINS_LIST, s.COINS_LIST_SHELL, body)
+        coins = self.http.validate_rows(c.COINS_LIST, s.COIN_ROW, shell.data)
+        return s.CoinsList(config=shell.config, data=tuple(coins))
 
     async def fetch_coin_series(
         self, coin: str, bucket: str = "hour", interval: str = "1d"
     ) -> s.CoinSeries:
-        """Return a coin's social/market time series."""
+        """Return a coin's social/market time series; a bucket of an unexpected shape is
+        dropped alone (`VendorHttp.validate_rows`)."""
         ep = c.COIN_TIME_SERIES
-        return await self.http.get_model(
-            ep,
-            s.COIN_SERIES,
-            {"bucket": bucket, "interval": interval},
-            path=ep.path.format(coin=coin.lower()),
+        body = await self.http.get(
+            ep, {"bucket": bucket, "interval": interval}, path=ep.path.format(coin=coin.lower())
         )
+        shell = self.http.validate(ep, s.COIN_SERIES_SHELL, body)
+        points = self.http.validate_rows(ep, s.SERIES_POINT, shell.data)
+        return s.CoinSeries(config=shell.config, data=tuple(points))
 
     async def fetch_topic(self, topic: str) -> s.Topic:
         """Return a topic's social summary."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from perpsignal_connectors.wire import Number
@@ -102,6 +104,25 @@ class Topic(Wire):
     data: TopicData
 
 
+class CoinsListShell(Wire):
+    """`/public/coins/list/v2` before its coins are validated one by one."""
+
+    config: ListConfig
+    data: list[Any]
+
+
+class CoinSeriesShell(Wire):
+    """`/public/coins/:coin/time-series/v2` before its buckets are validated one by one."""
+
+    config: SeriesConfig
+    data: list[Any]
+
+
 COINS_LIST = TypeAdapter(CoinsList)
 COIN_SERIES = TypeAdapter(CoinSeries)
+# the envelopes, and one row of each, for row-by-row validation (VendorHttp.validate_rows)
+COINS_LIST_SHELL = TypeAdapter(CoinsListShell)
+COIN_SERIES_SHELL = TypeAdapter(CoinSeriesShell)
+COIN_ROW = TypeAdapter(CoinRow)
+SERIES_POINT = TypeAdapter(SeriesPoint)
 TOPIC = TypeAdapter(Topic)

@@ -136,15 +136,19 @@ class BinanceRatiosPoller:
 
     async def _oi_hist(self, sym: str) -> list[Event]:
         rows = await self.client.fetch_open_interest_hist(sym, STATS_PERIOD)
-        return list(p.parse_open_interest_hist(rows, STATS_PERIOD))
+        # period by period: one the contract refuses costs only itself
+        return build_each("binance", lambda r: p.parse_open_interest_hist([r], STATS_PERIOD), rows)
 
     async def _ratio(self, kind: str, sym: str) -> list[Event]:
         rows = await self.client.fetch_long_short(kind, sym, STATS_PERIOD)
-        return list(p.parse_long_short(rows, sym, kind, STATS_PERIOD))
+        p.check_symbol(rows, sym)  # a row of another symbol: none of the answer is sym's
+        return build_each(
+            "binance", lambda r: p.parse_long_short([r], sym, kind, STATS_PERIOD), rows
+        )
 
     async def _taker(self, sym: str) -> list[Event]:
         rows = await self.client.fetch_taker_ratio(sym, STATS_PERIOD)
-        return list(p.parse_taker_ratio(rows, sym, STATS_PERIOD))
+        return build_each("binance", lambda r: p.parse_taker_ratio([r], sym, STATS_PERIOD), rows)
 
 
 class BinanceFundingPoller:

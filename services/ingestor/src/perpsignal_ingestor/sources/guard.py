@@ -12,6 +12,7 @@ from perpsignal_common.errors import DependencyUnavailable, PerpSignalError
 from perpsignal_common.events.base import Event
 from perpsignal_connectors.circuit import CircuitOpen
 from perpsignal_connectors.errors import error_kind
+from perpsignal_connectors.redact import redact
 from perpsignal_ingestor.metrics import SOURCE_ERRORS
 from perpsignal_ingestor.publisher import UNREPRESENTABLE, refuse, refuse_unrepresentable
 
@@ -69,7 +70,7 @@ async def gather_guarded(
     for what, exc in failed:
         new = (source, what) not in _failing
         _failing[(source, what)] = str(exc)
-        extra = {"source": source, "request": what, "error": str(exc)}
+        extra = {"source": source, "request": what, "error": redact(str(exc))}
         if new and not everything_failed:
             log.warning("vendor request failed; nothing published from it", extra=extra)
         else:  # already said, or the whole source is down (the scheduler says that once)

@@ -148,7 +148,7 @@ class CoinglassPoller:
 
     async def _ratio(self, kind: str, sym: str, iv: str, now: datetime) -> list[Event]:
         rows = await self.client.fetch_ratio(kind, sym, iv)
-        return list(cg_p.parse_ratio(rows, sym, kind, iv, now))
+        return build_each(_CG, lambda r: cg_p.parse_ratio([r], sym, kind, iv, now), rows)
 
 
 # LunarCrush coin-list sorts of the MSS universe: (sort key, descending, rows). Market-cap rank
@@ -202,7 +202,12 @@ class LunarCrushPoller:
 
     async def _series(self, coin: str) -> list[Event]:
         series = await self.client.fetch_coin_series(coin, bucket="hour", interval="1d")
-        return list(parse_coin_series(series, coin))
+        # bucket by bucket: one the contract refuses costs only itself
+        return build_each(
+            "lunarcrush",
+            lambda p: parse_coin_series(series.model_copy(update={"data": (p,)}), coin),
+            series.data,
+        )
 
 
 class CoinApiPoller:
@@ -225,7 +230,12 @@ class CoinApiPoller:
 
     async def _trades(self, sym: str) -> list[Event]:
         trades = await self.client.fetch_latest_trades(perp_symbol_id(sym))
-        return list(coinapi_p.parse_whale_trades(trades, sym, self.min_notional_usd))
+        # trade by trade: one the contract refuses costs only itself
+        return build_each(
+            "coinapi",
+            lambda t: coinapi_p.parse_whale_trades([t], sym, self.min_notional_usd),
+            trades,
+        )
 
 
 class CoinGeckoPoller:

@@ -258,7 +258,7 @@ class LiquidationLedger:
         # venue -> source -> time-ordered (time, long usd, short usd)
         self.orders: dict[str, dict[str, deque[tuple[float, float, float]]]] = {}
         # venue -> source -> end-ordered (end, start, long usd, short usd)
-        self.buckets: dict[str, dict[str, deque[tuple[float, float, float, float]]]] = {}
+        self.buckets: dict[str, dict[str, BucketFeed]] = {}
         self._ids: dict[Hashable, None] = {}
 
     def _first(self, key: Hashable) -> bool:
@@ -292,8 +292,11 @@ class LiquidationLedger:
         """Record one window's sums; return False when this window was recorded."""
         if not self._first(key):
             return False
-        feed = self.buckets.setdefault(venue, {}).setdefault(source, deque(maxlen=1024))
+        feed = self.buckets.setdefault(venue, {}).get(source)
+        if feed is None:
+            feed = self.buckets[venue][source] = BucketFeed()
         _insert(feed, (end, start, long_usd, short_usd))
+        feed.starts_min = None
         return True
 
     def totals(self, start: float, end: float) -> tuple[float, float]:
@@ -364,11 +367,48 @@ def _any_between(feed: deque[Any], start: float, end: float) -> bool:
     return i < len(feed) and feed[i][0] <= end
 
 
-def _overlaps(buckets: deque[Any], start: float, end: float) -> bool:
+class BucketFeed(deque[tuple[float, float, float, float]]):
+    """One source's buckets of a venue, end-ordered (end, start, long usd, short usd), with
+    the suffix minima of their starts (`_overlaps`), dropped by every change and rebuilt
+    when next needed."""
+
+    __slots__ = ("starts_min",)
+
+    def __init__(self) -> None:
+        super().__init__(maxlen=1024)
+        self.starts_min: list[float] | None = None
+
+
+def _overlaps(buckets: BucketFeed, start: float, end: float) -> bool:
     """Return True when a bucket (end, start, ...) of an end-ordered feed overlaps
-    (start, end)."""
+    (start, end): one ending after `start` starts before `end`.
+
+    O(log n): buckets are ordered by end, not start, so a later-ending (longer) bucket may
+    start earlier than the first one ending after `start`; scanning them all was O(n) per
+    question and O(n^2) per window under a flood of buckets. The first candidate answers
+    the usual case (contiguous windows); else the minimum start from it on does.
+    """
     i = bisect_right(buckets, start, key=_FIRST)
-    return any(buckets[j][1] < end for j in range(i, len(buckets)))
+    if i == len(buckets):
+        return False
+    if buckets[i][1] < end:
+        return True
+    mins = buckets.starts_min
+    if mins is None:
+        mins = buckets.starts_min = _suffix_min_starts(buckets)
+    return mins[i] < end
+
+
+def _suffix_min_starts(buckets: BucketFeed) -> list[float]:
+    """Return, per position, the smallest start of the buckets from there to the newest."""
+    mins: list[float] = []
+    low = math.inf
+    for bucket in reversed(buckets):
+        if bucket[1] < low:
+            low = bucket[1]
+        mins.append(low)
+    mins.reverse()
+    return mins
 
 
 TailMark = tuple[Any, tuple[Any, ...]]

@@ -94,10 +94,14 @@ class ScorerService(KafkaService):
         if not self._global_ready.is_set():
             await self._global_ready.wait()
         _check_key(event, record)
-        # what no live venue sends: dead-lettered before it reaches the engine
+        # what no live venue sends, or a candle its series has moved past: dead-lettered
+        # before it reaches the engine
         reason = None
         if isinstance(event, CandleClosedV1):
             reason = candle_mismatch(event)
+            if reason is None and not self.market.is_replay(record):
+                # a replay only rebuilds state: a late candle was named when first read
+                reason = self.engine.candle_behind(event)
         elif isinstance(event, LiquidationOrderV1):
             reason = self.engine.liquidation_mismatch(event)
         if reason is not None:

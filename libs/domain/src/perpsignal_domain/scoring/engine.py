@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from statistics import median
 from typing import Any, Literal
 
@@ -245,6 +246,9 @@ def round_level(x: float) -> float:
 
 def _ts(dt: datetime) -> float:
     return dt.timestamp()
+
+
+_OPEN = attrgetter("open_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -629,6 +633,40 @@ class ScoringEngine:
             f"liquidation of {ev.symbol} at {ev.price:g} is {ratio:.3g}x its last close "
             f"{bars[-1].close:g}: an order of another market (notional "
             f"{ev.notional_usd:g} USD not counted)"
+        )
+
+    def candle_behind(self, ev: CandleClosedV1) -> str | None:
+        """Return why the primary candle `ev` comes too late to be scored, or None.
+
+        A symbol's series only grows (indicators, SMC and bar horizons are incremental), so
+        a candle opening before its newest bar is not taken. One the series holds (same
+        open time: a redelivery, an ingestor's restart backfill) changes nothing and is not
+        named. One it never held (a gap's backfill that came after newer candles, a stray
+        from the past) is: the live scorer dead-letters it, so a hole in the series shows
+        in the DLQ instead of vanishing. Another venue's candle or another timeframe's is
+        not named (ignored, or aggregated, as documented).
+        """
+        symbol = ev.symbol
+        if ev.timeframe != self.cfg.primary_timeframe or self.venue_of.get(symbol) != ev.venue:
+            return None
+        st = self.states.get(symbol)
+        bars = st.candles.get(ev.timeframe) if st is not None else None
+        open_s = ev.open_time.timestamp()
+        if not bars or open_s > bars[-1].open_s:
+            return None
+        i = bisect_left(bars, open_s, key=_OPEN)
+        if i < len(bars) and bars[i].open_s == open_s:
+            return None  # a bar the series holds, delivered again
+        head = f"candle {symbol} {ev.timeframe} @ {ev.open_time.isoformat()}"
+        newest = datetime.fromtimestamp(bars[-1].open_s, UTC).isoformat()
+        if i == 0 and len(bars) == bars.maxlen:
+            return (
+                f"{head} opens before the {len(bars)} bars the scorer keeps (newest "
+                f"{newest}): an old bar delivered again, or one that came too late; not scored"
+            )
+        return (
+            f"{head} came after the newer bar @ {newest}: a symbol's series only grows, "
+            "so it is not scored (a hole in the series)"
         )
 
     def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:

@@ -37,7 +37,9 @@ class ScorerService(KafkaService):
     def __init__(self, settings: ScorerSettings, engine: ScoringEngine | None = None) -> None:
         super().__init__("scorer", settings)
         self.engine = engine or ScoringEngine(
-            settings.engine_config(), venues=settings.primary_venues()
+            settings.engine_config(),
+            venues=settings.primary_venues(),
+            idle_s=settings.scorer_symbol_idle_s,
         )
         self.engine.mss = MssScanner(settings.mss_config())
         self.signals_emitted = 0

@@ -180,6 +180,20 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     )
 
 
+# the events that keep a symbol in memory (`ScoringEngine.idle_s`): those with its state
+_SYMBOL_EVENTS = frozenset(
+    {
+        CandleClosedV1,
+        FundingRateV1,
+        OpenInterestV1,
+        LongShortRatioV1,
+        LiquidationBucketV1,
+        LiquidationOrderV1,
+        SocialMetricsV1,
+        TakerFlowV1,
+    }
+)
+
 # a liquidation order priced more than this many times (or this fraction of) its symbol's
 # last close is of another market: its notional would count thousands of times too much
 LIQUIDATION_PRICE_RATIO = 2.0
@@ -274,8 +288,15 @@ class ScoringEngine:
         venues: PrimaryVenues | None = None,
         clock: Callable[[], datetime] = utcnow,
         atomic: bool = True,
+        idle_s: float = 0.0,
     ) -> None:
         self.cfg = cfg or EngineConfig()
+        # a symbol without an event for this long (event time) is forgotten (0: never): the
+        # live scorer's memory follows the symbols still sent, not every symbol ever sent
+        self.idle_s = idle_s
+        self._seen: dict[str, float] = {}  # symbol -> its newest event's time (idle_s only)
+        self._newest_s = -math.inf  # the newest event time seen, for the sweep
+        self._sweep_at = -math.inf
         self.source = source
         # False: no per-candle checkpoint. For a replay that stops at its first error and
         # discards the engine (the backtest): nothing is retried, so there is nothing to
@@ -340,7 +361,83 @@ class ScoringEngine:
         A candle is the one event that changes state and then computes (SMC, the signal):
         its changes are checkpointed and undone on failure; the other handlers change state
         once, after every check. The MSS scanner sees an event only once it was applied.
+
+        With `idle_s`, a symbol's event after more than `idle_s` without one finds the
+        symbol forgotten (`forget`): it is applied to a fresh state, as after a restart
+        whose rewind does not reach back to the symbol's last events.
         """
+        if self.idle_s and type(event) in _SYMBOL_EVENTS:
+            return self._apply_aging(event)
+        return self._apply(event)
+
+    def _apply_aging(self, event: Event) -> list[SignalScoredV1]:
+        """`_apply` with the symbol's idle time kept: forgotten first when it returns after
+        more than `idle_s` (put back if the event fails: atomic), and every symbol idle that
+        long forgotten once per `idle_s / 8` of event time."""
+        symbol = event.symbol
+        if type(event) is SocialMetricsV1 and not symbol.endswith("USDT"):
+            symbol += "USDT"  # the state `_social` updates
+        t = _ts(event.observed_at)
+        last = self._seen.get(symbol)
+        held = None
+        if last is not None and t - last > self.idle_s:
+            held = self._detach(symbol, t - last)
+        try:
+            out = self._apply(event)
+        except BaseException:
+            if held is not None:
+                self._detach(symbol, None)  # what the failed event left of a fresh state
+                for d, key, value in held:
+                    d[key] = value
+            raise
+        if last is None or t > last:
+            self._seen[symbol] = t
+        if t > self._newest_s:
+            self._newest_s = t
+        if self._newest_s >= self._sweep_at:
+            self._sweep_at = self._newest_s + self.idle_s / 8
+            for other, seen in list(self._seen.items()):
+                if self._newest_s - seen > self.idle_s:
+                    self._detach(other, self._newest_s - seen)
+        return out
+
+    def forget(self, symbol: str) -> None:
+        """Drop everything the engine holds for `symbol`: its next event starts it afresh."""
+        self._detach(symbol, None)
+
+    def _detach(self, symbol: str, idle: float | None) -> list[tuple[dict[Any, Any], Any, Any]]:
+        """Remove the symbol's entries from every per-symbol map; return them (map, key,
+        value) so that a failed event can put them back."""
+        keys: list[tuple[dict[Any, Any], Any]] = [
+            (cache, id(a))
+            for a in self.smc.get(symbol, {}).values()
+            for cache in (self._details, self._levels)
+        ]
+        maps: tuple[dict[str, Any], ...] = (
+            self.states,
+            self.smc,
+            self._aggs,
+            self._biases,
+            self._windows,
+            self._summaries,
+            self._labels,
+            self._smc_rev,
+            self.venue_of,
+            self._waiting,
+            self._seen,
+        )
+        keys += [(d, symbol) for d in maps]
+        held = [(d, key, d.pop(key)) for d, key in keys if key in d]
+        if idle is not None and held:
+            log.info(
+                "%s forgotten after %.1f days without an event: its next events start it "
+                "afresh (SCORER_SYMBOL_IDLE_S)",
+                symbol,
+                idle / 86_400.0,
+            )
+        return held
+
+    def _apply(self, event: Event) -> list[SignalScoredV1]:
         handler = self._handlers.get(type(event))
         if handler is None:
             out: list[SignalScoredV1] = []

@@ -10,7 +10,7 @@ active symbol is the same recorded candles under a real Binance perpetual's non-
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +64,32 @@ def market(shared_data: Path) -> dict[str, list[Event]]:
     }
 
 
-def _run(engine: ScoringEngine, events: list[Event]) -> list[dict[str, Any]]:
-    return [s.model_dump() for e in events for s in engine.apply(e) if s.symbol == GONE]
+class _Wall:
+    """The processing clock: live, events are handled as they happen."""
+
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _run(
+    engine: ScoringEngine, events: list[Event], wall: _Wall | None = None
+) -> list[dict[str, Any]]:
+    out = []
+    for e in events:
+        if wall is not None:
+            wall.now = e.observed_at.timestamp()
+        out += [s.model_dump() for s in engine.apply(e) if s.symbol == GONE]
+    return out
 
 
 def test_an_idle_symbol_is_forgotten_and_returns_as_a_fresh_start(
     market: dict[str, list[Event]],
 ) -> None:
-    engine = ScoringEngine(CFG, clock=_clock, idle_s=IDLE_S)
-    first = _run(engine, recorded.merged(market["fng"], market["before"], market["active"]))
+    wall = _Wall()
+    engine = ScoringEngine(CFG, clock=_clock, idle_s=IDLE_S, wall=wall)
+    first = _run(engine, recorded.merged(market["fng"], market["before"], market["active"]), wall)
     assert len(first) == 100
     # memory follows the symbols still sent: nothing of the idle one is left
     assert set(engine.states) == set(engine.smc) == set(engine.venue_of) == {ACTIVE}
@@ -80,7 +97,7 @@ def test_an_idle_symbol_is_forgotten_and_returns_as_a_fresh_start(
     assert all(GONE not in d for d in held)
     assert len(engine._details) == len(engine._levels) == len(engine.smc[ACTIVE])
 
-    back = _run(engine, market["after"])
+    back = _run(engine, market["after"], wall)
     fresh = ScoringEngine(CFG, clock=_clock)
     expected = _run(fresh, recorded.merged(market["fng"], market["after"]))
     assert len(back) == 80
@@ -91,6 +108,34 @@ def test_an_idle_symbol_is_forgotten_and_returns_as_a_fresh_start(
     keeps = ScoringEngine(CFG, clock=_clock)
     _run(keeps, recorded.merged(market["fng"], market["before"], market["active"]))
     assert _run(keeps, market["after"]) != expected
+
+
+def test_a_symbol_days_behind_the_others_but_still_sent_is_kept(
+    market: dict[str, list[Event]],
+) -> None:
+    """A partition replayed from further back than the others, or lagging behind them:
+    its symbol's events are days behind the newest event, yet handled all along. It is
+    not idle, and scores as it would alone."""
+    ahead = [
+        e.model_copy(update={"observed_at": e.observed_at + timedelta(days=4)})
+        for e in market["active"]
+    ]
+    start = market["before"][0].observed_at
+    behind = recorded.merged([e for e in market["fng"] if e.observed_at >= start], market["before"])
+    wall = _Wall()
+    engine = ScoringEngine(CFG, clock=_clock, idle_s=IDLE_S, wall=wall)
+    for e in market["fng"]:
+        if e.observed_at < start:
+            engine.apply(e)
+    got = []
+    for k in range(len(behind)):  # the two partitions interleaved, 4 days apart
+        for e in (ahead[k], behind[k]):
+            wall.now = k * 10.0  # handled one after the other, seconds apart
+            got += [s.model_dump() for s in engine.apply(e) if s.symbol == GONE]
+    assert engine._newest_s - behind[-1].observed_at.timestamp() > 3 * 86_400
+    alone = _run(ScoringEngine(CFG, clock=_clock), recorded.merged(market["fng"], market["before"]))
+    assert len(got) == 100
+    assert got == alone
 
 
 def test_a_failed_event_of_a_returning_symbol_leaves_its_state(

@@ -93,8 +93,9 @@ class ScorerSettings(ServiceSettings):
     scorer_symbol_idle_s: float = Field(
         default=3 * 86_400.0,
         ge=0.0,
-        description="A symbol without any event for this long (event time) is forgotten, "
-        "its memory (0.5-4 MB) freed; its next events start it afresh, as a restart would "
+        description="A symbol without any event for this long (in event time, and none "
+        "handled for as long) is forgotten, its memory (0.5-4 MB) freed; its next events "
+        "start it afresh, as a restart would "
         "(0 = never forget; else at least a day and SCORER_REWIND_S)",
     )
     scorer_global_warmup_s: float = Field(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -289,12 +290,15 @@ class ScoringEngine:
         clock: Callable[[], datetime] = utcnow,
         atomic: bool = True,
         idle_s: float = 0.0,
+        wall: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg or EngineConfig()
-        # a symbol without an event for this long (event time) is forgotten (0: never): the
-        # live scorer's memory follows the symbols still sent, not every symbol ever sent
+        # a symbol without an event for this long is forgotten (0: never): the live scorer's
+        # memory follows the symbols still sent, not every symbol ever sent
         self.idle_s = idle_s
-        self._seen: dict[str, float] = {}  # symbol -> its newest event's time (idle_s only)
+        self._wall = wall
+        # symbol -> (its newest event's time, when it was handled by `wall`) (idle_s only)
+        self._seen: dict[str, tuple[float, float]] = {}
         self._newest_s = -math.inf  # the newest event time seen, for the sweep
         self._sweep_at = -math.inf
         self.source = source
@@ -371,14 +375,18 @@ class ScoringEngine:
         return self._apply(event)
 
     def _apply_aging(self, event: Event) -> list[SignalScoredV1]:
-        """`_apply` with the symbol's idle time kept: forgotten first when it returns after
-        more than `idle_s` (put back if the event fails: atomic), and every symbol idle that
-        long forgotten once per `idle_s / 8` of event time."""
+        """`_apply` with the symbol's idle time kept: forgotten first when its own events
+        are more than `idle_s` apart (put back if the event fails: atomic); once per
+        `idle_s / 8` of event time, every symbol idle that long both in event time (behind
+        the newest event) and in processing time (`wall`) is forgotten. The second clock
+        keeps a symbol that is still being handled: a partition replayed from further back
+        than the others, or lagging behind them, is days behind in event time only."""
         symbol = event.symbol
         if type(event) is SocialMetricsV1 and not symbol.endswith("USDT"):
             symbol += "USDT"  # the state `_social` updates
         t = _ts(event.observed_at)
-        last = self._seen.get(symbol)
+        seen = self._seen.get(symbol)
+        last = None if seen is None else seen[0]
         held = None
         if last is not None and t - last > self.idle_s:
             held = self._detach(symbol, t - last)
@@ -390,15 +398,16 @@ class ScoringEngine:
                 for d, key, value in held:
                     d[key] = value
             raise
-        if last is None or t > last:
-            self._seen[symbol] = t
+        now = self._wall()
+        self._seen[symbol] = (t if last is None or t > last else last, now)
         if t > self._newest_s:
             self._newest_s = t
         if self._newest_s >= self._sweep_at:
             self._sweep_at = self._newest_s + self.idle_s / 8
-            for other, seen in list(self._seen.items()):
-                if self._newest_s - seen > self.idle_s:
-                    self._detach(other, self._newest_s - seen)
+            idle, newest = self.idle_s, self._newest_s
+            for other, (at, handled) in list(self._seen.items()):
+                if newest - at > idle and now - handled > idle:
+                    self._detach(other, newest - at)
         return out
 
     def forget(self, symbol: str) -> None:

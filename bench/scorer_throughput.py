@@ -18,6 +18,9 @@ BTCUSDT OI and long/short ratios, Fear & Greed). Rows:
   none overlapping another -- against the same evaluation with no liquidations. Each
   bucket's overlap question was a scan of every later bucket (O(n^2) per evaluation); it
   is a bisection now, so the flood costs the window's sum, n log n.
+* liquidation_venue_flood_eval: the same with 1024 orders each naming its own venue, 1024
+  all-exchange totals and 1024 buckets of 1024 more venues: every total asked every
+  venue's feed (O(n^2)); the feeds are merged once instead.
 
 The batch and stream runs alternate (best of 5 each), so both see the same machine load.
 
@@ -41,7 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import Row, report  # noqa: E402
 from perpsignal_common.events.base import Event, deterministic_id  # noqa: E402
-from perpsignal_common.events.market import LiquidationBucketV1  # noqa: E402
+from perpsignal_common.events.market import (  # noqa: E402
+    LiquidationBucketV1,
+    LiquidationOrderV1,
+)
 from perpsignal_common.events.registry import decode, encode  # noqa: E402
 from perpsignal_domain.scoring.batch import BatchEvaluation, evaluate_batch  # noqa: E402
 from perpsignal_domain.scoring.config import EngineConfig  # noqa: E402
@@ -122,6 +128,46 @@ def liquidation_flood(candles: list[Event], n: int = 1024) -> list[Event]:
     return out
 
 
+def liquidation_venue_flood(candles: list[Event], n: int = 1024) -> list[Event]:
+    """`n` orders each of its own venue, `n` all-exchange totals and `n` buckets of `n`
+    more venues in the hour before the last candle, none covering another."""
+    last = candles[-1]
+    price = last.close  # type: ignore[attr-defined]
+    out: list[Event] = []
+
+    def bucket(i: int, venue: str, end: Any, window_s: int) -> LiquidationBucketV1:
+        return LiquidationBucketV1(
+            event_id=deterministic_id("bench", last.symbol, venue, str(i)),
+            source=venue,
+            venue=venue,
+            symbol=last.symbol,
+            observed_at=end,
+            window_s=window_s,
+            long_liquidations_usd=1000.0,
+            short_liquidations_usd=2000.0,
+            count=None,
+        )
+
+    for i in range(n):
+        at = last.observed_at - timedelta(seconds=3 * (n - i))
+        out.append(
+            LiquidationOrderV1(
+                event_id=deterministic_id("bench", last.symbol, "order", str(i)),
+                source=f"v{i}",
+                venue=f"v{i}",
+                symbol=last.symbol,
+                observed_at=at,
+                liquidated_side="LONG",
+                price=price,
+                quantity=100.0,
+                notional_usd=100.0 * price,
+            )
+        )
+        out.append(bucket(i, "coinglass", at + timedelta(seconds=2), 1))
+        out.append(bucket(i, f"w{i}", at + timedelta(seconds=3), 1))
+    return out
+
+
 def batch(
     candles: list[Event], funding: tuple[np.ndarray, np.ndarray], fng: tuple[np.ndarray, np.ndarray]
 ) -> BatchEvaluation:
@@ -185,11 +231,18 @@ def main() -> list[dict[str, object]]:
         flooded.apply(e)
     for e in liquidation_flood(candles):
         flooded.apply(e)
+    venues = ScoringEngine(CFG)
+    for e in candles[-300:]:
+        venues.apply(e)
+    for e in liquidation_venue_flood(candles):
+        venues.apply(e)
     now = candles[-1].observed_at.timestamp()
     symbol = candles[-1].symbol
-    assert flooded.evaluate(symbol, now).results["liquidations"].status == "ok"
+    for engine in (flooded, venues):
+        assert engine.evaluate(symbol, now).results["liquidations"].status == "ok"
     t_quiet = _best(lambda: [quiet.evaluate(symbol, now) for _ in range(200)]) / 200
     t_flood = _best(lambda: [flooded.evaluate(symbol, now) for _ in range(20)]) / 20
+    t_venues = _best(lambda: [venues.evaluate(symbol, now) for _ in range(20)]) / 20
 
     us = 1e6
     cfg = "5m primary, SMC 5m/15m/1h: the recorded data's timeframe, not the shipped 15m"
@@ -207,6 +260,11 @@ def main() -> list[dict[str, object]]:
             t_flood * us, "us", "the same evaluation, no liquidations", t_quiet * us,
             "<= 100x quiet (n log n; the O(n^2) scan was not)", higher_is_better=False,
             goal_ratio=100.0),
+        Row("evaluation under a flood of 2048 venues (1024 orders, 1024 buckets, "
+            "1024 all-exchange totals)", t_venues * us, "us",
+            "the same evaluation, no liquidations", t_quiet * us,
+            "<= 100x quiet (n log n; one visit per venue per total was not)",
+            higher_is_better=False, goal_ratio=100.0),
         Row.absolute("state-only events/s (funding, OI, ratios)", 1 / t_state, "events/s",
                      ">= 20,000/s", limit=20_000),
         Row.absolute("decoded mix events/s (20 state events per candle)", 1 / t_mix,

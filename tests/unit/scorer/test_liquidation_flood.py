@@ -3,7 +3,10 @@ same totals as before.
 
 `LiquidationLedger.totals` asks, for every bucket in the window, whether a bucket of its
 venue's own source (or, for an all-exchange total, of any single venue) overlaps it. It
-used to scan every later-ending bucket for that: O(n) per bucket, O(n^2) per evaluation.
+used to scan every later-ending bucket for that: O(n) per bucket, O(n^2) per evaluation;
+and an all-exchange total asked every venue's feeds in turn, so a flood of reports each
+naming its own venue (Coinglass names the exchange of every order it relays) was O(n^2)
+too.
 `reference_totals` below is the rule written as plainly as possible (every pair looked at);
 the ledger must give exactly its numbers, on random floods and on what the real ingestor
 emits from the recorded Binance and Coinglass messages. The bound is counted, not timed:
@@ -86,9 +89,13 @@ def reference_totals(ledger: LiquidationLedger, start: float, end: float) -> tup
 
 VENUES = ("binance", "okx", "coinglass")
 SOURCES = ("binance", "okx", "coinglass", "coinglass_stream")
+# Coinglass names the exchange of each relayed order: many venues, one source
+EXCHANGES = tuple(f"exchange{k}" for k in range(40))
 
 
-def _random_ledger(rng: random.Random, n: int) -> LiquidationLedger:
+def _random_ledger(
+    rng: random.Random, n: int, venues: tuple[str, ...] = VENUES[:2]
+) -> LiquidationLedger:
     """Orders and buckets of a few venues and sources, some late, some repeated, windows
     from zero to a day, over about three hours."""
     ledger = LiquidationLedger()
@@ -97,16 +104,17 @@ def _random_ledger(rng: random.Random, n: int) -> LiquidationLedger:
     for k in range(n):
         if seen and rng.random() < 0.05:  # a redelivery
             args = rng.choice(seen)
-        elif rng.random() < 0.5:
+        elif rng.random() < (0.5 if venues is VENUES[:2] else 0.1):
             t = t0 + rng.choice([rng.uniform(0, 3 * H), round(rng.uniform(0, 3 * H) / 60) * 60])
             side = rng.random() < 0.5
             usd = rng.choice([rng.uniform(1, 5e5), 1e30, 0.0])
-            args = ("o", ("o", k), rng.choice(VENUES[:2]), rng.choice(SOURCES), t,
+            args = ("o", ("o", k), rng.choice(venues), rng.choice(SOURCES), t,
                     usd if side else 0.0, 0.0 if side else usd)  # fmt: skip
         else:
             end = t0 + round(rng.uniform(0, 3 * H) / 300) * 300 + rng.choice([0, 0, 17.5])
             window = rng.choice([0, 60, 300, 300, 300, 3600, 4 * H, 86400])
-            args = ("b", ("b", k), rng.choice(VENUES), rng.choice(SOURCES), end - window, end,
+            venue = rng.choice([*venues, "coinglass"])
+            args = ("b", ("b", k), venue, rng.choice(SOURCES), end - window, end,
                     rng.uniform(0, 2e6), rng.uniform(0, 2e6))  # fmt: skip
         seen.append(args)
         if args[0] == "o":
@@ -118,8 +126,11 @@ def _random_ledger(rng: random.Random, n: int) -> LiquidationLedger:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_floods_total_as_the_reference(seed: int) -> None:
+    """Odd seeds: orders and buckets of 40 exchanges (as Coinglass relays them), where the
+    coverage questions are answered from the merged feeds."""
     rng = random.Random(seed)
-    ledger = _random_ledger(rng, rng.choice([10, 60, 400]))
+    venues = EXCHANGES if seed % 2 else VENUES[:2]
+    ledger = _random_ledger(rng, rng.choice([10, 60, 400, 800]), venues)
     t0 = 1_700_000_000.0
     for _ in range(25):
         end = t0 + rng.uniform(-H, 4 * H)
@@ -231,4 +242,34 @@ def test_a_bucket_flood_costs_n_log_n_comparisons() -> None:
     for n in sizes:
         # bisections and one pass per feed; the quadratic scan made n^2 / 2 per feed
         assert counts[n] <= 12 * n * math.log2(n), counts
+    assert counts[1024] < 6 * counts[256], counts
+
+
+def _venue_flood(n: int) -> LiquidationLedger:
+    """n orders, each of its own venue (n order feeds), n all-exchange totals and n buckets
+    of n more venues, none covering another: every all-exchange total asks every venue."""
+    ledger = LiquidationLedger()
+    t0 = 1_700_000_000.0
+    c = _Counted
+    for i in range(n):
+        at = t0 + 3 * i
+        ledger.add_order(("o", i), f"v{i}", f"v{i}", c(at), 1.0, 0.0)
+        ledger.add_bucket(("all", i), "coinglass", "coinglass", c(at + 1), c(at + 2), 7.0, 11.0)
+        ledger.add_bucket(("b", i), f"w{i}", f"w{i}", c(at + 2.2), c(at + 2.8), 3.0, 5.0)
+    return ledger
+
+
+def test_a_flood_of_venues_costs_n_log_n_comparisons() -> None:
+    t0 = 1_700_000_000.0
+    counts = {}
+    for n in (128, 256, 512, 1024):
+        ledger = _venue_flood(n)
+        _Counted.calls = 0
+        got = ledger.totals(t0 - 1.0, t0 + 3 * n)
+        counts[n] = _Counted.calls
+        assert got == (n * 11.0, n * 16.0)  # nothing covered: everything counts
+        if n <= 256:  # (the pairwise reference is the quadratic one)
+            assert got == reference_totals(ledger, t0 - 1.0, t0 + 3 * n)
+    for n, count in counts.items():
+        assert count <= 12 * n * math.log2(n), counts
     assert counts[1024] < 6 * counts[256], counts

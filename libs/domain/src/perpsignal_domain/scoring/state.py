@@ -311,12 +311,15 @@ class LiquidationLedger:
                         continue
                     long_usd += lo
                     short_usd += sh
+        covered = None
         for venue, bucket_sources in self.buckets.items():
             own_buckets = bucket_sources.get(venue)
             for source, buckets in bucket_sources.items():
                 relayed_b = own_buckets if source != venue else None
                 for b_end, b_start, lo, sh in _between(buckets, start, end):
-                    if self._covered(venue, b_start, b_end) or (
+                    if covered is None:
+                        covered = _Coverage(self)
+                    if covered(venue, b_start, b_end) or (
                         relayed_b and _overlaps(relayed_b, b_start, b_end)
                     ):
                         continue
@@ -324,24 +327,89 @@ class LiquidationLedger:
                     short_usd += sh
         return long_usd, short_usd
 
-    def _covered(self, venue: str, start: float, end: float) -> bool:
-        """Return True when an order of `venue` was recorded in [start, end]; for an
-        all-exchange total, an order or a bucket of any single venue."""
+
+class _Coverage:
+    """For the buckets of one `LiquidationLedger.totals` call: was an order of the
+    bucket's venue recorded in [start, end]; for an all-exchange total, an order or a
+    bucket of any single venue?
+
+    Asked feed by feed (one bisection each: the usual case is a few feeds and buckets)
+    until that has cost as many feed visits as those feeds hold items; from then on, from
+    the feeds merged once (order times sorted; buckets by end with the suffix minimum of
+    their starts). A flood of venues or sources (each report may name its own) thus costs
+    O(n log n) per call, not a visit of every feed for every bucket.
+    """
+
+    __slots__ = ("_buckets", "_feeds", "_ledger", "_merged", "_visits")
+
+    def __init__(self, ledger: LiquidationLedger) -> None:
+        self._ledger = ledger
+        # scope (a venue's orders; None: every venue's orders; "": single-venue buckets)
+        self._feeds: dict[str | None, list[Any]] = {}
+        # scope -> [feed visits so far, items the feeds hold]
+        self._visits: dict[str | None, list[int]] = {}
+        self._merged: dict[str | None, list[float]] = {}
+        self._buckets: tuple[list[float], list[float]] | None = None
+
+    def __call__(self, venue: str, start: float, end: float) -> bool:
         if venue not in AGGREGATE_VENUES:
-            sources = self.orders.get(venue)
-            return sources is not None and any(
-                _any_between(feed, start, end) for feed in sources.values()
-            )
-        return any(
-            _any_between(feed, start, end)
-            for sources in self.orders.values()
-            for feed in sources.values()
-        ) or any(
-            _overlaps(feed, start, end)
-            for v, sources in self.buckets.items()
-            if v not in AGGREGATE_VENUES
-            for feed in sources.values()
-        )
+            return self._order_in(venue, start, end)
+        return self._order_in(None, start, end) or self._bucket_over(start, end)
+
+    def _scope(self, scope: str | None) -> list[Any]:
+        feeds = self._feeds.get(scope)
+        if feeds is None:
+            orders, buckets = self._ledger.orders, self._ledger.buckets
+            if scope is None:
+                feeds = [f for sources in orders.values() for f in sources.values()]
+            elif scope == "":
+                feeds = [
+                    f
+                    for v, sources in buckets.items()
+                    if v not in AGGREGATE_VENUES
+                    for f in sources.values()
+                ]
+            else:
+                feeds = list(orders.get(scope, {}).values())
+            self._feeds[scope] = feeds
+            self._visits[scope] = [0, sum(map(len, feeds))]
+        return feeds
+
+    def _cheap(self, scope: str | None, feeds: list[Any]) -> bool:
+        """Return True while asking feed by feed has cost less than merging them would."""
+        count = self._visits[scope]
+        if count[0] > count[1]:
+            return False
+        count[0] += len(feeds)  # at most: `any` stops at the first feed that answers
+        return True
+
+    def _order_in(self, scope: str | None, start: float, end: float) -> bool:
+        feeds = self._scope(scope)
+        if self._cheap(scope, feeds):
+            return any(_any_between(feed, start, end) for feed in feeds)
+        times = self._merged.get(scope)
+        if times is None:
+            times = self._merged[scope] = sorted(o[0] for feed in feeds for o in feed)
+        i = bisect_left(times, start)
+        return i < len(times) and times[i] <= end
+
+    def _bucket_over(self, start: float, end: float) -> bool:
+        feeds = self._scope("")
+        if self._cheap("", feeds):
+            return any(_overlaps(feed, start, end) for feed in feeds)
+        if self._buckets is None:
+            merged = sorted((b[0], b[1]) for feed in feeds for b in feed)
+            mins: list[float] = []
+            low = math.inf
+            for _, b_start in reversed(merged):
+                if b_start < low:
+                    low = b_start
+                mins.append(low)
+            mins.reverse()
+            self._buckets = ([b[0] for b in merged], mins)
+        ends, mins = self._buckets
+        i = bisect_right(ends, start)
+        return i < len(ends) and mins[i] < end
 
 
 def _insert(feed: deque[Any], item: tuple[float, ...]) -> None:

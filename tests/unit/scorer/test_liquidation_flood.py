@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_domain.scoring.config import EngineConfig
 from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_domain.scoring.state import (
     AGGREGATE_VENUES,
+    MAX_LIQUIDATION_FEEDS,
     RELAY_MATCH_S,
     LiquidationLedger,
 )
@@ -90,7 +94,7 @@ def reference_totals(ledger: LiquidationLedger, start: float, end: float) -> tup
 VENUES = ("binance", "okx", "coinglass")
 SOURCES = ("binance", "okx", "coinglass", "coinglass_stream")
 # Coinglass names the exchange of each relayed order: many venues, one source
-EXCHANGES = tuple(f"exchange{k}" for k in range(40))
+EXCHANGES = tuple(f"exchange{k}" for k in range(30))
 
 
 def _random_ledger(
@@ -126,7 +130,7 @@ def _random_ledger(
 
 @pytest.mark.parametrize("seed", range(40))
 def test_random_floods_total_as_the_reference(seed: int) -> None:
-    """Odd seeds: orders and buckets of 40 exchanges (as Coinglass relays them), where the
+    """Odd seeds: orders and buckets of 30 exchanges (as Coinglass relays them), where the
     coverage questions are answered from the merged feeds."""
     rng = random.Random(seed)
     venues = EXCHANGES if seed % 2 else VENUES[:2]
@@ -245,17 +249,22 @@ def test_a_bucket_flood_costs_n_log_n_comparisons() -> None:
     assert counts[1024] < 6 * counts[256], counts
 
 
+VENUE_FLOOD = 127  # venues of orders, and as many of buckets: the most a symbol keeps
+
+
 def _venue_flood(n: int) -> LiquidationLedger:
-    """n orders, each of its own venue (n order feeds), n all-exchange totals and n buckets
-    of n more venues, none covering another: every all-exchange total asks every venue."""
+    """n orders of 127 venues, n all-exchange totals and n buckets of 127 more venues,
+    none covering another: every all-exchange total asks every venue."""
     ledger = LiquidationLedger()
     t0 = 1_700_000_000.0
     c = _Counted
     for i in range(n):
         at = t0 + 3 * i
-        ledger.add_order(("o", i), f"v{i}", f"v{i}", c(at), 1.0, 0.0)
+        v, w = f"v{i % VENUE_FLOOD}", f"w{i % VENUE_FLOOD}"
+        ledger.add_order(("o", i), v, v, c(at), 1.0, 0.0)
         ledger.add_bucket(("all", i), "coinglass", "coinglass", c(at + 1), c(at + 2), 7.0, 11.0)
-        ledger.add_bucket(("b", i), f"w{i}", f"w{i}", c(at + 2.2), c(at + 2.8), 3.0, 5.0)
+        ledger.add_bucket(("b", i), w, w, c(at + 2.2), c(at + 2.8), 3.0, 5.0)
+    assert ledger._feeds == 2 * min(n, VENUE_FLOOD) + 1 <= MAX_LIQUIDATION_FEEDS
     return ledger
 
 
@@ -273,3 +282,36 @@ def test_a_flood_of_venues_costs_n_log_n_comparisons() -> None:
     for n, count in counts.items():
         assert count <= 12 * n * math.log2(n), counts
     assert counts[1024] < 6 * counts[256], counts
+
+
+async def test_a_report_naming_a_feed_beyond_the_cap_is_refused(shared_data: Path) -> None:
+    """Each feed (venue and source) is memory and a question per bucket: a symbol keeps at
+    most MAX_LIQUIDATION_FEEDS; a report that would open one more is a PoisonMessage (the
+    service dead-letters it with the reason), counted nowhere, and the feeds already kept
+    go on counting. Orders: the recorded Coinglass relay through its parser, each naming
+    another exchange."""
+    ing = IngestorLiquidations(shared_data)
+    await ing.coinglass_relay()
+    (order,) = ing.producer.events
+    assert isinstance(order, LiquidationOrderV1) and order.source == "coinglass"
+    engine = ScoringEngine(EngineConfig(primary_timeframe="5m", smc_timeframes=("5m",)))
+    t = order.observed_at.timestamp()
+
+    def named(k: int) -> LiquidationOrderV1:
+        return order.model_copy(update={"venue": f"exchange{k}", "event_id": f"o-{k}"})
+
+    for k in range(MAX_LIQUIDATION_FEEDS):
+        engine.apply(named(k))
+    ledger = engine.states[SYMBOL].liquidations
+    before = ledger.totals(t - H, t)
+    assert before[0] + before[1] == pytest.approx(MAX_LIQUIDATION_FEEDS * order.notional_usd)
+    with pytest.raises(PoisonMessage, match=f"at most {MAX_LIQUIDATION_FEEDS} venue/source"):
+        engine.apply(named(MAX_LIQUIDATION_FEEDS))
+    assert ledger.totals(t - H, t) == before
+    assert len(ledger.orders) == MAX_LIQUIDATION_FEEDS
+    # a kept feed still counts its next order
+    later = named(3).model_copy(
+        update={"event_id": "later", "observed_at": order.observed_at + timedelta(seconds=1)}
+    )
+    engine.apply(later)
+    assert sum(ledger.totals(t - H, t + 1)) > sum(before)

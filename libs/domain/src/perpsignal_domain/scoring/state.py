@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
 
@@ -235,6 +236,12 @@ AGGREGATE_VENUES = frozenset({"coinglass"})
 RELAY_MATCH_S = 300.0
 
 
+# venue/source feeds (orders and buckets) a symbol's ledger keeps: each report may name its
+# own venue (Coinglass relays the exchange's name), and every feed is memory and a question
+# per bucket; the real ones are a few dozen (Coinglass lists ~30 exchanges, two sources)
+MAX_LIQUIDATION_FEEDS = 256
+
+
 class LiquidationLedger:
     """A symbol's liquidations as received, per venue and source, each order and bucket once.
 
@@ -252,14 +259,24 @@ class LiquidationLedger:
       orders, never add to them.
     """
 
-    __slots__ = ("_ids", "buckets", "orders")
+    __slots__ = ("_feeds", "_ids", "buckets", "orders")
 
     def __init__(self) -> None:
+        self._feeds = 0  # order and bucket feeds held (at most MAX_LIQUIDATION_FEEDS)
         # venue -> source -> time-ordered (time, long usd, short usd)
         self.orders: dict[str, dict[str, deque[tuple[float, float, float]]]] = {}
         # venue -> source -> end-ordered (end, start, long usd, short usd)
         self.buckets: dict[str, dict[str, BucketFeed]] = {}
         self._ids: dict[Hashable, None] = {}
+
+    def _room(self, venue: str, source: str) -> None:
+        """Refuse a new feed beyond `MAX_LIQUIDATION_FEEDS` (before anything is recorded)."""
+        if self._feeds >= MAX_LIQUIDATION_FEEDS:
+            raise PoisonMessage(
+                f"liquidations from venue {venue[:64]!r} via {source[:64]!r} would be the "
+                f"symbol's feed {self._feeds + 1}: at most {MAX_LIQUIDATION_FEEDS} "
+                "venue/source feeds are kept per symbol (not counted)"
+            )
 
     def _first(self, key: Hashable) -> bool:
         if key in self._ids:
@@ -273,9 +290,15 @@ class LiquidationLedger:
         self, key: Hashable, venue: str, source: str, t: float, long_usd: float, short_usd: float
     ) -> bool:
         """Record one order; return False when an order with this identity was recorded."""
+        sources = self.orders.get(venue)
+        feed = None if sources is None else sources.get(source)
+        if feed is None:
+            self._room(venue, source)
         if not self._first(key):
             return False
-        feed = self.orders.setdefault(venue, {}).setdefault(source, deque(maxlen=4096))
+        if feed is None:
+            feed = self.orders.setdefault(venue, {})[source] = deque(maxlen=4096)
+            self._feeds += 1
         _insert(feed, (t, long_usd, short_usd))
         return True
 
@@ -290,11 +313,15 @@ class LiquidationLedger:
         short_usd: float,
     ) -> bool:
         """Record one window's sums; return False when this window was recorded."""
+        sources = self.buckets.get(venue)
+        feed = None if sources is None else sources.get(source)
+        if feed is None:
+            self._room(venue, source)
         if not self._first(key):
             return False
-        feed = self.buckets.setdefault(venue, {}).get(source)
         if feed is None:
-            feed = self.buckets[venue][source] = BucketFeed()
+            feed = self.buckets.setdefault(venue, {})[source] = BucketFeed()
+            self._feeds += 1
         _insert(feed, (end, start, long_usd, short_usd))
         feed.starts_min = None
         return True

@@ -367,8 +367,8 @@ class ScoringEngine:
         once, after every check. The MSS scanner sees an event only once it was applied.
 
         With `idle_s`, a symbol's event after more than `idle_s` without one finds the
-        symbol forgotten (`forget`): it is applied to a fresh state, as after a restart
-        whose rewind does not reach back to the symbol's last events.
+        symbol forgotten (`_apply_aging`): it is applied to a fresh state, as after a
+        restart whose rewind does not reach back to the symbol's last events.
         """
         if self.idle_s and type(event) in _SYMBOL_EVENTS:
             return self._apply_aging(event)
@@ -409,10 +409,6 @@ class ScoringEngine:
                 if newest - at > idle and now - handled > idle:
                     self._detach(other, newest - at)
         return out
-
-    def forget(self, symbol: str) -> None:
-        """Drop everything the engine holds for `symbol`: its next event starts it afresh."""
-        self._detach(symbol, None)
 
     def _detach(self, symbol: str, idle: float | None) -> list[tuple[dict[Any, Any], Any, Any]]:
         """Remove the symbol's entries from every per-symbol map; return them (map, key,

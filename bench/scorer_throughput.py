@@ -13,6 +13,14 @@ BTCUSDT OI and long/short ratios, Fear & Greed). Rows:
 * events_per_s_state: market events that only update state (funding, OI, ratios).
 * events_per_s_decoded_mix: JSON bytes -> decode -> engine, for a stream with 20 state
   events per primary candle (every candle emits a signal) -- goal >= 20,000 events/s.
+* liquidation_flood_eval: one evaluation of a symbol whose liquidation window holds a
+  flood of 3 x 1024 one-second buckets (the venue's own, a relay's, all-exchange totals),
+  none overlapping another -- against the same evaluation with no liquidations. Each
+  bucket's overlap question was a scan of every later bucket (O(n^2) per evaluation); it
+  is a bisection now, so the flood costs the window's sum, n log n.
+* liquidation_venue_flood_eval: the same with 1024 orders of 127 venues, 1024 all-exchange
+  totals and 1024 buckets of 127 more venues (with Coinglass's, 255 feeds: a symbol keeps
+  at most 256): every total asked every venue's feeds; they are merged once instead.
 
 The batch and stream runs alternate (best of 5 each), so both see the same machine load.
 
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Row, report  # noqa: E402
-from perpsignal_common.events.base import Event  # noqa: E402
+from perpsignal_common.events.base import Event, deterministic_id  # noqa: E402
+from perpsignal_common.events.market import (  # noqa: E402
+    LiquidationBucketV1,
+    LiquidationOrderV1,
+)
 from perpsignal_common.events.registry import decode, encode  # noqa: E402
 from perpsignal_domain.scoring.batch import BatchEvaluation, evaluate_batch  # noqa: E402
 from perpsignal_domain.scoring.config import EngineConfig  # noqa: E402
@@ -83,6 +96,77 @@ def stream_signals(events: list[Event]) -> None:
     eng = ScoringEngine(CFG)
     for e in events:
         eng.apply(e)
+
+
+def liquidation_flood(candles: list[Event], n: int = 1024) -> list[Event]:
+    """`n` one-second buckets each of Binance's own stream, of the Coinglass relay and of
+    Coinglass's all-exchange totals, in the hour before the last candle, none overlapping
+    another (every overlap question is answered 'no': the answer a scan took longest for)."""
+    symbol = candles[-1].symbol
+    last = candles[-1].observed_at
+    out: list[Event] = []
+    for i in range(n):
+        for venue, source, offset in (
+            ("binance", "binance", 3),
+            ("binance", "coinglass", 1),
+            ("coinglass", "coinglass", 2),
+        ):
+            end = last - timedelta(seconds=3 * (n - i) - offset)
+            out.append(
+                LiquidationBucketV1(
+                    event_id=deterministic_id("bench", symbol, venue, source, str(i)),
+                    source=source,
+                    venue=venue,
+                    symbol=symbol,
+                    observed_at=end,
+                    window_s=1,
+                    long_liquidations_usd=1000.0 * (1 + i % 7),
+                    short_liquidations_usd=1000.0 * (1 + i % 5),
+                    count=None,
+                )
+            )
+    return out
+
+
+def liquidation_venue_flood(candles: list[Event], n: int = 1024) -> list[Event]:
+    """`n` orders of 127 venues, `n` all-exchange totals and `n` buckets of 127 more venues
+    in the hour before the last candle, none covering another."""
+    last = candles[-1]
+    price = last.close  # type: ignore[attr-defined]
+    out: list[Event] = []
+
+    def bucket(i: int, venue: str, end: Any, window_s: int) -> LiquidationBucketV1:
+        return LiquidationBucketV1(
+            event_id=deterministic_id("bench", last.symbol, venue, str(i)),
+            source=venue,
+            venue=venue,
+            symbol=last.symbol,
+            observed_at=end,
+            window_s=window_s,
+            long_liquidations_usd=1000.0,
+            short_liquidations_usd=2000.0,
+            count=None,
+        )
+
+    for i in range(n):
+        at = last.observed_at - timedelta(seconds=3 * (n - i))
+        venue = f"v{i % 127}"
+        out.append(
+            LiquidationOrderV1(
+                event_id=deterministic_id("bench", last.symbol, "order", str(i)),
+                source=venue,
+                venue=venue,
+                symbol=last.symbol,
+                observed_at=at,
+                liquidated_side="LONG",
+                price=price,
+                quantity=100.0,
+                notional_usd=100.0 * price,
+            )
+        )
+        out.append(bucket(i, "coinglass", at + timedelta(seconds=2), 1))
+        out.append(bucket(i, f"w{i % 127}", at + timedelta(seconds=3), 1))
+    return out
 
 
 def batch(
@@ -140,6 +224,27 @@ def main() -> list[dict[str, object]]:
 
     t_mix = _best(absorb_mix, repeat=2) / len(mix)
 
+    # one evaluation at the last candle, with and without a flood of liquidation buckets
+    quiet = ScoringEngine(CFG)
+    flooded = ScoringEngine(CFG)
+    for e in candles[-300:]:
+        quiet.apply(e)
+        flooded.apply(e)
+    for e in liquidation_flood(candles):
+        flooded.apply(e)
+    venues = ScoringEngine(CFG)
+    for e in candles[-300:]:
+        venues.apply(e)
+    for e in liquidation_venue_flood(candles):
+        venues.apply(e)
+    now = candles[-1].observed_at.timestamp()
+    symbol = candles[-1].symbol
+    for engine in (flooded, venues):
+        assert engine.evaluate(symbol, now).results["liquidations"].status == "ok"
+    t_quiet = _best(lambda: [quiet.evaluate(symbol, now) for _ in range(200)]) / 200
+    t_flood = _best(lambda: [flooded.evaluate(symbol, now) for _ in range(20)]) / 20
+    t_venues = _best(lambda: [venues.evaluate(symbol, now) for _ in range(20)]) / 20
+
     us = 1e6
     cfg = "5m primary, SMC 5m/15m/1h: the recorded data's timeframe, not the shipped 15m"
     batch_name = "batch_eval_per_bar (numpy/TA-Lib, same 8 factors + 3-TF SMC)"
@@ -152,6 +257,15 @@ def main() -> list[dict[str, object]]:
             "batch_eval_per_bar as bars/s", 1 / t_batch, "info"),
         Row("decoded mix events/s (20 state events per candle)", 1 / t_mix, "events/s",
             "state-only events/s, no decode", 1 / t_state, "info: what decode + signals cost"),
+        Row("evaluation under a liquidation flood (3 x 1024 buckets in the window)",
+            t_flood * us, "us", "the same evaluation, no liquidations", t_quiet * us,
+            "<= 100x quiet (n log n; the O(n^2) scan was not)", higher_is_better=False,
+            goal_ratio=100.0),
+        Row("evaluation under a flood of 254 venues (1024 orders, 1024 buckets, "
+            "1024 all-exchange totals)", t_venues * us, "us",
+            "the same evaluation, no liquidations", t_quiet * us,
+            "<= 100x quiet (n log n; a visit of every venue per total was not)",
+            higher_is_better=False, goal_ratio=100.0),
         Row.absolute("state-only events/s (funding, OI, ratios)", 1 / t_state, "events/s",
                      ">= 20,000/s", limit=20_000),
         Row.absolute("decoded mix events/s (20 state events per candle)", 1 / t_mix,

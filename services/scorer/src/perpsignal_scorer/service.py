@@ -37,7 +37,9 @@ class ScorerService(KafkaService):
     def __init__(self, settings: ScorerSettings, engine: ScoringEngine | None = None) -> None:
         super().__init__("scorer", settings)
         self.engine = engine or ScoringEngine(
-            settings.engine_config(), venues=settings.primary_venues()
+            settings.engine_config(),
+            venues=settings.primary_venues(),
+            idle_s=settings.scorer_symbol_idle_s,
         )
         self.engine.mss = MssScanner(settings.mss_config())
         self.signals_emitted = 0
@@ -94,10 +96,14 @@ class ScorerService(KafkaService):
         if not self._global_ready.is_set():
             await self._global_ready.wait()
         _check_key(event, record)
-        # what no live venue sends: dead-lettered before it reaches the engine
+        # what no live venue sends, or a candle its series has moved past: dead-lettered
+        # before it reaches the engine
         reason = None
         if isinstance(event, CandleClosedV1):
             reason = candle_mismatch(event)
+            if reason is None and not self.market.is_replay(record):
+                # a replay only rebuilds state: a late candle was named when first read
+                reason = self.engine.candle_behind(event)
         elif isinstance(event, LiquidationOrderV1):
             reason = self.engine.liquidation_mismatch(event)
         if reason is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, model_validator
 
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.events.market import Timeframe
@@ -88,6 +90,14 @@ class ScorerSettings(ServiceSettings):
         "start: the state's windows are time, a record count is hours with hundreds of "
         "symbols (0 = by count alone)",
     )
+    scorer_symbol_idle_s: float = Field(
+        default=3 * 86_400.0,
+        ge=0.0,
+        description="A symbol without any event for this long (in event time, and none "
+        "handled for as long) is forgotten, its memory (0.5-4 MB) freed; its next events "
+        "start it afresh, as a restart would "
+        "(0 = never forget; else at least a day and SCORER_REWIND_S)",
+    )
     scorer_global_warmup_s: float = Field(
         default=5.0, description="Max wait for fear & greed history before scoring"
     )
@@ -100,6 +110,19 @@ class ScorerSettings(ServiceSettings):
     )
     scorer_mss_threshold: float = 65.0
     scorer_mss_interval_s: float = 900.0
+
+    @model_validator(mode="after")
+    def _idle_outlasts_the_rewind(self) -> Self:
+        """Refuse an idle time short enough to forget symbols still sent: a candle gap of
+        the primary timeframe, or the rewind's reach (a replay would forget what it
+        rebuilds)."""
+        idle = self.scorer_symbol_idle_s
+        if idle and idle < max(86_400.0, self.scorer_rewind_s):
+            raise ValueError(
+                f"SCORER_SYMBOL_IDLE_S {idle:g} must be 0 (never forget) or at least a day "
+                f"and SCORER_REWIND_S ({self.scorer_rewind_s:g})"
+            )
+        return self
 
     def engine_config(self) -> EngineConfig:
         """Build the engine config; raise ConfigError on inconsistent values."""

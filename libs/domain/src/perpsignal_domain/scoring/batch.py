@@ -159,8 +159,9 @@ def evaluate_batch(
 ) -> BatchEvaluation:
     """Evaluate every primary candle of a time-ordered history at its close.
 
-    Gaps are allowed and handled as the stream does: momentum counts candles, and a
-    higher-timeframe bucket with candles missing is a shorter bar.
+    Gaps are allowed and handled as the stream does: momentum counts candles, and is
+    missing after a gap longer than its longest horizon until that many contiguous candles
+    and one more closed; a higher-timeframe bucket with candles missing is a shorter bar.
 
     `funding_rate` is per 8 h; observation times are epoch seconds, sorted.
     """
@@ -192,6 +193,15 @@ def evaluate_batch(
     acc = acc + 0.3 * _pull(rsi - 50.0, 20.0)
     acc = acc + np.where(has_gap, 0.3 * _pull(np.nan_to_num(gap), cfg.trend_full_gap), 0.0)
     m, ok = _COL["momentum"], ~np.isnan(rsi)
+    span = cfg.momentum_span
+    if span and size > 1:
+        # missing while no more than `span` bars follow a gap longer than `span` bars
+        # (factors/momentum.py `bars_after_gap`): returns would span the gap
+        row = np.arange(size)
+        cut = np.zeros(size, dtype=bool)
+        cut[1:] = open_s[1:] - (open_s[:-1] + tf_s) > span * tf_s
+        after = np.maximum.accumulate(np.where(cut, row, -1))
+        ok &= (after < 0) | (row - after >= span)
     scores[ok, m] = _to_score(acc / total)[ok]
     status[ok, m], age[ok, m] = OK, 0.0
 

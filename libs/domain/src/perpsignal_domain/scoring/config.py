@@ -154,6 +154,12 @@ class EngineConfig:
         """Return the primary timeframe in seconds."""
         return TIMEFRAME_SECONDS[self.primary_timeframe]
 
+    @property
+    def momentum_span(self) -> int:
+        """Return the longest momentum horizon in bars (0: none): after a gap longer than
+        it, momentum waits for that many contiguous candles and one more."""
+        return max(self.momentum_horizons, default=0)
+
     def stale_limit(self, factor: str) -> float:
         """Return the staleness limit of `factor` in seconds."""
         return self.limits[factor]

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import insort
+import time
+from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from operator import attrgetter
 from statistics import median
 from typing import Any, Literal
 
@@ -179,6 +181,20 @@ def composite(results: dict[str, FactorResult], cfg: EngineConfig) -> Evaluation
     )
 
 
+# the events that keep a symbol in memory (`ScoringEngine.idle_s`): those with its state
+_SYMBOL_EVENTS = frozenset(
+    {
+        CandleClosedV1,
+        FundingRateV1,
+        OpenInterestV1,
+        LongShortRatioV1,
+        LiquidationBucketV1,
+        LiquidationOrderV1,
+        SocialMetricsV1,
+        TakerFlowV1,
+    }
+)
+
 # a liquidation order priced more than this many times (or this fraction of) its symbol's
 # last close is of another market: its notional would count thousands of times too much
 LIQUIDATION_PRICE_RATIO = 2.0
@@ -247,6 +263,9 @@ def _ts(dt: datetime) -> float:
     return dt.timestamp()
 
 
+_OPEN = attrgetter("open_s")
+
+
 @dataclass(frozen=True, slots=True)
 class PrimaryVenues:
     """Which venue's candles drive each symbol's signals (None: the first venue to send)."""
@@ -270,8 +289,18 @@ class ScoringEngine:
         venues: PrimaryVenues | None = None,
         clock: Callable[[], datetime] = utcnow,
         atomic: bool = True,
+        idle_s: float = 0.0,
+        wall: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg or EngineConfig()
+        # a symbol without an event for this long is forgotten (0: never): the live scorer's
+        # memory follows the symbols still sent, not every symbol ever sent
+        self.idle_s = idle_s
+        self._wall = wall
+        # symbol -> (its newest event's time, when it was handled by `wall`) (idle_s only)
+        self._seen: dict[str, tuple[float, float]] = {}
+        self._newest_s = -math.inf  # the newest event time seen, for the sweep
+        self._sweep_at = -math.inf
         self.source = source
         # False: no per-candle checkpoint. For a replay that stops at its first error and
         # discards the engine (the backtest): nothing is retried, so there is nothing to
@@ -336,7 +365,84 @@ class ScoringEngine:
         A candle is the one event that changes state and then computes (SMC, the signal):
         its changes are checkpointed and undone on failure; the other handlers change state
         once, after every check. The MSS scanner sees an event only once it was applied.
+
+        With `idle_s`, a symbol's event after more than `idle_s` without one finds the
+        symbol forgotten (`_apply_aging`): it is applied to a fresh state, as after a
+        restart whose rewind does not reach back to the symbol's last events.
         """
+        if self.idle_s and type(event) in _SYMBOL_EVENTS:
+            return self._apply_aging(event)
+        return self._apply(event)
+
+    def _apply_aging(self, event: Event) -> list[SignalScoredV1]:
+        """`_apply` with the symbol's idle time kept: forgotten first when its own events
+        are more than `idle_s` apart (put back if the event fails: atomic); once per
+        `idle_s / 8` of event time, every symbol idle that long both in event time (behind
+        the newest event) and in processing time (`wall`) is forgotten. The second clock
+        keeps a symbol that is still being handled: a partition replayed from further back
+        than the others, or lagging behind them, is days behind in event time only."""
+        symbol = event.symbol
+        if type(event) is SocialMetricsV1 and not symbol.endswith("USDT"):
+            symbol += "USDT"  # the state `_social` updates
+        t = _ts(event.observed_at)
+        seen = self._seen.get(symbol)
+        last = None if seen is None else seen[0]
+        held = None
+        if last is not None and t - last > self.idle_s:
+            held = self._detach(symbol, t - last)
+        try:
+            out = self._apply(event)
+        except BaseException:
+            if held is not None:
+                self._detach(symbol, None)  # what the failed event left of a fresh state
+                for d, key, value in held:
+                    d[key] = value
+            raise
+        now = self._wall()
+        self._seen[symbol] = (t if last is None or t > last else last, now)
+        if t > self._newest_s:
+            self._newest_s = t
+        if self._newest_s >= self._sweep_at:
+            self._sweep_at = self._newest_s + self.idle_s / 8
+            idle, newest = self.idle_s, self._newest_s
+            for other, (at, handled) in list(self._seen.items()):
+                if newest - at > idle and now - handled > idle:
+                    self._detach(other, newest - at)
+        return out
+
+    def _detach(self, symbol: str, idle: float | None) -> list[tuple[dict[Any, Any], Any, Any]]:
+        """Remove the symbol's entries from every per-symbol map; return them (map, key,
+        value) so that a failed event can put them back."""
+        keys: list[tuple[dict[Any, Any], Any]] = [
+            (cache, id(a))
+            for a in self.smc.get(symbol, {}).values()
+            for cache in (self._details, self._levels)
+        ]
+        maps: tuple[dict[str, Any], ...] = (
+            self.states,
+            self.smc,
+            self._aggs,
+            self._biases,
+            self._windows,
+            self._summaries,
+            self._labels,
+            self._smc_rev,
+            self.venue_of,
+            self._waiting,
+            self._seen,
+        )
+        keys += [(d, symbol) for d in maps]
+        held = [(d, key, d.pop(key)) for d, key in keys if key in d]
+        if idle is not None and held:
+            log.info(
+                "%s forgotten after %.1f days without an event: its next events start it "
+                "afresh (SCORER_SYMBOL_IDLE_S)",
+                symbol,
+                idle / 86_400.0,
+            )
+        return held
+
+    def _apply(self, event: Event) -> list[SignalScoredV1]:
         handler = self._handlers.get(type(event))
         if handler is None:
             out: list[SignalScoredV1] = []
@@ -629,6 +735,40 @@ class ScoringEngine:
             f"liquidation of {ev.symbol} at {ev.price:g} is {ratio:.3g}x its last close "
             f"{bars[-1].close:g}: an order of another market (notional "
             f"{ev.notional_usd:g} USD not counted)"
+        )
+
+    def candle_behind(self, ev: CandleClosedV1) -> str | None:
+        """Return why the primary candle `ev` comes too late to be scored, or None.
+
+        A symbol's series only grows (indicators, SMC and bar horizons are incremental), so
+        a candle opening before its newest bar is not taken. One the series holds (same
+        open time: a redelivery, an ingestor's restart backfill) changes nothing and is not
+        named. One it never held (a gap's backfill that came after newer candles, a stray
+        from the past) is: the live scorer dead-letters it, so a hole in the series shows
+        in the DLQ instead of vanishing. Another venue's candle or another timeframe's is
+        not named (ignored, or aggregated, as documented).
+        """
+        symbol = ev.symbol
+        if ev.timeframe != self.cfg.primary_timeframe or self.venue_of.get(symbol) != ev.venue:
+            return None
+        st = self.states.get(symbol)
+        bars = st.candles.get(ev.timeframe) if st is not None else None
+        open_s = ev.open_time.timestamp()
+        if not bars or open_s > bars[-1].open_s:
+            return None
+        i = bisect_left(bars, open_s, key=_OPEN)
+        if i < len(bars) and bars[i].open_s == open_s:
+            return None  # a bar the series holds, delivered again
+        head = f"candle {symbol} {ev.timeframe} @ {ev.open_time.isoformat()}"
+        newest = datetime.fromtimestamp(bars[-1].open_s, UTC).isoformat()
+        if i == 0 and len(bars) == bars.maxlen:
+            return (
+                f"{head} opens before the {len(bars)} bars the scorer keeps (newest "
+                f"{newest}): an old bar delivered again, or one that came too late; not scored"
+            )
+        return (
+            f"{head} came after the newer bar @ {newest}: a symbol's series only grows, "
+            "so it is not scored (a hole in the series)"
         )
 
     def _liq_order(self, ev: LiquidationOrderV1) -> list[SignalScoredV1]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
 
@@ -235,6 +236,12 @@ AGGREGATE_VENUES = frozenset({"coinglass"})
 RELAY_MATCH_S = 300.0
 
 
+# venue/source feeds (orders and buckets) a symbol's ledger keeps: each report may name its
+# own venue (Coinglass relays the exchange's name), and every feed is memory and a question
+# per bucket; the real ones are a few dozen (Coinglass lists ~30 exchanges, two sources)
+MAX_LIQUIDATION_FEEDS = 256
+
+
 class LiquidationLedger:
     """A symbol's liquidations as received, per venue and source, each order and bucket once.
 
@@ -252,14 +259,24 @@ class LiquidationLedger:
       orders, never add to them.
     """
 
-    __slots__ = ("_ids", "buckets", "orders")
+    __slots__ = ("_feeds", "_ids", "buckets", "orders")
 
     def __init__(self) -> None:
+        self._feeds = 0  # order and bucket feeds held (at most MAX_LIQUIDATION_FEEDS)
         # venue -> source -> time-ordered (time, long usd, short usd)
         self.orders: dict[str, dict[str, deque[tuple[float, float, float]]]] = {}
         # venue -> source -> end-ordered (end, start, long usd, short usd)
-        self.buckets: dict[str, dict[str, deque[tuple[float, float, float, float]]]] = {}
+        self.buckets: dict[str, dict[str, BucketFeed]] = {}
         self._ids: dict[Hashable, None] = {}
+
+    def _room(self, venue: str, source: str) -> None:
+        """Refuse a new feed beyond `MAX_LIQUIDATION_FEEDS` (before anything is recorded)."""
+        if self._feeds >= MAX_LIQUIDATION_FEEDS:
+            raise PoisonMessage(
+                f"liquidations from venue {venue[:64]!r} via {source[:64]!r} would be the "
+                f"symbol's feed {self._feeds + 1}: at most {MAX_LIQUIDATION_FEEDS} "
+                "venue/source feeds are kept per symbol (not counted)"
+            )
 
     def _first(self, key: Hashable) -> bool:
         if key in self._ids:
@@ -273,9 +290,15 @@ class LiquidationLedger:
         self, key: Hashable, venue: str, source: str, t: float, long_usd: float, short_usd: float
     ) -> bool:
         """Record one order; return False when an order with this identity was recorded."""
+        sources = self.orders.get(venue)
+        feed = None if sources is None else sources.get(source)
+        if feed is None:
+            self._room(venue, source)
         if not self._first(key):
             return False
-        feed = self.orders.setdefault(venue, {}).setdefault(source, deque(maxlen=4096))
+        if feed is None:
+            feed = self.orders.setdefault(venue, {})[source] = deque(maxlen=4096)
+            self._feeds += 1
         _insert(feed, (t, long_usd, short_usd))
         return True
 
@@ -290,10 +313,17 @@ class LiquidationLedger:
         short_usd: float,
     ) -> bool:
         """Record one window's sums; return False when this window was recorded."""
+        sources = self.buckets.get(venue)
+        feed = None if sources is None else sources.get(source)
+        if feed is None:
+            self._room(venue, source)
         if not self._first(key):
             return False
-        feed = self.buckets.setdefault(venue, {}).setdefault(source, deque(maxlen=1024))
+        if feed is None:
+            feed = self.buckets.setdefault(venue, {})[source] = BucketFeed()
+            self._feeds += 1
         _insert(feed, (end, start, long_usd, short_usd))
+        feed.starts_min = None
         return True
 
     def totals(self, start: float, end: float) -> tuple[float, float]:
@@ -308,12 +338,15 @@ class LiquidationLedger:
                         continue
                     long_usd += lo
                     short_usd += sh
+        covered = None
         for venue, bucket_sources in self.buckets.items():
             own_buckets = bucket_sources.get(venue)
             for source, buckets in bucket_sources.items():
                 relayed_b = own_buckets if source != venue else None
                 for b_end, b_start, lo, sh in _between(buckets, start, end):
-                    if self._covered(venue, b_start, b_end) or (
+                    if covered is None:
+                        covered = _Coverage(self)
+                    if covered(venue, b_start, b_end) or (
                         relayed_b and _overlaps(relayed_b, b_start, b_end)
                     ):
                         continue
@@ -321,24 +354,89 @@ class LiquidationLedger:
                     short_usd += sh
         return long_usd, short_usd
 
-    def _covered(self, venue: str, start: float, end: float) -> bool:
-        """Return True when an order of `venue` was recorded in [start, end]; for an
-        all-exchange total, an order or a bucket of any single venue."""
+
+class _Coverage:
+    """For the buckets of one `LiquidationLedger.totals` call: was an order of the
+    bucket's venue recorded in [start, end]; for an all-exchange total, an order or a
+    bucket of any single venue?
+
+    Asked feed by feed (one bisection each: the usual case is a few feeds and buckets)
+    until that has cost as many feed visits as those feeds hold items; from then on, from
+    the feeds merged once (order times sorted; buckets by end with the suffix minimum of
+    their starts). A flood of venues or sources (each report may name its own) thus costs
+    O(n log n) per call, not a visit of every feed for every bucket.
+    """
+
+    __slots__ = ("_buckets", "_feeds", "_ledger", "_merged", "_visits")
+
+    def __init__(self, ledger: LiquidationLedger) -> None:
+        self._ledger = ledger
+        # scope (a venue's orders; None: every venue's orders; "": single-venue buckets)
+        self._feeds: dict[str | None, list[Any]] = {}
+        # scope -> [feed visits so far, items the feeds hold]
+        self._visits: dict[str | None, list[int]] = {}
+        self._merged: dict[str | None, list[float]] = {}
+        self._buckets: tuple[list[float], list[float]] | None = None
+
+    def __call__(self, venue: str, start: float, end: float) -> bool:
         if venue not in AGGREGATE_VENUES:
-            sources = self.orders.get(venue)
-            return sources is not None and any(
-                _any_between(feed, start, end) for feed in sources.values()
-            )
-        return any(
-            _any_between(feed, start, end)
-            for sources in self.orders.values()
-            for feed in sources.values()
-        ) or any(
-            _overlaps(feed, start, end)
-            for v, sources in self.buckets.items()
-            if v not in AGGREGATE_VENUES
-            for feed in sources.values()
-        )
+            return self._order_in(venue, start, end)
+        return self._order_in(None, start, end) or self._bucket_over(start, end)
+
+    def _scope(self, scope: str | None) -> list[Any]:
+        feeds = self._feeds.get(scope)
+        if feeds is None:
+            orders, buckets = self._ledger.orders, self._ledger.buckets
+            if scope is None:
+                feeds = [f for sources in orders.values() for f in sources.values()]
+            elif scope == "":
+                feeds = [
+                    f
+                    for v, sources in buckets.items()
+                    if v not in AGGREGATE_VENUES
+                    for f in sources.values()
+                ]
+            else:
+                feeds = list(orders.get(scope, {}).values())
+            self._feeds[scope] = feeds
+            self._visits[scope] = [0, sum(map(len, feeds))]
+        return feeds
+
+    def _cheap(self, scope: str | None, feeds: list[Any]) -> bool:
+        """Return True while asking feed by feed has cost less than merging them would."""
+        count = self._visits[scope]
+        if count[0] > count[1]:
+            return False
+        count[0] += len(feeds)  # at most: `any` stops at the first feed that answers
+        return True
+
+    def _order_in(self, scope: str | None, start: float, end: float) -> bool:
+        feeds = self._scope(scope)
+        if self._cheap(scope, feeds):
+            return any(_any_between(feed, start, end) for feed in feeds)
+        times = self._merged.get(scope)
+        if times is None:
+            times = self._merged[scope] = sorted(o[0] for feed in feeds for o in feed)
+        i = bisect_left(times, start)
+        return i < len(times) and times[i] <= end
+
+    def _bucket_over(self, start: float, end: float) -> bool:
+        feeds = self._scope("")
+        if self._cheap("", feeds):
+            return any(_overlaps(feed, start, end) for feed in feeds)
+        if self._buckets is None:
+            merged = sorted((b[0], b[1]) for feed in feeds for b in feed)
+            mins: list[float] = []
+            low = math.inf
+            for _, b_start in reversed(merged):
+                if b_start < low:
+                    low = b_start
+                mins.append(low)
+            mins.reverse()
+            self._buckets = ([b[0] for b in merged], mins)
+        ends, mins = self._buckets
+        i = bisect_right(ends, start)
+        return i < len(ends) and mins[i] < end
 
 
 def _insert(feed: deque[Any], item: tuple[float, ...]) -> None:
@@ -364,11 +462,48 @@ def _any_between(feed: deque[Any], start: float, end: float) -> bool:
     return i < len(feed) and feed[i][0] <= end
 
 
-def _overlaps(buckets: deque[Any], start: float, end: float) -> bool:
+class BucketFeed(deque[tuple[float, float, float, float]]):
+    """One source's buckets of a venue, end-ordered (end, start, long usd, short usd), with
+    the suffix minima of their starts (`_overlaps`), dropped by every change and rebuilt
+    when next needed."""
+
+    __slots__ = ("starts_min",)
+
+    def __init__(self) -> None:
+        super().__init__(maxlen=1024)
+        self.starts_min: list[float] | None = None
+
+
+def _overlaps(buckets: BucketFeed, start: float, end: float) -> bool:
     """Return True when a bucket (end, start, ...) of an end-ordered feed overlaps
-    (start, end)."""
+    (start, end): one ending after `start` starts before `end`.
+
+    O(log n): buckets are ordered by end, not start, so a later-ending (longer) bucket may
+    start earlier than the first one ending after `start`; scanning them all was O(n) per
+    question and O(n^2) per window under a flood of buckets. The first candidate answers
+    the usual case (contiguous windows); else the minimum start from it on does.
+    """
     i = bisect_right(buckets, start, key=_FIRST)
-    return any(buckets[j][1] < end for j in range(i, len(buckets)))
+    if i == len(buckets):
+        return False
+    if buckets[i][1] < end:
+        return True
+    mins = buckets.starts_min
+    if mins is None:
+        mins = buckets.starts_min = _suffix_min_starts(buckets)
+    return mins[i] < end
+
+
+def _suffix_min_starts(buckets: BucketFeed) -> list[float]:
+    """Return, per position, the smallest start of the buckets from there to the newest."""
+    mins: list[float] = []
+    low = math.inf
+    for bucket in reversed(buckets):
+        if bucket[1] < low:
+            low = bucket[1]
+        mins.append(low)
+    mins.reverse()
+    return mins
 
 
 TailMark = tuple[Any, tuple[Any, ...]]

@@ -16,11 +16,18 @@ way for long stretches (the recorded Coinglass all-exchange hours are all sell-h
 x its observed interval, at least the candle limit); a flow that is absent, stale or has
 fewer than `neutral_min_history` observations is left out, and the factor is exactly what
 it is without taker flow.
+
+Horizons count candles, so after a gap in the series longer than the longest horizon (a
+feed down for hours or days) a return would compare prices across the gap as if they were
+bars apart. Until the longest horizon has contiguous candles again, the factor is missing
+(neutral, lower confidence; the service logs the change once): `bars_after_gap`, the same
+rule as the batch evaluation's.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from perpsignal_common.events.factors import momentum_inputs
 from perpsignal_domain.scoring.config import EngineConfig
@@ -35,7 +42,7 @@ from perpsignal_domain.scoring.factors.base import (
     to_score,
 )
 from perpsignal_domain.scoring.history import input_limit, rank_strength
-from perpsignal_domain.scoring.state import Point, SymbolState, value_at_or_before
+from perpsignal_domain.scoring.state import Bar, Point, SymbolState, value_at_or_before
 
 TAKER_FLOW_WEIGHT = 0.25  # next to returns 0.4, RSI 0.3, trend 0.3: a fifth of the factor
 
@@ -103,6 +110,24 @@ def fresh_taker_flow(
     return p, memo[3]
 
 
+def bars_after_gap(bars: deque[Bar], cfg: EngineConfig) -> int | None:
+    """Return how many of the newest bars follow a gap longer than the longest momentum
+    horizon, when that is not more than the horizon (None: enough contiguous bars).
+
+    A gap is a bar opening more than the horizon's span after the previous bar's close:
+    a missing candle or two still leaves the horizons about the time they mean.
+    """
+    span = cfg.momentum_span
+    if not span:
+        return None
+    window_s = span * cfg.primary_s
+    n = len(bars)
+    for j in range(1, min(span, n - 1) + 1):
+        if bars[n - j].open_s - bars[n - j - 1].close_s > window_s:
+            return j
+    return None
+
+
 def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> FactorResult:
     """Score momentum from the primary candles and their incremental indicators."""
     bars = state.candles.get(cfg.primary_timeframe)
@@ -130,6 +155,13 @@ def score_momentum(state: SymbolState, ctx: EvalContext, cfg: EngineConfig) -> F
         if cached.age_s == age:
             return cached  # same inputs, same age: the same (never mutated) result
         return FactorResult(cached.score, "ok", age, cached.inputs)
+    after_gap = bars_after_gap(bars, cfg)
+    if after_gap is not None:
+        # (not memoised: the next bar asks again; reasons are few: one per count)
+        return missing(
+            f"{after_gap}/{cfg.momentum_span + 1} contiguous candles after a gap longer "
+            f"than {cfg.momentum_span} bars: its returns would span the gap"
+        )
     # momentum_strength() of the returns by horizon, fused with building the inputs: the
     # same pulls summed in the same (horizon) order, without the intermediate dict
     returns: dict[str, float] = {}

@@ -106,6 +106,7 @@ class Judge:
                 cache_size=s.judge_llm_cache_size,
                 max_output_tokens=s.judge_llm_max_output_tokens,
                 max_retries=s.judge_llm_max_retries,
+                reasoning_tokens=s.judge_llm_reasoning_tokens,
             )
         self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:

@@ -329,7 +329,7 @@ async def test_truncated_answer_falls_back(fake: FakeOpenAI, sig: SignalScoredV1
     ("answer", "verdict", "mult"),
     [
         (
-            {"verdict": "CONFIRM", "risk_mode": "AGGRESSIVE", "position_multiplier": 7.5},
+            {"verdict": "CONFIRM", "risk_mode": "AGGRESSIVE", "position_multiplier": 1.5},
             "CONFIRM",
             1.5,
         ),
@@ -341,7 +341,7 @@ async def test_truncated_answer_falls_back(fake: FakeOpenAI, sig: SignalScoredV1
         ),
     ],
 )
-async def test_out_of_range_values_are_clamped(
+async def test_sizes_and_lists_are_fitted_to_the_verdict(
     fake: FakeOpenAI, sig: SignalScoredV1, answer: dict[str, Any], verdict: str, mult: float
 ) -> None:
     fake.responder = lambda _: completion(
@@ -353,6 +353,23 @@ async def test_out_of_range_values_are_clamped(
     assert (layer.verdict, layer.position_multiplier) == (verdict, mult)
     # at most 4 model items are added to the rule judge's own agreements
     assert sum(1 for a in layer.layer_checks.agreements if a[0] == "a" and a[1:].isdigit()) == 4
+    await judge.close()
+
+
+@pytest.mark.parametrize("size", ["1e9", "7.5", "1.51", "-0.5", "-3", "-1e9"])
+async def test_a_size_outside_the_contract_is_a_broken_answer(
+    fake: FakeOpenAI, sig: SignalScoredV1, caplog: pytest.LogCaptureFixture, size: str
+) -> None:
+    """The model is told 0.0 to 1.5: a CONFIRM at 1e9 was clamped and published as the
+    model's 1.5x take, an answer as broken as NaN passed for its most aggressive size. Now:
+    the rules, `invalid_output`, and a log line naming the field."""
+    answer = verdict_json(verdict="CONFIRM", risk_mode="AGGRESSIVE", position_multiplier=0.25)
+    fake.responder = lambda _: completion(answer.replace("0.25", size))
+    judge = make_judge(fake)
+    with caplog.at_level(logging.WARNING, logger="perpsignal_judge.llm"):
+        fell_back(await judge.judge(sig), "invalid_output")
+    (record,) = [r for r in caplog.records if getattr(r, "reason", None) == "invalid_output"]
+    assert record.__dict__["detail"].startswith("position_multiplier: "), record.__dict__
     await judge.close()
 
 
@@ -372,11 +389,11 @@ async def test_a_size_above_full_only_in_aggressive_mode(
     await judge.close()
 
 
-@pytest.mark.parametrize("size", [-3, 0])
+@pytest.mark.parametrize("size", [0, 0.0])
 async def test_a_confirm_at_no_size_falls_back_to_the_rules(
     fake: FakeOpenAI, sig: SignalScoredV1, size: float
 ) -> None:
-    """A CONFIRM whose multiplier is (or clamps to) 0 is two answers at once: it was
+    """A CONFIRM whose multiplier is 0 is two answers at once: it was
     published as "CONFIRM, size 0x", which a reader of the alert could trade at full size."""
     fake.responder = lambda _: completion(
         verdict_json(verdict="CONFIRM", risk_mode="NORMAL", position_multiplier=size)
@@ -486,7 +503,7 @@ async def test_injected_text_stays_data_and_cannot_break_the_output(
             )
         }
     )
-    # a model that fell for it: huge size, extra keys, markup and a 5 kB summary
+    # a model that fell for it: the size it was told, extra keys, markup, a 5 kB summary
     evil = verdict_json(
         verdict="CONFIRM",
         risk_mode="AGGRESSIVE",
@@ -496,9 +513,12 @@ async def test_injected_text_stays_data_and_cannot_break_the_output(
     )
     fake.responder = lambda _: completion(evil)
     judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "invalid_output")  # size 99: a broken answer
+    in_range = evil.replace('"position_multiplier": 99', '"position_multiplier": 1.5')
+    fake.responder = lambda _: completion(in_range)
     j = await judge.judge(sig)
     layer = j.ai_verdict_layer
-    assert layer.position_multiplier == 1.5
+    assert (layer.judge, layer.position_multiplier) == ("llm", 1.5)
     assert len(layer.ai_summary) <= 300 and "\n" not in layer.ai_summary
     assert set(type(layer).model_fields) >= set(layer.model_dump())  # no extra keys survive
     msgs = fake.requests[0]["messages"]

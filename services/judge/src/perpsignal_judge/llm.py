@@ -13,8 +13,8 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
 | invalid_output    | not JSON, or JSON that does not fit the schema (a value of    |
-|                   | the wrong type too), or a body that is no chat completion,    |
-|                   | over 1 MiB or compressed (build_client)                       |
+|                   | the wrong type too, a position_multiplier outside 0-1.5), or  |
+|                   | a body that is no chat completion, over 1 MiB or compressed   |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
 |                   | takes a signal the rules SKIP or WAIT (a caller plan whose    |
@@ -24,8 +24,9 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |
 
-Numbers the model returns out of range are clamped, not rejected (`position_multiplier`
-to 0-1.5, lists to 4 items, text to plain capped strings).
+A `position_multiplier` outside the contract's 0-1.5 (1e9, -3) is a broken answer and refused;
+within it, judge.py sizes it to the verdict. Lists are cut to 4 items, text to plain capped
+strings.
 
 Request parameters follow the model (`request_params`): OpenAI's reasoning models (o1, o3,
 o4-mini, the gpt-5 family) refuse `temperature` other than 1 and `max_tokens`, and count their
@@ -59,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from perpsignal_common.events.signals import RiskMode, Verdict
+from perpsignal_common.events.signals import RiskMode, Verdict, VerdictLayer
 from perpsignal_common.retry import retry_after_s as retry_after
 from perpsignal_domain.judging import prompt
 from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
@@ -83,6 +84,16 @@ FallbackReason = Literal[
     "busy",
 ]
 MAX_ITEMS = 4
+
+
+def _contract_bound(name: str) -> float:
+    """Return a bound (`ge`, `le`) of the verdict layer's `position_multiplier` (the contract)."""
+    meta = VerdictLayer.model_fields["position_multiplier"].metadata
+    return float(next(getattr(m, name) for m in meta if getattr(m, name, None) is not None))
+
+
+MIN_MULTIPLIER = _contract_bound("ge")  # 0
+MAX_MULTIPLIER = _contract_bound("le")  # 1.5
 MAX_SUMMARY = 300
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # OPENAI_BASE_URL unset
 MAX_RESPONSE_BYTES = 1 << 20  # an answer is about 1 KB (400 tokens): 1 MiB holds any honest one
@@ -113,13 +124,15 @@ class LlmVerdict(BaseModel):
 
     @field_validator("position_multiplier", mode="before")
     @classmethod
-    def _clamp_multiplier(cls, v: Any) -> float:
+    def _check_multiplier(cls, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
         x = float(v)
-        if not math.isfinite(x):  # NaN, and Infinity (or 1e999) clamped to the top size
-            raise ValueError(f"position_multiplier is {x}")
-        return min(1.5, max(0.0, x))
+        # the schema's range, told the model in the prompt and the contract's bounds: 1e9,
+        # Infinity or -3 is a broken answer (clamped, 1e9 was published as a 1.5x take)
+        if not MIN_MULTIPLIER <= x <= MAX_MULTIPLIER:  # NaN too
+            raise ValueError(f"position_multiplier is {x:.6g}, not in 0-1.5")
+        return x
 
     @field_validator("summary", mode="before")
     @classmethod

@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1, SignalScoredV1
+from perpsignal_common.events.signals import (
+    JudgeRequestV1,
+    ScoredSignalFields,
+    SignalJudgedV1,
+    SignalScoredV1,
+)
 from perpsignal_domain.judging.prompt import SYSTEM
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
@@ -998,3 +1003,74 @@ def test_the_prompt_keeps_the_significant_digits_of_a_tiny_value() -> None:
     vol, rules = JUDGE.assess(signal.symbol, signal)
     sent = prompt_inputs(signal.symbol, signal, vol, rules)["factors"][0]["inputs"]
     assert sent["level"] == 2.5e-9 and sent["other"] == 2.6e-9
+
+
+def _validate_request(sig: SignalScoredV1, cid: str, stop: float, target: float) -> JudgeRequestV1:
+    """The request the gateway's POST /judge/validate sends for a caller's own LONG plan."""
+    from perpsignal_gateway.args import ValidateArgs
+    from perpsignal_gateway.platform import Platform
+
+    args = ValidateArgs(
+        symbol=sig.symbol,
+        direction="LONG",
+        entry_price=sig.price,
+        stop_loss_price=stop,
+        take_profit_price=target,
+    )
+    fields = ScoredSignalFields.model_validate(
+        sig.model_dump(include=set(ScoredSignalFields.model_fields))
+    )
+    return Platform._judge_request(args, sig.symbol, cid, fields)
+
+
+async def test_the_llm_judges_the_callers_own_stop_and_target(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """POST /judge/validate with a sound plan of the caller's own (no rule warns about it):
+    the model saw only the platform's proposed stop and target, so it judged another trade
+    than the one asked about, and an answer quoting the caller's stop was refused as naming
+    a level of no signal. Two callers with different plans also shared one cached answer."""
+    entry = sig.price
+    wide = _validate_request(sig, "req-plan-a", round(entry * 0.9, 4), round(entry * 1.2, 4))
+    tight = _validate_request(sig, "req-plan-b", round(entry * 0.95, 4), round(entry * 1.1, 4))
+
+    def answer(request: dict[str, Any]) -> Reply:
+        user = request["messages"][-1]["content"]
+        plan = json.loads(user.removeprefix("<data>").removesuffix("</data>")).get("caller_plan")
+        if plan is None:  # a model that cannot see the plan it is asked about
+            return completion(verdict_json(summary="Momentum supports the long; half size."))
+        said = f"Your stop {plan['stop_loss_price']:g} sits far below entry; take half size."
+        return completion(verdict_json(summary=said))
+
+    fake.responder = answer
+    judge = make_judge(fake)
+    for req in (wide, tight):
+        reply = await judge.judge_request(req)
+        assert reply.judged is not None
+        layer = reply.judged.ai_verdict_layer
+        assert not any(c.startswith("your ") for c in layer.layer_checks.conflicts)  # unflagged
+        assert (layer.judge, layer.fallback_reason) == ("llm", None)
+        assert layer.ai_summary.startswith(f"Your stop {req.stop_loss_price:g} ")
+    sent = [
+        json.loads(r["messages"][-1]["content"].removeprefix("<data>").removesuffix("</data>"))
+        for r in fake.requests
+    ]
+    assert [s["caller_plan"] for s in sent] == [
+        {
+            "entry_price": entry,
+            "stop_loss_price": req.stop_loss_price,
+            "take_profit_price": req.take_profit_price,
+        }
+        for req in (wide, tight)
+    ]
+    assert "caller_plan" in SYSTEM
+    await judge.close()
+
+
+async def test_a_scored_signal_has_no_caller_plan(fake: FakeOpenAI, sig: SignalScoredV1) -> None:
+    judge = make_judge(fake)
+    await judge.judge(sig)
+    user = fake.requests[0]["messages"][-1]["content"]
+    data = json.loads(user.removeprefix("<data>").removesuffix("</data>"))
+    assert "caller_plan" in data and data["caller_plan"] is None
+    await judge.close()

@@ -286,10 +286,10 @@ def _contradiction(v: LlmVerdict, rules: RuleVerdict) -> str | None:
 
     The rules' SKIP and WAIT are the platform's gates (confidence below
     JUDGE_MIN_CONFIDENCE, factors against the direction, data missing, too many risk
-    warnings, a caller plan with its stop/target on the wrong side): the model may make a
-    trade smaller or call it off, never take one the gates closed. Nor may it take a trade
-    at no size: CONFIRM at a multiplier of 0, or CONFIRM/DOWNSIZE in risk mode AVOID (which
-    sizes it 0), says two things at once.
+    warnings, no stop loss to place, a caller plan with its stop/target on the wrong
+    side): the model may make a trade smaller or call it off, never take one the gates
+    closed. Nor may it take a trade at no size: CONFIRM at a multiplier of 0, or
+    CONFIRM/DOWNSIZE in risk mode AVOID (which sizes it 0), says two things at once.
     """
     if v.verdict in TAKES:
         if rules.reason == "invalid_caller_plan":

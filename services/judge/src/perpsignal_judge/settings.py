@@ -82,7 +82,8 @@ class JudgeSettings(ServiceSettings):
     judge_atr_timeframe: str | None = Field(
         default=None,
         description="Aggregate the signal's candles to this timeframe first (e.g. 4h); "
-        "None = the signal's own timeframe",
+        "None = the signal's own timeframe. The signal's window must still give "
+        "JUDGE_ATR_PERIOD + 1 candles: without an ATR there is no stop, and no trade (WAIT)",
     )
     judge_stop_atr_min: float = Field(default=1.5, ge=0.5, description="Stop distance, ATRs")
     judge_stop_atr_max: float = Field(default=3.0, ge=0.5, description="Stop distance, ATRs")

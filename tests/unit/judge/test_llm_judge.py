@@ -206,6 +206,10 @@ def _chat_body(**fields: Any) -> Reply:
         Reply(body=json.dumps({"error": {"message": "overloaded", "type": "server"}}).encode()),
         _chat_body(choices=None),
         _chat_body(choices=[{"index": 0, "message": None, "finish_reason": "stop"}]),
+        # an integer too large for a float: OverflowError escaped the validator and the SDK
+        completion(verdict_json(position_multiplier=10**400)),
+        # nested past the JSON decoder's recursion limit: RecursionError escaped the SDK
+        Reply(body=b'{"id": "x", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     ],
     ids=[
         "multiplier-null",
@@ -220,6 +224,8 @@ def _chat_body(**fields: Any) -> Reply:
         "error-with-200",
         "choices-null",
         "message-null",
+        "multiplier-400-digits",
+        "body-nested-deep",
     ],
 )
 async def test_an_answer_of_the_wrong_shape_falls_back(

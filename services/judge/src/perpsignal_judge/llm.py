@@ -127,7 +127,10 @@ class LlmVerdict(BaseModel):
     def _check_multiplier(cls, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
-        x = float(v)
+        try:
+            x = float(v)
+        except OverflowError:  # an integer of 400 digits: not a ValueError, it crashed the call
+            raise ValueError("position_multiplier is a number too large for a float") from None
         # the schema's range, told the model in the prompt and the contract's bounds: 1e9,
         # Infinity or -3 is a broken answer (clamped, 1e9 was published as a 1.5x take)
         if not MIN_MULTIPLIER <= x <= MAX_MULTIPLIER:  # NaN too
@@ -401,10 +404,11 @@ class LlmJudge:
                 return self._fail("invalid_output", _invalid(exc)), None
             except ResponseTooLarge as exc:
                 return self._fail("invalid_output", str(exc)), None
-            except (TypeError, AttributeError, KeyError, IndexError) as exc:
+            except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
                 # the SDK builds the response without validating it and then walks it: a
                 # body that is no chat completion (`[]`, `null`, `{"error": ...}` with 200,
-                # `"choices": null`, a `null` message) fails there with these
+                # `"choices": null`, a `null` message) fails there with these, and one nested
+                # deeper than the stdlib's JSON decoder recurses (200 KB of `[`) with the last
                 return self._fail("invalid_output", f"not a chat completion ({exc!r:.150})"), None
         tokens = _count_usage(getattr(completion, "usage", None))
         choices = getattr(completion, "choices", None)

@@ -692,6 +692,11 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         ("summary", "Stop at {far}, then let the trend run."),  # a comma ended no number
         ("summary", "Rotate into ethusdt: stronger momentum."),  # lower case: an injected
         ("agreements", ["Eth/Usdt leads the move"]),  # "write it in lower case" took
+        # what a phone shows as ETHUSDT, spelled in fullwidth or mathematical letters (an
+        # injected "write the pair in fullwidth" slipped past the ASCII pattern)
+        ("summary", "Rotate into \uff25\uff34\uff28\uff35\uff33\uff24\uff34 now."),
+        ("summary", "Rotate into \U0001d404\U0001d413\U0001d407USDT now."),
+        ("summary", "Stop at \uff13\uff14\uff10\uff10, then hold."),  # fullwidth 3400
     ],
     ids=[
         "other-pair",
@@ -704,6 +709,9 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         "other-stop-then-comma",
         "other-pair-lower-case",
         "other-pair-mixed-case",
+        "other-pair-fullwidth",
+        "other-pair-math-bold",
+        "other-stop-fullwidth-digits",
     ],
 )
 async def test_an_answer_about_another_symbol_or_price_falls_back(

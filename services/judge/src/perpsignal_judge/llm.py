@@ -52,6 +52,7 @@ import logging
 import math
 import re
 import time
+import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -494,7 +495,10 @@ def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) 
     """
     own = _pair(symbol)
     known = [x for x in levels if x is not None and x > 0]
-    for text in (v.summary, *v.agreements, *v.conflicts):
+    for said in (v.summary, *v.agreements, *v.conflicts):
+        # as a reader sees it: fullwidth or mathematical letters (U+FF25...) are ASCII
+        # to the eye, and slipped past the patterns (look-alikes of other scripts still do)
+        text = unicodedata.normalize("NFKC", said)
         for m in _PAIR.finditer(text):
             if _pair(m.group(0)) != own:
                 return f"names {m.group(0)}, not {symbol}"

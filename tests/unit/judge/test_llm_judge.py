@@ -11,6 +11,7 @@ import gzip
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -960,6 +961,26 @@ def test_a_summary_keeps_no_character_that_hides_or_reorders_text() -> None:
     text = f"SKIP{hidden} LONG\u2069 XRPUSDT"
     assert clean(text) == "SKIP LONG XRPUSDT"
     assert clean("币安人生USDT 🟢 долг") == "币安人生USDT 🟢 долг"  # letters and emoji stay
+
+
+async def test_a_summary_under_a_tower_of_accents_is_cut_to_its_letters(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """ "Zalgo" text: one letter under hundreds of combining accents was published as the
+    summary and drew over the lines around it in every alert. Runs of marks are cut to 4;
+    scripts that stack a few (Vietnamese, Devanagari) keep theirs."""
+    from perpsignal_domain.judging.prompt import clean
+
+    zalgo = "Take h" + "\u0301\u0316\u0352" * 150 + "alf size."
+    fake.responder = lambda _: completion(verdict_json(summary=zalgo))
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert layer.judge == "llm"
+    assert layer.ai_summary == "Take h\u0301\u0316\u0352\u0301"  # the rest was marks, to the cap
+    await judge.close()
+    vietnamese = unicodedata.normalize("NFD", "Thị trường Việt Nam tăng mạnh")
+    hindi = "बाज़ार में तेज़ी"
+    assert clean(vietnamese) == vietnamese and clean(hindi) == hindi
 
 
 def _tagged(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from typing import Any
 
 import orjson
@@ -20,6 +21,7 @@ from perpsignal_domain.judging.rules import RuleVerdict
 
 PROMPT_VERSION = "judge-v3"  # part of the cache key: a new prompt never reuses old answers
 MAX_TEXT = 120
+MAX_MARKS = 4  # combining marks in a row: Vietnamese or Indic text stacks 2-3
 # C0/C1 controls, line separators, zero-width and bidi controls (embeddings, overrides, isolates,
 # marks), word joiners and the BOM: nothing a summary needs, each a way to hide or reorder text.
 # Also every other format character (Unicode category Cf): tag characters (U+E0000-E007F,
@@ -52,10 +54,22 @@ SYSTEM = (
 
 
 def clean(text: object, limit: int = MAX_TEXT) -> str:
-    """Return `text` as one line of plain text without control characters, capped."""
+    """Return `text` as one line of plain text without control characters, capped.
+
+    A run of combining marks is cut to MAX_MARKS ("Zalgo" text: one letter under hundreds
+    of accents drew over the lines around it in an alert); no script stacks more.
+    """
     s = _CONTROL.sub(" ", str(text))
-    s = " ".join(s.split())
-    return s[:limit]
+    s = " ".join(s.split())[:limit]
+    if s.isascii():
+        return s
+    kept: list[str] = []
+    run = 0
+    for ch in s:
+        run = run + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
+        if run <= MAX_MARKS:
+            kept.append(ch)
+    return "".join(kept)
 
 
 def _scalar(value: object) -> object:

@@ -697,6 +697,8 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         # injected "write the pair in fullwidth" slipped past the ASCII pattern)
         ("summary", "Rotate into \uff25\uff34\uff28\uff35\uff33\uff24\uff34 now."),
         ("summary", "Rotate into \U0001d404\U0001d413\U0001d407USDT now."),
+        ("summary", "Rotate into \u0415\u0422\u041dUSDT now."),  # Cyrillic E, T, H
+        ("conflicts", ["\u0395\u03a4\u0397/USDT leads"]),  # Greek E, T, H
         ("summary", "Stop at \uff13\uff14\uff10\uff10, then hold."),  # fullwidth 3400
     ],
     ids=[
@@ -712,6 +714,8 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         "other-pair-mixed-case",
         "other-pair-fullwidth",
         "other-pair-math-bold",
+        "other-pair-cyrillic-lookalikes",
+        "other-pair-greek-lookalikes",
         "other-stop-fullwidth-digits",
     ],
 )
@@ -744,6 +748,9 @@ async def test_an_answer_about_another_symbol_or_price_falls_back(
         "TP1 {target}, SL {stop}. Entry {price}.",
         "{symbol_okx} trend is up; long from {price}, stop {stop}.",
         "{symbol_lower} trend is up; size in usd as usual.",
+        # Russian and Greek words are not pairs, their look-alike letters read as Latin
+        "\u0420\u043e\u0441\u0442 {symbol}: \u043e\u0431\u044a\u0451\u043c "
+        "\u0440\u0430\u0441\u0442\u0451\u0442. \u0391\u03bd\u03bf\u03b4\u03bf\u03c2.",
     ],
 )
 async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(

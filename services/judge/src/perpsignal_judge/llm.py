@@ -477,6 +477,15 @@ _LEVEL = re.compile(
     r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|\d|,\d|\.\d|e[-+]?\d)"
 )
 LEVEL_TOLERANCE = 0.005  # a quoted level within 0.5 % of one of the signal's is that one
+# Cyrillic and Greek letters drawn like Latin ones (the Cyrillic ETH of "ETHUSDT" reads the
+# same on a phone), read as those for the pair check: a false match only costs the rules
+_LOOKALIKES = str.maketrans(
+    # Cyrillic capitals and small letters, then Greek capitals and omicron
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0406\u0408\u0405"
+    "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0456\u0458\u0455"
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf",
+    "ABEKMHOPCTXYIJSaeopcxyijsABEZHIKMNOPTYXo",
+)
 
 
 def _pair(text: str) -> str:
@@ -496,9 +505,9 @@ def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) 
     own = _pair(symbol)
     known = [x for x in levels if x is not None and x > 0]
     for said in (v.summary, *v.agreements, *v.conflicts):
-        # as a reader sees it: fullwidth or mathematical letters (U+FF25...) are ASCII
-        # to the eye, and slipped past the patterns (look-alikes of other scripts still do)
-        text = unicodedata.normalize("NFKC", said)
+        # as a reader sees it: fullwidth or mathematical letters (U+FF25...) and Cyrillic
+        # or Greek look-alikes are Latin to the eye, and slipped past the patterns
+        text = unicodedata.normalize("NFKC", said).translate(_LOOKALIKES)
         for m in _PAIR.finditer(text):
             if _pair(m.group(0)) != own:
                 return f"names {m.group(0)}, not {symbol}"

@@ -1,10 +1,12 @@
 """A local OpenAI-compatible server for end-to-end runs, answering with the recorded envelope.
 
 It reuses the judge's unit-test server (`tests/unit/judge/fake_openai.py`): same threading
-HTTP server, same request log. What it adds is the body: the recorded structured-output
-response in `../shared/data/api/openai/` (id, model, usage, fingerprint as OpenAI sent them),
-with only `choices[0].message.content` replaced by a verdict in the judge's schema, so the
-real OpenAI SDK inside the judge process parses a response shaped exactly like production's.
+HTTP server, same request log, and the same 400s for parameters a model does not take (a
+reasoning model sent `max_tokens` or a temperature other than 1). What it adds is the body:
+the recorded structured-output response in `../shared/data/api/openai/` (id, model, usage,
+fingerprint as OpenAI sent them), with only `choices[0].message.content` replaced by a
+verdict in the judge's schema, so the real OpenAI SDK inside the judge process parses a
+response shaped exactly like production's.
 
     with RecordedOpenAI(shared_data) as fake:
         env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test", ...}

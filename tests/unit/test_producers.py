@@ -21,8 +21,10 @@ def test_catalogue_has_every_verdict_direction_and_plan_the_consumers_ask_for(
     for verdict, direction in (("CONFIRM", "LONG"), ("CONFIRM", "SHORT"), ("DOWNSIZE", "LONG"),
                                ("DOWNSIZE", "SHORT"), ("SKIP", "LONG")):  # fmt: skip
         assert (verdict, direction, True) in keys
-    # the rule judge has no plan without an ATR (too few candles) and never for NEUTRAL
-    assert ("DOWNSIZE", "SHORT", False) in keys and ("WAIT", "NEUTRAL", False) in keys
+    # the rule judge has no plan without an ATR (too few candles) and never for NEUTRAL;
+    # without a stop it takes no trade (WAIT, `no_trade_plan`)
+    assert ("WAIT", "SHORT", False) in keys and ("WAIT", "NEUTRAL", False) in keys
+    assert not any(v in ("CONFIRM", "DOWNSIZE") and not p for v, _, p in keys)
     assert not any(d == "NEUTRAL" and p for _, d, p in keys)
 
 

@@ -15,6 +15,7 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_judge.service import JudgeService
 from perpsignal_judge.settings import JudgeSettings
+from tests.fakes.openai import AGREEING_SUMMARY, RecordedOpenAI, agreeing_verdict
 from tests.helpers import TopicReader, eventually
 from tests.unit.judge.builders import T0, load_candles, signal
 
@@ -26,8 +27,8 @@ SYMBOLS = ("XRPUSDT", "BTCUSDT", "ETHUSDT")
 class Running:
     """A JudgeService running in this event loop."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
-        self.service = JudgeService(JudgeSettings(kafka=kafka, judge_concurrency=8))
+    def __init__(self, kafka: KafkaSettings, **settings: Any) -> None:
+        self.service = JudgeService(JudgeSettings(kafka=kafka, judge_concurrency=8, **settings))
         self.stop = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -92,6 +93,45 @@ async def test_signals_in_judged_out_and_restart_safe(
         assert firsts == sorted(firsts)
     sample = events[0].ai_verdict_layer
     assert sample.judge == "rules" and sample.volatility_metrics.stop_loss_price is not None
+
+
+async def test_a_reasoning_model_judges_the_signals_on_the_topic(
+    kafka_settings: KafkaSettings, shared_data: Path
+) -> None:
+    """OPENAI_MODEL=o4-mini: the API refuses temperature 0 from a reasoning model, so every
+    judged signal used to be the rules' (`api_error`). Against the recorded OpenAI envelope,
+    refusing as the API does, each one is now the model's."""
+    candles = load_candles(shared_data)
+    signals = [
+        signal(symbol=s, seq=0, candles=candles[:60], factors={"momentum": 70.0}) for s in SYMBOLS
+    ]
+    await ensure_topics(kafka_settings)
+    producer = EventProducer(kafka_settings, "test")
+    await producer.start()
+    try:
+        with RecordedOpenAI(shared_data, agreeing_verdict) as fake:
+            llm = {
+                "enable_ai_judge": True,
+                "openai_api_key": "sk-test",
+                "openai_base_url": fake.base_url,
+                "openai_model": "o4-mini",
+            }
+            async with (
+                TopicReader(kafka_settings, Topic.SIGNALS_JUDGED) as reader,
+                Running(kafka_settings, **llm),
+            ):
+                await producer.publish_many(signals)
+                await reader.wait_for(len(signals))
+            sent = list(fake.requests)
+    finally:
+        await producer.stop()
+    layers = [e.ai_verdict_layer for e in reader.events() if isinstance(e, SignalJudgedV1)]
+    assert len(layers) == len(signals)
+    for layer in layers:
+        assert (layer.judge, layer.fallback_reason, layer.model) == ("llm", None, "o4-mini")
+        assert layer.ai_summary == AGREEING_SUMMARY
+    assert len(sent) == len(signals)  # no refused request first
+    assert all("temperature" not in r for r in sent)
 
 
 async def test_judge_request_gets_a_reply(kafka_settings: KafkaSettings, shared_data: Path) -> None:

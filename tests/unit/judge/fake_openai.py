@@ -1,17 +1,23 @@
 """A tiny OpenAI-compatible HTTP server for tests: /v1/chat/completions on 127.0.0.1.
 
 Each test sets `responder(request_json) -> Reply`; every request body is recorded.
+
+Like the real API, it refuses what a model does not take before answering (`refusal`):
+OpenAI's reasoning models (o1, o3, o4-mini, the gpt-5 family) answer `max_tokens` and a
+temperature other than 1 with a 400 naming the parameter, in OpenAI's error shape. `refuses`
+makes any model refuse more (a deployment name hiding a reasoning model, an older server).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass
@@ -22,6 +28,33 @@ class Reply:
     body: bytes = b"{}"
     delay_s: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+
+
+REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)")  # as api.openai.com names them
+
+
+def api_error(status: int, message: str, *, param: str | None, code: str | None) -> Reply:
+    """Return an error in OpenAI's shape, e.g. as seen for gpt-5 (openai issue reports:
+    griptape-ai/ComfyUI-Griptape#312, gabrii/Cursor-Azure-GPT-5#33)."""
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
+    return Reply(status=status, body=json.dumps(body).encode())
+
+
+def unsupported_parameter(param: str, hint: str = "") -> Reply:
+    """OpenAI's 400 for a parameter the model does not take at all."""
+    said = f"Unsupported parameter: '{param}' is not supported with this model."
+    return api_error(400, f"{said} {hint}".strip(), param=param, code="unsupported_parameter")
+
+
+def unsupported_value(param: str, value: object) -> Reply:
+    """OpenAI's 400 for a value the model does not take (a temperature other than 1)."""
+    message = (
+        f"Unsupported value: '{param}' does not support {value} with this model. "
+        "Only the default (1) value is supported."
+    )
+    return api_error(400, message, param=param, code="unsupported_value")
 
 
 def completion(
@@ -76,6 +109,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []  # each request's headers, lower-cased names
         self.responder: Callable[[dict[str, Any]], Reply] = lambda _: completion(verdict_json())
+        # parameters every model refuses here, and how (on top of the reasoning models' own)
+        self.refuses: dict[str, Literal["parameter", "value"]] = {}
         self._lock = threading.Lock()
         outer = self
 
@@ -86,7 +121,7 @@ class FakeOpenAI:
                 with outer._lock:
                     outer.requests.append(req)
                     outer.headers.append({k.lower(): v for k, v in self.headers.items()})
-                reply = outer.responder(req)
+                reply = outer.refusal(req) or outer.responder(req)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)  # simulated provider latency (server side)
                 try:
@@ -108,6 +143,21 @@ class FakeOpenAI:
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
+
+    def refusal(self, request: dict[str, Any]) -> Reply | None:
+        """The 400 the API answers `request` with for a parameter its model does not take."""
+        for param, kind in self.refuses.items():
+            if param in request:
+                if kind == "parameter":
+                    return unsupported_parameter(param)
+                return unsupported_value(param, request[param])
+        if REASONING_MODEL.match(str(request.get("model", ""))):
+            if "max_tokens" in request:
+                return unsupported_parameter("max_tokens", "Use 'max_completion_tokens' instead.")
+            temperature = request.get("temperature", 1)
+            if temperature != 1:
+                return unsupported_value("temperature", temperature)
+        return None
 
     @property
     def base_url(self) -> str:

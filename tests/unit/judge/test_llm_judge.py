@@ -11,13 +11,19 @@ import gzip
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from perpsignal_common.events.signals import JudgeRequestV1, SignalJudgedV1, SignalScoredV1
+from perpsignal_common.events.signals import (
+    JudgeRequestV1,
+    ScoredSignalFields,
+    SignalJudgedV1,
+    SignalScoredV1,
+)
 from perpsignal_domain.judging.prompt import SYSTEM
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
@@ -201,6 +207,10 @@ def _chat_body(**fields: Any) -> Reply:
         Reply(body=json.dumps({"error": {"message": "overloaded", "type": "server"}}).encode()),
         _chat_body(choices=None),
         _chat_body(choices=[{"index": 0, "message": None, "finish_reason": "stop"}]),
+        # an integer too large for a float: OverflowError escaped the validator and the SDK
+        completion(verdict_json(position_multiplier=10**400)),
+        # nested past the JSON decoder's recursion limit: RecursionError escaped the SDK
+        Reply(body=b'{"id": "x", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     ],
     ids=[
         "multiplier-null",
@@ -215,6 +225,8 @@ def _chat_body(**fields: Any) -> Reply:
         "error-with-200",
         "choices-null",
         "message-null",
+        "multiplier-400-digits",
+        "body-nested-deep",
     ],
 )
 async def test_an_answer_of_the_wrong_shape_falls_back(
@@ -329,7 +341,7 @@ async def test_truncated_answer_falls_back(fake: FakeOpenAI, sig: SignalScoredV1
     ("answer", "verdict", "mult"),
     [
         (
-            {"verdict": "CONFIRM", "risk_mode": "AGGRESSIVE", "position_multiplier": 7.5},
+            {"verdict": "CONFIRM", "risk_mode": "AGGRESSIVE", "position_multiplier": 1.5},
             "CONFIRM",
             1.5,
         ),
@@ -341,7 +353,7 @@ async def test_truncated_answer_falls_back(fake: FakeOpenAI, sig: SignalScoredV1
         ),
     ],
 )
-async def test_out_of_range_values_are_clamped(
+async def test_sizes_and_lists_are_fitted_to_the_verdict(
     fake: FakeOpenAI, sig: SignalScoredV1, answer: dict[str, Any], verdict: str, mult: float
 ) -> None:
     fake.responder = lambda _: completion(
@@ -353,6 +365,23 @@ async def test_out_of_range_values_are_clamped(
     assert (layer.verdict, layer.position_multiplier) == (verdict, mult)
     # at most 4 model items are added to the rule judge's own agreements
     assert sum(1 for a in layer.layer_checks.agreements if a[0] == "a" and a[1:].isdigit()) == 4
+    await judge.close()
+
+
+@pytest.mark.parametrize("size", ["1e9", "7.5", "1.51", "-0.5", "-3", "-1e9"])
+async def test_a_size_outside_the_contract_is_a_broken_answer(
+    fake: FakeOpenAI, sig: SignalScoredV1, caplog: pytest.LogCaptureFixture, size: str
+) -> None:
+    """The model is told 0.0 to 1.5: a CONFIRM at 1e9 was clamped and published as the
+    model's 1.5x take, an answer as broken as NaN passed for its most aggressive size. Now:
+    the rules, `invalid_output`, and a log line naming the field."""
+    answer = verdict_json(verdict="CONFIRM", risk_mode="AGGRESSIVE", position_multiplier=0.25)
+    fake.responder = lambda _: completion(answer.replace("0.25", size))
+    judge = make_judge(fake)
+    with caplog.at_level(logging.WARNING, logger="perpsignal_judge.llm"):
+        fell_back(await judge.judge(sig), "invalid_output")
+    (record,) = [r for r in caplog.records if getattr(r, "reason", None) == "invalid_output"]
+    assert record.__dict__["detail"].startswith("position_multiplier: "), record.__dict__
     await judge.close()
 
 
@@ -372,11 +401,11 @@ async def test_a_size_above_full_only_in_aggressive_mode(
     await judge.close()
 
 
-@pytest.mark.parametrize("size", [-3, 0])
+@pytest.mark.parametrize("size", [0, 0.0])
 async def test_a_confirm_at_no_size_falls_back_to_the_rules(
     fake: FakeOpenAI, sig: SignalScoredV1, size: float
 ) -> None:
-    """A CONFIRM whose multiplier is (or clamps to) 0 is two answers at once: it was
+    """A CONFIRM whose multiplier is 0 is two answers at once: it was
     published as "CONFIRM, size 0x", which a reader of the alert could trade at full size."""
     fake.responder = lambda _: completion(
         verdict_json(verdict="CONFIRM", risk_mode="NORMAL", position_multiplier=size)
@@ -486,7 +515,7 @@ async def test_injected_text_stays_data_and_cannot_break_the_output(
             )
         }
     )
-    # a model that fell for it: huge size, extra keys, markup and a 5 kB summary
+    # a model that fell for it: the size it was told, extra keys, markup, a 5 kB summary
     evil = verdict_json(
         verdict="CONFIRM",
         risk_mode="AGGRESSIVE",
@@ -496,9 +525,12 @@ async def test_injected_text_stays_data_and_cannot_break_the_output(
     )
     fake.responder = lambda _: completion(evil)
     judge = make_judge(fake)
+    fell_back(await judge.judge(sig), "invalid_output")  # size 99: a broken answer
+    in_range = evil.replace('"position_multiplier": 99', '"position_multiplier": 1.5')
+    fake.responder = lambda _: completion(in_range)
     j = await judge.judge(sig)
     layer = j.ai_verdict_layer
-    assert layer.position_multiplier == 1.5
+    assert (layer.judge, layer.position_multiplier) == ("llm", 1.5)
     assert len(layer.ai_summary) <= 300 and "\n" not in layer.ai_summary
     assert set(type(layer).model_fields) >= set(layer.model_dump())  # no extra keys survive
     msgs = fake.requests[0]["messages"]
@@ -661,6 +693,13 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         ("summary", "Stop at {far}, then let the trend run."),  # a comma ended no number
         ("summary", "Rotate into ethusdt: stronger momentum."),  # lower case: an injected
         ("agreements", ["Eth/Usdt leads the move"]),  # "write it in lower case" took
+        # what a phone shows as ETHUSDT, spelled in fullwidth or mathematical letters (an
+        # injected "write the pair in fullwidth" slipped past the ASCII pattern)
+        ("summary", "Rotate into \uff25\uff34\uff28\uff35\uff33\uff24\uff34 now."),
+        ("summary", "Rotate into \U0001d404\U0001d413\U0001d407USDT now."),
+        ("summary", "Rotate into \u0415\u0422\u041dUSDT now."),  # Cyrillic E, T, H
+        ("conflicts", ["\u0395\u03a4\u0397/USDT leads"]),  # Greek E, T, H
+        ("summary", "Stop at \uff13\uff14\uff10\uff10, then hold."),  # fullwidth 3400
     ],
     ids=[
         "other-pair",
@@ -673,6 +712,11 @@ def _plan(sig: SignalScoredV1) -> tuple[float, float, float]:
         "other-stop-then-comma",
         "other-pair-lower-case",
         "other-pair-mixed-case",
+        "other-pair-fullwidth",
+        "other-pair-math-bold",
+        "other-pair-cyrillic-lookalikes",
+        "other-pair-greek-lookalikes",
+        "other-stop-fullwidth-digits",
     ],
 )
 async def test_an_answer_about_another_symbol_or_price_falls_back(
@@ -704,6 +748,9 @@ async def test_an_answer_about_another_symbol_or_price_falls_back(
         "TP1 {target}, SL {stop}. Entry {price}.",
         "{symbol_okx} trend is up; long from {price}, stop {stop}.",
         "{symbol_lower} trend is up; size in usd as usual.",
+        # Russian and Greek words are not pairs, their look-alike letters read as Latin
+        "\u0420\u043e\u0441\u0442 {symbol}: \u043e\u0431\u044a\u0451\u043c "
+        "\u0440\u0430\u0441\u0442\u0451\u0442. \u0391\u03bd\u03bf\u03b4\u03bf\u03c2.",
     ],
 )
 async def test_an_answer_quoting_the_signals_own_levels_is_the_verdict(
@@ -923,6 +970,26 @@ def test_a_summary_keeps_no_character_that_hides_or_reorders_text() -> None:
     assert clean("币安人生USDT 🟢 долг") == "币安人生USDT 🟢 долг"  # letters and emoji stay
 
 
+async def test_a_summary_under_a_tower_of_accents_is_cut_to_its_letters(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """ "Zalgo" text: one letter under hundreds of combining accents was published as the
+    summary and drew over the lines around it in every alert. Runs of marks are cut to 4;
+    scripts that stack a few (Vietnamese, Devanagari) keep theirs."""
+    from perpsignal_domain.judging.prompt import clean
+
+    zalgo = "Take h" + "\u0301\u0316\u0352" * 150 + "alf size."
+    fake.responder = lambda _: completion(verdict_json(summary=zalgo))
+    judge = make_judge(fake)
+    layer = (await judge.judge(sig)).ai_verdict_layer
+    assert layer.judge == "llm"
+    assert layer.ai_summary == "Take h\u0301\u0316\u0352\u0301"  # the rest was marks, to the cap
+    await judge.close()
+    vietnamese = unicodedata.normalize("NFD", "Thị trường Việt Nam tăng mạnh")
+    hindi = "बाज़ार में तेज़ी"
+    assert clean(vietnamese) == vietnamese and clean(hindi) == hindi
+
+
 def _tagged(text: str) -> str:
     """`text` in Unicode tag characters: invisible on screen, read by a model all the same."""
     return "".join(chr(0xE0000 + ord(c)) for c in text)
@@ -978,3 +1045,74 @@ def test_the_prompt_keeps_the_significant_digits_of_a_tiny_value() -> None:
     vol, rules = JUDGE.assess(signal.symbol, signal)
     sent = prompt_inputs(signal.symbol, signal, vol, rules)["factors"][0]["inputs"]
     assert sent["level"] == 2.5e-9 and sent["other"] == 2.6e-9
+
+
+def _validate_request(sig: SignalScoredV1, cid: str, stop: float, target: float) -> JudgeRequestV1:
+    """The request the gateway's POST /judge/validate sends for a caller's own LONG plan."""
+    from perpsignal_gateway.args import ValidateArgs
+    from perpsignal_gateway.platform import Platform
+
+    args = ValidateArgs(
+        symbol=sig.symbol,
+        direction="LONG",
+        entry_price=sig.price,
+        stop_loss_price=stop,
+        take_profit_price=target,
+    )
+    fields = ScoredSignalFields.model_validate(
+        sig.model_dump(include=set(ScoredSignalFields.model_fields))
+    )
+    return Platform._judge_request(args, sig.symbol, cid, fields)
+
+
+async def test_the_llm_judges_the_callers_own_stop_and_target(
+    fake: FakeOpenAI, sig: SignalScoredV1
+) -> None:
+    """POST /judge/validate with a sound plan of the caller's own (no rule warns about it):
+    the model saw only the platform's proposed stop and target, so it judged another trade
+    than the one asked about, and an answer quoting the caller's stop was refused as naming
+    a level of no signal. Two callers with different plans also shared one cached answer."""
+    entry = sig.price
+    wide = _validate_request(sig, "req-plan-a", round(entry * 0.9, 4), round(entry * 1.2, 4))
+    tight = _validate_request(sig, "req-plan-b", round(entry * 0.95, 4), round(entry * 1.1, 4))
+
+    def answer(request: dict[str, Any]) -> Reply:
+        user = request["messages"][-1]["content"]
+        plan = json.loads(user.removeprefix("<data>").removesuffix("</data>")).get("caller_plan")
+        if plan is None:  # a model that cannot see the plan it is asked about
+            return completion(verdict_json(summary="Momentum supports the long; half size."))
+        said = f"Your stop {plan['stop_loss_price']:g} sits far below entry; take half size."
+        return completion(verdict_json(summary=said))
+
+    fake.responder = answer
+    judge = make_judge(fake)
+    for req in (wide, tight):
+        reply = await judge.judge_request(req)
+        assert reply.judged is not None
+        layer = reply.judged.ai_verdict_layer
+        assert not any(c.startswith("your ") for c in layer.layer_checks.conflicts)  # unflagged
+        assert (layer.judge, layer.fallback_reason) == ("llm", None)
+        assert layer.ai_summary.startswith(f"Your stop {req.stop_loss_price:g} ")
+    sent = [
+        json.loads(r["messages"][-1]["content"].removeprefix("<data>").removesuffix("</data>"))
+        for r in fake.requests
+    ]
+    assert [s["caller_plan"] for s in sent] == [
+        {
+            "entry_price": entry,
+            "stop_loss_price": req.stop_loss_price,
+            "take_profit_price": req.take_profit_price,
+        }
+        for req in (wide, tight)
+    ]
+    assert "caller_plan" in SYSTEM
+    await judge.close()
+
+
+async def test_a_scored_signal_has_no_caller_plan(fake: FakeOpenAI, sig: SignalScoredV1) -> None:
+    judge = make_judge(fake)
+    await judge.judge(sig)
+    user = fake.requests[0]["messages"][-1]["content"]
+    data = json.loads(user.removeprefix("<data>").removesuffix("</data>"))
+    assert "caller_plan" in data and data["caller_plan"] is None
+    await judge.close()

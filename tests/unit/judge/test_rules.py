@@ -10,11 +10,15 @@ from perpsignal_common.events.signals import VolatilityMetrics
 from perpsignal_domain.judging.rules import judge_rules
 from tests.unit.judge.builders import signal
 
-NORMAL = VolatilityMetrics(atr=0.01, atr_pct=1.0, volatility_class="NORMAL")
-LOW = VolatilityMetrics(atr=0.005, atr_pct=0.5, volatility_class="LOW")
-HIGH = VolatilityMetrics(atr=0.02, atr_pct=2.0, volatility_class="HIGH")
-VERY_HIGH = VolatilityMetrics(atr=0.05, atr_pct=5.0, volatility_class="VERY_HIGH")
-UNKNOWN = VolatilityMetrics()
+# the rules read a plan only for whether it has a stop; its levels are checked elsewhere
+PLAN = {"stop_loss_price": 0.98, "take_profit_price": 1.04, "risk_reward": 2.0}
+NORMAL = VolatilityMetrics(atr=0.01, atr_pct=1.0, volatility_class="NORMAL", **PLAN)
+LOW = VolatilityMetrics(atr=0.005, atr_pct=0.5, volatility_class="LOW", **PLAN)
+HIGH = VolatilityMetrics(atr=0.02, atr_pct=2.0, volatility_class="HIGH", **PLAN)
+VERY_HIGH = VolatilityMetrics(atr=0.05, atr_pct=5.0, volatility_class="VERY_HIGH", **PLAN)
+UNKNOWN = VolatilityMetrics()  # too few candles: no ATR, no plan
+FLAT = VolatilityMetrics(atr=0.0, atr_pct=0.0, volatility_class="VERY_LOW")  # no range, no plan
+VERY_HIGH_NO_PLAN = VolatilityMetrics(atr=0.5, atr_pct=50.0, volatility_class="VERY_HIGH")
 
 BULL6 = dict.fromkeys(
     ("liquidations", "funding", "momentum", "long_short", "smart_money", "oi_trend"), 70.0
@@ -109,13 +113,40 @@ CASES: list[tuple[str, dict[str, Any], VolatilityMetrics, str, str, float, str]]
         "strong_alignment",
     ),
     (
-        "lines up but volatility unknown (1): no AGGRESSIVE",
+        "lines up but volatility unknown (1): no stop to place",
         {"factors": BULL6, "score": 80, "confidence": 80, "smc": "BULLISH"},
         UNKNOWN,
-        "CONFIRM",
-        "NORMAL",
-        1.0,
-        "aligned",
+        "WAIT",
+        "REDUCED",
+        0.0,
+        "no_trade_plan",
+    ),
+    (
+        "lines up but the candles have no range: no stop to place",
+        {"factors": BULL6, "score": 65},
+        FLAT,
+        "WAIT",
+        "REDUCED",
+        0.0,
+        "no_trade_plan",
+    ),
+    (
+        "conflicts to downsize, but the stop would fall below zero",
+        {"factors": BULL6},
+        VERY_HIGH_NO_PLAN,
+        "WAIT",
+        "REDUCED",
+        0.0,
+        "no_trade_plan",
+    ),
+    (
+        "too many conflicts is SKIP before no plan is WAIT",
+        {"factors": {**BULL6, "funding": 50.0}, "smc": "BEARISH", "funding_rate": 0.001},
+        UNKNOWN,
+        "SKIP",
+        "AVOID",
+        0.0,
+        "too_many_conflicts",
     ),
     (
         "plain agreement, moderate confidence",

@@ -135,3 +135,42 @@ def test_unreadable_inputs_of_a_callers_signal_are_a_visible_conflict() -> None:
     r = judge_rules(bad, bad.symbol, JUDGE.assess(bad.symbol, bad)[0])
     assert "funding inputs unreadable: the check was not made" in r.conflicts
     assert "funding_extreme" not in r.checks
+
+
+def test_no_trade_is_taken_without_a_stop_loss(
+    produced: dict[str, list[SignalScoredV1]], shared_data: Path
+) -> None:
+    """A signal with too few candles for ATR (a new listing, the scorer's first bars) or
+    candles without range (a halted contract) gets no stop or target. The rules still said
+    CONFIRM at 1x for it ("volatility unknown" weighs 1): a trade with unbounded risk. Now:
+    WAIT at size 0 (`no_trade_plan`); every take the judge publishes has a stop."""
+    flat = [
+        s
+        for s in full_market(
+            0.0,
+            range_pct=0.0,
+            oi_growth_pct=-3.0,
+            funding_rate=-0.003,
+            long_share=0.2,
+            top_position_share=0.8,
+            liquidated=("SHORT", 5e6),
+            fear_greed=5,
+            sentiment=99,
+        ).signals()
+        if s.direction == "LONG"
+    ]
+    # the recorded market's signals cut to the scorer's first bars (fewer than 15 candles)
+    young = [
+        s.model_copy(update={"candles": s.candles[-10:]}) for s in produced["recorded XRPUSDT 5m"]
+    ]
+    unplanned = 0
+    for s in [*flat, *young, *(s for signals in produced.values() for s in signals)]:
+        layer = JUDGE.judge_rules(s).ai_verdict_layer
+        if layer.volatility_metrics.stop_loss_price is None and s.direction != "NEUTRAL":
+            unplanned += 1
+            if layer.verdict in ("CONFIRM", "DOWNSIZE"):
+                pytest.fail(f"{layer.verdict} at {layer.position_multiplier}x with no stop")
+            assert layer.position_multiplier == 0.0
+    assert unplanned >= len(flat) > 0
+    reasons = {JUDGE.assess(s.symbol, s)[1].reason for s in [*flat, *young]}
+    assert "no_trade_plan" in reasons

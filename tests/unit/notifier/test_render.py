@@ -67,8 +67,9 @@ def test_short_alert_has_stop_above_and_target_below_entry() -> None:
 
 
 def test_missing_trade_plan_is_shown_as_unavailable_not_invented() -> None:
-    # the rule judge gives no plan when too few candles for an ATR (early DOWNSIZE signals)
-    event = judged(verdict="DOWNSIZE", direction="SHORT", plan=False)
+    # the rule judge gives no plan when too few candles for an ATR (early signals: it then
+    # takes no trade, WAIT `no_trade_plan`, and its alert must not invent one either)
+    event = judged(verdict="WAIT", direction="SHORT", plan=False)
     assert event.ai_verdict_layer.volatility_metrics.stop_loss_price is None
     text = visible(render_signal(event))
     assert "Stop loss: n/a" in text

@@ -106,6 +106,7 @@ class Judge:
                 cache_size=s.judge_llm_cache_size,
                 max_output_tokens=s.judge_llm_max_output_tokens,
                 max_retries=s.judge_llm_max_retries,
+                reasoning_tokens=s.judge_llm_reasoning_tokens,
             )
         self._verdict_counters: dict[tuple[str, str], Any] = {}  # labels() is costly per call
         if s.enable_ai_judge and s.openai_api_key is None and llm is None:
@@ -182,7 +183,8 @@ class Judge:
         extra = caller_plan_conflicts(req, vol)
         if extra:
             rules = with_caller_conflicts(rules, extra, signal=fields, symbol=req.symbol)
-        layer = await self._layer(req.symbol, fields, vol, rules)
+        plan = (req.stop_loss_price, req.take_profit_price)
+        layer = await self._layer(req.symbol, fields, vol, rules, plan)
         scored = SignalScoredV1(
             event_id=req.event_id,
             source="request",
@@ -199,16 +201,31 @@ class Judge:
     # -- internals ---------------------------------------------------------------------
 
     async def _layer(
-        self, symbol: str, signal: ScoredSignalFields, vol: VolatilityMetrics, rules: RuleVerdict
+        self,
+        symbol: str,
+        signal: ScoredSignalFields,
+        vol: VolatilityMetrics,
+        rules: RuleVerdict,
+        plan: tuple[float | None, float | None] = (None, None),
     ) -> VerdictLayer:
+        """Return the verdict layer: the LLM's when it answers usably, else the rules'.
+
+        `plan`: a caller's own stop and target (a judge request). The model judges the
+        trade with them (it saw only the rules' warnings about them before, and judged the
+        platform's proposed stop and target instead), and may quote them.
+        """
         if self.llm is None:
             reason = "no_api_key" if self.settings.enable_ai_judge else None
             layer = self.rules.rule_layer(rules, vol, reason)
         elif signal.direction == "NEUTRAL":
             layer = self.rules.rule_layer(rules, vol, "neutral_signal")
         else:
-            outcome = await self.llm.verdict(prompt.prompt_inputs(symbol, signal, vol, rules))
-            levels = (signal.price, vol.stop_loss_price, vol.take_profit_price)
+            stop, target = plan
+            inputs = prompt.prompt_inputs(
+                symbol, signal, vol, rules, caller_stop=stop, caller_target=target
+            )
+            outcome = await self.llm.verdict(inputs)
+            levels = (signal.price, vol.stop_loss_price, vol.take_profit_price, *plan)
             v = outcome.verdict
             off = (
                 None if v is None else inconsistency(v, symbol, levels) or _contradiction(v, rules)
@@ -269,10 +286,10 @@ def _contradiction(v: LlmVerdict, rules: RuleVerdict) -> str | None:
 
     The rules' SKIP and WAIT are the platform's gates (confidence below
     JUDGE_MIN_CONFIDENCE, factors against the direction, data missing, too many risk
-    warnings, a caller plan with its stop/target on the wrong side): the model may make a
-    trade smaller or call it off, never take one the gates closed. Nor may it take a trade
-    at no size: CONFIRM at a multiplier of 0, or CONFIRM/DOWNSIZE in risk mode AVOID (which
-    sizes it 0), says two things at once.
+    warnings, no stop loss to place, a caller plan with its stop/target on the wrong
+    side): the model may make a trade smaller or call it off, never take one the gates
+    closed. Nor may it take a trade at no size: CONFIRM at a multiplier of 0, or
+    CONFIRM/DOWNSIZE in risk mode AVOID (which sizes it 0), says two things at once.
     """
     if v.verdict in TAKES:
         if rules.reason == "invalid_caller_plan":

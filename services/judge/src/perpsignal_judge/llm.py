@@ -8,12 +8,13 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | timeout           | no answer within AI_JUDGE_TIMEOUT (slot wait, retries incl.)  |
 | rate_limited      | HTTP 429 after the retries, or inside its Retry-After window  |
 | server_error      | HTTP 5xx after the retries (or inside a 503's Retry-After)    |
-| api_error         | any other HTTP error (400, 401, 404, ...)                     |
+| api_error         | any other HTTP error (400, 401, 404, ...), a 400 refusing a   |
+|                   | parameter the judge cannot do without (messages, schema)      |
 | connection_error  | the endpoint cannot be reached                                |
 | refusal           | the model refused (`message.refusal`) or was content-filtered |
 | invalid_output    | not JSON, or JSON that does not fit the schema (a value of    |
-|                   | the wrong type too), or a body that is no chat completion,    |
-|                   | over 1 MiB or compressed (build_client)                       |
+|                   | the wrong type too, a position_multiplier outside 0-1.5), or  |
+|                   | a body that is no chat completion, over 1 MiB or compressed   |
 | inconsistent_output | the answer names another pair or quotes an entry, stop or |
 |                   | target level the signal does not have (`inconsistency`), or   |
 |                   | takes a signal the rules SKIP or WAIT (a caller plan whose    |
@@ -23,8 +24,17 @@ exception, so a bad answer or a slow provider can never crash or stall a partiti
 | budget_exhausted  | calls-per-minute or tokens-per-minute budget spent            |
 | busy              | no concurrency slot freed within the timeout                  |
 
-Numbers the model returns out of range are clamped, not rejected (`position_multiplier`
-to 0-1.5, lists to 4 items, text to plain capped strings).
+A `position_multiplier` outside the contract's 0-1.5 (1e9, -3) is a broken answer and refused;
+within it, judge.py sizes it to the verdict. Lists are cut to 4 items, text to plain capped
+strings.
+
+Request parameters follow the model (`request_params`): OpenAI's reasoning models (o1, o3,
+o4-mini, the gpt-5 family) refuse `temperature` other than 1 and `max_tokens`, and count their
+hidden reasoning in `max_completion_tokens`; they get no temperature, `reasoning_effort` low
+(a verdict within the timeout) and `reasoning_tokens` more output. A model this does not know
+that answers 400 `unsupported_parameter`/`unsupported_value` naming a parameter is asked again
+at once without it (`max_tokens` and `max_completion_tokens` swap), within the same timeout,
+and never sent it again: one refused parameter cost every verdict its LLM answer.
 
 Retries (429, 408, 409, 5xx, connection errors; at most `max_retries`) are made here, not by
 the SDK: a wait the provider asks for (`Retry-After`, `retry-after-ms`) is taken only when the
@@ -42,6 +52,7 @@ import logging
 import math
 import re
 import time
+import unicodedata
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -50,7 +61,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from perpsignal_common.events.signals import RiskMode, Verdict
+from perpsignal_common.events.signals import RiskMode, Verdict, VerdictLayer
 from perpsignal_common.retry import retry_after_s as retry_after
 from perpsignal_domain.judging import prompt
 from perpsignal_judge.metrics import FALLBACKS, LLM_CACHE, LLM_LATENCY, LLM_TOKENS
@@ -74,10 +85,27 @@ FallbackReason = Literal[
     "busy",
 ]
 MAX_ITEMS = 4
+
+
+def _contract_bound(name: str) -> float:
+    """Return a bound (`ge`, `le`) of the verdict layer's `position_multiplier` (the contract)."""
+    meta = VerdictLayer.model_fields["position_multiplier"].metadata
+    return float(next(getattr(m, name) for m in meta if getattr(m, name, None) is not None))
+
+
+MIN_MULTIPLIER = _contract_bound("ge")  # 0
+MAX_MULTIPLIER = _contract_bound("le")  # 1.5
 MAX_SUMMARY = 300
 DEFAULT_BASE_URL = "https://api.openai.com/v1"  # OPENAI_BASE_URL unset
 MAX_RESPONSE_BYTES = 1 << 20  # an answer is about 1 KB (400 tokens): 1 MiB holds any honest one
 MAX_COOLDOWN_S = 300.0  # the longest provider-requested pause honoured (a garbage header)
+# OpenAI's reasoning models by name, a provider prefix ("openai/o3-mini") aside
+_REASONING_MODEL = re.compile(r"(?i)^(?:o\d|gpt-5)")
+# a parameter the model refused, when the error body gives no `param` (OpenAI's does)
+_UNSUPPORTED = re.compile(r"^Unsupported (?:parameter|value): '(\w{1,40})'")
+# what to send instead of a refused parameter; those in neither table are never dropped
+_SWAP = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+_DROPPABLE = frozenset({"temperature", "reasoning_effort"})
 
 
 class LlmVerdict(BaseModel):
@@ -97,13 +125,18 @@ class LlmVerdict(BaseModel):
 
     @field_validator("position_multiplier", mode="before")
     @classmethod
-    def _clamp_multiplier(cls, v: Any) -> float:
+    def _check_multiplier(cls, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float | str):
             raise ValueError(f"position_multiplier is {type(v).__name__}, not a number")
-        x = float(v)
-        if not math.isfinite(x):  # NaN, and Infinity (or 1e999) clamped to the top size
-            raise ValueError(f"position_multiplier is {x}")
-        return min(1.5, max(0.0, x))
+        try:
+            x = float(v)
+        except OverflowError:  # an integer of 400 digits: not a ValueError, it crashed the call
+            raise ValueError("position_multiplier is a number too large for a float") from None
+        # the schema's range, told the model in the prompt and the contract's bounds: 1e9,
+        # Infinity or -3 is a broken answer (clamped, 1e9 was published as a 1.5x take)
+        if not MIN_MULTIPLIER <= x <= MAX_MULTIPLIER:  # NaN too
+            raise ValueError(f"position_multiplier is {x:.6g}, not in 0-1.5")
+        return x
 
     @field_validator("summary", mode="before")
     @classmethod
@@ -133,6 +166,44 @@ class LlmOutcome:
     reason: FallbackReason | None = None
     cached: bool = False
     detail: str | None = None
+
+
+def is_reasoning_model(model: str) -> bool:
+    """Return True for OpenAI's reasoning models (o1, o3, o4-mini, gpt-5, gpt-5.1, ...)."""
+    return bool(_REASONING_MODEL.match(model.rsplit("/", 1)[-1]))
+
+
+def request_params(model: str, max_output_tokens: int, reasoning_tokens: int) -> dict[str, Any]:
+    """Return the sampling and length parameters `model` takes.
+
+    A reasoning model refuses any temperature but 1 (so none is sent) and spends output tokens
+    on reasoning the answer never shows: with only the answer's 400 it stopped mid-thought
+    (`truncated`). Low effort keeps its verdict within AI_JUDGE_TIMEOUT.
+    """
+    if is_reasoning_model(model):
+        return {
+            "max_completion_tokens": max_output_tokens + reasoning_tokens,
+            "reasoning_effort": "low",
+        }
+    return {"max_completion_tokens": max_output_tokens, "temperature": 0}
+
+
+def refused_param(exc: openai.APIStatusError) -> str | None:
+    """Return the request parameter a 400 says the model does not support, or None.
+
+    OpenAI's shape: `{"error": {"message": "Unsupported parameter: 'max_tokens' is not
+    supported with this model. Use 'max_completion_tokens' instead.", "type":
+    "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}`
+    (`unsupported_value` for a temperature other than 1). Some compatible servers leave out
+    `param` or `code`; their message still names it.
+    """
+    if exc.status_code != 400:
+        return None
+    message = exc.body.get("message") if isinstance(exc.body, dict) else None
+    said = _UNSUPPORTED.match(message) if isinstance(message, str) else None
+    if exc.code in ("unsupported_parameter", "unsupported_value") and isinstance(exc.param, str):
+        return exc.param
+    return said.group(1) if said else None
 
 
 class Budget:
@@ -204,6 +275,7 @@ class LlmJudge:
         cache_size: int = 4096,
         max_output_tokens: int = 400,
         max_retries: int = 0,
+        reasoning_tokens: int = 4000,
     ) -> None:
         self.client = client
         self.model = model
@@ -211,6 +283,11 @@ class LlmJudge:
         self.budget = budget
         self.max_output_tokens = max_output_tokens
         self.max_retries = max_retries
+        self.reasoning_tokens = reasoning_tokens
+        # what this model is sent besides messages and schema; a parameter it refuses is
+        # taken out (or swapped) for good, and remembered in `_refused`
+        self.params = request_params(model, max_output_tokens, reasoning_tokens)
+        self._refused: set[str] = set()
         # no request before this (monotonic) time: the provider asked us to wait; the reason
         # every verdict meanwhile falls back with
         self._cooldown: tuple[float, FallbackReason] | None = None
@@ -269,7 +346,8 @@ class LlmJudge:
         except TimeoutError:
             return self._fail("busy", "no free LLM slot")
         try:
-            estimate = sum(len(m["content"]) for m in msgs) // 3 + self.max_output_tokens
+            limit = self.params.get("max_completion_tokens", self.params.get("max_tokens"))
+            estimate = sum(len(m["content"]) for m in msgs) // 3 + int(limit or 0)
             handle = self.budget.try_acquire(estimate)
             if handle is None:
                 return self._fail("budget_exhausted", "LLM budget spent for this minute")
@@ -290,19 +368,23 @@ class LlmJudge:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
+            params = dict(self.params)
             try:
                 async with asyncio.timeout_at(deadline):
                     completion = await self.client.chat.completions.parse(
                         model=self.model,
                         messages=msgs,  # type: ignore[arg-type]
                         response_format=LlmVerdict,
-                        max_completion_tokens=self.max_output_tokens,
-                        temperature=0,
+                        **params,
                     )
                 break
             except (TimeoutError, openai.APITimeoutError):
                 return self._fail("timeout", f"no answer within {self.timeout_s:g}s"), None
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                if isinstance(exc, openai.BadRequestError) and self._adapt(
+                    refused_param(exc), params
+                ):
+                    continue  # at once, within the deadline: each parameter goes only once
                 reason, detail, wait = _classify(exc)
                 retryable = isinstance(exc, openai.APIConnectionError) or _retryable(exc)
                 if wait is not None and (not retryable or loop.time() + wait >= deadline):
@@ -323,10 +405,11 @@ class LlmJudge:
                 return self._fail("invalid_output", _invalid(exc)), None
             except ResponseTooLarge as exc:
                 return self._fail("invalid_output", str(exc)), None
-            except (TypeError, AttributeError, KeyError, IndexError) as exc:
+            except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
                 # the SDK builds the response without validating it and then walks it: a
                 # body that is no chat completion (`[]`, `null`, `{"error": ...}` with 200,
-                # `"choices": null`, a `null` message) fails there with these
+                # `"choices": null`, a `null` message) fails there with these, and one nested
+                # deeper than the stdlib's JSON decoder recurses (200 KB of `[`) with the last
                 return self._fail("invalid_output", f"not a chat completion ({exc!r:.150})"), None
         tokens = _count_usage(getattr(completion, "usage", None))
         choices = getattr(completion, "choices", None)
@@ -340,6 +423,36 @@ class LlmJudge:
         if not isinstance(message.parsed, LlmVerdict):
             return self._fail("invalid_output", "empty answer"), tokens
         return LlmOutcome(message.parsed), tokens
+
+    def _adapt(self, param: str | None, sent: dict[str, Any]) -> bool:
+        """Stop sending `param`, which the model refused in `sent`; False when that cannot help.
+
+        Only a parameter this call sent and one of ours to spare goes: the token limit swaps
+        to its other name (unless that one was refused too), temperature and reasoning
+        effort are dropped. A parameter is refused once at most (never sent again), so the
+        retries end; concurrent calls refused the same way agree on the result.
+        """
+        if param is None or param not in sent or (param not in _SWAP and param not in _DROPPABLE):
+            return False
+        if param in _SWAP and _SWAP[param] in self._refused:
+            return False
+        self._refused.add(param)
+        if param not in self.params:
+            return True  # a concurrent call was refused the same way and adapted already
+        value = self.params.pop(param)
+        if param in _SWAP:
+            self.params[_SWAP[param]] = value
+        elif param == "temperature" and not is_reasoning_model(self.model):
+            # the mark of a reasoning model under another name (an Azure deployment, a
+            # proxy's alias): its hidden reasoning needs the room a known one gets
+            for name in _SWAP:
+                if name in self.params:
+                    self.params[name] = self.max_output_tokens + self.reasoning_tokens
+        log.warning(
+            "the model refuses a request parameter; asking without it from now on",
+            extra={"model": self.model, "param": param, "sending": sorted(self.params)},
+        )
+        return True
 
     @staticmethod
     def _fail(reason: FallbackReason, detail: str) -> LlmOutcome:
@@ -364,6 +477,15 @@ _LEVEL = re.compile(
     r"(?!\s*(?:%|atr\b|x\b|r\b|bars?\b)|\d|,\d|\.\d|e[-+]?\d)"
 )
 LEVEL_TOLERANCE = 0.005  # a quoted level within 0.5 % of one of the signal's is that one
+# Cyrillic and Greek letters drawn like Latin ones (the Cyrillic ETH of "ETHUSDT" reads the
+# same on a phone), read as those for the pair check: a false match only costs the rules
+_LOOKALIKES = str.maketrans(
+    # Cyrillic capitals and small letters, then Greek capitals and omicron
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0423\u0406\u0408\u0405"
+    "\u0430\u0435\u043e\u0440\u0441\u0445\u0443\u0456\u0458\u0455"
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf",
+    "ABEKMHOPCTXYIJSaeopcxyijsABEZHIKMNOPTYXo",
+)
 
 
 def _pair(text: str) -> str:
@@ -382,7 +504,10 @@ def inconsistency(v: LlmVerdict, symbol: str, levels: tuple[float | None, ...]) 
     """
     own = _pair(symbol)
     known = [x for x in levels if x is not None and x > 0]
-    for text in (v.summary, *v.agreements, *v.conflicts):
+    for said in (v.summary, *v.agreements, *v.conflicts):
+        # as a reader sees it: fullwidth or mathematical letters (U+FF25...) and Cyrillic
+        # or Greek look-alikes are Latin to the eye, and slipped past the patterns
+        text = unicodedata.normalize("NFKC", said).translate(_LOOKALIKES)
         for m in _PAIR.finditer(text):
             if _pair(m.group(0)) != own:
                 return f"names {m.group(0)}, not {symbol}"

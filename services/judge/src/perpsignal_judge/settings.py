@@ -26,7 +26,11 @@ class JudgeSettings(ServiceSettings):
         default=True, description="Flag SKIP/AVOID verdicts `suppressed` for notifiers"
     )
     openai_api_key: SecretStr | None = None
-    openai_model: str = "gpt-4o-mini"
+    openai_model: str = Field(
+        default="gpt-4o-mini",
+        description="Chat model; a reasoning model (o1, o3, o4-mini, gpt-5) is sent no "
+        "temperature, reasoning effort low and JUDGE_LLM_REASONING_TOKENS more output",
+    )
     openai_base_url: str | None = Field(
         default=None, description="OpenAI-compatible endpoint; None = api.openai.com"
     )
@@ -43,6 +47,12 @@ class JudgeSettings(ServiceSettings):
     judge_llm_calls_per_minute: int = Field(default=60, ge=0, description="0 = no LLM calls")
     judge_llm_tokens_per_minute: int = Field(default=60_000, ge=0, description="0 = no limit")
     judge_llm_max_output_tokens: int = Field(default=400, ge=50)
+    judge_llm_reasoning_tokens: int = Field(
+        default=4000,
+        ge=0,
+        description="Output tokens a reasoning model (o1, o3, o4-mini, gpt-5, or one that "
+        "refuses temperature) may spend thinking, on top of JUDGE_LLM_MAX_OUTPUT_TOKENS",
+    )
     judge_llm_cache_size: int = Field(default=4096, ge=0, description="Cached LLM verdicts")
 
     # Consumer
@@ -72,7 +82,8 @@ class JudgeSettings(ServiceSettings):
     judge_atr_timeframe: str | None = Field(
         default=None,
         description="Aggregate the signal's candles to this timeframe first (e.g. 4h); "
-        "None = the signal's own timeframe",
+        "None = the signal's own timeframe. The signal's window must still give "
+        "JUDGE_ATR_PERIOD + 1 candles: without an ATR there is no stop, and no trade (WAIT)",
     )
     judge_stop_atr_min: float = Field(default=1.5, ge=0.5, description="Stop distance, ATRs")
     judge_stop_atr_max: float = Field(default=3.0, ge=0.5, description="Stop distance, ATRs")

@@ -12,11 +12,16 @@ rule that matches gives the `reason` code:
 | 3 | >= 3 leaning factors and < 35 % of them agree        | SKIP     | AVOID      | 0.0  |
 | 4 | >= 4 of the 8 factors missing or stale               | WAIT     | REDUCED    | 0.0  |
 | 5 | conflict weight >= 4                                 | SKIP     | AVOID      | 0.0  |
-| 6 | conflict weight 2-3                                  | DOWNSIZE | REDUCED    | 0.5  |
-| 7 | no conflict, confidence >= 75, >= 75 % agree, SMC    | CONFIRM  | AGGRESSIVE | 1.5  |
+| 6 | no stop loss: too few candles for ATR, candles       | WAIT     | REDUCED    | 0.0  |
+|   | without range, or the stop would fall below zero     |          |            |      |
+| 7 | conflict weight 2-3                                  | DOWNSIZE | REDUCED    | 0.5  |
+| 8 | no conflict, confidence >= 75, >= 75 % agree, SMC    | CONFIRM  | AGGRESSIVE | 1.5  |
 |   | agrees, score >= 25 points from neutral, volatility  |          |            |      |
 |   | LOW or NORMAL                                        |          |            |      |
-| 8 | otherwise (conflict weight 0-1)                      | CONFIRM  | NORMAL     | 1.0  |
+| 9 | otherwise (conflict weight 0-1)                      | CONFIRM  | NORMAL     | 1.0  |
+
+Rule 6: a trade taken without a stop has unbounded risk. These signals were CONFIRM at 1x
+(the "volatility unknown" conflict weighs only 1) with no stop or target to place.
 
 The checks are listed with their thresholds in services/judge/README.md.
 """
@@ -309,6 +314,8 @@ def judge_rules(
         return done("WAIT", "REDUCED", 0.0, "data_incomplete")
     if weight >= 4:
         return done("SKIP", "AVOID", 0.0, "too_many_conflicts")
+    if vol.stop_loss_price is None:
+        return done("WAIT", "REDUCED", 0.0, "no_trade_plan")
     if weight >= 2:
         return done("DOWNSIZE", "REDUCED", 0.5, "conflicts_present")
     if (
@@ -329,6 +336,7 @@ REASON_TEXT = {
     "factors_disagree": "most factors point the other way",
     "data_incomplete": "too much data missing or stale; wait for fresh data",
     "too_many_conflicts": "too many risk warnings",
+    "no_trade_plan": "no stop loss can be set (too few candles or no price range); wait",
     "conflicts_present": "risk warnings present; trade smaller",
     "strong_alignment": "everything lines up",
     "aligned": "factors line up",

@@ -18,11 +18,13 @@ Files may be:
 * feather (Arrow IPC v1/v2, LZ4/ZSTD compressed too; freqtrade's default) and parquet
   (freqtrade's other format, and most research exporters'), read with pyarrow.
 
-Times may be epoch s/ms/us/ns (per value, by magnitude) or ISO strings; everything becomes
-aware UTC. Anything else is covered by an explicit mapping (`perpsignal backtest --columns
-close=c,time=ts`), and a file that matches no layout fails naming the columns it has and the
-names accepted for each missing field. Event ids are deterministic (`deterministic_id`);
-`observed_at` is when the value became known: a candle's close time, a point's own time.
+Times may be epoch s/ms/us/ns (per value, by magnitude), ISO strings or spreadsheet dates
+(slash dates day or month first as each file proves, or `--date-order` says: see
+`_with_date_order`); everything becomes aware UTC. Anything else is covered by an explicit
+mapping (`perpsignal backtest --columns close=c,time=ts`), and a file that matches no layout
+fails naming the columns it has and the names accepted for each missing field. Event ids are
+deterministic (`deterministic_id`); `observed_at` is when the value became known: a candle's
+close time, a point's own time.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import collections
 import contextlib
 import contextvars
 import csv
+import dataclasses
 import email.utils
 import functools
 import gzip
@@ -674,6 +677,23 @@ def column_overrides(mapping: ColumnMap) -> Iterator[None]:
         _OVERRIDES.reset(token)
 
 
+DATE_ORDERS = ("dmy", "mdy")
+_DATE_ORDER: contextvars.ContextVar[str | None] = contextvars.ContextVar("date_order", default=None)
+
+
+@contextlib.contextmanager
+def date_order(order: str | None) -> Iterator[None]:
+    """Read slash dates (`01/02/2024`) of every file inside the block day first (`dmy`) or
+    month first (`mdy`): the CLI's `--date-order`, for files whose rows do not tell."""
+    if order is not None and order not in DATE_ORDERS:
+        raise HistoryFormatError(f"--date-order: {order!r} is none of {', '.join(DATE_ORDERS)}")
+    token = _DATE_ORDER.set(order)
+    try:
+        yield
+    finally:
+        _DATE_ORDER.reset(token)
+
+
 # ---------------------------------------------------------------------------------------
 # Reading files into rows
 # ---------------------------------------------------------------------------------------
@@ -686,6 +706,8 @@ class Table:
     header: list[str] | None
     rows: Iterable[Sequence[Any]]
     what: str  # "CSV", "JSON", ...
+    # a streamed CSV: the line number of the row last read (for errors naming the line)
+    line: Callable[[], int] | None = None
 
 
 def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[list[str]]:
@@ -745,8 +767,8 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
         header = [c.strip() for c in first]
         if not header[0]:  # pandas writes its index unnamed: often the times
             header[0] = "index"
-        return Table(header, rest, "CSV")
-    return Table(None, itertools.chain([first], rest), "CSV")
+        return Table(header, rest, "CSV", lambda: reader.line_num)
+    return Table(None, itertools.chain([first], rest), "CSV", lambda: reader.line_num)
 
 
 def _is_data_row(row: Sequence[str]) -> bool:
@@ -757,7 +779,7 @@ def _is_data_row(row: Sequence[str]) -> bool:
         return True
     except ValueError:
         pass
-    if _date_text(row[0].strip()) is None:
+    if _date_text(row[0].strip()) is None and not _SLASH_DATE.match(row[0]):
         return False
     numbers = 0
     for cell in row[1:]:
@@ -1098,6 +1120,7 @@ class Resolved:
     scale: dict[str, float]
     layout: str
     close_stamped: bool = False  # the layout's times are the bars' close
+    date_order: str | None = None  # how its slash dates read (`_with_date_order`)
 
     def get(self, row: Sequence[Any], name: str) -> float | None:
         """Return field `name` of `row` as a float (scaled), or None when absent/empty."""
@@ -1259,7 +1282,7 @@ def _load(
     on another's prices. A single-market file is read whatever it calls the market.
     """
     table = _read(path)
-    res = resolve(kind, table, path)
+    res = _with_date_order(resolve(kind, table, path), table, path)
     log.info("%s: read as %s (%s)", path.name, kind, res.layout)
     if "symbol" not in res.index or kind == "liquidations":  # liquidations filter their own
         return res, table.rows
@@ -1297,13 +1320,158 @@ def _load(
     return res, rows
 
 
+# how many rows of a streamed file are looked at for a day or month above 12 (a 1m file
+# has one by row 17,281 in either order, whatever day it starts on)
+DATE_SCAN_ROWS = 50_000
+
+
+def _slash_fields(row: Sequence[Any], at: int) -> tuple[int, int, str] | None:
+    """The first two numbers of a row's slash date and its text, or None when it has none."""
+    cell = row[at] if at < len(row) else None
+    if not isinstance(cell, str):
+        return None
+    m = _SLASH_DATE.match(cell)
+    return None if m is None else (int(m[1]), int(m[2]), cell.strip())
+
+
+def _with_date_order(res: Resolved, table: Table, path: Path) -> Resolved:
+    """Decide how the slash dates of a file read (day or month first), or refuse it.
+
+    A first number above 12 proves day first, a second above 12 month first; `--date-order`
+    decides a file whose rows prove neither. The proof is sought in a streamed file's first
+    DATE_SCAN_ROWS rows (read again from disk, so the rows are not held), in all the rows of
+    a file read whole; without one (and without the option) the file is refused, not
+    guessed. Every row is then checked as it is read: a date of the other order (a file
+    that mixes both, or a later row the prefix did not see contradicting the option) is
+    refused naming its line, never read as another day.
+    """
+    at = res.index.get("time")
+    if at is None:
+        return res
+    rows = table.rows
+    if not isinstance(rows, list):
+        it = iter(rows)
+        head = next(it, None)
+        table.rows = rows = it if head is None else itertools.chain([head], it)
+    else:
+        head = rows[0] if rows else None
+    example = None if head is None else _slash_fields(head, at)
+    if example is None:
+        return res  # the common case: no slash dates, nothing more is done
+    given = _DATE_ORDER.get()
+    whole = isinstance(rows, list)  # read whole: every row is looked at, here and now
+    proof = None
+    if whole:
+        proof = _date_proof(rows, at, None, path, whole=True)
+    elif given is None:
+        again = _read(path)  # streamed: its prefix read again, not kept
+        proof = _date_proof(again.rows, at, again.line, path, whole=False)
+    if proof is not None and given is not None and proof[0] != given:
+        raise HistoryFormatError(
+            f"{path}: {proof[1]}: {proof[2]!r} is {_ORDER_WORDS[proof[0]]}, not "
+            f"{_ORDER_WORDS[given]} as --date-order {given} says"
+        )
+    order = given or (proof[0] if proof else None)
+    if order is None:
+        seen = "its rows" if whole else f"its first {DATE_SCAN_ROWS:,} rows"
+        raise HistoryFormatError(
+            f"{path}: dates such as {example[2]!r} read day/month/year or month/day/year, "
+            f"and no date in {seen} has a number above 12 to tell which: say which with "
+            "--date-order dmy (day first) or --date-order mdy (month first)"
+        )
+    if not whole:  # the rows the prefix did not reach are checked as they are read
+        because = f"--date-order {given} says {_ORDER_WORDS[order]}"
+        if proof is not None:
+            because = f"{proof[1]}: {proof[2]!r} is {_ORDER_WORDS[order]}"
+        table.rows = _checked_dates(rows, at, order, table.line, path, because)
+    return dataclasses.replace(res, date_order=order)
+
+
+_ORDER_WORDS = {"dmy": "day first", "mdy": "month first"}
+
+
+def rows_date_order(res: Resolved, rows: Sequence[Sequence[Any]], path: Path) -> str | None:
+    """How the slash dates of a file's first `rows` read: `--date-order`, else what they
+    prove, else None (planning a run looks at a few rows; the read itself decides)."""
+    given = _DATE_ORDER.get()
+    at = res.index.get("time")
+    if given is not None or at is None:
+        return given
+    proof = _date_proof(rows, at, None, path, whole=True)
+    return None if proof is None else proof[0]
+
+
+def _where(k: int, line: Callable[[], int] | None) -> str:
+    return f"line {line()}" if line is not None else f"row {k}"
+
+
+def _date_proof(
+    rows: Iterable[Sequence[Any]],
+    at: int,
+    line: Callable[[], int] | None,
+    path: Path,
+    *,
+    whole: bool,
+) -> tuple[str, str, str] | None:
+    """Return (order, where, date) of the first date that proves an order, or None.
+
+    `whole`: every row is looked at and rows proving both orders are refused; else the
+    first DATE_SCAN_ROWS at most, up to the first proof (later rows are checked as read).
+    """
+    proof: tuple[str, str, str] | None = None
+    for k, row in enumerate(itertools.islice(rows, None if whole else DATE_SCAN_ROWS), 1):
+        fields = _slash_fields(row, at)
+        if fields is None:
+            continue
+        first, second, text = fields
+        order = "dmy" if first > 12 else "mdy" if second > 12 else None
+        if order is None:
+            continue
+        if proof is None:
+            proof = (order, _where(k, line), text)
+            if not whole:
+                break
+        elif proof[0] != order:
+            raise HistoryFormatError(
+                f"{path}: {_where(k, line)}: {text!r} is {_ORDER_WORDS[order]}, but "
+                f"{proof[1]}: {proof[2]!r} is {_ORDER_WORDS[proof[0]]}: the file mixes both"
+            )
+    return proof
+
+
+def _checked_dates(
+    rows: Iterable[Sequence[Any]],
+    at: int,
+    order: str,
+    line: Callable[[], int] | None,
+    path: Path,
+    because: str,
+) -> Iterator[Sequence[Any]]:
+    """Yield `rows`, refusing the first whose slash date cannot be read in `order` (its
+    month above 12): it proves the other order, so the file is not what `because` says."""
+    day_first = order == "dmy"
+    other = "mdy" if day_first else "dmy"
+    for k, row in enumerate(rows, 1):
+        fields = _slash_fields(row, at)
+        if fields is not None and (fields[1] if day_first else fields[0]) > 12:
+            raise HistoryFormatError(
+                f"{path}: {_where(k, line)}: {fields[2]!r} is {_ORDER_WORDS[other]}, but "
+                f"{because}: the dates of one file must read one way"
+            )
+        yield row
+
+
 # ---------------------------------------------------------------------------------------
 # Times
 # ---------------------------------------------------------------------------------------
 
 
-def parse_time_ms(raw: Any) -> int:
-    """Return epoch ms from epoch s/ms/us/ns (by magnitude), an ISO string or a datetime."""
+def parse_time_ms(raw: Any, order: str | None = None) -> int:
+    """Return epoch ms from epoch s/ms/us/ns (by magnitude), an ISO string or a datetime.
+
+    `order` (`dmy`, `mdy`): how a slash date (`01/02/2024`) reads; without it such a date
+    is refused, never guessed (the file decides it: `_with_date_order`).
+    """
     if isinstance(raw, datetime):
         dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
         return round(dt.timestamp() * 1000)
@@ -1314,8 +1482,13 @@ def parse_time_ms(raw: Any) -> int:
         try:
             value = float(text)
         except ValueError:
-            parsed = _date_text(text)
+            parsed = _date_text(text, order)
             if parsed is None:
+                if order is None and _SLASH_DATE.match(text):
+                    raise HistoryFormatError(
+                        f"unreadable time {raw!r}: day/month/year or month/day/year? "
+                        "(--date-order dmy or mdy)"
+                    ) from None
                 raise HistoryFormatError(f"unreadable time {raw!r}") from None
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
@@ -1364,16 +1537,51 @@ _ZONE_WORD = re.compile(r"\s*(UTC|GMT|Z)$", re.IGNORECASE)
 _DOTTED_DATE = re.compile(r"(\d\d?)\.(\d\d?)\.(\d{4})(\s.*)?$")
 
 
-def _date_text(text: str) -> datetime | None:
+# a slash date with the year last, as Excel (day or month first, by the machine's locale),
+# Investing.com and many venues' downloads write it: `01/02/2024 00:00`, `2/1/2024 13:05:00`,
+# `1/2/24 1:05 PM`; a time, when given, after a space or a T
+_SLASH_DATE = re.compile(
+    r"\s*(\d{1,2})/(\d{1,2})/(\d{4}|\d\d)"
+    r"(?:(?:\s+|T)(\d{1,2}):(\d\d)(?::(\d\d)(\.\d{1,9})?)?(?:\s*([AaPp])\.?[Mm]\.?)?)?"
+    r"(?=\s|$|[+-]\d)"
+)
+
+
+def _slash_date(text: str, order: str) -> datetime | None:
+    """Return a slash date read in `order` (`dmy` or `mdy`), or None when it is none.
+
+    A two-digit year is 20yy (no market data predates 2009); 12 AM is midnight, 12 PM noon.
+    """
+    m = _SLASH_DATE.match(text)
+    if m is None:
+        return None
+    first, second, year_s, hour_s, minute, sec, frac, half = m.groups()
+    day, month = (int(first), int(second)) if order == "dmy" else (int(second), int(first))
+    year = int(year_s) + 2000 if len(year_s) == 2 else int(year_s)
+    hour = int(hour_s or 0)
+    if half is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half in "Pp" else 0)
+    tail = text[m.end() :].strip()
+    iso = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute or '00'}:{sec or '00'}"
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(f"{iso}{frac or ''}{tail}")
+    return None
+
+
+def _date_text(text: str, order: str | None = None) -> datetime | None:
     """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
-    Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123."""
+    Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123;
+    with `order`, a slash date with the year last (`_slash_date`)."""
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     bare = _ZONE_WORD.sub("", text)
     if re.match(r"\d{4}/\d\d?/\d\d?", bare):
         bare = bare.replace("/", "-", 2)
-    # day.month.year: how European spreadsheets write a date (never month first; a slash
-    # date, 01/02/2024, is either and stays unread)
+    elif order is not None and _SLASH_DATE.match(bare):
+        return _slash_date(bare, order)
+    # day.month.year: how European spreadsheets write a date (never month first)
     dotted = _DOTTED_DATE.match(bare)
     if dotted:
         day, month, year, rest = dotted.groups()
@@ -1454,7 +1662,7 @@ def _num(row: Sequence[Any], i: int | None) -> float | None:
 
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
     try:
-        return parse_time_ms(res.raw(row, "time"))
+        return parse_time_ms(res.raw(row, "time"), res.date_order)
     except HistoryFormatError as exc:
         raise HistoryFormatError(f"{path}: {exc}") from None
 

@@ -256,7 +256,8 @@ def _timeframe_s(path: Path) -> int | None:
         table = _head_table(path)
         rows = list(itertools_islice(table.rows, 20))
         res = imp.resolve("candles", imp.Table(table.header, rows, table.what), path)
-        times = sorted(imp.parse_time_ms(res.raw(r, "time")) for r in rows)
+        order = imp.rows_date_order(res, rows, path)
+        times = sorted(imp.parse_time_ms(res.raw(r, "time"), order) for r in rows)
     except (imp.HistoryFormatError, OSError, ValueError):
         return None
     steps = [b - a for a, b in itertools.pairwise(times) if b > a]
@@ -1170,11 +1171,12 @@ def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from perpsignal_cli.backtesting.importers import (
         HistoryFormatError,
         column_overrides,
+        date_order,
         parse_column_map,
     )
 
     try:
-        with column_overrides(parse_column_map(args.columns or [])):
+        with column_overrides(parse_column_map(args.columns or [])), date_order(args.date_order):
             the_plan = plan(
                 entries,
                 args.out,

@@ -1,0 +1,180 @@
+"""Slash dates (`01/02/2024 00:00`, as Excel, Investing.com and venue downloads write them).
+
+Day first or month first is decided per file from what its dates prove (a number above 12),
+or by `--date-order`; a file that proves neither, or both, is refused naming why and where,
+never read as other days. The files are the recorded XRPUSDT 5m and FTX BTC-PERP 1m exports
+with their epoch times written as such dates.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from perpsignal_cli import backtest
+from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting import multi
+
+
+def _as_dates(lines: list[str], fmt: str) -> list[str]:
+    """The rows of an `open_time,...` CSV with the epoch ms time written in `fmt`."""
+    out = [lines[0]]
+    for line in lines[1:]:
+        ms, rest = line.split(",", 1)
+        out.append(f"{datetime.fromtimestamp(int(ms) / 1000, UTC):{fmt}},{rest}")
+    return out
+
+
+def _write(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def xrp_lines(market: Path) -> list[str]:
+    """XRPUSDT 5m from 2021-11-15: its first date's day (15) proves the order."""
+    return (market / "XRP_USDT_USDT-5m-futures.csv").read_text().splitlines()[:600]
+
+
+@pytest.fixture(scope="module")
+def ftx_january(market: Path) -> list[str]:
+    """FTX BTC-PERP 1m from 2022-01-01 00:00 to 01-13 23:59: twelve days of dates that read
+    either way (day and month both 1-12), then days the other order cannot read."""
+    lines = (market / "ftx-btc-perp-20211231-20220201_1m.csv").read_text().splitlines()
+    start, end = 1640995200000, 1640995200000 + 13 * 86_400_000
+    return [lines[0], *(ln for ln in lines[1:] if start <= int(ln.split(",")[0]) < end)]
+
+
+def _epochs(lines: list[str]) -> list[int]:
+    return [int(ln.split(",")[0]) for ln in lines[1:]]
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "%d/%m/%Y %H:%M",  # Excel in a day-first locale
+        "%m/%d/%Y %H:%M:%S",  # Excel in a month-first locale
+        "%m/%d/%y %I:%M %p",  # Excel's US short date, a two-digit year and AM/PM
+        "%d/%m/%Y %H:%M UTC",
+    ],
+)
+def test_a_slash_dated_export_reads_the_same_bars_as_its_epoch_times(
+    tmp_path: Path, xrp_lines: list[str], fmt: str
+) -> None:
+    path = _write(tmp_path / "xrp.csv", _as_dates(xrp_lines, fmt))
+    series = imp.read_candles(path)
+    assert series.open_ms == _epochs(xrp_lines)
+    assert series.timeframe == "5m"
+
+
+def test_rows_without_a_header_may_start_with_a_slash_date(
+    tmp_path: Path, xrp_lines: list[str]
+) -> None:
+    path = _write(tmp_path / "xrp.csv", _as_dates(xrp_lines, "%d/%m/%Y %H:%M")[1:])
+    assert imp.read_candles(path).open_ms == _epochs(xrp_lines)
+
+
+def test_json_rows_with_slash_dates_are_decided_by_all_their_rows(
+    tmp_path: Path, ftx_january: list[str]
+) -> None:
+    """A JSON file is read whole: a proof anywhere in it decides (here on the 13th)."""
+    lines = _as_dates(ftx_january, "%m/%d/%Y %H:%M")
+    header = lines[0].split(",")
+    rows = [dict(zip(header, ln.split(","), strict=True)) for ln in lines[1:]]
+    path = tmp_path / "ftx.json"
+    path.write_text(json.dumps(rows))
+    assert imp.read_candles(path).open_ms == _epochs(ftx_january)
+
+
+def test_dates_that_read_either_way_are_refused_naming_the_option(
+    tmp_path: Path, ftx_january: list[str]
+) -> None:
+    lines = _as_dates(ftx_january, "%d/%m/%Y %H:%M")
+    twelve_days = [ln for ln in lines if not ln.startswith("13/")]
+    path = _write(tmp_path / "ftx.csv", twelve_days)
+    with pytest.raises(imp.HistoryFormatError, match="--date-order dmy") as err:
+        imp.read_candles(path)
+    assert "'01/01/2022 00:00'" in str(err.value) and "\n" not in str(err.value)
+    with imp.date_order("dmy"):
+        assert imp.read_candles(path).open_ms == _epochs(ftx_january)[: len(twelve_days) - 1]
+
+
+def test_a_later_row_past_the_scanned_rows_decides_against_the_option_and_is_refused(
+    tmp_path: Path, ftx_january: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prefix (here 1,000 rows) reads either way; the 13th's first row cannot be month
+    first: the file is refused at that line, not read as 13 months."""
+    monkeypatch.setattr(imp, "DATE_SCAN_ROWS", 1000)
+    lines = _as_dates(ftx_january, "%d/%m/%Y %H:%M")
+    path = _write(tmp_path / "ftx.csv", lines)
+    with pytest.raises(imp.HistoryFormatError, match="first 1,000 rows"):
+        imp.read_candles(path)
+    line = next(n for n, ln in enumerate(lines, 1) if ln.startswith("13/01/2022"))
+    with imp.date_order("mdy"), pytest.raises(imp.HistoryFormatError) as err:
+        imp.read_candles(path)
+    assert f"line {line}: '13/01/2022 00:00' is day first" in str(err.value)
+    assert "--date-order mdy" in str(err.value)
+    with imp.date_order("dmy"):
+        assert imp.read_candles(path).open_ms == _epochs(ftx_january)
+
+
+def test_the_scanned_rows_decide_without_the_option(tmp_path: Path, ftx_january: list[str]) -> None:
+    path = _write(tmp_path / "ftx.csv", _as_dates(ftx_january, "%m/%d/%Y %H:%M"))
+    assert imp.read_candles(path).open_ms == _epochs(ftx_january)
+
+
+def test_a_file_of_both_orders_is_refused_naming_the_line(
+    tmp_path: Path, xrp_lines: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Day first proven at once (the 15th), month first in the last row: whether or not the
+    scanned rows reach it, the file is refused at that line."""
+    lines = _as_dates(xrp_lines, "%d/%m/%Y %H:%M")
+    day, month, rest = lines[-1].split("/", 2)
+    lines[-1] = f"{month}/{day}/{rest}"  # 17/11/2021 -> 11/17/2021
+    path = _write(tmp_path / "xrp.csv", lines)
+    for scanned in (imp.DATE_SCAN_ROWS, 10):
+        monkeypatch.setattr(imp, "DATE_SCAN_ROWS", scanned)
+        with pytest.raises(imp.HistoryFormatError) as err:
+            imp.read_candles(path)
+        msg = str(err.value)
+        assert f"line {len(lines)}: '{lines[-1].split(',')[0]}' is month first" in msg
+        assert "line 2: '15/11/2021 00:00' is day first" in msg
+
+
+def test_the_option_contradicted_by_the_first_rows_is_refused(
+    tmp_path: Path, xrp_lines: list[str]
+) -> None:
+    path = _write(tmp_path / "xrp.csv", _as_dates(xrp_lines, "%d/%m/%Y %H:%M"))
+    with imp.date_order("mdy"), pytest.raises(imp.HistoryFormatError, match="line 2: "):
+        imp.read_candles(path)
+
+
+def test_cli_asks_for_the_date_order_in_one_line_and_runs_with_it(
+    tmp_path: Path, ftx_january: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [ln for ln in _as_dates(ftx_january, "%d/%m/%Y %H:%M") if not ln.startswith("13/")]
+    candles = _write(tmp_path / "ftx.csv", lines[:3000])
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--out", str(tmp_path / "out")]
+    argv += ["--no-progress", "--quiet", "--jobs", "1"]
+    assert backtest.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "--date-order dmy (day first) or --date-order mdy" in err.splitlines()[-1]
+    assert backtest.main([*argv, "--date-order", "dmy"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    read = next(s for s in report["sources"] if s["name"] == "candles")
+    # 15m bars from 1 January 00:00 to 3 January (month first, they were 1 March)
+    assert read["first"] == "2022-01-01T00:15:00+00:00" and read["last"] < "2022-01-04"
+
+
+def test_a_many_symbol_run_plans_and_passes_the_date_order(
+    tmp_path: Path, ftx_january: list[str]
+) -> None:
+    path = _write(tmp_path / "BTCUSDT.csv", _as_dates(ftx_january, "%d/%m/%Y %H:%M")[:50])
+    with imp.date_order("dmy"):
+        assert multi._timeframe_s(path) == 60  # the bar length from its rows
+    args = backtest.build_parser().parse_args([str(path), "--date-order", "dmy"])
+    assert multi.shared_argv(backtest.build_parser(), args)[-2:] == ["--date-order", "dmy"]

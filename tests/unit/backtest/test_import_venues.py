@@ -726,3 +726,26 @@ def test_a_compressed_arrow_file_past_the_cap_is_refused_before_it_is_unpacked(
     monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 4 << 20)
     with pytest.raises(imp.HistoryFormatError, match="more than 4 MiB to read whole"):
         imp.read_candles(path)
+
+
+@pytest.mark.filterwarnings("ignore:Feather V1 files are deprecated")  # old files still exist
+def test_a_feather_v1_file_past_the_cap_is_refused(
+    tmp_path: Path, market: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other file read whole is refused past MAX_UNPACKED_BYTES; a feather v1 file
+    (Arrow's first feather format, never compressed) was read whatever its size, then made
+    into Python rows (~10x its size)."""
+    ftx = market / "ftx-btc-perp-20211231-20220201_1m.csv"
+    rows = [line.split(",") for line in ftx.read_text().splitlines()[1:]]
+    table = pa.table({
+        "date": pa.array([int(r[0]) for r in rows], pa.int64()),
+        **{c: pa.array([float(r[i + 1]) for r in rows]) for i, c in enumerate(
+            ("open", "high", "low", "close", "volume"))},
+    })  # fmt: skip
+    path = tmp_path / "BTC_USDT-1m.feather"
+    feather.write_feather(table, path, version=1)
+    assert path.read_bytes()[:4] == b"FEA1" and path.stat().st_size > 2 << 20
+    assert len(imp.read_candles(path)) == len(rows)  # under the cap: read
+    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 2 << 20)
+    with pytest.raises(imp.HistoryFormatError, match=r"BTC_USDT-1m\.feather: more than 2 MiB"):
+        imp.read_candles(path)

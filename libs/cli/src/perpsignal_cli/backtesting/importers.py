@@ -979,7 +979,8 @@ def _read_table(path: Path) -> Table:
             return _csv_table(_text_lines(path, _encoding(inner), gzipped=True), path)
         with gzip.open(path, "rb") as gz:
             raw = _capped(path, gz)
-    else:
+    else:  # read whole: a file past the cap is refused before a byte of it is read
+        _cap(path, path.stat().st_size)
         raw = path.read_bytes()
     if raw[:4] == b"PK\x03\x04":  # a zip of one file (data.binance.vision serves them so)
         raw, suffix = _unzip(path, raw)
@@ -998,7 +999,7 @@ def _read_table(path: Path) -> Table:
 
 
 def _cap(path: Path, size: int) -> None:
-    """Refuse a file read whole (JSON; packed JSON or Arrow) past MAX_UNPACKED_BYTES."""
+    """Refuse a file read whole (JSON, Arrow, parquet; packed too) past MAX_UNPACKED_BYTES."""
     if size > MAX_UNPACKED_BYTES:
         raise HistoryFormatError(
             f"{path}: more than {MAX_UNPACKED_BYTES >> 20} MiB to read whole (JSON, and any "
@@ -1064,8 +1065,9 @@ def _arrow_table(path: Path, raw: bytes) -> Table:
                 size += batches[-1].nbytes
                 _cap(path, size)
             tbl = pa.Table.from_batches(batches, schema=reader.schema)
-        else:  # feather v1: never compressed, no larger than the file
+        else:  # feather v1: never compressed, so its columns are about the file's size
             tbl = feather.read_table(source)
+            _cap(path, tbl.nbytes)
         cols = [_epoch_ms(col).to_pylist() for col in tbl.columns]
     except (pa.ArrowException, ValueError) as exc:
         raise HistoryFormatError(f"{path}: not a readable {what.lower()} file ({exc})") from None

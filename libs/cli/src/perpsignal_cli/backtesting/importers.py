@@ -295,7 +295,7 @@ KINDS: dict[str, Kind] = {
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
             Layout("KuCoin candles (7 columns, open-close-high-low)", _KUCOIN_CANDLE, width=7),
             Layout("Kraken OHLC (8 columns)", _KRAKEN_OHLC, width=8),
-            # CoinGecko /coins/{id}/ohlc: no volume (none is invented: 0, and a warning says so)
+            # CoinGecko /coins/{id}/ohlc: no volume (none is invented: 0, and the notes say so)
             Layout(
                 "CoinGecko OHLC (5 columns)",
                 {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4},
@@ -1624,6 +1624,8 @@ class CandleSeries:
     volume: list[float] = field(default_factory=list)
     quote_volume: list[float | None] = field(default_factory=list)
     partial_buckets: int = 0  # aggregated candles built from fewer bars than the bucket holds
+    # the file had no volume column: every volume is 0, unknown rather than no trading
+    volume_missing: bool = False
 
     @property
     def step_ms(self) -> int:
@@ -1644,6 +1646,7 @@ class CandleSeries:
             self.close[start:stop],
             self.volume[start:stop],
             self.quote_volume[start:stop],
+            volume_missing=self.volume_missing,
         )
 
     def gaps(self) -> int:
@@ -1688,7 +1691,8 @@ def read_candles(path: Path, symbol: str | None = None) -> CandleSeries:
     need = max(ti, oi, hi, li, ci)
     if vi is None and qi is None:
         log.warning(
-            "%s: no volume column (%s): every bar's volume is 0, nothing volume-based is measured",
+            "%s: no volume column (%s): every bar's volume is 0 (unknown, not zero; no factor "
+            "reads candle volume)",
             path.name,
             res.layout,
         )
@@ -1769,6 +1773,7 @@ def read_candles(path: Path, symbol: str | None = None) -> CandleSeries:
         times = [t - step for t in times]
     tf = timeframe_of(step // 1000)
     series = CandleSeries(tf, times, opens, highs, lows, closes, vols, quotes)
+    series.volume_missing = vi is None and qi is None
     if times[-1] <= time.time() * 1000 < times[-1] + step:
         # Binance and Bybit answer with the bar still open too: a fresh dump holds it (a bar
         # opening in the future is no such bar: it is refused below)
@@ -2240,7 +2245,7 @@ def aggregate(series: CandleSeries, timeframe: str) -> CandleSeries:
             f"{timeframe} is not a multiple of the candles' {series.timeframe}"
         )
     per = step // base
-    out = CandleSeries(timeframe)
+    out = CandleSeries(timeframe, volume_missing=series.volume_missing)
     n = len(series)
     i = 0
     while i < n:

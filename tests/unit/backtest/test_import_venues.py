@@ -22,6 +22,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.pipeline import load_history
 
 
 @pytest.fixture(scope="module")
@@ -581,6 +582,38 @@ def test_unprefixed_pairs_apply_only_where_the_column_exists(tmp_path: Path) -> 
         pytest.raises(imp.HistoryFormatError, match="no such column"),
     ):
         imp.read_funding(funding, "X")
+
+
+def test_a_columns_pair_no_input_has_is_refused_naming_the_columns(
+    tmp_path: Path, xrp_small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo (`close=clsoe`) was ignored: the run went on reading `close`, whatever column
+    the user meant. Now it is one line naming the pair and the file's columns."""
+    args = ["--symbol", "XRPUSDT", "--candles", str(xrp_small), "--out", str(tmp_path / "r")]
+    args += ["--no-progress", "--quiet", "--jobs", "1", "--columns", "close=clsoe"]
+    assert backtest.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        "perpsignal backtest: --columns close=clsoe: no input file has the column 'clsoe' "
+        "(xrp_5m_small.csv: open_time, open, high, low, close, volume)"
+    )
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_an_unprefixed_named_pair_skips_a_file_without_a_header(
+    tmp_path: Path, xrp_small: Path, market: Path
+) -> None:
+    """`time=ts` is for the candles' header; a header-less funding file was refused for it
+    ("no header, so --columns time needs a position") instead of read by position."""
+    lines = xrp_small.read_text().splitlines()
+    candles = _write(tmp_path, "c.csv", "\n".join(["ts,open,high,low,close,volume", *lines[1:]]))
+    rows = (market / "XRP_USDT_USDT-8h-funding_rate.csv").read_text().splitlines()[1:]
+    funding = _write(tmp_path, "f.csv", "\n".join(rows) + "\n")
+    with imp.column_overrides(imp.parse_column_map(["time=ts"])):
+        h = load_history("XRPUSDT", candles, funding=funding)
+    read = next(s for s in h.sources if s.name == "funding")
+    assert read.events == len(rows)
 
 
 def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> None:

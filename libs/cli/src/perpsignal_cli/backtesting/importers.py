@@ -667,14 +667,63 @@ def parse_column_map(specs: Iterable[str]) -> ColumnMap:
     return out
 
 
+@dataclass
+class _ColumnUse:
+    """Which unprefixed `--columns` pairs a file had, and the columns of those that had not."""
+
+    found: set[str] = field(default_factory=set)  # fields
+    lacking: dict[str, dict[str, str]] = field(default_factory=dict)  # field -> file -> columns
+
+    def note(self, name: str, path: Path, header: list[str] | None, found: bool) -> None:
+        if found:
+            self.found.add(name)
+            return
+        columns = ", ".join(header) if header is not None else "rows without a header"
+        self.lacking.setdefault(name, {})[path.name] = columns
+
+
+_COLUMN_USE: contextvars.ContextVar[_ColumnUse | None] = contextvars.ContextVar(
+    "column_use", default=None
+)
+_CHECK_UNUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("check_unused", default=True)
+
+
 @contextlib.contextmanager
 def column_overrides(mapping: ColumnMap) -> Iterator[None]:
-    """Apply an explicit column map to every read inside the block (the CLI's `--columns`)."""
-    token = _OVERRIDES.set(mapping)
+    """Apply an explicit column map to every read inside the block (the CLI's `--columns`).
+
+    An unprefixed pair applies to every file that has its column (`time=ts` may be meant for
+    the candles only); one that no file read inside the block had (a typo, `close=clsoe`)
+    is refused when the block ends, naming the columns the files have: it was ignored, and
+    the field read from another column. `columns_checked_elsewhere` turns the check off.
+    """
+    use = _ColumnUse()
+    token, use_token = _OVERRIDES.set(mapping), _COLUMN_USE.set(use)
     try:
         yield
     finally:
         _OVERRIDES.reset(token)
+        _COLUMN_USE.reset(use_token)
+    # reached only when the block ended without an exception
+    unused = [(n, c) for n, c in mapping.get("*", {}).items() if n not in use.found]
+    if unused and _CHECK_UNUSED.get():
+        name, column = unused[0]
+        files = "; ".join(f"{f}: {cols}" for f, cols in use.lacking.get(name, {}).items())
+        raise HistoryFormatError(
+            f"--columns {name}={column}: no input file has the column {_spec(column)[0]!r} "
+            f"({files or f'no input is read for {name}'})"
+        )
+
+
+@contextlib.contextmanager
+def columns_checked_elsewhere() -> Iterator[None]:
+    """Read with `--columns` pairs a file may not use without refusing them: one symbol's
+    run of a many-symbol backtest, whose plan checked them against every input."""
+    token = _CHECK_UNUSED.set(False)
+    try:
+        yield
+    finally:
+        _CHECK_UNUSED.reset(token)
 
 
 DATE_ORDERS = ("dmy", "mdy")
@@ -1168,6 +1217,8 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
     overrides = _OVERRIDES.get() or {}
     explicit = {**overrides.get("*", {}), **overrides.get(kind, {})}
     explicit = {k: v for k, v in explicit.items() if k in spec.field_names()}
+    prefixed = overrides.get(kind, {})
+    use = _COLUMN_USE.get() or _ColumnUse()
     index: dict[str, int] = {}
     scale: dict[str, float] = {}
     layout = "explicit --columns" if explicit else "column names"
@@ -1187,6 +1238,12 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         chosen = next(
             (lo for lo in fitting if _bars_fit(lo, head)), fitting[0] if fitting else None
         )
+        # an unprefixed pair naming a column (not a position) is for files with a header
+        for name in [n for n in explicit if n not in prefixed]:
+            named = not isinstance(_spec(explicit[name])[0], int)
+            use.note(name, path, None, found=not named)
+            if named:
+                del explicit[name]
         if chosen is None and not explicit:
             widths = ", ".join(f"{lo.width} ({lo.name})" for lo in spec.layouts if lo.width)
             raise HistoryFormatError(
@@ -1218,7 +1275,9 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         for name, col in explicit.items():
             target, factor = _spec(col)
             i = find(target)
-            if i is None and name not in overrides.get(kind, {}):
+            if name not in prefixed:
+                use.note(name, path, header, found=i is not None)
+            if i is None and name not in prefixed:
                 continue  # an unprefixed pair meant for another input file
             if i is None:
                 raise HistoryFormatError(

@@ -627,6 +627,7 @@ def run_job(job: Job) -> SymbolResult:
     symbol's auxiliary files is retried without it (the symbol still runs on the rest).
     """
     from perpsignal_cli import backtest
+    from perpsignal_cli.backtesting.importers import columns_checked_elsewhere
 
     started = time.perf_counter()
     cpu0 = _cpu_s()
@@ -634,7 +635,9 @@ def run_job(job: Job) -> SymbolResult:
     dropped: dict[str, str] = {}
     while True:
         try:
-            with _output_to(log):
+            # an unprefixed --columns pair may be for another symbol's files: the plan
+            # checked that some input has each
+            with _output_to(log), columns_checked_elsewhere():
                 rc = backtest.main(job.argv())
         except SystemExit as exc:  # argparse refusing an option
             rc = exc.code if isinstance(exc.code, int) else 2

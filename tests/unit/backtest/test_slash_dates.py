@@ -59,6 +59,7 @@ def _epochs(lines: list[str]) -> list[int]:
         "%m/%d/%Y %H:%M:%S",  # Excel in a month-first locale
         "%m/%d/%y %I:%M %p",  # Excel's US short date, a two-digit year and AM/PM
         "%d/%m/%Y %H:%M UTC",
+        "%m/%d/%Y %H:%M:%S.%f+00:00",  # fractions and a UTC offset
     ],
 )
 def test_a_slash_dated_export_reads_the_same_bars_as_its_epoch_times(

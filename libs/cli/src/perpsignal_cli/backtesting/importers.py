@@ -1540,6 +1540,11 @@ def parse_time_ms(raw: Any, order: str | None = None) -> int:
         value = float(raw)
     else:
         text = str(raw).strip()
+        if order is not None:  # a file of slash dates: each row is one, read first
+            slash = _slash_date(_ZONE_WORD.sub("", text), order)
+            if slash is not None:
+                slash = slash if slash.tzinfo is not None else slash.replace(tzinfo=UTC)
+                return round(slash.timestamp() * 1000)
         try:
             value = float(text)
         except ValueError:
@@ -1625,10 +1630,14 @@ def _slash_date(text: str, order: str) -> datetime | None:
             return None
         hour = hour % 12 + (12 if half in "Pp" else 0)
     tail = text[m.end() :].strip()
-    iso = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute or '00'}:{sec or '00'}"
-    with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(f"{iso}{frac or ''}{tail}")
-    return None
+    try:
+        if not tail:  # the common case: built directly (a file of them is read per row)
+            micro = int((frac[1:] + "00000")[:6]) if frac else 0
+            return datetime(year, month, day, hour, int(minute or 0), int(sec or 0), micro, UTC)
+        iso = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute or '00'}:{sec or '00'}"
+        return datetime.fromisoformat(f"{iso}{frac or ''}{tail}")  # with its UTC offset
+    except ValueError:  # no such day (31/02), hour or offset
+        return None
 
 
 def _date_text(text: str, order: str | None = None) -> datetime | None:

@@ -22,6 +22,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.importing import archives
 from perpsignal_cli.backtesting.pipeline import load_history
 
 
@@ -756,7 +757,7 @@ def test_a_compressed_arrow_file_past_the_cap_is_refused_before_it_is_unpacked(
         feather.write_feather(table, path, compression="lz4", chunksize=20_000)
     assert path.stat().st_size < 2 << 20
     assert len(imp.read_candles(path)) == n  # under the cap: read
-    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 4 << 20)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 4 << 20)
     with pytest.raises(imp.HistoryFormatError, match="more than 4 MiB to read whole"):
         imp.read_candles(path)
 
@@ -779,6 +780,6 @@ def test_a_feather_v1_file_past_the_cap_is_refused(
     feather.write_feather(table, path, version=1)
     assert path.read_bytes()[:4] == b"FEA1" and path.stat().st_size > 2 << 20
     assert len(imp.read_candles(path)) == len(rows)  # under the cap: read
-    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 2 << 20)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 2 << 20)
     with pytest.raises(imp.HistoryFormatError, match=r"BTC_USDT-1m\.feather: more than 2 MiB"):
         imp.read_candles(path)

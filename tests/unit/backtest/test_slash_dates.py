@@ -17,6 +17,7 @@ import pytest
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
 from perpsignal_cli.backtesting import multi
+from perpsignal_cli.backtesting.importing import resolving
 
 
 def _as_dates(lines: list[str], fmt: str) -> list[str]:
@@ -108,7 +109,7 @@ def test_a_later_row_past_the_scanned_rows_decides_against_the_option_and_is_ref
 ) -> None:
     """The prefix (here 1,000 rows) reads either way; the 13th's first row cannot be month
     first: the file is refused at that line, not read as 13 months."""
-    monkeypatch.setattr(imp, "DATE_SCAN_ROWS", 1000)
+    monkeypatch.setattr(resolving, "DATE_SCAN_ROWS", 1000)
     lines = _as_dates(ftx_january, "%d/%m/%Y %H:%M")
     path = _write(tmp_path / "ftx.csv", lines)
     with pytest.raises(imp.HistoryFormatError, match="first 1,000 rows"):
@@ -137,7 +138,7 @@ def test_a_file_of_both_orders_is_refused_naming_the_line(
     lines[-1] = f"{month}/{day}/{rest}"  # 17/11/2021 -> 11/17/2021
     path = _write(tmp_path / "xrp.csv", lines)
     for scanned in (imp.DATE_SCAN_ROWS, 10):
-        monkeypatch.setattr(imp, "DATE_SCAN_ROWS", scanned)
+        monkeypatch.setattr(resolving, "DATE_SCAN_ROWS", scanned)
         with pytest.raises(imp.HistoryFormatError) as err:
             imp.read_candles(path)
         msg = str(err.value)

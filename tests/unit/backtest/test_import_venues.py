@@ -617,6 +617,44 @@ def test_an_unprefixed_named_pair_skips_a_file_without_a_header(
     assert read.events == len(rows)
 
 
+def test_an_investing_com_download_reads_as_its_bars(tmp_path: Path, market: Path) -> None:
+    """Investing.com's historical-data CSV: quoted cells, the close called `Price`, month-first
+    dates, thousands separators, volumes abbreviated (`1.15M`, `-` for none), a change column,
+    newest first. It was refused for want of a close column, and with `--columns close=Price`
+    at its first volume ('1.15M' is not a number)."""
+    src = market / "XRP_USDT_USDT-1h-futures.csv"
+    ref = imp.read_candles(src)
+    rows = [line.split(",") for line in src.read_text().splitlines()[1:]]
+    out = ['"Date","Price","Open","High","Low","Vol.","Change %"']
+    for k, (ms, o, h, lo, c, v) in enumerate(reversed(rows)):
+        at = datetime.fromtimestamp(int(ms) / 1000, UTC)
+        vol = "-" if k == 0 else f"{float(v) / 1e6:.2f}M" if k % 2 else f"{float(v) / 1e3:.2f}K"
+        prices = (f"{float(x) * 1000:,}" for x in (c, o, h, lo))  # past 1,000: separators
+        out.append(",".join(f'"{x}"' for x in (f"{at:%m/%d/%Y %H:%M}", *prices, vol, "0.12%")))
+    path = _write(tmp_path, "XRP_USD Historical Data.csv", "\n".join(out) + "\n")
+    got = imp.read_candles(path)
+    assert got.open_ms == ref.open_ms and got.timeframe == "1h"
+    for column in ("open", "high", "low", "close"):
+        assert getattr(got, column) == pytest.approx([x * 1000 for x in getattr(ref, column)])
+    # as written: 2 decimals of millions or of thousands
+    assert got.volume[:-1] == pytest.approx(ref.volume[:-1], abs=5_000)
+    assert got.volume[-1] == 0.0  # `-`: no volume given
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [("68.97K", 68_970.0), ("1.2M", 1_200_000.0), ("3.4B", 3.4e9), ("-", None), (" - ", None)],
+)
+def test_abbreviated_and_absent_numbers(cell: str, value: float | None) -> None:
+    assert imp.number(cell) == (value if value is None else pytest.approx(value))
+
+
+@pytest.mark.parametrize("cell", ["K", "1.2X", "--", "1.2MM"])
+def test_what_only_looks_abbreviated_is_no_number(cell: str) -> None:
+    with pytest.raises(imp.HistoryFormatError, match="is not a number"):
+        imp.number(cell)
+
+
 def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> None:
     # OKX's historical-data CSVs: `vol` counts contracts, `vol_ccy` is the base volume
     path = _write(

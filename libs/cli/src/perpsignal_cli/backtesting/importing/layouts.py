@@ -164,7 +164,8 @@ KINDS: dict[str, Kind] = {
             Field("open", ("open", "o", "open_price", "openPrice"), required=True),
             Field("high", ("high", "h", "high_price", "highPrice"), required=True),
             Field("low", ("low", "l", "low_price", "lowPrice"), required=True),
-            Field("close", ("close", "c", "close_price", "closePrice"), required=True),
+            # Investing.com calls the close `Price`
+            Field("close", ("close", "c", "close_price", "closePrice", "price"), required=True),
             # OKX names base volume volCcy / vol_ccy; its `vol` counts contracts
             Field(
                 "volume",

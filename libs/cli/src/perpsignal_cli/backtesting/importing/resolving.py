@@ -35,13 +35,18 @@ log = logging.getLogger("perpsignal_cli.backtesting.importers")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+\.\d*")
 
 
+# `68.97K`, `1.2M`, `3.4B`: how Investing.com and other sites' downloads abbreviate volumes
+_MAGNITUDE = {"K": 1e3, "M": 1e6, "B": 1e9}
+
+
 def number(value: Any) -> float | None:
-    """Return a cell as a float, None when empty; raise naming a cell that is no number."""
+    """Return a cell as a float, None when empty (or `-`, a spreadsheet's "none"); raise
+    naming a cell that is no number."""
     if value is None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if not text:
+        if not text or text == "-":
             return None
         try:
             return float(text)
@@ -51,6 +56,10 @@ def number(value: Any) -> float | None:
             if text.endswith("%"):  # `0.0100%` (a venue's website download): a fraction
                 with contextlib.suppress(ValueError):
                     return float(text[:-1]) / 100
+            magnitude = _MAGNITUDE.get(text[-1])
+            if magnitude is not None:
+                with contextlib.suppress(ValueError):
+                    return float(text[:-1]) * magnitude
             raise HistoryFormatError(f"{value!r} is not a number") from None
     return float(value)
 

@@ -4,6 +4,7 @@ Fear & Greed, liquidations (orders or interval totals), social metrics, taker fl
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,19 @@ def _unique(events: Iterable[_E]) -> list[_E]:
     overlapping pages of an API dump would otherwise count a value twice, e.g. charge a
     funding rate twice in net P&L)."""
     return sorted({e.event_id: e for e in events}.values(), key=lambda e: e.observed_at)
+
+
+def _present(
+    value: float | None, what: str, path: Path, row: Sequence[Any], res: Resolved
+) -> float | None:
+    """Return a value a reader will do arithmetic on: None when absent or NaN (how pandas
+    writes "none"); an infinity is refused naming the row's time, as no reading."""
+    if value is None or value != value:
+        return None
+    if value in (math.inf, -math.inf):
+        at = ms_to_dt(_time(res, row, path)).isoformat().replace("+00:00", "Z")
+        raise HistoryFormatError(f"{path}: the row at {at} has {what} {value}: not a number")
+    return value
 
 
 @_contract_errors_named
@@ -127,9 +141,16 @@ def read_long_short(path: Path, symbol: str, venue: str = SOURCE) -> list[LongSh
     for row in rows:
         at: datetime | None = None
         for kind, (share_f, ratio_f) in kinds.items():
-            share, ratio = res.get(row, share_f), res.get(row, ratio_f)
+            share = _present(res.get(row, share_f), "long share", path, row, res)
+            ratio = _present(res.get(row, ratio_f), "long/short ratio", path, row, res)
             if share is None and ratio is None:
                 continue
+            if ratio is not None and ratio < 0:  # longs over shorts: -1 divided by zero
+                when = ms_to_dt(_time(res, row, path)).isoformat().replace("+00:00", "Z")
+                raise HistoryFormatError(
+                    f"{path}: the row at {when} has long/short ratio {ratio}: a ratio of "
+                    "accounts or positions is 0 or more"
+                )
             if share is None:
                 assert ratio is not None
                 share = ratio / (1.0 + ratio)
@@ -159,7 +180,7 @@ def read_fear_greed(path: Path) -> list[FearGreedV1]:
     res, rows = _load("fear_greed", path)
     out = []
     for row in rows:
-        value = res.get(row, "value")
+        value = _present(res.get(row, "value"), "value", path, row, res)
         if value is None:
             continue
         at = ms_to_dt(_time(res, row, path))
@@ -286,6 +307,11 @@ def _liquidation_buckets(
     out: list[LiquidationOrderV1 | LiquidationBucketV1] = []
     for t_ms, row in parsed:
         window = res.get(row, "window_s")
+        if window is not None and not 0 < window < math.inf:
+            at = ms_to_dt(t_ms).isoformat().replace("+00:00", "Z")
+            raise HistoryFormatError(
+                f"{path}: the total at {at} has window_s {window}: not an interval's length"
+            )
         window_s = int(window) if window else step_s
         if not window_s:
             raise HistoryFormatError(
@@ -327,7 +353,7 @@ def read_social(path: Path, symbol: str) -> list[SocialMetricsV1]:
         if all(v is None for v in values.values()):
             continue
         at = ms_to_dt(_time(res, row, path))
-        rank = res.get(row, "alt_rank")
+        rank = _present(res.get(row, "alt_rank"), "alt_rank", path, row, res)
         out.append(
             SocialMetricsV1(
                 event_id=deterministic_id("lunarcrush", "market.social", symbol, at),

@@ -925,3 +925,18 @@ def test_binary_junk_is_called_binary_not_an_empty_file(
     path.write_bytes(b"\x00\x01\x02binary" * 100)
     assert _run(tmp_path, path) == 2
     _one_line_error(capsys, "candles.csv: binary data (NUL bytes)")
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_a_jobs_count_below_one_is_refused_before_the_history_is_read(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    jobs: str,
+) -> None:
+    """It was said only once every input had been imported (minutes, for a year of 1m)."""
+    candles = _csv(tmp_path / "BTCUSDT-1m.csv", [list(r) for r in _bars()])
+    with caplog.at_level("INFO"):
+        assert _run(tmp_path, candles, "--jobs", jobs) == 2
+    _one_line_error(capsys, "--jobs must be >= 1")
+    assert "read as candles" not in caplog.text

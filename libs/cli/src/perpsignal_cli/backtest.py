@@ -202,6 +202,9 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.jobs is not None and args.jobs < 1:  # said before any history is read
+        print("perpsignal backtest: --jobs must be >= 1", file=sys.stderr)
+        return 2
     from perpsignal_cli.backtesting.cliargs import out_folder, valid_symbol
 
     if args.inputs or args.list:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -639,6 +639,26 @@ def test_an_investing_com_download_reads_as_its_bars(tmp_path: Path, market: Pat
     # as written: 2 decimals of millions or of thousands
     assert got.volume[:-1] == pytest.approx(ref.volume[:-1], abs=5_000)
     assert got.volume[-1] == 0.0  # `-`: no volume given
+
+
+def test_a_coinmarketcap_download_is_stamped_at_each_bar_s_open(
+    tmp_path: Path, market: Path
+) -> None:
+    """CoinMarketCap's CSV (`;`, quoted ISO times) ends with `timestamp`, the bar's last
+    instant (`...T23:59:59.999Z`): read as the time, every bar opened a bar late."""
+    src = market / "XRP_USDT_USDT-1h-futures.csv"
+    ref = imp.read_candles(src)
+    head = "timeOpen;timeClose;timeHigh;timeLow;name;open;high;low;close;volume;marketCap;timestamp"
+    out = [head]
+    for line in src.read_text().splitlines()[1:]:
+        ms, o, h, lo, c, v = line.split(",")
+        opened = datetime.fromtimestamp(int(ms) / 1000, UTC)
+        last = opened + timedelta(hours=1, milliseconds=-1)
+        times = [f'"{t.isoformat(timespec="milliseconds").replace("+00:00", "Z")}"'
+                 for t in (opened, last, opened, opened)]  # fmt: skip
+        out.append(";".join([*times, '"52"', o, h, lo, c, v, "1.0", times[1]]))
+    got = imp.read_candles(_write(tmp_path, "XRP_1H_graph_coinmarketcap.csv", "\n".join(out)))
+    assert got.open_ms == ref.open_ms and got.close == ref.close and got.timeframe == "1h"
 
 
 @pytest.mark.parametrize(

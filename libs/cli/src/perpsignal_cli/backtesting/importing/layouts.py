@@ -67,6 +67,7 @@ _TIME = Field(
     "time",
     (
         "open_time",
+        "timeOpen",  # CoinMarketCap's download, whose `timestamp` is the bar's last instant
         "time",
         "timestamp",
         # an epoch column before a date text beside it (CryptoDataDownload's `Unix

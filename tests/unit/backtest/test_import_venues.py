@@ -661,6 +661,28 @@ def test_a_coinmarketcap_download_is_stamped_at_each_bar_s_open(
     assert got.open_ms == ref.open_ms and got.close == ref.close and got.timeframe == "1h"
 
 
+def test_dydx_v4_candles(tmp_path: Path, market: Path) -> None:
+    """dYdX v4's indexer `/v4/candles/perpetualMarkets/{ticker}`: newest first, ISO
+    `startedAt`, base and USD volumes (`baseTokenVolume`, `usdVolume`). It was refused for
+    want of a time column, and with `--columns time=startedAt` read without its volumes."""
+    src = market / "XRP_USDT_USDT-1h-futures.csv"
+    ref = imp.read_candles(src)
+    candles = []
+    for line in reversed(src.read_text().splitlines()[1:]):
+        ms, o, h, lo, c, v = line.split(",")
+        at = datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="milliseconds")
+        candles.append({
+            "startedAt": at.replace("+00:00", "Z"), "ticker": "XRP-USD", "resolution": "1HOUR",
+            "low": lo, "high": h, "open": o, "close": c, "baseTokenVolume": v,
+            "usdVolume": str(float(v) * float(c)), "trades": 7, "startingOpenInterest": "1.5",
+            "orderbookMidPriceOpen": o, "orderbookMidPriceClose": c,
+        })  # fmt: skip
+    got = imp.read_candles(_write(tmp_path, "dydx-XRP-USD-1HOUR.json", {"candles": candles}))
+    assert got.open_ms == ref.open_ms and got.close == ref.close and got.volume == ref.volume
+    usd = [v * c for v, c in zip(ref.volume, ref.close, strict=True)]
+    assert got.quote_volume == pytest.approx(usd)
+
+
 @pytest.mark.parametrize(
     ("cell", "value"),
     [("68.97K", 68_970.0), ("1.2M", 1_200_000.0), ("3.4B", 3.4e9), ("-", None), (" - ", None)],

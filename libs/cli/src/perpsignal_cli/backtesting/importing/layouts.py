@@ -87,6 +87,7 @@ _TIME = Field(
         "fundingRateTimestamp",
         "ticks",  # Deribit chart data
         "start",  # Coinbase Advanced Trade candles
+        "startedAt",  # dYdX v4 indexer candles
         "time_ms",
         "index",  # pandas' JSON keyed by a DatetimeIndex
     ),
@@ -170,7 +171,16 @@ KINDS: dict[str, Kind] = {
             # OKX names base volume volCcy / vol_ccy; its `vol` counts contracts
             Field(
                 "volume",
-                ("volume", "volCcy", "base_volume", "volume_base", "vol", "v", "volumefrom"),
+                (
+                    "volume",
+                    "volCcy",
+                    "base_volume",
+                    "volume_base",
+                    "vol",
+                    "v",
+                    "volumefrom",
+                    "baseTokenVolume",  # dYdX v4
+                ),
             ),
             Field(
                 "quote_volume",
@@ -186,6 +196,7 @@ KINDS: dict[str, Kind] = {
                     "vol_quote",
                     "quote_vol",
                     "volumeto",  # CryptoCompare histo* (the quote currency)
+                    "usdVolume",  # dYdX v4
                 ),
             ),
             Field("confirm", ("confirm",)),  # OKX: "0" = the bar is still open

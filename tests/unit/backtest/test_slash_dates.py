@@ -1,4 +1,5 @@
-"""Slash dates (`01/02/2024 00:00`, as Excel, Investing.com and venue downloads write them).
+"""Slash dates (`01/02/2024 00:00`, as Excel, Investing.com and venue downloads write them),
+and the other dates spreadsheets write (`2024.01.02`, `Jan 02, 2024`, `02-Jan-24`).
 
 Day first or month first is decided per file from what its dates prove (a number above 12),
 or by `--date-order`; a file that proves neither, or both, is refused naming why and where,
@@ -25,7 +26,8 @@ def _as_dates(lines: list[str], fmt: str) -> list[str]:
     out = [lines[0]]
     for line in lines[1:]:
         ms, rest = line.split(",", 1)
-        out.append(f"{datetime.fromtimestamp(int(ms) / 1000, UTC):{fmt}},{rest}")
+        at = f"{datetime.fromtimestamp(int(ms) / 1000, UTC):{fmt}}"
+        out.append(f'"{at}",{rest}' if "," in at else f"{at},{rest}")  # as CSV writers quote
     return out
 
 
@@ -61,6 +63,7 @@ def _epochs(lines: list[str]) -> list[int]:
         "%m/%d/%y %I:%M %p",  # Excel's US short date, a two-digit year and AM/PM
         "%d/%m/%Y %H:%M UTC",
         "%m/%d/%Y %H:%M:%S.%f+00:00",  # fractions and a UTC offset
+        "%d-%m-%Y %H:%M",  # dashes, the year last: the same question, the same answer
     ],
 )
 def test_a_slash_dated_export_reads_the_same_bars_as_its_epoch_times(
@@ -70,6 +73,38 @@ def test_a_slash_dated_export_reads_the_same_bars_as_its_epoch_times(
     series = imp.read_candles(path)
     assert series.open_ms == _epochs(xrp_lines)
     assert series.timeframe == "5m"
+
+
+@pytest.fixture(scope="module")
+def btc_daily(market: Path) -> tuple[list[str], list[int]]:
+    """FTX BTC-PERP's January 2022 as daily bars (an `open_time,...` CSV) and their times."""
+    bars = imp.aggregate(imp.read_candles(market / "ftx-btc-perp-20211231-20220201_1m.csv"), "1d")
+    columns = (bars.open_ms, bars.open, bars.high, bars.low, bars.close, bars.volume)
+    lines = ["open_time,open,high,low,close,volume"]
+    lines += [",".join(map(str, row)) for row in zip(*columns, strict=True)]
+    return lines, bars.open_ms
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "%Y.%m.%d",  # MetaTrader's year first
+        "%Y.%m.%d %H:%M",
+        "%b %d, %Y",  # Investing.com's older downloads, US sites
+        "%B %d, %Y",
+        "%d %b %Y",
+        "%d-%b-%y",  # Excel's 15-Nov-21
+        "%b %d, %Y %H:%M",
+    ],
+)
+def test_dates_with_the_year_first_or_a_month_name_read_as_written(
+    tmp_path: Path, btc_daily: tuple[list[str], list[int]], fmt: str
+) -> None:
+    """Unambiguous, so read whatever the file's first dates; a date alone is a day's bar.
+    Without a time they were unreadable times."""
+    lines, open_ms = btc_daily
+    got = imp.read_candles(_write(tmp_path / "btc-1d.csv", _as_dates(lines, fmt)))
+    assert got.open_ms == open_ms and got.timeframe == "1d"
 
 
 def test_rows_without_a_header_may_start_with_a_slash_date(
@@ -180,3 +215,24 @@ def test_a_many_symbol_run_plans_and_passes_the_date_order(
         assert multi._timeframe_s(path) == 60  # the bar length from its rows
     args = backtest.build_parser().parse_args([str(path), "--date-order", "dmy"])
     assert multi.shared_argv(backtest.build_parser(), args)[-2:] == ["--date-order", "dmy"]
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("2024/1/2 13:05", datetime(2024, 1, 2, 13, 5, tzinfo=UTC)),
+        ("2024.1.2", datetime(2024, 1, 2, tzinfo=UTC)),
+        ("Sept 2, 2024", datetime(2024, 9, 2, tzinfo=UTC)),
+        ("2 January 2024 13:05", datetime(2024, 1, 2, 13, 5, tzinfo=UTC)),
+        ("02 Jan 2024 13:05 +0100", datetime(2024, 1, 2, 12, 5, tzinfo=UTC)),
+    ],
+)
+def test_one_date_of_each_spelling(text: str, at: datetime) -> None:
+    assert imp.ms_to_dt(imp.parse_time_ms(text)) == at
+
+
+@pytest.mark.parametrize("text", ["15-11-21", "02 Foo 2024", "2024.13.02", "31 Feb 2024"])
+def test_what_only_looks_like_a_date_is_refused(text: str) -> None:
+    """A dash date with a two-digit year may be year first (21-11-15): not guessed."""
+    with pytest.raises(imp.HistoryFormatError, match="unreadable time"):
+        imp.parse_time_ms(text, "dmy")

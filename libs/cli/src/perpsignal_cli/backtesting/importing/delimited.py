@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from perpsignal_cli.backtesting.importing.base import HistoryFormatError, Table
-from perpsignal_cli.backtesting.importing.times import _SLASH_DATE, _date_text
+from perpsignal_cli.backtesting.importing.times import _date_text, slash_match
 
 
 def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[list[str]]:
@@ -86,7 +86,7 @@ def _is_data_row(row: Sequence[str]) -> bool:
         return True
     except ValueError:
         pass
-    if _date_text(row[0].strip()) is None and not _SLASH_DATE.match(row[0]):
+    if _date_text(row[0].strip()) is None and not slash_match(row[0]):
         return False
     numbers = 0
     for cell in row[1:]:

@@ -24,7 +24,7 @@ from perpsignal_cli.backtesting.importing.options import (
     _ColumnUse,
     _spec,
 )
-from perpsignal_cli.backtesting.importing.times import _SLASH_DATE, parse_time_ms
+from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match
 
 # the importers' one logger, whichever module logs
 log = logging.getLogger("perpsignal_cli.backtesting.importers")
@@ -273,8 +273,8 @@ def _slash_fields(row: Sequence[Any], at: int) -> tuple[int, int, str] | None:
     cell = row[at] if at < len(row) else None
     if not isinstance(cell, str):
         return None
-    m = _SLASH_DATE.match(cell)
-    return None if m is None else (int(m[1]), int(m[2]), cell.strip())
+    m = slash_match(cell)
+    return None if m is None else (int(m["a"]), int(m["b"]), cell.strip())
 
 
 def _with_date_order(res: Resolved, table: Table, path: Path) -> Resolved:

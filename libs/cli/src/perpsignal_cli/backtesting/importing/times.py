@@ -3,6 +3,7 @@ day.month.year and slash dates (in the order the file proves), all as epoch ms U
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import email.utils
 import re
@@ -38,7 +39,7 @@ def parse_time_ms(raw: Any, order: str | None = None) -> int:
         except ValueError:
             parsed = _date_text(text, order)
             if parsed is None:
-                if order is None and _SLASH_DATE.match(text):
+                if order is None and slash_match(text):
                     raise HistoryFormatError(
                         f"unreadable time {raw!r}: day/month/year or month/day/year? "
                         "(--date-order dmy or mdy)"
@@ -93,12 +94,23 @@ _DOTTED_DATE = re.compile(r"(\d\d?)\.(\d\d?)\.(\d{4})(\s.*)?$")
 
 # a slash date with the year last, as Excel (day or month first, by the machine's locale),
 # Investing.com and many venues' downloads write it: `01/02/2024 00:00`, `2/1/2024 13:05:00`,
-# `1/2/24 1:05 PM`; a time, when given, after a space or a T
+# `1/2/24 1:05 PM`; a time, when given, after a space or a T. Dashes (`15-11-2021`) read
+# alike, with a four-digit year only (`21-11-15` may be year first)
 _SLASH_DATE = re.compile(
-    r"\s*(\d{1,2})/(\d{1,2})/(\d{4}|\d\d)"
-    r"(?:(?:\s+|T)(\d{1,2}):(\d\d)(?::(\d\d)(\.\d{1,9})?)?(?:\s*([AaPp])\.?[Mm]\.?)?)?"
+    r"\s*(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d\d)"
+    r"(?:(?:\s+|T)(?P<hour>\d{1,2}):(?P<minute>\d\d)(?::(?P<sec>\d\d)(?P<frac>\.\d{1,9})?)?"
+    r"(?:\s*(?P<half>[AaPp])\.?[Mm]\.?)?)?"
     r"(?=\s|$|[+-]\d)"
 )
+
+
+def slash_match(text: str) -> re.Match[str] | None:
+    """Match a date with the year last (`_SLASH_DATE`); its `a` and `b` are day and month
+    in an order the file decides."""
+    m = _SLASH_DATE.match(text)
+    if m is None or (m["sep"] == "-" and len(m["year"]) == 2):
+        return None
+    return m
 
 
 def _slash_date(text: str, order: str) -> datetime | None:
@@ -106,10 +118,11 @@ def _slash_date(text: str, order: str) -> datetime | None:
 
     A two-digit year is 20yy (no market data predates 2009); 12 AM is midnight, 12 PM noon.
     """
-    m = _SLASH_DATE.match(text)
+    m = slash_match(text)
     if m is None:
         return None
-    first, second, year_s, hour_s, minute, sec, frac, half = m.groups()
+    first, second, year_s = m["a"], m["b"], m["year"]
+    hour_s, minute, sec, frac, half = m["hour"], m["minute"], m["sec"], m["frac"], m["half"]
     day, month = (int(first), int(second)) if order == "dmy" else (int(second), int(first))
     year = int(year_s) + 2000 if len(year_s) == 2 else int(year_s)
     hour = int(hour_s or 0)
@@ -128,6 +141,31 @@ def _slash_date(text: str, order: str) -> datetime | None:
         return None
 
 
+_YEAR_FIRST = re.compile(r"(\d{4})([/.])(\d\d?)\2(\d\d?)(\s.*|T.*)?$")
+
+# a month by its English name: `Jan 02, 2024`, `January 2, 2024` (Investing.com's older
+# downloads, US sites), `02 Jan 2024`, `02-Jan-24` (Excel), a time after them
+_NAMED_MONTH = re.compile(
+    r"(?:(?P<d1>\d{1,2})[ -](?P<m1>[A-Za-z]{3,9})\.?[ -](?P<y1>\d{4}|\d\d)"
+    r"|(?P<m2>[A-Za-z]{3,9})\.? (?P<d2>\d{1,2}),? (?P<y2>\d{4}))(?P<rest>\s.*)?$"
+)
+_MONTHS = {
+    name.lower(): k
+    for k in range(1, 13)
+    for name in (calendar.month_abbr[k], calendar.month_name[k])
+} | {"sept": 9}
+
+
+def _named_month(m: re.Match[str]) -> str | None:
+    """Return the ISO text of a date with a month name, or None when the name is none."""
+    month = _MONTHS.get((m["m1"] or m["m2"]).lower())
+    if month is None:
+        return None
+    day, year = int(m["d1"] or m["d2"]), m["y1"] or m["y2"]
+    full = int(year) + 2000 if len(year) == 2 else int(year)
+    return f"{full:04d}-{month:02d}-{day:02d}{m['rest'] or ''}"
+
+
 def _date_text(text: str, order: str | None = None) -> datetime | None:
     """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
     Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123;
@@ -135,15 +173,20 @@ def _date_text(text: str, order: str | None = None) -> datetime | None:
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     bare = _ZONE_WORD.sub("", text)
-    if re.match(r"\d{4}/\d\d?/\d\d?", bare):
-        bare = bare.replace("/", "-", 2)
-    elif order is not None and _SLASH_DATE.match(bare):
+    year_first = _YEAR_FIRST.match(bare)  # 2021/11/15, MetaTrader's 2021.11.15
+    if year_first:
+        year, _, month, day, rest = year_first.groups()
+        bare = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
+    elif order is not None and slash_match(bare):
         return _slash_date(bare, order)
     # day.month.year: how European spreadsheets write a date (never month first)
     dotted = _DOTTED_DATE.match(bare)
     if dotted:
         day, month, year, rest = dotted.groups()
         bare = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
+    named = _NAMED_MONTH.match(bare)
+    if named:
+        bare = _named_month(named) or bare
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(bare)  # naive: UTC, as the caller takes it
     with contextlib.suppress(TypeError, ValueError, IndexError):

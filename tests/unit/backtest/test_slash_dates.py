@@ -236,3 +236,47 @@ def test_what_only_looks_like_a_date_is_refused(text: str) -> None:
     """A dash date with a two-digit year may be year first (21-11-15): not guessed."""
     with pytest.raises(imp.HistoryFormatError, match="unreadable time"):
         imp.parse_time_ms(text, "dmy")
+
+
+def _split(lines: list[str], day: str, clock: str, sep: str, header: str | None) -> list[str]:
+    """An `open_time,...` CSV with its time as a date column and a time-of-day column."""
+    out = [] if header is None else [header]
+    for line in lines[1:]:
+        ms, *rest = line.split(",")
+        at = datetime.fromtimestamp(int(ms) / 1000, UTC)
+        out.append(sep.join([f"{at:{day}}", f"{at:{clock}}", *rest]))
+    return out
+
+
+def test_a_metatrader_5_export_reads_its_date_and_time_columns_together(
+    tmp_path: Path, xrp_lines: list[str]
+) -> None:
+    """MetaTrader 5's bar export: tab-separated `<DATE>` (2021.11.15) and `<TIME>` (00:05:00).
+    The time of day alone was taken as the time: unreadable."""
+    head = "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<VOL>"
+    path = _write(tmp_path / "XRPUSD_M5.csv", _split(xrp_lines, "%Y.%m.%d", "%H:%M:%S", "\t", head))
+    got = imp.read_candles(path)
+    assert got.open_ms == _epochs(xrp_lines) and got.timeframe == "5m"
+
+
+def test_a_metatrader_4_history_without_a_header_reads_by_position(
+    tmp_path: Path, xrp_lines: list[str]
+) -> None:
+    """MetaTrader 4's history export: `2021.11.15,00:05,open,high,low,close,volume`, seven
+    values like Bybit's klines (where the time of day would be the open)."""
+    path = _write(tmp_path / "XRPUSD5.csv", _split(xrp_lines, "%Y.%m.%d", "%H:%M", ",", None))
+    got = imp.read_candles(path)
+    assert got.open_ms == _epochs(xrp_lines)
+    assert got.close == [float(ln.split(",")[4]) for ln in xrp_lines[1:]]
+
+
+def test_slash_dates_beside_a_time_column_are_decided_as_slash_dates(
+    tmp_path: Path, ftx_january: list[str]
+) -> None:
+    """`Date,Time,...` with day-first dates: the date column is where the order shows."""
+    lines = _split(ftx_january, "%d/%m/%Y", "%H:%M", ",", "Date,Time,Open,High,Low,Close,Volume")
+    path = _write(tmp_path / "btc.csv", lines)
+    assert imp.read_candles(path).open_ms == _epochs(ftx_january)  # the 13th decides
+    twelve_days = [ln for ln in lines if not ln.startswith("13/")]
+    with pytest.raises(imp.HistoryFormatError, match="'01/01/2022' read day/month/year"):
+        imp.read_candles(_write(tmp_path / "btc12.csv", twelve_days))

@@ -75,6 +75,7 @@ from perpsignal_cli.backtesting.importing.resolving import (
     Resolved,
     number,
     resolve,
+    row_time,
     rows_date_order,
     same_symbol,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "read_table",
     "read_taker_flow",
     "resolve",
+    "row_time",
     "rows_date_order",
     "same_symbol",
     "timeframe_label",

@@ -257,7 +257,7 @@ def _timeframe_s(path: Path) -> int | None:
         rows = list(itertools_islice(table.rows, 20))
         res = imp.resolve("candles", imp.Table(table.header, rows, table.what), path)
         order = imp.rows_date_order(res, rows, path)
-        times = sorted(imp.parse_time_ms(res.raw(r, "time"), order) for r in rows)
+        times = sorted(imp.parse_time_ms(imp.row_time(res, r), order) for r in rows)
     except (imp.HistoryFormatError, OSError, ValueError):
         return None
     steps = [b - a for a, b in itertools.pairwise(times) if b > a]

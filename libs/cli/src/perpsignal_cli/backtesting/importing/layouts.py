@@ -159,10 +159,24 @@ _KUCOIN_CANDLE = {
 _KRAKEN_OHLC = {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "volume": 6}
 
 
+# MetaTrader 4's history export: the date and the time of day in two columns, then OHLCV
+_METATRADER4 = {
+    "day": 0,
+    "time": 1,
+    "open": 2,
+    "high": 3,
+    "low": 4,
+    "close": 5,
+    "volume": 6,
+}
+
 KINDS: dict[str, Kind] = {
     "candles": Kind(
         fields=(
             _TIME,
+            # the date when the time column holds only a time of day (MetaTrader 5's
+            # `<DATE>`, `<TIME>`; `Date,Time,...` of many tools): they are read together
+            Field("day", ("date", "day")),
             Field("open", ("open", "o", "open_price", "openPrice"), required=True),
             Field("high", ("high", "h", "high_price", "highPrice"), required=True),
             Field("low", ("low", "l", "low_price", "lowPrice"), required=True),
@@ -207,6 +221,7 @@ KINDS: dict[str, Kind] = {
             Layout("OKX candles (9 columns)", _OKX_CANDLE, width=9),
             Layout("Bybit kline (7 columns)", _BYBIT_KLINE, width=7),
             Layout("KuCoin candles (7 columns, open-close-high-low)", _KUCOIN_CANDLE, width=7),
+            Layout("MetaTrader 4 history (7 columns: date, time, OHLCV)", _METATRADER4, width=7),
             Layout("Kraken OHLC (8 columns)", _KRAKEN_OHLC, width=8),
             # CoinGecko /coins/{id}/ohlc: no volume (none is invented: 0, and the notes say so)
             Layout(

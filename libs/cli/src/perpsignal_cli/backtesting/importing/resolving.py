@@ -89,16 +89,21 @@ class Resolved:
 
 
 def _bars_fit(layout: Layout, rows: Sequence[Sequence[Any]]) -> bool:
-    """Return True unless `layout` reads a row of `rows` as an impossible bar."""
+    """Return True unless `layout` reads a row of `rows` as an impossible bar: a price that
+    is no number (MetaTrader's time of day where Bybit has its open) or outside the range."""
     cols = layout.columns
     if not {"open", "high", "low", "close"} <= set(cols):
         return True
     at = [int(cols[n]) for n in ("open", "high", "low", "close")]
     for row in rows:
         try:
-            o, h, lo, c = (float(row[i]) for i in at)
-        except (TypeError, ValueError, IndexError):
-            continue
+            o, h, lo, c = (number(row[i]) for i in at)
+        except IndexError:
+            continue  # a short row is no bar under any layout
+        except HistoryFormatError:
+            return False
+        if o is None or h is None or lo is None or c is None:
+            continue  # a missing bar fits every layout
         if lo > min(o, c) or h < max(o, c):
             return False
     return True
@@ -298,6 +303,8 @@ def _with_date_order(res: Resolved, table: Table, path: Path) -> Resolved:
         table.rows = rows = it if head is None else itertools.chain([head], it)
     else:
         head = rows[0] if rows else None
+    if head is not None:
+        at = _date_column(res, head)
     example = None if head is None else _slash_fields(head, at)
     if example is None:
         return res  # the common case: no slash dates, nothing more is done
@@ -337,10 +344,9 @@ def rows_date_order(res: Resolved, rows: Sequence[Sequence[Any]], path: Path) ->
     """How the slash dates of a file's first `rows` read: `--date-order`, else what they
     prove, else None (planning a run looks at a few rows; the read itself decides)."""
     given = _DATE_ORDER.get()
-    at = res.index.get("time")
-    if given is not None or at is None:
+    if given is not None or "time" not in res.index or not rows:
         return given
-    proof = _date_proof(rows, at, None, path, whole=True)
+    proof = _date_proof(rows, _date_column(res, rows[0]), None, path, whole=True)
     return None if proof is None else proof[0]
 
 
@@ -404,9 +410,30 @@ def _checked_dates(
         yield row
 
 
+# a time of day alone: MetaTrader's and many tools' `Date,Time,...` give the date beside it
+_CLOCK = re.compile(r"\s*\d{1,2}:\d\d(:\d\d(\.\d+)?)?\s*$")
+
+
+def row_time(res: Resolved, row: Sequence[Any]) -> Any:
+    """Return a row's time as written: its time cell, or its date and time of day joined
+    when the file gives them in two columns (a clock alone is no time)."""
+    raw = res.raw(row, "time")
+    if "day" in res.index and isinstance(raw, str) and _CLOCK.match(raw):
+        return f"{res.raw(row, 'day')} {raw.strip()}"
+    return raw
+
+
+def _date_column(res: Resolved, row: Sequence[Any]) -> int:
+    """Where a row's date is written: its day column when the time column holds a clock."""
+    raw = res.raw(row, "time")
+    if "day" in res.index and isinstance(raw, str) and _CLOCK.match(raw):
+        return res.index["day"]
+    return res.index["time"]
+
+
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
     try:
-        return parse_time_ms(res.raw(row, "time"), res.date_order)
+        return parse_time_ms(row_time(res, row), res.date_order)
     except HistoryFormatError as exc:
         raise HistoryFormatError(f"{path}: {exc}") from None
 

@@ -15,6 +15,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.importing import archives
 from perpsignal_cli.backtesting.pipeline import load_history
 from perpsignal_common.events.market import LiquidationOrderV1
 
@@ -875,7 +876,7 @@ def test_a_decompression_bomb_is_refused_without_unpacking_it_all(
     import io
     import zipfile
 
-    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 1 << 20)
     body = b"[" + b" " * (4 << 20) + b"]"  # 4 MiB of JSON, a few KiB packed
     bomb = tmp_path / "candles.json.gz"
     bomb.write_bytes(gzip.compress(body))
@@ -895,7 +896,7 @@ def test_a_gzipped_csv_is_read_as_it_goes(tmp_path: Path, monkeypatch: pytest.Mo
     """A gzipped CSV larger than the cap on packed files reads (it is never held whole)."""
     import gzip
 
-    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 1 << 10)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 1 << 10)
     text = HEADER + "".join(",".join(map(str, r)) + "\n" for r in _bars(500))
     assert len(text) > 1 << 14
     path = tmp_path / "BTCUSDT-1m.csv.gz"
@@ -908,7 +909,7 @@ def test_a_plain_json_file_past_the_cap_is_refused_unparsed(
 ) -> None:
     """JSON is parsed whole (~10x its size in Python objects): a multi-gigabyte dump took
     the machine's memory before anything was said."""
-    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 1 << 20)
     rows = [[T0 + i * 60_000, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(40_000)]
     path = tmp_path / "BTCUSDT-1m.json"
     path.write_text(json.dumps(rows))
@@ -924,3 +925,18 @@ def test_binary_junk_is_called_binary_not_an_empty_file(
     path.write_bytes(b"\x00\x01\x02binary" * 100)
     assert _run(tmp_path, path) == 2
     _one_line_error(capsys, "candles.csv: binary data (NUL bytes)")
+
+
+@pytest.mark.parametrize("jobs", ["0", "-2"])
+def test_a_jobs_count_below_one_is_refused_before_the_history_is_read(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    jobs: str,
+) -> None:
+    """It was said only once every input had been imported (minutes, for a year of 1m)."""
+    candles = _csv(tmp_path / "BTCUSDT-1m.csv", [list(r) for r in _bars()])
+    with caplog.at_level("INFO"):
+        assert _run(tmp_path, candles, "--jobs", jobs) == 2
+    _one_line_error(capsys, "--jobs must be >= 1")
+    assert "read as candles" not in caplog.text

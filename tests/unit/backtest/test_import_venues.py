@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.importing import archives
+from perpsignal_cli.backtesting.pipeline import load_history
 
 
 @pytest.fixture(scope="module")
@@ -583,6 +585,118 @@ def test_unprefixed_pairs_apply_only_where_the_column_exists(tmp_path: Path) -> 
         imp.read_funding(funding, "X")
 
 
+def test_a_columns_pair_no_input_has_is_refused_naming_the_columns(
+    tmp_path: Path, xrp_small: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo (`close=clsoe`) was ignored: the run went on reading `close`, whatever column
+    the user meant. Now it is one line naming the pair and the file's columns."""
+    args = ["--symbol", "XRPUSDT", "--candles", str(xrp_small), "--out", str(tmp_path / "r")]
+    args += ["--no-progress", "--quiet", "--jobs", "1", "--columns", "close=clsoe"]
+    assert backtest.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == (
+        "perpsignal backtest: --columns close=clsoe: no input file has the column 'clsoe' "
+        "(xrp_5m_small.csv: open_time, open, high, low, close, volume)"
+    )
+    assert not (tmp_path / "r" / "report.json").exists()
+
+
+def test_an_unprefixed_named_pair_skips_a_file_without_a_header(
+    tmp_path: Path, xrp_small: Path, market: Path
+) -> None:
+    """`time=ts` is for the candles' header; a header-less funding file was refused for it
+    ("no header, so --columns time needs a position") instead of read by position."""
+    lines = xrp_small.read_text().splitlines()
+    candles = _write(tmp_path, "c.csv", "\n".join(["ts,open,high,low,close,volume", *lines[1:]]))
+    rows = (market / "XRP_USDT_USDT-8h-funding_rate.csv").read_text().splitlines()[1:]
+    funding = _write(tmp_path, "f.csv", "\n".join(rows) + "\n")
+    with imp.column_overrides(imp.parse_column_map(["time=ts"])):
+        h = load_history("XRPUSDT", candles, funding=funding)
+    read = next(s for s in h.sources if s.name == "funding")
+    assert read.events == len(rows)
+
+
+def test_an_investing_com_download_reads_as_its_bars(tmp_path: Path, market: Path) -> None:
+    """Investing.com's historical-data CSV: quoted cells, the close called `Price`, month-first
+    dates, thousands separators, volumes abbreviated (`1.15M`, `-` for none), a change column,
+    newest first. It was refused for want of a close column, and with `--columns close=Price`
+    at its first volume ('1.15M' is not a number)."""
+    src = market / "XRP_USDT_USDT-1h-futures.csv"
+    ref = imp.read_candles(src)
+    rows = [line.split(",") for line in src.read_text().splitlines()[1:]]
+    out = ['"Date","Price","Open","High","Low","Vol.","Change %"']
+    for k, (ms, o, h, lo, c, v) in enumerate(reversed(rows)):
+        at = datetime.fromtimestamp(int(ms) / 1000, UTC)
+        vol = "-" if k == 0 else f"{float(v) / 1e6:.2f}M" if k % 2 else f"{float(v) / 1e3:.2f}K"
+        prices = (f"{float(x) * 1000:,}" for x in (c, o, h, lo))  # past 1,000: separators
+        out.append(",".join(f'"{x}"' for x in (f"{at:%m/%d/%Y %H:%M}", *prices, vol, "0.12%")))
+    path = _write(tmp_path, "XRP_USD Historical Data.csv", "\n".join(out) + "\n")
+    got = imp.read_candles(path)
+    assert got.open_ms == ref.open_ms and got.timeframe == "1h"
+    for column in ("open", "high", "low", "close"):
+        assert getattr(got, column) == pytest.approx([x * 1000 for x in getattr(ref, column)])
+    # as written: 2 decimals of millions or of thousands
+    assert got.volume[:-1] == pytest.approx(ref.volume[:-1], abs=5_000)
+    assert got.volume[-1] == 0.0  # `-`: no volume given
+
+
+def test_a_coinmarketcap_download_is_stamped_at_each_bar_s_open(
+    tmp_path: Path, market: Path
+) -> None:
+    """CoinMarketCap's CSV (`;`, quoted ISO times) ends with `timestamp`, the bar's last
+    instant (`...T23:59:59.999Z`): read as the time, every bar opened a bar late."""
+    src = market / "XRP_USDT_USDT-1h-futures.csv"
+    ref = imp.read_candles(src)
+    head = "timeOpen;timeClose;timeHigh;timeLow;name;open;high;low;close;volume;marketCap;timestamp"
+    out = [head]
+    for line in src.read_text().splitlines()[1:]:
+        ms, o, h, lo, c, v = line.split(",")
+        opened = datetime.fromtimestamp(int(ms) / 1000, UTC)
+        last = opened + timedelta(hours=1, milliseconds=-1)
+        times = [f'"{t.isoformat(timespec="milliseconds").replace("+00:00", "Z")}"'
+                 for t in (opened, last, opened, opened)]  # fmt: skip
+        out.append(";".join([*times, '"52"', o, h, lo, c, v, "1.0", times[1]]))
+    got = imp.read_candles(_write(tmp_path, "XRP_1H_graph_coinmarketcap.csv", "\n".join(out)))
+    assert got.open_ms == ref.open_ms and got.close == ref.close and got.timeframe == "1h"
+
+
+def test_dydx_v4_candles(tmp_path: Path, market: Path) -> None:
+    """dYdX v4's indexer `/v4/candles/perpetualMarkets/{ticker}`: newest first, ISO
+    `startedAt`, base and USD volumes (`baseTokenVolume`, `usdVolume`). It was refused for
+    want of a time column, and with `--columns time=startedAt` read without its volumes."""
+    src = market / "XRP_USDT_USDT-1h-futures.csv"
+    ref = imp.read_candles(src)
+    candles = []
+    for line in reversed(src.read_text().splitlines()[1:]):
+        ms, o, h, lo, c, v = line.split(",")
+        at = datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="milliseconds")
+        candles.append({
+            "startedAt": at.replace("+00:00", "Z"), "ticker": "XRP-USD", "resolution": "1HOUR",
+            "low": lo, "high": h, "open": o, "close": c, "baseTokenVolume": v,
+            "usdVolume": str(float(v) * float(c)), "trades": 7, "startingOpenInterest": "1.5",
+            "orderbookMidPriceOpen": o, "orderbookMidPriceClose": c,
+        })  # fmt: skip
+    got = imp.read_candles(_write(tmp_path, "dydx-XRP-USD-1HOUR.json", {"candles": candles}))
+    assert got.open_ms == ref.open_ms and got.close == ref.close and got.volume == ref.volume
+    usd = [v * c for v, c in zip(ref.volume, ref.close, strict=True)]
+    assert got.quote_volume == pytest.approx(usd)
+
+
+@pytest.mark.parametrize(
+    ("cell", "value"),
+    [("68.97K", 68_970.0), ("1.2M", 1_200_000.0), ("3.4B", 3.4e9), ("-", None), (" - ", None)],
+)
+def test_abbreviated_and_absent_numbers(cell: str, value: float | None) -> None:
+    assert imp.number(cell) == (value if value is None else pytest.approx(value))
+
+
+@pytest.mark.parametrize("cell", ["K", "1.2X", "--", "1.2MM"])
+def test_what_only_looks_abbreviated_is_no_number(cell: str) -> None:
+    with pytest.raises(imp.HistoryFormatError, match="is not a number"):
+        imp.number(cell)
+
+
 def test_okx_download_csv_takes_base_volume_not_contracts(tmp_path: Path) -> None:
     # OKX's historical-data CSVs: `vol` counts contracts, `vol_ccy` is the base volume
     path = _write(
@@ -723,6 +837,29 @@ def test_a_compressed_arrow_file_past_the_cap_is_refused_before_it_is_unpacked(
         feather.write_feather(table, path, compression="lz4", chunksize=20_000)
     assert path.stat().st_size < 2 << 20
     assert len(imp.read_candles(path)) == n  # under the cap: read
-    monkeypatch.setattr(imp, "MAX_UNPACKED_BYTES", 4 << 20)
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 4 << 20)
     with pytest.raises(imp.HistoryFormatError, match="more than 4 MiB to read whole"):
+        imp.read_candles(path)
+
+
+@pytest.mark.filterwarnings("ignore:Feather V1 files are deprecated")  # old files still exist
+def test_a_feather_v1_file_past_the_cap_is_refused(
+    tmp_path: Path, market: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every other file read whole is refused past MAX_UNPACKED_BYTES; a feather v1 file
+    (Arrow's first feather format, never compressed) was read whatever its size, then made
+    into Python rows (~10x its size)."""
+    ftx = market / "ftx-btc-perp-20211231-20220201_1m.csv"
+    rows = [line.split(",") for line in ftx.read_text().splitlines()[1:]]
+    table = pa.table({
+        "date": pa.array([int(r[0]) for r in rows], pa.int64()),
+        **{c: pa.array([float(r[i + 1]) for r in rows]) for i, c in enumerate(
+            ("open", "high", "low", "close", "volume"))},
+    })  # fmt: skip
+    path = tmp_path / "BTC_USDT-1m.feather"
+    feather.write_feather(table, path, version=1)
+    assert path.read_bytes()[:4] == b"FEA1" and path.stat().st_size > 2 << 20
+    assert len(imp.read_candles(path)) == len(rows)  # under the cap: read
+    monkeypatch.setattr(archives, "MAX_UNPACKED_BYTES", 2 << 20)
+    with pytest.raises(imp.HistoryFormatError, match=r"BTC_USDT-1m\.feather: more than 2 MiB"):
         imp.read_candles(path)

@@ -4,8 +4,10 @@ become the events the live ingestor produces, and reach the scorer's factors."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,3 +155,67 @@ def test_backtest_inputs_reach_the_factors(market: Path, tmp_path: Path) -> None
     assert backtest.build_parser().parse_args(
         ["--symbol", "X", "--candles", "c", "--liquidations", "l", "--social", "s"]
     ).liquidations == Path("l")
+
+
+# --- values no reader may take: NaN is how pandas writes "none", an infinity or a negative
+# ratio is no value (each was a traceback: ZeroDivisionError, ValueError, OverflowError) ---
+
+
+def _rows_of(api: Path, name: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads((api / name).read_text())["data"]
+    return rows
+
+
+def test_a_long_short_ratio_that_is_nan_is_missing_and_a_negative_one_refused(
+    api: Path, tmp_path: Path
+) -> None:
+    """OKX's rubik long/short rows are `[ts, ratio]`: the ratio alone gives the share."""
+    rows = _rows_of(api, "coinglass/long-short-ratio__global-longshort-account-ratio.json")
+    pairs = [[r["time"], r["global_account_long_short_ratio"]] for r in rows]
+    path = tmp_path / "ls.json"
+    path.write_text(json.dumps([pairs[0], [pairs[1][0], math.nan]]))
+    assert [e.ratio for e in imp.read_long_short(path, "BTCUSDT")] == [pairs[0][1]]
+    for bad in (-1.0, -3.0, math.inf):
+        path.write_text(json.dumps([pairs[0], [pairs[1][0], bad]]))
+        with pytest.raises(imp.HistoryFormatError, match=rf"ls\.json: .*ratio {bad}"):
+            imp.read_long_short(path, "BTCUSDT")
+
+
+def test_a_fear_greed_value_that_is_nan_is_missing_and_an_infinite_one_refused(
+    market: Path, tmp_path: Path
+) -> None:
+    lines = (market / "alternative_me-fear_greed-1d.csv").read_text().splitlines()[:20]
+    t = lines[5].split(",")[0]
+    path = tmp_path / "fng.csv"
+    path.write_text("\n".join([*lines[:5], f"{t},nan", *lines[6:]]) + "\n")
+    assert len(imp.read_fear_greed(path)) == len(lines) - 2
+    path.write_text("\n".join([*lines[:5], f"{t},inf", *lines[6:]]) + "\n")
+    with pytest.raises(imp.HistoryFormatError, match=r"fng\.csv: .*value inf"):
+        imp.read_fear_greed(path)
+
+
+def test_a_social_alt_rank_that_is_nan_is_missing(api: Path, tmp_path: Path) -> None:
+    body = json.loads((api / "lunarcrush/coins_coin_time-series_v2.json").read_text())
+    row = body["data"][0]
+    body["data"].append({**row, "time": row["time"] + 3600})  # the next hour's, as recorded
+    body["data"][0]["alt_rank"] = math.nan
+    path = tmp_path / "social.json"
+    path.write_text(json.dumps(body))
+    events = imp.read_social(path, "ETHUSDT")
+    assert events[0].alt_rank is None and events[1].alt_rank == body["data"][1]["alt_rank"]
+    body["data"][0]["alt_rank"] = math.inf
+    path.write_text(json.dumps(body))
+    with pytest.raises(imp.HistoryFormatError, match=r"social\.json: .*alt_rank inf"):
+        imp.read_social(path, "ETHUSDT")
+
+
+@pytest.mark.parametrize("window", [math.nan, math.inf, -3600.0])
+def test_a_liquidation_window_that_is_no_length_is_refused(
+    api: Path, tmp_path: Path, window: float
+) -> None:
+    rows = _rows_of(api, "coinglass/liquidation__liquidation-history.json")
+    rows[1]["window_s"] = window
+    path = tmp_path / "liq.json"
+    path.write_text(json.dumps(rows))
+    with pytest.raises(imp.HistoryFormatError, match=r"liq\.json: .*window_s"):
+        imp.read_liquidations(path, "BTC")

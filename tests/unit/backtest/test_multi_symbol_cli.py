@@ -269,3 +269,26 @@ def test_of_two_candle_files_the_finest_is_used_whatever_their_names(
     assert [(j.symbol, Path(j.candles).name) for j in the_plan.jobs] == [("XRPETH", "XRP_ETH.csv")]
     skipped = next(f for f in the_plan.files if f.path.endswith("XRP_ETH-5m.csv"))
     assert skipped.status == "skipped" and "finer candles (XRP_ETH.csv)" in (skipped.reason or "")
+
+
+def test_a_columns_pair_is_checked_against_every_input_of_the_run(
+    market: Path, tmp_path: Path
+) -> None:
+    """`close=last` is for ADA's file only: ETH's run reads its own `close` (one symbol's
+    files need not have every pair's column); a pair no input has is refused, naming them."""
+    d = tmp_path / "in"
+    d.mkdir()
+    _head(market / "ETH_BTC-5m.csv", d / "ETH_BTC-5m.csv", 300)
+    ada = (market / "ADA_BTC-5m.csv").read_text().splitlines()[:301]
+    assert ada[0] == "open_time,open,high,low,close,volume"
+    (d / "ADA_BTC-5m.csv").write_text("\n".join(["open_time,open,high,low,last,volume", *ada[1:]]))
+    ok = cli(d, "--columns", "close=last", "--out", tmp_path / "ok", "--quiet", "--jobs", "1")
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads((tmp_path / "ok" / "summary.json").read_text())
+    status = {s["symbol"]: s["status"] for s in summary["symbols"]}
+    assert status == {"ADABTC": "ok", "ETHBTC": "ok"}
+    typo = cli(d, "--columns", "close=lsat", "--out", tmp_path / "typo", "--quiet", "--jobs", "1")
+    assert typo.returncode == 2
+    last = typo.stderr.splitlines()[-1]
+    assert last.startswith("perpsignal backtest: --columns close=lsat: no input file has")
+    assert "ADA_BTC-5m.csv: open_time, open, high, low, last, volume" in last

@@ -144,3 +144,27 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n")
     assert backtest.main(["--symbol", "X", "--candles", str(bad), "--out", str(tmp_path)]) == 2
+
+
+def test_candles_without_volume_give_the_same_signals_and_the_report_says_so(
+    xrp_small: Path, market: Path, tmp_path: Path
+) -> None:
+    """A file without volume (CoinGecko OHLC, mark-price candles) reads as volume 0. No
+    factor, judge rule or report figure reads candle volume, so its signals are those of the
+    same bars with their volumes; the report's notes say the volumes are unknown, not zero
+    (it was said only in a log line)."""
+    lines = xrp_small.read_text().splitlines()
+    assert lines[0].endswith(",volume")
+    bare = tmp_path / "xrp_5m_no_volume.csv"
+    bare.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    full, without = _history(xrp_small, market), _history(bare, market)
+    assert set(without.base.volume) == {0.0} and set(full.base.volume) != {0.0}
+
+    def scored(h: History) -> dict[datetime, dict[str, Any]]:
+        return {t: {k: v for k, v in s.items() if k != "candles"} for t, s in _signals(h).items()}
+
+    same = scored(full)
+    assert same and scored(without) == same
+    said = [n for n in without.notes if "volume" in n]
+    assert len(said) == 1 and "unknown, not zero" in said[0]
+    assert not [n for n in full.notes if "volume" in n]

@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         "time=ts,close=c or funding.rate=fr*0.01 (a kind. prefix limits a pair to one "
         "input; a number is a position; *k scales); repeatable",
     )
+    p.add_argument(
+        "--date-order",
+        choices=("dmy", "mdy"),
+        help="how slash dates such as 01/02/2024 read (dmy: day first, mdy: month first) "
+        "when a file's rows do not show it by a number above 12",
+    )
     p.add_argument("--out", type=Path, default=Path("backtest-report"), help="report folder")
     p.add_argument(
         "--timeframe",
@@ -196,6 +202,9 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.jobs is not None and args.jobs < 1:  # said before any history is read
+        print("perpsignal backtest: --jobs must be >= 1", file=sys.stderr)
+        return 2
     from perpsignal_cli.backtesting.cliargs import out_folder, valid_symbol
 
     if args.inputs or args.list:
@@ -219,6 +228,7 @@ def main(argv: list[str]) -> int:
     from perpsignal_cli.backtesting.importers import (
         HistoryFormatError,
         column_overrides,
+        date_order,
         parse_column_map,
     )
     from perpsignal_cli.backtesting.pipeline import ServiceConfigError, load_history
@@ -237,7 +247,7 @@ def main(argv: list[str]) -> int:
             print(f"perpsignal backtest: no such file: {path}", file=sys.stderr)
             return 2
     try:
-        with column_overrides(parse_column_map(args.columns or [])):
+        with column_overrides(parse_column_map(args.columns or [])), date_order(args.date_order):
             history = load_history(
                 args.symbol.upper(),
                 args.candles,

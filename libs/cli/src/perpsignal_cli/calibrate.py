@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="name unknown columns, as in `perpsignal backtest` (repeatable)",
     )
     p.add_argument(
+        "--date-order",
+        choices=("dmy", "mdy"),
+        help="how slash dates such as 01/02/2024 read, as in `perpsignal backtest`",
+    )
+    p.add_argument(
         "--timeframe",
         choices=sorted(TIMEFRAME_SECONDS, key=lambda tf: TIMEFRAME_SECONDS[tf]),
         help="scoring timeframe (default 15m, or the candles' own when coarser)",
@@ -214,7 +219,11 @@ def main(argv: list[str]) -> int:
 
 def _load(args: argparse.Namespace) -> tuple[History, tuple[int | None, int | None]]:
     """Import the inputs as `perpsignal backtest` does (same importers, same range cut)."""
-    from perpsignal_cli.backtesting.importers import column_overrides, parse_column_map
+    from perpsignal_cli.backtesting.importers import (
+        column_overrides,
+        date_order,
+        parse_column_map,
+    )
     from perpsignal_cli.backtesting.pipeline import load_history
     from perpsignal_cli.backtesting.timerange import parse_timerange, restrict
 
@@ -226,7 +235,7 @@ def _load(args: argparse.Namespace) -> tuple[History, tuple[int | None, int | No
     for path in (args.candles, *paths.values()):
         if path is not None and not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
-    with column_overrides(parse_column_map(args.columns or [])):
+    with column_overrides(parse_column_map(args.columns or [])), date_order(args.date_order):
         history = load_history(args.symbol.upper(), args.candles, timeframe=args.timeframe, **paths)
     if span != (None, None):
         history = restrict(history, *span)

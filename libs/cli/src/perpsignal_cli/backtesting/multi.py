@@ -256,7 +256,8 @@ def _timeframe_s(path: Path) -> int | None:
         table = _head_table(path)
         rows = list(itertools_islice(table.rows, 20))
         res = imp.resolve("candles", imp.Table(table.header, rows, table.what), path)
-        times = sorted(imp.parse_time_ms(res.raw(r, "time")) for r in rows)
+        order = imp.rows_date_order(res, rows, path)
+        times = sorted(imp.parse_time_ms(imp.row_time(res, r), order) for r in rows)
     except (imp.HistoryFormatError, OSError, ValueError):
         return None
     steps = [b - a for a, b in itertools.pairwise(times) if b > a]
@@ -626,6 +627,7 @@ def run_job(job: Job) -> SymbolResult:
     symbol's auxiliary files is retried without it (the symbol still runs on the rest).
     """
     from perpsignal_cli import backtest
+    from perpsignal_cli.backtesting.importers import columns_checked_elsewhere
 
     started = time.perf_counter()
     cpu0 = _cpu_s()
@@ -633,7 +635,9 @@ def run_job(job: Job) -> SymbolResult:
     dropped: dict[str, str] = {}
     while True:
         try:
-            with _output_to(log):
+            # an unprefixed --columns pair may be for another symbol's files: the plan
+            # checked that some input has each
+            with _output_to(log), columns_checked_elsewhere():
                 rc = backtest.main(job.argv())
         except SystemExit as exc:  # argparse refusing an option
             rc = exc.code if isinstance(exc.code, int) else 2
@@ -1170,11 +1174,12 @@ def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from perpsignal_cli.backtesting.importers import (
         HistoryFormatError,
         column_overrides,
+        date_order,
         parse_column_map,
     )
 
     try:
-        with column_overrides(parse_column_map(args.columns or [])):
+        with column_overrides(parse_column_map(args.columns or [])), date_order(args.date_order):
             the_plan = plan(
                 entries,
                 args.out,

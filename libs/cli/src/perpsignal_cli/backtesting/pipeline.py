@@ -196,6 +196,11 @@ def load_history(
     notes: list[str] = []
     if base.gaps():
         notes.append(f"{base.gaps()} {base.timeframe} candles absent between first and last")
+    if base.volume_missing:
+        notes.append(
+            "the candles have no volume column: every bar's volume is 0, unknown, not zero "
+            "(no factor, judge rule or report figure reads candle volume; --events-out writes 0)"
+        )
     if primary.partial_buckets:
         notes.append(
             f"{primary.partial_buckets} {tf} candles built from fewer {base.timeframe} bars "

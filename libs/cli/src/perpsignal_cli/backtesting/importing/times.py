@@ -1,0 +1,210 @@
+"""Times as exports write them: epoch s/ms/us/ns, ISO and database texts, date digits,
+day.month.year and slash dates (in the order the file proves), all as epoch ms UTC."""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import email.utils
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from perpsignal_cli.backtesting.importing.base import HistoryFormatError
+from perpsignal_common.events.market import (
+    TIMEFRAME_SECONDS,
+)
+
+
+def parse_time_ms(raw: Any, order: str | None = None) -> int:
+    """Return epoch ms from epoch s/ms/us/ns (by magnitude), an ISO string or a datetime.
+
+    `order` (`dmy`, `mdy`): how a slash date (`01/02/2024`) reads; without it such a date
+    is refused, never guessed (the file decides it: `_with_date_order`).
+    """
+    if isinstance(raw, datetime):
+        dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
+        return round(dt.timestamp() * 1000)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        value = float(raw)
+    else:
+        text = str(raw).strip()
+        if order is not None:  # a file of slash dates: each row is one, read first
+            slash = _slash_date(_ZONE_WORD.sub("", text), order)
+            if slash is not None:
+                slash = slash if slash.tzinfo is not None else slash.replace(tzinfo=UTC)
+                return round(slash.timestamp() * 1000)
+        try:
+            value = float(text)
+        except ValueError:
+            parsed = _date_text(text, order)
+            if parsed is None:
+                if order is None and slash_match(text):
+                    raise HistoryFormatError(
+                        f"unreadable time {raw!r}: day/month/year or month/day/year? "
+                        "(--date-order dmy or mdy)"
+                    ) from None
+                raise HistoryFormatError(f"unreadable time {raw!r}") from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return round(parsed.timestamp() * 1000)
+    # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
+    if not 0 <= value < 1e20:
+        raise HistoryFormatError(f"unreadable time {raw!r}")
+    for lo, hi, fmt in _COMPACT_DATES:
+        if lo <= value <= hi:
+            compact = _compact_date(value, fmt)
+            if compact is not None:
+                return compact
+    if value >= 1e17:  # nanoseconds (pandas / Arrow timestamps)
+        return int(value // 1_000_000)
+    if value >= 1e14:  # microseconds (Binance spot files since 2025)
+        return int(value // 1000)
+    if value < 1e11:  # seconds (alternative.me, many exporters)
+        return int(value * 1000)
+    return int(value)
+
+
+# digits of a date (20220101, 202201011530, 20220101153000: daily exports, MetaTrader, Stooq):
+# read by magnitude they were 1970s or 2600s times, no market's, and a daily file was "1 s
+# bars". No epoch time of 2000-2099 in s, ms, us or ns has 8, 12 or 14 digits starting 20.
+_COMPACT_DATES = (
+    (20_000_101, 20_991_231, "%Y%m%d"),
+    (200_001_010_000, 209_912_312_359, "%Y%m%d%H%M"),
+    (20_000_101_000_000, 20_991_231_235_959, "%Y%m%d%H%M%S"),
+)
+
+
+def _compact_date(value: float, fmt: str) -> int | None:
+    """Return epoch ms of `value` read as the digits of a UTC date in `fmt`, or None."""
+    if not value.is_integer():
+        return None
+    try:
+        at = datetime.strptime(str(int(value)), fmt).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return round(at.timestamp() * 1000)
+
+
+_ZONE_WORD = re.compile(r"\s*(UTC|GMT|Z)$", re.IGNORECASE)
+
+
+_DOTTED_DATE = re.compile(r"(\d\d?)\.(\d\d?)\.(\d{4})(\s.*)?$")
+
+
+# a slash date with the year last, as Excel (day or month first, by the machine's locale),
+# Investing.com and many venues' downloads write it: `01/02/2024 00:00`, `2/1/2024 13:05:00`,
+# `1/2/24 1:05 PM`; a time, when given, after a space or a T. Dashes (`15-11-2021`) read
+# alike, with a four-digit year only (`21-11-15` may be year first)
+_SLASH_DATE = re.compile(
+    r"\s*(?P<a>\d{1,2})(?P<sep>[/-])(?P<b>\d{1,2})(?P=sep)(?P<year>\d{4}|\d\d)"
+    r"(?:(?:\s+|T)(?P<hour>\d{1,2}):(?P<minute>\d\d)(?::(?P<sec>\d\d)(?P<frac>\.\d{1,9})?)?"
+    r"(?:\s*(?P<half>[AaPp])\.?[Mm]\.?)?)?"
+    r"(?=\s|$|[+-]\d)"
+)
+
+
+def slash_match(text: str) -> re.Match[str] | None:
+    """Match a date with the year last (`_SLASH_DATE`); its `a` and `b` are day and month
+    in an order the file decides."""
+    m = _SLASH_DATE.match(text)
+    if m is None or (m["sep"] == "-" and len(m["year"]) == 2):
+        return None
+    return m
+
+
+def _slash_date(text: str, order: str) -> datetime | None:
+    """Return a slash date read in `order` (`dmy` or `mdy`), or None when it is none.
+
+    A two-digit year is 20yy (no market data predates 2009); 12 AM is midnight, 12 PM noon.
+    """
+    m = slash_match(text)
+    if m is None:
+        return None
+    first, second, year_s = m["a"], m["b"], m["year"]
+    hour_s, minute, sec, frac, half = m["hour"], m["minute"], m["sec"], m["frac"], m["half"]
+    day, month = (int(first), int(second)) if order == "dmy" else (int(second), int(first))
+    year = int(year_s) + 2000 if len(year_s) == 2 else int(year_s)
+    hour = int(hour_s or 0)
+    if half is not None:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if half in "Pp" else 0)
+    tail = text[m.end() :].strip()
+    try:
+        if not tail:  # the common case: built directly (a file of them is read per row)
+            micro = int((frac[1:] + "00000")[:6]) if frac else 0
+            return datetime(year, month, day, hour, int(minute or 0), int(sec or 0), micro, UTC)
+        iso = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute or '00'}:{sec or '00'}"
+        return datetime.fromisoformat(f"{iso}{frac or ''}{tail}")  # with its UTC offset
+    except ValueError:  # no such day (31/02), hour or offset
+        return None
+
+
+_YEAR_FIRST = re.compile(r"(\d{4})([/.])(\d\d?)\2(\d\d?)(\s.*|T.*)?$")
+
+# a month by its English name: `Jan 02, 2024`, `January 2, 2024` (Investing.com's older
+# downloads, US sites), `02 Jan 2024`, `02-Jan-24` (Excel), a time after them
+_NAMED_MONTH = re.compile(
+    r"(?:(?P<d1>\d{1,2})[ -](?P<m1>[A-Za-z]{3,9})\.?[ -](?P<y1>\d{4}|\d\d)"
+    r"|(?P<m2>[A-Za-z]{3,9})\.? (?P<d2>\d{1,2}),? (?P<y2>\d{4}))(?P<rest>\s.*)?$"
+)
+_MONTHS = {
+    name.lower(): k
+    for k in range(1, 13)
+    for name in (calendar.month_abbr[k], calendar.month_name[k])
+} | {"sept": 9}
+
+
+def _named_month(m: re.Match[str]) -> str | None:
+    """Return the ISO text of a date with a month name, or None when the name is none."""
+    month = _MONTHS.get((m["m1"] or m["m2"]).lower())
+    if month is None:
+        return None
+    day, year = int(m["d1"] or m["d2"]), m["y1"] or m["y2"]
+    full = int(year) + 2000 if len(year) == 2 else int(year)
+    return f"{full:04d}-{month:02d}-{day:02d}{m['rest'] or ''}"
+
+
+def _date_text(text: str, order: str | None = None) -> datetime | None:
+    """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
+    Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123;
+    with `order`, a slash date with the year last (`_slash_date`)."""
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    bare = _ZONE_WORD.sub("", text)
+    year_first = _YEAR_FIRST.match(bare)  # 2021/11/15, MetaTrader's 2021.11.15
+    if year_first:
+        year, _, month, day, rest = year_first.groups()
+        bare = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
+    elif order is not None and slash_match(bare):
+        return _slash_date(bare, order)
+    # day.month.year: how European spreadsheets write a date (never month first)
+    dotted = _DOTTED_DATE.match(bare)
+    if dotted:
+        day, month, year, rest = dotted.groups()
+        bare = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
+    named = _NAMED_MONTH.match(bare)
+    if named:
+        bare = _named_month(named) or bare
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(bare)  # naive: UTC, as the caller takes it
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return email.utils.parsedate_to_datetime(text)
+    return None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ms_to_dt(ms: int) -> datetime:
+    """Return the aware UTC datetime of epoch milliseconds."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def timeframe_of(seconds: int) -> str:
+    """Return the timeframe label of a bar length; raise when the platform has none."""
+    for name, secs in TIMEFRAME_SECONDS.items():
+        if secs == seconds:
+            return name
+    raise HistoryFormatError(f"bar length {seconds}s is not a platform timeframe")

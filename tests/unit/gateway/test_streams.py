@@ -414,3 +414,31 @@ async def test_a_message_that_is_not_json_text_is_answered_with_a_close_reason(m
             close = await _closed_with(ws)
         assert close.code == 1003 and "JSON" in close.reason
         await eventually(lambda: not app.state.hub.clients["signals"], what="client gone")
+
+
+async def test_a_symbol_in_another_script_streams_and_the_long_s_is_not_sol(server) -> None:
+    """币安人生USDT (a real perpetual) reaches its subscriber; a long-s "sol" is not SOL."""
+    from urllib.parse import quote
+
+    app, base = server
+    real = "币安人生USDT"
+    url = f"{base}/ws/signals?apiKey=k1&symbols={quote('币安人生')}"
+    plain = f"{base}/ws/signals?apiKey=k1"
+    async with websockets.connect(url) as ws, websockets.connect(plain) as s:
+        assert (await _next_of_type(ws, "subscribed"))["filters"]["symbols"] == [real]
+        await _next_of_type(s, "subscribed")
+        await s.send(json.dumps({"type": "subscribe", "symbols": ["\u017fol", "币安人生usdt"]}))
+        assert (await _next_of_type(s, "subscribed"))["filters"]["symbols"] == [
+            "\u017fOLUSDT",
+            real,
+        ]
+        app.state.model.apply(b.signal("SOLUSDT", score=90))  # neither asked for SOL
+        event = b.signal(real, score=80, price=0.05)  # the real scorer, for this symbol
+        app.state.model.apply(event)
+        for client in (ws, s):
+            (got,) = await _signals(client, 1)
+            assert json.loads(got) == json.loads(_expected(event))  # SOLUSDT's came before
+        # an invisible joiner inside a symbol would silently never match: refused, named
+        await ws.send(json.dumps({"type": "subscribe", "symbols": ["币安\u200d人生USDT"]}))
+        close = await _closed_with(ws)
+    assert close.code == 1008 and "not a symbol" in close.reason

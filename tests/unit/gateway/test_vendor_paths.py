@@ -130,3 +130,15 @@ async def test_a_number_no_vendor_can_mean_is_refused_before_the_vendor(
     fine = '{"operation": "coinglass.exchange_chain_tx_list", "min_usd": 1000000.5}'
     assert (await client.post("/invoke", content=fine, headers=headers)).status_code == 200
     assert seen == ["/api/v3/api/exchange/chain/tx/list?min_usd=1000000.5"]
+
+
+async def test_a_symbol_in_another_script_reaches_the_vendor_percent_encoded(make_client, echo):
+    """币安人生USDT is a real Binance perpetual: the vendor gets its UTF-8, percent-encoded."""
+    base, seen = echo
+    _, client = await make_client(vendor_env={"BINANCE_FAPI_BASE_URL": base})
+    r = await client.post(
+        "/invoke",
+        json={"operation": "binance.constituents", "args": {"symbol": "币安人生USDT"}},
+    )
+    assert r.status_code == 200, r.text
+    assert seen == ["/api/v3/fapi/v1/constituents?symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT"]

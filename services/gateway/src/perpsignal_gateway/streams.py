@@ -25,7 +25,7 @@ from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_gateway.schemas import LiquidationOut, signal_out
-from perpsignal_gateway.symbols import normalize_symbol
+from perpsignal_gateway.symbols import is_symbol, normalize_symbol
 from perpsignal_gateway.wsframes import DirectWriter, Outgoing
 
 log = logging.getLogger(__name__)
@@ -313,9 +313,15 @@ class StreamHub:
 def parse_subscription(raw: Mapping[str, object]) -> Subscription:
     """Read filters from a subscribe message or query parameters (lenient about types).
 
-    Raises `SubscriptionRefused` for more than MAX_FILTER_ITEMS symbols or verdicts.
+    Raises `SubscriptionRefused` for more than MAX_FILTER_ITEMS symbols or verdicts, and for
+    a symbol the REST routes refuse (an invisible joiner would silently never match).
     """
     symbols = _items(raw.get("symbols"))
+    bad = next((s for s in symbols if not is_symbol(s)), None)
+    if bad is not None:
+        raise SubscriptionRefused(
+            POLICY_CLOSE_CODE, f"not a symbol: {bad[:20]!a} (letters, digits, _ . : / + $ -)"
+        )
     verdicts = _items(raw.get("verdicts"))
     try:
         min_score = float(str(raw.get("minScore", raw.get("min_score", 0)) or 0))

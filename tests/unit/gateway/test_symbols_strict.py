@@ -138,6 +138,15 @@ async def test_case_folding_never_turns_one_symbol_into_another(make_client) -> 
     assert (await client.get("/signals/sol")).json()["symbol"] == "SOLUSDT"  # ASCII still folds
 
 
+@pytest.mark.parametrize("raw", HOSTILE.values(), ids=HOSTILE.keys())
+async def test_the_dashboard_candles_route_refuses_what_the_symbol_path_refuses(
+    make_client, raw
+) -> None:
+    _, client = await make_client()
+    r = await client.get(f"/ui/candles/{quote(raw, safe='')}")
+    assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "symbol", r.text
+
+
 async def test_the_published_patterns_take_the_symbol_and_compile_everywhere(make_client):
     """The document's patterns (Python re in the contract fuzz, ECMAScript in clients) take
     币安人生USDT and refuse its look-alikes, exactly as the server's validator decides."""

@@ -262,6 +262,8 @@ def create_app(
         judge_limit=cfg.gateway_judge_rate_limit,
         vendor_limit=cfg.gateway_vendor_rate_limit,
         research_limit=cfg.gateway_research_rate_limit,
+        public_limit=cfg.gateway_public_rate_limit,
+        unlimited_paths=PROBE_PATHS,
         tickets=app.state.tickets,
         # a long-lived key in a URL ends up in proxies' logs: tickets only in staging/prod
         allow_query_key=cfg.environment not in SECURE_ENVIRONMENTS,

@@ -127,6 +127,12 @@ class GatewaySettings(ServiceSettings):
         default="60/minute",
         description="Wrong keys or tickets allowed per client before 429 (`limits` notation)",
     )
+    gateway_public_rate_limit: str = Field(
+        default="600/minute",
+        description="Per-client-address limit of the paths served without a key (the "
+        "dashboard and its assets, /docs, /redoc, the OpenAPI documents); the probes "
+        "/healthz, /readyz and /metrics are never limited (`limits` notation)",
+    )
     gateway_judge_rate_limit: str = Field(
         default="10/minute", description="POST /judge/validate (LLM judge) budget per key"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -376,3 +377,48 @@ async def test_a_non_finite_number_is_named_as_such(make_client, literal) -> Non
         assert detail["type"] == "finite_number", (path, detail)
     query = await client.get("/signals", params={"minScore": literal.lower()})
     assert query.json()["error"]["details"][0]["type"] == "finite_number"
+
+
+@pytest.mark.parametrize("name", ["%61piKey", "api%4Bey", "api%5Fkey", "%61%70%69%4b%65%79"])
+async def test_a_percent_encoded_key_name_is_redacted_from_the_server_log(
+    caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """The server's query parser decodes "%61piKey" to apiKey and authenticates with it: the
+    WebSocket line uvicorn logs carried the long-lived key in clear."""
+    import websockets
+
+    from tests.unit.gateway.test_streams import open_gateway
+
+    key = "long-lived-key-0123456789abcdef"
+    caplog.handler.addFilter(RedactingFilter([]))  # what install_redaction puts on handlers
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        async with open_gateway(gateway_api_keys=key, uvicorn_log_level="info") as (_, port):
+            url = f"ws://127.0.0.1:{port}/ws/signals?symbols=BTC&{name}={key}"
+            async with websockets.connect(url) as ws:
+                subscribed = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert subscribed["type"] == "subscribed"  # the server read the name as apiKey
+    lines = [r.getMessage() for r in caplog.records if "WebSocket" in r.getMessage()]
+    assert lines and all(key not in line for line in lines), lines
+    assert any(f"{name}=***" in line for line in lines), lines
+
+
+def test_query_redaction_decodes_names_and_values_and_ends_values_where_the_parser_does() -> None:
+    flt = RedactingFilter(["key-alpha-secret"])
+    cases = {
+        "/x?api+key=plus-secret": "plus-secret",  # "+" is a space: "api key"
+        "/x?API_KEY=upper-secret": "upper-secret",
+        "/x?%2561piKey=double-secret": "double-secret",  # once more behind a proxy
+        "/x?apiKey=semi;colon-secret": "colon-secret",  # parse_qs ends a value only at "&"
+        '/x?apiKey=quo"te-secret': "te-secret",
+        "/x?symbols=BTC&note=%6Bey-alpha-secret": "ey-alpha-secret",  # a configured key, encoded
+        "/x?symbols=BTC&note=key%2Dalpha%2Dsecret": "alpha",
+    }
+    for path, secret in cases.items():
+        record = logging.makeLogRecord(
+            {"msg": '%s - "WebSocket %s" [accepted]', "args": ("a", path)}
+        )
+        flt.filter(record)
+        assert secret not in record.getMessage(), (path, record.getMessage())
+    kept = logging.makeLogRecord({"msg": "GET /signals?symbols=BTC&monkey=1&keys=2"})
+    flt.filter(kept)
+    assert kept.getMessage() == "GET /signals?symbols=BTC&monkey=1&keys=2"  # no other name

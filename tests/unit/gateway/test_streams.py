@@ -201,14 +201,21 @@ async def test_a_client_gone_before_its_subscribed_message_leaves_no_subscriber(
 
 
 @contextlib.asynccontextmanager
-async def open_gateway(**overrides: Any) -> AsyncIterator[tuple[Any, int]]:
+async def open_gateway(
+    *, uvicorn_log_level: str = "warning", **overrides: Any
+) -> AsyncIterator[tuple[Any, int]]:
     """A gateway app with `overrides` served by a real uvicorn on a free port."""
     cfg = settings(**overrides)
     app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
     port = free_port()
     srv = _QuietServer(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level=uvicorn_log_level,
+            log_config=None,  # as main() runs it: uvicorn's records reach the root handlers
+            ws=cfg.gateway_ws_impl,
         )
     )
     task = asyncio.create_task(srv.serve())

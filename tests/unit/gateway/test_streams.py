@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -449,3 +450,53 @@ async def test_a_symbol_in_another_script_streams_and_the_long_s_is_not_sol(serv
         await ws.send(json.dumps({"type": "subscribe", "symbols": ["币安\u200d人生USDT"]}))
         close = await _closed_with(ws)
     assert close.code == 1008 and "not a symbol" in close.reason
+
+
+async def test_a_client_that_stops_reading_on_a_quiet_stream_is_closed_by_the_send_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Too few messages to overflow its queue: the stalled socket was held without end, its
+    task waiting on the full socket, its heartbeats never sent, its key's slot taken."""
+    async with _serving(
+        gateway_ws_heartbeat_s=0.2,
+        gateway_ws_queue_size=10_000,  # never overflows here: only the deadline can act
+        gateway_ws_send_timeout_s=1.0,
+        gateway_ws_max_per_key=2,
+    ) as (app, url):
+        hub = app.state.hub
+        hub.close_timeout_s = 0.5
+        healthy = await websockets.connect(url, max_queue=None)
+        assert json.loads(await healthy.recv())["type"] == "subscribed"
+        stalled = await _stalled_subscriber(url)
+        await eventually(lambda: len(hub.clients["signals"]) == 2, what="2 subscribers")
+        port = stalled.getsockname()[1]
+        (client,) = [c for c in hub.clients["signals"] if c.ws.scope["client"][1] == port]
+        client.writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+        )
+        events = []
+        try:
+            # fill its socket until its own task is stuck in a send, then publish nothing more
+            while not (client.sending and not client.writer.ready()) and len(events) < 2000:
+                n = len(events)
+                events.append(
+                    b.signal("SOLUSDT", score=float(n % 100), at=b.T0 + timedelta(seconds=n))
+                )
+                app.state.model.apply(events[-1])
+                await asyncio.sleep(0.002)
+            assert client.queue.qsize() < 10_000, "the queue overflowed: not the quiet case"
+            with caplog.at_level(logging.INFO, logger="perpsignal_gateway.streams"):
+                await eventually(
+                    lambda: client not in hub.clients["signals"], timeout=5, what="stalled dropped"
+                )
+                await eventually(lambda: sum(hub.open.values()) == 1, timeout=5, what="slot freed")
+            assert any("stopped reading" in r.getMessage() for r in caplog.records)
+            # the one reading got everything, in order, and its heartbeats go on
+            assert await _signals(healthy, len(events)) == [_expected(e) for e in events]
+            assert (await _next_of_type(healthy, "heartbeat"))["type"] == "heartbeat"
+            # its place is free again for the same key
+            async with websockets.connect(url) as again:
+                assert (await _next_of_type(again, "subscribed"))["type"] == "subscribed"
+        finally:
+            stalled.close()
+            await healthy.close()

@@ -135,6 +135,7 @@ def create_app(
         hub = StreamHub(
             queue_size=cfg.gateway_ws_queue_size,
             heartbeat_s=cfg.gateway_ws_heartbeat_s,
+            send_timeout_s=cfg.gateway_ws_send_timeout_s,
             max_per_client=cfg.gateway_ws_max_per_key,
         )
         model.listeners.append(hub.publish)

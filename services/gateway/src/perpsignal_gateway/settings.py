@@ -75,6 +75,13 @@ class GatewaySettings(ServiceSettings):
     gateway_judge_timeout_s: float = 20.0
     gateway_ws_queue_size: int = 256
     gateway_ws_heartbeat_s: float = 15.0
+    gateway_ws_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A WebSocket message (or heartbeat) the client has not taken within this "
+        "many seconds closes the socket with 1013: a client that stopped reading holds no "
+        "connection slot, queue or task past it",
+    )
     gateway_ws_max_per_key: int = Field(
         default=20,
         ge=1,

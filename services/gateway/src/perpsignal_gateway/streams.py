@@ -5,7 +5,9 @@ up gets the frame bytes (built once per framing, see `wsframes`) written straigh
 transport. A client whose socket is full (its transport is over its high-water mark) or that
 already has messages waiting gets the message on its bounded queue instead, which its own
 task sends in order; a client that cannot keep up overflows the queue and is closed with 1013
-("try again later") and may reconnect.
+("try again later") and may reconnect. A client that stops reading while the stream is quiet
+never overflows: its task waits on the full socket, so every send (a heartbeat too) has a
+deadline (`send_timeout_s`), past which it is closed with 1013 the same way.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ MESSAGE_BURST = 20
 MESSAGES_PER_S = 1.0
 HEARTBEAT = '{"type":"heartbeat"}'
 CLOSE_TIMEOUT_S = 5.0  # a dropped client that does not take its close frame is cut off
+SEND_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -87,6 +90,10 @@ class SubscriptionRefused(ValueError):
         self.code = code
 
 
+class ClientStalled(Exception):
+    """A send to the client missed its deadline: the socket is full and not being read."""
+
+
 class Client:
     """One connected socket with its bounded queue (and, when possible, a direct writer)."""
 
@@ -98,6 +105,7 @@ class Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.sub = Subscription()
         self.overflowed = asyncio.Event()
+        self.stalled = False  # a send missed its deadline: the client stopped reading
         self.writer = writer
         self.sending = False  # the client's task is inside send_text
         self.last_sent = asyncio.get_running_loop().time()
@@ -147,11 +155,13 @@ class StreamHub:
         queue_size: int = 256,
         heartbeat_s: float = 15.0,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        send_timeout_s: float = SEND_TIMEOUT_S,
         max_per_client: int = 20,
     ) -> None:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.close_timeout_s = close_timeout_s
+        self.send_timeout_s = send_timeout_s
         self.clients: dict[str, set[Client]] = {"signals": set(), "liquidations": set()}
         # open sockets per caller identity (key, or client address when auth is off): each
         # holds a queue, two tasks and a buffer, so one key cannot open thousands
@@ -221,7 +231,7 @@ class StreamHub:
         try:
             client.sending = True  # "subscribed" comes first: meanwhile signals are queued
             try:
-                await ws.send_text(_dumps({"type": "subscribed", "filters": _sub_json(sub)}))
+                await self._send(client, _dumps({"type": "subscribed", "filters": _sub_json(sub)}))
             finally:
                 client.sending = False
             tasks = {
@@ -230,6 +240,8 @@ class StreamHub:
                 asyncio.create_task(client.overflowed.wait()),
             }
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except ClientStalled:
+            pass  # not even "subscribed" was taken: closed below
         finally:
             for task in tasks:
                 task.cancel()
@@ -238,7 +250,18 @@ class StreamHub:
                     await task
             self.clients[stream].discard(client)
             WS_CLIENTS.labels(stream).dec()
-            if client.overflowed.is_set():
+            if client.stalled:
+                WS_DROPPED.labels(stream).inc()
+                log.info(
+                    "dropped websocket client that stopped reading",
+                    extra={"stream": stream, "send_timeout_s": self.send_timeout_s},
+                )
+                await self._close(
+                    client,
+                    OVERFLOW_CLOSE_CODE,
+                    f"send timeout: nothing read for {self.send_timeout_s:g} s",
+                )
+            elif client.overflowed.is_set():
                 log.info("dropped slow websocket client", extra={"stream": stream})
                 await self._close(client, OVERFLOW_CLOSE_CODE, "buffer overflow: client too slow")
             elif client.refused is not None:
@@ -275,10 +298,22 @@ class StreamHub:
                 text = HEARTBEAT
             client.sending = True
             try:
-                await client.ws.send_text(text)
+                await self._send(client, text)
             finally:
                 client.sending = False
             client.last_sent = loop.time()
+
+    async def _send(self, client: Client, text: str) -> None:
+        """Send `text`; a client that does not take it within send_timeout_s is stalled.
+
+        Raises `ClientStalled` (ending the client's task) after marking it.
+        """
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
+                await client.ws.send_text(text)
+        except TimeoutError:
+            client.stalled = True
+            raise ClientStalled from None
 
     async def _receive_loop(self, client: Client) -> None:
         loop = asyncio.get_running_loop()

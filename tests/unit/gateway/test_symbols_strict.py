@@ -198,3 +198,27 @@ async def test_the_published_patterns_take_the_symbol_and_compile_everywhere(mak
         )
         patterns = json.dumps(list(published.values()))
         subprocess.run(["node", "-e", script, patterns], check=True)  # noqa: ASYNC221
+
+
+async def test_a_refused_symbol_names_the_pattern_the_document_publishes(make_client) -> None:
+    """The 422 quoted the validator's \\p{L} form: not what /openapi.json gave the caller, and
+    no pattern its Python or JavaScript regex engine compiles."""
+    import re
+
+    _, client = await make_client()
+    doc = (await client.get("/openapi.json")).json()
+    (param,) = doc["paths"]["/signals/{symbol}"]["get"]["parameters"][:1]
+    published = param["schema"]["pattern"]
+    for url, body in (
+        (f"/signals/{quote(HOSTILE['zwj'])}", None),
+        ("/gpt/signal", {"symbol": HOSTILE["zwj"]}),
+        (f"/analytics/outcomes-history?symbol={quote(HOSTILE['zwj'])}", None),
+    ):
+        r = await (client.get(url) if body is None else client.post(url, json=body))
+        assert r.status_code == 422, r.text
+        message = r.json()["error"]["details"][0]["message"]
+        assert "\\p{" not in message, message
+        quoted = re.search(r"pattern '(.*)'", message)
+        assert quoted is not None and re.compile(quoted[1]), message
+    path_message = (await client.get(f"/signals/{quote(HOSTILE['zwj'])}")).json()
+    assert published in path_message["error"]["details"][0]["message"]

@@ -88,15 +88,25 @@ def error_response(
     )
 
 
+# validating pattern -> the one the OpenAPI document publishes for it (filled by `symbols`):
+# pydantic's message quotes the validator's \p{L} form, which the caller's regex engine may
+# not compile and which is not the pattern the document gave it
+PUBLISHED_PATTERNS: dict[str, str] = {}
+
+
 def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     """Turn pydantic errors into `[{field, message, type}]`, one per bad field."""
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        message = str(err.get("msg", "invalid"))
+        pattern = (err.get("ctx") or {}).get("pattern")
+        if isinstance(pattern, str) and pattern in PUBLISHED_PATTERNS:
+            message = message.replace(pattern, PUBLISHED_PATTERNS[pattern])
         out.append(
             {
                 "field": ".".join(loc) or "<root>",
-                "message": str(err.get("msg", "invalid")),
+                "message": message,
                 "type": str(err.get("type", "value_error")),
             }
         )

@@ -17,7 +17,7 @@ from typing import Annotated
 from pydantic import StringConstraints, WithJsonSchema
 
 from perpsignal_common.events.values import MAX_SYMBOL_LENGTH
-from perpsignal_gateway.errors import ApiError
+from perpsignal_gateway.errors import PUBLISHED_PATTERNS, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,13 @@ QUERY_SYMBOL_PATTERN, PUBLISHED_QUERY_SYMBOL_PATTERN = _rule(
 )
 # the same in a JSON body or an /invoke argument, where surrounding spaces fit too
 SYMBOL_PATTERN, PUBLISHED_SYMBOL_PATTERN = _rule(r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", spaces=True)
+PUBLISHED_PATTERNS.update(
+    {
+        PATH_SYMBOL_PATTERN: PUBLISHED_PATH_SYMBOL_PATTERN,
+        QUERY_SYMBOL_PATTERN: PUBLISHED_QUERY_SYMBOL_PATTERN,
+        SYMBOL_PATTERN: PUBLISHED_SYMBOL_PATTERN,
+    }
+)
 DESCRIPTION = (
     "BTC, btc, BTCUSDT or 币安人生USDT: letters or digits of any script, _ or . : + $ - "
     "(no invisible joiner, combining mark or variation selector); only a-z are upper-cased"

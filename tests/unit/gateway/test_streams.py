@@ -500,3 +500,26 @@ async def test_a_client_that_stops_reading_on_a_quiet_stream_is_closed_by_the_se
         finally:
             stalled.close()
             await healthy.close()
+
+
+@pytest.mark.parametrize(
+    ("filters", "reason"),
+    [
+        ({"verdicts": ["\u017fkip"]}, "not a verdict"),  # long s: "\u017fkip".upper() == "SKIP"
+        ({"verdicts": ["CONFIRMED"]}, "not a verdict"),  # a typo that would never match
+        ({"minScore": "nan"}, "finite"),  # a NaN minimum lets everything through
+        ({"minScore": "-inf"}, "finite"),
+    ],
+)
+async def test_a_filter_rest_refuses_closes_the_socket_instead_of_silently_misfiltering(
+    server, filters, reason
+) -> None:
+    _, base = server
+    async with websockets.connect(f"{base}/ws/signals?apiKey=k1") as ws:
+        await _next_of_type(ws, "subscribed")
+        await ws.send(json.dumps({"type": "subscribe", **filters}))
+        close = await _closed_with(ws)
+    assert close.code == 1008 and reason in close.reason, close
+    async with websockets.connect(f"{base}/ws/signals?apiKey=k1&verdicts=skip,Wait") as ws:
+        sub = await _next_of_type(ws, "subscribed")  # ASCII case still folds
+    assert sub["filters"]["verdicts"] == ["SKIP", "WAIT"]

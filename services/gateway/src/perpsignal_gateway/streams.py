@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
@@ -25,9 +26,9 @@ from prometheus_client import Counter, Gauge
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import LiquidationOrderV1
-from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.signals import SignalJudgedV1, Verdict
 from perpsignal_gateway.schemas import LiquidationOut, signal_out
-from perpsignal_gateway.symbols import is_symbol, normalize_symbol
+from perpsignal_gateway.symbols import ascii_upper, is_symbol, normalize_symbol
 from perpsignal_gateway.wsframes import DirectWriter, Outgoing
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ MAX_FILTER_ITEMS = 1000
 MESSAGE_BURST = 20
 MESSAGES_PER_S = 1.0
 HEARTBEAT = '{"type":"heartbeat"}'
+VERDICTS = frozenset(get_args(Verdict))
 CLOSE_TIMEOUT_S = 5.0  # a dropped client that does not take its close frame is cut off
 SEND_TIMEOUT_S = 10.0
 
@@ -349,7 +351,8 @@ def parse_subscription(raw: Mapping[str, object]) -> Subscription:
     """Read filters from a subscribe message or query parameters (lenient about types).
 
     Raises `SubscriptionRefused` for more than MAX_FILTER_ITEMS symbols or verdicts, and for
-    a symbol the REST routes refuse (an invisible joiner would silently never match).
+    a symbol, verdict or minimum score the REST routes refuse: a filter that silently never
+    matches ("CONFIRMED", an invisible joiner) or always does (a NaN minimum) is no filter.
     """
     symbols = _items(raw.get("symbols"))
     bad = next((s for s in symbols if not is_symbol(s)), None)
@@ -362,10 +365,20 @@ def parse_subscription(raw: Mapping[str, object]) -> Subscription:
         min_score = float(str(raw.get("minScore", raw.get("min_score", 0)) or 0))
     except (TypeError, ValueError):
         min_score = 0.0
+    if not math.isfinite(min_score):
+        raise SubscriptionRefused(POLICY_CLOSE_CODE, "minScore must be a finite number")
+    # a-z only: "\u017fkip".upper() is "SKIP" (see symbols.ascii_upper)
+    wanted = {ascii_upper(v) for v in verdicts}
+    unknown = sorted(wanted - VERDICTS)
+    if unknown:
+        raise SubscriptionRefused(
+            POLICY_CLOSE_CODE,
+            f"not a verdict: {unknown[0][:20]!a} (one of {', '.join(sorted(VERDICTS))})",
+        )
     return Subscription(
         symbols={normalize_symbol(s) for s in symbols},
         min_score=min_score,
-        verdicts={v.upper() for v in verdicts},
+        verdicts=wanted,
     )
 
 

@@ -523,3 +523,17 @@ async def test_a_filter_rest_refuses_closes_the_socket_instead_of_silently_misfi
     async with websockets.connect(f"{base}/ws/signals?apiKey=k1&verdicts=skip,Wait") as ws:
         sub = await _next_of_type(ws, "subscribed")  # ASCII case still folds
     assert sub["filters"]["verdicts"] == ["SKIP", "WAIT"]
+
+
+async def test_a_repeated_filter_parameter_subscribes_to_every_value(server) -> None:
+    """?symbols=BTC&symbols=ETH (a list as most HTTP clients send it) subscribed to ETH only."""
+    app, base = server
+    url = f"{base}/ws/signals?apiKey=k1&symbols=BTC&symbols=eth,SOL&verdicts=SKIP&verdicts=WAIT"
+    async with websockets.connect(url) as ws:
+        sub = await _next_of_type(ws, "subscribed")
+        assert sub["filters"]["symbols"] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        assert sub["filters"]["verdicts"] == ["SKIP", "WAIT"]
+        event = b.signal("BTCUSDT", score=61, direction="NEUTRAL")  # the judge's WAIT
+        app.state.model.apply(event)
+        (got,) = await _signals(ws, 1)
+    assert json.loads(got) == json.loads(_expected(event))

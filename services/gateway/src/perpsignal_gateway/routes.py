@@ -480,8 +480,12 @@ async def ws_liquidations(ws: WebSocket) -> None:
 async def _stream(ws: WebSocket, stream: str) -> None:
     hub: StreamHub = ws.app.state.hub
     ident = ws.scope.get("state", {}).get(IDENT_STATE, "anonymous")
+    raw: dict[str, object] = dict(ws.query_params)  # one value per name: the last
+    for name in ("symbols", "verdicts"):
+        # ?symbols=BTC&symbols=ETH (how most HTTP clients send a list) means both, not ETH
+        raw[name] = ",".join(ws.query_params.getlist(name))
     try:
-        sub = parse_subscription(dict(ws.query_params))
+        sub = parse_subscription(raw)
     except SubscriptionRefused as exc:  # a browser sees a close code, never a status
         await ws.accept()
         await ws.close(exc.code, str(exc))

@@ -307,6 +307,26 @@ async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:
     assert (await client.get("/liquidations/BTC", params={"limit": 5})).status_code == 200
 
 
+async def test_a_query_parameter_given_twice_is_refused_not_half_read(make_client) -> None:
+    """No parameter takes a list: ?verdict=CONFIRM&verdict=SKIP answered SKIP signals alone."""
+    from tests.unit.gateway import builders as b
+
+    app, client = await make_client()
+    app.state.model.apply(b.signal("BTCUSDT", verdict="CONFIRM"))
+    app.state.model.apply(b.signal("ETHUSDT", verdict="SKIP"))
+    for url in (
+        "/signals?verdict=CONFIRM&verdict=SKIP",
+        "/signals?limit=1&limit=500",
+        "/liquidations/BTC?limit=5&limit=6",
+        "/signals/BTC?debug=false&debug=true",
+    ):
+        r = await client.get(url)
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["error"]["details"][0]["type"] == "repeated", r.text
+    one = await client.get("/signals?verdict=CONFIRM&limit=5")
+    assert [s["symbol"] for s in one.json()["signals"]] == ["BTCUSDT"]
+
+
 async def test_an_error_names_a_bounded_number_of_fields_whatever_the_body(make_client) -> None:
     """Thousands of unknown names in one body were each answered: a reply ten times its size."""
     _, client = await make_client()

@@ -7,6 +7,7 @@ by type and message only and answered with a generic 500.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -166,7 +167,8 @@ async def known_query_only(conn: HTTPConnection) -> None:
     Routes that take a query model already forbid extras; this covers the ones with single
     parameters (and none), which FastAPI would otherwise silently ignore, so a typo such as
     `?limt=5` is an error, not a default. The declared names come from the app's own
-    OpenAPI document, so the two cannot disagree.
+    OpenAPI document, so the two cannot disagree. No parameter takes a list, so one given
+    twice is refused too: `?verdict=CONFIRM&verdict=SKIP` was read as SKIP alone.
     """
     if conn.scope["type"] != "http" or not conn.scope.get("query_string"):
         return
@@ -193,5 +195,22 @@ async def known_query_only(conn: HTTPConnection) -> None:
             [
                 {"field": k, "message": "not a parameter of this operation", "type": "extra"}
                 for k in unknown
+            ],
+        )
+    counts = Counter(k for k, _ in conn.query_params.multi_items())
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        raise ApiError(
+            422,
+            "invalid_arguments",
+            "query parameters given more than once: "
+            + field_names([{"field": k} for k in repeated]),
+            [
+                {
+                    "field": k,
+                    "message": "given more than once (takes one value)",
+                    "type": "repeated",
+                }
+                for k in repeated
             ],
         )

@@ -51,6 +51,28 @@ def test_staging_and_prod_refuse_insecure_settings(
         GatewaySettings(**{**PROD_OK, "environment": environment, **override})
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("gateway_rate_limit", "lots", "not a limit"),
+        ("gateway_rate_limit", "0/minute", "allows nothing"),  # every request was a 429
+        ("gateway_public_rate_limit", "10/fortnight", "not a limit"),
+        ("gateway_judge_rate_limit", "", "not a limit"),
+        ("gateway_auth_failure_limit", "-1/minute", "not a limit"),
+        ("gateway_vendor_rate_limit", "0/second", "allows nothing"),
+        ("gateway_research_rate_limit", "thirty", "not a limit"),
+    ],
+)
+def test_a_limit_that_cannot_work_fails_at_start_up_naming_its_setting(
+    field: str, value: str, named: str
+) -> None:
+    """It was parsed only when the first request built the middleware: a typo failed every
+    request, and 0/minute refused every one with 429, on a gateway that looked healthy."""
+    with pytest.raises(ValueError, match=f"{field.upper()}: .*{named}"):
+        GatewaySettings(**{field: value})
+    assert GatewaySettings(**{field: "5 per second"})  # the notation's other forms still work
+
+
 def test_an_open_gateway_listens_on_loopback_unless_told_otherwise() -> None:
     assert GatewaySettings().listen_host() == "127.0.0.1"
     assert GatewaySettings(gateway_api_keys="k").listen_host() == "0.0.0.0"

@@ -7,7 +7,8 @@ import re
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from limits import parse as parse_limit
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
@@ -201,6 +202,29 @@ class GatewaySettings(ServiceSettings):
                 raise ValueError(
                     f"GATEWAY_ALLOWED_HOSTS: {item!r} is not a host name (no scheme or path)"
                 )
+        return value
+
+    @field_validator(
+        "gateway_rate_limit",
+        "gateway_auth_failure_limit",
+        "gateway_public_rate_limit",
+        "gateway_judge_rate_limit",
+        "gateway_vendor_rate_limit",
+        "gateway_research_rate_limit",
+    )
+    @classmethod
+    def _check_limit(cls, value: str, info: ValidationInfo) -> str:
+        # parsed where the middleware is built, on the first request: a typo failed every
+        # request there, and "0/minute" answered every one 429, instead of failing start-up
+        name = (info.field_name or "").upper()
+        try:
+            item = parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name}: {value!r} is not a limit such as 120/minute or 10/second"
+            ) from exc
+        if item.amount < 1:
+            raise ValueError(f"{name}: {value!r} allows nothing: at least 1 per period")
         return value
 
     @field_validator("gateway_trusted_proxies")

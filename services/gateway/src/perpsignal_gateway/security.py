@@ -98,7 +98,7 @@ class SecurityMiddleware:
         judge_limit: str = "10/minute",
         vendor_limit: str = "60/minute",
         research_limit: str = "30/minute",
-        public_limit: str = "600/minute",
+        public_limit: str = "1200/minute",
         unlimited_paths: frozenset[str] = frozenset(),
         tickets: TicketBook | None = None,
         allow_query_key: bool = True,

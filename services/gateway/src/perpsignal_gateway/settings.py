@@ -136,7 +136,9 @@ class GatewaySettings(ServiceSettings):
         description="Wrong keys or tickets allowed per client before 429 (`limits` notation)",
     )
     gateway_public_rate_limit: str = Field(
-        default="600/minute",
+        # ~15 assets per dashboard page load: room for a few dozen people behind one NAT
+        # address, while one client cannot pull documents and assets without end
+        default="1200/minute",
         description="Per-client-address limit of the paths served without a key (the "
         "dashboard and its assets, /docs, /redoc, the OpenAPI documents); the probes "
         "/healthz, /readyz and /metrics are never limited (`limits` notation)",

@@ -47,6 +47,7 @@ class Gateway:
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_API_KEYS": API_KEY,
             "GATEWAY_RATE_LIMIT": "100000/minute",
+            "GATEWAY_PUBLIC_RATE_LIMIT": "100000/minute",  # every page loads ~15 assets
             "GATEWAY_ON_DEMAND_WAIT_S": "1",
             "LOG_LEVEL": "INFO",
         }

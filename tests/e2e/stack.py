@@ -195,6 +195,7 @@ class Stack:
                 "GATEWAY_PORT": str(self.gateway_port),
                 "GATEWAY_API_KEYS": "e2e-key",
                 "GATEWAY_RATE_LIMIT": "100000/minute",
+                "GATEWAY_PUBLIC_RATE_LIMIT": "100000/minute",  # every page loads ~15 assets
                 "GATEWAY_ON_DEMAND_WAIT_S": "1",
                 "GATEWAY_JUDGE_TIMEOUT_S": "5",
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -48,6 +49,28 @@ def test_staging_and_prod_refuse_insecure_settings(
     GatewaySettings(**{**PROD_OK, "environment": environment})  # the baseline is accepted
     with pytest.raises((ConfigError, ValueError), match=named):
         GatewaySettings(**{**PROD_OK, "environment": environment, **override})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("gateway_rate_limit", "lots", "not a limit"),
+        ("gateway_rate_limit", "0/minute", "allows nothing"),  # every request was a 429
+        ("gateway_public_rate_limit", "10/fortnight", "not a limit"),
+        ("gateway_judge_rate_limit", "", "not a limit"),
+        ("gateway_auth_failure_limit", "-1/minute", "not a limit"),
+        ("gateway_vendor_rate_limit", "0/second", "allows nothing"),
+        ("gateway_research_rate_limit", "thirty", "not a limit"),
+    ],
+)
+def test_a_limit_that_cannot_work_fails_at_start_up_naming_its_setting(
+    field: str, value: str, named: str
+) -> None:
+    """It was parsed only when the first request built the middleware: a typo failed every
+    request, and 0/minute refused every one with 429, on a gateway that looked healthy."""
+    with pytest.raises(ValueError, match=f"{field.upper()}: .*{named}"):
+        GatewaySettings(**{field: value})
+    assert GatewaySettings(**{field: "5 per second"})  # the notation's other forms still work
 
 
 def test_an_open_gateway_listens_on_loopback_unless_told_otherwise() -> None:
@@ -306,6 +329,26 @@ async def test_bodies_and_queries_are_held_to_their_schema(make_client) -> None:
     assert (await client.get("/liquidations/BTC", params={"limit": 5})).status_code == 200
 
 
+async def test_a_query_parameter_given_twice_is_refused_not_half_read(make_client) -> None:
+    """No parameter takes a list: ?verdict=CONFIRM&verdict=SKIP answered SKIP signals alone."""
+    from tests.unit.gateway import builders as b
+
+    app, client = await make_client()
+    app.state.model.apply(b.signal("BTCUSDT", verdict="CONFIRM"))
+    app.state.model.apply(b.signal("ETHUSDT", verdict="SKIP"))
+    for url in (
+        "/signals?verdict=CONFIRM&verdict=SKIP",
+        "/signals?limit=1&limit=500",
+        "/liquidations/BTC?limit=5&limit=6",
+        "/signals/BTC?debug=false&debug=true",
+    ):
+        r = await client.get(url)
+        assert r.status_code == 422, (url, r.text)
+        assert r.json()["error"]["details"][0]["type"] == "repeated", r.text
+    one = await client.get("/signals?verdict=CONFIRM&limit=5")
+    assert [s["symbol"] for s in one.json()["signals"]] == ["BTCUSDT"]
+
+
 async def test_an_error_names_a_bounded_number_of_fields_whatever_the_body(make_client) -> None:
     """Thousands of unknown names in one body were each answered: a reply ten times its size."""
     _, client = await make_client()
@@ -376,3 +419,48 @@ async def test_a_non_finite_number_is_named_as_such(make_client, literal) -> Non
         assert detail["type"] == "finite_number", (path, detail)
     query = await client.get("/signals", params={"minScore": literal.lower()})
     assert query.json()["error"]["details"][0]["type"] == "finite_number"
+
+
+@pytest.mark.parametrize("name", ["%61piKey", "api%4Bey", "api%5Fkey", "%61%70%69%4b%65%79"])
+async def test_a_percent_encoded_key_name_is_redacted_from_the_server_log(
+    caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """The server's query parser decodes "%61piKey" to apiKey and authenticates with it: the
+    WebSocket line uvicorn logs carried the long-lived key in clear."""
+    import websockets
+
+    from tests.unit.gateway.test_streams import open_gateway
+
+    key = "long-lived-key-0123456789abcdef"
+    caplog.handler.addFilter(RedactingFilter([]))  # what install_redaction puts on handlers
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        async with open_gateway(gateway_api_keys=key, uvicorn_log_level="info") as (_, port):
+            url = f"ws://127.0.0.1:{port}/ws/signals?symbols=BTC&{name}={key}"
+            async with websockets.connect(url) as ws:
+                subscribed = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert subscribed["type"] == "subscribed"  # the server read the name as apiKey
+    lines = [r.getMessage() for r in caplog.records if "WebSocket" in r.getMessage()]
+    assert lines and all(key not in line for line in lines), lines
+    assert any(f"{name}=***" in line for line in lines), lines
+
+
+def test_query_redaction_decodes_names_and_values_and_ends_values_where_the_parser_does() -> None:
+    flt = RedactingFilter(["key-alpha-secret"])
+    cases = {
+        "/x?api+key=plus-secret": "plus-secret",  # "+" is a space: "api key"
+        "/x?API_KEY=upper-secret": "upper-secret",
+        "/x?%2561piKey=double-secret": "double-secret",  # once more behind a proxy
+        "/x?apiKey=semi;colon-secret": "colon-secret",  # parse_qs ends a value only at "&"
+        '/x?apiKey=quo"te-secret': "te-secret",
+        "/x?symbols=BTC&note=%6Bey-alpha-secret": "ey-alpha-secret",  # a configured key, encoded
+        "/x?symbols=BTC&note=key%2Dalpha%2Dsecret": "alpha",
+    }
+    for path, secret in cases.items():
+        record = logging.makeLogRecord(
+            {"msg": '%s - "WebSocket %s" [accepted]', "args": ("a", path)}
+        )
+        flt.filter(record)
+        assert secret not in record.getMessage(), (path, record.getMessage())
+    kept = logging.makeLogRecord({"msg": "GET /signals?symbols=BTC&monkey=1&keys=2"})
+    flt.filter(kept)
+    assert kept.getMessage() == "GET /signals?symbols=BTC&monkey=1&keys=2"  # no other name

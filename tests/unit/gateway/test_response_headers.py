@@ -364,6 +364,23 @@ async def test_open_gateway_refuses_cross_site_origins(make_client) -> None:
         assert r.status_code == 200, origin
 
 
+async def test_a_second_origin_header_does_not_pass_a_cross_site_one(make_client) -> None:
+    """The guard read the last Origin, CORS and the app the first: a same-site one after a
+    cross-site one let the cross-site request through the guard."""
+    _, client = await make_client()
+    body = {"operation": "list_signals"}
+    for first, last in (
+        ("https://evil.ex", "http://localhost:8000"),
+        ("http://localhost:8000", "null"),
+    ):
+        headers = [("Host", "localhost:8000"), ("Origin", first), ("Origin", last)]
+        r = await client.post("/invoke", json=body, headers=headers)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_origin", (
+            first,
+            last,
+        )
+
+
 async def _first_or_close(url: str, **kwargs: Any) -> tuple[str, Any]:
     async with websockets.connect(url, **kwargs) as ws:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -201,14 +202,21 @@ async def test_a_client_gone_before_its_subscribed_message_leaves_no_subscriber(
 
 
 @contextlib.asynccontextmanager
-async def open_gateway(**overrides: Any) -> AsyncIterator[tuple[Any, int]]:
+async def open_gateway(
+    *, uvicorn_log_level: str = "warning", **overrides: Any
+) -> AsyncIterator[tuple[Any, int]]:
     """A gateway app with `overrides` served by a real uvicorn on a free port."""
     cfg = settings(**overrides)
     app = create_app(cfg, vendor_env={}, producer=RecordingProducer(), connect_kafka=False)
     port = free_port()
     srv = _QuietServer(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws=cfg.gateway_ws_impl
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level=uvicorn_log_level,
+            log_config=None,  # as main() runs it: uvicorn's records reach the root handlers
+            ws=cfg.gateway_ws_impl,
         )
     )
     task = asyncio.create_task(srv.serve())
@@ -414,3 +422,118 @@ async def test_a_message_that_is_not_json_text_is_answered_with_a_close_reason(m
             close = await _closed_with(ws)
         assert close.code == 1003 and "JSON" in close.reason
         await eventually(lambda: not app.state.hub.clients["signals"], what="client gone")
+
+
+async def test_a_symbol_in_another_script_streams_and_the_long_s_is_not_sol(server) -> None:
+    """币安人生USDT (a real perpetual) reaches its subscriber; a long-s "sol" is not SOL."""
+    from urllib.parse import quote
+
+    app, base = server
+    real = "币安人生USDT"
+    url = f"{base}/ws/signals?apiKey=k1&symbols={quote('币安人生')}"
+    plain = f"{base}/ws/signals?apiKey=k1"
+    async with websockets.connect(url) as ws, websockets.connect(plain) as s:
+        assert (await _next_of_type(ws, "subscribed"))["filters"]["symbols"] == [real]
+        await _next_of_type(s, "subscribed")
+        await s.send(json.dumps({"type": "subscribe", "symbols": ["\u017fol", "币安人生usdt"]}))
+        assert (await _next_of_type(s, "subscribed"))["filters"]["symbols"] == [
+            "\u017fOLUSDT",
+            real,
+        ]
+        app.state.model.apply(b.signal("SOLUSDT", score=90))  # neither asked for SOL
+        event = b.signal(real, score=80, price=0.05)  # the real scorer, for this symbol
+        app.state.model.apply(event)
+        for client in (ws, s):
+            (got,) = await _signals(client, 1)
+            assert json.loads(got) == json.loads(_expected(event))  # SOLUSDT's came before
+        # an invisible joiner inside a symbol would silently never match: refused, named
+        await ws.send(json.dumps({"type": "subscribe", "symbols": ["币安\u200d人生USDT"]}))
+        close = await _closed_with(ws)
+    assert close.code == 1008 and "not a symbol" in close.reason
+
+
+async def test_a_client_that_stops_reading_on_a_quiet_stream_is_closed_by_the_send_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Too few messages to overflow its queue: the stalled socket was held without end, its
+    task waiting on the full socket, its heartbeats never sent, its key's slot taken."""
+    async with _serving(
+        gateway_ws_heartbeat_s=0.2,
+        gateway_ws_queue_size=10_000,  # never overflows here: only the deadline can act
+        gateway_ws_send_timeout_s=1.0,
+        gateway_ws_max_per_key=2,
+    ) as (app, url):
+        hub = app.state.hub
+        hub.close_timeout_s = 0.5
+        healthy = await websockets.connect(url, max_queue=None)
+        assert json.loads(await healthy.recv())["type"] == "subscribed"
+        stalled = await _stalled_subscriber(url)
+        await eventually(lambda: len(hub.clients["signals"]) == 2, what="2 subscribers")
+        port = stalled.getsockname()[1]
+        (client,) = [c for c in hub.clients["signals"] if c.ws.scope["client"][1] == port]
+        client.writer.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
+        )
+        events = []
+        try:
+            # fill its socket until its own task is stuck in a send, then publish nothing more
+            while not (client.sending and not client.writer.ready()) and len(events) < 2000:
+                n = len(events)
+                events.append(
+                    b.signal("SOLUSDT", score=float(n % 100), at=b.T0 + timedelta(seconds=n))
+                )
+                app.state.model.apply(events[-1])
+                await asyncio.sleep(0.002)
+            assert client.queue.qsize() < 10_000, "the queue overflowed: not the quiet case"
+            with caplog.at_level(logging.INFO, logger="perpsignal_gateway.streams"):
+                await eventually(
+                    lambda: client not in hub.clients["signals"], timeout=5, what="stalled dropped"
+                )
+                await eventually(lambda: sum(hub.open.values()) == 1, timeout=5, what="slot freed")
+            assert any("stopped reading" in r.getMessage() for r in caplog.records)
+            # the one reading got everything, in order, and its heartbeats go on
+            assert await _signals(healthy, len(events)) == [_expected(e) for e in events]
+            assert (await _next_of_type(healthy, "heartbeat"))["type"] == "heartbeat"
+            # its place is free again for the same key
+            async with websockets.connect(url) as again:
+                assert (await _next_of_type(again, "subscribed"))["type"] == "subscribed"
+        finally:
+            stalled.close()
+            await healthy.close()
+
+
+@pytest.mark.parametrize(
+    ("filters", "reason"),
+    [
+        ({"verdicts": ["\u017fkip"]}, "not a verdict"),  # long s: "\u017fkip".upper() == "SKIP"
+        ({"verdicts": ["CONFIRMED"]}, "not a verdict"),  # a typo that would never match
+        ({"minScore": "nan"}, "finite"),  # a NaN minimum lets everything through
+        ({"minScore": "-inf"}, "finite"),
+    ],
+)
+async def test_a_filter_rest_refuses_closes_the_socket_instead_of_silently_misfiltering(
+    server, filters, reason
+) -> None:
+    _, base = server
+    async with websockets.connect(f"{base}/ws/signals?apiKey=k1") as ws:
+        await _next_of_type(ws, "subscribed")
+        await ws.send(json.dumps({"type": "subscribe", **filters}))
+        close = await _closed_with(ws)
+    assert close.code == 1008 and reason in close.reason, close
+    async with websockets.connect(f"{base}/ws/signals?apiKey=k1&verdicts=skip,Wait") as ws:
+        sub = await _next_of_type(ws, "subscribed")  # ASCII case still folds
+    assert sub["filters"]["verdicts"] == ["SKIP", "WAIT"]
+
+
+async def test_a_repeated_filter_parameter_subscribes_to_every_value(server) -> None:
+    """?symbols=BTC&symbols=ETH (a list as most HTTP clients send it) subscribed to ETH only."""
+    app, base = server
+    url = f"{base}/ws/signals?apiKey=k1&symbols=BTC&symbols=eth,SOL&verdicts=SKIP&verdicts=WAIT"
+    async with websockets.connect(url) as ws:
+        sub = await _next_of_type(ws, "subscribed")
+        assert sub["filters"]["symbols"] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        assert sub["filters"]["verdicts"] == ["SKIP", "WAIT"]
+        event = b.signal("BTCUSDT", score=61, direction="NEUTRAL")  # the judge's WAIT
+        app.state.model.apply(event)
+        (got,) = await _signals(ws, 1)
+    assert json.loads(got) == json.loads(_expected(event))

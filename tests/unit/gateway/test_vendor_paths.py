@@ -130,3 +130,36 @@ async def test_a_number_no_vendor_can_mean_is_refused_before_the_vendor(
     fine = '{"operation": "coinglass.exchange_chain_tx_list", "min_usd": 1000000.5}'
     assert (await client.post("/invoke", content=fine, headers=headers)).status_code == 200
     assert seen == ["/api/v3/api/exchange/chain/tx/list?min_usd=1000000.5"]
+
+
+async def test_a_symbol_in_another_script_reaches_the_vendor_percent_encoded(make_client, echo):
+    """币安人生USDT is a real Binance perpetual: the vendor gets its UTF-8, percent-encoded."""
+    base, seen = echo
+    _, client = await make_client(vendor_env={"BINANCE_FAPI_BASE_URL": base})
+    r = await client.post(
+        "/invoke",
+        json={"operation": "binance.constituents", "args": {"symbol": "币安人生USDT"}},
+    )
+    assert r.status_code == 200, r.text
+    assert seen == ["/api/v3/fapi/v1/constituents?symbol=%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9FUSDT"]
+
+
+async def test_a_path_argument_in_another_script_is_sent_percent_encoded(make_client, echo):
+    """A coin named 币安人生 was refused (422) by the ASCII-only path pattern; its look-alike
+    with a zero-width joiner must still be refused, before the vendor is called."""
+    base, seen = echo
+    _, client = await make_client(
+        vendor_env={"LUNARCRUSH_BASE_URL": base, "LUNARCRUSH_API_KEY": "lc-key-1234"}
+    )
+    op = "lunarcrush.coins_meta_v1"
+    r = await client.post("/invoke", json={"operation": op, "args": {"coin": "币安人生"}})
+    assert r.status_code == 200, r.text
+    assert seen == ["/api/v3/public/coins/%E5%B8%81%E5%AE%89%E4%BA%BA%E7%94%9F/meta/v1"]
+    for bad in ("币安\u200d人生", "BTC\u0301", "\u2060BTC", "币安人生\ufe0f"):
+        r = await client.post("/invoke", json={"operation": op, "args": {"coin": bad}})
+        assert r.status_code == 422, (bad, r.text)
+        assert "\\p{" not in r.text  # the 422 quotes the pattern the operation publishes
+    assert len(seen) == 1
+    ops = (await client.get("/invoke/operations", params={"prefix": op})).json()["operations"]
+    pattern = next(o for o in ops if o["name"] == op)["parameters"]["properties"]["coin"]["pattern"]
+    assert re.fullmatch(pattern, "币安人生") and not re.fullmatch(pattern, "币安\u200d人生")

@@ -11,8 +11,10 @@ ReDoc's Google Fonts and Swagger UI's online validator badge are switched off.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import fastapi_offline
 from fastapi import FastAPI
@@ -21,13 +23,59 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from starlette.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from perpsignal_gateway.browser import inline_sources, page_csp
 
 ASSETS_DIR = Path(fastapi_offline.__file__).resolve().parent / "static"
 ASSETS_PREFIX = "/static/apidocs"
+OPENAPI_URL = "/openapi.json"
+
+
+class CachedDocument:
+    """A JSON document served from one serialisation, with a strong ETag.
+
+    FastAPI re-serialises its OpenAPI document (about 300 KB) on every request, on a path that
+    needs no key; here it is serialised once, and a client holding the current version gets
+    a bodiless 304 for its If-None-Match. `no-cache` lets browsers and Swagger UI keep a copy
+    but ask each time, so a redeployed gateway's document is never served stale.
+    """
+
+    def __init__(self) -> None:
+        self._body: bytes | None = None
+        self._etag = ""
+
+    def response(
+        self,
+        request: Request,
+        build: Callable[[], dict[str, Any]],
+        final: Callable[[], bool],
+    ) -> Response:
+        """Answer with the document `build` returns, kept once `final()` says it is complete."""
+        if self._body is None:
+            body = bytes(JSONResponse(build()).body)
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            if not final():  # built before start-up completed: not the document to keep
+                return _document(request, body, etag)
+            self._body, self._etag = body, etag
+        return _document(request, self._body, self._etag)
+
+
+def _document(request: Request, body: bytes, etag: str) -> Response:
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type="application/json", headers=headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 If-None-Match: "*" or any listed tag, compared weakly (W/ ignored)."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
 
 
 def mount_api_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
@@ -36,7 +84,7 @@ def mount_api_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/
     Call before the dashboard's `/static` mount: the first matching mount wins. Each page is
     rendered once and sent with a policy that allows its own inline blocks by hash.
     """
-    openapi_url = app.openapi_url or "/openapi.json"
+    openapi_url = app.openapi_url or OPENAPI_URL
     oauth2_redirect_url = f"{docs_url}/oauth2-redirect"
     app.mount(ASSETS_PREFIX, StaticFiles(directory=ASSETS_DIR), name="api-docs-assets")
     swagger = get_swagger_ui_html(

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from perpsignal_common.events.values import MAX_PRICE, MIN_PRICE
 from perpsignal_gateway.schemas import ApiModel
-from perpsignal_gateway.symbols import SYMBOL_PATTERN
+from perpsignal_gateway.symbols import BodySymbol, QuerySymbol
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
@@ -66,15 +66,9 @@ class StrictArgs(ApiModel):
 
 
 class SymbolArgs(StrictArgs):
-    # the path's pattern (BTC/USDT too): a NUL, a bidi override or markup is a 422 as in
-    # GET /signals/{symbol}, never a venue lookup and a 404 that echoes it
-    symbol: str = Field(
-        min_length=1,
-        max_length=30,
-        pattern=SYMBOL_PATTERN,
-        description="BTC, btc or BTCUSDT",
-        examples=["BTC"],
-    )
+    # the path's rule (BTC/USDT and surrounding spaces too): a NUL, a bidi override or markup
+    # is a 422 as in GET /signals/{symbol}, never a venue lookup and a 404 that echoes it
+    symbol: BodySymbol
 
 
 class SignalArgs(SymbolArgs):
@@ -126,12 +120,7 @@ class CompareQuery(StrictArgs):
 
 class HistoryQuery(StrictArgs):
     # a pattern, not just a length: bytes PostgreSQL refuses (NUL) must be a 422, not a 500
-    symbol: str | None = Field(
-        default=None,
-        max_length=30,
-        pattern=r"^[A-Za-z0-9/_-]*[A-Za-z][A-Za-z0-9/_-]*$",  # a letter: never a bare number
-        examples=["BTCUSDT"],
-    )
+    symbol: QuerySymbol | None = None
     verdict: VerdictName | None = None
     horizon: Horizon | None = None
     start: IsoDatetime | None = None

@@ -166,12 +166,13 @@ class HostGuardMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] in PROBE_PATHS:
             await self.app(scope, receive, send)
             return
-        host = origin = None
+        host = None
+        origins: list[str] = []  # every one: the CORS layer and the app read the first
         for name, value in scope.get("headers", ()):
             if name == b"host":
                 host = value.decode("latin-1")
             elif name == b"origin":
-                origin = value.decode("latin-1")
+                origins.append(value.decode("latin-1"))
         if host is None or host_name(host) not in self._hosts:
             await refuse(
                 scope,
@@ -183,7 +184,7 @@ class HostGuardMiddleware:
                 ws_close=WS_MISDIRECTED,
             )
             return
-        if self._check_origin and origin is not None and not self._same_site(origin, host):
+        if self._check_origin and not all(self._same_site(o, host) for o in origins):
             await refuse(
                 scope,
                 receive,

@@ -28,6 +28,7 @@ from perpsignal_gateway.browser import dashboard_csp
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.health import demo_info, failing_sources
 from perpsignal_gateway.readmodel import ReadModel
+from perpsignal_gateway.symbols import PathSymbol
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_PREFIX = "/static"
@@ -49,9 +50,7 @@ async def index(request: Request) -> Response:
 
 
 @router.get("/ui/candles/{symbol}")
-async def candles(
-    symbol: Annotated[str, PathParam(min_length=1, max_length=30)], request: Request
-) -> Response:
+async def candles(symbol: Annotated[PathSymbol, PathParam()], request: Request) -> Response:
     model: ReadModel = request.app.state.model
     name = model.resolve_symbol(symbol)  # ETHBTC stays ETHBTC when the topics carry it
     event = model.signals.get(name)

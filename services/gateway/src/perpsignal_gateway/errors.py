@@ -7,6 +7,7 @@ by type and message only and answered with a generic 500.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -88,15 +89,25 @@ def error_response(
     )
 
 
+# validating pattern -> the one the OpenAPI document publishes for it (filled by `symbols`):
+# pydantic's message quotes the validator's \p{L} form, which the caller's regex engine may
+# not compile and which is not the pattern the document gave it
+PUBLISHED_PATTERNS: dict[str, str] = {}
+
+
 def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     """Turn pydantic errors into `[{field, message, type}]`, one per bad field."""
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        message = str(err.get("msg", "invalid"))
+        pattern = (err.get("ctx") or {}).get("pattern")
+        if isinstance(pattern, str) and pattern in PUBLISHED_PATTERNS:
+            message = message.replace(pattern, PUBLISHED_PATTERNS[pattern])
         out.append(
             {
                 "field": ".".join(loc) or "<root>",
-                "message": str(err.get("msg", "invalid")),
+                "message": message,
                 "type": str(err.get("type", "value_error")),
             }
         )
@@ -156,7 +167,8 @@ async def known_query_only(conn: HTTPConnection) -> None:
     Routes that take a query model already forbid extras; this covers the ones with single
     parameters (and none), which FastAPI would otherwise silently ignore, so a typo such as
     `?limt=5` is an error, not a default. The declared names come from the app's own
-    OpenAPI document, so the two cannot disagree.
+    OpenAPI document, so the two cannot disagree. No parameter takes a list, so one given
+    twice is refused too: `?verdict=CONFIRM&verdict=SKIP` was read as SKIP alone.
     """
     if conn.scope["type"] != "http" or not conn.scope.get("query_string"):
         return
@@ -183,5 +195,22 @@ async def known_query_only(conn: HTTPConnection) -> None:
             [
                 {"field": k, "message": "not a parameter of this operation", "type": "extra"}
                 for k in unknown
+            ],
+        )
+    counts = Counter(k for k, _ in conn.query_params.multi_items())
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        raise ApiError(
+            422,
+            "invalid_arguments",
+            "query parameters given more than once: "
+            + field_names([{"field": k} for k in repeated]),
+            [
+                {
+                    "field": k,
+                    "message": "given more than once (takes one value)",
+                    "type": "repeated",
+                }
+                for k in repeated
             ],
         )

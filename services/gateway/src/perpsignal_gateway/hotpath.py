@@ -9,7 +9,6 @@ debug mode, unknown symbols, other arguments — falls through to FastAPI unchan
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +16,8 @@ import orjson
 
 from perpsignal_gateway.errors import json_media_type
 from perpsignal_gateway.security import ASGIApp, Message, Receive, Scope, Send
-from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN, SYMBOL_PATTERN
+from perpsignal_gateway.symbols import is_path_symbol, is_symbol
 
-_MAX_SYMBOL = 30
-_PATH_SYMBOL = re.compile(PATH_SYMBOL_PATTERN)
-_BODY_SYMBOL = re.compile(SYMBOL_PATTERN)
 _JSON = [(b"content-type", b"application/json")]
 
 
@@ -47,7 +43,7 @@ class HotPathMiddleware:
             if method == "GET" and path.startswith("/signals/") and not scope["query_string"]:
                 symbol = path[len("/signals/") :]
                 # the route's own pattern: what it refuses (422) is never answered here
-                body = self._signal(scope, symbol) if _PATH_SYMBOL.fullmatch(symbol) else None
+                body = self._signal(scope, symbol) if is_path_symbol(symbol) else None
                 if body is not None:
                     scope["route"] = SIGNAL_ROUTE
                     await _respond(send, body)
@@ -65,8 +61,6 @@ class HotPathMiddleware:
 
     @staticmethod
     def _signal(scope: Scope, symbol: str) -> bytes | None:
-        if not symbol or len(symbol) > _MAX_SYMBOL or "/" in symbol:
-            return None
         platform = getattr(scope["app"].state, "platform", None)
         if platform is None:
             return None
@@ -88,7 +82,7 @@ class HotPathMiddleware:
             return None
         symbol = args["symbol"]
         # the argument's own pattern: what it refuses (422) is never answered here
-        if not isinstance(symbol, str) or not _BODY_SYMBOL.fullmatch(symbol):
+        if not isinstance(symbol, str) or not is_symbol(symbol):
             return None
         body = cls._signal(scope, symbol)
         if body is None:

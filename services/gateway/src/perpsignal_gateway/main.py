@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker
 from perpsignal_common.errors import ConfigError
@@ -33,7 +33,7 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_connectors.keys import read_keys
-from perpsignal_gateway.apidocs import mount_api_docs
+from perpsignal_gateway.apidocs import OPENAPI_URL, CachedDocument, mount_api_docs
 from perpsignal_gateway.browser import (
     PROBE_PATHS,
     HostGuardMiddleware,
@@ -135,6 +135,7 @@ def create_app(
         hub = StreamHub(
             queue_size=cfg.gateway_ws_queue_size,
             heartbeat_s=cfg.gateway_ws_heartbeat_s,
+            send_timeout_s=cfg.gateway_ws_send_timeout_s,
             max_per_client=cfg.gateway_ws_max_per_key,
         )
         model.listeners.append(hub.publish)
@@ -226,10 +227,13 @@ def create_app(
         version=VERSION,
         description="Trading signals, market data, analytics and vendor pass-through.",
         lifespan=lifespan,
-        openapi_url="/openapi.json",
+        # served from one cached serialisation by _add_ops_routes (FastAPI's own route
+        # re-serialises ~300 KB per request); app.openapi_url is set below for the docs pages
+        openapi_url=None,
         docs_url=None,  # served from packaged assets by mount_api_docs (works offline)
         redoc_url=None,
     )
+    app.openapi_url = OPENAPI_URL
     app.state.settings = cfg
     app.state.tickets = TicketBook(cfg.api_keys(), ttl_s=cfg.gateway_ws_ticket_ttl_s)
     install_error_handlers(app)
@@ -259,6 +263,8 @@ def create_app(
         judge_limit=cfg.gateway_judge_rate_limit,
         vendor_limit=cfg.gateway_vendor_rate_limit,
         research_limit=cfg.gateway_research_rate_limit,
+        public_limit=cfg.gateway_public_rate_limit,
+        unlimited_paths=PROBE_PATHS,
         tickets=app.state.tickets,
         # a long-lived key in a URL ends up in proxies' logs: tickets only in staging/prod
         allow_query_key=cfg.environment not in SECURE_ENVIRONMENTS,
@@ -372,13 +378,21 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
         return app.openapi_schema
 
     app.openapi = secured_openapi  # type: ignore[method-assign]
-    gpt_cache: dict[str, Any] = {}
+    full_doc, gpt_doc = CachedDocument(), CachedDocument()
+
+    def complete() -> bool:  # secured_openapi keeps the document once the registry exists
+        return app.openapi_schema is not None
+
+    @app.get(OPENAPI_URL, include_in_schema=False)
+    async def openapi_json(request: Request) -> Response:
+        return full_doc.response(request, app.openapi, complete)
 
     @app.get("/openapi-gpt.json", include_in_schema=False)
-    async def openapi_gpt() -> JSONResponse:
-        if "doc" not in gpt_cache:
-            gpt_cache["doc"] = build_gpt_openapi(app.openapi(), cfg.gateway_public_url)
-        return JSONResponse(gpt_cache["doc"])
+    async def openapi_gpt(request: Request) -> Response:
+        def build() -> dict[str, Any]:
+            return build_gpt_openapi(app.openapi(), cfg.gateway_public_url)
+
+        return gpt_doc.response(request, build, complete)
 
 
 def main() -> None:

@@ -18,15 +18,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
 from perpsignal_gateway import args as a
-from perpsignal_gateway.errors import ApiError, field_names, validation_details
+from perpsignal_gateway.errors import (
+    PUBLISHED_PATTERNS,
+    ApiError,
+    field_names,
+    validation_details,
+)
 from perpsignal_gateway.platform import Platform
 from perpsignal_gateway.vendors import VendorClient
 
 Handler = Callable[[BaseModel], Awaitable[Any]]
 _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool}
 # a path parameter is one segment: no "/", "\\", "%" or "?", and it cannot start with "." (so
-# never "." or ".."), which would let a caller walk out of the catalogued endpoint
-PATH_PARAM_PATTERN = r"^[A-Za-z0-9$#@_][A-Za-z0-9 ._:@$#+~-]{0,127}$"
+# never "." or ".."), which would let a caller walk out of the catalogued endpoint. Letters
+# and digits of any script (a coin such as 币安人生 is sent percent-encoded), validated as
+# \p{L}\p{N} (no invisible joiner or combining mark) and published as the \w Python's re and
+# ECMAScript compile, which Python reads as the same set (see symbols.py)
+PATH_PARAM_PATTERN = r"^[\p{L}\p{N}_$#@][\p{L}\p{N}_ .:@$#+~-]{0,127}$"
+PUBLISHED_PATH_PARAM_PATTERN = r"^[\w$#@][\w .:@$#+~-]{0,127}$"
+PUBLISHED_PATTERNS[PATH_PARAM_PATTERN] = PUBLISHED_PATH_PARAM_PATTERN
 MAX_QUERY_VALUE = 512
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -60,7 +70,7 @@ class Operation:
                 prop = vendor_schema["properties"][p.name]
                 if p.type == "string" and not p.enum:
                     if p.location == "path":
-                        prop["pattern"] = PATH_PARAM_PATTERN
+                        prop["pattern"] = PUBLISHED_PATH_PARAM_PATTERN
                     else:
                         prop["maxLength"] = MAX_QUERY_VALUE
                 elif p.type == "integer":

@@ -39,7 +39,7 @@ from perpsignal_common.events.values import Symbol
 from perpsignal_common.kafka.positions import partitions_for, reset_past_log_end
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_gateway.schemas import signal_out
-from perpsignal_gateway.symbols import normalize_symbol
+from perpsignal_gateway.symbols import ascii_upper, normalize_symbol
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class ReadModel:
     def resolve_symbol(self, raw: str) -> str:
         """Return the symbol `raw` names: itself when seen on the topics (ETHBTC, a USD-M
         perpetual without a USDT suffix, as listed by /signals), else `normalize_symbol`."""
-        upper = raw.strip().upper()
+        upper = ascii_upper(raw.strip())
         if upper in self.signals or upper in self.market or upper in self.liquidations:
             return upper
         return normalize_symbol(raw)

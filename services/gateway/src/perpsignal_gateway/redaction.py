@@ -2,7 +2,8 @@
 
 Uvicorn logs each WebSocket with its full path and query (`?apiKey=...`, `?ticket=...`), and
 an exception message may quote a URL with credentials. A filter on the root handlers
-rewrites every record before it is formatted: credential-like query parameters and URL user
+rewrites every record before it is formatted: credential-like query parameters (their names
+decoded as the server's query parser decodes them, so `%61piKey` is apiKey) and URL user
 info become `***`, and so does every configured secret (API keys, vendor keys, passwords)
 wherever it appears: in the message, in an `extra` field or in an exception's traceback.
 """
@@ -13,10 +14,17 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_plus
 
-_QUERY_SECRET = re.compile(
-    r"(?i)([?&;](?:api[_-]?key|apikey|key|ticket|token|access_token|secret|password)=)[^&\s\"';]*"
-)
+# one query parameter in free text: a name after "?", "&" or ";" up to its "=", and its value
+# up to the next "&", whitespace or fragment. The server's parser (urllib.parse.parse_qs, as
+# Starlette's) percent-decodes names and values and reads "+" as a space, so "%61piKey" or
+# "api%4Bey" is the apiKey it authenticates with: the name is decoded before it is judged. A
+# value ends only where the parser ends it (a quote or ";" is part of a key), never earlier.
+_QUERY_PAIR = re.compile(r"([?&;])([^=&\s#?]*)=([^&\s#]*)")
+# names compared without case or punctuation: apiKey, api_key, API-KEY, access_token, ...
+_SECRET_NAMES = frozenset({"apikey", "key", "ticket", "token", "accesstoken", "secret", "password"})
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 _URL_USERINFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s\"']*@")
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 MIN_SECRET_LEN = 4  # shorter values would blank ordinary words
@@ -24,11 +32,36 @@ MIN_SECRET_LEN = 4  # shorter values would blank ordinary words
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """Return `text` without credential query parameters, URL user info or given secrets."""
-    text = _QUERY_SECRET.sub(r"\1***", text)
+    known = secrets if isinstance(secrets, list | tuple) else list(secrets)
+
+    def pair(match: re.Match[str]) -> str:
+        sep, name, value = match.groups()
+        if _NOT_ALNUM.sub("", _decoded(name).lower()) in _SECRET_NAMES:
+            return f"{sep}{name}=***"
+        # a configured secret percent-encoded under any name ("?x=%6Bey-alpha")
+        encoded = "%" in value or "+" in value
+        if encoded and any(secret in _decoded(value) for secret in known):
+            return f"{sep}{name}=***"
+        return match.group(0)
+
+    if "=" in text:
+        text = _QUERY_PAIR.sub(pair, text)
     text = _URL_USERINFO.sub(r"\1***@", text)
-    for secret in secrets:
+    for secret in known:
         text = text.replace(secret, "***")
     return text
+
+
+def _decoded(raw: str) -> str:
+    """Decode as the query parser does ("+" a space, %XX as UTF-8), and again while it still
+    changes (a proxy in front may decode once more): a name hidden under more layers is
+    judged by what it may finally be read as."""
+    for _ in range(3):
+        decoded = unquote_plus(raw)
+        if decoded == raw:
+            break
+        raw = decoded
+    return raw
 
 
 class RedactingFilter(logging.Filter):

@@ -29,7 +29,7 @@ from perpsignal_gateway.schemas import (
 )
 from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, SubscriptionRefused, parse_subscription
-from perpsignal_gateway.symbols import PATH_SYMBOL_PATTERN
+from perpsignal_gateway.symbols import PathSymbol
 from perpsignal_gateway.tickets import TicketBook
 
 router = APIRouter(dependencies=[Depends(known_query_only)])
@@ -65,15 +65,7 @@ async def registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-SymbolPath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=30,
-        pattern=PATH_SYMBOL_PATTERN,
-        examples=["BTC"],
-    ),
-]
+SymbolPath = Annotated[PathSymbol, Path(examples=["BTC"])]
 PlatformDep = Annotated[Platform, Depends(platform)]
 RegistryDep = Annotated[Registry, Depends(registry)]
 
@@ -97,7 +89,7 @@ def json_response(model: Any, status: int = 200) -> Response:
     operation_id="getSignal",
     summary="Latest judged signal of a symbol",
     description="Signal, score, top factors and the AI verdict layer with its trade plan. "
-    "Accepts BTC, btc or BTCUSDT. An untracked listed symbol is analysed on demand "
+    "Accepts BTC, btc, BTCUSDT or 币安人生USDT. An untracked listed symbol is analysed on demand "
     "(202 + Retry-After when not ready). debug=true adds raw metrics and factor inputs.",
     tags=["signals"],
 )
@@ -488,8 +480,12 @@ async def ws_liquidations(ws: WebSocket) -> None:
 async def _stream(ws: WebSocket, stream: str) -> None:
     hub: StreamHub = ws.app.state.hub
     ident = ws.scope.get("state", {}).get(IDENT_STATE, "anonymous")
+    raw: dict[str, object] = dict(ws.query_params)  # one value per name: the last
+    for name in ("symbols", "verdicts"):
+        # ?symbols=BTC&symbols=ETH (how most HTTP clients send a list) means both, not ETH
+        raw[name] = ",".join(ws.query_params.getlist(name))
     try:
-        sub = parse_subscription(dict(ws.query_params))
+        sub = parse_subscription(raw)
     except SubscriptionRefused as exc:  # a browser sees a close code, never a status
         await ws.accept()
         await ws.close(exc.code, str(exc))

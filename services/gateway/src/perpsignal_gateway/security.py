@@ -6,6 +6,10 @@ moving windows (`limits`, asyncio storage: its thread-based storage starts expir
 threads on the hot path):
 
 * per key (per client address when auth is off) for every request;
+* per client address for the public paths (the dashboard, its assets, the API docs and
+  documents), which need no key: without it anyone could make the gateway serialise and send
+  hundreds of KB per request for free; the probes (`unlimited_paths`) stay unlimited, so a
+  busy address can never fail a kubelet's or Prometheus' check;
 * per client address for wrong credentials (a missing key is a plain 401, not a guess):
   past the limit every attempt from that client is refused with 429 unchecked, so
   guessing keys costs a window per few tries;
@@ -94,6 +98,8 @@ class SecurityMiddleware:
         judge_limit: str = "10/minute",
         vendor_limit: str = "60/minute",
         research_limit: str = "30/minute",
+        public_limit: str = "1200/minute",
+        unlimited_paths: frozenset[str] = frozenset(),
         tickets: TicketBook | None = None,
         allow_query_key: bool = True,
     ) -> None:
@@ -103,6 +109,8 @@ class SecurityMiddleware:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._limit = parse_limit(rate_limit)
         self._fail_limit = parse_limit(auth_failure_limit)
+        self._public_limit = parse_limit(public_limit)
+        self._unlimited = unlimited_paths
         self._costly_limits = {
             "judge": parse_limit(judge_limit),
             "vendor": parse_limit(vendor_limit),
@@ -122,10 +130,13 @@ class SecurityMiddleware:
         if address is not None and scope.get("client"):
             scope["client"] = (address, scope["client"][1])
         path: str = scope["path"]
-        if path in self._public or path.startswith("/static/") or path == "/":
-            await self.app(scope, receive, send)
-            return
         client = f"ip:{client_block(address)}" if address else "anonymous"
+        if path in self._public or path.startswith("/static/") or path == "/":
+            if path in self._unlimited or await self._spend(
+                scope, receive, send, self._public_limit, client, "public"
+            ):
+                await self.app(scope, receive, send)
+            return
         ident = await self._authenticate(scope, receive, send, client)
         if ident is None:
             return
@@ -232,8 +243,9 @@ class SecurityMiddleware:
             return True
         retry = await self._retry_after(item, what, ident)
         RATE_LIMITED.labels(what).inc()
-        limit = "rate limit" if what == "request" else f"{what} budget"
-        whose = "key" if self._keys else "client address"  # auth off: no key counts
+        limit = "rate limit" if what in ("request", "public") else f"{what} budget"
+        # auth off: no key counts; a public path is counted per address whatever the key
+        whose = "key" if self._keys and what != "public" else "client address"
         await refuse(
             scope,
             receive,

@@ -7,7 +7,8 @@ import re
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from limits import parse as parse_limit
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
@@ -75,6 +76,13 @@ class GatewaySettings(ServiceSettings):
     gateway_judge_timeout_s: float = 20.0
     gateway_ws_queue_size: int = 256
     gateway_ws_heartbeat_s: float = 15.0
+    gateway_ws_send_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A WebSocket message (or heartbeat) the client has not taken within this "
+        "many seconds closes the socket with 1013: a client that stopped reading holds no "
+        "connection slot, queue or task past it",
+    )
     gateway_ws_max_per_key: int = Field(
         default=20,
         ge=1,
@@ -126,6 +134,14 @@ class GatewaySettings(ServiceSettings):
     gateway_auth_failure_limit: str = Field(
         default="60/minute",
         description="Wrong keys or tickets allowed per client before 429 (`limits` notation)",
+    )
+    gateway_public_rate_limit: str = Field(
+        # ~15 assets per dashboard page load: room for a few dozen people behind one NAT
+        # address, while one client cannot pull documents and assets without end
+        default="1200/minute",
+        description="Per-client-address limit of the paths served without a key (the "
+        "dashboard and its assets, /docs, /redoc, the OpenAPI documents); the probes "
+        "/healthz, /readyz and /metrics are never limited (`limits` notation)",
     )
     gateway_judge_rate_limit: str = Field(
         default="10/minute", description="POST /judge/validate (LLM judge) budget per key"
@@ -188,6 +204,29 @@ class GatewaySettings(ServiceSettings):
                 raise ValueError(
                     f"GATEWAY_ALLOWED_HOSTS: {item!r} is not a host name (no scheme or path)"
                 )
+        return value
+
+    @field_validator(
+        "gateway_rate_limit",
+        "gateway_auth_failure_limit",
+        "gateway_public_rate_limit",
+        "gateway_judge_rate_limit",
+        "gateway_vendor_rate_limit",
+        "gateway_research_rate_limit",
+    )
+    @classmethod
+    def _check_limit(cls, value: str, info: ValidationInfo) -> str:
+        # parsed where the middleware is built, on the first request: a typo failed every
+        # request there, and "0/minute" answered every one 429, instead of failing start-up
+        name = (info.field_name or "").upper()
+        try:
+            item = parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name}: {value!r} is not a limit such as 120/minute or 10/second"
+            ) from exc
+        if item.amount < 1:
+            raise ValueError(f"{name}: {value!r} allows nothing: at least 1 per period")
         return value
 
     @field_validator("gateway_trusted_proxies")

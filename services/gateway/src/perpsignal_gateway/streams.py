@@ -5,7 +5,9 @@ up gets the frame bytes (built once per framing, see `wsframes`) written straigh
 transport. A client whose socket is full (its transport is over its high-water mark) or that
 already has messages waiting gets the message on its bounded queue instead, which its own
 task sends in order; a client that cannot keep up overflows the queue and is closed with 1013
-("try again later") and may reconnect.
+("try again later") and may reconnect. A client that stops reading while the stream is quiet
+never overflows: its task waits on the full socket, so every send (a heartbeat too) has a
+deadline (`send_timeout_s`), past which it is closed with 1013 the same way.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from fastapi import WebSocket, WebSocketDisconnect
@@ -23,9 +26,9 @@ from prometheus_client import Counter, Gauge
 
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import LiquidationOrderV1
-from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.signals import SignalJudgedV1, Verdict
 from perpsignal_gateway.schemas import LiquidationOut, signal_out
-from perpsignal_gateway.symbols import normalize_symbol
+from perpsignal_gateway.symbols import ascii_upper, is_symbol, normalize_symbol
 from perpsignal_gateway.wsframes import DirectWriter, Outgoing
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,9 @@ MAX_FILTER_ITEMS = 1000
 MESSAGE_BURST = 20
 MESSAGES_PER_S = 1.0
 HEARTBEAT = '{"type":"heartbeat"}'
+VERDICTS = frozenset(get_args(Verdict))
 CLOSE_TIMEOUT_S = 5.0  # a dropped client that does not take its close frame is cut off
+SEND_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -87,6 +92,10 @@ class SubscriptionRefused(ValueError):
         self.code = code
 
 
+class ClientStalled(Exception):
+    """A send to the client missed its deadline: the socket is full and not being read."""
+
+
 class Client:
     """One connected socket with its bounded queue (and, when possible, a direct writer)."""
 
@@ -98,6 +107,7 @@ class Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
         self.sub = Subscription()
         self.overflowed = asyncio.Event()
+        self.stalled = False  # a send missed its deadline: the client stopped reading
         self.writer = writer
         self.sending = False  # the client's task is inside send_text
         self.last_sent = asyncio.get_running_loop().time()
@@ -147,11 +157,13 @@ class StreamHub:
         queue_size: int = 256,
         heartbeat_s: float = 15.0,
         close_timeout_s: float = CLOSE_TIMEOUT_S,
+        send_timeout_s: float = SEND_TIMEOUT_S,
         max_per_client: int = 20,
     ) -> None:
         self.queue_size = queue_size
         self.heartbeat_s = heartbeat_s
         self.close_timeout_s = close_timeout_s
+        self.send_timeout_s = send_timeout_s
         self.clients: dict[str, set[Client]] = {"signals": set(), "liquidations": set()}
         # open sockets per caller identity (key, or client address when auth is off): each
         # holds a queue, two tasks and a buffer, so one key cannot open thousands
@@ -221,7 +233,7 @@ class StreamHub:
         try:
             client.sending = True  # "subscribed" comes first: meanwhile signals are queued
             try:
-                await ws.send_text(_dumps({"type": "subscribed", "filters": _sub_json(sub)}))
+                await self._send(client, _dumps({"type": "subscribed", "filters": _sub_json(sub)}))
             finally:
                 client.sending = False
             tasks = {
@@ -230,6 +242,8 @@ class StreamHub:
                 asyncio.create_task(client.overflowed.wait()),
             }
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except ClientStalled:
+            pass  # not even "subscribed" was taken: closed below
         finally:
             for task in tasks:
                 task.cancel()
@@ -238,7 +252,18 @@ class StreamHub:
                     await task
             self.clients[stream].discard(client)
             WS_CLIENTS.labels(stream).dec()
-            if client.overflowed.is_set():
+            if client.stalled:
+                WS_DROPPED.labels(stream).inc()
+                log.info(
+                    "dropped websocket client that stopped reading",
+                    extra={"stream": stream, "send_timeout_s": self.send_timeout_s},
+                )
+                await self._close(
+                    client,
+                    OVERFLOW_CLOSE_CODE,
+                    f"send timeout: nothing read for {self.send_timeout_s:g} s",
+                )
+            elif client.overflowed.is_set():
                 log.info("dropped slow websocket client", extra={"stream": stream})
                 await self._close(client, OVERFLOW_CLOSE_CODE, "buffer overflow: client too slow")
             elif client.refused is not None:
@@ -275,10 +300,22 @@ class StreamHub:
                 text = HEARTBEAT
             client.sending = True
             try:
-                await client.ws.send_text(text)
+                await self._send(client, text)
             finally:
                 client.sending = False
             client.last_sent = loop.time()
+
+    async def _send(self, client: Client, text: str) -> None:
+        """Send `text`; a client that does not take it within send_timeout_s is stalled.
+
+        Raises `ClientStalled` (ending the client's task) after marking it.
+        """
+        try:
+            async with asyncio.timeout(self.send_timeout_s):
+                await client.ws.send_text(text)
+        except TimeoutError:
+            client.stalled = True
+            raise ClientStalled from None
 
     async def _receive_loop(self, client: Client) -> None:
         loop = asyncio.get_running_loop()
@@ -313,18 +350,35 @@ class StreamHub:
 def parse_subscription(raw: Mapping[str, object]) -> Subscription:
     """Read filters from a subscribe message or query parameters (lenient about types).
 
-    Raises `SubscriptionRefused` for more than MAX_FILTER_ITEMS symbols or verdicts.
+    Raises `SubscriptionRefused` for more than MAX_FILTER_ITEMS symbols or verdicts, and for
+    a symbol, verdict or minimum score the REST routes refuse: a filter that silently never
+    matches ("CONFIRMED", an invisible joiner) or always does (a NaN minimum) is no filter.
     """
     symbols = _items(raw.get("symbols"))
+    bad = next((s for s in symbols if not is_symbol(s)), None)
+    if bad is not None:
+        raise SubscriptionRefused(
+            POLICY_CLOSE_CODE, f"not a symbol: {bad[:20]!a} (letters, digits, _ . : / + $ -)"
+        )
     verdicts = _items(raw.get("verdicts"))
     try:
         min_score = float(str(raw.get("minScore", raw.get("min_score", 0)) or 0))
     except (TypeError, ValueError):
         min_score = 0.0
+    if not math.isfinite(min_score):
+        raise SubscriptionRefused(POLICY_CLOSE_CODE, "minScore must be a finite number")
+    # a-z only: "\u017fkip".upper() is "SKIP" (see symbols.ascii_upper)
+    wanted = {ascii_upper(v) for v in verdicts}
+    unknown = sorted(wanted - VERDICTS)
+    if unknown:
+        raise SubscriptionRefused(
+            POLICY_CLOSE_CODE,
+            f"not a verdict: {unknown[0][:20]!a} (one of {', '.join(sorted(VERDICTS))})",
+        )
     return Subscription(
         symbols={normalize_symbol(s) for s in symbols},
         min_score=min_score,
-        verdicts={v.upper() for v in verdicts},
+        verdicts=wanted,
     )
 
 

@@ -9,38 +9,124 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 import time
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from perpsignal_gateway.errors import ApiError
+from pydantic import StringConstraints, WithJsonSchema
+
+from perpsignal_common.events.values import MAX_SYMBOL_LENGTH
+from perpsignal_gateway.errors import PUBLISHED_PATTERNS, ApiError
 
 log = logging.getLogger(__name__)
 
 _QUOTES = ("USDT", "USDC", "BUSD", "FDUSD")
-_CLEAN = re.compile(r"[^A-Z0-9]")
-# a coin or pair, optionally with one separator: BTC, BTCUSDT, BTC-USDT, BTC/USDT, BTC_USDT
-_VALID = re.compile(r"[A-Z0-9]{1,20}(?:[-/_][A-Z0-9]{2,10})?")
+# a coin or pair, optionally with one separator: BTC, BTCUSDT, BTC-USDT, BTC/USDT, BTC_USDT,
+# 币安人生, 币安人生/USDT (letters and digits of any script: the symbol is validated before)
+_VALID = re.compile(r"[^\W_]{1,20}(?:[-/_][^\W_]{2,10})?")
+_SEPARATORS = re.compile(r"[-/_]")
+# only a-z are upper-cased: str.upper() maps the long s (U+017F) to "S" and the sharp s to
+# "SS", so a long-s "sol" would name SOLUSDT, and a symbol in another script another one
+_ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 
-# a symbol in a URL path: letters, digits, "-" and "_" with at least one letter (BTC, btc,
-# BTCUSDT, BTC-USDT, 1000PEPEUSDT); never a bare number, a path or markup
-PATH_SYMBOL_PATTERN = r"^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$"
-# the same in a JSON body or an /invoke argument, where BTC/USDT and surrounding spaces fit too
-SYMBOL_PATTERN = r"^ *[A-Za-z0-9/_-]*[A-Za-z][A-Za-z0-9/_-]* *$"
+
+def _rule(chars: str, published_chars: str, *, spaces: bool) -> tuple[str, str]:
+    """Return (validating, published) patterns of a symbol made of `chars`.
+
+    The contract's symbol (perpsignal_common.events.values.Symbol) with at least one
+    character that is no decimal digit or punctuation: a number is never a symbol, and a
+    query string cannot tell 5 from "5". pydantic-core validates with its Rust regex, where
+    `\\p{L}` excludes what looks like another symbol (joiners, combining marks, variation
+    selectors); the published form compiles in Python's re and ECMAScript, and Python reads
+    `\\w` as [\\p{L}\\p{N}_] and `[^\\W\\d_]` as [\\p{L}\\p{Nl}\\p{No}], exactly the validating
+    sets (ECMAScript reads `\\w` as ASCII, as it does the contract's published pattern).
+    """
+    pad = " *" if spaces else ""
+    validating = f"^{pad}[{chars}]*[\\p{{L}}\\p{{Nl}}\\p{{No}}][{chars}]*{pad}$"
+    published = f"^{pad}[{published_chars}]*[^\\W\\d_][{published_chars}]*{pad}$"
+    return validating, published
+
+
+# a symbol in a URL path: the contract's characters but "/" (BTC, btc, BTCUSDT, BTC-USDT,
+# 1000PEPEUSDT, 币安人生USDT); never a bare number, a path or markup
+PATH_SYMBOL_PATTERN, PUBLISHED_PATH_SYMBOL_PATTERN = _rule(
+    r"\p{L}\p{N}_.:+$-", r"\w.:+$-", spaces=False
+)
+# the same in a query string, where BTC/USDT fits too
+QUERY_SYMBOL_PATTERN, PUBLISHED_QUERY_SYMBOL_PATTERN = _rule(
+    r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", spaces=False
+)
+# the same in a JSON body or an /invoke argument, where surrounding spaces fit too
+SYMBOL_PATTERN, PUBLISHED_SYMBOL_PATTERN = _rule(r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", spaces=True)
+PUBLISHED_PATTERNS.update(
+    {
+        PATH_SYMBOL_PATTERN: PUBLISHED_PATH_SYMBOL_PATTERN,
+        QUERY_SYMBOL_PATTERN: PUBLISHED_QUERY_SYMBOL_PATTERN,
+        SYMBOL_PATTERN: PUBLISHED_SYMBOL_PATTERN,
+    }
+)
+DESCRIPTION = (
+    "BTC, btc, BTCUSDT or 币安人生USDT: letters or digits of any script, _ or . : + $ - "
+    "(no invisible joiner, combining mark or variation selector); only a-z are upper-cased"
+)
+
+
+def _schema(published: str, example: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_SYMBOL_LENGTH,
+            "pattern": published,
+            "description": DESCRIPTION,
+            "examples": [example],
+        }
+    )
+
+
+def _length(pattern: str) -> StringConstraints:
+    return StringConstraints(min_length=1, max_length=MAX_SYMBOL_LENGTH, pattern=pattern)
+
+
+PathSymbol = Annotated[
+    str, _length(PATH_SYMBOL_PATTERN), _schema(PUBLISHED_PATH_SYMBOL_PATTERN, "BTC")
+]
+QuerySymbol = Annotated[
+    str, _length(QUERY_SYMBOL_PATTERN), _schema(PUBLISHED_QUERY_SYMBOL_PATTERN, "BTCUSDT")
+]
+BodySymbol = Annotated[str, _length(SYMBOL_PATTERN), _schema(PUBLISHED_SYMBOL_PATTERN, "BTC")]
+
+_PY_PATH_SYMBOL = re.compile(PUBLISHED_PATH_SYMBOL_PATTERN)
+_PY_SYMBOL = re.compile(PUBLISHED_SYMBOL_PATTERN)
 
 # Returns every tradable USD-M perpetual symbol; raises when the venue cannot be reached
 ListedSymbols = Callable[[], Awaitable[set[str]]]
 
 
+def ascii_upper(raw: str) -> str:
+    """Upper-case a-z only (see _ASCII_UPPER): no other letter names another symbol."""
+    return raw.translate(_ASCII_UPPER)
+
+
+def is_path_symbol(raw: str) -> bool:
+    """Return True when `raw` is a symbol a URL path may carry (the routes' rule)."""
+    return len(raw) <= MAX_SYMBOL_LENGTH and _PY_PATH_SYMBOL.fullmatch(raw) is not None
+
+
+def is_symbol(raw: str) -> bool:
+    """Return True when `raw` is a symbol a body or a subscription may carry."""
+    return len(raw) <= MAX_SYMBOL_LENGTH and _PY_SYMBOL.fullmatch(raw) is not None
+
+
 def normalize_symbol(raw: str) -> str:
     """Return the Binance symbol for `BTC`, `btc`, `BTCUSDT`, `BTC-USDT` or `BTC/USDT`."""
-    upper = raw.strip().upper()
+    upper = ascii_upper(raw.strip())
     if not _VALID.fullmatch(upper):
-        # not a symbol at all ("BTC$", "BTC USDT"): kept as given, so it is never listed and
-        # the caller answers 404 naming exactly what was asked for
+        # not a coin or pair ("BTC$", "BTC USDT", "BTC-USDT-SWAP"): kept as given, so it is
+        # only found when the topics carry exactly it, and a 404 names what was asked for
         return upper
-    cleaned = _CLEAN.sub("", upper)
-    if not cleaned:
-        return cleaned
+    cleaned = _SEPARATORS.sub("", upper)
     if cleaned.endswith(_QUOTES) and len(cleaned) > 4:
         return cleaned
     return cleaned + "USDT"

@@ -2,6 +2,7 @@
 // (factor information and judge lift), outcomes history.
 
 import { apiGet } from "../api.js";
+import { symbolHref } from "../symbols.js";
 import { badge, errorBox, fmtNum, fmtPct, fmtPrice, fmtSignedPct, fmtTime, h, humanName, isNum, svg } from "../dom.js";
 
 const PAGE_SIZE = 20;
@@ -211,7 +212,7 @@ function historyTable(page) {
         ? page.items.map((o) =>
             h("tr", { dataset: { signal: o.signalId, horizon: o.horizon } },
               h("td", {}, fmtTime(o.entryAt)),
-              h("th", { scope: "row" }, h("a", { href: `#/symbol/${o.symbol}` }, o.symbol)),
+              h("th", { scope: "row" }, h("a", { href: symbolHref(o.symbol) }, o.symbol)),
               h("td", {}, o.direction),
               h("td", {}, badge(o.verdict)),
               h("td", { class: "num" }, fmtNum(o.score, 0)),

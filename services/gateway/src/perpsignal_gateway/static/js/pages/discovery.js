@@ -1,6 +1,7 @@
 // Discovery: MSS candidates with their three phases and tier, and the new-listings feed.
 
 import { apiGet } from "../api.js";
+import { symbolHref } from "../symbols.js";
 import { badge, errorBox, fmtInput, fmtNum, fmtPrice, fmtSignedPct, fmtTime, fmtUsd, h, humanName } from "../dom.js";
 
 const PHASES = [
@@ -45,7 +46,7 @@ export function mount(main) {
                   h("td", { class: "num" }, fmtNum(m.mss, 1)),
                   h("td", {}, badge(m.tier, "tier")),
                   PHASES.map(([key, label]) => phaseCell(m[key], label)),
-                  h("td", {}, m.binanceSymbol ? h("a", { href: `#/symbol/${m.binanceSymbol}` }, m.binanceSymbol) : "—"),
+                  h("td", {}, m.binanceSymbol ? h("a", { href: symbolHref(m.binanceSymbol) }, m.binanceSymbol) : "—"),
                   h("td", {}, fmtTime(m.timestamp)),
                 )))))
           : h("p", { class: "hint" }, "No MSS results yet."),
@@ -63,7 +64,7 @@ export function mount(main) {
               h("thead", {}, h("tr", {}, ["Symbol", "Listed", "Detected after", "Last price", "24h", "24h volume"].map((t, i) => h("th", { scope: "col", class: i > 1 ? "num" : "" }, t)))),
               h("tbody", {}, body.listings.map((l) =>
                 h("tr", {},
-                  h("th", { scope: "row" }, h("a", { href: `#/symbol/${l.symbol}` }, l.symbol)),
+                  h("th", { scope: "row" }, h("a", { href: symbolHref(l.symbol) }, l.symbol)),
                   h("td", {}, fmtTime(l.onboardAt)),
                   h("td", { class: "num" }, `${fmtNum(l.detectionLatencyS, 0)} s`),
                   h("td", { class: "num" }, fmtPrice(l.lastPrice)),

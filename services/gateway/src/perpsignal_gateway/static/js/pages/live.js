@@ -1,6 +1,7 @@
 // Live signals: latest judged signal per symbol, updated in place from /ws/signals, with filters.
 
 import { badge, errorBox, fmtAge, fmtNum, fmtPrice, h, isNum } from "../dom.js";
+import { asciiUpper, symbolHref } from "../symbols.js";
 
 const FRESH_MS = 8000;
 const COLUMNS = [
@@ -57,7 +58,7 @@ function filtersForm() {
 function readFilters(root) {
   const min = parseFloat(root.querySelector("#f-min-score").value);
   return {
-    search: root.querySelector("#f-search").value.trim().toUpperCase(),
+    search: asciiUpper(root.querySelector("#f-search").value.trim()),
     direction: root.querySelector("#f-direction").value,
     verdict: root.querySelector("#f-verdict").value,
     minScore: Number.isFinite(min) ? min : 0,
@@ -76,7 +77,7 @@ function cells(sig) {
   const vol = layer.volatilityMetrics || {};
   const size = isNum(layer.positionMultiplier) ? `${fmtNum(layer.positionMultiplier, 2)}×` : "—";
   return [
-    h("th", { scope: "row" }, h("a", { href: `#/symbol/${encodeURIComponent(sig.symbol)}` }, sig.symbol)),
+    h("th", { scope: "row" }, h("a", { href: symbolHref(sig.symbol) }, sig.symbol)),
     h("td", {}, badge(sig.signal)),
     h("td", { class: "num" }, fmtNum(sig.score, 1)),
     h("td", { class: "num" }, fmtNum(sig.confidence, 0)),

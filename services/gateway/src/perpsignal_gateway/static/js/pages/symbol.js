@@ -1,6 +1,7 @@
 // Symbol detail: candles with entry/stop/target and SMC levels, factor bars, judge, liquidations.
 
 import { Stream, apiGet } from "../api.js";
+import { asciiUpper, symbolHref, typedSymbol } from "../symbols.js";
 import {
   badge,
   errorBox,
@@ -54,9 +55,11 @@ function picker(signals) {
   );
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    let s = form.querySelector("input").value.trim().toUpperCase();
-    if (s && !/(USDT|USDC|BUSD|FDUSD)$/.test(s)) s += "USDT";
-    if (s) location.hash = `#/symbol/${encodeURIComponent(s)}`;
+    const input = form.querySelector("input");
+    const s = typedSymbol(input.value);
+    input.setCustomValidity(s || !input.value.trim() ? "" : "Letters or digits, _ . : / + $ - only");
+    if (s) location.hash = symbolHref(s);
+    else input.reportValidity();
   });
   return h(
     "section",
@@ -64,7 +67,7 @@ function picker(signals) {
     h("h2", {}, "Symbol detail"),
     form,
     list.length
-      ? h("ul", { class: "chips" }, list.map((s) => h("li", {}, h("a", { href: `#/symbol/${s}` }, s))))
+      ? h("ul", { class: "chips" }, list.map((s) => h("li", {}, h("a", { href: symbolHref(s) }, s))))
       : h("p", { class: "hint" }, "No symbols with signals yet."),
   );
 }
@@ -250,7 +253,7 @@ function smcSection(sig) {
 }
 
 export function mount(main, params, { signals }) {
-  const symbol = (params[0] || "").toUpperCase();
+  const symbol = asciiUpper(params[0] || "");
   if (!symbol) {
     main.append(picker(signals));
     return null;

@@ -33,6 +33,21 @@ async def ignore(_: LiquidationOrderV1) -> None:
     return None
 
 
+async def run_until_down(name: str, poll, producer, client) -> SourceLoop:
+    """Run source `name`'s loop on `poll` until it reports the source down, then close
+    `client`; return the loop (its `reason`)."""
+    loop = SourceLoop(name, 0.05, poll, Publisher(producer), min_backoff_s=0.01)
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop.run(stop))
+    try:
+        await eventually(lambda: loop.state == "down", timeout=10, what="source down")
+    finally:
+        stop.set()
+        await task
+        await client.aclose()
+    return loop
+
+
 async def test_a_misconfigured_stream_url_never_logs_the_key(caplog) -> None:
     """COINGLASS_WS_URL set with an https scheme (a common slip): websockets refuses the URI
     and names it, key included, in its error; the reconnect warning must not repeat it."""
@@ -68,15 +83,7 @@ async def test_a_key_with_a_stray_newline_is_never_logged_nor_published(
     caplog.set_level(logging.DEBUG)
     client = CoinglassHttp(key, fake.url("coinglass"))
     poller = CoinglassPoller(client, Universe(["BTCUSDT"]), "1h", max_coins=1)
-    loop = SourceLoop("coinglass", 0.05, poller.poll, Publisher(producer), min_backoff_s=0.01)
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
-        await eventually(lambda: loop.state == "down", timeout=10, what="source down")
-    finally:
-        stop.set()
-        await task
-        await client.aclose()
+    loop = await run_until_down("coinglass", poller.poll, producer, client)
     secret = KEY[3:]  # the key's distinctive part, whatever escaping an error applies
     status = [e for e in producer.events if isinstance(e, SourceStatusV1)]
     assert status and all(secret not in encode(e).decode() for e in status)
@@ -139,15 +146,7 @@ async def test_an_echoed_key_is_neither_logged_nor_published_as_the_status(
     client = CoinApiHttp(ECHOED, fake.url("coinapi"))
     poller = CoinApiPoller(client, Universe(["BTCUSDT", "ETHUSDT"]), 250_000.0)
     fake.inject("coinapi", "/v1/trades", Fault("echo_key", status=401, times=None))
-    loop = SourceLoop("coinapi", 0.05, poller.poll, Publisher(producer), min_backoff_s=0.01)
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop.run(stop))
-    try:
-        await eventually(lambda: loop.state == "down", timeout=10, what="source down")
-    finally:
-        stop.set()
-        await task
-        await client.aclose()
+    loop = await run_until_down("coinapi", poller.poll, producer, client)
     status = [e for e in producer.events if isinstance(e, SourceStatusV1)]
     assert status and all(ECHOED not in encode(e).decode() for e in status)
     assert loop.reason is not None and "HTTP 401" in loop.reason and "***" in loop.reason

@@ -24,6 +24,17 @@ install-python: bootstrap
 	@# bytecode of our own packages too (uv compiles only site-packages): with
 	@# PYTHONDONTWRITEBYTECODE set, every command would otherwise recompile its imports
 	@$(UV) run --frozen --no-sync python -m compileall -q -j 0 libs services >/dev/null
+	@$(MAKE) --no-print-directory native
+
+# The domain core (factors, SMC, judge rules, volatility, outcomes) compiled with mypyc into
+# the venv; used only while it matches the source (perpsignal_domain/_native.py). About a
+# minute when the domain changed, instant otherwise; without a C compiler the domain runs
+# as pure Python (same results, slower) and this says so. PERPSIGNAL_NATIVE=0 skips it.
+.PHONY: native
+native: ## Compile the domain core with mypyc (skipped when up to date)
+	@if [ "$${PERPSIGNAL_NATIVE:-1}" = "0" ]; then echo "PERPSIGNAL_NATIVE=0: domain core not compiled"; \
+	else $(UV) run --frozen --no-sync python -c \
+	  'from perpsignal_domain._native import build; print(build())'; fi
 
 # The AsyncAPI reference parser (npm, pinned by package-lock.json); reinstalled only when the
 # lock changes, so later runs work offline. Without npm the AsyncAPI check is skipped.

@@ -29,8 +29,34 @@ def candles(shared_data: Path) -> list[CandleClosedV1]:
     return recorded.candles(m / "XRP_USDT_USDT-5m-futures.csv", "XRPUSDT", "5m")[:400]
 
 
-def _engine(events: list[CandleClosedV1]) -> ScoringEngine:
-    engine = ScoringEngine(CFG)
+class _Failing(ScoringEngine):
+    """The engine with a failure to inject: the next signal, or the next SMC update after
+    the analyzer took the bar, raises (a bug's failure, after the candle changed the state).
+
+    A subclass rather than a patched instance: the compiled engine (mypyc, see
+    `perpsignal_domain._native`) has no per-instance method attributes."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        super().__init__(cfg)
+        self.fail_signal = False
+        self.fail_after_smc_update = False
+
+    def signal(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fail_signal:
+            self.fail_signal = False
+            raise RuntimeError("scoring failed")
+        return super().signal(*args, **kwargs)
+
+    def _smc_update(self, *args: Any) -> Any:
+        done = super()._smc_update(*args)  # the analyzer took the bar, then something failed
+        if self.fail_after_smc_update:
+            self.fail_after_smc_update = False
+            raise RuntimeError("failed after the analyzer update")
+        return done
+
+
+def _engine(events: list[CandleClosedV1]) -> _Failing:
+    engine = _Failing(CFG)
     for ev in events:
         engine.apply(ev)
     return engine
@@ -42,25 +68,19 @@ def _same(a: list[SignalScoredV1], b: list[SignalScoredV1]) -> None:
     ]
 
 
-def _fail_once(engine: ScoringEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fail_once(engine: _Failing) -> None:
     """Make the next signal raise after the candle changed the state (a bug's failure)."""
-    real = engine.signal
-
-    def failing(*args: Any, **kwargs: Any) -> SignalScoredV1:
-        monkeypatch.setattr(engine, "signal", real)
-        raise RuntimeError("scoring failed")
-
-    monkeypatch.setattr(engine, "signal", failing)
+    engine.fail_signal = True
 
 
 # 300: a plain bar; 311: closes a 1h bucket (15m and 1h analyzers fed too); 3: warm-up
 @pytest.mark.parametrize("at", [300, 311, 3])
 def test_a_failed_candle_is_undone_and_its_retry_scores(
-    candles: list[CandleClosedV1], monkeypatch: pytest.MonkeyPatch, at: int
+    candles: list[CandleClosedV1], at: int
 ) -> None:
     failed = _engine(candles[:at])
     clean = _engine(candles[:at])
-    _fail_once(failed, monkeypatch)
+    _fail_once(failed)
     with pytest.raises(RuntimeError):
         failed.apply(candles[at])
     # the retry is scored (not taken for a duplicate), then the stream goes on identically
@@ -84,10 +104,10 @@ def test_a_zero_price_candle_is_refused_before_it_touches_state(
 
 
 def test_a_failed_first_candle_leaves_no_symbol_behind(
-    candles: list[CandleClosedV1], monkeypatch: pytest.MonkeyPatch
+    candles: list[CandleClosedV1],
 ) -> None:
-    failed, clean = ScoringEngine(CFG), ScoringEngine(CFG)
-    _fail_once(failed, monkeypatch)
+    failed, clean = _Failing(CFG), ScoringEngine(CFG)
+    _fail_once(failed)
     with pytest.raises(RuntimeError):
         failed.apply(candles[0])
     assert "XRPUSDT" not in failed.states
@@ -96,7 +116,7 @@ def test_a_failed_first_candle_leaves_no_symbol_behind(
 
 
 def test_a_failed_native_higher_timeframe_candle_is_undone(
-    candles: list[CandleClosedV1], monkeypatch: pytest.MonkeyPatch
+    candles: list[CandleClosedV1],
 ) -> None:
     """A venue's own 1h candle feeds the 1h analyzer directly (and stops its aggregation)."""
     hour = candles[300:312]  # one UTC hour (bar 311 closes it)
@@ -112,16 +132,9 @@ def test_a_failed_native_higher_timeframe_candle_is_undone(
         }
     )
     failed, clean = _engine(candles[:300]), _engine(candles[:300])
-    real = failed._smc_update
-
-    def update_then_fail(*args: Any) -> None:
-        real(*args)  # the analyzer took the bar, then something failed
-        raise RuntimeError("failed after the analyzer update")
-
-    monkeypatch.setattr(failed, "_smc_update", update_then_fail)
+    failed.fail_after_smc_update = True
     with pytest.raises(RuntimeError):
         failed.apply(hourly)
-    monkeypatch.undo()
     assert "1h" not in failed.states["XRPUSDT"].native_tfs
     assert set(failed._aggs["XRPUSDT"]) == set(clean._aggs["XRPUSDT"])
     for ev in [hourly, *candles[300:340]]:
@@ -134,5 +147,7 @@ def test_the_analyzer_memento_covers_every_field_update_can_change() -> None:
 
     containers = {"_hs", "_ls", "_highs", "_lows", "_fvgs", "last_by_kind"}
     constants = {"n", "tolerance", "eq_lookback", "fvg_max_age", "_window", "version"}
-    assert set(SmcAnalyzer.__slots__) == set(_MUTABLE_NAMES) | containers | constants
+    # compiled by mypyc (perpsignal_domain._native), the class lists its fields there
+    fields = getattr(SmcAnalyzer, "__mypyc_attrs__", None) or SmcAnalyzer.__slots__
+    assert set(fields) == set(_MUTABLE_NAMES) | containers | constants
     assert len(SmcMemento._fields) == 2 + len(containers)

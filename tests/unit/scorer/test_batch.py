@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from perpsignal_common.events.base import Event
-from perpsignal_common.events.signals import FACTOR_NAMES
+from perpsignal_common.events.signals import FACTOR_NAMES, SignalScoredV1
 from perpsignal_domain.scoring.batch import MISSING, OK, STALE, evaluate_batch
 from perpsignal_domain.scoring.config import EngineConfig
-from perpsignal_domain.scoring.engine import Evaluation, ScoringEngine
+from perpsignal_domain.scoring.engine import Evaluation, ScoringEngine, Trigger
 from tests.unit.scorer import recorded
 
 CODE = {"ok": OK, "missing": MISSING, "stale": STALE}
@@ -34,16 +34,26 @@ def _history(shared_data: Path) -> tuple[list[Event], list[Event], list[Event]]:
     return candles, funding, fng  # type: ignore[return-value]
 
 
+class _Evaluating(ScoringEngine):
+    """Also keeps the evaluation at every primary close (a subclass: the compiled engine
+    has no per-instance method attributes)."""
+
+    def __init__(self, cfg: EngineConfig) -> None:
+        super().__init__(cfg)
+        self.stream: list[Evaluation] = []
+
+    def signal(self, symbol: str, trigger: Event, kind: Trigger) -> SignalScoredV1:
+        self.stream.append(self.evaluate(symbol, trigger.observed_at.timestamp()))
+        return super().signal(symbol, trigger, kind)
+
+
 def _compare(
     cfg: EngineConfig, candles: list[Event], funding: list[Event], fng: list[Event]
 ) -> int:
     """Stream the events, evaluate at every primary close, compare with the batch; return
     how many bars were compared."""
-    engine = ScoringEngine(cfg)
-    stream: list[Evaluation] = []
-    engine.signal = lambda symbol, trigger, kind: stream.append(  # type: ignore[method-assign,assignment,func-returns-value]
-        engine.evaluate(symbol, trigger.observed_at.timestamp())
-    )
+    engine = _Evaluating(cfg)
+    stream = engine.stream
     for e in recorded.merged(fng, funding, candles):
         engine.apply(e)
     o = np.array([[c.open_time.timestamp(), c.high, c.low, c.close] for c in candles])  # type: ignore[attr-defined]

@@ -10,19 +10,25 @@ too.
 `reference_totals` below is the rule written as plainly as possible (every pair looked at);
 the ledger must give exactly its numbers, on random floods and on what the real ingestor
 emits from the recorded Binance and Coinglass messages. The bound is counted, not timed:
-every comparison the ledger makes between the times it was given.
+every comparison the ledger makes between the times it was given, through a float subclass
+that counts them. Compiled code (mypyc, `perpsignal_domain._native`) unboxes its float
+arguments and so never calls those hooks: the counted tests run the same source interpreted
+(`_INTERPRETED`); the totals tests run whichever build is active.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import random
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import perpsignal_domain
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import LiquidationOrderV1
@@ -37,6 +43,21 @@ from perpsignal_domain.scoring.state import (
 from tests.unit.scorer.test_liquidations_once import IngestorLiquidations
 
 SYMBOL = "BTCUSDT"
+
+
+def _interpreted_state() -> Any:
+    """`perpsignal_domain.scoring.state` loaded from its source as interpreted Python."""
+    source = Path(perpsignal_domain.__file__).parent / "scoring" / "state.py"
+    name = "_interpreted_scoring_state"
+    spec = importlib.util.spec_from_file_location(name, source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+_INTERPRETED = _interpreted_state()
 H = 3600.0
 
 
@@ -218,7 +239,7 @@ def _hostile(n: int) -> LiquidationLedger:
     """n one-second buckets of Binance's own stream, n of the Coinglass relay and n of the
     all-exchange totals, each in a gap between the own buckets: none overlaps, so every
     question about a bucket has the answer 'no' (the one that scanned everything)."""
-    ledger = LiquidationLedger()
+    ledger = _INTERPRETED.LiquidationLedger()
     t0 = 1_700_000_000.0
     c = _Counted
     for i in range(n):
@@ -255,7 +276,7 @@ VENUE_FLOOD = 127  # venues of orders, and as many of buckets: the most a symbol
 def _venue_flood(n: int) -> LiquidationLedger:
     """n orders of 127 venues, n all-exchange totals and n buckets of 127 more venues,
     none covering another: every all-exchange total asks every venue."""
-    ledger = LiquidationLedger()
+    ledger = _INTERPRETED.LiquidationLedger()
     t0 = 1_700_000_000.0
     c = _Counted
     for i in range(n):

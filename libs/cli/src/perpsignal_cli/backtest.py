@@ -224,6 +224,10 @@ def main(argv: list[str]) -> int:
     if not valid_symbol(args.symbol.upper(), prog) or not out_folder(args.out, prog):
         return 2
     logging.getLogger("perpsignal_cli").setLevel(logging.INFO)
+    from perpsignal_domain import _native
+
+    # how fast the run can be: the mypyc build, or why the source runs interpreted
+    log.info("domain core: %s", _native.status)
 
     from perpsignal_cli.backtesting.importers import (
         HistoryFormatError,

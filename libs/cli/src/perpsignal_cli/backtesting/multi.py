@@ -44,6 +44,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from perpsignal_domain import _native
+
 # input kinds a symbol can have, and the single-symbol flag of each
 AUX_FLAGS = {
     "funding": "--funding",
@@ -1206,7 +1208,8 @@ def main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return 2
     print(
         f"backtest of {len(the_plan.jobs)} symbols on {min(jobs, len(the_plan.jobs))} "
-        f"worker(s): {', '.join(j.symbol for j in the_plan.jobs)}",
+        f"worker(s): {', '.join(j.symbol for j in the_plan.jobs)}; domain core: "
+        f"{_native.status}",
         file=sys.stderr,
     )
     started = time.perf_counter()

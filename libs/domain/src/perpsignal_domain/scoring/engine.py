@@ -41,6 +41,8 @@ from operator import attrgetter
 from statistics import median
 from typing import Any, Literal
 
+from mypy_extensions import mypyc_attr
+
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.base import Event, deterministic_id, utcnow
 from perpsignal_common.events.market import (
@@ -278,6 +280,8 @@ class PrimaryVenues:
         return self.overrides.get(symbol, self.default)
 
 
+# tests and embedders may subclass it (to observe or inject failures) though it is compiled
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ScoringEngine:
     """Per-symbol state, SMC and factor evaluation for every symbol it is fed."""
 

@@ -36,6 +36,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from mypy_extensions import mypyc_attr
+
 from perpsignal_common.events.base import Event, deterministic_id
 from perpsignal_common.events.market import (
     CandleClosedV1,
@@ -247,6 +249,8 @@ def coin_of(symbol: str) -> str:
     return symbol[:-4] if symbol.endswith("USDT") and len(symbol) > 4 else symbol
 
 
+# subclassable though compiled (tests inject a failing scan)
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MssScanner:
     """Collect MSS inputs from the stream and score the universe on an event-time cadence."""
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from perpsignal_common.errors import PoisonMessage
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
@@ -425,7 +427,7 @@ class _Coverage:
         if self._cheap("", feeds):
             return any(_overlaps(feed, start, end) for feed in feeds)
         if self._buckets is None:
-            merged = sorted((b[0], b[1]) for feed in feeds for b in feed)
+            merged: list[tuple[float, float]] = sorted((b[0], b[1]) for feed in feeds for b in feed)
             mins: list[float] = []
             low = math.inf
             for _, b_start in reversed(merged):
@@ -462,6 +464,7 @@ def _any_between(feed: deque[Any], start: float, end: float) -> bool:
     return i < len(feed) and feed[i][0] <= end
 
 
+@mypyc_attr(native_class=False)  # a compiled subclass of deque crashes (mypyc, _native.py)
 class BucketFeed(deque[tuple[float, float, float, float]]):
     """One source's buckets of a venue, end-ordered (end, start, long usd, short usd), with
     the suffix minima of their starts (`_overlaps`), dropped by every change and rebuilt

@@ -10,7 +10,8 @@
 * `perpsignal backtest --timeframe 1m` on the same file, at its defaults: every 1m bar scored
   (8 factors, SMC, rule judge, outcomes at 1h/4h/24h, baselines, statistics, report.json +
   report.html + signals.jsonl), the history split over every core into consecutive exact
-  parts (backtesting/split.py); and the same with `--jobs 1` (one process) as context. The
+  parts (backtesting/split.py); and the same with `--jobs 1` (one process) as context, also
+  with the domain core interpreted (`PERPSIGNAL_NATIVE=0`: the gain of its mypyc build). The
   runs alternate, `RUNS` times each; medians of wall time and of peak memory. Goals (issue
   20): time <= 1/3 of freqtrade's, peak memory below freqtrade's.
 * peak memory is the process tree's: the largest sum of the resident memory of the command
@@ -138,7 +139,9 @@ class PeerStrategy(IStrategy):
 """
 
 
-def measure(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
+def measure(
+    cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Run `cmd` as a child; return (wall seconds, peak MiB of its process tree); raise on
     failure.
 
@@ -149,7 +152,9 @@ def measure(cmd: list[str], cwd: Path, log: Path) -> tuple[float, float]:
     """
     started = time.perf_counter()
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env and {**os.environ, **env}
+        )
         peak = _tree_peak(proc)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -206,8 +211,25 @@ def perpsignal_cmd(
     return cmd + (["--timeframe", timeframe] if timeframe else [])
 
 
-# our runs: key -> (timeframe, --jobs); None: the defaults (every core)
-OURS = {"1m": ("1m", None), "1m-j1": ("1m", 1), "15m": (None, None)}
+# our runs: key -> (timeframe, --jobs, extra environment); None: the defaults (every core)
+OURS: dict[str, tuple[str | None, int | None, dict[str, str] | None]] = {
+    "1m": ("1m", None, None),
+    "1m-j1": ("1m", 1, None),
+    # the same engine interpreted: what the mypyc build of the domain core gains
+    "1m-j1-py": ("1m", 1, {"PERPSIGNAL_NATIVE": "0"}),
+    "15m": (None, None, None),
+}
+
+
+def domain_core() -> str:
+    """Say how the domain core runs in this environment (perpsignal_domain._native)."""
+    return subprocess.run(
+        [sys.executable, "-c", "import perpsignal_domain._native as n; print(n.status)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "PERPSIGNAL_NATIVE"},
+    ).stdout.strip()
 
 
 def freqtrade_python() -> tuple[Path | None, str]:
@@ -299,6 +321,8 @@ def main() -> list[dict[str, object]]:
         return []
     ft_python, ft_where = freqtrade_python()
     print(f"freqtrade: {ft_python or 'NOT AVAILABLE'} ({ft_where})", file=sys.stderr)
+    core = domain_core()
+    print(f"domain core: {core}", file=sys.stderr)
     compile_bytecode(sys.executable, REPO / "libs", REPO / "services")
     if ft_python:
         compile_bytecode(ft_python)
@@ -309,9 +333,9 @@ def main() -> list[dict[str, object]]:
         for i in range(RUNS):  # alternate, so load changes hit both sides alike
             if ft_python:
                 runs["ft"].append(measure([str(ft_python), *ft_cmd], ft_home, tmp / "ft.log"))
-            for key, (tf, jobs) in OURS.items():
+            for key, (tf, jobs, env) in OURS.items():
                 cmd = perpsignal_cmd(FTX, tmp / f"out-{key}", tf, jobs)
-                runs[key].append(measure(cmd, REPO, tmp / f"ps-{key}.log"))
+                runs[key].append(measure(cmd, REPO, tmp / f"ps-{key}.log", env))
             print(f"run {i + 1}/{RUNS}: " + ", ".join(f"{k} {v[-1]}" for k, v in runs.items() if v),
                   file=sys.stderr)  # fmt: skip
         bars_year = YEAR_COPIES * (sum(1 for _ in FTX.open()) - 1)
@@ -355,6 +379,20 @@ def main() -> list[dict[str, object]]:
                 goal_ratio=(None if context else 1.0) if ft_python else None,
             ),
         ]
+    # the compiled domain core against the same source interpreted, one process each
+    compiled = core.startswith("compiled")
+    rows.append(
+        Row(
+            "--timeframe 1m --jobs 1 wall, domain core "
+            + ("compiled (mypyc)" if compiled else f"NOT COMPILED: {core}"),
+            med["1m-j1"][0],
+            "s",
+            "the same run interpreted (PERPSIGNAL_NATIVE=0)",
+            med["1m-j1-py"][0],
+            "context (the gain of make native)",
+            higher_is_better=False,
+        )
+    )
     # no peer runs a symbol-year: an absolute figure, listed with the context rows
     rows.append(
         Row.absolute(

@@ -34,7 +34,7 @@ install-python: bootstrap
 native: ## Compile the domain core with mypyc (skipped when up to date)
 	@if [ "$${PERPSIGNAL_NATIVE:-1}" = "0" ]; then echo "PERPSIGNAL_NATIVE=0: domain core not compiled"; \
 	else $(UV) run --frozen --no-sync python -c \
-	  'from perpsignal_domain._native import build; print(build())'; fi
+	  'from perpsignal_domain import _native as n; n.needs_build() and print("compiling the domain core with mypyc (about a minute, once per change)...", flush=True); print(n.build())'; fi
 
 # The AsyncAPI reference parser (npm, pinned by package-lock.json); reinstalled only when the
 # lock changes, so later runs work offline. Without npm the AsyncAPI check is skipped.

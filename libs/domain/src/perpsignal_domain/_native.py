@@ -104,6 +104,15 @@ setup(
 """
 
 
+def needs_build() -> bool:
+    """Return True when `build` would compile (no build, or one from other source or mypy)."""
+    try:
+        stamp = json.loads((native_root() / STAMP).read_text())
+        return bool(stamp.get("digest") != source_digest() or stamp.get("mypy") != _mypy_version())
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def build(force: bool = False) -> str:
     """Compile a copy of the package into `native_root()` and say what happened. Without a
     C compiler (or when mypyc refuses the code) the package runs as pure Python: slower,
@@ -114,13 +123,9 @@ def build(force: bool = False) -> str:
     import time
 
     root = native_root()
+    if not force and not needs_build():
+        return f"{NAME}: compiled build is up to date ({root})"
     digest, mypy = source_digest(), _mypy_version()
-    try:
-        stamp = json.loads((root / STAMP).read_text())
-        if not force and stamp.get("digest") == digest and stamp.get("mypy") == mypy:
-            return f"{NAME}: compiled build is up to date ({root})"
-    except (OSError, ValueError, AttributeError):
-        pass
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="perpsignal-native-"))
     try:

@@ -14,7 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from perpsignal_notifier.filters import ALL, FilterRules, base_asset
-from perpsignal_notifier.render import HELP, clean, esc, render_signal
+from perpsignal_notifier.render import (
+    HELP,
+    TELEGRAM_MAX_CHARS,
+    clean,
+    esc,
+    render_signal,
+    visible_len,
+)
 from perpsignal_notifier.repository import NotifierRepository
 
 MAX_ASSETS = 50
@@ -151,16 +158,36 @@ class Commands:
             "Alerts: " + ("🔕 muted" if info.muted else "🔔 on"),
             "Default destination: " + ("yes" if ctx.chat_id in ctx.configured_chats else "no"),
         ]
-        if info.subscriptions:
-            lines.append("Subscriptions:")
-            for asset, floor in info.subscriptions:
-                label = "every coin" if asset == ALL else esc(asset)
-                lines.append(f"• {label}" + (f" (score ≥ {floor:g})" if floor is not None else ""))
-        else:
-            lines.append("Subscriptions: none (use /subscribe BTC ETH)")
-        lines.append(
+        filters = (
             f"Filters: score ≥ {rules.min_score:g}, confidence ≥ {rules.min_confidence:g}, "
             f"SKIP/AVOID {'suppressed' if rules.suppress_skip_avoid else 'sent'}, "
             f"cooldown {rules.cooldown_s:g}s per symbol"
         )
-        return "\n".join(lines)
+        if not info.subscriptions:
+            lines.append("Subscriptions: none (use /subscribe BTC ETH)")
+            return "\n".join([*lines, filters])
+        lines.append(f"Subscriptions ({len(info.subscriptions)}):")
+        items = [
+            f"• {'every coin' if asset == ALL else esc(asset)}"
+            + (f" (score ≥ {floor:g})" if floor is not None else "")
+            for asset, floor in info.subscriptions
+        ]
+        return "\n".join([*lines, *_fitting(lines, items, filters), filters])
+
+
+def _fitting(head: list[str], items: list[str], tail: str) -> list[str]:
+    """Return as many of `items` as fit one Telegram message between `head` and `tail`.
+
+    A chat may hold any number of subscriptions (50 coins per /subscribe, as often as it
+    likes): listing them all made a /status reply Telegram refuses as too long, so the user
+    got no answer at all. The rest is counted in a last line instead.
+    """
+    # room for the "… and N more" line, whose visible text is at most 40 units
+    room = TELEGRAM_MAX_CHARS - visible_len("\n".join([*head, tail])) - 40
+    kept: list[str] = []
+    for item in items:
+        room -= visible_len(item) + 1
+        if room < 0:
+            return [*kept, f"• … and {len(items) - len(kept)} more"]
+        kept.append(item)
+    return kept

@@ -135,6 +135,21 @@ class BotSender:
         return message.message_id
 
 
+def sender_id(message: Message) -> int | None:
+    """Return the id a command's sender is known by: the user, or the chat it speaks for.
+
+    A message sent on behalf of a chat (an anonymous group admin, a user posting as a
+    channel, a channel post forwarded into its discussion group) carries that chat in
+    `sender_chat` and, in `from`, a service account every such message shares
+    (GroupAnonymousBot 1087968824, Channel_Bot 136817688, Telegram 777000). Taking that id
+    told each anonymous admin to have it added to TELEGRAM_ADMIN_IDS, which would have let
+    every anonymous admin and every channel on Telegram change alerts.
+    """
+    if message.sender_chat is not None:
+        return message.sender_chat.id
+    return message.from_user.id if message.from_user else None
+
+
 COMMAND_FAILED = "⚠️ That command failed on our side; the operator's log says why."
 
 
@@ -156,7 +171,7 @@ def build_dispatcher(
             chat_title=message.chat.title or message.chat.username,
             configured_chats=configured_chats,
             rules=rules,
-            user_id=message.from_user.id if message.from_user else None,
+            user_id=sender_id(message),
             admins=admins,
         )
         try:

@@ -60,3 +60,34 @@ def test_an_api_base_without_http_scheme_is_a_clear_startup_error(
     monkeypatch.setenv("TELEGRAM_API_BASE", base)
     with pytest.raises(ValidationError, match="TELEGRAM_API_BASE must be an http"):
         NotifierSettings()
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://api.telegram.org/bot123456:SECRET-token-value",
+        "https://api.telegram.org/bot123456:SECRET-token-value/",
+        "api.telegram.org/bot123456:SECRET-token-value",  # no scheme either
+    ],
+)
+def test_an_api_base_with_the_token_in_it_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, base: str
+) -> None:
+    """A Bot API URL copied with its /bot<token> was taken as the server: every request went
+    to /bot<token>/bot<token>/sendMessage (404, every alert dead-lettered) and the start-up
+    line printed the token (`Telegram enabled`, api_base); without a scheme, the refusal
+    quoted it."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:SECRET-token-value")
+    monkeypatch.setenv("TELEGRAM_API_BASE", base)
+    with pytest.raises(ValidationError, match="TELEGRAM_API_BASE") as error:
+        NotifierSettings()
+    assert "without /bot<token>" in str(error.value)
+    assert "SECRET" not in str(error.value)
+
+
+def test_a_local_bot_api_server_behind_a_path_is_still_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for base in ("http://127.0.0.1:8081/", "https://proxy.example/telegram", "http://botapi:8081"):
+        monkeypatch.setenv("TELEGRAM_API_BASE", base)
+        assert NotifierSettings().telegram_api_base == base

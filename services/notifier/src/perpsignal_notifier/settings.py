@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 # what @BotFather gives: the bot's numeric id, a colon, the secret
 TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
+# a bot token in a URL's path, as the Bot API's own URLs carry it
+_TOKEN_IN_URL = re.compile(r"/bot\d+:", re.IGNORECASE)
 
 
 class NotifierSettings(ServiceSettings):
@@ -133,6 +135,15 @@ class NotifierSettings(ServiceSettings):
     @classmethod
     def _api_base_url(cls, value: str) -> str:
         url = urlsplit(value.strip())
+        if _TOKEN_IN_URL.search(value):
+            # a URL copied from a browser or a curl example, /bot<token> included: every
+            # request went to /bot<token>/bot<token>/..., and the start-up line and this
+            # error printed the token
+            raise ValueError(
+                "TELEGRAM_API_BASE must be the Bot API server's address, such as "
+                "https://api.telegram.org, without /bot<token>: the token goes in "
+                "TELEGRAM_BOT_TOKEN (the value is not shown)"
+            )
         if url.scheme not in ("http", "https") or not url.netloc:
             raise ValueError(
                 f"TELEGRAM_API_BASE must be an http(s) URL such as https://api.telegram.org "

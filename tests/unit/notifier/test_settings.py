@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from perpsignal_notifier.delivery import Alert
+from perpsignal_notifier.service import preview_writer
 from perpsignal_notifier.settings import NotifierSettings
 from perpsignal_notifier.telegram import create_bot
 
@@ -91,3 +95,26 @@ def test_a_local_bot_api_server_behind_a_path_is_still_accepted(
     for base in ("http://127.0.0.1:8081/", "https://proxy.example/telegram", "http://botapi:8081"):
         monkeypatch.setenv("TELEGRAM_API_BASE", base)
         assert NotifierSettings().telegram_api_base == base
+
+
+@pytest.mark.parametrize("where", ["missing/alerts.jsonl", "."])
+def test_a_preview_file_that_cannot_be_written_fails_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str
+) -> None:
+    """The first previewed alert raised in the handler instead: every alert was retried and
+    dead-lettered by a notifier that looked healthy."""
+    path = tmp_path / where
+    monkeypatch.setenv("NOTIFIER_PREVIEW", "true")
+    monkeypatch.setenv("NOTIFIER_PREVIEW_FILE", str(path))
+    with pytest.raises(ValidationError, match="NOTIFIER_PREVIEW_FILE") as error:
+        NotifierSettings()
+    assert str(path) in str(error.value)
+    with pytest.raises(OSError):  # what the handler met at every alert
+        preview_writer(str(path))(Alert("e", "signal", "BTCUSDT", "<b>x</b>"))
+    # a file that can be created, or appended to, is fine; without NOTIFIER_PREVIEW the
+    # file is never used, so it is not checked
+    monkeypatch.setenv("NOTIFIER_PREVIEW_FILE", str(tmp_path / "alerts.jsonl"))
+    assert NotifierSettings().notifier_preview
+    monkeypatch.setenv("NOTIFIER_PREVIEW_FILE", str(path))
+    monkeypatch.setenv("NOTIFIER_PREVIEW", "false")
+    assert not NotifierSettings().notifier_preview

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +20,18 @@ log = logging.getLogger(__name__)
 TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
 # a bot token in a URL's path, as the Bot API's own URLs carry it
 _TOKEN_IN_URL = re.compile(r"/bot\d+:", re.IGNORECASE)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Return why a file cannot be appended to (by this process), or None when it can."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "no permission to write it"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"its directory {str(folder)!r} does not exist"
+    return None if os.access(folder, os.W_OK | os.X_OK) else "no permission to create it"
 
 
 class NotifierSettings(ServiceSettings):
@@ -150,6 +163,19 @@ class NotifierSettings(ServiceSettings):
                 f"or http://127.0.0.1:8081, got {value!r}"
             )
         return value.strip()
+
+    @model_validator(mode="after")
+    def _preview_file_writable(self) -> NotifierSettings:
+        # checked here, not at the first alert: an append that fails raised in the handler,
+        # and every alert was retried and dead-lettered by a notifier that looked healthy
+        if self.notifier_preview and self.notifier_preview_file:
+            problem = _unwritable(Path(self.notifier_preview_file))
+            if problem:
+                raise ValueError(
+                    f"NOTIFIER_PREVIEW_FILE {self.notifier_preview_file!r} cannot be "
+                    f"appended to: {problem}"
+                )
+        return self
 
     @property
     def telegram_enabled(self) -> bool:

@@ -66,6 +66,31 @@ def test_short_alert_has_stop_above_and_target_below_entry() -> None:
     assert f"Take profit: {target:,.2f} ({(target / 3000 - 1) * 100:.2f}%)" in text
 
 
+@pytest.mark.parametrize("price", [3e-9, 1.2345e-6])
+def test_a_memecoin_price_keeps_its_significant_digits(price: float) -> None:
+    """Prices were cut to 8 decimals: a coin quoted at 3e-9 (the contract goes down to 1e-12)
+    read entry 0, stop 0 and target 0, and one at 1.2e-6 kept 3 digits."""
+    event = judged("TINYUSDT", price=price)  # the real scorer and judge at that price level
+    vol = event.ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    text = visible(render_signal(event))
+    shown = {
+        label: float(line.split(": ")[1].split(" ")[0])
+        for line in text.splitlines()
+        for label in ("Entry", "Stop loss", "Take profit")
+        if line.startswith(label + ": ")
+    }
+    for label, level in (
+        ("Entry", event.price),
+        ("Stop loss", vol.stop_loss_price),
+        ("Take profit", vol.take_profit_price),
+    ):
+        assert shown[label] == pytest.approx(level, rel=1e-4), label  # 5 significant digits
+    assert shown["Stop loss"] < shown["Entry"] < shown["Take profit"]
+    plan = [line for line in text.splitlines() if line.split(":")[0] in shown]
+    assert not [line for line in plan if "e-" in line]  # decimals, as an order form takes them
+
+
 def test_missing_trade_plan_is_shown_as_unavailable_not_invented() -> None:
     # the rule judge gives no plan when too few candles for an ATR (early signals: it then
     # takes no trade, WAIT `no_trade_plan`, and its alert must not invent one either)

@@ -34,6 +34,7 @@ says so, so it is always accepted and never cut inside a tag or an entity.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -185,7 +186,11 @@ def fmt_price(value: float | None) -> str:
         return f"{value:.4f}"
     if magnitude == 0:
         return "0"
-    return f"{value:.8f}".rstrip("0").rstrip(".")
+    # 8 decimals, or 5 significant digits when that needs more: 8 decimals showed a memecoin
+    # quoted at 3e-9 (the contract allows 1e-12) as entry 0, stop 0 and target 0, and one at
+    # 1.2e-6 with 3 digits, not enough to tell its entry from a tight stop
+    decimals = max(8, 4 - math.floor(math.log10(magnitude)))
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def fmt_pct_from(entry: float, level: float | None) -> str:

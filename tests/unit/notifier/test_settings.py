@@ -118,3 +118,21 @@ def test_a_preview_file_that_cannot_be_written_fails_start_up_naming_it(
     monkeypatch.setenv("NOTIFIER_PREVIEW_FILE", str(path))
     monkeypatch.setenv("NOTIFIER_PREVIEW", "false")
     assert not NotifierSettings().notifier_preview
+
+
+@pytest.mark.parametrize("name", ["TELEGRAM_CHAT_IDS", "TELEGRAM_ADMIN_IDS"])
+def test_the_token_pasted_into_an_id_list_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """int()'s refusal quoted the value: values swapped between two variables printed the
+    bot token in the start-up error line."""
+    monkeypatch.setenv(name, "-1001234567890, 123456:SECRET-token-value")
+    with pytest.raises(ValidationError) as error:
+        NotifierSettings()
+    assert f"{name} takes numeric chat or user ids" in str(error.value)
+    assert "SECRET" not in str(error.value) and "123456" not in str(error.value)
+    # a channel's @username (which sendMessage takes, but alerts are keyed by number) is
+    # refused with what to use instead
+    monkeypatch.setenv(name, "@perpsignal_alerts")
+    with pytest.raises(ValidationError, match=r"'@perpsignal_alerts'.*-100"):
+        NotifierSettings()

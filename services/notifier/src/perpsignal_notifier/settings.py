@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
 # a bot token in a URL's path, as the Bot API's own URLs carry it
 _TOKEN_IN_URL = re.compile(r"/bot\d+:", re.IGNORECASE)
+
+
+def _not_an_id(setting: str, part: str) -> str:
+    """Return why `part` of a chat id list is refused, without echoing a bot token."""
+    if TOKEN_FORMAT.search(part):
+        # the token pasted into the wrong variable: int()'s error quoted it in the start-up log
+        shown = "a value that looks like the bot token (not shown)"
+    else:
+        shown = repr(part[:40])
+    hint = " (a @username is not an id: Telegram shows a channel's as -100...)"
+    return f"{setting} takes numeric chat or user ids, got {shown}" + (
+        hint if part.startswith("@") else ""
+    )
 
 
 def _unwritable(path: Path) -> str | None:
@@ -117,9 +130,13 @@ class NotifierSettings(ServiceSettings):
 
     @field_validator("telegram_chat_ids", "telegram_admin_ids", mode="before")
     @classmethod
-    def _split_ids(cls, value: object) -> object:
+    def _split_ids(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            return tuple(int(p) for p in value.replace(";", ",").split(",") if p.strip())
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            for part in parts:
+                if not re.fullmatch(r"[+-]?\d+", part):
+                    raise ValueError(_not_an_id(str(info.field_name).upper(), part))
+            return tuple(int(p) for p in parts)
         if isinstance(value, int):
             return (value,)
         return value

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 
+from perpsignal_common.db.models.ingestor import KnownSymbol
+from perpsignal_common.events.market import ListingDetectedV1
+from perpsignal_connectors.binance_usdm.schemas import Ticker24h
+from perpsignal_ingestor.listings import listing_event
+from perpsignal_ingestor.universe import Universe
 from perpsignal_notifier.render import render_listing, render_mss, render_signal
 from tests.fakes.telegram import TAG, check_html
 from tests.unit.notifier.builders import judged, listing, mss
@@ -179,3 +187,42 @@ def test_emoji_heavy_judge_output_still_fits_telegrams_utf16_limit() -> None:
     assert "… and 35 more" in text
     assert text.splitlines()[0] == "🟢 LONG BTCUSDT · 1h"
     assert "🚀 🚀" in text and "🎯🎯" in text  # the judge's text is cut, not dropped
+
+
+def test_a_listing_announced_ahead_of_its_launch_says_so(shared_data: Path) -> None:
+    """Binance lists a perpetual before trading opens: the ingestor's event then has a
+    negative detection delay and, from the ticker, a last price of 0 (the contract's "no
+    trade yet"). The alert read "Detected -7200s after onboarding", "Last price: 0",
+    "24h change: +0.00%" and "24h volume: $0.00"."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    row = KnownSymbol(
+        venue="binance",
+        symbol="币安人生USDT",
+        base_asset="币安人生",
+        quote_asset="USDT",
+        onboard_at=now + timedelta(hours=2),
+        first_seen_at=now,
+        announce=True,
+    )
+    doc = json.loads(
+        (shared_data / "api/binance_usdm/fapi_v1_ticker_24hr.doc_current.json").read_text()
+    )
+    pending = {**doc, "symbol": row.symbol, "lastPrice": "0.0000000", "priceChange": "0"}
+    pending |= {"priceChangePercent": "0.000", "volume": "0", "quoteVolume": "0", "count": 0}
+    universe = Universe(["*"])
+    universe.update_tickers([Ticker24h.model_validate(pending)])
+    event = listing_event(row, universe)  # the ingestor's own event
+    event = ListingDetectedV1.model_validate_json(event.model_dump_json())
+    assert event.detection_latency_s == -7200 and event.last_price == 0
+    text = visible(render_listing(event))
+    assert "Announced 2h 0m before trading opens" in text
+    assert f"Onboard: {(now + timedelta(hours=2)):%Y-%m-%d %H:%M} UTC" in text
+    assert "Last price: no trade yet" in text
+    assert "-7200" not in text and "24h" not in text
+    # once trading: the delay and the ticker's numbers as before
+    traded = {**pending, "lastPrice": "0.01234", "priceChangePercent": "12.5"}
+    universe.update_tickers([Ticker24h.model_validate(traded | {"quoteVolume": "3400000"})])
+    row.onboard_at, row.first_seen_at = now - timedelta(seconds=42), now
+    text = visible(render_listing(listing_event(row, universe)))
+    assert "Detected 42s after onboarding" in text
+    assert "Last price: 0.01234" in text and "24h change: +12.50%" in text

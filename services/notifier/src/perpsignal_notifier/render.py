@@ -311,15 +311,34 @@ def render_listing(event: ListingDetectedV1) -> str:
         # one string: a cut or odd base asset must not leave "/USDT" a tappable /command
         f"Pair: {esc(f'{event.base_asset}/{event.quote_asset}', 2 * MAX_FIELD)}",
         f"Onboard: <b>{fmt_time(event.onboard_at)}</b>",
-        f"Detected {event.detection_latency_s:.0f}s after onboarding",
+        # Binance lists a perpetual ahead of its launch: the ingestor then sees it before
+        # the onboard time (a negative delay, shown as "Detected -7200s after onboarding")
+        f"Detected {event.detection_latency_s:.0f}s after onboarding"
+        if event.detection_latency_s >= 0
+        else f"Announced {fmt_duration(-event.detection_latency_s)} before trading opens",
     ]
-    if event.last_price is not None:
-        lines.append(f"Last price: <code>{fmt_price(event.last_price)}</code>")
-    if event.price_change_pct_24h is not None:
-        lines.append(f"24h change: {event.price_change_pct_24h:+.2f}%")
-    if event.quote_volume_24h is not None:
-        lines.append(f"24h volume: {fmt_usd(event.quote_volume_24h)}")
+    if event.last_price == 0:  # the contract's "no trade yet": no price, change or volume
+        lines.append("Last price: no trade yet")
+    else:
+        if event.last_price is not None:
+            lines.append(f"Last price: <code>{fmt_price(event.last_price)}</code>")
+        if event.price_change_pct_24h is not None:
+            lines.append(f"24h change: {event.price_change_pct_24h:+.2f}%")
+        if event.quote_volume_24h is not None:
+            lines.append(f"24h volume: {fmt_usd(event.quote_volume_24h)}")
     return fit(lines)
+
+
+def fmt_duration(seconds: float) -> str:
+    """Format a duration the way a reader counts it: 45s, 12m, 3h 5m, 2d 4h."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 2 * 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 HELP = "\n".join(

@@ -14,6 +14,7 @@ from perpsignal_common.events.market import ListingDetectedV1
 from perpsignal_connectors.binance_usdm.schemas import Ticker24h
 from perpsignal_ingestor.listings import listing_event
 from perpsignal_ingestor.universe import Universe
+from perpsignal_notifier.filters import FilterRules, suppression_reason
 from perpsignal_notifier.render import render_listing, render_mss, render_signal
 from tests.fakes.telegram import TAG, check_html
 from tests.unit.notifier.builders import judged, listing, mss
@@ -226,3 +227,17 @@ def test_a_listing_announced_ahead_of_its_launch_says_so(shared_data: Path) -> N
     text = visible(render_listing(listing_event(row, universe)))
     assert "Detected 42s after onboarding" in text
     assert "Last price: 0.01234" in text and "24h change: +12.50%" in text
+
+
+def test_a_wait_without_a_trade_plan_is_alerted_with_its_reason_and_no_invented_sizes() -> None:
+    """The rule judge's WAIT `no_trade_plan` (no ATR yet: too few candles) is published
+    unsuppressed so the alert says why; its volatility multiplier is absent and read
+    "volatility xn/a"."""
+    event = judged(verdict="WAIT", plan=False)
+    layer = event.ai_verdict_layer
+    assert layer.risk_mode == "REDUCED" and not layer.suppressed
+    assert suppression_reason(event, FilterRules()) is None  # it is sent
+    text = visible(render_signal(event))
+    assert "Verdict WAIT · Risk mode REDUCED" in text
+    assert "Size: risk x0.00 · volatility n/a\n" in text
+    assert "no stop loss can be set" in text  # the judge's reason, in its summary

@@ -239,8 +239,9 @@ def _top_factors(event: SignalJudgedV1) -> str:
 
 
 def _sizing(position_multiplier: float, vol: VolatilityMetrics) -> str:
-    line = f"Size: risk x{position_multiplier:.2f} · volatility x"
-    line += fmt_num(vol.recommended_position_multiplier, 2)
+    line = f"Size: risk x{position_multiplier:.2f} · volatility "
+    multiplier = vol.recommended_position_multiplier  # none without an ATR ("xn/a" read odd)
+    line += "n/a" if multiplier is None else f"x{multiplier:.2f}"
     if vol.volatility_class:
         atr = f", ATR {vol.atr_pct:.2f}%" if vol.atr_pct is not None else ""
         line += f" ({esc(vol.volatility_class)}{atr})"

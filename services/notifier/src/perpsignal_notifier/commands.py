@@ -94,7 +94,7 @@ class Commands:
     async def handle(self, ctx: CommandContext, command: str, args: str | None) -> str:
         """Run one command and return the reply (HTML)."""
         command = command.lower()
-        if command in ADMIN_COMMANDS and not ctx.may_administer():
+        if command in ADMIN_COMMANDS and not await self._may_administer(ctx):
             who = ctx.user_id if ctx.user_id is not None else ctx.chat_id
             return (
                 "⛔ Only the bot's admins can change alerts here. Ask the operator to add "
@@ -115,6 +115,18 @@ class Commands:
             await self._repo.set_muted(ctx.chat_id, command == "mute")
             return "🔕 Alerts muted in this chat." if command == "mute" else "🔔 Alerts resumed."
         return "Unknown command. " + HELP
+
+    async def _may_administer(self, ctx: CommandContext) -> bool:
+        """Return True for an admin, also in a group Telegram upgraded to a supergroup.
+
+        The upgrade gives the chat a new id, while TELEGRAM_ADMIN_IDS (and TELEGRAM_CHAT_IDS)
+        still name the old one: the chat is known by both once the notifier has followed it.
+        """
+        if ctx.may_administer():
+            return True
+        if ctx.admins is None:
+            return False
+        return any(old in ctx.admins for old in await self._repo.former_ids(ctx.chat_id))
 
     async def _subscribe(self, ctx: CommandContext, args: str | None) -> str:
         try:
@@ -153,10 +165,13 @@ class Commands:
     async def _status(self, ctx: CommandContext) -> str:
         info = await self._repo.chat_info(ctx.chat_id)
         rules = ctx.rules
+        configured = ctx.chat_id in ctx.configured_chats or any(
+            old in ctx.configured_chats for old in await self._repo.former_ids(ctx.chat_id)
+        )  # a configured group that became a supergroup is reached under its new id
         lines = [
             "<b>Status</b>",
             "Alerts: " + ("🔕 muted" if info.muted else "🔔 on"),
-            "Default destination: " + ("yes" if ctx.chat_id in ctx.configured_chats else "no"),
+            "Default destination: " + ("yes" if configured else "no"),
         ]
         filters = (
             f"Filters: score ≥ {rules.min_score:g}, confidence ≥ {rules.min_confidence:g}, "

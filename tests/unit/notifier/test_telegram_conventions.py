@@ -132,3 +132,35 @@ async def test_an_admin_group_upgraded_to_a_supergroup_keeps_its_rights_and_dest
     finally:
         stop.set()
         await asyncio.wait_for(task, 5)
+
+
+async def test_the_upgrade_service_message_is_followed_before_any_alert(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    """Telegram tells the bot in the chat itself (`migrate_from_chat_id`) when a group becomes
+    a supergroup; only a send's 400 was followed, so until the next alert the new chat had
+    neither the group's subscriptions nor its admin rights."""
+    await repo.ensure_chat(GROUP, "group", "Traders")
+    await repo.subscribe(GROUP, ["BTC"], 50)
+    dispatcher = build_dispatcher(
+        Commands(repo), configured_chats=(), rules=FilterRules(), admins=frozenset({GROUP})
+    )
+    poller = CommandPoller(bot, dispatcher, poll_timeout_s=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        # the service message as Telegram sends it in the new supergroup (the fake sends
+        # every update as a user's text: reshaped before the poller can fetch it)
+        update_id = fake_telegram.push_command(SUPERGROUP, "upgraded", title="Traders")
+        message = fake_telegram._updates[-1]["message"]
+        del message["text"]
+        message["migrate_from_chat_id"] = GROUP
+        await eventually(lambda: poller.handled >= 1, timeout=10, what=f"update {update_id}")
+        assert (await repo.chat_info(SUPERGROUP)).subscriptions == (("BTC", 50.0),)
+        assert await repo.targets("BTC", 90.0, ()) == [SUPERGROUP]
+        reply = await command(fake_telegram, SUPERGROUP, "/subscribe eth")
+        assert reply == "✅ Subscribed to ETH."
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert fake_telegram.messages_to(GROUP) == []  # nothing was sent to find out

@@ -11,6 +11,7 @@ argument gets a short reply Telegram accepts.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from perpsignal_notifier.filters import ALL, FilterRules, base_asset
@@ -23,6 +24,8 @@ from perpsignal_notifier.render import (
     visible_len,
 )
 from perpsignal_notifier.repository import NotifierRepository
+
+log = logging.getLogger(__name__)
 
 MAX_ASSETS = 50
 # the longest base asset Binance lists is about half of this; below filters.MAX_ASSET_LEN, so
@@ -115,6 +118,14 @@ class Commands:
             await self._repo.set_muted(ctx.chat_id, command == "mute")
             return "🔕 Alerts muted in this chat." if command == "mute" else "🔔 Alerts resumed."
         return "Unknown command. " + HELP
+
+    async def chat_upgraded(self, old: int, new: int) -> None:
+        """Follow a group Telegram upgraded to a supergroup (its service message said so)."""
+        await self._repo.migrate_chat(old, new)
+        log.info(
+            "group upgraded to a supergroup; following it",
+            extra={"chat_id": old, "new_chat_id": new},
+        )
 
     async def _may_administer(self, ctx: CommandContext) -> bool:
         """Return True for an admin, also in a group Telegram upgraded to a supergroup.

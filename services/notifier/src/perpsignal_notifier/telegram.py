@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -187,6 +187,20 @@ def build_dispatcher(
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
         except BOT_API_ERRORS as exc:
             log.warning("command reply failed", extra={"error": brief(exc)})
+
+    @router.message(F.migrate_from_chat_id | F.migrate_to_chat_id)
+    async def on_upgrade(message: Message) -> None:
+        # Telegram's service messages when a group becomes a supergroup (one in each chat):
+        # followed at once, so the new id has the group's subscriptions and admin rights
+        # before its first alert or command, not only after a send meets the old id's 400
+        old, new = (
+            (message.migrate_from_chat_id, message.chat.id)
+            if message.migrate_from_chat_id
+            else (message.chat.id, message.migrate_to_chat_id)
+        )
+        if old is None or new is None or old == new:
+            return
+        await commands.chat_upgraded(old, new)
 
     dispatcher = Dispatcher()
     dispatcher.include_router(router)

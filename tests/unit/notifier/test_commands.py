@@ -194,3 +194,25 @@ async def test_a_command_that_fails_on_our_side_still_gets_a_reply(
     assert reply == "⚠️ That command failed on our side; the operator's log says why."
     # the bot goes on answering
     assert await command(fake_telegram, USER, "/mute") == "🔕 Alerts muted in this chat."
+
+
+async def test_status_of_a_chat_with_hundreds_of_subscriptions_still_gets_a_reply(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    """Every subscription was listed: past ~150 coins with a floor the reply passed Telegram's
+    4096 characters, Telegram refused it and /status answered nothing at all."""
+    coins = [f"COIN{i:03d}" for i in range(300)]
+    for start in range(0, len(coins), 50):  # at most 50 coins per command
+        batch = " ".join(coins[start : start + 50])
+        reply = await command(fake_telegram, USER, f"/subscribe {batch} 55.5")
+        assert reply.startswith("✅ Subscribed to COIN")
+    assert len((await repo.chat_info(USER)).subscriptions) == 300
+    status = await command(fake_telegram, USER, "/status")
+    assert fake_telegram.rejected == []
+    lines = status.splitlines()
+    assert "Subscriptions (300):" in lines
+    shown = [line for line in lines if line.startswith("• COIN")]
+    assert lines[lines.index("Subscriptions (300):") + 1] == "• COIN000 (score ≥ 55.5)"
+    assert 100 < len(shown) < 300
+    assert f"• … and {300 - len(shown)} more" in lines
+    assert lines[-1].startswith("Filters: score ≥ 65")  # the global filters are still shown

@@ -9,6 +9,8 @@ reports the links Telegram would make by itself in the text (URLs, @mentions, /c
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,10 @@ from typing import Any
 import pytest
 from aiogram import Bot
 
-from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
+from perpsignal_connectors.coingecko.parsing import parse_coins_markets
+from perpsignal_connectors.coingecko.schemas import COINS_MARKETS
+from perpsignal_domain.scoring.mss import MssConfig, MssScanner
 from perpsignal_judge.judge import Judge
 from perpsignal_judge.settings import JudgeSettings
 from perpsignal_notifier.delivery import Alert, Deliverer
@@ -231,3 +236,42 @@ def test_only_invisible_characters_go_emoji_and_private_use_stay() -> None:
         "\U0001fae8 new, 1\ufe0f\u20e3 keycap, \ue000 private"
     )
     assert esc("a\u202eb\u2066c\u200bd\ufeffe\u00adf\x00g\u2028h") == "abcdefg h"
+
+
+def longest_mark_run(text: str) -> int:
+    """Return the longest run of combining marks (what stacks on one letter on screen)."""
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if unicodedata.category(ch) in ("Mn", "Me") else 0
+        longest = max(longest, run)
+    return longest
+
+
+ZALGO = "".join(ch + "\u0300\u0316\u0334\u0361\u0489" * 6 for ch in "Bitcoin")
+
+
+def test_a_zalgo_coin_name_from_coingecko_cannot_draw_over_the_mss_alert(
+    shared_data: Path,
+) -> None:
+    """A CoinGecko coin name reaches the MSS alert as the vendor wrote it (the connector and
+    the scanner keep it; only the judge's texts were capped): 30 accents on each letter
+    drew over the lines above and below it in every Telegram client."""
+    rows = json.loads((shared_data / "api/coingecko/coins_markets.json").read_text())
+    (profile,) = parse_coins_markets(COINS_MARKETS.validate_python([{**rows[0], "name": ZALGO}]))
+    scanner = MssScanner(MssConfig(threshold=0.0))
+    scanner.observe(profile)
+    (event,) = scanner.scan(profile.observed_at.timestamp())
+    event = MssScoredV1.model_validate_json(event.model_dump_json())  # as the consumer reads it
+    assert event.name == ZALGO  # nothing upstream cleans it
+    text = read(render_mss(event))
+    assert longest_mark_run(text) <= 4
+    unmarked = "".join(ch for ch in text.splitlines()[0] if not longest_mark_run(ch))
+    assert unmarked == f"🚀 MSS BTC (Bitcoin) · tier {event.tier}"
+    # a name of thousands of marks is cut, and says so
+    html = render_mss(event.model_copy(update={"name": "B" + "\u0301" * 5000 + "itcoin"}))
+    first = read(html).splitlines()[0]
+    assert first == f"🚀 MSS BTC (B{chr(0x301) * 4}…) · tier {event.tier}"
+    # accents of real scripts stay: decomposed Vietnamese stacks two, Hindi a sign and a nasal
+    vietnamese = unicodedata.normalize("NFD", "Nguyễn Việt")
+    assert longest_mark_run(vietnamese) == 2
+    assert esc(vietnamese) == vietnamese and esc("हिंदी") == "हिंदी"

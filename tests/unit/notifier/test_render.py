@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 
+from perpsignal_common.db.models.ingestor import KnownSymbol
+from perpsignal_common.events.market import ListingDetectedV1
+from perpsignal_connectors.binance_usdm.schemas import Ticker24h
+from perpsignal_ingestor.listings import listing_event
+from perpsignal_ingestor.universe import Universe
+from perpsignal_notifier.filters import FilterRules, suppression_reason
 from perpsignal_notifier.render import render_listing, render_mss, render_signal
 from tests.fakes.telegram import TAG, check_html
 from tests.unit.notifier.builders import judged, listing, mss
@@ -64,6 +73,31 @@ def test_short_alert_has_stop_above_and_target_below_entry() -> None:
     assert target < 3000 < stop
     assert f"Stop loss: {stop:,.2f} (+{(stop / 3000 - 1) * 100:.2f}%)" in text
     assert f"Take profit: {target:,.2f} ({(target / 3000 - 1) * 100:.2f}%)" in text
+
+
+@pytest.mark.parametrize("price", [3e-9, 1.2345e-6])
+def test_a_memecoin_price_keeps_its_significant_digits(price: float) -> None:
+    """Prices were cut to 8 decimals: a coin quoted at 3e-9 (the contract goes down to 1e-12)
+    read entry 0, stop 0 and target 0, and one at 1.2e-6 kept 3 digits."""
+    event = judged("TINYUSDT", price=price)  # the real scorer and judge at that price level
+    vol = event.ai_verdict_layer.volatility_metrics
+    assert vol.stop_loss_price is not None and vol.take_profit_price is not None
+    text = visible(render_signal(event))
+    shown = {
+        label: float(line.split(": ")[1].split(" ")[0])
+        for line in text.splitlines()
+        for label in ("Entry", "Stop loss", "Take profit")
+        if line.startswith(label + ": ")
+    }
+    for label, level in (
+        ("Entry", event.price),
+        ("Stop loss", vol.stop_loss_price),
+        ("Take profit", vol.take_profit_price),
+    ):
+        assert shown[label] == pytest.approx(level, rel=1e-4), label  # 5 significant digits
+    assert shown["Stop loss"] < shown["Entry"] < shown["Take profit"]
+    plan = [line for line in text.splitlines() if line.split(":")[0] in shown]
+    assert not [line for line in plan if "e-" in line]  # decimals, as an order form takes them
 
 
 def test_missing_trade_plan_is_shown_as_unavailable_not_invented() -> None:
@@ -154,3 +188,56 @@ def test_emoji_heavy_judge_output_still_fits_telegrams_utf16_limit() -> None:
     assert "… and 35 more" in text
     assert text.splitlines()[0] == "🟢 LONG BTCUSDT · 1h"
     assert "🚀 🚀" in text and "🎯🎯" in text  # the judge's text is cut, not dropped
+
+
+def test_a_listing_announced_ahead_of_its_launch_says_so(shared_data: Path) -> None:
+    """Binance lists a perpetual before trading opens: the ingestor's event then has a
+    negative detection delay and, from the ticker, a last price of 0 (the contract's "no
+    trade yet"). The alert read "Detected -7200s after onboarding", "Last price: 0",
+    "24h change: +0.00%" and "24h volume: $0.00"."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    row = KnownSymbol(
+        venue="binance",
+        symbol="币安人生USDT",
+        base_asset="币安人生",
+        quote_asset="USDT",
+        onboard_at=now + timedelta(hours=2),
+        first_seen_at=now,
+        announce=True,
+    )
+    doc = json.loads(
+        (shared_data / "api/binance_usdm/fapi_v1_ticker_24hr.doc_current.json").read_text()
+    )
+    pending = {**doc, "symbol": row.symbol, "lastPrice": "0.0000000", "priceChange": "0"}
+    pending |= {"priceChangePercent": "0.000", "volume": "0", "quoteVolume": "0", "count": 0}
+    universe = Universe(["*"])
+    universe.update_tickers([Ticker24h.model_validate(pending)])
+    event = listing_event(row, universe)  # the ingestor's own event
+    event = ListingDetectedV1.model_validate_json(event.model_dump_json())
+    assert event.detection_latency_s == -7200 and event.last_price == 0
+    text = visible(render_listing(event))
+    assert "Announced 2h 0m before trading opens" in text
+    assert f"Onboard: {(now + timedelta(hours=2)):%Y-%m-%d %H:%M} UTC" in text
+    assert "Last price: no trade yet" in text
+    assert "-7200" not in text and "24h" not in text
+    # once trading: the delay and the ticker's numbers as before
+    traded = {**pending, "lastPrice": "0.01234", "priceChangePercent": "12.5"}
+    universe.update_tickers([Ticker24h.model_validate(traded | {"quoteVolume": "3400000"})])
+    row.onboard_at, row.first_seen_at = now - timedelta(seconds=42), now
+    text = visible(render_listing(listing_event(row, universe)))
+    assert "Detected 42s after onboarding" in text
+    assert "Last price: 0.01234" in text and "24h change: +12.50%" in text
+
+
+def test_a_wait_without_a_trade_plan_is_alerted_with_its_reason_and_no_invented_sizes() -> None:
+    """The rule judge's WAIT `no_trade_plan` (no ATR yet: too few candles) is published
+    unsuppressed so the alert says why; its volatility multiplier is absent and read
+    "volatility xn/a"."""
+    event = judged(verdict="WAIT", plan=False)
+    layer = event.ai_verdict_layer
+    assert layer.risk_mode == "REDUCED" and not layer.suppressed
+    assert suppression_reason(event, FilterRules()) is None  # it is sent
+    text = visible(render_signal(event))
+    assert "Verdict WAIT · Risk mode REDUCED" in text
+    assert "Size: risk x0.00 · volatility n/a\n" in text
+    assert "no stop loss can be set" in text  # the judge's reason, in its summary

@@ -20,6 +20,7 @@ from tests.fakes.telegram import FakeTelegram
 from tests.helpers import eventually
 from tests.unit.notifier.builders import judged
 from tests.unit.notifier.conftest import VirtualClock
+from tests.unit.notifier.test_commands import command
 
 pytestmark = pytest.mark.db
 
@@ -103,3 +104,63 @@ async def test_a_configured_group_is_reached_under_its_new_id(
     await handler.handle(judged("ETHUSDT", price=3000.0))
     assert [m.chat_id for m in fake_telegram.messages] == [SUPERGROUP, SUPERGROUP]
     assert fake_telegram.rejected == [("sendMessage", 400, "migrated")]
+
+
+async def test_an_admin_group_upgraded_to_a_supergroup_keeps_its_rights_and_destination(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    """TELEGRAM_ADMIN_IDS and TELEGRAM_CHAT_IDS name the group; Telegram upgrades it (200
+    members, a setting changed) and it speaks from its new id: its admins were refused
+    every change ("⛔ Only the bot's admins"), and /status said it was no destination,
+    while alerts did reach it under the new id."""
+    fake_telegram.migrate(GROUP, SUPERGROUP)
+    await make_handler(repo, bot, clock, configured=(GROUP,)).handle(judged())  # followed
+    dispatcher = build_dispatcher(
+        Commands(repo), configured_chats=(GROUP,), rules=FilterRules(), admins=frozenset({GROUP})
+    )
+    poller = CommandPoller(bot, dispatcher, poll_timeout_s=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        reply = await command(fake_telegram, SUPERGROUP, "/subscribe eth")
+        assert reply == "✅ Subscribed to ETH."
+        assert await repo.targets("ETH", 90.0, ()) == [SUPERGROUP]
+        assert "Default destination: yes" in await command(fake_telegram, SUPERGROUP, "/status")
+        # a group that never was an admin is still refused
+        reply = await command(fake_telegram, -1009999999999, "/subscribe eth")
+        assert reply.startswith("⛔")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+async def test_the_upgrade_service_message_is_followed_before_any_alert(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram
+) -> None:
+    """Telegram tells the bot in the chat itself (`migrate_from_chat_id`) when a group becomes
+    a supergroup; only a send's 400 was followed, so until the next alert the new chat had
+    neither the group's subscriptions nor its admin rights."""
+    await repo.ensure_chat(GROUP, "group", "Traders")
+    await repo.subscribe(GROUP, ["BTC"], 50)
+    dispatcher = build_dispatcher(
+        Commands(repo), configured_chats=(), rules=FilterRules(), admins=frozenset({GROUP})
+    )
+    poller = CommandPoller(bot, dispatcher, poll_timeout_s=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        # the service message as Telegram sends it in the new supergroup (the fake sends
+        # every update as a user's text: reshaped before the poller can fetch it)
+        update_id = fake_telegram.push_command(SUPERGROUP, "upgraded", title="Traders")
+        message = fake_telegram._updates[-1]["message"]
+        del message["text"]
+        message["migrate_from_chat_id"] = GROUP
+        await eventually(lambda: poller.handled >= 1, timeout=10, what=f"update {update_id}")
+        assert (await repo.chat_info(SUPERGROUP)).subscriptions == (("BTC", 50.0),)
+        assert await repo.targets("BTC", 90.0, ()) == [SUPERGROUP]
+        reply = await command(fake_telegram, SUPERGROUP, "/subscribe eth")
+        assert reply == "✅ Subscribed to ETH."
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    assert fake_telegram.messages_to(GROUP) == []  # nothing was sent to find out

@@ -11,11 +11,21 @@ argument gets a short reply Telegram accepts.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from perpsignal_notifier.filters import ALL, FilterRules, base_asset
-from perpsignal_notifier.render import HELP, clean, esc, render_signal
+from perpsignal_notifier.render import (
+    HELP,
+    TELEGRAM_MAX_CHARS,
+    clean,
+    esc,
+    render_signal,
+    visible_len,
+)
 from perpsignal_notifier.repository import NotifierRepository
+
+log = logging.getLogger(__name__)
 
 MAX_ASSETS = 50
 # the longest base asset Binance lists is about half of this; below filters.MAX_ASSET_LEN, so
@@ -87,7 +97,7 @@ class Commands:
     async def handle(self, ctx: CommandContext, command: str, args: str | None) -> str:
         """Run one command and return the reply (HTML)."""
         command = command.lower()
-        if command in ADMIN_COMMANDS and not ctx.may_administer():
+        if command in ADMIN_COMMANDS and not await self._may_administer(ctx):
             who = ctx.user_id if ctx.user_id is not None else ctx.chat_id
             return (
                 "⛔ Only the bot's admins can change alerts here. Ask the operator to add "
@@ -108,6 +118,26 @@ class Commands:
             await self._repo.set_muted(ctx.chat_id, command == "mute")
             return "🔕 Alerts muted in this chat." if command == "mute" else "🔔 Alerts resumed."
         return "Unknown command. " + HELP
+
+    async def chat_upgraded(self, old: int, new: int) -> None:
+        """Follow a group Telegram upgraded to a supergroup (its service message said so)."""
+        await self._repo.migrate_chat(old, new)
+        log.info(
+            "group upgraded to a supergroup; following it",
+            extra={"chat_id": old, "new_chat_id": new},
+        )
+
+    async def _may_administer(self, ctx: CommandContext) -> bool:
+        """Return True for an admin, also in a group Telegram upgraded to a supergroup.
+
+        The upgrade gives the chat a new id, while TELEGRAM_ADMIN_IDS (and TELEGRAM_CHAT_IDS)
+        still name the old one: the chat is known by both once the notifier has followed it.
+        """
+        if ctx.may_administer():
+            return True
+        if ctx.admins is None:
+            return False
+        return any(old in ctx.admins for old in await self._repo.former_ids(ctx.chat_id))
 
     async def _subscribe(self, ctx: CommandContext, args: str | None) -> str:
         try:
@@ -146,21 +176,44 @@ class Commands:
     async def _status(self, ctx: CommandContext) -> str:
         info = await self._repo.chat_info(ctx.chat_id)
         rules = ctx.rules
+        configured = ctx.chat_id in ctx.configured_chats or any(
+            old in ctx.configured_chats for old in await self._repo.former_ids(ctx.chat_id)
+        )  # a configured group that became a supergroup is reached under its new id
         lines = [
             "<b>Status</b>",
             "Alerts: " + ("🔕 muted" if info.muted else "🔔 on"),
-            "Default destination: " + ("yes" if ctx.chat_id in ctx.configured_chats else "no"),
+            "Default destination: " + ("yes" if configured else "no"),
         ]
-        if info.subscriptions:
-            lines.append("Subscriptions:")
-            for asset, floor in info.subscriptions:
-                label = "every coin" if asset == ALL else esc(asset)
-                lines.append(f"• {label}" + (f" (score ≥ {floor:g})" if floor is not None else ""))
-        else:
-            lines.append("Subscriptions: none (use /subscribe BTC ETH)")
-        lines.append(
+        filters = (
             f"Filters: score ≥ {rules.min_score:g}, confidence ≥ {rules.min_confidence:g}, "
             f"SKIP/AVOID {'suppressed' if rules.suppress_skip_avoid else 'sent'}, "
             f"cooldown {rules.cooldown_s:g}s per symbol"
         )
-        return "\n".join(lines)
+        if not info.subscriptions:
+            lines.append("Subscriptions: none (use /subscribe BTC ETH)")
+            return "\n".join([*lines, filters])
+        lines.append(f"Subscriptions ({len(info.subscriptions)}):")
+        items = [
+            f"• {'every coin' if asset == ALL else esc(asset)}"
+            + (f" (score ≥ {floor:g})" if floor is not None else "")
+            for asset, floor in info.subscriptions
+        ]
+        return "\n".join([*lines, *_fitting(lines, items, filters), filters])
+
+
+def _fitting(head: list[str], items: list[str], tail: str) -> list[str]:
+    """Return as many of `items` as fit one Telegram message between `head` and `tail`.
+
+    A chat may hold any number of subscriptions (50 coins per /subscribe, as often as it
+    likes): listing them all made a /status reply Telegram refuses as too long, so the user
+    got no answer at all. The rest is counted in a last line instead.
+    """
+    # room for the "… and N more" line, whose visible text is at most 40 units
+    room = TELEGRAM_MAX_CHARS - visible_len("\n".join([*head, tail])) - 40
+    kept: list[str] = []
+    for item in items:
+        room -= visible_len(item) + 1
+        if room < 0:
+            return [*kept, f"• … and {len(items) - len(kept)} more"]
+        kept.append(item)
+    return kept

@@ -8,7 +8,8 @@ summary, agreements, conflicts, factor names, trade-plan text, command arguments
    embeddings and overrides, U+2066-9 isolates, U+200B-F zero-width characters and marks,
    U+2060-4, U+FEFF, soft hyphens...) and collapses whitespace and newlines to one space, so
    upstream text can neither reverse the symbol or the direction on screen, nor hide text,
-   nor start a line of its own;
+   nor start a line of its own; a run of combining marks is cut to 4 ("Zalgo" text would
+   draw over the lines around it);
 2. defuses what Telegram would turn into a link or an action by itself: Telegram finds URLs,
    e-mail addresses, `tg://` links, @mentions and /commands in plain text, even inside
    `<i>`/`<b>` (tdlib's `find_entities`, merged into every sent text; only `<code>`/`<pre>`/
@@ -33,6 +34,7 @@ says so, so it is always accepted and never cut inside a tag or an entity.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -64,6 +66,9 @@ _TAG = re.compile(r"<[^>]*>")
 # control, format (bidi, zero-width, BOM...) and lone surrogates; not unassigned (Cn): an
 # emoji newer than Python's Unicode tables must still show
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
+# non-spacing and enclosing combining marks: a run longer than MAX_MARKS is "Zalgo" text
+_MARKS = frozenset({"Mn", "Me"})
+MAX_MARKS = 4  # Vietnamese and Indic text stack 2-3
 DIRECTION_ICON = {"LONG": "🟢", "SHORT": "🔴", "NEUTRAL": "⚪"}
 
 
@@ -79,7 +84,25 @@ def clean(value: object) -> str:
         text = "".join(
             ch if ch.isspace() or unicodedata.category(ch) not in _INVISIBLE else "" for ch in text
         )
+    if not text.isascii():
+        text = _cap_marks(text)
     return " ".join(text.split())
+
+
+def _cap_marks(text: str) -> str:
+    """Keep at most `MAX_MARKS` combining marks in a row ("Zalgo" text is cut, not removed).
+
+    A letter under hundreds of accents draws over the lines above and below it in every
+    Telegram client: a coin name from CoinGecko reaches an MSS alert as the vendor wrote
+    it, and only the judge's own texts were capped. No script stacks more than 4.
+    """
+    kept: list[str] = []
+    run = 0
+    for ch in text:
+        run = run + 1 if unicodedata.category(ch) in _MARKS else 0
+        if run <= MAX_MARKS:
+            kept.append(ch)
+    return "".join(kept)
 
 
 def defuse(text: str) -> str:
@@ -94,8 +117,11 @@ def esc(value: object, limit: int = MAX_FIELD, *, code: bool = False) -> str:
     copied value has no invisible characters in it).
     """
     # only a window of a huge value is cleaned (a 1 MB summary took a quarter second):
-    # enough to fill `limit` unless the value is mostly invisible characters or blanks
-    text = clean(str(value)[: 8 * limit + 256])
+    # enough to fill `limit` unless the value is mostly invisible characters, blanks or
+    # combining marks, and then the "…" still says that the rest was left out
+    raw = str(value)
+    window = 8 * limit + 256
+    text = clean(raw[:window]) + ("…" if len(raw) > window else "")
     return escape(_cut(text if code else defuse(text), limit), quote=True)
 
 
@@ -160,7 +186,11 @@ def fmt_price(value: float | None) -> str:
         return f"{value:.4f}"
     if magnitude == 0:
         return "0"
-    return f"{value:.8f}".rstrip("0").rstrip(".")
+    # 8 decimals, or 5 significant digits when that needs more: 8 decimals showed a memecoin
+    # quoted at 3e-9 (the contract allows 1e-12) as entry 0, stop 0 and target 0, and one at
+    # 1.2e-6 with 3 digits, not enough to tell its entry from a tight stop
+    decimals = max(8, 4 - math.floor(math.log10(magnitude)))
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def fmt_pct_from(entry: float, level: float | None) -> str:
@@ -209,8 +239,9 @@ def _top_factors(event: SignalJudgedV1) -> str:
 
 
 def _sizing(position_multiplier: float, vol: VolatilityMetrics) -> str:
-    line = f"Size: risk x{position_multiplier:.2f} · volatility x"
-    line += fmt_num(vol.recommended_position_multiplier, 2)
+    line = f"Size: risk x{position_multiplier:.2f} · volatility "
+    multiplier = vol.recommended_position_multiplier  # none without an ATR ("xn/a" read odd)
+    line += "n/a" if multiplier is None else f"x{multiplier:.2f}"
     if vol.volatility_class:
         atr = f", ATR {vol.atr_pct:.2f}%" if vol.atr_pct is not None else ""
         line += f" ({esc(vol.volatility_class)}{atr})"
@@ -281,15 +312,34 @@ def render_listing(event: ListingDetectedV1) -> str:
         # one string: a cut or odd base asset must not leave "/USDT" a tappable /command
         f"Pair: {esc(f'{event.base_asset}/{event.quote_asset}', 2 * MAX_FIELD)}",
         f"Onboard: <b>{fmt_time(event.onboard_at)}</b>",
-        f"Detected {event.detection_latency_s:.0f}s after onboarding",
+        # Binance lists a perpetual ahead of its launch: the ingestor then sees it before
+        # the onboard time (a negative delay, shown as "Detected -7200s after onboarding")
+        f"Detected {event.detection_latency_s:.0f}s after onboarding"
+        if event.detection_latency_s >= 0
+        else f"Announced {fmt_duration(-event.detection_latency_s)} before trading opens",
     ]
-    if event.last_price is not None:
-        lines.append(f"Last price: <code>{fmt_price(event.last_price)}</code>")
-    if event.price_change_pct_24h is not None:
-        lines.append(f"24h change: {event.price_change_pct_24h:+.2f}%")
-    if event.quote_volume_24h is not None:
-        lines.append(f"24h volume: {fmt_usd(event.quote_volume_24h)}")
+    if event.last_price == 0:  # the contract's "no trade yet": no price, change or volume
+        lines.append("Last price: no trade yet")
+    else:
+        if event.last_price is not None:
+            lines.append(f"Last price: <code>{fmt_price(event.last_price)}</code>")
+        if event.price_change_pct_24h is not None:
+            lines.append(f"24h change: {event.price_change_pct_24h:+.2f}%")
+        if event.quote_volume_24h is not None:
+            lines.append(f"24h volume: {fmt_usd(event.quote_volume_24h)}")
     return fit(lines)
+
+
+def fmt_duration(seconds: float) -> str:
+    """Format a duration the way a reader counts it: 45s, 12m, 3h 5m, 2d 4h."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s}s"
+    if s < 7200:
+        return f"{s // 60}m"
+    if s < 2 * 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 HELP = "\n".join(

@@ -217,6 +217,14 @@ class NotifierRepository:
                 )
             )
 
+    async def former_ids(self, chat_id: int) -> tuple[int, ...]:
+        """Return the ids this chat had before Telegram upgraded it (group -> supergroup)."""
+        async with session_scope(self._sessions) as s:
+            rows = await s.execute(
+                select(NotifierChat.chat_id).where(NotifierChat.migrated_to_chat_id == chat_id)
+            )
+            return tuple(rows.scalars().all())
+
     async def subscribe(self, chat_id: int, assets: Sequence[str], min_score: float | None) -> None:
         """Add or update subscriptions (`*` = everything)."""
         await self.ensure_chat_exists(chat_id)

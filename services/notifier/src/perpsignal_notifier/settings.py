@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
@@ -17,6 +18,33 @@ log = logging.getLogger(__name__)
 
 # what @BotFather gives: the bot's numeric id, a colon, the secret
 TOKEN_FORMAT = re.compile(r"\d+:[A-Za-z0-9_-]+")
+# a bot token in a URL's path, as the Bot API's own URLs carry it
+_TOKEN_IN_URL = re.compile(r"/bot\d+:", re.IGNORECASE)
+
+
+def _not_an_id(setting: str, part: str) -> str:
+    """Return why `part` of a chat id list is refused, without echoing a bot token."""
+    if TOKEN_FORMAT.search(part):
+        # the token pasted into the wrong variable: int()'s error quoted it in the start-up log
+        shown = "a value that looks like the bot token (not shown)"
+    else:
+        shown = repr(part[:40])
+    hint = " (a @username is not an id: Telegram shows a channel's as -100...)"
+    return f"{setting} takes numeric chat or user ids, got {shown}" + (
+        hint if part.startswith("@") else ""
+    )
+
+
+def _unwritable(path: Path) -> str | None:
+    """Return why a file cannot be appended to (by this process), or None when it can."""
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists():
+        return None if os.access(path, os.W_OK) else "no permission to write it"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"its directory {str(folder)!r} does not exist"
+    return None if os.access(folder, os.W_OK | os.X_OK) else "no permission to create it"
 
 
 class NotifierSettings(ServiceSettings):
@@ -102,9 +130,13 @@ class NotifierSettings(ServiceSettings):
 
     @field_validator("telegram_chat_ids", "telegram_admin_ids", mode="before")
     @classmethod
-    def _split_ids(cls, value: object) -> object:
+    def _split_ids(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str):
-            return tuple(int(p) for p in value.replace(";", ",").split(",") if p.strip())
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            for part in parts:
+                if not re.fullmatch(r"[+-]?\d+", part):
+                    raise ValueError(_not_an_id(str(info.field_name).upper(), part))
+            return tuple(int(p) for p in parts)
         if isinstance(value, int):
             return (value,)
         return value
@@ -133,12 +165,34 @@ class NotifierSettings(ServiceSettings):
     @classmethod
     def _api_base_url(cls, value: str) -> str:
         url = urlsplit(value.strip())
+        if _TOKEN_IN_URL.search(value):
+            # a URL copied from a browser or a curl example, /bot<token> included: every
+            # request went to /bot<token>/bot<token>/..., and the start-up line and this
+            # error printed the token
+            raise ValueError(
+                "TELEGRAM_API_BASE must be the Bot API server's address, such as "
+                "https://api.telegram.org, without /bot<token>: the token goes in "
+                "TELEGRAM_BOT_TOKEN (the value is not shown)"
+            )
         if url.scheme not in ("http", "https") or not url.netloc:
             raise ValueError(
                 f"TELEGRAM_API_BASE must be an http(s) URL such as https://api.telegram.org "
                 f"or http://127.0.0.1:8081, got {value!r}"
             )
         return value.strip()
+
+    @model_validator(mode="after")
+    def _preview_file_writable(self) -> NotifierSettings:
+        # checked here, not at the first alert: an append that fails raised in the handler,
+        # and every alert was retried and dead-lettered by a notifier that looked healthy
+        if self.notifier_preview and self.notifier_preview_file:
+            problem = _unwritable(Path(self.notifier_preview_file))
+            if problem:
+                raise ValueError(
+                    f"NOTIFIER_PREVIEW_FILE {self.notifier_preview_file!r} cannot be "
+                    f"appended to: {problem}"
+                )
+        return self
 
     @property
     def telegram_enabled(self) -> bool:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 
-from aiogram import Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher, F, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -135,6 +135,21 @@ class BotSender:
         return message.message_id
 
 
+def sender_id(message: Message) -> int | None:
+    """Return the id a command's sender is known by: the user, or the chat it speaks for.
+
+    A message sent on behalf of a chat (an anonymous group admin, a user posting as a
+    channel, a channel post forwarded into its discussion group) carries that chat in
+    `sender_chat` and, in `from`, a service account every such message shares
+    (GroupAnonymousBot 1087968824, Channel_Bot 136817688, Telegram 777000). Taking that id
+    told each anonymous admin to have it added to TELEGRAM_ADMIN_IDS, which would have let
+    every anonymous admin and every channel on Telegram change alerts.
+    """
+    if message.sender_chat is not None:
+        return message.sender_chat.id
+    return message.from_user.id if message.from_user else None
+
+
 COMMAND_FAILED = "⚠️ That command failed on our side; the operator's log says why."
 
 
@@ -156,7 +171,7 @@ def build_dispatcher(
             chat_title=message.chat.title or message.chat.username,
             configured_chats=configured_chats,
             rules=rules,
-            user_id=message.from_user.id if message.from_user else None,
+            user_id=sender_id(message),
             admins=admins,
         )
         try:
@@ -172,6 +187,20 @@ def build_dispatcher(
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
         except BOT_API_ERRORS as exc:
             log.warning("command reply failed", extra={"error": brief(exc)})
+
+    @router.message(F.migrate_from_chat_id | F.migrate_to_chat_id)
+    async def on_upgrade(message: Message) -> None:
+        # Telegram's service messages when a group becomes a supergroup (one in each chat):
+        # followed at once, so the new id has the group's subscriptions and admin rights
+        # before its first alert or command, not only after a send meets the old id's 400
+        old, new = (
+            (message.migrate_from_chat_id, message.chat.id)
+            if message.migrate_from_chat_id
+            else (message.chat.id, message.migrate_to_chat_id)
+        )
+        if old is None or new is None or old == new:
+            return
+        await commands.chat_upgraded(old, new)
 
     dispatcher = Dispatcher()
     dispatcher.include_router(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -237,3 +238,34 @@ def test_atr_is_talibs_bit_for_bit_on_real_and_odd_candles(shared_data: Path) ->
                 expected = _talib_atr(window, period)
                 for got in (atr(window, period), atr(window, period, true_ranges(window))):
                     assert got == expected or (got is None and expected is None), (end, period)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-5, 1e6])
+def test_the_plan_summary_writes_prices_in_decimals_a_trader_can_read(
+    shared_data: Path, scale: float
+) -> None:
+    """The recorded XRP candles re-quoted as a 1e-9 coin (the contract allows prices down to
+    1e-12) and as a 1e6 quote: the plan's entry, stop and target read as plain decimals with
+    six significant digits; `:g` wrote "3e-09" and "1.23457e+06"."""
+    candles = [
+        c.model_copy(update={k: getattr(c, k) * scale for k in ("open", "high", "low", "close")})
+        for c in load_candles(shared_data)
+    ]
+    entry = candles[-1].close
+    m = build_metrics(
+        symbol="XRPUSDT",
+        direction="LONG",
+        entry=entry,
+        confidence=70,
+        candles=candles,
+        timeframe="1h",
+        params=PlanParams(),
+    )
+    summary = m.trade_plan_summary
+    assert summary is not None and m.stop_loss_price is not None
+    assert "e-" not in summary and "e+" not in summary, summary
+    for price in (entry, m.stop_loss_price, m.take_profit_price):
+        assert price is not None
+        shown = re.findall(r"\d+(?:\.\d+)?", summary)
+        # the figure in the text is the price to six significant digits
+        assert any(float(s) == pytest.approx(price, rel=5e-6) for s in shown), (price, summary)

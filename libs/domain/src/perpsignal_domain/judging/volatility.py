@@ -221,7 +221,13 @@ def _num(x: float) -> float:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.6g}"
+    """Six significant digits in plain decimals: `:g` wrote a 3e-9 coin's entry as
+    "3e-09" and a price of 1,234,567 as "1.23457e+06" in the plan a trader reads."""
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    exponent = math.floor(math.log10(abs(x)))
+    text = f"{x:.{max(0, 5 - exponent)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def build_metrics(

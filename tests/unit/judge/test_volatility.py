@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import talib
 
-from perpsignal_common.events.signals import Ohlc
+from perpsignal_common.events.signals import JudgeRequestV1, Ohlc
+from perpsignal_domain.judging.judge import caller_plan_conflicts
 from perpsignal_domain.judging.volatility import (
     PlanParams,
     aggregate,
     atr,
     build_metrics,
     classify,
+    fmt_price,
     true_ranges,
 )
 from tests.unit.judge.builders import load_candles
@@ -269,3 +271,36 @@ def test_the_plan_summary_writes_prices_in_decimals_a_trader_can_read(
         shown = re.findall(r"\d+(?:\.\d+)?", summary)
         # the figure in the text is the price to six significant digits
         assert any(float(s) == pytest.approx(price, rel=5e-6) for s in shown), (price, summary)
+
+
+def test_a_callers_plan_on_a_tiny_price_coin_is_named_in_decimals(shared_data: Path) -> None:
+    """`/judge/validate`'s conflicts quote the caller's own stop and target: a 1e-9 coin's
+    wrong-side stop read "your stop 3.1e-09"."""
+    candles = [
+        c.model_copy(update={k: getattr(c, k) * 1e-9 for k in ("open", "high", "low", "close")})
+        for c in load_candles(shared_data)
+    ]
+    entry = candles[-1].close
+    vol = build_metrics(
+        symbol="XRPUSDT",
+        direction="LONG",
+        entry=entry,
+        confidence=70,
+        candles=candles,
+        timeframe="1h",
+        params=PlanParams(),
+    )
+    request = JudgeRequestV1(
+        event_id="r1",
+        source="gateway",
+        symbol="XRPUSDT",
+        observed_at=candles[-1].open_time,
+        direction="LONG",
+        entry_price=entry,
+        stop_loss_price=entry * 1.05,  # above a long's entry: the wrong side
+        take_profit_price=entry * 0.95,
+    )
+    texts = [text for text, _ in caller_plan_conflicts(request, vol)]
+    assert len(texts) == 2 and all("wrong side" in t for t in texts)
+    assert not any("e-" in t for t in texts), texts
+    assert fmt_price(entry * 1.05) in texts[0] and fmt_price(entry * 0.95) in texts[1]

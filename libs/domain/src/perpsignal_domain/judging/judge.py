@@ -31,6 +31,7 @@ from perpsignal_domain.judging.volatility import (
     PlanParams,
     aggregate,
     build_metrics,
+    fmt_price,
     timeframe_minutes,
 )
 from perpsignal_domain.trusted import trusted
@@ -247,13 +248,15 @@ def caller_plan_conflicts(req: JudgeRequestV1, vol: VolatilityMetrics) -> list[t
     sign = 1 if req.direction == "LONG" else -1
     stop, target = req.stop_loss_price, req.take_profit_price
     if stop is not None and (entry - stop) * sign <= 0:
-        out.append((f"your stop {stop:g} is on the wrong side of entry for {req.direction}", 2))
+        wrong = f"is on the wrong side of entry for {req.direction}"
+        out.append((f"your stop {fmt_price(stop)} {wrong}", 2))
         stop = None
     if target is not None and (target - entry) * sign <= 0:
-        out.append((f"your target {target:g} is on the wrong side of entry for {req.direction}", 2))
+        wrong = f"is on the wrong side of entry for {req.direction}"
+        out.append((f"your target {fmt_price(target)} {wrong}", 2))
         target = None
     if stop is not None and vol.atr and abs(entry - stop) < vol.atr:
-        out.append((f"your stop is inside 1 ATR ({vol.atr:g}): noise may hit it", 1))
+        out.append((f"your stop is inside 1 ATR ({fmt_price(vol.atr)}): noise may hit it", 1))
     if stop is not None and target is not None:
         rr = abs(target - entry) / abs(entry - stop)
         if rr < 1.5:

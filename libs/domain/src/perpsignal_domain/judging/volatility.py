@@ -220,7 +220,7 @@ def _num(x: float) -> float:
     return float(f"{x:.8g}")
 
 
-def _fmt(x: float) -> str:
+def fmt_price(x: float) -> str:
     """Six significant digits in plain decimals: `:g` wrote a 3e-9 coin's entry as
     "3e-09" and a price of 1,234,567 as "1.23457e+06" in the plan a trader reads."""
     if x == 0 or not math.isfinite(x):
@@ -279,14 +279,14 @@ def build_metrics(
     # price keeps put the stop on entry: a plan the first tick stops out
     if (entry - stop_price) * sign <= 0 or (target_price - entry) * sign <= 0:
         fields["trade_plan_summary"] = (
-            f"No plan: the candles' range (ATR {_fmt(value)}) is too small for a stop "
+            f"No plan: the candles' range (ATR {fmt_price(value)}) is too small for a stop "
             "away from entry"
         )
         return _metrics(fields)
     summary = (
-        f"{direction} {symbol} @ {_fmt(entry)} | stop {_fmt(stop)} "
-        f"({-sign * risk / entry * 100:+.2f}%, {k:g} ATR) | target {_fmt(target)} "
-        f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {_fmt(value)} "
+        f"{direction} {symbol} @ {fmt_price(entry)} | stop {fmt_price(stop)} "
+        f"({-sign * risk / entry * 100:+.2f}%, {k:g} ATR) | target {fmt_price(target)} "
+        f"({sign * rr * risk / entry * 100:+.2f}%, R:R {rr:g}) | ATR {fmt_price(value)} "
         f"({atr_pct:.2f}%, {cls}) | vol size {size:g}x"
     )
     fields["stop_loss_price"] = stop_price

@@ -128,3 +128,16 @@ def test_the_compiled_engine_gives_the_interpreted_engines_signals(
     assert "domain core: compiled with mypyc" in log
     assert compiled.count("\n") > 1900  # its first 4,000 rows hold 2,000 distinct bars
     assert compiled == interpreted
+
+
+def test_a_build_that_cannot_be_written_says_so_before_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A system-wide install whose prefix is not writable: `make install` goes on (the
+    domain runs interpreted) with one line saying why, at once rather than after a minute
+    of compiling and a traceback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setattr(_native, "native_root", lambda: blocker / "perpsignal-native")
+    said = _native.build()
+    assert "cannot be written" in said and "pure Python" in said

@@ -125,12 +125,19 @@ def build(force: bool = False) -> str:
     root = native_root()
     if not force and not needs_build():
         return f"{NAME}: compiled build is up to date ({root})"
-    digest, mypy = source_digest(), _mypy_version()
+    mypy = _mypy_version()
     started = time.monotonic()
+    stage = root.with_name(root.name + ".new")
+    try:  # before a minute of compiling: can the build be written where it belongs?
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+    except OSError as exc:  # e.g. a system-wide install whose prefix is not writable
+        return f"{NAME}: the compiled build cannot be written ({exc}); runs as pure Python"
     work = Path(tempfile.mkdtemp(prefix="perpsignal-native-"))
     try:
         copy = work / NAME
         shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        digest = source_digest(copy)  # of what is compiled, whatever is edited meanwhile
         paths = [f"{NAME}/{p}" for p in COMPILED]
         setup = _SETUP % {"group": GROUP, "jobs": os.cpu_count() or 1}
         done = subprocess.run(
@@ -142,10 +149,8 @@ def build(force: bool = False) -> str:
         )
         if done.returncode != 0:
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            shutil.rmtree(stage, ignore_errors=True)
             return f"{NAME}: mypyc build failed; the domain runs as pure Python.\n{tail}"
-        stage = root.with_name(root.name + ".new")
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
         shutil.move(str(copy), stage / NAME)
         for lib in work.glob(f"{GROUP}__mypyc*"):
             shutil.move(str(lib), stage / lib.name)
@@ -158,6 +163,8 @@ def build(force: bool = False) -> str:
             root.rename(old)
         stage.rename(root)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        return f"{NAME}: the compiled build could not be written ({exc}); runs as pure Python"
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return f"{NAME}: compiled with mypyc in {time.monotonic() - started:.0f}s ({root})"

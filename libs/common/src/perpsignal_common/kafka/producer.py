@@ -301,4 +301,6 @@ class EventProducer:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             PRODUCE_ERRORS.labels(self._service, "*").inc(len(errors))
-            raise DependencyUnavailable(f"{len(errors)} event(s) not acknowledged: {errors[0]!r}")
+            raise DependencyUnavailable(
+                f"{len(errors)} event(s) not acknowledged: {errors[0]!r}"
+            ) from errors[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -61,4 +62,61 @@ async def test_a_record_too_large_to_copy_to_the_dlq_is_dead_lettered_without_it
     assert headers["dlq.offset"] == b"0"
     assert headers["dlq.error"].startswith(b"PoisonMessage: invalid event")
     assert headers["trace"] == b"t-1"
+    assert seen == [good.event_id]
+
+
+async def _send_without_key_or_value(kafka: KafkaSettings, topic: str) -> None:
+    """Write a record with neither key nor value, as the Java client may (aiokafka refuses
+    to, by an `assert`: run it with assertions off)."""
+    script = (
+        "import asyncio, sys\n"
+        "from aiokafka import AIOKafkaProducer\n"
+        "async def main(bootstrap, topic):\n"
+        "    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)\n"
+        "    await producer.start()\n"
+        "    try:\n"
+        "        await producer.send_and_wait(topic, key=None, value=None, partition=0)\n"
+        "    finally:\n"
+        "        await producer.stop()\n"
+        "asyncio.run(main(*sys.argv[1:]))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-O", "-c", script, kafka.kafka_bootstrap_servers, topic
+    )
+    assert await proc.wait() == 0
+
+
+async def test_a_record_with_neither_key_nor_value_is_dead_lettered(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Its dead-letter copy had neither either, which aiokafka refuses with an
+    AssertionError: the loop stopped, and again after every restart."""
+    producer = await _producer(kafka_settings)
+    topic = kafka_settings.topic(Topic.MARKET)
+    await _send_without_key_or_value(kafka_settings, topic)
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append(event.event_id)
+
+    loop = _loop(kafka_settings, producer, handler)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    good = candle(1)
+    try:
+        await producer.publish(good, wait=True)
+        await eventually(lambda: seen or task.done(), what="the event after the empty one")
+        assert not task.done(), task.exception()
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            [letter] = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
+    headers = dict(letter.headers)
+    assert (letter.key, letter.value) == (None, b"")
+    assert headers["dlq.null_value"] == b"true"
+    assert headers["dlq.error"] == b"PoisonMessage: empty message value"
+    assert headers["dlq.partition"] == b"0"
     assert seen == [good.event_id]

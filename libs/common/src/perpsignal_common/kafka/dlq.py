@@ -104,7 +104,7 @@ class DeadLetterPublisher:
         topic = dlq_topic(record.topic)
         headers = dlq_headers(record, group=self._group, error=error, attempts=attempts)
         try:
-            await self._producer.send_raw(topic, record.key, record.value, headers, wait=True)
+            await self._send(topic, record.key, record.value, headers)
         except DependencyUnavailable as exc:
             if not isinstance(exc.__cause__, _TOO_LARGE):
                 raise
@@ -118,5 +118,15 @@ class DeadLetterPublisher:
                     "dropped": dict(slim)["dlq.dropped"].decode(),
                 },
             )
-            await self._producer.send_raw(topic, key, None, slim, wait=True)
+            await self._send(topic, key, None, slim)
         DLQ_MESSAGES.labels(self._service, record.topic, type(error).__name__).inc()
+
+    async def _send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        if key is None and value is None:
+            # the client refuses a record with neither (an AssertionError, which stopped the
+            # loop): an empty value stands in, and `dlq.null_value` says it was null
+            value = b""
+            headers = [*headers, ("dlq.null_value", b"true")]
+        await self._producer.send_raw(topic, key, value, headers, wait=True)

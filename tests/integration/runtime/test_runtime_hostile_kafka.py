@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import pytest
 
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.registry import encode
 from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, Record
 from perpsignal_common.settings import KafkaSettings
@@ -120,3 +122,99 @@ async def test_a_record_with_neither_key_nor_value_is_dead_lettered(
     assert headers["dlq.error"] == b"PoisonMessage: empty message value"
     assert headers["dlq.partition"] == b"0"
     assert seen == [good.event_id]
+
+
+# Kafka header keys are bytes on the wire; aiokafka only ever writes UTF-8 ones, so the
+# record comes from its pure-Python record builder given a key whose `encode` returns other
+# bytes (in a child process: the builder is chosen at import)
+_WRITE_BAD_HEADER_KEY = """
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+
+class NotUtf8(str):
+    def encode(self, *args, **kwargs):
+        return b"\\xff\\xfetrace"
+
+async def main(bootstrap, topic, value):
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, key=b"BTCUSDT", value=value.encode(), headers=[(NotUtf8("x"), b"v")]
+        )
+    finally:
+        await producer.stop()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+async def _send_with_bad_header_key(kafka: KafkaSettings, topic: str, value: bytes) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _WRITE_BAD_HEADER_KEY,
+        kafka.kafka_bootstrap_servers,
+        topic,
+        value.decode(),
+        env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
+    )
+    assert await proc.wait() == 0
+
+
+async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_nothing_else_lost(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """aiokafka fails the whole fetch on such a record: the loop used to die on it after
+    every restart, and the records around it were never handled."""
+    producer = await _producer(kafka_settings)
+    topic = kafka_settings.topic(Topic.MARKET)
+    candles = [candle(i) for i in range(6)]
+    await producer.publish_many(candles[:3])
+    await _send_with_bad_header_key(kafka_settings, topic, encode(candle(99)))
+    await producer.publish_many(candles[3:])
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append(event.event_id)
+
+    loop = _loop(kafka_settings, producer, handler)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(
+            lambda: len(seen) == len(candles) or task.done(), what="every readable record"
+        )
+        assert not task.done(), task.exception()
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            [letter] = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+    assert seen == [c.event_id for c in candles]  # in order, none skipped
+    headers = dict(letter.headers)
+    assert headers["dlq.offset"] == b"3"
+    assert headers["dlq.topic"] == topic.encode()
+    assert b"unreadable record" in headers["dlq.error"]
+    assert b"utf-8" in headers["dlq.error"]
+
+    # committed past it: a restart of the group handles nothing again
+    again: list[str] = []
+
+    async def second(event: Event, record: Record) -> None:
+        again.append(event.event_id)
+
+    candle_after = candle(7)
+    await producer.publish(candle_after, wait=True)
+    loop = _loop(kafka_settings, producer, second)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(lambda: again or task.done(), what="the record after the restart")
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
+    assert again == [candle_after.event_id]

@@ -45,6 +45,7 @@ from perpsignal_common.kafka.producer import Deliveries, EventProducer
 from perpsignal_common.kafka.rebalance import LaneTable, RebalanceMixin
 from perpsignal_common.kafka.recovery import RecoveryMixin
 from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics
+from perpsignal_common.kafka.unreadable import find_unreadable, placeholder, read_before
 from perpsignal_common.logging import reset_log_event, set_log_event
 from perpsignal_common.observability.metrics import CONSUMER_LAG
 from perpsignal_common.settings import KafkaSettings
@@ -140,6 +141,10 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                     log.warning("fetch failed, retrying", extra={"error": str(exc)})
                     await asyncio.sleep(0.5)
                     continue
+                except ValueError as exc:  # UnicodeDecodeError: a header key is not UTF-8
+                    if not await self._step_over_unreadable(exc, stop):
+                        raise
+                    continue
                 if batches:
                     self._dispatch(batches, stop)
                     # let the woken workers take the batch before the next getmany: getmany
@@ -158,6 +163,52 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             await self._drain()
         if self._failure is not None:
             raise self._failure
+
+    async def _step_over_unreadable(self, error: ValueError, stop: asyncio.Event) -> bool:
+        """Dead-letter the record the client could not unpack and go on after it.
+
+        The records of its partition in front of it (in the failed fetch, so never handed
+        out) are read separately and queued as usual; the unreadable one is dead-lettered
+        without content (the original stays at its offset) and counted as done, then the
+        partition is read on from the next offset. Returns False when no unreadable record
+        is found (the error is not one of those).
+        """
+        consumer = self.consumer
+        found = find_unreadable(consumer)
+        if found is None:
+            return False
+        tp, offset = found
+        if tp not in consumer.assignment():
+            return True  # no longer ours: its next owner steps over it
+        start = await consumer.position(tp)
+        book = self._books.get(tp)
+        if book is not None and book.base >= 0:
+            start = book.next_offset
+        before = await read_before(
+            self._kafka, self._service, tp, start, offset, self._opts.commit_timeout_s
+        )
+        if tp not in consumer.assignment() or self._books.get(tp) is not book:
+            # a rebalance meanwhile moved the position: the next fetch meets it again
+            return True
+        if before:
+            self._dispatch({tp: before}, stop)
+        reason = PoisonMessage(
+            f"unreadable record: {error}; the original is still at its offset (dlq.topic, "
+            "dlq.partition, dlq.offset)"
+        )
+        log.warning(
+            "a record the client cannot unpack; dead-lettering it by its position",
+            extra={"partition": str(tp), "offset": offset, "error": str(error)[:300]},
+        )
+        await self._dead_letter(placeholder(tp, offset), reason, attempts=0)
+        book = self._books.get(tp)
+        if book is None:
+            book = self._books[tp] = OffsetBook()
+            book.base = offset
+        if book.next_offset <= offset:  # it, and any gap in front of it, are done
+            book.flags.extend(b"\x01" * (offset + 1 - book.next_offset))
+        consumer.seek(tp, offset + 1)
+        return True
 
     async def _drain(self) -> None:
         """Stop the workers, then commit what finished.

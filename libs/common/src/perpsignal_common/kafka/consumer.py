@@ -37,6 +37,7 @@ from perpsignal_common.events.registry import decode
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
 from perpsignal_common.kafka.lanes import Lane, OffsetBook
 from perpsignal_common.kafka.lanes import Record as Record  # re-exported: handlers type with it
+from perpsignal_common.kafka.limits import check_client_settings
 from perpsignal_common.kafka.options import ConsumerOptions as ConsumerOptions
 from perpsignal_common.kafka.options import Decoder as Decoder
 from perpsignal_common.kafka.options import Handler as Handler
@@ -78,6 +79,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         producer: EventProducer,
         decoder: Decoder = decode,
     ) -> None:
+        check_client_settings(kafka)  # ConfigError at start-up, naming the setting
         self._kafka = kafka
         self._service = service
         self._opts = options

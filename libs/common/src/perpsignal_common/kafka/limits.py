@@ -42,3 +42,11 @@ def check_client_settings(kafka: KafkaSettings) -> None:
         )
     if not [s for s in kafka.kafka_bootstrap_servers.split(",") if s.strip()]:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is empty")
+    if kafka.kafka_security_protocol.startswith("SASL"):
+        # aiokafka refuses it too, but only when a client is built, in a ValueError traceback
+        password = kafka.kafka_sasl_password
+        if not kafka.kafka_sasl_username or password is None or not password.get_secret_value():
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={kafka.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )

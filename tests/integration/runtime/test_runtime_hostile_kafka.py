@@ -198,6 +198,8 @@ async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_nothin
     assert headers["dlq.topic"] == topic.encode()
     assert b"unreadable record" in headers["dlq.error"]
     assert b"utf-8" in headers["dlq.error"]
+    assert headers["dlq.dropped"] == b"unreadable"
+    assert "dlq.null_value" not in headers
 
     # committed past it: a restart of the group handles nothing again
     again: list[str] = []

@@ -202,7 +202,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             "a record the client cannot unpack; dead-lettering it by its position",
             extra={"partition": str(tp), "offset": offset, "error": str(error)[:300]},
         )
-        await self._dead_letter(placeholder(tp, offset), reason, attempts=0)
+        await self._dead_letter(placeholder(tp, offset), reason, attempts=0, unreadable=True)
         book = self._books.get(tp)
         if book is None:
             book = self._books[tp] = OffsetBook()

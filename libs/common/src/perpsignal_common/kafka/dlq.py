@@ -92,7 +92,12 @@ class DeadLetterPublisher:
         self._group = group
 
     async def publish(
-        self, record: ConsumerRecord[bytes, bytes], error: BaseException, attempts: int
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        error: BaseException,
+        attempts: int,
+        *,
+        unreadable: bool = False,
     ) -> None:
         """Dead-letter `record`; raises DependencyUnavailable when the DLQ cannot be written.
 
@@ -100,9 +105,17 @@ class DeadLetterPublisher:
         can exceed the producer's or the topic's size limit) is dead-lettered without its
         value (see `slim_dlq_headers`): refusing it would stop the partition for good, the
         process failing on the same record after every restart.
+
+        `unreadable`: `record` only says where a record is that the client could not unpack
+        (see `kafka/unreadable.py`); the dead letter has an empty value and
+        `dlq.dropped: unreadable`.
         """
         topic = dlq_topic(record.topic)
         headers = dlq_headers(record, group=self._group, error=error, attempts=attempts)
+        if unreadable:
+            await self._send(topic, None, b"", [*headers, ("dlq.dropped", b"unreadable")])
+            DLQ_MESSAGES.labels(self._service, record.topic, type(error).__name__).inc()
+            return
         try:
             await self._send(topic, record.key, record.value, headers)
         except DependencyUnavailable as exc:

@@ -123,7 +123,9 @@ class RetryingMixin:
                 metrics.retried.inc()
                 await self._opts.retry.sleep(self._opts.retry.delay(attempt))
 
-    async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
+    async def _dead_letter(
+        self, record: Record, error: BaseException, attempts: int, *, unreadable: bool = False
+    ) -> None:
         until = self._replay_until.get(TopicPartition(record.topic, record.partition))
         if until is not None and record.offset < until:
             # re-read only to rebuild state (below the committed offset): this group handled
@@ -149,5 +151,5 @@ class RetryingMixin:
                 "error": str(error)[:300],
             },
         )
-        await self._dlq.publish(record, error, attempts)
+        await self._dlq.publish(record, error, attempts, unreadable=unreadable)
         MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()

@@ -220,3 +220,45 @@ async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_nothin
         await loop.stop()
         await producer.stop()
     assert again == [candle_after.event_id]
+
+
+async def test_a_handler_that_raises_cancelled_error_is_retried_and_dead_lettered(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A handler that cancels a task of its own and awaits it raises CancelledError though
+    nothing cancelled the loop. That used to end the worker silently: the record was never
+    finished, and with every worker gone the loop ran on consuming nothing, without an
+    error."""
+    producer = await _producer(kafka_settings)
+    bad, good = candle(1), candle(2)
+    await producer.publish_many([bad, good])
+    attempts: list[str] = []
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        attempts.append(event.event_id)
+        if event.event_id == bad.event_id:
+            side = asyncio.create_task(asyncio.sleep(10))
+            await asyncio.sleep(0)
+            side.cancel()
+            await side  # raises CancelledError into the handler
+        seen.append(event.event_id)
+
+    loop = _loop(kafka_settings, producer, handler, concurrency=1)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(lambda: good.event_id in seen or task.done(), what="the next event")
+        assert not task.done(), task.exception()
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            [letter] = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
+    headers = dict(letter.headers)
+    assert headers["dlq.error_type"] == b"HandlerCancelled"
+    assert headers["dlq.attempts"] == b"3"
+    assert attempts.count(bad.event_id) == 3
+    assert seen == [good.event_id]

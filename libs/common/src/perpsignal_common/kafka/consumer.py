@@ -45,7 +45,7 @@ from perpsignal_common.kafka.positions import reset_past_log_end
 from perpsignal_common.kafka.producer import Deliveries, EventProducer
 from perpsignal_common.kafka.rebalance import LaneTable, RebalanceMixin
 from perpsignal_common.kafka.recovery import RecoveryMixin
-from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics
+from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics, stray_cancel
 from perpsignal_common.kafka.unreadable import find_unreadable, placeholder, read_before
 from perpsignal_common.logging import reset_log_event, set_log_event
 from perpsignal_common.observability.metrics import CONSUMER_LAG
@@ -418,7 +418,14 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                                         scope.reschedule(clock() + limit)
                                     try:
                                         await handler(event, record)
-                                    except Exception as exc:
+                                    except (Exception, asyncio.CancelledError) as error:
+                                        exc = (
+                                            error
+                                            if isinstance(error, Exception)
+                                            else stray_cancel(error)
+                                        )
+                                        if exc is None:
+                                            raise  # this worker is being cancelled
                                         scope.reschedule(None)
                                         renew_at = -1.0
                                         await self._process(

@@ -24,6 +24,24 @@ from perpsignal_common.observability.metrics import HANDLE_SECONDS, HANDLER_ERRO
 log = logging.getLogger("perpsignal_common.kafka.consumer")
 
 
+class HandlerCancelled(RuntimeError):
+    """A handler raised CancelledError though nothing cancelled its worker.
+
+    E.g. it cancelled a task of its own and awaited it. Left alone, the CancelledError ended
+    the worker silently: its record was never finished (its partition's offsets stopped
+    moving) and the loop ran on with one worker fewer, then none, consuming nothing.
+    """
+
+
+def stray_cancel(error: asyncio.CancelledError) -> HandlerCancelled | None:
+    """Return `error` as a handler failure, or None when this task really is being cancelled
+    (a stop, a failure's clean-up, or a timeout scope whose deadline passed)."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        return None
+    return HandlerCancelled("the handler raised CancelledError without being cancelled")
+
+
 class _TopicMetrics:
     """Label-bound metric children of one topic (labels() lookups are costly per record)."""
 
@@ -85,11 +103,17 @@ class RetryingMixin:
                 if failed is not None:
                     first_failure, failed = failed, None
                     raise first_failure
-                if per_attempt_timeout:
-                    async with asyncio.timeout(self._opts.handler_timeout_s):
+                try:
+                    if per_attempt_timeout:
+                        async with asyncio.timeout(self._opts.handler_timeout_s):
+                            await self._handler(event, record)
+                    else:
                         await self._handler(event, record)
-                else:
-                    await self._handler(event, record)
+                except asyncio.CancelledError as cancelled:
+                    stray = stray_cancel(cancelled)
+                    if stray is None:
+                        raise
+                    raise stray from cancelled
                 metrics.duration.observe(time.perf_counter() - started)
                 metrics.ok.inc()
                 self.processed += 1

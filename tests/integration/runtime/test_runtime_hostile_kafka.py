@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+from pathlib import Path
 
 import pytest
 
+from perpsignal_common.embedded import EmbeddedKafka
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import encode
 from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, Record
 from perpsignal_common.settings import KafkaSettings
-from tests.helpers import TopicReader, eventually
+from tests.helpers import TopicReader, eventually, kill_on_exit
 from tests.integration.runtime.test_runtime_kafka import _loop, _producer, candle
 
 pytestmark = pytest.mark.kafka
@@ -262,3 +265,66 @@ async def test_a_handler_that_raises_cancelled_error_is_retried_and_dead_lettere
     assert headers["dlq.attempts"] == b"3"
     assert attempts.count(bad.event_id) == 3
     assert seen == [good.event_id]
+
+
+async def test_a_dead_letter_waits_out_a_broker_pause_instead_of_failing_the_loop(
+    tmp_path: Path,
+) -> None:
+    """The broker stops answering while a poison record is being dead-lettered (longer than
+    the request timeout, shorter than the dependency grace). A handler's send rides such a
+    pause out; the dead letter used to fail the whole loop at the first timeout."""
+    broker = EmbeddedKafka(log_path=tmp_path / "broker.log").start()
+    forget = kill_on_exit(broker.stop)
+    kafka = KafkaSettings(
+        kafka_bootstrap_servers=broker.bootstrap,
+        kafka_topic_partitions=1,
+        # the embedded broker holds a join for half the session timeout: under the request
+        # timeout, or the group never forms
+        kafka_session_timeout_ms=4_000,
+        kafka_heartbeat_interval_ms=1_000,
+        kafka_fetch_max_wait_ms=25,
+        kafka_linger_ms=1,
+        kafka_request_timeout_ms=3_000,
+    )
+    pid = broker.pid
+    assert pid is not None
+    producer = await _producer(kafka)
+    first, good = candle(1), candle(2)
+    gate = asyncio.Event()
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        if event.event_id == first.event_id:
+            await gate.wait()
+        seen.append(event.event_id)
+
+    await producer.publish(first, wait=True)
+    await producer.send_raw(kafka.topic(Topic.MARKET), b"BTCUSDT", b"not json", wait=True)
+    await producer.publish(good, wait=True)
+    loop = _loop(kafka, producer, handler, concurrency=1, dependency_grace_s=60)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        # all three fetched, the first in hand: the poison is dead-lettered once it is done
+        await eventually(lambda: loop._inflight == 3, what="the three records fetched")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            gate.set()
+            await asyncio.sleep(8)  # the dead letter's send times out, more than once
+            assert not task.done(), task.exception()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await eventually(lambda: good.event_id in seen or task.done(), what="the good event")
+        assert not task.done(), task.exception()
+        async with TopicReader(kafka, dlq_topic(Topic.MARKET)) as dlq:
+            letters = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
+        broker.stop()
+        forget()
+    # the pause outlived the session: after the rebalance what was not committed comes again
+    assert {r.value for r in letters} == {b"not json"}
+    assert seen[0] == first.event_id and seen[-1] == good.event_id

@@ -175,5 +175,26 @@ class RetryingMixin:
                 "error": str(error)[:300],
             },
         )
-        await self._dlq.publish(record, error, attempts, unreadable=unreadable)
+        # the broker may be down for a while (a handler's DependencyUnavailable is retried
+        # for the same grace): the record stays in hand, uncommitted, until its dead letter
+        # is acknowledged; only past the grace does the loop fail (the process restarts)
+        deadline = time.monotonic() + self._opts.dependency_grace_s
+        tries = 0
+        while True:
+            try:
+                await self._dlq.publish(record, error, attempts, unreadable=unreadable)
+                break
+            except DependencyUnavailable as exc:
+                tries += 1
+                if time.monotonic() > deadline:
+                    log.error(
+                        "dead-letter topic still unavailable after grace period; giving up",
+                        extra={"topic": record.topic, "error": str(exc)},
+                    )
+                    raise
+                log.warning(
+                    "dead-letter topic unavailable, will retry",
+                    extra={"topic": record.topic, "error": str(exc), "attempt": tries},
+                )
+                await self._opts.retry.sleep(self._opts.retry.delay(min(tries, 6)))
         MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()

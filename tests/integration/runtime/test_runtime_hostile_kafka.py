@@ -328,3 +328,41 @@ async def test_a_dead_letter_waits_out_a_broker_pause_instead_of_failing_the_loo
     # the pause outlived the session: after the rebalance what was not committed comes again
     assert {r.value for r in letters} == {b"not json"}
     assert seen[0] == first.event_id and seen[-1] == good.event_id
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken too")
+
+
+async def test_a_handler_error_that_cannot_be_printed_is_still_dead_lettered(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """Formatting the error for the log line raised out of the dead-letter path: the loop
+    failed on the record, and again after every restart."""
+    producer = await _producer(kafka_settings)
+    bad, good = candle(1), candle(2)
+    await producer.publish_many([bad, good])
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        if event.event_id == bad.event_id:
+            raise _Unprintable
+        seen.append(event.event_id)
+
+    loop = _loop(kafka_settings, producer, handler)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(lambda: good.event_id in seen or task.done(), what="the next event")
+        assert not task.done(), task.exception()
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            [letter] = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
+    headers = dict(letter.headers)
+    assert headers["dlq.error_type"] == b"_Unprintable"
+    assert headers["dlq.error"] == b"_Unprintable: <unprintable>"

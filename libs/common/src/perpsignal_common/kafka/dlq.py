@@ -25,12 +25,18 @@ MAX_KEPT_HEADER_BYTES = 64 * 1024
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)
 
 
+def error_text(error: BaseException) -> str:
+    """Return `str(error)`, or `<unprintable>` when its `__str__` itself raises (a bug in
+    an exception class must not keep a record from its dead letter)."""
+    try:
+        return str(error)
+    except Exception:
+        return "<unprintable>"
+
+
 def _reason(error: BaseException) -> bytes:
     """`Type: message` as UTF-8, cut to MAX_ERROR_BYTES on a character boundary."""
-    try:
-        text = f"{type(error).__name__}: {error}"
-    except Exception:  # an exception whose str() fails still gets its dead letter
-        text = type(error).__name__
+    text = f"{type(error).__name__}: {error_text(error)}"
     cut = text.encode("utf-8", "backslashreplace")[:MAX_ERROR_BYTES]
     return cut.decode("utf-8", "ignore").encode()
 

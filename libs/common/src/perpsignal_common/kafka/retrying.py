@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 
 from perpsignal_common.errors import DependencyUnavailable, PermanentError
 from perpsignal_common.events.base import Event
-from perpsignal_common.kafka.dlq import DeadLetterPublisher
+from perpsignal_common.kafka.dlq import DeadLetterPublisher, error_text
 from perpsignal_common.kafka.lanes import Record
 from perpsignal_common.kafka.options import ConsumerOptions, Decoder, Handler
 from perpsignal_common.observability.metrics import HANDLE_SECONDS, HANDLER_ERRORS, MESSAGES_IN
@@ -172,7 +172,7 @@ class RetryingMixin:
                 "partition": record.partition,
                 "offset": record.offset,
                 "error_type": type(error).__name__,
-                "error": str(error)[:300],
+                "error": error_text(error)[:300],
             },
         )
         # the broker may be down for a while (a handler's DependencyUnavailable is retried

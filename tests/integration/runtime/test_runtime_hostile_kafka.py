@@ -8,13 +8,14 @@ import signal
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from perpsignal_common.embedded import EmbeddedKafka
 from perpsignal_common.events.base import Event
-from perpsignal_common.events.registry import encode
+from perpsignal_common.events.registry import decode, encode
 from perpsignal_common.events.topics import Topic, dlq_topic
-from perpsignal_common.kafka.consumer import ConsumerLoop, Record
+from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
 from perpsignal_common.settings import KafkaSettings
 from tests.helpers import TopicReader, eventually, kill_on_exit
 from tests.integration.runtime.test_runtime_kafka import _loop, _producer, candle
@@ -366,3 +367,53 @@ async def test_a_handler_error_that_cannot_be_printed_is_still_dead_lettered(
     headers = dict(letter.headers)
     assert headers["dlq.error_type"] == b"_Unprintable"
     assert headers["dlq.error"] == b"_Unprintable: <unprintable>"
+
+
+async def test_a_decoder_that_fails_with_its_own_error_dead_letters_the_record(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """A service's decoder (the judge has one) that raises something other than
+    PermanentError on a hostile record used to fail the loop, and again after every
+    restart: nothing behind the record was ever read."""
+    producer = await _producer(kafka_settings)
+    topic = kafka_settings.topic(Topic.MARKET)
+
+    def peeking_decoder(raw: bytes | None) -> Event:
+        # a fast path that trusts the record to be an object with a type (a bug)
+        if orjson.loads(raw or b"null")["type"] == "never":
+            raise AssertionError("unreachable")
+        return decode(raw)
+
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append(event.event_id)
+
+    await producer.send_raw(topic, b"BTCUSDT", b"[1, 2]", wait=True)
+    good = candle(1)
+    await producer.publish(good, wait=True)
+    options = ConsumerOptions(group_id="g", topics=[Topic.MARKET])
+    loop = ConsumerLoop(
+        kafka=kafka_settings,
+        service="test",
+        options=options,
+        handler=handler,
+        producer=producer,
+        decoder=peeking_decoder,
+    )
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(lambda: good.event_id in seen or task.done(), what="the next event")
+        assert not task.done(), task.exception()
+        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
+            [letter] = await dlq.wait_for(1)
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
+    headers = dict(letter.headers)
+    assert letter.value == b"[1, 2]"
+    assert headers["dlq.error_type"] == b"PoisonMessage"
+    assert headers["dlq.error"].startswith(b"PoisonMessage: the decoder failed: TypeError")

@@ -31,7 +31,7 @@ from collections import deque
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from perpsignal_common.errors import DependencyUnavailable, PermanentError
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.errors import PoisonMessage as PoisonMessage  # re-exported
 from perpsignal_common.events.registry import decode
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
@@ -405,7 +405,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                                 record = queue.popleft()
                                 try:
                                     event = decode(record.value)
-                                except PermanentError:
+                                except Exception:  # PermanentError, or a decoder's bug
                                     set_log_event(None)
                                     scope.reschedule(None)
                                     renew_at = -1.0

@@ -14,7 +14,7 @@ import time
 
 from aiokafka import TopicPartition
 
-from perpsignal_common.errors import DependencyUnavailable, PermanentError
+from perpsignal_common.errors import DependencyUnavailable, PermanentError, PoisonMessage
 from perpsignal_common.events.base import Event
 from perpsignal_common.kafka.dlq import DeadLetterPublisher, error_text
 from perpsignal_common.kafka.lanes import Record
@@ -89,6 +89,16 @@ class RetryingMixin:
                 event = self._decode(record.value)
             except PermanentError as exc:
                 await self._dead_letter(record, exc, attempts=0)
+                return
+            except Exception as exc:
+                # a decoder that fails otherwise than it should (a bug its input found): the
+                # record cannot be read either way, and failing the loop on it would fail it
+                # again after every restart
+                log.exception("the decoder failed; dead-lettering", extra={"topic": topic})
+                reason = PoisonMessage(
+                    f"the decoder failed: {type(exc).__name__}: {error_text(exc)}"
+                )
+                await self._dead_letter(record, reason, attempts=0)
                 return
         metrics = self._metrics(topic)
         if started is None:

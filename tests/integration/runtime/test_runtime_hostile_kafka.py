@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from perpsignal_common.embedded import EmbeddedKafka
 from perpsignal_common.events.base import Event
@@ -139,12 +140,16 @@ class NotUtf8(str):
     def encode(self, *args, **kwargs):
         return b"\\xff\\xfetrace"
 
-async def main(bootstrap, topic, value):
+async def main(bootstrap, topic, value, partition=None):
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(
-            topic, key=b"BTCUSDT", value=value.encode(), headers=[(NotUtf8("x"), b"v")]
+            topic,
+            key=b"BTCUSDT",
+            value=value.encode(),
+            headers=[(NotUtf8("x"), b"v")],
+            partition=None if partition is None else int(partition),
         )
     finally:
         await producer.stop()
@@ -153,7 +158,9 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
-async def _send_with_bad_header_key(kafka: KafkaSettings, topic: str, value: bytes) -> None:
+async def _send_with_bad_header_key(
+    kafka: KafkaSettings, topic: str, value: bytes, partition: int | None = None
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -161,6 +168,7 @@ async def _send_with_bad_header_key(kafka: KafkaSettings, topic: str, value: byt
         kafka.kafka_bootstrap_servers,
         topic,
         value.decode(),
+        *([] if partition is None else [str(partition)]),
         env={**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"},
     )
     assert await proc.wait() == 0
@@ -224,6 +232,43 @@ async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_nothin
         await loop.stop()
         await producer.stop()
     assert again == [candle_after.event_id]
+
+
+async def test_records_of_other_partitions_in_the_failed_fetch_are_not_lost(
+    kafka_settings: KafkaSettings,
+) -> None:
+    """The fetch that meets the unreadable record may already have taken other partitions'
+    records and moved their positions past them; the exception drops those records. They
+    must still be handled (and their offsets never committed unhandled)."""
+    producer = await _producer(kafka_settings)
+    topic = kafka_settings.topic(Topic.MARKET)
+    others = [candle(i, "ETHUSDT") for i in range(20)]
+    raw = AIOKafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap_servers)
+    await raw.start()
+    try:
+        for partition in (0, 2):  # either side of the unreadable record's partition
+            for c in others[partition * 5 : partition * 5 + 5]:
+                await raw.send_and_wait(topic, encode(c), key=b"ETHUSDT", partition=partition)
+    finally:
+        await raw.stop()
+    await _send_with_bad_header_key(kafka_settings, topic, encode(candle(99)), partition=1)
+    seen: list[str] = []
+
+    async def handler(event: Event, record: Record) -> None:
+        seen.append(event.event_id)
+
+    wanted = {c.event_id for c in others[0:5] + others[10:15]}
+    loop = _loop(kafka_settings, producer, handler)
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(lambda: wanted <= set(seen) or task.done(), what="every readable one")
+        assert not task.done(), task.exception()
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        await producer.stop()
 
 
 async def test_a_handler_that_raises_cancelled_error_is_retried_and_dead_lettered(

@@ -174,12 +174,22 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         without content (the original stays at its offset) and counted as done, then the
         partition is read on from the next offset. Returns False when no unreadable record
         is found (the error is not one of those).
+
+        The failed fetch may already have taken other partitions' records (moving their
+        positions past them) when the exception dropped them all: once the records in hand
+        are finished, every other partition is put back at its first record not queued.
         """
         consumer = self.consumer
         found = find_unreadable(consumer)
         if found is None:
             return False
         tp, offset = found
+        await self._settle()
+        if stop.is_set() or self._failure is not None:
+            return True  # the drain commits only what was handled; a restart reads on
+        for other in consumer.assignment():
+            if other != tp:
+                await self._reposition(other)
         if tp not in consumer.assignment():
             return True  # no longer ours: its next owner steps over it
         start = await consumer.position(tp)
@@ -211,6 +221,24 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             book.flags.extend(b"\x01" * (offset + 1 - book.next_offset))
         consumer.seek(tp, offset + 1)
         return True
+
+    async def _reposition(self, tp: TopicPartition) -> None:
+        """Seek `tp` to its first record not queued here: after its book, or, with none (no
+        record queued since it was assigned or re-read), where assignment put it."""
+        consumer = self.consumer
+        book = self._books.get(tp)
+        if book is not None and book.base >= 0:
+            consumer.seek(tp, book.next_offset)
+        elif self._opts.assign_all or self._opts.group_id is None:
+            await consumer.seek_to_beginning(tp)
+        elif self._opts.rewind_on_assign is not None:
+            await self._rewind({tp})
+        else:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
     async def _drain(self) -> None:
         """Stop the workers, then commit what finished.

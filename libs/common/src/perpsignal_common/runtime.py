@@ -170,8 +170,16 @@ async def serve(service: Service, settings: ServiceSettings) -> None:
     await ops.start()
     log.info("service starting", extra={"service_name": service.name, "ops_port": ops.port})
     try:
-        async with asyncio.timeout(settings.ops.startup_timeout_s):
-            await service.start()
+        try:
+            async with asyncio.timeout(settings.ops.startup_timeout_s):
+                await service.start()
+        except TimeoutError as exc:
+            # a dependency that accepts connections and never answers: say which deadline
+            # passed (exit 3, as for any dependency down) rather than a bare TimeoutError
+            raise DependencyUnavailable(
+                f"start-up did not finish within STARTUP_TIMEOUT_S "
+                f"({settings.ops.startup_timeout_s:g} s): a dependency does not answer"
+            ) from exc
         log.info("service started", extra={"service_name": service.name})
         freeze_startup_heap()
         runner = asyncio.create_task(service.run(stop), name=f"{service.name}-run")
@@ -218,6 +226,7 @@ def run_service(build: Callable[[], tuple[Service, ServiceSettings]]) -> None:
     """Entry point body of `python -m perpsignal_<svc>`: build, serve, map errors to exit codes."""
     try:
         service, settings = build()
+        _check_deadlines(settings)
     except (ConfigError, ValueError) as exc:
         configure_logging("perpsignal", "INFO")
         log.error("invalid configuration", extra={"error": str(exc)})
@@ -232,6 +241,15 @@ def run_service(build: Callable[[], tuple[Service, ServiceSettings]]) -> None:
             raise
         log.error("dependency unavailable; exiting", extra={"error": str(cause)})
         sys.exit(3)
+
+
+def _check_deadlines(settings: ServiceSettings) -> None:
+    """Refuse lifecycle deadlines `serve` cannot work with (0 fails every start-up at once)."""
+    ops = settings.ops
+    if ops.startup_timeout_s <= 0:
+        raise ConfigError(f"STARTUP_TIMEOUT_S must be greater than 0 (got {ops.startup_timeout_s})")
+    if ops.shutdown_timeout_s < 0:
+        raise ConfigError(f"SHUTDOWN_TIMEOUT_S must not be negative (got {ops.shutdown_timeout_s})")
 
 
 def _dependency_error(exc: BaseException) -> DependencyUnavailable | None:

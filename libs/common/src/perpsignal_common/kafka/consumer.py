@@ -31,12 +31,13 @@ from collections import deque
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from perpsignal_common.errors import DependencyUnavailable, PermanentError
+from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.errors import PoisonMessage as PoisonMessage  # re-exported
 from perpsignal_common.events.registry import decode
 from perpsignal_common.kafka.dlq import DeadLetterPublisher
 from perpsignal_common.kafka.lanes import Lane, OffsetBook
 from perpsignal_common.kafka.lanes import Record as Record  # re-exported: handlers type with it
+from perpsignal_common.kafka.limits import check_client_settings
 from perpsignal_common.kafka.options import ConsumerOptions as ConsumerOptions
 from perpsignal_common.kafka.options import Decoder as Decoder
 from perpsignal_common.kafka.options import Handler as Handler
@@ -44,7 +45,8 @@ from perpsignal_common.kafka.positions import reset_past_log_end
 from perpsignal_common.kafka.producer import Deliveries, EventProducer
 from perpsignal_common.kafka.rebalance import LaneTable, RebalanceMixin
 from perpsignal_common.kafka.recovery import RecoveryMixin
-from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics
+from perpsignal_common.kafka.retrying import RetryingMixin, _TopicMetrics, stray_cancel
+from perpsignal_common.kafka.unreadable import find_unreadable, placeholder, read_before
 from perpsignal_common.logging import reset_log_event, set_log_event
 from perpsignal_common.observability.metrics import CONSUMER_LAG
 from perpsignal_common.settings import KafkaSettings
@@ -77,6 +79,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
         producer: EventProducer,
         decoder: Decoder = decode,
     ) -> None:
+        check_client_settings(kafka)  # ConfigError at start-up, naming the setting
         self._kafka = kafka
         self._service = service
         self._opts = options
@@ -140,6 +143,10 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                     log.warning("fetch failed, retrying", extra={"error": str(exc)})
                     await asyncio.sleep(0.5)
                     continue
+                except ValueError as exc:  # UnicodeDecodeError: a header key is not UTF-8
+                    if not await self._step_over_unreadable(exc, stop):
+                        raise
+                    continue
                 if batches:
                     self._dispatch(batches, stop)
                     # let the woken workers take the batch before the next getmany: getmany
@@ -158,6 +165,80 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             await self._drain()
         if self._failure is not None:
             raise self._failure
+
+    async def _step_over_unreadable(self, error: ValueError, stop: asyncio.Event) -> bool:
+        """Dead-letter the record the client could not unpack and go on after it.
+
+        The records of its partition in front of it (in the failed fetch, so never handed
+        out) are read separately and queued as usual; the unreadable one is dead-lettered
+        without content (the original stays at its offset) and counted as done, then the
+        partition is read on from the next offset. Returns False when no unreadable record
+        is found (the error is not one of those).
+
+        The failed fetch may already have taken other partitions' records (moving their
+        positions past them) when the exception dropped them all: once the records in hand
+        are finished, every other partition is put back at its first record not queued.
+        """
+        consumer = self.consumer
+        found = find_unreadable(consumer)
+        if found is None:
+            return False
+        tp, offset = found
+        await self._settle()
+        if stop.is_set() or self._failure is not None:
+            return True  # the drain commits only what was handled; a restart reads on
+        for other in consumer.assignment():
+            if other != tp:
+                await self._reposition(other)
+        if tp not in consumer.assignment():
+            return True  # no longer ours: its next owner steps over it
+        start = await consumer.position(tp)
+        book = self._books.get(tp)
+        if book is not None and book.base >= 0:
+            start = book.next_offset
+        before = await read_before(
+            self._kafka, self._service, tp, start, offset, self._opts.commit_timeout_s
+        )
+        if tp not in consumer.assignment() or self._books.get(tp) is not book:
+            # a rebalance meanwhile moved the position: the next fetch meets it again
+            return True
+        if before:
+            self._dispatch({tp: before}, stop)
+        reason = PoisonMessage(
+            f"unreadable record: {error}; the original is still at its offset (dlq.topic, "
+            "dlq.partition, dlq.offset)"
+        )
+        log.warning(
+            "a record the client cannot unpack; dead-lettering it by its position",
+            extra={"partition": str(tp), "offset": offset, "error": str(error)[:300]},
+        )
+        await self._dead_letter(placeholder(tp, offset), reason, attempts=0, unreadable=True)
+        book = self._books.get(tp)
+        if book is None:
+            book = self._books[tp] = OffsetBook()
+            book.base = offset
+        if book.next_offset <= offset:  # it, and any gap in front of it, are done
+            book.flags.extend(b"\x01" * (offset + 1 - book.next_offset))
+        consumer.seek(tp, offset + 1)
+        return True
+
+    async def _reposition(self, tp: TopicPartition) -> None:
+        """Seek `tp` to its first record not queued here: after its book, or, with none (no
+        record queued since it was assigned or re-read), where assignment put it."""
+        consumer = self.consumer
+        book = self._books.get(tp)
+        if book is not None and book.base >= 0:
+            consumer.seek(tp, book.next_offset)
+        elif self._opts.assign_all or self._opts.group_id is None:
+            await consumer.seek_to_beginning(tp)
+        elif self._opts.rewind_on_assign is not None:
+            await self._rewind({tp})
+        else:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
 
     async def _drain(self) -> None:
         """Stop the workers, then commit what finished.
@@ -352,7 +433,7 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                                 record = queue.popleft()
                                 try:
                                     event = decode(record.value)
-                                except PermanentError:
+                                except Exception:  # PermanentError, or a decoder's bug
                                     set_log_event(None)
                                     scope.reschedule(None)
                                     renew_at = -1.0
@@ -365,7 +446,14 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
                                         scope.reschedule(clock() + limit)
                                     try:
                                         await handler(event, record)
-                                    except Exception as exc:
+                                    except (Exception, asyncio.CancelledError) as error:
+                                        exc = (
+                                            error
+                                            if isinstance(error, Exception)
+                                            else stray_cancel(error)
+                                        )
+                                        if exc is None:
+                                            raise  # this worker is being cancelled
                                         scope.reschedule(None)
                                         renew_at = -1.0
                                         await self._process(

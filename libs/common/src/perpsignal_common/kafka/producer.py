@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import encode
+from perpsignal_common.kafka.limits import check_client_settings
 from perpsignal_common.observability.metrics import MESSAGES_OUT, PRODUCE_ERRORS
 from perpsignal_common.settings import KafkaSettings
 
@@ -143,6 +144,7 @@ class EventProducer:
     """
 
     def __init__(self, kafka: KafkaSettings, service: str) -> None:
+        check_client_settings(kafka)  # ConfigError at start-up, naming the setting
         self._kafka = kafka
         self._service = service
         self._producer: AIOKafkaProducer | None = None
@@ -301,4 +303,6 @@ class EventProducer:
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             PRODUCE_ERRORS.labels(self._service, "*").inc(len(errors))
-            raise DependencyUnavailable(f"{len(errors)} event(s) not acknowledged: {errors[0]!r}")
+            raise DependencyUnavailable(
+                f"{len(errors)} event(s) not acknowledged: {errors[0]!r}"
+            ) from errors[0]

@@ -14,14 +14,32 @@ import time
 
 from aiokafka import TopicPartition
 
-from perpsignal_common.errors import DependencyUnavailable, PermanentError
+from perpsignal_common.errors import DependencyUnavailable, PermanentError, PoisonMessage
 from perpsignal_common.events.base import Event
-from perpsignal_common.kafka.dlq import DeadLetterPublisher
+from perpsignal_common.kafka.dlq import DeadLetterPublisher, error_text
 from perpsignal_common.kafka.lanes import Record
 from perpsignal_common.kafka.options import ConsumerOptions, Decoder, Handler
 from perpsignal_common.observability.metrics import HANDLE_SECONDS, HANDLER_ERRORS, MESSAGES_IN
 
 log = logging.getLogger("perpsignal_common.kafka.consumer")
+
+
+class HandlerCancelled(RuntimeError):
+    """A handler raised CancelledError though nothing cancelled its worker.
+
+    E.g. it cancelled a task of its own and awaited it. Left alone, the CancelledError ended
+    the worker silently: its record was never finished (its partition's offsets stopped
+    moving) and the loop ran on with one worker fewer, then none, consuming nothing.
+    """
+
+
+def stray_cancel(error: asyncio.CancelledError) -> HandlerCancelled | None:
+    """Return `error` as a handler failure, or None when this task really is being cancelled
+    (a stop, a failure's clean-up, or a timeout scope whose deadline passed)."""
+    task = asyncio.current_task()
+    if task is None or task.cancelling():
+        return None
+    return HandlerCancelled("the handler raised CancelledError without being cancelled")
 
 
 class _TopicMetrics:
@@ -72,6 +90,16 @@ class RetryingMixin:
             except PermanentError as exc:
                 await self._dead_letter(record, exc, attempts=0)
                 return
+            except Exception as exc:
+                # a decoder that fails otherwise than it should (a bug its input found): the
+                # record cannot be read either way, and failing the loop on it would fail it
+                # again after every restart
+                log.exception("the decoder failed; dead-lettering", extra={"topic": topic})
+                reason = PoisonMessage(
+                    f"the decoder failed: {type(exc).__name__}: {error_text(exc)}"
+                )
+                await self._dead_letter(record, reason, attempts=0)
+                return
         metrics = self._metrics(topic)
         if started is None:
             started = time.perf_counter()
@@ -85,11 +113,17 @@ class RetryingMixin:
                 if failed is not None:
                     first_failure, failed = failed, None
                     raise first_failure
-                if per_attempt_timeout:
-                    async with asyncio.timeout(self._opts.handler_timeout_s):
+                try:
+                    if per_attempt_timeout:
+                        async with asyncio.timeout(self._opts.handler_timeout_s):
+                            await self._handler(event, record)
+                    else:
                         await self._handler(event, record)
-                else:
-                    await self._handler(event, record)
+                except asyncio.CancelledError as cancelled:
+                    stray = stray_cancel(cancelled)
+                    if stray is None:
+                        raise
+                    raise stray from cancelled
                 metrics.duration.observe(time.perf_counter() - started)
                 metrics.ok.inc()
                 self.processed += 1
@@ -123,7 +157,9 @@ class RetryingMixin:
                 metrics.retried.inc()
                 await self._opts.retry.sleep(self._opts.retry.delay(attempt))
 
-    async def _dead_letter(self, record: Record, error: BaseException, attempts: int) -> None:
+    async def _dead_letter(
+        self, record: Record, error: BaseException, attempts: int, *, unreadable: bool = False
+    ) -> None:
         until = self._replay_until.get(TopicPartition(record.topic, record.partition))
         if until is not None and record.offset < until:
             # re-read only to rebuild state (below the committed offset): this group handled
@@ -146,8 +182,29 @@ class RetryingMixin:
                 "partition": record.partition,
                 "offset": record.offset,
                 "error_type": type(error).__name__,
-                "error": str(error)[:300],
+                "error": error_text(error)[:300],
             },
         )
-        await self._dlq.publish(record, error, attempts)
+        # the broker may be down for a while (a handler's DependencyUnavailable is retried
+        # for the same grace): the record stays in hand, uncommitted, until its dead letter
+        # is acknowledged; only past the grace does the loop fail (the process restarts)
+        deadline = time.monotonic() + self._opts.dependency_grace_s
+        tries = 0
+        while True:
+            try:
+                await self._dlq.publish(record, error, attempts, unreadable=unreadable)
+                break
+            except DependencyUnavailable as exc:
+                tries += 1
+                if time.monotonic() > deadline:
+                    log.error(
+                        "dead-letter topic still unavailable after grace period; giving up",
+                        extra={"topic": record.topic, "error": str(exc)},
+                    )
+                    raise
+                log.warning(
+                    "dead-letter topic unavailable, will retry",
+                    extra={"topic": record.topic, "error": str(exc), "attempt": tries},
+                )
+                await self._opts.retry.sleep(self._opts.retry.delay(min(tries, 6)))
         MESSAGES_IN.labels(self._service, record.topic, "dead_lettered").inc()

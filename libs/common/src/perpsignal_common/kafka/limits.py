@@ -1,0 +1,52 @@
+"""Kafka client settings that cannot work: refused at start-up, by their variable's name.
+
+aiokafka accepts a request timeout of 0 or -1, a negative fetch wait or linger, a heartbeat
+longer than the session, and fails later (every request timing out, a group that never
+forms) or never says; a batch size of 0 is refused only once the consumer starts, without
+the variable's name. Every client (producer, consumer loop) checks its settings here first.
+"""
+
+from __future__ import annotations
+
+from perpsignal_common.errors import ConfigError
+from perpsignal_common.settings import KafkaSettings
+
+
+def check_client_settings(kafka: KafkaSettings) -> None:
+    """Raise ConfigError naming the first KAFKA_* setting no client can work with."""
+    positive = {
+        "kafka_request_timeout_ms": kafka.kafka_request_timeout_ms,
+        "kafka_session_timeout_ms": kafka.kafka_session_timeout_ms,
+        "kafka_heartbeat_interval_ms": kafka.kafka_heartbeat_interval_ms,
+        "kafka_max_poll_records": kafka.kafka_max_poll_records,
+        "kafka_max_poll_interval_ms": kafka.kafka_max_poll_interval_ms,
+    }
+    for name, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{name.upper()} must be greater than 0 (got {value})")
+    for name, value in {
+        "kafka_linger_ms": kafka.kafka_linger_ms,
+        "kafka_fetch_max_wait_ms": kafka.kafka_fetch_max_wait_ms,
+    }.items():
+        if value < 0:
+            raise ConfigError(f"{name.upper()} must not be negative (got {value})")
+    partitions = kafka.kafka_topic_partitions
+    if partitions is not None and partitions <= 0:
+        raise ConfigError(f"KAFKA_TOPIC_PARTITIONS must be greater than 0 (got {partitions})")
+    heartbeat, session = kafka.kafka_heartbeat_interval_ms, kafka.kafka_session_timeout_ms
+    if heartbeat >= session:
+        # the coordinator evicts a member whose heartbeats are further apart than this
+        raise ConfigError(
+            f"KAFKA_HEARTBEAT_INTERVAL_MS ({heartbeat}) must be less than "
+            f"KAFKA_SESSION_TIMEOUT_MS ({session}); a third of it is usual"
+        )
+    if not [s for s in kafka.kafka_bootstrap_servers.split(",") if s.strip()]:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is empty")
+    if kafka.kafka_security_protocol.startswith("SASL"):
+        # aiokafka refuses it too, but only when a client is built, in a ValueError traceback
+        password = kafka.kafka_sasl_password
+        if not kafka.kafka_sasl_username or password is None or not password.get_secret_value():
+            raise ConfigError(
+                f"KAFKA_SECURITY_PROTOCOL={kafka.kafka_security_protocol} needs "
+                "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from perpsignal_cli.argtypes import positive_count, positive_number
 from perpsignal_cli.backtesting.eventfile import raw_line
 from perpsignal_cli.stack import use_running_stack
 from perpsignal_common.errors import DependencyUnavailable
@@ -26,6 +28,7 @@ from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
 
 DEFAULT_TOPICS = (Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS)
+TOPICS = frozenset(t.value for t in Topic)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic", action="append", help="logical topic(s) to tap (default: the market topics)"
     )
     p.add_argument("--from-beginning", action="store_true", help="read retained history too")
-    p.add_argument("--max", type=int, default=None, help="stop after this many records")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max", type=positive_count, default=None, help="stop after this many records")
     p.add_argument(
-        "--idle", type=float, default=None, help="stop once no record arrived for this many seconds"
+        "--duration", type=positive_number, default=None, help="stop after this many seconds"
+    )
+    p.add_argument(
+        "--idle",
+        type=positive_number,
+        default=None,
+        help="stop once no record arrived for this many seconds",
     )
     return p
 
@@ -65,9 +73,13 @@ async def record(
     )
     try:
         await consumer.start()
-    except KafkaError as exc:
+    except Exception as exc:
         await consumer.stop()  # a consumer that failed to start still holds its client
-        raise DependencyUnavailable(f"kafka cannot connect: {exc}") from exc
+        # a malformed address ("host:abc") fails as a ValueError: the setting is named either way
+        raise DependencyUnavailable(
+            f"kafka cannot connect (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     n = 0
     try:
         parts: list[TopicPartition] = []
@@ -109,11 +121,39 @@ async def record(
     return n
 
 
+def check_topics(topics: list[str]) -> str | None:
+    """Return why `topics` cannot be recorded (a name that is no platform topic), or None.
+
+    Checked before connecting: a misspelt name used to be waited for (10 s) and then left
+    out silently when another name existed, so the file lacked a topic nobody was told of.
+    """
+    unknown = sorted(set(topics) - TOPICS)
+    if not unknown:
+        return None
+    return f"unknown topic(s) {unknown}; the platform's topics: {sorted(TOPICS)}"
+
+
+def check_out(out: Path) -> str | None:
+    """Return why `out` cannot be written (checked before connecting), or None."""
+    if out.is_dir():
+        return f"--out {out} is a directory; give a file name"
+    parent = out.parent
+    if not parent.is_dir():
+        return f"--out {out}: the folder {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        return f"--out {out}: permission denied"
+    return None
+
+
 def main(argv: list[str]) -> int:
     """Record until a stop condition; Ctrl-C keeps everything received so far."""
     args = build_parser().parse_args(argv)
-    use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
     topics = args.topic or [str(t) for t in DEFAULT_TOPICS]
+    problem = check_topics(topics) or check_out(args.out)
+    if problem:
+        print(f"perpsignal record: {problem}", file=sys.stderr)
+        return 2
+    use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
 
     async def run() -> int:
         stop = asyncio.Event()
@@ -138,6 +178,16 @@ def main(argv: list[str]) -> int:
     except (ValueError, DependencyUnavailable) as exc:
         print(f"perpsignal record: {exc}", file=sys.stderr)
         return 1
+    except KafkaError as exc:  # the broker went away mid-recording: what was received is kept
+        print(
+            f"perpsignal record: kafka failed (KAFKA_BOOTSTRAP_SERVERS): {exc}; the records "
+            f"received so far are in {args.out}",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:  # e.g. the disk filled up
+        print(f"perpsignal record: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
-__all__ = ["main", "record"]
+__all__ = ["check_out", "check_topics", "main", "record"]

@@ -302,11 +302,38 @@ def main(argv: list[str] | None = None) -> None:
     except ModuleNotFoundError as exc:
         print(f"perpsignal: {exc}", file=sys.stderr)
         rc = 2
+    except Exception as exc:
+        problem = setting_problem(exc)
+        if problem is None:
+            raise
+        print(f"perpsignal {args.command}: {problem}", file=sys.stderr)
+        rc = 2  # as a service started with a bad setting (run_service)
     sys.exit(rc)
+
+
+def setting_problem(exc: BaseException) -> str | None:
+    """Return one line naming the bad setting `exc` is about, or None if it is not one.
+
+    A malformed DATABASE_URL (`ConfigError`, password-free by design) or a setting of the
+    wrong type (pydantic's `ValidationError` of a `*Settings` class) used to end `export`,
+    `migrate` or `topics` in a traceback. The value is not repeated: it may be a secret.
+    """
+    from pydantic import ValidationError
+
+    from perpsignal_common.errors import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, ValidationError) and exc.title.endswith("Settings"):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or exc.title}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+    return None
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "setting_problem"]

@@ -1,0 +1,65 @@
+"""A bad setting ends a `perpsignal` command in one line naming it, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perpsignal_cli.main import main
+
+PASSWORD = "S3cret-pw"
+
+
+@pytest.fixture(autouse=True)
+def _no_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # no running `perpsignal up` fills in the addresses
+    monkeypatch.setenv("PERPSIGNAL_DATA_DIR", str(tmp_path / "no-stack"))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err  # one line, not a traceback
+    return err
+
+
+@pytest.mark.parametrize("argv", [["export"], ["migrate"]])
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"mysql://bob:{PASSWORD}@127.0.0.1/db", "scheme 'mysql' is not PostgreSQL"),
+        (f"postgresql://bob:{PASSWORD}@127.0.0.1/db?sslmode=bogus", "sslmode='bogus'"),
+    ],
+)
+def test_a_malformed_database_url_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    url: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    err = _fails(argv, capsys)
+    assert err.startswith(f"perpsignal {argv[0]}: DATABASE_URL")
+    assert says in err
+    assert PASSWORD not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["topics", "describe"], "KAFKA_FETCH_MAX_WAIT_MS"),
+        (["migrate"], "DATABASE_POOL_SIZE"),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str], name: str
+) -> None:
+    monkeypatch.setenv(name, "abc")
+    err = _fails(argv, capsys)
+    assert err.startswith(f"perpsignal {argv[0]}: {name}: Input should be a valid integer")
+    assert "abc" not in err  # the value is not echoed: another setting's may be a secret

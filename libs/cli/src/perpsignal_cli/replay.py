@@ -68,16 +68,23 @@ def load(path: Path, topics: set[str] | None = None) -> list[tuple[EventLine, fl
         raise ValueError(f"unknown topic(s) {unknown}; the platform's topics: {sorted(TOPICS)}")
     ready: list[tuple[EventLine, float, Headers]] = []
     errors: list[str] = []
-    with path.open("rb") as fh:
-        for num, raw in iter_raw(fh):
-            try:
-                line = parse_line(raw, num)
-                ready_line = _checked(line)
-            except ValueError as exc:
-                errors.append(str(exc))
-                continue
-            if topics is None or line.topic in topics:
-                ready.append(ready_line)
+    seen = 0
+    try:
+        with path.open("rb") as fh:
+            for num, raw in iter_raw(fh):
+                seen += 1
+                try:
+                    line = parse_line(raw, num)
+                    ready_line = _checked(line)
+                except ValueError as exc:
+                    errors.append(str(exc))
+                    continue
+                if topics is None or line.topic in topics:
+                    ready.append(ready_line)
+    except OSError as exc:  # unreadable (permissions, an I/O error): nothing was sent
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not seen:
+        raise ValueError(f"{path}: the file holds no events; nothing to replay")
     if errors:
         shown = "; ".join(errors[:SHOWN_ERRORS])
         more = f" (and {len(errors) - SHOWN_ERRORS} more)" if len(errors) > SHOWN_ERRORS else ""
@@ -118,10 +125,19 @@ async def replay(
     """Publish the file's events in order, paced by `speed`; return how many were sent."""
     lines = load(path, topics)
     stop = stop or asyncio.Event()
-    if kafka.kafka_create_topics:
-        await ensure_topics(kafka)
     producer = EventProducer(kafka, service="replay")
-    await producer.start()
+    try:
+        if kafka.kafka_create_topics:
+            await ensure_topics(kafka)
+        await producer.start()
+    except Exception as exc:
+        await producer.stop()
+        # name the setting: a malformed address ("host:abc") said only "invalid literal for
+        # int()", an out-of-range port was a traceback
+        reason = str(exc) if isinstance(exc, DependencyUnavailable) else repr(exc)
+        raise DependencyUnavailable(
+            f"{reason} (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers})"
+        ) from exc
     bar = Progress(len(lines), f"replay {path.name}", progress)
     sent = 0
     started = time.monotonic()
@@ -160,7 +176,8 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
     if not args.file.is_file():
-        print(f"perpsignal replay: no such file: {args.file}", file=sys.stderr)
+        what = "is a directory, not a file" if args.file.is_dir() else "no such file"
+        print(f"perpsignal replay: {args.file}: {what}", file=sys.stderr)
         return 2
     try:
         speed = parse_speed(args.speed)

@@ -313,17 +313,20 @@ def main(argv: list[str]) -> int:
             _say(f"{name} is set: the demo uses its own embedded server instead")
             os.environ.pop(name)
     data_dir = args.data_dir.resolve()
-    from perpsignal_cli.stack import SERVICES, run_stack
-
-    prepare_data_dir(data_dir)
-    _say(f"unpacking the bundled recorded data ({args.archive.name})...")
-    market = unpack(args.archive, data_dir / "recorded") / "market"
-    _say("building market events with the backtest importers...")
-    plan = build_plan(market, args.speed)
     from perpsignal_cli.backtesting.eventfile import write_events
+    from perpsignal_cli.stack import SERVICES, data_dir_problem, run_stack
 
     events_file = data_dir / "demo-events.jsonl"
-    write_events(events_file, plan.events)
+    try:
+        prepare_data_dir(data_dir)
+        _say(f"unpacking the bundled recorded data ({args.archive.name})...")
+        market = unpack(args.archive, data_dir / "recorded") / "market"
+        _say("building market events with the backtest importers...")
+        plan = build_plan(market, args.speed)
+        write_events(events_file, plan.events)
+    except OSError as exc:  # a file as --data-dir, a read-only place, a full disk
+        print(f"perpsignal demo: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
+        return 1
     info = plan.describe()
     _say(f"replaying: {info['message']}")
     os.environ.update(demo_env(plan, data_dir))

@@ -255,6 +255,17 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     return fh
 
 
+def data_dir_problem(data_dir: Path, exc: OSError) -> str:
+    """Return the one line that says why `data_dir` cannot hold a stack (or the demo)."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "it, or a folder above it, is a file"
+    return (
+        f"cannot use the data folder {data_dir}: {reason}; "
+        "pass another --data-dir (or set PERPSIGNAL_DATA_DIR)"
+    )
+
+
 PORT_LOCK_WAIT_S = 90.0  # longest wait for another `up` to bind its ports
 PORTS_BOUND_WAIT_S = 60.0  # longest wait for this stack's services to bind theirs
 
@@ -588,6 +599,9 @@ def run_stack(
         lock = acquire_lock(data_dir)
     except AlreadyRunning as exc:
         print(f"perpsignal: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file, a read-only place, a missing mount: one line, no traceback
+        print(f"perpsignal: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
         return 1
     stale = data_dir / STACK_FILE
     if stale.exists():

@@ -1,0 +1,47 @@
+"""`perpsignal up` and `demo` given a data folder they cannot use say so in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perpsignal_cli import demo
+from perpsignal_cli.stack import SERVICES, run_stack
+
+
+@pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a folder\n")
+    return path
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_up_on_a_file_is_one_line_not_a_traceback(
+    a_file: Path, capsys: pytest.CaptureFixture[str], below: str
+) -> None:
+    # the old code raised FileExistsError / NotADirectoryError out of the lock's mkdir
+    data_dir = a_file / below if below else a_file
+    rc = run_stack(data_dir=data_dir, only=list(SERVICES), gateway_port=0)
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert captured.err.strip() == (
+        f"perpsignal: cannot use the data folder {data_dir}: it, or a folder above it, is a "
+        "file; pass another --data-dir (or set PERPSIGNAL_DATA_DIR)"
+    )
+    assert "starting" not in captured.out  # nothing was started
+    assert a_file.read_text() == "not a folder\n"
+
+
+def test_demo_on_a_file_is_one_line_not_a_traceback(
+    a_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not demo.ARCHIVE.is_file():
+        pytest.skip("no bundled data archive")
+    rc = demo.main(["--data-dir", str(a_file)])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith(f"perpsignal demo: cannot use the data folder {a_file}: ")
+    assert len(err.strip().splitlines()) == 1
+    assert a_file.read_text() == "not a folder\n"

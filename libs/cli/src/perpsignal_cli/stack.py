@@ -628,6 +628,7 @@ def run_stack(
     env = dict(os.environ)
     port_lock: IO[str] | None = None
     step = "starting the embedded Kafka broker"  # what a start-up failure names; "" once up
+    setting = ""  # the user's setting a failure of `step` points at, if any
     try:
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -646,6 +647,7 @@ def run_stack(
                 _say("  EMBEDDED_POSTGRES_DURABLE=false: a crash may lose recent writes")
 
         step = f"applying database migrations to {_redact(db_url)}"
+        setting = "" if stack.pg is not None else "DATABASE_URL"
         _say("applying database migrations...")
         from perpsignal_common.db.migrate import upgrade
 
@@ -654,6 +656,7 @@ def run_stack(
         replicas = {name: (scale or {}).get(name, 1) for name in only}
         largest = max(replicas.values(), default=1)
         step = f"creating topics on {bootstrap}"
+        setting = "" if stack.kafka is not None else "KAFKA_BOOTSTRAP_SERVERS"
         _say("creating topics...")
         from perpsignal_common.kafka.admin import ensure_topics
         from perpsignal_common.settings import KafkaSettings
@@ -666,7 +669,7 @@ def run_stack(
         # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
         # side by side) never race for the fixed defaults
         any_port = gateway_port == 0
-        step = "starting the services"
+        step, setting = "starting the services", ""
         if not any_port:
             # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
             # terminal would print the winner's gateway as its own: one chooses and binds first
@@ -756,7 +759,8 @@ def run_stack(
         if not step:
             raise
         # one line that says what failed, not a traceback (no password: `_scrub`)
-        _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}")
+        check = f" (check {setting})" if setting else ""  # the address came from it
+        _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}{check}")
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -32,3 +32,22 @@ def test_a_malformed_kafka_address_names_kafka_bootstrap_servers(
     assert len(failed) == 1, text
     assert failed[0].startswith("[perpsignal] creating topics on localhost:abc failed: ")
     assert failed[0].endswith("(check KAFKA_BOOTSTRAP_SERVERS)")
+
+
+def test_a_taken_gateway_port_is_named_with_the_one_used_instead() -> None:
+    import socket
+
+    from perpsignal_cli.stack import choose_gateway_port
+
+    said: list[str] = []
+    with socket.socket() as holder:  # another program on the port asked for
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        port = choose_gateway_port(taken, said.append)
+    # the old code moved to a free port without a word: only the ready line's URL differed
+    assert port != taken
+    assert said == [f"port {taken} is taken by another program; the gateway uses {port} instead"]
+    free = choose_gateway_port(port, said.append)  # free now: kept, nothing said
+    assert (free, len(said)) == (port, 1)
+    assert choose_gateway_port(0, said.append) > 0 and len(said) == 1  # 0 asks for any port

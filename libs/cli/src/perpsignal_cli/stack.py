@@ -577,6 +577,20 @@ def _answers(url: str) -> bool:
         return False
 
 
+def choose_gateway_port(requested: int, say: Callable[[str], None]) -> int:
+    """Return `requested` if it is free, else a free port, saying why (0: any free port).
+
+    The "ready" lines print the gateway URL either way; the line says why it is not the port
+    asked for (`--port`, GATEWAY_PORT, the default 8000), which another program holds.
+    """
+    if requested and _port_free(requested):
+        return requested
+    port = free_port()
+    if requested:
+        say(f"port {requested} is taken by another program; the gateway uses {port} instead")
+    return port
+
+
 def run_stack(
     *,
     data_dir: Path,
@@ -674,8 +688,7 @@ def run_stack(
             # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
             # terminal would print the winner's gateway as its own: one chooses and binds first
             port_lock = hold_port_choice(_say, lambda: stop_requested)
-        if any_port or not _port_free(gateway_port):
-            gateway_port = free_port()
+        gateway_port = choose_gateway_port(gateway_port, _say)
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         gateway_ports = [gateway_port]
         for i in range(1, replicas.get("gateway", 0)):

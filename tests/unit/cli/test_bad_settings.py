@@ -63,3 +63,21 @@ def test_a_setting_of_the_wrong_type_is_named(
     err = _fails(argv, capsys)
     assert err.startswith(f"perpsignal {argv[0]}: {name}: Input should be a valid integer")
     assert "abc" not in err  # the value is not echoed: another setting's may be a secret
+
+
+def test_ctrl_c_in_a_long_command_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C half-way through a calibration, or while the demo builds its events, printed a
+    # KeyboardInterrupt traceback
+    def interrupted(_argv: list[str]) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("perpsignal_cli.calibrate.main", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        try:
+            main(["calibrate", "--symbol", "XRPUSDT", "--candles", "x.csv"])
+        except KeyboardInterrupt:  # caught here: a regression fails this test, not the session
+            pytest.fail("Ctrl-C escaped `perpsignal` as a KeyboardInterrupt traceback")
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "perpsignal calibrate: interrupted\n"

@@ -76,18 +76,24 @@ def test_topics_list_json_is_the_registry(capsys: pytest.CaptureFixture[str]) ->
         (["topics", "create"], "kafka admin cannot connect"),
         (["topics", "describe"], "cannot connect"),
         (["record", "--out", "{tmp}/tap.jsonl", "--duration", "1"], "kafka cannot connect"),
-        (["replay", "{tmp}/empty.jsonl"], "cannot connect"),
+        (["replay", "{tmp}/events.jsonl"], "cannot connect"),
     ],
 )
 def test_a_command_without_its_broker_or_database_fails_in_one_line(
-    argv: list[str], names: str, tmp_path: Path
+    argv: list[str], names: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Each of these printed a 30-60 line traceback (record also an unclosed-consumer error)
     when DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS pointed at nothing. Now: exit 1, one line
     naming what is unreachable, no credential of the URL."""
     import os
 
-    (tmp_path / "empty.jsonl").write_text("")
+    if argv[0] == "replay":  # real events (an empty file is refused before connecting)
+        from perpsignal_cli.backtesting.eventfile import write_events
+        from perpsignal_cli.backtesting.importers import candle_events, read_candles
+
+        market = request.getfixturevalue("shared_data") / "market"
+        series = read_candles(market / "XRP_USDT_USDT-1h-futures.csv").slice(0, 2)
+        write_events(tmp_path / "events.jsonl", candle_events(series, "XRPUSDT"))
     env = {
         **os.environ,
         "DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:9/none",

@@ -302,6 +302,9 @@ def main(argv: list[str] | None = None) -> None:
     except ModuleNotFoundError as exc:
         print(f"perpsignal: {exc}", file=sys.stderr)
         rc = 2
+    except KeyboardInterrupt:  # Ctrl-C where a command has no handler of its own: no traceback
+        print(f"perpsignal {args.command}: interrupted", file=sys.stderr)
+        rc = 130
     except Exception as exc:
         problem = setting_problem(exc)
         if problem is None:

@@ -45,3 +45,22 @@ def test_demo_on_a_file_is_one_line_not_a_traceback(
     assert err.startswith(f"perpsignal demo: cannot use the data folder {a_file}: ")
     assert len(err.strip().splitlines()) == 1
     assert a_file.read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.0])
+def test_demo_with_a_damaged_archive_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], keep: float
+) -> None:
+    # a truncated copy of the bundled archive (an interrupted download), or an empty file:
+    # the old code printed tarfile's or lzma's traceback
+    if not demo.ARCHIVE.is_file():
+        pytest.skip("no bundled data archive")
+    whole = demo.ARCHIVE.read_bytes()
+    damaged = tmp_path / "recorded-data.tar.xz"
+    damaged.write_bytes(whole[: int(len(whole) * keep)])
+    rc = demo.main(["--archive", str(damaged), "--data-dir", str(tmp_path / "demo")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith(f"perpsignal demo: the bundled data archive {damaged} is damaged (")
+    assert "git checkout -- data/recorded/recorded-data.tar.xz" in err
+    assert len(err.strip().splitlines()) == 1

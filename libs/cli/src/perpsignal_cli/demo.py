@@ -39,6 +39,7 @@ import hashlib
 import html
 import json
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -324,6 +325,13 @@ def main(argv: list[str]) -> int:
         _say("building market events with the backtest importers...")
         plan = build_plan(market, args.speed)
         write_events(events_file, plan.events)
+    except (tarfile.TarError, EOFError, lzma.LZMAError) as exc:  # truncated, not an archive
+        print(
+            f"perpsignal demo: the bundled data archive {args.archive} is damaged ({exc}); "
+            f"restore it (git checkout -- {ARCHIVE.relative_to(REPO_ROOT)}) or pass --archive",
+            file=sys.stderr,
+        )
+        return 1
     except OSError as exc:  # a file as --data-dir, a read-only place, a full disk
         print(f"perpsignal demo: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
         return 1

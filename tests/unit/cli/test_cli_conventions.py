@@ -163,3 +163,22 @@ def test_a_speed_that_is_no_finite_positive_number_is_one_line(
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "unpacking" not in proc.stderr, proc.stderr
     assert said in proc.stderr, proc.stderr
+
+
+def test_schemas_check_flags_a_schema_no_longer_generated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an event type renamed or removed left its old schema published, and --check passed
+    with pytest.raises(SystemExit) as written:
+        main(["schemas", "--out", str(tmp_path)])
+    assert written.value.code == 0
+    with pytest.raises(SystemExit) as fresh:
+        main(["schemas", "--out", str(tmp_path), "--check"])
+    assert fresh.value.code == 0
+    old = tmp_path / "events" / "market.candle_v0.json"
+    old.write_text((tmp_path / "events" / "market.candle.json").read_text())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as checked:
+        main(["schemas", "--out", str(tmp_path), "--check"])
+    assert checked.value.code == 1
+    assert capsys.readouterr().out == f"no longer generated: {old} (delete it)\n"

@@ -145,14 +145,22 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.check:
+        rendered = render_all()
         stale = [
             rel
-            for rel, content in render_all().items()
+            for rel, content in rendered.items()
             if not (out / rel).exists() or (out / rel).read_text() != content
         ]
         for rel in stale:
             print(f"out of date: {out / rel}")
-        return 1 if stale else 0
+        # a schema no longer generated (an event type renamed or removed) was still published
+        # from the folder and passed the check
+        stray = sorted(
+            p for p in out.rglob("*.json") if p.relative_to(out).as_posix() not in rendered
+        )
+        for path in stray:
+            print(f"no longer generated: {path} (delete it)")
+        return 1 if stale or stray else 0
     try:
         written = write_all(out)
     except OSError as exc:

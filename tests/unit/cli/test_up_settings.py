@@ -51,3 +51,43 @@ def test_a_taken_gateway_port_is_named_with_the_one_used_instead() -> None:
     free = choose_gateway_port(port, said.append)  # free now: kept, nothing said
     assert (free, len(said)) == (port, 1)
     assert choose_gateway_port(0, said.append) > 0 and len(said) == 1  # 0 asks for any port
+
+
+def test_ctrl_c_while_the_database_initialises_is_a_stop_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C reaches the terminal's whole group: initdb exits 1 and removes its half-made
+    folder. The old `up` then printed "starting the embedded PostgreSQL failed:
+    DependencyUnavailable: initdb ... exited with 1" and exit 1, as if the database were
+    broken."""
+    import os
+
+    from perpsignal_cli import stack
+    from perpsignal_common.errors import DependencyUnavailable
+
+    class InterruptedInitdb:
+        def __init__(self, data_dir: Path) -> None:
+            self.data_dir = data_dir
+
+        def start(self) -> InterruptedInitdb:
+            os.kill(os.getpid(), signal.SIGINT)  # the terminal's Ctrl-C, seen by `up` too
+            raise DependencyUnavailable(
+                f"initdb of {self.data_dir} exited with 1: initdb: removing contents of data "
+                f'directory "{self.data_dir}"'
+            )
+
+    monkeypatch.setattr(stack, "EmbeddedPostgres", InterruptedInitdb)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # an outside one: not started
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    handlers = {sig: signal.getsignal(sig) for sig in stop_signals}
+    try:
+        rc = stack.run_stack(data_dir=tmp_path, only=["scorer"], gateway_port=0)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "failed" not in out, out
+    assert "[perpsignal] interrupted while starting the embedded PostgreSQL\n" in out
+    assert out.endswith("[perpsignal] stopped\n")

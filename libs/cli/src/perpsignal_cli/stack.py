@@ -771,6 +771,12 @@ def run_stack(
     except Exception as exc:
         if not step:
             raise
+        if stop_requested:
+            # Ctrl-C reaches the whole terminal group: initdb, run by the embedded PostgreSQL
+            # in it, exits 1 and removes its half-made folder. That failure is the user's stop,
+            # not a broken database to report (the next `up` initialises the folder again)
+            _say(f"interrupted while {step}")
+            return 0
         # one line that says what failed, not a traceback (no password: `_scrub`)
         check = f" (check {setting})" if setting else ""  # the address came from it
         _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}{check}")

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -29,6 +31,8 @@ from perpsignal_common.settings import KafkaSettings
 
 DEFAULT_TOPICS = (Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS)
 TOPICS = frozenset(t.value for t in Topic)
+SHOWN_ODD = 5  # records that are not JSON events named in the warning; the rest counted
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +84,8 @@ async def record(
             f"kafka cannot connect (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers}): "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    n = 0
+    n = odd = 0
+    shown: list[str] = []  # where the first records that are not JSON events were
     try:
         parts: list[TopicPartition] = []
         deadline = time.monotonic() + 10
@@ -107,6 +112,10 @@ async def record(
                 for tp, recs in batches.items():
                     for r in recs:
                         fh.write(raw_line(physical[tp.topic], r.key, r.value or b"null"))
+                        if not _is_event_json(r.value):
+                            odd += 1
+                            if len(shown) < SHOWN_ODD:
+                                shown.append(f"{tp.topic}[{tp.partition}]@{r.offset}")
                         n += 1
                         last = now
                         if max_records is not None and n >= max_records:
@@ -118,7 +127,25 @@ async def record(
                     break
     finally:
         await consumer.stop()
+        if odd:
+            # kept as text (bytes that are not UTF-8 replaced): said, not left for replay to find
+            log.warning(
+                "%d record(s) are not JSON events, written as text that replay refuses: %s%s",
+                odd,
+                ", ".join(shown),
+                f" (and {odd - len(shown)} more)" if odd > len(shown) else "",
+            )
     return n
+
+
+def _is_event_json(value: bytes | None) -> bool:
+    """Whether `value` is a JSON object (an event's shape), which the file keeps as is."""
+    if not value:
+        return False
+    try:
+        return isinstance(orjson.loads(value), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def check_topics(topics: list[str]) -> str | None:

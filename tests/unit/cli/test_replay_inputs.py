@@ -79,3 +79,11 @@ def test_an_unreachable_broker_names_the_setting(
 ) -> None:
     err = _refused([str(event_file)], capsys)
     assert "cannot connect" in err and f"(KAFKA_BOOTSTRAP_SERVERS={NO_BROKER})" in err
+
+
+def test_a_topic_filter_that_selects_nothing_is_refused(
+    event_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # market events only: the old code connected, sent nothing and exited 0
+    err = _refused([str(event_file), "--topic", "perpsignal.signals.v1"], capsys)
+    assert "none of its 3 events is on perpsignal.signals.v1; nothing to replay" in err

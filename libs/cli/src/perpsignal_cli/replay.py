@@ -105,6 +105,11 @@ def check(path: Path, topics: set[str] | None = None) -> Checked:
             f"{path}: {errors} line(s) cannot be replayed, nothing was sent: "
             f"{'; '.join(shown)}{more}"
         )
+    if not to_send:  # the old code connected and said "replayed 0 events", exit 0
+        raise ValueError(
+            f"{path}: none of its {seen} events is on {', '.join(sorted(topics or ()))}; "
+            "nothing to replay"
+        )
     return Checked(seen, to_send)
 
 

@@ -64,3 +64,41 @@ def test_demo_with_a_damaged_archive_says_so_in_one_line(
     assert err.startswith(f"perpsignal demo: the bundled data archive {damaged} is damaged (")
     assert "git checkout -- data/recorded/recorded-data.tar.xz" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_second_demo_leaves_the_running_ones_folder_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `make demo` wiped the running demo's PostgreSQL folder and rewrote the events
+    file it was replaying, and only then was refused as "already running"."""
+    from perpsignal_cli.stack import acquire_lock
+
+    if not demo.ARCHIVE.is_file():
+        pytest.skip("no bundled data archive")
+    data_dir = tmp_path / "demo"
+    demo.prepare_data_dir(data_dir)  # the running demo's folder, as it made it
+    (data_dir / "postgres").mkdir()
+    (data_dir / "postgres" / "PG_VERSION").write_text("17\n")
+    (data_dir / "demo-events.jsonl").write_text("being replayed\n")
+    running = acquire_lock(data_dir)  # held by the running demo
+    try:
+        rc = demo.main(["--data-dir", str(data_dir)])
+    finally:
+        running.close()
+    err = capsys.readouterr().err
+    assert (data_dir / "postgres" / "PG_VERSION").exists(), "the running demo's database"
+    assert (data_dir / "demo-events.jsonl").read_text() == "being replayed\n"
+    assert rc == 1
+    assert err.startswith(f"perpsignal demo: perpsignal up is already running on {data_dir}")
+
+
+def test_the_demo_lock_does_not_make_a_new_folder_look_foreign(tmp_path: Path) -> None:
+    from perpsignal_cli.stack import acquire_lock
+
+    data_dir = tmp_path / "fresh"
+    lock = acquire_lock(data_dir)  # what `demo` now does first: up.lock in an empty folder
+    try:
+        demo.prepare_data_dir(data_dir)  # not refused as "not a demo folder"
+    finally:
+        lock.close()
+    assert (data_dir / demo.MARKER).is_file()

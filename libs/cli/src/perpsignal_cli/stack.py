@@ -600,8 +600,12 @@ def run_stack(
     on_tick: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
     scale: dict[str, int] | None = None,
+    lock: IO[str] | None = None,
 ) -> int:
     """Start everything, print where it is, supervise until Ctrl-C, stop everything.
+
+    `lock` is the data folder's lock when the caller took it already (`acquire_lock`: the
+    demo, before it wipes the folder's database); it is released when the stack stops.
 
     `scale` maps a service to its replica count (`parse_scale`); unnamed services run one.
 
@@ -610,7 +614,7 @@ def run_stack(
     before the services are stopped (Ctrl-C, SIGTERM, or a failure).
     """
     try:
-        lock = acquire_lock(data_dir)
+        lock = lock or acquire_lock(data_dir)
     except AlreadyRunning as exc:
         print(f"perpsignal: {exc}", file=sys.stderr)
         return 1

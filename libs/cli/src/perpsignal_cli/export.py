@@ -201,7 +201,10 @@ def _run(args: argparse.Namespace) -> int:
             n = _export_to(path, args)
             print(f"exported {n} lines to {path}", file=sys.stderr)
     except DependencyUnavailable as exc:
-        print(f"perpsignal export: {exc} (DATABASE_URL)", file=sys.stderr)
+        from perpsignal_cli.stack import no_stack_hint
+
+        hint = no_stack_hint("DATABASE_URL")
+        print(f"perpsignal export: {exc} (DATABASE_URL){hint}", file=sys.stderr)
         return 1
     except sa_exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) != "42P01":  # undefined table

@@ -91,7 +91,10 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         else:
             described = asyncio.run(describe_topics(kafka))
     except (DependencyUnavailable, KafkaError) as exc:
-        print(f"perpsignal topics: {exc}", file=sys.stderr)
+        from perpsignal_cli.stack import no_stack_hint
+
+        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        print(f"perpsignal topics: {exc}{hint}", file=sys.stderr)
         return 1
     if args.action == "create":
         if args.json:
@@ -190,8 +193,11 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
         if not is_connection_error(exc):
             raise
         # the type only: a driver's text may quote the host and user of DATABASE_URL
+        from perpsignal_cli.stack import no_stack_hint
+
+        hint = no_stack_hint("DATABASE_URL")
         print(
-            f"perpsignal migrate: database unavailable: {type(exc).__name__} (DATABASE_URL)",
+            f"perpsignal migrate: database unavailable: {type(exc).__name__} (DATABASE_URL){hint}",
             file=sys.stderr,
         )
         return 1

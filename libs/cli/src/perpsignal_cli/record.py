@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 
 from perpsignal_cli.argtypes import positive_count, positive_number
 from perpsignal_cli.backtesting.eventfile import raw_line
-from perpsignal_cli.stack import use_running_stack
+from perpsignal_cli.stack import no_stack_hint, use_running_stack
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
@@ -202,8 +202,12 @@ def main(argv: list[str]) -> int:
 
     try:
         return asyncio.run(run())
-    except (ValueError, DependencyUnavailable) as exc:
+    except ValueError as exc:
         print(f"perpsignal record: {exc}", file=sys.stderr)
+        return 1
+    except DependencyUnavailable as exc:
+        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        print(f"perpsignal record: {exc}{hint}", file=sys.stderr)
         return 1
     except KafkaError as exc:  # the broker went away mid-recording: what was received is kept
         print(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from perpsignal_cli.backtesting.eventfile import EventLine, iter_raw, parse_line
 from perpsignal_cli.backtesting.pipeline import Progress
-from perpsignal_cli.stack import use_running_stack
+from perpsignal_cli.stack import no_stack_hint, use_running_stack
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.admin import ensure_topics
@@ -243,8 +243,12 @@ def main(argv: list[str]) -> int:
 
     try:
         return asyncio.run(run())
-    except (ValueError, DependencyUnavailable) as exc:
+    except ValueError as exc:
         print(f"perpsignal replay: {exc}", file=sys.stderr)
+        return 1
+    except DependencyUnavailable as exc:
+        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        print(f"perpsignal replay: {exc}{hint}", file=sys.stderr)
         return 1
 
 

@@ -219,6 +219,19 @@ def use_running_stack(data_dir: Path | None = None) -> dict[str, Any] | None:
     return info
 
 
+def no_stack_hint(setting: str) -> str:
+    """Return what to add to a connection failure when `setting` is unset: then no running
+    `perpsignal up` was found either (`use_running_stack` fills it in), so the default
+    address was tried, which a first-time user did not choose (e.g. `replay` run from
+    another folder than `make up`)."""
+    if os.environ.get(setting):
+        return ""
+    return (
+        f"; {setting} is unset and no perpsignal up runs on {default_data_dir()}: "
+        f"start one there (make up), or set {setting} or PERPSIGNAL_DATA_DIR"
+    )
+
+
 def _write_json(path: Path, info: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=2) + "\n")

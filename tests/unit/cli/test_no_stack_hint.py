@@ -67,3 +67,31 @@ def test_export_without_a_stack_or_a_setting_says_which(
         f"{tmp_path / 'elsewhere'}: start one there (make up), or set DATABASE_URL or "
         "PERPSIGNAL_DATA_DIR"
     ) in err
+
+
+def test_a_running_stack_whose_database_url_holds_a_password_is_not_called_absent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+
+    from perpsignal_cli.stack import STACK_FILE
+
+    # `up` on an outside database with a password: stack.json leaves its URL out
+    (tmp_path / STACK_FILE).write_text(
+        json.dumps({"pid": os.getpid(), "kafka_bootstrap": "127.0.0.1:9", "database_url": None})
+    )
+    monkeypatch.setenv("PERPSIGNAL_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    async def unreachable(*_: Any) -> int:
+        raise DependencyUnavailable("database unavailable: ConnectionRefusedError")
+
+    monkeypatch.setattr(export, "export", unreachable)
+    assert export.main(["--out", str(tmp_path / "history.jsonl")]) == 1
+    err = capsys.readouterr().err
+    assert "no perpsignal up runs" not in err
+    assert (
+        f"DATABASE_URL is unset and the running perpsignal up (pid {os.getpid()}) does not "
+        "write its address down (it holds a password): set DATABASE_URL"
+    ) in err

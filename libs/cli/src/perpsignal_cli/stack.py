@@ -226,6 +226,12 @@ def no_stack_hint(setting: str) -> str:
     another folder than `make up`)."""
     if os.environ.get(setting):
         return ""
+    running = read_running()
+    if running is not None:  # its address of this setting is not written down: a password
+        return (
+            f"; {setting} is unset and the running perpsignal up (pid {running.get('pid')}) "
+            f"does not write its address down (it holds a password): set {setting}"
+        )
     return (
         f"; {setting} is unset and no perpsignal up runs on {default_data_dir()}: "
         f"start one there (make up), or set {setting} or PERPSIGNAL_DATA_DIR"

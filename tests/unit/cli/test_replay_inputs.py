@@ -3,6 +3,12 @@ line that names the problem (and the setting), never a traceback or a silent suc
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -87,3 +93,55 @@ def test_a_topic_filter_that_selects_nothing_is_refused(
     # market events only: the old code connected, sent nothing and exited 0
     err = _refused([str(event_file), "--topic", "perpsignal.signals.v1"], capsys)
     assert "none of its 3 events is on perpsignal.signals.v1; nothing to replay" in err
+
+
+# a long check (a large file): each line made slow, the first announced on stdout
+SLOW_CHECK = textwrap.dedent(
+    """
+    import sys, time
+    from perpsignal_cli import replay
+    from perpsignal_cli.main import main
+
+    real = replay._checked
+
+    def slow(line):
+        if line.number == 1:
+            print("checking", flush=True)
+        time.sleep(0.02)
+        return real(line)
+
+    replay._checked = slow
+    main(["replay", sys.argv[1]])
+    """
+)
+
+
+def test_ctrl_c_during_the_check_of_a_large_file_stops_at_once(
+    event_file: Path, tmp_path: Path
+) -> None:
+    """The old check ran inside the event loop, whose Ctrl-C handler only sets a flag: a
+    1 GB file was checked to the end (~50 s) before Ctrl-C took effect."""
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(event_file.read_bytes() * 200)  # 600 lines, 12 s at 20 ms a line
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": NO_BROKER,
+        "PERPSIGNAL_DATA_DIR": str(tmp_path / "no-stack"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_CHECK, str(big)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "checking\n"
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 6, err
+    assert proc.returncode == 130, err
+    assert err == "perpsignal replay: interrupted\n"

@@ -161,9 +161,13 @@ async def replay(
     topics: set[str] | None = None,
     progress: bool | None = None,
     stop: asyncio.Event | None = None,
+    checked: Checked | None = None,
 ) -> int:
-    """Publish the file's events in order, paced by `speed`; return how many were sent."""
-    checked = check(path, topics)
+    """Publish the file's events in order, paced by `speed`; return how many were sent.
+
+    `checked` is `check(path, topics)` when the caller ran it already (`main`, before its
+    event loop, so Ctrl-C during a long check stops at once)."""
+    checked = checked or check(path, topics)
     stop = stop or asyncio.Event()
     producer = EventProducer(kafka, service="replay")
     try:
@@ -225,6 +229,15 @@ def main(argv: list[str]) -> int:
         print(f"perpsignal replay: bad --speed: {exc}", file=sys.stderr)
         return 2
 
+    topics = set(args.topic) if args.topic else None
+    try:
+        # before the event loop takes Ctrl-C over: its handler only sets a flag, which a check
+        # of a large file (~5 s per 100 MB) looked at once it was over
+        checked = check(args.file, topics)
+    except ValueError as exc:
+        print(f"perpsignal replay: {exc}", file=sys.stderr)
+        return 1
+
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -234,9 +247,10 @@ def main(argv: list[str]) -> int:
             args.file,
             KafkaSettings(),
             speed=speed,
-            topics=set(args.topic) if args.topic else None,
+            topics=topics,
             progress=False if args.no_progress else None,
             stop=stop,
+            checked=checked,
         )
         print(f"replayed {n} events" + (" (stopped early)" if stop.is_set() else ""))
         return 130 if stop.is_set() else 0
@@ -252,4 +266,4 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-__all__ = ["main", "parse_speed", "replay"]
+__all__ = ["Checked", "check", "main", "parse_speed", "replay"]

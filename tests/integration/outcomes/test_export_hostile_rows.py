@@ -65,3 +65,29 @@ async def test_nan_and_infinite_values_are_named_and_a_symbol_matches_any_case(
     btc = tmp_path / "btc.jsonl"
     assert await asyncio.to_thread(export.main, ["--out", str(btc), "--symbol", "btcusdt"]) == 0
     assert [orjson.loads(raw)["signal_id"] for raw in btc.read_bytes().splitlines()] == ["b"]
+
+
+async def test_an_export_that_matches_nothing_says_so(
+    sessions,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with session_scope(sessions) as s:
+        await repo.store_signals(s, [judged(signal_id="a")], HORIZONS, timedelta(0))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    capsys.readouterr()
+    # a misspelt symbol: the old export wrote an empty file and exited 0 without a word (to
+    # stdout, not even "exported 0 lines")
+    assert await asyncio.to_thread(export.main, ["--symbol", "XRPUSD"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "perpsignal export: nothing matched --symbol XRPUSD\n"
+    out = tmp_path / "h.jsonl"
+    argv = ["--out", str(out), "--since", "2030-01-01"]
+    assert await asyncio.to_thread(export.main, argv) == 0
+    assert capsys.readouterr().err.endswith(
+        "perpsignal export: nothing matched --since 2030-01-01T00:00:00+00:00\n"
+    )
+    assert out.read_bytes() == b""

@@ -7,6 +7,7 @@ Reads `DATABASE_URL`; streams rows with a server-side cursor, so any history siz
 an unreachable database, a failure half-way, Ctrl-C or SIGTERM leaves yesterday's backup as
 it was. `--symbol` is matched upper-case (as stored); `--since` must be before `--until`.
 JSON has no NaN: a NaN or infinite stored number is written as null and named on stderr.
+An export that matched nothing says so on stderr (exit 0: an empty history is not an error).
 """
 
 from __future__ import annotations
@@ -200,6 +201,8 @@ def _run(args: argparse.Namespace) -> int:
             path = Path(args.out)
             n = _export_to(path, args)
             print(f"exported {n} lines to {path}", file=sys.stderr)
+        if not n:  # a misspelt --symbol or a range outside the history looked like success
+            print(f"perpsignal export: nothing matched{_selection(args)}", file=sys.stderr)
     except DependencyUnavailable as exc:
         from perpsignal_cli.stack import no_stack_hint
 
@@ -224,6 +227,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"perpsignal export: stopped before the end{kept}", file=sys.stderr)
         return 130
     return 0
+
+
+def _selection(args: argparse.Namespace) -> str:
+    """Return the filters of this export, as said when nothing matched them."""
+    parts = [
+        f"{flag} {value.isoformat() if isinstance(value, datetime) else value}"
+        for flag, value in (
+            ("--symbol", args.symbol),
+            ("--since", args.since),
+            ("--until", args.until),
+        )
+        if value
+    ]
+    return f" {' '.join(parts)}" if parts else ": the history is empty"
 
 
 def _terminated(signum: int, _frame: object) -> None:

@@ -91,3 +91,21 @@ def test_ctrl_c_while_the_database_initialises_is_a_stop_not_a_failure(
     assert "failed" not in out, out
     assert "[perpsignal] interrupted while starting the embedded PostgreSQL\n" in out
     assert out.endswith("[perpsignal] stopped\n")
+
+
+def test_up_with_an_empty_services_list_is_refused_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--services $SERVICES` with the variable empty: the old up started the broker and the
+    # database, migrated, created topics and printed "ready" for a stack of no service
+    def started(**_: object) -> int:
+        raise AssertionError("up started a stack of no service")
+
+    monkeypatch.setattr("perpsignal_cli.stack.run_stack", started)
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["up", "--services", "--port", "0", "--data-dir", str(tmp_path / "d")])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 2
+    assert captured.err.startswith("perpsignal: --services names none; name one or more of")
+    assert captured.out == ""
+    assert not (tmp_path / "d").exists()

@@ -29,6 +29,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from perpsignal_cli.stack import ScaleError, parse_scale, run_stack
 
+    if not args.services:  # `--services` alone (a shell variable that was empty)
+        print(
+            f"perpsignal: --services names none; name one or more of {', '.join(SERVICES)} "
+            "(or leave it out for all)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         scale = parse_scale(args.scale)
     except ScaleError as exc:

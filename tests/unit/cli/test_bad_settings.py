@@ -81,3 +81,25 @@ def test_ctrl_c_in_a_long_command_is_one_line(
             pytest.fail("Ctrl-C escaped `perpsignal` as a KeyboardInterrupt traceback")
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == "perpsignal calibrate: interrupted\n"
+
+
+@pytest.mark.parametrize("action", ["create", "describe"])
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [("localhost:abc", "invalid literal for int()"), ("127.0.0.1:99999", "port must be 0-65535")],
+)
+def test_topics_with_a_malformed_kafka_address_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    action: str,
+    address: str,
+    says: str,
+) -> None:
+    # the old code printed the client's ValueError / OverflowError traceback
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", address)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["topics", action])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"perpsignal topics: KAFKA_BOOTSTRAP_SERVERS={address} cannot be used")
+    assert says in err and len(err.strip().splitlines()) == 1

@@ -103,6 +103,13 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
         print(f"perpsignal topics: {exc}{hint}", file=sys.stderr)
         return 1
+    except (ValueError, OverflowError) as exc:  # the client parsing "host:abc" or port 99999
+        print(
+            f"perpsignal topics: KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers} "
+            f"cannot be used: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     if args.action == "create":
         if args.json:
             _print_json({"created": created})

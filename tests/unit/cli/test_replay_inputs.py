@@ -145,3 +145,19 @@ def test_ctrl_c_during_the_check_of_a_large_file_stops_at_once(
     assert time.monotonic() - started < 6, err
     assert proc.returncode == 130, err
     assert err == "perpsignal replay: interrupted\n"
+
+
+def test_a_file_rewritten_between_check_and_send_stops_and_says_what_was_sent(
+    event_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file is read twice (checked, then sent, to keep memory flat): a line that no longer
+    passes on the second read stops the replay, saying how many events went out."""
+    from perpsignal_cli.replay import check, ready_lines
+
+    checked = check(event_file)
+    good = event_file.read_bytes().splitlines(keepends=True)
+    event_file.write_bytes(good[0] + b"not an event\n" + b"".join(good[2:]))
+    lines = ready_lines(event_file, checked)
+    assert next(lines)[0].number == 1  # the first line still passes
+    with pytest.raises(ValueError, match="changed while it was replayed: line 2: not JSON"):
+        next(lines)

@@ -209,6 +209,8 @@ async def replay(
             if sent % 1000 == 0:
                 await producer.wait_delivered()
         await producer.wait_delivered()
+    except ValueError as exc:  # `ready_lines`: the file was rewritten since it was checked
+        raise ValueError(f"{exc}; {sent} event(s) had been sent") from exc
     finally:
         bar.close()
         await producer.stop()

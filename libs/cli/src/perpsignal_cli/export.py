@@ -188,7 +188,7 @@ def main(argv: list[str]) -> int:
     try:
         return _run(args)
     finally:
-        if in_main:
+        if in_main and previous is not None:  # None: a handler not set from Python
             signal.signal(signal.SIGTERM, previous)
 
 

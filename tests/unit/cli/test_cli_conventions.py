@@ -76,18 +76,24 @@ def test_topics_list_json_is_the_registry(capsys: pytest.CaptureFixture[str]) ->
         (["topics", "create"], "kafka admin cannot connect"),
         (["topics", "describe"], "cannot connect"),
         (["record", "--out", "{tmp}/tap.jsonl", "--duration", "1"], "kafka cannot connect"),
-        (["replay", "{tmp}/empty.jsonl"], "cannot connect"),
+        (["replay", "{tmp}/events.jsonl"], "cannot connect"),
     ],
 )
 def test_a_command_without_its_broker_or_database_fails_in_one_line(
-    argv: list[str], names: str, tmp_path: Path
+    argv: list[str], names: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Each of these printed a 30-60 line traceback (record also an unclosed-consumer error)
     when DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS pointed at nothing. Now: exit 1, one line
     naming what is unreachable, no credential of the URL."""
     import os
 
-    (tmp_path / "empty.jsonl").write_text("")
+    if argv[0] == "replay":  # real events (an empty file is refused before connecting)
+        from perpsignal_cli.backtesting.eventfile import write_events
+        from perpsignal_cli.backtesting.importers import candle_events, read_candles
+
+        market = request.getfixturevalue("shared_data") / "market"
+        series = read_candles(market / "XRP_USDT_USDT-1h-futures.csv").slice(0, 2)
+        write_events(tmp_path / "events.jsonl", candle_events(series, "XRPUSDT"))
     env = {
         **os.environ,
         "DATABASE_URL": "postgresql://u:s3cret@127.0.0.1:9/none",
@@ -157,3 +163,22 @@ def test_a_speed_that_is_no_finite_positive_number_is_one_line(
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "unpacking" not in proc.stderr, proc.stderr
     assert said in proc.stderr, proc.stderr
+
+
+def test_schemas_check_flags_a_schema_no_longer_generated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # an event type renamed or removed left its old schema published, and --check passed
+    with pytest.raises(SystemExit) as written:
+        main(["schemas", "--out", str(tmp_path)])
+    assert written.value.code == 0
+    with pytest.raises(SystemExit) as fresh:
+        main(["schemas", "--out", str(tmp_path), "--check"])
+    assert fresh.value.code == 0
+    old = tmp_path / "events" / "market.candle_v0.json"
+    old.write_text((tmp_path / "events" / "market.candle.json").read_text())
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as checked:
+        main(["schemas", "--out", str(tmp_path), "--check"])
+    assert checked.value.code == 1
+    assert capsys.readouterr().out == f"no longer generated: {old} (delete it)\n"

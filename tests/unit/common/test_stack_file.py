@@ -163,6 +163,7 @@ def test_a_database_that_does_not_answer_stops_up_with_one_line_and_no_password(
         f"[perpsignal] applying database migrations to postgresql://app:***@127.0.0.1:{closed}/app"
         " failed: ConnectionRefusedError: "
     )
+    assert failed[0].endswith("(check DATABASE_URL)")  # the address came from that setting
     assert not (tmp_path / "stack.json").exists()
 
 

@@ -45,3 +45,14 @@ def seed_number(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed is an integer >= 0, got {value}")
     return value
+
+
+def positive_count(text: str) -> int:
+    """A whole number >= 1 (a record count): `--max 0` or `-1` used to stop after one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    return value

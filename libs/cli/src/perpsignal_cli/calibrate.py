@@ -206,15 +206,49 @@ def main(argv: list[str]) -> int:
         final_train_s=None if args.anchored else args.train,
     )
     data = report(result, space, args, history, gap)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "calibration.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    (args.out / "calibrated.env").write_text(env_file(result))
-    print(terminal(result, args))
+    print(terminal(result, args))  # first: a result that cannot be written is still seen
+    files = {
+        args.out / "calibration.json": json.dumps(data, indent=2, sort_keys=True) + "\n",
+        args.out / "calibrated.env": env_file(result),
+    }
+    try:
+        write_pair(files)
+    except OSError as exc:
+        print(
+            f"{prog}: cannot write {exc.filename}: {exc.strerror or exc}; "
+            f"nothing in {args.out} was replaced",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"\nwrote {args.out / 'calibration.json'} and {args.out / 'calibrated.env'}",
         file=sys.stderr,
     )
     return 0
+
+
+def write_pair(files: dict[Path, str]) -> None:
+    """Write every file beside its target, then rename them all over their targets.
+
+    Written one after the other, a failure on the second (a full disk, a folder of that
+    name) left a new calibration.json beside the previous run's calibrated.env, the file a
+    user applies; now either both are replaced or neither (OSError names the file).
+    """
+    partials = {path: path.with_name(f".{path.name}.partial") for path in files}
+    try:
+        for path, text in files.items():
+            try:
+                partials[path].write_text(text)
+            except OSError as exc:
+                exc.filename = str(path)  # the user's file, not the partial one
+                raise
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(path))
+        for path, partial in partials.items():
+            partial.replace(path)
+    finally:
+        for partial in partials.values():
+            partial.unlink(missing_ok=True)
 
 
 def _load(args: argparse.Namespace) -> tuple[History, tuple[int | None, int | None]]:
@@ -448,4 +482,4 @@ def terminal(result: Calibration, args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "write_pair"]

@@ -39,6 +39,7 @@ import hashlib
 import html
 import json
 import logging
+import lzma
 import os
 import re
 import shutil
@@ -178,7 +179,14 @@ def demo_env(plan: DemoPlan, data_dir: Path) -> dict[str, str]:
 
 def prepare_data_dir(data_dir: Path) -> None:
     """Create the demo's folder, or wipe the database of a previous demo run in it."""
-    if data_dir.exists() and not (data_dir / MARKER).exists() and any(data_dir.iterdir()):
+    from perpsignal_cli.stack import LOCK_FILE
+
+    ours = (MARKER, LOCK_FILE)  # the lock is taken first (`main`)
+    if (
+        data_dir.exists()
+        and not (data_dir / MARKER).exists()
+        and any(p.name not in ours for p in data_dir.iterdir())
+    ):
         raise SystemExit(
             f"perpsignal demo: {data_dir} is not a demo folder (no {MARKER} file); "
             "pass an empty or new --data-dir"
@@ -313,17 +321,49 @@ def main(argv: list[str]) -> int:
             _say(f"{name} is set: the demo uses its own embedded server instead")
             os.environ.pop(name)
     data_dir = args.data_dir.resolve()
-    from perpsignal_cli.stack import SERVICES, run_stack
-
-    prepare_data_dir(data_dir)
-    _say(f"unpacking the bundled recorded data ({args.archive.name})...")
-    market = unpack(args.archive, data_dir / "recorded") / "market"
-    _say("building market events with the backtest importers...")
-    plan = build_plan(market, args.speed)
     from perpsignal_cli.backtesting.eventfile import write_events
+    from perpsignal_cli.stack import (
+        SERVICES,
+        AlreadyRunning,
+        acquire_lock,
+        data_dir_problem,
+        run_stack,
+    )
 
     events_file = data_dir / "demo-events.jsonl"
-    write_events(events_file, plan.events)
+    try:
+        # the folder's lock before anything is wiped: a second `make demo` deleted the running
+        # one's PostgreSQL folder and rewrote the events file it was replaying, and only then
+        # was refused as "already running"
+        lock = acquire_lock(data_dir)
+    except AlreadyRunning as exc:
+        print(f"perpsignal demo: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"perpsignal demo: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
+        return 1
+    try:
+        prepare_data_dir(data_dir)
+        _say(f"unpacking the bundled recorded data ({args.archive.name})...")
+        market = unpack(args.archive, data_dir / "recorded") / "market"
+        _say("building market events with the backtest importers...")
+        plan = build_plan(market, args.speed)
+        write_events(events_file, plan.events)
+    except (tarfile.TarError, EOFError, lzma.LZMAError) as exc:  # truncated, not an archive
+        lock.close()
+        print(
+            f"perpsignal demo: the bundled data archive {args.archive} is damaged ({exc}); "
+            f"restore it (git checkout -- {ARCHIVE.relative_to(REPO_ROOT)}) or pass --archive",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:  # a read-only place, a full disk
+        lock.close()
+        print(f"perpsignal demo: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
+        return 1
+    except BaseException:  # not a demo folder (SystemExit), Ctrl-C
+        lock.close()
+        raise
     info = plan.describe()
     _say(f"replaying: {info['message']}")
     os.environ.update(demo_env(plan, data_dir))
@@ -356,6 +396,7 @@ def main(argv: list[str]) -> int:
         on_ready=on_ready,
         on_tick=on_tick,
         on_stop=replayer.stop,
+        lock=lock,
     )
 
 

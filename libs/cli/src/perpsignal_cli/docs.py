@@ -13,7 +13,9 @@ import argparse
 import importlib
 import inspect
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,6 +292,17 @@ def render_compose_env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` beside it and rename it over: an interrupted run never leaves half a
+    README.md (a truncated one loses everything after the generated tables)."""
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def main(argv: list[str]) -> int:
     """Rewrite (or with --check, verify) both .env.example files and the README tables."""
     parser = argparse.ArgumentParser(prog="perpsignal docs")
@@ -298,7 +311,15 @@ def main(argv: list[str]) -> int:
     items = collect()
     env_path, readme_path = REPO / ".env.example", REPO / "README.md"
     env_new = render_env_example(items)
-    readme = readme_path.read_text()
+    try:
+        readme = readme_path.read_text()
+    except OSError as exc:  # an installed package, not a source checkout
+        print(
+            f"perpsignal docs: cannot read {readme_path} ({exc.strerror or exc}); it regenerates "
+            "the files of a source checkout: run it there",
+            file=sys.stderr,
+        )
+        return 1
     readme_new = replace_block(
         replace_block(readme, "config", render_table(items)), "topics", render_topics()
     )
@@ -314,8 +335,16 @@ def main(argv: list[str]) -> int:
         for s in stale:
             print(f"stale: {s} (run `perpsignal docs`)")
         return 1 if stale else 0
-    env_path.write_text(env_new)
-    readme_path.write_text(readme_new)
-    COMPOSE_ENV_EXAMPLE.write_text(compose_new)
+    for path, text in (
+        (env_path, env_new),
+        (readme_path, readme_new),
+        (COMPOSE_ENV_EXAMPLE, compose_new),
+    ):
+        try:
+            _write_whole(path, text)
+        except OSError as exc:  # a read-only checkout
+            why = exc.strerror or exc
+            print(f"perpsignal docs: cannot write {path}: {why}", file=sys.stderr)
+            return 1
     print(f"wrote .env.example ({len(items)} variables), deploy/compose/.env.example, README")
     return 0

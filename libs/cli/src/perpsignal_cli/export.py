@@ -4,7 +4,10 @@ One line per stored signal (`"kind": "signal"`, with its factors, verdict layer,
 and every horizon's outcome) and one per stored MSS result (`"kind": "mss"`), oldest first.
 Reads `DATABASE_URL`; streams rows with a server-side cursor, so any history size fits.
 `--out FILE` is written beside FILE and renamed over it only once the export is complete:
-an unreachable database or a failure half-way leaves yesterday's backup as it was.
+an unreachable database, a failure half-way, Ctrl-C or SIGTERM leaves yesterday's backup as
+it was. `--symbol` is matched upper-case (as stored); `--since` must be before `--until`.
+JSON has no NaN: a NaN or infinite stored number is written as null and named on stderr.
+An export that matched nothing says so on stderr (exit 0: an empty history is not an error).
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
+import signal
 import stat
 import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,10 +107,34 @@ async def _mss(session: AsyncSession, args: argparse.Namespace) -> AsyncIterator
         yield {"kind": "mss", **{f: getattr(m, f) for f in MSS_FIELDS}}
 
 
+SHOWN_NONFINITE = 5  # values named in the warning; the rest are counted
+
+
+def nonfinite(line: dict[str, Any]) -> list[str]:
+    """Return where `line` holds a NaN or infinite number (`price`, `outcomes[1h].pnl_pct`).
+
+    JSON has no NaN: orjson writes one as null, which in this file means "not measured".
+    PostgreSQL's double precision stores NaN and infinity, so a row written by a buggy or
+    hand-run writer would be exported as "unknown" without a word; the caller warns instead.
+    """
+    where = [k for k, v in line.items() if isinstance(v, float) and not math.isfinite(v)]
+    for o in line.get("outcomes") or ():
+        where += [
+            f"outcomes[{o.get('horizon')}].{k}"
+            for k, v in o.items()
+            if isinstance(v, float) and not math.isfinite(v)
+        ]
+    return where
+
+
 async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | None) -> int:
-    """Write every selected line to `out`; return how many were written."""
+    """Write every selected line to `out`; return how many were written.
+
+    A NaN or infinite stored value is written as null (JSON has none) and named on stderr.
+    """
     engine = create_engine(DatabaseSettings(), pool_size=1)
     n = 0
+    bad: list[str] = []
     try:
         async with session_scope(create_sessionmaker(engine)) as session:
             await session.connection()  # reach the database before drawing any progress
@@ -117,11 +147,22 @@ async def export(args: argparse.Namespace, out: IO[bytes], progress: IO[str] | N
             ) as bar:
                 for source in sources:
                     async for line in source:
+                        where = nonfinite(line)
+                        if where:
+                            row = line.get("signal_id") or line.get("event_id")
+                            bad += [f"{line['kind']} {row} {w}" for w in where]
                         out.write(orjson.dumps(line, option=orjson.OPT_UTC_Z) + b"\n")
                         n += 1
                         bar.update()
     finally:
         await engine.dispose()
+    if bad:
+        more = f" (and {len(bad) - SHOWN_NONFINITE} more)" if len(bad) > SHOWN_NONFINITE else ""
+        print(
+            f"perpsignal export: warning: {len(bad)} stored value(s) are NaN or infinite and "
+            f"were written as null (JSON has no NaN): {'; '.join(bad[:SHOWN_NONFINITE])}{more}",
+            file=sys.stderr,
+        )
     return n
 
 
@@ -129,6 +170,29 @@ def main(argv: list[str]) -> int:
     """Run `perpsignal export`; return the exit code (1: nothing exported, FILE untouched)."""
     args = _parser().parse_args(argv)
     args.since, args.until = _aware(args.since), _aware(args.until)
+    if args.since and args.until and args.since >= args.until:
+        # the old code ran the query and exported 0 lines, exit 0, as for an empty history
+        print(
+            f"perpsignal export: --since {args.since.isoformat()} is not before "
+            f"--until {args.until.isoformat()}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.symbol:
+        args.symbol = args.symbol.strip().upper()  # stored as the services publish: BTCUSDT
+    # SIGTERM (a job scheduler's timeout, `kill`) unwinds as Ctrl-C does: the partial file is
+    # removed and FILE keeps yesterday's backup (by default it ended the process on the spot,
+    # leaving `.FILE.partial-PID` behind); only the main thread may set a handler
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
+    try:
+        return _run(args)
+    finally:
+        if in_main and previous is not None:  # None: a handler not set from Python
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.out == "-":
             n = asyncio.run(export(args, sys.stdout.buffer, None))
@@ -137,8 +201,16 @@ def main(argv: list[str]) -> int:
             path = Path(args.out)
             n = _export_to(path, args)
             print(f"exported {n} lines to {path}", file=sys.stderr)
+        if not n:  # a misspelt --symbol or a range outside the history looked like success
+            print(f"perpsignal export: nothing matched{_selection(args)}", file=sys.stderr)
     except DependencyUnavailable as exc:
-        print(f"perpsignal export: {exc} (DATABASE_URL)", file=sys.stderr)
+        from perpsignal_cli.stack import no_stack_hint
+
+        hint = no_stack_hint("DATABASE_URL")
+        print(f"perpsignal export: {exc} (DATABASE_URL){hint}", file=sys.stderr)
+        return 1
+    except OverflowError as exc:  # the socket's refusal of a port over 65535 (no secret in it)
+        print(f"perpsignal export: DATABASE_URL cannot be used: {exc}", file=sys.stderr)
         return 1
     except sa_exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) != "42P01":  # undefined table
@@ -152,7 +224,30 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"perpsignal export: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        replaced = args.out != "-" and (Path(args.out).is_file() or not Path(args.out).exists())
+        kept = f"; {args.out} was left as it was" if replaced else ""
+        print(f"perpsignal export: stopped before the end{kept}", file=sys.stderr)
+        return 130
     return 0
+
+
+def _selection(args: argparse.Namespace) -> str:
+    """Return the filters of this export, as said when nothing matched them."""
+    parts = [
+        f"{flag} {value.isoformat() if isinstance(value, datetime) else value}"
+        for flag, value in (
+            ("--symbol", args.symbol),
+            ("--since", args.since),
+            ("--until", args.until),
+        )
+        if value
+    ]
+    return f" {' '.join(parts)}" if parts else ": the history is empty"
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _export_to(path: Path, args: argparse.Namespace) -> int:

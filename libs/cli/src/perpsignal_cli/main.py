@@ -29,6 +29,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from perpsignal_cli.stack import ScaleError, parse_scale, run_stack
 
+    if not args.services:  # `--services` alone (a shell variable that was empty)
+        print(
+            f"perpsignal: --services names none; name one or more of {', '.join(SERVICES)} "
+            "(or leave it out for all)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         scale = parse_scale(args.scale)
     except ScaleError as exc:
@@ -91,7 +98,17 @@ def _cmd_topics(args: argparse.Namespace) -> int:
         else:
             described = asyncio.run(describe_topics(kafka))
     except (DependencyUnavailable, KafkaError) as exc:
-        print(f"perpsignal topics: {exc}", file=sys.stderr)
+        from perpsignal_cli.stack import no_stack_hint
+
+        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        print(f"perpsignal topics: {exc}{hint}", file=sys.stderr)
+        return 1
+    except (ValueError, OverflowError) as exc:  # the client parsing "host:abc" or port 99999
+        print(
+            f"perpsignal topics: KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers} "
+            f"cannot be used: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     if args.action == "create":
         if args.json:
@@ -145,14 +162,22 @@ def _cmd_schemas(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.check:
+        rendered = render_all()
         stale = [
             rel
-            for rel, content in render_all().items()
+            for rel, content in rendered.items()
             if not (out / rel).exists() or (out / rel).read_text() != content
         ]
         for rel in stale:
             print(f"out of date: {out / rel}")
-        return 1 if stale else 0
+        # a schema no longer generated (an event type renamed or removed) was still published
+        # from the folder and passed the check
+        stray = sorted(
+            p for p in out.rglob("*.json") if p.relative_to(out).as_posix() not in rendered
+        )
+        for path in stray:
+            print(f"no longer generated: {path} (delete it)")
+        return 1 if stale or stray else 0
     try:
         written = write_all(out)
     except OSError as exc:
@@ -178,12 +203,18 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     except CommandError as exc:  # e.g. an unknown --down revision
         print(f"perpsignal migrate: {exc}", file=sys.stderr)
         return 1
+    except OverflowError as exc:  # the socket's refusal of a port over 65535 (no secret in it)
+        print(f"perpsignal migrate: DATABASE_URL cannot be used: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         if not is_connection_error(exc):
             raise
         # the type only: a driver's text may quote the host and user of DATABASE_URL
+        from perpsignal_cli.stack import no_stack_hint
+
+        hint = no_stack_hint("DATABASE_URL")
         print(
-            f"perpsignal migrate: database unavailable: {type(exc).__name__} (DATABASE_URL)",
+            f"perpsignal migrate: database unavailable: {type(exc).__name__} (DATABASE_URL){hint}",
             file=sys.stderr,
         )
         return 1
@@ -302,11 +333,41 @@ def main(argv: list[str] | None = None) -> None:
     except ModuleNotFoundError as exc:
         print(f"perpsignal: {exc}", file=sys.stderr)
         rc = 2
+    except KeyboardInterrupt:  # Ctrl-C where a command has no handler of its own: no traceback
+        print(f"perpsignal {args.command}: interrupted", file=sys.stderr)
+        rc = 130
+    except Exception as exc:
+        problem = setting_problem(exc)
+        if problem is None:
+            raise
+        print(f"perpsignal {args.command}: {problem}", file=sys.stderr)
+        rc = 2  # as a service started with a bad setting (run_service)
     sys.exit(rc)
+
+
+def setting_problem(exc: BaseException) -> str | None:
+    """Return one line naming the bad setting `exc` is about, or None if it is not one.
+
+    A malformed DATABASE_URL (`ConfigError`, password-free by design) or a setting of the
+    wrong type (pydantic's `ValidationError` of a `*Settings` class) used to end `export`,
+    `migrate` or `topics` in a traceback. The value is not repeated: it may be a secret.
+    """
+    from pydantic import ValidationError
+
+    from perpsignal_common.errors import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    if isinstance(exc, ValidationError) and exc.title.endswith("Settings"):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or exc.title}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+    return None
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "setting_problem"]

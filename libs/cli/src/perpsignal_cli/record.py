@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from perpsignal_cli.argtypes import positive_count, positive_number
 from perpsignal_cli.backtesting.eventfile import raw_line
-from perpsignal_cli.stack import use_running_stack
+from perpsignal_cli.stack import no_stack_hint, use_running_stack
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.settings import KafkaSettings
 
 DEFAULT_TOPICS = (Topic.MARKET, Topic.MARKET_GLOBAL, Topic.LIQUIDATIONS)
+TOPICS = frozenset(t.value for t in Topic)
+SHOWN_ODD = 5  # records that are not JSON events named in the warning; the rest counted
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic", action="append", help="logical topic(s) to tap (default: the market topics)"
     )
     p.add_argument("--from-beginning", action="store_true", help="read retained history too")
-    p.add_argument("--max", type=int, default=None, help="stop after this many records")
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--max", type=positive_count, default=None, help="stop after this many records")
     p.add_argument(
-        "--idle", type=float, default=None, help="stop once no record arrived for this many seconds"
+        "--duration", type=positive_number, default=None, help="stop after this many seconds"
+    )
+    p.add_argument(
+        "--idle",
+        type=positive_number,
+        default=None,
+        help="stop once no record arrived for this many seconds",
     )
     return p
 
@@ -65,10 +77,15 @@ async def record(
     )
     try:
         await consumer.start()
-    except KafkaError as exc:
+    except Exception as exc:
         await consumer.stop()  # a consumer that failed to start still holds its client
-        raise DependencyUnavailable(f"kafka cannot connect: {exc}") from exc
-    n = 0
+        # a malformed address ("host:abc") fails as a ValueError: the setting is named either way
+        raise DependencyUnavailable(
+            f"kafka cannot connect (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    n = odd = 0
+    shown: list[str] = []  # where the first records that are not JSON events were
     try:
         parts: list[TopicPartition] = []
         deadline = time.monotonic() + 10
@@ -95,6 +112,10 @@ async def record(
                 for tp, recs in batches.items():
                     for r in recs:
                         fh.write(raw_line(physical[tp.topic], r.key, r.value or b"null"))
+                        if not _is_event_json(r.value):
+                            odd += 1
+                            if len(shown) < SHOWN_ODD:
+                                shown.append(f"{tp.topic}[{tp.partition}]@{r.offset}")
                         n += 1
                         last = now
                         if max_records is not None and n >= max_records:
@@ -106,14 +127,60 @@ async def record(
                     break
     finally:
         await consumer.stop()
+        if odd:
+            # kept as text (bytes that are not UTF-8 replaced): said, not left for replay to find
+            log.warning(
+                "%d record(s) are not JSON events, written as text that replay refuses: %s%s",
+                odd,
+                ", ".join(shown),
+                f" (and {odd - len(shown)} more)" if odd > len(shown) else "",
+            )
     return n
+
+
+def _is_event_json(value: bytes | None) -> bool:
+    """Whether `value` is a JSON object (an event's shape), which the file keeps as is."""
+    if not value:
+        return False
+    try:
+        return isinstance(orjson.loads(value), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def check_topics(topics: list[str]) -> str | None:
+    """Return why `topics` cannot be recorded (a name that is no platform topic), or None.
+
+    Checked before connecting: a misspelt name used to be waited for (10 s) and then left
+    out silently when another name existed, so the file lacked a topic nobody was told of.
+    """
+    unknown = sorted(set(topics) - TOPICS)
+    if not unknown:
+        return None
+    return f"unknown topic(s) {unknown}; the platform's topics: {sorted(TOPICS)}"
+
+
+def check_out(out: Path) -> str | None:
+    """Return why `out` cannot be written (checked before connecting), or None."""
+    if out.is_dir():
+        return f"--out {out} is a directory; give a file name"
+    parent = out.parent
+    if not parent.is_dir():
+        return f"--out {out}: the folder {parent} does not exist"
+    if not os.access(parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        return f"--out {out}: permission denied"
+    return None
 
 
 def main(argv: list[str]) -> int:
     """Record until a stop condition; Ctrl-C keeps everything received so far."""
     args = build_parser().parse_args(argv)
-    use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
     topics = args.topic or [str(t) for t in DEFAULT_TOPICS]
+    problem = check_topics(topics) or check_out(args.out)
+    if problem:
+        print(f"perpsignal record: {problem}", file=sys.stderr)
+        return 2
+    use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
 
     async def run() -> int:
         stop = asyncio.Event()
@@ -135,9 +202,23 @@ def main(argv: list[str]) -> int:
 
     try:
         return asyncio.run(run())
-    except (ValueError, DependencyUnavailable) as exc:
+    except ValueError as exc:
         print(f"perpsignal record: {exc}", file=sys.stderr)
+        return 1
+    except DependencyUnavailable as exc:
+        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        print(f"perpsignal record: {exc}{hint}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:  # the broker went away mid-recording: what was received is kept
+        print(
+            f"perpsignal record: kafka failed (KAFKA_BOOTSTRAP_SERVERS): {exc}; the records "
+            f"received so far are in {args.out}",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as exc:  # e.g. the disk filled up
+        print(f"perpsignal record: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
-__all__ = ["main", "record"]
+__all__ = ["check_out", "check_topics", "main", "record"]

@@ -219,6 +219,25 @@ def use_running_stack(data_dir: Path | None = None) -> dict[str, Any] | None:
     return info
 
 
+def no_stack_hint(setting: str) -> str:
+    """Return what to add to a connection failure when `setting` is unset: then no running
+    `perpsignal up` was found either (`use_running_stack` fills it in), so the default
+    address was tried, which a first-time user did not choose (e.g. `replay` run from
+    another folder than `make up`)."""
+    if os.environ.get(setting):
+        return ""
+    running = read_running()
+    if running is not None:  # its address of this setting is not written down: a password
+        return (
+            f"; {setting} is unset and the running perpsignal up (pid {running.get('pid')}) "
+            f"does not write its address down (it holds a password): set {setting}"
+        )
+    return (
+        f"; {setting} is unset and no perpsignal up runs on {default_data_dir()}: "
+        f"start one there (make up), or set {setting} or PERPSIGNAL_DATA_DIR"
+    )
+
+
 def _write_json(path: Path, info: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=2) + "\n")
@@ -253,6 +272,17 @@ def acquire_lock(data_dir: Path) -> IO[str]:
     fh.write(f"{os.getpid()}\n")
     fh.flush()
     return fh
+
+
+def data_dir_problem(data_dir: Path, exc: OSError) -> str:
+    """Return the one line that says why `data_dir` cannot hold a stack (or the demo)."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        reason = "it, or a folder above it, is a file"
+    return (
+        f"cannot use the data folder {data_dir}: {reason}; "
+        "pass another --data-dir (or set PERPSIGNAL_DATA_DIR)"
+    )
 
 
 PORT_LOCK_WAIT_S = 90.0  # longest wait for another `up` to bind its ports
@@ -566,6 +596,20 @@ def _answers(url: str) -> bool:
         return False
 
 
+def choose_gateway_port(requested: int, say: Callable[[str], None]) -> int:
+    """Return `requested` if it is free, else a free port, saying why (0: any free port).
+
+    The "ready" lines print the gateway URL either way; the line says why it is not the port
+    asked for (`--port`, GATEWAY_PORT, the default 8000), which another program holds.
+    """
+    if requested and _port_free(requested):
+        return requested
+    port = free_port()
+    if requested:
+        say(f"port {requested} is taken by another program; the gateway uses {port} instead")
+    return port
+
+
 def run_stack(
     *,
     data_dir: Path,
@@ -575,8 +619,12 @@ def run_stack(
     on_tick: Callable[[], None] | None = None,
     on_stop: Callable[[], None] | None = None,
     scale: dict[str, int] | None = None,
+    lock: IO[str] | None = None,
 ) -> int:
     """Start everything, print where it is, supervise until Ctrl-C, stop everything.
+
+    `lock` is the data folder's lock when the caller took it already (`acquire_lock`: the
+    demo, before it wipes the folder's database); it is released when the stack stops.
 
     `scale` maps a service to its replica count (`parse_scale`); unnamed services run one.
 
@@ -585,9 +633,12 @@ def run_stack(
     before the services are stopped (Ctrl-C, SIGTERM, or a failure).
     """
     try:
-        lock = acquire_lock(data_dir)
+        lock = lock or acquire_lock(data_dir)
     except AlreadyRunning as exc:
         print(f"perpsignal: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file, a read-only place, a missing mount: one line, no traceback
+        print(f"perpsignal: {data_dir_problem(data_dir, exc)}", file=sys.stderr)
         return 1
     stale = data_dir / STACK_FILE
     if stale.exists():
@@ -614,6 +665,7 @@ def run_stack(
     env = dict(os.environ)
     port_lock: IO[str] | None = None
     step = "starting the embedded Kafka broker"  # what a start-up failure names; "" once up
+    setting = ""  # the user's setting a failure of `step` points at, if any
     try:
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -632,6 +684,7 @@ def run_stack(
                 _say("  EMBEDDED_POSTGRES_DURABLE=false: a crash may lose recent writes")
 
         step = f"applying database migrations to {_redact(db_url)}"
+        setting = "" if stack.pg is not None else "DATABASE_URL"
         _say("applying database migrations...")
         from perpsignal_common.db.migrate import upgrade
 
@@ -640,6 +693,7 @@ def run_stack(
         replicas = {name: (scale or {}).get(name, 1) for name in only}
         largest = max(replicas.values(), default=1)
         step = f"creating topics on {bootstrap}"
+        setting = "" if stack.kafka is not None else "KAFKA_BOOTSTRAP_SERVERS"
         _say("creating topics...")
         from perpsignal_common.kafka.admin import ensure_topics
         from perpsignal_common.settings import KafkaSettings
@@ -652,13 +706,12 @@ def run_stack(
         # `--port 0` asks for any free ports: the ops ports too, so several stacks (tests running
         # side by side) never race for the fixed defaults
         any_port = gateway_port == 0
-        step = "starting the services"
+        step, setting = "starting the services", ""
         if not any_port:
             # two `up`s started at once would both find 8000 and 9101-9105 free, and the loser's
             # terminal would print the winner's gateway as its own: one chooses and binds first
             port_lock = hold_port_choice(_say, lambda: stop_requested)
-        if any_port or not _port_free(gateway_port):
-            gateway_port = free_port()
+        gateway_port = choose_gateway_port(gateway_port, _say)
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         gateway_ports = [gateway_port]
         for i in range(1, replicas.get("gateway", 0)):
@@ -741,8 +794,15 @@ def run_stack(
     except Exception as exc:
         if not step:
             raise
+        if stop_requested:
+            # Ctrl-C reaches the whole terminal group: initdb, run by the embedded PostgreSQL
+            # in it, exits 1 and removes its half-made folder. That failure is the user's stop,
+            # not a broken database to report (the next `up` initialises the folder again)
+            _say(f"interrupted while {step}")
+            return 0
         # one line that says what failed, not a traceback (no password: `_scrub`)
-        _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}")
+        check = f" (check {setting})" if setting else ""  # the address came from it
+        _say(f"{step} failed: {_scrub(f'{type(exc).__name__}: {exc}', env)}{check}")
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

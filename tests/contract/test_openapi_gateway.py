@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
+from schemathesis.core.parameters import ParameterLocation
 
 from perpsignal_common.embedded import free_port
 from perpsignal_connectors.catalog import load_catalogs
@@ -405,6 +406,16 @@ def _reaches_the_wire(case: Any) -> bool:
     return True
 
 
+def _key_not_overridden(case: Any) -> bool:
+    """Return False for a case made negative in its headers: the only header the gateway
+    declares is its X-API-Key (the security scheme), and every request here carries the
+    fuzz key, so such a case reaches the server valid in its headers. Combined with a path
+    symbol that only an ASCII reading of `\\w` refuses (`ÅUSDT`, which the gateway serves),
+    schemathesis could not tell and reported "schema-violating request accepted"."""
+    meta = case.meta
+    return meta is None or not meta.is_negative_at(ParameterLocation.HEADER)
+
+
 def _fuzz_once(strategy: Any, base_url: str) -> None:
     # derandomized: the same cases every run, so a red run is reproducible (the e2e fuzz explores)
     @settings(
@@ -416,7 +427,7 @@ def _fuzz_once(strategy: Any, base_url: str) -> None:
     )
     @given(data=st.data())
     def run(data: st.DataObject) -> None:
-        case = data.draw(strategy.filter(_reaches_the_wire))
+        case = data.draw(strategy.filter(_reaches_the_wire).filter(_key_not_overridden))
         case.call_and_validate(
             base_url=base_url,
             headers={"X-API-Key": FUZZ_KEY},

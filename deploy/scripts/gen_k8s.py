@@ -119,6 +119,95 @@ SERVICES: tuple[Svc, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class KafkaAccess:
+    """What one service does on Kafka: its prod `KafkaUser` may do exactly this and no more.
+
+    `consumes`: topics a `ConsumerLoop` handles (read, and write their `.dlq` for poison
+    records); `reads`: topics read without a dead-letter path (the gateway's read model, the
+    judge's read-back); `writes`: topics produced to; `groups`: consumer groups joined.
+    Taken from the services' code (tests/deploy checks the consumed topics and groups against
+    it). Idempotent producers need no cluster ACL: Kafka 3+ grants them with Write.
+    """
+
+    consumes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+_P = "perpsignal."
+KAFKA_ACCESS: dict[str, KafkaAccess] = {
+    # commands.v1 is also written: a command keyed by another spelling is forwarded to the
+    # partition of the replica that polls the symbol
+    "ingestor": KafkaAccess(
+        consumes=(_P + "commands.v1",),
+        writes=tuple(
+            _P + t
+            for t in (
+                "market.v1",
+                "market.global.v1",
+                "liquidations.v1",
+                "listings.v1",
+                "commands.v1",
+            )
+        ),
+        groups=("ingestor",),
+    ),
+    "scorer": KafkaAccess(
+        consumes=tuple(
+            _P + t
+            for t in (
+                "market.v1",
+                "liquidations.v1",
+                "commands.v1",
+                "listings.v1",
+                "market.global.v1",  # every partition, no group
+            )
+        ),
+        writes=(_P + "signals.v1", _P + "mss.v1"),
+        groups=("scorer",),
+    ),
+    "judge": KafkaAccess(
+        consumes=(_P + "signals.v1", _P + "judge.requests.v1"),
+        # at start it reads back what it already published (no duplicate verdicts)
+        reads=(_P + "signals.judged.v1",),
+        writes=(_P + "signals.judged.v1", _P + "judge.replies.v1"),
+        groups=("judge",),
+    ),
+    "outcomes": KafkaAccess(
+        consumes=(_P + "signals.judged.v1", _P + "mss.v1", _P + "market.v1"),
+        writes=(_P + "outcomes.v1",),
+        groups=("outcomes",),
+    ),
+    "notifier": KafkaAccess(
+        consumes=(_P + "signals.judged.v1", _P + "mss.v1", _P + "listings.v1"),
+        groups=("notifier",),
+    ),
+    "gateway": KafkaAccess(
+        reads=tuple(
+            _P + t
+            for t in (
+                "signals.judged.v1",
+                "market.v1",
+                "market.global.v1",
+                "mss.v1",
+                "listings.v1",
+                "liquidations.v1",
+                "judge.replies.v1",
+                "gateway.snapshot.v1",
+            )
+        ),
+        writes=(_P + "commands.v1", _P + "judge.requests.v1", _P + "gateway.snapshot.v1"),
+        # the election of the one replica that writes the snapshot
+        groups=("perpsignal-gateway-snapshot-writer",),
+    ),
+}
+# KEDA's Kafka scaler reads the lag of these groups on these topics (offsets only)
+KEDA_USER = "perpsignal-keda"
+PROD = REPO / "deploy" / "k8s" / "overlays" / "prod"
+
+
 # Base name of the migrate Job; the overlays replace `version` with the tools image tag
 MIGRATE_JOB = "perpsignal-migrate-version"
 
@@ -430,6 +519,89 @@ def kafka_topics() -> list[dict[str, Any]]:
     ]
 
 
+def _acl(kind: str, name: str, *operations: str) -> dict[str, Any]:
+    return {
+        "resource": {"type": kind, "name": name, "patternType": "literal"},
+        "operations": list(operations),
+        "host": "*",
+    }
+
+
+def kafka_user(name: str, acls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a Strimzi KafkaUser: SCRAM-SHA-512, exactly `acls` (its Secret is `name`)."""
+    return {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaUser",
+        "metadata": {
+            "name": name,
+            "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, "app.kubernetes.io/part-of": PART_OF},
+        },
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": acls},
+        },
+    }
+
+
+def service_acls(a: KafkaAccess) -> list[dict[str, Any]]:
+    """Return the least-privilege ACLs of one service: its topics and groups, by name."""
+    from perpsignal_common.events.topics import all_topic_specs, dlq_topic
+
+    dlqs = {s.name for s in all_topic_specs()}
+    ops: dict[str, list[str]] = {}
+    for t in (*a.consumes, *a.reads):
+        ops.setdefault(t, []).append("Read")
+    for t in (*a.writes, *(dlq_topic(t) for t in a.consumes if dlq_topic(t) in dlqs)):
+        ops.setdefault(t, []).append("Write")
+    return [
+        *(_acl("topic", t, *dict.fromkeys(o), "Describe") for t, o in ops.items()),
+        *(_acl("group", g, "Read") for g in a.groups),
+    ]
+
+
+def kafka_users() -> list[dict[str, Any]]:
+    """Return one KafkaUser per service, plus KEDA's (it only reads offsets)."""
+    users = [kafka_user(f"perpsignal-{s}", service_acls(a)) for s, a in KAFKA_ACCESS.items()]
+    scaled = [s for s in SERVICES if s.group and s.lag_topic]
+    keda = [_acl("topic", t, "Describe") for t in dict.fromkeys(str(s.lag_topic) for s in scaled)]
+    keda += [_acl("group", str(s.group), "Describe") for s in scaled]
+    return [*users, kafka_user(KEDA_USER, keda)]
+
+
+def kafka_credentials_patch(s: Svc) -> dict[str, Any]:
+    """Return the prod patch making a service log in as its own KafkaUser.
+
+    Strimzi's User Operator writes the password to a Secret named like the user (key
+    `password`); `env` wins over the ConfigMap's and `perpsignal-secrets`' `envFrom`.
+    """
+    user = f"perpsignal-{s.name}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"perpsignal-{s.name}"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": s.name,
+                            "env": [
+                                {"name": "KAFKA_SASL_USERNAME", "value": user},
+                                {
+                                    "name": "KAFKA_SASL_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": user, "key": "password"}
+                                    },
+                                },
+                            ],
+                        }
+                    ]
+                }
+            }
+        },
+    }
+
+
 def migrate_job() -> dict[str, Any]:
     """Return the migration Job (`perpsignal migrate`: every service's Alembic branch).
 
@@ -503,6 +675,11 @@ def rendered() -> dict[Path, str]:
     )
     files[BASE / "autoscaling" / "gateway-hpa.yaml"] = _dump([gateway_hpa()])
     files[BASE / "kafka" / "topics.yaml"] = _dump(kafka_topics())
+    # prod only: the dev cluster's single PLAINTEXT broker has no authentication
+    files[PROD / "kafka-users.yaml"] = _dump(kafka_users())
+    files[PROD / "patch-kafka-credentials.yaml"] = _dump(
+        [kafka_credentials_patch(s) for s in SERVICES]
+    )
     files[BASE / "monitoring" / "servicemonitors.yaml"] = _dump(
         [service_monitor(s) for s in SERVICES]
     )

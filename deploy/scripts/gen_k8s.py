@@ -384,12 +384,13 @@ def service(s: Svc) -> dict[str, Any]:
 
 
 def pdb(s: Svc) -> dict[str, Any]:
-    """Return the PodDisruptionBudget: drains evict one pod at a time."""
-    spec: dict[str, Any] = {"selector": {"matchLabels": selector(s.name)}}
-    if s.replicas > 1:
-        spec["minAvailable"] = 1
-    else:
-        spec["maxUnavailable"] = 1
+    """Return the PodDisruptionBudget: drains evict one pod at a time.
+
+    `maxUnavailable: 1`, never `minAvailable: 1`: with an autoscaler the replica count moves
+    (the prod gateway 3..20), and `minAvailable: 1` would let a drain evict all but one pod at
+    once, or, at one replica (dev), none at all, blocking node drains.
+    """
+    spec: dict[str, Any] = {"selector": {"matchLabels": selector(s.name)}, "maxUnavailable": 1}
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",

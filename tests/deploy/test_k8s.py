@@ -369,3 +369,36 @@ def test_each_release_gets_its_own_migrate_job(
     assert job["metadata"]["name"] == f"perpsignal-migrate-{tag}"
     assert job["spec"]["ttlSecondsAfterFinished"] > 0
     assert "generateName" not in job["metadata"]  # kubectl apply refuses generateName
+
+
+def _allowed_disruptions(pdb: Doc, pods: int) -> int:
+    """How many of `pods` healthy pods a drain may evict at once under `pdb` (integer form)."""
+    spec = pdb["spec"]
+    if "maxUnavailable" in spec:
+        return max(0, int(spec["maxUnavailable"]))
+    return max(0, pods - int(spec["minAvailable"]))
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_a_drain_evicts_one_pod_of_a_service_at_a_time_whatever_its_scale(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    scale: dict[str, tuple[int, int]] = {}
+    for hpa in by_kind(docs, "HorizontalPodAutoscaler").values():
+        target = hpa["spec"]["scaleTargetRef"]["name"]
+        scale[target] = (hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"])
+    for so in by_kind(docs, "ScaledObject").values():
+        target = so["spec"]["scaleTargetRef"]["name"]
+        scale[target] = (so["spec"].get("minReplicaCount", 0), so["spec"]["maxReplicaCount"])
+    pdbs = by_kind(docs, "PodDisruptionBudget")
+    for name, dep in by_kind(docs, "Deployment").items():
+        if name not in scale:
+            scale[name] = (dep["spec"]["replicas"], dep["spec"]["replicas"])
+        low, high = scale[name]
+        pdb = pdbs[name]
+        assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+        for pods in range(max(low, 1), high + 1):
+            # never 0 (a node drain would hang on a lone pod), never several (capacity and,
+            # for consumers, a rebalance storm while their partitions move)
+            assert _allowed_disruptions(pdb, pods) == 1, (overlay, name, pods)

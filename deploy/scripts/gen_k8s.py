@@ -23,8 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "k8s" / "base"
 PART_OF = "perpsignal"
 KAFKA_CLUSTER = "perpsignal"  # the Strimzi `Kafka` resource the topics belong to
-# Longer than SHUTDOWN_TIMEOUT_S (20 s) + preStop: the drain always finishes before SIGKILL
+# SIGTERM: the drain, then the close, each bounded by SHUTDOWN_TIMEOUT_S (20 s): 40 s at worst,
+# so 45 s leaves a margin before SIGKILL. The gateway's preStop pause (its Service drops the
+# pod first) runs inside the same grace period, so it gets that much more.
 GRACE_SECONDS = 45
+PRESTOP_S = 5
 
 
 @dataclass(frozen=True)
@@ -309,7 +312,7 @@ def deployment(s: Svc) -> dict[str, Any]:
     }
     if s.name == "gateway":
         # Let the Service drop this pod from its endpoints before the drain starts
-        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}}
     spec: dict[str, Any] = {}
     if not autoscaled(s):
         # An autoscaler owns the replica count: a `replicas` here would reset it on every apply
@@ -336,7 +339,8 @@ def deployment(s: Svc) -> dict[str, Any]:
                     },
                 },
                 "spec": {
-                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "terminationGracePeriodSeconds": GRACE_SECONDS
+                    + (PRESTOP_S if "lifecycle" in container else 0),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {

@@ -217,6 +217,18 @@ MIGRATE_JOB = "perpsignal-migrate-version"
 # Strimzi writes the cluster CA of Kafka cluster `perpsignal` to this secret (key ca.crt)
 KAFKA_CA_SECRET = "perpsignal-cluster-ca-cert"
 KAFKA_CA_DIR = "/etc/perpsignal/kafka-ca"
+# The CA of a PostgreSQL whose certificate no public CA signs (in-cluster, self-managed): prod
+# refuses a database without TLS, so DATABASE_URL names it with sslrootcert=<this dir>/ca.crt
+DB_CA_SECRET = "perpsignal-db-ca"
+DB_CA_DIR = "/etc/perpsignal/db-ca"
+
+
+def db_ca_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the (volume, mount) of the database CA; optional, so a public CA needs none."""
+    return (
+        {"name": "db-ca", "secret": {"secretName": DB_CA_SECRET, "optional": True}},
+        {"name": "db-ca", "mountPath": DB_CA_DIR, "readOnly": True},
+    )
 
 
 def labels(svc: str) -> dict[str, str]:
@@ -310,6 +322,14 @@ def deployment(s: Svc) -> dict[str, Any]:
             {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
         ],
     }
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "kafka-ca", "secret": {"secretName": KAFKA_CA_SECRET, "optional": True}},
+    ]
+    if s.database:
+        volume, mount = db_ca_volume()
+        volumes.append(volume)
+        container["volumeMounts"].append(mount)
     if s.name == "gateway":
         # Let the Service drop this pod from its endpoints before the drain starts
         container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}}
@@ -357,13 +377,7 @@ def deployment(s: Svc) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                        {
-                            "name": "kafka-ca",
-                            "secret": {"secretName": KAFKA_CA_SECRET, "optional": True},
-                        },
-                    ],
+                    "volumes": volumes,
                 },
             },
         },
@@ -655,8 +669,10 @@ def migrate_job() -> dict[str, Any]:
                                 "limits": {"cpu": "500m", "memory": "256Mi"},
                             },
                             "securityContext": security_context(),
+                            "volumeMounts": [db_ca_volume()[1]],
                         }
                     ],
+                    "volumes": [db_ca_volume()[0]],
                 },
             },
         },

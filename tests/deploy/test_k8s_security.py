@@ -194,3 +194,33 @@ def test_keda_reads_consumer_lag_as_a_describe_only_kafka_user(
     }
     assert set(acls) == wanted
     assert all(ops == {"Describe"} for ops in acls.values())
+
+
+def test_database_ca_path_the_readme_gives_is_mounted_wherever_the_database_is_read(
+    rendered: dict[str, list[Doc]], monkeypatch: Any
+) -> None:
+    import re
+
+    from perpsignal_common.settings import DatabaseSettings
+
+    readme = (REPO / "deploy" / "README.md").read_text()
+    (cafile,) = set(re.findall(r"sslrootcert=(/[^`&\s]+)", readme))
+    url = f"postgresql://u:p@db.example:5432/perpsignal?sslmode=verify-full&sslrootcert={cafile}"
+    monkeypatch.setenv("ENVIRONMENT", "prod")
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert DatabaseSettings().database_url  # prod accepts the documented URL
+    pods = [d for d in rendered["prod"] if d["kind"] in {"Deployment", "Job"}]
+    readers = 0
+    for d in pods:
+        pod = d["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        if not any(e["name"] == "DATABASE_URL" for e in container.get("env", [])):
+            continue
+        readers += 1
+        mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        hit = [n for n, path in mounts.items() if cafile.startswith(path.rstrip("/") + "/")]
+        assert hit, (d["metadata"]["name"], cafile)
+        secret = volumes[hit[0]]["secret"]
+        assert secret == {"secretName": "perpsignal-db-ca", "optional": True}
+    assert readers == 5  # ingestor, outcomes, notifier, gateway and the migrate Job

@@ -311,8 +311,19 @@ def test_network_policies_allow_only_the_traffic_the_design_needs(
             return {sel["matchLabels"]["app.kubernetes.io/name"]}
         return {*SERVICES, "migrate"}
 
-    internet = selected(policies["perpsignal-allow-internet-https"])
-    assert internet == {"ingestor", "judge", "notifier", "gateway"}
+    # exactly the services whose code has an HTTP client (vendors, LLM, Telegram, klines)
+    http_client = re.compile(
+        r"^\s*(import|from) (httpx|aiohttp|websockets|openai|perpsignal_connectors)\b", re.M
+    )
+    calls_out = {
+        s
+        for s in SERVICES
+        if any(
+            http_client.search(p.read_text()) for p in (REPO / "services" / s / "src").rglob("*.py")
+        )
+    }
+    assert {"ingestor", "judge", "outcomes", "notifier", "gateway"} <= calls_out
+    assert selected(policies["perpsignal-allow-internet-https"]) == calls_out
     assert {"ingestor", "outcomes", "notifier", "gateway", "migrate"} == selected(
         policies["perpsignal-allow-postgres"]
     )

@@ -417,3 +417,68 @@ def test_a_drain_evicts_one_pod_of_a_service_at_a_time_whatever_its_scale(
             # never 0 (a node drain would hang on a lone pod), never several (capacity and,
             # for consumers, a rebalance storm while their partitions move)
             assert _allowed_disruptions(pdb, pods) == 1, (overlay, name, pods)
+
+
+def _selects(selector: Any, labels: dict[str, str]) -> bool:
+    """Evaluate a PromQL vector selector's matchers against one target's labels."""
+    import promql_parser
+
+    if selector.name and selector.name != labels.get("__name__", selector.name):
+        return False
+    for m in selector.matchers.matchers:
+        value = labels.get(m.name, "")
+        if m.op == promql_parser.MatchOp.Equal:
+            ok = value == m.value
+        elif m.op == promql_parser.MatchOp.NotEqual:
+            ok = value != m.value
+        elif m.op == promql_parser.MatchOp.Re:
+            ok = re.fullmatch(m.value, value) is not None
+        else:
+            ok = re.fullmatch(m.value, value) is None
+        if not ok:
+            return False
+    return True
+
+
+def test_an_alert_fires_when_a_service_has_no_scrape_target_at_all(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    """`up == 0` needs a target; a service with no pod at all must still page someone."""
+    import promql_parser
+    import yaml
+
+    prom = yaml.safe_load((REPO / "deploy/compose/prometheus/prometheus.yml").read_text())
+    compose_targets = {
+        c["labels"]["service"]: {"__name__": "up", "job": job["job_name"], **c["labels"]}
+        for job in prom["scrape_configs"]
+        if job["job_name"].startswith("perpsignal")
+        for c in job["static_configs"]
+    }
+    docs = rendered["prod"]
+    services = by_kind(docs, "Service")
+    k8s_targets: dict[str, dict[str, str]] = {}
+    for monitor in by_kind(docs, "ServiceMonitor").values():
+        sel = monitor["spec"]["selector"]["matchLabels"]
+        (svc,) = [n for n, s in services.items() if sel.items() <= s["metadata"]["labels"].items()]
+        # what the Prometheus Operator puts on a target: job and service are the Service's name
+        k8s_targets[sel["app.kubernetes.io/name"]] = {"__name__": "up", "job": svc, "service": svc}
+    assert set(compose_targets) == set(k8s_targets) == set(SERVICES)
+
+    (rule,) = by_kind(docs, "PrometheusRule").values()
+    absent: dict[str, Any] = {}  # the absent() selector of each rule, by its service label
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            expr = promql_parser.parse(r["expr"])
+            if isinstance(expr, promql_parser.Call) and expr.func.name == "label_replace":
+                inner = expr.args[0]
+                if isinstance(inner, promql_parser.Call) and inner.func.name == "absent":
+                    assert expr.args[1].val == "service"
+                    absent[expr.args[2].val] = inner.args[0]
+    for svc in SERVICES:
+        assert svc in absent, svc  # each alert is labelled with its service: none merge
+        for targets in (compose_targets, k8s_targets):
+            # the selector sees this service's targets (so it fires only when they are gone)
+            # and no other service's (whose targets would keep it silent)
+            assert _selects(absent[svc], targets[svc]), (svc, targets[svc])
+            others = [o for o in SERVICES if o != svc]
+            assert not any(_selects(absent[svc], targets[o]) for o in others), svc

@@ -466,7 +466,10 @@ def scaled_object(s: Svc) -> dict[str, Any]:
                 {
                     "type": "kafka",
                     "metadata": {
-                        "bootstrapServers": f"{KAFKA_CLUSTER}-kafka-bootstrap:9092",
+                        # KEDA dials from its own namespace, where the bare Service name
+                        # does not resolve: the overlays' `replacements` put their namespace
+                        # (the Kafka cluster's) in place of NAMESPACE
+                        "bootstrapServers": f"{KAFKA_CLUSTER}-kafka-bootstrap.NAMESPACE.svc:9092",
                         "consumerGroup": s.group,
                         "topic": s.lag_topic,
                         "lagThreshold": str(s.lag_threshold),

@@ -482,3 +482,26 @@ def test_an_alert_fires_when_a_service_has_no_scrape_target_at_all(
             assert _selects(absent[svc], targets[svc]), (svc, targets[svc])
             others = [o for o in SERVICES if o != svc]
             assert not any(_selects(absent[svc], targets[o]) for o in others), svc
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_keda_reaches_the_same_kafka_listener_as_the_pods_from_its_own_namespace(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    # the KEDA operator dials from its namespace (`keda`): a bare Service name resolves there,
+    # not in the app namespace, and every lag query would fail (no scaling at all)
+    docs = rendered[overlay]
+    config = by_kind(docs, "ConfigMap")["perpsignal-config"]["data"]
+    pod_hosts = [b.rsplit(":", 1) for b in config["KAFKA_BOOTSTRAP_SERVERS"].split(",")]
+    scaled = by_kind(docs, "ScaledObject")
+    assert scaled
+    for name, so in scaled.items():
+        namespace = so["metadata"]["namespace"]
+        servers = so["spec"]["triggers"][0]["metadata"]["bootstrapServers"].split(",")
+        for server, (pod_host, pod_port) in zip(servers, pod_hosts, strict=True):
+            host, port = server.rsplit(":", 1)
+            assert port == pod_port, (name, server)
+            assert host in {
+                f"{pod_host}.{namespace}.svc",
+                f"{pod_host}.{namespace}.svc.cluster.local",
+            }, (name, server)

@@ -224,3 +224,43 @@ def test_database_ca_path_the_readme_gives_is_mounted_wherever_the_database_is_r
         secret = volumes[hit[0]]["secret"]
         assert secret == {"secretName": "perpsignal-db-ca", "optional": True}
     assert readers == 5  # ingestor, outcomes, notifier, gateway and the migrate Job
+
+
+def test_gateway_limits_each_client_behind_the_ingress_not_the_ingress_pod(
+    rendered: dict[str, list[Doc]], monkeypatch: Any
+) -> None:
+    """Per-client limits (auth-failure lockout) must see the client the ingress forwards."""
+    import ipaddress
+
+    from perpsignal_gateway.security import client_address
+    from perpsignal_gateway.settings import GatewaySettings
+
+    policies = {d["metadata"]["name"]: d for d in rendered["prod"] if d["kind"] == "NetworkPolicy"}
+    # the premise: only the ingress controller (and Prometheus, which forwards nothing)
+    # reaches the gateway's port, so only it can write the X-Forwarded-For believed
+    peers = [
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for p in policies.values()
+        if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        == "gateway"
+        for rule in p["spec"].get("ingress", [])
+        for peer in rule["from"]
+    ]
+    assert peers == ["ingress-nginx"]
+    for overlay in ("dev", "prod"):
+        config = next(d for d in rendered[overlay] if d["kind"] == "ConfigMap"
+                      and d["metadata"]["name"] == "perpsignal-config")["data"]  # fmt: skip
+        for k, v in config.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("GATEWAY_API_KEYS", "from-the-secret-" + "0" * 16)
+        proxies = GatewaySettings().trusted_proxies()
+        # ingress controller pods on common pod networks: kind/minikube (flannel), k3s,
+        # EKS/AKS VPC addresses, GKE, carrier-grade NAT ranges, IPv6 ULA
+        for pod in ("10.244.1.7", "10.42.0.12", "172.20.3.4", "192.168.7.9", "100.96.2.3",
+                    "fd00:10:244::7"):  # fmt: skip
+            scope = {"client": (pod, 41234), "headers": [(b"x-forwarded-for", b"203.0.113.9")]}
+            assert client_address(scope, proxies) == "203.0.113.9", (overlay, pod)
+        # a client on the internet is never a trusted hop: its own header is ignored
+        direct = {"client": ("198.51.100.4", 1), "headers": [(b"x-forwarded-for", b"1.2.3.4")]}
+        assert client_address(direct, proxies) == "198.51.100.4"
+        assert not any(ipaddress.ip_address("198.51.100.4") in n for n in proxies)

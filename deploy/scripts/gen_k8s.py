@@ -102,16 +102,17 @@ SERVICES: tuple[Svc, ...] = (
         # 204 records/s x 0.5 x 300 s, a quarter of them judged signals (the rest candles)
         lag_threshold=7500,
     ),
-    # Telegram's limits are per bot, not per replica: more than a few notifiers only queue
+    # Telegram's limits are per bot, not per replica: more than a few notifiers only queue.
+    # Memory: aiogram's Telegram type models alone hold ~165 MiB, ~210 MiB once loaded
     Svc(
         "notifier",
         9105,
         "ops",
         1,
         "100m",
-        "192Mi",
+        "320Mi",
         "500m",
-        "384Mi",
+        "512Mi",
         database=True,
         group="notifier",
         lag_topic="perpsignal.signals.judged.v1",

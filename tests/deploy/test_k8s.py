@@ -505,3 +505,38 @@ def test_keda_reaches_the_same_kafka_listener_as_the_pods_from_its_own_namespace
                 f"{pod_host}.{namespace}.svc",
                 f"{pod_host}.{namespace}.svc.cluster.local",
             }, (name, server)
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity.removesuffix(suffix)) * factor
+    return float(quantity) / 2**20
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_memory_request_covers_what_the_service_holds_once_loaded(
+    rendered: dict[str, list[Doc]], service: str
+) -> None:
+    """A pod using more than its request is the first evicted under node memory pressure."""
+    import subprocess
+    import sys
+
+    # the peak resident memory of the service's entry module with every event model built, as
+    # at start-up: a floor (no records, connections or caches yet)
+    probe = (
+        f"import importlib, resource; importlib.import_module('perpsignal_{service}.main'); "
+        "from perpsignal_common.events.registry import warm; warm(); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = int(out.stdout.split()[-1]) / 1024  # KiB on Linux
+    for overlay in ("dev", "prod"):
+        dep = by_kind(rendered[overlay], "Deployment")[f"perpsignal-{service}"]
+        resources = dep["spec"]["template"]["spec"]["containers"][0]["resources"]
+        # room above the floor for fetch buffers, the database pool and the service's state
+        assert _mebibytes(resources["requests"]["memory"]) >= 1.25 * loaded, (overlay, loaded)
+        assert _mebibytes(resources["limits"]["memory"]) >= 2 * loaded, (overlay, loaded)

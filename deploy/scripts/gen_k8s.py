@@ -259,6 +259,44 @@ def security_context() -> dict[str, Any]:
     }
 
 
+# Services that read vendor keys by the env var names their vendor catalogue gives, at run
+# time (the gateway's pass-through, the ingestor's sources): they get the whole Secret
+WHOLE_SECRET = {"ingestor", "gateway"}
+# Each comes from its own Secret: DATABASE_URL from perpsignal-db, KAFKA_SASL_PASSWORD (prod)
+# from the service's KafkaUser
+OWN_SECRETS = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
+
+
+def secret_keys(service: str) -> list[str] | None:
+    """Return the keys of `perpsignal-secrets` a service reads (None: all of them).
+
+    Least privilege: the scorer and outcomes read none and see none, the judge only
+    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN (the SecretStr fields of their
+    settings), so a compromised pod cannot take the other services' keys.
+    """
+    if service in WHOLE_SECRET:
+        return None
+    import importlib
+    import typing
+
+    from pydantic import BaseModel, SecretStr
+
+    module = importlib.import_module(f"perpsignal_{service}.settings")
+    settings = getattr(module, f"{service.capitalize()}Settings")
+
+    def secrets(model: type[BaseModel]) -> set[str]:
+        found: set[str] = set()
+        for name, field in model.model_fields.items():
+            for arg in typing.get_args(field.annotation) or (field.annotation,):
+                if arg is SecretStr:
+                    found.add(name.upper())
+                elif isinstance(arg, type) and issubclass(arg, BaseModel):
+                    found |= secrets(arg)
+        return found
+
+    return sorted(secrets(settings) - OWN_SECRETS)
+
+
 def autoscaled(s: Svc) -> bool:
     """Return True when a KEDA ScaledObject or the gateway's HPA sets the replica count."""
     return s.group is not None or s.name == "gateway"
@@ -282,17 +320,27 @@ def deployment(s: Svc) -> dict[str, Any]:
                 "valueFrom": {"secretKeyRef": {"name": "perpsignal-db", "key": "DATABASE_URL"}},
             }
         )
+    keys = secret_keys(s.name)
+    env_from: list[dict[str, Any]] = [{"configMapRef": {"name": "perpsignal-config"}}]
+    if keys is None:
+        # API keys and tokens (optional: every keyed source switches off without its key;
+        # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
+        env_from.append({"secretRef": {"name": "perpsignal-secrets", "optional": True}})
+    env += [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {"name": "perpsignal-secrets", "key": key, "optional": True}
+            },
+        }
+        for key in keys or ()
+    ]
     container: dict[str, Any] = {
         "name": s.name,
         "image": f"perpsignal/{s.name}:latest",
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": s.port_name, "containerPort": s.port, "protocol": "TCP"}],
-        "envFrom": [
-            {"configMapRef": {"name": "perpsignal-config"}},
-            # API keys and tokens (optional: every keyed source switches off without its key;
-            # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
-            {"secretRef": {"name": "perpsignal-secrets", "optional": True}},
-        ],
+        "envFrom": env_from,
         "env": env,
         "startupProbe": {
             "httpGet": {"path": "/healthz", "port": s.port_name},

@@ -264,3 +264,49 @@ def test_gateway_limits_each_client_behind_the_ingress_not_the_ingress_pod(
         direct = {"client": ("198.51.100.4", 1), "headers": [(b"x-forwarded-for", b"1.2.3.4")]}
         assert client_address(direct, proxies) == "198.51.100.4"
         assert not any(ipaddress.ip_address("198.51.100.4") in n for n in proxies)
+
+
+def _documented_secrets() -> dict[str, set[str]]:
+    """The README configuration table's secret settings, by the service that reads each."""
+    import re
+
+    out: dict[str, set[str]] = {}
+    for line in (REPO / "README.md").read_text().splitlines():
+        row = re.match(r"\| `([A-Z0-9_]+)` \|[^|]*\| ([a-z, ]+) \|(.*)\|$", line)
+        if row and "(secret)" in row.group(3):
+            for svc in row.group(2).split(","):
+                out.setdefault(svc.strip(), set()).add(row.group(1))
+    return out
+
+
+def test_each_pod_sees_only_the_keys_of_perpsignal_secrets_its_service_reads(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    from tests.deploy.conftest import SERVICES
+
+    documented = _documented_secrets()
+    assert documented["judge"] == {"OPENAI_API_KEY"}  # the table was read
+    own = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}  # from perpsignal-db and the KafkaUser
+    # these two read vendor keys by the env names of their vendor catalogues at run time
+    whole = {"ingestor", "gateway"}
+    for overlay in ("dev", "prod"):
+        for svc in SERVICES:
+            container = _container(rendered[overlay], f"perpsignal-{svc}")
+            whole_secret = any(
+                e.get("secretRef", {}).get("name") == "perpsignal-secrets"
+                for e in container["envFrom"]
+            )
+            keys = {
+                e["valueFrom"]["secretKeyRef"]["key"]
+                for e in container["env"]
+                if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
+                == "perpsignal-secrets"
+            }
+            if svc in whole:
+                assert whole_secret, (overlay, svc)
+                continue
+            # a scorer or notifier pod taken over must not hold the LLM key, the bot token,
+            # the vendor keys or the gateway's API keys
+            assert not whole_secret, (overlay, svc)
+            wanted = documented.get(svc, set()) - own
+            assert keys == wanted, (overlay, svc, keys)

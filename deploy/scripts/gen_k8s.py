@@ -23,8 +23,11 @@ REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / "deploy" / "k8s" / "base"
 PART_OF = "perpsignal"
 KAFKA_CLUSTER = "perpsignal"  # the Strimzi `Kafka` resource the topics belong to
-# Longer than SHUTDOWN_TIMEOUT_S (20 s) + preStop: the drain always finishes before SIGKILL
+# SIGTERM: the drain, then the close, each bounded by SHUTDOWN_TIMEOUT_S (20 s): 40 s at worst,
+# so 45 s leaves a margin before SIGKILL. The gateway's preStop pause (its Service drops the
+# pod first) runs inside the same grace period, so it gets that much more.
 GRACE_SECONDS = 45
+PRESTOP_S = 5
 
 
 @dataclass(frozen=True)
@@ -99,16 +102,17 @@ SERVICES: tuple[Svc, ...] = (
         # 204 records/s x 0.5 x 300 s, a quarter of them judged signals (the rest candles)
         lag_threshold=7500,
     ),
-    # Telegram's limits are per bot, not per replica: more than a few notifiers only queue
+    # Telegram's limits are per bot, not per replica: more than a few notifiers only queue.
+    # Memory: aiogram's Telegram type models alone hold ~165 MiB, ~210 MiB once loaded
     Svc(
         "notifier",
         9105,
         "ops",
         1,
         "100m",
-        "192Mi",
+        "320Mi",
         "500m",
-        "384Mi",
+        "512Mi",
         database=True,
         group="notifier",
         lag_topic="perpsignal.signals.judged.v1",
@@ -119,12 +123,113 @@ SERVICES: tuple[Svc, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class KafkaAccess:
+    """What one service does on Kafka: its prod `KafkaUser` may do exactly this and no more.
+
+    `consumes`: topics a `ConsumerLoop` handles (read, and write their `.dlq` for poison
+    records); `reads`: topics read without a dead-letter path (the gateway's read model, the
+    judge's read-back); `writes`: topics produced to; `groups`: consumer groups joined.
+    Taken from the services' code (tests/deploy checks the consumed topics and groups against
+    it). Idempotent producers need no cluster ACL: Kafka 3+ grants them with Write.
+    """
+
+    consumes: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+
+_P = "perpsignal."
+KAFKA_ACCESS: dict[str, KafkaAccess] = {
+    # commands.v1 is also written: a command keyed by another spelling is forwarded to the
+    # partition of the replica that polls the symbol
+    "ingestor": KafkaAccess(
+        consumes=(_P + "commands.v1",),
+        writes=tuple(
+            _P + t
+            for t in (
+                "market.v1",
+                "market.global.v1",
+                "liquidations.v1",
+                "listings.v1",
+                "commands.v1",
+            )
+        ),
+        groups=("ingestor",),
+    ),
+    "scorer": KafkaAccess(
+        consumes=tuple(
+            _P + t
+            for t in (
+                "market.v1",
+                "liquidations.v1",
+                "commands.v1",
+                "listings.v1",
+                "market.global.v1",  # every partition, no group
+            )
+        ),
+        writes=(_P + "signals.v1", _P + "mss.v1"),
+        groups=("scorer",),
+    ),
+    "judge": KafkaAccess(
+        consumes=(_P + "signals.v1", _P + "judge.requests.v1"),
+        # at start it reads back what it already published (no duplicate verdicts)
+        reads=(_P + "signals.judged.v1",),
+        writes=(_P + "signals.judged.v1", _P + "judge.replies.v1"),
+        groups=("judge",),
+    ),
+    "outcomes": KafkaAccess(
+        consumes=(_P + "signals.judged.v1", _P + "mss.v1", _P + "market.v1"),
+        writes=(_P + "outcomes.v1",),
+        groups=("outcomes",),
+    ),
+    "notifier": KafkaAccess(
+        consumes=(_P + "signals.judged.v1", _P + "mss.v1", _P + "listings.v1"),
+        groups=("notifier",),
+    ),
+    "gateway": KafkaAccess(
+        reads=tuple(
+            _P + t
+            for t in (
+                "signals.judged.v1",
+                "market.v1",
+                "market.global.v1",
+                "mss.v1",
+                "listings.v1",
+                "liquidations.v1",
+                "judge.replies.v1",
+                "gateway.snapshot.v1",
+            )
+        ),
+        writes=(_P + "commands.v1", _P + "judge.requests.v1", _P + "gateway.snapshot.v1"),
+        # the election of the one replica that writes the snapshot
+        groups=("perpsignal-gateway-snapshot-writer",),
+    ),
+}
+# KEDA's Kafka scaler reads the lag of these groups on these topics (offsets only)
+KEDA_USER = "perpsignal-keda"
+PROD = REPO / "deploy" / "k8s" / "overlays" / "prod"
+
+
 # Base name of the migrate Job; the overlays replace `version` with the tools image tag
 MIGRATE_JOB = "perpsignal-migrate-version"
 
 # Strimzi writes the cluster CA of Kafka cluster `perpsignal` to this secret (key ca.crt)
 KAFKA_CA_SECRET = "perpsignal-cluster-ca-cert"
 KAFKA_CA_DIR = "/etc/perpsignal/kafka-ca"
+# The CA of a PostgreSQL whose certificate no public CA signs (in-cluster, self-managed): prod
+# refuses a database without TLS, so DATABASE_URL names it with sslrootcert=<this dir>/ca.crt
+DB_CA_SECRET = "perpsignal-db-ca"
+DB_CA_DIR = "/etc/perpsignal/db-ca"
+
+
+def db_ca_volume() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the (volume, mount) of the database CA; optional, so a public CA needs none."""
+    return (
+        {"name": "db-ca", "secret": {"secretName": DB_CA_SECRET, "optional": True}},
+        {"name": "db-ca", "mountPath": DB_CA_DIR, "readOnly": True},
+    )
 
 
 def labels(svc: str) -> dict[str, str]:
@@ -154,6 +259,44 @@ def security_context() -> dict[str, Any]:
     }
 
 
+# Services that read vendor keys by the env var names their vendor catalogue gives, at run
+# time (the gateway's pass-through, the ingestor's sources): they get the whole Secret
+WHOLE_SECRET = {"ingestor", "gateway"}
+# Each comes from its own Secret: DATABASE_URL from perpsignal-db, KAFKA_SASL_PASSWORD (prod)
+# from the service's KafkaUser
+OWN_SECRETS = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
+
+
+def secret_keys(service: str) -> list[str] | None:
+    """Return the keys of `perpsignal-secrets` a service reads (None: all of them).
+
+    Least privilege: the scorer and outcomes read none and see none, the judge only
+    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN (the SecretStr fields of their
+    settings), so a compromised pod cannot take the other services' keys.
+    """
+    if service in WHOLE_SECRET:
+        return None
+    import importlib
+    import typing
+
+    from pydantic import BaseModel, SecretStr
+
+    module = importlib.import_module(f"perpsignal_{service}.settings")
+    settings = getattr(module, f"{service.capitalize()}Settings")
+
+    def secrets(model: type[BaseModel]) -> set[str]:
+        found: set[str] = set()
+        for name, field in model.model_fields.items():
+            for arg in typing.get_args(field.annotation) or (field.annotation,):
+                if arg is SecretStr:
+                    found.add(name.upper())
+                elif isinstance(arg, type) and issubclass(arg, BaseModel):
+                    found |= secrets(arg)
+        return found
+
+    return sorted(secrets(settings) - OWN_SECRETS)
+
+
 def autoscaled(s: Svc) -> bool:
     """Return True when a KEDA ScaledObject or the gateway's HPA sets the replica count."""
     return s.group is not None or s.name == "gateway"
@@ -177,17 +320,27 @@ def deployment(s: Svc) -> dict[str, Any]:
                 "valueFrom": {"secretKeyRef": {"name": "perpsignal-db", "key": "DATABASE_URL"}},
             }
         )
+    keys = secret_keys(s.name)
+    env_from: list[dict[str, Any]] = [{"configMapRef": {"name": "perpsignal-config"}}]
+    if keys is None:
+        # API keys and tokens (optional: every keyed source switches off without its key;
+        # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
+        env_from.append({"secretRef": {"name": "perpsignal-secrets", "optional": True}})
+    env += [
+        {
+            "name": key,
+            "valueFrom": {
+                "secretKeyRef": {"name": "perpsignal-secrets", "key": key, "optional": True}
+            },
+        }
+        for key in keys or ()
+    ]
     container: dict[str, Any] = {
         "name": s.name,
         "image": f"perpsignal/{s.name}:latest",
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": s.port_name, "containerPort": s.port, "protocol": "TCP"}],
-        "envFrom": [
-            {"configMapRef": {"name": "perpsignal-config"}},
-            # API keys and tokens (optional: every keyed source switches off without its key;
-            # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
-            {"secretRef": {"name": "perpsignal-secrets", "optional": True}},
-        ],
+        "envFrom": env_from,
         "env": env,
         "startupProbe": {
             "httpGet": {"path": "/healthz", "port": s.port_name},
@@ -218,9 +371,17 @@ def deployment(s: Svc) -> dict[str, Any]:
             {"name": "kafka-ca", "mountPath": KAFKA_CA_DIR, "readOnly": True},
         ],
     }
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "kafka-ca", "secret": {"secretName": KAFKA_CA_SECRET, "optional": True}},
+    ]
+    if s.database:
+        volume, mount = db_ca_volume()
+        volumes.append(volume)
+        container["volumeMounts"].append(mount)
     if s.name == "gateway":
         # Let the Service drop this pod from its endpoints before the drain starts
-        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
+        container["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_S)]}}}
     spec: dict[str, Any] = {}
     if not autoscaled(s):
         # An autoscaler owns the replica count: a `replicas` here would reset it on every apply
@@ -247,7 +408,8 @@ def deployment(s: Svc) -> dict[str, Any]:
                     },
                 },
                 "spec": {
-                    "terminationGracePeriodSeconds": GRACE_SECONDS,
+                    "terminationGracePeriodSeconds": GRACE_SECONDS
+                    + (PRESTOP_S if "lifecycle" in container else 0),
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
                     "securityContext": {
@@ -264,13 +426,7 @@ def deployment(s: Svc) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                        {
-                            "name": "kafka-ca",
-                            "secret": {"secretName": KAFKA_CA_SECRET, "optional": True},
-                        },
-                    ],
+                    "volumes": volumes,
                 },
             },
         },
@@ -295,12 +451,13 @@ def service(s: Svc) -> dict[str, Any]:
 
 
 def pdb(s: Svc) -> dict[str, Any]:
-    """Return the PodDisruptionBudget: drains evict one pod at a time."""
-    spec: dict[str, Any] = {"selector": {"matchLabels": selector(s.name)}}
-    if s.replicas > 1:
-        spec["minAvailable"] = 1
-    else:
-        spec["maxUnavailable"] = 1
+    """Return the PodDisruptionBudget: drains evict one pod at a time.
+
+    `maxUnavailable: 1`, never `minAvailable: 1`: with an autoscaler the replica count moves
+    (the prod gateway 3..20), and `minAvailable: 1` would let a drain evict all but one pod at
+    once, or, at one replica (dev), none at all, blocking node drains.
+    """
+    spec: dict[str, Any] = {"selector": {"matchLabels": selector(s.name)}, "maxUnavailable": 1}
     return {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
@@ -358,7 +515,10 @@ def scaled_object(s: Svc) -> dict[str, Any]:
                 {
                     "type": "kafka",
                     "metadata": {
-                        "bootstrapServers": f"{KAFKA_CLUSTER}-kafka-bootstrap:9092",
+                        # KEDA dials from its own namespace, where the bare Service name
+                        # does not resolve: the overlays' `replacements` put their namespace
+                        # (the Kafka cluster's) in place of NAMESPACE
+                        "bootstrapServers": f"{KAFKA_CLUSTER}-kafka-bootstrap.NAMESPACE.svc:9092",
                         "consumerGroup": s.group,
                         "topic": s.lag_topic,
                         "lagThreshold": str(s.lag_threshold),
@@ -430,6 +590,89 @@ def kafka_topics() -> list[dict[str, Any]]:
     ]
 
 
+def _acl(kind: str, name: str, *operations: str) -> dict[str, Any]:
+    return {
+        "resource": {"type": kind, "name": name, "patternType": "literal"},
+        "operations": list(operations),
+        "host": "*",
+    }
+
+
+def kafka_user(name: str, acls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return a Strimzi KafkaUser: SCRAM-SHA-512, exactly `acls` (its Secret is `name`)."""
+    return {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaUser",
+        "metadata": {
+            "name": name,
+            "labels": {"strimzi.io/cluster": KAFKA_CLUSTER, "app.kubernetes.io/part-of": PART_OF},
+        },
+        "spec": {
+            "authentication": {"type": "scram-sha-512"},
+            "authorization": {"type": "simple", "acls": acls},
+        },
+    }
+
+
+def service_acls(a: KafkaAccess) -> list[dict[str, Any]]:
+    """Return the least-privilege ACLs of one service: its topics and groups, by name."""
+    from perpsignal_common.events.topics import all_topic_specs, dlq_topic
+
+    dlqs = {s.name for s in all_topic_specs()}
+    ops: dict[str, list[str]] = {}
+    for t in (*a.consumes, *a.reads):
+        ops.setdefault(t, []).append("Read")
+    for t in (*a.writes, *(dlq_topic(t) for t in a.consumes if dlq_topic(t) in dlqs)):
+        ops.setdefault(t, []).append("Write")
+    return [
+        *(_acl("topic", t, *dict.fromkeys(o), "Describe") for t, o in ops.items()),
+        *(_acl("group", g, "Read") for g in a.groups),
+    ]
+
+
+def kafka_users() -> list[dict[str, Any]]:
+    """Return one KafkaUser per service, plus KEDA's (it only reads offsets)."""
+    users = [kafka_user(f"perpsignal-{s}", service_acls(a)) for s, a in KAFKA_ACCESS.items()]
+    scaled = [s for s in SERVICES if s.group and s.lag_topic]
+    keda = [_acl("topic", t, "Describe") for t in dict.fromkeys(str(s.lag_topic) for s in scaled)]
+    keda += [_acl("group", str(s.group), "Describe") for s in scaled]
+    return [*users, kafka_user(KEDA_USER, keda)]
+
+
+def kafka_credentials_patch(s: Svc) -> dict[str, Any]:
+    """Return the prod patch making a service log in as its own KafkaUser.
+
+    Strimzi's User Operator writes the password to a Secret named like the user (key
+    `password`); `env` wins over the ConfigMap's and `perpsignal-secrets`' `envFrom`.
+    """
+    user = f"perpsignal-{s.name}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"perpsignal-{s.name}"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": s.name,
+                            "env": [
+                                {"name": "KAFKA_SASL_USERNAME", "value": user},
+                                {
+                                    "name": "KAFKA_SASL_PASSWORD",
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": user, "key": "password"}
+                                    },
+                                },
+                            ],
+                        }
+                    ]
+                }
+            }
+        },
+    }
+
+
 def migrate_job() -> dict[str, Any]:
     """Return the migration Job (`perpsignal migrate`: every service's Alembic branch).
 
@@ -478,8 +721,10 @@ def migrate_job() -> dict[str, Any]:
                                 "limits": {"cpu": "500m", "memory": "256Mi"},
                             },
                             "securityContext": security_context(),
+                            "volumeMounts": [db_ca_volume()[1]],
                         }
                     ],
+                    "volumes": [db_ca_volume()[0]],
                 },
             },
         },
@@ -503,6 +748,11 @@ def rendered() -> dict[Path, str]:
     )
     files[BASE / "autoscaling" / "gateway-hpa.yaml"] = _dump([gateway_hpa()])
     files[BASE / "kafka" / "topics.yaml"] = _dump(kafka_topics())
+    # prod only: the dev cluster's single PLAINTEXT broker has no authentication
+    files[PROD / "kafka-users.yaml"] = _dump(kafka_users())
+    files[PROD / "patch-kafka-credentials.yaml"] = _dump(
+        [kafka_credentials_patch(s) for s in SERVICES]
+    )
     files[BASE / "monitoring" / "servicemonitors.yaml"] = _dump(
         [service_monitor(s) for s in SERVICES]
     )

@@ -438,6 +438,25 @@ ALERT_RULES: list[tuple[str, str, str, str, str]] = [
 ]
 
 
+# `up == 0` needs a target: when a service has no pod at all (scaled to 0, every pod Pending
+# or evicted, a deleted Deployment) Kubernetes discovery has nothing to scrape and nothing
+# fires. `absent` does; the selector matches compose's `service` label (`ingestor`) and the
+# ServiceMonitor's (the Service, `perpsignal-ingestor`). `absent` keeps no label of a regex
+# matcher: label_replace adds `service` (for routing, like every other rule's alerts).
+SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
+ALERT_RULES += [
+    (
+        f"PerpSignal{svc.capitalize()}Absent",
+        f'label_replace(absent(up{{job=~"perpsignal.*", service=~"(perpsignal-)?{svc}"}}), '
+        f'"service", "{svc}", "", "")',
+        "5m",
+        "critical",
+        f"no {svc} instance has been scraped for 5 minutes: none is running or discovered",
+    )
+    for svc in SERVICES
+]
+
+
 def dashboard() -> dict[str, Any]:
     """Return the Grafana dashboard model (schema version 39, Grafana 11)."""
     panels: list[dict[str, Any]] = []

@@ -111,13 +111,38 @@ def test_services_use_real_kafka_settings_and_secrets_come_from_the_env_file(
         assert not any("KEY" in k or "TOKEN" in k for k in env), name
 
 
+def test_published_ports_are_reachable_from_this_machine_only(compose: dict[str, Any]) -> None:
+    # Docker publishes past the host firewall: a bare "9094:9094" puts PLAINTEXT Kafka, the
+    # database with its default password and admin/admin Grafana on the network
+    published = {
+        name: svc["ports"] for name, svc in compose["services"].items() if svc.get("ports")
+    }
+    assert {"kafka", "postgres", "gateway", "grafana"} <= set(published)
+    for name, ports in published.items():
+        for port in ports:
+            host_ip = port["host_ip"] if isinstance(port, dict) else port.split(":")[0]
+            assert host_ip == "127.0.0.1", (name, port)
+
+
+def test_app_containers_are_as_confined_as_the_kubernetes_pods(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in {**app_services(compose), "topics": services["topics"],
+                      "migrate": services["migrate"]}.items():  # fmt: skip
+        assert svc.get("read_only") is True, name
+        assert svc.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in svc.get("security_opt", []), name
+        # the one writable path, as the pods' /tmp emptyDir
+        assert [t.split(":")[0] for t in svc.get("tmpfs", [])] == ["/tmp"], name
+
+
 def test_stop_grace_period_outlasts_the_drain_deadline(compose: dict[str, Any]) -> None:
     from perpsignal_common.settings import OpsSettings
 
     drain = OpsSettings().shutdown_timeout_s
     for name, svc in app_services(compose).items():
         grace = int(svc["stop_grace_period"].rstrip("s"))
-        assert grace > drain, name
+        # the drain, then the close, each bounded by the deadline (perpsignal_common.runtime)
+        assert grace > 2 * drain, name
 
 
 def test_prometheus_scrapes_every_service_on_the_port_it_serves(

@@ -241,7 +241,11 @@ def test_deployments_probe_drain_and_are_covered(
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert container["readinessProbe"]["httpGet"]["port"] in port_names
-        assert pod["terminationGracePeriodSeconds"] > drain, name
+        # SIGKILL comes this long after the preStop hook starts: the hook's pause, then the
+        # drain and the close, each bounded by the deadline (perpsignal_common.runtime)
+        exec_ = container.get("lifecycle", {}).get("preStop", {}).get("exec", {})
+        pause = float(exec_["command"][1]) if exec_.get("command", [""])[0] == "sleep" else 0.0
+        assert pod["terminationGracePeriodSeconds"] > pause + 2 * drain, name
         assert container["resources"]["requests"] and container["resources"]["limits"]
         assert container["securityContext"]["runAsNonRoot"] is True
 
@@ -254,7 +258,6 @@ def test_deployments_probe_drain_and_are_covered(
         assert any(selects(m["spec"]["selector"]["matchLabels"]) for m in monitors)
         refs = [e["configMapRef"]["name"] for e in container["envFrom"] if "configMapRef" in e]
         assert refs == ["perpsignal-config"]
-        assert any("secretRef" in e for e in container["envFrom"])
     (job,) = by_kind(docs, "Job").values()
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
     ingress = by_kind(docs, "Ingress")["perpsignal-gateway"]
@@ -307,8 +310,19 @@ def test_network_policies_allow_only_the_traffic_the_design_needs(
             return {sel["matchLabels"]["app.kubernetes.io/name"]}
         return {*SERVICES, "migrate"}
 
-    internet = selected(policies["perpsignal-allow-internet-https"])
-    assert internet == {"ingestor", "judge", "notifier", "gateway"}
+    # exactly the services whose code has an HTTP client (vendors, LLM, Telegram, klines)
+    http_client = re.compile(
+        r"^\s*(import|from) (httpx|aiohttp|websockets|openai|perpsignal_connectors)\b", re.M
+    )
+    calls_out = {
+        s
+        for s in SERVICES
+        if any(
+            http_client.search(p.read_text()) for p in (REPO / "services" / s / "src").rglob("*.py")
+        )
+    }
+    assert {"ingestor", "judge", "outcomes", "notifier", "gateway"} <= calls_out
+    assert selected(policies["perpsignal-allow-internet-https"]) == calls_out
     assert {"ingestor", "outcomes", "notifier", "gateway", "migrate"} == selected(
         policies["perpsignal-allow-postgres"]
     )
@@ -369,3 +383,159 @@ def test_each_release_gets_its_own_migrate_job(
     assert job["metadata"]["name"] == f"perpsignal-migrate-{tag}"
     assert job["spec"]["ttlSecondsAfterFinished"] > 0
     assert "generateName" not in job["metadata"]  # kubectl apply refuses generateName
+
+
+def _allowed_disruptions(pdb: Doc, pods: int) -> int:
+    """How many of `pods` healthy pods a drain may evict at once under `pdb` (integer form)."""
+    spec = pdb["spec"]
+    if "maxUnavailable" in spec:
+        return max(0, int(spec["maxUnavailable"]))
+    return max(0, pods - int(spec["minAvailable"]))
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_a_drain_evicts_one_pod_of_a_service_at_a_time_whatever_its_scale(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    docs = rendered[overlay]
+    scale: dict[str, tuple[int, int]] = {}
+    for hpa in by_kind(docs, "HorizontalPodAutoscaler").values():
+        target = hpa["spec"]["scaleTargetRef"]["name"]
+        scale[target] = (hpa["spec"].get("minReplicas", 1), hpa["spec"]["maxReplicas"])
+    for so in by_kind(docs, "ScaledObject").values():
+        target = so["spec"]["scaleTargetRef"]["name"]
+        scale[target] = (so["spec"].get("minReplicaCount", 0), so["spec"]["maxReplicaCount"])
+    pdbs = by_kind(docs, "PodDisruptionBudget")
+    for name, dep in by_kind(docs, "Deployment").items():
+        if name not in scale:
+            scale[name] = (dep["spec"]["replicas"], dep["spec"]["replicas"])
+        low, high = scale[name]
+        pdb = pdbs[name]
+        assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+        for pods in range(max(low, 1), high + 1):
+            # never 0 (a node drain would hang on a lone pod), never several (capacity and,
+            # for consumers, a rebalance storm while their partitions move)
+            assert _allowed_disruptions(pdb, pods) == 1, (overlay, name, pods)
+
+
+def _selects(selector: Any, labels: dict[str, str]) -> bool:
+    """Evaluate a PromQL vector selector's matchers against one target's labels."""
+    import promql_parser
+
+    if selector.name and selector.name != labels.get("__name__", selector.name):
+        return False
+    for m in selector.matchers.matchers:
+        value = labels.get(m.name, "")
+        if m.op == promql_parser.MatchOp.Equal:
+            ok = value == m.value
+        elif m.op == promql_parser.MatchOp.NotEqual:
+            ok = value != m.value
+        elif m.op == promql_parser.MatchOp.Re:
+            ok = re.fullmatch(m.value, value) is not None
+        else:
+            ok = re.fullmatch(m.value, value) is None
+        if not ok:
+            return False
+    return True
+
+
+def test_an_alert_fires_when_a_service_has_no_scrape_target_at_all(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    """`up == 0` needs a target; a service with no pod at all must still page someone."""
+    import promql_parser
+    import yaml
+
+    prom = yaml.safe_load((REPO / "deploy/compose/prometheus/prometheus.yml").read_text())
+    compose_targets = {
+        c["labels"]["service"]: {"__name__": "up", "job": job["job_name"], **c["labels"]}
+        for job in prom["scrape_configs"]
+        if job["job_name"].startswith("perpsignal")
+        for c in job["static_configs"]
+    }
+    docs = rendered["prod"]
+    services = by_kind(docs, "Service")
+    k8s_targets: dict[str, dict[str, str]] = {}
+    for monitor in by_kind(docs, "ServiceMonitor").values():
+        sel = monitor["spec"]["selector"]["matchLabels"]
+        (svc,) = [n for n, s in services.items() if sel.items() <= s["metadata"]["labels"].items()]
+        # what the Prometheus Operator puts on a target: job and service are the Service's name
+        k8s_targets[sel["app.kubernetes.io/name"]] = {"__name__": "up", "job": svc, "service": svc}
+    assert set(compose_targets) == set(k8s_targets) == set(SERVICES)
+
+    (rule,) = by_kind(docs, "PrometheusRule").values()
+    absent: dict[str, Any] = {}  # the absent() selector of each rule, by its service label
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            expr = promql_parser.parse(r["expr"])
+            if isinstance(expr, promql_parser.Call) and expr.func.name == "label_replace":
+                inner = expr.args[0]
+                if isinstance(inner, promql_parser.Call) and inner.func.name == "absent":
+                    assert expr.args[1].val == "service"
+                    absent[expr.args[2].val] = inner.args[0]
+    for svc in SERVICES:
+        assert svc in absent, svc  # each alert is labelled with its service: none merge
+        for targets in (compose_targets, k8s_targets):
+            # the selector sees this service's targets (so it fires only when they are gone)
+            # and no other service's (whose targets would keep it silent)
+            assert _selects(absent[svc], targets[svc]), (svc, targets[svc])
+            others = [o for o in SERVICES if o != svc]
+            assert not any(_selects(absent[svc], targets[o]) for o in others), svc
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_keda_reaches_the_same_kafka_listener_as_the_pods_from_its_own_namespace(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    # the KEDA operator dials from its namespace (`keda`): a bare Service name resolves there,
+    # not in the app namespace, and every lag query would fail (no scaling at all)
+    docs = rendered[overlay]
+    config = by_kind(docs, "ConfigMap")["perpsignal-config"]["data"]
+    pod_hosts = [b.rsplit(":", 1) for b in config["KAFKA_BOOTSTRAP_SERVERS"].split(",")]
+    scaled = by_kind(docs, "ScaledObject")
+    assert scaled
+    for name, so in scaled.items():
+        namespace = so["metadata"]["namespace"]
+        servers = so["spec"]["triggers"][0]["metadata"]["bootstrapServers"].split(",")
+        for server, (pod_host, pod_port) in zip(servers, pod_hosts, strict=True):
+            host, port = server.rsplit(":", 1)
+            assert port == pod_port, (name, server)
+            assert host in {
+                f"{pod_host}.{namespace}.svc",
+                f"{pod_host}.{namespace}.svc.cluster.local",
+            }, (name, server)
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity.removesuffix(suffix)) * factor
+    return float(quantity) / 2**20
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_memory_request_covers_what_the_service_holds_once_loaded(
+    rendered: dict[str, list[Doc]], service: str
+) -> None:
+    """A pod using more than its request is the first evicted under node memory pressure."""
+    import subprocess
+    import sys
+
+    # the peak resident memory of the service's entry module with every event model built, as
+    # at start-up: a floor (no records, connections or caches yet)
+    probe = (
+        f"import importlib, resource; importlib.import_module('perpsignal_{service}.main'); "
+        "from perpsignal_common.events.registry import warm; warm(); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = int(out.stdout.split()[-1]) / 1024  # KiB on Linux
+    for overlay in ("dev", "prod"):
+        dep = by_kind(rendered[overlay], "Deployment")[f"perpsignal-{service}"]
+        resources = dep["spec"]["template"]["spec"]["containers"][0]["resources"]
+        # room above the floor for fetch buffers, the database pool and the service's state
+        assert _mebibytes(resources["requests"]["memory"]) >= 1.25 * loaded, (overlay, loaded)
+        assert _mebibytes(resources["limits"]["memory"]) >= 2 * loaded, (overlay, loaded)

@@ -52,9 +52,10 @@ from perpsignal_common.events.market import (  # noqa: E402
     LiquidationOrderV1,
 )
 from perpsignal_common.events.registry import decode, encode  # noqa: E402
+from perpsignal_common.events.signals import SignalScoredV1  # noqa: E402
 from perpsignal_domain.scoring.batch import BatchEvaluation, evaluate_batch  # noqa: E402
 from perpsignal_domain.scoring.config import EngineConfig  # noqa: E402
-from perpsignal_domain.scoring.engine import ScoringEngine  # noqa: E402
+from perpsignal_domain.scoring.engine import ScoringEngine, Trigger  # noqa: E402
 from tests.unit.scorer import recorded  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "market"
@@ -84,14 +85,37 @@ def _inputs() -> tuple[list[Event], list[Event], list[Event]]:
     return recorded.merged(fng, funding, candles), candles, positioning + funding  # type: ignore[return-value]
 
 
+class _EvaluateOnly(ScoringEngine):
+    """Evaluates at every primary close without building the signal event, and answers a
+    signal built once (a subclass: the mypyc-compiled engine has no per-instance method
+    attributes, and its callers hold `signal` to its declared return type)."""
+
+    built: SignalScoredV1
+
+    def signal(self, symbol: str, trigger: Event, kind: Trigger) -> SignalScoredV1:
+        self.evaluate(symbol, trigger.observed_at.timestamp())
+        return self.built
+
+
 def stream_eval(events: list[Event]) -> None:
     """Fold events; evaluate (no event construction) on every primary candle."""
-    eng = ScoringEngine(CFG)
-    eng.signal = lambda symbol, trigger, kind: eng.evaluate(  # type: ignore[method-assign,assignment,return-value]
-        symbol, trigger.observed_at.timestamp()
-    )
+    eng = _EvaluateOnly(CFG)
+    eng.built = _ONE_SIGNAL[0] if _ONE_SIGNAL else _first_signal(events)
     for e in events:
         eng.apply(e)
+
+
+_ONE_SIGNAL: list[SignalScoredV1] = []
+
+
+def _first_signal(events: list[Event]) -> SignalScoredV1:
+    eng = ScoringEngine(CFG)
+    for e in events:
+        for out in eng.apply(e):
+            if isinstance(out, SignalScoredV1):
+                _ONE_SIGNAL.append(out)
+                return out
+    raise RuntimeError("the recorded events gave no signal")
 
 
 def stream_signals(events: list[Event]) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import talib
 
-from perpsignal_common.events.signals import JudgeRequestV1, Ohlc
+from perpsignal_common.events.signals import JudgeRequestV1, Ohlc, VolatilityMetrics
 from perpsignal_domain.judging.judge import caller_plan_conflicts
 from perpsignal_domain.judging.volatility import (
     PlanParams,
@@ -242,6 +242,25 @@ def test_atr_is_talibs_bit_for_bit_on_real_and_odd_candles(shared_data: Path) ->
                     assert got == expected or (got is None and expected is None), (end, period)
 
 
+def _long_plan_requoted(shared_data: Path, scale: float) -> tuple[list[Ohlc], VolatilityMetrics]:
+    """The recorded XRP 1h candles with every price times `scale`, and a LONG's plan at the
+    last close."""
+    candles = [
+        c.model_copy(update={k: getattr(c, k) * scale for k in ("open", "high", "low", "close")})
+        for c in load_candles(shared_data)
+    ]
+    plan = build_metrics(
+        symbol="XRPUSDT",
+        direction="LONG",
+        entry=candles[-1].close,
+        confidence=70,
+        candles=candles,
+        timeframe="1h",
+        params=PlanParams(),
+    )
+    return candles, plan
+
+
 @pytest.mark.parametrize("scale", [1e-9, 1e-5, 1e6])
 def test_the_plan_summary_writes_prices_in_decimals_a_trader_can_read(
     shared_data: Path, scale: float
@@ -249,20 +268,8 @@ def test_the_plan_summary_writes_prices_in_decimals_a_trader_can_read(
     """The recorded XRP candles re-quoted as a 1e-9 coin (the contract allows prices down to
     1e-12) and as a 1e6 quote: the plan's entry, stop and target read as plain decimals with
     six significant digits; `:g` wrote "3e-09" and "1.23457e+06"."""
-    candles = [
-        c.model_copy(update={k: getattr(c, k) * scale for k in ("open", "high", "low", "close")})
-        for c in load_candles(shared_data)
-    ]
+    candles, m = _long_plan_requoted(shared_data, scale)
     entry = candles[-1].close
-    m = build_metrics(
-        symbol="XRPUSDT",
-        direction="LONG",
-        entry=entry,
-        confidence=70,
-        candles=candles,
-        timeframe="1h",
-        params=PlanParams(),
-    )
     summary = m.trade_plan_summary
     assert summary is not None and m.stop_loss_price is not None
     assert "e-" not in summary and "e+" not in summary, summary
@@ -276,20 +283,8 @@ def test_the_plan_summary_writes_prices_in_decimals_a_trader_can_read(
 def test_a_callers_plan_on_a_tiny_price_coin_is_named_in_decimals(shared_data: Path) -> None:
     """`/judge/validate`'s conflicts quote the caller's own stop and target: a 1e-9 coin's
     wrong-side stop read "your stop 3.1e-09"."""
-    candles = [
-        c.model_copy(update={k: getattr(c, k) * 1e-9 for k in ("open", "high", "low", "close")})
-        for c in load_candles(shared_data)
-    ]
+    candles, vol = _long_plan_requoted(shared_data, 1e-9)
     entry = candles[-1].close
-    vol = build_metrics(
-        symbol="XRPUSDT",
-        direction="LONG",
-        entry=entry,
-        confidence=70,
-        candles=candles,
-        timeframe="1h",
-        params=PlanParams(),
-    )
     request = JudgeRequestV1(
         event_id="r1",
         source="gateway",

@@ -6,7 +6,9 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -29,6 +31,34 @@ async def _run_until(loop: ConsumerLoop, done: asyncio.Event | None = None) -> a
     return asyncio.create_task(loop.run(done or asyncio.Event()))
 
 
+async def _dead_letters_of_a_run(
+    kafka: KafkaSettings,
+    loop: ConsumerLoop,
+    until: Callable[[], object],
+    what: str,
+    letters: int = 1,
+    producer: Any = None,
+) -> list[Any]:
+    """Run `loop` until `until()` holds (the loop still running: it must not have failed on
+    a record), then return the market topic's first `letters` dead letters; stop the loop
+    (and `producer`) whatever happened."""
+    stop = asyncio.Event()
+    task = await _run_until(loop, stop)
+    try:
+        await eventually(lambda: until() or task.done(), what=what)
+        assert not task.done(), task.exception()
+        if not letters:
+            return []
+        async with TopicReader(kafka, dlq_topic(Topic.MARKET)) as dlq:
+            return list(await dlq.wait_for(letters))
+    finally:
+        stop.set()
+        await asyncio.wait({task})
+        await loop.stop()
+        if producer is not None:
+            await producer.stop()
+
+
 async def test_a_record_too_large_to_copy_to_the_dlq_is_dead_lettered_without_its_value(
     kafka_settings: KafkaSettings,
 ) -> None:
@@ -47,20 +77,13 @@ async def test_a_record_too_large_to_copy_to_the_dlq_is_dead_lettered_without_it
         seen.append(event.event_id)
 
     loop = _loop(kafka_settings, producer, handler)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(
-            lambda: good.event_id in seen or task.done(), what="the event after the huge one"
-        )
-        assert not task.done(), task.exception()
-        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
-            [letter] = await dlq.wait_for(1)
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    [letter] = await _dead_letters_of_a_run(
+        kafka_settings,
+        loop,
+        lambda: good.event_id in seen,
+        "the event after the huge one",
+        producer=producer,
+    )
     headers = dict(letter.headers)
     assert letter.value is None
     assert letter.key == b"BTCUSDT"
@@ -106,21 +129,12 @@ async def test_a_record_with_neither_key_nor_value_is_dead_lettered(
     async def handler(event: Event, record: Record) -> None:
         seen.append(event.event_id)
 
-    loop = _loop(kafka_settings, producer, handler)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
     good = candle(1)
-    try:
-        await producer.publish(good, wait=True)
-        await eventually(lambda: seen or task.done(), what="the event after the empty one")
-        assert not task.done(), task.exception()
-        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
-            [letter] = await dlq.wait_for(1)
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    await producer.publish(good, wait=True)
+    loop = _loop(kafka_settings, producer, handler)
+    [letter] = await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: seen, "the event after the empty one", producer=producer
+    )
     headers = dict(letter.headers)
     assert (letter.key, letter.value) == (None, b"")
     assert headers["dlq.null_value"] == b"true"
@@ -191,19 +205,9 @@ async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_nothin
         seen.append(event.event_id)
 
     loop = _loop(kafka_settings, producer, handler)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(
-            lambda: len(seen) == len(candles) or task.done(), what="every readable record"
-        )
-        assert not task.done(), task.exception()
-        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
-            [letter] = await dlq.wait_for(1)
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
+    [letter] = await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: len(seen) == len(candles), "every readable record"
+    )
     assert seen == [c.event_id for c in candles]  # in order, none skipped
     headers = dict(letter.headers)
     assert headers["dlq.offset"] == b"3"
@@ -222,15 +226,9 @@ async def test_a_record_whose_header_key_is_not_utf8_is_dead_lettered_and_nothin
     candle_after = candle(7)
     await producer.publish(candle_after, wait=True)
     loop = _loop(kafka_settings, producer, second)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(lambda: again or task.done(), what="the record after the restart")
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: again, "the record after the restart", 0, producer
+    )
     assert again == [candle_after.event_id]
 
 
@@ -259,16 +257,9 @@ async def test_records_of_other_partitions_in_the_failed_fetch_are_not_lost(
 
     wanted = {c.event_id for c in others[0:5] + others[10:15]}
     loop = _loop(kafka_settings, producer, handler)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(lambda: wanted <= set(seen) or task.done(), what="every readable one")
-        assert not task.done(), task.exception()
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: wanted <= set(seen), "every readable one", 0, producer
+    )
 
 
 async def test_a_handler_that_raises_cancelled_error_is_retried_and_dead_lettered(
@@ -294,18 +285,9 @@ async def test_a_handler_that_raises_cancelled_error_is_retried_and_dead_lettere
         seen.append(event.event_id)
 
     loop = _loop(kafka_settings, producer, handler, concurrency=1)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(lambda: good.event_id in seen or task.done(), what="the next event")
-        assert not task.done(), task.exception()
-        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
-            [letter] = await dlq.wait_for(1)
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    [letter] = await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: good.event_id in seen, "the next event", producer=producer
+    )
     headers = dict(letter.headers)
     assert headers["dlq.error_type"] == b"HandlerCancelled"
     assert headers["dlq.attempts"] == b"3"
@@ -397,18 +379,9 @@ async def test_a_handler_error_that_cannot_be_printed_is_still_dead_lettered(
         seen.append(event.event_id)
 
     loop = _loop(kafka_settings, producer, handler)
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(lambda: good.event_id in seen or task.done(), what="the next event")
-        assert not task.done(), task.exception()
-        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
-            [letter] = await dlq.wait_for(1)
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    [letter] = await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: good.event_id in seen, "the next event", producer=producer
+    )
     headers = dict(letter.headers)
     assert headers["dlq.error_type"] == b"_Unprintable"
     assert headers["dlq.error"] == b"_Unprintable: <unprintable>"
@@ -446,18 +419,9 @@ async def test_a_decoder_that_fails_with_its_own_error_dead_letters_the_record(
         producer=producer,
         decoder=peeking_decoder,
     )
-    stop = asyncio.Event()
-    task = await _run_until(loop, stop)
-    try:
-        await eventually(lambda: good.event_id in seen or task.done(), what="the next event")
-        assert not task.done(), task.exception()
-        async with TopicReader(kafka_settings, dlq_topic(Topic.MARKET)) as dlq:
-            [letter] = await dlq.wait_for(1)
-    finally:
-        stop.set()
-        await asyncio.wait({task})
-        await loop.stop()
-        await producer.stop()
+    [letter] = await _dead_letters_of_a_run(
+        kafka_settings, loop, lambda: good.event_id in seen, "the next event", producer=producer
+    )
     headers = dict(letter.headers)
     assert letter.value == b"[1, 2]"
     assert headers["dlq.error_type"] == b"PoisonMessage"

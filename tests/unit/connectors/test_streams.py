@@ -111,7 +111,10 @@ async def test_binance_closed_klines_and_reconnect_hook(fake: FakeVendors, load)
     forming = {**closed, "k": {**closed["k"], "x": False}}
     try:
         await eventually(lambda: connects, timeout=10, what="connected")
-        subs = [json.loads(m)["params"] for m in fake.ws_received["binance"][:2]]
+        # the kline subscription may still be on its way to the server when the hook runs
+        received = fake.ws_received["binance"]
+        await eventually(lambda: len(received) >= 2, timeout=10, what="both subscriptions")
+        subs = [json.loads(m)["params"] for m in received[:2]]
         assert subs == [["!forceOrder@arr"], ["btcusdt@kline_1m"]]
         await fake.push("binance", forming)
         await fake.push("binance", closed)

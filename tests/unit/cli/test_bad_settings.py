@@ -109,13 +109,11 @@ def test_topics_with_a_malformed_kafka_address_names_the_setting(
 def test_a_database_port_out_of_range_is_one_line_without_the_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    # the URL parses; the socket refuses the port: the old code printed an OverflowError
-    # traceback
+    # the socket refused the port with an OverflowError traceback; the URL's parse refuses
+    # it now, as a bad setting (exit 2)
     monkeypatch.setenv("DATABASE_URL", f"postgresql://bob:{PASSWORD}@127.0.0.1:99999/db")
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err == (
-        f"perpsignal {argv[0]}: DATABASE_URL cannot be used: connect(): port must be 0-65535.\n"
-    )
+    assert err == (f"perpsignal {argv[0]}: DATABASE_URL: port 99999 is not a TCP port (1-65535)\n")

@@ -170,3 +170,23 @@ def test_a_malformed_url_fails_at_settings_load_without_the_password(
         DatabaseSettings()
     assert "hunter2" not in str(err.value) and "hunter2" not in repr(err.value)
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_an_unencoded_at_in_the_password_stays_in_the_password() -> None:
+    """`app:p@ss@db` gave password "p" and host "ss@db": a failed connection then named the
+    host, and with it the end of the password, in the log line. libpq ends the user info at
+    the last "@" (a host never holds one); so does the parse now."""
+    parsed = parse_database_url("postgresql://app:p@ss@w0rd@db.example:6432/app")
+    assert (parsed.url.username, parsed.url.password) == ("app", "p@ss@w0rd")
+    assert (parsed.url.host, parsed.url.port, parsed.url.database) == ("db.example", 6432, "app")
+    assert "ss" not in str(parsed.url.host)
+    encoded = parse_database_url("postgresql://app:p%40ss%40w0rd@db.example:6432/app")
+    assert encoded.url == parsed.url
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_a_port_outside_tcp_is_refused_naming_it_and_not_the_password(port: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_database_url(f"postgresql://app:s3cret@db.example:{port}/app")
+    assert f"port {port} is not a TCP port" in str(refused.value)
+    assert "s3cret" not in str(refused.value)

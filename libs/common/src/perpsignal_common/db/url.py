@@ -211,9 +211,12 @@ def parse_database_url(raw: str) -> PgConnect:
     # parse the query ourselves: values such as options=-c%20search_path%3Dx keep their spaces
     base, _, query = raw.partition("?")
     try:
-        url = make_url(base)
+        url = make_url(_userinfo_at_encoded(base))
     except Exception as exc:  # sqlalchemy's ArgumentError; never echo the URL (password)
         raise ConfigError(f"DATABASE_URL is not a valid URL: {type(exc).__name__}") from None
+    if url.port is not None and not 0 < url.port < 65536:
+        # the socket refused it later with an OverflowError traceback
+        raise ConfigError(f"DATABASE_URL: port {url.port} is not a TCP port (1-65535)")
     params: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         params[key.strip().lower()] = value
@@ -274,6 +277,21 @@ def parse_database_url(raw: str) -> PgConnect:
         server_settings=params,
         extra=extra,
     )
+
+
+def _userinfo_at_encoded(base: str) -> str:
+    """Percent-encode any "@" inside the user name or password of `base`.
+
+    A host never holds "@", so the last one in the authority ends the user info (as libpq
+    reads it). SQLAlchemy split at the first: `app:p@ss@db` gave password "p" and host
+    "ss@db", which then appeared in connection errors, the end of the password with it.
+    """
+    scheme, sep, rest = base.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or authority.count("@") < 2:
+        return base
+    userinfo, _, hostport = authority.rpartition("@")
+    return f"{scheme}://{userinfo.replace('@', '%40')}@{hostport}{slash}{path}"
 
 
 _NOT_A_URL = (

@@ -74,10 +74,17 @@ def test_a_malformed_bootstrap_address_names_the_setting(
     address: str,
 ) -> None:
     # "localhost:abc" said only "invalid literal for int() with base 10: 'abc'"; an
-    # out-of-range port was an OverflowError traceback
+    # out-of-range port was an OverflowError traceback. The Kafka client settings refuse it
+    # now, before anything connects: a bad setting, exit 2, as the services do
+    from perpsignal_cli.main import main as perpsignal
+
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", address)
-    err = _refused([str(event_file)], capsys)
-    assert f"(KAFKA_BOOTSTRAP_SERVERS={address})" in err
+    with pytest.raises(SystemExit) as exited:
+        perpsignal(["replay", str(event_file)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"perpsignal replay: KAFKA_BOOTSTRAP_SERVERS: '{address}' has no valid")
 
 
 def test_an_unreachable_broker_names_the_setting(

@@ -27,6 +27,10 @@ BAD = [
     ("KAFKA_FETCH_MAX_WAIT_MS", "-25"),
     ("KAFKA_TOPIC_PARTITIONS", "0"),
     ("KAFKA_BOOTSTRAP_SERVERS", " , "),
+    ("KAFKA_BOOTSTRAP_SERVERS", "localhost:abc"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092,kafka-1:99999"),
+    ("KAFKA_BOOTSTRAP_SERVERS", ":9092"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "[::1:9092"),
     ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),  # and no KAFKA_SASL_USERNAME/PASSWORD
 ]
 
@@ -56,4 +60,7 @@ def test_the_defaults_and_the_test_settings_pass(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("KAFKA_HEARTBEAT_INTERVAL_MS", "500")
     monkeypatch.setenv("KAFKA_LINGER_MS", "0")
     monkeypatch.setenv("KAFKA_FETCH_MAX_WAIT_MS", "0")
+    _build()
+    # addresses a client takes: a port or not, several, a bracketed or bare IPv6 address
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka-0:9092, kafka-1,[::1]:9093,::1")
     _build()

@@ -40,8 +40,15 @@ def check_client_settings(kafka: KafkaSettings) -> None:
             f"KAFKA_HEARTBEAT_INTERVAL_MS ({heartbeat}) must be less than "
             f"KAFKA_SESSION_TIMEOUT_MS ({session}); a third of it is usual"
         )
-    if not [s for s in kafka.kafka_bootstrap_servers.split(",") if s.strip()]:
+    servers = [s.strip() for s in kafka.kafka_bootstrap_servers.split(",") if s.strip()]
+    if not servers:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is empty")
+    for server in servers:
+        # aiokafka took `host:abc` or `host:99999` and failed at the connect, in a ValueError
+        # or OverflowError traceback counted as a broker outage (exit 3, retried by `up`)
+        problem = _address_problem(server)
+        if problem:
+            raise ConfigError(f"KAFKA_BOOTSTRAP_SERVERS: {server!r} {problem}")
     if kafka.kafka_security_protocol.startswith("SASL"):
         # aiokafka refuses it too, but only when a client is built, in a ValueError traceback
         password = kafka.kafka_sasl_password
@@ -50,3 +57,23 @@ def check_client_settings(kafka: KafkaSettings) -> None:
                 f"KAFKA_SECURITY_PROTOCOL={kafka.kafka_security_protocol} needs "
                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
             )
+
+
+def _address_problem(server: str) -> str | None:
+    """Say what is wrong with one bootstrap address (host, host:port, [IPv6]:port), if
+    anything. A bare IPv6 address (several colons, no brackets) is left to the client."""
+    if server.startswith("["):
+        end = server.find("]")
+        host, rest = server[1:end], server[end + 1 :] if end > 0 else ""
+        if end < 0 or (rest and not rest.startswith(":")):
+            return "is not host:port ([IPv6]:port for an IPv6 address)"
+        port = rest[1:] if rest else None
+    elif server.count(":") == 1:
+        host, port = server.split(":")
+    else:
+        host, port = server, None
+    if not host:
+        return "has no host"
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return "has no valid port (1-65535)"
+    return None

@@ -209,9 +209,6 @@ def _run(args: argparse.Namespace) -> int:
         hint = no_stack_hint("DATABASE_URL")
         print(f"perpsignal export: {exc} (DATABASE_URL){hint}", file=sys.stderr)
         return 1
-    except OverflowError as exc:  # the socket's refusal of a port over 65535 (no secret in it)
-        print(f"perpsignal export: DATABASE_URL cannot be used: {exc}", file=sys.stderr)
-        return 1
     except sa_exc.ProgrammingError as exc:
         if getattr(exc.orig, "sqlstate", None) != "42P01":  # undefined table
             raise

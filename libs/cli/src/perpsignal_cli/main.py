@@ -203,9 +203,6 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     except CommandError as exc:  # e.g. an unknown --down revision
         print(f"perpsignal migrate: {exc}", file=sys.stderr)
         return 1
-    except OverflowError as exc:  # the socket's refusal of a port over 65535 (no secret in it)
-        print(f"perpsignal migrate: DATABASE_URL cannot be used: {exc}", file=sys.stderr)
-        return 1
     except Exception as exc:
         if not is_connection_error(exc):
             raise

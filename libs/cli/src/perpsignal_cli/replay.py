@@ -176,8 +176,8 @@ async def replay(
         await producer.start()
     except Exception as exc:
         await producer.stop()
-        # name the setting: a malformed address ("host:abc") said only "invalid literal for
-        # int()", an out-of-range port was a traceback
+        # name the setting (a malformed address is refused earlier, by EventProducer's
+        # client-settings check, as a bad setting)
         reason = str(exc) if isinstance(exc, DependencyUnavailable) else repr(exc)
         raise DependencyUnavailable(
             f"{reason} (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers})"

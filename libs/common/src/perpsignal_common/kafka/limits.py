@@ -63,9 +63,8 @@ def _address_problem(server: str) -> str | None:
     """Say what is wrong with one bootstrap address (host, host:port, [IPv6]:port), if
     anything. A bare IPv6 address (several colons, no brackets) is left to the client."""
     if server.startswith("["):
-        end = server.find("]")
-        host, rest = server[1:end], server[end + 1 :] if end > 0 else ""
-        if end < 0 or (rest and not rest.startswith(":")):
+        host, closed, rest = server[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
             return "is not host:port ([IPv6]:port for an IPv6 address)"
         port = rest[1:] if rest else None
     elif server.count(":") == 1:

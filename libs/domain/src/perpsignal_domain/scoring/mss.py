@@ -53,6 +53,7 @@ from perpsignal_domain.scoring.factors.base import clamp, pull
 from perpsignal_domain.scoring.state import (
     FundingClock,
     Point,
+    RecentKeys,
     append_point,
     day_over_day_pct,
     value_at_or_before,
@@ -96,7 +97,7 @@ class CoinInputs:
     whales: deque[float] = field(default_factory=lambda: deque(maxlen=WHALE_HISTORY))
     # the event ids of the whale trades in `whales`: a trade is counted once, however often
     # it is delivered (a rewind after a rebalance, an ingestor restart re-polling it)
-    whale_ids: dict[str, None] = field(default_factory=dict)
+    whale_ids: RecentKeys[str] = field(default_factory=lambda: RecentKeys(WHALE_HISTORY))
     listed: bool = False
     profiled: bool = False
 
@@ -322,10 +323,7 @@ class MssScanner:
                         c.social_volume_change_pct = change
         elif isinstance(ev, WhaleTradeV1):
             c = self.coins.get(coin_of(ev.symbol))
-            if c is not None and ev.event_id not in c.whale_ids:
-                c.whale_ids[ev.event_id] = None
-                if len(c.whale_ids) > WHALE_HISTORY:
-                    del c.whale_ids[next(iter(c.whale_ids))]
+            if c is not None and c.whale_ids.first(ev.event_id):
                 c.whales.append(ev.observed_at.timestamp())
         elif isinstance(ev, ListingDetectedV1):
             self._coin(ev.base_asset).listed = True

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mypy_extensions import mypyc_attr
 
@@ -242,6 +242,44 @@ RELAY_MATCH_S = 300.0
 # own venue (Coinglass relays the exchange's name), and every feed is memory and a question
 # per bucket; the real ones are a few dozen (Coinglass lists ~30 exchanges, two sources)
 MAX_LIQUIDATION_FEEDS = 256
+K = TypeVar("K", bound=Hashable)
+
+# order and bucket identities a symbol's ledger remembers to count each once: redeliveries
+# (a rewind after a rebalance, a relay repeating itself) come soon after the original
+LIQUIDATION_IDS_KEPT = 16_384
+
+
+class RecentKeys(Generic[K]):
+    """The last `size` distinct keys seen, the oldest forgotten first, at O(1) per key.
+
+    Not a dict evicted with `next(iter(d))`: CPython keeps a deleted entry's slot until the
+    dict's next resize and iteration walks over those slots from the front, so once full
+    each eviction rescanned the ones evicted before it (a flood of unique ids cost ~18x
+    more per key than filling did).
+    """
+
+    __slots__ = ("_order", "_seen", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._seen: set[K] = set()
+        self._order: deque[K] = deque()
+
+    def first(self, key: K) -> bool:
+        """Remember `key`; return False when it is remembered already."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._order.append(key)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._seen
+
+    def __len__(self) -> int:
+        return len(self._order)
 
 
 class LiquidationLedger:
@@ -269,7 +307,7 @@ class LiquidationLedger:
         self.orders: dict[str, dict[str, deque[tuple[float, float, float]]]] = {}
         # venue -> source -> end-ordered (end, start, long usd, short usd)
         self.buckets: dict[str, dict[str, BucketFeed]] = {}
-        self._ids: dict[Hashable, None] = {}
+        self._ids: RecentKeys[Hashable] = RecentKeys(LIQUIDATION_IDS_KEPT)
 
     def _room(self, venue: str, source: str) -> None:
         """Refuse a new feed beyond `MAX_LIQUIDATION_FEEDS` (before anything is recorded)."""
@@ -281,12 +319,7 @@ class LiquidationLedger:
             )
 
     def _first(self, key: Hashable) -> bool:
-        if key in self._ids:
-            return False
-        self._ids[key] = None
-        if len(self._ids) > 16_384:  # forget the oldest: redeliveries come soon after
-            del self._ids[next(iter(self._ids))]
-        return True
+        return self._ids.first(key)
 
     def add_order(
         self, key: Hashable, venue: str, source: str, t: float, long_usd: float, short_usd: float

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +31,6 @@ from tests.unit.notifier.builders import judged, listing, mss
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
 
 CHATS = (-1001, -1002)
-
-
-@pytest.fixture
-async def fake_telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
 
 
 def notifier_env(

@@ -25,6 +25,7 @@ from perpsignal_common.events.base import Event
 from perpsignal_common.events.signals import JudgeRequestV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.kafka.keys import check_record_key
 from perpsignal_common.kafka.recent import recent_event_ids
 from perpsignal_common.runtime import KafkaService
 from perpsignal_judge.codec import JudgeCodec
@@ -82,6 +83,8 @@ class JudgeService(KafkaService):
 
     async def handle(self, event: Event, record: Record) -> None:
         """Judge one signal or answer one request; idempotent on the input's event id."""
+        # a record under another key's partition: out of its symbol's order (dead-lettered)
+        check_record_key(event, record)
         if isinstance(event, SignalScoredV1):
             if self._published:
                 judged_id = self.judge.judged_id(event)

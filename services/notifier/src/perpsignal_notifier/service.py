@@ -24,6 +24,7 @@ from perpsignal_common.events.market import ListingDetectedV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.kafka.keys import check_record_key
 from perpsignal_common.observability.metrics import PIPELINE_LATENCY
 from perpsignal_common.runtime import KafkaService
 from perpsignal_notifier.commands import Commands
@@ -88,6 +89,10 @@ class AlertHandler:
 
     async def handle(self, event: Event, record: Record | None = None) -> None:
         """Dispatch on the event type; other types on these topics are ignored."""
+        if record is not None:
+            # a record under another key's partition: its cooldown and latest-signal state
+            # would be updated out of its symbol's order (dead-lettered, nothing sent)
+            check_record_key(event, record)
         if isinstance(event, SignalJudgedV1):
             await self.handle_signal(event)
         elif isinstance(event, MssScoredV1):

@@ -23,6 +23,7 @@ from perpsignal_common.events.market import CandleClosedV1, LiquidationOrderV1
 from perpsignal_common.events.signals import FactorScore, MssScoredV1, SignalScoredV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.kafka.keys import check_record_key
 from perpsignal_common.runtime import KafkaService
 from perpsignal_domain.scoring.engine import ScoringEngine, candle_mismatch
 from perpsignal_domain.scoring.mss import MssScanner, event_clock
@@ -88,14 +89,14 @@ class ScorerService(KafkaService):
 
     async def handle_global(self, event: Event, record: Record) -> None:
         """Fold market-wide events (fear & greed) into the engine."""
-        _check_key(event, record)
+        check_record_key(event, record)
         self.engine.apply(event)
 
     async def handle_market(self, event: Event, record: Record) -> None:
         """Update state; publish the signals and MSS results unless this is a replay."""
         if not self._global_ready.is_set():
             await self._global_ready.wait()
-        _check_key(event, record)
+        check_record_key(event, record)
         # what no live venue sends, or a candle its series has moved past: dead-lettered
         # before it reaches the engine
         reason = None
@@ -169,19 +170,3 @@ class InputStatusLog:
 
 def _named(f: FactorScore) -> str:
     return f"{f.name} {f.status} ({f.reason})" if f.reason else f"{f.name} {f.status}"
-
-
-def _check_key(event: Event, record: Record) -> None:
-    """Refuse a record keyed by anything but its event's partition key (the symbol).
-
-    The engine's state assumes each symbol's events arrive in their order, which only one
-    partition per symbol gives: a record keyed by another symbol sits in that symbol's
-    partition, at an arbitrary place among its own symbol's events (and a restart's replay
-    may interleave it differently). A record without a key is accepted.
-    """
-    key = record.key
-    if key is not None and key != event.partition_key():
-        raise PoisonMessage(
-            f"record key {key.decode(errors='replace')[:80]!r} is not the event's "
-            f"symbol {event.symbol!r}: the symbol's events must share one partition"
-        )

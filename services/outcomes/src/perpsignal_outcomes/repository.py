@@ -197,6 +197,20 @@ SELECT count(*) AS new FROM s
 """
 
 
+# The stored signals a batch's events share an id with (signal or event id) but whose columns
+# differ: `u.n` is the event's place in the batch (1-based), `differs` the columns that do. Run
+# after the insert (autocommit): a signal this batch inserted equals its own input.
+_DIFFERS = ", ".join(
+    f"CASE WHEN o.{c} IS DISTINCT FROM u.{c} THEN '{c}' END" for c in _SIGNAL_COLUMNS
+)
+_CONFLICTS_SQL = f"""
+SELECT u.n, o.signal_id, o.event_id, array_remove(ARRAY[{_DIFFERS}], NULL) AS differs
+FROM unnest({", ".join(f"CAST(:s_{c} AS {t}[])" for c, t in _SIGNAL_COLUMNS.items())})
+     WITH ORDINALITY AS u({", ".join(_SIGNAL_COLUMNS)}, n)
+JOIN outcome_signals AS o ON o.signal_id = u.signal_id OR o.event_id = u.event_id
+"""
+
+
 def store_signals_params(
     events: Sequence[SignalJudgedV1], horizons: dict[str, int], settle: timedelta
 ) -> dict[str, Any]:
@@ -238,6 +252,7 @@ def _positional(sql: str) -> tuple[str, list[str]]:
 
 
 _STORE_PG, _STORE_NAMES = _positional(STORE_SIGNALS_SQL)
+_CONFLICTS_PG, _CONFLICT_NAMES = _positional(_CONFLICTS_SQL)
 CONNECTION_DOWN = (
     OSError,
     TimeoutError,
@@ -257,6 +272,11 @@ class SignalWriter:
     fails for a reason other than the database being down, each of its signals is retried on
     its own so only the bad one fails. The statement runs on a small asyncpg pool (autocommit):
     one round trip per batch.
+
+    First wins: a signal whose id is stored already is not written again. When its columns
+    differ from the stored ones (a producer reused an id) `store` returns why, for the caller
+    to make it visible; an identical redelivery returns None. Only a batch with an event that
+    was not new pays the second round trip that compares them.
     """
 
     def __init__(
@@ -277,7 +297,7 @@ class SignalWriter:
         self._max_batch = max_batch
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
-        self._queue: list[tuple[SignalJudgedV1, asyncio.Future[None]]] = []
+        self._queue: list[tuple[SignalJudgedV1, asyncio.Future[str | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
@@ -286,13 +306,17 @@ class SignalWriter:
             await self._pool.close()
             self._pool = None
 
-    async def store(self, event: SignalJudgedV1) -> None:
-        """Return once `event` and its due rows are committed (or raise why they are not)."""
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def store(self, event: SignalJudgedV1) -> str | None:
+        """Return once `event` and its due rows are committed (or raise why they are not).
+
+        Returns None, or why a signal stored before under its signal or event id was kept
+        instead (its content differs from `event`'s).
+        """
+        fut: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._queue.append((event, fut))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
-        await fut
+        return await fut
 
     async def _flush(self) -> None:
         try:
@@ -300,7 +324,7 @@ class SignalWriter:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 try:
-                    await self._write([e for e, _ in batch])
+                    conflicts = await self._write([e for e, _ in batch])
                 except DependencyUnavailable as exc:
                     _settle_all(batch, exc)
                 except Exception:
@@ -308,13 +332,13 @@ class SignalWriter:
                         raise
                     for one in batch:  # only the bad signal fails
                         try:
-                            await self._write([one[0]])
+                            conflicts = await self._write([one[0]])
                         except Exception as exc:
                             _settle_all([one], exc)
                         else:
-                            _settle_all([one], None)
+                            _settle_all([one], None, conflicts)
                 else:
-                    _settle_all(batch, None)
+                    _settle_all(batch, None, conflicts)
         except Exception as exc:
             _settle_all(batch, exc)
         finally:
@@ -322,14 +346,24 @@ class SignalWriter:
             if self._queue:  # arrived after the loop ended
                 self._flusher = asyncio.create_task(self._flush())
 
-    async def _write(self, events: Sequence[SignalJudgedV1]) -> None:
+    async def _write(self, events: Sequence[SignalJudgedV1]) -> dict[int, str]:
+        """Store `events`; return, by place in `events`, why a stored signal was kept."""
         params = store_signals_params(events, self._horizons, self._settle)
         try:
             pool = await self._get_pool()
             async with pool.acquire() as conn:
-                await conn.execute(_STORE_PG, *(params[n] for n in _STORE_NAMES))
+                new = await conn.fetchval(_STORE_PG, *(params[n] for n in _STORE_NAMES))
+                if new == len(events):
+                    return {}
+                rows = await conn.fetch(_CONFLICTS_PG, *(params[n] for n in _CONFLICT_NAMES))
         except CONNECTION_DOWN as exc:
             raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        conflicts: dict[int, str] = {}
+        for row in rows:
+            if row["differs"]:
+                i = row["n"] - 1
+                conflicts[i] = _conflict_reason(events[i], row, conflicts.get(i))
+        return conflicts
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -355,13 +389,25 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
     """
 
 
+def _conflict_reason(event: SignalJudgedV1, stored: Any, before: str | None) -> str:
+    """Say which stored signal was kept instead of `event`, and which columns differ."""
+    reason = (
+        f"signal {stored['signal_id'][:100]!r} (event {stored['event_id'][:100]!r}) is stored "
+        f"with other {', '.join(stored['differs'])} than this signal {event.signal_id[:100]!r} "
+        f"(event {event.event_id[:100]!r}): the first one is kept; a producer reused an id"
+    )
+    return reason if before is None else f"{before}; {reason}"
+
+
 def _settle_all(
-    batch: Sequence[tuple[SignalJudgedV1, asyncio.Future[None]]], exc: BaseException | None
+    batch: Sequence[tuple[SignalJudgedV1, asyncio.Future[str | None]]],
+    exc: BaseException | None,
+    conflicts: dict[int, str] | None = None,
 ) -> None:
-    for _, fut in batch:
+    for i, (_, fut) in enumerate(batch):
         if not fut.done():
             if exc is None:
-                fut.set_result(None)
+                fut.set_result(None if conflicts is None else conflicts.get(i))
             else:
                 fut.set_exception(exc)
 

@@ -16,13 +16,16 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from perpsignal_common.db.engine import create_engine, create_sessionmaker, session_scope
+from perpsignal_common.errors import PermanentError
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import CandleClosedV1, FundingRateV1
 from perpsignal_common.events.signals import MssScoredV1, SignalJudgedV1
 from perpsignal_common.events.topics import Topic
 from perpsignal_common.kafka.consumer import ConsumerLoop, ConsumerOptions, Record
+from perpsignal_common.kafka.keys import check_record_key
 from perpsignal_common.runtime import KafkaService
 from perpsignal_outcomes import repository as repo
+from perpsignal_outcomes.metrics import SIGNAL_ID_CONFLICTS
 from perpsignal_outcomes.prices import BinanceKlineSource, KlineSource
 from perpsignal_outcomes.settings import OutcomesSettings
 from perpsignal_outcomes.tracker import EPOCH, Tracker, system_clock
@@ -84,6 +87,9 @@ class OutcomesService(KafkaService):
 
     async def handle(self, event: Event, record: Record) -> None:
         """Route one event to its store; anything else on the topics is ignored."""
+        if record is not None:  # None: called outside the consumer loop (tools, tests)
+            # a record under another key's partition: out of its symbol's order (dead-lettered)
+            check_record_key(event, record)
         if isinstance(event, CandleClosedV1):
             step = self._timeframes.get(event.timeframe)
             if step is not None:
@@ -130,10 +136,29 @@ class OutcomesService(KafkaService):
         return self.market_now
 
     async def handle_judged(self, event: SignalJudgedV1) -> None:
-        """Store a LONG/SHORT signal (every verdict) with one due row per horizon."""
+        """Store a LONG/SHORT signal (every verdict) with one due row per horizon.
+
+        First wins: a signal whose id is stored already is not stored again. An identical
+        redelivery is silent; one with other content means a producer reused an id (its
+        outcomes would be measured against the first one's plan), so it is made visible: a
+        warning naming the ids, `perpsignal_outcomes_signal_id_conflicts_total` and a dead
+        letter with the reason.
+        """
         if event.direction == "NEUTRAL":
             return  # nothing to measure: no position was suggested
-        await self.signals.store(event)
+        conflict = await self.signals.store(event)
+        if conflict is not None:
+            SIGNAL_ID_CONFLICTS.inc()
+            log.warning(
+                "judged signal redelivered with other content under a stored id; the first "
+                "one is kept",
+                extra={
+                    "signal_id": event.signal_id[:100],
+                    "event_id": event.event_id[:100],
+                    "reason": conflict,
+                },
+            )
+            raise PermanentError(conflict)
 
     async def on_close(self) -> None:
         """Close the price source and the database pools."""

@@ -1,0 +1,139 @@
+"""What the outcomes consumer refuses of the judged signals it reads, on the real broker.
+
+* A record whose key is not its event's symbol is dead-lettered and stores nothing: the
+  consumer loop orders records per (partition, key), so such a record sits in another
+  symbol's partition and lane (the scorer, judge and notifier refuse it the same way).
+* First wins on a signal's ids, but a redelivery with other content under a stored id (a
+  producer reused it) is made visible: a warning naming the ids, a metric and a dead letter
+  with the reason. A byte-identical redelivery stays silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from perpsignal_common.db.engine import session_scope
+from perpsignal_common.db.models.outcomes import OutcomeSignal
+from perpsignal_common.embedded import free_port
+from perpsignal_common.events.registry import encode
+from perpsignal_common.events.signals import SignalJudgedV1
+from perpsignal_common.events.topics import Topic, dlq_topic
+from perpsignal_common.kafka.admin import ensure_topics
+from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.settings import DatabaseSettings, KafkaSettings, OpsSettings
+from perpsignal_outcomes.service import OutcomesService
+from perpsignal_outcomes.settings import OutcomesSettings
+from tests.helpers import TopicReader, eventually
+from tests.integration.outcomes.conftest import judged
+
+pytestmark = [pytest.mark.kafka, pytest.mark.db]
+
+CONFLICTS = "perpsignal_outcomes_signal_id_conflicts_total"
+
+
+class Running:
+    """An OutcomesService running in this event loop."""
+
+    def __init__(self, kafka: KafkaSettings, database_url: str) -> None:
+        self.service = OutcomesService(
+            OutcomesSettings(
+                kafka=kafka,
+                database=DatabaseSettings(database_url=database_url),
+                ops=OpsSettings(ops_port=free_port()),
+                outcomes_klines_fallback=False,
+            )
+        )
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        await self.service.start()
+        self.task = asyncio.create_task(self.service.run(self.stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 20)
+        await self.service.close()
+
+    async def stored(self) -> dict[str, str]:
+        """signal id -> direction of every stored signal."""
+        async with session_scope(self.service.sessions) as s:
+            rows = await s.execute(select(OutcomeSignal.signal_id, OutcomeSignal.direction))
+            return {r.signal_id: r.direction for r in rows}
+
+
+async def _send(kafka: KafkaSettings, records: list[tuple[SignalJudgedV1, bytes | None]]) -> None:
+    """Publish each signal under `key` (None: its own partition key)."""
+    await ensure_topics(kafka)
+    producer = EventProducer(kafka, "test")
+    await producer.start()
+    try:
+        for event, key in records:
+            await producer.send_raw(
+                kafka.topic(Topic.SIGNALS_JUDGED),
+                event.partition_key() if key is None else key,
+                encode(event),
+                event_headers(event),
+                wait=True,
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_signal_keyed_by_another_symbol_is_dead_lettered_and_not_stored(
+    kafka_settings: KafkaSettings, database_url: str
+) -> None:
+    first, last = judged(signal_id="first"), judged(signal_id="last")
+    misrouted = judged(symbol="BTCUSDT", price=65000.0, signal_id="misrouted")
+    await _send(kafka_settings, [(first, None), (misrouted, b"XRPUSDT"), (last, None)])
+    async with (
+        Running(kafka_settings, database_url) as running,
+        TopicReader(kafka_settings, dlq_topic(Topic.SIGNALS_JUDGED)) as dlq,
+    ):
+        letters = await dlq.wait_for(1, timeout=60)
+        await eventually(lambda: running.service.loop.processed >= 2, what="both good signals")
+        stored = await running.stored()
+
+    assert [r.value for r in letters] == [encode(misrouted)]
+    headers = dict(letters[0].headers)
+    assert headers["dlq.error_type"] == b"PoisonMessage"
+    reason = headers["dlq.error"].decode()
+    assert "'XRPUSDT'" in reason and "symbol 'BTCUSDT'" in reason, reason
+    assert set(stored) == {"first", "last"}
+
+
+async def test_a_reused_id_with_other_content_is_kept_first_and_made_visible(
+    kafka_settings: KafkaSettings, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    original = judged(signal_id="s1", direction="LONG")
+    reused = judged(signal_id="s1", direction="SHORT")  # same signal and event ids
+    assert (reused.signal_id, reused.event_id) == (original.signal_id, original.event_id)
+    marker = judged(signal_id="s2")
+    before = REGISTRY.get_sample_value(CONFLICTS) or 0.0
+    # the identical redelivery (same bytes) comes first: it must stay silent
+    await _send(kafka_settings, [(original, None), (original, None), (reused, None)])
+    await _send(kafka_settings, [(marker, None)])
+    async with (
+        Running(kafka_settings, database_url) as running,
+        TopicReader(kafka_settings, dlq_topic(Topic.SIGNALS_JUDGED)) as dlq,
+    ):
+        letters = await dlq.wait_for(1, timeout=60)
+        await eventually(lambda: running.service.loop.processed >= 3, what="the other three")
+        stored = await running.stored()
+
+    assert stored == {"s1": "LONG", "s2": "LONG"}  # first wins
+    assert [r.value for r in letters] == [encode(reused)]  # not the identical redelivery
+    reason = dict(letters[0].headers)["dlq.error"].decode()
+    assert "'s1'" in reason and "direction" in reason and "reused an id" in reason, reason
+    assert (REGISTRY.get_sample_value(CONFLICTS) or 0.0) - before == 1
+    warned = [r for r in caplog.records if "redelivered with other content" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].signal_id == "s1"  # type: ignore[attr-defined]

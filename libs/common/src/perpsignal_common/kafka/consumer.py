@@ -41,7 +41,7 @@ from perpsignal_common.kafka.limits import check_client_settings
 from perpsignal_common.kafka.options import ConsumerOptions as ConsumerOptions
 from perpsignal_common.kafka.options import Decoder as Decoder
 from perpsignal_common.kafka.options import Handler as Handler
-from perpsignal_common.kafka.positions import reset_past_log_end
+from perpsignal_common.kafka.positions import known_position, reset_past_log_end
 from perpsignal_common.kafka.producer import Deliveries, EventProducer
 from perpsignal_common.kafka.rebalance import LaneTable, RebalanceMixin
 from perpsignal_common.kafka.recovery import RecoveryMixin
@@ -514,6 +514,12 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             await self._settled.wait()
 
     async def _report_lag(self) -> None:
+        """Set the lag gauge from the positions the client knows; never waits for one.
+
+        Runs inside the fetch loop: a partition whose position is pending (a reset the
+        broker has not answered, e.g. during an outage) keeps its last value rather than
+        holding the loop until the broker is back.
+        """
         now = time.monotonic()
         if now - self._last_lag_at < 2 or self._consumer is None:
             return
@@ -523,11 +529,14 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             high = self._consumer.highwater(tp)
             if high is None:
                 continue
-            pos = await self._consumer.position(tp)
+            pos = await known_position(self._consumer, tp)
+            if pos is None:
+                continue
             CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(max(0, high - pos))
 
     async def lag(self) -> int:
-        """Return the total records between position and high watermark (0 when unknown)."""
+        """Return the total records between position and high watermark; a partition whose
+        high watermark or position is not known now counts 0 (this never waits)."""
         total = 0
         if self._consumer is None:
             return 0
@@ -535,8 +544,9 @@ class ConsumerLoop(RebalanceMixin, RecoveryMixin, RetryingMixin):
             high = self._consumer.highwater(tp)
             if high is None:
                 continue
-            pos = await self._consumer.position(tp)
-            total += max(0, high - pos)
+            pos = await known_position(self._consumer, tp)
+            if pos is not None:
+                total += max(0, high - pos)
         return total
 
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from perpsignal_common.errors import DependencyUnavailable
 
@@ -25,6 +26,24 @@ async def partitions_for(
     raise DependencyUnavailable(f"topic {topic} has no partitions")
 
 
+async def known_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """Return `tp`'s fetch position if the client knows it now, else None; never waits.
+
+    `AIOKafkaConsumer.position()` waits for a pending position (after an assignment, a seek
+    to the beginning, an out-of-range reset) until the broker answers, retrying every request
+    timeout without limit: through a broker outage that is the whole outage, and a fetch loop
+    that awaited it for its lag gauge stopped consuming. Under a timeout that has already
+    expired, a known position returns at once (`position()` does not suspend then) and an
+    unknown one is cancelled at its first wait. A partition no longer assigned is None too.
+    """
+    try:
+        async with asyncio.timeout(0):
+            position: int = await consumer.position(tp)
+            return position
+    except (TimeoutError, KafkaError):
+        return None
+
+
 async def reset_past_log_end(consumer: AIOKafkaConsumer, reader: str) -> set[TopicPartition]:
     """Seek to the beginning every partition whose position is beyond its log end.
 
@@ -37,7 +56,11 @@ async def reset_past_log_end(consumer: AIOKafkaConsumer, reader: str) -> set[Top
     reset: list[TopicPartition] = []
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is not None and await consumer.position(tp) > high:
+        if high is None:
+            continue
+        # an unknown position is being reset already: not the lost log's
+        pos = await known_position(consumer, tp)
+        if pos is not None and pos > high:
             reset.append(tp)
     if reset:
         await consumer.seek_to_beginning(*reset)

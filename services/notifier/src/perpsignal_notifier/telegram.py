@@ -23,6 +23,7 @@ from aiogram.exceptions import (
     TelegramConflictError,
     TelegramNetworkError,
     TelegramRetryAfter,
+    TelegramUnauthorizedError,
 )
 from aiogram.filters import Command, CommandObject
 from aiogram.methods import TelegramMethod
@@ -30,7 +31,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
 from aiohttp import ClientPayloadError
 
-from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.errors import ConfigError, DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_notifier.commands import CommandContext, Commands
 from perpsignal_notifier.filters import FilterRules
@@ -119,6 +120,32 @@ def create_bot(token: str, api_base: str, timeout_s: float) -> Bot:
         session=session,
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview=NO_PREVIEW),
     )
+
+
+async def check_token(bot: Bot) -> str | None:
+    """Ask Telegram who the bot is (getMe) at start-up; return its @username, or None when
+    Telegram could not be asked.
+
+    A revoked or mistyped token used to pass start-up and surface only at the first alert,
+    maybe hours later, as a 401 that stopped the service mid-stream. A 401 now stops the
+    start-up (ConfigError, exit 2) naming TELEGRAM_BOT_TOKEN, never its value. Telegram down
+    or unreachable (network error, 5xx, a proxy's error page, a 429) is no verdict on the
+    token and may pass: logged, and the start-up goes on.
+    """
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN is invalid or revoked: Telegram answered getMe with 401 "
+            "Unauthorized (get a new token from @BotFather)"
+        ) from None
+    except BOT_API_ERRORS as exc:
+        log.warning(
+            "Telegram unreachable at start-up; the bot token is not checked yet",
+            extra={"error": brief(redact(exc, bot.token))},
+        )
+        return None
+    return me.username
 
 
 class BotSender:

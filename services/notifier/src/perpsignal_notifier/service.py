@@ -255,6 +255,7 @@ class NotifierService(KafkaService):
         )
         rules = rules_from(cfg)
         deliverer: Deliverer | None = None
+        limits: TelegramLimits | None = None
         sender = self._sender
         if sender is None and self._bot is not None:  # created and checked by start()
             sender = BotSender(self._bot)
@@ -265,14 +266,15 @@ class NotifierService(KafkaService):
         elif sender is None:
             log.warning("Telegram disabled (no TELEGRAM_BOT_TOKEN): consuming without sending")
         else:
+            limits = TelegramLimits(
+                global_per_s=cfg.notifier_rate_global_per_s,
+                group_per_min=cfg.notifier_rate_group_per_min,
+                private_per_s=cfg.notifier_rate_private_per_s,
+            )
             deliverer = Deliverer(
                 repo=repo,
                 send=sender,
-                limits=TelegramLimits(
-                    global_per_s=cfg.notifier_rate_global_per_s,
-                    group_per_min=cfg.notifier_rate_group_per_min,
-                    private_per_s=cfg.notifier_rate_private_per_s,
-                ),
+                limits=limits,
                 max_attempts=cfg.notifier_send_max_attempts,
                 max_retry_after_s=cfg.notifier_max_retry_after_s,
                 resend_uncertain=cfg.notifier_resend_uncertain,
@@ -298,6 +300,7 @@ class NotifierService(KafkaService):
                 configured_chats=cfg.telegram_chat_ids,
                 rules=rules,
                 admins=frozenset(cfg.telegram_admin_ids),
+                limits=limits,  # the alerts' own: replies take a share of the same quotas
             )
             self.poller = CommandPoller(
                 self._bot, dispatcher, poll_timeout_s=cfg.notifier_poll_timeout_s

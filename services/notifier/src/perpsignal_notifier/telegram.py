@@ -35,6 +35,8 @@ from perpsignal_common.errors import ConfigError, DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_notifier.commands import CommandContext, Commands
 from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.metrics import COMMAND_REPLIES_SKIPPED
+from perpsignal_notifier.ratelimit import TelegramLimits
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +180,9 @@ def sender_id(message: Message) -> int | None:
 
 
 COMMAND_FAILED = "⚠️ That command failed on our side; the operator's log says why."
+# the longest a command reply waits for its share of the rate limits: the poller handles one
+# update at a time, so a longer wait would hold up every other chat's commands
+COMMAND_MAX_WAIT_S = 5.0
 
 
 def build_dispatcher(
@@ -186,8 +191,13 @@ def build_dispatcher(
     configured_chats: tuple[int, ...],
     rules: FilterRules,
     admins: frozenset[int] | None = None,
+    limits: TelegramLimits | None = None,
 ) -> Dispatcher:
-    """Return a dispatcher whose router answers every bot command (`admins`: see Commands)."""
+    """Return a dispatcher whose router answers every bot command (`admins`: see Commands).
+
+    `limits`: the alerts' limiter; replies go through its command shares (ratelimit), so
+    commands can neither get the bot 429-limited nor hold back alerts. None: unpaced.
+    """
     router = Router(name="notifier-commands")
 
     @router.message(Command(*COMMANDS))
@@ -210,8 +220,19 @@ def build_dispatcher(
             # silence, the operator gets the traceback
             log.exception("command failed", extra={"command": command.command})
             reply = COMMAND_FAILED
+        chat_id = message.chat.id
+        if limits is not None and (
+            await limits.acquire_command(chat_id, max_wait_s=COMMAND_MAX_WAIT_S) is None
+        ):
+            COMMAND_REPLIES_SKIPPED.inc()
+            log.debug("command reply skipped: the chat is over its command share")
+            return
         try:
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
+        except TelegramRetryAfter as exc:
+            if limits is not None:  # alerts to this chat hold off too, as after their own 429
+                limits.chat(chat_id).pause(exc.retry_after)
+            log.warning("command reply failed", extra={"error": brief(exc)})
         except BOT_API_ERRORS as exc:
             log.warning("command reply failed", extra={"error": brief(exc)})
 

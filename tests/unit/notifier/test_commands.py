@@ -9,12 +9,16 @@ import pytest
 from aiogram import Bot
 
 from perpsignal_notifier.commands import Commands, parse_subscribe_args
-from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.delivery import Deliverer
+from perpsignal_notifier.filters import FilterRules, base_asset, unscaled
+from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.repository import NotifierRepository
-from perpsignal_notifier.telegram import CommandPoller, build_dispatcher
+from perpsignal_notifier.service import AlertHandler
+from perpsignal_notifier.telegram import BotSender, CommandPoller, build_dispatcher
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import eventually
 from tests.unit.notifier.builders import judged
+from tests.unit.notifier.conftest import VirtualClock
 
 pytestmark = pytest.mark.db
 
@@ -216,3 +220,55 @@ async def test_status_of_a_chat_with_hundreds_of_subscriptions_still_gets_a_repl
     assert 100 < len(shown) < 300
     assert f"• … and {300 - len(shown)} more" in lines
     assert lines[-1].startswith("Filters: score ≥ 65")  # the global filters are still shown
+
+
+async def test_a_coin_subscription_covers_its_scaled_contracts_and_says_so(
+    poller: CommandPoller,
+    repo: NotifierRepository,
+    bot: Bot,
+    fake_telegram: FakeTelegram,
+    clock: VirtualClock,
+) -> None:
+    # Binance trades PEPE as 1000PEPEUSDT (1,000 PEPE a contract): `/subscribe PEPE` used to
+    # match no alert of it, and the user never heard why
+    for symbol in ("1000PEPEUSDT", "PEPECOINUSDT"):
+        await repo.record_latest(judged(symbol), base_asset(symbol))
+    reply = await command(fake_telegram, USER, "/subscribe PEPE")
+    assert reply == "✅ Subscribed to PEPE.\nPEPE includes its contracts 1000PEPEUSDT."
+
+    limits = TelegramLimits(
+        global_per_s=30, group_per_min=20, private_per_s=1, clock=clock, sleep=clock.sleep
+    )
+    handler = AlertHandler(
+        repo=repo,
+        deliverer=Deliverer(repo=repo, send=BotSender(bot), limits=limits, sleep=clock.sleep),
+        rules=FilterRules(cooldown_s=0),
+        configured_chats=(),
+    )
+    before = len(fake_telegram.messages_to(USER))
+    await handler.handle(judged("1000PEPEUSDT"))
+    await handler.handle(judged("PEPECOINUSDT"))  # another coin, whatever its name starts with
+    got = fake_telegram.messages_to(USER)[before:]
+    assert [m.visible_text.split(" · ")[0] for m in got] == ["🟢 LONG 1000PEPEUSDT"]
+
+    # /signal PEPE finds the contract's signal too
+    assert (await command(fake_telegram, USER, "/signal pepe")).startswith("🟢 LONG 1000PEPEUSDT")
+
+
+@pytest.mark.parametrize(
+    ("asset", "coin"),
+    [
+        ("1000PEPE", "PEPE"),
+        ("1000SHIB", "SHIB"),
+        ("1000BONK", "BONK"),
+        ("1MBABYDOGE", "BABYDOGE"),
+        ("1000000MOG", "MOG"),
+        ("10000LADYS", "LADYS"),
+        ("PEPECOIN", "PEPECOIN"),  # not PEPE
+        ("1INCH", "1INCH"),  # a coin whose name starts with a digit
+        ("1000", "1000"),
+        ("10001X", "10001X"),  # not a multiple venues use
+    ],
+)
+def test_unscaled_strips_only_the_venues_multiples(asset: str, coin: str) -> None:
+    assert unscaled(asset) == coin

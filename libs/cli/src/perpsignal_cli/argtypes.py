@@ -56,3 +56,28 @@ def positive_count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
     return value
+
+
+def count_or_zero(text: str) -> int:
+    """A whole number >= 0, where 0 has a meaning of its own (`--folds 0`: every fold)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """A finite number >= 0 (a cost in bp, where 0 is free): NaN, inf and < 0 refused.
+
+    `float` alone takes "nan", which every `< 0` check lets through.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value

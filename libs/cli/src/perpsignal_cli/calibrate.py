@@ -26,7 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perpsignal_cli.argtypes import seed_number
+from perpsignal_cli.argtypes import (
+    count_or_zero,
+    non_negative_number,
+    positive_count,
+    seed_number,
+)
 from perpsignal_cli.backtest import HISTORY_INPUTS
 from perpsignal_common.events.market import TIMEFRAME_SECONDS
 
@@ -80,8 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYYMMDD-YYYYMMDD",
         help="only signals in this UTC range (earlier history is warm-up)",
     )
-    p.add_argument("--fee-bp", type=float, default=5.0, help="taker fee per side, bp (5)")
-    p.add_argument("--slippage-bp", type=float, default=2.0, help="slippage per side, bp (2)")
+    # counts and costs are typed: a negative, zero or NaN value is refused before any import
+    # (`--min-signals -5` used to run the whole search with no floor at all)
+    p.add_argument(
+        "--fee-bp", type=non_negative_number, default=5.0, help="taker fee per side, bp (5)"
+    )
+    p.add_argument(
+        "--slippage-bp", type=non_negative_number, default=2.0, help="slippage per side, bp (2)"
+    )
     p.add_argument(
         "--horizon",
         default="4h",
@@ -114,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--folds",
-        type=int,
+        type=count_or_zero,
         default=0,
         help="keep the most recent N folds (default 0: every fold that fits)",
     )
@@ -125,13 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--trials",
-        type=int,
+        type=positive_count,
         default=200,
         help="configurations tried per training window (default 200)",
     )
     p.add_argument(
         "--min-signals",
-        type=int,
+        type=positive_count,
         default=10,
         help="a configuration with fewer taken training signals is not chosen (10)",
     )
@@ -155,12 +166,8 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    costs_ok = valid_cost_bp(args.fee_bp) and valid_cost_bp(args.slippage_bp)
-    if not costs_ok or args.trials < 1 or args.folds < 0:
-        print(
-            f"{prog}: --fee-bp/--slippage-bp from 0 to 10000, --trials >= 1, --folds >= 0",
-            file=sys.stderr,
-        )
+    if not (valid_cost_bp(args.fee_bp) and valid_cost_bp(args.slippage_bp)):
+        print(f"{prog}: --fee-bp/--slippage-bp from 0 to 10000", file=sys.stderr)
         return 2
     from perpsignal_cli.backtesting.cliargs import out_folder, valid_symbol
 

@@ -5,6 +5,10 @@ every partition of the chosen topics, from now on or `--from-beginning`, and wri
 per record: `{"topic": <logical topic>, "key": ..., "event": <event JSON>}`. It stops on
 Ctrl-C/SIGTERM, after `--max` records, after `--duration` seconds, or once no record arrived
 for `--idle` seconds; every record already received is written.
+
+The file is written beside `--out` under a hidden temporary name and renamed over it when
+recording ends, so an interrupted run never leaves a truncated file at `--out`; an existing
+non-empty `--out` is refused unless `--force` (a user lost a recording to a repeated command).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -38,7 +43,12 @@ log = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     """Return the `perpsignal record` argument parser."""
     p = argparse.ArgumentParser(prog="perpsignal record", description=__doc__)
-    p.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
+    p.add_argument(
+        "--out", type=Path, required=True, help="JSON-lines file to write (a new or empty one)"
+    )
+    p.add_argument(
+        "--force", action="store_true", help="replace --out even when it already holds data"
+    )
     p.add_argument(
         "--topic", action="append", help="logical topic(s) to tap (default: the market topics)"
     )
@@ -105,7 +115,7 @@ async def record(
         else:
             await consumer.seek_to_end(*parts)
         started = last = time.monotonic()
-        with out.open("wb") as fh:
+        with _Staged(out) as fh:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=1000)
                 now = time.monotonic()
@@ -138,6 +148,36 @@ async def record(
     return n
 
 
+class _Staged:
+    """A file written under a hidden name beside `out` and renamed over `out` on close.
+
+    Opened with `out.open("wb")`, `out` was emptied at the start: a run killed (or a disk
+    that filled up) left a truncated recording in place of the previous one. A clean end,
+    a stop or a Kafka failure mid-run (every line written is whole) publishes what was
+    received; any other failure removes the partial file and leaves `out` as it was. A
+    process killed outright leaves `.<name>.<pid>.partial` beside it, never a cut `out`.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+
+    def __enter__(self) -> BinaryIO:
+        # O_EXCL: never write through a file (or link) already there; 0o666 & umask, like
+        # the `open` this replaces, not mkstemp's 0o600
+        fd = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        self._fh = os.fdopen(fd, "wb")
+        return self._fh
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        try:
+            self._fh.close()  # flushes: whole lines only, each written in one call
+            if kind is None or issubclass(kind, KafkaError | asyncio.CancelledError):
+                os.replace(self.partial, self.out)
+        finally:
+            self.partial.unlink(missing_ok=True)
+
+
 def _is_event_json(value: bytes | None) -> bool:
     """Whether `value` is a JSON object (an event's shape), which the file keeps as is."""
     if not value:
@@ -160,10 +200,16 @@ def check_topics(topics: list[str]) -> str | None:
     return f"unknown topic(s) {unknown}; the platform's topics: {sorted(TOPICS)}"
 
 
-def check_out(out: Path) -> str | None:
-    """Return why `out` cannot be written (checked before connecting), or None."""
+def check_out(out: Path, *, force: bool = False) -> str | None:
+    """Return why `out` cannot be written (checked before connecting), or None.
+
+    A file that already holds data is refused without `force`: the same command run twice
+    replaced the first recording without a word. An empty one (`touch`, `mktemp`) is taken.
+    """
     if out.is_dir():
         return f"--out {out} is a directory; give a file name"
+    if not force and out.exists() and out.stat().st_size > 0:
+        return f"--out {out} already exists; give another name, or --force to replace it"
     parent = out.parent
     if not parent.is_dir():
         return f"--out {out}: the folder {parent} does not exist"
@@ -176,7 +222,7 @@ def main(argv: list[str]) -> int:
     """Record until a stop condition; Ctrl-C keeps everything received so far."""
     args = build_parser().parse_args(argv)
     topics = args.topic or [str(t) for t in DEFAULT_TOPICS]
-    problem = check_topics(topics) or check_out(args.out)
+    problem = check_topics(topics) or check_out(args.out, force=args.force)
     if problem:
         print(f"perpsignal record: {problem}", file=sys.stderr)
         return 2
@@ -217,7 +263,11 @@ def main(argv: list[str]) -> int:
         )
         return 1
     except OSError as exc:  # e.g. the disk filled up
-        print(f"perpsignal record: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"perpsignal record: cannot write {args.out}: {exc.strerror or exc}; "
+            f"{args.out} was left as it was",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -33,6 +33,9 @@ MAX_ASSETS = 50
 MAX_ASSET_LEN = 30
 # commands that change who receives what: only admins may run them (anyone can find a bot)
 ADMIN_COMMANDS = frozenset({"subscribe", "unsubscribe", "mute", "unmute"})
+# coins of one /subscribe whose scaled contracts the reply names (a query each; the reply
+# stays far below Telegram's 4096 characters)
+MAX_SCALED_NOTES = 10
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,21 @@ class Commands:
         await self._repo.subscribe(ctx.chat_id, assets, min_score)
         what = "every coin" if assets == [ALL] else ", ".join(esc(a) for a in assets)
         floor = f" with score ≥ {min_score:g}" if min_score is not None else ""
-        return f"✅ Subscribed to {what}{floor}."
+        return f"✅ Subscribed to {what}{floor}." + await self._scaled_note(assets)
+
+    async def _scaled_note(self, assets: list[str]) -> str:
+        """Name the scaled contracts (1000PEPEUSDT for PEPE) a subscription covers, as far as
+        the notifier has seen them: otherwise a user cannot tell PEPE includes them."""
+        lines = []
+        for asset in assets[:MAX_SCALED_NOTES]:
+            if asset == ALL:
+                continue
+            scaled = [s for s in await self._repo.covered_symbols(asset) if base_asset(s) != asset]
+            if scaled:
+                shown = ", ".join(esc(s) for s in scaled[:5])
+                more = f" and {len(scaled) - 5} more" if len(scaled) > 5 else ""
+                lines.append(f"\n{esc(asset)} includes its contracts {shown}{more}.")
+        return "".join(lines)
 
     async def _unsubscribe(self, ctx: CommandContext, args: str | None) -> str:
         try:

@@ -7,6 +7,7 @@ short threshold), so filters compare the *directional strength*: `score` for LON
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +41,37 @@ def base_asset(symbol: str) -> str:
         if s.endswith(quote) and len(s) > len(quote):
             return s[: -len(quote)][:MAX_ASSET_LEN]
     return s[:MAX_ASSET_LEN]
+
+
+# Venues list coins priced in fractions of a cent as contracts on a multiple of the coin:
+# Binance's 1000PEPEUSDT is 1,000 PEPE, 1000000MOGUSDT a million MOG, 1MBABYDOGEUSDT a
+# million BABYDOGE; Bybit adds 10000LADYSUSDT and the like. Only these exact multiples, and
+# only before a letter: 1INCH stays 1INCH, and PEPECOIN (another coin) is never PEPE.
+SCALES = ("1000000", "100000", "10000", "1000", "1M")
+_SCALED = re.compile(rf"(?:{'|'.join(SCALES)})([^\W\d_]\w*)")
+
+
+def unscaled(asset: str) -> str:
+    """Return the coin a scaled contract's base asset counts (`1000PEPE` -> `PEPE`), else
+    `asset` itself."""
+    m = _SCALED.fullmatch(asset)
+    return m.group(1) if m else asset
+
+
+def subscription_keys(asset: str) -> list[str]:
+    """Return the subscriptions an alert about `asset` reaches: its own and, for a scaled
+    contract, its coin's (`/subscribe PEPE` covers 1000PEPEUSDT; `/subscribe 1000PEPE`
+    names that contract alone)."""
+    coin = unscaled(asset)
+    return [asset] if coin == asset else [asset, coin]
+
+
+def covered_assets(asset: str) -> list[str]:
+    """Return the base assets a subscription to `asset` covers: itself and, for a coin, its
+    scaled contracts (`PEPE` -> `PEPE`, `1000PEPE`, ...); the inverse of subscription_keys."""
+    if unscaled(asset) != asset:
+        return [asset]
+    return [asset, *(f"{scale}{asset}" for scale in SCALES)]
 
 
 def strength(event: SignalJudgedV1) -> float:

@@ -28,3 +28,7 @@ CHAT_MIGRATIONS = Counter(
     "perpsignal_notifier_chat_migrations_total",
     "Groups that became supergroups and were followed to their new chat id",
 )
+COMMAND_REPLIES_SKIPPED = Counter(
+    "perpsignal_notifier_command_replies_skipped_total",
+    "Bot command replies not sent because the chat was over its share of the rate limits",
+)

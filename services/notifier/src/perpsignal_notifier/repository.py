@@ -32,7 +32,7 @@ from perpsignal_common.db.url import parse_database_url
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.base import utcnow
 from perpsignal_common.events.signals import SignalJudgedV1
-from perpsignal_notifier.filters import ALL
+from perpsignal_notifier.filters import ALL, covered_assets, subscription_keys
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,8 @@ class NotifierRepository:
         """Return the chats that should get an alert about `asset` scoring `value`.
 
         Configured chats get everything; subscribers get their assets (or `*`) when `value`
-        reaches their minimum. Muted chats are left out, and so are subscribers that blocked
+        reaches their minimum; a scaled contract's alert (`1000PEPE`) reaches the coin's
+        subscribers too (`PEPE`). Muted chats are left out, and so are subscribers that blocked
         the bot (their /start or /subscribe clears it); configured chats are always tried.
         """
         configured = list(configured)
@@ -288,7 +289,7 @@ class NotifierRepository:
                 moved = {old: new for old, new in rows.all() if new is not None}
                 configured = [moved.get(c, c) for c in configured]
             sub = select(NotifierSubscription.chat_id).where(
-                NotifierSubscription.asset.in_([asset, ALL])
+                NotifierSubscription.asset.in_([*subscription_keys(asset), ALL])
             )
             if value is not None:
                 sub = sub.where(
@@ -341,14 +342,29 @@ class NotifierRepository:
                 )
             )
 
+    async def covered_symbols(self, asset: str) -> list[str]:
+        """Return the symbols seen so far (a judged signal) that a subscription to `asset`
+        covers, e.g. `PEPEUSDT`, `1000PEPEUSDT` for `PEPE`."""
+        async with session_scope(self._sessions) as s:
+            rows = await s.execute(
+                select(NotifierSymbolState.symbol)
+                .where(
+                    NotifierSymbolState.asset.in_(covered_assets(asset)),
+                    NotifierSymbolState.latest_signal.is_not(None),
+                )
+                .order_by(NotifierSymbolState.symbol)
+            )
+            return list(rows.scalars().all())
+
     async def latest_signal(self, asset: str) -> SignalJudgedV1 | None:
-        """Return the newest judged signal of any symbol with this base asset."""
+        """Return the newest judged signal of any symbol with this base asset (for a coin,
+        of its scaled contracts too: `/signal PEPE` shows 1000PEPEUSDT's)."""
         async with session_scope(self._sessions) as s:
             row = (
                 await s.execute(
                     select(NotifierSymbolState.latest_signal)
                     .where(
-                        NotifierSymbolState.asset == asset,
+                        NotifierSymbolState.asset.in_(covered_assets(asset)),
                         NotifierSymbolState.latest_signal.is_not(None),
                     )
                     .order_by(NotifierSymbolState.latest_observed_at.desc())

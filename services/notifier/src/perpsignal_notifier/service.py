@@ -36,7 +36,13 @@ from perpsignal_notifier.ratelimit import TelegramLimits
 from perpsignal_notifier.render import render_listing, render_mss, render_signal
 from perpsignal_notifier.repository import NotifierRepository
 from perpsignal_notifier.settings import NotifierSettings
-from perpsignal_notifier.telegram import BotSender, CommandPoller, build_dispatcher, create_bot
+from perpsignal_notifier.telegram import (
+    BotSender,
+    CommandPoller,
+    build_dispatcher,
+    check_token,
+    create_bot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +209,7 @@ class NotifierService(KafkaService):
         self._engine: AsyncEngine | None = None
         self._repo: NotifierRepository | None = None
         self._bot: Bot | None = None
+        self._bot_username: str | None = None
         self._sender = sender
         self.handler: AlertHandler | None = None
         self.poller: CommandPoller | None = None
@@ -226,6 +233,22 @@ class NotifierService(KafkaService):
             raise RuntimeError("notifier handler used before start")
         await self.handler.handle(event, record)
 
+    async def start(self) -> None:
+        """Check the bot token with Telegram first, then start as every service does.
+
+        First, so a revoked token stops the start-up at once (naming TELEGRAM_BOT_TOKEN),
+        before Kafka and the database are waited for.
+        """
+        cfg = self.cfg
+        if self._sender is None and cfg.telegram_enabled and cfg.telegram_bot_token is not None:
+            self._bot = create_bot(
+                cfg.telegram_bot_token.get_secret_value(),
+                cfg.telegram_api_base,
+                cfg.telegram_request_timeout_s,
+            )
+            self._bot_username = await check_token(self._bot)
+        await super().start()
+
     async def on_start(self) -> None:
         """Open the database and the Bot API client; say once when Telegram is disabled."""
         cfg = self.cfg
@@ -237,13 +260,9 @@ class NotifierService(KafkaService):
         )
         rules = rules_from(cfg)
         deliverer: Deliverer | None = None
+        limits: TelegramLimits | None = None
         sender = self._sender
-        if sender is None and cfg.telegram_enabled and cfg.telegram_bot_token is not None:
-            self._bot = create_bot(
-                cfg.telegram_bot_token.get_secret_value(),
-                cfg.telegram_api_base,
-                cfg.telegram_request_timeout_s,
-            )
+        if sender is None and self._bot is not None:  # created and checked by start()
             sender = BotSender(self._bot)
         preview = None
         if sender is None and cfg.notifier_preview:
@@ -252,21 +271,26 @@ class NotifierService(KafkaService):
         elif sender is None:
             log.warning("Telegram disabled (no TELEGRAM_BOT_TOKEN): consuming without sending")
         else:
+            limits = TelegramLimits(
+                global_per_s=cfg.notifier_rate_global_per_s,
+                group_per_min=cfg.notifier_rate_group_per_min,
+                private_per_s=cfg.notifier_rate_private_per_s,
+            )
             deliverer = Deliverer(
                 repo=repo,
                 send=sender,
-                limits=TelegramLimits(
-                    global_per_s=cfg.notifier_rate_global_per_s,
-                    group_per_min=cfg.notifier_rate_group_per_min,
-                    private_per_s=cfg.notifier_rate_private_per_s,
-                ),
+                limits=limits,
                 max_attempts=cfg.notifier_send_max_attempts,
                 max_retry_after_s=cfg.notifier_max_retry_after_s,
                 resend_uncertain=cfg.notifier_resend_uncertain,
             )
             log.info(
                 "Telegram enabled",
-                extra={"api_base": cfg.telegram_api_base, "chats": len(cfg.telegram_chat_ids)},
+                extra={
+                    "api_base": cfg.telegram_api_base,
+                    "chats": len(cfg.telegram_chat_ids),
+                    "bot": self._bot_username,  # None: Telegram was not reachable to ask
+                },
             )
         self.handler = AlertHandler(
             repo=repo,
@@ -281,6 +305,7 @@ class NotifierService(KafkaService):
                 configured_chats=cfg.telegram_chat_ids,
                 rules=rules,
                 admins=frozenset(cfg.telegram_admin_ids),
+                limits=limits,  # the alerts' own: replies take a share of the same quotas
             )
             self.poller = CommandPoller(
                 self._bot, dispatcher, poll_timeout_s=cfg.notifier_poll_timeout_s

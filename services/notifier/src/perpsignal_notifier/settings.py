@@ -69,7 +69,9 @@ class NotifierSettings(ServiceSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
 
     telegram_bot_token: SecretStr | None = Field(
-        default=None, description="Bot token; absent = Telegram disabled, events still consumed"
+        default=None,
+        description="Bot token, checked with getMe at start-up (one Telegram refuses stops "
+        "it; Telegram unreachable does not); absent = Telegram disabled, events still consumed",
     )
     telegram_chat_ids: Annotated[tuple[int, ...], NoDecode] = Field(
         default=(), description="Comma-separated chat ids that receive every alert"

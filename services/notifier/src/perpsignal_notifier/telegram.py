@@ -23,6 +23,7 @@ from aiogram.exceptions import (
     TelegramConflictError,
     TelegramNetworkError,
     TelegramRetryAfter,
+    TelegramUnauthorizedError,
 )
 from aiogram.filters import Command, CommandObject
 from aiogram.methods import TelegramMethod
@@ -30,10 +31,12 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import BotCommand, LinkPreviewOptions, Message
 from aiohttp import ClientPayloadError
 
-from perpsignal_common.errors import DependencyUnavailable
+from perpsignal_common.errors import ConfigError, DependencyUnavailable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_notifier.commands import CommandContext, Commands
 from perpsignal_notifier.filters import FilterRules
+from perpsignal_notifier.metrics import COMMAND_REPLIES_SKIPPED
+from perpsignal_notifier.ratelimit import TelegramLimits
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,32 @@ def create_bot(token: str, api_base: str, timeout_s: float) -> Bot:
     )
 
 
+async def check_token(bot: Bot) -> str | None:
+    """Ask Telegram who the bot is (getMe) at start-up; return its @username, or None when
+    Telegram could not be asked.
+
+    A revoked or mistyped token used to pass start-up and surface only at the first alert,
+    maybe hours later, as a 401 that stopped the service mid-stream. A 401 now stops the
+    start-up (ConfigError, exit 2) naming TELEGRAM_BOT_TOKEN, never its value. Telegram down
+    or unreachable (network error, 5xx, a proxy's error page, a 429) is no verdict on the
+    token and may pass: logged, and the start-up goes on.
+    """
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError:
+        raise ConfigError(
+            "TELEGRAM_BOT_TOKEN is invalid or revoked: Telegram answered getMe with 401 "
+            "Unauthorized (get a new token from @BotFather)"
+        ) from None
+    except BOT_API_ERRORS as exc:
+        log.warning(
+            "Telegram unreachable at start-up; the bot token is not checked yet",
+            extra={"error": brief(redact(exc, bot.token))},
+        )
+        return None
+    return me.username
+
+
 class BotSender:
     """The `Sender` of the deliverer: one `sendMessage`, returning Telegram's message id."""
 
@@ -151,6 +180,9 @@ def sender_id(message: Message) -> int | None:
 
 
 COMMAND_FAILED = "⚠️ That command failed on our side; the operator's log says why."
+# the longest a command reply waits for its share of the rate limits: the poller handles one
+# update at a time, so a longer wait would hold up every other chat's commands
+COMMAND_MAX_WAIT_S = 5.0
 
 
 def build_dispatcher(
@@ -159,8 +191,13 @@ def build_dispatcher(
     configured_chats: tuple[int, ...],
     rules: FilterRules,
     admins: frozenset[int] | None = None,
+    limits: TelegramLimits | None = None,
 ) -> Dispatcher:
-    """Return a dispatcher whose router answers every bot command (`admins`: see Commands)."""
+    """Return a dispatcher whose router answers every bot command (`admins`: see Commands).
+
+    `limits`: the alerts' limiter; replies go through its command shares (ratelimit), so
+    commands can neither get the bot 429-limited nor hold back alerts. None: unpaced.
+    """
     router = Router(name="notifier-commands")
 
     @router.message(Command(*COMMANDS))
@@ -183,8 +220,19 @@ def build_dispatcher(
             # silence, the operator gets the traceback
             log.exception("command failed", extra={"command": command.command})
             reply = COMMAND_FAILED
+        chat_id = message.chat.id
+        if limits is not None and (
+            await limits.acquire_command(chat_id, max_wait_s=COMMAND_MAX_WAIT_S) is None
+        ):
+            COMMAND_REPLIES_SKIPPED.inc()
+            log.debug("command reply skipped: the chat is over its command share")
+            return
         try:
             await message.answer(reply, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW)
+        except TelegramRetryAfter as exc:
+            if limits is not None:  # alerts to this chat hold off too, as after their own 429
+                limits.chat(chat_id).pause(exc.retry_after)
+            log.warning("command reply failed", extra={"error": brief(exc)})
         except BOT_API_ERRORS as exc:
             log.warning("command reply failed", extra={"error": brief(exc)})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.deploy.conftest import REPO
@@ -268,8 +269,6 @@ def test_gateway_limits_each_client_behind_the_ingress_not_the_ingress_pod(
 
 def _documented_secrets() -> dict[str, set[str]]:
     """The README configuration table's secret settings, by the service that reads each."""
-    import re
-
     out: dict[str, set[str]] = {}
     for line in (REPO / "README.md").read_text().splitlines():
         row = re.match(r"\| `([A-Z0-9_]+)` \|[^|]*\| ([a-z, ]+) \|(.*)\|$", line)
@@ -310,3 +309,24 @@ def test_each_pod_sees_only_the_keys_of_perpsignal_secrets_its_service_reads(
             assert not whole_secret, (overlay, svc)
             wanted = documented.get(svc, set()) - own
             assert keys == wanted, (overlay, svc, keys)
+
+
+def test_asyncapi_production_server_names_the_kafka_users_prod_creates(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    import json
+
+    # a client author reads the published AsyncAPI document to learn how to log in: it must
+    # name the per-service KafkaUsers prod creates, not a shared user that does not exist
+    doc = json.loads((REPO / "schemas" / "asyncapi.json").read_text())
+    text = doc["servers"]["production"]["description"]
+    users = {
+        d["metadata"]["name"]
+        for d in rendered["prod"]
+        if d["kind"] == "KafkaUser" and d["metadata"]["name"] != "perpsignal-keda"
+    }
+    assert len(users) == 6
+    named = set(re.findall(r"`(perpsignal-[a-z]+)`", text))
+    assert named == users, named
+    scheme = doc["components"]["securitySchemes"]["scramSha512"]["description"]
+    assert "one per service" in scheme

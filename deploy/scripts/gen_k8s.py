@@ -302,6 +302,13 @@ def autoscaled(s: Svc) -> bool:
     return s.group is not None or s.name == "gateway"
 
 
+def service_urls() -> str:
+    """Return GATEWAY_SERVICE_URLS: every worker's ops port, by its in-cluster Service."""
+    return ",".join(
+        f"{s.name}=http://perpsignal-{s.name}:{s.port}" for s in SERVICES if s.name != "gateway"
+    )
+
+
 def deployment(s: Svc) -> dict[str, Any]:
     """Return the Deployment of one service."""
     env: list[dict[str, Any]] = [
@@ -309,6 +316,10 @@ def deployment(s: Svc) -> dict[str, Any]:
         # both default to loopback; the pod's port is reached only through the NetworkPolicies
         {"name": "GATEWAY_HOST" if s.name == "gateway" else "OPS_HOST", "value": "0.0.0.0"},
     ]
+    if s.name == "gateway":
+        # the Health page (GET /health/services) reads each worker's /readyz and /metrics
+        # through its Service (NetworkPolicy perpsignal-allow-gateway-to-ops admits it)
+        env.append({"name": "GATEWAY_SERVICE_URLS", "value": service_urls()})
     if s.name == "ingestor":
         # replicas share the per-IP Binance weight: each takes the total / this number, which
         # counts the rolling update's surge pod so the total holds during a rollout too

@@ -50,6 +50,9 @@ class Svc:
     # records of lag per replica: what one replica clears within its target time at half its
     # measured throughput (bench/capacity.py; the derivation is in deploy/README.md, Capacity)
     lag_threshold: int = 500
+    # the gateway's ops server (/healthz, /readyz, /metrics without a key), off its public
+    # port: the Service's `http` port, which the Ingress routes to, has no /metrics
+    ops_port: int | None = None
 
 
 SERVICES: tuple[Svc, ...] = (
@@ -119,7 +122,7 @@ SERVICES: tuple[Svc, ...] = (
         max_replicas=3,
         lag_threshold=200,
     ),
-    Svc("gateway", 8000, "http", 2, "250m", "384Mi", "1", "768Mi", database=True),
+    Svc("gateway", 8000, "http", 2, "250m", "384Mi", "1", "768Mi", database=True, ops_port=9106),
 )
 
 
@@ -316,6 +319,11 @@ def deployment(s: Svc) -> dict[str, Any]:
         # both default to loopback; the pod's port is reached only through the NetworkPolicies
         {"name": "GATEWAY_HOST" if s.name == "gateway" else "OPS_HOST", "value": "0.0.0.0"},
     ]
+    if s.ops_port:
+        env += [
+            {"name": "GATEWAY_OPS_PORT", "value": str(s.ops_port)},
+            {"name": "OPS_HOST", "value": "0.0.0.0"},
+        ]
     if s.name == "gateway":
         # the Health page (GET /health/services) reads each worker's /readyz and /metrics
         # through its Service (NetworkPolicy perpsignal-allow-gateway-to-ops admits it)
@@ -350,7 +358,7 @@ def deployment(s: Svc) -> dict[str, Any]:
         "name": s.name,
         "image": f"perpsignal/{s.name}:latest",
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": s.port_name, "containerPort": s.port, "protocol": "TCP"}],
+        "ports": ports(s, container=True),
         "envFrom": env_from,
         "env": env,
         "startupProbe": {
@@ -414,7 +422,7 @@ def deployment(s: Svc) -> dict[str, Any]:
                     "labels": labels(s.name),
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(s.port),
+                        "prometheus.io/port": str(s.ops_port or s.port),
                         "prometheus.io/path": "/metrics",
                     },
                 },
@@ -444,9 +452,19 @@ def deployment(s: Svc) -> dict[str, Any]:
     }
 
 
+def ports(s: Svc, *, container: bool) -> list[dict[str, Any]]:
+    """Return the container's (or its Service's) ports: the service's own, then its ops."""
+    pairs = [(s.port_name, s.port, 80 if s.name == "gateway" else s.port)]
+    if s.ops_port:
+        pairs.append(("ops", s.ops_port, s.ops_port))
+    if container:
+        return [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p, _ in pairs]
+    return [{"name": n, "port": port, "targetPort": n, "protocol": "TCP"} for n, _, port in pairs]
+
+
 def service(s: Svc) -> dict[str, Any]:
-    """Return the Service: the gateway's front door, or a worker's metrics endpoint."""
-    port = 80 if s.name == "gateway" else s.port
+    """Return the Service: the gateway's front door (and its ops port, which the Ingress
+    does not route to), or a worker's metrics endpoint."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -454,9 +472,7 @@ def service(s: Svc) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector(s.name),
-            "ports": [
-                {"name": s.port_name, "port": port, "targetPort": s.port_name, "protocol": "TCP"}
-            ],
+            "ports": ports(s, container=False),
         },
     }
 
@@ -487,7 +503,8 @@ def service_monitor(s: Svc) -> dict[str, Any]:
             "selector": {"matchLabels": selector(s.name)},
             "endpoints": [
                 {
-                    "port": s.port_name,
+                    # every service's metrics are on its ops port, never the gateway's public one
+                    "port": "ops",
                     "path": "/metrics",
                     "interval": "15s",
                     # keep the metrics' own `service` label (service name, not the k8s one)

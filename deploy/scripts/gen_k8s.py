@@ -50,6 +50,9 @@ class Svc:
     # records of lag per replica: what one replica clears within its target time at half its
     # measured throughput (bench/capacity.py; the derivation is in deploy/README.md, Capacity)
     lag_threshold: int = 500
+    # the gateway's ops server (/healthz, /readyz, /metrics without a key), off its public
+    # port: the Service's `http` port, which the Ingress routes to, has no /metrics
+    ops_port: int | None = None
 
 
 SERVICES: tuple[Svc, ...] = (
@@ -119,7 +122,7 @@ SERVICES: tuple[Svc, ...] = (
         max_replicas=3,
         lag_threshold=200,
     ),
-    Svc("gateway", 8000, "http", 2, "250m", "384Mi", "1", "768Mi", database=True),
+    Svc("gateway", 8000, "http", 2, "250m", "384Mi", "1", "768Mi", database=True, ops_port=9106),
 )
 
 
@@ -259,27 +262,26 @@ def security_context() -> dict[str, Any]:
     }
 
 
-# Services that read vendor keys by the env var names their vendor catalogue gives, at run
-# time (the gateway's pass-through, the ingestor's sources): they get the whole Secret
-WHOLE_SECRET = {"ingestor", "gateway"}
 # Each comes from its own Secret: DATABASE_URL from perpsignal-db, KAFKA_SASL_PASSWORD (prod)
 # from the service's KafkaUser
 OWN_SECRETS = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
 
 
-def secret_keys(service: str) -> list[str] | None:
-    """Return the keys of `perpsignal-secrets` a service reads (None: all of them).
+def secret_keys(service: str) -> list[str]:
+    """Return the keys of `perpsignal-secrets` a service reads.
 
-    Least privilege: the scorer and outcomes read none and see none, the judge only
-    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN (the SecretStr fields of their
-    settings), so a compromised pod cannot take the other services' keys.
+    Least privilege: the SecretStr fields of its settings, plus, for the ingestor and the
+    gateway, the vendor keys they look up by the key registry's names (documented and
+    deprecated) at run time. The scorer and outcomes read none and see none, the judge only
+    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN, the ingestor no bot token or LLM
+    key, so a compromised pod cannot take the other services' keys.
     """
-    if service in WHOLE_SECRET:
-        return None
     import importlib
     import typing
 
     from pydantic import BaseModel, SecretStr
+
+    from perpsignal_connectors.keys import VENDOR_KEYS
 
     module = importlib.import_module(f"perpsignal_{service}.settings")
     settings = getattr(module, f"{service.capitalize()}Settings")
@@ -294,12 +296,27 @@ def secret_keys(service: str) -> list[str] | None:
                     found |= secrets(arg)
         return found
 
-    return sorted(secrets(settings) - OWN_SECRETS)
+    found = secrets(settings)
+    if service in VENDOR_KEY_READERS:
+        found |= {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    return sorted(found - OWN_SECRETS)
+
+
+# They read vendor keys through perpsignal_connectors.keys (the gateway's pass-through, the
+# ingestor's sources), by the registry's names, beside their settings fields
+VENDOR_KEY_READERS = {"ingestor", "gateway"}
 
 
 def autoscaled(s: Svc) -> bool:
     """Return True when a KEDA ScaledObject or the gateway's HPA sets the replica count."""
     return s.group is not None or s.name == "gateway"
+
+
+def service_urls() -> str:
+    """Return GATEWAY_SERVICE_URLS: every worker's ops port, by its in-cluster Service."""
+    return ",".join(
+        f"{s.name}=http://perpsignal-{s.name}:{s.port}" for s in SERVICES if s.name != "gateway"
+    )
 
 
 def deployment(s: Svc) -> dict[str, Any]:
@@ -309,6 +326,15 @@ def deployment(s: Svc) -> dict[str, Any]:
         # both default to loopback; the pod's port is reached only through the NetworkPolicies
         {"name": "GATEWAY_HOST" if s.name == "gateway" else "OPS_HOST", "value": "0.0.0.0"},
     ]
+    if s.ops_port:
+        env += [
+            {"name": "GATEWAY_OPS_PORT", "value": str(s.ops_port)},
+            {"name": "OPS_HOST", "value": "0.0.0.0"},
+        ]
+    if s.name == "gateway":
+        # the Health page (GET /health/services) reads each worker's /readyz and /metrics
+        # through its Service (NetworkPolicy perpsignal-allow-gateway-to-ops admits it)
+        env.append({"name": "GATEWAY_SERVICE_URLS", "value": service_urls()})
     if s.name == "ingestor":
         # replicas share the per-IP Binance weight: each takes the total / this number, which
         # counts the rolling update's surge pod so the total holds during a rollout too
@@ -320,12 +346,9 @@ def deployment(s: Svc) -> dict[str, Any]:
                 "valueFrom": {"secretKeyRef": {"name": "perpsignal-db", "key": "DATABASE_URL"}},
             }
         )
-    keys = secret_keys(s.name)
     env_from: list[dict[str, Any]] = [{"configMapRef": {"name": "perpsignal-config"}}]
-    if keys is None:
-        # API keys and tokens (optional: every keyed source switches off without its key;
-        # the prod overlay makes it required for the gateway, GATEWAY_API_KEYS lives there)
-        env_from.append({"secretRef": {"name": "perpsignal-secrets", "optional": True}})
+    # API keys and tokens, each optional (a keyed source switches off without its key; the
+    # prod overlay makes GATEWAY_API_KEYS required)
     env += [
         {
             "name": key,
@@ -333,13 +356,13 @@ def deployment(s: Svc) -> dict[str, Any]:
                 "secretKeyRef": {"name": "perpsignal-secrets", "key": key, "optional": True}
             },
         }
-        for key in keys or ()
+        for key in secret_keys(s.name)
     ]
     container: dict[str, Any] = {
         "name": s.name,
         "image": f"perpsignal/{s.name}:latest",
         "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": s.port_name, "containerPort": s.port, "protocol": "TCP"}],
+        "ports": ports(s, container=True),
         "envFrom": env_from,
         "env": env,
         "startupProbe": {
@@ -403,7 +426,7 @@ def deployment(s: Svc) -> dict[str, Any]:
                     "labels": labels(s.name),
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(s.port),
+                        "prometheus.io/port": str(s.ops_port or s.port),
                         "prometheus.io/path": "/metrics",
                     },
                 },
@@ -433,9 +456,19 @@ def deployment(s: Svc) -> dict[str, Any]:
     }
 
 
+def ports(s: Svc, *, container: bool) -> list[dict[str, Any]]:
+    """Return the container's (or its Service's) ports: the service's own, then its ops."""
+    pairs = [(s.port_name, s.port, 80 if s.name == "gateway" else s.port)]
+    if s.ops_port:
+        pairs.append(("ops", s.ops_port, s.ops_port))
+    if container:
+        return [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p, _ in pairs]
+    return [{"name": n, "port": port, "targetPort": n, "protocol": "TCP"} for n, _, port in pairs]
+
+
 def service(s: Svc) -> dict[str, Any]:
-    """Return the Service: the gateway's front door, or a worker's metrics endpoint."""
-    port = 80 if s.name == "gateway" else s.port
+    """Return the Service: the gateway's front door (and its ops port, which the Ingress
+    does not route to), or a worker's metrics endpoint."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -443,9 +476,7 @@ def service(s: Svc) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector(s.name),
-            "ports": [
-                {"name": s.port_name, "port": port, "targetPort": s.port_name, "protocol": "TCP"}
-            ],
+            "ports": ports(s, container=False),
         },
     }
 
@@ -476,7 +507,8 @@ def service_monitor(s: Svc) -> dict[str, Any]:
             "selector": {"matchLabels": selector(s.name)},
             "endpoints": [
                 {
-                    "port": s.port_name,
+                    # every service's metrics are on its ops port, never the gateway's public one
+                    "port": "ops",
                     "path": "/metrics",
                     "interval": "15s",
                     # keep the metrics' own `service` label (service name, not the k8s one)

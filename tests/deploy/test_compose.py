@@ -66,9 +66,9 @@ def test_every_repository_service_runs_in_compose_and_nothing_else(
 def test_every_variable_compose_sets_is_read_by_the_service_settings(
     compose: dict[str, Any], service: str
 ) -> None:
-    known = docs.service_env_vars(service)
-    if known is None:
+    if docs.service_env_vars(service) is None:
         pytest.skip(f"perpsignal_{service}.settings does not exist yet")
+    known = docs.service_reads(service)
     env = app_services(compose)[service].get("environment", {})
     unknown = sorted(k for k in env if k.upper() not in known)
     assert not unknown, f"{service} settings do not read {unknown}"
@@ -99,16 +99,48 @@ def test_services_start_only_after_kafka_topics_and_migrations(
         assert deps["kafka"]["condition"] == "service_healthy", name
 
 
-def test_services_use_real_kafka_settings_and_secrets_come_from_the_env_file(
+def test_services_use_real_kafka_settings_and_secrets_come_from_env_by_name(
     compose: dict[str, Any],
 ) -> None:
     for name, svc in app_services(compose).items():
         env = svc["environment"]
         assert env["KAFKA_IDEMPOTENT_PRODUCER"] == "true", name
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", name
-        assert svc["env_file"] == [".env"], name
-        # no secret value is written into the compose file itself
-        assert not any("KEY" in k or "TOKEN" in k for k in env), name
+        # no secret value is written into the compose file itself: named, filled from .env
+        assert all(v is None for k, v in env.items() if "KEY" in k or "TOKEN" in k), name
+
+
+def test_each_container_gets_only_the_variables_its_service_reads(
+    compose: dict[str, Any],
+) -> None:
+    # env_file handed the whole .env to every container: the notifier held the OpenAI key,
+    # the ingestor the Telegram bot token. Now each gets the names its service reads.
+    gen_k8s = load_script("gen_k8s")
+    services = app_services(compose)
+    for name, svc in services.items():
+        assert "env_file" not in svc, name
+        assert set(svc["environment"]) == docs.service_reads(name), name
+    env = {name: set(svc["environment"]) for name, svc in services.items()}
+    assert "OPENAI_API_KEY" in env["judge"] and "TELEGRAM_BOT_TOKEN" in env["notifier"]
+    assert not {"OPENAI_API_KEY", "COINGLASS_API_KEY", "GATEWAY_API_KEYS"} & env["notifier"]
+    assert not {"TELEGRAM_BOT_TOKEN", "OPENAI_API_KEY", "GATEWAY_API_KEYS"} & env["ingestor"]
+    assert "COINGLASS_API_KEY" in env["ingestor"] and "COINGLASS_API_KEY" in env["gateway"]
+    # every key the Kubernetes pod gets from perpsignal-secrets, compose passes too, and no
+    # other secret (the secret settings, and the vendor keys of the two catalogue readers)
+    for name in services:
+        reads = docs.service_env_vars(name) or {}
+        secrets = {k for k in env[name] if k in reads and reads[k].secret}
+        k8s = set(gen_k8s.secret_keys(name))
+        assert secrets - gen_k8s.OWN_SECRETS <= k8s <= env[name], name
+
+
+def test_gateway_reads_its_vendor_budgets_by_the_names_compose_passes() -> None:
+    from perpsignal_connectors.catalog import load_catalogs
+    from perpsignal_gateway.vendors import budget_env
+
+    reads = docs.service_reads("gateway")
+    for catalogue in load_catalogs():
+        assert {budget_env(catalogue), catalogue.base_url_env} <= reads, catalogue.name
 
 
 def test_published_ports_are_reachable_from_this_machine_only(compose: dict[str, Any]) -> None:
@@ -156,8 +188,24 @@ def test_prometheus_scrapes_every_service_on_the_port_it_serves(
         for t in sc["targets"]
     }
     for name, svc in app_services(compose).items():
-        port = svc["environment"].get("OPS_PORT") or svc["environment"]["GATEWAY_PORT"]
+        port = svc["environment"].get("OPS_PORT") or svc["environment"]["GATEWAY_OPS_PORT"]
         assert f"{name}:{port}" in targets
+
+
+def test_gateway_metrics_are_scraped_on_a_port_compose_does_not_publish(
+    compose: dict[str, Any],
+) -> None:
+    # the published gateway port is what a tunnel or a reverse proxy exposes: no /metrics there
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for sc in job.get("static_configs", [])
+               for t in sc["targets"]}  # fmt: skip
+    gateway = compose["services"]["gateway"]
+    env = gateway["environment"]
+    ops, public = env["GATEWAY_OPS_PORT"], env["GATEWAY_PORT"]
+    assert ops != public
+    assert env["OPS_HOST"] == "0.0.0.0"  # Prometheus reaches it over the compose network
+    assert f"gateway:{ops}" in targets and f"gateway:{public}" not in targets
+    assert [p.rsplit(":", 1)[1] for p in gateway["ports"]] == [public]
 
 
 def test_dashboard_and_alerts_use_metrics_the_code_defines() -> None:

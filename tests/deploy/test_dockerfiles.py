@@ -103,6 +103,7 @@ def _builder_dry_run(dockerfile: Path, dest: Path) -> Path:
                     shutil.copy(REPO / s, to)
         elif words[0] == "RUN" and "uv" in words:
             cmd = words[words.index("uv") :]
+            cmd = cmd[: cmd.index("&&")] if "&&" in cmd else cmd  # the chmod of /app
             subprocess.run(cmd, cwd=src, env=env, check=True, capture_output=True, timeout=240)
     return venv
 
@@ -140,3 +141,28 @@ def test_builder_stage_installs_only_the_services_own_dependencies(tmp_path: Pat
             check=True,
         )
         assert str(site) in found.stdout
+
+
+def _instructions(stage: str) -> list[list[str]]:
+    """Return a stage's instructions, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n\s*", " ", stage)
+    return [shlex.split(ln) for ln in joined.splitlines() if ln.strip() and ln[0] != "#"]
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_the_app_user_cannot_rewrite_its_own_code(dockerfile: Path) -> None:
+    # a compromised process running as 10001 must not be able to plant code that runs on the
+    # next start: the venv (every installed package, the service's own code) is root-owned
+    # and not writable by group or others; /tmp (a tmpfs / emptyDir at run time) is its scratch
+    text = dockerfile.read_text()
+    builder = text.split(" AS builder", 1)[1].split(" AS runtime", 1)[0]
+    runtime = text.split(" AS runtime", 1)[1]
+    for words in _instructions(runtime):
+        if words[0] in {"COPY", "ADD"}:
+            assert not any(w.startswith("--chown") for w in words), words
+            assert not any(w.startswith("--chmod") for w in words), words
+        if words[0] == "RUN":
+            assert "chown" not in words and "chmod" not in words, words
+    # the builder's files keep their modes through COPY --from: no write bit but the owner's
+    last_sync = builder.rindex("uv sync")
+    assert re.search(r"chmod -R go-w /app", builder[last_sync:]), "venv left group-writable"

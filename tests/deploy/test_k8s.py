@@ -327,10 +327,15 @@ def test_network_policies_allow_only_the_traffic_the_design_needs(
     assert {"ingestor", "outcomes", "notifier", "gateway", "migrate"} == selected(
         policies["perpsignal-allow-postgres"]
     )
-    # services never call each other: no policy admits traffic from another PerpSignal pod
-    for policy in policies.values():
+    # services never call each other: no policy admits traffic from another PerpSignal pod,
+    # but the gateway's on the ops ports (its Health page; tests/deploy/test_k8s_reach.py)
+    for name, policy in policies.items():
         for rule in policy["spec"].get("ingress", []):
             for peer in rule.get("from", []):
+                if name == "perpsignal-allow-ops-from-gateway":
+                    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "gateway"
+                    assert rule["ports"] == [{"protocol": "TCP", "port": "ops"}]
+                    continue
                 assert "podSelector" not in peer or "namespaceSelector" in peer
     assert selected(policies["perpsignal-allow-gateway-ingress"]) == {"gateway"}
 

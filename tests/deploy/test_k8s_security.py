@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.deploy.conftest import REPO
@@ -15,9 +16,11 @@ def _container(docs: list[Doc], name: str) -> Doc:
 
 
 def test_prod_gateway_cannot_start_without_its_key_secret(rendered: dict[str, list[Doc]]) -> None:
-    refs = [e["secretRef"] for e in _container(rendered["prod"], "perpsignal-gateway")["envFrom"]
-            if "secretRef" in e]  # fmt: skip
-    assert refs == [{"name": "perpsignal-secrets", "optional": False}]
+    env = {e["name"]: e for e in _container(rendered["prod"], "perpsignal-gateway")["env"]}
+    ref = env["GATEWAY_API_KEYS"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "perpsignal-secrets", "key": "GATEWAY_API_KEYS", "optional": False}
+    # the vendor keys stay optional: a source without its key switches off
+    assert env["COINGLASS_API_KEY"]["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
 def test_ops_and_gateway_ports_listen_on_every_interface_only_in_kubernetes(
@@ -268,8 +271,6 @@ def test_gateway_limits_each_client_behind_the_ingress_not_the_ingress_pod(
 
 def _documented_secrets() -> dict[str, set[str]]:
     """The README configuration table's secret settings, by the service that reads each."""
-    import re
-
     out: dict[str, set[str]] = {}
     for line in (REPO / "README.md").read_text().splitlines():
         row = re.match(r"\| `([A-Z0-9_]+)` \|[^|]*\| ([a-z, ]+) \|(.*)\|$", line)
@@ -282,13 +283,16 @@ def _documented_secrets() -> dict[str, set[str]]:
 def test_each_pod_sees_only_the_keys_of_perpsignal_secrets_its_service_reads(
     rendered: dict[str, list[Doc]],
 ) -> None:
+    from perpsignal_connectors.keys import VENDOR_KEYS
     from tests.deploy.conftest import SERVICES
 
     documented = _documented_secrets()
     assert documented["judge"] == {"OPENAI_API_KEY"}  # the table was read
     own = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}  # from perpsignal-db and the KafkaUser
-    # these two read vendor keys by the env names of their vendor catalogues at run time
-    whole = {"ingestor", "gateway"}
+    # these two also read vendor keys by the key registry's names (documented, deprecated)
+    vendor_keys = {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    for svc in ("ingestor", "gateway"):
+        documented[svc] = documented.get(svc, set()) | vendor_keys
     for overlay in ("dev", "prod"):
         for svc in SERVICES:
             container = _container(rendered[overlay], f"perpsignal-{svc}")
@@ -302,11 +306,29 @@ def test_each_pod_sees_only_the_keys_of_perpsignal_secrets_its_service_reads(
                 if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name")
                 == "perpsignal-secrets"
             }
-            if svc in whole:
-                assert whole_secret, (overlay, svc)
-                continue
-            # a scorer or notifier pod taken over must not hold the LLM key, the bot token,
-            # the vendor keys or the gateway's API keys
+            # a pod taken over must not hold another service's keys: the ingestor no bot
+            # token or LLM key, the notifier no vendor keys or the gateway's API keys
             assert not whole_secret, (overlay, svc)
             wanted = documented.get(svc, set()) - own
             assert keys == wanted, (overlay, svc, keys)
+
+
+def test_asyncapi_production_server_names_the_kafka_users_prod_creates(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    import json
+
+    # a client author reads the published AsyncAPI document to learn how to log in: it must
+    # name the per-service KafkaUsers prod creates, not a shared user that does not exist
+    doc = json.loads((REPO / "schemas" / "asyncapi.json").read_text())
+    text = doc["servers"]["production"]["description"]
+    users = {
+        d["metadata"]["name"]
+        for d in rendered["prod"]
+        if d["kind"] == "KafkaUser" and d["metadata"]["name"] != "perpsignal-keda"
+    }
+    assert len(users) == 6
+    named = set(re.findall(r"`(perpsignal-[a-z]+)`", text))
+    assert named == users, named
+    scheme = doc["components"]["securitySchemes"]["scramSha512"]["description"]
+    assert "one per service" in scheme

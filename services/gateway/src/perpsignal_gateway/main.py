@@ -31,6 +31,7 @@ from perpsignal_common.events.values import configure_clock_skew
 from perpsignal_common.kafka.admin import ensure_topics
 from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
+from perpsignal_common.observability.ops_server import OpsServer
 from perpsignal_connectors.catalog import load_catalogs
 from perpsignal_connectors.keys import read_keys
 from perpsignal_gateway.apidocs import OPENAPI_URL, CachedDocument, mount_api_docs
@@ -206,9 +207,21 @@ def create_app(
                 "auth": "on" if cfg.api_keys() else "off (GATEWAY_API_KEYS empty)",
             },
         )
+        ops: OpsServer | None = None
+        if cfg.gateway_ops_port:
+            # like the workers': Prometheus scrapes here, the public port has no /metrics
+            def ready() -> bool:
+                return follower is None or (
+                    follower.caught_up and task is not None and not task.done()
+                )
+
+            ops = OpsServer(cfg.ops.ops_host, cfg.gateway_ops_port, ready)
+            await ops.start()
         try:
             yield
         finally:
+            if ops is not None:
+                await ops.stop()
             stop.set()
             for running in (task, writer_task):
                 if running is not None:
@@ -349,9 +362,11 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
         )
         return json_response(body, status=200 if ready else 503)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not cfg.gateway_ops_port:  # else the ops server serves them, off the public port
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/ping",

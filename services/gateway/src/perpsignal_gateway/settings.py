@@ -57,6 +57,15 @@ class GatewaySettings(ServiceSettings):
         "(an open gateway is reachable from this machine only); containers set 0.0.0.0",
     )
     gateway_port: int = 8000
+    gateway_ops_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Serve /healthz, /readyz and /metrics without a key on OPS_HOST:this port "
+        "(as every worker's ops server) and no /metrics on GATEWAY_PORT, so an Ingress in "
+        "front of the gateway never exposes its counters; 0 = /metrics on GATEWAY_PORT "
+        "(local runs). Kubernetes and compose set it (9106)",
+    )
     gateway_public_url: str = Field(
         default="http://localhost:8000", description="Server URL published to GPT Actions"
     )
@@ -228,6 +237,15 @@ class GatewaySettings(ServiceSettings):
         if item.amount < 1:
             raise ValueError(f"{name}: {value!r} allows nothing: at least 1 per period")
         return value
+
+    @model_validator(mode="after")
+    def _ops_port_is_its_own(self) -> Self:
+        if self.gateway_ops_port and self.gateway_ops_port == self.gateway_port:
+            raise ValueError(
+                f"GATEWAY_OPS_PORT ({self.gateway_ops_port}) must differ from GATEWAY_PORT: "
+                "the ops port serves unauthenticated metrics"
+            )
+        return self
 
     @field_validator("gateway_trusted_proxies")
     @classmethod

@@ -61,14 +61,24 @@ def _key_schema(key: str) -> dict[str, Any]:
     return {"type": "string", "description": f"UTF-8 bytes of the event's {key}"}
 
 
+# Production logs each service in as its own Strimzi KafkaUser, whose ACLs allow only that
+# service's topics and groups (deploy/scripts/gen_k8s.py writes them; tests/deploy compares)
+KAFKA_USERS = tuple(
+    f"perpsignal-{s}" for s in ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
+)
+
+
 def servers() -> dict[str, Any]:
     """Return the AsyncAPI servers: production (Strimzi, TLS + SCRAM) and the local broker."""
+    users = ", ".join(f"`{u}`" for u in KAFKA_USERS)
     return {
         "production": {
             "host": "perpsignal-kafka-bootstrap:9093",
             "protocol": "kafka-secure",
-            "description": "Strimzi Kafka cluster `perpsignal` (TLS listener, SCRAM-SHA-512 "
-            "user `perpsignal`; see deploy/README.md)",
+            "description": "Strimzi Kafka cluster `perpsignal` (TLS listener, SCRAM-SHA-512). "
+            f"Each service logs in as its own KafkaUser ({users}), allowed only its own "
+            "topics and consumer groups; any other client needs a KafkaUser of its own "
+            "(see deploy/README.md)",
             "security": [{"$ref": "#/components/securitySchemes/scramSha512"}],
             "tags": [{"name": "env:production"}],
         },
@@ -165,7 +175,9 @@ def asyncapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "scramSha512": {
                     "type": "scramSha512",
-                    "description": "Strimzi KafkaUser with SCRAM-SHA-512 credentials",
+                    "description": "SCRAM-SHA-512 credentials of a Strimzi KafkaUser, one "
+                    "per service (`perpsignal-<service>`; the password is in the Secret of "
+                    "the same name), never one shared user",
                 }
             },
         },

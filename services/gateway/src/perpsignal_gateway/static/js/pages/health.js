@@ -113,13 +113,17 @@ export function mount(main) {
 
   async function refresh() {
     const errors = [];
+    let metricsElsewhere = false;
     const [ready, metrics, platform] = await Promise.all([
       readiness().catch(() => {
         errors.push(errorBox(new Error("the gateway does not answer /readyz")));
         return null;
       }),
-      apiText("/metrics").then(parseMetrics).catch(() => {
-        errors.push(errorBox(new Error("the gateway does not answer /metrics")));
+      apiText("/metrics").then(parseMetrics).catch((err) => {
+        // 404: the deployment serves metrics on the gateway's ops port (GATEWAY_OPS_PORT),
+        // for Prometheus only, not to the internet: nothing is wrong
+        if (err && err.status === 404) metricsElsewhere = true;
+        else errors.push(errorBox(new Error("the gateway does not answer /metrics")));
         return [];
       }),
       apiGet("/health/services").then((p) => ({ p }), (err) => ({ err })),
@@ -136,7 +140,8 @@ export function mount(main) {
       platformSection(platform.p, platform.err),
       h("section", { class: "card", "aria-labelledby": "ws-title" },
         h("h3", { id: "ws-title" }, "WebSocket clients"),
-        table("ws-table", "Connected clients per stream", ["Stream", "Clients"], wsRows, "No WebSocket metrics.")),
+        table("ws-table", "Connected clients per stream", ["Stream", "Clients"], wsRows,
+          metricsElsewhere ? "Served on the gateway's ops port (Prometheus) in this deployment, not here." : "No WebSocket metrics.")),
     );
   }
 

@@ -1,5 +1,4 @@
-"""The liquidation-id dedupe under a flood of unique ids: bounded, oldest forgotten first,
-and a constant cost per order once full.
+"""The liquidation-id dedupe under a flood of unique ids: bounded, oldest forgotten first.
 
 Every order and bucket a symbol's ledger records is remembered by its identity, so a
 redelivery (a rewind after a rebalance, a relay repeating itself) counts once. The memory
@@ -8,27 +7,17 @@ soon after the original). That used to be a dict evicted with `next(iter(ids))`:
 keeps a deleted entry's slot until the dict's next resize and iteration walks over those
 slots from the front, so once full every eviction rescanned the ones evicted before it,
 and a flood of unique ids (a liquidation cascade, a misbehaving relay) cost several times
-more per order than filling the ledger did.
+more per order than filling the ledger did. That cost is a speed figure, so no test times it
+(timed tests flake on a shared machine); this one holds the behaviour `RecentKeys` keeps.
 """
 
 from __future__ import annotations
-
-import time
-from collections.abc import Iterable
 
 from perpsignal_domain.scoring.state import LIQUIDATION_IDS_KEPT, LiquidationLedger
 
 
 def _order(ledger: LiquidationLedger, i: int) -> bool:
     return ledger.add_order(("binance", "BTCUSDT", "LONG", i), "binance", "binance", i, 1.0, 0.0)
-
-
-def _seconds_per_order(ledger: LiquidationLedger, ids: Iterable[int]) -> float:
-    ids = list(ids)
-    started = time.perf_counter()
-    for i in ids:
-        _order(ledger, i)
-    return (time.perf_counter() - started) / len(ids)
 
 
 def test_the_ids_are_bounded_and_the_oldest_is_forgotten_first() -> None:
@@ -40,13 +29,3 @@ def test_the_ids_are_bounded_and_the_oldest_is_forgotten_first() -> None:
     assert [_order(ledger, i) for i in range(10)] == [True] * 10
     assert not any(_order(ledger, i) for i in range(20, LIQUIDATION_IDS_KEPT + 10))
     assert [_order(ledger, i) for i in (10, 19)] == [True, True]
-
-
-def test_a_flood_of_unique_ids_costs_no_more_per_order_once_the_ids_are_full() -> None:
-    best_fill = best_flood = float("inf")
-    for _ in range(3):  # the best of three: a shared machine's noise only adds time
-        ledger = LiquidationLedger()
-        fill = _seconds_per_order(ledger, range(LIQUIDATION_IDS_KEPT))
-        flood = _seconds_per_order(ledger, range(LIQUIDATION_IDS_KEPT, 4 * LIQUIDATION_IDS_KEPT))
-        best_fill, best_flood = min(best_fill, fill), min(best_flood, flood)
-    assert best_flood < 2.5 * best_fill, (best_fill, best_flood)

@@ -8,6 +8,7 @@ was waited for. Deadlines that cannot work are refused before anything starts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from perpsignal_common.embedded import free_port
+from perpsignal_common.errors import ConfigError
 from perpsignal_common.runtime import KafkaService, Service, run_service
 from perpsignal_common.settings import ServiceSettings
 
@@ -86,3 +88,39 @@ def test_a_deadline_that_cannot_work_is_a_configuration_error(
     [line] = _error_lines(capsys.readouterr().err)
     assert line["msg"] == "invalid configuration"
     assert name in line["error"]
+
+
+class _RefusedAtStart:
+    """A service whose start-up finds a setting unusable (as the notifier's getMe does)."""
+
+    name = "test"
+
+    async def start(self) -> None:
+        raise ConfigError("TELEGRAM_BOT_TOKEN is invalid or revoked")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+    async def close(self) -> None:
+        return None
+
+    def is_ready(self) -> bool:
+        return False
+
+
+def test_a_setting_refused_during_start_up_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found only once start-up tries it, it was a traceback and exit 1 for every service."""
+    monkeypatch.setenv("OPS_PORT", str(free_port()))
+
+    def build() -> tuple[Service, ServiceSettings]:
+        settings = ServiceSettings()
+        return _RefusedAtStart(), settings
+
+    with pytest.raises(SystemExit) as exited:
+        run_service(build)
+    assert exited.value.code == 2
+    [line] = _error_lines(capsys.readouterr().err)
+    assert line["msg"] == "invalid configuration"
+    assert "TELEGRAM_BOT_TOKEN" in line["error"]

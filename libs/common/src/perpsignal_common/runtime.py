@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from perpsignal_common.errors import ConfigError, DependencyUnavailable
 from perpsignal_common.events.registry import warm as warm_event_models
@@ -235,8 +235,14 @@ def run_service(build: Callable[[], tuple[Service, ServiceSettings]]) -> None:
     configure_clock_skew(settings.event_max_clock_skew_s)
     try:
         _run(serve(service, settings))
-    except (DependencyUnavailable, ExceptionGroup) as exc:
-        cause = _dependency_error(exc)
+    except (ConfigError, DependencyUnavailable, ExceptionGroup) as exc:
+        # a setting found unusable only once start-up tries it (a token the API refuses)
+        # is a configuration error too: exit 2 naming it, not a traceback and exit 1
+        config = _found(exc, ConfigError)
+        if config is not None:
+            log.error("invalid configuration", extra={"error": str(config)})
+            sys.exit(2)
+        cause = _found(exc, DependencyUnavailable)
         if cause is None:
             raise
         log.error("dependency unavailable; exiting", extra={"error": str(cause)})
@@ -252,12 +258,16 @@ def _check_deadlines(settings: ServiceSettings) -> None:
         raise ConfigError(f"SHUTDOWN_TIMEOUT_S must not be negative (got {ops.shutdown_timeout_s})")
 
 
-def _dependency_error(exc: BaseException) -> DependencyUnavailable | None:
-    if isinstance(exc, DependencyUnavailable):
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _found(exc: BaseException, kind: type[_E]) -> _E | None:
+    """Return `exc`, or the first exception of `kind` nested in its groups, else None."""
+    if isinstance(exc, kind):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
-            found = _dependency_error(inner)
+            found = _found(inner, kind)
             if found is not None:
                 return found
     return None

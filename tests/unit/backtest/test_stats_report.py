@@ -195,10 +195,17 @@ def test_cli_refuses_absurd_costs_before_scoring(
     out = tmp_path / "run"
     common = ["--symbol", "XRPUSDT", "--candles", candles, flag, value, "--out", str(out)]
     assert backtest.main([*common, "--no-progress", "--quiet"]) == 2
-    assert calibrate.main(common) == 2
     err = capsys.readouterr().err
     assert "perpsignal backtest: --fee-bp and --slippage-bp must be numbers from 0 to 10000" in err
-    assert "--fee-bp/--slippage-bp from 0 to 10000" in err
+    if value == "1e308":  # a number: calibrate's range check after parsing
+        assert calibrate.main(common) == 2
+        assert "--fee-bp/--slippage-bp from 0 to 10000" in capsys.readouterr().err
+    else:  # not a finite number >= 0: calibrate's parser refuses it (a usage error)
+        with pytest.raises(SystemExit) as exited:
+            calibrate.main(common)
+        assert exited.value.code == 2
+        expected = f"argument {flag}: must be a finite number >= 0, got '{value}'"
+        assert expected in capsys.readouterr().err
     assert not out.exists()  # refused before anything ran
 
 

@@ -103,6 +103,23 @@ async def test_suppressed_and_cooled_down_signals_send_nothing(
     }
 
 
+async def test_an_upgraded_call_passes_the_cooldown_a_weaker_one_does_not(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    """A WAIT alert started the symbol's cooldown, and the CONFIRM it announced a few
+    minutes later was held back as "cooldown": the trader heard "wait" and never "go"."""
+    handler = make_handler(repo, bot, clock, rules=FilterRules(cooldown_s=600))
+    await handler.handle(judged(verdict="WAIT", minutes=0))  # alerts, starts the cooldown
+    await handler.handle(judged(verdict="CONFIRM", minutes=3))  # the upgrade: alerts
+    await handler.handle(judged(verdict="WAIT", minutes=4))  # weaker again: quiet
+    await handler.handle(judged(verdict="CONFIRM", minutes=5))  # a repeat: quiet
+    await handler.handle(judged(direction="SHORT", score=20.0, minutes=6))  # choppy: quiet
+    verdicts = [m.visible_text for m in fake_telegram.messages]
+    assert len(verdicts) == 2, verdicts
+    assert "WAIT" in verdicts[0] and "CONFIRM" in verdicts[1]
+    assert handler.stats.suppressed == {"cooldown": 3}
+
+
 async def test_mss_and_listing_alerts_reach_their_audience(
     repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
 ) -> None:

@@ -106,12 +106,38 @@ def in_cooldown(
     last_alert_event_id: str | None,
     last_alert_at: datetime | None,
     cooldown_s: float,
+    call: str | None = None,
+    last_call: str | None = None,
 ) -> bool:
     """Return True when another alert of the symbol is within `cooldown_s` of this event.
 
     Event time, not wall time, so replays decide the same way; the event that started the
     cooldown is never in its own cooldown, so a redelivered alert still reaches every chat.
+    `call`/`last_call` ("LONG:WAIT", see `alert_call`): a call that upgrades the last one in
+    the same direction (WAIT, then DOWNSIZE or CONFIRM) is not held back, or the "wait"
+    would silence the "go" it announced; a reversal within the cooldown stays quiet (choppy).
     """
     if last_alert_at is None or last_alert_event_id == event_id or cooldown_s <= 0:
         return False
-    return abs((observed_at - last_alert_at).total_seconds()) < cooldown_s
+    if abs((observed_at - last_alert_at).total_seconds()) >= cooldown_s:
+        return False
+    return not _upgrades(call, last_call)
+
+
+# how actionable a verdict is: a higher one upgrades the call within the cooldown
+VERDICT_RANK = {"SKIP": 0, "WAIT": 1, "DOWNSIZE": 2, "CONFIRM": 3}
+
+
+def alert_call(event: SignalJudgedV1) -> str:
+    """Return a signal alert's call for the cooldown: `DIRECTION:VERDICT`."""
+    return f"{event.direction}:{event.ai_verdict_layer.verdict}"
+
+
+def _upgrades(call: str | None, last_call: str | None) -> bool:
+    if call is None or last_call is None:
+        return False  # an MSS alert, or a last alert from before calls were kept
+    direction, _, verdict = call.partition(":")
+    last_direction, _, last_verdict = last_call.partition(":")
+    return direction == last_direction and VERDICT_RANK.get(verdict, -1) > VERDICT_RANK.get(
+        last_verdict, 99
+    )

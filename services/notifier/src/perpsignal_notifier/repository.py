@@ -51,6 +51,7 @@ class AlertState:
 
     event_id: str | None
     at: datetime | None
+    call: str | None = None  # "LONG:WAIT" (a signal alert's direction and verdict)
 
 
 # the snapshot of the outer select predates the upsert: `current` is the status that blocked it
@@ -379,19 +380,17 @@ class NotifierRepository:
             row = await s.get(NotifierSymbolState, key)
         if row is None:
             return AlertState(None, None)
-        return AlertState(row.last_alert_event_id, row.last_alert_at)
+        return AlertState(row.last_alert_event_id, row.last_alert_at, row.last_alert_call)
 
-    async def set_last_alert(self, key: str, asset: str, event_id: str, at: datetime) -> None:
-        """Start the cooldown of a symbol at this alert."""
+    async def set_last_alert(
+        self, key: str, asset: str, event_id: str, at: datetime, call: str | None = None
+    ) -> None:
+        """Start the cooldown of a symbol at this alert (`call`: its direction and verdict)."""
         async with session_scope(self._sessions) as s:
-            stmt = insert(NotifierSymbolState).values(
-                symbol=key, asset=asset, last_alert_event_id=event_id, last_alert_at=at
-            )
+            values = {"last_alert_event_id": event_id, "last_alert_at": at, "last_alert_call": call}
+            stmt = insert(NotifierSymbolState).values(symbol=key, asset=asset, **values)
             await s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[NotifierSymbolState.symbol],
-                    set_={"last_alert_event_id": event_id, "last_alert_at": at},
-                )
+                stmt.on_conflict_do_update(index_elements=[NotifierSymbolState.symbol], set_=values)
             )
 
     # sent-message ledger

@@ -29,7 +29,13 @@ from perpsignal_common.observability.metrics import PIPELINE_LATENCY
 from perpsignal_common.runtime import KafkaService
 from perpsignal_notifier.commands import Commands
 from perpsignal_notifier.delivery import Alert, Deliverer, DeliveryResult, Outcome, Sender
-from perpsignal_notifier.filters import FilterRules, base_asset, in_cooldown, strength
+from perpsignal_notifier.filters import (
+    FilterRules,
+    alert_call,
+    base_asset,
+    in_cooldown,
+    strength,
+)
 from perpsignal_notifier.filters import suppression_reason as signal_suppression
 from perpsignal_notifier.metrics import SUPPRESSED
 from perpsignal_notifier.ratelimit import TelegramLimits
@@ -114,7 +120,8 @@ class AlertHandler:
         PIPELINE_LATENCY.labels("judged").observe(judged_s)
         await self._repo.record_latest(event, asset)
         reason = signal_suppression(event, self._rules)
-        if reason is None and not await self._cooldown_passed(event, event.symbol, asset):
+        call = alert_call(event)
+        if reason is None and not await self._cooldown_passed(event, event.symbol, asset, call):
             reason = "cooldown"
         if reason is not None:
             self.stats.suppress(reason)
@@ -146,7 +153,9 @@ class AlertHandler:
         alert = Alert(event.event_id, "listing", event.symbol, render_listing(event))
         await self._deliver(alert, targets)
 
-    async def _cooldown_passed(self, event: Event, key: str, asset: str) -> bool:
+    async def _cooldown_passed(
+        self, event: Event, key: str, asset: str, call: str | None = None
+    ) -> bool:
         if self._rules.cooldown_s <= 0:
             return True
         state = await self._repo.alert_state(key)
@@ -156,10 +165,12 @@ class AlertHandler:
             last_alert_event_id=state.event_id,
             last_alert_at=state.at,
             cooldown_s=self._rules.cooldown_s,
+            call=call,
+            last_call=state.call,
         ):
             return False
         # recorded before sending, so a redelivery of this event is not in its own cooldown
-        await self._repo.set_last_alert(key, asset, event.event_id, event.observed_at)
+        await self._repo.set_last_alert(key, asset, event.event_id, event.observed_at, call)
         return True
 
     async def _deliver(self, alert: Alert, targets: list[int]) -> None:

@@ -75,3 +75,5 @@ class NotifierSymbolState(Base):
     latest_signal: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     last_alert_event_id: Mapped[str | None] = mapped_column(String(64))
     last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # "LONG:WAIT": a same-direction upgrade of the call passes the cooldown (filters.py)
+    last_alert_call: Mapped[str | None] = mapped_column(String(24))

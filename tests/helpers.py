@@ -20,13 +20,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from perpsignal_common.embedded import die_with_parent
 from perpsignal_common.events.base import Event
 from perpsignal_common.events.registry import decode
+from perpsignal_common.runtime import Service
 from perpsignal_common.settings import KafkaSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +109,30 @@ async def eventually(
         last = result
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+S = TypeVar("S", bound=Service)
+
+
+class InLoop(Generic[S]):
+    """`service` started and run in this event loop (`async with`); on exit it is stopped,
+    its run awaited (at most 20 s) and closed: a service under test without a process."""
+
+    def __init__(self, service: S) -> None:
+        self.service = service
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.service.start()
+        self.task = asyncio.create_task(self.service.run(self.stop))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 20)
+        await self.service.close()
 
 
 class TopicReader:

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from perpsignal_common.db.models.ingestor import KnownSymbol
+from perpsignal_common.events.base import Event
 from perpsignal_common.events.market import (
     TIMEFRAME_SECONDS,
     CandleClosedV1,
@@ -22,6 +23,8 @@ from perpsignal_common.events.market import (
 )
 from perpsignal_common.events.registry import encode
 from perpsignal_common.events.signals import Ohlc, SignalScoredV1
+from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.settings import KafkaSettings
 from perpsignal_connectors.alternative_me.parsing import parse_fng
 from perpsignal_connectors.alternative_me.schemas import FNG
 from perpsignal_connectors.binance_usdm.parsing import parse_force_order, parse_klines
@@ -153,3 +156,20 @@ def scored_signals(csv_path: Path, symbol: str, n: int) -> list[SignalScoredV1]:
     settings = ScorerSettings(scorer_primary_timeframe="5m", scorer_smc_timeframes="5m,15m")
     engine = ScoringEngine(settings.engine_config())
     return [s for c in binance_candles(csv_path, symbol, "5m", n) for s in engine.apply(c)]
+
+
+async def send_under_key(
+    producer: EventProducer, kafka: KafkaSettings, topic: str, event: Event, key: bytes
+) -> None:
+    """Publish `event` to `topic` under `key` instead of its own partition key (misrouted)."""
+    await producer.send_raw(kafka.topic(topic), key, encode(event), event_headers(event), wait=True)
+
+
+def assert_dead_lettered_as_misrouted(
+    value: bytes, headers: dict[str, bytes], event: Event, key: str
+) -> None:
+    """A dead letter of `event` refused for its record key `key` naming its own symbol."""
+    assert value == encode(event)
+    assert headers["dlq.error_type"] == b"PoisonMessage"
+    reason = headers["dlq.error"].decode()
+    assert f"'{key}'" in reason and f"symbol {event.symbol!r}" in reason, reason

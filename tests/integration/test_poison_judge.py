@@ -4,7 +4,6 @@ of the symbol after it is still judged (one NaN candle used to silence a symbol 
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from perpsignal_common.kafka.producer import EventProducer, event_headers
 from perpsignal_common.settings import KafkaSettings
 from perpsignal_judge.service import JudgeService
 from perpsignal_judge.settings import JudgeSettings
-from tests.helpers import TopicReader, eventually
+from tests.helpers import InLoop, TopicReader, eventually
 from tests.poison_helpers import poison, poison_newest_candle, scored_signals
 
 pytestmark = pytest.mark.kafka
@@ -32,24 +31,11 @@ pytestmark = pytest.mark.kafka
 SYMBOL = "XRPUSDT"
 
 
-class Running:
+class Running(InLoop[JudgeService]):
     """A JudgeService running in this event loop."""
 
     def __init__(self, kafka: KafkaSettings) -> None:
-        self.service = JudgeService(JudgeSettings(kafka=kafka))
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Running:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stop))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 20)
-        await self.service.close()
+        super().__init__(JudgeService(JudgeSettings(kafka=kafka)))
 
 
 def request(signal: ScoredSignalFields, cid: str) -> JudgeRequestV1:

@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from perpsignal_common.events.registry import encode
 from perpsignal_common.events.signals import SignalJudgedV1
 from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
-from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from tests.helpers import TopicReader, eventually
 from tests.integration.judge.test_judge_service import Running
-from tests.poison_helpers import scored_signals
+from tests.poison_helpers import (
+    assert_dead_lettered_as_misrouted,
+    scored_signals,
+    send_under_key,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -42,13 +45,7 @@ async def test_a_signal_keyed_by_another_symbol_is_dead_lettered_and_not_judged(
         ):
             for s in signals:
                 if s is misrouted:
-                    await producer.send_raw(
-                        kafka_settings.topic(Topic.SIGNALS),
-                        b"BTCUSDT",
-                        encode(s),
-                        event_headers(s),
-                        wait=True,
-                    )
+                    await send_under_key(producer, kafka_settings, Topic.SIGNALS, s, b"BTCUSDT")
                 else:
                     await producer.publish(s, wait=True)
             await judged.wait_for(len(signals) - 1, timeout=60)
@@ -59,10 +56,7 @@ async def test_a_signal_keyed_by_another_symbol_is_dead_lettered_and_not_judged(
     finally:
         await producer.stop()
 
-    assert [r.value for r in letters] == [encode(misrouted)]
-    headers = dict(letters[0].headers)
-    assert headers["dlq.error_type"] == b"PoisonMessage"
-    reason = headers["dlq.error"].decode()
-    assert "'BTCUSDT'" in reason and f"symbol {SYMBOL!r}" in reason, reason
+    [letter] = letters
+    assert_dead_lettered_as_misrouted(letter.value, dict(letter.headers), misrouted, "BTCUSDT")
     causes = [e.causation_id for e in judged.events() if isinstance(e, SignalJudgedV1)]
     assert sorted(causes) == sorted(s.event_id for s in signals if s is not misrouted)

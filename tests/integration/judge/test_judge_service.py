@@ -16,7 +16,7 @@ from perpsignal_common.settings import KafkaSettings
 from perpsignal_judge.service import JudgeService
 from perpsignal_judge.settings import JudgeSettings
 from tests.fakes.openai import AGREEING_SUMMARY, RecordedOpenAI, agreeing_verdict
-from tests.helpers import TopicReader, eventually
+from tests.helpers import InLoop, TopicReader, eventually
 from tests.unit.judge.builders import T0, load_candles, signal
 
 pytestmark = pytest.mark.kafka
@@ -24,24 +24,11 @@ pytestmark = pytest.mark.kafka
 SYMBOLS = ("XRPUSDT", "BTCUSDT", "ETHUSDT")
 
 
-class Running:
+class Running(InLoop[JudgeService]):
     """A JudgeService running in this event loop."""
 
     def __init__(self, kafka: KafkaSettings, **settings: Any) -> None:
-        self.service = JudgeService(JudgeSettings(kafka=kafka, judge_concurrency=8, **settings))
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Running:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stop))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 20)
-        await self.service.close()
+        super().__init__(JudgeService(JudgeSettings(kafka=kafka, judge_concurrency=8, **settings)))
 
 
 async def test_signals_in_judged_out_and_restart_safe(

@@ -12,10 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from perpsignal_common.events.registry import encode
 from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
-from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from tests.fakes.telegram import FakeTelegram
 from tests.helpers import TopicReader, eventually
@@ -24,6 +23,7 @@ from tests.integration.notifier.test_notifier_process import (
     Running,
     in_process_settings,
 )
+from tests.poison_helpers import assert_dead_lettered_as_misrouted, send_under_key
 from tests.unit.notifier.builders import judged
 
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
@@ -41,13 +41,7 @@ async def test_a_signal_keyed_by_another_symbol_is_dead_lettered_and_not_sent(
     await producer.start()
     try:
         await producer.publish(good[0], wait=True)
-        await producer.send_raw(
-            kafka_settings.topic(Topic.SIGNALS_JUDGED),
-            b"BTCUSDT",
-            encode(misrouted),
-            event_headers(misrouted),
-            wait=True,
-        )
+        await send_under_key(producer, kafka_settings, Topic.SIGNALS_JUDGED, misrouted, b"BTCUSDT")
         await producer.publish(good[1], wait=True)
     finally:
         await producer.stop()
@@ -67,11 +61,8 @@ async def test_a_signal_keyed_by_another_symbol_is_dead_lettered_and_not_sent(
     finally:
         await engine.dispose()
 
-    assert [r.value for r in letters] == [encode(misrouted)]
-    headers = dict(letters[0].headers)
-    assert headers["dlq.error_type"] == b"PoisonMessage"
-    reason = headers["dlq.error"].decode()
-    assert "'BTCUSDT'" in reason and "symbol 'SOLUSDT'" in reason, reason
+    [letter] = letters
+    assert_dead_lettered_as_misrouted(letter.value, dict(letter.headers), misrouted, "BTCUSDT")
     sent = fake_telegram.messages
     assert sorted(m.chat_id for m in sent) == sorted(CHATS * len(good))
     assert not any("SOL" in m.text for m in sent)

@@ -7,7 +7,6 @@ window that would duplicate without the ledger.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from perpsignal_common.settings import DatabaseSettings, KafkaSettings, OpsSetti
 from perpsignal_notifier.service import NotifierService
 from perpsignal_notifier.settings import NotifierSettings
 from tests.fakes.telegram import FakeTelegram
-from tests.helpers import ServiceProcess, TopicReader, eventually
+from tests.helpers import InLoop, ServiceProcess, TopicReader, eventually
 from tests.unit.notifier.builders import judged, listing, mss
 
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
@@ -158,24 +157,11 @@ async def test_kill_mid_stream_and_restart_sends_no_duplicate_and_misses_nothing
     assert dict(rows) == {"sent": expected - 2, "uncertain": 2}
 
 
-class Running:
+class Running(InLoop[NotifierService]):
     """A NotifierService in this event loop (no process start: aiogram imports are slow)."""
 
     def __init__(self, settings: NotifierSettings) -> None:
-        self.service = NotifierService(settings)
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Running:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stop))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 20)
-        await self.service.close()
+        super().__init__(NotifierService(settings))
 
 
 def in_process_settings(

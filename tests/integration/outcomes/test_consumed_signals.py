@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -28,39 +27,29 @@ from perpsignal_common.kafka.producer import EventProducer, event_headers
 from perpsignal_common.settings import DatabaseSettings, KafkaSettings, OpsSettings
 from perpsignal_outcomes.service import OutcomesService
 from perpsignal_outcomes.settings import OutcomesSettings
-from tests.helpers import TopicReader, eventually
+from tests.helpers import InLoop, TopicReader, eventually
 from tests.integration.outcomes.conftest import judged
+from tests.poison_helpers import assert_dead_lettered_as_misrouted
 
 pytestmark = [pytest.mark.kafka, pytest.mark.db]
 
 CONFLICTS = "perpsignal_outcomes_signal_id_conflicts_total"
 
 
-class Running:
+class Running(InLoop[OutcomesService]):
     """An OutcomesService running in this event loop."""
 
     def __init__(self, kafka: KafkaSettings, database_url: str) -> None:
-        self.service = OutcomesService(
-            OutcomesSettings(
-                kafka=kafka,
-                database=DatabaseSettings(database_url=database_url),
-                ops=OpsSettings(ops_port=free_port()),
-                outcomes_klines_fallback=False,
+        super().__init__(
+            OutcomesService(
+                OutcomesSettings(
+                    kafka=kafka,
+                    database=DatabaseSettings(database_url=database_url),
+                    ops=OpsSettings(ops_port=free_port()),
+                    outcomes_klines_fallback=False,
+                )
             )
         )
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> Running:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stop))
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 20)
-        await self.service.close()
 
     async def stored(self) -> dict[str, str]:
         """signal id -> direction of every stored signal."""
@@ -101,11 +90,8 @@ async def test_a_signal_keyed_by_another_symbol_is_dead_lettered_and_not_stored(
         await eventually(lambda: running.service.loop.processed >= 2, what="both good signals")
         stored = await running.stored()
 
-    assert [r.value for r in letters] == [encode(misrouted)]
-    headers = dict(letters[0].headers)
-    assert headers["dlq.error_type"] == b"PoisonMessage"
-    reason = headers["dlq.error"].decode()
-    assert "'XRPUSDT'" in reason and "symbol 'BTCUSDT'" in reason, reason
+    [letter] = letters
+    assert_dead_lettered_as_misrouted(letter.value, dict(letter.headers), misrouted, "XRPUSDT")
     assert set(stored) == {"first", "last"}
 
 

@@ -13,15 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from perpsignal_common.events.registry import encode
 from perpsignal_common.events.signals import SignalScoredV1
 from perpsignal_common.events.topics import Topic, dlq_topic
 from perpsignal_common.kafka.admin import ensure_topics
-from perpsignal_common.kafka.producer import EventProducer, event_headers
+from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.settings import KafkaSettings
 from tests.helpers import TopicReader
 from tests.integration.scorer.test_scorer_service import Running, scorer_5m_settings
-from tests.poison_helpers import binance_candles
+from tests.poison_helpers import (
+    assert_dead_lettered_as_misrouted,
+    binance_candles,
+    send_under_key,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -46,13 +49,7 @@ async def test_a_record_keyed_by_another_symbol_is_dead_lettered_with_the_reason
             for c in candles[:6]:
                 await producer.publish(c, wait=True)
             await out.wait_for(6)
-            await producer.send_raw(
-                kafka_settings.topic(Topic.MARKET),
-                b"BTCUSDT",
-                encode(misrouted),
-                event_headers(misrouted),
-                wait=True,
-            )
+            await send_under_key(producer, kafka_settings, Topic.MARKET, misrouted, b"BTCUSDT")
             for c in candles[7:]:
                 await producer.publish(c, wait=True)
             await out.wait_for(len(candles) - 1, timeout=60)
@@ -62,11 +59,8 @@ async def test_a_record_keyed_by_another_symbol_is_dead_lettered_with_the_reason
     finally:
         await producer.stop()
 
-    assert set(letters) == {encode(misrouted)}
-    headers = letters[encode(misrouted)]
-    assert headers["dlq.error_type"] == b"PoisonMessage"
-    reason = headers["dlq.error"].decode()
-    assert "BTCUSDT" in reason and SYMBOL in reason, reason
+    [(value, headers)] = letters.items()
+    assert_dead_lettered_as_misrouted(value, headers, misrouted, "BTCUSDT")
     signals = [e for e in out.events() if isinstance(e, SignalScoredV1)]
     causes = {s.causation_id for s in signals}
     assert misrouted.event_id not in causes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from perpsignal_common.settings import KafkaSettings
 from perpsignal_domain.scoring.engine import ScoringEngine
 from perpsignal_scorer.service import ScorerService
 from perpsignal_scorer.settings import ScorerSettings
-from tests.helpers import TopicReader, eventually
+from tests.helpers import InLoop, TopicReader, eventually
 from tests.unit.scorer import recorded
 
 pytestmark = pytest.mark.kafka
@@ -37,23 +36,16 @@ def scorer_5m_settings(kafka: KafkaSettings) -> ScorerSettings:
 
 
 class Running:
-    """A scorer service running in this event loop."""
+    """A scorer service running in this event loop (`async with` gives the service)."""
 
     def __init__(self, settings: ScorerSettings) -> None:
-        self.service = ScorerService(settings)
-        self.stop = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        self._in_loop = InLoop(ScorerService(settings))
 
     async def __aenter__(self) -> ScorerService:
-        await self.service.start()
-        self.task = asyncio.create_task(self.service.run(self.stop))
-        return self.service
+        return (await self._in_loop.__aenter__()).service
 
     async def __aexit__(self, *exc: object) -> None:
-        self.stop.set()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 20)
-        await self.service.close()
+        await self._in_loop.__aexit__(*exc)
 
 
 async def test_restart_mid_stream_gives_each_closed_candle_exactly_one_signal(

@@ -47,26 +47,24 @@ def seed_number(text: str) -> int:
     return value
 
 
-def positive_count(text: str) -> int:
-    """A whole number >= 1 (a record count): `--max 0` or `-1` used to stop after one."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= {least}, got {value}")
     return value
+
+
+def positive_count(text: str) -> int:
+    """A whole number >= 1 (a record count): `--max 0` or `-1` used to stop after one."""
+    return _whole_number(text, 1)
 
 
 def count_or_zero(text: str) -> int:
     """A whole number >= 0, where 0 has a meaning of its own (`--folds 0`: every fold)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def non_negative_number(text: str) -> float:

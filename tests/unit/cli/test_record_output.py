@@ -148,3 +148,25 @@ def test_a_broker_lost_mid_recording_still_publishes_what_was_received(
     assert _run(out) == 1
     assert f"the records received so far are in {out}" in capsys.readouterr().err
     assert [orjson.loads(line)["event"] for line in out.read_bytes().splitlines()] == [{"n": 1}]
+
+
+def test_an_unexpected_failure_mid_recording_keeps_what_was_received(out: Path) -> None:
+    """Only a failed write (a line may be cut) discarded the partial file on purpose; any
+    other exception discarded the records received too, a loss the broker may not repeat
+    (retention)."""
+    out.write_bytes(OLD)
+    FakeConsumer.script = [[{"n": 1}, {"n": 2}], RuntimeError("a bug in the loop")]
+    with pytest.raises(RuntimeError, match="a bug in the loop"):
+        _run(out, "--force")
+    events = [orjson.loads(line)["event"] for line in out.read_bytes().splitlines()]
+    assert events == [{"n": 1}, {"n": 2}]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tap.jsonl"]
+
+
+def test_a_failure_before_any_record_leaves_the_previous_file(out: Path) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    out.write_bytes(OLD)
+    FakeConsumer.script = [KafkaConnectionError()]
+    assert _run(out, "--force") == 1
+    assert out.read_bytes() == OLD  # --force replaces it with a recording, not with nothing

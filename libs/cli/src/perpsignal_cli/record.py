@@ -153,8 +153,9 @@ class _Staged:
 
     Opened with `out.open("wb")`, `out` was emptied at the start: a run killed (or a disk
     that filled up) left a truncated recording in place of the previous one. A clean end,
-    a stop or a Kafka failure mid-run (every line written is whole) publishes what was
-    received; any other failure removes the partial file and leaves `out` as it was. A
+    a stop, or a failure other than a write's (the broker lost, a bug: every line written is
+    whole) publishes what was received; a failed write, or a failure before any record,
+    removes the partial file and leaves `out` as it was. A
     process killed outright leaves `.<name>.<pid>.partial` beside it, never a cut `out`.
     """
 
@@ -171,8 +172,15 @@ class _Staged:
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
         try:
+            wrote = self._fh.tell() > 0
             self._fh.close()  # flushes: whole lines only, each written in one call
-            if kind is None or issubclass(kind, KafkaError | asyncio.CancelledError):
+            # a failed write may have cut a line: `out` stays as it was. Any other failure
+            # (the broker lost, a bug) publishes the whole lines received, if any
+            if kind is None or issubclass(kind, asyncio.CancelledError):
+                keep = True  # ended: a stop condition, Ctrl-C, --max
+            else:
+                keep = wrote and not issubclass(kind, OSError)
+            if keep:
                 os.replace(self.partial, self.out)
         finally:
             self.partial.unlink(missing_ok=True)

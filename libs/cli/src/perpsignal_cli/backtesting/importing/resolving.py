@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from perpsignal_cli.backtesting.importing.options import (
     _ColumnUse,
     _spec,
 )
-from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match
+from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match, zone_note
 
 # the importers' one logger, whichever module logs
 log = logging.getLogger("perpsignal_cli.backtesting.importers")
@@ -73,6 +74,7 @@ class Resolved:
     layout: str
     close_stamped: bool = False  # the layout's times are the bars' close
     date_order: str | None = None  # how its slash dates read (`_with_date_order`)
+    zone: tzinfo = UTC  # of its times written without a zone (`Time(UTC+8)`: `zone_note`)
 
     def get(self, row: Sequence[Any], name: str) -> float | None:
         """Return field `name` of `row` as a float (scaled), or None when absent/empty."""
@@ -157,7 +159,7 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
                 raise HistoryFormatError(f"{path}: no header, so --columns {name} needs a position")
             index[name], scale[name] = target, factor
     else:
-        normed = [norm(h) for h in header]
+        normed = [norm(zone_note(h)[0]) for h in header]
         claimed: set[int] = set()
 
         def find(target: str | int) -> int | None:
@@ -215,7 +217,11 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
             f"missing {', '.join(f.name for f in missing)} (accepted names - {accepted}); "
             f"or name the columns with --columns {missing[0].name}=<column>"
         )
-    return Resolved(index, scale, layout, close_stamped)
+    zone: tzinfo = UTC
+    if header is not None:
+        notes = [zone_note(header[index[n]])[1] for n in ("time", "day") if n in index]
+        zone = next((z for z in notes if z is not None), UTC)
+    return Resolved(index, scale, layout, close_stamped, zone=zone)
 
 
 def _load(
@@ -231,7 +237,8 @@ def _load(
     """
     table = _read(path)
     res = _with_date_order(resolve(kind, table, path), table, path)
-    log.info("%s: read as %s (%s)", path.name, kind, res.layout)
+    zone = "" if res.zone is UTC else f", times without a zone read as {res.zone}"
+    log.info("%s: read as %s (%s%s)", path.name, kind, res.layout, zone)
     if "symbol" not in res.index or kind == "liquidations":  # liquidations filter their own
         return res, table.rows
     # a first pass over the symbol column: the rows themselves when already in memory (JSON,
@@ -433,7 +440,7 @@ def _date_column(res: Resolved, row: Sequence[Any]) -> int:
 
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
     try:
-        return parse_time_ms(row_time(res, row), res.date_order)
+        return parse_time_ms(row_time(res, row), res.date_order, res.zone)
     except HistoryFormatError as exc:
         raise HistoryFormatError(f"{path}: {exc}") from None
 

@@ -61,6 +61,30 @@ def test_each_venues_candles_are_the_recorded_bars(
         assert s.quote_volume[0] == pytest.approx(3153694.607359 * 1.07925)
 
 
+def test_okx_mark_price_candles_carry_no_volume_and_drop_the_open_bar(
+    bars: imp.CandleSeries, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OKX's mark/index-price candles are six texts, the last its `confirm` flag. Read as
+    CCXT's six values, every bar's volume was that flag (1.0) and the newest bar, still
+    open when exported ("0"), was read as a finished one."""
+    with caplog.at_level("INFO"):
+        s = imp.read_candles(VENUES / "okx_v5_mark_price_candles.json")
+    assert "OKX mark/index-price candles" in caplog.text
+    assert len(s) == 47 and at(s.open_ms[-1]) == datetime(2021, 11, 18, 23, tzinfo=UTC)
+    assert s.open_ms == bars.open_ms[:47] and s.close == bars.close[:47]
+    assert set(s.volume) == {0.0}  # unknown, and the warning says so
+    assert "no volume column" in caplog.text
+
+
+def test_a_ccxt_volume_of_one_is_still_a_volume(tmp_path: Path) -> None:
+    """The confirm flag is OKX's text "0"/"1": CCXT rows whose volume is the number 1 stay CCXT."""
+    rows = [[1637110800000 + k * 3_600_000, 1.0, 2.0, 0.5, 1.5, 1] for k in range(3)]
+    path = tmp_path / "ccxt.json"
+    path.write_text(json.dumps(rows))
+    s = imp.read_candles(path)
+    assert len(s) == 3 and s.volume == [1.0, 1.0, 1.0]
+
+
 def test_a_time_column_that_names_its_zone_is_read_in_that_zone(
     tmp_path: Path, bars: imp.CandleSeries
 ) -> None:
@@ -173,3 +197,9 @@ def test_the_backtest_command_reads_a_venues_candles_and_funding(
     assert sources["candles"]["last"] == "2021-11-19T01:00:00+00:00"
     assert sources["funding"]["events"] == 30
     assert str(sources["funding"]["first"]).startswith("2021-11-18T00:00:00")
+
+
+def test_the_backtest_command_on_okx_mark_price_candles(tmp_path: Path) -> None:
+    sources = _cli(tmp_path, "--candles", str(VENUES / "okx_v5_mark_price_candles.json"))
+    assert sources["candles"]["events"] == 47
+    assert sources["candles"]["last"] == "2021-11-19T00:00:00+00:00"

@@ -92,8 +92,13 @@ class Resolved:
 
 def _bars_fit(layout: Layout, rows: Sequence[Sequence[Any]]) -> bool:
     """Return True unless `layout` reads a row of `rows` as an impossible bar: a price that
-    is no number (MetaTrader's time of day where Bybit has its open) or outside the range."""
+    is no number (MetaTrader's time of day where Bybit has its open) or outside the range,
+    or a `confirm` flag that is not OKX's text "0" or "1" (a CCXT volume of 1 is a number)."""
     cols = layout.columns
+    if "confirm" in cols:
+        at_flag = int(cols["confirm"])
+        if any(at_flag >= len(r) or r[at_flag] not in ("0", "1") for r in rows):
+            return False
     if not {"open", "high", "low", "close"} <= set(cols):
         return True
     at = [int(cols[n]) for n in ("open", "high", "low", "close")]

@@ -203,3 +203,62 @@ def test_the_backtest_command_on_okx_mark_price_candles(tmp_path: Path) -> None:
     sources = _cli(tmp_path, "--candles", str(VENUES / "okx_v5_mark_price_candles.json"))
     assert sources["candles"]["events"] == 47
     assert sources["candles"]["last"] == "2021-11-19T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"retCode": 10001, "retMsg": "params error", "result": {}, "time": 1}, "params error"),
+        ({"code": "51001", "msg": "Instrument ID does not exist", "data": []}, "51001"),
+        ({"code": "40034", "msg": "Parameter does not exist", "data": None}, "40034"),
+        ({"jsonrpc": "2.0", "error": {"message": "Invalid params", "code": -32602}}, "Invalid"),
+        (
+            {"error": {"statusCode": 400, "name": "HTTPError", "message": "Invalid symbol"}},
+            "symbol",
+        ),
+        ({"result": "error", "error": "apiLimitExceeded", "serverTime": "2023"}, "apiLimit"),
+        ({"error": ["EQuery:Unknown asset pair"]}, "Unknown asset pair"),
+        ({"message": "NotFound"}, "NotFound"),
+    ],
+)
+def test_an_api_error_saved_as_history_is_refused_with_the_venues_message(
+    tmp_path: Path, body: dict[str, object], said: str
+) -> None:
+    """A venue's error answer saved as the file was 'JSON without a list of rows' (and
+    'keys seen: ' with nothing after it for Bybit): now its own message, in one line."""
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(body))
+    with pytest.raises(imp.HistoryFormatError, match="error answer of the venue's API") as err:
+        imp.read_candles(path)
+    assert said in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"retCode": 0, "retMsg": "OK", "result": {"category": "linear", "list": []}},
+        {"code": "0", "msg": "", "data": []},
+        {"jsonrpc": "2.0", "result": {"ticks": [], "open": [], "status": "no_data"}},
+        {"error": [], "result": {"XXRPZUSD": [], "last": 0}},
+    ],
+)
+def test_an_empty_answer_says_it_has_no_rows(tmp_path: Path, body: object) -> None:
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(body))
+    with pytest.raises(imp.HistoryFormatError, match="no rows: the answer is empty"):
+        imp.read_candles(path)
+
+
+def test_the_backtest_command_names_an_error_answer_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bybit_kline.json"
+    path.write_text(json.dumps({"retCode": 10001, "retMsg": "params error", "result": {}}))
+    argv = ["--symbol", "XRPUSDT", "--candles", str(path), "--out", str(tmp_path / "o")]
+    assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(
+        "error answer of the venue's API, not history: params error (retCode 10001); fetch it again"
+    )
+    assert "Traceback" not in "\n".join(err)

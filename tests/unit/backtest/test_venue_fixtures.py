@@ -262,3 +262,45 @@ def test_the_backtest_command_names_an_error_answer_in_one_line(
         "error answer of the venue's API, not history: params error (retCode 10001); fetch it again"
     )
     assert "Traceback" not in "\n".join(err)
+
+
+def test_a_file_of_another_market_is_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hyperliquid's XRP funding given for BTCUSDT was read as BTC's funding (a file of one
+    market was read whatever market it named): now refused, naming both markets."""
+    hl = VENUES / "hyperliquid_funding_history.json"
+    with pytest.raises(imp.HistoryFormatError, match="rows are of XRP, not BTCUSDT"):
+        imp.read_funding(hl, "BTCUSDT")
+    spot = tmp_path / "ETHBTC-1h.json"  # ETH priced in BTC is no ETHUSDT history
+    spot.write_text(json.dumps([{"symbol": "ETHBTC", "t": 1637110800000, "o": 0.07, "h": 0.071,
+                                 "l": 0.069, "c": 0.07, "v": 10}]))  # fmt: skip
+    with pytest.raises(imp.HistoryFormatError, match="rows are of ETHBTC, not ETHUSDT"):
+        imp.read_candles(spot, "ETHUSDT")
+    argv = ["--symbol", "BTCUSDT", "--candles", str(VENUES / "okx_v5_candles.json")]
+    argv += ["--funding", str(hl), "--out", str(tmp_path / "o"), "--no-progress", "--quiet"]
+    assert backtest.main(argv) == 2
+    assert "rows are of XRP, not BTCUSDT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("market", "symbol"),
+    [
+        ("XRP", "XRPUSDT"),  # Hyperliquid's coin
+        ("XRPUSD", "XRPUSDT"),  # BitMEX's quanto
+        ("PF_XBTUSD", "BTCUSDT"),  # Kraken Futures
+        ("XBTUSD", "BTCUSDT"),  # BitMEX
+        ("BTC-PERPETUAL", "BTCUSDT"),  # Deribit
+        ("BTC-USD", "BTCUSDT"),  # Coinbase
+        ("kPEPE", "1000PEPEUSDT"),  # Hyperliquid's thousands
+        ("XRP-USDT-SWAP", "XRPUSDT"),  # OKX
+    ],
+)
+def test_each_venues_name_of_the_same_market_is_read(
+    tmp_path: Path, market: str, symbol: str
+) -> None:
+    rows = [{"coin": market, "fundingRate": "0.0001", "time": 1637193600000 + k * 28_800_000}
+            for k in range(3)]  # fmt: skip
+    path = tmp_path / "f.json"
+    path.write_text(json.dumps(rows))
+    assert len(imp.read_funding(path, symbol)) == 3

@@ -238,7 +238,9 @@ def _load(
     BitMEX rows) is read for `symbol`'s rows only, the others counted in a warning; without
     a matching row, or without `symbol`, it is refused. Its rows were read as one series
     before: a time given by two markets kept the later row, so one market's backtest ran
-    on another's prices. A single-market file is read whatever it calls the market.
+    on another's prices. A single-market file is read whatever it calls the market, unless
+    that market has another base asset (`_base_asset`): another coin's funding was read as
+    the symbol's.
     """
     table = _read(path)
     res = _with_date_order(resolve(kind, table, path), table, path)
@@ -254,6 +256,13 @@ def _load(
         name = res.raw(row, "symbol")
         if name not in (None, ""):
             seen[str(name)] += 1
+    if len(seen) == 1 and symbol is not None:
+        (name,) = seen
+        if not same_symbol(name, symbol) and _base_asset(name) != _base_asset(symbol):
+            raise HistoryFormatError(
+                f"{path}: its rows are of {name}, not {symbol}: give {symbol}'s "
+                f"{kind.replace('_', ' ')} history (or --symbol for {name}'s)"
+            )
     if len(seen) <= 1:
         return res, table.rows
     listed = ", ".join(f"{name} ({n} rows)" for name, n in seen.most_common(5))
@@ -460,6 +469,22 @@ def same_symbol(name: str, symbol: str) -> bool:
     n = _CONTRACT_SUFFIX.sub("", norm(name.split(":")[0]))
     want = _CONTRACT_SUFFIX.sub("", norm(symbol.split(":")[0]))
     return n == want or n + "usdt" == want or want + "usdt" == n
+
+
+# a quote currency after the base, and what venues put before it: Kraken Futures' PF_/PI_
+# prefix, Hyperliquid's `k` (thousands: kPEPE), the 1000 of Binance's and Bybit's 1000PEPEUSDT
+_QUOTE = re.compile(r"(usdt|usdc|busd|fdusd|usd|eur|dai)$")
+_VENUE_PREFIX = re.compile(r"^(?:(?i:pf|pi|fi|ff)_|k(?=[A-Z])|1000000|1000)")
+
+
+def _base_asset(name: str) -> str:
+    """Return the base asset a market name or symbol names, loosely (`PF_XBTUSD` -> `btc`,
+    `kPEPE` and `1000PEPEUSDT` -> `pepe`, `XRP-USDT-SWAP` -> `xrp`): two names with other
+    bases are surely two markets, whatever each venue's way of writing them."""
+    text = _VENUE_PREFIX.sub("", name.split(":")[0].strip(), count=1)
+    n = _CONTRACT_SUFFIX.sub("", norm(text))
+    n = "btc" + n[3:] if n.startswith("xbt") else n
+    return _QUOTE.sub("", n) or n
 
 
 def _same_symbol(raw: Any, symbol: str) -> bool:

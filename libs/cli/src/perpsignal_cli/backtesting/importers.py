@@ -79,7 +79,12 @@ from perpsignal_cli.backtesting.importing.resolving import (
     rows_date_order,
     same_symbol,
 )
-from perpsignal_cli.backtesting.importing.times import ms_to_dt, parse_time_ms, timeframe_of
+from perpsignal_cli.backtesting.importing.times import (
+    ms_to_dt,
+    parse_time_ms,
+    timeframe_of,
+    zone_note,
+)
 
 __all__ = [
     "DATE_ORDERS",
@@ -126,4 +131,5 @@ __all__ = [
     "same_symbol",
     "timeframe_label",
     "timeframe_of",
+    "zone_note",
 ]

@@ -98,9 +98,60 @@ def _stream_items(body: list[Any]) -> list[Any]:
     return items or body
 
 
+# what venues' envelopes say when all went well (Bybit retCode 0, OKX "0", Bitget "00000",
+# KuCoin "200000")
+_OK_CODES = {"0", "00000", "200000", "200"}
+
+
+def _api_error(body: Any) -> str | None:
+    """Return the venue's own error message when `body` is an error answer saved as the
+    history (Bybit `retCode`/`retMsg`, OKX/Bitget/KuCoin `code`/`msg`, JSON-RPC and BitMEX
+    `error`, Kraken's `error` list, Kraken Futures' `result: "error"`, Coinbase `message`)."""
+    if not isinstance(body, dict):
+        return None
+    for code_key, msg_key in (("retCode", "retMsg"), ("code", "msg"), ("code", "message")):
+        code = body.get(code_key)
+        if code is not None and str(code) not in _OK_CODES and body.get(msg_key):
+            return f"{body[msg_key]} ({code_key} {code})"
+    error = body.get("error")
+    if isinstance(error, dict) and (error.get("message") or error.get("msg")):
+        text = error.get("message") or error.get("msg")
+        return f"{text}" + (f" (code {error['code']})" if "code" in error else "")
+    if isinstance(error, list) and error:  # Kraken spot: a list of texts
+        return "; ".join(map(str, error))
+    if isinstance(error, str) and error:
+        return error
+    if set(body) <= {"message", "error", "error_details", "status"} and body.get("message"):
+        return str(body["message"])  # Coinbase
+    return None
+
+
+def _is_empty(body: Any) -> bool:
+    """Return True for an answer that holds rows, none of them: `[]`, an envelope of an
+    empty list, Deribit's `status: no_data` with empty column arrays."""
+    if isinstance(body, list):
+        return not body
+    if not isinstance(body, dict):
+        return False
+    lists = [v for v in body.values() if isinstance(v, list)]
+    inner = [v for v in body.values() if isinstance(v, dict)]
+    if lists:
+        return not any(lists)
+    return any(_is_empty(v) for v in inner)
+
+
 def _json_table(body: Any) -> Table:
-    body = _unwrap(body)
+    raw, body = body, _unwrap(body)
     if not isinstance(body, list) or not body:
+        error = _api_error(raw)
+        if error is not None:
+            raise HistoryFormatError(
+                f"an error answer of the venue's API, not history: {error}; fetch it again"
+            )
+        if _is_empty(raw):
+            raise HistoryFormatError(
+                "no rows: the answer is empty (a time range the venue has no history for?)"
+            )
         seen = f" (keys seen: {', '.join(map(str, body))})" if isinstance(body, dict) else ""
         raise HistoryFormatError(
             f"JSON without a list of rows, an envelope holding one or column arrays{seen}"

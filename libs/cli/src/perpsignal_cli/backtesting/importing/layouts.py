@@ -229,6 +229,14 @@ KINDS: dict[str, Kind] = {
                 {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4},
                 width=5,
             ),
+            # OKX /api/v5/market/(history-)mark-price-candles and index-candles: no volume,
+            # the `confirm` flag last (text "0"/"1"); read as CCXT's rows, every bar's volume
+            # was 1 and the bar still open was kept
+            Layout(
+                "OKX mark/index-price candles (6 columns, confirm last)",
+                {"time": 0, "open": 1, "high": 2, "low": 3, "close": 4, "confirm": 5},
+                width=6,
+            ),
             # same width, other orders: the first under which every head row is a possible bar
             Layout("CCXT / freqtrade OHLCV (6 columns)", _CCXT_OHLCV, width=6),
             Layout("Coinbase Exchange candles (6 columns)", _COINBASE_CANDLE, width=6),

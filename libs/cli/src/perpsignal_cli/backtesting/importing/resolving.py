@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from perpsignal_cli.backtesting.importing.options import (
     _ColumnUse,
     _spec,
 )
-from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match
+from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match, zone_note
 
 # the importers' one logger, whichever module logs
 log = logging.getLogger("perpsignal_cli.backtesting.importers")
@@ -73,6 +74,7 @@ class Resolved:
     layout: str
     close_stamped: bool = False  # the layout's times are the bars' close
     date_order: str | None = None  # how its slash dates read (`_with_date_order`)
+    zone: tzinfo = UTC  # of its times written without a zone (`Time(UTC+8)`: `zone_note`)
 
     def get(self, row: Sequence[Any], name: str) -> float | None:
         """Return field `name` of `row` as a float (scaled), or None when absent/empty."""
@@ -90,8 +92,13 @@ class Resolved:
 
 def _bars_fit(layout: Layout, rows: Sequence[Sequence[Any]]) -> bool:
     """Return True unless `layout` reads a row of `rows` as an impossible bar: a price that
-    is no number (MetaTrader's time of day where Bybit has its open) or outside the range."""
+    is no number (MetaTrader's time of day where Bybit has its open) or outside the range,
+    or a `confirm` flag that is not OKX's text "0" or "1" (a CCXT volume of 1 is a number)."""
     cols = layout.columns
+    if "confirm" in cols:
+        at_flag = int(cols["confirm"])
+        if any(at_flag >= len(r) or r[at_flag] not in ("0", "1") for r in rows):
+            return False
     if not {"open", "high", "low", "close"} <= set(cols):
         return True
     at = [int(cols[n]) for n in ("open", "high", "low", "close")]
@@ -157,7 +164,7 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
                 raise HistoryFormatError(f"{path}: no header, so --columns {name} needs a position")
             index[name], scale[name] = target, factor
     else:
-        normed = [norm(h) for h in header]
+        normed = [norm(zone_note(h)[0]) for h in header]
         claimed: set[int] = set()
 
         def find(target: str | int) -> int | None:
@@ -215,7 +222,11 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
             f"missing {', '.join(f.name for f in missing)} (accepted names - {accepted}); "
             f"or name the columns with --columns {missing[0].name}=<column>"
         )
-    return Resolved(index, scale, layout, close_stamped)
+    zone: tzinfo = UTC
+    if header is not None:
+        notes = [zone_note(header[index[n]])[1] for n in ("time", "day") if n in index]
+        zone = next((z for z in notes if z is not None), UTC)
+    return Resolved(index, scale, layout, close_stamped, zone=zone)
 
 
 def _load(
@@ -227,11 +238,14 @@ def _load(
     BitMEX rows) is read for `symbol`'s rows only, the others counted in a warning; without
     a matching row, or without `symbol`, it is refused. Its rows were read as one series
     before: a time given by two markets kept the later row, so one market's backtest ran
-    on another's prices. A single-market file is read whatever it calls the market.
+    on another's prices. A single-market file is read whatever it calls the market, unless
+    that market has another base asset (`_base_asset`): another coin's funding was read as
+    the symbol's.
     """
     table = _read(path)
     res = _with_date_order(resolve(kind, table, path), table, path)
-    log.info("%s: read as %s (%s)", path.name, kind, res.layout)
+    zone = "" if res.zone is UTC else f", times without a zone read as {res.zone}"
+    log.info("%s: read as %s (%s%s)", path.name, kind, res.layout, zone)
     if "symbol" not in res.index or kind == "liquidations":  # liquidations filter their own
         return res, table.rows
     # a first pass over the symbol column: the rows themselves when already in memory (JSON,
@@ -242,6 +256,13 @@ def _load(
         name = res.raw(row, "symbol")
         if name not in (None, ""):
             seen[str(name)] += 1
+    if len(seen) == 1 and symbol is not None:
+        (name,) = seen
+        if not same_symbol(name, symbol) and _base_asset(name) != _base_asset(symbol):
+            raise HistoryFormatError(
+                f"{path}: its rows are of {name}, not {symbol}: give {symbol}'s "
+                f"{kind.replace('_', ' ')} history (or --symbol for {name}'s)"
+            )
     if len(seen) <= 1:
         return res, table.rows
     listed = ", ".join(f"{name} ({n} rows)" for name, n in seen.most_common(5))
@@ -433,7 +454,7 @@ def _date_column(res: Resolved, row: Sequence[Any]) -> int:
 
 def _time(res: Resolved, row: Sequence[Any], path: Path) -> int:
     try:
-        return parse_time_ms(row_time(res, row), res.date_order)
+        return parse_time_ms(row_time(res, row), res.date_order, res.zone)
     except HistoryFormatError as exc:
         raise HistoryFormatError(f"{path}: {exc}") from None
 
@@ -448,6 +469,22 @@ def same_symbol(name: str, symbol: str) -> bool:
     n = _CONTRACT_SUFFIX.sub("", norm(name.split(":")[0]))
     want = _CONTRACT_SUFFIX.sub("", norm(symbol.split(":")[0]))
     return n == want or n + "usdt" == want or want + "usdt" == n
+
+
+# a quote currency after the base, and what venues put before it: Kraken Futures' PF_/PI_
+# prefix, Hyperliquid's `k` (thousands: kPEPE), the 1000 of Binance's and Bybit's 1000PEPEUSDT
+_QUOTE = re.compile(r"(usdt|usdc|busd|fdusd|usd|eur|dai)$")
+_VENUE_PREFIX = re.compile(r"^(?:(?i:pf|pi|fi|ff)_|k(?=[A-Z])|1000000|1000)")
+
+
+def _base_asset(name: str) -> str:
+    """Return the base asset a market name or symbol names, loosely (`PF_XBTUSD` -> `btc`,
+    `kPEPE` and `1000PEPEUSDT` -> `pepe`, `XRP-USDT-SWAP` -> `xrp`): two names with other
+    bases are surely two markets, whatever each venue's way of writing them."""
+    text = _VENUE_PREFIX.sub("", name.split(":")[0].strip(), count=1)
+    n = _CONTRACT_SUFFIX.sub("", norm(text))
+    n = "btc" + n[3:] if n.startswith("xbt") else n
+    return _QUOTE.sub("", n) or n
 
 
 def _same_symbol(raw: Any, symbol: str) -> bool:

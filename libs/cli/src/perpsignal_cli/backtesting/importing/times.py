@@ -7,7 +7,7 @@ import calendar
 import contextlib
 import email.utils
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from perpsignal_cli.backtesting.importing.base import HistoryFormatError
@@ -16,28 +16,30 @@ from perpsignal_common.events.market import (
 )
 
 
-def parse_time_ms(raw: Any, order: str | None = None) -> int:
+def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int:
     """Return epoch ms from epoch s/ms/us/ns (by magnitude), an ISO string or a datetime.
 
     `order` (`dmy`, `mdy`): how a slash date (`01/02/2024`) reads; without it such a date
-    is refused, never guessed (the file decides it: `_with_date_order`).
+    is refused, never guessed (the file decides it: `_with_date_order`). `zone`: the zone of
+    a time written without one (`Time(UTC+8)` in the header, see `zone_note`); UTC unless
+    the file says otherwise. Epoch numbers have no zone.
     """
     if isinstance(raw, datetime):
-        dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=UTC)
+        dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=zone)
         return round(dt.timestamp() * 1000)
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         value = float(raw)
     else:
         text = str(raw).strip()
         if order is not None:  # a file of slash dates: each row is one, read first
-            slash = _slash_date(_ZONE_WORD.sub("", text), order)
+            bare = _ZONE_WORD.sub("", text)
+            slash = _slash_date(bare, order, UTC if bare != text else zone)
             if slash is not None:
-                slash = slash if slash.tzinfo is not None else slash.replace(tzinfo=UTC)
                 return round(slash.timestamp() * 1000)
         try:
             value = float(text)
         except ValueError:
-            parsed = _date_text(text, order)
+            parsed = _date_text(text, order, zone)
             if parsed is None:
                 if order is None and slash_match(text):
                     raise HistoryFormatError(
@@ -46,7 +48,7 @@ def parse_time_ms(raw: Any, order: str | None = None) -> int:
                     ) from None
                 raise HistoryFormatError(f"unreadable time {raw!r}") from None
             if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
+                parsed = parsed.replace(tzinfo=zone)
             return round(parsed.timestamp() * 1000)
     # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
     if not 0 <= value < 1e20:
@@ -113,8 +115,9 @@ def slash_match(text: str) -> re.Match[str] | None:
     return m
 
 
-def _slash_date(text: str, order: str) -> datetime | None:
-    """Return a slash date read in `order` (`dmy` or `mdy`), or None when it is none.
+def _slash_date(text: str, order: str, zone: tzinfo = UTC) -> datetime | None:
+    """Return a slash date read in `order` (`dmy` or `mdy`), or None when it is none
+    (in `zone` unless it gives its own offset).
 
     A two-digit year is 20yy (no market data predates 2009); 12 AM is midnight, 12 PM noon.
     """
@@ -134,9 +137,10 @@ def _slash_date(text: str, order: str) -> datetime | None:
     try:
         if not tail:  # the common case: built directly (a file of them is read per row)
             micro = int((frac[1:] + "00000")[:6]) if frac else 0
-            return datetime(year, month, day, hour, int(minute or 0), int(sec or 0), micro, UTC)
+            return datetime(year, month, day, hour, int(minute or 0), int(sec or 0), micro, zone)
         iso = f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute or '00'}:{sec or '00'}"
-        return datetime.fromisoformat(f"{iso}{frac or ''}{tail}")  # with its UTC offset
+        at = datetime.fromisoformat(f"{iso}{frac or ''}{tail}")  # with its UTC offset
+        return at if at.tzinfo is not None else at.replace(tzinfo=zone)
     except ValueError:  # no such day (31/02), hour or offset
         return None
 
@@ -166,19 +170,21 @@ def _named_month(m: re.Match[str]) -> str | None:
     return f"{full:04d}-{month:02d}-{day:02d}{m['rest'] or ''}"
 
 
-def _date_text(text: str, order: str | None = None) -> datetime | None:
+def _date_text(text: str, order: str | None = None, zone: tzinfo = UTC) -> datetime | None:
     """Return an ISO 8601 time, or one as databases and HTTP print them: BigQuery's and
     Dune's `2021-11-15 18:00:00 UTC`, Go's `... +0000 UTC`, `2021/11/15 ...`, RFC 1123;
     with `order`, a slash date with the year last (`_slash_date`)."""
     with contextlib.suppress(ValueError):
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     bare = _ZONE_WORD.sub("", text)
+    if bare != text:  # `... UTC` says its zone, whatever the header says
+        zone = UTC
     year_first = _YEAR_FIRST.match(bare)  # 2021/11/15, MetaTrader's 2021.11.15
     if year_first:
         year, _, month, day, rest = year_first.groups()
         bare = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
     elif order is not None and slash_match(bare):
-        return _slash_date(bare, order)
+        return _slash_date(bare, order, zone)
     # day.month.year: how European spreadsheets write a date (never month first)
     dotted = _DOTTED_DATE.match(bare)
     if dotted:
@@ -188,13 +194,41 @@ def _date_text(text: str, order: str | None = None) -> datetime | None:
     if named:
         bare = _named_month(named) or bare
     with contextlib.suppress(ValueError):
-        return datetime.fromisoformat(bare)  # naive: UTC, as the caller takes it
+        at = datetime.fromisoformat(bare)
+        return at if at.tzinfo is not None or zone is UTC else at.replace(tzinfo=zone)
     with contextlib.suppress(TypeError, ValueError, IndexError):
         return email.utils.parsedate_to_datetime(text)
     return None
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# a zone note closing a time column's name: `Time(UTC)`, `Date (UTC+8)`, `time_utc`,
+# `Timestamp [GMT-05:00]` (venues' website downloads; Asian venues' often in UTC+8)
+_ZONE_NOTE = re.compile(
+    r"(?:^|[\s_(\[-])(?:utc|gmt)\s*(?:(?P<sign>[+-])\s*(?P<h>\d{1,2})(?::?(?P<m>\d\d))?)?"
+    r"\s*[)\]]?\s*$",
+    re.IGNORECASE,
+)
+
+
+def zone_note(name: str) -> tuple[str, tzinfo | None]:
+    """Return a column name without its zone note, and the zone it names (None: no note).
+
+    Without this `Time(UTC)` was no time column, and `--columns time="Time(UTC+8)"` read
+    its times as UTC: every bar 8 hours late.
+    """
+    m = _ZONE_NOTE.search(name)
+    if m is None or not name[: m.start()].strip():
+        return name, None
+    if m["sign"] is None:
+        return name[: m.start()], UTC
+    minutes = int(m["h"]) * 60 + int(m["m"] or 0)
+    if minutes >= 24 * 60:
+        return name, None
+    offset = timedelta(minutes=minutes if m["sign"] == "+" else -minutes)
+    return name[: m.start()], timezone(offset) if minutes else UTC
 
 
 def ms_to_dt(ms: int) -> datetime:

@@ -11,18 +11,31 @@ and headers against the AsyncAPI message they belong to.
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from functools import cache
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 
 from perpsignal_common.events.base import Event
-from tests.contract.wire_events import all_types, real_events, record
+from tests.contract.wire_events import NON_ASCII_LISTING, all_types, real_events, record
 from tests.helpers import REPO
 
 SCHEMAS = REPO / "schemas"
 FORMATS = Draft202012Validator.FORMAT_CHECKER
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """`pattern` as ECMA-262, Java and Go read it: `\\w`, `\\d`, `\\s` are ASCII classes."""
+    if validator.is_type(instance, "string") and not re.search(pattern, instance, re.ASCII):
+        yield ValidationError(f"{instance!r} does not match {pattern!r} (ECMA-262 reading)")
+
+
+EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
 
 
 @cache
@@ -51,9 +64,67 @@ def test_real_records_validate_against_the_published_schema(event_type: str) -> 
     schema = _schema(event_type)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     python = Draft202012Validator(schema, format_checker=FORMATS)
+    ecma = EcmaValidator(schema, format_checker=FORMATS)
     for event in real_events()[event_type]:
         value = json.loads(record(event)[1])
         assert not _errors(python, value), (event_type, _errors(python, value)[:5])
+        assert not _errors(ecma, value), (event_type, event.symbol, _errors(ecma, value)[:5])
+
+
+def test_a_listing_in_another_script_validates_in_every_client_engine() -> None:
+    """Binance lists 币安人生USDT; the contract takes letters of any script, and the
+    published pattern must say so to an ECMA-262, Java or Go engine, not only to Python."""
+    symbol = NON_ASCII_LISTING[0]
+    (event,) = [e for e in real_events()["listing.new"] if e.symbol == symbol]
+    EcmaValidator(_schema("listing.new"), format_checker=FORMATS).validate(
+        json.loads(record(event)[1])
+    )
+
+
+def _patterns() -> list[str]:
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                found.add(node["pattern"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for path in (SCHEMAS / "events").glob("*.json"):
+        walk(json.loads(path.read_text()))
+    return sorted(found)
+
+
+SYMBOLS_KEPT = ["BTCUSDT", "1000PEPEUSDT", "BTC-USDT-SWAP", "BTCUSDT_220325", "币安人生USDT",
+                "fear_greed", "source:binance", "Ωmega"]  # fmt: skip
+SYMBOLS_REFUSED = ["", "BTC USDT", "BTC\nUSDT", "BTC\u200dUSDT", "BTC<b>", "A\u0301B", "\u00a0"]
+
+
+def test_published_symbol_pattern_in_a_real_ecmascript_engine() -> None:
+    """Node's RegExp (with and without the `u` flag ajv and others use) reads the published
+    patterns as the producer validates: real symbols in, look-alikes and markup out."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    script = (
+        "const [ps, ok, bad] = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "const out = [];"
+        "for (const p of ps) for (const f of ['', 'u']) {"
+        " const r = new RegExp(p, f);"
+        " for (const s of ok) if (!r.test(s)) out.push(['refused', p, f, s]);"
+        " for (const s of bad) if (r.test(s)) out.push(['accepted', p, f, s]);"
+        "}"
+        "console.log(JSON.stringify(out));"
+    )
+    payload = json.dumps([_patterns(), SYMBOLS_KEPT, SYMBOLS_REFUSED])
+    proc = subprocess.run(
+        [node, "-e", script], input=payload, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(proc.stdout) == []
 
 
 def _message(event: Event) -> tuple[str, dict[str, Any]]:

@@ -257,18 +257,73 @@ async def test_refusals_are_documented_with_their_error_body(
     assert set(r.json()["error"]) >= {"code", "message"}
 
 
-@pytest.mark.parametrize(
-    ("content", "ctype"),
-    [(b"{not json", "application/json"), (b"symbol=BTC", "application/x-www-form-urlencoded")],
-)
-async def test_an_unreadable_body_is_a_documented_refusal(
-    client: httpx.AsyncClient, content: bytes, ctype: str
+@pytest.mark.parametrize("url", ["/openapi.json", "/openapi-gpt.json"])
+async def test_a_body_that_is_not_json_gets_the_status_the_document_names_for_it(
+    client: httpx.AsyncClient, url: str
 ) -> None:
-    doc = await _doc(client, "/openapi-gpt.json")
-    for path in ("/invoke", "/gpt/signal", "/judge/validate"):
-        r = await client.post(path, content=content, headers={"Content-Type": ctype})
-        assert 400 <= r.status_code < 500, (path, r.status_code)
+    """The documents promised "400: The body is not JSON"; such a body got 422 (the shape
+    of every invalid argument), so a client's handler for it never ran."""
+    doc = await _doc(client, url)
+    checked = 0
+    for path, item in doc.doc["paths"].items():
+        op = item.get("post")
+        if op is None or "requestBody" not in op:
+            continue
+        named = sorted(s for s, r in op["responses"].items() if "not JSON" in r["description"])
+        for content, ctype in (
+            (b"{not json", "application/json"),
+            (b"symbol=BTC", "application/x-www-form-urlencoded"),
+        ):
+            r = await client.post(path, content=content, headers={"Content-Type": ctype})
+            assert named == [str(r.status_code)], (path, named, r.status_code, r.text[:200])
+            doc.check_answer(path, "post", r)
+            assert "JSON" in r.json()["error"]["message"], r.text  # it says what is wrong
+            checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("url", ["/openapi.json", "/openapi-gpt.json"])
+async def test_bytes_that_are_no_text_get_the_documented_400(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    doc = await _doc(client, url)
+    for path, item in doc.doc["paths"].items():
+        op = item.get("post")
+        if op is None or "requestBody" not in op:
+            continue
+        r = await client.post(
+            path, content=b'{"symbol": "\xc3\x28"}', headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 400, (path, r.status_code, r.text[:200])
         doc.check_answer(path, "post", r)
+        assert "UTF-8" in op["responses"]["400"]["description"], path
+
+
+async def test_a_vendor_refusal_through_invoke_is_the_documented_400() -> None:
+    """POST /invoke answers a vendor's 4xx with 400 vendor_rejected: the document said its
+    400 meant "the body is not JSON"."""
+    from perpsignal_connectors.catalog import load_catalogs
+    from perpsignal_gateway.vendors import budget_env
+
+    refused = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda _: httpx.Response(400, json={"msg": "bad pair"}))
+    )
+    env = {c.key_env: "k" for c in load_catalogs() if c.key_env}
+    env.update({budget_env(c): "1000" for c in load_catalogs()})
+    app = _app(vendor_env=env, vendor_http=refused)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            gpt = await _doc(c, "/openapi-gpt.json")
+            listing = (await c.get("/invoke/operations", params={"kind": "vendor"})).json()
+            op = next(o for o in listing["operations"] if o["name"].startswith("coingecko."))
+            params = Doc(op["parameters"])
+            r = await c.post("/invoke", json={"operation": op["name"], **params.sample(params.doc)})
+            assert r.status_code == 400 and r.json()["error"]["code"] == "vendor_rejected", r.text
+            gpt.check_answer("/invoke", "post", r)
+            described = gpt.doc["paths"]["/invoke"]["post"]["responses"]["400"]["description"]
+            assert "vendor" in described.lower(), described
+    await refused.aclose()
 
 
 def _chars(body: str) -> list[str]:

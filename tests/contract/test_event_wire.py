@@ -152,3 +152,20 @@ def test_record_key_and_headers_are_the_ones_asyncapi_promises(event_type: str) 
         # and what the document requires is always there
         assert set(declared.get("required", [])) <= set(sent)
         assert {"event_type", "event_id"} <= set(declared.get("required", [])), name
+
+
+def test_every_factor_input_validates_against_its_published_factor_schema() -> None:
+    """schemas/factors/<name>.json describe a signal's `factors[].inputs` (additional keys
+    refused but momentum's `return_<n>b`): the scorer's real inputs must fit them."""
+    validators_by_name = {
+        p.stem: Draft202012Validator(json.loads(p.read_text()), format_checker=FORMATS)
+        for p in (SCHEMAS / "factors").glob("*.json")
+    }
+    seen = set()
+    for event_type in ("signal.scored", "signal.judged"):
+        for event in real_events()[event_type]:
+            for factor in json.loads(record(event)[1])["factors"]:
+                errors = _errors(validators_by_name[factor["name"]], factor["inputs"])
+                assert not errors, (event_type, factor["name"], errors[:3])
+                seen.add(factor["name"])
+    assert seen == set(validators_by_name)

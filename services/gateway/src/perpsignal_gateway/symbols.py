@@ -61,9 +61,9 @@ def _class_body(wanted: Callable[[str], bool]) -> str:
     return "".join(out)
 
 
-# letters or digits (Python's \w less "_"), and letters (what [^\W\d_] takes), of those blocks
+# letters or digits (Python's \w less "_"), and those but decimal digits (its [^\W\d_])
 PUBLISHED_ALNUM = _class_body(lambda c: c.isalnum())
-PUBLISHED_ALPHA = _class_body(lambda c: re.fullmatch(r"[^\W\d_]", c) is not None)
+PUBLISHED_ALPHA = _class_body(lambda c: c.isalnum() and not c.isdecimal())
 
 
 def _rule(chars: str, python_chars: str, ascii_chars: str, *, spaces: bool) -> tuple[str, str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import threading
 import uuid
@@ -26,7 +27,9 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from schemathesis import checks
 from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
@@ -413,24 +416,42 @@ def _key_not_overridden(case: Any) -> bool:
     """Return False for a case made negative in its headers: the only header the gateway
     declares is its X-API-Key (the security scheme), and every request here carries the
     fuzz key, so such a case reaches the server valid in its headers. Combined with a path
-    symbol that only an ASCII reading of `\\w` refuses (`ÅUSDT`, which the gateway serves),
+    symbol in a script the document does not name (`ᐁUSDT`, which the gateway serves),
     schemathesis could not tell and reported "schema-violating request accepted"."""
     meta = case.meta
     return meta is None or not meta.is_negative_at(ParameterLocation.HEADER)
 
 
-def _valid_as_the_gateway_reads_it(case: Any) -> bool:
-    """Return True when a case made negative only in its path or query validates against
-    the published schemas read as the gateway documents them (Python's `re`, Unicode `\\w`).
+def _gateway_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """`pattern` as the gateway applies it: a published symbol pattern (ASCII plus the
+    common scripts, symbols.py) means the gateway's own rule, letters of any script."""
+    from jsonschema.exceptions import ValidationError
 
-    Schemathesis re-checks a negative case with an ECMA-262 regex engine, which reads `\\w`
-    as ASCII: a path symbol `Ë` or `币安人生USDT` is "invalid" to it, while the published
-    pattern (and the gateway) takes letters of any script.
+    from perpsignal_gateway import operations, symbols
+
+    python = {
+        symbols.PUBLISHED_PATH_SYMBOL_PATTERN: symbols.PY_PATH_SYMBOL_PATTERN,
+        symbols.PUBLISHED_QUERY_SYMBOL_PATTERN: symbols.PY_QUERY_SYMBOL_PATTERN,
+        symbols.PUBLISHED_SYMBOL_PATTERN: symbols.PY_SYMBOL_PATTERN,
+        operations.PUBLISHED_PATH_PARAM_PATTERN: operations.PY_PATH_PARAM_PATTERN,
+    }.get(pattern, pattern)
+    if validator.is_type(instance, "string") and not re.search(python, instance):
+        yield ValidationError(f"{instance!r} does not match {python!r}")
+
+
+_AsTheGatewayReads = validators.extend(Draft202012Validator, {"pattern": _gateway_pattern})
+
+
+def _valid_as_the_gateway_reads_it(case: Any) -> bool:
+    """Return True when a case made negative only in its symbols validates against the
+    published schemas read as the gateway applies them.
+
+    The published symbol patterns name ASCII and the common scripts only (every client's
+    regex engine reads them alike), a subset of the symbols the gateway serves: a symbol in
+    another script (`ᐁUSDT`) is outside the document yet a valid request to the gateway.
     """
     meta = case.meta
-    if meta is None:
-        return False
-    if meta.is_negative_at(ParameterLocation.BODY) or meta.is_negative_at(ParameterLocation.HEADER):
+    if meta is None or meta.is_negative_at(ParameterLocation.HEADER):
         return False
     for location in (ParameterLocation.PATH, ParameterLocation.QUERY):
         if not meta.is_negative_at(location):
@@ -439,14 +460,22 @@ def _valid_as_the_gateway_reads_it(case: Any) -> bool:
         values = dict(case.get_container(location) or {})
         if location == ParameterLocation.PATH:  # held percent-encoded, as sent
             values = {k: unquote(v) if isinstance(v, str) else v for k, v in values.items()}
-        if not Draft202012Validator(params.schema).is_valid(values):
+        if not _AsTheGatewayReads(params.schema).is_valid(values):
+            return False
+    if meta.is_negative_at(ParameterLocation.BODY):
+        doc = case.operation.schema.raw_schema
+        body = case.operation.definition.raw["requestBody"]["content"]["application/json"]
+        resource = Resource.from_contents(doc, default_specification=DRAFT202012)
+        registry = Registry().with_resource("urn:doc", resource)
+        schema = json.loads(json.dumps(body["schema"]).replace('"#/', '"urn:doc#/'))
+        if not _AsTheGatewayReads(schema, registry=registry).is_valid(case.body):
             return False
     return True
 
 
 @schemathesis.check
 def negative_data_rejection_unicode(ctx: Any, response: Any, case: Any) -> bool | None:
-    """schemathesis' `negative_data_rejection`, less the `\\w` false alarms above."""
+    """schemathesis' `negative_data_rejection`, less the other-script symbols above."""
     try:
         return checks.negative_data_rejection(ctx, response, case)
     except AcceptedNegativeData:

@@ -148,8 +148,9 @@ async def test_the_dashboard_candles_route_refuses_what_the_symbol_path_refuses(
 
 
 async def test_the_published_patterns_take_the_symbol_and_compile_everywhere(make_client):
-    """The document's patterns (Python re in the contract fuzz, ECMAScript in clients) take
-    币安人生USDT and refuse its look-alikes, exactly as the server's validator decides."""
+    """The document's patterns, read as ECMAScript, Java or Go read them, take 币安人生USDT
+    and refuse its look-alikes; what they allow the server takes; the in-process Python
+    patterns decide exactly as the server's validator."""
     import re
     import shutil
     import subprocess
@@ -182,16 +183,27 @@ async def test_the_published_patterns_take_the_symbol_and_compile_everywhere(mak
         "\u216b",
         "1000",
     ]
+    in_process = {
+        s.PathSymbol: s.PY_PATH_SYMBOL_PATTERN,
+        s.QuerySymbol: s.PY_QUERY_SYMBOL_PATTERN,
+        s.BodySymbol: s.PY_SYMBOL_PATTERN,
+    }
     for kind, pattern in published.items():
-        adapter, python = TypeAdapter(kind), re.compile(pattern)
-        assert python.fullmatch(REAL), pattern
+        # the document as every client engine reads it (`\\w` would be ASCII there)
+        adapter, portable = TypeAdapter(kind), re.compile(pattern, re.ASCII)
+        python = re.compile(in_process[kind])
+        assert portable.fullmatch(REAL), pattern
         for raw in [*samples, *HOSTILE.values()]:
             try:
                 adapter.validate_python(raw)
                 valid = True
             except ValidationError:
                 valid = False
-            assert valid == bool(python.fullmatch(raw)), (pattern, raw)
+            assert valid == bool(python.fullmatch(raw)), (in_process[kind], raw)
+            # what the document allows the server takes (it takes more scripts than named)
+            assert valid or not portable.fullmatch(raw), (pattern, raw)
+        for raw in HOSTILE.values():
+            assert not portable.fullmatch(raw), (pattern, raw)
     if shutil.which("node") is not None:
         script = (
             "for (const p of JSON.parse(process.argv[1])) { new RegExp(p); new RegExp(p, 'u'); }"

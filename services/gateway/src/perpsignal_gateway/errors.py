@@ -129,6 +129,9 @@ def install_error_handlers(app: FastAPI) -> None:
             # FastAPI reads a body as JSON only when it says so (`curl -d` sends a form type):
             # "<root> should be a valid dictionary" would not tell the caller why
             message = "the body was not read as JSON: send it with Content-Type: application/json"
+        elif details[:1] and details[0]["type"] == "json_invalid":
+            # its "field" is the character where parsing failed, not an argument's name
+            message = f"the body is not valid JSON (error at character {details[0]['field']})"
         return error_response(422, "invalid_arguments", message, details)
 
     @app.exception_handler(StarletteHTTPException)

@@ -44,6 +44,11 @@ API_KEY_SCHEME = {
     "description": "One of GATEWAY_API_KEYS. WebSockets: POST /ws/ticket, then ?ticket=.",
 }
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+_NOT_JSON_422 = (
+    "Invalid arguments, one entry per field; also a body that is not JSON or not sent as "
+    "JSON (Content-Type: application/json)"
+)
+NOT_TEXT_400 = "The body could not be decoded: bytes that are no UTF-8 text"
 _REFUSALS = {
     "401": "Missing or invalid API key",
     "429": "Rate limited (per key, per costly operation, or failed authentications); "
@@ -68,7 +73,14 @@ def add_security(doc: dict[str, Any], public_paths: set[str]) -> dict[str, Any]:
             responses = op.setdefault("responses", {})
             refusals = dict(_REFUSALS)
             if method in ("post", "put", "patch"):
-                refusals["400"] = "The body is not JSON"
+                # a body that is text but not JSON is answered 422, as any invalid argument
+                # (errors.install_error_handlers); the document said 400, which only bytes
+                # that are no UTF-8 text get (FastAPI cannot decode them)
+                if "422" in responses:
+                    responses["422"] = {**responses["422"], "description": _NOT_JSON_422}
+                else:
+                    refusals["422"] = _NOT_JSON_422
+                refusals["400"] = NOT_TEXT_400
                 refusals["413"] = "Request body too large"
                 refusals["415"] = "A compressed body (Content-Encoding) is not accepted"
             for status, text in refusals.items():

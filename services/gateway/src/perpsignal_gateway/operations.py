@@ -25,6 +25,7 @@ from perpsignal_gateway.errors import (
     validation_details,
 )
 from perpsignal_gateway.platform import Platform
+from perpsignal_gateway.symbols import PUBLISHED_ALNUM
 from perpsignal_gateway.vendors import VendorClient
 
 Handler = Callable[[BaseModel], Awaitable[Any]]
@@ -32,10 +33,14 @@ _PY_TYPES: dict[str, Any] = {"string": str, "integer": int, "number": float, "bo
 # a path parameter is one segment: no "/", "\\", "%" or "?", and it cannot start with "." (so
 # never "." or ".."), which would let a caller walk out of the catalogued endpoint. Letters
 # and digits of any script (a coin such as 币安人生 is sent percent-encoded), validated as
-# \p{L}\p{N} (no invisible joiner or combining mark) and published as the \w Python's re and
-# ECMAScript compile, which Python reads as the same set (see symbols.py)
+# \p{L}\p{N} (no invisible joiner or combining mark) and published, as the symbols are
+# (symbols.py `_rule`), with ASCII plus the common scripts' letters and digits as plain
+# characters: a `\w` is ASCII to ECMA-262, Java and Go, and `\p{L}` no Python re
 PATH_PARAM_PATTERN = r"^[\p{L}\p{N}_$#@][\p{L}\p{N}_ .:@$#+~-]{0,127}$"
-PUBLISHED_PATH_PARAM_PATTERN = r"^[\w$#@][\w .:@$#+~-]{0,127}$"
+PY_PATH_PARAM_PATTERN = r"^[\w$#@][\w .:@$#+~-]{0,127}$"
+PUBLISHED_PATH_PARAM_PATTERN = (
+    f"^[{PUBLISHED_ALNUM}A-Za-z0-9_$#@][{PUBLISHED_ALNUM}A-Za-z0-9_ .:@$#+~-]{{0,127}}$"
+)
 PUBLISHED_PATTERNS[PATH_PARAM_PATTERN] = PUBLISHED_PATH_PARAM_PATTERN
 MAX_QUERY_VALUE = 512
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

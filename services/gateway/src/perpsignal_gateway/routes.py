@@ -374,6 +374,11 @@ class OperationList(ApiModel):
             "model": TrackingAccepted,
             "description": "get_signal of an untracked symbol: tracking requested; retry later",
         },
+        400: {
+            "model": ErrorBody,
+            "description": "A vendor refused the request (vendor_rejected; its answer in "
+            "details), or the body could not be decoded: bytes that are no UTF-8 text",
+        },
         404: {"model": ErrorBody, "description": "Unknown operation, with the closest names"},
         409: {
             "model": ErrorBody,

@@ -31,34 +31,79 @@ _SEPARATORS = re.compile(r"[-/_]")
 _ASCII_UPPER = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 
 
-def _rule(chars: str, published_chars: str, *, spaces: bool) -> tuple[str, str]:
-    """Return (validating, published) patterns of a symbol made of `chars`.
+# Blocks whose letters and digits the published patterns name beyond ASCII: Latin-1 and
+# Latin Extended, Greek, Cyrillic, Hebrew, Arabic, Thai, kana, CJK ideographs, Hangul.
+_PUBLISHED_BLOCKS = (
+    (0x00C0, 0x024F),
+    (0x0370, 0x052F),
+    (0x0590, 0x06FF),
+    (0x0E00, 0x0E7F),
+    (0x3040, 0x30FF),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7A3),
+)
+
+
+def _class_body(wanted: Callable[[str], bool]) -> str:
+    """The characters of _PUBLISHED_BLOCKS that `wanted` takes, as a regex class body of
+    plain characters (ranges of literal code points read alike by every regex engine)."""
+    out = []
+    for lo, hi in _PUBLISHED_BLOCKS:
+        start = None
+        for code in range(lo, hi + 2):
+            inside = code <= hi and wanted(chr(code))
+            if inside and start is None:
+                start = code
+            elif not inside and start is not None:
+                end = code - 1
+                out.append(chr(start) if end == start else f"{chr(start)}-{chr(end)}")
+                start = None
+    return "".join(out)
+
+
+# letters or digits (Python's \w less "_"), and those but decimal digits (its [^\W\d_])
+PUBLISHED_ALNUM = _class_body(lambda c: c.isalnum())
+PUBLISHED_ALPHA = _class_body(lambda c: c.isalnum() and not c.isdecimal())
+
+
+def _rule(chars: str, python_chars: str, ascii_chars: str, *, spaces: bool) -> tuple[str, str, str]:
+    """Return (validating, Python, published) patterns of a symbol made of `chars`.
 
     The contract's symbol (perpsignal_common.events.values.Symbol) with at least one
     character that is no decimal digit or punctuation: a number is never a symbol, and a
     query string cannot tell 5 from "5". pydantic-core validates with its Rust regex, where
     `\\p{L}` excludes what looks like another symbol (joiners, combining marks, variation
-    selectors); the published form compiles in Python's re and ECMAScript, and Python reads
-    `\\w` as [\\p{L}\\p{N}_] and `[^\\W\\d_]` as [\\p{L}\\p{Nl}\\p{No}], exactly the validating
-    sets (ECMAScript reads `\\w` as ASCII, as it does the contract's published pattern).
+    selectors). Python's re reads `\\w` as [\\p{L}\\p{N}_] and `[^\\W\\d_]` as
+    [\\p{L}\\p{Nl}\\p{No}], exactly the validating sets: that form checks symbols in process.
+    The OpenAPI document cannot publish it: ECMA-262 (the dialect JSON Schema names), Java
+    and Go read `\\w` as ASCII, so it told every client but a Python one that 币安人生USDT,
+    which this gateway serves, is an invalid argument (and `\\p{L}` does not compile in
+    Python's re). It publishes ASCII exactly plus the letters and digits of the common
+    scripts (_PUBLISHED_BLOCKS) as plain characters: a subset of what the gateway takes, so
+    a request the document allows is never refused; a symbol in another script is still
+    served (the description says "any script").
     """
     pad = " *" if spaces else ""
     validating = f"^{pad}[{chars}]*[\\p{{L}}\\p{{Nl}}\\p{{No}}][{chars}]*{pad}$"
-    published = f"^{pad}[{published_chars}]*[^\\W\\d_][{published_chars}]*{pad}$"
-    return validating, published
+    python = f"^{pad}[{python_chars}]*[^\\W\\d_][{python_chars}]*{pad}$"
+    any_char, letter = f"[{PUBLISHED_ALNUM}{ascii_chars}]", f"[{PUBLISHED_ALPHA}A-Za-z]"
+    published = f"^{pad}{any_char}*{letter}{any_char}*{pad}$"
+    return validating, python, published
 
 
 # a symbol in a URL path: the contract's characters but "/" (BTC, btc, BTCUSDT, BTC-USDT,
 # 1000PEPEUSDT, 币安人生USDT); never a bare number, a path or markup
-PATH_SYMBOL_PATTERN, PUBLISHED_PATH_SYMBOL_PATTERN = _rule(
-    r"\p{L}\p{N}_.:+$-", r"\w.:+$-", spaces=False
+PATH_SYMBOL_PATTERN, PY_PATH_SYMBOL_PATTERN, PUBLISHED_PATH_SYMBOL_PATTERN = _rule(
+    r"\p{L}\p{N}_.:+$-", r"\w.:+$-", "A-Za-z0-9_.:+$-", spaces=False
 )
 # the same in a query string, where BTC/USDT fits too
-QUERY_SYMBOL_PATTERN, PUBLISHED_QUERY_SYMBOL_PATTERN = _rule(
-    r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", spaces=False
+QUERY_SYMBOL_PATTERN, PY_QUERY_SYMBOL_PATTERN, PUBLISHED_QUERY_SYMBOL_PATTERN = _rule(
+    r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", "A-Za-z0-9_.:/+$-", spaces=False
 )
 # the same in a JSON body or an /invoke argument, where surrounding spaces fit too
-SYMBOL_PATTERN, PUBLISHED_SYMBOL_PATTERN = _rule(r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", spaces=True)
+SYMBOL_PATTERN, PY_SYMBOL_PATTERN, PUBLISHED_SYMBOL_PATTERN = _rule(
+    r"\p{L}\p{N}_.:/+$-", r"\w.:/+$-", "A-Za-z0-9_.:/+$-", spaces=True
+)
 PUBLISHED_PATTERNS.update(
     {
         PATH_SYMBOL_PATTERN: PUBLISHED_PATH_SYMBOL_PATTERN,
@@ -97,8 +142,8 @@ QuerySymbol = Annotated[
 ]
 BodySymbol = Annotated[str, _length(SYMBOL_PATTERN), _schema(PUBLISHED_SYMBOL_PATTERN, "BTC")]
 
-_PY_PATH_SYMBOL = re.compile(PUBLISHED_PATH_SYMBOL_PATTERN)
-_PY_SYMBOL = re.compile(PUBLISHED_SYMBOL_PATTERN)
+_PY_PATH_SYMBOL = re.compile(PY_PATH_SYMBOL_PATTERN)
+_PY_SYMBOL = re.compile(PY_SYMBOL_PATTERN)
 
 # Returns every tradable USD-M perpetual symbol; raises when the venue cannot be reached
 ListedSymbols = Callable[[], Awaitable[set[str]]]

@@ -56,6 +56,24 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     return out
 
 
+def _headers_schema(etype: str) -> dict[str, Any]:
+    """The record headers `kafka.producer.event_headers` writes (UTF-8 values): a client
+    generated from the document learns every name it will meet, and which are always there."""
+    return {
+        "type": "object",
+        "properties": {
+            "event_type": {"type": "string", "const": etype},
+            "event_id": {"type": "string", "description": "The value's event_id"},
+            "content-type": {"type": "string", "const": "application/json"},
+            "correlation_id": {
+                "type": "string",
+                "description": "The value's correlation_id, when it has one",
+            },
+        },
+        "required": ["event_type", "event_id", "content-type"],
+    }
+
+
 def _key_schema(key: str) -> dict[str, Any]:
     # the producer keys each record by this field (UTF-8 bytes), so one symbol stays in order
     return {"type": "string", "description": f"UTF-8 bytes of the event's {key}"}
@@ -105,14 +123,7 @@ def asyncapi_document() -> dict[str, Any]:
             "title": name,
             "summary": (cls.__doc__ or "").strip().splitlines()[0],
             "contentType": "application/json",
-            "headers": {
-                "type": "object",
-                "properties": {
-                    "event_type": {"type": "string", "const": etype},
-                    "event_id": {"type": "string"},
-                    "correlation_id": {"type": "string"},
-                },
-            },
+            "headers": _headers_schema(etype),
             "payload": {"$ref": f"./events/{etype}.json"},
             "bindings": {
                 "kafka": {

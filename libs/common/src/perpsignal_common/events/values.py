@@ -48,11 +48,33 @@ MAX_SCHEDULE_AHEAD_S = 30 * 86400.0
 MAX_SYMBOL_LENGTH = 64
 # letters and digits of any script: the validator's (Rust) \w would also take the invisible
 # joiners U+200C/U+200D, combining marks and variation selectors ("BTC\u200dUSDT" looks
-# exactly like BTCUSDT). The published JSON Schema keeps the portable \w form, which the
-# engines consumers validate with (Python's re, ECMAScript) read without those; \p{L} would
-# not compile in them.
+# exactly like BTCUSDT).
 SYMBOL_PATTERN = r"^[\p{L}\p{N}_.:/+$-]+$"
-PUBLISHED_SYMBOL_PATTERN = r"^[\w.:/+$-]+$"
+# The published form must mean the same in every engine a consumer validates with. JSON
+# Schema names ECMA-262, where (as in Java and Go) `\w` is ASCII only: the `\w` form told
+# those clients that 币安人生USDT, which Binance lists and the producers publish, is invalid.
+# `\p{L}` does not compile in Python's re nor in ECMAScript without the `u` flag. So: the
+# ASCII characters exactly, and any other character but the ones that make a look-alike
+# (C0/C1 controls, spaces, soft hyphen, combining marks, zero-width and bidi controls,
+# variation selectors, BOM), written as plain characters, which every engine reads alike.
+# Beyond ASCII it is a little wider than SYMBOL_PATTERN (a non-ASCII symbol or punctuation
+# sign passes it): every record a producer writes matches it, in every engine.
+_LOOK_ALIKE_MAKERS = (
+    "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # combining marks
+    "\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff"  # spaces, ZW, bidi
+    "\ufe00-\ufe0f"  # variation selectors
+)
+# ASCII (listed separately), C1 controls, no-break space, soft hyphen: regex escapes
+_NOT_SYMBOL_CLASS = r"\x00-\xa0\xad" + _LOOK_ALIKE_MAKERS
+
+
+def portable_chars(ascii_chars: str) -> str:
+    """Return a regex group matching one of `ascii_chars` (a class body, ASCII) or any
+    non-ASCII character but the look-alike makers above."""
+    return f"(?:[{ascii_chars}]|[^{_NOT_SYMBOL_CLASS}])"
+
+
+PUBLISHED_SYMBOL_PATTERN = f"^{portable_chars('A-Za-z0-9_.:/+$-')}+$"
 MAX_ID_LENGTH = 256
 MAX_COUNT = 2**63 - 1  # a PostgreSQL bigint
 SUPPORTED_SCHEMA_VERSIONS: frozenset[int] = frozenset({1})

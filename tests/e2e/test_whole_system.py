@@ -610,7 +610,21 @@ async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
         what="judged signals of candles closed while the vendor failed",
     )
 
-    # signals scored on stale statistics say so, and their confidence is capped lower
+    # signals scored on stale statistics say so, and their confidence is capped lower. The
+    # candle the window waits for closes ~20 s before the faults are cleared: its judged
+    # signal can still be on its way (a loaded CI box), so wait for it rather than read once
+    stale_lo = fault_start + STATS_STALE_S + 10
+
+    async def stale_phase_judged() -> bool:
+        judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
+        return any(stale_lo <= e.observed_at.timestamp() <= cleared_at for e in judged.values())
+
+    await eventually(
+        stale_phase_judged,
+        timeout=90,
+        interval=1,
+        what="a judged signal of a candle closed once the statistics were stale",
+    )
     judged = distinct_judged(await read_topic(e2e_kafka_settings, Topic.SIGNALS_JUDGED))
 
     def ok_share(e: SignalJudgedV1) -> float:
@@ -622,7 +636,7 @@ async def test_vendor_answering_garbage_keeps_signals_flowing_and_recovers(
     def by_time(lo: float, hi: float) -> list[SignalJudgedV1]:
         return [e for e in judged.values() if lo <= e.observed_at.timestamp() <= hi]
 
-    stale_phase = by_time(fault_start + STATS_STALE_S + 10, cleared_at)
+    stale_phase = by_time(stale_lo, cleared_at)
     before = by_time(fault_start - 600, fault_start)
     assert stale_phase and before, (len(stale_phase), len(before))
     for e in stale_phase:

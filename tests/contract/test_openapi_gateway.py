@@ -422,6 +422,14 @@ def _key_not_overridden(case: Any) -> bool:
     return meta is None or not meta.is_negative_at(ParameterLocation.HEADER)
 
 
+def _canonical(pattern: str) -> str:
+    """`pattern` without the rewrites schemathesis makes in the schemas it checks against:
+    it folds `maxLength` into the quantifiers (`*` becomes `{0,63}`) and escapes `-`. The
+    published symbol patterns were looked up verbatim, so a rewritten one (a path symbol of
+    the gateway's, `¹` or `DᛶÁ`) was read the ASCII way and reported as accepted bad data."""
+    return re.sub(r"\{0,\d+\}", "*", pattern.replace("\\-", "-"))
+
+
 def _gateway_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
     """`pattern` as the gateway applies it: a published symbol pattern (ASCII plus the
     common scripts, symbols.py) means the gateway's own rule, letters of any script."""
@@ -430,11 +438,11 @@ def _gateway_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -
     from perpsignal_gateway import operations, symbols
 
     python = {
-        symbols.PUBLISHED_PATH_SYMBOL_PATTERN: symbols.PY_PATH_SYMBOL_PATTERN,
-        symbols.PUBLISHED_QUERY_SYMBOL_PATTERN: symbols.PY_QUERY_SYMBOL_PATTERN,
-        symbols.PUBLISHED_SYMBOL_PATTERN: symbols.PY_SYMBOL_PATTERN,
-        operations.PUBLISHED_PATH_PARAM_PATTERN: operations.PY_PATH_PARAM_PATTERN,
-    }.get(pattern, pattern)
+        _canonical(symbols.PUBLISHED_PATH_SYMBOL_PATTERN): symbols.PY_PATH_SYMBOL_PATTERN,
+        _canonical(symbols.PUBLISHED_QUERY_SYMBOL_PATTERN): symbols.PY_QUERY_SYMBOL_PATTERN,
+        _canonical(symbols.PUBLISHED_SYMBOL_PATTERN): symbols.PY_SYMBOL_PATTERN,
+        _canonical(operations.PUBLISHED_PATH_PARAM_PATTERN): operations.PY_PATH_PARAM_PATTERN,
+    }.get(_canonical(pattern), pattern)
     if validator.is_type(instance, "string") and not re.search(python, instance):
         yield ValidationError(f"{instance!r} does not match {python!r}")
 

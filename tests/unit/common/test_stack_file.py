@@ -20,6 +20,8 @@ from perpsignal_cli.stack import (
     acquire_lock,
     use_running_stack,
 )
+from perpsignal_common import embedded
+from perpsignal_common.embedded import free_port
 
 
 def test_a_held_folder_is_refused_naming_the_holder_and_a_released_one_is_free(
@@ -184,3 +186,67 @@ def test_a_second_up_waits_for_the_port_choice_lock_and_ctrl_c_ends_the_wait(
     second = stack.hold_port_choice(said.append)
     assert second is not None
     second.close()
+
+
+_HEALTH_SERVER = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{"status":"ok"}')
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def _health_server(port: int) -> subprocess.Popen[bytes]:
+    """A process answering 200 on every path of `port` (any program's /healthz)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HEALTH_SERVER, str(port)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("health server did not listen")
+
+
+def test_the_stack_is_up_only_when_its_own_gateway_answers_on_the_gateway_port(
+    tmp_path: Path,
+) -> None:
+    """Another program answering /healthz on the gateway's port (it took the port before the
+    gateway bound it) must not get the stack announced: the CI run at 31e2a1a printed "stack
+    is up" with a worker's ops server at the gateway URL, and every REST call got 404."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stack = Stack(tmp_path)
+    squatter = _health_server(port)
+    gateway = Supervised("gateway", {"GATEWAY_PORT": str(port)}, tmp_path / "gateway.log")
+    gateway.proc = subprocess.Popen(["sleep", "60"])  # still importing, not bound yet
+    stack.services["gateway"] = gateway
+    try:
+        assert not stack.gateway_answers(url)
+    finally:
+        gateway.proc.kill()
+        squatter.kill()
+        squatter.wait(10)
+    gateway.proc = _health_server(port)  # now the stack's own gateway process listens
+    try:
+        assert stack.gateway_answers(url)
+    finally:
+        gateway.proc.kill()
+
+
+def test_free_port_never_hands_the_same_port_out_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up --port 0` draws the gateway's and each service's port before any binds: a port
+    drawn twice went to two servers, and the one that bound first answered for both."""
+    drawn = iter(range(20_000, 20_100))
+    first = next(drawn)
+    replays = iter([first, first, first])  # the random source repeats itself
+    monkeypatch.setattr(
+        embedded.random.SystemRandom, "randint", lambda self, a, b: next(replays, next(drawn))
+    )
+    monkeypatch.setattr(embedded, "_ephemeral_range", lambda: (32768, 60999))
+    ports = [free_port() for _ in range(3)]
+    assert len(set(ports)) == 3, ports

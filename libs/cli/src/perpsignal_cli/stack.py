@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
 from perpsignal_common.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
@@ -418,6 +420,21 @@ class Stack:
         self.info["postgres_pid"] = self.pg.pid if self.pg else None
         _write_json(self.data_dir / STACK_FILE, self.info)
 
+    def gateway_answers(self, url: str) -> bool:
+        """Return whether this stack's gateway at `url` listens and answers `/healthz`.
+
+        An answer alone is not enough: until the gateway binds its port, another program
+        that took the port (a server of another stack, a service's ops server) answers
+        `/healthz` as well, and the stack would be announced with its gateway elsewhere.
+        """
+        port = int(url.rsplit(":", 1)[1])
+        for svc in self.services.values():
+            if svc.service == "gateway" and int(svc.env.get("GATEWAY_PORT") or 0) == port:
+                if svc.proc is None or not listens(svc.proc.pid, port):
+                    return False
+                return _answers(f"{url}/healthz")
+        return False
+
     def supervise_once(self, logs: Path) -> None:
         """Restart whatever died: embedded servers at once, services after their backoff."""
         now = time.monotonic()
@@ -584,6 +601,15 @@ class SourceWatch:
 def _first_api_key() -> str | None:
     keys = [k.strip() for k in os.environ.get("GATEWAY_API_KEYS", "").split(",") if k.strip()]
     return keys[0] if keys else None
+
+
+def listens(pid: int, port: int) -> bool:
+    """Return whether process `pid` has a TCP socket listening on `port`."""
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.Error, OSError):
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns)
 
 
 def _answers(url: str) -> bool:
@@ -765,7 +791,7 @@ def run_stack(
                 watch = SourceWatch(gateway_url, _first_api_key())
             if ready and watch is not None:
                 watch.poll(time.monotonic())
-            if not ready and ("gateway" not in only or _answers(f"{gateway_url}/healthz")):
+            if not ready and ("gateway" not in only or stack.gateway_answers(gateway_url)):
                 ready = True
                 _say("stack is up: ready")
                 if "gateway" in only:

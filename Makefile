@@ -54,7 +54,7 @@ demo: install-python ## The whole stack replaying bundled real market data, offl
 
 .PHONY: test
 test: install ## Run the whole test suite (unit, contract, Kafka, DB, e2e) on 2 workers
-	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(UV) run --frozen pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 .PHONY: test-fast
 test-fast: install ## Unit and contract tests only

@@ -296,3 +296,19 @@ def test_env_example_documents_every_setting_and_nothing_unknown() -> None:
     for secret in ("OPENAI_API_KEY", "TELEGRAM_BOT_TOKEN", "POSTGRES_PASSWORD"):
         if secret in known:
             assert secret in documented
+
+
+def test_images_default_to_the_ports_compose_sets(compose: dict[str, Any]) -> None:
+    # an image run alone (docker run, another orchestrator) serves where compose and the k8s
+    # manifests say it does: the three generators write these ports independently
+    for name, svc in app_services(compose).items():
+        dockerfile = (REPO / "services" / name / "Dockerfile").read_text()
+        runtime = dockerfile.split(" AS runtime", 1)[1]
+        env = dict(re.findall(r"^\s+([A-Z_]+)=(\S+?)(?: \\)?$", runtime, re.MULTILINE))
+        expose = re.search(r"^EXPOSE (.+)$", runtime, re.MULTILINE)
+        assert expose is not None, name
+        for key in ("OPS_PORT", "GATEWAY_PORT", "GATEWAY_OPS_PORT"):
+            value = svc["environment"].get(key)  # None: passed through from .env, unset here
+            if value is not None:
+                assert env.get(key) == str(value), (name, key, env)
+                assert env[key] in expose.group(1).split(), (name, key)

@@ -142,7 +142,8 @@ class OutcomesService(KafkaService):
         redelivery is silent; one with other content means a producer reused an id (its
         outcomes would be measured against the first one's plan), so it is made visible: a
         warning naming the ids, `perpsignal_outcomes_signal_id_conflicts_total` and a dead
-        letter with the reason.
+        letter with the reason, at once (no retry). So is a new signal id under a stored event
+        id (event ids are unique: it cannot be stored).
         """
         if event.direction == "NEUTRAL":
             return  # nothing to measure: no position was suggested

@@ -508,3 +508,20 @@ async def test_the_longest_event_ids_the_contract_allows_are_alerted_once(
     assert {r.status for r in rows} == {"sent"}
     latest = await repo.latest_signal("BTC")
     assert latest is not None and latest.event_id == events[0].event_id
+
+
+async def test_a_429_on_the_last_attempt_is_not_waited_out_for_nothing(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # each 429 was waited out, also the last attempt's, after which the alert failed anyway:
+    # the event's lane stood still for retry_after (up to NOTIFIER_MAX_RETRY_AFTER_S) more
+    fake_telegram.fail("sendMessage", status=429, retry_after=7, times=None, chat_id=CONFIGURED)
+    handler = make_handler(repo, bot, clock)  # 4 attempts
+    with pytest.raises(PermanentError, match="429 retry_after=7s"):
+        await handler.handle(judged())
+    assert fake_telegram.count("sendMessage") == 4
+    # between the attempts, not after the last one (which was a 429: the reason says so); a
+    # first request timed out by a loaded machine is backed off instead, not by retry_after
+    answered_429 = [r for r in fake_telegram.rejected if r[1] == 429]
+    assert clock.sleeps.count(7) == len(answered_429) - 1 > 0
+    assert [(r.status, r.attempts) for r in await repo.deliveries()] == [("failed", 4)]

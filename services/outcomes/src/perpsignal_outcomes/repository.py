@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -258,6 +259,25 @@ def _positional(sql: str) -> tuple[str, list[str]]:
 
 _STORE_PG, _STORE_NAMES = _positional(STORE_SIGNALS_SQL)
 _CONFLICTS_PG, _CONFLICT_NAMES = _positional(_CONFLICTS_SQL)
+
+
+def refused_value(exc: BaseException) -> str | None:
+    """Return why PostgreSQL refused a value of a statement (SQLSTATE class 22, a data
+    exception: a NUL character, a value too long or out of range), else None.
+
+    Such a statement fails the same way on every attempt; `exc` is asyncpg's error or
+    SQLAlchemy's wrapping of it.
+    """
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    for cause in (orig, getattr(orig, "__cause__", None)):
+        if isinstance(cause, asyncpg.DataError):
+            return f"{type(cause).__name__}: {cause}"[:300]
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and state.startswith("22"):
+        return f"{type(orig).__name__}: {orig}"[:300]
+    return None
+
+
 CONNECTION_DOWN = (
     OSError,
     TimeoutError,

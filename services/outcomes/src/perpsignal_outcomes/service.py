@@ -90,6 +90,23 @@ class OutcomesService(KafkaService):
         if record is not None:  # None: called outside the consumer loop (tools, tests)
             # a record under another key's partition: out of its symbol's order (dead-lettered)
             check_record_key(event, record)
+        try:
+            await self._route(event)
+        except Exception as exc:
+            # a value the contract allows but PostgreSQL refuses (a NUL character in an id):
+            # the same statement fails on every attempt, so it is dead-lettered at once, saying why
+            refused = repo.refused_value(exc)
+            if refused is None:
+                raise
+            log.warning(
+                "the database refuses a value of this event; dead-lettered",
+                extra={"event_id": event.event_id[:100], "error": refused},
+            )
+            raise PermanentError(
+                f"the database refuses a value of this event ({refused}); retrying cannot succeed"
+            ) from exc
+
+    async def _route(self, event: Event) -> None:
         if isinstance(event, CandleClosedV1):
             step = self._timeframes.get(event.timeframe)
             if step is not None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from perpsignal_common.db.engine import session_scope
 from perpsignal_common.db.models.outcomes import OutcomeCandle, SignalOutcome
+from perpsignal_common.errors import PermanentError
 from perpsignal_common.settings import DatabaseSettings
 from perpsignal_connectors.binance_usdm import parse_klines
 from perpsignal_connectors.binance_usdm.schemas import KLINES
@@ -60,6 +61,32 @@ async def test_an_off_grid_candle_does_not_fill_a_gap(database_url: str, shared_
         assert (row.status, row.candles_used) == ("pending", None)
         assert "no complete candle path" in (row.reason or "")
         assert late.open_time not in opens
+    finally:
+        await service.signals.close()
+        await service.engine.dispose()
+
+
+async def test_a_candle_whose_venue_the_database_refuses_fails_at_once_with_why(
+    database_url: str, shared_data: Path
+) -> None:
+    # a venue is any 1-256 characters (the contract), PostgreSQL text holds no NUL: the
+    # candle's INSERT failed alike on every attempt and was dead-lettered with the raw error
+    service = OutcomesService(
+        OutcomesSettings(
+            database=DatabaseSettings(database_url=database_url),
+            outcomes_klines_fallback=False,
+            outcomes_candle_timeframes="5m",
+        )
+    )
+    rows = KLINES.validate_python(RecordedKlines(shared_data).rows[:2])
+    good, bad = parse_klines(rows, "XRPUSDT", "5m", datetime(2021, 11, 16, tzinfo=UTC))
+    bad = bad.model_copy(update={"venue": "bin\x00ance"})
+    try:
+        await service.handle(good, None)  # type: ignore[arg-type]
+        with pytest.raises(PermanentError, match=r"refuses a value.*0x00.*cannot succeed"):
+            await service.handle(bad, None)  # type: ignore[arg-type]
+        async with session_scope(service.sessions) as s:
+            assert list(await s.scalars(select(OutcomeCandle.open_time))) == [good.open_time]
     finally:
         await service.signals.close()
         await service.engine.dispose()

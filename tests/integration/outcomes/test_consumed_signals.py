@@ -123,3 +123,67 @@ async def test_a_reused_id_with_other_content_is_kept_first_and_made_visible(
     warned = [r for r in caplog.records if "redelivered with other content" in r.getMessage()]
     assert len(warned) == 1
     assert warned[0].signal_id == "s1"  # type: ignore[attr-defined]
+
+
+async def test_a_new_signal_reusing_a_stored_event_id_is_dead_lettered_at_once(
+    kafka_settings: KafkaSettings, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a new signal id under the event id of a stored signal: the signal is not stored (event
+    # ids are unique), so its due rows had no signal to belong to. It was retried on the
+    # foreign key error and then dead-lettered with the raw database error
+    caplog.set_level(logging.WARNING)
+    original = judged(signal_id="s1")
+    reused = judged(signal_id="s2", direction="SHORT").model_copy(
+        update={"event_id": original.event_id}
+    )
+    marker = judged(signal_id="s3")
+    before = REGISTRY.get_sample_value(CONFLICTS) or 0.0
+    await _send(kafka_settings, [(original, None), (reused, None), (marker, None)])
+    async with (
+        Running(kafka_settings, database_url) as running,
+        TopicReader(kafka_settings, dlq_topic(Topic.SIGNALS_JUDGED)) as dlq,
+    ):
+        letters = await dlq.wait_for(1, timeout=60)
+        await eventually(lambda: running.service.loop.processed >= 2, what="the other two")
+        stored = await running.stored()
+
+    assert stored == {"s1": "LONG", "s3": "LONG"}  # first wins, the partition went on
+    assert [r.value for r in letters] == [encode(reused)]
+    headers = dict(letters[0].headers)
+    assert headers["dlq.error_type"] == b"PermanentError"
+    assert headers["dlq.attempts"] == b"1"  # at once, not after retries
+    reason = headers["dlq.error"].decode()
+    assert "event id 'ev-s1'" in reason and "'s1'" in reason and "'s2'" in reason, reason
+    assert "ForeignKey" not in reason and "violates" not in reason, reason
+    assert (REGISTRY.get_sample_value(CONFLICTS) or 0.0) - before == 1
+    warned = [r for r in caplog.records if "under a stored id" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].signal_id == "s2"  # type: ignore[attr-defined]
+
+
+async def test_a_value_the_database_refuses_is_dead_lettered_at_once_with_why(
+    kafka_settings: KafkaSettings, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the contract lets an id hold any character, PostgreSQL text no NUL: the INSERT failed
+    # the same way on every attempt, was retried and dead-lettered with the raw error only
+    caplog.set_level(logging.WARNING)
+    refused = judged(signal_id="s\x001")
+    marker = judged(signal_id="s2")
+    await _send(kafka_settings, [(refused, None), (marker, None)])
+    async with (
+        Running(kafka_settings, database_url) as running,
+        TopicReader(kafka_settings, dlq_topic(Topic.SIGNALS_JUDGED)) as dlq,
+    ):
+        letters = await dlq.wait_for(1, timeout=60)
+        await eventually(lambda: running.service.loop.processed >= 1, what="the good signal")
+        stored = await running.stored()
+
+    assert stored == {"s2": "LONG"}
+    assert [r.value for r in letters] == [encode(refused)]
+    headers = dict(letters[0].headers)
+    assert (headers["dlq.error_type"], headers["dlq.attempts"]) == (b"PermanentError", b"1")
+    reason = headers["dlq.error"].decode()
+    assert "the database refuses a value of this event" in reason, reason
+    assert "0x00" in reason and "retrying cannot succeed" in reason, reason
+    warned = [r for r in caplog.records if "database refuses" in r.getMessage()]
+    assert len(warned) == 1

@@ -41,8 +41,9 @@ async def test_concurrent_stores_are_committed_and_idempotent(sessions, database
 async def test_a_bad_signal_fails_alone(sessions, database_url) -> None:
     writer = repo.SignalWriter(database_url.replace("+asyncpg", ""), HORIZONS, timedelta(0))
     good = [judged(signal_id=f"g{i}") for i in range(3)]
-    # same event id as g0 under another signal id: its due rows violate the foreign key
-    bad = judged(signal_id="bad").model_copy(update={"event_id": good[0].event_id})
+    # a timeframe wider than its column (the contract refuses it; model_copy does not check):
+    # a stand-in for any error the database raises for one signal
+    bad = judged(signal_id="bad").model_copy(update={"timeframe": "9" * 20})
     try:
         await writer.store(good[0])
         results = await asyncio.gather(
@@ -53,6 +54,37 @@ async def test_a_bad_signal_fails_alone(sessions, database_url) -> None:
         async with session_scope(sessions) as s:
             ids = set(await s.scalars(select(OutcomeSignal.signal_id)))
         assert ids == {"g0", "g1", "g2"}
+    finally:
+        await writer.close()
+
+
+async def test_a_new_signal_under_a_stored_event_id_is_a_conflict_not_an_error(
+    sessions, database_url
+) -> None:
+    # its due rows used to be inserted for a signal that was not (event ids are unique): the
+    # foreign key failed the statement, a database error retried and then dead-lettered
+    writer = repo.SignalWriter(database_url.replace("+asyncpg", ""), HORIZONS, timedelta(0))
+    first, other = judged(signal_id="a1"), judged(signal_id="b1")
+    stored_reuse = judged(signal_id="a2").model_copy(update={"event_id": first.event_id})
+    batch_reuse = judged(signal_id="b2").model_copy(update={"event_id": other.event_id})
+    try:
+        assert await writer.store(first) is None
+        # one already stored, one in the same batch as the signal whose event id it reuses
+        results = await asyncio.gather(
+            *(writer.store(e) for e in [stored_reuse, other, batch_reuse]),
+            return_exceptions=True,
+        )
+        assert results[1] is None
+        for result, (kept, reused) in zip(
+            (results[0], results[2]), [("a1", "a2"), ("b1", "b2")], strict=True
+        ):
+            assert isinstance(result, str), result
+            assert f"under signal {kept!r}" in result and f"signal {reused!r}" in result, result
+            assert "reused an event id" in result, result
+        async with session_scope(sessions) as s:
+            ids = set(await s.scalars(select(OutcomeSignal.signal_id)))
+            due = set(await s.scalars(select(SignalOutcome.signal_id)))
+        assert ids == due == {"a1", "b1"}
     finally:
         await writer.close()
 

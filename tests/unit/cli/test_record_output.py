@@ -146,7 +146,7 @@ def test_a_broker_lost_mid_recording_still_publishes_what_was_received(
 
     FakeConsumer.script = [[{"n": 1}], KafkaConnectionError()]
     assert _run(out) == 1
-    assert f"the records received so far are in {out}" in capsys.readouterr().err
+    assert f"the 1 record(s) received so far are in {out}\n" in capsys.readouterr().err
     assert [orjson.loads(line)["event"] for line in out.read_bytes().splitlines()] == [{"n": 1}]
 
 
@@ -163,10 +163,28 @@ def test_an_unexpected_failure_mid_recording_keeps_what_was_received(out: Path) 
     assert sorted(p.name for p in out.parent.iterdir()) == ["tap.jsonl"]
 
 
-def test_a_failure_before_any_record_leaves_the_previous_file(out: Path) -> None:
+def test_a_failure_before_any_record_leaves_the_previous_file_and_says_so(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from aiokafka.errors import KafkaConnectionError
 
     out.write_bytes(OLD)
-    FakeConsumer.script = [KafkaConnectionError()]
+    FakeConsumer.script = [[], KafkaConnectionError()]
     assert _run(out, "--force") == 1
     assert out.read_bytes() == OLD  # --force replaces it with a recording, not with nothing
+    # it said "the records received so far are in FILE": FILE held the old recording
+    err = capsys.readouterr().err
+    assert err.endswith(f"; no record was received: {out} was left as it was\n"), err
+    assert "received so far" not in err
+
+
+def test_a_failure_before_any_record_creates_no_file_and_says_so(
+    out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    FakeConsumer.script = [KafkaConnectionError()]
+    assert _run(out) == 1
+    err = capsys.readouterr().err
+    assert err.endswith(f"; no record was received: {out} was not created\n"), err
+    assert not out.exists()

@@ -177,7 +177,7 @@ async def test_an_argument_the_database_refuses_does_not_stall_the_commands(
     reply = await command(fake_telegram, USER, "/signal BT\x00C")
     assert reply == "No judged signal for BTC yet."
     reply = await command(fake_telegram, USER, "/unsubscribe E\x00TH")
-    assert reply == "Removed 0 subscription(s): ETH."
+    assert reply == "No subscription to remove: ETH."
     assert await command(fake_telegram, USER, "/mute") == "🔕 Alerts muted in this chat."
 
 
@@ -253,6 +253,36 @@ async def test_a_coin_subscription_covers_its_scaled_contracts_and_says_so(
 
     # /signal PEPE finds the contract's signal too
     assert (await command(fake_telegram, USER, "/signal pepe")).startswith("🟢 LONG 1000PEPEUSDT")
+
+
+async def test_unsubscribing_a_coin_removes_its_scaled_contracts_as_subscribe_covers_them(
+    poller: CommandPoller, repo: NotifierRepository, fake_telegram: FakeTelegram
+) -> None:
+    # `/unsubscribe PEPE` used to leave a `/subscribe 1000PEPE` in place (1000PEPEUSDT alerts
+    # kept coming) while replying "Removed 0 subscription(s): PEPE."
+    await command(fake_telegram, USER, "/subscribe 1000PEPEUSDT 1000000MOG PEPECOIN BTC")
+    assert await repo.targets("1000PEPE", None, ()) == [USER]
+
+    reply = await command(fake_telegram, USER, "/unsubscribe pepe")
+    assert reply == "Removed 1 subscription(s): 1000PEPE."
+    assert await repo.targets("1000PEPE", None, ()) == []
+    # another coin whatever its name starts with, and a contract of another coin, are kept
+    assert [a for a, _ in (await repo.chat_info(USER)).subscriptions] == [
+        "1000000MOG",
+        "BTC",
+        "PEPECOIN",
+    ]
+
+    # a contract names itself alone, as `/subscribe 1000MOG` does
+    await command(fake_telegram, USER, "/subscribe MOG")
+    reply = await command(fake_telegram, USER, "/unsubscribe 1000000MOG")
+    assert reply == "Removed 1 subscription(s): 1000000MOG."
+    reply = await command(fake_telegram, USER, "/unsubscribe MOG ETH")
+    assert reply == "Removed 1 subscription(s): MOG."  # what was removed, not what was asked
+    assert await command(fake_telegram, USER, "/unsubscribe ETH") == (
+        "No subscription to remove: ETH."
+    )
+    assert [a for a, _ in (await repo.chat_info(USER)).subscriptions] == ["BTC", "PEPECOIN"]
 
 
 @pytest.mark.parametrize(

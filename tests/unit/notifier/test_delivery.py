@@ -11,6 +11,7 @@ from aiogram import Bot
 from prometheus_client import REGISTRY
 
 from perpsignal_common.errors import PermanentError
+from perpsignal_common.events.values import MAX_ID_LENGTH
 from perpsignal_notifier.delivery import Alert, Deliverer
 from perpsignal_notifier.filters import FilterRules, base_asset
 from perpsignal_notifier.ratelimit import TelegramLimits
@@ -482,3 +483,45 @@ async def test_the_longest_symbols_the_contract_allows_are_alerted(
         f"🟢 LONG {long_symbol} · 1h",
     ]
     assert await repo.latest_signal(base_asset(long_symbol)) is not None  # /signal finds it
+
+
+async def test_the_longest_event_ids_the_contract_allows_are_alerted_once(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # an event id may have 256 characters (events/values.py), the notifier's ledger and
+    # symbol state held 64: the database refused the signal, the handler was retried and the
+    # event dead-lettered, so no chat ever got the alert (and /signal never showed it)
+    await repo.subscribe(222, ["*"], None)
+    handler = make_handler(repo, bot, clock)
+    events = [
+        judged().model_copy(update={"event_id": "e" * MAX_ID_LENGTH}),
+        mss("PEPE", score=90.0).model_copy(update={"event_id": "m" * MAX_ID_LENGTH}),
+        listing().model_copy(update={"event_id": "l" * MAX_ID_LENGTH}),
+    ]
+    for event in events:
+        await handler.handle(event)
+    for event in events:
+        await handler.handle(event)  # redelivered: the ledger keeps it from going twice
+    assert len(fake_telegram.messages) == 2 * 3  # each to the configured chat and 222
+    rows = await repo.deliveries()
+    assert sorted({r.event_id for r in rows}) == sorted(e.event_id for e in events)
+    assert {r.status for r in rows} == {"sent"}
+    latest = await repo.latest_signal("BTC")
+    assert latest is not None and latest.event_id == events[0].event_id
+
+
+async def test_a_429_on_the_last_attempt_is_not_waited_out_for_nothing(
+    repo: NotifierRepository, bot: Bot, fake_telegram: FakeTelegram, clock: VirtualClock
+) -> None:
+    # each 429 was waited out, also the last attempt's, after which the alert failed anyway:
+    # the event's lane stood still for retry_after (up to NOTIFIER_MAX_RETRY_AFTER_S) more
+    fake_telegram.fail("sendMessage", status=429, retry_after=7, times=None, chat_id=CONFIGURED)
+    handler = make_handler(repo, bot, clock)  # 4 attempts
+    with pytest.raises(PermanentError, match="429 retry_after=7s"):
+        await handler.handle(judged())
+    assert fake_telegram.count("sendMessage") == 4
+    # between the attempts, not after the last one (which was a 429: the reason says so); a
+    # first request timed out by a loaded machine is backed off instead, not by retry_after
+    answered_429 = [r for r in fake_telegram.rejected if r[1] == 429]
+    assert clock.sleeps.count(7) == len(answered_429) - 1 > 0
+    assert [(r.status, r.attempts) for r in await repo.deliveries()] == [("failed", 4)]

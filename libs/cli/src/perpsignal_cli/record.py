@@ -40,6 +40,18 @@ SHOWN_ODD = 5  # records that are not JSON events named in the warning; the rest
 log = logging.getLogger(__name__)
 
 
+class BrokerLost(Exception):
+    """Kafka failed while recording, after `received` records (those are in `--out`).
+
+    With none received `--out` was not written: a file already there holds what it held.
+    """
+
+    def __init__(self, error: KafkaError, received: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.received = received
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the `perpsignal record` argument parser."""
     p = argparse.ArgumentParser(prog="perpsignal record", description=__doc__)
@@ -135,6 +147,8 @@ async def record(
                     break
                 if idle_s is not None and now - last >= idle_s:
                     break
+    except KafkaError as exc:
+        raise BrokerLost(exc, n) from exc
     finally:
         await consumer.stop()
         if odd:
@@ -254,6 +268,7 @@ def main(argv: list[str]) -> int:
         print(f"recorded {n} records to {args.out}", file=sys.stderr)
         return 0
 
+    existed = args.out.exists()
     try:
         return asyncio.run(run())
     except ValueError as exc:
@@ -263,10 +278,15 @@ def main(argv: list[str]) -> int:
         hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
         print(f"perpsignal record: {exc}{hint}", file=sys.stderr)
         return 1
-    except KafkaError as exc:  # the broker went away mid-recording: what was received is kept
+    except BrokerLost as exc:  # the broker went away mid-recording: what was received is kept
+        if exc.received:
+            kept = f"the {exc.received} record(s) received so far are in {args.out}"
+        elif existed:
+            kept = f"no record was received: {args.out} was left as it was"
+        else:
+            kept = f"no record was received: {args.out} was not created"
         print(
-            f"perpsignal record: kafka failed (KAFKA_BOOTSTRAP_SERVERS): {exc}; the records "
-            f"received so far are in {args.out}",
+            f"perpsignal record: kafka failed (KAFKA_BOOTSTRAP_SERVERS): {exc.error}; {kept}",
             file=sys.stderr,
         )
         return 1
@@ -279,4 +299,4 @@ def main(argv: list[str]) -> int:
         return 1
 
 
-__all__ = ["check_out", "check_topics", "main", "record"]
+__all__ = ["BrokerLost", "check_out", "check_topics", "main", "record"]

@@ -174,8 +174,13 @@ class Commands:
             return f"⚠️ {esc(exc)}"
         removed = await self._repo.unsubscribe(ctx.chat_id, assets)
         if assets is None:
-            return f"Removed all {removed} subscription(s)."
-        return f"Removed {removed} subscription(s): {esc(', '.join(assets))}."
+            return f"Removed all {len(removed)} subscription(s)."
+        if not removed:
+            asked = ", ".join("every coin" if a == ALL else a for a in assets)
+            return f"No subscription to remove: {esc(asked)}."
+        # what was removed, not what was asked: `PEPE` removes `1000PEPE` too
+        shown = ", ".join("every coin" if a == ALL else a for a in removed)
+        return f"Removed {len(removed)} subscription(s): {esc(shown)}."
 
     async def _signal(self, args: str | None) -> str:
         token = clean(args or "").split()

@@ -256,8 +256,8 @@ class Deliverer:
             except TelegramRetryAfter as exc:
                 reason = f"429 retry_after={exc.retry_after}s"
                 self._limits.chat(chat_id).pause(exc.retry_after)
-                if exc.retry_after > self._max_retry_after_s:
-                    break
+                if exc.retry_after > self._max_retry_after_s or attempt >= self._max_attempts:
+                    break  # no attempt left to wait for (the chat's limiter keeps the pause)
                 log.info("telegram asked to slow down", extra={"retry_after_s": exc.retry_after})
                 RETRIES.labels("retry_after").inc()
                 marked = await self._unmark(key, reason, attempt)

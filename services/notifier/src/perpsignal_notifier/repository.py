@@ -241,14 +241,20 @@ class NotifierRepository:
                     )
                 )
 
-    async def unsubscribe(self, chat_id: int, assets: Sequence[str] | None) -> int:
-        """Remove some subscriptions (or all with None); return how many were removed."""
+    async def unsubscribe(self, chat_id: int, assets: Sequence[str] | None) -> list[str]:
+        """Remove some subscriptions (or all with None); return the assets removed, sorted.
+
+        The mirror of `subscribe` as alerts see it: a coin takes its scaled contracts'
+        subscriptions with it (`PEPE` removes `1000PEPE` too), as `/subscribe PEPE` covers
+        them; `1000PEPE` names that contract alone.
+        """
         async with session_scope(self._sessions) as s:
             stmt = delete(NotifierSubscription).where(NotifierSubscription.chat_id == chat_id)
             if assets:
-                stmt = stmt.where(NotifierSubscription.asset.in_(list(assets)))
-            result = await s.execute(stmt)
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+                covered = {c for a in assets for c in ([a] if a == ALL else covered_assets(a))}
+                stmt = stmt.where(NotifierSubscription.asset.in_(sorted(covered)))
+            result = await s.execute(stmt.returning(NotifierSubscription.asset))
+            return sorted(result.scalars().all())
 
     async def chat_info(self, chat_id: int) -> ChatInfo:
         """Return a chat's mute/blocked flags and subscriptions."""

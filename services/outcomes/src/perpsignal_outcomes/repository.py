@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from pydantic import TypeAdapter
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -178,22 +179,27 @@ def _unnest(prefix: str, columns: dict[str, str]) -> str:
 
 
 # One statement (one round trip, atomic on its own): the signals, then every due row. Due rows
-# are inserted for every event, new or not (a horizon added later gets its rows on a
-# redelivery); the foreign key is checked at the end of the statement, when the signals are in.
+# are inserted for every event whose signal id is stored, new or not (a horizon added later
+# gets its rows on a redelivery). A new signal id under a stored event id is not stored (event
+# ids are unique): its due rows are left out too, or their foreign key failed the whole batch
+# with a database error; the conflict query below reports it instead. The foreign key is
+# checked at the end of the statement, when the signals are in.
 STORE_SIGNALS_SQL = f"""
 WITH input AS MATERIALIZED (
     {_unnest("s_", _SIGNAL_COLUMNS)}
-), s AS (
+), inserted AS (
     INSERT INTO outcome_signals ({", ".join(_SIGNAL_COLUMNS)})
     SELECT * FROM input
     ON CONFLICT DO NOTHING
-    RETURNING 1
+    RETURNING signal_id
 ), o AS (
     INSERT INTO signal_outcomes ({", ".join(_OUTCOME_COLUMNS)})
     {_OUTCOME_VALUES}
+    WHERE s.signal_id IN (SELECT signal_id FROM inserted)
+       OR EXISTS (SELECT 1 FROM outcome_signals AS k WHERE k.signal_id = s.signal_id)
     ON CONFLICT DO NOTHING
 )
-SELECT count(*) AS new FROM s
+SELECT count(*) AS new FROM inserted
 """
 
 
@@ -253,6 +259,25 @@ def _positional(sql: str) -> tuple[str, list[str]]:
 
 _STORE_PG, _STORE_NAMES = _positional(STORE_SIGNALS_SQL)
 _CONFLICTS_PG, _CONFLICT_NAMES = _positional(_CONFLICTS_SQL)
+
+
+def refused_value(exc: BaseException) -> str | None:
+    """Return why PostgreSQL refused a value of a statement (SQLSTATE class 22, a data
+    exception: a NUL character, a value too long or out of range), else None.
+
+    Such a statement fails the same way on every attempt; `exc` is asyncpg's error or
+    SQLAlchemy's wrapping of it.
+    """
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    for cause in (orig, getattr(orig, "__cause__", None)):
+        if isinstance(cause, asyncpg.DataError):
+            return f"{type(cause).__name__}: {cause}"[:300]
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str) and state.startswith("22"):
+        return f"{type(orig).__name__}: {orig}"[:300]
+    return None
+
+
 CONNECTION_DOWN = (
     OSError,
     TimeoutError,
@@ -391,6 +416,13 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 def _conflict_reason(event: SignalJudgedV1, stored: Any, before: str | None) -> str:
     """Say which stored signal was kept instead of `event`, and which columns differ."""
+    if stored["signal_id"] != event.signal_id:  # they share the event id alone
+        reason = (
+            f"event id {event.event_id[:100]!r} is stored already, under signal "
+            f"{stored['signal_id'][:100]!r}; this signal {event.signal_id[:100]!r} reuses it and "
+            "is not stored: a producer reused an event id"
+        )
+        return reason if before is None else f"{before}; {reason}"
     reason = (
         f"signal {stored['signal_id'][:100]!r} (event {stored['event_id'][:100]!r}) is stored "
         f"with other {', '.join(stored['differs'])} than this signal {event.signal_id[:100]!r} "

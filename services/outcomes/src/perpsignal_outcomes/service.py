@@ -90,6 +90,23 @@ class OutcomesService(KafkaService):
         if record is not None:  # None: called outside the consumer loop (tools, tests)
             # a record under another key's partition: out of its symbol's order (dead-lettered)
             check_record_key(event, record)
+        try:
+            await self._route(event)
+        except Exception as exc:
+            # a value the contract allows but PostgreSQL refuses (a NUL character in an id):
+            # the same statement fails on every attempt, so it is dead-lettered at once, saying why
+            refused = repo.refused_value(exc)
+            if refused is None:
+                raise
+            log.warning(
+                "the database refuses a value of this event; dead-lettered",
+                extra={"event_id": event.event_id[:100], "error": refused},
+            )
+            raise PermanentError(
+                f"the database refuses a value of this event ({refused}); retrying cannot succeed"
+            ) from exc
+
+    async def _route(self, event: Event) -> None:
         if isinstance(event, CandleClosedV1):
             step = self._timeframes.get(event.timeframe)
             if step is not None:
@@ -142,7 +159,8 @@ class OutcomesService(KafkaService):
         redelivery is silent; one with other content means a producer reused an id (its
         outcomes would be measured against the first one's plan), so it is made visible: a
         warning naming the ids, `perpsignal_outcomes_signal_id_conflicts_total` and a dead
-        letter with the reason.
+        letter with the reason, at once (no retry). So is a new signal id under a stored event
+        id (event ids are unique: it cannot be stored).
         """
         if event.direction == "NEUTRAL":
             return  # nothing to measure: no position was suggested

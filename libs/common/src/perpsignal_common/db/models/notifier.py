@@ -52,7 +52,7 @@ class NotifierDelivery(TimestampMixin, Base):
 
     __tablename__ = "notifier_deliveries"
 
-    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(256), primary_key=True)  # notifier_0004
     chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     symbol: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -70,10 +70,10 @@ class NotifierSymbolState(Base):
 
     symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
     asset: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
-    latest_event_id: Mapped[str | None] = mapped_column(String(64))
+    latest_event_id: Mapped[str | None] = mapped_column(String(256))
     latest_observed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     latest_signal: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    last_alert_event_id: Mapped[str | None] = mapped_column(String(64))
+    last_alert_event_id: Mapped[str | None] = mapped_column(String(256))
     last_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # "LONG:WAIT": a same-direction upgrade of the call passes the cooldown (filters.py)
     last_alert_call: Mapped[str | None] = mapped_column(String(24))

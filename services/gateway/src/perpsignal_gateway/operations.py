@@ -107,7 +107,9 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
         if p.required:
             fields[f"p{i}"] = (py, Field(alias=p.name, **limits))
         else:
-            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name, **limits))
+            # absent when omitted, never null: the published schema says its type only, and a
+            # client that checks arguments against it sends no null (it was sent on as absent)
+            fields[f"p{i}"] = (py, Field(default=None, alias=p.name, **limits))
     model: type[BaseModel] = create_model(
         "Args_" + endpoint.operation.replace(".", "_"),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
@@ -180,11 +182,15 @@ class Registry:
 
     async def invoke(self, name: str, raw_args: dict[str, Any]) -> Any:
         op = self.get(name)
+        # every bad argument in one answer: a wrong JSON type ("5" for an integer, which
+        # pydantic's lax mode takes) was left out when another argument was also refused
+        wrong_types = a.json_type_errors(op.args_model, raw_args)
         try:
-            wrong_types = a.json_type_errors(op.args_model, raw_args)
             parsed = op.args_model.model_validate(raw_args)
         except ValidationError as exc:
-            details = validation_details(exc.errors(include_url=False))
+            details = validation_details(exc.errors(include_url=False), located=False)
+            typed = {d["field"] for d in wrong_types}
+            details = wrong_types + [d for d in details if d["field"] not in typed]
             fields = field_names(details)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details

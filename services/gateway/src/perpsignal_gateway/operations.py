@@ -180,6 +180,39 @@ class Registry:
             "oneOf": branches,
         }
 
+    def result_schema(self, paths: dict[str, Any]) -> dict[str, Any]:
+        """Return the JSON Schema of a `/invoke` answer: per operation, its REST twin's.
+
+        `paths` is the OpenAPI document's: a platform operation answers what its REST route
+        documents for 200 (the same `Platform` call), so the two cannot drift apart; a vendor
+        operation answers the vendor's JSON as the vendor sent it.
+        """
+        documented = {
+            op["operationId"]: op
+            for item in paths.values()
+            for op in item.values()
+            if isinstance(op, dict) and "operationId" in op
+        }
+        branches: list[dict[str, Any]] = []
+        for name, op in self.operations.items():
+            if op.kind != "platform":
+                continue
+            twin = documented[REST_TWINS[name]]
+            result = twin["responses"]["200"]["content"]["application/json"]["schema"]
+            branches.append(_result_branch({"type": "string", "const": name}, result))
+        if any(op.kind == "vendor" for op in self.operations.values()):
+            vendor = {"type": "string", "pattern": VENDOR_OPERATION_PATTERN}
+            answer = {"description": "The vendor's JSON answer, as the vendor sent it"}
+            branches.append(_result_branch(vendor, answer))
+        return {
+            "title": "InvokeResult",
+            "description": "The operation's name and its answer: a platform operation answers "
+            "as its REST route does (get_signal as GET /signals/{symbol}, list_signals as GET "
+            "/signals, ...), a vendor operation with the vendor's JSON",
+            "type": "object",
+            "oneOf": branches,
+        }
+
     async def invoke(self, name: str, raw_args: dict[str, Any]) -> Any:
         op = self.get(name)
         # every bad argument in one answer: a wrong JSON type ("5" for an integer, which
@@ -201,6 +234,36 @@ class Registry:
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", wrong_types
             )
         return await op.handler(parsed)
+
+
+# the REST route each platform operation answers as (its operationId in the document)
+REST_TWINS: dict[str, str] = {
+    "get_signal": "getSignal",
+    "list_signals": "listSignals",
+    "get_market": "getMarket",
+    "get_smc": "getSmc",
+    "list_mss": "listMss",
+    "list_new_listings": "listNewListings",
+    "get_liquidations": "getLiquidations",
+    "validate_signal": "validateSignal",
+    "verdict_performance": "verdictPerformance",
+    "verdict_compare": "verdictCompare",
+    "outcomes_history": "outcomesHistory",
+    "tracking_stats": "trackingStats",
+    "calibration": "calibration",
+    "signal_research": "signalResearch",
+}
+# vendor operations are `<vendor>.<endpoint>`; no platform operation has a dot
+VENDOR_OPERATION_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z0-9_]+$"
+
+
+def _result_branch(operation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"operation": operation, "result": result},
+        "required": ["operation", "result"],
+        "additionalProperties": False,
+    }
 
 
 def changes_vendor_state(endpoint: Endpoint) -> bool:

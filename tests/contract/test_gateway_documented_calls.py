@@ -410,3 +410,36 @@ async def test_every_invoke_result_validates_against_its_documented_schema(
     # a vendor answer is the vendor's JSON, whatever it is; a name that is no operation is not
     assert not doc.errors(pointer, {"operation": "coinglass.futures_supported_coins", "result": 1})
     assert doc.errors(pointer, {"operation": "nope", "result": {}})
+
+
+async def test_verdict_risk_mode_and_volatility_class_are_documented_enums(
+    client: httpx.AsyncClient, events: dict[str, tuple[Event, ...]]
+) -> None:
+    """They were plain strings in the document although the judge's values are a closed set:
+    a client could not know which verdicts to handle. The enums are the event's own types,
+    and every real judged signal, as the gateway shows it, validates against them."""
+    from typing import get_args
+
+    from perpsignal_common.events.signals import RiskMode, Verdict, VolatilityClass
+    from perpsignal_gateway.schemas import signal_out
+
+    for url in ("/openapi.json", "/openapi-gpt.json"):
+        doc = await _doc(client, url)
+        schemas = doc.doc["components"]["schemas"]
+        layer = schemas["VerdictLayerOut"]["properties"]
+        assert layer["verdict"]["enum"] == list(get_args(Verdict))
+        assert layer["riskMode"]["enum"] == list(get_args(RiskMode))
+        volatility = schemas["VolatilityOut"]["properties"]["volatilityClass"]["anyOf"]
+        assert {"enum": list(get_args(VolatilityClass)), "type": "string"} in volatility
+        pointer = ["components", "schemas", "SignalOut"]
+        seen: dict[str, set[Any]] = {"verdict": set(), "risk": set(), "volatility": set()}
+        for event in events["signal.judged"]:
+            shown = signal_out(event).model_dump(mode="json", by_alias=True)
+            assert not doc.errors(pointer, shown), doc.errors(pointer, shown)[:3]
+            out = shown["aiVerdictLayer"]
+            seen["verdict"].add(out["verdict"])
+            seen["risk"].add(out["riskMode"])
+            seen["volatility"].add(out["volatilityMetrics"]["volatilityClass"])
+        assert len(seen["verdict"]) >= 2 and len(seen["volatility"]) >= 2, seen
+        shown["aiVerdictLayer"]["verdict"] = "MAYBE"  # a value outside the set is refused
+        assert doc.errors(pointer, shown)

@@ -119,6 +119,40 @@ async def test_bad_arguments_are_422_naming_each_field(make_client) -> None:
     assert fields == {"exchange", "symbol", "interval"}
 
 
+@respx.mock
+async def test_a_null_vendor_argument_is_refused_not_sent_on(make_client) -> None:
+    """The document types `limit` as an integer (no null): a null was taken and the vendor
+    called without it, so a client never learnt its argument had been dropped."""
+    route = respx.get(url__regex=r"https?://.*").mock(return_value=httpx.Response(200, json={}))
+    _, client = await make_client(vendor_env={"COINGLASS_API_KEY": "k"})
+    args = {"exchange": "Binance", "symbol": "BTCUSDT", "interval": "4h", "limit": None}
+    r = await client.post(
+        "/invoke", json={"operation": "coinglass.futures_funding_rate_history", "args": args}
+    )
+    assert r.status_code == 422, r.text
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["limit"]
+    assert route.call_count == 0
+    # omitted, the argument is simply not sent
+    del args["limit"]
+    r = await client.post(
+        "/invoke", json={"operation": "coinglass.futures_funding_rate_history", "args": args}
+    )
+    assert r.status_code == 200 and "limit" not in route.calls.last.request.url.params
+
+
+async def test_every_bad_argument_is_named_in_one_answer(make_client) -> None:
+    """A number sent as text was named only once the other mistakes were fixed; an argument
+    called `query` (coingecko.search) was reported as `<root>`."""
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "get_liquidations", "limit": "5"})
+    assert r.status_code == 422
+    assert {d["field"] for d in r.json()["error"]["details"]} == {"symbol", "limit"}
+    r = await client.post("/invoke", json={"operation": "coingecko.search", "query": 5})
+    assert r.status_code == 422
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["query"]
+    assert r.json()["error"]["message"] == "invalid arguments for coingecko.search: query"
+
+
 async def test_args_and_flat_together_are_rejected(make_client) -> None:
     _, client = await make_client()
     r = await client.post(

@@ -159,7 +159,14 @@ def _services_text(v: EnvVar) -> str:
 
 
 # shown commented out: set, they would stop `perpsignal up` choosing them (set -a; . .env.example)
-UNSET_IN_ENV_EXAMPLE = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "GATEWAY_PUBLIC_URL")
+# unset means more than the default text says (GATEWAY_PUBLIC_PATHS: /metrics is added while
+# the gateway port serves it), so `set -a; . .env.example` must leave these unset
+UNSET_IN_ENV_EXAMPLE = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "GATEWAY_PUBLIC_URL",
+    "GATEWAY_PUBLIC_PATHS",
+)
 
 
 def render_env_example(items: list[EnvVar]) -> str:
@@ -170,7 +177,8 @@ def render_env_example(items: list[EnvVar]) -> str:
         "# Unset KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL make `perpsignal up` start the",
         "# embedded broker and database; everything else works with these defaults.",
         "# Unset GATEWAY_PUBLIC_URL makes `perpsignal up` publish each gateway's own URL",
-        "# (it moves to a free port when 8000 is taken).",
+        "# (it moves to a free port when 8000 is taken). Unset GATEWAY_PUBLIC_PATHS adds",
+        "# /metrics while GATEWAY_OPS_PORT is 0.",
         "",
     ]
     for v in items:

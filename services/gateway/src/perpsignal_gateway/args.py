@@ -10,12 +10,13 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from perpsignal_common.events.signals import Verdict
 from perpsignal_common.events.values import MAX_PRICE, MIN_PRICE
 from perpsignal_gateway.schemas import ApiModel
 from perpsignal_gateway.symbols import BodySymbol, QuerySymbol
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
-VerdictName = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
+VerdictName = Verdict  # the judged event's own set
 Horizon = Literal["1h", "4h", "24h"]
 
 

@@ -95,11 +95,19 @@ def error_response(
 PUBLISHED_PATTERNS: dict[str, str] = {}
 
 
-def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
-    """Turn pydantic errors into `[{field, message, type}]`, one per bad field."""
+def validation_details(errors: list[Any], *, located: bool = True) -> list[dict[str, Any]]:
+    """Turn pydantic errors into `[{field, message, type}]`, one per bad field.
+
+    `located`: FastAPI's locations start with where the value came from (body, query, path),
+    dropped here. A model validated directly has none: there an argument named `query`
+    (coingecko.search) is the field itself, not a location, and must be named (it was
+    reported as `<root>`).
+    """
     out = []
     for err in errors:
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [str(p) for p in err.get("loc", ())]
+        if located and loc and loc[0] in ("body", "query", "path"):
+            loc = loc[1:]
         message = str(err.get("msg", "invalid"))
         pattern = (err.get("ctx") or {}).get("pattern")
         if isinstance(pattern, str) and pattern in PUBLISHED_PATTERNS:

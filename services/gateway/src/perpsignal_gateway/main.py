@@ -389,6 +389,7 @@ def _add_ops_routes(app: FastAPI, cfg: GatewaySettings) -> None:
             if registry is None:  # before the lifespan: not cached, the exact body comes later
                 return doc
             doc["components"]["schemas"]["InvokeBody"] = registry.body_schema()
+            doc["components"]["schemas"]["InvokeResult"] = registry.result_schema(doc["paths"])
             app.openapi_schema = doc
         return app.openapi_schema
 

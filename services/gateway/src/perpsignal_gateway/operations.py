@@ -107,7 +107,9 @@ def vendor_args_model(endpoint: Endpoint) -> type[BaseModel]:
         if p.required:
             fields[f"p{i}"] = (py, Field(alias=p.name, **limits))
         else:
-            fields[f"p{i}"] = (py | None, Field(default=None, alias=p.name, **limits))
+            # absent when omitted, never null: the published schema says its type only, and a
+            # client that checks arguments against it sends no null (it was sent on as absent)
+            fields[f"p{i}"] = (py, Field(default=None, alias=p.name, **limits))
     model: type[BaseModel] = create_model(
         "Args_" + endpoint.operation.replace(".", "_"),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
@@ -178,13 +180,50 @@ class Registry:
             "oneOf": branches,
         }
 
+    def result_schema(self, paths: dict[str, Any]) -> dict[str, Any]:
+        """Return the JSON Schema of a `/invoke` answer: per operation, its REST twin's.
+
+        `paths` is the OpenAPI document's: a platform operation answers what its REST route
+        documents for 200 (the same `Platform` call), so the two cannot drift apart; a vendor
+        operation answers the vendor's JSON as the vendor sent it.
+        """
+        documented = {
+            op["operationId"]: op
+            for item in paths.values()
+            for op in item.values()
+            if isinstance(op, dict) and "operationId" in op
+        }
+        branches: list[dict[str, Any]] = []
+        for name, op in self.operations.items():
+            if op.kind != "platform":
+                continue
+            twin = documented[REST_TWINS[name]]
+            result = twin["responses"]["200"]["content"]["application/json"]["schema"]
+            branches.append(_result_branch({"type": "string", "const": name}, result))
+        if any(op.kind == "vendor" for op in self.operations.values()):
+            vendor = {"type": "string", "pattern": VENDOR_OPERATION_PATTERN}
+            answer = {"description": "The vendor's JSON answer, as the vendor sent it"}
+            branches.append(_result_branch(vendor, answer))
+        return {
+            "title": "InvokeResult",
+            "description": "The operation's name and its answer: a platform operation answers "
+            "as its REST route does (get_signal as GET /signals/{symbol}, list_signals as GET "
+            "/signals, ...), a vendor operation with the vendor's JSON",
+            "type": "object",
+            "oneOf": branches,
+        }
+
     async def invoke(self, name: str, raw_args: dict[str, Any]) -> Any:
         op = self.get(name)
+        # every bad argument in one answer: a wrong JSON type ("5" for an integer, which
+        # pydantic's lax mode takes) was left out when another argument was also refused
+        wrong_types = a.json_type_errors(op.args_model, raw_args)
         try:
-            wrong_types = a.json_type_errors(op.args_model, raw_args)
             parsed = op.args_model.model_validate(raw_args)
         except ValidationError as exc:
-            details = validation_details(exc.errors(include_url=False))
+            details = validation_details(exc.errors(include_url=False), located=False)
+            typed = {d["field"] for d in wrong_types}
+            details = wrong_types + [d for d in details if d["field"] not in typed]
             fields = field_names(details)
             raise ApiError(
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", details
@@ -195,6 +234,36 @@ class Registry:
                 422, "invalid_arguments", f"invalid arguments for {name}: {fields}", wrong_types
             )
         return await op.handler(parsed)
+
+
+# the REST route each platform operation answers as (its operationId in the document)
+REST_TWINS: dict[str, str] = {
+    "get_signal": "getSignal",
+    "list_signals": "listSignals",
+    "get_market": "getMarket",
+    "get_smc": "getSmc",
+    "list_mss": "listMss",
+    "list_new_listings": "listNewListings",
+    "get_liquidations": "getLiquidations",
+    "validate_signal": "validateSignal",
+    "verdict_performance": "verdictPerformance",
+    "verdict_compare": "verdictCompare",
+    "outcomes_history": "outcomesHistory",
+    "tracking_stats": "trackingStats",
+    "calibration": "calibration",
+    "signal_research": "signalResearch",
+}
+# vendor operations are `<vendor>.<endpoint>`; no platform operation has a dot
+VENDOR_OPERATION_PATTERN = r"^[a-z][a-z0-9_]*\.[a-z0-9_]+$"
+
+
+def _result_branch(operation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"operation": operation, "result": result},
+        "required": ["operation", "result"],
+        "additionalProperties": False,
+    }
 
 
 def changes_vendor_state(endpoint: Endpoint) -> bool:

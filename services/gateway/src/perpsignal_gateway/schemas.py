@@ -8,7 +8,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from perpsignal_common.events.signals import FactorScore, SignalJudgedV1
+from perpsignal_common.events.signals import (
+    FactorScore,
+    RiskMode,
+    SignalJudgedV1,
+    Verdict,
+    VolatilityClass,
+)
 
 Scalar = float | int | str | bool | None
 
@@ -55,7 +61,8 @@ class LayerChecksOut(ApiModel):
 class VolatilityOut(ApiModel):
     atr: float | None = None
     atr_pct: float | None = None
-    volatility_class: str | None = None
+    # the event's closed sets, published as enums: a client can branch on every value
+    volatility_class: VolatilityClass | None = None
     recommended_position_multiplier: float | None = None
     stop_loss_price: float | None = None
     take_profit_price: float | None = None
@@ -64,8 +71,8 @@ class VolatilityOut(ApiModel):
 
 
 class VerdictLayerOut(ApiModel):
-    verdict: str
-    risk_mode: str
+    verdict: Verdict
+    risk_mode: RiskMode
     position_multiplier: float
     ai_summary: str
     layer_checks: LayerChecksOut

@@ -14,10 +14,11 @@ from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
 DEFAULT_PUBLIC_PATHS = (
-    "/healthz,/readyz,/metrics,/docs,/docs/oauth2-redirect,/redoc,/openapi.json,/openapi-gpt.json"
+    "/healthz,/readyz,/docs,/docs/oauth2-redirect,/redoc,/openapi.json,/openapi-gpt.json"
 )
+METRICS_PATH = "/metrics"
 # what may be public in staging/prod: probes, metrics and documentation, never data or RPC
-SAFE_PUBLIC_PATHS = frozenset(DEFAULT_PUBLIC_PATHS.split(",")) | {"/ping"}
+SAFE_PUBLIC_PATHS = frozenset(DEFAULT_PUBLIC_PATHS.split(",")) | {METRICS_PATH, "/ping"}
 SECURE_ENVIRONMENTS = ("staging", "prod")
 # 128 bits as hex (OWASP: an API key is a secret of at least 128 bits of entropy)
 MIN_API_KEY_LENGTH = 32
@@ -75,7 +76,12 @@ class GatewaySettings(ServiceSettings):
         "(local development only). Staging and prod require keys of at least "
         f"{MIN_API_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`)",
     )
-    gateway_public_paths: str = DEFAULT_PUBLIC_PATHS
+    gateway_public_paths: str = Field(
+        default=DEFAULT_PUBLIC_PATHS,
+        description="Comma list of paths served without an API key (staging and prod: only "
+        "probes, /metrics and the API documents). Left unset, /metrics is added while "
+        "GATEWAY_OPS_PORT is 0; with an ops port this port serves no /metrics, listed or not",
+    )
     gateway_rate_limit: str = Field(
         default="120/minute", description="Per-key limit in `limits` notation, e.g. 10/second"
     )
@@ -319,8 +325,17 @@ class GatewaySettings(ServiceSettings):
         return split_csv(self.gateway_api_keys.get_secret_value())
 
     def public_paths(self) -> set[str]:
-        """Return the paths served without an API key."""
-        return set(split_csv(self.gateway_public_paths))
+        """Return the paths served without an API key.
+
+        `/metrics` only where this port serves it: by default while there is no ops port
+        (local runs, scraped as before), never with one (it lives on the ops port then).
+        """
+        paths = set(split_csv(self.gateway_public_paths))
+        if self.gateway_ops_port:
+            paths.discard(METRICS_PATH)
+        elif "gateway_public_paths" not in self.model_fields_set:
+            paths.add(METRICS_PATH)
+        return paths
 
     def allowed_hosts(self) -> list[str]:
         """Return the Host names served besides the loopback ones (empty = see the field)."""

@@ -3,6 +3,8 @@
 The AsyncAPI document names the servers (production Strimzi over TLS + SCRAM, and the
 local/compose broker), one `send` and one `receive` operation per topic, and each message's
 Kafka key schema (`bindings.kafka.key`); CI validates it with the reference AsyncAPI parser.
+Each consumed topic's dead-letter companion (`<topic>.dlq`) is a channel too, with the
+`dlq.*` headers `kafka/dlq.py` writes: operators and their tools read them.
 Each event schema is a standalone JSON Schema 2020-12 document with its own `$id`.
 """
 
@@ -14,7 +16,8 @@ from typing import Any
 
 from perpsignal_common.events.factors import FACTOR_INPUTS
 from perpsignal_common.events.registry import EVENT_CLASSES, events_for_topic
-from perpsignal_common.events.topics import TOPIC_SPECS, dlq_topic
+from perpsignal_common.events.topics import TOPIC_SPECS, TopicSpec, all_topic_specs, dlq_topic
+from perpsignal_common.kafka.dlq import MAX_ERROR_BYTES
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 # Stable identifiers, not download locations: the files live in schemas/events/ of the repo
@@ -71,6 +74,115 @@ def _headers_schema(etype: str) -> dict[str, Any]:
             },
         },
         "required": ["event_type", "event_id", "content-type"],
+    }
+
+
+_DIGITS = r"^[0-9]+$"
+
+
+def _dead_letter_headers(topic: str) -> dict[str, Any]:
+    """The headers of a dead letter of `topic` (`kafka/dlq.py`, UTF-8 values): the original
+    record's own headers, as it carried them, then the `dlq.*` ones saying where it was and
+    why it failed."""
+    origin = _headers_schema("")["properties"]
+    origin = {
+        **origin,
+        "event_type": {"type": "string", "description": "The original record's event_type"},
+    }
+    return {
+        "type": "object",
+        "properties": {
+            **{
+                k: {**v, "description": "Copied from the original record"}
+                for k, v in origin.items()
+            },
+            "dlq.topic": {
+                "type": "string",
+                "const": topic,
+                "description": "Topic of the original record",
+            },
+            "dlq.partition": {"type": "string", "pattern": _DIGITS},
+            "dlq.offset": {
+                "type": "string",
+                "pattern": _DIGITS,
+                "description": "Offset of the original record in dlq.topic / dlq.partition",
+            },
+            "dlq.timestamp": {
+                "type": "string",
+                "pattern": r"^-?[0-9]+$",
+                "description": "The original record's Kafka timestamp in ms (-1: unreadable)",
+            },
+            "dlq.group": {"type": "string", "description": "Consumer group that gave up"},
+            "dlq.error_type": {
+                "type": "string",
+                "description": "Exception class, e.g. PoisonMessage (undecodable or invalid) "
+                "or the error that outlasted the retries",
+            },
+            "dlq.error": {
+                "type": "string",
+                "maxLength": MAX_ERROR_BYTES,
+                "description": f"`Type: message`, at most {MAX_ERROR_BYTES} UTF-8 bytes",
+            },
+            "dlq.attempts": {
+                "type": "string",
+                "pattern": _DIGITS,
+                "description": "Handling attempts made (0: never decoded)",
+            },
+            "dlq.failed_at": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When it was dead-lettered (UTC, ISO 8601)",
+            },
+            "dlq.dropped": {
+                "type": "string",
+                "pattern": r"^(unreadable|(value|key|headers)=[0-9]+(,(key|headers)=[0-9]+)*)$",
+                "description": "Present when the original could not be copied whole: "
+                "`unreadable` (the client could not unpack it; empty value), or what was left "
+                "out and its size in bytes (`value=N`, `key=N`, `headers=N`: too large)",
+            },
+            "dlq.null_value": {
+                "type": "string",
+                "const": "true",
+                "description": "Present when the value is empty because it was null",
+            },
+        },
+        "required": [
+            "dlq.topic",
+            "dlq.partition",
+            "dlq.offset",
+            "dlq.timestamp",
+            "dlq.group",
+            "dlq.error_type",
+            "dlq.error",
+            "dlq.attempts",
+            "dlq.failed_at",
+        ],
+        # a record from another producer carries headers of its own, copied as they were
+        "additionalProperties": {"type": "string"},
+    }
+
+
+def _dead_letter_message(spec: TopicSpec) -> dict[str, Any]:
+    return {
+        "name": f"dead-letter:{spec.name}",
+        "title": f"Dead letter of {spec.name}",
+        "summary": f"A record of {spec.name} a consumer group could not handle",
+        "description": "The original value byte for byte (it may be no valid event, or no "
+        "JSON at all: that is often why it is here); empty when dlq.dropped or "
+        "dlq.null_value says so. Replay it to its topic once the cause is fixed.",
+        "contentType": "application/octet-stream",
+        "headers": _dead_letter_headers(spec.name),
+        "payload": {"description": "The original record's value, as it was"},
+        "bindings": {
+            "kafka": {
+                "key": {
+                    "type": "string",
+                    "description": "The original record's key (absent when it had none, or "
+                    "when dlq.dropped names key or unreadable)",
+                },
+                "bindingVersion": KAFKA_BINDING_VERSION,
+            }
+        },
     }
 
 
@@ -168,6 +280,46 @@ def asyncapi_document() -> dict[str, Any]:
                 "channel": {"$ref": f"#/channels/{cid}"},
                 "messages": refs,
             }
+    dead_letters = {s.name: s for s in all_topic_specs(with_dlq=True)}
+    for spec in TOPIC_SPECS:
+        if not spec.dead_letters:
+            continue
+        dlq = dead_letters[dlq_topic(spec.name)]
+        cid = dlq.name.replace(".", "_")
+        name = "DeadLetter_" + spec.name.replace(".", "_")
+        messages[name] = _dead_letter_message(spec)
+        channels[cid] = {
+            "address": dlq.name,
+            "description": f"Dead letters of {spec.name}: records a consumer group could "
+            "not decode or handle after its retries, with the error and origin in dlq.* "
+            f"headers. Key: as {spec.name}. Partitions: {dlq.partitions}.",
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "bindings": {
+                "kafka": {
+                    "topic": dlq.name,
+                    "partitions": dlq.partitions,
+                    "topicConfiguration": {
+                        "cleanup.policy": ["delete"],
+                        "retention.ms": dlq.retention_ms,
+                    },
+                    "bindingVersion": KAFKA_BINDING_VERSION,
+                }
+            },
+        }
+        refs = [{"$ref": f"#/channels/{cid}/messages/{name}"}]
+        operations[f"send_{cid}"] = {
+            "action": "send",
+            "summary": f"A consumer group of {spec.name} dead-letters a record it cannot "
+            "handle, then moves on",
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "messages": refs,
+        }
+        operations[f"receive_{cid}"] = {
+            "action": "receive",
+            "summary": f"Operators and their tools read the dead letters of {spec.name}",
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "messages": refs,
+        }
     return {
         "asyncapi": "3.0.0",
         "info": {

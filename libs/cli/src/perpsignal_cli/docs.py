@@ -205,6 +205,8 @@ def render_env_example(items: list[EnvVar]) -> str:
         "# embedded broker and database; everything else works with these defaults.",
         "# Unset GATEWAY_PUBLIC_URL makes `perpsignal up` publish each gateway's own URL",
         "# (it moves to a free port when 8000 is taken).",
+        "# Nothing reads this file or a .env by itself: cp .env.example .env, edit, then",
+        "# set -a; . ./.env; set +a; make up",
         "",
     ]
     for v in items:

@@ -363,6 +363,9 @@ async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(prod
         assert "symbol list could not be fetched" in error["message"]
         assert "not a listed" not in error["message"]
         assert 1 <= int(r.headers["Retry-After"]) <= 30
+        # camelCase like every body (and the 409 no_market_context's retryAfterS)
+        assert error["details"]["retryAfterS"] == int(r.headers["Retry-After"])
+        assert "retry_after_s" not in error["details"]
 
 
 @respx.mock

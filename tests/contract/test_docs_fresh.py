@@ -23,3 +23,20 @@ def test_every_setting_of_every_service_is_documented() -> None:
         "TELEGRAM_BOT_TOKEN",
     ):
         assert required in names, required
+
+
+def test_the_variables_the_gateway_reads_by_catalogue_name_are_documented() -> None:
+    """The gateway reads each vendor's base URL, key and /invoke budget by the names its
+    catalogues give: they were missing from the table (budgets, FEAR_GREED_BASE_URL) or
+    listed as the ingestor's alone."""
+    from perpsignal_connectors.catalog import load_catalogs
+    from perpsignal_gateway.vendors import budget_env
+
+    documented = {v.name: v for v in docs.collect()}
+    for c in load_catalogs():
+        budget = documented[budget_env(c)]
+        assert (budget.default, budget.services) == (str(c.budget_per_min), ("gateway",))
+        url = documented[c.base_url_env]
+        assert url.default == c.base_url and "gateway" in url.services
+        if c.key_env:
+            assert documented[c.key_env].secret and "gateway" in documented[c.key_env].services

@@ -165,7 +165,7 @@ def test_poisoned_symbols_keep_pace_with_a_clean_twin_through_a_scorer_crash(
             m = httpx.get(f"{url}/market/{symbol}", timeout=10)
             assert m.status_code == 200, m.text
             assert m.json()["price"] == last.close
-            assert m.json()["sources"][0]["data"]["open_time"] == last.open_time.isoformat(
+            assert m.json()["sources"][0]["data"]["openTime"] == last.open_time.isoformat(
                 timespec="seconds"
             ).replace("+00:00", "Z")
             s = httpx.get(f"{url}/signals/{symbol}", timeout=10).json()

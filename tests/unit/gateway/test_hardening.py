@@ -51,6 +51,25 @@ def test_staging_and_prod_refuse_insecure_settings(
         GatewaySettings(**{**PROD_OK, "environment": environment, **override})
 
 
+def test_prod_names_every_setting_at_fault_in_one_refusal() -> None:
+    """The Kafka check refused first, alone: a prod gateway without keys, TLS, origins or an
+    https URL took two start-ups to learn what to fix (README: "the error names each setting")."""
+    with pytest.raises(ConfigError) as refused:
+        GatewaySettings(
+            environment="prod",
+            gateway_cors_origins="*",
+            db=DatabaseSettings(database_url="postgresql://u:p@db.example.com/x"),
+        )
+    for setting in (
+        "KAFKA_SECURITY_PROTOCOL",
+        "requires TLS to the database",
+        "GATEWAY_API_KEYS",
+        "GATEWAY_CORS_ORIGINS",
+        "GATEWAY_PUBLIC_URL",
+    ):
+        assert setting in str(refused.value), setting
+
+
 @pytest.mark.parametrize(
     ("field", "value", "named"),
     [

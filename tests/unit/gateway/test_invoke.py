@@ -55,6 +55,20 @@ async def test_a_body_not_sent_as_json_gets_one_answer_whatever_the_symbol(
         assert r.status_code == 200 and r.json()["result"]["symbol"] == "BTCUSDT", kind
 
 
+async def test_a_body_that_is_not_json_names_the_body_not_a_field_called_17(make_client) -> None:
+    """A truncated body was answered `{"field": "17", ...}`: the parse position read as the
+    name of a field. The position belongs in the message; the field is the body."""
+    _, client = await make_client()
+    for path in ("/invoke", "/gpt/signal", "/judge/validate"):
+        r = await client.post(
+            path, content='{"symbol": "BTC",', headers={"Content-Type": "application/json"}
+        )
+        assert r.status_code == 422, path
+        error = r.json()["error"]
+        assert error["message"] == "the body is not valid JSON (error at character 17)", path
+        assert [(d["field"], d["type"]) for d in error["details"]] == [("<body>", "json_invalid")]
+
+
 async def test_every_operation_is_listed_with_a_parameter_schema(make_client) -> None:
     _, client = await make_client()
     body = (await client.get("/invoke/operations")).json()

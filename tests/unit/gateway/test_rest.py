@@ -145,6 +145,26 @@ async def test_market_reports_every_source_with_its_age(make_client) -> None:
     assert (await client.get("/market/XRP")).status_code == 404
 
 
+async def test_market_data_is_camel_case_without_the_envelope(make_client) -> None:
+    """A source's `data` is the event's own fields in camelCase, like every REST body: it
+    used to pass the snake_case payload through, with the envelope's causal ids in it."""
+    app, client = await make_client()
+    funding = b.funding("BTCUSDT", at=datetime.now(UTC)).model_copy(
+        update={"correlation_id": "root-1", "causation_id": "cause-1"}
+    )
+    model_of(app).apply(funding)
+    for r in (
+        await client.get("/market/BTC"),
+        await client.post("/gpt/market", json={"symbol": "BTC"}),
+    ):
+        assert r.status_code == 200
+        data = r.json()["sources"][0]["data"]
+        assert data["markPrice"] == 43010.0 and data["rate"] == 0.0001
+        assert "nextFundingAt" in data and "intervalH" in data
+        assert not any("_" in k for k in data), data
+        assert not {"correlationId", "causationId", "eventId"} & set(data)
+
+
 async def test_smc_mss_listings_and_liquidations(make_client) -> None:
     app, client = await make_client()
     model = model_of(app)
@@ -343,6 +363,9 @@ async def test_unreachable_universe_answers_503_with_the_reason_never_a_404(prod
         assert "symbol list could not be fetched" in error["message"]
         assert "not a listed" not in error["message"]
         assert 1 <= int(r.headers["Retry-After"]) <= 30
+        # camelCase like every body (and the 409 no_market_context's retryAfterS)
+        assert error["details"]["retryAfterS"] == int(r.headers["Retry-After"])
+        assert "retry_after_s" not in error["details"]
 
 
 @respx.mock

@@ -141,10 +141,44 @@ def collect() -> list[EnvVar]:
             )
             item["services"].append(svc)
             item["desc"] = item["desc"] or desc
+    for var in catalogue_vars().values():
+        item = merged.setdefault(
+            var.name,
+            {"default": var.default, "desc": var.description, "secret": var.secret, "services": []},
+        )
+        item["services"] += [s for s in var.services if s not in item["services"]]
+        item["desc"] = item["desc"] or var.description
     return [
         EnvVar(k, v["default"], v["desc"], v["secret"], tuple(v["services"]))
         for k, v in sorted(merged.items(), key=lambda kv: (_group(kv[0]), kv[0]))
     ]
+
+
+def catalogue_vars() -> dict[str, EnvVar]:
+    """Return what the gateway reads by its vendor catalogues' names, beside its settings
+    fields: each vendor's base URL, key and `/invoke` budget. Without them the configuration
+    table and `.env.example` (which claim every setting) missed the budgets and the Fear &
+    Greed pass-through's URL, and named only the ingestor as a reader of the keys and URLs."""
+    from perpsignal_connectors.catalog import load_catalogs
+
+    out: dict[str, EnvVar] = {}
+    for c in load_catalogs():
+        out[c.base_url_env] = EnvVar(
+            c.base_url_env, c.base_url, f"{c.title} base URL", False, ("gateway",)
+        )
+        # perpsignal_gateway.vendors.budget_env (tests/deploy checks they agree)
+        budget = f"GATEWAY_{c.name.upper()}_BUDGET_PER_MIN"
+        out[budget] = EnvVar(
+            budget,
+            str(c.budget_per_min),
+            f"Calls per minute each gateway process makes for `/invoke {c.name}.*`, all keys "
+            "together (then 429 `vendor_budget_exhausted`)",
+            False,
+            ("gateway",),
+        )
+        if c.key_env:
+            out[c.key_env] = EnvVar(c.key_env, "", f"{c.title} key", True, ("gateway",))
+    return out
 
 
 def _group(name: str) -> int:
@@ -179,6 +213,8 @@ def render_env_example(items: list[EnvVar]) -> str:
         "# Unset GATEWAY_PUBLIC_URL makes `perpsignal up` publish each gateway's own URL",
         "# (it moves to a free port when 8000 is taken). Unset GATEWAY_PUBLIC_PATHS adds",
         "# /metrics while GATEWAY_OPS_PORT is 0.",
+        "# Nothing reads this file or a .env by itself: cp .env.example .env, edit, then",
+        "# set -a; . ./.env; set +a; make up",
         "",
     ]
     for v in items:
@@ -349,6 +385,8 @@ def render_compose_env_example() -> str:
     sections = [("shared by every service", common_env_vars())]
     for svc in SERVICES:
         found = service_env_vars(svc)
+        if found and svc == "gateway":
+            found = {**catalogue_vars(), **found}
         if found:
             sections.append((svc, found))
     for title, found in sections:

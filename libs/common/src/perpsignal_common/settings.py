@@ -265,21 +265,32 @@ class ServiceSettings(_RedactedRepr):
 
     @model_validator(mode="after")
     def _prod_invariants(self) -> Self:
+        """Refuse to run in staging/prod with every reason at once, the service's own too
+        (`production_problems`): one fix per start-up was a round trip per setting."""
+        if self.environment not in ("prod", "staging"):
+            return self
+        problems = []
         # SASL_PLAINTEXT sends the SASL exchange and every record in clear: TLS or nothing
         protocol = self.kafka.kafka_security_protocol
-        if self.environment in ("prod", "staging") and protocol not in ("SSL", "SASL_SSL"):
-            raise ConfigError(
+        if protocol not in ("SSL", "SASL_SSL"):
+            problems.append(
                 f"ENVIRONMENT={self.environment} requires KAFKA_SECURITY_PROTOCOL=SSL or "
                 f"SASL_SSL (got {protocol})"
             )
-        if self.environment in ("prod", "staging"):
-            # the database's password exchange and rows, like Kafka's records: TLS or nothing
-            for name in type(self).model_fields:
-                db = getattr(self, name)
-                risk = db.connect().plaintext_risk() if isinstance(db, DatabaseSettings) else None
-                if risk:
-                    raise ConfigError(
-                        f"ENVIRONMENT={self.environment} requires TLS to the database: {risk}; "
-                        "add ?sslmode=verify-full (or require / verify-ca) to DATABASE_URL"
-                    )
+        # the database's password exchange and rows, like Kafka's records: TLS or nothing
+        for name in type(self).model_fields:
+            db = getattr(self, name)
+            risk = db.connect().plaintext_risk() if isinstance(db, DatabaseSettings) else None
+            if risk:
+                problems.append(
+                    f"ENVIRONMENT={self.environment} requires TLS to the database: {risk}; "
+                    "add ?sslmode=verify-full (or require / verify-ca) to DATABASE_URL"
+                )
+        problems += self.production_problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
         return self
+
+    def production_problems(self) -> list[str]:
+        """Return what a service's own settings forbid in staging/prod (none by default)."""
+        return []

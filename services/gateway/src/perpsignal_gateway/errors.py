@@ -138,8 +138,10 @@ def install_error_handlers(app: FastAPI) -> None:
             # "<root> should be a valid dictionary" would not tell the caller why
             message = "the body was not read as JSON: send it with Content-Type: application/json"
         elif details[:1] and details[0]["type"] == "json_invalid":
-            # its "field" is the character where parsing failed, not an argument's name
+            # pydantic's "field" is the character where parsing failed, not an argument's
+            # name: the position goes in the message, the field is the body
             message = f"the body is not valid JSON (error at character {details[0]['field']})"
+            details[0]["field"] = "<body>"
         return error_response(422, "invalid_arguments", message, details)
 
     @app.exception_handler(StarletteHTTPException)

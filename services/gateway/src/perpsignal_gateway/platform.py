@@ -52,7 +52,16 @@ from perpsignal_gateway.symbols import SymbolUniverse, normalize_symbol
 
 log = logging.getLogger(__name__)
 
-_ENVELOPE = {"event_id", "type", "schema_version", "source", "symbol", "produced_at"}
+_ENVELOPE = {
+    "event_id",
+    "type",
+    "schema_version",
+    "source",
+    "symbol",
+    "produced_at",
+    "correlation_id",
+    "causation_id",
+}
 _TRACK_REPEAT_S = 60.0
 
 
@@ -194,7 +203,10 @@ class Platform:
         sources = []
         for key in sorted(slots):
             e = slots[key]
-            data = e.model_dump(mode="json", exclude=_ENVELOPE | {"observed_at", "venue"})
+            # the event's own fields, camelCase like every REST body (they are flat scalars
+            # and lists, so only the field names change)
+            fields = e.model_dump(mode="json", exclude=_ENVELOPE | {"observed_at", "venue"})
+            data = {_field_camel(k): v for k, v in fields.items()}
             sources.append(
                 MarketSource(
                     type=key.split("@")[0],
@@ -404,6 +416,12 @@ def camelize(data: Any) -> Any:
     if isinstance(data, list):
         return [camelize(v) for v in data]
     return data
+
+
+def _field_camel(name: str) -> str:
+    """Return an event field's camelCase name (`quote_volume_24h` -> `quoteVolume24h`)."""
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 def _latest_price(slots: dict[str, Any]) -> float | None:

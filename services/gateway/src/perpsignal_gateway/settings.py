@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 from limits import parse as parse_limit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from perpsignal_common.errors import ConfigError
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
 
 DEFAULT_PUBLIC_PATHS = (
@@ -263,11 +262,11 @@ class GatewaySettings(ServiceSettings):
                 raise ValueError(f"GATEWAY_TRUSTED_PROXIES: {item!r} is not an address") from exc
         return value
 
-    @model_validator(mode="after")
-    def _secure_outside_dev(self) -> Self:
-        """Refuse to run open or leaky in staging/prod; name every setting at fault."""
+    def production_problems(self) -> list[str]:
+        """Refuse to run open or leaky in staging/prod; name every setting at fault (raised
+        by ServiceSettings together with its Kafka and database checks)."""
         if self.environment not in SECURE_ENVIRONMENTS:
-            return self
+            return []
         env = f"ENVIRONMENT={self.environment}"
         problems = []
         keys = self.api_keys()
@@ -290,9 +289,7 @@ class GatewaySettings(ServiceSettings):
             )
         if urlsplit(self.gateway_public_url).scheme != "https":
             problems.append("GATEWAY_PUBLIC_URL must be an https:// URL")
-        if problems:
-            raise ConfigError(f"{env} refuses to start: " + "; ".join(problems))
-        return self
+        return [f"{env} refuses to start: " + "; ".join(problems)] if problems else []
 
     def snapshot_window_s(self) -> float:
         """Return how far back a new replica reads the snapshot topic for a full dump."""

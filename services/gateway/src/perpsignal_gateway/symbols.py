@@ -189,7 +189,7 @@ class SymbolListUnavailable(ApiError):
             "symbol_list_unavailable",
             "the Binance USD-M symbol list could not be fetched, so whether this symbol is "
             f"listed is unknown ({reason}); retry in {retry_after_s} s",
-            {"reason": reason, "retry_after_s": retry_after_s},
+            {"reason": reason, "retryAfterS": retry_after_s},
             headers={"Retry-After": str(retry_after_s)},
         )
 

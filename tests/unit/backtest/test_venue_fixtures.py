@@ -283,6 +283,21 @@ def test_a_file_of_another_market_is_refused_naming_both(
     assert "rows are of XRP, not BTCUSDT" in capsys.readouterr().err
 
 
+def test_hyperliquid_candles_of_another_coin_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hyperliquid's candleSnapshot names its coin in `s`, which was not read: its XRP
+    candles backtested as BTCUSDT. Now refused naming both; read for XRPUSDT as before."""
+    hl = VENUES / "hyperliquid_candle_snapshot.json"
+    with pytest.raises(imp.HistoryFormatError, match="rows are of XRP, not BTCUSDT"):
+        imp.read_candles(hl, "BTCUSDT")
+    assert len(imp.read_candles(hl, "XRPUSDT")) == 48
+    argv = ["--symbol", "BTCUSDT", "--candles", str(hl)]
+    argv += ["--out", str(tmp_path / "o"), "--no-progress", "--quiet"]
+    assert backtest.main(argv) == 2
+    assert "rows are of XRP, not BTCUSDT" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("market", "symbol"),
     [

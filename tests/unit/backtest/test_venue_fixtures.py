@@ -169,6 +169,25 @@ def test_open_interest_and_long_short_of_bybit_okx_and_bitget() -> None:
         )
 
 
+def test_bybit_inverse_open_interest_is_read_as_usd_contracts() -> None:
+    """Bybit counts an inverse contract's (BTCUSD) open interest in 1-USD contracts: it was
+    read as 4.4 billion BTC. Now USD, no coin amount invented; linear stays in coins."""
+    oi = imp.read_open_interest(VENUES / "bybit_v5_open_interest_inverse.json", "BTCUSD")
+    assert len(oi) == 6 and oi[0].observed_at == datetime(2024, 5, 9, 16, 10, tzinfo=UTC)
+    assert oi[0].open_interest is None and oi[0].open_interest_usd == 4420877317.0
+    linear = imp.read_open_interest(VENUES / "bybit_v5_open_interest.json", "BTCUSDT")
+    assert linear[0].open_interest == 70887.608 and linear[0].open_interest_usd is None
+
+
+def test_a_market_named_only_by_the_envelope_is_checked() -> None:
+    """Bybit's rows do not repeat the market its `result.symbol` names: BTCUSDT's open
+    interest given for XRPUSDT was read as XRP's. Now refused naming both."""
+    with pytest.raises(imp.HistoryFormatError, match="rows are of BTCUSDT, not XRPUSDT"):
+        imp.read_open_interest(VENUES / "bybit_v5_open_interest.json", "XRPUSDT")
+    with pytest.raises(imp.HistoryFormatError, match="rows are of XRPUSDT, not BTCUSDT"):
+        imp.read_candles(VENUES / "bybit_v5_kline_XRPUSDT_60.json", "BTCUSDT")
+
+
 def _cli(tmp_path: Path, *args: str) -> dict[str, dict[str, object]]:
     out = tmp_path / "out"
     argv = ["--symbol", "XRPUSDT", *args, "--out", str(out), "--no-progress", "--quiet"]

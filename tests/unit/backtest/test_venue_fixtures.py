@@ -110,6 +110,53 @@ def test_a_time_column_that_names_its_zone_is_read_in_that_zone(
     assert imp.zone_note("UTC") == ("UTC", None)  # a column called UTC is no note
 
 
+@pytest.mark.parametrize("month", [1, 7])  # winter and summer: no daylight saving in either
+def test_a_time_column_noted_with_a_fixed_zone_abbreviation_is_read_in_it(
+    tmp_path: Path, month: int
+) -> None:
+    """`Time (JST)` was no time column (the file was refused); JST is UTC+9 all year."""
+    path = tmp_path / "jst.csv"
+    path.write_text(
+        "Time (JST),open,high,low,close\n"
+        f"2024-{month:02d}-01 09:00:00,1,2,0.5,1.5\n2024-{month:02d}-01 10:00:00,1,2,0.5,1.5\n"
+    )
+    assert at(imp.read_candles(path).open_ms[0]) == datetime(2024, month, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "hint"),
+    [
+        ("Time (EST)", "'Time(UTC-5)'"),
+        ("Date(CET)", "'Time(UTC+1)'"),
+        ("Open Time (CST)", "'Time(UTC-5)' or 'Time(UTC+1)'"),  # US Central or China
+        ("timestamp_ist", "'Time(UTC-5)' or"),  # India, Israel or Ireland
+    ],
+)
+@pytest.mark.parametrize("month", [1, 7])
+def test_a_time_column_noted_with_an_ambiguous_zone_is_refused_saying_how_to_name_it(
+    tmp_path: Path, header: str, hint: str, month: int
+) -> None:
+    """`Time (EST)` was refused as having no time column, saying nothing of its zone. EST,
+    CET, CST, IST may be a local clock that changes with daylight saving (a July 'EST'
+    export is often EDT) or name several zones: refused in winter and summer alike, never
+    read as one offset, the message saying how to name the offset."""
+    path = tmp_path / "local.csv"
+    path.write_text(
+        f"{header},open,high,low,close\n"
+        f"2024-{month:02d}-01 09:00:00,1,2,0.5,1.5\n2024-{month:02d}-01 10:00:00,1,2,0.5,1.5\n"
+    )
+    with pytest.raises(imp.HistoryFormatError) as err:
+        imp.read_candles(path)
+    said = str(err.value)
+    assert f"{header!r} names its zone" in said and hint in said and "convert" in said
+    with (
+        pytest.raises(imp.HistoryFormatError, match="names its zone"),
+        imp.column_overrides(imp.parse_column_map([f"time={header}"])),
+    ):
+        imp.read_candles(path)
+    assert imp.zone_note("Amount ET") == ("Amount ET", None)  # no time column: no note
+
+
 @pytest.mark.parametrize(
     ("name", "first", "last", "rate"),
     [

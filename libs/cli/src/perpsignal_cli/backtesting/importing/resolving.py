@@ -25,7 +25,12 @@ from perpsignal_cli.backtesting.importing.options import (
     _ColumnUse,
     _spec,
 )
-from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match, zone_note
+from perpsignal_cli.backtesting.importing.times import (
+    parse_time_ms,
+    slash_match,
+    zone_note,
+    zone_problem,
+)
 
 # the importers' one logger, whichever module logs
 log = logging.getLogger("perpsignal_cli.backtesting.importers")
@@ -225,6 +230,10 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         )
     zone: tzinfo = UTC
     if header is not None:
+        for n in ("time", "day"):
+            problem = zone_problem(header[index[n]]) if n in index else None
+            if problem is not None:
+                raise HistoryFormatError(f"{path}: {problem}")
         notes = [zone_note(header[index[n]])[1] for n in ("time", "day") if n in index]
         zone = next((z for z in notes if z is not None), UTC)
     return Resolved(index, scale, layout, close_stamped, zone=zone, envelope=table.envelope)

@@ -213,15 +213,45 @@ _ZONE_NOTE = re.compile(
 )
 
 
+# zone abbreviations that name one offset all year (no daylight saving there since long
+# before 2009, none shared with another zone): read as that offset
+FIXED_ZONES = {"JST": 9, "KST": 9, "HKT": 8, "SGT": 8, "ICT": 7, "WIB": 7, "PHT": 8}
+
+# abbreviations refused: a header written `EST` or `CET` says too little. Exports from a
+# desk in New York or Frankfurt follow the local clock, an hour off half the year (EST in
+# summer is EDT), `CST` is US Central or China, `IST` India, Israel or Ireland, `BST`
+# British Summer or Bangladesh, and `MSK` was +4 until 2014
+AMBIGUOUS_ZONES = frozenset(
+    {
+        "EST", "EDT", "ET", "CST", "CDT", "CT", "MST", "MDT", "MT", "PST", "PDT", "PT", "AKST",
+        "AKDT", "HST", "AST", "ADT", "NST", "NDT", "CET", "CEST", "MET", "MEST", "EET", "EEST",
+        "WET", "WEST", "BST", "IST", "MSK", "AEST", "AEDT", "ACST", "ACDT", "AWST", "NZST", "NZDT",
+        "BRT", "ART",
+    }
+)  # fmt: skip
+
+_ZONE_ABBR = re.compile(r"[\s_(\[-]+(?P<abbr>[A-Za-z]{2,4})\s*[)\]]?\s*$")
+
+# what a time column's name is before its note (`Time`, `Date`, `open_time`, `Timestamp`)
+_TIME_NAME = re.compile(r"(.*(time|date|timestamp)|ts|t|day)")
+
+
 def zone_note(name: str) -> tuple[str, tzinfo | None]:
     """Return a column name without its zone note, and the zone it names (None: no note).
 
     Without this `Time(UTC)` was no time column, and `--columns time="Time(UTC+8)"` read
-    its times as UTC: every bar 8 hours late.
+    its times as UTC: every bar 8 hours late. A time column noted with an abbreviation of
+    `FIXED_ZONES` (`Time (JST)`) is read in it; one of `AMBIGUOUS_ZONES` loses its note
+    here (so the column is found) and is refused by `zone_problem`.
     """
     m = _ZONE_NOTE.search(name)
     if m is None or not name[: m.start()].strip():
-        return name, None
+        abbr = _zone_abbr(name)
+        if abbr is None:
+            return name, None
+        rest, code = abbr
+        hours = FIXED_ZONES.get(code)
+        return rest, None if hours is None else timezone(timedelta(hours=hours), code)
     if m["sign"] is None:
         return name[: m.start()], UTC
     minutes = int(m["h"]) * 60 + int(m["m"] or 0)
@@ -229,6 +259,46 @@ def zone_note(name: str) -> tuple[str, tzinfo | None]:
         return name, None
     offset = timedelta(minutes=minutes if m["sign"] == "+" else -minutes)
     return name[: m.start()], timezone(offset) if minutes else UTC
+
+
+def _zone_abbr(name: str) -> tuple[str, str] | None:
+    """Return a time column's name without a known zone abbreviation closing it, and the
+    abbreviation (upper case); None when it has none."""
+    m = _ZONE_ABBR.search(name)
+    if m is None:
+        return None
+    code, rest = m["abbr"].upper(), name[: m.start()]
+    if code not in FIXED_ZONES and code not in AMBIGUOUS_ZONES:
+        return None
+    if not _TIME_NAME.fullmatch(re.sub(r"[^a-z0-9]+", "", rest.lower())):
+        return None
+    return rest, code
+
+
+def zone_problem(name: str) -> str | None:
+    """Say why a time column's zone abbreviation cannot be read (`Time (EST)`), or None."""
+    abbr = _zone_abbr(name)
+    if abbr is None or abbr[1] in FIXED_ZONES:
+        return None
+    code = abbr[1]
+    offset = _USUAL_OFFSETS.get(code)
+    example = f"'Time(UTC{offset})'" if offset else "'Time(UTC-5)' or 'Time(UTC+1)'"
+    usual = f" if every time in it is UTC{offset}" if offset else ""
+    return (
+        f"the time column {name!r} names its zone {code}, an abbreviation that does not say "
+        f"one offset ({code} exports often follow a local clock that changes with daylight "
+        "saving, and some abbreviations name several zones): name its offset in the header "
+        f"instead, e.g. {example}{usual}; a file whose clock changes with daylight saving "
+        "has no one offset: convert its times to UTC first"
+    )
+
+
+# the offset each refused abbreviation usually means, for the message's example
+_USUAL_OFFSETS = {
+    "EST": "-5", "EDT": "-4", "CDT": "-5", "MST": "-7", "MDT": "-6", "PST": "-8", "PDT": "-7",
+    "CET": "+1", "CEST": "+2", "EET": "+2", "EEST": "+3", "WET": "+0", "WEST": "+1",
+    "AEST": "+10", "AEDT": "+11", "NZST": "+12", "NZDT": "+13",
+}  # fmt: skip
 
 
 def ms_to_dt(ms: int) -> datetime:

@@ -12,6 +12,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.pipeline import load_history
 
 VENUES = Path(__file__).parent / "fixtures" / "venues"
 
@@ -385,3 +386,45 @@ def test_each_venues_name_of_the_same_market_is_read(
     path = tmp_path / "f.json"
     path.write_text(json.dumps(rows))
     assert len(imp.read_funding(path, symbol)) == 3
+
+
+def test_open_interest_or_ratios_of_another_period_are_refused_naming_both_spans(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """May 2024's open interest and long/short beside November 2021's candles were read
+    without a word: every signal had those factors missing. Now refused, naming both."""
+    candles = VENUES / "okx_v5_candles.json"
+    for kind, name in [
+        ("open_interest", "bybit_v5_open_interest.json"),
+        ("long_short", "bybit_v5_account_ratio.json"),
+    ]:
+        with pytest.raises(imp.HistoryFormatError) as err:
+            load_history("BTCUSDT", candles, **{kind: VENUES / name})
+        said = str(err.value)
+        assert "row falls in the candles' period" in said and name in said
+        assert "2024-05-09 16:10 UTC" in said and "2021-11-17 02:00 UTC" in said
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--open-interest"]
+    argv += [str(VENUES / "bybit_v5_open_interest.json"), "--out", str(tmp_path / "o")]
+    assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2
+    assert "no open interest row falls in the candles' period" in capsys.readouterr().err
+
+
+def test_the_candles_an_input_does_not_cover_are_counted_in_the_notes(tmp_path: Path) -> None:
+    """Open interest for 13 of the candles' 48 hours: the other candles' factor was missing
+    without a word. Now the notes count them: 22 close before its first row, 12 over an
+    hour after its last. Funding of another period is said, not refused."""
+    oi = tmp_path / "oi.csv"
+    oi.write_text(
+        "timestamp,openInterest\n"
+        + "".join(f"2021-11-18T{h:02d}:00:00Z,{1000 + h}\n" for h in range(13))
+    )
+    h = load_history("XRPUSDT", VENUES / "okx_v5_candles.json", open_interest=oi)
+    assert any(
+        n.startswith("open interest: 34 of 48 1h candles have no open interest value (22 close "
+                     "before its first row, 12 over one row interval after its last")
+        for n in h.notes
+    )  # fmt: skip
+    funding = tmp_path / "funding.csv"
+    funding.write_text("fundingTime,fundingRate\n2024-05-09T00:00:00Z,0.0001\n")
+    h = load_history("XRPUSDT", VENUES / "okx_v5_candles.json", funding=funding)
+    assert any("no funding row falls in the candles' period" in n for n in h.notes)

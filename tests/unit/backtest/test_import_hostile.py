@@ -360,6 +360,57 @@ def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: 
     assert s.close == [b[4] for b in bars] and s.volume == [b[5] for b in bars]
 
 
+DECIMAL_COMMA = (
+    "time;open;high;low;close;volume\n"
+    "2021-11-17 01:00;1.080,1;1.097,5;1.076,5;1.079,2;3.153\n"
+    "2021-11-17 02:00;1.079,0;1.087,5;1.073,5;1.076,2;2.697\n"
+    "2021-11-17 03:00;1.076,0;1.085,5;1.058,5;1.068,0;4.014\n"
+)
+
+
+def test_a_decimal_comma_files_thousands_are_thousands(tmp_path: Path) -> None:
+    """In a decimal-comma export `3.153` is three thousand: it was read as 3.153 beside the
+    prices `1.080,1` read right as 1080.1 (each cell was read on its own)."""
+    path = tmp_path / "c.csv"
+    path.write_text(DECIMAL_COMMA)
+    s = imp.read_candles(path)
+    assert s.open == [1080.1, 1079.0, 1076.0] and s.volume == [3153.0, 2697.0, 4014.0]
+    tab = tmp_path / "t.tsv"  # a tab-separated one: its `1,5` were "not a number"
+    tab.write_text(DECIMAL_COMMA.replace(";", "\t"))
+    assert imp.read_candles(tab).volume == [3153.0, 2697.0, 4014.0]
+    point = tmp_path / "p.csv"  # `;` with decimal points: `3,153` is a thousand there
+    point.write_text(
+        "time;open;high;low;close;volume\n"
+        "2021-11-17 01:00;1080.1;1097.5;1076.5;1079.2;3,153\n"
+        "2021-11-17 02:00;1079.0;1087.5;1073.5;1076.2;2,697\n"
+    )
+    assert imp.read_candles(point).volume == [3153.0, 2697.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (  # one row of decimal points among decimal commas: 1.0790 was read as 1.079
+            DECIMAL_COMMA.replace("1.079,0;1.087,5;1.073,5;1.076,2", "1.0790;1.0875;1.0735;1.0762"),
+            "line 3: '1.0790' has a decimal point, but line 2: '1.080,1' a decimal comma",
+        ),
+        (  # nothing tells whether 65.000 is 65 or 65,000: it was read as 65
+            "time;open;high;low;close\n2021-11-17 01:00;65.000;65.500;64.800;65.200\n"
+            "2021-11-17 02:00;65.200;65.900;65.100;65.800\n",
+            "line 2: '65.000' reads 65000 (a thousands separator) or 65.000",
+        ),
+    ],
+)
+def test_a_file_whose_decimal_mark_is_unclear_is_refused_naming_the_line(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(imp.HistoryFormatError) as err:
+        imp.read_candles(path)
+    assert said in str(err.value)
+
+
 @pytest.mark.parametrize(
     "stamp",
     [
@@ -450,7 +501,7 @@ def test_a_huge_line_is_refused_without_reading_the_file_into_memory(tmp_path: P
         fh.write("1" * 48_000_000 + ",1,2,3,4,5\n")
     tracemalloc.start()
     try:
-        with pytest.raises(imp.HistoryFormatError, match=str(path)):
+        with pytest.raises(imp.HistoryFormatError, match=f"{path}: line 2 is longer than"):
             imp.read_candles(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -21,12 +21,11 @@ def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[
     """The non-empty rows of `reader`; a line the csv module refuses (a field past its
     128 KiB limit: a binary blob, a 2 GB line) or bytes that are no text further down
     the file are a HistoryFormatError, not a traceback.
-    `comma`: numbers have a decimal comma (`1,5`, `1.234,5`), made `1.5`, `1234.5`."""
+    `comma`: a `;`, tab or `|` file, whose numbers may have a decimal comma (`1,5`,
+    `1.234,5`), made `1.5`, `1234.5` (see `_DecimalMark`)."""
     try:
         if comma:
-            for row in reader:
-                if row:
-                    yield [_point(c) if _DECIMAL_COMMA.fullmatch(c) else c for c in row]
+            yield from _DecimalMark(where).rows(reader)
         else:
             yield from filter(None, reader)
     except csv.Error as exc:
@@ -37,11 +36,97 @@ def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[
         raise HistoryFormatError(f"{where}not text after line {line} ({exc})") from None
 
 
-_DECIMAL_COMMA = re.compile(r"\s*[+-]?\d{1,3}(\.\d{3})*,\d+\s*|\s*[+-]?\d+,\d+\s*")
+# numbers as a decimal-comma locale writes them, and as a decimal-point one does: `1,5`,
+# `1.234,5` prove the comma; `1.5`, `1,234.5` the point. `1.234` and `1,234` read either
+# way (a thousand, or one and a fraction): the file's other numbers decide
+_NUMBER_MARK = re.compile(
+    r"\s*(?:(?P<either>[+-]?\d{1,3}[.,]\d{3}%?)"
+    r"|(?P<comma>[+-]?(\d{1,3}(\.\d{3})+|\d+),\d+%?|[+-]?\d{1,3}(\.\d{3}){2,}%?)"
+    r"|(?P<point>[+-]?(\d{1,3}(,\d{3})+|\d+)\.\d+%?|[+-]?\d{1,3}(,\d{3}){2,}%?))\s*"
+)
+
+# how many rows wait for the file to show its decimal mark before it is refused
+MARK_SCAN_ROWS = 1000
+
+
+class _DecimalMark:
+    """The decimal mark of a `;`, tab or `|` file, proven by its numbers, never guessed.
+
+    Each cell was read on its own: `1,5` as 1.5, but the `1.234` beside it (a thousand,
+    where the comma is the decimal mark) as 1.234, and `1.5` in a file of decimal commas as
+    1.5 whatever it meant. Now a number that reads both ways waits (rows held, at most
+    MARK_SCAN_ROWS) for one that proves the mark; one of the other mark is refused naming
+    its line, and so is a file whose first rows never tell.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.mark: str | None = None  # "comma" or "point"
+        self.proof = ""
+
+    def rows(self, reader: Iterator[list[str]]) -> Iterator[list[str]]:
+        held: list[tuple[int, list[str], list[str | None]]] = []
+        for row in reader:
+            if not row:
+                continue
+            line = getattr(reader, "line_num", 0)
+            kinds = self._see(row, line)
+            if self.mark is None and "either" in kinds:
+                held.append((line, row, kinds))
+                if len(held) > MARK_SCAN_ROWS:
+                    self._undecided(*held[0])
+                continue
+            for _, r, k in held:
+                yield self._convert(r, k)
+            held.clear()
+            yield self._convert(row, kinds)
+        if held and self.mark is None:
+            self._undecided(*held[0])
+        for _, r, k in held:
+            yield self._convert(r, k)
+
+    def _see(self, row: list[str], line: int) -> list[str | None]:
+        """Return each cell's kind of number (`either`, `comma`, `point` or None), noting
+        the mark it proves and refusing a cell of the other mark."""
+        kinds: list[str | None] = []
+        for cell in row:
+            m = None if "," not in cell and "." not in cell else _NUMBER_MARK.fullmatch(cell)
+            kind = None if m is None else m.lastgroup
+            kinds.append(kind)
+            if kind in (None, "either", self.mark):
+                continue
+            if self.mark is None:
+                self.mark, self.proof = kind, f"line {line}: {cell.strip()!r}"
+                continue
+            raise HistoryFormatError(
+                f"{self.where}line {line}: {cell.strip()!r} has a decimal {kind}, but "
+                f"{self.proof} a decimal {self.mark}: the numbers of one file must use one "
+                "decimal mark"
+            )
+        return kinds
+
+    def _undecided(self, line: int, row: list[str], kinds: list[str | None]) -> None:
+        cell = row[kinds.index("either")].strip()
+        whole = cell.replace(".", "").replace(",", "")
+        raise HistoryFormatError(
+            f"{self.where}line {line}: {cell!r} reads {whole} (a thousands separator) or "
+            f"{cell.replace(',', '.')} (a decimal mark), and no number in the first "
+            f"{MARK_SCAN_ROWS:,} rows tells which: save the file with more decimals, or "
+            "with commas between cells and decimal points"
+        )
+
+    def _convert(self, row: list[str], kinds: list[str | None]) -> list[str]:
+        if self.mark == "comma":
+            return [c if k is None else _point(c) for c, k in zip(row, kinds, strict=True)]
+        if self.mark == "point":
+            return [
+                c.replace(",", "") if k == "either" else c for c, k in zip(row, kinds, strict=True)
+            ]
+        return row
 
 
 def _point(cell: str) -> str:
-    return cell.replace(".", "").replace(",", ".")
+    return cell.strip().replace(".", "").replace(",", ".")
 
 
 def _delimiter(lines: Sequence[str]) -> str:
@@ -64,7 +149,7 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
     head = list(itertools.islice(lines, 5))
     delimiter = _delimiter([ln for ln in head if ln.strip()])
     reader = csv.reader(itertools.chain(head, lines), delimiter=delimiter)
-    rows = _csv_rows(reader, where, comma=delimiter == ";")
+    rows = _csv_rows(reader, where, comma=delimiter != ",")
     # skip a banner line some exporters put above the header (a URL, a title)
     first = next((row for row in rows if len(row) > 1), None)
     if first is None:
@@ -117,10 +202,11 @@ def _text_lines(path: Path, encoding: str = "utf-8-sig", *, gzipped: bool = Fals
     )
     try:
         with opened as fh:
-            while line := fh.readline(MAX_LINE_CHARS):
+            for number, line in enumerate(iter(lambda: fh.readline(MAX_LINE_CHARS), ""), 1):
                 if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
                     raise HistoryFormatError(
-                        f"{path}: a line longer than {MAX_LINE_CHARS:,} characters: not an export"
+                        f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters: "
+                        "not an export row (a kline row is ~150)"
                     )
                 yield line
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # found as the rows are read

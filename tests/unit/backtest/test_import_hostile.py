@@ -8,6 +8,7 @@ header, gzip, JSON); each test names the failure a user met before the fix.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -358,6 +359,35 @@ def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: 
     path.write_text((HEADER.replace(",", ";") if header else "") + lines)
     s = imp.read_candles(path)
     assert s.close == [b[4] for b in bars] and s.volume == [b[5] for b in bars]
+
+
+def test_exports_joined_with_cat_are_read_whole(tmp_path: Path) -> None:
+    """Two exports joined (`cat a.csv b.csv`): the second's header, BOM and all, stopped the
+    import with `unreadable time '\\ufefftime'`; a joined header-less one's BOM likewise."""
+    bars = _bars(4)
+    rows = ["".join(",".join(map(str, r)) + "\n" for r in part) for part in (bars[:2], bars[2:])]
+    path = tmp_path / "joined.csv"
+    path.write_bytes((HEADER + rows[0]).encode() + ("\ufeff" + HEADER + rows[1]).encode())
+    assert imp.read_candles(path).close == [b[4] for b in bars]
+    bare = tmp_path / "joined_bare.csv"
+    bare.write_bytes(rows[0].encode() + ("\ufeff" + rows[1]).encode())
+    assert imp.read_candles(bare).close == [b[4] for b in bars]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "said"),
+    [
+        ("1.63711E+12", "an epoch rounded to 10,000 s by scientific notation"),  # Excel's
+        ("44517.0416666667", "a spreadsheet's date serial (days: 2021-11-17 01:00"),
+    ],
+)
+def test_a_spreadsheets_mangled_time_is_refused_saying_what_it_is(stamp: str, said: str) -> None:
+    """A 13-digit epoch saved as Excel shows it (`1.63711E+12`) was read 2.8 h rounded (bars
+    merged, or a 10,000 s bar length); a date serial as a 1970 second (a 0 s bar length)."""
+    with pytest.raises(imp.HistoryFormatError, match=re.escape(said)):
+        imp.parse_time_ms(stamp)
+    # a program's shortest exact text of a float is read (Python's repr of ns)
+    assert imp.parse_time_ms("1.6371108e+18") == 1637110800000
 
 
 DECIMAL_COMMA = (

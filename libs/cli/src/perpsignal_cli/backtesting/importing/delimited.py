@@ -7,9 +7,10 @@ import contextlib
 import csv
 import gzip
 import itertools
+import logging
 import re
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -34,6 +35,10 @@ def _csv_rows(reader: Iterator[list[str]], where: str, comma: bool) -> Iterator[
     except UnicodeDecodeError as exc:
         line = getattr(reader, "line_num", "?")
         raise HistoryFormatError(f"{where}not text after line {line} ({exc})") from None
+
+
+# the importers' one logger, whichever module logs
+log = logging.getLogger("perpsignal_cli.backtesting.importers")
 
 
 # numbers as a decimal-comma locale writes them, and as a decimal-point one does: `1,5`,
@@ -157,10 +162,27 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
     rest = rows
     if not _is_data_row(first):
         header = [c.strip() for c in first]
+        rest = _without_repeats(rows, header, where, lambda: reader.line_num)
         if not header[0]:  # pandas writes its index unnamed: often the times
             header[0] = "index"
         return Table(header, rest, "CSV", lambda: reader.line_num)
     return Table(None, itertools.chain([first], rest), "CSV", lambda: reader.line_num)
+
+
+def _without_repeats(
+    rows: Iterator[list[str]], header: list[str], where: str, line: Callable[[], int]
+) -> Iterator[list[str]]:
+    """Yield `rows` but those repeating the header (its BOM too): two exports joined with
+    `cat` stopped at the second one's header (`unreadable time 'time'`, or '\\ufefftime')."""
+    first = header[0]
+    for row in rows:
+        if (
+            row[0].lstrip("\ufeff").strip() == first
+            and [c.lstrip("\ufeff").strip() for c in row] == header
+        ):
+            log.warning("%sline %d repeats the header (exports joined?): skipped", where, line())
+            continue
+        yield row
 
 
 def _is_data_row(row: Sequence[str]) -> bool:

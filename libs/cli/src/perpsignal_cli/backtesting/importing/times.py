@@ -30,7 +30,7 @@ def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         value = float(raw)
     else:
-        text = str(raw).strip()
+        text = str(raw).strip().lstrip("\ufeff")  # the BOM of a second file joined on
         if order is not None:  # a file of slash dates: each row is one, read first
             bare = _ZONE_WORD.sub("", text)
             slash = _slash_date(bare, order, UTC if bare != text else zone)
@@ -53,6 +53,18 @@ def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int
     # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
     if not 0 <= value < 1e20:
         raise HistoryFormatError(f"unreadable time {raw!r}")
+    if isinstance(raw, str) and "E" in raw:
+        _refuse_rounded(raw, value)
+    if SERIAL_DAYS[0] <= value < SERIAL_DAYS[1]:
+        # read as seconds a 1970 hour that no market has; as a spreadsheet's date serial
+        # (days) it is this century's, but from 1899-12-30 or from 1904-01-01 (old Macs'
+        # Excel), four years apart: not guessed
+        day = datetime(1899, 12, 30, tzinfo=UTC) + timedelta(days=value)
+        raise HistoryFormatError(
+            f"time {raw!r} is a spreadsheet's date serial (days: {day:%Y-%m-%d %H:%M} if "
+            "counted from 1899-12-30, four years later if from 1904), not a time: format the "
+            "column as date and time (yyyy-mm-dd hh:mm:ss) before saving"
+        )
     for lo, hi, fmt in _COMPACT_DATES:
         if lo <= value <= hi:
             compact = _compact_date(value, fmt)
@@ -65,6 +77,34 @@ def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int
     if value < 1e11:  # seconds (alternative.me, many exporters)
         return int(value * 1000)
     return int(value)
+
+
+# what a spreadsheet's date serial of 2000-2099 is (days from 1899-12-30 or 1904-01-01)
+SERIAL_DAYS = (35_000.0, 73_051.0)
+
+
+_SCIENTIFIC = re.compile(r"\s*[+-]?\d*(?:\.(?P<decimals>\d*))?E[+-]?(?P<exp>\d+)\s*")
+
+
+def _refuse_rounded(text: str, value: float) -> None:
+    """Refuse an epoch time in scientific notation rounded coarser than a second.
+
+    A spreadsheet shows a 13-digit epoch as `1.63711E+12` and saves it so: 2.8 hours of
+    rounding, bars merged as repeats or a bar length of 10,000 s. Only the capital E of
+    spreadsheets: a program's `1.6371108e+18` (Python's, numpy's) is the shortest text that
+    reads back as the same number, exact.
+    """
+    m = _SCIENTIFIC.fullmatch(text)
+    if m is None:
+        return
+    unit = 10.0 ** (int(m["exp"]) - len(m["decimals"] or ""))
+    per_ms = 1e-6 if value >= 1e17 else 1e-3 if value >= 1e14 else 1.0 if value >= 1e11 else 1e3
+    if unit * per_ms > 1000:
+        raise HistoryFormatError(
+            f"time {text.strip()!r} is an epoch rounded to {unit * per_ms / 1000:,.0f} s by "
+            "scientific notation (a spreadsheet's display of long numbers, saved so): format "
+            "the column as a whole number before saving"
+        )
 
 
 # digits of a date (20220101, 202201011530, 20220101153000: daily exports, MetaTrader, Stooq):

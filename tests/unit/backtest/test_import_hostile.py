@@ -390,6 +390,41 @@ def test_a_spreadsheets_mangled_time_is_refused_saying_what_it_is(stamp: str, sa
     assert imp.parse_time_ms("1.6371108e+18") == 1637110800000
 
 
+def test_a_windows_1252_export_is_read(tmp_path: Path) -> None:
+    """Excel's plain 'CSV' on Western Windows is Windows-1252 (`Währung`, `€`): it was 'not
+    CSV or JSON (utf-8 codec can't decode byte 0xe4)'."""
+    bars = _bars(3)
+    path = tmp_path / "c.csv"
+    text = HEADER.strip() + ",Währung\n" + "".join(",".join(map(str, r)) + ",€\n" for r in bars)
+    path.write_bytes(text.encode("cp1252"))
+    assert imp.read_candles(path).close == [b[4] for b in bars]
+
+
+def _jsonl(bars: list[list[float]]) -> str:
+    keys = ("t", "o", "h", "l", "c", "v")
+    return "".join(json.dumps(dict(zip(keys, r, strict=True))) + "\n" for r in bars)
+
+
+def test_json_lines_cut_mid_row_and_a_bad_line_are_named(tmp_path: Path) -> None:
+    """A JSON-lines download cut in its last row was 'not CSV or JSON (... line 1 column
+    11)', the line number that of the bad row itself: now that row is skipped with a
+    warning; a bad row elsewhere is refused naming its line; a JSON array cut mid-way is
+    said to be cut."""
+    bars = _bars(4)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_jsonl(bars)[:-20])  # the last row cut, no line end
+    assert imp.read_candles(cut).close == [b[4] for b in bars[:3]]
+    bad = tmp_path / "bad.jsonl"
+    lines = _jsonl(bars).splitlines(keepends=True)
+    bad.write_text("".join([*lines[:2], lines[2][:-20] + "\n", lines[3]]))
+    with pytest.raises(imp.HistoryFormatError, match=r"bad.jsonl: line 3 is not JSON"):
+        imp.read_candles(bad)
+    array = tmp_path / "cut.json"
+    array.write_text(json.dumps(bars)[:-30])
+    with pytest.raises(imp.HistoryFormatError, match=r"cut.json: ends mid-way \(a cut download"):
+        imp.read_candles(array)
+
+
 DECIMAL_COMMA = (
     "time;open;high;low;close;volume\n"
     "2021-11-17 01:00;1.080,1;1.097,5;1.076,5;1.079,2;3.153\n"

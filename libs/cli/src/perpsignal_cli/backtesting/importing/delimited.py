@@ -3,6 +3,7 @@ from the file (plain or gzipped), each line capped, rows handed on as they are p
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import gzip
@@ -208,8 +209,16 @@ MAX_LINE_CHARS = 1 << 20
 
 
 def _encoding(start: bytes) -> str:
-    """UTF-16 when the bytes open with its BOM (Excel's 'Unicode Text'), else UTF-8."""
-    return "utf-16" if start[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    """UTF-16 when the bytes open with its BOM (Excel's 'Unicode Text'); Windows-1252 when
+    they are no UTF-8 (Excel's plain 'CSV' on Western Windows: `Eröffnung`, `€`, which was
+    'not CSV or JSON'); else UTF-8."""
+    if start[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    try:  # the start may end inside a character: an incremental decoder allows that
+        codecs.getincrementaldecoder("utf-8")().decode(start, final=False)
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8-sig"
 
 
 def _text_lines(path: Path, encoding: str = "utf-8-sig", *, gzipped: bool = False) -> Iterator[str]:

@@ -8,6 +8,7 @@ header, gzip, JSON); each test names the failure a user met before the fix.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,6 +195,22 @@ def test_overlapping_pages_give_the_report_of_the_clean_export(
     assert reports[1] == reports[0]
     assert len(imp.read_candles(pages)) == len(candles) - 1
     assert len(imp.read_funding(f_pages, "XRPUSDT")) == len(funding) - 1
+
+
+def test_a_repeated_time_with_other_prices_is_named_in_the_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows repeating a time were counted, never named, whether or not they agreed with the
+    row kept: now the warning says how many differ and the first such time."""
+    bars = _bars(5)
+    other = [bars[3][0], *(x * 1.01 for x in bars[3][1:5]), 99.0]
+    path = _csv(tmp_path / "c.csv", [bars[0], bars[1], bars[1], other, *bars[2:]])
+    with caplog.at_level(logging.WARNING):
+        s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]  # the last row of each time
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "2 rows repeat a time (1 with other prices or volume than the row kept" in said
+    assert f"the first at {imp.ms_to_dt(int(bars[3][0])).isoformat()[:19]}Z" in said
 
 
 # --- numbers as spreadsheets write them ----------------------------------------------------

@@ -271,9 +271,13 @@ def _iso(ms: float) -> str:
 
 
 def _check_coverage(
-    name: str, path: Path, events: Sequence[Event], candles: CandleSeries, lo_s: float,
+    name: str,
+    path: Path,
+    events: Sequence[Event],
+    candles: CandleSeries,
+    lo_s: float,
     notes: list[str],
-) -> None:  # fmt: skip
+) -> None:
     """Refuse an input with no row in the candles' span (lead-in included), and say how many
     candles close before its first row or more than one row interval after its last.
 
@@ -285,10 +289,12 @@ def _check_coverage(
     first_close, last_close = candles.open_ms[0] + step, candles.open_ms[-1] + step
     times = sorted(e.observed_at.timestamp() * 1000 for e in events)
     span = f"candles close from {_iso(first_close)} to {_iso(last_close)}"
-    if not times:
-        raise imp.HistoryFormatError(f"{path}: no {what} row in it: {span}")
-    rows = f"its {len(times)} rows are from {_iso(times[0])} to {_iso(times[-1])}"
-    if times[-1] < lo_s * 1000 or times[0] > last_close:
+    rows = (
+        f"its {len(times)} rows are from {_iso(times[0])} to {_iso(times[-1])}"
+        if times
+        else "it has no row with a value"
+    )
+    if not times or times[-1] < lo_s * 1000 or times[0] > last_close:
         said = (
             f"no {what} row falls in the candles' period: {rows}, the {span} (rows up to "
             f"{LEAD_IN_S // 3600}h before the first are used)"

@@ -403,6 +403,10 @@ def test_open_interest_or_ratios_of_another_period_are_refused_naming_both_spans
         said = str(err.value)
         assert "row falls in the candles' period" in said and name in said
         assert "2024-05-09 16:10 UTC" in said and "2021-11-17 02:00 UTC" in said
+    empty = tmp_path / "oi.csv"  # every value blank: it fed nothing, without a word
+    empty.write_text("timestamp,openInterest\n1637110800000,\n1637114400000,\n")
+    with pytest.raises(imp.HistoryFormatError, match="it has no row with a value"):
+        load_history("BTCUSDT", candles, open_interest=empty)
     argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--open-interest"]
     argv += [str(VENUES / "bybit_v5_open_interest.json"), "--out", str(tmp_path / "o")]
     assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2

@@ -407,6 +407,32 @@ def test_a_spreadsheets_mangled_time_is_refused_saying_what_it_is(stamp: str, sa
     assert imp.parse_time_ms("1.6371108e+18") == 1637110800000
 
 
+def test_a_csv_cut_in_its_last_row_loses_that_row_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A download cut mid-row: an open interest of `7` for `70887.608` was read (the factor
+    saw the market empty), a close of `1.0` for a bar that closed at 1.068. Now such a
+    last row (no line end, fewer or shorter values than the row before) is skipped, the
+    warning naming its line; a file merely without a final line end keeps its last row."""
+    oi = tmp_path / "oi.csv"
+    oi.write_text(
+        "timestamp,openInterest\n1637110800000,70887.608\n1637114400000,71165.804\n1637118000000,7"
+    )
+    with caplog.at_level(logging.WARNING):
+        got = imp.read_open_interest(oi, "BTCUSDT")
+    assert [e.open_interest for e in got] == [70887.608, 71165.804]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "line 4 has no line end, and its last value '7' is shorter" in said
+    bars = _bars(3)
+    text = HEADER + "".join(",".join(map(str, r)) + "\n" for r in bars)
+    cut = tmp_path / "cut.csv"
+    cut.write_text(text.rstrip("\n").rsplit(",", 1)[0])  # the volume and its comma gone
+    assert imp.read_candles(cut).close == [b[4] for b in bars[:2]]
+    whole = tmp_path / "whole.csv"
+    whole.write_text(text.rstrip("\n"))  # no final line end, nothing cut
+    assert imp.read_candles(whole).close == [b[4] for b in bars]
+
+
 def test_a_windows_1252_export_is_read(tmp_path: Path) -> None:
     """Excel's plain 'CSV' on Western Windows is Windows-1252 (`Währung`, `€`): it was 'not
     CSV or JSON (utf-8 codec can't decode byte 0xe4)'."""

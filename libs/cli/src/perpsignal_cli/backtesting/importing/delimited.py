@@ -13,7 +13,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from perpsignal_cli.backtesting.importing.base import HistoryFormatError, Table
 from perpsignal_cli.backtesting.importing.times import _date_text, slash_match
@@ -151,7 +151,8 @@ def _delimiter(lines: Sequence[str]) -> str:
 
 def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
     where = f"{path}: " if path is not None else ""
-    lines = iter(text)
+    ends = _LineEnds(iter(text))
+    lines = iter(ends)
     head = list(itertools.islice(lines, 5))
     delimiter = _delimiter([ln for ln in head if ln.strip()])
     reader = csv.reader(itertools.chain(head, lines), delimiter=delimiter)
@@ -160,14 +161,74 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
     first = next((row for row in rows if len(row) > 1), None)
     if first is None:
         raise HistoryFormatError("empty file")
-    rest = rows
     if not _is_data_row(first):
         header = [c.strip() for c in first]
         rest = _without_repeats(rows, header, where, lambda: reader.line_num)
         if not header[0]:  # pandas writes its index unnamed: often the times
             header[0] = "index"
-        return Table(header, rest, "CSV", lambda: reader.line_num)
-    return Table(None, itertools.chain([first], rest), "CSV", lambda: reader.line_num)
+        whole = _CutLast(rest, ends, reader, where)
+        return Table(header, whole, "CSV", whole.line)
+    whole = _CutLast(itertools.chain([first], rows), ends, reader, where)
+    return Table(None, whole, "CSV", whole.line)
+
+
+class _LineEnds:
+    """The lines of a text, noting whether the last one read had a line end."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+        self.ended = True
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.lines:
+            self.ended = line.endswith(("\n", "\r"))
+            yield line
+
+
+class _CutLast:
+    """A CSV's rows but a last one cut short by a broken download, skipped with a warning.
+
+    Such a row has no line end and fewer values than the row before, or a last value
+    shorter than that row's (`1.06` under `1.0762`): a close of `1.0` for `1.0680` was read,
+    and an open interest of `7` for `70887.608` as the market emptying. A file merely
+    without a final line end loses its last row only when that value is shorter, and says
+    so. `line()`: the line of the row last handed on.
+    """
+
+    def __init__(self, rows: Iterator[list[str]], ends: _LineEnds, reader: Any, where: str) -> None:
+        self.rows, self.ends, self.reader, self.where = rows, ends, reader, where
+        self.at = 0
+
+    def line(self) -> int:
+        return self.at
+
+    def __iter__(self) -> Iterator[list[str]]:
+        before: list[str] | None = None
+        held: list[str] | None = None
+        held_at = 0
+        for row in self.rows:
+            if held is not None:
+                self.at = held_at
+                yield held
+                before = held
+            held, held_at = row, self.reader.line_num
+        if held is None:
+            return
+        if not self.ends.ended and before is not None and len(held) <= len(before):
+            k = len(held) - 1
+            last, above = held[k].strip(), before[k].strip()
+            if len(held) < len(before) or len(last) < len(above):
+                log.warning(
+                    "%sline %d has no line end, and %s: a download cut mid-row? skipped",
+                    self.where,
+                    held_at,
+                    f"{len(held)} values where the row before has {len(before)}"
+                    if len(held) < len(before)
+                    else f"its last value {last!r} is shorter than the row before's {above!r}",
+                )
+                return
+        self.at = held_at
+        yield held
 
 
 def _without_repeats(

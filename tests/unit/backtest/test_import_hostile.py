@@ -433,6 +433,25 @@ def test_a_csv_cut_in_its_last_row_loses_that_row_with_a_warning(
     assert imp.read_candles(whole).close == [b[4] for b in bars]
 
 
+@pytest.mark.parametrize("header", [True, False])
+def test_a_row_with_more_values_than_the_header_is_refused_naming_its_line(
+    tmp_path: Path, header: bool
+) -> None:
+    """`1,0762` unquoted in a comma file: the row's values moved one place, its close read
+    as `1` (or the bar refused for another reason, not naming the line). A trailing empty
+    value (`...,10.0,`) is no value and is read as before."""
+    bars = _bars(3)
+    lines = [",".join(map(str, r)) + "\n" for r in bars]
+    lines[1] = lines[1].replace(f",{bars[1][4]},", f",{str(bars[1][4]).replace('.', ',')},")
+    path = tmp_path / "c.csv"
+    path.write_text((HEADER if header else "") + "".join(lines))
+    with pytest.raises(imp.HistoryFormatError, match=f"line {2 + header} has 7 values where"):
+        imp.read_candles(path)
+    trailing = tmp_path / "t.csv"
+    trailing.write_text(HEADER + "".join(",".join(map(str, r)) + ",\n" for r in bars))
+    assert imp.read_candles(trailing).close == [b[4] for b in bars]
+
+
 def test_a_windows_1252_export_is_read(tmp_path: Path) -> None:
     """Excel's plain 'CSV' on Western Windows is Windows-1252 (`Währung`, `€`): it was 'not
     CSV or JSON (utf-8 codec can't decode byte 0xe4)'."""

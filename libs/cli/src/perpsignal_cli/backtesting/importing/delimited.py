@@ -166,9 +166,9 @@ def _csv_table(text: Iterable[str], path: Path | None = None) -> Table:
         rest = _without_repeats(rows, header, where, lambda: reader.line_num)
         if not header[0]:  # pandas writes its index unnamed: often the times
             header[0] = "index"
-        whole = _CutLast(rest, ends, reader, where)
+        whole = _CutLast(rest, ends, reader, where, len(header), headed=True)
         return Table(header, whole, "CSV", whole.line)
-    whole = _CutLast(itertools.chain([first], rows), ends, reader, where)
+    whole = _CutLast(itertools.chain([first], rows), ends, reader, where, len(first))
     return Table(None, whole, "CSV", whole.line)
 
 
@@ -192,11 +192,23 @@ class _CutLast:
     shorter than that row's (`1.06` under `1.0762`): a close of `1.0` for `1.0680` was read,
     and an open interest of `7` for `70887.608` as the market emptying. A file merely
     without a final line end loses its last row only when that value is shorter, and says
-    so. `line()`: the line of the row last handed on.
+    so. A row with more values than the header names (`1,0762` unquoted in a comma file)
+    is refused naming its line: which value moved is unknown, and the close became `1`.
+    `line()`: the line of the row last handed on.
     """
 
-    def __init__(self, rows: Iterator[list[str]], ends: _LineEnds, reader: Any, where: str) -> None:
+    def __init__(
+        self,
+        rows: Iterator[list[str]],
+        ends: _LineEnds,
+        reader: Any,
+        where: str,
+        width: int,
+        *,
+        headed: bool = False,
+    ) -> None:
         self.rows, self.ends, self.reader, self.where = rows, ends, reader, where
+        self.width, self.headed = width, headed  # the header's width, or the first row's
         self.at = 0
 
     def line(self) -> int:
@@ -212,6 +224,13 @@ class _CutLast:
                 yield held
                 before = held
             held, held_at = row, self.reader.line_num
+            if len(row) > self.width and any(c.strip() for c in row[self.width :]):
+                raise HistoryFormatError(
+                    f"{self.where}line {held_at} has {len(row)} values where the "
+                    f"{'header names' if self.headed else 'first row has'} {self.width}: a "
+                    "value holding the separator (`1,0762` or `65,000.5` unquoted)? Which "
+                    "value moved cannot be told"
+                )
         if held is None:
             return
         if not self.ends.ended and before is not None and len(held) <= len(before):

@@ -8,6 +8,8 @@ header, gzip, JSON); each test names the failure a user met before the fix.
 from __future__ import annotations
 
 import json
+import logging
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -195,6 +197,22 @@ def test_overlapping_pages_give_the_report_of_the_clean_export(
     assert len(imp.read_funding(f_pages, "XRPUSDT")) == len(funding) - 1
 
 
+def test_a_repeated_time_with_other_prices_is_named_in_the_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows repeating a time were counted, never named, whether or not they agreed with the
+    row kept: now the warning says how many differ and the first such time."""
+    bars = _bars(5)
+    other = [bars[3][0], *(x * 1.01 for x in bars[3][1:5]), 99.0]
+    path = _csv(tmp_path / "c.csv", [bars[0], bars[1], bars[1], other, *bars[2:]])
+    with caplog.at_level(logging.WARNING):
+        s = imp.read_candles(path)
+    assert s.close == [b[4] for b in bars]  # the last row of each time
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "2 rows repeat a time (1 with other prices or volume than the row kept" in said
+    assert f"the first at {imp.ms_to_dt(int(bars[3][0])).isoformat()[:19]}Z" in said
+
+
 # --- numbers as spreadsheets write them ----------------------------------------------------
 
 
@@ -360,6 +378,166 @@ def test_a_semicolon_export_with_decimal_commas_is_read(tmp_path: Path, header: 
     assert s.close == [b[4] for b in bars] and s.volume == [b[5] for b in bars]
 
 
+def test_exports_joined_with_cat_are_read_whole(tmp_path: Path) -> None:
+    """Two exports joined (`cat a.csv b.csv`): the second's header, BOM and all, stopped the
+    import with `unreadable time '\\ufefftime'`; a joined header-less one's BOM likewise."""
+    bars = _bars(4)
+    rows = ["".join(",".join(map(str, r)) + "\n" for r in part) for part in (bars[:2], bars[2:])]
+    path = tmp_path / "joined.csv"
+    path.write_bytes((HEADER + rows[0]).encode() + ("\ufeff" + HEADER + rows[1]).encode())
+    assert imp.read_candles(path).close == [b[4] for b in bars]
+    bare = tmp_path / "joined_bare.csv"
+    bare.write_bytes(rows[0].encode() + ("\ufeff" + rows[1]).encode())
+    assert imp.read_candles(bare).close == [b[4] for b in bars]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "said"),
+    [
+        ("1.63711E+12", "an epoch rounded to 10,000 s by scientific notation"),  # Excel's
+        ("44517.0416666667", "a spreadsheet's date serial (days: 2021-11-17 01:00"),
+    ],
+)
+def test_a_spreadsheets_mangled_time_is_refused_saying_what_it_is(stamp: str, said: str) -> None:
+    """A 13-digit epoch saved as Excel shows it (`1.63711E+12`) was read 2.8 h rounded (bars
+    merged, or a 10,000 s bar length); a date serial as a 1970 second (a 0 s bar length)."""
+    with pytest.raises(imp.HistoryFormatError, match=re.escape(said)):
+        imp.parse_time_ms(stamp)
+    # a program's shortest exact text of a float is read (Python's repr of ns)
+    assert imp.parse_time_ms("1.6371108e+18") == 1637110800000
+
+
+def test_a_csv_cut_in_its_last_row_loses_that_row_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A download cut mid-row: an open interest of `7` for `70887.608` was read (the factor
+    saw the market empty), a close of `1.0` for a bar that closed at 1.068. Now such a
+    last row (no line end, fewer or shorter values than the row before) is skipped, the
+    warning naming its line; a file merely without a final line end keeps its last row."""
+    oi = tmp_path / "oi.csv"
+    oi.write_text(
+        "timestamp,openInterest\n1637110800000,70887.608\n1637114400000,71165.804\n1637118000000,7"
+    )
+    with caplog.at_level(logging.WARNING):
+        got = imp.read_open_interest(oi, "BTCUSDT")
+    assert [e.open_interest for e in got] == [70887.608, 71165.804]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "line 4 has no line end, and its last value '7' is shorter" in said
+    bars = _bars(3)
+    text = HEADER + "".join(",".join(map(str, r)) + "\n" for r in bars)
+    cut = tmp_path / "cut.csv"
+    cut.write_text(text.rstrip("\n").rsplit(",", 1)[0])  # the volume and its comma gone
+    assert imp.read_candles(cut).close == [b[4] for b in bars[:2]]
+    whole = tmp_path / "whole.csv"
+    whole.write_text(text.rstrip("\n"))  # no final line end, nothing cut
+    assert imp.read_candles(whole).close == [b[4] for b in bars]
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_row_with_more_values_than_the_header_is_refused_naming_its_line(
+    tmp_path: Path, header: bool
+) -> None:
+    """`1,0762` unquoted in a comma file: the row's values moved one place, its close read
+    as `1` (or the bar refused for another reason, not naming the line). A trailing empty
+    value (`...,10.0,`) is no value and is read as before."""
+    bars = _bars(3)
+    lines = [",".join(map(str, r)) + "\n" for r in bars]
+    lines[1] = lines[1].replace(f",{bars[1][4]},", f",{str(bars[1][4]).replace('.', ',')},")
+    path = tmp_path / "c.csv"
+    path.write_text((HEADER if header else "") + "".join(lines))
+    with pytest.raises(imp.HistoryFormatError, match=f"line {2 + header} has 7 values where"):
+        imp.read_candles(path)
+    trailing = tmp_path / "t.csv"
+    trailing.write_text(HEADER + "".join(",".join(map(str, r)) + ",\n" for r in bars))
+    assert imp.read_candles(trailing).close == [b[4] for b in bars]
+
+
+def test_a_windows_1252_export_is_read(tmp_path: Path) -> None:
+    """Excel's plain 'CSV' on Western Windows is Windows-1252 (`Währung`, `€`): it was 'not
+    CSV or JSON (utf-8 codec can't decode byte 0xe4)'."""
+    bars = _bars(3)
+    path = tmp_path / "c.csv"
+    text = HEADER.strip() + ",Währung\n" + "".join(",".join(map(str, r)) + ",€\n" for r in bars)
+    path.write_bytes(text.encode("cp1252"))
+    assert imp.read_candles(path).close == [b[4] for b in bars]
+
+
+def _jsonl(bars: list[list[float]]) -> str:
+    keys = ("t", "o", "h", "l", "c", "v")
+    return "".join(json.dumps(dict(zip(keys, r, strict=True))) + "\n" for r in bars)
+
+
+def test_json_lines_cut_mid_row_and_a_bad_line_are_named(tmp_path: Path) -> None:
+    """A JSON-lines download cut in its last row was 'not CSV or JSON (... line 1 column
+    11)', the line number that of the bad row itself: now that row is skipped with a
+    warning; a bad row elsewhere is refused naming its line; a JSON array cut mid-way is
+    said to be cut."""
+    bars = _bars(4)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text(_jsonl(bars)[:-20])  # the last row cut, no line end
+    assert imp.read_candles(cut).close == [b[4] for b in bars[:3]]
+    bad = tmp_path / "bad.jsonl"
+    lines = _jsonl(bars).splitlines(keepends=True)
+    bad.write_text("".join([*lines[:2], lines[2][:-20] + "\n", lines[3]]))
+    with pytest.raises(imp.HistoryFormatError, match=r"bad.jsonl: line 3 is not JSON"):
+        imp.read_candles(bad)
+    array = tmp_path / "cut.json"
+    array.write_text(json.dumps(bars)[:-30])
+    with pytest.raises(imp.HistoryFormatError, match=r"cut.json: ends mid-way \(a cut download"):
+        imp.read_candles(array)
+
+
+DECIMAL_COMMA = (
+    "time;open;high;low;close;volume\n"
+    "2021-11-17 01:00;1.080,1;1.097,5;1.076,5;1.079,2;3.153\n"
+    "2021-11-17 02:00;1.079,0;1.087,5;1.073,5;1.076,2;2.697\n"
+    "2021-11-17 03:00;1.076,0;1.085,5;1.058,5;1.068,0;4.014\n"
+)
+
+
+def test_a_decimal_comma_files_thousands_are_thousands(tmp_path: Path) -> None:
+    """In a decimal-comma export `3.153` is three thousand: it was read as 3.153 beside the
+    prices `1.080,1` read right as 1080.1 (each cell was read on its own)."""
+    path = tmp_path / "c.csv"
+    path.write_text(DECIMAL_COMMA)
+    s = imp.read_candles(path)
+    assert s.open == [1080.1, 1079.0, 1076.0] and s.volume == [3153.0, 2697.0, 4014.0]
+    tab = tmp_path / "t.tsv"  # a tab-separated one: its `1,5` were "not a number"
+    tab.write_text(DECIMAL_COMMA.replace(";", "\t"))
+    assert imp.read_candles(tab).volume == [3153.0, 2697.0, 4014.0]
+    point = tmp_path / "p.csv"  # `;` with decimal points: `3,153` is a thousand there
+    point.write_text(
+        "time;open;high;low;close;volume\n"
+        "2021-11-17 01:00;1080.1;1097.5;1076.5;1079.2;3,153\n"
+        "2021-11-17 02:00;1079.0;1087.5;1073.5;1076.2;2,697\n"
+    )
+    assert imp.read_candles(point).volume == [3153.0, 2697.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (  # one row of decimal points among decimal commas: 1.0790 was read as 1.079
+            DECIMAL_COMMA.replace("1.079,0;1.087,5;1.073,5;1.076,2", "1.0790;1.0875;1.0735;1.0762"),
+            "line 3: '1.0790' has a decimal point, but line 2: '1.080,1' a decimal comma",
+        ),
+        (  # nothing tells whether 65.000 is 65 or 65,000: it was read as 65
+            "time;open;high;low;close\n2021-11-17 01:00;65.000;65.500;64.800;65.200\n"
+            "2021-11-17 02:00;65.200;65.900;65.100;65.800\n",
+            "line 2: '65.000' reads 65000 (a thousands separator) or 65.000",
+        ),
+    ],
+)
+def test_a_file_whose_decimal_mark_is_unclear_is_refused_naming_the_line(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(imp.HistoryFormatError) as err:
+        imp.read_candles(path)
+    assert said in str(err.value)
+
+
 @pytest.mark.parametrize(
     "stamp",
     [
@@ -450,7 +628,7 @@ def test_a_huge_line_is_refused_without_reading_the_file_into_memory(tmp_path: P
         fh.write("1" * 48_000_000 + ",1,2,3,4,5\n")
     tracemalloc.start()
     try:
-        with pytest.raises(imp.HistoryFormatError, match=str(path)):
+        with pytest.raises(imp.HistoryFormatError, match=f"{path}: line 2 is longer than"):
             imp.read_candles(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from perpsignal_cli import backtest
 from perpsignal_cli.backtesting import importers as imp
+from perpsignal_cli.backtesting.pipeline import load_history
 
 VENUES = Path(__file__).parent / "fixtures" / "venues"
 
@@ -110,6 +111,53 @@ def test_a_time_column_that_names_its_zone_is_read_in_that_zone(
     assert imp.zone_note("UTC") == ("UTC", None)  # a column called UTC is no note
 
 
+@pytest.mark.parametrize("month", [1, 7])  # winter and summer: no daylight saving in either
+def test_a_time_column_noted_with_a_fixed_zone_abbreviation_is_read_in_it(
+    tmp_path: Path, month: int
+) -> None:
+    """`Time (JST)` was no time column (the file was refused); JST is UTC+9 all year."""
+    path = tmp_path / "jst.csv"
+    path.write_text(
+        "Time (JST),open,high,low,close\n"
+        f"2024-{month:02d}-01 09:00:00,1,2,0.5,1.5\n2024-{month:02d}-01 10:00:00,1,2,0.5,1.5\n"
+    )
+    assert at(imp.read_candles(path).open_ms[0]) == datetime(2024, month, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("header", "hint"),
+    [
+        ("Time (EST)", "'Time(UTC-5)'"),
+        ("Date(CET)", "'Time(UTC+1)'"),
+        ("Open Time (CST)", "'Time(UTC-5)' or 'Time(UTC+1)'"),  # US Central or China
+        ("timestamp_ist", "'Time(UTC-5)' or"),  # India, Israel or Ireland
+    ],
+)
+@pytest.mark.parametrize("month", [1, 7])
+def test_a_time_column_noted_with_an_ambiguous_zone_is_refused_saying_how_to_name_it(
+    tmp_path: Path, header: str, hint: str, month: int
+) -> None:
+    """`Time (EST)` was refused as having no time column, saying nothing of its zone. EST,
+    CET, CST, IST may be a local clock that changes with daylight saving (a July 'EST'
+    export is often EDT) or name several zones: refused in winter and summer alike, never
+    read as one offset, the message saying how to name the offset."""
+    path = tmp_path / "local.csv"
+    path.write_text(
+        f"{header},open,high,low,close\n"
+        f"2024-{month:02d}-01 09:00:00,1,2,0.5,1.5\n2024-{month:02d}-01 10:00:00,1,2,0.5,1.5\n"
+    )
+    with pytest.raises(imp.HistoryFormatError) as err:
+        imp.read_candles(path)
+    said = str(err.value)
+    assert f"{header!r} names its zone" in said and hint in said and "convert" in said
+    with (
+        pytest.raises(imp.HistoryFormatError, match="names its zone"),
+        imp.column_overrides(imp.parse_column_map([f"time={header}"])),
+    ):
+        imp.read_candles(path)
+    assert imp.zone_note("Amount ET") == ("Amount ET", None)  # no time column: no note
+
+
 @pytest.mark.parametrize(
     ("name", "first", "last", "rate"),
     [
@@ -167,6 +215,25 @@ def test_open_interest_and_long_short_of_bybit_okx_and_bitget() -> None:
         assert ls[0].kind == "global_account" and ls[0].long_share == pytest.approx(
             0.6604, abs=1e-4
         )
+
+
+def test_bybit_inverse_open_interest_is_read_as_usd_contracts() -> None:
+    """Bybit counts an inverse contract's (BTCUSD) open interest in 1-USD contracts: it was
+    read as 4.4 billion BTC. Now USD, no coin amount invented; linear stays in coins."""
+    oi = imp.read_open_interest(VENUES / "bybit_v5_open_interest_inverse.json", "BTCUSD")
+    assert len(oi) == 6 and oi[0].observed_at == datetime(2024, 5, 9, 16, 10, tzinfo=UTC)
+    assert oi[0].open_interest is None and oi[0].open_interest_usd == 4420877317.0
+    linear = imp.read_open_interest(VENUES / "bybit_v5_open_interest.json", "BTCUSDT")
+    assert linear[0].open_interest == 70887.608 and linear[0].open_interest_usd is None
+
+
+def test_a_market_named_only_by_the_envelope_is_checked() -> None:
+    """Bybit's rows do not repeat the market its `result.symbol` names: BTCUSDT's open
+    interest given for XRPUSDT was read as XRP's. Now refused naming both."""
+    with pytest.raises(imp.HistoryFormatError, match="rows are of BTCUSDT, not XRPUSDT"):
+        imp.read_open_interest(VENUES / "bybit_v5_open_interest.json", "XRPUSDT")
+    with pytest.raises(imp.HistoryFormatError, match="rows are of XRPUSDT, not BTCUSDT"):
+        imp.read_candles(VENUES / "bybit_v5_kline_XRPUSDT_60.json", "BTCUSDT")
 
 
 def _cli(tmp_path: Path, *args: str) -> dict[str, dict[str, object]]:
@@ -283,6 +350,21 @@ def test_a_file_of_another_market_is_refused_naming_both(
     assert "rows are of XRP, not BTCUSDT" in capsys.readouterr().err
 
 
+def test_hyperliquid_candles_of_another_coin_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hyperliquid's candleSnapshot names its coin in `s`, which was not read: its XRP
+    candles backtested as BTCUSDT. Now refused naming both; read for XRPUSDT as before."""
+    hl = VENUES / "hyperliquid_candle_snapshot.json"
+    with pytest.raises(imp.HistoryFormatError, match="rows are of XRP, not BTCUSDT"):
+        imp.read_candles(hl, "BTCUSDT")
+    assert len(imp.read_candles(hl, "XRPUSDT")) == 48
+    argv = ["--symbol", "BTCUSDT", "--candles", str(hl)]
+    argv += ["--out", str(tmp_path / "o"), "--no-progress", "--quiet"]
+    assert backtest.main(argv) == 2
+    assert "rows are of XRP, not BTCUSDT" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("market", "symbol"),
     [
@@ -304,3 +386,49 @@ def test_each_venues_name_of_the_same_market_is_read(
     path = tmp_path / "f.json"
     path.write_text(json.dumps(rows))
     assert len(imp.read_funding(path, symbol)) == 3
+
+
+def test_open_interest_or_ratios_of_another_period_are_refused_naming_both_spans(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """May 2024's open interest and long/short beside November 2021's candles were read
+    without a word: every signal had those factors missing. Now refused, naming both."""
+    candles = VENUES / "okx_v5_candles.json"
+    for kind, name in [
+        ("open_interest", "bybit_v5_open_interest.json"),
+        ("long_short", "bybit_v5_account_ratio.json"),
+    ]:
+        with pytest.raises(imp.HistoryFormatError) as err:
+            load_history("BTCUSDT", candles, **{kind: VENUES / name})
+        said = str(err.value)
+        assert "row falls in the candles' period" in said and name in said
+        assert "2024-05-09 16:10 UTC" in said and "2021-11-17 02:00 UTC" in said
+    empty = tmp_path / "oi.csv"  # every value blank: it fed nothing, without a word
+    empty.write_text("timestamp,openInterest\n1637110800000,\n1637114400000,\n")
+    with pytest.raises(imp.HistoryFormatError, match="it has no row with a value"):
+        load_history("BTCUSDT", candles, open_interest=empty)
+    argv = ["--symbol", "BTCUSDT", "--candles", str(candles), "--open-interest"]
+    argv += [str(VENUES / "bybit_v5_open_interest.json"), "--out", str(tmp_path / "o")]
+    assert backtest.main([*argv, "--no-progress", "--quiet"]) == 2
+    assert "no open interest row falls in the candles' period" in capsys.readouterr().err
+
+
+def test_the_candles_an_input_does_not_cover_are_counted_in_the_notes(tmp_path: Path) -> None:
+    """Open interest for 13 of the candles' 48 hours: the other candles' factor was missing
+    without a word. Now the notes count them: 22 close before its first row, 12 over an
+    hour after its last. Funding of another period is said, not refused."""
+    oi = tmp_path / "oi.csv"
+    oi.write_text(
+        "timestamp,openInterest\n"
+        + "".join(f"2021-11-18T{h:02d}:00:00Z,{1000 + h}\n" for h in range(13))
+    )
+    h = load_history("XRPUSDT", VENUES / "okx_v5_candles.json", open_interest=oi)
+    assert any(
+        n.startswith("open interest: 34 of 48 1h candles have no open interest value (22 close "
+                     "before its first row, 12 over one row interval after its last")
+        for n in h.notes
+    )  # fmt: skip
+    funding = tmp_path / "funding.csv"
+    funding.write_text("fundingTime,fundingRate\n2024-05-09T00:00:00Z,0.0001\n")
+    h = load_history("XRPUSDT", VENUES / "okx_v5_candles.json", funding=funding)
+    assert any("no funding row falls in the candles' period" in n for n in h.notes)

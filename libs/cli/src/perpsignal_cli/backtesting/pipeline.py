@@ -18,6 +18,7 @@ import bisect
 import dataclasses
 import gc
 import heapq
+import itertools
 import json
 import logging
 import math
@@ -66,6 +67,11 @@ DEFAULT_HORIZONS = ("1h", "4h", "24h")
 # inputs whose levels the scorer ranks in their own history (scoring.history): rows before
 # the candles are that history, not stale noise
 RANKED_INPUTS = frozenset({"funding", "long_short", "social", "taker_flow"})
+# inputs whose file must cover the candles' period (`_check_coverage`)
+COVERING_INPUTS = frozenset({"funding", "open_interest", "long_short", "taker_flow"})
+# those refused with no row in the candles' period: they feed their factor only. Funding is
+# warned of: its files often start after the candles (the bundled XRP week's by three days)
+REFUSED_OUTSIDE = frozenset({"open_interest", "long_short", "taker_flow"})
 LEAD_IN_S = 2 * 86400  # the longest staleness limit (fear & greed, daily)
 CANDLE_CHUNK = 512  # candle events made at a time by an EventStream (flat memory)
 SOURCE_NAMES = ("candles", "funding", "open_interest", "long_short", "fear_greed")
@@ -243,6 +249,8 @@ def load_history(
         if name == "liquidations":
             got = _orders_of_this_market(got, base, notes)
         sources.append(_info(name, path, got))
+        if name in COVERING_INPUTS:
+            _check_coverage(name, path, got, primary, lo, notes)
         # inputs scored against their own history keep every earlier row (the history)
         first = -math.inf if name in RANKED_INPUTS else lo
         kept = [e for e in got if first <= e.observed_at.timestamp() <= hi]
@@ -256,6 +264,62 @@ def load_history(
         events.extend(kept)
     stream = EventStream(primary, symbol, venue, events)
     return History(symbol, base, primary, stream, sources, notes)
+
+
+def _iso(ms: float) -> str:
+    return ms_to_dt(int(ms)).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _check_coverage(
+    name: str,
+    path: Path,
+    events: Sequence[Event],
+    candles: CandleSeries,
+    lo_s: float,
+    notes: list[str],
+) -> None:
+    """Refuse an input with no row in the candles' span (lead-in included), and say how many
+    candles close before its first row or more than one row interval after its last.
+
+    A file of another period (2024's open interest beside 2021's candles) was accepted
+    silently: every signal had that factor missing, or scored on a value days stale.
+    """
+    what = name.replace("_", " ")
+    step = candles.step_ms
+    first_close, last_close = candles.open_ms[0] + step, candles.open_ms[-1] + step
+    times = sorted(e.observed_at.timestamp() * 1000 for e in events)
+    span = f"candles close from {_iso(first_close)} to {_iso(last_close)}"
+    rows = (
+        f"its {len(times)} rows are from {_iso(times[0])} to {_iso(times[-1])}"
+        if times
+        else "it has no row with a value"
+    )
+    if not times or times[-1] < lo_s * 1000 or times[0] > last_close:
+        said = (
+            f"no {what} row falls in the candles' period: {rows}, the {span} (rows up to "
+            f"{LEAD_IN_S // 3600}h before the first are used)"
+        )
+        if name in REFUSED_OUTSIDE:
+            raise imp.HistoryFormatError(
+                f"{path}: {said}; give the {what} history of the candles' period"
+            )
+        msg = f"{what}: {said}: that factor is missing throughout, and net P&L charges no {what}"
+        log.warning("%s: %s", path.name, msg)
+        notes.append(msg)
+        return
+    steps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
+    cadence = max(steps[len(steps) // 2] if steps else 0, step)
+    closes = [t + step for t in candles.open_ms]
+    before = bisect.bisect_left(closes, times[0])
+    after = len(closes) - bisect.bisect_right(closes, times[-1] + cadence)
+    if before or after:
+        msg = (
+            f"{what}: {before + after} of {len(closes)} {candles.timeframe} candles have no "
+            f"{what} value ({before} close before its first row, {after} over one row "
+            f"interval after its last; {rows}, the {span}): that factor is missing for them"
+        )
+        log.info("%s: %s", path.name, msg)  # the summary's and report's notes say it
+        notes.append(msg)
 
 
 def _orders_of_this_market(

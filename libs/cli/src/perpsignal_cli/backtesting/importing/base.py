@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 import pydantic
@@ -63,3 +63,6 @@ class Table:
     what: str  # "CSV", "JSON", ...
     # a streamed CSV: the line number of the row last read (for errors naming the line)
     line: Callable[[], int] | None = None
+    # what a venue's JSON envelope says of every row (Bybit's `result.category` and
+    # `result.symbol`): the rows themselves may not say it
+    envelope: dict[str, str] = field(default_factory=dict)

@@ -175,12 +175,21 @@ def read_candles(path: Path, symbol: str | None = None) -> CandleSeries:
     # API dump) is one bar, its last row in the file (a bar re-fetched once it had closed)
     order = sorted(range(len(times)), key=times.__getitem__)
     after = [*order[1:], -1]
-    order = [i for i, j in zip(order, after, strict=True) if j < 0 or times[j] != times[i]]
+    pairs = list(zip(order, after, strict=True))
+    order = [i for i, j in pairs if j < 0 or times[j] != times[i]]
     if len(order) < len(times):
+        # a repeat that differs from the row kept is a choice the user should see
+        repeats = [(i, j) for i, j in pairs if j >= 0 and times[j] == times[i]]
+        cols = (opens, highs, lows, closes, vols)
+        differ = [(i, j) for i, j in repeats if any(c[i] != c[j] for c in cols)]
+        first = ms_to_dt(times[(differ or repeats)[0][0]]).isoformat().replace("+00:00", "Z")
         log.warning(
-            "%s: %d rows repeat a time; the last of each is kept",
+            "%s: %d rows repeat a time (%d with other prices or volume than the row kept; "
+            "the first at %s); the last row of each time is kept",
             path.name,
             len(times) - len(order),
+            len(differ),
+            first,
         )
     if len(order) < 2:
         raise HistoryFormatError(f"{path}: fewer than two candles")

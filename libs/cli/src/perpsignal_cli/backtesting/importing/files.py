@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import logging
 import zlib
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from perpsignal_cli.backtesting.importing.base import HistoryFormatError, Table
 from perpsignal_cli.backtesting.importing.columnar import _ARROW_SUFFIXES, _arrow_table
 from perpsignal_cli.backtesting.importing.delimited import _csv_table, _encoding, _text_lines
 from perpsignal_cli.backtesting.importing.jsonrows import _json_table
+
+# the importers' one logger, whichever module logs
+log = logging.getLogger("perpsignal_cli.backtesting.importers")
 
 
 def read_table(path: Path) -> Table:
@@ -71,10 +75,36 @@ def _read_table(path: Path) -> Table:
     if head in ("[", "{"):
         try:
             return _json_table(json.loads(text))
-        except json.JSONDecodeError:
-            lines = [json.loads(x) for x in text.splitlines() if x.strip()]  # JSON lines
-            return _json_table(lines)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":  # one JSON text, damaged or cut
+                cut = exc.pos >= len(text.rstrip()) - 1
+                why = "ends mid-way (a cut download? fetch it again)" if cut else "is not JSON"
+                raise HistoryFormatError(
+                    f"{path}: {why}: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+                ) from None
+            return _json_table(_json_lines(path, text))
     return _csv_table(io.StringIO(text, newline=""), path)
+
+
+def _json_lines(path: Path, text: str) -> list[object]:
+    """The values of JSON lines; a line that is no JSON is refused naming it, but for the
+    file's last one when it has no line end: a cut download's partial row, skipped with a
+    warning. The error named line 1 of the bad line itself ('line 1 column 11')."""
+    lines = text.splitlines()
+    out: list[object] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if n == len(lines) and out and not text.endswith(("\n", "\r")):
+                log.warning("%s: line %d is cut (the file ends mid-row): skipped", path.name, n)
+                break
+            raise HistoryFormatError(
+                f"{path}: line {n} is not JSON ({exc.msg}, column {exc.colno})"
+            ) from None
+    return out
 
 
 def _read(path: Path) -> Table:

@@ -140,6 +140,25 @@ def _is_empty(body: Any) -> bool:
     return any(_is_empty(v) for v in inner)
 
 
+# the envelope fields that describe every row: Bybit v5's `result.category` (`inverse`:
+# amounts in USD contracts) and `result.symbol` (the market, which its rows do not repeat)
+_ENVELOPE_KEYS = ("category", "symbol")
+
+
+def _envelope(body: Any) -> dict[str, str]:
+    """Return the `_ENVELOPE_KEYS` texts of the envelopes around the rows (inner wins)."""
+    out: dict[str, str] = {}
+    for _ in range(3):
+        if not isinstance(body, dict):
+            break
+        for key, value in body.items():
+            if str(key).lower() in _ENVELOPE_KEYS and isinstance(value, str) and value:
+                out[str(key).lower()] = value
+        named = {str(k).lower(): v for k, v in body.items()}
+        body = next((named[k] for k in ("data", "result") if isinstance(named.get(k), dict)), None)
+    return out
+
+
 def _json_table(body: Any) -> Table:
     raw, body = body, _unwrap(body)
     if not isinstance(body, list) or not body:
@@ -162,7 +181,8 @@ def _json_table(body: Any) -> Table:
         header: list[str] = []
         for r in body:
             header += [k for k in r if k not in header]
-        return Table(header, [[r.get(k) for k in header] for r in body], "JSON")
+        rows = [[r.get(k) for k in header] for r in body]
+        return Table(header, rows, "JSON", envelope=_envelope(raw))
     if all(isinstance(r, list) for r in body):
-        return Table(None, body, "JSON")
+        return Table(None, body, "JSON", envelope=_envelope(raw))
     raise HistoryFormatError("JSON rows are neither all objects nor all arrays")

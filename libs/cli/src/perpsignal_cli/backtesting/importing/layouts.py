@@ -214,7 +214,9 @@ KINDS: dict[str, Kind] = {
                 ),
             ),
             Field("confirm", ("confirm",)),  # OKX: "0" = the bar is still open
-            _SYMBOL,
+            # Hyperliquid's candleSnapshot (and Binance's kline stream) name the coin `s`:
+            # unread, another coin's candles were taken for --symbol's
+            Field("symbol", (*_SYMBOL.aliases, "s")),
         ),
         layouts=(
             Layout("Binance klines (12 columns)", _BINANCE_KLINE, width=12),

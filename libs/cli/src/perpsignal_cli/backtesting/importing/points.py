@@ -4,6 +4,7 @@ Fear & Greed, liquidations (orders or interval totals), social metrics, taker fl
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -34,6 +35,9 @@ from perpsignal_common.events.market import (
 )
 
 _E = TypeVar("_E", bound=Any)
+
+# the importers' one logger, whichever module logs
+log = logging.getLogger("perpsignal_cli.backtesting.importers")
 
 
 def _unique(events: Iterable[_E]) -> list[_E]:
@@ -109,11 +113,24 @@ def _refuse_snapshots(rates: Sequence[FundingRateV1], path: Path) -> None:
 
 @_contract_errors_named
 def read_open_interest(path: Path, symbol: str, venue: str = SOURCE) -> list[OpenInterestV1]:
-    """Read open interest in base units and/or USD (any shape in `KINDS["open_interest"]`)."""
+    """Read open interest in base units and/or USD (any shape in `KINDS["open_interest"]`).
+
+    Bybit's inverse contracts (`category: inverse`: BTCUSD, ETHUSDH25) count their
+    `openInterest` in 1-USD contracts, not coins: it is read as USD (it was read as that many
+    BTC). It is not turned into coins with the price: an inverse position's size is its
+    contract count, which moves only when positions open or close, as a linear contract's
+    coin count does; divided by the price it would move with every rally and read as
+    positions closing.
+    """
     res, rows = _load("open_interest", path, symbol)
+    inverse = res.envelope.get("category", "").lower() == "inverse"
+    if inverse:
+        log.info("%s: inverse contracts: openInterest read as USD (1 USD a contract)", path.name)
     out = []
     for row in rows:
         oi, oi_usd = res.get(row, "open_interest"), res.get(row, "open_interest_usd")
+        if inverse and oi_usd is None:
+            oi, oi_usd = None, oi
         if oi is None and oi_usd is None:
             continue
         at = ms_to_dt(_time(res, row, path))

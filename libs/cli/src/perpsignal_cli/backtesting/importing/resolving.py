@@ -10,7 +10,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,12 @@ from perpsignal_cli.backtesting.importing.options import (
     _ColumnUse,
     _spec,
 )
-from perpsignal_cli.backtesting.importing.times import parse_time_ms, slash_match, zone_note
+from perpsignal_cli.backtesting.importing.times import (
+    parse_time_ms,
+    slash_match,
+    zone_note,
+    zone_problem,
+)
 
 # the importers' one logger, whichever module logs
 log = logging.getLogger("perpsignal_cli.backtesting.importers")
@@ -75,6 +80,7 @@ class Resolved:
     close_stamped: bool = False  # the layout's times are the bars' close
     date_order: str | None = None  # how its slash dates read (`_with_date_order`)
     zone: tzinfo = UTC  # of its times written without a zone (`Time(UTC+8)`: `zone_note`)
+    envelope: dict[str, str] = field(default_factory=dict)  # see `Table.envelope`
 
     def get(self, row: Sequence[Any], name: str) -> float | None:
         """Return field `name` of `row` as a float (scaled), or None when absent/empty."""
@@ -224,9 +230,13 @@ def resolve(kind: str, table: Table, path: Path) -> Resolved:
         )
     zone: tzinfo = UTC
     if header is not None:
+        for n in ("time", "day"):
+            problem = zone_problem(header[index[n]]) if n in index else None
+            if problem is not None:
+                raise HistoryFormatError(f"{path}: {problem}")
         notes = [zone_note(header[index[n]])[1] for n in ("time", "day") if n in index]
         zone = next((z for z in notes if z is not None), UTC)
-    return Resolved(index, scale, layout, close_stamped, zone=zone)
+    return Resolved(index, scale, layout, close_stamped, zone=zone, envelope=table.envelope)
 
 
 def _load(
@@ -246,6 +256,9 @@ def _load(
     res = _with_date_order(resolve(kind, table, path), table, path)
     zone = "" if res.zone is UTC else f", times without a zone read as {res.zone}"
     log.info("%s: read as %s (%s%s)", path.name, kind, res.layout, zone)
+    market = res.envelope.get("symbol")
+    if market and symbol is not None and "symbol" not in res.index:  # the envelope names it
+        _refuse_another_market(path, kind, market, symbol)
     if "symbol" not in res.index or kind == "liquidations":  # liquidations filter their own
         return res, table.rows
     # a first pass over the symbol column: the rows themselves when already in memory (JSON,
@@ -258,11 +271,7 @@ def _load(
             seen[str(name)] += 1
     if len(seen) == 1 and symbol is not None:
         (name,) = seen
-        if not same_symbol(name, symbol) and _base_asset(name) != _base_asset(symbol):
-            raise HistoryFormatError(
-                f"{path}: its rows are of {name}, not {symbol}: give {symbol}'s "
-                f"{kind.replace('_', ' ')} history (or --symbol for {name}'s)"
-            )
+        _refuse_another_market(path, kind, name, symbol)
     if len(seen) <= 1:
         return res, table.rows
     listed = ", ".join(f"{name} ({n} rows)" for name, n in seen.most_common(5))
@@ -287,6 +296,15 @@ def _load(
     at = res.index["symbol"]
     rows = (r for r in table.rows if at >= len(r) or r[at] in (None, "") or str(r[at]) in keep)
     return res, rows
+
+
+def _refuse_another_market(path: Path, kind: str, name: str, symbol: str) -> None:
+    """Refuse a one-market file whose market (`name`) has another base asset than `symbol`."""
+    if not same_symbol(name, symbol) and _base_asset(name) != _base_asset(symbol):
+        raise HistoryFormatError(
+            f"{path}: its rows are of {name}, not {symbol}: give {symbol}'s "
+            f"{kind.replace('_', ' ')} history (or --symbol for {name}'s)"
+        )
 
 
 # how many rows of a streamed file are looked at for a day or month above 12 (a 1m file

@@ -30,7 +30,7 @@ def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         value = float(raw)
     else:
-        text = str(raw).strip()
+        text = str(raw).strip().lstrip("\ufeff")  # the BOM of a second file joined on
         if order is not None:  # a file of slash dates: each row is one, read first
             bare = _ZONE_WORD.sub("", text)
             slash = _slash_date(bare, order, UTC if bare != text else zone)
@@ -53,6 +53,18 @@ def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int
     # NaN, infinities, negatives and years past 9999 are no time (they overflowed datetime)
     if not 0 <= value < 1e20:
         raise HistoryFormatError(f"unreadable time {raw!r}")
+    if isinstance(raw, str) and "E" in raw:
+        _refuse_rounded(raw, value)
+    if SERIAL_DAYS[0] <= value < SERIAL_DAYS[1]:
+        # read as seconds a 1970 hour that no market has; as a spreadsheet's date serial
+        # (days) it is this century's, but from 1899-12-30 or from 1904-01-01 (old Macs'
+        # Excel), four years apart: not guessed
+        day = datetime(1899, 12, 30, tzinfo=UTC) + timedelta(days=value)
+        raise HistoryFormatError(
+            f"time {raw!r} is a spreadsheet's date serial (days: {day:%Y-%m-%d %H:%M} if "
+            "counted from 1899-12-30, four years later if from 1904), not a time: format the "
+            "column as date and time (yyyy-mm-dd hh:mm:ss) before saving"
+        )
     for lo, hi, fmt in _COMPACT_DATES:
         if lo <= value <= hi:
             compact = _compact_date(value, fmt)
@@ -65,6 +77,34 @@ def parse_time_ms(raw: Any, order: str | None = None, zone: tzinfo = UTC) -> int
     if value < 1e11:  # seconds (alternative.me, many exporters)
         return int(value * 1000)
     return int(value)
+
+
+# what a spreadsheet's date serial of 2000-2099 is (days from 1899-12-30 or 1904-01-01)
+SERIAL_DAYS = (35_000.0, 73_051.0)
+
+
+_SCIENTIFIC = re.compile(r"\s*[+-]?\d*(?:\.(?P<decimals>\d*))?E[+-]?(?P<exp>\d+)\s*")
+
+
+def _refuse_rounded(text: str, value: float) -> None:
+    """Refuse an epoch time in scientific notation rounded coarser than a second.
+
+    A spreadsheet shows a 13-digit epoch as `1.63711E+12` and saves it so: 2.8 hours of
+    rounding, bars merged as repeats or a bar length of 10,000 s. Only the capital E of
+    spreadsheets: a program's `1.6371108e+18` (Python's, numpy's) is the shortest text that
+    reads back as the same number, exact.
+    """
+    m = _SCIENTIFIC.fullmatch(text)
+    if m is None:
+        return
+    unit = 10.0 ** (int(m["exp"]) - len(m["decimals"] or ""))
+    per_ms = 1e-6 if value >= 1e17 else 1e-3 if value >= 1e14 else 1.0 if value >= 1e11 else 1e3
+    if unit * per_ms > 1000:
+        raise HistoryFormatError(
+            f"time {text.strip()!r} is an epoch rounded to {unit * per_ms / 1000:,.0f} s by "
+            "scientific notation (a spreadsheet's display of long numbers, saved so): format "
+            "the column as a whole number before saving"
+        )
 
 
 # digits of a date (20220101, 202201011530, 20220101153000: daily exports, MetaTrader, Stooq):
@@ -213,15 +253,45 @@ _ZONE_NOTE = re.compile(
 )
 
 
+# zone abbreviations that name one offset all year (no daylight saving there since long
+# before 2009, none shared with another zone): read as that offset
+FIXED_ZONES = {"JST": 9, "KST": 9, "HKT": 8, "SGT": 8, "ICT": 7, "WIB": 7, "PHT": 8}
+
+# abbreviations refused: a header written `EST` or `CET` says too little. Exports from a
+# desk in New York or Frankfurt follow the local clock, an hour off half the year (EST in
+# summer is EDT), `CST` is US Central or China, `IST` India, Israel or Ireland, `BST`
+# British Summer or Bangladesh, and `MSK` was +4 until 2014
+AMBIGUOUS_ZONES = frozenset(
+    {
+        "EST", "EDT", "ET", "CST", "CDT", "CT", "MST", "MDT", "MT", "PST", "PDT", "PT", "AKST",
+        "AKDT", "HST", "AST", "ADT", "NST", "NDT", "CET", "CEST", "MET", "MEST", "EET", "EEST",
+        "WET", "WEST", "BST", "IST", "MSK", "AEST", "AEDT", "ACST", "ACDT", "AWST", "NZST", "NZDT",
+        "BRT", "ART",
+    }
+)  # fmt: skip
+
+_ZONE_ABBR = re.compile(r"[\s_(\[-]+(?P<abbr>[A-Za-z]{2,4})\s*[)\]]?\s*$")
+
+# what a time column's name is before its note (`Time`, `Date`, `open_time`, `Timestamp`)
+_TIME_NAME = re.compile(r"(.*(time|date|timestamp)|ts|t|day)")
+
+
 def zone_note(name: str) -> tuple[str, tzinfo | None]:
     """Return a column name without its zone note, and the zone it names (None: no note).
 
     Without this `Time(UTC)` was no time column, and `--columns time="Time(UTC+8)"` read
-    its times as UTC: every bar 8 hours late.
+    its times as UTC: every bar 8 hours late. A time column noted with an abbreviation of
+    `FIXED_ZONES` (`Time (JST)`) is read in it; one of `AMBIGUOUS_ZONES` loses its note
+    here (so the column is found) and is refused by `zone_problem`.
     """
     m = _ZONE_NOTE.search(name)
     if m is None or not name[: m.start()].strip():
-        return name, None
+        abbr = _zone_abbr(name)
+        if abbr is None:
+            return name, None
+        rest, code = abbr
+        hours = FIXED_ZONES.get(code)
+        return rest, None if hours is None else timezone(timedelta(hours=hours), code)
     if m["sign"] is None:
         return name[: m.start()], UTC
     minutes = int(m["h"]) * 60 + int(m["m"] or 0)
@@ -229,6 +299,46 @@ def zone_note(name: str) -> tuple[str, tzinfo | None]:
         return name, None
     offset = timedelta(minutes=minutes if m["sign"] == "+" else -minutes)
     return name[: m.start()], timezone(offset) if minutes else UTC
+
+
+def _zone_abbr(name: str) -> tuple[str, str] | None:
+    """Return a time column's name without a known zone abbreviation closing it, and the
+    abbreviation (upper case); None when it has none."""
+    m = _ZONE_ABBR.search(name)
+    if m is None:
+        return None
+    code, rest = m["abbr"].upper(), name[: m.start()]
+    if code not in FIXED_ZONES and code not in AMBIGUOUS_ZONES:
+        return None
+    if not _TIME_NAME.fullmatch(re.sub(r"[^a-z0-9]+", "", rest.lower())):
+        return None
+    return rest, code
+
+
+def zone_problem(name: str) -> str | None:
+    """Say why a time column's zone abbreviation cannot be read (`Time (EST)`), or None."""
+    abbr = _zone_abbr(name)
+    if abbr is None or abbr[1] in FIXED_ZONES:
+        return None
+    code = abbr[1]
+    offset = _USUAL_OFFSETS.get(code)
+    example = f"'Time(UTC{offset})'" if offset else "'Time(UTC-5)' or 'Time(UTC+1)'"
+    usual = f" if every time in it is UTC{offset}" if offset else ""
+    return (
+        f"the time column {name!r} names its zone {code}, an abbreviation that does not say "
+        f"one offset ({code} exports often follow a local clock that changes with daylight "
+        "saving, and some abbreviations name several zones): name its offset in the header "
+        f"instead, e.g. {example}{usual}; a file whose clock changes with daylight saving "
+        "has no one offset: convert its times to UTC first"
+    )
+
+
+# the offset each refused abbreviation usually means, for the message's example
+_USUAL_OFFSETS = {
+    "EST": "-5", "EDT": "-4", "CDT": "-5", "MST": "-7", "MDT": "-6", "PST": "-8", "PDT": "-7",
+    "CET": "+1", "CEST": "+2", "EET": "+2", "EEST": "+3", "WET": "+0", "WEST": "+1",
+    "AEST": "+10", "AEDT": "+11", "NZST": "+12", "NZDT": "+13",
+}  # fmt: skip
 
 
 def ms_to_dt(ms: int) -> datetime:

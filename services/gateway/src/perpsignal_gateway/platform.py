@@ -203,10 +203,9 @@ class Platform:
         sources = []
         for key in sorted(slots):
             e = slots[key]
-            # the event's own fields, camelCase like every REST body (they are flat scalars
-            # and lists, so only the field names change)
-            fields = e.model_dump(mode="json", exclude=_ENVELOPE | {"observed_at", "venue"})
-            data = {_field_camel(k): v for k, v in fields.items()}
+            # the event's own fields, camelCased as every REST body's (`quoteVolume24H`, as
+            # the ticker fields of the signal answers)
+            data = camelize(e.model_dump(mode="json", exclude=_ENVELOPE | {"observed_at", "venue"}))
             sources.append(
                 MarketSource(
                     type=key.split("@")[0],
@@ -416,12 +415,6 @@ def camelize(data: Any) -> Any:
     if isinstance(data, list):
         return [camelize(v) for v in data]
     return data
-
-
-def _field_camel(name: str) -> str:
-    """Return an event field's camelCase name (`quote_volume_24h` -> `quoteVolume24h`)."""
-    head, *rest = name.split("_")
-    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 def _latest_price(slots: dict[str, Any]) -> float | None:

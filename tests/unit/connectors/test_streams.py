@@ -173,6 +173,23 @@ async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load
         assert fake.ws_connects["coinglass"] == 1
 
 
+async def test_a_coinglass_side_sent_as_a_boolean_is_no_liquidated_long(
+    fake: FakeVendors, load
+) -> None:
+    """Pydantic reads `true` as 1, and side 1 means "a long was liquidated": a broken row's
+    `"side": true` was relayed as a long liquidation. A boolean is no side: that row is
+    refused alone; the rest of its message is relayed."""
+    msg = load("coinglass/ws__liquidationOrders.json")
+    good = msg["data"][0]
+    rows = [{**good, "side": True, "symbol": "BTCUSDT"}, {**good, "symbol": "ETHUSDT"}]
+    async with coinglass_stream(fake) as got:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        await fake.push("coinglass", {**msg, "data": rows})
+        await eventually(lambda: got, timeout=10, what="the good row")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in got] == ["ETHUSDT"]
+
+
 async def test_a_refused_kline_subscription_costs_neither_the_liquidations_nor_silence(
     fake: FakeVendors, caplog: pytest.LogCaptureFixture
 ) -> None:

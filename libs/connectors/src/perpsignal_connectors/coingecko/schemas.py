@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from perpsignal_connectors.wire import Number, UtcTime
+from perpsignal_connectors.wire import Int, Number, UtcTime
 
 
 class CoinMarket(BaseModel):
@@ -17,7 +17,7 @@ class CoinMarket(BaseModel):
     name: str
     current_price: Number | None = None
     market_cap: Number | None = None
-    market_cap_rank: int | None = None
+    market_cap_rank: Int | None = None
     fully_diluted_valuation: Number | None = None
     total_volume: Number | None = None
     circulating_supply: Number | None = None
@@ -37,7 +37,7 @@ class NewCoin(BaseModel):
     id: str
     symbol: str
     name: str
-    activated_at: int | None = None  # unix seconds
+    activated_at: Int | None = None  # unix seconds
 
 
 class TrendingItem(BaseModel):
@@ -48,7 +48,7 @@ class TrendingItem(BaseModel):
     id: str
     symbol: str
     name: str
-    market_cap_rank: int | None = None
+    market_cap_rank: Int | None = None
 
 
 class TrendingCoin(BaseModel):

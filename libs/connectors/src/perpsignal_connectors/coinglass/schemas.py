@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from perpsignal_connectors.wire import Number
+from perpsignal_connectors.wire import Int, Number
 
 
 class Wire(BaseModel):
@@ -16,7 +18,7 @@ class Wire(BaseModel):
 class LiquidationAggRow(Wire):
     """Coin liquidations across exchanges for one interval starting at `time` (ms)."""
 
-    time: int
+    time: Int
     aggregated_long_liquidation_usd: Number = Field(ge=0)
     aggregated_short_liquidation_usd: Number = Field(ge=0)
 
@@ -24,7 +26,7 @@ class LiquidationAggRow(Wire):
 class OhlcRow(Wire):
     """OHLC row (funding in percent, open interest in USD); `time` is the interval start."""
 
-    time: int
+    time: Int
     open: Number
     high: Number
     low: Number
@@ -34,7 +36,7 @@ class OhlcRow(Wire):
 class GlobalRatioRow(Wire):
     """Global account long/short (percent)."""
 
-    time: int
+    time: Int
     long_pct: Number = Field(alias="global_account_long_percent", ge=0, le=100)
     short_pct: Number = Field(alias="global_account_short_percent", ge=0, le=100)
 
@@ -42,7 +44,7 @@ class GlobalRatioRow(Wire):
 class TopAccountRow(Wire):
     """Top-trader account long/short (percent)."""
 
-    time: int
+    time: Int
     long_pct: Number = Field(alias="top_account_long_percent", ge=0, le=100)
     short_pct: Number = Field(alias="top_account_short_percent", ge=0, le=100)
 
@@ -50,7 +52,7 @@ class TopAccountRow(Wire):
 class TopPositionRow(Wire):
     """Top-trader position long/short (percent)."""
 
-    time: int
+    time: Int
     long_pct: Number = Field(alias="top_position_long_percent", ge=0, le=100)
     short_pct: Number = Field(alias="top_position_short_percent", ge=0, le=100)
 
@@ -58,7 +60,7 @@ class TopPositionRow(Wire):
 class TakerAggRow(Wire):
     """Coin taker buy/sell volume in USD across exchanges."""
 
-    time: int
+    time: Int
     buy_usd: Number = Field(alias="aggregated_buy_volume_usd", ge=0)
     sell_usd: Number = Field(alias="aggregated_sell_volume_usd", ge=0)
 
@@ -69,9 +71,9 @@ class WsLiquidation(Wire):
     base_asset: str | None = Field(default=None, alias="baseAsset")
     exchange: str = Field(alias="exName")
     price: Number = Field(gt=0)
-    side: int
+    side: Int
     symbol: str
-    time: int
+    time: Int
     vol_usd: Number = Field(alias="volUsd", ge=0)
 
 
@@ -80,6 +82,14 @@ class WsMessage(Wire):
 
     channel: str
     data: tuple[WsLiquidation, ...] = ()
+
+
+class WsShell(Wire):
+    """A channel message before its rows are validated one by one (`WS_LIQUIDATION`): one
+    odd row costs only itself, not the rest of its message."""
+
+    channel: str
+    data: tuple[Any, ...] = ()
 
 
 LIQUIDATION_AGG = TypeAdapter(list[LiquidationAggRow])
@@ -96,3 +106,5 @@ TOP_ACCOUNT_ROW = TypeAdapter(TopAccountRow)
 TOP_POSITION_ROW = TypeAdapter(TopPositionRow)
 TAKER_AGG_ROW = TypeAdapter(TakerAggRow)
 WS_MESSAGE = TypeAdapter(WsMessage)
+WS_SHELL = TypeAdapter(WsShell)
+WS_LIQUIDATION = TypeAdapter(WsLiquidation)

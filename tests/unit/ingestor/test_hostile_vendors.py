@@ -1,0 +1,82 @@
+"""Vendor answers that look like data but are not: none of them may reach a published event."""
+
+from __future__ import annotations
+
+import pytest
+
+from perpsignal_common.retry import RetryPolicy
+from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
+from perpsignal_ingestor.sources.vendors import FearGreedPoller, LunarCrushPoller
+from perpsignal_ingestor.universe import Universe
+from tests.fakes.vendors import FakeVendors
+from tests.unit.connectors.clock import FakeClock
+
+
+def lunarcrush(fake: FakeVendors) -> LunarCrushHttp:
+    clock = FakeClock()
+    return LunarCrushHttp(
+        "key",
+        fake.url("lunarcrush"),
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_attempts=1),
+    )
+
+
+async def test_a_fear_greed_value_sent_as_a_boolean_is_not_published_as_one(
+    fake: FakeVendors,
+) -> None:
+    """Pydantic reads `true` as 1: a broken answer's `"value": true` was published as an index
+    of 1 ("Extreme Fear"), the most extreme sentiment factor there is. A boolean is no
+    value: that day is dropped alone; today's value is still published."""
+    body = fake.load("alternative_me", "fng_limit2.json")
+    body["data"][1]["value"] = True
+    fake.set_body("alternative_me", "/fng/", body)
+    clock = FakeClock()
+    client = FearGreedHttp(fake.env()["FEAR_GREED_URL"], clock=clock.time, sleep=clock.sleep)
+    try:
+        events = await FearGreedPoller(client).poll()
+    finally:
+        await client.aclose()
+    assert [e.value for e in events] == [int(body["data"][0]["value"])]
+
+
+@pytest.mark.parametrize("field", ["alt_rank", "market_cap_rank", "id"])
+async def test_a_lunarcrush_rank_sent_as_a_boolean_is_not_the_best_rank(
+    fake: FakeVendors, field: str
+) -> None:
+    """`"alt_rank": true` was published as AltRank 1 (the best coin of all), `"id": true` as
+    LunarCrush's id 1 (Bitcoin's). That coin is dropped; the others are published."""
+    body = fake.load("lunarcrush", "coins_list_v2.json")
+    good = body["data"][0]
+    body["data"] = [{**good, field: True}, {**good, "id": 99, "symbol": "ETH"}]
+    fake.set_body("lunarcrush", "/public/coins/list/v2", body)
+    client = lunarcrush(fake)
+    try:
+        events = await LunarCrushPoller(client, sorts=[("alt_rank", False, 10)]).poll()
+    finally:
+        await client.aclose()
+    assert {e.symbol for e in events} == {"ETHUSDT"}
+
+
+@pytest.mark.parametrize(
+    "odd", [{"sentiment": 250}, {"galaxy_score": 1e20}, {"social_dominance": 400}]
+)
+async def test_a_lunarcrush_series_score_beyond_its_scale_is_not_published(
+    fake: FakeVendors, odd: dict[str, float]
+) -> None:
+    """Sentiment, Galaxy Score and social dominance are 0-100 scales, bounded for a coin of
+    the list but not for a bucket of a coin's time series: a sentiment of 250 % was
+    published (the contract bounds it only as an amount). That bucket is dropped alone."""
+    body = fake.load("lunarcrush", "coins_coin_time-series_v2.json")
+    good = body["data"][0]
+    body["data"] = [{**good, **odd}, {**good, "time": good["time"] + 3600}]
+    fake.set_body("lunarcrush", "/public/coins/btc/time-series/v2", body)
+    client = lunarcrush(fake)
+    try:
+        poller = LunarCrushPoller(client, Universe(["BTCUSDT"]), series_coins=1, sorts=())
+        events = await poller.poll()
+    finally:
+        await client.aclose()
+    assert [e.observed_at.timestamp() for e in events] == [good["time"] + 3600]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from perpsignal_common.errors import PermanentError, RateLimited
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.coingecko.http import CoinGeckoHttp
+from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
-from perpsignal_ingestor.sources.vendors import FearGreedPoller, LunarCrushPoller
+from perpsignal_ingestor.sources.guard import AllRequestsFailed
+from perpsignal_ingestor.sources.vendors import CoinGeckoPoller, FearGreedPoller, LunarCrushPoller
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors
 from tests.unit.connectors.clock import FakeClock
@@ -80,3 +84,52 @@ async def test_a_lunarcrush_series_score_beyond_its_scale_is_not_published(
     finally:
         await client.aclose()
     assert [e.observed_at.timestamp() for e in events] == [good["time"] + 3600]
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            {"status": {"error_code": 429, "error_message": "You've exceeded the Rate Limit"}},
+            RateLimited,
+        ),
+        (
+            {"error": {"status": {"error_code": 10005, "error_message": "Plan restricted"}}},
+            PermanentError,
+        ),
+        ({"error": "invalid request"}, PermanentError),
+    ],
+)
+async def test_a_coingecko_error_body_under_a_200_is_an_error_not_an_empty_list(
+    fake: FakeVendors, body: dict[str, object], error: type[Exception]
+) -> None:
+    """CoinGecko's error bodies passed on under a 200 (a CDN, a proxy): the trending list read
+    `{"status": {"error_code": 429, ...}}` as "no coin is trending", a poll that published
+    nothing and reported the source up, never backing off. It is the error it says."""
+    fake.set_body("coingecko", "/search/trending", body)
+    clock = FakeClock()
+    client = CoinGeckoHttp(
+        fake.url("coingecko"),
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_attempts=1),
+    )
+    try:
+        with pytest.raises(error) as raised:
+            await client.fetch_trending()
+    finally:
+        await client.aclose()
+    assert not isinstance(raised.value, MalformedResponse)
+    # and the poll of the newest coins fails rather than finding none
+    client = CoinGeckoHttp(
+        fake.url("coingecko"),
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_attempts=1),
+    )
+    try:
+        poller = CoinGeckoPoller(client, market_cap_pages=0, volume_pages=0)
+        with pytest.raises(AllRequestsFailed):
+            await poller.poll()
+    finally:
+        await client.aclose()

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coingecko import constants as c
+from perpsignal_connectors.coingecko.errors import check_envelope
 from perpsignal_connectors.coingecko.schemas import (
     COINS_MARKETS,
     NEW_COINS,
@@ -44,6 +45,7 @@ class CoinGeckoHttp:
             headers=headers,
             secrets=[api_key] if api_key else [],
             retry=retry,
+            envelope_check=check_envelope,
             clock=clock,
         )
 

@@ -64,7 +64,8 @@ class Trending(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    coins: tuple[TrendingCoin, ...] = ()
+    # required: an object without it (an error body) is no "nothing is trending"
+    coins: tuple[TrendingCoin, ...]
 
 
 NEW_COINS = TypeAdapter(list[NewCoin])

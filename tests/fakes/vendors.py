@@ -401,7 +401,9 @@ class FakeVendors:
             if parts[:2] == ["v1", "exchangerate"] and len(parts) == 4:
                 return self.load("coinapi", "v1_specific_rate.json")
             if parts[:2] == ["v1", "trades"] and parts[-1] == "latest":
-                return self.load("coinapi", "v1_trades_symbol_id_latest.json")
+                # the recorded Kraken trades, as CoinAPI answers: under the id asked for
+                rows = self.load("coinapi", "v1_trades_symbol_id_latest.json")
+                return [{**r, "symbol_id": parts[2]} for r in rows]
         raise web.HTTPNotFound(text=json.dumps({"error": f"unknown path {path}"}))
 
     _AUTH = {"coinglass": "CG-API-KEY", "lunarcrush": "Authorization", "coinapi": "X-CoinAPI-Key"}

@@ -7,11 +7,17 @@ import pytest
 from perpsignal_common.errors import PermanentError, RateLimited
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.alternative_me.http import FearGreedHttp
+from perpsignal_connectors.coinapi.http import CoinApiHttp
 from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_ingestor.sources.guard import AllRequestsFailed
-from perpsignal_ingestor.sources.vendors import CoinGeckoPoller, FearGreedPoller, LunarCrushPoller
+from perpsignal_ingestor.sources.vendors import (
+    CoinApiPoller,
+    CoinGeckoPoller,
+    FearGreedPoller,
+    LunarCrushPoller,
+)
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors
 from tests.unit.connectors.clock import FakeClock
@@ -133,3 +139,28 @@ async def test_a_coingecko_error_body_under_a_200_is_an_error_not_an_empty_list(
             await poller.poll()
     finally:
         await client.aclose()
+
+
+async def test_trades_of_another_symbol_are_not_published_as_whale_trades_of_this_one(
+    fake: FakeVendors,
+) -> None:
+    """A cache or proxy ignoring the path answered the Binance perpetual's trades with
+    Kraken's spot BTC/USD ones (their `symbol_id` says so): each was published as a whale
+    trade of BTCUSDT. None of that answer is BTCUSDT's: the request fails as malformed."""
+    kraken = fake.load("coinapi", "v1_trades_symbol_id_latest.json")
+    fake.set_body("coinapi", "/v1/trades/BINANCEFTS_PERP_BTC_USDT/latest", kraken)
+    clock = FakeClock()
+    client = CoinApiHttp(
+        "key",
+        fake.url("coinapi"),
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_attempts=1),
+    )
+    poller = CoinApiPoller(client, Universe(["BTCUSDT", "ETHUSDT"]), 0.0, max_symbols=2)
+    try:
+        events = await poller.poll()
+    finally:
+        await client.aclose()
+    # ETH's answer (under the id asked for) is still published; BTC's is not
+    assert events and {e.symbol for e in events} == {"ETHUSDT"}

@@ -154,6 +154,41 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
         await asyncio.wait_for(task, 10)
 
 
+async def test_a_liquidation_of_no_quantity_is_not_relayed(fake: FakeVendors, load) -> None:
+    """A forceOrder with `q` and `z` "0" (Binance) or a Coinglass row with `volUsd` 0 was
+    relayed as a liquidation of nothing: one more order in its bucket's count, a liquidation
+    the scorer believed happened. It is skipped; the next order is relayed."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        nothing = {**msg["o"], "s": "ETHUSDT", "q": "0", "l": "0", "z": "0"}
+        await fake.push("binance", {**msg, "o": nothing})
+        await fake.push("binance", msg)
+        await eventually(lambda: got, timeout=10, what="the good order")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in got] == ["BTCUSDT"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    cg = load("coinglass/ws__liquidationOrders.json")
+    good = cg["data"][0]
+    async with coinglass_stream(fake) as relayed:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        rows = [{**good, "volUsd": 0, "symbol": "BTCUSDT"}, {**good, "symbol": "ETHUSDT"}]
+        await fake.push("coinglass", {**cg, "data": rows})
+        await eventually(lambda: relayed, timeout=10, what="the good row")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in relayed] == ["ETHUSDT"]
+
+
 async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load) -> None:
     """Coinglass: one row the contract refuses (a price below 1e-12, a time beyond year
     9999) must not drop the other rows of its message nor the connection."""

@@ -74,7 +74,8 @@ class WsLiquidation(Wire):
     side: Int
     symbol: str
     time: Int
-    vol_usd: Number = Field(alias="volUsd", ge=0)
+    # a liquidation of nothing is no liquidation: it would count as an order in its bucket
+    vol_usd: Number = Field(alias="volUsd", gt=0)
 
 
 class WsMessage(Wire):

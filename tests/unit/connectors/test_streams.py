@@ -154,6 +154,29 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
         await asyncio.wait_for(task, 10)
 
 
+async def test_a_combined_stream_frame_is_read_not_dropped(fake: FakeVendors, load) -> None:
+    """Binance wraps each event as `{"stream": name, "data": event}` on a combined stream (a
+    /stream URL, or the `combined` connection property): such a frame has no event type at
+    the top, so it was taken for a request's ack and every liquidation dropped silently."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        await fake.push("binance", {"stream": "btcusdt@forceOrder", "data": msg})
+        await eventually(lambda: got, timeout=10, what="the wrapped order")
+        assert [(e.symbol, e.liquidated_side) for e in got] == [("BTCUSDT", "LONG")]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
 async def test_a_liquidation_of_no_quantity_is_not_relayed(fake: FakeVendors, load) -> None:
     """A forceOrder with `q` and `z` "0" (Binance) or a Coinglass row with `volUsd` 0 was
     relayed as a liquidation of nothing: one more order in its bucket's count, a liquidation

@@ -11,12 +11,14 @@ from perpsignal_connectors.coinapi.http import CoinApiHttp
 from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
+from perpsignal_connectors.okx.http import OkxHttp
 from perpsignal_ingestor.sources.guard import AllRequestsFailed
 from perpsignal_ingestor.sources.vendors import (
     CoinApiPoller,
     CoinGeckoPoller,
     FearGreedPoller,
     LunarCrushPoller,
+    OkxPoller,
 )
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors
@@ -164,3 +166,29 @@ async def test_trades_of_another_symbol_are_not_published_as_whale_trades_of_thi
         await client.aclose()
     # ETH's answer (under the id asked for) is still published; BTC's is not
     assert events and {e.symbol for e in events} == {"ETHUSDT"}
+
+
+async def test_okx_candles_of_another_bar_are_not_published_as_this_one(
+    fake: FakeVendors,
+) -> None:
+    """A cache ignoring the query answered a 5m request with OKX's 1m candles (the recorded
+    ones): each was published as the 5m candle closing five minutes after its open, a fifth
+    of the volume under the id of the real one. A candle off the bar's grid fails the
+    request; the other timeframes are published."""
+    clock = FakeClock(1_747_094_400.0 + 30)  # just after the recorded candles, on a 5m close
+    fake.clock = clock.time
+    recorded = fake.load("okx", "api_v5_market_candles.recorded.json")
+    fake.set_body(
+        "okx",
+        "/api/v5/market/candles",
+        lambda q: recorded if q["bar"] == "5m" else fake._okx_candles(q["bar"]),
+    )
+    client = OkxHttp(
+        fake.url("okx"), clock=clock.time, sleep=clock.sleep, retry=RetryPolicy(max_attempts=1)
+    )
+    poller = OkxPoller(client, Universe(["BTCUSDT"]), ["BTCUSDT"], ["5m", "15m"], clock=clock.time)
+    try:
+        events = await poller.poll()
+    finally:
+        await client.aclose()
+    assert events and {e.timeframe for e in events} == {"15m"}  # type: ignore[attr-defined]

@@ -269,6 +269,13 @@ class VendorHttp:
         self._well_formed(endpoint)
         return model
 
+    def malformed(self, endpoint: Endpoint, message: str) -> MalformedResponse:
+        """Return the MalformedResponse of an answer well-shaped but not what was asked for
+        (another symbol's, another interval's), counted and logged as any malformed one."""
+        err = MalformedResponse(f"{self.vendor} {endpoint.name}: {message}"[:300])
+        self._on_error(endpoint, err)
+        return err
+
     def _well_formed(self, endpoint: Endpoint) -> None:
         if endpoint.name in self._malformed:
             self._malformed.discard(endpoint.name)

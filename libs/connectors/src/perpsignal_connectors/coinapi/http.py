@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coinapi import constants as c
 from perpsignal_connectors.coinapi import schemas as s
-from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.http import VendorHttp
 from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
@@ -81,7 +80,7 @@ class CoinApiHttp:
             (t.symbol_id for t in trades if t.symbol_id.upper() != symbol_id.upper()), None
         )
         if other is not None:
-            raise MalformedResponse(
-                f"{c.VENDOR} {ep.name}: trades of {other[:64]!r} in the answer for {symbol_id!r}"
+            raise self.http.malformed(
+                ep, f"trades of {other[:64]!r} in the answer for {symbol_id!r}"
             )
         return trades

@@ -9,13 +9,17 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.alternative_me.http import FearGreedHttp
 from perpsignal_connectors.coinapi.http import CoinApiHttp
 from perpsignal_connectors.coingecko.http import CoinGeckoHttp
+from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.errors import MalformedResponse
+from perpsignal_connectors.ids import ms_to_dt
 from perpsignal_connectors.lunarcrush.http import LunarCrushHttp
 from perpsignal_connectors.okx.http import OkxHttp
+from perpsignal_ingestor.sources.binance import BinanceRatiosPoller
 from perpsignal_ingestor.sources.guard import AllRequestsFailed
 from perpsignal_ingestor.sources.vendors import (
     CoinApiPoller,
     CoinGeckoPoller,
+    CoinglassPoller,
     FearGreedPoller,
     LunarCrushPoller,
     OkxPoller,
@@ -23,6 +27,8 @@ from perpsignal_ingestor.sources.vendors import (
 from perpsignal_ingestor.universe import Universe
 from tests.fakes.vendors import FakeVendors
 from tests.unit.connectors.clock import FakeClock
+from tests.unit.ingestor.test_binance_pollers import T0
+from tests.unit.ingestor.test_binance_pollers import client as binance
 
 
 def lunarcrush(fake: FakeVendors) -> LunarCrushHttp:
@@ -192,3 +198,42 @@ async def test_okx_candles_of_another_bar_are_not_published_as_this_one(
     finally:
         await client.aclose()
     assert events and {e.timeframe for e in events} == {"15m"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("long", "short"), [("0.6622", "0.0000"), ("0.9000", "0.9000")])
+async def test_binance_long_short_shares_that_do_not_add_up_are_not_published(
+    fake: FakeVendors, long: str, short: str
+) -> None:
+    """Shares of accounts long and short add up to 1: a row saying 66 % long and 0 % short
+    was published with Binance's own ratio in place of the one the shares give, and 90 %
+    and 90 % as an evenly split crowd. Such a row is dropped alone."""
+    rows = fake.load("binance", "futures_data_globalLongShortAccountRatio.doc_current.json")
+    odd = {**rows[1], "longAccount": long, "shortAccount": short}
+    fake.set_body("binance", "/futures/data/globalLongShortAccountRatio", [rows[0], odd])
+    clock = FakeClock(T0)
+    poller = BinanceRatiosPoller(binance(fake, clock), Universe(["BTCUSDT"], clock=clock.time))
+    events = await poller.poll()
+    kept = [e for e in events if getattr(e, "kind", None) == "global_account"]
+    assert [e.observed_at for e in kept] == [ms_to_dt(int(rows[0]["timestamp"]))]
+
+
+async def test_coinglass_long_short_percentages_that_do_not_add_up_are_not_published(
+    fake: FakeVendors,
+) -> None:
+    """Coinglass's long and short percentages add up to 100; 80 % and 80 % was published as
+    an evenly split crowd. Such a row is dropped alone."""
+    path = "/api/futures/global-long-short-account-ratio/history"
+    body = fake.load("coinglass", "long-short-ratio__global-longshort-account-ratio.json")
+    first, second = body["data"]
+    body["data"] = [
+        first,
+        {**second, "global_account_long_percent": 80, "global_account_short_percent": 80},
+    ]
+    fake.set_body("coinglass", path, body)
+    cg = CoinglassHttp("cg-key", fake.url("coinglass"))
+    try:
+        events = await CoinglassPoller(cg, Universe(["BTCUSDT"]), "1h", max_coins=1).poll()
+    finally:
+        await cg.aclose()
+    kept = [e for e in events if getattr(e, "kind", None) == "global_account"]
+    assert [e.observed_at for e in kept] == [ms_to_dt(first["time"] + 3_600_000)]

@@ -42,6 +42,17 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def check_shares(long: float, short: float, whole: float) -> None:
+    """Raise ValueError unless a long and a short share add up to `whole` (1 or 100 %).
+
+    Vendors round each to 4 digits (Binance) or 2 (Coinglass), so within 1 % of the whole.
+    Shares that do not add up (0.66 and 0.0, 80 % and 80 %) are no positioning: published,
+    their ratio (derived from them) said the crowd was all long or evenly split.
+    """
+    if not abs(long + short - whole) <= whole / 100:
+        raise ValueError(f"long {long:g} and short {short:g} do not add up to {whole:g}")
+
+
 Number = Annotated[float, BeforeValidator(_no_bool)]
 Int = Annotated[int, BeforeValidator(_no_bool)]
 UtcTime = Annotated[datetime, AfterValidator(_utc)]

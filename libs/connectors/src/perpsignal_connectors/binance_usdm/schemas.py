@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from perpsignal_connectors.wire import Blank, Int, Number
+from perpsignal_connectors.wire import Blank, Int, Number, check_shares
 
 
 class Wire(BaseModel):
@@ -133,6 +133,11 @@ class LongShortRow(Wire):
     short_share: Number = Field(alias="shortAccount", ge=0, le=1)
     long_short_ratio: Number = Field(alias="longShortRatio", ge=0)
     timestamp_ms: Int = Field(alias="timestamp")
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> LongShortRow:
+        check_shares(self.long_share, self.short_share, 1.0)
+        return self
 
 
 class TakerRatioRow(Wire):

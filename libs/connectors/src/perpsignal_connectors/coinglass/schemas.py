@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from perpsignal_connectors.wire import Int, Number
+from perpsignal_connectors.wire import Int, Number, check_shares
 
 
 class Wire(BaseModel):
@@ -33,7 +33,19 @@ class OhlcRow(Wire):
     close: Number
 
 
-class GlobalRatioRow(Wire):
+class RatioRow(Wire):
+    """Base of the long/short rows: the two percentages add up to 100."""
+
+    long_pct: float
+    short_pct: float
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> RatioRow:
+        check_shares(self.long_pct, self.short_pct, 100.0)
+        return self
+
+
+class GlobalRatioRow(RatioRow):
     """Global account long/short (percent)."""
 
     time: Int
@@ -41,7 +53,7 @@ class GlobalRatioRow(Wire):
     short_pct: Number = Field(alias="global_account_short_percent", ge=0, le=100)
 
 
-class TopAccountRow(Wire):
+class TopAccountRow(RatioRow):
     """Top-trader account long/short (percent)."""
 
     time: Int
@@ -49,7 +61,7 @@ class TopAccountRow(Wire):
     short_pct: Number = Field(alias="top_account_short_percent", ge=0, le=100)
 
 
-class TopPositionRow(Wire):
+class TopPositionRow(RatioRow):
     """Top-trader position long/short (percent)."""
 
     time: Int

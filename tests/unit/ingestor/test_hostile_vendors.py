@@ -237,3 +237,41 @@ async def test_coinglass_long_short_percentages_that_do_not_add_up_are_not_publi
         await cg.aclose()
     kept = [e for e in events if getattr(e, "kind", None) == "global_account"]
     assert [e.observed_at for e in kept] == [ms_to_dt(first["time"] + 3_600_000)]
+
+
+async def test_a_coingecko_coin_of_an_odd_shape_costs_only_itself(fake: FakeVendors) -> None:
+    """A page of coins/markets was validated as a whole: one coin's `"market_cap_rank": true`
+    was published as rank 1, and a coin's unreadable price cost the other 249 of its page.
+    A blank ticker was published under the key "USDT". Each such coin is dropped alone."""
+    (btc,) = fake.load("coingecko", "coins_markets.json")
+    page = [
+        dict(btc, id="ranked-by-bool", symbol="aaa", market_cap_rank=True),
+        dict(btc, id="blank", symbol=" "),
+        dict(btc, id="unreadable", symbol="bbb", current_price="n/a"),
+        btc,
+    ]
+    fake.set_body("coingecko", "/coins/markets", page)
+    clock = FakeClock()
+    client = CoinGeckoHttp(fake.url("coingecko"), clock=clock.time, sleep=clock.sleep)
+    try:
+        poller = CoinGeckoPoller(client, market_cap_pages=1, volume_pages=0, new_coins=False)
+        events = await poller.poll()
+    finally:
+        await client.aclose()
+    assert [e.symbol for e in events] == ["BTCUSDT"]
+
+
+async def test_a_lunarcrush_coin_without_a_ticker_is_not_published_as_usdt(
+    fake: FakeVendors,
+) -> None:
+    """A coin of the list with a blank `symbol` was published under the key "USDT"."""
+    body = fake.load("lunarcrush", "coins_list_v2.json")
+    good = body["data"][0]
+    body["data"] = [{**good, "id": 98, "symbol": ""}, good]
+    fake.set_body("lunarcrush", "/public/coins/list/v2", body)
+    client = lunarcrush(fake)
+    try:
+        events = await LunarCrushPoller(client, sorts=[("market_cap_rank", False, 10)]).poll()
+    finally:
+        await client.aclose()
+    assert {e.symbol for e in events} == {f"{good['symbol']}USDT"}

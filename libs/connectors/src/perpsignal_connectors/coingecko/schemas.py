@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from perpsignal_connectors.wire import Int, Number, UtcTime
 
@@ -13,7 +13,8 @@ class CoinMarket(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: str
-    symbol: str
+    # a blank ticker is no coin of ours: it was published under the key "USDT"
+    symbol: str = Field(pattern=r"\S")
     name: str
     current_price: Number | None = None
     market_cap: Number | None = None
@@ -27,6 +28,7 @@ class CoinMarket(BaseModel):
 
 
 COINS_MARKETS = TypeAdapter(list[CoinMarket])
+COIN_MARKET = TypeAdapter(CoinMarket)  # one coin, validated row by row
 
 
 class NewCoin(BaseModel):

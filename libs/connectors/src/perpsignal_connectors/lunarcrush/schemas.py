@@ -25,7 +25,8 @@ class CoinRow(Wire):
     """One coin of `/public/coins/list/v2`."""
 
     id: Int
-    symbol: str
+    # a blank ticker is no coin of ours: it was published under the key "USDT"
+    symbol: str = Field(pattern=r"\S")
     name: str | None = None
     price: Number | None = None
     volume_24h: Number | None = None

@@ -38,7 +38,7 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -336,6 +336,26 @@ class FakeVendors:
             return self._rekey(body, sym)
         raise web.HTTPNotFound(text=json.dumps({"code": -1, "msg": f"unknown path {path}"}))
 
+    _OKX_BAR_S: ClassVar[dict[str, int]] = {
+        "1m": 60,
+        "5m": 300,
+        "15m": 900,
+        "30m": 1800,
+        "1H": 3600,
+        "2H": 7200,
+        "4H": 14400,
+        "1Dutc": 86400,
+    }
+
+    def _okx_candles(self, bar: str) -> Any:
+        """The recorded candles (two BTC swap 1m bars) on the grid of the bar asked for, as
+        OKX answers: newest first, the newest the last bar closed on the fake's clock."""
+        body = self.load("okx", "api_v5_market_candles.recorded.json")
+        step = self._OKX_BAR_S.get(bar, 60) * 1000
+        newest = int(self.clock() * 1000) // step * step - step
+        body["data"] = [[str(newest - i * step), *row[1:]] for i, row in enumerate(body["data"])]
+        return body
+
     def _klines(self, interval: str) -> list[list[Any]]:
         """The recorded 5m rows, re-timed to `interval` as Binance would answer it (each row
         spans the interval, the first opens on an interval boundary); prices as recorded."""
@@ -375,7 +395,7 @@ class FakeVendors:
         if vendor == "binance":
             return self._binance_body(path, q)
         if vendor == "okx" and path == "/api/v5/market/candles":
-            return self.load("okx", "api_v5_market_candles.recorded.json")
+            return self._okx_candles(q.get("bar", "1m"))
         if vendor == "alternative_me" and path.rstrip("/") == "/fng":
             return self.load("alternative_me", "fng_limit2.json")
         if vendor == "coingecko" and path == "/coins/markets":
@@ -401,7 +421,9 @@ class FakeVendors:
             if parts[:2] == ["v1", "exchangerate"] and len(parts) == 4:
                 return self.load("coinapi", "v1_specific_rate.json")
             if parts[:2] == ["v1", "trades"] and parts[-1] == "latest":
-                return self.load("coinapi", "v1_trades_symbol_id_latest.json")
+                # the recorded Kraken trades, as CoinAPI answers: under the id asked for
+                rows = self.load("coinapi", "v1_trades_symbol_id_latest.json")
+                return [{**r, "symbol_id": parts[2]} for r in rows]
         raise web.HTTPNotFound(text=json.dumps({"error": f"unknown path {path}"}))
 
     _AUTH = {"coinglass": "CG-API-KEY", "lunarcrush": "Authorization", "coinapi": "X-CoinAPI-Key"}

@@ -154,6 +154,64 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
         await asyncio.wait_for(task, 10)
 
 
+async def test_a_combined_stream_frame_is_read_not_dropped(fake: FakeVendors, load) -> None:
+    """Binance wraps each event as `{"stream": name, "data": event}` on a combined stream (a
+    /stream URL, or the `combined` connection property): such a frame has no event type at
+    the top, so it was taken for a request's ack and every liquidation dropped silently."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        await fake.push("binance", {"stream": "btcusdt@forceOrder", "data": msg})
+        await eventually(lambda: got, timeout=10, what="the wrapped order")
+        assert [(e.symbol, e.liquidated_side) for e in got] == [("BTCUSDT", "LONG")]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_a_liquidation_of_no_quantity_is_not_relayed(fake: FakeVendors, load) -> None:
+    """A forceOrder with `q` and `z` "0" (Binance) or a Coinglass row with `volUsd` 0 was
+    relayed as a liquidation of nothing: one more order in its bucket's count, a liquidation
+    the scorer believed happened. It is skipped; the next order is relayed."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    msg = load("binance_usdm/ws_forceOrder.doc_example.json")
+    try:
+        await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
+        nothing = {**msg["o"], "s": "ETHUSDT", "q": "0", "l": "0", "z": "0"}
+        await fake.push("binance", {**msg, "o": nothing})
+        await fake.push("binance", msg)
+        await eventually(lambda: got, timeout=10, what="the good order")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in got] == ["BTCUSDT"]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    cg = load("coinglass/ws__liquidationOrders.json")
+    good = cg["data"][0]
+    async with coinglass_stream(fake) as relayed:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        rows = [{**good, "volUsd": 0, "symbol": "BTCUSDT"}, {**good, "symbol": "ETHUSDT"}]
+        await fake.push("coinglass", {**cg, "data": rows})
+        await eventually(lambda: relayed, timeout=10, what="the good row")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in relayed] == ["ETHUSDT"]
+
+
 async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load) -> None:
     """Coinglass: one row the contract refuses (a price below 1e-12, a time beyond year
     9999) must not drop the other rows of its message nor the connection."""
@@ -171,6 +229,23 @@ async def test_a_hostile_coinglass_row_costs_only_itself(fake: FakeVendors, load
         await asyncio.sleep(0.1)
         assert [e.symbol for e in got] == ["ETHUSDT"]
         assert fake.ws_connects["coinglass"] == 1
+
+
+async def test_a_coinglass_side_sent_as_a_boolean_is_no_liquidated_long(
+    fake: FakeVendors, load
+) -> None:
+    """Pydantic reads `true` as 1, and side 1 means "a long was liquidated": a broken row's
+    `"side": true` was relayed as a long liquidation. A boolean is no side: that row is
+    refused alone; the rest of its message is relayed."""
+    msg = load("coinglass/ws__liquidationOrders.json")
+    good = msg["data"][0]
+    rows = [{**good, "side": True, "symbol": "BTCUSDT"}, {**good, "symbol": "ETHUSDT"}]
+    async with coinglass_stream(fake) as got:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        await fake.push("coinglass", {**msg, "data": rows})
+        await eventually(lambda: got, timeout=10, what="the good row")
+        await asyncio.sleep(0.1)
+        assert [e.symbol for e in got] == ["ETHUSDT"]
 
 
 async def test_a_refused_kline_subscription_costs_neither_the_liquidations_nor_silence(

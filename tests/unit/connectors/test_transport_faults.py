@@ -22,6 +22,7 @@ from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.binance_usdm import constants as bc
 from perpsignal_connectors.binance_usdm.http import BinanceUsdmHttp
 from perpsignal_connectors.circuit import CircuitOpen, CircuitState
+from perpsignal_connectors.coingecko.http import CoinGeckoHttp
 from perpsignal_connectors.coinglass.http import CoinglassHttp
 from perpsignal_connectors.errors import MalformedResponse
 from perpsignal_connectors.okx.http import OkxHttp
@@ -152,6 +153,41 @@ async def test_5xx_is_retried_with_backoff(fake: FakeVendors) -> None:
     assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
     assert fake.requests[("binance", KLINES)] == 3
     assert len(clock.slept) == 2 and all(0 <= s <= 1.0 for s in clock.slept)
+    await client.aclose()
+
+
+async def test_a_503_saying_when_to_come_back_is_not_asked_again_before(
+    fake: FakeVendors,
+) -> None:
+    """A 503 with `Retry-After: 30` (maintenance, an overloaded gateway) was retried within
+    half a second, twice, as any 5xx: the vendor's own estimate of its outage was ignored.
+    The retry (and every other call to the vendor) now waits for it."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=503, retry_after=30))
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 2
+    assert sum(clock.slept) >= 30
+    await client.aclose()
+
+
+async def test_a_429_without_retry_after_waits_for_the_vendor_s_next_window(
+    fake: FakeVendors,
+) -> None:
+    """CoinGecko's 429 says no Retry-After: the vendor was paused 1 s, so the retries (and the
+    next polls, 1 s, 2 s... apart) went back into the same exhausted minute. Without
+    Retry-After the pause lasts until the vendor's quota window ends."""
+    clock = FakeClock()  # 30 s into a minute
+    client = CoinGeckoHttp(
+        fake.url("coingecko"),
+        clock=clock.time,
+        sleep=clock.sleep,
+        retry=RetryPolicy(max_attempts=2, sleep=clock.sleep, rng=random.Random(1)),
+    )
+    fake.inject("coingecko", "/coins/markets", Fault("status", status=429))
+    assert await client.fetch_coins_markets()
+    assert fake.requests[("coingecko", "/coins/markets")] == 2
+    assert clock.t >= FakeClock().t + 30  # the next minute, when the count starts again
     await client.aclose()
 
 

@@ -132,6 +132,7 @@ async def test_one_hostile_coinglass_ratio_row_costs_only_itself(
 @pytest.mark.parametrize("how", ["wire", "contract"])
 async def test_one_hostile_coinapi_trade_costs_only_itself(fake: FakeVendors, how: str) -> None:
     trades = fake.load("coinapi", "v1_trades_symbol_id_latest.json")
+    trades = [{**t, "symbol_id": "BINANCEFTS_PERP_BTC_USDT"} for t in trades]  # as asked
     odd = {"price": "n/a"} if how == "wire" else {"time_exchange": "2100-01-01T00:00:00.0Z"}
     trades[3] = {**trades[3], **odd}
     fake.set_body("coinapi", "/v1/trades/BINANCEFTS_PERP_BTC_USDT/latest", trades)

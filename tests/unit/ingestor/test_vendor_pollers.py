@@ -202,7 +202,14 @@ async def test_coinapi_trade_times_without_a_zone_are_utc_on_any_host(
     fake.set_body(
         "coinapi",
         "/v1/trades/BINANCEFTS_PERP_BTC_USDT/latest",
-        [{**r, "time_exchange": _zoneless(r["time_exchange"])} for r in raw],
+        [
+            {
+                **r,
+                "symbol_id": "BINANCEFTS_PERP_BTC_USDT",
+                "time_exchange": _zoneless(r["time_exchange"]),
+            }
+            for r in raw
+        ],
     )
     client = CoinApiHttp("key", fake.url("coinapi"))
     events = await CoinApiPoller(client, Universe(["BTCUSDT"]), 0.0, max_symbols=1).poll()

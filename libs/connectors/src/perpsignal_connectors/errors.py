@@ -1,6 +1,7 @@
 """HTTP status → platform error taxonomy, shared by every vendor (each adds its own codes).
 
-429 → RateLimited(retry_after_s) · 418 → VenueBanned · 5xx, 408 → TransientError ·
+429 → RateLimited(retry_after_s) · 418 → VenueBanned · 5xx, 408 → ServiceUnavailable
+(a TransientError, with the `Retry-After` a 503 may carry) ·
 3xx (never followed) and other 4xx → PermanentError · a body we cannot read →
 MalformedResponse (a PermanentError).
 """
@@ -23,6 +24,15 @@ from perpsignal_connectors.redact import redact
 
 class MalformedResponse(PermanentError):
     """The vendor answered 2xx with a body that is not the documented shape."""
+
+
+class ServiceUnavailable(TransientError):
+    """A 5xx or 408: retried with backoff, and not before its `Retry-After` when it has one
+    (RFC 9110: how long a 503 expects the service to stay unavailable)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 def error_for_status(
@@ -52,7 +62,7 @@ def error_for_status(
     if status == 418:
         return VenueBanned(where, retry_after_s(headers))
     if status >= 500 or status == 408:
-        return TransientError(where)
+        return ServiceUnavailable(where, retry_after_s(headers))
     return PermanentError(where)
 
 

@@ -10,8 +10,9 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
    transport failures and timeouts are transient; a request httpx refuses to send (a key
    with a newline in its header) is permanent, and its error never repeats the header;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
-   (1 s to 5 min), 418 opens the circuit until the ban expires (at most 3 days); usage
-   headers correct the budgets;
+   (1 s to 5 min; without one, until its quota's window ends), a 5xx with `Retry-After`
+   likewise, 418 opens the circuit until the ban expires (at most 3 days); usage headers
+   correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
    retried). The cap counts decoded bytes: gzip/deflate (the only encodings we accept) are
@@ -43,7 +44,12 @@ from perpsignal_common.errors import (
 )
 from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
-from perpsignal_connectors.errors import MalformedResponse, error_for_status, error_kind
+from perpsignal_connectors.errors import (
+    MalformedResponse,
+    ServiceUnavailable,
+    error_for_status,
+    error_kind,
+)
 from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import (
     VENDOR_CIRCUIT_STATE,
@@ -263,6 +269,13 @@ class VendorHttp:
         self._well_formed(endpoint)
         return model
 
+    def malformed(self, endpoint: Endpoint, message: str) -> MalformedResponse:
+        """Return the MalformedResponse of an answer well-shaped but not what was asked for
+        (another symbol's, another interval's), counted and logged as any malformed one."""
+        err = MalformedResponse(f"{self.vendor} {endpoint.name}: {message}"[:300])
+        self._on_error(endpoint, err)
+        return err
+
     def _well_formed(self, endpoint: Endpoint) -> None:
         if endpoint.name in self._malformed:
             self._malformed.discard(endpoint.name)
@@ -449,7 +462,12 @@ class VendorHttp:
                 extra={"vendor": self.vendor, "endpoint": ep.name, "ban_s": ban},
             )
         elif isinstance(exc, RateLimited):
-            wait = exc.retry_after_s if exc.retry_after_s is not None else 1.0
+            # without Retry-After (CoinGecko, Coinglass's and OKX's codes in a 200): until the
+            # vendor's window ends, when its count starts again; 1 s was a retry into the same
+            # window, and the next poll's backoff (1 s, 2 s...) a few more
+            wait = exc.retry_after_s
+            if wait is None:
+                wait = self.limiter.window_left_s(ep.costs) or MIN_RATE_LIMIT_PAUSE_S
             wait = min(max(wait, MIN_RATE_LIMIT_PAUSE_S), MAX_RATE_LIMIT_PAUSE_S)
             self.limiter.pause_until(now + wait)
             log.warning(
@@ -458,6 +476,15 @@ class VendorHttp:
             )
         elif isinstance(exc, TransientError | TimeoutError):
             self.breaker.record_failure()
+            if isinstance(exc, ServiceUnavailable) and exc.retry_after_s is not None:
+                # a 503 saying when to come back: the retries (and every other call) wait
+                # for it, within the bounds of a 429's pause, instead of coming back at once
+                wait = min(max(exc.retry_after_s, MIN_RATE_LIMIT_PAUSE_S), MAX_RATE_LIMIT_PAUSE_S)
+                self.limiter.pause_until(now + wait)
+                log.warning(
+                    "vendor unavailable; pausing for its Retry-After",
+                    extra={"vendor": self.vendor, "endpoint": ep.name, "pause_s": wait},
+                )
         elif isinstance(exc, MalformedResponse):
             # once per incident (an HTML page for every symbol's klines is one line, not
             # one per call and poll); the metric counts each

@@ -115,6 +115,11 @@ class RateLimiter:
             if budget is not None:
                 await budget.acquire(cost)
 
+    def window_left_s(self, costs: Mapping[str, int]) -> float | None:
+        """Return how long until every window `costs` draws on has ended (None: no quota)."""
+        waits = [b.seconds_to_next_window() for n in costs if (b := self.budgets.get(n))]
+        return max(waits) if waits else None
+
     def observe_used(self, name: str, used: int) -> None:
         """Correct quota `name` from a server-reported usage header."""
         budget = self.budgets.get(name)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.alternative_me import constants as c
 from perpsignal_connectors.alternative_me.errors import check_envelope
-from perpsignal_connectors.alternative_me.schemas import FNG, FngResponse
+from perpsignal_connectors.alternative_me.schemas import FNG_ROW, FNG_SHELL, FngResponse
 from perpsignal_connectors.http import VendorHttp
 from perpsignal_connectors.ratelimit import RateLimiter, Sleep
 
@@ -39,5 +39,8 @@ class FearGreedHttp:
         await self.http.aclose()
 
     async def fetch_index(self, limit: int = 2) -> FngResponse:
-        """Return the latest `limit` daily values, newest first."""
-        return await self.http.get_model(c.FNG, FNG, {"limit": limit, "format": "json"})
+        """Return the latest `limit` daily values, newest first; a day of an unexpected
+        shape (a value beyond 0-100, a boolean) is dropped alone, not today's value with it."""
+        body = await self.http.get(c.FNG, {"limit": limit, "format": "json"})
+        shell = self.http.validate(c.FNG, FNG_SHELL, body)
+        return FngResponse(data=tuple(self.http.validate_rows(c.FNG, FNG_ROW, shell.data)))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from perpsignal_connectors.wire import Int
 
 
 class FngRow(BaseModel):
@@ -10,9 +14,9 @@ class FngRow(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    value: int = Field(ge=0, le=100)
+    value: Int = Field(ge=0, le=100)
     value_classification: str | None = None
-    timestamp: int
+    timestamp: Int
 
 
 class FngResponse(BaseModel):
@@ -23,4 +27,14 @@ class FngResponse(BaseModel):
     data: tuple[FngRow, ...] = Field(min_length=1)
 
 
+class FngShell(BaseModel):
+    """`GET /fng/` before its days are validated one by one."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    data: list[Any] = Field(min_length=1)
+
+
 FNG = TypeAdapter(FngResponse)
+FNG_SHELL = TypeAdapter(FngShell)
+FNG_ROW = TypeAdapter(FngRow)

@@ -282,7 +282,9 @@ def parse_ticker(item: Ticker24h) -> TickerV1:
 def parse_force_order(msg: ForceOrderEvent) -> LiquidationOrderV1:
     """Return one liquidation: a SELL order liquidates a LONG, a BUY order a SHORT.
 
-    Raises ValueError for any other side: which positions were liquidated is then unknown.
+    Raises ValueError for any other side: which positions were liquidated is then unknown;
+    and for a zero quantity (`q` and `z` "0"): a liquidation of nothing, which would count as
+    one order in its bucket and tell the scorer a liquidation happened.
     """
     o = msg.order
     if o.side.upper() not in ("BUY", "SELL"):
@@ -290,6 +292,8 @@ def parse_force_order(msg: ForceOrderEvent) -> LiquidationOrderV1:
     observed = ms_to_dt(o.trade_time_ms)
     price = o.avg_price if o.avg_price else o.price
     qty = o.filled_qty if o.filled_qty else o.quantity
+    if not qty > 0:
+        raise ValueError(f"force order of {o.symbol[:32]!r} has no quantity")
     side = "LONG" if o.side.upper() == "SELL" else "SHORT"
     return LiquidationOrderV1(
         event_id=event_id(VENDOR, "liquidation.order", o.symbol, observed, side, qty, price),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from perpsignal_connectors.wire import Blank, Number
+from perpsignal_connectors.wire import Blank, Int, Number, check_shares
 
 
 class Wire(BaseModel):
@@ -16,15 +16,15 @@ class Wire(BaseModel):
 class KlineRow(Wire):
     """One klines row `[openTime, o, h, l, c, volume, closeTime, quoteVol, count, takerBuy, ..]`."""
 
-    open_time_ms: int
+    open_time_ms: Int
     open: Number
     high: Number
     low: Number
     close: Number
     volume: Number
-    close_time_ms: int
+    close_time_ms: Int
     quote_volume: Number
-    trades: int
+    trades: Int
     taker_buy_volume: Number
 
     @model_validator(mode="before")
@@ -56,8 +56,8 @@ class SymbolInfo(Wire):
     pair: str | None = None
     contract_type: str = Field(alias="contractType")
     status: str
-    onboard_date_ms: int | None = Field(default=None, alias="onboardDate")
-    delivery_date_ms: int | None = Field(default=None, alias="deliveryDate")
+    onboard_date_ms: Int | None = Field(default=None, alias="onboardDate")
+    delivery_date_ms: Int | None = Field(default=None, alias="deliveryDate")
     base_asset: str = Field(alias="baseAsset")
     quote_asset: str = Field(alias="quoteAsset")
     margin_asset: str | None = Field(default=None, alias="marginAsset")
@@ -68,14 +68,14 @@ class RateLimitInfo(Wire):
 
     rate_limit_type: str = Field(alias="rateLimitType")
     interval: str
-    interval_num: int = Field(alias="intervalNum")
-    limit: int
+    interval_num: Int = Field(alias="intervalNum")
+    limit: Int
 
 
 class ExchangeInfo(Wire):
     """`GET /fapi/v1/exchangeInfo`."""
 
-    server_time_ms: int = Field(alias="serverTime")
+    server_time_ms: Int = Field(alias="serverTime")
     rate_limits: tuple[RateLimitInfo, ...] = Field(default=(), alias="rateLimits")
     # Binance always lists its contracts: an empty list is a broken answer, which would
     # otherwise empty the universe (nothing polled, every watched symbol sent to OKX)
@@ -94,8 +94,8 @@ class PremiumIndex(Wire):
     mark_price: Number = Field(alias="markPrice")
     index_price: Blank = Field(default=None, alias="indexPrice")
     last_funding_rate: Blank = Field(alias="lastFundingRate")
-    next_funding_time_ms: int = Field(alias="nextFundingTime")
-    time_ms: int = Field(alias="time")
+    next_funding_time_ms: Int = Field(alias="nextFundingTime")
+    time_ms: Int = Field(alias="time")
 
 
 class FundingRateRow(Wire):
@@ -103,7 +103,7 @@ class FundingRateRow(Wire):
 
     symbol: str
     funding_rate: Number = Field(alias="fundingRate")
-    funding_time_ms: int = Field(alias="fundingTime")
+    funding_time_ms: Int = Field(alias="fundingTime")
     # "" where Binance has none (every early record): unknown, not a broken answer
     mark_price: Blank = Field(default=None, alias="markPrice")
 
@@ -113,7 +113,7 @@ class OpenInterest(Wire):
 
     symbol: str
     open_interest: Number = Field(alias="openInterest")
-    time_ms: int = Field(alias="time")
+    time_ms: Int = Field(alias="time")
 
 
 class OpenInterestHistRow(Wire):
@@ -122,7 +122,7 @@ class OpenInterestHistRow(Wire):
     symbol: str
     sum_open_interest: Number = Field(alias="sumOpenInterest")
     sum_open_interest_value: Number = Field(alias="sumOpenInterestValue")
-    timestamp_ms: int = Field(alias="timestamp")
+    timestamp_ms: Int = Field(alias="timestamp")
 
 
 class LongShortRow(Wire):
@@ -132,7 +132,12 @@ class LongShortRow(Wire):
     long_share: Number = Field(alias="longAccount", ge=0, le=1)
     short_share: Number = Field(alias="shortAccount", ge=0, le=1)
     long_short_ratio: Number = Field(alias="longShortRatio", ge=0)
-    timestamp_ms: int = Field(alias="timestamp")
+    timestamp_ms: Int = Field(alias="timestamp")
+
+    @model_validator(mode="after")
+    def _shares_add_up(self) -> LongShortRow:
+        check_shares(self.long_share, self.short_share, 1.0)
+        return self
 
 
 class TakerRatioRow(Wire):
@@ -141,7 +146,7 @@ class TakerRatioRow(Wire):
     buy_sell_ratio: Number = Field(alias="buySellRatio", ge=0)
     buy_volume: Number = Field(alias="buyVol", ge=0)
     sell_volume: Number = Field(alias="sellVol", ge=0)
-    timestamp_ms: int = Field(alias="timestamp")
+    timestamp_ms: Int = Field(alias="timestamp")
 
 
 class Ticker24h(Wire):
@@ -154,8 +159,8 @@ class Ticker24h(Wire):
     low: Number | None = Field(default=None, alias="lowPrice")
     volume: Number | None = None
     quote_volume: Number | None = Field(default=None, alias="quoteVolume")
-    trades: int | None = Field(default=None, alias="count")
-    close_time_ms: int = Field(alias="closeTime")
+    trades: Int | None = Field(default=None, alias="count")
+    close_time_ms: Int = Field(alias="closeTime")
 
 
 class ForceOrder(Wire):
@@ -168,22 +173,22 @@ class ForceOrder(Wire):
     avg_price: Number | None = Field(default=None, alias="ap")
     status: str | None = Field(default=None, alias="X")
     filled_qty: Number | None = Field(default=None, alias="z")
-    trade_time_ms: int = Field(alias="T")
+    trade_time_ms: Int = Field(alias="T")
 
 
 class ForceOrderEvent(Wire):
     """A `forceOrder` stream message."""
 
     event: str = Field(alias="e")
-    event_time_ms: int = Field(alias="E")
+    event_time_ms: Int = Field(alias="E")
     order: ForceOrder = Field(alias="o")
 
 
 class KlineStreamK(Wire):
     """The `k` object of a kline stream event."""
 
-    t: int
-    T: int
+    t: Int
+    T: Int
     s: str
     i: str
     o: Number
@@ -191,7 +196,7 @@ class KlineStreamK(Wire):
     h: Number
     l: Number  # noqa: E741 - Binance's field name
     v: Number
-    n: int
+    n: Int
     x: bool
     q: Number
     V: Number
@@ -201,7 +206,7 @@ class KlineStreamEvent(Wire):
     """A `<symbol>@kline_<interval>` stream message."""
 
     e: str
-    E: int
+    E: Int
     k: KlineStreamK
 
 

@@ -119,6 +119,11 @@ class BinanceUsdmStream:
                 extra={"vendor": c.VENDOR, "size": len(raw), "quiet_before": quiet},
             )
             return
+        if isinstance(data, dict) and isinstance(data.get("stream"), str) and "data" in data:
+            # the combined-stream form, `{"stream": "<name>", "data": <event>}` (a /stream
+            # URL, or a connection with the `combined` property set): read as an ack without
+            # an event type, every liquidation and candle was dropped without a word
+            data = data["data"]
         if not isinstance(data, dict) or "e" not in data:
             if isinstance(data, dict) and ("error" in data or "code" in data):
                 # a refused request: nothing of it will ever arrive on this connection

@@ -67,7 +67,20 @@ class CoinApiHttp:
 
     async def fetch_latest_trades(self, symbol_id: str, limit: int = 100) -> list[s.Trade]:
         """Return the latest trades of a symbol, newest first; a trade of an unexpected shape
-        is dropped alone (`VendorHttp.validate_rows`)."""
+        is dropped alone (`VendorHttp.validate_rows`).
+
+        Raises MalformedResponse when a trade is another symbol's (a cache or proxy that
+        ignores the path): Kraken's spot BTC/USD trades would be published as whale trades
+        of the Binance perpetual, and none of that answer is `symbol_id`'s.
+        """
         ep = c.TRADES_LATEST
         rows = await self.http.get(ep, {"limit": limit}, path=ep.path.format(symbol_id=symbol_id))
-        return self.http.validate_rows(ep, s.TRADE, rows)
+        trades = self.http.validate_rows(ep, s.TRADE, rows)
+        other = next(
+            (t.symbol_id for t in trades if t.symbol_id.upper() != symbol_id.upper()), None
+        )
+        if other is not None:
+            raise self.http.malformed(
+                ep, f"trades of {other[:64]!r} in the answer for {symbol_id!r}"
+            )
+        return trades

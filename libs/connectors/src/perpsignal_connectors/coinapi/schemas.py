@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from perpsignal_connectors.wire import Number, UtcTime
+from perpsignal_connectors.wire import Int, Number, UtcTime
 
 
 def _iso(v: object) -> object:
@@ -31,7 +31,7 @@ class OhlcvRow(Wire):
     price_low: Number
     price_close: Number
     volume_traded: Number
-    trades_count: int | None = None
+    trades_count: Int | None = None
 
     _t = field_validator("time_period_start", "time_period_end", mode="before")(_iso)
 

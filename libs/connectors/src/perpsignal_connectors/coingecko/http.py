@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coingecko import constants as c
+from perpsignal_connectors.coingecko.errors import check_envelope
 from perpsignal_connectors.coingecko.schemas import (
-    COINS_MARKETS,
+    COIN_MARKET,
     NEW_COINS,
     TRENDING,
     CoinMarket,
@@ -44,6 +45,7 @@ class CoinGeckoHttp:
             headers=headers,
             secrets=[api_key] if api_key else [],
             retry=retry,
+            envelope_check=check_envelope,
             clock=clock,
         )
 
@@ -60,10 +62,10 @@ class CoinGeckoHttp:
         order: str = "market_cap_desc",
         ids: list[str] | None = None,
     ) -> list[CoinMarket]:
-        """Return coins (by market cap, by volume, or the given ids) with supply, FDV, volume."""
-        return await self.http.get_model(
+        """Return coins (by market cap, by volume, or the given ids) with supply, FDV, volume;
+        a coin of an unexpected shape is dropped alone, not the 249 others of its page."""
+        body = await self.http.get(
             c.COINS_MARKETS,
-            COINS_MARKETS,
             {
                 "vs_currency": "usd",
                 "category": category,
@@ -74,6 +76,7 @@ class CoinGeckoHttp:
                 "sparkline": "false",
             },
         )
+        return self.http.validate_rows(c.COINS_MARKETS, COIN_MARKET, body)
 
     async def fetch_new_coins(self) -> list[NewCoin]:
         """Return the 200 coins most recently listed on CoinGecko (paid plans only)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from perpsignal_connectors.wire import Number, UtcTime
+from perpsignal_connectors.wire import Int, Number, UtcTime
 
 
 class CoinMarket(BaseModel):
@@ -13,11 +13,12 @@ class CoinMarket(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     id: str
-    symbol: str
+    # a blank ticker is no coin of ours: it was published under the key "USDT"
+    symbol: str = Field(pattern=r"\S")
     name: str
     current_price: Number | None = None
     market_cap: Number | None = None
-    market_cap_rank: int | None = None
+    market_cap_rank: Int | None = None
     fully_diluted_valuation: Number | None = None
     total_volume: Number | None = None
     circulating_supply: Number | None = None
@@ -27,6 +28,7 @@ class CoinMarket(BaseModel):
 
 
 COINS_MARKETS = TypeAdapter(list[CoinMarket])
+COIN_MARKET = TypeAdapter(CoinMarket)  # one coin, validated row by row
 
 
 class NewCoin(BaseModel):
@@ -37,7 +39,7 @@ class NewCoin(BaseModel):
     id: str
     symbol: str
     name: str
-    activated_at: int | None = None  # unix seconds
+    activated_at: Int | None = None  # unix seconds
 
 
 class TrendingItem(BaseModel):
@@ -48,7 +50,7 @@ class TrendingItem(BaseModel):
     id: str
     symbol: str
     name: str
-    market_cap_rank: int | None = None
+    market_cap_rank: Int | None = None
 
 
 class TrendingCoin(BaseModel):
@@ -64,7 +66,8 @@ class Trending(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    coins: tuple[TrendingCoin, ...] = ()
+    # required: an object without it (an error body) is no "nothing is trending"
+    coins: tuple[TrendingCoin, ...]
 
 
 NEW_COINS = TypeAdapter(list[NewCoin])

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from perpsignal_common.events.market import LiquidationOrderV1
 from perpsignal_connectors.coinglass import constants as c
 from perpsignal_connectors.coinglass.parsing import parse_ws_liquidation
-from perpsignal_connectors.coinglass.schemas import WS_MESSAGE
+from perpsignal_connectors.coinglass.schemas import WS_LIQUIDATION, WS_SHELL
 from perpsignal_connectors.loglimit import LogLimit
 from perpsignal_connectors.metrics import STREAM_MESSAGES
 from perpsignal_connectors.redact import redact, remember
@@ -57,7 +57,7 @@ class CoinglassStream:
         if raw in ("pong", b"pong"):
             return
         try:
-            msg = WS_MESSAGE.validate_json(raw)
+            msg = WS_SHELL.validate_json(raw)
         except ValidationError as exc:
             STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "malformed").inc()
             level, quiet = self._malformed.level("message")
@@ -77,10 +77,10 @@ class CoinglassStream:
         STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "ok").inc()
         for row in msg.data:
             try:
-                event = parse_ws_liquidation(row)
+                event = parse_ws_liquidation(WS_LIQUIDATION.validate_python(row))
             except (ValueError, OverflowError, OSError) as exc:
-                # one row the contract refuses (or a time beyond year 9999) costs only itself,
-                # not the rest of its message nor the connection
+                # one row of the wrong shape, one the contract refuses (or a time beyond year
+                # 9999) costs only itself, not the rest of its message nor the connection
                 STREAM_MESSAGES.labels(c.VENDOR, "liquidationOrders", "malformed").inc()
                 error = str(exc.errors()[:2]) if isinstance(exc, ValidationError) else repr(exc)
                 level, quiet = self._malformed.level("row")
@@ -89,7 +89,7 @@ class CoinglassStream:
                     "liquidation refused; skipped",
                     extra={
                         "vendor": c.VENDOR,
-                        "symbol": row.symbol[:64],
+                        "symbol": str(row.get("symbol") if isinstance(row, dict) else "?")[:64],
                         "error": redact(error)[:300],
                         "quiet_before": quiet,
                     },

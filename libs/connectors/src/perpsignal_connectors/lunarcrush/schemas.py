@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from perpsignal_connectors.wire import Number
+from perpsignal_connectors.wire import Int, Number
 
 
 class Wire(BaseModel):
@@ -18,30 +18,31 @@ class Wire(BaseModel):
 class ListConfig(Wire):
     """`config` of a list response; `generated` is when LunarCrush computed it."""
 
-    generated: int
+    generated: Int
 
 
 class CoinRow(Wire):
     """One coin of `/public/coins/list/v2`."""
 
-    id: int
-    symbol: str
+    id: Int
+    # a blank ticker is no coin of ours: it was published under the key "USDT"
+    symbol: str = Field(pattern=r"\S")
     name: str | None = None
     price: Number | None = None
     volume_24h: Number | None = None
     market_cap: Number | None = None
-    market_cap_rank: int | None = None
+    market_cap_rank: Int | None = None
     circulating_supply: Number | None = None
     max_supply: Number | None = None
     interactions_24h: Number | None = None
     social_volume_24h: Number | None = None
-    social_dominance: Number | None = None
+    social_dominance: Number | None = Field(default=None, ge=0, le=100)
     galaxy_score: Number | None = Field(default=None, ge=0, le=100)
-    alt_rank: int | None = None
-    alt_rank_previous: int | None = None
+    alt_rank: Int | None = None
+    alt_rank_previous: Int | None = None
     sentiment: Number | None = Field(default=None, ge=0, le=100)
     categories: str | None = None
-    last_updated_price: int | None = None
+    last_updated_price: Int | None = None
 
 
 class CoinsList(Wire):
@@ -52,13 +53,17 @@ class CoinsList(Wire):
 
 
 class SeriesPoint(Wire):
-    """One bucket of `/public/coins/:coin/time-series/v2`."""
+    """One bucket of `/public/coins/:coin/time-series/v2`.
 
-    time: int
-    galaxy_score: Number | None = None
-    alt_rank: int | None = None
-    sentiment: Number | None = None
-    social_dominance: Number | None = None
+    The same 0-100 scales as a coin of the list: the event contract bounds them only as
+    amounts (up to 1e30), so a sentiment of 250 % was published as the most bullish crowd.
+    """
+
+    time: Int
+    galaxy_score: Number | None = Field(default=None, ge=0, le=100)
+    alt_rank: Int | None = None
+    sentiment: Number | None = Field(default=None, ge=0, le=100)
+    social_dominance: Number | None = Field(default=None, ge=0, le=100)
     interactions: Number | None = None
     market_cap: Number | None = None
     close: Number | None = None
@@ -82,7 +87,7 @@ class TopicData(Wire):
     """`data` of `/public/topic/:topic/v1`."""
 
     topic: str
-    topic_rank: int | None = None
+    topic_rank: Int | None = None
     interactions_24h: Number | None = None
     num_contributors: Number | None = None
     num_posts: Number | None = None
@@ -94,7 +99,7 @@ class TopicConfig(Wire):
     """`config` of a topic response."""
 
     symbol: str | None = None
-    generated: int
+    generated: Int
 
 
 class Topic(Wire):

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
+from perpsignal_common.events.market import TIMEFRAME_SECONDS
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.http import DEFAULT_TIMEOUT, VendorHttp
 from perpsignal_connectors.okx import constants as c
@@ -43,7 +44,13 @@ class OkxHttp:
         await self.http.aclose()
 
     async def fetch_candles(self, symbol: str, timeframe: str, limit: int = 3) -> list[OkxCandle]:
-        """Return the latest candles of a Binance-style symbol's USDT swap, newest first."""
+        """Return the latest candles of a Binance-style symbol's USDT swap, newest first.
+
+        Raises MalformedResponse when a candle does not open on a `timeframe` boundary (every
+        bar we ask for is UTC-aligned): the rows are another bar's (a cache ignoring the
+        query), and each 1m candle would be published as the 5m candle closing 5 minutes
+        after it opened, under the id of the real one.
+        """
         body = await self.http.get_model(
             c.CANDLES,
             CANDLES,
@@ -53,4 +60,9 @@ class OkxHttp:
                 "limit": min(limit, c.CANDLES_MAX_LIMIT),
             },
         )
+        step_ms = TIMEFRAME_SECONDS[timeframe] * 1000
+        if odd := next((r.ts_ms for r in body.data if r.ts_ms % step_ms), None):
+            raise self.http.malformed(
+                c.CANDLES, f"a {timeframe} candle of {symbol!r} opens at {odd}, off its grid"
+            )
         return list(body.data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
-from perpsignal_connectors.wire import Number
+from perpsignal_connectors.wire import Int, Number
 
 
 class OkxCandle(BaseModel):
@@ -12,7 +12,7 @@ class OkxCandle(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    ts_ms: int
+    ts_ms: Int
     open: Number
     high: Number
     low: Number

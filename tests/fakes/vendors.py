@@ -165,6 +165,12 @@ class FakeVendors:
         # connection that goes beyond the limit will be disconnected"
         self.binance_max_messages_per_s = 10
         self.ws_closed_for_rate: Counter[str] = Counter()
+        # CoinAPI's credits: the plan's `x-ratelimit-limit` per rolling 24 h (a paid plan's
+        # size unless a test sets the free plan's 100); the times of the calls it charged
+        # (`clock`), and `coinapi_spent_elsewhere` credits other users of the key spent
+        self.coinapi_plan = 100_000
+        self.coinapi_charged: list[float] = []
+        self.coinapi_spent_elsewhere = 0
         self._runner: web.AppRunner | None = None
         self._cache: dict[str, Any] = {}
 
@@ -440,6 +446,26 @@ class FakeVendors:
                 return fault
         return None
 
+    def _account_coinapi(self, headers: dict[str, str]) -> web.Response | None:
+        """Charge one credit (as CoinAPI does for a call up to 100 items) and say the key's
+        use in its headers; over the plan, a hard-limited key's 429 (nothing charged)."""
+        now = self.clock()
+        self.coinapi_charged = [t for t in self.coinapi_charged if t > now - 86_400]
+        used = len(self.coinapi_charged) + self.coinapi_spent_elsewhere
+        headers["x-ratelimit-limit"] = str(self.coinapi_plan)
+        if used + 1 > self.coinapi_plan:
+            headers |= {"x-ratelimit-used": str(used), "x-ratelimit-remaining": "0"}
+            return web.json_response(
+                {"error": "Too many requests - You have exceeded your API key rate limits."},
+                status=429,
+                headers=headers,
+            )
+        self.coinapi_charged.append(now)
+        headers["x-ratelimit-used"] = str(used + 1)
+        headers["x-ratelimit-remaining"] = str(self.coinapi_plan - used - 1)
+        headers["x-ratelimit-request-cost"] = "1"
+        return None
+
     async def _http(self, request: web.Request) -> web.StreamResponse:
         vendor = request.match_info["vendor"]
         path = "/" + request.match_info["tail"]
@@ -460,6 +486,10 @@ class FakeVendors:
         header = self._AUTH.get(vendor)
         if header and not request.headers.get(header):
             return web.json_response({"code": "401", "msg": "API key missing"}, status=401)
+        if vendor == "coinapi":
+            refused = self._account_coinapi(headers)
+            if refused is not None:
+                return refused
         fault = self._take_fault(vendor, path)
         if fault is not None and fault.kind == "echo_key":
             # what some APIs do: "Invalid API key: <the key>" (LunarCrush's: "Bearer <key>")

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -252,3 +253,53 @@ async def test_coinapi_history_from_an_aware_time_asks_from_its_utc_time(
     assert rows
     [(_, _, query)] = [c for c in fake.calls if c[0] == "coinapi"]
     assert query["time_start"] == "2024-03-06T07:00:00"
+
+
+async def test_coinapi_polls_stay_within_the_plans_daily_credits_and_say_when_spent(
+    shared_data: Path,
+) -> None:
+    """CoinAPI counts credits over 24 hours (100 on the free plan); the budget was 100 per
+    minute, so six symbols every 5 minutes spent a free key in under 90 minutes and then
+    earned a 429 on every poll for the rest of the day. Now the ingestor spends at most 80 %
+    of the plan (a setting), and a poll past it calls nothing and fails saying so."""
+    clock = FakeClock(t=86_400 * 20_000 + 60)  # just after a UTC midnight
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "DOGEUSDT"]
+    async with FakeVendors(shared_data, clock=clock.time) as server:
+        server.coinapi_plan = 100
+        client = CoinApiHttp(
+            "key", server.url("coinapi"), clock=clock.time, sleep=clock.sleep, daily_credits=100
+        )
+        poller = CoinApiPoller(client, Universe(symbols), 0.0)
+        failures: list[str] = []
+        for _ in range(12 * 20):  # 20 hours at the default cadence (300 s)
+            try:
+                await poller.poll()
+            except Exception as exc:  # every request of the poll failed
+                failures.append(str(exc))
+            clock.t += 300
+        await client.aclose()
+    statuses = Counter(c[0] for c in server.calls)
+    assert statuses["coinapi"] == 80  # 80 % of the plan: other users of the key have room
+    assert len(server.coinapi_charged) == 80  # and never a call the vendor refused
+    assert failures and "credits_24h" in failures[-1], failures[-1:]
+
+
+async def test_coinapi_credits_spent_by_other_users_of_the_key_count(shared_data: Path) -> None:
+    """`x-ratelimit-used` is the key's whole use (the gateway's pass-through, other
+    programs): adopted, the ingestor stops before the vendor refuses it."""
+    clock = FakeClock(t=86_400 * 20_000 + 60)
+    async with FakeVendors(shared_data, clock=clock.time) as server:
+        server.coinapi_plan = 100
+        server.coinapi_spent_elsewhere = 79
+        client = CoinApiHttp(
+            "key", server.url("coinapi"), clock=clock.time, sleep=clock.sleep, daily_credits=100
+        )
+        poller = CoinApiPoller(client, Universe(["BTCUSDT"]), 0.0, max_symbols=1)
+        await poller.poll()  # charged: the key has used 80 of 100 now, our 80 %
+        for _ in range(3):
+            clock.t += 300
+            with pytest.raises(Exception, match="credits_24h"):
+                await poller.poll()
+        await client.aclose()
+    assert len(server.coinapi_charged) == 1
+    assert [c for c in server.calls if c[0] == "coinapi"] == server.calls[:1]

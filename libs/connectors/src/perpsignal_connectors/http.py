@@ -58,7 +58,7 @@ from perpsignal_connectors.metrics import (
     VENDOR_REQUESTS,
     VENDOR_WEIGHT_USED,
 )
-from perpsignal_connectors.ratelimit import RateLimiter
+from perpsignal_connectors.ratelimit import QuotaSpent, RateLimiter
 from perpsignal_connectors.redact import WINDOW, redact, remember
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _no_envelope(_: str, __: Any) -> None:
 
 def _retryable(exc: BaseException) -> bool:
     # An open circuit or a ban will not heal within one call's retry budget
-    return is_transient(exc) and not isinstance(exc, CircuitOpen | VenueBanned)
+    return is_transient(exc) and not isinstance(exc, CircuitOpen | VenueBanned | QuotaSpent)
 
 
 class _Inflater:

@@ -16,7 +16,16 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from perpsignal_common.errors import RateLimited
+
 Clock = Callable[[], float]
+
+
+class QuotaSpent(RateLimited):
+    """Our own budget is spent until a window far off (`Quota.max_wait_s`): no call is made,
+    and retrying within one call's retry budget cannot help."""
+
+
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -29,6 +38,9 @@ class Quota:
     period_s: float
     headroom: float = 0.2
     doc: str = ""
+    # a full window that frees later than this is refused (RateLimited) instead of slept
+    # through: a daily credit budget would hold a poll for hours, past its deadline
+    max_wait_s: float | None = None
 
     @property
     def usable(self) -> int:
@@ -74,7 +86,15 @@ class WindowBudget:
                 if self._used + cost <= self.quota.usable or self._used == 0:
                     self._used += cost
                     return
-                await self._sleep(self.seconds_to_next_window() + 0.001)
+                wait = self.seconds_to_next_window()
+                limit = self.quota.max_wait_s
+                if limit is not None and wait > limit:
+                    raise QuotaSpent(
+                        f"{self.quota.name}: {self._used} of the {self.quota.usable} units we "
+                        f"allow ourselves per {self.quota.period_s:g} s are used; the window "
+                        f"starts again in {wait / 60:.0f} min"
+                    )
+                await self._sleep(wait + 0.001)
 
     def observe_used(self, used: int) -> None:
         """Adopt the server-reported usage of the current window when it exceeds ours."""

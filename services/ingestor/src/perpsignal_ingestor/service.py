@@ -288,7 +288,12 @@ class IngestorService(KafkaService):
             lcp = LunarCrushPoller(lc, self.universe)
             self._loop("lunarcrush", cfg.ingestor_social_cadence_s, lcp.poll)
         if "coinapi" in src:
-            ca = CoinApiHttp(self._key("coinapi_api_key"), urls.coinapi_base_url, clock=self.clock)
+            ca = CoinApiHttp(
+                self._key("coinapi_api_key"),
+                urls.coinapi_base_url,
+                clock=self.clock,
+                daily_credits=cfg.keys.coinapi_daily_credits,
+            )
             self._closers.append(ca.aclose)
             cap = CoinApiPoller(ca, self.universe, cfg.ingestor_whale_min_notional_usd)
             self._loop("coinapi", cfg.ingestor_coinapi_cadence_s, cap.poll)

@@ -82,6 +82,13 @@ class VendorKeys(BaseSettings):
     coinapi_api_key: SecretStr | None = Field(
         default=None, description="CoinAPI key (COINAPI_KEY is read as a deprecated alias)"
     )
+    coinapi_daily_credits: int = Field(
+        default=coinapi.DAILY_CREDITS,
+        ge=1,
+        description="The CoinAPI plan's credits per 24 h (its x-ratelimit-limit; 100 = the free "
+        "plan). The ingestor spends at most 80 % of them; when they are spent a poll fails "
+        "saying so instead of earning 429s",
+    )
     coingecko_api_key: SecretStr | None = None
 
     @model_validator(mode="before")

@@ -7,11 +7,23 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import httpx
+
 from perpsignal_common.retry import RetryPolicy
 from perpsignal_connectors.coinapi import constants as c
 from perpsignal_connectors.coinapi import schemas as s
 from perpsignal_connectors.http import VendorHttp
 from perpsignal_connectors.ratelimit import RateLimiter, Sleep
+
+
+def read_usage(headers: httpx.Headers) -> dict[str, int]:
+    """Return the credits CoinAPI says the key spent over the last 24 hours (all its users:
+    the gateway's pass-through and other programs spend the same credits)."""
+    raw = headers.get(c.USED_HEADER)
+    try:
+        return {c.CREDITS: int(raw)} if raw is not None else {}
+    except ValueError:
+        return {}
 
 
 class CoinApiHttp:
@@ -25,14 +37,16 @@ class CoinApiHttp:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
+        daily_credits: int = c.DAILY_CREDITS,
     ) -> None:
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter([c.QUOTA], clock=clock, sleep=sleep),
+            limiter=RateLimiter(c.quotas(daily_credits), clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
             secrets=[api_key],
             retry=retry,
+            usage_reader=read_usage,
             clock=clock,
         )
 

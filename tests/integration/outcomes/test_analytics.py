@@ -65,10 +65,12 @@ async def seed(sessions) -> None:
                 text("UPDATE signal_outcomes SET status=:st WHERE signal_id=:id"),
                 {"st": status, "id": sid},
             )
-        # two rows evaluated just now, 60 s and 120 s after they were due
+        # two live rows (stored hours before they were due) evaluated just now, 60 s and
+        # 120 s after they were due
         await s.execute(
             text(
                 "UPDATE signal_outcomes SET evaluated_at = now(), "
+                "created_at = now() - interval '5 hours', "
                 "due_at = now() - make_interval(secs => CASE signal_id WHEN 's01' THEN 60 "
                 "ELSE 120 END) WHERE signal_id IN ('s01', 's02')"
             )
@@ -174,3 +176,24 @@ async def test_tracking_stats(sessions) -> None:
     assert st.evaluated_last_hour == 2
     assert st.lag_avg_s == pytest.approx(90.0)
     assert st.lag_max_s == pytest.approx(120.0)
+
+
+async def test_the_lag_of_a_replayed_signal_is_counted_from_its_arrival(sessions) -> None:
+    """The demo replays 2021 data: its outcomes were due years before they were stored, and
+    `/analytics/tracking-stats` showed a lag of ~5 years (evaluated_at - due_at). The lag says
+    whether the tracker keeps up: counted from when the row could first be evaluated here."""
+    async with session_scope(sessions) as s:
+        ev = judged(signal_id="replayed", verdict="CONFIRM", observed_at=DAY)
+        await repo.store_signals(s, [ev], {"4h": 14_400}, timedelta(0))
+        await s.execute(
+            text(
+                "UPDATE signal_outcomes SET status='completed', pnl_pct=1, result='WIN', "
+                "exit_price=1, evaluation_count=1, created_at = now() - interval '30 seconds', "
+                "evaluated_at = now() WHERE signal_id = 'replayed'"
+            )
+        )
+    async with session_scope(sessions) as s:
+        st = await analytics.tracking_stats(s)
+    assert st.evaluated_last_hour == 1
+    assert st.lag_avg_s == pytest.approx(30.0, abs=1)
+    assert st.lag_max_s == pytest.approx(30.0, abs=1)

@@ -68,15 +68,19 @@ def test_topics_list_json_is_the_registry(capsys: pytest.CaptureFixture[str]) ->
     assert all(t["topic"].endswith(s.name) for t, s in zip(listed, all_topic_specs(), strict=True))
 
 
+# the address tried and the setting that chose it, said once
+NO_BROKER = "no Kafka broker answered at 127.0.0.1:9 (KAFKA_BOOTSTRAP_SERVERS)"
+
+
 @pytest.mark.parametrize(
     ("argv", "names"),
     [
         (["migrate"], "database unavailable"),
         (["export", "--out", "{tmp}/history.jsonl"], "database unavailable"),
-        (["topics", "create"], "kafka admin cannot connect"),
-        (["topics", "describe"], "cannot connect"),
-        (["record", "--out", "{tmp}/tap.jsonl", "--duration", "1"], "kafka cannot connect"),
-        (["replay", "{tmp}/events.jsonl"], "cannot connect"),
+        (["topics", "create"], NO_BROKER),
+        (["topics", "describe"], NO_BROKER),
+        (["record", "--out", "{tmp}/tap.jsonl", "--duration", "1"], NO_BROKER),
+        (["replay", "{tmp}/events.jsonl"], NO_BROKER),
     ],
 )
 def test_a_command_without_its_broker_or_database_fails_in_one_line(
@@ -84,7 +88,9 @@ def test_a_command_without_its_broker_or_database_fails_in_one_line(
 ) -> None:
     """Each of these printed a 30-60 line traceback (record also an unclosed-consumer error)
     when DATABASE_URL or KAFKA_BOOTSTRAP_SERVERS pointed at nothing. Now: exit 1, one line
-    naming what is unreachable, no credential of the URL."""
+    naming what is unreachable, no credential of the URL. The Kafka ones also printed
+    aiokafka's `ERROR aiokafka: Unable connect to ...` line and repeated the client's error type
+    ("KafkaConnectionError: KafkaConnectionError: ..."): now the one line is all of stderr."""
     import os
 
     if argv[0] == "replay":  # real events (an empty file is refused before connecting)
@@ -106,6 +112,8 @@ def test_a_command_without_its_broker_or_database_fails_in_one_line(
     assert "s3cret" not in proc.stderr + proc.stdout
     ours = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"perpsignal {argv[0]}: ")]
     assert len(ours) == 1 and names in ours[0], proc.stderr
+    assert proc.stderr.strip().splitlines() == ours, proc.stderr
+    assert "Error: KafkaConnectionError" not in ours[0]
 
 
 def _run_with(
@@ -182,3 +190,30 @@ def test_schemas_check_flags_a_schema_no_longer_generated(
         main(["schemas", "--out", str(tmp_path), "--check"])
     assert checked.value.code == 1
     assert capsys.readouterr().out == f"no longer generated: {old} (delete it)\n"
+
+
+SUBCOMMANDS = (
+    *("version", "up", "run", "topics", "schemas", "migrate", "bench", "backtest"),
+    *("calibrate", "demo", "replay", "record", "export", "docs"),
+)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_prints_the_help_only_even_with_a_stack_running(command: str, tmp_path: Path) -> None:
+    """`perpsignal export --help` (and replay's, record's) printed "perpsignal: using the running
+    stack (pid ...)" before the help when a `perpsignal up` ran: --help has no side effect and
+    prints nothing but the help."""
+    import os
+
+    from perpsignal_cli.stack import STACK_FILE
+
+    running = {"pid": os.getpid(), "kafka_bootstrap": "127.0.0.1:9", "database_url": "x"}
+    (tmp_path / STACK_FILE).write_text(json.dumps(running))
+    env = {**os.environ, "PERPSIGNAL_DATA_DIR": str(tmp_path)}
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"):
+        env.pop(name, None)
+    proc = _run(command, "--help", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: perpsignal {command}"), proc.stdout[:200]
+    assert proc.stderr == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STACK_FILE]  # nothing written

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from tqdm import tqdm
 
+from perpsignal_cli.stack import use_running_stack
 from perpsignal_common.db.engine import create_engine, create_sessionmaker, session_scope
 from perpsignal_common.db.models.outcomes import OutcomeMss, OutcomeSignal, SignalOutcome
 from perpsignal_common.errors import DependencyUnavailable
@@ -180,6 +181,7 @@ def main(argv: list[str]) -> int:
         return 2
     if args.symbol:
         args.symbol = args.symbol.strip().upper()  # stored as the services publish: BTCUSDT
+    use_running_stack()  # the running `perpsignal up`'s database, unless DATABASE_URL is set
     # SIGTERM (a job scheduler's timeout, `kill`) unwinds as Ctrl-C does: the partial file is
     # removed and FILE keeps yesterday's backup (by default it ended the process on the spot,
     # leaving `.FILE.partial-PID` behind); only the main thread may set a handler

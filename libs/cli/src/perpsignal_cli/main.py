@@ -15,8 +15,10 @@ from perpsignal_cli.argtypes import port_number
 
 SERVICES = ("ingestor", "scorer", "judge", "outcomes", "notifier", "gateway")
 # commands that talk to the broker or database: they use a running `perpsignal up`'s addresses
-# (its data folder's stack.json) when KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are unset
-FINDS_RUNNING_STACK = ("topics", "migrate", "export", "replay", "record")
+# (its data folder's stack.json) when KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are unset. These
+# two are parsed here; `export`, `replay` and `record` look after parsing their own arguments,
+# so that their `--help` prints the help only (it printed "using the running stack" first)
+FINDS_RUNNING_STACK = ("topics", "migrate")
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
 
@@ -90,18 +92,20 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 
     from aiokafka.errors import KafkaError
 
+    from perpsignal_cli.brokers import SETTING, kafka_unreachable, quiet_kafka_connect
     from perpsignal_common.errors import DependencyUnavailable
 
     try:
-        if args.action == "create":
-            created = asyncio.run(ensure_topics(kafka))
-        else:
-            described = asyncio.run(describe_topics(kafka))
+        with quiet_kafka_connect():
+            if args.action == "create":
+                created = asyncio.run(ensure_topics(kafka))
+            else:
+                described = asyncio.run(describe_topics(kafka))
     except (DependencyUnavailable, KafkaError) as exc:
         from perpsignal_cli.stack import no_stack_hint
 
-        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
-        print(f"perpsignal topics: {exc}{hint}", file=sys.stderr)
+        hint = no_stack_hint(SETTING)
+        print(f"perpsignal topics: {kafka_unreachable(kafka, exc)}{hint}", file=sys.stderr)
         return 1
     except (ValueError, OverflowError) as exc:  # the client parsing "host:abc" or port 99999
         print(

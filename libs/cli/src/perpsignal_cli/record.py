@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from perpsignal_cli.argtypes import positive_count, positive_number
 from perpsignal_cli.backtesting.eventfile import raw_line
+from perpsignal_cli.brokers import SETTING, client_error, kafka_unreachable, quiet_kafka_connect
 from perpsignal_cli.stack import no_stack_hint, use_running_stack
 from perpsignal_common.errors import DependencyUnavailable
 from perpsignal_common.events.topics import Topic
@@ -98,14 +99,12 @@ async def record(
         fetch_max_wait_ms=kafka.kafka_fetch_max_wait_ms,
     )
     try:
-        await consumer.start()
+        with quiet_kafka_connect():
+            await consumer.start()
     except Exception as exc:
         await consumer.stop()  # a consumer that failed to start still holds its client
         # a malformed address ("host:abc") fails as a ValueError: the setting is named either way
-        raise DependencyUnavailable(
-            f"kafka cannot connect (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers}): "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
+        raise DependencyUnavailable(kafka_unreachable(kafka, exc)) from exc
     n = odd = 0
     shown: list[str] = []  # where the first records that are not JSON events were
     try:
@@ -250,13 +249,15 @@ def main(argv: list[str]) -> int:
         return 2
     use_running_stack()  # the running `perpsignal up`'s broker, unless a setting says otherwise
 
+    kafka = KafkaSettings()
+
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         n = await record(
-            KafkaSettings(),
+            kafka,
             topics,
             args.out,
             from_beginning=args.from_beginning,
@@ -275,7 +276,7 @@ def main(argv: list[str]) -> int:
         print(f"perpsignal record: {exc}", file=sys.stderr)
         return 1
     except DependencyUnavailable as exc:
-        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        hint = no_stack_hint(SETTING)
         print(f"perpsignal record: {exc}{hint}", file=sys.stderr)
         return 1
     except BrokerLost as exc:  # the broker went away mid-recording: what was received is kept
@@ -286,7 +287,8 @@ def main(argv: list[str]) -> int:
         else:
             kept = f"no record was received: {args.out} was not created"
         print(
-            f"perpsignal record: kafka failed (KAFKA_BOOTSTRAP_SERVERS): {exc.error}; {kept}",
+            f"perpsignal record: kafka at {kafka.kafka_bootstrap_servers} ({SETTING}) failed: "
+            f"{client_error(exc.error)}; {kept}",
             file=sys.stderr,
         )
         return 1

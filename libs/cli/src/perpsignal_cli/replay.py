@@ -28,6 +28,7 @@ from pathlib import Path
 
 from perpsignal_cli.backtesting.eventfile import EventLine, iter_raw, parse_line
 from perpsignal_cli.backtesting.pipeline import Progress
+from perpsignal_cli.brokers import SETTING, kafka_unreachable, quiet_kafka_connect
 from perpsignal_cli.stack import no_stack_hint, use_running_stack
 from perpsignal_common.errors import DependencyUnavailable, PoisonMessage
 from perpsignal_common.events.topics import Topic
@@ -171,17 +172,15 @@ async def replay(
     stop = stop or asyncio.Event()
     producer = EventProducer(kafka, service="replay")
     try:
-        if kafka.kafka_create_topics:
-            await ensure_topics(kafka)
-        await producer.start()
+        with quiet_kafka_connect():
+            if kafka.kafka_create_topics:
+                await ensure_topics(kafka)
+            await producer.start()
     except Exception as exc:
         await producer.stop()
-        # name the setting (a malformed address is refused earlier, by EventProducer's
-        # client-settings check, as a bad setting)
-        reason = str(exc) if isinstance(exc, DependencyUnavailable) else repr(exc)
-        raise DependencyUnavailable(
-            f"{reason} (KAFKA_BOOTSTRAP_SERVERS={kafka.kafka_bootstrap_servers})"
-        ) from exc
+        # name the address and its setting (a malformed address is refused earlier, by
+        # EventProducer's client-settings check, as a bad setting)
+        raise DependencyUnavailable(kafka_unreachable(kafka, exc)) from exc
     bar = Progress(checked.to_send, f"replay {path.name}", progress)
     sent = 0
     started = time.monotonic()
@@ -263,7 +262,7 @@ def main(argv: list[str]) -> int:
         print(f"perpsignal replay: {exc}", file=sys.stderr)
         return 1
     except DependencyUnavailable as exc:
-        hint = no_stack_hint("KAFKA_BOOTSTRAP_SERVERS")
+        hint = no_stack_hint(SETTING)
         print(f"perpsignal replay: {exc}{hint}", file=sys.stderr)
         return 1
 

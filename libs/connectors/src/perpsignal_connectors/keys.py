@@ -31,7 +31,7 @@ VENDOR_KEYS: dict[str, VendorKey] = {
         VendorKey("lunarcrush", "LUNARCRUSH_API_KEY"),
         VendorKey("coinapi", "COINAPI_API_KEY", deprecated=("COINAPI_KEY",)),
         VendorKey("coingecko", "COINGECKO_API_KEY"),
-        VendorKey("binance_usdm", "BINANCE_API_KEY"),
+        VendorKey("binance", "BINANCE_API_KEY"),  # the catalogue name, not the package
     )
 }
 

@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from perpsignal_common.db import analytics
 from perpsignal_gateway import args as a
 from perpsignal_gateway.errors import ApiError, known_query_only
 from perpsignal_gateway.operations import RawJson, Registry
@@ -26,6 +27,7 @@ from perpsignal_gateway.schemas import (
     SignalOut,
     SmcResponse,
     TrackingAccepted,
+    served_as,
 )
 from perpsignal_gateway.security import IDENT_STATE
 from perpsignal_gateway.streams import StreamHub, SubscriptionRefused, parse_subscription
@@ -197,6 +199,7 @@ _ANALYTICS_DESC = "Read from PostgreSQL; 503 when the database is down."
 
 @router.get(
     "/analytics/verdict-performance",
+    response_model=served_as(analytics.VerdictPerformance),
     responses={**ERRORS, **DB},
     operation_id="verdictPerformance",
     summary="Win rate and P&L per verdict",
@@ -211,6 +214,7 @@ async def verdict_performance(
 
 @router.get(
     "/analytics/verdict-compare",
+    response_model=served_as(analytics.VerdictCompare),
     responses={**ERRORS, **DB},
     operation_id="verdictCompare",
     summary="Verdict-filtered versus unfiltered results",
@@ -223,6 +227,7 @@ async def verdict_compare(q: Annotated[a.CompareQuery, Query()], p: PlatformDep)
 
 @router.get(
     "/analytics/outcomes-history",
+    response_model=served_as(analytics.OutcomesHistory),
     responses={**ERRORS, **DB},
     operation_id="outcomesHistory",
     summary="Evaluated signal outcomes",
@@ -235,6 +240,7 @@ async def outcomes_history(q: Annotated[a.HistoryQuery, Query()], p: PlatformDep
 
 @router.get(
     "/analytics/tracking-stats",
+    response_model=served_as(analytics.TrackingStats),
     responses={**ERRORS, **DB},
     operation_id="trackingStats",
     summary="Tracking statistics",
@@ -247,6 +253,7 @@ async def tracking_stats(p: PlatformDep) -> Response:
 
 @router.get(
     "/analytics/calibration",
+    response_model=served_as(analytics.Calibration),
     responses={**ERRORS, **DB},
     operation_id="calibration",
     summary="Score calibration per bucket",

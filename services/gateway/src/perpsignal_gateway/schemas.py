@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.alias_generators import to_camel
 
 from perpsignal_common.events.signals import (
@@ -280,3 +281,47 @@ def signal_out(event: SignalJudgedV1, *, debug: bool = False) -> SignalOut:
         ai_verdict_layer=VerdictLayerOut.model_validate(layer.model_dump()),
         debug=dbg,
     )
+
+
+# analytics answers ------------------------------------------------------------------------------
+
+_CAMEL: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def served_as(model: type[BaseModel]) -> type[BaseModel]:
+    """Return `model` (snake_case, e.g. perpsignal_common.db.analytics) as the gateway serves it.
+
+    The analytics routes answer `camelize(model.model_dump(mode="json"))` and had no response
+    model, so OpenAPI (and `/invoke`'s InvokeResult, which copies each route's documented answer)
+    said "any shape". This mirror has the same fields, types and descriptions, camelCase names,
+    nested models mirrored too, and refuses a field it does not document (`additionalProperties:
+    false`), so a contract test catches a field served but not documented.
+    """
+    known = _CAMEL.get(model)
+    if known is not None:
+        return known
+    fields: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        default: Any = ... if info.is_required() else info.default
+        fields[name] = (_mirror_type(info.annotation), Field(default, description=info.description))
+    mirror: type[BaseModel] = create_model(
+        model.__name__,
+        __config__=ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid"),
+        __doc__=model.__doc__,
+        __module__=__name__,
+        **fields,
+    )
+    _CAMEL[model] = mirror
+    return mirror
+
+
+def _mirror_type(tp: Any) -> Any:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return served_as(tp)
+    origin = get_origin(tp)
+    if origin is None:
+        return tp
+    args = tuple(_mirror_type(t) for t in get_args(tp))
+    if origin in (Union, UnionType):
+        return Union[args]  # noqa: UP007 (built from a tuple)
+    return origin[args]

@@ -248,6 +248,11 @@ def _sizing(position_multiplier: float, vol: VolatilityMetrics) -> str:
     return line
 
 
+# how the rule judge's conflict listing the factors without usable data begins
+# (perpsignal_domain.judging.rules._gaps)
+GAPS_CONFLICT = "missing/stale data:"
+
+
 def render_signal(event: SignalJudgedV1) -> str:
     """Render a judged LONG/SHORT signal: verdict, sizing, trade plan, factors, summary."""
     layer = event.ai_verdict_layer
@@ -277,8 +282,11 @@ def render_signal(event: SignalJudgedV1) -> str:
         lines += ["", f"<i>{esc(layer.ai_summary, MAX_TEXT)}</i>"]
     if vol.trade_plan_summary:
         lines.append(esc(vol.trade_plan_summary, 300))
-    missing = [*event.missing_factors, *event.stale_factors]
-    if missing:
+    # the rule judge already lists them (sorted, with any factor not ok) as a conflict: the
+    # alert said it twice, in two orders; the line is kept for a judge (an LLM) that does not
+    missing = sorted({*event.missing_factors, *event.stale_factors})
+    said = any(c.startswith(GAPS_CONFLICT) for c in layer.layer_checks.conflicts)
+    if missing and not said:
         lines.append("Missing or stale data: " + esc(", ".join(missing), 300))
     return fit(lines, f"<i>{fmt_time(event.observed_at)}</i>")
 

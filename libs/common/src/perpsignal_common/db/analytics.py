@@ -180,8 +180,12 @@ class TrackingStats(BaseModel):
     failed: int
     oldest_pending_due_at: datetime | None
     evaluated_last_hour: int
-    lag_avg_s: float | None = Field(description="Mean evaluated_at - due_at, last hour")
-    lag_max_s: float | None = Field(description="Max evaluated_at - due_at, last hour")
+    lag_avg_s: float | None = Field(
+        description="Mean seconds from when an outcome could first be evaluated here (its due "
+        "time, or its arrival when it arrived already due: a replayed or late signal) to its "
+        "evaluation, over the last hour's evaluations (wall clock)"
+    )
+    lag_max_s: float | None = Field(description="Max of the same seconds, last hour")
     funding_unknown: int = Field(
         description="Completed outcomes whose funding (hence net P&L) is unknown: the settled "
         "funding rates of their window are missing"
@@ -470,7 +474,13 @@ async def outcomes_history(
 
 
 async def tracking_stats(session: AsyncSession) -> TrackingStats:
-    """Return pending/completed/failed counts, the oldest pending row and the evaluation lag."""
+    """Return pending/completed/failed counts, the oldest pending row and the evaluation lag.
+
+    The lag tells a user whether the tracker keeps up: how long an outcome waited here once it
+    could be evaluated. Measured from its due time alone, a replayed signal (market time of
+    2021, evaluated today) showed a lag of ~5 years; it is measured from the later of its due
+    time and its arrival (`created_at`), as the tracker's give-up window is. A live outcome
+    arrives before it is due, so its lag is unchanged."""
     # separate sub-selects so each count uses its own partial index; the completed count is
     # the rollup's total (a million rows otherwise)
     sql = """
@@ -488,8 +498,8 @@ async def tracking_stats(session: AsyncSession) -> TrackingStats:
           l.n AS recent, l.avg_s, l.max_s
         FROM (
           SELECT count(*) AS n,
-                 avg(extract(epoch FROM evaluated_at - due_at)) AS avg_s,
-                 max(extract(epoch FROM evaluated_at - due_at)) AS max_s
+                 avg(extract(epoch FROM evaluated_at - greatest(due_at, created_at))) AS avg_s,
+                 max(extract(epoch FROM evaluated_at - greatest(due_at, created_at))) AS max_s
           FROM signal_outcomes WHERE evaluated_at >= now() - interval '1 hour'
         ) AS l
     """

@@ -22,7 +22,13 @@ from perpsignal_judge.settings import JudgeSettings
 from tests.unit.judge.builders import load_candles, signal
 from tests.unit.judge.fake_openai import FakeOpenAI, completion, serve, verdict_json
 
-BULL = {"momentum": 80, "funding": 70, "liquidations": 65, "oi_trend": 60, "long_short": 55}
+BULL = {
+    "momentum": 80.0,
+    "funding": 70.0,
+    "liquidations": 65.0,
+    "oi_trend": 60.0,
+    "long_short": 55.0,
+}
 HOSTILE = "\x00\x01\x1b\x7f\x85\u200b\u200d\u202e\u2066\u2028\ufeff\U000e0041\ufff9"
 
 
@@ -48,7 +54,8 @@ async def judged_with(fake: FakeOpenAI, sig: SignalScoredV1, answer: str) -> Sig
         )
     )
     try:
-        return await judge.judge(sig)
+        judged: SignalJudgedV1 = await judge.judge(sig)
+        return judged
     finally:
         await judge.close()
 

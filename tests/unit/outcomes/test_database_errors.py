@@ -49,7 +49,7 @@ class FailingPool:
 @pytest.mark.parametrize("error", SHUTDOWNS, ids=lambda e: e.sqlstate)
 async def test_a_shutting_down_database_fails_a_store_as_unavailable(error: Exception) -> None:
     writer = repo.SignalWriter("postgresql://unused/db", {"1h": 3600}, timedelta(0))
-    writer._pool = FailingPool(error)  # type: ignore[assignment]
+    writer._pool = FailingPool(error)
     with pytest.raises(DependencyUnavailable, match=type(error).__name__):
         await writer.store(real_judged("CONFIRM", "LONG", True))
 

@@ -20,8 +20,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from perpsignal_common.events.base import Event
+from perpsignal_common.events.values import (
+    PUBLISHED_IDENT_PATTERN,
+    PUBLISHED_SYMBOL_PATTERN,
+    TEXT_PATTERN,
+    Ident,
+)
 from tests.contract.wire_events import NON_ASCII_LISTING, all_types, real_events, record
 from tests.helpers import REPO
 
@@ -102,11 +110,20 @@ def _patterns() -> list[str]:
 SYMBOLS_KEPT = ["BTCUSDT", "1000PEPEUSDT", "BTC-USDT-SWAP", "BTCUSDT_220325", "币安人生USDT",
                 "fear_greed", "source:binance", "Ωmega"]  # fmt: skip
 SYMBOLS_REFUSED = ["", "BTC USDT", "BTC\nUSDT", "BTC\u200dUSDT", "BTC<b>", "A\u0301B", "\u00a0"]
+# ids: UUIDs, deterministic ids, vendor trade ids, sources, topics, coins in any script
+IDS_KEPT = ["0b6c3c1e-5d7a-4c55-9a43-2f6f0f4a9d11", "ev-xrp-1", "binance", "fear_greed",
+            "perpsignal.judge.replies.v1", "币安人生", "Ωmega", "4h", "emoji-\U0001f680",
+            "a" * 256]  # fmt: skip
+# NUL (PostgreSQL refuses it), other controls, spaces, newlines (a forged log line), zero-width
+# and bidi characters (one id drawn like another), the BOM
+IDS_REFUSED = ["", "ev\u0000", "ev\u0001x", "ev\x7f", "ev\x85", "ev 1", "ev\t1", "ev\n1",
+               "ev\r1", "ev\u00a01", "ev\u200b1", "ev\u200d1", "ev\u202e1", "ev\u2066",
+               "ev\u2028", "\ufeffev", "ev\u3000", "ev\u00ad"]  # fmt: skip
 
 
-def test_published_symbol_pattern_in_a_real_ecmascript_engine() -> None:
-    """Node's RegExp (with and without the `u` flag ajv and others use) reads the published
-    patterns as the producer validates: real symbols in, look-alikes and markup out."""
+def _node_check(patterns: list[str], kept: list[str], refused: list[str]) -> list[Any]:
+    """Run `patterns` in Node's RegExp (with and without the `u` flag ajv and others use);
+    return the strings read otherwise than the producer reads them."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
@@ -120,11 +137,44 @@ def test_published_symbol_pattern_in_a_real_ecmascript_engine() -> None:
         "}"
         "console.log(JSON.stringify(out));"
     )
-    payload = json.dumps([_patterns(), SYMBOLS_KEPT, SYMBOLS_REFUSED])
+    payload = json.dumps([patterns, kept, refused])
     proc = subprocess.run(
         [node, "-e", script], input=payload, capture_output=True, text=True, timeout=30, check=True
     )
-    assert json.loads(proc.stdout) == []
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_every_published_pattern_is_one_checked_here() -> None:
+    assert set(_patterns()) == {
+        PUBLISHED_SYMBOL_PATTERN,
+        PUBLISHED_IDENT_PATTERN,
+        TEXT_PATTERN,
+    }
+
+
+def test_published_symbol_pattern_in_a_real_ecmascript_engine() -> None:
+    """Node reads the published symbol pattern as the producer validates: real symbols in,
+    look-alikes and markup out."""
+    assert _node_check([PUBLISHED_SYMBOL_PATTERN], SYMBOLS_KEPT, SYMBOLS_REFUSED) == []
+
+
+def test_published_id_pattern_in_a_real_ecmascript_engine() -> None:
+    """Node reads the published id pattern as the producer validates: real ids in, any
+    control, space, zero-width or bidi character out (so a NUL, which PostgreSQL refuses,
+    is refused by every client, not first by a consumer's database)."""
+    assert _node_check([PUBLISHED_IDENT_PATTERN], IDS_KEPT, IDS_REFUSED) == []
+    ident: TypeAdapter[str] = TypeAdapter(Ident)
+    for s in IDS_KEPT:
+        ident.validate_python(s)
+    for s in IDS_REFUSED:
+        with pytest.raises(PydanticValidationError):
+            ident.validate_python(s)
+
+
+def test_published_text_pattern_in_a_real_ecmascript_engine() -> None:
+    """Free text takes anything but NUL, in Node as in the producer."""
+    kept = ["", "BOS up @ 1h", "line\nbreak\ttab", "\u202eRTL", "币安人生 \U0001f680"]
+    assert _node_check([TEXT_PATTERN], kept, ["a\u0000b", "\u0000"]) == []
 
 
 def _message(event: Event) -> tuple[str, dict[str, Any]]:

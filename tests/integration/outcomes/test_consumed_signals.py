@@ -161,14 +161,14 @@ async def test_a_new_signal_reusing_a_stored_event_id_is_dead_lettered_at_once(
     assert warned[0].signal_id == "s2"  # type: ignore[attr-defined]
 
 
-async def test_a_value_the_database_refuses_is_dead_lettered_at_once_with_why(
-    kafka_settings: KafkaSettings, database_url: str, caplog: pytest.LogCaptureFixture
+async def test_an_id_with_a_nul_is_dead_lettered_at_decode_naming_it(
+    kafka_settings: KafkaSettings, database_url: str
 ) -> None:
-    # the contract lets an id hold any character, PostgreSQL text no NUL: the INSERT failed
-    # the same way on every attempt, was retried and dead-lettered with the raw error only
-    caplog.set_level(logging.WARNING)
-    refused = judged(signal_id="s\x001")
-    marker = judged(signal_id="s2")
+    """A NUL in a signal id reached the database (which refuses it) and a notifier's ledger
+    (retried, then dead-lettered with a raw database error, nothing sent); the contract now
+    refuses it, so this consumer dead-letters it at decode, saying which field and character."""
+    refused = judged(signal_id="s\x001")  # model_copy: built past the contract, as a
+    marker = judged(signal_id="s2")  # foreign producer without it would
     await _send(kafka_settings, [(refused, None), (marker, None)])
     async with (
         Running(kafka_settings, database_url) as running,
@@ -181,9 +181,7 @@ async def test_a_value_the_database_refuses_is_dead_lettered_at_once_with_why(
     assert stored == {"s2": "LONG"}
     assert [r.value for r in letters] == [encode(refused)]
     headers = dict(letters[0].headers)
-    assert (headers["dlq.error_type"], headers["dlq.attempts"]) == (b"PermanentError", b"1")
+    # at once, before any attempt (was: each attempt's INSERT refused, then the raw error)
+    assert (headers["dlq.error_type"], headers["dlq.attempts"]) == (b"PoisonMessage", b"0")
     reason = headers["dlq.error"].decode()
-    assert "the database refuses a value of this event" in reason, reason
-    assert "0x00" in reason and "retrying cannot succeed" in reason, reason
-    warned = [r for r in caplog.records if "database refuses" in r.getMessage()]
-    assert len(warned) == 1
+    assert "signal_id" in reason and "U+0000" in reason, reason

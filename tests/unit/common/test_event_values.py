@@ -249,3 +249,66 @@ def test_an_integer_field_still_refuses_a_fraction_a_boolean_or_a_string(
 ) -> None:
     with pytest.raises(PoisonMessage, match=field):
         decode(poison(candle, field, token))
+
+
+HOSTILE_ID_CHARS = {
+    "NUL": "\u0000",
+    "ESC": "\u001b",
+    "newline": "\n",
+    "DEL": "\u007f",
+    "C1 NEL": "\u0085",
+    "space": " ",
+    "no-break space": "\u00a0",
+    "zero-width space": "\u200b",
+    "RLO": "\u202e",
+    "RLI": "\u2067",
+    "BOM": "\ufeff",
+}
+
+
+@pytest.mark.parametrize("field", ["event_id", "signal_id", "correlation_id", "venue"])
+@pytest.mark.parametrize("hidden", HOSTILE_ID_CHARS.values(), ids=HOSTILE_ID_CHARS.keys())
+def test_an_id_with_a_control_space_or_invisible_character_is_poison(
+    field: str, hidden: str
+) -> None:
+    """An id took any character: a judged signal whose signal id carried NUL was refused by
+    PostgreSQL (the notifier retried it, then dead-lettered it with a raw database error, and
+    nothing was sent); a newline forges a log line, a bidi override or zero-width character
+    makes one id look like another. Now every consumer dead-letters such a record at decode,
+    naming the field and the character."""
+    raw = poison(encode(real_judged()), field, json.dumps(f"ev{hidden}1"))
+    with pytest.raises(PoisonMessage, match=rf"{field}.*U\+{ord(hidden):04X}"):
+        decode(raw)
+
+
+def test_ids_of_any_script_still_pass() -> None:
+    event = real_judged()
+    for good in ("币安人生-1", "Ωmega_2", "ev-\U0001f680", "a" * 256):
+        decoded = decode(poison(encode(event), "signal_id", json.dumps(good)))
+        assert decoded.signal_id == good  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ["ai_summary", "agreements", "trade_plan_summary", "reason"])
+def test_free_text_with_a_nul_is_poison(path: str) -> None:
+    """PostgreSQL stores no NUL in text or jsonb: the outcomes service refused the whole
+    judged signal (lost from the history). The contract now refuses it at decode; other
+    control characters, which store fine, still pass as text."""
+    data = json.loads(encode(real_judged("CONFIRM", "LONG", True)))
+    layer = data["ai_verdict_layer"]
+    if path == "ai_summary":
+        layer["ai_summary"] = "fine\u0000hidden"
+    elif path == "agreements":
+        layer["layer_checks"]["agreements"] = ["trend up", "x\u0000"]
+    elif path == "trade_plan_summary":
+        layer["volatility_metrics"]["trade_plan_summary"] = "\u0000"
+    else:
+        data["factors"][0]["reason"] = "stale\u0000"
+    with pytest.raises(PoisonMessage, match="NUL"):
+        decode(json.dumps(data).encode())
+
+
+def test_free_text_with_other_control_characters_still_passes() -> None:
+    data = json.loads(encode(real_judged("CONFIRM", "LONG", True)))
+    data["ai_verdict_layer"]["ai_summary"] = "tab\there\nand a new line \u202e"
+    decoded = decode(json.dumps(data).encode())
+    assert decoded.ai_verdict_layer.ai_summary.startswith("tab\t")  # type: ignore[attr-defined]

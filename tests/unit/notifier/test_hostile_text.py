@@ -163,10 +163,11 @@ def test_symbols_the_contract_allows_render_as_they_are(symbol: str) -> None:
 
 
 def test_huge_upstream_fields_still_make_one_message_telegram_accepts() -> None:
-    # the contract bounds none of these: a producer other than today's judge may send them
+    # the contract bounds none of these but the timeframe, an id (256 characters): a
+    # producer other than today's judge may send them
     base = judged(summary="&<>" * 4000, agreements=("x" * 10_000,) * 50, conflicts=("c",) * 50)
     data = base.model_dump(mode="json")
-    data["timeframe"] = "1h" * 5000
+    data["timeframe"] = "1h" * 128
     data["top_factors"] = ["momentum" * 1000, "funding" + "_x" * 5000]
     data["missing_factors"] = ["social" * 100] * 200
     data["ai_verdict_layer"]["volatility_metrics"]["trade_plan_summary"] = "🎯" * 5000
@@ -180,13 +181,13 @@ def test_huge_upstream_fields_still_make_one_message_telegram_accepts() -> None:
 
 
 def test_huge_mss_and_listing_names_still_make_one_message() -> None:
-    coin = "PEPE" * 3000
+    coin = "PEPE" * 64  # an id: at most 256 characters
     event = mss().model_copy(update={"coin": coin, "name": "🐸" * 5000, "tier": "S" * 9000})
     event = type(event).model_validate_json(event.model_dump_json())
     text = read(render_mss(event))
     assert utf16_len(text) <= TELEGRAM_MAX_CHARS
     assert text.startswith("🚀 MSS PEPEPEPE")
-    new = listing().model_copy(update={"venue": "v" * 256, "base_asset": "<b>" * 3000})
+    new = listing().model_copy(update={"venue": "v" * 256, "base_asset": "<b>" * 85})
     new = type(new).model_validate_json(new.model_dump_json())
     text = read(render_listing(new))
     assert utf16_len(text) <= TELEGRAM_MAX_CHARS

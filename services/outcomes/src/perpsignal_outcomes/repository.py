@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from perpsignal_common.db.engine import client_timeout_s
+from perpsignal_common.db.engine import client_timeout_s, is_connection_error
 from perpsignal_common.db.models.outcomes import (
     OutcomeCandle,
     OutcomeFunding,
@@ -278,13 +278,12 @@ def refused_value(exc: BaseException) -> str | None:
     return None
 
 
-CONNECTION_DOWN = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-)
+def unavailable(exc: BaseException) -> DependencyUnavailable | None:
+    """Return the outage `exc` means (the database unreachable, shutting down or restarting:
+    the shared `is_connection_error`), or None for any other failure."""
+    if is_connection_error(exc):
+        return DependencyUnavailable(f"database unavailable: {type(exc).__name__}")
+    return None
 
 
 class SignalWriter:
@@ -381,8 +380,10 @@ class SignalWriter:
                 if new == len(events):
                     return {}
                 rows = await conn.fetch(_CONFLICTS_PG, *(params[n] for n in _CONFLICT_NAMES))
-        except CONNECTION_DOWN as exc:
-            raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        except Exception as exc:
+            if (down := unavailable(exc)) is not None:
+                raise down from exc
+            raise
         conflicts: dict[int, str] = {}
         for row in rows:
             if row["differs"]:

@@ -159,8 +159,10 @@ class Tracker:
             try:
                 async with conn.transaction():
                     yield conn
-            except repo.CONNECTION_DOWN as exc:
-                raise DependencyUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+            except Exception as exc:
+                if (down := repo.unavailable(exc)) is not None:
+                    raise down from exc
+                raise
 
     async def evaluate_batch(self) -> int:
         """Claim and evaluate one batch of due rows; return how many were claimed.

@@ -7,6 +7,7 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -79,14 +80,22 @@ UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 def is_connection_error(exc: BaseException) -> bool:
-    """Return True when `exc` means the database is unreachable (not a bad statement)."""
+    """Return True when `exc` means the database is unreachable (not a bad statement).
+
+    `exc` is SQLAlchemy's error or asyncpg's own (the outcomes service runs statements on
+    the asyncpg connection): a server shutting down or restarting fails a statement with
+    SQLSTATE 57P01-57P03, an outage to wait out, not a bad record to retry and dead-letter.
+    """
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if isinstance(state, str) and state.startswith(UNAVAILABLE_SQLSTATES):
-            return True
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if isinstance(state, str) and state.startswith(UNAVAILABLE_SQLSTATES):
+        return True
     if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
+        return True
+    # asyncpg's client-side errors: the connection is closed or was lost mid-statement
+    if isinstance(exc, asyncpg.InterfaceError | asyncpg.PostgresConnectionError):
         return True
     return isinstance(exc, OSError | ConnectionError | TimeoutError)
 

@@ -85,7 +85,7 @@ class OpenInterestV1(MarketEvent):
     type: Literal["market.open_interest"] = "market.open_interest"
     open_interest: Amount | None = Field(default=None, description="Base-asset contracts")
     open_interest_usd: Amount | None = None
-    period: str | None = Field(default=None, description="Aggregation period, when historical")
+    period: Ident | None = Field(default=None, description="Aggregation period, when historical")
 
 
 class LongShortRatioV1(MarketEvent):
@@ -96,7 +96,7 @@ class LongShortRatioV1(MarketEvent):
     long_share: float = Field(ge=0, le=1)
     short_share: float = Field(ge=0, le=1)
     ratio: Amount
-    period: str | None = None
+    period: Ident | None = None
 
 
 class TakerFlowV1(MarketEvent):
@@ -107,7 +107,7 @@ class TakerFlowV1(MarketEvent):
     sell_volume: Amount
     buy_sell_ratio: Amount
     unit: Literal["base", "usd"] = "base"
-    period: str | None = None
+    period: Ident | None = None
 
 
 class LiquidationBucketV1(MarketEvent):
@@ -212,8 +212,8 @@ class ListingDetectedV1(Event):
     type: Literal["listing.new"] = "listing.new"
     observed_at: ScheduledTime = Field(description="Onboard time (may be announced ahead)")
     venue: Ident = "binance"
-    base_asset: str
-    quote_asset: str
+    base_asset: Ident
+    quote_asset: Ident
     onboard_at: ScheduledTime
     detected_at: EventTime
     detection_latency_s: Signed
@@ -229,4 +229,4 @@ class TrackCommandV1(Event):
     type: Literal["command.track"] = "command.track"
     action: Literal["track", "untrack"] = "track"
     ttl_s: Count = 3600
-    requested_by: str = "gateway"
+    requested_by: Ident = "gateway"

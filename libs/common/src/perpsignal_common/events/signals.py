@@ -8,7 +8,14 @@ from pydantic import Field, model_validator
 
 from perpsignal_common.events.base import Event, Payload
 from perpsignal_common.events.topics import Topic
-from perpsignal_common.events.values import Amount, CandleTime, Price, check_candle
+from perpsignal_common.events.values import (
+    Amount,
+    CandleTime,
+    Ident,
+    Price,
+    Text,
+    check_candle,
+)
 
 Direction = Literal["LONG", "SHORT", "NEUTRAL"]
 FactorName = Literal[
@@ -25,7 +32,7 @@ FACTOR_NAMES: tuple[str, ...] = get_args(FactorName)
 Verdict = Literal["CONFIRM", "DOWNSIZE", "SKIP", "WAIT"]
 RiskMode = Literal["NORMAL", "REDUCED", "AVOID", "AGGRESSIVE"]
 VolatilityClass = Literal["VERY_LOW", "LOW", "NORMAL", "HIGH", "VERY_HIGH"]
-Scalar = float | int | str | bool | None
+Scalar = float | int | Text | bool | None
 
 
 class FactorScore(Payload):
@@ -38,7 +45,7 @@ class FactorScore(Payload):
     status: Literal["ok", "missing", "stale"] = "ok"
     age_s: float | None = Field(default=None, description="Age of the newest input used")
     inputs: dict[str, Scalar] = Field(default_factory=dict)
-    reason: str | None = Field(default=None, description="Why missing/stale, or a note")
+    reason: Text | None = Field(default=None, description="Why missing/stale, or a note")
 
 
 class Ohlc(Payload):
@@ -59,15 +66,15 @@ class SmcSummary(Payload):
 
     bias: Literal["BULLISH", "BEARISH", "NEUTRAL"] = "NEUTRAL"
     by_timeframe: dict[str, Literal["BULLISH", "BEARISH", "NEUTRAL"]] = Field(default_factory=dict)
-    last_event: str | None = Field(default=None, description="e.g. `BOS up @ 1h`")
+    last_event: Text | None = Field(default=None, description="e.g. `BOS up @ 1h`")
     details: dict[str, Scalar] = Field(default_factory=dict)
 
 
 class ScoredSignalFields(Payload):
     """Fields every scored signal carries (shared by scored and judged events)."""
 
-    signal_id: str
-    timeframe: str
+    signal_id: Ident
+    timeframe: Ident
     direction: Direction
     score: float = Field(ge=0, le=100)
     confidence: float = Field(ge=0, le=100)
@@ -83,7 +90,7 @@ class ScoredSignalFields(Payload):
         default=(), description="Recent candles of the scoring timeframe, oldest first"
     )
     trigger: Literal["candle", "on_demand", "backtest", "request"] = "candle"
-    venue: str | None = Field(
+    venue: Ident | None = Field(
         default=None, description="Venue whose candles are the price series (absent: unknown)"
     )
 
@@ -98,8 +105,8 @@ class SignalScoredV1(ScoredSignalFields, Event):
 class LayerChecks(Payload):
     """Agreements (supporting evidence) and conflicts (risk warnings) the judge found."""
 
-    agreements: tuple[str, ...] = ()
-    conflicts: tuple[str, ...] = ()
+    agreements: tuple[Text, ...] = ()
+    conflicts: tuple[Text, ...] = ()
 
 
 class VolatilityMetrics(Payload):
@@ -114,7 +121,7 @@ class VolatilityMetrics(Payload):
     stop_loss_price: float | None = Field(default=None, gt=0)
     take_profit_price: float | None = Field(default=None, gt=0)
     risk_reward: float | None = Field(default=None, gt=0)
-    trade_plan_summary: str | None = None
+    trade_plan_summary: Text | None = None
 
 
 class VerdictLayer(Payload):
@@ -123,16 +130,16 @@ class VerdictLayer(Payload):
     verdict: Verdict
     risk_mode: RiskMode
     position_multiplier: float = Field(ge=0, le=1.5)
-    ai_summary: str
+    ai_summary: Text
     layer_checks: LayerChecks = Field(default_factory=LayerChecks)
     judge: Literal["llm", "rules"] = "rules"
-    fallback_reason: str | None = Field(
+    fallback_reason: Text | None = Field(
         default=None, description="Why the LLM verdict was not used, when it was not"
     )
     suppressed: bool = Field(
         default=False, description="True when AUTO_SKIP_AVOID_SIGNALS flags it for notifiers"
     )
-    model: str | None = None
+    model: Text | None = None
     volatility_metrics: VolatilityMetrics = Field(default_factory=VolatilityMetrics)
 
 
@@ -191,14 +198,14 @@ class MssScoredV1(Event):
 
     topic: ClassVar[str] = Topic.MSS
     type: Literal["mss.scored"] = "mss.scored"
-    coin: str
+    coin: Ident
     name: str | None = None
     mss: float = Field(ge=0, le=100)
     tier: str
     discovery: PhaseScore
     social_momentum: PhaseScore
     institutional_validation: PhaseScore
-    binance_symbol: str | None = None
+    binance_symbol: Ident | None = None
     confidence: float | None = Field(
         default=None,
         ge=0,
@@ -213,7 +220,7 @@ class OutcomeEvaluatedV1(Event):
 
     topic: ClassVar[str] = Topic.OUTCOMES
     type: Literal["outcome.evaluated"] = "outcome.evaluated"
-    signal_id: str
+    signal_id: Ident
     direction: Direction
     verdict: Verdict | None = None
     horizon: Literal["1h", "4h", "24h"]
@@ -235,7 +242,7 @@ class JudgeRequestV1(Event):
 
     topic: ClassVar[str] = Topic.JUDGE_REQUESTS
     type: Literal["judge.request"] = "judge.request"
-    reply_topic: str = Topic.JUDGE_REPLIES
+    reply_topic: Ident = Topic.JUDGE_REPLIES
     direction: Direction
     score: float | None = Field(default=None, ge=0, le=100)
     entry_price: Price | None = None
@@ -256,7 +263,7 @@ class JudgeReplyV1(Event):
     topic: ClassVar[str] = Topic.JUDGE_REPLIES
     type: Literal["judge.reply"] = "judge.reply"
     ok: bool = True
-    error: str | None = None
+    error: Text | None = None
     judged: SignalJudgedV1 | None = None
 
     def partition_key(self) -> bytes:

@@ -17,6 +17,10 @@ they are built or decoded, and a consumer dead-letters (never processes) such a 
 * `Symbol`: 1-64 letters or digits of any script, `_` or `. : / + $ -` (no invisible
   joiner, combining mark or variation selector: a look-alike of another symbol):
   `BTCUSDT`, `1000PEPEUSDT`, `BTC-USDT-SWAP`, `BTCUSDT_220325`, `币安人生USDT`, `fear_greed`.
+* `Ident` (event, signal, correlation ids, source, venue, timeframe, coin): 1-256 visible
+  characters of any script; no control character (NUL, which PostgreSQL refuses, newline,
+  DEL, C1), space, zero-width or bidi character, BOM.
+* `Text` (a signal's free text: reasons, the judge's summary and checks): no NUL.
 * `schema_version`: one this code understands (`SUPPORTED_SCHEMA_VERSIONS`).
 * On the wire, JSON types as the schemas give them (`registry.STRICT`): `true` or "1.5" is
   no number, an epoch number no time. An integer may be written `5.0`, as JSON Schema counts
@@ -25,6 +29,7 @@ they are built or decoded, and a consumer dead-letters (never processes) such a 
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -165,7 +170,70 @@ Symbol = Annotated[
         }
     ),
 ]
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH)]
+# Characters no identifier carries (one token a reader can see and copy): C0 controls and the
+# space, DEL, C1 controls and the no-break space, the soft hyphen, the Arabic letter mark, the
+# other Unicode spaces, zero-width characters, LRM/RLM, line and paragraph separators, bidi
+# embeddings, overrides and isolates, word joiners and invisible operators, the BOM and the
+# interlinear annotation marks. PostgreSQL refuses NUL in text (a consumer failed its write
+# and retried it into the dead-letter topic with a raw database error); a newline forges a
+# log line; a bidi override or a zero-width character makes one id look like another. Written
+# as SYMBOL_PATTERN's class is (regex escapes for ASCII and C1, plain characters beyond), so
+# Python, ECMA-262 with and without `u`, Java and Go read the published pattern alike.
+_NOT_IDENT_CLASS = (
+    r"\x00-\x20\x7f-\xa0\xad"
+    "\u061c\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u206f\u3000\ufeff\ufff9-\ufffb"
+)
+PUBLISHED_IDENT_PATTERN = f"^[^{_NOT_IDENT_CLASS}]+$"
+# the producers' check also refuses what the published pattern cannot name portably (a lone
+# surrogate, which no UTF-8 encoder writes; the tag characters U+E0000-E007F, invisible ASCII)
+_NOT_IDENT = re.compile(f"[{_NOT_IDENT_CLASS}\ud800-\udfff\U000e0000-\U000e007f]")
+TEXT_PATTERN = r"^[^\x00]*$"
+IDENT_RULE = "one token of visible characters: no control, space, zero-width or bidi character"
+
+
+def _visible_token(value: str) -> str:
+    """Refuse an id with a character `_NOT_IDENT` names, saying which and where."""
+    if value.isascii() and value.isprintable() and " " not in value:  # every real id: fast
+        return value
+    bad = _NOT_IDENT.search(value)
+    if bad is None:
+        return value
+    raise ValueError(
+        f"character U+{ord(bad.group()):04X} at position {bad.start()} is not allowed in an "
+        f"id ({IDENT_RULE})"
+    )
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(
+            f"NUL character (U+0000) at position {value.index(chr(0))}: no text may carry one"
+        )
+    return value
+
+
+Ident = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_visible_token),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_ID_LENGTH,
+            "pattern": PUBLISHED_IDENT_PATTERN,
+        }
+    ),
+]
+# Free text (a reason, a summary, a name): anything but NUL, which PostgreSQL cannot store
+# (in text or jsonb): a judged signal whose summary carried one was refused whole by the
+# outcomes service and missing from the history. Other control characters are the
+# renderers' business (the notifier escapes them); they store fine.
+Text = Annotated[
+    str,
+    AfterValidator(_no_nul),
+    WithJsonSchema({"type": "string", "pattern": TEXT_PATTERN}),
+]
 SchemaVersion = Annotated[
     Integer,
     AfterValidator(_known_version),

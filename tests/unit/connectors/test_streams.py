@@ -248,6 +248,21 @@ async def test_a_coinglass_side_sent_as_a_boolean_is_no_liquidated_long(
         assert [e.symbol for e in got] == ["ETHUSDT"]
 
 
+async def test_a_coinglass_exchange_named_in_words_is_relayed_as_one_venue_token(
+    fake: FakeVendors, load
+) -> None:
+    """The contract's venue is one token (no spaces); Coinglass names exchanges as written
+    ("WOO X"): such a liquidation was refused as a hostile row and lost."""
+    msg = load("coinglass/ws__liquidationOrders.json")
+    good = msg["data"][0]
+    rows = [{**good, "exName": "WOO X", "symbol": "BTCUSDT"}]
+    async with coinglass_stream(fake) as got:
+        await eventually(lambda: fake.ws_received["coinglass"], timeout=10, what="subscribe")
+        await fake.push("coinglass", {**msg, "data": rows})
+        await eventually(lambda: got, timeout=10, what="the liquidation")
+        assert [(e.symbol, e.venue) for e in got] == [("BTCUSDT", "woo_x")]
+
+
 async def test_a_refused_kline_subscription_costs_neither_the_liquidations_nor_silence(
     fake: FakeVendors, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -160,7 +160,9 @@ def parse_ws_liquidation(row: s.WsLiquidation) -> LiquidationOrderV1 | None:
         return None
     observed = ms_to_dt(row.time)
     side = "LONG" if row.side == 1 else "SHORT"
-    venue = row.exchange.lower()
+    # one token, as the contract's venue is (an exchange named in words, "WOO X", would be
+    # refused with its liquidation)
+    venue = "_".join(row.exchange.lower().split())
     return LiquidationOrderV1(
         event_id=event_id(
             VENDOR, "liquidation.order", row.symbol, observed, venue, side, row.vol_usd, row.price

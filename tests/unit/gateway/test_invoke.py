@@ -316,6 +316,58 @@ async def test_per_vendor_budget_answers_429_with_retry_after(make_client) -> No
     assert int(r.headers["Retry-After"]) >= 1
 
 
+COINAPI = "https://rest.coinapi.io"
+
+
+def _exchange(exchange_id: str) -> dict[str, object]:
+    return {"operation": "coinapi.exchange", "exchange_id": exchange_id}
+
+
+@respx.mock
+async def test_coinapi_pass_through_spends_only_its_daily_share_of_the_key(make_client) -> None:
+    """CoinAPI's credits are per key per 24 h and the ingestor spends the same key: the
+    pass-through had only its 20 calls a minute, so a GPT user spent a free key's 100 credits
+    in five minutes and the whale-trade source earned 429s for the rest of the day. Now it
+    spends its daily share (GATEWAY_COINAPI_DAILY_SHARE, 10 % by default) and then answers
+    429 vendor_budget_exhausted saying when its oldest call of the 24 h frees."""
+    route = respx.get(url__startswith=f"{COINAPI}/v1/exchanges/").mock(
+        return_value=httpx.Response(200, json=[{"exchange_id": "X"}])
+    )
+    _, client = await make_client(
+        vendor_env={"COINAPI_API_KEY": "ca-key"}, coinapi_daily_credits=100
+    )
+    answers = [await client.post("/invoke", json=_exchange(f"EX{i}")) for i in range(12)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429, 429]
+    assert route.call_count == 10  # the ingestor's 80 (and the headroom) were not touched
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "vendor_budget_exhausted"
+    assert 86_000 < int(refused.headers["Retry-After"]) <= 86_400
+
+
+@respx.mock
+async def test_coinapi_pass_through_counts_the_key_s_reported_use(make_client) -> None:
+    """`x-ratelimit-used` is the whole key's use over 24 h (the ingestor, other gateway
+    processes, other programs): beyond the ingestor's part (80 of 100) it counts against
+    the pass-through's 10, which refuses before CoinAPI does and asks again after a while."""
+    route = respx.get(url__startswith=f"{COINAPI}/v1/exchanges/").mock(
+        return_value=httpx.Response(
+            200,
+            json=[{"exchange_id": "X"}],
+            headers={"x-ratelimit-limit": "100", "x-ratelimit-used": "91"},
+        )
+    )
+    _, client = await make_client(
+        vendor_env={"COINAPI_API_KEY": "ca-key"}, coinapi_daily_credits=100
+    )
+    first = await client.post("/invoke", json=_exchange("EX1"))
+    second = await client.post("/invoke", json=_exchange("EX2"))
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "vendor_budget_exhausted"
+    assert 1 <= int(second.headers["Retry-After"]) <= 900
+    assert route.call_count == 1
+
+
 async def test_validate_signal_round_trips_through_the_judge(make_client, producer) -> None:
     app, client = await make_client(gateway_judge_timeout_s=5)
     model_of(app).apply(b.signal("BTCUSDT", score=72))

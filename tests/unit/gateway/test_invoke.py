@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import respx
@@ -278,6 +280,29 @@ async def test_any_retry_after_of_a_vendor_is_passed_on_as_a_sane_number(
     r = await client.post("/invoke", json={"operation": "feargreed.fng"})
     assert r.status_code == 429 and r.json()["error"]["code"] == "vendor_rate_limited"
     assert 1 <= int(r.headers["Retry-After"]) <= 3 * 86_400
+
+
+@respx.mock
+async def test_a_binance_ban_without_retry_after_passes_on_the_time_its_message_names(
+    make_client,
+) -> None:
+    """A 418 without Retry-After told our caller to come back in 60 s, though Binance's
+    message said the ban lasts ten minutes; now the caller is told the ban's end."""
+    until_ms = int((time.time() + 600) * 1000)
+    respx.get("https://fapi.binance.com/fapi/v1/time").mock(
+        return_value=httpx.Response(
+            418,
+            json={
+                "code": -1003,
+                "msg": f"Way too many requests; IP(203.0.113.7) banned until {until_ms}. "
+                "Please use the websocket for live updates to avoid bans.",
+            },
+        )
+    )
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "binance.time"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "vendor_rate_limited"
+    assert 590 <= int(r.headers["Retry-After"]) <= 600
 
 
 @respx.mock

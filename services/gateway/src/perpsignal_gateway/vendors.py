@@ -32,6 +32,7 @@ from prometheus_client import Counter
 
 from perpsignal_common.retry import retry_after_s
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
+from perpsignal_connectors.errors import banned_until_s
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
@@ -277,7 +278,7 @@ class VendorClient:
         message = message[:MAX_MESSAGE] if message else message
         details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:
-            retry = _retry_after(response)
+            retry = _retry_after(response, message if status == 418 else None)
             VENDOR_CALLS.labels(vendor.name, "rate_limited").inc()
             raise ApiError(
                 429,
@@ -352,9 +353,12 @@ def _message(body: Any) -> str | None:
     return None
 
 
-def _retry_after(response: httpx.Response) -> int:
-    """The vendor's Retry-After for our caller: 60 s when absent or no finite number."""
+def _retry_after(response: httpx.Response, ban_message: str | None = None) -> int:
+    """The vendor's Retry-After for our caller; without one, the end of a ban its message
+    names (Binance: "banned until <epoch ms>"), else 60 s."""
     seconds = retry_after_s(response.headers)
+    if seconds is None and ban_message and (until := banned_until_s(ban_message)) is not None:
+        seconds = until - time.time() if until > time.time() else None
     if seconds is None:
         return 60
     return min(MAX_RETRY_AFTER_S, max(1, math.ceil(seconds)))

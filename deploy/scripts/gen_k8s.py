@@ -270,18 +270,18 @@ OWN_SECRETS = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}
 def secret_keys(service: str) -> list[str]:
     """Return the keys of `perpsignal-secrets` a service reads.
 
-    Least privilege: the SecretStr fields of its settings, plus, for the ingestor and the
-    gateway, the vendor keys they look up by the key registry's names (documented and
-    deprecated) at run time. The scorer and outcomes read none and see none, the judge only
-    OPENAI_API_KEY, the notifier only TELEGRAM_BOT_TOKEN, the ingestor no bot token or LLM
-    key, so a compromised pod cannot take the other services' keys.
+    Least privilege: the SecretStr fields of its settings, plus the vendor keys the key
+    registry names it a reader of (documented and deprecated names, looked up at run time).
+    The scorer and outcomes read none and see none, the judge only OPENAI_API_KEY, the
+    notifier only TELEGRAM_BOT_TOKEN, the ingestor no bot token, LLM key or Binance key, so a
+    compromised pod cannot take the other services' keys.
     """
     import importlib
     import typing
 
     from pydantic import BaseModel, SecretStr
 
-    from perpsignal_connectors.keys import VENDOR_KEYS
+    from perpsignal_connectors.keys import key_names_read_by
 
     module = importlib.import_module(f"perpsignal_{service}.settings")
     settings = getattr(module, f"{service.capitalize()}Settings")
@@ -296,15 +296,11 @@ def secret_keys(service: str) -> list[str]:
                     found |= secrets(arg)
         return found
 
-    found = secrets(settings)
-    if service in VENDOR_KEY_READERS:
-        found |= {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    # and the vendor keys it reads through perpsignal_connectors.keys (the gateway's
+    # pass-through, the ingestor's sources) by the registry's names, beside its settings
+    # fields: only those the registry names it a reader of (BINANCE_API_KEY: the gateway)
+    found = secrets(settings) | key_names_read_by(service)
     return sorted(found - OWN_SECRETS)
-
-
-# They read vendor keys through perpsignal_connectors.keys (the gateway's pass-through, the
-# ingestor's sources), by the registry's names, beside their settings fields
-VENDOR_KEY_READERS = {"ingestor", "gateway"}
 
 
 def autoscaled(s: Svc) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from perpsignal_cli import docs
 from tests.deploy.conftest import DEPLOY, REPO, SERVICES, load_script
@@ -312,3 +313,52 @@ def test_images_default_to_the_ports_compose_sets(compose: dict[str, Any]) -> No
             if value is not None:
                 assert env.get(key) == str(value), (name, key, env)
                 assert env[key] in expose.group(1).split(), (name, key)
+
+
+def _vendor_keys_read(service: str, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The key-registry variables whose value `service` really takes, each set alone."""
+    from perpsignal_connectors.keys import VENDOR_KEYS
+
+    names = {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    found = set()
+    for name in names:
+        for other in names:
+            monkeypatch.delenv(other, raising=False)
+        probe = f"probe{name.lower().replace('_', '')}0123456789"
+        monkeypatch.setenv(name, probe)
+        if service == "ingestor":
+            from perpsignal_ingestor.settings import VendorKeys
+
+            keys = VendorKeys()
+            held = [
+                v.get_secret_value()
+                for v in (getattr(keys, f) for f in type(keys).model_fields)
+                if isinstance(v, SecretStr)
+            ]
+        else:
+            from perpsignal_gateway.main import vendor_env_from_os
+
+            held = list(vendor_env_from_os().values())
+        if probe in held:
+            found.add(name)
+    return found
+
+
+@pytest.mark.parametrize("service", ["ingestor", "gateway"])
+def test_each_service_gets_exactly_the_vendor_keys_it_reads(
+    service: str, compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BINANCE_API_KEY reached the ingestor's container and pod, which never read it (only
+    the gateway's pass-through sends it): a secret must reach only services that read it.
+    Each registry variable is set alone and the service's own settings show whether they
+    take it; compose and the Kubernetes pod hand over exactly those."""
+    from perpsignal_connectors.keys import VENDOR_KEYS
+
+    gen_k8s = load_script("gen_k8s")
+    registry = {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    reads = _vendor_keys_read(service, monkeypatch)
+    assert "COINGLASS_API_KEY" in reads  # the probe works
+    assert set(app_services(compose)[service]["environment"]) & registry == reads
+    assert set(gen_k8s.secret_keys(service)) & registry == reads
+    if service == "ingestor":
+        assert "BINANCE_API_KEY" not in reads

@@ -283,16 +283,16 @@ def _documented_secrets() -> dict[str, set[str]]:
 def test_each_pod_sees_only_the_keys_of_perpsignal_secrets_its_service_reads(
     rendered: dict[str, list[Doc]],
 ) -> None:
-    from perpsignal_connectors.keys import VENDOR_KEYS
+    from perpsignal_connectors.keys import key_names_read_by
     from tests.deploy.conftest import SERVICES
 
     documented = _documented_secrets()
     assert documented["judge"] == {"OPENAI_API_KEY"}  # the table was read
     own = {"DATABASE_URL", "KAFKA_SASL_PASSWORD"}  # from perpsignal-db and the KafkaUser
-    # these two also read vendor keys by the key registry's names (documented, deprecated)
-    vendor_keys = {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    # these two also read vendor keys by the key registry's names (documented, deprecated):
+    # the ones the registry names them readers of (test_compose checks that against settings)
     for svc in ("ingestor", "gateway"):
-        documented[svc] = documented.get(svc, set()) | vendor_keys
+        documented[svc] = documented.get(svc, set()) | key_names_read_by(svc)
     for overlay in ("dev", "prod"):
         for svc in SERVICES:
             container = _container(rendered[overlay], f"perpsignal-{svc}")

@@ -75,6 +75,8 @@ class Fault:
     encoding: Encoding = "gzip"  # compressed, bomb
     inflated_bytes: int = 64 * 1024 * 1024  # bomb: its size once decoded
     padding: int = 0  # echo_key: characters before the key in the message
+    # status: the error's `msg` (Binance's 418 says "... banned until <epoch ms>. ...")
+    message: str = "fault injected"
 
 
 def compress(data: bytes, encoding: Encoding) -> bytes:
@@ -578,7 +580,7 @@ class FakeVendors:
                 headers=headers,
             )
         return web.json_response(
-            {"code": -1003, "msg": "fault injected"}, status=fault.status, headers=headers
+            {"code": -1003, "msg": fault.message}, status=fault.status, headers=headers
         )
 
     async def _binance_ws(self, request: web.Request) -> web.WebSocketResponse:

@@ -450,3 +450,107 @@ async def test_a_compressed_answer_cut_short_is_malformed(fake: FakeVendors) -> 
     with pytest.raises(MalformedResponse, match="could not be decoded"):
         await client.fetch_klines("BTCUSDT", "5m", limit=2)
     await client.aclose()
+
+
+def banned_until_message(until_ms: int) -> str:
+    """Binance's -1003 message of a 418 (its error-code page), with the ban's end in ms."""
+    return (
+        f"Way too many requests; IP(203.0.113.7) banned until {until_ms}. "
+        "Please use the websocket for live updates to avoid bans."
+    )
+
+
+async def test_a_ban_without_retry_after_lasts_until_the_time_its_message_names(
+    fake: FakeVendors,
+) -> None:
+    """A 418 without Retry-After whose message says "banned until <epoch ms>" (ten minutes
+    away) opened the circuit for the default 120 s: Binance was asked again eight minutes
+    inside the ban, which bans repeat offenders longer. The ban now lasts as long as it says."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    until_ms = int((clock.t + 600) * 1000)
+    fake.inject(
+        "binance", KLINES, Fault("status", status=418, message=banned_until_message(until_ms))
+    )
+    with pytest.raises(VenueBanned):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    clock.t += 121
+    with pytest.raises(CircuitOpen):
+        await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 1  # still banned: Binance not asked
+    clock.t += 480
+    assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("until_offset_s", "free_after_s"),
+    [(-30, 121), (10 * 86_400, 3 * 86_400 + 1)],
+    ids=["already-past", "beyond-three-days"],
+)
+async def test_a_ban_time_in_a_message_is_bounded(
+    fake: FakeVendors, until_offset_s: float, free_after_s: float
+) -> None:
+    """A ban end already past (clock skew) takes the default 120 s rather than none; one
+    beyond Binance's longest ban (3 days) is cut to it."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    until_ms = int((clock.t + until_offset_s) * 1000)
+    fake.inject(
+        "binance", KLINES, Fault("status", status=418, message=banned_until_message(until_ms))
+    )
+    with pytest.raises(VenueBanned):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    clock.t += 60
+    with pytest.raises(CircuitOpen):
+        await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    clock.t += free_after_s - 60
+    assert await client.fetch_klines("ETHUSDT", "5m", limit=2)
+    await client.aclose()
+
+
+OI_HIST = "/futures/data/openInterestHist"
+
+
+async def test_a_statistics_429_pauses_only_that_statistics_endpoint(fake: FakeVendors) -> None:
+    """A 429 from a /futures/data endpoint's own cap (1,000 requests per 5 min, weight 0)
+    paused every Binance call, klines included, for its Retry-After (up to 5 min of candles
+    lost for a cap klines do not count against). Now only that endpoint waits."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", OI_HIST, Fault("status", status=429, retry_after=200, times=3))
+    with pytest.raises(RateLimited):
+        await client.fetch_open_interest_hist("BTCUSDT", "5m", limit=2)
+    began = clock.t
+    assert await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert await client.fetch_long_short("top_account", "BTCUSDT", "5m", limit=2)
+    assert clock.t == began  # klines and the other statistics endpoints went at once
+    assert await client.fetch_open_interest_hist("BTCUSDT", "5m", limit=2)
+    assert clock.t >= began + 199  # the capped endpoint itself waited out its Retry-After
+    await client.aclose()
+
+
+async def test_a_ban_on_a_statistics_endpoint_still_stops_every_call(fake: FakeVendors) -> None:
+    """A 418 is the IP's ban, whichever endpoint earned it: klines stop too."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", OI_HIST, Fault("status", status=418, retry_after=120))
+    with pytest.raises(VenueBanned):
+        await client.fetch_open_interest_hist("BTCUSDT", "5m", limit=2)
+    with pytest.raises(CircuitOpen):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    assert fake.requests[("binance", KLINES)] == 0
+    await client.aclose()
+
+
+async def test_a_weight_429_still_pauses_every_binance_call(fake: FakeVendors) -> None:
+    """A 429 on klines (the IP's weight) still holds every call, statistics included."""
+    clock = FakeClock()
+    client = binance(fake, clock)
+    fake.inject("binance", KLINES, Fault("status", status=429, retry_after=30, times=3))
+    with pytest.raises(RateLimited):
+        await client.fetch_klines("BTCUSDT", "5m", limit=2)
+    began = clock.t
+    assert await client.fetch_open_interest_hist("BTCUSDT", "5m", limit=2)
+    assert clock.t >= began + 29
+    await client.aclose()

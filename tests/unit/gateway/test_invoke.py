@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import respx
@@ -281,6 +283,29 @@ async def test_any_retry_after_of_a_vendor_is_passed_on_as_a_sane_number(
 
 
 @respx.mock
+async def test_a_binance_ban_without_retry_after_passes_on_the_time_its_message_names(
+    make_client,
+) -> None:
+    """A 418 without Retry-After told our caller to come back in 60 s, though Binance's
+    message said the ban lasts ten minutes; now the caller is told the ban's end."""
+    until_ms = int((time.time() + 600) * 1000)
+    respx.get("https://fapi.binance.com/fapi/v1/time").mock(
+        return_value=httpx.Response(
+            418,
+            json={
+                "code": -1003,
+                "msg": f"Way too many requests; IP(203.0.113.7) banned until {until_ms}. "
+                "Please use the websocket for live updates to avoid bans.",
+            },
+        )
+    )
+    _, client = await make_client()
+    r = await client.post("/invoke", json={"operation": "binance.time"})
+    assert r.status_code == 429 and r.json()["error"]["code"] == "vendor_rate_limited"
+    assert 590 <= int(r.headers["Retry-After"]) <= 600
+
+
+@respx.mock
 async def test_vendor_timeout_is_504(make_client) -> None:
     respx.get("https://api.alternative.me/fng/").mock(side_effect=httpx.ReadTimeout("slow"))
     _, client = await make_client()
@@ -314,6 +339,58 @@ async def test_per_vendor_budget_answers_429_with_retry_after(make_client) -> No
     assert statuses[30:] == [429, 429]
     assert route.call_count == 30
     assert int(r.headers["Retry-After"]) >= 1
+
+
+COINAPI = "https://rest.coinapi.io"
+
+
+def _exchange(exchange_id: str) -> dict[str, object]:
+    return {"operation": "coinapi.exchange", "exchange_id": exchange_id}
+
+
+@respx.mock
+async def test_coinapi_pass_through_spends_only_its_daily_share_of_the_key(make_client) -> None:
+    """CoinAPI's credits are per key per 24 h and the ingestor spends the same key: the
+    pass-through had only its 20 calls a minute, so a GPT user spent a free key's 100 credits
+    in five minutes and the whale-trade source earned 429s for the rest of the day. Now it
+    spends its daily share (GATEWAY_COINAPI_DAILY_SHARE, 10 % by default) and then answers
+    429 vendor_budget_exhausted saying when its oldest call of the 24 h frees."""
+    route = respx.get(url__startswith=f"{COINAPI}/v1/exchanges/").mock(
+        return_value=httpx.Response(200, json=[{"exchange_id": "X"}])
+    )
+    _, client = await make_client(
+        vendor_env={"COINAPI_API_KEY": "ca-key"}, coinapi_daily_credits=100
+    )
+    answers = [await client.post("/invoke", json=_exchange(f"EX{i}")) for i in range(12)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429, 429]
+    assert route.call_count == 10  # the ingestor's 80 (and the headroom) were not touched
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "vendor_budget_exhausted"
+    assert 86_000 < int(refused.headers["Retry-After"]) <= 86_400
+
+
+@respx.mock
+async def test_coinapi_pass_through_counts_the_key_s_reported_use(make_client) -> None:
+    """`x-ratelimit-used` is the whole key's use over 24 h (the ingestor, other gateway
+    processes, other programs): beyond the ingestor's part (80 of 100) it counts against
+    the pass-through's 10, which refuses before CoinAPI does and asks again after a while."""
+    route = respx.get(url__startswith=f"{COINAPI}/v1/exchanges/").mock(
+        return_value=httpx.Response(
+            200,
+            json=[{"exchange_id": "X"}],
+            headers={"x-ratelimit-limit": "100", "x-ratelimit-used": "91"},
+        )
+    )
+    _, client = await make_client(
+        vendor_env={"COINAPI_API_KEY": "ca-key"}, coinapi_daily_credits=100
+    )
+    first = await client.post("/invoke", json=_exchange("EX1"))
+    second = await client.post("/invoke", json=_exchange("EX2"))
+    assert first.status_code == 200
+    assert second.status_code == 429
+    assert second.json()["error"]["code"] == "vendor_budget_exhausted"
+    assert 1 <= int(second.headers["Retry-After"]) <= 900
+    assert route.call_count == 1
 
 
 async def test_validate_signal_round_trips_through_the_judge(make_client, producer) -> None:

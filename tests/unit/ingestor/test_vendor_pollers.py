@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -285,8 +286,9 @@ async def test_coinapi_polls_stay_within_the_plans_daily_credits_and_say_when_sp
 
 
 async def test_coinapi_credits_spent_by_other_users_of_the_key_count(shared_data: Path) -> None:
-    """`x-ratelimit-used` is the key's whole use (the gateway's pass-through, other
-    programs): adopted, the ingestor stops before the vendor refuses it."""
+    """`x-ratelimit-used` is the key's whole use: what other programs spent beyond the
+    gateway's share (10 % by default) is adopted, and the ingestor stops leaving the
+    gateway its share, before the vendor refuses anyone."""
     clock = FakeClock(t=86_400 * 20_000 + 60)
     async with FakeVendors(shared_data, clock=clock.time) as server:
         server.coinapi_plan = 100
@@ -295,11 +297,34 @@ async def test_coinapi_credits_spent_by_other_users_of_the_key_count(shared_data
             "key", server.url("coinapi"), clock=clock.time, sleep=clock.sleep, daily_credits=100
         )
         poller = CoinApiPoller(client, Universe(["BTCUSDT"]), 0.0, max_symbols=1)
-        await poller.poll()  # charged: the key has used 80 of 100 now, our 80 %
-        for _ in range(3):
+        for _ in range(11):  # 79 + 11 = 90: what is left is the gateway's 10
+            await poller.poll()
             clock.t += 300
+        for _ in range(3):
             with pytest.raises(Exception, match="credits_24h"):
                 await poller.poll()
+            clock.t += 300
         await client.aclose()
-    assert len(server.coinapi_charged) == 1
-    assert [c for c in server.calls if c[0] == "coinapi"] == server.calls[:1]
+    assert len(server.coinapi_charged) == 11
+
+
+async def test_the_gateway_spending_its_daily_share_leaves_the_ingestor_its_credits(
+    shared_data: Path,
+) -> None:
+    """The gateway's `/invoke coinapi.*` spends the same key: its share spent first (10 of a
+    free plan's 100), the ingestor adopted the key's use as its own and polled 70 times,
+    not its 80. The gateway's share is now not counted against the ingestor."""
+    clock = FakeClock(t=86_400 * 20_000 + 60)
+    async with FakeVendors(shared_data, clock=clock.time) as server:
+        server.coinapi_plan = 100
+        server.coinapi_spent_elsewhere = 10  # the gateway's share (GATEWAY_COINAPI_DAILY_SHARE)
+        client = CoinApiHttp(
+            "key", server.url("coinapi"), clock=clock.time, sleep=clock.sleep, daily_credits=100
+        )
+        poller = CoinApiPoller(client, Universe(["BTCUSDT"]), 0.0, max_symbols=1)
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                await poller.poll()
+            clock.t += 300
+        await client.aclose()
+    assert len(server.coinapi_charged) == 80

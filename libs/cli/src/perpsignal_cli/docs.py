@@ -321,9 +321,11 @@ def catalogue_env_names(service: str) -> set[str]:
     if service not in CATALOGUE_READERS:
         return set()
     from perpsignal_connectors.catalog import load_catalogs
-    from perpsignal_connectors.keys import VENDOR_KEYS
+    from perpsignal_connectors.keys import key_names_read_by
 
-    names = {n for k in VENDOR_KEYS.values() for n in (k.env, *k.deprecated)}
+    # only the keys the registry says it reads: BINANCE_API_KEY reached the ingestor, which
+    # never reads it
+    names = key_names_read_by(service)
     if service == "gateway":
         for c in load_catalogs():
             # perpsignal_gateway.vendors.budget_env (tests/deploy checks they agree)

@@ -8,6 +8,7 @@ MalformedResponse (a PermanentError).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -35,6 +36,27 @@ class ServiceUnavailable(TransientError):
         self.retry_after_s = retry_after_s
 
 
+class IpBanned(VenueBanned):
+    """A 418 whose message says until when the ban lasts (`until_s`, epoch seconds)."""
+
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, until_s: float | None = None
+    ) -> None:
+        super().__init__(message, retry_after_s)
+        self.until_s = until_s
+
+
+# Binance's -1003 message: "Way too many requests; IP(1.2.3.4) banned until 1660556508900.
+# Please use the websocket for live updates to avoid bans." (epoch milliseconds)
+_BANNED_UNTIL = re.compile(r"banned until (\d{10,16})")
+
+
+def banned_until_s(text: str) -> float | None:
+    """Return the epoch second a ban message names ("banned until <epoch ms>"), else None."""
+    found = _BANNED_UNTIL.search(text)
+    return int(found.group(1)) / 1000 if found else None
+
+
 def error_for_status(
     vendor: str, endpoint: str, status: int, headers: Mapping[str, str], snippet: str = ""
 ) -> PerpSignalError | None:
@@ -60,7 +82,7 @@ def error_for_status(
     if status == 429:
         return RateLimited(where, retry_after_s(headers))
     if status == 418:
-        return VenueBanned(where, retry_after_s(headers))
+        return IpBanned(where, retry_after_s(headers), banned_until_s(snippet))
     if status >= 500 or status == 408:
         return ServiceUnavailable(where, retry_after_s(headers))
     return PermanentError(where)

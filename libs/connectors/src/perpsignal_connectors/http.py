@@ -10,9 +10,11 @@ and calls `get(endpoint, params)`; this class does everything that is the same e
    transport failures and timeouts are transient; a request httpx refuses to send (a key
    with a newline in its header) is permanent, and its error never repeats the header;
 4. the status is mapped to the error taxonomy; 429 pauses the vendor for `Retry-After`
-   (1 s to 5 min; without one, until its quota's window ends), a 5xx with `Retry-After`
-   likewise, 418 opens the circuit until the ban expires (at most 3 days); usage headers
-   correct the budgets;
+   (1 s to 5 min; without one, until its quota's window ends), or only the quotas of the
+   call when each is a cap of its own (`Quota.own_cap`: Binance's statistics endpoints), a
+   5xx with `Retry-After` likewise; 418 opens the circuit until the ban expires
+   (`Retry-After`, else the time Binance's message names, else 2 min; at most 3 days);
+   usage headers correct the budgets;
 5. the JSON body is decoded; a body that is not JSON, or larger than `max_body_bytes` (read
    as a stream and abandoned at the cap, never held whole), is `MalformedResponse` (never
    retried). The cap counts decoded bytes: gzip/deflate (the only encodings we accept) are
@@ -45,6 +47,7 @@ from perpsignal_common.errors import (
 from perpsignal_common.retry import RetryPolicy, is_transient
 from perpsignal_connectors.circuit import CircuitBreaker, CircuitOpen, CircuitState
 from perpsignal_connectors.errors import (
+    IpBanned,
     MalformedResponse,
     ServiceUnavailable,
     error_for_status,
@@ -453,8 +456,12 @@ class VendorHttp:
         if isinstance(exc, VenueBanned | TransientError | TimeoutError):
             self.breaker.last_error = redact(str(exc))[:200]
         if isinstance(exc, VenueBanned):
-            ban = exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_BAN_S
-            ban = min(ban, MAX_BAN_S)
+            ban = exc.retry_after_s
+            if ban is None and isinstance(exc, IpBanned) and exc.until_s is not None:
+                # no Retry-After, but Binance's message says until when (epoch ms): its
+                # bans grow to 3 days, and 120 s would only come back to a longer one
+                ban = exc.until_s - now if exc.until_s > now else None
+            ban = min(ban if ban is not None else DEFAULT_BAN_S, MAX_BAN_S)
             self.breaker.open_for(ban)
             self.limiter.pause_until(now + ban)
             log.error(
@@ -469,10 +476,19 @@ class VendorHttp:
             if wait is None:
                 wait = self.limiter.window_left_s(ep.costs) or MIN_RATE_LIMIT_PAUSE_S
             wait = min(max(wait, MIN_RATE_LIMIT_PAUSE_S), MAX_RATE_LIMIT_PAUSE_S)
-            self.limiter.pause_until(now + wait)
+            own = self.limiter.own_caps(ep.costs)
+            if own:
+                self.limiter.pause_quotas(own, now + wait)
+            else:
+                self.limiter.pause_until(now + wait)
             log.warning(
                 "vendor rate limit hit; pausing",
-                extra={"vendor": self.vendor, "endpoint": ep.name, "pause_s": wait},
+                extra={
+                    "vendor": self.vendor,
+                    "endpoint": ep.name,
+                    "pause_s": wait,
+                    "paused": ",".join(own) if own else "vendor",
+                },
             )
         elif isinstance(exc, TransientError | TimeoutError):
             self.breaker.record_failure()

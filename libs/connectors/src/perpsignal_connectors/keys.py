@@ -22,6 +22,9 @@ class VendorKey:
     vendor: str  # the catalogue's vendor name
     env: str  # the documented variable
     deprecated: tuple[str, ...] = ()  # older names, accepted with a warning
+    # the services that read it: compose and the Kubernetes pods hand it to these only
+    # (least privilege); tests/deploy checks each service's settings read exactly these
+    readers: tuple[str, ...] = ("ingestor", "gateway")
 
 
 VENDOR_KEYS: dict[str, VendorKey] = {
@@ -31,9 +34,17 @@ VENDOR_KEYS: dict[str, VendorKey] = {
         VendorKey("lunarcrush", "LUNARCRUSH_API_KEY"),
         VendorKey("coinapi", "COINAPI_API_KEY", deprecated=("COINAPI_KEY",)),
         VendorKey("coingecko", "COINGECKO_API_KEY"),
-        VendorKey("binance", "BINANCE_API_KEY"),  # the catalogue name, not the package
+        # the catalogue name, not the package; only the gateway's pass-through sends it (the
+        # ingestor's Binance calls are public market data, made without a key)
+        VendorKey("binance", "BINANCE_API_KEY", readers=("gateway",)),
     )
 }
+
+
+def key_names_read_by(service: str) -> set[str]:
+    """Return the variables (documented and deprecated) of the vendor keys `service` reads."""
+    return {n for k in VENDOR_KEYS.values() if service in k.readers for n in (k.env, *k.deprecated)}
+
 
 _warned: set[str] = set()
 

@@ -41,6 +41,10 @@ class Quota:
     # a full window that frees later than this is refused (RateLimited) instead of slept
     # through: a daily credit budget would hold a poll for hours, past its deadline
     max_wait_s: float | None = None
+    # a cap of its own (Binance's statistics endpoints: weight 0, 1,000 requests per 5 min
+    # per endpoint): a 429 on a call drawing only on such quotas pauses just them, not the
+    # vendor; a ban (418) still stops every call
+    own_cap: bool = False
 
     @property
     def usable(self) -> int:
@@ -116,19 +120,36 @@ class RateLimiter:
         self._sleep = sleep
         self.budgets = {q.name: WindowBudget(q, clock, sleep) for q in items}
         self._paused_until = 0.0
+        self._quota_paused_until: dict[str, float] = {}
 
     def pause_until(self, ts: float) -> None:
         """Hold every call until epoch second `ts` (Retry-After, bans)."""
         self._paused_until = max(self._paused_until, ts)
+
+    def own_caps(self, costs: Mapping[str, int]) -> list[str]:
+        """Return the quotas `costs` draws on when every one is a cap of its own, else []."""
+        names = [n for n in costs if n in self.budgets]
+        own = all(self.budgets[n].quota.own_cap for n in names)
+        return names if names and own else []
+
+    def pause_quotas(self, names: list[str], ts: float) -> None:
+        """Hold the calls drawing on quotas `names` until epoch second `ts`."""
+        for name in names:
+            self._quota_paused_until[name] = max(self._quota_paused_until.get(name, 0.0), ts)
 
     @property
     def paused_until(self) -> float:
         """Return the epoch second before which no call is made."""
         return self._paused_until
 
+    def _paused_for(self, costs: Mapping[str, int]) -> float:
+        own = (self._quota_paused_until.get(n, 0.0) for n in costs)
+        return max(self._paused_until, *own) if costs else self._paused_until
+
     async def acquire(self, costs: Mapping[str, int]) -> None:
-        """Wait out any pause, then reserve `costs` in each named quota."""
-        while (wait := self._paused_until - self._clock()) > 0:
+        """Wait out any pause (the vendor's, or of a quota `costs` draws on), then reserve
+        `costs` in each named quota."""
+        while (wait := self._paused_for(costs) - self._clock()) > 0:
             await self._sleep(wait)
         for name, cost in costs.items():
             budget = self.budgets.get(name)

@@ -33,6 +33,7 @@ from perpsignal_common.kafka.producer import EventProducer
 from perpsignal_common.logging import configure_logging
 from perpsignal_common.observability.ops_server import OpsServer
 from perpsignal_connectors.catalog import load_catalogs
+from perpsignal_connectors.coinapi import constants as coinapi
 from perpsignal_connectors.keys import read_keys
 from perpsignal_gateway.apidocs import OPENAPI_URL, CachedDocument, mount_api_docs
 from perpsignal_gateway.browser import (
@@ -59,7 +60,7 @@ from perpsignal_gateway.snapshot import SnapshotWriter
 from perpsignal_gateway.streams import StreamHub
 from perpsignal_gateway.symbols import ListedSymbols, SymbolUniverse
 from perpsignal_gateway.tickets import TicketBook
-from perpsignal_gateway.vendors import VendorClient, budget_env
+from perpsignal_gateway.vendors import DailyShare, VendorClient, budget_env
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,14 @@ def vendor_env_from_os() -> dict[str, str]:
     found = {n: os.environ[n] for n in names if os.environ.get(n)}
     # keys by the registry shared with the ingestor: deprecated names land on the documented one
     return {**found, **read_keys(os.environ)}
+
+
+def coinapi_daily_share(cfg: GatewaySettings) -> dict[str, DailyShare]:
+    """Return the pass-through's part of CoinAPI's daily credits (the ingestor has the rest)."""
+    ingestor, gateway = coinapi.credit_split(
+        cfg.coinapi_daily_credits, cfg.gateway_coinapi_daily_share
+    )
+    return {"coinapi": DailyShare(gateway, ingestor, coinapi.USED_HEADER)}
 
 
 def configured_secrets(cfg: GatewaySettings, environ: Mapping[str, str]) -> list[str]:
@@ -145,6 +154,7 @@ def create_app(
             vendor_env if vendor_env is not None else vendor_env_from_os(),
             http=vendor_http,
             timeout_s=cfg.gateway_vendor_timeout_s,
+            daily_shares=coinapi_daily_share(cfg),
         )
         universe = SymbolUniverse(
             listed_symbols if listed_symbols is not None else binance_listed(vendors),

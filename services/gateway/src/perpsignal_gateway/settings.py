@@ -11,6 +11,7 @@ from limits import parse as parse_limit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from perpsignal_common.settings import DatabaseSettings, ServiceSettings
+from perpsignal_connectors.coinapi import constants as coinapi
 
 DEFAULT_PUBLIC_PATHS = (
     "/healthz,/readyz,/docs,/docs/oauth2-redirect,/redoc,/openapi.json,/openapi-gpt.json"
@@ -127,6 +128,17 @@ class GatewaySettings(ServiceSettings):
         "the snapshot topic back this far (plus a minute)",
     )
     gateway_vendor_timeout_s: float = 10.0
+    # CoinAPI's credits are per key per 24 h, and the ingestor spends the same key: the
+    # pass-through's per-minute budget alone let a GPT user spend the day's credits in minutes
+    coinapi_daily_credits: int = Field(
+        default=coinapi.DAILY_CREDITS, ge=1, description=coinapi.DAILY_CREDITS_DOC
+    )
+    gateway_coinapi_daily_share: float = Field(
+        default=coinapi.GATEWAY_DAILY_SHARE,
+        ge=0.0,
+        le=1.0,
+        description=coinapi.GATEWAY_DAILY_SHARE_DOC,
+    )
     gateway_universe_ttl_s: float = 600.0
     gateway_enable_database: bool = True
     gateway_service_urls: str = Field(

@@ -4,6 +4,11 @@ Each vendor gets a per-minute budget (moving window, `limits`), a TTL cache of a
 endpoint and arguments (`cachetools`), its key from the env var its catalogue names, and its
 errors translated: 429 → 429 with Retry-After, 401/403 → 502 naming the key, other 4xx → 400
 with the vendor's message, 5xx → 502, timeout → 504, missing key → 503 naming the env var.
+
+A vendor whose key has credits per 24 h that another service spends too (CoinAPI: the
+ingestor's whale trades) also gets a daily share (`DailyShare`): a rolling 24 h window of its
+own calls, and the key's use as the vendor reports it, beyond the other service's part,
+counted against it (which also holds several gateway processes to one share).
 """
 
 from __future__ import annotations
@@ -13,19 +18,21 @@ import logging
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 from cachetools import TTLCache
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItemPerDay, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
 from perpsignal_common.retry import retry_after_s
 from perpsignal_connectors.catalog import Endpoint, VendorCatalog
+from perpsignal_connectors.errors import banned_until_s
 from perpsignal_gateway.errors import ApiError
 from perpsignal_gateway.redaction import MIN_SECRET_LEN
 
@@ -33,6 +40,21 @@ log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 300  # characters of a vendor's error message passed on
 MAX_RETRY_AFTER_S = 3 * 86_400  # Binance's longest IP ban; more is a vendor's garbage
+
+# The key's use a vendor reported is trusted this long while it leaves us nothing: then one
+# call asks again (what others spent frees as it ages out of the vendor's 24 h, unseen by us)
+REPORTED_USE_RECHECK_S = 900
+DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class DailyShare:
+    """The pass-through's credits per rolling 24 h of a key another service spends too."""
+
+    credits: int  # ours (0: none)
+    others: int  # the other users' part: the key's reported use beyond it is counted as ours
+    used_header: str  # the vendor's count of the key's use over its 24 h
+
 
 VENDOR_CALLS = Counter(
     "perpsignal_gateway_vendor_calls_total",
@@ -52,6 +74,7 @@ class VendorClient:
         http: httpx.AsyncClient | None = None,
         timeout_s: float = 10.0,
         cache_size: int = 2048,
+        daily_shares: Mapping[str, DailyShare] | None = None,
     ) -> None:
         self._catalogs = {c.name: c for c in catalogs}
         self._env = dict(env)
@@ -66,6 +89,12 @@ class VendorClient:
             c.name: TTLCache(maxsize=cache_size, ttl=max(0.001, c.cache_ttl_s)) for c in catalogs
         }
         self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._daily = {k: v for k, v in (daily_shares or {}).items() if k in self._catalogs}
+        self._daily_items = {
+            name: RateLimitItemPerDay(max(1, share.credits)) for name, share in self._daily.items()
+        }
+        # vendor -> (the key's use it last reported, when)
+        self._reported: dict[str, tuple[int, float]] = {}
 
     async def close(self) -> None:
         """Close the HTTP client when we own it."""
@@ -155,8 +184,13 @@ class VendorClient:
         return data
 
     async def _spend_budget(self, vendor: VendorCatalog) -> None:
+        share = self._daily.get(vendor.name)
+        if share is not None:
+            await self._check_daily(vendor, share)
         item = self._budgets[vendor.name]
         if await self._limiter.hit(item, vendor.name):
+            if share is not None:
+                await self._limiter.hit(self._daily_items[vendor.name], vendor.name + "#day")
             return
         reset_at, _ = await self._limiter.get_window_stats(item, vendor.name)
         retry = max(1, math.ceil(reset_at - time.time()))
@@ -168,6 +202,37 @@ class VendorClient:
             {"vendor": vendor.name, "budgetPerMinute": self.budget_per_min(vendor)},
             {"Retry-After": str(retry)},
         )
+
+    async def _check_daily(self, vendor: VendorCatalog, share: DailyShare) -> None:
+        """Refuse the call when the daily share is spent, saying when it frees."""
+        item, key = self._daily_items[vendor.name], vendor.name + "#day"
+        now = time.time()
+        retry: int | None = None
+        if share.credits <= 0:
+            retry = DAY_S
+        elif not await self._limiter.test(item, key):
+            reset_at, _ = await self._limiter.get_window_stats(item, key)
+            retry = max(1, math.ceil(reset_at - now))  # our oldest call of the 24 h ages out
+        elif (reported := self._reported.get(vendor.name)) is not None:
+            used, at = reported
+            if used - share.others >= share.credits and now - at < REPORTED_USE_RECHECK_S:
+                retry = max(1, math.ceil(at + REPORTED_USE_RECHECK_S - now))
+        if retry is None:
+            return
+        VENDOR_CALLS.labels(vendor.name, "budget_exhausted").inc()
+        raise ApiError(
+            429,
+            "vendor_budget_exhausted",
+            f"the gateway's daily share of {vendor.title}'s credits is spent; retry in {retry} s",
+            {"vendor": vendor.name, "dailyCredits": share.credits},
+            {"Retry-After": str(retry)},
+        )
+
+    def _observe_use(self, vendor: VendorCatalog, response: httpx.Response) -> None:
+        share = self._daily.get(vendor.name)
+        raw = response.headers.get(share.used_header) if share is not None else None
+        if raw is not None and raw.strip().isdigit():
+            self._reported[vendor.name] = (int(raw), time.time())
 
     async def _request(
         self,
@@ -198,6 +263,7 @@ class VendorClient:
                 f"{vendor.title} cannot be reached ({type(exc).__name__})",
                 {"vendor": vendor.name},
             ) from exc
+        self._observe_use(vendor, response)
         return self._translate(vendor, response)
 
     def _translate(self, vendor: VendorCatalog, response: httpx.Response) -> Any:
@@ -212,7 +278,7 @@ class VendorClient:
         message = message[:MAX_MESSAGE] if message else message
         details = {"vendor": vendor.name, "vendorStatus": status, "vendorMessage": message}
         if status == 429 or status == 418:
-            retry = _retry_after(response)
+            retry = _retry_after(response, message if status == 418 else None)
             VENDOR_CALLS.labels(vendor.name, "rate_limited").inc()
             raise ApiError(
                 429,
@@ -287,9 +353,12 @@ def _message(body: Any) -> str | None:
     return None
 
 
-def _retry_after(response: httpx.Response) -> int:
-    """The vendor's Retry-After for our caller: 60 s when absent or no finite number."""
+def _retry_after(response: httpx.Response, ban_message: str | None = None) -> int:
+    """The vendor's Retry-After for our caller; without one, the end of a ban its message
+    names (Binance: "banned until <epoch ms>"), else 60 s."""
     seconds = retry_after_s(response.headers)
+    if seconds is None and ban_message and (until := banned_until_s(ban_message)) is not None:
+        seconds = until - time.time() if until > time.time() else None
     if seconds is None:
         return 60
     return min(MAX_RETRY_AFTER_S, max(1, math.ceil(seconds)))

@@ -293,6 +293,7 @@ class IngestorService(KafkaService):
                 urls.coinapi_base_url,
                 clock=self.clock,
                 daily_credits=cfg.keys.coinapi_daily_credits,
+                gateway_share=cfg.keys.gateway_coinapi_daily_share,
             )
             self._closers.append(ca.aclose)
             cap = CoinApiPoller(ca, self.universe, cfg.ingestor_whale_min_notional_usd)

@@ -85,9 +85,13 @@ class VendorKeys(BaseSettings):
     coinapi_daily_credits: int = Field(
         default=coinapi.DAILY_CREDITS,
         ge=1,
-        description="The CoinAPI plan's credits per 24 h (its x-ratelimit-limit; 100 = the free "
-        "plan). The ingestor spends at most 80 % of them; when they are spent a poll fails "
-        "saying so instead of earning 429s",
+        description=coinapi.DAILY_CREDITS_DOC,
+    )
+    gateway_coinapi_daily_share: float = Field(
+        default=coinapi.GATEWAY_DAILY_SHARE,
+        ge=0.0,
+        le=1.0,
+        description=coinapi.GATEWAY_DAILY_SHARE_DOC,
     )
     coingecko_api_key: SecretStr | None = None
 

@@ -50,8 +50,12 @@ def quotas(weight_budget: int = WEIGHT_LIMIT_1M, headroom: float = 0.2) -> list[
         Quota(WEIGHT, weight_budget, 60.0, headroom, doc="general-info#ip-limits"),
         Quota(FUNDING, FUNDING_LIMIT_5M, 300.0, headroom, doc="Get-Funding-Rate-History"),
     ]
+    # a statistics 429 is that endpoint's own cap (weight 0: the IP's weight is untouched,
+    # and its X-MBX-USED-WEIGHT-1M, adopted by the weight budget, still holds klines back when
+    # the weight is what ran out): it pauses only that endpoint, klines and the rest go on
     out += [
-        Quota(stats_quota_name(n), STATS_LIMIT_5M, 300.0, headroom, doc=n) for n in STATS_ENDPOINTS
+        Quota(stats_quota_name(n), STATS_LIMIT_5M, 300.0, headroom, doc=n, own_cap=True)
+        for n in STATS_ENDPOINTS
     ]
     return out
 

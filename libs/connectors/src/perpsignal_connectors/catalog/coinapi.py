@@ -2,8 +2,8 @@
 """CoinAPI REST v1 endpoints as data (https://docs.coinapi.io/market-data/rest-api).
 
 Auth is the `X-CoinAPI-Key` header. Limits are credit-based (about one credit per 100 items
-returned); the free tier allows 100 credits/day, so the gateway budgets calls per minute and
-caches. `symbol_id` looks like `BINANCEFTS_PERP_BTC_USDT`; times are ISO 8601.
+returned); the free tier allows 100 credits/day, so the gateway budgets calls per minute, a
+daily share of the key's credits (`GATEWAY_COINAPI_DAILY_SHARE`), and caches. `symbol_id` looks like `BINANCEFTS_PERP_BTC_USDT`; times are ISO 8601.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from perpsignal_connectors.http import Endpoint
 from perpsignal_connectors.ratelimit import Quota
 
@@ -21,9 +23,49 @@ DOC = "https://docs.coinapi.io/market-data/rest-api#limits"
 MAX_CREDIT_WAIT_S = 60.0
 
 
-def quotas(daily_credits: int = DAILY_CREDITS) -> list[Quota]:
-    """Return the key's budget: `daily_credits` a day (the plan's `x-ratelimit-limit`)."""
-    return [Quota(CREDITS, daily_credits, 86_400.0, doc=DOC, max_wait_s=MAX_CREDIT_WAIT_S)]
+# The key's two users split the day: the gateway's `/invoke coinapi.*` pass-through may spend
+# this share (GATEWAY_COINAPI_DAILY_SHARE), the ingestor the rest, at most 80 % (the rest is
+# headroom for clock skew and a fixed day against CoinAPI's rolling one)
+GATEWAY_DAILY_SHARE = 0.1
+INGESTOR_MAX_SHARE = 0.8
+
+# the settings' texts: the ingestor and the gateway read both
+DAILY_CREDITS_DOC = (
+    "The CoinAPI plan's credits per 24 h (its x-ratelimit-limit; 100 = the free plan), shared "
+    "by the key's users: the gateway's /invoke coinapi.* spends GATEWAY_COINAPI_DAILY_SHARE of "
+    "them, the ingestor the rest, at most 80 %; each counts the key's x-ratelimit-used beyond "
+    "the other's part as its own. Spent, an ingestor poll fails saying so and /invoke answers "
+    "429 vendor_budget_exhausted, instead of earning CoinAPI's 429s"
+)
+GATEWAY_DAILY_SHARE_DOC = (
+    "Share of COINAPI_DAILY_CREDITS the gateway's /invoke coinapi.* may spend per 24 h, all "
+    "gateway processes and keys together (0 = none; the ingestor keeps the rest, at most 80 %)"
+)
+
+
+def credit_split(
+    daily_credits: int = DAILY_CREDITS, gateway_share: float = GATEWAY_DAILY_SHARE
+) -> tuple[int, int]:
+    """Return (the ingestor's, the gateway's) credits of a 24 h window.
+
+    Each counts the key's `x-ratelimit-used` beyond the other's credits against its own, so
+    a GPT user of the pass-through cannot spend what the whale-trade source needs, and the
+    ingestor cannot starve the pass-through either."""
+    gateway = math.floor(daily_credits * gateway_share)
+    ingestor = min(math.floor(daily_credits * INGESTOR_MAX_SHARE), daily_credits - gateway)
+    return max(0, ingestor), gateway
+
+
+def quotas(
+    daily_credits: int = DAILY_CREDITS, gateway_share: float = GATEWAY_DAILY_SHARE
+) -> list[Quota]:
+    """Return the ingestor's budget: its part of `daily_credits` a day (`credit_split`)."""
+    ingestor, _ = credit_split(daily_credits, gateway_share)
+    return [
+        Quota(
+            CREDITS, max(1, ingestor), 86_400.0, headroom=0.0, doc=DOC, max_wait_s=MAX_CREDIT_WAIT_S
+        )
+    ]
 
 
 OHLCV_HISTORY = Endpoint("ohlcvHistory", "/v1/ohlcv/{symbol_id}/history", {CREDITS: 1})

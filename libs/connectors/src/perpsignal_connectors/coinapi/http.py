@@ -38,15 +38,22 @@ class CoinApiHttp:
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
         daily_credits: int = c.DAILY_CREDITS,
+        gateway_share: float = c.GATEWAY_DAILY_SHARE,
     ) -> None:
+        _, gateway = c.credit_split(daily_credits, gateway_share)
+
+        def own_usage(headers: httpx.Headers) -> dict[str, int]:
+            # the key's use beyond the gateway's share is ours (or another program's)
+            return {k: v - gateway for k, v in read_usage(headers).items()}
+
         self.http = VendorHttp(
             c.VENDOR,
             base_url,
-            limiter=RateLimiter(c.quotas(daily_credits), clock=clock, sleep=sleep),
+            limiter=RateLimiter(c.quotas(daily_credits, gateway_share), clock=clock, sleep=sleep),
             headers={c.KEY_HEADER: api_key},
             secrets=[api_key],
             retry=retry,
-            usage_reader=read_usage,
+            usage_reader=own_usage,
             clock=clock,
         )
 

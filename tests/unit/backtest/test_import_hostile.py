@@ -316,6 +316,23 @@ def test_liquidation_rows_of_the_symbol_are_kept_however_the_venue_names_it(
     assert len(btc) == 10 and all(e.price == 60_000.0 for e in btc)  # type: ignore[union-attr]
 
 
+def test_liquidation_exchanges_named_in_words_are_read_as_one_venue_token(
+    tmp_path: Path,
+) -> None:
+    """A Coinglass export names exchanges as its site does ('WOO X', 'Binance ' with a
+    trailing space); the contract's venue is one token, and the whole file was refused as
+    'a row breaks the event contract'. Read as the live stream relays them: woo_x, binance."""
+    path = tmp_path / "coinglass-liquidations.csv"
+    path.write_text(
+        "time,symbol,exchange,side,price,qty\n"
+        f"{T0},BTCUSDT,WOO X,SELL,60000,0.1\n"
+        f"{T0 + 60_000},BTCUSDT,Binance ,BUY,60000,0.2\n"
+        f"{T0 + 120_000},BTCUSDT, ,BUY,60000,0.3\n"
+    )
+    orders = imp.read_liquidations(path, "BTCUSDT")
+    assert [o.venue for o in orders] == ["woo_x", "binance", "history"]
+
+
 def test_liquidation_orders_of_another_market_are_left_out_and_said(tmp_path: Path) -> None:
     """Orders priced far from the symbol's candles (a BTC file given to a 100-priced coin,
     a contract quoted in other units) would count their notional many times over in the

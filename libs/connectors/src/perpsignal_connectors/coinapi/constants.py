@@ -11,8 +11,8 @@ KEY_HEADER = "X-CoinAPI-Key"
 # Credits, counted by CoinAPI over the last 24 hours (a rolling window): a call costs 1, or 1
 # per 100 items when `limit` is sent; `x-ratelimit-limit` is the plan's daily credits (100 in
 # the recordings: the free plan), `x-ratelimit-used` what the key spent, here and elsewhere.
-# Over it, a hard-limited plan answers 429 until credits free up. The budget mirrors it as a
-# daily window (the plan's size: a setting) corrected from `x-ratelimit-used`
+# Over it, a hard-limited plan answers 429 until credits free up. The budget mirrors it as the
+# same rolling 24 h (the plan's size: a setting) corrected from `x-ratelimit-used`
 DAILY_CREDITS = 100
 CREDITS = "credits_24h"
 USED_HEADER = "x-ratelimit-used"
@@ -23,7 +23,16 @@ MAX_CREDIT_WAIT_S = 60.0
 
 def quotas(daily_credits: int = DAILY_CREDITS) -> list[Quota]:
     """Return the key's budget: `daily_credits` a day (the plan's `x-ratelimit-limit`)."""
-    return [Quota(CREDITS, daily_credits, 86_400.0, doc=DOC, max_wait_s=MAX_CREDIT_WAIT_S)]
+    return [
+        Quota(
+            CREDITS,
+            daily_credits,
+            86_400.0,
+            doc=DOC,
+            max_wait_s=MAX_CREDIT_WAIT_S,
+            rolling=True,  # a calendar day's budget sat spent every other day
+        )
+    ]
 
 
 OHLCV_HISTORY = Endpoint("ohlcvHistory", "/v1/ohlcv/{symbol_id}/history", {CREDITS: 1})

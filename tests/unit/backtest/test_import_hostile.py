@@ -450,6 +450,35 @@ def test_a_csv_cut_in_its_last_row_loses_that_row_with_a_warning(
     assert imp.read_candles(whole).close == [b[4] for b in bars]
 
 
+def test_a_csv_without_a_final_line_end_keeps_a_last_row_whose_volume_is_smaller(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last rows of Binance spot XRP/ETH 1m candles (shared data/market) saved without
+    a final line end: the last volume, 785, is shorter than the row before's 3642, and the
+    bar was skipped as 'a download cut mid-row?'. A fifth of the real candle files lost
+    their last bar that way; a value as long as the column's others is kept."""
+    rows = [
+        "1570964400000,0.00152882,0.00152945,0.00152882,0.00152945,338",
+        "1570964460000,0.00152949,0.0015302,0.00152949,0.0015302,13746",
+        "1570964520000,0.00152969,0.00152969,0.00152969,0.00152969,181",
+        "1570964580000,0.00152903,0.00152903,0.00152903,0.00152903,158",
+        "1570964700000,0.00152774,0.00152774,0.00152774,0.00152774,251",
+        "1570964760000,0.00152774,0.00152774,0.00152716,0.00152716,1017",
+        "1570964880000,0.00152625,0.00152625,0.00152568,0.00152568,142",
+        "1570965060000,0.00152506,0.00152506,0.00152458,0.00152458,734",
+        "1570965180000,0.00152449,0.00152449,0.00152449,0.00152449,7",
+        "1570965300000,0.00152609,0.00152609,0.00152362,0.00152362,7359",
+        "1570965480000,0.0015256,0.00152871,0.0015256,0.00152753,3642",
+        "1570965540000,0.00152814,0.00152817,0.00152787,0.00152787,785",
+    ]
+    path = tmp_path / "XRP_ETH-1m.csv"
+    path.write_text(HEADER + "\n".join(rows))
+    with caplog.at_level(logging.WARNING):
+        series = imp.read_candles(path, "XRPETH")
+    assert series.volume[-3:] == [7359.0, 3642.0, 785.0]
+    assert not [r for r in caplog.records if "no line end" in r.getMessage()]
+
+
 @pytest.mark.parametrize("header", [True, False])
 def test_a_row_with_more_values_than_the_header_is_refused_naming_its_line(
     tmp_path: Path, header: bool

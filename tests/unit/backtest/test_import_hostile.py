@@ -316,6 +316,23 @@ def test_liquidation_rows_of_the_symbol_are_kept_however_the_venue_names_it(
     assert len(btc) == 10 and all(e.price == 60_000.0 for e in btc)  # type: ignore[union-attr]
 
 
+def test_liquidation_exchanges_named_in_words_are_read_as_one_venue_token(
+    tmp_path: Path,
+) -> None:
+    """A Coinglass export names exchanges as its site does ('WOO X', 'Binance ' with a
+    trailing space); the contract's venue is one token, and the whole file was refused as
+    'a row breaks the event contract'. Read as the live stream relays them: woo_x, binance."""
+    path = tmp_path / "coinglass-liquidations.csv"
+    path.write_text(
+        "time,symbol,exchange,side,price,qty\n"
+        f"{T0},BTCUSDT,WOO X,SELL,60000,0.1\n"
+        f"{T0 + 60_000},BTCUSDT,Binance ,BUY,60000,0.2\n"
+        f"{T0 + 120_000},BTCUSDT, ,BUY,60000,0.3\n"
+    )
+    orders = imp.read_liquidations(path, "BTCUSDT")
+    assert [o.venue for o in orders] == ["woo_x", "binance", "history"]
+
+
 def test_liquidation_orders_of_another_market_are_left_out_and_said(tmp_path: Path) -> None:
     """Orders priced far from the symbol's candles (a BTC file given to a 100-priced coin,
     a contract quoted in other units) would count their notional many times over in the
@@ -431,6 +448,35 @@ def test_a_csv_cut_in_its_last_row_loses_that_row_with_a_warning(
     whole = tmp_path / "whole.csv"
     whole.write_text(text.rstrip("\n"))  # no final line end, nothing cut
     assert imp.read_candles(whole).close == [b[4] for b in bars]
+
+
+def test_a_csv_without_a_final_line_end_keeps_a_last_row_whose_volume_is_smaller(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last rows of Binance spot XRP/ETH 1m candles (shared data/market) saved without
+    a final line end: the last volume, 785, is shorter than the row before's 3642, and the
+    bar was skipped as 'a download cut mid-row?'. A fifth of the real candle files lost
+    their last bar that way; a value as long as the column's others is kept."""
+    rows = [
+        "1570964400000,0.00152882,0.00152945,0.00152882,0.00152945,338",
+        "1570964460000,0.00152949,0.0015302,0.00152949,0.0015302,13746",
+        "1570964520000,0.00152969,0.00152969,0.00152969,0.00152969,181",
+        "1570964580000,0.00152903,0.00152903,0.00152903,0.00152903,158",
+        "1570964700000,0.00152774,0.00152774,0.00152774,0.00152774,251",
+        "1570964760000,0.00152774,0.00152774,0.00152716,0.00152716,1017",
+        "1570964880000,0.00152625,0.00152625,0.00152568,0.00152568,142",
+        "1570965060000,0.00152506,0.00152506,0.00152458,0.00152458,734",
+        "1570965180000,0.00152449,0.00152449,0.00152449,0.00152449,7",
+        "1570965300000,0.00152609,0.00152609,0.00152362,0.00152362,7359",
+        "1570965480000,0.0015256,0.00152871,0.0015256,0.00152753,3642",
+        "1570965540000,0.00152814,0.00152817,0.00152787,0.00152787,785",
+    ]
+    path = tmp_path / "XRP_ETH-1m.csv"
+    path.write_text(HEADER + "\n".join(rows))
+    with caplog.at_level(logging.WARNING):
+        series = imp.read_candles(path, "XRPETH")
+    assert series.volume[-3:] == [7359.0, 3642.0, 785.0]
+    assert not [r for r in caplog.records if "no line end" in r.getMessage()]
 
 
 @pytest.mark.parametrize("header", [True, False])

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from perpsignal_cli.stack import (
@@ -236,6 +237,31 @@ def test_the_stack_is_up_only_when_its_own_gateway_answers_on_the_gateway_port(
         assert stack.gateway_answers(url)
     finally:
         gateway.proc.kill()
+
+
+def test_the_stack_is_announced_where_the_system_hides_its_gateways_sockets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psutil may be refused a process's sockets (AccessDenied: a hardened /proc, a macOS
+    policy); `up` then waited for ever without saying the stack was up. The gateway's own
+    answer is what can be seen: it is taken, and a dead gateway process still is not."""
+
+    def denied(self: psutil.Process, kind: str = "inet") -> list[object]:
+        raise psutil.AccessDenied(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "net_connections", denied)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stack = Stack(tmp_path)
+    gateway = Supervised("gateway", {"GATEWAY_PORT": str(port)}, tmp_path / "gateway.log")
+    gateway.proc = _health_server(port)
+    stack.services["gateway"] = gateway
+    try:
+        assert stack.gateway_answers(url)
+    finally:
+        gateway.proc.kill()
+        gateway.proc.wait(10)
+    assert not stack.gateway_answers(url)
 
 
 def test_free_port_never_hands_the_same_port_out_twice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -285,6 +285,38 @@ async def test_coinapi_polls_stay_within_the_plans_daily_credits_and_say_when_sp
     assert failures and "credits_24h" in failures[-1], failures[-1:]
 
 
+async def test_coinapi_credits_freed_by_the_rolling_day_are_spent_every_day(
+    shared_data: Path,
+) -> None:
+    """CoinAPI counts the last 24 hours, not a calendar day: a key spent by 01:10 still has
+    those 80 credits counted at the next midnight. The budget adopted that count on its
+    first call of the new day and sat spent until the following midnight, so every other day
+    had CoinAPI data for one poll. Now the budget is a rolling 24 h too: a call's credit is
+    spent again once the call has left the vendor's window."""
+    day0 = 86_400 * 20_000
+    clock = FakeClock(t=day0 + 60)
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "DOGEUSDT"]
+    per_day: list[int] = []
+    async with FakeVendors(shared_data, clock=clock.time) as server:
+        server.coinapi_plan = 100
+        client = CoinApiHttp(
+            "key", server.url("coinapi"), clock=clock.time, sleep=clock.sleep, daily_credits=100
+        )
+        poller = CoinApiPoller(client, Universe(symbols), 0.0)
+        for day in range(3):
+            while clock.t < day0 + (day + 1) * 86_400:
+                with contextlib.suppress(Exception):  # a poll over the budget fails, saying so
+                    await poller.poll()
+                clock.t += 300
+            start = day0 + day * 86_400
+            per_day.append(sum(start <= t < start + 86_400 for t in server.coinapi_charged))
+        await client.aclose()
+    # 80 % of the plan each day, not 80, then one poll's worth, then 80
+    assert all(70 <= n <= 80 for n in per_day), per_day
+    # and never a call the vendor refused (a 429)
+    assert len([c for c in server.calls if c[0] == "coinapi"]) == sum(per_day)
+
+
 async def test_coinapi_credits_spent_by_other_users_of_the_key_count(shared_data: Path) -> None:
     """`x-ratelimit-used` is the key's whole use: what other programs spent beyond the
     gateway's share (10 % by default) is adopted, and the ingestor stops leaving the

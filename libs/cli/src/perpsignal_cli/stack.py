@@ -430,7 +430,10 @@ class Stack:
         port = int(url.rsplit(":", 1)[1])
         for svc in self.services.values():
             if svc.service == "gateway" and int(svc.env.get("GATEWAY_PORT") or 0) == port:
-                if svc.proc is None or not listens(svc.proc.pid, port):
+                if svc.proc is None or svc.proc.poll() is not None:
+                    return False
+                # None: the system hides the process's sockets; its answer is all we can see
+                if listens(svc.proc.pid, port) is False:
                     return False
                 return _answers(f"{url}/healthz")
         return False
@@ -603,10 +606,14 @@ def _first_api_key() -> str | None:
     return keys[0] if keys else None
 
 
-def listens(pid: int, port: int) -> bool:
-    """Return whether process `pid` has a TCP socket listening on `port`."""
+def listens(pid: int, port: int) -> bool | None:
+    """Return whether process `pid` has a TCP socket listening on `port`; None when the
+    system will not say (psutil's AccessDenied: a hardened /proc, a macOS or Windows policy),
+    which left `up` waiting for ever, never announcing a stack that was up."""
     try:
         conns = psutil.Process(pid).net_connections(kind="tcp")
+    except (psutil.AccessDenied, NotImplementedError):
+        return None
     except (psutil.Error, OSError):
         return False
     return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in conns)

@@ -6,6 +6,8 @@ such as `aiolimiter` cannot be corrected from the server's own count and drifts 
 window the vendor enforces, so the budget here mirrors the vendor's window exactly and takes
 the server's number whenever it is higher than ours. Budgets keep 20 % headroom by default
 (house style), so other tenants of the same IP and clock skew never push us into a 429.
+A vendor counting the last N seconds instead (CoinAPI's credits per 24 h) gets a rolling
+budget (`Quota.rolling`): a call's units free up N seconds after it, not at a calendar edge.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -45,6 +48,9 @@ class Quota:
     # per endpoint): a 429 on a call drawing only on such quotas pauses just them, not the
     # vendor; a ban (418) still stops every call
     own_cap: bool = False
+    # the vendor counts the last `period_s` seconds (CoinAPI's credits), not calendar windows:
+    # a call frees its units `period_s` after it was made, whatever the clock's day says
+    rolling: bool = False
 
     @property
     def usable(self) -> int:
@@ -62,11 +68,37 @@ class WindowBudget:
         self._window = -1
         self._used = 0
         self._lock = asyncio.Lock()
+        # rolling: our calls within the window (time, cost), and the vendor's last count
+        self._calls: deque[tuple[float, int]] = deque()
+        self._reported: tuple[float, int] | None = None  # (when, units used)
 
     def _roll(self) -> None:
+        if self.quota.rolling:
+            self._used = self._rolling_used(self._clock())
+            return
         window = int(self._clock() // self.quota.period_s)
         if window != self._window:
             self._window, self._used = window, 0
+
+    def _rolling_used(self, now: float) -> int:
+        """Return the units in the vendor's window now: its last count, less the calls of ours
+        it counted that have left the window since, plus ours it has not seen; at least our
+        own calls within the window. Others' calls age out unseen: an over-count, never under.
+        """
+        horizon = now - self.quota.period_s
+        if self._reported is not None and self._reported[0] <= horizon:
+            self._reported = None  # everything it counted has left the window
+        # keep the calls the vendor's count includes until that count is forgotten
+        keep_after = horizon if self._reported is None else self._reported[0] - self.quota.period_s
+        while self._calls and self._calls[0][0] <= keep_after:
+            self._calls.popleft()
+        ours = sum(cost for t, cost in self._calls if t > horizon)
+        if self._reported is None:
+            return ours
+        at, used = self._reported
+        left = sum(cost for t, cost in self._calls if t <= horizon)
+        unseen = sum(cost for t, cost in self._calls if t > at)
+        return max(ours, used - left + unseen)
 
     @property
     def used(self) -> int:
@@ -75,8 +107,16 @@ class WindowBudget:
         return self._used
 
     def seconds_to_next_window(self) -> float:
-        """Return how long until the current window ends."""
+        """Return how long until the current window ends (rolling: until the oldest call it
+        counts leaves it, freeing units)."""
         now = self._clock()
+        if self.quota.rolling:
+            self._roll()
+            horizon = now - self.quota.period_s
+            starts = [t for t, _ in self._calls if t > horizon][:1]
+            if self._reported is not None:
+                starts.append(self._reported[0])
+            return max(min(starts, default=now) + self.quota.period_s - now, 0.0)
         return (math.floor(now / self.quota.period_s) + 1) * self.quota.period_s - now
 
     async def acquire(self, cost: int) -> None:
@@ -89,6 +129,8 @@ class WindowBudget:
                 # A single call costlier than the whole budget is let through on an empty window
                 if self._used + cost <= self.quota.usable or self._used == 0:
                     self._used += cost
+                    if self.quota.rolling:
+                        self._calls.append((self._clock(), cost))
                     return
                 wait = self.seconds_to_next_window()
                 limit = self.quota.max_wait_s
@@ -101,7 +143,10 @@ class WindowBudget:
                 await self._sleep(wait + 0.001)
 
     def observe_used(self, used: int) -> None:
-        """Adopt the server-reported usage of the current window when it exceeds ours."""
+        """Adopt the server-reported usage of the current window when it exceeds ours (rolling:
+        as it is: it falls as the vendor's oldest calls leave its window)."""
+        if self.quota.rolling:
+            self._reported = (self._clock(), used)
         self._roll()
         self._used = max(self._used, used)
 

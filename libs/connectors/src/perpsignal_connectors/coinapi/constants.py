@@ -13,8 +13,8 @@ KEY_HEADER = "X-CoinAPI-Key"
 # Credits, counted by CoinAPI over the last 24 hours (a rolling window): a call costs 1, or 1
 # per 100 items when `limit` is sent; `x-ratelimit-limit` is the plan's daily credits (100 in
 # the recordings: the free plan), `x-ratelimit-used` what the key spent, here and elsewhere.
-# Over it, a hard-limited plan answers 429 until credits free up. The budget mirrors it as a
-# daily window (the plan's size: a setting) corrected from `x-ratelimit-used`
+# Over it, a hard-limited plan answers 429 until credits free up. The budget mirrors it as the
+# same rolling 24 h (the plan's size: a setting) corrected from `x-ratelimit-used`
 DAILY_CREDITS = 100
 CREDITS = "credits_24h"
 USED_HEADER = "x-ratelimit-used"
@@ -63,7 +63,13 @@ def quotas(
     ingestor, _ = credit_split(daily_credits, gateway_share)
     return [
         Quota(
-            CREDITS, max(1, ingestor), 86_400.0, headroom=0.0, doc=DOC, max_wait_s=MAX_CREDIT_WAIT_S
+            CREDITS,
+            max(1, ingestor),
+            86_400.0,
+            headroom=0.0,
+            doc=DOC,
+            max_wait_s=MAX_CREDIT_WAIT_S,
+            rolling=True,  # a calendar day's budget sat spent every other day
         )
     ]
 

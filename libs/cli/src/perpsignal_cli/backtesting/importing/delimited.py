@@ -11,6 +11,7 @@ import itertools
 import logging
 import re
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -53,6 +54,8 @@ _NUMBER_MARK = re.compile(
 
 # how many rows wait for the file to show its decimal mark before it is refused
 MARK_SCAN_ROWS = 1000
+# how many rows before a last row without a line end show how long its last value runs
+CUT_SCAN_ROWS = 100
 
 
 class _DecimalMark:
@@ -189,11 +192,13 @@ class _CutLast:
     """A CSV's rows but a last one cut short by a broken download, skipped with a warning.
 
     Such a row has no line end and fewer values than the row before, or a last value
-    shorter than that row's (`1.06` under `1.0762`): a close of `1.0` for `1.0680` was read,
-    and an open interest of `7` for `70887.608` as the market emptying. A file merely
-    without a final line end loses its last row only when that value is shorter, and says
-    so. A row with more values than the header names (`1,0762` unquoted in a comma file)
-    is refused naming its line: which value moved is unknown, and the close became `1`.
+    shorter than that column's in each of the rows before (up to CUT_SCAN_ROWS): a close of
+    `1.0` for `1.0680` was read, and an open interest of `7` for `70887.608` as the market
+    emptying. A file merely without a final line end keeps its last row: compared with the
+    row before alone, a volume of `785` under `3642` was taken for a cut and a fifth of
+    real candle files lost their last bar. A row with more values than the header names
+    (`1,0762` unquoted in a comma file) is refused naming its line: which value moved is
+    unknown, and the close became `1`.
     `line()`: the line of the row last handed on.
     """
 
@@ -216,6 +221,7 @@ class _CutLast:
 
     def __iter__(self) -> Iterator[list[str]]:
         before: list[str] | None = None
+        recent: deque[list[str]] = deque(maxlen=CUT_SCAN_ROWS)
         held: list[str] | None = None
         held_at = 0
         for row in self.rows:
@@ -223,6 +229,7 @@ class _CutLast:
                 self.at = held_at
                 yield held
                 before = held
+                recent.append(held)
             held, held_at = row, self.reader.line_num
             if len(row) > self.width and any(c.strip() for c in row[self.width :]):
                 raise HistoryFormatError(
@@ -235,15 +242,17 @@ class _CutLast:
             return
         if not self.ends.ended and before is not None and len(held) <= len(before):
             k = len(held) - 1
-            last, above = held[k].strip(), before[k].strip()
-            if len(held) < len(before) or len(last) < len(above):
+            last = held[k].strip()
+            shortest = min((r[k].strip() for r in recent if len(r) > k), key=len)
+            if len(held) < len(before) or len(last) < len(shortest):
                 log.warning(
                     "%sline %d has no line end, and %s: a download cut mid-row? skipped",
                     self.where,
                     held_at,
                     f"{len(held)} values where the row before has {len(before)}"
                     if len(held) < len(before)
-                    else f"its last value {last!r} is shorter than the row before's {above!r}",
+                    else f"its last value {last!r} is shorter than that column's in each of "
+                    f"the {len(recent)} rows before (the shortest: {shortest!r})",
                 )
                 return
         self.at = held_at

@@ -268,7 +268,10 @@ def read_liquidations(
         qty = qty if qty else usd / price
         at = ms_to_dt(_time(res, row, path))
         exchange = res.raw(row, "exchange")
-        order_venue = str(exchange).lower() if exchange not in (None, "") else venue
+        # one token, as the contract's venue is and the live Coinglass stream relays it
+        # ("WOO X" -> woo_x, "Binance " -> binance): a space refused the whole file
+        token = "_".join(str(exchange).lower().split()) if exchange is not None else ""
+        order_venue = token or venue
         orders.append(
             LiquidationOrderV1(
                 event_id=deterministic_id(

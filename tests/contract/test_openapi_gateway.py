@@ -239,6 +239,7 @@ async def test_every_vendor_operation_builds_a_complete_request() -> None:
             gateway_enable_database=False,
             gateway_rate_limit="100000/minute",
             gateway_vendor_rate_limit="100000/minute",
+            coinapi_daily_credits=100_000,  # a paid plan: 44 coinapi.* calls fit its share
         ),
         vendor_env=env,
         producer=RecordingProducer(),

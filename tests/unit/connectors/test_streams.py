@@ -56,6 +56,24 @@ async def test_binance_liquidations_survive_a_drop_and_resubscribe(fake: FakeVen
 
 
 @contextlib.asynccontextmanager
+async def binance_stream(fake: FakeVendors) -> AsyncIterator[list[LiquidationOrderV1]]:
+    """Run a Binance liquidation stream on the fake; yield the orders it relays."""
+    got: list[LiquidationOrderV1] = []
+
+    async def on_liq(ev: LiquidationOrderV1) -> None:
+        got.append(ev)
+
+    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
+    stop = asyncio.Event()
+    task = asyncio.create_task(stream.ws.run(stop))
+    try:
+        yield got
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
 async def coinglass_stream(fake: FakeVendors) -> AsyncIterator[list[LiquidationOrderV1]]:
     """Run a Coinglass liquidation stream on the fake; yield the orders it relays."""
     got: list[LiquidationOrderV1] = []
@@ -132,16 +150,8 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
 ) -> None:
     """Binance: an order time beyond year 9999 (Python cannot hold it) or ahead of the clock
     is skipped; the socket stays up (a reconnect loses live orders and refetches klines)."""
-    got: list[LiquidationOrderV1] = []
-
-    async def on_liq(ev: LiquidationOrderV1) -> None:
-        got.append(ev)
-
-    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
-    stop = asyncio.Event()
-    task = asyncio.create_task(stream.ws.run(stop))
     msg = load("binance_usdm/ws_forceOrder.doc_example.json")
-    try:
+    async with binance_stream(fake) as got:
         await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
         for t in (253_402_300_800_000, 10**17):
             await fake.push("binance", {**msg, "o": {**msg["o"], "T": t}})
@@ -149,48 +159,26 @@ async def test_a_hostile_order_costs_only_itself_not_the_connection(
         await eventually(lambda: got, timeout=10, what="the good order")
         assert [e.observed_at.year for e in got] == [2019]
         assert fake.ws_connects["binance"] == 1
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_combined_stream_frame_is_read_not_dropped(fake: FakeVendors, load) -> None:
     """Binance wraps each event as `{"stream": name, "data": event}` on a combined stream (a
     /stream URL, or the `combined` connection property): such a frame has no event type at
     the top, so it was taken for a request's ack and every liquidation dropped silently."""
-    got: list[LiquidationOrderV1] = []
-
-    async def on_liq(ev: LiquidationOrderV1) -> None:
-        got.append(ev)
-
-    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
-    stop = asyncio.Event()
-    task = asyncio.create_task(stream.ws.run(stop))
     msg = load("binance_usdm/ws_forceOrder.doc_example.json")
-    try:
+    async with binance_stream(fake) as got:
         await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
         await fake.push("binance", {"stream": "btcusdt@forceOrder", "data": msg})
         await eventually(lambda: got, timeout=10, what="the wrapped order")
         assert [(e.symbol, e.liquidated_side) for e in got] == [("BTCUSDT", "LONG")]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_a_liquidation_of_no_quantity_is_not_relayed(fake: FakeVendors, load) -> None:
     """A forceOrder with `q` and `z` "0" (Binance) or a Coinglass row with `volUsd` 0 was
     relayed as a liquidation of nothing: one more order in its bucket's count, a liquidation
     the scorer believed happened. It is skipped; the next order is relayed."""
-    got: list[LiquidationOrderV1] = []
-
-    async def on_liq(ev: LiquidationOrderV1) -> None:
-        got.append(ev)
-
-    stream = BinanceUsdmStream(fake.ws_url("binance"), on_liq)
-    stop = asyncio.Event()
-    task = asyncio.create_task(stream.ws.run(stop))
     msg = load("binance_usdm/ws_forceOrder.doc_example.json")
-    try:
+    async with binance_stream(fake) as got:
         await eventually(lambda: fake.ws_received["binance"], timeout=10, what="subscribe")
         nothing = {**msg["o"], "s": "ETHUSDT", "q": "0", "l": "0", "z": "0"}
         await fake.push("binance", {**msg, "o": nothing})
@@ -198,9 +186,6 @@ async def test_a_liquidation_of_no_quantity_is_not_relayed(fake: FakeVendors, lo
         await eventually(lambda: got, timeout=10, what="the good order")
         await asyncio.sleep(0.1)
         assert [e.symbol for e in got] == ["BTCUSDT"]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
     cg = load("coinglass/ws__liquidationOrders.json")
     good = cg["data"][0]
     async with coinglass_stream(fake) as relayed:

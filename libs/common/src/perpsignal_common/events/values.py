@@ -191,6 +191,13 @@ TEXT_PATTERN = r"^[^\x00]*$"
 IDENT_RULE = "one token of visible characters: no control, space, zero-width or bidi character"
 
 
+def venue_token(name: str) -> str:
+    """Return an exchange's name as the one-token venue the contract takes ("WOO X" ->
+    "woo_x", "Binance " -> "binance"); "" for a blank name. Vendors and exports write
+    exchanges as words, and a venue with a space would refuse its whole event."""
+    return "_".join(name.lower().split())
+
+
 def _visible_token(value: str) -> str:
     """Refuse an id with a character `_NOT_IDENT` names, saying which and where."""
     if value.isascii() and value.isprintable() and " " not in value:  # every real id: fast

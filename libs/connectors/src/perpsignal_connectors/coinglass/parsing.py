@@ -18,6 +18,7 @@ from perpsignal_common.events.market import (
     OpenInterestV1,
     TakerFlowV1,
 )
+from perpsignal_common.events.values import venue_token
 from perpsignal_connectors.coinglass import schemas as s
 from perpsignal_connectors.coinglass.constants import VENDOR
 from perpsignal_connectors.ids import event_id, ms_to_dt
@@ -160,9 +161,7 @@ def parse_ws_liquidation(row: s.WsLiquidation) -> LiquidationOrderV1 | None:
         return None
     observed = ms_to_dt(row.time)
     side = "LONG" if row.side == 1 else "SHORT"
-    # one token, as the contract's venue is (an exchange named in words, "WOO X", would be
-    # refused with its liquidation)
-    venue = "_".join(row.exchange.lower().split())
+    venue = venue_token(row.exchange)
     return LiquidationOrderV1(
         event_id=event_id(
             VENDOR, "liquidation.order", row.symbol, observed, venue, side, row.vol_usd, row.price

@@ -33,6 +33,7 @@ from perpsignal_common.events.market import (
     SocialMetricsV1,
     TakerFlowV1,
 )
+from perpsignal_common.events.values import venue_token
 
 _E = TypeVar("_E", bound=Any)
 
@@ -268,9 +269,8 @@ def read_liquidations(
         qty = qty if qty else usd / price
         at = ms_to_dt(_time(res, row, path))
         exchange = res.raw(row, "exchange")
-        # one token, as the contract's venue is and the live Coinglass stream relays it
-        # ("WOO X" -> woo_x, "Binance " -> binance): a space refused the whole file
-        token = "_".join(str(exchange).lower().split()) if exchange is not None else ""
+        # as the live Coinglass stream relays it: a space refused the whole file
+        token = venue_token(str(exchange)) if exchange is not None else ""
         order_venue = token or venue
         orders.append(
             LiquidationOrderV1(
